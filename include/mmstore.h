@@ -1,0 +1,326 @@
+/*
+ * mmstore.h -- a program's data structures in memory-mapped files.
+ *
+ * This header is the whole public interface and its manual.
+ *
+ * A *store* is a directory (by convention NAME.mms) holding region files, a
+ * redo journal and a lock file. Opening it maps the regions into memory; no
+ * byte is parsed or copied. Region 0 is a heap: mms_alloc() returns space in
+ * it, addressed by an mms_ref that is valid in every process and after every
+ * restart. A program reads and writes that space through plain pointers
+ * (mms_deref()).
+ *
+ * Writes happen inside a write transaction:
+ *
+ *     mms_txn_begin(s, 0);
+ *     struct counter *c = mms_deref(s, mms_root(s));
+ *     c->n++;                        // a plain store, no "I wrote this" call
+ *     mms_txn_commit(s);             // atomic and durable
+ *
+ * The library finds the pages the transaction changed by asking the kernel
+ * which copy-on-write pages of its private mapping exist, journals the changed
+ * bytes, makes the journal durable and then applies it to the region files.
+ * A crash at any point leaves the last committed state (or the one whose
+ * commit was in progress, if its journal record reached the disk), never a
+ * mix. mms_txn_abort() discards every store of the transaction, allocations
+ * included.
+ *
+ * Errors: every function that can fail returns int: 0 on success, a negative
+ * MMS_E* code below, or a negated errno value (-ENOSPC, -EIO, ...). Use
+ * mms_strerror() for the message and mms_errdetail() for what exactly failed.
+ *
+ * Threads: a handle may be used by one thread at a time; the caller
+ * serialises calls on one handle. Different handles are independent.
+ *
+ * Caveats
+ *  - Linux only (it needs /proc/self/pagemap) and 4096-byte pages.
+ *  - A raw pointer from mms_deref()/mms_ptr() is valid while the handle is
+ *    open: mappings never move, even when a region grows. What it points to
+ *    changes when the transaction that allocated it aborts, or after the
+ *    object is freed. Store refs, never pointers, inside the store.
+ *  - Outside a write transaction the mapped data must not be written. With
+ *    the guard (MMS_GUARD, on by default in debug builds) such a store faults
+ *    at once (SIGSEGV). Without it the stray store is not detected: it becomes
+ *    part of the next transaction, or is discarded by its abort.
+ *  - MMS_NOSYNC is durable against process crashes only; see its comment.
+ *  - A handle is not usable in a child after fork(): calls return MMS_EFORK.
+ *  - One store may be open once per process; a second mms_open() of the same
+ *    directory in the same process fails with MMS_EBUSY. Another process
+ *    cannot open a store while one process has it open (MMS_EBUSY).
+ *  - Truncating or rewriting region files behind an open handle's back makes
+ *    accesses fault (SIGBUS); the library cannot prevent that.
+ */
+#ifndef MMSTORE_H
+#define MMSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MMS_VERSION_MAJOR 0
+#define MMS_VERSION_MINOR 1
+#define MMS_VERSION_PATCH 0
+#define MMS_VERSION_STRING "0.1.0"
+
+/* Version of the on-disk format this library reads and writes. */
+#define MMS_FORMAT_VERSION 1
+
+/* ------------------------------------------------------------------------
+ * Errors. One table defines every code, its name and its message.
+ * ------------------------------------------------------------------------ */
+#define MMS_ERRORS(X)                                                          \
+    X(MMS_EINVAL, -30900, "invalid argument")                                  \
+    X(MMS_ECORRUPT, -30901, "store is corrupt")                                \
+    X(MMS_ENOTSTORE, -30902, "not an mmstore store")                           \
+    X(MMS_EVERSION, -30903, "store has an unsupported format version")         \
+    X(MMS_EBYTEORDER, -30904, "store was written with another byte order")     \
+    X(MMS_EABI, -30905, "store was written with another ABI (page size, ref width)") \
+    X(MMS_EBUSY, -30906, "store is in use")                                    \
+    X(MMS_ETXN, -30907, "a write transaction is already active")               \
+    X(MMS_ENOTXN, -30908, "no write transaction is active")                    \
+    X(MMS_ERDONLY, -30909, "store is open read-only")                          \
+    X(MMS_ERANGE, -30910, "ref is outside its region")                         \
+    X(MMS_EFULL, -30911, "region reached its address-space reservation")       \
+    X(MMS_EPOISONED, -30912, "handle failed an I/O operation; close and reopen it") \
+    X(MMS_EFORK, -30913, "handle used in a child process after fork()")        \
+    X(MMS_ENOTSUP, -30914, "not supported on this system")                     \
+    X(MMS_EBADREF, -30915, "ref does not name a live allocation")              \
+    X(MMS_ERECOVER, -30916, "store needs recovery, which a read-only open cannot do")
+
+enum {
+#define MMS__ERR_ENUM(name, code, msg) name = code,
+    MMS_ERRORS(MMS__ERR_ENUM)
+#undef MMS__ERR_ENUM
+    MMS_OK = 0
+};
+
+/* Message for an error code (MMS_E* or -errno). Never NULL; static storage. */
+const char *mms_strerror(int err);
+
+/* Name of an MMS_E* code ("MMS_ECORRUPT"), or NULL for other values. */
+const char *mms_errname(int err);
+
+/* What exactly the last failing call of this thread found wrong, e.g.
+ * "journal group at offset 8192: CRC mismatch". Empty string if nothing
+ * was recorded. Thread-local storage, overwritten by the next failure. */
+const char *mms_errdetail(void);
+
+/* ------------------------------------------------------------------------
+ * Refs
+ *
+ * A ref names a place in a store: region id in the high 16 bits, slot in the
+ * low 48. In the heap (region 0) the slot is a byte offset. 0 is the null ref.
+ * A ref is valid in every process and across restarts.
+ * ------------------------------------------------------------------------ */
+typedef uint64_t mms_ref;
+
+#define MMS_REF_NULL ((mms_ref)0)
+#define MMS_SLOT_BITS 48
+#define MMS_SLOT_MASK ((UINT64_C(1) << MMS_SLOT_BITS) - 1)
+#define MMS_REF_MAKE(region, slot)                                             \
+    (((mms_ref)(region) << MMS_SLOT_BITS) | ((mms_ref)(slot) & MMS_SLOT_MASK))
+#define MMS_REF_REGION(r) ((unsigned)((mms_ref)(r) >> MMS_SLOT_BITS))
+#define MMS_REF_SLOT(r) ((uint64_t)((mms_ref)(r) & MMS_SLOT_MASK))
+
+/* Largest number of regions in a store (format limit). */
+#define MMS_MAX_REGIONS 1024
+
+typedef struct mms_store mms_store;
+
+/* The start of every handle: the base address of each mapped region. It is
+ * public only so that mms_deref() can be inline; do not write to it. */
+struct mms__view {
+    char *base[MMS_MAX_REGIONS];
+};
+
+/* Pointer for a heap ref: one load and one add, no checks. r must be a valid
+ * non-null ref of this store (from mms_alloc(), mms_root(), or read from the
+ * store); anything else gives an invalid pointer. See mms_ptr() for the
+ * checked version. The pointer stays valid while the handle is open. */
+static inline void *mms_deref(const mms_store *s, mms_ref r)
+{
+    return ((const struct mms__view *)(const void *)s)->base[r >> MMS_SLOT_BITS] +
+           (r & MMS_SLOT_MASK);
+}
+
+/* Typed convenience: MMS_AT(s, struct node, r)->next. */
+#define MMS_AT(s, type, r) ((type *)mms_deref((s), (r)))
+
+/* Checked deref: NULL when r is null, names a region that does not exist, or
+ * points past the region's current size (then mms_errdetail() says which). */
+void *mms_ptr(const mms_store *s, mms_ref r);
+
+/* The ref of a pointer into a mapped region of s.
+ * Errors: MMS_EINVAL if p is NULL or not inside any region of s. */
+int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
+
+/* ------------------------------------------------------------------------
+ * Opening and closing
+ * ------------------------------------------------------------------------ */
+
+/* Open flags. */
+#define MMS_CREATE 0x0001u  /* create the store if it does not exist */
+#define MMS_EXCL 0x0002u    /* with MMS_CREATE: fail with -EEXIST if it exists */
+#define MMS_RDONLY 0x0004u  /* map read-only; write transactions fail MMS_ERDONLY */
+/* Commits do not wait for the disk: a commit survives a crash of the process
+ * (the kernel still has it) but a power loss or kernel crash may lose the
+ * most recent commits, and, because region pages may reach the disk before
+ * the journal records that produced them, may leave a store that open
+ * reports as MMS_ECORRUPT. Checkpoints still sync. Same contract as LMDB's
+ * MDB_NOSYNC; use it when the data can be rebuilt. */
+#define MMS_NOSYNC 0x0008u
+/* Guard: outside a write transaction the mapped data is read-only, so a stray
+ * store faults at once. Costs two mprotect() calls per transaction (about
+ * 0.2 ms on a large store). On by default in builds without NDEBUG. */
+#define MMS_GUARD 0x0010u
+#define MMS_NOGUARD 0x0020u /* turn the guard off even in debug builds */
+
+/* How commits find the pages a transaction wrote. */
+enum mms_dirty_backend {
+    MMS_DIRTY_AUTO = 0,    /* PAGEMAP_SCAN if the kernel has it, else pagemap */
+    MMS_DIRTY_SCAN = 1,    /* PAGEMAP_SCAN ioctl (Linux >= 6.7) */
+    MMS_DIRTY_PAGEMAP = 2  /* read /proc/self/pagemap */
+};
+
+typedef struct mms_options {
+    unsigned flags;            /* MMS_CREATE, MMS_RDONLY, ... */
+    uint64_t reserve;          /* address space reserved per region: the most a
+                                  region can grow to while open; 0 = 256 GiB */
+    uint64_t grow_step;        /* least growth of a region file; 0 = 64 MiB */
+    uint64_t checkpoint_bytes; /* checkpoint when the journal passes this;
+                                  0 = 64 MiB */
+    unsigned dirty;            /* enum mms_dirty_backend */
+} mms_options;
+
+/* Fill *o with the defaults (all zero). */
+void mms_options_init(mms_options *o);
+
+/* Open (and with MMS_CREATE, create) the store in directory path. Runs
+ * recovery: commits whose journal records are complete are applied, a torn
+ * last record is discarded. o may be NULL (defaults, no create).
+ *
+ * The environment variables MMS_GUARD=0|1 and MMS_DIRTY=scan|pagemap
+ * override the guard and the backend (used by the tests).
+ *
+ * Errors: MMS_EINVAL (NULL path/out, unknown flag), -ENOENT (no store and no
+ * MMS_CREATE), -EEXIST (MMS_EXCL and it exists), -ENOTDIR (path is a file),
+ * MMS_ENOTSTORE (a directory without a store in it), MMS_EVERSION,
+ * MMS_EBYTEORDER, MMS_EABI, MMS_ECORRUPT (a damaged header, region or
+ * journal; mms_errdetail() names it), MMS_EBUSY (open in this process or
+ * another), MMS_ERECOVER (MMS_RDONLY and the journal must be replayed),
+ * MMS_ENOTSUP (the requested dirty backend does not exist here), -errno.
+ * On error *out is NULL. */
+int mms_open(const char *path, const mms_options *o, mms_store **out);
+
+/* Close: aborts an active write transaction, checkpoints, unmaps. Every
+ * pointer into the store becomes invalid. mms_close(NULL) is a no-op.
+ * Returns the first error met (the handle is freed regardless). */
+int mms_close(mms_store *s);
+
+/* ------------------------------------------------------------------------
+ * Write transactions
+ *
+ * One write transaction at a time per handle. Between begin and
+ * commit/abort, stores through pointers into the store, mms_alloc(),
+ * mms_free() and mms_root_set() are part of the transaction.
+ * ------------------------------------------------------------------------ */
+
+/* Begin a write transaction. flags must be 0.
+ * Errors: MMS_ETXN (one is active), MMS_ERDONLY, MMS_EPOISONED, MMS_EFORK. */
+int mms_txn_begin(mms_store *s, unsigned flags);
+
+/* Commit: atomic, and durable when it returns 0 (unless MMS_NOSYNC).
+ * A transaction that changed nothing commits nothing (txn id unchanged).
+ * Errors: MMS_ENOTXN; -ENOSPC or another -errno from writing the journal:
+ * the transaction is aborted, nothing of it is applied, the handle stays
+ * usable. If syncing the journal or applying it fails the handle becomes
+ * MMS_EPOISONED: whether the transaction committed is decided by the next
+ * open (recovery). Either way the transaction is over. */
+int mms_txn_commit(mms_store *s);
+
+/* Abort: every store, allocation and free of the transaction is undone.
+ * Errors: MMS_ENOTXN. */
+int mms_txn_abort(mms_store *s);
+
+/* Id of the last committed transaction (0 for a new store). */
+uint64_t mms_txn_id(const mms_store *s);
+
+/* Checkpoint: sync every region file and empty the journal. Happens by
+ * itself when the journal passes checkpoint_bytes and at close.
+ * Errors: MMS_ETXN (inside a write transaction), MMS_ERDONLY, -errno. */
+int mms_checkpoint(mms_store *s);
+
+/* ------------------------------------------------------------------------
+ * Heap (region 0)
+ *
+ * Allocation needs a write transaction (MMS_ENOTXN otherwise). Space is
+ * 16-byte aligned. Small sizes come from size classes (16 to 2048 bytes),
+ * larger ones from page runs; sizes over about 4 MiB get segments of their
+ * own. Freed space is reused; an aborted transaction or a crash leaks nothing.
+ * ------------------------------------------------------------------------ */
+
+/* Allocate size bytes (size 0 is taken as 1); *ref receives the ref.
+ * Errors: MMS_ENOTXN, MMS_EINVAL, MMS_EFULL (reservation exhausted),
+ * -ENOSPC (the disk is full), -ENOMEM. */
+int mms_alloc(mms_store *s, size_t size, mms_ref *ref);
+
+/* As mms_alloc(), and the space is zeroed. */
+int mms_zalloc(mms_store *s, size_t size, mms_ref *ref);
+
+/* Free an allocation. Freeing MMS_REF_NULL does nothing.
+ * Errors: MMS_ENOTXN, MMS_EBADREF (not the start of a live allocation: a
+ * double free or a wrong ref is refused, the heap is unchanged). */
+int mms_free(mms_store *s, mms_ref ref);
+
+/* Resize the allocation *ref to size bytes, keeping its contents up to the
+ * smaller size; *ref may change. *ref == MMS_REF_NULL allocates.
+ * Errors: as mms_alloc() and mms_free(); MMS_EINVAL for size 0. On error
+ * *ref is unchanged and still valid. */
+int mms_realloc(mms_store *s, mms_ref *ref, size_t size);
+
+/* Usable size of a live allocation (at least the size asked for).
+ * Errors: MMS_EBADREF. Needs no transaction. */
+int mms_alloc_size(const mms_store *s, mms_ref ref, size_t *size);
+
+/* ------------------------------------------------------------------------
+ * Root: one ref in the store header from which the application finds its
+ * data. MMS_REF_NULL in a new store.
+ * ------------------------------------------------------------------------ */
+mms_ref mms_root(const mms_store *s);
+
+/* Errors: MMS_ENOTXN, MMS_ERANGE (ref outside its region). */
+int mms_root_set(mms_store *s, mms_ref ref);
+
+/* ------------------------------------------------------------------------
+ * Inspection
+ * ------------------------------------------------------------------------ */
+typedef struct mms_info {
+    uint32_t format_version;
+    uint64_t txn_id;          /* last committed transaction */
+    uint32_t nregions;
+    uint64_t region_size[MMS_MAX_REGIONS];  /* committed bytes per region */
+    uint64_t region_file[MMS_MAX_REGIONS];  /* file bytes per region */
+    uint64_t journal_bytes;   /* bytes of journal since the last checkpoint */
+    uint64_t heap_used;       /* bytes in live allocations (rounded sizes) */
+    uint64_t heap_free;       /* bytes free for reuse inside the heap */
+    uint64_t heap_objects;    /* live allocations */
+    unsigned dirty_backend;   /* the backend in use (enum mms_dirty_backend) */
+    int guard;                /* 1 if the guard is on */
+} mms_info;
+
+/* Fill *info. Errors: MMS_EINVAL, MMS_EFORK. */
+int mms_info_get(const mms_store *s, mms_info *info);
+
+/* Check the whole store: header, journal, allocator metadata. Returns 0 when
+ * sound, MMS_ECORRUPT (with a description of the first problem in msg, which
+ * is always NUL-terminated when cap > 0) otherwise. Needs no transaction;
+ * must not be called inside one (MMS_ETXN). */
+int mms_verify(mms_store *s, char *msg, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MMSTORE_H */

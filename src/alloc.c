@@ -1,0 +1,871 @@
+/*
+ * alloc.c -- the heap allocator of region 0.
+ *
+ * All of its state lives in the heap itself (store header and page
+ * descriptors), so it is transactional like any other data: an abort or a
+ * crash before commit undoes allocations and frees alike, and nothing leaks.
+ *
+ * NOTES ON THE DESIGN
+ *
+ * The heap is a sequence of 4 MiB units. A *normal segment* is one unit of
+ * 1024 pages: a table of 1024 16-byte page descriptors (after the store
+ * header in segment 0), then pages handed out as
+ *   - slabs: 1-8 pages cut into slots of one size class (16..2048 bytes),
+ *     with a header and a used-slot bitmap in the slab's first page;
+ *   - large allocations: runs of whole pages;
+ *   - free spans: runs of free pages, in bins by length.
+ * A *huge segment* is a run of units holding one allocation bigger than a
+ * normal segment can; its first page is its header. A *free unit run* is
+ * what a freed huge segment becomes; normal segments are cut from free unit
+ * runs (or from the end of the heap) when the spans run out.
+ *
+ * desc[0] of every segment says which of the three it is; walking from
+ * segment 0 by each segment's length visits them all. Any offset maps to
+ * its segment by division, and the page descriptor says what the page is,
+ * so free() checks that a ref names the start of a live allocation and
+ * refuses anything else (MMS_EBADREF) without touching the heap.
+ *
+ * Every page of a span carries its kind (head or continuation); the last
+ * page of a free span also carries the distance to its head, so freeing
+ * merges with both neighbours in O(1).
+ *
+ * The header counts live bytes, live objects and free bytes; mms_verify()
+ * recomputes all three by walking the heap.
+ *
+ * Space freed by small and large objects is reused for small and large
+ * objects; a normal segment is not turned back into a free unit run.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_SPAN (MMS__SEG_PAGES - MMS__DESC_PAGES) /* 1020 pages */
+
+static const uint16_t class_size[MMS__NCLASS] = {
+    16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256,
+    320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 1792, 2048};
+
+static struct {
+    uint8_t pages, pad;
+    uint16_t nslots, first;
+} geom[MMS__NCLASS];
+static uint8_t size_class[MMS__MAX_SMALL / 16 + 1];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+/* Slab geometry (doc/FORMAT.md): the smallest of 1, 2, 4, 8 pages that
+ * wastes at most 1/8 of the slab (8 pages if none does); slots start after
+ * the 16-byte header and one bitmap bit per slot, rounded up to 16 bytes. */
+static void tables_init(void)
+{
+    for (int c = 0; c < MMS__NCLASS; c++) {
+        unsigned size = class_size[c];
+        for (unsigned p = 1; p <= 8; p *= 2) {
+            unsigned bytes = p * MMS__PAGE, n = (bytes - 16) / size, first;
+            for (;;) {
+                first = (16 + 8 * ((n + 63) / 64) + 15) & ~15u;
+                unsigned n2 = (bytes - first) / size;
+                if (n2 >= n)
+                    break;
+                n = n2;
+            }
+            unsigned waste = bytes - first - n * size;
+            if (waste * 8 <= bytes || p == 8) {
+                geom[c].pages = (uint8_t)p;
+                geom[c].nslots = (uint16_t)n;
+                geom[c].first = (uint16_t)first;
+                break;
+            }
+        }
+    }
+    int c = 0;
+    for (unsigned i = 0; i <= MMS__MAX_SMALL / 16; i++) {
+        while (class_size[c] < i * 16)
+            c++;
+        size_class[i] = (uint8_t)c;
+    }
+}
+
+static void tables(void)
+{
+    pthread_once(&tables_once, tables_init);
+}
+
+static unsigned bin_of(uint32_t n)
+{
+    if (n <= 16)
+        return n - 1;
+    return 12 + (31 - (unsigned)__builtin_clz(n));
+}
+
+/* ------------------------------------------------------------------------
+ * Addressing
+ * ------------------------------------------------------------------------ */
+static inline char *hbase(const mms_store *s)
+{
+    return s->view.base[0];
+}
+static inline uint64_t heap_top(const mms_store *s)
+{
+    return mms__rtab(s)[0].size;
+}
+static inline uint32_t nsegs(const mms_store *s)
+{
+    return (uint32_t)(heap_top(s) >> MMS__SEG_SHIFT);
+}
+static inline uint32_t meta_pages(uint32_t seg)
+{
+    return seg ? MMS__DESC_PAGES : MMS__HDR_PAGES + MMS__DESC_PAGES;
+}
+static inline struct mms__desc *seg_desc(const mms_store *s, uint32_t seg)
+{
+    return (struct mms__desc *)(void *)(hbase(s) + ((uint64_t)seg << MMS__SEG_SHIFT) +
+                                        (seg ? 0 : MMS__HDR_BYTES));
+}
+static inline struct mms__desc *D(const mms_store *s, uint32_t pg)
+{
+    return seg_desc(s, pg / MMS__SEG_PAGES) + pg % MMS__SEG_PAGES;
+}
+static inline char *page_ptr(const mms_store *s, uint32_t pg)
+{
+    return hbase(s) + (uint64_t)pg * MMS__PAGE;
+}
+static inline void set_desc(struct mms__desc *d, uint8_t kind, uint8_t cls, uint32_t len)
+{
+    d->kind = kind;
+    d->cls = cls;
+    d->flags = 0;
+    d->len = len;
+    d->next = 0;
+    d->prev = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Doubly linked lists through descriptors. A list is named by its head
+ * field in the store header; nodes are found by get(node) (page numbers for
+ * spans and slabs, segment ids for free unit runs).
+ * ------------------------------------------------------------------------ */
+typedef struct mms__desc *(*node_fn)(const mms_store *s, uint32_t n);
+
+static struct mms__desc *seg_node(const mms_store *s, uint32_t n)
+{
+    return seg_desc(s, n);
+}
+
+static void list_push(const mms_store *s, uint32_t *head, node_fn get, uint32_t n)
+{
+    struct mms__desc *d = get(s, n);
+    d->prev = 0;
+    d->next = *head;
+    if (*head)
+        get(s, *head)->prev = n;
+    *head = n;
+}
+
+static void list_remove(const mms_store *s, uint32_t *head, node_fn get, uint32_t n)
+{
+    struct mms__desc *d = get(s, n);
+    if (d->prev)
+        get(s, d->prev)->next = d->next;
+    else
+        *head = d->next;
+    if (d->next)
+        get(s, d->next)->prev = d->prev;
+    d->next = d->prev = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Spans
+ * ------------------------------------------------------------------------ */
+
+/* Make [pg, pg+n) one free span in its bin. Pages other than the head and
+ * the tail must already be FREE_CONT unless mark_all. */
+static void span_make_free(const mms_store *s, uint32_t pg, uint32_t n, bool mark_all)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    if (mark_all)
+        for (uint32_t i = 1; i + 1 < n; i++)
+            set_desc(D(s, pg + i), MMS__D_FREE_CONT, 0, 0);
+    if (n > 1)
+        set_desc(D(s, pg + n - 1), MMS__D_FREE_CONT, 0, n - 1);
+    set_desc(D(s, pg), MMS__D_FREE_HEAD, 0, n);
+    list_push(s, &h->bin_head[bin_of(n)], D, pg);
+}
+
+static void span_unlink(const mms_store *s, uint32_t pg)
+{
+    list_remove(s, &mms__hdr(s)->bin_head[bin_of(D(s, pg)->len)], D, pg);
+}
+
+/* Return [pg, pg+n) to the free spans, merging with free neighbours. */
+static void span_free(const mms_store *s, uint32_t pg, uint32_t n)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    uint32_t seg = pg / MMS__SEG_PAGES;
+    uint32_t lo = seg * MMS__SEG_PAGES + meta_pages(seg), hi = (seg + 1) * MMS__SEG_PAGES;
+    h->free_bytes += (uint64_t)n * MMS__PAGE;
+    for (uint32_t i = 0; i < n; i++)
+        set_desc(D(s, pg + i), MMS__D_FREE_CONT, 0, 0);
+    if (pg + n < hi && D(s, pg + n)->kind == MMS__D_FREE_HEAD) {
+        uint32_t m = D(s, pg + n)->len;
+        span_unlink(s, pg + n);
+        set_desc(D(s, pg + n), MMS__D_FREE_CONT, 0, 0);
+        n += m;
+    }
+    if (pg > lo) {
+        struct mms__desc *p = D(s, pg - 1);
+        uint32_t head = 0;
+        if (p->kind == MMS__D_FREE_HEAD)
+            head = pg - 1;
+        else if (p->kind == MMS__D_FREE_CONT && p->len && p->len <= pg - 1 - lo)
+            head = pg - 1 - p->len;
+        if (head && D(s, head)->kind == MMS__D_FREE_HEAD) {
+            uint32_t m = D(s, head)->len;
+            span_unlink(s, head);
+            if (m > 1)
+                set_desc(D(s, pg - 1), MMS__D_FREE_CONT, 0, 0);
+            n += m;
+            pg = head;
+        }
+    }
+    span_make_free(s, pg, n, false);
+}
+
+static int segment_new(mms_store *s);
+
+/* Take n pages (n <= MAX_SPAN) from the free spans. The caller marks them.
+ * free_bytes is debited here. */
+static int span_alloc(mms_store *s, uint32_t n, uint32_t *out)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        for (unsigned b = bin_of(n); b < MMS__NBIN; b++) {
+            uint32_t pg = h->bin_head[b];
+            for (int look = 0; pg && look < 64; look++) {
+                uint32_t len = D(s, pg)->len;
+                if (len >= n) {
+                    span_unlink(s, pg);
+                    if (len > n) {
+                        /* The remainder's pages are FREE_CONT already. */
+                        span_make_free(s, pg + n, len - n, false);
+                    }
+                    h->free_bytes -= (uint64_t)n * MMS__PAGE;
+                    *out = pg;
+                    return 0;
+                }
+                pg = D(s, pg)->next;
+            }
+        }
+        if (attempt == 0) {
+            int r = segment_new(s);
+            if (r)
+                return r;
+        }
+    }
+    return MMS__CORRUPT("heap: a new segment did not yield %u free pages", n);
+}
+
+/* ------------------------------------------------------------------------
+ * Segments and units
+ * ------------------------------------------------------------------------ */
+static void segment_init_normal(mms_store *s, uint32_t seg)
+{
+    struct mms__desc *d = seg_desc(s, seg);
+    uint32_t meta = meta_pages(seg);
+    set_desc(&d[0], MMS__S_NORMAL, 0, 1);
+    for (uint32_t i = 1; i < meta; i++)
+        set_desc(&d[i], MMS__D_META, 0, 0);
+    uint32_t first = seg * MMS__SEG_PAGES + meta;
+    mms__hdr(s)->free_bytes += (uint64_t)(MMS__SEG_PAGES - meta) * MMS__PAGE;
+    span_make_free(s, first, MMS__SEG_PAGES - meta, true);
+}
+
+/* Grow the heap by units at its end. *seg gets the first new segment id. */
+static int heap_extend(mms_store *s, uint32_t units, uint32_t *seg)
+{
+    uint64_t top = heap_top(s);
+    uint64_t want = top + ((uint64_t)units << MMS__SEG_SHIFT);
+    if ((want >> MMS__PAGE_SHIFT) > UINT32_MAX)
+        return mms__fail(MMS_EFULL, "the heap cannot pass 16 TiB");
+    int r = mms__map_grow(s, 0, want);
+    if (r)
+        return r;
+    *seg = (uint32_t)(top >> MMS__SEG_SHIFT);
+    mms__rtab(s)[0].size = want;
+    return 0;
+}
+
+/* Take a run of k free units (first fit). 0 if there is none. */
+static uint32_t units_take(mms_store *s, uint32_t k)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    for (uint32_t u = h->free_units; u; u = seg_desc(s, u)->next) {
+        struct mms__desc *d = seg_desc(s, u);
+        if (d->len < k)
+            continue;
+        uint32_t len = d->len;
+        list_remove(s, &h->free_units, seg_node, u);
+        if (len > k) {
+            struct mms__desc *rest = seg_desc(s, u + k);
+            set_desc(rest, MMS__S_FREE, 0, len - k);
+            list_push(s, &h->free_units, seg_node, u + k);
+        }
+        h->free_bytes -= (uint64_t)k << MMS__SEG_SHIFT;
+        return u;
+    }
+    return 0;
+}
+
+/* Merge adjacent free unit runs (done lazily, when a fit is missing). */
+static void units_coalesce(mms_store *s)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    uint32_t n = nsegs(s);
+    for (uint32_t u = 1; u < n;) {
+        struct mms__desc *d = seg_desc(s, u);
+        if (d->len == 0 || d->len > n - u)
+            return; /* damaged; mms_verify reports it */
+        if (d->kind == MMS__S_FREE && u + d->len < n && seg_desc(s, u + d->len)->kind == MMS__S_FREE) {
+            uint32_t v = u + d->len;
+            uint32_t m = seg_desc(s, v)->len;
+            if (m == 0 || m > n - v)
+                return;
+            list_remove(s, &h->free_units, seg_node, v);
+            d->len += m;
+            continue;
+        }
+        u += d->len;
+    }
+}
+
+static int segment_new(mms_store *s)
+{
+    uint32_t seg = units_take(s, 1);
+    if (!seg && mms__hdr(s)->free_units) {
+        units_coalesce(s);
+        seg = units_take(s, 1);
+    }
+    if (!seg) {
+        int r = heap_extend(s, 1, &seg);
+        if (r)
+            return r;
+    }
+    segment_init_normal(s, seg);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Allocation
+ * ------------------------------------------------------------------------ */
+static int alloc_small(mms_store *s, unsigned c, uint64_t *off)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    uint32_t pg = h->class_head[c];
+    if (!pg) {
+        int r = span_alloc(s, geom[c].pages, &pg);
+        if (r)
+            return r;
+        set_desc(D(s, pg), MMS__D_SLAB_HEAD, (uint8_t)c, geom[c].pages);
+        for (uint32_t i = 1; i < geom[c].pages; i++)
+            set_desc(D(s, pg + i), MMS__D_SLAB_CONT, (uint8_t)c, i);
+        struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, pg);
+        unsigned n = geom[c].nslots, words = (n + 63) / 64;
+        sl->cls = (uint16_t)c;
+        sl->nslots = (uint16_t)n;
+        sl->nfree = (uint16_t)n;
+        sl->first = geom[c].first;
+        sl->hint = 0;
+        sl->magic = MMS__SLAB_MAGIC;
+        memset(sl->bitmap, 0, words * 8);
+        if (n % 64) /* bits past the last slot read as used */
+            sl->bitmap[words - 1] = ~UINT64_C(0) << (n % 64);
+        h->free_bytes += (uint64_t)n * class_size[c];
+        list_push(s, &h->class_head[c], D, pg);
+    }
+    struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, pg);
+    unsigned words = (sl->nslots + 63u) / 64u;
+    if (sl->nfree == 0 || sl->nslots != geom[c].nslots || sl->magic != MMS__SLAB_MAGIC)
+        return MMS__CORRUPT("heap: slab at page %u on the free list of class %u is damaged", pg, c);
+    unsigned w = sl->hint < words ? sl->hint : 0;
+    for (unsigned i = 0; i < words && sl->bitmap[w] == ~UINT64_C(0); i++)
+        w = w + 1 == words ? 0 : w + 1;
+    if (sl->bitmap[w] == ~UINT64_C(0))
+        return MMS__CORRUPT("heap: slab at page %u counts free slots but has none", pg);
+    unsigned bit = (unsigned)__builtin_ctzll(~sl->bitmap[w]);
+    sl->bitmap[w] |= UINT64_C(1) << bit;
+    sl->hint = w;
+    if (--sl->nfree == 0)
+        list_remove(s, &h->class_head[c], D, pg);
+    h->live_bytes += class_size[c];
+    h->live_count++;
+    h->free_bytes -= class_size[c];
+    *off = (uint64_t)pg * MMS__PAGE + sl->first + (uint64_t)(w * 64 + bit) * class_size[c];
+    return 0;
+}
+
+static int alloc_large(mms_store *s, uint32_t n, uint64_t *off)
+{
+    uint32_t pg;
+    int r = span_alloc(s, n, &pg);
+    if (r)
+        return r;
+    set_desc(D(s, pg), MMS__D_LARGE_HEAD, 0, n);
+    for (uint32_t i = 1; i < n; i++)
+        set_desc(D(s, pg + i), MMS__D_LARGE_CONT, 0, 0);
+    struct mms__hdr *h = mms__hdr(s);
+    h->live_bytes += (uint64_t)n * MMS__PAGE;
+    h->live_count++;
+    *off = (uint64_t)pg * MMS__PAGE;
+    return 0;
+}
+
+static int alloc_huge(mms_store *s, uint64_t size, uint64_t *off)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    uint64_t units64 = (size + MMS__PAGE + MMS__SEG - 1) >> MMS__SEG_SHIFT;
+    if (units64 > UINT32_MAX / 2)
+        return mms__fail(MMS_EFULL, "allocation of %llu bytes is too large",
+                         (unsigned long long)size);
+    uint32_t k = (uint32_t)units64;
+    uint32_t u = units_take(s, k);
+    if (!u && h->free_units) {
+        units_coalesce(s);
+        u = units_take(s, k);
+    }
+    if (!u) {
+        int r = heap_extend(s, k, &u);
+        if (r)
+            return r;
+    }
+    set_desc(seg_desc(s, u), MMS__S_HUGE, 0, k);
+    h->live_bytes += ((uint64_t)k << MMS__SEG_SHIFT) - MMS__PAGE;
+    h->live_count++;
+    *off = ((uint64_t)u << MMS__SEG_SHIFT) + MMS__PAGE;
+    return 0;
+}
+
+static int alloc_any(mms_store *s, size_t size, uint64_t *off)
+{
+    tables();
+    if (size == 0)
+        size = 1;
+    if ((uint64_t)size > (UINT64_C(1) << 44))
+        return mms__fail(MMS_EFULL, "allocation of %llu bytes is larger than a heap can be",
+                         (unsigned long long)size);
+    if (size <= MMS__MAX_SMALL)
+        return alloc_small(s, size_class[(size + 15) / 16], off);
+    if (size <= (uint64_t)MAX_SPAN * MMS__PAGE)
+        return alloc_large(s, (uint32_t)((size + MMS__PAGE - 1) / MMS__PAGE), off);
+    return alloc_huge(s, size, off);
+}
+
+/* ------------------------------------------------------------------------
+ * Locating an allocation from a ref (free, realloc, alloc_size).
+ * ------------------------------------------------------------------------ */
+enum { LOC_SMALL, LOC_LARGE, LOC_HUGE };
+struct loc {
+    int kind;
+    uint64_t off, usable;
+    uint32_t pg, n;   /* slab head / span head page; span pages or units */
+    unsigned cls, slot;
+};
+
+static int locate(const mms_store *s, mms_ref ref, struct loc *l)
+{
+    tables();
+    uint64_t off = MMS_REF_SLOT(ref);
+    if (MMS_REF_REGION(ref) != 0 || off % 16 || off < MMS__HDR_BYTES || off >= heap_top(s))
+        return mms__fail(MMS_EBADREF, "ref 0x%llx is not in the heap", (unsigned long long)ref);
+    uint32_t seg = (uint32_t)(off >> MMS__SEG_SHIFT);
+    struct mms__desc *d0 = seg_desc(s, seg);
+    l->off = off;
+    if (d0->kind == MMS__S_HUGE) {
+        if (off != ((uint64_t)seg << MMS__SEG_SHIFT) + MMS__PAGE)
+            return mms__fail(MMS_EBADREF, "ref 0x%llx is inside a huge allocation",
+                             (unsigned long long)ref);
+        l->kind = LOC_HUGE;
+        l->n = d0->len;
+        l->pg = seg;
+        l->usable = ((uint64_t)d0->len << MMS__SEG_SHIFT) - MMS__PAGE;
+        return 0;
+    }
+    if (d0->kind != MMS__S_NORMAL)
+        return mms__fail(MMS_EBADREF, "ref 0x%llx is in free space", (unsigned long long)ref);
+    uint32_t pg = (uint32_t)(off / MMS__PAGE);
+    struct mms__desc *d = D(s, pg);
+    if (d->kind == MMS__D_LARGE_HEAD) {
+        if (off % MMS__PAGE)
+            return mms__fail(MMS_EBADREF, "ref 0x%llx is inside a large allocation",
+                             (unsigned long long)ref);
+        l->kind = LOC_LARGE;
+        l->pg = pg;
+        l->n = d->len;
+        l->usable = (uint64_t)d->len * MMS__PAGE;
+        return 0;
+    }
+    if (d->kind == MMS__D_SLAB_HEAD || d->kind == MMS__D_SLAB_CONT) {
+        uint32_t head = d->kind == MMS__D_SLAB_CONT ? pg - d->len : pg;
+        struct mms__desc *hd = D(s, head);
+        unsigned c = hd->cls;
+        if (hd->kind != MMS__D_SLAB_HEAD || c >= MMS__NCLASS)
+            return MMS__CORRUPT("heap: page %u has a bad slab descriptor", pg);
+        struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, head);
+        if (sl->magic != MMS__SLAB_MAGIC || sl->nslots != geom[c].nslots ||
+            sl->first != geom[c].first)
+            return MMS__CORRUPT("heap: slab at page %u has a bad header", head);
+        uint64_t rel = off - (uint64_t)head * MMS__PAGE;
+        if (rel < sl->first || (rel - sl->first) % class_size[c] ||
+            (rel - sl->first) / class_size[c] >= sl->nslots)
+            return mms__fail(MMS_EBADREF, "ref 0x%llx is not the start of a slot",
+                             (unsigned long long)ref);
+        unsigned slot = (unsigned)((rel - sl->first) / class_size[c]);
+        if (!(sl->bitmap[slot / 64] >> (slot % 64) & 1))
+            return mms__fail(MMS_EBADREF, "ref 0x%llx is already free (double free?)",
+                             (unsigned long long)ref);
+        l->kind = LOC_SMALL;
+        l->pg = head;
+        l->cls = c;
+        l->slot = slot;
+        l->usable = class_size[c];
+        return 0;
+    }
+    return mms__fail(MMS_EBADREF, "ref 0x%llx is not the start of a live allocation",
+                     (unsigned long long)ref);
+}
+
+static void free_loc(mms_store *s, const struct loc *l)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    h->live_count--;
+    if (l->kind == LOC_SMALL) {
+        struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, l->pg);
+        unsigned c = l->cls;
+        sl->bitmap[l->slot / 64] &= ~(UINT64_C(1) << (l->slot % 64));
+        h->live_bytes -= class_size[c];
+        h->free_bytes += class_size[c];
+        if (sl->nfree++ == 0)
+            list_push(s, &h->class_head[c], D, l->pg);
+        /* An empty slab goes back to the spans unless it is the class's only
+         * slab with room (keeps alloc/free of one object from thrashing). */
+        if (sl->nfree == sl->nslots && (h->class_head[c] != l->pg || D(s, l->pg)->next)) {
+            list_remove(s, &h->class_head[c], D, l->pg);
+            h->free_bytes -= (uint64_t)sl->nslots * class_size[c];
+            span_free(s, l->pg, geom[c].pages);
+        }
+        return;
+    }
+    h->live_bytes -= l->usable;
+    if (l->kind == LOC_LARGE) {
+        span_free(s, l->pg, l->n);
+        return;
+    }
+    /* Huge: the units become a free run, merged with a free run after it. */
+    uint32_t u = l->pg, k = l->n, n = nsegs(s);
+    if (u + k < n && seg_desc(s, u + k)->kind == MMS__S_FREE) {
+        uint32_t m = seg_desc(s, u + k)->len;
+        list_remove(s, &h->free_units, seg_node, u + k);
+        h->free_bytes -= (uint64_t)m << MMS__SEG_SHIFT;
+        k += m;
+    }
+    set_desc(seg_desc(s, u), MMS__S_FREE, 0, k);
+    list_push(s, &h->free_units, seg_node, u);
+    h->free_bytes += (uint64_t)k << MMS__SEG_SHIFT;
+}
+
+/* ------------------------------------------------------------------------
+ * Public API
+ * ------------------------------------------------------------------------ */
+int mms_alloc(mms_store *s, size_t size, mms_ref *ref)
+{
+    int r = mms__check_write(s);
+    if (r)
+        return r;
+    if (!ref)
+        return mms__fail(MMS_EINVAL, "mms_alloc: ref is NULL");
+    uint64_t off;
+    r = alloc_any(s, size, &off);
+    if (r)
+        return r;
+    *ref = MMS_REF_MAKE(0, off);
+    return 0;
+}
+
+int mms_zalloc(mms_store *s, size_t size, mms_ref *ref)
+{
+    int r = mms_alloc(s, size, ref);
+    if (!r)
+        memset(mms_deref(s, *ref), 0, size);
+    return r;
+}
+
+int mms_free(mms_store *s, mms_ref ref)
+{
+    int r = mms__check_write(s);
+    if (r || ref == MMS_REF_NULL)
+        return r;
+    struct loc l;
+    r = locate(s, ref, &l);
+    if (r)
+        return r;
+    free_loc(s, &l);
+    return 0;
+}
+
+int mms_alloc_size(const mms_store *s, mms_ref ref, size_t *size)
+{
+    int r = mms__check_handle(s);
+    if (r)
+        return r;
+    if (!size)
+        return mms__fail(MMS_EINVAL, "mms_alloc_size: size is NULL");
+    struct loc l;
+    r = locate(s, ref, &l);
+    if (r)
+        return r;
+    *size = (size_t)l.usable;
+    return 0;
+}
+
+int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
+{
+    int r = mms__check_write(s);
+    if (r)
+        return r;
+    if (!ref)
+        return mms__fail(MMS_EINVAL, "mms_realloc: ref is NULL");
+    if (size == 0)
+        return mms__fail(MMS_EINVAL, "mms_realloc: size 0 (use mms_free)");
+    if (*ref == MMS_REF_NULL)
+        return mms_alloc(s, size, ref);
+    struct loc l;
+    r = locate(s, *ref, &l);
+    if (r)
+        return r;
+    /* Keep the block when it fits and is not more than twice too big. */
+    if (size <= l.usable && (size > l.usable / 2 || l.usable <= 16))
+        return 0;
+    /* A large block grows in place into a free span right after it. */
+    if (l.kind == LOC_LARGE && size > l.usable && size <= (uint64_t)MAX_SPAN * MMS__PAGE) {
+        uint32_t need = (uint32_t)((size + MMS__PAGE - 1) / MMS__PAGE);
+        uint32_t nx = l.pg + l.n, seg = l.pg / MMS__SEG_PAGES;
+        if (nx < (seg + 1) * MMS__SEG_PAGES && D(s, nx)->kind == MMS__D_FREE_HEAD &&
+            l.n + D(s, nx)->len >= need) {
+            struct mms__hdr *h = mms__hdr(s);
+            uint32_t flen = D(s, nx)->len, take = need - l.n;
+            span_unlink(s, nx);
+            if (flen > take)
+                span_make_free(s, nx + take, flen - take, false);
+            for (uint32_t i = 0; i < take; i++)
+                set_desc(D(s, nx + i), MMS__D_LARGE_CONT, 0, 0);
+            D(s, l.pg)->len = need;
+            h->free_bytes -= (uint64_t)take * MMS__PAGE;
+            h->live_bytes += (uint64_t)take * MMS__PAGE;
+            return 0;
+        }
+    }
+    uint64_t off;
+    r = alloc_any(s, size, &off);
+    if (r)
+        return r;
+    memcpy(hbase(s) + off, hbase(s) + l.off, size < l.usable ? size : l.usable);
+    /* The new block may have changed the list a slab sits in, but not the
+     * old allocation itself, so l is still right. */
+    free_loc(s, &l);
+    *ref = MMS_REF_MAKE(0, off);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Formatting a new heap: segment 0 right after the store header.
+ * ------------------------------------------------------------------------ */
+void mms__heap_init(mms_store *s)
+{
+    tables();
+    struct mms__hdr *h = mms__hdr(s);
+    h->nclass = MMS__NCLASS;
+    mms__rtab(s)[0].size = MMS__SEG;
+    segment_init_normal(s, 0);
+}
+
+uint64_t mms__heap_size(const mms_store *s)
+{
+    return heap_top(s);
+}
+
+/* ------------------------------------------------------------------------
+ * Verification: walk every segment and list; recompute the counters.
+ * Reads only; every index is checked before use, so a damaged heap gives a
+ * message, never a crash.
+ * ------------------------------------------------------------------------ */
+#define VFAIL(...) (snprintf(msg, cap, __VA_ARGS__), MMS_ECORRUPT)
+
+int mms__heap_verify(const mms_store *s, char *msg, size_t cap)
+{
+    tables();
+    const struct mms__hdr *h = mms__hdr(s);
+    uint64_t top = heap_top(s);
+    if (top % MMS__SEG || top == 0)
+        return VFAIL("heap size %llu is not a whole number of segments", (unsigned long long)top);
+    if (top > s->reg[0].mapped)
+        return VFAIL("heap size %llu is past the end of the region file (%llu)",
+                     (unsigned long long)top, (unsigned long long)s->reg[0].mapped);
+    if (h->nclass != MMS__NCLASS)
+        return VFAIL("heap: header says %u size classes, expected %u", h->nclass, MMS__NCLASS);
+    uint32_t n = nsegs(s);
+    uint64_t live = 0, count = 0, freeb = 0;
+    uint64_t bin_count[MMS__NBIN] = {0}, class_partial[MMS__NCLASS] = {0}, free_runs = 0;
+    for (uint32_t u = 0; u < n;) {
+        const struct mms__desc *d0 = seg_desc(s, u);
+        if (u == 0 && d0->kind != MMS__S_NORMAL)
+            return VFAIL("heap: segment 0 is not a normal segment");
+        if (d0->kind == MMS__S_HUGE || d0->kind == MMS__S_FREE) {
+            if (d0->len == 0 || d0->len > n - u)
+                return VFAIL("heap: segment %u has length %u units, past the heap end", u,
+                             d0->len);
+            if (d0->kind == MMS__S_HUGE) {
+                live += ((uint64_t)d0->len << MMS__SEG_SHIFT) - MMS__PAGE;
+                count++;
+            } else {
+                freeb += (uint64_t)d0->len << MMS__SEG_SHIFT;
+                free_runs++;
+            }
+            u += d0->len;
+            continue;
+        }
+        if (d0->kind != MMS__S_NORMAL || d0->len != 1)
+            return VFAIL("heap: segment %u has an unknown kind %u", u, d0->kind);
+        uint32_t meta = meta_pages(u);
+        for (uint32_t i = 1; i < meta; i++)
+            if (d0[i].kind != MMS__D_META)
+                return VFAIL("heap: segment %u page %u should be metadata", u, i);
+        bool prev_free = false;
+        for (uint32_t i = meta; i < MMS__SEG_PAGES;) {
+            const struct mms__desc *d = &d0[i];
+            uint32_t pg = u * MMS__SEG_PAGES + i, len = d->len;
+            if (d->kind != MMS__D_FREE_HEAD && d->kind != MMS__D_LARGE_HEAD &&
+                d->kind != MMS__D_SLAB_HEAD)
+                return VFAIL("heap: page %u has descriptor kind %u where a span should start",
+                             pg, d->kind);
+            if (len == 0 || len > MMS__SEG_PAGES - i)
+                return VFAIL("heap: span at page %u has length %u, past its segment", pg, len);
+            uint8_t want = d->kind == MMS__D_FREE_HEAD    ? MMS__D_FREE_CONT
+                           : d->kind == MMS__D_LARGE_HEAD ? MMS__D_LARGE_CONT
+                                                          : MMS__D_SLAB_CONT;
+            for (uint32_t k = 1; k < len; k++)
+                if (d[k].kind != want)
+                    return VFAIL("heap: page %u inside the span at page %u has kind %u", pg + k,
+                                 pg, d[k].kind);
+            if (d->kind == MMS__D_FREE_HEAD) {
+                if (prev_free)
+                    return VFAIL("heap: free span at page %u follows another free span", pg);
+                if (len > 1 && d[len - 1].len != len - 1)
+                    return VFAIL("heap: free span at page %u has a bad tail", pg);
+                freeb += (uint64_t)len * MMS__PAGE;
+                bin_count[bin_of(len)]++;
+                prev_free = true;
+            } else if (d->kind == MMS__D_LARGE_HEAD) {
+                live += (uint64_t)len * MMS__PAGE;
+                count++;
+                prev_free = false;
+            } else {
+                unsigned c = d->cls;
+                if (c >= MMS__NCLASS || len != geom[c].pages)
+                    return VFAIL("heap: slab at page %u has class %u and %u pages", pg, c, len);
+                for (uint32_t k = 1; k < len; k++)
+                    if (d[k].len != k)
+                        return VFAIL("heap: slab page %u has a bad back offset", pg + k);
+                const struct mms__slab *sl = (const void *)page_ptr(s, pg);
+                if (sl->magic != MMS__SLAB_MAGIC || sl->cls != c ||
+                    sl->nslots != geom[c].nslots || sl->first != geom[c].first)
+                    return VFAIL("heap: slab at page %u has a bad header", pg);
+                unsigned words = (sl->nslots + 63u) / 64u, used = 0;
+                for (unsigned w = 0; w < words; w++) {
+                    uint64_t b = sl->bitmap[w];
+                    if (w == words - 1 && sl->nslots % 64) {
+                        uint64_t tail = ~UINT64_C(0) << (sl->nslots % 64);
+                        if ((b & tail) != tail)
+                            return VFAIL("heap: slab at page %u has bits past its last slot",
+                                         pg);
+                        b &= ~tail;
+                    }
+                    used += (unsigned)__builtin_popcountll(b);
+                }
+                if (sl->nfree != sl->nslots - used)
+                    return VFAIL("heap: slab at page %u counts %u free slots, its bitmap %u", pg,
+                                 sl->nfree, sl->nslots - used);
+                live += (uint64_t)used * class_size[c];
+                count += used;
+                freeb += (uint64_t)sl->nfree * class_size[c];
+                if (sl->nfree)
+                    class_partial[c]++;
+                prev_free = false;
+            }
+            i += len;
+        }
+        u++;
+    }
+    /* Lists: every node is what the list is for, links agree, the count
+     * equals what the walk found (which also rules out cycles). */
+    for (unsigned b = 0; b < MMS__NBIN; b++) {
+        uint64_t k = 0;
+        uint32_t prev = 0;
+        for (uint32_t pg = h->bin_head[b]; pg; pg = D(s, pg)->next) {
+            if (pg >= n * MMS__SEG_PAGES || seg_desc(s, pg / MMS__SEG_PAGES)->kind != MMS__S_NORMAL ||
+                pg % MMS__SEG_PAGES < meta_pages(pg / MMS__SEG_PAGES))
+                return VFAIL("heap: free list %u names page %u, not a page of a normal segment", b, pg);
+            const struct mms__desc *d = D(s, pg);
+            if (d->kind != MMS__D_FREE_HEAD || bin_of(d->len) != b || d->prev != prev)
+                return VFAIL("heap: free list %u is damaged at page %u", b, pg);
+            if (++k > bin_count[b])
+                return VFAIL("heap: free list %u is longer than the free spans of its size", b);
+            prev = pg;
+        }
+        if (k != bin_count[b])
+            return VFAIL("heap: free list %u holds %llu spans, the heap has %llu", b,
+                         (unsigned long long)k, (unsigned long long)bin_count[b]);
+    }
+    for (unsigned c = 0; c < MMS__NCLASS; c++) {
+        uint64_t k = 0;
+        uint32_t prev = 0;
+        for (uint32_t pg = h->class_head[c]; pg; pg = D(s, pg)->next) {
+            if (pg >= n * MMS__SEG_PAGES || seg_desc(s, pg / MMS__SEG_PAGES)->kind != MMS__S_NORMAL ||
+                pg % MMS__SEG_PAGES < meta_pages(pg / MMS__SEG_PAGES))
+                return VFAIL("heap: slab list %u names page %u, not a page of a normal segment", c, pg);
+            const struct mms__desc *d = D(s, pg);
+            const struct mms__slab *sl = (const void *)page_ptr(s, pg);
+            if (d->kind != MMS__D_SLAB_HEAD || d->cls != c || d->prev != prev || sl->nfree == 0)
+                return VFAIL("heap: slab list %u is damaged at page %u", c, pg);
+            if (++k > class_partial[c])
+                return VFAIL("heap: slab list %u is longer than the slabs with room", c);
+            prev = pg;
+        }
+        if (k != class_partial[c])
+            return VFAIL("heap: slab list %u holds %llu slabs, %llu have room", c,
+                         (unsigned long long)k, (unsigned long long)class_partial[c]);
+    }
+    {
+        uint64_t k = 0;
+        uint32_t prev = 0;
+        for (uint32_t u = h->free_units; u; u = seg_desc(s, u)->next) {
+            if (u >= n)
+                return VFAIL("heap: free unit list names segment %u, past the heap", u);
+            const struct mms__desc *d = seg_desc(s, u);
+            if (d->kind != MMS__S_FREE || d->prev != prev)
+                return VFAIL("heap: free unit list is damaged at segment %u", u);
+            if (++k > free_runs)
+                return VFAIL("heap: free unit list is longer than the free unit runs");
+            prev = u;
+        }
+        if (k != free_runs)
+            return VFAIL("heap: free unit list holds %llu runs, the heap has %llu",
+                         (unsigned long long)k, (unsigned long long)free_runs);
+    }
+    if (live != h->live_bytes || count != h->live_count || freeb != h->free_bytes)
+        return VFAIL("heap counters: header says %llu live bytes in %llu objects and %llu free, "
+                     "the heap has %llu, %llu and %llu",
+                     (unsigned long long)h->live_bytes, (unsigned long long)h->live_count,
+                     (unsigned long long)h->free_bytes, (unsigned long long)live,
+                     (unsigned long long)count, (unsigned long long)freeb);
+    return 0;
+}

@@ -1,0 +1,94 @@
+/*
+ * crc32c.c -- CRC-32C (Castagnoli), used for journal groups and headers.
+ *
+ * Uses the SSE4.2 crc32 instruction when the CPU has it, a table otherwise.
+ * The value is the standard one: crc32c("123456789") == 0xe3069283.
+ * Chaining: mms__crc32c(mms__crc32c(0, a), b) == crc of a followed by b.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+static uint32_t table[8][256];
+
+static void table_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1)));
+        table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
+}
+
+static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t n)
+{
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        w ^= c;
+        c = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^ table[5][(w >> 16) & 0xff] ^
+            table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^
+            table[2][(w >> 40) & 0xff] ^ table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
+        p += 8;
+        n -= 8;
+    }
+    while (n--)
+        c = (c >> 8) ^ table[0][(c ^ *p++) & 0xff];
+    return c;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <nmmintrin.h>
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p, size_t n)
+{
+    uint64_t c64 = c;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c64 = _mm_crc32_u64(c64, w);
+        p += 8;
+        n -= 8;
+    }
+    c = (uint32_t)c64;
+    while (n--)
+        c = _mm_crc32_u8(c, *p++);
+    return c;
+}
+static int have_hw(void)
+{
+    return __builtin_cpu_supports("sse4.2");
+}
+#else
+static uint32_t crc_hw(uint32_t c, const uint8_t *p, size_t n)
+{
+    return crc_sw(c, p, n);
+}
+static int have_hw(void)
+{
+    return 0;
+}
+#endif
+
+/* 0 = not decided, 1 = hardware, 2 = table. Racing first calls decide the
+ * same way, so a plain flag is enough. */
+static int mode;
+
+uint32_t mms__crc32c(uint32_t crc, const void *buf, size_t len)
+{
+    if (mode == 0) {
+        if (have_hw()) {
+            mode = 1;
+        } else {
+            table_init();
+            __atomic_store_n(&mode, 2, __ATOMIC_RELEASE);
+        }
+    }
+    crc = ~crc;
+    crc = __atomic_load_n(&mode, __ATOMIC_ACQUIRE) == 1 ? crc_hw(crc, buf, len)
+                                                        : crc_sw(crc, buf, len);
+    return ~crc;
+}

@@ -1,0 +1,81 @@
+/*
+ * error.c -- error codes, messages and the per-thread failure detail.
+ *
+ * The table in mmstore.h (MMS_ERRORS) is the only list of codes; messages
+ * and names come from it. mms__fail() records what exactly went wrong so a
+ * caller (or the CLI) can say more than the code does.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static __thread char detail[512];
+
+const char *mms_strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "success";
+#define MMS__ERR_MSG(name, code, msg)                                          \
+    case code:                                                                 \
+        return msg;
+        MMS_ERRORS(MMS__ERR_MSG)
+#undef MMS__ERR_MSG
+    default:
+        break;
+    }
+    if (err < 0 && err > -4096)
+        return strerror(-err);
+    return "unknown error";
+}
+
+const char *mms_errname(int err)
+{
+    switch (err) {
+#define MMS__ERR_NAME(name, code, msg)                                         \
+    case code:                                                                 \
+        return #name;
+        MMS_ERRORS(MMS__ERR_NAME)
+#undef MMS__ERR_NAME
+    default:
+        return NULL;
+    }
+}
+
+const char *mms_errdetail(void)
+{
+    return detail;
+}
+
+void mms__detail_clear(void)
+{
+    detail[0] = 0;
+}
+
+int mms__fail(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+int mms__corrupt_at(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+#ifndef NDEBUG
+    if (getenv("MMS_DEBUG"))
+        fprintf(stderr, "mmstore: corruption found at %s:%d: %s\n", file, line, detail);
+#else
+    (void)file;
+    (void)line;
+#endif
+    return MMS_ECORRUPT;
+}

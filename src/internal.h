@@ -1,0 +1,370 @@
+/*
+ * internal.h -- private declarations shared by the files of src/.
+ *
+ * On-disk structures live here with _Static_asserts on every offset; their
+ * meaning is specified in doc/FORMAT.md, which must change with them.
+ * Nothing here is part of the public API; tests may use it.
+ */
+#ifndef MMS_INTERNAL_H
+#define MMS_INTERNAL_H
+
+#define _GNU_SOURCE 1
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mmstore.h"
+
+/* ------------------------------------------------------------------------
+ * Format constants (doc/FORMAT.md)
+ * ------------------------------------------------------------------------ */
+#define MMS__PAGE 4096u
+#define MMS__PAGE_SHIFT 12
+#define MMS__SEG_SHIFT 22                      /* 4 MiB segments */
+#define MMS__SEG ((uint64_t)1 << MMS__SEG_SHIFT)
+#define MMS__SEG_PAGES (MMS__SEG / MMS__PAGE)  /* 1024 */
+#define MMS__HDR_PAGES 5                       /* page 0 + 4 pages of region table */
+#define MMS__HDR_BYTES (MMS__HDR_PAGES * MMS__PAGE)
+#define MMS__DESC_PAGES 4                      /* 1024 descriptors of 16 bytes */
+#define MMS__NCLASS 24
+#define MMS__NBIN 22
+#define MMS__MAX_SMALL 2048u
+
+#define MMS__MAGIC UINT64_C(0x3145524f54534d4d)   /* bytes "MMSTORE1" when little-endian */
+#define MMS__JMAGIC UINT64_C(0x314c4e524a534d4d)  /* bytes "MMSJRNL1" */
+#define MMS__JVERSION 1u
+#define MMS__JSLOT 512u                           /* journal header slot size */
+#define MMS__JDATA 4096u                          /* first group offset */
+
+/* ABI fingerprint bytes. */
+#define MMS__ABI_LE 1
+#define MMS__ABI_BE 2
+
+struct mms__abi {
+    uint8_t endian;     /* MMS__ABI_LE / MMS__ABI_BE */
+    uint8_t ref_bits;   /* 64 */
+    uint8_t slot_bits;  /* 48 */
+    uint8_t page_shift; /* 12 */
+    uint8_t seg_shift;  /* 22 */
+    uint8_t pad[3];
+};
+_Static_assert(sizeof(struct mms__abi) == 8, "abi size");
+
+/* Store header: page 0 of region 0. */
+struct mms__hdr {
+    uint64_t magic;          /* 0 */
+    uint32_t version;        /* 8 */
+    uint32_t page_size;      /* 12 */
+    struct mms__abi abi;     /* 16 */
+    uint8_t uuid[16];        /* 24 */
+    uint64_t txn_id;         /* 40 */
+    uint64_t root;           /* 48 */
+    uint64_t catalog;        /* 56 */
+    uint32_t nregions;       /* 64 */
+    uint32_t hdr_pages;      /* 68 */
+    uint64_t created_ns;     /* 72 */
+    uint64_t live_bytes;     /* 80 */
+    uint64_t live_count;     /* 88 */
+    uint64_t free_bytes;     /* 96 */
+    uint32_t free_units;     /* 104: first free unit run (segment index), 0 = none */
+    uint32_t nclass;         /* 108 */
+    uint32_t class_head[32]; /* 112: first slab with a free slot, per class */
+    uint32_t bin_head[24];   /* 240: first free span, per bin */
+    uint8_t reserved[4088 - 336];
+    uint32_t crc;            /* 4088: crc32c of [0,4088) and the used region entries */
+    uint32_t pad;            /* 4092 */
+};
+_Static_assert(sizeof(struct mms__hdr) == MMS__PAGE, "hdr size");
+_Static_assert(offsetof(struct mms__hdr, txn_id) == 40, "hdr txn_id");
+_Static_assert(offsetof(struct mms__hdr, root) == 48, "hdr root");
+_Static_assert(offsetof(struct mms__hdr, nregions) == 64, "hdr nregions");
+_Static_assert(offsetof(struct mms__hdr, live_bytes) == 80, "hdr live_bytes");
+_Static_assert(offsetof(struct mms__hdr, free_units) == 104, "hdr free_units");
+_Static_assert(offsetof(struct mms__hdr, class_head) == 112, "hdr class_head");
+_Static_assert(offsetof(struct mms__hdr, bin_head) == 240, "hdr bin_head");
+_Static_assert(offsetof(struct mms__hdr, crc) == 4088, "hdr crc");
+
+/* Region table entry (pages 1..4 of region 0). */
+enum { MMS__RK_NONE = 0, MMS__RK_HEAP = 1, MMS__RK_TABLE = 2 };
+struct mms__rent {
+    uint64_t size; /* committed bytes */
+    uint32_t gen;  /* file generation: file name is region-<id>-<gen> */
+    uint32_t kind; /* MMS__RK_* */
+};
+_Static_assert(sizeof(struct mms__rent) == 16, "rent size");
+_Static_assert(MMS_MAX_REGIONS * sizeof(struct mms__rent) == 4 * MMS__PAGE, "rtab");
+
+/* Page descriptor: 1024 of them at the start of each normal segment
+ * (after the header pages in segment 0). desc[0] describes the segment. */
+enum {
+    MMS__D_UNUSED = 0,
+    MMS__D_META = 1,       /* header or descriptor page */
+    MMS__D_FREE_HEAD = 2,  /* first page of a free span; len = pages */
+    MMS__D_FREE_CONT = 3,  /* other page of a free span; last one: len = back offset */
+    MMS__D_LARGE_HEAD = 4, /* first page of a large allocation; len = pages */
+    MMS__D_LARGE_CONT = 5,
+    MMS__D_SLAB_HEAD = 6,  /* first page of a slab; len = pages, cls = class */
+    MMS__D_SLAB_CONT = 7,  /* len = back offset to the head */
+    /* segment kinds, only in desc[0] */
+    MMS__S_NORMAL = 16,
+    MMS__S_HUGE = 17,      /* len = units, aux = object size */
+    MMS__S_FREE = 18       /* len = units, aux = next | prev << 32 (segment ids) */
+};
+struct mms__desc {
+    uint8_t kind;
+    uint8_t cls;
+    uint16_t flags;
+    uint32_t len;
+    uint32_t next; /* list links: global page numbers (or segment ids) */
+    uint32_t prev;
+};
+_Static_assert(sizeof(struct mms__desc) == 16, "desc size");
+_Static_assert(MMS__SEG_PAGES * sizeof(struct mms__desc) == MMS__DESC_PAGES * MMS__PAGE,
+               "desc table");
+
+/* Slab header at the start of a slab's first page. */
+struct mms__slab {
+    uint16_t cls;
+    uint16_t nslots;
+    uint16_t nfree;
+    uint16_t first; /* byte offset of slot 0 from the slab start */
+    uint32_t hint;  /* bitmap word to search first */
+    uint32_t magic; /* MMS__SLAB_MAGIC */
+    uint64_t bitmap[];
+};
+#define MMS__SLAB_MAGIC 0x42414c53u /* "SLAB" */
+_Static_assert(sizeof(struct mms__slab) == 16, "slab size");
+
+/* Journal header slot (two of them, at 0 and 512). */
+struct mms__jhdr {
+    uint64_t magic;     /* 0 */
+    uint32_t version;   /* 8 */
+    uint32_t salt;      /* 12 */
+    uint8_t uuid[16];   /* 16 */
+    uint64_t seq;       /* 32: checkpoint sequence; the valid slot with the higher wins */
+    uint64_t start_txn; /* 40: txn id of the state the checkpoint synced */
+    uint32_t crc;       /* 48: crc32c of [0,48) */
+    uint32_t pad;
+};
+_Static_assert(sizeof(struct mms__jhdr) == 56, "jhdr size");
+
+/* Journal records; every record is 8-byte aligned. */
+enum { MMS__JR_BEGIN = 0x4e474542u, MMS__JR_DATA = 0x41544144u,
+       MMS__JR_SIZE = 0x455a4953u, MMS__JR_COMMIT = 0x54494d43u };
+struct mms__jbegin {
+    uint32_t type; /* MMS__JR_BEGIN */
+    uint32_t pad;
+    uint64_t txn_id;
+};
+struct mms__jdata {
+    uint32_t type;   /* MMS__JR_DATA */
+    uint32_t len;    /* bytes that follow, padded to 8 */
+    uint16_t region;
+    uint16_t pad;
+    uint32_t gen;
+    uint64_t offset;
+};
+struct mms__jsize {
+    uint32_t type; /* MMS__JR_SIZE */
+    uint32_t gen;
+    uint16_t region;
+    uint16_t pad;
+    uint32_t pad2;
+    uint64_t size;
+};
+struct mms__jcommit {
+    uint32_t type;   /* MMS__JR_COMMIT */
+    uint32_t nrec;   /* data + size records in the group */
+    uint64_t txn_id;
+    uint64_t bytes;  /* bytes of the whole group, this record included */
+    uint32_t crc;    /* crc32c chained from the previous group (or salt) over
+                        every byte of the group before this field */
+    uint32_t pad;
+};
+_Static_assert(sizeof(struct mms__jbegin) == 16, "jbegin");
+_Static_assert(sizeof(struct mms__jdata) == 24, "jdata");
+_Static_assert(sizeof(struct mms__jsize) == 24, "jsize");
+_Static_assert(sizeof(struct mms__jcommit) == 32, "jcommit");
+_Static_assert(offsetof(struct mms__jcommit, crc) == 24, "jcommit crc");
+
+/* ------------------------------------------------------------------------
+ * Errors and debugging
+ * ------------------------------------------------------------------------ */
+/* Record a detail message for mms_errdetail() and return err. */
+int mms__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* MMS_ECORRUPT with the source line in debug builds (SQLite's CORRUPT_BKPT). */
+int mms__corrupt_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define MMS__CORRUPT(...) mms__corrupt_at(__FILE__, __LINE__, __VA_ARGS__)
+void mms__detail_clear(void);
+
+/* crc32c.c */
+uint32_t mms__crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* ------------------------------------------------------------------------
+ * os.c: the only file that talks to the kernel. Every call can be made to
+ * fail by fault injection (tests): op names below.
+ * ------------------------------------------------------------------------ */
+enum mms__op {
+    MMS__OP_OPEN, MMS__OP_PREAD, MMS__OP_PWRITE, MMS__OP_FSYNC, MMS__OP_FALLOCATE,
+    MMS__OP_MMAP, MMS__OP_MSYNC, MMS__OP_MPROTECT, MMS__OP_FTRUNCATE,
+    MMS__OP_MKDIR, MMS__OP_COUNT
+};
+/* Fail the nth (1-based) future call of op with -err; nth 0 disarms. */
+void mms__fault_arm(enum mms__op op, unsigned long nth, int err);
+void mms__fault_reset(void);
+/* Also armed by the environment: MMS_FAULT=op:nth:errno[,op:nth:errno]. */
+
+/* Crash points: MMS_CRASH=name:n kills the process (SIGKILL) the nth time
+ * execution passes mms__crashpoint(name). Used by the crash tests. */
+void mms__crashpoint(const char *name);
+
+int mms__os_open(const char *path, int flags, int mode);
+int mms__os_openat(int dirfd, const char *name, int flags, int mode);
+int mms__os_close(int fd);
+int mms__os_mkdir(const char *path);
+int mms__os_pread(int fd, void *buf, size_t len, uint64_t off);
+int mms__os_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+int mms__os_fdatasync(int fd);
+int mms__os_fsync(int fd);
+int mms__os_fallocate(int fd, uint64_t off, uint64_t len);
+int mms__os_ftruncate(int fd, uint64_t len);
+int mms__os_fsize(int fd, uint64_t *size);
+int mms__os_lock(int fd, bool exclusive);
+int mms__os_unlinkat(int dirfd, const char *name);
+/* Reserve len bytes of address space (PROT_NONE). */
+int mms__os_reserve(uint64_t len, char **out);
+/* Map fd[off, off+len) at addr (MAP_FIXED): shared or private, writable or not. */
+int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool shared, bool writable);
+/* Map fd[0,len) shared read-write anywhere. */
+int mms__os_map(int fd, uint64_t len, bool writable, char **out);
+int mms__os_remap(char *old, uint64_t oldlen, uint64_t newlen, char **out);
+int mms__os_unmap(void *addr, uint64_t len);
+/* Give back len bytes at addr to the reservation (PROT_NONE, no file). */
+int mms__os_unmap_to_reserve(void *addr, uint64_t len);
+int mms__os_protect(void *addr, uint64_t len, bool writable);
+int mms__os_msync(void *addr, uint64_t len);
+int mms__os_drop(void *addr, uint64_t len); /* MADV_DONTNEED */
+int mms__os_nohuge(void *addr, uint64_t len);
+void mms__os_random(void *buf, size_t len);
+uint64_t mms__os_now_ns(void);
+long mms__os_page_size(void);
+
+/* Dirty-page detection backends (also os.c). A run is [start, end) in
+ * bytes, page aligned. The callback returns 0 to go on. */
+typedef int (*mms__run_fn)(void *ctx, char *start, char *end);
+int mms__os_dirty_open(unsigned backend, int *fd, unsigned *chosen);
+int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, mms__run_fn fn,
+                       void *ctx);
+
+/* ------------------------------------------------------------------------
+ * The handle
+ * ------------------------------------------------------------------------ */
+struct mms__region {
+    int fd;             /* -1 if not open */
+    uint32_t gen;
+    uint64_t reserve;   /* bytes of address space at view.base[id] */
+    uint64_t mapped;    /* bytes of the file mapped into the user view */
+    uint64_t priv;      /* [0, priv) is mapped private (write handles), page aligned */
+    uint64_t committed; /* committed size as of the last commit (or open) */
+    char *fview;        /* whole file, shared and writable (write handles) */
+    uint64_t fview_len;
+};
+
+enum { MMS__ST_IDLE = 0, MMS__ST_WRITE = 1 };
+
+struct mms__pagevec {
+    char **page; /* page addresses */
+    uint8_t *changed;
+    size_t n, cap;
+};
+
+struct mms_store {
+    struct mms__view view; /* must be first: mms_deref() reads it */
+    struct mms__region reg[MMS_MAX_REGIONS];
+    uint32_t nmapped;      /* regions with a mapping (ids below this) */
+    char *path;
+    int dirfd, jfd, lockfd, dirty_fd;
+    unsigned flags;        /* open flags, with MMS_GUARD resolved */
+    unsigned dirty_backend;
+    uint64_t grow_step, checkpoint_bytes, reserve;
+    int state;             /* MMS__ST_* */
+    int poisoned;          /* sticky error code, 0 if healthy */
+    unsigned long fork_gen;
+    dev_t dev;
+    ino_t ino;
+    /* journal */
+    uint64_t jend;         /* offset where the next group goes */
+    uint64_t jalloc;       /* bytes of journal file preallocated */
+    uint32_t jsalt, jlast_crc;
+    uint64_t jseq, jstart_txn;
+    int jslot;             /* slot holding the current header (0 or 1) */
+    /* commit scratch */
+    struct mms__pagevec dirty;
+    uint8_t *jbuf;
+    size_t jbuf_len, jbuf_cap;
+    uint64_t jg_written; /* bytes of the group being built already written */
+    uint32_t jg_crc, jg_nrec;
+};
+
+static inline struct mms__hdr *mms__hdr(const mms_store *s)
+{
+    return (struct mms__hdr *)(void *)s->view.base[0];
+}
+static inline struct mms__rent *mms__rtab(const mms_store *s)
+{
+    return (struct mms__rent *)(void *)(s->view.base[0] + MMS__PAGE);
+}
+
+/* Common argument checks: 0 or an error. */
+int mms__check_handle(const mms_store *s);
+int mms__check_write(const mms_store *s); /* + inside a write transaction */
+
+/* store.c */
+uint32_t mms__hdr_crc(const struct mms__hdr *h, const struct mms__rent *rt);
+int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size);
+
+/* map.c */
+int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed);
+/* Make sure region id's file is at least need bytes, growing it by a step
+ * and mapping the new part (shared: it is fresh space). */
+int mms__map_grow(mms_store *s, uint32_t id, uint64_t need);
+/* After a commit: [priv, round_up(committed)) becomes private. */
+int mms__map_commit(mms_store *s, uint32_t id);
+int mms__map_protect(mms_store *s, bool writable);
+void mms__map_unmap_all(mms_store *s);
+int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, int *fd);
+
+/* journal.c */
+int mms__journal_open(mms_store *s, bool create);
+/* Replay the valid groups into the region files (recovery). *replayed gets
+ * the number of groups applied; *last_txn the txn id they reach. */
+int mms__journal_recover(mms_store *s, uint64_t pre_txn, uint64_t *replayed, uint64_t *last_txn);
+int mms__journal_reset(mms_store *s, uint64_t start_txn); /* checkpoint step 2 */
+/* Build and write a commit group: begin, data..., size..., commit. */
+void mms__jgroup_begin(mms_store *s, uint64_t txn_id);
+int mms__jgroup_data(mms_store *s, uint32_t region, uint32_t gen, uint64_t off,
+                     const void *bytes, uint32_t len);
+int mms__jgroup_size(mms_store *s, uint32_t region, uint32_t gen, uint64_t size);
+int mms__jgroup_write(mms_store *s, uint64_t txn_id);
+int mms__jgroup_sync(mms_store *s);
+/* Walk the journal for mms_verify / mms_info. */
+int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *msg, size_t cap);
+
+/* txn.c */
+int mms__checkpoint(mms_store *s);
+int mms__drop_private(mms_store *s);
+
+/* alloc.c */
+void mms__heap_init(mms_store *s); /* format a new heap in a mapped header */
+int mms__heap_verify(const mms_store *s, char *msg, size_t cap);
+uint64_t mms__heap_size(const mms_store *s);
+
+/* Misc helpers */
+static inline uint64_t mms__round_up(uint64_t x, uint64_t a)
+{
+    return (x + a - 1) / a * a;
+}
+
+#endif

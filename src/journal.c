@@ -1,0 +1,661 @@
+/*
+ * journal.c -- the redo journal: writing commit groups, recovery, reset.
+ *
+ * NOTES ON THE DESIGN (the invariants are numbered as in DESIGN §3)
+ *
+ * The journal file starts with two 512-byte header slots. Each names the
+ * store (uuid), a random salt, a checkpoint sequence number and the txn id
+ * of the state the checkpoint synced (start_txn). The valid slot with the
+ * higher sequence is current; a checkpoint writes the other slot, so a torn
+ * header write leaves the previous one in force.
+ *
+ * From offset 4096 on come commit groups: BEGIN, DATA and SIZE records, and
+ * a COMMIT record whose CRC32C covers every byte of the group and is seeded
+ * with the previous group's CRC (the salt for the first group). Group n of
+ * an epoch has txn id start_txn + n.
+ *
+ *  Invariant 2: a commit is durable when its group is fdatasync'ed; that is
+ *    the only sync on the commit path (unless the txn grew a region,
+ *    Invariant 1, see txn.c).
+ *  Invariant 4: recovery replays every valid group in order and stops at the
+ *    first torn or mismatching one (wrong type, txn id, length or CRC).
+ *    Replaying is idempotent: records carry absolute bytes.
+ *  Invariant 5: a checkpoint syncs the region files first, then writes a
+ *    header slot with a new salt, which invalidates every older group at
+ *    once. A journal naming another store is ignored, never replayed.
+ *
+ * The region files' own header says which txn they have reached. Recovery
+ * refuses a store whose region files are ahead of the last valid group, or
+ * behind the last checkpoint: either means a file was lost or damaged.
+ *
+ * Bytes read from the journal are never trusted: every length and offset is
+ * checked before use, and a bad one ends the walk (torn tail) or gives
+ * MMS_ECORRUPT (a record of a complete, checksummed group that makes no
+ * sense).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define JBUF_FLUSH ((size_t)1 << 20)
+#define JGROW ((uint64_t)4 << 20)
+
+static uint64_t pad8(uint64_t n)
+{
+    return (n + 7) & ~(uint64_t)7;
+}
+
+/* ------------------------------------------------------------------------
+ * Header slots
+ * ------------------------------------------------------------------------ */
+static bool slot_valid(const struct mms__jhdr *h)
+{
+    return h->magic == MMS__JMAGIC && h->version == MMS__JVERSION &&
+           h->crc == mms__crc32c(0, h, offsetof(struct mms__jhdr, crc));
+}
+
+static int slot_write(mms_store *s, int slot, uint64_t seq, uint32_t salt, uint64_t start_txn)
+{
+    char buf[MMS__JSLOT];
+    memset(buf, 0, sizeof buf);
+    struct mms__jhdr *h = (struct mms__jhdr *)(void *)buf;
+    h->magic = MMS__JMAGIC;
+    h->version = MMS__JVERSION;
+    h->salt = salt;
+    memcpy(h->uuid, mms__hdr(s) ? mms__hdr(s)->uuid : h->uuid, 16);
+    h->seq = seq;
+    h->start_txn = start_txn;
+    h->crc = mms__crc32c(0, h, offsetof(struct mms__jhdr, crc));
+    int r = mms__os_pwrite(s->jfd, buf, sizeof buf, (uint64_t)slot * MMS__JSLOT);
+    if (r)
+        return mms__fail(r, "cannot write the journal header: %s", mms_strerror(r));
+    return 0;
+}
+
+static uint32_t new_salt(uint32_t old)
+{
+    uint32_t salt;
+    do
+        mms__os_random(&salt, sizeof salt);
+    while (salt == old);
+    return salt;
+}
+
+/* Write zeros up to end, so commits overwrite written blocks (the cheapest
+ * fdatasync) and a full disk shows up here, before any group is written. */
+static int journal_reserve(mms_store *s, uint64_t end)
+{
+    static const char zeros[1 << 16];
+    if (end <= s->jalloc)
+        return 0;
+    uint64_t want = mms__round_up(end > s->jalloc + JGROW ? end : s->jalloc + JGROW, JGROW);
+    for (uint64_t at = s->jalloc; at < want;) {
+        size_t n = want - at < sizeof zeros ? (size_t)(want - at) : sizeof zeros;
+        int r = mms__os_pwrite(s->jfd, zeros, n, at);
+        if (r) {
+            mms__os_ftruncate(s->jfd, s->jalloc);
+            return mms__fail(r, "cannot extend the journal: %s", mms_strerror(r));
+        }
+        at += n;
+    }
+    s->jalloc = want;
+    return 0;
+}
+
+int mms__journal_open(mms_store *s, bool create)
+{
+    const struct mms__hdr *sh = mms__hdr(s);
+    int flags = (s->flags & MMS_RDONLY) ? O_RDONLY : O_RDWR;
+    if (create)
+        flags |= O_CREAT | O_EXCL;
+    int fd = mms__os_openat(s->dirfd, "journal", flags, 0666);
+    if (fd < 0) {
+        if (fd == -ENOENT)
+            return MMS__CORRUPT("the journal file is missing");
+        return mms__fail(fd, "cannot open the journal: %s", mms_strerror(fd));
+    }
+    s->jfd = fd;
+    if (create) {
+        s->jsalt = new_salt(0);
+        s->jseq = 1;
+        s->jslot = 0;
+        s->jstart_txn = 0;
+        s->jalloc = 0;
+        int r = journal_reserve(s, MMS__JDATA);
+        if (!r)
+            r = slot_write(s, 0, s->jseq, s->jsalt, 0);
+        if (r)
+            return r;
+        s->jend = MMS__JDATA;
+        s->jlast_crc = s->jsalt;
+        return 0;
+    }
+    uint64_t size;
+    int r = mms__os_fsize(fd, &size);
+    if (r)
+        return r;
+    if (size < MMS__JDATA)
+        return MMS__CORRUPT("the journal is %llu bytes, shorter than its header",
+                            (unsigned long long)size);
+    char buf[2 * MMS__JSLOT];
+    r = mms__os_pread(fd, buf, sizeof buf, 0);
+    if (r)
+        return mms__fail(r, "cannot read the journal header: %s", mms_strerror(r));
+    const struct mms__jhdr *a = (const void *)buf, *b = (const void *)(buf + MMS__JSLOT);
+    bool va = slot_valid(a), vb = slot_valid(b);
+    if (!va && !vb)
+        return MMS__CORRUPT("both journal header slots are damaged");
+    int slot = (va && (!vb || a->seq >= b->seq)) ? 0 : 1;
+    const struct mms__jhdr *h = slot ? b : a;
+    s->jslot = slot;
+    s->jseq = h->seq;
+    s->jsalt = h->salt;
+    s->jstart_txn = h->start_txn;
+    s->jlast_crc = h->salt;
+    s->jend = MMS__JDATA;
+    s->jalloc = size;
+    if (memcmp(h->uuid, sh->uuid, 16) != 0) {
+        /* Invariant 5: a journal of another store is never replayed. */
+        s->jstart_txn = UINT64_MAX;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Walking the groups
+ * ------------------------------------------------------------------------ */
+struct group {
+    uint64_t off, bytes, txn_id;
+    uint32_t crc, nrec;
+};
+
+/* Validate the group at off. Returns 1 and fills *g if it is complete and
+ * its CRC matches; 0 if it is torn or belongs to an older epoch. */
+static int group_parse(const uint8_t *j, uint64_t size, uint64_t off, uint32_t seed,
+                       uint64_t txn, struct group *g)
+{
+    if (off + sizeof(struct mms__jbegin) > size)
+        return 0;
+    struct mms__jbegin b;
+    memcpy(&b, j + off, sizeof b);
+    if (b.type != MMS__JR_BEGIN || b.txn_id != txn)
+        return 0;
+    uint64_t p = off + sizeof b;
+    uint32_t nrec = 0;
+    for (;;) {
+        if (p + 8 > size)
+            return 0;
+        uint32_t type;
+        memcpy(&type, j + p, 4);
+        if (type == MMS__JR_DATA) {
+            struct mms__jdata d;
+            if (p + sizeof d > size)
+                return 0;
+            memcpy(&d, j + p, sizeof d);
+            if (pad8(d.len) > size - p - sizeof d)
+                return 0;
+            p += sizeof d + pad8(d.len);
+        } else if (type == MMS__JR_SIZE) {
+            if (p + sizeof(struct mms__jsize) > size)
+                return 0;
+            p += sizeof(struct mms__jsize);
+        } else if (type == MMS__JR_COMMIT) {
+            struct mms__jcommit c;
+            if (p + sizeof c > size)
+                return 0;
+            memcpy(&c, j + p, sizeof c);
+            uint64_t bytes = p + sizeof c - off;
+            if (c.txn_id != txn || c.nrec != nrec || c.bytes != bytes)
+                return 0;
+            uint32_t crc = mms__crc32c(seed, j + off, bytes - sizeof c + offsetof(struct mms__jcommit, crc));
+            if (crc != c.crc)
+                return 0;
+            g->off = off;
+            g->bytes = bytes;
+            g->txn_id = txn;
+            g->crc = crc;
+            g->nrec = nrec;
+            return 1;
+        } else {
+            return 0;
+        }
+        nrec++;
+    }
+}
+
+typedef int (*group_fn)(void *ctx, const uint8_t *j, const struct group *g);
+
+/* Call fn for each valid group from the start of the epoch. *end gets the
+ * offset after the last valid group, *last_txn its txn id. */
+static int journal_walk(mms_store *s, const uint8_t *j, uint64_t size, group_fn fn, void *ctx,
+                        uint64_t *end, uint64_t *last_txn, uint32_t *last_crc, uint64_t *ngroups)
+{
+    uint64_t off = MMS__JDATA, txn = s->jstart_txn, n = 0;
+    uint32_t crc = s->jsalt;
+    struct group g;
+    while (group_parse(j, size, off, crc, txn + 1, &g)) {
+        if (fn) {
+            int r = fn(ctx, j, &g);
+            if (r)
+                return r;
+        }
+        off += g.bytes;
+        crc = g.crc;
+        txn++;
+        n++;
+    }
+    *end = off;
+    *last_txn = txn;
+    *last_crc = crc;
+    *ngroups = n;
+    return 0;
+}
+
+/* Each record of a valid group, in order. */
+typedef int (*rec_fn)(void *ctx, uint32_t type, const void *rec, const uint8_t *bytes);
+
+static int group_records(const uint8_t *j, const struct group *g, rec_fn fn, void *ctx)
+{
+    uint64_t p = g->off + sizeof(struct mms__jbegin);
+    for (uint32_t i = 0; i < g->nrec; i++) {
+        uint32_t type;
+        memcpy(&type, j + p, 4);
+        int r;
+        if (type == MMS__JR_DATA) {
+            struct mms__jdata d;
+            memcpy(&d, j + p, sizeof d);
+            r = fn(ctx, type, &d, j + p + sizeof d);
+            p += sizeof d + pad8(d.len);
+        } else {
+            struct mms__jsize z;
+            memcpy(&z, j + p, sizeof z);
+            r = fn(ctx, type, &z, NULL);
+            p += sizeof z;
+        }
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+static int journal_map(mms_store *s, uint8_t **j, uint64_t *size)
+{
+    int r = mms__os_fsize(s->jfd, size);
+    if (r)
+        return r;
+    *j = NULL;
+    if (*size <= MMS__JDATA)
+        return 0;
+    char *m;
+    r = mms__os_map(s->jfd, *size, false, &m);
+    if (r)
+        return mms__fail(r, "cannot map the journal: %s", mms_strerror(r));
+    *j = (uint8_t *)m;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Recovery
+ * ------------------------------------------------------------------------ */
+struct replay {
+    mms_store *s;
+    struct {
+        uint32_t id, gen;
+        int fd;
+        uint64_t size;
+    } f[16];
+    int nf;
+    uint64_t group_off;
+};
+
+static int replay_file(struct replay *rp, uint32_t id, uint32_t gen, int *fd, uint64_t *size)
+{
+    for (int i = 0; i < rp->nf; i++)
+        if (rp->f[i].id == id && rp->f[i].gen == gen) {
+            *fd = rp->f[i].fd;
+            *size = rp->f[i].size;
+            return 0;
+        }
+    if (rp->nf == (int)(sizeof rp->f / sizeof rp->f[0])) {
+        /* Evict the oldest; it was synced by nothing yet, so sync it now. */
+        int r = mms__os_fdatasync(rp->f[0].fd);
+        mms__os_close(rp->f[0].fd);
+        if (r)
+            return r;
+        memmove(&rp->f[0], &rp->f[1], sizeof rp->f[0] * (size_t)(rp->nf - 1));
+        rp->nf--;
+    }
+    int r = mms__region_open_file(rp->s, id, gen, false, fd);
+    if (r) {
+        if (r == -ENOENT)
+            return MMS__CORRUPT("journal group at offset %llu names region %u generation %u, "
+                                "whose file is missing",
+                                (unsigned long long)rp->group_off, id, gen);
+        return r;
+    }
+    r = mms__os_fsize(*fd, size);
+    if (r) {
+        mms__os_close(*fd);
+        return r;
+    }
+    rp->f[rp->nf].id = id;
+    rp->f[rp->nf].gen = gen;
+    rp->f[rp->nf].fd = *fd;
+    rp->f[rp->nf].size = *size;
+    rp->nf++;
+    return 0;
+}
+
+static int replay_rec(void *ctx, uint32_t type, const void *rec, const uint8_t *bytes)
+{
+    struct replay *rp = ctx;
+    int fd;
+    uint64_t size;
+    if (type == MMS__JR_DATA) {
+        const struct mms__jdata *d = rec;
+        if (d->region >= MMS_MAX_REGIONS)
+            return MMS__CORRUPT("journal group at offset %llu: region id %u out of range",
+                                (unsigned long long)rp->group_off, d->region);
+        int r = replay_file(rp, d->region, d->gen, &fd, &size);
+        if (r)
+            return r;
+        if (d->offset > size || d->len > size - d->offset)
+            return MMS__CORRUPT("journal group at offset %llu writes past the end of region %u",
+                                (unsigned long long)rp->group_off, d->region);
+        r = mms__os_pwrite(fd, bytes, d->len, d->offset);
+        if (r)
+            return mms__fail(r, "recovery cannot write region %u: %s", d->region,
+                             mms_strerror(r));
+        return 0;
+    }
+    const struct mms__jsize *z = rec;
+    if (z->region >= MMS_MAX_REGIONS)
+        return MMS__CORRUPT("journal group at offset %llu: region id %u out of range",
+                            (unsigned long long)rp->group_off, z->region);
+    int r = replay_file(rp, z->region, z->gen, &fd, &size);
+    if (r)
+        return r;
+    if (size < z->size)
+        return MMS__CORRUPT("region %u file is %llu bytes, shorter than its committed size %llu",
+                            z->region, (unsigned long long)size, (unsigned long long)z->size);
+    return 0;
+}
+
+static int replay_group(void *ctx, const uint8_t *j, const struct group *g)
+{
+    struct replay *rp = ctx;
+    rp->group_off = g->off;
+    mms__crashpoint("recover.group");
+    return group_records(j, g, replay_rec, rp);
+}
+
+int mms__journal_recover(mms_store *s, uint64_t pre_txn, uint64_t *replayed, uint64_t *last_txn)
+{
+    *replayed = 0;
+    *last_txn = pre_txn;
+    if (s->jstart_txn == UINT64_MAX)
+        return 0; /* another store's journal: ignored */
+    uint8_t *j;
+    uint64_t size;
+    int r = journal_map(s, &j, &size);
+    if (r)
+        return r;
+    uint64_t end, n;
+    uint32_t crc;
+    /* First pass: count, so a read-only open can refuse before writing. */
+    r = journal_walk(s, j, j ? size : 0, NULL, NULL, &end, last_txn, &crc, &n);
+    /* The region files have reached pre_txn (their header says so, whatever
+     * else a crash left half-applied). A checkpoint synced them at
+     * start_txn; groups since then can bring them to *last_txn. Outside that
+     * range a file was lost, replaced or the journal damaged: replaying
+     * would build a state that never existed. */
+    if (!r && pre_txn > *last_txn)
+        r = MMS__CORRUPT("the region files are at txn %llu but the journal's valid commits end "
+                         "at txn %llu (journal damaged, or commits lost to a power failure in "
+                         "NOSYNC mode)", (unsigned long long)pre_txn,
+                         (unsigned long long)*last_txn);
+    if (!r && pre_txn < s->jstart_txn)
+        r = MMS__CORRUPT("the region files are at txn %llu, older than the last checkpoint (txn "
+                         "%llu): a region file was replaced or lost its writes",
+                         (unsigned long long)pre_txn, (unsigned long long)s->jstart_txn);
+    if (!r && n > 0 && (s->flags & MMS_RDONLY))
+        r = mms__fail(MMS_ERECOVER, "the journal holds %llu commits to replay; open the store "
+                      "read-write once", (unsigned long long)n);
+    struct replay rp = {.s = s};
+    if (!r && n > 0)
+        r = journal_walk(s, j, size, replay_group, &rp, &end, last_txn, &crc, &n);
+    for (int i = 0; i < rp.nf; i++) {
+        if (!r)
+            r = mms__os_fdatasync(rp.f[i].fd);
+        mms__os_close(rp.f[i].fd);
+    }
+    if (j)
+        mms__os_unmap(j, size);
+    if (r)
+        return r;
+    *replayed = n;
+    s->jend = end;
+    s->jlast_crc = crc;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Checkpoint step 2 (Invariant 5): the region files are synced; start a new
+ * epoch so that no group written so far can ever be replayed again.
+ * ------------------------------------------------------------------------ */
+int mms__journal_reset(mms_store *s, uint64_t start_txn)
+{
+    uint32_t salt = new_salt(s->jsalt);
+    int slot = 1 - s->jslot;
+    mms__crashpoint("checkpoint.before_header");
+    int r = slot_write(s, slot, s->jseq + 1, salt, start_txn);
+    if (!r)
+        r = mms__os_fdatasync(s->jfd);
+    if (r)
+        return r;
+    s->jslot = slot;
+    s->jseq++;
+    s->jsalt = salt;
+    s->jstart_txn = start_txn;
+    s->jend = MMS__JDATA;
+    s->jlast_crc = salt;
+    /* A huge transaction may have left a huge journal; give the space back. */
+    uint64_t keep = MMS__JDATA + mms__round_up(s->checkpoint_bytes, JGROW);
+    if (s->jalloc > 2 * keep && mms__os_ftruncate(s->jfd, keep) == 0)
+        s->jalloc = keep;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Writing a group. Records accumulate in s->jbuf and are written in chunks;
+ * the CRC is computed over what is written, so memory stays bounded however
+ * large the transaction.
+ * ------------------------------------------------------------------------ */
+static int jbuf_reserve(mms_store *s, size_t more)
+{
+    if (s->jbuf_len + more <= s->jbuf_cap)
+        return 0;
+    size_t cap = s->jbuf_cap ? s->jbuf_cap : 65536;
+    while (cap < s->jbuf_len + more)
+        cap *= 2;
+    uint8_t *p = realloc(s->jbuf, cap);
+    if (!p)
+        return -ENOMEM;
+    s->jbuf = p;
+    s->jbuf_cap = cap;
+    return 0;
+}
+
+static int jbuf_flush(mms_store *s, size_t upto)
+{
+    int r = journal_reserve(s, s->jend + s->jg_written + upto);
+    if (r)
+        return r;
+    s->jg_crc = mms__crc32c(s->jg_crc, s->jbuf, upto);
+    r = mms__os_pwrite(s->jfd, s->jbuf, upto, s->jend + s->jg_written);
+    if (r)
+        return mms__fail(r, "cannot write the journal: %s", mms_strerror(r));
+    s->jg_written += upto;
+    memmove(s->jbuf, s->jbuf + upto, s->jbuf_len - upto);
+    s->jbuf_len -= upto;
+    return 0;
+}
+
+void mms__jgroup_begin(mms_store *s, uint64_t txn_id)
+{
+    struct mms__jbegin b = {.type = MMS__JR_BEGIN, .txn_id = txn_id};
+    s->jbuf_len = 0;
+    s->jg_written = 0;
+    s->jg_nrec = 0;
+    s->jg_crc = s->jlast_crc;
+    /* The buffer always has room for a begin record (allocated at open). */
+    memcpy(s->jbuf, &b, sizeof b);
+    s->jbuf_len = sizeof b;
+}
+
+int mms__jgroup_data(mms_store *s, uint32_t region, uint32_t gen, uint64_t off,
+                     const void *bytes, uint32_t len)
+{
+    struct mms__jdata d = {.type = MMS__JR_DATA, .len = len, .region = (uint16_t)region,
+                           .gen = gen, .offset = off};
+    int r = jbuf_reserve(s, sizeof d + pad8(len));
+    if (r)
+        return r;
+    memcpy(s->jbuf + s->jbuf_len, &d, sizeof d);
+    memcpy(s->jbuf + s->jbuf_len + sizeof d, bytes, len);
+    memset(s->jbuf + s->jbuf_len + sizeof d + len, 0, pad8(len) - len);
+    s->jbuf_len += sizeof d + pad8(len);
+    s->jg_nrec++;
+    if (s->jbuf_len >= JBUF_FLUSH)
+        return jbuf_flush(s, s->jbuf_len);
+    return 0;
+}
+
+int mms__jgroup_size(mms_store *s, uint32_t region, uint32_t gen, uint64_t size)
+{
+    struct mms__jsize z = {.type = MMS__JR_SIZE, .gen = gen, .region = (uint16_t)region,
+                           .size = size};
+    int r = jbuf_reserve(s, sizeof z);
+    if (r)
+        return r;
+    memcpy(s->jbuf + s->jbuf_len, &z, sizeof z);
+    s->jbuf_len += sizeof z;
+    s->jg_nrec++;
+    return 0;
+}
+
+int mms__jgroup_write(mms_store *s, uint64_t txn_id)
+{
+    struct mms__jcommit c = {.type = MMS__JR_COMMIT, .nrec = s->jg_nrec, .txn_id = txn_id};
+    s->jg_nrec = 0;
+    int r = jbuf_reserve(s, sizeof c);
+    if (r)
+        return r;
+    c.bytes = s->jg_written + s->jbuf_len + sizeof c;
+    memcpy(s->jbuf + s->jbuf_len, &c, sizeof c);
+    s->jbuf_len += sizeof c;
+    /* The CRC covers everything up to the crc field. */
+    size_t body = s->jbuf_len - sizeof c + offsetof(struct mms__jcommit, crc);
+    r = journal_reserve(s, s->jend + s->jg_written + s->jbuf_len);
+    if (r)
+        return r;
+    uint32_t crc = mms__crc32c(s->jg_crc, s->jbuf, body);
+    memcpy(s->jbuf + body, &crc, sizeof crc);
+    mms__crashpoint("commit.journal_write");
+    r = mms__os_pwrite(s->jfd, s->jbuf, s->jbuf_len, s->jend + s->jg_written);
+    if (r)
+        return mms__fail(r, "cannot write the journal: %s", mms_strerror(r));
+    s->jend += c.bytes;
+    s->jlast_crc = crc;
+    s->jbuf_len = 0;
+    return 0;
+}
+
+int mms__jgroup_sync(mms_store *s)
+{
+    if (s->flags & MMS_NOSYNC)
+        return 0;
+    int r = mms__os_fdatasync(s->jfd);
+    if (r)
+        return mms__fail(r, "cannot sync the journal: %s", mms_strerror(r));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Checking (mms verify, mms info)
+ * ------------------------------------------------------------------------ */
+struct jcheck {
+    mms_store *s;
+    char *msg;
+    size_t cap;
+    uint64_t group_off;
+};
+
+static int check_rec(void *ctx, uint32_t type, const void *rec, const uint8_t *bytes)
+{
+    struct jcheck *c = ctx;
+    (void)bytes;
+    uint32_t region = type == MMS__JR_DATA ? ((const struct mms__jdata *)rec)->region
+                                           : ((const struct mms__jsize *)rec)->region;
+    if (region >= mms__hdr(c->s)->nregions) {
+        snprintf(c->msg, c->cap, "journal group at offset %llu names region %u, which does not exist",
+                 (unsigned long long)c->group_off, region);
+        return MMS_ECORRUPT;
+    }
+    if (type == MMS__JR_DATA) {
+        const struct mms__jdata *d = rec;
+        const struct mms__region *g = &c->s->reg[region];
+        if (d->offset > g->mapped || d->len > g->mapped - d->offset) {
+            snprintf(c->msg, c->cap,
+                     "journal group at offset %llu writes past the end of region %u",
+                     (unsigned long long)c->group_off, region);
+            return MMS_ECORRUPT;
+        }
+    }
+    return 0;
+}
+
+static int check_group(void *ctx, const uint8_t *j, const struct group *g)
+{
+    struct jcheck *c = ctx;
+    c->group_off = g->off;
+    return group_records(j, g, check_rec, c);
+}
+
+int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *msg, size_t cap)
+{
+    uint8_t *j;
+    uint64_t size, end, last;
+    uint32_t crc;
+    *groups = 0;
+    *bytes = 0;
+    if (s->jstart_txn == UINT64_MAX)
+        return 0;
+    int r = journal_map(s, &j, &size);
+    if (r)
+        return r;
+    struct jcheck c = {.s = s, .msg = msg, .cap = cap};
+    r = journal_walk(s, j, j ? size : 0, msg ? check_group : NULL, &c, &end, &last, &crc, groups);
+    if (j)
+        mms__os_unmap(j, size);
+    if (r)
+        return r;
+    *bytes = end - MMS__JDATA;
+    if (msg && !(s->flags & MMS_RDONLY) && end != s->jend) {
+        snprintf(msg, cap,
+                 "journal: valid groups end at offset %llu but the last commit ended at %llu",
+                 (unsigned long long)end, (unsigned long long)s->jend);
+        return MMS_ECORRUPT;
+    }
+    if (msg && last != mms__hdr(s)->txn_id) {
+        snprintf(msg, cap, "journal reaches txn %llu but the header says %llu",
+                 (unsigned long long)last, (unsigned long long)mms__hdr(s)->txn_id);
+        return MMS_ECORRUPT;
+    }
+    return 0;
+}

@@ -1,0 +1,186 @@
+/*
+ * map.c -- the mappings of a handle's regions.
+ *
+ * Each region gets an address range reserved at open (PROT_NONE); its file
+ * is mapped at the start of that range with MAP_FIXED and grows in place, so
+ * a pointer into a region stays valid for the life of the handle.
+ *
+ * In a write handle the user view of a region is split (DESIGN §3):
+ *
+ *     [0, priv)        MAP_PRIVATE: committed data. Stores land in
+ *                      copy-on-write pages that the file never sees until a
+ *                      commit journals and applies them.
+ *     [priv, mapped)   MAP_SHARED: fresh space past the committed size.
+ *                      Stores go straight to the page cache, unjournaled;
+ *                      they become reachable only when a commit moves the
+ *                      committed size over them (Invariant 1).
+ *
+ * priv = committed size rounded up to a page, so a committed byte is never
+ * in the shared part. A second mapping of the whole file, the file view
+ * (shared, writable, internal), is what commits diff against and apply to.
+ * Read-only handles map the whole file shared and read-only.
+ *
+ * This file must never write region contents; it only maps.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MIB ((uint64_t)1 << 20)
+
+static bool view_writable(const mms_store *s)
+{
+    if (s->flags & MMS_RDONLY)
+        return false;
+    return !(s->flags & MMS_GUARD) || s->state == MMS__ST_WRITE;
+}
+
+int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, int *fd)
+{
+    char name[64];
+    snprintf(name, sizeof name, "region-%u-%u", id, gen);
+    int flags = (s->flags & MMS_RDONLY) ? O_RDONLY : O_RDWR;
+    if (create)
+        flags |= O_CREAT | O_EXCL;
+    int r = mms__os_openat(s->dirfd, name, flags, 0666);
+    if (r < 0)
+        return mms__fail(r, "cannot open region file %s: %s", name, mms_strerror(r));
+    *fd = r;
+    return 0;
+}
+
+int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed)
+{
+    struct mms__region *g = &s->reg[id];
+    /* The handle owns fd from here on, whatever happens. */
+    g->fd = fd;
+    if (id >= s->nmapped)
+        s->nmapped = id + 1;
+    uint64_t fsize;
+    int r = mms__os_fsize(fd, &fsize);
+    if (r)
+        return r;
+    if (fsize < committed)
+        return MMS__CORRUPT("region %u file is %llu bytes, shorter than its committed size %llu",
+                            id, (unsigned long long)fsize, (unsigned long long)committed);
+    if (fsize % MMS__PAGE)
+        return MMS__CORRUPT("region %u file size %llu is not a multiple of the page size", id,
+                            (unsigned long long)fsize);
+    uint64_t reserve = s->reserve;
+    if (reserve < fsize)
+        reserve = mms__round_up(fsize, MMS__SEG);
+    char *base;
+    r = mms__os_reserve(reserve, &base);
+    if (r)
+        return mms__fail(r, "cannot reserve %llu bytes of address space for region %u",
+                         (unsigned long long)reserve, id);
+    g->gen = gen;
+    g->reserve = reserve;
+    g->committed = committed;
+    g->mapped = fsize;
+    s->view.base[id] = base;
+    mms__os_nohuge(base, reserve);
+
+    bool w = view_writable(s);
+    if (s->flags & MMS_RDONLY) {
+        g->priv = 0;
+        r = mms__os_map_fixed(base, fsize, fd, 0, true, false);
+    } else {
+        g->priv = mms__round_up(committed, MMS__PAGE);
+        r = mms__os_map_fixed(base, g->priv, fd, 0, false, w);
+        if (!r)
+            r = mms__os_map_fixed(base + g->priv, fsize - g->priv, fd, g->priv, true, w);
+        if (!r && fsize)
+            r = mms__os_map(fd, fsize, true, &g->fview);
+        if (!r)
+            g->fview_len = fsize;
+    }
+    if (r)
+        return mms__fail(r, "cannot map region %u: %s", id, mms_strerror(r));
+    return 0;
+}
+
+int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
+{
+    struct mms__region *g = &s->reg[id];
+    if (need <= g->mapped)
+        return 0;
+    if (need > g->reserve)
+        return mms__fail(MMS_EFULL, "region %u needs %llu bytes, its reservation is %llu", id,
+                         (unsigned long long)need, (unsigned long long)g->reserve);
+    uint64_t step = g->mapped / 8 > s->grow_step ? g->mapped / 8 : s->grow_step;
+    uint64_t want = mms__round_up(g->mapped + step > need ? g->mapped + step : need, MIB);
+    if (want > g->reserve)
+        want = g->reserve;
+    /* Preallocate, so that the disk filling up is this error and never a
+     * SIGBUS when a store touches a hole. */
+    int r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
+    if (r && want > mms__round_up(need, MIB)) {
+        want = mms__round_up(need, MIB) < g->reserve ? mms__round_up(need, MIB) : need;
+        r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
+    }
+    if (r)
+        return mms__fail(r, "cannot grow region %u to %llu bytes: %s", id,
+                         (unsigned long long)want, mms_strerror(r));
+    char *base = s->view.base[id];
+    r = mms__os_map_fixed(base + g->mapped, want - g->mapped, g->fd, g->mapped, true,
+                          view_writable(s));
+    if (r)
+        return mms__fail(r, "cannot map grown region %u: %s", id, mms_strerror(r));
+    char *fv;
+    r = g->fview ? mms__os_remap(g->fview, g->fview_len, want, &fv) : mms__os_map(g->fd, want, true, &fv);
+    if (r) {
+        mms__os_unmap_to_reserve(base + g->mapped, want - g->mapped);
+        return mms__fail(r, "cannot map grown region %u: %s", id, mms_strerror(r));
+    }
+    g->fview = fv;
+    g->fview_len = want;
+    g->mapped = want;
+    return 0;
+}
+
+int mms__map_commit(mms_store *s, uint32_t id)
+{
+    struct mms__region *g = &s->reg[id];
+    uint64_t np = mms__round_up(g->committed, MMS__PAGE);
+    if (np <= g->priv)
+        return 0;
+    /* The fresh pages the transaction wrote are in the page cache, so the
+     * private mapping that replaces the shared one shows the same bytes. */
+    int r = mms__os_map_fixed(s->view.base[id] + g->priv, np - g->priv, g->fd, g->priv, false,
+                              view_writable(s));
+    if (r)
+        return mms__fail(r, "cannot remap region %u: %s", id, mms_strerror(r));
+    g->priv = np;
+    return 0;
+}
+
+int mms__map_protect(mms_store *s, bool writable)
+{
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        if (!s->view.base[id])
+            continue;
+        int r = mms__os_protect(s->view.base[id], s->reg[id].mapped, writable);
+        if (r)
+            return mms__fail(r, "mprotect of region %u failed: %s", id, mms_strerror(r));
+    }
+    return 0;
+}
+
+void mms__map_unmap_all(mms_store *s)
+{
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        struct mms__region *g = &s->reg[id];
+        if (s->view.base[id])
+            mms__os_unmap(s->view.base[id], g->reserve);
+        if (g->fview)
+            mms__os_unmap(g->fview, g->fview_len);
+        mms__os_close(g->fd);
+        s->view.base[id] = NULL;
+        memset(g, 0, sizeof *g);
+        g->fd = -1;
+    }
+    s->nmapped = 0;
+}

@@ -1,0 +1,515 @@
+/*
+ * os.c -- every call into the kernel: files, mappings, dirty-page detection.
+ *
+ * Nothing else in src/ may call open/mmap/fsync/ioctl directly; this is what
+ * lets the tests fail any call (fault injection) and kill the process at a
+ * chosen point (crash points). Functions return 0 or a negated errno and
+ * never print.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------
+ * Fault injection and crash points
+ * ------------------------------------------------------------------------ */
+static const char *const op_names[MMS__OP_COUNT] = {
+    "open", "pread", "pwrite", "fsync", "fallocate", "mmap", "msync", "mprotect",
+    "ftruncate", "mkdir"};
+
+static struct {
+    unsigned long nth[MMS__OP_COUNT]; /* 0 = disarmed */
+    unsigned long count[MMS__OP_COUNT];
+    int err[MMS__OP_COUNT];
+    int env_done;
+} fault;
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void mms__fault_arm(enum mms__op op, unsigned long nth, int err)
+{
+    pthread_mutex_lock(&fault_lock);
+    fault.env_done = 1;
+    fault.nth[op] = nth;
+    fault.count[op] = 0;
+    fault.err[op] = err;
+    pthread_mutex_unlock(&fault_lock);
+}
+
+void mms__fault_reset(void)
+{
+    pthread_mutex_lock(&fault_lock);
+    memset(fault.nth, 0, sizeof fault.nth);
+    memset(fault.count, 0, sizeof fault.count);
+    fault.env_done = 1;
+    pthread_mutex_unlock(&fault_lock);
+}
+
+static void fault_env(void)
+{
+    const char *e = getenv("MMS_FAULT");
+    fault.env_done = 1;
+    if (!e)
+        return;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", e);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char name[32];
+        unsigned long nth;
+        int err;
+        if (sscanf(tok, "%31[a-z]:%lu:%d", name, &nth, &err) != 3)
+            continue;
+        for (int i = 0; i < MMS__OP_COUNT; i++)
+            if (strcmp(name, op_names[i]) == 0) {
+                fault.nth[i] = nth;
+                fault.err[i] = err;
+            }
+    }
+}
+
+/* 0, or the injected -errno for this call of op. */
+static int fault_hit(enum mms__op op)
+{
+    int r = 0;
+    if (__atomic_load_n(&fault.env_done, __ATOMIC_ACQUIRE) && fault.nth[op] == 0)
+        return 0;
+    pthread_mutex_lock(&fault_lock);
+    if (!fault.env_done)
+        fault_env();
+    if (fault.nth[op] && ++fault.count[op] == fault.nth[op])
+        r = -fault.err[op];
+    pthread_mutex_unlock(&fault_lock);
+    return r;
+}
+
+static struct {
+    int init;
+    char name[64];
+    unsigned long nth, count;
+} crash;
+
+void mms__crashpoint(const char *name)
+{
+    if (crash.init == 0) {
+        const char *e = getenv("MMS_CRASH");
+        crash.init = 1;
+        if (e && sscanf(e, "%63[^:]:%lu", crash.name, &crash.nth) == 2)
+            crash.init = 2;
+    }
+    if (crash.init == 2 && strcmp(name, crash.name) == 0 && ++crash.count == crash.nth)
+        raise(SIGKILL);
+}
+
+/* ------------------------------------------------------------------------
+ * Files
+ * ------------------------------------------------------------------------ */
+int mms__os_open(const char *path, int flags, int mode)
+{
+    int r = fault_hit(MMS__OP_OPEN);
+    if (r)
+        return r;
+    int fd = open(path, flags | O_CLOEXEC, mode);
+    return fd < 0 ? -errno : fd;
+}
+
+int mms__os_openat(int dirfd, const char *name, int flags, int mode)
+{
+    int r = fault_hit(MMS__OP_OPEN);
+    if (r)
+        return r;
+    int fd = openat(dirfd, name, flags | O_CLOEXEC, mode);
+    return fd < 0 ? -errno : fd;
+}
+
+int mms__os_close(int fd)
+{
+    if (fd < 0)
+        return 0;
+    return close(fd) < 0 ? -errno : 0;
+}
+
+int mms__os_mkdir(const char *path)
+{
+    int r = fault_hit(MMS__OP_MKDIR);
+    if (r)
+        return r;
+    return mkdir(path, 0777) < 0 ? -errno : 0;
+}
+
+int mms__os_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+    int r = fault_hit(MMS__OP_PREAD);
+    if (r)
+        return r;
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO; /* short file: callers check sizes first */
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+int mms__os_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+    int r = fault_hit(MMS__OP_PWRITE);
+    if (r)
+        return r;
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+int mms__os_fdatasync(int fd)
+{
+    int r = fault_hit(MMS__OP_FSYNC);
+    if (r)
+        return r;
+    return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+int mms__os_fsync(int fd)
+{
+    int r = fault_hit(MMS__OP_FSYNC);
+    if (r)
+        return r;
+    return fsync(fd) < 0 ? -errno : 0;
+}
+
+int mms__os_fallocate(int fd, uint64_t off, uint64_t len)
+{
+    int r = fault_hit(MMS__OP_FALLOCATE);
+    if (r)
+        return r;
+    r = posix_fallocate(fd, (off_t)off, (off_t)len);
+    return -r;
+}
+
+int mms__os_ftruncate(int fd, uint64_t len)
+{
+    int r = fault_hit(MMS__OP_FTRUNCATE);
+    if (r)
+        return r;
+    return ftruncate(fd, (off_t)len) < 0 ? -errno : 0;
+}
+
+int mms__os_fsize(int fd, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int mms__os_lock(int fd, bool exclusive)
+{
+    if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0)
+        return errno == EWOULDBLOCK ? MMS_EBUSY : -errno;
+    return 0;
+}
+
+int mms__os_unlinkat(int dirfd, const char *name)
+{
+    return unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Mappings
+ * ------------------------------------------------------------------------ */
+int mms__os_reserve(uint64_t len, char **out)
+{
+    int r = fault_hit(MMS__OP_MMAP);
+    if (r)
+        return r;
+    void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    *out = p;
+    return 0;
+}
+
+int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool shared, bool writable)
+{
+    int r = fault_hit(MMS__OP_MMAP);
+    if (r)
+        return r;
+    if (len == 0)
+        return 0;
+    void *p = mmap(addr, len, PROT_READ | (writable ? PROT_WRITE : 0),
+                   (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, fd, (off_t)off);
+    if (p == MAP_FAILED)
+        return -errno;
+    return 0;
+}
+
+int mms__os_map(int fd, uint64_t len, bool writable, char **out)
+{
+    int r = fault_hit(MMS__OP_MMAP);
+    if (r)
+        return r;
+    void *p = mmap(NULL, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    *out = p;
+    return 0;
+}
+
+int mms__os_remap(char *old, uint64_t oldlen, uint64_t newlen, char **out)
+{
+    int r = fault_hit(MMS__OP_MMAP);
+    if (r)
+        return r;
+    void *p = mremap(old, oldlen, newlen, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED)
+        return -errno;
+    *out = p;
+    return 0;
+}
+
+int mms__os_unmap(void *addr, uint64_t len)
+{
+    if (!addr || len == 0)
+        return 0;
+    return munmap(addr, len) < 0 ? -errno : 0;
+}
+
+int mms__os_unmap_to_reserve(void *addr, uint64_t len)
+{
+    if (len == 0)
+        return 0;
+    void *p = mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                   -1, 0);
+    return p == MAP_FAILED ? -errno : 0;
+}
+
+int mms__os_protect(void *addr, uint64_t len, bool writable)
+{
+    int r = fault_hit(MMS__OP_MPROTECT);
+    if (r)
+        return r;
+    if (len == 0)
+        return 0;
+    return mprotect(addr, len, PROT_READ | (writable ? PROT_WRITE : 0)) < 0 ? -errno : 0;
+}
+
+int mms__os_msync(void *addr, uint64_t len)
+{
+    int r = fault_hit(MMS__OP_MSYNC);
+    if (r)
+        return r;
+    if (len == 0)
+        return 0;
+    return msync(addr, len, MS_SYNC) < 0 ? -errno : 0;
+}
+
+int mms__os_drop(void *addr, uint64_t len)
+{
+    if (len == 0)
+        return 0;
+    return madvise(addr, len, MADV_DONTNEED) < 0 ? -errno : 0;
+}
+
+int mms__os_nohuge(void *addr, uint64_t len)
+{
+    return madvise(addr, len, MADV_NOHUGEPAGE) < 0 ? -errno : 0;
+}
+
+void mms__os_random(void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            /* No entropy source: fall back to time and pid; uuids and salts
+             * need to differ, not to be secret. */
+            uint64_t x = mms__os_now_ns() ^ ((uint64_t)getpid() << 32);
+            for (size_t i = 0; i < len; i++) {
+                x = x * 6364136223846793005u + 1442695040888963407u;
+                p[i] = (char)(x >> 56);
+            }
+            return;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+uint64_t mms__os_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+long mms__os_page_size(void)
+{
+    return sysconf(_SC_PAGESIZE);
+}
+
+/* ------------------------------------------------------------------------
+ * Dirty pages: which pages of a private file mapping were copied on write.
+ *
+ * A page of a MAP_PRIVATE file mapping is either not present, present and
+ * file-backed (read but never written: the page cache page itself), or
+ * present and anonymous (written: the kernel copied it), or swapped (only
+ * anonymous pages swap). So dirty = (present or swapped) and not file-backed.
+ * ------------------------------------------------------------------------ */
+
+/* PAGEMAP_SCAN (linux/fs.h of Linux >= 6.7; Debian 12's headers predate it). */
+struct mms__page_region {
+    uint64_t start, end, categories;
+};
+struct mms__pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define MMS__PAGEMAP_SCAN _IOWR('f', 16, struct mms__pm_scan_arg)
+#define MMS__PAGE_IS_FILE (1u << 2)
+#define MMS__PAGE_IS_PRESENT (1u << 3)
+#define MMS__PAGE_IS_SWAPPED (1u << 4)
+
+static int scan_range(int fd, char *start, char *end, mms__run_fn fn, void *ctx)
+{
+    struct mms__page_region vec[128];
+    uint64_t at = (uint64_t)(uintptr_t)start;
+    while (at < (uint64_t)(uintptr_t)end) {
+        struct mms__pm_scan_arg a = {
+            .size = sizeof a,
+            .start = at,
+            .end = (uint64_t)(uintptr_t)end,
+            .vec = (uint64_t)(uintptr_t)vec,
+            .vec_len = sizeof vec / sizeof vec[0],
+            .category_inverted = MMS__PAGE_IS_FILE,
+            .category_mask = MMS__PAGE_IS_FILE,
+            .category_anyof_mask = MMS__PAGE_IS_PRESENT | MMS__PAGE_IS_SWAPPED,
+            .return_mask = MMS__PAGE_IS_PRESENT | MMS__PAGE_IS_SWAPPED,
+        };
+        long n = ioctl(fd, MMS__PAGEMAP_SCAN, &a);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        for (long i = 0; i < n; i++) {
+            int r = fn(ctx, (char *)(uintptr_t)vec[i].start, (char *)(uintptr_t)vec[i].end);
+            if (r)
+                return r;
+        }
+        if (a.walk_end <= at)
+            return -EIO;
+        at = a.walk_end;
+    }
+    return 0;
+}
+
+#define PM_PRESENT (UINT64_C(1) << 63)
+#define PM_SWAPPED (UINT64_C(1) << 62)
+#define PM_FILE (UINT64_C(1) << 61)
+
+static int pagemap_range(int fd, char *start, char *end, mms__run_fn fn, void *ctx)
+{
+    enum { N = 4096 };
+    static __thread uint64_t ent[N];
+    uint64_t first = (uint64_t)(uintptr_t)start / MMS__PAGE;
+    uint64_t last = (uint64_t)(uintptr_t)end / MMS__PAGE;
+    char *run = NULL;
+    for (uint64_t pg = first; pg < last;) {
+        size_t n = last - pg < N ? (size_t)(last - pg) : N;
+        int r = mms__os_pread(fd, ent, n * 8, pg * 8);
+        if (r)
+            return r;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t e = ent[i];
+            bool d = (e & (PM_PRESENT | PM_SWAPPED)) && !(e & PM_FILE);
+            char *addr = (char *)(uintptr_t)((pg + i) * MMS__PAGE);
+            if (d && !run)
+                run = addr;
+            else if (!d && run) {
+                r = fn(ctx, run, addr);
+                if (r)
+                    return r;
+                run = NULL;
+            }
+        }
+        pg += n;
+    }
+    if (run)
+        return fn(ctx, run, end);
+    return 0;
+}
+
+static int scan_supported(int fd)
+{
+    char probe[1];
+    struct mms__page_region v[1];
+    struct mms__pm_scan_arg a = {
+        .size = sizeof a,
+        .start = (uint64_t)(uintptr_t)probe & ~(uint64_t)(MMS__PAGE - 1),
+        .end = ((uint64_t)(uintptr_t)probe & ~(uint64_t)(MMS__PAGE - 1)) + MMS__PAGE,
+        .vec = (uint64_t)(uintptr_t)v,
+        .vec_len = 1,
+        .category_anyof_mask = MMS__PAGE_IS_PRESENT,
+        .return_mask = MMS__PAGE_IS_PRESENT,
+    };
+    return ioctl(fd, MMS__PAGEMAP_SCAN, &a) >= 0;
+}
+
+int mms__os_dirty_open(unsigned backend, int *fdp, unsigned *chosen)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return mms__fail(MMS_ENOTSUP, "cannot open /proc/self/pagemap: %s", strerror(errno));
+    if (backend == MMS_DIRTY_AUTO)
+        backend = scan_supported(fd) ? MMS_DIRTY_SCAN : MMS_DIRTY_PAGEMAP;
+    else if (backend == MMS_DIRTY_SCAN && !scan_supported(fd)) {
+        close(fd);
+        return mms__fail(MMS_ENOTSUP, "the PAGEMAP_SCAN ioctl is not available (Linux < 6.7)");
+    }
+    *fdp = fd;
+    *chosen = backend;
+    return 0;
+}
+
+int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, mms__run_fn fn,
+                       void *ctx)
+{
+    if (start >= end)
+        return 0;
+    if (backend == MMS_DIRTY_SCAN)
+        return scan_range(fd, start, end, fn, ctx);
+    return pagemap_range(fd, start, end, fn, ctx);
+}

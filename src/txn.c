@@ -1,0 +1,382 @@
+/*
+ * txn.c -- write transactions: begin, commit, abort, checkpoint.
+ *
+ * NOTES ON THE DESIGN (invariants as numbered in DESIGN §3 and journal.c)
+ *
+ * A transaction's stores land in copy-on-write pages of the private part of
+ * each region (map.c), or in fresh space past the committed size. Commit:
+ *
+ *   1. Ask the kernel which private pages were copied (the dirty pages).
+ *      If none were and no region grew, the transaction changed nothing and
+ *      commits nothing.
+ *   2. Stamp the header: txn id + 1, CRC. (Region sizes were set by the
+ *      allocator as it grew regions.)
+ *   3. Invariant 1: sync the fresh space of every region that grew, before
+ *      any commit record makes it reachable.
+ *   4. Diff each dirty page against the file view and journal the differing
+ *      byte runs, then the new region sizes and the commit record.
+ *   5. Invariant 2: fdatasync the journal. The commit is durable here; an
+ *      error before this point aborts the transaction and leaves the handle
+ *      usable, an error from here on poisons the handle (the next open's
+ *      recovery decides, from the journal, whether the commit happened).
+ *   6. Invariant 3: apply -- copy the changed pages into the file view. The
+ *      region files now equal the last checkpoint plus a prefix of the
+ *      journal.
+ *   7. Move the private/shared boundary over the grown space, drop the
+ *      private copies that are no longer needed, re-arm the guard.
+ *
+ * Abort drops every private copy (MADV_DONTNEED): the pages fall back to the
+ * file, which still holds the last committed state, header included, so
+ * allocator state reverts with the data. Fresh space written by an aborted
+ * transaction stays in the file, unreachable.
+ *
+ * Which private copies to keep after a commit: a page whose copy is dropped
+ * costs a copy-on-write fault the next time a transaction writes it; a page
+ * that is kept costs a compare at every commit while it stays. Kept pages
+ * are those the commit found changed, up to MMS__KEEP_MAX; pages dirty but
+ * unchanged (kept from an earlier commit and not written since) are
+ * dropped. bench/commit_keep measures the choice.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MMS__KEEP_MAX 64
+
+/* ------------------------------------------------------------------------
+ * Dirty page collection
+ * ------------------------------------------------------------------------ */
+static int pagevec_push(struct mms__pagevec *v, char *page)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 256;
+        char **p = realloc(v->page, cap * sizeof *p);
+        if (!p)
+            return -ENOMEM;
+        v->page = p;
+        uint8_t *c = realloc(v->changed, cap);
+        if (!c)
+            return -ENOMEM;
+        v->changed = c;
+        v->cap = cap;
+    }
+    v->changed[v->n] = 0;
+    v->page[v->n++] = page;
+    return 0;
+}
+
+static int collect_run(void *ctx, char *start, char *end)
+{
+    struct mms__pagevec *v = ctx;
+    for (char *p = start; p < end; p += MMS__PAGE) {
+        int r = pagevec_push(v, p);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+/* Every copied private page of every region, in address order per region. */
+static int collect_dirty(mms_store *s)
+{
+    s->dirty.n = 0;
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        char *b = s->view.base[id];
+        if (!b || !s->reg[id].priv)
+            continue;
+        int r = mms__os_dirty_scan(s->dirty_fd, s->dirty_backend, b, b + s->reg[id].priv,
+                                   collect_run, &s->dirty);
+        if (r)
+            return mms__fail(r, "finding the dirty pages failed: %s", mms_strerror(r));
+    }
+    return 0;
+}
+
+static uint32_t page_region(const mms_store *s, const char *p)
+{
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        const char *b = s->view.base[id];
+        if (b && p >= b && p < b + s->reg[id].priv)
+            return id;
+    }
+    return UINT32_MAX; /* unreachable: pages come from the private ranges */
+}
+
+/* Drop runs of consecutive pages of v whose flag equals which (or all). */
+static void drop_pages(mms_store *s, int which)
+{
+    struct mms__pagevec *v = &s->dirty;
+    for (size_t i = 0; i < v->n;) {
+        if (which >= 0 && v->changed[i] != which) {
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < v->n && v->page[j] == v->page[j - 1] + MMS__PAGE &&
+               (which < 0 || v->changed[j] == which))
+            j++;
+        mms__os_drop(v->page[i], (uint64_t)(j - i) * MMS__PAGE);
+        i = j;
+    }
+}
+
+int mms__drop_private(mms_store *s)
+{
+    int r = collect_dirty(s);
+    if (r) {
+        /* Cannot tell which pages: drop every private page there is. */
+        for (uint32_t id = 0; id < s->nmapped; id++)
+            if (s->view.base[id])
+                mms__os_drop(s->view.base[id], s->reg[id].priv);
+        s->dirty.n = 0;
+        return 0;
+    }
+    drop_pages(s, -1);
+    s->dirty.n = 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Diff: the byte runs where a private page differs from the file. Runs
+ * closer than a record header are merged (cheaper to log the gap).
+ * ------------------------------------------------------------------------ */
+#define GAP_WORDS 3
+
+static int diff_page(mms_store *s, uint32_t id, uint64_t off, const char *mine, const char *file,
+                     bool *changed)
+{
+    const uint64_t *a = (const uint64_t *)(const void *)mine;
+    const uint64_t *b = (const uint64_t *)(const void *)file;
+    enum { W = MMS__PAGE / 8 };
+    *changed = false;
+    for (unsigned i = 0; i < W;) {
+        if (a[i] == b[i]) {
+            i++;
+            continue;
+        }
+        unsigned last = i;
+        for (unsigned j = i + 1; j < W && j - last <= GAP_WORDS; j++)
+            if (a[j] != b[j])
+                last = j;
+        /* Trim to the first and last differing byte. */
+        unsigned lo = i * 8, hi = last * 8 + 8;
+        while (mine[lo] == file[lo])
+            lo++;
+        while (mine[hi - 1] == file[hi - 1])
+            hi--;
+        int r = mms__jgroup_data(s, id, s->reg[id].gen, off + lo, mine + lo, hi - lo);
+        if (r)
+            return r;
+        *changed = true;
+        i = last + 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Transactions
+ * ------------------------------------------------------------------------ */
+int mms_txn_begin(mms_store *s, unsigned flags)
+{
+    int r = mms__check_handle(s);
+    if (r)
+        return r;
+    if (flags)
+        return mms__fail(MMS_EINVAL, "mms_txn_begin: unknown flags 0x%x", flags);
+    if (s->flags & MMS_RDONLY)
+        return mms__fail(MMS_ERDONLY, "the store is open read-only");
+    if (s->state == MMS__ST_WRITE)
+        return mms__fail(MMS_ETXN, "a write transaction is already active on this handle");
+    if (s->flags & MMS_GUARD) {
+        r = mms__map_protect(s, true);
+        if (r)
+            return r;
+    }
+    s->state = MMS__ST_WRITE;
+    return 0;
+}
+
+/* End the transaction: the guard goes back up. */
+static void txn_end(mms_store *s)
+{
+    s->state = MMS__ST_IDLE;
+    s->dirty.n = 0;
+    if ((s->flags & MMS_GUARD) && mms__map_protect(s, false) && !s->poisoned)
+        s->poisoned = MMS_EPOISONED;
+}
+
+int mms_txn_abort(mms_store *s)
+{
+    int r = mms__check_handle(s);
+    if (r && r != MMS_EPOISONED)
+        return r;
+    if (s->state != MMS__ST_WRITE)
+        return mms__fail(MMS_ENOTXN, "no write transaction to abort");
+    mms__drop_private(s);
+    txn_end(s);
+    return 0;
+}
+
+/* An error before the commit point: undo everything, keep the handle. */
+static int commit_fail(mms_store *s, int err)
+{
+    mms__drop_private(s);
+    txn_end(s);
+    return err;
+}
+
+/* An error after it: the handle cannot know what is on disk any more. */
+static int commit_poison(mms_store *s, int err)
+{
+    s->poisoned = err;
+    s->state = MMS__ST_IDLE;
+    return err;
+}
+
+int mms_txn_commit(mms_store *s)
+{
+    int r = mms__check_handle(s);
+    if (r)
+        return r;
+    if (s->state != MMS__ST_WRITE)
+        return mms__fail(MMS_ENOTXN, "no write transaction to commit");
+    struct mms__hdr *h = mms__hdr(s);
+    const struct mms__rent *rt = mms__rtab(s);
+
+    /* 1. What changed. */
+    r = collect_dirty(s);
+    if (r)
+        return commit_fail(s, r);
+    bool grew = false;
+    for (uint32_t id = 0; id < s->nmapped; id++)
+        if (s->view.base[id] && rt[id].size > s->reg[id].committed)
+            grew = true;
+    if (s->dirty.n == 0 && !grew) {
+        txn_end(s);
+        return 0;
+    }
+
+    /* 2. Stamp the header; make sure page 0 is in the list (it is first). */
+    h->txn_id++;
+    h->crc = mms__hdr_crc(h, rt);
+    if (s->dirty.n == 0 || s->dirty.page[0] != s->view.base[0]) {
+        r = pagevec_push(&s->dirty, NULL);
+        if (r)
+            return commit_fail(s, r);
+        memmove(s->dirty.page + 1, s->dirty.page, (s->dirty.n - 1) * sizeof *s->dirty.page);
+        s->dirty.page[0] = s->view.base[0];
+    }
+
+    /* 3. Invariant 1: fresh data is durable before the record that makes it
+     *    reachable. */
+    if (grew && !(s->flags & MMS_NOSYNC)) {
+        for (uint32_t id = 0; id < s->nmapped; id++) {
+            struct mms__region *g = &s->reg[id];
+            if (!s->view.base[id] || rt[id].size <= g->committed)
+                continue;
+            r = mms__os_msync(s->view.base[id] + g->priv,
+                              mms__round_up(rt[id].size, MMS__PAGE) - g->priv);
+            if (r)
+                return commit_fail(s, mms__fail(r, "cannot sync new data of region %u: %s", id,
+                                                mms_strerror(r)));
+        }
+    }
+    mms__crashpoint("commit.fresh_synced");
+
+    /* 4. The journal group. */
+    mms__jgroup_begin(s, h->txn_id);
+    for (size_t i = 0; i < s->dirty.n; i++) {
+        char *p = s->dirty.page[i];
+        uint32_t id = page_region(s, p);
+        uint64_t off = (uint64_t)(p - s->view.base[id]);
+        bool changed;
+        r = diff_page(s, id, off, p, s->reg[id].fview + off, &changed);
+        if (r)
+            return commit_fail(s, r);
+        s->dirty.changed[i] = changed;
+    }
+    for (uint32_t id = 0; id < s->nmapped; id++)
+        if (s->view.base[id] && rt[id].size != s->reg[id].committed) {
+            r = mms__jgroup_size(s, id, s->reg[id].gen, rt[id].size);
+            if (r)
+                return commit_fail(s, r);
+        }
+    r = mms__jgroup_write(s, h->txn_id);
+    if (r)
+        return commit_fail(s, r);
+
+    /* 5. Invariant 2: durable. */
+    r = mms__jgroup_sync(s);
+    if (r)
+        return commit_poison(s, r);
+    mms__crashpoint("commit.journal_synced");
+
+    /* 6. Invariant 3: apply. Whole pages: a private page is the committed
+     *    state of its page plus this transaction's stores. */
+    size_t nchanged = 0;
+    for (size_t i = 0; i < s->dirty.n; i++) {
+        if (!s->dirty.changed[i])
+            continue;
+        char *p = s->dirty.page[i];
+        uint32_t id = page_region(s, p);
+        memcpy(s->reg[id].fview + (p - s->view.base[id]), p, MMS__PAGE);
+        nchanged++;
+        if (nchanged == 1)
+            mms__crashpoint("commit.apply");
+    }
+
+    /* 7. New committed sizes; grown space becomes private. */
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        if (!s->view.base[id])
+            continue;
+        s->reg[id].committed = rt[id].size;
+        r = mms__map_commit(s, id);
+        if (r)
+            return commit_poison(s, r);
+    }
+    drop_pages(s, nchanged > MMS__KEEP_MAX ? -1 : 0);
+    txn_end(s);
+    if (s->poisoned)
+        return s->poisoned;
+    if (s->jend - MMS__JDATA > s->checkpoint_bytes) {
+        r = mms__checkpoint(s);
+        if (r)
+            return commit_poison(s, r);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Checkpoint (Invariant 5)
+ * ------------------------------------------------------------------------ */
+int mms__checkpoint(mms_store *s)
+{
+    if (s->jend == MMS__JDATA)
+        return 0;
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        if (s->reg[id].fd < 0)
+            continue;
+        int r = mms__os_fdatasync(s->reg[id].fd);
+        if (r)
+            return mms__fail(r, "checkpoint cannot sync region %u: %s", id, mms_strerror(r));
+    }
+    mms__crashpoint("checkpoint.synced");
+    return mms__journal_reset(s, mms__hdr(s)->txn_id);
+}
+
+int mms_checkpoint(mms_store *s)
+{
+    int r = mms__check_handle(s);
+    if (r)
+        return r;
+    if (s->flags & MMS_RDONLY)
+        return mms__fail(MMS_ERDONLY, "the store is open read-only");
+    if (s->state == MMS__ST_WRITE)
+        return mms__fail(MMS_ETXN, "mms_checkpoint inside a write transaction");
+    r = mms__checkpoint(s);
+    if (r)
+        s->poisoned = r;
+    return r;
+}
