@@ -203,7 +203,10 @@ void mms_options_init(mms_options *o);
  * last record is discarded. o may be NULL (defaults, no create).
  *
  * The environment variables MMS_GUARD=0|1 and MMS_DIRTY=scan|pagemap
- * override the guard and the backend (used by the tests).
+ * override the guard and the backend (used by the tests), and
+ * MMS_KEEP_PAGES=N sets how many changed private pages a commit keeps
+ * mapped for the next transaction instead of dropping them (default 64;
+ * see bench/commit_cost).
  *
  * Errors: MMS_EINVAL (NULL path/out, unknown flag), -ENOENT (no store and no
  * MMS_CREATE), -EEXIST (MMS_EXCL and it exists), -ENOTDIR (path is a file),
@@ -309,6 +312,18 @@ typedef struct mms_info {
     uint64_t heap_objects;    /* live allocations */
     unsigned dirty_backend;   /* the backend in use (enum mms_dirty_backend) */
     int guard;                /* 1 if the guard is on */
+    /* Where the time of this handle's last commit that wrote something went
+     * (all zero before the first). */
+    struct mms_commit_stats {
+        uint64_t detect_ns;     /* finding the dirty pages (kernel scan) */
+        uint64_t journal_ns;    /* diffing them and writing the journal group */
+        uint64_t sync_ns;       /* fdatasync of new data and of the journal */
+        uint64_t apply_ns;      /* copying pages into the region files, remapping */
+        uint64_t total_ns;      /* the whole mms_txn_commit() call */
+        uint64_t pages_dirty;   /* private pages found copied */
+        uint64_t pages_changed; /* of which differed from the file */
+        uint64_t journal_bytes; /* size of the journal group */
+    } last_commit;
 } mms_info;
 
 /* Fill *info. Errors: MMS_EINVAL, MMS_EFORK. */

@@ -248,7 +248,8 @@ int mms__os_msync(void *addr, uint64_t len);
 int mms__os_drop(void *addr, uint64_t len); /* MADV_DONTNEED */
 int mms__os_nohuge(void *addr, uint64_t len);
 void mms__os_random(void *buf, size_t len);
-uint64_t mms__os_now_ns(void);
+uint64_t mms__os_now_ns(void);  /* wall clock */
+uint64_t mms__os_mono_ns(void); /* monotonic clock */
 long mms__os_page_size(void);
 
 /* Dirty-page detection backends (also os.c). A run is [start, end) in
@@ -300,6 +301,8 @@ struct mms_store {
     uint32_t jsalt, jlast_crc;
     uint64_t jseq, jstart_txn;
     int jslot;             /* slot holding the current header (0 or 1) */
+    unsigned keep_pages;   /* changed private pages kept after a commit */
+    struct mms_commit_stats stats;
     /* commit scratch */
     struct mms__pagevec dirty;
     uint8_t *jbuf;

@@ -382,6 +382,8 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     s->reserve = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : (uint64_t)256 << 30;
     s->grow_step = o->grow_step ? o->grow_step : (uint64_t)64 << 20;
     s->checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes : (uint64_t)64 << 20;
+    const char *keep = getenv("MMS_KEEP_PAGES");
+    s->keep_pages = keep ? (unsigned)strtoul(keep, NULL, 10) : 64;
     s->path = strdup(path);
     int r = s->path ? 0 : -ENOMEM;
     bool registered = false;
@@ -566,6 +568,7 @@ int mms_info_get(const mms_store *s, mms_info *info)
     info->heap_objects = h->live_count;
     info->dirty_backend = s->dirty_backend;
     info->guard = !!(s->flags & MMS_GUARD);
+    info->last_commit = s->stats;
     return 0;
 }
 

@@ -33,7 +33,7 @@
  * Which private copies to keep after a commit: a page whose copy is dropped
  * costs a copy-on-write fault the next time a transaction writes it; a page
  * that is kept costs a compare at every commit while it stays. Kept pages
- * are those the commit found changed, up to MMS__KEEP_MAX; pages dirty but
+ * are those the commit found changed, up to s->keep_pages; pages dirty but
  * unchanged (kept from an earlier commit and not written since) are
  * dropped. bench/commit_keep measures the choice.
  */
@@ -42,8 +42,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MMS__KEEP_MAX 64
 
 /* ------------------------------------------------------------------------
  * Dirty page collection
@@ -244,11 +242,16 @@ int mms_txn_commit(mms_store *s)
         return mms__fail(MMS_ENOTXN, "no write transaction to commit");
     struct mms__hdr *h = mms__hdr(s);
     const struct mms__rent *rt = mms__rtab(s);
+    struct mms_commit_stats st = {0};
+    uint64_t t0 = mms__os_mono_ns(), t1, t2, t3;
 
     /* 1. What changed. */
     r = collect_dirty(s);
     if (r)
         return commit_fail(s, r);
+    t1 = mms__os_mono_ns();
+    st.detect_ns = t1 - t0;
+    st.pages_dirty = s->dirty.n;
     bool grew = false;
     for (uint32_t id = 0; id < s->nmapped; id++)
         if (s->view.base[id] && rt[id].size > s->reg[id].committed)
@@ -271,6 +274,7 @@ int mms_txn_commit(mms_store *s)
 
     /* 3. Invariant 1: fresh data is durable before the record that makes it
      *    reachable. */
+    t1 = mms__os_mono_ns();
     if (grew && !(s->flags & MMS_NOSYNC)) {
         for (uint32_t id = 0; id < s->nmapped; id++) {
             struct mms__region *g = &s->reg[id];
@@ -284,8 +288,11 @@ int mms_txn_commit(mms_store *s)
         }
     }
     mms__crashpoint("commit.fresh_synced");
+    t2 = mms__os_mono_ns();
+    st.sync_ns = t2 - t1;
 
     /* 4. The journal group. */
+    uint64_t jstart = s->jend;
     mms__jgroup_begin(s, h->txn_id);
     for (size_t i = 0; i < s->dirty.n; i++) {
         char *p = s->dirty.page[i];
@@ -306,12 +313,17 @@ int mms_txn_commit(mms_store *s)
     r = mms__jgroup_write(s, h->txn_id);
     if (r)
         return commit_fail(s, r);
+    t3 = mms__os_mono_ns();
+    st.journal_ns = t3 - t2;
+    st.journal_bytes = s->jend - jstart;
 
     /* 5. Invariant 2: durable. */
     r = mms__jgroup_sync(s);
     if (r)
         return commit_poison(s, r);
     mms__crashpoint("commit.journal_synced");
+    t2 = mms__os_mono_ns();
+    st.sync_ns += t2 - t3;
 
     /* 6. Invariant 3: apply. Whole pages: a private page is the committed
      *    state of its page plus this transaction's stores. */
@@ -336,8 +348,13 @@ int mms_txn_commit(mms_store *s)
         if (r)
             return commit_poison(s, r);
     }
-    drop_pages(s, nchanged > MMS__KEEP_MAX ? -1 : 0);
+    drop_pages(s, nchanged > s->keep_pages ? -1 : 0);
+    t3 = mms__os_mono_ns();
+    st.apply_ns = t3 - t2;
+    st.pages_changed = nchanged;
     txn_end(s);
+    st.total_ns = mms__os_mono_ns() - t0;
+    s->stats = st;
     if (s->poisoned)
         return s->poisoned;
     if (s->jend - MMS__JDATA > s->checkpoint_bytes) {
