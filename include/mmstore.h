@@ -237,7 +237,9 @@ int mms_txn_begin(mms_store *s, unsigned flags);
 
 /* Commit: atomic, and durable when it returns 0 (unless MMS_NOSYNC).
  * A transaction that changed nothing commits nothing (txn id unchanged).
- * Errors: MMS_ENOTXN; -ENOSPC or another -errno from writing the journal:
+ * Errors: MMS_ENOTXN; MMS_ECORRUPT if the transaction overwrote the fixed
+ * fields of the store header (magic, version, uuid: a stray store), and
+ * -ENOSPC or another -errno from writing the journal:
  * the transaction is aborted, nothing of it is applied, the handle stays
  * usable. If syncing the journal or applying it fails the handle becomes
  * MMS_EPOISONED: whether the transaction committed is decided by the next

@@ -302,6 +302,7 @@ struct mms_store {
     uint64_t jseq, jstart_txn;
     int jslot;             /* slot holding the current header (0 or 1) */
     unsigned keep_pages;   /* changed private pages kept after a commit */
+    uint8_t hdr_fixed[40]; /* header bytes that never change (magic .. uuid) */
     struct mms_commit_stats stats;
     /* commit scratch */
     struct mms__pagevec dirty;

@@ -315,6 +315,7 @@ static int store_open_existing(mms_store *s)
     r = mms__map_region(s, 0, fd, 0, rt[0].size);
     if (r)
         return r;
+    memcpy(s->hdr_fixed, hbuf, sizeof s->hdr_fixed);
     if (!(s->flags & MMS_RDONLY) && (replayed || s->jstart_txn == UINT64_MAX)) {
         /* Finish recovery with a checkpoint (the replayed files are synced;
          * a foreign journal is replaced by one of this store). */

@@ -261,6 +261,12 @@ int mms_txn_commit(mms_store *s)
         return 0;
     }
 
+    /* A stray store inside the transaction must not make the store
+     * unopenable: the header's fixed fields are checked, not journaled. */
+    if (memcmp(h, s->hdr_fixed, sizeof s->hdr_fixed) != 0)
+        return commit_fail(s, MMS__CORRUPT("the transaction overwrote the store header's fixed "
+                                           "fields; it was aborted"));
+
     /* 2. Stamp the header; make sure page 0 is in the list (it is first). */
     h->txn_id++;
     h->crc = mms__hdr_crc(h, rt);
