@@ -45,8 +45,9 @@
  *  - MMS_NOSYNC is durable against process crashes only; see its comment.
  *  - A handle is not usable in a child after fork(): calls return MMS_EFORK.
  *  - One store may be open once per process; a second mms_open() of the same
- *    directory in the same process fails with MMS_EBUSY. Another process
- *    cannot open a store while one process has it open (MMS_EBUSY).
+ *    directory in the same process fails with MMS_EBUSY. A read-write open
+ *    excludes every other open of the store, in any process (MMS_EBUSY);
+ *    read-only opens share it with each other.
  *  - Truncating or rewriting region files behind an open handle's back makes
  *    accesses fault (SIGBUS); the library cannot prevent that.
  */
@@ -174,7 +175,9 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
 #define MMS_NOSYNC 0x0008u
 /* Guard: outside a write transaction the mapped data is read-only, so a stray
  * store faults at once. Costs two mprotect() calls per transaction (about
- * 0.2 ms on a large store). On by default in builds without NDEBUG. */
+ * 0.2 ms on a large store). On by default in builds without NDEBUG;
+ * MMS_NOGUARD turns it off; the environment variable MMS_GUARD=0|1 wins
+ * over both. */
 #define MMS_GUARD 0x0010u
 #define MMS_NOGUARD 0x0020u /* turn the guard off even in debug builds */
 
@@ -268,7 +271,7 @@ int mms_checkpoint(mms_store *s);
  * ------------------------------------------------------------------------ */
 
 /* Allocate size bytes (size 0 is taken as 1); *ref receives the ref.
- * Errors: MMS_ENOTXN, MMS_EINVAL, MMS_EFULL (reservation exhausted),
+ * Errors: MMS_ENOTXN (MMS_ERDONLY on a read-only handle), MMS_EINVAL, MMS_EFULL (reservation exhausted),
  * -ENOSPC (the disk is full), -ENOMEM. */
 int mms_alloc(mms_store *s, size_t size, mms_ref *ref);
 

@@ -26,16 +26,26 @@
  * ------------------------------------------------------------------------ */
 static unsigned long fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The registry lock is held across fork() so the child's copy is sane. */
+static void on_fork_prepare(void)
+{
+    pthread_mutex_lock(&reg_lock);
+}
+static void on_fork_parent(void)
+{
+    pthread_mutex_unlock(&reg_lock);
+}
 static void on_fork_child(void)
 {
+    pthread_mutex_unlock(&reg_lock);
     fork_gen++;
 }
 static void atfork_init(void)
 {
-    pthread_atfork(NULL, NULL, on_fork_child);
+    pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 }
 
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct open_store {
     dev_t dev;
     ino_t ino;
@@ -230,12 +240,14 @@ static unsigned env_flags(unsigned flags)
 {
     const char *g = getenv("MMS_GUARD");
 #ifndef NDEBUG
-    if (!(flags & MMS_NOGUARD))
-        flags |= MMS_GUARD;
+    flags |= MMS_GUARD;
 #endif
+    if (flags & MMS_NOGUARD)
+        flags &= ~MMS_GUARD;
+    /* The environment wins over the flags (the tests force the guard on). */
     if (g && *g == '1')
         flags |= MMS_GUARD;
-    if ((g && *g == '0') || (flags & MMS_NOGUARD))
+    if (g && *g == '0')
         flags &= ~MMS_GUARD;
     if (flags & MMS_RDONLY)
         flags &= ~MMS_GUARD; /* read-only mappings refuse stores anyway */
@@ -480,8 +492,9 @@ int mms_close(mms_store *s)
             if (!r)
                 r = r2;
         }
-        registry_remove(s->dev, s->ino);
     }
+    /* Also in a forked child, so that it can open the store itself. */
+    registry_remove(s->dev, s->ino);
     store_free(s);
     return r;
 }

@@ -252,11 +252,20 @@ int mms_txn_commit(mms_store *s)
     t1 = mms__os_mono_ns();
     st.detect_ns = t1 - t0;
     st.pages_dirty = s->dirty.n;
-    bool grew = false;
+    bool any = false;
     for (uint32_t id = 0; id < s->nmapped; id++)
         if (s->view.base[id] && rt[id].size > s->reg[id].committed)
-            grew = true;
-    if (s->dirty.n == 0 && !grew) {
+            any = true;
+    bool grew = any;
+    /* Pages kept from the last commit are dirty without having changed:
+     * the transaction changed something only if a page differs from the
+     * file (usually the first one compared does). */
+    for (size_t i = 0; i < s->dirty.n && !any; i++) {
+        char *p = s->dirty.page[i];
+        uint32_t id = page_region(s, p);
+        any = memcmp(p, s->reg[id].fview + (p - s->view.base[id]), MMS__PAGE) != 0;
+    }
+    if (!any) {
         txn_end(s);
         return 0;
     }
