@@ -33,12 +33,17 @@
  * recomputes all three by walking the heap.
  *
  * Space freed by small and large objects is reused for small and large
- * objects; a normal segment is not turned back into a free unit run.
+ * objects; a normal segment that has become entirely free is turned back
+ * into a free unit (for huge allocations) when a huge allocation finds no
+ * free units, not before: that keeps alloc/free of one object from making
+ * and unmaking a segment.
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_SPAN (MMS__SEG_PAGES - MMS__DESC_PAGES) /* 1020 pages */
@@ -176,6 +181,90 @@ static void list_remove(const mms_store *s, uint32_t *head, node_fn get, uint32_
 }
 
 /* ------------------------------------------------------------------------
+ * Segment starts. Only the first unit of a segment holds a descriptor; the
+ * other units of a huge segment hold the application's bytes. Checking a
+ * ref therefore needs to know which units start a segment: the handle
+ * keeps a bitmap of them, rebuilt from the chain after an abort.
+ * ------------------------------------------------------------------------ */
+void mms__heap_forget(mms_store *s)
+{
+    s->segmap_bits = 0;
+}
+
+static int segmap_fit(mms_store *s, uint32_t bits)
+{
+    if (bits <= s->segmap_cap)
+        return 0;
+    uint32_t cap = s->segmap_cap ? s->segmap_cap : 1024;
+    while (cap < bits)
+        cap *= 2;
+    uint64_t *m = realloc(s->segmap, cap / 8);
+    if (!m)
+        return -ENOMEM;
+    memset((char *)m + s->segmap_cap / 8, 0, (cap - s->segmap_cap) / 8);
+    s->segmap = m;
+    s->segmap_cap = cap;
+    return 0;
+}
+
+static void segmap_set(mms_store *s, uint32_t u, bool start)
+{
+    if (u >= s->segmap_bits)
+        return; /* not built (or being built); nothing to keep in sync */
+    if (start)
+        s->segmap[u / 64] |= UINT64_C(1) << (u % 64);
+    else
+        s->segmap[u / 64] &= ~(UINT64_C(1) << (u % 64));
+}
+
+static int segmap_build(mms_store *s)
+{
+    uint32_t n = nsegs(s);
+    int r = segmap_fit(s, n);
+    if (r)
+        return r;
+    memset(s->segmap, 0, s->segmap_cap / 8);
+    for (uint32_t u = 0; u < n;) {
+        const struct mms__desc *d = seg_desc(s, u);
+        uint32_t len = d->kind == MMS__S_HUGE || d->kind == MMS__S_FREE ? d->len : 1;
+        if ((d->kind != MMS__S_NORMAL && len == d->len && (len == 0 || len > n - u)) ||
+            (d->kind != MMS__S_NORMAL && d->kind != MMS__S_HUGE && d->kind != MMS__S_FREE))
+            return MMS__CORRUPT("heap: segment %u has kind %u and length %u", u, d->kind, d->len);
+        s->segmap[u / 64] |= UINT64_C(1) << (u % 64);
+        u += len;
+    }
+    s->segmap_bits = n;
+    return 0;
+}
+
+/* Does unit u start a segment? Errors come back as negative values. */
+static int seg_is_start(const mms_store *cs, uint32_t u)
+{
+    mms_store *s = (mms_store *)cs; /* the map is a cache */
+    if (s->segmap_bits != nsegs(s)) {
+        int r = segmap_build(s);
+        if (r)
+            return r;
+    }
+    return u < s->segmap_bits && (s->segmap[u / 64] >> (u % 64) & 1);
+}
+
+/* The heap grew to n units: the map covers them (new units are starts only
+ * where the caller says so). */
+static int segmap_grow(mms_store *s, uint32_t n)
+{
+    if (s->segmap_bits == 0)
+        return 0;
+    int r = segmap_fit(s, n);
+    if (r) {
+        s->segmap_bits = 0;
+        return 0;
+    }
+    s->segmap_bits = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
  * Spans
  * ------------------------------------------------------------------------ */
 
@@ -293,6 +382,8 @@ static int heap_extend(mms_store *s, uint32_t units, uint32_t *seg)
         return r;
     *seg = (uint32_t)(top >> MMS__SEG_SHIFT);
     mms__rtab(s)[0].size = want;
+    segmap_grow(s, (uint32_t)(want >> MMS__SEG_SHIFT));
+    segmap_set(s, *seg, true);
     return 0;
 }
 
@@ -310,6 +401,7 @@ static uint32_t units_take(mms_store *s, uint32_t k)
             struct mms__desc *rest = seg_desc(s, u + k);
             set_desc(rest, MMS__S_FREE, 0, len - k);
             list_push(s, &h->free_units, seg_node, u + k);
+            segmap_set(s, u + k, true);
         }
         h->free_bytes -= (uint64_t)k << MMS__SEG_SHIFT;
         return u;
@@ -317,35 +409,56 @@ static uint32_t units_take(mms_store *s, uint32_t k)
     return 0;
 }
 
-/* Merge adjacent free unit runs (done lazily, when a fit is missing). */
-static void units_coalesce(mms_store *s)
+/* A normal segment whose pages are all one free span is as good as a free
+ * unit, and a free unit is what a huge allocation needs. */
+static bool segment_empty(const mms_store *s, uint32_t u)
+{
+    uint32_t meta = meta_pages(u), first = u * MMS__SEG_PAGES + meta;
+    const struct mms__desc *d = D(s, first);
+    return d->kind == MMS__D_FREE_HEAD && d->len == MMS__SEG_PAGES - meta;
+}
+
+/* Turn the empty normal segment u into a free unit run of one unit. */
+static void segment_release(mms_store *s, uint32_t u)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    span_unlink(s, u * MMS__SEG_PAGES + MMS__DESC_PAGES);
+    h->free_bytes += (uint64_t)MMS__DESC_PAGES * MMS__PAGE;
+    set_desc(seg_desc(s, u), MMS__S_FREE, 0, 1);
+    list_push(s, &h->free_units, seg_node, u);
+}
+
+/* Done lazily, when a huge allocation finds no fit: turn empty normal
+ * segments into free units and merge adjacent free unit runs. */
+static void units_reclaim(mms_store *s)
 {
     struct mms__hdr *h = mms__hdr(s);
     uint32_t n = nsegs(s);
     for (uint32_t u = 1; u < n;) {
         struct mms__desc *d = seg_desc(s, u);
-        if (d->len == 0 || d->len > n - u)
+        if (d->kind == MMS__S_NORMAL && segment_empty(s, u))
+            segment_release(s, u);
+        uint32_t len = d->kind == MMS__S_NORMAL ? 1 : d->len;
+        if (len == 0 || len > n - u)
             return; /* damaged; mms_verify reports it */
-        if (d->kind == MMS__S_FREE && u + d->len < n && seg_desc(s, u + d->len)->kind == MMS__S_FREE) {
+        while (d->kind == MMS__S_FREE && u + d->len < n) {
             uint32_t v = u + d->len;
-            uint32_t m = seg_desc(s, v)->len;
-            if (m == 0 || m > n - v)
-                return;
+            struct mms__desc *e = seg_desc(s, v);
+            if (e->kind == MMS__S_NORMAL && segment_empty(s, v))
+                segment_release(s, v);
+            if (e->kind != MMS__S_FREE || e->len == 0 || e->len > n - v)
+                break;
             list_remove(s, &h->free_units, seg_node, v);
-            d->len += m;
-            continue;
+            d->len += e->len;
+            segmap_set(s, v, false);
         }
-        u += d->len;
+        u += d->kind == MMS__S_NORMAL ? 1 : d->len;
     }
 }
 
 static int segment_new(mms_store *s)
 {
     uint32_t seg = units_take(s, 1);
-    if (!seg && mms__hdr(s)->free_units) {
-        units_coalesce(s);
-        seg = units_take(s, 1);
-    }
     if (!seg) {
         int r = heap_extend(s, 1, &seg);
         if (r)
@@ -429,8 +542,8 @@ static int alloc_huge(mms_store *s, uint64_t size, uint64_t *off)
                          (unsigned long long)size);
     uint32_t k = (uint32_t)units64;
     uint32_t u = units_take(s, k);
-    if (!u && h->free_units) {
-        units_coalesce(s);
+    if (!u) {
+        units_reclaim(s);
         u = units_take(s, k);
     }
     if (!u) {
@@ -478,6 +591,12 @@ static int locate(const mms_store *s, mms_ref ref, struct loc *l)
     if (MMS_REF_REGION(ref) != 0 || off % 16 || off < MMS__HDR_BYTES || off >= heap_top(s))
         return mms__fail(MMS_EBADREF, "ref 0x%llx is not in the heap", (unsigned long long)ref);
     uint32_t seg = (uint32_t)(off >> MMS__SEG_SHIFT);
+    int start = seg_is_start(s, seg);
+    if (start < 0)
+        return start;
+    if (!start)
+        return mms__fail(MMS_EBADREF, "ref 0x%llx is inside a huge allocation or free units",
+                         (unsigned long long)ref);
     struct mms__desc *d0 = seg_desc(s, seg);
     l->off = off;
     if (d0->kind == MMS__S_HUGE) {
@@ -566,6 +685,7 @@ static void free_loc(mms_store *s, const struct loc *l)
         uint32_t m = seg_desc(s, u + k)->len;
         list_remove(s, &h->free_units, seg_node, u + k);
         h->free_bytes -= (uint64_t)m << MMS__SEG_SHIFT;
+        segmap_set(s, u + k, false);
         k += m;
     }
     set_desc(seg_desc(s, u), MMS__S_FREE, 0, k);

@@ -301,6 +301,12 @@ struct mms_store {
     uint32_t jsalt, jlast_crc;
     uint64_t jseq, jstart_txn;
     int jslot;             /* slot holding the current header (0 or 1) */
+    /* Which heap units start a segment (alloc.c). A cache of what walking
+     * the segment chain says, so a ref can be checked in O(1); kept up to
+     * date by the allocator, rebuilt after an abort. */
+    uint64_t *segmap;
+    uint32_t segmap_bits;  /* units covered; 0 = must be rebuilt */
+    uint32_t segmap_cap;   /* in bits */
     unsigned keep_pages;   /* changed private pages kept after a commit */
     uint8_t hdr_fixed[40]; /* header bytes that never change (magic .. uuid) */
     struct mms_commit_stats stats;
@@ -364,6 +370,7 @@ int mms__drop_private(mms_store *s);
 void mms__heap_init(mms_store *s); /* format a new heap in a mapped header */
 int mms__heap_verify(const mms_store *s, char *msg, size_t cap);
 uint64_t mms__heap_size(const mms_store *s);
+void mms__heap_forget(mms_store *s); /* the heap changed behind the allocator's back */
 
 /* Misc helpers */
 static inline uint64_t mms__round_up(uint64_t x, uint64_t a)

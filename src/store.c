@@ -273,6 +273,7 @@ static void store_free(mms_store *s)
     mms__os_close(s->lockfd);
     mms__os_close(s->dirty_fd);
     mms__os_close(s->dirfd);
+    free(s->segmap);
     free(s->dirty.page);
     free(s->dirty.changed);
     free(s->jbuf);

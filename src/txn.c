@@ -122,6 +122,7 @@ static void drop_pages(mms_store *s, int which)
 
 int mms__drop_private(mms_store *s)
 {
+    mms__heap_forget(s);
     int r = collect_dirty(s);
     if (r) {
         /* Cannot tell which pages: drop every private page there is. */
