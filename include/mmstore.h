@@ -223,7 +223,9 @@ int mms_open(const char *path, const mms_options *o, mms_store **out);
 
 /* Close: aborts an active write transaction, checkpoints, unmaps. Every
  * pointer into the store becomes invalid. mms_close(NULL) is a no-op.
- * Returns the first error met (the handle is freed regardless). */
+ * Returns the first error met while closing (the handle is freed
+ * regardless); a handle already poisoned skips the checkpoint and returns 0,
+ * its error having been returned by the call that failed. */
 int mms_close(mms_store *s);
 
 /* ------------------------------------------------------------------------

@@ -65,6 +65,12 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
     if (fsize < committed)
         return MMS__CORRUPT("region %u file is %llu bytes, shorter than its committed size %llu",
                             id, (unsigned long long)fsize, (unsigned long long)committed);
+    /* Past the committed size the file is fresh space, which a failed
+     * fallocate (ext4 keeps the blocks it got, at its block size) or a crash
+     * before the file was cut back may have left at any length: use whole
+     * pages of it. */
+    if (fsize % MMS__PAGE && fsize - fsize % MMS__PAGE >= mms__round_up(committed, MMS__PAGE))
+        fsize -= fsize % MMS__PAGE;
     if (fsize % MMS__PAGE)
         return MMS__CORRUPT("region %u file size %llu is not a multiple of the page size", id,
                             (unsigned long long)fsize);
@@ -118,12 +124,19 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
      * SIGBUS when a store touches a hole. */
     int r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
     if (r && want > mms__round_up(need, MIB)) {
+        /* A failed fallocate may keep the blocks it got and extend the file
+         * over them (ext4 does): give them back before asking for less. */
+        mms__os_ftruncate(g->fd, g->mapped);
         want = mms__round_up(need, MIB) < g->reserve ? mms__round_up(need, MIB) : need;
         r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
     }
-    if (r)
+    if (r) {
+        /* Nothing past g->mapped is mapped or committed, so cutting the file
+         * back is safe; it frees the space and keeps whole pages. */
+        mms__os_ftruncate(g->fd, g->mapped);
         return mms__fail(r, "cannot grow region %u to %llu bytes: %s", id,
                          (unsigned long long)want, mms_strerror(r));
+    }
     char *base = s->view.base[id];
     r = mms__os_map_fixed(base + g->mapped, want - g->mapped, g->fd, g->mapped, true,
                           view_writable(s));

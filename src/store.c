@@ -486,6 +486,7 @@ int mms_close(mms_store *s)
         return 0;
     int r = 0;
     if (s->fork_gen == fork_gen) {
+        int was_poisoned = s->poisoned;
         if (s->state == MMS__ST_WRITE)
             r = mms_txn_abort(s);
         if (!(s->flags & MMS_RDONLY) && !s->poisoned && s->jend > MMS__JDATA) {
@@ -493,6 +494,8 @@ int mms_close(mms_store *s)
             if (!r)
                 r = r2;
         }
+        if (!r && !was_poisoned)
+            r = s->poisoned; /* the abort above failed to re-arm the guard */
     }
     /* Also in a forked child, so that it can open the store itself. */
     registry_remove(s->dev, s->ino);

@@ -202,8 +202,11 @@ static void txn_end(mms_store *s)
 {
     s->state = MMS__ST_IDLE;
     s->dirty.n = 0;
-    if ((s->flags & MMS_GUARD) && mms__map_protect(s, false) && !s->poisoned)
-        s->poisoned = MMS_EPOISONED;
+    if (s->flags & MMS_GUARD) {
+        int r = mms__map_protect(s, false);
+        if (r && !s->poisoned)
+            s->poisoned = r;
+    }
 }
 
 int mms_txn_abort(mms_store *s)
