@@ -617,6 +617,9 @@ static int locate(const mms_store *s, mms_ref ref, struct loc *l)
         if (off % MMS__PAGE)
             return mms__fail(MMS_EBADREF, "ref 0x%llx is inside a large allocation",
                              (unsigned long long)ref);
+        if (d->len == 0 || d->len > MMS__SEG_PAGES - pg % MMS__SEG_PAGES)
+            return MMS__CORRUPT("heap: large allocation at page %u has length %u, past its "
+                                "segment", pg, d->len);
         l->kind = LOC_LARGE;
         l->pg = pg;
         l->n = d->len;
@@ -624,10 +627,14 @@ static int locate(const mms_store *s, mms_ref ref, struct loc *l)
         return 0;
     }
     if (d->kind == MMS__D_SLAB_HEAD || d->kind == MMS__D_SLAB_CONT) {
+        if (d->kind == MMS__D_SLAB_CONT &&
+            (d->len == 0 || d->len > pg % MMS__SEG_PAGES - meta_pages(seg)))
+            return MMS__CORRUPT("heap: slab page %u has a bad back offset %u", pg, d->len);
         uint32_t head = d->kind == MMS__D_SLAB_CONT ? pg - d->len : pg;
         struct mms__desc *hd = D(s, head);
         unsigned c = hd->cls;
-        if (hd->kind != MMS__D_SLAB_HEAD || c >= MMS__NCLASS)
+        if (hd->kind != MMS__D_SLAB_HEAD || c >= MMS__NCLASS || hd->len != geom[c].pages ||
+            head + hd->len <= pg)
             return MMS__CORRUPT("heap: page %u has a bad slab descriptor", pg);
         struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, head);
         if (sl->magic != MMS__SLAB_MAGIC || sl->nslots != geom[c].nslots ||

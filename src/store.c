@@ -170,6 +170,11 @@ static int hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, 
     for (uint32_t i = 1; i < h->nregions; i++)
         if (rt[i].kind != MMS__RK_NONE)
             return mms__fail(MMS_ENOTSUP, "region %u is a table; this version has no tables", i);
+    /* mms_root_set() refuses a root outside its region; one here is damage. */
+    if (h->root != MMS_REF_NULL && (MMS_REF_REGION(h->root) >= h->nregions ||
+                                    MMS_REF_SLOT(h->root) >= rt[MMS_REF_REGION(h->root)].size))
+        return MMS__CORRUPT("header: root ref 0x%llx is outside its region",
+                            (unsigned long long)h->root);
     return 0;
 }
 
@@ -331,8 +336,14 @@ static int store_open_existing(mms_store *s)
     memcpy(s->hdr_fixed, hbuf, sizeof s->hdr_fixed);
     if (!(s->flags & MMS_RDONLY) && (replayed || s->jstart_txn == UINT64_MAX)) {
         /* Finish recovery with a checkpoint (the replayed files are synced;
-         * a foreign journal is replaced by one of this store). */
+         * a foreign journal is replaced by one of this store). A reset
+         * writes one slot; the other slot of a foreign journal would still
+         * name the other store and win if ours were lost, so it is
+         * overwritten too (Invariant 5). */
+        bool foreign = s->jstart_txn == UINT64_MAX;
         r = mms__journal_reset(s, mms__hdr(s)->txn_id);
+        if (!r && foreign)
+            r = mms__journal_reset(s, mms__hdr(s)->txn_id);
         if (r)
             return r;
     }
