@@ -219,6 +219,7 @@ void mms__fault_reset(void);
 /* Crash points: MMS_CRASH=name:n kills the process (SIGKILL) the nth time
  * execution passes mms__crashpoint(name). Used by the crash tests. */
 void mms__crashpoint(const char *name);
+void mms__os_after_fork(void); /* re-read MMS_FAULT and MMS_CRASH in a child */
 
 int mms__os_open(const char *path, int flags, int mode);
 int mms__os_openat(int dirfd, const char *name, int flags, int mode);
@@ -233,6 +234,11 @@ int mms__os_ftruncate(int fd, uint64_t len);
 int mms__os_fsize(int fd, uint64_t *size);
 int mms__os_lock(int fd, bool exclusive);
 int mms__os_unlinkat(int dirfd, const char *name);
+int mms__os_ofd_lock(int fd, int byte, int type, bool wait);
+int mms__os_futex_wait(uint32_t *word, uint32_t expect, int64_t timeout_ns);
+void mms__os_futex_wake(uint32_t *word);
+uint64_t mms__os_proc_start(uint32_t pid);
+uint32_t mms__os_pid(void);
 /* Reserve len bytes of address space (PROT_NONE). */
 int mms__os_reserve(uint64_t len, char **out);
 /* Map fd[off, off+len) at addr (MAP_FIXED): shared or private, writable or not. */

@@ -19,7 +19,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -100,6 +102,15 @@ static struct {
     char name[64];
     unsigned long nth, count;
 } crash;
+
+/* After fork(): the child reads MMS_FAULT and MMS_CRASH afresh (a test sets
+ * them between fork and the child's first call). */
+void mms__os_after_fork(void)
+{
+    fault.env_done = 0; /* armed faults stay armed; the environment adds */
+    crash.init = 0;
+    crash.count = 0;
+}
 
 void mms__crashpoint(const char *name)
 {
@@ -238,6 +249,83 @@ int mms__os_lock(int fd, bool exclusive)
     if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0)
         return errno == EWOULDBLOCK ? MMS_EBUSY : -errno;
     return 0;
+}
+
+/* Open-file-description locks on one byte: owned by the open file, not the
+ * process, so two handles in one process exclude each other like two
+ * processes do; released by the kernel when the last descriptor closes,
+ * however the process ends. type: F_RDLCK, F_WRLCK or F_UNLCK. */
+int mms__os_ofd_lock(int fd, int byte, int type, bool wait)
+{
+    struct flock fl = {.l_type = (short)type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    for (;;) {
+        if (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EACCES)
+            return MMS_EBUSY;
+        return -errno;
+    }
+}
+
+/* Futexes on words of the shared lock file (not FUTEX_PRIVATE: other
+ * processes wait on them too). timeout_ns < 0 waits for ever. Returns 0
+ * when woken or the word differs, -ETIMEDOUT, or -EINTR. */
+int mms__os_futex_wait(uint32_t *word, uint32_t expect, int64_t timeout_ns)
+{
+    struct timespec ts, *tp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1000000000;
+        ts.tv_nsec = timeout_ns % 1000000000;
+        tp = &ts;
+    }
+    long r = syscall(SYS_futex, word, FUTEX_WAIT, expect, tp, NULL, 0);
+    if (r == 0 || errno == EAGAIN)
+        return 0;
+    return -errno;
+}
+
+void mms__os_futex_wake(uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* A process's start time (clock ticks since boot, /proc/PID/stat field 22):
+ * with the pid it names a process even after the pid is reused. 0 if the
+ * process does not exist. */
+uint64_t mms__os_proc_start(uint32_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%u/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    /* The command name (field 2) may hold spaces and parentheses: fields
+     * after it are counted from the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    unsigned long long start = 0;
+    int field = 2;
+    char *save = NULL;
+    for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        if (++field == 22) {
+            start = strtoull(tok, NULL, 10);
+            break;
+        }
+    }
+    return start;
+}
+
+uint32_t mms__os_pid(void)
+{
+    return (uint32_t)getpid();
 }
 
 int mms__os_unlinkat(int dirfd, const char *name)

@@ -40,6 +40,7 @@ static void on_fork_child(void)
 {
     pthread_mutex_unlock(&reg_lock);
     fork_gen++;
+    mms__os_after_fork();
 }
 static void atfork_init(void)
 {

@@ -35,7 +35,7 @@
  * that is kept costs a compare at every commit while it stays. Kept pages
  * are those the commit found changed, up to s->keep_pages; pages dirty but
  * unchanged (kept from an earlier commit and not written since) are
- * dropped. bench/commit_keep measures the choice.
+ * dropped. bench/commit_cost measures the choice.
  */
 #include "internal.h"
 
@@ -329,6 +329,14 @@ int mms_txn_commit(mms_store *s)
             if (r)
                 return commit_fail(s, r);
         }
+    /* The whole txn id, last: the diff logs only the bytes that changed,
+     * and replaying old groups over newer files (an interrupted recovery)
+     * must still leave the header naming a txn that existed, which the
+     * range check of the next recovery relies on (journal.c). */
+    r = mms__jgroup_data(s, 0, 0, offsetof(struct mms__hdr, txn_id), &h->txn_id,
+                         sizeof h->txn_id);
+    if (r)
+        return commit_fail(s, r);
     r = mms__jgroup_write(s, h->txn_id);
     if (r)
         return commit_fail(s, r);
@@ -345,9 +353,12 @@ int mms_txn_commit(mms_store *s)
     st.sync_ns += t2 - t3;
 
     /* 6. Invariant 3: apply. Whole pages: a private page is the committed
-     *    state of its page plus this transaction's stores. */
+     *    state of its page plus this transaction's stores. The header page
+     *    (always page[0]) goes last, so a header naming this txn means the
+     *    whole commit reached the page cache. */
     size_t nchanged = 0;
-    for (size_t i = 0; i < s->dirty.n; i++) {
+    for (size_t k = 1; k <= s->dirty.n; k++) {
+        size_t i = k % s->dirty.n;
         if (!s->dirty.changed[i])
             continue;
         char *p = s->dirty.page[i];
