@@ -38,8 +38,10 @@ demo: build
 	$(BUILD)/mms info $(BUILD)/demo.mms
 	$(BUILD)/mms verify $(BUILD)/demo.mms
 
-install: build
-	cmake --install $(BUILD) --prefix $(PREFIX)
+install:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	cmake --install $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
