@@ -44,10 +44,11 @@
  *    part of the next transaction, or is discarded by its abort.
  *  - MMS_NOSYNC is durable against process crashes only; see its comment.
  *  - A handle is not usable in a child after fork(): calls return MMS_EFORK.
- *  - One store may be open once per process; a second mms_open() of the same
- *    directory in the same process fails with MMS_EBUSY. A read-write open
- *    excludes every other open of the store, in any process (MMS_EBUSY);
- *    read-only opens share it with each other.
+ *  - A store may be open in any number of handles, in one process or many;
+ *    each handle has its own mappings and reader slot (at most 256 handles
+ *    per store). Write transactions take a writer lock: one at a time.
+ *  - Threads: a handle is used by one thread at a time. For threads that
+ *    read while another writes, give each its own handle.
  *  - Truncating or rewriting region files behind an open handle's back makes
  *    accesses fault (SIGBUS); the library cannot prevent that.
  */
@@ -201,9 +202,10 @@ typedef struct mms_options {
 /* Fill *o with the defaults (all zero). */
 void mms_options_init(mms_options *o);
 
-/* Open (and with MMS_CREATE, create) the store in directory path. Runs
- * recovery: commits whose journal records are complete are applied, a torn
- * last record is discarded. o may be NULL (defaults, no create).
+/* Open (and with MMS_CREATE, create) the store in directory path. The first
+ * handle to open a store runs recovery: commits whose journal records are
+ * complete are applied, a torn last record is discarded. o may be NULL
+ * (defaults, no create).
  *
  * The environment variables MMS_GUARD=0|1 and MMS_DIRTY=scan|pagemap
  * override the guard and the backend (used by the tests), and
@@ -215,8 +217,9 @@ void mms_options_init(mms_options *o);
  * MMS_CREATE), -EEXIST (MMS_EXCL and it exists), -ENOTDIR (path is a file),
  * MMS_ENOTSTORE (a directory without a store in it), MMS_EVERSION,
  * MMS_EBYTEORDER, MMS_EABI, MMS_ECORRUPT (a damaged header, region or
- * journal; mms_errdetail() names it), MMS_EBUSY (open in this process or
- * another), MMS_ERECOVER (MMS_RDONLY and the journal must be replayed),
+ * journal; mms_errdetail() names it), MMS_EBUSY (256 handles already open,
+ * or a lock file of another mmstore version in use), MMS_ERECOVER (the
+ * journal must be replayed and this process cannot write the files),
  * MMS_ENOTSUP (the requested dirty backend does not exist here), -errno.
  * On error *out is NULL. */
 int mms_open(const char *path, const mms_options *o, mms_store **out);
@@ -236,12 +239,27 @@ int mms_close(mms_store *s);
  * mms_free() and mms_root_set() are part of the transaction.
  * ------------------------------------------------------------------------ */
 
-/* Begin a write transaction. flags must be 0.
- * Errors: MMS_ETXN (one is active), MMS_ERDONLY, MMS_EPOISONED, MMS_EFORK. */
+/* mms_txn_begin() flag: fail with MMS_EBUSY instead of waiting when another
+ * writer holds the store. */
+#define MMS_TXN_NOWAIT 0x1u
+
+/* Begin a write transaction. One writer at a time per store, across
+ * processes and threads: this waits while another handle writes (or with
+ * MMS_TXN_NOWAIT fails with MMS_EBUSY). If the last writer died, even inside
+ * a commit, this recovers the store from the journal first. The handle then
+ * sees every commit published so far.
+ * Errors: MMS_ETXN (a read or write transaction is active on this handle),
+ * MMS_EBUSY (MMS_TXN_NOWAIT, or this thread writes through another handle of
+ * the store), MMS_ERDONLY, MMS_EPOISONED, MMS_EFORK, MMS_EINVAL (flags). */
 int mms_txn_begin(mms_store *s, unsigned flags);
 
-/* Commit: atomic, and durable when it returns 0 (unless MMS_NOSYNC).
- * A transaction that changed nothing commits nothing (txn id unchanged).
+/* Commit: atomic, and durable when it returns 0 (unless MMS_NOSYNC), and
+ * visible to every reader: the commit is applied once the readers inside a
+ * read transaction have left (see mms_read_begin), so a long read
+ * transaction delays it. A transaction that changed nothing commits nothing
+ * (txn id unchanged). MMS_ETXN if this thread is inside a read transaction
+ * on any handle of the store (it would wait for itself); the write
+ * transaction stays active, end the read transaction and commit again.
  * Errors: MMS_ENOTXN; MMS_ECORRUPT if the transaction overwrote the fixed
  * fields of the store header (magic, version, uuid: a stray store), and
  * -ENOSPC or another -errno from writing the journal:
@@ -255,8 +273,65 @@ int mms_txn_commit(mms_store *s);
  * Errors: MMS_ENOTXN. */
 int mms_txn_abort(mms_store *s);
 
-/* Id of the last committed transaction (0 for a new store). */
+/* Id of the last committed transaction this handle's view shows (0 for a
+ * new store). */
 uint64_t mms_txn_id(const mms_store *s);
+
+/* ------------------------------------------------------------------------
+ * Read transactions and change notification
+ *
+ * Any number of handles, in any processes, read while one writes. Inside a
+ * read transaction a handle sees one committed state, whole, and nothing
+ * changes under it: a commit is applied only when no reader is inside.
+ * Beginning and ending one is a few atomic operations, no system call
+ * (unless a writer is waiting, or a commit is being applied: then begin
+ * waits for that apply, which takes microseconds). Outside a read
+ * transaction, data read through a handle may change at any moment.
+ *
+ * The cost of a long read transaction: every commit made meanwhile waits,
+ * inside mms_txn_commit() and holding the writer lock, until the reader
+ * leaves (the commit is already durable; it is not yet visible). Keep read
+ * transactions short, or read a snapshot in several.
+ *
+ * A read-write handle may also run read transactions (not while it is in a
+ * write transaction). Pointers stay valid across transactions; the memory
+ * they point to may change between them.
+ * ------------------------------------------------------------------------ */
+
+/* Pin the latest published state. If a commit is being applied, waits for
+ * it; if its writer died, recovers the store first (which needs write
+ * access to its files: MMS_ERECOVER otherwise). Maps regions that grew.
+ * Errors: MMS_ETXN (a read or write transaction is active on this handle),
+ * MMS_ERECOVER, MMS_EFULL (a region grew past this handle's reservation),
+ * MMS_EFORK, -errno. */
+int mms_read_begin(mms_store *s);
+
+/* Errors: MMS_ENOTXN. */
+int mms_read_end(mms_store *s);
+
+/* Wait until a commit after txn is published (mms_txn_id() gives the txn a
+ * handle saw), or timeout_ms passes (negative: no limit). *now (may be
+ * NULL) receives the published txn id. No polling: a futex in the lock
+ * file. Returns 0, or -ETIMEDOUT, MMS_ETXN (inside a read transaction).
+ * A consumer that lags sees the latest txn, not each one in between. */
+int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now);
+
+/* The reader slots of the store's lock file (one per open handle). */
+typedef struct mms_reader_info {
+    uint32_t pid;       /* owning process */
+    int alive;          /* 0: the process is gone (a stale slot) */
+    int active;         /* inside a read transaction */
+    uint64_t txn;       /* txn pinned by the current (or last) read transaction */
+    uint64_t age_ns;    /* time inside the current read transaction */
+} mms_reader_info;
+
+/* Fill out[0..cap) with the slots in use; *n receives how many there are
+ * (which may exceed cap). Errors: MMS_EINVAL, MMS_EFORK. */
+int mms_readers(mms_store *s, mms_reader_info *out, size_t cap, size_t *n);
+
+/* Free the slots of processes that died (also done automatically when a
+ * writer waits for one, or when slots run out). *cleared may be NULL. */
+int mms_readers_clear_stale(mms_store *s, unsigned *cleared);
 
 /* Checkpoint: sync every region file and empty the journal. Happens by
  * itself when the journal passes checkpoint_bytes and at close.
@@ -319,6 +394,10 @@ typedef struct mms_info {
     uint64_t heap_objects;    /* live allocations */
     unsigned dirty_backend;   /* the backend in use (enum mms_dirty_backend) */
     int guard;                /* 1 if the guard is on */
+    uint32_t writer_pid;      /* process holding the writer lock, 0 = none */
+    uint64_t published_txn;   /* the txn readers begin at */
+    uint32_t handles;         /* open handles of the store, in all processes */
+    uint32_t active_readers;  /* of which inside a read transaction */
     /* Where the time of this handle's last commit that wrote something went
      * (all zero before the first). */
     struct mms_commit_stats {
@@ -336,10 +415,11 @@ typedef struct mms_info {
 /* Fill *info. Errors: MMS_EINVAL, MMS_EFORK. */
 int mms_info_get(const mms_store *s, mms_info *info);
 
-/* Check the whole store: header, journal, allocator metadata. Returns 0 when
- * sound, MMS_ECORRUPT (with a description of the first problem in msg, which
- * is always NUL-terminated when cap > 0) otherwise. Needs no transaction;
- * must not be called inside one (MMS_ETXN). */
+/* Check the whole store: header, journal, allocator metadata, as of the
+ * latest commit. It holds the writer lock while it runs (writers wait).
+ * Returns 0 when sound, MMS_ECORRUPT (with a description of the first
+ * problem in msg, which is always NUL-terminated when cap > 0) otherwise.
+ * Not inside a read or write transaction (MMS_ETXN). */
 int mms_verify(mms_store *s, char *msg, size_t cap);
 
 #ifdef __cplusplus

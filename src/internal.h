@@ -11,6 +11,7 @@
 #define _GNU_SOURCE 1
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -189,6 +190,75 @@ _Static_assert(sizeof(struct mms__jcommit) == 32, "jcommit");
 _Static_assert(offsetof(struct mms__jcommit, crc) == 24, "jcommit crc");
 
 /* ------------------------------------------------------------------------
+ * The lock file (lock.c). Shared memory, rebuilt whenever no handle has it
+ * open; never durable, never trusted across that boundary. Its layout
+ * depends on the C library (pthread_mutex_t), which `size` catches.
+ * ------------------------------------------------------------------------ */
+#define MMS__LMAGIC UINT64_C(0x314b434f4c534d4d) /* bytes "MMSLOCK1" */
+#define MMS__LVERSION 1u
+#define MMS__NSLOTS 256u
+
+/* Journal state: where the next group goes. Owned by the writer lock. */
+struct mms__jstate {
+    uint64_t end;       /* offset of the next group */
+    uint64_t alloc;     /* bytes of journal file written (zeros past end) */
+    uint64_t seq;       /* checkpoint sequence of the current header slot */
+    uint64_t start_txn; /* txn of the last checkpoint; UINT64_MAX: a foreign journal */
+    uint32_t salt, last_crc;
+    int32_t slot;       /* current header slot, 0 or 1 */
+    uint32_t pad;
+};
+
+/* A reader slot: one per open handle. 64 bytes, one cache line. */
+struct mms__rslot {
+    uint32_t pid;        /* owner process, 0 = free, UINT32_MAX = being cleared */
+    uint32_t active;     /* futex word: 1 inside a read transaction */
+    uint64_t proc_start; /* owner's start time, to tell a reused pid */
+    uint64_t txn;        /* txn pinned by the current read transaction */
+    uint64_t since_ns;   /* CLOCK_MONOTONIC when it began */
+    uint32_t tid;        /* thread that pinned */
+    uint32_t pad;
+    uint8_t pad2[24];
+};
+_Static_assert(sizeof(struct mms__rslot) == 64, "rslot size");
+
+struct mms__lock {
+    uint64_t magic;          /* MMS__LMAGIC */
+    uint32_t version;        /* MMS__LVERSION */
+    uint32_t size;           /* sizeof(struct mms__lock) */
+    uint8_t uuid[16];        /* the store's */
+    uint32_t nslots;         /* MMS__NSLOTS */
+    uint32_t init_done;      /* 1 once initialised and recovered */
+    uint32_t gate;           /* futex word: odd while a commit is being applied */
+    uint32_t notify;         /* futex word: + 1 at every publication */
+    uint64_t published;      /* txn id readers see */
+    uint32_t writer_waiting; /* a writer waits for readers to leave */
+    uint32_t recover_needed; /* a writer died or failed after its journal write */
+    uint32_t writer_pid;     /* holder of the writer lock, 0 = none */
+    uint32_t pad0;
+    uint64_t writer_start;   /* its start time */
+    struct mms__jstate j;
+    uint8_t pad1[64];
+    pthread_mutex_t writer;  /* robust, process-shared, error-checking */
+    uint8_t pad2[64];
+    struct mms__rslot slot[MMS__NSLOTS];
+};
+
+bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16]);
+int mms__lock_init(struct mms__lock *L, const uint8_t uuid[16]);
+int mms__slot_claim(struct mms__lock *L, uint32_t *idx);
+void mms__slot_release(struct mms__lock *L, uint32_t idx);
+void mms__slots_reclaim(struct mms__lock *L, unsigned *n);
+int mms__pin(struct mms__lock *L, uint32_t idx, uint64_t *txn, int (*recover)(void *), void *ctx);
+void mms__unpin(struct mms__lock *L, uint32_t idx);
+int mms__gate_close(struct mms__lock *L, uint32_t my_slot);
+void mms__gate_open(struct mms__lock *L, uint64_t txn);
+int mms__wait_change(struct mms__lock *L, uint64_t txn, int64_t timeout_ms, uint64_t *now);
+int mms__writer_lock(struct mms__lock *L, bool wait);
+void mms__writer_unlock(struct mms__lock *L);
+bool mms__pinned_by_me(const struct mms__lock *L);
+
+/* ------------------------------------------------------------------------
  * Errors and debugging
  * ------------------------------------------------------------------------ */
 /* Record a detail message for mms_errdetail() and return err. */
@@ -232,13 +302,13 @@ int mms__os_fsync(int fd);
 int mms__os_fallocate(int fd, uint64_t off, uint64_t len);
 int mms__os_ftruncate(int fd, uint64_t len);
 int mms__os_fsize(int fd, uint64_t *size);
-int mms__os_lock(int fd, bool exclusive);
 int mms__os_unlinkat(int dirfd, const char *name);
 int mms__os_ofd_lock(int fd, int byte, int type, bool wait);
 int mms__os_futex_wait(uint32_t *word, uint32_t expect, int64_t timeout_ns);
 void mms__os_futex_wake(uint32_t *word);
 uint64_t mms__os_proc_start(uint32_t pid);
 uint32_t mms__os_pid(void);
+uint32_t mms__os_tid(void);
 /* Reserve len bytes of address space (PROT_NONE). */
 int mms__os_reserve(uint64_t len, char **out);
 /* Map fd[off, off+len) at addr (MAP_FIXED): shared or private, writable or not. */
@@ -299,14 +369,14 @@ struct mms_store {
     int state;             /* MMS__ST_* */
     int poisoned;          /* sticky error code, 0 if healthy */
     unsigned long fork_gen;
-    dev_t dev;
-    ino_t ino;
-    /* journal */
-    uint64_t jend;         /* offset where the next group goes */
-    uint64_t jalloc;       /* bytes of journal file preallocated */
-    uint32_t jsalt, jlast_crc;
-    uint64_t jseq, jstart_txn;
-    int jslot;             /* slot holding the current header (0 or 1) */
+    /* processes (lock.c) */
+    struct mms__lock *L;   /* the shared lock file (or a private copy, below) */
+    bool L_private;        /* no lock file could be opened (read-only file system) */
+    uint32_t slot;         /* this handle's reader slot */
+    int read_active;       /* inside a read transaction */
+    bool jfd_rw;           /* the journal is open for writing */
+    uint64_t seen;         /* txn the mappings (and kept private pages) reflect */
+    struct mms__jstate *J; /* &L->j */
     /* Which heap units start a segment (alloc.c). A cache of what walking
      * the segment chain says, so a ref can be checked in O(1); kept up to
      * date by the allocator, rebuilt after an abort. */
@@ -338,6 +408,8 @@ int mms__check_handle(const mms_store *s);
 int mms__check_write(const mms_store *s); /* + inside a write transaction */
 
 /* store.c */
+int mms__recover(mms_store *s);      /* replay the journal, checkpoint, publish */
+int mms__recover_live(mms_store *s); /* the same after a dead writer, writer lock held */
 uint32_t mms__hdr_crc(const struct mms__hdr *h, const struct mms__rent *rt);
 int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size);
 
@@ -350,14 +422,22 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need);
 int mms__map_commit(mms_store *s, uint32_t id);
 int mms__map_protect(mms_store *s, bool writable);
 void mms__map_unmap_all(mms_store *s);
-int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, int *fd);
+int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write,
+                          int *fd);
+/* Map what other handles committed since this one looked: grown files,
+ * moved committed sizes (write handles: kept private pages are dropped). */
+int mms__map_follow(mms_store *s);
 
 /* journal.c */
-int mms__journal_open(mms_store *s, bool create);
+int mms__journal_create(mms_store *s, const uint8_t uuid[16]);
+int mms__journal_open(mms_store *s);
+int mms__journal_load(mms_store *s, const uint8_t uuid[16]);
 /* Replay the valid groups into the region files (recovery). *replayed gets
  * the number of groups applied; *last_txn the txn id they reach. */
-int mms__journal_recover(mms_store *s, uint64_t pre_txn, uint64_t *replayed, uint64_t *last_txn);
-int mms__journal_reset(mms_store *s, uint64_t start_txn); /* checkpoint step 2 */
+int mms__journal_recover(mms_store *s, uint64_t pre_txn, bool can_write, uint64_t *replayed,
+                         uint64_t *last_txn);
+/* Checkpoint step 2: a new epoch. */
+int mms__journal_reset(mms_store *s, const uint8_t uuid[16], uint64_t start_txn);
 /* Build and write a commit group: begin, data..., size..., commit. */
 void mms__jgroup_begin(mms_store *s, uint64_t txn_id);
 int mms__jgroup_data(mms_store *s, uint32_t region, uint32_t gen, uint64_t off,
@@ -369,6 +449,8 @@ int mms__jgroup_sync(mms_store *s);
 int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *msg, size_t cap);
 
 /* txn.c */
+/* Take the writer lock, recover after a dead writer, refresh the view. */
+int mms__writer_enter(mms_store *s, bool wait);
 int mms__checkpoint(mms_store *s);
 int mms__drop_private(mms_store *s);
 

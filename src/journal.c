@@ -59,7 +59,8 @@ static bool slot_valid(const struct mms__jhdr *h)
            h->crc == mms__crc32c(0, h, offsetof(struct mms__jhdr, crc));
 }
 
-static int slot_write(mms_store *s, int slot, uint64_t seq, uint32_t salt, uint64_t start_txn)
+static int slot_write(mms_store *s, const uint8_t uuid[16], int slot, uint64_t seq,
+                      uint32_t salt, uint64_t start_txn)
 {
     char buf[MMS__JSLOT];
     memset(buf, 0, sizeof buf);
@@ -67,7 +68,7 @@ static int slot_write(mms_store *s, int slot, uint64_t seq, uint32_t salt, uint6
     h->magic = MMS__JMAGIC;
     h->version = MMS__JVERSION;
     h->salt = salt;
-    memcpy(h->uuid, mms__hdr(s) ? mms__hdr(s)->uuid : h->uuid, 16);
+    memcpy(h->uuid, uuid, 16);
     h->seq = seq;
     h->start_txn = start_txn;
     h->crc = mms__crc32c(0, h, offsetof(struct mms__jhdr, crc));
@@ -91,59 +92,76 @@ static uint32_t new_salt(uint32_t old)
 static int journal_reserve(mms_store *s, uint64_t end)
 {
     static const char zeros[1 << 16];
-    if (end <= s->jalloc)
+    if (end <= s->J->alloc)
         return 0;
-    uint64_t want = mms__round_up(end > s->jalloc + JGROW ? end : s->jalloc + JGROW, JGROW);
-    for (uint64_t at = s->jalloc; at < want;) {
+    uint64_t want = mms__round_up(end > s->J->alloc + JGROW ? end : s->J->alloc + JGROW, JGROW);
+    for (uint64_t at = s->J->alloc; at < want;) {
         size_t n = want - at < sizeof zeros ? (size_t)(want - at) : sizeof zeros;
         int r = mms__os_pwrite(s->jfd, zeros, n, at);
         if (r) {
-            mms__os_ftruncate(s->jfd, s->jalloc);
+            mms__os_ftruncate(s->jfd, s->J->alloc);
             return mms__fail(r, "cannot extend the journal: %s", mms_strerror(r));
         }
         at += n;
     }
-    s->jalloc = want;
+    s->J->alloc = want;
     return 0;
 }
 
-int mms__journal_open(mms_store *s, bool create)
+/* Create the journal of a new store: one valid header slot, start_txn 0. */
+int mms__journal_create(mms_store *s, const uint8_t uuid[16])
 {
-    const struct mms__hdr *sh = mms__hdr(s);
-    int flags = (s->flags & MMS_RDONLY) ? O_RDONLY : O_RDWR;
-    if (create)
-        flags |= O_CREAT | O_EXCL;
-    int fd = mms__os_openat(s->dirfd, "journal", flags, 0666);
+    int fd = mms__os_openat(s->dirfd, "journal", O_RDWR | O_CREAT | O_EXCL, 0666);
+    if (fd < 0)
+        return mms__fail(fd, "cannot create the journal: %s", mms_strerror(fd));
+    s->jfd = fd;
+    s->jfd_rw = true;
+    s->J->salt = new_salt(0);
+    s->J->seq = 1;
+    s->J->slot = 0;
+    s->J->start_txn = 0;
+    s->J->alloc = 0;
+    int r = journal_reserve(s, MMS__JDATA);
+    if (!r)
+        r = slot_write(s, uuid, 0, s->J->seq, s->J->salt, 0);
+    if (r)
+        return r;
+    s->J->end = MMS__JDATA;
+    s->J->last_crc = s->J->salt;
+    return 0;
+}
+
+/* Open the journal file: for writing if the handle may ever write it (a
+ * read-only handle too, when it can: it may have to recover after a dead
+ * writer), read-only otherwise. */
+int mms__journal_open(mms_store *s)
+{
+    int fd = mms__os_openat(s->dirfd, "journal", O_RDWR, 0);
+    s->jfd_rw = fd >= 0;
+    if ((fd == -EACCES || fd == -EROFS || fd == -EPERM) && (s->flags & MMS_RDONLY))
+        fd = mms__os_openat(s->dirfd, "journal", O_RDONLY, 0);
     if (fd < 0) {
         if (fd == -ENOENT)
             return MMS__CORRUPT("the journal file is missing");
         return mms__fail(fd, "cannot open the journal: %s", mms_strerror(fd));
     }
     s->jfd = fd;
-    if (create) {
-        s->jsalt = new_salt(0);
-        s->jseq = 1;
-        s->jslot = 0;
-        s->jstart_txn = 0;
-        s->jalloc = 0;
-        int r = journal_reserve(s, MMS__JDATA);
-        if (!r)
-            r = slot_write(s, 0, s->jseq, s->jsalt, 0);
-        if (r)
-            return r;
-        s->jend = MMS__JDATA;
-        s->jlast_crc = s->jsalt;
-        return 0;
-    }
+    return 0;
+}
+
+/* Read the header slots into s->J (recovery, journal.c's NOTES). A journal
+ * naming another store gets start_txn UINT64_MAX: it is never replayed. */
+int mms__journal_load(mms_store *s, const uint8_t uuid[16])
+{
     uint64_t size;
-    int r = mms__os_fsize(fd, &size);
+    int r = mms__os_fsize(s->jfd, &size);
     if (r)
         return r;
     if (size < MMS__JDATA)
         return MMS__CORRUPT("the journal is %llu bytes, shorter than its header",
                             (unsigned long long)size);
     char buf[2 * MMS__JSLOT];
-    r = mms__os_pread(fd, buf, sizeof buf, 0);
+    r = mms__os_pread(s->jfd, buf, sizeof buf, 0);
     if (r)
         return mms__fail(r, "cannot read the journal header: %s", mms_strerror(r));
     const struct mms__jhdr *a = (const void *)buf, *b = (const void *)(buf + MMS__JSLOT);
@@ -152,17 +170,15 @@ int mms__journal_open(mms_store *s, bool create)
         return MMS__CORRUPT("both journal header slots are damaged");
     int slot = (va && (!vb || a->seq >= b->seq)) ? 0 : 1;
     const struct mms__jhdr *h = slot ? b : a;
-    s->jslot = slot;
-    s->jseq = h->seq;
-    s->jsalt = h->salt;
-    s->jstart_txn = h->start_txn;
-    s->jlast_crc = h->salt;
-    s->jend = MMS__JDATA;
-    s->jalloc = size;
-    if (memcmp(h->uuid, sh->uuid, 16) != 0) {
-        /* Invariant 5: a journal of another store is never replayed. */
-        s->jstart_txn = UINT64_MAX;
-    }
+    s->J->slot = slot;
+    s->J->seq = h->seq;
+    s->J->salt = h->salt;
+    s->J->start_txn = h->start_txn;
+    s->J->last_crc = h->salt;
+    s->J->end = MMS__JDATA;
+    s->J->alloc = size;
+    if (memcmp(h->uuid, uuid, 16) != 0)
+        s->J->start_txn = UINT64_MAX; /* Invariant 5: another store's journal */
     return 0;
 }
 
@@ -235,8 +251,8 @@ typedef int (*group_fn)(void *ctx, const uint8_t *j, const struct group *g);
 static int journal_walk(mms_store *s, const uint8_t *j, uint64_t size, group_fn fn, void *ctx,
                         uint64_t *end, uint64_t *last_txn, uint32_t *last_crc, uint64_t *ngroups)
 {
-    uint64_t off = MMS__JDATA, txn = s->jstart_txn, n = 0;
-    uint32_t crc = s->jsalt;
+    uint64_t off = MMS__JDATA, txn = s->J->start_txn, n = 0;
+    uint32_t crc = s->J->salt;
     struct group g;
     while (group_parse(j, size, off, crc, txn + 1, &g)) {
         if (fn) {
@@ -330,7 +346,7 @@ static int replay_file(struct replay *rp, uint32_t id, uint32_t gen, int *fd, ui
         memmove(&rp->f[0], &rp->f[1], sizeof rp->f[0] * (size_t)(rp->nf - 1));
         rp->nf--;
     }
-    int r = mms__region_open_file(rp->s, id, gen, false, fd);
+    int r = mms__region_open_file(rp->s, id, gen, false, true, fd);
     if (r) {
         if (r == -ENOENT)
             return MMS__CORRUPT("journal group at offset %llu names region %u generation %u, "
@@ -394,11 +410,12 @@ static int replay_group(void *ctx, const uint8_t *j, const struct group *g)
     return group_records(j, g, replay_rec, rp);
 }
 
-int mms__journal_recover(mms_store *s, uint64_t pre_txn, uint64_t *replayed, uint64_t *last_txn)
+int mms__journal_recover(mms_store *s, uint64_t pre_txn, bool can_write, uint64_t *replayed,
+                         uint64_t *last_txn)
 {
     *replayed = 0;
     *last_txn = pre_txn;
-    if (s->jstart_txn == UINT64_MAX)
+    if (s->J->start_txn == UINT64_MAX)
         return 0; /* another store's journal: ignored */
     uint8_t *j;
     uint64_t size;
@@ -419,13 +436,13 @@ int mms__journal_recover(mms_store *s, uint64_t pre_txn, uint64_t *replayed, uin
                          "at txn %llu (journal damaged, or commits lost to a power failure in "
                          "NOSYNC mode)", (unsigned long long)pre_txn,
                          (unsigned long long)*last_txn);
-    if (!r && pre_txn < s->jstart_txn)
+    if (!r && pre_txn < s->J->start_txn)
         r = MMS__CORRUPT("the region files are at txn %llu, older than the last checkpoint (txn "
                          "%llu): a region file was replaced or lost its writes",
-                         (unsigned long long)pre_txn, (unsigned long long)s->jstart_txn);
-    if (!r && n > 0 && (s->flags & MMS_RDONLY))
-        r = mms__fail(MMS_ERECOVER, "the journal holds %llu commits to replay; open the store "
-                      "read-write once", (unsigned long long)n);
+                         (unsigned long long)pre_txn, (unsigned long long)s->J->start_txn);
+    if (!r && n > 0 && !can_write)
+        r = mms__fail(MMS_ERECOVER, "the journal holds %llu commits to replay and this process "
+                      "cannot write the store's files", (unsigned long long)n);
     struct replay rp = {.s = s};
     if (!r && n > 0)
         r = journal_walk(s, j, size, replay_group, &rp, &end, last_txn, &crc, &n);
@@ -439,8 +456,8 @@ int mms__journal_recover(mms_store *s, uint64_t pre_txn, uint64_t *replayed, uin
     if (r)
         return r;
     *replayed = n;
-    s->jend = end;
-    s->jlast_crc = crc;
+    s->J->end = end;
+    s->J->last_crc = crc;
     return 0;
 }
 
@@ -448,26 +465,26 @@ int mms__journal_recover(mms_store *s, uint64_t pre_txn, uint64_t *replayed, uin
  * Checkpoint step 2 (Invariant 5): the region files are synced; start a new
  * epoch so that no group written so far can ever be replayed again.
  * ------------------------------------------------------------------------ */
-int mms__journal_reset(mms_store *s, uint64_t start_txn)
+int mms__journal_reset(mms_store *s, const uint8_t uuid[16], uint64_t start_txn)
 {
-    uint32_t salt = new_salt(s->jsalt);
-    int slot = 1 - s->jslot;
+    uint32_t salt = new_salt(s->J->salt);
+    int slot = 1 - s->J->slot;
     mms__crashpoint("checkpoint.before_header");
-    int r = slot_write(s, slot, s->jseq + 1, salt, start_txn);
+    int r = slot_write(s, uuid, slot, s->J->seq + 1, salt, start_txn);
     if (!r)
         r = mms__os_fdatasync(s->jfd);
     if (r)
         return r;
-    s->jslot = slot;
-    s->jseq++;
-    s->jsalt = salt;
-    s->jstart_txn = start_txn;
-    s->jend = MMS__JDATA;
-    s->jlast_crc = salt;
+    s->J->slot = slot;
+    s->J->seq++;
+    s->J->salt = salt;
+    s->J->start_txn = start_txn;
+    s->J->end = MMS__JDATA;
+    s->J->last_crc = salt;
     /* A huge transaction may have left a huge journal; give the space back. */
     uint64_t keep = MMS__JDATA + mms__round_up(s->checkpoint_bytes, JGROW);
-    if (s->jalloc > 2 * keep && mms__os_ftruncate(s->jfd, keep) == 0)
-        s->jalloc = keep;
+    if (s->J->alloc > 2 * keep && mms__os_ftruncate(s->jfd, keep) == 0)
+        s->J->alloc = keep;
     return 0;
 }
 
@@ -493,11 +510,11 @@ static int jbuf_reserve(mms_store *s, size_t more)
 
 static int jbuf_flush(mms_store *s, size_t upto)
 {
-    int r = journal_reserve(s, s->jend + s->jg_written + upto);
+    int r = journal_reserve(s, s->J->end + s->jg_written + upto);
     if (r)
         return r;
     s->jg_crc = mms__crc32c(s->jg_crc, s->jbuf, upto);
-    r = mms__os_pwrite(s->jfd, s->jbuf, upto, s->jend + s->jg_written);
+    r = mms__os_pwrite(s->jfd, s->jbuf, upto, s->J->end + s->jg_written);
     if (r)
         return mms__fail(r, "cannot write the journal: %s", mms_strerror(r));
     s->jg_written += upto;
@@ -512,7 +529,7 @@ void mms__jgroup_begin(mms_store *s, uint64_t txn_id)
     s->jbuf_len = 0;
     s->jg_written = 0;
     s->jg_nrec = 0;
-    s->jg_crc = s->jlast_crc;
+    s->jg_crc = s->J->last_crc;
     /* The buffer always has room for a begin record (allocated at open). */
     memcpy(s->jbuf, &b, sizeof b);
     s->jbuf_len = sizeof b;
@@ -561,17 +578,17 @@ int mms__jgroup_write(mms_store *s, uint64_t txn_id)
     s->jbuf_len += sizeof c;
     /* The CRC covers everything up to the crc field. */
     size_t body = s->jbuf_len - sizeof c + offsetof(struct mms__jcommit, crc);
-    r = journal_reserve(s, s->jend + s->jg_written + s->jbuf_len);
+    r = journal_reserve(s, s->J->end + s->jg_written + s->jbuf_len);
     if (r)
         return r;
     uint32_t crc = mms__crc32c(s->jg_crc, s->jbuf, body);
     memcpy(s->jbuf + body, &crc, sizeof crc);
     mms__crashpoint("commit.journal_write");
-    r = mms__os_pwrite(s->jfd, s->jbuf, s->jbuf_len, s->jend + s->jg_written);
+    r = mms__os_pwrite(s->jfd, s->jbuf, s->jbuf_len, s->J->end + s->jg_written);
     if (r)
         return mms__fail(r, "cannot write the journal: %s", mms_strerror(r));
-    s->jend += c.bytes;
-    s->jlast_crc = crc;
+    s->J->end += c.bytes;
+    s->J->last_crc = crc;
     s->jbuf_len = 0;
     return 0;
 }
@@ -634,7 +651,7 @@ int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *ms
     uint32_t crc;
     *groups = 0;
     *bytes = 0;
-    if (s->jstart_txn == UINT64_MAX)
+    if (s->J->start_txn == UINT64_MAX)
         return 0;
     int r = journal_map(s, &j, &size);
     if (r)
@@ -646,10 +663,10 @@ int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *ms
     if (r)
         return r;
     *bytes = end - MMS__JDATA;
-    if (msg && !(s->flags & MMS_RDONLY) && end != s->jend) {
+    if (msg && end != s->J->end) {
         snprintf(msg, cap,
                  "journal: valid groups end at offset %llu but the last commit ended at %llu",
-                 (unsigned long long)end, (unsigned long long)s->jend);
+                 (unsigned long long)end, (unsigned long long)s->J->end);
         return MMS_ECORRUPT;
     }
     if (msg && last != mms__hdr(s)->txn_id) {

@@ -37,11 +37,12 @@ static bool view_writable(const mms_store *s)
     return !(s->flags & MMS_GUARD) || s->state == MMS__ST_WRITE;
 }
 
-int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, int *fd)
+int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write,
+                          int *fd)
 {
     char name[64];
     snprintf(name, sizeof name, "region-%u-%u", id, gen);
-    int flags = (s->flags & MMS_RDONLY) ? O_RDONLY : O_RDWR;
+    int flags = write ? O_RDWR : O_RDONLY;
     if (create)
         flags |= O_CREAT | O_EXCL;
     int r = mms__os_openat(s->dirfd, name, flags, 0666);
@@ -196,4 +197,54 @@ void mms__map_unmap_all(mms_store *s)
         g->fd = -1;
     }
     s->nmapped = 0;
+}
+
+int mms__map_follow(mms_store *s)
+{
+    const struct mms__hdr *h = mms__hdr(s);
+    const struct mms__rent *rt = mms__rtab(s);
+    for (uint32_t id = 0; id < h->nregions && id < MMS_MAX_REGIONS; id++) {
+        if (rt[id].kind == MMS__RK_NONE)
+            continue;
+        struct mms__region *g = &s->reg[id];
+        if (!s->view.base[id])
+            return mms__fail(MMS_ENOTSUP, "region %u appeared; this version has no tables", id);
+        uint64_t fsize;
+        int r = mms__os_fsize(g->fd, &fsize);
+        if (r)
+            return r;
+        fsize -= fsize % MMS__PAGE;
+        if (fsize < rt[id].size)
+            return MMS__CORRUPT("region %u file is %llu bytes, shorter than its committed size %llu",
+                                id, (unsigned long long)fsize, (unsigned long long)rt[id].size);
+        if (fsize > g->mapped) {
+            if (fsize > g->reserve)
+                return mms__fail(MMS_EFULL, "region %u grew to %llu bytes, past this handle's "
+                                 "reservation of %llu; reopen it with a larger reserve", id,
+                                 (unsigned long long)fsize, (unsigned long long)g->reserve);
+            bool ro = s->flags & MMS_RDONLY;
+            r = mms__os_map_fixed(s->view.base[id] + g->mapped, fsize - g->mapped, g->fd, g->mapped,
+                                  true, !ro && view_writable(s));
+            if (!r && !ro) {
+                char *fv;
+                r = mms__os_remap(g->fview, g->fview_len, fsize, &fv);
+                if (!r) {
+                    g->fview = fv;
+                    g->fview_len = fsize;
+                }
+            }
+            if (r) {
+                mms__os_unmap_to_reserve(s->view.base[id] + g->mapped, fsize - g->mapped);
+                return mms__fail(r, "cannot map the grown region %u: %s", id, mms_strerror(r));
+            }
+            g->mapped = fsize;
+        }
+        g->committed = rt[id].size;
+        if (!(s->flags & MMS_RDONLY)) {
+            r = mms__map_commit(s, id);
+            if (r)
+                return r;
+        }
+    }
+    return 0;
 }

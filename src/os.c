@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -244,13 +243,6 @@ int mms__os_fsize(int fd, uint64_t *size)
     return 0;
 }
 
-int mms__os_lock(int fd, bool exclusive)
-{
-    if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0)
-        return errno == EWOULDBLOCK ? MMS_EBUSY : -errno;
-    return 0;
-}
-
 /* Open-file-description locks on one byte: owned by the open file, not the
  * process, so two handles in one process exclude each other like two
  * processes do; released by the kernel when the last descriptor closes,
@@ -326,6 +318,11 @@ uint64_t mms__os_proc_start(uint32_t pid)
 uint32_t mms__os_pid(void)
 {
     return (uint32_t)getpid();
+}
+
+uint32_t mms__os_tid(void)
+{
+    return (uint32_t)syscall(SYS_gettid);
 }
 
 int mms__os_unlinkat(int dirfd, const char *name)

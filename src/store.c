@@ -1,14 +1,16 @@
 /*
- * store.c -- creating, opening and closing a store; the store header; refs,
- * root and inspection.
+ * store.c -- creating, opening and closing a store; recovery; the store
+ * header; refs, root and inspection.
  *
- * Opening is: lock, read and check the header's fixed fields, replay the
- * journal (recovery), check the whole header, map the regions. Nothing is
- * parsed beyond the header: opening costs the same for any store size.
+ * Opening is: take a place in the lock file (lock.c); if no other handle
+ * has the store open, recover it from the journal and (re)initialise the
+ * lock file; then, with the published state pinned, read the header and
+ * map the regions. Nothing is parsed beyond the header: opening costs the
+ * same for any store size.
  *
- * Creation is atomic: the files are written under temporary names' cover,
- * region 0 last, renamed into place and the directory synced; a directory
- * without region-0-0 is not a store, whatever else it holds.
+ * Creation is atomic: the journal and region-0-0.tmp are written and synced,
+ * then renamed into place and the directory synced; a directory without
+ * region-0-0 is not a store, whatever else it holds.
  */
 #include "internal.h"
 
@@ -22,70 +24,18 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------
- * Process state: fork detection and the registry of open stores.
+ * Process state: fork detection.
  * ------------------------------------------------------------------------ */
 static unsigned long fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-/* The registry lock is held across fork() so the child's copy is sane. */
-static void on_fork_prepare(void)
-{
-    pthread_mutex_lock(&reg_lock);
-}
-static void on_fork_parent(void)
-{
-    pthread_mutex_unlock(&reg_lock);
-}
 static void on_fork_child(void)
 {
-    pthread_mutex_unlock(&reg_lock);
     fork_gen++;
     mms__os_after_fork();
 }
 static void atfork_init(void)
 {
-    pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
-}
-
-static struct open_store {
-    dev_t dev;
-    ino_t ino;
-    struct open_store *next;
-} *open_stores;
-
-static int registry_add(dev_t dev, ino_t ino)
-{
-    int r = 0;
-    pthread_mutex_lock(&reg_lock);
-    for (struct open_store *o = open_stores; o; o = o->next)
-        if (o->dev == dev && o->ino == ino)
-            r = mms__fail(MMS_EBUSY, "the store is already open in this process");
-    if (!r) {
-        struct open_store *o = malloc(sizeof *o);
-        if (!o) {
-            r = -ENOMEM;
-        } else {
-            o->dev = dev;
-            o->ino = ino;
-            o->next = open_stores;
-            open_stores = o;
-        }
-    }
-    pthread_mutex_unlock(&reg_lock);
-    return r;
-}
-
-static void registry_remove(dev_t dev, ino_t ino)
-{
-    pthread_mutex_lock(&reg_lock);
-    for (struct open_store **p = &open_stores; *p; p = &(*p)->next)
-        if ((*p)->dev == dev && (*p)->ino == ino) {
-            struct open_store *o = *p;
-            *p = o->next;
-            free(o);
-            break;
-        }
-    pthread_mutex_unlock(&reg_lock);
+    pthread_atfork(NULL, NULL, on_fork_child);
 }
 
 int mms__check_handle(const mms_store *s)
@@ -214,8 +164,11 @@ static int store_create_files(mms_store *s)
     mms__heap_init(s);
     h->crc = mms__hdr_crc(h, mms__rtab(s));
     r = mms__os_msync(m, MMS__SEG);
+    struct mms__jstate *keep = s->J, tmp; /* the lock file is initialised after */
+    s->J = &tmp;
     if (!r)
-        r = mms__journal_open(s, true);
+        r = mms__journal_create(s, h->uuid);
+    s->J = keep;
     if (!r)
         r = mms__os_fdatasync(s->jfd);
     if (!r && renameat(s->dirfd, "region-0-0.tmp", s->dirfd, "region-0-0") < 0)
@@ -270,11 +223,14 @@ static unsigned env_backend(unsigned b)
     return b;
 }
 
+static void lock_detach(mms_store *s);
+
 static void store_free(mms_store *s)
 {
     if (!s)
         return;
     mms__map_unmap_all(s);
+    lock_detach(s);
     mms__os_close(s->jfd);
     mms__os_close(s->lockfd);
     mms__os_close(s->dirty_fd);
@@ -287,93 +243,202 @@ static void store_free(mms_store *s)
     free(s);
 }
 
-static int store_open_existing(mms_store *s)
+/* Read region 0's header and region table (through fd, not a mapping). */
+static int hdr_read(int fd, char *hbuf, uint64_t *fsize)
+{
+    int r = mms__os_fsize(fd, fsize);
+    if (!r && *fsize < MMS__HDR_BYTES)
+        r = *fsize < 8 ? mms__fail(MMS_ENOTSTORE, "region 0 is too short to be a store")
+                       : MMS__CORRUPT("region 0 is %llu bytes, shorter than its header",
+                                      (unsigned long long)*fsize);
+    if (!r)
+        r = mms__os_pread(fd, hbuf, MMS__HDR_BYTES, 0);
+    if (!r)
+        r = mms__hdr_check_static((const struct mms__hdr *)(const void *)hbuf, *fsize);
+    return r;
+}
+
+/*
+ * Recovery (journal.c NOTES): bring the region files to the last valid
+ * commit of the journal, make that a checkpoint, and publish it. Runs when
+ * the first handle opens the store, and when a writer finds that the last
+ * one died (then with the writer lock held and the gate closed).
+ */
+int mms__recover(mms_store *s)
 {
     char hbuf[MMS__HDR_BYTES];
-    struct mms__hdr *h = (struct mms__hdr *)(void *)hbuf;
-    const struct mms__rent *rt = (const struct mms__rent *)(void *)(hbuf + MMS__PAGE);
+    const struct mms__hdr *h = (const struct mms__hdr *)(const void *)hbuf;
+    const struct mms__rent *rt = (const struct mms__rent *)(const void *)(hbuf + MMS__PAGE);
     int fd;
-    uint64_t fsize;
-    int r = mms__region_open_file(s, 0, 0, false, &fd);
+    uint64_t fsize, replayed, last;
+    int r = mms__region_open_file(s, 0, 0, false, false, &fd);
     if (r == -ENOENT)
         return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
     if (r)
         return r;
-    r = mms__os_fsize(fd, &fsize);
-    if (!r && fsize < MMS__HDR_BYTES)
-        r = fsize < 8 ? mms__fail(MMS_ENOTSTORE, "region 0 is too short to be a store")
-                      : MMS__CORRUPT("region 0 is %llu bytes, shorter than its header",
-                                     (unsigned long long)fsize);
+    r = hdr_read(fd, hbuf, &fsize);
     if (!r)
-        r = mms__os_pread(fd, hbuf, MMS__HDR_BYTES, 0);
+        r = mms__journal_load(s, h->uuid);
     if (!r)
-        r = mms__hdr_check_static(h, fsize);
-    if (r)
-        goto fail;
-    /* The journal header names the store; give journal_open the uuid. */
-    s->view.base[0] = hbuf;
-    r = mms__journal_open(s, false);
-    s->view.base[0] = NULL;
-    if (r)
-        goto fail;
-    uint64_t replayed, last;
-    r = mms__journal_recover(s, h->txn_id, &replayed, &last);
-    if (r)
-        goto fail;
-    if (replayed)
-        r = mms__os_pread(fd, hbuf, MMS__HDR_BYTES, 0);
-    if (!r)
-        r = mms__os_fsize(fd, &fsize);
+        r = mms__journal_recover(s, h->txn_id, s->jfd_rw, &replayed, &last);
+    if (!r && replayed)
+        r = hdr_read(fd, hbuf, &fsize);
     if (!r)
         r = hdr_check_full(h, rt, fsize);
-    if (!r && s->jstart_txn != UINT64_MAX && h->txn_id != last)
+    if (!r && s->J->start_txn != UINT64_MAX && h->txn_id != last)
         r = MMS__CORRUPT("after recovery the header is at txn %llu, the journal at %llu",
                          (unsigned long long)h->txn_id, (unsigned long long)last);
-    if (r)
-        goto fail;
-    r = mms__map_region(s, 0, fd, 0, rt[0].size);
-    if (r)
-        return r;
-    memcpy(s->hdr_fixed, hbuf, sizeof s->hdr_fixed);
-    if (!(s->flags & MMS_RDONLY) && (replayed || s->jstart_txn == UINT64_MAX)) {
-        /* Finish recovery with a checkpoint (the replayed files are synced;
-         * a foreign journal is replaced by one of this store). A reset
-         * writes one slot; the other slot of a foreign journal would still
-         * name the other store and win if ours were lost, so it is
-         * overwritten too (Invariant 5). */
-        bool foreign = s->jstart_txn == UINT64_MAX;
-        r = mms__journal_reset(s, mms__hdr(s)->txn_id);
+    if (!r && s->jfd_rw && (replayed || s->J->start_txn == UINT64_MAX)) {
+        /* Finish with a checkpoint (the replayed files are synced; a
+         * foreign journal is replaced by one of this store). A reset writes
+         * one slot; the other slot of a foreign journal would still name
+         * the other store and win if ours were lost, so it is overwritten
+         * too (Invariant 5). */
+        bool foreign = s->J->start_txn == UINT64_MAX;
+        r = mms__journal_reset(s, h->uuid, h->txn_id);
         if (!r && foreign)
-            r = mms__journal_reset(s, mms__hdr(s)->txn_id);
-        if (r)
-            return r;
+            r = mms__journal_reset(s, h->uuid, h->txn_id);
     }
-    return 0;
-fail:
+    if (!r)
+        __atomic_store_n(&s->L->published, h->txn_id, __ATOMIC_RELEASE);
     mms__os_close(fd);
     return r;
 }
 
-/* The lock: one read-write handle, or any number of read-only ones. A
- * read-only open of a store whose lock file is missing creates it if it can,
- * and goes without if the file system refuses (then no writer can exist). */
-static int store_lock(mms_store *s)
+/* Take a place in the lock file: *alone says whether any other handle has
+ * the store open. On a file system that refuses to let us write the lock
+ * file (read-only), a read-only handle keeps a private copy: no writer can
+ * exist there either. */
+static int lock_attach(mms_store *s, bool *alone)
 {
-    bool ro = s->flags & MMS_RDONLY;
-    int r = mms__os_openat(s->dirfd, "lock", ro ? O_RDONLY : O_RDWR | O_CREAT, 0666);
-    if (r == -ENOENT && ro) {
-        r = mms__os_openat(s->dirfd, "lock", O_RDWR | O_CREAT, 0666);
-        if (r == -EROFS || r == -EACCES)
-            return 0;
+    int fd = mms__os_openat(s->dirfd, "lock", O_RDWR | O_CREAT, 0666);
+    if ((fd == -EROFS || fd == -EACCES || fd == -EPERM) && (s->flags & MMS_RDONLY)) {
+        s->L = calloc(1, sizeof *s->L);
+        if (!s->L)
+            return -ENOMEM;
+        s->L_private = true;
+        *alone = true;
+        return 0;
     }
-    if (r < 0)
-        return mms__fail(r, "cannot open the lock file: %s", mms_strerror(r));
-    s->lockfd = r;
-    r = mms__os_lock(s->lockfd, !ro);
-    if (r == MMS_EBUSY)
-        return mms__fail(r, "another process has the store open%s", ro ? " for writing" : "");
+    if (fd < 0)
+        return mms__fail(fd, "cannot open the lock file: %s", mms_strerror(fd));
+    s->lockfd = fd;
+    int r = mms__os_ofd_lock(fd, 0, F_WRLCK, false);
+    *alone = r == 0;
+    if (r == MMS_EBUSY) /* others have it open; this also waits out an initialiser */
+        r = mms__os_ofd_lock(fd, 0, F_RDLCK, true);
+    if (r)
+        return mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r));
+    uint64_t want = mms__round_up(sizeof(struct mms__lock), MMS__PAGE), size;
+    r = mms__os_fsize(fd, &size);
+    if (!r && *alone && size != want)
+        r = mms__os_ftruncate(fd, want);
+    else if (!r && size < want)
+        r = mms__fail(MMS_EBUSY, "the lock file is in use by an incompatible version of mmstore");
+    char *m;
+    if (!r)
+        r = mms__os_map(fd, want, true, &m);
+    if (r)
+        return r;
+    s->L = (struct mms__lock *)(void *)m;
+    return 0;
+}
+
+static void lock_detach(mms_store *s)
+{
+    if (!s->L)
+        return;
+    if (s->L_private)
+        free(s->L);
+    else
+        mms__os_unmap(s->L, mms__round_up(sizeof(struct mms__lock), MMS__PAGE));
+    s->L = NULL;
+}
+
+/* The first handle: recover the store and (re)initialise the lock file. */
+static int open_alone(mms_store *s, const mms_options *o)
+{
+    bool exists = faccessat(s->dirfd, "region-0-0", F_OK, 0) == 0;
+    int r;
+    if (!exists) {
+        if (!(o->flags & MMS_CREATE))
+            return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
+        r = store_create_files(s);
+        if (r)
+            return r;
+    } else if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL)) {
+        return mms__fail(-EEXIST, "%s already holds a store", s->path);
+    }
+    char hbuf[MMS__HDR_BYTES];
+    uint64_t fsize;
+    int fd;
+    r = mms__region_open_file(s, 0, 0, false, false, &fd);
+    if (!r) {
+        r = hdr_read(fd, hbuf, &fsize);
+        mms__os_close(fd);
+    }
+    if (!r)
+        r = mms__lock_init(s->L, ((const struct mms__hdr *)(const void *)hbuf)->uuid);
+    s->J = &s->L->j;
+    if (!r)
+        r = mms__journal_open(s);
+    if (!r)
+        r = mms__recover(s);
+    if (r)
+        return r;
+    __atomic_store_n(&s->L->init_done, 1, __ATOMIC_RELEASE);
+    if (!s->L_private)
+        r = mms__os_ofd_lock(s->lockfd, 0, F_RDLCK, false); /* atomic downgrade */
     return r;
 }
+
+/* Other handles have it open: the lock file is theirs and ours. */
+static int open_shared(mms_store *s, const mms_options *o)
+{
+    if (faccessat(s->dirfd, "region-0-0", F_OK, 0) != 0)
+        return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
+    if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL))
+        return mms__fail(-EEXIST, "%s already holds a store", s->path);
+    char hbuf[MMS__HDR_BYTES];
+    uint64_t fsize;
+    int fd;
+    int r = mms__region_open_file(s, 0, 0, false, false, &fd);
+    if (!r) {
+        r = hdr_read(fd, hbuf, &fsize);
+        mms__os_close(fd);
+    }
+    if (r)
+        return r;
+    if (!mms__lock_valid(s->L, ((const struct mms__hdr *)(const void *)hbuf)->uuid))
+        return mms__fail(MMS_EBUSY, "the store is open elsewhere but its lock file is not valid "
+                         "(another version of mmstore, or a copied directory)");
+    s->J = &s->L->j;
+    return mms__journal_open(s);
+}
+
+/* With the published state pinned: read the header, map the regions. */
+static int map_pinned(mms_store *s)
+{
+    char hbuf[MMS__HDR_BYTES];
+    const struct mms__hdr *h = (const struct mms__hdr *)(const void *)hbuf;
+    const struct mms__rent *rt = (const struct mms__rent *)(const void *)(hbuf + MMS__PAGE);
+    uint64_t fsize;
+    int fd;
+    int r = mms__region_open_file(s, 0, 0, false, !(s->flags & MMS_RDONLY), &fd);
+    if (r)
+        return r;
+    r = hdr_read(fd, hbuf, &fsize);
+    if (!r)
+        r = hdr_check_full(h, rt, fsize);
+    if (r) {
+        mms__os_close(fd);
+        return r;
+    }
+    memcpy(s->hdr_fixed, hbuf, sizeof s->hdr_fixed);
+    return mms__map_region(s, 0, fd, 0, rt[0].size);
+}
+
+static int recover_for_pin(void *ctx);
 
 int mms_open(const char *path, const mms_options *o, mms_store **out)
 {
@@ -403,6 +468,7 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     s->dirfd = s->jfd = s->lockfd = s->dirty_fd = -1;
     for (int i = 0; i < MMS_MAX_REGIONS; i++)
         s->reg[i].fd = -1;
+    s->slot = UINT32_MAX;
     s->fork_gen = fork_gen;
     s->flags = env_flags(o->flags);
     s->reserve = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : (uint64_t)256 << 30;
@@ -412,7 +478,6 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     s->keep_pages = keep ? (unsigned)strtoul(keep, NULL, 10) : 64;
     s->path = strdup(path);
     int r = s->path ? 0 : -ENOMEM;
-    bool registered = false;
     if (r)
         goto fail;
 
@@ -437,39 +502,37 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
         r = mms__fail(-ENOTDIR, "%s is not a directory (a store is a directory)", path);
         goto fail;
     }
-    s->dev = st.st_dev;
-    s->ino = st.st_ino;
-    r = registry_add(s->dev, s->ino);
-    if (r)
-        goto fail;
-    registered = true;
     r = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
     if (r < 0) {
         r = mms__fail(r, "cannot open %s: %s", path, mms_strerror(r));
         goto fail;
     }
     s->dirfd = r;
-
-    bool exists = faccessat(s->dirfd, "region-0-0", F_OK, 0) == 0;
-    if (!exists && !(o->flags & MMS_CREATE)) {
+    if (faccessat(s->dirfd, "region-0-0", F_OK, 0) != 0 && !(o->flags & MMS_CREATE)) {
         r = mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", path);
         goto fail;
     }
-    r = store_lock(s);
+
+    bool alone = false;
+    r = lock_attach(s, &alone);
+    if (!r)
+        r = alone ? open_alone(s, o) : open_shared(s, o);
+    if (!r)
+        r = s->L_private ? 0 : mms__slot_claim(s->L, &s->slot);
     if (r)
         goto fail;
-
-    exists = faccessat(s->dirfd, "region-0-0", F_OK, 0) == 0; /* again, under the lock */
-    if (exists && (o->flags & MMS_CREATE) && (o->flags & MMS_EXCL)) {
-        r = mms__fail(-EEXIST, "%s already holds a store", path);
-        goto fail;
+    if (s->L_private) {
+        r = map_pinned(s);
+        s->seen = s->L->published;
+    } else {
+        uint64_t txn;
+        r = mms__pin(s->L, s->slot, &txn, recover_for_pin, s);
+        if (!r) {
+            r = map_pinned(s);
+            s->seen = txn;
+            mms__unpin(s->L, s->slot);
+        }
     }
-    if (!exists && (o->flags & MMS_CREATE)) {
-        r = store_create_files(s);
-        if (r)
-            goto fail;
-    }
-    r = store_open_existing(s);
     if (r)
         goto fail;
     if (!(s->flags & MMS_RDONLY)) {
@@ -486,10 +549,42 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     *out = s;
     return 0;
 fail:
-    if (registered)
-        registry_remove(s->dev, s->ino);
     store_free(s);
     return r;
+}
+
+/* A reader found the gate closed by a writer that died: take the writer
+ * lock and recover (lock.c NOTES). 0 to go on waiting or retry. */
+static int recover_for_pin(void *ctx)
+{
+    mms_store *s = ctx;
+    int r = mms__writer_lock(s->L, false);
+    if (r == MMS_EBUSY)
+        return 0; /* someone else holds it: they will open the gate */
+    if (r)
+        return r;
+    r = mms__recover_live(s);
+    mms__writer_unlock(s->L);
+    return r;
+}
+
+/* Holding the writer lock: repair what a dead writer left. */
+int mms__recover_live(mms_store *s)
+{
+    if (!__atomic_load_n(&s->L->recover_needed, __ATOMIC_ACQUIRE) &&
+        !(__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1))
+        return 0;
+    if (!s->jfd_rw)
+        return mms__fail(MMS_ERECOVER, "a writer died; recovering needs write access to the "
+                         "store's files, which this process lacks");
+    int r = mms__gate_close(s->L, s->slot);
+    if (!r)
+        r = mms__recover(s);
+    if (r)
+        return r;
+    __atomic_store_n(&s->L->recover_needed, 0, __ATOMIC_RELEASE);
+    mms__gate_open(s->L, s->L->published);
+    return 0;
 }
 
 int mms_close(mms_store *s)
@@ -501,16 +596,22 @@ int mms_close(mms_store *s)
         int was_poisoned = s->poisoned;
         if (s->state == MMS__ST_WRITE)
             r = mms_txn_abort(s);
-        if (!(s->flags & MMS_RDONLY) && !s->poisoned && s->jend > MMS__JDATA) {
+        if (s->read_active)
+            mms_read_end(s);
+        /* Checkpoint when no other writer is busy: a store left alone has
+         * an empty journal. */
+        if (!(s->flags & MMS_RDONLY) && !s->poisoned && s->L && s->J &&
+            s->J->end > MMS__JDATA && mms__writer_enter(s, false) == 0) {
             int r2 = mms__checkpoint(s);
+            mms__writer_unlock(s->L);
             if (!r)
                 r = r2;
         }
         if (!r && !was_poisoned)
             r = s->poisoned; /* the abort above failed to re-arm the guard */
+        if (s->L && !s->L_private && s->slot != UINT32_MAX)
+            mms__slot_release(s->L, s->slot);
     }
-    /* Also in a forked child, so that it can open the store itself. */
-    registry_remove(s->dev, s->ino);
     store_free(s);
     return r;
 }
@@ -592,15 +693,69 @@ int mms_info_get(const mms_store *s, mms_info *info)
         info->region_size[i] = mms__rtab(s)[i].size;
         info->region_file[i] = s->reg[i].mapped;
     }
-    info->journal_bytes = s->jend - MMS__JDATA;
+    info->journal_bytes = s->J->end - MMS__JDATA;
     info->heap_used = h->live_bytes;
     info->heap_free = h->free_bytes;
     info->heap_objects = h->live_count;
     info->dirty_backend = s->dirty_backend;
     info->guard = !!(s->flags & MMS_GUARD);
+    const struct mms__lock *L = s->L;
+    info->writer_pid = L->writer_pid;
+    info->published_txn = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < MMS__NSLOTS && !s->L_private; i++) {
+        uint32_t pid = __atomic_load_n(&L->slot[i].pid, __ATOMIC_ACQUIRE);
+        if (pid && pid != UINT32_MAX) {
+            info->handles++;
+            info->active_readers += __atomic_load_n(&L->slot[i].active, __ATOMIC_ACQUIRE) != 0;
+        }
+    }
     info->last_commit = s->stats;
     return 0;
 }
+
+int mms_readers(mms_store *s, mms_reader_info *out, size_t cap, size_t *n)
+{
+    if (!s || !n || (cap && !out))
+        return mms__fail(MMS_EINVAL, "mms_readers: NULL argument");
+    if (s->fork_gen != fork_gen)
+        return mms__fail(MMS_EFORK, "handle opened before fork() used in the child");
+    size_t k = 0;
+    uint64_t now = mms__os_mono_ns();
+    for (uint32_t i = 0; i < MMS__NSLOTS && !s->L_private; i++) {
+        const struct mms__rslot *sl = &s->L->slot[i];
+        uint32_t pid = __atomic_load_n(&sl->pid, __ATOMIC_ACQUIRE);
+        if (pid == 0 || pid == UINT32_MAX)
+            continue;
+        if (k < cap) {
+            mms_reader_info *r = &out[k];
+            r->pid = pid;
+            r->active = __atomic_load_n(&sl->active, __ATOMIC_ACQUIRE) != 0;
+            r->txn = sl->txn;
+            r->age_ns = r->active && now > sl->since_ns ? now - sl->since_ns : 0;
+            uint64_t st = mms__os_proc_start(pid);
+            r->alive = st != 0 && st == sl->proc_start;
+        }
+        k++;
+    }
+    *n = k;
+    return 0;
+}
+
+int mms_readers_clear_stale(mms_store *s, unsigned *cleared)
+{
+    if (!s)
+        return mms__fail(MMS_EINVAL, "mms_readers_clear_stale: NULL handle");
+    if (s->fork_gen != fork_gen)
+        return mms__fail(MMS_EFORK, "handle opened before fork() used in the child");
+    unsigned n = 0;
+    if (!s->L_private)
+        mms__slots_reclaim(s->L, &n);
+    if (cleared)
+        *cleared = n;
+    return 0;
+}
+
+static int verify_pinned(mms_store *s, char *msg, size_t cap);
 
 int mms_verify(mms_store *s, char *msg, size_t cap)
 {
@@ -613,8 +768,25 @@ int mms_verify(mms_store *s, char *msg, size_t cap)
     int r = mms__check_handle(s);
     if (r)
         return r;
-    if (s->state == MMS__ST_WRITE)
-        return mms__fail(MMS_ETXN, "mms_verify inside a write transaction");
+    if (s->state == MMS__ST_WRITE || s->read_active)
+        return mms__fail(MMS_ETXN, "mms_verify inside a transaction");
+    /* Check one whole committed state, the latest, with no writer adding to
+     * the journal meanwhile. */
+    r = mms__writer_enter(s, true);
+    if (r)
+        return r;
+    r = mms_read_begin(s);
+    if (!r) {
+        r = verify_pinned(s, msg, cap);
+        mms_read_end(s);
+    }
+    mms__writer_unlock(s->L);
+    return r;
+}
+
+static int verify_pinned(mms_store *s, char *msg, size_t cap)
+{
+    int r;
     const struct mms__hdr *h = mms__hdr(s);
     r = mms__hdr_check_static(h, s->reg[0].mapped);
     if (!r)

@@ -177,27 +177,66 @@ static int diff_page(mms_store *s, uint32_t id, uint64_t off, const char *mine, 
 /* ------------------------------------------------------------------------
  * Transactions
  * ------------------------------------------------------------------------ */
+/* The view is stale when another handle committed since this one looked:
+ * drop the private copies kept from this handle's last commit (they hold
+ * the older state) and map what grew. */
+static int refresh(mms_store *s, uint64_t published)
+{
+    if (published == s->seen)
+        return 0;
+    if (!(s->flags & MMS_RDONLY))
+        mms__drop_private(s);
+    mms__heap_forget(s);
+    int r = mms__map_follow(s);
+    if (r)
+        return r;
+    s->seen = published;
+    return 0;
+}
+
+/* Take the writer lock and bring the view up to date (and, if the last
+ * writer died, recover first). */
+int mms__writer_enter(mms_store *s, bool wait)
+{
+    int r = mms__writer_lock(s->L, wait);
+    if (r)
+        return r;
+    r = mms__recover_live(s);
+    if (!r)
+        r = refresh(s, __atomic_load_n(&s->L->published, __ATOMIC_ACQUIRE));
+    if (r)
+        mms__writer_unlock(s->L);
+    return r;
+}
+
 int mms_txn_begin(mms_store *s, unsigned flags)
 {
     int r = mms__check_handle(s);
     if (r)
         return r;
-    if (flags)
+    if (flags & ~MMS_TXN_NOWAIT)
         return mms__fail(MMS_EINVAL, "mms_txn_begin: unknown flags 0x%x", flags);
     if (s->flags & MMS_RDONLY)
         return mms__fail(MMS_ERDONLY, "the store is open read-only");
     if (s->state == MMS__ST_WRITE)
         return mms__fail(MMS_ETXN, "a write transaction is already active on this handle");
+    if (s->read_active)
+        return mms__fail(MMS_ETXN, "this handle is inside a read transaction");
+    r = mms__writer_enter(s, !(flags & MMS_TXN_NOWAIT));
+    if (r)
+        return r;
     if (s->flags & MMS_GUARD) {
         r = mms__map_protect(s, true);
-        if (r)
+        if (r) {
+            mms__writer_unlock(s->L);
             return r;
+        }
     }
     s->state = MMS__ST_WRITE;
     return 0;
 }
 
-/* End the transaction: the guard goes back up. */
+/* End the transaction: the guard goes back up, the writer lock is free. */
 static void txn_end(mms_store *s)
 {
     s->state = MMS__ST_IDLE;
@@ -207,6 +246,7 @@ static void txn_end(mms_store *s)
         if (r && !s->poisoned)
             s->poisoned = r;
     }
+    mms__writer_unlock(s->L);
 }
 
 int mms_txn_abort(mms_store *s)
@@ -229,11 +269,15 @@ static int commit_fail(mms_store *s, int err)
     return err;
 }
 
-/* An error after it: the handle cannot know what is on disk any more. */
+/* An error after it: the handle cannot know what is on disk any more. The
+ * next writer recovers from the journal (which decides whether this commit
+ * happened). */
 static int commit_poison(mms_store *s, int err)
 {
     s->poisoned = err;
+    __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
     s->state = MMS__ST_IDLE;
+    mms__writer_unlock(s->L);
     return err;
 }
 
@@ -244,6 +288,11 @@ int mms_txn_commit(mms_store *s)
         return r;
     if (s->state != MMS__ST_WRITE)
         return mms__fail(MMS_ENOTXN, "no write transaction to commit");
+    /* Publishing waits for the readers inside a read transaction; one of
+     * them on this very thread would wait for ever. */
+    if (mms__pinned_by_me(s->L))
+        return mms__fail(MMS_ETXN, "this thread is inside a read transaction on this store; "
+                         "end it before committing");
     struct mms__hdr *h = mms__hdr(s);
     const struct mms__rent *rt = mms__rtab(s);
     struct mms_commit_stats st = {0};
@@ -311,7 +360,7 @@ int mms_txn_commit(mms_store *s)
     st.sync_ns = t2 - t1;
 
     /* 4. The journal group. */
-    uint64_t jstart = s->jend;
+    uint64_t jstart = s->J->end;
     mms__jgroup_begin(s, h->txn_id);
     for (size_t i = 0; i < s->dirty.n; i++) {
         char *p = s->dirty.page[i];
@@ -342,7 +391,7 @@ int mms_txn_commit(mms_store *s)
         return commit_fail(s, r);
     t3 = mms__os_mono_ns();
     st.journal_ns = t3 - t2;
-    st.journal_bytes = s->jend - jstart;
+    st.journal_bytes = s->J->end - jstart;
 
     /* 5. Invariant 2: durable. */
     r = mms__jgroup_sync(s);
@@ -355,7 +404,12 @@ int mms_txn_commit(mms_store *s)
     /* 6. Invariant 3: apply. Whole pages: a private page is the committed
      *    state of its page plus this transaction's stores. The header page
      *    (always page[0]) goes last, so a header naming this txn means the
-     *    whole commit reached the page cache. */
+     *    whole commit reached the page cache.
+     *    Invariant 6: readers never see it half done: the gate is closed and
+     *    every reader inside a read transaction has left (lock.c). */
+    r = mms__gate_close(s->L, s->slot);
+    if (r)
+        return commit_poison(s, r);
     size_t nchanged = 0;
     for (size_t k = 1; k <= s->dirty.n; k++) {
         size_t i = k % s->dirty.n;
@@ -368,6 +422,8 @@ int mms_txn_commit(mms_store *s)
         if (nchanged == 1)
             mms__crashpoint("commit.apply");
     }
+    mms__gate_open(s->L, h->txn_id);
+    s->seen = h->txn_id;
 
     /* 7. New committed sizes; grown space becomes private. */
     for (uint32_t id = 0; id < s->nmapped; id++) {
@@ -382,17 +438,15 @@ int mms_txn_commit(mms_store *s)
     t3 = mms__os_mono_ns();
     st.apply_ns = t3 - t2;
     st.pages_changed = nchanged;
-    txn_end(s);
-    st.total_ns = mms__os_mono_ns() - t0;
-    s->stats = st;
-    if (s->poisoned)
-        return s->poisoned;
-    if (s->jend - MMS__JDATA > s->checkpoint_bytes) {
+    if (s->J->end - MMS__JDATA > s->checkpoint_bytes) {
         r = mms__checkpoint(s);
         if (r)
             return commit_poison(s, r);
     }
-    return 0;
+    txn_end(s);
+    st.total_ns = mms__os_mono_ns() - t0;
+    s->stats = st;
+    return s->poisoned;
 }
 
 /* ------------------------------------------------------------------------
@@ -400,7 +454,7 @@ int mms_txn_commit(mms_store *s)
  * ------------------------------------------------------------------------ */
 int mms__checkpoint(mms_store *s)
 {
-    if (s->jend == MMS__JDATA)
+    if (s->J->end == MMS__JDATA)
         return 0;
     for (uint32_t id = 0; id < s->nmapped; id++) {
         if (s->reg[id].fd < 0)
@@ -410,7 +464,8 @@ int mms__checkpoint(mms_store *s)
             return mms__fail(r, "checkpoint cannot sync region %u: %s", id, mms_strerror(r));
     }
     mms__crashpoint("checkpoint.synced");
-    return mms__journal_reset(s, mms__hdr(s)->txn_id);
+    return mms__journal_reset(s, s->hdr_fixed + offsetof(struct mms__hdr, uuid),
+                              mms__hdr(s)->txn_id);
 }
 
 int mms_checkpoint(mms_store *s)
@@ -422,8 +477,85 @@ int mms_checkpoint(mms_store *s)
         return mms__fail(MMS_ERDONLY, "the store is open read-only");
     if (s->state == MMS__ST_WRITE)
         return mms__fail(MMS_ETXN, "mms_checkpoint inside a write transaction");
-    r = mms__checkpoint(s);
+    if (s->read_active)
+        return mms__fail(MMS_ETXN, "mms_checkpoint inside a read transaction");
+    r = mms__writer_enter(s, true);
     if (r)
+        return r;
+    r = mms__checkpoint(s);
+    if (r) {
         s->poisoned = r;
+        __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
+    }
+    mms__writer_unlock(s->L);
+    return r;
+}
+
+/* ------------------------------------------------------------------------
+ * Read transactions and waiting (lock.c does the protocol)
+ * ------------------------------------------------------------------------ */
+static int recover_for_reader(void *ctx)
+{
+    mms_store *s = ctx;
+    int r = mms__writer_lock(s->L, false);
+    if (r == MMS_EBUSY)
+        return 0;
+    if (r)
+        return r;
+    r = mms__recover_live(s);
+    mms__writer_unlock(s->L);
+    return r;
+}
+
+int mms_read_begin(mms_store *s)
+{
+    int r = mms__check_handle(s);
+    if (r)
+        return r;
+    if (s->read_active)
+        return mms__fail(MMS_ETXN, "a read transaction is already active on this handle");
+    if (s->state == MMS__ST_WRITE)
+        return mms__fail(MMS_ETXN, "this handle is inside a write transaction");
+    if (s->L_private) { /* read-only file system: nothing can change */
+        s->read_active = 1;
+        return 0;
+    }
+    uint64_t txn;
+    r = mms__pin(s->L, s->slot, &txn, recover_for_reader, s);
+    if (r)
+        return r;
+    r = refresh(s, txn);
+    if (r) {
+        mms__unpin(s->L, s->slot);
+        return r;
+    }
+    s->read_active = 1;
+    return 0;
+}
+
+int mms_read_end(mms_store *s)
+{
+    int r = mms__check_handle(s);
+    if (r && r != MMS_EPOISONED)
+        return r;
+    if (!s->read_active)
+        return mms__fail(MMS_ENOTXN, "no read transaction to end");
+    s->read_active = 0;
+    if (!s->L_private)
+        mms__unpin(s->L, s->slot);
+    return 0;
+}
+
+int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
+{
+    int r = mms__check_handle(s);
+    if (r)
+        return r;
+    if (s->read_active)
+        return mms__fail(MMS_ETXN, "mms_wait inside a read transaction would wait for ever");
+    uint64_t cur;
+    r = mms__wait_change(s->L, txn, timeout_ms, &cur);
+    if (now)
+        *now = cur;
     return r;
 }

@@ -5,6 +5,7 @@
  *   mms info DIR          key: value lines describing the store
  *   mms verify DIR        check everything; exit 0 if sound, 1 if not
  *   mms checkpoint DIR    sync the regions and empty the journal
+ *   mms readers DIR [--clear-stale]   the handles open on the store
  *
  * Every failure prints one line on stderr and exits non-zero (2 for a usage
  * error, 1 otherwise).
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *prog = "mms";
 
@@ -26,6 +28,9 @@ static int usage(FILE *f)
             "  info DIR         print the store's state as key: value lines\n"
             "  verify DIR       check header, journal and heap; exit 0 if sound\n"
             "  checkpoint DIR   sync the region files and empty the journal\n"
+            "  readers DIR [--clear-stale]\n"
+            "                   list the handles open on the store (pid, txn, age);\n"
+            "                   --clear-stale frees those of dead processes\n"
             "  version          print the library version\n",
             prog);
     return f == stderr ? 2 : 0;
@@ -98,6 +103,13 @@ static int cmd_info(const char *dir)
     printf("heap_free: %llu\n", (unsigned long long)in->heap_free);
     printf("heap_objects: %llu\n", (unsigned long long)in->heap_objects);
     printf("root: 0x%llx\n", (unsigned long long)mms_root(s));
+    printf("published_txn: %llu\n", (unsigned long long)in->published_txn);
+    if (in->writer_pid)
+        printf("writer: %u\n", in->writer_pid);
+    else
+        printf("writer: none\n");
+    printf("handles: %u\n", in->handles);
+    printf("active_readers: %u\n", in->active_readers);
     free(in);
     r = mms_close(s);
     return r ? fail("cannot close", dir, r) : 0;
@@ -137,6 +149,41 @@ static int cmd_checkpoint(const char *dir)
     return 0;
 }
 
+static int cmd_readers(const char *dir, int clear)
+{
+    mms_store *s;
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_RDONLY;
+    int r = mms_open(dir, &o, &s);
+    if (r)
+        return fail("cannot open", dir, r);
+    if (clear) {
+        unsigned n;
+        r = mms_readers_clear_stale(s, &n);
+        if (r) {
+            mms_close(s);
+            return fail("cannot clear stale readers of", dir, r);
+        }
+        printf("cleared: %u\n", n);
+    }
+    mms_reader_info rd[256];
+    size_t n;
+    r = mms_readers(s, rd, sizeof rd / sizeof rd[0], &n);
+    if (r) {
+        mms_close(s);
+        return fail("cannot list readers of", dir, r);
+    }
+    /* This command's own handle is one of them. */
+    printf("%-8s %-6s %-7s %-10s %s\n", "pid", "alive", "reading", "txn", "age_ms");
+    for (size_t i = 0; i < n && i < sizeof rd / sizeof rd[0]; i++)
+        printf("%-8u %-6s %-7s %-10llu %.3f%s\n", rd[i].pid, rd[i].alive ? "yes" : "no",
+               rd[i].active ? "yes" : "no", (unsigned long long)rd[i].txn,
+               rd[i].age_ns / 1e6, rd[i].pid == (uint32_t)getpid() ? "  (this command)" : "");
+    r = mms_close(s);
+    return r ? fail("cannot close", dir, r) : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -148,10 +195,14 @@ int main(int argc, char **argv)
         printf("mms %s (format %d)\n", MMS_VERSION_STRING, MMS_FORMAT_VERSION);
         return 0;
     }
+    if (strcmp(cmd, "readers") == 0 && argc == 4 && strcmp(argv[3], "--clear-stale") == 0)
+        return cmd_readers(argv[2], 1);
     if (argc != 3) {
         fprintf(stderr, "%s: %s needs exactly one DIR argument\n", prog, cmd);
         return usage(stderr);
     }
+    if (strcmp(cmd, "readers") == 0)
+        return cmd_readers(argv[2], 0);
     if (strcmp(cmd, "create") == 0)
         return cmd_create(argv[2]);
     if (strcmp(cmd, "info") == 0)
