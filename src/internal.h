@@ -244,6 +244,13 @@ struct mms__lock {
     struct mms__rslot slot[MMS__NSLOTS];
 };
 
+_Static_assert(sizeof(struct mms__jstate) == 48, "jstate size");
+_Static_assert(offsetof(struct mms__lock, gate) == 40, "lock gate");
+_Static_assert(offsetof(struct mms__lock, published) == 48, "lock published");
+_Static_assert(offsetof(struct mms__lock, writer_start) == 72, "lock writer_start");
+_Static_assert(offsetof(struct mms__lock, j) == 80, "lock j");
+_Static_assert(offsetof(struct mms__lock, writer) == 192, "lock writer");
+
 bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16]);
 int mms__lock_init(struct mms__lock *L, const uint8_t uuid[16]);
 int mms__slot_claim(struct mms__lock *L, uint32_t *idx);
