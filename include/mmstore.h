@@ -46,7 +46,9 @@
  *  - A handle is not usable in a child after fork(): calls return MMS_EFORK.
  *  - A store may be open in any number of handles, in one process or many;
  *    each handle has its own mappings and reader slot (at most 256 handles
- *    per store). Write transactions take a writer lock: one at a time.
+ *    per store). Write transactions take a writer lock: one at a time. The
+ *    lock belongs to the handle: a transaction may begin on one thread and
+ *    commit on another.
  *  - Threads: a handle is used by one thread at a time. For threads that
  *    read while another writes, give each its own handle.
  *  - Truncating or rewriting region files behind an open handle's back makes
@@ -284,14 +286,22 @@ uint64_t mms_txn_id(const mms_store *s);
  * read transaction a handle sees one committed state, whole, and nothing
  * changes under it: a commit is applied only when no reader is inside.
  * Beginning and ending one is a few atomic operations, no system call
- * (unless a writer is waiting, or a commit is being applied: then begin
- * waits for that apply, which takes microseconds). Outside a read
- * transaction, data read through a handle may change at any moment.
+ * (unless a writer is waiting for readers to leave). Outside a read
+ * transaction, data read through a handle may change at any moment, and a
+ * read-write handle may show an older state.
  *
  * The cost of a long read transaction: every commit made meanwhile waits,
  * inside mms_txn_commit() and holding the writer lock, until the reader
- * leaves (the commit is already durable; it is not yet visible). Keep read
- * transactions short, or read a snapshot in several.
+ * leaves (the commit is already durable; it is not yet visible). New read
+ * transactions are not held up by it at first; once a commit has waited
+ * 10 ms for readers, new ones wait until it is applied, so that a stream
+ * of overlapping readers cannot starve the writer. Keep read transactions
+ * short, or read a snapshot in several.
+ *
+ * A thread inside a read transaction must not wait for the writer through
+ * another handle of the same store: mms_txn_begin (without MMS_TXN_NOWAIT),
+ * mms_txn_commit and mms_wait return MMS_ETXN then, instead of waiting for
+ * ever.
  *
  * A read-write handle may also run read transactions (not while it is in a
  * write transaction). Pointers stay valid across transactions; the memory

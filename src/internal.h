@@ -11,7 +11,6 @@
 #define _GNU_SOURCE 1
 #include <stdbool.h>
 #include <stddef.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -191,8 +190,7 @@ _Static_assert(offsetof(struct mms__jcommit, crc) == 24, "jcommit crc");
 
 /* ------------------------------------------------------------------------
  * The lock file (lock.c). Shared memory, rebuilt whenever no handle has it
- * open; never durable, never trusted across that boundary. Its layout
- * depends on the C library (pthread_mutex_t), which `size` catches.
+ * open; never durable, never trusted across that boundary.
  * ------------------------------------------------------------------------ */
 #define MMS__LMAGIC UINT64_C(0x314b434f4c534d4d) /* bytes "MMSLOCK1" */
 #define MMS__LVERSION 1u
@@ -209,16 +207,15 @@ struct mms__jstate {
     uint32_t pad;
 };
 
-/* A reader slot: one per open handle. 64 bytes, one cache line. */
+/* A reader slot: one per open handle. 64 bytes, one cache line. Owned by
+ * whoever holds byte 2 + index of the lock file (lock.c). */
 struct mms__rslot {
-    uint32_t pid;        /* owner process, 0 = free, UINT32_MAX = being cleared */
-    uint32_t active;     /* futex word: 1 inside a read transaction */
-    uint64_t proc_start; /* owner's start time, to tell a reused pid */
-    uint64_t txn;        /* txn pinned by the current read transaction */
-    uint64_t since_ns;   /* CLOCK_MONOTONIC when it began */
-    uint32_t tid;        /* thread that pinned */
-    uint32_t pad;
-    uint8_t pad2[24];
+    uint32_t pid;      /* owner process (for people), 0 = free */
+    uint32_t active;   /* futex word: 1 inside a read transaction */
+    uint64_t txn;      /* txn pinned by the current read transaction */
+    uint64_t since_ns; /* CLOCK_MONOTONIC when it began */
+    uint32_t tid;      /* thread that pinned */
+    uint8_t pad[36];
 };
 _Static_assert(sizeof(struct mms__rslot) == 64, "rslot size");
 
@@ -233,37 +230,41 @@ struct mms__lock {
     uint32_t notify;         /* futex word: + 1 at every publication */
     uint64_t published;      /* txn id readers see */
     uint32_t writer_waiting; /* a writer waits for readers to leave */
-    uint32_t recover_needed; /* a writer died or failed after its journal write */
-    uint32_t writer_pid;     /* holder of the writer lock, 0 = none */
-    uint32_t pad0;
-    uint64_t writer_start;   /* its start time */
+    uint32_t recover_needed; /* a writer died, or failed after its journal write */
+    uint32_t writer_pid;     /* holder of the writer lock (for people), 0 = none */
+    uint32_t writer_active;  /* 1 while a handle holds the writer lock */
+    uint64_t pad0;
     struct mms__jstate j;
-    uint8_t pad1[64];
-    pthread_mutex_t writer;  /* robust, process-shared, error-checking */
-    uint8_t pad2[64];
+    uint8_t pad1[128];
     struct mms__rslot slot[MMS__NSLOTS];
 };
-
 _Static_assert(sizeof(struct mms__jstate) == 48, "jstate size");
 _Static_assert(offsetof(struct mms__lock, gate) == 40, "lock gate");
 _Static_assert(offsetof(struct mms__lock, published) == 48, "lock published");
-_Static_assert(offsetof(struct mms__lock, writer_start) == 72, "lock writer_start");
+_Static_assert(offsetof(struct mms__lock, writer_active) == 68, "lock writer_active");
 _Static_assert(offsetof(struct mms__lock, j) == 80, "lock j");
-_Static_assert(offsetof(struct mms__lock, writer) == 192, "lock writer");
+_Static_assert(offsetof(struct mms__lock, slot) == 256, "lock slot");
+_Static_assert(sizeof(struct mms__lock) == 256 + 64 * MMS__NSLOTS, "lock size");
 
 bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16]);
-int mms__lock_init(struct mms__lock *L, const uint8_t uuid[16]);
-int mms__slot_claim(struct mms__lock *L, uint32_t *idx);
-void mms__slot_release(struct mms__lock *L, uint32_t idx);
-void mms__slots_reclaim(struct mms__lock *L, unsigned *n);
-int mms__pin(struct mms__lock *L, uint32_t idx, uint64_t *txn, int (*recover)(void *), void *ctx);
-void mms__unpin(struct mms__lock *L, uint32_t idx);
-int mms__gate_close(struct mms__lock *L, uint32_t my_slot);
+void mms__lock_init(struct mms__lock *L, const uint8_t uuid[16]);
+int mms__slot_claim(mms_store *s);
+void mms__slot_release(mms_store *s);
+bool mms__slot_alive(const mms_store *s, uint32_t i);
+void mms__slots_reclaim(mms_store *s, unsigned *n);
+int mms__pin(mms_store *s, uint64_t *txn, int (*recover)(void *), void *ctx);
+void mms__unpin(mms_store *s);
+int mms__gate_close(mms_store *s);
 void mms__gate_open(struct mms__lock *L, uint64_t txn);
+void mms__gate_reopen(struct mms__lock *L); /* open it, publishing nothing */
 int mms__wait_change(struct mms__lock *L, uint64_t txn, int64_t timeout_ms, uint64_t *now);
-int mms__writer_lock(struct mms__lock *L, bool wait);
-void mms__writer_unlock(struct mms__lock *L);
-bool mms__pinned_by_me(const struct mms__lock *L);
+int mms__writer_lock(mms_store *s, bool wait);
+void mms__writer_unlock(mms_store *s);
+bool mms__writer_held(const mms_store *s);
+uint32_t mms__my_tid(void);
+/* The process's open handles (store.c): deadlock guards and fork. */
+bool mms__pinned_by_me(const mms_store *s);     /* this thread pins a handle of s's store */
+bool mms__writing_in_thread(const mms_store *s); /* ... or holds its writer lock */
 
 /* ------------------------------------------------------------------------
  * Errors and debugging
@@ -311,9 +312,9 @@ int mms__os_ftruncate(int fd, uint64_t len);
 int mms__os_fsize(int fd, uint64_t *size);
 int mms__os_unlinkat(int dirfd, const char *name);
 int mms__os_ofd_lock(int fd, int byte, int type, bool wait);
+int mms__os_ofd_probe(int fd, int byte);
 int mms__os_futex_wait(uint32_t *word, uint32_t expect, int64_t timeout_ns);
 void mms__os_futex_wake(uint32_t *word);
-uint64_t mms__os_proc_start(uint32_t pid);
 uint32_t mms__os_pid(void);
 uint32_t mms__os_tid(void);
 /* Reserve len bytes of address space (PROT_NONE). */
@@ -379,7 +380,10 @@ struct mms_store {
     /* processes (lock.c) */
     struct mms__lock *L;   /* the shared lock file (or a private copy, below) */
     bool L_private;        /* no lock file could be opened (read-only file system) */
-    uint32_t slot;         /* this handle's reader slot */
+    uint32_t slot;         /* this handle's reader slot, UINT32_MAX = none */
+    uint32_t pin_tid;      /* thread inside this handle's read transaction */
+    uint32_t writer_tid;   /* thread that took the writer lock through it */
+    struct mms_store *next_open; /* the process's list of open handles */
     int read_active;       /* inside a read transaction */
     bool jfd_rw;           /* the journal is open for writing */
     uint64_t seen;         /* txn the mappings (and kept private pages) reflect */

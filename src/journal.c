@@ -473,8 +473,13 @@ int mms__journal_reset(mms_store *s, const uint8_t uuid[16], uint64_t start_txn)
     int r = slot_write(s, uuid, slot, s->J->seq + 1, salt, start_txn);
     if (!r)
         r = mms__os_fdatasync(s->jfd);
-    if (r)
+    if (r) {
+        /* The slot may be on disk with a new epoch the shared journal state
+         * does not know: whoever writes next must re-read the journal. */
+        if (s->L)
+            __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
         return r;
+    }
     s->J->slot = slot;
     s->J->seq++;
     s->J->salt = salt;

@@ -3,22 +3,39 @@
  *
  * The file `lock` in the store directory is mapped shared by every handle
  * of every process. It holds no data: it is rebuilt from the store whenever
- * no handle has it open. It must never be trusted across that boundary, and
- * nothing in it is durable.
+ * no handle has it open, and nothing in it is durable.
  *
  * NOTES ON THE DESIGN
  *
- * Life of the file. Every handle holds a shared OFD lock on byte 0 for as
- * long as it is open. An opener first tries an exclusive lock on byte 0: if
- * it gets it, no handle is open anywhere, so it (re)initialises the file and
- * runs recovery, then downgrades to shared (fcntl converts atomically). If
- * it does not, it waits for a shared lock, which also waits out an opener
- * that is initialising.
+ * Ownership is kernel locks, not pids. Every handle opens the lock file
+ * itself, so it has an open file description of its own, and holds
+ * open-file-description (OFD) locks on single bytes of it:
  *
- * Writer lock. A robust, process-shared mutex. A writer that dies holding
- * it, even inside a commit, is seen by the next locker (EOWNERDEAD), which
- * recovers the store from the journal before going on (recover_needed
- * stays set until a recovery succeeds, so a failed one is retried).
+ *     byte 0       shared while the handle is open (exclusive while the
+ *                  first handle initialises the file)
+ *     byte 1       exclusive while the handle holds the writer lock
+ *     byte 2 + i   exclusive while the handle owns reader slot i
+ *
+ * The kernel drops these when the handle closes or its process dies, in
+ * any PID namespace, however it dies; F_OFD_GETLK tells anyone whether a
+ * byte is held. So "is the owner alive" is a probe of its byte, never a
+ * look at /proc, and a pid that was reused cannot fool it. Pids in the file
+ * are for people (mms readers, mms info).
+ *
+ * Life of the file. An opener that gets byte 0 exclusively is alone: it
+ * (re)initialises the file and runs recovery, then converts to shared
+ * (atomic for fcntl locks). Others wait for byte 0 shared, which also waits
+ * out an initialiser; if they then find the file uninitialised (the
+ * initialiser failed), they try again.
+ *
+ * Writer lock (byte 1). writer_active is set by the holder once it has the
+ * lock and cleared just before it lets go; a new holder that finds it set
+ * knows the last one died holding it, maybe inside a commit, and recovers
+ * from the journal first (recover_needed stays set until a recovery
+ * succeeds). The lock belongs to the handle, not to a thread: a write
+ * transaction may begin on one thread and commit on another. A thread that
+ * already writes through one handle and asks for the lock through another
+ * would wait for itself: the process registry (store.c) refuses that.
  *
  * Readers (Invariant 6: readers never observe a partially applied commit).
  * A read transaction pins the published state with a store into its slot;
@@ -36,29 +53,33 @@
  * for it. No system call on the reader's fast path; a reader ending while a
  * writer waits (writer_waiting) wakes it with a futex.
  *
- * A long read transaction therefore holds back publication: a commit is
- * durable when its journal group is synced, but it becomes visible (and
- * mms_txn_commit returns) only when the readers that were inside when it
- * wanted to apply have left.
+ * So that one long read transaction does not stop every new reader, the
+ * writer closes the gate optimistically: if it finds a reader inside, it
+ * opens the gate again (publishing nothing), waits for that reader, and
+ * tries again. Only after GATE_PATIENCE of this does it keep the gate
+ * closed until the readers inside have left, so that a stream of
+ * overlapping readers cannot starve it. Either way the commit waits for the
+ * readers that were inside; its data is durable already, only its
+ * visibility waits.
  *
- * Dead processes. Slots hold the owner's pid and start time, so a pid that
- * has been reused is not mistaken for the owner. A writer waiting for a
- * slot, an opener looking for a free slot and `mms readers --clear-stale`
- * reclaim the slots of dead processes. A reader waiting at a closed gate
- * checks that the writer is alive; if not, it takes the writer lock itself
- * and recovers (when it can write the files) so that nobody waits forever.
+ * Dead processes. A writer waiting for a pinned slot probes the slot's byte
+ * every WAIT_SLICE; a free byte means the owner is gone, and its slot is
+ * cleared. A reader waiting at a closed gate probes byte 1: free means the
+ * writer died while applying; the reader takes the writer lock and recovers
+ * (when it can write the files) so that nobody waits for ever.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define WAIT_SLICE_NS 10000000 /* 10 ms between liveness checks */
+#define WAIT_SLICE_NS 10000000     /* 10 ms between liveness probes */
+#define GATE_PATIENCE_NS 10000000  /* optimistic gate closing, then hold it */
+#define SLOT_BYTE(i) (2 + (int)(i))
 
 static uint32_t my_tid(void)
 {
@@ -71,112 +92,107 @@ static uint32_t my_tid(void)
     return tid;
 }
 
-static uint64_t my_start(void)
+uint32_t mms__my_tid(void)
 {
-    static uint64_t start;
-    static uint32_t pid;
-    uint32_t p = mms__os_pid();
-    if (pid != p) { /* first call, or a forked child */
-        start = mms__os_proc_start(p);
-        pid = p;
-    }
-    return start;
-}
-
-/* Is the process (pid, start) still alive? */
-static bool alive(uint32_t pid, uint64_t start)
-{
-    if (pid == 0)
-        return false;
-    uint64_t now = mms__os_proc_start(pid);
-    return now != 0 && now == start;
+    return my_tid();
 }
 
 bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16])
 {
     return L->magic == MMS__LMAGIC && L->version == MMS__LVERSION &&
            L->size == sizeof *L && L->nslots == MMS__NSLOTS &&
-           memcmp(L->uuid, uuid, 16) == 0 && L->init_done == 1;
+           memcmp(L->uuid, uuid, 16) == 0 &&
+           __atomic_load_n(&L->init_done, __ATOMIC_ACQUIRE) == 1;
 }
 
-int mms__lock_init(struct mms__lock *L, const uint8_t uuid[16])
+void mms__lock_init(struct mms__lock *L, const uint8_t uuid[16])
 {
     memset(L, 0, sizeof *L);
-    pthread_mutexattr_t a;
-    int r = pthread_mutexattr_init(&a);
-    if (!r)
-        r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (!r)
-        r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (!r)
-        r = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
-    if (!r)
-        r = pthread_mutex_init(&L->writer, &a);
-    pthread_mutexattr_destroy(&a);
-    if (r)
-        return mms__fail(-r, "cannot set up the writer lock: %s", strerror(r));
     L->magic = MMS__LMAGIC;
     L->version = MMS__LVERSION;
     L->size = sizeof *L;
     L->nslots = MMS__NSLOTS;
     memcpy(L->uuid, uuid, 16);
-    return 0;
+}
+
+/* Is byte held by another open file description? (Our own locks never
+ * conflict with us, so callers never ask about their own bytes.) */
+static bool byte_held(const mms_store *s, int byte)
+{
+    int r = mms__os_ofd_probe(s->lockfd, byte);
+    return r != 0; /* an error counts as held: never reclaim on doubt */
 }
 
 /* ------------------------------------------------------------------------
  * Reader slots
  * ------------------------------------------------------------------------ */
-int mms__slot_claim(struct mms__lock *L, uint32_t *idx)
+static void slot_reset(struct mms__rslot *sl, uint32_t pid)
 {
+    __atomic_store_n(&sl->active, 0, __ATOMIC_RELEASE);
+    sl->txn = 0;
+    sl->since_ns = 0;
+    sl->tid = 0;
+    __atomic_store_n(&sl->pid, pid, __ATOMIC_RELEASE);
+}
+
+int mms__slot_claim(mms_store *s)
+{
+    struct mms__lock *L = s->L;
     uint32_t pid = mms__os_pid();
-    for (int pass = 0; pass < 2; pass++) {
+    /* Free slots first; then slots whose owner may have gone. Owning the
+     * slot's byte is owning the slot: whoever held it before has let go. */
+    for (int pass = 0; pass < 2; pass++)
         for (uint32_t i = 0; i < MMS__NSLOTS; i++) {
             struct mms__rslot *sl = &L->slot[i];
-            uint32_t zero = 0;
-            if (__atomic_load_n(&sl->pid, __ATOMIC_RELAXED) == 0 &&
-                __atomic_compare_exchange_n(&sl->pid, &zero, pid, false, __ATOMIC_ACQ_REL,
-                                            __ATOMIC_RELAXED)) {
-                sl->proc_start = my_start();
-                sl->txn = 0;
-                sl->since_ns = 0;
-                __atomic_store_n(&sl->active, 0, __ATOMIC_RELEASE);
-                *idx = i;
-                return 0;
-            }
+            if ((__atomic_load_n(&sl->pid, __ATOMIC_ACQUIRE) == 0) != (pass == 0))
+                continue;
+            if (mms__os_ofd_lock(s->lockfd, SLOT_BYTE(i), F_WRLCK, false) != 0)
+                continue;
+            slot_reset(sl, pid);
+            s->slot = i;
+            return 0;
         }
-        if (pass == 0)
-            mms__slots_reclaim(L, NULL);
-    }
     return mms__fail(MMS_EBUSY, "all %u reader slots are in use", MMS__NSLOTS);
 }
 
-void mms__slot_release(struct mms__lock *L, uint32_t idx)
+void mms__slot_release(mms_store *s)
 {
-    struct mms__rslot *sl = &L->slot[idx];
+    struct mms__lock *L = s->L;
+    struct mms__rslot *sl = &L->slot[s->slot];
     __atomic_store_n(&sl->active, 0, __ATOMIC_RELEASE);
-    if (__atomic_load_n(&L->writer_waiting, __ATOMIC_ACQUIRE))
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&L->writer_waiting, __ATOMIC_RELAXED))
         mms__os_futex_wake(&sl->active);
     __atomic_store_n(&sl->pid, 0, __ATOMIC_RELEASE);
+    mms__os_ofd_lock(s->lockfd, SLOT_BYTE(s->slot), F_UNLCK, false);
+    s->slot = UINT32_MAX;
 }
 
-/* Free the slots of dead processes. *n gets how many. */
-void mms__slots_reclaim(struct mms__lock *L, unsigned *n)
+bool mms__slot_alive(const mms_store *s, uint32_t i)
+{
+    return i == s->slot || byte_held(s, SLOT_BYTE(i));
+}
+
+/* Clear slot i if its owner is gone. To take it over we take its byte,
+ * which only succeeds if nobody holds it. */
+static bool slot_reclaim(mms_store *s, uint32_t i)
+{
+    struct mms__rslot *sl = &s->L->slot[i];
+    if (i == s->slot || __atomic_load_n(&sl->pid, __ATOMIC_ACQUIRE) == 0)
+        return false;
+    if (mms__os_ofd_lock(s->lockfd, SLOT_BYTE(i), F_WRLCK, false) != 0)
+        return false; /* owned */
+    slot_reset(sl, 0);
+    mms__os_futex_wake(&sl->active);
+    mms__os_ofd_lock(s->lockfd, SLOT_BYTE(i), F_UNLCK, false);
+    return true;
+}
+
+void mms__slots_reclaim(mms_store *s, unsigned *n)
 {
     unsigned k = 0;
-    for (uint32_t i = 0; i < MMS__NSLOTS; i++) {
-        struct mms__rslot *sl = &L->slot[i];
-        uint32_t pid = __atomic_load_n(&sl->pid, __ATOMIC_ACQUIRE);
-        if (pid == 0 || alive(pid, sl->proc_start))
-            continue;
-        /* Only the one who wins the CAS clears it. */
-        if (__atomic_compare_exchange_n(&sl->pid, &pid, UINT32_MAX, false, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_RELAXED)) {
-            __atomic_store_n(&sl->active, 0, __ATOMIC_RELEASE);
-            mms__os_futex_wake(&sl->active);
-            __atomic_store_n(&sl->pid, 0, __ATOMIC_RELEASE);
-            k++;
-        }
-    }
+    for (uint32_t i = 0; i < MMS__NSLOTS; i++)
+        k += slot_reclaim(s, i);
     if (n)
         *n = k;
 }
@@ -184,20 +200,22 @@ void mms__slots_reclaim(struct mms__lock *L, unsigned *n)
 /* ------------------------------------------------------------------------
  * Pinning (read transactions)
  * ------------------------------------------------------------------------ */
-
-/* Pin the published state. Returns 0 with *txn the pinned txn id, or an
- * error if the gate stays closed by a dead writer that this process cannot
- * recover from (recover is called to try). */
-int mms__pin(struct mms__lock *L, uint32_t idx, uint64_t *txn, int (*recover)(void *), void *ctx)
+int mms__pin(mms_store *s, uint64_t *txn, int (*recover)(void *), void *ctx)
 {
-    struct mms__rslot *sl = &L->slot[idx];
+    struct mms__lock *L = s->L;
+    struct mms__rslot *sl = &L->slot[s->slot];
     for (;;) {
         uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE);
         if (g & 1) {
+            /* Waiting here while this thread pins another handle would
+             * make the writer wait for us and us for it. */
+            if (mms__pinned_by_me(s))
+                return mms__fail(MMS_ETXN, "this thread is inside a read transaction on "
+                                 "another handle of the store, and a commit waits for it");
             int r = mms__os_futex_wait(&L->gate, g, WAIT_SLICE_NS);
             if (r == -ETIMEDOUT && __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) == g &&
-                !alive(L->writer_pid, L->writer_start)) {
-                r = recover(ctx);
+                !byte_held(s, 1)) {
+                r = recover(ctx); /* the writer died while applying */
                 if (r)
                     return r;
             }
@@ -206,7 +224,7 @@ int mms__pin(struct mms__lock *L, uint32_t idx, uint64_t *txn, int (*recover)(vo
         __atomic_store_n(&sl->active, 1, __ATOMIC_RELAXED);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         if (__atomic_load_n(&L->gate, __ATOMIC_RELAXED) != g) {
-            mms__unpin(L, idx);
+            mms__unpin(s);
             continue;
         }
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
@@ -214,13 +232,16 @@ int mms__pin(struct mms__lock *L, uint32_t idx, uint64_t *txn, int (*recover)(vo
         sl->txn = *txn;
         sl->tid = my_tid();
         sl->since_ns = mms__os_mono_ns();
+        s->pin_tid = sl->tid;
         return 0;
     }
 }
 
-void mms__unpin(struct mms__lock *L, uint32_t idx)
+void mms__unpin(mms_store *s)
 {
-    struct mms__rslot *sl = &L->slot[idx];
+    struct mms__lock *L = s->L;
+    struct mms__rslot *sl = &L->slot[s->slot];
+    s->pin_tid = 0;
     __atomic_store_n(&sl->active, 0, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (__atomic_load_n(&L->writer_waiting, __ATOMIC_RELAXED))
@@ -230,39 +251,64 @@ void mms__unpin(struct mms__lock *L, uint32_t idx)
 /* ------------------------------------------------------------------------
  * Publishing (the writer, holding the writer lock)
  * ------------------------------------------------------------------------ */
-
-/* Close the gate and wait until no reader is inside. skip: a slot the
- * caller itself holds pinned is an error (it would wait for ever). */
-bool mms__pinned_by_me(const struct mms__lock *L)
+static void gate_shut(struct mms__lock *L)
 {
-    uint32_t pid = mms__os_pid(), tid = my_tid();
-    for (uint32_t i = 0; i < MMS__NSLOTS; i++) {
-        const struct mms__rslot *sl = &L->slot[i];
-        if (__atomic_load_n(&sl->active, __ATOMIC_ACQUIRE) && sl->pid == pid && sl->tid == tid)
-            return true;
-    }
-    return false;
-}
-
-int mms__gate_close(struct mms__lock *L, uint32_t my_slot)
-{
-    if (my_slot < MMS__NSLOTS && __atomic_load_n(&L->slot[my_slot].active, __ATOMIC_ACQUIRE))
-        return mms__fail(MMS_ETXN, "this handle is inside a read transaction");
     uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_RELAXED);
     if (!(g & 1))
         __atomic_store_n(&L->gate, g + 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    for (uint32_t i = 0; i < MMS__NSLOTS; i++) {
-        struct mms__rslot *sl = &L->slot[i];
-        while (__atomic_load_n(&sl->active, __ATOMIC_ACQUIRE)) {
-            __atomic_store_n(&L->writer_waiting, 1, __ATOMIC_SEQ_CST);
-            int r = mms__os_futex_wait(&sl->active, 1, WAIT_SLICE_NS);
-            if (r == -ETIMEDOUT) {
-                uint32_t pid = __atomic_load_n(&sl->pid, __ATOMIC_ACQUIRE);
-                if (pid && pid != UINT32_MAX && !alive(pid, sl->proc_start))
-                    mms__slots_reclaim(L, NULL);
-            }
+}
+
+/* Open the gate without publishing anything new. */
+void mms__gate_reopen(struct mms__lock *L)
+{
+    uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_RELAXED);
+    if (g & 1)
+        __atomic_store_n(&L->gate, g + 1, __ATOMIC_RELEASE);
+    mms__os_futex_wake(&L->gate);
+}
+
+/* Wait until slot i is not pinned (or its owner is gone). */
+static void slot_wait(mms_store *s, uint32_t i)
+{
+    struct mms__lock *L = s->L;
+    struct mms__rslot *sl = &L->slot[i];
+    while (__atomic_load_n(&sl->active, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&L->writer_waiting, 1, __ATOMIC_SEQ_CST);
+        int r = mms__os_futex_wait(&sl->active, 1, WAIT_SLICE_NS);
+        if (r == -ETIMEDOUT && !byte_held(s, SLOT_BYTE(i)))
+            slot_reclaim(s, i);
+    }
+}
+
+/* The first pinned slot other than ours, or UINT32_MAX. */
+static uint32_t first_pinned(const struct mms__lock *L, uint32_t from)
+{
+    for (uint32_t i = from; i < MMS__NSLOTS; i++)
+        if (__atomic_load_n(&L->slot[i].active, __ATOMIC_ACQUIRE))
+            return i;
+    return UINT32_MAX;
+}
+
+int mms__gate_close(mms_store *s)
+{
+    struct mms__lock *L = s->L;
+    if (s->slot < MMS__NSLOTS && __atomic_load_n(&L->slot[s->slot].active, __ATOMIC_ACQUIRE))
+        return mms__fail(MMS_ETXN, "this handle is inside a read transaction");
+    uint64_t until = mms__os_mono_ns() + GATE_PATIENCE_NS;
+    for (;;) {
+        gate_shut(L);
+        uint32_t i = first_pinned(L, 0);
+        if (i == UINT32_MAX)
+            break;
+        if (mms__os_mono_ns() >= until) {
+            /* Patience is over: hold the gate and wait for everyone inside. */
+            for (; i != UINT32_MAX; i = first_pinned(L, i + 1))
+                slot_wait(s, i);
+            break;
         }
+        mms__gate_reopen(L);
+        slot_wait(s, i);
     }
     __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED);
     return 0;
@@ -271,10 +317,8 @@ int mms__gate_close(struct mms__lock *L, uint32_t my_slot)
 void mms__gate_open(struct mms__lock *L, uint64_t txn)
 {
     __atomic_store_n(&L->published, txn, __ATOMIC_RELEASE);
-    uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_RELAXED);
-    if (g & 1)
-        __atomic_store_n(&L->gate, g + 1, __ATOMIC_RELEASE);
-    mms__os_futex_wake(&L->gate);
+    __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED);
+    mms__gate_reopen(L);
     __atomic_add_fetch(&L->notify, 1, __ATOMIC_RELEASE);
     mms__os_futex_wake(&L->notify);
 }
@@ -304,32 +348,45 @@ int mms__wait_change(struct mms__lock *L, uint64_t txn, int64_t timeout_ms, uint
 }
 
 /* ------------------------------------------------------------------------
- * Writer lock
+ * Writer lock (byte 1)
  * ------------------------------------------------------------------------ */
-int mms__writer_lock(struct mms__lock *L, bool wait)
+int mms__writer_lock(mms_store *s, bool wait)
 {
-    int r = wait ? pthread_mutex_lock(&L->writer) : pthread_mutex_trylock(&L->writer);
-    if (r == EOWNERDEAD) {
+    struct mms__lock *L = s->L;
+    if (mms__writing_in_thread(s))
+        return mms__fail(MMS_EBUSY, "this thread already writes to the store through another "
+                         "handle");
+    if (wait && mms__pinned_by_me(s))
+        return mms__fail(MMS_ETXN, "this thread is inside a read transaction on this store; "
+                         "waiting for the writer lock could wait for ever");
+    /* A private lock file (read-only file system) has no one to exclude. */
+    int r = s->L_private ? 0 : mms__os_ofd_lock(s->lockfd, 1, F_WRLCK, wait);
+    if (r == MMS_EBUSY)
+        return mms__fail(MMS_EBUSY, "another writer holds the store (pid %u)", L->writer_pid);
+    if (r)
+        return mms__fail(r, "cannot take the writer lock: %s", mms_strerror(r));
+    if (__atomic_load_n(&L->writer_active, __ATOMIC_ACQUIRE)) {
         /* The last writer died holding the lock: whatever it was doing,
          * recovery from the journal repairs it. */
         __atomic_store_n(&L->recover_needed, 1, __ATOMIC_RELEASE);
-        pthread_mutex_consistent(&L->writer);
-        r = 0;
     }
-    if (r == EBUSY)
-        return mms__fail(MMS_EBUSY, "another writer holds the store (pid %u)", L->writer_pid);
-    if (r == EDEADLK)
-        return mms__fail(MMS_EBUSY, "this thread already writes to the store through another handle");
-    if (r)
-        return mms__fail(-r, "cannot take the writer lock: %s", strerror(r));
+    __atomic_store_n(&L->writer_active, 1, __ATOMIC_RELEASE);
     L->writer_pid = mms__os_pid();
-    L->writer_start = my_start();
+    s->writer_tid = my_tid();
     return 0;
 }
 
-void mms__writer_unlock(struct mms__lock *L)
+void mms__writer_unlock(mms_store *s)
 {
+    struct mms__lock *L = s->L;
     L->writer_pid = 0;
-    L->writer_start = 0;
-    pthread_mutex_unlock(&L->writer);
+    s->writer_tid = 0;
+    __atomic_store_n(&L->writer_active, 0, __ATOMIC_RELEASE);
+    if (!s->L_private)
+        mms__os_ofd_lock(s->lockfd, 1, F_UNLCK, false);
+}
+
+bool mms__writer_held(const mms_store *s)
+{
+    return byte_held(s, 1);
 }

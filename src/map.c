@@ -121,20 +121,30 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     uint64_t want = mms__round_up(g->mapped + step > need ? g->mapped + step : need, MIB);
     if (want > g->reserve)
         want = g->reserve;
+    /* Another handle may have grown the file further (in a transaction it
+     * aborted, say); what it mapped must stay, so the file is never cut
+     * below the size it had here. */
+    uint64_t had;
+    int r = mms__os_fsize(g->fd, &had);
+    if (r)
+        return r;
+    if (had < g->mapped)
+        had = g->mapped;
     /* Preallocate, so that the disk filling up is this error and never a
      * SIGBUS when a store touches a hole. */
-    int r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
+    r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
     if (r && want > mms__round_up(need, MIB)) {
         /* A failed fallocate may keep the blocks it got and extend the file
          * over them (ext4 does): give them back before asking for less. */
-        mms__os_ftruncate(g->fd, g->mapped);
+        mms__os_ftruncate(g->fd, had);
         want = mms__round_up(need, MIB) < g->reserve ? mms__round_up(need, MIB) : need;
         r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
     }
     if (r) {
-        /* Nothing past g->mapped is mapped or committed, so cutting the file
-         * back is safe; it frees the space and keeps whole pages. */
-        mms__os_ftruncate(g->fd, g->mapped);
+        /* Nothing past what the file had is mapped by anyone or committed,
+         * so cutting back to it is safe; it frees the space and keeps whole
+         * pages. */
+        mms__os_ftruncate(g->fd, had);
         return mms__fail(r, "cannot grow region %u to %llu bytes: %s", id,
                          (unsigned long long)want, mms_strerror(r));
     }
@@ -214,6 +224,9 @@ int mms__map_follow(mms_store *s)
         if (r)
             return r;
         fsize -= fsize % MMS__PAGE;
+        if (fsize < g->mapped)
+            return MMS__CORRUPT("region %u file shrank to %llu bytes under a mapping of %llu",
+                                id, (unsigned long long)fsize, (unsigned long long)g->mapped);
         if (fsize < rt[id].size)
             return MMS__CORRUPT("region %u file is %llu bytes, shorter than its committed size %llu",
                                 id, (unsigned long long)fsize, (unsigned long long)rt[id].size);

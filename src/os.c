@@ -261,6 +261,16 @@ int mms__os_ofd_lock(int fd, int byte, int type, bool wait)
     }
 }
 
+/* 1 if another open file description holds byte (a write lock would
+ * conflict), 0 if not, or -errno. */
+int mms__os_ofd_probe(int fd, int byte)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+        return -errno;
+    return fl.l_type != F_UNLCK;
+}
+
 /* Futexes on words of the shared lock file (not FUTEX_PRIVATE: other
  * processes wait on them too). timeout_ns < 0 waits for ever. Returns 0
  * when woken or the word differs, -ETIMEDOUT, or -EINTR. */
@@ -281,38 +291,6 @@ int mms__os_futex_wait(uint32_t *word, uint32_t expect, int64_t timeout_ns)
 void mms__os_futex_wake(uint32_t *word)
 {
     syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
-}
-
-/* A process's start time (clock ticks since boot, /proc/PID/stat field 22):
- * with the pid it names a process even after the pid is reused. 0 if the
- * process does not exist. */
-uint64_t mms__os_proc_start(uint32_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%u/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    /* The command name (field 2) may hold spaces and parentheses: fields
-     * after it are counted from the last ')'. */
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return 0;
-    unsigned long long start = 0;
-    int field = 2;
-    char *save = NULL;
-    for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        if (++field == 22) {
-            start = strtoull(tok, NULL, 10);
-            break;
-        }
-    }
-    return start;
 }
 
 uint32_t mms__os_pid(void)

@@ -24,18 +24,90 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------
- * Process state: fork detection.
+ * Process state: the open handles, fork detection.
+ *
+ * The list of open handles answers two questions the lock file cannot:
+ * does this thread pin a handle of a store, or hold its writer lock through
+ * another handle (either would make it wait for itself, lock.c); and, in a
+ * forked child, which lock-file descriptors to close, so that the child's
+ * copies do not keep the parent's locks alive after the parent is gone.
  * ------------------------------------------------------------------------ */
 static unsigned long fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static mms_store *open_list;
+
+static void on_fork_prepare(void)
+{
+    pthread_mutex_lock(&open_lock);
+}
+static void on_fork_parent(void)
+{
+    pthread_mutex_unlock(&open_lock);
+}
 static void on_fork_child(void)
 {
+    /* The inherited handles are dead here (MMS_EFORK); their lock files
+     * must not hold the parent's OFD locks once the parent closes. */
+    for (mms_store *h = open_list; h; h = h->next_open)
+        if (h->lockfd >= 0) {
+            mms__os_close(h->lockfd);
+            h->lockfd = -1;
+        }
+    open_list = NULL;
+    pthread_mutex_unlock(&open_lock);
     fork_gen++;
     mms__os_after_fork();
 }
 static void atfork_init(void)
 {
-    pthread_atfork(NULL, NULL, on_fork_child);
+    pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+}
+
+static void open_add(mms_store *s)
+{
+    pthread_mutex_lock(&open_lock);
+    s->next_open = open_list;
+    open_list = s;
+    pthread_mutex_unlock(&open_lock);
+}
+
+static void open_remove(mms_store *s)
+{
+    pthread_mutex_lock(&open_lock);
+    for (mms_store **p = &open_list; *p; p = &(*p)->next_open)
+        if (*p == s) {
+            *p = s->next_open;
+            break;
+        }
+    pthread_mutex_unlock(&open_lock);
+}
+
+static bool same_store(const mms_store *a, const mms_store *b)
+{
+    return a->L && b->L && memcmp(a->L->uuid, b->L->uuid, 16) == 0;
+}
+
+bool mms__pinned_by_me(const mms_store *s)
+{
+    uint32_t tid = mms__my_tid();
+    bool yes = false;
+    pthread_mutex_lock(&open_lock);
+    for (const mms_store *h = open_list; h && !yes; h = h->next_open)
+        yes = h->pin_tid == tid && same_store(h, s);
+    pthread_mutex_unlock(&open_lock);
+    return yes;
+}
+
+bool mms__writing_in_thread(const mms_store *s)
+{
+    uint32_t tid = mms__my_tid();
+    bool yes = false;
+    pthread_mutex_lock(&open_lock);
+    for (const mms_store *h = open_list; h && !yes; h = h->next_open)
+        yes = h != s && h->writer_tid == tid && same_store(h, s);
+    pthread_mutex_unlock(&open_lock);
+    return yes;
 }
 
 int mms__check_handle(const mms_store *s)
@@ -232,7 +304,6 @@ static void store_free(mms_store *s)
     mms__map_unmap_all(s);
     lock_detach(s);
     mms__os_close(s->jfd);
-    mms__os_close(s->lockfd);
     mms__os_close(s->dirty_fd);
     mms__os_close(s->dirfd);
     free(s->segmap);
@@ -306,13 +377,19 @@ int mms__recover(mms_store *s)
 }
 
 /* Take a place in the lock file: *alone says whether any other handle has
- * the store open. On a file system that refuses to let us write the lock
- * file (read-only), a read-only handle keeps a private copy: no writer can
- * exist there either. */
+ * the store open. A read-only handle on a read-only file system, where no
+ * handle has the lock file open, keeps a private copy of it: nobody can
+ * write the store there. */
 static int lock_attach(mms_store *s, bool *alone)
 {
     int fd = mms__os_openat(s->dirfd, "lock", O_RDWR | O_CREAT, 0666);
-    if ((fd == -EROFS || fd == -EACCES || fd == -EPERM) && (s->flags & MMS_RDONLY)) {
+    if (fd == -EROFS && (s->flags & MMS_RDONLY)) {
+        int rfd = mms__os_openat(s->dirfd, "lock", O_RDONLY, 0);
+        int held = rfd >= 0 ? mms__os_ofd_probe(rfd, 0) : 0;
+        mms__os_close(rfd);
+        if (held)
+            return mms__fail(MMS_EBUSY, "the store is in use by other handles, and this process "
+                             "cannot write its lock file (read-only file system)");
         s->L = calloc(1, sizeof *s->L);
         if (!s->L)
             return -ENOMEM;
@@ -346,13 +423,15 @@ static int lock_attach(mms_store *s, bool *alone)
 
 static void lock_detach(mms_store *s)
 {
-    if (!s->L)
-        return;
-    if (s->L_private)
+    if (s->L && s->L_private)
         free(s->L);
-    else
+    else if (s->L)
         mms__os_unmap(s->L, mms__round_up(sizeof(struct mms__lock), MMS__PAGE));
     s->L = NULL;
+    s->L_private = false;
+    s->J = NULL;
+    mms__os_close(s->lockfd); /* drops every OFD lock of this handle */
+    s->lockfd = -1;
 }
 
 /* The first handle: recover the store and (re)initialise the lock file. */
@@ -377,8 +456,9 @@ static int open_alone(mms_store *s, const mms_options *o)
         r = hdr_read(fd, hbuf, &fsize);
         mms__os_close(fd);
     }
-    if (!r)
-        r = mms__lock_init(s->L, ((const struct mms__hdr *)(const void *)hbuf)->uuid);
+    if (r)
+        return r;
+    mms__lock_init(s->L, ((const struct mms__hdr *)(const void *)hbuf)->uuid);
     s->J = &s->L->j;
     if (!r)
         r = mms__journal_open(s);
@@ -393,6 +473,7 @@ static int open_alone(mms_store *s, const mms_options *o)
 }
 
 /* Other handles have it open: the lock file is theirs and ours. */
+enum { OPEN_RETRY = 1 };
 static int open_shared(mms_store *s, const mms_options *o)
 {
     if (faccessat(s->dirfd, "region-0-0", F_OK, 0) != 0)
@@ -409,9 +490,13 @@ static int open_shared(mms_store *s, const mms_options *o)
     }
     if (r)
         return r;
-    if (!mms__lock_valid(s->L, ((const struct mms__hdr *)(const void *)hbuf)->uuid))
+    if (!mms__lock_valid(s->L, ((const struct mms__hdr *)(const void *)hbuf)->uuid)) {
+        if (__atomic_load_n(&s->L->init_done, __ATOMIC_ACQUIRE) == 0 &&
+            s->L->magic == MMS__LMAGIC)
+            return OPEN_RETRY; /* the handle that was initialising it failed */
         return mms__fail(MMS_EBUSY, "the store is open elsewhere but its lock file is not valid "
                          "(another version of mmstore, or a copied directory)");
+    }
     s->J = &s->L->j;
     return mms__journal_open(s);
 }
@@ -514,11 +599,21 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     }
 
     bool alone = false;
-    r = lock_attach(s, &alone);
+    for (int attempt = 0;; attempt++) {
+        r = lock_attach(s, &alone);
+        if (!r)
+            r = alone ? open_alone(s, o) : open_shared(s, o);
+        if (r != OPEN_RETRY || attempt == 10)
+            break;
+        lock_detach(s);
+        mms__os_close(s->jfd);
+        s->jfd = -1;
+    }
+    if (r == OPEN_RETRY)
+        r = mms__fail(MMS_EBUSY, "the lock file stays uninitialised: another process keeps "
+                      "failing to open the store");
     if (!r)
-        r = alone ? open_alone(s, o) : open_shared(s, o);
-    if (!r)
-        r = s->L_private ? 0 : mms__slot_claim(s->L, &s->slot);
+        r = s->L_private ? 0 : mms__slot_claim(s);
     if (r)
         goto fail;
     if (s->L_private) {
@@ -526,11 +621,11 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
         s->seen = s->L->published;
     } else {
         uint64_t txn;
-        r = mms__pin(s->L, s->slot, &txn, recover_for_pin, s);
+        r = mms__pin(s, &txn, recover_for_pin, s);
         if (!r) {
             r = map_pinned(s);
             s->seen = txn;
-            mms__unpin(s->L, s->slot);
+            mms__unpin(s);
         }
     }
     if (r)
@@ -546,9 +641,12 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
             goto fail;
         }
     }
+    open_add(s);
     *out = s;
     return 0;
 fail:
+    if (s->L && !s->L_private && s->slot != UINT32_MAX)
+        mms__slot_release(s);
     store_free(s);
     return r;
 }
@@ -558,13 +656,13 @@ fail:
 static int recover_for_pin(void *ctx)
 {
     mms_store *s = ctx;
-    int r = mms__writer_lock(s->L, false);
+    int r = mms__writer_lock(s, false);
     if (r == MMS_EBUSY)
         return 0; /* someone else holds it: they will open the gate */
     if (r)
         return r;
     r = mms__recover_live(s);
-    mms__writer_unlock(s->L);
+    mms__writer_unlock(s);
     return r;
 }
 
@@ -572,16 +670,26 @@ static int recover_for_pin(void *ctx)
 int mms__recover_live(mms_store *s)
 {
     if (!__atomic_load_n(&s->L->recover_needed, __ATOMIC_ACQUIRE) &&
-        !(__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1))
+        !(__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1) &&
+        s->J->start_txn != UINT64_MAX)
         return 0;
     if (!s->jfd_rw)
         return mms__fail(MMS_ERECOVER, "a writer died; recovering needs write access to the "
                          "store's files, which this process lacks");
-    int r = mms__gate_close(s->L, s->slot);
+    if (mms__pinned_by_me(s))
+        return mms__fail(MMS_ETXN, "this thread is inside a read transaction on this store, "
+                         "and recovery must wait for it to end");
+    /* A gate a dead writer left closed guards half-applied files; one that
+     * was open guards nothing, and is opened again if recovery fails. */
+    bool was_open = !(__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1);
+    int r = mms__gate_close(s);
     if (!r)
         r = mms__recover(s);
-    if (r)
+    if (r) {
+        if (was_open)
+            mms__gate_reopen(s->L);
         return r;
+    }
     __atomic_store_n(&s->L->recover_needed, 0, __ATOMIC_RELEASE);
     mms__gate_open(s->L, s->L->published);
     return 0;
@@ -603,14 +711,17 @@ int mms_close(mms_store *s)
         if (!(s->flags & MMS_RDONLY) && !s->poisoned && s->L && s->J &&
             s->J->end > MMS__JDATA && mms__writer_enter(s, false) == 0) {
             int r2 = mms__checkpoint(s);
-            mms__writer_unlock(s->L);
+            if (r2) /* the shared journal state may be behind the file */
+                __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
+            mms__writer_unlock(s);
             if (!r)
                 r = r2;
         }
         if (!r && !was_poisoned)
             r = s->poisoned; /* the abort above failed to re-arm the guard */
         if (s->L && !s->L_private && s->slot != UINT32_MAX)
-            mms__slot_release(s->L, s->slot);
+            mms__slot_release(s);
+        open_remove(s);
     }
     store_free(s);
     return r;
@@ -619,11 +730,15 @@ int mms_close(mms_store *s)
 /* ------------------------------------------------------------------------
  * Refs and root
  * ------------------------------------------------------------------------ */
+/* What of region id a pointer may reach: its size, but no further than
+ * this handle has mapped (outside a read transaction the header may be
+ * ahead of the mappings). */
 static uint64_t region_size(const mms_store *s, unsigned id)
 {
     if (id >= s->nmapped || !s->view.base[id] || id >= mms__hdr(s)->nregions)
         return 0;
-    return mms__rtab(s)[id].size;
+    uint64_t size = mms__rtab(s)[id].size;
+    return size < s->reg[id].mapped ? size : s->reg[id].mapped;
 }
 
 void *mms_ptr(const mms_store *s, mms_ref r)
@@ -704,7 +819,7 @@ int mms_info_get(const mms_store *s, mms_info *info)
     info->published_txn = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
     for (uint32_t i = 0; i < MMS__NSLOTS && !s->L_private; i++) {
         uint32_t pid = __atomic_load_n(&L->slot[i].pid, __ATOMIC_ACQUIRE);
-        if (pid && pid != UINT32_MAX) {
+        if (pid) {
             info->handles++;
             info->active_readers += __atomic_load_n(&L->slot[i].active, __ATOMIC_ACQUIRE) != 0;
         }
@@ -724,7 +839,7 @@ int mms_readers(mms_store *s, mms_reader_info *out, size_t cap, size_t *n)
     for (uint32_t i = 0; i < MMS__NSLOTS && !s->L_private; i++) {
         const struct mms__rslot *sl = &s->L->slot[i];
         uint32_t pid = __atomic_load_n(&sl->pid, __ATOMIC_ACQUIRE);
-        if (pid == 0 || pid == UINT32_MAX)
+        if (pid == 0)
             continue;
         if (k < cap) {
             mms_reader_info *r = &out[k];
@@ -732,8 +847,7 @@ int mms_readers(mms_store *s, mms_reader_info *out, size_t cap, size_t *n)
             r->active = __atomic_load_n(&sl->active, __ATOMIC_ACQUIRE) != 0;
             r->txn = sl->txn;
             r->age_ns = r->active && now > sl->since_ns ? now - sl->since_ns : 0;
-            uint64_t st = mms__os_proc_start(pid);
-            r->alive = st != 0 && st == sl->proc_start;
+            r->alive = mms__slot_alive(s, i);
         }
         k++;
     }
@@ -749,7 +863,7 @@ int mms_readers_clear_stale(mms_store *s, unsigned *cleared)
         return mms__fail(MMS_EFORK, "handle opened before fork() used in the child");
     unsigned n = 0;
     if (!s->L_private)
-        mms__slots_reclaim(s->L, &n);
+        mms__slots_reclaim(s, &n);
     if (cleared)
         *cleared = n;
     return 0;
@@ -780,7 +894,7 @@ int mms_verify(mms_store *s, char *msg, size_t cap)
         r = verify_pinned(s, msg, cap);
         mms_read_end(s);
     }
-    mms__writer_unlock(s->L);
+    mms__writer_unlock(s);
     return r;
 }
 

@@ -198,14 +198,14 @@ static int refresh(mms_store *s, uint64_t published)
  * writer died, recover first). */
 int mms__writer_enter(mms_store *s, bool wait)
 {
-    int r = mms__writer_lock(s->L, wait);
+    int r = mms__writer_lock(s, wait);
     if (r)
         return r;
     r = mms__recover_live(s);
     if (!r)
         r = refresh(s, __atomic_load_n(&s->L->published, __ATOMIC_ACQUIRE));
     if (r)
-        mms__writer_unlock(s->L);
+        mms__writer_unlock(s);
     return r;
 }
 
@@ -228,7 +228,7 @@ int mms_txn_begin(mms_store *s, unsigned flags)
     if (s->flags & MMS_GUARD) {
         r = mms__map_protect(s, true);
         if (r) {
-            mms__writer_unlock(s->L);
+            mms__writer_unlock(s);
             return r;
         }
     }
@@ -246,7 +246,7 @@ static void txn_end(mms_store *s)
         if (r && !s->poisoned)
             s->poisoned = r;
     }
-    mms__writer_unlock(s->L);
+    mms__writer_unlock(s);
 }
 
 int mms_txn_abort(mms_store *s)
@@ -277,7 +277,7 @@ static int commit_poison(mms_store *s, int err)
     s->poisoned = err;
     __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
     s->state = MMS__ST_IDLE;
-    mms__writer_unlock(s->L);
+    mms__writer_unlock(s);
     return err;
 }
 
@@ -290,7 +290,7 @@ int mms_txn_commit(mms_store *s)
         return mms__fail(MMS_ENOTXN, "no write transaction to commit");
     /* Publishing waits for the readers inside a read transaction; one of
      * them on this very thread would wait for ever. */
-    if (mms__pinned_by_me(s->L))
+    if (mms__pinned_by_me(s))
         return mms__fail(MMS_ETXN, "this thread is inside a read transaction on this store; "
                          "end it before committing");
     struct mms__hdr *h = mms__hdr(s);
@@ -407,7 +407,7 @@ int mms_txn_commit(mms_store *s)
      *    whole commit reached the page cache.
      *    Invariant 6: readers never see it half done: the gate is closed and
      *    every reader inside a read transaction has left (lock.c). */
-    r = mms__gate_close(s->L, s->slot);
+    r = mms__gate_close(s);
     if (r)
         return commit_poison(s, r);
     size_t nchanged = 0;
@@ -487,7 +487,7 @@ int mms_checkpoint(mms_store *s)
         s->poisoned = r;
         __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
     }
-    mms__writer_unlock(s->L);
+    mms__writer_unlock(s);
     return r;
 }
 
@@ -497,13 +497,13 @@ int mms_checkpoint(mms_store *s)
 static int recover_for_reader(void *ctx)
 {
     mms_store *s = ctx;
-    int r = mms__writer_lock(s->L, false);
+    int r = mms__writer_lock(s, false);
     if (r == MMS_EBUSY)
         return 0;
     if (r)
         return r;
     r = mms__recover_live(s);
-    mms__writer_unlock(s->L);
+    mms__writer_unlock(s);
     return r;
 }
 
@@ -521,12 +521,12 @@ int mms_read_begin(mms_store *s)
         return 0;
     }
     uint64_t txn;
-    r = mms__pin(s->L, s->slot, &txn, recover_for_reader, s);
+    r = mms__pin(s, &txn, recover_for_reader, s);
     if (r)
         return r;
     r = refresh(s, txn);
     if (r) {
-        mms__unpin(s->L, s->slot);
+        mms__unpin(s);
         return r;
     }
     s->read_active = 1;
@@ -542,7 +542,7 @@ int mms_read_end(mms_store *s)
         return mms__fail(MMS_ENOTXN, "no read transaction to end");
     s->read_active = 0;
     if (!s->L_private)
-        mms__unpin(s->L, s->slot);
+        mms__unpin(s);
     return 0;
 }
 
@@ -551,7 +551,7 @@ int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
     int r = mms__check_handle(s);
     if (r)
         return r;
-    if (s->read_active)
+    if (s->read_active || mms__pinned_by_me(s))
         return mms__fail(MMS_ETXN, "mms_wait inside a read transaction would wait for ever");
     uint64_t cur;
     r = mms__wait_change(s->L, txn, timeout_ms, &cur);
