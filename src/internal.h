@@ -215,7 +215,8 @@ struct mms__rslot {
     uint64_t txn;      /* txn pinned by the current read transaction */
     uint64_t since_ns; /* CLOCK_MONOTONIC when it began */
     uint32_t tid;      /* thread that pinned */
-    uint8_t pad[36];
+    uint32_t ends;     /* read transactions ended so far (wraps) */
+    uint8_t pad[32];
 };
 _Static_assert(sizeof(struct mms__rslot) == 64, "rslot size");
 

@@ -56,9 +56,11 @@
  * So that one long read transaction does not stop every new reader, the
  * writer closes the gate optimistically: if it finds a reader inside, it
  * opens the gate again (publishing nothing), waits for that reader, and
- * tries again. Only after GATE_PATIENCE of this does it keep the gate
- * closed until the readers inside have left, so that a stream of
- * overlapping readers cannot starve it. Either way the commit waits for the
+ * tries again. It keeps the gate closed until the readers inside have left
+ * only after GATE_PATIENCE of this, or as soon as the reader it waited for
+ * has begun another read transaction before it could close the gate (each
+ * slot counts the transactions it ended), so that neither a stream of
+ * overlapping readers nor one that reads back to back can starve it. Either way the commit waits for the
  * readers that were inside; its data is durable already, only its
  * visibility waits.
  *
@@ -242,6 +244,7 @@ void mms__unpin(mms_store *s)
     struct mms__lock *L = s->L;
     struct mms__rslot *sl = &L->slot[s->slot];
     s->pin_tid = 0;
+    __atomic_add_fetch(&sl->ends, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&sl->active, 0, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (__atomic_load_n(&L->writer_waiting, __ATOMIC_RELAXED))
@@ -268,17 +271,24 @@ void mms__gate_reopen(struct mms__lock *L)
     mms__os_futex_wake(&L->gate);
 }
 
-/* Wait until slot i is not pinned (or its owner is gone). */
-static void slot_wait(mms_store *s, uint32_t i)
+/* Wait once for slot i to leave its read transaction: until it is woken
+ * or WAIT_SLICE passes (then a dead owner's slot is reclaimed). */
+static void slot_wait_once(mms_store *s, uint32_t i)
 {
     struct mms__lock *L = s->L;
     struct mms__rslot *sl = &L->slot[i];
-    while (__atomic_load_n(&sl->active, __ATOMIC_ACQUIRE)) {
-        __atomic_store_n(&L->writer_waiting, 1, __ATOMIC_SEQ_CST);
-        int r = mms__os_futex_wait(&sl->active, 1, WAIT_SLICE_NS);
-        if (r == -ETIMEDOUT && !byte_held(s, SLOT_BYTE(i)))
-            slot_reclaim(s, i);
-    }
+    __atomic_store_n(&L->writer_waiting, 1, __ATOMIC_SEQ_CST);
+    int r = mms__os_futex_wait(&sl->active, 1, WAIT_SLICE_NS);
+    if (r == -ETIMEDOUT && !byte_held(s, SLOT_BYTE(i)))
+        slot_reclaim(s, i);
+}
+
+/* Wait until slot i is not pinned (the gate is closed: it cannot pin
+ * again meanwhile). */
+static void slot_wait(mms_store *s, uint32_t i)
+{
+    while (__atomic_load_n(&s->L->slot[i].active, __ATOMIC_ACQUIRE))
+        slot_wait_once(s, i);
 }
 
 /* The first pinned slot other than ours, or UINT32_MAX. */
@@ -296,19 +306,28 @@ int mms__gate_close(mms_store *s)
     if (s->slot < MMS__NSLOTS && __atomic_load_n(&L->slot[s->slot].active, __ATOMIC_ACQUIRE))
         return mms__fail(MMS_ETXN, "this handle is inside a read transaction");
     uint64_t until = mms__os_mono_ns() + GATE_PATIENCE_NS;
+    uint32_t last = UINT32_MAX, last_ends = 0;
     for (;;) {
         gate_shut(L);
         uint32_t i = first_pinned(L, 0);
         if (i == UINT32_MAX)
             break;
-        if (mms__os_mono_ns() >= until) {
+        uint32_t ends = __atomic_load_n(&L->slot[i].ends, __ATOMIC_ACQUIRE);
+        /* Patience is over, or the reader we waited for ended its read
+         * transaction and began another before we could close the gate:
+         * hold the gate and wait for everyone inside. */
+        if (mms__os_mono_ns() >= until || (i == last && ends != last_ends)) {
             /* Patience is over: hold the gate and wait for everyone inside. */
             for (; i != UINT32_MAX; i = first_pinned(L, i + 1))
                 slot_wait(s, i);
             break;
         }
+        /* With the gate open the reader may pin again at once: wait for
+         * one wake-up only, then try again. */
+        last = i;
+        last_ends = ends;
         mms__gate_reopen(L);
-        slot_wait(s, i);
+        slot_wait_once(s, i);
     }
     __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED);
     return 0;
