@@ -153,6 +153,7 @@ static inline void *mms_deref(const mms_store *s, mms_ref r)
 /* Typed convenience: MMS_AT(s, struct node, r)->next. */
 #define MMS_AT(s, type, r) ((type *)mms_deref((s), (r)))
 
+
 /* Checked deref: NULL when r is null, names a region that does not exist, or
  * points past the region's current size (then mms_errdetail() says which). */
 void *mms_ptr(const mms_store *s, mms_ref r);
@@ -247,7 +248,9 @@ int mms_close(mms_store *s);
 
 /* Begin a write transaction. One writer at a time per store, across
  * processes and threads: this waits while another handle writes (or with
- * MMS_TXN_NOWAIT fails with MMS_EBUSY). If the last writer died, even inside
+ * MMS_TXN_NOWAIT fails with MMS_EBUSY). The writer lock is not fair: a
+ * handle that commits and begins again at once may get it back before a
+ * waiting one does. If the last writer died, even inside
  * a commit, this recovers the store from the journal first. The handle then
  * sees every commit published so far.
  * Errors: MMS_ETXN (a read or write transaction is active on this handle),
@@ -406,7 +409,7 @@ typedef struct mms_info {
     int guard;                /* 1 if the guard is on */
     uint32_t writer_pid;      /* process holding the writer lock, 0 = none */
     uint64_t published_txn;   /* the txn readers begin at */
-    uint32_t handles;         /* open handles of the store, in all processes */
+    uint32_t handles;         /* open handles of the store, in all live processes */
     uint32_t active_readers;  /* of which inside a read transaction */
     /* Where the time of this handle's last commit that wrote something went
      * (all zero before the first). */

@@ -56,11 +56,12 @@
  * So that one long read transaction does not stop every new reader, the
  * writer closes the gate optimistically: if it finds a reader inside, it
  * opens the gate again (publishing nothing), waits for that reader, and
- * tries again. It keeps the gate closed until the readers inside have left
- * only after GATE_PATIENCE of this, or as soon as the reader it waited for
- * has begun another read transaction before it could close the gate (each
- * slot counts the transactions it ended), so that neither a stream of
- * overlapping readers nor one that reads back to back can starve it. Either way the commit waits for the
+ * tries again, as long as it is the same reader in the same transaction
+ * (each slot counts the transactions it ended). As soon as it is not (the
+ * reader began another before the writer could close the gate, or other
+ * readers came in), or after GATE_PATIENCE, it keeps the gate closed until
+ * the readers inside have left, so that neither overlapping readers nor
+ * one that reads back to back can starve it. Either way the commit waits for the
  * readers that were inside; its data is durable already, only its
  * visibility waits.
  *
@@ -184,6 +185,11 @@ static bool slot_reclaim(mms_store *s, uint32_t i)
         return false;
     if (mms__os_ofd_lock(s->lockfd, SLOT_BYTE(i), F_WRLCK, false) != 0)
         return false; /* owned */
+    if (__atomic_load_n(&sl->pid, __ATOMIC_ACQUIRE) == 0) {
+        /* Its owner released it cleanly after we looked: not stale. */
+        mms__os_ofd_lock(s->lockfd, SLOT_BYTE(i), F_UNLCK, false);
+        return false;
+    }
     slot_reset(sl, 0);
     mms__os_futex_wake(&sl->active);
     mms__os_ofd_lock(s->lockfd, SLOT_BYTE(i), F_UNLCK, false);
@@ -313,10 +319,13 @@ int mms__gate_close(mms_store *s)
         if (i == UINT32_MAX)
             break;
         uint32_t ends = __atomic_load_n(&L->slot[i].ends, __ATOMIC_ACQUIRE);
-        /* Patience is over, or the reader we waited for ended its read
-         * transaction and began another before we could close the gate:
-         * hold the gate and wait for everyone inside. */
-        if (mms__os_mono_ns() >= until || (i == last && ends != last_ends)) {
+        /* Waiting with the gate open is for one long reader. Hold the gate
+         * and wait for everyone inside when patience is over, or when this
+         * is not that reader in that same transaction any more (it ended
+         * and began another before we could close the gate, or others came
+         * in: overlapping readers that would never leave a gap). */
+        if (mms__os_mono_ns() >= until ||
+            (last != UINT32_MAX && (i != last || ends != last_ends))) {
             /* Patience is over: hold the gate and wait for everyone inside. */
             for (; i != UINT32_MAX; i = first_pinned(L, i + 1))
                 slot_wait(s, i);

@@ -815,11 +815,14 @@ int mms_info_get(const mms_store *s, mms_info *info)
     info->dirty_backend = s->dirty_backend;
     info->guard = !!(s->flags & MMS_GUARD);
     const struct mms__lock *L = s->L;
-    info->writer_pid = L->writer_pid;
+    /* A dead process's pid stays in the file until someone takes over; the
+     * kernel's locks say who is really there. */
+    info->writer_pid = (s->state == MMS__ST_WRITE || (!s->L_private && mms__writer_held(s)))
+                           ? L->writer_pid : 0;
     info->published_txn = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
     for (uint32_t i = 0; i < MMS__NSLOTS && !s->L_private; i++) {
         uint32_t pid = __atomic_load_n(&L->slot[i].pid, __ATOMIC_ACQUIRE);
-        if (pid) {
+        if (pid && mms__slot_alive(s, i)) {
             info->handles++;
             info->active_readers += __atomic_load_n(&L->slot[i].active, __ATOMIC_ACQUIRE) != 0;
         }
