@@ -234,7 +234,8 @@ struct mms__lock {
     uint32_t recover_needed; /* a writer died, or failed after its journal write */
     uint32_t writer_pid;     /* holder of the writer lock (for people), 0 = none */
     uint32_t writer_active;  /* 1 while a handle holds the writer lock */
-    uint64_t pad0;
+    uint32_t gate_waiters;   /* readers waiting for the gate to open */
+    uint32_t notify_waiters; /* handles in mms_wait */
     struct mms__jstate j;
     uint8_t pad1[128];
     struct mms__rslot slot[MMS__NSLOTS];

@@ -220,7 +220,11 @@ int mms__pin(mms_store *s, uint64_t *txn, int (*recover)(void *), void *ctx)
             if (mms__pinned_by_me(s))
                 return mms__fail(MMS_ETXN, "this thread is inside a read transaction on "
                                  "another handle of the store, and a commit waits for it");
-            int r = mms__os_futex_wait(&L->gate, g, WAIT_SLICE_NS);
+            __atomic_add_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
+            int r = __atomic_load_n(&L->gate, __ATOMIC_SEQ_CST) == g
+                        ? mms__os_futex_wait(&L->gate, g, WAIT_SLICE_NS)
+                        : 0;
+            __atomic_sub_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
             if (r == -ETIMEDOUT && __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) == g &&
                 !byte_held(s, 1)) {
                 r = recover(ctx); /* the writer died while applying */
@@ -273,8 +277,11 @@ void mms__gate_reopen(struct mms__lock *L)
 {
     uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_RELAXED);
     if (g & 1)
-        __atomic_store_n(&L->gate, g + 1, __ATOMIC_RELEASE);
-    mms__os_futex_wake(&L->gate);
+        __atomic_store_n(&L->gate, g + 1, __ATOMIC_SEQ_CST);
+    /* Waiters count themselves before they check the gate (seq_cst both
+     * sides): no waiter, no system call. */
+    if (__atomic_load_n(&L->gate_waiters, __ATOMIC_SEQ_CST))
+        mms__os_futex_wake(&L->gate);
 }
 
 /* Wait once for slot i to leave its read transaction: until it is woken
@@ -347,8 +354,9 @@ void mms__gate_open(struct mms__lock *L, uint64_t txn)
     __atomic_store_n(&L->published, txn, __ATOMIC_RELEASE);
     __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED);
     mms__gate_reopen(L);
-    __atomic_add_fetch(&L->notify, 1, __ATOMIC_RELEASE);
-    mms__os_futex_wake(&L->notify);
+    __atomic_add_fetch(&L->notify, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&L->notify_waiters, __ATOMIC_SEQ_CST))
+        mms__os_futex_wake(&L->notify);
 }
 
 /* Wait until the published txn differs from txn, or timeout_ms passes
@@ -369,7 +377,11 @@ int mms__wait_change(struct mms__lock *L, uint64_t txn, int64_t timeout_ms, uint
             return -ETIMEDOUT;
         }
         uint64_t left = deadline - t;
-        int r = mms__os_futex_wait(&L->notify, n, left > INT64_MAX ? -1 : (int64_t)left);
+        __atomic_add_fetch(&L->notify_waiters, 1, __ATOMIC_SEQ_CST);
+        int r = __atomic_load_n(&L->notify, __ATOMIC_SEQ_CST) == n
+                    ? mms__os_futex_wait(&L->notify, n, left > INT64_MAX ? -1 : (int64_t)left)
+                    : 0;
+        __atomic_sub_fetch(&L->notify_waiters, 1, __ATOMIC_SEQ_CST);
         if (r && r != -ETIMEDOUT && r != -EINTR)
             return r;
     }
