@@ -92,7 +92,9 @@ extern "C" {
     X(MMS_EFORK, -30913, "handle used in a child process after fork()")        \
     X(MMS_ENOTSUP, -30914, "not supported on this system")                     \
     X(MMS_EBADREF, -30915, "ref does not name a live allocation")              \
-    X(MMS_ERECOVER, -30916, "store needs recovery, which a read-only open cannot do")
+    X(MMS_ERECOVER, -30916, "store needs recovery, which a read-only open cannot do") \
+    X(MMS_ESCHEMA, -30917, "record layout differs from the table's")                 \
+    X(MMS_ENOENT, -30918, "no such table")
 
 enum {
 #define MMS__ERR_ENUM(name, code, msg) name = code,
@@ -134,10 +136,13 @@ typedef uint64_t mms_ref;
 
 typedef struct mms_store mms_store;
 
-/* The start of every handle: the base address of each mapped region. It is
- * public only so that mms_deref() can be inline; do not write to it. */
+/* The start of every handle: the base address of each mapped region and
+ * the size of its slot unit (1 for the heap, the record size for a table).
+ * It is public only so that mms_deref() and mms_rec() can be inline; do not
+ * write to it. */
 struct mms__view {
     char *base[MMS_MAX_REGIONS];
+    uint32_t unit[MMS_MAX_REGIONS];
 };
 
 /* Pointer for a heap ref: one load and one add, no checks. r must be a valid
@@ -153,6 +158,16 @@ static inline void *mms_deref(const mms_store *s, mms_ref r)
 /* Typed convenience: MMS_AT(s, struct node, r)->next. */
 #define MMS_AT(s, type, r) ((type *)mms_deref((s), (r)))
 
+/* Pointer for a ref to a table record (region = the table, slot = the
+ * record's index): two loads, a multiply and an add, no checks. Also right
+ * for heap refs (their unit is 1). */
+static inline void *mms_rec(const mms_store *s, mms_ref r)
+{
+    const struct mms__view *v = (const struct mms__view *)(const void *)s;
+    unsigned id = (unsigned)(r >> MMS_SLOT_BITS);
+    return v->base[id] + (r & MMS_SLOT_MASK) * v->unit[id];
+}
+#define MMS_REC(s, type, r) ((type *)mms_rec((s), (r)))
 
 /* Checked deref: NULL when r is null, names a region that does not exist, or
  * points past the region's current size (then mms_errdetail() says which). */
@@ -434,6 +449,206 @@ int mms_info_get(const mms_store *s, mms_info *info);
  * problem in msg, which is always NUL-terminated when cap > 0) otherwise.
  * Not inside a read or write transaction (MMS_ETXN). */
 int mms_verify(mms_store *s, char *msg, size_t cap);
+
+/* ------------------------------------------------------------------------
+ * Tables
+ *
+ * A table holds fixed-size records of one C struct type, all of them in one
+ * region: one contiguous array, so a scan is a loop and record i is at
+ * array + i * record_size. A record is named by its index (or by the ref
+ * MMS_REF_MAKE(table region, index)); indices never change, not even when
+ * the table's layout does. Deleted records leave a slot that a later
+ * append reuses; scans skip them with mms_table_live().
+ *
+ * The schema describes the struct: each field's name, kind, offset and
+ * size, taken by the MMS_F_* macros with offsetof/sizeof and checked at
+ * compile time (a size or signedness that does not match the kind does not
+ * compile):
+ *
+ *     struct person { int64_t id; char tag[8]; double score; mms_ref name; mms_ref boss; };
+ *     static const mms_field person_fields[] = {
+ *         MMS_F_I64(struct person, id),     MMS_F_CHARS(struct person, tag),
+ *         MMS_F_F64(struct person, score),  MMS_F_STR(struct person, name),
+ *         MMS_F_REF(struct person, boss, "person"),
+ *     };
+ *     static const mms_schema person_schema = MMS_SCHEMA(struct person, person_fields);
+ *
+ * Opening a table whose stored layout differs migrates it (in the write
+ * transaction; see mms_table_open). Strings and blobs live in the heap
+ * (mms_str_new); a record's STR and BLOB fields own theirs: deleting the
+ * record frees them.
+ * ------------------------------------------------------------------------ */
+enum mms_kind {
+    MMS_KIND_I8 = 1, MMS_KIND_I16, MMS_KIND_I32, MMS_KIND_I64,
+    MMS_KIND_U8, MMS_KIND_U16, MMS_KIND_U32, MMS_KIND_U64,
+    MMS_KIND_F32, MMS_KIND_F64, MMS_KIND_BOOL,
+    MMS_KIND_CHARS, /* char[N], NUL-padded */
+    MMS_KIND_REF,   /* mms_ref to a record of the table named by target */
+    MMS_KIND_STR,   /* mms_ref to a string in the heap (mms_str_new) */
+    MMS_KIND_BLOB   /* mms_ref to bytes in the heap (mms_str_new) */
+};
+
+typedef struct mms_field {
+    const char *name;   /* 1 to 47 bytes */
+    unsigned kind;      /* enum mms_kind */
+    uint32_t offset;
+    uint32_t size;
+    const char *target; /* MMS_KIND_REF: the table its records are in */
+    const void *dflt;   /* the value (size bytes, at most 32) that records
+                           created before this field was added get;
+                           NULL: zeros */
+} mms_field;
+
+typedef struct mms_schema {
+    uint32_t record_size;
+    uint32_t nfields;
+    const mms_field *fields;
+} mms_schema;
+
+#define MMS__MSIZE(T, m) sizeof(((T *)0)->m)
+/* 0, or a compile-time error when cond is false. */
+#define MMS__CHECK0(cond) (0 * sizeof(char[(cond) ? 1 : -1]))
+#define MMS__SIGNED(T, m)                                                      \
+    _Generic(((T *)0)->m, signed char: 1, short: 1, int: 1, long: 1, long long: 1, default: 0)
+#define MMS__UNSIGNED(T, m)                                                    \
+    _Generic(((T *)0)->m, unsigned char: 1, unsigned short: 1, unsigned: 1,     \
+             unsigned long: 1, unsigned long long: 1, default: 0)
+#define MMS__F(T, m, kind, ok, target, dflt)                                   \
+    { #m, kind, (uint32_t)(offsetof(T, m) + MMS__CHECK0(ok)), (uint32_t)MMS__MSIZE(T, m), target, dflt }
+#define MMS_F_I8(T, m) MMS__F(T, m, MMS_KIND_I8, MMS__MSIZE(T, m) == 1 && MMS__SIGNED(T, m), NULL, NULL)
+#define MMS_F_I16(T, m) MMS__F(T, m, MMS_KIND_I16, MMS__MSIZE(T, m) == 2 && MMS__SIGNED(T, m), NULL, NULL)
+#define MMS_F_I32(T, m) MMS__F(T, m, MMS_KIND_I32, MMS__MSIZE(T, m) == 4 && MMS__SIGNED(T, m), NULL, NULL)
+#define MMS_F_I64(T, m) MMS__F(T, m, MMS_KIND_I64, MMS__MSIZE(T, m) == 8 && MMS__SIGNED(T, m), NULL, NULL)
+#define MMS_F_U8(T, m) MMS__F(T, m, MMS_KIND_U8, MMS__MSIZE(T, m) == 1 && MMS__UNSIGNED(T, m), NULL, NULL)
+#define MMS_F_U16(T, m) MMS__F(T, m, MMS_KIND_U16, MMS__MSIZE(T, m) == 2 && MMS__UNSIGNED(T, m), NULL, NULL)
+#define MMS_F_U32(T, m) MMS__F(T, m, MMS_KIND_U32, MMS__MSIZE(T, m) == 4 && MMS__UNSIGNED(T, m), NULL, NULL)
+#define MMS_F_U64(T, m) MMS__F(T, m, MMS_KIND_U64, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), NULL, NULL)
+#define MMS_F_F32(T, m)                                                        \
+    MMS__F(T, m, MMS_KIND_F32, _Generic(((T *)0)->m, float: 1, default: 0), NULL, NULL)
+#define MMS_F_F64(T, m)                                                        \
+    MMS__F(T, m, MMS_KIND_F64, _Generic(((T *)0)->m, double: 1, default: 0), NULL, NULL)
+#define MMS_F_BOOL(T, m)                                                       \
+    MMS__F(T, m, MMS_KIND_BOOL, MMS__MSIZE(T, m) == 1 && !MMS__SIGNED(T, m), NULL, NULL)
+#define MMS_F_CHARS(T, m) MMS__F(T, m, MMS_KIND_CHARS, MMS__MSIZE(T, m) >= 1, NULL, NULL)
+#define MMS_F_REF(T, m, table)                                                 \
+    MMS__F(T, m, MMS_KIND_REF, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), table, NULL)
+#define MMS_F_STR(T, m)                                                        \
+    MMS__F(T, m, MMS_KIND_STR, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), NULL, NULL)
+#define MMS_F_BLOB(T, m)                                                       \
+    MMS__F(T, m, MMS_KIND_BLOB, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), NULL, NULL)
+/* A field with a default for the records that existed before it was added
+ * (checked for size, not signedness):
+ *     static const int32_t adult = 18;
+ *     MMS_F_WITH_DEFAULT(struct person, age, MMS_KIND_I32, &adult) */
+#define MMS__KSIZE(k)                                                          \
+    ((k) == MMS_KIND_I8 || (k) == MMS_KIND_U8 || (k) == MMS_KIND_BOOL ? 1u          \
+     : (k) == MMS_KIND_I16 || (k) == MMS_KIND_U16                  ? 2u          \
+     : (k) == MMS_KIND_I32 || (k) == MMS_KIND_U32 || (k) == MMS_KIND_F32 ? 4u     \
+     : (k) == MMS_KIND_CHARS                                       ? 0u          \
+                                                                   : 8u)
+#define MMS_F_WITH_DEFAULT(T, m, kind, dflt)                                   \
+    MMS__F(T, m, kind, MMS__KSIZE(kind) == 0 || MMS__MSIZE(T, m) == MMS__KSIZE(kind), NULL, dflt)
+#define MMS_SCHEMA(T, fields)                                                  \
+    { (uint32_t)sizeof(T), (uint32_t)(sizeof(fields) / sizeof((fields)[0])), fields }
+
+typedef struct mms_table mms_table;
+
+#define MMS_TABLE_CREATE 0x1u /* create the table if it does not exist */
+
+/* Open the table called name (1 to 63 bytes) with the record layout sc.
+ *
+ * - It does not exist: with MMS_TABLE_CREATE it is created (in the current
+ *   write transaction), otherwise MMS_ENOENT.
+ * - It exists with the same layout (same fields by name, kind, offset, size
+ *   and record size): opened.
+ * - It exists with another layout: migrated, in the current write
+ *   transaction: a new region file is written in the new layout, fields
+ *   copied by name, added fields zero or their default, removed fields
+ *   dropped (their strings and blobs freed), integers and floats widened
+ *   (i8->i16->i32->i64, u8->u16->u32->u64, unsigned to a wider signed,
+ *   f32->f64, 8- to 32-bit integers to f64) and char arrays lengthened.
+ *   Indices and refs do not change; pointers into the table stay valid
+ *   addresses but see the new layout. A change that could lose data
+ *   (narrowing, another kind, another REF target) is refused with
+ *   MMS_ESCHEMA and mms_errdetail() lists the differences; the table is
+ *   untouched. A crash before the commit leaves the old layout; after it,
+ *   the new one.
+ * Creating or migrating needs a write transaction (MMS_ENOTXN); on a
+ * read-only handle a layout mismatch is MMS_ESCHEMA. A REF field's target
+ * table must exist (or be this table).
+ * *t stays valid until mms_close (the same handle for the same name). */
+int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigned flags,
+                   mms_table **t);
+
+/* Open a table with whatever layout it has (tools, dumps). MMS_ENOENT. */
+int mms_table_find(mms_store *s, const char *name, mms_table **t);
+
+/* The table's stored layout. Field names and targets are owned by the
+ * table handle. */
+const mms_schema *mms_table_schema(mms_table *t);
+const char *mms_table_name(const mms_table *t);
+
+uint64_t mms_table_count(const mms_table *t); /* live records */
+uint64_t mms_table_slots(const mms_table *t); /* live + deleted: the array's length */
+
+/* Record 0 of the array (NULL if the table is empty); record i is at
+ * (char *)array + i * record_size. Valid until mms_close. */
+void *mms_table_array(const mms_table *t);
+
+/* Record i (live or deleted), or NULL if i >= slots. */
+void *mms_table_get(const mms_table *t, uint64_t i);
+
+/* 1 if record i is live, 0 if deleted or out of range. */
+int mms_table_live(const mms_table *t, uint64_t i);
+
+/* The ref of record i. */
+mms_ref mms_table_ref(const mms_table *t, uint64_t i);
+
+/* Append one record, a copy of rec (NULL: zeros), reusing a deleted slot
+ * if there is one. *index (may be NULL) gets its index. Needs a write
+ * transaction. Errors: MMS_ENOTXN, MMS_EFULL, -ENOSPC. */
+int mms_table_append(mms_table *t, const void *rec, uint64_t *index);
+
+/* Append n zeroed records at the end (no slot reuse): *first gets the
+ * index of the first, *where (may be NULL) a pointer to it, to fill the n
+ * records in place. The space is fresh: it is not journaled, only synced
+ * at commit. Errors: as mms_table_append. */
+int mms_table_append_many(mms_table *t, uint64_t n, uint64_t *first, void **where);
+
+/* Delete record i: its STR and BLOB fields are freed, its bytes zeroed,
+ * its slot reused by a later append. Errors: MMS_ENOTXN, MMS_ERANGE (not a
+ * live record). */
+int mms_table_delete(mms_table *t, uint64_t i);
+
+/* The tables of a store. */
+typedef struct mms_table_info {
+    char name[64];
+    uint32_t region;
+    uint32_t record_size;
+    uint32_t nfields;
+    uint64_t count;      /* live records */
+    uint64_t slots;      /* live + deleted */
+    uint64_t layout_gen; /* migrations so far */
+} mms_table_info;
+
+/* Fill out[0..cap); *n gets the number of tables. Errors: MMS_EINVAL. */
+int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n);
+
+/* ------------------------------------------------------------------------
+ * Strings and blobs: len bytes in the heap, followed by a NUL that is not
+ * counted (so a string reads as a C string when it holds no NUL).
+ * ------------------------------------------------------------------------ */
+
+/* Errors: as mms_alloc. */
+int mms_str_new(mms_store *s, const void *bytes, size_t len, mms_ref *ref);
+
+/* Pointer to the bytes and (if len is not NULL) their length; NULL for the
+ * null ref or a ref that is not a string of this store. */
+const char *mms_str_get(const mms_store *s, mms_ref ref, size_t *len);
+
+/* Replace the string *field refers to (freeing the old one, if any) with
+ * a new one. Errors: as mms_str_new and mms_free. */
+int mms_str_set(mms_store *s, mms_ref *field, const void *bytes, size_t len);
 
 #ifdef __cplusplus
 }

@@ -136,6 +136,42 @@ struct mms__slab {
 #define MMS__SLAB_MAGIC 0x42414c53u /* "SLAB" */
 _Static_assert(sizeof(struct mms__slab) == 16, "slab size");
 
+/* The catalog: a heap object the store header points to (hdr->catalog). */
+#define MMS__CAT_MAGIC 0x4c544143u /* "CATL" */
+#define MMS__MAX_FIELDS 1024u
+#define MMS__MAX_RECORD (16u << 20)
+struct mms__tabent {
+    char name[64];       /* NUL-terminated, 1..63 bytes */
+    uint16_t region;
+    uint16_t nfields;
+    uint32_t record_size;
+    uint64_t fields;     /* heap ref: nfields struct mms__fdesc */
+    uint64_t count;      /* slots in use: the array's length */
+    uint64_t live;       /* live records */
+    uint64_t free_hint;  /* tombstone word to search first for a free slot */
+    uint64_t tomb;       /* heap ref: bitmap, bit set = slot deleted; none past tomb_bits */
+    uint64_t tomb_bits;
+    uint64_t layout_gen; /* migrations so far */
+};
+_Static_assert(sizeof(struct mms__tabent) == 128, "tabent size");
+struct mms__catalog {
+    uint32_t magic; /* MMS__CAT_MAGIC */
+    uint32_t ntables;
+    uint32_t cap;
+    uint32_t pad;
+    struct mms__tabent t[];
+};
+_Static_assert(sizeof(struct mms__catalog) == 16, "catalog size");
+struct mms__fdesc {
+    char name[48];   /* NUL-terminated, 1..47 bytes */
+    uint32_t kind;   /* enum mms_kind */
+    uint32_t offset;
+    uint32_t size;
+    uint32_t target; /* MMS_KIND_REF: region of the target table */
+    uint8_t dflt[32];
+};
+_Static_assert(sizeof(struct mms__fdesc) == 96, "fdesc size");
+
 /* Journal header slot (two of them, at 0 and 512). */
 struct mms__jhdr {
     uint64_t magic;     /* 0 */
@@ -397,6 +433,8 @@ struct mms_store {
     uint32_t segmap_bits;  /* units covered; 0 = must be rebuilt */
     uint32_t segmap_cap;   /* in bits */
     unsigned keep_pages;   /* changed private pages kept after a commit */
+    struct mms_table *tables; /* table handles (table.c) */
+    bool dir_dirty;        /* a region file was created in this transaction */
     uint8_t hdr_fixed[40]; /* header bytes that never change (magic .. uuid) */
     struct mms_commit_stats stats;
     /* commit scratch */
@@ -437,9 +475,14 @@ int mms__map_protect(mms_store *s, bool writable);
 void mms__map_unmap_all(mms_store *s);
 int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write,
                           int *fd);
-/* Map what other handles committed since this one looked: grown files,
- * moved committed sizes (write handles: kept private pages are dropped). */
+/* Make the mappings match the header: regions that appeared (open and
+ * map), disappeared (unmap), changed file generation (map the new file in
+ * the same place), grew (map more); committed sizes and units follow. Used
+ * after other handles committed, after an abort, and at open. */
 int mms__map_follow(mms_store *s);
+/* Map file fd (generation gen) over region id's existing reservation. */
+int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed);
+void mms__map_unmap_region(mms_store *s, uint32_t id);
 
 /* journal.c */
 int mms__journal_create(mms_store *s, const uint8_t uuid[16]);
@@ -466,6 +509,17 @@ int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *ms
 int mms__writer_enter(mms_store *s, bool wait);
 int mms__checkpoint(mms_store *s);
 int mms__drop_private(mms_store *s);
+
+/* table.c */
+/* Record size of the table in region id (0 if there is none). */
+uint32_t mms__table_unit(const mms_store *s, uint32_t id);
+int mms__tables_verify(mms_store *s, char *msg, size_t cap);
+void mms__tables_free(mms_store *s);
+/* Delete region files the header does not name (after a checkpoint). */
+void mms__gc_files(mms_store *s, const struct mms__rent *rt, uint32_t nregions);
+/* Create the file of region id, generation gen, preallocated, and map it
+ * (as fresh space, in id's reservation if it has one). */
+int mms__region_new(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes);
 
 /* alloc.c */
 void mms__heap_init(mms_store *s); /* format a new heap in a mapped header */

@@ -24,6 +24,7 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +53,54 @@ int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, 
     return 0;
 }
 
+/* Size of region id's file, checked against its committed size. A partial
+ * page past the committed size is fresh space a failed fallocate (ext4
+ * keeps the blocks it got, at its block size) or a crash before the file
+ * was cut back may have left: it is ignored. */
+static int file_size(int fd, uint32_t id, uint64_t committed, uint64_t *fsize)
+{
+    int r = mms__os_fsize(fd, fsize);
+    if (r)
+        return r;
+    if (*fsize < committed)
+        return MMS__CORRUPT("region %u file is %llu bytes, shorter than its committed size %llu",
+                            id, (unsigned long long)*fsize, (unsigned long long)committed);
+    if (*fsize % MMS__PAGE && *fsize - *fsize % MMS__PAGE >= mms__round_up(committed, MMS__PAGE))
+        *fsize -= *fsize % MMS__PAGE;
+    if (*fsize % MMS__PAGE)
+        return MMS__CORRUPT("region %u file size %llu is not a multiple of the page size", id,
+                            (unsigned long long)*fsize);
+    return 0;
+}
+
+/* Map fd[0, fsize) at region id's base: the user view (private committed
+ * part and shared fresh part in a write handle, all shared and read-only
+ * in a read-only one) and the file view. */
+static int map_file(mms_store *s, uint32_t id, uint64_t fsize)
+{
+    struct mms__region *g = &s->reg[id];
+    char *base = s->view.base[id];
+    bool w = view_writable(s);
+    int r;
+    g->mapped = fsize;
+    if (s->flags & MMS_RDONLY) {
+        g->priv = 0;
+        r = mms__os_map_fixed(base, fsize, g->fd, 0, true, false);
+    } else {
+        g->priv = mms__round_up(g->committed, MMS__PAGE);
+        r = mms__os_map_fixed(base, g->priv, g->fd, 0, false, w);
+        if (!r)
+            r = mms__os_map_fixed(base + g->priv, fsize - g->priv, g->fd, g->priv, true, w);
+        if (!r && fsize)
+            r = mms__os_map(g->fd, fsize, true, &g->fview);
+        if (!r)
+            g->fview_len = fsize;
+    }
+    if (r)
+        return mms__fail(r, "cannot map region %u: %s", id, mms_strerror(r));
+    return 0;
+}
+
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed)
 {
     struct mms__region *g = &s->reg[id];
@@ -60,21 +109,9 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
     if (id >= s->nmapped)
         s->nmapped = id + 1;
     uint64_t fsize;
-    int r = mms__os_fsize(fd, &fsize);
+    int r = file_size(fd, id, committed, &fsize);
     if (r)
         return r;
-    if (fsize < committed)
-        return MMS__CORRUPT("region %u file is %llu bytes, shorter than its committed size %llu",
-                            id, (unsigned long long)fsize, (unsigned long long)committed);
-    /* Past the committed size the file is fresh space, which a failed
-     * fallocate (ext4 keeps the blocks it got, at its block size) or a crash
-     * before the file was cut back may have left at any length: use whole
-     * pages of it. */
-    if (fsize % MMS__PAGE && fsize - fsize % MMS__PAGE >= mms__round_up(committed, MMS__PAGE))
-        fsize -= fsize % MMS__PAGE;
-    if (fsize % MMS__PAGE)
-        return MMS__CORRUPT("region %u file size %llu is not a multiple of the page size", id,
-                            (unsigned long long)fsize);
     uint64_t reserve = s->reserve;
     if (reserve < fsize)
         reserve = mms__round_up(fsize, MMS__SEG);
@@ -86,27 +123,51 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
     g->gen = gen;
     g->reserve = reserve;
     g->committed = committed;
-    g->mapped = fsize;
     s->view.base[id] = base;
+    s->view.unit[id] = id ? mms__table_unit(s, id) : 1;
     mms__os_nohuge(base, reserve);
+    return map_file(s, id, fsize);
+}
 
-    bool w = view_writable(s);
-    if (s->flags & MMS_RDONLY) {
-        g->priv = 0;
-        r = mms__os_map_fixed(base, fsize, fd, 0, true, false);
-    } else {
-        g->priv = mms__round_up(committed, MMS__PAGE);
-        r = mms__os_map_fixed(base, g->priv, fd, 0, false, w);
-        if (!r)
-            r = mms__os_map_fixed(base + g->priv, fsize - g->priv, fd, g->priv, true, w);
-        if (!r && fsize)
-            r = mms__os_map(fd, fsize, true, &g->fview);
-        if (!r)
-            g->fview_len = fsize;
+int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed)
+{
+    struct mms__region *g = &s->reg[id];
+    uint64_t fsize;
+    int r = file_size(fd, id, committed, &fsize);
+    if (!r && fsize > g->reserve)
+        r = mms__fail(MMS_EFULL, "region %u's new file is larger than this handle's "
+                      "reservation; reopen it with a larger reserve", id);
+    if (r) {
+        mms__os_close(fd);
+        return r;
     }
-    if (r)
-        return mms__fail(r, "cannot map region %u: %s", id, mms_strerror(r));
-    return 0;
+    /* The old file leaves the reservation (which stays, so pointers into
+     * the region stay valid addresses); the new one takes its place. */
+    mms__os_unmap_to_reserve(s->view.base[id], g->mapped);
+    if (g->fview)
+        mms__os_unmap(g->fview, g->fview_len);
+    g->fview = NULL;
+    g->fview_len = 0;
+    mms__os_close(g->fd);
+    g->fd = fd;
+    g->gen = gen;
+    g->committed = committed;
+    s->view.unit[id] = mms__table_unit(s, id);
+    return map_file(s, id, fsize);
+}
+
+void mms__map_unmap_region(mms_store *s, uint32_t id)
+{
+    struct mms__region *g = &s->reg[id];
+    if (s->view.base[id])
+        mms__os_unmap(s->view.base[id], g->reserve);
+    if (g->fview)
+        mms__os_unmap(g->fview, g->fview_len);
+    mms__os_close(g->fd);
+    s->view.base[id] = NULL;
+    s->view.unit[id] = 0;
+    memset(g, 0, sizeof *g);
+    g->fd = -1;
 }
 
 int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
@@ -195,17 +256,8 @@ int mms__map_protect(mms_store *s, bool writable)
 
 void mms__map_unmap_all(mms_store *s)
 {
-    for (uint32_t id = 0; id < s->nmapped; id++) {
-        struct mms__region *g = &s->reg[id];
-        if (s->view.base[id])
-            mms__os_unmap(s->view.base[id], g->reserve);
-        if (g->fview)
-            mms__os_unmap(g->fview, g->fview_len);
-        mms__os_close(g->fd);
-        s->view.base[id] = NULL;
-        memset(g, 0, sizeof *g);
-        g->fd = -1;
-    }
+    for (uint32_t id = 0; id < s->nmapped; id++)
+        mms__map_unmap_region(s, id);
     s->nmapped = 0;
 }
 
@@ -213,14 +265,33 @@ int mms__map_follow(mms_store *s)
 {
     const struct mms__hdr *h = mms__hdr(s);
     const struct mms__rent *rt = mms__rtab(s);
-    for (uint32_t id = 0; id < h->nregions && id < MMS_MAX_REGIONS; id++) {
+    uint32_t n = h->nregions < MMS_MAX_REGIONS ? h->nregions : MMS_MAX_REGIONS;
+    bool write = !(s->flags & MMS_RDONLY);
+    /* Regions that are gone (a table created by a transaction that
+     * aborted): unmapped. */
+    for (uint32_t id = 1; id < s->nmapped; id++)
+        if (s->view.base[id] && (id >= n || rt[id].kind == MMS__RK_NONE))
+            mms__map_unmap_region(s, id);
+    for (uint32_t id = 0; id < n; id++) {
         if (rt[id].kind == MMS__RK_NONE)
             continue;
         struct mms__region *g = &s->reg[id];
-        if (!s->view.base[id])
-            return mms__fail(MMS_ENOTSUP, "region %u appeared; this version has no tables", id);
+        int r;
+        if (!s->view.base[id] || g->gen != rt[id].gen) {
+            int fd;
+            r = mms__region_open_file(s, id, rt[id].gen, false, write, &fd);
+            if (r == -ENOENT)
+                return MMS__CORRUPT("region %u generation %u has no file", id, rt[id].gen);
+            if (r)
+                return r;
+            r = s->view.base[id] ? mms__map_replace(s, id, fd, rt[id].gen, rt[id].size)
+                                 : mms__map_region(s, id, fd, rt[id].gen, rt[id].size);
+            if (r)
+                return r;
+            continue;
+        }
         uint64_t fsize;
-        int r = mms__os_fsize(g->fd, &fsize);
+        r = mms__os_fsize(g->fd, &fsize);
         if (r)
             return r;
         fsize -= fsize % MMS__PAGE;
@@ -235,12 +306,12 @@ int mms__map_follow(mms_store *s)
                 return mms__fail(MMS_EFULL, "region %u grew to %llu bytes, past this handle's "
                                  "reservation of %llu; reopen it with a larger reserve", id,
                                  (unsigned long long)fsize, (unsigned long long)g->reserve);
-            bool ro = s->flags & MMS_RDONLY;
             r = mms__os_map_fixed(s->view.base[id] + g->mapped, fsize - g->mapped, g->fd, g->mapped,
-                                  true, !ro && view_writable(s));
-            if (!r && !ro) {
+                                  true, write && view_writable(s));
+            if (!r && write) {
                 char *fv;
-                r = mms__os_remap(g->fview, g->fview_len, fsize, &fv);
+                r = g->fview ? mms__os_remap(g->fview, g->fview_len, fsize, &fv)
+                             : mms__os_map(g->fd, fsize, true, &fv);
                 if (!r) {
                     g->fview = fv;
                     g->fview_len = fsize;
@@ -253,7 +324,9 @@ int mms__map_follow(mms_store *s)
             g->mapped = fsize;
         }
         g->committed = rt[id].size;
-        if (!(s->flags & MMS_RDONLY)) {
+        if (id)
+            s->view.unit[id] = mms__table_unit(s, id);
+        if (write) {
             r = mms__map_commit(s, id);
             if (r)
                 return r;

@@ -191,8 +191,8 @@ static int hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, 
         return MMS__CORRUPT("header: heap size %llu does not fit region 0's file of %llu bytes",
                             (unsigned long long)rt[0].size, (unsigned long long)fsize);
     for (uint32_t i = 1; i < h->nregions; i++)
-        if (rt[i].kind != MMS__RK_NONE)
-            return mms__fail(MMS_ENOTSUP, "region %u is a table; this version has no tables", i);
+        if (rt[i].kind != MMS__RK_NONE && rt[i].kind != MMS__RK_TABLE)
+            return MMS__CORRUPT("header: region %u has unknown kind %u", i, rt[i].kind);
     /* mms_root_set() refuses a root outside its region; one here is damage. */
     if (h->root != MMS_REF_NULL && (MMS_REF_REGION(h->root) >= h->nregions ||
                                     MMS_REF_SLOT(h->root) >= rt[MMS_REF_REGION(h->root)].size))
@@ -301,6 +301,7 @@ static void store_free(mms_store *s)
 {
     if (!s)
         return;
+    mms__tables_free(s);
     mms__map_unmap_all(s);
     lock_detach(s);
     mms__os_close(s->jfd);
@@ -370,6 +371,9 @@ int mms__recover(mms_store *s)
         if (!r && foreign)
             r = mms__journal_reset(s, h->uuid, h->txn_id);
     }
+    /* With the journal empty, no record names an old region file. */
+    if (!r && s->jfd_rw && s->J->end == MMS__JDATA)
+        mms__gc_files(s, rt, h->nregions);
     if (!r)
         __atomic_store_n(&s->L->published, h->txn_id, __ATOMIC_RELEASE);
     mms__os_close(fd);
@@ -520,7 +524,10 @@ static int map_pinned(mms_store *s)
         return r;
     }
     memcpy(s->hdr_fixed, hbuf, sizeof s->hdr_fixed);
-    return mms__map_region(s, 0, fd, 0, rt[0].size);
+    r = mms__map_region(s, 0, fd, 0, rt[0].size);
+    if (!r)
+        r = mms__map_follow(s); /* the tables */
+    return r;
 }
 
 static int recover_for_pin(void *ctx);
@@ -916,6 +923,8 @@ static int verify_pinned(mms_store *s, char *msg, size_t cap)
     r = mms__journal_check(s, &groups, &bytes, msg, cap);
     if (!r)
         r = mms__heap_verify(s, msg, cap);
+    if (!r)
+        r = mms__tables_verify(s, msg, cap);
     if (r)
         mms__fail(r, "%s", msg);
     return r;

@@ -236,6 +236,20 @@ int mms_txn_begin(mms_store *s, unsigned flags)
     return 0;
 }
 
+/* Undo a transaction: the private copies go, so the header, the allocator
+ * and the catalog are the committed ones again; then the mappings follow
+ * (a table created or migrated by the transaction is unmapped or mapped
+ * back to its old file). A failure here leaves mappings the handle cannot
+ * trust: it is poisoned. */
+static void undo(mms_store *s)
+{
+    mms__drop_private(s);
+    s->dir_dirty = false;
+    int r = mms__map_follow(s);
+    if (r && !s->poisoned)
+        s->poisoned = r;
+}
+
 /* End the transaction: the guard goes back up, the writer lock is free. */
 static void txn_end(mms_store *s)
 {
@@ -256,7 +270,7 @@ int mms_txn_abort(mms_store *s)
         return r;
     if (s->state != MMS__ST_WRITE)
         return mms__fail(MMS_ENOTXN, "no write transaction to abort");
-    mms__drop_private(s);
+    undo(s);
     txn_end(s);
     return 0;
 }
@@ -264,7 +278,7 @@ int mms_txn_abort(mms_store *s)
 /* An error before the commit point: undo everything, keep the handle. */
 static int commit_fail(mms_store *s, int err)
 {
-    mms__drop_private(s);
+    undo(s);
     txn_end(s);
     return err;
 }
@@ -341,8 +355,15 @@ int mms_txn_commit(mms_store *s)
     }
 
     /* 3. Invariant 1: fresh data is durable before the record that makes it
-     *    reachable. */
+     *    reachable -- and so are the names of region files it created. */
     t1 = mms__os_mono_ns();
+    if (s->dir_dirty && !(s->flags & MMS_NOSYNC)) {
+        r = mms__os_fsync(s->dirfd);
+        if (r)
+            return commit_fail(s, mms__fail(r, "cannot sync the store directory: %s",
+                                            mms_strerror(r)));
+    }
+    s->dir_dirty = false;
     if (grew && !(s->flags & MMS_NOSYNC)) {
         for (uint32_t id = 0; id < s->nmapped; id++) {
             struct mms__region *g = &s->reg[id];
@@ -464,8 +485,11 @@ int mms__checkpoint(mms_store *s)
             return mms__fail(r, "checkpoint cannot sync region %u: %s", id, mms_strerror(r));
     }
     mms__crashpoint("checkpoint.synced");
-    return mms__journal_reset(s, s->hdr_fixed + offsetof(struct mms__hdr, uuid),
-                              mms__hdr(s)->txn_id);
+    int r = mms__journal_reset(s, s->hdr_fixed + offsetof(struct mms__hdr, uuid),
+                               mms__hdr(s)->txn_id);
+    if (!r) /* no journal record names an old region file any more */
+        mms__gc_files(s, mms__rtab(s), mms__hdr(s)->nregions);
+    return r;
 }
 
 int mms_checkpoint(mms_store *s)
