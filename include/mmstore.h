@@ -576,7 +576,8 @@ typedef struct mms_table mms_table;
  * Creating or migrating needs a write transaction (MMS_ENOTXN); on a
  * read-only handle a layout mismatch is MMS_ESCHEMA. A REF field's target
  * table must exist (or be this table).
- * *t stays valid until mms_close (the same handle for the same name). */
+ * *t stays valid until mms_close (the same handle for the same name); the
+ * handle of a table whose creation was aborted must not be used again. */
 int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigned flags,
                    mms_table **t);
 
@@ -600,6 +601,14 @@ void *mms_table_get(const mms_table *t, uint64_t i);
 
 /* 1 if record i is live, 0 if deleted or out of range. */
 int mms_table_live(const mms_table *t, uint64_t i);
+
+/* For fast scans: the deleted-record bitmap. Bit i (bits[i / 64] >> i % 64
+ * & 1) set means slot i is deleted; slots at or past *nbits are live (NULL
+ * and 0 when nothing was ever deleted). Valid until the next delete or
+ * the end of the read transaction.
+ *     for (i = 0; i < slots; i++)
+ *         if (i >= nbits || !(bits[i / 64] >> (i % 64) & 1)) ... */
+const uint64_t *mms_table_deleted(const mms_table *t, uint64_t *nbits);
 
 /* The ref of record i. */
 mms_ref mms_table_ref(const mms_table *t, uint64_t i);

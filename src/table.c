@@ -129,12 +129,12 @@ uint32_t mms__table_unit(const mms_store *s, uint32_t id)
 }
 
 /* The table's catalog entry, or NULL when it is gone (created by a
- * transaction that aborted). */
+ * transaction that aborted). Hot: every get goes through it, so it checks
+ * the entry's index and region, not its name. */
 static struct mms__tabent *ent(const mms_table *t)
 {
     struct mms__catalog *cat = catalog(t->s);
-    if (!cat || t->idx >= cat->ntables || cat->t[t->idx].region != t->region ||
-        strcmp(cat->t[t->idx].name, t->name) != 0)
+    if (!cat || t->idx >= cat->ntables || cat->t[t->idx].region != t->region)
         return NULL;
     return &cat->t[t->idx];
 }
@@ -783,6 +783,14 @@ int mms_table_live(const mms_table *t, uint64_t i)
 {
     const struct mms__tabent *e = t ? ent(t) : NULL;
     return e && is_live(t->s, e, i);
+}
+
+const uint64_t *mms_table_deleted(const mms_table *t, uint64_t *nbits)
+{
+    const struct mms__tabent *e = t ? ent(t) : NULL;
+    if (nbits)
+        *nbits = e ? e->tomb_bits : 0;
+    return e && e->tomb_bits ? mms_deref(t->s, e->tomb) : NULL;
 }
 
 mms_ref mms_table_ref(const mms_table *t, uint64_t i)
