@@ -1,0 +1,94 @@
+/*
+ * common.h -- the data set and helpers every benchmark harness shares.
+ *
+ * Record i (0 <= i < N) is a pure function of i and the seed, so every
+ * system builds exactly the same data and computes the same answers.
+ * C and C++.
+ */
+#ifndef MMS_BENCH_COMMON_H
+#define MMS_BENCH_COMMON_H
+
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BENCH_SEED UINT64_C(0x6d6d73746f726521)
+
+struct bench_rec {
+    uint64_t key;  /* i */
+    uint64_t a;    /* mix(i) */
+    double v;      /* (a % 1000000) / 100.0 */
+    uint32_t b, c; /* low and high halves of a */
+    char tag[32];  /* "r<i>", NUL-padded */
+};
+#ifdef __cplusplus
+static_assert(sizeof(struct bench_rec) == 64, "64-byte records");
+#else
+_Static_assert(sizeof(struct bench_rec) == 64, "64-byte records");
+#endif
+
+static inline uint64_t bench_mix(uint64_t x)
+{
+    uint64_t z = x + UINT64_C(0x9e3779b97f4a7c15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static inline void bench_make(struct bench_rec *r, uint64_t i)
+{
+    memset(r, 0, sizeof *r);
+    r->key = i;
+    r->a = bench_mix(BENCH_SEED ^ i);
+    r->v = (double)(r->a % 1000000) / 100.0;
+    r->b = (uint32_t)r->a;
+    r->c = (uint32_t)(r->a >> 32);
+    snprintf(r->tag, sizeof r->tag, "r%llu", (unsigned long long)i);
+}
+
+/* The k-th key of the random-lookup stream over N records. */
+static inline uint64_t bench_key(uint64_t k, uint64_t n)
+{
+    return bench_mix(BENCH_SEED + 0x1000 + k) % n;
+}
+
+static inline double bench_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* One result line: what the driver (bench/run.py) reads. */
+static inline void bench_result(const char *system, const char *variant, const char *workload,
+                                uint64_t n, uint64_t ops, double seconds, const char *answer)
+{
+    printf("{\"system\": \"%s\", \"variant\": \"%s\", \"workload\": \"%s\", \"n\": %llu, "
+           "\"ops\": %llu, \"seconds\": %.9f, \"answer\": \"%s\"}\n",
+           system, variant, workload, (unsigned long long)n, (unsigned long long)ops, seconds,
+           answer);
+    fflush(stdout);
+}
+
+/* A workload this system cannot do: exit 3 with the reason. */
+static inline void bench_unsupported(const char *why)
+{
+    printf("{\"unsupported\": \"%s\"}\n", why);
+    fflush(stdout);
+    exit(3);
+}
+
+#define BENCH_DIE(...)                                                         \
+    do {                                                                       \
+        fprintf(stderr, __VA_ARGS__);                                          \
+        fprintf(stderr, "\n");                                                 \
+        exit(1);                                                               \
+    } while (0)
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * sys_array -- the physical limits (see bench/README.md):
+ *   variant malloc: the same loops over a malloc'd array (get, scan, load),
+ *                   glibc malloc/free (alloc);
+ *   variant flat:   open = read a flat binary file of the records with fread;
+ *   variant csv:    open = parse the records from a CSV file.
+ * Nothing here is durable or shared; it is what the hardware can do.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <inttypes.h>
+
+static const char *variant = "malloc";
+
+static struct bench_rec *make_all(uint64_t n)
+{
+    struct bench_rec *r = malloc(n * sizeof *r);
+    if (!r)
+        BENCH_DIE("array: out of memory");
+    for (uint64_t i = 0; i < n; i++)
+        bench_make(&r[i], i);
+    return r;
+}
+
+static void path_of(char *buf, size_t cap, const char *dir, const char *file)
+{
+    snprintf(buf, cap, "%s/%s", dir, file);
+}
+
+static void prepare_files(const char *dir, uint64_t n)
+{
+    char cmd[4200], p[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    if (system(cmd) != 0)
+        BENCH_DIE("cannot make %s", dir);
+    struct bench_rec r;
+    if (strcmp(variant, "flat") == 0) {
+        path_of(p, sizeof p, dir, "recs.bin");
+        FILE *f = fopen(p, "wb");
+        if (!f)
+            BENCH_DIE("cannot write %s", p);
+        for (uint64_t i = 0; i < n; i++) {
+            bench_make(&r, i);
+            fwrite(&r, sizeof r, 1, f);
+        }
+        if (fclose(f))
+            BENCH_DIE("cannot write %s", p);
+    } else {
+        path_of(p, sizeof p, dir, "recs.csv");
+        FILE *f = fopen(p, "w");
+        if (!f)
+            BENCH_DIE("cannot write %s", p);
+        fprintf(f, "key,a,v,b,c,tag\n");
+        for (uint64_t i = 0; i < n; i++) {
+            bench_make(&r, i);
+            fprintf(f, "%" PRIu64 ",%" PRIu64 ",%.17g,%" PRIu32 ",%" PRIu32 ",%s\n", r.key, r.a,
+                    r.v, r.b, r.c, r.tag);
+        }
+        if (fclose(f))
+            BENCH_DIE("cannot write %s", p);
+    }
+}
+
+/* Open by reading every record into memory, then answer. */
+static uint64_t open_read(const char *dir, uint64_t n)
+{
+    char p[4200];
+    struct bench_rec *all = malloc(n * sizeof *all);
+    if (!all)
+        BENCH_DIE("array: out of memory");
+    if (strcmp(variant, "flat") == 0) {
+        path_of(p, sizeof p, dir, "recs.bin");
+        FILE *f = fopen(p, "rb");
+        if (!f || fread(all, sizeof *all, n, f) != n)
+            BENCH_DIE("cannot read %s", p);
+        fclose(f);
+    } else {
+        path_of(p, sizeof p, dir, "recs.csv");
+        FILE *f = fopen(p, "r");
+        if (!f)
+            BENCH_DIE("cannot read %s", p);
+        char line[512];
+        if (!fgets(line, sizeof line, f))
+            BENCH_DIE("empty %s", p);
+        for (uint64_t i = 0; i < n; i++) {
+            if (!fgets(line, sizeof line, f))
+                BENCH_DIE("short %s", p);
+            struct bench_rec *r = &all[i];
+            memset(r, 0, sizeof *r);
+            char *e;
+            r->key = strtoull(line, &e, 10);
+            r->a = strtoull(e + 1, &e, 10);
+            r->v = strtod(e + 1, &e);
+            r->b = (uint32_t)strtoul(e + 1, &e, 10);
+            r->c = (uint32_t)strtoul(e + 1, &e, 10);
+            size_t len = strcspn(e + 1, "\n");
+            memcpy(r->tag, e + 1, len < sizeof r->tag ? len : sizeof r->tag - 1);
+        }
+        fclose(f);
+    }
+    uint64_t a = all[bench_key(0, n)].a;
+    free(all);
+    return a;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5)
+        BENCH_DIE("usage: bench_array prepare|run WORKLOAD N DIR [VARIANT]");
+    const char *phase = argv[1], *w = argv[2], *dir = argv[4];
+    uint64_t n = strtoull(argv[3], NULL, 10);
+    if (argc > 5)
+        variant = argv[5];
+    int prep = strcmp(phase, "prepare") == 0;
+    char ans[64];
+
+    if (strcmp(w, "open") == 0) {
+        if (strcmp(variant, "flat") != 0 && strcmp(variant, "csv") != 0)
+            bench_unsupported("open: use variant flat or csv");
+        if (prep) {
+            prepare_files(dir, n);
+            return 0;
+        }
+        double t = bench_now();
+        uint64_t a = open_read(dir, n);
+        t = bench_now() - t;
+        snprintf(ans, sizeof ans, "%" PRIu64, a);
+        bench_result("array", variant, w, n, 1, t, ans);
+        return 0;
+    }
+    if (prep)
+        return 0;
+    if (strcmp(w, "get") == 0 || strcmp(w, "scan") == 0) {
+        struct bench_rec *r = make_all(n);
+        uint64_t sum = 0, ops;
+        double t = bench_now();
+        if (strcmp(w, "get") == 0) {
+            ops = 10000000;
+            for (uint64_t k = 0; k < ops; k++)
+                sum += r[bench_key(k, n)].a;
+        } else {
+            ops = n;
+            for (uint64_t i = 0; i < n; i++)
+                sum += r[i].b;
+        }
+        t = bench_now() - t;
+        free(r);
+        snprintf(ans, sizeof ans, "%" PRIu64, sum);
+        bench_result("array", variant, w, n, ops, t, ans);
+        return 0;
+    }
+    if (strcmp(w, "load") == 0) {
+        double t = bench_now();
+        struct bench_rec *r = make_all(n);
+        t = bench_now() - t;
+        uint64_t sum = 0;
+        for (uint64_t i = 0; i < n; i++)
+            sum += r[i].a;
+        free(r);
+        snprintf(ans, sizeof ans, "%" PRIu64, sum);
+        bench_result("array", variant, w, n, n, t, ans);
+        return 0;
+    }
+    if (strcmp(w, "alloc") == 0) {
+        enum { ROUNDS = 1000, OBJS = 1000 };
+        static void *p[OBJS];
+        uint64_t x = BENCH_SEED, allocs = 0;
+        double t = bench_now();
+        for (int round = 0; round < ROUNDS; round++) {
+            for (int i = 0; i < OBJS; i++) {
+                x = bench_mix(x);
+                p[i] = malloc(16 + x % 241);
+                if (!p[i])
+                    BENCH_DIE("malloc");
+                *(uint64_t *)p[i] = x;
+                allocs++;
+            }
+            for (int i = 0; i < OBJS; i++)
+                free(p[i]);
+        }
+        t = bench_now() - t;
+        snprintf(ans, sizeof ans, "%" PRIu64, allocs);
+        bench_result("array", "glibc", w, n, allocs, t, ans);
+        return 0;
+    }
+    bench_unsupported("no such workload for a malloc'd array");
+    return 3;
+}
