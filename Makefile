@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 CTEST      = ctest --output-on-failure -j $(JOBS)
 
-.PHONY: all build asan-build test test-release asan demo install clean
+.PHONY: all build asan-build test test-release asan demo demo-counter ucd-data install clean
 
 all: build
 
@@ -27,9 +27,33 @@ asan: asan-build
 
 test: test-release asan
 
-# The main job: the example run twice; the second run finds the first's
-# state at once.
-demo: build
+# The main job: parse once, explore forever. The Unicode Character Database
+# of Debian's unicode-data package is parsed into typed tables (always
+# again, to show what parsing costs); then new processes only open the store
+# and answer queries; then the verifier walks it.
+UCD_DIR ?= /usr/share/unicode
+demo: ucd-data build
+	rm -rf $(BUILD)/ucd.mms
+	@echo "== parse once: $(UCD_DIR) into $(BUILD)/ucd.mms"
+	$(BUILD)/ucd build $(BUILD)/ucd.mms $(UCD_DIR)
+	@echo "== explore: a new process opens the store and answers"
+	$(BUILD)/ucd query $(BUILD)/ucd.mms
+	@echo "== and another"
+	$(BUILD)/ucd query $(BUILD)/ucd.mms U+0041 U+00BD U+AC00 word:SNOWMAN
+	$(BUILD)/mms verify $(BUILD)/ucd.mms
+
+# The demo's data; make does not install packages.
+ucd-data:
+	@test -r $(UCD_DIR)/UnicodeData.txt || { \
+	  echo "make demo: $(UCD_DIR)/UnicodeData.txt is missing."; \
+	  echo "  It is the Unicode Character Database of the Debian package unicode-data:"; \
+	  echo "  install it (sudo apt-get install unicode-data) and run make demo again,"; \
+	  echo "  or point UCD_DIR at a copy of it: make demo UCD_DIR=/path/to/ucd"; \
+	  exit 1; }
+
+# The first example: a counter and a linked list, run twice; the second run
+# finds the first's state at once.
+demo-counter: build
 	rm -rf $(BUILD)/demo.mms
 	@echo "== first run: creates the store"
 	$(BUILD)/counter_list $(BUILD)/demo.mms
