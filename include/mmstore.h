@@ -500,10 +500,13 @@ typedef struct mms_field {
 } mms_field;
 
 typedef struct mms_schema {
-    uint32_t record_size;
-    uint32_t nfields;
+    uint32_t record_size; /* 1 to MMS_MAX_RECORD bytes */
+    uint32_t nfields;     /* 1 to MMS_MAX_FIELDS */
     const mms_field *fields;
 } mms_schema;
+
+#define MMS_MAX_FIELDS 1024u
+#define MMS_MAX_RECORD (16u << 20)
 
 #define MMS__MSIZE(T, m) sizeof(((T *)0)->m)
 /* 0, or a compile-time error when cond is false. */

@@ -138,8 +138,8 @@ _Static_assert(sizeof(struct mms__slab) == 16, "slab size");
 
 /* The catalog: a heap object the store header points to (hdr->catalog). */
 #define MMS__CAT_MAGIC 0x4c544143u /* "CATL" */
-#define MMS__MAX_FIELDS 1024u
-#define MMS__MAX_RECORD (16u << 20)
+#define MMS__MAX_FIELDS MMS_MAX_FIELDS
+#define MMS__MAX_RECORD MMS_MAX_RECORD
 struct mms__tabent {
     char name[64];       /* NUL-terminated, 1..63 bytes */
     uint16_t region;

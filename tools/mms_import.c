@@ -1,0 +1,1089 @@
+/*
+ * mms_import.c -- `mms import DIR TABLE FILE [--schema SPEC] [--skip-bad]`:
+ * a CSV file into a table, in one write transaction.
+ *
+ * How it runs:
+ *  1. The input is mapped (a regular file) or read into memory (a pipe);
+ *     the header row names the columns.
+ *  2. The write transaction begins before anything about the table is
+ *     decided, so the layout read and the rows appended belong to one
+ *     state of the store.
+ *  3. Pass 1 reads every row: malformed rows, rows with the wrong number of
+ *     fields, invalid UTF-8 and (for declared kinds) values that do not
+ *     parse are bad rows, reported with their line. For a new table without
+ *     --schema it infers each column's kind from the good rows.
+ *  4. Any bad row without --skip-bad: abort, exit 1, nothing imported.
+ *  5. The table is created if needed, and all good rows are appended with
+ *     one mms_table_append_many(): fresh space, not journaled.
+ *  6. Pass 2 reads the rows again and fills the records in place, skipping
+ *     the rows pass 1 found bad (by their ordinal, so the two passes cannot
+ *     disagree); strings go to the heap with mms_str_new().
+ *  7. Commit. A crash (SIGKILL included) at any point before the commit
+ *     record is durable leaves the store as it was; after, all rows.
+ *
+ * Never: a second transaction, a commit of part of the rows, a write to
+ * the store outside the transaction.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "mms_tool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_REPORTED 1000     /* bad rows listed one by one */
+#define MAX_CHARS (16u << 20) /* chars:N: at most this N */
+#define MAX_COLUMNS 65535u    /* the catalog counts fields in 16 bits; the
+                                 library may allow fewer (it says so) */
+
+/* ------------------------------------------------------------------------
+ * Input
+ * ------------------------------------------------------------------------ */
+struct input {
+    const char *name; /* for messages */
+    const char *buf;  /* the whole input */
+    size_t len;
+    void *map;        /* mapping of a regular file, or NULL */
+    size_t maplen;
+    char *mem;        /* input read from a pipe, or NULL */
+};
+
+/* A mapped input file truncated by someone else while it is read faults
+ * (SIGBUS). The transaction is not committed, so the store is as a crash
+ * leaves it: untouched. Say so and exit 1 instead of dying by the signal. */
+static void on_sigbus(int sig)
+{
+    static const char msg[] = "mms: import: the input file shrank while it was read "
+                              "(bus error); nothing imported\n";
+    (void)sig;
+    ssize_t k = write(2, msg, sizeof msg - 1);
+    (void)k;
+    _exit(1);
+}
+
+static int input_load(struct input *in, const char *path)
+{
+    memset(in, 0, sizeof *in);
+    in->name = path;
+    bool std = strcmp(path, "-") == 0;
+    if (std)
+        in->name = "(stdin)";
+    int fd = std ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tool_err("cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        if (!std)
+            close(fd);
+        return tool_err("cannot stat %s: %s", in->name, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (!std)
+            close(fd);
+        return tool_err("%s is a directory, not a CSV file", in->name);
+    }
+    if (S_ISREG(st.st_mode) && st.st_size > 0) {
+        in->maplen = (size_t)st.st_size;
+        in->map = mmap(NULL, in->maplen, PROT_READ, MAP_PRIVATE, fd, 0);
+        int e = errno;
+        if (!std)
+            close(fd);
+        if (in->map == MAP_FAILED) {
+            in->map = NULL;
+            return tool_err("cannot map %s: %s", in->name, strerror(e));
+        }
+        posix_madvise(in->map, in->maplen, POSIX_MADV_SEQUENTIAL);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigbus;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGBUS, &sa, NULL);
+        in->buf = in->map;
+        in->len = in->maplen;
+        return 0;
+    }
+    /* A pipe or a device (or a file that claims to be empty): read it. */
+    size_t cap = 1 << 16, n = 0;
+    char *m = malloc(cap);
+    for (;;) {
+        if (!m) {
+            if (!std)
+                close(fd);
+            return tool_err("%s: out of memory", in->name);
+        }
+        if (n == cap) {
+            char *b = cap <= SIZE_MAX / 2 ? realloc(m, cap * 2) : NULL;
+            if (!b)
+                free(m);
+            m = b;
+            cap *= 2;
+            continue;
+        }
+        ssize_t k = read(fd, m + n, cap - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            int e = errno;
+            free(m);
+            if (!std)
+                close(fd);
+            return tool_err("cannot read %s: %s", in->name, strerror(e));
+        }
+        if (k == 0)
+            break;
+        n += (size_t)k;
+    }
+    if (!std)
+        close(fd);
+    in->mem = m;
+    in->buf = m;
+    in->len = n;
+    return 0;
+}
+
+static void input_free(struct input *in)
+{
+    if (in->map)
+        munmap(in->map, in->maplen);
+    free(in->mem);
+}
+
+/* ------------------------------------------------------------------------
+ * Columns and layouts
+ * ------------------------------------------------------------------------ */
+struct col {
+    char name[48];
+    unsigned kind;
+    uint32_t size, offset;
+    char target[64];      /* REF: the table the index is into */
+    mms_table *target_t;  /* REF: its handle (this table: set once it exists) */
+    bool self;            /* REF into the table being imported */
+    bool maybe_int, maybe_float; /* inference */
+};
+
+/* One entry of --schema. */
+struct decl {
+    char name[48];
+    unsigned kind;
+    uint32_t size;
+    char target[64];
+    bool used;
+};
+
+static const struct {
+    const char *name;
+    unsigned kind;
+    uint32_t size;
+} simple_kinds[] = {
+    {"i8", MMS_KIND_I8, 1},   {"i16", MMS_KIND_I16, 2}, {"i32", MMS_KIND_I32, 4},
+    {"i64", MMS_KIND_I64, 8}, {"u8", MMS_KIND_U8, 1},   {"u16", MMS_KIND_U16, 2},
+    {"u32", MMS_KIND_U32, 4}, {"u64", MMS_KIND_U64, 8}, {"f32", MMS_KIND_F32, 4},
+    {"f64", MMS_KIND_F64, 8}, {"bool", MMS_KIND_BOOL, 1}, {"str", MMS_KIND_STR, 8},
+    {"blob", MMS_KIND_BLOB, 8},
+};
+
+/* "name:kind,...": fills *out (malloc'd) and *n; returns 0, or 2 after a
+ * usage error. */
+static int spec_parse(const char *spec, struct decl **out, size_t *n)
+{
+    size_t cap = 1;
+    for (const char *p = spec; *p; p++)
+        cap += *p == ',';
+    struct decl *d = calloc(cap, sizeof *d);
+    if (!d)
+        return tool_err("out of memory");
+    size_t k = 0;
+    const char *p = spec;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *colon = memchr(p, ':', len);
+        if (!colon || colon == p || colon - p > 47) {
+            free(d);
+            return tool_usage_err("import", "--schema: '%.*s' is not NAME:KIND with a name of 1 "
+                                  "to 47 bytes", (int)len, p);
+        }
+        struct decl *e = &d[k];
+        memcpy(e->name, p, (size_t)(colon - p));
+        const char *kind = colon + 1;
+        size_t klen = len - (size_t)(colon - p) - 1;
+        bool ok = false;
+        for (size_t i = 0; i < sizeof simple_kinds / sizeof simple_kinds[0]; i++)
+            if (strlen(simple_kinds[i].name) == klen &&
+                memcmp(simple_kinds[i].name, kind, klen) == 0) {
+                e->kind = simple_kinds[i].kind;
+                e->size = simple_kinds[i].size;
+                ok = true;
+            }
+        if (!ok && klen > 6 && memcmp(kind, "chars:", 6) == 0) {
+            uint64_t v;
+            if (parse_u64(kind + 6, klen - 6, &v) && kind[6] != '+' && v >= 1 && v <= MAX_CHARS) {
+                e->kind = MMS_KIND_CHARS;
+                e->size = (uint32_t)v;
+                ok = true;
+            }
+        }
+        if (!ok && klen > 4 && klen - 4 < 64 && memcmp(kind, "ref:", 4) == 0) {
+            e->kind = MMS_KIND_REF;
+            e->size = 8;
+            memcpy(e->target, kind + 4, klen - 4);
+            ok = true;
+        }
+        if (!ok) {
+            int rc = tool_usage_err("import", "--schema: field %s: unknown kind '%.*s' (i8 i16 "
+                                    "i32 i64 u8 u16 u32 u64 f32 f64 bool str blob chars:N with N "
+                                    "from 1 to %u, ref:TABLE)", e->name, (int)klen, kind,
+                                    MAX_CHARS);
+            free(d);
+            return rc;
+        }
+        for (size_t j = 0; j < k; j++)
+            if (strcmp(d[j].name, e->name) == 0) {
+                int rc = tool_usage_err("import", "--schema names field %s twice", e->name);
+                free(d);
+                return rc;
+            }
+        k++;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    *out = d;
+    *n = k;
+    return 0;
+}
+
+/* Text of a column's kind as --schema spells it. */
+static void kind_text(unsigned kind, uint32_t size, const char *target, char *buf, size_t cap)
+{
+    if (kind == MMS_KIND_CHARS)
+        snprintf(buf, cap, "chars:%u", size);
+    else if (kind == MMS_KIND_REF)
+        snprintf(buf, cap, "ref:%s", target ? target : "?");
+    else
+        snprintf(buf, cap, "%s", tool_kind_name(kind));
+}
+
+/* Offsets in column order, each aligned to the field's size (chars: 1);
+ * the record rounded up to the largest alignment: a C struct's layout. */
+static int layout_columns(struct col *c, size_t n, uint32_t *record_size)
+{
+    uint64_t off = 0, maxal = 1;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t al = c[i].kind == MMS_KIND_CHARS ? 1 : c[i].size;
+        off = (off + al - 1) / al * al;
+        c[i].offset = (uint32_t)off;
+        off += c[i].size;
+        if (al > maxal)
+            maxal = al;
+        if (off > UINT32_MAX)
+            return tool_err("the records would be larger than 4 GiB");
+    }
+    off = (off + maxal - 1) / maxal * maxal;
+    if (off > UINT32_MAX)
+        return tool_err("the records would be larger than 4 GiB");
+    *record_size = (uint32_t)off;
+    return 0;
+}
+
+static void describe_schema(const mms_schema *sc, char *buf, size_t cap)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (uint32_t i = 0; i < sc->nfields && k + 1 < cap; i++) {
+        const mms_field *f = &sc->fields[i];
+        char kt[80];
+        kind_text(f->kind, f->size, f->target, kt, sizeof kt);
+        k += (size_t)snprintf(buf + k, cap - k, "%s%s:%s@%u", i ? "," : "", f->name, kt,
+                              f->offset);
+    }
+    if (k + 1 < cap)
+        snprintf(buf + k, cap - k, " (%u-byte records)", sc->record_size);
+}
+
+/* Same fields (by name: kind, offset, size, ref target) and record size,
+ * as mms_table_open compares them. */
+static bool same_layout(const mms_schema *a, const mms_schema *b)
+{
+    if (a->record_size != b->record_size || a->nfields != b->nfields)
+        return false;
+    for (uint32_t i = 0; i < a->nfields; i++) {
+        const mms_field *f = &a->fields[i], *g = NULL;
+        for (uint32_t j = 0; j < b->nfields && !g; j++)
+            if (strcmp(b->fields[j].name, f->name) == 0)
+                g = &b->fields[j];
+        if (!g || g->kind != f->kind || g->offset != f->offset || g->size != f->size)
+            return false;
+        if (f->kind == MMS_KIND_REF &&
+            strcmp(f->target ? f->target : "", g->target ? g->target : "") != 0)
+            return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------
+ * Progress on a terminal
+ * ------------------------------------------------------------------------ */
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+struct progress {
+    bool on;
+    bool shown;
+    double t0, next;
+    uint64_t total;
+};
+
+static void progress_init(struct progress *pg, uint64_t total)
+{
+    const char *env = getenv("MMS_PROGRESS");
+    pg->on = env && *env ? strcmp(env, "0") != 0 : isatty(2) == 1;
+    pg->shown = false;
+    pg->total = total;
+    pg->t0 = now_s();
+    pg->next = pg->t0 + 0.5;
+}
+
+static void progress_phase(struct progress *pg)
+{
+    pg->t0 = now_s();
+}
+
+static void progress_show(struct progress *pg, const char *phase, uint64_t done, uint64_t rows,
+                          bool force)
+{
+    if (!pg->on)
+        return;
+    double t = now_s();
+    if (!force && t < pg->next)
+        return;
+    pg->next = t + 0.5;
+    double el = t - pg->t0;
+    fprintf(stderr, "\r%s import: %s %.1f of %.1f MB (%.0f%%), %llu rows, %.2f M rows/s\033[K",
+            tool_prog, phase, done / 1e6, pg->total / 1e6,
+            pg->total ? 100.0 * (double)done / (double)pg->total : 100.0,
+            (unsigned long long)rows, el > 0 ? rows / el / 1e6 : 0.0);
+    fflush(stderr);
+    pg->shown = true;
+}
+
+static void progress_text(struct progress *pg, const char *text)
+{
+    if (!pg->on)
+        return;
+    fprintf(stderr, "\r%s import: %s\033[K", tool_prog, text);
+    fflush(stderr);
+    pg->shown = true;
+}
+
+static void progress_clear(struct progress *pg)
+{
+    if (pg->shown) {
+        fprintf(stderr, "\r\033[K");
+        fflush(stderr);
+        pg->shown = false;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * The import
+ * ------------------------------------------------------------------------ */
+struct imp {
+    const char *dir, *table;
+    struct input in;
+    struct csv_reader rd;
+    size_t data_start;      /* first byte after the header row */
+    uint64_t data_line;     /* its line */
+    struct col *cols;
+    size_t ncols;
+    bool declared;          /* kinds given (--schema or the stored layout) */
+    bool skip_bad;
+    mms_store *s;
+    mms_table *t;           /* NULL until the table exists */
+    uint64_t old_slots;     /* slots of the table before this import */
+    uint32_t record_size;
+    char *rec;              /* a scratch record for pass 1 */
+    char *bytes;            /* decoded blob */
+    size_t bytes_cap;
+    uint64_t *bad;          /* --skip-bad: bit i set: row ordinal i is bad */
+    size_t bad_words;
+    size_t nbad;
+    uint64_t good;
+    uint64_t self_max;      /* largest ref into this table past old_slots, +1 */
+    uint64_t self_line;     /* its line */
+    struct progress pg;
+};
+
+/* A short, printable excerpt of a value for a message. */
+static void excerpt(const char *p, size_t n, char *out, size_t cap)
+{
+    size_t k = 0, max = cap - 4;
+    size_t i = 0;
+    for (; i < n && k < max; i++) {
+        unsigned char c = (unsigned char)p[i];
+        out[k++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    if (i < n) {
+        /* Do not cut a UTF-8 sequence. */
+        while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+            k--;
+        if (k > 0 && (unsigned char)out[k - 1] >= 0xc0)
+            k--;
+        memcpy(out + k, "...", 3);
+        k += 3;
+    }
+    out[k] = 0;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Reasons a value is bad; written into why. */
+static bool bad_value(const struct col *c, const char *p, size_t n, const char *what, char *why,
+                      size_t cap)
+{
+    char ex[48], kt[80];
+    excerpt(p, n, ex, sizeof ex);
+    kind_text(c->kind, c->size, c->target, kt, sizeof kt);
+    snprintf(why, cap, "field %s: \"%s\" %s%s", c->name, ex, what ? what : "is not a valid ",
+             what ? "" : kt);
+    return false;
+}
+
+/* Parse the text of one value as the column's kind into rec + offset.
+ * store: allocate strings and blobs (pass 2); otherwise only check them.
+ * Returns true, or false with the reason in why. */
+static bool put_value(struct imp *im, struct col *c, const char *p, size_t n, char *rec,
+                      bool store, uint64_t line, char *why, size_t cap)
+{
+    char *d = rec + c->offset;
+    switch (c->kind) {
+    case MMS_KIND_I8: case MMS_KIND_I16: case MMS_KIND_I32: case MMS_KIND_I64: {
+        int64_t v;
+        int64_t lim = c->size == 8 ? INT64_MAX : (INT64_C(1) << (c->size * 8 - 1)) - 1;
+        if (!parse_i64(p, n, &v) || v > lim || v < -lim - 1)
+            return bad_value(c, p, n, NULL, why, cap);
+        if (c->size == 1) { int8_t x = (int8_t)v; memcpy(d, &x, 1); }
+        else if (c->size == 2) { int16_t x = (int16_t)v; memcpy(d, &x, 2); }
+        else if (c->size == 4) { int32_t x = (int32_t)v; memcpy(d, &x, 4); }
+        else memcpy(d, &v, 8);
+        return true;
+    }
+    case MMS_KIND_U8: case MMS_KIND_U16: case MMS_KIND_U32: case MMS_KIND_U64: {
+        uint64_t v;
+        uint64_t lim = c->size == 8 ? UINT64_MAX : (UINT64_C(1) << (c->size * 8)) - 1;
+        bool neg_zero = n >= 2 && p[0] == '-' && parse_u64(p + 1, n - 1, &v) && v == 0 &&
+                        p[1] != '+';
+        if (!neg_zero && (!parse_u64(p, n, &v) || v > lim))
+            return bad_value(c, p, n, NULL, why, cap);
+        if (c->size == 1) { uint8_t x = (uint8_t)v; memcpy(d, &x, 1); }
+        else if (c->size == 2) { uint16_t x = (uint16_t)v; memcpy(d, &x, 2); }
+        else if (c->size == 4) { uint32_t x = (uint32_t)v; memcpy(d, &x, 4); }
+        else memcpy(d, &v, 8);
+        return true;
+    }
+    case MMS_KIND_F32: {
+        float v;
+        if (!parse_f32(p, n, &v))
+            return bad_value(c, p, n, NULL, why, cap);
+        memcpy(d, &v, 4);
+        return true;
+    }
+    case MMS_KIND_F64: {
+        double v;
+        if (!parse_f64(p, n, &v))
+            return bad_value(c, p, n, NULL, why, cap);
+        memcpy(d, &v, 8);
+        return true;
+    }
+    case MMS_KIND_BOOL:
+        if (n == 4 && memcmp(p, "true", 4) == 0)
+            *d = 1;
+        else if (n == 5 && memcmp(p, "false", 5) == 0)
+            *d = 0;
+        else
+            return bad_value(c, p, n, "is not true or false", why, cap);
+        return true;
+    case MMS_KIND_CHARS:
+        if (n > c->size) {
+            char m[64];
+            snprintf(m, sizeof m, "is longer than %u bytes", c->size);
+            return bad_value(c, p, n, m, why, cap);
+        }
+        if (memchr(p, 0, n))
+            return bad_value(c, p, n, "holds a NUL byte", why, cap);
+        memcpy(d, p, n);
+        memset(d + n, 0, c->size - n);
+        return true;
+    case MMS_KIND_STR: {
+        if (!store)
+            return true;
+        mms_ref ref;
+        int r = mms_str_new(im->s, p, n, &ref);
+        if (r) {
+            snprintf(why, cap, "cannot store a string of %zu bytes: %s", n, mms_strerror(r));
+            return false;
+        }
+        memcpy(d, &ref, 8);
+        return true;
+    }
+    case MMS_KIND_BLOB: {
+        if (n % 2)
+            return bad_value(c, p, n, "is not hex (an odd number of digits)", why, cap);
+        if (store && n / 2 > im->bytes_cap) {
+            char *b = realloc(im->bytes, n / 2);
+            if (!b) {
+                snprintf(why, cap, "out of memory");
+                return false;
+            }
+            im->bytes = b;
+            im->bytes_cap = n / 2;
+        }
+        for (size_t i = 0; i < n; i += 2) {
+            int hi = hexval(p[i]), lo = hexval(p[i + 1]);
+            if (hi < 0 || lo < 0)
+                return bad_value(c, p, n, "is not hex", why, cap);
+            if (store)
+                im->bytes[i / 2] = (char)(hi << 4 | lo);
+        }
+        if (!store)
+            return true;
+        mms_ref ref;
+        int r = mms_str_new(im->s, im->bytes, n / 2, &ref);
+        if (r) {
+            snprintf(why, cap, "cannot store a blob of %zu bytes: %s", n / 2, mms_strerror(r));
+            return false;
+        }
+        memcpy(d, &ref, 8);
+        return true;
+    }
+    case MMS_KIND_REF: {
+        mms_ref ref = MMS_REF_NULL;
+        if (n) {
+            uint64_t idx;
+            if (!parse_u64(p, n, &idx) || idx > MMS_SLOT_MASK)
+                return bad_value(c, p, n, "is not a record index", why, cap);
+            if (c->self && idx >= im->old_slots && !store) {
+                /* A record of this import: checked once the count is known. */
+                if (idx + 1 > im->self_max) {
+                    im->self_max = idx + 1;
+                    im->self_line = line;
+                }
+            } else {
+                mms_table *tt = c->self ? im->t : c->target_t;
+                if (!mms_table_live(tt, idx)) {
+                    char m[96];
+                    snprintf(m, sizeof m, "is not a live record of table %s", c->target);
+                    return bad_value(c, p, n, m, why, cap);
+                }
+            }
+            ref = c->self && !im->t ? MMS_REF_NULL : mms_table_ref(c->self ? im->t : c->target_t,
+                                                                    idx);
+        }
+        memcpy(d, &ref, 8);
+        return true;
+    }
+    default:
+        snprintf(why, cap, "field %s: kind %u cannot be imported", c->name, c->kind);
+        return false;
+    }
+}
+
+static void infer(struct col *c, const char *p, size_t n)
+{
+    if (c->maybe_int) {
+        int64_t v;
+        if (canon_i64(p, n, &v)) {
+            /* |v| <= 2^53 is exact in a double and prints as its digits. */
+            double d;
+            if (c->maybe_float && (v > (INT64_C(1) << 53) || v < -(INT64_C(1) << 53)) &&
+                !canon_f64(p, n, &d))
+                c->maybe_float = false;
+            return;
+        }
+        c->maybe_int = false;
+    }
+    double d;
+    if (c->maybe_float && !canon_f64(p, n, &d))
+        c->maybe_float = false;
+}
+
+static void report_bad(struct imp *im, uint64_t line, const char *why)
+{
+    if (im->nbad < MAX_REPORTED) {
+        progress_clear(&im->pg);
+        fprintf(stderr, "%s: %s:%llu: bad row: %s\n", tool_prog, im->in.name,
+                (unsigned long long)line, why);
+    } else if (im->nbad == MAX_REPORTED) {
+        progress_clear(&im->pg);
+        fprintf(stderr, "%s: %s: more bad rows; only the first %d are listed\n", tool_prog,
+                im->in.name, MAX_REPORTED);
+    }
+}
+
+/* Remember a bad row for pass 2: a bit per row ordinal (at most one bit
+ * per byte of input), only when pass 2 will run with bad rows in it. */
+static int add_bad(struct imp *im, uint64_t ordinal)
+{
+    im->nbad++;
+    if (!im->skip_bad)
+        return 0;
+    size_t w = (size_t)(ordinal / 64);
+    if (w >= im->bad_words) {
+        size_t words = im->bad_words ? im->bad_words : 64;
+        while (words <= w)
+            words *= 2;
+        uint64_t *b = realloc(im->bad, words * sizeof *b);
+        if (!b)
+            return tool_err("out of memory");
+        memset(b + im->bad_words, 0, (words - im->bad_words) * sizeof *b);
+        im->bad = b;
+        im->bad_words = words;
+    }
+    im->bad[w] |= UINT64_C(1) << (ordinal % 64);
+    return 0;
+}
+
+static bool is_bad(const struct imp *im, uint64_t ordinal)
+{
+    size_t w = (size_t)(ordinal / 64);
+    return w < im->bad_words && (im->bad[w] >> (ordinal % 64) & 1);
+}
+
+/* Structural checks of the row just read: NULL if it is a data row with
+ * the right number of fields in valid UTF-8. */
+static const char *row_problem(struct imp *im, char *why, size_t cap)
+{
+    struct csv_reader *rd = &im->rd;
+    if (rd->err)
+        return rd->err;
+    if (rd->nf != im->ncols) {
+        snprintf(why, cap, "%zu field%s, the header has %zu", rd->nf, rd->nf == 1 ? "" : "s",
+                 im->ncols);
+        return why;
+    }
+    if (!utf8_valid(rd->buf + rd->row_start, rd->row_end - rd->row_start))
+        return "invalid UTF-8";
+    return NULL;
+}
+
+/* Position the reader on the first data row. */
+static void rewind_reader(struct imp *im)
+{
+    struct csv_reader *rd = &im->rd;
+    csv_reader_free(rd);
+    csv_reader_init(rd, im->in.buf, im->in.len);
+    rd->pos = im->data_start;
+    rd->line = im->data_line;
+    rd->max_fields = im->ncols + 1; /* enough to tell "too many" */
+}
+
+static int pass1(struct imp *im)
+{
+    struct csv_reader *rd = &im->rd;
+    rewind_reader(im);
+    char why[256];
+    uint64_t ordinal = 0;
+    int r;
+    progress_phase(&im->pg);
+    while ((r = csv_next(rd)) == 1) {
+        uint64_t o = ordinal++;
+        if ((o & 4095) == 0)
+            progress_show(&im->pg, "checking", rd->pos, o, false);
+        if (rd->blank && im->ncols > 1)
+            continue;
+        const char *bad = row_problem(im, why, sizeof why);
+        if (!bad && im->declared) {
+            for (size_t i = 0; i < im->ncols && !bad; i++)
+                if (!put_value(im, &im->cols[i], rd->f[i].p, rd->f[i].n, im->rec, false,
+                               rd->row_line, why, sizeof why))
+                    bad = why;
+        } else if (!bad) {
+            for (size_t i = 0; i < im->ncols; i++)
+                infer(&im->cols[i], rd->f[i].p, rd->f[i].n);
+        }
+        if (bad) {
+            report_bad(im, rd->row_line, bad);
+            if (add_bad(im, o))
+                return 1;
+        } else {
+            im->good++;
+        }
+    }
+    if (r < 0)
+        return tool_err("%s: out of memory", im->in.name);
+    progress_show(&im->pg, "checking", rd->pos, ordinal, true);
+    return 0;
+}
+
+static int pass2(struct imp *im, char *where)
+{
+    struct csv_reader *rd = &im->rd;
+    rewind_reader(im);
+    char why[256];
+    uint64_t ordinal = 0, k = 0;
+    int r;
+    progress_phase(&im->pg);
+    while ((r = csv_next(rd)) == 1) {
+        uint64_t o = ordinal++;
+        if ((o & 4095) == 0)
+            progress_show(&im->pg, "importing", rd->pos, k, false);
+        if (is_bad(im, o))
+            continue;
+        if (rd->blank && im->ncols > 1)
+            continue;
+        if (k == im->good || rd->err || rd->nf != im->ncols)
+            return tool_err("%s:%llu: the file changed while it was imported", im->in.name,
+                            (unsigned long long)rd->row_line);
+        char *rec = where + k * im->record_size;
+        for (size_t i = 0; i < im->ncols; i++)
+            if (!put_value(im, &im->cols[i], rd->f[i].p, rd->f[i].n, rec, true, rd->row_line,
+                           why, sizeof why))
+                return tool_err("%s:%llu: %s", im->in.name, (unsigned long long)rd->row_line,
+                                why);
+        k++;
+    }
+    if (r < 0)
+        return tool_err("%s: out of memory", im->in.name);
+    if (k != im->good)
+        return tool_err("%s: the file changed while it was imported", im->in.name);
+    progress_show(&im->pg, "importing", rd->pos, k, true);
+    return 0;
+}
+
+/* Header row: names of 1 to 47 bytes of UTF-8 without NUL, unique. */
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct col *)a)->name, ((const struct col *)b)->name);
+}
+
+static int read_header(struct imp *im)
+{
+    struct input *in = &im->in;
+    size_t start = 0;
+    if (in->len >= 3 && memcmp(in->buf, "\xef\xbb\xbf", 3) == 0)
+        start = 3; /* a UTF-8 byte-order mark */
+    if (in->len == start)
+        return tool_err("%s is empty: it needs a header row naming the fields", in->name);
+    struct csv_reader *rd = &im->rd;
+    csv_reader_init(rd, in->buf, in->len);
+    rd->pos = start;
+    rd->max_fields = MAX_COLUMNS + 1;
+    int r = csv_next(rd);
+    if (r < 0)
+        return tool_err("%s: out of memory", in->name);
+    if (rd->err)
+        return tool_err("%s:1: header row: %s", in->name, rd->err);
+    if (!utf8_valid(in->buf + rd->row_start, rd->row_end - rd->row_start))
+        return tool_err("%s:1: header row: invalid UTF-8", in->name);
+    if (rd->nf > MAX_COLUMNS)
+        return tool_err("%s:1: header row: more than %u fields", in->name, MAX_COLUMNS);
+    im->ncols = rd->nf;
+    im->cols = calloc(rd->nf, sizeof *im->cols);
+    if (!im->cols)
+        return tool_err("out of memory");
+    for (size_t i = 0; i < rd->nf; i++) {
+        const struct csv_field *f = &rd->f[i];
+        char ex[48];
+        excerpt(f->p, f->n, ex, sizeof ex);
+        if (f->n == 0 || f->n > 47)
+            return tool_err("%s:1: header row: field %zu (\"%s\"): a name is 1 to 47 bytes",
+                            in->name, i + 1, ex);
+        if (memchr(f->p, 0, f->n))
+            return tool_err("%s:1: header row: field %zu: a name cannot hold a NUL byte",
+                            in->name, i + 1);
+        memcpy(im->cols[i].name, f->p, f->n);
+    }
+    struct col *sorted = malloc(rd->nf * sizeof *sorted);
+    if (!sorted)
+        return tool_err("out of memory");
+    memcpy(sorted, im->cols, rd->nf * sizeof *sorted);
+    qsort(sorted, rd->nf, sizeof *sorted, name_cmp);
+    for (size_t i = 1; i < rd->nf; i++)
+        if (strcmp(sorted[i - 1].name, sorted[i].name) == 0) {
+            int rc = tool_err("%s:1: header row: two fields are called %s", in->name,
+                              sorted[i].name);
+            free(sorted);
+            return rc;
+        }
+    free(sorted);
+    im->data_start = rd->pos;
+    im->data_line = rd->line;
+    csv_reader_free(rd);
+    return 0;
+}
+
+/* Kinds and offsets of the columns, and the handles of REF targets.
+ * stored: the existing table's layout, or NULL. */
+static int setup_columns(struct imp *im, const mms_schema *stored, const struct decl *decl,
+                         size_t ndecl)
+{
+    if (decl) {
+        for (size_t i = 0; i < im->ncols; i++) {
+            struct col *c = &im->cols[i];
+            size_t j = 0;
+            while (j < ndecl && strcmp(decl[j].name, c->name) != 0)
+                j++;
+            if (j == ndecl)
+                return tool_err("--schema does not give the kind of column %s", c->name);
+            c->kind = decl[j].kind;
+            c->size = decl[j].size;
+            memcpy(c->target, decl[j].target, sizeof c->target);
+        }
+        if (ndecl != im->ncols)
+            for (size_t j = 0; j < ndecl; j++) {
+                size_t i = 0;
+                while (i < im->ncols && strcmp(decl[j].name, im->cols[i].name) != 0)
+                    i++;
+                if (i == im->ncols)
+                    return tool_err("--schema names field %s, which %s has no column for",
+                                    decl[j].name, im->in.name);
+            }
+        im->declared = true;
+    } else if (stored) {
+        for (size_t i = 0; i < im->ncols; i++) {
+            struct col *c = &im->cols[i];
+            const mms_field *f = NULL;
+            for (uint32_t j = 0; j < stored->nfields && !f; j++)
+                if (strcmp(stored->fields[j].name, c->name) == 0)
+                    f = &stored->fields[j];
+            if (!f)
+                return tool_err("table %s has no field %s (a column of %s)", im->table, c->name,
+                                im->in.name);
+            c->kind = f->kind;
+            c->size = f->size;
+            c->offset = f->offset;
+            if (f->kind == MMS_KIND_REF)
+                snprintf(c->target, sizeof c->target, "%s", f->target ? f->target : "");
+        }
+        for (uint32_t j = 0; j < stored->nfields; j++) {
+            size_t i = 0;
+            while (i < im->ncols && strcmp(stored->fields[j].name, im->cols[i].name) != 0)
+                i++;
+            if (i == im->ncols)
+                return tool_err("table %s has a field %s, for which %s has no column", im->table,
+                                stored->fields[j].name, im->in.name);
+        }
+        im->record_size = stored->record_size;
+        im->declared = true;
+    } else {
+        for (size_t i = 0; i < im->ncols; i++)
+            im->cols[i].maybe_int = im->cols[i].maybe_float = true;
+    }
+    for (size_t i = 0; i < im->ncols; i++) {
+        struct col *c = &im->cols[i];
+        if (c->kind != MMS_KIND_REF)
+            continue;
+        c->self = strcmp(c->target, im->table) == 0;
+        if (c->self)
+            continue;
+        int r = mms_table_find(im->s, c->target, &c->target_t);
+        if (r == MMS_ENOENT)
+            return tool_err("field %s refers to table %s, which does not exist", c->name,
+                            c->target);
+        if (r)
+            return tool_fail("cannot open a table of", im->dir, r);
+    }
+    return 0;
+}
+
+static int build_schema(struct imp *im, mms_schema *sc, mms_field **fields)
+{
+    mms_field *f = calloc(im->ncols, sizeof *f);
+    if (!f)
+        return tool_err("out of memory");
+    for (size_t i = 0; i < im->ncols; i++) {
+        const struct col *c = &im->cols[i];
+        f[i] = (mms_field){c->name, c->kind, c->offset, c->size,
+                           c->kind == MMS_KIND_REF ? c->target : NULL, NULL};
+    }
+    sc->record_size = im->record_size;
+    sc->nfields = (uint32_t)im->ncols;
+    sc->fields = f;
+    *fields = f;
+    return 0;
+}
+
+static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *imported)
+{
+    int rc, r;
+    /* 2. The transaction first: the layout read below is the one the rows
+     * are appended to. */
+    if ((r = mms_txn_begin(im->s, 0)))
+        return tool_fail("cannot begin a transaction on", im->dir, r);
+    mms_table *t = NULL;
+    const mms_schema *stored = NULL;
+    r = mms_table_find(im->s, im->table, &t);
+    if (r && r != MMS_ENOENT)
+        return tool_fail("cannot open a table of", im->dir, r);
+    if (!r) {
+        stored = mms_table_schema(t);
+        if (!stored)
+            return tool_err("%s: cannot read the layout of table %s", im->dir, im->table);
+        im->t = t;
+        im->old_slots = mms_table_slots(t);
+    }
+    if ((rc = setup_columns(im, stored, decl, ndecl)))
+        return rc;
+    mms_field *fields = NULL;
+    mms_schema sc;
+    if (decl) {
+        if ((rc = layout_columns(im->cols, im->ncols, &im->record_size)) ||
+            (rc = build_schema(im, &sc, &fields)))
+            return rc;
+        if (stored && !same_layout(&sc, stored)) {
+            char a[1024], b[1024];
+            describe_schema(stored, a, sizeof a);
+            describe_schema(&sc, b, sizeof b);
+            free(fields);
+            return tool_err("table %s exists with another layout; nothing imported\n"
+                            "  stored:   %s\n  --schema: %s", im->table, a, b);
+        }
+    }
+    if (im->declared) {
+        im->rec = calloc(1, im->record_size ? im->record_size : 1);
+        if (!im->rec) {
+            free(fields);
+            return tool_err("out of memory");
+        }
+    }
+    /* 3. */
+    if ((rc = pass1(im))) {
+        free(fields);
+        return rc;
+    }
+    /* 4. */
+    if (im->nbad && !im->skip_bad) {
+        free(fields);
+        progress_clear(&im->pg);
+        return tool_err("%s: %zu bad row%s; nothing imported (--skip-bad skips them)",
+                        im->in.name, im->nbad, im->nbad == 1 ? "" : "s");
+    }
+    if (im->self_max > im->old_slots + im->good) {
+        free(fields);
+        progress_clear(&im->pg);
+        return tool_err("%s:%llu: a ref to record %llu of table %s, which will have %llu "
+                        "records; nothing imported",
+                        im->in.name, (unsigned long long)im->self_line,
+                        (unsigned long long)(im->self_max - 1), im->table,
+                        (unsigned long long)(im->old_slots + im->good));
+    }
+    /* 5. */
+    if (!im->declared) {
+        for (size_t i = 0; i < im->ncols; i++) {
+            struct col *c = &im->cols[i];
+            bool any = im->good > 0;
+            c->kind = any && c->maybe_int ? MMS_KIND_I64
+                      : any && c->maybe_float ? MMS_KIND_F64
+                                              : MMS_KIND_STR;
+            c->size = 8;
+        }
+        if ((rc = layout_columns(im->cols, im->ncols, &im->record_size)) ||
+            (rc = build_schema(im, &sc, &fields)))
+            return rc;
+    }
+    if (!im->t) {
+        r = mms_table_open(im->s, im->table, &sc, MMS_TABLE_CREATE, &t);
+        free(fields);
+        fields = NULL;
+        if (r)
+            return tool_fail("cannot create a table in", im->dir, r);
+        im->t = t;
+    }
+    free(fields);
+    uint64_t first = 0;
+    void *where = NULL;
+    if (im->good && (r = mms_table_append_many(im->t, im->good, &first, &where)))
+        return tool_fail("cannot append to a table of", im->dir, r);
+    /* 6. */
+    if (im->good && (rc = pass2(im, where)))
+        return rc;
+    /* 7. */
+    progress_text(&im->pg, "committing");
+    if ((r = mms_txn_commit(im->s)))
+        return tool_fail("cannot commit the import into", im->dir, r);
+    progress_clear(&im->pg);
+    *imported = im->good;
+    return 0;
+}
+
+int cmd_import(int argc, char **argv)
+{
+    const char *pos[3], *spec = NULL;
+    bool skip_bad = false;
+    const struct tool_opt opts[] = {{"--schema", true, &spec, NULL},
+                                    {"--skip-bad", false, NULL, &skip_bad}};
+    int rc = tool_parse_args(argc, argv, pos, 3, opts, 2);
+    if (rc)
+        return rc;
+    size_t tl = strlen(pos[1]);
+    if (tl == 0 || tl > 63)
+        return tool_usage_err("import", "a table name is 1 to 63 bytes");
+    struct decl *decl = NULL;
+    size_t ndecl = 0;
+    if (spec && (rc = spec_parse(spec, &decl, &ndecl)))
+        return rc;
+    double t0 = now_s();
+    struct imp im;
+    memset(&im, 0, sizeof im);
+    im.dir = pos[0];
+    im.table = pos[1];
+    im.skip_bad = skip_bad;
+    if ((rc = input_load(&im.in, pos[2]))) {
+        free(decl);
+        return rc;
+    }
+    if ((rc = read_header(&im)))
+        goto out;
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE;
+    int r = mms_open(im.dir, &o, &im.s);
+    if (r) {
+        rc = tool_fail("cannot open", im.dir, r);
+        goto out;
+    }
+    progress_init(&im.pg, im.in.len);
+    uint64_t imported = 0;
+    rc = run(&im, decl, ndecl, &imported);
+    progress_clear(&im.pg);
+    if (rc)
+        mms_txn_abort(im.s); /* MMS_ENOTXN if it never began or committed */
+    r = mms_close(im.s);
+    if (r && !rc)
+        rc = tool_fail("cannot close", im.dir, r);
+    if (!rc) {
+        double el = now_s() - t0;
+        printf("imported %llu row%s into %s, skipped %zu bad row%s, in %.3f s (%.0f rows/s)\n",
+               (unsigned long long)imported, imported == 1 ? "" : "s", im.table, im.nbad,
+               im.nbad == 1 ? "" : "s", el, el > 0 ? (double)imported / el : 0.0);
+        if (fflush(stdout) != 0)
+            rc = tool_err("cannot write the output: %s", strerror(errno));
+    }
+out:
+    csv_reader_free(&im.rd);
+    input_free(&im.in);
+    free(im.cols);
+    free(im.rec);
+    free(im.bytes);
+    free(im.bad);
+    free(decl);
+    return rc;
+}
