@@ -515,6 +515,7 @@ int mms__drop_private(mms_store *s);
 uint32_t mms__table_unit(const mms_store *s, uint32_t id);
 int mms__tables_verify(mms_store *s, char *msg, size_t cap);
 void mms__tables_free(mms_store *s);
+void mms__tables_forget(mms_store *s); /* a transaction was undone */
 /* Delete region files the header does not name (after a checkpoint). */
 void mms__gc_files(mms_store *s, const struct mms__rent *rt, uint32_t nregions);
 /* Create the file of region id, generation gen, preallocated, and map it

@@ -268,6 +268,14 @@ static void table_free(mms_table *t)
     free(t);
 }
 
+/* A transaction was undone: its layouts may come back under the same
+ * layout_gen with other fields, so every cached schema is rebuilt. */
+void mms__tables_forget(mms_store *s)
+{
+    for (mms_table *t = s->tables; t; t = t->next)
+        t->schema_gen = UINT64_MAX;
+}
+
 void mms__tables_free(mms_store *s)
 {
     for (mms_table *t = s->tables, *n; t; t = n) {
@@ -363,6 +371,8 @@ int mms__region_new(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes)
          * not name it, nobody maps it. */
         mms__os_unlinkat(s->dirfd, name);
         r = mms__region_open_file(s, id, gen, true, true, &fd);
+        if (!r)
+            mms__detail_clear();
     }
     if (r)
         return r;
@@ -607,6 +617,8 @@ static int table_migrate(mms_store *s, mms_table *t, const mms_schema *sc)
     if (r == -EEXIST) {
         mms__os_unlinkat(s->dirfd, name);
         r = mms__region_open_file(s, id, gen, true, true, &fd);
+        if (!r)
+            mms__detail_clear();
     }
     if (r) {
         free(plan);
@@ -776,7 +788,12 @@ void *mms_table_array(const mms_table *t)
 void *mms_table_get(const mms_table *t, uint64_t i)
 {
     const struct mms__tabent *e = t ? ent(t) : NULL;
-    return e && i < e->count ? rec_at(t, e, i) : NULL;
+    if (!e || i >= e->count)
+        return NULL;
+    /* Outside a read transaction the catalog may be ahead of the mapping. */
+    if ((i + 1) * e->record_size > t->s->reg[t->region].mapped)
+        return NULL;
+    return rec_at(t, e, i);
 }
 
 int mms_table_live(const mms_table *t, uint64_t i)

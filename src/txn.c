@@ -244,6 +244,7 @@ int mms_txn_begin(mms_store *s, unsigned flags)
 static void undo(mms_store *s)
 {
     mms__drop_private(s);
+    mms__tables_forget(s);
     s->dir_dirty = false;
     int r = mms__map_follow(s);
     if (r && !s->poisoned)
