@@ -307,6 +307,12 @@ static int journal_map(mms_store *s, uint8_t **j, uint64_t *size)
     *j = NULL;
     if (*size <= MMS__JDATA)
         return 0;
+    /* Usually the journal holds no group (a checkpoint emptied it): one
+     * small read says so, without mapping the preallocated file. */
+    struct mms__jbegin b;
+    if (*size >= MMS__JDATA + sizeof b && mms__os_pread(s->jfd, &b, sizeof b, MMS__JDATA) == 0 &&
+        (b.type != MMS__JR_BEGIN || b.txn_id != s->J->start_txn + 1))
+        return 0;
     char *m;
     r = mms__os_map(s->jfd, *size, false, &m);
     if (r)

@@ -371,8 +371,9 @@ int mms__recover(mms_store *s)
         if (!r && foreign)
             r = mms__journal_reset(s, h->uuid, h->txn_id);
     }
-    /* With the journal empty, no record names an old region file. */
-    if (!r && s->jfd_rw && s->J->end == MMS__JDATA)
+    /* The recovery ended with a checkpoint: no journal record names an old
+     * region file any more. */
+    if (!r && s->jfd_rw && (replayed || s->J->start_txn == UINT64_MAX))
         mms__gc_files(s, rt, h->nregions);
     if (!r)
         __atomic_store_n(&s->L->published, h->txn_id, __ATOMIC_RELEASE);
