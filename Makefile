@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 CTEST      = ctest --output-on-failure -j $(JOBS)
 
-.PHONY: all build asan-build test test-release asan demo demo-counter ucd-data install clean
+.PHONY: all build asan-build test test-release asan demo demo-counter ucd-data bench bench-quick install clean
 
 all: build
 
@@ -61,6 +61,24 @@ demo-counter: build
 	$(BUILD)/counter_list $(BUILD)/demo.mms
 	$(BUILD)/mms info $(BUILD)/demo.mms
 	$(BUILD)/mms verify $(BUILD)/demo.mms
+
+# Benchmarks against LMDB, SQLite, libpmemobj, Boost.Interprocess and a
+# malloc'd array (bench/README.md). Results: bench/results/latest.{md,csv,*.png}.
+# Not part of make test. The peers are installed from Debian if missing; the
+# build is reconfigured so their harnesses are built.
+bench:
+	bench/install-peers.sh
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	python3 bench/run.py --build $(BUILD) --data $(BUILD)/bench-data
+
+# The same at small sizes, under a minute, to check the harness (results in
+# $(BUILD)/bench-quick, not committed).
+bench-quick:
+	bench/install-peers.sh
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	python3 bench/run.py --quick --build $(BUILD) --data $(BUILD)/bench-data --out $(BUILD)/bench-quick
 
 install:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
