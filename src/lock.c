@@ -110,7 +110,14 @@ bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16])
 
 void mms__lock_init(struct mms__lock *L, const uint8_t uuid[16])
 {
-    memset(L, 0, sizeof *L);
+    /* Slots that are already zero (every slot after clean closes) are not
+     * written: a store into a page of the shared file is a page fault and
+     * makes the page dirty, and this runs at every first open. */
+    memset(L, 0, offsetof(struct mms__lock, slot));
+    static const struct mms__rslot zero;
+    for (uint32_t i = 0; i < MMS__NSLOTS; i++)
+        if (memcmp(&L->slot[i], &zero, sizeof zero) != 0)
+            memset(&L->slot[i], 0, sizeof zero);
     L->magic = MMS__LMAGIC;
     L->version = MMS__LVERSION;
     L->size = sizeof *L;

@@ -106,6 +106,8 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
     struct mms__region *g = &s->reg[id];
     /* The handle owns fd from here on, whatever happens. */
     g->fd = fd;
+    for (uint32_t k = s->nmapped; k < id; k++) /* skipped ids hold no file */
+        s->reg[k].fd = -1;
     if (id >= s->nmapped)
         s->nmapped = id + 1;
     uint64_t fsize;

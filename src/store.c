@@ -312,7 +312,7 @@ static void store_free(mms_store *s)
     free(s->dirty.changed);
     free(s->jbuf);
     free(s->path);
-    free(s);
+    mms__os_unmap(s, sizeof *s);
 }
 
 /* Read region 0's header and region table (through fd, not a mapping). */
@@ -323,10 +323,20 @@ static int hdr_read(int fd, char *hbuf, uint64_t *fsize)
         r = *fsize < 8 ? mms__fail(MMS_ENOTSTORE, "region 0 is too short to be a store")
                        : MMS__CORRUPT("region 0 is %llu bytes, shorter than its header",
                                       (unsigned long long)*fsize);
+    /* The header page and the region table entries in use: the rest of
+     * hbuf is left alone (fewer bytes copied and, in a new process, fewer
+     * stack pages touched; each first touch is a page fault). */
     if (!r)
-        r = mms__os_pread(fd, hbuf, MMS__HDR_BYTES, 0);
+        r = mms__os_pread(fd, hbuf, 2 * MMS__PAGE, 0);
     if (!r)
         r = mms__hdr_check_static((const struct mms__hdr *)(const void *)hbuf, *fsize);
+    if (r)
+        return r;
+    uint32_t n = ((const struct mms__hdr *)(const void *)hbuf)->nregions;
+    uint64_t need = MMS__PAGE + mms__round_up((uint64_t)(n < MMS_MAX_REGIONS ? n : MMS_MAX_REGIONS) *
+                                              sizeof(struct mms__rent), MMS__PAGE);
+    if (need > 2 * MMS__PAGE)
+        r = mms__os_pread(fd, hbuf + 2 * MMS__PAGE, need - 2 * MMS__PAGE, 2 * MMS__PAGE);
     return r;
 }
 
@@ -336,13 +346,13 @@ static int hdr_read(int fd, char *hbuf, uint64_t *fsize)
  * the first handle opens the store, and when a writer finds that the last
  * one died (then with the writer lock held and the gate closed).
  */
+static int recover_hdr(mms_store *s, int fd, char *hbuf, uint64_t fsize);
+
 int mms__recover(mms_store *s)
 {
     char hbuf[MMS__HDR_BYTES];
-    const struct mms__hdr *h = (const struct mms__hdr *)(const void *)hbuf;
-    const struct mms__rent *rt = (const struct mms__rent *)(const void *)(hbuf + MMS__PAGE);
     int fd;
-    uint64_t fsize, replayed, last;
+    uint64_t fsize;
     int r = mms__region_open_file(s, 0, 0, false, false, &fd);
     if (r == -ENOENT)
         return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
@@ -350,7 +360,18 @@ int mms__recover(mms_store *s)
         return r;
     r = hdr_read(fd, hbuf, &fsize);
     if (!r)
-        r = mms__journal_load(s, h->uuid);
+        r = recover_hdr(s, fd, hbuf, fsize);
+    mms__os_close(fd);
+    return r;
+}
+
+/* Recovery, with region 0 open as fd and its header read into hbuf. */
+static int recover_hdr(mms_store *s, int fd, char *hbuf, uint64_t fsize)
+{
+    const struct mms__hdr *h = (const struct mms__hdr *)(const void *)hbuf;
+    const struct mms__rent *rt = (const struct mms__rent *)(const void *)(hbuf + MMS__PAGE);
+    uint64_t replayed, last;
+    int r = mms__journal_load(s, h->uuid);
     if (!r)
         r = mms__journal_recover(s, h->txn_id, s->jfd_rw, &replayed, &last);
     if (!r && replayed)
@@ -377,7 +398,6 @@ int mms__recover(mms_store *s)
         mms__gc_files(s, rt, h->nregions);
     if (!r)
         __atomic_store_n(&s->L->published, h->txn_id, __ATOMIC_RELEASE);
-    mms__os_close(fd);
     return r;
 }
 
@@ -440,9 +460,10 @@ static void lock_detach(mms_store *s)
 }
 
 /* The first handle: recover the store and (re)initialise the lock file. */
-static int open_alone(mms_store *s, const mms_options *o)
+static int open_alone(mms_store *s, const mms_options *o, bool exists)
 {
-    bool exists = faccessat(s->dirfd, "region-0-0", F_OK, 0) == 0;
+    if (!exists) /* looked at before the lock; another process may have created it */
+        exists = faccessat(s->dirfd, "region-0-0", F_OK, 0) == 0;
     int r;
     if (!exists) {
         if (!(o->flags & MMS_CREATE))
@@ -457,18 +478,17 @@ static int open_alone(mms_store *s, const mms_options *o)
     uint64_t fsize;
     int fd;
     r = mms__region_open_file(s, 0, 0, false, false, &fd);
-    if (!r) {
-        r = hdr_read(fd, hbuf, &fsize);
-        mms__os_close(fd);
-    }
     if (r)
         return r;
-    mms__lock_init(s->L, ((const struct mms__hdr *)(const void *)hbuf)->uuid);
-    s->J = &s->L->j;
-    if (!r)
+    r = hdr_read(fd, hbuf, &fsize);
+    if (!r) {
+        mms__lock_init(s->L, ((const struct mms__hdr *)(const void *)hbuf)->uuid);
+        s->J = &s->L->j;
         r = mms__journal_open(s);
+    }
     if (!r)
-        r = mms__recover(s);
+        r = recover_hdr(s, fd, hbuf, fsize);
+    mms__os_close(fd);
     if (r)
         return r;
     __atomic_store_n(&s->L->init_done, 1, __ATOMIC_RELEASE);
@@ -479,9 +499,9 @@ static int open_alone(mms_store *s, const mms_options *o)
 
 /* Other handles have it open: the lock file is theirs and ours. */
 enum { OPEN_RETRY = 1 };
-static int open_shared(mms_store *s, const mms_options *o)
+static int open_shared(mms_store *s, const mms_options *o, bool exists)
 {
-    if (faccessat(s->dirfd, "region-0-0", F_OK, 0) != 0)
+    if (!exists && faccessat(s->dirfd, "region-0-0", F_OK, 0) != 0)
         return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
     if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL))
         return mms__fail(-EEXIST, "%s already holds a store", s->path);
@@ -555,12 +575,12 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
         return mms__fail(MMS_ENOTSUP, "the system page size is %ld; mmstore needs 4096",
                          mms__os_page_size());
 
-    mms_store *s = calloc(1, sizeof *s);
-    if (!s)
+    /* 70 KB, mostly the region array: mapped, not calloc'd, so that only
+     * the pages in use are ever touched (reg[i] is valid for i < nmapped). */
+    mms_store *s;
+    if (mms__os_anon(sizeof *s, (char **)&s))
         return -ENOMEM;
     s->dirfd = s->jfd = s->lockfd = s->dirty_fd = -1;
-    for (int i = 0; i < MMS_MAX_REGIONS; i++)
-        s->reg[i].fd = -1;
     s->slot = UINT32_MAX;
     s->fork_gen = fork_gen;
     s->flags = env_flags(o->flags);
@@ -601,7 +621,8 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
         goto fail;
     }
     s->dirfd = r;
-    if (faccessat(s->dirfd, "region-0-0", F_OK, 0) != 0 && !(o->flags & MMS_CREATE)) {
+    bool exists = faccessat(s->dirfd, "region-0-0", F_OK, 0) == 0;
+    if (!exists && !(o->flags & MMS_CREATE)) {
         r = mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", path);
         goto fail;
     }
@@ -610,7 +631,7 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     for (int attempt = 0;; attempt++) {
         r = lock_attach(s, &alone);
         if (!r)
-            r = alone ? open_alone(s, o) : open_shared(s, o);
+            r = alone ? open_alone(s, o, exists) : open_shared(s, o, exists);
         if (r != OPEN_RETRY || attempt == 10)
             break;
         lock_detach(s);
