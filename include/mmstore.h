@@ -210,7 +210,11 @@ enum mms_dirty_backend {
 typedef struct mms_options {
     unsigned flags;            /* MMS_CREATE, MMS_RDONLY, ... */
     uint64_t reserve;          /* address space reserved per region: the most a
-                                  region can grow to while open; 0 = 256 GiB */
+                                  region can grow to while open (at least its
+                                  size at open; less when the process runs out
+                                  of address space). 0: 256 GiB for the heap,
+                                  64 GiB per table, or twice the size at open
+                                  if that is more */
     uint64_t grow_step;        /* least growth of a region file; 0 = 64 MiB */
     uint64_t checkpoint_bytes; /* checkpoint when the journal passes this;
                                   0 = 64 MiB */

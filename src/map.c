@@ -114,11 +114,27 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
     int r = file_size(fd, id, committed, &fsize);
     if (r)
         return r;
-    uint64_t reserve = s->reserve;
+    /* The default: 256 GiB for the heap, 64 GiB per table, so that the
+     * most regions a store can have (1024) fit in the 128 TiB of address
+     * space a process has on x86-64; a region larger than half of that
+     * gets twice its size, room to grow while the handle is open. A reserve
+     * the user gave is the limit, or the file's size if that is larger. */
+    uint64_t reserve = s->reserve ? s->reserve : (uint64_t)(id ? 64 : 256) << 30;
+    if (!s->reserve && reserve / 2 < fsize)
+        reserve = mms__round_up(2 * fsize, MMS__SEG);
     if (reserve < fsize)
         reserve = mms__round_up(fsize, MMS__SEG);
     char *base;
     r = mms__os_reserve(reserve, &base);
+    /* Out of address space (a large reserve option, many regions): less,
+     * down to the file's size; growing past a reservation fails with
+     * MMS_EFULL. */
+    uint64_t least = mms__round_up(fsize ? fsize : 1, MMS__SEG);
+    while (r == -ENOMEM && reserve > least) {
+        reserve = mms__round_up(reserve / 4, MMS__SEG) > least ? mms__round_up(reserve / 4, MMS__SEG)
+                                                               : least;
+        r = mms__os_reserve(reserve, &base);
+    }
     if (r)
         return mms__fail(r, "cannot reserve %llu bytes of address space for region %u",
                          (unsigned long long)reserve, id);

@@ -584,7 +584,7 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     s->slot = UINT32_MAX;
     s->fork_gen = fork_gen;
     s->flags = env_flags(o->flags);
-    s->reserve = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : (uint64_t)256 << 30;
+    s->reserve = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : 0; /* 0: map.c's defaults */
     s->grow_step = o->grow_step ? o->grow_step : (uint64_t)64 << 20;
     s->checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes : (uint64_t)64 << 20;
     const char *keep = getenv("MMS_KEEP_PAGES");

@@ -453,30 +453,40 @@ static int table_create(mms_store *s, const char *name, const mms_schema *sc, mm
         id++;
     if (id >= MMS_MAX_REGIONS)
         return mms__fail(MMS_EFULL, "a store holds at most %u tables", MMS_MAX_REGIONS - 1);
-    struct mms__tabent *e;
-    int idx;
-    int r = catalog_add(s, &e, &idx);
+    /* Everything that can fail comes first, and is undone if a later step
+     * fails; the header and the catalog change last, when nothing can: a
+     * failed create leaves the transaction as it was. */
+    uint32_t gen = id < h->nregions ? rt[id].gen + 1 : 0;
+    int r = mms__region_new(s, id, gen, s->grow_step < ((uint64_t)1 << 20) ? s->grow_step : (1u << 20));
     if (r)
         return r;
     mms_ref fields;
     r = fdescs_new(s, name, id, sc, &fields);
-    if (r)
+    struct mms__tabent *e;
+    int idx;
+    if (!r) {
+        r = catalog_add(s, &e, &idx);
+        if (r)
+            mms_free(s, fields);
+    }
+    if (r) {
+        char file[64];
+        snprintf(file, sizeof file, "region-%u-%u", id, gen);
+        mms__map_unmap_region(s, id);
+        mms__os_unlinkat(s->dirfd, file);
         return r;
-    e = &catalog(s)->t[idx]; /* fdescs_new allocated: refresh */
+    }
     snprintf(e->name, sizeof e->name, "%s", name);
     e->region = (uint16_t)id;
     e->nfields = (uint16_t)sc->nfields;
     e->record_size = sc->record_size;
     e->fields = fields;
-    uint32_t gen = id < h->nregions ? rt[id].gen + 1 : 0;
     rt[id].size = 0;
     rt[id].gen = gen;
     rt[id].kind = MMS__RK_TABLE;
     if (id >= h->nregions)
         h->nregions = id + 1;
-    r = mms__region_new(s, id, gen, s->grow_step < ((uint64_t)1 << 20) ? s->grow_step : (1u << 20));
-    if (r)
-        return r;
+    s->view.unit[id] = sc->record_size; /* mapped before its entry existed */
     return handle_for(s, idx, t);
 }
 

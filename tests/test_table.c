@@ -52,6 +52,8 @@
  *  5. bad       Bad names and schemas, deletes of dead or missing slots,
  *               operations outside a transaction, a table created by an
  *               aborted transaction, mms_tables, many tables.
+ *  6. limits    1023 tables (the most) in one handle, reopened; creates
+ *               that fail at each step (injected) leave no trace.
  *
  * Wrong answers of a kind the library is known to give (a stale layout from
  * mms_table_schema(), a record pointer outside the store) are reported as
@@ -3838,6 +3840,101 @@ TEST(test_edges)
             "%.1f s\n", (now_us() - t0) / 1e6);
 }
 
+/* ========================================================================
+ * 6. The region limit: 1023 tables, the most a store holds, in one handle
+ *    (with fixed 256 GiB reservations the address space ran out at ~510),
+ *    reopened (the region table is then longer than the two pages a
+ *    header read takes first). A create that fails -- injected ENOSPC
+ *    making the file, ENOMEM mapping it -- leaves no trace: same tables,
+ *    same heap objects, no file, and the transaction commits.
+ * ======================================================================== */
+TEST(test_limits)
+{
+    const char *path = tpath("table-limits");
+    double t0 = now_us();
+    mms_store *s = sopen(path, MMS_CREATE);
+    const unsigned most = MMS_MAX_REGIONS - 1;
+    OK(mms_txn_begin(s, 0));
+    unsigned made = 0, refused = 0;
+    for (unsigned i = 0; i < most; i++) {
+        if (i % 100 == 50) {
+            /* A failure at each step of making a region. */
+            static const struct {
+                enum mms__op op;
+                const char *name;
+                unsigned long nth;
+                int err;
+            } inj[] = {{MMS__OP_FALLOCATE, "fallocate", 1, ENOSPC}, {MMS__OP_OPEN, "open", 1, EMFILE},
+                       {MMS__OP_MMAP, "mmap", 2, ENOMEM}, {MMS__OP_MMAP, "mmap", 3, ENOMEM},
+                       {MMS__OP_MMAP, "mmap", 4, ENOMEM}};
+            size_t n0, n1;
+            OK(mms_tables(s, NULL, 0, &n0));
+            uint64_t h0 = heap_objects(s);
+            unsigned k = (i / 100) % (sizeof inj / sizeof inj[0]);
+            CTX("limits: create with %s %d at call %lu", inj[k].name, inj[k].err,
+                inj[k].nth);
+            mms__fault_arm(inj[k].op, inj[k].nth, inj[k].err);
+            mms_table *t = NULL;
+            int r = mms_table_open(s, "doomed", &r2_schema, MMS_TABLE_CREATE, &t);
+            mms__fault_reset();
+            if (r == 0) {
+                BUG("the create succeeded despite the injected failure");
+            } else {
+                refused++;
+                ASSERT(t == NULL);
+                OK(mms_tables(s, NULL, 0, &n1));
+                ASSERT_EQ(n1, n0);
+                ASSERT_EQ(heap_objects(s), h0);
+                FAILS(mms_table_find(s, "doomed", &t), MMS_ENOENT);
+            }
+        }
+        char name[16];
+        snprintf(name, sizeof name, "t%04u", i);
+        CTX("limits: table %u", i);
+        mms_table *t;
+        OK(mms_table_open(s, name, &r2_schema, MMS_TABLE_CREATE, &t));
+        struct r2 rec = {(uint8_t)i, {(char)('a' + i % 26), 0}};
+        OK(mms_table_append(t, &rec, NULL));
+        made++;
+    }
+    mms_table *t = NULL;
+    FAILS(mms_table_open(s, "one-too-many", &r2_schema, MMS_TABLE_CREATE, &t), MMS_EFULL);
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    OK(mms_close(s));
+    for (int ro = 1; ro >= 0; ro--) {
+        CTX("limits: reopened %s", ro ? "read-only" : "read-write");
+        s = sopen(path, ro ? MMS_RDONLY : 0);
+        size_t n;
+        OK(mms_tables(s, NULL, 0, &n));
+        ASSERT_EQ(n, most);
+        for (unsigned i = 0; i < most; i += 97) {
+            char name[16];
+            snprintf(name, sizeof name, "t%04u", i);
+            OK(mms_table_find(s, name, &t));
+            ASSERT_EQ(mms_table_count(t), 1);
+            const struct r2 *r = mms_table_get(t, 0);
+            ASSERT_EQ(r->a, (uint8_t)i);
+        }
+        if (!ro) {
+            /* No file of the failed creates is left once a checkpoint ran. */
+            OK(mms_checkpoint(s));
+            DIR *d = opendir(path);
+            ASSERT(d);
+            unsigned files = 0;
+            for (struct dirent *de; (de = readdir(d));)
+                files += strncmp(de->d_name, "region-", 7) == 0;
+            closedir(d);
+            ASSERT_EQ(files, most + 1);
+        }
+        verify_ok(s);
+        OK(mms_close(s));
+    }
+    rmrf(path);
+    fprintf(stderr, "   %u tables, %u failed creates left no trace; %.1f s\n", made, refused,
+            (now_us() - t0) / 1e6);
+}
+
 int main(int argc, char **argv)
 {
     info_buf = malloc(sizeof *info_buf);
@@ -3866,6 +3963,7 @@ int main(int argc, char **argv)
     RUN(test_reader);
     RUN(test_reader_stress);
     RUN(test_crash);
+    RUN(test_limits);
     free(info_buf);
     free(strbuf);
     if (bugs) {
