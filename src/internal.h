@@ -361,6 +361,7 @@ int mms__os_reserve(uint64_t len, char **out);
 int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool shared, bool writable);
 /* Map fd[0,len) shared read-write anywhere. */
 int mms__os_map(int fd, uint64_t len, bool writable, char **out);
+/* len bytes of zeroed private memory, anywhere (free with mms__os_unmap). */
 int mms__os_anon(uint64_t len, char **out);
 int mms__os_remap(char *old, uint64_t oldlen, uint64_t newlen, char **out);
 int mms__os_unmap(void *addr, uint64_t len);

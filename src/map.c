@@ -131,8 +131,8 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
      * MMS_EFULL. */
     uint64_t least = mms__round_up(fsize ? fsize : 1, MMS__SEG);
     while (r == -ENOMEM && reserve > least) {
-        reserve = mms__round_up(reserve / 4, MMS__SEG) > least ? mms__round_up(reserve / 4, MMS__SEG)
-                                                               : least;
+        uint64_t less = mms__round_up(reserve / 4, MMS__SEG);
+        reserve = less > least ? less : least;
         r = mms__os_reserve(reserve, &base);
     }
     if (r)
