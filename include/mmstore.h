@@ -603,7 +603,11 @@ uint64_t mms_table_slots(const mms_table *t); /* live + deleted: the array's len
  * (char *)array + i * record_size. Valid until mms_close. */
 void *mms_table_array(const mms_table *t);
 
-/* Record i (live or deleted), or NULL if i >= slots. */
+/* Record i (live or deleted), or NULL if i >= slots. A compare and a
+ * multiply: the handle keeps what it needs from the catalog until a table
+ * write call, an abort, or a transaction that sees other commits. Outside
+ * a read transaction, records another process appended since this handle's
+ * last transaction may not be found (NULL). */
 void *mms_table_get(const mms_table *t, uint64_t i);
 
 /* 1 if record i is live, 0 if deleted or out of range. */

@@ -427,6 +427,9 @@ struct mms_store {
     int read_active;       /* inside a read transaction */
     bool jfd_rw;           /* the journal is open for writing */
     uint64_t seen;         /* txn the mappings (and kept private pages) reflect */
+    uint64_t tab_epoch;    /* + 1 whenever a table's catalog entry may change (a table
+                              write call, an undo, following commits): the tables'
+                              cached views are valid while it stays (table.c) */
     struct mms__jstate *J; /* &L->j */
     /* Which heap units start a segment (alloc.c). A cache of what walking
      * the segment chain says, so a ref can be checked in O(1); kept up to

@@ -281,6 +281,7 @@ void mms__map_unmap_all(mms_store *s)
 
 int mms__map_follow(mms_store *s)
 {
+    s->tab_epoch++; /* the catalog may have changed with the header */
     const struct mms__hdr *h = mms__hdr(s);
     const struct mms__rent *rt = mms__rtab(s);
     uint32_t n = h->nregions < MMS_MAX_REGIONS ? h->nregions : MMS_MAX_REGIONS;
