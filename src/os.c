@@ -104,8 +104,15 @@ static struct {
 
 /* After fork(): the child reads MMS_FAULT and MMS_CRASH afresh (a test sets
  * them between fork and the child's first call). */
+/* getpid() is a system call (glibc stopped caching it), and read
+ * transactions and commits ask: cached, and forgotten in a forked child
+ * (mms__os_after_fork, from store.c's pthread_atfork handler, registered
+ * at the first open, before any handle can ask). */
+static uint32_t pid_cached;
+
 void mms__os_after_fork(void)
 {
+    pid_cached = 0;
     fault.env_done = 0; /* armed faults stay armed; the environment adds */
     crash.init = 0;
     crash.count = 0;
@@ -295,7 +302,12 @@ void mms__os_futex_wake(uint32_t *word)
 
 uint32_t mms__os_pid(void)
 {
-    return (uint32_t)getpid();
+    uint32_t p = __atomic_load_n(&pid_cached, __ATOMIC_RELAXED);
+    if (!p) {
+        p = (uint32_t)getpid();
+        __atomic_store_n(&pid_cached, p, __ATOMIC_RELAXED);
+    }
+    return p;
 }
 
 uint32_t mms__os_tid(void)
