@@ -264,17 +264,25 @@ def plot(out, workload, rows):
             f.write('%d "%s" %g\n' % (i, label.replace('"', ""), r["median"]))
     png = os.path.join(out, workload + ".png")
     unit = pts[0]["unit"]
+    # Values that span more than 100x (open: microseconds to seconds; alloc:
+    # nanoseconds to a libpmemobj's milliseconds) on a log axis, bars from
+    # half the smallest value, so that every system stays visible.
+    vals = [r["median"] for r in pts]
+    logx = min(vals) > 0 and max(vals) / min(vals) > 100
+    base = min(vals) / 2 if logx else 0
     script = """set terminal png size 1000,%d noenhanced
 set output '%s'
-set title '%s (median, %s)'
+set title '%s (median, %s%s)'
 set style fill solid 0.6
 set boxwidth 0.7
 set grid xtics
 set ytics nomirror
 unset key
 set xlabel '%s'
-plot '%s' using (column(3)):1:(0):(column(3)):($1-0.35):($1+0.35):yticlabels(2) with boxxyerror
-""" % (120 + 28 * len(pts), png, workload, unit, unit, dat)
+%s
+plot '%s' using (column(3)):1:(%g):(column(3)):($1-0.35):($1+0.35):yticlabels(2) with boxxyerror
+""" % (120 + 28 * len(pts), png, workload, unit, ", log scale" if logx else "", unit,
+       "set logscale x" if logx else "", dat, base)
     subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
     os.remove(dat)
     return png if os.path.exists(png) else None
