@@ -52,6 +52,13 @@ static inline void bench_make(struct bench_rec *r, uint64_t i)
     snprintf(r->tag, sizeof r->tag, "r%llu", (unsigned long long)i);
 }
 
+/* The alloc workload's rounds (of 1000 allocations, then 1000 frees): N,
+ * or 1000 when N is 0 (the full run; bench-quick passes a few). */
+static inline int bench_alloc_rounds(uint64_t n)
+{
+    return n ? (int)n : 1000;
+}
+
 /* The k-th key of the random-lookup stream over N records. */
 static inline uint64_t bench_key(uint64_t k, uint64_t n)
 {

@@ -3,8 +3,9 @@
 
     bench/run.py [--quick] [--runs N] [--build DIR] [--data DIR] [--only WORKLOAD,...]
 
-Every (workload, size, system, variant) runs at least --runs times (default
-5), each in a fresh process; the median is reported. Answers are compared
+Every (workload, size, system, variant) runs --runs times (default 5; 1 with
+--quick, which only checks the harness), each in a fresh process; the median is
+reported. Answers are compared
 across systems. Writes latest.md, latest.csv and one PNG per workload
 (gnuplot). Standard library only (Debian's python3).
 """
@@ -51,7 +52,7 @@ FULL = {
 }
 SCALE = {"ns": 1e9, "us": 1e6, "ms": 1e3, "s": 1.0}
 QUICK_SIZES = {"open": [10000, 100000], "get": [100000], "scan": [100000], "load": [100000],
-               "commit": [10000], "alloc": [0], "commit_size": [1, 16], "ipc": [10000]}
+               "commit": [10000], "alloc": [20], "commit_size": [1, 16], "ipc": [10000]}
 
 
 def sh(cmd):
@@ -115,12 +116,16 @@ def value(r, per, unit):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=0,
+                    help="runs per measurement (default 5; 1 with --quick, which only "
+                         "checks the harness)")
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
     ap.add_argument("--data", default=os.path.join(HERE, "..", "build", "bench-data"))
     ap.add_argument("--only", default="")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
+    if args.runs <= 0:
+        args.runs = 1 if args.quick else 5
     os.makedirs(args.data, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
     mach = machine()

@@ -163,11 +163,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(w, "alloc") == 0) {
-        enum { ROUNDS = 1000, OBJS = 1000 };
+        enum { OBJS = 1000 };
+        const int rounds = bench_alloc_rounds(n);
         static void *p[OBJS];
         uint64_t x = BENCH_SEED, allocs = 0;
         double t = bench_now();
-        for (int round = 0; round < ROUNDS; round++) {
+        for (int round = 0; round < rounds; round++) {
             for (int i = 0; i < OBJS; i++) {
                 x = bench_mix(x);
                 p[i] = malloc(16 + x % 241);

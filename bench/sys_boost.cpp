@@ -124,17 +124,18 @@ static uint64_t checksum_a(const char *dir, uint64_t n)
     return sum;
 }
 
-static uint64_t alloc(const char *dir, double *seconds)
+static uint64_t alloc(const char *dir, uint64_t n, double *seconds)
 {
     rmrf(dir);
     make_dir(dir);
     segment seg(bip::create_only, seg_path(dir).c_str(), 64u << 20);
     segment::segment_manager *sm = seg.get_segment_manager();
-    enum { ROUNDS = 1000, OBJS = 1000 };
+    enum { OBJS = 1000 };
+    const int rounds = bench_alloc_rounds(n);
     static void *p[OBJS];
     uint64_t x = BENCH_SEED, allocs = 0;
     double t = bench_now();
-    for (int round = 0; round < ROUNDS; round++) {
+    for (int round = 0; round < rounds; round++) {
         for (int i = 0; i < OBJS; i++) {
             x = bench_mix(x);
             p[i] = sm->allocate(16 + x % 241);  // throws bad_alloc when full
@@ -176,7 +177,7 @@ static int run(int argc, char **argv)
         if (prep)
             return 0;
         double t;
-        uint64_t allocs = alloc(dir, &t);
+        uint64_t allocs = alloc(dir, n, &t);
         answer_u64(ans, allocs);
         bench_result("boost", variant.c_str(), w, n, allocs, t, ans);
         rmrf(dir);

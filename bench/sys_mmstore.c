@@ -319,12 +319,13 @@ int main(int argc, char **argv)
             return 0;
         rmrf(dir);
         mms_store *s = open_store(dir, MMS_CREATE);
-        enum { ROUNDS = 1000, OBJS = 1000 };
+        enum { OBJS = 1000 };
+        const int rounds = bench_alloc_rounds(n);
         static mms_ref refs[OBJS];
         uint64_t x = BENCH_SEED, allocs = 0;
         CHECK(mms_txn_begin(s, 0));
         double t = bench_now();
-        for (int round = 0; round < ROUNDS; round++) {
+        for (int round = 0; round < rounds; round++) {
             for (int i = 0; i < OBJS; i++) {
                 x = bench_mix(x);
                 CHECK(mms_alloc(s, 16 + x % 241, &refs[i]));

@@ -284,12 +284,13 @@ int main(int argc, char **argv)
             return 0;
         rmrf(dir);
         PMEMobjpool *pop = create_pool(dir, (size_t)64 << 20);
-        enum { ROUNDS = 1000, OBJS = 1000 };
+        enum { OBJS = 1000 };
+        const int rounds = bench_alloc_rounds(n);
         static PMEMoid refs[OBJS];
         uint64_t x = BENCH_SEED, allocs = 0;
         tx_begin(pop);
         double t = bench_now();
-        for (int round = 0; round < ROUNDS; round++) {
+        for (int round = 0; round < rounds; round++) {
             for (int i = 0; i < OBJS; i++) {
                 x = bench_mix(x);
                 refs[i] = pmemobj_tx_alloc(16 + x % 241, TYPE_OBJ);
