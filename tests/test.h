@@ -149,6 +149,25 @@ static inline uint64_t rnd_next(uint64_t *x)
     return z ^ (z >> 31);
 }
 
+/* A randomized test's seed and soak factor: MMS_SEED, or fallback (0: one
+ * from the clock and the pid), and MMS_SOAK (10 when it is not a positive
+ * number; 1 without it). Printed, with extra, so that a run can be repeated. */
+static inline uint64_t test_seed(const char *prog, uint64_t fallback, unsigned *soak,
+                                 const char *extra)
+{
+    const char *e = getenv("MMS_SOAK");
+    *soak = 1;
+    if (e && *e)
+        *soak = atoi(e) > 0 ? (unsigned)atoi(e) : 10;
+    e = getenv("MMS_SEED");
+    uint64_t seed = e && *e ? strtoull(e, NULL, 0)
+                    : fallback ? fallback
+                               : (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
+    fprintf(stderr, "%s: seed %llu (rerun with MMS_SEED=%llu), soak x%u%s\n", prog,
+            (unsigned long long)seed, (unsigned long long)seed, *soak, extra);
+    return seed;
+}
+
 static inline double now_us(void)
 {
     struct timespec t;

@@ -1153,14 +1153,7 @@ int main(int argc, char **argv)
         sh = shared_map(atoi(argv[2]));
         child_main(&ca);
     }
-    const char *e = getenv("MMS_SOAK");
-    if (e && *e)
-        soak = atoi(e) > 0 ? (unsigned)atoi(e) : 10;
-    e = getenv("MMS_SEED");
-    base_seed = e && *e ? strtoull(e, NULL, 0)
-                        : (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
-    fprintf(stderr, "test_crash: seed %llu (rerun with MMS_SEED=%llu), soak x%u\n",
-            (unsigned long long)base_seed, (unsigned long long)base_seed, soak);
+    base_seed = test_seed("test_crash", 0, &soak, "");
     signal(SIGABRT, on_abort);
     shared_fd = memfd_create("test_crash", 0);
     ASSERT(shared_fd >= 0);

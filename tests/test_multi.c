@@ -2333,13 +2333,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--child") == 0)
         child_main(argc, argv);
-    const char *e = getenv("MMS_SOAK");
-    if (e && *e)
-        soak = atoi(e) > 0 ? (unsigned)atoi(e) : 10;
-    e = getenv("MMS_SEED");
-    base_seed = e && *e ? strtoull(e, NULL, 0) : UINT64_C(20240611);
-    fprintf(stderr, "test_multi: seed %llu (MMS_SEED=...), soak x%u%s\n",
-            (unsigned long long)base_seed, soak, SANITIZED ? ", sanitized build" : "");
+    base_seed = test_seed("test_multi", UINT64_C(20240611), &soak,
+                          SANITIZED ? ", sanitized build" : "");
     setenv("MMS_GUARD", "1", 1);
     unsetenv("MMS_DIRTY");
     unsetenv("MMS_CRASH");

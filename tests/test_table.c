@@ -3946,14 +3946,7 @@ int main(int argc, char **argv)
         ASSERT(CS != MAP_FAILED);
         crash_child(argv[3], atoi(argv[4]), atoi(argv[5]));
     }
-    const char *e = getenv("MMS_SOAK");
-    if (e && *e)
-        soak = atoi(e) > 0 ? (unsigned)atoi(e) : 10;
-    e = getenv("MMS_SEED");
-    seed0 = e && *e ? strtoull(e, NULL, 0)
-                    : (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
-    fprintf(stderr, "test_table: seed %llu (rerun with MMS_SEED=%llu), soak x%u\n",
-            (unsigned long long)seed0, (unsigned long long)seed0, soak);
+    seed0 = test_seed("test_table", 0, &soak, "");
     signal(SIGABRT, on_abort);
     double t0 = now_us();
     RUN(test_bad);
