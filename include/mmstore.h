@@ -69,6 +69,10 @@ extern "C" {
 #define MMS_VERSION_PATCH 0
 #define MMS_VERSION_STRING "0.1.0"
 
+/* The version of the library linked ("0.1.0"), which may differ from the
+ * MMS_VERSION_STRING of the header a program was compiled with. */
+const char *mms_version(void);
+
 /* Version of the on-disk format this library reads and writes. */
 #define MMS_FORMAT_VERSION 1
 
@@ -482,15 +486,48 @@ int mms_verify(mms_store *s, char *msg, size_t cap);
  * (mms_str_new); a record's STR and BLOB fields own theirs: deleting the
  * record frees them.
  * ------------------------------------------------------------------------ */
+/* The field kinds, one table (like the error table): X(a, NAME, value,
+ * "name", size in bytes (0: any, for chars), class). Class: 'i' signed
+ * integer, 'u' unsigned integer, 'f' floating point, 'b' bool, 'c' chars,
+ * 'r' ref to a record, 'h' ref to heap bytes the record owns. a is passed
+ * through to X unchanged (so a macro can use the table with an argument). */
+#define MMS_KINDS(X, a)                                                        \
+    X(a, I8, 1, "i8", 1, 'i')                                                  \
+    X(a, I16, 2, "i16", 2, 'i')                                                \
+    X(a, I32, 3, "i32", 4, 'i')                                                \
+    X(a, I64, 4, "i64", 8, 'i')                                                \
+    X(a, U8, 5, "u8", 1, 'u')                                                  \
+    X(a, U16, 6, "u16", 2, 'u')                                                \
+    X(a, U32, 7, "u32", 4, 'u')                                                \
+    X(a, U64, 8, "u64", 8, 'u')                                                \
+    X(a, F32, 9, "f32", 4, 'f')                                                \
+    X(a, F64, 10, "f64", 8, 'f')                                               \
+    X(a, BOOL, 11, "bool", 1, 'b')                                             \
+    X(a, CHARS, 12, "chars", 0, 'c') /* char[N], NUL-padded */                 \
+    X(a, REF, 13, "ref", 8, 'r')     /* mms_ref to a record of the target table */ \
+    X(a, STR, 14, "str", 8, 'h')     /* mms_ref to a string in the heap (mms_str_new) */ \
+    X(a, BLOB, 15, "blob", 8, 'h')   /* mms_ref to bytes in the heap (mms_str_new) */
+
 enum mms_kind {
-    MMS_KIND_I8 = 1, MMS_KIND_I16, MMS_KIND_I32, MMS_KIND_I64,
-    MMS_KIND_U8, MMS_KIND_U16, MMS_KIND_U32, MMS_KIND_U64,
-    MMS_KIND_F32, MMS_KIND_F64, MMS_KIND_BOOL,
-    MMS_KIND_CHARS, /* char[N], NUL-padded */
-    MMS_KIND_REF,   /* mms_ref to a record of the table named by target */
-    MMS_KIND_STR,   /* mms_ref to a string in the heap (mms_str_new) */
-    MMS_KIND_BLOB   /* mms_ref to bytes in the heap (mms_str_new) */
+#define MMS__KIND_ENUM(a, N, v, name, size, cls) MMS_KIND_##N = v,
+    MMS_KINDS(MMS__KIND_ENUM, 0)
+#undef MMS__KIND_ENUM
+    MMS_KIND_LAST = MMS_KIND_BLOB
 };
+
+/* "i8", "chars", ... for a kind; NULL for a value that is not one. */
+const char *mms_kind_name(unsigned kind);
+
+/* The kind called name ("i32"), or 0 if there is none. */
+unsigned mms_kind_from_name(const char *name);
+
+/* Size in bytes of a field of this kind: 0 for MMS_KIND_CHARS (any size)
+ * and for a value that is not a kind. */
+uint32_t mms_kind_size(unsigned kind);
+
+/* Its class letter from MMS_KINDS ('i', 'u', 'f', 'b', 'c', 'r', 'h'), or
+ * 0 for a value that is not a kind. */
+int mms_kind_class(unsigned kind);
 
 typedef struct mms_field {
     const char *name;   /* 1 to 47 bytes */
@@ -547,16 +584,21 @@ typedef struct mms_schema {
  * (checked for size, not signedness):
  *     static const int32_t adult = 18;
  *     MMS_F_WITH_DEFAULT(struct person, age, MMS_KIND_I32, &adult) */
-#define MMS__KSIZE(k)                                                          \
-    ((k) == MMS_KIND_I8 || (k) == MMS_KIND_U8 || (k) == MMS_KIND_BOOL ? 1u          \
-     : (k) == MMS_KIND_I16 || (k) == MMS_KIND_U16                  ? 2u          \
-     : (k) == MMS_KIND_I32 || (k) == MMS_KIND_U32 || (k) == MMS_KIND_F32 ? 4u     \
-     : (k) == MMS_KIND_CHARS                                       ? 0u          \
-                                                                   : 8u)
+#define MMS__KSIZE_X(k, N, v, name, size, cls) (k) == v ? (uint32_t)(size) :
+#define MMS__KSIZE(k) (MMS_KINDS(MMS__KSIZE_X, k) 0u)
 #define MMS_F_WITH_DEFAULT(T, m, kind, dflt)                                   \
     MMS__F(T, m, kind, MMS__KSIZE(kind) == 0 || MMS__MSIZE(T, m) == MMS__KSIZE(kind), NULL, dflt)
 #define MMS_SCHEMA(T, fields)                                                  \
     { (uint32_t)sizeof(T), (uint32_t)(sizeof(fields) / sizeof((fields)[0])), fields }
+
+/* Do a and b describe the same record layout: the same record size and the
+ * same fields by name (in any order), each with the same kind, offset, size
+ * and, for REF fields, target table? This is the comparison mms_table_open
+ * makes (another layout migrates the table). Returns 1 if they do, 0 if not
+ * (then why, unless NULL, gets the first difference, e.g. "field score:
+ * f64 at 16, the other has f32 at 16"; NUL-terminated when cap > 0), or
+ * MMS_EINVAL for a NULL schema. */
+int mms_schema_same(const mms_schema *a, const mms_schema *b, char *why, size_t cap);
 
 typedef struct mms_table mms_table;
 

@@ -4,11 +4,34 @@
  * On-disk structures live here with _Static_asserts on every offset; their
  * meaning is specified in doc/FORMAT.md, which must change with them.
  * Nothing here is part of the public API; tests may use it.
+ *
+ * THE LAYERS OF src/, lowest first. A file calls only files of lower layers
+ * (and its own); nothing calls up, no two files call each other:
+ *
+ *   0  error.c crc32c.c schema.c  codes and details; checksums; field kinds,
+ *                                 layouts and conversions (pure functions)
+ *   1  os.c                       every system call; fault injection
+ *   2  map.c                      region files and their mappings
+ *      lock.c                     the lock file; the process's open handles
+ *   3  hdr.c                      the store header: read, check, checksum
+ *      journal.c                  the redo journal: groups, replay, reset
+ *      alloc.c                    the heap allocator of region 0
+ *   4  recover.c                  replaying the journal at open or after a
+ *                                 dead writer
+ *   5  catalog.c str.c            the catalog of tables; strings and blobs
+ *   6  table.c                    tables: records, creation, migration
+ *   7  txn.c                      commit, abort, checkpoint, read
+ *                                 transactions, waiting
+ *   8  store.c                    open, close, refs and root, info, verify
+ *
+ * Each file's opening paragraph names its layer and what it must never do.
+ * The declarations below follow the same order.
  */
 #ifndef MMS_INTERNAL_H
 #define MMS_INTERNAL_H
 
 #define _GNU_SOURCE 1
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -284,26 +307,6 @@ _Static_assert(offsetof(struct mms__lock, j) == 80, "lock j");
 _Static_assert(offsetof(struct mms__lock, slot) == 256, "lock slot");
 _Static_assert(sizeof(struct mms__lock) == 256 + 64 * MMS__NSLOTS, "lock size");
 
-bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16]);
-void mms__lock_init(struct mms__lock *L, const uint8_t uuid[16]);
-int mms__slot_claim(mms_store *s);
-void mms__slot_release(mms_store *s);
-bool mms__slot_alive(const mms_store *s, uint32_t i);
-void mms__slots_reclaim(mms_store *s, unsigned *n);
-int mms__pin(mms_store *s, uint64_t *txn, int (*recover)(void *), void *ctx);
-void mms__unpin(mms_store *s);
-int mms__gate_close(mms_store *s);
-void mms__gate_open(struct mms__lock *L, uint64_t txn);
-void mms__gate_reopen(struct mms__lock *L); /* open it, publishing nothing */
-int mms__wait_change(struct mms__lock *L, uint64_t txn, int64_t timeout_ms, uint64_t *now);
-int mms__writer_lock(mms_store *s, bool wait);
-void mms__writer_unlock(mms_store *s);
-bool mms__writer_held(const mms_store *s);
-uint32_t mms__my_tid(void);
-/* The process's open handles (store.c): deadlock guards and fork. */
-bool mms__pinned_by_me(const mms_store *s);     /* this thread pins a handle of s's store */
-bool mms__writing_in_thread(const mms_store *s); /* ... or holds its writer lock */
-
 /* ------------------------------------------------------------------------
  * Errors and debugging
  * ------------------------------------------------------------------------ */
@@ -325,7 +328,7 @@ uint32_t mms__crc32c(uint32_t crc, const void *buf, size_t len);
 enum mms__op {
     MMS__OP_OPEN, MMS__OP_PREAD, MMS__OP_PWRITE, MMS__OP_FSYNC, MMS__OP_FALLOCATE,
     MMS__OP_MMAP, MMS__OP_MSYNC, MMS__OP_MPROTECT, MMS__OP_FTRUNCATE,
-    MMS__OP_MKDIR, MMS__OP_COUNT
+    MMS__OP_MKDIR, MMS__OP_RENAME, MMS__OP_STAT, MMS__OP_READDIR, MMS__OP_COUNT
 };
 /* Fail the nth (1-based) future call of op with -err; nth 0 disarms. */
 void mms__fault_arm(enum mms__op op, unsigned long nth, int err);
@@ -349,6 +352,13 @@ int mms__os_fallocate(int fd, uint64_t off, uint64_t len);
 int mms__os_ftruncate(int fd, uint64_t len);
 int mms__os_fsize(int fd, uint64_t *size);
 int mms__os_unlinkat(int dirfd, const char *name);
+int mms__os_renameat(int dirfd, const char *from, const char *to);
+/* 0 if name (relative to dirfd, or a path with AT_FDCWD) exists; *is_dir
+ * (may be NULL) says whether it is a directory. */
+int mms__os_stat(int dirfd, const char *name, bool *is_dir);
+/* fn for each name in directory dirfd but . and ..; stops at fn's first
+ * non-zero return, which it returns. */
+int mms__os_dir_list(int dirfd, int (*fn)(void *ctx, const char *name), void *ctx);
 int mms__os_ofd_lock(int fd, int byte, int type, bool wait);
 int mms__os_ofd_probe(int fd, int byte);
 int mms__os_futex_wait(uint32_t *word, uint32_t expect, int64_t timeout_ns);
@@ -397,7 +407,31 @@ struct mms__region {
     uint64_t fview_len;
 };
 
-enum { MMS__ST_IDLE = 0, MMS__ST_WRITE = 1 };
+/*
+ * THE HANDLE'S STATE (s->state), one of:
+ *
+ *                 mms_read_begin               mms_txn_begin
+ *     ST_READ  <-----------------  ST_IDLE  ---------------->  ST_WRITE
+ *              ----------------->           <----------------
+ *                 mms_read_end                 mms_txn_commit, mms_txn_abort
+ *                                              (and a failed commit)
+ *
+ * READ: this handle's reader slot pins a published state (pin_tid is the
+ * thread that pinned). WRITE: it holds the writer lock (writer_tid, also
+ * set by the short holds of checkpoint, verify and close), its mappings
+ * are writable. Beside the state, three conditions:
+ *   - poisoned (sticky error): an I/O error after a commit point, or while
+ *     remapping after an abort. Every call fails MMS_EPOISONED but
+ *     mms_txn_abort, mms_read_end (they still end their transaction, so the
+ *     state machine stays whole) and mms_close.
+ *   - forked: the handle is used in a child after fork() (fork_gen differs
+ *     from the process's). Every call fails MMS_EFORK; mms_close frees
+ *     memory only.
+ *   - L_private: no lock file could be written (read-only file system): a
+ *     read-only handle with a private copy of it; nothing can change.
+ * mms__state_to() asserts that every move is one of the arrows above.
+ */
+enum { MMS__ST_IDLE = 0, MMS__ST_WRITE = 1, MMS__ST_READ = 2 };
 
 struct mms__pagevec {
     char **page; /* page addresses */
@@ -414,9 +448,9 @@ struct mms_store {
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
     unsigned dirty_backend;
     uint64_t grow_step, checkpoint_bytes, reserve;
-    int state;             /* MMS__ST_* */
+    int state;             /* MMS__ST_* (THE HANDLE'S STATE above) */
     int poisoned;          /* sticky error code, 0 if healthy */
-    unsigned long fork_gen;
+    unsigned long fork_gen; /* the process's fork generation when opened */
     /* processes (lock.c) */
     struct mms__lock *L;   /* the shared lock file (or a private copy, below) */
     bool L_private;        /* no lock file could be opened (read-only file system) */
@@ -424,7 +458,6 @@ struct mms_store {
     uint32_t pin_tid;      /* thread inside this handle's read transaction */
     uint32_t writer_tid;   /* thread that took the writer lock through it */
     struct mms_store *next_open; /* the process's list of open handles */
-    int read_active;       /* inside a read transaction */
     bool jfd_rw;           /* the journal is open for writing */
     uint64_t seen;         /* txn the mappings (and kept private pages) reflect */
     uint64_t tab_epoch;    /* + 1 whenever a table's catalog entry may change (a table
@@ -459,17 +492,57 @@ static inline struct mms__rent *mms__rtab(const mms_store *s)
     return (struct mms__rent *)(void *)(s->view.base[0] + MMS__PAGE);
 }
 
-/* Common argument checks: 0 or an error. */
-int mms__check_handle(const mms_store *s);
-int mms__check_write(const mms_store *s); /* + inside a write transaction */
+/* A legal move of the handle's state machine (THE HANDLE'S STATE above). */
+static inline void mms__state_to(mms_store *s, int to)
+{
+    assert((s->state == MMS__ST_IDLE) != (to == MMS__ST_IDLE));
+    s->state = to;
+}
 
-/* store.c */
-int mms__recover(mms_store *s);      /* replay the journal, checkpoint, publish */
-int mms__recover_live(mms_store *s); /* the same after a dead writer, writer lock held */
-uint32_t mms__hdr_crc(const struct mms__hdr *h, const struct mms__rent *rt);
-int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size);
+/* ------------------------------------------------------------------------
+ * Layer 0: schema.c
+ * ------------------------------------------------------------------------ */
+const char *mms__kind_label(unsigned kind); /* mms_kind_name, or "?" */
+bool mms__kind_owns_heap(unsigned kind);    /* STR and BLOB */
+/* Every field named, of a known kind and size, inside the record, not
+ * overlapping another; REF fields name a target (whether it exists is the
+ * catalog's question). MMS_EINVAL with a detail naming table otherwise. */
+int mms__schema_check(const char *table, const mms_schema *sc);
 
-/* map.c */
+/* Migration: how one field of the new layout gets its value. */
+enum { MMS__CV_ZERO, MMS__CV_DEFAULT, MMS__CV_COPY, MMS__CV_INT, MMS__CV_INT_F64,
+       MMS__CV_F32_F64, MMS__CV_CHARS };
+struct mms__fplan {
+    int op; /* MMS__CV_*, or -1: the change could lose data */
+    uint32_t dst_off, dst_size, src_off, src_size;
+    bool src_signed;
+    const uint8_t *dflt;
+};
+/* The step that turns a value of kind a (size as) into kind b (size bs)
+ * without loss, or -1 if there is none. */
+int mms__widen_op(unsigned a, uint32_t as, unsigned b, uint32_t bs);
+/* Fill the fields of a zeroed record dst (new layout) from src (old). */
+void mms__convert(const struct mms__fplan *plan, uint32_t n, const char *src, char *dst);
+
+/* ------------------------------------------------------------------------
+ * Layer 2: map.c
+ * ------------------------------------------------------------------------ */
+#define MMS__REGION_NAME 40
+void mms__region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen);
+int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write,
+                          int *fd);
+/* Create the file of region id, generation gen, preallocated to bytes
+ * (rounded up to 1 MiB); a file of that name left by a transaction that
+ * aborted or crashed is replaced. Marks the directory dirty (the commit
+ * syncs it). On failure nothing is left. */
+int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes, int *fd);
+/* The same, mapped as fresh space (in id's reservation if it has one). */
+int mms__region_new(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes);
+void mms__region_unlink(mms_store *s, uint32_t id, uint32_t gen);
+/* Delete region files the region table rt does not name (after a
+ * checkpoint, when no journal record can name them). */
+void mms__region_gc(mms_store *s, const struct mms__rent *rt, uint32_t nregions);
+
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed);
 /* Make sure region id's file is at least need bytes, growing it by a step
  * and mapping the new part (shared: it is fresh space). */
@@ -478,18 +551,77 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need);
 int mms__map_commit(mms_store *s, uint32_t id);
 int mms__map_protect(mms_store *s, bool writable);
 void mms__map_unmap_all(mms_store *s);
-int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write,
-                          int *fd);
 /* Make the mappings match the header: regions that appeared (open and
  * map), disappeared (unmap), changed file generation (map the new file in
- * the same place), grew (map more); committed sizes and units follow. Used
- * after other handles committed, after an abort, and at open. */
+ * the same place), grew (map more); committed sizes follow. Used after
+ * other handles committed, after an abort, and at open (through
+ * mms__tables_follow, which also sets the tables' units). */
 int mms__map_follow(mms_store *s);
 /* Map file fd (generation gen) over region id's existing reservation. */
 int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed);
 void mms__map_unmap_region(mms_store *s, uint32_t id);
 
-/* journal.c */
+/* ------------------------------------------------------------------------
+ * Layer 2: lock.c -- the lock file (struct mms__lock above) and the
+ * process's registry of open handles.
+ * ------------------------------------------------------------------------ */
+bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16]);
+void mms__lock_init(struct mms__lock *L, const uint8_t uuid[16]);
+/* Open and map the lock file; *alone: no other handle has the store open
+ * (then this one holds byte 0 exclusively and must initialise the file). */
+int mms__lock_attach(mms_store *s, bool *alone);
+void mms__lock_detach(mms_store *s);
+int mms__slot_claim(mms_store *s);
+void mms__slot_release(mms_store *s);
+bool mms__slot_alive(const mms_store *s, uint32_t i);
+void mms__slots_reclaim(mms_store *s, unsigned *n);
+int mms__pin(mms_store *s, uint64_t *txn, int (*recover)(void *), void *ctx);
+void mms__unpin(mms_store *s);
+int mms__gate_close(mms_store *s);
+void mms__gate_open(struct mms__lock *L, uint64_t txn);
+void mms__gate_reopen(struct mms__lock *L); /* open it, publishing nothing */
+int mms__wait_change(struct mms__lock *L, uint64_t txn, int64_t timeout_ms, uint64_t *now);
+int mms__writer_lock(mms_store *s, bool wait);
+void mms__writer_unlock(mms_store *s);
+bool mms__writer_held(const mms_store *s); /* by any handle, in any process */
+static inline bool mms__writer_held_by(const mms_store *s) /* by this handle */
+{
+    return s->writer_tid != 0;
+}
+uint32_t mms__my_tid(void);
+/* The registry: deadlock guards and fork. */
+void mms__registry_init(mms_store *s);  /* a new handle, of this process as it is */
+void mms__registry_add(mms_store *s);   /* an open one */
+void mms__registry_remove(mms_store *s);
+bool mms__forked(const mms_store *s);    /* used in a child after fork() */
+int mms__check_fork(const mms_store *s); /* MMS_EFORK or 0 */
+bool mms__pinned_by_me(const mms_store *s);     /* this thread pins a handle of s's store */
+bool mms__writing_in_thread(const mms_store *s); /* ... or holds its writer lock */
+/* Common argument checks: 0 or an error. */
+int mms__check_handle(const mms_store *s);
+int mms__check_write(const mms_store *s); /* + inside a write transaction */
+
+/* ------------------------------------------------------------------------
+ * Layer 3: hdr.c
+ * ------------------------------------------------------------------------ */
+/* Region 0's header page and region table, as read through its file. */
+struct mms__hdrbuf {
+    struct mms__hdr h;
+    struct mms__rent rt[MMS_MAX_REGIONS];
+};
+_Static_assert(sizeof(struct mms__hdrbuf) == MMS__HDR_BYTES, "hdrbuf");
+/* Fill a new store's header: magic, version, ABI, a new uuid, region 0. */
+void mms__hdr_format(struct mms__hdr *h, struct mms__rent *rt);
+uint32_t mms__hdr_crc(const struct mms__hdr *h, const struct mms__rent *rt);
+int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size);
+int mms__hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, uint64_t fsize);
+/* Read and check (statically) the header and the region table entries in
+ * use; *fsize gets region 0's file size. */
+int mms__hdr_read(int fd, struct mms__hdrbuf *b, uint64_t *fsize);
+
+/* ------------------------------------------------------------------------
+ * Layer 3: journal.c
+ * ------------------------------------------------------------------------ */
 int mms__journal_create(mms_store *s, const uint8_t uuid[16]);
 int mms__journal_open(mms_store *s);
 int mms__journal_load(mms_store *s, const uint8_t uuid[16]);
@@ -509,29 +641,57 @@ int mms__jgroup_sync(mms_store *s);
 /* Walk the journal for mms_verify / mms_info. */
 int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *msg, size_t cap);
 
-/* txn.c */
-/* Take the writer lock, recover after a dead writer, refresh the view. */
-int mms__writer_enter(mms_store *s, bool wait);
-int mms__checkpoint(mms_store *s);
-int mms__drop_private(mms_store *s);
-
-/* table.c */
-/* Record size of the table in region id (0 if there is none). */
-uint32_t mms__table_unit(const mms_store *s, uint32_t id);
-int mms__tables_verify(mms_store *s, char *msg, size_t cap);
-void mms__tables_free(mms_store *s);
-void mms__tables_forget(mms_store *s); /* a transaction was undone */
-/* Delete region files the header does not name (after a checkpoint). */
-void mms__gc_files(mms_store *s, const struct mms__rent *rt, uint32_t nregions);
-/* Create the file of region id, generation gen, preallocated, and map it
- * (as fresh space, in id's reservation if it has one). */
-int mms__region_new(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes);
-
-/* alloc.c */
+/* ------------------------------------------------------------------------
+ * Layer 3: alloc.c
+ * ------------------------------------------------------------------------ */
 void mms__heap_init(mms_store *s); /* format a new heap in a mapped header */
 int mms__heap_verify(const mms_store *s, char *msg, size_t cap);
 uint64_t mms__heap_size(const mms_store *s);
 void mms__heap_forget(mms_store *s); /* the heap changed behind the allocator's back */
+
+/* ------------------------------------------------------------------------
+ * Layer 4: recover.c
+ * ------------------------------------------------------------------------ */
+int mms__recover(mms_store *s); /* replay the journal, checkpoint, publish */
+/* The same, with region 0 open as fd and its header read into b. */
+int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize);
+/* The same after a dead writer, with the writer lock held. */
+int mms__recover_live(mms_store *s);
+/* For mms__pin: a reader found the gate closed by a dead writer. */
+int mms__recover_for_reader(void *ctx);
+
+/* ------------------------------------------------------------------------
+ * Layer 5: catalog.c, str.c
+ * ------------------------------------------------------------------------ */
+/* The catalog, or NULL if the store has none (or it is not one). */
+struct mms__catalog *mms__catalog(const mms_store *s);
+int mms__catalog_find(const mms_store *s, const char *name); /* entry index or -1 */
+struct mms__tabent *mms__catalog_by_region(const mms_store *s, uint32_t region);
+struct mms__fdesc *mms__fdescs(const mms_store *s, const struct mms__tabent *e);
+/* Is slot i of e's table a live record? */
+bool mms__catalog_live(const mms_store *s, const struct mms__tabent *e, uint64_t i);
+/* A new zeroed entry (the catalog is created or grown as needed). */
+int mms__catalog_add(mms_store *s, struct mms__tabent **out, int *idx);
+int mms__catalog_verify(const mms_store *s, char *msg, size_t cap);
+/* Does ref name a whole string or blob of this store's heap? */
+bool mms__str_valid(const mms_store *s, mms_ref ref);
+
+/* ------------------------------------------------------------------------
+ * Layer 6: table.c
+ * ------------------------------------------------------------------------ */
+/* mms__map_follow, then each table region's record size into view.unit. */
+int mms__tables_follow(mms_store *s);
+int mms__tables_verify(mms_store *s, char *msg, size_t cap);
+void mms__tables_free(mms_store *s);
+void mms__tables_forget(mms_store *s); /* a transaction was undone */
+
+/* ------------------------------------------------------------------------
+ * Layer 7: txn.c
+ * ------------------------------------------------------------------------ */
+/* Take the writer lock, recover after a dead writer, refresh the view. */
+int mms__writer_enter(mms_store *s, bool wait);
+int mms__checkpoint(mms_store *s);
+int mms__drop_private(mms_store *s);
 
 /* Misc helpers */
 static inline uint64_t mms__round_up(uint64_t x, uint64_t a)

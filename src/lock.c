@@ -1,5 +1,12 @@
 /*
- * lock.c -- the lock file: writer lock, reader slots, publication.
+ * lock.c -- the lock file (writer lock, reader slots, publication) and the
+ * process's registry of open handles.
+ *
+ * Layer 2: calls only os.c (and error.c). It owns every byte of the lock
+ * file and every OFD lock on it, and knows, for this process, which handles
+ * are open, which thread pins or writes through each, and whether a handle
+ * survived a fork. It must never touch region files, the journal or a
+ * mapping of store data.
  *
  * The file `lock` in the store directory is mapped shared by every handle
  * of every process. It holds no data: it is rebuilt from the store whenever
@@ -35,7 +42,7 @@
  * succeeds). The lock belongs to the handle, not to a thread: a write
  * transaction may begin on one thread and commit on another. A thread that
  * already writes through one handle and asks for the lock through another
- * would wait for itself: the process registry (store.c) refuses that.
+ * would wait for itself: the process registry (below) refuses that.
  *
  * Readers (Invariant 6: readers never observe a partially applied commit).
  * A read transaction pins the published state with a store into its slot;
@@ -75,6 +82,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +108,135 @@ uint32_t mms__my_tid(void)
     return my_tid();
 }
 
+/* ------------------------------------------------------------------------
+ * Process state: the open handles, fork detection.
+ *
+ * The list of open handles answers two questions the lock file cannot:
+ * does this thread pin a handle of a store, or hold its writer lock through
+ * another handle (either would make it wait for itself, lock.c); and, in a
+ * forked child, which lock-file descriptors to close, so that the child's
+ * copies do not keep the parent's locks alive after the parent is gone.
+ * ------------------------------------------------------------------------ */
+static unsigned long fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static mms_store *open_list;
+
+static void on_fork_prepare(void)
+{
+    pthread_mutex_lock(&open_lock);
+}
+static void on_fork_parent(void)
+{
+    pthread_mutex_unlock(&open_lock);
+}
+static void on_fork_child(void)
+{
+    /* The inherited handles are dead here (MMS_EFORK); their lock files
+     * must not hold the parent's OFD locks once the parent closes. */
+    for (mms_store *h = open_list; h; h = h->next_open)
+        if (h->lockfd >= 0) {
+            mms__os_close(h->lockfd);
+            h->lockfd = -1;
+        }
+    open_list = NULL;
+    pthread_mutex_unlock(&open_lock);
+    fork_gen++;
+    mms__os_after_fork();
+}
+static void atfork_init(void)
+{
+    pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+}
+
+/* A new handle belongs to this process as it is now (before any fork). */
+void mms__registry_init(mms_store *s)
+{
+    pthread_once(&atfork_once, atfork_init);
+    s->fork_gen = fork_gen;
+}
+
+void mms__registry_add(mms_store *s)
+{
+    pthread_mutex_lock(&open_lock);
+    s->next_open = open_list;
+    open_list = s;
+    pthread_mutex_unlock(&open_lock);
+}
+
+bool mms__forked(const mms_store *s)
+{
+    return s->fork_gen != fork_gen;
+}
+
+int mms__check_fork(const mms_store *s)
+{
+    if (mms__forked(s))
+        return mms__fail(MMS_EFORK, "handle opened before fork() used in the child");
+    return 0;
+}
+
+void mms__registry_remove(mms_store *s)
+{
+    pthread_mutex_lock(&open_lock);
+    for (mms_store **p = &open_list; *p; p = &(*p)->next_open)
+        if (*p == s) {
+            *p = s->next_open;
+            break;
+        }
+    pthread_mutex_unlock(&open_lock);
+}
+
+static bool same_store(const mms_store *a, const mms_store *b)
+{
+    return a->L && b->L && memcmp(a->L->uuid, b->L->uuid, 16) == 0;
+}
+
+bool mms__pinned_by_me(const mms_store *s)
+{
+    uint32_t tid = mms__my_tid();
+    bool yes = false;
+    pthread_mutex_lock(&open_lock);
+    for (const mms_store *h = open_list; h && !yes; h = h->next_open)
+        yes = h->pin_tid == tid && same_store(h, s);
+    pthread_mutex_unlock(&open_lock);
+    return yes;
+}
+
+bool mms__writing_in_thread(const mms_store *s)
+{
+    uint32_t tid = mms__my_tid();
+    bool yes = false;
+    pthread_mutex_lock(&open_lock);
+    for (const mms_store *h = open_list; h && !yes; h = h->next_open)
+        yes = h != s && h->writer_tid == tid && same_store(h, s);
+    pthread_mutex_unlock(&open_lock);
+    return yes;
+}
+
+int mms__check_handle(const mms_store *s)
+{
+    if (!s)
+        return mms__fail(MMS_EINVAL, "handle is NULL");
+    if (mms__forked(s))
+        return mms__fail(MMS_EFORK, "handle opened before fork() used in the child");
+    if (s->poisoned)
+        return mms__fail(MMS_EPOISONED, "an earlier I/O failure (%s) poisoned this handle",
+                         mms_strerror(s->poisoned));
+    return 0;
+}
+
+int mms__check_write(const mms_store *s)
+{
+    int r = mms__check_handle(s);
+    if (r)
+        return r;
+    if (s->state != MMS__ST_WRITE)
+        return mms__fail((s->flags & MMS_RDONLY) ? MMS_ERDONLY : MMS_ENOTXN,
+                         "this needs a write transaction");
+    return 0;
+}
+
 bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16])
 {
     return L->magic == MMS__LMAGIC && L->version == MMS__LVERSION &&
@@ -123,6 +260,64 @@ void mms__lock_init(struct mms__lock *L, const uint8_t uuid[16])
     L->size = sizeof *L;
     L->nslots = MMS__NSLOTS;
     memcpy(L->uuid, uuid, 16);
+}
+
+/* Take a place in the lock file: *alone says whether any other handle has
+ * the store open. A read-only handle on a read-only file system, where no
+ * handle has the lock file open, keeps a private copy of it: nobody can
+ * write the store there. */
+int mms__lock_attach(mms_store *s, bool *alone)
+{
+    int fd = mms__os_openat(s->dirfd, "lock", O_RDWR | O_CREAT, 0666);
+    if (fd == -EROFS && (s->flags & MMS_RDONLY)) {
+        int rfd = mms__os_openat(s->dirfd, "lock", O_RDONLY, 0);
+        int held = rfd >= 0 ? mms__os_ofd_probe(rfd, 0) : 0;
+        mms__os_close(rfd);
+        if (held)
+            return mms__fail(MMS_EBUSY, "the store is in use by other handles, and this process "
+                             "cannot write its lock file (read-only file system)");
+        s->L = calloc(1, sizeof *s->L);
+        if (!s->L)
+            return -ENOMEM;
+        s->L_private = true;
+        *alone = true;
+        return 0;
+    }
+    if (fd < 0)
+        return mms__fail(fd, "cannot open the lock file: %s", mms_strerror(fd));
+    s->lockfd = fd;
+    int r = mms__os_ofd_lock(fd, 0, F_WRLCK, false);
+    *alone = r == 0;
+    if (r == MMS_EBUSY) /* others have it open; this also waits out an initialiser */
+        r = mms__os_ofd_lock(fd, 0, F_RDLCK, true);
+    if (r)
+        return mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r));
+    uint64_t want = mms__round_up(sizeof(struct mms__lock), MMS__PAGE), size;
+    r = mms__os_fsize(fd, &size);
+    if (!r && *alone && size != want)
+        r = mms__os_ftruncate(fd, want);
+    else if (!r && size < want)
+        r = mms__fail(MMS_EBUSY, "the lock file is in use by an incompatible version of mmstore");
+    char *m;
+    if (!r)
+        r = mms__os_map(fd, want, true, &m);
+    if (r)
+        return r;
+    s->L = (struct mms__lock *)(void *)m;
+    return 0;
+}
+
+void mms__lock_detach(mms_store *s)
+{
+    if (s->L && s->L_private)
+        free(s->L);
+    else if (s->L)
+        mms__os_unmap(s->L, mms__round_up(sizeof(struct mms__lock), MMS__PAGE));
+    s->L = NULL;
+    s->L_private = false;
+    s->J = NULL;
+    mms__os_close(s->lockfd); /* drops every OFD lock of this handle */
+    s->lockfd = -1;
 }
 
 /* Is byte held by another open file description? (Our own locks never

@@ -1,5 +1,11 @@
 /*
- * map.c -- the mappings of a handle's regions.
+ * map.c -- region files and the mappings of a handle's regions.
+ *
+ * Layer 2: calls only os.c (and error.c). It creates, opens, maps, grows
+ * and deletes region files; it never writes their contents (commits apply
+ * through the file view, journal.c and recover.c through the files) and
+ * never reads the catalog: what a region holds (heap or records of some
+ * size) is its callers' business.
  *
  * Each region gets an address range reserved at open (PROT_NONE); its file
  * is mapped at the start of that range with MAP_FIXED and grows in place, so
@@ -38,11 +44,16 @@ static bool view_writable(const mms_store *s)
     return !(s->flags & MMS_GUARD) || s->state == MMS__ST_WRITE;
 }
 
+void mms__region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen)
+{
+    snprintf(name, MMS__REGION_NAME, "region-%u-%u", id, gen);
+}
+
 int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write,
                           int *fd)
 {
-    char name[64];
-    snprintf(name, sizeof name, "region-%u-%u", id, gen);
+    char name[MMS__REGION_NAME];
+    mms__region_name(name, id, gen);
     int flags = write ? O_RDWR : O_RDONLY;
     if (create)
         flags |= O_CREAT | O_EXCL;
@@ -142,7 +153,7 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
     g->reserve = reserve;
     g->committed = committed;
     s->view.base[id] = base;
-    s->view.unit[id] = id ? mms__table_unit(s, id) : 1;
+    s->view.unit[id] = id ? 0 : 1; /* a table's: set by table.c */
     mms__os_nohuge(base, reserve);
     return map_file(s, id, fsize);
 }
@@ -170,7 +181,6 @@ int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t c
     g->fd = fd;
     g->gen = gen;
     g->committed = committed;
-    s->view.unit[id] = mms__table_unit(s, id);
     return map_file(s, id, fsize);
 }
 
@@ -281,7 +291,6 @@ void mms__map_unmap_all(mms_store *s)
 
 int mms__map_follow(mms_store *s)
 {
-    s->tab_epoch++; /* the catalog may have changed with the header */
     const struct mms__hdr *h = mms__hdr(s);
     const struct mms__rent *rt = mms__rtab(s);
     uint32_t n = h->nregions < MMS_MAX_REGIONS ? h->nregions : MMS_MAX_REGIONS;
@@ -343,8 +352,6 @@ int mms__map_follow(mms_store *s)
             g->mapped = fsize;
         }
         g->committed = rt[id].size;
-        if (id)
-            s->view.unit[id] = mms__table_unit(s, id);
         if (write) {
             r = mms__map_commit(s, id);
             if (r)
@@ -352,4 +359,76 @@ int mms__map_follow(mms_store *s)
         }
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Creating and deleting region files
+ * ------------------------------------------------------------------------ */
+int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes, int *fd)
+{
+    char name[MMS__REGION_NAME];
+    mms__region_name(name, id, gen);
+    int r = mms__region_open_file(s, id, gen, true, true, fd);
+    if (r == -EEXIST) {
+        /* Left by a transaction that aborted or crashed: the header does
+         * not name it, nobody maps it. */
+        mms__os_unlinkat(s->dirfd, name);
+        r = mms__region_open_file(s, id, gen, true, true, fd);
+        if (!r)
+            mms__detail_clear();
+    }
+    if (r)
+        return r;
+    s->dir_dirty = true;
+    /* Preallocated: the disk filling up is this error, never a SIGBUS. */
+    r = mms__os_fallocate(*fd, 0, mms__round_up(bytes ? bytes : 1, MIB));
+    if (r) {
+        mms__os_close(*fd);
+        *fd = -1;
+        mms__os_unlinkat(s->dirfd, name);
+        return mms__fail(r, "cannot create the file of region %u: %s", id, mms_strerror(r));
+    }
+    return 0;
+}
+
+void mms__region_unlink(mms_store *s, uint32_t id, uint32_t gen)
+{
+    char name[MMS__REGION_NAME];
+    mms__region_name(name, id, gen);
+    mms__os_unlinkat(s->dirfd, name);
+}
+
+int mms__region_new(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes)
+{
+    int fd;
+    int r = mms__region_create_file(s, id, gen, bytes, &fd);
+    if (r)
+        return r;
+    return s->view.base[id] ? mms__map_replace(s, id, fd, gen, 0)
+                            : mms__map_region(s, id, fd, gen, 0);
+}
+
+struct gc {
+    mms_store *s;
+    const struct mms__rent *rt;
+    uint32_t nregions;
+};
+
+static int gc_name(void *ctx, const char *name)
+{
+    struct gc *g = ctx;
+    unsigned id, gen;
+    char tail;
+    if (sscanf(name, "region-%u-%u%c", &id, &gen, &tail) != 2)
+        return 0;
+    if (id == 0 || (id < g->nregions && g->rt[id].kind != MMS__RK_NONE && g->rt[id].gen == gen))
+        return 0;
+    mms__os_unlinkat(g->s->dirfd, name);
+    return 0;
+}
+
+void mms__region_gc(mms_store *s, const struct mms__rent *rt, uint32_t nregions)
+{
+    struct gc g = {s, rt, nregions};
+    mms__os_dir_list(s->dirfd, gc_name, &g); /* best effort: a leftover is harmless */
 }

@@ -8,6 +8,7 @@
  */
 #include "internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -29,7 +30,7 @@
  * ------------------------------------------------------------------------ */
 static const char *const op_names[MMS__OP_COUNT] = {
     "open", "pread", "pwrite", "fsync", "fallocate", "mmap", "msync", "mprotect",
-    "ftruncate", "mkdir"};
+    "ftruncate", "mkdir", "rename", "stat", "readdir"};
 
 static struct {
     unsigned long nth[MMS__OP_COUNT]; /* 0 = disarmed */
@@ -318,6 +319,48 @@ uint32_t mms__os_tid(void)
 int mms__os_unlinkat(int dirfd, const char *name)
 {
     return unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
+}
+
+int mms__os_renameat(int dirfd, const char *from, const char *to)
+{
+    int r = fault_hit(MMS__OP_RENAME);
+    if (r)
+        return r;
+    return renameat(dirfd, from, dirfd, to) < 0 ? -errno : 0;
+}
+
+int mms__os_stat(int dirfd, const char *name, bool *is_dir)
+{
+    int r = fault_hit(MMS__OP_STAT);
+    if (r)
+        return r;
+    struct stat st;
+    if (fstatat(dirfd, name, &st, 0) < 0)
+        return -errno;
+    if (is_dir)
+        *is_dir = S_ISDIR(st.st_mode);
+    return 0;
+}
+
+int mms__os_dir_list(int dirfd, int (*fn)(void *ctx, const char *name), void *ctx)
+{
+    int r = fault_hit(MMS__OP_READDIR);
+    if (r)
+        return r;
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    for (struct dirent *de; (de = readdir(d)) && !r;)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            r = fn(ctx, de->d_name);
+    closedir(d);
+    return r;
 }
 
 /* ------------------------------------------------------------------------

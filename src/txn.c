@@ -1,5 +1,12 @@
 /*
- * txn.c -- write transactions: begin, commit, abort, checkpoint.
+ * txn.c -- transactions: write (begin, commit, abort), checkpoint, read,
+ * and waiting for commits.
+ *
+ * Layer 7: calls table.c (following the catalog), recover.c, journal.c,
+ * alloc.c, map.c, lock.c and os.c. It owns the commit protocol: the order
+ * of the steps that make a transaction durable and visible, each citing
+ * its invariant. It must never be called with the writer lock held by
+ * another handle of this thread (lock.c refuses that).
  *
  * NOTES ON THE DESIGN (invariants as numbered in DESIGN §3 and journal.c)
  *
@@ -87,7 +94,7 @@ static int collect_dirty(mms_store *s)
         int r = mms__os_dirty_scan(s->dirty_fd, s->dirty_backend, b, b + s->reg[id].priv,
                                    collect_run, &s->dirty);
         if (r)
-            return mms__fail(r, "finding the dirty pages failed: %s", mms_strerror(r));
+            return r;
     }
     return 0;
 }
@@ -187,7 +194,7 @@ static int refresh(mms_store *s, uint64_t published)
     if (!(s->flags & MMS_RDONLY))
         mms__drop_private(s);
     mms__heap_forget(s);
-    int r = mms__map_follow(s);
+    int r = mms__tables_follow(s);
     if (r)
         return r;
     s->seen = published;
@@ -220,7 +227,7 @@ int mms_txn_begin(mms_store *s, unsigned flags)
         return mms__fail(MMS_ERDONLY, "the store is open read-only");
     if (s->state == MMS__ST_WRITE)
         return mms__fail(MMS_ETXN, "a write transaction is already active on this handle");
-    if (s->read_active)
+    if (s->state == MMS__ST_READ)
         return mms__fail(MMS_ETXN, "this handle is inside a read transaction");
     r = mms__writer_enter(s, !(flags & MMS_TXN_NOWAIT));
     if (r)
@@ -232,7 +239,7 @@ int mms_txn_begin(mms_store *s, unsigned flags)
             return r;
         }
     }
-    s->state = MMS__ST_WRITE;
+    mms__state_to(s, MMS__ST_WRITE);
     return 0;
 }
 
@@ -246,7 +253,7 @@ static void undo(mms_store *s)
     mms__drop_private(s);
     mms__tables_forget(s);
     s->dir_dirty = false;
-    int r = mms__map_follow(s);
+    int r = mms__tables_follow(s);
     if (r && !s->poisoned)
         s->poisoned = r;
 }
@@ -254,7 +261,7 @@ static void undo(mms_store *s)
 /* End the transaction: the guard goes back up, the writer lock is free. */
 static void txn_end(mms_store *s)
 {
-    s->state = MMS__ST_IDLE;
+    mms__state_to(s, MMS__ST_IDLE);
     s->dirty.n = 0;
     if (s->flags & MMS_GUARD) {
         int r = mms__map_protect(s, false);
@@ -291,9 +298,200 @@ static int commit_poison(mms_store *s, int err)
 {
     s->poisoned = err;
     __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
-    s->state = MMS__ST_IDLE;
+    mms__state_to(s, MMS__ST_IDLE);
     mms__writer_unlock(s);
     return err;
+}
+
+/* ------------------------------------------------------------------------
+ * Commit, in the steps of the NOTES above. Each step returns 0 or an error;
+ * an error before the commit point (step 5) aborts the transaction and
+ * keeps the handle, one after it poisons the handle.
+ * ------------------------------------------------------------------------ */
+struct commit {
+    struct mms_commit_stats st;
+    uint64_t t0, lap;  /* when the commit began; when the last step ended */
+    bool grew;         /* a region's size moved past what was committed */
+    uint64_t jstart;   /* journal offset of this commit's group */
+    size_t nchanged;   /* pages that differed from the file */
+};
+
+/* Nanoseconds since the last lap. */
+static uint64_t lap(struct commit *c)
+{
+    uint64_t t = mms__os_mono_ns(), d = t - c->lap;
+    c->lap = t;
+    return d;
+}
+
+/* Step 1: which pages the transaction wrote, and whether it changed
+ * anything at all (*any). */
+static int commit_detect(mms_store *s, struct commit *c, bool *any)
+{
+    const struct mms__rent *rt = mms__rtab(s);
+    int r = collect_dirty(s);
+    if (r)
+        return r;
+    c->st.detect_ns = lap(c);
+    c->st.pages_dirty = s->dirty.n;
+    for (uint32_t id = 0; id < s->nmapped; id++)
+        if (s->view.base[id] && rt[id].size > s->reg[id].committed)
+            c->grew = true;
+    *any = c->grew;
+    /* Pages kept from the last commit are dirty without having changed:
+     * the transaction changed something only if a page differs from the
+     * file (usually the first one compared does). */
+    for (size_t i = 0; i < s->dirty.n && !*any; i++) {
+        char *p = s->dirty.page[i];
+        uint32_t id = page_region(s, p);
+        *any = memcmp(p, s->reg[id].fview + (p - s->view.base[id]), MMS__PAGE) != 0;
+    }
+    return 0;
+}
+
+/* Step 2: the new txn id and header CRC; page 0 first in the page list. A
+ * stray store inside the transaction must not make the store unopenable:
+ * the header's fixed fields are checked, not journaled. */
+static int commit_stamp(mms_store *s)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    if (memcmp(h, s->hdr_fixed, sizeof s->hdr_fixed) != 0)
+        return MMS__CORRUPT("the transaction overwrote the store header's fixed fields; it "
+                            "was aborted");
+    h->txn_id++;
+    h->crc = mms__hdr_crc(h, mms__rtab(s));
+    if (s->dirty.n == 0 || s->dirty.page[0] != s->view.base[0]) {
+        int r = pagevec_push(&s->dirty, NULL);
+        if (r)
+            return r;
+        memmove(s->dirty.page + 1, s->dirty.page, (s->dirty.n - 1) * sizeof *s->dirty.page);
+        s->dirty.page[0] = s->view.base[0];
+    }
+    return 0;
+}
+
+/* Step 3, Invariant 1: fresh data is durable before the record that makes
+ * it reachable -- and so are the names of region files it created. */
+static int commit_sync_fresh(mms_store *s, struct commit *c)
+{
+    const struct mms__rent *rt = mms__rtab(s);
+    lap(c);
+    if (s->dir_dirty && !(s->flags & MMS_NOSYNC)) {
+        int r = mms__os_fsync(s->dirfd);
+        if (r)
+            return mms__fail(r, "cannot sync the store directory: %s", mms_strerror(r));
+    }
+    s->dir_dirty = false;
+    for (uint32_t id = 0; c->grew && !(s->flags & MMS_NOSYNC) && id < s->nmapped; id++) {
+        struct mms__region *g = &s->reg[id];
+        if (!s->view.base[id] || rt[id].size <= g->committed)
+            continue;
+        int r = mms__os_msync(s->view.base[id] + g->priv,
+                              mms__round_up(rt[id].size, MMS__PAGE) - g->priv);
+        if (r)
+            return mms__fail(r, "cannot sync new data of region %u: %s", id, mms_strerror(r));
+    }
+    mms__crashpoint("commit.fresh_synced");
+    c->st.sync_ns = lap(c);
+    return 0;
+}
+
+/* Step 4, Invariant 2 (its first half): the group -- each dirty page's
+ * changed bytes, the new region sizes, the txn id -- written to the
+ * journal. */
+static int commit_journal(mms_store *s, struct commit *c)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    const struct mms__rent *rt = mms__rtab(s);
+    c->jstart = s->J->end;
+    mms__jgroup_begin(s, h->txn_id);
+    for (size_t i = 0; i < s->dirty.n; i++) {
+        char *p = s->dirty.page[i];
+        uint32_t id = page_region(s, p);
+        uint64_t off = (uint64_t)(p - s->view.base[id]);
+        bool changed;
+        int r = diff_page(s, id, off, p, s->reg[id].fview + off, &changed);
+        if (r)
+            return r;
+        s->dirty.changed[i] = changed;
+    }
+    for (uint32_t id = 0; id < s->nmapped; id++)
+        if (s->view.base[id] && rt[id].size != s->reg[id].committed) {
+            int r = mms__jgroup_size(s, id, s->reg[id].gen, rt[id].size);
+            if (r)
+                return r;
+        }
+    /* The whole txn id, last: the diff logs only the bytes that changed,
+     * and replaying old groups over newer files (an interrupted recovery)
+     * must still leave the header naming a txn that existed, which the
+     * range check of the next recovery relies on (journal.c). */
+    int r = mms__jgroup_data(s, 0, 0, offsetof(struct mms__hdr, txn_id), &h->txn_id,
+                             sizeof h->txn_id);
+    if (!r)
+        r = mms__jgroup_write(s, h->txn_id);
+    if (r)
+        return r;
+    c->st.journal_ns = lap(c);
+    c->st.journal_bytes = s->J->end - c->jstart;
+    return 0;
+}
+
+/* Step 5, Invariant 2: the commit point. */
+static int commit_durable(mms_store *s, struct commit *c)
+{
+    int r = mms__jgroup_sync(s);
+    if (r)
+        return r;
+    mms__crashpoint("commit.journal_synced");
+    c->st.sync_ns += lap(c);
+    return 0;
+}
+
+/* Step 6, Invariant 3: apply -- whole pages: a private page is the
+ * committed state of its page plus this transaction's stores. The header
+ * page (always page[0]) goes last, so a header naming this txn means the
+ * whole commit reached the page cache. Invariant 6: readers never see it
+ * half done: the gate is closed and every reader inside a read transaction
+ * has left (lock.c); opening the gate publishes the txn. */
+static int commit_apply(mms_store *s, struct commit *c)
+{
+    int r = mms__gate_close(s);
+    if (r)
+        return r;
+    for (size_t k = 1; k <= s->dirty.n; k++) {
+        size_t i = k % s->dirty.n;
+        if (!s->dirty.changed[i])
+            continue;
+        char *p = s->dirty.page[i];
+        uint32_t id = page_region(s, p);
+        memcpy(s->reg[id].fview + (p - s->view.base[id]), p, MMS__PAGE);
+        if (++c->nchanged == 1)
+            mms__crashpoint("commit.apply");
+    }
+    mms__gate_open(s->L, mms__hdr(s)->txn_id);
+    s->seen = mms__hdr(s)->txn_id;
+    return 0;
+}
+
+/* Step 7: the new committed sizes (grown space becomes private), private
+ * copies dropped or kept (NOTES), a checkpoint when the journal is long. */
+static int commit_settle(mms_store *s, struct commit *c)
+{
+    const struct mms__rent *rt = mms__rtab(s);
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        if (!s->view.base[id])
+            continue;
+        s->reg[id].committed = rt[id].size;
+        int r = mms__map_commit(s, id);
+        if (r)
+            return r;
+    }
+    drop_pages(s, c->nchanged > s->keep_pages ? -1 : 0);
+    c->st.apply_ns = lap(c);
+    c->st.pages_changed = c->nchanged;
+    if (s->J->end - MMS__JDATA > s->checkpoint_bytes)
+        return mms__checkpoint(s);
+    return 0;
 }
 
 int mms_txn_commit(mms_store *s)
@@ -308,166 +506,34 @@ int mms_txn_commit(mms_store *s)
     if (mms__pinned_by_me(s))
         return mms__fail(MMS_ETXN, "this thread is inside a read transaction on this store; "
                          "end it before committing");
-    struct mms__hdr *h = mms__hdr(s);
-    const struct mms__rent *rt = mms__rtab(s);
-    struct mms_commit_stats st = {0};
-    uint64_t t0 = mms__os_mono_ns(), t1, t2, t3;
-
-    /* 1. What changed. */
-    r = collect_dirty(s);
+    struct commit c = {.t0 = mms__os_mono_ns()};
+    c.lap = c.t0;
+    bool any;
+    r = commit_detect(s, &c, &any);
     if (r)
-        return commit_fail(s, r);
-    t1 = mms__os_mono_ns();
-    st.detect_ns = t1 - t0;
-    st.pages_dirty = s->dirty.n;
-    bool any = false;
-    for (uint32_t id = 0; id < s->nmapped; id++)
-        if (s->view.base[id] && rt[id].size > s->reg[id].committed)
-            any = true;
-    bool grew = any;
-    /* Pages kept from the last commit are dirty without having changed:
-     * the transaction changed something only if a page differs from the
-     * file (usually the first one compared does). */
-    for (size_t i = 0; i < s->dirty.n && !any; i++) {
-        char *p = s->dirty.page[i];
-        uint32_t id = page_region(s, p);
-        any = memcmp(p, s->reg[id].fview + (p - s->view.base[id]), MMS__PAGE) != 0;
-    }
+        return commit_fail(s, mms__fail(r, "finding the dirty pages failed: %s",
+                                        mms_strerror(r)));
     if (!any) {
         txn_end(s);
         return 0;
     }
-
-    /* A stray store inside the transaction must not make the store
-     * unopenable: the header's fixed fields are checked, not journaled. */
-    if (memcmp(h, s->hdr_fixed, sizeof s->hdr_fixed) != 0)
-        return commit_fail(s, MMS__CORRUPT("the transaction overwrote the store header's fixed "
-                                           "fields; it was aborted"));
-
-    /* 2. Stamp the header; make sure page 0 is in the list (it is first). */
-    h->txn_id++;
-    h->crc = mms__hdr_crc(h, rt);
-    if (s->dirty.n == 0 || s->dirty.page[0] != s->view.base[0]) {
-        r = pagevec_push(&s->dirty, NULL);
-        if (r)
-            return commit_fail(s, r);
-        memmove(s->dirty.page + 1, s->dirty.page, (s->dirty.n - 1) * sizeof *s->dirty.page);
-        s->dirty.page[0] = s->view.base[0];
-    }
-
-    /* 3. Invariant 1: fresh data is durable before the record that makes it
-     *    reachable -- and so are the names of region files it created. */
-    t1 = mms__os_mono_ns();
-    if (s->dir_dirty && !(s->flags & MMS_NOSYNC)) {
-        r = mms__os_fsync(s->dirfd);
-        if (r)
-            return commit_fail(s, mms__fail(r, "cannot sync the store directory: %s",
-                                            mms_strerror(r)));
-    }
-    s->dir_dirty = false;
-    if (grew && !(s->flags & MMS_NOSYNC)) {
-        for (uint32_t id = 0; id < s->nmapped; id++) {
-            struct mms__region *g = &s->reg[id];
-            if (!s->view.base[id] || rt[id].size <= g->committed)
-                continue;
-            r = mms__os_msync(s->view.base[id] + g->priv,
-                              mms__round_up(rt[id].size, MMS__PAGE) - g->priv);
-            if (r)
-                return commit_fail(s, mms__fail(r, "cannot sync new data of region %u: %s", id,
-                                                mms_strerror(r)));
-        }
-    }
-    mms__crashpoint("commit.fresh_synced");
-    t2 = mms__os_mono_ns();
-    st.sync_ns = t2 - t1;
-
-    /* 4. The journal group. */
-    uint64_t jstart = s->J->end;
-    mms__jgroup_begin(s, h->txn_id);
-    for (size_t i = 0; i < s->dirty.n; i++) {
-        char *p = s->dirty.page[i];
-        uint32_t id = page_region(s, p);
-        uint64_t off = (uint64_t)(p - s->view.base[id]);
-        bool changed;
-        r = diff_page(s, id, off, p, s->reg[id].fview + off, &changed);
-        if (r)
-            return commit_fail(s, r);
-        s->dirty.changed[i] = changed;
-    }
-    for (uint32_t id = 0; id < s->nmapped; id++)
-        if (s->view.base[id] && rt[id].size != s->reg[id].committed) {
-            r = mms__jgroup_size(s, id, s->reg[id].gen, rt[id].size);
-            if (r)
-                return commit_fail(s, r);
-        }
-    /* The whole txn id, last: the diff logs only the bytes that changed,
-     * and replaying old groups over newer files (an interrupted recovery)
-     * must still leave the header naming a txn that existed, which the
-     * range check of the next recovery relies on (journal.c). */
-    r = mms__jgroup_data(s, 0, 0, offsetof(struct mms__hdr, txn_id), &h->txn_id,
-                         sizeof h->txn_id);
+    r = commit_stamp(s);
+    if (!r)
+        r = commit_sync_fresh(s, &c);
+    if (!r)
+        r = commit_journal(s, &c);
     if (r)
         return commit_fail(s, r);
-    r = mms__jgroup_write(s, h->txn_id);
-    if (r)
-        return commit_fail(s, r);
-    t3 = mms__os_mono_ns();
-    st.journal_ns = t3 - t2;
-    st.journal_bytes = s->J->end - jstart;
-
-    /* 5. Invariant 2: durable. */
-    r = mms__jgroup_sync(s);
+    r = commit_durable(s, &c);
+    if (!r)
+        r = commit_apply(s, &c);
+    if (!r)
+        r = commit_settle(s, &c);
     if (r)
         return commit_poison(s, r);
-    mms__crashpoint("commit.journal_synced");
-    t2 = mms__os_mono_ns();
-    st.sync_ns += t2 - t3;
-
-    /* 6. Invariant 3: apply. Whole pages: a private page is the committed
-     *    state of its page plus this transaction's stores. The header page
-     *    (always page[0]) goes last, so a header naming this txn means the
-     *    whole commit reached the page cache.
-     *    Invariant 6: readers never see it half done: the gate is closed and
-     *    every reader inside a read transaction has left (lock.c). */
-    r = mms__gate_close(s);
-    if (r)
-        return commit_poison(s, r);
-    size_t nchanged = 0;
-    for (size_t k = 1; k <= s->dirty.n; k++) {
-        size_t i = k % s->dirty.n;
-        if (!s->dirty.changed[i])
-            continue;
-        char *p = s->dirty.page[i];
-        uint32_t id = page_region(s, p);
-        memcpy(s->reg[id].fview + (p - s->view.base[id]), p, MMS__PAGE);
-        nchanged++;
-        if (nchanged == 1)
-            mms__crashpoint("commit.apply");
-    }
-    mms__gate_open(s->L, h->txn_id);
-    s->seen = h->txn_id;
-
-    /* 7. New committed sizes; grown space becomes private. */
-    for (uint32_t id = 0; id < s->nmapped; id++) {
-        if (!s->view.base[id])
-            continue;
-        s->reg[id].committed = rt[id].size;
-        r = mms__map_commit(s, id);
-        if (r)
-            return commit_poison(s, r);
-    }
-    drop_pages(s, nchanged > s->keep_pages ? -1 : 0);
-    t3 = mms__os_mono_ns();
-    st.apply_ns = t3 - t2;
-    st.pages_changed = nchanged;
-    if (s->J->end - MMS__JDATA > s->checkpoint_bytes) {
-        r = mms__checkpoint(s);
-        if (r)
-            return commit_poison(s, r);
-    }
     txn_end(s);
-    st.total_ns = mms__os_mono_ns() - t0;
-    s->stats = st;
+    c.st.total_ns = mms__os_mono_ns() - c.t0;
+    s->stats = c.st;
     return s->poisoned;
 }
 
@@ -489,7 +555,7 @@ int mms__checkpoint(mms_store *s)
     int r = mms__journal_reset(s, s->hdr_fixed + offsetof(struct mms__hdr, uuid),
                                mms__hdr(s)->txn_id);
     if (!r) /* no journal record names an old region file any more */
-        mms__gc_files(s, mms__rtab(s), mms__hdr(s)->nregions);
+        mms__region_gc(s, mms__rtab(s), mms__hdr(s)->nregions);
     return r;
 }
 
@@ -502,7 +568,7 @@ int mms_checkpoint(mms_store *s)
         return mms__fail(MMS_ERDONLY, "the store is open read-only");
     if (s->state == MMS__ST_WRITE)
         return mms__fail(MMS_ETXN, "mms_checkpoint inside a write transaction");
-    if (s->read_active)
+    if (s->state == MMS__ST_READ)
         return mms__fail(MMS_ETXN, "mms_checkpoint inside a read transaction");
     r = mms__writer_enter(s, true);
     if (r)
@@ -519,34 +585,21 @@ int mms_checkpoint(mms_store *s)
 /* ------------------------------------------------------------------------
  * Read transactions and waiting (lock.c does the protocol)
  * ------------------------------------------------------------------------ */
-static int recover_for_reader(void *ctx)
-{
-    mms_store *s = ctx;
-    int r = mms__writer_lock(s, false);
-    if (r == MMS_EBUSY)
-        return 0;
-    if (r)
-        return r;
-    r = mms__recover_live(s);
-    mms__writer_unlock(s);
-    return r;
-}
-
 int mms_read_begin(mms_store *s)
 {
     int r = mms__check_handle(s);
     if (r)
         return r;
-    if (s->read_active)
+    if (s->state == MMS__ST_READ)
         return mms__fail(MMS_ETXN, "a read transaction is already active on this handle");
     if (s->state == MMS__ST_WRITE)
         return mms__fail(MMS_ETXN, "this handle is inside a write transaction");
     if (s->L_private) { /* read-only file system: nothing can change */
-        s->read_active = 1;
+        mms__state_to(s, MMS__ST_READ);
         return 0;
     }
     uint64_t txn;
-    r = mms__pin(s, &txn, recover_for_reader, s);
+    r = mms__pin(s, &txn, mms__recover_for_reader, s);
     if (r)
         return r;
     r = refresh(s, txn);
@@ -554,7 +607,7 @@ int mms_read_begin(mms_store *s)
         mms__unpin(s);
         return r;
     }
-    s->read_active = 1;
+    mms__state_to(s, MMS__ST_READ);
     return 0;
 }
 
@@ -563,9 +616,9 @@ int mms_read_end(mms_store *s)
     int r = mms__check_handle(s);
     if (r && r != MMS_EPOISONED)
         return r;
-    if (!s->read_active)
+    if (s->state != MMS__ST_READ)
         return mms__fail(MMS_ENOTXN, "no read transaction to end");
-    s->read_active = 0;
+    mms__state_to(s, MMS__ST_IDLE);
     if (!s->L_private)
         mms__unpin(s);
     return 0;
@@ -576,7 +629,7 @@ int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
     int r = mms__check_handle(s);
     if (r)
         return r;
-    if (s->read_active || mms__pinned_by_me(s))
+    if (s->state == MMS__ST_READ || mms__pinned_by_me(s))
         return mms__fail(MMS_ETXN, "mms_wait inside a read transaction would wait for ever");
     uint64_t cur;
     r = mms__wait_change(s->L, txn, timeout_ms, &cur);

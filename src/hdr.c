@@ -1,0 +1,118 @@
+/*
+ * hdr.c -- the store header: reading it from region 0's file, checking it,
+ * its checksum, and formatting it for a new store.
+ *
+ * Layer 3: calls os.c and crc32c.c. The header (page 0 of region 0) and the
+ * region table after it are ordinary transactional data once the store is
+ * mapped; this file only reads them through a file descriptor (before any
+ * mapping exists, and in recovery) and judges what it read. It must never
+ * write a region file: a new header reaches the disk through the caller.
+ *
+ * Nothing read here is trusted: a header that does not check out is an
+ * error code (MMS_ENOTSTORE, MMS_EVERSION, MMS_EBYTEORDER, MMS_EABI,
+ * MMS_ECORRUPT), never a crash.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+static void abi_mine(struct mms__abi *a)
+{
+    memset(a, 0, sizeof *a);
+    uint16_t one = 1;
+    a->endian = *(uint8_t *)&one ? MMS__ABI_LE : MMS__ABI_BE;
+    a->ref_bits = 64;
+    a->slot_bits = MMS_SLOT_BITS;
+    a->page_shift = MMS__PAGE_SHIFT;
+    a->seg_shift = MMS__SEG_SHIFT;
+}
+
+void mms__hdr_format(struct mms__hdr *h, struct mms__rent *rt)
+{
+    h->magic = MMS__MAGIC;
+    h->version = MMS_FORMAT_VERSION;
+    h->page_size = MMS__PAGE;
+    abi_mine(&h->abi);
+    mms__os_random(h->uuid, sizeof h->uuid);
+    h->hdr_pages = MMS__HDR_PAGES;
+    h->nregions = 1;
+    h->created_ns = mms__os_now_ns();
+    rt[0].kind = MMS__RK_HEAP;
+}
+
+uint32_t mms__hdr_crc(const struct mms__hdr *h, const struct mms__rent *rt)
+{
+    uint32_t crc = mms__crc32c(0, h, offsetof(struct mms__hdr, crc));
+    uint32_t n = h->nregions <= MMS_MAX_REGIONS ? h->nregions : MMS_MAX_REGIONS;
+    return mms__crc32c(crc, rt, n * sizeof *rt);
+}
+
+/* The fields that never change after creation: a torn apply cannot damage
+ * them, so they are checked before recovery. */
+int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size)
+{
+    if (h->magic == __builtin_bswap64(MMS__MAGIC))
+        return mms__fail(MMS_EBYTEORDER, "the store was written on a machine of the other byte order");
+    if (h->magic != MMS__MAGIC)
+        return mms__fail(MMS_ENOTSTORE, "region 0 does not start with the mmstore magic");
+    if (h->version != MMS_FORMAT_VERSION)
+        return mms__fail(MMS_EVERSION, "the store has format version %u; this library reads %u",
+                         h->version, MMS_FORMAT_VERSION);
+    struct mms__abi mine;
+    abi_mine(&mine);
+    if (memcmp(&h->abi, &mine, sizeof mine) != 0 || h->page_size != MMS__PAGE ||
+        h->hdr_pages != MMS__HDR_PAGES)
+        return mms__fail(MMS_EABI, "the store's ABI fingerprint (page size %u, ref %u bits, "
+                         "slot %u bits) differs from this library's",
+                         h->page_size, h->abi.ref_bits, h->abi.slot_bits);
+    if (file_size < MMS__SEG)
+        return MMS__CORRUPT("region 0 is %llu bytes, shorter than one segment",
+                            (unsigned long long)file_size);
+    return 0;
+}
+
+/* Everything else, after recovery. */
+int mms__hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, uint64_t fsize)
+{
+    if (h->nregions == 0 || h->nregions > MMS_MAX_REGIONS)
+        return MMS__CORRUPT("header: %u regions", h->nregions);
+    if (h->crc != mms__hdr_crc(h, rt))
+        return MMS__CORRUPT("header checksum mismatch");
+    if (rt[0].kind != MMS__RK_HEAP || rt[0].gen != 0)
+        return MMS__CORRUPT("header: region 0 is not the heap");
+    if (rt[0].size < MMS__SEG || rt[0].size % MMS__SEG || rt[0].size > fsize)
+        return MMS__CORRUPT("header: heap size %llu does not fit region 0's file of %llu bytes",
+                            (unsigned long long)rt[0].size, (unsigned long long)fsize);
+    for (uint32_t i = 1; i < h->nregions; i++)
+        if (rt[i].kind != MMS__RK_NONE && rt[i].kind != MMS__RK_TABLE)
+            return MMS__CORRUPT("header: region %u has unknown kind %u", i, rt[i].kind);
+    /* mms_root_set() refuses a root outside its region; one here is damage. */
+    if (h->root != MMS_REF_NULL && (MMS_REF_REGION(h->root) >= h->nregions ||
+                                    MMS_REF_SLOT(h->root) >= rt[MMS_REF_REGION(h->root)].size))
+        return MMS__CORRUPT("header: root ref 0x%llx is outside its region",
+                            (unsigned long long)h->root);
+    return 0;
+}
+
+int mms__hdr_read(int fd, struct mms__hdrbuf *b, uint64_t *fsize)
+{
+    int r = mms__os_fsize(fd, fsize);
+    if (!r && *fsize < MMS__HDR_BYTES)
+        r = *fsize < 8 ? mms__fail(MMS_ENOTSTORE, "region 0 is too short to be a store")
+                       : MMS__CORRUPT("region 0 is %llu bytes, shorter than its header",
+                                      (unsigned long long)*fsize);
+    /* The header page and the region table entries in use: the rest of the
+     * buffer is left alone (fewer bytes copied and, in a new process, fewer
+     * stack pages touched; each first touch is a page fault). */
+    if (!r)
+        r = mms__os_pread(fd, b, 2 * MMS__PAGE, 0);
+    if (!r)
+        r = mms__hdr_check_static(&b->h, *fsize);
+    if (r)
+        return r;
+    uint32_t n = b->h.nregions < MMS_MAX_REGIONS ? b->h.nregions : MMS_MAX_REGIONS;
+    uint64_t need = MMS__PAGE + mms__round_up((uint64_t)n * sizeof(struct mms__rent), MMS__PAGE);
+    if (need > 2 * MMS__PAGE)
+        r = mms__os_pread(fd, (char *)b + 2 * MMS__PAGE, need - 2 * MMS__PAGE, 2 * MMS__PAGE);
+    return r;
+}

@@ -1,0 +1,115 @@
+/*
+ * recover.c -- bringing the region files to the last valid commit of the
+ * journal: at the first open of a store, and after a writer died.
+ *
+ * Layer 4: calls hdr.c, journal.c, map.c (region files), lock.c (the writer
+ * lock, the gate, publication). It runs before any mapping of the state it
+ * repairs exists (first open), or with the writer lock held and the gate
+ * closed (after a dead writer), so no reader can see the files half
+ * repaired (Invariant 6). It must never run while this thread pins the
+ * store: it would wait for itself.
+ *
+ * Recovery (journal.c NOTES): replay every valid commit group in order
+ * (Invariant 4), check that the header then names the journal's last txn,
+ * finish with a checkpoint (Invariant 5) and publish that txn.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+/* Recovery, with region 0 open as fd and its header read into b. */
+int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize)
+{
+    const struct mms__hdr *h = &b->h;
+    uint64_t replayed, last;
+    int r = mms__journal_load(s, h->uuid);
+    if (!r)
+        r = mms__journal_recover(s, h->txn_id, s->jfd_rw, &replayed, &last);
+    if (!r && replayed)
+        r = mms__hdr_read(fd, b, &fsize);
+    if (!r)
+        r = mms__hdr_check_full(h, b->rt, fsize);
+    if (!r && s->J->start_txn != UINT64_MAX && h->txn_id != last)
+        r = MMS__CORRUPT("after recovery the header is at txn %llu, the journal at %llu",
+                         (unsigned long long)h->txn_id, (unsigned long long)last);
+    if (!r && s->jfd_rw && (replayed || s->J->start_txn == UINT64_MAX)) {
+        /* Finish with a checkpoint (the replayed files are synced; a
+         * foreign journal is replaced by one of this store). A reset writes
+         * one slot; the other slot of a foreign journal would still name
+         * the other store and win if ours were lost, so it is overwritten
+         * too (Invariant 5). */
+        bool foreign = s->J->start_txn == UINT64_MAX;
+        r = mms__journal_reset(s, h->uuid, h->txn_id);
+        if (!r && foreign)
+            r = mms__journal_reset(s, h->uuid, h->txn_id);
+        /* The recovery ended with a checkpoint: no journal record names an
+         * old region file any more. */
+        if (!r)
+            mms__region_gc(s, b->rt, h->nregions);
+    }
+    if (!r)
+        __atomic_store_n(&s->L->published, h->txn_id, __ATOMIC_RELEASE);
+    return r;
+}
+
+int mms__recover(mms_store *s)
+{
+    struct mms__hdrbuf b;
+    int fd;
+    uint64_t fsize;
+    int r = mms__region_open_file(s, 0, 0, false, false, &fd);
+    if (r == -ENOENT)
+        return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
+    if (r)
+        return r;
+    r = mms__hdr_read(fd, &b, &fsize);
+    if (!r)
+        r = mms__recover_at(s, fd, &b, fsize);
+    mms__os_close(fd);
+    return r;
+}
+
+/* Holding the writer lock: repair what a dead writer left. */
+int mms__recover_live(mms_store *s)
+{
+    assert(mms__writer_held_by(s));
+    if (!__atomic_load_n(&s->L->recover_needed, __ATOMIC_ACQUIRE) &&
+        !(__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1) &&
+        s->J->start_txn != UINT64_MAX)
+        return 0;
+    if (!s->jfd_rw)
+        return mms__fail(MMS_ERECOVER, "a writer died; recovering needs write access to the "
+                         "store's files, which this process lacks");
+    if (mms__pinned_by_me(s))
+        return mms__fail(MMS_ETXN, "this thread is inside a read transaction on this store, "
+                         "and recovery must wait for it to end");
+    /* A gate a dead writer left closed guards half-applied files; one that
+     * was open guards nothing, and is opened again if recovery fails. */
+    bool was_open = !(__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1);
+    int r = mms__gate_close(s);
+    if (!r)
+        r = mms__recover(s);
+    if (r) {
+        if (was_open)
+            mms__gate_reopen(s->L);
+        return r;
+    }
+    __atomic_store_n(&s->L->recover_needed, 0, __ATOMIC_RELEASE);
+    mms__gate_open(s->L, s->L->published);
+    return 0;
+}
+
+/* A reader found the gate closed by a writer that died: take the writer
+ * lock and recover (lock.c NOTES). 0 to go on waiting or retry. */
+int mms__recover_for_reader(void *ctx)
+{
+    mms_store *s = ctx;
+    int r = mms__writer_lock(s, false);
+    if (r == MMS_EBUSY)
+        return 0; /* someone else holds it: they will open the gate */
+    if (r)
+        return r;
+    r = mms__recover_live(s);
+    mms__writer_unlock(s);
+    return r;
+}

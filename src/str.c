@@ -1,0 +1,71 @@
+/*
+ * str.c -- strings and blobs in the heap.
+ *
+ * Layer 5: calls alloc.c. A string or blob is one heap allocation: a u64
+ * length, the bytes, and a NUL that is not counted (so a string reads as a
+ * C string when it holds no NUL). A record's STR and BLOB fields own theirs
+ * (table.c frees them with the record). Nothing here trusts a ref: a ref
+ * that is not a string of this store gives NULL or an error, never a read
+ * outside the heap.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+int mms_str_new(mms_store *s, const void *bytes, size_t len, mms_ref *ref)
+{
+    if (!ref || (len && !bytes))
+        return mms__fail(MMS_EINVAL, "mms_str_new: bad arguments");
+    if (len > (SIZE_MAX >> 1))
+        return mms__fail(MMS_EFULL, "string of %zu bytes is too long", len);
+    int r = mms_alloc(s, len + 9, ref);
+    if (r)
+        return r;
+    char *p = mms_deref(s, *ref);
+    uint64_t n = len;
+    memcpy(p, &n, 8);
+    if (len)
+        memcpy(p + 8, bytes, len);
+    p[8 + len] = 0;
+    return 0;
+}
+
+const char *mms_str_get(const mms_store *s, mms_ref ref, size_t *len)
+{
+    if (!s || !ref || MMS_REF_REGION(ref) != 0)
+        return NULL;
+    uint64_t off = MMS_REF_SLOT(ref), top = mms__rtab(s)[0].size;
+    if (off < MMS__HDR_BYTES || off + 9 > top || off + 9 > s->reg[0].mapped)
+        return NULL;
+    const char *p = mms_deref(s, ref);
+    uint64_t n;
+    memcpy(&n, p, 8);
+    if (n > top - off - 9)
+        return NULL;
+    if (len)
+        *len = (size_t)n;
+    return p + 8;
+}
+
+int mms_str_set(mms_store *s, mms_ref *field, const void *bytes, size_t len)
+{
+    if (!field)
+        return mms__fail(MMS_EINVAL, "mms_str_set: field is NULL");
+    mms_ref n;
+    int r = mms_str_new(s, bytes, len, &n);
+    if (r)
+        return r;
+    if (*field && (r = mms_free(s, *field))) {
+        mms_free(s, n);
+        return r;
+    }
+    *field = n;
+    return 0;
+}
+
+bool mms__str_valid(const mms_store *s, mms_ref ref)
+{
+    size_t len, usable;
+    return mms_str_get(s, ref, &len) && mms_alloc_size(s, ref, &usable) == 0 &&
+           usable >= len + 9;
+}
