@@ -584,6 +584,42 @@ struct loc {
     unsigned cls, slot;
 };
 
+/* locate() for a ref into a slab page pg: the start of a used slot. */
+static int locate_small(const mms_store *s, mms_ref ref, uint32_t pg, struct loc *l)
+{
+    uint64_t off = MMS_REF_SLOT(ref);
+    uint32_t seg = pg / MMS__SEG_PAGES;
+    struct mms__desc *d = D(s, pg);
+    if (d->kind == MMS__D_SLAB_CONT &&
+        (d->len == 0 || d->len > pg % MMS__SEG_PAGES - meta_pages(seg)))
+        return MMS__CORRUPT("heap: slab page %u has a bad back offset %u", pg, d->len);
+    uint32_t head = d->kind == MMS__D_SLAB_CONT ? pg - d->len : pg;
+    struct mms__desc *hd = D(s, head);
+    unsigned c = hd->cls;
+    if (hd->kind != MMS__D_SLAB_HEAD || c >= MMS__NCLASS || hd->len != geom[c].pages ||
+        head + hd->len <= pg)
+        return MMS__CORRUPT("heap: page %u has a bad slab descriptor", pg);
+    struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, head);
+    if (sl->magic != MMS__SLAB_MAGIC || sl->nslots != geom[c].nslots ||
+        sl->first != geom[c].first)
+        return MMS__CORRUPT("heap: slab at page %u has a bad header", head);
+    uint64_t rel = off - (uint64_t)head * MMS__PAGE;
+    if (rel < sl->first || (rel - sl->first) % class_size[c] ||
+        (rel - sl->first) / class_size[c] >= sl->nslots)
+        return mms__fail(MMS_EBADREF, "ref 0x%llx is not the start of a slot",
+                         (unsigned long long)ref);
+    unsigned slot = (unsigned)((rel - sl->first) / class_size[c]);
+    if (!(sl->bitmap[slot / 64] >> (slot % 64) & 1))
+        return mms__fail(MMS_EBADREF, "ref 0x%llx is already free (double free?)",
+                         (unsigned long long)ref);
+    l->kind = LOC_SMALL;
+    l->pg = head;
+    l->cls = c;
+    l->slot = slot;
+    l->usable = class_size[c];
+    return 0;
+}
+
 static int locate(const mms_store *s, mms_ref ref, struct loc *l)
 {
     tables();
@@ -626,36 +662,8 @@ static int locate(const mms_store *s, mms_ref ref, struct loc *l)
         l->usable = (uint64_t)d->len * MMS__PAGE;
         return 0;
     }
-    if (d->kind == MMS__D_SLAB_HEAD || d->kind == MMS__D_SLAB_CONT) {
-        if (d->kind == MMS__D_SLAB_CONT &&
-            (d->len == 0 || d->len > pg % MMS__SEG_PAGES - meta_pages(seg)))
-            return MMS__CORRUPT("heap: slab page %u has a bad back offset %u", pg, d->len);
-        uint32_t head = d->kind == MMS__D_SLAB_CONT ? pg - d->len : pg;
-        struct mms__desc *hd = D(s, head);
-        unsigned c = hd->cls;
-        if (hd->kind != MMS__D_SLAB_HEAD || c >= MMS__NCLASS || hd->len != geom[c].pages ||
-            head + hd->len <= pg)
-            return MMS__CORRUPT("heap: page %u has a bad slab descriptor", pg);
-        struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, head);
-        if (sl->magic != MMS__SLAB_MAGIC || sl->nslots != geom[c].nslots ||
-            sl->first != geom[c].first)
-            return MMS__CORRUPT("heap: slab at page %u has a bad header", head);
-        uint64_t rel = off - (uint64_t)head * MMS__PAGE;
-        if (rel < sl->first || (rel - sl->first) % class_size[c] ||
-            (rel - sl->first) / class_size[c] >= sl->nslots)
-            return mms__fail(MMS_EBADREF, "ref 0x%llx is not the start of a slot",
-                             (unsigned long long)ref);
-        unsigned slot = (unsigned)((rel - sl->first) / class_size[c]);
-        if (!(sl->bitmap[slot / 64] >> (slot % 64) & 1))
-            return mms__fail(MMS_EBADREF, "ref 0x%llx is already free (double free?)",
-                             (unsigned long long)ref);
-        l->kind = LOC_SMALL;
-        l->pg = head;
-        l->cls = c;
-        l->slot = slot;
-        l->usable = class_size[c];
-        return 0;
-    }
+    if (d->kind == MMS__D_SLAB_HEAD || d->kind == MMS__D_SLAB_CONT)
+        return locate_small(s, ref, pg, l);
     return mms__fail(MMS_EBADREF, "ref 0x%llx is not the start of a live allocation",
                      (unsigned long long)ref);
 }
@@ -815,17 +823,199 @@ void mms__heap_init(mms_store *s)
     segment_init_normal(s, 0);
 }
 
-uint64_t mms__heap_size(const mms_store *s)
-{
-    return heap_top(s);
-}
-
 /* ------------------------------------------------------------------------
  * Verification: walk every segment and list; recompute the counters.
  * Reads only; every index is checked before use, so a damaged heap gives a
  * message, never a crash.
  * ------------------------------------------------------------------------ */
 #define VFAIL(...) (snprintf(msg, cap, __VA_ARGS__), MMS_ECORRUPT)
+
+/* What the walk of the heap finds, to hold against the header's counters
+ * and the lists. */
+struct hwalk {
+    uint64_t live, count, freeb, free_runs;
+    uint64_t bin_count[MMS__NBIN], class_partial[MMS__NCLASS];
+};
+
+static int verify_slab(const mms_store *s, uint32_t pg, const struct mms__desc *d,
+                       struct hwalk *w, char *msg, size_t cap)
+{
+    unsigned c = d->cls;
+    uint32_t len = d->len;
+    if (c >= MMS__NCLASS || len != geom[c].pages)
+        return VFAIL("heap: slab at page %u has class %u and %u pages", pg, c, len);
+    for (uint32_t k = 1; k < len; k++)
+        if (d[k].len != k)
+            return VFAIL("heap: slab page %u has a bad back offset", pg + k);
+    const struct mms__slab *sl = (const void *)page_ptr(s, pg);
+    if (sl->magic != MMS__SLAB_MAGIC || sl->cls != c || sl->nslots != geom[c].nslots ||
+        sl->first != geom[c].first)
+        return VFAIL("heap: slab at page %u has a bad header", pg);
+    unsigned words = (sl->nslots + 63u) / 64u, used = 0;
+    for (unsigned k = 0; k < words; k++) {
+        uint64_t b = sl->bitmap[k];
+        if (k == words - 1 && sl->nslots % 64) {
+            uint64_t tail = ~UINT64_C(0) << (sl->nslots % 64);
+            if ((b & tail) != tail)
+                return VFAIL("heap: slab at page %u has bits past its last slot", pg);
+            b &= ~tail;
+        }
+        used += (unsigned)__builtin_popcountll(b);
+    }
+    if (sl->nfree != sl->nslots - used)
+        return VFAIL("heap: slab at page %u counts %u free slots, its bitmap %u", pg, sl->nfree,
+                     sl->nslots - used);
+    w->live += (uint64_t)used * class_size[c];
+    w->count += used;
+    w->freeb += (uint64_t)sl->nfree * class_size[c];
+    if (sl->nfree)
+        w->class_partial[c]++;
+    return 0;
+}
+
+/* The spans of normal segment u: each starts where the last ended, its
+ * pages carry its kind, no two free spans touch. */
+static int verify_segment(const mms_store *s, uint32_t u, struct hwalk *w, char *msg, size_t cap)
+{
+    const struct mms__desc *d0 = seg_desc(s, u);
+    uint32_t meta = meta_pages(u);
+    for (uint32_t i = 1; i < meta; i++)
+        if (d0[i].kind != MMS__D_META)
+            return VFAIL("heap: segment %u page %u should be metadata", u, i);
+    bool prev_free = false;
+    for (uint32_t i = meta; i < MMS__SEG_PAGES;) {
+        const struct mms__desc *d = &d0[i];
+        uint32_t pg = u * MMS__SEG_PAGES + i, len = d->len;
+        if (d->kind != MMS__D_FREE_HEAD && d->kind != MMS__D_LARGE_HEAD &&
+            d->kind != MMS__D_SLAB_HEAD)
+            return VFAIL("heap: page %u has descriptor kind %u where a span should start", pg,
+                         d->kind);
+        if (len == 0 || len > MMS__SEG_PAGES - i)
+            return VFAIL("heap: span at page %u has length %u, past its segment", pg, len);
+        uint8_t want = d->kind == MMS__D_FREE_HEAD    ? MMS__D_FREE_CONT
+                       : d->kind == MMS__D_LARGE_HEAD ? MMS__D_LARGE_CONT
+                                                      : MMS__D_SLAB_CONT;
+        for (uint32_t k = 1; k < len; k++)
+            if (d[k].kind != want)
+                return VFAIL("heap: page %u inside the span at page %u has kind %u", pg + k, pg,
+                             d[k].kind);
+        if (d->kind == MMS__D_FREE_HEAD) {
+            if (prev_free)
+                return VFAIL("heap: free span at page %u follows another free span", pg);
+            if (len > 1 && d[len - 1].len != len - 1)
+                return VFAIL("heap: free span at page %u has a bad tail", pg);
+            w->freeb += (uint64_t)len * MMS__PAGE;
+            w->bin_count[bin_of(len)]++;
+        } else if (d->kind == MMS__D_LARGE_HEAD) {
+            w->live += (uint64_t)len * MMS__PAGE;
+            w->count++;
+        } else {
+            int r = verify_slab(s, pg, d, w, msg, cap);
+            if (r)
+                return r;
+        }
+        prev_free = d->kind == MMS__D_FREE_HEAD;
+        i += len;
+    }
+    return 0;
+}
+
+/* Every segment, from segment 0 by each one's length. */
+static int verify_walk(const mms_store *s, struct hwalk *w, char *msg, size_t cap)
+{
+    uint32_t n = nsegs(s);
+    for (uint32_t u = 0; u < n;) {
+        const struct mms__desc *d0 = seg_desc(s, u);
+        if (u == 0 && d0->kind != MMS__S_NORMAL)
+            return VFAIL("heap: segment 0 is not a normal segment");
+        if (d0->kind == MMS__S_HUGE || d0->kind == MMS__S_FREE) {
+            if (d0->len == 0 || d0->len > n - u)
+                return VFAIL("heap: segment %u has length %u units, past the heap end", u,
+                             d0->len);
+            if (d0->kind == MMS__S_HUGE) {
+                w->live += ((uint64_t)d0->len << MMS__SEG_SHIFT) - MMS__PAGE;
+                w->count++;
+            } else {
+                w->freeb += (uint64_t)d0->len << MMS__SEG_SHIFT;
+                w->free_runs++;
+            }
+            u += d0->len;
+            continue;
+        }
+        if (d0->kind != MMS__S_NORMAL || d0->len != 1)
+            return VFAIL("heap: segment %u has an unknown kind %u", u, d0->kind);
+        int r = verify_segment(s, u, w, msg, cap);
+        if (r)
+            return r;
+        u++;
+    }
+    return 0;
+}
+
+static bool page_of_normal_segment(const mms_store *s, uint32_t pg)
+{
+    uint32_t u = pg / MMS__SEG_PAGES;
+    return u < nsegs(s) && seg_desc(s, u)->kind == MMS__S_NORMAL &&
+           pg % MMS__SEG_PAGES >= meta_pages(u);
+}
+
+/* Lists: every node is what the list is for, links agree, the count
+ * equals what the walk found (which also rules out cycles). */
+static int verify_lists(const mms_store *s, const struct hwalk *w, char *msg, size_t cap)
+{
+    const struct mms__hdr *h = mms__hdr(s);
+    for (unsigned b = 0; b < MMS__NBIN; b++) {
+        uint64_t k = 0;
+        uint32_t prev = 0;
+        for (uint32_t pg = h->bin_head[b]; pg; pg = D(s, pg)->next) {
+            if (!page_of_normal_segment(s, pg))
+                return VFAIL("heap: free list %u names page %u, not a page of a normal segment", b, pg);
+            const struct mms__desc *d = D(s, pg);
+            if (d->kind != MMS__D_FREE_HEAD || bin_of(d->len) != b || d->prev != prev)
+                return VFAIL("heap: free list %u is damaged at page %u", b, pg);
+            if (++k > w->bin_count[b])
+                return VFAIL("heap: free list %u is longer than the free spans of its size", b);
+            prev = pg;
+        }
+        if (k != w->bin_count[b])
+            return VFAIL("heap: free list %u holds %llu spans, the heap has %llu", b,
+                         (unsigned long long)k, (unsigned long long)w->bin_count[b]);
+    }
+    for (unsigned c = 0; c < MMS__NCLASS; c++) {
+        uint64_t k = 0;
+        uint32_t prev = 0;
+        for (uint32_t pg = h->class_head[c]; pg; pg = D(s, pg)->next) {
+            if (!page_of_normal_segment(s, pg))
+                return VFAIL("heap: slab list %u names page %u, not a page of a normal segment", c, pg);
+            const struct mms__desc *d = D(s, pg);
+            const struct mms__slab *sl = (const void *)page_ptr(s, pg);
+            if (d->kind != MMS__D_SLAB_HEAD || d->cls != c || d->prev != prev || sl->nfree == 0)
+                return VFAIL("heap: slab list %u is damaged at page %u", c, pg);
+            if (++k > w->class_partial[c])
+                return VFAIL("heap: slab list %u is longer than the slabs with room", c);
+            prev = pg;
+        }
+        if (k != w->class_partial[c])
+            return VFAIL("heap: slab list %u holds %llu slabs, %llu have room", c,
+                         (unsigned long long)k, (unsigned long long)w->class_partial[c]);
+    }
+    uint64_t k = 0;
+    uint32_t prev = 0;
+    for (uint32_t u = h->free_units; u; u = seg_desc(s, u)->next) {
+        if (u >= nsegs(s))
+            return VFAIL("heap: free unit list names segment %u, past the heap", u);
+        const struct mms__desc *d = seg_desc(s, u);
+        if (d->kind != MMS__S_FREE || d->prev != prev)
+            return VFAIL("heap: free unit list is damaged at segment %u", u);
+        if (++k > w->free_runs)
+            return VFAIL("heap: free unit list is longer than the free unit runs");
+        prev = u;
+    }
+    if (k != w->free_runs)
+        return VFAIL("heap: free unit list holds %llu runs, the heap has %llu",
+                     (unsigned long long)k, (unsigned long long)w->free_runs);
+    return 0;
+}
 
 int mms__heap_verify(const mms_store *s, char *msg, size_t cap)
 {
@@ -839,160 +1029,17 @@ int mms__heap_verify(const mms_store *s, char *msg, size_t cap)
                      (unsigned long long)top, (unsigned long long)s->reg[0].mapped);
     if (h->nclass != MMS__NCLASS)
         return VFAIL("heap: header says %u size classes, expected %u", h->nclass, MMS__NCLASS);
-    uint32_t n = nsegs(s);
-    uint64_t live = 0, count = 0, freeb = 0;
-    uint64_t bin_count[MMS__NBIN] = {0}, class_partial[MMS__NCLASS] = {0}, free_runs = 0;
-    for (uint32_t u = 0; u < n;) {
-        const struct mms__desc *d0 = seg_desc(s, u);
-        if (u == 0 && d0->kind != MMS__S_NORMAL)
-            return VFAIL("heap: segment 0 is not a normal segment");
-        if (d0->kind == MMS__S_HUGE || d0->kind == MMS__S_FREE) {
-            if (d0->len == 0 || d0->len > n - u)
-                return VFAIL("heap: segment %u has length %u units, past the heap end", u,
-                             d0->len);
-            if (d0->kind == MMS__S_HUGE) {
-                live += ((uint64_t)d0->len << MMS__SEG_SHIFT) - MMS__PAGE;
-                count++;
-            } else {
-                freeb += (uint64_t)d0->len << MMS__SEG_SHIFT;
-                free_runs++;
-            }
-            u += d0->len;
-            continue;
-        }
-        if (d0->kind != MMS__S_NORMAL || d0->len != 1)
-            return VFAIL("heap: segment %u has an unknown kind %u", u, d0->kind);
-        uint32_t meta = meta_pages(u);
-        for (uint32_t i = 1; i < meta; i++)
-            if (d0[i].kind != MMS__D_META)
-                return VFAIL("heap: segment %u page %u should be metadata", u, i);
-        bool prev_free = false;
-        for (uint32_t i = meta; i < MMS__SEG_PAGES;) {
-            const struct mms__desc *d = &d0[i];
-            uint32_t pg = u * MMS__SEG_PAGES + i, len = d->len;
-            if (d->kind != MMS__D_FREE_HEAD && d->kind != MMS__D_LARGE_HEAD &&
-                d->kind != MMS__D_SLAB_HEAD)
-                return VFAIL("heap: page %u has descriptor kind %u where a span should start",
-                             pg, d->kind);
-            if (len == 0 || len > MMS__SEG_PAGES - i)
-                return VFAIL("heap: span at page %u has length %u, past its segment", pg, len);
-            uint8_t want = d->kind == MMS__D_FREE_HEAD    ? MMS__D_FREE_CONT
-                           : d->kind == MMS__D_LARGE_HEAD ? MMS__D_LARGE_CONT
-                                                          : MMS__D_SLAB_CONT;
-            for (uint32_t k = 1; k < len; k++)
-                if (d[k].kind != want)
-                    return VFAIL("heap: page %u inside the span at page %u has kind %u", pg + k,
-                                 pg, d[k].kind);
-            if (d->kind == MMS__D_FREE_HEAD) {
-                if (prev_free)
-                    return VFAIL("heap: free span at page %u follows another free span", pg);
-                if (len > 1 && d[len - 1].len != len - 1)
-                    return VFAIL("heap: free span at page %u has a bad tail", pg);
-                freeb += (uint64_t)len * MMS__PAGE;
-                bin_count[bin_of(len)]++;
-                prev_free = true;
-            } else if (d->kind == MMS__D_LARGE_HEAD) {
-                live += (uint64_t)len * MMS__PAGE;
-                count++;
-                prev_free = false;
-            } else {
-                unsigned c = d->cls;
-                if (c >= MMS__NCLASS || len != geom[c].pages)
-                    return VFAIL("heap: slab at page %u has class %u and %u pages", pg, c, len);
-                for (uint32_t k = 1; k < len; k++)
-                    if (d[k].len != k)
-                        return VFAIL("heap: slab page %u has a bad back offset", pg + k);
-                const struct mms__slab *sl = (const void *)page_ptr(s, pg);
-                if (sl->magic != MMS__SLAB_MAGIC || sl->cls != c ||
-                    sl->nslots != geom[c].nslots || sl->first != geom[c].first)
-                    return VFAIL("heap: slab at page %u has a bad header", pg);
-                unsigned words = (sl->nslots + 63u) / 64u, used = 0;
-                for (unsigned w = 0; w < words; w++) {
-                    uint64_t b = sl->bitmap[w];
-                    if (w == words - 1 && sl->nslots % 64) {
-                        uint64_t tail = ~UINT64_C(0) << (sl->nslots % 64);
-                        if ((b & tail) != tail)
-                            return VFAIL("heap: slab at page %u has bits past its last slot",
-                                         pg);
-                        b &= ~tail;
-                    }
-                    used += (unsigned)__builtin_popcountll(b);
-                }
-                if (sl->nfree != sl->nslots - used)
-                    return VFAIL("heap: slab at page %u counts %u free slots, its bitmap %u", pg,
-                                 sl->nfree, sl->nslots - used);
-                live += (uint64_t)used * class_size[c];
-                count += used;
-                freeb += (uint64_t)sl->nfree * class_size[c];
-                if (sl->nfree)
-                    class_partial[c]++;
-                prev_free = false;
-            }
-            i += len;
-        }
-        u++;
-    }
-    /* Lists: every node is what the list is for, links agree, the count
-     * equals what the walk found (which also rules out cycles). */
-    for (unsigned b = 0; b < MMS__NBIN; b++) {
-        uint64_t k = 0;
-        uint32_t prev = 0;
-        for (uint32_t pg = h->bin_head[b]; pg; pg = D(s, pg)->next) {
-            if (pg >= n * MMS__SEG_PAGES || seg_desc(s, pg / MMS__SEG_PAGES)->kind != MMS__S_NORMAL ||
-                pg % MMS__SEG_PAGES < meta_pages(pg / MMS__SEG_PAGES))
-                return VFAIL("heap: free list %u names page %u, not a page of a normal segment", b, pg);
-            const struct mms__desc *d = D(s, pg);
-            if (d->kind != MMS__D_FREE_HEAD || bin_of(d->len) != b || d->prev != prev)
-                return VFAIL("heap: free list %u is damaged at page %u", b, pg);
-            if (++k > bin_count[b])
-                return VFAIL("heap: free list %u is longer than the free spans of its size", b);
-            prev = pg;
-        }
-        if (k != bin_count[b])
-            return VFAIL("heap: free list %u holds %llu spans, the heap has %llu", b,
-                         (unsigned long long)k, (unsigned long long)bin_count[b]);
-    }
-    for (unsigned c = 0; c < MMS__NCLASS; c++) {
-        uint64_t k = 0;
-        uint32_t prev = 0;
-        for (uint32_t pg = h->class_head[c]; pg; pg = D(s, pg)->next) {
-            if (pg >= n * MMS__SEG_PAGES || seg_desc(s, pg / MMS__SEG_PAGES)->kind != MMS__S_NORMAL ||
-                pg % MMS__SEG_PAGES < meta_pages(pg / MMS__SEG_PAGES))
-                return VFAIL("heap: slab list %u names page %u, not a page of a normal segment", c, pg);
-            const struct mms__desc *d = D(s, pg);
-            const struct mms__slab *sl = (const void *)page_ptr(s, pg);
-            if (d->kind != MMS__D_SLAB_HEAD || d->cls != c || d->prev != prev || sl->nfree == 0)
-                return VFAIL("heap: slab list %u is damaged at page %u", c, pg);
-            if (++k > class_partial[c])
-                return VFAIL("heap: slab list %u is longer than the slabs with room", c);
-            prev = pg;
-        }
-        if (k != class_partial[c])
-            return VFAIL("heap: slab list %u holds %llu slabs, %llu have room", c,
-                         (unsigned long long)k, (unsigned long long)class_partial[c]);
-    }
-    {
-        uint64_t k = 0;
-        uint32_t prev = 0;
-        for (uint32_t u = h->free_units; u; u = seg_desc(s, u)->next) {
-            if (u >= n)
-                return VFAIL("heap: free unit list names segment %u, past the heap", u);
-            const struct mms__desc *d = seg_desc(s, u);
-            if (d->kind != MMS__S_FREE || d->prev != prev)
-                return VFAIL("heap: free unit list is damaged at segment %u", u);
-            if (++k > free_runs)
-                return VFAIL("heap: free unit list is longer than the free unit runs");
-            prev = u;
-        }
-        if (k != free_runs)
-            return VFAIL("heap: free unit list holds %llu runs, the heap has %llu",
-                         (unsigned long long)k, (unsigned long long)free_runs);
-    }
-    if (live != h->live_bytes || count != h->live_count || freeb != h->free_bytes)
+    struct hwalk w = {0};
+    int r = verify_walk(s, &w, msg, cap);
+    if (!r)
+        r = verify_lists(s, &w, msg, cap);
+    if (r)
+        return r;
+    if (w.live != h->live_bytes || w.count != h->live_count || w.freeb != h->free_bytes)
         return VFAIL("heap counters: header says %llu live bytes in %llu objects and %llu free, "
                      "the heap has %llu, %llu and %llu",
                      (unsigned long long)h->live_bytes, (unsigned long long)h->live_count,
-                     (unsigned long long)h->free_bytes, (unsigned long long)live,
-                     (unsigned long long)count, (unsigned long long)freeb);
+                     (unsigned long long)h->free_bytes, (unsigned long long)w.live,
+                     (unsigned long long)w.count, (unsigned long long)w.freeb);
     return 0;
 }

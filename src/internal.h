@@ -528,7 +528,6 @@ void mms__convert(const struct mms__fplan *plan, uint32_t n, const char *src, ch
  * Layer 2: map.c
  * ------------------------------------------------------------------------ */
 #define MMS__REGION_NAME 40
-void mms__region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen);
 int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write,
                           int *fd);
 /* Create the file of region id, generation gen, preallocated to bytes
@@ -595,8 +594,7 @@ void mms__registry_add(mms_store *s);   /* an open one */
 void mms__registry_remove(mms_store *s);
 bool mms__forked(const mms_store *s);    /* used in a child after fork() */
 int mms__check_fork(const mms_store *s); /* MMS_EFORK or 0 */
-bool mms__pinned_by_me(const mms_store *s);     /* this thread pins a handle of s's store */
-bool mms__writing_in_thread(const mms_store *s); /* ... or holds its writer lock */
+bool mms__pinned_by_me(const mms_store *s); /* this thread pins a handle of s's store */
 /* Common argument checks: 0 or an error. */
 int mms__check_handle(const mms_store *s);
 int mms__check_write(const mms_store *s); /* + inside a write transaction */
@@ -646,14 +644,13 @@ int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *ms
  * ------------------------------------------------------------------------ */
 void mms__heap_init(mms_store *s); /* format a new heap in a mapped header */
 int mms__heap_verify(const mms_store *s, char *msg, size_t cap);
-uint64_t mms__heap_size(const mms_store *s);
 void mms__heap_forget(mms_store *s); /* the heap changed behind the allocator's back */
 
 /* ------------------------------------------------------------------------
  * Layer 4: recover.c
  * ------------------------------------------------------------------------ */
-int mms__recover(mms_store *s); /* replay the journal, checkpoint, publish */
-/* The same, with region 0 open as fd and its header read into b. */
+/* Replay the journal, checkpoint, publish: with region 0 open as fd and its
+ * header read into b. */
 int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize);
 /* The same after a dead writer, with the writer lock held. */
 int mms__recover_live(mms_store *s);
@@ -691,7 +688,6 @@ void mms__tables_forget(mms_store *s); /* a transaction was undone */
 /* Take the writer lock, recover after a dead writer, refresh the view. */
 int mms__writer_enter(mms_store *s, bool wait);
 int mms__checkpoint(mms_store *s);
-int mms__drop_private(mms_store *s);
 
 /* Misc helpers */
 static inline uint64_t mms__round_up(uint64_t x, uint64_t a)

@@ -473,6 +473,7 @@ int mms__journal_recover(mms_store *s, uint64_t pre_txn, bool can_write, uint64_
  * ------------------------------------------------------------------------ */
 int mms__journal_reset(mms_store *s, const uint8_t uuid[16], uint64_t start_txn)
 {
+    assert(s->jfd_rw);
     uint32_t salt = new_salt(s->J->salt);
     int slot = 1 - s->J->slot;
     mms__crashpoint("checkpoint.before_header");
@@ -536,6 +537,7 @@ static int jbuf_flush(mms_store *s, size_t upto)
 
 void mms__jgroup_begin(mms_store *s, uint64_t txn_id)
 {
+    assert(mms__writer_held_by(s) && s->jfd_rw);
     struct mms__jbegin b = {.type = MMS__JR_BEGIN, .txn_id = txn_id};
     s->jbuf_len = 0;
     s->jg_written = 0;

@@ -203,7 +203,7 @@ bool mms__pinned_by_me(const mms_store *s)
     return yes;
 }
 
-bool mms__writing_in_thread(const mms_store *s)
+static bool writing_in_thread(const mms_store *s)
 {
     uint32_t tid = mms__my_tid();
     bool yes = false;
@@ -412,6 +412,7 @@ void mms__slots_reclaim(mms_store *s, unsigned *n)
  * ------------------------------------------------------------------------ */
 int mms__pin(mms_store *s, uint64_t *txn, int (*recover)(void *), void *ctx)
 {
+    assert(s->slot < MMS__NSLOTS && s->pin_tid == 0);
     struct mms__lock *L = s->L;
     struct mms__rslot *sl = &L->slot[s->slot];
     for (;;) {
@@ -517,6 +518,7 @@ static uint32_t first_pinned(const struct mms__lock *L, uint32_t from)
 
 int mms__gate_close(mms_store *s)
 {
+    assert(mms__writer_held_by(s));
     struct mms__lock *L = s->L;
     if (s->slot < MMS__NSLOTS && __atomic_load_n(&L->slot[s->slot].active, __ATOMIC_ACQUIRE))
         return mms__fail(MMS_ETXN, "this handle is inside a read transaction");
@@ -595,7 +597,7 @@ int mms__wait_change(struct mms__lock *L, uint64_t txn, int64_t timeout_ms, uint
 int mms__writer_lock(mms_store *s, bool wait)
 {
     struct mms__lock *L = s->L;
-    if (mms__writing_in_thread(s))
+    if (writing_in_thread(s))
         return mms__fail(MMS_EBUSY, "this thread already writes to the store through another "
                          "handle");
     if (wait && mms__pinned_by_me(s))

@@ -44,7 +44,7 @@ static bool view_writable(const mms_store *s)
     return !(s->flags & MMS_GUARD) || s->state == MMS__ST_WRITE;
 }
 
-void mms__region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen)
+static void region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen)
 {
     snprintf(name, MMS__REGION_NAME, "region-%u-%u", id, gen);
 }
@@ -53,7 +53,7 @@ int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, 
                           int *fd)
 {
     char name[MMS__REGION_NAME];
-    mms__region_name(name, id, gen);
+    region_name(name, id, gen);
     int flags = write ? O_RDWR : O_RDONLY;
     if (create)
         flags |= O_CREAT | O_EXCL;
@@ -200,6 +200,7 @@ void mms__map_unmap_region(mms_store *s, uint32_t id)
 
 int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
 {
+    assert(id < s->nmapped && s->view.base[id] && !(s->flags & MMS_RDONLY));
     struct mms__region *g = &s->reg[id];
     if (need <= g->mapped)
         return 0;
@@ -367,7 +368,7 @@ int mms__map_follow(mms_store *s)
 int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes, int *fd)
 {
     char name[MMS__REGION_NAME];
-    mms__region_name(name, id, gen);
+    region_name(name, id, gen);
     int r = mms__region_open_file(s, id, gen, true, true, fd);
     if (r == -EEXIST) {
         /* Left by a transaction that aborted or crashed: the header does
@@ -394,7 +395,7 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
 void mms__region_unlink(mms_store *s, uint32_t id, uint32_t gen)
 {
     char name[MMS__REGION_NAME];
-    mms__region_name(name, id, gen);
+    region_name(name, id, gen);
     mms__os_unlinkat(s->dirfd, name);
 }
 

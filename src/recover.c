@@ -52,7 +52,7 @@ int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize)
     return r;
 }
 
-int mms__recover(mms_store *s)
+static int recover(mms_store *s)
 {
     struct mms__hdrbuf b;
     int fd;
@@ -88,7 +88,7 @@ int mms__recover_live(mms_store *s)
     bool was_open = !(__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1);
     int r = mms__gate_close(s);
     if (!r)
-        r = mms__recover(s);
+        r = recover(s);
     if (r) {
         if (was_open)
             mms__gate_reopen(s->L);

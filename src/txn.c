@@ -127,7 +127,7 @@ static void drop_pages(mms_store *s, int which)
     }
 }
 
-int mms__drop_private(mms_store *s)
+static int drop_private(mms_store *s)
 {
     mms__heap_forget(s);
     int r = collect_dirty(s);
@@ -192,7 +192,7 @@ static int refresh(mms_store *s, uint64_t published)
     if (published == s->seen)
         return 0;
     if (!(s->flags & MMS_RDONLY))
-        mms__drop_private(s);
+        drop_private(s);
     mms__heap_forget(s);
     int r = mms__tables_follow(s);
     if (r)
@@ -250,7 +250,7 @@ int mms_txn_begin(mms_store *s, unsigned flags)
  * trust: it is poisoned. */
 static void undo(mms_store *s)
 {
-    mms__drop_private(s);
+    drop_private(s);
     mms__tables_forget(s);
     s->dir_dirty = false;
     int r = mms__tables_follow(s);
@@ -328,6 +328,7 @@ static uint64_t lap(struct commit *c)
  * anything at all (*any). */
 static int commit_detect(mms_store *s, struct commit *c, bool *any)
 {
+    assert(s->state == MMS__ST_WRITE && mms__writer_held_by(s));
     const struct mms__rent *rt = mms__rtab(s);
     int r = collect_dirty(s);
     if (r)
@@ -455,6 +456,7 @@ static int commit_durable(mms_store *s, struct commit *c)
  * has left (lock.c); opening the gate publishes the txn. */
 static int commit_apply(mms_store *s, struct commit *c)
 {
+    assert(s->dirty.n > 0 && s->dirty.page[0] == s->view.base[0]);
     int r = mms__gate_close(s);
     if (r)
         return r;
@@ -542,6 +544,7 @@ int mms_txn_commit(mms_store *s)
  * ------------------------------------------------------------------------ */
 int mms__checkpoint(mms_store *s)
 {
+    assert(mms__writer_held_by(s));
     if (s->J->end == MMS__JDATA)
         return 0;
     for (uint32_t id = 0; id < s->nmapped; id++) {
