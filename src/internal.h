@@ -338,6 +338,19 @@ void mms__fault_reset(void);
 /* Crash points: MMS_CRASH=name:n kills the process (SIGKILL) the nth time
  * execution passes mms__crashpoint(name). Used by the crash tests. */
 void mms__crashpoint(const char *name);
+
+/* Power-loss simulation (tests/): a hook told of every moment the durable
+ * state of a file can change. MMS__IO_WRITE comes before a pwrite (fd, off,
+ * len) and before a sync (point names it: "fsync", "fdatasync", "msync");
+ * MMS__IO_SYNC_FD after a successful fsync/fdatasync of fd (a file or the
+ * store directory); MMS__IO_SYNC_RANGE after a successful msync of
+ * [addr, addr+len); MMS__IO_POINT at every crash point (point = its name).
+ * Stores through shared mappings make no event: whatever the page cache
+ * holds at an event is what a power cut at that moment could find. */
+enum mms__io_event { MMS__IO_WRITE, MMS__IO_SYNC_FD, MMS__IO_SYNC_RANGE, MMS__IO_POINT };
+typedef void (*mms__io_hook_fn)(enum mms__io_event ev, int fd, const void *addr, uint64_t off,
+                                uint64_t len, const char *point);
+void mms__os_io_hook(mms__io_hook_fn fn); /* NULL: none */
 void mms__os_after_fork(void); /* re-read MMS_FAULT and MMS_CRASH in a child */
 
 int mms__os_open(const char *path, int flags, int mode);

@@ -103,6 +103,22 @@ static struct {
     unsigned long nth, count;
 } crash;
 
+/* The power-loss simulation's hook (tests only; NULL otherwise). */
+static mms__io_hook_fn io_hook;
+
+void mms__os_io_hook(mms__io_hook_fn fn)
+{
+    __atomic_store_n(&io_hook, fn, __ATOMIC_RELEASE);
+}
+
+static void io_event(enum mms__io_event ev, int fd, const void *addr, uint64_t off, uint64_t len,
+                     const char *point)
+{
+    mms__io_hook_fn fn = __atomic_load_n(&io_hook, __ATOMIC_ACQUIRE);
+    if (fn)
+        fn(ev, fd, addr, off, len, point);
+}
+
 /* After fork(): the child reads MMS_FAULT and MMS_CRASH afresh (a test sets
  * them between fork and the child's first call). */
 /* getpid() is a system call (glibc stopped caching it), and read
@@ -121,6 +137,7 @@ void mms__os_after_fork(void)
 
 void mms__crashpoint(const char *name)
 {
+    io_event(MMS__IO_POINT, -1, NULL, 0, 0, name);
     if (crash.init == 0) {
         const char *e = getenv("MMS_CRASH");
         crash.init = 1;
@@ -194,6 +211,7 @@ int mms__os_pwrite(int fd, const void *buf, size_t len, uint64_t off)
     int r = fault_hit(MMS__OP_PWRITE);
     if (r)
         return r;
+    io_event(MMS__IO_WRITE, fd, NULL, off, len, NULL);
     const char *p = buf;
     while (len > 0) {
         ssize_t n = pwrite(fd, p, len, (off_t)off);
@@ -214,7 +232,11 @@ int mms__os_fdatasync(int fd)
     int r = fault_hit(MMS__OP_FSYNC);
     if (r)
         return r;
-    return fdatasync(fd) < 0 ? -errno : 0;
+    io_event(MMS__IO_WRITE, fd, NULL, 0, 0, "fdatasync");
+    if (fdatasync(fd) < 0)
+        return -errno;
+    io_event(MMS__IO_SYNC_FD, fd, NULL, 0, 0, NULL);
+    return 0;
 }
 
 int mms__os_fsync(int fd)
@@ -222,7 +244,11 @@ int mms__os_fsync(int fd)
     int r = fault_hit(MMS__OP_FSYNC);
     if (r)
         return r;
-    return fsync(fd) < 0 ? -errno : 0;
+    io_event(MMS__IO_WRITE, fd, NULL, 0, 0, "fsync");
+    if (fsync(fd) < 0)
+        return -errno;
+    io_event(MMS__IO_SYNC_FD, fd, NULL, 0, 0, NULL);
+    return 0;
 }
 
 int mms__os_fallocate(int fd, uint64_t off, uint64_t len)
@@ -461,7 +487,11 @@ int mms__os_msync(void *addr, uint64_t len)
         return r;
     if (len == 0)
         return 0;
-    return msync(addr, len, MS_SYNC) < 0 ? -errno : 0;
+    io_event(MMS__IO_WRITE, -1, addr, 0, len, "msync");
+    if (msync(addr, len, MS_SYNC) < 0)
+        return -errno;
+    io_event(MMS__IO_SYNC_RANGE, -1, addr, 0, len, NULL);
+    return 0;
 }
 
 int mms__os_drop(void *addr, uint64_t len)
