@@ -190,11 +190,17 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
 #define MMS_EXCL 0x0002u    /* with MMS_CREATE: fail with -EEXIST if it exists */
 #define MMS_RDONLY 0x0004u  /* map read-only; write transactions fail MMS_ERDONLY */
 /* Commits do not wait for the disk: a commit survives a crash of the process
- * (the kernel still has it) but a power loss or kernel crash may lose the
- * most recent commits, and, because region pages may reach the disk before
- * the journal records that produced them, may leave a store that open
- * reports as MMS_ECORRUPT. Checkpoints still sync. Same contract as LMDB's
- * MDB_NOSYNC; use it when the data can be rebuilt. */
+ * (the kernel still has it); a power loss or kernel crash may lose the
+ * commits of the last sync interval (sync_ms, 100 ms by default), never
+ * consistency: the store opens at an earlier commit, whole. (LMDB's
+ * MDB_NOSYNC and SQLite's synchronous=OFF may corrupt the database instead.)
+ * The journal is synced once the oldest unsynced commit is sync_ms old, by
+ * the first handle that finds it so -- the writer's next commit, a reader
+ * beginning or ending a read transaction, mms_wait -- and at checkpoints
+ * and close. A commit reaches the region files, and so readers of other
+ * handles, only after that sync (Invariant 3): they may see it up to
+ * sync_ms late, or later if no handle of the store makes a call meanwhile
+ * (mms_read_begin_latest asks for it at once). */
 #define MMS_NOSYNC 0x0008u
 /* Guard: outside a write transaction the mapped data is read-only, so a stray
  * store faults at once. Costs two mprotect() calls per transaction (about
@@ -203,6 +209,10 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * over both. */
 #define MMS_GUARD 0x0010u
 #define MMS_NOGUARD 0x0020u /* turn the guard off even in debug builds */
+/* When the commits that readers hold back reach max_backlog, mms_txn_commit
+ * fails with MMS_EBUSY (the transaction stays open: commit again later, or
+ * abort) instead of waiting for those readers to leave. */
+#define MMS_BACKLOG_ERROR 0x0040u
 
 /* How commits find the pages a transaction wrote. */
 enum mms_dirty_backend {
@@ -223,6 +233,16 @@ typedef struct mms_options {
     uint64_t checkpoint_bytes; /* checkpoint when the journal passes this;
                                   0 = 64 MiB */
     unsigned dirty;            /* enum mms_dirty_backend */
+    uint64_t max_backlog;      /* bytes of pages a write handle keeps for commits
+                                  that readers hold back before a commit waits
+                                  for them (or fails, MMS_BACKLOG_ERROR); 0 =
+                                  64 MiB. See "Read transactions" below. */
+    unsigned sync_ms;          /* MMS_NOSYNC: sync the journal (making commits
+                                  visible to other processes) once the oldest
+                                  unsynced commit is this old; 0 = 100 ms */
+    unsigned reader_limit_ms;  /* report a reader inside for longer than this
+                                  that holds commits back (mms_readers,
+                                  mms_info); 0 = 1000 ms */
 } mms_options;
 
 /* Fill *o with the defaults (all zero). */
@@ -281,16 +301,19 @@ int mms_close(mms_store *s);
  * the store), MMS_ERDONLY, MMS_EPOISONED, MMS_EFORK, MMS_EINVAL (flags). */
 int mms_txn_begin(mms_store *s, unsigned flags);
 
-/* Commit: atomic, and durable when it returns 0 (unless MMS_NOSYNC), and
- * visible to every reader: the commit is applied once the readers inside a
- * read transaction have left (see mms_read_begin), so a long read
- * transaction delays it. A transaction that changed nothing commits nothing
- * (txn id unchanged). MMS_ETXN if this thread is inside a read transaction
- * on any handle of the store (it would wait for itself); the write
- * transaction stays active, end the read transaction and commit again.
- * Errors: MMS_ENOTXN; MMS_ECORRUPT if the transaction overwrote the fixed
- * fields of the store header (magic, version, uuid: a stray store), and
- * -ENOSPC or another -errno from writing the journal:
+/* Commit: atomic, and durable when it returns 0 (unless MMS_NOSYNC). The
+ * next transaction of this handle sees it at once. It never waits for
+ * readers: if readers are inside a read transaction, the commit waits in
+ * the journal and is applied (made visible to new read transactions) when
+ * they have left (see "Read transactions"), unless the commits they hold
+ * back reach max_backlog: then this commit waits for them, or with
+ * MMS_BACKLOG_ERROR fails with MMS_EBUSY leaving the transaction open.
+ * A transaction that changed nothing commits nothing (txn id unchanged).
+ * Errors: MMS_ENOTXN; MMS_EBUSY (above); MMS_ETXN at the bound if this
+ * thread is inside a read transaction on another handle of the store (it
+ * would wait for itself); MMS_ECORRUPT if the transaction overwrote fixed or
+ * reserved fields of the store header (magic, version, uuid: a stray store),
+ * and -ENOSPC or another -errno from writing the journal:
  * the transaction is aborted, nothing of it is applied, the handle stays
  * usable. If syncing the journal or applying it fails the handle becomes
  * MMS_EPOISONED: whether the transaction committed is decided by the next
@@ -310,28 +333,47 @@ uint64_t mms_txn_id(const mms_store *s);
  *
  * Any number of handles, in any processes, read while one writes. Inside a
  * read transaction a handle sees one committed state, whole, and nothing
- * changes under it: a commit is applied only when no reader is inside.
- * Beginning and ending one is a few atomic operations, no system call
- * (unless a writer is waiting for readers to leave). Outside a read
- * transaction, data read through a handle may change at any moment, and a
- * read-write handle may show an older state.
+ * changes under it. Beginning and ending one is a few atomic operations, no
+ * system call. Outside a read transaction, data read through a handle may
+ * change at any moment.
  *
- * The cost of a long read transaction: every commit made meanwhile waits,
- * inside mms_txn_commit() and holding the writer lock, until the reader
- * leaves (the commit is already durable; it is not yet visible). New read
- * transactions are not held up by it at first; once a commit has waited
- * 10 ms for readers, new ones wait until it is applied, so that a stream
- * of overlapping readers cannot starve the writer. Keep read transactions
- * short, or read a snapshot in several.
+ * Readers never delay a commit, and a commit never waits for a reader (as
+ * in LMDB). A commit is applied to the region files -- which is what
+ * readers read -- only when no reader is inside; until then it waits in the
+ * journal, and the writing handle reads its own latest state from pages it
+ * keeps private. Whoever finds no reader inside applies what waits: the
+ * writer at its next commit, the last reader to leave, the next reader to
+ * begin (any handle that can write the store's files). So:
+ *
+ *  - How stale: a new read transaction sees the newest commit that was
+ *    applied, i.e. the newest durable one at the last moment no reader was
+ *    inside. While an older read transaction stays inside, new ones see the
+ *    state it pinned; commits made meanwhile appear, all at once and in
+ *    order, when it ends. mms_read_begin_latest waits (with a timeout) for
+ *    the commits made before it was called.
+ *  - What it costs the writer: each page changed by a commit that waits is
+ *    kept in the writing handle, with a copy (its shadow): at most
+ *    max_backlog bytes (64 MiB by default). At that bound the next commit
+ *    waits for the readers inside to leave -- new ones wait too, so that
+ *    overlapping readers cannot starve it -- then applies the backlog; or,
+ *    with MMS_BACKLOG_ERROR, fails with MMS_EBUSY. The journal also keeps
+ *    every waiting commit (no checkpoint empties it meanwhile). A commit
+ *    costs what it changed, plus a compare per page kept back.
+ *  - A read transaction may wait while commits are being applied (a copy
+ *    of what they changed), never for a writer's transaction or its sync.
+ *  - A write handle's own read transactions show its latest commit when it
+ *    made the latest one, else the published state.
+ *
+ * mms_readers() shows each reader's age and how many commits it holds back;
+ * a reader inside for longer than reader_limit_ms that holds commits back
+ * is flagged there and counted in mms_info().
  *
  * A thread inside a read transaction must not wait for the writer through
- * another handle of the same store: mms_txn_begin (without MMS_TXN_NOWAIT),
- * mms_txn_commit and mms_wait return MMS_ETXN then, instead of waiting for
- * ever.
+ * another handle of the same store: mms_txn_begin (without MMS_TXN_NOWAIT)
+ * and mms_wait return MMS_ETXN then, instead of waiting for ever.
  *
- * A read-write handle may also run read transactions (not while it is in a
- * write transaction). Pointers stay valid across transactions; the memory
- * they point to may change between them.
+ * Pointers stay valid across transactions; the memory they point to may
+ * change between them.
  * ------------------------------------------------------------------------ */
 
 /* Pin the latest published state. If a commit is being applied, waits for
@@ -342,14 +384,26 @@ uint64_t mms_txn_id(const mms_store *s);
  * MMS_EFORK, -errno. */
 int mms_read_begin(mms_store *s);
 
-/* Errors: MMS_ENOTXN. */
+/* Begin a read transaction that sees at least every commit made (by any
+ * handle) before this call: wait, at most timeout_ms (negative: no limit),
+ * for readers that hold commits back to leave, syncing (MMS_NOSYNC) and
+ * applying them as soon as they have. Errors: those of mms_read_begin,
+ * -ETIMEDOUT. */
+int mms_read_begin_latest(mms_store *s, int timeout_ms);
+
+/* End it. If it was the last reader inside and commits wait to be
+ * applied, this handle applies them (when it can write the store's files).
+ * Errors: MMS_ENOTXN. */
 int mms_read_end(mms_store *s);
 
-/* Wait until a commit after txn is published (mms_txn_id() gives the txn a
- * handle saw), or timeout_ms passes (negative: no limit). *now (may be
- * NULL) receives the published txn id. No polling: a futex in the lock
- * file. Returns 0, or -ETIMEDOUT, MMS_ETXN (inside a read transaction).
- * A consumer that lags sees the latest txn, not each one in between. */
+/* Wait until a commit after txn is published -- applied, so that a read
+ * transaction begun now sees it (mms_txn_id() gives the txn a handle saw) --
+ * or timeout_ms passes (negative: no limit). *now (may be NULL) receives
+ * the published txn id. A futex in the lock file wakes it; while commits
+ * wait to be applied it also looks every sync_ms whether it can apply
+ * them. Returns 0, or -ETIMEDOUT, MMS_ETXN (inside a read transaction).
+ * Commits become visible in order; a consumer that lags sees the latest
+ * txn, not each one in between. */
 int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now);
 
 /* The reader slots of the store's lock file (one per open handle). */
@@ -359,6 +413,9 @@ typedef struct mms_reader_info {
     int active;         /* inside a read transaction */
     uint64_t txn;       /* txn pinned by the current (or last) read transaction */
     uint64_t age_ns;    /* time inside the current read transaction */
+    uint64_t behind;    /* commits made since it pinned txn (while active) */
+    int holding_back;   /* active longer than reader_limit_ms, and commits
+                           wait to be applied */
 } mms_reader_info;
 
 /* Fill out[0..cap) with the slots in use; *n receives how many there are
@@ -431,9 +488,14 @@ typedef struct mms_info {
     unsigned dirty_backend;   /* the backend in use (enum mms_dirty_backend) */
     int guard;                /* 1 if the guard is on */
     uint32_t writer_pid;      /* process holding the writer lock, 0 = none */
-    uint64_t published_txn;   /* the txn readers begin at */
+    uint64_t published_txn;   /* the txn readers begin at: applied to the files */
+    uint64_t committed_txn;   /* the last commit in the journal (>= published) */
+    uint64_t durable_txn;     /* the journal is synced up to this commit */
+    uint64_t backlog_bytes;   /* pages this handle keeps for commits not yet applied */
     uint32_t handles;         /* open handles of the store, in all live processes */
     uint32_t active_readers;  /* of which inside a read transaction */
+    uint32_t readers_holding_back; /* of which inside longer than reader_limit_ms while
+                                      commits wait to be applied */
     /* Where the time of this handle's last commit that wrote something went
      * (all zero before the first). */
     struct mms_commit_stats {
@@ -445,6 +507,9 @@ typedef struct mms_info {
         uint64_t pages_dirty;   /* private pages found copied */
         uint64_t pages_changed; /* of which differed from the file */
         uint64_t journal_bytes; /* size of the journal group */
+        uint64_t backlog;       /* commits not yet applied when it returned
+                                   (readers held them back, or MMS_NOSYNC had
+                                   not synced them yet) */
     } last_commit;
 } mms_info;
 

@@ -16,13 +16,17 @@
  *   3  hdr.c                      the store header: read, check, checksum
  *      journal.c                  the redo journal: groups, replay, reset
  *      alloc.c                    the heap allocator of region 0
+ *      held.c                     a write handle's private pages and shadows
  *   4  recover.c                  replaying the journal at open or after a
  *                                 dead writer
- *   5  catalog.c str.c            the catalog of tables; strings and blobs
+ *   5  apply.c                    the apply pipeline: syncing (MMS_NOSYNC)
+ *                                 and applying commits when no reader is in
+ *      catalog.c str.c            the catalog of tables; strings and blobs
  *   6  table.c                    tables: records, creation, migration
- *   7  txn.c                      commit, abort, checkpoint, read
- *                                 transactions, waiting
- *   8  store.c                    open, close, refs and root, info, verify
+ *   7  view.c                     what a handle's mappings show; rebuilding
+ *   8  txn.c                      commit, abort, checkpoint
+ *      read.c                     read transactions, waiting
+ *   9  store.c                    open, close, refs and root, info, verify
  *
  * Each file's opening paragraph names its layer and what it must never do.
  * The declarations below follow the same order.
@@ -252,7 +256,7 @@ _Static_assert(offsetof(struct mms__jcommit, crc) == 24, "jcommit crc");
  * open; never durable, never trusted across that boundary.
  * ------------------------------------------------------------------------ */
 #define MMS__LMAGIC UINT64_C(0x314b434f4c534d4d) /* bytes "MMSLOCK1" */
-#define MMS__LVERSION 1u
+#define MMS__LVERSION 2u
 #define MMS__NSLOTS 256u
 
 /* Journal state: where the next group goes. Owned by the writer lock. */
@@ -275,7 +279,9 @@ struct mms__rslot {
     uint64_t since_ns; /* CLOCK_MONOTONIC when it began */
     uint32_t tid;      /* thread that pinned */
     uint32_t ends;     /* read transactions ended so far (wraps) */
-    uint8_t pad[32];
+    uint32_t claims;   /* times the slot was claimed (wraps): with the slot's
+                          index, names its owner (mms__owner_id) */
+    uint8_t pad[28];
 };
 _Static_assert(sizeof(struct mms__rslot) == 64, "rslot size");
 
@@ -286,17 +292,29 @@ struct mms__lock {
     uint8_t uuid[16];        /* the store's */
     uint32_t nslots;         /* MMS__NSLOTS */
     uint32_t init_done;      /* 1 once initialised and recovered */
-    uint32_t gate;           /* futex word: odd while a commit is being applied */
+    uint32_t gate;           /* futex word: odd while a handle applies commits */
     uint32_t notify;         /* futex word: + 1 at every publication */
-    uint64_t published;      /* txn id readers see */
-    uint32_t writer_waiting; /* a writer waits for readers to leave */
+    uint64_t published;      /* txn id readers see: applied to the region files */
+    uint32_t writer_waiting; /* an applier waits for readers to leave */
     uint32_t recover_needed; /* a writer died, or failed after its journal write */
     uint32_t writer_pid;     /* holder of the writer lock (for people), 0 = none */
     uint32_t writer_active;  /* 1 while a handle holds the writer lock */
     uint32_t gate_waiters;   /* readers waiting for the gate to open */
     uint32_t notify_waiters; /* handles in mms_wait */
-    struct mms__jstate j;
-    uint8_t pad1[128];
+    struct mms__jstate j;    /* where the next commit group goes (writer lock) */
+    /* The apply pipeline (txn.c NOTES): committed >= durable >= published. */
+    uint64_t committed;      /* last txn whose group the journal holds */
+    uint64_t durable;        /* the journal is synced up to this txn */
+    uint64_t apply_off;      /* journal offset of the group after `published` */
+    uint32_t apply_crc;      /* ... and its CRC seed */
+    uint32_t gate_owner;     /* mms__owner_id of the handle holding the gate */
+    uint32_t committing;     /* a writer is between writing its group and counting it */
+    uint32_t syncing;        /* mms__owner_id of a handle syncing the journal */
+    uint64_t unsynced_ns;    /* CLOCK_MONOTONIC of the oldest commit not synced, 0: none */
+    uint32_t fresh_unsynced; /* MMS_NOSYNC: a commit grew a region or made a file since
+                                the last sync: region files and the directory need one */
+    uint32_t pad0;
+    uint8_t pad1[72];
     struct mms__rslot slot[MMS__NSLOTS];
 };
 _Static_assert(sizeof(struct mms__jstate) == 48, "jstate size");
@@ -304,6 +322,9 @@ _Static_assert(offsetof(struct mms__lock, gate) == 40, "lock gate");
 _Static_assert(offsetof(struct mms__lock, published) == 48, "lock published");
 _Static_assert(offsetof(struct mms__lock, writer_active) == 68, "lock writer_active");
 _Static_assert(offsetof(struct mms__lock, j) == 80, "lock j");
+_Static_assert(offsetof(struct mms__lock, committed) == 128, "lock committed");
+_Static_assert(offsetof(struct mms__lock, gate_owner) == 156, "lock gate_owner");
+_Static_assert(offsetof(struct mms__lock, unsynced_ns) == 168, "lock unsynced_ns");
 _Static_assert(offsetof(struct mms__lock, slot) == 256, "lock slot");
 _Static_assert(sizeof(struct mms__lock) == 256 + 64 * MMS__NSLOTS, "lock size");
 
@@ -336,7 +357,8 @@ void mms__fault_reset(void);
 /* Also armed by the environment: MMS_FAULT=op:nth:errno[,op:nth:errno]. */
 
 /* Crash points: MMS_CRASH=name:n kills the process (SIGKILL) the nth time
- * execution passes mms__crashpoint(name). Used by the crash tests. */
+ * execution passes mms__crashpoint(name); a comma-separated list of up to
+ * four name:n counts each on its own. Used by the crash tests. */
 void mms__crashpoint(const char *name);
 
 /* Power-loss simulation (tests/): a hook told of every moment the durable
@@ -484,6 +506,17 @@ struct mms_store {
     uint32_t segmap_bits;  /* units covered; 0 = must be rebuilt */
     uint32_t segmap_cap;   /* in bits */
     unsigned keep_pages;   /* changed private pages kept after a commit */
+    /* Pages this handle keeps private between transactions (held.c): the
+     * changed pages it keeps (keep_pages) and, while commits are not yet
+     * applied to the region files, every page they changed, with a shadow
+     * copy of its committed content. */
+    struct mms__held *held, *held_spare;
+    size_t held_n, held_cap;   /* entries in use; slots (a power of 2) */
+    uint64_t shadow_pages;     /* entries with a shadow */
+    uint64_t max_backlog;      /* shadow bytes past which a commit waits (or fails) */
+    uint64_t sync_ns;          /* MMS_NOSYNC: sync the journal when a commit is this old */
+    uint64_t reader_limit_ns;  /* a reader inside longer holds the store back (0: off) */
+    bool cannot_apply;         /* region files are not writable here: others apply */
     struct mms_table *tables; /* table handles (table.c) */
     bool dir_dirty;        /* a region file was created in this transaction */
     uint8_t hdr_fixed[40]; /* header bytes that never change (magic .. uuid) */
@@ -554,6 +587,8 @@ void mms__region_unlink(mms_store *s, uint32_t id, uint32_t gen);
 /* Delete region files the region table rt does not name (after a
  * checkpoint, when no journal record can name them). */
 void mms__region_gc(mms_store *s, const struct mms__rent *rt, uint32_t nregions);
+/* fdatasync every region file of the store directory. */
+int mms__region_sync_all(mms_store *s);
 
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed);
 /* Make sure region id's file is at least need bytes, growing it by a step
@@ -587,11 +622,29 @@ int mms__slot_claim(mms_store *s);
 void mms__slot_release(mms_store *s);
 bool mms__slot_alive(const mms_store *s, uint32_t i);
 void mms__slots_reclaim(mms_store *s, unsigned *n);
-int mms__pin(mms_store *s, uint64_t *txn, int (*recover)(void *), void *ctx);
+/* Pin the published state (*txn) in this handle's slot. stuck(ctx, why) is
+ * called when the reader cannot go on by itself (MMS__STUCK_*); 0 from it
+ * means try again. */
+enum { MMS__STUCK_WRITER = 1, MMS__STUCK_APPLIER = 2 };
+int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void *ctx);
 void mms__unpin(mms_store *s);
+bool mms__readers_inside(const mms_store *s); /* a slot other than ours is pinned */
+/* A name for this handle in lock-file words (slot index and the slot's
+ * claim count: a slot reclaimed from a dead owner names another owner), and
+ * whether the handle a name names is still there. 0 names nobody. */
+uint32_t mms__owner_id(const mms_store *s);
+bool mms__owner_alive(const mms_store *s, uint32_t id);
+/* The gate: odd while one handle (gate_owner) applies commits; readers do
+ * not pin meanwhile. gate_try takes it only if it is open and no reader is
+ * inside (1) and otherwise leaves it (0); gate_close takes it and waits for
+ * the readers inside (and takes it over from a handle that died holding
+ * it). gate_open publishes txn; gate_reopen publishes nothing. */
+#define MMS__GATE_DEAD UINT32_MAX /* gate_owner of a gate left by a failed apply */
+int mms__gate_try(mms_store *s);
+bool mms__gate_abandoned(const mms_store *s); /* closed by a handle that died */
 int mms__gate_close(mms_store *s);
 void mms__gate_open(struct mms__lock *L, uint64_t txn);
-void mms__gate_reopen(struct mms__lock *L); /* open it, publishing nothing */
+void mms__gate_reopen(struct mms__lock *L);
 int mms__wait_change(struct mms__lock *L, uint64_t txn, int64_t timeout_ms, uint64_t *now);
 int mms__writer_lock(mms_store *s, bool wait);
 void mms__writer_unlock(mms_store *s);
@@ -636,8 +689,28 @@ int mms__hdr_read(int fd, struct mms__hdrbuf *b, uint64_t *fsize);
 int mms__journal_create(mms_store *s, const uint8_t uuid[16]);
 int mms__journal_open(mms_store *s);
 int mms__journal_load(mms_store *s, const uint8_t uuid[16]);
-/* Replay the valid groups into the region files (recovery). *replayed gets
- * the number of groups applied; *last_txn the txn id they reach. */
+/* Where applying stands: the group of txn + 1 starts at offset off, its
+ * CRC seed is crc (the salt for the first group of an epoch). */
+struct mms__apos {
+    uint64_t off, txn;
+    uint32_t crc;
+};
+/* Invariant 3: apply the groups after pos, up to txn upto, to the region
+ * files (pwrite through files opened by name); pos follows. The caller
+ * makes sure they are durable and that no reader is inside (Invariant 6).
+ * sync: fdatasync every file written (recovery, before its checkpoint). */
+int mms__journal_apply(mms_store *s, struct mms__apos *pos, uint64_t upto, bool sync,
+                       const char *point /* crash point passed before each group */);
+/* Each DATA record of the groups after pos, up to txn upto, in order, then
+ * group_end after each group; pos follows. (Bytes from a checksummed group;
+ * fn still checks where they go.) */
+typedef int (*mms__jrec_fn)(void *ctx, uint32_t region, uint32_t gen, uint64_t off,
+                            const uint8_t *bytes, uint32_t len);
+int mms__journal_each(mms_store *s, struct mms__apos *pos, uint64_t upto, mms__jrec_fn fn,
+                      int (*group_end)(void *ctx, uint64_t txn), void *ctx);
+/* Recovery: sync the journal, then replay every valid group of the epoch
+ * into the region files and sync them. *replayed gets the number of groups
+ * applied; *last_txn the txn id they reach. */
 int mms__journal_recover(mms_store *s, uint64_t pre_txn, bool can_write, uint64_t *replayed,
                          uint64_t *last_txn);
 /* Checkpoint step 2: a new epoch. */
@@ -651,6 +724,29 @@ int mms__jgroup_write(mms_store *s, uint64_t txn_id);
 int mms__jgroup_sync(mms_store *s);
 /* Walk the journal for mms_verify / mms_info. */
 int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *msg, size_t cap);
+
+/* ------------------------------------------------------------------------
+ * Layer 3: held.c -- a write handle's private pages between transactions
+ * ------------------------------------------------------------------------ */
+struct mms__held {
+    char *page;      /* its address in the handle's view; NULL: an empty slot */
+    uint8_t *shadow; /* its committed content while the file lacks it, or NULL */
+    uint64_t txn;    /* the last commit that changed it */
+    uint32_t gen;    /* the file generation of its region */
+    uint32_t mark;   /* scratch for the sweeps of a commit */
+};
+struct mms__held *mms__held_find(const mms_store *s, const char *page);
+/* Hold page (add or update): changed by txn; with a shadow copy of its
+ * content now, or without one (freed if it had one). */
+int mms__held_set(mms_store *s, char *page, uint32_t gen, uint64_t txn, bool shadow);
+void mms__held_unshadow(mms_store *s, struct mms__held *h);
+/* Keep the entries keep() says to (it may change the entry it is given,
+ * not the table); the others lose their shadow and, if drop, their private
+ * page. Never fails: the table swaps with a preallocated spare. */
+void mms__held_sweep(mms_store *s, bool (*keep)(mms_store *s, struct mms__held *h, void *ctx),
+                     void *ctx, bool drop);
+void mms__held_clear(mms_store *s); /* forget them all (their pages stay as they are) */
+void mms__held_free(mms_store *s);
 
 /* ------------------------------------------------------------------------
  * Layer 3: alloc.c
@@ -667,8 +763,24 @@ void mms__heap_forget(mms_store *s); /* the heap changed behind the allocator's 
 int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize);
 /* The same after a dead writer, with the writer lock held. */
 int mms__recover_live(mms_store *s);
-/* For mms__pin: a reader found the gate closed by a dead writer. */
-int mms__recover_for_reader(void *ctx);
+
+/* ------------------------------------------------------------------------
+ * Layer 5: apply.c -- the apply pipeline (its NOTES)
+ * ------------------------------------------------------------------------ */
+bool mms__sync_due(const mms_store *s); /* MMS_NOSYNC: the oldest unsynced commit is old */
+/* Make every commit written so far durable (sync fresh data, the journal).
+ * Any handle may; one at a time. */
+int mms__make_durable(mms_store *s);
+/* Apply the durable commits not yet published, if no reader is inside
+ * (syncing first when a sync is due). Never waits. */
+int mms__apply_try(mms_store *s);
+/* Make everything durable and apply it, waiting for the readers inside. */
+int mms__apply_all(mms_store *s);
+/* With the gate held: apply (published, durable], publish, open it.
+ * point: the crash point passed before each group (crash tests). */
+int mms__apply_locked(mms_store *s, const char *point);
+/* mms__pin's stuck callback (ctx is the handle). */
+int mms__pin_stuck(void *ctx, int why);
 
 /* ------------------------------------------------------------------------
  * Layer 5: catalog.c, str.c
@@ -696,11 +808,36 @@ void mms__tables_free(mms_store *s);
 void mms__tables_forget(mms_store *s); /* a transaction was undone */
 
 /* ------------------------------------------------------------------------
- * Layer 7: txn.c
+ * Layer 7: view.c
  * ------------------------------------------------------------------------ */
-/* Take the writer lock, recover after a dead writer, refresh the view. */
+/* Every private page of every region, in address order, into s->dirty. */
+int mms__dirty_collect(mms_store *s);
+int mms__dirty_push_front(mms_store *s, char *page);
+/* Drop (MADV_DONTNEED) runs of pages of s->dirty whose changed flag equals
+ * which (or all, which < 0). */
+void mms__dirty_drop(mms_store *s, int which);
+uint32_t mms__page_region(const mms_store *s, const char *p); /* of a private page */
+/* The committed content of private page p of region id: its shadow if it
+ * has one (the file lags behind it), else the file's. */
+const char *mms__page_base(const mms_store *s, char *p, uint32_t id);
+/* Drop every private page and forget the held ones: the view becomes the
+ * region files'. */
+void mms__drop_private(mms_store *s);
+/* The writer lock held: make the view show the latest commit. */
+int mms__view_for_writer(mms_store *s);
+/* Pinned at txn: make the view show it (or, in a write handle, keep a view
+ * of the latest commit). */
+int mms__view_for_reader(mms_store *s, uint64_t pinned);
+
+/* ------------------------------------------------------------------------
+ * Layer 8: txn.c, read.c
+ * ------------------------------------------------------------------------ */
+/* Take the writer lock and recover after a dead writer. */
 int mms__writer_enter(mms_store *s, bool wait);
-int mms__checkpoint(mms_store *s);
+/* Sync the files at the last commit and empty the journal (Invariant 5).
+ * Commits not yet applied are applied first; wait: for the readers that
+ * hold them back, else the checkpoint is skipped. */
+int mms__checkpoint(mms_store *s, bool wait);
 
 /* Misc helpers */
 static inline uint64_t mms__round_up(uint64_t x, uint64_t a)

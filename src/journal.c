@@ -332,6 +332,8 @@ struct replay {
         uint64_t size;
     } f[16];
     int nf;
+    bool sync; /* fdatasync each file before closing it (recovery) */
+    const char *point; /* the crash point passed before each group */
     uint64_t group_off;
 };
 
@@ -344,8 +346,9 @@ static int replay_file(struct replay *rp, uint32_t id, uint32_t gen, int *fd, ui
             return 0;
         }
     if (rp->nf == (int)(sizeof rp->f / sizeof rp->f[0])) {
-        /* Evict the oldest; it was synced by nothing yet, so sync it now. */
-        int r = mms__os_fdatasync(rp->f[0].fd);
+        /* Evict the oldest (in recovery it was synced by nothing yet, so
+         * sync it now). */
+        int r = rp->sync ? mms__os_fdatasync(rp->f[0].fd) : 0;
         mms__os_close(rp->f[0].fd);
         if (r)
             return r;
@@ -412,8 +415,103 @@ static int replay_group(void *ctx, const uint8_t *j, const struct group *g)
 {
     struct replay *rp = ctx;
     rp->group_off = g->off;
-    mms__crashpoint("recover.group");
+    mms__crashpoint(rp->point);
     return group_records(j, g, replay_rec, rp);
+}
+
+/* Close the files of a replay, syncing them first if it says so. */
+static int replay_done(struct replay *rp, int r)
+{
+    for (int i = 0; i < rp->nf; i++) {
+        if (!r && rp->sync)
+            r = mms__os_fdatasync(rp->f[i].fd);
+        mms__os_close(rp->f[i].fd);
+    }
+    rp->nf = 0;
+    return r;
+}
+
+int mms__journal_apply(mms_store *s, struct mms__apos *pos, uint64_t upto, bool sync,
+                       const char *point)
+{
+    if (pos->txn >= upto)
+        return 0;
+    uint8_t *j;
+    uint64_t size;
+    int r = mms__os_fsize(s->jfd, &size);
+    if (r)
+        return r;
+    char *m;
+    r = mms__os_map(s->jfd, size, false, &m);
+    if (r)
+        return mms__fail(r, "cannot map the journal: %s", mms_strerror(r));
+    j = (uint8_t *)m;
+    struct replay rp = {.s = s, .sync = sync, .point = point};
+    struct group g;
+    while (!r && pos->txn < upto) {
+        if (!group_parse(j, size, pos->off, pos->crc, pos->txn + 1, &g)) {
+            r = MMS__CORRUPT("the journal lacks the group of txn %llu, committed earlier",
+                             (unsigned long long)(pos->txn + 1));
+            break;
+        }
+        r = replay_group(&rp, j, &g);
+        if (!r) {
+            pos->off += g.bytes;
+            pos->crc = g.crc;
+            pos->txn++;
+        }
+    }
+    r = replay_done(&rp, r);
+    mms__os_unmap(j, size);
+    return r;
+}
+
+struct each {
+    mms__jrec_fn fn;
+    void *ctx;
+};
+
+static int each_rec(void *ctx, uint32_t type, const void *rec, const uint8_t *bytes)
+{
+    struct each *e = ctx;
+    if (type != MMS__JR_DATA)
+        return 0;
+    const struct mms__jdata *d = rec;
+    return e->fn(e->ctx, d->region, d->gen, d->offset, bytes, d->len);
+}
+
+int mms__journal_each(mms_store *s, struct mms__apos *pos, uint64_t upto, mms__jrec_fn fn,
+                      int (*group_end)(void *ctx, uint64_t txn), void *ctx)
+{
+    if (pos->txn >= upto)
+        return 0;
+    uint64_t size;
+    int r = mms__os_fsize(s->jfd, &size);
+    char *m = NULL;
+    if (!r)
+        r = mms__os_map(s->jfd, size, false, &m);
+    if (r)
+        return mms__fail(r, "cannot map the journal: %s", mms_strerror(r));
+    const uint8_t *j = (const uint8_t *)m;
+    struct each e = {fn, ctx};
+    struct group g;
+    while (!r && pos->txn < upto) {
+        if (!group_parse(j, size, pos->off, pos->crc, pos->txn + 1, &g)) {
+            r = MMS__CORRUPT("the journal lacks the group of txn %llu, committed earlier",
+                             (unsigned long long)(pos->txn + 1));
+            break;
+        }
+        r = group_records(j, &g, each_rec, &e);
+        if (!r)
+            r = group_end(ctx, g.txn_id);
+        if (!r) {
+            pos->off += g.bytes;
+            pos->crc = g.crc;
+            pos->txn++;
+        }
+    }
+    mms__os_unmap(m, size);
+    return r;
 }
 
 int mms__journal_recover(mms_store *s, uint64_t pre_txn, bool can_write, uint64_t *replayed,
@@ -432,6 +530,8 @@ int mms__journal_recover(mms_store *s, uint64_t pre_txn, bool can_write, uint64_
     uint32_t crc;
     /* First pass: count, so a read-only open can refuse before writing. */
     r = journal_walk(s, j, j ? size : 0, NULL, NULL, &end, last_txn, &crc, &n);
+    if (j)
+        mms__os_unmap(j, size);
     /* The region files have reached pre_txn (their header says so, whatever
      * else a crash left half-applied). A checkpoint synced them at
      * start_txn; groups since then can bring them to *last_txn. Outside that
@@ -439,9 +539,8 @@ int mms__journal_recover(mms_store *s, uint64_t pre_txn, bool can_write, uint64_
      * would build a state that never existed. */
     if (!r && pre_txn > *last_txn)
         r = MMS__CORRUPT("the region files are at txn %llu but the journal's valid commits end "
-                         "at txn %llu (journal damaged, or commits lost to a power failure in "
-                         "NOSYNC mode)", (unsigned long long)pre_txn,
-                         (unsigned long long)*last_txn);
+                         "at txn %llu (journal damaged, or a region file written by something "
+                         "else)", (unsigned long long)pre_txn, (unsigned long long)*last_txn);
     if (!r && pre_txn < s->J->start_txn)
         r = MMS__CORRUPT("the region files are at txn %llu, older than the last checkpoint (txn "
                          "%llu): a region file was replaced or lost its writes",
@@ -449,16 +548,16 @@ int mms__journal_recover(mms_store *s, uint64_t pre_txn, bool can_write, uint64_
     if (!r && n > 0 && !can_write)
         r = mms__fail(MMS_ERECOVER, "the journal holds %llu commits to replay and this process "
                       "cannot write the store's files", (unsigned long long)n);
-    struct replay rp = {.s = s};
-    if (!r && n > 0)
-        r = journal_walk(s, j, size, replay_group, &rp, &end, last_txn, &crc, &n);
-    for (int i = 0; i < rp.nf; i++) {
-        if (!r)
-            r = mms__os_fdatasync(rp.f[i].fd);
-        mms__os_close(rp.f[i].fd);
-    }
-    if (j)
-        mms__os_unmap(j, size);
+    /* Invariant 3, in recovery too: the groups may be in the page cache
+     * only (a writer died before its sync, or MMS_NOSYNC); they reach the
+     * region files only once they are durable. */
+    if (r)
+        return r;
+    if (n > 0 && (r = mms__os_fdatasync(s->jfd)) != 0)
+        return mms__fail(r, "recovery cannot sync the journal: %s", mms_strerror(r));
+    struct mms__apos pos = {.off = MMS__JDATA, .txn = s->J->start_txn, .crc = s->J->salt};
+    mms__crashpoint("recover.journal_synced");
+    r = mms__journal_apply(s, &pos, *last_txn, true, "recover.group");
     if (r)
         return r;
     *replayed = n;
@@ -682,9 +781,14 @@ int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *ms
                  (unsigned long long)end, (unsigned long long)s->J->end);
         return MMS_ECORRUPT;
     }
-    if (msg && last != mms__hdr(s)->txn_id) {
-        snprintf(msg, cap, "journal reaches txn %llu but the header says %llu",
-                 (unsigned long long)last, (unsigned long long)mms__hdr(s)->txn_id);
+    /* The view shows the last commit, or (commits held back by readers
+     * that this handle could not apply) an earlier one the journal has. */
+    uint64_t view = mms__hdr(s)->txn_id, committed = s->L_private ? view
+                                         : __atomic_load_n(&s->L->committed, __ATOMIC_ACQUIRE);
+    if (msg && (last != committed || view > last || view < s->J->start_txn)) {
+        snprintf(msg, cap, "journal reaches txn %llu but the header says %llu (last commit: "
+                 "txn %llu)", (unsigned long long)last, (unsigned long long)view,
+                 (unsigned long long)committed);
         return MMS_ECORRUPT;
     }
     return 0;

@@ -354,6 +354,7 @@ int mms__slot_claim(mms_store *s)
             if (mms__os_ofd_lock(s->lockfd, SLOT_BYTE(i), F_WRLCK, false) != 0)
                 continue;
             slot_reset(sl, pid);
+            __atomic_add_fetch(&sl->claims, 1, __ATOMIC_ACQ_REL);
             s->slot = i;
             return 0;
         }
@@ -410,7 +411,43 @@ void mms__slots_reclaim(mms_store *s, unsigned *n)
 /* ------------------------------------------------------------------------
  * Pinning (read transactions)
  * ------------------------------------------------------------------------ */
-int mms__pin(mms_store *s, uint64_t *txn, int (*recover)(void *), void *ctx)
+#define OWNER_SLOT_BITS 9 /* slot index + 1 <= 256 */
+
+uint32_t mms__owner_id(const mms_store *s)
+{
+    /* Never MMS__GATE_DEAD: slot index + 1 is at most 256, not 511. */
+    uint32_t claims = __atomic_load_n(&s->L->slot[s->slot].claims, __ATOMIC_ACQUIRE);
+    return (s->slot + 1) | (claims << OWNER_SLOT_BITS);
+}
+
+bool mms__owner_alive(const mms_store *s, uint32_t id)
+{
+    if (id == MMS__GATE_DEAD)
+        return false;
+    uint32_t i = (id & ((1u << OWNER_SLOT_BITS) - 1)) - 1;
+    if (i >= MMS__NSLOTS)
+        return true; /* 0: between taking the word and naming itself: give it time */
+    if (i == s->slot)
+        return id == mms__owner_id(s);
+    /* Its byte held, by the same claim of the slot: the slot may have been
+     * taken over since its owner died. */
+    const struct mms__rslot *sl = &s->L->slot[i];
+    uint32_t claims = __atomic_load_n(&sl->claims, __ATOMIC_ACQUIRE) << OWNER_SLOT_BITS;
+    return (claims | (i + 1)) == id && byte_held(s, SLOT_BYTE(i));
+}
+
+/* Is the handle holding the gate alive? */
+static bool gate_owner_alive(const mms_store *s)
+{
+    return mms__owner_alive(s, __atomic_load_n(&s->L->gate_owner, __ATOMIC_ACQUIRE));
+}
+
+bool mms__gate_abandoned(const mms_store *s)
+{
+    return (__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1) && !gate_owner_alive(s);
+}
+
+int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void *ctx)
 {
     assert(s->slot < MMS__NSLOTS && s->pin_tid == 0);
     struct mms__lock *L = s->L;
@@ -419,18 +456,18 @@ int mms__pin(mms_store *s, uint64_t *txn, int (*recover)(void *), void *ctx)
         uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE);
         if (g & 1) {
             /* Waiting here while this thread pins another handle would
-             * make the writer wait for us and us for it. */
+             * make the applier wait for us and us for it. */
             if (mms__pinned_by_me(s))
                 return mms__fail(MMS_ETXN, "this thread is inside a read transaction on "
-                                 "another handle of the store, and a commit waits for it");
+                                 "another handle of the store, and an apply waits for it");
             __atomic_add_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
             int r = __atomic_load_n(&L->gate, __ATOMIC_SEQ_CST) == g
                         ? mms__os_futex_wait(&L->gate, g, WAIT_SLICE_NS)
                         : 0;
             __atomic_sub_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
             if (r == -ETIMEDOUT && __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) == g &&
-                !byte_held(s, 1)) {
-                r = recover(ctx); /* the writer died while applying */
+                !gate_owner_alive(s)) {
+                r = stuck(ctx, MMS__STUCK_APPLIER); /* it died while applying */
                 if (r)
                     return r;
             }
@@ -443,6 +480,21 @@ int mms__pin(mms_store *s, uint64_t *txn, int (*recover)(void *), void *ctx)
             continue;
         }
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        /* A writer that died between writing its commit group and counting
+         * it (or failed after its commit point) left a commit that recovery
+         * will find: this reader must not be shown the state without it
+         * (issue of the dead writer's late commit). A live writer in that
+         * window is fine: it counts and applies its commit itself. */
+        if ((__atomic_load_n(&L->committing, __ATOMIC_ACQUIRE) ||
+             __atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE)) &&
+            !mms__writer_held_by(s) &&
+            (__atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE) || !byte_held(s, 1))) {
+            mms__unpin(s);
+            int r = stuck(ctx, MMS__STUCK_WRITER);
+            if (r)
+                return r;
+            continue;
+        }
         *txn = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
         sl->txn = *txn;
         sl->tid = my_tid();
@@ -464,20 +516,35 @@ void mms__unpin(mms_store *s)
         mms__os_futex_wake(&sl->active);
 }
 
-/* ------------------------------------------------------------------------
- * Publishing (the writer, holding the writer lock)
- * ------------------------------------------------------------------------ */
-static void gate_shut(struct mms__lock *L)
+bool mms__readers_inside(const mms_store *s)
 {
-    uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_RELAXED);
-    if (!(g & 1))
-        __atomic_store_n(&L->gate, g + 1, __ATOMIC_RELAXED);
+    for (uint32_t i = 0; i < MMS__NSLOTS; i++)
+        if (i != s->slot && __atomic_load_n(&s->L->slot[i].active, __ATOMIC_ACQUIRE))
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------------
+ * The gate (an applier: the writer, or any handle that can write the files)
+ * ------------------------------------------------------------------------ */
+/* Take the gate if it is open: true if this handle now holds it. */
+static bool gate_take(mms_store *s)
+{
+    struct mms__lock *L = s->L;
+    uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE);
+    if ((g & 1) ||
+        !__atomic_compare_exchange_n(&L->gate, &g, g + 1, false, __ATOMIC_SEQ_CST,
+                                     __ATOMIC_RELAXED))
+        return false;
+    __atomic_store_n(&L->gate_owner, mms__owner_id(s), __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return true;
 }
 
 /* Open the gate without publishing anything new. */
 void mms__gate_reopen(struct mms__lock *L)
 {
+    __atomic_store_n(&L->gate_owner, 0, __ATOMIC_RELEASE);
     uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_RELAXED);
     if (g & 1)
         __atomic_store_n(&L->gate, g + 1, __ATOMIC_SEQ_CST);
@@ -487,6 +554,17 @@ void mms__gate_reopen(struct mms__lock *L)
         mms__os_futex_wake(&L->gate);
 }
 
+int mms__gate_try(mms_store *s)
+{
+    assert(s->slot < MMS__NSLOTS && s->pin_tid == 0);
+    if (!gate_take(s))
+        return 0;
+    if (mms__readers_inside(s)) {
+        mms__gate_reopen(s->L);
+        return 0;
+    }
+    return 1;
+}
 /* Wait once for slot i to leave its read transaction: until it is woken
  * or WAIT_SLICE passes (then a dead owner's slot is reclaimed). */
 static void slot_wait_once(mms_store *s, uint32_t i)
@@ -508,25 +586,49 @@ static void slot_wait(mms_store *s, uint32_t i)
 }
 
 /* The first pinned slot other than ours, or UINT32_MAX. */
-static uint32_t first_pinned(const struct mms__lock *L, uint32_t from)
+static uint32_t first_pinned(const mms_store *s, uint32_t from)
 {
     for (uint32_t i = from; i < MMS__NSLOTS; i++)
-        if (__atomic_load_n(&L->slot[i].active, __ATOMIC_ACQUIRE))
+        if (i != s->slot && __atomic_load_n(&s->L->slot[i].active, __ATOMIC_ACQUIRE))
             return i;
     return UINT32_MAX;
 }
 
+/* Take the gate, waiting for another applier to open it, or taking it over
+ * from one that died holding it (the caller then applies from the last
+ * published position again: applying is idempotent, Invariant 4). */
+static void gate_acquire(mms_store *s)
+{
+    struct mms__lock *L = s->L;
+    while (!gate_take(s)) {
+        uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE);
+        if (!(g & 1))
+            continue;
+        __atomic_add_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
+        int r = __atomic_load_n(&L->gate, __ATOMIC_SEQ_CST) == g
+                    ? mms__os_futex_wait(&L->gate, g, WAIT_SLICE_NS)
+                    : 0;
+        __atomic_sub_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
+        if (r == -ETIMEDOUT && __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) == g &&
+            !gate_owner_alive(s)) {
+            uint32_t o = __atomic_load_n(&L->gate_owner, __ATOMIC_ACQUIRE);
+            if (__atomic_compare_exchange_n(&L->gate_owner, &o, mms__owner_id(s), false,
+                                            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+                return;
+        }
+    }
+}
+
 int mms__gate_close(mms_store *s)
 {
-    assert(mms__writer_held_by(s));
     struct mms__lock *L = s->L;
     if (s->slot < MMS__NSLOTS && __atomic_load_n(&L->slot[s->slot].active, __ATOMIC_ACQUIRE))
         return mms__fail(MMS_ETXN, "this handle is inside a read transaction");
     uint64_t until = mms__os_mono_ns() + GATE_PATIENCE_NS;
     uint32_t last = UINT32_MAX, last_ends = 0;
     for (;;) {
-        gate_shut(L);
-        uint32_t i = first_pinned(L, 0);
+        gate_acquire(s);
+        uint32_t i = first_pinned(s, 0);
         if (i == UINT32_MAX)
             break;
         uint32_t ends = __atomic_load_n(&L->slot[i].ends, __ATOMIC_ACQUIRE);
@@ -538,7 +640,7 @@ int mms__gate_close(mms_store *s)
         if (mms__os_mono_ns() >= until ||
             (last != UINT32_MAX && (i != last || ends != last_ends))) {
             /* Patience is over: hold the gate and wait for everyone inside. */
-            for (; i != UINT32_MAX; i = first_pinned(L, i + 1))
+            for (; i != UINT32_MAX; i = first_pinned(s, i + 1))
                 slot_wait(s, i);
             break;
         }

@@ -97,10 +97,14 @@ static int fault_hit(enum mms__op op)
     return r;
 }
 
+/* MMS_CRASH=name:n[,name:n...]: each point counts its own passes. */
+#define MAX_CRASH 4
 static struct {
-    int init;
-    char name[64];
-    unsigned long nth, count;
+    int init, n;
+    struct {
+        char name[64];
+        unsigned long nth, count;
+    } p[MAX_CRASH];
 } crash;
 
 /* The power-loss simulation's hook (tests only; NULL otherwise). */
@@ -132,20 +136,33 @@ void mms__os_after_fork(void)
     pid_cached = 0;
     fault.env_done = 0; /* armed faults stay armed; the environment adds */
     crash.init = 0;
-    crash.count = 0;
+}
+
+static void crash_env(void)
+{
+    const char *e = getenv("MMS_CRASH");
+    char buf[300];
+    crash.init = 1;
+    crash.n = 0;
+    if (!e)
+        return;
+    snprintf(buf, sizeof buf, "%s", e);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && crash.n < MAX_CRASH;
+         tok = strtok_r(NULL, ",", &save))
+        if (sscanf(tok, "%63[^:]:%lu", crash.p[crash.n].name, &crash.p[crash.n].nth) == 2) {
+            crash.p[crash.n].count = 0;
+            crash.n++;
+        }
 }
 
 void mms__crashpoint(const char *name)
 {
     io_event(MMS__IO_POINT, -1, NULL, 0, 0, name);
-    if (crash.init == 0) {
-        const char *e = getenv("MMS_CRASH");
-        crash.init = 1;
-        if (e && sscanf(e, "%63[^:]:%lu", crash.name, &crash.nth) == 2)
-            crash.init = 2;
-    }
-    if (crash.init == 2 && strcmp(name, crash.name) == 0 && ++crash.count == crash.nth)
-        raise(SIGKILL);
+    if (crash.init == 0)
+        crash_env();
+    for (int i = 0; i < crash.n; i++)
+        if (strcmp(name, crash.p[i].name) == 0 && ++crash.p[i].count == crash.p[i].nth)
+            raise(SIGKILL);
 }
 
 /* ------------------------------------------------------------------------

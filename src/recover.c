@@ -17,6 +17,20 @@
 
 #include <errno.h>
 
+/* Everything the journal holds is applied: every stage of the pipeline
+ * (apply.c NOTES) is at txn, and nothing is in flight. */
+static void pipeline_reset(struct mms__lock *L, const struct mms__jstate *J, uint64_t txn)
+{
+    __atomic_store_n(&L->committed, txn, __ATOMIC_RELEASE);
+    __atomic_store_n(&L->durable, txn, __ATOMIC_RELEASE);
+    __atomic_store_n(&L->apply_off, J->end, __ATOMIC_RELEASE);
+    __atomic_store_n(&L->apply_crc, J->last_crc, __ATOMIC_RELEASE);
+    __atomic_store_n(&L->committing, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&L->unsynced_ns, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&L->fresh_unsynced, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&L->published, txn, __ATOMIC_RELEASE);
+}
+
 /* Recovery, with region 0 open as fd and its header read into b. */
 int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize)
 {
@@ -48,7 +62,7 @@ int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize)
             mms__region_gc(s, b->rt, h->nregions);
     }
     if (!r)
-        __atomic_store_n(&s->L->published, h->txn_id, __ATOMIC_RELEASE);
+        pipeline_reset(s->L, s->J, h->txn_id);
     return r;
 }
 
@@ -73,8 +87,10 @@ static int recover(mms_store *s)
 int mms__recover_live(mms_store *s)
 {
     assert(mms__writer_held_by(s));
-    if (!__atomic_load_n(&s->L->recover_needed, __ATOMIC_ACQUIRE) &&
-        !(__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1) &&
+    /* A writer that died (mms__writer_lock sets recover_needed when it
+     * finds the last one left writer_active), a failed apply, a gate left
+     * closed by a handle that died, another store's journal. */
+    if (!__atomic_load_n(&s->L->recover_needed, __ATOMIC_ACQUIRE) && !mms__gate_abandoned(s) &&
         s->J->start_txn != UINT64_MAX)
         return 0;
     if (!s->jfd_rw)
@@ -83,33 +99,18 @@ int mms__recover_live(mms_store *s)
     if (mms__pinned_by_me(s))
         return mms__fail(MMS_ETXN, "this thread is inside a read transaction on this store, "
                          "and recovery must wait for it to end");
-    /* A gate a dead writer left closed guards half-applied files; one that
-     * was open guards nothing, and is opened again if recovery fails. */
-    bool was_open = !(__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1);
+    /* The gate (taken over from a dead handle if one left it closed over
+     * half-applied files) stays closed if recovery fails: the files may be
+     * half repaired, and the next handle that can recovers. */
     int r = mms__gate_close(s);
-    if (!r)
-        r = recover(s);
+    if (r)
+        return r;
+    r = recover(s);
     if (r) {
-        if (was_open)
-            mms__gate_reopen(s->L);
+        __atomic_store_n(&s->L->gate_owner, MMS__GATE_DEAD, __ATOMIC_RELEASE);
         return r;
     }
     __atomic_store_n(&s->L->recover_needed, 0, __ATOMIC_RELEASE);
     mms__gate_open(s->L, s->L->published);
     return 0;
-}
-
-/* A reader found the gate closed by a writer that died: take the writer
- * lock and recover (lock.c NOTES). 0 to go on waiting or retry. */
-int mms__recover_for_reader(void *ctx)
-{
-    mms_store *s = ctx;
-    int r = mms__writer_lock(s, false);
-    if (r == MMS_EBUSY)
-        return 0; /* someone else holds it: they will open the gate */
-    if (r)
-        return r;
-    r = mms__recover_live(s);
-    mms__writer_unlock(s);
-    return r;
 }

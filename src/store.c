@@ -116,6 +116,7 @@ static void store_free(mms_store *s)
     if (!s)
         return;
     mms__tables_free(s);
+    mms__held_free(s);
     mms__map_unmap_all(s);
     mms__lock_detach(s);
     mms__os_close(s->jfd);
@@ -229,7 +230,8 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
 {
     if (!path || !out || !*path)
         return mms__fail(MMS_EINVAL, "mms_open: path and out are required");
-    const unsigned known = MMS_CREATE | MMS_EXCL | MMS_RDONLY | MMS_NOSYNC | MMS_GUARD | MMS_NOGUARD;
+    const unsigned known = MMS_CREATE | MMS_EXCL | MMS_RDONLY | MMS_NOSYNC | MMS_GUARD |
+                           MMS_NOGUARD | MMS_BACKLOG_ERROR;
     if (o->flags & ~known)
         return mms__fail(MMS_EINVAL, "mms_open: unknown flags 0x%x", o->flags & ~known);
     if ((o->flags & MMS_RDONLY) && (o->flags & MMS_CREATE))
@@ -251,6 +253,9 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     s->reserve = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : 0; /* 0: map.c's defaults */
     s->grow_step = o->grow_step ? o->grow_step : (uint64_t)64 << 20;
     s->checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes : (uint64_t)64 << 20;
+    s->max_backlog = o->max_backlog ? o->max_backlog : (uint64_t)64 << 20;
+    s->sync_ns = (uint64_t)(o->sync_ms ? o->sync_ms : 100) * 1000000u;
+    s->reader_limit_ns = (uint64_t)(o->reader_limit_ms ? o->reader_limit_ms : 1000) * 1000000u;
     const char *keep = getenv("MMS_KEEP_PAGES");
     s->keep_pages = keep ? (unsigned)strtoul(keep, NULL, 10) : 64;
     s->path = strdup(path);
@@ -316,7 +321,7 @@ static int open_map(mms_store *s)
         return map_pinned(s);
     }
     uint64_t txn;
-    int r = mms__pin(s, &txn, mms__recover_for_reader, s);
+    int r = mms__pin(s, &txn, mms__pin_stuck, s);
     if (r)
         return r;
     r = map_pinned(s);
@@ -382,11 +387,18 @@ int mms_close(mms_store *s)
             r = mms_txn_abort(s);
         if (s->state == MMS__ST_READ)
             mms_read_end(s);
-        /* Checkpoint when no other writer is busy: a store left alone has
-         * an empty journal. */
+        /* MMS_NOSYNC: what this handle committed becomes durable, so that
+         * other handles may apply it. */
+        if ((s->flags & MMS_NOSYNC) && !s->poisoned && s->L && !s->L_private) {
+            int r2 = mms__make_durable(s);
+            if (!r)
+                r = r2;
+        }
+        /* Checkpoint when no other writer is busy and no reader holds
+         * commits back: a store left alone has an empty journal. */
         if (!(s->flags & MMS_RDONLY) && !s->poisoned && s->L && s->J &&
             s->J->end > MMS__JDATA && mms__writer_enter(s, false) == 0) {
-            int r2 = mms__checkpoint(s);
+            int r2 = mms__checkpoint(s, false);
             if (r2) /* the shared journal state may be behind the file */
                 __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
             mms__writer_unlock(s);
@@ -469,6 +481,17 @@ uint64_t mms_txn_id(const mms_store *s)
 /* ------------------------------------------------------------------------
  * Inspection
  * ------------------------------------------------------------------------ */
+/* A reader inside for longer than reader_limit_ms while commits wait. */
+static bool holding_back(const mms_store *s, const struct mms__rslot *sl, uint64_t now)
+{
+    const struct mms__lock *L = s->L;
+    uint64_t since = sl->since_ns;
+    return __atomic_load_n(&sl->active, __ATOMIC_ACQUIRE) &&
+           __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE) >
+               __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) &&
+           now > since && now - since > s->reader_limit_ns;
+}
+
 int mms_info_get(const mms_store *s, mms_info *info)
 {
     if (!s || !info)
@@ -496,11 +519,16 @@ int mms_info_get(const mms_store *s, mms_info *info)
     info->writer_pid = (s->state == MMS__ST_WRITE || (!s->L_private && mms__writer_held(s)))
                            ? L->writer_pid : 0;
     info->published_txn = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
+    info->committed_txn = __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
+    info->durable_txn = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
+    info->backlog_bytes = s->shadow_pages * MMS__PAGE;
+    uint64_t now = mms__os_mono_ns();
     for (uint32_t i = 0; i < MMS__NSLOTS && !s->L_private; i++) {
         uint32_t pid = __atomic_load_n(&L->slot[i].pid, __ATOMIC_ACQUIRE);
         if (pid && mms__slot_alive(s, i)) {
             info->handles++;
             info->active_readers += __atomic_load_n(&L->slot[i].active, __ATOMIC_ACQUIRE) != 0;
+            info->readers_holding_back += holding_back(s, &L->slot[i], now);
         }
     }
     info->last_commit = s->stats;
@@ -527,6 +555,9 @@ int mms_readers(mms_store *s, mms_reader_info *out, size_t cap, size_t *n)
             r->txn = sl->txn;
             r->age_ns = r->active && now > sl->since_ns ? now - sl->since_ns : 0;
             r->alive = mms__slot_alive(s, i);
+            uint64_t c = __atomic_load_n(&s->L->committed, __ATOMIC_ACQUIRE);
+            r->behind = r->active && c > r->txn ? c - r->txn : 0;
+            r->holding_back = holding_back(s, sl, now);
         }
         k++;
     }
@@ -564,11 +595,15 @@ int mms_verify(mms_store *s, char *msg, size_t cap)
     if (s->state != MMS__ST_IDLE)
         return mms__fail(MMS_ETXN, "mms_verify inside a transaction");
     /* Check one whole committed state, the latest, with no writer adding to
-     * the journal meanwhile. */
+     * the journal meanwhile: commits readers hold back are applied first
+     * (waiting for those readers), when this process can write the files. */
     r = mms__writer_enter(s, true);
     if (r)
         return r;
-    r = mms_read_begin(s);
+    if (s->jfd_rw)
+        r = mms__apply_all(s);
+    if (!r)
+        r = mms_read_begin(s);
     if (!r) {
         r = verify_pinned(s, msg, cap);
         mms_read_end(s);

@@ -1,48 +1,58 @@
 /*
- * txn.c -- transactions: write (begin, commit, abort), checkpoint, read,
- * and waiting for commits.
+ * txn.c -- write transactions (begin, commit, abort) and checkpoints.
  *
- * Layer 7: calls table.c (following the catalog), recover.c, journal.c,
+ * Layer 8: calls view.c, table.c, apply.c, recover.c, journal.c, held.c,
  * alloc.c, map.c, lock.c and os.c. It owns the commit protocol: the order
- * of the steps that make a transaction durable and visible, each citing
- * its invariant. It must never be called with the writer lock held by
- * another handle of this thread (lock.c refuses that).
+ * of the steps that make a transaction durable and visible, each citing its
+ * invariant. It must never wait for a reader, except at the backlog's bound
+ * when the application asked for that.
  *
  * NOTES ON THE DESIGN (invariants as numbered in DESIGN §3 and journal.c)
  *
  * A transaction's stores land in copy-on-write pages of the private part of
  * each region (map.c), or in fresh space past the committed size. Commit:
  *
- *   1. Ask the kernel which private pages were copied (the dirty pages).
- *      If none were and no region grew, the transaction changed nothing and
- *      commits nothing.
- *   2. Stamp the header: txn id + 1, CRC. (Region sizes were set by the
+ *   1. Detect: ask the kernel which private pages exist (the dirty pages:
+ *      those the transaction wrote, and those the handle held). Each is
+ *      compared with its committed content -- its shadow if it has one
+ *      (held.c), else the file's. Nothing differs and nothing grew: the
+ *      transaction commits nothing.
+ *   2. Bound: too many pages held back for readers (max_backlog)? Then wait
+ *      for the readers inside and apply, or fail (MMS_BACKLOG_ERROR).
+ *   3. Stamp the header: txn id + 1, CRC. (Region sizes were set by the
  *      allocator as it grew regions.)
- *   3. Invariant 1: sync the fresh space of every region that grew, before
- *      any commit record makes it reachable.
- *   4. Diff each dirty page against the file view and journal the differing
- *      byte runs, then the new region sizes and the commit record.
- *   5. Invariant 2: fdatasync the journal. The commit is durable here; an
- *      error before this point aborts the transaction and leaves the handle
- *      usable, an error from here on poisons the handle (the next open's
- *      recovery decides, from the journal, whether the commit happened).
- *   6. Invariant 3: apply -- copy the changed pages into the file view. The
- *      region files now equal the last checkpoint plus a prefix of the
- *      journal.
- *   7. Move the private/shared boundary over the grown space, drop the
- *      private copies that are no longer needed, re-arm the guard.
+ *   4. Invariant 1: sync the fresh space of every region that grew, before
+ *      any commit record makes it reachable (in MMS_NOSYNC: flag it for the
+ *      sync that will make the group durable, apply.c).
+ *   5. Invariant 2: diff each dirty page against its committed content and
+ *      journal the differing byte runs, the region sizes and the commit
+ *      record; fdatasync the journal (not in MMS_NOSYNC). The commit is
+ *      durable here, and counted (L->committed). An error before this
+ *      point aborts the transaction and leaves the handle usable; from here
+ *      on it poisons the handle (the next writer's recovery decides, from
+ *      the journal, whether the commit happened).
+ *   6. Invariants 3 and 6: apply, if the group is durable and no reader is
+ *      inside: copy the changed pages into the file view (or, behind a
+ *      backlog, replay the journal) and publish. Otherwise the commit waits
+ *      in the journal for whoever applies next (apply.c): a commit never
+ *      waits for a reader.
+ *   7. Settle: the private/shared boundary moves over grown space; the
+ *      pages to hold are held (below), the others dropped; a checkpoint
+ *      when the journal is long and everything is applied.
  *
- * Abort drops every private copy (MADV_DONTNEED): the pages fall back to the
- * file, which still holds the last committed state, header included, so
- * allocator state reverts with the data. Fresh space written by an aborted
- * transaction stays in the file, unreachable.
+ * Which private pages to hold after a commit: every page changed by a
+ * commit that is not applied yet -- the private page is then the only copy
+ * of the committed state in this view, and its shadow what the next commit
+ * diffs against and an abort restores. Of the pages changed by an applied
+ * commit, up to keep_pages: a page whose copy is dropped costs a
+ * copy-on-write fault the next time a transaction writes it; a page held
+ * costs a compare at every commit while it stays (bench/commit_cost).
  *
- * Which private copies to keep after a commit: a page whose copy is dropped
- * costs a copy-on-write fault the next time a transaction writes it; a page
- * that is kept costs a compare at every commit while it stays. Kept pages
- * are those the commit found changed, up to s->keep_pages; pages dirty but
- * unchanged (kept from an earlier commit and not written since) are
- * dropped. bench/commit_cost measures the choice.
+ * Abort drops the private copies of pages the file holds (MADV_DONTNEED: the
+ * pages fall back to the file, which has their committed state, header
+ * included, so allocator state reverts with the data) and restores held
+ * pages from their shadows. Fresh space written by an aborted transaction
+ * stays in the file, unreachable.
  */
 #include "internal.h"
 
@@ -51,110 +61,17 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------------
- * Dirty page collection
- * ------------------------------------------------------------------------ */
-static int pagevec_push(struct mms__pagevec *v, char *page)
-{
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 256;
-        char **p = realloc(v->page, cap * sizeof *p);
-        if (!p)
-            return -ENOMEM;
-        v->page = p;
-        uint8_t *c = realloc(v->changed, cap);
-        if (!c)
-            return -ENOMEM;
-        v->changed = c;
-        v->cap = cap;
-    }
-    v->changed[v->n] = 0;
-    v->page[v->n++] = page;
-    return 0;
-}
-
-static int collect_run(void *ctx, char *start, char *end)
-{
-    struct mms__pagevec *v = ctx;
-    for (char *p = start; p < end; p += MMS__PAGE) {
-        int r = pagevec_push(v, p);
-        if (r)
-            return r;
-    }
-    return 0;
-}
-
-/* Every copied private page of every region, in address order per region. */
-static int collect_dirty(mms_store *s)
-{
-    s->dirty.n = 0;
-    for (uint32_t id = 0; id < s->nmapped; id++) {
-        char *b = s->view.base[id];
-        if (!b || !s->reg[id].priv)
-            continue;
-        int r = mms__os_dirty_scan(s->dirty_fd, s->dirty_backend, b, b + s->reg[id].priv,
-                                   collect_run, &s->dirty);
-        if (r)
-            return r;
-    }
-    return 0;
-}
-
-static uint32_t page_region(const mms_store *s, const char *p)
-{
-    for (uint32_t id = 0; id < s->nmapped; id++) {
-        const char *b = s->view.base[id];
-        if (b && p >= b && p < b + s->reg[id].priv)
-            return id;
-    }
-    return UINT32_MAX; /* unreachable: pages come from the private ranges */
-}
-
-/* Drop runs of consecutive pages of v whose flag equals which (or all). */
-static void drop_pages(mms_store *s, int which)
-{
-    struct mms__pagevec *v = &s->dirty;
-    for (size_t i = 0; i < v->n;) {
-        if (which >= 0 && v->changed[i] != which) {
-            i++;
-            continue;
-        }
-        size_t j = i + 1;
-        while (j < v->n && v->page[j] == v->page[j - 1] + MMS__PAGE &&
-               (which < 0 || v->changed[j] == which))
-            j++;
-        mms__os_drop(v->page[i], (uint64_t)(j - i) * MMS__PAGE);
-        i = j;
-    }
-}
-
-static int drop_private(mms_store *s)
-{
-    mms__heap_forget(s);
-    int r = collect_dirty(s);
-    if (r) {
-        /* Cannot tell which pages: drop every private page there is. */
-        for (uint32_t id = 0; id < s->nmapped; id++)
-            if (s->view.base[id])
-                mms__os_drop(s->view.base[id], s->reg[id].priv);
-        s->dirty.n = 0;
-        return 0;
-    }
-    drop_pages(s, -1);
-    s->dirty.n = 0;
-    return 0;
-}
-
-/* ------------------------------------------------------------------------
- * Diff: the byte runs where a private page differs from the file. Runs
- * closer than a record header are merged (cheaper to log the gap).
+ * Diff: the byte runs where a private page differs from its committed
+ * content. Runs closer than a record header are merged (cheaper to log the
+ * gap).
  * ------------------------------------------------------------------------ */
 #define GAP_WORDS 3
 
-static int diff_page(mms_store *s, uint32_t id, uint64_t off, const char *mine, const char *file,
+static int diff_page(mms_store *s, uint32_t id, uint64_t off, const char *mine, const char *base,
                      bool *changed)
 {
     const uint64_t *a = (const uint64_t *)(const void *)mine;
-    const uint64_t *b = (const uint64_t *)(const void *)file;
+    const uint64_t *b = (const uint64_t *)(const void *)base;
     enum { W = MMS__PAGE / 8 };
     *changed = false;
     for (unsigned i = 0; i < W;) {
@@ -168,9 +85,9 @@ static int diff_page(mms_store *s, uint32_t id, uint64_t off, const char *mine, 
                 last = j;
         /* Trim to the first and last differing byte. */
         unsigned lo = i * 8, hi = last * 8 + 8;
-        while (mine[lo] == file[lo])
+        while (mine[lo] == base[lo])
             lo++;
-        while (mine[hi - 1] == file[hi - 1])
+        while (mine[hi - 1] == base[hi - 1])
             hi--;
         int r = mms__jgroup_data(s, id, s->reg[id].gen, off + lo, mine + lo, hi - lo);
         if (r)
@@ -182,35 +99,14 @@ static int diff_page(mms_store *s, uint32_t id, uint64_t off, const char *mine, 
 }
 
 /* ------------------------------------------------------------------------
- * Transactions
+ * Begin, abort
  * ------------------------------------------------------------------------ */
-/* The view is stale when another handle committed since this one looked:
- * drop the private copies kept from this handle's last commit (they hold
- * the older state) and map what grew. */
-static int refresh(mms_store *s, uint64_t published)
-{
-    if (published == s->seen)
-        return 0;
-    if (!(s->flags & MMS_RDONLY))
-        drop_private(s);
-    mms__heap_forget(s);
-    int r = mms__tables_follow(s);
-    if (r)
-        return r;
-    s->seen = published;
-    return 0;
-}
-
-/* Take the writer lock and bring the view up to date (and, if the last
- * writer died, recover first). */
 int mms__writer_enter(mms_store *s, bool wait)
 {
     int r = mms__writer_lock(s, wait);
     if (r)
         return r;
     r = mms__recover_live(s);
-    if (!r)
-        r = refresh(s, __atomic_load_n(&s->L->published, __ATOMIC_ACQUIRE));
     if (r)
         mms__writer_unlock(s);
     return r;
@@ -232,28 +128,63 @@ int mms_txn_begin(mms_store *s, unsigned flags)
     r = mms__writer_enter(s, !(flags & MMS_TXN_NOWAIT));
     if (r)
         return r;
-    if (s->flags & MMS_GUARD) {
+    r = mms__view_for_writer(s);
+    if (!r && (s->flags & MMS_GUARD))
         r = mms__map_protect(s, true);
-        if (r) {
-            mms__writer_unlock(s);
-            return r;
-        }
+    if (r) {
+        mms__writer_unlock(s);
+        return r;
     }
     mms__state_to(s, MMS__ST_WRITE);
     return 0;
 }
 
-/* Undo a transaction: the private copies go, so the header, the allocator
- * and the catalog are the committed ones again; then the mappings follow
- * (a table created or migrated by the transaction is unmapped or mapped
- * back to its old file). A failure here leaves mappings the handle cannot
- * trust: it is poisoned. */
+static bool keep_shadowed(mms_store *s, struct mms__held *h, void *ctx)
+{
+    (void)s, (void)ctx;
+    return h->shadow != NULL;
+}
+
+/* Held pages whose content is not their shadow's any more get it back
+ * (the transaction wrote them, or a mapping was replaced under them). */
+static void restore_shadows(mms_store *s)
+{
+    for (size_t i = 0; i < s->held_cap; i++) {
+        struct mms__held *h = &s->held[i];
+        if (h->page && h->shadow && memcmp(h->page, h->shadow, MMS__PAGE) != 0)
+            memcpy(h->page, h->shadow, MMS__PAGE);
+    }
+}
+
+/* Undo a transaction: private copies of pages the file holds go, held
+ * pages get their shadows back, so the header, the allocator and the
+ * catalog are the committed ones again; then the mappings follow (a table
+ * created or migrated by the transaction is unmapped or mapped back to its
+ * old file). A failure here leaves mappings the handle cannot trust: it is
+ * poisoned. */
 static void undo(mms_store *s)
 {
-    drop_private(s);
+    mms__heap_forget(s);
+    if (mms__dirty_collect(s) == 0) {
+        for (size_t i = 0; i < s->dirty.n; i++) {
+            const struct mms__held *h = mms__held_find(s, s->dirty.page[i]);
+            s->dirty.changed[i] = !(h && h->shadow); /* 1: drop it */
+        }
+        mms__dirty_drop(s, 1);
+        mms__held_sweep(s, keep_shadowed, NULL, false);
+    } else if (s->shadow_pages == 0) {
+        for (uint32_t id = 0; id < s->nmapped; id++)
+            if (s->view.base[id])
+                mms__os_drop(s->view.base[id], s->reg[id].priv);
+        mms__held_clear(s);
+    }
+    s->dirty.n = 0;
+    restore_shadows(s);
     mms__tables_forget(s);
     s->dir_dirty = false;
     int r = mms__tables_follow(s);
+    if (!r)
+        restore_shadows(s); /* mappings the transaction replaced are back */
     if (r && !s->poisoned)
         s->poisoned = r;
 }
@@ -286,6 +217,7 @@ int mms_txn_abort(mms_store *s)
 /* An error before the commit point: undo everything, keep the handle. */
 static int commit_fail(mms_store *s, int err)
 {
+    __atomic_store_n(&s->L->committing, 0, __ATOMIC_RELEASE);
     undo(s);
     txn_end(s);
     return err;
@@ -293,27 +225,28 @@ static int commit_fail(mms_store *s, int err)
 
 /* An error after it: the handle cannot know what is on disk any more. The
  * next writer recovers from the journal (which decides whether this commit
- * happened). */
+ * happened); so does a reader that comes first (lock.c). */
 static int commit_poison(mms_store *s, int err)
 {
     s->poisoned = err;
     __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->L->committing, 0, __ATOMIC_RELEASE);
+    mms__held_clear(s);
     mms__state_to(s, MMS__ST_IDLE);
     mms__writer_unlock(s);
     return err;
 }
 
 /* ------------------------------------------------------------------------
- * Commit, in the steps of the NOTES above. Each step returns 0 or an error;
- * an error before the commit point (step 5) aborts the transaction and
- * keeps the handle, one after it poisons the handle.
+ * Commit, in the steps of the NOTES above. Each step returns 0 or an error.
  * ------------------------------------------------------------------------ */
 struct commit {
     struct mms_commit_stats st;
     uint64_t t0, lap;  /* when the commit began; when the last step ended */
     bool grew;         /* a region's size moved past what was committed */
+    bool applied;      /* the commit reached the region files (step 6) */
     uint64_t jstart;   /* journal offset of this commit's group */
-    size_t nchanged;   /* pages that differed from the file */
+    size_t nchanged;   /* pages that differed from their committed content */
 };
 
 /* Nanoseconds since the last lap. */
@@ -330,60 +263,92 @@ static int commit_detect(mms_store *s, struct commit *c, bool *any)
 {
     assert(s->state == MMS__ST_WRITE && mms__writer_held_by(s));
     const struct mms__rent *rt = mms__rtab(s);
-    int r = collect_dirty(s);
+    int r = mms__dirty_collect(s);
     if (r)
-        return r;
+        return mms__fail(r, "finding the dirty pages failed: %s", mms_strerror(r));
     c->st.detect_ns = lap(c);
     c->st.pages_dirty = s->dirty.n;
     for (uint32_t id = 0; id < s->nmapped; id++)
         if (s->view.base[id] && rt[id].size > s->reg[id].committed)
             c->grew = true;
     *any = c->grew;
-    /* Pages kept from the last commit are dirty without having changed:
-     * the transaction changed something only if a page differs from the
-     * file (usually the first one compared does). */
+    /* Held pages are dirty without having changed: the transaction changed
+     * something only if a page differs from its committed content (usually
+     * the first one compared does). */
     for (size_t i = 0; i < s->dirty.n && !*any; i++) {
         char *p = s->dirty.page[i];
-        uint32_t id = page_region(s, p);
-        *any = memcmp(p, s->reg[id].fview + (p - s->view.base[id]), MMS__PAGE) != 0;
+        *any = memcmp(p, mms__page_base(s, p, mms__page_region(s, p)), MMS__PAGE) != 0;
     }
     return 0;
 }
 
-/* Step 2: the new txn id and header CRC; page 0 first in the page list. A
+/* Step 2: the backlog's bound. Commits wait in the journal (and their
+ * pages in this handle's shadows) while readers hold them back; past
+ * max_backlog the commit waits for those readers, or, with
+ * MMS_BACKLOG_ERROR, fails with MMS_EBUSY and the transaction stays open. */
+static int commit_bound(mms_store *s, struct commit *c)
+{
+    (void)c;
+    struct mms__lock *L = s->L;
+    uint64_t pub = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
+    if (pub >= __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE))
+        return 0;
+    uint64_t held = (s->shadow_pages + s->dirty.n) * MMS__PAGE;
+    uint64_t journal = s->J->end - MMS__JDATA;
+    if (held <= s->max_backlog && journal <= 4 * s->checkpoint_bytes + s->max_backlog)
+        return 0;
+    if (s->flags & MMS_BACKLOG_ERROR)
+        return mms__fail(MMS_EBUSY, "%llu commits wait for readers to leave (%llu KB held "
+                         "back, the bound is %llu KB); the transaction is still open",
+                         (unsigned long long)(__atomic_load_n(&L->committed, __ATOMIC_ACQUIRE) - pub),
+                         (unsigned long long)(held >> 10), (unsigned long long)(s->max_backlog >> 10));
+    if (mms__pinned_by_me(s))
+        return mms__fail(MMS_ETXN, "the backlog is at its bound and this thread is inside a "
+                         "read transaction on this store: it would wait for itself");
+    return mms__apply_all(s);
+}
+
+/* Step 3: the new txn id and header CRC; page 0 first in the page list. A
  * stray store inside the transaction must not make the store unopenable:
  * the header's fixed fields are checked, not journaled. */
 static int commit_stamp(mms_store *s)
 {
     struct mms__hdr *h = mms__hdr(s);
-    if (memcmp(h, s->hdr_fixed, sizeof s->hdr_fixed) != 0)
-        return MMS__CORRUPT("the transaction overwrote the store header's fixed fields; it "
-                            "was aborted");
+    const struct mms__hdr *f = (const struct mms__hdr *)(const void *)s->reg[0].fview;
+    if (memcmp(h, s->hdr_fixed, sizeof s->hdr_fixed) != 0 || h->version != f->version ||
+        h->page_size != f->page_size || h->hdr_pages != f->hdr_pages ||
+        h->created_ns != f->created_ns || h->nclass != f->nclass ||
+        memcmp(h->reserved, f->reserved, sizeof h->reserved) != 0)
+        return MMS__CORRUPT("the transaction overwrote fixed or reserved fields of the store "
+                            "header; it was aborted");
     h->txn_id++;
     h->crc = mms__hdr_crc(h, mms__rtab(s));
-    if (s->dirty.n == 0 || s->dirty.page[0] != s->view.base[0]) {
-        int r = pagevec_push(&s->dirty, NULL);
-        if (r)
-            return r;
-        memmove(s->dirty.page + 1, s->dirty.page, (s->dirty.n - 1) * sizeof *s->dirty.page);
-        s->dirty.page[0] = s->view.base[0];
-    }
+    if (s->dirty.n == 0 || s->dirty.page[0] != s->view.base[0])
+        return mms__dirty_push_front(s, s->view.base[0]);
     return 0;
 }
 
-/* Step 3, Invariant 1: fresh data is durable before the record that makes
- * it reachable -- and so are the names of region files it created. */
+/* Step 4, Invariant 1: fresh data is durable before the record that makes
+ * it reachable -- and so are the names of region files it created. In
+ * MMS_NOSYNC the sync that makes the group durable does it (apply.c). */
 static int commit_sync_fresh(mms_store *s, struct commit *c)
 {
     const struct mms__rent *rt = mms__rtab(s);
     lap(c);
-    if (s->dir_dirty && !(s->flags & MMS_NOSYNC)) {
+    if (s->flags & MMS_NOSYNC) {
+        if (c->grew || s->dir_dirty)
+            __atomic_store_n(&s->L->fresh_unsynced, 1, __ATOMIC_RELEASE);
+        s->dir_dirty = false;
+        mms__crashpoint("commit.fresh_synced");
+        return 0;
+    }
+    if (s->dir_dirty) {
         int r = mms__os_fsync(s->dirfd);
         if (r)
             return mms__fail(r, "cannot sync the store directory: %s", mms_strerror(r));
     }
     s->dir_dirty = false;
-    for (uint32_t id = 0; c->grew && !(s->flags & MMS_NOSYNC) && id < s->nmapped; id++) {
+    for (uint32_t id = 0; c->grew && id < s->nmapped; id++) {
         struct mms__region *g = &s->reg[id];
         if (!s->view.base[id] || rt[id].size <= g->committed)
             continue;
@@ -397,21 +362,23 @@ static int commit_sync_fresh(mms_store *s, struct commit *c)
     return 0;
 }
 
-/* Step 4, Invariant 2 (its first half): the group -- each dirty page's
+/* Step 5, Invariant 2 (its first half): the group -- each dirty page's
  * changed bytes, the new region sizes, the txn id -- written to the
- * journal. */
+ * journal. From here until the commit is counted, a reader that finds
+ * this writer dead recovers first (lock.c): committing says so. */
 static int commit_journal(mms_store *s, struct commit *c)
 {
     struct mms__hdr *h = mms__hdr(s);
     const struct mms__rent *rt = mms__rtab(s);
     c->jstart = s->J->end;
+    __atomic_store_n(&s->L->committing, 1, __ATOMIC_SEQ_CST);
     mms__jgroup_begin(s, h->txn_id);
     for (size_t i = 0; i < s->dirty.n; i++) {
         char *p = s->dirty.page[i];
-        uint32_t id = page_region(s, p);
+        uint32_t id = mms__page_region(s, p);
         uint64_t off = (uint64_t)(p - s->view.base[id]);
         bool changed;
-        int r = diff_page(s, id, off, p, s->reg[id].fview + off, &changed);
+        int r = diff_page(s, id, off, p, mms__page_base(s, p, id), &changed);
         if (r)
             return r;
         s->dirty.changed[i] = changed;
@@ -437,46 +404,86 @@ static int commit_journal(mms_store *s, struct commit *c)
     return 0;
 }
 
-/* Step 5, Invariant 2: the commit point. */
+/* Step 5, Invariant 2 (its second half): the commit point. Then the commit
+ * is counted, and in MMS_NOSYNC the journal is synced if a sync is due. */
 static int commit_durable(mms_store *s, struct commit *c)
 {
+    struct mms__lock *L = s->L;
+    uint64_t txn = mms__hdr(s)->txn_id;
     int r = mms__jgroup_sync(s);
     if (r)
         return r;
     mms__crashpoint("commit.journal_synced");
+    __atomic_store_n(&L->committed, txn, __ATOMIC_RELEASE);
+    if (!(s->flags & MMS_NOSYNC)) {
+        __atomic_store_n(&L->durable, txn, __ATOMIC_RELEASE);
+        __atomic_store_n(&L->unsynced_ns, 0, __ATOMIC_RELEASE);
+    } else if (!__atomic_load_n(&L->unsynced_ns, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&L->unsynced_ns, mms__os_mono_ns(), __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&L->committing, 0, __ATOMIC_RELEASE);
+    if ((s->flags & MMS_NOSYNC) && mms__sync_due(s))
+        r = mms__make_durable(s);
     c->st.sync_ns += lap(c);
-    return 0;
+    return r;
 }
 
-/* Step 6, Invariant 3: apply -- whole pages: a private page is the
- * committed state of its page plus this transaction's stores. The header
- * page (always page[0]) goes last, so a header naming this txn means the
- * whole commit reached the page cache. Invariant 6: readers never see it
- * half done: the gate is closed and every reader inside a read transaction
- * has left (lock.c); opening the gate publishes the txn. */
+/* Step 6, Invariants 3 and 6: apply, if the group is durable and no reader
+ * is inside. When this commit is the only one the files lack, whole pages:
+ * a private page is the committed state of its page. The header page
+ * (always page[0]) goes last, so a header naming this txn means the whole
+ * commit reached the page cache. Behind a backlog, the journal is replayed
+ * (apply.c). Either way opening the gate publishes. */
 static int commit_apply(mms_store *s, struct commit *c)
 {
+    struct mms__lock *L = s->L;
+    uint64_t txn = mms__hdr(s)->txn_id;
     assert(s->dirty.n > 0 && s->dirty.page[0] == s->view.base[0]);
-    int r = mms__gate_close(s);
-    if (r)
+    if (__atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) < txn || !mms__gate_try(s))
+        return 0; /* held back: it waits in the journal */
+    if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) != txn - 1) {
+        int r = mms__apply_locked(s, "commit.apply");
+        c->applied = r == 0 && __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) >= txn;
         return r;
+    }
+    size_t n = 0;
     for (size_t k = 1; k <= s->dirty.n; k++) {
         size_t i = k % s->dirty.n;
         if (!s->dirty.changed[i])
             continue;
         char *p = s->dirty.page[i];
-        uint32_t id = page_region(s, p);
+        uint32_t id = mms__page_region(s, p);
         memcpy(s->reg[id].fview + (p - s->view.base[id]), p, MMS__PAGE);
-        if (++c->nchanged == 1)
+        if (++n == 1)
             mms__crashpoint("commit.apply");
     }
-    mms__gate_open(s->L, mms__hdr(s)->txn_id);
-    s->seen = mms__hdr(s)->txn_id;
+    __atomic_store_n(&L->apply_off, s->J->end, __ATOMIC_RELEASE);
+    __atomic_store_n(&L->apply_crc, s->J->last_crc, __ATOMIC_RELEASE);
+    mms__gate_open(L, txn);
+    c->applied = true;
     return 0;
 }
 
-/* Step 7: the new committed sizes (grown space becomes private), private
- * copies dropped or kept (NOTES), a checkpoint when the journal is long. */
+struct settle {
+    uint64_t txn, published;
+    uint32_t mark;
+};
+
+/* Held pages this commit did not see (no longer private: a mapping was
+ * replaced) go; backlog pages the files now have lose their shadow. */
+static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
+{
+    const struct settle *st = ctx;
+    if (h->mark != st->mark)
+        return false;
+    if (h->shadow && h->txn <= st->published)
+        mms__held_unshadow(s, h);
+    return true;
+}
+
+/* Step 7: the new committed sizes (grown space becomes private), the pages
+ * to hold held and the others dropped (NOTES), a checkpoint when the
+ * journal is long. */
 static int commit_settle(mms_store *s, struct commit *c)
 {
     const struct mms__rent *rt = mms__rtab(s);
@@ -488,11 +495,33 @@ static int commit_settle(mms_store *s, struct commit *c)
         if (r)
             return r;
     }
-    drop_pages(s, c->nchanged > s->keep_pages ? -1 : 0);
+    struct settle st = {.txn = mms__hdr(s)->txn_id,
+                        .published = __atomic_load_n(&s->L->published, __ATOMIC_ACQUIRE),
+                        .mark = (uint32_t)mms__hdr(s)->txn_id};
+    for (size_t i = 0; i < s->dirty.n; i++)
+        c->nchanged += s->dirty.changed[i];
+    bool keep = !c->applied || c->nchanged <= s->keep_pages;
+    for (size_t i = 0; i < s->dirty.n; i++) {
+        char *p = s->dirty.page[i];
+        uint32_t id = mms__page_region(s, p);
+        struct mms__held *h = mms__held_find(s, p);
+        bool hold = s->dirty.changed[i] ? keep : h && h->shadow && h->txn > st.published;
+        int r = 0;
+        if (hold && s->dirty.changed[i])
+            r = mms__held_set(s, p, s->reg[id].gen, st.txn, !c->applied);
+        if (r)
+            return r;
+        if (hold && (h = mms__held_find(s, p)))
+            h->mark = st.mark;
+        s->dirty.changed[i] = !hold; /* 1: drop it */
+    }
+    mms__dirty_drop(s, 1);
+    mms__held_sweep(s, keep_after_commit, &st, false);
+    s->seen = st.txn;
     c->st.apply_ns = lap(c);
     c->st.pages_changed = c->nchanged;
-    if (s->J->end - MMS__JDATA > s->checkpoint_bytes)
-        return mms__checkpoint(s);
+    if (s->J->end - MMS__JDATA > s->checkpoint_bytes && c->applied)
+        return mms__checkpoint(s, false);
     return 0;
 }
 
@@ -503,23 +532,21 @@ int mms_txn_commit(mms_store *s)
         return r;
     if (s->state != MMS__ST_WRITE)
         return mms__fail(MMS_ENOTXN, "no write transaction to commit");
-    /* Publishing waits for the readers inside a read transaction; one of
-     * them on this very thread would wait for ever. */
-    if (mms__pinned_by_me(s))
-        return mms__fail(MMS_ETXN, "this thread is inside a read transaction on this store; "
-                         "end it before committing");
     struct commit c = {.t0 = mms__os_mono_ns()};
     c.lap = c.t0;
     bool any;
     r = commit_detect(s, &c, &any);
     if (r)
-        return commit_fail(s, mms__fail(r, "finding the dirty pages failed: %s",
-                                        mms_strerror(r)));
+        return commit_fail(s, r);
     if (!any) {
         txn_end(s);
         return 0;
     }
-    r = commit_stamp(s);
+    r = commit_bound(s, &c);
+    if (r == MMS_EBUSY)
+        return r; /* MMS_BACKLOG_ERROR: the transaction stays open */
+    if (!r)
+        r = commit_stamp(s);
     if (!r)
         r = commit_sync_fresh(s, &c);
     if (!r)
@@ -535,6 +562,8 @@ int mms_txn_commit(mms_store *s)
         return commit_poison(s, r);
     txn_end(s);
     c.st.total_ns = mms__os_mono_ns() - c.t0;
+    c.st.backlog = __atomic_load_n(&s->L->committed, __ATOMIC_ACQUIRE) -
+                   __atomic_load_n(&s->L->published, __ATOMIC_ACQUIRE);
     s->stats = c.st;
     return s->poisoned;
 }
@@ -542,24 +571,47 @@ int mms_txn_commit(mms_store *s)
 /* ------------------------------------------------------------------------
  * Checkpoint (Invariant 5)
  * ------------------------------------------------------------------------ */
-int mms__checkpoint(mms_store *s)
+/* Delete the region files the header in region 0's file does not name
+ * (best effort: a file left over is harmless, it is deleted next time). */
+static void gc_files(mms_store *s)
+{
+    struct mms__hdrbuf b;
+    uint64_t fsize;
+    int fd;
+    if (mms__region_open_file(s, 0, 0, false, false, &fd))
+        return;
+    if (mms__hdr_read(fd, &b, &fsize) == 0 && mms__hdr_check_full(&b.h, b.rt, fsize) == 0)
+        mms__region_gc(s, b.rt, b.h.nregions);
+    mms__os_close(fd);
+}
+
+int mms__checkpoint(mms_store *s, bool wait)
 {
     assert(mms__writer_held_by(s));
+    struct mms__lock *L = s->L;
     if (s->J->end == MMS__JDATA)
         return 0;
-    for (uint32_t id = 0; id < s->nmapped; id++) {
-        if (s->reg[id].fd < 0)
-            continue;
-        int r = mms__os_fdatasync(s->reg[id].fd);
-        if (r)
-            return mms__fail(r, "checkpoint cannot sync region %u: %s", id, mms_strerror(r));
-    }
+    /* Everything applied first: the checkpoint syncs the files at the last
+     * commit. Readers holding commits back: wait for them, or skip. */
+    int r = wait ? mms__apply_all(s) : mms__apply_try(s);
+    if (r)
+        return r;
+    uint64_t txn = __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) < txn)
+        return 0;
+    r = mms__region_sync_all(s);
+    if (r)
+        return mms__fail(r, "checkpoint cannot sync the region files: %s", mms_strerror(r));
     mms__crashpoint("checkpoint.synced");
-    int r = mms__journal_reset(s, s->hdr_fixed + offsetof(struct mms__hdr, uuid),
-                               mms__hdr(s)->txn_id);
-    if (!r) /* no journal record names an old region file any more */
-        mms__region_gc(s, mms__rtab(s), mms__hdr(s)->nregions);
-    return r;
+    r = mms__journal_reset(s, s->hdr_fixed + offsetof(struct mms__hdr, uuid), txn);
+    if (r)
+        return r;
+    __atomic_store_n(&L->apply_off, s->J->end, __ATOMIC_RELEASE);
+    __atomic_store_n(&L->apply_crc, s->J->last_crc, __ATOMIC_RELEASE);
+    /* No journal record names an old region file any more: delete those
+     * the header (as the files have it) does not name. */
+    gc_files(s);
+    return 0;
 }
 
 int mms_checkpoint(mms_store *s)
@@ -576,67 +628,11 @@ int mms_checkpoint(mms_store *s)
     r = mms__writer_enter(s, true);
     if (r)
         return r;
-    r = mms__checkpoint(s);
+    r = mms__checkpoint(s, true);
     if (r) {
         s->poisoned = r;
         __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
     }
     mms__writer_unlock(s);
-    return r;
-}
-
-/* ------------------------------------------------------------------------
- * Read transactions and waiting (lock.c does the protocol)
- * ------------------------------------------------------------------------ */
-int mms_read_begin(mms_store *s)
-{
-    int r = mms__check_handle(s);
-    if (r)
-        return r;
-    if (s->state == MMS__ST_READ)
-        return mms__fail(MMS_ETXN, "a read transaction is already active on this handle");
-    if (s->state == MMS__ST_WRITE)
-        return mms__fail(MMS_ETXN, "this handle is inside a write transaction");
-    if (s->L_private) { /* read-only file system: nothing can change */
-        mms__state_to(s, MMS__ST_READ);
-        return 0;
-    }
-    uint64_t txn;
-    r = mms__pin(s, &txn, mms__recover_for_reader, s);
-    if (r)
-        return r;
-    r = refresh(s, txn);
-    if (r) {
-        mms__unpin(s);
-        return r;
-    }
-    mms__state_to(s, MMS__ST_READ);
-    return 0;
-}
-
-int mms_read_end(mms_store *s)
-{
-    int r = mms__check_handle(s);
-    if (r && r != MMS_EPOISONED)
-        return r;
-    if (s->state != MMS__ST_READ)
-        return mms__fail(MMS_ENOTXN, "no read transaction to end");
-    mms__state_to(s, MMS__ST_IDLE);
-    if (!s->L_private)
-        mms__unpin(s);
-    return 0;
-}
-
-int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
-{
-    int r = mms__check_handle(s);
-    if (r)
-        return r;
-    if (s->state == MMS__ST_READ || mms__pinned_by_me(s))
-        return mms__fail(MMS_ETXN, "mms_wait inside a read transaction would wait for ever");
-    uint64_t cur;
-    r = mms__wait_change(s->L, txn, timeout_ms, &cur);
-    if (now)
-        *now = cur;
     return r;
 }

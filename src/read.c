@@ -1,0 +1,164 @@
+/*
+ * read.c -- read transactions and waiting for commits.
+ *
+ * Layer 8: calls view.c, apply.c and lock.c. A read transaction pins the
+ * published state (lock.c) and shows it, whole, until it ends (Invariant 6);
+ * it never waits for a writer -- at most for an apply in progress, which
+ * copies only what one commit changed. Handles that can write the store's
+ * files also move the apply pipeline along (apply.c): a reader that begins
+ * with nobody inside, or leaves last, applies the commits readers held
+ * back. It must never take the writer lock except to recover after a dead
+ * writer.
+ *
+ * How stale a reader's view may be: it shows the newest commit that was
+ * durable at a moment when no reader was inside (and, in MMS_NOSYNC, whose
+ * sync was due). While an older read transaction stays inside, new ones
+ * see the state it pinned; when it ends, the next apply publishes every
+ * commit made meanwhile. mms_read_begin_latest waits for the commits made
+ * before the call instead.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+static int read_checks(mms_store *s)
+{
+    int r = mms__check_handle(s);
+    if (r)
+        return r;
+    if (s->state == MMS__ST_READ)
+        return mms__fail(MMS_ETXN, "a read transaction is already active on this handle");
+    if (s->state == MMS__ST_WRITE)
+        return mms__fail(MMS_ETXN, "this handle is inside a write transaction");
+    return 0;
+}
+
+/* Commits wait to be applied (or, in MMS_NOSYNC, to be synced): try, if
+ * this handle can. Best effort: a failure leaves them for another handle
+ * (and marks the store for recovery when files were half written). */
+static void apply_if_waiting(mms_store *s)
+{
+    struct mms__lock *L = s->L;
+    if ((__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) <
+             __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) ||
+         mms__sync_due(s)) &&
+        mms__apply_try(s) != 0)
+        mms__detail_clear();
+}
+
+static int read_begin(mms_store *s)
+{
+    if (s->L_private) { /* read-only file system: nothing can change */
+        mms__state_to(s, MMS__ST_READ);
+        return 0;
+    }
+    apply_if_waiting(s);
+    uint64_t txn;
+    int r = mms__pin(s, &txn, mms__pin_stuck, s);
+    if (r)
+        return r;
+    r = mms__view_for_reader(s, txn);
+    if (r) {
+        mms__unpin(s);
+        return r;
+    }
+    mms__state_to(s, MMS__ST_READ);
+    return 0;
+}
+
+int mms_read_begin(mms_store *s)
+{
+    int r = read_checks(s);
+    return r ? r : read_begin(s);
+}
+
+int mms_read_begin_latest(mms_store *s, int timeout_ms)
+{
+    int r = read_checks(s);
+    if (r || s->L_private)
+        return r ? r : read_begin(s);
+    struct mms__lock *L = s->L;
+    uint64_t target = __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                       : mms__os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        uint64_t pub = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
+        /* A write handle whose view is the latest commit reads that. */
+        bool mine = !(s->flags & MMS_RDONLY) && s->seen >= target &&
+                    s->seen == __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
+        if (pub >= target || mine)
+            return read_begin(s);
+        if (__atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) < target) {
+            r = mms__make_durable(s);
+            if (r)
+                return r;
+        }
+        r = mms__apply_try(s);
+        if (r)
+            return r;
+        if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) >= target)
+            continue;
+        uint64_t now = mms__os_mono_ns(), cur;
+        if (now >= deadline)
+            return mms__fail(-ETIMEDOUT, "commits up to txn %llu are not applied yet: readers "
+                             "inside hold them back (published: txn %llu)",
+                             (unsigned long long)target, (unsigned long long)pub);
+        uint64_t left_ms = (deadline - now) / 1000000u;
+        mms__wait_change(L, pub, left_ms < 10 ? (int64_t)left_ms + 1 : 10, &cur);
+    }
+}
+
+int mms_read_end(mms_store *s)
+{
+    int r = mms__check_handle(s);
+    if (r && r != MMS_EPOISONED)
+        return r;
+    if (s->state != MMS__ST_READ)
+        return mms__fail(MMS_ENOTXN, "no read transaction to end");
+    mms__state_to(s, MMS__ST_IDLE);
+    if (s->L_private)
+        return 0;
+    mms__unpin(s);
+    if (!r)
+        apply_if_waiting(s); /* the last reader out publishes what it held back */
+    return 0;
+}
+
+int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
+{
+    int r = mms__check_handle(s);
+    if (r)
+        return r;
+    if (s->state == MMS__ST_READ || mms__pinned_by_me(s))
+        return mms__fail(MMS_ETXN, "mms_wait inside a read transaction would wait for ever");
+    struct mms__lock *L = s->L;
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                       : mms__os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t cur = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
+    while (cur == txn) {
+        if (!s->L_private)
+            apply_if_waiting(s);
+        cur = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
+        if (cur != txn)
+            break;
+        uint64_t t = mms__os_mono_ns();
+        if (t >= deadline) {
+            r = -ETIMEDOUT;
+            break;
+        }
+        /* While commits wait to be applied (or synced), look again now and
+         * then: the handle that would apply them may be gone. */
+        uint64_t left_ms = deadline == UINT64_MAX ? UINT64_MAX : (deadline - t) / 1000000u + 1;
+        bool waiting = __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE) > cur;
+        uint64_t slice_ms = waiting ? s->sync_ns / 1000000u + 1 : left_ms;
+        int64_t ms = slice_ms < left_ms ? (int64_t)slice_ms
+                                        : (left_ms == UINT64_MAX ? -1 : (int64_t)left_ms);
+        r = mms__wait_change(L, txn, ms, &cur);
+        if (r && r != -ETIMEDOUT)
+            break;
+        r = 0;
+    }
+    if (now)
+        *now = cur;
+    return r;
+}

@@ -1,0 +1,259 @@
+/*
+ * view.c -- what a handle's mappings show, and bringing them up to date.
+ *
+ * Layer 7: calls table.c (following the catalog), apply.c, held.c,
+ * journal.c, alloc.c, lock.c and os.c. A read-only handle's view is the
+ * region files: the published state. A write handle's view is its private
+ * mapping over them: the files plus the pages it holds (held.c) -- which is
+ * the latest commit, its own, even while the files lag behind it (apply.c
+ * NOTES). This file decides, when a transaction begins, whether the view
+ * still shows what it must, and rebuilds it when not. It must never change
+ * a region file.
+ *
+ * A write handle that begins a transaction must see the latest commit,
+ * L->committed, whoever made it. If its view is of another txn (another
+ * handle committed since), it drops its private pages; then, if the files
+ * lag (published < committed: readers held the commits back, or MMS_NOSYNC
+ * has not synced them), it tries to apply them; if readers still hold them
+ * back, it replays the missing journal groups into its own private pages,
+ * with the published state pinned so that no applier changes the files
+ * under it, and holds those pages with shadows like its own commits.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------
+ * Private pages
+ * ------------------------------------------------------------------------ */
+static int pagevec_push(struct mms__pagevec *v, char *page)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 256;
+        char **p = realloc(v->page, cap * sizeof *p);
+        if (!p)
+            return -ENOMEM;
+        v->page = p;
+        uint8_t *c = realloc(v->changed, cap);
+        if (!c)
+            return -ENOMEM;
+        v->changed = c;
+        v->cap = cap;
+    }
+    v->changed[v->n] = 0;
+    v->page[v->n++] = page;
+    return 0;
+}
+
+int mms__dirty_push_front(mms_store *s, char *page)
+{
+    int r = pagevec_push(&s->dirty, page);
+    if (r)
+        return r;
+    memmove(s->dirty.page + 1, s->dirty.page, (s->dirty.n - 1) * sizeof *s->dirty.page);
+    memmove(s->dirty.changed + 1, s->dirty.changed, s->dirty.n - 1);
+    s->dirty.page[0] = page;
+    s->dirty.changed[0] = 0;
+    return 0;
+}
+
+static int collect_run(void *ctx, char *start, char *end)
+{
+    struct mms__pagevec *v = ctx;
+    for (char *p = start; p < end; p += MMS__PAGE) {
+        int r = pagevec_push(v, p);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+int mms__dirty_collect(mms_store *s)
+{
+    s->dirty.n = 0;
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        char *b = s->view.base[id];
+        if (!b || !s->reg[id].priv)
+            continue;
+        int r = mms__os_dirty_scan(s->dirty_fd, s->dirty_backend, b, b + s->reg[id].priv,
+                                   collect_run, &s->dirty);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+uint32_t mms__page_region(const mms_store *s, const char *p)
+{
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        const char *b = s->view.base[id];
+        if (b && p >= b && p < b + s->reg[id].priv)
+            return id;
+    }
+    return UINT32_MAX; /* unreachable: pages come from the private ranges */
+}
+
+const char *mms__page_base(const mms_store *s, char *p, uint32_t id)
+{
+    const struct mms__held *h = mms__held_find(s, p);
+    if (h && h->shadow)
+        return (const char *)h->shadow;
+    return s->reg[id].fview + (p - s->view.base[id]);
+}
+
+void mms__dirty_drop(mms_store *s, int which)
+{
+    struct mms__pagevec *v = &s->dirty;
+    for (size_t i = 0; i < v->n;) {
+        if (which >= 0 && v->changed[i] != which) {
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < v->n && v->page[j] == v->page[j - 1] + MMS__PAGE &&
+               (which < 0 || v->changed[j] == which))
+            j++;
+        mms__os_drop(v->page[i], (uint64_t)(j - i) * MMS__PAGE);
+        i = j;
+    }
+}
+
+void mms__drop_private(mms_store *s)
+{
+    mms__heap_forget(s);
+    mms__held_clear(s);
+    if (mms__dirty_collect(s)) {
+        /* Cannot tell which pages: drop every private page there is. */
+        for (uint32_t id = 0; id < s->nmapped; id++)
+            if (s->view.base[id])
+                mms__os_drop(s->view.base[id], s->reg[id].priv);
+    } else {
+        mms__dirty_drop(s, -1);
+    }
+    s->dirty.n = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Replaying commits the files lack into the private view
+ * ------------------------------------------------------------------------ */
+struct replay_view {
+    mms_store *s;
+    struct mms__pagevec touched; /* pages written, in order, with repeats */
+};
+
+static int view_rec(void *ctx, uint32_t region, uint32_t gen, uint64_t off, const uint8_t *bytes,
+                    uint32_t len)
+{
+    struct replay_view *rv = ctx;
+    mms_store *s = rv->s;
+    /* A record names a committed byte range of a region the view maps (the
+     * mapping followed the header group by group); anything else would be
+     * a journal that contradicts its own headers. */
+    if (region >= s->nmapped || !s->view.base[region] || s->reg[region].gen != gen ||
+        off > s->reg[region].priv || len > s->reg[region].priv - off)
+        return MMS__CORRUPT("journal record for region %u generation %u at %llu does not fit "
+                            "the state it follows", region, gen, (unsigned long long)off);
+    char *p = s->view.base[region] + off;
+    memcpy(p, bytes, len);
+    char *first = (char *)((uintptr_t)p & ~(uintptr_t)(MMS__PAGE - 1));
+    for (char *q = first; q < p + len; q += MMS__PAGE) {
+        int r = pagevec_push(&rv->touched, q);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+static int view_group_end(void *ctx, uint64_t txn)
+{
+    struct replay_view *rv = ctx;
+    (void)txn;
+    /* The header is at txn now: map what it names (new regions, growth). */
+    return mms__tables_follow(rv->s);
+}
+
+/* With the published state P pinned and the view following the files:
+ * replay (P, upto] into the private pages, and hold each page written. */
+static int replay_into_view(mms_store *s, uint64_t upto)
+{
+    struct mms__lock *L = s->L;
+    struct mms__apos pos = {.off = __atomic_load_n(&L->apply_off, __ATOMIC_ACQUIRE),
+                            .txn = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE),
+                            .crc = __atomic_load_n(&L->apply_crc, __ATOMIC_ACQUIRE)};
+    struct replay_view rv = {.s = s};
+    bool guard = (s->flags & MMS_GUARD) && s->state != MMS__ST_WRITE;
+    int r = guard ? mms__map_protect(s, true) : 0;
+    if (!r)
+        r = mms__journal_each(s, &pos, upto, view_rec, view_group_end, &rv);
+    for (size_t i = 0; !r && i < rv.touched.n; i++) {
+        char *p = rv.touched.page[i];
+        uint32_t id = mms__page_region(s, p);
+        if (id != UINT32_MAX)
+            r = mms__held_set(s, p, s->reg[id].gen, upto, true);
+    }
+    if (guard) {
+        int r2 = mms__map_protect(s, false);
+        if (!r)
+            r = r2;
+    }
+    free(rv.touched.page);
+    free(rv.touched.changed);
+    return r;
+}
+
+/* ------------------------------------------------------------------------
+ * Bringing a view up to date
+ * ------------------------------------------------------------------------ */
+int mms__view_for_writer(mms_store *s)
+{
+    struct mms__lock *L = s->L;
+    assert(mms__writer_held_by(s));
+    uint64_t c = __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
+    if (s->seen == c)
+        return 0;
+    mms__drop_private(s);
+    /* Best: the files catch up, and the view is theirs. */
+    int r = mms__make_durable(s);
+    if (!r)
+        r = mms__apply_try(s);
+    if (r)
+        return r;
+    uint64_t p;
+    r = mms__pin(s, &p, mms__pin_stuck, s);
+    if (r)
+        return r;
+    r = mms__tables_follow(s);
+    if (!r && p < c)
+        r = replay_into_view(s, c);
+    mms__unpin(s);
+    if (r) {
+        /* Half built: next time, from scratch. */
+        mms__drop_private(s);
+        s->seen = UINT64_MAX;
+        return r;
+    }
+    s->seen = c;
+    return 0;
+}
+
+int mms__view_for_reader(mms_store *s, uint64_t pinned)
+{
+    bool write = !(s->flags & MMS_RDONLY);
+    /* A write handle whose view is the latest commit keeps it: it is at
+     * least as new as the published state, and no applier can change a
+     * page it shows while it is pinned. */
+    if (write && s->seen == __atomic_load_n(&s->L->committed, __ATOMIC_ACQUIRE))
+        return 0;
+    if (s->seen == pinned)
+        return 0;
+    if (write)
+        mms__drop_private(s);
+    mms__heap_forget(s);
+    int r = mms__tables_follow(s);
+    if (r)
+        return r;
+    s->seen = pinned;
+    return 0;
+}
