@@ -240,7 +240,7 @@ struct proc {
     uint64_t pid, where, opened;
     /* readers */
     uint64_t reads, in_read, violations, erecover, growth_seen, nchunk_seen, ptr_checks;
-    uint64_t max_region, full_checks;
+    uint64_t max_region, full_checks, latest, latest_timeouts;
     /* writers */
     uint64_t commits, aborts, grows, region_grew, ckpts, committing, committed, start, started;
     /* small roles: a command channel and results */
@@ -556,8 +556,16 @@ static void child_reader(unsigned idx, const char *path, unsigned mode)
     PUB(me->opened, 1);
     PUB(me->where, W_IDLE);
     while (!GET(sh->stop)) {
+        /* A plain read transaction may show a state older than a commit
+         * that returned (readers inside hold it back, or MMS_NOSYNC has not
+         * synced it); mms_read_begin_latest may not. */
         uint64_t floor = GET(sh->committed);
-        int r = mms_read_begin(s);
+        int latest = rnd_next(&v.x) % 4 == 0;
+        int r = latest ? mms_read_begin_latest(s, 3000) : mms_read_begin(s);
+        if (r == -ETIMEDOUT && latest) { /* other readers never left a gap */
+            INC(me->latest_timeouts);
+            continue;
+        }
         if (r == MMS_ERECOVER) {
             INC(me->erecover);
             sleep_us(1000);
@@ -566,7 +574,9 @@ static void child_reader(unsigned idx, const char *path, unsigned mode)
         if (r)
             FAILF("reader: mms_read_begin: %s", mms_strerror(r));
         PUB(me->in_read, 1);
-        check_read(s, &v, floor, growth, me);
+        if (latest)
+            INC(me->latest);
+        check_read(s, &v, latest ? floor : 0, growth, me);
         PUB(me->in_read, 0);
         OK(mms_read_end(s));
         INC(me->reads);
@@ -1032,6 +1042,7 @@ static struct {
     unsigned long writers, wkills, wkill_where[W_N], crash_apply, crash_synced;
     unsigned long apply_recovered_by_readers, synced_published_early, kept, lost;
     unsigned long reads, commits, aborts, grows, region_grew, ckpts, erecover, full_checks;
+    unsigned long latest, latest_timeouts;
     unsigned long stale_cleared, tool_runs, reader_died_recovering, writer_died_recovering;
 } ss;
 
@@ -1039,7 +1050,8 @@ struct rkid {
     pid_t pid;
     double t_prog;
     uint64_t prog;
-    int crashy; /* MMS_CRASH=recover.group:1: dies if it recovers the store */
+    int crashy; /* dies if it recovers the store, or takes over the work of a
+                   handle that died applying commits */
 };
 
 struct stress {
@@ -1072,6 +1084,8 @@ static void add_reader_counts(unsigned i)
     struct proc *p = &sh->p[i];
     ss.reads += GET(p->reads);
     ss.erecover += GET(p->erecover);
+    ss.latest += GET(p->latest);
+    ss.latest_timeouts += GET(p->latest_timeouts);
     ss.full_checks += GET(p->full_checks);
 }
 
@@ -1081,7 +1095,7 @@ static void spawn_reader(struct stress *S, unsigned i)
      * writer died applying): the other readers must then finish it. */
     S->rd[i].crashy = rnd_next(&S->x) % 3 == 0;
     S->rd[i].pid = spawn("reader", i, S->path, i == NREADERS - 1 ? M_RDONLY : 0,
-                         S->rd[i].crashy ? "recover.group:1" : NULL);
+                         S->rd[i].crashy ? "recover.group:1,recover.takeover:1" : NULL);
     S->rd[i].t_prog = now_us();
     S->rd[i].prog = 0;
     ss.reader_spawns++;
@@ -1161,6 +1175,11 @@ static void spawn_writer(struct stress *S, int plan)
     const char *cr = NULL;
     if (plan == PLAN_APPLY || plan == PLAN_SYNCED || plan == PLAN_RECOVER) {
         snprintf(crash, sizeof crash, "%s:%u", plan_name[plan], plan == PLAN_RECOVER ? 1 : n);
+        /* A commit applies only when no reader is inside; with readers
+         * reading all the time the writer applies mostly what they held
+         * back, elsewhere. */
+        if (plan == PLAN_APPLY)
+            snprintf(crash, sizeof crash, "commit.apply:%u,apply.group:%u", n, n);
         cr = crash;
     }
     unsigned mode = (S->nwriters % 3 == 2) ? M_NOSYNC : 0;
@@ -1214,10 +1233,12 @@ static void writer_ended(struct stress *S, int st, int killed_by_us)
               (int)S->wpid, status_str(st), where_name[where % W_N]);
     note_killed(S, S->wpid);
     if (!killed_by_us && S->plan == PLAN_RECOVER) {
-        /* It died recovering the store, in mms_open (the last writer died
-         * applying, leaving the gate closed) or in its first
-         * mms_txn_begin: the next one must still find [lo, hi]. */
-        if (GET(w->started) || (where != W_OPS && where != W_OPEN))
+        /* It died recovering the store: in mms_open (the last writer died
+         * applying, leaving the gate closed), in its first mms_txn_begin,
+         * or later, after a reader that was recovering the store died (the
+         * readers recover too): the next one must still find [lo, hi]. A
+         * writer in the middle of a commit never recovers. */
+        if (where == W_COMMIT)
             FAILF("writer %d died at recover.group at '%s' (started %llu)", (int)S->wpid,
                   where_name[where % W_N], (unsigned long long)GET(w->started));
         ss.writer_died_recovering++;
@@ -1244,31 +1265,49 @@ static void writer_ended(struct stress *S, int st, int killed_by_us)
         }
         return;
     }
-    /* It died at its crash point, inside mms_txn_commit and after the
-     * journal sync: the commit is durable (Invariant 2). */
-    if (where != W_COMMIT || cg != cd + 1)
+    /* It died at its crash point. commit.journal_synced, and commit.apply:
+     * inside mms_txn_commit and after the journal sync, so the commit is
+     * durable (Invariant 2). apply.group: applying commits readers had held
+     * back (in a checkpoint, as a transaction began, at the backlog's bound
+     * in a commit whose group is not written yet), all durable. */
+    int applying = S->plan == PLAN_APPLY && (cg == cd || (where == W_COMMIT && cg == cd + 1));
+    if (!applying && (where != W_COMMIT || cg != cd + 1))
         FAILF("writer %d (%s) died at '%s', committing %llu, committed %llu", (int)dead,
               plan_name[S->plan], where_name[where % W_N], (unsigned long long)cg,
               (unsigned long long)cd);
-    S->lo = S->hi = cg;
+    S->lo = cd;
+    S->hi = cg;
     if (S->plan == PLAN_SYNCED) {
+        S->lo = cg;
         ss.crash_synced++;
-        /* Not applied, the gate open: readers read on, at cd. */
+        /* Durable, not counted, not applied: readers read on (the state
+         * they see may lag: commits before it may be held back too), and
+         * the first that finds the writer dead recovers it -- it must never
+         * be shown a state without it once that is done (lock.c). */
         uint64_t p0 = published(S);
-        if (p0 != cd + 1 && p0 != cg + 1)
-            FAILF("after a death at journal_synced, published txn %llu (committed %llu)",
-                  (unsigned long long)p0, (unsigned long long)cd);
-        readers_progress(S, 2, "after a writer died at commit.journal_synced");
-        if (published(S) == cg + 1)
+        if (p0 > cg + 1)
+            FAILF("after a death at journal_synced, published txn %llu (committing %llu)",
+                  (unsigned long long)p0, (unsigned long long)cg);
+        if (p0 == cg + 1)
             ss.synced_published_early++;
+        readers_progress(S, 2, "after a writer died at commit.journal_synced");
+        for (double t0 = now_us(); published(S) != cg + 1;) {
+            reap_readers(S);
+            if (now_us() - t0 > HANG_S * 1e6)
+                FAILF("a writer died after its journal sync of txn %llu; after %.0f s with no "
+                      "writer the readers have not recovered it (published %llu)",
+                      (unsigned long long)cg + 1, HANG_S, (unsigned long long)published(S));
+            sleep_us(500);
+        }
         return;
     }
     ASSERT_EQ(S->plan, PLAN_APPLY);
     ss.crash_apply++;
     /* The gate stays closed by a dead writer. No writer runs now: the
-     * readers waiting at the gate must recover the store themselves, which
-     * publishes the commit the dead writer was applying. */
-    for (double t0 = now_us(); published(S) != cg + 1;) {
+     * readers waiting at the gate must finish its work themselves, which
+     * publishes every durable commit: its own if it died in its commit's
+     * apply, the last one before it if it died applying others. */
+    for (double t0 = now_us(); published(S) < cd + 1;) {
         reap_readers(S);
         if (now_us() - t0 > HANG_S * 1e6)
             FAILF("a writer died applying txn %llu; after %.0f s with no writer the readers "
@@ -1527,7 +1566,8 @@ TEST(stress)
             "%lu grew region 0, %lu explicit checkpoints); final counter %llu\n"
             "   readers: %lu spawned, %lu killed (%lu inside a read transaction, %lu while "
             "opening), %lu dead slots reclaimed by the writer, %lu stale slots cleared at the "
-            "end, %lu MMS_ERECOVER retries, %lu chunks checked whole\n"
+            "end, %lu MMS_ERECOVER retries, %lu chunks checked whole; %lu read the latest "
+            "commit (mms_read_begin_latest), %lu of those timed out\n"
             "   writers: %lu; random kills %lu (ops %lu, commit %lu, abort %lu, idle %lu, "
             "checkpoint %lu; a commit in flight kept %lu, lost %lu); died at commit.apply %lu "
             "(recovered by the readers %lu), at commit.journal_synced %lu (published before "
@@ -1535,7 +1575,7 @@ TEST(stress)
             (now_us() - t0) / 1e6, ss.reads, ss.commits, ss.aborts, ss.grows, ss.region_grew,
             ss.ckpts, (unsigned long long)c, ss.reader_spawns, ss.reader_kills, ss.kills_in_read,
             ss.kills_opening, ss.reclaimed, ss.stale_cleared, ss.erecover, ss.full_checks,
-            ss.writers, ss.wkills, ss.wkill_where[W_OPS], ss.wkill_where[W_COMMIT],
+            ss.latest, ss.latest_timeouts, ss.writers, ss.wkills, ss.wkill_where[W_OPS], ss.wkill_where[W_COMMIT],
             ss.wkill_where[W_ABORT], ss.wkill_where[W_IDLE], ss.wkill_where[W_CKPT], ss.kept,
             ss.lost, ss.crash_apply, ss.apply_recovered_by_readers, ss.crash_synced,
             ss.synced_published_early, ss.reader_died_recovering, ss.writer_died_recovering,
@@ -1686,6 +1726,9 @@ TEST(notify_latest_when_lagging)
     mms_options o;
     mms_options_init(&o);
     o.flags = MMS_NOSYNC; /* commit fast */
+    /* The commits become visible when their journal is synced: not before
+     * the consumer looks (its own wait syncs them, all at once). */
+    o.sync_ms = 600000;
     mms_store *s;
     OK(mms_open(p, &o, &s));
     pid_t pid = spawn("consumer", 0, p, CONS_LAG, NULL);
@@ -1869,7 +1912,7 @@ static void *thr_read(void *arg)
     t->seen = MMS_AT(t->s, struct root, mms_root(t->s))->counter;
     __atomic_store_n(&t->phase, 1, __ATOMIC_SEQ_CST);
     sleep_us(150000);
-    /* The other thread's commit is waiting for this read transaction. */
+    /* The other thread's commit is held back by this read transaction. */
     if (MMS_AT(t->s, struct root, mms_root(t->s))->counter != t->seen)
         t->r = -1000;
     __atomic_store_n(&t->flag, 1, __ATOMIC_SEQ_CST);
@@ -1911,7 +1954,8 @@ TEST(fork_and_handles)
         FAILS(mms_verify(s, NULL, 0), MMS_EFORK);
         free(in);
         /* Closing it here frees the child's copy only: the parent's pin
-         * (its reader slot) stays, so a commit must still wait for it. */
+         * (its reader slot) stays, so a commit must still be held back by
+         * it (not applied while it is inside). */
         OK(mms_close(s));
         mms_store *t = open_flags(p, 0);
         OK(mms_read_begin(t));
@@ -1923,16 +1967,22 @@ TEST(fork_and_handles)
         ASSERT(ps >= 0);
         ASSERT(ri[ps].active);
         ASSERT(ri[ps].alive);
-        PUB(sh->p[0].val, 1);
-        commit_one(t); /* waits for the parent's read transaction */
-        if (GET(sh->p[0].val2) != 1)
-            FAILF("the commit returned while the parent was still inside its read "
+        commit_one(t); /* never waits: the parent's pin holds it back */
+        in = malloc(sizeof *in);
+        OK(mms_info_get(t, in));
+        if (in->published_txn >= in->committed_txn)
+            FAILF("the commit was applied while the parent was still inside its read "
                   "transaction");
+        uint64_t pub = in->published_txn;
+        free(in);
+        PUB(sh->p[0].val, 1);
+        /* The parent leaves, and applies it (it can write the files). */
+        OK(mms_wait(t, pub, HANG_S * 1000, &now));
+        ASSERT(GET(sh->p[0].val2) == 1);
         OK(mms_close(t));
         _exit(0);
     }
-    AWAIT(GET(sh->p[0].val) == 1, pid, HANG_S, "the forked child did not get to its commit");
-    sleep_us(100000); /* the child is most likely waiting in its commit now */
+    AWAIT(GET(sh->p[0].val) == 1, pid, HANG_S, "the forked child did not commit");
     mms_reader_info ri[8];
     size_t n = readers_of(s, ri, 8);
     int me = slot_of(ri, n, getpid());
@@ -1972,12 +2022,12 @@ TEST(fork_and_handles)
         OK(mms_txn_begin(a, MMS_TXN_NOWAIT));
         struct root *ra = mms_deref(a, mms_root(a));
         write_state(a, ra, ra->counter + 1, 0);
-        FAILS(mms_txn_commit(a), MMS_ETXN);
+        /* A commit never waits for a reader: b holds it back, unapplied. */
+        OK(mms_txn_commit(a));
         FAILS(mms_wait(b, tb + 1, 0, &now), MMS_ETXN);
         FAILS(mms_wait(a, tb + 1, 0, &now), MMS_ETXN);
         ASSERT_EQ(MMS_AT(b, struct root, mms_root(b))->counter, tb); /* unchanged */
-        OK(mms_read_end(b));
-        OK(mms_txn_commit(a)); /* still active: commits now */
+        OK(mms_read_end(b)); /* the last reader out applies it */
         OK(mms_wait(b, tb + 1, 0, &now));
         ASSERT_EQ(now, tb + 2);
         ASSERT_EQ(counter_of(b), tb + 1);
@@ -1993,14 +2043,19 @@ TEST(fork_and_handles)
         ASSERT_EQ(t.r, 0);
         ASSERT_EQ(t.now, mms_txn_id(a));
 
-        /* Another thread reads through b: a's commit waits for it. */
+        /* Another thread reads through b: a's commit does not wait for it;
+         * the reader keeps its state (the thread checks), the commit is
+         * held back until it leaves. */
         struct thr u = {.s = b};
         ASSERT_EQ(pthread_create(&th, NULL, thr_read, &u), 0);
         AWAIT(__atomic_load_n(&u.phase, __ATOMIC_SEQ_CST) == 1 || u.r, 0, HANG_S, "thread");
         ASSERT_EQ(u.r, 0);
         commit_one(a);
-        if (!__atomic_load_n(&u.flag, __ATOMIC_SEQ_CST))
-            FAILF("a commit returned while another thread was inside a read transaction");
+        mms_info *ia = malloc(sizeof *ia);
+        OK(mms_info_get(a, ia));
+        if (!__atomic_load_n(&u.flag, __ATOMIC_SEQ_CST) && ia->published_txn >= ia->committed_txn)
+            FAILF("a commit was applied while another thread was inside a read transaction");
+        free(ia);
         ASSERT_EQ(pthread_join(th, NULL), 0);
         ASSERT_EQ(u.r, 0);
         OK(mms_read_begin(b));
