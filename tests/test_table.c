@@ -34,12 +34,13 @@
  *     edges     Migrating an empty table, one whose records are all deleted,
  *               one created in the same transaction (committed / aborted),
  *               STR and REF fields at odd offsets of a 17-byte record.
- *  3. crash     Child processes (this program, re-exec'd) migrate a copy of
- *               a template store and are SIGKILLed at random moments or at
- *               crash points (MMS_CRASH=point:n). The parent reopens: the
- *               store verifies and "emp" is either entirely in the old
- *               layout with the old data or entirely in the new one with
- *               the converted data; both outcomes must occur.
+ *  3. crash     Child processes (this program, exec'd again by test.h's
+ *               child harness) migrate a copy of a template store and are
+ *               SIGKILLed at random moments or at crash points
+ *               (MMS_CRASH=point:n). The parent reopens: the store verifies
+ *               and "emp" is either entirely in the old layout with the old
+ *               data or entirely in the new one with the converted data;
+ *               both outcomes must occur.
  *  4. reader    A read-only handle in another process sees a table created
  *               by the writer, and later its migrated layout, after its next
  *               mms_read_begin (never before the commit); its pointers into
@@ -222,13 +223,6 @@ static void str_check(mms_store *s, mms_ref ref, uint64_t seed, uint32_t len, co
         FAILF("%s of record %llu: content differs", what, (unsigned long long)i);
     if (p[len] != 0)
         FAILF("%s of record %llu: no NUL after the bytes", what, (unsigned long long)i);
-}
-
-static void sleep_us(unsigned us)
-{
-    struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 /* ========================================================================
@@ -2379,8 +2373,7 @@ static const mms_field ec_fields[] = {
 };
 static const mms_schema ec_schema = MMS_SCHEMA(struct ec, ec_fields);
 
-/* Where the child is; published in a MAP_SHARED memfd page that survives
- * exec. */
+/* Where the child is; published in the shared page (test.h's child_page). */
 enum { ST_START, ST_OPEN, ST_MIGRATE, ST_COMMIT1, ST_DONE1, ST_TXN2, ST_COMMIT2, ST_DONE2,
        ST_CLOSE, ST_END, ST_N };
 static const char *const st_name[ST_N] = {"start", "open", "migrating", "committing",
@@ -2392,9 +2385,6 @@ struct cshared {
     double t_open, t_end;
 };
 static struct cshared *CS;
-static int cs_fd = -1;
-#define CPUB(v) __atomic_store_n(&CS->stage, (v), __ATOMIC_SEQ_CST)
-#define CGET() __atomic_load_n(&CS->stage, __ATOMIC_SEQ_CST)
 
 /* The child's second transaction, in the new layout: fields of existing
  * records changed (journaled, in the new region file), refs to record 6
@@ -2463,31 +2453,31 @@ static void crash_txn2_model(struct world *W, uint32_t emp_region)
  * nosync: open with MMS_NOSYNC (a process crash loses nothing either). */
 static void crash_child(const char *path, int mode, int nosync)
 {
-    CPUB(ST_START);
+    PUB(CS->stage, ST_START);
     mms_store *s = sopen(path, nosync ? MMS_NOSYNC : 0);
     CS->t_open = now_us();
-    CPUB(ST_OPEN);
+    PUB(CS->stage, ST_OPEN);
     if (mode > 0) {
         OK(mms_txn_begin(s, 0));
-        CPUB(ST_MIGRATE);
+        PUB(CS->stage, ST_MIGRATE);
         mms_table *t;
         OK(mms_table_open(s, "emp", &ec_schema, 0, &t));
-        CPUB(ST_COMMIT1);
+        PUB(CS->stage, ST_COMMIT1);
         OK(mms_txn_commit(s));
-        CPUB(ST_DONE1);
+        PUB(CS->stage, ST_DONE1);
     }
     if (mode == 2) {
         OK(mms_txn_begin(s, 0));
-        CPUB(ST_TXN2);
+        PUB(CS->stage, ST_TXN2);
         crash_txn2(s);
-        CPUB(ST_COMMIT2);
+        PUB(CS->stage, ST_COMMIT2);
         OK(mms_txn_commit(s));
-        CPUB(ST_DONE2);
+        PUB(CS->stage, ST_DONE2);
     }
-    CPUB(ST_CLOSE);
+    PUB(CS->stage, ST_CLOSE);
     OK(mms_close(s));
     CS->t_end = now_us();
-    CPUB(ST_END);
+    PUB(CS->stage, ST_END);
     _exit(0);
 }
 
@@ -2521,52 +2511,22 @@ static void p3_fresh_copy(void)
 static int p3_run(int mode, const char *crash, unsigned delay_us, int *stage)
 {
     memset(CS, 0, sizeof *CS);
-    char a_fd[16], a_mode[8], a_nosync[8];
-    snprintf(a_fd, sizeof a_fd, "%d", cs_fd);
+    char a_mode[8], a_nosync[8];
     snprintf(a_mode, sizeof a_mode, "%d", mode % 10);
     snprintf(a_nosync, sizeof a_nosync, "%d", mode >= 10);
-    char *argv[] = {"test_table", "--crash-child", a_fd, P3.work, a_mode, a_nosync, NULL};
-    fflush(NULL);
-    pid_t pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0) {
-        /* A new process image reads MMS_CRASH afresh. */
-        if (crash)
-            setenv("MMS_CRASH", crash, 1);
-        else
-            unsetenv("MMS_CRASH");
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
+    /* A new process image reads MMS_CRASH afresh. */
+    pid_t pid = child_spawn((const char *[]){P3.work, a_mode, a_nosync, NULL},
+                            (const char *[]){"MMS_CRASH", crash, NULL});
     int st = 0;
-    double t0 = now_us();
     if (delay_us != UINT32_MAX) {
-        while (CGET() < ST_OPEN) {
-            pid_t w = waitpid(pid, &st, WNOHANG);
-            ASSERT(w >= 0);
-            if (w == pid)
-                FAILF("the child ended before it opened the store: status 0x%x", st);
-            if (now_us() - t0 > 60e6)
-                FAILF("the child did not open the store within 60 s");
-            sleep_us(50);
-        }
+        AWAIT(GET(CS->stage) >= ST_OPEN, pid, 60, "the child did not open the store within 60 s");
         sleep_us(delay_us);
         ASSERT_EQ(kill(pid, SIGKILL), 0);
     }
-    for (t0 = now_us();;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        ASSERT(w >= 0);
-        if (w == pid)
-            break;
-        if (now_us() - t0 > 60e6) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            FAILF("the child hung for 60 s at stage %s", st_name[CGET()]);
-        }
-        sleep_us(100);
-    }
+    if (!child_end(pid, 60, &st))
+        FAILF("the child hung for 60 s at stage %s", st_name[GET(CS->stage)]);
     P3.runs++;
-    *stage = CGET();
+    *stage = GET(CS->stage);
     ASSERT(*stage >= 0 && *stage < ST_N);
     int killed = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
     if (!killed && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
@@ -2644,11 +2604,7 @@ TEST(test_crash)
     uint64_t x = seed0 ^ 0x3333;
     snprintf(P3.tmpl, sizeof P3.tmpl, "%s", tpath("table-crash-template"));
     snprintf(P3.work, sizeof P3.work, "%s", tpath("table-crash"));
-    cs_fd = memfd_create("test_table", 0);
-    ASSERT(cs_fd >= 0);
-    ASSERT_EQ(ftruncate(cs_fd, sizeof *CS), 0);
-    CS = mmap(NULL, sizeof *CS, PROT_READ | PROT_WRITE, MAP_SHARED, cs_fd, 0);
-    ASSERT(CS != MAP_FAILED);
+    CS = child_page(sizeof *CS);
 
     /* The template: dept, emp in V1 with deleted slots, proj pointing
      * into emp. */
@@ -2801,8 +2757,6 @@ TEST(test_crash)
     ASSERT_GE(P3.redone, 1);
     for (int o = 0; o < O_N; o++)
         world_free(&P3.w[o]);
-    munmap(CS, sizeof *CS);
-    close(cs_fd);
     rmrf(P3.tmpl);
     rmrf(P3.work);
 }
@@ -3940,11 +3894,10 @@ int main(int argc, char **argv)
     info_buf = malloc(sizeof *info_buf);
     strbuf = malloc(STRBUF);
     ASSERT(info_buf && strbuf);
-    if (argc == 6 && strcmp(argv[1], "--crash-child") == 0) {
-        cs_fd = atoi(argv[2]);
-        CS = mmap(NULL, sizeof *CS, PROT_READ | PROT_WRITE, MAP_SHARED, cs_fd, 0);
-        ASSERT(CS != MAP_FAILED);
-        crash_child(argv[3], atoi(argv[4]), atoi(argv[5]));
+    char **a = child_enter(argc, argv, 3, "PATH MODE NOSYNC");
+    if (a) {
+        CS = child_page(sizeof *CS);
+        crash_child(a[0], atoi(a[1]), atoi(a[2]));
     }
     seed0 = test_seed("test_table", 0, &soak, "");
     signal(SIGABRT, on_abort);
