@@ -425,17 +425,29 @@ static uint64_t gt_lowest_dead(const struct gt *g)
     return g->slots;
 }
 
-uint64_t gt_pick_live(const struct gt *g, uint64_t *x)
+/* The first live record at or after a random slot (wrapping), not below
+ * from. */
+static uint64_t gt_pick(const struct gt *g, uint64_t *x, uint64_t from)
 {
     if (g->count == 0)
         return UINT64_MAX;
     uint64_t start = rnd_next(x) % g->slots;
     for (uint64_t k = 0; k < g->slots; k++) {
         uint64_t i = (start + k) % g->slots;
-        if (g->live[i])
+        if (g->live[i] && i >= from)
             return i;
     }
-    FAILF("model of %s: no live record", g->name);
+    FAILF("model of %s: no live record from slot %llu on", g->name, (unsigned long long)from);
+}
+
+uint64_t gt_pick_live(const struct gt *g, uint64_t *x)
+{
+    return gt_pick(g, x, 0);
+}
+
+uint64_t gt_pick_some(const struct gt *g, uint64_t *x)
+{
+    return gt_pick(g, x, g->keep);
 }
 
 /* A value for field f of a record: strings are created in the store. */

@@ -157,6 +157,13 @@ static const mms_schema e1_schema = MMS_SCHEMA(struct e1, e1_fields);
 /* The default of the i64 field newd that later layouts of emp add. */
 static const int64_t dflt_newd = -5;
 
+/* Records 0..NEXTREME-1 of emp hold one extreme each in every field
+ * (minimum, maximum, -1 / max-1, ...). The random operations never change
+ * or delete them (gt.keep), so what a migration made of them -- widened
+ * extremes, the defaults of added fields -- can be checked through the C
+ * types at any later moment, whatever the seed. */
+#define NEXTREME 7
+
 /* ------------------------------------------------------------------------
  * The logical model
  * ------------------------------------------------------------------------ */
@@ -183,6 +190,7 @@ struct gt {
     mms_table *t;
     const mms_schema *sc;
     uint64_t slots, count, cap, layout_gen;
+    uint64_t keep; /* records 0..keep-1 are never picked for a change */
     int tomb;
     uint8_t *live;
     struct lv *v; /* cap * NLF */
@@ -205,6 +213,9 @@ void world_handles(const struct world *w, mms_table *th[W_N]);
 /* The logical value of the bytes of a field of kind f (for defaults). */
 void decode_lv(const mms_field *f, const void *bytes, struct lv *l);
 uint64_t gt_pick_live(const struct gt *g, uint64_t *x);
+/* A live record the random operations may change or delete (not one of
+ * the first g->keep); the same random draw as gt_pick_live. */
+uint64_t gt_pick_some(const struct gt *g, uint64_t *x);
 /* Appends a new record of random values (force >= 0: extreme number force
  * in every field); returns its slot, the lowest deleted one if any. */
 uint64_t gt_append(struct world *W, struct gt *g, uint64_t *x, int force);

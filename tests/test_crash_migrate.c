@@ -305,14 +305,14 @@ TEST(test_crash)
     for (int i = 0; i < 20; i++)
         gt_append(W, &W->g[W_DEPT], &x, -1);
     struct gt *e = &W->g[W_EMP];
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < NEXTREME; i++)
         gt_append(W, e, &x, i);
-    gt_append_many(W, e, &x, nemp - 7);
+    gt_append_many(W, e, &x, nemp - NEXTREME);
     for (int i = 0; i < 500; i++)
         gt_append(W, &W->g[W_PROJ], &x, -1);
     for (unsigned i = 0; i < nemp / 10; i++) {
         uint64_t j = gt_pick_live(e, &x);
-        if (j >= 7)
+        if (j >= NEXTREME)
             gt_delete(W, e, j);
     }
     /* Record 6 is live and someone points at it (txn2 clears that). */
