@@ -1,5 +1,6 @@
 /*
- * test.h -- assertion macros and helpers shared by the test programs.
+ * test.h -- assertion macros and helpers shared by the test programs, and
+ * the harness for child processes that are this program exec'd again.
  *
  * ASSERT_EQ and friends print both values (libuv's habit). Each test program
  * runs its cases in order and exits non-zero at the first failure.
@@ -199,7 +200,7 @@ static inline void sleep_us(unsigned us)
  * memfd (FD), which survives exec. The parent polls it with GET(); the
  * child writes it with PUB() and INC(). A child dies with its parent
  * (PR_SET_PDEATHSIG), so that a failed test leaves no process holding
- * ctest's output pipe. Children end with _exit().
+ * ctest's output pipe. A child ends with _exit() (or returns from main()).
  *
  *   main(), first:  if ((a = child_enter(argc, argv, 2, "ROLE PATH"))) {
  *                       sh = child_page(sizeof *sh); ...run role a[0] on a[1]...; _exit(0); }
