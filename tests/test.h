@@ -1,5 +1,6 @@
 /*
- * test.h -- assertion macros and helpers shared by the test programs.
+ * test.h -- assertion macros and helpers shared by the test programs, and
+ * the harness for child processes that are this program exec'd again.
  *
  * ASSERT_EQ and friends print both values (libuv's habit). Each test program
  * runs its cases in order and exits non-zero at the first failure.
@@ -16,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -174,5 +177,179 @@ static inline double now_us(void)
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
 }
+
+static inline void sleep_us(unsigned us)
+{
+    struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ------------------------------------------------------------------------
+ * Child processes: this program, exec'd again.
+ *
+ * A child that must start from a fresh process image is this program run
+ * again through /proc/self/exe with the arguments "--child FD ARGS...".
+ * Fresh, because the library reads MMS_CRASH (its crash points) and
+ * MMS_DIRTY once per process image: a forked child would inherit the state
+ * the parent's own opens and commits already initialised, and ignore a
+ * variable set after fork(). The child gets the parent's environment with
+ * the variables the parent names set or unset between fork() and exec().
+ *
+ * It reports through a page the parent made before spawning: a MAP_SHARED
+ * memfd (FD), which survives exec. The parent polls it with GET(); the
+ * child writes it with PUB() and INC(). A child dies with its parent
+ * (PR_SET_PDEATHSIG), so that a failed test leaves no process holding
+ * ctest's output pipe. A child ends with _exit() (or returns from main()).
+ *
+ *   main(), first:  if ((a = child_enter(argc, argv, 2, "ROLE PATH"))) {
+ *                       sh = child_page(sizeof *sh); ...run role a[0] on a[1]...; _exit(0); }
+ *   parent:         sh = child_page(sizeof *sh);   (once, before the first spawn)
+ *                   pid = child_spawn((const char *[]){"role", arg, NULL},
+ *                                     (const char *[]){"MMS_CRASH", crash_or_NULL, NULL});
+ *                   AWAIT(GET(sh->opened), pid, 60, "...");  if (!child_end(pid, 60, &st)) ...
+ * ------------------------------------------------------------------------ */
+#define PUB(lv, v) __atomic_store_n(&(lv), (__typeof__(lv))(v), __ATOMIC_SEQ_CST)
+#define GET(lv) __atomic_load_n(&(lv), __ATOMIC_SEQ_CST)
+#define INC(lv) __atomic_add_fetch(&(lv), 1, __ATOMIC_SEQ_CST)
+
+struct child_harness {
+    int fd;     /* the memfd: made by the parent, inherited by a child; -1: none */
+    void *page; /* its mapping in this process */
+    size_t size;
+};
+
+static inline struct child_harness *child_harness(void)
+{
+    static struct child_harness h = {-1, NULL, 0};
+    return &h;
+}
+
+/* The page the parent and its children share, size bytes: made (zeroed) at
+ * the first call in the parent, the inherited one in a child. Every call
+ * of a process returns the same mapping. */
+static inline void *child_page(size_t size)
+{
+    struct child_harness *h = child_harness();
+    if (h->page) {
+        ASSERT_EQ(size, h->size);
+        return h->page;
+    }
+    if (h->fd < 0) {
+        h->fd = memfd_create(program_invocation_short_name, 0);
+        ASSERT(h->fd >= 0);
+        ASSERT_EQ(ftruncate(h->fd, (off_t)size), 0);
+    }
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, h->fd, 0);
+    ASSERT(p != MAP_FAILED);
+    h->page = p;
+    h->size = size;
+    return p;
+}
+
+/* In main(), before anything else: is this process a child? Then returns
+ * the nargs arguments its parent gave (FAILF with usage, their names, if
+ * there are not nargs), and child_page() maps the parent's page. Otherwise
+ * NULL. */
+static inline char **child_enter(int argc, char **argv, int nargs, const char *usage)
+{
+    if (argc < 3 || strcmp(argv[1], "--child") != 0)
+        return NULL;
+    if (argc - 3 != nargs)
+        FAILF("usage: %s --child FD %s", argv[0], usage);
+    child_harness()->fd = atoi(argv[2]);
+    return argv + 3;
+}
+
+/* In a child (of child_spawn() or a plain fork()): SIGKILL when the parent
+ * dies; if it died already, exit at once. */
+static inline void die_with_parent(pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(99);
+}
+
+/* Start a child: this program with "--child FD" and args (NULL-terminated).
+ * env: pairs NAME, value (NULL: unset NAME), ended by a NULL name; may be
+ * NULL. Returns the child's pid. */
+static inline pid_t child_spawn(const char *const *args, const char *const *env)
+{
+    char fd[24], *argv[40];
+    int n = 0;
+    snprintf(fd, sizeof fd, "%d", child_harness()->fd);
+    argv[n++] = program_invocation_short_name;
+    argv[n++] = "--child";
+    argv[n++] = fd;
+    for (; args && *args; args++) {
+        ASSERT_LT(n, 39);
+        argv[n++] = (char *)*args;
+    }
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t parent = getpid(), pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        die_with_parent(parent);
+        for (; env && env[0]; env += 2) {
+            if (env[1])
+                setenv(env[0], env[1], 1);
+            else
+                unsetenv(env[0]);
+        }
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* A wait status in words: "exit 0", "signal 9". */
+static inline const char *child_status(int st)
+{
+    static char buf[64];
+    if (WIFEXITED(st))
+        snprintf(buf, sizeof buf, "exit %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        snprintf(buf, sizeof buf, "signal %d", WTERMSIG(st));
+    else
+        snprintf(buf, sizeof buf, "status 0x%x", st);
+    return buf;
+}
+
+/* Wait at most secs for child pid to end: 1, with its wait status in *st.
+ * 0 if it still runs then (it hangs): it is killed and reaped, and the
+ * caller says where it hung. */
+static inline int child_end(pid_t pid, double secs, int *st)
+{
+    for (double t0 = now_us();;) {
+        pid_t w = waitpid(pid, st, WNOHANG);
+        if (w == pid)
+            return 1;
+        if (w < 0 && errno != EINTR)
+            FAILF("waitpid %d: %s", (int)pid, strerror(errno));
+        if (now_us() - t0 > secs * 1e6) {
+            kill(pid, SIGKILL);
+            waitpid(pid, st, 0);
+            return 0;
+        }
+        sleep_us(200);
+    }
+}
+
+/* Wait at most secs for cond, while child pid (if > 0) lives; FAILF with
+ * the message that follows if it does not come. */
+#define AWAIT(cond, pid, secs, ...)                                                        \
+    do {                                                                                   \
+        double t0_ = now_us();                                                             \
+        while (!(cond)) {                                                                  \
+            int st_;                                                                       \
+            if ((pid) > 0 && waitpid((pid), &st_, WNOHANG) == (pid))                       \
+                FAILF("child %d ended (%s) while waiting for %s", (int)(pid),              \
+                      child_status(st_), #cond);                                           \
+            if (now_us() - t0_ > (secs) * 1e6)                                             \
+                FAILF(__VA_ARGS__);                                                        \
+            sleep_us(100);                                                                 \
+        }                                                                                  \
+    } while (0)
 
 #endif

@@ -541,13 +541,13 @@ static struct image imgA, imgB;
 static struct jlayout layA, layB; /* A: groups 1..K; B: slot 1's epoch, groups 4..5 */
 static const char *trial; /* the directory every trial writes its store into */
 
-/* Child (exec'd, so its crash point counters start from nothing): open dir
- * (creating it if create), commit txns first..last with MMS_CRASH=crash;
- * the crash point must kill it. No automatic checkpoint. */
+/* Child (exec'd by test.h's harness, so its crash point counters start
+ * from nothing): open dir (creating it if create), commit txns first..last
+ * with MMS_CRASH=crash; the crash point must kill it. No automatic
+ * checkpoint. */
 static int child_commit(const char *dir, const char *crash, uint64_t first, uint64_t last,
                         int create)
 {
-    setenv("MMS_CRASH", crash, 1);
     mms_options o = *opts(create ? MMS_CREATE | MMS_EXCL : 0);
     o.checkpoint_bytes = (uint64_t)1 << 30;
     mms_store *s = NULL;
@@ -565,14 +565,8 @@ static void run_crashing_child(const char *dir, const char *crash, uint64_t firs
     snprintf(a[0], sizeof a[0], "%llu", (unsigned long long)first);
     snprintf(a[1], sizeof a[1], "%llu", (unsigned long long)last);
     snprintf(a[2], sizeof a[2], "%d", create);
-    fflush(stderr);
-    pid_t pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0) {
-        execl("/proc/self/exe", "test_corrupt", "--child", dir, crash, a[0], a[1], a[2],
-              (char *)NULL);
-        _exit(127);
-    }
+    pid_t pid = child_spawn((const char *[]){dir, crash, a[0], a[1], a[2], NULL},
+                            (const char *[]){"MMS_CRASH", crash, NULL});
     int st;
     ASSERT_EQ(waitpid(pid, &st, 0), pid);
     if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
@@ -1846,9 +1840,10 @@ TEST(root_out_of_range)
 
 int main(int argc, char **argv)
 {
-    if (argc == 7 && strcmp(argv[1], "--child") == 0)
-        return child_commit(argv[2], argv[3], strtoull(argv[4], NULL, 10),
-                            strtoull(argv[5], NULL, 10), atoi(argv[6]));
+    char **a = child_enter(argc, argv, 5, "DIR CRASH FIRST LAST CREATE");
+    if (a)
+        return child_commit(a[0], a[1], strtoull(a[2], NULL, 10), strtoull(a[3], NULL, 10),
+                            atoi(a[4]));
     double t0 = now_us();
     trial = tpath("corrupt-trial");
     RUN(build_images);

@@ -23,15 +23,12 @@
  * when the workload says (explicit) and when the journal passes
  * checkpoint_bytes (automatic, inside commit).
  *
- * THE CHILD is this program exec'd again (`--child`). It cannot be a plain
- * fork: mms__crashpoint() reads MMS_CRASH once per process image, and the
- * parent's own opens and commits have already read it (unset), a state a
- * forked child would inherit, so MMS_CRASH set after fork() would be
- * ignored. The parent sets MMS_CRASH / MMS_DIRTY after fork() and before
- * exec(). The child publishes in a MAP_SHARED memfd page (it survives exec):
- * where it is (opening, in ops, committing, checkpointing, ...), the counter
- * it found at open, "committing k" before mms_txn_commit and "committed k"
- * after it returns.
+ * THE CHILD is this program exec'd again (test.h's child harness: a forked
+ * child would inherit the parent's crash point state and ignore MMS_CRASH).
+ * The parent sets MMS_CRASH / MMS_DIRTY for it. The child publishes in the
+ * shared page where it is (opening, in ops, committing, checkpointing, ...),
+ * the counter it found at open, "committing k" before mms_txn_commit and
+ * "committed k" after it returns.
  *
  * THE PARENT kills the child after a random delay (random items), or lets
  * it run with MMS_CRASH=<point>:<n> so that the library kills itself inside
@@ -69,8 +66,6 @@
  * point, in checkpoints, in recovery and in growing commits.
  */
 #include "test.h"
-
-#include <sys/mman.h>
 
 #include "internal.h" /* struct mms__hdr: to show what an interrupted replay left */
 
@@ -189,13 +184,9 @@ struct shared {
     uint64_t opened, start, committing, committed;
     uint64_t where, grew, backend, ncommit, nabort, nckpt, ngrew, firstgrow;
 };
-static struct shared *sh;
+static struct shared *sh; /* test.h's child_page() */
 static unsigned soak = 1;
 static uint64_t base_seed; /* MMS_SEED */
-static int shared_fd = -1; /* a memfd: it survives the child's exec */
-
-#define PUB(field, v) __atomic_store_n(&sh->field, (uint64_t)(v), __ATOMIC_SEQ_CST)
-#define GET(field) __atomic_load_n(&sh->field, __ATOMIC_SEQ_CST)
 
 /* What a failure report says about where we were (printed on abort()). */
 static char context[768];
@@ -451,37 +442,37 @@ static void child_main(const struct child_args *ca)
     o.grow_step = ca->grow_step;
     o.checkpoint_bytes = ca->ckpt_bytes;
     mms_store *s;
-    PUB(where, W_OPEN);
+    PUB(sh->where, W_OPEN);
     OK(mms_open(ca->path, &o, &s));
     mms_info *info = malloc(sizeof *info);
     ASSERT(info);
     OK(mms_info_get(s, info));
-    PUB(backend, info->dirty_backend);
+    PUB(sh->backend, info->dirty_backend);
     struct sroot *rt = mms_ptr(s, mms_root(s));
     ASSERT(rt);
     ASSERT_EQ(rt->magic, ROOT_MAGIC);
     uint64_t c = rt->counter;
     static struct model m, tmp;
     model_build(&m, ca->wseed, c);
-    PUB(start, c);
-    PUB(committed, c);
-    PUB(committing, c);
-    PUB(where, W_IDLE);
-    PUB(opened, 1);
+    PUB(sh->start, c);
+    PUB(sh->committed, c);
+    PUB(sh->committing, c);
+    PUB(sh->where, W_IDLE);
+    PUB(sh->opened, 1);
 
     for (uint64_t k = c + 1; ca->limit == 0 || k <= c + ca->limit; k++) {
         for (unsigned a = 0;; a++) {
             int ab = abort_attempt(ca->wseed, k, a);
             OK(mms_info_get(s, info));
             uint64_t size0 = info->region_size[0];
-            PUB(where, W_OPS);
+            PUB(sh->where, W_OPS);
             OK(mms_txn_begin(s, 0));
             if (ab) {
                 tmp = m;
                 run_ops(&tmp, ca->wseed, k, a, s);
-                PUB(where, W_ABORT);
+                PUB(sh->where, W_ABORT);
                 OK(mms_txn_abort(s));
-                PUB(nabort, GET(nabort) + 1);
+                PUB(sh->nabort, GET(sh->nabort) + 1);
                 /* An abort undoes everything, allocations included. */
                 OK(mms_info_get(s, info));
                 ASSERT_EQ(info->heap_objects, m.nlive + NFIXED);
@@ -490,32 +481,32 @@ static void child_main(const struct child_args *ca)
             }
             run_ops(&m, ca->wseed, k, a, s);
             OK(mms_info_get(s, info)); /* inside the txn: this txn's region sizes */
-            PUB(grew, info->region_size[0] > size0);
-            PUB(where, W_COMMIT);
-            PUB(committing, k);
+            PUB(sh->grew, info->region_size[0] > size0);
+            PUB(sh->where, W_COMMIT);
+            PUB(sh->committing, k);
             OK(mms_txn_commit(s));
-            PUB(committed, k);
-            PUB(where, W_IDLE);
-            PUB(ncommit, GET(ncommit) + 1);
-            PUB(ngrew, GET(ngrew) + GET(grew));
+            PUB(sh->committed, k);
+            PUB(sh->where, W_IDLE);
+            PUB(sh->ncommit, GET(sh->ncommit) + 1);
+            PUB(sh->ngrew, GET(sh->ngrew) + GET(sh->grew));
             OK(mms_info_get(s, info));
             ASSERT_EQ(info->heap_objects, m.nlive + NFIXED);
-            if (ca->probe && GET(grew)) {
-                PUB(firstgrow, GET(ncommit));
+            if (ca->probe && GET(sh->grew)) {
+                PUB(sh->firstgrow, GET(sh->ncommit));
                 _exit(0);
             }
             break;
         }
         if (checkpoint_after(ca->wseed, k)) {
-            PUB(where, W_CHECKPOINT);
+            PUB(sh->where, W_CHECKPOINT);
             OK(mms_checkpoint(s));
-            PUB(where, W_IDLE);
-            PUB(nckpt, GET(nckpt) + 1);
+            PUB(sh->where, W_IDLE);
+            PUB(sh->nckpt, GET(sh->nckpt) + 1);
         }
     }
-    PUB(where, W_CLOSE);
+    PUB(sh->where, W_CLOSE);
     OK(mms_close(s));
-    PUB(where, W_DONE);
+    PUB(sh->where, W_DONE);
     free(info);
     _exit(0);
 }
@@ -656,13 +647,6 @@ static void setup_store(struct phase *ph, unsigned pidx)
 /* ------------------------------------------------------------------------
  * Parent: running one item
  * ------------------------------------------------------------------------ */
-static void sleep_us(unsigned us)
-{
-    struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static int point_index(const char *crash)
 {
     for (int p = 0; p < NPOINTS; p++)
@@ -679,88 +663,53 @@ static int run_item(const struct phase *ph, const struct item *it, struct expect
 {
     memset(sh, 0, sizeof *sh);
     /* The child is this program again, exec'd: a new process image reads
-     * MMS_CRASH afresh (a forked one would inherit the parent's crash point
-     * state, already initialised by the parent's own commits and opens). */
-    char a_fd[24], a_seed[24], a_limit[24], a_nosync[24], a_grow[24], a_ckpt[24], a_probe[8];
-    snprintf(a_fd, sizeof a_fd, "%d", shared_fd);
+     * MMS_CRASH afresh. */
+    char a_seed[24], a_limit[24], a_nosync[24], a_grow[24], a_ckpt[24], a_probe[8];
     snprintf(a_seed, sizeof a_seed, "%llu", (unsigned long long)ph->wseed);
     snprintf(a_limit, sizeof a_limit, "%u", it->kind == K_RANDOM ? 0 : it->limit);
     snprintf(a_probe, sizeof a_probe, "%d", it->kind == K_PROBE);
     snprintf(a_nosync, sizeof a_nosync, "%d", it->nosync);
     snprintf(a_grow, sizeof a_grow, "%llu", (unsigned long long)it->grow_step);
     snprintf(a_ckpt, sizeof a_ckpt, "%llu", (unsigned long long)it->ckpt_bytes);
-    char *argv[] = {"test_crash", "--child", a_fd, (char *)ph->path, a_seed, a_limit,
-                    a_nosync, a_grow, a_ckpt, a_probe, NULL};
-    fflush(NULL);
-    pid_t pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0) {
-        if (it->kind == K_CRASH)
-            setenv("MMS_CRASH", it->crash, 1);
-        else
-            unsetenv("MMS_CRASH");
-        if (it->pagemap)
-            setenv("MMS_DIRTY", "pagemap", 1);
-        else
-            unsetenv("MMS_DIRTY");
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
+    const char *args[] = {ph->path, a_seed, a_limit, a_nosync, a_grow, a_ckpt, a_probe, NULL};
+    const char *env[] = {"MMS_CRASH", it->kind == K_CRASH ? it->crash : NULL,
+                         "MMS_DIRTY", it->pagemap ? "pagemap" : NULL, NULL};
+    pid_t pid = child_spawn(args, env);
     int st = 0;
     if (it->kind == K_RANDOM) {
-        if (!it->from_fork) {
-            double t0 = now_us();
-            while (!GET(opened)) {
-                pid_t w = waitpid(pid, &st, WNOHANG);
-                ASSERT(w >= 0);
-                if (w == pid)
-                    FAILF("the child ended before it opened the store: status 0x%x", st);
-                if (now_us() - t0 > 60e6)
-                    FAILF("the child did not open the store within 60 s");
-                sleep_us(100);
-            }
-        }
+        if (!it->from_fork)
+            AWAIT(GET(sh->opened), pid, 60, "the child did not open the store within 60 s");
         sleep_us(it->delay_us);
         ASSERT_EQ(kill(pid, SIGKILL), 0);
     }
     /* A child that runs to its limit takes well under a second; one that
      * has not ended after a minute hangs (a library bug: report where). */
-    for (double t0 = now_us();;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        ASSERT(w >= 0);
-        if (w == pid)
-            break;
-        if (now_us() - t0 > 60e6) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            FAILF("the child hung for 60 s at '%s' after %llu commits (committing txn %llu)",
-                  where_name[GET(where) < W_N ? GET(where) : 0],
-                  (unsigned long long)GET(ncommit), (unsigned long long)GET(committing));
-        }
-        sleep_us(200);
-    }
+    if (!child_end(pid, 60, &st))
+        FAILF("the child hung for 60 s at '%s' after %llu commits (committing txn %llu)",
+              where_name[GET(sh->where) < W_N ? GET(sh->where) : 0],
+              (unsigned long long)GET(sh->ncommit), (unsigned long long)GET(sh->committing));
 
-    uint64_t where = GET(where);
+    uint64_t where = GET(sh->where);
     ASSERT_LT(where, W_N);
     int killed = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
     if (!killed && !(it->kind != K_RANDOM && WIFEXITED(st) && WEXITSTATUS(st) == 0))
         FAILF("the child ended with status 0x%x (%s %d) at '%s'", st,
               WIFSIGNALED(st) ? "signal" : "exit", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
               where_name[where]);
-    cov.commits += GET(ncommit);
-    cov.grew += GET(ngrew);
-    cov.aborts += GET(nabort);
-    cov.checkpoints += GET(nckpt);
-    if (GET(opened)) {
-        unsigned b = (unsigned)GET(backend);
+    cov.commits += GET(sh->ncommit);
+    cov.grew += GET(sh->ngrew);
+    cov.aborts += GET(sh->nabort);
+    cov.checkpoints += GET(sh->nckpt);
+    if (GET(sh->opened)) {
+        unsigned b = (unsigned)GET(sh->backend);
         if (it->pagemap)
             ASSERT_EQ(b, MMS_DIRTY_PAGEMAP);
         b == MMS_DIRTY_PAGEMAP ? cov.backend_pagemap++ : cov.backend_scan++;
     }
 
     /* What the child found at open must be what the last child left. */
-    uint64_t opened = GET(opened), start = GET(start);
-    uint64_t cd = GET(committed), cg = GET(committing);
+    uint64_t opened = GET(sh->opened), start = GET(sh->start);
+    uint64_t cd = GET(sh->committed), cg = GET(sh->committing);
     if (opened && (start < ex->lo || start > ex->hi))
         FAILF("the child's recovery found txn %llu of the workload; expected %llu..%llu",
               (unsigned long long)start, (unsigned long long)ex->lo, (unsigned long long)ex->hi);
@@ -783,7 +732,7 @@ static int run_item(const struct phase *ph, const struct item *it, struct expect
     if (it->kind == K_RANDOM) {
         cov.random++;
         cov.random_where[where]++;
-        if (where == W_COMMIT && GET(grew))
+        if (where == W_COMMIT && GET(sh->grew))
             cov.random_grew++;
         return killed;
     }
@@ -813,11 +762,11 @@ static int run_item(const struct phase *ph, const struct item *it, struct expect
             ex->hi = cd;
         else
             ex->lo = cg;
-        cov.grew_in_crash += GET(grew) != 0;
+        cov.grew_in_crash += GET(sh->grew) != 0;
         if (it->grow_target) {
             /* The workload and the allocator are deterministic: the probe's
              * growing commit is this one. */
-            ASSERT_EQ(GET(grew), 1);
+            ASSERT_EQ(GET(sh->grew), 1);
             cov.grow_landed[p]++;
         }
         return 1;
@@ -866,7 +815,7 @@ static int run_grow(const struct phase *ph, const struct item *it, struct expect
     pi.nosync = 1; /* the same commits as the target, faster */
     struct expect pex = *ex;
     run_item(&probe, &pi, &pex);
-    uint64_t m = GET(firstgrow);
+    uint64_t m = GET(sh->firstgrow);
     rmrf(probe.path);
     if (m == 0) {
         cov.grow_unavailable++;
@@ -1146,28 +1095,19 @@ static void carry_case(int nosync)
             (unsigned long long)h.txn_id, (now_us() - t0) / 1e6);
 }
 
-static struct shared *shared_map(int fd)
-{
-    void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    ASSERT(p != MAP_FAILED);
-    return p;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc == 10 && strcmp(argv[1], "--child") == 0) {
-        struct child_args ca = {argv[3], strtoull(argv[4], NULL, 10), strtoull(argv[7], NULL, 10),
-                                strtoull(argv[8], NULL, 10), (unsigned)atoi(argv[5]),
-                                atoi(argv[6]), atoi(argv[9])};
-        sh = shared_map(atoi(argv[2]));
+    char **a = child_enter(argc, argv, 7, "PATH SEED LIMIT NOSYNC GROW_STEP CKPT_BYTES PROBE");
+    if (a) {
+        struct child_args ca = {a[0], strtoull(a[1], NULL, 10), strtoull(a[4], NULL, 10),
+                                strtoull(a[5], NULL, 10), (unsigned)atoi(a[2]), atoi(a[3]),
+                                atoi(a[6])};
+        sh = child_page(sizeof *sh);
         child_main(&ca);
     }
     base_seed = test_seed("test_crash", 0, &soak, "");
     signal(SIGABRT, on_abort);
-    shared_fd = memfd_create("test_crash", 0);
-    ASSERT(shared_fd >= 0);
-    ASSERT_EQ(ftruncate(shared_fd, sizeof *sh), 0);
-    sh = shared_map(shared_fd);
+    sh = child_page(sizeof *sh);
 
     static const unsigned nv_full[] = {1, 2, 3, 5, 8, 0};
     static const unsigned nv_short[] = {1, 0};
@@ -1219,7 +1159,5 @@ int main(int argc, char **argv)
 
     carry_case(0);
     carry_case(1);
-    munmap(sh, sizeof *sh);
-    close(shared_fd);
     return 0;
 }

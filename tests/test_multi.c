@@ -85,10 +85,10 @@
  *                    own slot (if one does not, the case shows a commit
  *                    applied under its read transaction).
  *
- * CHILDREN are this program exec'd again (`--child ROLE ...`): a new image
- * reads MMS_CRASH afresh (test_crash.c says why) and inherits none of the
- * parent's store descriptors (all O_CLOEXEC). They report through a
- * MAP_SHARED memfd page that survives exec. Children end with _exit().
+ * CHILDREN are this program exec'd again (test.h's child harness, with
+ * `--child FD ROLE ...`): a new image reads MMS_CRASH afresh and inherits
+ * none of the parent's store descriptors (all O_CLOEXEC). They report
+ * through the shared page. Children end with _exit().
  *
  * MMS_SEED=S reruns a seed (kill timing still varies); MMS_SOAK=N multiplies
  * the durations and counts; `test_multi CASE...` runs only those cases. Nothing is timed except mms_wait's timeout
@@ -100,8 +100,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -252,28 +250,9 @@ struct shared {
     uint64_t committed; /* latest counter whose mms_txn_commit() returned */
     struct proc p[NPROC];
 };
-static struct shared *sh;
-static int shared_fd = -1;
+static struct shared *sh; /* test.h's child_page() */
 static uint64_t base_seed;
 static unsigned soak = 1;
-
-#define PUB(field, v) __atomic_store_n(&(field), (uint64_t)(v), __ATOMIC_SEQ_CST)
-#define GET(field) __atomic_load_n(&(field), __ATOMIC_SEQ_CST)
-#define INC(field) __atomic_add_fetch(&(field), 1, __ATOMIC_SEQ_CST)
-
-static void sleep_us(unsigned us)
-{
-    struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static struct shared *shared_map(int fd)
-{
-    void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    ASSERT(p != MAP_FAILED);
-    return p;
-}
 
 /* A reader records a violation: counted, the first one described. */
 static void violation(struct proc *me, const char *fmt, ...)
@@ -297,97 +276,38 @@ static void violation(struct proc *me, const char *fmt, ...)
 #define M_GROWTH 2u  /* reader: chunk word 1 is the counter; chunks never change */
 #define M_NOSYNC 4u  /* writer */
 
-/* A child must not outlive a parent that failed (ctest would wait for its
- * output pipe): it gets SIGKILL when the parent dies. */
-static void die_with_parent(pid_t parent)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(99);
-}
-
 static pid_t spawn(const char *role, unsigned idx, const char *path, uint64_t mode,
                    const char *crash)
 {
-    char a_fd[24], a_idx[24], a_mode[24], a_seed[32];
-    snprintf(a_fd, sizeof a_fd, "%d", shared_fd);
+    char a_idx[24], a_mode[24], a_seed[32];
     snprintf(a_idx, sizeof a_idx, "%u", idx);
     snprintf(a_mode, sizeof a_mode, "%llu", (unsigned long long)mode);
     snprintf(a_seed, sizeof a_seed, "%llu", (unsigned long long)base_seed);
-    char *argv[] = {"test_multi", "--child", (char *)role, a_fd, a_idx, (char *)path,
-                    a_mode, a_seed, NULL};
+    const char *args[] = {role, a_idx, path, a_mode, a_seed, NULL};
+    const char *env[] = {"MMS_CRASH", crash, NULL};
     if (idx < NPROC) {
         memset(&sh->p[idx], 0, sizeof sh->p[idx]);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
     }
-    fflush(NULL);
-    pid_t parent = getpid(), pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0) {
-        die_with_parent(parent);
-        if (crash)
-            setenv("MMS_CRASH", crash, 1);
-        else
-            unsetenv("MMS_CRASH");
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static const char *status_str(int st)
-{
-    static char buf[64];
-    if (WIFEXITED(st))
-        snprintf(buf, sizeof buf, "exit %d", WEXITSTATUS(st));
-    else if (WIFSIGNALED(st))
-        snprintf(buf, sizeof buf, "signal %d", WTERMSIG(st));
-    else
-        snprintf(buf, sizeof buf, "status 0x%x", st);
-    return buf;
+    return child_spawn(args, env);
 }
 
 /* Wait for a child to end, at most secs; FAILF if it hangs. */
 static int wait_child(pid_t pid, double secs, const char *what)
 {
     int st = 0;
-    for (double t0 = now_us();;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid)
-            return st;
-        if (w < 0 && errno != EINTR)
-            FAILF("waitpid %s: %s", what, strerror(errno));
-        if (now_us() - t0 > secs * 1e6) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            FAILF("%s (pid %d) did not end within %.0f s: it hangs", what, (int)pid, secs);
-        }
-        sleep_us(200);
-    }
+    if (!child_end(pid, secs, &st))
+        FAILF("%s (pid %d) did not end within %.0f s: it hangs", what, (int)pid, secs);
+    return st;
 }
 
 static void expect_exit0(pid_t pid, double secs, const char *what, unsigned idx)
 {
     int st = wait_child(pid, secs, what);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        FAILF("%s (pid %d) ended with %s%s%s", what, (int)pid, status_str(st),
+        FAILF("%s (pid %d) ended with %s%s%s", what, (int)pid, child_status(st),
               idx < NPROC && sh->p[idx].msg[0] ? ": " : "", idx < NPROC ? sh->p[idx].msg : "");
 }
-
-/* Wait for cond, at most secs, while child pid (if > 0) lives. */
-#define AWAIT(cond, pid, secs, ...)                                                        \
-    do {                                                                                   \
-        double t0_ = now_us();                                                             \
-        while (!(cond)) {                                                                  \
-            int st_;                                                                       \
-            if ((pid) > 0 && waitpid((pid), &st_, WNOHANG) == (pid))                       \
-                FAILF("child %d ended (%s) while waiting for %s", (int)(pid),              \
-                      status_str(st_), #cond);                                             \
-            if (now_us() - t0_ > (secs) * 1e6)                                             \
-                FAILF(__VA_ARGS__);                                                        \
-            sleep_us(100);                                                                 \
-        }                                                                                  \
-    } while (0)
 
 /* ---- reader ------------------------------------------------------------- */
 struct rview {
@@ -916,16 +836,15 @@ static void child_clearer(unsigned idx, const char *path)
     _exit(0);
 }
 
-static void child_main(int argc, char **argv)
+/* args: what spawn() passed after --child FD. */
+static void child_main(char **args)
 {
-    if (argc != 8)
-        FAILF("usage: --child ROLE FD IDX PATH MODE SEED");
-    const char *role = argv[2];
-    sh = shared_map(atoi(argv[3]));
-    unsigned idx = (unsigned)atoi(argv[4]);
-    const char *path = argv[5];
-    unsigned mode = (unsigned)strtoul(argv[6], NULL, 10);
-    base_seed = strtoull(argv[7], NULL, 10);
+    const char *role = args[0];
+    sh = child_page(sizeof *sh);
+    unsigned idx = (unsigned)atoi(args[1]);
+    const char *path = args[2];
+    unsigned mode = (unsigned)strtoul(args[3], NULL, 10);
+    base_seed = strtoull(args[4], NULL, 10);
     if (strcmp(role, "reader") == 0)
         child_reader(idx, path, mode);
     else if (strcmp(role, "writer") == 0)
@@ -1119,7 +1038,7 @@ static void reap_readers(struct stress *S)
             fail_on_violation();
             if (!S->rd[i].crashy || !WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
                 FAILF("reader %u (pid %d) ended by itself: %s", i, (int)S->rd[i].pid,
-                      status_str(st));
+                      child_status(st));
             /* It died at recover.group, recovering the store. */
             ss.reader_died_recovering++;
             note_killed(S, S->rd[i].pid);
@@ -1152,7 +1071,7 @@ static void kill_reader(struct stress *S, unsigned i, int aim)
     int st = wait_child(pid, HANG_S, "a killed reader");
     if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) {
         fail_on_violation();
-        FAILF("reader %u (pid %d) ended with %s before the kill", i, (int)pid, status_str(st));
+        FAILF("reader %u (pid %d) ended with %s before the kill", i, (int)pid, child_status(st));
     }
     ss.reader_kills++;
     note_killed(S, pid);
@@ -1230,7 +1149,7 @@ static void writer_ended(struct stress *S, int st, int killed_by_us)
     ss.ckpts += GET(w->ckpts);
     if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
         FAILF("writer (plan %s, pid %d) ended with %s at '%s'", plan_name[S->plan],
-              (int)S->wpid, status_str(st), where_name[where % W_N]);
+              (int)S->wpid, child_status(st), where_name[where % W_N]);
     note_killed(S, S->wpid);
     if (!killed_by_us && S->plan == PLAN_RECOVER) {
         /* It died recovering the store: in mms_open (the last writer died
@@ -1326,7 +1245,7 @@ static void check_writer(struct stress *S)
     if (S->wpid && waitpid(S->wpid, &st, WNOHANG) == S->wpid) {
         if (S->plan == PLAN_RANDOM || S->plan == PLAN_FINAL)
             FAILF("writer (%s, pid %d) ended by itself with %s at '%s'", plan_name[S->plan],
-                  (int)S->wpid, status_str(st), where_name[GET(w->where) % W_N]);
+                  (int)S->wpid, child_status(st), where_name[GET(w->where) % W_N]);
         if (!S->start_checked && GET(w->started)) {
             /* A crash at its first commit: check the start first. */
             uint64_t c = GET(w->start);
@@ -1512,7 +1431,7 @@ TEST(stress)
     ss.region_grew += GET(w->region_grew);
     ss.ckpts += GET(w->ckpts);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        FAILF("the final writer ended with %s at '%s'", status_str(st),
+        FAILF("the final writer ended with %s at '%s'", child_status(st),
               where_name[GET(w->where) % W_N]);
     /* A writer started just before the stop may not have begun. */
     if (GET(w->started))
@@ -2260,7 +2179,7 @@ TEST(slot_claim_race)
             int st;
             if (waitpid(pid, &st, WNOHANG) == pid) {
                 if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                    FAILF("an opener ended with %s", status_str(st));
+                    FAILF("an opener ended with %s", child_status(st));
                 break;
             }
             if (GET(sh->p[1].val3) == 1) {
@@ -2380,23 +2299,21 @@ static int run_isolated(const char *name, void (*fn)(void))
         ASSERT_EQ(errno, EINTR);
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return 0;
-    fprintf(stderr, "   FAILED: %s (%s)\n", name, status_str(st));
+    fprintf(stderr, "   FAILED: %s (%s)\n", name, child_status(st));
     return 1;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "--child") == 0)
-        child_main(argc, argv);
+    char **args = child_enter(argc, argv, 5, "ROLE IDX PATH MODE SEED");
+    if (args)
+        child_main(args);
     base_seed = test_seed("test_multi", UINT64_C(20240611), &soak,
                           SANITIZED ? ", sanitized build" : "");
     setenv("MMS_GUARD", "1", 1);
     unsetenv("MMS_DIRTY");
     unsetenv("MMS_CRASH");
-    shared_fd = memfd_create("test_multi", 0);
-    ASSERT(shared_fd >= 0);
-    ASSERT_EQ(ftruncate(shared_fd, sizeof *sh), 0);
-    sh = shared_map(shared_fd);
+    sh = child_page(sizeof *sh);
     /* Cases that found the library departing from its manual run isolated
      * (last), so that one does not hide the others. */
     static const struct {
@@ -2432,8 +2349,6 @@ int main(int argc, char **argv)
     }
     if (!ran)
         FAILF("no case named %s", argv[1]);
-    munmap(sh, sizeof *sh);
-    close(shared_fd);
     if (failed) {
         fprintf(stderr, "test_multi: %d case(s) failed (%.1f s)\n", failed, (now_us() - t0) / 1e6);
         return 1;

@@ -1,0 +1,441 @@
+/*
+ * test_multi_table.c -- tables read by other processes while the writer
+ * creates and migrates them (test_multi.c is the same for the heap).
+ *
+ *  1. reader    A read-only handle in another process sees a table created
+ *               by the writer, and later its migrated layout, after its next
+ *               mms_read_begin (never before the commit); its pointers into
+ *               the table stay valid addresses; refs through MMS_REC follow
+ *               the new record size. Outside a read transaction a record
+ *               pointer must be NULL or inside the store. A second writer
+ *               handle that wrote to the table in its old layout sees the
+ *               new one in its next transaction.
+ *  2. stress    A reader process loops over read transactions while the
+ *               writer migrates a table back and forth (and checkpoints):
+ *               each read transaction sees one layout, whole, one stamp.
+ *
+ * The readers are forked (not exec'd: they need no crash points) and talk
+ * to the writer through pipes or a shared anonymous page.
+ *
+ * MMS_SOAK=N makes the stress case longer.
+ */
+#include "table_world.h"
+
+#include <poll.h>
+
+/* ========================================================================
+ * 1. A reader in another process
+ * ======================================================================== */
+struct ra {
+    int64_t v;
+    mms_ref str;
+};
+static const mms_field ra_fields[] = {MMS_F_I64(struct ra, v), MMS_F_STR(struct ra, str)};
+static const mms_schema ra_schema = MMS_SCHEMA(struct ra, ra_fields);
+struct rb1 {
+    int32_t k;
+    char label[6];
+    mms_ref to_a;
+    mms_ref self;
+};
+static const mms_field rb1_fields[] = {MMS_F_I32(struct rb1, k), MMS_F_CHARS(struct rb1, label),
+                                       MMS_F_REF(struct rb1, to_a, "ta"),
+                                       MMS_F_REF(struct rb1, self, "tb")};
+static const mms_schema rb1_schema = MMS_SCHEMA(struct rb1, rb1_fields);
+static const uint32_t dflt_nine = 9;
+struct rb2 {
+    char label[12];
+    int64_t k;
+    mms_ref self;
+    mms_ref to_a;
+    uint32_t extra;
+};
+static const mms_field rb2_fields[] = {
+    MMS_F_CHARS(struct rb2, label), MMS_F_I64(struct rb2, k), MMS_F_REF(struct rb2, self, "tb"),
+    MMS_F_REF(struct rb2, to_a, "ta"), MMS_F_WITH_DEFAULT(struct rb2, extra, MMS_KIND_U32, &dflt_nine)};
+static const mms_schema rb2_schema = MMS_SCHEMA(struct rb2, rb2_fields);
+#define NB 500
+
+static void pipe_send(int fd, char c)
+{
+    ASSERT_EQ(write(fd, &c, 1), 1);
+}
+
+static char pipe_recv(int fd, const char *who)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    int r = poll(&p, 1, 60000);
+    if (r != 1)
+        FAILF("%s: nothing from the other process for 60 s", who);
+    char c = 0;
+    if (read(fd, &c, 1) != 1)
+        FAILF("%s: the other process is gone", who);
+    return c;
+}
+
+static void rb_label(int i, char *out)
+{
+    snprintf(out, 6, "L%u", (unsigned)i % 10000u);
+}
+
+static void reader_child(const char *path, int rfd, int wfd)
+{
+    CTX("reader child");
+    mms_store *s = sopen(path, MMS_RDONLY);
+    mms_table *ta = NULL, *tb = NULL, *t = NULL;
+    char lab[8];
+    OK(mms_read_begin(s));
+    FAILS(mms_table_find(s, "tb", &tb), MMS_ENOENT);
+    OK(mms_table_find(s, "ta", &ta));
+    ASSERT_EQ(mms_table_count(ta), 100);
+    ASSERT_EQ(((struct ra *)mms_table_get(ta, 42))->v, 126);
+    OK(mms_read_end(s));
+    pipe_send(wfd, 'a');
+    /* The writer created tb but has not committed. */
+    ASSERT_EQ(pipe_recv(rfd, "reader"), 'u');
+    OK(mms_read_begin(s));
+    FAILS(mms_table_find(s, "tb", &tb), MMS_ENOENT);
+    OK(mms_read_end(s));
+    pipe_send(wfd, 'b');
+    /* Committed: visible after the next mms_read_begin. Before it (outside
+     * a read transaction) anything may show, but a record pointer must be
+     * NULL or point into the store (the table's region is not mapped yet:
+     * mms_ptr() knows that case, see store.c region_size()). */
+    ASSERT_EQ(pipe_recv(rfd, "reader"), 'c');
+    int outside_bug = 0;
+    if (mms_table_find(s, "tb", &tb) == 0) {
+        for (uint64_t i = 1; i < NB; i += 97) {
+            void *p = mms_table_get(tb, i);
+            mms_ref ref;
+            if (p && mms_ref_of(s, p, &ref) != 0) {
+                fprintf(stderr, "%s:%d: LIBRARY BUG: a read-only handle outside a read "
+                        "transaction: mms_table_find(\"tb\") finds the new table (count %llu) "
+                        "but mms_table_get(tb, %llu) = %p, neither NULL nor inside the store\n",
+                        __FILE__, __LINE__, (unsigned long long)mms_table_count(tb),
+                        (unsigned long long)i, p);
+                outside_bug = 1;
+                break;
+            }
+        }
+    }
+    OK(mms_read_begin(s));
+    OK(mms_table_find(s, "tb", &tb));
+    schema_same(mms_table_schema(tb), &rb1_schema, "tb (reader)");
+    OK(mms_table_open(s, "tb", &rb1_schema, 0, &t));
+    ASSERT(t == tb);
+    ASSERT_EQ(mms_table_count(tb), NB);
+    for (int i = 0; i < NB; i++) {
+        const struct rb1 *r = mms_table_get(tb, (uint64_t)i);
+        ASSERT_EQ(r->k, i);
+        rb_label(i, lab);
+        ASSERT(strncmp(r->label, lab, 6) == 0);
+        ASSERT_EQ(MMS_REC(s, struct ra, r->to_a)->v, (i % 100) * 3);
+        ASSERT_EQ(MMS_REC(s, struct rb1, r->self)->k, (i * 7) % NB);
+        size_t len;
+        const char *str = mms_str_get(s, MMS_REC(s, struct ra, r->to_a)->str, &len);
+        ASSERT(str && len == 3 && str[0] == 'a');
+    }
+    char *arr = mms_table_array(tb);
+    struct rb1 *p5 = mms_table_get(tb, 5);
+    OK(mms_read_end(s));
+    pipe_send(wfd, 'd');
+    /* Migrated, not committed: still the old layout. */
+    ASSERT_EQ(pipe_recv(rfd, "reader"), 'm');
+    OK(mms_read_begin(s));
+    schema_same(mms_table_schema(tb), &rb1_schema, "tb (reader, migration uncommitted)");
+    ASSERT(mms_table_get(tb, 5) == p5);
+    ASSERT_EQ(p5->k, 5);
+    OK(mms_read_end(s));
+    pipe_send(wfd, 'e');
+    /* Committed, and a checkpoint removed the old file. */
+    ASSERT_EQ(pipe_recv(rfd, "reader"), 'M');
+    ASSERT_EQ(*(volatile int32_t *)&p5->k, 5); /* the old mapping, until the next begin */
+    OK(mms_read_begin(s));
+    schema_same(mms_table_schema(tb), &rb2_schema, "tb (reader, migrated)");
+    ASSERT(mms_table_array(tb) == arr); /* the same address range */
+    ASSERT_EQ(mms_table_count(tb), NB);
+    for (int i = 0; i < NB; i++) {
+        const struct rb2 *r = mms_table_get(tb, (uint64_t)i);
+        ASSERT((const char *)r == arr + (size_t)i * sizeof(struct rb2));
+        ASSERT_EQ(r->k, i);
+        ASSERT_EQ(r->extra, 9);
+        rb_label(i, lab);
+        if (i == 3)
+            strcpy(lab, "Z3"); /* the second writer handle's change */
+        ASSERT(strncmp(r->label, lab, 12) == 0);
+        ASSERT_EQ(MMS_REC(s, struct rb2, r->self)->k, (i * 7) % NB);
+        ASSERT_EQ(MMS_REC(s, struct ra, r->to_a)->v, (i % 100) * 3);
+    }
+    /* The old pointer is still a valid address; it sees the new layout. */
+    volatile const char *vp = (const char *)p5;
+    ASSERT_EQ(vp[0], arr[5 * sizeof(struct rb1)]);
+    FAILS(mms_table_open(s, "tb", &rb1_schema, 0, &t), MMS_ESCHEMA);
+    OK(mms_table_open(s, "tb", &rb2_schema, 0, &t));
+    OK(mms_read_end(s));
+    pipe_send(wfd, 'f');
+    /* Another writer handle appended a record in the new layout. */
+    ASSERT_EQ(pipe_recv(rfd, "reader"), 'n');
+    OK(mms_read_begin(s));
+    ASSERT_EQ(mms_table_count(tb), NB + 1);
+    const struct rb2 *r = mms_table_get(tb, NB);
+    ASSERT_EQ(r->k, NB);
+    ASSERT_EQ(MMS_REC(s, struct rb2, r->self)->k, 0);
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+    pipe_send(wfd, 'g');
+    _exit(outside_bug ? 3 : 0);
+}
+
+TEST(test_reader)
+{
+    const char *path = tpath("table-reader");
+    double t0 = now_us();
+    CTX("reader: writer");
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *ta, *tb;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "ta", &ra_schema, MMS_TABLE_CREATE, &ta));
+    for (int i = 0; i < 100; i++) {
+        struct ra a = {(int64_t)i * 3, 0};
+        OK(mms_str_new(s, "a__", 3, &a.str));
+        OK(mms_table_append(ta, &a, NULL));
+    }
+    OK(mms_txn_commit(s));
+    int p2c[2], c2p[2];
+    ASSERT_EQ(pipe(p2c), 0);
+    ASSERT_EQ(pipe(c2p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        close(p2c[1]);
+        close(c2p[0]);
+        reader_child(path, p2c[0], c2p[1]);
+    }
+    close(p2c[0]);
+    close(c2p[1]);
+    int rfd = c2p[0], wfd = p2c[1];
+    ASSERT_EQ(pipe_recv(rfd, "writer"), 'a');
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "tb", &rb1_schema, MMS_TABLE_CREATE, &tb));
+    uint64_t first;
+    void *where;
+    OK(mms_table_append_many(tb, NB, &first, &where));
+    for (int i = 0; i < NB; i++) {
+        struct rb1 *r = (struct rb1 *)where + i;
+        r->k = i;
+        rb_label(i, r->label);
+        r->to_a = mms_table_ref(ta, (uint64_t)(i % 100));
+        r->self = mms_table_ref(tb, (uint64_t)((i * 7) % NB));
+    }
+    pipe_send(wfd, 'u');
+    ASSERT_EQ(pipe_recv(rfd, "writer"), 'b');
+    OK(mms_txn_commit(s));
+    pipe_send(wfd, 'c');
+    ASSERT_EQ(pipe_recv(rfd, "writer"), 'd');
+    /* A second writer handle, with tb open in the old layout, that wrote
+     * to it (its private copies of the old file's pages stay after the
+     * commit). */
+    mms_store *h2 = sopen(path, 0);
+    mms_table *tb2;
+    OK(mms_table_open(h2, "tb", &rb1_schema, 0, &tb2));
+    OK(mms_txn_begin(h2, 0));
+    memcpy(((struct rb1 *)mms_table_get(tb2, 3))->label, "Z3\0\0\0", 6);
+    OK(mms_txn_commit(h2));
+    uint32_t id = table_region(tb);
+    uint32_t gen0 = region_gen(s, id);
+    OK(mms_txn_begin(s, 0));
+    mms_table *t = NULL;
+    OK(mms_table_open(s, "tb", &rb2_schema, 0, &t));
+    ASSERT(t == tb);
+    ASSERT_EQ(((struct rb2 *)mms_table_get(tb, 77))->k, 77);
+    ASSERT_EQ(((struct rb2 *)mms_table_get(tb, 77))->extra, 9);
+    pipe_send(wfd, 'm');
+    ASSERT_EQ(pipe_recv(rfd, "writer"), 'e');
+    OK(mms_txn_commit(s));
+    OK(mms_checkpoint(s));
+    only_region_file(path, id, gen0 + 1);
+    pipe_send(wfd, 'M');
+    ASSERT_EQ(pipe_recv(rfd, "writer"), 'f');
+    /* The second handle sees the new layout in its next transaction. */
+    OK(mms_txn_begin(h2, 0));
+    schema_same(mms_table_schema(tb2), &rb2_schema, "tb (second writer handle)");
+    ASSERT_EQ(((struct rb2 *)mms_table_get(tb2, 5))->k, 5);
+    ASSERT(strcmp(((struct rb2 *)mms_table_get(tb2, 3))->label, "Z3") == 0);
+    struct rb2 nr;
+    memset(&nr, 0, sizeof nr);
+    nr.k = NB;
+    nr.self = mms_table_ref(tb2, 0);
+    uint64_t idx;
+    OK(mms_table_append(tb2, &nr, &idx));
+    ASSERT_EQ(idx, NB);
+    OK(mms_txn_commit(h2));
+    pipe_send(wfd, 'n');
+    ASSERT_EQ(pipe_recv(rfd, "writer"), 'g');
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 3)
+        BUG("the reader got a record pointer outside the store (its report above)");
+    else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILF("the reader process ended with status 0x%x", st);
+    close(rfd);
+    close(wfd);
+    OK(mms_close(h2));
+    /* The first handle sees the second's append after its next begin. */
+    OK(mms_read_begin(s));
+    ASSERT_EQ(mms_table_count(tb), NB + 1);
+    OK(mms_read_end(s));
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(path);
+    fprintf(stderr, "   reader saw the new table and then the migrated layout; %.1f s\n",
+            (now_us() - t0) / 1e6);
+}
+
+/* ========================================================================
+ * 2. A reader process in a loop of read transactions while the writer
+ *     migrates the table back and forth between two layouts (reorder and
+ *     record size) and stamps every record in each transaction: every read
+ *     transaction sees one layout, whole, with one stamp in every record.
+ * ======================================================================== */
+struct sl1 {
+    int64_t k;
+    int64_t v;
+};
+static const mms_field sl1_fields[] = {MMS_F_I64(struct sl1, k), MMS_F_I64(struct sl1, v)};
+static const mms_schema sl1_schema = MMS_SCHEMA(struct sl1, sl1_fields);
+struct sl2 {
+    int64_t v;
+    int64_t pad;
+    int64_t k;
+};
+static const mms_field sl2_fields[] = {MMS_F_I64(struct sl2, v), MMS_F_I64(struct sl2, k)};
+static const mms_schema sl2_schema = MMS_SCHEMA(struct sl2, sl2_fields);
+#define NSL 3000
+
+struct stress_sh {
+    int stop, ready;
+    unsigned long iters, seen[2], stamp_changes;
+    int64_t last_stamp;
+};
+
+static void stress_reader(const char *path, struct stress_sh *sh)
+{
+    CTX("stress reader");
+    mms_store *s = sopen(path, MMS_RDONLY);
+    mms_table *t = NULL;
+    const char *arr0 = NULL;
+    int64_t last = -1;
+    __atomic_store_n(&sh->ready, 1, __ATOMIC_SEQ_CST);
+    while (!__atomic_load_n(&sh->stop, __ATOMIC_SEQ_CST)) {
+        OK(mms_read_begin(s));
+        if (!t)
+            OK(mms_table_find(s, "st", &t));
+        const mms_schema *sc = mms_table_schema(t);
+        ASSERT(sc);
+        int which = sc->record_size == sizeof(struct sl1) ? 0 : 1;
+        ASSERT_EQ(sc->record_size, which ? sizeof(struct sl2) : sizeof(struct sl1));
+        const mms_field *fk = field_named(sc, "k"), *fv = field_named(sc, "v");
+        ASSERT(fk && fv);
+        ASSERT_EQ(fk->offset, which ? offsetof(struct sl2, k) : offsetof(struct sl1, k));
+        ASSERT_EQ(mms_table_count(t), NSL);
+        const char *arr = mms_table_array(t);
+        if (!arr0)
+            arr0 = arr;
+        ASSERT(arr == arr0); /* migrations never move the array */
+        int64_t stamp;
+        memcpy(&stamp, arr + fv->offset, 8);
+        ASSERT_GE(stamp, last);
+        if (stamp != last)
+            sh->stamp_changes++;
+        last = stamp;
+        for (uint64_t i = 0; i < NSL; i++) {
+            const char *p = mms_table_get(t, i);
+            int64_t k, v;
+            memcpy(&k, p + fk->offset, 8);
+            memcpy(&v, p + fv->offset, 8);
+            if (k != (int64_t)i || v != stamp)
+                FAILF("stress reader: layout %d, record %llu holds k %lld v %lld; expected k "
+                      "%llu v %lld (record 0's stamp)", which + 1, (unsigned long long)i,
+                      (long long)k, (long long)v, (unsigned long long)i, (long long)stamp);
+        }
+        OK(mms_read_end(s));
+        sh->seen[which]++;
+        sh->iters++;
+    }
+    OK(mms_close(s));
+    _exit(0);
+}
+
+TEST(test_reader_stress)
+{
+    const char *path = tpath("table-stress");
+    double t0 = now_us();
+    struct stress_sh *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT(sh != MAP_FAILED);
+    memset(sh, 0, sizeof *sh);
+    mms_store *w = sopen(path, MMS_CREATE);
+    mms_table *t;
+    OK(mms_txn_begin(w, 0));
+    OK(mms_table_open(w, "st", &sl1_schema, MMS_TABLE_CREATE, &t));
+    uint64_t first;
+    void *where;
+    OK(mms_table_append_many(t, NSL, &first, &where));
+    for (int64_t i = 0; i < NSL; i++)
+        ((struct sl1 *)where)[i].k = i;
+    OK(mms_txn_commit(w));
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0)
+        stress_reader(path, sh);
+    while (!__atomic_load_n(&sh->ready, __ATOMIC_SEQ_CST))
+        sleep_us(100);
+    int which = 0;
+    unsigned n = 0, migrations = 0, checkpoints = 0;
+    for (n = 1; n <= 2000; n++) {
+        CTX("stress writer: transaction %u", n);
+        OK(mms_txn_begin(w, 0));
+        if (n % 2) {
+            which ^= 1;
+            OK(mms_table_open(w, "st", which ? &sl2_schema : &sl1_schema, 0, &t));
+            migrations++;
+        }
+        const mms_schema *sc = mms_table_schema(t);
+        uint32_t vo = field_named(sc, "v")->offset;
+        for (uint64_t i = 0; i < NSL; i++)
+            memcpy((char *)mms_table_get(t, i) + vo, &(int64_t){(int64_t)n}, 8);
+        OK(mms_txn_commit(w));
+        if (n % 16 == 0) { /* old files go while the reader may map them */
+            OK(mms_checkpoint(w));
+            checkpoints++;
+        }
+        if (n >= 200 * soak && sh->seen[0] >= 3 && sh->seen[1] >= 3 && sh->stamp_changes >= 10)
+            break;
+    }
+    __atomic_store_n(&sh->stop, 1, __ATOMIC_SEQ_CST);
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILF("the stress reader ended with status 0x%x", st);
+    verify_ok(w);
+    OK(mms_close(w));
+    fprintf(stderr, "   writer: %u transactions, %u migrations, %u checkpoints; reader: %lu read "
+            "transactions (layout 1: %lu, layout 2: %lu), %lu stamps seen; %.1f s\n", n,
+            migrations, checkpoints, sh->iters, sh->seen[0], sh->seen[1], sh->stamp_changes,
+            (now_us() - t0) / 1e6);
+    ASSERT_GE(sh->seen[0], 1);
+    ASSERT_GE(sh->seen[1], 1);
+    ASSERT_GE(sh->stamp_changes, 2);
+    munmap(sh, sizeof *sh);
+    rmrf(path);
+}
+
+int main(void)
+{
+    table_test_begin("test_multi_table");
+    RUN(test_reader);
+    RUN(test_reader_stress);
+    return table_test_end();
+}
