@@ -185,7 +185,8 @@ static void fix_journal(int fd, uint64_t fsize)
         if (!done)
             break;
     }
-    if (pwrite(fd, j, fsize, 0) != (ssize_t)fsize) {
+    /* Only the slots and the groups changed. */
+    if (pwrite(fd, j, off, 0) != (ssize_t)off) {
         free(j);
         return;
     }

@@ -41,6 +41,11 @@
  * test. MMS_POWER_EXPECT_FIXED=1 makes every scenario count (the lead
  * empties the list when the fixes land). MMS_POWER_ONLY=name runs one
  * scenario. MMS_SOAK=N multiplies the work, MMS_SEED=S repeats a run.
+ * MMS_POWER_VERBOSE=1 prints every failure (else the first three of each
+ * scenario, and a count of each kind). The stores and their cut images go
+ * to MMS_POWER_TMP, else /dev/shm when it has 512 MiB free, else
+ * MMS_TEST_TMP: the simulation decides what is durable, so the disk's own
+ * syncs would only cost time.
  */
 #include "test.h"
 
@@ -654,7 +659,42 @@ struct scen {
     /* results */
     uint64_t cuts, cut_kind[PSIM_NKIND], images, failures, at_hi, below_hi, rounds;
     unsigned printed;
+    /* failures by kind: the message with its numbers replaced by N */
+    struct fkind {
+        char what[200];
+        uint64_t n;
+    } kinds[12];
+    uint64_t other_kinds; /* failures of kinds past the twelfth */
 };
+
+static void count_kind(struct scen *sc, const char *msg)
+{
+    char w[200];
+    size_t k = 0;
+    for (const char *p = msg; *p && k + 2 < sizeof w;) {
+        if (*p >= '0' && *p <= '9') {
+            while (*p >= '0' && *p <= '9')
+                p++;
+            w[k++] = 'N';
+        } else {
+            w[k++] = *p++;
+        }
+    }
+    w[k] = 0;
+    int n = (int)(sizeof sc->kinds / sizeof sc->kinds[0]);
+    for (int i = 0; i < n; i++) {
+        if (sc->kinds[i].n && strcmp(sc->kinds[i].what, w) == 0) {
+            sc->kinds[i].n++;
+            return;
+        }
+        if (!sc->kinds[i].n) {
+            snprintf(sc->kinds[i].what, sizeof sc->kinds[i].what, "%s", w);
+            sc->kinds[i].n = 1;
+            return;
+        }
+    }
+    sc->other_kinds++;
+}
 
 static struct scen *cutting; /* the scenario taking cuts now; NULL: none */
 static uint64_t policy_rng;
@@ -699,14 +739,15 @@ static void failure(struct scen *sc, const char *note, const char *fmt, ...)
 static void failure(struct scen *sc, const char *note, const char *fmt, ...)
 {
     sc->failures++;
-    if (sc->printed >= 3 && !verbose)
-        return;
-    sc->printed++;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    count_kind(sc, msg);
+    if (sc->printed >= 3 && !verbose)
+        return;
+    sc->printed++;
     fprintf(stderr, "POWER CUT FAILURE [%s%s]: %s\n", sc->name, sc->bug ? ", known failing" : "",
             msg);
     /* The note, indented: what was expected, and where the cut was. */
@@ -1033,6 +1074,22 @@ int main(void)
         for (int k = 0; k < PSIM_NKIND; k++)
             fprintf(stderr, " %s %llu", psim_kind_name[k], (unsigned long long)sc->cut_kind[k]);
         fputc('\n', stderr);
+        /* The kinds of failure, most frequent first. */
+        size_t nk = 0;
+        while (nk < sizeof sc->kinds / sizeof sc->kinds[0] && sc->kinds[nk].n)
+            nk++;
+        for (size_t a = 0; a < nk; a++)
+            for (size_t b = a + 1; b < nk; b++)
+                if (sc->kinds[b].n > sc->kinds[a].n) {
+                    struct fkind tmp = sc->kinds[a];
+                    sc->kinds[a] = sc->kinds[b];
+                    sc->kinds[b] = tmp;
+                }
+        for (size_t k = 0; k < nk; k++)
+            fprintf(stderr, "    %5llu x %s\n", (unsigned long long)sc->kinds[k].n,
+                    sc->kinds[k].what);
+        if (sc->other_kinds)
+            fprintf(stderr, "    %5llu x other kinds\n", (unsigned long long)sc->other_kinds);
         if (sc->images == 0 || sc->cuts == 0) {
             fprintf(stderr, "    no cuts: the scenario did not run\n");
             bad = 1;
