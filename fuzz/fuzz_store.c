@@ -372,6 +372,29 @@ static void say(const char *step, int r, const char *msg)
                 r ? (msg ? msg : mms_errdetail()) : "");
 }
 
+/* Open the store with these flags; verify it, read it, and if it is
+ * sound and writable, write to it. */
+static void open_and_read(unsigned flags, const char *what)
+{
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = flags;
+    o.grow_step = 1u << 20;
+    mms_store *s;
+    char msg[256];
+    int r = mms_open(store, &o, &s);
+    say(what, r, NULL);
+    if (r)
+        return;
+    r = mms_verify(s, msg, sizeof msg);
+    say("verify", r, msg);
+    if (r == 0 || !sound_only)
+        read_path(s, r == 0);
+    if (r == 0 && !(flags & MMS_RDONLY))
+        write_txn(s);
+    mms_close(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (verbose < 0) {
@@ -381,32 +404,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     setup_dirs();
     clear_store();
     unpack(data, size);
-    mms_options o;
-    mms_options_init(&o);
-    o.flags = MMS_RDONLY;
-    mms_store *s;
-    char msg[256];
-    int r = mms_open(store, &o, &s);
-    say("read-only open", r, NULL);
-    if (r == 0) {
-        r = mms_verify(s, msg, sizeof msg);
-        say("verify", r, msg);
-        if (r == 0 || !sound_only)
-            read_path(s, r == 0);
-        mms_close(s);
-    }
-    o.flags = 0;
-    o.grow_step = 1u << 20;
-    r = mms_open(store, &o, &s);
-    say("read-write open", r, NULL);
-    if (r == 0) {
-        r = mms_verify(s, msg, sizeof msg);
-        say("verify", r, msg);
-        if (r == 0 || !sound_only)
-            read_path(s, r == 0);
-        if (r == 0)
-            write_txn(s);
-        mms_close(s);
-    }
+    open_and_read(MMS_RDONLY, "read-only open");
+    open_and_read(0, "read-write open");
     return 0;
 }

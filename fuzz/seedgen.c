@@ -178,31 +178,20 @@ static const mms_field person_fields[] = {
 };
 static const mms_schema person_schema = MMS_SCHEMA(struct person, person_fields);
 
-/* The layout after a migration: score widened stays f64, u32 widened to
- * u64, a field added. */
+/* The layout after a migration: fields dropped, u32 widened, one added
+ * with a default. */
 struct person2 {
-    int64_t id;
-    char tag[12];
-    double score;
-    mms_ref name;
-    mms_ref boss;
-    uint8_t flag;
-    int8_t small;
-    uint16_t u16;
     uint64_t u32;
-    double f32;
-    mms_ref blob;
+    mms_ref name;
     int32_t added;
+    mms_ref boss;
+    int64_t id;
 };
 static const int32_t added_default = 7;
 static const mms_field person2_fields[] = {
-    MMS_F_I64(struct person2, id),    MMS_F_CHARS(struct person2, tag),
-    MMS_F_F64(struct person2, score), MMS_F_STR(struct person2, name),
-    MMS_F_REF(struct person2, boss, "person"), MMS_F_BOOL(struct person2, flag),
-    MMS_F_I8(struct person2, small),  MMS_F_U16(struct person2, u16),
-    MMS_F_U64(struct person2, u32),   MMS_F_F64(struct person2, f32),
-    MMS_F_BLOB(struct person2, blob),
+    MMS_F_U64(struct person2, u32), MMS_F_STR(struct person2, name),
     MMS_F_WITH_DEFAULT(struct person2, added, MMS_KIND_I32, &added_default),
+    MMS_F_REF(struct person2, boss, "person"), MMS_F_I64(struct person2, id),
 };
 static const mms_schema person2_schema = MMS_SCHEMA(struct person2, person2_fields);
 

@@ -67,14 +67,10 @@ static const struct {
                "that produced them"},
 };
 
-#if defined(__SANITIZE_ADDRESS__)
+/* MMS_TEST_SANITIZED: the ASan + UBSan build (tests/CMakeLists.txt). */
+#ifdef MMS_TEST_SANITIZED
 #define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
+#else
 #define SANITIZED 0
 #endif
 
