@@ -36,6 +36,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,17 +54,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char scratch[512], store[600];
 static volatile uint64_t sink; /* what was read, so the reads happen */
 
-static void cleanup(void)
+/* Remove a scratch directory (its store directory and that one's files). */
+static void remove_scratch(const char *dir)
 {
-    DIR *d = opendir(store);
+    char st[700];
+    snprintf(st, sizeof st, "%s/s.mms", dir);
+    DIR *d = opendir(st);
     if (d) {
         for (struct dirent *de; (de = readdir(d));)
             if (de->d_name[0] != '.')
                 unlinkat(dirfd(d), de->d_name, 0);
         closedir(d);
     }
-    rmdir(store);
-    rmdir(scratch);
+    rmdir(st);
+    rmdir(dir);
+}
+
+static void cleanup(void)
+{
+    remove_scratch(scratch);
+}
+
+/* Scratch directories of processes that are gone (libFuzzer's -fork jobs
+ * and crashed runs exit without atexit). */
+static void remove_stale(const char *base)
+{
+    DIR *d = opendir(base);
+    if (!d)
+        return;
+    for (struct dirent *de; (de = readdir(d));) {
+        int pid;
+        char tail;
+        if (sscanf(de->d_name, "mms-fuzz.%d%c", &pid, &tail) != 1 || pid <= 0 ||
+            kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/%s", base, de->d_name);
+        remove_scratch(dir);
+    }
+    closedir(d);
 }
 
 static void setup_dirs(void)
@@ -73,6 +102,7 @@ static void setup_dirs(void)
     const char *base = getenv("MMS_FUZZ_TMP");
     if (!base || !*base)
         base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    remove_stale(base);
     snprintf(scratch, sizeof scratch, "%s/mms-fuzz.%d", base, (int)getpid());
     snprintf(store, sizeof store, "%s/s.mms", scratch);
     mkdir(scratch, 0777);
