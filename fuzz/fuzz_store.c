@@ -1,0 +1,440 @@
+/*
+ * fuzz_store.c -- fuzz target: open an arbitrary store image, read it
+ * through the public API, verify it, write to it if it is sound.
+ *
+ * The input is a store directory in the compact form of image.h. Each run
+ * unpacks it into the same scratch directory (emptied first) and then:
+ *
+ *   1. mms_open read-only. If it opens: mms_verify, the read path (below),
+ *      close. (A journal to replay gives MMS_ERECOVER: fine.)
+ *   2. mms_open read-write, which recovers (replays the journal, then
+ *      checkpoints). If it opens: mms_verify, the read path, and if verify
+ *      passed, a write transaction (an allocation, a record appended to
+ *      each table, a root change), commit, verify again; close.
+ *
+ * The read path is what an application does with a store it opened: root
+ * (mms_ptr, mms_alloc_size), info, readers, tables (mms_tables,
+ * mms_table_find, mms_table_schema, counts), and for each table its records
+ * (mms_table_get, mms_table_live, up to 4096 of them) and their fields, by
+ * kind: STR and BLOB through mms_str_get, REF through mms_table_get of the
+ * target table; every byte the API hands out is read. The deleted-record
+ * bitmap (mms_table_deleted) is read only when verify passed: the API hands
+ * out that pointer unchecked.
+ *
+ * Nothing may crash, trip a sanitizer, leak, or hang; every failure must
+ * be an error code. Built with libFuzzer (MMS_FUZZ=ON, clang) this is the
+ * fuzz target; built without it, fuzz/replay.c runs the corpus through it
+ * under ctest.
+ *
+ * Environment: MMS_FUZZ_TMP, where the scratch directory goes (default:
+ * /dev/shm if writable, else /tmp); MMS_FUZZ_VERBOSE=1, say what became
+ * of each input; MMS_FUZZ_SOUND_ONLY=1, take the read path only on stores
+ * that verify (to fuzz past crashes of the read path on damaged stores,
+ * issue 10 bug 7, while they are open).
+ */
+#define _GNU_SOURCE 1
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mmstore.h>
+
+#include "image.h"
+#include "internal.h" /* the header and journal layouts and mms__crc32c, to fix checksums */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char scratch[512], store[600];
+static volatile uint64_t sink; /* what was read, so the reads happen */
+
+/* Remove a scratch directory (its store directory and that one's files). */
+static void remove_scratch(const char *dir)
+{
+    char st[700];
+    snprintf(st, sizeof st, "%s/s.mms", dir);
+    DIR *d = opendir(st);
+    if (d) {
+        for (struct dirent *de; (de = readdir(d));)
+            if (de->d_name[0] != '.')
+                unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
+    }
+    rmdir(st);
+    rmdir(dir);
+}
+
+static void cleanup(void)
+{
+    remove_scratch(scratch);
+}
+
+/* Scratch directories of processes that are gone (libFuzzer's -fork jobs
+ * and crashed runs exit without atexit). */
+static void remove_stale(const char *base)
+{
+    DIR *d = opendir(base);
+    if (!d)
+        return;
+    for (struct dirent *de; (de = readdir(d));) {
+        int pid;
+        char tail;
+        if (sscanf(de->d_name, "mms-fuzz.%d%c", &pid, &tail) != 1 || pid <= 0 ||
+            kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/%s", base, de->d_name);
+        remove_scratch(dir);
+    }
+    closedir(d);
+}
+
+static void setup_dirs(void)
+{
+    if (store[0])
+        return;
+    const char *base = getenv("MMS_FUZZ_TMP");
+    if (!base || !*base)
+        base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    remove_stale(base);
+    snprintf(scratch, sizeof scratch, "%s/mms-fuzz.%d", base, (int)getpid());
+    snprintf(store, sizeof store, "%s/s.mms", scratch);
+    mkdir(scratch, 0777);
+    mkdir(store, 0777);
+    atexit(cleanup);
+}
+
+/* Empty the store directory. */
+static void clear_store(void)
+{
+    DIR *d = opendir(store);
+    if (!d) {
+        mkdir(store, 0777);
+        return;
+    }
+    for (struct dirent *de; (de = readdir(d));)
+        if (de->d_name[0] != '.')
+            unlinkat(dirfd(d), de->d_name, 0);
+    closedir(d);
+}
+
+static int take(const uint8_t **p, const uint8_t *end, void *out, size_t n)
+{
+    if ((size_t)(end - *p) < n)
+        return 0;
+    memcpy(out, *p, n); /* little-endian machines only, like the store format */
+    *p += n;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Checksum fix-ups (image.h): a mutated header or journal group gets past
+ * its CRC, so the fuzzer reaches what lies behind it.
+ * ------------------------------------------------------------------------ */
+static void fix_header(int fd)
+{
+    struct mms__hdrbuf b;
+    if (pread(fd, &b, sizeof b, 0) != (ssize_t)sizeof b)
+        return;
+    b.h.crc = mms__hdr_crc(&b.h, b.rt);
+    if (pwrite(fd, &b.h.crc, sizeof b.h.crc, offsetof(struct mms__hdr, crc)) != sizeof b.h.crc)
+        return;
+}
+
+static uint64_t pad8(uint64_t n)
+{
+    return (n + 7) & ~(uint64_t)7;
+}
+
+/* The slots whose magic is right get their CRC; then the groups of the
+ * current slot's epoch, as far as they parse, get their chained CRCs. */
+static void fix_journal(int fd, uint64_t fsize)
+{
+    if (fsize < MMS__JDATA || fsize > MMS_FUZZ_MAX_FILE)
+        return;
+    uint8_t *j = malloc(fsize);
+    if (!j || pread(fd, j, fsize, 0) != (ssize_t)fsize) {
+        free(j);
+        return;
+    }
+    struct mms__jhdr h[2];
+    int cur = -1;
+    for (int i = 0; i < 2; i++) {
+        memcpy(&h[i], j + i * MMS__JSLOT, sizeof h[i]);
+        if (h[i].magic != MMS__JMAGIC || h[i].version != MMS__JVERSION)
+            continue;
+        h[i].crc = mms__crc32c(0, &h[i], offsetof(struct mms__jhdr, crc));
+        memcpy(j + i * MMS__JSLOT, &h[i], sizeof h[i]);
+        if (cur < 0 || h[i].seq > h[cur].seq)
+            cur = i;
+    }
+    uint64_t off = MMS__JDATA;
+    uint32_t crc = cur >= 0 ? h[cur].salt : 0;
+    while (cur >= 0 && off + sizeof(struct mms__jbegin) <= fsize) {
+        struct mms__jbegin bg;
+        memcpy(&bg, j + off, sizeof bg);
+        if (bg.type != MMS__JR_BEGIN)
+            break;
+        uint64_t p = off + sizeof bg;
+        uint32_t nrec = 0;
+        int done = 0;
+        while (!done && p + 8 <= fsize) {
+            uint32_t type;
+            memcpy(&type, j + p, 4);
+            if (type == MMS__JR_DATA && p + sizeof(struct mms__jdata) <= fsize) {
+                struct mms__jdata d;
+                memcpy(&d, j + p, sizeof d);
+                if (pad8(d.len) > fsize - p - sizeof d)
+                    break;
+                p += sizeof d + pad8(d.len);
+                nrec++;
+            } else if (type == MMS__JR_SIZE && p + sizeof(struct mms__jsize) <= fsize) {
+                p += sizeof(struct mms__jsize);
+                nrec++;
+            } else if (type == MMS__JR_COMMIT && p + sizeof(struct mms__jcommit) <= fsize) {
+                struct mms__jcommit c;
+                memcpy(&c, j + p, sizeof c);
+                c.nrec = nrec;
+                c.bytes = p + sizeof c - off;
+                memcpy(j + p, &c, sizeof c);
+                c.crc = mms__crc32c(crc, j + off, c.bytes - sizeof c + offsetof(struct mms__jcommit, crc));
+                memcpy(j + p, &c, sizeof c);
+                crc = c.crc;
+                off = p + sizeof c;
+                done = 1;
+            } else {
+                break;
+            }
+        }
+        if (!done)
+            break;
+    }
+    /* Only the slots and the groups changed. */
+    if (pwrite(fd, j, off, 0) != (ssize_t)off) {
+        free(j);
+        return;
+    }
+    free(j);
+}
+
+/* Write the files of an input (image.h) into the store directory. */
+static void unpack(const uint8_t *data, size_t size)
+{
+    const uint8_t *p = data, *end = data + size;
+    uint8_t name;
+    uint32_t fsize;
+    uint16_t nchunk;
+    while (take(&p, end, &name, 1) && take(&p, end, &fsize, 4) && take(&p, end, &nchunk, 2)) {
+        if (fsize > MMS_FUZZ_MAX_FILE)
+            fsize = MMS_FUZZ_MAX_FILE;
+        char path[700];
+        const char *fname = mms_fuzz_names[MMS_FUZZ_NAME(name)];
+        snprintf(path, sizeof path, "%s/%s", store, fname);
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        if (fd < 0)
+            return;
+        if (ftruncate(fd, fsize) != 0) {
+            close(fd);
+            return;
+        }
+        for (uint16_t c = 0; c < nchunk; c++) {
+            uint32_t off;
+            uint16_t len;
+            if (!take(&p, end, &off, 4) || !take(&p, end, &len, 2) || (size_t)(end - p) < len) {
+                close(fd);
+                return;
+            }
+            if (off < fsize) {
+                size_t n = len < fsize - off ? len : fsize - off;
+                if (pwrite(fd, p, n, off) != (ssize_t)n) {
+                    close(fd);
+                    return;
+                }
+            }
+            p += len;
+        }
+        if ((name & MMS_FUZZ_FIX) && strcmp(fname, "region-0-0") == 0)
+            fix_header(fd);
+        if ((name & MMS_FUZZ_FIX) && strcmp(fname, "journal") == 0)
+            fix_journal(fd, fsize);
+        close(fd);
+    }
+}
+
+static uint64_t sum_bytes(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 0;
+    for (size_t i = 0; i < n; i++)
+        h = h * 31 + b[i];
+    return h;
+}
+
+#define MAXTAB 64
+#define MAXREC 4096
+
+/* A table's region, from the list mms_tables gave. */
+static int region_of(const mms_table_info *ti, size_t n, const char *name, uint32_t *region)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ti[i].name, name) == 0) {
+            *region = ti[i].region;
+            return 1;
+        }
+    return 0;
+}
+
+static void read_table(mms_store *s, const mms_table_info *ti, size_t nt, size_t k, int sound)
+{
+    mms_table *t;
+    if (mms_table_find(s, ti[k].name, &t) != 0)
+        return;
+    const mms_schema *sc = mms_table_schema(t);
+    sink += mms_table_count(t) + (uint64_t)(uintptr_t)mms_table_name(t)[0];
+    if (!sc)
+        return;
+    uint64_t slots = mms_table_slots(t);
+    if (sound) {
+        uint64_t nbits;
+        const uint64_t *bits = mms_table_deleted(t, &nbits);
+        if (bits)
+            sink += sum_bytes(bits, (size_t)(nbits / 64 * 8));
+    }
+    for (uint64_t i = 0; i < slots && i < MAXREC; i++) {
+        const char *rec = mms_table_get(t, i);
+        if (!rec)
+            break;
+        sink += (uint64_t)mms_table_live(t, i) + mms_table_ref(t, i);
+        sink += sum_bytes(rec, sc->record_size);
+        for (uint32_t f = 0; f < sc->nfields; f++) {
+            const mms_field *fd = &sc->fields[f];
+            if (fd->offset > sc->record_size || fd->size > sc->record_size - fd->offset ||
+                fd->size != 8)
+                continue;
+            mms_ref ref;
+            memcpy(&ref, rec + fd->offset, 8);
+            if (fd->kind == MMS_KIND_STR || fd->kind == MMS_KIND_BLOB) {
+                size_t len;
+                const char *str = mms_str_get(s, ref, &len);
+                if (str)
+                    sink += sum_bytes(str, len + 1); /* the NUL too */
+            } else if (fd->kind == MMS_KIND_REF && ref && fd->target) {
+                uint32_t region;
+                mms_table *to;
+                if (region_of(ti, nt, fd->target, &region) && MMS_REF_REGION(ref) == region &&
+                    mms_table_find(s, fd->target, &to) == 0) {
+                    const mms_schema *tsc = mms_table_schema(to);
+                    const char *target = mms_table_get(to, MMS_REF_SLOT(ref));
+                    if (target && tsc)
+                        sink += sum_bytes(target, tsc->record_size);
+                }
+            }
+        }
+    }
+}
+
+static void read_path(mms_store *s, int sound)
+{
+    static mms_info info;
+    if (mms_info_get(s, &info) == 0)
+        sink += info.txn_id + info.heap_used;
+    mms_reader_info rd[4];
+    size_t n;
+    if (mms_readers(s, rd, 4, &n) == 0)
+        sink += n;
+    sink += mms_txn_id(s);
+    mms_ref root = mms_root(s);
+    const char *p = mms_ptr(s, root);
+    size_t usable;
+    if (p && MMS_REF_REGION(root) == 0 && mms_alloc_size(s, root, &usable) == 0)
+        sink += sum_bytes(p, usable);
+    static mms_table_info ti[MAXTAB];
+    size_t nt;
+    if (mms_tables(s, ti, MAXTAB, &nt) != 0)
+        return;
+    if (nt > MAXTAB)
+        nt = MAXTAB;
+    for (size_t k = 0; k < nt; k++)
+        read_table(s, ti, nt, k, sound);
+}
+
+/* A sound store takes a write transaction. */
+static void write_txn(mms_store *s)
+{
+    if (mms_txn_begin(s, MMS_TXN_NOWAIT) != 0)
+        return;
+    mms_ref r;
+    if (mms_alloc(s, 100, &r) == 0) {
+        memset(mms_deref(s, r), 0x5a, 100);
+        mms_root_set(s, r);
+    }
+    static mms_table_info ti[MAXTAB];
+    size_t nt;
+    if (mms_tables(s, ti, MAXTAB, &nt) == 0)
+        for (size_t k = 0; k < nt && k < MAXTAB; k++) {
+            mms_table *t;
+            if (mms_table_find(s, ti[k].name, &t) == 0)
+                mms_table_append(t, NULL, NULL);
+        }
+    if (mms_txn_commit(s) == 0) {
+        char msg[256];
+        if (mms_verify(s, msg, sizeof msg) != 0) {
+            fprintf(stderr, "fuzz_store: a store that verified took a commit and then did "
+                            "not verify: %s\n", msg);
+            abort();
+        }
+    }
+}
+
+static int verbose = -1, sound_only;
+
+/* With MMS_FUZZ_VERBOSE=1: what became of the input. */
+static void say(const char *step, int r, const char *msg)
+{
+    if (verbose)
+        fprintf(stderr, "  %s: %s%s%s\n", step, r ? mms_strerror(r) : "ok", r ? ": " : "",
+                r ? (msg ? msg : mms_errdetail()) : "");
+}
+
+/* Open the store with these flags; verify it, read it, and if it is
+ * sound and writable, write to it. */
+static void open_and_read(unsigned flags, const char *what)
+{
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = flags;
+    o.grow_step = 1u << 20;
+    mms_store *s;
+    char msg[256];
+    int r = mms_open(store, &o, &s);
+    say(what, r, NULL);
+    if (r)
+        return;
+    r = mms_verify(s, msg, sizeof msg);
+    say("verify", r, msg);
+    if (r == 0 || !sound_only)
+        read_path(s, r == 0);
+    if (r == 0 && !(flags & MMS_RDONLY))
+        write_txn(s);
+    mms_close(s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (verbose < 0) {
+        verbose = getenv("MMS_FUZZ_VERBOSE") && *getenv("MMS_FUZZ_VERBOSE") == '1';
+        sound_only = getenv("MMS_FUZZ_SOUND_ONLY") && *getenv("MMS_FUZZ_SOUND_ONLY") == '1';
+    }
+    setup_dirs();
+    clear_store();
+    unpack(data, size);
+    open_and_read(MMS_RDONLY, "read-only open");
+    open_and_read(0, "read-write open");
+    return 0;
+}
