@@ -29,10 +29,9 @@
  * gives up and leaves the commits for later: the last reader to leave, the
  * next commit, or the next reader to begin will apply them.
  *
- * In MMS_NOSYNC a commit's fresh data (grown regions, new files) is not
- * synced at commit either (Invariant 1 is kept at sync time instead): a
- * sync syncs the directory and every region file when a commit since the
- * last sync grew one (fresh_unsynced), then the journal.
+ * In MMS_NOSYNC a sync is one fdatasync of the journal: fresh data (grown
+ * regions, new files) was synced by its commit, before its group was
+ * written (Invariant 1, txn.c), as in the default mode.
  */
 #include "internal.h"
 
@@ -70,17 +69,7 @@ int mms__make_durable(mms_store *s)
         return 0; /* another handle is syncing; it counts what it synced */
     uint64_t upto = __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
     int r = 0;
-    /* Invariant 1: fresh data and the names of new files before the journal
-     * groups that make them reachable. */
-    if (__atomic_exchange_n(&L->fresh_unsynced, 0, __ATOMIC_ACQ_REL)) {
-        r = mms__os_fsync(s->dirfd);
-        if (!r)
-            r = mms__region_sync_all(s);
-        if (r)
-            __atomic_store_n(&L->fresh_unsynced, 1, __ATOMIC_RELEASE);
-    }
-    if (!r)
-        r = mms__os_fdatasync(s->jfd);
+    r = mms__os_fdatasync(s->jfd);
     if (!r) {
         uint64_t d = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
         while (d < upto && !__atomic_compare_exchange_n(&L->durable, &d, upto, false,

@@ -311,9 +311,7 @@ struct mms__lock {
     uint32_t committing;     /* a writer is between writing its group and counting it */
     uint32_t syncing;        /* mms__owner_id of a handle syncing the journal */
     uint64_t unsynced_ns;    /* CLOCK_MONOTONIC of the oldest commit not synced, 0: none */
-    uint32_t fresh_unsynced; /* MMS_NOSYNC: a commit grew a region or made a file since
-                                the last sync: region files and the directory need one */
-    uint32_t pad0;
+    uint32_t pad0[2];
     uint8_t pad1[72];
     struct mms__rslot slot[MMS__NSLOTS];
 };

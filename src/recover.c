@@ -27,7 +27,6 @@ static void pipeline_reset(struct mms__lock *L, const struct mms__jstate *J, uin
     __atomic_store_n(&L->apply_crc, J->last_crc, __ATOMIC_RELEASE);
     __atomic_store_n(&L->committing, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&L->unsynced_ns, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&L->fresh_unsynced, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&L->published, txn, __ATOMIC_RELEASE);
 }
 

@@ -22,8 +22,7 @@
  *   3. Stamp the header: txn id + 1, CRC. (Region sizes were set by the
  *      allocator as it grew regions.)
  *   4. Invariant 1: sync the fresh space of every region that grew, before
- *      any commit record makes it reachable (in MMS_NOSYNC: flag it for the
- *      sync that will make the group durable, apply.c).
+ *      any commit record makes it reachable (in MMS_NOSYNC too).
  *   5. Invariant 2: diff each dirty page against its committed content and
  *      journal the differing byte runs, the region sizes and the commit
  *      record; fdatasync the journal (not in MMS_NOSYNC). The commit is
@@ -330,18 +329,14 @@ static int commit_stamp(mms_store *s)
 
 /* Step 4, Invariant 1: fresh data is durable before the record that makes
  * it reachable -- and so are the names of region files it created. In
- * MMS_NOSYNC the sync that makes the group durable does it (apply.c). */
+ * MMS_NOSYNC too: the journal's pages may reach the disk by themselves (the
+ * kernel writes dirty pages back when it likes) before the sync that would
+ * make them durable, and a group whose fresh data is lost would recover to
+ * a state that never existed. Only commits that grow a region pay. */
 static int commit_sync_fresh(mms_store *s, struct commit *c)
 {
     const struct mms__rent *rt = mms__rtab(s);
     lap(c);
-    if (s->flags & MMS_NOSYNC) {
-        if (c->grew || s->dir_dirty)
-            __atomic_store_n(&s->L->fresh_unsynced, 1, __ATOMIC_RELEASE);
-        s->dir_dirty = false;
-        mms__crashpoint("commit.fresh_synced");
-        return 0;
-    }
     if (s->dir_dirty) {
         int r = mms__os_fsync(s->dirfd);
         if (r)

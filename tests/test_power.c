@@ -57,14 +57,14 @@
 #include "internal.h"
 #include "powersim.h"
 
-/* Scenarios that fail today, each with the bug it shows (issue 10). */
+/* Scenarios that fail today, each with the bug it shows. Empty: bug 1 of
+ * issue 10 (recovery replayed a journal group that was not durable, in
+ * scenario recover-unsynced) and bug 3 (NOSYNC applied region pages before
+ * their journal group was durable, in scenario nosync) are fixed. */
 static const struct {
     const char *scenario, *bug;
 } known_failing[] = {
-    {"recover-unsynced", "bug 1: recovery replays a journal group that is not durable into the "
-                         "region files and syncs them before the journal"},
-    {"nosync", "bug 3: in NOSYNC, applied region pages reach the disk before the journal group "
-               "that produced them"},
+    {NULL, NULL},
 };
 
 /* MMS_TEST_SANITIZED: the ASan + UBSan build (tests/CMakeLists.txt). */
@@ -994,7 +994,7 @@ static int known(const char *name, const char **bug)
     if (e && *e == '1')
         return 0;
     for (size_t i = 0; i < sizeof known_failing / sizeof known_failing[0]; i++)
-        if (strcmp(known_failing[i].scenario, name) == 0) {
+        if (known_failing[i].scenario && strcmp(known_failing[i].scenario, name) == 0) {
             *bug = known_failing[i].bug;
             return 1;
         }
