@@ -24,9 +24,9 @@
  *     handle stays open: Store.close() ends the Store for Python (every call
  *     then raises ValueError) but the mms_close() waits for the last View to
  *     be deallocated. Views are counted by their own lifetime, not by
- *     buffer exports: numpy.frombuffer() releases the buffer it took at
- *     once, and memoryview.release() would let a user drop an export while
- *     the array still points into the mapping.
+ *     buffer exports: an exporter with bf_releasebuffer gets wrapped by
+ *     numpy.frombuffer() in a memoryview whose release() a user could call
+ *     while the array still points into the mapping (pymms_view.c).
  *
  *  R4 Address ranges. A View covers memory the C handle keeps mapped until
  *     mms_close(): committed records, or fresh records of an existing
@@ -110,7 +110,6 @@ typedef struct pymms_view {
     char *buf;
     Py_ssize_t len;
     int writable;
-    Py_ssize_t exports;    /* buffers handed out and not released */
 } pymms_view;
 
 extern PyTypeObject pymms_store_type;

@@ -1035,14 +1035,21 @@ static int is_ndarray(PyObject *o)
     return r;
 }
 
-/* dtype.kind of an array as a char, or 0 with an exception. */
-static char dtype_kind(PyObject *a)
+/* A dtype's kind ('i', 'f', 'S', ...) as a char, or 0 with an exception. */
+static char kind_char(PyObject *dt)
 {
-    PyObject *dt = PyObject_GetAttrString(a, "dtype");
-    PyObject *k = dt ? PyObject_GetAttrString(dt, "kind") : NULL;
+    PyObject *k = PyObject_GetAttrString(dt, "kind");
     const char *s = k ? PyUnicode_AsUTF8(k) : NULL;
     char c = s ? s[0] : 0;
     Py_XDECREF(k);
+    return c;
+}
+
+/* The kind of an array's dtype. */
+static char dtype_kind(PyObject *a)
+{
+    PyObject *dt = PyObject_GetAttrString(a, "dtype");
+    char c = dt ? kind_char(dt) : 0;
     Py_XDECREF(dt);
     return c;
 }
@@ -1745,7 +1752,7 @@ static unsigned kind_of_numpy(PyObject *kindobj, unsigned *size)
     PyObject *dt = np_call("dtype", "(O)", kindobj);
     if (!dt)
         return 0;
-    char k = dtype_kind(dt);
+    char k = kind_char(dt);
     Py_ssize_t isz = int_attr(dt, "itemsize");
     PyObject *native = PyObject_GetAttrString(dt, "isnative");
     int nat = native ? PyObject_IsTrue(native) : -1;

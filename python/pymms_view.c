@@ -10,29 +10,24 @@
  * `a.flags.writeable = True`), and never outlive the mapping it points
  * into: it holds the Store, and the Store keeps the handle open while any
  * View lives.
+ *
+ * Why lifetimes and not buffer exports: the View has no bf_releasebuffer
+ * on purpose. With one, numpy.frombuffer() wraps the exporter in a
+ * memoryview and makes that the array's base -- and `a.base.release()`
+ * would then drop the export (and the last reference to the View) while
+ * the array still points into the mapping. Without it, numpy makes the
+ * View itself the base, and nothing but the array's death frees it.
  */
 #include "pymms.h"
 
 static int view_getbuffer(pymms_view *v, Py_buffer *b, int flags)
 {
     /* PyBuffer_FillInfo refuses PyBUF_WRITABLE on a read-only export with
-     * BufferError. */
-    if (PyBuffer_FillInfo(b, (PyObject *)v, v->buf, v->len, !v->writable, flags) < 0)
-        return -1;
-    v->exports++;
-    return 0;
+     * BufferError. The buffer holds a reference to v (b->obj). */
+    return PyBuffer_FillInfo(b, (PyObject *)v, v->buf, v->len, !v->writable, flags);
 }
 
-static void view_releasebuffer(pymms_view *v, Py_buffer *b)
-{
-    (void)b;
-    v->exports--;
-}
-
-static PyBufferProcs view_as_buffer = {
-    (getbufferproc)view_getbuffer,
-    (releasebufferproc)view_releasebuffer,
-};
+static PyBufferProcs view_as_buffer = {(getbufferproc)view_getbuffer, NULL};
 
 static void view_dealloc(pymms_view *v)
 {
@@ -102,13 +97,11 @@ PyObject *pymms_array(pymms_table *tb, char *buf, uint64_t n, uint32_t record_si
     v->buf = buf;
     v->len = (Py_ssize_t)(n * record_size);
     v->writable = writable;
-    v->exports = 0;
     tb->nviews++;
     st->nviews++;
     if (writable)
         st->nwviews++;
-    /* numpy keeps v as the array's base (and releases the buffer it took at
-     * once, which is why views are counted by their lifetime). */
+    /* numpy keeps v as the array's base (see the top of this file). */
     PyObject *a = PyObject_CallFunction(frombuffer, "OOK", (PyObject *)v, dtype,
                                         (unsigned long long)n);
     Py_DECREF(frombuffer);
