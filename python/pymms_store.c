@@ -698,9 +698,11 @@ PyDoc_STRVAR(wait_doc,
 static PyObject *store_wait(pymms_store *st, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"txn", "timeout", NULL};
-    unsigned long long txn;
-    PyObject *timeout = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "K|O:wait", kwlist, &txn, &timeout))
+    PyObject *txnobj, *timeout = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:wait", kwlist, &txnobj, &timeout))
+        return NULL;
+    unsigned long long txn = PyLong_AsUnsignedLongLong(txnobj); /* checked, unlike "K" */
+    if (txn == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
     double left = -1;
     if (timeout != Py_None) {
