@@ -115,7 +115,6 @@ typedef struct pymms_view {
 extern PyTypeObject pymms_store_type;
 extern PyTypeObject pymms_table_type;
 extern PyTypeObject pymms_view_type;
-extern PyTypeObject *pymms_field_type; /* a struct sequence */
 
 /* ---- pymms_module.c: errors and numpy --------------------------------- */
 
@@ -126,6 +125,9 @@ extern PyTypeObject *pymms_field_type; /* a struct sequence */
 PyObject *pymms_raise(int err, const char *what);
 /* As pymms_raise with a message of our own instead of mms_errdetail(). */
 PyObject *pymms_raise_msg(int err, const char *fmt, ...);
+/* The UTF-8 of a str argument (owned by o), refusing other types and
+ * embedded NULs (C would see a shorter name). NULL with an exception. */
+const char *pymms_utf8(PyObject *o, const char *what);
 /* The Error subclass of an MMS_E* code (borrowed), or the base Error. */
 PyObject *pymms_error_class(int err);
 extern PyObject *pymms_Error;
@@ -168,20 +170,55 @@ static inline unsigned long pymms_me(void)
         (st)->busy = 0;                                                        \
     } while (0)
 
-/* ---- pymms_table.c -------------------------------------------------------- */
+/* ---- pymms_schema.c: kinds, layouts, specs, numpy helpers ---------------- */
 
-/* A new Table object over t. */
-PyObject *pymms_table_new(pymms_store *st, mms_table *t, PyObject *name);
+const char *pymms_kind_name(unsigned kind); /* as `mms import --schema` spells it */
+unsigned pymms_kind_size(unsigned kind);    /* 0 for chars (any size) */
+int pymms_kind_is_int(unsigned kind);
+int pymms_kind_is_heap(unsigned kind);      /* str and blob: refs to heap strings */
+/* numpy's format of a field ("i4", "S8", ...). */
+void pymms_kind_format(const mms_field *f, char *out, size_t cap);
+/* A str from C text (UTF-8, surrogateescape: never fails on bad bytes). */
+PyObject *pymms_str_of(const char *s);
+/* The Field struct sequence type, made at module init. */
+extern PyTypeObject *pymms_field_type;
+int pymms_table_init_types(PyObject *module);
+/* A tuple of Field for a schema. */
+PyObject *pymms_make_fields(const mms_schema *sc);
+/* The table's current layout (inside a transaction); drops the cached
+ * dtype and fields when it changed. NULL with an exception. */
+const mms_schema *pymms_table_schema(pymms_table *tb);
+/* The cached numpy dtype of that layout (borrowed), built on first use. */
+PyObject *pymms_table_dtype_of(pymms_table *tb, const mms_schema *sc);
+/* The field called name; KeyError (or TypeError) if none. */
+const mms_field *pymms_field_named(const mms_schema *sc, PyObject *name, uint32_t *index);
 /* create_table: spec is a list of (name, kind[, size or target]), a
  * "name:kind,..." string or a numpy structured dtype. */
 PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *spec);
-/* The Field struct sequence type, made at module init. */
-int pymms_table_init_types(PyObject *module);
-/* Kind names as the mms tool's --schema spells them. */
-const char *pymms_kind_name(unsigned kind);
-/* Parse a schema spec into the tool's --schema string (import_csv). New
- * reference, or NULL with an exception. */
+/* A spec as the tool's --schema string (import_csv). New reference. */
 PyObject *pymms_spec_string(PyObject *spec);
+/* numpy.<fn>(*args) with args built by Py_BuildValue(fmt, ...). */
+PyObject *pymms_np_call(const char *fn, const char *fmt, ...);
+int pymms_is_ndarray(PyObject *o);          /* -1 with an exception */
+char pymms_kind_char(PyObject *dtype);      /* dtype.kind, 0 with an exception */
+char pymms_dtype_kind(PyObject *array);     /* array.dtype.kind */
+Py_ssize_t pymms_int_attr(PyObject *o, const char *name);
+
+/* ---- pymms_table.c: the Table object, reads -------------------------------- */
+
+/* A new Table object over t. */
+PyObject *pymms_table_new(pymms_store *st, mms_table *t, PyObject *name);
+/* R1, closed store, aborted creation: 0 or -1 with an exception. */
+int pymms_table_check(pymms_table *tb);
+/* A Python index (negative from the end) -> slot; IndexError if out. */
+int pymms_index_arg(PyObject *o, uint64_t slots, uint64_t *out);
+
+/* ---- pymms_write.c: append, delete, extend ---------------------------------- */
+
+PyObject *pymms_table_append(pymms_table *tb, PyObject *rec);
+PyObject *pymms_table_delete(pymms_table *tb, PyObject *i);
+PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns);
+extern const char pymms_append_doc[], pymms_delete_doc[], pymms_extend_doc[];
 
 /* ---- pymms_view.c ------------------------------------------------------- */
 

@@ -139,6 +139,21 @@ PyObject *pymms_raise_msg(int err, const char *fmt, ...)
     return raise_with(err, msg, detail);
 }
 
+const char *pymms_utf8(PyObject *o, const char *what)
+{
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", what, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(o, &n);
+    if (p && (Py_ssize_t)strlen(p) != n) {
+        PyErr_Format(PyExc_ValueError, "%s must not contain NUL characters", what);
+        return NULL;
+    }
+    return p;
+}
+
 /* "MMS_ECORRUPT" -> "CorruptError". */
 static void class_name(const char *cname, char *out, size_t cap)
 {

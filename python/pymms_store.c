@@ -32,7 +32,7 @@ static const char *const state_name[] = {"no", "a read", "a write"};
  * ------------------------------------------------------------------------ */
 int pymms_check(pymms_store *st)
 {
-    if (st->closed || !st->s) {
+    if (st->closed || !st->s || !st->tables) {
         PyErr_SetString(PyExc_ValueError, "the store is closed");
         return -1;
     }
@@ -487,17 +487,13 @@ static PyObject *store_repr(pymms_store *st)
  * ------------------------------------------------------------------------ */
 PyObject *pymms_store_table(pymms_store *st, PyObject *name)
 {
-    if (!PyUnicode_Check(name)) {
-        PyErr_Format(PyExc_TypeError, "a table name is a str, not %.100s", Py_TYPE(name)->tp_name);
+    const char *cname = pymms_utf8(name, "a table name");
+    if (!cname)
         return NULL;
-    }
     PyObject *tb = PyDict_GetItemWithError(st->tables, name);
     if (tb)
         return Py_NewRef(tb);
     if (PyErr_Occurred())
-        return NULL;
-    const char *cname = PyUnicode_AsUTF8(name);
-    if (!cname)
         return NULL;
     int own;
     if (pymms_scope_enter(st, &own) < 0)
@@ -505,7 +501,7 @@ PyObject *pymms_store_table(pymms_store *st, PyObject *name)
     mms_table *t = NULL;
     int r = mms_table_find(st->s, cname, &t);
     PyObject *res = NULL;
-    if (r == MMS_ENOENT || (r == MMS_EINVAL && strlen(cname) > 0))
+    if (r == MMS_ENOENT || r == MMS_EINVAL) /* no such name, or none can exist */
         PyErr_SetObject(PyExc_KeyError, name);
     else if (r)
         pymms_raise(r, "table");
@@ -935,7 +931,7 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
         pymms_raise_msg(MMS_ERDONLY, "import_csv: the store is open read-only");
         goto out;
     }
-    const char *tname = PyUnicode_AsUTF8(name);
+    const char *tname = pymms_utf8(name, "a table name");
     if (!tname || !(tool = find_tool()) || !PyUnicode_FSConverter(st->path, &pathb))
         goto out;
     if (schema != Py_None && !(spec = pymms_spec_string(schema)))

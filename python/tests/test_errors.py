@@ -211,3 +211,37 @@ def test_wrong_thread(path):
     th.join()
     assert seen == [{"x": 1}]
     s.close()
+
+
+def test_names_with_nul_are_refused(path):
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("a", [("x", "i32")])
+        t.append({"x": 1})
+    with pytest.raises(ValueError):
+        s.table("a\0junk")                 # C would read "a"
+    with pytest.raises(ValueError):
+        t.get(0) and t.str(0, "x\0")
+    with pytest.raises(ValueError):
+        t.column("x\0y")
+    s.close()
+
+
+def test_fork_child_gets_an_error(path):
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.create_table("a", [("x", "i32")]).append({"x": 1})
+    pid = os.fork()
+    if pid == 0:  # the child: the handle is not usable here
+        code = 1
+        try:
+            s.tables()
+        except mmstore.ForkError:
+            code = 0
+        except BaseException:
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert s.table("a").get(0) == {"x": 1}
+    s.close()
