@@ -9,6 +9,7 @@
  */
 #include "pymms.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -160,7 +161,7 @@ static void class_name(const char *cname, char *out, size_t cap)
     const char *p = cname + 5; /* past "MMS_E" */
     size_t k = 0;
     for (size_t i = 0; p[i] && k + 6 < cap; i++)
-        out[k++] = (char)(i == 0 ? p[i] : p[i] - 'A' + 'a');
+        out[k++] = (char)(i == 0 ? p[i] : tolower((unsigned char)p[i]));
     snprintf(out + k, cap - k, "Error");
 }
 

@@ -112,6 +112,15 @@ def test_transaction_misuse(path):
     with other.write():
         other.table("t").append({"x": 5})
     assert s.table("t").get(0) == {"x": 5}
+    # Committing while this thread reads through another handle would wait
+    # for itself: refused, and the transaction is aborted.
+    with s.read():
+        with pytest.raises(mmstore.TxnError):
+            with other.write():
+                other.table("t").append({"x": 6})
+        with pytest.raises(mmstore.TxnError):
+            other.wait(0, timeout=0.01)
+    assert len(other.table("t")) == 1
     s.close()
     other.close()
 
