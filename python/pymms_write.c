@@ -147,12 +147,23 @@ static int put_ref(pymms_store *st, const mms_field *f, PyObject *v, uint64_t *o
 }
 
 /* Bytes of a str (UTF-8) or a bytes-like value, as a new bytes object. */
+/* Bytes-like: bytes, bytearray, memoryview, a numpy array -- not a numpy
+ * scalar, which has a buffer too: a uint64 from a ref or string column would
+ * become 8 bytes of blob by mistake. */
+static int bytes_like(PyObject *v)
+{
+    if (PyBytes_Check(v) || PyByteArray_Check(v) || PyMemoryView_Check(v))
+        return 1;
+    return PyObject_CheckBuffer(v) && pymms_is_ndarray(v) == 1;
+}
+
 static PyObject *value_bytes(const mms_field *f, PyObject *v, int allow_str, int allow_bytes)
 {
     if (PyUnicode_Check(v) && allow_str)
         return PyUnicode_AsEncodedString(v, "utf-8", "surrogateescape");
-    if (allow_bytes && PyObject_CheckBuffer(v) && !PyUnicode_Check(v))
+    if (allow_bytes && bytes_like(v))
         return PyBytes_FromObject(v);
+    PyErr_Clear(); /* from bytes_like */
     PyErr_Format(PyExc_TypeError, "field %s is %s: it takes %s, not %.100s", f->name,
                  pymms_kind_name(f->kind),
                  allow_str && allow_bytes ? "str or bytes" : allow_str ? "str or None"
