@@ -961,27 +961,20 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     int status = 0, spawn_err = 0, r;
     PYMMS_BLOCKING(st, r = run_tool(argv, &status, text, OUT_CAP, &spawn_err));
     if (r < 0) {
-        errno = spawn_err;
-        PyErr_Format(PyExc_OSError, "import_csv: cannot run %s: %s (set MMS_TOOL to the mms tool)",
-                     argv[0], strerror(spawn_err));
+        pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
+                        argv[0]);
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        /* The tool says what was wrong (bad rows with their lines). */
         size_t n = strlen(text);
         while (n && text[n - 1] == '\n')
             text[--n] = 0;
-        PyObject *exc = PyObject_CallFunction(pymms_Error, "s", "");
-        if (exc) {
-            PyObject *msg = PyUnicode_FromFormat("import_csv: %s exited with %d:\n%s", argv[0],
-                                                 WIFEXITED(status) ? WEXITSTATUS(status) : -1, text);
-            if (msg) {
-                PyObject *a = PyTuple_Pack(1, msg);
-                if (a && PyObject_SetAttrString(exc, "args", a) == 0 &&
-                    PyObject_SetAttrString(exc, "detail", msg) == 0)
-                    PyErr_SetObject(pymms_Error, exc);
-                Py_XDECREF(a);
-                Py_DECREF(msg);
-            }
-            Py_DECREF(exc);
-        }
+        PyObject *msg = PyUnicode_FromFormat("import_csv: %s exited with %d:\n%s", argv[0],
+                                             WIFEXITED(status) ? WEXITSTATUS(status) : -1, text);
+        PyObject *exc = msg ? PyObject_CallOneArg(pymms_Error, msg) : NULL;
+        if (exc && PyObject_SetAttrString(exc, "detail", msg) == 0)
+            PyErr_SetObject(pymms_Error, exc);
+        Py_XDECREF(exc);
+        Py_XDECREF(msg);
     } else {
         res = pymms_store_table(st, name);
     }

@@ -348,6 +348,12 @@ def test_import_csv(path, tmp_path, mms_tool):
     with pytest.raises(mmstore.Error) as e:
         s.import_csv(tmp_path / "missing.csv", "people")
     assert "missing.csv" in str(e.value)
+    os.environ["MMS_TOOL"], tool = str(tmp_path / "no-such-tool"), os.environ["MMS_TOOL"]
+    try:
+        with pytest.raises(FileNotFoundError):
+            s.import_csv(csv, "people")
+    finally:
+        os.environ["MMS_TOOL"] = tool
     s.verify()
     s.close()
 
