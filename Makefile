@@ -6,6 +6,8 @@ PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 CTEST      = ctest --output-on-failure -j $(JOBS)
+# Debian's interpreter, the one python3-numpy is installed for.
+PYTHON     ?= /usr/bin/python3
 
 .PHONY: all build asan-build test test-release asan demo demo-counter ucd-data bench bench-quick install clean
 
@@ -41,6 +43,11 @@ demo: ucd-data build
 	@echo "== and another"
 	$(BUILD)/ucd query $(BUILD)/ucd.mms U+0041 U+00BD U+AC00 word:SNOWMAN
 	$(BUILD)/mms verify $(BUILD)/ucd.mms
+	@echo "== and from Python: a new interpreter, numpy views of the same tables"
+	@if ls $(BUILD)/python/mmstore*.so >/dev/null 2>&1; then \
+	  echo "PYTHONPATH=$(BUILD)/python $(PYTHON) python/ucd_explore.py $(BUILD)/ucd.mms"; \
+	  PYTHONPATH=$(BUILD)/python $(PYTHON) python/ucd_explore.py $(BUILD)/ucd.mms; \
+	else echo "(no Python binding in $(BUILD)/python: apt-get install python3-dev python3-numpy)"; fi
 
 # The demo's data; make does not install packages.
 ucd-data:

@@ -1,0 +1,230 @@
+/*
+ * pymms.h -- what the files of the CPython binding share: the three object
+ * types (Store, Table and the View that numpy arrays are built over), the
+ * rules every call follows, and the helpers for errors and numpy.
+ *
+ * The binding uses only the public include/mmstore.h. numpy is used at run
+ * time, through the buffer protocol and its Python API (no numpy headers).
+ *
+ * THE RULES (each enforced in pymms_store.c, tested in python/tests)
+ *
+ *  R1 Threads. A Store is used by one thread at a time. A call made while
+ *     another thread is inside a blocking call on the Store (one that runs
+ *     with the GIL released), or while the Store is inside a transaction
+ *     that another thread began, raises BusyError. Everything else is
+ *     serialised by the GIL.
+ *
+ *  R2 Consistency. Every read runs inside a read or write transaction:
+ *     inside the caller's, or in one of its own (begun and ended around the
+ *     call). Outside a transaction the handle's catalog may be ahead of its
+ *     mappings, and a pointer it yields could reach unmapped space.
+ *
+ *  R3 Lifetimes. A numpy array over a table is built over a View, which
+ *     holds the Table, which holds the Store. While any View lives, the C
+ *     handle stays open: Store.close() ends the Store for Python (every call
+ *     then raises ValueError) but the mms_close() waits for the last View to
+ *     be deallocated. Views are counted by their own lifetime, not by
+ *     buffer exports: an exporter with bf_releasebuffer gets wrapped by
+ *     numpy.frombuffer() in a memoryview whose release() a user could call
+ *     while the array still points into the mapping (pymms_view.c).
+ *
+ *  R4 Address ranges. A View covers memory the C handle keeps mapped until
+ *     mms_close(): committed records, or fresh records of an existing
+ *     table. Two cases would break that and are refused (BufferError): a
+ *     view of a table created or migrated in the current write transaction
+ *     (an abort unmaps or replaces its region), and a migration of a table
+ *     that has live views.
+ *
+ *  R5 Writable views. A writable view is made only inside a write
+ *     transaction, on a handle opened without the guard (MMS_NOGUARD: a
+ *     stray store must not SIGSEGV the interpreter), and only over records
+ *     that existed when the transaction began or were reused by it: records
+ *     appended in the transaction are fresh space, mapped shared, and after
+ *     an abort a store through an old view would land in the file's page
+ *     cache, where another process's next append would commit it. Stores
+ *     through a writable view are part of whatever write transaction is
+ *     active when they are made. Stores made when none is active land in
+ *     the handle's private copy-on-write pages; they are discarded before
+ *     the next transaction of any kind begins (mms_txn_begin +
+ *     mms_txn_abort, which drops every private page), for as long as
+ *     writable views that outlived their transaction exist. So they are
+ *     never committed and never seen inside a transaction.
+ *
+ *  R6 Blocking. The GIL is released around every call that can wait for
+ *     the disk or for another process: open, close, transaction begin,
+ *     commit and abort, read begin, wait, checkpoint, verify, the bulk copy
+ *     of extend, and the import subprocess.
+ */
+#ifndef PYMMS_H
+#define PYMMS_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pythread.h>
+
+#include <mmstore.h>
+
+#include <stdint.h>
+
+enum pymms_state { PYMMS_IDLE = 0, PYMMS_READ, PYMMS_WRITE };
+
+typedef struct pymms_store {
+    PyObject_HEAD
+    mms_store *s;          /* NULL once mms_close() ran */
+    PyObject *path;        /* str: the absolute path of the store */
+    PyObject *tables;      /* dict: name -> Table, one object per table */
+    unsigned flags;        /* the MMS_* open flags */
+    int closed;            /* close() was called (R3) */
+    int guard;             /* the C guard is on (an environment override) */
+    enum pymms_state state;
+    unsigned long owner;   /* thread that began the current transaction (R1) */
+    unsigned long busy;    /* thread inside a call with the GIL released (R1) */
+    uint64_t serial;       /* write transactions begun through this Store */
+    int doomed;            /* the write transaction holds partial work: abort it */
+    int tainted;           /* writable views outlived a write transaction (R5) */
+    Py_ssize_t nviews;     /* Views alive (R3) */
+    Py_ssize_t nwviews;    /* of which writable (R5) */
+} pymms_store;
+
+typedef struct pymms_table {
+    PyObject_HEAD
+    pymms_store *store;    /* strong */
+    mms_table *t;          /* valid while store->s is open */
+    PyObject *name;        /* str */
+    uint64_t layout;       /* hash of the layout dtype/fields were built from */
+    PyObject *dtype;       /* numpy dtype, or NULL until asked for */
+    PyObject *fields;      /* tuple of Field, or NULL */
+    uint64_t created;      /* serial of the write txn that created it, or 0 (R4) */
+    uint64_t migrated;     /* serial of the write txn that migrated it, or 0 (R4) */
+    uint64_t appended;     /* serial of the last write txn that appended at its end (R5) */
+    Py_ssize_t nviews;     /* Views of this table alive (R4) */
+    int dead;              /* its creation was aborted */
+} pymms_table;
+
+/* The exporter a numpy array is built over: one range of a table's
+ * records. It keeps its Table (and so the Store and the C handle) alive. */
+typedef struct pymms_view {
+    PyObject_HEAD
+    pymms_table *table;    /* strong */
+    pymms_store *store;    /* strong: outlives a cleared table (GC) */
+    char *buf;
+    Py_ssize_t len;
+    int writable;
+} pymms_view;
+
+extern PyTypeObject pymms_store_type;
+extern PyTypeObject pymms_table_type;
+extern PyTypeObject pymms_view_type;
+
+/* ---- pymms_module.c: errors and numpy --------------------------------- */
+
+/* Raise the exception for a C error code (MMS_E* -> its Error subclass,
+ * -errno -> OSError subclass), with mms_errdetail() of this thread; what
+ * says which call failed. Returns NULL. Read the detail before anything
+ * else can fail on this thread. */
+PyObject *pymms_raise(int err, const char *what);
+/* As pymms_raise with a message of our own instead of mms_errdetail(). */
+PyObject *pymms_raise_msg(int err, const char *fmt, ...);
+/* The UTF-8 of a str argument (owned by o), refusing other types and
+ * embedded NULs (C would see a shorter name). NULL with an exception. */
+const char *pymms_utf8(PyObject *o, const char *what);
+/* The Error subclass of an MMS_E* code (borrowed), or the base Error. */
+PyObject *pymms_error_class(int err);
+extern PyObject *pymms_Error;
+
+/* numpy, imported on first use: the module (borrowed) and one of its
+ * attributes (new reference); NULL with an exception set if numpy cannot
+ * be imported. */
+PyObject *pymms_numpy(void);
+PyObject *pymms_np_attr(const char *name);
+
+/* ---- pymms_store.c: the rules -------------------------------------------- */
+
+/* R1 and "not closed": 0, or -1 with an exception. */
+int pymms_check(pymms_store *st);
+/* R2: begin a read transaction of our own if the caller is in none.
+ * *own receives whether one was begun. 0 or -1 (exception set). */
+int pymms_scope_enter(pymms_store *st, int *own);
+/* End it (if own). Returns rc, or -1 if ending failed and rc was 0. */
+int pymms_scope_exit(pymms_store *st, int own, int rc);
+/* In a write transaction of this thread? 0, or -1 with NotxnError. */
+int pymms_need_write(pymms_store *st, const char *what);
+/* Close the C handle now (R3); with the GIL released. Returns the error. */
+int pymms_store_release(pymms_store *st);
+/* The Table object for name (cached), or NULL with KeyError. Reads in R2. */
+PyObject *pymms_store_table(pymms_store *st, PyObject *name);
+
+/* The current thread, as R1 compares them. */
+static inline unsigned long pymms_me(void)
+{
+    return PyThread_get_thread_ident();
+}
+
+/* Run stmt with the GIL released, the Store marked busy (R1, R6). */
+#define PYMMS_BLOCKING(st, stmt)                                               \
+    do {                                                                       \
+        (st)->busy = pymms_me();                                               \
+        Py_BEGIN_ALLOW_THREADS                                                 \
+        stmt;                                                                  \
+        Py_END_ALLOW_THREADS                                                   \
+        (st)->busy = 0;                                                        \
+    } while (0)
+
+/* ---- pymms_schema.c: kinds, layouts, specs, numpy helpers ---------------- */
+
+const char *pymms_kind_name(unsigned kind); /* as `mms import --schema` spells it */
+unsigned pymms_kind_size(unsigned kind);    /* 0 for chars (any size) */
+int pymms_kind_is_int(unsigned kind);
+int pymms_kind_is_heap(unsigned kind);      /* str and blob: refs to heap strings */
+/* numpy's format of a field ("i4", "S8", ...). */
+void pymms_kind_format(const mms_field *f, char *out, size_t cap);
+/* A str from C text (UTF-8, surrogateescape: never fails on bad bytes). */
+PyObject *pymms_str_of(const char *s);
+/* The Field struct sequence type, made at module init. */
+extern PyTypeObject *pymms_field_type;
+int pymms_table_init_types(PyObject *module);
+/* A tuple of Field for a schema. */
+PyObject *pymms_make_fields(const mms_schema *sc);
+/* The table's current layout (inside a transaction); drops the cached
+ * dtype and fields when it changed. NULL with an exception. */
+const mms_schema *pymms_table_schema(pymms_table *tb);
+/* The cached numpy dtype of that layout (borrowed), built on first use. */
+PyObject *pymms_table_dtype_of(pymms_table *tb, const mms_schema *sc);
+/* The field called name; KeyError (or TypeError) if none. */
+const mms_field *pymms_field_named(const mms_schema *sc, PyObject *name, uint32_t *index);
+/* create_table: spec is a list of (name, kind[, size or target]), a
+ * "name:kind,..." string or a numpy structured dtype. */
+PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *spec);
+/* A spec as the tool's --schema string (import_csv). New reference. */
+PyObject *pymms_spec_string(PyObject *spec);
+/* numpy.<fn>(*args) with args built by Py_BuildValue(fmt, ...). */
+PyObject *pymms_np_call(const char *fn, const char *fmt, ...);
+int pymms_is_ndarray(PyObject *o);          /* -1 with an exception */
+char pymms_kind_char(PyObject *dtype);      /* dtype.kind, 0 with an exception */
+char pymms_dtype_kind(PyObject *array);     /* array.dtype.kind */
+Py_ssize_t pymms_int_attr(PyObject *o, const char *name);
+
+/* ---- pymms_table.c: the Table object, reads -------------------------------- */
+
+/* A new Table object over t. */
+PyObject *pymms_table_new(pymms_store *st, mms_table *t, PyObject *name);
+/* R1, closed store, aborted creation: 0 or -1 with an exception. */
+int pymms_table_check(pymms_table *tb);
+/* A Python index (negative from the end) -> slot; IndexError if out. */
+int pymms_index_arg(PyObject *o, uint64_t slots, uint64_t *out);
+
+/* ---- pymms_write.c: append, delete, extend ---------------------------------- */
+
+PyObject *pymms_table_append(pymms_table *tb, PyObject *rec);
+PyObject *pymms_table_delete(pymms_table *tb, PyObject *i);
+PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns);
+extern const char pymms_append_doc[], pymms_delete_doc[], pymms_extend_doc[];
+
+/* ---- pymms_view.c ------------------------------------------------------- */
+
+/* A numpy array of n records of record_size bytes at buf with dtype; read
+ * only unless writable. n may be 0. */
+PyObject *pymms_array(pymms_table *tb, char *buf, uint64_t n, uint32_t record_size,
+                      PyObject *dtype, int writable);
+
+#endif /* PYMMS_H */

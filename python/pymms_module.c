@@ -1,0 +1,349 @@
+/*
+ * pymms_module.c -- the mmstore module: open(), the exception classes made
+ * from the C error table, constants, and the lazy import of numpy.
+ *
+ * It owns the mapping from C error codes to Python exceptions; nothing else
+ * in the binding builds an exception for a C code by hand. It must never
+ * import numpy at module import: `import mmstore` stays cheap, and numpy is
+ * needed only once an array is asked for.
+ */
+#include "pymms.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+PyDoc_STRVAR(module_doc,
+"mmstore: tables in memory-mapped files, as zero-copy numpy arrays.\n"
+"\n"
+"    import mmstore\n"
+"    with mmstore.open('data.mms') as s:\n"
+"        t = s.table('points')\n"
+"        with s.read():                      # one consistent state\n"
+"            print(t.column('x').mean())     # a view of the mapped file, no copy\n"
+"\n"
+"open(path, create=False, readonly=False, nosync=False) -> Store\n"
+"\n"
+"Store: close(), info(), tables(), verify(), checkpoint(), table(name),\n"
+"  read() and write() (transactions, as context managers), create_table(name,\n"
+"  spec), wait(txn, timeout=None), import_csv(csv_path, table, schema=None),\n"
+"  txn, path, readonly, closed.\n"
+"Table: name, dtype, fields, len(t), slots, array(writable=False), live(),\n"
+"  column(name), get(i), str(i, field), ref(i), append(dict), extend(columns),\n"
+"  delete(i), to_pandas().\n"
+"\n"
+"Transactions. `with s.write():` commits when the block ends normally and\n"
+"aborts on an exception; `with s.read():` sees one committed state, whole,\n"
+"while other processes commit. A call made outside any transaction runs in\n"
+"a read transaction of its own.\n"
+"\n"
+"Lifetimes (the rule; see README.md):\n"
+"- An array from array()/column() stays valid as long as it lives, even after\n"
+"  s.close(): close() ends the Store for Python at once (further calls raise\n"
+"  ValueError) but the mapping stays until the last array is gone. Inside the\n"
+"  read transaction it was taken in, an array shows that state and nothing\n"
+"  else; after it, it shows whatever the handle maps (later commits).\n"
+"- Arrays are read-only unless asked for with array(writable=True) inside a\n"
+"  write transaction; a read-only array cannot be made writable.\n"
+"- Stores through a writable array are part of whatever write transaction is\n"
+"  active when they are made. Stores made after its transaction ended (with\n"
+"  no other write transaction active) are never committed: they are discarded\n"
+"  before the next transaction begins, and they never crash the interpreter.\n"
+"  Delete writable arrays after their transaction: while one lives, each new\n"
+"  transaction first takes the writer lock to discard stray stores.\n"
+"- Refused with BufferError: any view of a table created or migrated in the\n"
+"  current write transaction (an abort would unmap it), a writable view of a\n"
+"  table that the transaction appended to (the new records are fresh space\n"
+"  until the commit), and migrating a table that has live arrays.\n"
+"\n"
+"Threads: a Store is used by one thread at a time. A call from another thread\n"
+"while one is blocked in a call, or inside a transaction, raises BusyError.\n"
+"The GIL is released around every call that can block.\n"
+"\n"
+"Errors: mmstore.Error, with one subclass per C error code (CorruptError for\n"
+"MMS_ECORRUPT, ...), each with .code, .name and .detail; system errors are\n"
+"OSError subclasses (FileNotFoundError, ...) with .code = -errno.\n"
+"InvalError is also a ValueError, NoentError a KeyError, RangeError an\n"
+"IndexError.\n");
+
+PyObject *pymms_Error;
+
+enum { ERR_FIRST = -30900, ERR_LAST = -30999 };
+static PyObject *err_class[ERR_FIRST - ERR_LAST + 1];
+
+PyObject *pymms_error_class(int err)
+{
+    if (err <= ERR_FIRST && err >= ERR_LAST && err_class[ERR_FIRST - err])
+        return err_class[ERR_FIRST - err];
+    return pymms_Error;
+}
+
+/* Set exc (an instance) as the current exception, with its attributes. */
+static PyObject *raise_instance(PyObject *exc, int err, const char *name, const char *detail)
+{
+    if (!exc)
+        return NULL;
+    PyObject *code = PyLong_FromLong(err);
+    PyObject *nm = name ? PyUnicode_FromString(name) : Py_NewRef(Py_None);
+    PyObject *dt = PyUnicode_DecodeUTF8(detail, (Py_ssize_t)strlen(detail), "replace");
+    if (code && nm && dt && PyObject_SetAttrString(exc, "code", code) == 0 &&
+        PyObject_SetAttrString(exc, "name", nm) == 0 &&
+        PyObject_SetAttrString(exc, "detail", dt) == 0)
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_XDECREF(code);
+    Py_XDECREF(nm);
+    Py_XDECREF(dt);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+static PyObject *raise_with(int err, const char *msg, const char *detail)
+{
+    const char *name = mms_errname(err);
+    PyObject *exc;
+    if (!name && err < 0 && err > -4096) {
+        /* OSError(errno, message) picks the subclass (FileNotFoundError...). */
+        exc = PyObject_CallFunction(PyExc_OSError, "is", -err, msg);
+    } else {
+        exc = PyObject_CallFunction(pymms_error_class(err), "s", msg);
+    }
+    return raise_instance(exc, err, name, detail);
+}
+
+PyObject *pymms_raise(int err, const char *what)
+{
+    /* Copy the detail first: it is this thread's, and the next failing C
+     * call overwrites it. */
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", mms_errdetail());
+    char msg[1024];
+    if (detail[0])
+        snprintf(msg, sizeof msg, "%s: %s: %s", what, mms_strerror(err), detail);
+    else
+        snprintf(msg, sizeof msg, "%s: %s", what, mms_strerror(err));
+    return raise_with(err, msg, detail);
+}
+
+PyObject *pymms_raise_msg(int err, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s: %s", detail, mms_strerror(err));
+    return raise_with(err, msg, detail);
+}
+
+const char *pymms_utf8(PyObject *o, const char *what)
+{
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", what, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(o, &n);
+    if (p && (Py_ssize_t)strlen(p) != n) {
+        PyErr_Format(PyExc_ValueError, "%s must not contain NUL characters", what);
+        return NULL;
+    }
+    return p;
+}
+
+/* "MMS_ECORRUPT" -> "CorruptError". */
+static void class_name(const char *cname, char *out, size_t cap)
+{
+    const char *p = cname + 5; /* past "MMS_E" */
+    size_t k = 0;
+    for (size_t i = 0; p[i] && k + 6 < cap; i++)
+        out[k++] = (char)(i == 0 ? p[i] : tolower((unsigned char)p[i]));
+    snprintf(out + k, cap - k, "Error");
+}
+
+/* Codes whose exception is also a built-in one, so that `except KeyError`
+ * and friends catch them. */
+static PyObject *extra_base(int err)
+{
+    switch (err) {
+    case MMS_EINVAL: return PyExc_ValueError;
+    case MMS_ENOENT: return PyExc_KeyError;
+    case MMS_ERANGE: return PyExc_IndexError;
+    default: return NULL;
+    }
+}
+
+static int make_errors(PyObject *m)
+{
+    PyObject *d = Py_BuildValue("{s:O,s:O,s:O}", "code", Py_None, "name", Py_None, "detail",
+                                Py_None);
+    if (!d)
+        return -1;
+    pymms_Error = PyErr_NewExceptionWithDoc(
+        "mmstore.Error",
+        "An mmstore error: .code is the C error code (MMS_E* or -errno), .name its\n"
+        "C name, .detail what exactly failed (mms_errdetail()).",
+        PyExc_Exception, d);
+    Py_DECREF(d);
+    if (!pymms_Error || PyModule_AddObjectRef(m, "Error", pymms_Error) < 0)
+        return -1;
+    /* Every code the C table defines, found by asking it (mms_errname()). */
+    for (int err = ERR_FIRST; err >= ERR_LAST; err--) {
+        const char *cname = mms_errname(err);
+        if (!cname)
+            continue;
+        char pyname[64], qual[80];
+        class_name(cname, pyname, sizeof pyname);
+        snprintf(qual, sizeof qual, "mmstore.%s", pyname);
+        PyObject *extra = extra_base(err);
+        PyObject *bases = extra ? PyTuple_Pack(2, pymms_Error, extra) : PyTuple_Pack(1, pymms_Error);
+        PyObject *attrs = Py_BuildValue("{s:i,s:s}", "code", err, "name", cname);
+        PyObject *cls = bases && attrs
+                            ? PyErr_NewExceptionWithDoc(qual, mms_strerror(err), bases, attrs)
+                            : NULL;
+        Py_XDECREF(bases);
+        Py_XDECREF(attrs);
+        if (!cls)
+            return -1;
+        err_class[ERR_FIRST - err] = cls; /* the module keeps a reference too */
+        if (PyModule_AddObjectRef(m, pyname, cls) < 0 || PyModule_AddIntConstant(m, cname, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * numpy, on first use
+ * ------------------------------------------------------------------------ */
+static PyObject *numpy_module;
+
+PyObject *pymms_numpy(void)
+{
+    if (!numpy_module)
+        numpy_module = PyImport_ImportModule("numpy");
+    return numpy_module;
+}
+
+PyObject *pymms_np_attr(const char *name)
+{
+    PyObject *np = pymms_numpy();
+    return np ? PyObject_GetAttrString(np, name) : NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * open()
+ * ------------------------------------------------------------------------ */
+PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guard);
+
+/* The absolute form of path (bytes), without resolving links. */
+static PyObject *absolute_path(PyObject *fspath)
+{
+    const char *p = PyBytes_AS_STRING(fspath);
+    if (p[0] == '/')
+        return PyUnicode_DecodeFSDefault(p);
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd))
+        return PyErr_SetFromErrno(PyExc_OSError);
+    PyObject *b = PyBytes_FromFormat("%s/%s", cwd, p);
+    if (!b)
+        return NULL;
+    PyObject *u = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(b));
+    Py_DECREF(b);
+    return u;
+}
+
+PyDoc_STRVAR(open_doc,
+"open(path, create=False, readonly=False, nosync=False) -> Store\n"
+"\n"
+"Open the store in directory path (create it with create=True). readonly maps\n"
+"it read-only (write transactions raise RdonlyError). nosync: commits survive\n"
+"a crash of the process but not of the machine (MMS_NOSYNC). The first handle\n"
+"to open a store recovers it from its journal; the GIL is released meanwhile.\n"
+"Write handles are opened without the guard (MMS_NOGUARD), so a stray store\n"
+"through an old writable array never kills the interpreter; if MMS_GUARD=1 in\n"
+"the environment turns it on anyway, writable arrays are refused.\n"
+"A Store is a context manager: `with mmstore.open(p) as s:` closes it.");
+
+static PyObject *mod_open(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"path", "create", "readonly", "nosync", NULL};
+    PyObject *fspath = NULL;
+    int create = 0, readonly = 0, nosync = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|ppp:open", kwlist, PyUnicode_FSConverter,
+                                     &fspath, &create, &readonly, &nosync))
+        return NULL;
+    if (create && readonly) {
+        Py_DECREF(fspath);
+        PyErr_SetString(PyExc_ValueError, "open: create and readonly exclude each other");
+        return NULL;
+    }
+    PyObject *abspath = absolute_path(fspath);
+    if (!abspath) {
+        Py_DECREF(fspath);
+        return NULL;
+    }
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_NOGUARD | (create ? MMS_CREATE : 0) | (readonly ? MMS_RDONLY : 0) |
+              (nosync ? MMS_NOSYNC : 0);
+    mms_store *s = NULL;
+    int r;
+    const char *p = PyBytes_AS_STRING(fspath);
+    Py_BEGIN_ALLOW_THREADS
+    r = mms_open(p, &o, &s);
+    Py_END_ALLOW_THREADS
+    if (r) {
+        char what[300];
+        snprintf(what, sizeof what, "open %.280s", p);
+        Py_DECREF(fspath);
+        Py_DECREF(abspath);
+        return pymms_raise(r, what);
+    }
+    Py_DECREF(fspath);
+    /* The environment (MMS_GUARD=1) wins over MMS_NOGUARD; then a stray
+     * store would fault, so writable views are refused (R5). */
+    int guard = 0;
+    if (!readonly) {
+        mms_info *info = malloc(sizeof *info);
+        if (info && mms_info_get(s, info) == 0)
+            guard = info->guard;
+        else
+            guard = 1; /* cannot tell: assume the worst */
+        free(info);
+    }
+    PyObject *st = pymms_store_new(s, abspath, o.flags, guard);
+    Py_DECREF(abspath);
+    return st;
+}
+
+static PyMethodDef module_methods[] = {
+    {"open", (PyCFunction)(void (*)(void))mod_open, METH_VARARGS | METH_KEYWORDS, open_doc},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "mmstore", module_doc, -1,
+                                        module_methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit_mmstore(void)
+{
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m)
+        return NULL;
+    if (PyType_Ready(&pymms_store_type) < 0 || PyType_Ready(&pymms_table_type) < 0 ||
+        PyType_Ready(&pymms_view_type) < 0 || make_errors(m) < 0 ||
+        pymms_table_init_types(m) < 0 ||
+        PyModule_AddObjectRef(m, "Store", (PyObject *)&pymms_store_type) < 0 ||
+        PyModule_AddObjectRef(m, "Table", (PyObject *)&pymms_table_type) < 0 ||
+        PyModule_AddStringConstant(m, "__version__", MMS_VERSION_STRING) < 0 ||
+        PyModule_AddIntConstant(m, "FORMAT_VERSION", MMS_FORMAT_VERSION) < 0 ||
+        PyModule_AddIntConstant(m, "SLOT_BITS", MMS_SLOT_BITS) < 0 ||
+        PyModule_AddObject(m, "SLOT_MASK", PyLong_FromUnsignedLongLong(MMS_SLOT_MASK)) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

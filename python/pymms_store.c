@@ -1,0 +1,1030 @@
+/*
+ * pymms_store.c -- the Store object: the C handle, its transactions and the
+ * rules R1-R6 of pymms.h (threads, implicit read transactions, lifetimes,
+ * stray stores, blocking calls), plus wait, checkpoint, verify, info and
+ * the CSV import (the `mms import` tool in a subprocess).
+ *
+ * It owns the handle's state as Python sees it (idle, reading, writing; the
+ * owner thread; the View counts) and is the only file that begins or ends
+ * a transaction. It must never call into the C library while another
+ * thread is inside a call on the same handle (R1), and never leave a
+ * transaction begun when it raises.
+ */
+#include "pymms.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char *const state_name[] = {"no", "a read", "a write"};
+
+/* ------------------------------------------------------------------------
+ * R1: who may call
+ * ------------------------------------------------------------------------ */
+int pymms_check(pymms_store *st)
+{
+    if (st->closed || !st->s || !st->tables) {
+        PyErr_SetString(PyExc_ValueError, "the store is closed");
+        return -1;
+    }
+    unsigned long me = pymms_me();
+    if (st->busy && st->busy != me) {
+        pymms_raise_msg(MMS_EBUSY, "another thread is inside a call on this Store; "
+                                   "give each thread its own Store (mmstore.open)");
+        return -1;
+    }
+    if (st->state != PYMMS_IDLE && st->owner != me) {
+        pymms_raise_msg(MMS_EBUSY, "this Store is inside %s transaction of another thread",
+                        state_name[st->state]);
+        return -1;
+    }
+    return 0;
+}
+
+int pymms_need_write(pymms_store *st, const char *what)
+{
+    if (st->state == PYMMS_WRITE)
+        return 0;
+    if (st->flags & MMS_RDONLY)
+        pymms_raise_msg(MMS_ERDONLY, "%s: the store is open read-only", what);
+    else
+        pymms_raise_msg(MMS_ENOTXN, "%s needs a write transaction (with store.write():)", what);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------
+ * Transactions
+ * ------------------------------------------------------------------------ */
+/* R5: writable views outlived a write transaction, so stores through them
+ * may sit in private pages; drop every private page before a transaction
+ * begins. The count is read before the discard: if no writable view is
+ * left then, none can store after it, and the taint ends. */
+static int discard_stray(pymms_store *st)
+{
+    Py_ssize_t left = st->nwviews;
+    int r;
+    PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, 0); if (!r) r = mms_txn_abort(st->s));
+    if (r) {
+        pymms_raise(r, "discarding stores made through writable arrays after their transaction");
+        return -1;
+    }
+    if (left == 0)
+        st->tainted = 0;
+    return 0;
+}
+
+static int read_begin(pymms_store *st)
+{
+    if (st->tainted && discard_stray(st) < 0)
+        return -1;
+    int r;
+    PYMMS_BLOCKING(st, r = mms_read_begin(st->s));
+    if (r) {
+        pymms_raise(r, "read transaction");
+        return -1;
+    }
+    st->state = PYMMS_READ;
+    st->owner = pymms_me();
+    return 0;
+}
+
+static int read_end(pymms_store *st)
+{
+    int r = mms_read_end(st->s);
+    st->state = PYMMS_IDLE;
+    st->owner = 0;
+    if (r) {
+        pymms_raise(r, "end of read transaction");
+        return -1;
+    }
+    return 0;
+}
+
+int pymms_scope_enter(pymms_store *st, int *own)
+{
+    *own = 0;
+    if (st->state != PYMMS_IDLE)
+        return 0; /* the caller's (pymms_check made sure it is this thread's) */
+    if (read_begin(st) < 0)
+        return -1;
+    *own = 1;
+    return 0;
+}
+
+int pymms_scope_exit(pymms_store *st, int own, int rc)
+{
+    if (!own || st->state != PYMMS_READ)
+        return rc;
+    if (rc < 0) {
+        /* Keep the exception that made the call fail. */
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        mms_read_end(st->s);
+        st->state = PYMMS_IDLE;
+        st->owner = 0;
+        PyErr_Restore(t, v, tb);
+        return rc;
+    }
+    return read_end(st) < 0 ? -1 : rc;
+}
+
+static int write_begin(pymms_store *st, unsigned flags)
+{
+    if (st->tainted && discard_stray(st) < 0)
+        return -1;
+    int r;
+    PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, flags));
+    if (r) {
+        pymms_raise(r, "write transaction");
+        return -1;
+    }
+    st->state = PYMMS_WRITE;
+    st->owner = pymms_me();
+    st->serial++;
+    st->doomed = 0;
+    return 0;
+}
+
+/* After a write transaction that did not commit: the tables it created are
+ * gone (their handles must not be used again). */
+static void forget_created(pymms_store *st)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    PyObject *gone = PyList_New(0);
+    if (!gone) {
+        PyErr_Clear();
+        return;
+    }
+    while (PyDict_Next(st->tables, &pos, &key, &value)) {
+        pymms_table *tb = (pymms_table *)value;
+        if (tb->created == st->serial) {
+            tb->dead = 1;
+            if (PyList_Append(gone, key) < 0)
+                PyErr_Clear();
+        }
+        /* An aborted migration maps the old layout back: rebuild dtype. */
+        if (tb->migrated == st->serial)
+            tb->layout = 0;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(gone); i++)
+        if (PyDict_DelItem(st->tables, PyList_GET_ITEM(gone, i)) < 0)
+            PyErr_Clear();
+    Py_DECREF(gone);
+}
+
+/* End the write transaction: commit it (commit != 0, and nothing in it
+ * failed half-way) or abort it. Either way it is over when this returns. */
+static int write_end(pymms_store *st, int commit)
+{
+    int r, committed = 0;
+    const char *what = "commit";
+    if (commit && st->doomed) {
+        PYMMS_BLOCKING(st, r = mms_txn_abort(st->s));
+        r = 0;
+        what = NULL;
+    } else if (commit) {
+        PYMMS_BLOCKING(st, r = mms_txn_commit(st->s));
+        if (r == MMS_ETXN) {
+            /* This thread is inside a read transaction on another handle of
+             * the store: the commit would wait for itself. The C
+             * transaction stays open; a Python `with` cannot retry. */
+            char detail[512];
+            snprintf(detail, sizeof detail, "%s", mms_errdetail());
+            PYMMS_BLOCKING(st, mms_txn_abort(st->s));
+            st->state = PYMMS_IDLE;
+            st->owner = 0;
+            forget_created(st);
+            if (st->nwviews > 0)
+                st->tainted = 1;
+            pymms_raise_msg(MMS_ETXN, "commit refused, the transaction was aborted: %s", detail);
+            return -1;
+        }
+        committed = r == 0;
+    } else {
+        PYMMS_BLOCKING(st, r = mms_txn_abort(st->s));
+        what = "abort";
+    }
+    st->state = PYMMS_IDLE;
+    st->owner = 0;
+    if (st->nwviews > 0)
+        st->tainted = 1;
+    if (!committed)
+        forget_created(st);
+    if (commit && !what) {
+        PyErr_SetString(pymms_Error, "the write transaction was aborted, not committed: a call "
+                                     "in it failed part-way (see the exception it raised)");
+        return -1;
+    }
+    if (r) {
+        pymms_raise(r, what);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The transaction context managers: store.read(), store.write()
+ * ------------------------------------------------------------------------ */
+typedef struct {
+    PyObject_HEAD
+    pymms_store *store;
+    int write;
+    unsigned flags;
+    uint64_t serial; /* the write transaction this object began */
+    int active;
+} pymms_txn;
+
+static void txn_dealloc(pymms_txn *x)
+{
+    Py_XDECREF(x->store);
+    Py_TYPE(x)->tp_free((PyObject *)x);
+}
+
+static PyObject *txn_enter(pymms_txn *x, PyObject *unused)
+{
+    (void)unused;
+    pymms_store *st = x->store;
+    if (x->active) {
+        PyErr_SetString(PyExc_RuntimeError, "this transaction object is already in use");
+        return NULL;
+    }
+    if (pymms_check(st) < 0)
+        return NULL;
+    if (st->state != PYMMS_IDLE)
+        return pymms_raise_msg(MMS_ETXN, "the Store is already inside %s transaction",
+                               state_name[st->state]);
+    if (x->write ? write_begin(st, x->flags) : read_begin(st))
+        return NULL;
+    x->serial = st->serial;
+    x->active = 1;
+    return Py_NewRef((PyObject *)st);
+}
+
+static PyObject *txn_exit(pymms_txn *x, PyObject *args)
+{
+    PyObject *type, *value, *tb;
+    if (!PyArg_UnpackTuple(args, "__exit__", 3, 3, &type, &value, &tb))
+        return NULL;
+    pymms_store *st = x->store;
+    if (!x->active)
+        Py_RETURN_FALSE;
+    x->active = 0;
+    /* Ended already (close() inside the block ends it). */
+    if (st->closed || !st->s || st->state != (x->write ? PYMMS_WRITE : PYMMS_READ) ||
+        (x->write && st->serial != x->serial))
+        Py_RETURN_FALSE;
+    if (pymms_check(st) < 0)
+        return NULL;
+    int r = x->write ? write_end(st, type == Py_None) : read_end(st);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef txn_methods[] = {
+    {"__enter__", (PyCFunction)txn_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)txn_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject pymms_txn_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mmstore.Transaction",
+    .tp_basicsize = sizeof(pymms_txn),
+    .tp_dealloc = (destructor)txn_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A read or write transaction; use it in a with statement.",
+    .tp_methods = txn_methods,
+};
+
+static PyObject *txn_new(pymms_store *st, int write, unsigned flags)
+{
+    if (PyType_Ready(&pymms_txn_type) < 0)
+        return NULL;
+    pymms_txn *x = PyObject_New(pymms_txn, &pymms_txn_type);
+    if (!x)
+        return NULL;
+    x->store = (pymms_store *)Py_NewRef((PyObject *)st);
+    x->write = write;
+    x->flags = flags;
+    x->serial = 0;
+    x->active = 0;
+    return (PyObject *)x;
+}
+
+PyDoc_STRVAR(read_doc,
+"read() -> context manager: a read transaction.\n\n"
+"    with s.read():\n"
+"        a = t.array()\n\n"
+"Inside it the store shows one committed state, whole; arrays taken in it do\n"
+"not change until it ends. Commits of other processes wait for it to end, so\n"
+"keep it short.");
+
+static PyObject *store_read(pymms_store *st, PyObject *unused)
+{
+    (void)unused;
+    if (pymms_check(st) < 0)
+        return NULL;
+    return txn_new(st, 0, 0);
+}
+
+PyDoc_STRVAR(write_doc,
+"write(nowait=False) -> context manager: a write transaction.\n\n"
+"It commits when the block ends normally (atomic, and durable unless nosync)\n"
+"and aborts when it ends with an exception. One writer at a time per store:\n"
+"this waits for another writer (with the GIL released), or raises BusyError\n"
+"with nowait=True.");
+
+static PyObject *store_write(pymms_store *st, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"nowait", NULL};
+    int nowait = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:write", kwlist, &nowait))
+        return NULL;
+    if (pymms_check(st) < 0)
+        return NULL;
+    return txn_new(st, 1, nowait ? MMS_TXN_NOWAIT : 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Opening and closing (R3)
+ * ------------------------------------------------------------------------ */
+PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guard)
+{
+    pymms_store *st = PyObject_GC_New(pymms_store, &pymms_store_type);
+    if (!st) {
+        mms_close(s);
+        return NULL;
+    }
+    st->s = s;
+    st->path = Py_NewRef(path);
+    st->tables = PyDict_New();
+    st->flags = flags;
+    st->closed = 0;
+    st->guard = guard;
+    st->state = PYMMS_IDLE;
+    st->owner = 0;
+    st->busy = 0;
+    st->serial = 0;
+    st->doomed = 0;
+    st->tainted = 0;
+    st->nviews = 0;
+    st->nwviews = 0;
+    PyObject_GC_Track(st);
+    if (!st->tables) {
+        Py_DECREF(st);
+        return NULL;
+    }
+    return (PyObject *)st;
+}
+
+int pymms_store_release(pymms_store *st)
+{
+    mms_store *s = st->s;
+    if (!s)
+        return 0;
+    st->s = NULL;
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = mms_close(s);
+    Py_END_ALLOW_THREADS
+    return r;
+}
+
+PyDoc_STRVAR(close_doc,
+"close(): end the Store.\n\n"
+"An active transaction is aborted (write) or ended (read). Every later call\n"
+"raises ValueError. Arrays taken from it stay valid: the C handle (and the\n"
+"mapping) is closed when the last of them is gone. Closing checkpoints the\n"
+"store (GIL released). Closing twice does nothing.");
+
+static PyObject *store_close(pymms_store *st, PyObject *unused)
+{
+    (void)unused;
+    if (st->closed || !st->s)
+        Py_RETURN_NONE;
+    unsigned long me = pymms_me();
+    if ((st->busy && st->busy != me) || (st->state != PYMMS_IDLE && st->owner != me))
+        return pymms_raise_msg(MMS_EBUSY, "close: another thread is using this Store");
+    if (st->state == PYMMS_WRITE)
+        write_end(st, 0), PyErr_Clear();
+    else if (st->state == PYMMS_READ)
+        read_end(st), PyErr_Clear();
+    st->closed = 1;
+    if (st->nviews > 0)
+        Py_RETURN_NONE; /* R3: the last View closes the handle */
+    int r = pymms_store_release(st);
+    if (r)
+        return pymms_raise(r, "close");
+    Py_RETURN_NONE;
+}
+
+static PyObject *store_enter(pymms_store *st, PyObject *unused)
+{
+    (void)unused;
+    if (pymms_check(st) < 0)
+        return NULL;
+    return Py_NewRef((PyObject *)st);
+}
+
+static PyObject *store_exit(pymms_store *st, PyObject *args)
+{
+    (void)args;
+    PyObject *r = store_close(st, NULL);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_FALSE;
+}
+
+static int store_traverse(pymms_store *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->tables);
+    return 0;
+}
+
+static int store_clear(pymms_store *st)
+{
+    Py_CLEAR(st->tables);
+    return 0;
+}
+
+static void store_dealloc(pymms_store *st)
+{
+    PyObject_GC_UnTrack(st);
+    if (st->s) {
+        /* No View is alive (each holds the Store); mms_close aborts a
+         * transaction left open. */
+        int r = pymms_store_release(st);
+        (void)r;
+    }
+    Py_CLEAR(st->tables);
+    Py_CLEAR(st->path);
+    Py_TYPE(st)->tp_free((PyObject *)st);
+}
+
+static PyObject *store_repr(pymms_store *st)
+{
+    if (st->closed || !st->s)
+        return PyUnicode_FromFormat("<mmstore.Store %R, closed>", st->path);
+    return PyUnicode_FromFormat("<mmstore.Store %R, %s, txn %llu%s>", st->path,
+                                st->flags & MMS_RDONLY ? "read-only" : "read-write",
+                                (unsigned long long)mms_txn_id(st->s),
+                                st->state == PYMMS_WRITE ? ", writing"
+                                : st->state == PYMMS_READ ? ", reading" : "");
+}
+
+/* ------------------------------------------------------------------------
+ * Tables
+ * ------------------------------------------------------------------------ */
+PyObject *pymms_store_table(pymms_store *st, PyObject *name)
+{
+    const char *cname = pymms_utf8(name, "a table name");
+    if (!cname)
+        return NULL;
+    PyObject *tb = PyDict_GetItemWithError(st->tables, name);
+    if (tb)
+        return Py_NewRef(tb);
+    if (PyErr_Occurred())
+        return NULL;
+    int own;
+    if (pymms_scope_enter(st, &own) < 0)
+        return NULL;
+    mms_table *t = NULL;
+    int r = mms_table_find(st->s, cname, &t);
+    PyObject *res = NULL;
+    if (r == MMS_ENOENT || r == MMS_EINVAL) /* no such name, or none can exist */
+        PyErr_SetObject(PyExc_KeyError, name);
+    else if (r)
+        pymms_raise(r, "table");
+    else if ((res = pymms_table_new(st, t, name)) && PyDict_SetItem(st->tables, name, res) < 0)
+        Py_CLEAR(res);
+    if (pymms_scope_exit(st, own, res ? 0 : -1) < 0)
+        Py_CLEAR(res);
+    return res;
+}
+
+PyDoc_STRVAR(table_doc, "table(name) -> Table. KeyError if the store has no such table.");
+
+static PyObject *store_table(pymms_store *st, PyObject *name)
+{
+    if (pymms_check(st) < 0)
+        return NULL;
+    return pymms_store_table(st, name);
+}
+
+PyDoc_STRVAR(create_table_doc,
+"create_table(name, spec) -> Table, in a write transaction.\n\n"
+"spec: a list of (name, kind) / (name, 'chars', size) / (name, 'ref', table)\n"
+"tuples, laid out as a C struct (each field aligned to its size); a string as\n"
+"`mms import --schema` takes ('id:i64,name:str,tag:chars:8'); or a numpy\n"
+"structured dtype (its offsets and itemsize are kept). Kinds as in C: i8 i16\n"
+"i32 i64 u8 u16 u32 u64 f32 f64 bool chars ref str blob (i8 is 8 bits).\n"
+"A table that exists with the same layout is opened; with another layout it\n"
+"is migrated (fields matched by name), which is refused while arrays over it\n"
+"are alive (BufferError).");
+
+static PyObject *store_create_table(pymms_store *st, PyObject *args)
+{
+    PyObject *name, *spec;
+    if (!PyArg_ParseTuple(args, "UO:create_table", &name, &spec))
+        return NULL;
+    if (pymms_check(st) < 0 || pymms_need_write(st, "create_table") < 0)
+        return NULL;
+    return pymms_create_table(st, name, spec);
+}
+
+PyDoc_STRVAR(tables_doc, "tables() -> list of the table names, in catalog order.");
+
+static PyObject *store_tables(pymms_store *st, PyObject *unused)
+{
+    (void)unused;
+    if (pymms_check(st) < 0)
+        return NULL;
+    int own;
+    if (pymms_scope_enter(st, &own) < 0)
+        return NULL;
+    size_t n = 0;
+    mms_table_info *ti = NULL;
+    PyObject *list = NULL;
+    int r = mms_tables(st->s, NULL, 0, &n);
+    if (r) {
+        pymms_raise(r, "tables");
+        goto out;
+    }
+    ti = calloc(n ? n : 1, sizeof *ti);
+    if (!ti) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    size_t cap = n;
+    if ((r = mms_tables(st->s, ti, cap, &n))) {
+        pymms_raise(r, "tables");
+        goto out;
+    }
+    if (n > cap)
+        n = cap;
+    list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *nm = PyUnicode_DecodeUTF8(ti[i].name, (Py_ssize_t)strlen(ti[i].name),
+                                            "surrogateescape");
+        if (!nm)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, nm);
+    }
+out:
+    free(ti);
+    if (pymms_scope_exit(st, own, list ? 0 : -1) < 0)
+        Py_CLEAR(list);
+    return list;
+}
+
+/* ------------------------------------------------------------------------
+ * Inspection and maintenance
+ * ------------------------------------------------------------------------ */
+PyDoc_STRVAR(info_doc,
+"info() -> dict: format_version, txn_id, nregions, region_size, region_file,\n"
+"journal_bytes, heap_used, heap_free, heap_objects, dirty_backend, guard,\n"
+"writer_pid, published_txn, handles, active_readers and last_commit (a dict of\n"
+"where the time of this handle's last commit went).");
+
+static PyObject *store_info(pymms_store *st, PyObject *unused)
+{
+    (void)unused;
+    if (pymms_check(st) < 0)
+        return NULL;
+    mms_info *in = malloc(sizeof *in);
+    if (!in)
+        return PyErr_NoMemory();
+    int r = mms_info_get(st->s, in);
+    if (r) {
+        free(in);
+        return pymms_raise(r, "info");
+    }
+    static const char *const backends[] = {"auto", "scan", "pagemap"};
+    uint32_t n = in->nregions < MMS_MAX_REGIONS ? in->nregions : MMS_MAX_REGIONS;
+    PyObject *sizes = PyList_New(n), *files = PyList_New(n), *d = NULL;
+    for (uint32_t i = 0; sizes && files && i < n; i++) {
+        PyList_SET_ITEM(sizes, i, PyLong_FromUnsignedLongLong(in->region_size[i]));
+        PyList_SET_ITEM(files, i, PyLong_FromUnsignedLongLong(in->region_file[i]));
+    }
+    const struct mms_commit_stats *c = &in->last_commit;
+    if (sizes && files && !PyErr_Occurred())
+        d = Py_BuildValue(
+            "{s:I,s:K,s:I,s:O,s:O,s:K,s:K,s:K,s:K,s:s,s:O,s:I,s:K,s:I,s:I,"
+            "s:{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}}",
+            "format_version", in->format_version, "txn_id", (unsigned long long)in->txn_id,
+            "nregions", in->nregions, "region_size", sizes, "region_file", files,
+            "journal_bytes", (unsigned long long)in->journal_bytes, "heap_used",
+            (unsigned long long)in->heap_used, "heap_free", (unsigned long long)in->heap_free,
+            "heap_objects", (unsigned long long)in->heap_objects, "dirty_backend",
+            in->dirty_backend < 3 ? backends[in->dirty_backend] : "?", "guard",
+            in->guard ? Py_True : Py_False, "writer_pid", in->writer_pid, "published_txn",
+            (unsigned long long)in->published_txn, "handles", in->handles, "active_readers",
+            in->active_readers, "last_commit", "detect_ns", (unsigned long long)c->detect_ns,
+            "journal_ns", (unsigned long long)c->journal_ns, "sync_ns",
+            (unsigned long long)c->sync_ns, "apply_ns", (unsigned long long)c->apply_ns,
+            "total_ns", (unsigned long long)c->total_ns, "pages_dirty",
+            (unsigned long long)c->pages_dirty, "pages_changed",
+            (unsigned long long)c->pages_changed, "journal_bytes",
+            (unsigned long long)c->journal_bytes);
+    Py_XDECREF(sizes);
+    Py_XDECREF(files);
+    free(in);
+    return d;
+}
+
+PyDoc_STRVAR(verify_doc,
+"verify(): check the whole store (header, journal, heap, tables, every live\n"
+"record's refs and strings) as of the latest commit. Returns None, or raises\n"
+"CorruptError saying what is wrong. Not inside a transaction. Writers wait\n"
+"while it runs; the GIL is released.");
+
+static PyObject *store_verify(pymms_store *st, PyObject *unused)
+{
+    (void)unused;
+    if (pymms_check(st) < 0)
+        return NULL;
+    if (st->state != PYMMS_IDLE)
+        return pymms_raise_msg(MMS_ETXN, "verify inside %s transaction", state_name[st->state]);
+    char msg[1024] = "";
+    int r;
+    PYMMS_BLOCKING(st, r = mms_verify(st->s, msg, sizeof msg));
+    if (r == MMS_ECORRUPT && msg[0])
+        return pymms_raise_msg(r, "verify: %s", msg);
+    if (r)
+        return pymms_raise(r, "verify");
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(checkpoint_doc,
+"checkpoint(): sync the region files and empty the journal (GIL released).\n"
+"Not inside a transaction.");
+
+static PyObject *store_checkpoint(pymms_store *st, PyObject *unused)
+{
+    (void)unused;
+    if (pymms_check(st) < 0)
+        return NULL;
+    if (st->state != PYMMS_IDLE)
+        return pymms_raise_msg(MMS_ETXN, "checkpoint inside %s transaction",
+                               state_name[st->state]);
+    int r;
+    PYMMS_BLOCKING(st, r = mms_checkpoint(st->s));
+    if (r)
+        return pymms_raise(r, "checkpoint");
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(wait_doc,
+"wait(txn, timeout=None) -> int: block until a commit after txn is published\n"
+"and return the published txn id (pass store.txn, or the last value returned).\n"
+"timeout in seconds; TimeoutError when it passes. The GIL is released;\n"
+"Ctrl-C interrupts it. Not inside a transaction.");
+
+static PyObject *store_wait(pymms_store *st, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"txn", "timeout", NULL};
+    PyObject *txnobj, *timeout = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:wait", kwlist, &txnobj, &timeout))
+        return NULL;
+    unsigned long long txn = PyLong_AsUnsignedLongLong(txnobj); /* checked, unlike "K" */
+    if (txn == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    double left = -1;
+    if (timeout != Py_None) {
+        left = PyFloat_AsDouble(timeout);
+        if (left == -1 && PyErr_Occurred())
+            return NULL;
+        if (!(left >= 0)) {
+            PyErr_SetString(PyExc_ValueError, "wait: timeout must be None or >= 0 seconds");
+            return NULL;
+        }
+    }
+    if (pymms_check(st) < 0)
+        return NULL;
+    if (st->state != PYMMS_IDLE)
+        return pymms_raise_msg(MMS_ETXN, "wait inside %s transaction would wait for ever",
+                               state_name[st->state]);
+    /* Slices of at most 100 ms, so that a signal (Ctrl-C) is seen. */
+    for (;;) {
+        int slice = left < 0 || left > 0.1 ? 100 : (int)(left * 1000);
+        uint64_t now = 0;
+        int r;
+        PYMMS_BLOCKING(st, r = mms_wait(st->s, txn, slice, &now));
+        if (r == 0)
+            return PyLong_FromUnsignedLongLong(now);
+        if (r != -ETIMEDOUT)
+            return pymms_raise(r, "wait");
+        if (left >= 0) {
+            left -= slice / 1000.0;
+            if (left <= 0)
+                return pymms_raise_msg(-ETIMEDOUT, "wait: no commit after txn %llu", txn);
+        }
+        if (PyErr_CheckSignals() < 0)
+            return NULL;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Properties
+ * ------------------------------------------------------------------------ */
+static PyObject *store_get_txn(pymms_store *st, void *unused)
+{
+    (void)unused;
+    if (pymms_check(st) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(mms_txn_id(st->s));
+}
+
+static PyObject *store_get_path(pymms_store *st, void *unused)
+{
+    (void)unused;
+    return Py_NewRef(st->path);
+}
+
+static PyObject *store_get_readonly(pymms_store *st, void *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(!!(st->flags & MMS_RDONLY));
+}
+
+static PyObject *store_get_closed(pymms_store *st, void *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(st->closed || !st->s);
+}
+
+static PyObject *store_get_root(pymms_store *st, void *unused)
+{
+    (void)unused;
+    if (pymms_check(st) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(mms_root(st->s));
+}
+
+PyDoc_STRVAR(string_doc,
+"string(ref) -> str or None: the heap string a ref names (the store's root,\n"
+"say); None for 0. Error if ref is not a string of this store.");
+
+static PyObject *store_string(pymms_store *st, PyObject *arg)
+{
+    unsigned long long ref = PyLong_AsUnsignedLongLong(arg);
+    if (ref == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (pymms_check(st) < 0)
+        return NULL;
+    if (!ref)
+        Py_RETURN_NONE;
+    int own;
+    if (pymms_scope_enter(st, &own) < 0)
+        return NULL;
+    size_t len;
+    const char *p = mms_str_get(st->s, ref, &len);
+    PyObject *res = p ? PyUnicode_DecodeUTF8(p, (Py_ssize_t)len, "surrogateescape")
+                      : pymms_raise_msg(MMS_EBADREF, "string: ref 0x%llx is not a string", ref);
+    if (pymms_scope_exit(st, own, res ? 0 : -1) < 0)
+        Py_CLEAR(res);
+    return res;
+}
+
+/* ------------------------------------------------------------------------
+ * import_csv: the mms tool in a subprocess
+ * ------------------------------------------------------------------------ */
+static int executable(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode) && access(p, X_OK) == 0;
+}
+
+/* The mms tool: $MMS_TOOL, then beside the module (an installed tree has
+ * it in ../bin of the prefix, a build tree one directory up), then PATH. */
+static PyObject *find_tool(void)
+{
+    const char *env = getenv("MMS_TOOL");
+    if (env && *env)
+        return PyBytes_FromString(env);
+    PyObject *mod = PyImport_AddModule("mmstore"); /* borrowed */
+    PyObject *file = mod ? PyModule_GetFilenameObject(mod) : NULL;
+    PyErr_Clear();
+    if (file) {
+        PyObject *fs = NULL;
+        if (PyUnicode_FSConverter(file, &fs)) {
+            char dir[4096];
+            snprintf(dir, sizeof dir, "%s", PyBytes_AS_STRING(fs));
+            char *slash = strrchr(dir, '/');
+            if (slash)
+                *slash = 0;
+            static const char *const rel[] = {"/mms", "/../mms", "/../../../bin/mms",
+                                              "/../../../../bin/mms"};
+            for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+                char p[4200];
+                snprintf(p, sizeof p, "%s%s", dir, rel[i]);
+                if (executable(p)) {
+                    Py_DECREF(fs);
+                    Py_DECREF(file);
+                    return PyBytes_FromString(p);
+                }
+            }
+            Py_DECREF(fs);
+        }
+        PyErr_Clear();
+        Py_DECREF(file);
+    }
+    return PyBytes_FromString("mms"); /* posix_spawnp searches PATH */
+}
+
+/* Run argv, collecting its stdout and stderr (at most 64 KiB kept). */
+static int run_tool(char *const *argv, int *status, char *out, size_t cap, int *spawn_err)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return *spawn_err = errno, -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    /* Progress lines are for terminals; the environment is ours plus that. */
+    size_t ne = 0;
+    while (environ[ne])
+        ne++;
+    char **envp = calloc(ne + 2, sizeof *envp);
+    if (!envp) {
+        posix_spawn_file_actions_destroy(&fa);
+        close(fds[0]);
+        close(fds[1]);
+        return *spawn_err = ENOMEM, -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < ne; i++)
+        if (strncmp(environ[i], "MMS_PROGRESS=", 13) != 0)
+            envp[k++] = environ[i];
+    envp[k++] = "MMS_PROGRESS=0";
+    envp[k] = NULL;
+    pid_t pid;
+    int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    free(envp);
+    close(fds[1]);
+    if (r != 0) {
+        close(fds[0]);
+        return *spawn_err = r, -1;
+    }
+    size_t n = 0;
+    for (;;) {
+        char buf[4096];
+        ssize_t got = read(fds[0], buf, sizeof buf);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        size_t take = (size_t)got < cap - 1 - n ? (size_t)got : cap - 1 - n;
+        memcpy(out + n, buf, take);
+        n += take;
+    }
+    out[n] = 0;
+    close(fds[0]);
+    while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+PyDoc_STRVAR(import_csv_doc,
+"import_csv(csv_path, table, schema=None, skip_bad=False) -> Table\n\n"
+"Append the rows of a CSV file (RFC 4180, UTF-8, a header row naming the\n"
+"fields) to table, creating it if needed, in one transaction: all rows or\n"
+"none. It runs the `mms import` tool in a subprocess (found by $MMS_TOOL,\n"
+"beside the module, or on PATH) with the GIL released, so it parses at C\n"
+"speed and infers kinds as `mms import` does (i64, f64, else str). schema\n"
+"gives the kinds instead: a create_table spec or the tool's string\n"
+"('name:str,age:i32'). Bad rows raise Error listing them (skip_bad=True skips\n"
+"them). Not inside a transaction of this Store: the tool writes through a\n"
+"handle of its own.");
+
+static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"csv_path", "table", "schema", "skip_bad", NULL};
+    PyObject *csv = NULL, *name, *schema = Py_None;
+    int skip_bad = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&U|Op:import_csv", kwlist,
+                                     PyUnicode_FSConverter, &csv, &name, &schema, &skip_bad))
+        return NULL;
+    PyObject *tool = NULL, *spec = NULL, *pathb = NULL, *res = NULL;
+    if (pymms_check(st) < 0)
+        goto out;
+    if (st->state != PYMMS_IDLE) {
+        pymms_raise_msg(MMS_ETXN, "import_csv inside %s transaction: the import commits "
+                        "through another handle and would wait for this one",
+                        state_name[st->state]);
+        goto out;
+    }
+    if (st->flags & MMS_RDONLY) {
+        pymms_raise_msg(MMS_ERDONLY, "import_csv: the store is open read-only");
+        goto out;
+    }
+    const char *tname = pymms_utf8(name, "a table name");
+    if (!tname || !(tool = find_tool()) || !PyUnicode_FSConverter(st->path, &pathb))
+        goto out;
+    if (schema != Py_None && !(spec = pymms_spec_string(schema)))
+        goto out;
+    char *argv[10];
+    int k = 0;
+    argv[k++] = PyBytes_AS_STRING(tool);
+    argv[k++] = "import";
+    argv[k++] = PyBytes_AS_STRING(pathb);
+    argv[k++] = (char *)tname;
+    argv[k++] = PyBytes_AS_STRING(csv);
+    if (spec) {
+        argv[k++] = "--schema";
+        argv[k++] = (char *)PyUnicode_AsUTF8(spec);
+        if (!argv[k - 1])
+            goto out;
+    }
+    if (skip_bad)
+        argv[k++] = "--skip-bad";
+    argv[k] = NULL;
+    enum { OUT_CAP = 1 << 16 };
+    char *text = malloc(OUT_CAP);
+    if (!text) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    int status = 0, spawn_err = 0, r;
+    PYMMS_BLOCKING(st, r = run_tool(argv, &status, text, OUT_CAP, &spawn_err));
+    if (r < 0) {
+        pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
+                        argv[0]);
+    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        /* The tool says what was wrong (bad rows with their lines). */
+        size_t n = strlen(text);
+        while (n && text[n - 1] == '\n')
+            text[--n] = 0;
+        PyObject *msg = PyUnicode_FromFormat("import_csv: %s exited with %d:\n%s", argv[0],
+                                             WIFEXITED(status) ? WEXITSTATUS(status) : -1, text);
+        PyObject *exc = msg ? PyObject_CallOneArg(pymms_Error, msg) : NULL;
+        if (exc && PyObject_SetAttrString(exc, "detail", msg) == 0)
+            PyErr_SetObject(pymms_Error, exc);
+        Py_XDECREF(exc);
+        Py_XDECREF(msg);
+    } else {
+        res = pymms_store_table(st, name);
+    }
+    free(text);
+out:
+    Py_XDECREF(csv);
+    Py_XDECREF(tool);
+    Py_XDECREF(spec);
+    Py_XDECREF(pathb);
+    return res;
+}
+
+/* ------------------------------------------------------------------------
+ * The type
+ * ------------------------------------------------------------------------ */
+static PyMethodDef store_methods[] = {
+    {"close", (PyCFunction)store_close, METH_NOARGS, close_doc},
+    {"__enter__", (PyCFunction)store_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)store_exit, METH_VARARGS, NULL},
+    {"read", (PyCFunction)store_read, METH_NOARGS, read_doc},
+    {"write", (PyCFunction)(void (*)(void))store_write, METH_VARARGS | METH_KEYWORDS, write_doc},
+    {"table", (PyCFunction)store_table, METH_O, table_doc},
+    {"create_table", (PyCFunction)store_create_table, METH_VARARGS, create_table_doc},
+    {"tables", (PyCFunction)store_tables, METH_NOARGS, tables_doc},
+    {"info", (PyCFunction)store_info, METH_NOARGS, info_doc},
+    {"verify", (PyCFunction)store_verify, METH_NOARGS, verify_doc},
+    {"checkpoint", (PyCFunction)store_checkpoint, METH_NOARGS, checkpoint_doc},
+    {"wait", (PyCFunction)(void (*)(void))store_wait, METH_VARARGS | METH_KEYWORDS, wait_doc},
+    {"string", (PyCFunction)store_string, METH_O, string_doc},
+    {"import_csv", (PyCFunction)(void (*)(void))store_import_csv, METH_VARARGS | METH_KEYWORDS,
+     import_csv_doc},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef store_getset[] = {
+    {"txn", (getter)store_get_txn, NULL, "id of the last commit this handle's view shows", NULL},
+    {"path", (getter)store_get_path, NULL, "absolute path of the store", NULL},
+    {"readonly", (getter)store_get_readonly, NULL, "opened read-only", NULL},
+    {"closed", (getter)store_get_closed, NULL, "close() was called", NULL},
+    {"root", (getter)store_get_root, NULL, "the root ref of the store header (an int)", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+PyTypeObject pymms_store_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mmstore.Store",
+    .tp_basicsize = sizeof(pymms_store),
+    .tp_dealloc = (destructor)store_dealloc,
+    .tp_repr = (reprfunc)store_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "An open store (mmstore.open). See help(mmstore).",
+    .tp_traverse = (traverseproc)store_traverse,
+    .tp_clear = (inquiry)store_clear,
+    .tp_methods = store_methods,
+    .tp_getset = store_getset,
+};

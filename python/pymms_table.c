@@ -1,0 +1,685 @@
+/*
+ * pymms_table.c -- the Table object: its records as numpy arrays (through
+ * pymms_view.c), one record as a dict, a string field, the live mask, a
+ * copy as a pandas DataFrame, and the attributes (name, dtype, fields,
+ * slots).
+ *
+ * It owns what may be viewed when (rules R4 and R5 of pymms.h) and must
+ * never hand out an array those rules forbid, nor read outside a
+ * transaction (R2). Writes are in pymms_write.c.
+ */
+#include "pymms.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------
+ * The object
+ * ------------------------------------------------------------------------ */
+PyObject *pymms_table_new(pymms_store *st, mms_table *t, PyObject *name)
+{
+    pymms_table *tb = PyObject_GC_New(pymms_table, &pymms_table_type);
+    if (!tb)
+        return NULL;
+    tb->store = (pymms_store *)Py_NewRef((PyObject *)st);
+    tb->t = t;
+    tb->name = Py_NewRef(name);
+    tb->layout = 0;
+    tb->dtype = NULL;
+    tb->fields = NULL;
+    tb->created = tb->migrated = tb->appended = 0;
+    tb->nviews = 0;
+    tb->dead = 0;
+    PyObject_GC_Track(tb);
+    return (PyObject *)tb;
+}
+
+static int table_traverse(pymms_table *tb, visitproc visit, void *arg)
+{
+    Py_VISIT(tb->store);
+    return 0;
+}
+
+static int table_clear(pymms_table *tb)
+{
+    Py_CLEAR(tb->store);
+    return 0;
+}
+
+static void table_dealloc(pymms_table *tb)
+{
+    PyObject_GC_UnTrack(tb);
+    Py_CLEAR(tb->store);
+    Py_CLEAR(tb->name);
+    Py_CLEAR(tb->dtype);
+    Py_CLEAR(tb->fields);
+    Py_TYPE(tb)->tp_free((PyObject *)tb);
+}
+
+/* R1, closed store, aborted creation. */
+int pymms_table_check(pymms_table *tb)
+{
+    if (!tb->store) {
+        PyErr_SetString(PyExc_ValueError, "the table's store is gone");
+        return -1;
+    }
+    if (pymms_check(tb->store) < 0)
+        return -1;
+    if (tb->dead) {
+        pymms_raise_msg(MMS_ENOENT, "table %U: the transaction that created it was aborted",
+                        tb->name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Python index (negative counts from the end) -> slot, IndexError if out. */
+int pymms_index_arg(PyObject *o, uint64_t slots, uint64_t *out)
+{
+    PyObject *iv = PyNumber_Index(o);
+    if (!iv)
+        return -1;
+    int ovf = 0;
+    long long i = PyLong_AsLongLongAndOverflow(iv, &ovf);
+    Py_DECREF(iv);
+    if (i == -1 && PyErr_Occurred())
+        return -1;
+    if (!ovf && i < 0)
+        i += (long long)slots;
+    if (ovf || i < 0 || (uint64_t)i >= slots) {
+        PyErr_Format(PyExc_IndexError, "record index %R out of range (%llu slots)", o,
+                     (unsigned long long)slots);
+        return -1;
+    }
+    *out = (uint64_t)i;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Reading records
+ * ------------------------------------------------------------------------ */
+/* The name of the table in region id, or NULL (no exception). */
+static PyObject *region_table(pymms_store *st, unsigned region)
+{
+    size_t n = 0;
+    if (mms_tables(st->s, NULL, 0, &n) || !n)
+        return NULL;
+    mms_table_info *ti = calloc(n, sizeof *ti);
+    if (!ti)
+        return NULL;
+    size_t cap = n;
+    PyObject *res = NULL;
+    if (mms_tables(st->s, ti, cap, &n) == 0)
+        for (size_t i = 0; i < n && i < cap; i++)
+            if (ti[i].region == region) {
+                res = pymms_str_of(ti[i].name);
+                break;
+            }
+    free(ti);
+    return res;
+}
+
+static PyObject *heap_value(pymms_store *st, mms_ref ref, unsigned kind, PyObject *tname,
+                            const char *field, uint64_t i)
+{
+    if (!ref)
+        Py_RETURN_NONE;
+    size_t len;
+    const char *p = mms_str_get(st->s, ref, &len);
+    if (!p)
+        return pymms_raise_msg(MMS_EBADREF, "table %U record %llu field %s: ref 0x%llx is not a "
+                               "string of this store", tname, (unsigned long long)i, field,
+                               (unsigned long long)ref);
+    if (kind == MMS_KIND_BLOB)
+        return PyBytes_FromStringAndSize(p, (Py_ssize_t)len);
+    return PyUnicode_DecodeUTF8(p, (Py_ssize_t)len, "surrogateescape");
+}
+
+/* One field of a record as a Python value. */
+static PyObject *field_value(pymms_table *tb, const mms_field *f, const char *rec, uint64_t i)
+{
+    const char *p = rec + f->offset;
+    union { int8_t i8; int16_t i16; int32_t i32; int64_t i64; uint8_t u8; uint16_t u16;
+            uint32_t u32; uint64_t u64; float f32; double f64; } v;
+    memcpy(&v, p, pymms_kind_size(f->kind) ? pymms_kind_size(f->kind) : 1);
+    switch (f->kind) {
+    case MMS_KIND_I8: return PyLong_FromLong(v.i8);
+    case MMS_KIND_I16: return PyLong_FromLong(v.i16);
+    case MMS_KIND_I32: return PyLong_FromLong(v.i32);
+    case MMS_KIND_I64: return PyLong_FromLongLong(v.i64);
+    case MMS_KIND_U8: return PyLong_FromUnsignedLong(v.u8);
+    case MMS_KIND_U16: return PyLong_FromUnsignedLong(v.u16);
+    case MMS_KIND_U32: return PyLong_FromUnsignedLong(v.u32);
+    case MMS_KIND_U64: return PyLong_FromUnsignedLongLong(v.u64);
+    case MMS_KIND_F32: return PyFloat_FromDouble(v.f32);
+    case MMS_KIND_F64: return PyFloat_FromDouble(v.f64);
+    case MMS_KIND_BOOL: return PyBool_FromLong(v.u8 != 0);
+    case MMS_KIND_CHARS: return PyUnicode_DecodeUTF8(p, (Py_ssize_t)strnlen(p, f->size),
+                                                     "surrogateescape");
+    case MMS_KIND_REF: {
+        if (!v.u64)
+            Py_RETURN_NONE;
+        PyObject *name = region_table(tb->store, MMS_REF_REGION(v.u64));
+        if (!name) {
+            if (PyErr_Occurred())
+                return NULL;
+            name = Py_NewRef(Py_None); /* not a table's region: say so, do not fail */
+        }
+        PyObject *r = Py_BuildValue("(NK)", name, (unsigned long long)MMS_REF_SLOT(v.u64));
+        return r;
+    }
+    case MMS_KIND_STR:
+    case MMS_KIND_BLOB: {
+        PyObject *res;
+        res = heap_value(tb->store, v.u64, f->kind, tb->name, f->name, i);
+        return res;
+    }
+    default:
+        return PyBytes_FromStringAndSize(p, f->size);
+    }
+}
+
+PyDoc_STRVAR(get_doc,
+"get(i) -> dict: record i, field name -> value. Strings decoded (chars and str\n"
+"as str, blob as bytes, None for none); refs as (table name, index), or None.\n"
+"Negative i counts from the end; IndexError if out of range or deleted.");
+
+static PyObject *table_get(pymms_table *tb, PyObject *arg)
+{
+    if (pymms_table_check(tb) < 0)
+        return NULL;
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0)
+        return NULL;
+    PyObject *d = NULL;
+    uint64_t i;
+    const mms_schema *sc = pymms_table_schema(tb);
+    if (!sc || pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0)
+        goto out;
+    const char *rec = mms_table_get(tb->t, i);
+    if (!rec || !mms_table_live(tb->t, i)) {
+        PyErr_Format(PyExc_IndexError, "table %U: record %llu is deleted", tb->name,
+                     (unsigned long long)i);
+        goto out;
+    }
+    d = PyDict_New();
+    for (uint32_t k = 0; d && k < sc->nfields; k++) {
+        PyObject *v = field_value(tb, &sc->fields[k], rec, i);
+        if (!v || PyDict_SetItemString(d, sc->fields[k].name, v) < 0)
+            Py_CLEAR(d);
+        Py_XDECREF(v);
+    }
+out:
+    if (pymms_scope_exit(tb->store, own, d ? 0 : -1) < 0)
+        Py_CLEAR(d);
+    return d;
+}
+
+PyDoc_STRVAR(str_doc,
+"str(i, field) -> str (bytes for a blob field), or None: a string of record i,\n"
+"decoded from the heap.");
+
+static PyObject *table_str(pymms_table *tb, PyObject *args)
+{
+    PyObject *iarg, *fname;
+    if (!PyArg_ParseTuple(args, "OO:str", &iarg, &fname) || pymms_table_check(tb) < 0)
+        return NULL;
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0)
+        return NULL;
+    PyObject *res = NULL;
+    uint64_t i;
+    const mms_schema *sc = pymms_table_schema(tb);
+    const mms_field *f = sc ? pymms_field_named(sc, fname, NULL) : NULL;
+    if (!f || pymms_index_arg(iarg, mms_table_slots(tb->t), &i) < 0)
+        goto out;
+    if (!pymms_kind_is_heap(f->kind)) {
+        PyErr_Format(PyExc_TypeError, "field %s is a %s, not a str or blob", f->name,
+                     pymms_kind_name(f->kind));
+        goto out;
+    }
+    const char *rec = mms_table_get(tb->t, i);
+    if (!rec || !mms_table_live(tb->t, i)) {
+        PyErr_Format(PyExc_IndexError, "table %U: record %llu is deleted", tb->name,
+                     (unsigned long long)i);
+        goto out;
+    }
+    mms_ref r;
+    memcpy(&r, rec + f->offset, 8);
+    res = heap_value(tb->store, r, f->kind, tb->name, f->name, i);
+out:
+    if (pymms_scope_exit(tb->store, own, res ? 0 : -1) < 0)
+        Py_CLEAR(res);
+    return res;
+}
+
+PyDoc_STRVAR(ref_doc,
+"ref(i) -> int: the ref of record i (region << 48 | i), as a ref field holds it.");
+
+static PyObject *table_ref(pymms_table *tb, PyObject *arg)
+{
+    if (pymms_table_check(tb) < 0)
+        return NULL;
+    unsigned long long i = PyLong_AsUnsignedLongLong(arg);
+    if (i == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (i > MMS_SLOT_MASK) {
+        PyErr_SetString(PyExc_IndexError, "ref: index past 2**48");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(mms_table_ref(tb->t, i));
+}
+
+/* R4, R5: may this table be viewed now? */
+static int view_allowed(pymms_table *tb, int writable)
+{
+    pymms_store *st = tb->store;
+    if (writable) {
+        if (pymms_need_write(st, "array(writable=True)") < 0)
+            return -1;
+        if (st->guard) {
+            pymms_raise_msg(MMS_ENOTSUP, "writable arrays need the guard off, and MMS_GUARD=1 "
+                            "in the environment turned it on (a stray store would kill the "
+                            "interpreter)");
+            return -1;
+        }
+    }
+    if (st->state == PYMMS_WRITE) {
+        if (tb->created == st->serial || tb->migrated == st->serial) {
+            PyErr_Format(PyExc_BufferError, "table %U was %s in this write transaction: an "
+                         "abort would unmap what an array points to; take arrays after the "
+                         "commit (extend and append work now)", tb->name,
+                         tb->created == st->serial ? "created" : "migrated");
+            return -1;
+        }
+        if (writable && tb->appended == st->serial) {
+            PyErr_Format(PyExc_BufferError, "table %U was appended to in this write "
+                         "transaction: its new records are fresh space until the commit, and a "
+                         "store through the array after an abort could reach another "
+                         "process's records; take a writable array after the commit, or fill "
+                         "new records with extend", tb->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Every slot as a structured array (inside a transaction). checked: the
+ * R4/R5 checks were made (internal copies skip them: their array dies
+ * before the call returns). */
+static PyObject *records_array(pymms_table *tb, int writable)
+{
+    const mms_schema *sc = pymms_table_schema(tb);
+    if (!sc)
+        return NULL;
+    PyObject *dtype = pymms_table_dtype_of(tb, sc);
+    if (!dtype)
+        return NULL;
+    uint64_t slots = mms_table_slots(tb->t);
+    char *base = mms_table_array(tb->t);
+    /* Every slot must be mapped (R2 makes it so; check, never assume). */
+    if (slots && (!base || mms_table_get(tb->t, slots - 1) == NULL))
+        return pymms_raise_msg(MMS_ERANGE, "table %U: %llu slots but not all mapped", tb->name,
+                               (unsigned long long)slots);
+    return pymms_array(tb, base, slots, sc->record_size, dtype, writable);
+}
+
+PyDoc_STRVAR(array_doc,
+"array(writable=False) -> numpy structured array of every slot (deleted ones\n"
+"included: see live()), over the mapped file, no copy. Read-only, and it cannot\n"
+"be made writable. writable=True (in a write transaction) makes plain numpy\n"
+"stores part of the transaction; see help(mmstore) for how long each stays\n"
+"valid.");
+
+static PyObject *table_array(pymms_table *tb, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"writable", NULL};
+    int writable = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:array", kwlist, &writable) ||
+        pymms_table_check(tb) < 0 || view_allowed(tb, writable) < 0)
+        return NULL;
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0)
+        return NULL;
+    PyObject *a = records_array(tb, writable);
+    if (pymms_scope_exit(tb->store, own, a ? 0 : -1) < 0)
+        Py_CLEAR(a);
+    return a;
+}
+
+PyDoc_STRVAR(live_doc,
+"live() -> numpy bool array, one per slot: True where the record is live\n"
+"(a copy). a[t.live()] is the live records.");
+
+static PyObject *live_mask(pymms_table *tb)
+{
+    uint64_t slots = mms_table_slots(tb->t), nbits = 0;
+    const uint64_t *bits = mms_table_deleted(tb->t, &nbits);
+    PyObject *ones = pymms_np_attr("ones");
+    if (!ones)
+        return NULL;
+    PyObject *m = PyObject_CallFunction(ones, "Ks", (unsigned long long)slots, "?");
+    Py_DECREF(ones);
+    if (!m || !bits)
+        return m;
+    Py_buffer b;
+    if (PyObject_GetBuffer(m, &b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    unsigned char *p = b.buf;
+    uint64_t n = nbits < slots ? nbits : slots;
+    for (uint64_t w = 0; w * 64 < n; w++) {
+        uint64_t word = bits[w];
+        if (!word)
+            continue;
+        for (uint64_t i = w * 64; i < n && i < w * 64 + 64; i++)
+            p[i] = !(word >> (i % 64) & 1);
+    }
+    PyBuffer_Release(&b);
+    return m;
+}
+
+static PyObject *table_live(pymms_table *tb, PyObject *unused)
+{
+    (void)unused;
+    if (pymms_table_check(tb) < 0)
+        return NULL;
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0)
+        return NULL;
+    PyObject *m = live_mask(tb);
+    if (pymms_scope_exit(tb->store, own, m ? 0 : -1) < 0)
+        Py_CLEAR(m);
+    return m;
+}
+
+/* The strings of a str/blob field, for every slot (or, with mask, the live
+ * ones), as a list. */
+static PyObject *heap_column(pymms_table *tb, const mms_field *f, uint32_t rs, int live_only)
+{
+    uint64_t slots = mms_table_slots(tb->t);
+    const char *base = mms_table_array(tb->t);
+    PyObject *list = PyList_New(0);
+    for (uint64_t i = 0; list && i < slots; i++) {
+        if (live_only && !mms_table_live(tb->t, i))
+            continue;
+        mms_ref r;
+        memcpy(&r, base + i * rs + f->offset, 8);
+        PyObject *v = heap_value(tb->store, r, f->kind, tb->name, f->name, i);
+        if (!v || PyList_Append(list, v) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(v);
+    }
+    return list;
+}
+
+PyDoc_STRVAR(column_doc,
+"column(name) -> a numeric, bool, chars or ref field as a read-only numpy view\n"
+"of every slot (refs as uint64: region << 48 | index; index = ref &\n"
+"mmstore.SLOT_MASK); a str or blob field as a list of str/bytes (None where\n"
+"there is none), one per slot.");
+
+static PyObject *table_column(pymms_table *tb, PyObject *name)
+{
+    if (pymms_table_check(tb) < 0)
+        return NULL;
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0)
+        return NULL;
+    PyObject *res = NULL;
+    const mms_schema *sc = pymms_table_schema(tb);
+    const mms_field *f = sc ? pymms_field_named(sc, name, NULL) : NULL;
+    if (!f)
+        goto out;
+    if (pymms_kind_is_heap(f->kind)) {
+        res = heap_column(tb, f, sc->record_size, 0);
+    } else if (view_allowed(tb, 0) == 0) {
+        PyObject *a = records_array(tb, 0);
+        if (a) {
+            res = PyObject_GetItem(a, name);
+            Py_DECREF(a);
+        }
+    }
+out:
+    if (pymms_scope_exit(tb->store, own, res ? 0 : -1) < 0)
+        Py_CLEAR(res);
+    return res;
+}
+
+static Py_ssize_t table_len(pymms_table *tb)
+{
+    if (pymms_table_check(tb) < 0)
+        return -1;
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0)
+        return -1;
+    uint64_t n = mms_table_count(tb->t);
+    if (pymms_scope_exit(tb->store, own, 0) < 0)
+        return -1;
+    return (Py_ssize_t)n;
+}
+
+/* ------------------------------------------------------------------------
+ * to_pandas
+ * ------------------------------------------------------------------------ */
+PyDoc_STRVAR(to_pandas_doc,
+"to_pandas() -> pandas.DataFrame of the live records (a copy), indexed by\n"
+"record index. chars and str become str, blob bytes, refs the target record's\n"
+"index (int64, -1 for none). Needs pandas.");
+
+static PyObject *pandas_columns(pymms_table *tb, const mms_schema *sc, PyObject *mask,
+                                PyObject *arr)
+{
+    PyObject *data = PyDict_New();
+    uint64_t slots = mms_table_slots(tb->t);
+    const char *base = mms_table_array(tb->t);
+    for (uint32_t k = 0; data && k < sc->nfields; k++) {
+        const mms_field *f = &sc->fields[k];
+        PyObject *name = pymms_str_of(f->name), *col = NULL;
+        if (!name) {
+            Py_CLEAR(data);
+            break;
+        }
+        if (pymms_kind_is_heap(f->kind)) {
+            col = heap_column(tb, f, sc->record_size, 1);
+        } else if (f->kind == MMS_KIND_CHARS || f->kind == MMS_KIND_REF) {
+            col = PyList_New(0);
+            for (uint64_t i = 0; col && i < slots; i++) {
+                if (!mms_table_live(tb->t, i))
+                    continue;
+                const char *p = base + i * sc->record_size + f->offset;
+                PyObject *v;
+                if (f->kind == MMS_KIND_CHARS) {
+                    v = PyUnicode_DecodeUTF8(p, (Py_ssize_t)strnlen(p, f->size), "surrogateescape");
+                } else {
+                    uint64_t r;
+                    memcpy(&r, p, 8);
+                    v = PyLong_FromLongLong(r ? (long long)MMS_REF_SLOT(r) : -1);
+                }
+                if (!v || PyList_Append(col, v) < 0)
+                    Py_CLEAR(col);
+                Py_XDECREF(v);
+            }
+            if (col && f->kind == MMS_KIND_REF) {
+                PyObject *a = pymms_np_call("array", "(Os)", col, "i8");
+                Py_SETREF(col, a);
+            }
+        } else {
+            PyObject *view = PyObject_GetItem(arr, name);
+            col = view ? PyObject_GetItem(view, mask) : NULL; /* a copy */
+            Py_XDECREF(view);
+        }
+        if (!col || PyDict_SetItem(data, name, col) < 0)
+            Py_CLEAR(data);
+        Py_XDECREF(col);
+        Py_DECREF(name);
+    }
+    return data;
+}
+
+static PyObject *table_to_pandas(pymms_table *tb, PyObject *unused)
+{
+    (void)unused;
+    if (pymms_table_check(tb) < 0)
+        return NULL;
+    PyObject *pd = PyImport_ImportModule("pandas");
+    if (!pd)
+        return NULL;
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0) {
+        Py_DECREF(pd);
+        return NULL;
+    }
+    PyObject *res = NULL, *mask = NULL, *arr = NULL, *index = NULL, *data = NULL;
+    const mms_schema *sc = pymms_table_schema(tb);
+    if (!sc || !(mask = live_mask(tb)) || !(index = pymms_np_call("flatnonzero", "(O)", mask)))
+        goto out;
+    /* A temporary array, dead before this returns: R4 does not apply. */
+    if (!(arr = records_array(tb, 0)) || !(data = pandas_columns(tb, sc, mask, arr)))
+        goto out;
+    Py_CLEAR(arr);
+    PyObject *names = PyList_New(sc->nfields);
+    for (uint32_t k = 0; names && k < sc->nfields; k++) {
+        PyObject *nm = pymms_str_of(sc->fields[k].name);
+        if (!nm) {
+            Py_CLEAR(names);
+            break;
+        }
+        PyList_SET_ITEM(names, k, nm);
+    }
+    if (names) {
+        PyObject *df = PyObject_GetAttrString(pd, "DataFrame");
+        PyObject *kw = Py_BuildValue("{s:O,s:O}", "index", index, "columns", names);
+        PyObject *args = PyTuple_Pack(1, data);
+        if (df && kw && args)
+            res = PyObject_Call(df, args, kw);
+        Py_XDECREF(df);
+        Py_XDECREF(kw);
+        Py_XDECREF(args);
+        Py_DECREF(names);
+    }
+out:
+    Py_XDECREF(arr);
+    Py_XDECREF(mask);
+    Py_XDECREF(index);
+    Py_XDECREF(data);
+    Py_DECREF(pd);
+    if (pymms_scope_exit(tb->store, own, res ? 0 : -1) < 0)
+        Py_CLEAR(res);
+    return res;
+}
+
+/* ------------------------------------------------------------------------
+ * Attributes
+ * ------------------------------------------------------------------------ */
+static PyObject *table_get_name(pymms_table *tb, void *unused)
+{
+    (void)unused;
+    return Py_NewRef(tb->name);
+}
+
+static PyObject *table_get_store(pymms_table *tb, void *unused)
+{
+    (void)unused;
+    return tb->store ? Py_NewRef((PyObject *)tb->store) : Py_NewRef(Py_None);
+}
+
+/* A schema-derived attribute, read inside a transaction. */
+static PyObject *schema_attr(pymms_table *tb, int which)
+{
+    if (pymms_table_check(tb) < 0)
+        return NULL;
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0)
+        return NULL;
+    PyObject *res = NULL;
+    const mms_schema *sc = pymms_table_schema(tb);
+    if (sc) {
+        switch (which) {
+        case 0:
+            res = pymms_table_dtype_of(tb, sc);
+            Py_XINCREF(res);
+            break;
+        case 1:
+            if (!tb->fields)
+                tb->fields = pymms_make_fields(sc);
+            res = Py_XNewRef(tb->fields);
+            break;
+        case 2: res = PyLong_FromUnsignedLongLong(mms_table_slots(tb->t)); break;
+        default: res = PyLong_FromUnsignedLong(sc->record_size); break;
+        }
+    }
+    if (pymms_scope_exit(tb->store, own, res ? 0 : -1) < 0)
+        Py_CLEAR(res);
+    return res;
+}
+
+static PyObject *table_get_dtype(pymms_table *tb, void *u) { (void)u; return schema_attr(tb, 0); }
+static PyObject *table_get_fields(pymms_table *tb, void *u) { (void)u; return schema_attr(tb, 1); }
+static PyObject *table_get_slots(pymms_table *tb, void *u) { (void)u; return schema_attr(tb, 2); }
+static PyObject *table_get_rs(pymms_table *tb, void *u) { (void)u; return schema_attr(tb, 3); }
+
+static PyObject *table_repr(pymms_table *tb)
+{
+    if (!tb->store || tb->store->closed || !tb->store->s || tb->dead ||
+        (tb->store->busy && tb->store->busy != pymms_me()))
+        return PyUnicode_FromFormat("<mmstore.Table %R>", tb->name);
+    if (tb->store->state != PYMMS_IDLE && tb->store->owner != pymms_me())
+        return PyUnicode_FromFormat("<mmstore.Table %R>", tb->name);
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0)
+        return NULL;
+    const mms_schema *sc = mms_table_schema(tb->t);
+    PyObject *r = PyUnicode_FromFormat("<mmstore.Table %R: %llu records, %llu slots of %u bytes>",
+                                       tb->name, (unsigned long long)mms_table_count(tb->t),
+                                       (unsigned long long)mms_table_slots(tb->t),
+                                       sc ? (unsigned)sc->record_size : 0u);
+    if (pymms_scope_exit(tb->store, own, r ? 0 : -1) < 0)
+        Py_CLEAR(r);
+    return r;
+}
+
+static PyMethodDef table_methods[] = {
+    {"array", (PyCFunction)(void (*)(void))table_array, METH_VARARGS | METH_KEYWORDS, array_doc},
+    {"live", (PyCFunction)table_live, METH_NOARGS, live_doc},
+    {"column", (PyCFunction)table_column, METH_O, column_doc},
+    {"get", (PyCFunction)table_get, METH_O, get_doc},
+    {"str", (PyCFunction)table_str, METH_VARARGS, str_doc},
+    {"ref", (PyCFunction)table_ref, METH_O, ref_doc},
+    {"append", (PyCFunction)pymms_table_append, METH_O, pymms_append_doc},
+    {"extend", (PyCFunction)pymms_table_extend, METH_O, pymms_extend_doc},
+    {"delete", (PyCFunction)pymms_table_delete, METH_O, pymms_delete_doc},
+    {"to_pandas", (PyCFunction)table_to_pandas, METH_NOARGS, to_pandas_doc},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef table_getset[] = {
+    {"name", (getter)table_get_name, NULL, "the table's name", NULL},
+    {"store", (getter)table_get_store, NULL, "the Store it belongs to", NULL},
+    {"dtype", (getter)table_get_dtype, NULL,
+     "numpy structured dtype of a record (explicit offsets, itemsize = record size)", NULL},
+    {"fields", (getter)table_get_fields, NULL, "tuple of Field(name, kind, offset, size, target)",
+     NULL},
+    {"slots", (getter)table_get_slots, NULL, "records including deleted ones (the array's length)",
+     NULL},
+    {"record_size", (getter)table_get_rs, NULL, "bytes per record", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PySequenceMethods table_as_sequence = {.sq_length = (lenfunc)table_len};
+
+PyTypeObject pymms_table_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mmstore.Table",
+    .tp_basicsize = sizeof(pymms_table),
+    .tp_dealloc = (destructor)table_dealloc,
+    .tp_repr = (reprfunc)table_repr,
+    .tp_as_sequence = &table_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A table of a Store (Store.table, Store.create_table). len(t) is the number of "
+              "live records.",
+    .tp_traverse = (traverseproc)table_traverse,
+    .tp_clear = (inquiry)table_clear,
+    .tp_methods = table_methods,
+    .tp_getset = table_getset,
+};
+

@@ -1,0 +1,767 @@
+/*
+ * pymms_write.c -- writing records: Python values to record bytes,
+ * Table.append, Table.delete, and Table.extend (columns in bulk).
+ *
+ * It owns the conversions and their checks. It must never write a record
+ * outside a write transaction, and never leave half-converted input in the
+ * store: extend checks and converts every column before the first record
+ * is appended, and a failure after that (the heap filling up while strings
+ * are stored) dooms the transaction, which then aborts instead of
+ * committing.
+ */
+#include "pymms.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------
+ * Values -> record bytes
+ * ------------------------------------------------------------------------ */
+static int int_bounds(unsigned kind, long long *lo, unsigned long long *hi)
+{
+    switch (kind) {
+    case MMS_KIND_I8: *lo = INT8_MIN, *hi = INT8_MAX; break;
+    case MMS_KIND_I16: *lo = INT16_MIN, *hi = INT16_MAX; break;
+    case MMS_KIND_I32: *lo = INT32_MIN, *hi = INT32_MAX; break;
+    case MMS_KIND_I64: *lo = INT64_MIN, *hi = INT64_MAX; break;
+    case MMS_KIND_U8: *lo = 0, *hi = UINT8_MAX; break;
+    case MMS_KIND_U16: *lo = 0, *hi = UINT16_MAX; break;
+    case MMS_KIND_U32: *lo = 0, *hi = UINT32_MAX; break;
+    case MMS_KIND_U64: *lo = 0, *hi = UINT64_MAX; break;
+    case MMS_KIND_BOOL: *lo = 0, *hi = 1; break;
+    default: return -1;
+    }
+    return 0;
+}
+
+static int put_int(const mms_field *f, PyObject *v, char *dst)
+{
+    if (PyFloat_Check(v) || PyUnicode_Check(v) || PyBytes_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "field %s is %s: a %.100s is not an integer", f->name,
+                     pymms_kind_name(f->kind), Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    PyObject *iv = PyNumber_Index(v);
+    if (!iv)
+        return -1;
+    long long lo;
+    unsigned long long hi, u = 0;
+    int_bounds(f->kind, &lo, &hi);
+    int ovf = 0, bad;
+    long long s = PyLong_AsLongLongAndOverflow(iv, &ovf);
+    if (s == -1 && PyErr_Occurred()) {
+        Py_DECREF(iv);
+        return -1;
+    }
+    if (ovf < 0) {
+        bad = 1;
+    } else if (ovf > 0) { /* past INT64_MAX: a u64 may still hold it */
+        u = PyLong_AsUnsignedLongLong(iv);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            bad = 1;
+        } else {
+            bad = u > hi;
+        }
+    } else {
+        bad = s < lo || (s >= 0 && (unsigned long long)s > hi);
+        u = (unsigned long long)s;
+    }
+    if (bad) {
+        PyErr_Format(PyExc_ValueError, "field %s is %s: %R is out of range", f->name,
+                     pymms_kind_name(f->kind), iv);
+        Py_DECREF(iv);
+        return -1;
+    }
+    Py_DECREF(iv);
+    switch (pymms_kind_size(f->kind)) {
+    case 1: { uint8_t x = (uint8_t)u; memcpy(dst, &x, 1); break; }
+    case 2: { uint16_t x = (uint16_t)u; memcpy(dst, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)u; memcpy(dst, &x, 4); break; }
+    default: memcpy(dst, &u, 8); break;
+    }
+    return 0;
+}
+
+static int is_numpy_bool(PyObject *v)
+{
+    return strcmp(Py_TYPE(v)->tp_name, "numpy.bool_") == 0;
+}
+
+/* A ref field's value: None, (table, index) or a raw ref; checked against
+ * the target table. */
+static int put_ref(pymms_store *st, const mms_field *f, PyObject *v, uint64_t *out)
+{
+    *out = 0;
+    if (v == Py_None)
+        return 0;
+    mms_table *tt = NULL;
+    if (!f->target || !f->target[0] || mms_table_find(st->s, f->target, &tt) != 0) {
+        pymms_raise_msg(MMS_ENOENT, "ref field %s: its target table %s is not there", f->name,
+                        f->target ? f->target : "?");
+        return -1;
+    }
+    uint64_t region = MMS_REF_REGION(mms_table_ref(tt, 0)), slots = mms_table_slots(tt);
+    if (PyTuple_Check(v)) {
+        PyObject *name, *idx;
+        if (!PyArg_ParseTuple(v, "OO;a ref is (table, index), a ref int or None", &name, &idx))
+            return -1;
+        const char *n = pymms_utf8(name, "a ref's table");
+        if (!n)
+            return -1;
+        if (strcmp(n, f->target) != 0) {
+            PyErr_Format(PyExc_ValueError, "ref field %s points into table %s, not %s", f->name,
+                         f->target, n);
+            return -1;
+        }
+        uint64_t i;
+        if (pymms_index_arg(idx, slots, &i) < 0)
+            return -1;
+        *out = mms_table_ref(tt, i);
+        return 0;
+    }
+    if (PyFloat_Check(v) || PyUnicode_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "ref field %s takes (table, index), a ref int or None, "
+                     "not %.100s", f->name, Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    PyObject *iv = PyNumber_Index(v);
+    if (!iv)
+        return -1;
+    unsigned long long r = PyLong_AsUnsignedLongLong(iv);
+    Py_DECREF(iv);
+    if (r == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "ref field %s: %R is not a ref", f->name, v);
+        return -1;
+    }
+    if (r && (MMS_REF_REGION(r) != region || MMS_REF_SLOT(r) >= slots)) {
+        PyErr_Format(PyExc_ValueError, "ref field %s: 0x%llx is not a ref to a record of table "
+                     "%s (use %s.ref(index) or (table, index))", f->name, r, f->target,
+                     f->target);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+/* Bytes of a str (UTF-8) or a bytes-like value, as a new bytes object. */
+/* Bytes-like: bytes, bytearray, memoryview, a numpy array -- not a numpy
+ * scalar, which has a buffer too: a uint64 from a ref or string column would
+ * become 8 bytes of blob by mistake. */
+static int bytes_like(PyObject *v)
+{
+    if (PyBytes_Check(v) || PyByteArray_Check(v) || PyMemoryView_Check(v))
+        return 1;
+    return PyObject_CheckBuffer(v) && pymms_is_ndarray(v) == 1;
+}
+
+static PyObject *value_bytes(const mms_field *f, PyObject *v, int allow_str, int allow_bytes)
+{
+    if (PyUnicode_Check(v) && allow_str)
+        return PyUnicode_AsEncodedString(v, "utf-8", "surrogateescape");
+    if (allow_bytes && bytes_like(v))
+        return PyBytes_FromObject(v);
+    PyErr_Clear(); /* from bytes_like */
+    PyErr_Format(PyExc_TypeError, "field %s is %s: it takes %s, not %.100s", f->name,
+                 pymms_kind_name(f->kind),
+                 allow_str && allow_bytes ? "str or bytes" : allow_str ? "str or None"
+                                                                       : "bytes or None",
+                 Py_TYPE(v)->tp_name);
+    return NULL;
+}
+
+/* One value into a record's bytes. A string is allocated in the heap; its
+ * ref goes to *owned so the caller can free it if the record is not made. */
+static int put_value(pymms_store *st, const mms_field *f, PyObject *v, char *rec, mms_ref *owned)
+{
+    char *dst = rec + f->offset;
+    *owned = 0;
+    switch (f->kind) {
+    case MMS_KIND_BOOL:
+        if (PyBool_Check(v) || is_numpy_bool(v)) {
+            int t = PyObject_IsTrue(v);
+            if (t < 0)
+                return -1;
+            *dst = (char)t;
+            return 0;
+        }
+        return put_int(f, v, dst);
+    case MMS_KIND_F32:
+    case MMS_KIND_F64: {
+        if (PyUnicode_Check(v) || PyBytes_Check(v) || v == Py_None) {
+            PyErr_Format(PyExc_TypeError, "field %s is %s: a %.100s is not a number", f->name,
+                         pymms_kind_name(f->kind), Py_TYPE(v)->tp_name);
+            return -1;
+        }
+        double d = PyFloat_AsDouble(v);
+        if (d == -1.0 && PyErr_Occurred())
+            return -1;
+        if (f->kind == MMS_KIND_F32) {
+            float x = (float)d;
+            memcpy(dst, &x, 4);
+        } else {
+            memcpy(dst, &d, 8);
+        }
+        return 0;
+    }
+    case MMS_KIND_CHARS: {
+        PyObject *b = value_bytes(f, v, 1, 1);
+        if (!b)
+            return -1;
+        if ((size_t)PyBytes_GET_SIZE(b) > f->size) {
+            PyErr_Format(PyExc_ValueError, "field %s holds %u bytes: %R is longer", f->name,
+                         (unsigned)f->size, v);
+            Py_DECREF(b);
+            return -1;
+        }
+        memset(dst, 0, f->size);
+        memcpy(dst, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+        Py_DECREF(b);
+        return 0;
+    }
+    case MMS_KIND_REF: {
+        uint64_t r;
+        if (put_ref(st, f, v, &r) < 0)
+            return -1;
+        memcpy(dst, &r, 8);
+        return 0;
+    }
+    case MMS_KIND_STR:
+    case MMS_KIND_BLOB: {
+        mms_ref r = 0;
+        if (v != Py_None) {
+            PyObject *b = value_bytes(f, v, f->kind == MMS_KIND_STR, f->kind == MMS_KIND_BLOB);
+            if (!b)
+                return -1;
+            int e = mms_str_new(st->s, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b), &r);
+            Py_DECREF(b);
+            if (e) {
+                pymms_raise(e, "string");
+                return -1;
+            }
+        }
+        memcpy(dst, &r, 8);
+        *owned = r;
+        return 0;
+    }
+    default:
+        return put_int(f, v, dst);
+    }
+}
+
+const char pymms_append_doc[] = PyDoc_STR(
+"append(record) -> int: add one record from a dict (field name -> value;\n"
+"missing fields are zero / None) in a write transaction and return its index\n"
+"(a deleted slot is reused). Values: ints, floats, bools; str or bytes for\n"
+"chars (at most size bytes) and str; bytes for blob; (table, index), a ref\n"
+"int or None for ref.");
+
+PyObject *pymms_table_append(pymms_table *tb, PyObject *rec)
+{
+    if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "append") < 0)
+        return NULL;
+    if (!PyDict_Check(rec)) {
+        PyErr_Format(PyExc_TypeError, "append takes a dict, not %.100s", Py_TYPE(rec)->tp_name);
+        return NULL;
+    }
+    pymms_store *st = tb->store;
+    const mms_schema *sc = pymms_table_schema(tb);
+    if (!sc)
+        return NULL;
+    char *buf = calloc(1, sc->record_size);
+    mms_ref *owned = calloc(sc->nfields, sizeof *owned);
+    PyObject *res = NULL;
+    if (!buf || !owned) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(rec, &pos, &key, &value)) {
+        uint32_t k;
+        const mms_field *f = pymms_field_named(sc, key, &k);
+        if (!f || put_value(st, f, value, buf, &owned[k]) < 0)
+            goto out;
+    }
+    uint64_t before = mms_table_slots(tb->t), idx;
+    int r = mms_table_append(tb->t, buf, &idx);
+    if (r) {
+        pymms_raise(r, "append");
+        goto out;
+    }
+    if (idx >= before)
+        tb->appended = st->serial;
+    memset(owned, 0, sc->nfields * sizeof *owned); /* the record owns them now */
+    res = PyLong_FromUnsignedLongLong(idx);
+out:
+    if (owned)
+        for (uint32_t k = 0; k < sc->nfields; k++)
+            if (owned[k])
+                mms_free(st->s, owned[k]);
+    free(owned);
+    free(buf);
+    return res;
+}
+
+const char pymms_delete_doc[] = PyDoc_STR(
+"delete(i): delete record i in a write transaction (its strings are freed, its\n"
+"bytes zeroed, its slot reused by a later append). IndexError if i is out of\n"
+"range or already deleted.");
+
+PyObject *pymms_table_delete(pymms_table *tb, PyObject *arg)
+{
+    if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "delete") < 0)
+        return NULL;
+    uint64_t i;
+    if (pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0)
+        return NULL;
+    if (!mms_table_live(tb->t, i)) {
+        PyErr_Format(PyExc_IndexError, "table %U: record %llu is already deleted", tb->name,
+                     (unsigned long long)i);
+        return NULL;
+    }
+    int r = mms_table_delete(tb->t, i);
+    if (r)
+        return pymms_raise(r, "delete");
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------
+ * extend: columns in bulk
+ * ------------------------------------------------------------------------ */
+struct column {
+    const mms_field *f;
+    PyObject *src;     /* fixed-size kinds: a contiguous array/bytes of n items */
+    Py_buffer buf;
+    int have_buf;
+    PyObject *items;   /* str/blob: a list of bytes or None */
+};
+
+static int take_buffer(struct column *c, PyObject *src, Py_ssize_t n, size_t size)
+{
+    c->src = src;
+    if (PyObject_GetBuffer(src, &c->buf, PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    c->have_buf = 1;
+    if ((size_t)c->buf.len != (size_t)n * size) {
+        PyErr_Format(PyExc_ValueError, "column %s: %zd bytes for %zd values of %zu", c->f->name,
+                     c->buf.len, n, size);
+        return -1;
+    }
+    return 0;
+}
+
+/* A numeric or bool column: numpy converts, after checking that nothing is
+ * lost beyond what a same-kind cast loses (a float into an int field is a
+ * TypeError, an out-of-range int a ValueError). */
+static int prep_number(struct column *c, PyObject *col, Py_ssize_t n)
+{
+    const mms_field *f = c->f;
+    char fmt[32];
+    pymms_kind_format(f, fmt, sizeof fmt);
+    PyObject *a = pymms_np_call("asarray", "(O)", col);
+    if (!a)
+        return -1;
+    char k = pymms_dtype_kind(a);
+    int ok = k == 'b' || k == 'i' || k == 'u' ||
+             (k == 'f' && (f->kind == MMS_KIND_F32 || f->kind == MMS_KIND_F64));
+    if (!k || !ok) {
+        if (k)
+            PyErr_Format(PyExc_TypeError, "column %s is %s: it cannot take values of dtype "
+                         "kind '%c'", f->name, pymms_kind_name(f->kind), k);
+        Py_DECREF(a);
+        return -1;
+    }
+    if (pymms_int_attr(a, "ndim") != 1 || pymms_int_attr(a, "size") != n) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "column %s: not a 1-d sequence of %zd values",
+                         f->name, n);
+        Py_DECREF(a);
+        return -1;
+    }
+    if ((pymms_kind_is_int(f->kind) || f->kind == MMS_KIND_BOOL) && k != 'b' && n > 0) {
+        /* Bounds when the cast is not safe: the array's min and max. */
+        PyObject *adt = PyObject_GetAttrString(a, "dtype");
+        PyObject *safe = adt ? pymms_np_call("can_cast", "(Oss)", adt, fmt, "safe") : NULL;
+        Py_XDECREF(adt);
+        int is_safe = safe ? PyObject_IsTrue(safe) : -1;
+        Py_XDECREF(safe);
+        if (is_safe < 0) {
+            Py_DECREF(a);
+            return -1;
+        }
+        if (!is_safe) {
+            long long lo;
+            unsigned long long hi;
+            int_bounds(f->kind, &lo, &hi);
+            PyObject *mn = PyObject_CallMethod(a, "min", NULL);
+            PyObject *mx = PyObject_CallMethod(a, "max", NULL);
+            PyObject *mni = mn ? PyNumber_Index(mn) : NULL, *mxi = mx ? PyNumber_Index(mx) : NULL;
+            PyObject *blo = PyLong_FromLongLong(lo), *bhi = PyLong_FromUnsignedLongLong(hi);
+            int bad = -1;
+            if (mni && mxi && blo && bhi) {
+                int a1 = PyObject_RichCompareBool(mni, blo, Py_LT);
+                int a2 = PyObject_RichCompareBool(mxi, bhi, Py_GT);
+                bad = a1 < 0 || a2 < 0 ? -1 : a1 || a2;
+            }
+            if (bad == 1)
+                PyErr_Format(PyExc_ValueError, "column %s is %s: values %R..%R do not fit",
+                             f->name, pymms_kind_name(f->kind), mni, mxi);
+            Py_XDECREF(mn);
+            Py_XDECREF(mx);
+            Py_XDECREF(mni);
+            Py_XDECREF(mxi);
+            Py_XDECREF(blo);
+            Py_XDECREF(bhi);
+            if (bad) {
+                Py_DECREF(a);
+                return -1;
+            }
+        }
+    }
+    PyObject *cont = pymms_np_call("ascontiguousarray", "(Os)", a, fmt);
+    Py_DECREF(a);
+    if (!cont)
+        return -1;
+    return take_buffer(c, cont, n, f->size);
+}
+
+/* A fixed-size column built item by item (chars from str/bytes, refs from
+ * tuples), into a bytes object of n * size. */
+static int prep_items(pymms_store *st, struct column *c, PyObject *col, Py_ssize_t n)
+{
+    const mms_field *f = c->f;
+    PyObject *seq = PySequence_Fast(col, "a column must be a sequence");
+    if (!seq)
+        return -1;
+    if (PySequence_Fast_GET_SIZE(seq) != n) {
+        PyErr_Format(PyExc_ValueError, "column %s has %zd values, not %zd", f->name,
+                     PySequence_Fast_GET_SIZE(seq), n);
+        Py_DECREF(seq);
+        return -1;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)f->size);
+    if (!out) {
+        Py_DECREF(seq);
+        return -1;
+    }
+    char *p = PyBytes_AS_STRING(out);
+    memset(p, 0, (size_t)n * f->size);
+    /* put_value writes at rec + offset: pretend each item is a record
+     * whose field is at 0. */
+    mms_field at0 = *f;
+    at0.offset = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        mms_ref owned;
+        if (put_value(st, &at0, PySequence_Fast_GET_ITEM(seq, i), p + i * f->size, &owned) < 0) {
+            Py_DECREF(seq);
+            Py_DECREF(out);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    return take_buffer(c, out, n, f->size);
+}
+
+/* chars from a numpy bytes array: values longer than the field refused. */
+static int prep_chars_array(struct column *c, PyObject *a, Py_ssize_t n)
+{
+    const mms_field *f = c->f;
+    Py_ssize_t isz = pymms_int_attr(a, "itemsize");
+    if (isz < 0)
+        return -1;
+    PyObject *cont = pymms_np_call("ascontiguousarray", "(O)", a);
+    if (!cont)
+        return -1;
+    if ((size_t)isz > f->size) {
+        Py_buffer b;
+        if (PyObject_GetBuffer(cont, &b, PyBUF_C_CONTIGUOUS) < 0) {
+            Py_DECREF(cont);
+            return -1;
+        }
+        const char *p = b.buf;
+        for (Py_ssize_t i = 0; i < n; i++)
+            for (Py_ssize_t j = (Py_ssize_t)f->size; j < isz; j++)
+                if (p[i * isz + j]) {
+                    PyBuffer_Release(&b);
+                    Py_DECREF(cont);
+                    PyErr_Format(PyExc_ValueError, "column %s holds %u bytes: value %zd is "
+                                 "longer", f->name, (unsigned)f->size, i);
+                    return -1;
+                }
+        PyBuffer_Release(&b);
+    }
+    char fmt[32];
+    pymms_kind_format(f, fmt, sizeof fmt);
+    PyObject *fit = PyObject_CallMethod(cont, "astype", "s", fmt);
+    Py_DECREF(cont);
+    if (!fit)
+        return -1;
+    return take_buffer(c, fit, n, f->size);
+}
+
+/* Raw refs from a numpy integer array, each checked against the target. */
+static int prep_ref_array(pymms_store *st, struct column *c, PyObject *a, Py_ssize_t n)
+{
+    const mms_field *f = c->f;
+    mms_table *tt = NULL;
+    if (!f->target || mms_table_find(st->s, f->target, &tt) != 0) {
+        pymms_raise_msg(MMS_ENOENT, "ref field %s: its target table is not there", f->name);
+        return -1;
+    }
+    uint64_t region = MMS_REF_REGION(mms_table_ref(tt, 0)), slots = mms_table_slots(tt);
+    PyObject *cont = pymms_np_call("ascontiguousarray", "(Os)", a, "u8");
+    if (!cont || take_buffer(c, cont, n, 8) < 0)
+        return -1;
+    const uint64_t *r = c->buf.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (r[i] && (MMS_REF_REGION(r[i]) != region || MMS_REF_SLOT(r[i]) >= slots)) {
+            PyErr_Format(PyExc_ValueError, "column %s: value %zd (0x%llx) is not a ref to a "
+                         "record of table %s", f->name, i, (unsigned long long)r[i], f->target);
+            return -1;
+        }
+    return 0;
+}
+
+static int prep_heap(struct column *c, PyObject *col, Py_ssize_t n)
+{
+    const mms_field *f = c->f;
+    PyObject *seq = PySequence_Fast(col, "a column must be a sequence");
+    if (!seq)
+        return -1;
+    if (PySequence_Fast_GET_SIZE(seq) != n) {
+        PyErr_Format(PyExc_ValueError, "column %s has %zd values, not %zd", f->name,
+                     PySequence_Fast_GET_SIZE(seq), n);
+        Py_DECREF(seq);
+        return -1;
+    }
+    c->items = PyList_New(n);
+    for (Py_ssize_t i = 0; c->items && i < n; i++) {
+        PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *b = v == Py_None ? Py_NewRef(Py_None)
+                                   : value_bytes(f, v, f->kind == MMS_KIND_STR,
+                                                 f->kind == MMS_KIND_BLOB);
+        if (!b) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        PyList_SET_ITEM(c->items, i, b);
+    }
+    Py_DECREF(seq);
+    return c->items ? 0 : -1;
+}
+
+static int prep_column(pymms_store *st, struct column *c, PyObject *col, Py_ssize_t n)
+{
+    unsigned k = c->f->kind;
+    if (pymms_kind_is_heap(k))
+        return prep_heap(c, col, n);
+    int nd = pymms_is_ndarray(col);
+    if (nd < 0)
+        return -1;
+    if (k == MMS_KIND_CHARS) {
+        if (nd && pymms_dtype_kind(col) == 'S')
+            return pymms_int_attr(col, "ndim") == 1 ? prep_chars_array(c, col, n)
+                                              : (PyErr_Format(PyExc_ValueError,
+                                                              "column %s: not 1-d", c->f->name),
+                                                 -1);
+        return prep_items(st, c, col, n);
+    }
+    if (k == MMS_KIND_REF) {
+        if (nd) {
+            char dk = pymms_dtype_kind(col);
+            if (dk != 'i' && dk != 'u') {
+                PyErr_Format(PyExc_TypeError, "ref column %s: an array of refs must be of "
+                             "integers (region << 48 | index)", c->f->name);
+                return -1;
+            }
+            if (pymms_int_attr(col, "ndim") != 1 || pymms_int_attr(col, "size") != n) {
+                if (!PyErr_Occurred())
+                    PyErr_Format(PyExc_ValueError, "column %s: not %zd values", c->f->name, n);
+                return -1;
+            }
+            return prep_ref_array(st, c, col, n);
+        }
+        return prep_items(st, c, col, n);
+    }
+    return prep_number(c, col, n);
+}
+
+static void column_free(struct column *c)
+{
+    if (c->have_buf)
+        PyBuffer_Release(&c->buf);
+    Py_XDECREF(c->src);
+    Py_XDECREF(c->items);
+}
+
+/* Copy n items of size bytes into records of rs bytes. */
+static void scatter(char *dst, size_t rs, const char *src, size_t size, uint64_t n)
+{
+    if (rs == size) {
+        memcpy(dst, src, n * size);
+        return;
+    }
+    switch (size) {
+    case 1: for (uint64_t i = 0; i < n; i++) dst[i * rs] = src[i]; break;
+    case 2: for (uint64_t i = 0; i < n; i++) memcpy(dst + i * rs, src + i * 2, 2); break;
+    case 4: for (uint64_t i = 0; i < n; i++) memcpy(dst + i * rs, src + i * 4, 4); break;
+    case 8: for (uint64_t i = 0; i < n; i++) memcpy(dst + i * rs, src + i * 8, 8); break;
+    default: for (uint64_t i = 0; i < n; i++) memcpy(dst + i * rs, src + i * size, size); break;
+    }
+}
+
+struct fill {
+    struct column *cols;
+    uint32_t ncols;
+    char *where;
+    uint32_t rs;
+    uint64_t n;
+};
+
+static void fill_fixed(struct fill *fl)
+{
+    for (uint32_t k = 0; k < fl->ncols; k++) {
+        struct column *c = &fl->cols[k];
+        if (c->have_buf)
+            scatter(fl->where + c->f->offset, fl->rs, c->buf.buf, c->f->size, fl->n);
+    }
+}
+
+/* The columns of a structured array, as a dict name -> field view. */
+static PyObject *struct_columns(PyObject *arr, PyObject *names)
+{
+    PyObject *d = PyDict_New();
+    PyObject *seq = d ? PySequence_Fast(names, "dtype.names") : NULL;
+    for (Py_ssize_t i = 0; seq && i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *nm = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *col = PyObject_GetItem(arr, nm);
+        if (!col || PyDict_SetItem(d, nm, col) < 0) {
+            Py_XDECREF(col);
+            Py_CLEAR(d);
+            break;
+        }
+        Py_DECREF(col);
+    }
+    Py_XDECREF(seq);
+    if (!seq)
+        Py_CLEAR(d);
+    return d;
+}
+
+const char pymms_extend_doc[] = PyDoc_STR(
+"extend(columns) -> int: append len(column) records in a write transaction and\n"
+"return the index of the first. columns: a dict field name -> numpy array or\n"
+"sequence (all of one length; missing fields are zero), or a numpy structured\n"
+"array (fields by name). Numbers go through numpy with checks (a float into an\n"
+"int field is a TypeError, an int out of range a ValueError); chars take bytes\n"
+"or str; str/blob take str/bytes/None; ref takes (table, index), None, or an\n"
+"integer array of refs (table.ref(i), or another ref column). Everything is\n"
+"checked before the first record is appended; the records are appended in one\n"
+"block of fresh space and filled by strided copies with the GIL released. If\n"
+"the heap fills up while strings are stored, the transaction is doomed: it\n"
+"aborts at the end of the with block.");
+
+PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns)
+{
+    if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "extend") < 0)
+        return NULL;
+    pymms_store *st = tb->store;
+    const mms_schema *sc = pymms_table_schema(tb);
+    if (!sc)
+        return NULL;
+    PyObject *dict = NULL, *res = NULL;
+    struct column *cols = calloc(sc->nfields, sizeof *cols);
+    uint32_t ncols = 0;
+    if (!cols)
+        return PyErr_NoMemory();
+    if (PyDict_Check(columns)) {
+        dict = Py_NewRef(columns);
+    } else {
+        PyObject *dt = PyObject_GetAttrString(columns, "dtype");
+        PyObject *names = dt ? PyObject_GetAttrString(dt, "names") : NULL;
+        Py_XDECREF(dt);
+        if (!names || names == Py_None) {
+            PyErr_Clear();
+            Py_XDECREF(names);
+            PyErr_Format(PyExc_TypeError, "extend takes a dict of columns or a numpy structured "
+                         "array, not %.100s", Py_TYPE(columns)->tp_name);
+            goto out;
+        }
+        dict = struct_columns(columns, names);
+        Py_DECREF(names);
+        if (!dict)
+            goto out;
+    }
+    /* Check and convert everything before appending anything. */
+    Py_ssize_t n = -1;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(dict, &pos, &key, &value)) {
+        const mms_field *f = pymms_field_named(sc, key, NULL);
+        if (!f)
+            goto out;
+        Py_ssize_t len = PyObject_Length(value);
+        if (len < 0) {
+            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "column %s: a %.100s has no length", f->name,
+                             Py_TYPE(value)->tp_name);
+            }
+            goto out;
+        }
+        if (n >= 0 && len != n) {
+            PyErr_Format(PyExc_ValueError, "columns differ in length: %s has %zd values, "
+                         "another %zd", f->name, len, n);
+            goto out;
+        }
+        n = len;
+        cols[ncols].f = f;
+        if (prep_column(st, &cols[ncols++], value, n) < 0)
+            goto out;
+    }
+    uint64_t first = mms_table_slots(tb->t);
+    if (n <= 0) {
+        res = PyLong_FromUnsignedLongLong(first);
+        goto out;
+    }
+    void *where = NULL;
+    int r;
+    PYMMS_BLOCKING(st, r = mms_table_append_many(tb->t, (uint64_t)n, &first, &where));
+    if (r) {
+        pymms_raise(r, "extend");
+        goto out;
+    }
+    tb->appended = st->serial;
+    struct fill fl = {cols, ncols, where, sc->record_size, (uint64_t)n};
+    PYMMS_BLOCKING(st, fill_fixed(&fl));
+    for (uint32_t k = 0; k < ncols; k++) {
+        struct column *c = &cols[k];
+        if (!c->items)
+            continue;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *b = PyList_GET_ITEM(c->items, i);
+            if (b == Py_None)
+                continue;
+            mms_ref ref;
+            r = mms_str_new(st->s, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b), &ref);
+            if (r) {
+                /* Records are appended, some strings missing: never commit. */
+                st->doomed = 1;
+                pymms_raise(r, "extend: storing a string (the transaction will abort)");
+                goto out;
+            }
+            memcpy((char *)where + (size_t)i * sc->record_size + c->f->offset, &ref, 8);
+        }
+    }
+    res = PyLong_FromUnsignedLongLong(first);
+out:
+    for (uint32_t k = 0; k < ncols; k++)
+        column_free(&cols[k]);
+    free(cols);
+    Py_XDECREF(dict);
+    return res;
+}
+

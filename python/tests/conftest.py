@@ -1,0 +1,48 @@
+"""Fixtures of the mmstore pytest suite: a fresh store path per test, the
+mms tool, and a runner for Python code in another process (the subprocess
+tests: a second process reading while this one writes, crashes that must
+stay in the child)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+
+@pytest.fixture
+def path(tmp_path):
+    """A path for a new store (not created yet)."""
+    return str(tmp_path / "s.mms")
+
+
+@pytest.fixture
+def mms_tool():
+    """The mms command-line tool (ctest sets MMS_TOOL)."""
+    tool = os.environ.get("MMS_TOOL")
+    if not tool or not os.access(tool, os.X_OK):
+        pytest.skip("MMS_TOOL does not name the mms tool")
+    return tool
+
+
+def child_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
+
+
+def run_py(code, *args, timeout=60, check=True):
+    """Run code in a new interpreter; return its stdout. With check, a
+    non-zero exit (a crash is a negative one) fails the test."""
+    p = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+                       capture_output=True, text=True, timeout=timeout, env=child_env())
+    if check:
+        assert p.returncode == 0, f"child exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def popen_py(code, *args):
+    """Start code in a new interpreter, stdout piped, line-buffered."""
+    return subprocess.Popen([sys.executable, "-u", "-c", textwrap.dedent(code), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env())

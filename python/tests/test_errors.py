@@ -1,0 +1,256 @@
+"""Errors: the exception classes come from the C error table (checked
+against include/mmstore.h), carry code, name and detail, and system errors
+are OSError subclasses. No input crashes the interpreter: a fuzz run in a
+child process calls everything with wrong types, huge and negative
+indices, on closed stores and from the wrong thread."""
+import os
+import re
+import threading
+
+import numpy as np
+import pytest
+
+import mmstore
+from conftest import run_py
+
+HEADER = os.path.join(os.path.dirname(__file__), "..", "..", "include", "mmstore.h")
+
+
+def c_error_table():
+    """(name, code, message) of every X(...) line of MMS_ERRORS."""
+    text = open(HEADER).read()
+    return re.findall(r'X\((MMS_E\w+), (-\d+), "([^"]*)"\)', text)
+
+
+def test_one_class_per_c_code():
+    table = c_error_table()
+    assert len(table) >= 19
+    classes = {c.code: c for c in vars(mmstore).values()
+               if isinstance(c, type) and issubclass(c, mmstore.Error) and c is not mmstore.Error}
+    assert sorted(classes) == sorted(int(code) for _, code, _ in table)
+    for name, code, msg in table:
+        cls = classes[int(code)]
+        assert cls.name == name and cls.__doc__ == msg
+        assert getattr(mmstore, name) == int(code)   # the code, as a constant
+        assert cls.__name__ == name[5:].capitalize() + "Error"
+        assert issubclass(cls, mmstore.Error) and issubclass(cls, Exception)
+    assert issubclass(mmstore.InvalError, ValueError)
+    assert issubclass(mmstore.NoentError, KeyError)
+    assert issubclass(mmstore.RangeError, IndexError)
+    assert mmstore.Error.code is None
+
+
+def test_errors_carry_code_name_detail(path, tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        mmstore.open(path)
+    assert e.value.errno == 2 and e.value.code == -2 and isinstance(e.value.detail, str)
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(NotADirectoryError):
+        mmstore.open(str(afile))
+    empty = tmp_path / "empty.mms"
+    empty.mkdir()
+    with pytest.raises(mmstore.NotstoreError) as e:
+        mmstore.open(str(empty))
+    assert e.value.code == mmstore.MMS_ENOTSTORE and e.value.name == "MMS_ENOTSTORE"
+    assert "not an mmstore store" in str(e.value)
+    s = mmstore.open(path, create=True)
+    s.close()
+    with open(os.path.join(path, "region-0-0"), "r+b") as f:
+        f.write(b"XXXXXXXX")
+    with pytest.raises(mmstore.NotstoreError) as e:
+        mmstore.open(path)
+    assert "magic" in e.value.detail and e.value.detail in str(e.value)
+    with open(os.path.join(path, "region-0-0"), "r+b") as f:
+        f.seek(64)
+        f.write(b"XXXXXXXX")
+    with pytest.raises(mmstore.Error):
+        mmstore.open(path)
+
+
+def test_transaction_misuse(path):
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i32")])
+        with pytest.raises(mmstore.TxnError):
+            with s.write():
+                pass
+        with pytest.raises(mmstore.TxnError):
+            with s.read():
+                pass
+        with pytest.raises(mmstore.TxnError):
+            s.verify()
+        with pytest.raises(mmstore.TxnError):
+            s.checkpoint()
+    with s.read():
+        with pytest.raises(mmstore.TxnError):
+            with s.read():
+                pass
+        with pytest.raises(mmstore.NotxnError):
+            t.append({"x": 1})
+        with pytest.raises(mmstore.NotxnError):
+            t.delete(0)
+    with pytest.raises(mmstore.NotxnError):
+        t.extend({"x": [1]})
+    txn = s.read()
+    with txn:
+        with pytest.raises(RuntimeError):
+            txn.__enter__()
+    # close() inside a with block ends the transaction; the exit is quiet.
+    with s.write():
+        t.append({"x": 1})
+        s.close()
+    with mmstore.open(path) as s2:
+        assert len(s2.table("t")) == 0
+    # A second handle of the same store in this process may write too.
+    s = mmstore.open(path)
+    other = mmstore.open(path)
+    with s.write():
+        with pytest.raises(mmstore.BusyError):
+            with other.write(nowait=True):
+                pass
+    with other.write():
+        other.table("t").append({"x": 5})
+    assert s.table("t").get(0) == {"x": 5}
+    # Committing while this thread reads through another handle would wait
+    # for itself: refused, and the transaction is aborted.
+    with s.read():
+        with pytest.raises(mmstore.TxnError):
+            with other.write():
+                other.table("t").append({"x": 6})
+        with pytest.raises(mmstore.TxnError):
+            other.wait(0, timeout=0.01)
+    assert len(other.table("t")) == 1
+    s.close()
+    other.close()
+
+
+FUZZ = r"""
+import gc, sys, threading, numpy as np, mmstore
+path = sys.argv[1]
+s = mmstore.open(path, create=True)
+with s.write():
+    c = s.create_table("c", [("n", "str")])
+    c.append({"n": "x"})
+    t = s.create_table("t", [("i", "i32"), ("f", "f64"), ("b", "bool"), ("ch", "chars", 4),
+                             ("s", "str"), ("bl", "blob"), ("r", "ref", "c"), ("u", "u64")])
+    t.extend({"i": np.arange(10, dtype=np.int32)})
+weird = [None, True, -1, -11, 10, 2**31, 2**63, 2**64, 2**100, -2**100, 1.5, float("nan"),
+         float("inf"), "", "i", "nope", "\0", "\udcff", b"", b"\xff" * 100, bytearray(b"x"),
+         [], [1, 2], (), ("c", 0), ("c", -5), ("c", 2**70), ("t", 0), {}, {"i": 1}, object(),
+         np.int64(-1), np.uint64(2**64 - 1), np.float32(1), np.bool_(True), np.arange(3),
+         np.zeros((2, 2)), np.array(["a"]), np.array([b"abcdefgh"]), np.zeros(0),
+         np.zeros(3, dtype=[("i", "<i8")]), np.zeros(2, dtype=t.dtype), memoryview(b"ab"),
+         mmstore, s, t, lambda: 0]
+calls = 0
+def hit(f, *a):
+    global calls
+    calls += 1
+    try:
+        f(*a)
+    except (Exception, SystemError) as e:
+        assert not isinstance(e, SystemError), (f, a, e)
+def everything(store, table):
+    for w in weird:
+        hit(mmstore.open, w)
+        hit(store.table, w); hit(store.wait, w, 0); hit(store.string, w)
+        hit(store.create_table, "z", w); hit(store.create_table, w, [("a", "i8")])
+        hit(store.create_table, "z", [("a", w)]); hit(store.create_table, "z", [(w, "i8")])
+        hit(store.create_table, "z", [("a", "chars", w)]); hit(store.create_table, "z", [("a", "ref", w)])
+        for m in ("get", "delete", "ref", "column", "append", "extend"):
+            hit(getattr(table, m), w)
+        hit(table.str, w, "s"); hit(table.str, 0, w); hit(table.array, w)
+        for f in ("i", "f", "b", "ch", "s", "bl", "r", "u"):
+            hit(table.append, {f: w}); hit(table.extend, {f: [w]}); hit(table.extend, {f: w})
+        hit(store.import_csv, w, "t"); hit(store.import_csv, "/nonexistent", w)
+    for a in ("dtype", "fields", "slots", "record_size", "name"):
+        hit(getattr, table, a)
+    hit(len, table); hit(repr, table); hit(repr, store); hit(store.info); hit(store.tables)
+    hit(table.live); hit(table.to_pandas); hit(store.verify)
+everything(s, t)                       # outside a transaction
+with s.read():
+    everything(s, t)
+try:
+    with s.write():
+        everything(s, t)
+        raise KeyError("abort")
+except KeyError:
+    pass
+# From another thread while this one is inside a transaction.
+with s.write():
+    th = threading.Thread(target=everything, args=(s, t)); th.start(); th.join()
+s.verify()
+s.close()
+everything(s, t)                       # closed
+gc.collect()
+print("calls", calls)
+"""
+
+
+def test_fuzz_does_not_crash(path):
+    out = run_py(FUZZ, path, timeout=120).stdout
+    assert int(out.split()[-1]) > 10000
+
+
+def test_wrong_thread(path):
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i32")])
+        t.append({"x": 1})
+    seen = []
+
+    def other():
+        for f in (s.tables, lambda: t.get(0), lambda: len(t), s.info, lambda: t.array(),
+                  lambda: s.write().__enter__(), s.close):
+            try:
+                f()
+                seen.append(None)
+            except mmstore.BusyError as e:
+                seen.append(e.code)
+
+    with s.write():
+        th = threading.Thread(target=other)
+        th.start()
+        th.join()
+    assert seen == [mmstore.MMS_EBUSY] * 7
+    # Outside a transaction any thread may use it (one at a time).
+    seen.clear()
+    th = threading.Thread(target=lambda: seen.append(t.get(0)))
+    th.start()
+    th.join()
+    assert seen == [{"x": 1}]
+    s.close()
+
+
+def test_names_with_nul_are_refused(path):
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("a", [("x", "i32")])
+        t.append({"x": 1})
+    with pytest.raises(ValueError):
+        s.table("a\0junk")                 # C would read "a"
+    with pytest.raises(ValueError):
+        t.get(0) and t.str(0, "x\0")
+    with pytest.raises(ValueError):
+        t.column("x\0y")
+    s.close()
+
+
+def test_fork_child_gets_an_error(path):
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.create_table("a", [("x", "i32")]).append({"x": 1})
+    pid = os.fork()
+    if pid == 0:  # the child: the handle is not usable here
+        code = 1
+        try:
+            s.tables()
+        except mmstore.ForkError:
+            code = 0
+        except BaseException:
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert s.table("a").get(0) == {"x": 1}
+    s.close()

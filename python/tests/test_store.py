@@ -1,0 +1,392 @@
+"""The calls of the binding, each with what it returns: open, close, info,
+tables, verify, checkpoint, create_table in its three spellings, dtype and
+fields, len/slots, array, live, column, get, str, ref, append, extend,
+delete, to_pandas, import_csv."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+import mmstore
+
+
+def make_people(s):
+    """Two tables, one with a ref into the other, every kind once."""
+    with s.write():
+        city = s.create_table("city", [("name", "str"), ("code", "chars", 3)])
+        city.extend({"name": ["Oslo", "Lima", "Pune"], "code": [b"OSL", "LIM", "PNQ"]})
+        person = s.create_table("person", [
+            ("id", "i64"), ("age", "u8"), ("score", "f64"), ("ok", "bool"),
+            ("tag", "chars", 8), ("name", "str"), ("photo", "blob"), ("city", "ref", "city"),
+            ("small", "i8"), ("w", "i16"), ("h", "i32"), ("u", "u16"), ("v", "u32"),
+            ("big", "u64"), ("f", "f32")])
+        person.append({"id": 1, "age": 30, "score": 1.5, "ok": True, "tag": "alpha",
+                       "name": "Ann", "photo": b"\x00\x01\xff", "city": ("city", 1),
+                       "small": -128, "w": -300, "h": 70000, "u": 65535, "v": 2**32 - 1,
+                       "big": 2**64 - 1, "f": 0.25})
+        person.append({"id": 2, "name": "Bo", "city": city.ref(2)})
+        person.append({"id": 3})
+    return city, person
+
+
+def test_open_create_close(path):
+    with pytest.raises(FileNotFoundError) as e:
+        mmstore.open(path)
+    assert e.value.code == -2
+    s = mmstore.open(path, create=True)
+    assert not s.closed and not s.readonly
+    assert s.path == os.path.abspath(path)
+    assert s.txn == 0
+    assert s.tables() == []
+    assert repr(s).startswith("<mmstore.Store")
+    s.close()
+    assert s.closed
+    s.close()  # twice: nothing
+    with mmstore.open(path) as s2:
+        assert s2.info()["format_version"] == mmstore.FORMAT_VERSION
+    assert s2.closed
+    with pytest.raises(ValueError):
+        mmstore.open(path, create=True, readonly=True)
+
+
+def test_info_and_maintenance(path):
+    s = mmstore.open(path, create=True, nosync=True)
+    make_people(s)
+    info = s.info()
+    assert info["txn_id"] == s.txn == 1
+    assert info["handles"] >= 1 and info["writer_pid"] == 0
+    assert info["guard"] is False, "write handles are opened with MMS_NOGUARD"
+    assert info["last_commit"]["total_ns"] > 0
+    assert len(info["region_size"]) == info["nregions"] == 3
+    assert s.verify() is None
+    assert s.checkpoint() is None
+    assert s.info()["journal_bytes"] == 0
+    s.close()
+
+
+def test_create_table_spellings(path):
+    s = mmstore.open(path, create=True)
+    with s.write():
+        a = s.create_table("a", [("x", "u8"), ("y", "f64"), ("z", "u16"), ("c", "chars", 3)])
+        b = s.create_table("b", "x:u8, y:f64, z:u16, c:chars:3, r:ref:a")
+        dt = np.dtype({"names": ["p", "q"], "formats": ["<i4", "S5"], "offsets": [8, 0],
+                       "itemsize": 16})
+        c = s.create_table("c", dt)
+        d = s.create_table("d", [("n", np.int64), ("m", np.dtype("float32"))])
+    # A C struct layout: each field aligned to its size.
+    assert [(f.name, f.offset, f.size) for f in a.fields] == [
+        ("x", 0, 1), ("y", 8, 8), ("z", 16, 2), ("c", 18, 3)]
+    assert a.record_size == 24
+    assert [f.kind for f in b.fields] == ["u8", "f64", "u16", "chars", "ref"]
+    assert b.fields[4].target == "a" and b.fields[0].target is None
+    assert c.record_size == 16 and c.dtype == dt
+    assert [f.kind for f in d.fields] == ["i64", "f32"]
+    assert a.dtype.itemsize == 24 and a.dtype.fields["y"][1] == 8
+    assert s.tables() == ["a", "b", "c", "d"]
+    # The same layout again opens the table; the object is the same.
+    with s.write():
+        assert s.create_table("a", [("x", "u8"), ("y", "f64"), ("z", "u16"),
+                                    ("c", "chars", 3)]) is a
+    assert s.table("a") is a
+    with pytest.raises(KeyError):
+        s.table("nope")
+    s.close()
+
+
+def test_create_table_bad_specs(path):
+    s = mmstore.open(path, create=True)
+    bad = [
+        ([], ValueError), ([("x",)], ValueError), ([("x", "i128")], ValueError),
+        ([("x", "chars")], ValueError), ([("x", "ref")], ValueError),
+        ([("x", "chars", 0)], ValueError), ([("x", "i32", 4)], ValueError),
+        ([("x", "i32"), ("x", "i32")], mmstore.InvalError), ([(1, "i32")], TypeError),
+        ("x", ValueError), ([("x", "ref", "missing")], mmstore.Error),
+        ([("x", np.complex128)], TypeError), ([("x", np.dtype(">i4"))], TypeError),
+        (np.dtype("i4"), TypeError), (42, TypeError), ([("a\0b", "i32")], ValueError),
+        ([("x" * 48, "i32")], mmstore.InvalError),
+    ]
+    with s.write():
+        for spec, exc in bad:
+            with pytest.raises(exc):
+                s.create_table("t", spec)
+        with pytest.raises(mmstore.InvalError):
+            s.create_table("", [("x", "i32")])
+        with pytest.raises(mmstore.InvalError):
+            s.create_table("n" * 64, [("x", "i32")])
+    assert s.tables() == []
+    with pytest.raises(mmstore.NotxnError):
+        s.create_table("t", [("x", "i32")])
+    s.close()
+
+
+def test_records_round_trip(path):
+    s = mmstore.open(path, create=True)
+    city, person = make_people(s)
+    assert len(person) == person.slots == 3
+    with s.read():
+        r = person.get(0)
+        assert r == {"id": 1, "age": 30, "score": 1.5, "ok": True, "tag": "alpha", "name": "Ann",
+                     "photo": b"\x00\x01\xff", "city": ("city", 1), "small": -128, "w": -300,
+                     "h": 70000, "u": 65535, "v": 2**32 - 1, "big": 2**64 - 1, "f": 0.25}
+        assert person.get(1)["city"] == ("city", 2)
+        assert person.get(-1) == dict(person.get(2))
+        r2 = person.get(2)
+        assert r2["name"] is None and r2["photo"] is None and r2["city"] is None
+        assert r2["tag"] == "" and r2["ok"] is False
+        assert person.str(0, "name") == "Ann" and person.str(0, "photo") == b"\x00\x01\xff"
+        assert person.str(2, "name") is None
+        assert city.column("name") == ["Oslo", "Lima", "Pune"]
+        assert list(city.column("code")) == [b"OSL", b"LIM", b"PNQ"]
+        a = person.array()
+        assert a.dtype == person.dtype and len(a) == 3
+        assert list(a["id"]) == [1, 2, 3]
+        assert a["big"][0] == 2**64 - 1
+        assert a["city"][0] == city.ref(1)
+        assert (a["city"] & mmstore.SLOT_MASK).tolist() == [1, 2, 0]
+        assert (a["city"][:2] >> mmstore.SLOT_BITS == city.ref(0) >> 48).all()
+        np.testing.assert_array_equal(person.column("score"), [1.5, 0, 0])
+        assert person.live().tolist() == [True] * 3
+    s.close()
+
+
+def test_delete_and_live(path):
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i32"), ("s", "str")])
+        t.extend({"x": np.arange(200, dtype=np.int32), "s": [str(i) for i in range(200)]})
+    with s.write():
+        t.delete(5)
+        t.delete(-1)
+        t.delete(130)
+        with pytest.raises(IndexError):
+            t.delete(5)
+        with pytest.raises(IndexError):
+            t.delete(200)
+    assert len(t) == 197 and t.slots == 200
+    with s.read():
+        m = t.live()
+        assert m.dtype == np.bool_ and m.sum() == 197
+        assert not m[5] and not m[130] and not m[199] and m[6]
+        assert t.column("x")[m].sum() == sum(range(200)) - 5 - 130 - 199
+        assert t.column("s")[5] is None
+        with pytest.raises(IndexError):
+            t.get(5)
+        with pytest.raises(IndexError):
+            t.str(130, "s")
+    with s.write():
+        assert t.append({"x": -5, "s": "again"}) == 5  # the lowest deleted slot
+    assert t.get(5) == {"x": -5, "s": "again"}
+    s.verify()
+    s.close()
+
+
+def test_append_values_checked(path):
+    s = mmstore.open(path, create=True)
+    city, person = make_people(s)
+    bad = [
+        ({"nope": 1}, KeyError), ({1: 1}, TypeError), ({"age": 256}, ValueError),
+        ({"age": -1}, ValueError), ({"small": 128}, ValueError), ({"big": 2**64}, ValueError),
+        ({"id": 2**63}, ValueError), ({"id": 1.5}, TypeError), ({"id": "1"}, TypeError),
+        ({"score": "x"}, TypeError), ({"score": None}, TypeError), ({"ok": 2}, ValueError),
+        ({"tag": "123456789"}, ValueError), ({"tag": 5}, TypeError), ({"name": b"x"}, TypeError),
+        ({"name": 5}, TypeError), ({"photo": "text"}, TypeError),
+        ({"photo": np.uint64(5)}, TypeError),
+        ({"city": ("person", 0)}, ValueError), ({"city": ("city", 3)}, IndexError),
+        ({"city": ("city",)}, TypeError), ({"city": 7}, ValueError),
+        ({"city": person.ref(0)}, ValueError), ({"city": "Oslo"}, TypeError),
+    ]
+    with s.write():
+        for rec, exc in bad:
+            with pytest.raises(exc):
+                person.append(rec)
+        with pytest.raises(TypeError):
+            person.append([("id", 1)])
+        assert person.append({"id": np.int64(9), "ok": np.True_, "score": np.float32(2.5),
+                              "city": ("city", -1), "age": True}) == 3
+    assert len(person) == 4
+    assert person.get(3)["city"] == ("city", 2) and person.get(3)["age"] == 1
+    # The strings made for refused records were freed: the heap is as sound
+    # as before and holds only the live records' strings.
+    s.verify()
+    s.close()
+
+
+def test_extend_columns(path):
+    s = mmstore.open(path, create=True)
+    city, person = make_people(s)
+    n = 1000
+    with s.write():
+        first = person.extend({
+            "id": np.arange(n), "age": list(range(100)) * 10, "score": np.linspace(0, 1, n),
+            "ok": np.arange(n) % 2 == 0, "tag": np.array([b"t%d" % i for i in range(n)]),
+            "name": ["n%d" % i for i in range(n)], "photo": [None, b"p"] * (n // 2),
+            "city": np.array([city.ref(i % 3) for i in range(n)], dtype=np.uint64),
+            "f": np.ones(n, dtype=np.float64), "small": np.full(n, -3, dtype=np.int64)})
+        assert first == 3
+        nxt = person.extend({"id": [7, 8], "city": [("city", 0), None], "tag": ["é", b"xy"]})
+        assert nxt == 3 + n
+    with s.read():
+        a = person.array()
+        assert len(a) == n + 5
+        assert (a["id"][3:3 + n] == np.arange(n)).all()
+        assert a["age"][3 + 150] == 50 and a["ok"][3 + 2] and not a["ok"][3 + 3]
+        assert person.get(3 + 999) == {
+            "id": 999, "age": 99, "score": 1.0, "ok": False, "tag": "t999", "name": "n999",
+            "photo": b"p", "city": ("city", 0), "small": -3, "w": 0, "h": 0, "u": 0, "v": 0,
+            "big": 0, "f": 1.0}
+        assert person.get(n + 4)["city"] is None and person.get(n + 4)["tag"] == "xy"
+        assert person.get(n + 3)["tag"] == "é"
+    # From a structured array, and one whose dtype is the table's.
+    with s.write():
+        t = s.create_table("xy", [("x", "f64"), ("y", "i32")])
+    with s.write():
+        rec = np.zeros(4, dtype=[("y", "<i2"), ("x", "<f4")])
+        rec["x"] = [1, 2, 3, 4]
+        rec["y"] = [5, 6, 7, 8]
+        assert t.extend(rec) == 0
+        same = np.zeros(3, dtype=t.dtype)
+        same["x"] = 9.5
+        assert t.extend(same) == 4
+        assert t.extend({}) == 7 and t.extend({"x": []}) == 7
+    with s.read():
+        assert t.column("x").tolist() == [1, 2, 3, 4, 9.5, 9.5, 9.5]
+        assert t.column("y").tolist() == [5, 6, 7, 8, 0, 0, 0]
+    s.verify()
+    s.close()
+
+
+def test_extend_refuses_bad_input_whole(path):
+    s = mmstore.open(path, create=True)
+    city, person = make_people(s)
+    bad = [
+        ({"id": [1, 2], "age": [1]}, ValueError),          # lengths differ
+        ({"nope": [1]}, KeyError),
+        ({"id": [1.5, 2.0]}, TypeError),                   # float into int
+        ({"age": [1, 300]}, ValueError),                   # out of range
+        ({"age": np.array([-1], dtype=np.int8)}, ValueError),
+        ({"ok": [0, 2]}, ValueError),
+        ({"id": ["1"]}, TypeError), ({"id": [None]}, TypeError),
+        ({"id": np.zeros((2, 2))}, TypeError), ({"score": np.zeros((2, 2))}, ValueError),
+        ({"tag": ["123456789"]}, ValueError),
+        ({"tag": np.array([b"123456789"])}, ValueError),
+        ({"name": [1]}, TypeError), ({"photo": ["s"]}, TypeError),
+        ({"photo": person.array()["photo"]}, TypeError),
+        ({"city": np.array([1], dtype=np.uint64)}, ValueError),
+        ({"city": np.array([city.ref(3)], dtype=np.uint64)}, ValueError),
+        ({"city": np.array([1.0])}, TypeError), ({"city": [("person", 0)]}, ValueError),
+        ({"id": 5}, TypeError), ([1, 2], TypeError), (np.arange(3), TypeError),
+    ]
+    with s.write():
+        for cols, exc in bad:
+            with pytest.raises(exc):
+                person.extend(cols)
+            assert person.slots == 3, f"{cols!r} appended records before failing"
+    s.verify()
+    s.close()
+
+
+def test_to_pandas(path):
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    city, person = make_people(s)
+    with s.write():
+        person.delete(1)
+    df = person.to_pandas()
+    assert isinstance(df, pd.DataFrame)
+    assert list(df.index) == [0, 2]
+    assert list(df.columns) == [f.name for f in person.fields]
+    assert df.loc[0, "name"] == "Ann" and df.loc[0, "tag"] == "alpha"
+    assert df.loc[0, "city"] == 1 and df.loc[2, "city"] == -1
+    assert df.loc[0, "photo"] == b"\x00\x01\xff" and df.loc[2, "photo"] is None
+    assert df["score"].dtype == np.float64 and df["big"].dtype == np.uint64
+    df.loc[0, "score"] = 99  # a copy
+    assert person.get(0)["score"] == 1.5
+    s.close()
+
+
+def test_string_and_root(path):
+    s = mmstore.open(path, create=True)
+    assert s.root == 0 and s.string(0) is None
+    city, _ = make_people(s)
+    with s.read():
+        ref = int(city.array()["name"][0])
+    assert s.string(ref) == "Oslo"
+    with pytest.raises(mmstore.BadrefError):
+        s.string(ref + 1)
+    with pytest.raises(OverflowError):
+        s.string(-1)
+    s.close()
+
+
+def test_import_csv(path, tmp_path, mms_tool):
+    csv = tmp_path / "in.csv"
+    csv.write_text("id,name,score\n1,ann,1.5\n2,\"b,o\",2.5\n3,cy,-0\n")
+    s = mmstore.open(path, create=True)
+    t = s.import_csv(str(csv), "people")
+    assert isinstance(t, mmstore.Table) and len(t) == 3
+    assert [f.kind for f in t.fields] == ["i64", "str", "f64"]
+    assert t.get(1) == {"id": 2, "name": "b,o", "score": 2.5}
+    assert math.copysign(1, t.get(2)["score"]) == -1
+    # With a schema (a create_table spec), into a new table; then appended.
+    t2 = s.import_csv(csv, "typed", schema=[("id", "u16"), ("name", "chars", 4),
+                                            ("score", "f32")])
+    assert [f.kind for f in t2.fields] == ["u16", "chars", "f32"]
+    s.import_csv(csv, "typed")
+    assert len(t2) == 6
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,name,score\n1,ann,1.5\nx,y\n")
+    with pytest.raises(mmstore.Error) as e:
+        s.import_csv(bad, "people")
+    assert "bad row" in str(e.value) and e.value.code is None
+    assert len(t) == 3, "a failed import imports nothing"
+    s.import_csv(bad, "people", skip_bad=True)
+    assert len(t) == 4
+    with s.read():
+        with pytest.raises(mmstore.TxnError):
+            s.import_csv(csv, "people")
+    with pytest.raises(mmstore.Error) as e:
+        s.import_csv(tmp_path / "missing.csv", "people")
+    assert "missing.csv" in str(e.value)
+    os.environ["MMS_TOOL"], tool = str(tmp_path / "no-such-tool"), os.environ["MMS_TOOL"]
+    try:
+        with pytest.raises(FileNotFoundError):
+            s.import_csv(csv, "people")
+    finally:
+        os.environ["MMS_TOOL"] = tool
+    s.verify()
+    s.close()
+
+
+def test_wait_timeout(path):
+    s = mmstore.open(path, create=True)
+    with pytest.raises(TimeoutError):
+        s.wait(s.txn, timeout=0.05)
+    make_people(s)
+    assert s.wait(0, timeout=0) == 1  # already published: at once
+    with pytest.raises(ValueError):
+        s.wait(0, timeout=-1)
+    with s.read():
+        with pytest.raises(mmstore.TxnError):
+            s.wait(1, timeout=0.01)
+    s.close()
+
+
+def test_readonly_store(path):
+    s = mmstore.open(path, create=True)
+    make_people(s)
+    s.close()
+    r = mmstore.open(path, readonly=True)
+    assert r.readonly
+    p = r.table("person")
+    assert len(p) == 3 and p.get(0)["name"] == "Ann"
+    with pytest.raises(mmstore.RdonlyError):
+        with r.write():
+            pass
+    with pytest.raises(mmstore.RdonlyError):
+        p.append({"id": 1})
+    with pytest.raises(mmstore.RdonlyError):
+        p.array(writable=True)
+    with pytest.raises(mmstore.RdonlyError):
+        r.checkpoint()
+    r.close()
