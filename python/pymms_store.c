@@ -594,8 +594,9 @@ out:
 PyDoc_STRVAR(info_doc,
 "info() -> dict: format_version, txn_id, nregions, region_size, region_file,\n"
 "journal_bytes, heap_used, heap_free, heap_objects, dirty_backend, guard,\n"
-"writer_pid, published_txn, handles, active_readers and last_commit (a dict of\n"
-"where the time of this handle's last commit went).");
+"writer_pid, published_txn (what new read transactions see), committed_txn,\n"
+"durable_txn, backlog_bytes, handles, active_readers, readers_holding_back and\n"
+"last_commit (a dict of where the time of this handle's last commit went).");
 
 static PyObject *store_info(pymms_store *st, PyObject *unused)
 {
@@ -620,8 +621,8 @@ static PyObject *store_info(pymms_store *st, PyObject *unused)
     const struct mms_commit_stats *c = &in->last_commit;
     if (sizes && files && !PyErr_Occurred())
         d = Py_BuildValue(
-            "{s:I,s:K,s:I,s:O,s:O,s:K,s:K,s:K,s:K,s:s,s:O,s:I,s:K,s:I,s:I,"
-            "s:{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}}",
+            "{s:I,s:K,s:I,s:O,s:O,s:K,s:K,s:K,s:K,s:s,s:O,s:I,s:K,s:K,s:K,s:K,s:I,s:I,s:I,"
+            "s:{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}}",
             "format_version", in->format_version, "txn_id", (unsigned long long)in->txn_id,
             "nregions", in->nregions, "region_size", sizes, "region_file", files,
             "journal_bytes", (unsigned long long)in->journal_bytes, "heap_used",
@@ -629,14 +630,17 @@ static PyObject *store_info(pymms_store *st, PyObject *unused)
             "heap_objects", (unsigned long long)in->heap_objects, "dirty_backend",
             in->dirty_backend < 3 ? backends[in->dirty_backend] : "?", "guard",
             in->guard ? Py_True : Py_False, "writer_pid", in->writer_pid, "published_txn",
-            (unsigned long long)in->published_txn, "handles", in->handles, "active_readers",
-            in->active_readers, "last_commit", "detect_ns", (unsigned long long)c->detect_ns,
+            (unsigned long long)in->published_txn, "committed_txn",
+            (unsigned long long)in->committed_txn, "durable_txn",
+            (unsigned long long)in->durable_txn, "backlog_bytes",
+            (unsigned long long)in->backlog_bytes, "handles", in->handles, "active_readers",
+            in->active_readers, "readers_holding_back", in->readers_holding_back, "last_commit", "detect_ns", (unsigned long long)c->detect_ns,
             "journal_ns", (unsigned long long)c->journal_ns, "sync_ns",
             (unsigned long long)c->sync_ns, "apply_ns", (unsigned long long)c->apply_ns,
             "total_ns", (unsigned long long)c->total_ns, "pages_dirty",
             (unsigned long long)c->pages_dirty, "pages_changed",
             (unsigned long long)c->pages_changed, "journal_bytes",
-            (unsigned long long)c->journal_bytes);
+            (unsigned long long)c->journal_bytes, "backlog", (unsigned long long)c->backlog);
     Py_XDECREF(sizes);
     Py_XDECREF(files);
     free(in);

@@ -112,8 +112,8 @@ def test_transaction_misuse(path):
     with other.write():
         other.table("t").append({"x": 5})
     assert s.table("t").get(0) == {"x": 5}
-    # Committing while this thread reads through another handle would wait
-    # for itself: refused, and the transaction is aborted.
+    # Beginning a write transaction while this thread reads through another
+    # handle would wait for itself: refused.
     with s.read():
         with pytest.raises(mmstore.TxnError):
             with other.write():
