@@ -1,6 +1,6 @@
 /*
  * csv.c -- RFC 4180 reading and writing, UTF-8 checking, JSON strings.
- * It calls only the tool library's output buffer (mms_tool.h).
+ * It calls only the tool library's output buffer (tool.h).
  *
  * The reader works on one buffer holding the whole input (a mapped file),
  * so an unquoted field, or a quoted one without doubled quotes, is a slice

@@ -6,7 +6,7 @@
 #ifndef MMS_CSV_H
 #define MMS_CSV_H
 
-#include "mms_tool.h"
+#include "tool.h"
 
 struct csv_field {
     const char *p; /* the value's bytes (unquoted and unescaped) */

@@ -1,7 +1,7 @@
 /*
  * mms -- the mmstore command-line tool: the table of commands and the
  * dispatch to them, nothing else. The commands live in mms_admin.c,
- * mms_tables.c and mms_import.c; what they share in tool.c (mms_tool.h).
+ * mms_tables.c and mms_import.c; what they share in tool.c (tool.h).
  *
  *   mms                      a short usage (stderr, exit 2)
  *   mms help | --help | -h   the commands (stdout, exit 0)
@@ -14,7 +14,7 @@
  * closed pipe is a write error like any other.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "mms_tool.h"
+#include "tool.h"
 
 #include <signal.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * and closes it; only create and checkpoint write.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "mms_tool.h"
+#include "tool.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * tool.c -- the tool library (mms_tool.h): option parsing, help, error
+ * tool.c -- the tool library (tool.h): option parsing, help, error
  * reporting, opening for inspection, sizes for people, buffered output.
  *
  * It knows no command: a command hands in its struct tool_cmd, so this
@@ -11,7 +11,7 @@
  * exit 1.
  */
 #define _GNU_SOURCE /* getopt_long */
-#include "mms_tool.h"
+#include "tool.h"
 
 #include <errno.h>
 #include <getopt.h>

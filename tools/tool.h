@@ -1,5 +1,5 @@
 /*
- * mms_tool.h -- the tool library: what every command of the mms tool
+ * tool.h -- the tool library: what every command of the mms tool
  * shares. A command is a struct tool_cmd (its name, usage, help text and
  * function); tool.c parses its options with getopt_long, prints its help,
  * reports errors (each one once, on one line), opens stores for
@@ -12,8 +12,8 @@
  *   tool.c  numfmt.c                    this header; numbers as text
  * The tool uses only the public API (include/mmstore.h).
  */
-#ifndef MMS_TOOL_H
-#define MMS_TOOL_H
+#ifndef MMS_TOOLLIB_H
+#define MMS_TOOLLIB_H
 
 #include <mmstore.h>
 
