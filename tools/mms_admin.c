@@ -130,6 +130,7 @@ static int run_info(const struct tool_cmd *cmd, int argc, char **argv)
     int rc = tool_args(cmd, argc, argv, opts, 1, &dir, 1);
     if (rc >= 0)
         return rc;
+    rc = 0;
     mms_store *s;
     int r = tool_open_inspect(dir, &s);
     if (r)

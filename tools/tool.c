@@ -82,16 +82,21 @@ int tool_args(const struct tool_cmd *cmd, int argc, char **argv, const struct to
                                                                   : no_argument, NULL, 256 + i};
     lo[nopts] = (struct option){"help", no_argument, NULL, 'h'};
     lo[nopts + 1] = (struct option){NULL, 0, NULL, 0};
+    /* --help wins over everything else on the line, as in git. */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            tool_help(cmd, stdout);
+            return tool_finish_output(NULL);
+        }
     opterr = 0; /* our messages, not getopt's */
     optind = 1;
     int c, k = 0;
     /* A leading '-' in optstring: positional arguments come back as 1, in
      * order, so options may stand anywhere. */
     while ((c = getopt_long(argc, argv, "-:h", lo, NULL)) != -1) {
-        if (c == 'h') {
+        if (c == 'h') { /* -h inside a group of short options */
             tool_help(cmd, stdout);
-            return fflush(stdout) == 0 ? 0 : tool_err("cannot write the help: %s",
-                                                       strerror(errno));
+            return tool_finish_output(NULL);
         }
         if (c == 1) {
             if (k == npos)
