@@ -644,7 +644,8 @@ extern "C" {
 /* A field with a default for the records that existed before it was added
  * (checked for size, not signedness):
  *     static const int32_t adult = 18;
- *     MMS_F_WITH_DEFAULT(struct person, age, MMS_KIND_I32, &adult) */
+ *     static const mms_field age_field =
+ *         MMS_F_WITH_DEFAULT(struct person, age, MMS_KIND_I32, &adult); */
 #define MMS__KSIZE_X(k, N, v, name, size, cls) (k) == v ? (uint32_t)(size) :
 #define MMS__KSIZE(k) (MMS_KINDS(MMS__KSIZE_X, k) 0u)
 #define MMS_F_WITH_DEFAULT(T, m, kind, dflt)                                   \
@@ -728,7 +729,8 @@ int mms_table_live(const mms_table *t, uint64_t i);
  * and 0 when nothing was ever deleted). Valid until the next delete or
  * the end of the read transaction.
  *     for (i = 0; i < slots; i++)
- *         if (i >= nbits || !(bits[i / 64] >> (i % 64) & 1)) ... */
+ *         if (i >= nbits || !(bits[i / 64] >> (i % 64) & 1))
+ *             live++; */
 const uint64_t *mms_table_deleted(const mms_table *t, uint64_t *nbits);
 
 /* The ref of record i. */
