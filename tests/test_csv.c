@@ -1253,6 +1253,19 @@ static const char *data_file(const char *name)
 
 /* The summary line of column col in the import's output: its kind and
  * missing count must be kind and missing. */
+struct col_summary {
+    const char *col, *kind;
+    long long missing;
+};
+static void summary_is(const char *out, const char *col, const char *kind, long long missing);
+
+/* Each column of want, in the summary. */
+static void summary_has(const char *out, const struct col_summary *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        summary_is(out, want[i].col, want[i].kind, want[i].missing);
+}
+
 static void summary_is(const char *out, const char *col, const char *kind, long long missing)
 {
     char *x = read_all(out, NULL);
@@ -1284,13 +1297,13 @@ TEST(real_files)
     ASSERT_EQ(tool(OUT, ERR, "import '%s' debian '%s'", st, data_file("debian.csv")), 0);
     file_is(ERR, "");
     file_has(OUT, "imported 22 rows into debian, skipped 0 bad rows");
-    summary_is(OUT, "version", "f64", 2); /* Sid and Experimental have none */
-    summary_is(OUT, "codename", "str", 0);
-    summary_is(OUT, "created", "str", 0);
-    summary_is(OUT, "release", "str", 4);
-    summary_is(OUT, "eol", "str", 4);
-    summary_is(OUT, "eol-lts", "str", 14);
-    summary_is(OUT, "eol-elts", "str", 15);
+    static const struct col_summary debian[] = {
+        {"version", "f64", 2}, /* Sid and Experimental have none */
+        {"codename", "str", 0}, {"series", "str", 0}, {"created", "str", 0},
+        {"release", "str", 4},  {"eol", "str", 4},    {"eol-lts", "str", 14},
+        {"eol-elts", "str", 15},
+    };
+    summary_has(OUT, debian, sizeof debian / sizeof debian[0]);
     ASSERT_EQ(table_count(st, "debian"), 22);
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' debian", st), 0);
     file_has(OUT, "version,codename,series,created,release,eol,eol-lts,eol-elts\n"
@@ -1310,14 +1323,12 @@ TEST(real_files)
 
     /* Numbers as people write them. */
     ASSERT_EQ(tool(OUT, ERR, "import '%s' numbers '%s'", st, data_file("numbers.csv")), 0);
-    summary_is(OUT, "name", "str", 0);
-    summary_is(OUT, "count", "f64", 1);
-    summary_is(OUT, "price", "f64", 0);
-    summary_is(OUT, "ratio", "f64", 1);
-    summary_is(OUT, "code", "i64", 0);
-    summary_is(OUT, "neg_zero", "f64", 1);
-    summary_is(OUT, "big", "i64", 0);
-    summary_is(OUT, "mixed", "str", 0); /* an empty str is a value */
+    static const struct col_summary numbers[] = {
+        {"name", "str", 0},     {"count", "f64", 1}, {"price", "f64", 0},
+        {"ratio", "f64", 1},    {"code", "i64", 0},  {"neg_zero", "f64", 1},
+        {"big", "i64", 0},      {"mixed", "str", 0}, /* an empty str is a value */
+    };
+    summary_has(OUT, numbers, sizeof numbers / sizeof numbers[0]);
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' numbers", st), 0);
     file_is(OUT, "name,count,price,ratio,code,neg_zero,big,mixed\n"
                  "a,1000,1.5,0.00005188912636955312,7,-0,9007199254740993,1\n"
@@ -1325,16 +1336,15 @@ TEST(real_files)
                  "c,0,3.25,0,42,0,2,\n");
     ASSERT_EQ(tool(OUT, ERR, "import '%s' numbers_text '%s' --keep-text", st,
                    data_file("numbers.csv")), 0);
-    summary_is(OUT, "count", "str", 0);
-    summary_is(OUT, "price", "str", 0);
-    summary_is(OUT, "ratio", "str", 0); /* 1E-3 is not dump's form */
-    summary_is(OUT, "code", "str", 0);
-    summary_is(OUT, "big", "i64", 0);
+    static const struct col_summary numbers_text[] = {
+        {"count", "str", 0}, {"price", "str", 0}, {"ratio", "str", 0}, /* 1E-3: not dump's */
+        {"code", "str", 0},  {"big", "i64", 0},
+    };
+    summary_has(OUT, numbers_text, sizeof numbers_text / sizeof numbers_text[0]);
     /* Declared kinds: an empty cell is missing, not a bad row. */
     import_text(st, "decl", "a,b,c\n1,,x\n,2.5,\n", "--schema a:i32,b:f32,c:str", 0);
-    summary_is(OUT, "a", "i32", 1);
-    summary_is(OUT, "b", "f32", 1);
-    summary_is(OUT, "c", "str", 0);
+    static const struct col_summary decl[] = {{"a", "i32", 1}, {"b", "f32", 1}, {"c", "str", 0}};
+    summary_has(OUT, decl, 3);
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' decl", st), 0);
     file_is(OUT, "a,b,c\n1,0,x\n0,2.5,\n");
 
@@ -1346,10 +1356,9 @@ TEST(real_files)
     ASSERT(!exists(rg)); /* the failed import created the store: it is gone */
     ASSERT_EQ(tool(OUT, ERR, "import '%s' r '%s' --skip-bad", rg, data_file("ragged.csv")), 0);
     file_has(OUT, "imported 4 rows into r, skipped 1 bad row");
-    summary_is(OUT, "id", "i64", 0);
-    summary_is(OUT, "name", "str", 1);
-    summary_is(OUT, "score", "f64", 2);
-    summary_is(OUT, "note", "str", 3);
+    static const struct col_summary ragged[] = {
+        {"id", "i64", 0}, {"name", "str", 1}, {"score", "f64", 2}, {"note", "str", 3}};
+    summary_has(OUT, ragged, 4);
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' r", rg), 0);
     file_is(OUT, "id,name,score,note\n1,one,1.5,first\n2,two,0,\n3,three,2.5,\n5,,0,\n");
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' r --format jsonl", rg), 0);

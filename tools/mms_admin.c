@@ -82,17 +82,11 @@ static int info_person(const char *dir, mms_store *s, const mms_info *in)
            tool_bytes(in->heap_used, a), (unsigned long long)in->heap_objects,
            in->heap_objects == 1 ? "" : "s", tool_bytes(in->heap_free, b),
            tool_bytes(in->region_file[0], c));
-    size_t n = 0;
-    mms_table_info *ti = NULL;
-    int r = mms_tables(s, NULL, 0, &n);
-    if (!r && n) {
-        ti = calloc(n, sizeof *ti);
-        r = ti ? mms_tables(s, ti, n, &n) : -ENOMEM;
-    }
-    if (r) {
-        free(ti);
+    size_t n;
+    mms_table_info *ti;
+    int r = tool_tables(s, &ti, &n);
+    if (r)
         return tool_fail("cannot list the tables of", dir, r);
-    }
     printf("  tables     %zu\n", n);
     if (n) {
         int w = 5;

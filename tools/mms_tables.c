@@ -55,17 +55,11 @@ static int run_tables(const struct tool_cmd *cmd, int argc, char **argv)
     mms_store *s;
     if ((rc = open_read(dir, &s)))
         return rc;
-    size_t n = 0;
-    mms_table_info *ti = NULL;
-    int r = mms_tables(s, NULL, 0, &n);
-    if (!r && n) {
-        ti = calloc(n, sizeof *ti);
-        r = ti ? mms_tables(s, ti, n, &n) : -ENOMEM;
-    }
-    if (r) {
-        free(ti);
+    size_t n;
+    mms_table_info *ti;
+    int r = tool_tables(s, &ti, &n);
+    if (r)
         return close_read(dir, s, tool_fail("cannot list the tables of", dir, r));
-    }
     int w = 4;
     for (size_t i = 0; i < n; i++)
         if ((int)strlen(ti[i].name) > w)

@@ -150,6 +150,30 @@ int tool_open_inspect(const char *dir, mms_store **s)
     return r;
 }
 
+int tool_tables(mms_store *s, mms_table_info **out, size_t *n)
+{
+    /* Ask for the count, then for that many: a table created in between
+     * is left out (*n says how many were filled). */
+    *out = NULL;
+    *n = 0;
+    size_t want = 0;
+    int r = mms_tables(s, NULL, 0, &want);
+    if (r || !want)
+        return r;
+    mms_table_info *ti = calloc(want, sizeof *ti);
+    if (!ti)
+        return -ENOMEM;
+    size_t have = 0;
+    r = mms_tables(s, ti, want, &have);
+    if (r) {
+        free(ti);
+        return r;
+    }
+    *out = ti;
+    *n = have < want ? have : want;
+    return 0;
+}
+
 const char *tool_bytes(uint64_t n, char *buf)
 {
     static const char *const unit[] = {"B", "KB", "MB", "GB", "TB", "PB", "EB"};

@@ -70,6 +70,10 @@ int tool_args(const struct tool_cmd *cmd, int argc, char **argv, const struct to
  * recovery (which a read-only handle cannot do). */
 int tool_open_inspect(const char *dir, mms_store **s);
 
+/* The tables of s: *out (malloc'd, NULL when there is none) and *n.
+ * Returns 0 or an error code of mms_tables(). */
+int tool_tables(mms_store *s, mms_table_info **out, size_t *n);
+
 /* A byte count as a person reads it: "512 B", "1.5 KB", "21.5 MB",
  * "1.02 GB" (powers of 1024, three significant digits). buf: 16 bytes. */
 const char *tool_bytes(uint64_t n, char *buf);
