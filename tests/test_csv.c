@@ -1369,6 +1369,17 @@ TEST(real_files)
     ASSERT_EQ(table_count(rg, "r2"), -1);
     ASSERT_EQ(table_count(rg, "r"), 4);
     verify_store(rg);
+    /* An empty directory made beforehand: the store's files go, it stays. */
+    const char *emptyd = wpath("emptydir");
+    ASSERT_EQ(mkdir(emptyd, 0777), 0);
+    ASSERT_EQ(tool(OUT, ERR, "import '%s' r '%s'", emptyd, data_file("ragged.csv")), 1);
+    ASSERT(exists(emptyd));
+    char probe[800];
+    snprintf(probe, sizeof probe, "%s/lock", emptyd);
+    ASSERT(!exists(probe));
+    snprintf(probe, sizeof probe, "%s/region-0-0", emptyd);
+    ASSERT(!exists(probe));
+    ASSERT_EQ(rmdir(emptyd), 0); /* and it is empty again */
     /* A store created by an import whose header is bad is not made at all. */
     const char *none = wpath("none.mms");
     import_text(none, "t", "a,a\n1,2\n", NULL, 1);

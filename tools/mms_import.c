@@ -1,17 +1,20 @@
 /*
- * mms_import.c -- `mms import DIR TABLE FILE [--schema SPEC] [--skip-bad]`:
- * a CSV file into a table, in one write transaction.
+ * mms_import.c -- `mms import DIR TABLE FILE [--schema SPEC] [--skip-bad]
+ * [--keep-text]`: a CSV file into a table, in one write transaction.
  *
  * How it runs:
  *  1. The input is mapped (a regular file) or read into memory (a pipe);
- *     the header row names the columns.
+ *     the header row names the columns. The store is opened, created if
+ *     needed (then a failed import removes it).
  *  2. The write transaction begins before anything about the table is
  *     decided, so the layout read and the rows appended belong to one
  *     state of the store.
- *  3. Pass 1 reads every row: malformed rows, rows with the wrong number of
- *     fields, invalid UTF-8 and (for declared kinds) values that do not
- *     parse are bad rows, reported with their line. For a new table without
- *     --schema it infers each column's kind from the good rows.
+ *  3. Pass 1 reads every row: malformed rows, rows with more fields than
+ *     the header, invalid UTF-8 and (for declared kinds) values that do
+ *     not parse are bad rows, reported with their line. A shorter row is
+ *     good: its last columns are missing values. For a new table without
+ *     --schema it infers each column's kind from the good rows' non-empty
+ *     values (infer()), and counts each column's empty and absent cells.
  *  4. Any bad row without --skip-bad: abort, exit 1, nothing imported.
  *  5. The table is created if needed, and all good rows are appended with
  *     one mms_table_append_many(): fresh space, not journaled.
@@ -405,7 +408,8 @@ struct imp {
     bool declared;          /* kinds given (--schema or the stored layout) */
     bool skip_bad;
     bool keep_text;         /* infer numbers only from their canonical text */
-    bool created_store;     /* this import created DIR: remove it on failure */
+    bool created_store;     /* this import created the store: remove it on failure */
+    bool dir_existed;       /* DIR was there before (maybe empty) */
     mms_store *s;
     mms_table *t;           /* NULL until the table exists */
     uint64_t old_slots;     /* slots of the table before this import */
@@ -1119,20 +1123,22 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
     return 0;
 }
 
-/* Remove the store directory this import created (its files only: a
- * store directory holds no subdirectory). */
-static void remove_store(const char *dir)
+/* Remove the store this import created: the files a store is made of
+ * (lock, journal, region-*; doc/FORMAT.md), and the directory unless it
+ * was there before (an empty directory the user made stays). */
+static void remove_store(const char *dir, bool dir_existed)
 {
     DIR *d = opendir(dir);
     if (d) {
         int fd = dirfd(d);
         struct dirent *e;
         while ((e = readdir(d)) != NULL)
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            if (strcmp(e->d_name, "lock") == 0 || strcmp(e->d_name, "journal") == 0 ||
+                strncmp(e->d_name, "region-", 7) == 0)
                 unlinkat(fd, e->d_name, 0);
         closedir(d);
     }
-    if (rmdir(dir) != 0)
+    if (!dir_existed && rmdir(dir) != 0)
         tool_err("could not remove the store %s that the failed import created: %s", dir,
                  strerror(errno));
 }
@@ -1140,6 +1146,8 @@ static void remove_store(const char *dir)
 /* Open DIR, creating it if needed (and remembering that it did). */
 static int open_store(struct imp *im)
 {
+    struct stat st;
+    im->dir_existed = stat(im->dir, &st) == 0;
     mms_options o;
     mms_options_init(&o);
     o.flags = MMS_CREATE | MMS_EXCL;
@@ -1212,7 +1220,7 @@ static int run_import(const struct tool_cmd *cmd, int argc, char **argv)
     if (r && !rc)
         rc = tool_fail("cannot close", im.dir, r);
     if (rc && im.created_store)
-        remove_store(im.dir);
+        remove_store(im.dir, im.dir_existed);
     if (!rc) {
         summary(&im, imported, now_s() - t0);
         rc = tool_finish_output(NULL);
