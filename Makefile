@@ -1,5 +1,13 @@
-# Thin wrapper over CMake. `make test` runs every test twice: in the normal
-# build and under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Thin wrapper over CMake.
+#
+#   make demo     parse Unicode's character database once, query it from new processes
+#   make test     every test, in a release build and under ASan + UBSan (what CI runs)
+#   make check    every test in the release build only: the quick edit loop
+#
+# Each of them first runs scripts/setup.sh, which installs missing Debian
+# packages (as root) or prints the command to run. The wrapper is quiet:
+# CMake's output shows only when it fails (or warns), and ctest prints one
+# line per test program as it finishes.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 PREFIX     ?= /usr/local
@@ -8,34 +16,66 @@ CMAKE_FLAGS ?=
 CTEST      = ctest --output-on-failure -j $(JOBS)
 # Debian's interpreter, the one python3-numpy is installed for.
 PYTHON     ?= /usr/bin/python3
+SETUP      = scripts/setup.sh
 
-.PHONY: all build asan-build test test-release asan demo demo-counter ucd-data bench bench-quick install clean
+MAKEFLAGS += --no-print-directory
+
+.PHONY: all build asan-build test check test-release asan demo demo-counter ucd-data \
+        bench bench-quick install clean setup
 
 all: build
 
+# configure DIR TYPE EXTRA: cmake -S . -B DIR, its output kept in
+# DIR/cmake.log and shown only if it fails. build DIR LABEL: the same for
+# the build; compiler warnings are shown even when it succeeds.
+define configure
+	@mkdir -p $(1)
+	@cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) $(CMAKE_FLAGS) >$(1)/cmake.log 2>&1 || \
+	  { cat $(1)/cmake.log; echo "make: configuring $(1) failed (log: $(1)/cmake.log)"; exit 1; }
+endef
+define build
+	@echo "== build $(2) in $(1)/"
+	@cmake --build $(1) -j $(JOBS) >$(1)/build.log 2>&1 || \
+	  { grep -v '^\[ *[0-9]*%\]' $(1)/build.log; echo "make: the build in $(1) failed (log: $(1)/build.log)"; exit 1; }
+	@grep -A4 -i 'warning:' $(1)/build.log || true
+endef
+
+setup:
+	@$(SETUP) test
+
 build:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
-	cmake --build $(BUILD) -j $(JOBS)
+	$(call configure,$(BUILD),RelWithDebInfo)
+	$(call build,$(BUILD),release)
 
 asan-build:
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMMS_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
-	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	$(call configure,$(ASAN_BUILD),Debug,-DMMS_SANITIZE=ON)
+	$(call build,$(ASAN_BUILD),debug + ASan + UBSan)
 
 test-release: build
-	cd $(BUILD) && $(CTEST)
+	@echo "== tests, release build"
+	@cd $(BUILD) && $(CTEST)
 
 asan: asan-build
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST)
+	@echo "== tests, ASan + UBSan build"
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST)
 
-test: test-release asan
+# What CI runs: both builds.
+test: setup
+	@$(MAKE) test-release
+	@$(MAKE) asan
+
+# The quick loop: one release build, no sanitizers.
+check: setup
+	@$(MAKE) test-release
 
 # The main job: parse once, explore forever. The Unicode Character Database
 # of Debian's unicode-data package is parsed into typed tables (always
 # again, to show what parsing costs); then new processes only open the store
 # and answer queries; then the verifier walks it.
 UCD_DIR ?= /usr/share/unicode
-demo: ucd-data build
-	rm -rf $(BUILD)/ucd.mms
+demo: ucd-data
+	@$(MAKE) build
+	@rm -rf $(BUILD)/ucd.mms
 	@echo "== parse once: $(UCD_DIR) into $(BUILD)/ucd.mms"
 	$(BUILD)/ucd build $(BUILD)/ucd.mms $(UCD_DIR)
 	@echo "== explore: a new process opens the store and answers"
@@ -49,19 +89,20 @@ demo: ucd-data build
 	  PYTHONPATH=$(BUILD)/python $(PYTHON) python/ucd_explore.py $(BUILD)/ucd.mms; \
 	else echo "(no Python binding in $(BUILD)/python: apt-get install python3-dev python3-numpy)"; fi
 
-# The demo's data; make does not install packages.
+# The demo's data: Debian's unicode-data, installed by the set-up script
+# unless UCD_DIR points elsewhere.
 ucd-data:
+	@if [ "$(UCD_DIR)" = /usr/share/unicode ]; then $(SETUP) demo; else $(SETUP) build; fi
 	@test -r $(UCD_DIR)/UnicodeData.txt || { \
 	  echo "make demo: $(UCD_DIR)/UnicodeData.txt is missing."; \
-	  echo "  It is the Unicode Character Database of the Debian package unicode-data:"; \
-	  echo "  install it (sudo apt-get install unicode-data) and run make demo again,"; \
-	  echo "  or point UCD_DIR at a copy of it: make demo UCD_DIR=/path/to/ucd"; \
+	  echo "  It is the Unicode Character Database (Debian package unicode-data);"; \
+	  echo "  point UCD_DIR at a copy of it: make demo UCD_DIR=/path/to/ucd"; \
 	  exit 1; }
 
 # The first example: a counter and a linked list, run twice; the second run
 # finds the first's state at once.
 demo-counter: build
-	rm -rf $(BUILD)/demo.mms
+	@rm -rf $(BUILD)/demo.mms
 	@echo "== first run: creates the store"
 	$(BUILD)/counter_list $(BUILD)/demo.mms
 	@echo "== second run: a new process finds the list"
@@ -75,21 +116,21 @@ demo-counter: build
 # build is reconfigured so their harnesses are built.
 bench:
 	bench/install-peers.sh
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
-	cmake --build $(BUILD) -j $(JOBS)
+	$(call configure,$(BUILD),RelWithDebInfo)
+	$(call build,$(BUILD),release with the peers' harnesses)
 	python3 bench/run.py --build $(BUILD) --data $(BUILD)/bench-data
 
 # The same at small sizes, under a minute, to check the harness (results in
 # $(BUILD)/bench-quick, not committed).
 bench-quick:
 	bench/install-peers.sh
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
-	cmake --build $(BUILD) -j $(JOBS)
+	$(call configure,$(BUILD),RelWithDebInfo)
+	$(call build,$(BUILD),release with the peers' harnesses)
 	python3 bench/run.py --quick --build $(BUILD) --data $(BUILD)/bench-data --out $(BUILD)/bench-quick
 
 install:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
-	cmake --build $(BUILD) -j $(JOBS)
+	$(call configure,$(BUILD),RelWithDebInfo,-DCMAKE_INSTALL_PREFIX=$(PREFIX))
+	$(call build,$(BUILD),release)
 	cmake --install $(BUILD)
 
 clean:

@@ -2,17 +2,22 @@
 """Run the benchmarks (bench/README.md) and write bench/results/.
 
     bench/run.py [--quick] [--runs N] [--build DIR] [--data DIR] [--only WORKLOAD,...]
+    bench/run.py --render CSV [--out DIR]
 
 Every (workload, size, system, variant) runs --runs times (default 5; 1 with
---quick, which only checks the harness), each in a fresh process; the median is
-reported. Answers are compared
-across systems. Writes latest.md, latest.csv and one PNG per workload
-(gnuplot). Standard library only (Debian's python3).
+--quick, which only checks the harness), each in a fresh process; the median
+and the spread (min-max) are reported. Answers are compared across systems.
+Writes latest.csv (the measurements), latest.md (for a person: one section per
+question, one unit per section, mmstore compared with each peer's matching
+variant) and one PNG per question (gnuplot). --render writes latest.md and the
+PNGs again from a latest.csv, without measuring. Standard library only
+(Debian's python3).
 """
 import argparse
 import csv
 import datetime
 import json
+import math
 import os
 import platform
 import shutil
@@ -123,7 +128,12 @@ def main():
     ap.add_argument("--data", default=os.path.join(HERE, "..", "build", "bench-data"))
     ap.add_argument("--only", default="")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--render", metavar="CSV",
+                    help="write latest.md and the plots from this latest.csv, measuring nothing")
     args = ap.parse_args()
+    if args.render:
+        render(args.render, args.out)
+        return
     if args.runs <= 0:
         args.runs = 1 if args.quick else 5
     os.makedirs(args.data, exist_ok=True)
@@ -181,8 +191,9 @@ def main():
                             name = v if mode == "warm" else v + " (cold)"
                             rows.append(dict(group=workload, workload=w, size=n,
                                              system=system, variant=name, unit=unit,
-                                             median=statistics.median(vals), runs=len(vals),
-                                             answer=ans, note=""))
+                                             median=statistics.median(vals), min=min(vals),
+                                             max=max(vals), runs=len(vals), answer=ans,
+                                             note=""))
                             if ans not in ("-", ""):
                                 answers.setdefault(ans, []).append(system + "/" + name)
                 except (RuntimeError, subprocess.TimeoutExpired) as e:
@@ -199,97 +210,380 @@ def main():
     write(args.out, mach, rows, args.quick, cold)
 
 
-def ratio_rows(rows):
-    """mmstore's ratio to each other row of the same workload and size."""
-    for r in rows:
-        r["ratio"] = ""
-        if r["median"] is None or r["system"] == "mmstore":
-            continue
-        base = [m for m in rows if m["workload"] == r["workload"] and m["size"] == r["size"]
-                and m["system"] == "mmstore" and m["median"] is not None
-                and m["variant"].startswith("durable")
-                and m["variant"].endswith("(cold)") == r["variant"].endswith("(cold)")]
-        if base:
-            r["ratio"] = "%.2f" % (base[0]["median"] / r["median"]) if r["median"] else ""
+# ---------------------------------------------------------------------------
+# Results a person reads: latest.md and the plots
+#
+# One section per question, each in one unit, with what its "size" means.
+# mmstore is compared with each peer's matching variant: a durable peer with
+# mmstore's durable figure, a peer that does not sync (LMDB MDB_NOSYNC,
+# SQLite synchronous=OFF, the malloc'd array) with mmstore's NOSYNC figure
+# where the workload has one; a cold-cache row with a cold-cache row.
+# ---------------------------------------------------------------------------
+SCALE_RATE = {"Mrec/s": 1.0}
+UNIT_MD = {"ns": "ns", "us": "µs", "ms": "ms", "s": "s", "Mrec/s": "M records/s"}
+UNIT_PLOT = {"ns": "ns", "us": "us", "ms": "ms", "s": "s", "Mrec/s": "M records/s"}
+SYSTEM_NAME = {"mmstore": "mmstore", "lmdb": "LMDB", "sqlite": "SQLite",
+               "pmemobj": "libpmemobj", "boost": "Boost.Interprocess",
+               "array": "reference"}
+MMSTORE_COLOUR = 0xd95f02
+PEER_COLOUR = 0x7a8ca3
+
+
+ARRAY_NAME = {"malloc": "malloc'd array", "flat": "flat file (fread)",
+              "csv": "CSV file (parsed)", "glibc": "glibc malloc"}
+
+
+def system_name(r):
+    """The system of a row as a person names it (the "array" harness is
+    several references: a malloc'd array, a flat file, a CSV file, malloc)."""
+    if r["system"] == "array":
+        return ARRAY_NAME.get(r["variant"].replace(" (cold)", ""), "array")
+    return SYSTEM_NAME.get(r["system"], r["system"])
+
+
+def count_text(n):
+    """10000000 -> '10 M'."""
+    for div, suffix in ((10 ** 9, "G"), (10 ** 6, "M"), (10 ** 3, "K")):
+        if n >= div:
+            return "%g %s" % (n / div, suffix)
+    return "%d" % n
+
+
+def records(n):
+    return count_text(n) + " records"
+
+
+def store_mb(n):
+    return "%g GB" % (n / 1024) if n >= 1024 else "%g MB" % n
+
+
+def rounds(n):
+    return "%d rounds" % (n or 1000)
+
+
+SECTIONS = [
+    dict(key="open", title="Open + first answer", unit="ms", size="records in the store "
+         "(64 bytes each)", sizefmt=records, lower=True,
+         match=lambda r: r["workload"] == "open",
+         what="A fresh process opens the store and reads one record. Warm: the files are in "
+              "the page cache; cold: the caches were dropped before each run."),
+    dict(key="get", title="Random get by position", unit="ns", size="records in the store",
+         sizefmt=records, lower=True, match=lambda r: r["workload"] == "get",
+         what="Time per get, 10^7 gets of pseudo-random records. By position: record i of "
+              "mmstore's array (`mms_table_get`), key i of LMDB's B-tree (integer keys), rowid "
+              "i of SQLite, element i of the array. It is not a lookup by an arbitrary key, "
+              "which needs an index (not in mmstore yet)."),
+    dict(key="scan", title="Scan of one field", unit="ns", size="records in the store",
+         sizefmt=records, lower=True, match=lambda r: r["workload"] == "scan",
+         what="Time per record to sum one 4-byte field over every record."),
+    dict(key="load", title="Bulk load", unit="Mrec/s", size="records loaded", sizefmt=records,
+         lower=False, match=lambda r: r["workload"] == "load",
+         what="Millions of records inserted per second, all in one transaction, commit "
+              "included. durable: the commit waits for the disk; nosync: it does not (the "
+              "malloc'd array is compared with mmstore's nosync figure)."),
+    dict(key="commit", title="Small commit", unit="us", size="records in the store",
+         sizefmt=records, lower=True, match=lambda r: r["workload"] == "commit",
+         what="Time per transaction that changes one 8-byte field of a random record and "
+              "commits. Durable commits (mmstore, LMDB default, SQLite synchronous=FULL, "
+              "libpmemobj) are compared with mmstore's durable figure; commits that do not "
+              "wait for the disk (LMDB MDB_NOSYNC, SQLite synchronous=OFF) with mmstore's "
+              "NOSYNC figure."),
+    dict(key="alloc", title="Allocation", unit="ns", size="rounds of 1000 allocations and "
+         "1000 frees", sizefmt=rounds, lower=True, match=lambda r: r["workload"] == "alloc",
+         what="Time per allocation (and its free) of 16-256 bytes inside a transaction "
+              "(Hoard's threadtest shape); glibc's malloc is the reference."),
+    dict(key="commit_size", title="Commit cost against store size (mmstore)", unit="us",
+         size="size of the store (every page read before the commits)", sizefmt=store_mb,
+         lower=True, match=lambda r: r["workload"] in ("commit_empty", "commit_page"),
+         what="Time per commit that changed nothing (empty) or one page (page), split into "
+              "its steps: detect (asking the kernel which pages changed), journal, apply; "
+              "total is the whole call."),
+    dict(key="ipc_reader", title="Read transactions beside a writer (mmstore)", unit="ns",
+         size="records in the store", sizefmt=records, lower=True,
+         match=lambda r: r["workload"] == "ipc_reader",
+         what="Time per read transaction (begin + end) while another process commits as "
+              "fast as it can."),
+    dict(key="ipc_visible", title="Commit to visible in another process (mmstore)",
+         unit="us", size="records in the store", sizefmt=records, lower=True,
+         match=lambda r: r["workload"] == "ipc_visible",
+         what="From the commit call in one process to the moment another process, blocked in "
+              "`mms_wait`, sees the new state."),
+]
+
+
+def convert(v, frm, to):
+    if v is None or frm == to:
+        return v
+    if frm in SCALE_RATE or to in SCALE_RATE:
+        raise ValueError("cannot convert %s to %s" % (frm, to))
+    return v / SCALE[frm] * SCALE[to]
+
+
+def num(v):
+    """Three significant digits, never an exponent: 0.0855, 85.5, 2,152,000."""
+    if v is None:
+        return "–"
+    if v == 0 or not math.isfinite(v):
+        return "%g" % v
+    decimals = max(0, 2 - int(math.floor(math.log10(abs(v)))))
+    return "{:,.{}f}".format(v, decimals)
+
+
+def is_cold(r):
+    return r["variant"].endswith("(cold)")
+
+
+def durability(r):
+    """'nosync' for a variant that does not wait for the disk, else 'durable'."""
+    v = r["variant"].replace(" (cold)", "")
+    if v in ("nosync", "off") or r["system"] == "array":
+        return "nosync"
+    return "durable"
+
+
+def mmstore_match(rows, r):
+    """The mmstore row r is compared with, or None."""
+    same = [m for m in rows if m["system"] == "mmstore" and m["workload"] == r["workload"]
+            and m["size"] == r["size"] and m["median"] is not None and is_cold(m) == is_cold(r)]
+    want = [m for m in same if durability(m) == durability(r)]
+    fallback = [m for m in same if durability(m) == "durable"]
+    return (want or fallback or [None])[0]
+
+
+def speedup(rows, r, lower_is_better):
+    """How many times faster mmstore is than row r (below 1: slower), and the
+    mmstore variant it was compared with."""
+    m = mmstore_match(rows, r)
+    if r["system"] == "mmstore" or m is None or not r["median"] or not m["median"]:
+        return None, None
+    f = r["median"] / m["median"] if lower_is_better else m["median"] / r["median"]
+    return f, m["variant"].replace(" (cold)", "")
+
+
+def speedup_text(f, variant):
+    if f is None:
+        return ""
+    what = "same" if 1 / 1.02 < f < 1.02 else (
+        "%s× faster" % num(f) if f > 1 else "%s× slower" % num(1 / f))
+    return what if variant == "durable" else "%s (vs %s)" % (what, variant)
+
+
+def read_csv(path):
+    rows = []
+    with open(path, newline="") as f:
+        for c in csv.DictReader(f):
+            val = lambda k: float(c[k]) if c.get(k) not in (None, "") else None
+            rows.append(dict(group=c["workload"], workload=c["workload"], size=int(c["size"]),
+                             system=c["system"], variant=c["variant"], unit=c["unit"],
+                             median=val("median"), min=val("min"), max=val("max"),
+                             runs=int(c["runs"] or 0), answer=c["answer"], note=c["note"]))
+    return rows
+
+
+def read_machine(md_path):
+    """The machine table of an earlier latest.md, for --render."""
+    mach = {}
+    try:
+        with open(md_path) as f:
+            for line in f:
+                parts = [p.strip() for p in line.strip().strip("|").split("|")]
+                if len(parts) == 2 and parts[0] in ("date", "cpu", "memory", "kernel",
+                                                    "filesystem", "compiler",
+                                                    "cold-cache runs"):
+                    mach[parts[0]] = parts[1]
+    except OSError:
+        pass
+    return mach
+
+
+def render(csv_path, out):
+    rows = read_csv(csv_path)
+    mach = read_machine(os.path.join(out, "latest.md"))
+    quick = "quick" in os.path.abspath(out)
+    cold = mach.get("cold-cache runs", "").startswith("yes")
+    write_csv(out, rows)
+    write_report(out, mach, rows, quick, cold)
 
 
 def write(out, mach, rows, quick, cold):
-    ratio_rows(rows)
+    write_csv(out, rows)
+    mach = dict(mach)
+    mach["cold-cache runs"] = "yes (drop_caches)" if cold else "no (needs root)"
+    write_report(out, mach, rows, quick, cold)
+
+
+def write_csv(out, rows):
+    """The measurements (an earlier CSV without min and max leaves them empty)."""
     with open(os.path.join(out, "latest.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["workload", "size", "system", "variant", "unit", "median", "runs",
-                    "mmstore_ratio", "answer", "note"])
+        w.writerow(["workload", "size", "system", "variant", "unit", "median", "min", "max",
+                    "runs", "answer", "note"])
         for r in rows:
+            g = lambda k: "" if r.get(k) is None else "%.6g" % r[k]
             w.writerow([r["workload"], r["size"], r["system"], r["variant"], r["unit"],
-                        "" if r["median"] is None else "%.6g" % r["median"], r["runs"],
-                        r["ratio"], r["answer"], r["note"]])
+                        g("median"), g("min"), g("max"), r["runs"], r["answer"], r["note"]])
+
+
+def section_table(sec, rows, all_rows):
+    unit = sec["unit"]
+    multi = len(set(r["workload"] for r in rows)) > 1
+    lines = ["| %s | system | variant | median | spread (min–max) | runs | mmstore vs this | "
+             "answer | note |" % "size", "|---|---|---|--:|--:|--:|---|---|---|"]
+    for r in rows:
+        med = convert(r["median"], r["unit"], unit)
+        lo, hi = convert(r.get("min"), r["unit"], unit), convert(r.get("max"), r["unit"], unit)
+        spread = "–" if lo is None or hi is None else "%s–%s" % (num(lo), num(hi))
+        variant = r["variant"]
+        if multi:
+            variant = "%s: %s" % (r["workload"].split("_", 1)[-1], variant)
+        m = mmstore_match(all_rows, r)
+        answer = r["answer"]
+        if m is not None and r is not m and answer == m["answer"]:
+            answer = "same"
+        elif answer and len(answer) > 22:
+            answer = answer[:20] + "…"
+        f, against = speedup(all_rows, r, sec["lower"])
+        name = system_name(r)
+        if r["system"] == "mmstore":
+            name = "**mmstore**"
+        lines.append("| %s | %s | %s | %s | %s | %d | %s | %s | %s |" % (
+            sec["sizefmt"](r["size"]), name, variant, num(med), spread, r["runs"],
+            speedup_text(f, against), answer, r["note"]))
+    return lines
+
+
+def write_report(out, mach, rows, quick, cold):
     lines = ["# mmstore benchmarks%s" % (" (quick sizes)" if quick else ""), "",
-             "Produced by `bench/run.py%s` (`make bench%s`); every number is the median of "
-             "the runs shown, each run a fresh process. The ratio is mmstore's value "
-             "(durable variant) divided by the row's value: for times below 1 means mmstore "
-             "is faster, for rates (Mrec/s) above 1 means mmstore is faster."
+             "Produced by `bench/run.py%s` (`make bench%s`). Every figure is the median of "
+             "the runs counted, each run a fresh process; the spread is the fastest and the "
+             "slowest run. \"mmstore vs this\" says how many times faster (or slower) mmstore "
+             "is than that row, compared with mmstore's matching variant: durable with "
+             "durable, not synced (nosync, SQLite's OFF, the malloc'd array) with nosync, "
+             "cold cache with cold cache. \"same\" in the answer column: that system "
+             "computed the same answer as mmstore."
              % (" --quick" if quick else "", "-quick" if quick else ""), "",
              "| machine | |", "|---|---|"]
-    for k in ("date", "cpu", "memory", "kernel", "filesystem", "compiler"):
-        lines.append("| %s | %s |" % (k, mach[k]))
-    lines.append("| cold-cache runs | %s |" % ("yes (drop_caches)" if cold else
-                                              "no (needs root)"))
+    for k in ("date", "cpu", "memory", "kernel", "filesystem", "compiler", "cold-cache runs"):
+        lines.append("| %s | %s |" % (k, mach.get(k, "")))
     lines.append("")
-    for workload in FULL:
-        wrows = [r for r in rows if r["group"] == workload]
-        if not wrows:
+    for f in os.listdir(out):  # plots of an earlier layout
+        if f.endswith(".png"):
+            os.remove(os.path.join(out, f))
+    for sec in SECTIONS:
+        srows = [r for r in rows if sec["match"](r)]
+        if not srows:
             continue
-        lines += ["## %s" % workload, "", "| workload | size | system | variant | median | "
-                  "runs | mmstore ratio | answer | note |", "|---|---|---|---|---|---|---|---|---|"]
-        for r in wrows:
-            med = "-" if r["median"] is None else "%.4g %s" % (r["median"], r["unit"])
-            lines.append("| %s | %s | %s | %s | %s | %d | %s | %s | %s |" % (
-                r["workload"], r["size"], r["system"], r["variant"], med, r["runs"], r["ratio"],
-                r["answer"][:22], r["note"]))
-        png = plot(out, workload, wrows)
-        if png:
-            lines += ["", "![%s](%s)" % (workload, os.path.basename(png))]
+        lines += ["## %s" % sec["title"], "",
+                  "%s Unit: %s%s. Size: %s." % (
+                      sec["what"], UNIT_MD[sec["unit"]],
+                      " (lower is better)" if sec["lower"] else " (higher is better)",
+                      sec["size"]), ""]
+        lines += section_table(sec, srows, rows)
+        for png in plots(out, sec, srows, rows):
+            lines += ["", "![%s](%s)" % (sec["title"], os.path.basename(png))]
         lines.append("")
     with open(os.path.join(out, "latest.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
-def plot(out, workload, rows):
+# ---------------------------------------------------------------------------
+# Plots: one per question, horizontal bars on a linear axis from zero (so a
+# bar's length shows the ratio), mmstore in its own colour, every bar
+# labelled with its system and value.
+# ---------------------------------------------------------------------------
+def plots(out, sec, srows, all_rows):
+    pts = [r for r in srows if r["median"] is not None]
+    if not pts:
+        return []
+    big = max(r["size"] for r in pts)
+    size = sec["sizefmt"](big)
+    charts = []  # (name, title, rows)
+    if sec["key"] == "open":
+        for cold_cache in (False, True):
+            rs = [r for r in pts if r["size"] == big and is_cold(r) == cold_cache]
+            charts.append(("open-%s" % ("cold" if cold_cache else "warm"),
+                           "Open + first answer, %s, cache %s" % (
+                               size, "cold" if cold_cache else "warm"), rs))
+    elif sec["key"] == "commit":
+        for d, what in (("durable", "durable"), ("nosync", "not synced")):
+            rs = [r for r in pts if r["size"] == big and durability(r) == d]
+            charts.append(("commit-%s" % d, "Small commit, %s, %s" % (what, size), rs))
+    elif sec["key"] == "commit_size":
+        rs = [r for r in pts if r["workload"] == "commit_page" and r["variant"] == "total"]
+        charts.append(("commit-size", "One-page commit against store size (mmstore)", rs))
+    elif sec["key"] in ("get", "scan", "load", "alloc"):
+        rs = [r for r in pts if r["size"] == big]
+        charts.append((sec["key"], "%s, %s" % (sec["title"], size), rs))
+    made = []
+    for name, title, rs in charts:
+        if len(rs) < 2:
+            continue
+        bars = []
+        for r in rs:
+            v = convert(r["median"], r["unit"], sec["unit"])
+            if sec["key"] == "commit_size":
+                label = store_mb(r["size"])
+            else:
+                label = system_name(r)
+                variant = r["variant"].replace(" (cold)", "")
+                if r["system"] != "array" and variant not in ("durable", "default", "wal",
+                                                                "tx", "append", "vector",
+                                                                "managed"):
+                    label += " " + variant
+            f, _ = speedup(all_rows, r, sec["lower"])
+            text = "%s %s" % (num(v), UNIT_PLOT[sec["unit"]])
+            if f is not None:
+                text += ("  (mmstore %sx faster)" % num(f) if f >= 1.02 else
+                         "  (mmstore %sx slower)" % num(1 / f) if f <= 1 / 1.02 else
+                         "  (same as mmstore)")
+            bars.append((label, v, r["system"] == "mmstore", text))
+        png = bar_chart(os.path.join(out, name + ".png"), title,
+                        "%s (%s is better)" % (UNIT_PLOT[sec["unit"]],
+                                               "lower" if sec["lower"] else "higher"), bars)
+        if png:
+            made.append(png)
+    return made
+
+
+def bar_chart(png, title, xlabel, bars):
+    """Horizontal bars from zero. A bar more than 40 times the shortest is
+    cut at the edge of the axis and its label says so, so that the others
+    stay readable and every visible length still shows the ratio."""
     if not shutil.which("gnuplot"):
         return None
-    pts = [r for r in rows if r["median"] is not None]
-    if not pts:
-        return None
-    dat = os.path.join(out, workload + ".dat")
+    vals = [b[1] for b in bars]
+    lo = min(v for v in vals if v > 0) if any(v > 0 for v in vals) else 1
+    shown = [v for v in vals if v <= 40 * lo]
+    edge = max(shown) * 1.05
+    dat = png[:-4] + ".dat"
     with open(dat, "w") as f:
-        for i, r in enumerate(pts):
-            what = "" if r["workload"] == workload else r["workload"] + " "
-            label = "%s%s/%s n=%s" % (what, r["system"], r["variant"], r["size"])
-            f.write('%d "%s" %g\n' % (i, label.replace('"', ""), r["median"]))
-    png = os.path.join(out, workload + ".png")
-    unit = pts[0]["unit"]
-    # Values that span more than 100x (open: microseconds to seconds; alloc:
-    # nanoseconds to a libpmemobj's milliseconds) on a log axis, bars from
-    # half the smallest value, so that every system stays visible.
-    vals = [r["median"] for r in pts]
-    logx = min(vals) > 0 and max(vals) / min(vals) > 100
-    base = min(vals) / 2 if logx else 0
-    script = """set terminal png size 1000,%d noenhanced
+        for i, (label, v, mine, text) in enumerate(reversed(bars)):
+            cut = v > edge
+            f.write('%d "%s" %g %d "%s"\n' % (
+                i, label.replace('"', ""), min(v, edge),
+                MMSTORE_COLOUR if mine else PEER_COLOUR,
+                (text + "  (bar cut)" if cut else text).replace('"', "")))
+    script = """set terminal png size 1000,%d noenhanced font ",11"
 set output '%s'
-set title '%s (median, %s%s)'
-set style fill solid 0.6
-set boxwidth 0.7
+set title '%s'
+set style fill solid 0.85 noborder
+set xrange [0:%g]
+set yrange [-0.6:%g]
 set grid xtics
-set ytics nomirror
+set ytics nomirror scale 0
+set xtics nomirror
 unset key
 set xlabel '%s'
-%s
-plot '%s' using (column(3)):1:(%g):(column(3)):($1-0.35):($1+0.35):yticlabels(2) with boxxyerror
-""" % (120 + 28 * len(pts), png, workload, unit, ", log scale" if logx else "", unit,
-       "set logscale x" if logx else "", dat, base)
-    subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+plot '%s' using (column(3)/2):1:(0):(column(3)):($1-0.35):($1+0.35):(column(4)):ytic(2) \\
+       with boxxyerror lc rgb variable, \\
+     '' using (column(3)):1:(column(5)) with labels left offset 0.6,0
+""" % (110 + 42 * len(bars), png, title.replace("'", ""), edge * 1.75, len(bars) - 0.4,
+       xlabel, dat)
+    p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
     os.remove(dat)
+    if p.returncode != 0:
+        print("gnuplot failed for %s: %s" % (png, p.stderr.strip()[-300:]), file=sys.stderr)
     return png if os.path.exists(png) else None
 
 

@@ -10,12 +10,18 @@
  * restart. A program reads and writes that space through plain pointers
  * (mms_deref()).
  *
- * Writes happen inside a write transaction:
+ * Writes happen inside a write transaction. A new store's root is null, so
+ * the first transaction allocates the counter and makes it the root:
  *
  *     mms_txn_begin(s, 0);
- *     struct counter *c = mms_deref(s, mms_root(s));
+ *     mms_ref r = mms_root(s);
+ *     if (!r) { mms_zalloc(s, sizeof(struct counter), &r); mms_root_set(s, r); }
+ *     struct counter *c = mms_deref(s, r);
  *     c->n++;                        // a plain store, no "I wrote this" call
  *     mms_txn_commit(s);             // atomic and durable
+ *
+ * (Every example in this header and in the README is compiled and run by
+ * tests/test_examples.c, which also checks that its copies match.)
  *
  * The library finds the pages the transaction changed by asking the kernel
  * which copy-on-write pages of its private mapping exist, journals the changed
@@ -536,7 +542,8 @@ int mms_verify(mms_store *s, char *msg, size_t cap);
  * The schema describes the struct: each field's name, kind, offset and
  * size, taken by the MMS_F_* macros with offsetof/sizeof and checked at
  * compile time (a size or signedness that does not match the kind does not
- * compile):
+ * compile, in C11, C++11 and later, and C99 with GCC or Clang; another C99
+ * compiler checks sizes only):
  *
  *     struct person { int64_t id; char tag[8]; double score; mms_ref name; mms_ref boss; };
  *     static const mms_field person_fields[] = {
@@ -617,11 +624,67 @@ typedef struct mms_schema {
 #define MMS__MSIZE(T, m) sizeof(((T *)0)->m)
 /* 0, or a compile-time error when cond is false. */
 #define MMS__CHECK0(cond) (0 * sizeof(char[(cond) ? 1 : -1]))
+/* Is field m of T a signed integer (signed char, short, int, long, long
+ * long), an unsigned one, a float, a double? Plain char and bool are
+ * neither signed nor unsigned here. C11 asks _Generic; C++ a traits
+ * template (below, outside extern "C"); C99 with GCC or Clang
+ * __builtin_types_compatible_p; any other C99 compiler checks sizes only. */
+#if defined(__cplusplus)
+#define MMS__TRAIT(T, m, what) (mms__field_traits<decltype(((T *)0)->m)>::what)
+#define MMS__SIGNED(T, m) MMS__TRAIT(T, m, sint)
+#define MMS__UNSIGNED(T, m) MMS__TRAIT(T, m, uint)
+#define MMS__NOT_SIGNED(T, m) (!MMS__TRAIT(T, m, sint))
+#define MMS__IS_F32(T, m) MMS__TRAIT(T, m, f32)
+#define MMS__IS_F64(T, m) MMS__TRAIT(T, m, f64)
+} /* extern "C": a template cannot have C linkage */
+template <typename U> struct mms__field_traits { enum { sint = 0, uint = 0, f32 = 0, f64 = 0 }; };
+template <typename U> struct mms__field_traits<const U> : mms__field_traits<U> {};
+template <typename U> struct mms__field_traits<volatile U> : mms__field_traits<U> {};
+template <typename U> struct mms__field_traits<const volatile U> : mms__field_traits<U> {};
+#define MMS__TRAITS(U, s, u, f, d)                                             \
+    template <> struct mms__field_traits<U> { enum { sint = s, uint = u, f32 = f, f64 = d }; };
+MMS__TRAITS(signed char, 1, 0, 0, 0)
+MMS__TRAITS(short, 1, 0, 0, 0)
+MMS__TRAITS(int, 1, 0, 0, 0)
+MMS__TRAITS(long, 1, 0, 0, 0)
+MMS__TRAITS(long long, 1, 0, 0, 0)
+MMS__TRAITS(unsigned char, 0, 1, 0, 0)
+MMS__TRAITS(unsigned short, 0, 1, 0, 0)
+MMS__TRAITS(unsigned, 0, 1, 0, 0)
+MMS__TRAITS(unsigned long, 0, 1, 0, 0)
+MMS__TRAITS(unsigned long long, 0, 1, 0, 0)
+MMS__TRAITS(float, 0, 0, 1, 0)
+MMS__TRAITS(double, 0, 0, 0, 1)
+#undef MMS__TRAITS
+extern "C" {
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 #define MMS__SIGNED(T, m)                                                      \
     _Generic(((T *)0)->m, signed char: 1, short: 1, int: 1, long: 1, long long: 1, default: 0)
 #define MMS__UNSIGNED(T, m)                                                    \
     _Generic(((T *)0)->m, unsigned char: 1, unsigned short: 1, unsigned: 1,     \
              unsigned long: 1, unsigned long long: 1, default: 0)
+#define MMS__NOT_SIGNED(T, m) (!MMS__SIGNED(T, m))
+#define MMS__IS_F32(T, m) _Generic(((T *)0)->m, float: 1, default: 0)
+#define MMS__IS_F64(T, m) _Generic(((T *)0)->m, double: 1, default: 0)
+#elif defined(__GNUC__)
+#define MMS__IS(T, m, U) __builtin_types_compatible_p(__typeof__(((T *)0)->m), U)
+#define MMS__SIGNED(T, m)                                                      \
+    (MMS__IS(T, m, signed char) || MMS__IS(T, m, short) || MMS__IS(T, m, int) ||  \
+     MMS__IS(T, m, long) || MMS__IS(T, m, long long))
+#define MMS__UNSIGNED(T, m)                                                    \
+    (MMS__IS(T, m, unsigned char) || MMS__IS(T, m, unsigned short) ||          \
+     MMS__IS(T, m, unsigned) || MMS__IS(T, m, unsigned long) ||                \
+     MMS__IS(T, m, unsigned long long))
+#define MMS__NOT_SIGNED(T, m) (!MMS__SIGNED(T, m))
+#define MMS__IS_F32(T, m) MMS__IS(T, m, float)
+#define MMS__IS_F64(T, m) MMS__IS(T, m, double)
+#else
+#define MMS__SIGNED(T, m) 1
+#define MMS__UNSIGNED(T, m) 1
+#define MMS__NOT_SIGNED(T, m) 1
+#define MMS__IS_F32(T, m) 1
+#define MMS__IS_F64(T, m) 1
+#endif
 #define MMS__F(T, m, kind, ok, target, dflt)                                   \
     { #m, kind, (uint32_t)(offsetof(T, m) + MMS__CHECK0(ok)), (uint32_t)MMS__MSIZE(T, m), target, dflt }
 #define MMS_F_I8(T, m) MMS__F(T, m, MMS_KIND_I8, MMS__MSIZE(T, m) == 1 && MMS__SIGNED(T, m), NULL, NULL)
@@ -632,12 +695,10 @@ typedef struct mms_schema {
 #define MMS_F_U16(T, m) MMS__F(T, m, MMS_KIND_U16, MMS__MSIZE(T, m) == 2 && MMS__UNSIGNED(T, m), NULL, NULL)
 #define MMS_F_U32(T, m) MMS__F(T, m, MMS_KIND_U32, MMS__MSIZE(T, m) == 4 && MMS__UNSIGNED(T, m), NULL, NULL)
 #define MMS_F_U64(T, m) MMS__F(T, m, MMS_KIND_U64, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), NULL, NULL)
-#define MMS_F_F32(T, m)                                                        \
-    MMS__F(T, m, MMS_KIND_F32, _Generic(((T *)0)->m, float: 1, default: 0), NULL, NULL)
-#define MMS_F_F64(T, m)                                                        \
-    MMS__F(T, m, MMS_KIND_F64, _Generic(((T *)0)->m, double: 1, default: 0), NULL, NULL)
+#define MMS_F_F32(T, m) MMS__F(T, m, MMS_KIND_F32, MMS__IS_F32(T, m), NULL, NULL)
+#define MMS_F_F64(T, m) MMS__F(T, m, MMS_KIND_F64, MMS__IS_F64(T, m), NULL, NULL)
 #define MMS_F_BOOL(T, m)                                                       \
-    MMS__F(T, m, MMS_KIND_BOOL, MMS__MSIZE(T, m) == 1 && !MMS__SIGNED(T, m), NULL, NULL)
+    MMS__F(T, m, MMS_KIND_BOOL, MMS__MSIZE(T, m) == 1 && MMS__NOT_SIGNED(T, m), NULL, NULL)
 #define MMS_F_CHARS(T, m) MMS__F(T, m, MMS_KIND_CHARS, MMS__MSIZE(T, m) >= 1, NULL, NULL)
 #define MMS_F_REF(T, m, table)                                                 \
     MMS__F(T, m, MMS_KIND_REF, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), table, NULL)
@@ -648,7 +709,8 @@ typedef struct mms_schema {
 /* A field with a default for the records that existed before it was added
  * (checked for size, not signedness):
  *     static const int32_t adult = 18;
- *     MMS_F_WITH_DEFAULT(struct person, age, MMS_KIND_I32, &adult) */
+ *     static const mms_field age_field =
+ *         MMS_F_WITH_DEFAULT(struct person, age, MMS_KIND_I32, &adult); */
 #define MMS__KSIZE_X(k, N, v, name, size, cls) (k) == v ? (uint32_t)(size) :
 #define MMS__KSIZE(k) (MMS_KINDS(MMS__KSIZE_X, k) 0u)
 #define MMS_F_WITH_DEFAULT(T, m, kind, dflt)                                   \
@@ -717,6 +779,13 @@ void *mms_table_array(const mms_table *t);
  * last transaction may not be found (NULL). */
 void *mms_table_get(const mms_table *t, uint64_t i);
 
+/* Typed convenience: record i as a pointer to type (NULL as above).
+ * The cast is not checked: type must be the struct the table's schema
+ * describes (the one given to MMS_SCHEMA).
+ *     struct person *p = MMS_TABLE_GET(t, struct person, 0);
+ *     if (p) p->score += 1; */
+#define MMS_TABLE_GET(t, type, i) ((type *)mms_table_get((t), (i)))
+
 /* 1 if record i is live, 0 if deleted or out of range. */
 int mms_table_live(const mms_table *t, uint64_t i);
 
@@ -725,7 +794,8 @@ int mms_table_live(const mms_table *t, uint64_t i);
  * and 0 when nothing was ever deleted). Valid until the next delete or
  * the end of the read transaction.
  *     for (i = 0; i < slots; i++)
- *         if (i >= nbits || !(bits[i / 64] >> (i % 64) & 1)) ... */
+ *         if (i >= nbits || !(bits[i / 64] >> (i % 64) & 1))
+ *             live++; */
 const uint64_t *mms_table_deleted(const mms_table *t, uint64_t *nbits);
 
 /* The ref of record i. */

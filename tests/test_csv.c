@@ -28,6 +28,10 @@
  *  - errors: missing, empty, directory and garbage input, bad names,
  *    unknown tables, usage errors; exit codes 1 and 2, never a signal, also
  *    when the reader of a dump closes the pipe;
+ *  - real files (tests/data/): Debian's debian.csv with rows shorter than
+ *    its header, numbers as people write them (1e3, 1.50, +7, 007, -0),
+ *    ragged rows, missing values and their counts in the summary,
+ *    --keep-text, no store left behind by a failed import that created it;
  *  - progress only when asked (MMS_PROGRESS=1; stderr is not a terminal);
  *  - SIGKILL of `mms import` at random moments of a large import: the store
  *    verifies and the table has all of the new rows or none of them.
@@ -690,12 +694,25 @@ TEST(non_canonical)
                 "3,z,9,1e+300,9,2\r\n",
                 NULL, 0);
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' t", st), 0);
-    file_is(OUT, "a,b,c,d,e,f\n1,x,+7,1.50,007,1\n2,\"y\"\"\",8,2.5,8,\n3,z,9,1e+300,9,2\n");
+    /* Every value of c, d, e is a number: numbers, dumped canonically; the
+     * empty cell of f is a missing value (0 until nulls are stored). */
+    file_is(OUT, "a,b,c,d,e,f\n1,x,7,1.5,7,1\n2,\"y\"\"\",8,2.5,8,0\n3,z,9,1e300,9,2\n");
     ASSERT(strcmp(kind_of(st, "t", "a"), "i64") == 0);
-    ASSERT(strcmp(kind_of(st, "t", "c"), "str") == 0); /* "+7" */
-    ASSERT(strcmp(kind_of(st, "t", "d"), "str") == 0); /* "1.50" */
-    ASSERT(strcmp(kind_of(st, "t", "e"), "str") == 0); /* "007" */
-    ASSERT(strcmp(kind_of(st, "t", "f"), "str") == 0); /* "" */
+    ASSERT(strcmp(kind_of(st, "t", "c"), "i64") == 0); /* "+7" */
+    ASSERT(strcmp(kind_of(st, "t", "d"), "f64") == 0); /* "1.50" */
+    ASSERT(strcmp(kind_of(st, "t", "e"), "i64") == 0); /* "007" */
+    ASSERT(strcmp(kind_of(st, "t", "f"), "i64") == 0); /* "1", "", "2" */
+    /* --keep-text: a number only in dump's own form, so those stay text. */
+    import_text(st, "k",
+                "a,b,c,d,e,f\r\n1,x,+7,1.50,007,1\r\n2,\"y\"\"\",8,2.5,8,\"\"\r\n3,z,9,1e+300,9,2\r\n",
+                "--keep-text", 0);
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' k", st), 0);
+    file_is(OUT, "a,b,c,d,e,f\n1,x,+7,1.50,007,1\n2,\"y\"\"\",8,2.5,8,0\n3,z,9,1e+300,9,2\n");
+    ASSERT(strcmp(kind_of(st, "k", "a"), "i64") == 0);
+    ASSERT(strcmp(kind_of(st, "k", "c"), "str") == 0);
+    ASSERT(strcmp(kind_of(st, "k", "d"), "str") == 0);
+    ASSERT(strcmp(kind_of(st, "k", "e"), "str") == 0);
+    ASSERT(strcmp(kind_of(st, "k", "f"), "i64") == 0);
     /* Declared kinds read the non-canonical forms as numbers. */
     import_text(st, "u", "a,b,c\r\n+7,1.50,007\r\n-0,1e+300,\"12\"\r\n", "--schema a:i32,b:f64,c:u16",
                 0);
@@ -777,7 +794,7 @@ TEST(schema_kinds)
     /* A bad value of each kind, one per line, after a good row. */
     static const struct { int col; const char *val; } bad[] = {
         {0, "128"}, {0, "x"}, {1, "-32769"}, {2, "2147483648"}, {3, "9223372036854775808"},
-        {3, ""}, {4, "-1"}, {5, "65536"}, {6, "1.5"}, {7, "18446744073709551616"}, {8, "1e39"},
+        {3, " 1"}, {4, "-1"}, {5, "65536"}, {6, "1.5"}, {7, "18446744073709551616"}, {8, "1e39"},
         {9, "abc"}, {9, "1e400"}, {10, "TRUE"}, {10, "1"}, {11, "toolong"}, {12, "\xff"},
         {13, "abc"}, {13, "zz"}, {14, "-1"}, {14, "x"},
     };
@@ -879,7 +896,7 @@ TEST(bad_rows)
     const char *csv =
         "id,name,n\n"                      /* 1 */
         "1,\"two\nlines\",1\n"             /* 2-3  good */
-        "2,x\n"                            /* 4    too few */
+        "2,x\n"                            /* 4    too few: n is missing */
         "3,x,1,extra\n"                    /* 5    too many */
         "4,ab\"c,1\n"                      /* 6    quote in unquoted */
         "5,\"ab\"c,1\n"                    /* 7    text after quote */
@@ -893,7 +910,7 @@ TEST(bad_rows)
         "13,fine,3\n"                      /* 17   good */
         "14,\"unterminated,1\n"            /* 18   unterminated to the end */
         "15,never,4\n";
-    static const int bad_lines[] = {4, 5, 6, 7, 8, 9, 10, 11, 12, 16, 18};
+    static const int bad_lines[] = {5, 6, 7, 8, 9, 10, 11, 12, 16, 18};
     const int nbad = (int)(sizeof bad_lines / sizeof bad_lines[0]);
     /* An existing table with rows: an aborted import leaves them. */
     import_text(st, "t", "id,name,n\n100,old,0\n", NULL, 0);
@@ -905,14 +922,13 @@ TEST(bad_rows)
         snprintf(needle, sizeof needle, "in.csv:%d: bad row", bad_lines[i]);
         file_has(ERR, needle);
     }
-    file_has(ERR, "in.csv:4: bad row: 2 fields, the header has 3");
     file_has(ERR, "in.csv:5: bad row: 4 fields, the header has 3");
     file_has(ERR, "in.csv:6: bad row: quote inside an unquoted field");
     file_has(ERR, "in.csv:7: bad row: text after a closing quote");
     file_has(ERR, "in.csv:8: bad row: CR not followed by LF");
     file_has(ERR, "in.csv:9: bad row: invalid UTF-8");
     file_has(ERR, "in.csv:18: bad row: unterminated quoted field");
-    file_has(ERR, "11 bad rows; nothing imported");
+    file_has(ERR, "10 bad rows; nothing imported");
     ASSERT_EQ(tool(wpath("after.csv"), ERR, "dump '%s' t", st), 0);
     same_file(wpath("before.csv"), wpath("after.csv"));
     /* A new table: it does not exist afterwards. */
@@ -924,20 +940,21 @@ TEST(bad_rows)
     /* --skip-bad: exactly the good rows. */
     import_text(st, "t", csv, "--skip-bad", 0);
     ASSERT_EQ(count_of(ERR, ": bad row: "), nbad);
-    file_has(OUT, "imported 3 rows into t, skipped 11 bad rows");
+    file_has(OUT, "imported 4 rows into t, skipped 10 bad rows");
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' t", st), 0);
-    file_is(OUT, "id,name,n\n100,old,0\n1,\"two\nlines\",1\n11,\"multi\nline\nok\",2\n13,fine,3\n");
+    file_is(OUT, "id,name,n\n100,old,0\n1,\"two\nlines\",1\n2,x,0\n11,\"multi\nline\nok\",2\n"
+                 "13,fine,3\n");
     import_text(st, "fresh", csv, "--skip-bad", 0);
-    ASSERT_EQ(table_count(st, "fresh"), 3);
+    ASSERT_EQ(table_count(st, "fresh"), 4);
     ASSERT(strcmp(kind_of(st, "fresh", "n"), "i64") == 0); /* bad rows do not infer */
     /* Every row bad: with --skip-bad, an empty table. */
-    import_text(st, "allbad", "a,b\n1\n2\n", "--skip-bad", 0);
+    import_text(st, "allbad", "a,b\n1,2,3\n2,3,4\n", "--skip-bad", 0);
     ASSERT_EQ(table_count(st, "allbad"), 0);
     /* Many bad rows: the first 1000 are listed. */
-    char *many = malloc(5 * 3000 + 16);
+    char *many = malloc(9 * 3000 + 16);
     size_t n = (size_t)sprintf(many, "a,b\n");
     for (int i = 0; i < 3000; i++)
-        n += (size_t)sprintf(many + n, "%d\n", i % 10);
+        n += (size_t)sprintf(many + n, "%d,1,2\n", i % 10);
     import_text(st, "many", many, "--skip-bad", 0);
     ASSERT_EQ(count_of(ERR, ": bad row: "), 1000);
     file_has(ERR, "only the first 1000 are listed");
@@ -1147,7 +1164,7 @@ TEST(errors)
     ASSERT_EQ(tool(OUT, ERR, "tables '%s' x", st), 2);
     ASSERT_EQ(tool(OUT, ERR, "schema '%s'", st), 2);
     ASSERT_EQ(tool(OUT, ERR, "info '%s' x", st), 2);
-    ASSERT_EQ(tool(OUT, ERR, "help"), 0);
+    ASSERT_EQ(tool(OUT, ERR, "help dump"), 0);
     file_has(OUT, "byte for byte");
     /* Stores and tables that are not there: 1. */
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' t", wpath("nosuch.mms")), 1);
@@ -1216,6 +1233,158 @@ TEST(progress)
     file_has(ERR, "\rmms import: ");
     file_has(ERR, "rows/s");
     ASSERT_EQ(table_count(st, "b"), 50000);
+}
+
+/* ------------------------------------------------------------------------
+ * Real files (tests/data/): ragged rows, numbers as people write them,
+ * missing values, the summary, no store left by a failed import
+ * ------------------------------------------------------------------------ */
+/* tests/data/name, found next to this source file. */
+static const char *data_file(const char *name)
+{
+    static char buf[8][700];
+    static int k;
+    char *b = buf[k++ % 8];
+    const char *f = __FILE__, *slash = strrchr(f, '/');
+    snprintf(b, sizeof buf[0], "%.*s/data/%s", slash ? (int)(slash - f) : 1, slash ? f : ".",
+             name);
+    return b;
+}
+
+/* The summary line of column col in the import's output: its kind and
+ * missing count must be kind and missing. */
+struct col_summary {
+    const char *col, *kind;
+    long long missing;
+};
+static void summary_is(const char *out, const char *col, const char *kind, long long missing);
+
+/* Each column of want, in the summary. */
+static void summary_has(const char *out, const struct col_summary *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        summary_is(out, want[i].col, want[i].kind, want[i].missing);
+}
+
+static void summary_is(const char *out, const char *col, const char *kind, long long missing)
+{
+    char *x = read_all(out, NULL);
+    for (char *l = x; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        char c[64], k[64];
+        long long m;
+        if (sscanf(l, " %63s %63s %lld", c, k, &m) == 3 && strcmp(c, col) == 0) {
+            if (strcmp(k, kind) != 0 || m != missing)
+                FAILF("column %s: %s with %lld missing, expected %s with %lld:\n%s", col, k, m,
+                      kind, missing, x);
+            free(x);
+            return;
+        }
+    }
+    FAILF("no summary line for column %s:\n%s", col, x);
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+TEST(real_files)
+{
+    /* Debian's release history: 15 of its 22 rows are shorter than the
+     * header (dates not known yet). */
+    const char *st = wpath("real.mms");
+    ASSERT_EQ(tool(OUT, ERR, "import '%s' debian '%s'", st, data_file("debian.csv")), 0);
+    file_is(ERR, "");
+    file_has(OUT, "imported 22 rows into debian, skipped 0 bad rows");
+    static const struct col_summary debian[] = {
+        {"version", "f64", 2}, /* Sid and Experimental have none */
+        {"codename", "str", 0}, {"series", "str", 0}, {"created", "str", 0},
+        {"release", "str", 4},  {"eol", "str", 4},    {"eol-lts", "str", 14},
+        {"eol-elts", "str", 15},
+    };
+    summary_has(OUT, debian, sizeof debian / sizeof debian[0]);
+    ASSERT_EQ(table_count(st, "debian"), 22);
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' debian", st), 0);
+    file_has(OUT, "version,codename,series,created,release,eol,eol-lts,eol-elts\n"
+                  "1.1,Buzz,buzz,1993-08-16,1996-06-17,1997-06-05,,\n");
+    file_has(OUT, "\n2,Hamm,hamm,1997-06-05,1998-07-24,2000-03-09,,\n"); /* 2.0: a number */
+    file_has(OUT, "\n0,Sid,sid,1993-08-16,,,,\n"); /* missing: 0 until nulls are stored */
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' debian --format jsonl", st), 0);
+    ASSERT_EQ(jsonl_check(OUT), 22);
+    file_has(OUT, "{\"version\":14,\"codename\":\"Forky\",\"series\":\"forky\",\"created\":"
+                  "\"2025-08-09\",\"release\":null,\"eol\":null,\"eol-lts\":null,\"eol-elts\":null}\n");
+    /* --keep-text: the versions stay text ("2.0"). */
+    ASSERT_EQ(tool(OUT, ERR, "import '%s' debian_text '%s' --keep-text", st,
+                   data_file("debian.csv")), 0);
+    summary_is(OUT, "version", "str", 0);
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' debian_text", st), 0);
+    file_has(OUT, "\n2.0,Hamm,hamm,");
+
+    /* Numbers as people write them. */
+    ASSERT_EQ(tool(OUT, ERR, "import '%s' numbers '%s'", st, data_file("numbers.csv")), 0);
+    static const struct col_summary numbers[] = {
+        {"name", "str", 0},     {"count", "f64", 1}, {"price", "f64", 0},
+        {"ratio", "f64", 1},    {"code", "i64", 0},  {"neg_zero", "f64", 1},
+        {"big", "i64", 0},      {"mixed", "str", 0}, /* an empty str is a value */
+    };
+    summary_has(OUT, numbers, sizeof numbers / sizeof numbers[0]);
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' numbers", st), 0);
+    file_is(OUT, "name,count,price,ratio,code,neg_zero,big,mixed\n"
+                 "a,1000,1.5,0.00005188912636955312,7,-0,9007199254740993,1\n"
+                 "b,7,2,0.001,10,0.5,1,x\n"
+                 "c,0,3.25,0,42,0,2,\n");
+    ASSERT_EQ(tool(OUT, ERR, "import '%s' numbers_text '%s' --keep-text", st,
+                   data_file("numbers.csv")), 0);
+    static const struct col_summary numbers_text[] = {
+        {"count", "str", 0}, {"price", "str", 0}, {"ratio", "str", 0}, /* 1E-3: not dump's */
+        {"code", "str", 0},  {"big", "i64", 0},
+    };
+    summary_has(OUT, numbers_text, sizeof numbers_text / sizeof numbers_text[0]);
+    /* Declared kinds: an empty cell is missing, not a bad row. */
+    import_text(st, "decl", "a,b,c\n1,,x\n,2.5,\n", "--schema a:i32,b:f32,c:str", 0);
+    static const struct col_summary decl[] = {{"a", "i32", 1}, {"b", "f32", 1}, {"c", "str", 0}};
+    summary_has(OUT, decl, 3);
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' decl", st), 0);
+    file_is(OUT, "a,b,c\n1,0,x\n0,2.5,\n");
+
+    /* Ragged rows: fewer fields are missing values; more is a bad row. */
+    const char *rg = wpath("ragged.mms");
+    ASSERT_EQ(tool(OUT, ERR, "import '%s' r '%s'", rg, data_file("ragged.csv")), 1);
+    file_has(ERR, "ragged.csv:5: bad row: 5 fields, the header has 4");
+    file_has(ERR, "1 bad row; nothing imported");
+    ASSERT(!exists(rg)); /* the failed import created the store: it is gone */
+    ASSERT_EQ(tool(OUT, ERR, "import '%s' r '%s' --skip-bad", rg, data_file("ragged.csv")), 0);
+    file_has(OUT, "imported 4 rows into r, skipped 1 bad row");
+    static const struct col_summary ragged[] = {
+        {"id", "i64", 0}, {"name", "str", 1}, {"score", "f64", 2}, {"note", "str", 3}};
+    summary_has(OUT, ragged, 4);
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' r", rg), 0);
+    file_is(OUT, "id,name,score,note\n1,one,1.5,first\n2,two,0,\n3,three,2.5,\n5,,0,\n");
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' r --format jsonl", rg), 0);
+    file_has(OUT, "{\"id\":5,\"name\":null,\"score\":0,\"note\":null}\n");
+    /* A failed import into a store that existed leaves the store. */
+    ASSERT_EQ(tool(OUT, ERR, "import '%s' r2 '%s'", rg, data_file("ragged.csv")), 1);
+    ASSERT(exists(rg));
+    ASSERT_EQ(table_count(rg, "r2"), -1);
+    ASSERT_EQ(table_count(rg, "r"), 4);
+    verify_store(rg);
+    /* An empty directory made beforehand: the store's files go, it stays. */
+    const char *emptyd = wpath("emptydir");
+    ASSERT_EQ(mkdir(emptyd, 0777), 0);
+    ASSERT_EQ(tool(OUT, ERR, "import '%s' r '%s'", emptyd, data_file("ragged.csv")), 1);
+    ASSERT(exists(emptyd));
+    char probe[800];
+    snprintf(probe, sizeof probe, "%s/lock", emptyd);
+    ASSERT(!exists(probe));
+    snprintf(probe, sizeof probe, "%s/region-0-0", emptyd);
+    ASSERT(!exists(probe));
+    ASSERT_EQ(rmdir(emptyd), 0); /* and it is empty again */
+    /* A store created by an import whose header is bad is not made at all. */
+    const char *none = wpath("none.mms");
+    import_text(none, "t", "a,a\n1,2\n", NULL, 1);
+    ASSERT(!exists(none));
+    verify_store(st);
 }
 
 /* ------------------------------------------------------------------------
@@ -1339,6 +1508,7 @@ int main(void)
     RUN(bad_rows);
     RUN(dump_c_tables);
     RUN(errors);
+    RUN(real_files);
     RUN(closed_pipe);
     RUN(progress);
     RUN(sigkill);

@@ -1,5 +1,6 @@
 /*
  * csv.c -- RFC 4180 reading and writing, UTF-8 checking, JSON strings.
+ * It calls only the tool library's output buffer (tool.h).
  *
  * The reader works on one buffer holding the whole input (a mapped file),
  * so an unquoted field, or a quoted one without doubled quotes, is a slice
@@ -22,7 +23,7 @@
  * when quoted fields span several lines.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "mms_tool.h"
+#include "csv.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -261,43 +262,6 @@ bool utf8_valid(const char *s, size_t n)
 /* ------------------------------------------------------------------------
  * Output
  * ------------------------------------------------------------------------ */
-int obuf_init(struct obuf *o, FILE *f, size_t cap)
-{
-    o->f = f;
-    o->n = 0;
-    o->cap = cap;
-    o->err = 0;
-    o->buf = malloc(cap);
-    return o->buf ? 0 : -ENOMEM;
-}
-
-void obuf_flush(struct obuf *o)
-{
-    if (o->n && !o->err && fwrite(o->buf, 1, o->n, o->f) != o->n)
-        o->err = errno ? errno : EIO;
-    o->n = 0;
-}
-
-void obuf_free(struct obuf *o)
-{
-    free(o->buf);
-    o->buf = NULL;
-}
-
-void obuf_write(struct obuf *o, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n) {
-        if (o->n == o->cap)
-            obuf_flush(o);
-        size_t k = o->cap - o->n < n ? o->cap - o->n : n;
-        memcpy(o->buf + o->n, c, k);
-        o->n += k;
-        c += k;
-        n -= k;
-    }
-}
-
 void csv_put(struct obuf *o, const char *p, size_t n)
 {
     size_t i = 0;

@@ -1,17 +1,20 @@
 /*
- * mms_import.c -- `mms import DIR TABLE FILE [--schema SPEC] [--skip-bad]`:
- * a CSV file into a table, in one write transaction.
+ * mms_import.c -- `mms import DIR TABLE FILE [--schema SPEC] [--skip-bad]
+ * [--keep-text]`: a CSV file into a table, in one write transaction.
  *
  * How it runs:
  *  1. The input is mapped (a regular file) or read into memory (a pipe);
- *     the header row names the columns.
+ *     the header row names the columns. The store is opened, created if
+ *     needed (then a failed import removes it).
  *  2. The write transaction begins before anything about the table is
  *     decided, so the layout read and the rows appended belong to one
  *     state of the store.
- *  3. Pass 1 reads every row: malformed rows, rows with the wrong number of
- *     fields, invalid UTF-8 and (for declared kinds) values that do not
- *     parse are bad rows, reported with their line. For a new table without
- *     --schema it infers each column's kind from the good rows.
+ *  3. Pass 1 reads every row: malformed rows, rows with more fields than
+ *     the header, invalid UTF-8 and (for declared kinds) values that do
+ *     not parse are bad rows, reported with their line. A shorter row is
+ *     good: its last columns are missing values. For a new table without
+ *     --schema it infers each column's kind from the good rows' non-empty
+ *     values (infer()), and counts each column's empty and absent cells.
  *  4. Any bad row without --skip-bad: abort, exit 1, nothing imported.
  *  5. The table is created if needed, and all good rows are appended with
  *     one mms_table_append_many(): fresh space, not journaled.
@@ -25,7 +28,8 @@
  * the store outside the transaction.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "mms_tool.h"
+#include "csv.h"
+#include "numfmt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +37,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -166,8 +171,24 @@ struct col {
     char target[64];      /* REF: the table the index is into */
     mms_table *target_t;  /* REF: its handle (this table: set once it exists) */
     bool self;            /* REF into the table being imported */
-    bool maybe_int, maybe_float; /* inference */
+    bool maybe_int, maybe_float; /* inference: every value so far could be one */
+    uint64_t empty;       /* good rows with an empty cell here */
+    uint64_t absent;      /* good rows too short to reach this column */
 };
+
+/* A missing value: a cell of a short row, or an empty cell of a column
+ * whose kind has no empty value (numbers and bool). An empty str, chars or
+ * blob is an empty value, and an empty ref means "no record". */
+static bool kind_has_empty(unsigned kind)
+{
+    int cls = mms_kind_class(kind);
+    return cls != 'i' && cls != 'u' && cls != 'f' && cls != 'b';
+}
+
+static uint64_t col_missing(const struct col *c)
+{
+    return c->absent + (kind_has_empty(c->kind) ? 0 : c->empty);
+}
 
 /* One entry of --schema. */
 struct decl {
@@ -178,17 +199,8 @@ struct decl {
     bool used;
 };
 
-static const struct {
-    const char *name;
-    unsigned kind;
-    uint32_t size;
-} simple_kinds[] = {
-    {"i8", MMS_KIND_I8, 1},   {"i16", MMS_KIND_I16, 2}, {"i32", MMS_KIND_I32, 4},
-    {"i64", MMS_KIND_I64, 8}, {"u8", MMS_KIND_U8, 1},   {"u16", MMS_KIND_U16, 2},
-    {"u32", MMS_KIND_U32, 4}, {"u64", MMS_KIND_U64, 8}, {"f32", MMS_KIND_F32, 4},
-    {"f64", MMS_KIND_F64, 8}, {"bool", MMS_KIND_BOOL, 1}, {"str", MMS_KIND_STR, 8},
-    {"blob", MMS_KIND_BLOB, 8},
-};
+extern const struct tool_cmd tool_cmd_import;
+#define CMD (&tool_cmd_import)
 
 /* "name:kind,...": fills *out (malloc'd) and *n; returns 0, or 2 after a
  * usage error. */
@@ -208,7 +220,7 @@ static int spec_parse(const char *spec, struct decl **out, size_t *n)
         const char *colon = memchr(p, ':', len);
         if (!colon || colon == p || colon - p > 47) {
             free(d);
-            return tool_usage_err("import", "--schema: '%.*s' is not NAME:KIND with a name of 1 "
+            return tool_usage_err(CMD, "--schema: '%.*s' is not NAME:KIND with a name of 1 "
                                   "to 47 bytes", (int)len, p);
         }
         struct decl *e = &d[k];
@@ -216,13 +228,18 @@ static int spec_parse(const char *spec, struct decl **out, size_t *n)
         const char *kind = colon + 1;
         size_t klen = len - (size_t)(colon - p) - 1;
         bool ok = false;
-        for (size_t i = 0; i < sizeof simple_kinds / sizeof simple_kinds[0]; i++)
-            if (strlen(simple_kinds[i].name) == klen &&
-                memcmp(simple_kinds[i].name, kind, klen) == 0) {
-                e->kind = simple_kinds[i].kind;
-                e->size = simple_kinds[i].size;
+        char kname[16];
+        if (klen < sizeof kname) {
+            memcpy(kname, kind, klen);
+            kname[klen] = 0;
+            unsigned kd = mms_kind_from_name(kname);
+            /* chars and ref need their argument (chars:N, ref:TABLE). */
+            if (kd && kd != MMS_KIND_CHARS && kd != MMS_KIND_REF) {
+                e->kind = kd;
+                e->size = mms_kind_size(kd);
                 ok = true;
             }
+        }
         if (!ok && klen > 6 && memcmp(kind, "chars:", 6) == 0) {
             uint64_t v;
             if (parse_u64(kind + 6, klen - 6, &v) && kind[6] != '+' && v >= 1 && v <= MAX_CHARS) {
@@ -238,7 +255,7 @@ static int spec_parse(const char *spec, struct decl **out, size_t *n)
             ok = true;
         }
         if (!ok) {
-            int rc = tool_usage_err("import", "--schema: field %s: unknown kind '%.*s' (i8 i16 "
+            int rc = tool_usage_err(CMD, "--schema: field %s: unknown kind '%.*s' (i8 i16 "
                                     "i32 i64 u8 u16 u32 u64 f32 f64 bool str blob chars:N with N "
                                     "from 1 to %u, ref:TABLE)", e->name, (int)klen, kind,
                                     MAX_CHARS);
@@ -247,7 +264,7 @@ static int spec_parse(const char *spec, struct decl **out, size_t *n)
         }
         for (size_t j = 0; j < k; j++)
             if (strcmp(d[j].name, e->name) == 0) {
-                int rc = tool_usage_err("import", "--schema names field %s twice", e->name);
+                int rc = tool_usage_err(CMD, "--schema names field %s twice", e->name);
                 free(d);
                 return rc;
             }
@@ -269,7 +286,7 @@ static void kind_text(unsigned kind, uint32_t size, const char *target, char *bu
     else if (kind == MMS_KIND_REF)
         snprintf(buf, cap, "ref:%s", target ? target : "?");
     else
-        snprintf(buf, cap, "%s", tool_kind_name(kind));
+        snprintf(buf, cap, "%s", mms_kind_name(kind) ? mms_kind_name(kind) : "?");
 }
 
 /* Offsets in column order, each aligned to the field's size (chars: 1);
@@ -307,26 +324,6 @@ static void describe_schema(const mms_schema *sc, char *buf, size_t cap)
     }
     if (k + 1 < cap)
         snprintf(buf + k, cap - k, " (%u-byte records)", sc->record_size);
-}
-
-/* Same fields (by name: kind, offset, size, ref target) and record size,
- * as mms_table_open compares them. */
-static bool same_layout(const mms_schema *a, const mms_schema *b)
-{
-    if (a->record_size != b->record_size || a->nfields != b->nfields)
-        return false;
-    for (uint32_t i = 0; i < a->nfields; i++) {
-        const mms_field *f = &a->fields[i], *g = NULL;
-        for (uint32_t j = 0; j < b->nfields && !g; j++)
-            if (strcmp(b->fields[j].name, f->name) == 0)
-                g = &b->fields[j];
-        if (!g || g->kind != f->kind || g->offset != f->offset || g->size != f->size)
-            return false;
-        if (f->kind == MMS_KIND_REF &&
-            strcmp(f->target ? f->target : "", g->target ? g->target : "") != 0)
-            return false;
-    }
-    return true;
 }
 
 /* ------------------------------------------------------------------------
@@ -410,6 +407,9 @@ struct imp {
     size_t ncols;
     bool declared;          /* kinds given (--schema or the stored layout) */
     bool skip_bad;
+    bool keep_text;         /* infer numbers only from their canonical text */
+    bool created_store;     /* this import created the store: remove it on failure */
+    bool dir_existed;       /* DIR was there before (maybe empty) */
     mms_store *s;
     mms_table *t;           /* NULL until the table exists */
     uint64_t old_slots;     /* slots of the table before this import */
@@ -421,6 +421,7 @@ struct imp {
     size_t bad_words;
     size_t nbad;
     uint64_t good;
+    uint64_t index;         /* pass 2: index of the record being filled */
     uint64_t self_max;      /* largest ref into this table past old_slots, +1 */
     uint64_t self_line;     /* its line */
     struct progress pg;
@@ -467,13 +468,32 @@ static bool bad_value(const struct col *c, const char *p, size_t n, const char *
     return false;
 }
 
+/* A missing value of column c in rec: zero bytes, until the library
+ * stores nulls. NULL STORAGE: every missing value of the import passes
+ * here (store: in pass 2, record im->index), so the null API's call goes
+ * here and nowhere else:
+ *     if (store)
+ *         mms_table_null_set(im->t, im->index, (unsigned)(c - im->cols), 1);
+ */
+static void missing_to_field(const struct imp *im, const struct col *c, char *rec, bool store)
+{
+    (void)im;
+    (void)store;
+    memset(rec + c->offset, 0, c->size);
+}
+
 /* Parse the text of one value as the column's kind into rec + offset.
  * store: allocate strings and blobs (pass 2); otherwise only check them.
+ * An empty cell of a number or bool column is a missing value.
  * Returns true, or false with the reason in why. */
-static bool put_value(struct imp *im, struct col *c, const char *p, size_t n, char *rec,
-                      bool store, uint64_t line, char *why, size_t cap)
+static bool text_to_field(struct imp *im, struct col *c, const char *p, size_t n, char *rec,
+                          bool store, uint64_t line, char *why, size_t cap)
 {
     char *d = rec + c->offset;
+    if (n == 0 && !kind_has_empty(c->kind)) {
+        missing_to_field(im, c, rec, store);
+        return true;
+    }
     switch (c->kind) {
     case MMS_KIND_I8: case MMS_KIND_I16: case MMS_KIND_I32: case MMS_KIND_I64: {
         int64_t v;
@@ -606,22 +626,88 @@ static bool put_value(struct imp *im, struct col *c, const char *p, size_t n, ch
     }
 }
 
-static void infer(struct col *c, const char *p, size_t n)
+/* A number as people write it: [+-]digits[.digits][e[+-]digits] (also .5
+ * and 5.), or nan, inf, infinity in any case, with a sign. *integer: no
+ * point and no exponent. */
+static bool number_syntax(const char *p, size_t n, bool *integer)
 {
-    if (c->maybe_int) {
-        int64_t v;
-        if (canon_i64(p, n, &v)) {
-            /* |v| <= 2^53 is exact in a double and prints as its digits. */
-            double d;
-            if (c->maybe_float && (v > (INT64_C(1) << 53) || v < -(INT64_C(1) << 53)) &&
-                !canon_f64(p, n, &d))
-                c->maybe_float = false;
-            return;
-        }
-        c->maybe_int = false;
+    size_t i = n && (p[0] == '+' || p[0] == '-');
+    *integer = false;
+    if (n - i >= 3 && n - i <= 8) {
+        char w[9];
+        for (size_t k = i; k < n; k++)
+            w[k - i] = (char)(p[k] | 0x20);
+        w[n - i] = 0;
+        if (!strcmp(w, "nan") || !strcmp(w, "inf") || !strcmp(w, "infinity"))
+            return true;
     }
+    size_t digits = 0;
+    bool point = false;
+    for (; i < n; i++) {
+        if (p[i] >= '0' && p[i] <= '9')
+            digits++;
+        else if (p[i] == '.' && !point)
+            point = true;
+        else
+            break;
+    }
+    if (!digits)
+        return false;
+    if (i == n) {
+        *integer = !point;
+        return true;
+    }
+    if (p[i] != 'e' && p[i] != 'E')
+        return false;
+    i++;
+    i += i < n && (p[i] == '+' || p[i] == '-');
+    if (i == n)
+        return false;
+    for (; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+    return true;
+}
+
+static bool exact_in_double(int64_t v)
+{
+    double d = (double)v;
+    return d < 9223372036854775808.0 && d >= -9223372036854775808.0 && (int64_t)d == v;
+}
+
+/* The kind of a new table's column: i64 if every value is an integer,
+ * else f64 if every value is a number (and its integers are exact in a
+ * double), else str. Empty cells are missing values: they do not count.
+ * keep_text: only the text dump prints back (canon_*) is a number, so
+ * "1.50", "+7" and "007" keep the column text. */
+static void infer(struct col *c, const char *p, size_t n, bool keep_text)
+{
+    if (n == 0 || (!c->maybe_int && !c->maybe_float))
+        return;
+    int64_t v;
     double d;
-    if (c->maybe_float && !canon_f64(p, n, &d))
+    bool is_int, is_num;
+    if (keep_text) {
+        is_int = canon_i64(p, n, &v);
+        is_num = is_int || canon_f64(p, n, &d);
+    } else {
+        bool integer;
+        is_num = number_syntax(p, n, &integer);
+        bool fits = is_num && integer && parse_i64(p, n, &v);
+        is_int = fits && !(v == 0 && p[0] == '-'); /* "-0" is a float: it keeps its sign */
+        if (is_num && integer && !fits)
+            is_num = false; /* past int64: text, which a double would round */
+        else if (is_num && !is_int && !parse_f64(p, n, &d))
+            is_num = false; /* past the range of a double */
+    }
+    if (!is_int)
+        c->maybe_int = false;
+    if (!is_num)
+        c->maybe_float = false;
+    /* |v| <= 2^53 is exact in a double; larger integers among floats only
+     * if the double holds them exactly. */
+    if (is_int && c->maybe_float && (v > (INT64_C(1) << 53) || v < -(INT64_C(1) << 53)) &&
+        (keep_text ? !canon_f64(p, n, &d) : !exact_in_double(v)))
         c->maybe_float = false;
 }
 
@@ -674,9 +760,9 @@ static const char *row_problem(struct imp *im, char *why, size_t cap)
     struct csv_reader *rd = &im->rd;
     if (rd->err)
         return rd->err;
-    if (rd->nf != im->ncols) {
-        snprintf(why, cap, "%zu field%s, the header has %zu", rd->nf, rd->nf == 1 ? "" : "s",
-                 im->ncols);
+    if (rd->nf > im->ncols) {
+        /* Fewer fields are missing values; more have no column to go to. */
+        snprintf(why, cap, "%zu fields, the header has %zu", rd->nf, im->ncols);
         return why;
     }
     if (!utf8_valid(rd->buf + rd->row_start, rd->row_end - rd->row_start))
@@ -711,20 +797,26 @@ static int pass1(struct imp *im)
             continue;
         const char *bad = row_problem(im, why, sizeof why);
         if (!bad && im->declared) {
-            for (size_t i = 0; i < im->ncols && !bad; i++)
-                if (!put_value(im, &im->cols[i], rd->f[i].p, rd->f[i].n, im->rec, false,
-                               rd->row_line, why, sizeof why))
+            for (size_t i = 0; i < rd->nf && !bad; i++)
+                if (!text_to_field(im, &im->cols[i], rd->f[i].p, rd->f[i].n, im->rec, false,
+                                   rd->row_line, why, sizeof why))
                     bad = why;
         } else if (!bad) {
-            for (size_t i = 0; i < im->ncols; i++)
-                infer(&im->cols[i], rd->f[i].p, rd->f[i].n);
+            for (size_t i = 0; i < rd->nf; i++)
+                infer(&im->cols[i], rd->f[i].p, rd->f[i].n, im->keep_text);
         }
         if (bad) {
             report_bad(im, rd->row_line, bad);
             if (add_bad(im, o))
                 return 1;
-        } else {
-            im->good++;
+            continue;
+        }
+        im->good++;
+        for (size_t i = 0; i < im->ncols; i++) {
+            if (i >= rd->nf)
+                im->cols[i].absent++;
+            else if (rd->f[i].n == 0)
+                im->cols[i].empty++;
         }
     }
     if (r < 0)
@@ -733,7 +825,7 @@ static int pass1(struct imp *im)
     return 0;
 }
 
-static int pass2(struct imp *im, char *where)
+static int pass2(struct imp *im, uint64_t first, char *where)
 {
     struct csv_reader *rd = &im->rd;
     rewind_reader(im);
@@ -749,15 +841,21 @@ static int pass2(struct imp *im, char *where)
             continue;
         if (rd->blank && im->ncols > 1)
             continue;
-        if (k == im->good || rd->err || rd->nf != im->ncols)
+        if (k == im->good || rd->err || rd->nf > im->ncols)
             return tool_err("%s:%llu: the file changed while it was imported", im->in.name,
                             (unsigned long long)rd->row_line);
         char *rec = where + k * im->record_size;
-        for (size_t i = 0; i < im->ncols; i++)
-            if (!put_value(im, &im->cols[i], rd->f[i].p, rd->f[i].n, rec, true, rd->row_line,
-                           why, sizeof why))
+        im->index = first + k;
+        for (size_t i = 0; i < im->ncols; i++) {
+            if (i >= rd->nf) {
+                missing_to_field(im, &im->cols[i], rec, true); /* a short row */
+                continue;
+            }
+            if (!text_to_field(im, &im->cols[i], rd->f[i].p, rd->f[i].n, rec, true,
+                               rd->row_line, why, sizeof why))
                 return tool_err("%s:%llu: %s", im->in.name, (unsigned long long)rd->row_line,
                                 why);
+        }
         k++;
     }
     if (r < 0)
@@ -948,13 +1046,14 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
         if ((rc = layout_columns(im->cols, im->ncols, &im->record_size)) ||
             (rc = build_schema(im, &sc, &fields)))
             return rc;
-        if (stored && !same_layout(&sc, stored)) {
+        char why[256];
+        if (stored && mms_schema_same(&sc, stored, why, sizeof why) != 1) {
             char a[1024], b[1024];
             describe_schema(stored, a, sizeof a);
             describe_schema(&sc, b, sizeof b);
             free(fields);
-            return tool_err("table %s exists with another layout; nothing imported\n"
-                            "  stored:   %s\n  --schema: %s", im->table, a, b);
+            return tool_err("table %s exists with another layout (%s); nothing imported\n"
+                            "  stored:   %s\n  --schema: %s", im->table, why, a, b);
         }
     }
     if (im->declared) {
@@ -989,7 +1088,7 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
     if (!im->declared) {
         for (size_t i = 0; i < im->ncols; i++) {
             struct col *c = &im->cols[i];
-            bool any = im->good > 0;
+            bool any = im->good > c->empty + c->absent; /* a value to infer from */
             c->kind = any && c->maybe_int ? MMS_KIND_I64
                       : any && c->maybe_float ? MMS_KIND_F64
                                               : MMS_KIND_STR;
@@ -1013,7 +1112,7 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
     if (im->good && (r = mms_table_append_many(im->t, im->good, &first, &where)))
         return tool_fail("cannot append to a table of", im->dir, r);
     /* 6. */
-    if (im->good && (rc = pass2(im, where)))
+    if (im->good && (rc = pass2(im, first, where)))
         return rc;
     /* 7. */
     progress_text(&im->pg, "committing");
@@ -1024,18 +1123,76 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
     return 0;
 }
 
-int cmd_import(int argc, char **argv)
+/* Remove the store this import created: the files a store is made of
+ * (lock, journal, region-*; doc/FORMAT.md), and the directory unless it
+ * was there before (an empty directory the user made stays). */
+static void remove_store(const char *dir, bool dir_existed)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        int fd = dirfd(d);
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL)
+            if (strcmp(e->d_name, "lock") == 0 || strcmp(e->d_name, "journal") == 0 ||
+                strncmp(e->d_name, "region-", 7) == 0)
+                unlinkat(fd, e->d_name, 0);
+        closedir(d);
+    }
+    if (!dir_existed && rmdir(dir) != 0)
+        tool_err("could not remove the store %s that the failed import created: %s", dir,
+                 strerror(errno));
+}
+
+/* Open DIR, creating it if needed (and remembering that it did). */
+static int open_store(struct imp *im)
+{
+    struct stat st;
+    im->dir_existed = stat(im->dir, &st) == 0;
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE | MMS_EXCL;
+    int r = mms_open(im->dir, &o, &im->s);
+    im->created_store = r == 0;
+    if (r == -EEXIST) {
+        o.flags = 0;
+        r = mms_open(im->dir, &o, &im->s);
+    }
+    return r ? tool_fail("cannot open", im->dir, r) : 0;
+}
+
+/* "imported N rows into T, ...", then a line per column: its kind and
+ * how many of its values were missing. */
+static void summary(const struct imp *im, uint64_t imported, double seconds)
+{
+    printf("imported %llu row%s into %s, skipped %zu bad row%s, in %.3f s (%.0f rows/s)\n",
+           (unsigned long long)imported, imported == 1 ? "" : "s", im->table, im->nbad,
+           im->nbad == 1 ? "" : "s", seconds, seconds > 0 ? (double)imported / seconds : 0.0);
+    int w = 6;
+    for (size_t i = 0; i < im->ncols; i++)
+        if ((int)strlen(im->cols[i].name) > w)
+            w = (int)strlen(im->cols[i].name);
+    printf("  %-*s %-10s %s\n", w, "column", "kind", "missing");
+    for (size_t i = 0; i < im->ncols; i++) {
+        const struct col *c = &im->cols[i];
+        char kt[80];
+        kind_text(c->kind, c->size, c->target, kt, sizeof kt);
+        printf("  %-*s %-10s %llu\n", w, c->name, kt, (unsigned long long)col_missing(c));
+    }
+}
+
+static int run_import(const struct tool_cmd *cmd, int argc, char **argv)
 {
     const char *pos[3], *spec = NULL;
-    bool skip_bad = false;
-    const struct tool_opt opts[] = {{"--schema", true, &spec, NULL},
-                                    {"--skip-bad", false, NULL, &skip_bad}};
-    int rc = tool_parse_args(argc, argv, pos, 3, opts, 2);
-    if (rc)
+    bool skip_bad = false, keep_text = false;
+    const struct tool_opt opts[] = {{"schema", true, &spec, NULL},
+                                    {"skip-bad", false, NULL, &skip_bad},
+                                    {"keep-text", false, NULL, &keep_text}};
+    int rc = tool_args(cmd, argc, argv, opts, 3, pos, 3);
+    if (rc >= 0)
         return rc;
     size_t tl = strlen(pos[1]);
     if (tl == 0 || tl > 63)
-        return tool_usage_err("import", "a table name is 1 to 63 bytes");
+        return tool_usage_err(cmd, "a table name is 1 to 63 bytes");
     struct decl *decl = NULL;
     size_t ndecl = 0;
     if (spec && (rc = spec_parse(spec, &decl, &ndecl)))
@@ -1046,36 +1203,27 @@ int cmd_import(int argc, char **argv)
     im.dir = pos[0];
     im.table = pos[1];
     im.skip_bad = skip_bad;
+    im.keep_text = keep_text;
     if ((rc = input_load(&im.in, pos[2]))) {
         free(decl);
         return rc;
     }
-    if ((rc = read_header(&im)))
+    if ((rc = read_header(&im)) || (rc = open_store(&im)))
         goto out;
-    mms_options o;
-    mms_options_init(&o);
-    o.flags = MMS_CREATE;
-    int r = mms_open(im.dir, &o, &im.s);
-    if (r) {
-        rc = tool_fail("cannot open", im.dir, r);
-        goto out;
-    }
     progress_init(&im.pg, im.in.len);
     uint64_t imported = 0;
     rc = run(&im, decl, ndecl, &imported);
     progress_clear(&im.pg);
     if (rc)
         mms_txn_abort(im.s); /* MMS_ENOTXN if it never began or committed */
-    r = mms_close(im.s);
+    int r = mms_close(im.s);
     if (r && !rc)
         rc = tool_fail("cannot close", im.dir, r);
+    if (rc && im.created_store)
+        remove_store(im.dir, im.dir_existed);
     if (!rc) {
-        double el = now_s() - t0;
-        printf("imported %llu row%s into %s, skipped %zu bad row%s, in %.3f s (%.0f rows/s)\n",
-               (unsigned long long)imported, imported == 1 ? "" : "s", im.table, im.nbad,
-               im.nbad == 1 ? "" : "s", el, el > 0 ? (double)imported / el : 0.0);
-        if (fflush(stdout) != 0)
-            rc = tool_err("cannot write the output: %s", strerror(errno));
+        summary(&im, imported, now_s() - t0);
+        rc = tool_finish_output(NULL);
     }
 out:
     csv_reader_free(&im.rd);
@@ -1087,3 +1235,48 @@ out:
     free(decl);
     return rc;
 }
+
+const struct tool_cmd tool_cmd_import = {
+    "import", "DIR TABLE FILE [--schema SPEC] [--skip-bad] [--keep-text]",
+    "Import a CSV file ('-': standard input) into a table, in one transaction.",
+    "The rows are appended to TABLE; the store and the table are created if needed.\n"
+    "\n"
+    "  --schema SPEC   the kinds of the columns, by name, instead of inferring them,\n"
+    "                  e.g. \"name:str,age:i32,score:f64,ok:bool\"\n"
+    "  --skip-bad      skip the bad rows instead of importing nothing\n"
+    "  --keep-text     infer a number only from the text dump prints back (so a\n"
+    "                  column with 1.50, 1e3, +7 or 007 stays text)\n"
+    "\n"
+    "The file is CSV (RFC 4180) in UTF-8. Its first row names the fields (1 to 47\n"
+    "bytes, unique). Quoted values may hold commas, line breaks and \"\" for a\n"
+    "quote; lines end with LF or CR LF; a leading UTF-8 byte-order mark is skipped.\n"
+    "With more than one field, empty lines are skipped.\n"
+    "\n"
+    "Kinds. A new table's kinds are inferred per column: i64 if every value is an\n"
+    "integer, else f64 if every value is a number (1e3, 1.50, -0.5, 5.2e-05, nan,\n"
+    "inf; integers past 2^53 only if a double holds them exactly), else str. An\n"
+    "integer past the range of i64 makes its column str. Numbers dump in canonical\n"
+    "form (1e3 as 1000, 1.50 as 1.5, 007 as 7); --keep-text keeps such a column\n"
+    "as text. --schema kinds: i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 bool\n"
+    "(true/false) str chars:N (at most N bytes, no NUL) blob (hex) ref:TABLE (a\n"
+    "record index of TABLE; empty for none). Fields are laid out in column order,\n"
+    "each at an offset aligned to its size, as in a C struct. An existing table\n"
+    "gets the rows appended: its stored layout gives the kinds (columns matched\n"
+    "to fields by name, all of them present); a --schema must equal it.\n"
+    "\n"
+    "Missing values. A row with fewer fields than the header has missing values\n"
+    "in the columns it does not reach; an empty cell of a number or bool column is\n"
+    "missing too (an empty str, chars or blob is an empty value; an empty ref is\n"
+    "no record). Empty cells do not decide a column's kind. The summary gives each\n"
+    "column's kind and how many of its values were missing. The library does not\n"
+    "store nulls yet: a missing number or bool is stored as 0 (false) and dumps\n"
+    "so; a missing str is a null string (empty in CSV, null in JSON lines).\n"
+    "\n"
+    "Bad rows: malformed quoting, more fields than the header, invalid UTF-8, a\n"
+    "value that does not parse as its declared kind. Each is reported with the\n"
+    "line it starts on (the first 1000 are listed); then nothing is imported\n"
+    "(exit 1), or with --skip-bad the bad rows are skipped. The import is one\n"
+    "transaction: a crash or an error leaves all of the rows or none, and a\n"
+    "failed import into a store it created removes that store.\n"
+    "On a terminal, progress is shown on stderr (MMS_PROGRESS=0|1 overrides).\n",
+    run_import};

@@ -11,7 +11,8 @@
  * byte.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "mms_tool.h"
+#include "csv.h"
+#include "numfmt.h"
 
 #include <errno.h>
 #include <math.h>
@@ -42,42 +43,23 @@ static int close_read(const char *dir, mms_store *s, int rc)
     return rc;
 }
 
-/* Flush stdout and turn a write error (a full disk, a closed pipe) into
- * an exit code. */
-static int finish_output(struct obuf *o)
-{
-    obuf_flush(o);
-    if (!o->err && fflush(stdout) != 0)
-        o->err = errno ? errno : EIO;
-    if (o->err)
-        return tool_err("cannot write the output: %s", strerror(o->err));
-    return 0;
-}
-
 /* ------------------------------------------------------------------------
  * mms tables DIR
  * ------------------------------------------------------------------------ */
-int cmd_tables(int argc, char **argv)
+static int run_tables(const struct tool_cmd *cmd, int argc, char **argv)
 {
-    const char *pos[1];
-    int rc = tool_parse_args(argc, argv, pos, 1, NULL, 0);
-    if (rc)
+    const char *dir;
+    int rc = tool_args(cmd, argc, argv, NULL, 0, &dir, 1);
+    if (rc >= 0)
         return rc;
-    const char *dir = pos[0];
     mms_store *s;
     if ((rc = open_read(dir, &s)))
         return rc;
-    size_t n = 0;
-    mms_table_info *ti = NULL;
-    int r = mms_tables(s, NULL, 0, &n);
-    if (!r && n) {
-        ti = calloc(n, sizeof *ti);
-        r = ti ? mms_tables(s, ti, n, &n) : -ENOMEM;
-    }
-    if (r) {
-        free(ti);
+    size_t n;
+    mms_table_info *ti;
+    int r = tool_tables(s, &ti, &n);
+    if (r)
         return close_read(dir, s, tool_fail("cannot list the tables of", dir, r));
-    }
     int w = 4;
     for (size_t i = 0; i < n; i++)
         if ((int)strlen(ti[i].name) > w)
@@ -89,10 +71,15 @@ int cmd_tables(int argc, char **argv)
                (unsigned long long)ti[i].count, (unsigned long long)ti[i].slots,
                ti[i].record_size, ti[i].nfields, (unsigned long long)ti[i].layout_gen);
     free(ti);
-    if (fflush(stdout) != 0)
-        rc = tool_err("cannot write the output: %s", strerror(errno));
-    return close_read(dir, s, rc);
+    return close_read(dir, s, tool_finish_output(NULL));
 }
+
+const struct tool_cmd tool_cmd_tables = {
+    "tables", "DIR",
+    "List the tables: live records, slots, record size, fields, layout generation.",
+    "slots: live records + deleted slots (the array's length); layout_gen: how many\n"
+    "times the table's layout was migrated.\n",
+    run_tables};
 
 /* ------------------------------------------------------------------------
  * mms schema DIR TABLE
@@ -111,11 +98,11 @@ static int find_table(mms_store *s, const char *dir, const char *name, mms_table
     return 0;
 }
 
-int cmd_schema(int argc, char **argv)
+static int run_schema(const struct tool_cmd *cmd, int argc, char **argv)
 {
     const char *pos[2];
-    int rc = tool_parse_args(argc, argv, pos, 2, NULL, 0);
-    if (rc)
+    int rc = tool_args(cmd, argc, argv, NULL, 0, pos, 2);
+    if (rc >= 0)
         return rc;
     const char *dir = pos[0];
     mms_store *s;
@@ -132,13 +119,18 @@ int cmd_schema(int argc, char **argv)
     printf("%-*s %-5s %8s %8s %s\n", w, "name", "kind", "offset", "size", "target");
     for (uint32_t i = 0; i < sc->nfields; i++) {
         const mms_field *f = &sc->fields[i];
-        printf("%-*s %-5s %8u %8u %s\n", w, f->name, tool_kind_name(f->kind), f->offset,
+        printf("%-*s %-5s %8u %8u %s\n", w, f->name, mms_kind_name(f->kind) ? mms_kind_name(f->kind) : "?", f->offset,
                f->size, f->kind == MMS_KIND_REF && f->target ? f->target : "-");
     }
-    if (fflush(stdout) != 0)
-        rc = tool_err("cannot write the output: %s", strerror(errno));
-    return close_read(dir, s, rc);
+    return close_read(dir, s, tool_finish_output(NULL));
 }
+
+const struct tool_cmd tool_cmd_schema = {
+    "schema", "DIR TABLE",
+    "List a table's fields: name, kind, offset, size, the target of a ref.",
+    "Kinds: i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 bool chars (a char array) ref\n"
+    "(a record of the target table) str blob (bytes in the heap).\n",
+    run_schema};
 
 /* ------------------------------------------------------------------------
  * mms dump DIR TABLE [--format csv|jsonl] [--limit N]
@@ -163,8 +155,8 @@ static uint64_t rd_uint(const char *p, uint32_t size)
     }
 }
 
-/* One value. csv: as CSV text; else as a JSON value. */
-static void put_value(struct obuf *o, mms_store *s, const mms_field *f, const char *rec, bool csv)
+/* One field of a record as text: CSV, or else a JSON value. */
+static void field_to_text(struct obuf *o, mms_store *s, const mms_field *f, const char *rec, bool csv)
 {
     const char *p = rec + f->offset;
     char t[NUMFMT_MAX];
@@ -248,20 +240,20 @@ static void put_value(struct obuf *o, mms_store *s, const mms_field *f, const ch
     }
 }
 
-int cmd_dump(int argc, char **argv)
+static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
 {
     const char *pos[2], *format = "csv", *limit_s = NULL;
-    const struct tool_opt opts[] = {{"--format", true, &format, NULL},
-                                    {"--limit", true, &limit_s, NULL}};
-    int rc = tool_parse_args(argc, argv, pos, 2, opts, 2);
-    if (rc)
+    const struct tool_opt opts[] = {{"format", true, &format, NULL},
+                                    {"limit", true, &limit_s, NULL}};
+    int rc = tool_args(cmd, argc, argv, opts, 2, pos, 2);
+    if (rc >= 0)
         return rc;
     bool csv = strcmp(format, "csv") == 0;
     if (!csv && strcmp(format, "jsonl") != 0)
-        return tool_usage_err(argv[0], "--format is csv or jsonl, not '%s'", format);
+        return tool_usage_err(cmd, "--format is csv or jsonl, not '%s'", format);
     uint64_t limit = UINT64_MAX;
     if (limit_s && !parse_u64(limit_s, strlen(limit_s), &limit))
-        return tool_usage_err(argv[0], "--limit needs a number of records, not '%s'", limit_s);
+        return tool_usage_err(cmd, "--limit needs a number of records, not '%s'", limit_s);
     const char *dir = pos[0];
     mms_store *s;
     if ((rc = open_read(dir, &s)))
@@ -313,16 +305,48 @@ int cmd_dump(int argc, char **argv)
                 size_t from = k ? key_end[k - 1] : 0;
                 obuf_write(&o, keys.buf + from, key_end[k] - from);
             }
-            put_value(&o, s, &sc->fields[k], rec, csv);
+            /* NULL STORAGE: with the null API, a null field is an empty
+             * CSV cell or a JSON null here:
+             *     if (mms_table_null(t, i, k)) { if (!csv) obuf_puts(&o, "null"); }
+             *     else field_to_text(...);
+             * (or one mms_table_nulls(t, k, &nbits) bitmap per field
+             * before the loop, as mms_table_deleted() is read). */
+            field_to_text(&o, s, &sc->fields[k], rec, csv);
         }
         if (!csv)
             obuf_putc(&o, '}');
         obuf_putc(&o, '\n');
         done++;
     }
-    rc = finish_output(&o);
+    rc = tool_finish_output(&o);
     obuf_free(&o);
     obuf_free(&keys);
     free(key_end);
     return close_read(dir, s, rc);
 }
+
+const struct tool_cmd tool_cmd_dump = {
+    "dump", "DIR TABLE [--format csv|jsonl] [--limit N]",
+    "Print the live records of TABLE in index order, CSV by default.",
+    "  --format csv|jsonl   CSV (RFC 4180) or one JSON object per line\n"
+    "  --limit N            at most N records\n"
+    "\n"
+    "CSV: a header row, LF line endings, a value quoted only if it holds a comma,\n"
+    "quote, CR or LF (quotes doubled). Integers in decimal; floats in the shortest\n"
+    "form that reads back as the same value, in fixed notation for exponents\n"
+    "-7 < e < 21 (0.1, 100, 1e21, 1.5e-7, -0, nan, inf, -inf); bool true/false;\n"
+    "chars up to the first NUL; str as is; blob as hex; ref as the target record's\n"
+    "index (empty for none).\n"
+    "JSONL: strings escaped (control characters as \\n, \\t, \\u00XX..., invalid\n"
+    "UTF-8 as \\ufffd); null for null refs, strings and blobs; NaN and infinities\n"
+    "as null.\n"
+    "\n"
+    "Numbers are printed in that canonical form, not as the imported file wrote\n"
+    "them: a column imported from 1.50, 1e3 or 007 dumps as 1.5, 1000 and 7\n"
+    "(import --keep-text keeps such a column as text). A file written in the\n"
+    "canonical form (header row, minimal quoting, LF line endings) imports and\n"
+    "dumps back byte for byte.\n"
+    "\n"
+    "A dump runs in one read transaction: it sees one committed state, and commits\n"
+    "of other processes wait until it ends (do not leave it stopped in a pager).\n",
+    run_dump};

@@ -23,11 +23,12 @@
  * loop on random values.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "mms_tool.h"
+#include "numfmt.h"
 
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

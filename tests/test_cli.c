@@ -1,0 +1,300 @@
+/*
+ * test_cli.c -- the conventions of the mms tool (tools/mms.c, tools/tool.c,
+ * tools/mms_admin.c), those of git, sqlite3 and LMDB's tools:
+ *
+ *  - `mms` alone: a short list of the commands on stderr, exit 2;
+ *  - `mms help`, `mms --help`: the list on stdout, exit 0; `mms help CMD`
+ *    and `mms CMD --help`: the same help of that command on stdout, exit 0;
+ *    `mms help nosuch`: exit 2;
+ *  - usage errors (unknown options, missing values, a value for a flag,
+ *    too many or too few arguments): exit 2, one message naming the
+ *    command's help, nothing on stdout;
+ *  - `mms version` and `mms --version` print the library's mms_version();
+ *  - an error is said once: one line, its message not repeated by the
+ *    detail;
+ *  - `mms info`: sizes in KB/MB, per table live records, deleted slots and
+ *    wasted bytes, then the raw key: value lines; `--raw` only those.
+ */
+#include "test.h"
+
+#include <stdarg.h>
+
+static char work[512];
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        FAILF("cannot read %s", path);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return strdup(buf);
+}
+
+static char *out, *err; /* the last command's stdout and stderr */
+
+/* Run `mms ARGS`; returns its exit status (128 + signal if it died). */
+static int cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int cli(const char *fmt, ...)
+{
+    const char *t = getenv("MMS_TOOL");
+    if (!t)
+        FAILF("MMS_TOOL is not set (run under ctest)");
+    char args[2000], cmd[4000], o[600], e[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(o, sizeof o, "%s/out", work);
+    snprintf(e, sizeof e, "%s/err", work);
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", t, args, o, e);
+    int st = system(cmd);
+    if (st == -1)
+        FAILF("system %s", cmd);
+    free(out);
+    free(err);
+    out = slurp(o);
+    err = slurp(e);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+static int lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static int count(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+#define HAS(s, needle)                                                         \
+    do {                                                                       \
+        if (!strstr((s), (needle)))                                            \
+            FAILF("no \"%s\" in:\n%s", (needle), (s));                         \
+    } while (0)
+
+static const char *const commands[] = {"create", "info",   "verify", "checkpoint", "readers",
+                                       "tables", "schema", "import", "dump"};
+#define NCMD (sizeof commands / sizeof commands[0])
+
+TEST(usage_and_help)
+{
+    /* mms alone: short, on stderr, exit 2. */
+    ASSERT_EQ(cli(" "), 2);
+    ASSERT_EQ(strlen(out), 0);
+    ASSERT_LE(lines(err), 15);
+    for (size_t i = 0; i < NCMD; i++)
+        HAS(err, commands[i]);
+    /* The list on stdout. */
+    ASSERT_EQ(cli("help"), 0);
+    ASSERT_EQ(strlen(err), 0);
+    char *list = strdup(out);
+    ASSERT_EQ(cli("--help"), 0);
+    ASSERT(strcmp(out, list) == 0);
+    ASSERT_EQ(cli("-h"), 0);
+    ASSERT(strcmp(out, list) == 0);
+    for (size_t i = 0; i < NCMD; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "\n  %s ", commands[i]);
+        HAS(list, want);
+    }
+    free(list);
+    /* Each command's help, two ways, on stdout. */
+    for (size_t i = 0; i < NCMD; i++) {
+        ASSERT_EQ(cli("help %s", commands[i]), 0);
+        ASSERT_EQ(strlen(err), 0);
+        char want[64];
+        snprintf(want, sizeof want, "usage: mms %s ", commands[i]);
+        if (strncmp(out, want, strlen(want)) != 0)
+            FAILF("mms help %s starts:\n%s", commands[i], out);
+        char *h = strdup(out);
+        ASSERT_EQ(cli("%s --help", commands[i]), 0);
+        ASSERT(strcmp(out, h) == 0);
+        ASSERT_EQ(cli("%s x y z -h", commands[i]), 0); /* help wins over the rest */
+        ASSERT(strcmp(out, h) == 0);
+        free(h);
+    }
+    ASSERT_EQ(cli("help import"), 0);
+    HAS(out, "--keep-text");
+    HAS(out, "Missing values");
+    ASSERT_EQ(cli("help dump"), 0);
+    HAS(out, "canonical");
+    ASSERT_EQ(cli("help version"), 0);
+    ASSERT_EQ(cli("help nosuch"), 2);
+    HAS(err, "no command called 'nosuch'");
+    ASSERT_EQ(cli("nosuch"), 2);
+    HAS(err, "unknown command 'nosuch'");
+}
+
+TEST(usage_errors)
+{
+    static const struct {
+        const char *args, *says;
+    } bad[] = {
+        {"dump DIR t --bogus", "unknown option --bogus"},
+        {"dump DIR t --bogus=1", "unknown option --bogus"},
+        {"dump DIR t -x", "unknown option -x"},
+        {"dump DIR t --limit", "--limit needs a value"},
+        {"dump DIR t --format xml", "--format is csv or jsonl"},
+        {"readers DIR --clear-stale=1", "--clear-stale takes no value"},
+        {"info DIR --help=1", "--help takes no value"},
+        {"info", "too few arguments"},
+        {"info DIR DIR2", "too many arguments"},
+        {"tables DIR --raw", "unknown option --raw"},
+        {"import DIR t", "too few arguments"},
+        {"import DIR t f.csv --schema", "--schema needs a value"},
+        {"import DIR t f.csv --schema a", "--schema: 'a' is not NAME:KIND"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = cli("%s", bad[i].args);
+        if (rc != 2)
+            FAILF("mms %s: exit %d, expected 2\n%s", bad[i].args, rc, err);
+        ASSERT_EQ(strlen(out), 0);
+        HAS(err, bad[i].says);
+        char cmd[32];
+        sscanf(bad[i].args, "%31s", cmd);
+        char want[96];
+        snprintf(want, sizeof want, "usage: mms %s ", cmd);
+        HAS(err, want);
+        snprintf(want, sizeof want, "'mms help %s'", cmd);
+        HAS(err, want);
+    }
+    /* "--" ends the options: a store may be called --x. */
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/--x.mms", work);
+    ASSERT_EQ(cli("create -- '%s'", dir), 0);
+    ASSERT_EQ(cli("verify -- '%s'", dir), 0);
+}
+
+TEST(version)
+{
+    ASSERT_EQ(cli("version"), 0);
+    char *v = strdup(out);
+    ASSERT_EQ(cli("--version"), 0);
+    ASSERT(strcmp(out, v) == 0);
+    ASSERT_EQ(lines(v), 1);
+    char want[64];
+    snprintf(want, sizeof want, "mmstore library %s,", mms_version());
+    HAS(v, want);
+    free(v);
+}
+
+TEST(errors_once)
+{
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/nope.mms", work);
+    ASSERT_EQ(cli("info '%s'", dir), 1);
+    ASSERT_EQ(strlen(out), 0);
+    ASSERT_EQ(lines(err), 1);
+    ASSERT_EQ(count(err, "No such file or directory"), 1);
+    ASSERT_EQ(count(err, "nope.mms"), 1);
+    HAS(err, "mms: cannot open ");
+    /* A directory that holds no store. */
+    ASSERT_EQ(cli("verify '%s'", work), 1);
+    ASSERT_EQ(lines(err), 1);
+    ASSERT_EQ(count(err, mms_strerror(MMS_ENOTSTORE)), 1);
+    /* create over an existing store */
+    snprintf(dir, sizeof dir, "%s/twice.mms", work);
+    ASSERT_EQ(cli("create '%s'", dir), 0);
+    ASSERT_EQ(cli("create '%s'", dir), 1);
+    ASSERT_EQ(lines(err), 1);
+    ASSERT_EQ(count(err, "File exists"), 1);
+}
+
+struct rec {
+    int64_t id;
+    double score;
+    char pad[48];
+};
+static const mms_field rec_fields[] = {MMS_F_I64(struct rec, id), MMS_F_F64(struct rec, score),
+                                       MMS_F_CHARS(struct rec, pad)};
+static const mms_schema rec_schema = MMS_SCHEMA(struct rec, rec_fields);
+
+/* The value of a raw "key: value" line, or -1. */
+static long long raw_value(const char *s, const char *key)
+{
+    size_t k = strlen(key);
+    for (const char *l = s; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, key, k) == 0 && l[k] == ':' && l[k + 1] == ' ')
+            return strtoll(l + k + 2, NULL, 0);
+    return -1;
+}
+
+TEST(info)
+{
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/info.mms", work);
+    mms_store *s = open_flags(dir, MMS_CREATE);
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "people", &rec_schema, MMS_TABLE_CREATE, &t));
+    uint64_t first;
+    void *where;
+    OK(mms_table_append_many(t, 20000, &first, &where));
+    for (uint64_t i = 0; i < 100; i++)
+        OK(mms_table_delete(t, i * 7));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+
+    ASSERT_EQ(cli("info '%s'", dir), 0);
+    ASSERT_EQ(strlen(err), 0);
+    /* For a person: sizes with units, the table's live records, deleted
+     * slots and the bytes they waste (100 x 64 bytes = 6.25 KB). */
+    HAS(out, " MB");
+    char *l = strstr(out, "    people ");
+    if (!l)
+        FAILF("no line for table people:\n%s", out);
+    unsigned long long live, deleted;
+    double wasted;
+    char unit[8];
+    ASSERT(sscanf(l, " people %llu %llu %lf %7s", &live, &deleted, &wasted, unit) == 4);
+    ASSERT_EQ(live, 19900);
+    ASSERT_EQ(deleted, 100);
+    ASSERT(wasted == 6.25 && strcmp(unit, "KB") == 0);
+    /* ... and the raw lines that scripts and tests parse. */
+    ASSERT_EQ(raw_value(out, "regions"), 2);
+    ASSERT_EQ(raw_value(out, "txn_id"), 1);
+    ASSERT(strstr(out, "\nwriter: none\n"));
+    /* No line of the person's part reads as a raw line. */
+    const char *raw_start = strstr(out, "\n\nformat_version: ");
+    ASSERT(raw_start != NULL);
+    for (const char *p = out; p < raw_start; p = strchr(p, '\n') + 1)
+        ASSERT(*p == ' ' || strncmp(p, dir, strlen(dir)) == 0);
+    /* --raw: only "key: value" lines, the same as those above. */
+    char *person = strdup(out);
+    const char *raw_part = person + (raw_start - out) + 2;
+    ASSERT_EQ(cli("info --raw '%s'", dir), 0);
+    ASSERT_EQ(raw_value(out, "format_version"), MMS_FORMAT_VERSION);
+    for (const char *p = out; *p; p = strchr(p, '\n') + 1) {
+        const char *colon = strchr(p, ':');
+        ASSERT(colon && colon < strchr(p, '\n') && colon[1] == ' ' && *p != ' ');
+    }
+    ASSERT(strcmp(raw_part, out) == 0);
+    free(person);
+}
+
+int main(void)
+{
+    snprintf(work, sizeof work, "%s", tpath("cli"));
+    if (mkdir(work, 0777) != 0)
+        FAILF("mkdir %s: %s", work, strerror(errno));
+    RUN(usage_and_help);
+    RUN(usage_errors);
+    RUN(version);
+    RUN(errors_once);
+    RUN(info);
+    free(out);
+    free(err);
+    rmrf(work);
+    printf("cli ok\n");
+    return 0;
+}

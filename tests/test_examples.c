@@ -1,0 +1,341 @@
+/*
+ * test_examples.c -- every example of include/mmstore.h and of README.md,
+ * compiled and run.
+ *
+ * The examples are copied below, each inside a function that gives it what
+ * it assumes (an open store, a table). The copies are checked against the
+ * originals: check_copies() reads the header and the README, takes every
+ * example (in the header, the comment lines indented four more spaces; in
+ * the README, the ```c blocks) and requires each of its paragraphs
+ * (blank-line separated) to appear here line for line, whitespace aside.
+ * So an example that changes without its copy fails this test, and an
+ * example that does not compile or run fails it too.
+ */
+#include "test.h"
+
+#include <mmstore.h>
+
+#include <ctype.h>
+#include <stdbool.h>
+
+/* ------------------------------------------------------------------------
+ * The copies
+ * ------------------------------------------------------------------------ */
+struct counter { uint64_t n; };
+
+/* mmstore.h, the first example: a counter in the root. */
+static uint64_t header_counter(mms_store *s)
+{
+    mms_txn_begin(s, 0);
+    mms_ref r = mms_root(s);
+    if (!r) { mms_zalloc(s, sizeof(struct counter), &r); mms_root_set(s, r); }
+    struct counter *c = mms_deref(s, r);
+    c->n++;                        // a plain store, no "I wrote this" call
+    mms_txn_commit(s);             // atomic and durable
+    return MMS_AT(s, struct counter, mms_root(s))->n;
+}
+
+/* mmstore.h, Tables: the schema of a struct. */
+struct person { int64_t id; char tag[8]; double score; mms_ref name; mms_ref boss; };
+static const mms_field person_fields[] = {
+    MMS_F_I64(struct person, id),     MMS_F_CHARS(struct person, tag),
+    MMS_F_F64(struct person, score),  MMS_F_STR(struct person, name),
+    MMS_F_REF(struct person, boss, "person"),
+};
+static const mms_schema person_schema = MMS_SCHEMA(struct person, person_fields);
+
+/* mmstore.h, MMS_TABLE_GET. */
+static void header_table_get(mms_table *t)
+{
+    struct person *p = MMS_TABLE_GET(t, struct person, 0);
+    if (p) p->score += 1;
+}
+
+/* mmstore.h, mms_table_deleted: a scan that skips deleted records. */
+static uint64_t header_deleted_scan(mms_table *t)
+{
+    uint64_t i, nbits, live = 0, slots = mms_table_slots(t);
+    const uint64_t *bits = mms_table_deleted(t, &nbits);
+    for (i = 0; i < slots; i++)
+        if (i >= nbits || !(bits[i / 64] >> (i % 64) & 1))
+            live++;
+    return live;
+}
+
+/* mmstore.h, MMS_F_WITH_DEFAULT: a field added with a default; the
+ * records that existed before it get the default. */
+static void header_default(mms_store *s)
+{
+    struct person { int64_t id; char tag[8]; double score; mms_ref name; mms_ref boss;
+                    int32_t age; };
+    static const int32_t adult = 18;
+    static const mms_field age_field =
+        MMS_F_WITH_DEFAULT(struct person, age, MMS_KIND_I32, &adult);
+    const mms_field fields[] = {
+        MMS_F_I64(struct person, id),    MMS_F_CHARS(struct person, tag),
+        MMS_F_F64(struct person, score), MMS_F_STR(struct person, name),
+        MMS_F_REF(struct person, boss, "person"), age_field,
+    };
+    const mms_schema schema = MMS_SCHEMA(struct person, fields);
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "person", &schema, 0, &t)); /* migrates */
+    OK(mms_txn_commit(s));
+    ASSERT_EQ(MMS_TABLE_GET(t, struct person, 0)->age, 18);
+    ASSERT_EQ(MMS_TABLE_GET(t, struct person, 1)->age, 18);
+}
+
+/* README.md, the first example: a counter in the root, in a store of its
+ * own ("state.mms" in the current directory). */
+static void readme_counter(void)
+{
+mms_options o;
+mms_options_init(&o);
+o.flags = MMS_CREATE;
+mms_store *s;
+mms_open("state.mms", &o, &s);
+
+mms_txn_begin(s, 0);
+mms_ref r = mms_root(s);
+if (!r) { mms_zalloc(s, sizeof(struct counter), &r); mms_root_set(s, r); }
+MMS_AT(s, struct counter, r)->n++;     /* a plain store: no "I wrote this" call */
+mms_txn_commit(s);                     /* atomic and durable */
+mms_close(s);
+}
+
+/* ------------------------------------------------------------------------
+ * Checking the copies
+ * ------------------------------------------------------------------------ */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        FAILF("cannot read %s: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    ASSERT(b && fread(b, 1, (size_t)n, f) == (size_t)n);
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+/* The line without leading and trailing blanks, inner runs of blanks as
+ * one space, into out. */
+static void squeeze(const char *p, size_t n, char *out, size_t cap)
+{
+    size_t k = 0;
+    bool space = false;
+    for (size_t i = 0; i < n && k + 2 < cap; i++) {
+        if (isspace((unsigned char)p[i])) {
+            space = k > 0;
+            continue;
+        }
+        if (space)
+            out[k++] = ' ';
+        space = false;
+        out[k++] = p[i];
+    }
+    out[k] = 0;
+}
+
+#define MAXL 4096
+struct lines {
+    char *l[MAXL];
+    int n;
+};
+
+static void add_line(struct lines *L, const char *p, size_t n)
+{
+    char b[512];
+    squeeze(p, n, b, sizeof b);
+    ASSERT(L->n < MAXL);
+    L->l[L->n++] = strdup(b);
+}
+
+/* This file's lines, squeezed. */
+static void source_lines(const char *text, struct lines *L)
+{
+    for (const char *p = text; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        add_line(L, p, n);
+        p += n + (e != NULL);
+    }
+}
+
+static int examples_checked;
+
+/* Each paragraph of ex (blank lines separate them) appears in src line for
+ * line, the paragraphs in order. */
+static void check_example(const char *where, const struct lines *ex, const struct lines *src)
+{
+    int from = 0, i = 0;
+    while (i < ex->n) {
+        while (i < ex->n && !*ex->l[i])
+            i++;
+        int j = i;
+        while (j < ex->n && *ex->l[j])
+            j++;
+        if (i == j)
+            break;
+        int at = -1;
+        for (int k = from; k + (j - i) <= src->n && at < 0; k++) {
+            int m = 0;
+            while (m < j - i && strcmp(src->l[k + m], ex->l[i + m]) == 0)
+                m++;
+            if (m == j - i)
+                at = k;
+        }
+        if (at < 0) {
+            fprintf(stderr, "%s: this example has no copy in test_examples.c:\n", where);
+            for (int k = i; k < j; k++)
+                fprintf(stderr, "    %s\n", ex->l[k]);
+            FAILF("copy the example into test_examples.c and run it");
+        }
+        from = at + (j - i);
+        i = j;
+    }
+    examples_checked++;
+}
+
+static void free_lines(struct lines *L)
+{
+    for (int i = 0; i < L->n; i++)
+        free(L->l[i]);
+    L->n = 0;
+}
+
+/* The header's examples: comment lines " *     code" (four spaces past the
+ * comment's own indentation), consecutive ones forming one example. */
+static void header_examples(const char *text, const struct lines *src)
+{
+    static struct lines ex;
+    int line = 0, start = 0;
+    for (const char *p = text; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        line++;
+        bool code = n > 7 && strncmp(p, " *     ", 7) == 0;
+        if (code) {
+            if (!ex.n)
+                start = line;
+            size_t m = n;
+            if (m >= 2 && strncmp(p + m - 2, "*/", 2) == 0)
+                m -= 2; /* the comment's end on the example's last line */
+            add_line(&ex, p + 3, m - 3);
+        } else if (ex.n) {
+            char where[64];
+            snprintf(where, sizeof where, "include/mmstore.h:%d", start);
+            check_example(where, &ex, src);
+            free_lines(&ex);
+        }
+        p += n + (e != NULL);
+    }
+}
+
+/* The README's ```c blocks. */
+static void readme_examples(const char *text, const struct lines *src)
+{
+    static struct lines ex;
+    int line = 0, start = 0;
+    bool in = false;
+    for (const char *p = text; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        line++;
+        if (!in && n >= 4 && strncmp(p, "```c", 4) == 0 && n == 4) {
+            in = true;
+            start = line + 1;
+        } else if (in && n >= 3 && strncmp(p, "```", 3) == 0) {
+            char where[64];
+            snprintf(where, sizeof where, "README.md:%d", start);
+            check_example(where, &ex, src);
+            free_lines(&ex);
+            in = false;
+        } else if (in) {
+            add_line(&ex, p, n);
+        }
+        p += n + (e != NULL);
+    }
+}
+
+TEST(copies)
+{
+    /* The sources next to this file (CMake compiles it by its full path). */
+    char dir[512], path[600];
+    const char *f = __FILE__, *slash = strrchr(f, '/');
+    ASSERT(slash != NULL);
+    snprintf(dir, sizeof dir, "%.*s/..", (int)(slash - f), f);
+    static struct lines src;
+    char *self = read_file(f);
+    source_lines(self, &src);
+    snprintf(path, sizeof path, "%s/include/mmstore.h", dir);
+    char *h = read_file(path);
+    header_examples(h, &src);
+    int in_header = examples_checked;
+    snprintf(path, sizeof path, "%s/README.md", dir);
+    char *r = read_file(path);
+    readme_examples(r, &src);
+    fprintf(stderr, "   %d examples in the header, %d in the README, all copied here\n",
+            in_header, examples_checked - in_header);
+    ASSERT_GE(in_header, 5);
+    ASSERT_GE(examples_checked - in_header, 1);
+    free_lines(&src);
+    free(self);
+    free(h);
+    free(r);
+}
+
+/* ------------------------------------------------------------------------
+ * Running them
+ * ------------------------------------------------------------------------ */
+TEST(run)
+{
+    const char *p = tpath("examples");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    /* The counter: a new store (null root), then again. */
+    ASSERT_EQ(header_counter(s), 1);
+    ASSERT_EQ(header_counter(s), 2);
+    /* The person table. */
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "person", &person_schema, MMS_TABLE_CREATE, &t));
+    for (int i = 0; i < 100; i++) {
+        struct person x = {i, "p", i * 0.5, 0, 0};
+        OK(mms_table_append(t, &x, NULL));
+    }
+    header_table_get(t);
+    OK(mms_table_delete(t, 3));
+    OK(mms_table_delete(t, 70));
+    OK(mms_txn_commit(s));
+    ASSERT(MMS_TABLE_GET(t, struct person, 0)->score == 1.0);
+    ASSERT(MMS_TABLE_GET(t, struct person, 100) == NULL);
+    ASSERT_EQ(header_deleted_scan(t), 98);
+    header_default(s);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+    /* The README's program, twice in a directory of its own. */
+    const char *d = tpath("readme");
+    ASSERT_EQ(mkdir(d, 0777), 0);
+    char cwd[1024];
+    ASSERT(getcwd(cwd, sizeof cwd) != NULL);
+    ASSERT_EQ(chdir(d), 0);
+    readme_counter();
+    readme_counter();
+    s = open_flags("state.mms", MMS_RDONLY);
+    ASSERT_EQ(MMS_AT(s, struct counter, mms_root(s))->n, 2);
+    OK(mms_close(s));
+    ASSERT_EQ(chdir(cwd), 0);
+    rmrf(d);
+}
+
+int main(void)
+{
+    RUN(copies);
+    RUN(run);
+    printf("examples ok\n");
+    return 0;
+}

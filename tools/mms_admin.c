@@ -1,0 +1,274 @@
+/*
+ * mms_admin.c -- the commands about a store as a whole: create, info,
+ * verify, checkpoint, readers. Each opens the store, asks the public API
+ * and closes it; only create and checkpoint write.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "tool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------
+ * mms create DIR
+ * ------------------------------------------------------------------------ */
+static int run_create(const struct tool_cmd *cmd, int argc, char **argv)
+{
+    const char *dir;
+    int rc = tool_args(cmd, argc, argv, NULL, 0, &dir, 1);
+    if (rc >= 0)
+        return rc;
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE | MMS_EXCL;
+    mms_store *s;
+    int r = mms_open(dir, &o, &s);
+    if (r)
+        return tool_fail("cannot create", dir, r);
+    r = mms_close(s);
+    if (r)
+        return tool_fail("cannot close", dir, r);
+    printf("created %s\n", dir);
+    return tool_finish_output(NULL);
+}
+
+const struct tool_cmd tool_cmd_create = {
+    "create", "DIR", "Create an empty store in the directory DIR (which must not exist).", "",
+    run_create};
+
+/* ------------------------------------------------------------------------
+ * mms info DIR [--raw]
+ * ------------------------------------------------------------------------ */
+static void info_raw(const mms_info *in, mms_ref root)
+{
+    printf("format_version: %u\n", in->format_version);
+    printf("txn_id: %llu\n", (unsigned long long)in->txn_id);
+    printf("regions: %u\n", in->nregions);
+    for (unsigned i = 0; i < in->nregions; i++) {
+        printf("region_%u_size: %llu\n", i, (unsigned long long)in->region_size[i]);
+        printf("region_%u_file_bytes: %llu\n", i, (unsigned long long)in->region_file[i]);
+    }
+    printf("journal_bytes: %llu\n", (unsigned long long)in->journal_bytes);
+    printf("heap_used: %llu\n", (unsigned long long)in->heap_used);
+    printf("heap_free: %llu\n", (unsigned long long)in->heap_free);
+    printf("heap_objects: %llu\n", (unsigned long long)in->heap_objects);
+    printf("root: 0x%llx\n", (unsigned long long)root);
+    printf("published_txn: %llu\n", (unsigned long long)in->published_txn);
+    if (in->writer_pid)
+        printf("writer: %u\n", in->writer_pid);
+    else
+        printf("writer: none\n");
+    printf("handles: %u\n", in->handles);
+    printf("active_readers: %u\n", in->active_readers);
+}
+
+/* The same figures for a person: sizes in KB/MB/GB, and per table its
+ * live records, deleted slots and the bytes they waste. Every line is
+ * indented, so no line reads as one of the raw "key: value" lines. */
+static int info_person(const char *dir, mms_store *s, const mms_info *in)
+{
+    char a[16], b[16], c[16];
+    uint64_t files = 0;
+    for (unsigned i = 0; i < in->nregions; i++)
+        files += in->region_file[i];
+    printf("%s: mmstore format %u, last commit txn %llu\n", dir, in->format_version,
+           (unsigned long long)in->txn_id);
+    printf("  on disk    %s in %u region file%s; journal %s since the last checkpoint\n",
+           tool_bytes(files, a), in->nregions, in->nregions == 1 ? "" : "s",
+           tool_bytes(in->journal_bytes, b));
+    printf("  heap       %s in %llu object%s, %s free for reuse (file %s)\n",
+           tool_bytes(in->heap_used, a), (unsigned long long)in->heap_objects,
+           in->heap_objects == 1 ? "" : "s", tool_bytes(in->heap_free, b),
+           tool_bytes(in->region_file[0], c));
+    size_t n;
+    mms_table_info *ti;
+    int r = tool_tables(s, &ti, &n);
+    if (r)
+        return tool_fail("cannot list the tables of", dir, r);
+    printf("  tables     %zu\n", n);
+    if (n) {
+        int w = 5;
+        for (size_t i = 0; i < n; i++)
+            if ((int)strlen(ti[i].name) > w)
+                w = (int)strlen(ti[i].name);
+        printf("    %-*s %12s %9s %10s %8s %10s %10s\n", w, "table", "records", "deleted",
+               "wasted", "record", "in use", "file");
+        for (size_t i = 0; i < n; i++) {
+            const mms_table_info *t = &ti[i];
+            uint64_t del = t->slots - t->count;
+            char d[16];
+            printf("    %-*s %12llu %9llu %10s %8s %10s %10s\n", w, t->name,
+                   (unsigned long long)t->count, (unsigned long long)del,
+                   tool_bytes(del * t->record_size, a), tool_bytes(t->record_size, b),
+                   tool_bytes(t->slots * t->record_size, c),
+                   tool_bytes(t->region < in->nregions ? in->region_file[t->region] : 0, d));
+        }
+    }
+    free(ti);
+    char w[32] = "none";
+    if (in->writer_pid)
+        snprintf(w, sizeof w, "pid %u", in->writer_pid);
+    printf("  processes  writer %s; %u open handle%s (this command's included), %u inside a "
+           "read transaction\n",
+           w, in->handles, in->handles == 1 ? "" : "s", in->active_readers);
+    return 0;
+}
+
+static int run_info(const struct tool_cmd *cmd, int argc, char **argv)
+{
+    const char *dir;
+    bool raw = false;
+    const struct tool_opt opts[] = {{"raw", false, NULL, &raw}};
+    int rc = tool_args(cmd, argc, argv, opts, 1, &dir, 1);
+    if (rc >= 0)
+        return rc;
+    rc = 0;
+    mms_store *s;
+    int r = tool_open_inspect(dir, &s);
+    if (r)
+        return tool_fail("cannot open", dir, r);
+    mms_info *in = malloc(sizeof *in);
+    r = in ? mms_info_get(s, in) : -ENOMEM;
+    if (!r) {
+        if (!raw) {
+            rc = info_person(dir, s, in);
+            printf("\n");
+        }
+        if (!rc)
+            info_raw(in, mms_root(s));
+    }
+    free(in);
+    if (r) {
+        mms_close(s);
+        return tool_fail("cannot inspect", dir, r);
+    }
+    r = mms_close(s);
+    if (r && !rc)
+        rc = tool_fail("cannot close", dir, r);
+    return rc ? rc : tool_finish_output(NULL);
+}
+
+const struct tool_cmd tool_cmd_info = {
+    "info", "DIR [--raw]", "Describe the store: its size, heap, tables and processes.",
+    "First the figures a person reads (sizes in KB, MB, GB; for each table its live\n"
+    "records, deleted slots and the bytes they hold), then the same figures as raw\n"
+    "\"key: value\" lines for scripts: format_version, txn_id, regions,\n"
+    "region_N_size, region_N_file_bytes, journal_bytes, heap_used, heap_free,\n"
+    "heap_objects, root, published_txn, writer (a pid or none), handles,\n"
+    "active_readers.\n"
+    "\n"
+    "  --raw   print only the raw lines\n",
+    run_info};
+
+/* ------------------------------------------------------------------------
+ * mms verify DIR
+ * ------------------------------------------------------------------------ */
+static int run_verify(const struct tool_cmd *cmd, int argc, char **argv)
+{
+    const char *dir;
+    int rc = tool_args(cmd, argc, argv, NULL, 0, &dir, 1);
+    if (rc >= 0)
+        return rc;
+    mms_store *s;
+    int r = tool_open_inspect(dir, &s);
+    if (r)
+        return tool_fail("cannot open", dir, r);
+    char msg[512];
+    r = mms_verify(s, msg, sizeof msg);
+    if (r) {
+        tool_err("%s is not sound: %s", dir, msg[0] ? msg : mms_strerror(r));
+        mms_close(s);
+        return 1;
+    }
+    r = mms_close(s);
+    if (r)
+        return tool_fail("cannot close", dir, r);
+    printf("%s: ok\n", dir);
+    return tool_finish_output(NULL);
+}
+
+const struct tool_cmd tool_cmd_verify = {
+    "verify", "DIR", "Check the whole store; exit 0 if it is sound, 1 if not.",
+    "Checks the header, the journal, the heap's metadata and the tables, and prints\n"
+    "the first problem found. A store that needs recovery (its last writer died)\n"
+    "is recovered first.\n",
+    run_verify};
+
+/* ------------------------------------------------------------------------
+ * mms checkpoint DIR
+ * ------------------------------------------------------------------------ */
+static int run_checkpoint(const struct tool_cmd *cmd, int argc, char **argv)
+{
+    const char *dir;
+    int rc = tool_args(cmd, argc, argv, NULL, 0, &dir, 1);
+    if (rc >= 0)
+        return rc;
+    mms_store *s;
+    int r = mms_open(dir, NULL, &s);
+    if (r)
+        return tool_fail("cannot open", dir, r);
+    r = mms_checkpoint(s);
+    int r2 = mms_close(s);
+    if (r || r2)
+        return tool_fail("cannot checkpoint", dir, r ? r : r2);
+    printf("%s: checkpointed\n", dir);
+    return tool_finish_output(NULL);
+}
+
+const struct tool_cmd tool_cmd_checkpoint = {
+    "checkpoint", "DIR", "Sync the region files and empty the journal.", "", run_checkpoint};
+
+/* ------------------------------------------------------------------------
+ * mms readers DIR [--clear-stale]
+ * ------------------------------------------------------------------------ */
+static int run_readers(const struct tool_cmd *cmd, int argc, char **argv)
+{
+    const char *dir;
+    bool clear = false;
+    const struct tool_opt opts[] = {{"clear-stale", false, NULL, &clear}};
+    int rc = tool_args(cmd, argc, argv, opts, 1, &dir, 1);
+    if (rc >= 0)
+        return rc;
+    mms_store *s;
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_RDONLY;
+    int r = mms_open(dir, &o, &s);
+    if (r)
+        return tool_fail("cannot open", dir, r);
+    if (clear) {
+        unsigned n;
+        r = mms_readers_clear_stale(s, &n);
+        if (r) {
+            mms_close(s);
+            return tool_fail("cannot clear stale readers of", dir, r);
+        }
+        printf("cleared: %u\n", n);
+    }
+    mms_reader_info rd[256];
+    size_t n;
+    r = mms_readers(s, rd, sizeof rd / sizeof rd[0], &n);
+    if (r) {
+        mms_close(s);
+        return tool_fail("cannot list readers of", dir, r);
+    }
+    /* This command's own handle is one of them. */
+    printf("%-8s %-6s %-7s %-10s %s\n", "pid", "alive", "reading", "txn", "age_ms");
+    for (size_t i = 0; i < n && i < sizeof rd / sizeof rd[0]; i++)
+        printf("%-8u %-6s %-7s %-10llu %.3f%s\n", rd[i].pid, rd[i].alive ? "yes" : "no",
+               rd[i].active ? "yes" : "no", (unsigned long long)rd[i].txn,
+               rd[i].age_ns / 1e6, rd[i].pid == (uint32_t)getpid() ? "  (this command)" : "");
+    r = mms_close(s);
+    return r ? tool_fail("cannot close", dir, r) : tool_finish_output(NULL);
+}
+
+const struct tool_cmd tool_cmd_readers = {
+    "readers", "DIR [--clear-stale]",
+    "List the handles open on the store (pid, txn, age); free those of dead processes.",
+    "One line per handle: pid, alive, inside a read transaction, the txn it pins,\n"
+    "how long it has been inside (ms). This command's own handle is one of them.\n"
+    "\n"
+    "  --clear-stale   first free the slots of processes that died\n",
+    run_readers};

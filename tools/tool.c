@@ -1,0 +1,246 @@
+/*
+ * tool.c -- the tool library (tool.h): option parsing, help, error
+ * reporting, opening for inspection, sizes for people, buffered output.
+ *
+ * It knows no command: a command hands in its struct tool_cmd, so this
+ * file never calls up into the commands or into mms.c.
+ *
+ * Conventions (those of git, sqlite3 and LMDB's tools): help asked for
+ * goes to stdout with exit 0; a usage error goes to stderr with exit 2 and
+ * names the command's help; any other failure is one line on stderr and
+ * exit 1.
+ */
+#define _GNU_SOURCE /* getopt_long */
+#include "tool.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const tool_prog = "mms";
+
+void tool_help(const struct tool_cmd *cmd, FILE *f)
+{
+    fprintf(f, "usage: %s %s %s\n\n%s\n", tool_prog, cmd->name, cmd->args, cmd->summary);
+    if (cmd->help && *cmd->help)
+        fprintf(f, "\n%s", cmd->help);
+}
+
+int tool_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", tool_prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int tool_fail(const char *what, const char *dir, int err)
+{
+    const char *msg = mms_strerror(err), *d = mms_errdetail();
+    size_t dl = strlen(dir);
+    /* The detail often starts with the path the message is about. */
+    if (strncmp(d, dir, dl) == 0 && d[dl] == ':' && d[dl + 1] == ' ')
+        d += dl + 2;
+    if (!*d || strcmp(d, msg) == 0)
+        fprintf(stderr, "%s: %s %s: %s\n", tool_prog, what, dir, msg);
+    else if (strstr(d, msg))
+        fprintf(stderr, "%s: %s %s: %s\n", tool_prog, what, dir, d);
+    else
+        fprintf(stderr, "%s: %s %s: %s: %s\n", tool_prog, what, dir, msg, d);
+    return 1;
+}
+
+int tool_usage_err(const struct tool_cmd *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s %s: ", tool_prog, cmd->name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    fprintf(stderr, "usage: %s %s %s\n", tool_prog, cmd->name, cmd->args);
+    fprintf(stderr, "'%s help %s' or '%s %s --help' tells more\n", tool_prog, cmd->name,
+            tool_prog, cmd->name);
+    return 2;
+}
+
+#define MAX_OPTS 16
+
+int tool_args(const struct tool_cmd *cmd, int argc, char **argv, const struct tool_opt *opts,
+              int nopts, const char **pos, int npos)
+{
+    struct option lo[MAX_OPTS + 2];
+    if (nopts > MAX_OPTS)
+        return tool_usage_err(cmd, "too many options (a bug)");
+    for (int i = 0; i < nopts; i++)
+        lo[i] = (struct option){opts[i].name, opts[i].takes_value ? required_argument
+                                                                  : no_argument, NULL, 256 + i};
+    lo[nopts] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[nopts + 1] = (struct option){NULL, 0, NULL, 0};
+    /* --help wins over everything else on the line, as in git. */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            tool_help(cmd, stdout);
+            return tool_finish_output(NULL);
+        }
+    opterr = 0; /* our messages, not getopt's */
+    optind = 1;
+    int c, k = 0;
+    /* A leading '-' in optstring: positional arguments come back as 1, in
+     * order, so options may stand anywhere. */
+    while ((c = getopt_long(argc, argv, "-:h", lo, NULL)) != -1) {
+        if (c == 'h') { /* -h inside a group of short options */
+            tool_help(cmd, stdout);
+            return tool_finish_output(NULL);
+        }
+        if (c == 1) {
+            if (k == npos)
+                return tool_usage_err(cmd, "too many arguments (from '%s' on)", optarg);
+            pos[k++] = optarg;
+            continue;
+        }
+        if (c == ':')
+            return tool_usage_err(cmd, "%s needs a value", argv[optind - 1]);
+        if (c == '?') {
+            const char *a = argv[optind - 1];
+            if (optopt >= 256) /* --flag=VALUE */
+                return tool_usage_err(cmd, "--%s takes no value", opts[optopt - 256].name);
+            if (optopt == 'h' && a[1] == '-')
+                return tool_usage_err(cmd, "--help takes no value");
+            if (optopt && optopt != '?')
+                return tool_usage_err(cmd, "unknown option -%c", optopt);
+            const char *eq = strchr(a, '=');
+            return tool_usage_err(cmd, "unknown option %.*s", eq ? (int)(eq - a) : (int)strlen(a),
+                                  a);
+        }
+        const struct tool_opt *o = &opts[c - 256];
+        if (o->takes_value)
+            *o->value = optarg;
+        else
+            *o->flag = true;
+    }
+    /* After "--": the rest is positional. */
+    for (; optind < argc; optind++) {
+        if (k == npos)
+            return tool_usage_err(cmd, "too many arguments (from '%s' on)", argv[optind]);
+        pos[k++] = argv[optind];
+    }
+    if (k < npos)
+        return tool_usage_err(cmd, "too few arguments");
+    return -1;
+}
+
+/* Open for inspection: read-only when possible; a store that needs
+ * recovery is opened read-write once, which recovers it. */
+int tool_open_inspect(const char *dir, mms_store **s)
+{
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_RDONLY;
+    int r = mms_open(dir, &o, s);
+    if (r == MMS_ERECOVER) {
+        o.flags = 0;
+        r = mms_open(dir, &o, s);
+    }
+    return r;
+}
+
+int tool_tables(mms_store *s, mms_table_info **out, size_t *n)
+{
+    /* Ask for the count, then for that many: a table created in between
+     * is left out (*n says how many were filled). */
+    *out = NULL;
+    *n = 0;
+    size_t want = 0;
+    int r = mms_tables(s, NULL, 0, &want);
+    if (r || !want)
+        return r;
+    mms_table_info *ti = calloc(want, sizeof *ti);
+    if (!ti)
+        return -ENOMEM;
+    size_t have = 0;
+    r = mms_tables(s, ti, want, &have);
+    if (r) {
+        free(ti);
+        return r;
+    }
+    *out = ti;
+    *n = have < want ? have : want;
+    return 0;
+}
+
+const char *tool_bytes(uint64_t n, char *buf)
+{
+    static const char *const unit[] = {"B", "KB", "MB", "GB", "TB", "PB", "EB"};
+    if (n < 1024) {
+        snprintf(buf, 16, "%u B", (unsigned)n);
+        return buf;
+    }
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 6) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, 16, v < 10 ? "%.2f %s" : v < 100 ? "%.1f %s" : "%.0f %s", v, unit[u]);
+    return buf;
+}
+
+/* ------------------------------------------------------------------------
+ * Output
+ * ------------------------------------------------------------------------ */
+int obuf_init(struct obuf *o, FILE *f, size_t cap)
+{
+    o->f = f;
+    o->n = 0;
+    o->cap = cap;
+    o->err = 0;
+    o->buf = malloc(cap);
+    return o->buf ? 0 : -ENOMEM;
+}
+
+void obuf_flush(struct obuf *o)
+{
+    if (o->n && !o->err && fwrite(o->buf, 1, o->n, o->f) != o->n)
+        o->err = errno ? errno : EIO;
+    o->n = 0;
+}
+
+void obuf_free(struct obuf *o)
+{
+    free(o->buf);
+    o->buf = NULL;
+}
+
+void obuf_write(struct obuf *o, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        if (o->n == o->cap)
+            obuf_flush(o);
+        size_t k = o->cap - o->n < n ? o->cap - o->n : n;
+        memcpy(o->buf + o->n, c, k);
+        o->n += k;
+        c += k;
+        n -= k;
+    }
+}
+
+int tool_finish_output(struct obuf *o)
+{
+    int err = 0;
+    if (o) {
+        obuf_flush(o);
+        err = o->err;
+    }
+    if (!err && fflush(stdout) != 0)
+        err = errno ? errno : EIO;
+    if (err)
+        return tool_err("cannot write the output: %s", strerror(err));
+    return 0;
+}
