@@ -21,7 +21,7 @@ SETUP      = scripts/setup.sh
 MAKEFLAGS += --no-print-directory
 
 .PHONY: all build asan-build test check test-release asan demo demo-counter ucd-data \
-        bench bench-quick install clean setup
+        bench bench-quick install clean setup soak-power fuzz
 
 all: build
 
@@ -127,6 +127,26 @@ bench-quick:
 	$(call configure,$(BUILD),RelWithDebInfo)
 	$(call build,$(BUILD),release with the peers' harnesses)
 	python3 bench/run.py --quick --build $(BUILD) --data $(BUILD)/bench-data --out $(BUILD)/bench-quick
+
+# Power-loss soak (tests/test_power.c): thousands of simulated power cuts
+# (MMS_SOAK=10 is ten times make test's). Not part of make test.
+soak-power: build
+	cd $(BUILD)/tests && MMS_SOAK=$${MMS_SOAK:-10} MMS_GUARD=1 \
+	  MMS_TEST_TMP=$(CURDIR)/$(BUILD)/tests/tmp ./test_power
+
+# libFuzzer (clang) with ASan + UBSan over store images (fuzz/). New inputs
+# go to $(FUZZ_BUILD)/corpus; fuzz/corpus replays under make test.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME ?= 600
+fuzz:
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DMMS_FUZZ=ON -DMMS_TESTS=OFF \
+	  -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-g -O1" $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_store fuzz_seedgen
+	rm -rf $(FUZZ_BUILD)/seeds && $(FUZZ_BUILD)/fuzz/fuzz_seedgen $(FUZZ_BUILD)/seeds >/dev/null
+	mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/artifacts
+	$(FUZZ_BUILD)/fuzz/fuzz_store -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=4096 \
+	  -max_len=65536 -artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_BUILD)/corpus \
+	  $(FUZZ_BUILD)/seeds fuzz/corpus
 
 install:
 	$(call configure,$(BUILD),RelWithDebInfo,-DCMAKE_INSTALL_PREFIX=$(PREFIX))
