@@ -80,7 +80,7 @@ extern "C" {
 const char *mms_version(void);
 
 /* Version of the on-disk format this library reads and writes. */
-#define MMS_FORMAT_VERSION 1
+#define MMS_FORMAT_VERSION 2
 
 /* ------------------------------------------------------------------------
  * Errors. One table defines every code, its name and its message.

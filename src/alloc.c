@@ -747,6 +747,15 @@ int mms_free(mms_store *s, mms_ref ref)
     return 0;
 }
 
+int mms__alloc_usable(const mms_store *s, mms_ref ref, uint64_t *usable)
+{
+    struct loc l;
+    int r = locate(s, ref, &l);
+    if (!r)
+        *usable = l.usable;
+    return r;
+}
+
 int mms_alloc_size(const mms_store *s, mms_ref ref, size_t *size)
 {
     int r = mms__check_handle(s);

@@ -179,8 +179,15 @@ struct mms__tabent {
     uint64_t tomb;       /* heap ref: bitmap, bit set = slot deleted; none past tomb_bits */
     uint64_t tomb_bits;
     uint64_t layout_gen; /* migrations so far */
+    uint64_t nulls;      /* heap ref: nfields refs of per-field null bitmaps (0: none) */
+    uint64_t indexes;    /* heap ref: nindexes index descriptors (0: none) */
+    uint32_t nindexes;
+    uint32_t flags;      /* 0 */
+    uint8_t reserved[104];
 };
-_Static_assert(sizeof(struct mms__tabent) == 128, "tabent size");
+_Static_assert(sizeof(struct mms__tabent) == 256, "tabent size");
+_Static_assert(offsetof(struct mms__tabent, nulls) == 128, "tabent nulls");
+_Static_assert(offsetof(struct mms__tabent, nindexes) == 144, "tabent nindexes");
 struct mms__catalog {
     uint32_t magic; /* MMS__CAT_MAGIC */
     uint32_t ntables;
@@ -752,6 +759,9 @@ void mms__held_free(mms_store *s);
 void mms__heap_init(mms_store *s); /* format a new heap in a mapped header */
 int mms__heap_verify(const mms_store *s, char *msg, size_t cap);
 void mms__heap_forget(mms_store *s); /* the heap changed behind the allocator's back */
+/* Usable size of the live allocation that starts at ref; MMS_EBADREF (or
+ * MMS_ECORRUPT) if it is not one. No handle checks: a read. */
+int mms__alloc_usable(const mms_store *s, mms_ref ref, uint64_t *usable);
 
 /* ------------------------------------------------------------------------
  * Layer 4: recover.c

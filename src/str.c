@@ -12,17 +12,22 @@
 
 #include <string.h>
 
+/* The length word: the length in the low 48 bits, the tag in the high 16
+ * (doc/FORMAT.md), so that a string is told from any other allocation. */
+#define STR_TAG UINT64_C(0x5354)
+#define STR_LEN_BITS 48
+
 int mms_str_new(mms_store *s, const void *bytes, size_t len, mms_ref *ref)
 {
     if (!ref || (len && !bytes))
         return mms__fail(MMS_EINVAL, "mms_str_new: bad arguments");
-    if (len > (SIZE_MAX >> 1))
+    if ((uint64_t)len >= (UINT64_C(1) << STR_LEN_BITS) - 9)
         return mms__fail(MMS_EFULL, "string of %zu bytes is too long", len);
     int r = mms_alloc(s, len + 9, ref);
     if (r)
         return r;
     char *p = mms_deref(s, *ref);
-    uint64_t n = len;
+    uint64_t n = (uint64_t)len | STR_TAG << STR_LEN_BITS;
     memcpy(p, &n, 8);
     if (len)
         memcpy(p + 8, bytes, len);
@@ -34,13 +39,20 @@ const char *mms_str_get(const mms_store *s, mms_ref ref, size_t *len)
 {
     if (!s || !ref || MMS_REF_REGION(ref) != 0)
         return NULL;
-    uint64_t off = MMS_REF_SLOT(ref), top = mms__rtab(s)[0].size;
+    uint64_t off = MMS_REF_SLOT(ref), top = mms__rtab(s)[0].size, usable;
     if (off < MMS__HDR_BYTES || off + 9 > top || off + 9 > s->reg[0].mapped)
+        return NULL;
+    /* The start of a live allocation (not freed space, not inside one),
+     * holding a tagged length that fits it, NUL-terminated. */
+    if (mms__alloc_usable(s, ref, &usable) != 0 || usable < 9)
         return NULL;
     const char *p = mms_deref(s, ref);
     uint64_t n;
     memcpy(&n, p, 8);
-    if (n > top - off - 9)
+    if (n >> STR_LEN_BITS != STR_TAG)
+        return NULL;
+    n &= (UINT64_C(1) << STR_LEN_BITS) - 1;
+    if (n > usable - 9 || p[8 + n] != 0)
         return NULL;
     if (len)
         *len = (size_t)n;
@@ -65,7 +77,5 @@ int mms_str_set(mms_store *s, mms_ref *field, const void *bytes, size_t len)
 
 bool mms__str_valid(const mms_store *s, mms_ref ref)
 {
-    size_t len, usable;
-    return mms_str_get(s, ref, &len) && mms_alloc_size(s, ref, &usable) == 0 &&
-           usable >= len + 9;
+    return mms_str_get(s, ref, NULL) != NULL;
 }

@@ -1089,8 +1089,10 @@ TEST(store_header)
     hdr_edit("bad magic", 0, &v64, 8, MMS_ENOTSTORE);
     v64 = __builtin_bswap64(MMS__MAGIC);
     hdr_edit("byte-swapped magic", 0, &v64, 8, MMS_EBYTEORDER);
-    v32 = 2;
-    hdr_edit("version 2", offsetof(struct mms__hdr, version), &v32, 4, MMS_EVERSION);
+    v32 = MMS_FORMAT_VERSION + 1;
+    hdr_edit("a newer version", offsetof(struct mms__hdr, version), &v32, 4, MMS_EVERSION);
+    v32 = MMS_FORMAT_VERSION - 1;
+    hdr_edit("an older version", offsetof(struct mms__hdr, version), &v32, 4, MMS_EVERSION);
     v32 = 0;
     hdr_edit("version 0", offsetof(struct mms__hdr, version), &v32, 4, MMS_EVERSION);
     v8 = 40;
