@@ -104,7 +104,8 @@ const char *mms_version(void);
     X(MMS_EBADREF, -30915, "ref does not name a live allocation")              \
     X(MMS_ERECOVER, -30916, "store needs recovery, which a read-only open cannot do") \
     X(MMS_ESCHEMA, -30917, "record layout differs from the table's")                 \
-    X(MMS_ENOENT, -30918, "no such table")
+    X(MMS_ENOENT, -30918, "no such table")                                    \
+    X(MMS_EREFERENCED, -30919, "record is referred to by another record")
 
 enum {
 #define MMS__ERR_ENUM(name, code, msg) name = code,
@@ -475,7 +476,11 @@ int mms_alloc_size(const mms_store *s, mms_ref ref, size_t *size);
  * ------------------------------------------------------------------------ */
 mms_ref mms_root(const mms_store *s);
 
-/* Errors: MMS_ENOTXN, MMS_ERANGE (ref outside its region). */
+/* ref: MMS_REF_NULL, a heap ref naming the start of a live allocation, or a
+ * ref to a record of a table. Errors: MMS_ENOTXN, MMS_ERANGE (ref outside
+ * its region), MMS_EBADREF (a heap ref that is not the start of a live
+ * allocation: the store header, allocator pages, freed space, the middle
+ * of an object). */
 int mms_root_set(mms_store *s, mms_ref ref);
 
 /* ------------------------------------------------------------------------
@@ -801,9 +806,28 @@ const uint64_t *mms_table_deleted(const mms_table *t, uint64_t *nbits);
 /* The ref of record i. */
 mms_ref mms_table_ref(const mms_table *t, uint64_t i);
 
-/* Append one record, a copy of rec (NULL: zeros), reusing a deleted slot
- * if there is one. *index (may be NULL) gets its index. Needs a write
- * transaction. Errors: MMS_ENOTXN, MMS_EFULL, -ENOSPC. */
+/* What a record's ref, string and blob fields may hold, and when it is
+ * checked. A REF field holds 0 or a ref to a live record of its target
+ * table; a STR or BLOB field 0 or a string of this store (mms_str_new).
+ * Like a deferred foreign key in SQL, this holds at commit: inside a
+ * transaction a record may refer to one appended later, and records that
+ * refer to each other may be deleted together. mms_txn_commit checks every
+ * record the transaction appended or changed (through the API or by plain
+ * stores), and that no live record still refers to a record the
+ * transaction deleted -- even if an append reused its slot; a violation
+ * fails the commit (MMS_EBADREF or MMS_EREFERENCED, mms_errdetail() names
+ * the table, record and field) and aborts the transaction. So a ref never
+ * dangles in a committed state, and never comes to name another record
+ * unseen. The commit's cost: the records it changed, plus, when it deleted
+ * records of a table others refer to, a scan of the REF fields aimed at it.
+ * (mms_table_drop breaks the rule on purpose; mms_verify reports the refs
+ * left dangling.) */
+
+/* Append one record, a copy of rec (NULL: zeros), reusing the lowest
+ * deleted slot if there is one. *index (may be NULL) gets its index. Needs
+ * a write transaction. Errors: MMS_ENOTXN, MMS_EFULL, -ENOSPC, MMS_EBADREF
+ * (a STR or BLOB field that is not a string of this store, a REF field
+ * aimed at another table; nothing is appended). */
 int mms_table_append(mms_table *t, const void *rec, uint64_t *index);
 
 /* Append n zeroed records at the end (no slot reuse): *first gets the
@@ -812,10 +836,33 @@ int mms_table_append(mms_table *t, const void *rec, uint64_t *index);
  * at commit. Errors: as mms_table_append. */
 int mms_table_append_many(mms_table *t, uint64_t n, uint64_t *first, void **where);
 
-/* Delete record i: its STR and BLOB fields are freed, its bytes zeroed,
- * its slot reused by a later append. Errors: MMS_ENOTXN, MMS_ERANGE (not a
- * live record). */
+/* Delete record i: its STR and BLOB fields are freed, its missing-value
+ * marks cleared, its bytes zeroed, its slot reused by a later append. The
+ * refs to it must be gone by the commit (above). Errors: MMS_ENOTXN,
+ * MMS_ERANGE (not a live record). */
 int mms_table_delete(mms_table *t, uint64_t i);
+
+/* Missing values (SQL NULL; `mms import` stores empty cells so). field is
+ * the index of a field in mms_table_schema(t)->fields. Any field of a live
+ * record may be marked missing; the mark is kept per field in a bitmap
+ * (none until the first mark, so tables without missing values pay
+ * nothing), follows the field by name through migrations, and is cleared
+ * when the record is deleted. A plain store to the field does not clear it.
+ *
+ * null_set: mark (null 1) or unmark (0) record i's field. Marking zeroes the
+ * field's bytes (a string or blob it owned is freed). Needs a write
+ * transaction. Errors: MMS_ENOTXN, MMS_EINVAL (no such field), MMS_ERANGE
+ * (not a live record), -ENOSPC. */
+int mms_table_null_set(mms_table *t, uint64_t i, uint32_t field, int null);
+
+/* 1 if record i's field is missing, 0 if not (or i is not a live record),
+ * MMS_EINVAL for a field that does not exist. */
+int mms_table_null(const mms_table *t, uint64_t i, uint32_t field);
+
+/* For scans: the field's bitmap, bit i set = missing; slots at or past
+ * *nbits are not (NULL and 0 when none is). Valid until the next mark or
+ * the end of the read transaction. */
+const uint64_t *mms_table_nulls(const mms_table *t, uint32_t field, uint64_t *nbits);
 
 /* The tables of a store. */
 typedef struct mms_table_info {

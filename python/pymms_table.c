@@ -205,7 +205,8 @@ static PyObject *table_get(pymms_table *tb, PyObject *arg)
     }
     d = PyDict_New();
     for (uint32_t k = 0; d && k < sc->nfields; k++) {
-        PyObject *v = field_value(tb, &sc->fields[k], rec, i);
+        PyObject *v = mms_table_null(tb->t, i, k) == 1 ? Py_NewRef(Py_None)
+                                                       : field_value(tb, &sc->fields[k], rec, i);
         if (!v || PyDict_SetItemString(d, sc->fields[k].name, v) < 0)
             Py_CLEAR(d);
         Py_XDECREF(v);
@@ -378,6 +379,49 @@ static PyObject *live_mask(pymms_table *tb)
             p[i] = !(word >> (i % 64) & 1);
     }
     PyBuffer_Release(&b);
+    return m;
+}
+
+PyDoc_STRVAR(missing_doc,
+"missing(name) -> bool numpy array, one per slot: True where the record's value\n"
+"of field name is missing (SQL NULL; mms_table_null). get() gives None for it.");
+
+static PyObject *table_missing(pymms_table *tb, PyObject *name)
+{
+    if (pymms_table_check(tb) < 0)
+        return NULL;
+    const mms_schema *sc = pymms_table_schema(tb);
+    const char *fn = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+    if (!sc || !fn) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "missing(name): name is a str");
+        return NULL;
+    }
+    uint32_t k = 0;
+    while (k < sc->nfields && strcmp(sc->fields[k].name, fn) != 0)
+        k++;
+    if (k == sc->nfields)
+        return PyErr_Format(PyExc_KeyError, "table %U has no field %s", tb->name, fn);
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0)
+        return NULL;
+    uint64_t slots = mms_table_slots(tb->t), nbits = 0;
+    const uint64_t *bits = mms_table_nulls(tb->t, k, &nbits);
+    PyObject *zeros = pymms_np_attr("zeros"), *m = NULL;
+    if (zeros)
+        m = PyObject_CallFunction(zeros, "Ks", (unsigned long long)slots, "?");
+    Py_XDECREF(zeros);
+    Py_buffer b;
+    if (m && bits && PyObject_GetBuffer(m, &b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) == 0) {
+        unsigned char *p = b.buf;
+        for (uint64_t i = 0; i < slots && i < nbits; i++)
+            p[i] = bits[i / 64] >> (i % 64) & 1;
+        PyBuffer_Release(&b);
+    } else if (m && bits) {
+        Py_CLEAR(m);
+    }
+    if (pymms_scope_exit(tb->store, own, m ? 0 : -1) < 0)
+        Py_CLEAR(m);
     return m;
 }
 
@@ -644,6 +688,7 @@ static PyObject *table_repr(pymms_table *tb)
 static PyMethodDef table_methods[] = {
     {"array", (PyCFunction)(void (*)(void))table_array, METH_VARARGS | METH_KEYWORDS, array_doc},
     {"live", (PyCFunction)table_live, METH_NOARGS, live_doc},
+    {"missing", (PyCFunction)table_missing, METH_O, missing_doc},
     {"column", (PyCFunction)table_column, METH_O, column_doc},
     {"get", (PyCFunction)table_get, METH_O, get_doc},
     {"str", (PyCFunction)table_str, METH_VARARGS, str_doc},

@@ -16,14 +16,78 @@
 #include <stdio.h>
 #include <string.h>
 
-struct mms__catalog *mms__catalog(const mms_store *s)
+/* Bytes [off, off + len) of the heap exist in this view. */
+static bool heap_has(const mms_store *s, uint64_t off, uint64_t len)
+{
+    uint64_t top = mms__rtab(s)[0].size;
+    if (top > s->reg[0].mapped)
+        top = s->reg[0].mapped;
+    return off >= MMS__HDR_BYTES && off <= top && len <= top - off;
+}
+
+bool mms__heap_range(const mms_store *s, mms_ref ref, uint64_t len, uint64_t align)
+{
+    return MMS_REF_REGION(ref) == 0 && MMS_REF_SLOT(ref) % align == 0 &&
+           heap_has(s, MMS_REF_SLOT(ref), len);
+}
+
+int mms__catalog_get(const mms_store *s, struct mms__catalog **out)
 {
     mms_ref c = mms__hdr(s)->catalog;
-    if (!c || MMS_REF_REGION(c) != 0 || MMS_REF_SLOT(c) + sizeof(struct mms__catalog) >
-                                             mms__rtab(s)[0].size)
-        return NULL;
+    *out = NULL;
+    if (!c)
+        return 0;
+    /* Nothing read from the store is trusted (DESIGN §5): a catalog that
+     * does not check out is damage, reported, never read past. */
+    if (!mms__heap_range(s, c, sizeof(struct mms__catalog), 16))
+        return MMS__CORRUPT("the catalog ref 0x%llx is not a place in the heap",
+                            (unsigned long long)c);
     struct mms__catalog *cat = mms_deref(s, c);
-    return cat->magic == MMS__CAT_MAGIC ? cat : NULL;
+    if (cat->magic != MMS__CAT_MAGIC)
+        return MMS__CORRUPT("the catalog at 0x%llx has a bad magic", (unsigned long long)c);
+    if (cat->ntables > cat->cap || cat->cap > MMS_MAX_REGIONS ||
+        !mms__heap_range(s, c, sizeof *cat + (uint64_t)cat->cap * sizeof cat->t[0], 16))
+        return MMS__CORRUPT("the catalog holds %u tables in room for %u, past the heap",
+                            cat->ntables, cat->cap);
+    *out = cat;
+    return 0;
+}
+
+struct mms__catalog *mms__catalog(const mms_store *s)
+{
+    struct mms__catalog *cat;
+    return mms__catalog_get(s, &cat) == 0 ? cat : NULL;
+}
+
+int mms__entry_check(const mms_store *s, const struct mms__tabent *e)
+{
+    const struct mms__hdr *h = mms__hdr(s);
+    const struct mms__rent *rt = mms__rtab(s);
+    uint32_t id = e->region;
+    if (memchr(e->name, 0, sizeof e->name) == NULL)
+        return MMS__CORRUPT("a catalog entry's name is not terminated");
+    if (id == 0 || id >= h->nregions || id >= MMS_MAX_REGIONS || rt[id].kind != MMS__RK_TABLE)
+        return MMS__CORRUPT("table %s: region %u is not a table region of this store", e->name,
+                            id);
+    if (id >= s->nmapped || !s->view.base[id])
+        return MMS__CORRUPT("table %s: region %u is not mapped", e->name, id);
+    if (e->record_size == 0 || e->record_size > MMS__MAX_RECORD || e->nfields == 0 ||
+        e->nfields > MMS__MAX_FIELDS)
+        return MMS__CORRUPT("table %s: record size %u, %u fields", e->name, e->record_size,
+                            e->nfields);
+    if (e->count > MMS_SLOT_MASK || e->count * e->record_size != rt[id].size ||
+        e->live > e->count)
+        return MMS__CORRUPT("table %s: %llu records of %u bytes in a region of %llu", e->name,
+                            (unsigned long long)e->count, e->record_size,
+                            (unsigned long long)rt[id].size);
+    if (!mms__heap_range(s, e->fields, (uint64_t)e->nfields * sizeof(struct mms__fdesc), 8))
+        return MMS__CORRUPT("table %s: its field list 0x%llx is not in the heap", e->name,
+                            (unsigned long long)e->fields);
+    if (e->tomb_bits && (e->tomb_bits % 64 || !mms__heap_range(s, e->tomb, e->tomb_bits / 8, 8)))
+        return MMS__CORRUPT("table %s: its deleted-record bitmap is not in the heap", e->name);
+    if (e->nulls && !mms__heap_range(s, e->nulls, (uint64_t)e->nfields * 16, 8))
+        return MMS__CORRUPT("table %s: its null bitmaps are not in the heap", e->name);
+    return 0;
 }
 
 int mms__catalog_find(const mms_store *s, const char *name)
@@ -46,7 +110,9 @@ struct mms__tabent *mms__catalog_by_region(const mms_store *s, uint32_t region)
 
 struct mms__fdesc *mms__fdescs(const mms_store *s, const struct mms__tabent *e)
 {
-    return e->fields ? mms_deref(s, e->fields) : NULL;
+    if (!mms__heap_range(s, e->fields, (uint64_t)e->nfields * sizeof(struct mms__fdesc), 8))
+        return NULL;
+    return mms_deref(s, e->fields);
 }
 
 bool mms__catalog_live(const mms_store *s, const struct mms__tabent *e, uint64_t i)
@@ -55,6 +121,8 @@ bool mms__catalog_live(const mms_store *s, const struct mms__tabent *e, uint64_t
         return false;
     if (i >= e->tomb_bits)
         return true;
+    if (e->tomb_bits % 64 || !mms__heap_range(s, e->tomb, e->tomb_bits / 8, 8))
+        return false; /* a damaged bitmap (mms_verify says so) */
     const uint64_t *b = mms_deref(s, e->tomb);
     return !(b[i / 64] >> (i % 64) & 1);
 }
@@ -94,8 +162,14 @@ int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n)
 {
     if (!s || !n || (cap && !out))
         return mms__fail(MMS_EINVAL, "mms_tables: NULL argument");
-    struct mms__catalog *cat = mms__catalog(s);
+    struct mms__catalog *cat;
+    int r = mms__catalog_get(s, &cat);
+    if (r)
+        return r;
     uint32_t k = cat ? cat->ntables : 0;
+    for (uint32_t i = 0; i < k; i++)
+        if ((r = mms__entry_check(s, &cat->t[i])))
+            return r;
     for (uint32_t i = 0; i < k && i < cap; i++) {
         const struct mms__tabent *e = &cat->t[i];
         memset(&out[i], 0, sizeof out[i]);
@@ -147,6 +221,29 @@ static int verify_bitmap(const mms_store *s, const struct mms__tabent *e, char *
     return 0;
 }
 
+/* Its null bitmaps: in the heap, no bit past the end or on a deleted slot. */
+static int verify_nulls(const mms_store *s, const struct mms__tabent *e, char *msg, size_t cap)
+{
+    if (!e->nulls)
+        return 0;
+    if (check_heap_object(s, e->nulls, (uint64_t)e->nfields * sizeof(struct mms__nullbits)) != 0)
+        return VFAIL("table %s: its null bitmap list is not a live heap object", e->name);
+    const struct mms__nullbits *nb = mms_deref(s, e->nulls);
+    for (uint32_t k = 0; k < e->nfields; k++) {
+        if (!nb[k].bits)
+            continue;
+        if (nb[k].nbits % 64 || check_heap_object(s, nb[k].bits, nb[k].nbits / 8) != 0)
+            return VFAIL("table %s: the null bitmap of field %u is damaged", e->name, k);
+        const uint64_t *b = mms_deref(s, nb[k].bits);
+        for (uint64_t i = 0; i < nb[k].nbits; i++)
+            if (b[i / 64] >> (i % 64) & 1 && !mms__catalog_live(s, e, i))
+                return VFAIL("table %s: field %u of record %llu, %s, is marked missing",
+                             e->name, k, (unsigned long long)i,
+                             i < e->count ? "a deleted slot" : "past the end");
+    }
+    return 0;
+}
+
 static int verify_fields(const mms_store *s, const struct mms__tabent *e, char *msg, size_t cap)
 {
     const struct mms__hdr *h = mms__hdr(s);
@@ -195,7 +292,9 @@ static int verify_entry(const mms_store *s, const struct mms__catalog *cat, uint
     if (s->reg[id].gen != rt[id].gen || s->reg[id].mapped < rt[id].size)
         return VFAIL("table %s: region %u is not mapped as the header says", e->name, id);
     int r = verify_fields(s, e, msg, cap);
-    return r ? r : verify_bitmap(s, e, msg, cap);
+    if (!r)
+        r = verify_bitmap(s, e, msg, cap);
+    return r ? r : verify_nulls(s, e, msg, cap);
 }
 
 int mms__catalog_verify(const mms_store *s, char *msg, size_t cap)
@@ -211,9 +310,9 @@ int mms__catalog_verify(const mms_store *s, char *msg, size_t cap)
     if (check_heap_object(s, h->catalog, sizeof(struct mms__catalog)) != 0)
         return VFAIL("catalog: ref 0x%llx is not a live heap object",
                      (unsigned long long)h->catalog);
-    const struct mms__catalog *cat = mms__catalog(s);
-    if (!cat)
-        return VFAIL("catalog: bad magic");
+    struct mms__catalog *cat;
+    if (mms__catalog_get(s, &cat) != 0)
+        return VFAIL("%s", mms_errdetail());
     if (cat->ntables > cat->cap ||
         check_heap_object(s, h->catalog, sizeof *cat + cat->cap * sizeof cat->t[0]) != 0)
         return VFAIL("catalog: %u tables in room for %u, past its allocation", cat->ntables,

@@ -9,7 +9,7 @@
  * (and its own); nothing calls up, no two files call each other:
  *
  *   0  error.c crc32c.c schema.c  codes and details; checksums; field kinds,
- *                                 layouts and conversions (pure functions)
+ *      refset.c                   layouts and conversions; a set of refs
  *   1  os.c                       every system call; fault injection
  *   2  map.c                      region files and their mappings
  *      lock.c                     the lock file; the process's open handles
@@ -186,6 +186,13 @@ struct mms__tabent {
     uint8_t reserved[104];
 };
 _Static_assert(sizeof(struct mms__tabent) == 256, "tabent size");
+/* One per field in the array a catalog entry's `nulls` names: the field's
+ * null bitmap (bit i set: record i's value is missing), none past nbits. */
+struct mms__nullbits {
+    uint64_t bits; /* heap ref of the bitmap, 0: none */
+    uint64_t nbits; /* a multiple of 64 */
+};
+_Static_assert(sizeof(struct mms__nullbits) == 16, "nullbits size");
 _Static_assert(offsetof(struct mms__tabent, nulls) == 128, "tabent nulls");
 _Static_assert(offsetof(struct mms__tabent, nindexes) == 144, "tabent nindexes");
 struct mms__catalog {
@@ -343,6 +350,18 @@ int mms__corrupt_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 #define MMS__CORRUPT(...) mms__corrupt_at(__FILE__, __LINE__, __VA_ARGS__)
 void mms__detail_clear(void);
+
+/* refset.c: a set of refs, and of the regions they name. */
+struct mms__refset {
+    mms_ref *v;   /* cap slots, 0: empty */
+    size_t n, cap;
+    uint64_t regions[MMS_MAX_REGIONS / 64];
+};
+bool mms__refset_has(const struct mms__refset *rs, mms_ref r);
+bool mms__refset_has_region(const struct mms__refset *rs, uint32_t region);
+int mms__refset_add(struct mms__refset *rs, mms_ref r);
+void mms__refset_clear(struct mms__refset *rs);
+void mms__refset_free(struct mms__refset *rs);
 
 /* crc32c.c */
 uint32_t mms__crc32c(uint32_t crc, const void *buf, size_t len);
@@ -522,6 +541,9 @@ struct mms_store {
     uint64_t sync_ns;          /* MMS_NOSYNC: sync the journal when a commit is this old */
     uint64_t reader_limit_ns;  /* a reader inside longer holds the store back (0: off) */
     bool cannot_apply;         /* region files are not writable here: others apply */
+    char *recbuf;              /* a record's committed bytes, at commit (txn.c) */
+    struct mms__refset txn_deleted; /* records the write transaction deleted */
+    size_t recbuf_cap;
     struct mms_table *tables; /* table handles (table.c) */
     bool dir_dirty;        /* a region file was created in this transaction */
     uint8_t hdr_fixed[40]; /* header bytes that never change (magic .. uuid) */
@@ -793,8 +815,16 @@ int mms__pin_stuck(void *ctx, int why);
 /* ------------------------------------------------------------------------
  * Layer 5: catalog.c, str.c
  * ------------------------------------------------------------------------ */
-/* The catalog, or NULL if the store has none (or it is not one). */
+/* The catalog: *out NULL if the store has none; MMS_ECORRUPT if the header
+ * names something that is not a sound catalog (never read past). */
+int mms__catalog_get(const mms_store *s, struct mms__catalog **out);
+/* The same, NULL for none or damaged (callers that have checked it once). */
 struct mms__catalog *mms__catalog(const mms_store *s);
+/* An entry fit to use: its region a mapped table region of the right size,
+ * its heap refs inside the heap. MMS_ECORRUPT naming what is wrong. */
+int mms__entry_check(const mms_store *s, const struct mms__tabent *e);
+/* ref names len bytes of the heap, aligned to align. */
+bool mms__heap_range(const mms_store *s, mms_ref ref, uint64_t len, uint64_t align);
 int mms__catalog_find(const mms_store *s, const char *name); /* entry index or -1 */
 struct mms__tabent *mms__catalog_by_region(const mms_store *s, uint32_t region);
 struct mms__fdesc *mms__fdescs(const mms_store *s, const struct mms__tabent *e);
@@ -811,6 +841,17 @@ bool mms__str_valid(const mms_store *s, mms_ref ref);
  * ------------------------------------------------------------------------ */
 /* mms__map_follow, then each table region's record size into view.unit. */
 int mms__tables_follow(mms_store *s);
+/* At commit: record index of the table in region was written by plain
+ * stores (old: its committed bytes, NULL for a record appended by this
+ * transaction; rec: its new bytes). Checks the values it now holds;
+ * MMS_EBADREF aborts the commit. */
+int mms__table_record_changed(mms_store *s, const struct mms__tabent *e, uint64_t index,
+                              const char *old, const char *rec);
+/* Does a commit need to look at this table's changed records? */
+bool mms__table_watched(const mms_store *s, const struct mms__tabent *e);
+/* At commit: no live record refers to one the transaction deleted
+ * (MMS_EREFERENCED otherwise: the commit is refused). */
+int mms__tables_check_deletes(mms_store *s);
 int mms__tables_verify(mms_store *s, char *msg, size_t cap);
 void mms__tables_free(mms_store *s);
 void mms__tables_forget(mms_store *s); /* a transaction was undone */

@@ -126,6 +126,8 @@ static void store_free(mms_store *s)
     free(s->dirty.page);
     free(s->dirty.changed);
     free(s->jbuf);
+    free(s->recbuf);
+    mms__refset_free(&s->txn_deleted);
     free(s->path);
     mms__os_unmap(s, sizeof *s);
 }
@@ -468,6 +470,13 @@ int mms_root_set(mms_store *s, mms_ref ref)
         return r;
     if (ref != MMS_REF_NULL && MMS_REF_SLOT(ref) >= region_size(s, MMS_REF_REGION(ref)))
         return mms__fail(MMS_ERANGE, "root ref 0x%llx is outside its region",
+                         (unsigned long long)ref);
+    /* In the heap, the start of a live allocation: not the store header,
+     * the allocator's own pages, free space or the middle of an object. */
+    uint64_t usable;
+    if (ref != MMS_REF_NULL && MMS_REF_REGION(ref) == 0 &&
+        mms__alloc_usable(s, ref, &usable) != 0)
+        return mms__fail(MMS_EBADREF, "root ref 0x%llx is not the start of a live allocation",
                          (unsigned long long)ref);
     mms__hdr(s)->root = ref;
     return 0;

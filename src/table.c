@@ -67,7 +67,8 @@ struct mms_table {
 static struct mms__tabent *ent(const mms_table *t)
 {
     struct mms__catalog *cat = mms__catalog(t->s);
-    if (!cat || t->idx >= cat->ntables || cat->t[t->idx].region != t->region)
+    if (!cat || t->idx >= cat->ntables || cat->t[t->idx].region != t->region ||
+        t->region >= t->s->nmapped || !t->s->view.base[t->region])
         return NULL;
     return &cat->t[t->idx];
 }
@@ -187,6 +188,9 @@ void mms__tables_free(mms_store *s)
 static int handle_for(mms_store *s, int idx, mms_table **out)
 {
     const struct mms__tabent *e = &mms__catalog(s)->t[idx];
+    int r = mms__entry_check(s, e);
+    if (r)
+        return r;
     for (mms_table *t = s->tables; t; t = t->next)
         if (strcmp(t->name, e->name) == 0) {
             t->idx = (uint32_t)idx;
@@ -227,6 +231,13 @@ const mms_schema *mms_table_schema(mms_table *t)
         return NULL;
     }
     const struct mms__fdesc *fd = mms__fdescs(t->s, e);
+    if (!fd) {
+        free(f);
+        free(names);
+        free(targets);
+        mms__fail(MMS_ECORRUPT, "table %s: its field list is not in the heap", t->name);
+        return NULL;
+    }
     for (uint32_t i = 0; i < e->nfields; i++) {
         memcpy(names[i], fd[i].name, sizeof names[i]);
         names[i][47] = 0;
@@ -304,6 +315,10 @@ static int table_create(mms_store *s, const char *name, const mms_schema *sc, mm
     s->view.unit[id] = sc->record_size; /* mapped before its entry existed */
     return handle_for(s, idx, t);
 }
+
+static struct mms__nullbits *nulls_of(mms_store *s, const struct mms__tabent *e, uint32_t k);
+static int migrate_nulls(mms_store *s, struct mms__tabent *e, const struct mms__fdesc *old,
+                         uint32_t nold, const mms_schema *sc);
 
 /* ------------------------------------------------------------------------
  * Migration (NOTES above): plan, write the new file, free what goes, switch.
@@ -424,6 +439,13 @@ static int table_migrate(mms_store *s, mms_table *t, const mms_schema *sc)
         return r;
     }
     e = ent(t);
+    r = migrate_nulls(s, e, mms__fdescs(s, e), e->nfields, sc);
+    if (r) {
+        mms_free(s, fields);
+        mms__os_close(fd);
+        return r;
+    }
+    e = ent(t);
     mms_free(s, e->fields);
     e->fields = fields;
     e->record_size = sc->record_size;
@@ -459,7 +481,9 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
     if (!t || (flags & ~MMS_TABLE_CREATE))
         return mms__fail(MMS_EINVAL, "mms_table_open: bad arguments");
     *t = NULL;
-    if ((r = name_check(name)) || (r = schema_check(s, name, sc)))
+    struct mms__catalog *cat;
+    if ((r = name_check(name)) || (r = schema_check(s, name, sc)) ||
+        (r = mms__catalog_get(s, &cat)))
         return r;
     int idx = mms__catalog_find(s, name);
     if (idx < 0) {
@@ -499,8 +523,11 @@ int mms_table_find(mms_store *s, const char *name, mms_table **t)
     int r = mms__check_handle(s);
     if (r)
         return r;
+    struct mms__catalog *cat;
     if (!t || (r = name_check(name)))
         return r ? r : mms__fail(MMS_EINVAL, "mms_table_find: t is NULL");
+    if ((r = mms__catalog_get(s, &cat)))
+        return r;
     int idx = mms__catalog_find(s, name);
     if (idx < 0)
         return mms__fail(MMS_ENOENT, "no table called %s", name);
@@ -600,6 +627,109 @@ static int table_write_check(const mms_table *t, struct mms__tabent **e)
     return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * The values a record may hold (issue 10, bugs 5 and 6). A REF field holds
+ * 0 or a live record of its target table; a STR or BLOB field 0 or a string
+ * of this store (str.c). Like a deferred foreign key in SQL, the rule holds
+ * at commit: a transaction may append a record that refers to one it
+ * appends later, and delete records that refer to each other; the commit
+ * checks every record the transaction appended or changed, and that no live
+ * record refers to a record it deleted (txn.c calls the two checks below) --
+ * even if an append reused its slot: a ref left over from the deleted record
+ * must not come to name another one unseen.
+ * ------------------------------------------------------------------------ */
+static int check_field(mms_store *s, const char *table, uint64_t index,
+                       const struct mms__fdesc *f, const char *rec, bool now)
+{
+    if (f->kind != MMS_KIND_REF && !mms__kind_owns_heap(f->kind))
+        return 0;
+    mms_ref v;
+    memcpy(&v, rec + f->offset, 8);
+    if (!v)
+        return 0;
+    if (f->kind == MMS_KIND_REF) {
+        const struct mms__tabent *te = mms__catalog_by_region(s, f->target);
+        /* At an append, the right table (a forward ref is fine); at
+         * commit, a live record. */
+        bool ok = MMS_REF_REGION(v) == f->target && te &&
+                  (!now || mms__catalog_live(s, te, MMS_REF_SLOT(v)));
+        if (!ok)
+            return mms__fail(MMS_EBADREF, "table %s record %llu: ref field %s (0x%llx) is not %s "
+                             "record of table %s", table, (unsigned long long)index, f->name,
+                             (unsigned long long)v, now ? "a live" : "a", te ? te->name : "?");
+        return 0;
+    }
+    if (!mms__str_valid(s, v))
+        return mms__fail(MMS_EBADREF, "table %s record %llu: %s field %s (0x%llx) is not a "
+                         "string of this store", table, (unsigned long long)index,
+                         mms__kind_label(f->kind), f->name, (unsigned long long)v);
+    return 0;
+}
+
+/* Every REF, STR and BLOB field of record rec (record index), or, with
+ * old, those whose bytes differ from old. now: refs must be live (commit). */
+static int check_values(mms_store *s, const struct mms__tabent *e, uint64_t index,
+                        const char *rec, const char *old, bool now)
+{
+    const struct mms__fdesc *fd = mms__fdescs(s, e);
+    if (!fd)
+        return MMS__CORRUPT("table %s: its field list is not in the heap", e->name);
+    for (uint32_t k = 0; k < e->nfields; k++) {
+        if (old && memcmp(rec + fd[k].offset, old + fd[k].offset, fd[k].size) == 0)
+            continue;
+        int r = check_field(s, e->name, index, &fd[k], rec, now);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+bool mms__table_watched(const mms_store *s, const struct mms__tabent *e)
+{
+    const struct mms__fdesc *fd = mms__fdescs(s, e);
+    for (uint32_t k = 0; fd && k < e->nfields; k++)
+        if (fd[k].kind == MMS_KIND_REF || mms__kind_owns_heap(fd[k].kind))
+            return true;
+    return false;
+}
+
+int mms__table_record_changed(mms_store *s, const struct mms__tabent *e, uint64_t index,
+                              const char *old, const char *rec)
+{
+    if (!mms__catalog_live(s, e, index))
+        return 0; /* deleted in this transaction: nothing to check */
+    return check_values(s, e, index, rec, old, true);
+}
+
+int mms__tables_check_deletes(mms_store *s)
+{
+    if (!s->txn_deleted.n)
+        return 0;
+    const struct mms__catalog *cat = mms__catalog(s);
+    for (uint32_t n = 0; cat && n < cat->ntables; n++) {
+        const struct mms__tabent *e = &cat->t[n];
+        const struct mms__fdesc *fd = mms__fdescs(s, e);
+        const char *base = e->region < s->nmapped ? s->view.base[e->region] : NULL;
+        for (uint32_t k = 0; fd && base && k < e->nfields; k++) {
+            if (fd[k].kind != MMS_KIND_REF || !mms__refset_has_region(&s->txn_deleted,
+                                                                      fd[k].target))
+                continue;
+            for (uint64_t i = 0; i < e->count; i++) {
+                mms_ref v;
+                memcpy(&v, base + i * e->record_size + fd[k].offset, 8);
+                if (v && mms__refset_has(&s->txn_deleted, v) && mms__catalog_live(s, e, i)) {
+                    const struct mms__tabent *te = mms__catalog_by_region(s, MMS_REF_REGION(v));
+                    return mms__fail(MMS_EREFERENCED, "table %s record %llu (field %s) refers to "
+                                     "record %llu of table %s, which the transaction deleted",
+                                     e->name, (unsigned long long)i, fd[k].name,
+                                     (unsigned long long)MMS_REF_SLOT(v), te ? te->name : "?");
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 int mms_table_append(mms_table *t, const void *rec, uint64_t *index)
 {
     struct mms__tabent *e;
@@ -607,22 +737,30 @@ int mms_table_append(mms_table *t, const void *rec, uint64_t *index)
     if (r)
         return r;
     uint64_t i = e->count;
+    bool reuse = false;
     if (e->live < e->count && e->tomb_bits) {
         /* The lowest deleted slot, from the hint. */
-        uint64_t *b = mms_deref(t->s, e->tomb), words = (e->tomb_bits + 63) / 64;
-        for (uint64_t k = 0; k < words; k++) {
+        const uint64_t *b = mms_deref(t->s, e->tomb);
+        uint64_t words = (e->tomb_bits + 63) / 64;
+        for (uint64_t k = 0; k < words && !reuse; k++) {
             uint64_t w = (e->free_hint + k) % words;
             if (b[w]) {
                 i = w * 64 + (uint64_t)__builtin_ctzll(b[w]);
-                b[w] &= b[w] - 1;
-                e->free_hint = w;
-                break;
+                reuse = true;
             }
         }
     }
-    if (i == e->count && (r = grow_to(t, e->count + 1)))
+    /* Checked before anything changes: a refused record leaves no trace. */
+    if (rec && (r = check_values(t->s, e, i, rec, NULL, false)))
+        return r;
+    if (!reuse && (r = grow_to(t, e->count + 1)))
         return r;
     e = ent(t);
+    if (reuse) {
+        uint64_t *b = mms_deref(t->s, e->tomb);
+        b[i / 64] &= ~(UINT64_C(1) << (i % 64));
+        e->free_hint = i / 64;
+    }
     char *p = rec_at(t, e, i);
     if (rec)
         memcpy(p, rec, e->record_size);
@@ -655,6 +793,165 @@ int mms_table_append_many(mms_table *t, uint64_t n, uint64_t *first, void **wher
     return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Missing values (SQL NULL): per field, a bitmap in the heap like the
+ * deleted-record bitmap. The entry's `nulls` names an array of one
+ * (bitmap ref, bits) pair per field; slots at or past a field's bits are
+ * not null, so tables that never had a missing value pay nothing.
+ * ------------------------------------------------------------------------ */
+/* The pair of field k, or NULL if the table has none (or it is damaged). */
+static struct mms__nullbits *nulls_of(mms_store *s, const struct mms__tabent *e, uint32_t k)
+{
+    if (!e->nulls || k >= e->nfields ||
+        !mms__heap_range(s, e->nulls, (uint64_t)e->nfields * sizeof(struct mms__nullbits), 8))
+        return NULL;
+    struct mms__nullbits *nb = (struct mms__nullbits *)mms_deref(s, e->nulls) + k;
+    if (nb->bits && (nb->nbits % 64 || !mms__heap_range(s, nb->bits, nb->nbits / 8, 8)))
+        return NULL;
+    return nb;
+}
+
+static bool null_bit(mms_store *s, const struct mms__tabent *e, uint32_t k, uint64_t i)
+{
+    const struct mms__nullbits *nb = nulls_of(s, e, k);
+    if (!nb || !nb->bits || i >= nb->nbits)
+        return false;
+    const uint64_t *b = mms_deref(s, nb->bits);
+    return b[i / 64] >> (i % 64) & 1;
+}
+
+/* Record i is deleted (or reused): none of its fields is missing. */
+static void nulls_clear(mms_table *t, const struct mms__tabent *e, uint64_t i)
+{
+    for (uint32_t k = 0; e->nulls && k < e->nfields; k++) {
+        struct mms__nullbits *nb = nulls_of(t->s, e, k);
+        if (nb && nb->bits && i < nb->nbits)
+            ((uint64_t *)mms_deref(t->s, nb->bits))[i / 64] &= ~(UINT64_C(1) << (i % 64));
+    }
+}
+
+/* Field k's bitmap, grown to cover slot i. */
+static int nulls_grow(mms_table *t, uint32_t k, uint64_t i, struct mms__nullbits **out)
+{
+    struct mms__tabent *e = ent(t);
+    int r;
+    if (!e->nulls) {
+        mms_ref a;
+        if ((r = mms_zalloc(t->s, (size_t)e->nfields * sizeof(struct mms__nullbits), &a)))
+            return r;
+        e = ent(t);
+        e->nulls = a;
+    }
+    struct mms__nullbits *nb = nulls_of(t->s, e, k);
+    if (!nb)
+        return MMS__CORRUPT("table %s: its null bitmaps are damaged", t->name);
+    if (i >= nb->nbits) {
+        uint64_t bits = nb->nbits ? nb->nbits : 1024;
+        while (bits <= i)
+            bits *= 2;
+        if (bits > mms__round_up(e->count, 64))
+            bits = mms__round_up(e->count, 64);
+        mms_ref m = nb->bits;
+        uint64_t had = nb->nbits / 8;
+        if ((r = mms_realloc(t->s, &m, bits / 8)))
+            return r;
+        e = ent(t);
+        nb = nulls_of(t->s, e, k);
+        memset((char *)mms_deref(t->s, m) + had, 0, bits / 8 - had);
+        nb->bits = m;
+        nb->nbits = bits;
+    }
+    *out = nb;
+    return 0;
+}
+
+/* A migration: each field of the new layout sc keeps the bitmap of the old
+ * field of its name (a widened value is missing as it was); removed fields'
+ * bitmaps are freed. */
+static int migrate_nulls(mms_store *s, struct mms__tabent *e, const struct mms__fdesc *old,
+                         uint32_t nold, const mms_schema *sc)
+{
+    if (!e->nulls)
+        return 0;
+    mms_ref a;
+    int r = mms_zalloc(s, (size_t)sc->nfields * sizeof(struct mms__nullbits), &a);
+    if (r)
+        return r;
+    struct mms__nullbits *to = mms_deref(s, a);
+    for (uint32_t k = 0; k < nold; k++) {
+        struct mms__nullbits *nb = nulls_of(s, e, k);
+        if (!nb || !nb->bits)
+            continue;
+        uint32_t j = 0;
+        while (j < sc->nfields && strcmp(sc->fields[j].name, old[k].name) != 0)
+            j++;
+        if (j < sc->nfields)
+            to[j] = *nb;
+        else
+            mms_free(s, nb->bits);
+    }
+    mms_free(s, e->nulls);
+    e->nulls = a;
+    return 0;
+}
+
+int mms_table_null_set(mms_table *t, uint64_t i, uint32_t field, int null)
+{
+    struct mms__tabent *e;
+    int r = table_write_check(t, &e);
+    if (r)
+        return r;
+    if (field >= e->nfields)
+        return mms__fail(MMS_EINVAL, "table %s has %u fields; there is no field %u", t->name,
+                         e->nfields, field);
+    if (!mms__catalog_live(t->s, e, i))
+        return mms__fail(MMS_ERANGE, "table %s has no live record %llu", t->name,
+                         (unsigned long long)i);
+    if (!null) {
+        struct mms__nullbits *nb = nulls_of(t->s, e, field);
+        if (nb && nb->bits && i < nb->nbits)
+            ((uint64_t *)mms_deref(t->s, nb->bits))[i / 64] &= ~(UINT64_C(1) << (i % 64));
+        return 0;
+    }
+    /* A missing value has no value: the field's bytes are zeroed, and a
+     * string or blob it owned is freed. */
+    const struct mms__fdesc *f = mms__fdescs(t->s, e) + field;
+    char *p = rec_at(t, e, i) + f->offset;
+    if (mms__kind_owns_heap(f->kind)) {
+        mms_ref ref;
+        memcpy(&ref, p, 8);
+        if (ref && mms__str_valid(t->s, ref) && (r = mms_free(t->s, ref)))
+            return r;
+    }
+    struct mms__nullbits *nb = NULL;
+    if ((r = nulls_grow(t, field, i, &nb)))
+        return r;
+    e = ent(t);
+    memset(rec_at(t, e, i) + f->offset, 0, f->size);
+    ((uint64_t *)mms_deref(t->s, nb->bits))[i / 64] |= UINT64_C(1) << (i % 64);
+    return 0;
+}
+
+int mms_table_null(const mms_table *t, uint64_t i, uint32_t field)
+{
+    const struct mms__tabent *e = t ? ent(t) : NULL;
+    if (!e)
+        return mms__fail(MMS_EINVAL, "mms_table_null: no such table");
+    if (field >= e->nfields)
+        return mms__fail(MMS_EINVAL, "table %s has %u fields; there is no field %u", t->name,
+                         e->nfields, field);
+    return mms__catalog_live(t->s, e, i) && null_bit(t->s, e, field, i);
+}
+
+const uint64_t *mms_table_nulls(const mms_table *t, uint32_t field, uint64_t *nbits)
+{
+    const struct mms__tabent *e = t ? ent(t) : NULL;
+    const struct mms__nullbits *nb = e ? nulls_of(t->s, e, field) : NULL;
+    if (nbits)
+        *nbits = nb && nb->bits ? nb->nbits : 0;
+    return nb && nb->bits ? mms_deref(t->s, nb->bits) : NULL;
+}
+
 int mms_table_delete(mms_table *t, uint64_t i)
 {
     struct mms__tabent *e;
@@ -664,6 +961,8 @@ int mms_table_delete(mms_table *t, uint64_t i)
     if (!mms__catalog_live(t->s, e, i))
         return mms__fail(MMS_ERANGE, "table %s has no live record %llu", t->name,
                          (unsigned long long)i);
+    if ((r = mms__refset_add(&t->s->txn_deleted, MMS_REF_MAKE(t->region, i))))
+        return r;
     if (i >= e->tomb_bits) {
         uint64_t bits = e->tomb_bits ? e->tomb_bits : 1024;
         while (bits <= i)
@@ -682,13 +981,17 @@ int mms_table_delete(mms_table *t, uint64_t i)
     }
     char *p = rec_at(t, e, i);
     const struct mms__fdesc *fd = mms__fdescs(t->s, e);
-    for (uint32_t k = 0; k < e->nfields; k++)
+    for (uint32_t k = 0; fd && k < e->nfields; k++)
         if (mms__kind_owns_heap(fd[k].kind)) {
+            /* A value that is not a string of this store (a plain store put
+             * it there; the commit refused it, or verify reports it) is not
+             * freed: it is not the record's to free. */
             mms_ref ref;
             memcpy(&ref, p + fd[k].offset, 8);
-            if (ref && (r = mms_free(t->s, ref)))
+            if (ref && mms__str_valid(t->s, ref) && (r = mms_free(t->s, ref)))
                 return r;
         }
+    nulls_clear(t, e, i);
     memset(p, 0, e->record_size);
     uint64_t *b = mms_deref(t->s, e->tomb);
     b[i / 64] |= UINT64_C(1) << (i % 64);

@@ -17,6 +17,9 @@
  *      compared with its committed content -- its shadow if it has one
  *      (held.c), else the file's. Nothing differs and nothing grew: the
  *      transaction commits nothing.
+ *      Records of tables that plain stores changed (or this transaction
+ *      appended) get their ref, string and blob values checked: a bad one
+ *      aborts the commit (table.c).
  *   2. Bound: too many pages held back for readers (max_backlog)? Then wait
  *      for the readers inside and apply, or fail (MMS_BACKLOG_ERROR).
  *   3. Stamp the header: txn id + 1, CRC. (Region sizes were set by the
@@ -193,6 +196,7 @@ static void txn_end(mms_store *s)
 {
     mms__state_to(s, MMS__ST_IDLE);
     s->dirty.n = 0;
+    mms__refset_clear(&s->txn_deleted);
     if (s->flags & MMS_GUARD) {
         int r = mms__map_protect(s, false);
         if (r && !s->poisoned)
@@ -231,6 +235,7 @@ static int commit_poison(mms_store *s, int err)
     __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
     __atomic_store_n(&s->L->committing, 0, __ATOMIC_RELEASE);
     mms__held_clear(s);
+    mms__refset_clear(&s->txn_deleted);
     mms__state_to(s, MMS__ST_IDLE);
     mms__writer_unlock(s);
     return err;
@@ -279,6 +284,82 @@ static int commit_detect(mms_store *s, struct commit *c, bool *any)
         *any = memcmp(p, mms__page_base(s, p, mms__page_region(s, p)), MMS__PAGE) != 0;
     }
     return 0;
+}
+
+/* Bytes [off, off + len) of region id as committed: each page's committed
+ * content (its shadow, or the file's; mms__page_base) into buf. */
+static void committed_bytes(mms_store *s, uint32_t id, uint64_t off, uint64_t len, char *buf)
+{
+    while (len) {
+        uint64_t pg = off & ~(uint64_t)(MMS__PAGE - 1), n = MMS__PAGE - (off - pg);
+        if (n > len)
+            n = len;
+        const char *base = mms__page_base(s, s->view.base[id] + pg, id);
+        memcpy(buf, base + (off - pg), n);
+        buf += n;
+        off += n;
+        len -= n;
+    }
+}
+
+/* The records of one watched table a plain store changed (on its dirty
+ * pages, below its committed count) or the transaction appended (past it:
+ * fresh space no diff sees). */
+static int records_of_table(mms_store *s, uint32_t id, const struct mms__tabent *e,
+                            size_t from, size_t to)
+{
+    uint64_t rs = e->record_size, committed = s->reg[id].committed / rs, last = UINT64_MAX;
+    if (s->recbuf_cap < rs) {
+        char *b = realloc(s->recbuf, rs);
+        if (!b)
+            return -ENOMEM;
+        s->recbuf = b;
+        s->recbuf_cap = rs;
+    }
+    const char *base = s->view.base[id];
+    for (size_t i = from; i < to; i++) {
+        uint64_t off = (uint64_t)(s->dirty.page[i] - base);
+        for (uint64_t k = off / rs; k <= (off + MMS__PAGE - 1) / rs && k < committed; k++) {
+            if (k == last)
+                continue;
+            last = k;
+            committed_bytes(s, id, k * rs, rs, s->recbuf);
+            if (memcmp(s->recbuf, base + k * rs, rs) == 0)
+                continue;
+            int r = mms__table_record_changed(s, e, k, s->recbuf, base + k * rs);
+            if (r)
+                return r;
+        }
+    }
+    for (uint64_t k = committed; k < e->count; k++) {
+        int r = mms__table_record_changed(s, e, k, NULL, base + k * rs);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+/* Step 1b: records of tables that plain stores changed: their values are
+ * checked (refs, strings) before anything is written, so a refusal aborts
+ * the commit and leaves the store as it was. */
+static int commit_records(mms_store *s)
+{
+    /* The dirty pages come region by region, in id order (view.c). */
+    size_t i = 0;
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        const char *b = s->view.base[id];
+        size_t from = i;
+        while (b && i < s->dirty.n && s->dirty.page[i] >= b &&
+               s->dirty.page[i] < b + s->reg[id].priv)
+            i++;
+        const struct mms__tabent *e = b && id ? mms__catalog_by_region(s, id) : NULL;
+        if (!e || !mms__table_watched(s, e))
+            continue;
+        int r = records_of_table(s, id, e, from, i);
+        if (r)
+            return r;
+    }
+    return mms__tables_check_deletes(s);
 }
 
 /* Step 2: the backlog's bound. Commits wait in the journal (and their
@@ -537,6 +618,9 @@ int mms_txn_commit(mms_store *s)
         txn_end(s);
         return 0;
     }
+    r = commit_records(s);
+    if (r)
+        return commit_fail(s, r);
     r = commit_bound(s, &c);
     if (r == MMS_EBUSY)
         return r; /* MMS_BACKLOG_ERROR: the transaction stays open */

@@ -695,8 +695,8 @@ TEST(non_canonical)
                 NULL, 0);
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' t", st), 0);
     /* Every value of c, d, e is a number: numbers, dumped canonically; the
-     * empty cell of f is a missing value (0 until nulls are stored). */
-    file_is(OUT, "a,b,c,d,e,f\n1,x,7,1.5,7,1\n2,\"y\"\"\",8,2.5,8,0\n3,z,9,1e300,9,2\n");
+     * empty cell of f is a missing value, stored as such, dumped empty. */
+    file_is(OUT, "a,b,c,d,e,f\n1,x,7,1.5,7,1\n2,\"y\"\"\",8,2.5,8,\n3,z,9,1e300,9,2\n");
     ASSERT(strcmp(kind_of(st, "t", "a"), "i64") == 0);
     ASSERT(strcmp(kind_of(st, "t", "c"), "i64") == 0); /* "+7" */
     ASSERT(strcmp(kind_of(st, "t", "d"), "f64") == 0); /* "1.50" */
@@ -707,7 +707,7 @@ TEST(non_canonical)
                 "a,b,c,d,e,f\r\n1,x,+7,1.50,007,1\r\n2,\"y\"\"\",8,2.5,8,\"\"\r\n3,z,9,1e+300,9,2\r\n",
                 "--keep-text", 0);
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' k", st), 0);
-    file_is(OUT, "a,b,c,d,e,f\n1,x,+7,1.50,007,1\n2,\"y\"\"\",8,2.5,8,0\n3,z,9,1e+300,9,2\n");
+    file_is(OUT, "a,b,c,d,e,f\n1,x,+7,1.50,007,1\n2,\"y\"\"\",8,2.5,8,\n3,z,9,1e+300,9,2\n");
     ASSERT(strcmp(kind_of(st, "k", "a"), "i64") == 0);
     ASSERT(strcmp(kind_of(st, "k", "c"), "str") == 0);
     ASSERT(strcmp(kind_of(st, "k", "d"), "str") == 0);
@@ -942,7 +942,7 @@ TEST(bad_rows)
     ASSERT_EQ(count_of(ERR, ": bad row: "), nbad);
     file_has(OUT, "imported 4 rows into t, skipped 10 bad rows");
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' t", st), 0);
-    file_is(OUT, "id,name,n\n100,old,0\n1,\"two\nlines\",1\n2,x,0\n11,\"multi\nline\nok\",2\n"
+    file_is(OUT, "id,name,n\n100,old,0\n1,\"two\nlines\",1\n2,x,\n11,\"multi\nline\nok\",2\n"
                  "13,fine,3\n");
     import_text(st, "fresh", csv, "--skip-bad", 0);
     ASSERT_EQ(table_count(st, "fresh"), 4);
@@ -1309,7 +1309,7 @@ TEST(real_files)
     file_has(OUT, "version,codename,series,created,release,eol,eol-lts,eol-elts\n"
                   "1.1,Buzz,buzz,1993-08-16,1996-06-17,1997-06-05,,\n");
     file_has(OUT, "\n2,Hamm,hamm,1997-06-05,1998-07-24,2000-03-09,,\n"); /* 2.0: a number */
-    file_has(OUT, "\n0,Sid,sid,1993-08-16,,,,\n"); /* missing: 0 until nulls are stored */
+    file_has(OUT, "\n,Sid,sid,1993-08-16,,,,\n"); /* a missing number: stored as missing */
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' debian --format jsonl", st), 0);
     ASSERT_EQ(jsonl_check(OUT), 22);
     file_has(OUT, "{\"version\":14,\"codename\":\"Forky\",\"series\":\"forky\",\"created\":"
@@ -1333,7 +1333,7 @@ TEST(real_files)
     file_is(OUT, "name,count,price,ratio,code,neg_zero,big,mixed\n"
                  "a,1000,1.5,0.00005188912636955312,7,-0,9007199254740993,1\n"
                  "b,7,2,0.001,10,0.5,1,x\n"
-                 "c,0,3.25,0,42,0,2,\n");
+                 "c,,3.25,,42,,2,\n");
     ASSERT_EQ(tool(OUT, ERR, "import '%s' numbers_text '%s' --keep-text", st,
                    data_file("numbers.csv")), 0);
     static const struct col_summary numbers_text[] = {
@@ -1346,7 +1346,7 @@ TEST(real_files)
     static const struct col_summary decl[] = {{"a", "i32", 1}, {"b", "f32", 1}, {"c", "str", 0}};
     summary_has(OUT, decl, 3);
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' decl", st), 0);
-    file_is(OUT, "a,b,c\n1,0,x\n0,2.5,\n");
+    file_is(OUT, "a,b,c\n1,,x\n,2.5,\n");
 
     /* Ragged rows: fewer fields are missing values; more is a bad row. */
     const char *rg = wpath("ragged.mms");
@@ -1360,9 +1360,9 @@ TEST(real_files)
         {"id", "i64", 0}, {"name", "str", 1}, {"score", "f64", 2}, {"note", "str", 3}};
     summary_has(OUT, ragged, 4);
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' r", rg), 0);
-    file_is(OUT, "id,name,score,note\n1,one,1.5,first\n2,two,0,\n3,three,2.5,\n5,,0,\n");
+    file_is(OUT, "id,name,score,note\n1,one,1.5,first\n2,two,,\n3,three,2.5,\n5,,,\n");
     ASSERT_EQ(tool(OUT, ERR, "dump '%s' r --format jsonl", rg), 0);
-    file_has(OUT, "{\"id\":5,\"name\":null,\"score\":0,\"note\":null}\n");
+    file_has(OUT, "{\"id\":5,\"name\":null,\"score\":null,\"note\":null}\n");
     /* A failed import into a store that existed leaves the store. */
     ASSERT_EQ(tool(OUT, ERR, "import '%s' r2 '%s'", rg, data_file("ragged.csv")), 1);
     ASSERT(exists(rg));

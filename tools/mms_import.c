@@ -475,11 +475,19 @@ static bool bad_value(const struct col *c, const char *p, size_t n, const char *
  *     if (store)
  *         mms_table_null_set(im->t, im->index, (unsigned)(c - im->cols), 1);
  */
-static void missing_to_field(const struct imp *im, const struct col *c, char *rec, bool store)
+/* A missing value: zero bytes, and (pass 2, the record exists) the field
+ * marked missing in the store (mms_table_null_set), so that dump writes it
+ * back as an empty cell. */
+static int missing_to_field(const struct imp *im, const struct col *c, char *rec, bool store)
 {
-    (void)im;
-    (void)store;
     memset(rec + c->offset, 0, c->size);
+    if (!store || !im->t)
+        return 0;
+    const mms_schema *sc = mms_table_schema(im->t);
+    for (uint32_t k = 0; sc && k < sc->nfields; k++)
+        if (strcmp(sc->fields[k].name, c->name) == 0)
+            return mms_table_null_set(im->t, im->index, k, 1);
+    return 0;
 }
 
 /* Parse the text of one value as the column's kind into rec + offset.
@@ -491,8 +499,10 @@ static bool text_to_field(struct imp *im, struct col *c, const char *p, size_t n
 {
     char *d = rec + c->offset;
     if (n == 0 && !kind_has_empty(c->kind)) {
-        missing_to_field(im, c, rec, store);
-        return true;
+        int r = missing_to_field(im, c, rec, store);
+        if (r)
+            snprintf(why, cap, "cannot mark a missing value: %s", mms_strerror(r));
+        return r == 0;
     }
     switch (c->kind) {
     case MMS_KIND_I8: case MMS_KIND_I16: case MMS_KIND_I32: case MMS_KIND_I64: {
@@ -847,8 +857,10 @@ static int pass2(struct imp *im, uint64_t first, char *where)
         char *rec = where + k * im->record_size;
         im->index = first + k;
         for (size_t i = 0; i < im->ncols; i++) {
-            if (i >= rd->nf) {
-                missing_to_field(im, &im->cols[i], rec, true); /* a short row */
+            if (i >= rd->nf) { /* a short row */
+                int mr = missing_to_field(im, &im->cols[i], rec, true);
+                if (mr)
+                    return tool_fail("cannot mark a missing value", im->in.name, mr);
                 continue;
             }
             if (!text_to_field(im, &im->cols[i], rd->f[i].p, rd->f[i].n, rec, true,
@@ -1268,9 +1280,9 @@ const struct tool_cmd tool_cmd_import = {
     "in the columns it does not reach; an empty cell of a number or bool column is\n"
     "missing too (an empty str, chars or blob is an empty value; an empty ref is\n"
     "no record). Empty cells do not decide a column's kind. The summary gives each\n"
-    "column's kind and how many of its values were missing. The library does not\n"
-    "store nulls yet: a missing number or bool is stored as 0 (false) and dumps\n"
-    "so; a missing str is a null string (empty in CSV, null in JSON lines).\n"
+    "column's kind and how many of its values were missing. A missing value is\n"
+    "stored as missing (mms_table_null): dump writes an empty CSV cell, or null in\n"
+    "JSON lines.\n"
     "\n"
     "Bad rows: malformed quoting, more fields than the header, invalid UTF-8, a\n"
     "value that does not parse as its declared kind. Each is reported with the\n"

@@ -305,12 +305,12 @@ static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
                 size_t from = k ? key_end[k - 1] : 0;
                 obuf_write(&o, keys.buf + from, key_end[k] - from);
             }
-            /* NULL STORAGE: with the null API, a null field is an empty
-             * CSV cell or a JSON null here:
-             *     if (mms_table_null(t, i, k)) { if (!csv) obuf_puts(&o, "null"); }
-             *     else field_to_text(...);
-             * (or one mms_table_nulls(t, k, &nbits) bitmap per field
-             * before the loop, as mms_table_deleted() is read). */
+            /* A missing value: an empty CSV cell, a JSON null. */
+            if (mms_table_null(t, i, k) == 1) {
+                if (!csv)
+                    obuf_puts(&o, "null");
+                continue;
+            }
             field_to_text(&o, s, &sc->fields[k], rec, csv);
         }
         if (!csv)

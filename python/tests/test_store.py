@@ -390,3 +390,26 @@ def test_readonly_store(path):
     with pytest.raises(mmstore.RdonlyError):
         r.checkpoint()
     r.close()
+
+
+def test_missing_values_from_csv(path, tmp_path, mms_tool):
+    # Empty cells and short rows are stored as missing (mms_table_null):
+    # get() gives None, missing() the mask, and C's dump writes them empty.
+    import subprocess
+    csv = tmp_path / "a.csv"
+    csv.write_text("x,y,z\n1,2,a\n,3,b\n4\n")
+    subprocess.run([mms_tool, "import", path, "t", str(csv)], check=True,
+                   stdout=subprocess.DEVNULL)
+    s = mmstore.open(path)
+    t = s.table("t")
+    with s.read():
+        assert t.get(1) == {"x": None, "y": 3, "z": "b"}
+        assert t.get(2)["y"] is None and t.get(2)["x"] == 4
+        assert t.missing("x").tolist() == [False, True, False]
+        assert t.missing("y").tolist() == [False, False, True]
+        with pytest.raises(KeyError):
+            t.missing("nope")
+    s.close()
+    out = subprocess.run([mms_tool, "dump", path, "t"], check=True, capture_output=True,
+                         text=True).stdout
+    assert out.splitlines()[2:] == [",3,b", "4,,"]
