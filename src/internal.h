@@ -543,6 +543,7 @@ struct mms_store {
     bool cannot_apply;         /* region files are not writable here: others apply */
     char *recbuf;              /* a record's committed bytes, at commit (txn.c) */
     struct mms__refset txn_deleted; /* records the write transaction deleted */
+    bool precommit_wrote;      /* the commit's record checks wrote to the store */
     size_t recbuf_cap;
     struct mms_table *tables; /* table handles (table.c) */
     bool dir_dirty;        /* a region file was created in this transaction */

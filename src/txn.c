@@ -618,7 +618,12 @@ int mms_txn_commit(mms_store *s)
         txn_end(s);
         return 0;
     }
+    s->precommit_wrote = false;
     r = commit_records(s);
+    /* What the checks changed (an index following a plain store) is part
+     * of the commit too: look again. */
+    if (!r && s->precommit_wrote)
+        r = commit_detect(s, &c, &any);
     if (r)
         return commit_fail(s, r);
     r = commit_bound(s, &c);
