@@ -56,6 +56,9 @@ static void info_raw(const mms_info *in, mms_ref root)
     printf("heap_objects: %llu\n", (unsigned long long)in->heap_objects);
     printf("root: 0x%llx\n", (unsigned long long)root);
     printf("published_txn: %llu\n", (unsigned long long)in->published_txn);
+    printf("committed_txn: %llu\n", (unsigned long long)in->committed_txn);
+    printf("durable_txn: %llu\n", (unsigned long long)in->durable_txn);
+    printf("readers_holding_back: %u\n", in->readers_holding_back);
     if (in->writer_pid)
         printf("writer: %u\n", in->writer_pid);
     else
@@ -113,6 +116,12 @@ static int info_person(const char *dir, mms_store *s, const mms_info *in)
     printf("  processes  writer %s; %u open handle%s (this command's included), %u inside a "
            "read transaction\n",
            w, in->handles, in->handles == 1 ? "" : "s", in->active_readers);
+    if (in->committed_txn > in->published_txn)
+        printf("  waiting    %llu commit%s not yet applied (readers see txn %llu)%s\n",
+               (unsigned long long)(in->committed_txn - in->published_txn),
+               in->committed_txn - in->published_txn == 1 ? "" : "s",
+               (unsigned long long)in->published_txn,
+               in->readers_holding_back ? "; a reader holds the store back (mms readers)" : "");
     return 0;
 }
 
@@ -255,11 +264,14 @@ static int run_readers(const struct tool_cmd *cmd, int argc, char **argv)
         return tool_fail("cannot list readers of", dir, r);
     }
     /* This command's own handle is one of them. */
-    printf("%-8s %-6s %-7s %-10s %s\n", "pid", "alive", "reading", "txn", "age_ms");
+    printf("%-8s %-6s %-7s %-10s %-12s %s\n", "pid", "alive", "reading", "txn", "age_ms",
+           "behind");
     for (size_t i = 0; i < n && i < sizeof rd / sizeof rd[0]; i++)
-        printf("%-8u %-6s %-7s %-10llu %.3f%s\n", rd[i].pid, rd[i].alive ? "yes" : "no",
+        printf("%-8u %-6s %-7s %-10llu %-12.3f %llu%s%s\n", rd[i].pid, rd[i].alive ? "yes" : "no",
                rd[i].active ? "yes" : "no", (unsigned long long)rd[i].txn,
-               rd[i].age_ns / 1e6, rd[i].pid == (uint32_t)getpid() ? "  (this command)" : "");
+               rd[i].age_ns / 1e6, (unsigned long long)rd[i].behind,
+               rd[i].holding_back ? "  HOLDING BACK the store" : "",
+               rd[i].pid == (uint32_t)getpid() ? "  (this command)" : "");
     r = mms_close(s);
     return r ? tool_fail("cannot close", dir, r) : tool_finish_output(NULL);
 }
@@ -268,7 +280,11 @@ const struct tool_cmd tool_cmd_readers = {
     "readers", "DIR [--clear-stale]",
     "List the handles open on the store (pid, txn, age); free those of dead processes.",
     "One line per handle: pid, alive, inside a read transaction, the txn it pins,\n"
-    "how long it has been inside (ms). This command's own handle is one of them.\n"
+    "how long it has been inside (ms), and how many commits were made since it\n"
+    "pinned (commits wait in the journal while it is inside: new readers do not\n"
+    "see them until it leaves). A reader inside for longer than the store's\n"
+    "reader_limit_ms (1 s by default) while commits wait is marked HOLDING BACK.\n"
+    "This command's own handle is one of them.\n"
     "\n"
     "  --clear-stale   first free the slots of processes that died\n",
     run_readers};
