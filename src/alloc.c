@@ -747,6 +747,16 @@ int mms_free(mms_store *s, mms_ref ref)
     return 0;
 }
 
+uint64_t mms__alloc_fit(size_t size)
+{
+    tables();
+    if (size <= MMS__MAX_SMALL)
+        return class_size[size_class[(size ? size + 15 : 16) / 16]];
+    if (size <= (uint64_t)MAX_SPAN * MMS__PAGE)
+        return mms__round_up(size, MMS__PAGE);
+    return mms__round_up((uint64_t)size + MMS__PAGE, MMS__SEG) - MMS__PAGE;
+}
+
 int mms__alloc_usable(const mms_store *s, mms_ref ref, uint64_t *usable)
 {
     struct loc l;

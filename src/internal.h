@@ -828,6 +828,8 @@ void mms__heap_forget(mms_store *s); /* the heap changed behind the allocator's 
 /* Usable size of the live allocation that starts at ref; MMS_EBADREF (or
  * MMS_ECORRUPT) if it is not one. No handle checks: a read. */
 int mms__alloc_usable(const mms_store *s, mms_ref ref, uint64_t *usable);
+/* The usable size mms_alloc() gives an allocation of size bytes. */
+uint64_t mms__alloc_fit(size_t size);
 /* For the pointer scan (pmem.c), on a heap mms__heap_verify found sound:
  * fn(ctx, offset, usable size) for every live allocation, in address order,
  * until fn returns non-zero (which is returned); and where heap offset off

@@ -32,23 +32,23 @@ static void *fail_null(int err)
     return NULL;
 }
 
-/* The heap ref of a pointer into s's heap, or MMS_EBADREF. */
+/* The heap ref of a pointer into s's heap (the handle checked), or
+ * MMS_EBADREF. */
 static int heap_ref(const mms_store *s, const void *p, mms_ref *ref)
 {
-    if (mms_ref_of(s, p, ref) != 0 || MMS_REF_REGION(*ref) != 0)
+    uintptr_t a = (uintptr_t)p, base = (uintptr_t)s->view.base[0];
+    if (a < base || a - base >= s->reg[0].mapped)
         return mms__fail(MMS_EBADREF, "pointer %p is not in the store's heap", p);
+    *ref = MMS_REF_MAKE(0, a - base);
     return 0;
 }
 
-/* The slack of the allocation at ref (see the top of the file), zeroed;
- * then its pointer. */
-static void *zero_slack(mms_store *s, mms_ref ref, uint64_t size)
+/* The slack of the allocation at ref, of usable bytes (see the top of
+ * the file), zeroed; then its pointer. */
+static void *zero_slack(mms_store *s, mms_ref ref, uint64_t size, uint64_t usable)
 {
     char *p = mms_deref(s, ref);
-    uint64_t usable, end;
-    if (mms__alloc_usable(s, ref, &usable) != 0)
-        return p; /* cannot happen: it was just allocated */
-    end = usable;
+    uint64_t end = usable;
     if (usable - size >= MMS__PAGE)
         end = mms__round_up((uintptr_t)p + size, MMS__PAGE) - (uintptr_t)p;
     if (end > size)
@@ -60,7 +60,7 @@ void *mms_pmalloc(mms_store *s, size_t size)
 {
     mms_ref r;
     int e = mms_alloc(s, size, &r);
-    return e ? fail_null(e) : zero_slack(s, r, size);
+    return e ? fail_null(e) : zero_slack(s, r, size, mms__alloc_fit(size));
 }
 
 void *mms_pcalloc(mms_store *s, size_t n, size_t size)
@@ -69,14 +69,14 @@ void *mms_pcalloc(mms_store *s, size_t n, size_t size)
         return fail_null(mms__fail(MMS_EINVAL, "mms_pcalloc: %zu * %zu bytes overflows", n, size));
     mms_ref r;
     int e = mms_zalloc(s, n * size, &r);
-    return e ? fail_null(e) : zero_slack(s, r, n * size);
+    return e ? fail_null(e) : zero_slack(s, r, n * size, mms__alloc_fit(n * size));
 }
 
 void *mms_prealloc(mms_store *s, void *p, size_t size)
 {
     if (!p)
         return mms_pmalloc(s, size);
-    mms_ref r;
+    mms_ref r = MMS_REF_NULL;
     int e = mms__check_write(s);
     if (!e && size == 0)
         e = mms__fail(MMS_EINVAL, "mms_prealloc: size 0 (use mms_pfree)");
@@ -84,12 +84,15 @@ void *mms_prealloc(mms_store *s, void *p, size_t size)
         e = heap_ref(s, p, &r);
     if (!e)
         e = mms_realloc(s, &r, size);
-    return e ? fail_null(e) : zero_slack(s, r, size);
+    uint64_t usable = 0;
+    if (!e) /* kept in place, the block may be larger than a new one would be */
+        e = mms__alloc_usable(s, r, &usable);
+    return e ? fail_null(e) : zero_slack(s, r, size, usable);
 }
 
 void mms_pfree(mms_store *s, void *p)
 {
-    mms_ref r;
+    mms_ref r = MMS_REF_NULL;
     if (!p)
         return;
     int e = mms__check_write(s);

@@ -28,6 +28,8 @@
 
 #include <sys/mman.h>
 
+#include "internal.h" /* mms__alloc_fit */
+
 #define TIB ((uint64_t)1 << 40)
 #define DEFAULT_BASE (32 * TIB)
 
@@ -239,6 +241,19 @@ static void api_on(mms_store *s)
     ASSERT(mms_pcalloc(s, SIZE_MAX / 4, 8) == NULL);
     ASSERT_EQ(mms_last_error(), MMS_EINVAL);
     ASSERT(strstr(mms_errdetail(), "overflow") != NULL);
+    /* The slack the pointer functions zero is the allocator's. */
+    static const size_t sizes[] = {0, 1, 16, 17, 2048, 2049, 4096, 4097, 1020 * 4096,
+                                   1020 * 4096 + 1, (4 << 20) - 4096, (4 << 20) - 4095};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        mms_ref fr;
+        size_t usable;
+        OK(mms_alloc(s, sizes[i], &fr));
+        OK(mms_alloc_size(s, fr, &usable));
+        ASSERT_EQ(usable, mms__alloc_fit(sizes[i]));
+        OK(mms_free(s, fr));
+    }
+    for (size_t size = 1; size <= 3000; size++)
+        ASSERT_LE(size, mms__alloc_fit(size));
     /* The slack is zeroed even where a freed block left bytes. */
     char *junk = mms_pmalloc(s, 48);
     memset(junk, 0x5a, 48);
