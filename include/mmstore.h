@@ -636,9 +636,11 @@ void mms_pfree(mms_store *s, void *p);
  * table record -- or NULL for the null root. */
 void *mms_root_ptr(const mms_store *s);
 
-/* Make the root p: a pointer into s's heap or to the start of a table
+/* Make the root p: the start of a live heap allocation or of a table
  * record (NULL: the null root). Errors: MMS_ENOTXN, MMS_EINVAL (p is not
- * inside the store, or inside a record but not at its start). */
+ * inside the store, or inside a record but not at its start), MMS_EBADREF
+ * (p is in the heap but not the start of a live allocation), as
+ * mms_root_set(). */
 int mms_root_ptr_set(mms_store *s, const void *p);
 
 /* ------------------------------------------------------------------------

@@ -303,6 +303,8 @@ static void api_on(mms_store *s)
     ASSERT_EQ(mms_root(s), r);
     FAILS(mms_root_ptr_set(s, &local), MMS_EINVAL);
     ASSERT_EQ(mms_last_error(), MMS_EINVAL);
+    FAILS(mms_root_ptr_set(s, (char *)z + 16), MMS_EBADREF); /* inside an allocation */
+    ASSERT_EQ(mms_last_error(), MMS_EBADREF);
     struct rec { uint64_t a, b; };
     static const mms_field fields[] = {MMS_F_U64(struct rec, a), MMS_F_U64(struct rec, b)};
     static const mms_schema schema = MMS_SCHEMA(struct rec, fields);
@@ -869,8 +871,12 @@ static void pointers_on(const char *p, unsigned flags)
     char *c = mms_pmalloc(s, 64);
     mms_ref rc;
     OK(mms_ref_of(s, c, &rc));
-    mms_pfree(s, c);
+    /* A root can only be set to a live allocation; freeing it afterwards,
+     * in the same transaction, leaves it dangling. */
     OK(mms_root_set(s, rc));
+    mms_pfree(s, c);
+    FAILS(mms_root_set(s, rc), MMS_EBADREF);
+    FAILS(mms_root_ptr_set(s, c), MMS_EBADREF);
     OK(mms_txn_commit(s));
     ASSERT_EQ(scan(s, msg, sizeof msg), 1);
     ASSERT(strstr(msg, "the root") != NULL);
