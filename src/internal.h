@@ -27,6 +27,8 @@
  *   8  txn.c                      commit, abort, checkpoint
  *      read.c                     read transactions, waiting
  *   9  store.c                    open, close, refs and root, info, verify
+ *  10  pmem.c                     the pointer API: malloc-shaped allocation,
+ *                                 the root as a pointer, the pointer scan
  *
  * Each file's opening paragraph names its layer and what it must never do.
  * The declarations below follow the same order.
@@ -78,6 +80,30 @@ struct mms__abi {
 };
 _Static_assert(sizeof(struct mms__abi) == 8, "abi size");
 
+/* Fixed-address mode (MMS_FIXED): where every region of the store is
+ * mapped, recorded at creation and never changed. Region 0 (the heap) at
+ * base, region id >= 1 (a table) at base + heap + (id - 1) * table, each
+ * reserved for its length and no more: regions grow inside it and never
+ * move. All zero: the store has no recorded addresses. */
+struct mms__fixed {
+    uint64_t base;  /* address of region 0 */
+    uint64_t heap;  /* bytes of address space for region 0 */
+    uint64_t table; /* bytes of address space for each table region */
+};
+_Static_assert(sizeof(struct mms__fixed) == 24, "fixed size");
+/* Fixed addresses stay below this: the user address space of x86-64 with
+ * 4-level page tables (and of every 48-bit configuration of other CPUs). */
+#define MMS__ADDR_END ((uint64_t)1 << 47)
+
+static inline uint64_t mms__fixed_addr(const struct mms__fixed *f, uint32_t id)
+{
+    return f->base + (id ? f->heap + (uint64_t)(id - 1) * f->table : 0);
+}
+static inline uint64_t mms__fixed_len(const struct mms__fixed *f, uint32_t id)
+{
+    return id ? f->table : f->heap;
+}
+
 /* Store header: page 0 of region 0. */
 struct mms__hdr {
     uint64_t magic;          /* 0 */
@@ -98,7 +124,8 @@ struct mms__hdr {
     uint32_t nclass;         /* 108 */
     uint32_t class_head[32]; /* 112: first slab with a free slot, per class */
     uint32_t bin_head[24];   /* 240: first free span, per bin */
-    uint8_t reserved[4088 - 336];
+    struct mms__fixed fixed; /* 336: fixed-address layout, all 0 = none; never changes */
+    uint8_t reserved[4088 - 360];
     uint32_t crc;            /* 4088: crc32c of [0,4088) and the used region entries */
     uint32_t pad;            /* 4092 */
 };
@@ -110,6 +137,7 @@ _Static_assert(offsetof(struct mms__hdr, live_bytes) == 80, "hdr live_bytes");
 _Static_assert(offsetof(struct mms__hdr, free_units) == 104, "hdr free_units");
 _Static_assert(offsetof(struct mms__hdr, class_head) == 112, "hdr class_head");
 _Static_assert(offsetof(struct mms__hdr, bin_head) == 240, "hdr bin_head");
+_Static_assert(offsetof(struct mms__hdr, fixed) == 336, "hdr fixed");
 _Static_assert(offsetof(struct mms__hdr, crc) == 4088, "hdr crc");
 
 /* Region table entry (pages 1..4 of region 0). */
@@ -343,8 +371,11 @@ _Static_assert(sizeof(struct mms__lock) == 256 + 64 * MMS__NSLOTS, "lock size");
 /* ------------------------------------------------------------------------
  * Errors and debugging
  * ------------------------------------------------------------------------ */
-/* Record a detail message for mms_errdetail() and return err. */
+/* Record a detail message for mms_errdetail() and err for mms_last_error(),
+ * and return err. */
 int mms__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Record err for mms_last_error() only (the detail stays); returns err. */
+int mms__note_error(int err);
 /* MMS_ECORRUPT with the source line in debug builds (SQLite's CORRUPT_BKPT). */
 int mms__corrupt_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -426,6 +457,9 @@ uint32_t mms__os_pid(void);
 uint32_t mms__os_tid(void);
 /* Reserve len bytes of address space (PROT_NONE). */
 int mms__os_reserve(uint64_t len, char **out);
+/* The same at addr exactly (MAP_FIXED_NOREPLACE): -EEXIST if anything of
+ * [addr, addr+len) is mapped already, which stays untouched. */
+int mms__os_reserve_at(void *addr, uint64_t len);
 /* Map fd[off, off+len) at addr (MAP_FIXED): shared or private, writable or not. */
 int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool shared, bool writable);
 /* Map fd[0,len) shared read-write anywhere. */
@@ -507,6 +541,9 @@ struct mms_store {
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
     unsigned dirty_backend;
     uint64_t grow_step, checkpoint_bytes, reserve;
+    struct mms__fixed fixed; /* the layout the store records (all 0: none): the
+                                regions are mapped at it with MMS_FIXED, and
+                                never grow past its lengths either way */
     int state;             /* MMS__ST_* (THE HANDLE'S STATE above) */
     int poisoned;          /* sticky error code, 0 if healthy */
     unsigned long fork_gen; /* the process's fork generation when opened */
@@ -619,6 +656,9 @@ void mms__region_gc(mms_store *s, const struct mms__rent *rt, uint32_t nregions)
 int mms__region_sync_all(mms_store *s);
 
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed);
+/* A new fixed-mode store's default base: the first of 32 TiB, 36 TiB, ...
+ * 76 TiB where this process can reserve the heap's range (heap bytes). */
+int mms__map_fixed_default(uint64_t heap, uint64_t *base);
 /* Make sure region id's file is at least need bytes, growing it by a step
  * and mapping the new part (shared: it is fresh space). */
 int mms__map_grow(mms_store *s, uint32_t id, uint64_t need);
@@ -706,6 +746,9 @@ _Static_assert(sizeof(struct mms__hdrbuf) == MMS__HDR_BYTES, "hdrbuf");
 void mms__hdr_format(struct mms__hdr *h, struct mms__rent *rt);
 uint32_t mms__hdr_crc(const struct mms__hdr *h, const struct mms__rent *rt);
 int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size);
+/* What is wrong with a fixed-address layout (NULL: nothing; all zero is
+ * "none" and fine): alignment, lengths, past MMS__ADDR_END. */
+const char *mms__fixed_bad(const struct mms__fixed *f);
 int mms__hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, uint64_t fsize);
 /* Read and check (statically) the header and the region table entries in
  * use; *fsize gets region 0's file size. */
@@ -785,6 +828,17 @@ void mms__heap_forget(mms_store *s); /* the heap changed behind the allocator's 
 /* Usable size of the live allocation that starts at ref; MMS_EBADREF (or
  * MMS_ECORRUPT) if it is not one. No handle checks: a read. */
 int mms__alloc_usable(const mms_store *s, mms_ref ref, uint64_t *usable);
+/* The usable size mms_alloc() gives an allocation of size bytes. */
+uint64_t mms__alloc_fit(size_t size);
+/* For the pointer scan (pmem.c), on a heap mms__heap_verify found sound:
+ * fn(ctx, offset, usable size) for every live allocation, in address order,
+ * until fn returns non-zero (which is returned); and where heap offset off
+ * falls: 1 inside a live allocation (*start and *usable name it), 0 not
+ * (*what says where instead), or an error. */
+int mms__heap_each(const mms_store *s, int (*fn)(void *ctx, uint64_t off, uint64_t usable),
+                   void *ctx);
+int mms__heap_find(const mms_store *s, uint64_t off, uint64_t *start, uint64_t *usable,
+                   const char **what);
 
 /* ------------------------------------------------------------------------
  * Layer 4: recover.c
@@ -888,6 +942,16 @@ int mms__writer_enter(mms_store *s, bool wait);
  * Commits not yet applied are applied first; wait: for the readers that
  * hold them back, else the checkpoint is skipped. */
 int mms__checkpoint(mms_store *s, bool wait);
+
+/* ------------------------------------------------------------------------
+ * Layer 9: store.c
+ * ------------------------------------------------------------------------ */
+/* Run check(s, ctx) on the latest committed state, as mms_verify does: the
+ * writer lock held (no commit meanwhile), the commits readers hold back
+ * applied first (when this process can write the files), a read transaction
+ * pinning it. what names the caller in the errors of the frame. */
+int mms__at_latest(mms_store *s, const char *what, int (*check)(mms_store *s, void *ctx),
+                   void *ctx);
 
 /* Misc helpers */
 static inline uint64_t mms__round_up(uint64_t x, uint64_t a)

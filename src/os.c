@@ -421,6 +421,26 @@ int mms__os_reserve(uint64_t len, char **out)
     return 0;
 }
 
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000 /* Linux >= 4.17; glibc < 2.28 lacks the name */
+#endif
+
+int mms__os_reserve_at(void *addr, uint64_t len)
+{
+    int r = fault_hit(MMS__OP_MMAP);
+    if (r)
+        return r;
+    void *p = mmap(addr, len, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    if (p != addr) { /* a kernel before 4.17 takes the address as a hint */
+        munmap(p, len);
+        return -EEXIST;
+    }
+    return 0;
+}
+
 int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool shared, bool writable)
 {
     int r = fault_hit(MMS__OP_MMAP);

@@ -28,7 +28,7 @@
 /* ------------------------------------------------------------------------
  * Create
  * ------------------------------------------------------------------------ */
-static int store_create_files(mms_store *s)
+static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
 {
     int r, fd = -1;
     char *m = NULL;
@@ -49,6 +49,7 @@ static int store_create_files(mms_store *s)
     s->view.base[0] = m;
     struct mms__hdr *h = mms__hdr(s);
     mms__hdr_format(h, mms__rtab(s));
+    h->fixed = *fixed;
     mms__heap_init(s);
     h->crc = mms__hdr_crc(h, mms__rtab(s));
     r = mms__os_msync(m, MMS__SEG);
@@ -71,6 +72,24 @@ out:
     mms__os_close(fd);
     mms__os_close(s->jfd);
     s->jfd = -1;
+    return r;
+}
+
+/* The layout a new store records (mmstore.h, "Fixed-address mode"): all
+ * zero without MMS_FIXED. */
+static int store_fixed_layout(const mms_options *o, struct mms__fixed *f)
+{
+    memset(f, 0, sizeof *f);
+    if (!(o->flags & MMS_FIXED))
+        return 0;
+    f->heap = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : (uint64_t)256 << 30;
+    f->table = mms__round_up(f->heap / 4, MMS__SEG);
+    f->base = o->base;
+    int r = f->base ? 0 : mms__map_fixed_default(f->heap, &f->base);
+    const char *why = r ? NULL : mms__fixed_bad(f);
+    if (why)
+        return mms__fail(MMS_EINVAL, "mms_open: fixed layout (base 0x%llx, reserve %llu): %s",
+                         (unsigned long long)f->base, (unsigned long long)f->heap, why);
     return r;
 }
 
@@ -146,7 +165,10 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists)
     if (!exists) {
         if (!(o->flags & MMS_CREATE))
             return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
-        r = store_create_files(s);
+        struct mms__fixed fixed;
+        r = store_fixed_layout(o, &fixed);
+        if (!r)
+            r = store_create_files(s, &fixed);
         if (r)
             return r;
     } else if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL)) {
@@ -204,8 +226,25 @@ static int open_shared(mms_store *s, const mms_options *o, bool exists)
     return mms__journal_open(s);
 }
 
+/* The layout the store records: with MMS_FIXED the one the handle maps at,
+ * in every handle the limits of its regions' growth. */
+static int fixed_take(mms_store *s, const mms_options *o, const struct mms__hdr *h)
+{
+    s->fixed = h->fixed;
+    if (!(s->flags & MMS_FIXED))
+        return 0;
+    if (!h->fixed.base)
+        return mms__fail(MMS_EINVAL, "%s was created without MMS_FIXED: it records no "
+                         "addresses (open it without MMS_FIXED)", s->path);
+    if (o->base && o->base != h->fixed.base)
+        return mms__fail(MMS_EADDR, "%s is recorded at 0x%llx, not at the base 0x%llx asked "
+                         "for", s->path, (unsigned long long)h->fixed.base,
+                         (unsigned long long)o->base);
+    return 0;
+}
+
 /* With the published state pinned: read the header, map the regions. */
-static int map_pinned(mms_store *s)
+static int map_pinned(mms_store *s, const mms_options *o)
 {
     struct mms__hdrbuf b;
     uint64_t fsize;
@@ -216,6 +255,8 @@ static int map_pinned(mms_store *s)
     r = mms__hdr_read(fd, &b, &fsize);
     if (!r)
         r = mms__hdr_check_full(&b.h, b.rt, fsize);
+    if (!r)
+        r = fixed_take(s, o, &b.h);
     if (r) {
         mms__os_close(fd);
         return r;
@@ -233,9 +274,11 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     if (!path || !out || !*path)
         return mms__fail(MMS_EINVAL, "mms_open: path and out are required");
     const unsigned known = MMS_CREATE | MMS_EXCL | MMS_RDONLY | MMS_NOSYNC | MMS_GUARD |
-                           MMS_NOGUARD | MMS_BACKLOG_ERROR;
+                           MMS_NOGUARD | MMS_BACKLOG_ERROR | MMS_FIXED;
     if (o->flags & ~known)
         return mms__fail(MMS_EINVAL, "mms_open: unknown flags 0x%x", o->flags & ~known);
+    if (o->base && !(o->flags & MMS_FIXED))
+        return mms__fail(MMS_EINVAL, "mms_open: a base without MMS_FIXED");
     if ((o->flags & MMS_RDONLY) && (o->flags & MMS_CREATE))
         return mms__fail(MMS_EINVAL, "mms_open: MMS_CREATE with MMS_RDONLY");
     if (o->dirty > MMS_DIRTY_PAGEMAP)
@@ -316,17 +359,17 @@ static int open_lock(mms_store *s, const mms_options *o, bool exists)
 }
 
 /* The mappings, of the state published now. */
-static int open_map(mms_store *s)
+static int open_map(mms_store *s, const mms_options *o)
 {
     if (s->L_private) {
         s->seen = s->L->published;
-        return map_pinned(s);
+        return map_pinned(s, o);
     }
     uint64_t txn;
     int r = mms__pin(s, &txn, mms__pin_stuck, s);
     if (r)
         return r;
-    r = map_pinned(s);
+    r = map_pinned(s, o);
     s->seen = txn;
     mms__unpin(s);
     return r;
@@ -364,7 +407,7 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     if (!r)
         r = open_lock(s, o, exists);
     if (!r)
-        r = open_map(s);
+        r = open_map(s, o);
     if (!r)
         r = open_writer(s, o);
     if (r) {
@@ -541,6 +584,10 @@ int mms_info_get(const mms_store *s, mms_info *info)
         }
     }
     info->last_commit = s->stats;
+    info->fixed_base = h->fixed.base;
+    info->fixed_heap_reserve = h->fixed.heap;
+    info->fixed_table_reserve = h->fixed.table;
+    info->fixed = !!(s->flags & MMS_FIXED);
     return 0;
 }
 
@@ -588,23 +635,16 @@ int mms_readers_clear_stale(mms_store *s, unsigned *cleared)
     return 0;
 }
 
-static int verify_pinned(mms_store *s, char *msg, size_t cap);
-
-int mms_verify(mms_store *s, char *msg, size_t cap)
+int mms__at_latest(mms_store *s, const char *what, int (*check)(mms_store *s, void *ctx),
+                   void *ctx)
 {
-    char local[512];
-    if (!msg || cap == 0) {
-        msg = local;
-        cap = sizeof local;
-    }
-    msg[0] = 0;
     int r = mms__check_handle(s);
     if (r)
         return r;
     if (s->state != MMS__ST_IDLE)
-        return mms__fail(MMS_ETXN, "mms_verify inside a transaction");
-    /* Check one whole committed state, the latest, with no writer adding to
-     * the journal meanwhile: commits readers hold back are applied first
+        return mms__fail(MMS_ETXN, "%s inside a transaction", what);
+    /* One whole committed state, the latest, with no writer adding to the
+     * journal meanwhile: commits readers hold back are applied first
      * (waiting for those readers), when this process can write the files. */
     r = mms__writer_enter(s, true);
     if (r)
@@ -614,15 +654,49 @@ int mms_verify(mms_store *s, char *msg, size_t cap)
     if (!r)
         r = mms_read_begin(s);
     if (!r) {
-        r = verify_pinned(s, msg, cap);
+        r = check(s, ctx);
         mms_read_end(s);
     }
     mms__writer_unlock(s);
     return r;
 }
 
-static int verify_pinned(mms_store *s, char *msg, size_t cap)
+struct verify_msg {
+    char *msg;
+    size_t cap;
+};
+
+static int verify_pinned(mms_store *s, void *ctx);
+
+int mms_verify(mms_store *s, char *msg, size_t cap)
 {
+    char local[512];
+    if (!msg || cap == 0) {
+        msg = local;
+        cap = sizeof local;
+    }
+    msg[0] = 0;
+    struct verify_msg vm = {msg, cap};
+    return mms__at_latest(s, "mms_verify", verify_pinned, &vm);
+}
+
+/* In a fixed-mode handle every region is where the layout says. */
+static int verify_fixed(const mms_store *s, char *msg, size_t cap)
+{
+    for (uint32_t id = 0; id < s->nmapped && (s->flags & MMS_FIXED); id++)
+        if (s->view.base[id] && (uintptr_t)s->view.base[id] != mms__fixed_addr(&s->fixed, id)) {
+            snprintf(msg, cap, "region %u is mapped at %p, not at its fixed address 0x%llx", id,
+                     (void *)s->view.base[id],
+                     (unsigned long long)mms__fixed_addr(&s->fixed, id));
+            return MMS_ECORRUPT;
+        }
+    return 0;
+}
+
+static int verify_pinned(mms_store *s, void *ctx)
+{
+    char *msg = ((struct verify_msg *)ctx)->msg;
+    size_t cap = ((struct verify_msg *)ctx)->cap;
     int r;
     const struct mms__hdr *h = mms__hdr(s);
     r = mms__hdr_check_static(h, s->reg[0].mapped);
@@ -633,7 +707,9 @@ static int verify_pinned(mms_store *s, char *msg, size_t cap)
         return r == MMS_ENOTSUP ? r : MMS_ECORRUPT;
     }
     uint64_t groups, bytes;
-    r = mms__journal_check(s, &groups, &bytes, msg, cap);
+    r = verify_fixed(s, msg, cap);
+    if (!r)
+        r = mms__journal_check(s, &groups, &bytes, msg, cap);
     if (!r)
         r = mms__heap_verify(s, msg, cap);
     if (!r)

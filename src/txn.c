@@ -398,6 +398,7 @@ static int commit_stamp(mms_store *s)
     if (memcmp(h, s->hdr_fixed, sizeof s->hdr_fixed) != 0 || h->version != f->version ||
         h->page_size != f->page_size || h->hdr_pages != f->hdr_pages ||
         h->created_ns != f->created_ns || h->nclass != f->nclass ||
+        memcmp(&h->fixed, &f->fixed, sizeof h->fixed) != 0 ||
         memcmp(h->reserved, f->reserved, sizeof h->reserved) != 0)
         return MMS__CORRUPT("the transaction overwrote fixed or reserved fields of the store "
                             "header; it was aborted");
