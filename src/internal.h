@@ -567,6 +567,9 @@ struct mms_store {
     uint32_t segmap_bits;  /* units covered; 0 = must be rebuilt */
     uint32_t segmap_cap;   /* in bits */
     unsigned keep_pages;   /* changed private pages kept after a commit */
+    uint32_t trim_gap;     /* commits to leave between two trims (txn.c) */
+    uint32_t since_trim;   /* commits since the last trim */
+    uint64_t trim_scan_ns; /* a scan this slow trims (40 us; MMS_TRIM_SCAN_NS) */
     /* Pages this handle keeps private between transactions (held.c): the
      * changed pages it keeps (keep_pages) and, while commits are not yet
      * applied to the region files, every page they changed, with a shadow
@@ -920,6 +923,10 @@ int mms__dirty_push_front(mms_store *s, char *page);
 /* Drop (MADV_DONTNEED) runs of pages of s->dirty whose changed flag equals
  * which (or all, which < 0). */
 void mms__dirty_drop(mms_store *s, int which);
+/* After a commit's settle (s->dirty: the held pages marked 0): drop the
+ * page-table entries of every other page of the private ranges -- pages
+ * the writer read -- so the next scan walks only what it touches (txn.c). */
+void mms__view_trim(mms_store *s);
 uint32_t mms__page_region(const mms_store *s, const char *p); /* of a private page */
 /* The committed content of private page p of region id: its shadow if it
  * has one (the file lags behind it), else the file's. */

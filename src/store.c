@@ -303,6 +303,9 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     s->reader_limit_ns = (uint64_t)(o->reader_limit_ms ? o->reader_limit_ms : 1000) * 1000000u;
     const char *keep = getenv("MMS_KEEP_PAGES");
     s->keep_pages = keep ? (unsigned)strtoul(keep, NULL, 10) : 64;
+    s->trim_gap = 1;
+    const char *trim = getenv("MMS_TRIM_SCAN_NS"); /* tests: 0 trims at every commit */
+    s->trim_scan_ns = trim ? strtoull(trim, NULL, 10) : 40000;
     s->path = strdup(path);
     *out = s;
     return s->path ? 0 : -ENOMEM;

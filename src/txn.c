@@ -558,6 +558,28 @@ static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
     return true;
 }
 
+/* Pages the writer only read stay in its page tables, and the scan of the
+ * next commit walks them all: after a read of 1 GB, every commit paid
+ * milliseconds (bench/commit_cost). When a scan was that slow, drop them
+ * (their content is the file's), keeping the held pages: reads fault them
+ * back, ~1 us a page. A writer that reads them back at once would pay that
+ * at every commit, so the gap between two trims doubles each time the pages
+ * came back before the next, and shrinks back when they did not. */
+#define TRIM_GAP_MAX 4096u
+
+static void commit_trim(mms_store *s, const struct commit *c)
+{
+    s->since_trim++;
+    if (c->st.detect_ns < s->trim_scan_ns || s->since_trim < s->trim_gap)
+        return;
+    if (s->since_trim <= 2 * s->trim_gap)
+        s->trim_gap = s->trim_gap * 2 > TRIM_GAP_MAX ? TRIM_GAP_MAX : s->trim_gap * 2;
+    else
+        s->trim_gap = s->trim_gap / 2 ? s->trim_gap / 2 : 1;
+    s->since_trim = 0;
+    mms__view_trim(s);
+}
+
 /* Step 7: the new committed sizes (grown space becomes private), the pages
  * to hold held and the others dropped (NOTES), a checkpoint when the
  * journal is long. */
@@ -594,6 +616,7 @@ static int commit_settle(mms_store *s, struct commit *c)
     }
     mms__dirty_drop(s, 1);
     mms__held_sweep(s, keep_after_commit, &st, false);
+    commit_trim(s, c);
     s->seen = st.txn;
     c->st.apply_ns = lap(c);
     c->st.pages_changed = c->nchanged;
@@ -616,6 +639,7 @@ int mms_txn_commit(mms_store *s)
     if (r)
         return commit_fail(s, r);
     if (!any) {
+        commit_trim(s, &c); /* s->dirty: every page marked 0, kept */
         txn_end(s);
         return 0;
     }

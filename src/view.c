@@ -120,6 +120,25 @@ void mms__dirty_drop(mms_store *s, int which)
     }
 }
 
+void mms__view_trim(mms_store *s)
+{
+    const struct mms__pagevec *v = &s->dirty;
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        char *base = s->view.base[id], *at = base, *end = base + s->reg[id].priv;
+        if (!base)
+            continue;
+        /* The kept pages of this region, in address order (as collected). */
+        for (size_t i = 0; i < v->n; i++) {
+            char *p = v->page[i];
+            if (v->changed[i] || p < at || p >= end)
+                continue;
+            mms__os_drop(at, (uint64_t)(p - at));
+            at = p + MMS__PAGE;
+        }
+        mms__os_drop(at, (uint64_t)(end - at));
+    }
+}
+
 void mms__drop_private(mms_store *s)
 {
     mms__heap_forget(s);
