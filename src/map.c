@@ -40,6 +40,7 @@
 #include <string.h>
 
 #define MIB ((uint64_t)1 << 20)
+#define GROW_CAP ((uint64_t)256 << 20)
 
 static bool view_writable(const mms_store *s)
 {
@@ -272,7 +273,11 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     if (need > g->reserve)
         return mms__fail(MMS_EFULL, "region %u needs %llu bytes, its reservation is %llu", id,
                          (unsigned long long)need, (unsigned long long)g->reserve);
+    /* An eighth of the region (a store stays within 1.125x its data), at
+     * least grow_step (1 MiB), at most 256 MiB (or grow_step if larger). */
+    uint64_t cap = s->grow_step > GROW_CAP ? s->grow_step : GROW_CAP;
     uint64_t step = g->mapped / 8 > s->grow_step ? g->mapped / 8 : s->grow_step;
+    step = step > cap ? cap : step;
     uint64_t want = mms__round_up(g->mapped + step > need ? g->mapped + step : need, MIB);
     if (want > g->reserve)
         want = g->reserve;
