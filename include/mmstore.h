@@ -677,7 +677,8 @@ typedef struct mms_info {
         uint64_t sync_ns;       /* fdatasync of new data and of the journal */
         uint64_t apply_ns;      /* copying pages into the region files, remapping */
         uint64_t total_ns;      /* the whole mms_txn_commit() call */
-        uint64_t pages_dirty;   /* private pages found copied */
+        uint64_t pages_dirty;   /* private pages found written (with held_protected:
+                                   since the last commit; else every private page) */
         uint64_t pages_changed; /* of which differed from the file */
         uint64_t journal_bytes; /* size of the journal group */
         uint64_t backlog;       /* commits not yet applied when it returned
@@ -691,6 +692,12 @@ typedef struct mms_info {
     uint64_t fixed_heap_reserve;  /* the heap's reservation */
     uint64_t fixed_table_reserve; /* each table's */
     int fixed;
+    /* 1: between commits, the pages this handle holds for commits not yet
+     * applied are write-protected, and the kernel tells the next commit
+     * which of them were written, so a commit costs what it wrote, not the
+     * backlog (Linux >= 6.7 with userfaultfd; MMS_WP=0 in the environment
+     * turns it off). 0: every held page is compared at every commit. */
+    int held_protected;
 } mms_info;
 
 /* Fill *info. Errors: MMS_EINVAL, MMS_EFORK. */

@@ -483,8 +483,16 @@ long mms__os_page_size(void);
  * bytes, page aligned. The callback returns 0 to go on. */
 typedef int (*mms__run_fn)(void *ctx, char *start, char *end);
 int mms__os_dirty_open(unsigned backend, int *fd, unsigned *chosen);
-int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, mms__run_fn fn,
-                       void *ctx);
+/* written: only pages written since they were write-protected (and every
+ * page never protected); the pagemap backend reports every page. */
+int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, bool written,
+                       mms__run_fn fn, void *ctx);
+/* Write protection that the kernel lifts on the next write (os.c NOTES):
+ * a descriptor (or -errno where the kernel cannot), then register chunk
+ * and protect [start, start + len) inside it; forget unregisters. */
+int mms__os_wp_open(void);
+int mms__os_wp_protect(int ufd, char *chunk, uint64_t chunk_len, char *start, uint64_t len);
+int mms__os_wp_forget(int ufd, char *start, uint64_t len);
 
 /* ------------------------------------------------------------------------
  * The handle
@@ -498,6 +506,7 @@ struct mms__region {
     uint64_t committed; /* committed size as of the last commit (or open) */
     char *fview;        /* whole file, shared and writable (write handles) */
     uint64_t fview_len;
+    uint64_t mapseq;    /* which mapping of [0, priv): new each time it is mapped */
 };
 
 /*
@@ -538,6 +547,10 @@ struct mms_store {
     uint32_t nmapped;      /* regions with a mapping (ids below this) */
     char *path;
     int dirfd, jfd, lockfd, dirty_fd;
+    int wp_fd;          /* write protection of held pages (os.c, txn.c), -1: none */
+    uint64_t mapseq;    /* the last mapseq given to a region's mapping (map.c) */
+    uint64_t wp_chunks; /* chunks registered for write protection since the last reset */
+    bool trim_now;      /* settle: protected pages the files now have go back (txn.c) */
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
     unsigned dirty_backend;
     uint64_t grow_step, checkpoint_bytes, reserve;
@@ -808,6 +821,8 @@ struct mms__held {
     uint64_t txn;    /* the last commit that changed it */
     uint32_t gen;    /* the file generation of its region */
     uint32_t mark;   /* scratch for the sweeps of a commit */
+    bool wp;         /* write-protected since its last write (os.c), in mapping: */
+    uint64_t mapseq; /* its region's mapseq when protected */
 };
 struct mms__held *mms__held_find(const mms_store *s, const char *page);
 /* Hold page (add or update): changed by txn; with a shadow copy of its
@@ -917,15 +932,18 @@ void mms__tables_forget(mms_store *s); /* a transaction was undone */
 /* ------------------------------------------------------------------------
  * Layer 7: view.c
  * ------------------------------------------------------------------------ */
-/* Every private page of every region, in address order, into s->dirty. */
-int mms__dirty_collect(mms_store *s);
+/* The private pages of every region, in address order, into s->dirty:
+ * every one, or (written) those not write-protected since their last write
+ * -- the held pages a commit protected and nothing wrote since are left
+ * out (txn.c NOTES). */
+int mms__dirty_collect(mms_store *s, bool written);
 int mms__dirty_push_front(mms_store *s, char *page);
 /* Drop (MADV_DONTNEED) runs of pages of s->dirty whose changed flag equals
  * which (or all, which < 0). */
 void mms__dirty_drop(mms_store *s, int which);
-/* After a commit's settle (s->dirty: the held pages marked 0): drop the
- * page-table entries of every other page of the private ranges -- pages
- * the writer read -- so the next scan walks only what it touches (txn.c). */
+/* After a commit's settle: drop the page-table entries of every page of
+ * the private ranges but the held ones -- pages the writer read -- so the
+ * next scan walks only what it touches (txn.c). */
 void mms__view_trim(mms_store *s);
 uint32_t mms__page_region(const mms_store *s, const char *p); /* of a private page */
 /* The committed content of private page p of region id: its shadow if it

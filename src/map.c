@@ -99,6 +99,7 @@ static int map_file(mms_store *s, uint32_t id, uint64_t fsize)
     bool w = view_writable(s);
     int r;
     g->mapped = fsize;
+    g->mapseq = ++s->mapseq; /* pages protected in the old mapping are gone */
     if (s->flags & MMS_RDONLY) {
         g->priv = 0;
         r = mms__os_map_fixed(base, fsize, g->fd, 0, true, false);

@@ -140,6 +140,7 @@ static void store_free(mms_store *s)
     mms__lock_detach(s);
     mms__os_close(s->jfd);
     mms__os_close(s->dirty_fd);
+    mms__os_close(s->wp_fd);
     mms__os_close(s->dirfd);
     free(s->segmap);
     free(s->dirty.page);
@@ -291,7 +292,7 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     mms_store *s;
     if (mms__os_anon(sizeof *s, (char **)&s))
         return -ENOMEM;
-    s->dirfd = s->jfd = s->lockfd = s->dirty_fd = -1;
+    s->dirfd = s->jfd = s->lockfd = s->dirty_fd = s->wp_fd = -1;
     s->slot = UINT32_MAX;
     mms__registry_init(s);
     s->flags = env_flags(o->flags);
@@ -387,6 +388,14 @@ static int open_writer(mms_store *s, const mms_options *o)
     int r = mms__os_dirty_open(env_backend(o->dirty), &s->dirty_fd, &s->dirty_backend);
     if (r)
         return r;
+    /* Write protection of held pages (txn.c): only where the scan can tell
+     * written pages; MMS_WP=0 turns it off (to measure it). */
+    const char *wp = getenv("MMS_WP");
+    if (s->dirty_backend == MMS_DIRTY_SCAN && !(wp && strcmp(wp, "0") == 0)) {
+        s->wp_fd = mms__os_wp_open();
+        if (s->wp_fd < 0)
+            s->wp_fd = -1; /* no userfaultfd here: every private page is diffed */
+    }
     s->jbuf_cap = 65536;
     s->jbuf = malloc(s->jbuf_cap);
     return s->jbuf ? 0 : -ENOMEM;
@@ -577,6 +586,7 @@ int mms_info_get(const mms_store *s, mms_info *info)
     info->committed_txn = __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
     info->durable_txn = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
     info->backlog_bytes = s->shadow_pages * MMS__PAGE;
+    info->held_protected = s->wp_fd >= 0;
     uint64_t now = mms__os_mono_ns();
     for (uint32_t i = 0; i < MMS__NSLOTS && !s->L_private; i++) {
         uint32_t pid = __atomic_load_n(&L->slot[i].pid, __ATOMIC_ACQUIRE);
