@@ -256,7 +256,7 @@ typedef struct mms_options {
                                   (0: 256 GiB and 64 GiB); every later open
                                   of that store, fixed or not, reserves the
                                   recorded lengths */
-    uint64_t grow_step;        /* least growth of a region file; 0 = 1 MiB. A region
+    uint64_t grow_step;        /* least growth of a region file; 0 = 64 KiB. A region
                                   grows by an eighth of its size, at least this, at
                                   most 256 MiB (or this, if larger) */
     uint64_t checkpoint_bytes; /* checkpoint when the journal passes this;

@@ -297,7 +297,7 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     mms__registry_init(s);
     s->flags = env_flags(o->flags);
     s->reserve = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : 0; /* 0: map.c's defaults */
-    s->grow_step = o->grow_step ? o->grow_step : (uint64_t)1 << 20;
+    s->grow_step = o->grow_step ? o->grow_step : (uint64_t)64 << 10;
     s->checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes : (uint64_t)64 << 20;
     s->max_backlog = o->max_backlog ? o->max_backlog : (uint64_t)64 << 20;
     s->sync_ns = (uint64_t)(o->sync_ms ? o->sync_ms : 100) * 1000000u;

@@ -285,7 +285,7 @@ static int table_create(mms_store *s, const char *name, const mms_schema *sc, mm
      * fails; the header and the catalog change last, when nothing can: a
      * failed create leaves the transaction as it was. */
     uint32_t gen = id < h->nregions ? rt[id].gen + 1 : 0;
-    int r = mms__region_new(s, id, gen, s->grow_step < ((uint64_t)1 << 20) ? s->grow_step : (1u << 20));
+    int r = mms__region_new(s, id, gen, s->grow_step < ((uint64_t)64 << 10) ? s->grow_step : (64u << 10));
     if (r)
         return r;
     mms_ref fields;
