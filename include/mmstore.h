@@ -743,6 +743,50 @@ int mms_verify(mms_store *s, char *msg, size_t cap);
 int mms_verify_pointers(mms_store *s, char *msg, size_t cap, uint64_t *count);
 
 /* ------------------------------------------------------------------------
+ * A store's life: giving space back
+ * ------------------------------------------------------------------------ */
+
+/* What mms_compact() did. Disk bytes are the blocks the files of the store
+ * directory take (st_blocks), not their lengths. */
+typedef struct mms_compact_stats {
+    uint64_t disk_before;   /* bytes of disk before */
+    uint64_t disk_after;    /* and after */
+    uint64_t slots_trimmed; /* deleted records that left the ends of tables */
+    uint64_t heap_trimmed;  /* bytes of free units that left the heap's end */
+    uint64_t punched;       /* bytes of free heap pages given back (holes) */
+    uint64_t truncated;     /* bytes cut from the ends of files */
+} mms_compact_stats;
+
+/* Compaction in place: give the store's free space back to the file system
+ * without moving a live byte -- record indices, heap offsets and so refs
+ * do not change. Free heap pages are punched out (holes), deleted records
+ * at the end of a table and free space at the end of the heap leave them,
+ * and each file is cut to its committed size; the journal is emptied
+ * (a checkpoint) and shortened.
+ *
+ * It needs the store to itself: with any other handle open (another
+ * process, or another handle in this one) it fails at once with MMS_EBUSY,
+ * and mms_errdetail() names the pids -- it never waits, since a service
+ * that keeps the store open would make it wait for ever. To compact a
+ * store that stays open, copy it (mms_copy) and switch to the copy. While
+ * it runs, other processes that open the store wait for it.
+ *
+ * Crash-safe at any point: a crash leaves the last committed state, with
+ * more or less space given back (the first step is an ordinary commit;
+ * files are only punched and cut after a checkpoint made it durable).
+ * Later allocations allocate the blocks of punched pages again before they
+ * are used, so a full disk is -ENOSPC from mms_alloc, never a SIGBUS.
+ * Where the file system cannot punch holes, only the tails are cut.
+ *
+ * st (may be NULL) receives what was done, also on failure (disk_before at
+ * least). Not inside a transaction (MMS_ETXN). Errors: MMS_EINVAL,
+ * MMS_ERDONLY, MMS_ETXN, MMS_EBUSY, MMS_ECORRUPT (damaged heap metadata;
+ * nothing is given back), -ENOSPC and -errno (a failed step after the
+ * commit leaves the handle unusable until it is reopened; the store
+ * itself is sound). */
+int mms_compact(mms_store *s, mms_compact_stats *st);
+
+/* ------------------------------------------------------------------------
  * Tables
  *
  * A table holds fixed-size records of one C struct type, all of them in one
@@ -1028,8 +1072,8 @@ mms_ref mms_table_ref(const mms_table *t, uint64_t i);
  * dangles in a committed state, and never comes to name another record
  * unseen. The commit's cost: the records it changed, plus, when it deleted
  * records of a table others refer to, a scan of the REF fields aimed at it.
- * (mms_table_drop breaks the rule on purpose; mms_verify reports the refs
- * left dangling.) */
+ * mms_table_drop() keeps the rule too: it refuses to drop a table that
+ * live records of others still refer to. */
 
 /* Append one record, a copy of rec (NULL: zeros), reusing the lowest
  * deleted slot if there is one. *index (may be NULL) gets its index. Needs
@@ -1085,6 +1129,31 @@ typedef struct mms_table_info {
 
 /* Fill out[0..cap); *n gets the number of tables. Errors: MMS_EINVAL. */
 int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n);
+
+/* Drop the table called name, in the current write transaction: its
+ * records, their strings and blobs and its region go; an abort brings them
+ * back, a crash before the commit leaves it, after the commit it is gone.
+ * The delete rule holds as for mms_table_delete(): while a live record of
+ * another table refers to a record of it, or the root does, the drop is
+ * refused with MMS_EREFERENCED (mms_errdetail() names the first such
+ * record) and nothing changes -- clear those refs first. Its own records
+ * may refer to each other. REF fields of other tables that targeted it
+ * then target no table (mms_table_schema() gives target ""): they can
+ * only hold 0, and mms_verify() reports any other value. Table handles of
+ * it (in this process) must not be used again; its name and its region id
+ * may be given to a new table. Errors: MMS_ENOTXN, MMS_EINVAL (a bad
+ * name), MMS_ENOENT, MMS_EREFERENCED, MMS_ENOTSUP (the table has indexes:
+ * drop them first), -ENOMEM. */
+int mms_table_drop(mms_store *s, const char *name);
+
+/* Rename table from to to, in the current write transaction (an abort or
+ * a crash before the commit keeps the old name). Records, refs and this
+ * process's table handles are unchanged (mms_table_name() gives the new
+ * name); handles of other processes find the table again by its new name
+ * with mms_table_find(). Renaming to the same name does nothing. Errors:
+ * MMS_ENOTXN, MMS_EINVAL (a bad name), MMS_ENOENT (no table from),
+ * -EEXIST (a table called to exists). */
+int mms_table_rename(mms_store *s, const char *from, const char *to);
 
 /* ------------------------------------------------------------------------
  * Strings and blobs: len bytes in the heap, followed by a NUL that is not

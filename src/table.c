@@ -1067,10 +1067,11 @@ int mms__tables_verify(mms_store *s, char *msg, size_t cap)
  * A store's life: dropping, renaming and trimming tables (compact.c).
  *
  * A handle names its table by name and region: after a drop moved the
- * catalog's entries (or another handle renamed or dropped the table), a
- * handle whose pair is gone is gone too -- its calls fail as those of a
- * table whose creation was aborted -- and mms_table_find finds the table
- * again by its new name.
+ * catalog's entries, it finds its entry again by that pair; after a
+ * rename (committed by another handle, or aborted here) by its region
+ * alone, and takes the entry's name. A handle whose region no table has
+ * is gone -- its calls fail as those of a table whose creation was
+ * aborted.
  * ------------------------------------------------------------------------ */
 static void tables_reindex(mms_store *s)
 {
@@ -1083,6 +1084,13 @@ static void tables_reindex(mms_store *s)
         for (uint32_t i = 0; cat && i < cat->ntables; i++)
             if (cat->t[i].region == t->region && strcmp(cat->t[i].name, t->name) == 0)
                 t->idx = i;
+        /* Not by name: renamed (by another handle, or a rename of this one
+         * was aborted). A table's region is its own while it lives. */
+        for (uint32_t i = 0; cat && t->idx == UINT32_MAX && i < cat->ntables; i++)
+            if (cat->t[i].region == t->region) {
+                t->idx = i;
+                snprintf(t->name, sizeof t->name, "%s", cat->t[i].name);
+            }
         t->view_epoch = UINT64_MAX;
     }
 }
@@ -1122,6 +1130,41 @@ static int table_free_heap(mms_store *s, const struct mms__tabent *e)
     return r;
 }
 
+/* The delete rule for a whole table (main's mms__tables_check_deletes
+ * for every record of it at once): no live record of another table and
+ * not the root may refer into e's region. Its own records may. The cost is
+ * a scan of the REF fields aimed at it. */
+static int drop_check_refs(mms_store *s, const struct mms__tabent *d)
+{
+    const struct mms__catalog *cat = mms__catalog(s);
+    mms_ref root = mms__hdr(s)->root;
+    if (root && MMS_REF_REGION(root) == d->region)
+        return mms__fail(MMS_EREFERENCED, "the root refers to record %llu of table %s",
+                         (unsigned long long)MMS_REF_SLOT(root), d->name);
+    for (uint32_t n = 0; cat && n < cat->ntables; n++) {
+        const struct mms__tabent *e = &cat->t[n];
+        if (e->region == d->region)
+            continue;
+        const struct mms__fdesc *fd = mms__fdescs(s, e);
+        const char *base = e->region < s->nmapped ? s->view.base[e->region] : NULL;
+        for (uint32_t k = 0; fd && base && k < e->nfields; k++) {
+            if (fd[k].kind != MMS_KIND_REF || fd[k].target != d->region)
+                continue;
+            for (uint64_t i = 0; i < e->count; i++) {
+                mms_ref v;
+                memcpy(&v, base + i * e->record_size + fd[k].offset, 8);
+                if (v && MMS_REF_REGION(v) == d->region && mms__catalog_live(s, e, i))
+                    return mms__fail(MMS_EREFERENCED,
+                                     "table %s record %llu (field %s) refers to record %llu of "
+                                     "table %s: clear the refs before dropping it",
+                                     e->name, (unsigned long long)i, fd[k].name,
+                                     (unsigned long long)MMS_REF_SLOT(v), d->name);
+            }
+        }
+    }
+    return 0;
+}
+
 int mms_table_drop(mms_store *s, const char *name)
 {
     int r = mms__check_write(s);
@@ -1134,8 +1177,12 @@ int mms_table_drop(mms_store *s, const char *name)
     if (e->nindexes)
         return mms__fail(MMS_ENOTSUP, "table %s has indexes; drop them first", name);
     uint32_t id = e->region;
+    /* The delete rule (mmstore.h): nothing live outside the table may
+     * still refer into it. Checked first, so a refusal changes nothing. */
+    if ((r = drop_check_refs(s, e)))
+        return r;
     s->tab_epoch++;
-    /* Everything that can fail first: a failed drop leaves the
+    /* Then everything else that can fail: a failed drop leaves the
      * transaction's tables as they were, save strings freed (which an
      * abort brings back). */
     if ((r = table_free_heap(s, e)))

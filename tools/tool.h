@@ -8,6 +8,7 @@
  * Layers of tools/ (each file calls only those below it):
  *   mms.c                               dispatch: the table of commands
  *   mms_admin.c mms_tables.c mms_import.c   the commands
+ *   mms_life.c                          drop, rename, compact, copy
  *   csv.c                               CSV reading and writing, JSON strings
  *   tool.c  numfmt.c                    this header; numbers as text
  * The tool uses only the public API (include/mmstore.h).
