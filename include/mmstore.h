@@ -786,6 +786,50 @@ typedef struct mms_compact_stats {
  * itself is sound). */
 int mms_compact(mms_store *s, mms_compact_stats *st);
 
+/* mms_copy() flags. */
+#define MMS_COPY_COMPACT 0x1u /* the copy holds live data only (mms_compact on it) */
+#define MMS_COPY_FORCE 0x2u   /* replace an existing destination store */
+
+/* What mms_copy() did. */
+typedef struct mms_copy_stats {
+    uint64_t txn;          /* the commit the copy holds */
+    uint64_t regions;      /* region files copied */
+    uint64_t bytes_copied; /* data bytes copied (holes are not) */
+    uint64_t read_ns;      /* time inside the read transaction */
+} mms_copy_stats;
+
+/* Hot copy: write the store's last published state into a new directory
+ * dest, which then opens as a normal store of its own and verifies -- a
+ * backup while writers keep committing (LMDB's mdb_copy, SQLite's backup
+ * API). The state is pinned by a read transaction for as long as the files
+ * are read, so the copy is one committed state, whole; the writer is not
+ * stopped (its commits wait in the journal meanwhile, and only when its
+ * backlog reaches max_backlog does a commit wait for the copy to end --
+ * see read transactions above). The copy keeps the store's uuid, refs and
+ * record indices; it is as sparse as the source (holes are not copied).
+ *
+ * The copy is written into a temporary directory beside dest (dest's name
+ * + ".mms-copy-" + pid), synced, and renamed to dest: a crash leaves dest
+ * absent (or, with MMS_COPY_FORCE, the store that was there), never half a
+ * store; a later copy to the same dest removes the temporary directories
+ * of dead processes. An existing dest is refused with -EEXIST unless
+ * flags has MMS_COPY_FORCE, which replaces it atomically where the kernel
+ * can (renameat2 RENAME_EXCHANGE) -- and only if it is an empty directory
+ * or holds a store, never the store being copied (MMS_EINVAL).
+ * MMS_COPY_COMPACT compacts the copy before it is renamed (mms_compact():
+ * free heap pages are not kept, deleted records at the ends of tables and
+ * free space at the end of the heap leave them).
+ *
+ * From outside the library, a store directory may be copied with cp or
+ * tar only while no process has it open; while it is open, use this.
+ *
+ * st (may be NULL) receives what was done. Not inside a transaction of
+ * this handle (MMS_ETXN). Errors: MMS_EINVAL, MMS_ETXN, -EEXIST, MMS_ECORRUPT
+ * (a region file shorter than its committed size), -ENOSPC and -errno (the
+ * temporary directory is removed; the source is never touched), and the
+ * errors of mms_read_begin(). */
+int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st);
+
 /* ------------------------------------------------------------------------
  * Tables
  *

@@ -30,6 +30,7 @@
  *      compact.c                  giving free space back to the file system
  *  10  pmem.c                     the pointer API: malloc-shaped allocation,
  *                                 the root as a pointer, the pointer scan
+ *      copy.c                     hot copy into a new directory
  *
  * Each file's opening paragraph names its layer and what it must never do.
  * The declarations below follow the same order.
@@ -517,6 +518,7 @@ int mms__os_disk_bytes(int fd, uint64_t *bytes);
  * path with AT_FDCWD); swap two names atomically (renameat2
  * RENAME_EXCHANGE; MMS_ENOTSUP where the kernel or file system lacks it). */
 int mms__os_rmdirat(int dirfd, const char *name);
+bool mms__os_pid_alive(uint32_t pid); /* the process exists (or may: EPERM) */
 int mms__os_exchange(int dirfd, const char *a, const char *b);
 /* st_dev and st_ino of name (relative to dirfd; "." is dirfd itself). */
 int mms__os_file_id(int dirfd, const char *name, uint64_t id[2]);

@@ -840,6 +840,11 @@ int mms__os_disk_bytes(int fd, uint64_t *bytes)
     return 0;
 }
 
+bool mms__os_pid_alive(uint32_t pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+}
+
 int mms__os_rmdirat(int dirfd, const char *name)
 {
     return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;

@@ -21,12 +21,13 @@
 
 extern const struct tool_cmd tool_cmd_create, tool_cmd_info, tool_cmd_verify,
     tool_cmd_checkpoint, tool_cmd_readers, tool_cmd_tables, tool_cmd_schema, tool_cmd_dump,
-    tool_cmd_import, tool_cmd_drop, tool_cmd_rename, tool_cmd_compact;
+    tool_cmd_import, tool_cmd_drop, tool_cmd_rename, tool_cmd_compact, tool_cmd_copy;
 
 static const struct tool_cmd *const commands[] = {
     &tool_cmd_create, &tool_cmd_info,   &tool_cmd_verify, &tool_cmd_checkpoint,
     &tool_cmd_readers, &tool_cmd_tables, &tool_cmd_schema, &tool_cmd_import,
     &tool_cmd_dump,   &tool_cmd_drop,   &tool_cmd_rename, &tool_cmd_compact,
+    &tool_cmd_copy,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
