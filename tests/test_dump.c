@@ -11,9 +11,9 @@
  *               the loaded store equals the first record by record (same
  *               indices, same refs) and verifies.
  *  2. ucd       The same on the Unicode store that examples/ucd builds.
- *  3. bad       A dump cut short, a damaged line, an existing DIR: refused,
- *               no DIR left; `mms load` killed (SIGKILL) before its rename:
- *               no DIR.
+ *  3. bad       A dump cut short, a damaged line, an existing DIR, a full
+ *               disk: refused, no DIR left; `mms load` killed (SIGKILL)
+ *               before its rename: no DIR.
  */
 #include "table_world.h"
 
@@ -295,6 +295,29 @@ TEST(test_bad)
     ASSERT_EQ(run_tool(args, out, sizeof out), 1);
     ASSERT(mentions(out, "50"));
     ASSERT(access(dest, F_OK) != 0);
+    /* A full disk while loading (the nth preallocation fails): an error
+     * that says so, no DIR, no temporary directory. */
+    int full = 0;
+    for (unsigned nth = 1; nth <= 4; nth++) {
+        snprintf(cmd, sizeof cmd, "MMS_FAULT=fallocate:%u:%d '%s' load '%s' '%s' 2>&1", nth,
+                 ENOSPC, getenv("MMS_TOOL"), dump, dest);
+        FILE *f = popen(cmd, "r");
+        ASSERT(f);
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = 0;
+        int st = pclose(f);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+            rmrf(dest); /* fewer preallocations than nth */
+            continue;
+        }
+        ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        ASSERT(strstr(out, "space"));
+        ASSERT(access(dest, F_OK) != 0);
+        snprintf(cmd, sizeof cmd, "ls -d '%s'.mms-load-* >/dev/null 2>&1", dest);
+        ASSERT(system(cmd) != 0);
+        full++;
+    }
+    ASSERT(full > 0);
     /* Killed inside its commit, and after it, before the rename. */
     static const char *const points[] = {"commit.journal_synced:1", "checkpoint.synced:1"};
     for (size_t k = 0; k < 2; k++) {
