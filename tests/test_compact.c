@@ -183,6 +183,40 @@ TEST(test_give_back)
     ASSERT_EQ(st2.slots_trimmed, 0);
     ASSERT_LE(st2.disk_after, st.disk_after + 65536);
     check(s, "compacted twice");
+    /* The same handle writes on at once: records appended past the cut end
+     * of the table (append_many never reuses a slot) with strings, and one
+     * that reuses slot 1 with a blob in the punched units of a freed one. */
+    {
+        char buf[700];
+        OK(mms_txn_begin(s, 0));
+        uint64_t first;
+        void *where;
+        OK(mms_table_append_many(t, 2000, &first, &where));
+        ASSERT_EQ(first, mms_table_slots(t) - 2000);
+        ASSERT_LE(first + 2000, (uint64_t)NREC);
+        for (uint64_t i = first; i < first + 2000; i++) {
+            struct rec *p = mms_table_get(t, i);
+            p->id = (int64_t)i;
+            str_fill(buf, i, str_len(i));
+            OK(mms_str_new(s, buf, str_len(i), &p->s));
+            snprintf(p->pad, sizeof p->pad, "pad %llu", (unsigned long long)i);
+            live[i] = 1;
+        }
+        uint64_t i;
+        struct rec r = {1, 0, 0, "pad 1"};
+        str_fill(buf, 1, str_len(1));
+        OK(mms_str_new(s, buf, str_len(1), &r.s));
+        char *big = malloc(BLOB_BYTES);
+        ASSERT(big);
+        str_fill(big, 1 + 1000000, BLOB_BYTES);
+        OK(mms_str_new(s, big, BLOB_BYTES, &r.blob));
+        free(big);
+        OK(mms_table_append(t, &r, &i));
+        ASSERT_EQ(i, 1);
+        live[1] = 1;
+        OK(mms_txn_commit(s));
+        check(s, "written after compacting, same handle");
+    }
     OK(mms_close(s));
 
     s = sopen(path, 0);
