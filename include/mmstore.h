@@ -805,8 +805,11 @@ typedef struct mms_copy_stats {
  * are read, so the copy is one committed state, whole; the writer is not
  * stopped (its commits wait in the journal meanwhile, and only when its
  * backlog reaches max_backlog does a commit wait for the copy to end --
- * see read transactions above). The copy keeps the store's uuid, refs and
- * record indices; it is as sparse as the source (holes are not copied).
+ * see read transactions above). The state is the published one: a write
+ * handle whose own latest commits still wait to be applied (a reader held
+ * them back) copies the state before them -- mms_checkpoint() first to copy
+ * its latest. The copy keeps the store's uuid, refs and record indices; it
+ * is as sparse as the source (holes are not copied).
  *
  * The copy is written into a temporary directory beside dest (dest's name
  * + ".mms-copy-" + pid), synced, and renamed to dest: a crash leaves dest
