@@ -514,6 +514,11 @@ int mms__os_data_next(int fd, uint64_t off, uint64_t end, uint64_t *next);
 int mms__os_hole_next(int fd, uint64_t off, uint64_t end, uint64_t *next);
 int mms__os_copy(int fd_in, int fd_out, uint64_t off, uint64_t len);
 int mms__os_disk_bytes(int fd, uint64_t *bytes);
+/* Start writing [off, off+len) of fd back to the disk (sync_file_range), and
+ * with wait, wait until it is written; a hint, no durability promise (an
+ * fsync still is): it keeps a long copy from leaving gigabytes dirty for one
+ * final sync that other processes' syncs would queue behind. */
+int mms__os_writeback(int fd, uint64_t off, uint64_t len, bool wait);
 /* Directories: remove the empty directory name (relative to dirfd, or a
  * path with AT_FDCWD); swap two names atomically (renameat2
  * RENAME_EXCHANGE; MMS_ENOTSUP where the kernel or file system lacks it). */
