@@ -9,6 +9,8 @@
  *               used again; `mms drop`.
  *  2. rename    abort, commit, reopen, refs into the renamed table, the
  *               errors; `mms rename`.
+ *  3. reuse     a drop and a create in one transaction, three times: the
+ *               region is reused in a new file generation, the old file goes.
  *
  * Compaction is test_compact's; copying, test_copy's.
  */
@@ -246,10 +248,50 @@ TEST(test_rename)
     rmrf(path);
 }
 
+/* A drop and a create in one transaction: the new table takes the freed
+ * region in a new file generation; the old file goes at the checkpoint. */
+TEST(test_drop_reuse)
+{
+    const char *path = tpath("life-reuse");
+    mms_store *s = sopen(path, MMS_CREATE);
+    make_world(s);
+    mms_table *e, *n;
+    OK(mms_table_find(s, "edge", &e));
+    uint32_t ereg = table_region(e), egen = region_gen(s, ereg);
+    for (int round = 0; round < 3; round++) {
+        CTX("round %d", round);
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_drop(s, round % 2 ? "link" : "edge"));
+        mms_table *l;
+        OK(mms_table_open(s, round % 2 ? "edge" : "link", &edge_schema, MMS_TABLE_CREATE, &l));
+        OK(mms_table_find(s, "node", &n));
+        for (uint64_t i = 0; i < 50; i++) {
+            struct edge x = {(int64_t)(i + 1000u * (unsigned)round), mms_table_ref(n, i)};
+            OK(mms_table_append(l, &x, NULL));
+        }
+        OK(mms_txn_commit(s));
+        verify_ok(s);
+        OK(mms_checkpoint(s));
+    }
+    OK(mms_close(s));
+    s = sopen(path, 0);
+    verify_ok(s);
+    mms_table *l;
+    OK(mms_table_find(s, "link", &l));
+    ASSERT_EQ(mms_table_count(l), 50);
+    ASSERT_EQ(((const struct edge *)mms_table_get(l, 7))->w, 2007);
+    ASSERT(!has_region_file(path, ereg, egen));
+    FAILS(mms_table_find(s, "edge", &e), MMS_ENOENT);
+    check_nodes(s, "node");
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_life");
     RUN(test_drop);
     RUN(test_rename);
+    RUN(test_drop_reuse);
     return table_test_end();
 }
