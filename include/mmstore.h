@@ -750,6 +750,97 @@ int mms_verify(mms_store *s, char *msg, size_t cap);
 int mms_verify_pointers(mms_store *s, char *msg, size_t cap, uint64_t *count);
 
 /* ------------------------------------------------------------------------
+ * A store's life: giving space back
+ * ------------------------------------------------------------------------ */
+
+/* What mms_compact() did. Disk bytes are the blocks the files of the store
+ * directory take (st_blocks), not their lengths. */
+typedef struct mms_compact_stats {
+    uint64_t disk_before;   /* bytes of disk before */
+    uint64_t disk_after;    /* and after */
+    uint64_t slots_trimmed; /* deleted records that left the ends of tables */
+    uint64_t heap_trimmed;  /* bytes of free units that left the heap's end */
+    uint64_t punched;       /* bytes of free heap pages given back (holes) */
+    uint64_t truncated;     /* bytes cut from the ends of files */
+} mms_compact_stats;
+
+/* Compaction in place: give the store's free space back to the file system
+ * without moving a live byte -- record indices, heap offsets and so refs
+ * do not change. Free heap pages are punched out (holes), deleted records
+ * at the end of a table and free space at the end of the heap leave them,
+ * and each file is cut to its committed size; the journal is emptied
+ * (a checkpoint) and shortened.
+ *
+ * It needs the store to itself: with any other handle open (another
+ * process, or another handle in this one) it fails at once with MMS_EBUSY,
+ * and mms_errdetail() names the pids -- it never waits, since a service
+ * that keeps the store open would make it wait for ever. To compact a
+ * store that stays open, copy it (mms_copy) and switch to the copy. While
+ * it runs, other processes that open the store wait for it.
+ *
+ * Crash-safe at any point: a crash leaves the last committed state, with
+ * more or less space given back (the first step is an ordinary commit;
+ * files are only punched and cut after a checkpoint made it durable).
+ * Later allocations allocate the blocks of punched pages again before they
+ * are used, so a full disk is -ENOSPC from mms_alloc, never a SIGBUS.
+ * Where the file system cannot punch holes, only the tails are cut.
+ *
+ * st (may be NULL) receives what was done, also on failure (disk_before at
+ * least). Not inside a transaction (MMS_ETXN). Errors: MMS_EINVAL,
+ * MMS_ERDONLY, MMS_ETXN, MMS_EBUSY, MMS_ECORRUPT (damaged heap metadata;
+ * nothing is given back), -ENOSPC and -errno (a failed step after the
+ * commit leaves the handle unusable until it is reopened; the store
+ * itself is sound). */
+int mms_compact(mms_store *s, mms_compact_stats *st);
+
+/* mms_copy() flags. */
+#define MMS_COPY_COMPACT 0x1u /* the copy holds live data only (mms_compact on it) */
+#define MMS_COPY_FORCE 0x2u   /* replace an existing destination store */
+
+/* What mms_copy() did. */
+typedef struct mms_copy_stats {
+    uint64_t txn;          /* the commit the copy holds */
+    uint64_t regions;      /* region files copied */
+    uint64_t bytes_copied; /* data bytes copied (holes are not) */
+    uint64_t read_ns;      /* time inside the read transaction */
+} mms_copy_stats;
+
+/* Hot copy: write the store's last published state into a new directory
+ * dest, which then opens as a normal store of its own and verifies -- a
+ * backup while writers keep committing (LMDB's mdb_copy, SQLite's backup
+ * API). The state is pinned by a read transaction for as long as the files
+ * are read, so the copy is one committed state, whole; the writer is not
+ * stopped (its commits wait in the journal meanwhile, and only when its
+ * backlog reaches max_backlog does a commit wait for the copy to end --
+ * see read transactions above). The state is the published one: a write
+ * handle whose own latest commits still wait to be applied (a reader held
+ * them back) copies the state before them -- mms_checkpoint() first to copy
+ * its latest. The copy keeps the store's uuid, refs and record indices; it
+ * is as sparse as the source (holes are not copied).
+ *
+ * The copy is written into a temporary directory beside dest (dest's name
+ * + ".mms-copy-" + pid), synced, and renamed to dest: a crash leaves dest
+ * absent (or, with MMS_COPY_FORCE, the store that was there), never half a
+ * store; a later copy to the same dest removes the temporary directories
+ * of dead processes. An existing dest is refused with -EEXIST unless
+ * flags has MMS_COPY_FORCE, which replaces it atomically where the kernel
+ * can (renameat2 RENAME_EXCHANGE) -- and only if it is an empty directory
+ * or holds a store, never the store being copied (MMS_EINVAL).
+ * MMS_COPY_COMPACT compacts the copy before it is renamed (mms_compact():
+ * free heap pages are not kept, deleted records at the ends of tables and
+ * free space at the end of the heap leave them).
+ *
+ * From outside the library, a store directory may be copied with cp or
+ * tar only while no process has it open; while it is open, use this.
+ *
+ * st (may be NULL) receives what was done. Not inside a transaction of
+ * this handle (MMS_ETXN). Errors: MMS_EINVAL, MMS_ETXN, -EEXIST, MMS_ECORRUPT
+ * (a region file shorter than its committed size), -ENOSPC and -errno (the
+ * temporary directory is removed; the source is never touched), and the
+ * errors of mms_read_begin(). */
+int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st);
+
+/* ------------------------------------------------------------------------
  * Tables
  *
  * A table holds fixed-size records of one C struct type, all of them in one
@@ -1035,8 +1126,8 @@ mms_ref mms_table_ref(const mms_table *t, uint64_t i);
  * dangles in a committed state, and never comes to name another record
  * unseen. The commit's cost: the records it changed, plus, when it deleted
  * records of a table others refer to, a scan of the REF fields aimed at it.
- * (mms_table_drop breaks the rule on purpose; mms_verify reports the refs
- * left dangling.) */
+ * mms_table_drop() keeps the rule too: it refuses to drop a table that
+ * live records of others still refer to. */
 
 /* Append one record, a copy of rec (NULL: zeros), reusing the lowest
  * deleted slot if there is one. *index (may be NULL) gets its index. Needs
@@ -1092,6 +1183,31 @@ typedef struct mms_table_info {
 
 /* Fill out[0..cap); *n gets the number of tables. Errors: MMS_EINVAL. */
 int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n);
+
+/* Drop the table called name, in the current write transaction: its
+ * records, their strings and blobs and its region go; an abort brings them
+ * back, a crash before the commit leaves it, after the commit it is gone.
+ * The delete rule holds as for mms_table_delete(): while a live record of
+ * another table refers to a record of it, or the root does, the drop is
+ * refused with MMS_EREFERENCED (mms_errdetail() names the first such
+ * record) and nothing changes -- clear those refs first. Its own records
+ * may refer to each other. REF fields of other tables that targeted it
+ * then target no table (mms_table_schema() gives target ""): they can
+ * only hold 0, and mms_verify() reports any other value. Table handles of
+ * it (in this process) must not be used again; its name and its region id
+ * may be given to a new table. Errors: MMS_ENOTXN, MMS_EINVAL (a bad
+ * name), MMS_ENOENT, MMS_EREFERENCED, MMS_ENOTSUP (the table has indexes:
+ * drop them first), -ENOMEM. */
+int mms_table_drop(mms_store *s, const char *name);
+
+/* Rename table from to to, in the current write transaction (an abort or
+ * a crash before the commit keeps the old name). Records, refs and this
+ * process's table handles are unchanged (mms_table_name() gives the new
+ * name); handles of other processes find the table again by its new name
+ * with mms_table_find(). Renaming to the same name does nothing. Errors:
+ * MMS_ENOTXN, MMS_EINVAL (a bad name), MMS_ENOENT (no table from),
+ * -EEXIST (a table called to exists). */
+int mms_table_rename(mms_store *s, const char *from, const char *to);
 
 /* ------------------------------------------------------------------------
  * Strings and blobs: len bytes in the heap, followed by a NUL that is not

@@ -32,6 +32,15 @@
  * The header counts live bytes, live objects and free bytes; mms_verify()
  * recomputes all three by walking the heap.
  *
+ * Compaction (compact.c) gives the pages of free spans and free unit runs
+ * back to the file system, and flags those spans and runs HOLES
+ * (internal.h): whoever takes pages out of a flagged span or run first
+ * allocates their blocks again (holes_fill), so that a full disk is an
+ * error here, inside mms_alloc, and never a SIGBUS when a commit copies
+ * the pages into the file. A span or run made by merging takes the flags
+ * of its parts; the first page of every unit is never given back, so the
+ * descriptor a split or merge writes there is always backed.
+ *
  * Space freed by small and large objects is reused for small and large
  * objects; a normal segment that has become entirely free is turned back
  * into a free unit (for huge allocations) when a huge allocation finds no
@@ -268,9 +277,11 @@ static int segmap_grow(mms_store *s, uint32_t n)
  * Spans
  * ------------------------------------------------------------------------ */
 
-/* Make [pg, pg+n) one free span in its bin. Pages other than the head and
- * the tail must already be FREE_CONT unless mark_all. */
-static void span_make_free(const mms_store *s, uint32_t pg, uint32_t n, bool mark_all)
+/* Make [pg, pg+n) one free span in its bin, with descriptor flags (HOLES
+ * or 0). Pages other than the head and the tail must already be FREE_CONT
+ * unless mark_all. */
+static void span_make_free(const mms_store *s, uint32_t pg, uint32_t n, bool mark_all,
+                           uint16_t flags)
 {
     struct mms__hdr *h = mms__hdr(s);
     if (mark_all)
@@ -279,7 +290,19 @@ static void span_make_free(const mms_store *s, uint32_t pg, uint32_t n, bool mar
     if (n > 1)
         set_desc(D(s, pg + n - 1), MMS__D_FREE_CONT, 0, n - 1);
     set_desc(D(s, pg), MMS__D_FREE_HEAD, 0, n);
+    D(s, pg)->flags = flags;
     list_push(s, &h->bin_head[bin_of(n)], D, pg);
+}
+
+/* Pages of a HOLES span or run about to be handed out: their blocks are
+ * allocated first (NOTES), so a full disk is this error. */
+static int holes_fill(const mms_store *s, uint64_t off, uint64_t len)
+{
+    int r = mms__os_fill(s->reg[0].fd, off, len);
+    if (r)
+        return mms__fail(r, "cannot allocate disk space for %llu bytes of heap at %llu: %s",
+                         (unsigned long long)len, (unsigned long long)off, mms_strerror(r));
+    return 0;
 }
 
 static void span_unlink(const mms_store *s, uint32_t pg)
@@ -293,11 +316,13 @@ static void span_free(const mms_store *s, uint32_t pg, uint32_t n)
     struct mms__hdr *h = mms__hdr(s);
     uint32_t seg = pg / MMS__SEG_PAGES;
     uint32_t lo = seg * MMS__SEG_PAGES + meta_pages(seg), hi = (seg + 1) * MMS__SEG_PAGES;
+    uint16_t flags = 0;
     h->free_bytes += (uint64_t)n * MMS__PAGE;
     for (uint32_t i = 0; i < n; i++)
         set_desc(D(s, pg + i), MMS__D_FREE_CONT, 0, 0);
     if (pg + n < hi && D(s, pg + n)->kind == MMS__D_FREE_HEAD) {
         uint32_t m = D(s, pg + n)->len;
+        flags |= D(s, pg + n)->flags;
         span_unlink(s, pg + n);
         set_desc(D(s, pg + n), MMS__D_FREE_CONT, 0, 0);
         n += m;
@@ -311,6 +336,7 @@ static void span_free(const mms_store *s, uint32_t pg, uint32_t n)
             head = pg - 1 - p->len;
         if (head && D(s, head)->kind == MMS__D_FREE_HEAD) {
             uint32_t m = D(s, head)->len;
+            flags |= D(s, head)->flags;
             span_unlink(s, head);
             if (m > 1)
                 set_desc(D(s, pg - 1), MMS__D_FREE_CONT, 0, 0);
@@ -318,7 +344,7 @@ static void span_free(const mms_store *s, uint32_t pg, uint32_t n)
             pg = head;
         }
     }
-    span_make_free(s, pg, n, false);
+    span_make_free(s, pg, n, false, flags);
 }
 
 static int segment_new(mms_store *s);
@@ -333,11 +359,17 @@ static int span_alloc(mms_store *s, uint32_t n, uint32_t *out)
             uint32_t pg = h->bin_head[b];
             for (int look = 0; pg && look < 64; look++) {
                 uint32_t len = D(s, pg)->len;
+                uint16_t flags = D(s, pg)->flags;
                 if (len >= n) {
+                    int r = flags & MMS__DF_HOLES
+                                ? holes_fill(s, (uint64_t)pg * MMS__PAGE, (uint64_t)n * MMS__PAGE)
+                                : 0;
+                    if (r)
+                        return r;
                     span_unlink(s, pg);
                     if (len > n) {
                         /* The remainder's pages are FREE_CONT already. */
-                        span_make_free(s, pg + n, len - n, false);
+                        span_make_free(s, pg + n, len - n, false, flags);
                     }
                     h->free_bytes -= (uint64_t)n * MMS__PAGE;
                     *out = pg;
@@ -358,7 +390,7 @@ static int span_alloc(mms_store *s, uint32_t n, uint32_t *out)
 /* ------------------------------------------------------------------------
  * Segments and units
  * ------------------------------------------------------------------------ */
-static void segment_init_normal(mms_store *s, uint32_t seg)
+static void segment_init_normal(mms_store *s, uint32_t seg, uint16_t flags)
 {
     struct mms__desc *d = seg_desc(s, seg);
     uint32_t meta = meta_pages(seg);
@@ -367,7 +399,7 @@ static void segment_init_normal(mms_store *s, uint32_t seg)
         set_desc(&d[i], MMS__D_META, 0, 0);
     uint32_t first = seg * MMS__SEG_PAGES + meta;
     mms__hdr(s)->free_bytes += (uint64_t)(MMS__SEG_PAGES - meta) * MMS__PAGE;
-    span_make_free(s, first, MMS__SEG_PAGES - meta, true);
+    span_make_free(s, first, MMS__SEG_PAGES - meta, true, flags);
 }
 
 /* Grow the heap by units at its end. *seg gets the first new segment id. */
@@ -387,24 +419,33 @@ static int heap_extend(mms_store *s, uint32_t units, uint32_t *seg)
     return 0;
 }
 
-/* Take a run of k free units (first fit). 0 if there is none. */
-static uint32_t units_take(mms_store *s, uint32_t k)
+/* Take a run of k free units (first fit) into *out, 0 if there is none;
+ * *flags gets the run's descriptor flags. The first fill bytes of a HOLES
+ * run get their blocks first (a failure changes nothing). */
+static int units_take(mms_store *s, uint32_t k, uint64_t fill, uint32_t *out, uint16_t *flags)
 {
     struct mms__hdr *h = mms__hdr(s);
+    *out = 0;
     for (uint32_t u = h->free_units; u; u = seg_desc(s, u)->next) {
         struct mms__desc *d = seg_desc(s, u);
         if (d->len < k)
             continue;
         uint32_t len = d->len;
+        *flags = d->flags;
+        int r = (d->flags & MMS__DF_HOLES) ? holes_fill(s, (uint64_t)u << MMS__SEG_SHIFT, fill) : 0;
+        if (r)
+            return r;
         list_remove(s, &h->free_units, seg_node, u);
         if (len > k) {
             struct mms__desc *rest = seg_desc(s, u + k);
             set_desc(rest, MMS__S_FREE, 0, len - k);
+            rest->flags = *flags;
             list_push(s, &h->free_units, seg_node, u + k);
             segmap_set(s, u + k, true);
         }
         h->free_bytes -= (uint64_t)k << MMS__SEG_SHIFT;
-        return u;
+        *out = u;
+        return 0;
     }
     return 0;
 }
@@ -422,9 +463,11 @@ static bool segment_empty(const mms_store *s, uint32_t u)
 static void segment_release(mms_store *s, uint32_t u)
 {
     struct mms__hdr *h = mms__hdr(s);
+    uint16_t flags = D(s, u * MMS__SEG_PAGES + MMS__DESC_PAGES)->flags;
     span_unlink(s, u * MMS__SEG_PAGES + MMS__DESC_PAGES);
     h->free_bytes += (uint64_t)MMS__DESC_PAGES * MMS__PAGE;
     set_desc(seg_desc(s, u), MMS__S_FREE, 0, 1);
+    seg_desc(s, u)->flags = flags;
     list_push(s, &h->free_units, seg_node, u);
 }
 
@@ -450,6 +493,7 @@ static void units_reclaim(mms_store *s)
                 break;
             list_remove(s, &h->free_units, seg_node, v);
             d->len += e->len;
+            d->flags |= e->flags;
             segmap_set(s, v, false);
         }
         u += d->kind == MMS__S_NORMAL ? 1 : d->len;
@@ -458,13 +502,18 @@ static void units_reclaim(mms_store *s)
 
 static int segment_new(mms_store *s)
 {
-    uint32_t seg = units_take(s, 1);
-    if (!seg) {
-        int r = heap_extend(s, 1, &seg);
-        if (r)
-            return r;
+    uint32_t seg;
+    uint16_t flags = 0;
+    /* The descriptor pages are written now; the others when a span of
+     * them is taken (span_alloc fills them then). */
+    int r = units_take(s, 1, (uint64_t)MMS__DESC_PAGES * MMS__PAGE, &seg, &flags);
+    if (!r && !seg) {
+        flags = 0;
+        r = heap_extend(s, 1, &seg);
     }
-    segment_init_normal(s, seg);
+    if (r)
+        return r;
+    segment_init_normal(s, seg, flags & MMS__DF_HOLES);
     return 0;
 }
 
@@ -540,17 +589,18 @@ static int alloc_huge(mms_store *s, uint64_t size, uint64_t *off)
     if (units64 > UINT32_MAX / 2)
         return mms__fail(MMS_EFULL, "allocation of %llu bytes is too large",
                          (unsigned long long)size);
-    uint32_t k = (uint32_t)units64;
-    uint32_t u = units_take(s, k);
-    if (!u) {
+    uint32_t k = (uint32_t)units64, u;
+    uint16_t flags;
+    uint64_t fill = (uint64_t)k << MMS__SEG_SHIFT;
+    int r = units_take(s, k, fill, &u, &flags);
+    if (!r && !u) {
         units_reclaim(s);
-        u = units_take(s, k);
+        r = units_take(s, k, fill, &u, &flags);
     }
-    if (!u) {
-        int r = heap_extend(s, k, &u);
-        if (r)
-            return r;
-    }
+    if (!r && !u)
+        r = heap_extend(s, k, &u);
+    if (r)
+        return r;
     set_desc(seg_desc(s, u), MMS__S_HUGE, 0, k);
     h->live_bytes += ((uint64_t)k << MMS__SEG_SHIFT) - MMS__PAGE;
     h->live_count++;
@@ -696,14 +746,17 @@ static void free_loc(mms_store *s, const struct loc *l)
     }
     /* Huge: the units become a free run, merged with a free run after it. */
     uint32_t u = l->pg, k = l->n, n = nsegs(s);
+    uint16_t flags = 0;
     if (u + k < n && seg_desc(s, u + k)->kind == MMS__S_FREE) {
         uint32_t m = seg_desc(s, u + k)->len;
+        flags = seg_desc(s, u + k)->flags;
         list_remove(s, &h->free_units, seg_node, u + k);
         h->free_bytes -= (uint64_t)m << MMS__SEG_SHIFT;
         segmap_set(s, u + k, false);
         k += m;
     }
     set_desc(seg_desc(s, u), MMS__S_FREE, 0, k);
+    seg_desc(s, u)->flags = flags;
     list_push(s, &h->free_units, seg_node, u);
     h->free_bytes += (uint64_t)k << MMS__SEG_SHIFT;
 }
@@ -807,9 +860,13 @@ int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
             l.n + D(s, nx)->len >= need) {
             struct mms__hdr *h = mms__hdr(s);
             uint32_t flen = D(s, nx)->len, take = need - l.n;
+            uint16_t flags = D(s, nx)->flags;
+            if ((flags & MMS__DF_HOLES) &&
+                (r = holes_fill(s, (uint64_t)nx * MMS__PAGE, (uint64_t)take * MMS__PAGE)))
+                return r;
             span_unlink(s, nx);
             if (flen > take)
-                span_make_free(s, nx + take, flen - take, false);
+                span_make_free(s, nx + take, flen - take, false, flags);
             for (uint32_t i = 0; i < take; i++)
                 set_desc(D(s, nx + i), MMS__D_LARGE_CONT, 0, 0);
             D(s, l.pg)->len = need;
@@ -839,7 +896,7 @@ void mms__heap_init(mms_store *s)
     struct mms__hdr *h = mms__hdr(s);
     h->nclass = MMS__NCLASS;
     mms__rtab(s)[0].size = MMS__SEG;
-    segment_init_normal(s, 0);
+    segment_init_normal(s, 0, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -1203,4 +1260,93 @@ int mms__heap_find(const mms_store *s, uint64_t off, uint64_t *start, uint64_t *
         return 0;
     }
     return find_in_span(s, u, pg, off, start, usable, what);
+}
+
+/* ------------------------------------------------------------------------
+ * Compaction (compact.c, copy.c): the free space that can go back to the
+ * file system, and the heap's free tail.
+ * ------------------------------------------------------------------------ */
+int mms__heap_free_runs(const mms_store *s, mms__free_run_fn fn, void *ctx)
+{
+    tables();
+    uint32_t n = nsegs(s);
+    for (uint32_t u = 0; u < n;) {
+        const struct mms__desc *d0 = seg_desc(s, u);
+        uint32_t len = d0->kind == MMS__S_NORMAL ? 1 : d0->len;
+        if ((d0->kind != MMS__S_NORMAL && d0->kind != MMS__S_HUGE && d0->kind != MMS__S_FREE) ||
+            len == 0 || len > n - u)
+            return MMS__CORRUPT("heap: segment %u has kind %u and length %u", u, d0->kind,
+                                d0->len);
+        int r = 0;
+        if (d0->kind == MMS__S_FREE) {
+            /* Every unit but its first page: descriptors of runs that a
+             * later split or merge makes are written there. */
+            for (uint32_t v = u; v < u + len && !r; v++)
+                r = fn(ctx, ((uint64_t)v << MMS__SEG_SHIFT) + MMS__PAGE, MMS__SEG - MMS__PAGE,
+                       d0->flags);
+        } else if (d0->kind == MMS__S_NORMAL) {
+            for (uint32_t i = meta_pages(u); i < MMS__SEG_PAGES && !r;) {
+                const struct mms__desc *d = &d0[i];
+                if (d->len == 0 || d->len > MMS__SEG_PAGES - i)
+                    return MMS__CORRUPT("heap: span at page %u has length %u, past its segment",
+                                        (unsigned)(u * MMS__SEG_PAGES + i), d->len);
+                if (d->kind == MMS__D_FREE_HEAD)
+                    r = fn(ctx, ((uint64_t)u * MMS__SEG_PAGES + i) * MMS__PAGE,
+                           (uint64_t)d->len * MMS__PAGE, d->flags);
+                i += d->len;
+            }
+        }
+        if (r)
+            return r;
+        u += len;
+    }
+    return 0;
+}
+
+/* The segment that ends the heap (walking from segment 0), or 0. */
+static uint32_t last_segment(const mms_store *s)
+{
+    uint32_t n = nsegs(s), last = 0;
+    for (uint32_t u = 0; u < n;) {
+        const struct mms__desc *d = seg_desc(s, u);
+        uint32_t len = d->kind == MMS__S_NORMAL ? 1 : d->len;
+        if (len == 0 || len > n - u)
+            return 0; /* damaged: mms_verify says so */
+        last = u;
+        u += len;
+    }
+    return last;
+}
+
+static int flag_holes(void *ctx, uint64_t off, uint64_t len, uint16_t flags)
+{
+    mms_store *s = ctx;
+    (void)len, (void)flags;
+    uint32_t pg = (uint32_t)(off / MMS__PAGE);
+    if (pg % MMS__SEG_PAGES == 1) /* a unit of a free run: its descriptor */
+        seg_desc(s, pg / MMS__SEG_PAGES)->flags |= MMS__DF_HOLES;
+    else
+        D(s, pg)->flags |= MMS__DF_HOLES;
+    return 0;
+}
+
+int mms__heap_compact(mms_store *s, uint64_t *trimmed)
+{
+    tables();
+    struct mms__hdr *h = mms__hdr(s);
+    *trimmed = 0;
+    /* Empty normal segments become free units, adjacent runs merge: a
+     * free run that ends the heap leaves it. */
+    units_reclaim(s);
+    uint32_t u = last_segment(s);
+    struct mms__desc *d = seg_desc(s, u);
+    if (u > 0 && d->kind == MMS__S_FREE && u + d->len == nsegs(s)) {
+        list_remove(s, &h->free_units, seg_node, u);
+        h->free_bytes -= (uint64_t)d->len << MMS__SEG_SHIFT;
+        *trimmed = (uint64_t)d->len << MMS__SEG_SHIFT;
+        mms__rtab(s)[0].size = (uint64_t)u << MMS__SEG_SHIFT;
+        mms__heap_forget(s);
+    }
+    /* Every free span and run left is about to be given back (NOTES). */
+    return mms__heap_free_runs(s, flag_holes, s);
 }

@@ -258,8 +258,10 @@ static int verify_fields(const mms_store *s, const struct mms__tabent *e, char *
             !mms_kind_name(f->kind) || (ks && f->size != ks) || f->size == 0 ||
             f->offset > e->record_size || f->size > e->record_size - f->offset)
             return VFAIL("table %s: field %u is damaged", e->name, k);
-        if (f->kind == MMS_KIND_REF &&
-            (f->target == 0 || f->target >= h->nregions || rt[f->target].kind != MMS__RK_TABLE))
+        /* Target 0: the table it pointed into was dropped (mms_table_drop);
+         * table.c reports the refs the field still holds. */
+        if (f->kind == MMS_KIND_REF && f->target != 0 &&
+            (f->target >= h->nregions || rt[f->target].kind != MMS__RK_TABLE))
             return VFAIL("table %s: ref field %s targets region %u, not a table", e->name,
                          f->name, f->target);
     }
@@ -327,4 +329,38 @@ int mms__catalog_verify(const mms_store *s, char *msg, size_t cap)
         if (rt[id].kind == MMS__RK_TABLE && !tables_of_region[id])
             return VFAIL("region %u is a table region that no catalog entry names", id);
     return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Dropping a table (table.c): its entry leaves the catalog, and ref fields
+ * that pointed into its region point into nothing (target 0).
+ * ------------------------------------------------------------------------ */
+void mms__catalog_remove(mms_store *s, int idx)
+{
+    struct mms__catalog *cat = mms__catalog(s);
+    assert(cat && idx >= 0 && (uint32_t)idx < cat->ntables);
+    memmove(&cat->t[idx], &cat->t[idx + 1], (cat->ntables - (uint32_t)idx - 1) * sizeof cat->t[0]);
+    cat->ntables--;
+    memset(&cat->t[cat->ntables], 0, sizeof cat->t[0]);
+}
+
+uint32_t mms__catalog_untarget(mms_store *s, uint32_t region)
+{
+    struct mms__catalog *cat = mms__catalog(s);
+    uint32_t n = 0;
+    for (uint32_t i = 0; cat && i < cat->ntables; i++) {
+        struct mms__tabent *e = &cat->t[i];
+        struct mms__fdesc *fd = mms__fdescs(s, e);
+        bool changed = false;
+        for (uint32_t k = 0; fd && k < e->nfields; k++)
+            if (fd[k].kind == MMS_KIND_REF && fd[k].target == region) {
+                fd[k].target = 0;
+                changed = true;
+                n++;
+            }
+        /* Its layout changed: handles rebuild their copies of it. */
+        if (changed)
+            e->layout_gen++;
+    }
+    return n;
 }

@@ -27,8 +27,10 @@
  *   8  txn.c                      commit, abort, checkpoint
  *      read.c                     read transactions, waiting
  *   9  store.c                    open, close, refs and root, info, verify
+ *      compact.c                  giving free space back to the file system
  *  10  pmem.c                     the pointer API: malloc-shaped allocation,
  *                                 the root as a pointer, the pointer scan
+ *      copy.c                     hot copy into a new directory
  *
  * Each file's opening paragraph names its layer and what it must never do.
  * The declarations below follow the same order.
@@ -166,10 +168,17 @@ enum {
     MMS__S_HUGE = 17,      /* len = units, aux = object size */
     MMS__S_FREE = 18       /* len = units, aux = next | prev << 32 (segment ids) */
 };
+/* Descriptor flags. HOLES, on a FREE_HEAD descriptor or an S_FREE segment
+ * descriptor: compaction may have given the pages of this free span (every
+ * page of a free unit run but each unit's first) back to the file system,
+ * so the allocator allocates their blocks (os fill) before it hands them
+ * out -- a full disk is then -ENOSPC from mms_alloc, never a SIGBUS when a
+ * commit copies the pages into the file (doc/FORMAT.md 2.3). */
+#define MMS__DF_HOLES 0x1u
 struct mms__desc {
     uint8_t kind;
     uint8_t cls;
-    uint16_t flags;
+    uint16_t flags;   /* MMS__DF_* */
     uint32_t len;
     uint32_t next; /* list links: global page numbers (or segment ids) */
     uint32_t prev;
@@ -404,7 +413,10 @@ uint32_t mms__crc32c(uint32_t crc, const void *buf, size_t len);
 enum mms__op {
     MMS__OP_OPEN, MMS__OP_PREAD, MMS__OP_PWRITE, MMS__OP_FSYNC, MMS__OP_FALLOCATE,
     MMS__OP_MMAP, MMS__OP_MSYNC, MMS__OP_MPROTECT, MMS__OP_FTRUNCATE,
-    MMS__OP_MKDIR, MMS__OP_RENAME, MMS__OP_STAT, MMS__OP_READDIR, MMS__OP_COUNT
+    MMS__OP_MKDIR, MMS__OP_RENAME, MMS__OP_STAT, MMS__OP_READDIR,
+    /* a store's life (compact.c, copy.c): allocating blocks under a range
+     * that may hold holes, punching holes, copying file ranges */
+    MMS__OP_FILL, MMS__OP_PUNCH, MMS__OP_COPY, MMS__OP_COUNT
 };
 /* Fail the nth (1-based) future call of op with -err; nth 0 disarms. */
 void mms__fault_arm(enum mms__op op, unsigned long nth, int err);
@@ -493,6 +505,36 @@ int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, bool wr
 int mms__os_wp_open(void);
 int mms__os_wp_protect(int ufd, char *chunk, uint64_t chunk_len, char *start, uint64_t len);
 int mms__os_wp_forget(int ufd, char *start, uint64_t len);
+
+/* A store's life (os.c, its last section). fill: allocate the blocks of
+ * [off, off+len) of a file, holes included, keeping data and size
+ * (fallocate mode 0); punch: give [off, off+len) back to the file system,
+ * reading as zeros after (-EOPNOTSUPP where the file system cannot);
+ * data_next: the first byte at or after off that is data, not a hole
+ * (*next = end when none is before end; the whole range counts as data
+ * where SEEK_DATA does not exist); hole_next: the first hole at or after
+ * off (end when none is before end); copy: len bytes of fd_in at off to
+ * fd_out at the same offset (copy_file_range, or read and write);
+ * disk_bytes: the bytes of disk a file takes (st_blocks). */
+int mms__os_fill(int fd, uint64_t off, uint64_t len);
+int mms__os_punch(int fd, uint64_t off, uint64_t len);
+int mms__os_data_next(int fd, uint64_t off, uint64_t end, uint64_t *next);
+int mms__os_hole_next(int fd, uint64_t off, uint64_t end, uint64_t *next);
+int mms__os_copy(int fd_in, int fd_out, uint64_t off, uint64_t len);
+int mms__os_disk_bytes(int fd, uint64_t *bytes);
+/* Start writing [off, off+len) of fd back to the disk (sync_file_range), and
+ * with wait, wait until it is written; a hint, no durability promise (an
+ * fsync still is): it keeps a long copy from leaving gigabytes dirty for one
+ * final sync that other processes' syncs would queue behind. */
+int mms__os_writeback(int fd, uint64_t off, uint64_t len, bool wait);
+/* Directories: remove the empty directory name (relative to dirfd, or a
+ * path with AT_FDCWD); swap two names atomically (renameat2
+ * RENAME_EXCHANGE; MMS_ENOTSUP where the kernel or file system lacks it). */
+int mms__os_rmdirat(int dirfd, const char *name);
+bool mms__os_pid_alive(uint32_t pid); /* the process exists (or may: EPERM) */
+int mms__os_exchange(int dirfd, const char *a, const char *b);
+/* st_dev and st_ino of name (relative to dirfd; "." is dirfd itself). */
+int mms__os_file_id(int dirfd, const char *name, uint64_t id[2]);
 
 /* ------------------------------------------------------------------------
  * The handle
@@ -655,6 +697,7 @@ void mms__convert(const struct mms__fplan *plan, uint32_t n, const char *src, ch
  * Layer 2: map.c
  * ------------------------------------------------------------------------ */
 #define MMS__REGION_NAME 40
+void mms__region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen);
 int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write,
                           int *fd);
 /* Create the file of region id, generation gen, preallocated to bytes
@@ -745,6 +788,11 @@ void mms__registry_remove(mms_store *s);
 bool mms__forked(const mms_store *s);    /* used in a child after fork() */
 int mms__check_fork(const mms_store *s); /* MMS_EFORK or 0 */
 bool mms__pinned_by_me(const mms_store *s); /* this thread pins a handle of s's store */
+/* Compaction: this handle alone has the store open, and keeps others from
+ * opening it until mms__lock_shared (MMS_EBUSY, naming their pids, when
+ * others have it open). */
+int mms__lock_alone(mms_store *s);
+void mms__lock_shared(mms_store *s);
 /* Common argument checks: 0 or an error. */
 int mms__check_handle(const mms_store *s);
 int mms__check_write(const mms_store *s); /* + inside a write transaction */
@@ -811,6 +859,13 @@ int mms__jgroup_write(mms_store *s, uint64_t txn_id);
 int mms__jgroup_sync(mms_store *s);
 /* Walk the journal for mms_verify / mms_info. */
 int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *msg, size_t cap);
+/* A new file `journal` in directory dirfd for a copy of a store whose
+ * region files hold txn start_txn: one header slot naming uuid, no group,
+ * synced (copy.c). */
+int mms__journal_write_new(int dirfd, const uint8_t uuid[16], uint64_t start_txn);
+/* Right after a checkpoint, with the writer lock: the journal file back
+ * to the size of a new store's (compact.c). */
+int mms__journal_shrink(mms_store *s);
 
 /* ------------------------------------------------------------------------
  * Layer 3: held.c -- a write handle's private pages between transactions
@@ -857,6 +912,16 @@ int mms__heap_each(const mms_store *s, int (*fn)(void *ctx, uint64_t off, uint64
                    void *ctx);
 int mms__heap_find(const mms_store *s, uint64_t off, uint64_t *start, uint64_t *usable,
                    const char **what);
+/* Compaction (compact.c, copy.c). free_runs: fn for each byte range of
+ * the heap whose content means nothing and may be given back to the file
+ * system -- every page of a free span, every page of a free unit run but
+ * each unit's first -- with its descriptor's flags; a damaged chain is
+ * MMS_ECORRUPT. heap_compact, in a write transaction: empty segments
+ * become free units, a free run that ends the heap leaves it (*trimmed
+ * bytes), and every free span and run is flagged MMS__DF_HOLES. */
+typedef int (*mms__free_run_fn)(void *ctx, uint64_t off, uint64_t len, uint16_t flags);
+int mms__heap_free_runs(const mms_store *s, mms__free_run_fn fn, void *ctx);
+int mms__heap_compact(mms_store *s, uint64_t *trimmed);
 
 /* ------------------------------------------------------------------------
  * Layer 4: recover.c
@@ -906,6 +971,11 @@ bool mms__catalog_live(const mms_store *s, const struct mms__tabent *e, uint64_t
 /* A new zeroed entry (the catalog is created or grown as needed). */
 int mms__catalog_add(mms_store *s, struct mms__tabent **out, int *idx);
 int mms__catalog_verify(const mms_store *s, char *msg, size_t cap);
+/* Dropping a table: entry idx leaves the catalog (the entries after it
+ * move down one); ref fields that target region get target 0 and their
+ * tables a new layout_gen (returns how many fields). */
+void mms__catalog_remove(mms_store *s, int idx);
+uint32_t mms__catalog_untarget(mms_store *s, uint32_t region);
 /* Does ref name a whole string or blob of this store's heap? */
 bool mms__str_valid(const mms_store *s, mms_ref ref);
 
@@ -928,6 +998,9 @@ int mms__tables_check_deletes(mms_store *s);
 int mms__tables_verify(mms_store *s, char *msg, size_t cap);
 void mms__tables_free(mms_store *s);
 void mms__tables_forget(mms_store *s); /* a transaction was undone */
+/* Compaction, in a write transaction: the deleted slots at the end of each
+ * table leave it (*slots of them). */
+int mms__tables_trim(mms_store *s, uint64_t *slots);
 
 /* ------------------------------------------------------------------------
  * Layer 7: view.c
@@ -977,6 +1050,9 @@ int mms__checkpoint(mms_store *s, bool wait);
  * pinning it. what names the caller in the errors of the frame. */
 int mms__at_latest(mms_store *s, const char *what, int (*check)(mms_store *s, void *ctx),
                    void *ctx);
+/* Compaction (compact.c, beside store.c). Bytes of disk the files of
+ * directory dirfd take (allocated blocks). */
+uint64_t mms__dir_disk_bytes(int dirfd);
 
 /* Misc helpers */
 static inline uint64_t mms__round_up(uint64_t x, uint64_t a)

@@ -61,11 +61,10 @@ static bool slot_valid(const struct mms__jhdr *h)
            h->crc == mms__crc32c(0, h, offsetof(struct mms__jhdr, crc));
 }
 
-static int slot_write(mms_store *s, const uint8_t uuid[16], int slot, uint64_t seq,
-                      uint32_t salt, uint64_t start_txn)
+static void slot_build(char buf[MMS__JSLOT], const uint8_t uuid[16], uint64_t seq,
+                       uint32_t salt, uint64_t start_txn)
 {
-    char buf[MMS__JSLOT];
-    memset(buf, 0, sizeof buf);
+    memset(buf, 0, MMS__JSLOT);
     struct mms__jhdr *h = (struct mms__jhdr *)(void *)buf;
     h->magic = MMS__JMAGIC;
     h->version = MMS__JVERSION;
@@ -74,6 +73,13 @@ static int slot_write(mms_store *s, const uint8_t uuid[16], int slot, uint64_t s
     h->seq = seq;
     h->start_txn = start_txn;
     h->crc = mms__crc32c(0, h, offsetof(struct mms__jhdr, crc));
+}
+
+static int slot_write(mms_store *s, const uint8_t uuid[16], int slot, uint64_t seq,
+                      uint32_t salt, uint64_t start_txn)
+{
+    char buf[MMS__JSLOT];
+    slot_build(buf, uuid, seq, salt, start_txn);
     int r = mms__os_pwrite(s->jfd, buf, sizeof buf, (uint64_t)slot * MMS__JSLOT);
     if (r)
         return mms__fail(r, "cannot write the journal header: %s", mms_strerror(r));
@@ -799,5 +805,43 @@ int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *ms
                  (unsigned long long)committed);
         return MMS_ECORRUPT;
     }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The journal of a copy (copy.c): the region files hold txn start_txn,
+ * synced; the journal says so and holds no group -- as after a checkpoint.
+ * ------------------------------------------------------------------------ */
+int mms__journal_write_new(int dirfd, const uint8_t uuid[16], uint64_t start_txn)
+{
+    int fd = mms__os_openat(dirfd, "journal", O_RDWR | O_CREAT | O_EXCL, 0666);
+    if (fd < 0)
+        return mms__fail(fd, "cannot create the journal: %s", mms_strerror(fd));
+    char *buf = calloc(1, MMS__JDATA);
+    int r = buf ? 0 : -ENOMEM;
+    if (!r) {
+        slot_build(buf, uuid, 1, new_salt(0), start_txn);
+        r = mms__os_pwrite(fd, buf, MMS__JDATA, 0);
+    }
+    if (!r)
+        r = mms__os_fdatasync(fd);
+    free(buf);
+    mms__os_close(fd);
+    if (r)
+        return mms__fail(r, "cannot write the journal: %s", mms_strerror(r));
+    return 0;
+}
+
+/* After a checkpoint (compact.c): the file back to the size a new store's
+ * journal has; the next commit writes its zeros again (journal_reserve). */
+int mms__journal_shrink(mms_store *s)
+{
+    assert(s->jfd_rw && s->J->end == MMS__JDATA);
+    if (s->J->alloc <= JGROW)
+        return 0;
+    int r = mms__os_ftruncate(s->jfd, JGROW);
+    if (r)
+        return mms__fail(r, "cannot shorten the journal: %s", mms_strerror(r));
+    s->J->alloc = JGROW;
     return 0;
 }

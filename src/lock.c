@@ -753,3 +753,34 @@ bool mms__writer_held(const mms_store *s)
 {
     return byte_held(s, 1);
 }
+
+/* ------------------------------------------------------------------------
+ * Alone (compact.c): byte 0 exclusively, taken over this handle's shared
+ * hold. Granted only when no other handle has the store open; while it
+ * is held, openers wait for byte 0 and so none can map a region file.
+ * ------------------------------------------------------------------------ */
+int mms__lock_alone(mms_store *s)
+{
+    if (s->L_private)
+        return mms__fail(MMS_ERDONLY, "this process cannot write the store's lock file");
+    int r = mms__os_ofd_lock(s->lockfd, 0, F_WRLCK, false);
+    if (r != MMS_EBUSY)
+        return r ? mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r)) : 0;
+    char pids[96] = "";
+    size_t n = 0, k = 0;
+    for (uint32_t i = 0; i < MMS__NSLOTS; i++) {
+        uint32_t pid = __atomic_load_n(&s->L->slot[i].pid, __ATOMIC_ACQUIRE);
+        if (i == s->slot || !pid || !mms__slot_alive(s, i))
+            continue;
+        if (n++ < 4)
+            k += (size_t)snprintf(pids + k, sizeof pids - k, "%s%u", k ? ", " : "", pid);
+    }
+    return mms__fail(MMS_EBUSY, "%zu other handle%s ha%s the store open (pid %s%s)", n,
+                     n == 1 ? "" : "s", n == 1 ? "s" : "ve", pids, n > 4 ? ", ..." : "");
+}
+
+void mms__lock_shared(mms_store *s)
+{
+    if (!s->L_private)
+        mms__os_ofd_lock(s->lockfd, 0, F_RDLCK, false); /* a downgrade never waits */
+}

@@ -534,3 +534,10 @@ int mms__region_sync_all(mms_store *s)
     int r = mms__os_dir_list(s->dirfd, sync_region_file, &sf);
     return r ? r : sf.err;
 }
+
+/* The file name of region id, generation gen (doc/FORMAT.md 1), for files
+ * of other directories than a handle's own (copy.c). */
+void mms__region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen)
+{
+    region_name(name, id, gen);
+}

@@ -30,7 +30,7 @@
  * ------------------------------------------------------------------------ */
 static const char *const op_names[MMS__OP_COUNT] = {
     "open", "pread", "pwrite", "fsync", "fallocate", "mmap", "msync", "mprotect",
-    "ftruncate", "mkdir", "rename", "stat", "readdir"};
+    "ftruncate", "mkdir", "rename", "stat", "readdir", "fill", "punch", "copy"};
 
 static struct {
     unsigned long nth[MMS__OP_COUNT]; /* 0 = disarmed */
@@ -798,4 +798,183 @@ int mms__os_wp_forget(int ufd, char *start, uint64_t len)
 {
     struct mms__uffd_range r = {(uint64_t)(uintptr_t)start, len};
     return ioctl(ufd, MMS__UFFDIO_UNREGISTER, &r) < 0 ? -errno : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * A store's life: giving space back, copying files sparsely, directories
+ * (compact.c, copy.c).
+ * ------------------------------------------------------------------------ */
+int mms__os_fill(int fd, uint64_t off, uint64_t len)
+{
+    int r = fault_hit(MMS__OP_FILL);
+    if (r)
+        return r;
+    if (len == 0)
+        return 0;
+    /* Mode 0 allocates what is not allocated and leaves the rest alone
+     * (posix_fallocate would emulate it by writing where it cannot). */
+    for (;;) {
+        if (fallocate(fd, 0, (off_t)off, (off_t)len) == 0)
+            return 0;
+        if (errno != EINTR)
+            break;
+    }
+    if (errno == EOPNOTSUPP)
+        return -posix_fallocate(fd, (off_t)off, (off_t)len);
+    return -errno;
+}
+
+int mms__os_punch(int fd, uint64_t off, uint64_t len)
+{
+    int r = fault_hit(MMS__OP_PUNCH);
+    if (r)
+        return r;
+    if (len == 0)
+        return 0;
+    io_event(MMS__IO_WRITE, fd, NULL, off, len, NULL);
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0
+               ? -errno : 0;
+}
+
+static int seek_next(int fd, uint64_t off, uint64_t end, int whence, uint64_t *next)
+{
+    if (off >= end) {
+        *next = end;
+        return 0;
+    }
+    off_t p = lseek(fd, (off_t)off, whence);
+    if (p < 0 && errno == ENXIO) { /* no data (or no hole) before the end of the file */
+        *next = whence == SEEK_DATA ? end : off;
+        return 0;
+    }
+    if (p < 0 && (errno == EINVAL || errno == EOPNOTSUPP)) { /* no SEEK_DATA here */
+        *next = whence == SEEK_DATA ? off : end;
+        return 0;
+    }
+    if (p < 0)
+        return -errno;
+    *next = (uint64_t)p < end ? (uint64_t)p : end;
+    return 0;
+}
+
+int mms__os_data_next(int fd, uint64_t off, uint64_t end, uint64_t *next)
+{
+    return seek_next(fd, off, end, SEEK_DATA, next);
+}
+
+int mms__os_hole_next(int fd, uint64_t off, uint64_t end, uint64_t *next)
+{
+    return seek_next(fd, off, end, SEEK_HOLE, next);
+}
+
+int mms__os_copy(int fd_in, int fd_out, uint64_t off, uint64_t len)
+{
+    int r = fault_hit(MMS__OP_COPY);
+    if (r)
+        return r;
+    io_event(MMS__IO_WRITE, fd_out, NULL, off, len, NULL);
+    bool fallback = false;
+    while (len > 0 && !fallback) {
+        loff_t in = (loff_t)off, out = (loff_t)off;
+        ssize_t n = copy_file_range(fd_in, &in, fd_out, &out, len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP ||
+                      errno == EINVAL)) {
+            fallback = true;
+            break;
+        }
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO; /* the source is shorter than it said */
+        off += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    char buf[1 << 16];
+    while (len > 0) {
+        size_t k = len < sizeof buf ? (size_t)len : sizeof buf;
+        ssize_t n = pread(fd_in, buf, k, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        for (ssize_t w = 0; w < n;) {
+            ssize_t m = pwrite(fd_out, buf + w, (size_t)(n - w), (off_t)off + w);
+            if (m < 0 && errno == EINTR)
+                continue;
+            if (m < 0)
+                return -errno;
+            w += m;
+        }
+        off += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    return 0;
+}
+
+int mms__os_writeback(int fd, uint64_t off, uint64_t len, bool wait)
+{
+    if (len == 0)
+        return 0;
+#ifdef SYNC_FILE_RANGE_WRITE
+    unsigned flags = wait ? SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                SYNC_FILE_RANGE_WAIT_AFTER
+                          : SYNC_FILE_RANGE_WRITE;
+    if (sync_file_range(fd, (off_t)off, (off_t)len, flags) == 0 || errno == ENOSYS ||
+        errno == EINVAL || errno == ESPIPE)
+        return 0; /* a hint: the final fsync is what counts */
+    return -errno;
+#else
+    (void)fd, (void)off, (void)wait;
+    return 0;
+#endif
+}
+
+int mms__os_disk_bytes(int fd, uint64_t *bytes)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    *bytes = (uint64_t)st.st_blocks * 512u;
+    return 0;
+}
+
+bool mms__os_pid_alive(uint32_t pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+}
+
+int mms__os_rmdirat(int dirfd, const char *name)
+{
+    return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+int mms__os_exchange(int dirfd, const char *a, const char *b)
+{
+    int r = fault_hit(MMS__OP_RENAME);
+    if (r)
+        return r;
+#ifdef RENAME_EXCHANGE
+    if (renameat2(dirfd, a, dirfd, b, RENAME_EXCHANGE) == 0)
+        return 0;
+    if (errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)
+        return MMS_ENOTSUP;
+    return -errno;
+#else
+    (void)dirfd, (void)a, (void)b;
+    return MMS_ENOTSUP;
+#endif
+}
+
+/* The identity of a file (st_dev, st_ino): name relative to dirfd, or a
+ * path with AT_FDCWD; "." for dirfd itself. */
+int mms__os_file_id(int dirfd, const char *name, uint64_t id[2])
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, 0) < 0)
+        return -errno;
+    id[0] = (uint64_t)st.st_dev;
+    id[1] = (uint64_t)st.st_ino;
+    return 0;
 }

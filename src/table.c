@@ -158,13 +158,17 @@ void mms__tables_forget(mms_store *s)
         t->schema_gen = UINT64_MAX;
 }
 
+static void tables_reindex(mms_store *s);
+
 /* Make the mappings match the header (map.c), then give each table region
  * its record size (mms_rec() multiplies by it): the catalog may have changed
- * with the header, so every cached view is stale too. */
+ * with the header, so every cached view is stale too, and so is where each
+ * handle's entry is (a drop moves entries). */
 int mms__tables_follow(mms_store *s)
 {
     s->tab_epoch++;
     int r = mms__map_follow(s);
+    tables_reindex(s);
     for (uint32_t id = 1; id < s->nmapped; id++)
         s->view.unit[id] = 0;
     const struct mms__catalog *cat = mms__catalog(s);
@@ -246,8 +250,10 @@ const mms_schema *mms_table_schema(mms_table *t)
         f[i].offset = fd[i].offset;
         f[i].size = fd[i].size;
         if (fd[i].kind == MMS_KIND_REF) {
-            const struct mms__tabent *te = mms__catalog_by_region(t->s, fd[i].target);
-            snprintf(targets[i], sizeof targets[i], "%s", te ? te->name : "?");
+            /* Target 0: its table was dropped; "" names no table. */
+            const struct mms__tabent *te =
+                fd[i].target ? mms__catalog_by_region(t->s, fd[i].target) : NULL;
+            snprintf(targets[i], sizeof targets[i], "%s", te ? te->name : fd[i].target ? "?" : "");
             f[i].target = targets[i];
         }
     }
@@ -1007,6 +1013,8 @@ int mms_table_delete(mms_table *t, uint64_t i)
  * ------------------------------------------------------------------------ */
 #define VFAIL(...) (snprintf(msg, cap, __VA_ARGS__), MMS_ECORRUPT)
 
+static int verify_root(const mms_store *s, char *msg, size_t cap);
+
 /* Every live record's refs (to live records of the right table), strings
  * and blobs (inside the heap), after the catalog itself checks out. */
 int mms__tables_verify(mms_store *s, char *msg, size_t cap)
@@ -1033,6 +1041,11 @@ int mms__tables_verify(mms_store *s, char *msg, size_t cap)
                 if (!ref)
                     continue;
                 if (f->kind == MMS_KIND_REF) {
+                    if (!f->target)
+                        return VFAIL("table %s record %llu: ref field %s (0x%llx) points into a "
+                                     "table that was dropped: a dangling ref (clear the field, "
+                                     "or migrate %s without it)", e->name, (unsigned long long)r,
+                                     f->name, (unsigned long long)ref, e->name);
                     if (MMS_REF_REGION(ref) != f->target || !te ||
                         !mms__catalog_live(s, te, MMS_REF_SLOT(ref)))
                         return VFAIL("table %s record %llu: ref field %s (0x%llx) is not a "
@@ -1047,5 +1060,220 @@ int mms__tables_verify(mms_store *s, char *msg, size_t cap)
             }
         }
     }
+    return verify_root(s, msg, cap);
+}
+
+/* ------------------------------------------------------------------------
+ * A store's life: dropping, renaming and trimming tables (compact.c).
+ *
+ * A handle names its table by name and region: after a drop moved the
+ * catalog's entries, it finds its entry again by that pair; after a
+ * rename (committed by another handle, or aborted here) by its region
+ * alone, and takes the entry's name. A handle whose region no table has
+ * is gone -- its calls fail as those of a table whose creation was
+ * aborted.
+ * ------------------------------------------------------------------------ */
+static void tables_reindex(mms_store *s)
+{
+    const struct mms__catalog *cat = mms__catalog(s);
+    for (mms_table *t = s->tables; t; t = t->next) {
+        const struct mms__tabent *e = cat && t->idx < cat->ntables ? &cat->t[t->idx] : NULL;
+        if (e && e->region == t->region && strcmp(e->name, t->name) == 0)
+            continue;
+        t->idx = UINT32_MAX;
+        for (uint32_t i = 0; cat && i < cat->ntables; i++)
+            if (cat->t[i].region == t->region && strcmp(cat->t[i].name, t->name) == 0)
+                t->idx = i;
+        /* Not by name: renamed (by another handle, or a rename of this one
+         * was aborted). A table's region is its own while it lives. */
+        for (uint32_t i = 0; cat && t->idx == UINT32_MAX && i < cat->ntables; i++)
+            if (cat->t[i].region == t->region) {
+                t->idx = i;
+                snprintf(t->name, sizeof t->name, "%s", cat->t[i].name);
+            }
+        t->view_epoch = UINT64_MAX;
+    }
+}
+
+/* The strings and blobs the live records of e own, and what the entry
+ * itself owns in the heap. A ref that is not a string (damage mms_verify
+ * reports) is left alone rather than freed. */
+static int table_free_heap(mms_store *s, const struct mms__tabent *e)
+{
+    const struct mms__fdesc *fd = mms__fdescs(s, e);
+    const char *base = s->view.base[e->region];
+    for (uint32_t k = 0; fd && k < e->nfields; k++) {
+        if (!mms__kind_owns_heap(fd[k].kind))
+            continue;
+        for (uint64_t i = 0; i < e->count; i++) {
+            mms_ref ref;
+            memcpy(&ref, base + i * e->record_size + fd[k].offset, 8);
+            int r = ref && mms__catalog_live(s, e, i) && mms__str_valid(s, ref)
+                        ? mms_free(s, ref) : 0;
+            if (r)
+                return r;
+        }
+    }
+    if (e->nulls) {
+        const mms_ref *nb = mms_deref(s, e->nulls);
+        for (uint32_t k = 0; k < e->nfields; k++) {
+            int r = nb[k] ? mms_free(s, nb[k]) : 0;
+            if (r)
+                return r;
+        }
+    }
+    int r = mms_free(s, e->nulls);
+    if (!r)
+        r = mms_free(s, e->tomb);
+    if (!r)
+        r = mms_free(s, e->fields);
+    return r;
+}
+
+/* The delete rule for a whole table (main's mms__tables_check_deletes
+ * for every record of it at once): no live record of another table and
+ * not the root may refer into e's region. Its own records may. The cost is
+ * a scan of the REF fields aimed at it. */
+static int drop_check_refs(mms_store *s, const struct mms__tabent *d)
+{
+    const struct mms__catalog *cat = mms__catalog(s);
+    mms_ref root = mms__hdr(s)->root;
+    if (root && MMS_REF_REGION(root) == d->region)
+        return mms__fail(MMS_EREFERENCED, "the root refers to record %llu of table %s",
+                         (unsigned long long)MMS_REF_SLOT(root), d->name);
+    for (uint32_t n = 0; cat && n < cat->ntables; n++) {
+        const struct mms__tabent *e = &cat->t[n];
+        if (e->region == d->region)
+            continue;
+        const struct mms__fdesc *fd = mms__fdescs(s, e);
+        const char *base = e->region < s->nmapped ? s->view.base[e->region] : NULL;
+        for (uint32_t k = 0; fd && base && k < e->nfields; k++) {
+            if (fd[k].kind != MMS_KIND_REF || fd[k].target != d->region)
+                continue;
+            for (uint64_t i = 0; i < e->count; i++) {
+                mms_ref v;
+                memcpy(&v, base + i * e->record_size + fd[k].offset, 8);
+                if (v && MMS_REF_REGION(v) == d->region && mms__catalog_live(s, e, i))
+                    return mms__fail(MMS_EREFERENCED,
+                                     "table %s record %llu (field %s) refers to record %llu of "
+                                     "table %s: clear the refs before dropping it",
+                                     e->name, (unsigned long long)i, fd[k].name,
+                                     (unsigned long long)MMS_REF_SLOT(v), d->name);
+            }
+        }
+    }
+    return 0;
+}
+
+int mms_table_drop(mms_store *s, const char *name)
+{
+    int r = mms__check_write(s);
+    if (r || (r = name_check(name)))
+        return r;
+    int idx = mms__catalog_find(s, name);
+    if (idx < 0)
+        return mms__fail(MMS_ENOENT, "no table called %s", name);
+    struct mms__tabent *e = &mms__catalog(s)->t[idx];
+    if (e->nindexes)
+        return mms__fail(MMS_ENOTSUP, "table %s has indexes; drop them first", name);
+    uint32_t id = e->region;
+    /* The delete rule (mmstore.h): nothing live outside the table may
+     * still refer into it. Checked first, so a refusal changes nothing. */
+    if ((r = drop_check_refs(s, e)))
+        return r;
+    s->tab_epoch++;
+    /* Then everything else that can fail: a failed drop leaves the
+     * transaction's tables as they were, save strings freed (which an
+     * abort brings back). */
+    if ((r = table_free_heap(s, e)))
+        return r;
+    mms__catalog_untarget(s, id);
+    mms__catalog_remove(s, idx);
+    /* The region is free for another table, in a new file generation; its
+     * file is deleted after the next checkpoint, like a migrated table's
+     * old one (map.c, mms__region_gc). */
+    struct mms__rent *rt = &mms__rtab(s)[id];
+    rt->kind = MMS__RK_NONE;
+    rt->size = 0;
+    mms__tables_forget(s);
+    tables_reindex(s);
+    return 0;
+}
+
+int mms_table_rename(mms_store *s, const char *from, const char *to)
+{
+    int r = mms__check_write(s);
+    if (r || (r = name_check(from)) || (r = name_check(to)))
+        return r;
+    int idx = mms__catalog_find(s, from);
+    if (idx < 0)
+        return mms__fail(MMS_ENOENT, "no table called %s", from);
+    if (strcmp(from, to) == 0)
+        return 0;
+    if (mms__catalog_find(s, to) >= 0)
+        return mms__fail(-EEXIST, "there is a table called %s already", to);
+    struct mms__tabent *e = &mms__catalog(s)->t[idx];
+    s->tab_epoch++;
+    snprintf(e->name, sizeof e->name, "%s", to);
+    /* This handle's table handles follow the name; a handle of the new name
+     * left by a dropped table of that name is gone. */
+    for (mms_table *t = s->tables; t; t = t->next)
+        if (t->region == e->region && strcmp(t->name, from) == 0)
+            snprintf(t->name, sizeof t->name, "%s", to);
+    mms__tables_forget(s);
+    tables_reindex(s);
+    return 0;
+}
+
+/* The deleted slots at the end of each table leave it: its array gets
+ * shorter, the indices of its records do not change (deleted slots hold
+ * zeros: the region's bytes past the new end are zeros too). */
+int mms__tables_trim(mms_store *s, uint64_t *slots)
+{
+    struct mms__catalog *cat = mms__catalog(s);
+    *slots = 0;
+    for (uint32_t i = 0; cat && i < cat->ntables; i++) {
+        struct mms__tabent *e = &cat->t[i];
+        if (e->live == e->count || e->count > e->tomb_bits)
+            continue; /* nothing deleted, or the last slot is live */
+        uint64_t *b = mms_deref(s, e->tomb), n = e->count;
+        while (n > 0) {
+            uint64_t w = (n - 1) / 64, below = n - w * 64; /* bits of word w under n */
+            uint64_t mask = below == 64 ? ~UINT64_C(0) : (UINT64_C(1) << below) - 1;
+            if ((b[w] & mask) == mask) { /* all deleted: clear them, go on */
+                b[w] &= ~mask;
+                n = w * 64;
+                continue;
+            }
+            while (b[w] >> ((n - 1) % 64) & 1) {
+                b[w] &= ~(UINT64_C(1) << ((n - 1) % 64));
+                n--;
+            }
+            break;
+        }
+        if (n == e->count)
+            continue;
+        *slots += e->count - n;
+        s->tab_epoch++;
+        e->count = n;
+        mms__rtab(s)[e->region].size = n * e->record_size;
+    }
+    return 0;
+}
+
+/* The root names a heap object, or a record of a table: then a live one. */
+static int verify_root(const mms_store *s, char *msg, size_t cap)
+{
+    mms_ref root = mms__hdr(s)->root;
+    uint32_t id = MMS_REF_REGION(root);
+    if (!root || id == 0)
+        return 0;
+    const struct mms__tabent *e = mms__catalog_by_region(s, id);
+    if (!e)
+        return VFAIL("the root (0x%llx) points into region %u, which is no table (was it "
+                     "dropped?): a dangling ref", (unsigned long long)root, id);
+    if (!mms__catalog_live(s, e, MMS_REF_SLOT(root)))
+        return VFAIL("the root (0x%llx) is record %llu of table %s, which is not a live record",
+                     (unsigned long long)root, (unsigned long long)MMS_REF_SLOT(root), e->name);
     return 0;
 }

@@ -243,11 +243,15 @@ static void field_to_text(struct obuf *o, mms_store *s, const mms_field *f, cons
 static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
 {
     const char *pos[2], *format = "csv", *limit_s = NULL;
+    bool all = false;
     const struct tool_opt opts[] = {{"format", true, &format, NULL},
-                                    {"limit", true, &limit_s, NULL}};
-    int rc = tool_args(cmd, argc, argv, opts, 2, pos, 2);
+                                    {"limit", true, &limit_s, NULL},
+                                    {"all", false, NULL, &all}};
+    int rc = tool_args(cmd, argc, argv, opts, 3, pos, 2);
     if (rc >= 0)
         return rc;
+    if (all) /* DIR OUT: the whole store (mms_dumpall.c) */
+        return tool_dump_all(pos[0], pos[1]);
     bool csv = strcmp(format, "csv") == 0;
     if (!csv && strcmp(format, "jsonl") != 0)
         return tool_usage_err(cmd, "--format is csv or jsonl, not '%s'", format);
@@ -326,10 +330,15 @@ static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
 }
 
 const struct tool_cmd tool_cmd_dump = {
-    "dump", "DIR TABLE [--format csv|jsonl] [--limit N]",
+    "dump", "DIR TABLE [--format csv|jsonl] [--limit N] | DIR --all OUT",
     "Print the live records of TABLE in index order, CSV by default.",
     "  --format csv|jsonl   CSV (RFC 4180) or one JSON object per line\n"
     "  --limit N            at most N records\n"
+    "  --all                the whole store into OUT ('-': standard output):\n"
+    "                       every table (schema, records at their indices, missing\n"
+    "                       values, strings inline, refs as [table, index]) and\n"
+    "                       the root, as JSON lines (doc/FORMAT.md §6); mms load\n"
+    "                       makes an equal store of it, on any machine\n"
     "\n"
     "CSV: a header row, LF line endings, a value quoted only if it holds a comma,\n"
     "quote, CR or LF (quotes doubled). Integers in decimal; floats in the shortest\n"

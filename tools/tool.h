@@ -8,6 +8,7 @@
  * Layers of tools/ (each file calls only those below it):
  *   mms.c                               dispatch: the table of commands
  *   mms_admin.c mms_tables.c mms_import.c   the commands
+ *   mms_life.c mms_dumpall.c            drop, rename, compact, copy; dump --all, load
  *   csv.c                               CSV reading and writing, JSON strings
  *   tool.c  numfmt.c                    this header; numbers as text
  * The tool uses only the public API (include/mmstore.h).
@@ -107,5 +108,9 @@ static inline void obuf_puts(struct obuf *o, const char *s)
 /* Flush o (NULL: only stdout) and stdout; a write error (a full disk, a
  * closed pipe) becomes a message and exit code 1. */
 int tool_finish_output(struct obuf *o);
+
+/* The whole store as JSON lines, and back (mms_dumpall.c): exit codes. */
+int tool_dump_all(const char *dir, const char *out);
+int tool_load(const char *file, const char *dir);
 
 #endif

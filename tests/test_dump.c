@@ -1,0 +1,352 @@
+/*
+ * test_dump.c -- the whole store as text and back (`mms dump DIR --all
+ * OUT`, `mms load FILE DIR`).
+ *
+ *  1. kinds     A store with every field kind (extreme values, NaN and
+ *               infinities, -0, chars with bytes after a NUL), strings in
+ *               many scripts and with invalid UTF-8, blobs, missing values,
+ *               refs within a table and across tables, deleted records
+ *               (also at the end of a table), and a root that is a heap
+ *               object: dump -> load -> dump is byte for byte the same, and
+ *               the loaded store equals the first record by record (same
+ *               indices, same refs) and verifies.
+ *  2. ucd       The same on the Unicode store that examples/ucd builds.
+ *  3. bad       A dump cut short, a damaged line, an existing DIR, a full
+ *               disk: refused, no DIR left; `mms load` killed (SIGKILL)
+ *               before its rename: no DIR.
+ */
+#include "table_world.h"
+
+#include <libgen.h>
+#include <math.h>
+
+struct every {
+    int8_t a8;
+    int16_t a16;
+    int32_t a32;
+    int64_t a64;
+    uint8_t u8;
+    uint16_t u16;
+    uint32_t u32;
+    uint64_t u64;
+    float f32;
+    double f64;
+    uint8_t flag;
+    char chars[12];
+    mms_ref self; /* every */
+    mms_ref other; /* tag */
+    mms_ref s;
+    mms_ref blob;
+};
+static const mms_field every_fields[] = {
+    MMS_F_I8(struct every, a8),     MMS_F_I16(struct every, a16),
+    MMS_F_I32(struct every, a32),   MMS_F_I64(struct every, a64),
+    MMS_F_U8(struct every, u8),     MMS_F_U16(struct every, u16),
+    MMS_F_U32(struct every, u32),   MMS_F_U64(struct every, u64),
+    MMS_F_F32(struct every, f32),   MMS_F_F64(struct every, f64),
+    MMS_F_BOOL(struct every, flag), MMS_F_CHARS(struct every, chars),
+    MMS_F_REF(struct every, self, "every"), MMS_F_REF(struct every, other, "tag"),
+    MMS_F_STR(struct every, s),     MMS_F_BLOB(struct every, blob)};
+static const mms_schema every_schema = MMS_SCHEMA(struct every, every_fields);
+
+struct tag {
+    int32_t n;
+    char name[7];
+};
+static const mms_field tag_fields[] = {MMS_F_I32(struct tag, n), MMS_F_CHARS(struct tag, name)};
+static const mms_schema tag_schema = MMS_SCHEMA(struct tag, tag_fields);
+
+static const char *const texts[] = {
+    "",          "plain",           "quote \" backslash \\ slash /", "tab\tnewline\ncr\r",
+    "\x01\x1f\x7f", "naïve café",   "Ελληνικά",                       "日本語のテキスト",
+    "😀 emoji 🎉", "\xff\xfe not utf-8", "nul \0 inside"};
+#define NTEXT (sizeof texts / sizeof texts[0])
+#define NEVERY 300
+
+static void build(const char *path)
+{
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *tg, *ev;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "tag", &tag_schema, MMS_TABLE_CREATE, &tg));
+    OK(mms_table_open(s, "every", &every_schema, MMS_TABLE_CREATE, &ev));
+    for (int i = 0; i < 20; i++) {
+        struct tag t = {i * 3, {0}};
+        snprintf(t.name, sizeof t.name, "t%d", i);
+        OK(mms_table_append(tg, &t, NULL));
+    }
+    uint64_t x = 12345;
+    for (uint64_t i = 0; i < NEVERY; i++) {
+        struct every e;
+        memset(&e, 0, sizeof e);
+        uint64_t r = rnd_next(&x);
+        e.a8 = (int8_t)(i % 3 == 0 ? INT8_MIN : (int8_t)r);
+        e.a16 = (int16_t)(i % 5 == 0 ? INT16_MAX : (int16_t)(r >> 8));
+        e.a32 = (int32_t)(r >> 16);
+        e.a64 = i % 7 == 0 ? INT64_MIN : (int64_t)r;
+        e.u8 = (uint8_t)r;
+        e.u16 = (uint16_t)(r >> 3);
+        e.u32 = (uint32_t)(r >> 5);
+        e.u64 = i % 4 == 0 ? UINT64_MAX : r;
+        static const double specials[] = {0.1, -0.0, 1e308, 5e-324, 3.141592653589793};
+        e.f64 = i % 11 == 0 ? NAN : i % 13 == 0 ? -INFINITY : i < 5 ? specials[i]
+                                                : (double)r / 3.0;
+        e.f32 = i % 17 == 0 ? INFINITY : (float)((double)(r >> 20) / 7.0);
+        e.flag = i % 2;
+        snprintf(e.chars, sizeof e.chars, "c%llu", (unsigned long long)i);
+        if (i % 9 == 0)
+            e.chars[10] = 'z'; /* a byte after the NUL */
+        e.self = i ? mms_table_ref(ev, (i * 7) % i) : 0;
+        e.other = i % 3 ? mms_table_ref(tg, i % 20) : 0;
+        const char *t = texts[i % NTEXT];
+        size_t len = i % NTEXT == NTEXT - 1 ? 13 : strlen(t);
+        if (i % 10 != 3)
+            OK(mms_str_new(s, t, len, &e.s));
+        if (i % 4 == 1) {
+            char b[300];
+            for (size_t k = 0; k < sizeof b; k++)
+                b[k] = (char)(k * i);
+            OK(mms_str_new(s, b, i % 300, &e.blob));
+        }
+        uint64_t got;
+        OK(mms_table_append(ev, &e, &got));
+        ASSERT_EQ(got, i);
+        if (i % 8 == 5)
+            OK(mms_table_null_set(ev, i, (uint32_t)(i % 16), 1));
+    }
+    /* Deleted: some in the middle (nothing refers to them), and the end. */
+    for (uint64_t i = 0; i < NEVERY; i++) {
+        struct every *e = mms_table_get(ev, i);
+        if (e->self && MMS_REF_SLOT(e->self) % 10 == 6)
+            e->self = 0;
+    }
+    for (uint64_t i = 6; i < NEVERY; i += 10)
+        OK(mms_table_delete(ev, i));
+    for (uint64_t i = NEVERY - 5; i < NEVERY; i++)
+        if (mms_table_live(ev, i))
+            OK(mms_table_delete(ev, i));
+    OK(mms_table_delete(tg, 19));
+    for (uint64_t i = 0; i < NEVERY; i++) {
+        struct every *e = mms_table_get(ev, i);
+        if (mms_table_live(ev, i) && e->other == mms_table_ref(tg, 19))
+            e->other = 0;
+        if (mms_table_live(ev, i) && e->self && !mms_table_live(ev, MMS_REF_SLOT(e->self)))
+            e->self = 0;
+    }
+    /* The root: heap bytes. */
+    mms_ref root;
+    OK(mms_alloc(s, 100, &root));
+    memset(mms_deref(s, root), 0xab, 100);
+    OK(mms_root_set(s, root));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    OK(mms_close(s));
+}
+
+/* Two stores hold the same tables, records at the same indices and root. */
+static void same_stores(const char *a, const char *b)
+{
+    mms_store *s = open_flags(a, MMS_RDONLY), *t = open_flags(b, MMS_RDONLY);
+    verify_ok(t);
+    size_t n, m;
+    mms_table_info ia[16], ib[16];
+    OK(mms_tables(s, ia, 16, &n));
+    OK(mms_tables(t, ib, 16, &m));
+    ASSERT_EQ(n, m);
+    for (size_t i = 0; i < n; i++) {
+        mms_table *x, *y;
+        OK(mms_table_find(s, ia[i].name, &x));
+        OK(mms_table_find(t, ia[i].name, &y));
+        ASSERT_EQ(mms_table_slots(x), mms_table_slots(y));
+        ASSERT_EQ(mms_table_count(x), mms_table_count(y));
+        const mms_schema *sx = mms_table_schema(x), *sy = mms_table_schema(y);
+        ASSERT_EQ(mms_schema_same(sx, sy, NULL, 0), 1);
+        for (uint64_t r = 0; r < mms_table_slots(x); r++) {
+            ASSERT_EQ(mms_table_live(x, r), mms_table_live(y, r));
+            if (!mms_table_live(x, r))
+                continue;
+            const char *p = mms_table_get(x, r), *q = mms_table_get(y, r);
+            for (uint32_t k = 0; k < sx->nfields; k++) {
+                const mms_field *f = &sx->fields[k];
+                ASSERT_EQ(mms_table_null(x, r, k), mms_table_null(y, r, k));
+                if (f->kind == MMS_KIND_STR || f->kind == MMS_KIND_BLOB) {
+                    mms_ref u, v;
+                    memcpy(&u, p + f->offset, 8);
+                    memcpy(&v, q + f->offset, 8);
+                    size_t lu = 0, lv = 0;
+                    const char *bu = u ? mms_str_get(s, u, &lu) : NULL;
+                    const char *bv = v ? mms_str_get(t, v, &lv) : NULL;
+                    ASSERT_EQ(!bu, !bv);
+                    ASSERT_EQ(lu, lv);
+                    ASSERT(!bu || memcmp(bu, bv, lu) == 0);
+                } else if (f->kind == MMS_KIND_REF) {
+                    mms_ref u, v;
+                    memcpy(&u, p + f->offset, 8);
+                    memcpy(&v, q + f->offset, 8);
+                    ASSERT_EQ(!u, !v);
+                    ASSERT_EQ(MMS_REF_SLOT(u), MMS_REF_SLOT(v));
+                } else if (f->kind == MMS_KIND_F32 || f->kind == MMS_KIND_F64) {
+                    double u, v;
+                    float fu, fv;
+                    if (f->kind == MMS_KIND_F32) {
+                        memcpy(&fu, p + f->offset, 4);
+                        memcpy(&fv, q + f->offset, 4);
+                        u = fu, v = fv;
+                    } else {
+                        memcpy(&u, p + f->offset, 8);
+                        memcpy(&v, q + f->offset, 8);
+                    }
+                    ASSERT((isnan(u) && isnan(v)) || (u == v && signbit(u) == signbit(v)));
+                } else {
+                    ASSERT_EQ(memcmp(p + f->offset, q + f->offset, f->size), 0);
+                }
+            }
+        }
+    }
+    mms_ref ra = mms_root(s), rb = mms_root(t);
+    ASSERT_EQ(!ra, !rb);
+    if (ra && MMS_REF_REGION(ra) == 0) {
+        size_t za, zb;
+        OK(mms_alloc_size(s, ra, &za));
+        OK(mms_alloc_size(t, rb, &zb));
+        ASSERT_EQ(za, zb);
+        ASSERT_EQ(memcmp(mms_deref(s, ra), mms_deref(t, rb), za), 0);
+    }
+    OK(mms_close(s));
+    OK(mms_close(t));
+}
+
+static void files_equal(const char *a, const char *b)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+    if (system(cmd) != 0)
+        FAILF("%s and %s differ", a, b);
+}
+
+/* dump -> load -> dump, byte for byte. */
+static void round_trip(const char *src, const char *what)
+{
+    CTX("round trip of %s", what);
+    char d1[600], d2[600], args[1500], out[4096], loaded[512];
+    snprintf(d1, sizeof d1, "%s.dump1", src);
+    snprintf(d2, sizeof d2, "%s.dump2", src);
+    snprintf(loaded, sizeof loaded, "%s", tpath("dump-loaded"));
+    snprintf(args, sizeof args, "dump '%s' --all '%s'", src, d1);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "load '%s' '%s'", d1, loaded);
+    if (run_tool(args, out, sizeof out) != 0)
+        FAILF("load: %s", out);
+    snprintf(args, sizeof args, "dump '%s' --all '%s'", loaded, d2);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    files_equal(d1, d2);
+    same_stores(src, loaded);
+    struct stat st;
+    ASSERT_EQ(stat(d1, &st), 0);
+    fprintf(stderr, "   %s: %lld bytes of dump, byte-identical after load\n", what,
+            (long long)st.st_size);
+    unlink(d1);
+    unlink(d2);
+    rmrf(loaded);
+}
+
+TEST(test_kinds)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s", tpath("dump-kinds"));
+    build(path);
+    round_trip(path, "every kind");
+    rmrf(path);
+}
+
+TEST(test_ucd)
+{
+    const char *tool = getenv("MMS_TOOL");
+    char dir[1024], ucd[1100], cmd[2400], path[512];
+    snprintf(dir, sizeof dir, "%s", tool);
+    snprintf(ucd, sizeof ucd, "%s/ucd", dirname(dir));
+    snprintf(path, sizeof path, "%s", tpath("dump-ucd"));
+    snprintf(cmd, sizeof cmd, "'%s' build '%s' /usr/share/unicode >/dev/null 2>&1", ucd, path);
+    ASSERT_EQ(system(cmd), 0);
+    round_trip(path, "the Unicode store");
+    rmrf(path);
+}
+
+TEST(test_bad)
+{
+    char path[512], dump[600], bad[600], dest[512], args[1600], out[4096];
+    snprintf(path, sizeof path, "%s", tpath("dump-bad"));
+    snprintf(dest, sizeof dest, "%s", tpath("dump-bad-dest"));
+    build(path);
+    snprintf(dump, sizeof dump, "%s.dump", path);
+    snprintf(bad, sizeof bad, "%s.bad", path);
+    snprintf(args, sizeof args, "dump '%s' --all '%s'", path, dump);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    /* Cut short (no end line), then a damaged line. */
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "head -n 100 '%s' > '%s'", dump, bad);
+    ASSERT_EQ(system(cmd), 0);
+    snprintf(args, sizeof args, "load '%s' '%s'", bad, dest);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+    ASSERT(mentions(out, "short"));
+    ASSERT(access(dest, F_OK) != 0);
+    snprintf(cmd, sizeof cmd, "sed '50s/\"v\":\\[/\"v\":[xx/' '%s' > '%s'", dump, bad);
+    ASSERT_EQ(system(cmd), 0);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+    ASSERT(mentions(out, "50"));
+    ASSERT(access(dest, F_OK) != 0);
+    /* A full disk while loading (the nth preallocation fails): an error
+     * that says so, no DIR, no temporary directory. */
+    int full = 0;
+    for (unsigned nth = 1; nth <= 4; nth++) {
+        snprintf(cmd, sizeof cmd, "MMS_FAULT=fallocate:%u:%d '%s' load '%s' '%s' 2>&1", nth,
+                 ENOSPC, getenv("MMS_TOOL"), dump, dest);
+        FILE *f = popen(cmd, "r");
+        ASSERT(f);
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = 0;
+        int st = pclose(f);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+            rmrf(dest); /* fewer preallocations than nth */
+            continue;
+        }
+        ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        ASSERT(strstr(out, "space"));
+        ASSERT(access(dest, F_OK) != 0);
+        snprintf(cmd, sizeof cmd, "ls -d '%s'.mms-load-* >/dev/null 2>&1", dest);
+        ASSERT(system(cmd) != 0);
+        full++;
+    }
+    ASSERT(full > 0);
+    /* Killed inside its commit, and after it, before the rename. */
+    static const char *const points[] = {"commit.journal_synced:1", "checkpoint.synced:1"};
+    for (size_t k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "MMS_CRASH=%s '%s' load '%s' '%s' >/dev/null 2>&1", points[k],
+                 getenv("MMS_TOOL"), dump, dest);
+        int st = system(cmd);
+        ASSERT(!(WIFEXITED(st) && WEXITSTATUS(st) == 0));
+        ASSERT(access(dest, F_OK) != 0);
+    }
+    /* It works, and then DIR exists: refused. */
+    snprintf(args, sizeof args, "load '%s' '%s'", dump, dest);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+    ASSERT(mentions(out, "exists"));
+    same_stores(path, dest);
+    unlink(dump);
+    unlink(bad);
+    rmrf(dest);
+    rmrf(path);
+    /* What the killed loads left beside dest (their pids are gone). */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'.mms-load-*", dest);
+    ASSERT_EQ(system(cmd), 0);
+}
+
+int main(void)
+{
+    table_test_begin("test_dump");
+    RUN(test_kinds);
+    RUN(test_ucd);
+    RUN(test_bad);
+    return table_test_end();
+}

@@ -1,0 +1,297 @@
+/*
+ * test_life.c -- a store's life: dropping and renaming tables.
+ *
+ *  1. drop      the delete rule (refs from other tables, the root) refuses
+ *               a drop and changes nothing; an abort brings a dropped table
+ *               back whole; a committed drop survives a reopen, frees the
+ *               strings, leaves ref fields aimed at it targetless, and its
+ *               region file goes at the next checkpoint; the name can be
+ *               used again; `mms drop`.
+ *  2. rename    abort, commit, reopen, refs into the renamed table, the
+ *               errors; `mms rename`.
+ *  3. reuse     a drop and a create in one transaction, three times: the
+ *               region is reused in a new file generation, the old file goes.
+ *
+ * Compaction is test_compact's; copying, test_copy's.
+ */
+#include "table_world.h"
+
+struct node {
+    int64_t id;
+    mms_ref name;
+    mms_ref parent; /* node */
+};
+static const mms_field node_fields[] = {MMS_F_I64(struct node, id), MMS_F_STR(struct node, name),
+                                        MMS_F_REF(struct node, parent, "node")};
+static const mms_schema node_schema = MMS_SCHEMA(struct node, node_fields);
+
+struct edge {
+    int64_t w;
+    mms_ref to; /* node */
+};
+static const mms_field edge_fields[] = {MMS_F_I64(struct edge, w),
+                                        MMS_F_REF(struct edge, to, "node")};
+static const mms_schema edge_schema = MMS_SCHEMA(struct edge, edge_fields);
+
+#define NNODES 300
+
+/* node: NNODES records with names and parents (record i -> i/2);
+ * edge: one record per node, referring to it. */
+static void make_world(mms_store *s)
+{
+    mms_table *n, *e;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "node", &node_schema, MMS_TABLE_CREATE, &n));
+    OK(mms_table_open(s, "edge", &edge_schema, MMS_TABLE_CREATE, &e));
+    for (int64_t i = 0; i < NNODES; i++) {
+        char buf[64];
+        int len = snprintf(buf, sizeof buf, "node number %lld", (long long)i);
+        struct node r = {i, 0, MMS_REF_MAKE(table_region(n), (uint64_t)i / 2)};
+        OK(mms_str_new(s, buf, (size_t)len, &r.name));
+        OK(mms_table_append(n, &r, NULL));
+        struct edge x = {i * 10, mms_table_ref(n, (uint64_t)i)};
+        OK(mms_table_append(e, &x, NULL));
+    }
+    OK(mms_txn_commit(s));
+}
+
+static void check_nodes(mms_store *s, const char *name)
+{
+    mms_table *n;
+    OK(mms_table_find(s, name, &n));
+    ASSERT_EQ(mms_table_count(n), NNODES);
+    for (uint64_t i = 0; i < NNODES; i++) {
+        const struct node *r = mms_table_get(n, i);
+        ASSERT(r);
+        ASSERT_EQ(r->id, (int64_t)i);
+        char buf[64];
+        snprintf(buf, sizeof buf, "node number %llu", (unsigned long long)i);
+        const char *got = mms_str_get(s, r->name, NULL);
+        ASSERT(got && strcmp(got, buf) == 0);
+        ASSERT_EQ(r->parent, MMS_REF_MAKE(table_region(n), i / 2));
+    }
+}
+
+static size_t ntables(mms_store *s)
+{
+    size_t n;
+    OK(mms_tables(s, NULL, 0, &n));
+    return n;
+}
+
+TEST(test_drop)
+{
+    const char *path = tpath("life-drop");
+    mms_store *s = sopen(path, MMS_CREATE);
+    make_world(s);
+    uint64_t h0 = heap_objects(s);
+    mms_table *n, *e;
+    OK(mms_table_find(s, "node", &n));
+    OK(mms_table_find(s, "edge", &e));
+    uint32_t nreg = table_region(n);
+    uint32_t ngen = region_gen(s, nreg);
+
+    /* Refs from edge: refused, nothing changes, the transaction goes on. */
+    OK(mms_txn_begin(s, 0));
+    FAILS(mms_table_drop(s, "node"), MMS_EREFERENCED);
+    ASSERT(mentions(mms_errdetail(), "edge"));
+    FAILS(mms_table_drop(s, "nothing"), MMS_ENOENT);
+    FAILS(mms_table_drop(s, ""), MMS_EINVAL);
+    ASSERT_EQ(ntables(s), 2);
+    ASSERT_EQ(heap_objects(s), h0);
+    OK(mms_txn_commit(s));
+    check_nodes(s, "node");
+
+    /* One edge left referring: still refused (the last record). */
+    OK(mms_txn_begin(s, 0));
+    for (uint64_t i = 0; i + 1 < NNODES; i++)
+        ((struct edge *)mms_table_get(e, i))->to = 0;
+    FAILS(mms_table_drop(s, "node"), MMS_EREFERENCED);
+    ASSERT(mentions(mms_errdetail(), "299"));
+    /* A deleted record's ref does not count (it is gone). */
+    OK(mms_table_delete(e, NNODES - 1));
+    /* The root does. */
+    OK(mms_root_set(s, mms_table_ref(n, 7)));
+    FAILS(mms_table_drop(s, "node"), MMS_EREFERENCED);
+    ASSERT(mentions(mms_errdetail(), "root"));
+    OK(mms_root_set(s, 0));
+    /* Now it goes; an abort brings it back whole. */
+    OK(mms_table_drop(s, "node"));
+    ASSERT_EQ(ntables(s), 1);
+    FAILS(mms_table_find(s, "node", &n), MMS_ENOENT);
+    ASSERT_LT(heap_objects(s), h0);
+    OK(mms_txn_abort(s));
+    ASSERT_EQ(ntables(s), 2);
+    ASSERT_EQ(heap_objects(s), h0);
+    check_nodes(s, "node");
+    verify_ok(s);
+
+    /* Commit it this time. */
+    OK(mms_txn_begin(s, 0));
+    for (uint64_t i = 0; i < NNODES; i++)
+        ((struct edge *)mms_table_get(e, i))->to = 0;
+    OK(mms_table_drop(s, "node"));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    /* Every string of node went: only what edge and the catalog own stay. */
+    ASSERT_LE(heap_objects(s) + NNODES, h0);
+    OK(mms_close(s));
+
+    s = sopen(path, 0);
+    ASSERT_EQ(ntables(s), 1);
+    FAILS(mms_table_find(s, "node", &n), MMS_ENOENT);
+    OK(mms_table_find(s, "edge", &e));
+    ASSERT_EQ(mms_table_count(e), NNODES);
+    const mms_schema *sc = mms_table_schema(e);
+    ASSERT_EQ(sc->fields[1].kind, MMS_KIND_REF);
+    ASSERT_EQ(strcmp(sc->fields[1].target, ""), 0);
+    verify_ok(s);
+    /* The region file goes with the next checkpoint. */
+    OK(mms_checkpoint(s));
+    ASSERT(!has_region_file(path, nreg, ngen));
+    /* A ref stored into the targetless field is refused at commit. */
+    OK(mms_txn_begin(s, 0));
+    ((struct edge *)mms_table_get(e, 0))->to = MMS_REF_MAKE(nreg, 1);
+    ASSERT(mms_txn_commit(s) != 0);
+    verify_ok(s);
+    /* Opened with a schema that aims at node again: refused (there is no
+     * node; with a new one it would be a layout change that could lose data). */
+    OK(mms_txn_begin(s, 0));
+    FAILS(mms_table_open(s, "edge", &edge_schema, 0, &e), MMS_ENOENT);
+    OK(mms_table_drop(s, "edge"));
+    OK(mms_txn_commit(s));
+    /* The names are free: new tables, filled again. */
+    make_world(s);
+    check_nodes(s, "node");
+    verify_ok(s);
+    OK(mms_close(s));
+    s = sopen(path, 0);
+    check_nodes(s, "node");
+    verify_ok(s);
+    OK(mms_close(s));
+
+    /* The tool: refused, then done after the refs are cleared. */
+    char out[2048], args[1100];
+    snprintf(args, sizeof args, "drop '%s' node", path);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+    ASSERT(mentions(out, "refers"));
+    s = sopen(path, 0);
+    OK(mms_table_find(s, "edge", &e));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_drop(s, "edge"));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    s = sopen(path, 0);
+    ASSERT_EQ(ntables(s), 0);
+    verify_ok(s);
+    OK(mms_close(s));
+    snprintf(args, sizeof args, "drop '%s' node", path);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+    rmrf(path);
+}
+
+TEST(test_rename)
+{
+    const char *path = tpath("life-rename");
+    mms_store *s = sopen(path, MMS_CREATE);
+    make_world(s);
+    mms_table *n;
+    OK(mms_table_find(s, "node", &n));
+
+    OK(mms_txn_begin(s, 0));
+    FAILS(mms_table_rename(s, "node", "edge"), -EEXIST);
+    FAILS(mms_table_rename(s, "nothing", "x"), MMS_ENOENT);
+    FAILS(mms_table_rename(s, "node", ""), MMS_EINVAL);
+    OK(mms_table_rename(s, "node", "vertex"));
+    ASSERT_EQ(strcmp(mms_table_name(n), "vertex"), 0);
+    check_nodes(s, "vertex");
+    OK(mms_txn_abort(s));
+    check_nodes(s, "node");
+    mms_table *v;
+    FAILS(mms_table_find(s, "vertex", &v), MMS_ENOENT);
+    ASSERT_EQ(strcmp(mms_table_name(n), "node"), 0);
+
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_rename(s, "node", "node")); /* nothing */
+    OK(mms_table_rename(s, "node", "vertex"));
+    OK(mms_txn_commit(s));
+    check_nodes(s, "vertex");
+    verify_ok(s);
+    OK(mms_close(s));
+
+    s = sopen(path, 0);
+    check_nodes(s, "vertex");
+    FAILS(mms_table_find(s, "node", &n), MMS_ENOENT);
+    mms_table *e;
+    OK(mms_table_find(s, "edge", &e));
+    const mms_schema *sc = mms_table_schema(e);
+    ASSERT_EQ(strcmp(sc->fields[1].target, "vertex"), 0);
+    /* Its refs are unchanged and still checked at commit. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_find(s, "vertex", &v));
+    OK(mms_table_delete(v, 3));
+    FAILS(mms_txn_commit(s), MMS_EREFERENCED);
+    verify_ok(s);
+    OK(mms_close(s));
+
+    char out[2048], args[1100];
+    snprintf(args, sizeof args, "rename '%s' vertex node", path);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 1); /* no vertex any more */
+    snprintf(args, sizeof args, "rename '%s' node edge", path);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+    s = sopen(path, 0);
+    check_nodes(s, "node");
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
+/* A drop and a create in one transaction: the new table takes the freed
+ * region in a new file generation; the old file goes at the checkpoint. */
+TEST(test_drop_reuse)
+{
+    const char *path = tpath("life-reuse");
+    mms_store *s = sopen(path, MMS_CREATE);
+    make_world(s);
+    mms_table *e, *n;
+    OK(mms_table_find(s, "edge", &e));
+    uint32_t ereg = table_region(e), egen = region_gen(s, ereg);
+    for (int round = 0; round < 3; round++) {
+        CTX("round %d", round);
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_drop(s, round % 2 ? "link" : "edge"));
+        mms_table *l;
+        OK(mms_table_open(s, round % 2 ? "edge" : "link", &edge_schema, MMS_TABLE_CREATE, &l));
+        OK(mms_table_find(s, "node", &n));
+        for (uint64_t i = 0; i < 50; i++) {
+            struct edge x = {(int64_t)(i + 1000u * (unsigned)round), mms_table_ref(n, i)};
+            OK(mms_table_append(l, &x, NULL));
+        }
+        OK(mms_txn_commit(s));
+        verify_ok(s);
+        OK(mms_checkpoint(s));
+    }
+    OK(mms_close(s));
+    s = sopen(path, 0);
+    verify_ok(s);
+    mms_table *l;
+    OK(mms_table_find(s, "link", &l));
+    ASSERT_EQ(mms_table_count(l), 50);
+    ASSERT_EQ(((const struct edge *)mms_table_get(l, 7))->w, 2007);
+    ASSERT(!has_region_file(path, ereg, egen));
+    FAILS(mms_table_find(s, "edge", &e), MMS_ENOENT);
+    check_nodes(s, "node");
+    OK(mms_close(s));
+    rmrf(path);
+}
+
+int main(void)
+{
+    table_test_begin("test_life");
+    RUN(test_drop);
+    RUN(test_rename);
+    RUN(test_drop_reuse);
+    return table_test_end();
+}

@@ -1,0 +1,1127 @@
+/*
+ * mms_dumpall.c -- the whole store as text and back: `mms dump DIR --all
+ * OUT` and `mms load FILE DIR`, in the JSON-lines format of doc/FORMAT.md
+ * §6. The path across byte orders, ABIs and format versions: nothing in
+ * the text depends on either (no region ids, no heap offsets, no raw
+ * integers). Public API only.
+ *
+ * The dump runs in one read transaction (one committed state). The load
+ * builds the store in DIR.mms-load-PID beside DIR, in one write
+ * transaction, closes it and renames it to DIR: a crash leaves no DIR.
+ */
+#define _GNU_SOURCE
+#include "csv.h"
+#include "numfmt.h"
+#include "tool.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DUMP_VERSION 1
+
+/* ------------------------------------------------------------------------
+ * Dump
+ * ------------------------------------------------------------------------ */
+static void put_hexobj(struct obuf *o, const void *p, size_t n)
+{
+    obuf_puts(o, "{\"hex\":\"");
+    hex_put(o, p, n);
+    obuf_puts(o, "\"}");
+}
+
+/* Bytes as a JSON string when they are valid UTF-8 (json_put_string would
+ * replace invalid bytes), else {"hex":...}: lossless either way. */
+static void put_bytes(struct obuf *o, const char *p, size_t n)
+{
+    if (utf8_valid(p, n))
+        json_put_string(o, p, n);
+    else
+        put_hexobj(o, p, n);
+}
+
+static int64_t get_int(const char *p, uint32_t size)
+{
+    switch (size) {
+    case 1: { int8_t v; memcpy(&v, p, 1); return v; }
+    case 2: { int16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { int32_t v; memcpy(&v, p, 4); return v; }
+    default: { int64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+static uint64_t get_uint(const char *p, uint32_t size)
+{
+    switch (size) {
+    case 1: { uint8_t v; memcpy(&v, p, 1); return v; }
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+/* A float that JSON cannot hold as a number. */
+static bool put_nonfinite(struct obuf *o, double d)
+{
+    if (isnan(d))
+        obuf_puts(o, "\"nan\"");
+    else if (isinf(d))
+        obuf_puts(o, d > 0 ? "\"inf\"" : "\"-inf\"");
+    else
+        return false;
+    return true;
+}
+
+/* The name of the table that region id holds, by a ref of it. */
+struct tabs {
+    size_t n;
+    mms_table_info *info;
+    mms_table **t;
+};
+
+static const char *table_of_ref(const struct tabs *tb, mms_ref ref)
+{
+    for (size_t i = 0; i < tb->n; i++)
+        if (tb->info[i].region == MMS_REF_REGION(ref))
+            return tb->info[i].name;
+    return NULL;
+}
+
+static int put_value(struct obuf *o, mms_store *s, const struct tabs *tb, const mms_field *f,
+                     const char *rec)
+{
+    const char *p = rec + f->offset;
+    char t[NUMFMT_MAX];
+    switch (f->kind) {
+    case MMS_KIND_I8: case MMS_KIND_I16: case MMS_KIND_I32: case MMS_KIND_I64:
+        obuf_write(o, t, fmt_i64(get_int(p, f->size), t));
+        return 0;
+    case MMS_KIND_U8: case MMS_KIND_U16: case MMS_KIND_U32: case MMS_KIND_U64:
+        obuf_write(o, t, fmt_u64(get_uint(p, f->size), t));
+        return 0;
+    case MMS_KIND_F32: {
+        float v;
+        memcpy(&v, p, 4);
+        if (!put_nonfinite(o, v))
+            obuf_write(o, t, fmt_f32(v, t));
+        return 0;
+    }
+    case MMS_KIND_F64: {
+        double v;
+        memcpy(&v, p, 8);
+        if (!put_nonfinite(o, v))
+            obuf_write(o, t, fmt_f64(v, t));
+        return 0;
+    }
+    case MMS_KIND_BOOL:
+        obuf_puts(o, *p ? "true" : "false");
+        return 0;
+    case MMS_KIND_CHARS: {
+        /* Up to the first NUL when only NULs follow; else every byte. */
+        const char *z = memchr(p, 0, f->size);
+        size_t n = z ? (size_t)(z - p) : f->size;
+        bool tail_zero = true;
+        for (size_t i = n; i < f->size; i++)
+            tail_zero &= p[i] == 0;
+        if (tail_zero && utf8_valid(p, n))
+            json_put_string(o, p, n);
+        else
+            put_hexobj(o, p, f->size);
+        return 0;
+    }
+    case MMS_KIND_REF: {
+        mms_ref ref;
+        memcpy(&ref, p, 8);
+        const char *tn = ref ? table_of_ref(tb, ref) : NULL;
+        if (!ref) {
+            obuf_puts(o, "null");
+            return 0;
+        }
+        if (!tn)
+            return tool_err("a ref (0x%llx) into no table: run mms verify",
+                            (unsigned long long)ref);
+        obuf_putc(o, '[');
+        json_put_string(o, tn, strlen(tn));
+        obuf_putc(o, ',');
+        obuf_write(o, t, fmt_u64(MMS_REF_SLOT(ref), t));
+        obuf_putc(o, ']');
+        return 0;
+    }
+    case MMS_KIND_STR: case MMS_KIND_BLOB: {
+        mms_ref ref;
+        memcpy(&ref, p, 8);
+        size_t len = 0;
+        const char *b = ref ? mms_str_get(s, ref, &len) : NULL;
+        if (!ref)
+            obuf_puts(o, "null");
+        else if (!b)
+            return tool_err("a string field holds 0x%llx, which is no string: run mms verify",
+                            (unsigned long long)ref);
+        else if (f->kind == MMS_KIND_STR)
+            put_bytes(o, b, len);
+        else
+            put_hexobj(o, b, len);
+        return 0;
+    }
+    default:
+        return tool_err("a field of unknown kind %u", f->kind);
+    }
+}
+
+/* Tables in an order where each one's ref targets come before it (itself
+ * aside), ties in catalog order: a load creates them in this order. */
+static int table_order(mms_store *s, struct tabs *tb, size_t *order)
+{
+    bool *done = calloc(tb->n + 1, 1);
+    if (!done)
+        return tool_err("out of memory");
+    for (size_t k = 0; k < tb->n; k++) {
+        size_t pick = tb->n;
+        for (size_t i = 0; i < tb->n && pick == tb->n; i++) {
+            if (done[i])
+                continue;
+            const mms_schema *sc = mms_table_schema(tb->t[i]);
+            bool ready = true;
+            for (uint32_t f = 0; f < sc->nfields && ready; f++) {
+                const mms_field *fd = &sc->fields[f];
+                if (fd->kind != MMS_KIND_REF || !*fd->target ||
+                    strcmp(fd->target, tb->info[i].name) == 0)
+                    continue;
+                for (size_t j = 0; j < tb->n; j++)
+                    if (!done[j] && strcmp(tb->info[j].name, fd->target) == 0)
+                        ready = false;
+            }
+            if (ready)
+                pick = i;
+        }
+        if (pick == tb->n) {
+            free(done);
+            return tool_err("tables refer to each other in a circle: no order to load them in");
+        }
+        done[pick] = true;
+        order[k] = pick;
+    }
+    (void)s;
+    free(done);
+    return 0;
+}
+
+static int dump_table(struct obuf *o, mms_store *s, const struct tabs *tb, size_t i,
+                      uint64_t *records)
+{
+    mms_table *t = tb->t[i];
+    const mms_schema *sc = mms_table_schema(t);
+    char num[NUMFMT_MAX];
+    obuf_puts(o, "{\"table\":");
+    json_put_string(o, tb->info[i].name, strlen(tb->info[i].name));
+    obuf_puts(o, ",\"record_size\":");
+    obuf_write(o, num, fmt_u64(sc->record_size, num));
+    obuf_puts(o, ",\"slots\":");
+    obuf_write(o, num, fmt_u64(mms_table_slots(t), num));
+    obuf_puts(o, ",\"records\":");
+    obuf_write(o, num, fmt_u64(mms_table_count(t), num));
+    obuf_puts(o, ",\"fields\":[");
+    for (uint32_t k = 0; k < sc->nfields; k++) {
+        const mms_field *f = &sc->fields[k];
+        obuf_puts(o, k ? ",{\"name\":" : "{\"name\":");
+        json_put_string(o, f->name, strlen(f->name));
+        obuf_puts(o, ",\"kind\":\"");
+        obuf_puts(o, mms_kind_name(f->kind));
+        obuf_puts(o, "\",\"offset\":");
+        obuf_write(o, num, fmt_u64(f->offset, num));
+        obuf_puts(o, ",\"size\":");
+        obuf_write(o, num, fmt_u64(f->size, num));
+        if (f->kind == MMS_KIND_REF) {
+            obuf_puts(o, ",\"target\":");
+            json_put_string(o, f->target, strlen(f->target));
+        }
+        obuf_putc(o, '}');
+    }
+    obuf_puts(o, "]}\n");
+    uint64_t slots = mms_table_slots(t);
+    for (uint64_t r = 0; r < slots && !o->err; r++) {
+        if (!mms_table_live(t, r))
+            continue;
+        const char *rec = mms_table_get(t, r);
+        if (!rec)
+            return tool_err("table %s: record %llu cannot be read", tb->info[i].name,
+                            (unsigned long long)r);
+        obuf_puts(o, "{\"i\":");
+        obuf_write(o, num, fmt_u64(r, num));
+        obuf_puts(o, ",\"v\":[");
+        bool any_null = false;
+        for (uint32_t k = 0; k < sc->nfields; k++) {
+            if (k)
+                obuf_putc(o, ',');
+            int rc = put_value(o, s, tb, &sc->fields[k], rec);
+            if (rc)
+                return rc;
+            any_null |= mms_table_null(t, r, k) == 1;
+        }
+        obuf_putc(o, ']');
+        if (any_null) {
+            obuf_puts(o, ",\"null\":[");
+            for (uint32_t k = 0, first = 1; k < sc->nfields; k++)
+                if (mms_table_null(t, r, k) == 1) {
+                    if (!first)
+                        obuf_putc(o, ',');
+                    first = 0;
+                    obuf_write(o, num, fmt_u64(k, num));
+                }
+            obuf_putc(o, ']');
+        }
+        obuf_puts(o, "}\n");
+        ++*records;
+    }
+    return 0;
+}
+
+/* The root: none, a record, a string, or other heap bytes. */
+static int dump_root(struct obuf *o, mms_store *s, const struct tabs *tb)
+{
+    mms_ref root = mms_root(s);
+    char num[NUMFMT_MAX];
+    obuf_puts(o, "{\"root\":");
+    if (!root) {
+        obuf_puts(o, "null");
+    } else if (MMS_REF_REGION(root) != 0) {
+        const char *tn = table_of_ref(tb, root);
+        if (!tn)
+            return tool_err("the root points into no table: run mms verify");
+        obuf_puts(o, "{\"record\":[");
+        json_put_string(o, tn, strlen(tn));
+        obuf_putc(o, ',');
+        obuf_write(o, num, fmt_u64(MMS_REF_SLOT(root), num));
+        obuf_puts(o, "]}");
+    } else {
+        size_t len;
+        const char *b = mms_str_get(s, root, &len);
+        if (b) {
+            obuf_puts(o, "{\"str\":");
+            put_bytes(o, b, len);
+            obuf_putc(o, '}');
+        } else {
+            size_t size;
+            int r = mms_alloc_size(s, root, &size);
+            const void *p = r ? NULL : mms_deref(s, root);
+            if (!p)
+                return tool_err("the root is no heap object: run mms verify");
+            obuf_puts(o, "{\"bytes\":");
+            put_hexobj(o, p, size);
+            obuf_putc(o, '}');
+        }
+    }
+    obuf_puts(o, "}\n");
+    return 0;
+}
+
+int tool_dump_all(const char *dir, const char *out)
+{
+    mms_store *s;
+    int r = tool_open_inspect(dir, &s);
+    if (r)
+        return tool_fail("cannot open", dir, r);
+    FILE *f = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
+    if (!f) {
+        mms_close(s);
+        return tool_err("cannot write %s: %s", out, strerror(errno));
+    }
+    struct obuf o;
+    struct tabs tb = {0};
+    size_t *order = NULL;
+    uint64_t records = 0;
+    int rc = obuf_init(&o, f, 1 << 20) ? tool_err("out of memory") : 0;
+    if (!rc && (r = mms_read_begin(s)))
+        rc = tool_fail("cannot read", dir, r);
+    if (!rc && (r = tool_tables(s, &tb.info, &tb.n)))
+        rc = tool_fail("cannot list the tables of", dir, r);
+    if (!rc) {
+        tb.t = calloc(tb.n + 1, sizeof *tb.t);
+        order = calloc(tb.n + 1, sizeof *order);
+        if (!tb.t || !order)
+            rc = tool_err("out of memory");
+    }
+    for (size_t i = 0; !rc && i < tb.n; i++)
+        if ((r = mms_table_find(s, tb.info[i].name, &tb.t[i])))
+            rc = tool_fail("cannot open a table of", dir, r);
+    if (!rc)
+        rc = table_order(s, &tb, order);
+    if (!rc) {
+        char num[NUMFMT_MAX];
+        obuf_puts(&o, "{\"mmstore_dump\":");
+        obuf_write(&o, num, fmt_u64(DUMP_VERSION, num));
+        obuf_puts(&o, ",\"tables\":");
+        obuf_write(&o, num, fmt_u64(tb.n, num));
+        obuf_puts(&o, "}\n");
+    }
+    for (size_t k = 0; !rc && k < tb.n; k++)
+        rc = dump_table(&o, s, &tb, order[k], &records);
+    if (!rc)
+        rc = dump_root(&o, s, &tb);
+    if (!rc) {
+        char num[NUMFMT_MAX];
+        obuf_puts(&o, "{\"end\":true,\"records\":");
+        obuf_write(&o, num, fmt_u64(records, num));
+        obuf_puts(&o, "}\n");
+    }
+    mms_read_end(s);
+    obuf_flush(&o);
+    if (!rc && o.err)
+        rc = tool_err("cannot write %s: %s", out, strerror(o.err));
+    obuf_free(&o);
+    if (f != stdout && fclose(f) != 0 && !rc)
+        rc = tool_err("cannot write %s: %s", out, strerror(errno));
+    else if (f == stdout && !rc)
+        rc = tool_finish_output(NULL);
+    free(tb.info);
+    free(tb.t);
+    free(order);
+    r = mms_close(s);
+    if (!rc && r)
+        rc = tool_fail("cannot close", dir, r);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * A small JSON reader: one line at a time into a tree.
+ * ------------------------------------------------------------------------ */
+enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
+struct jv {
+    enum jtype t;
+    bool b;
+    char *s;   /* J_STR: the decoded bytes; J_NUM: the text */
+    size_t n;  /* their length; J_ARR/J_OBJ: the members */
+    struct jv *kid;
+    char **key; /* J_OBJ */
+};
+
+struct jparse {
+    const char *p, *end;
+    const char *err;
+};
+
+static void jv_free(struct jv *v)
+{
+    if (!v)
+        return;
+    free(v->s);
+    if (v->t == J_ARR || v->t == J_OBJ) {
+        for (size_t i = 0; i < v->n; i++) {
+            jv_free(&v->kid[i]);
+            if (v->key)
+                free(v->key[i]);
+        }
+        free(v->kid);
+        free(v->key);
+    }
+    memset(v, 0, sizeof *v);
+}
+
+static void ws(struct jparse *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n'))
+        j->p++;
+}
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static bool put_utf8(char *out, size_t *n, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[(*n)++] = (char)cp;
+    } else if (cp < 0x800) {
+        out[(*n)++] = (char)(0xc0 | cp >> 6);
+        out[(*n)++] = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        out[(*n)++] = (char)(0xe0 | cp >> 12);
+        out[(*n)++] = (char)(0x80 | (cp >> 6 & 0x3f));
+        out[(*n)++] = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x110000) {
+        out[(*n)++] = (char)(0xf0 | cp >> 18);
+        out[(*n)++] = (char)(0x80 | (cp >> 12 & 0x3f));
+        out[(*n)++] = (char)(0x80 | (cp >> 6 & 0x3f));
+        out[(*n)++] = (char)(0x80 | (cp & 0x3f));
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static bool read_u4(struct jparse *j, uint32_t *cp)
+{
+    if (j->end - j->p < 4)
+        return false;
+    *cp = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval((unsigned char)j->p[i]);
+        if (h < 0)
+            return false;
+        *cp = *cp << 4 | (uint32_t)h;
+    }
+    j->p += 4;
+    return true;
+}
+
+static bool jstring(struct jparse *j, char **out, size_t *len)
+{
+    j->p++; /* the quote */
+    char *buf = malloc((size_t)(j->end - j->p) + 1);
+    size_t n = 0;
+    if (!buf)
+        return j->err = "out of memory", false;
+    while (j->p < j->end && *j->p != '"') {
+        unsigned char c = (unsigned char)*j->p++;
+        if (c != '\\') {
+            buf[n++] = (char)c;
+            continue;
+        }
+        if (j->p >= j->end)
+            break;
+        c = (unsigned char)*j->p++;
+        uint32_t cp;
+        switch (c) {
+        case '"': case '\\': case '/': buf[n++] = (char)c; break;
+        case 'b': buf[n++] = '\b'; break;
+        case 'f': buf[n++] = '\f'; break;
+        case 'n': buf[n++] = '\n'; break;
+        case 'r': buf[n++] = '\r'; break;
+        case 't': buf[n++] = '\t'; break;
+        case 'u':
+            if (!read_u4(j, &cp))
+                goto bad;
+            if (cp >= 0xd800 && cp < 0xdc00) { /* a surrogate pair */
+                uint32_t lo;
+                if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u')
+                    goto bad;
+                j->p += 2;
+                if (!read_u4(j, &lo) || lo < 0xdc00 || lo >= 0xe000)
+                    goto bad;
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            }
+            if (!put_utf8(buf, &n, cp))
+                goto bad;
+            break;
+        default:
+            goto bad;
+        }
+    }
+    if (j->p >= j->end)
+        goto bad;
+    j->p++;
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return true;
+bad:
+    free(buf);
+    j->err = "a bad string";
+    return false;
+}
+
+static bool jvalue(struct jparse *j, struct jv *v, int depth)
+{
+    memset(v, 0, sizeof *v);
+    ws(j);
+    if (j->p >= j->end || depth > 16)
+        return j->err = "a value is missing (or nested too deep)", false;
+    char c = *j->p;
+    if (c == '"') {
+        v->t = J_STR;
+        return jstring(j, &v->s, &v->n);
+    }
+    if (c == '{' || c == '[') {
+        v->t = c == '{' ? J_OBJ : J_ARR;
+        j->p++;
+        size_t cap = 0;
+        ws(j);
+        if (j->p < j->end && *j->p == (c == '{' ? '}' : ']')) {
+            j->p++;
+            return true;
+        }
+        for (;;) {
+            if (v->n == cap) {
+                cap = cap ? 2 * cap : 8;
+                struct jv *k = realloc(v->kid, cap * sizeof *k);
+                char **keys = c == '{' ? realloc(v->key, cap * sizeof *keys) : NULL;
+                if (k)
+                    v->kid = k;
+                if (keys)
+                    v->key = keys;
+                if (!k || (c == '{' && !keys))
+                    return j->err = "out of memory", false;
+            }
+            if (c == '{') {
+                ws(j);
+                size_t kl;
+                v->key[v->n] = NULL;
+                if (j->p >= j->end || *j->p != '"' || !jstring(j, &v->key[v->n], &kl))
+                    return j->err = j->err ? j->err : "a key is missing", v->n++, false;
+                ws(j);
+                if (j->p >= j->end || *j->p != ':')
+                    return j->err = "':' is missing", v->n++, false;
+                j->p++;
+            }
+            bool ok = jvalue(j, &v->kid[v->n], depth + 1);
+            v->n++;
+            if (!ok)
+                return false;
+            ws(j);
+            if (j->p < j->end && *j->p == ',') {
+                j->p++;
+                continue;
+            }
+            if (j->p < j->end && *j->p == (c == '{' ? '}' : ']')) {
+                j->p++;
+                return true;
+            }
+            return j->err = "',' or the end of a list is missing", false;
+        }
+    }
+    if (strncmp(j->p, "null", 4) == 0) {
+        j->p += 4;
+        return true;
+    }
+    if (strncmp(j->p, "true", 4) == 0 || strncmp(j->p, "false", 5) == 0) {
+        v->t = J_BOOL;
+        v->b = *j->p == 't';
+        j->p += v->b ? 4 : 5;
+        return true;
+    }
+    const char *q = j->p;
+    while (q < j->end && (isdigit((unsigned char)*q) || strchr("+-.eE", *q)))
+        q++;
+    if (q == j->p)
+        return j->err = "an unexpected character", false;
+    v->t = J_NUM;
+    v->n = (size_t)(q - j->p);
+    v->s = strndup(j->p, v->n);
+    j->p = q;
+    return v->s ? true : (j->err = "out of memory", false);
+}
+
+static const struct jv *jget(const struct jv *o, const char *key)
+{
+    for (size_t i = 0; o && o->t == J_OBJ && i < o->n; i++)
+        if (strcmp(o->key[i], key) == 0)
+            return &o->kid[i];
+    return NULL;
+}
+
+static bool jnum_u64(const struct jv *v, uint64_t *out)
+{
+    return v && v->t == J_NUM && parse_u64(v->s, v->n, out);
+}
+
+/* {"hex": "..."} into malloc'd bytes. */
+static bool jhex(const struct jv *v, char **out, size_t *len)
+{
+    const struct jv *h = v && v->t == J_OBJ ? jget(v, "hex") : NULL;
+    if (!h || h->t != J_STR || h->n % 2)
+        return false;
+    char *b = malloc(h->n / 2 + 1);
+    if (!b)
+        return false;
+    for (size_t i = 0; i < h->n / 2; i++) {
+        int a = hexval((unsigned char)h->s[2 * i]), c = hexval((unsigned char)h->s[2 * i + 1]);
+        if (a < 0 || c < 0) {
+            free(b);
+            return false;
+        }
+        b[i] = (char)(a << 4 | c);
+    }
+    *out = b;
+    *len = h->n / 2;
+    return true;
+}
+
+/* A JSON string or {"hex":...}: its bytes (*own: to free). */
+static bool jbytes(const struct jv *v, const char **p, size_t *len, char **own)
+{
+    *own = NULL;
+    if (v && v->t == J_STR) {
+        *p = v->s;
+        *len = v->n;
+        return true;
+    }
+    if (!jhex(v, own, len))
+        return false;
+    *p = *own;
+    return true;
+}
+
+/* ------------------------------------------------------------------------
+ * Load
+ * ------------------------------------------------------------------------ */
+struct ltab {
+    char name[64];
+    mms_table *t;
+    mms_schema sc;
+    mms_field *f;
+    char (*fname)[48];
+    char (*target)[64];
+    uint64_t slots; /* as the dump says */
+    uint64_t next;  /* slots appended so far */
+};
+
+struct load {
+    mms_store *s;
+    struct ltab *tab;
+    size_t ntab, cap;
+    uint64_t *gaps; /* (table << 48 | slot) of zero records appended for deleted slots */
+    size_t ngaps, gapcap;
+    uint64_t records;
+    char *rec;
+    uint64_t line;
+};
+
+static int lerr(const struct load *l, const char *fmt, const char *what)
+{
+    return tool_err("line %llu of the dump: %s%s", (unsigned long long)l->line, fmt,
+                    what ? what : "");
+}
+
+static struct ltab *ltab_named(struct load *l, const char *name)
+{
+    for (size_t i = 0; i < l->ntab; i++)
+        if (strcmp(l->tab[i].name, name) == 0)
+            return &l->tab[i];
+    return NULL;
+}
+
+/* Zero records up to slot n of tb, marked for deletion at the end. */
+static int fill_gaps(struct load *l, struct ltab *tb, uint64_t n)
+{
+    for (; tb->next < n; tb->next++) {
+        uint64_t got;
+        int r = mms_table_append(tb->t, NULL, &got);
+        if (r)
+            return tool_fail("cannot append to", tb->name, r);
+        if (l->ngaps == l->gapcap) {
+            l->gapcap = l->gapcap ? 2 * l->gapcap : 256;
+            uint64_t *g = realloc(l->gaps, l->gapcap * sizeof *g);
+            if (!g)
+                return tool_err("out of memory");
+            l->gaps = g;
+        }
+        l->gaps[l->ngaps++] = (uint64_t)(tb - l->tab) << 48 | got;
+    }
+    return 0;
+}
+
+static int load_table(struct load *l, const struct jv *v)
+{
+    const struct jv *name = jget(v, "table"), *fields = jget(v, "fields");
+    uint64_t rs, slots;
+    if (!name || name->t != J_STR || name->n == 0 || name->n > 63 || !fields ||
+        fields->t != J_ARR || fields->n == 0 || !jnum_u64(jget(v, "record_size"), &rs) ||
+        !jnum_u64(jget(v, "slots"), &slots) || rs == 0 || rs > UINT32_MAX)
+        return lerr(l, "a table line without name, fields, record_size or slots", NULL);
+    if (l->ntab == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        struct ltab *t = realloc(l->tab, l->cap * sizeof *t);
+        if (!t)
+            return tool_err("out of memory");
+        l->tab = t;
+    }
+    struct ltab *tb = &l->tab[l->ntab];
+    memset(tb, 0, sizeof *tb);
+    snprintf(tb->name, sizeof tb->name, "%s", name->s);
+    size_t n = fields->n;
+    tb->f = calloc(n, sizeof *tb->f);
+    tb->fname = calloc(n, sizeof *tb->fname);
+    tb->target = calloc(n, sizeof *tb->target);
+    if (!tb->f || !tb->fname || !tb->target)
+        return tool_err("out of memory");
+    l->ntab++;
+    for (size_t k = 0; k < n; k++) {
+        const struct jv *f = &fields->kid[k], *fn = jget(f, "name"), *kind = jget(f, "kind"),
+                        *tg = jget(f, "target");
+        uint64_t off, size;
+        if (!fn || fn->t != J_STR || fn->n == 0 || fn->n > 47 || !kind || kind->t != J_STR ||
+            !jnum_u64(jget(f, "offset"), &off) || !jnum_u64(jget(f, "size"), &size) ||
+            off > UINT32_MAX || size > UINT32_MAX)
+            return lerr(l, "a bad field in table ", tb->name);
+        snprintf(tb->fname[k], sizeof tb->fname[k], "%s", fn->s);
+        tb->f[k].name = tb->fname[k];
+        tb->f[k].kind = mms_kind_from_name(kind->s);
+        if (!tb->f[k].kind)
+            return lerr(l, "a field of an unknown kind: ", kind->s);
+        tb->f[k].offset = (uint32_t)off;
+        tb->f[k].size = (uint32_t)size;
+        if (tb->f[k].kind == MMS_KIND_REF) {
+            if (!tg || tg->t != J_STR || tg->n > 63)
+                return lerr(l, "a ref field without a target in table ", tb->name);
+            snprintf(tb->target[k], sizeof tb->target[k], "%s", tg->s);
+            tb->f[k].target = tb->target[k];
+        }
+    }
+    tb->sc.record_size = (uint32_t)rs;
+    tb->sc.nfields = (uint32_t)n;
+    tb->sc.fields = tb->f;
+    tb->slots = slots;
+    int r = mms_table_open(l->s, tb->name, &tb->sc, MMS_TABLE_CREATE, &tb->t);
+    if (r)
+        return tool_fail("cannot create the table", tb->name, r);
+    free(l->rec);
+    l->rec = calloc(1, rs);
+    return l->rec ? 0 : tool_err("out of memory");
+}
+
+static int put_int(char *p, uint32_t size, const struct jv *v, bool is_signed)
+{
+    int64_t i;
+    uint64_t u;
+    if (!v || v->t != J_NUM)
+        return -1;
+    if (is_signed) {
+        if (!parse_i64(v->s, v->n, &i))
+            return -1;
+        int64_t lim = size == 8 ? INT64_MAX : (INT64_C(1) << (size * 8 - 1)) - 1;
+        if (i > lim || i < -lim - 1)
+            return -1;
+        u = (uint64_t)i;
+    } else {
+        if (!parse_u64(v->s, v->n, &u) || (size < 8 && u >> (size * 8)))
+            return -1;
+    }
+    switch (size) {
+    case 1: { uint8_t x = (uint8_t)u; memcpy(p, &x, 1); break; }
+    case 2: { uint16_t x = (uint16_t)u; memcpy(p, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)u; memcpy(p, &x, 4); break; }
+    default: memcpy(p, &u, 8);
+    }
+    return 0;
+}
+
+static int get_float(const struct jv *v, double *d, float *f, bool f32)
+{
+    if (v && v->t == J_STR) {
+        double x = strcmp(v->s, "nan") == 0 ? NAN : strcmp(v->s, "inf") == 0 ? INFINITY
+                   : strcmp(v->s, "-inf") == 0 ? -INFINITY : 0;
+        if (x == 0)
+            return -1;
+        *d = x;
+        *f = (float)x;
+        return 0;
+    }
+    if (!v || v->t != J_NUM)
+        return -1;
+    return (f32 ? parse_f32(v->s, v->n, f) : parse_f64(v->s, v->n, d)) ? 0 : -1;
+}
+
+/* One value of field f into the record at rec. */
+static int load_value(struct load *l, const mms_field *f, const struct jv *v, char *rec)
+{
+    char *p = rec + f->offset;
+    const char *b;
+    size_t len;
+    char *own = NULL;
+    switch (f->kind) {
+    case MMS_KIND_I8: case MMS_KIND_I16: case MMS_KIND_I32: case MMS_KIND_I64:
+        return put_int(p, f->size, v, true);
+    case MMS_KIND_U8: case MMS_KIND_U16: case MMS_KIND_U32: case MMS_KIND_U64:
+        return put_int(p, f->size, v, false);
+    case MMS_KIND_F32: case MMS_KIND_F64: {
+        double d = 0;
+        float x = 0;
+        if (get_float(v, &d, &x, f->kind == MMS_KIND_F32))
+            return -1;
+        if (f->kind == MMS_KIND_F32)
+            memcpy(p, &x, 4);
+        else
+            memcpy(p, &d, 8);
+        return 0;
+    }
+    case MMS_KIND_BOOL:
+        if (!v || v->t != J_BOOL)
+            return -1;
+        *p = v->b;
+        return 0;
+    case MMS_KIND_CHARS:
+        if (!jbytes(v, &b, &len, &own) || len > f->size) {
+            free(own);
+            return -1;
+        }
+        memcpy(p, b, len);
+        free(own);
+        return 0;
+    case MMS_KIND_REF: {
+        if (v && v->t == J_NULL)
+            return 0;
+        uint64_t i;
+        struct ltab *tt = v && v->t == J_ARR && v->n == 2 && v->kid[0].t == J_STR
+                              ? ltab_named(l, v->kid[0].s) : NULL;
+        if (!tt || !jnum_u64(&v->kid[1], &i))
+            return -1;
+        mms_ref ref = mms_table_ref(tt->t, i);
+        memcpy(p, &ref, 8);
+        return 0;
+    }
+    case MMS_KIND_STR: case MMS_KIND_BLOB: {
+        if (v && v->t == J_NULL)
+            return 0;
+        if (!jbytes(v, &b, &len, &own))
+            return -1;
+        mms_ref ref;
+        int r = mms_str_new(l->s, b, len, &ref);
+        free(own);
+        if (r)
+            return tool_fail("cannot store a string of", "the new store", r), -2;
+        memcpy(p, &ref, 8);
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+static int load_record(struct load *l, const struct jv *v)
+{
+    struct ltab *tb = l->ntab ? &l->tab[l->ntab - 1] : NULL;
+    const struct jv *vals = jget(v, "v"), *nulls = jget(v, "null");
+    uint64_t i;
+    if (!tb || !jnum_u64(jget(v, "i"), &i) || i < tb->next || i >= tb->slots || !vals ||
+        vals->t != J_ARR || vals->n != tb->sc.nfields)
+        return lerr(l, "a bad record of table ", tb ? tb->name : "(none)");
+    int rc = fill_gaps(l, tb, i);
+    if (rc)
+        return rc;
+    memset(l->rec, 0, tb->sc.record_size);
+    for (uint32_t k = 0; k < tb->sc.nfields; k++) {
+        int r = load_value(l, &tb->f[k], &vals->kid[k], l->rec);
+        if (r == -2)
+            return 1;
+        if (r) {
+            char what[200];
+            snprintf(what, sizeof what, "%s, field %s", tb->name, tb->f[k].name);
+            return lerr(l, "a bad value in table ", what);
+        }
+    }
+    uint64_t got;
+    int r = mms_table_append(tb->t, l->rec, &got);
+    if (r)
+        return tool_fail("cannot append to", tb->name, r);
+    if (got != i)
+        return lerr(l, "a record landed at another index in table ", tb->name);
+    tb->next = i + 1;
+    for (size_t k = 0; nulls && nulls->t == J_ARR && k < nulls->n; k++) {
+        uint64_t f;
+        if (!jnum_u64(&nulls->kid[k], &f) || f >= tb->sc.nfields)
+            return lerr(l, "a bad null mark in table ", tb->name);
+        if ((r = mms_table_null_set(tb->t, i, (uint32_t)f, 1)))
+            return tool_fail("cannot mark a missing value in", tb->name, r);
+    }
+    l->records++;
+    return 0;
+}
+
+static int load_root(struct load *l, const struct jv *v)
+{
+    const struct jv *rv = jget(v, "root");
+    mms_ref ref = 0;
+    int r = 0;
+    if (!rv || rv->t == J_NULL)
+        return 0;
+    const struct jv *rec = jget(rv, "record"), *str = jget(rv, "str"), *bytes = jget(rv, "bytes");
+    const char *b;
+    size_t len;
+    char *own = NULL;
+    if (rec) {
+        uint64_t i;
+        struct ltab *tt = rec->t == J_ARR && rec->n == 2 && rec->kid[0].t == J_STR
+                              ? ltab_named(l, rec->kid[0].s) : NULL;
+        if (!tt || !jnum_u64(&rec->kid[1], &i))
+            return lerr(l, "a bad root record", NULL);
+        ref = mms_table_ref(tt->t, i);
+    } else if (str) {
+        if (!jbytes(str, &b, &len, &own))
+            return lerr(l, "a bad root string", NULL);
+        r = mms_str_new(l->s, b, len, &ref);
+    } else if (bytes) {
+        if (!jbytes(bytes, &b, &len, &own))
+            return lerr(l, "bad root bytes", NULL);
+        r = mms_alloc(l->s, len, &ref);
+        if (!r)
+            memcpy(mms_deref(l->s, ref), b, len);
+    } else {
+        return lerr(l, "a root of no known form", NULL);
+    }
+    free(own);
+    if (!r)
+        r = mms_root_set(l->s, ref);
+    return r ? tool_fail("cannot set the root of", "the new store", r) : 0;
+}
+
+static int unlink_all(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    char p[4200];
+    for (struct dirent *de; (de = readdir(d));) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    return rmdir(dir) == 0 ? 0 : -errno;
+}
+
+static int fsync_path(const char *p)
+{
+    int fd = open(p, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return -errno;
+    int r = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return r;
+}
+
+/* The lines of f into the open store l->s, in its one write transaction. */
+static int load_lines(struct load *l, FILE *f)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    bool header = false, end = false;
+    int rc = 0;
+    while (!rc && !end && (n = getline(&line, &cap, f)) >= 0) {
+        l->line++;
+        struct jparse j = {line, line + n, NULL};
+        struct jv v;
+        if (!jvalue(&j, &v, 0) || v.t != J_OBJ) {
+            rc = lerr(l, "not a JSON object: ", j.err ? j.err : "");
+            jv_free(&v);
+            break;
+        }
+        uint64_t u;
+        if (!header) {
+            if (!jnum_u64(jget(&v, "mmstore_dump"), &u) || u != DUMP_VERSION)
+                rc = lerr(l, "not an mms dump of version 1 (mms dump DIR --all OUT)", NULL);
+            header = true;
+        } else if (jget(&v, "i")) {
+            rc = load_record(l, &v);
+        } else if (jget(&v, "table")) {
+            if (l->ntab)
+                rc = fill_gaps(l, &l->tab[l->ntab - 1], l->tab[l->ntab - 1].slots);
+            if (!rc)
+                rc = load_table(l, &v);
+        } else if (jget(&v, "root")) {
+            if (l->ntab)
+                rc = fill_gaps(l, &l->tab[l->ntab - 1], l->tab[l->ntab - 1].slots);
+            if (!rc)
+                rc = load_root(l, &v);
+        } else if (jget(&v, "end")) {
+            if (!jnum_u64(jget(&v, "records"), &u) || u != l->records)
+                rc = lerr(l, "the dump's record count does not match its records", NULL);
+            end = true;
+        } else {
+            rc = lerr(l, "a line of no known kind", NULL);
+        }
+        jv_free(&v);
+    }
+    free(line);
+    if (!rc && ferror(f))
+        rc = tool_err("cannot read the dump: %s", strerror(errno));
+    if (!rc && !end)
+        rc = tool_err("the dump ends early (no end line): it was cut short");
+    /* The slots that were deleted in the dumped store. */
+    for (size_t g = 0; !rc && g < l->ngaps; g++) {
+        int r = mms_table_delete(l->tab[l->gaps[g] >> 48].t, l->gaps[g] & MMS_SLOT_MASK);
+        if (r)
+            rc = tool_fail("cannot delete a slot of", l->tab[l->gaps[g] >> 48].name, r);
+    }
+    return rc;
+}
+
+int tool_load(const char *file, const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return tool_err("%s exists: load makes a new store", dir);
+    FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    if (!f)
+        return tool_err("cannot read %s: %s", file, strerror(errno));
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.mms-load-%d", dir, (int)getpid());
+    unlink_all(tmp);
+    struct load l = {0};
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE | MMS_EXCL;
+    int r = mms_open(tmp, &o, &l.s), rc = 0;
+    if (r)
+        rc = tool_fail("cannot create", tmp, r);
+    if (!rc && (r = mms_txn_begin(l.s, 0)))
+        rc = tool_fail("cannot write", tmp, r);
+    if (!rc) {
+        rc = load_lines(&l, f);
+        if (!rc && (r = mms_txn_commit(l.s)))
+            rc = tool_fail("cannot commit the load into", tmp, r);
+        else if (rc)
+            mms_txn_abort(l.s);
+    }
+    if (l.s && (r = mms_close(l.s)) && !rc)
+        rc = tool_fail("cannot close", tmp, r);
+    if (f != stdin)
+        fclose(f);
+    for (size_t i = 0; i < l.ntab; i++) {
+        free(l.tab[i].f);
+        free(l.tab[i].fname);
+        free(l.tab[i].target);
+    }
+    free(l.tab);
+    free(l.gaps);
+    free(l.rec);
+    if (!rc) {
+        /* The lock file is rebuilt at open; the store is complete. */
+        char lock[4300];
+        snprintf(lock, sizeof lock, "%s/lock", tmp);
+        unlink(lock);
+        fsync_path(tmp);
+        if (rename(tmp, dir) != 0)
+            rc = tool_err("cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+        char parent[4200];
+        snprintf(parent, sizeof parent, "%s", dir);
+        char *slash = strrchr(parent, '/');
+        if (slash)
+            *(slash == parent ? slash + 1 : slash) = 0;
+        fsync_path(slash ? parent : ".");
+    }
+    if (rc)
+        unlink_all(tmp);
+    else
+        printf("%s: loaded %zu tables, %llu records\n", dir, l.ntab,
+               (unsigned long long)l.records);
+    return rc ? rc : tool_finish_output(NULL);
+}
+
+static int run_load(const struct tool_cmd *cmd, int argc, char **argv)
+{
+    const char *pos[2];
+    int rc = tool_args(cmd, argc, argv, NULL, 0, pos, 2);
+    if (rc >= 0)
+        return rc;
+    return tool_load(pos[0], pos[1]);
+}
+
+const struct tool_cmd tool_cmd_load = {
+    "load", "FILE DIR", "Make a new store DIR from a whole-store dump (mms dump DIR --all OUT).",
+    "The dump's tables, records (at the same indices: refs stay valid), missing\n"
+    "values, strings and root, in one transaction, built beside DIR and renamed\n"
+    "into place: a failure or a crash leaves no DIR. The way across byte orders,\n"
+    "ABIs and format versions: dump with the old library or machine, load with\n"
+    "the new one. FILE '-' is standard input. doc/FORMAT.md §6 is the format.\n",
+    run_load};
