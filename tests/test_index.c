@@ -754,13 +754,248 @@ TEST(corrupt)
     rmrf(p);
 }
 
+/* ------------------------------------------------------------------------
+ * Processes: SIGKILL during a bulk build and during commits that change
+ * keys; a reader looking up while a writer changes keys.
+ * ------------------------------------------------------------------------ */
+struct shared {
+    uint32_t opened, commits, reads, bad, done;
+    char why[200];
+};
+static struct shared *SH;
+enum { CN = 20000 };
+
+/* Every live record of kv is found through both indexes, and verify
+ * (entry by entry) agrees. */
+static void crash_check(const char *p, bool want_index)
+{
+    mms_store *s = open_flags(p, 0);
+    verify_ok(s);
+    mms_table *t;
+    OK(mms_table_find(s, "kv", &t));
+    mms_index *hk, *hv;
+    int r = mms_index_open(t, "k", &hk);
+    if (!want_index && r == MMS_ENOENT) {
+        FAILS(mms_index_open(t, "v", &hv), MMS_ENOENT);
+        OK(mms_close(s));
+        return;
+    }
+    OK(r);
+    OK(mms_index_open(t, "v", &hv));
+    for (uint64_t i = 0; i < mms_table_slots(t); i++) {
+        if (!mms_table_live(t, i))
+            continue;
+        const struct kv *rec = MMS_TABLE_GET(t, struct kv, i);
+        uint64_t at;
+        OK(mms_index_find(hk, &rec->k, &at));
+        ASSERT_EQ(at, i);
+        size_t n;
+        OK(mms_index_count(hv, &rec->v, &(uint64_t){0}));
+        OK(mms_index_find_all(hv, &rec->v, NULL, 0, &n));
+        ASSERT(n >= 1);
+    }
+    OK(mms_close(s));
+}
+
+static void child_work(const char *p, const char *mode)
+{
+    mms_store *s = open_flags(p, 0);
+    mms_table *t;
+    OK(mms_table_find(s, "kv", &t));
+    uint64_t x = (uint64_t)getpid();
+    if (strcmp(mode, "build") == 0) {
+        PUB(SH->opened, 1);
+        OK(mms_txn_begin(s, 0));
+        OK(mms_index_create(t, "k", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
+        OK(mms_index_create(t, "v", 0));
+        OK(mms_txn_commit(s));
+        INC(SH->commits);
+        _exit(0);
+    }
+    if (strcmp(mode, "churn") == 0) {
+        PUB(SH->opened, 1);
+        for (uint32_t c = 0;; c++) {
+            OK(mms_txn_begin(s, 0));
+            for (int k = 0; k < 50; k++) {
+                uint64_t i = rnd_next(&x) % mms_table_slots(t);
+                int64_t key = (int64_t)getpid() << 40 | (int64_t)c << 8 | k;
+                unsigned what = (unsigned)(rnd_next(&x) % 4);
+                if (!mms_table_live(t, i))
+                    continue;
+                if (what == 0)
+                    OK(mms_table_delete(t, i));
+                else if (what == 1)
+                    OK(mms_table_append(t, &(struct kv){key, (int32_t)(key % 1000), 0}, NULL));
+                else {
+                    struct kv *r = MMS_TABLE_GET(t, struct kv, i);
+                    r->k = key; /* a plain store */
+                    r->v = (int32_t)(key % 1000);
+                }
+            }
+            OK(mms_txn_commit(s));
+            INC(SH->commits);
+        }
+    }
+    /* reader: in read transactions, every record found by its key is the
+     * record holding it, and holds it alone (no torn view). */
+    PUB(SH->opened, 1);
+    mms_index *hk;
+    while (!GET(SH->done)) {
+        OK(mms_read_begin(s));
+        if (mms_index_open(t, "k", &hk) == 0) {
+            uint64_t slots = mms_table_slots(t);
+            for (int q = 0; q < 200 && slots; q++) {
+                uint64_t i = rnd_next(&x) % slots, at;
+                if (!mms_table_live(t, i))
+                    continue;
+                const struct kv *r = MMS_TABLE_GET(t, struct kv, i);
+                int fr = mms_index_find(hk, &r->k, &at);
+                size_t n = 0;
+                int cr = mms_index_find_all(hk, &r->k, NULL, 0, &n);
+                if (fr || at != i || cr || n != 1) {
+                    snprintf(SH->why, sizeof SH->why, "record %llu key %lld: find %d at %llu, "
+                             "count %d %zu", (unsigned long long)i, (long long)r->k, fr,
+                             (unsigned long long)at, cr, n);
+                    INC(SH->bad);
+                }
+            }
+            INC(SH->reads);
+        }
+        OK(mms_read_end(s));
+    }
+    OK(mms_close(s));
+    _exit(0);
+}
+
+static void kv_fill(const char *p, bool index)
+{
+    mms_store *s = open_flags(p, MMS_CREATE);
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "kv", &kv_schema, MMS_TABLE_CREATE, &t));
+    for (int i = 0; i < CN; i++)
+        OK(mms_table_append(t, &(struct kv){i, i % 1000, 0}, NULL));
+    if (index) {
+        OK(mms_index_create(t, "k", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
+        OK(mms_index_create(t, "v", 0));
+    }
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+}
+
+TEST(crash)
+{
+    unsigned soak;
+    rng = test_seed("test_index crash", 0, &soak, "");
+    const char *p = tpath("ixcrash");
+    SH = child_page(sizeof *SH);
+    static const char *const points[] = {"commit.fresh_synced:1", "commit.journal_write:1",
+                                         "commit.journal_synced:1", "commit.apply:1",
+                                         "apply.applied:1", NULL};
+    /* A bulk build killed at each crash point, and at random moments. */
+    for (unsigned round = 0; round < 8 * soak; round++) {
+        kv_fill(p, false);
+        memset(SH, 0, sizeof *SH);
+        const char *crash = round < 5 ? points[round] : NULL;
+        pid_t pid = child_spawn((const char *[]){"build", p, NULL},
+                                (const char *[]){"MMS_CRASH", crash, NULL});
+        if (!crash) {
+            AWAIT(GET(SH->opened), pid, 60, "the child did not open the store");
+            sleep_us((unsigned)(rnd() % 40000));
+            kill(pid, SIGKILL);
+        }
+        int st;
+        ASSERT(child_end(pid, 60, &st));
+        /* Killed, or (a point the build does not pass) done. */
+        if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) &&
+            !(WIFEXITED(st) && WEXITSTATUS(st) == 0 && GET(SH->commits) == 1))
+            FAILF("build child (MMS_CRASH=%s): %s", crash ? crash : "-", child_status(st));
+        crash_check(p, GET(SH->commits) > 0);
+        rmrf(p);
+    }
+    /* Commits that change keys (plain stores, appends, deletes), killed. */
+    kv_fill(p, true);
+    uint32_t total = 0;
+    for (unsigned round = 0; round < 8 * soak; round++) {
+        memset(SH, 0, sizeof *SH);
+        const char *crash = NULL;
+        char cbuf[64];
+        if (round % 2) {
+            snprintf(cbuf, sizeof cbuf, "%s", points[rnd() % 5]);
+            cbuf[strlen(cbuf) - 1] = (char)('1' + rnd() % 5);
+            crash = cbuf;
+        }
+        pid_t pid = child_spawn((const char *[]){"churn", p, NULL},
+                                (const char *[]){"MMS_CRASH", crash, NULL});
+        AWAIT(GET(SH->opened), pid, 60, "the child did not open the store");
+        /* Killed at random, or by its crash point (if it passes it soon). */
+        sleep_us(crash ? 300000 : 2000 + (unsigned)(rnd() % 50000));
+        kill(pid, SIGKILL);
+        int st;
+        ASSERT(child_end(pid, 60, &st));
+        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+            FAILF("churn child (MMS_CRASH=%s): %s", crash ? crash : "-", child_status(st));
+        total += GET(SH->commits);
+        crash_check(p, true);
+    }
+    fprintf(stderr, "  %u commits changing keys before the kills\n", total);
+    ASSERT(total > 0);
+    rmrf(p);
+}
+
+TEST(reader)
+{
+    const char *p = tpath("ixread");
+    SH = child_page(sizeof *SH);
+    memset(SH, 0, sizeof *SH);
+    kv_fill(p, true);
+    pid_t pid = child_spawn((const char *[]){"read", p, NULL}, NULL);
+    AWAIT(GET(SH->opened), pid, 60, "the reader did not open the store");
+    mms_store *s = open_flags(p, 0);
+    mms_table *t;
+    OK(mms_table_find(s, "kv", &t));
+    rng = 5;
+    /* Keys change by plain stores (and swaps) while the reader looks. */
+    for (uint32_t c = 0; c < 300 || GET(SH->reads) < 50; c++) {
+        OK(mms_txn_begin(s, 0));
+        for (int k = 0; k < 30; k++) {
+            uint64_t i = rnd() % CN, j = rnd() % CN;
+            struct kv *a = MMS_TABLE_GET(t, struct kv, i), *b = MMS_TABLE_GET(t, struct kv, j);
+            if (k % 3 == 0) {
+                int64_t tmp = a->k;
+                a->k = b->k;
+                b->k = tmp;
+            } else
+                a->k = ((int64_t)c + 1) << 32 | k;
+        }
+        OK(mms_txn_commit(s));
+        ASSERT_EQ(GET(SH->bad), 0);
+    }
+    PUB(SH->done, 1);
+    int st;
+    ASSERT(child_end(pid, 60, &st));
+    if (GET(SH->bad))
+        FAILF("reader saw %u bad lookups, e.g. %s", GET(SH->bad), SH->why);
+    ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(int argc, char **argv)
 {
-    (void)argc, (void)argv;
+    char **a = child_enter(argc, argv, 2, "MODE PATH");
+    if (a) {
+        SH = child_page(sizeof *SH);
+        child_work(a[1], a[0]);
+        _exit(0);
+    }
     RUN(unique_paths);
     RUN(string_keys_refused);
     RUN(model);
     RUN(large);
     RUN(corrupt);
+    RUN(crash);
+    RUN(reader);
     return 0;
 }
