@@ -227,14 +227,14 @@ void mms__ix_denorm(unsigned kind, uint32_t size, const uint8_t *key, void *val)
     }
 }
 
-static uint64_t mix(uint64_t z)
+static inline uint64_t mix(uint64_t z)
 {
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
     z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
     return z ^ (z >> 31);
 }
 
-static uint64_t hash_key(const uint8_t *k, uint32_t K)
+static inline uint64_t hash_key(const uint8_t *k, uint32_t K)
 {
     uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ K, w;
     uint32_t i = 0;
@@ -318,6 +318,7 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
     v->K = K;
     v->E = E;
     v->key_kind = d->key_kind;
+    v->cls = mms_kind_class(d->key_kind);
     v->key_off = d->key_off;
     v->region = id;
     v->ix = s->view.base[id];
@@ -347,6 +348,47 @@ static uint64_t slot_rec1(const char *slot)
     return r;
 }
 
+/* The key of record rec in v's form (8-byte integers inline). */
+static inline void view_key(const struct mms__ixview *v, const char *rec, uint8_t *out)
+{
+    if (v->K == 8 && (v->cls == 'u' || v->cls == 'i' || v->cls == 'r')) {
+        uint64_t w;
+        memcpy(&w, rec + v->key_off, 8);
+        w = __builtin_bswap64(v->cls == 'i' ? w ^ (UINT64_C(1) << 63) : w);
+        memcpy(out, &w, 8);
+        return;
+    }
+    mms__ix_norm(v->key_kind, v->K, rec + v->key_off, out);
+}
+
+/* hash_find for 8-byte keys (K == 8, not merely E == 16: shorter keys
+ * hash over K bytes): one word compared per slot. */
+static int hash_find8(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out,
+                      size_t cap, uint64_t *n, uint64_t ns)
+{
+    const char *slots = v->ix + PG;
+    uint64_t kw;
+    memcpy(&kw, nkey, 8);
+    for (uint64_t i = hash_key(nkey, 8) & (ns - 1), k = 0; k < ns; i = (i + 1) & (ns - 1), k++) {
+        const char *sl = slots + i * 16;
+        uint64_t r1, sk;
+        memcpy(&r1, sl, 8);
+        if (!r1)
+            return 0;
+        memcpy(&sk, sl + 8, 8);
+        if (sk != kw || r1 - 1 >= v->count)
+            continue;
+        uint64_t cur;
+        view_key(v, v->recs + (r1 - 1) * v->rs, (uint8_t *)&cur);
+        if (cur != kw)
+            continue;
+        if (*n < cap)
+            out[*n] = r1 - 1;
+        ++*n;
+    }
+    return 0;
+}
+
 static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out, size_t cap,
                      uint64_t *n)
 {
@@ -355,6 +397,8 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
     if (!ns || (ns & (ns - 1)) || PG + ns * v->E > v->ix_bytes || ns * v->E / v->E != ns)
         return MMS__CORRUPT("hash index of region %u: %llu slots do not fit it", v->region,
                             (unsigned long long)ns);
+    if (v->E == 16 && v->K == 8)
+        return hash_find8(v, nkey, out, cap, n, ns);
     const char *slots = v->ix + PG;
     uint8_t tmp[MMS__IX_MAX_KEY];
     for (uint64_t i = hash_key(nkey, v->K) & (ns - 1), k = 0; k < ns; i = (i + 1) & (ns - 1), k++) {
@@ -366,8 +410,7 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
             continue;
         /* The record still holds the key (a stale or damaged entry is no
          * answer). */
-        const char *rec = v->recs + (r1 - 1) * v->rs;
-        mms__ix_norm(v->key_kind, v->K, rec + v->key_off, tmp);
+        view_key(v, v->recs + (r1 - 1) * v->rs, tmp);
         if (memcmp(tmp, nkey, v->K) != 0)
             continue;
         if (*n < cap)
@@ -411,13 +454,32 @@ static const uint8_t *inner_sep(const void *pg, uint32_t E, uint32_t i)
     return (const uint8_t *)pg + 32 + 8 * (inner_cap(E) + 1) + (size_t)i * E;
 }
 
+/* Entries compare as their bytes; 16-byte ones (8-byte keys) as two
+ * big-endian words. */
+static inline int ent_cmp(const uint8_t *a, const uint8_t *b, uint32_t E)
+{
+    if (E == 16) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x == y) {
+            memcpy(&x, a + 8, 8);
+            memcpy(&y, b + 8, 8);
+        }
+        x = __builtin_bswap64(x);
+        y = __builtin_bswap64(y);
+        return x < y ? -1 : x > y;
+    }
+    return memcmp(a, b, E);
+}
+
 /* Separators <= ent (the child to go down). */
 static uint32_t upper_bound_sep(const void *pg, uint32_t n, uint32_t E, const uint8_t *ent)
 {
     uint32_t lo = 0, hi = n;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (memcmp(inner_sep(pg, E, mid), ent, E) <= 0)
+        if (ent_cmp(inner_sep(pg, E, mid), ent, E) <= 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -430,7 +492,7 @@ static uint32_t lower_bound_leaf(const void *pg, uint32_t n, uint32_t E, const u
     uint32_t lo = 0, hi = n;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (memcmp(leaf_ent(pg, E, mid), ent, E) < 0)
+        if (ent_cmp(leaf_ent(pg, E, mid), ent, E) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -560,7 +622,7 @@ static int ordered_find(const struct mms__ixview *v, const uint8_t *nkey, uint64
             break;
         if (memcmp(k, nkey, v->K) != 0)
             return 0;
-        mms__ix_norm(v->key_kind, v->K, v->recs + rec * v->rs + v->key_off, tmp);
+        view_key(v, v->recs + rec * v->rs, tmp);
         if (memcmp(tmp, nkey, v->K) == 0) {
             if (*n < cap)
                 out[*n] = rec;

@@ -922,6 +922,7 @@ int mms__ix_verify(mms_store *s, const struct mms__tabent *e, char *msg, size_t 
 /* What a lookup needs of one index, resolved from the catalog. */
 struct mms__ixview {
     uint32_t kind, flags, K, E, key_kind, key_off, rs, region;
+    int cls;            /* the key kind's class (mms_kind_class) */
     const char *ix;     /* the index region */
     uint64_t ix_bytes;  /* bytes of it that may be read */
     const char *recs;   /* the table's records */
