@@ -7,8 +7,10 @@
  * For each size: a store holding one object of SIZE_MB, every page of it
  * read once (so the mapping is populated, the costly case for dirty-page
  * detection), then small transactions that store 8 bytes and commit, in
- * two patterns: "hot" (the same word every time) and "random" (a random
- * page every time), durable and MMS_NOSYNC, with each dirty-page backend.
+ * three patterns: "hot" (the same word every time: a one-page commit),
+ * "random" (a random page every time) and "empty" (a transaction that
+ * writes nothing), durable and MMS_NOSYNC, with each dirty-page backend.
+ * COMMIT_COST_QUICK=1 in the environment: MMS_NOSYNC and the scan only.
  * Prints medians: whole commit, detect, journal, sync, apply (microseconds).
  *
  * MMS_KEEP_PAGES=0 in the environment makes commits drop every private
@@ -87,16 +89,20 @@ static void run(const char *dir, uint64_t size, unsigned flags, unsigned backend
            *jr = malloc(sizeof(double) * (size_t)n), *sy = malloc(sizeof(double) * (size_t)n),
            *ap = malloc(sizeof(double) * (size_t)n);
     for (int i = 0; i < warm + n; i++) {
-        uint64_t off = random ? (xorshift() % (size / 8)) * 8 : 64;
+        uint64_t off = random == 1 ? (xorshift() % (size / 8)) * 8 : 64;
         double t = now_us();
         check(mms_txn_begin(s, 0), "begin");
-        *(uint64_t *)(void *)((char *)mms_deref(s, obj) + off) = (uint64_t)i;
+        if (random != 2)
+            *(uint64_t *)(void *)((char *)mms_deref(s, obj) + off) = (uint64_t)i;
         check(mms_txn_commit(s), "commit");
         double d = now_us() - t;
         if (i < warm)
             continue;
         mms_info in;
         check(mms_info_get(s, &in), "info");
+        if (random == 2) /* an empty commit leaves the last stats: take its detect only */
+            in.last_commit.detect_ns = in.last_commit.journal_ns = in.last_commit.sync_ns =
+                in.last_commit.apply_ns = 0;
         int k = i - warm;
         tot[k] = d;
         det[k] = in.last_commit.detect_ns / 1e3;
@@ -108,7 +114,7 @@ static void run(const char *dir, uint64_t size, unsigned flags, unsigned backend
     check(mms_info_get(s, &in), "info");
     printf("%7llu MB  %-7s  %-7s  %-6s  %9.1f  %9.1f  %9.1f  %9.1f  %9.1f\n",
            (unsigned long long)(size >> 20), (flags & MMS_NOSYNC) ? "nosync" : "durable",
-           in.dirty_backend == MMS_DIRTY_SCAN ? "scan" : "pagemap", random ? "random" : "hot",
+           in.dirty_backend == MMS_DIRTY_SCAN ? "scan" : "pagemap", random == 2 ? "empty" : random ? "random" : "hot",
            median(tot, n), median(det, n), median(jr, n), median(sy, n), median(ap, n));
     fflush(stdout);
     free(tot);
@@ -134,11 +140,12 @@ int main(int argc, char **argv)
            keep ? keep : "default");
     printf("%10s  %-7s  %-7s  %-6s  %9s  %9s  %9s  %9s  %9s\n", "size", "mode", "backend",
            "pages", "commit", "detect", "journal", "sync", "apply");
+    int quick = getenv("COMMIT_COST_QUICK") != NULL;
     for (int i = 0; i < nsizes; i++) {
         uint64_t mb = argc > 2 ? strtoull(argv[2 + i], NULL, 10) : defaults[i];
-        for (int mode = 0; mode < 2; mode++)
-            for (unsigned b = MMS_DIRTY_SCAN; b <= MMS_DIRTY_PAGEMAP; b++)
-                for (int random = 0; random < 2; random++)
+        for (int mode = quick; mode < 2; mode++)
+            for (unsigned b = MMS_DIRTY_SCAN; b <= (quick ? MMS_DIRTY_SCAN : MMS_DIRTY_PAGEMAP); b++)
+                for (int random = 0; random < 3; random++)
                     run(argv[1], mb << 20, mode ? MMS_NOSYNC : 0, b, random);
     }
     return 0;

@@ -43,7 +43,10 @@
  *  - A raw pointer from mms_deref()/mms_ptr() is valid while the handle is
  *    open: mappings never move, even when a region grows. What it points to
  *    changes when the transaction that allocated it aborts, or after the
- *    object is freed. Store refs, never pointers, inside the store.
+ *    object is freed. Store refs, never pointers, inside the store -- unless
+ *    it is opened in fixed-address mode (MMS_FIXED), where a pointer into
+ *    the store is the same in every process and after every restart (see
+ *    "Fixed-address mode and the pointer API").
  *  - Outside a write transaction the mapped data must not be written. With
  *    the guard (MMS_GUARD, on by default in debug builds) such a store faults
  *    at once (SIGSEGV). Without it the stray store is not detected: it becomes
@@ -106,8 +109,9 @@ const char *mms_version(void);
     X(MMS_ESCHEMA, -30917, "record layout differs from the table's")                 \
     X(MMS_ENOENT, -30918, "no such table")                                    \
     X(MMS_EREFERENCED, -30919, "record is referred to by another record")      \
-    X(MMS_ENOTFOUND, -30920, "no record has this key")                        \
-    X(MMS_EUNIQUE, -30921, "a unique index already holds this key")
+    X(MMS_EADDR, -30920, "the store's fixed address range is not available in this process") \
+    X(MMS_ENOTFOUND, -30921, "no record has this key")                        \
+    X(MMS_EUNIQUE, -30922, "a unique index already holds this key")
 
 enum {
 #define MMS__ERR_ENUM(name, code, msg) name = code,
@@ -126,6 +130,12 @@ const char *mms_errname(int err);
  * "journal group at offset 8192: CRC mismatch". Empty string if nothing
  * was recorded. Thread-local storage, overwritten by the next failure. */
 const char *mms_errdetail(void);
+
+/* The error code of this thread's last failure: of every failing call of
+ * the pointer API (mms_pmalloc() and friends, which return NULL instead of
+ * a code), and of every other failing call that recorded a detail. Like
+ * errno it is not reset by a call that succeeds; 0 if nothing failed yet. */
+int mms_last_error(void);
 
 /* ------------------------------------------------------------------------
  * Refs
@@ -222,6 +232,11 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * fails with MMS_EBUSY (the transaction stays open: commit again later, or
  * abort) instead of waiting for those readers to leave. */
 #define MMS_BACKLOG_ERROR 0x0040u
+/* Fixed-address mode: map the regions at the addresses recorded in the
+ * store at its creation, the same in every process, so that plain pointers
+ * stored in it stay valid. With MMS_CREATE, a new store records them. See
+ * "Fixed-address mode and the pointer API" below. */
+#define MMS_FIXED 0x0080u
 
 /* How commits find the pages a transaction wrote. */
 enum mms_dirty_backend {
@@ -237,8 +252,15 @@ typedef struct mms_options {
                                   size at open; less when the process runs out
                                   of address space). 0: 256 GiB for the heap,
                                   64 GiB per table, or twice the size at open
-                                  if that is more */
-    uint64_t grow_step;        /* least growth of a region file; 0 = 64 MiB */
+                                  if that is more. MMS_FIXED: used only when
+                                  the store is created, then recorded in it:
+                                  the heap's, and a quarter of it per table
+                                  (0: 256 GiB and 64 GiB); every later open
+                                  of that store, fixed or not, reserves the
+                                  recorded lengths */
+    uint64_t grow_step;        /* least growth of a region file; 0 = 1 MiB. A region
+                                  grows by an eighth of its size, at least this, at
+                                  most 256 MiB (or this, if larger) */
     uint64_t checkpoint_bytes; /* checkpoint when the journal passes this;
                                   0 = 64 MiB */
     unsigned dirty;            /* enum mms_dirty_backend */
@@ -252,6 +274,11 @@ typedef struct mms_options {
     unsigned reader_limit_ms;  /* report a reader inside for longer than this
                                   that holds commits back (mms_readers,
                                   mms_info); 0 = 1000 ms */
+    uint64_t base;             /* MMS_FIXED: the address of region 0. Creating:
+                                  where the new store goes (a multiple of
+                                  4 MiB); 0 = the default. Opening an existing
+                                  store: 0, or the address it records (another
+                                  value fails with MMS_EADDR) */
 } mms_options;
 
 /* Fill *o with the defaults (all zero). */
@@ -275,8 +302,11 @@ void mms_options_init(mms_options *o);
  * journal; mms_errdetail() names it), MMS_EBUSY (256 handles already open,
  * or a lock file of another mmstore version in use), MMS_ERECOVER (the
  * journal must be replayed and this process cannot write the files),
- * MMS_ENOTSUP (the requested dirty backend does not exist here), -errno.
- * On error *out is NULL. */
+ * MMS_ENOTSUP (the requested dirty backend does not exist here), MMS_EADDR
+ * (MMS_FIXED: an address range of the store is in use in this process, or
+ * base is not the store's), -errno. MMS_FIXED on a store created without
+ * it, or a base (or reserve) that cannot be laid out at creation, is
+ * MMS_EINVAL. On error *out is NULL. */
 int mms_open(const char *path, const mms_options *o, mms_store **out);
 
 /* Close: aborts an active write transaction, checkpoints, unmaps. Every
@@ -486,6 +516,138 @@ mms_ref mms_root(const mms_store *s);
 int mms_root_set(mms_store *s, mms_ref ref);
 
 /* ------------------------------------------------------------------------
+ * Fixed-address mode and the pointer API
+ *
+ * With MMS_FIXED a store's regions are mapped at addresses recorded in the
+ * store when it was created: the same in every process that opens it with
+ * MMS_FIXED, writer and readers alike, and after every restart. So a plain
+ * C pointer stored in the store stays valid, and C code that knows nothing
+ * of mmstore -- a tree, a hash table, a library's own structures --
+ * persists unchanged once its allocator is mms_pmalloc(). Its stores are
+ * transactional like any other (found by the kernel at commit, undone by an
+ * abort or a crash):
+ *
+ *     mms_txn_begin(s, 0);
+ *     struct node *n = mms_pmalloc(s, sizeof *n);
+ *     n->value = 42;
+ *     n->next = mms_root_ptr(s);     // a plain pointer, kept in the store
+ *     mms_root_ptr_set(s, n);
+ *     mms_txn_commit(s);
+ *
+ * Layout. Region 0, the heap, is at the store's base; table region id (1,
+ * 2, ...) at base + H + (id - 1) * T, where H is the heap's reservation and
+ * T each table's. A region's range is reserved when it is mapped (address
+ * space only: no memory, no disk), and the region grows inside it and
+ * never moves: the heap can grow to H bytes, a table to T (then MMS_EFULL).
+ * A new store created with MMS_FIXED records:
+ *  - H = the reserve option rounded up to 4 MiB, 256 GiB by default, and
+ *    T = H / 4 (64 GiB by default). A store with n tables takes H + n * T
+ *    of address space while it is open (256 GiB + 64 GiB per table by
+ *    default), and the next table's range must be free when it is created.
+ *  - base = the base option (a multiple of 4 MiB, base + H at most 128
+ *    TiB), by default the first of 32 TiB, 36 TiB, ..., 76 TiB
+ *    (0x200000000000 + k * 0x40000000000) whose heap range the creating
+ *    process can reserve. On x86-64 Linux that is far from what the kernel
+ *    places by itself (programs and their brk heaps below 1 GiB or near 85
+ *    TiB, the mmap area and stacks just under 128 TiB, growing down) and
+ *    above AddressSanitizer's shadow memory (below 16 TiB).
+ * Both are recorded in the store header and never change. Every later open
+ * reserves the recorded lengths, with MMS_FIXED or not (the reserve option
+ * is ignored), so that a region never grows past its fixed range.
+ *
+ * Opening with MMS_FIXED:
+ *  - Each range is reserved with MAP_FIXED_NOREPLACE, which never maps
+ *    over anything: a range that is in use in this process fails the open
+ *    with MMS_EADDR, mms_errdetail() naming the region and the range.
+ *    Causes: another mapping there (a library's, the program's, another
+ *    fixed-mode store laid out over the same range), or another MMS_FIXED
+ *    handle of the same store in this process -- one per store and
+ *    process; its other handles open without MMS_FIXED. A table created
+ *    later whose range is taken fails the same way (in mms_table_open, or
+ *    in the read transaction of another process that follows it).
+ *  - A store created without MMS_FIXED records no addresses: MMS_EINVAL.
+ *    A store does not become a fixed one later.
+ *  - A base option at an open must be 0 or the store's recorded base
+ *    (MMS_EADDR otherwise): a way for a program with a compiled-in address
+ *    to check it.
+ * A store created with MMS_FIXED also opens without it: its regions go
+ * wherever the kernel puts them, refs work as always, and the pointers in
+ * it are numbers that are right only in fixed-mode handles (mms_info()
+ * gives the recorded base: p - fixed_base is the heap ref of a heap
+ * pointer p). It opens with MMS_FIXED again afterwards.
+ *
+ * Pointers and refs mix: mms_pmalloc() and mms_alloc() share the heap and
+ * its allocator; mms_ref_of(s, p, &r) is the ref of a pointer and
+ * mms_deref(s, r) the pointer of a heap ref, in either mode (in fixed mode
+ * they subtract and add the recorded base), so mms_free(s, r) frees what
+ * mms_pmalloc() returned and mms_pfree(s, mms_deref(s, r)) what mms_alloc()
+ * did. A pointer is valid in another process only if both map the store
+ * fixed; store refs where a store may be opened without MMS_FIXED.
+ *
+ * The pointer functions work without MMS_FIXED too, their pointers then
+ * valid while the handle is open (like mms_deref()'s). Like mms_alloc()
+ * they need a write transaction, and an abort undoes them. On failure they
+ * return NULL (mms_pfree: nothing): mms_last_error() gives the code,
+ * mms_errdetail() the detail.
+ *
+ * Caveats
+ *  - Address space: a fixed-mode handle holds H + n * T of it at fixed
+ *    places. A program that maps something there first (a large
+ *    MAP_FIXED mapping, a JIT's code area, ThreadSanitizer or
+ *    MemorySanitizer, whose shadow covers most of the address space)
+ *    cannot open the store fixed. On a CPU with a smaller address space
+ *    than x86-64's 128 TiB, give base at creation.
+ *  - ASLR moves what the kernel places (program, libraries, stacks, the
+ *    mmap area), never a range a program asks for by address: it does not
+ *    move the store, and the store's own addresses are no secret from
+ *    whoever can read it. Data whose addresses must stay secret does not
+ *    belong in a fixed-mode store.
+ *  - Two fixed-mode stores open in one process need ranges that do not
+ *    overlap: give base at creation unless the default ones are known to
+ *    be apart (the default bases are 4 TiB apart; a store with more than
+ *    60 tables at the default reservations spans more).
+ *  - fork(): the child inherits the parent's mappings, so opening the store
+ *    fixed again in the child fails with MMS_EADDR (after exec() it works).
+ *  - A pointer in the store is only a number to the library: nothing stops
+ *    code from storing one to freed space, to the stack or to malloc'd
+ *    memory. mms_verify_pointers() finds the first kind.
+ * ------------------------------------------------------------------------ */
+
+/* size bytes (0 is taken as 1) of the heap, 16-byte aligned, as
+ * mms_alloc(): a pointer to them, or NULL (mms_last_error(): MMS_ENOTXN,
+ * MMS_ERDONLY, MMS_EFULL (the reservation is used up), -ENOSPC, ...). */
+void *mms_pmalloc(mms_store *s, size_t size);
+
+/* n * size zeroed bytes, or NULL: as mms_pmalloc(), and MMS_EINVAL when
+ * n * size overflows. */
+void *mms_pcalloc(mms_store *s, size_t n, size_t size);
+
+/* As realloc(): the block at p resized to size bytes, its contents kept up
+ * to the smaller size; the result may differ from p (which is then freed).
+ * p NULL: mms_pmalloc(s, size). On failure NULL, and p is unchanged and
+ * still valid: size 0 is MMS_EINVAL (use mms_pfree), a p that is not the
+ * start of a live allocation of s's heap MMS_EBADREF, and the errors of
+ * mms_pmalloc(). */
+void *mms_prealloc(mms_store *s, void *p, size_t size);
+
+/* Free the block at p (NULL: nothing). A p that is not the start of a live
+ * allocation of s's heap (a double free, a pointer from malloc) changes
+ * nothing: mms_last_error() is MMS_EBADREF (MMS_ENOTXN outside a write
+ * transaction). */
+void mms_pfree(mms_store *s, void *p);
+
+/* The root as a pointer: mms_rec() of mms_root() -- into the heap or to a
+ * table record -- or NULL for the null root. */
+void *mms_root_ptr(const mms_store *s);
+
+/* Make the root p: the start of a live heap allocation or of a table
+ * record (NULL: the null root). Errors: MMS_ENOTXN, MMS_EINVAL (p is not
+ * inside the store, or inside a record but not at its start), MMS_EBADREF
+ * (p is in the heap but not the start of a live allocation), as
+ * mms_root_set(). */
+int mms_root_ptr_set(mms_store *s, const void *p);
+
+/* ------------------------------------------------------------------------
  * Inspection
  * ------------------------------------------------------------------------ */
 typedef struct mms_info {
@@ -517,13 +679,27 @@ typedef struct mms_info {
         uint64_t sync_ns;       /* fdatasync of new data and of the journal */
         uint64_t apply_ns;      /* copying pages into the region files, remapping */
         uint64_t total_ns;      /* the whole mms_txn_commit() call */
-        uint64_t pages_dirty;   /* private pages found copied */
+        uint64_t pages_dirty;   /* private pages found written (with held_protected:
+                                   since the last commit; else every private page) */
         uint64_t pages_changed; /* of which differed from the file */
         uint64_t journal_bytes; /* size of the journal group */
         uint64_t backlog;       /* commits not yet applied when it returned
                                    (readers held them back, or MMS_NOSYNC had
                                    not synced them yet) */
     } last_commit;
+    /* Fixed-address mode: the layout recorded in a store created with
+     * MMS_FIXED (all 0 for other stores), and whether this handle maps the
+     * store there (opened with MMS_FIXED). */
+    uint64_t fixed_base;          /* address of region 0 */
+    uint64_t fixed_heap_reserve;  /* the heap's reservation */
+    uint64_t fixed_table_reserve; /* each table's */
+    int fixed;
+    /* 1: between commits, the pages this handle holds for commits not yet
+     * applied are write-protected, and the kernel tells the next commit
+     * which of them were written, so a commit costs what it wrote, not the
+     * backlog (Linux >= 6.7 with userfaultfd; MMS_WP=0 in the environment
+     * turns it off). 0: every held page is compared at every commit. */
+    int held_protected;
 } mms_info;
 
 /* Fill *info. Errors: MMS_EINVAL, MMS_EFORK. */
@@ -533,8 +709,47 @@ int mms_info_get(const mms_store *s, mms_info *info);
  * latest commit. It holds the writer lock while it runs (writers wait).
  * Returns 0 when sound, MMS_ECORRUPT (with a description of the first
  * problem in msg, which is always NUL-terminated when cap > 0) otherwise.
- * Not inside a read or write transaction (MMS_ETXN). */
+ * Not inside a read or write transaction (MMS_ETXN). In a store with
+ * recorded addresses (MMS_FIXED) it checks the layout too (aligned, inside
+ * the address space) and, in a fixed-mode handle, that every region is
+ * mapped at its address; the pointers stored in the heap are
+ * mms_verify_pointers()'s business. */
 int mms_verify(mms_store *s, char *msg, size_t cap);
+
+/* A conservative scan for pointers into the store that point nowhere
+ * valid, after checking the heap's metadata as mms_verify() does.
+ *
+ * What is a pointer: every 8-byte aligned word of every live heap
+ * allocation (the whole usable size) whose value lies in the store's
+ * address range -- from its recorded base to the end of its last table's
+ * range; in a store without recorded addresses, the ranges this handle's
+ * mappings reserve (meaningful only for pointers this handle stored) --
+ * and the root. Each must point inside a live heap allocation (or just past
+ * its end) or inside a live record of a table. Reported: a pointer into
+ * free heap space, a freed slot, allocator metadata or the store header; a
+ * pointer past a region's size (into the reserved, unused part of its
+ * range); a pointer to a deleted record; a root that names any of these.
+ *
+ * Not checked: pointers whose value lies outside that range (to the stack,
+ * to malloc'd memory, to another store: nothing tells them from
+ * integers); words in table records or not 8-byte aligned; whether a
+ * pointer points to the start of what it means, or to the right type; refs.
+ * A dangling pointer whose space was freed and then allocated again points
+ * into a live allocation and passes. Conservative: an integer that happens
+ * to lie in the range is taken for a pointer, so the scan can report a
+ * word that is not one (a false alarm) -- and so can bytes of an
+ * allocation that the program never wrote, which hold what the space held
+ * before, perhaps an old pointer. The pointer functions zero the slack
+ * past the size asked for (mms_pmalloc); bytes inside it that the program
+ * leaves unwritten (struct padding, a buffer's unused end) are its own to
+ * zero, or to allocate with mms_pcalloc().
+ *
+ * Returns 0 when no word is suspicious (msg then says how many were
+ * checked), MMS_ECORRUPT when some are (msg describes the first and gives
+ * their number) or the heap is damaged. *count (may be NULL) receives the
+ * number of suspicious words. Locks as mms_verify(); errors as
+ * mms_verify(). Its cost is a read of every live heap byte. */
+int mms_verify_pointers(mms_store *s, char *msg, size_t cap, uint64_t *count);
 
 /* ------------------------------------------------------------------------
  * Tables

@@ -747,6 +747,16 @@ int mms_free(mms_store *s, mms_ref ref)
     return 0;
 }
 
+uint64_t mms__alloc_fit(size_t size)
+{
+    tables();
+    if (size <= MMS__MAX_SMALL)
+        return class_size[size_class[(size ? size + 15 : 16) / 16]];
+    if (size <= (uint64_t)MAX_SPAN * MMS__PAGE)
+        return mms__round_up(size, MMS__PAGE);
+    return mms__round_up((uint64_t)size + MMS__PAGE, MMS__SEG) - MMS__PAGE;
+}
+
 int mms__alloc_usable(const mms_store *s, mms_ref ref, uint64_t *usable)
 {
     struct loc l;
@@ -1051,4 +1061,146 @@ int mms__heap_verify(const mms_store *s, char *msg, size_t cap)
                      (unsigned long long)h->free_bytes, (unsigned long long)w.live,
                      (unsigned long long)w.count, (unsigned long long)w.freeb);
     return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * For the pointer scan (pmem.c): the live allocations, and the one an
+ * offset falls in. Read only, on a heap mms__heap_verify() found sound;
+ * lengths are still checked, so a heap changed since gives an error, not
+ * a loop.
+ * ------------------------------------------------------------------------ */
+static int each_in_slab(const mms_store *s, uint32_t pg,
+                        int (*fn)(void *ctx, uint64_t off, uint64_t usable), void *ctx)
+{
+    const struct mms__slab *sl = (const void *)page_ptr(s, pg);
+    unsigned size = class_size[sl->cls < MMS__NCLASS ? sl->cls : 0];
+    for (unsigned i = 0; i < sl->nslots; i++)
+        if (sl->bitmap[i / 64] >> (i % 64) & 1) {
+            int r = fn(ctx, (uint64_t)pg * MMS__PAGE + sl->first + (uint64_t)i * size, size);
+            if (r)
+                return r;
+        }
+    return 0;
+}
+
+int mms__heap_each(const mms_store *s, int (*fn)(void *ctx, uint64_t off, uint64_t usable),
+                   void *ctx)
+{
+    tables();
+    uint32_t n = nsegs(s);
+    int r = 0;
+    for (uint32_t u = 0; u < n && !r;) {
+        const struct mms__desc *d0 = seg_desc(s, u);
+        if (d0->kind == MMS__S_HUGE || d0->kind == MMS__S_FREE) {
+            if (d0->len == 0 || d0->len > n - u)
+                return MMS__CORRUPT("heap: segment %u has length %u", u, d0->len);
+            if (d0->kind == MMS__S_HUGE)
+                r = fn(ctx, ((uint64_t)u << MMS__SEG_SHIFT) + MMS__PAGE,
+                       ((uint64_t)d0->len << MMS__SEG_SHIFT) - MMS__PAGE);
+            u += d0->len;
+            continue;
+        }
+        for (uint32_t i = meta_pages(u); i < MMS__SEG_PAGES && !r;) {
+            const struct mms__desc *d = &d0[i];
+            uint32_t pg = u * MMS__SEG_PAGES + i;
+            if (d->len == 0 || d->len > MMS__SEG_PAGES - i)
+                return MMS__CORRUPT("heap: span at page %u has length %u", pg, d->len);
+            if (d->kind == MMS__D_LARGE_HEAD)
+                r = fn(ctx, (uint64_t)pg * MMS__PAGE, (uint64_t)d->len * MMS__PAGE);
+            else if (d->kind == MMS__D_SLAB_HEAD)
+                r = each_in_slab(s, pg, fn, ctx);
+            i += d->len;
+        }
+        u++;
+    }
+    return r;
+}
+
+/* The segment unit u is part of: the nearest segment start at or below. */
+static int seg_of_unit(const mms_store *s, uint32_t u, uint32_t *seg)
+{
+    for (;; u--) {
+        int start = seg_is_start(s, u);
+        if (start < 0)
+            return start;
+        if (start || u == 0) {
+            *seg = u;
+            return 0;
+        }
+    }
+}
+
+/* In normal segment u, page pg (past the metadata): the allocation of the
+ * span or slab slot holding off, if it is live. */
+static int find_in_span(const mms_store *s, uint32_t u, uint32_t pg, uint64_t off,
+                        uint64_t *start, uint64_t *usable, const char **what)
+{
+    const struct mms__desc *d = D(s, pg);
+    uint32_t lo = u * MMS__SEG_PAGES + meta_pages(u), head = pg;
+    if (d->kind == MMS__D_LARGE_HEAD || d->kind == MMS__D_LARGE_CONT) {
+        while (head > lo && D(s, head)->kind == MMS__D_LARGE_CONT)
+            head--;
+        if (D(s, head)->kind != MMS__D_LARGE_HEAD)
+            return MMS__CORRUPT("heap: large page %u has no head", pg);
+        *start = (uint64_t)head * MMS__PAGE;
+        *usable = (uint64_t)D(s, head)->len * MMS__PAGE;
+        return 1;
+    }
+    if (d->kind != MMS__D_SLAB_HEAD && d->kind != MMS__D_SLAB_CONT) {
+        *what = "free heap pages";
+        return 0;
+    }
+    if (d->kind == MMS__D_SLAB_CONT)
+        head = d->len <= pg - lo ? pg - d->len : lo;
+    const struct mms__slab *sl = (const void *)page_ptr(s, head);
+    if (D(s, head)->kind != MMS__D_SLAB_HEAD || sl->cls >= MMS__NCLASS)
+        return MMS__CORRUPT("heap: slab page %u has no head", pg);
+    unsigned size = class_size[sl->cls];
+    uint64_t rel = off - (uint64_t)head * MMS__PAGE, slot = (rel - sl->first) / size;
+    if (rel < sl->first || slot >= sl->nslots) {
+        *what = "a slab's header or tail";
+        return 0;
+    }
+    if (!(sl->bitmap[slot / 64] >> (slot % 64) & 1)) {
+        *what = "a free slot";
+        return 0;
+    }
+    *start = (uint64_t)head * MMS__PAGE + sl->first + slot * size;
+    *usable = size;
+    return 1;
+}
+
+int mms__heap_find(const mms_store *s, uint64_t off, uint64_t *start, uint64_t *usable,
+                   const char **what)
+{
+    tables();
+    if (off >= heap_top(s)) {
+        *what = "past the heap's end";
+        return 0;
+    }
+    if (off < MMS__HDR_BYTES) {
+        *what = "the store header";
+        return 0;
+    }
+    uint32_t u;
+    int r = seg_of_unit(s, (uint32_t)(off >> MMS__SEG_SHIFT), &u);
+    if (r)
+        return r;
+    const struct mms__desc *d0 = seg_desc(s, u);
+    if (d0->kind == MMS__S_FREE) {
+        *what = "free heap units";
+        return 0;
+    }
+    if (d0->kind == MMS__S_HUGE) {
+        *start = ((uint64_t)u << MMS__SEG_SHIFT) + MMS__PAGE;
+        *usable = ((uint64_t)d0->len << MMS__SEG_SHIFT) - MMS__PAGE;
+        *what = "a huge allocation's header";
+        return off >= *start && off - *start < *usable;
+    }
+    uint32_t pg = (uint32_t)(off / MMS__PAGE);
+    if (pg % MMS__SEG_PAGES < meta_pages(u)) {
+        *what = "the heap's page descriptors";
+        return 0;
+    }
+    return find_in_span(s, u, pg, off, start, usable, what);
 }

@@ -3,7 +3,8 @@
  *
  * The table in mmstore.h (MMS_ERRORS) is the only list of codes; messages
  * and names come from it. mms__fail() records what exactly went wrong so a
- * caller (or the CLI) can say more than the code does.
+ * caller (or the CLI) can say more than the code does, and the code itself
+ * for mms_last_error() (the pointer API returns NULL, not a code).
  */
 #include "internal.h"
 
@@ -13,6 +14,7 @@
 #include <string.h>
 
 static __thread char detail[512];
+static __thread int last_error;
 
 const char *mms_strerror(int err)
 {
@@ -55,8 +57,20 @@ void mms__detail_clear(void)
     detail[0] = 0;
 }
 
+int mms_last_error(void)
+{
+    return last_error;
+}
+
+int mms__note_error(int err)
+{
+    last_error = err;
+    return err;
+}
+
 int mms__fail(int err, const char *fmt, ...)
 {
+    last_error = err;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
@@ -66,6 +80,7 @@ int mms__fail(int err, const char *fmt, ...)
 
 int mms__corrupt_at(const char *file, int line, const char *fmt, ...)
 {
+    last_error = MMS_ECORRUPT;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);

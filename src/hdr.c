@@ -47,6 +47,20 @@ uint32_t mms__hdr_crc(const struct mms__hdr *h, const struct mms__rent *rt)
     return mms__crc32c(crc, rt, n * sizeof *rt);
 }
 
+const char *mms__fixed_bad(const struct mms__fixed *f)
+{
+    if (!f->base)
+        return f->heap || f->table ? "reservations without a base" : NULL;
+    if (f->base % MMS__SEG || f->heap % MMS__SEG || f->table % MMS__SEG)
+        return "base or reservation not a multiple of 4 MiB";
+    if (f->heap < MMS__SEG || f->table < MMS__SEG)
+        return "a reservation smaller than 4 MiB";
+    if (f->base >= MMS__ADDR_END || f->heap > MMS__ADDR_END - f->base ||
+        f->table > MMS__ADDR_END)
+        return "the heap's range passes the end of the address space (128 TiB)";
+    return NULL;
+}
+
 /* The fields that never change after creation: a torn apply cannot damage
  * them, so they are checked before recovery. */
 int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size)
@@ -68,6 +82,12 @@ int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size)
     if (file_size < MMS__SEG)
         return MMS__CORRUPT("region 0 is %llu bytes, shorter than one segment",
                             (unsigned long long)file_size);
+    const char *why = mms__fixed_bad(&h->fixed);
+    if (why)
+        return MMS__CORRUPT("header: fixed addresses (base 0x%llx, heap %llu, table %llu "
+                            "bytes): %s", (unsigned long long)h->fixed.base,
+                            (unsigned long long)h->fixed.heap,
+                            (unsigned long long)h->fixed.table, why);
     return 0;
 }
 

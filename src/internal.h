@@ -30,6 +30,8 @@
  *   9  txn.c                      commit, abort, checkpoint
  *      read.c                     read transactions, waiting
  *  10  store.c                    open, close, refs and root, info, verify
+ *  11  pmem.c                     the pointer API: malloc-shaped allocation,
+ *                                 the root as a pointer, the pointer scan
  *
  * Each file's opening paragraph names its layer and what it must never do.
  * The declarations below follow the same order.
@@ -81,6 +83,30 @@ struct mms__abi {
 };
 _Static_assert(sizeof(struct mms__abi) == 8, "abi size");
 
+/* Fixed-address mode (MMS_FIXED): where every region of the store is
+ * mapped, recorded at creation and never changed. Region 0 (the heap) at
+ * base, region id >= 1 (a table) at base + heap + (id - 1) * table, each
+ * reserved for its length and no more: regions grow inside it and never
+ * move. All zero: the store has no recorded addresses. */
+struct mms__fixed {
+    uint64_t base;  /* address of region 0 */
+    uint64_t heap;  /* bytes of address space for region 0 */
+    uint64_t table; /* bytes of address space for each table region */
+};
+_Static_assert(sizeof(struct mms__fixed) == 24, "fixed size");
+/* Fixed addresses stay below this: the user address space of x86-64 with
+ * 4-level page tables (and of every 48-bit configuration of other CPUs). */
+#define MMS__ADDR_END ((uint64_t)1 << 47)
+
+static inline uint64_t mms__fixed_addr(const struct mms__fixed *f, uint32_t id)
+{
+    return f->base + (id ? f->heap + (uint64_t)(id - 1) * f->table : 0);
+}
+static inline uint64_t mms__fixed_len(const struct mms__fixed *f, uint32_t id)
+{
+    return id ? f->table : f->heap;
+}
+
 /* Store header: page 0 of region 0. */
 struct mms__hdr {
     uint64_t magic;          /* 0 */
@@ -101,7 +127,8 @@ struct mms__hdr {
     uint32_t nclass;         /* 108 */
     uint32_t class_head[32]; /* 112: first slab with a free slot, per class */
     uint32_t bin_head[24];   /* 240: first free span, per bin */
-    uint8_t reserved[4088 - 336];
+    struct mms__fixed fixed; /* 336: fixed-address layout, all 0 = none; never changes */
+    uint8_t reserved[4088 - 360];
     uint32_t crc;            /* 4088: crc32c of [0,4088) and the used region entries */
     uint32_t pad;            /* 4092 */
 };
@@ -113,6 +140,7 @@ _Static_assert(offsetof(struct mms__hdr, live_bytes) == 80, "hdr live_bytes");
 _Static_assert(offsetof(struct mms__hdr, free_units) == 104, "hdr free_units");
 _Static_assert(offsetof(struct mms__hdr, class_head) == 112, "hdr class_head");
 _Static_assert(offsetof(struct mms__hdr, bin_head) == 240, "hdr bin_head");
+_Static_assert(offsetof(struct mms__hdr, fixed) == 336, "hdr fixed");
 _Static_assert(offsetof(struct mms__hdr, crc) == 4088, "hdr crc");
 
 /* Region table entry (pages 1..4 of region 0). */
@@ -393,8 +421,11 @@ _Static_assert(sizeof(struct mms__lock) == 256 + 64 * MMS__NSLOTS, "lock size");
 /* ------------------------------------------------------------------------
  * Errors and debugging
  * ------------------------------------------------------------------------ */
-/* Record a detail message for mms_errdetail() and return err. */
+/* Record a detail message for mms_errdetail() and err for mms_last_error(),
+ * and return err. */
 int mms__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Record err for mms_last_error() only (the detail stays); returns err. */
+int mms__note_error(int err);
 /* MMS_ECORRUPT with the source line in debug builds (SQLite's CORRUPT_BKPT). */
 int mms__corrupt_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -476,6 +507,9 @@ uint32_t mms__os_pid(void);
 uint32_t mms__os_tid(void);
 /* Reserve len bytes of address space (PROT_NONE). */
 int mms__os_reserve(uint64_t len, char **out);
+/* The same at addr exactly (MAP_FIXED_NOREPLACE): -EEXIST if anything of
+ * [addr, addr+len) is mapped already, which stays untouched. */
+int mms__os_reserve_at(void *addr, uint64_t len);
 /* Map fd[off, off+len) at addr (MAP_FIXED): shared or private, writable or not. */
 int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool shared, bool writable);
 /* Map fd[0,len) shared read-write anywhere. */
@@ -499,8 +533,16 @@ long mms__os_page_size(void);
  * bytes, page aligned. The callback returns 0 to go on. */
 typedef int (*mms__run_fn)(void *ctx, char *start, char *end);
 int mms__os_dirty_open(unsigned backend, int *fd, unsigned *chosen);
-int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, mms__run_fn fn,
-                       void *ctx);
+/* written: only pages written since they were write-protected (and every
+ * page never protected); the pagemap backend reports every page. */
+int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, bool written,
+                       mms__run_fn fn, void *ctx);
+/* Write protection that the kernel lifts on the next write (os.c NOTES):
+ * a descriptor (or -errno where the kernel cannot), then register chunk
+ * and protect [start, start + len) inside it; forget unregisters. */
+int mms__os_wp_open(void);
+int mms__os_wp_protect(int ufd, char *chunk, uint64_t chunk_len, char *start, uint64_t len);
+int mms__os_wp_forget(int ufd, char *start, uint64_t len);
 
 /* ------------------------------------------------------------------------
  * The handle
@@ -514,6 +556,7 @@ struct mms__region {
     uint64_t committed; /* committed size as of the last commit (or open) */
     char *fview;        /* whole file, shared and writable (write handles) */
     uint64_t fview_len;
+    uint64_t mapseq;    /* which mapping of [0, priv): new each time it is mapped */
 };
 
 /*
@@ -554,9 +597,16 @@ struct mms_store {
     uint32_t nmapped;      /* regions with a mapping (ids below this) */
     char *path;
     int dirfd, jfd, lockfd, dirty_fd;
+    int wp_fd;          /* write protection of held pages (os.c, txn.c), -1: none */
+    uint64_t mapseq;    /* the last mapseq given to a region's mapping (map.c) */
+    uint64_t wp_chunks; /* chunks registered for write protection since the last reset */
+    bool trim_now;      /* settle: protected pages the files now have go back (txn.c) */
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
     unsigned dirty_backend;
     uint64_t grow_step, checkpoint_bytes, reserve;
+    struct mms__fixed fixed; /* the layout the store records (all 0: none): the
+                                regions are mapped at it with MMS_FIXED, and
+                                never grow past its lengths either way */
     int state;             /* MMS__ST_* (THE HANDLE'S STATE above) */
     int poisoned;          /* sticky error code, 0 if healthy */
     unsigned long fork_gen; /* the process's fork generation when opened */
@@ -580,6 +630,9 @@ struct mms_store {
     uint32_t segmap_bits;  /* units covered; 0 = must be rebuilt */
     uint32_t segmap_cap;   /* in bits */
     unsigned keep_pages;   /* changed private pages kept after a commit */
+    uint32_t trim_gap;     /* commits to leave between two trims (txn.c) */
+    uint32_t since_trim;   /* commits since the last trim */
+    uint64_t trim_scan_ns; /* a scan this slow trims (40 us; MMS_TRIM_SCAN_NS) */
     /* Pages this handle keeps private between transactions (held.c): the
      * changed pages it keeps (keep_pages) and, while commits are not yet
      * applied to the region files, every page they changed, with a shadow
@@ -671,6 +724,9 @@ void mms__region_gc(mms_store *s, const struct mms__rent *rt, uint32_t nregions)
 int mms__region_sync_all(mms_store *s);
 
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed);
+/* A new fixed-mode store's default base: the first of 32 TiB, 36 TiB, ...
+ * 76 TiB where this process can reserve the heap's range (heap bytes). */
+int mms__map_fixed_default(uint64_t heap, uint64_t *base);
 /* Make sure region id's file is at least need bytes, growing it by a step
  * and mapping the new part (shared: it is fresh space). */
 int mms__map_grow(mms_store *s, uint32_t id, uint64_t need);
@@ -758,6 +814,9 @@ _Static_assert(sizeof(struct mms__hdrbuf) == MMS__HDR_BYTES, "hdrbuf");
 void mms__hdr_format(struct mms__hdr *h, struct mms__rent *rt);
 uint32_t mms__hdr_crc(const struct mms__hdr *h, const struct mms__rent *rt);
 int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size);
+/* What is wrong with a fixed-address layout (NULL: nothing; all zero is
+ * "none" and fine): alignment, lengths, past MMS__ADDR_END. */
+const char *mms__fixed_bad(const struct mms__fixed *f);
 int mms__hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, uint64_t fsize);
 /* Read and check (statically) the header and the region table entries in
  * use; *fsize gets region 0's file size. */
@@ -814,6 +873,8 @@ struct mms__held {
     uint64_t txn;    /* the last commit that changed it */
     uint32_t gen;    /* the file generation of its region */
     uint32_t mark;   /* scratch for the sweeps of a commit */
+    bool wp;         /* write-protected since its last write (os.c), in mapping: */
+    uint64_t mapseq; /* its region's mapseq when protected */
 };
 struct mms__held *mms__held_find(const mms_store *s, const char *page);
 /* Hold page (add or update): changed by txn; with a shadow copy of its
@@ -837,6 +898,17 @@ void mms__heap_forget(mms_store *s); /* the heap changed behind the allocator's 
 /* Usable size of the live allocation that starts at ref; MMS_EBADREF (or
  * MMS_ECORRUPT) if it is not one. No handle checks: a read. */
 int mms__alloc_usable(const mms_store *s, mms_ref ref, uint64_t *usable);
+/* The usable size mms_alloc() gives an allocation of size bytes. */
+uint64_t mms__alloc_fit(size_t size);
+/* For the pointer scan (pmem.c), on a heap mms__heap_verify found sound:
+ * fn(ctx, offset, usable size) for every live allocation, in address order,
+ * until fn returns non-zero (which is returned); and where heap offset off
+ * falls: 1 inside a live allocation (*start and *usable name it), 0 not
+ * (*what says where instead), or an error. */
+int mms__heap_each(const mms_store *s, int (*fn)(void *ctx, uint64_t off, uint64_t usable),
+                   void *ctx);
+int mms__heap_find(const mms_store *s, uint64_t off, uint64_t *start, uint64_t *usable,
+                   const char **what);
 
 /* ------------------------------------------------------------------------
  * Layer 4: recover.c
@@ -978,12 +1050,19 @@ void mms__index_handles_free(mms_store *s);
 /* ------------------------------------------------------------------------
  * Layer 8: view.c
  * ------------------------------------------------------------------------ */
-/* Every private page of every region, in address order, into s->dirty. */
-int mms__dirty_collect(mms_store *s);
+/* The private pages of every region, in address order, into s->dirty:
+ * every one, or (written) those not write-protected since their last write
+ * -- the held pages a commit protected and nothing wrote since are left
+ * out (txn.c NOTES). */
+int mms__dirty_collect(mms_store *s, bool written);
 int mms__dirty_push_front(mms_store *s, char *page);
 /* Drop (MADV_DONTNEED) runs of pages of s->dirty whose changed flag equals
  * which (or all, which < 0). */
 void mms__dirty_drop(mms_store *s, int which);
+/* After a commit's settle: drop the page-table entries of every page of
+ * the private ranges but the held ones -- pages the writer read -- so the
+ * next scan walks only what it touches (txn.c). */
+void mms__view_trim(mms_store *s);
 uint32_t mms__page_region(const mms_store *s, const char *p); /* of a private page */
 /* The committed content of private page p of region id: its shadow if it
  * has one (the file lags behind it), else the file's. */
@@ -1006,6 +1085,16 @@ int mms__writer_enter(mms_store *s, bool wait);
  * Commits not yet applied are applied first; wait: for the readers that
  * hold them back, else the checkpoint is skipped. */
 int mms__checkpoint(mms_store *s, bool wait);
+
+/* ------------------------------------------------------------------------
+ * Layer 10: store.c
+ * ------------------------------------------------------------------------ */
+/* Run check(s, ctx) on the latest committed state, as mms_verify does: the
+ * writer lock held (no commit meanwhile), the commits readers hold back
+ * applied first (when this process can write the files), a read transaction
+ * pinning it. what names the caller in the errors of the frame. */
+int mms__at_latest(mms_store *s, const char *what, int (*check)(mms_store *s, void *ctx),
+                   void *ctx);
 
 /* Misc helpers */
 static inline uint64_t mms__round_up(uint64_t x, uint64_t a)

@@ -554,14 +554,31 @@ void mms__gate_reopen(struct mms__lock *L)
         mms__os_futex_wake(&L->gate);
 }
 
+/* A reader inside for long may be a process that died inside: its slot
+ * would hold every commit back for ever. Probe those (a system call each,
+ * so only the old ones) and clear the dead. */
+static void reclaim_old_readers(mms_store *s)
+{
+    uint64_t now = mms__os_mono_ns();
+    for (uint32_t i = 0; i < MMS__NSLOTS; i++) {
+        const struct mms__rslot *sl = &s->L->slot[i];
+        if (i != s->slot && __atomic_load_n(&sl->active, __ATOMIC_ACQUIRE) &&
+            now - sl->since_ns > WAIT_SLICE_NS && !byte_held(s, SLOT_BYTE(i)))
+            slot_reclaim(s, i);
+    }
+}
+
 int mms__gate_try(mms_store *s)
 {
     assert(s->slot < MMS__NSLOTS && s->pin_tid == 0);
     if (!gate_take(s))
         return 0;
     if (mms__readers_inside(s)) {
-        mms__gate_reopen(s->L);
-        return 0;
+        reclaim_old_readers(s);
+        if (mms__readers_inside(s)) {
+            mms__gate_reopen(s->L);
+            return 0;
+        }
     }
     return 1;
 }

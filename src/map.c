@@ -9,7 +9,11 @@
  *
  * Each region gets an address range reserved at open (PROT_NONE); its file
  * is mapped at the start of that range with MAP_FIXED and grows in place, so
- * a pointer into a region stays valid for the life of the handle.
+ * a pointer into a region stays valid for the life of the handle. Where the
+ * range is, the kernel decides -- except in fixed-address mode (MMS_FIXED),
+ * where it is the store's recorded layout (struct mms__fixed), taken with
+ * MAP_FIXED_NOREPLACE: exactly there, or MMS_EADDR; never over a mapping
+ * that was there, never somewhere else.
  *
  * In a write handle the user view of a region is split (DESIGN §3):
  *
@@ -36,6 +40,7 @@
 #include <string.h>
 
 #define MIB ((uint64_t)1 << 20)
+#define GROW_CAP ((uint64_t)256 << 20)
 
 static bool view_writable(const mms_store *s)
 {
@@ -94,6 +99,7 @@ static int map_file(mms_store *s, uint32_t id, uint64_t fsize)
     bool w = view_writable(s);
     int r;
     g->mapped = fsize;
+    g->mapseq = ++s->mapseq; /* pages protected in the old mapping are gone */
     if (s->flags & MMS_RDONLY) {
         g->priv = 0;
         r = mms__os_map_fixed(base, fsize, g->fd, 0, true, false);
@@ -112,6 +118,67 @@ static int map_file(mms_store *s, uint32_t id, uint64_t fsize)
     return 0;
 }
 
+/* Fixed-address mode: region id's range of the recorded layout, exactly. */
+static int reserve_fixed(mms_store *s, uint32_t id, uint64_t fsize, char **base,
+                         uint64_t *reserve)
+{
+    uint64_t at = mms__fixed_addr(&s->fixed, id), len = mms__fixed_len(&s->fixed, id);
+    if (fsize > len)
+        return mms__fail(MMS_EFULL, "region %u's file (%llu bytes) is larger than its fixed "
+                         "range of %llu bytes", id, (unsigned long long)fsize,
+                         (unsigned long long)len);
+    if (at >= MMS__ADDR_END || len > MMS__ADDR_END - at)
+        return mms__fail(MMS_EADDR, "region %u's fixed range [0x%llx, 0x%llx) passes the end "
+                         "of the address space: the store has too many tables for its "
+                         "reservations", id, (unsigned long long)at, (unsigned long long)(at + len));
+    int r = mms__os_reserve_at((void *)(uintptr_t)at, len);
+    if (r == -EEXIST)
+        return mms__fail(MMS_EADDR, "region %u's fixed range [0x%llx, 0x%llx) is in use in "
+                         "this process (another mapping there, or another MMS_FIXED handle of "
+                         "this store)", id, (unsigned long long)at, (unsigned long long)(at + len));
+    if (r)
+        return mms__fail(MMS_EADDR, "cannot reserve region %u's fixed range [0x%llx, 0x%llx): "
+                         "%s", id, (unsigned long long)at, (unsigned long long)(at + len),
+                         mms_strerror(r));
+    *base = (char *)(uintptr_t)at;
+    *reserve = len;
+    return 0;
+}
+
+/* Anywhere the kernel likes, as much as the options say -- or, in a store
+ * with a fixed layout, as much as that gives the region, so that the
+ * store can always be opened fixed again. */
+static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, uint64_t *out)
+{
+    /* The default: 256 GiB for the heap, 64 GiB per table, so that the
+     * most regions a store can have (1024) fit in the 128 TiB of address
+     * space a process has on x86-64; a region larger than half of that
+     * gets twice its size, room to grow while the handle is open. A reserve
+     * the user gave is the limit, or the file's size if that is larger. */
+    uint64_t reserve = s->reserve ? s->reserve : (uint64_t)(id ? 64 : 256) << 30;
+    if (!s->reserve && reserve / 2 < fsize)
+        reserve = mms__round_up(2 * fsize, MMS__SEG);
+    if (s->fixed.base)
+        reserve = mms__fixed_len(&s->fixed, id);
+    if (reserve < fsize)
+        reserve = mms__round_up(fsize, MMS__SEG);
+    int r = mms__os_reserve(reserve, base);
+    /* Out of address space (a large reserve option, many regions): less,
+     * down to the file's size; growing past a reservation fails with
+     * MMS_EFULL. */
+    uint64_t least = mms__round_up(fsize ? fsize : 1, MMS__SEG);
+    while (r == -ENOMEM && reserve > least) {
+        uint64_t less = mms__round_up(reserve / 4, MMS__SEG);
+        reserve = less > least ? less : least;
+        r = mms__os_reserve(reserve, base);
+    }
+    if (r)
+        return mms__fail(r, "cannot reserve %llu bytes of address space for region %u",
+                         (unsigned long long)reserve, id);
+    *out = reserve;
+    return 0;
+}
+
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed)
 {
     struct mms__region *g = &s->reg[id];
@@ -121,34 +188,14 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
         s->reg[k].fd = -1;
     if (id >= s->nmapped)
         s->nmapped = id + 1;
-    uint64_t fsize;
+    uint64_t fsize, reserve = 0;
+    char *base = NULL;
     int r = file_size(fd, id, committed, &fsize);
+    if (!r)
+        r = (s->flags & MMS_FIXED) ? reserve_fixed(s, id, fsize, &base, &reserve)
+                                   : reserve_any(s, id, fsize, &base, &reserve);
     if (r)
         return r;
-    /* The default: 256 GiB for the heap, 64 GiB per table, so that the
-     * most regions a store can have (1024) fit in the 128 TiB of address
-     * space a process has on x86-64; a region larger than half of that
-     * gets twice its size, room to grow while the handle is open. A reserve
-     * the user gave is the limit, or the file's size if that is larger. */
-    uint64_t reserve = s->reserve ? s->reserve : (uint64_t)(id ? 64 : 256) << 30;
-    if (!s->reserve && reserve / 2 < fsize)
-        reserve = mms__round_up(2 * fsize, MMS__SEG);
-    if (reserve < fsize)
-        reserve = mms__round_up(fsize, MMS__SEG);
-    char *base;
-    r = mms__os_reserve(reserve, &base);
-    /* Out of address space (a large reserve option, many regions): less,
-     * down to the file's size; growing past a reservation fails with
-     * MMS_EFULL. */
-    uint64_t least = mms__round_up(fsize ? fsize : 1, MMS__SEG);
-    while (r == -ENOMEM && reserve > least) {
-        uint64_t less = mms__round_up(reserve / 4, MMS__SEG);
-        reserve = less > least ? less : least;
-        r = mms__os_reserve(reserve, &base);
-    }
-    if (r)
-        return mms__fail(r, "cannot reserve %llu bytes of address space for region %u",
-                         (unsigned long long)reserve, id);
     g->gen = gen;
     g->reserve = reserve;
     g->committed = committed;
@@ -156,6 +203,26 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
     s->view.unit[id] = id ? 0 : 1; /* a table's: set by table.c */
     mms__os_nohuge(base, reserve);
     return map_file(s, id, fsize);
+}
+
+/* Candidates 4 TiB apart (the default heap and 60 default tables), from 32
+ * TiB, well above where the kernel puts nothing of its own choosing (see
+ * mmstore.h, "Fixed-address mode"), up to 76 TiB, below the programs of
+ * 85 TiB. The probe makes a store created while another fixed-mode store
+ * is open land past it. */
+#define TIB ((uint64_t)1 << 40)
+int mms__map_fixed_default(uint64_t heap, uint64_t *base)
+{
+    for (uint64_t at = 32 * TIB; at <= 76 * TIB && heap <= MMS__ADDR_END - at; at += 4 * TIB) {
+        if (mms__os_reserve_at((void *)(uintptr_t)at, heap) == 0) {
+            mms__os_unmap((void *)(uintptr_t)at, heap);
+            *base = at;
+            return 0;
+        }
+    }
+    return mms__fail(MMS_EADDR, "no default base for a fixed-mode store (32 to 76 TiB, 4 TiB "
+                     "apart) has %llu bytes free in this process; give one (mms_options.base)",
+                     (unsigned long long)heap);
 }
 
 int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed)
@@ -207,7 +274,11 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     if (need > g->reserve)
         return mms__fail(MMS_EFULL, "region %u needs %llu bytes, its reservation is %llu", id,
                          (unsigned long long)need, (unsigned long long)g->reserve);
+    /* An eighth of the region (a store stays within 1.125x its data), at
+     * least grow_step (1 MiB), at most 256 MiB (or grow_step if larger). */
+    uint64_t cap = s->grow_step > GROW_CAP ? s->grow_step : GROW_CAP;
     uint64_t step = g->mapped / 8 > s->grow_step ? g->mapped / 8 : s->grow_step;
+    step = step > cap ? cap : step;
     uint64_t want = mms__round_up(g->mapped + step > need ? g->mapped + step : need, MIB);
     if (want > g->reserve)
         want = g->reserve;

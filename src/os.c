@@ -421,6 +421,26 @@ int mms__os_reserve(uint64_t len, char **out)
     return 0;
 }
 
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000 /* Linux >= 4.17; glibc < 2.28 lacks the name */
+#endif
+
+int mms__os_reserve_at(void *addr, uint64_t len)
+{
+    int r = fault_hit(MMS__OP_MMAP);
+    if (r)
+        return r;
+    void *p = mmap(addr, len, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    if (p != addr) { /* a kernel before 4.17 takes the address as a hint */
+        munmap(p, len);
+        return -EEXIST;
+    }
+    return 0;
+}
+
 int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool shared, bool writable)
 {
     int r = fault_hit(MMS__OP_MMAP);
@@ -586,7 +606,9 @@ struct mms__pm_scan_arg {
 #define MMS__PAGE_IS_PRESENT (1u << 3)
 #define MMS__PAGE_IS_SWAPPED (1u << 4)
 
-static int scan_range(int fd, char *start, char *end, mms__run_fn fn, void *ctx)
+#define MMS__PAGE_IS_WRITTEN (1u << 1)
+
+static int scan_range(int fd, char *start, char *end, bool written, mms__run_fn fn, void *ctx)
 {
     struct mms__page_region vec[128];
     uint64_t at = (uint64_t)(uintptr_t)start;
@@ -598,7 +620,7 @@ static int scan_range(int fd, char *start, char *end, mms__run_fn fn, void *ctx)
             .vec = (uint64_t)(uintptr_t)vec,
             .vec_len = sizeof vec / sizeof vec[0],
             .category_inverted = MMS__PAGE_IS_FILE,
-            .category_mask = MMS__PAGE_IS_FILE,
+            .category_mask = MMS__PAGE_IS_FILE | (written ? MMS__PAGE_IS_WRITTEN : 0),
             .category_anyof_mask = MMS__PAGE_IS_PRESENT | MMS__PAGE_IS_SWAPPED,
             .return_mask = MMS__PAGE_IS_PRESENT | MMS__PAGE_IS_SWAPPED,
         };
@@ -688,12 +710,92 @@ int mms__os_dirty_open(unsigned backend, int *fdp, unsigned *chosen)
     return 0;
 }
 
-int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, mms__run_fn fn,
-                       void *ctx)
+int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, bool written,
+                       mms__run_fn fn, void *ctx)
 {
     if (start >= end)
         return 0;
     if (backend == MMS_DIRTY_SCAN)
-        return scan_range(fd, start, end, fn, ctx);
+        return scan_range(fd, start, end, written, fn, ctx);
     return pagemap_range(fd, start, end, fn, ctx);
+}
+
+/* ------------------------------------------------------------------------
+ * Write protection of private pages (userfaultfd in its asynchronous
+ * write-protect mode, Linux >= 6.7, the same kernels as PAGEMAP_SCAN).
+ *
+ * A page write-protected this way faults on its next write, and the kernel
+ * resolves the fault itself (no thread waits on the descriptor), clearing
+ * the page's uffd-wp bit; PAGEMAP_SCAN reports PAGE_IS_WRITTEN for every
+ * page without the bit. So a scan asked for written pages only (above)
+ * leaves out exactly the private pages protected since their last write,
+ * and every other private page stays in: where protection is missing (an
+ * old kernel, a seccomp filter, a range not registered, a mapping
+ * replaced), pages are reported as before. That is what makes it safe to
+ * use as a filter only.
+ *
+ * Registering a range disables the kernel's fault-around on reads there,
+ * so callers register small chunks around the pages they protect.
+ * ------------------------------------------------------------------------ */
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#define MMS__UFFD_API 0xAA
+#define MMS__UFFD_WP_UNPOPULATED (1ull << 13)
+#define MMS__UFFD_WP_ASYNC (1ull << 15)
+struct mms__uffd_api {
+    uint64_t api, features, ioctls;
+};
+struct mms__uffd_range {
+    uint64_t start, len;
+};
+struct mms__uffd_register {
+    struct mms__uffd_range range;
+    uint64_t mode, ioctls;
+};
+struct mms__uffd_wp {
+    struct mms__uffd_range range;
+    uint64_t mode;
+};
+#define MMS__UFFDIO_API _IOWR(MMS__UFFD_API, 0x3F, struct mms__uffd_api)
+#define MMS__UFFDIO_REGISTER _IOWR(MMS__UFFD_API, 0x00, struct mms__uffd_register)
+#define MMS__UFFDIO_UNREGISTER _IOR(MMS__UFFD_API, 0x01, struct mms__uffd_range)
+#define MMS__UFFDIO_WRITEPROTECT _IOWR(MMS__UFFD_API, 0x06, struct mms__uffd_wp)
+#define MMS__UFFDIO_REGISTER_MODE_WP (1ull << 1)
+#define MMS__UFFDIO_WRITEPROTECT_MODE_WP (1ull << 0)
+
+int mms__os_wp_open(void)
+{
+#ifdef SYS_userfaultfd
+    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+    if (fd < 0)
+        return -errno;
+    struct mms__uffd_api a = {.api = MMS__UFFD_API,
+                              .features = MMS__UFFD_WP_ASYNC | MMS__UFFD_WP_UNPOPULATED};
+    if (ioctl(fd, MMS__UFFDIO_API, &a) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+#else
+    return -ENOSYS;
+#endif
+}
+
+int mms__os_wp_protect(int ufd, char *chunk, uint64_t chunk_len, char *start, uint64_t len)
+{
+    struct mms__uffd_register g = {
+        .range = {(uint64_t)(uintptr_t)chunk, chunk_len}, .mode = MMS__UFFDIO_REGISTER_MODE_WP};
+    if (ioctl(ufd, MMS__UFFDIO_REGISTER, &g) < 0)
+        return -errno;
+    struct mms__uffd_wp w = {.range = {(uint64_t)(uintptr_t)start, len},
+                             .mode = MMS__UFFDIO_WRITEPROTECT_MODE_WP};
+    return ioctl(ufd, MMS__UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
+}
+
+int mms__os_wp_forget(int ufd, char *start, uint64_t len)
+{
+    struct mms__uffd_range r = {(uint64_t)(uintptr_t)start, len};
+    return ioctl(ufd, MMS__UFFDIO_UNREGISTER, &r) < 0 ? -errno : 0;
 }

@@ -28,7 +28,7 @@
 /* ------------------------------------------------------------------------
  * Create
  * ------------------------------------------------------------------------ */
-static int store_create_files(mms_store *s)
+static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
 {
     int r, fd = -1;
     char *m = NULL;
@@ -49,6 +49,7 @@ static int store_create_files(mms_store *s)
     s->view.base[0] = m;
     struct mms__hdr *h = mms__hdr(s);
     mms__hdr_format(h, mms__rtab(s));
+    h->fixed = *fixed;
     mms__heap_init(s);
     h->crc = mms__hdr_crc(h, mms__rtab(s));
     r = mms__os_msync(m, MMS__SEG);
@@ -71,6 +72,24 @@ out:
     mms__os_close(fd);
     mms__os_close(s->jfd);
     s->jfd = -1;
+    return r;
+}
+
+/* The layout a new store records (mmstore.h, "Fixed-address mode"): all
+ * zero without MMS_FIXED. */
+static int store_fixed_layout(const mms_options *o, struct mms__fixed *f)
+{
+    memset(f, 0, sizeof *f);
+    if (!(o->flags & MMS_FIXED))
+        return 0;
+    f->heap = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : (uint64_t)256 << 30;
+    f->table = mms__round_up(f->heap / 4, MMS__SEG);
+    f->base = o->base;
+    int r = f->base ? 0 : mms__map_fixed_default(f->heap, &f->base);
+    const char *why = r ? NULL : mms__fixed_bad(f);
+    if (why)
+        return mms__fail(MMS_EINVAL, "mms_open: fixed layout (base 0x%llx, reserve %llu): %s",
+                         (unsigned long long)f->base, (unsigned long long)f->heap, why);
     return r;
 }
 
@@ -123,6 +142,7 @@ static void store_free(mms_store *s)
     mms__lock_detach(s);
     mms__os_close(s->jfd);
     mms__os_close(s->dirty_fd);
+    mms__os_close(s->wp_fd);
     mms__os_close(s->dirfd);
     free(s->segmap);
     free(s->dirty.page);
@@ -148,7 +168,10 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists)
     if (!exists) {
         if (!(o->flags & MMS_CREATE))
             return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
-        r = store_create_files(s);
+        struct mms__fixed fixed;
+        r = store_fixed_layout(o, &fixed);
+        if (!r)
+            r = store_create_files(s, &fixed);
         if (r)
             return r;
     } else if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL)) {
@@ -206,8 +229,25 @@ static int open_shared(mms_store *s, const mms_options *o, bool exists)
     return mms__journal_open(s);
 }
 
+/* The layout the store records: with MMS_FIXED the one the handle maps at,
+ * in every handle the limits of its regions' growth. */
+static int fixed_take(mms_store *s, const mms_options *o, const struct mms__hdr *h)
+{
+    s->fixed = h->fixed;
+    if (!(s->flags & MMS_FIXED))
+        return 0;
+    if (!h->fixed.base)
+        return mms__fail(MMS_EINVAL, "%s was created without MMS_FIXED: it records no "
+                         "addresses (open it without MMS_FIXED)", s->path);
+    if (o->base && o->base != h->fixed.base)
+        return mms__fail(MMS_EADDR, "%s is recorded at 0x%llx, not at the base 0x%llx asked "
+                         "for", s->path, (unsigned long long)h->fixed.base,
+                         (unsigned long long)o->base);
+    return 0;
+}
+
 /* With the published state pinned: read the header, map the regions. */
-static int map_pinned(mms_store *s)
+static int map_pinned(mms_store *s, const mms_options *o)
 {
     struct mms__hdrbuf b;
     uint64_t fsize;
@@ -218,6 +258,8 @@ static int map_pinned(mms_store *s)
     r = mms__hdr_read(fd, &b, &fsize);
     if (!r)
         r = mms__hdr_check_full(&b.h, b.rt, fsize);
+    if (!r)
+        r = fixed_take(s, o, &b.h);
     if (r) {
         mms__os_close(fd);
         return r;
@@ -235,9 +277,11 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     if (!path || !out || !*path)
         return mms__fail(MMS_EINVAL, "mms_open: path and out are required");
     const unsigned known = MMS_CREATE | MMS_EXCL | MMS_RDONLY | MMS_NOSYNC | MMS_GUARD |
-                           MMS_NOGUARD | MMS_BACKLOG_ERROR;
+                           MMS_NOGUARD | MMS_BACKLOG_ERROR | MMS_FIXED;
     if (o->flags & ~known)
         return mms__fail(MMS_EINVAL, "mms_open: unknown flags 0x%x", o->flags & ~known);
+    if (o->base && !(o->flags & MMS_FIXED))
+        return mms__fail(MMS_EINVAL, "mms_open: a base without MMS_FIXED");
     if ((o->flags & MMS_RDONLY) && (o->flags & MMS_CREATE))
         return mms__fail(MMS_EINVAL, "mms_open: MMS_CREATE with MMS_RDONLY");
     if (o->dirty > MMS_DIRTY_PAGEMAP)
@@ -250,18 +294,21 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     mms_store *s;
     if (mms__os_anon(sizeof *s, (char **)&s))
         return -ENOMEM;
-    s->dirfd = s->jfd = s->lockfd = s->dirty_fd = -1;
+    s->dirfd = s->jfd = s->lockfd = s->dirty_fd = s->wp_fd = -1;
     s->slot = UINT32_MAX;
     mms__registry_init(s);
     s->flags = env_flags(o->flags);
     s->reserve = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : 0; /* 0: map.c's defaults */
-    s->grow_step = o->grow_step ? o->grow_step : (uint64_t)64 << 20;
+    s->grow_step = o->grow_step ? o->grow_step : (uint64_t)1 << 20;
     s->checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes : (uint64_t)64 << 20;
     s->max_backlog = o->max_backlog ? o->max_backlog : (uint64_t)64 << 20;
     s->sync_ns = (uint64_t)(o->sync_ms ? o->sync_ms : 100) * 1000000u;
     s->reader_limit_ns = (uint64_t)(o->reader_limit_ms ? o->reader_limit_ms : 1000) * 1000000u;
     const char *keep = getenv("MMS_KEEP_PAGES");
     s->keep_pages = keep ? (unsigned)strtoul(keep, NULL, 10) : 64;
+    s->trim_gap = 1;
+    const char *trim = getenv("MMS_TRIM_SCAN_NS"); /* tests: 0 trims at every commit */
+    s->trim_scan_ns = trim ? strtoull(trim, NULL, 10) : 40000;
     s->path = strdup(path);
     *out = s;
     return s->path ? 0 : -ENOMEM;
@@ -318,17 +365,17 @@ static int open_lock(mms_store *s, const mms_options *o, bool exists)
 }
 
 /* The mappings, of the state published now. */
-static int open_map(mms_store *s)
+static int open_map(mms_store *s, const mms_options *o)
 {
     if (s->L_private) {
         s->seen = s->L->published;
-        return map_pinned(s);
+        return map_pinned(s, o);
     }
     uint64_t txn;
     int r = mms__pin(s, &txn, mms__pin_stuck, s);
     if (r)
         return r;
-    r = map_pinned(s);
+    r = map_pinned(s, o);
     s->seen = txn;
     mms__unpin(s);
     return r;
@@ -343,6 +390,14 @@ static int open_writer(mms_store *s, const mms_options *o)
     int r = mms__os_dirty_open(env_backend(o->dirty), &s->dirty_fd, &s->dirty_backend);
     if (r)
         return r;
+    /* Write protection of held pages (txn.c): only where the scan can tell
+     * written pages; MMS_WP=0 turns it off (to measure it). */
+    const char *wp = getenv("MMS_WP");
+    if (s->dirty_backend == MMS_DIRTY_SCAN && !(wp && strcmp(wp, "0") == 0)) {
+        s->wp_fd = mms__os_wp_open();
+        if (s->wp_fd < 0)
+            s->wp_fd = -1; /* no userfaultfd here: every private page is diffed */
+    }
     s->jbuf_cap = 65536;
     s->jbuf = malloc(s->jbuf_cap);
     return s->jbuf ? 0 : -ENOMEM;
@@ -366,7 +421,7 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     if (!r)
         r = open_lock(s, o, exists);
     if (!r)
-        r = open_map(s);
+        r = open_map(s, o);
     if (!r)
         r = open_writer(s, o);
     if (r) {
@@ -533,6 +588,7 @@ int mms_info_get(const mms_store *s, mms_info *info)
     info->committed_txn = __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
     info->durable_txn = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
     info->backlog_bytes = s->shadow_pages * MMS__PAGE;
+    info->held_protected = s->wp_fd >= 0;
     uint64_t now = mms__os_mono_ns();
     for (uint32_t i = 0; i < MMS__NSLOTS && !s->L_private; i++) {
         uint32_t pid = __atomic_load_n(&L->slot[i].pid, __ATOMIC_ACQUIRE);
@@ -543,6 +599,10 @@ int mms_info_get(const mms_store *s, mms_info *info)
         }
     }
     info->last_commit = s->stats;
+    info->fixed_base = h->fixed.base;
+    info->fixed_heap_reserve = h->fixed.heap;
+    info->fixed_table_reserve = h->fixed.table;
+    info->fixed = !!(s->flags & MMS_FIXED);
     return 0;
 }
 
@@ -590,23 +650,16 @@ int mms_readers_clear_stale(mms_store *s, unsigned *cleared)
     return 0;
 }
 
-static int verify_pinned(mms_store *s, char *msg, size_t cap);
-
-int mms_verify(mms_store *s, char *msg, size_t cap)
+int mms__at_latest(mms_store *s, const char *what, int (*check)(mms_store *s, void *ctx),
+                   void *ctx)
 {
-    char local[512];
-    if (!msg || cap == 0) {
-        msg = local;
-        cap = sizeof local;
-    }
-    msg[0] = 0;
     int r = mms__check_handle(s);
     if (r)
         return r;
     if (s->state != MMS__ST_IDLE)
-        return mms__fail(MMS_ETXN, "mms_verify inside a transaction");
-    /* Check one whole committed state, the latest, with no writer adding to
-     * the journal meanwhile: commits readers hold back are applied first
+        return mms__fail(MMS_ETXN, "%s inside a transaction", what);
+    /* One whole committed state, the latest, with no writer adding to the
+     * journal meanwhile: commits readers hold back are applied first
      * (waiting for those readers), when this process can write the files. */
     r = mms__writer_enter(s, true);
     if (r)
@@ -616,15 +669,49 @@ int mms_verify(mms_store *s, char *msg, size_t cap)
     if (!r)
         r = mms_read_begin(s);
     if (!r) {
-        r = verify_pinned(s, msg, cap);
+        r = check(s, ctx);
         mms_read_end(s);
     }
     mms__writer_unlock(s);
     return r;
 }
 
-static int verify_pinned(mms_store *s, char *msg, size_t cap)
+struct verify_msg {
+    char *msg;
+    size_t cap;
+};
+
+static int verify_pinned(mms_store *s, void *ctx);
+
+int mms_verify(mms_store *s, char *msg, size_t cap)
 {
+    char local[512];
+    if (!msg || cap == 0) {
+        msg = local;
+        cap = sizeof local;
+    }
+    msg[0] = 0;
+    struct verify_msg vm = {msg, cap};
+    return mms__at_latest(s, "mms_verify", verify_pinned, &vm);
+}
+
+/* In a fixed-mode handle every region is where the layout says. */
+static int verify_fixed(const mms_store *s, char *msg, size_t cap)
+{
+    for (uint32_t id = 0; id < s->nmapped && (s->flags & MMS_FIXED); id++)
+        if (s->view.base[id] && (uintptr_t)s->view.base[id] != mms__fixed_addr(&s->fixed, id)) {
+            snprintf(msg, cap, "region %u is mapped at %p, not at its fixed address 0x%llx", id,
+                     (void *)s->view.base[id],
+                     (unsigned long long)mms__fixed_addr(&s->fixed, id));
+            return MMS_ECORRUPT;
+        }
+    return 0;
+}
+
+static int verify_pinned(mms_store *s, void *ctx)
+{
+    char *msg = ((struct verify_msg *)ctx)->msg;
+    size_t cap = ((struct verify_msg *)ctx)->cap;
     int r;
     const struct mms__hdr *h = mms__hdr(s);
     r = mms__hdr_check_static(h, s->reg[0].mapped);
@@ -635,7 +722,9 @@ static int verify_pinned(mms_store *s, char *msg, size_t cap)
         return r == MMS_ENOTSUP ? r : MMS_ECORRUPT;
     }
     uint64_t groups, bytes;
-    r = mms__journal_check(s, &groups, &bytes, msg, cap);
+    r = verify_fixed(s, msg, cap);
+    if (!r)
+        r = mms__journal_check(s, &groups, &bytes, msg, cap);
     if (!r)
         r = mms__heap_verify(s, msg, cap);
     if (!r)

@@ -13,9 +13,11 @@
  * each region (map.c), or in fresh space past the committed size. Commit:
  *
  *   1. Detect: ask the kernel which private pages exist (the dirty pages:
- *      those the transaction wrote, and those the handle held). Each is
- *      compared with its committed content -- its shadow if it has one
- *      (held.c), else the file's. Nothing differs and nothing grew: the
+ *      those the transaction wrote, and those the handle held), leaving
+ *      out held pages write-protected since the last commit that nothing
+ *      wrote (protect_unchanged, below). Each is compared with its
+ *      committed content -- its shadow if it has one (held.c), else the
+ *      file's. Nothing differs and nothing grew: the
  *      transaction commits nothing.
  *      Records of tables that plain stores changed (or this transaction
  *      appended) get their ref, string and blob values checked: a bad one
@@ -167,7 +169,7 @@ static void restore_shadows(mms_store *s)
 static void undo(mms_store *s)
 {
     mms__heap_forget(s);
-    if (mms__dirty_collect(s) == 0) {
+    if (mms__dirty_collect(s, false) == 0) {
         for (size_t i = 0; i < s->dirty.n; i++) {
             const struct mms__held *h = mms__held_find(s, s->dirty.page[i]);
             s->dirty.changed[i] = !(h && h->shadow); /* 1: drop it */
@@ -269,7 +271,7 @@ static int commit_detect(mms_store *s, struct commit *c, bool *any)
 {
     assert(s->state == MMS__ST_WRITE && mms__writer_held_by(s));
     const struct mms__rent *rt = mms__rtab(s);
-    int r = mms__dirty_collect(s);
+    int r = mms__dirty_collect(s, true);
     if (r)
         return mms__fail(r, "finding the dirty pages failed: %s", mms_strerror(r));
     c->st.detect_ns = lap(c);
@@ -442,6 +444,7 @@ static int commit_stamp(mms_store *s)
     if (memcmp(h, s->hdr_fixed, sizeof s->hdr_fixed) != 0 || h->version != f->version ||
         h->page_size != f->page_size || h->hdr_pages != f->hdr_pages ||
         h->created_ns != f->created_ns || h->nclass != f->nclass ||
+        memcmp(&h->fixed, &f->fixed, sizeof h->fixed) != 0 ||
         memcmp(h->reserved, f->reserved, sizeof h->reserved) != 0)
         return MMS__CORRUPT("the transaction overwrote fixed or reserved fields of the store "
                             "header; it was aborted");
@@ -589,16 +592,106 @@ struct settle {
     uint32_t mark;
 };
 
-/* Held pages this commit did not see (no longer private: a mapping was
- * replaced) go; backlog pages the files now have lose their shadow. */
+/* Backlog pages the files now have lose their shadow. Held pages this
+ * commit did not see go: either no longer private (a mapping was
+ * replaced), or write-protected and unchanged -- those stay while they
+ * hold a commit the files lack, and otherwise go back to the file, which
+ * has their content. */
 static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
 {
     const struct settle *st = ctx;
-    if (h->mark != st->mark)
-        return false;
     if (h->shadow && h->txn <= st->published)
         mms__held_unshadow(s, h);
-    return true;
+    if (h->mark == st->mark)
+        return true;
+    if (!h->wp)
+        return false;
+    uint32_t id = mms__page_region(s, h->page);
+    if (id >= s->nmapped || h->mapseq != s->reg[id].mapseq)
+        return false;
+    if (h->shadow)
+        return true;
+    s->trim_now = true; /* its page goes back to the file, with the others' */
+    return false;
+}
+
+/* Held pages this commit diffed and found unchanged are write-protected,
+ * so that the next commits leave them out of their scan until something
+ * writes them (os.c): a commit then costs what it wrote, not the backlog
+ * of pages waiting for readers or for MMS_NOSYNC's sync. Pages changed by
+ * this commit are not: a page written at every commit would fault at
+ * every commit. Registration goes by aligned chunks of WP_CHUNK bytes (it
+ * turns off the kernel's fault-around there); past WP_RESET chunks and
+ * with no page protected any more, all of it is undone. */
+#define WP_CHUNK ((uint64_t)256 << 10)
+#define WP_RESET 4096u
+
+static void protect_run(mms_store *s, char *start, char *end)
+{
+    uint32_t id = mms__page_region(s, start);
+    char *base = s->view.base[id], *lim = base + s->reg[id].priv;
+    char *c0 = base + ((uint64_t)(start - base) & ~(WP_CHUNK - 1));
+    char *c1 = base + mms__round_up((uint64_t)(end - base), WP_CHUNK);
+    if (c1 > lim)
+        c1 = lim;
+    bool ok = mms__os_wp_protect(s->wp_fd, c0, (uint64_t)(c1 - c0), start,
+                                 (uint64_t)(end - start)) == 0;
+    s->wp_chunks += (uint64_t)(c1 - c0) / WP_CHUNK + 1;
+    for (char *p = start; p < end; p += MMS__PAGE) {
+        struct mms__held *h = mms__held_find(s, p);
+        if (h) {
+            h->wp = ok;
+            h->mapseq = s->reg[id].mapseq;
+        }
+    }
+}
+
+static void protect_unchanged(mms_store *s)
+{
+    const struct mms__pagevec *v = &s->dirty;
+    if (s->wp_fd < 0)
+        return;
+    if (s->wp_chunks > WP_RESET && s->shadow_pages == 0) {
+        for (uint32_t id = 0; id < s->nmapped; id++)
+            if (s->view.base[id] && s->reg[id].priv)
+                mms__os_wp_forget(s->wp_fd, s->view.base[id], s->reg[id].priv);
+        s->wp_chunks = 0;
+        return;
+    }
+    for (size_t i = 0; i < v->n;) {
+        if (v->changed[i] != 2) {
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < v->n && v->page[j] == v->page[j - 1] + MMS__PAGE && v->changed[j] == 2 &&
+               mms__page_region(s, v->page[j]) == mms__page_region(s, v->page[i]))
+            j++;
+        protect_run(s, v->page[i], v->page[j - 1] + MMS__PAGE);
+        i = j;
+    }
+}
+
+/* Pages the writer only read stay in its page tables, and the scan of the
+ * next commit walks them all: after a read of 1 GB, every commit paid
+ * milliseconds (bench/commit_cost). When a scan was that slow, drop them
+ * (their content is the file's), keeping the held pages: reads fault them
+ * back, ~1 us a page. A writer that reads them back at once would pay that
+ * at every commit, so the gap between two trims doubles each time the pages
+ * came back before the next, and shrinks back when they did not. */
+#define TRIM_GAP_MAX 4096u
+
+static void commit_trim(mms_store *s, const struct commit *c)
+{
+    s->since_trim++;
+    if (c->st.detect_ns < s->trim_scan_ns || s->since_trim < s->trim_gap)
+        return;
+    if (s->since_trim <= 2 * s->trim_gap)
+        s->trim_gap = s->trim_gap * 2 > TRIM_GAP_MAX ? TRIM_GAP_MAX : s->trim_gap * 2;
+    else
+        s->trim_gap = s->trim_gap / 2 ? s->trim_gap / 2 : 1;
+    s->since_trim = 0;
+    mms__view_trim(s);
 }
 
 /* Step 7: the new committed sizes (grown space becomes private), the pages
@@ -631,12 +724,21 @@ static int commit_settle(mms_store *s, struct commit *c)
             r = mms__held_set(s, p, s->reg[id].gen, st.txn, !c->applied);
         if (r)
             return r;
-        if (hold && (h = mms__held_find(s, p)))
+        if (hold && (h = mms__held_find(s, p))) {
             h->mark = st.mark;
-        s->dirty.changed[i] = !hold; /* 1: drop it */
+            h->wp = false; /* it was written (or never protected) */
+        }
+        /* 1: drop it; 2: hold it, protected (unchanged, with a shadow) */
+        s->dirty.changed[i] = !hold ? 1 : s->dirty.changed[i] ? 0 : 2;
     }
     mms__dirty_drop(s, 1);
+    s->trim_now = false;
     mms__held_sweep(s, keep_after_commit, &st, false);
+    protect_unchanged(s);
+    if (s->trim_now)
+        mms__view_trim(s); /* one madvise per gap between held pages */
+    else
+        commit_trim(s, c);
     s->seen = st.txn;
     c->st.apply_ns = lap(c);
     c->st.pages_changed = c->nchanged;
@@ -659,6 +761,7 @@ int mms_txn_commit(mms_store *s)
     if (r)
         return commit_fail(s, r);
     if (!any) {
+        commit_trim(s, &c); /* s->dirty: every page marked 0, kept */
         txn_end(s);
         return 0;
     }

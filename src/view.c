@@ -70,15 +70,16 @@ static int collect_run(void *ctx, char *start, char *end)
     return 0;
 }
 
-int mms__dirty_collect(mms_store *s)
+int mms__dirty_collect(mms_store *s, bool written)
 {
+    written = written && s->wp_fd >= 0;
     s->dirty.n = 0;
     for (uint32_t id = 0; id < s->nmapped; id++) {
         char *b = s->view.base[id];
         if (!b || !s->reg[id].priv)
             continue;
         int r = mms__os_dirty_scan(s->dirty_fd, s->dirty_backend, b, b + s->reg[id].priv,
-                                   collect_run, &s->dirty);
+                                   written, collect_run, &s->dirty);
         if (r)
             return r;
     }
@@ -120,11 +121,49 @@ void mms__dirty_drop(mms_store *s, int which)
     }
 }
 
+static int addr_cmp(const void *a, const void *b)
+{
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+void mms__view_trim(mms_store *s)
+{
+    /* The held pages, in address order (not enough memory: no trim). */
+    char **held = malloc((s->held_n + 1) * sizeof *held);
+    if (!held)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < s->held_cap; i++)
+        if (s->held[i].page)
+            held[n++] = s->held[i].page;
+    qsort(held, n, sizeof *held, addr_cmp);
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        char *base = s->view.base[id], *at = base, *end = base + s->reg[id].priv;
+        if (!base)
+            continue;
+        size_t k = 0, hi = n; /* the first held page at or past base */
+        while (k < hi) {
+            size_t mid = k + (hi - k) / 2;
+            if (held[mid] < base)
+                k = mid + 1;
+            else
+                hi = mid;
+        }
+        for (; k < n && held[k] < end; k++) {
+            mms__os_drop(at, (uint64_t)(held[k] - at));
+            at = held[k] + MMS__PAGE;
+        }
+        mms__os_drop(at, (uint64_t)(end - at));
+    }
+    free(held);
+}
+
 void mms__drop_private(mms_store *s)
 {
     mms__heap_forget(s);
     mms__held_clear(s);
-    if (mms__dirty_collect(s)) {
+    if (mms__dirty_collect(s, false)) {
         /* Cannot tell which pages: drop every private page there is. */
         for (uint32_t id = 0; id < s->nmapped; id++)
             if (s->view.base[id])

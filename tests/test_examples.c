@@ -103,6 +103,39 @@ mms_txn_commit(s);                     /* atomic and durable */
 mms_close(s);
 }
 
+/* mmstore.h, Fixed-address mode: a node pushed onto a list of plain
+ * pointers, the root. */
+struct node { struct node *next; int value; };
+
+static void header_fixed(mms_store *s)
+{
+    mms_txn_begin(s, 0);
+    struct node *n = mms_pmalloc(s, sizeof *n);
+    n->value = 42;
+    n->next = mms_root_ptr(s);     // a plain pointer, kept in the store
+    mms_root_ptr_set(s, n);
+    mms_txn_commit(s);
+}
+
+/* README.md, fixed-address mode: the same in a store of its own
+ * ("list.mms" in the current directory). */
+static void readme_fixed(void)
+{
+mms_options o;
+mms_options_init(&o);
+o.flags = MMS_CREATE | MMS_FIXED;      /* the same addresses in every process */
+mms_store *s;
+mms_open("list.mms", &o, &s);
+
+mms_txn_begin(s, 0);
+struct node *n = mms_pmalloc(s, sizeof *n);
+n->value = 42;
+n->next = mms_root_ptr(s);             /* a plain pointer, kept in the store */
+mms_root_ptr_set(s, n);
+mms_txn_commit(s);
+mms_close(s);
+}
+
 /* ------------------------------------------------------------------------
  * Checking the copies
  * ------------------------------------------------------------------------ */
@@ -317,6 +350,14 @@ TEST(run)
     verify_ok(s);
     OK(mms_close(s));
     rmrf(p);
+    /* The fixed-address list, pushed twice. */
+    s = open_flags(p, MMS_CREATE | MMS_FIXED);
+    header_fixed(s);
+    header_fixed(s);
+    struct node *top = mms_root_ptr(s);
+    ASSERT(top && top->value == 42 && top->next && top->next->value == 42 && !top->next->next);
+    OK(mms_close(s));
+    rmrf(p);
     /* The README's program, twice in a directory of its own. */
     const char *d = tpath("readme");
     ASSERT_EQ(mkdir(d, 0777), 0);
@@ -327,6 +368,12 @@ TEST(run)
     readme_counter();
     s = open_flags("state.mms", MMS_RDONLY);
     ASSERT_EQ(MMS_AT(s, struct counter, mms_root(s))->n, 2);
+    OK(mms_close(s));
+    readme_fixed();
+    readme_fixed();
+    s = open_flags("list.mms", MMS_RDONLY | MMS_FIXED);
+    top = mms_root_ptr(s);
+    ASSERT(top && top->next && top->next->value == 42 && !top->next->next);
     OK(mms_close(s));
     ASSERT_EQ(chdir(cwd), 0);
     rmrf(d);

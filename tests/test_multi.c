@@ -238,7 +238,7 @@ struct proc {
     uint64_t pid, where, opened;
     /* readers */
     uint64_t reads, in_read, violations, erecover, growth_seen, nchunk_seen, ptr_checks;
-    uint64_t max_region, full_checks, latest, latest_timeouts;
+    uint64_t max_region, full_checks, latest, latest_timeouts, holds;
     /* writers */
     uint64_t commits, aborts, grows, region_grew, ckpts, committing, committed, start, started;
     /* small roles: a command channel and results */
@@ -497,6 +497,20 @@ static void child_reader(unsigned idx, const char *path, unsigned mode)
         if (latest)
             INC(me->latest);
         check_read(s, &v, latest ? floor : 0, growth, me);
+        /* Readers that stay inside, from microseconds to a second, while
+         * the writer goes on committing: the state must not move. */
+        uint64_t hz = rnd_next(&v.x), hold_us = 0;
+        if (hz % 500 == 0)
+            hold_us = 200000 + (hz >> 32) % 800000;
+        else if (hz % 40 == 0)
+            hold_us = 1000 + (hz >> 32) % 50000;
+        if (hold_us) {
+            uint64_t txn = mms_txn_id(s);
+            sleep_us((unsigned)hold_us);
+            ASSERT_EQ(mms_txn_id(s), txn);
+            check_read(s, &v, latest ? floor : 0, growth, me);
+            INC(me->holds);
+        }
         PUB(me->in_read, 0);
         OK(mms_read_end(s));
         INC(me->reads);
@@ -961,7 +975,7 @@ static struct {
     unsigned long writers, wkills, wkill_where[W_N], crash_apply, crash_synced;
     unsigned long apply_recovered_by_readers, synced_published_early, kept, lost;
     unsigned long reads, commits, aborts, grows, region_grew, ckpts, erecover, full_checks;
-    unsigned long latest, latest_timeouts;
+    unsigned long latest, latest_timeouts, holds;
     unsigned long stale_cleared, tool_runs, reader_died_recovering, writer_died_recovering;
 } ss;
 
@@ -1005,6 +1019,7 @@ static void add_reader_counts(unsigned i)
     ss.erecover += GET(p->erecover);
     ss.latest += GET(p->latest);
     ss.latest_timeouts += GET(p->latest_timeouts);
+    ss.holds += GET(p->holds);
     ss.full_checks += GET(p->full_checks);
 }
 
@@ -1486,7 +1501,8 @@ TEST(stress)
             "   readers: %lu spawned, %lu killed (%lu inside a read transaction, %lu while "
             "opening), %lu dead slots reclaimed by the writer, %lu stale slots cleared at the "
             "end, %lu MMS_ERECOVER retries, %lu chunks checked whole; %lu read the latest "
-            "commit (mms_read_begin_latest), %lu of those timed out\n"
+            "commit (mms_read_begin_latest), %lu of those timed out; %lu stayed inside for 1 ms "
+            "to 1 s\n"
             "   writers: %lu; random kills %lu (ops %lu, commit %lu, abort %lu, idle %lu, "
             "checkpoint %lu; a commit in flight kept %lu, lost %lu); died at commit.apply %lu "
             "(recovered by the readers %lu), at commit.journal_synced %lu (published before "
@@ -1494,7 +1510,7 @@ TEST(stress)
             (now_us() - t0) / 1e6, ss.reads, ss.commits, ss.aborts, ss.grows, ss.region_grew,
             ss.ckpts, (unsigned long long)c, ss.reader_spawns, ss.reader_kills, ss.kills_in_read,
             ss.kills_opening, ss.reclaimed, ss.stale_cleared, ss.erecover, ss.full_checks,
-            ss.latest, ss.latest_timeouts, ss.writers, ss.wkills, ss.wkill_where[W_OPS], ss.wkill_where[W_COMMIT],
+            ss.latest, ss.latest_timeouts, ss.holds, ss.writers, ss.wkills, ss.wkill_where[W_OPS], ss.wkill_where[W_COMMIT],
             ss.wkill_where[W_ABORT], ss.wkill_where[W_IDLE], ss.wkill_where[W_CKPT], ss.kept,
             ss.lost, ss.crash_apply, ss.apply_recovered_by_readers, ss.crash_synced,
             ss.synced_published_early, ss.reader_died_recovering, ss.writer_died_recovering,

@@ -12,30 +12,69 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------
- * mms create DIR
+ * mms create DIR [--fixed [--base ADDR] [--reserve BYTES]]
  * ------------------------------------------------------------------------ */
+/* A number of the command line (decimal, 0x hex), or a usage error. */
+static int create_number(const struct tool_cmd *cmd, const char *name, const char *text,
+                         uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    *out = text ? strtoull(text, &end, 0) : 0;
+    if (text && (errno || end == text || *end))
+        return tool_usage_err(cmd, "--%s wants a number, not '%s'", name, text);
+    return -1;
+}
+
 static int run_create(const struct tool_cmd *cmd, int argc, char **argv)
 {
-    const char *dir;
-    int rc = tool_args(cmd, argc, argv, NULL, 0, &dir, 1);
+    const char *dir, *base = NULL, *reserve = NULL;
+    bool fixed = false;
+    const struct tool_opt opts[] = {{"fixed", false, NULL, &fixed},
+                                    {"base", true, &base, NULL},
+                                    {"reserve", true, &reserve, NULL}};
+    int rc = tool_args(cmd, argc, argv, opts, 3, &dir, 1);
     if (rc >= 0)
         return rc;
+    if ((base || reserve) && !fixed)
+        return tool_usage_err(cmd, "--base and --reserve go with --fixed");
     mms_options o;
     mms_options_init(&o);
-    o.flags = MMS_CREATE | MMS_EXCL;
+    o.flags = MMS_CREATE | MMS_EXCL | (fixed ? MMS_FIXED : 0);
+    if ((rc = create_number(cmd, "base", base, &o.base)) >= 0 ||
+        (rc = create_number(cmd, "reserve", reserve, &o.reserve)) >= 0)
+        return rc;
     mms_store *s;
     int r = mms_open(dir, &o, &s);
     if (r)
         return tool_fail("cannot create", dir, r);
-    r = mms_close(s);
+    mms_info in;
+    r = mms_info_get(s, &in);
+    if (!r)
+        r = mms_close(s);
+    else
+        mms_close(s);
     if (r)
         return tool_fail("cannot close", dir, r);
-    printf("created %s\n", dir);
+    if (fixed)
+        printf("created %s, fixed at 0x%llx (heap up to %llu bytes, %llu per table)\n", dir,
+               (unsigned long long)in.fixed_base, (unsigned long long)in.fixed_heap_reserve,
+               (unsigned long long)in.fixed_table_reserve);
+    else
+        printf("created %s\n", dir);
     return tool_finish_output(NULL);
 }
 
 const struct tool_cmd tool_cmd_create = {
-    "create", "DIR", "Create an empty store in the directory DIR (which must not exist).", "",
+    "create", "DIR [--fixed [--base ADDR] [--reserve BYTES]]",
+    "Create an empty store in the directory DIR (which must not exist).",
+    "  --fixed           a fixed-address store (MMS_FIXED): its regions are mapped at\n"
+    "                    addresses recorded now, the same in every process that\n"
+    "                    opens it with MMS_FIXED, so pointers stored in it stay valid\n"
+    "  --base ADDR       where (a multiple of 4 MiB; default 0x200000000000, or the\n"
+    "                    next 4 TiB up that is free)\n"
+    "  --reserve BYTES   how large the heap may grow (default 256 GiB); each table\n"
+    "                    gets a quarter of it\n",
     run_create};
 
 /* ------------------------------------------------------------------------
@@ -56,12 +95,20 @@ static void info_raw(const mms_info *in, mms_ref root)
     printf("heap_objects: %llu\n", (unsigned long long)in->heap_objects);
     printf("root: 0x%llx\n", (unsigned long long)root);
     printf("published_txn: %llu\n", (unsigned long long)in->published_txn);
+    printf("committed_txn: %llu\n", (unsigned long long)in->committed_txn);
+    printf("durable_txn: %llu\n", (unsigned long long)in->durable_txn);
+    printf("readers_holding_back: %u\n", in->readers_holding_back);
     if (in->writer_pid)
         printf("writer: %u\n", in->writer_pid);
     else
         printf("writer: none\n");
     printf("handles: %u\n", in->handles);
     printf("active_readers: %u\n", in->active_readers);
+    if (in->fixed_base) {
+        printf("fixed_base: 0x%llx\n", (unsigned long long)in->fixed_base);
+        printf("fixed_heap_reserve: %llu\n", (unsigned long long)in->fixed_heap_reserve);
+        printf("fixed_table_reserve: %llu\n", (unsigned long long)in->fixed_table_reserve);
+    }
 }
 
 /* The same figures for a person: sizes in KB/MB/GB, and per table its
@@ -82,6 +129,10 @@ static int info_person(const char *dir, mms_store *s, const mms_info *in)
            tool_bytes(in->heap_used, a), (unsigned long long)in->heap_objects,
            in->heap_objects == 1 ? "" : "s", tool_bytes(in->heap_free, b),
            tool_bytes(in->region_file[0], c));
+    if (in->fixed_base)
+        printf("  addresses  fixed (MMS_FIXED) at 0x%llx: heap up to %s, %s per table\n",
+               (unsigned long long)in->fixed_base, tool_bytes(in->fixed_heap_reserve, a),
+               tool_bytes(in->fixed_table_reserve, b));
     size_t n;
     mms_table_info *ti;
     int r = tool_tables(s, &ti, &n);
@@ -113,6 +164,12 @@ static int info_person(const char *dir, mms_store *s, const mms_info *in)
     printf("  processes  writer %s; %u open handle%s (this command's included), %u inside a "
            "read transaction\n",
            w, in->handles, in->handles == 1 ? "" : "s", in->active_readers);
+    if (in->committed_txn > in->published_txn)
+        printf("  waiting    %llu commit%s not yet applied (readers see txn %llu)%s\n",
+               (unsigned long long)(in->committed_txn - in->published_txn),
+               in->committed_txn - in->published_txn == 1 ? "" : "s",
+               (unsigned long long)in->published_txn,
+               in->readers_holding_back ? "; a reader holds the store back (mms readers)" : "");
     return 0;
 }
 
@@ -157,26 +214,35 @@ const struct tool_cmd tool_cmd_info = {
     "\"key: value\" lines for scripts: format_version, txn_id, regions,\n"
     "region_N_size, region_N_file_bytes, journal_bytes, heap_used, heap_free,\n"
     "heap_objects, root, published_txn, writer (a pid or none), handles,\n"
-    "active_readers.\n"
+    "active_readers, and for a store created with --fixed fixed_base,\n"
+    "fixed_heap_reserve, fixed_table_reserve.\n"
     "\n"
     "  --raw   print only the raw lines\n",
     run_info};
 
 /* ------------------------------------------------------------------------
- * mms verify DIR
+ * mms verify DIR [--pointers]
  * ------------------------------------------------------------------------ */
 static int run_verify(const struct tool_cmd *cmd, int argc, char **argv)
 {
     const char *dir;
-    int rc = tool_args(cmd, argc, argv, NULL, 0, &dir, 1);
+    bool pointers = false;
+    const struct tool_opt opts[] = {{"pointers", false, NULL, &pointers}};
+    int rc = tool_args(cmd, argc, argv, opts, 1, &dir, 1);
     if (rc >= 0)
         return rc;
     mms_store *s;
     int r = tool_open_inspect(dir, &s);
     if (r)
         return tool_fail("cannot open", dir, r);
-    char msg[512];
+    char msg[512], scan[512] = "";
+    uint64_t found = 0;
     r = mms_verify(s, msg, sizeof msg);
+    if (!r && pointers) {
+        r = mms_verify_pointers(s, scan, sizeof scan, &found);
+        if (r && found)
+            snprintf(msg, sizeof msg, "%s", scan);
+    }
     if (r) {
         tool_err("%s is not sound: %s", dir, msg[0] ? msg : mms_strerror(r));
         mms_close(s);
@@ -185,15 +251,25 @@ static int run_verify(const struct tool_cmd *cmd, int argc, char **argv)
     r = mms_close(s);
     if (r)
         return tool_fail("cannot close", dir, r);
-    printf("%s: ok\n", dir);
+    if (pointers)
+        printf("%s: ok (pointer scan: %s)\n", dir, scan);
+    else
+        printf("%s: ok\n", dir);
     return tool_finish_output(NULL);
 }
 
 const struct tool_cmd tool_cmd_verify = {
-    "verify", "DIR", "Check the whole store; exit 0 if it is sound, 1 if not.",
+    "verify", "DIR [--pointers]", "Check the whole store; exit 0 if it is sound, 1 if not.",
     "Checks the header, the journal, the heap's metadata and the tables, and prints\n"
     "the first problem found. A store that needs recovery (its last writer died)\n"
-    "is recovered first.\n",
+    "is recovered first.\n"
+    "\n"
+    "  --pointers   then scan the heap for pointers that point nowhere valid: every\n"
+    "               8-byte word of every live allocation whose value lies in the\n"
+    "               store's address range (a store created with MMS_FIXED: its\n"
+    "               recorded layout) must point into a live allocation or a live\n"
+    "               table record, and so must the root. Conservative: an integer\n"
+    "               that happens to lie in that range counts as a pointer.\n",
     run_verify};
 
 /* ------------------------------------------------------------------------
@@ -255,11 +331,14 @@ static int run_readers(const struct tool_cmd *cmd, int argc, char **argv)
         return tool_fail("cannot list readers of", dir, r);
     }
     /* This command's own handle is one of them. */
-    printf("%-8s %-6s %-7s %-10s %s\n", "pid", "alive", "reading", "txn", "age_ms");
+    printf("%-8s %-6s %-7s %-10s %-12s %s\n", "pid", "alive", "reading", "txn", "age_ms",
+           "behind");
     for (size_t i = 0; i < n && i < sizeof rd / sizeof rd[0]; i++)
-        printf("%-8u %-6s %-7s %-10llu %.3f%s\n", rd[i].pid, rd[i].alive ? "yes" : "no",
+        printf("%-8u %-6s %-7s %-10llu %-12.3f %llu%s%s\n", rd[i].pid, rd[i].alive ? "yes" : "no",
                rd[i].active ? "yes" : "no", (unsigned long long)rd[i].txn,
-               rd[i].age_ns / 1e6, rd[i].pid == (uint32_t)getpid() ? "  (this command)" : "");
+               rd[i].age_ns / 1e6, (unsigned long long)rd[i].behind,
+               rd[i].holding_back ? "  HOLDING BACK the store" : "",
+               rd[i].pid == (uint32_t)getpid() ? "  (this command)" : "");
     r = mms_close(s);
     return r ? tool_fail("cannot close", dir, r) : tool_finish_output(NULL);
 }
@@ -268,7 +347,11 @@ const struct tool_cmd tool_cmd_readers = {
     "readers", "DIR [--clear-stale]",
     "List the handles open on the store (pid, txn, age); free those of dead processes.",
     "One line per handle: pid, alive, inside a read transaction, the txn it pins,\n"
-    "how long it has been inside (ms). This command's own handle is one of them.\n"
+    "how long it has been inside (ms), and how many commits were made since it\n"
+    "pinned (commits wait in the journal while it is inside: new readers do not\n"
+    "see them until it leaves). A reader inside for longer than the store's\n"
+    "reader_limit_ms (1 s by default) while commits wait is marked HOLDING BACK.\n"
+    "This command's own handle is one of them.\n"
     "\n"
     "  --clear-stale   first free the slots of processes that died\n",
     run_readers};

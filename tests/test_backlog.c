@@ -1,0 +1,455 @@
+/*
+ * test_backlog.c -- readers never hold up the writer (issue 11).
+ *
+ * A reader process holds a read transaction while the writer commits: every
+ * commit returns (none waits for the reader), the reader keeps its state,
+ * the commits wait in the journal and are visible to nobody but the writer
+ * until the reader leaves -- then, in order, at once. Growth and a schema
+ * migration while the reader is inside. mms_wait wakes when a commit is
+ * applied, not when it is made, and in order. mms_read_begin_latest waits
+ * (or times out). The backlog's bound: MMS_BACKLOG_ERROR fails the commit
+ * and leaves the transaction open; the default waits for the reader. A
+ * writer killed with a backlog: recovery gives every commit it made. A
+ * reader killed inside: its slot is reclaimed and the backlog drains
+ * without anyone else's help. No timing is asserted: only orders.
+ */
+#include "test.h"
+
+#include <pthread.h>
+
+struct rec {
+    int64_t v;
+};
+static const mms_field rec_fields[] = {MMS_F_I64(struct rec, v)};
+static const mms_schema rec_schema = MMS_SCHEMA(struct rec, rec_fields);
+struct rec2 {
+    int64_t v;
+    int64_t w;
+};
+static const mms_field rec2_fields[] = {MMS_F_I64(struct rec2, v), MMS_F_I64(struct rec2, w)};
+static const mms_schema rec2_schema = MMS_SCHEMA(struct rec2, rec2_fields);
+
+struct root {
+    uint64_t counter;
+};
+
+/* Shared with the children. */
+static struct shared {
+    uint64_t go, inside, seen_counter, seen_slots, leave, left, ok, killme;
+    char msg[256];
+} *sh;
+
+static uint64_t counter_of(mms_store *s)
+{
+    return MMS_AT(s, struct root, mms_root(s))->counter;
+}
+
+static void commit_counter(mms_store *s, uint64_t v)
+{
+    OK(mms_txn_begin(s, 0));
+    MMS_AT(s, struct root, mms_root(s))->counter = v;
+    OK(mms_txn_commit(s));
+}
+
+static mms_store *setup(const char *p)
+{
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    mms_ref r;
+    OK(mms_zalloc(s, sizeof(struct root), &r));
+    OK(mms_root_set(s, r));
+    mms_table *t;
+    OK(mms_table_open(s, "t", &rec_schema, MMS_TABLE_CREATE, &t));
+    for (int i = 0; i < 10; i++) {
+        struct rec x = {i};
+        OK(mms_table_append(t, &x, NULL));
+    }
+    OK(mms_txn_commit(s));
+    return s;
+}
+
+/* The child reader: begin, report what it sees, wait to be told to leave
+ * (checking its state never moves meanwhile), end, report. */
+static int child_reader(const char *path, int kill_inside)
+{
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    mms_table *t;
+    OK(mms_table_find(s, "t", &t));
+    OK(mms_read_begin(s));
+    uint64_t c = counter_of(s), slots = mms_table_slots(t);
+    const struct rec *first = mms_table_get(t, 0);
+    int64_t v0 = first->v;
+    PUB(sh->seen_counter, c);
+    PUB(sh->seen_slots, slots);
+    PUB(sh->inside, 1);
+    while (!GET(sh->leave)) {
+        if (counter_of(s) != c || mms_table_slots(t) != slots || first->v != v0) {
+            snprintf(sh->msg, sizeof sh->msg, "the reader's state moved: counter %llu -> %llu",
+                     (unsigned long long)c, (unsigned long long)counter_of(s));
+            PUB(sh->ok, 2);
+        }
+        if (kill_inside && GET(sh->killme))
+            raise(SIGKILL);
+        sleep_us(1000);
+    }
+    OK(mms_read_end(s));
+    PUB(sh->left, 1);
+    OK(mms_close(s));
+    return 0;
+}
+
+static pid_t spawn_reader(const char *p, int kill_inside)
+{
+    memset(sh, 0, sizeof *sh);
+    pid_t pid = child_spawn((const char *[]){"reader", p, kill_inside ? "1" : "0", NULL}, NULL);
+    AWAIT(GET(sh->inside), pid, 60, "the reader did not begin its read transaction");
+    return pid;
+}
+
+static void reader_leaves(pid_t pid)
+{
+    PUB(sh->leave, 1);
+    int st;
+    if (!child_end(pid, 60, &st))
+        FAILF("the reader hung");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILF("the reader ended with %s", child_status(st));
+    if (GET(sh->ok) == 2)
+        FAILF("%s", sh->msg);
+}
+
+static mms_info *info(mms_store *s)
+{
+    static mms_info in;
+    OK(mms_info_get(s, &in));
+    return &in;
+}
+
+/* Commits while a reader is inside: none waits, the reader's state stays,
+ * the writer sees its own, others see the state the reader pinned, until
+ * it leaves; growth and a migration included. */
+TEST(commits_never_wait)
+{
+    const char *p = tpath("bl1");
+    mms_store *w = setup(p);
+    mms_store *other = open_flags(p, MMS_RDONLY);
+    pid_t pid = spawn_reader(p, 0);
+    ASSERT_EQ(sh->seen_counter, 0);
+    uint64_t txn0 = mms_txn_id(w);
+    mms_table *t;
+    OK(mms_table_find(w, "t", &t));
+    for (uint64_t i = 1; i <= 200; i++) {
+        commit_counter(w, i);
+        ASSERT_EQ(counter_of(w), i); /* the writer reads its own commits */
+    }
+    /* Growth: 100,000 appended records. */
+    OK(mms_txn_begin(w, 0));
+    uint64_t first;
+    void *where;
+    OK(mms_table_append_many(t, 100000, &first, &where));
+    for (uint64_t i = 0; i < 100000; i++)
+        ((struct rec *)where)[i].v = (int64_t)(first + i);
+    ((struct rec *)mms_table_get(t, 0))->v = -1;
+    OK(mms_txn_commit(w));
+    /* A migration. */
+    OK(mms_txn_begin(w, 0));
+    mms_table *t2;
+    OK(mms_table_open(w, "t", &rec2_schema, 0, &t2));
+    OK(mms_txn_commit(w));
+    ASSERT_EQ(mms_table_slots(t2), 100010);
+    ASSERT_EQ(((struct rec2 *)mms_table_get(t2, 5))->v, 5);
+    uint64_t last = mms_txn_id(w);
+    ASSERT_EQ(last, txn0 + 202);
+    mms_info *in = info(w);
+    ASSERT_EQ(in->committed_txn, last);
+    ASSERT_EQ(in->published_txn, txn0); /* every commit waits: the reader is inside */
+    ASSERT_LT(0, in->backlog_bytes);
+    ASSERT_EQ(in->last_commit.backlog, 202);
+    mms_reader_info ri[8];
+    size_t n;
+    OK(mms_readers(w, ri, 8, &n));
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ri[i].pid == (uint32_t)pid) {
+            ASSERT(ri[i].active);
+            ASSERT_EQ(ri[i].behind, 202);
+            found = 1;
+        }
+    ASSERT(found);
+    /* Another handle: the pinned state, not the writer's. */
+    OK(mms_read_begin(other));
+    ASSERT_EQ(counter_of(other), 0);
+    ASSERT_EQ(mms_txn_id(other), txn0);
+    OK(mms_read_end(other));
+    /* Latest: not while the reader is inside. */
+    FAILS(mms_read_begin_latest(other, 50), -ETIMEDOUT);
+    reader_leaves(pid);
+    /* The reader left last and applied the backlog. */
+    in = info(w);
+    ASSERT_EQ(in->published_txn, last);
+    OK(mms_read_begin(other));
+    ASSERT_EQ(counter_of(other), 200);
+    mms_table *ot;
+    OK(mms_table_find(other, "t", &ot));
+    ASSERT_EQ(mms_table_slots(ot), 100010);
+    ASSERT_EQ(mms_table_schema(ot)->record_size, sizeof(struct rec2));
+    ASSERT_EQ(((struct rec2 *)mms_table_get(ot, 0))->v, -1);
+    ASSERT_EQ(((struct rec2 *)mms_table_get(ot, 100009))->v, 100009);
+    OK(mms_read_end(other));
+    OK(mms_read_begin_latest(other, 1000));
+    ASSERT_EQ(mms_txn_id(other), last);
+    OK(mms_read_end(other));
+    verify_ok(w);
+    OK(mms_close(other));
+    OK(mms_close(w));
+    rmrf(p);
+}
+
+struct waiter {
+    mms_store *s;
+    uint64_t from, got[64];
+    int n, stop;
+};
+
+static void *wait_thread(void *arg)
+{
+    struct waiter *wt = arg;
+    uint64_t cur = wt->from;
+    while (wt->n < 64 && !__atomic_load_n(&wt->stop, __ATOMIC_SEQ_CST)) {
+        uint64_t now;
+        int r = mms_wait(wt->s, cur, 20, &now);
+        if (r == 0) {
+            wt->got[wt->n++] = now;
+            cur = now;
+        }
+    }
+    return NULL;
+}
+
+/* mms_wait wakes when commits are applied, not when they are made; and in
+ * order. */
+TEST(wait_with_backlog)
+{
+    const char *p = tpath("bl2");
+    mms_store *w = setup(p);
+    mms_store *ws = open_flags(p, MMS_RDONLY);
+    struct waiter wt = {.s = ws, .from = mms_txn_id(w)};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, wait_thread, &wt), 0);
+    pid_t pid = spawn_reader(p, 0);
+    for (uint64_t i = 1; i <= 20; i++)
+        commit_counter(w, i);
+    sleep_us(50000);
+    ASSERT_EQ(__atomic_load_n(&wt.n, __ATOMIC_SEQ_CST), 0); /* nothing visible yet */
+    uint64_t last = mms_txn_id(w);
+    reader_leaves(pid);
+    for (double t0 = now_us(); __atomic_load_n(&wt.n, __ATOMIC_SEQ_CST) == 0 ||
+                               wt.got[__atomic_load_n(&wt.n, __ATOMIC_SEQ_CST) - 1] != last;)
+        if (now_us() - t0 > 30e6)
+            FAILF("the waiter never saw txn %llu", (unsigned long long)last);
+        else
+            sleep_us(1000);
+    __atomic_store_n(&wt.stop, 1, __ATOMIC_SEQ_CST);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    for (int i = 1; i < wt.n; i++)
+        ASSERT_LT(wt.got[i - 1], wt.got[i]);
+    fprintf(stderr, "   20 commits held back, then %d wake%s, the last at txn %llu\n", wt.n,
+            wt.n == 1 ? "" : "s", (unsigned long long)last);
+    OK(mms_close(ws));
+    OK(mms_close(w));
+    rmrf(p);
+}
+
+static void *leave_later(void *arg)
+{
+    (void)arg;
+    sleep_us(300000);
+    PUB(sh->leave, 1);
+    return NULL;
+}
+
+/* The bound: MMS_BACKLOG_ERROR fails the commit and keeps the transaction;
+ * the default waits for the readers inside. */
+TEST(bound)
+{
+    const char *p = tpath("bl3");
+    mms_store *w = setup(p);
+    OK(mms_close(w));
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_BACKLOG_ERROR;
+    o.max_backlog = 64 * 4096;
+    OK(mms_open(p, &o, &w));
+    mms_ref big;
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, 2 << 20, &big));
+    OK(mms_txn_commit(w));
+    pid_t pid = spawn_reader(p, 0);
+    int refused = 0;
+    uint64_t k;
+    for (k = 0; k < 200 && !refused; k++) {
+        OK(mms_txn_begin(w, 0));
+        memset((char *)mms_deref(w, big) + k * 4096 * 4, (int)k + 1, 4096 * 4);
+        int r = mms_txn_commit(w);
+        if (r == MMS_EBUSY) {
+            refused = 1;
+            ASSERT(strstr(mms_errdetail(), "wait for readers"));
+        } else {
+            OK(r);
+        }
+    }
+    ASSERT(refused);
+    /* Still open: the stores are there, abort works. */
+    ASSERT_EQ(((char *)mms_deref(w, big))[(k - 1) * 4096 * 4], (char)k);
+    FAILS(mms_txn_commit(w), MMS_EBUSY);
+    reader_leaves(pid);
+    OK(mms_txn_commit(w)); /* applied when the reader left: room again */
+    fprintf(stderr, "   MMS_BACKLOG_ERROR: refused at commit %llu, committed after the reader "
+            "left\n", (unsigned long long)k);
+    OK(mms_close(w));
+    /* The default: the commit at the bound waits for the reader, which
+     * leaves a moment later (told by a thread); every commit succeeds. */
+    o.flags = 0;
+    OK(mms_open(p, &o, &w));
+    pid = spawn_reader(p, 0);
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, leave_later, NULL), 0);
+    uint64_t at = 0;
+    for (k = 0; k < 40; k++) {
+        OK(mms_txn_begin(w, 0));
+        memset((char *)mms_deref(w, big) + (k % 100) * 4096 * 4, (int)k + 2, 4096 * 4);
+        OK(mms_txn_commit(w));
+        at = k;
+    }
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    /* 40 commits of 4 pages each do not fit in 64 pages: one waited. */
+    ASSERT(GET(sh->left));
+    reader_leaves(pid);
+    ASSERT_EQ(info(w)->published_txn, info(w)->committed_txn);
+    fprintf(stderr, "   default: %llu commits, the reader left, all applied\n",
+            (unsigned long long)at + 1);
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+}
+
+/* A writer killed with a backlog: the next open gives every commit it made.
+ * A reader killed inside: its slot goes, the backlog drains. */
+static int child_writer(const char *path, uint64_t n)
+{
+    mms_store *s = open_flags(path, 0);
+    for (uint64_t i = 1; i <= n; i++) {
+        commit_counter(s, i);
+        PUB(sh->ok, i);
+    }
+    raise(SIGKILL);
+    return 0;
+}
+
+TEST(kills)
+{
+    const char *p = tpath("bl4");
+    mms_store *w = setup(p);
+    OK(mms_close(w));
+    pid_t rd = spawn_reader(p, 1);
+    pid_t wr = child_spawn((const char *[]){"writer", p, "50", NULL}, NULL);
+    int st;
+    if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
+        FAILF("the writer ended with %s", child_status(st));
+    ASSERT_EQ(GET(sh->ok), 50);
+    /* The reader still pins the old state; a new handle sees what was
+     * applied, a latest read waits for the reader. */
+    mms_store *s = open_flags(p, MMS_RDONLY);
+    ASSERT_EQ(info(s)->committed_txn, info(s)->published_txn + 50);
+    PUB(sh->killme, 1);
+    if (!child_end(rd, 60, &st) || !WIFSIGNALED(st))
+        FAILF("the reader ended with %s", child_status(st));
+    /* Nobody left but a reader that died inside: this read applies. */
+    OK(mms_read_begin_latest(s, 30000));
+    ASSERT_EQ(counter_of(s), 50);
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+    s = open_flags(p, 0);
+    ASSERT_EQ(counter_of(s), 50);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+/* A long backlog (MMS_NOSYNC, no sync due) of commits that each store into
+ * a random page of a 1 MiB object, with aborts between them (some writing
+ * pages held for the backlog): after every commit and abort the view is
+ * the model's, and where held pages are write-protected a commit finds
+ * only the pages it wrote, not the backlog. Reopened, the store is the
+ * model's. */
+TEST(held_pages_protected)
+{
+    const char *p = tpath("bl5");
+    enum { WORDS = (1 << 20) / 8, TXNS = 600 };
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE | MMS_NOSYNC;
+    o.sync_ms = 600000;
+    mms_store *s = NULL;
+    OK(mms_open(p, &o, &s));
+    OK(mms_txn_begin(s, 0));
+    mms_ref r;
+    OK(mms_zalloc(s, WORDS * 8, &r));
+    OK(mms_root_set(s, r));
+    OK(mms_txn_commit(s));
+    uint64_t *model = calloc(WORDS, 8);
+    ASSERT(model);
+    uint64_t rng = 12345;
+    for (int t = 0; t < TXNS; t++) {
+        OK(mms_txn_begin(s, 0));
+        uint64_t *a = mms_ptr(s, mms_root(s));
+        int n = 1 + (int)(rng % 3);
+        uint64_t idx[3];
+        for (int k = 0; k < n; k++) {
+            rng = rng * 6364136223846793005u + 1442695040888963407u;
+            idx[k] = (rng >> 20) % WORDS;
+            a[idx[k]] = rng;
+        }
+        if (t % 7 == 3) {
+            mms_txn_abort(s);
+        } else {
+            OK(mms_txn_commit(s));
+            for (int k = 0; k < n; k++)
+                model[idx[k]] = ((uint64_t *)mms_ptr(s, mms_root(s)))[idx[k]];
+            mms_info *in = info(s);
+            if (in->held_protected && t > 10)
+                ASSERT_LE(in->last_commit.pages_dirty, 16); /* its pages, the last commit's
+                                          and abort's, the header: not the backlog */
+        }
+        const uint64_t *v = mms_ptr(s, mms_root(s));
+        if (memcmp(v, model, WORDS * 8) != 0)
+            FAILF("txn %d: the view differs from the model", t);
+    }
+    ASSERT(info(s)->backlog_bytes > (uint64_t)100 * 4096); /* the backlog stayed */
+    OK(mms_close(s));
+    s = open_flags(p, 0);
+    const uint64_t *v = mms_ptr(s, mms_root(s));
+    ASSERT(memcmp(v, model, WORDS * 8) == 0);
+    verify_ok(s);
+    OK(mms_close(s));
+    free(model);
+    rmrf(p);
+}
+
+int main(int argc, char **argv)
+{
+    char **a = child_enter(argc, argv, 3, "ROLE PATH ARG");
+    if (a) {
+        sh = child_page(sizeof *sh);
+        if (strcmp(a[0], "reader") == 0)
+            return child_reader(a[1], atoi(a[2]));
+        return child_writer(a[1], strtoull(a[2], NULL, 10));
+    }
+    sh = child_page(sizeof *sh);
+    RUN(commits_never_wait);
+    RUN(wait_with_backlog);
+    RUN(bound);
+    RUN(kills);
+    RUN(held_pages_protected);
+    return 0;
+}
