@@ -119,6 +119,8 @@ bench:
 	$(call configure,$(BUILD),RelWithDebInfo)
 	$(call build,$(BUILD),release with the peers' harnesses)
 	python3 bench/run.py --build $(BUILD) --data $(BUILD)/bench-data
+	@echo "== finding records by key, 10^7 records (bench/results/index.md)"
+	bench/keyed.sh $(BUILD) $(BUILD)/bench-data/keyed | tee $(BUILD)/bench-keyed.jsonl
 
 # The same at small sizes, under a minute, to check the harness (results in
 # $(BUILD)/bench-quick, not committed).

@@ -65,6 +65,49 @@ static inline uint64_t bench_key(uint64_t k, uint64_t n)
     return bench_mix(BENCH_SEED + 0x1000 + k) % n;
 }
 
+/* Keyed workloads (keyget, range, ixbuild, keycommit): record i is found by
+ * its field a, a random 64-bit key (bench_make), not by its position. */
+#define BENCH_KEYGETS 1000000u /* lookups per keyget run (10^6: SQLite takes minutes for 10^7) */
+#define BENCH_RANGES 2000u      /* range scans per range run ... */
+#define BENCH_RANGE_LEN 1000u   /* ... of this many consecutive keys */
+#define BENCH_KEYCOMMITS 2000u  /* commits per keycommit run */
+
+static inline uint64_t bench_a(uint64_t i)
+{
+    return bench_mix(BENCH_SEED ^ i);
+}
+
+/* The key of the k-th lookup: the a of a pseudo-random record. */
+static inline uint64_t bench_lookup_key(uint64_t k, uint64_t n)
+{
+    return bench_a(bench_key(k, n));
+}
+
+/* Where the j-th range scan starts: the a of a pseudo-random record whose a
+ * is below 2^62, so that the keys after it stay below 2^63, where SQLite's
+ * signed integer order agrees with the unsigned order of the others. */
+static inline uint64_t bench_range_start(uint64_t j, uint64_t n)
+{
+    for (uint64_t k = 5000000000u + j * 64;; k++) {
+        uint64_t a = bench_a(bench_key(k, n));
+        if (a < (UINT64_C(1) << 62))
+            return a;
+    }
+}
+
+/* The new key of the j-th keycommit: a fresh pseudo-random one (that it
+ * collides with one of 10^7 keys has a chance of 2^-40 per commit). */
+static inline uint64_t bench_new_key(uint64_t j)
+{
+    return bench_mix(BENCH_SEED + UINT64_C(0xabcdef) + j);
+}
+
+static inline int bench_cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
 static inline double bench_now(void)
 {
     struct timespec t;

@@ -104,6 +104,52 @@ static uint64_t open_read(const char *dir, uint64_t n)
     return a;
 }
 
+/* The limit for a lookup by key: records in a malloc'd array and an
+ * open-addressing hash table (linear probing, half full) of (key, index)
+ * pairs in malloc'd memory. keyget: probe, then read the record; ixbuild:
+ * filling the table. */
+static int keyed(const char *w, uint64_t n)
+{
+    if (strcmp(w, "keyget") != 0 && strcmp(w, "ixbuild") != 0)
+        bench_unsupported("not measured for the in-memory hash table");
+    struct bench_rec *r = make_all(n);
+    uint64_t ns = 16;
+    while (ns < 2 * n)
+        ns *= 2;
+    uint64_t (*slot)[2] = calloc(ns, sizeof *slot); /* key, index + 1 */
+    if (!slot)
+        BENCH_DIE("out of memory");
+    double t = bench_now();
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t h = bench_mix(r[i].a) & (ns - 1);
+        while (slot[h][1])
+            h = (h + 1) & (ns - 1);
+        slot[h][0] = r[i].a;
+        slot[h][1] = i + 1;
+    }
+    t = bench_now() - t;
+    uint64_t sum = 0, ops = n;
+    char ans[32];
+    if (strcmp(w, "keyget") == 0) {
+        ops = BENCH_KEYGETS;
+        t = bench_now();
+        for (uint64_t k = 0; k < ops; k++) {
+            uint64_t key = bench_lookup_key(k, n), h = bench_mix(key) & (ns - 1);
+            while (slot[h][0] != key || !slot[h][1])
+                h = (h + 1) & (ns - 1);
+            sum += r[slot[h][1] - 1].b;
+        }
+        t = bench_now() - t;
+    } else {
+        sum = n;
+    }
+    snprintf(ans, sizeof ans, "%" PRIu64, sum);
+    bench_result("array", variant, w, n, ops, t, ans);
+    free(slot);
+    free(r);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5)
@@ -131,6 +177,9 @@ int main(int argc, char **argv)
     }
     if (prep)
         return 0;
+    if (strcmp(w, "keyget") == 0 || strcmp(w, "range") == 0 || strcmp(w, "ixbuild") == 0 ||
+        strcmp(w, "keycommit") == 0)
+        return keyed(w, n);
     if (strcmp(w, "get") == 0 || strcmp(w, "scan") == 0) {
         struct bench_rec *r = make_all(n);
         uint64_t sum = 0, ops;

@@ -144,6 +144,97 @@ static void answer_u64(char *buf, uint64_t v)
     snprintf(buf, 32, "%llu", (unsigned long long)v);
 }
 
+/* Keyed workloads: the same records keyed by a (MDB_INTEGERKEY), loaded in
+ * key order with MDB_APPEND. keyget: mdb_get; range: MDB_SET_RANGE, then
+ * MDB_NEXT. */
+static void build_keyed(const char *dir, uint64_t n)
+{
+    rmrf(dir);
+    if (mkdir(dir, 0755) != 0)
+        BENCH_DIE("cannot make %s", dir);
+    uint64_t (*ka)[2] = malloc(n * sizeof *ka);
+    if (!ka)
+        BENCH_DIE("out of memory");
+    for (uint64_t i = 0; i < n; i++) {
+        ka[i][0] = bench_a(i);
+        ka[i][1] = i;
+    }
+    qsort(ka, n, sizeof *ka, bench_cmp_u64);
+    MDB_env *env = open_env(dir, 0);
+    MDB_txn *txn;
+    CHECK(mdb_txn_begin(env, NULL, 0, &txn));
+    MDB_dbi dbi = open_dbi(txn, MDB_CREATE);
+    struct bench_rec r;
+    for (uint64_t i = 0; i < n; i++) {
+        MDB_val k = {sizeof ka[i][0], &ka[i][0]}, v = {sizeof r, &r};
+        bench_make(&r, ka[i][1]);
+        CHECK(mdb_put(txn, dbi, &k, &v, MDB_APPEND));
+    }
+    CHECK(mdb_txn_commit(txn));
+    mdb_env_close(env);
+    free(ka);
+}
+
+static uint32_t rec_b(const MDB_val *v)
+{
+    uint32_t b;
+    memcpy(&b, (const char *)v->mv_data + offsetof(struct bench_rec, b), sizeof b);
+    return b;
+}
+
+static int keyed(int prep, const char *w, uint64_t n, const char *dir)
+{
+    if (strcmp(w, "keyget") != 0 && strcmp(w, "range") != 0)
+        bench_unsupported("not measured for LMDB");
+    if (prep) {
+        build_keyed(dir, n);
+        return 0;
+    }
+    MDB_env *env = open_env(dir, MDB_RDONLY);
+    MDB_txn *txn;
+    CHECK(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+    MDB_dbi dbi = open_dbi(txn, 0);
+    uint64_t sum = 0, ops, key;
+    MDB_val k = {sizeof key, &key}, v;
+    double t;
+    if (strcmp(w, "keyget") == 0) {
+        ops = BENCH_KEYGETS;
+        t = bench_now();
+        for (uint64_t i = 0; i < ops; i++) {
+            key = bench_lookup_key(i, n);
+            CHECK(mdb_get(txn, dbi, &k, &v));
+            sum += rec_b(&v);
+        }
+        t = bench_now() - t;
+    } else {
+        MDB_cursor *cur;
+        CHECK(mdb_cursor_open(txn, dbi, &cur));
+        ops = BENCH_RANGES;
+        t = bench_now();
+        for (uint64_t j = 0; j < ops; j++) {
+            key = bench_range_start(j, n);
+            k.mv_size = sizeof key;
+            k.mv_data = &key;
+            int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            for (unsigned m = 0; m < BENCH_RANGE_LEN && rc == 0; m++) {
+                sum += rec_b(&v);
+                if (m + 1 < BENCH_RANGE_LEN)
+                    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            }
+            if (rc)
+                CHECK(rc);
+        }
+        t = bench_now() - t;
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    char ans[32];
+    answer_u64(ans, sum);
+    bench_result("lmdb", variant, w, n, ops, t, ans);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5)
@@ -158,6 +249,9 @@ int main(int argc, char **argv)
     int prep = strcmp(phase, "prepare") == 0;
     if (!prep && strcmp(phase, "run") != 0)
         BENCH_DIE("lmdb: unknown phase %s", phase);
+    if (strcmp(w, "keyget") == 0 || strcmp(w, "range") == 0 || strcmp(w, "ixbuild") == 0 ||
+        strcmp(w, "keycommit") == 0)
+        return keyed(prep, w, n, dir);
     char ans[64] = "-";
 
     if (strcmp(w, "open") == 0 || strcmp(w, "get") == 0 || strcmp(w, "scan") == 0) {

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <mmstore.h>
 
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -227,6 +228,161 @@ static void ipc(const char *dir, uint64_t n)
     rmrf(dir);
 }
 
+/* ------------------------------------------------------------------------
+ * Keyed workloads: records found by their random 64-bit field a through an
+ * index. Variants: hash, ordered (the index on a); keycommit also none (no
+ * index), each with MMS_NOSYNC, and ordered-durable.
+ * ------------------------------------------------------------------------ */
+static unsigned index_flags(const char *v)
+{
+    if (strncmp(v, "hash", 4) == 0)
+        return MMS_INDEX_HASH;
+    if (strncmp(v, "ordered", 7) == 0)
+        return MMS_INDEX_ORDERED;
+    BENCH_DIE("mmstore: unknown variant %s for a keyed workload (hash, ordered)", v);
+}
+
+static void add_index(const char *dir, unsigned flags, double *secs)
+{
+    mms_store *s = open_store(dir, 0);
+    mms_table *tb;
+    CHECK(mms_table_find(s, "rec", &tb));
+    double t = bench_now();
+    CHECK(mms_txn_begin(s, 0));
+    CHECK(mms_index_create(tb, "a", flags));
+    CHECK(mms_txn_commit(s));
+    if (secs)
+        *secs = bench_now() - t;
+    CHECK(mms_close(s));
+}
+
+static int keyed(int prep, const char *w, uint64_t n, const char *dir, char *ans)
+{
+    if (strcmp(w, "keycommit") == 0) {
+        bool none = strncmp(variant, "none", 4) == 0;
+        unsigned flags = none ? 0 : index_flags(variant);
+        bool durable = strstr(variant, "durable") != NULL;
+        if (prep) {
+            build(dir, n);
+            if (!none)
+                add_index(dir, flags, NULL);
+            return 0;
+        }
+        mms_options o;
+        mms_options_init(&o);
+        o.flags = durable ? 0 : MMS_NOSYNC;
+        mms_store *s;
+        CHECK(mms_open(dir, &o, &s));
+        mms_table *tb;
+        CHECK(mms_table_find(s, "rec", &tb));
+        /* A plain store to the key field of a random record, and a commit
+         * (which finds the change and moves the record in the index). */
+        double t = bench_now();
+        for (uint64_t j = 0; j < BENCH_KEYCOMMITS; j++) {
+            CHECK(mms_txn_begin(s, 0));
+            ((struct bench_rec *)mms_table_get(tb, bench_key(j, n)))->a = bench_new_key(j);
+            CHECK(mms_txn_commit(s));
+        }
+        t = bench_now() - t;
+        uint64_t sum = 0;
+        mms_index *ix;
+        if (!none) {
+            /* Every new key is found where it was stored. */
+            CHECK(mms_index_open(tb, "a", &ix));
+            for (uint64_t j = 0; j < BENCH_KEYCOMMITS; j++) {
+                uint64_t key = bench_new_key(j), at;
+                if (mms_index_find(ix, &key, &at) == 0)
+                    sum += at;
+            }
+        } else {
+            for (uint64_t j = 0; j < BENCH_KEYCOMMITS; j++) {
+                uint64_t i = bench_key(j, n);
+                if (((const struct bench_rec *)mms_table_get(tb, i))->a == bench_new_key(j))
+                    sum += i;
+            }
+        }
+        CHECK(mms_close(s));
+        answer_u64(ans, sum);
+        bench_result("mmstore", variant, w, n, BENCH_KEYCOMMITS, t, ans);
+        build(dir, n); /* the next run starts from the prepared state */
+        if (!none)
+            add_index(dir, flags, NULL);
+        return 0;
+    }
+    unsigned flags = index_flags(variant);
+    if (strcmp(w, "ixbuild") == 0) {
+        if (prep) {
+            build(dir, n);
+            return 0;
+        }
+        double t;
+        add_index(dir, flags, &t);
+        mms_store *s = open_store(dir, 0);
+        mms_table *tb;
+        mms_index_info ii;
+        size_t k;
+        CHECK(mms_table_find(s, "rec", &tb));
+        CHECK(mms_indexes(tb, &ii, 1, &k));
+        CHECK(mms_txn_begin(s, 0));
+        CHECK(mms_index_drop(tb, "a"));
+        CHECK(mms_txn_commit(s));
+        CHECK(mms_close(s));
+        answer_u64(ans, ii.entries);
+        bench_result("mmstore", variant, w, n, n, t, ans);
+        return 0;
+    }
+    if (strcmp(w, "keyget") != 0 && strcmp(w, "range") != 0)
+        return -1;
+    if (prep) {
+        build(dir, n);
+        add_index(dir, flags, NULL);
+        return 0;
+    }
+    mms_store *s = open_store(dir, MMS_RDONLY);
+    mms_table *tb;
+    mms_index *ix;
+    CHECK(mms_table_find(s, "rec", &tb));
+    CHECK(mms_read_begin(s));
+    CHECK(mms_index_open(tb, "a", &ix));
+    uint64_t sum = 0, ops;
+    double t;
+    if (strcmp(w, "keyget") == 0) {
+        ops = BENCH_KEYGETS;
+        t = bench_now();
+        for (uint64_t k = 0; k < ops; k++) {
+            uint64_t key = bench_lookup_key(k, n), at;
+            CHECK(mms_index_find(ix, &key, &at));
+            sum += ((const struct bench_rec *)mms_table_get(tb, at))->b;
+        }
+        t = bench_now() - t;
+    } else {
+        if (flags != MMS_INDEX_ORDERED)
+            bench_unsupported("a hash index has no order");
+        mms_cursor *c;
+        CHECK(mms_cursor_open(ix, &c));
+        ops = BENCH_RANGES;
+        t = bench_now();
+        for (uint64_t j = 0; j < ops; j++) {
+            uint64_t key = bench_range_start(j, n), at;
+            int r = mms_cursor_seek(c, MMS_SEEK_GE, &key, &at, NULL);
+            for (unsigned m = 0; m < BENCH_RANGE_LEN && r == 0; m++) {
+                sum += ((const struct bench_rec *)mms_table_get(tb, at))->b;
+                if (m + 1 < BENCH_RANGE_LEN)
+                    r = mms_cursor_next(c, &at, NULL);
+            }
+            if (r)
+                CHECK(r);
+        }
+        t = bench_now() - t;
+        mms_cursor_close(c);
+    }
+    mms_read_end(s);
+    CHECK(mms_close(s));
+    answer_u64(ans, sum);
+    bench_result("mmstore", variant, w, n, ops, t, ans);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5)
@@ -237,6 +393,9 @@ int main(int argc, char **argv)
         variant = argv[5];
     int prep = strcmp(phase, "prepare") == 0;
     char ans[64] = "-";
+    if (strcmp(w, "keyget") == 0 || strcmp(w, "range") == 0 || strcmp(w, "ixbuild") == 0 ||
+        strcmp(w, "keycommit") == 0)
+        return keyed(prep, w, n, dir, ans);
 
     if (strcmp(w, "open") == 0 || strcmp(w, "get") == 0 || strcmp(w, "scan") == 0) {
         if (prep) {

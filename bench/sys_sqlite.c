@@ -62,6 +62,7 @@
  */
 #define _GNU_SOURCE
 #include <sqlite3.h>
+#include <stdbool.h>
 
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -190,6 +191,123 @@ static inline uint64_t get_a(sqlite3 *db, sqlite3_stmt *st, uint64_t key)
     return a;
 }
 
+/* Keyed workloads. pk: a table keyed by a (INTEGER PRIMARY KEY, a as a
+ * signed 64-bit integer), loaded in key order; secondary: the table of the
+ * other workloads (keyed by position) with an index on a. */
+static void build_pk(const char *dir, uint64_t n)
+{
+    rmrf(dir);
+    if (mkdir(dir, 0755) != 0)
+        BENCH_DIE("cannot make %s", dir);
+    uint64_t (*ka)[2] = malloc(n * sizeof *ka);
+    if (!ka)
+        BENCH_DIE("out of memory");
+    for (uint64_t i = 0; i < n; i++) {
+        ka[i][0] = bench_a(i) ^ (UINT64_C(1) << 63); /* signed order */
+        ka[i][1] = i;
+    }
+    qsort(ka, n, sizeof *ka, bench_cmp_u64);
+    sqlite3 *db = open_db(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    exec(db, "PRAGMA journal_mode=WAL");
+    exec(db, "CREATE TABLE rec(a INTEGER PRIMARY KEY, key INTEGER, v REAL, b INTEGER, "
+             "c INTEGER, tag TEXT)");
+    exec(db, "BEGIN");
+    sqlite3_stmt *st = prepare(db, "INSERT INTO rec(key, a, v, b, c, tag) VALUES (?, ?, ?, ?, ?, ?)");
+    struct bench_rec r;
+    for (uint64_t j = 0; j < n; j++) {
+        bench_make(&r, ka[j][1]);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)r.key);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)r.a);
+        sqlite3_bind_double(st, 3, r.v);
+        sqlite3_bind_int64(st, 4, r.b);
+        sqlite3_bind_int64(st, 5, r.c);
+        sqlite3_bind_text(st, 6, r.tag, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            die_db(db, "INSERT");
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    exec(db, "COMMIT");
+    sqlite3_close(db);
+    free(ka);
+}
+
+static int keyed(int prep, const char *w, uint64_t n, const char *dir)
+{
+    bool pk = strcmp(variant, "pk") == 0;
+    if (!pk && strcmp(variant, "secondary") != 0)
+        BENCH_DIE("sqlite: unknown variant %s for a keyed workload (pk, secondary)", variant);
+    char ans[32];
+    if (strcmp(w, "ixbuild") == 0) {
+        if (pk)
+            bench_unsupported("a primary key is not built apart from its table");
+        if (prep) {
+            build(dir, n);
+            return 0;
+        }
+        sqlite3 *db = open_db(SQLITE_OPEN_READWRITE);
+        double t = bench_now();
+        exec(db, "CREATE INDEX rec_a ON rec(a)");
+        t = bench_now() - t;
+        exec(db, "DROP INDEX rec_a");
+        sqlite3_close(db);
+        answer_u64(ans, n);
+        bench_result("sqlite", variant, w, n, n, t, ans);
+        return 0;
+    }
+    if (strcmp(w, "keyget") != 0 && strcmp(w, "range") != 0)
+        bench_unsupported("not measured for SQLite");
+    if (prep) {
+        if (pk) {
+            build_pk(dir, n);
+        } else {
+            build(dir, n);
+            sqlite3 *db = open_db(SQLITE_OPEN_READWRITE);
+            exec(db, "CREATE INDEX rec_a ON rec(a)");
+            sqlite3_close(db);
+        }
+        return 0;
+    }
+    sqlite3 *db = open_db(SQLITE_OPEN_READONLY);
+    exec(db, "BEGIN");
+    uint64_t sum = 0, ops;
+    double t;
+    if (strcmp(w, "keyget") == 0) {
+        sqlite3_stmt *st = prepare(db, "SELECT b FROM rec WHERE a = ?");
+        ops = BENCH_KEYGETS;
+        t = bench_now();
+        for (uint64_t k = 0; k < ops; k++) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)bench_lookup_key(k, n));
+            if (sqlite3_step(st) != SQLITE_ROW)
+                die_db(db, "SELECT b FROM rec WHERE a = ?");
+            sum += (uint64_t)sqlite3_column_int64(st, 0);
+            sqlite3_reset(st);
+        }
+        t = bench_now() - t;
+        sqlite3_finalize(st);
+    } else {
+        sqlite3_stmt *st = prepare(db, "SELECT b FROM rec WHERE a >= ? ORDER BY a LIMIT 1000");
+        ops = BENCH_RANGES;
+        t = bench_now();
+        for (uint64_t j = 0; j < ops; j++) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)bench_range_start(j, n));
+            int rc;
+            while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                sum += (uint64_t)sqlite3_column_int64(st, 0);
+            if (rc != SQLITE_DONE)
+                die_db(db, "range");
+            sqlite3_reset(st);
+        }
+        t = bench_now() - t;
+        sqlite3_finalize(st);
+    }
+    exec(db, "COMMIT");
+    sqlite3_close(db);
+    answer_u64(ans, sum);
+    bench_result("sqlite", variant, w, n, ops, t, ans);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5)
@@ -198,6 +316,13 @@ int main(int argc, char **argv)
     uint64_t n = strtoull(argv[3], NULL, 10);
     if (argc > 5)
         variant = argv[5];
+    if (strcmp(w, "keyget") == 0 || strcmp(w, "range") == 0 || strcmp(w, "ixbuild") == 0 ||
+        strcmp(w, "keycommit") == 0) {
+        if (strcmp(phase, "prepare") != 0 && strcmp(phase, "run") != 0)
+            BENCH_DIE("sqlite: unknown phase %s", phase);
+        snprintf(db_path, sizeof db_path, "%s/rec.db", dir);
+        return keyed(strcmp(phase, "prepare") == 0, w, n, dir);
+    }
     if (strcmp(variant, "wal") != 0 && strcmp(variant, "full") != 0 &&
         strcmp(variant, "off") != 0 && strcmp(variant, "normal") != 0 &&
         strcmp(variant, "mmap") != 0)

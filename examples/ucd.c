@@ -18,8 +18,10 @@
  *               decomposition, Unicode 1.0 name
  *     range     first, last, name, category, block, script
  *
- * plus the UCD version as the root (a string). The char table is in code
- * point order, so a code point is found by binary search.
+ * plus the UCD version as the root (a string). The char table has an
+ * ordered unique index on cp (mms_index_create): a code point is found
+ * through it, and a block's run of characters starts at the first entry
+ * >= the block's first code point (a cursor seek).
  *
  * Range entries of UnicodeData.txt (<CJK Ideograph, First> ... <..., Last>):
  * those whose characters have names derived from the code point (CJK
@@ -805,6 +807,12 @@ static int cmd_build(const char *path, const char *dir)
         fail_mms("root", r);
         goto out;
     }
+    /* Code points are found through an index (a bulk build, in this
+     * transaction), not by a search of our own. */
+    if ((r = mms_index_create(ps.chr, "cp", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE))) {
+        fail_mms("index char.cp", r);
+        goto out;
+    }
     double t1 = now_us();
     if ((r = mms_txn_commit(ps.s))) {
         fail_mms("commit", r);
@@ -858,6 +866,8 @@ out:
 struct db {
     mms_store *s;
     mms_table *cat, *scr, *blk, *chr, *rng;
+    mms_index *cp;   /* the ordered index on char.cp */
+    mms_cursor *cur; /* a cursor of it */
     const struct ucd_char *chars;
     const struct ucd_range *ranges;
     const struct ucd_block *blocks;
@@ -871,19 +881,11 @@ static const char *str(const struct db *db, mms_ref r)
     return p ? p : "?";
 }
 
-/* The char record of cp, or NULL: binary search, the table is in code point
- * order. */
+/* The char record of cp, or NULL: through the index on char.cp. */
 static const struct ucd_char *char_find(const struct db *db, uint32_t cp)
 {
-    uint64_t lo = 0, hi = db->nchars;
-    while (lo < hi) {
-        uint64_t mid = (lo + hi) / 2;
-        if (db->chars[mid].cp < cp)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < db->nchars && db->chars[lo].cp == cp ? &db->chars[lo] : NULL;
+    uint64_t i;
+    return mms_index_find(db->cp, &cp, &i) == 0 && i < db->nchars ? &db->chars[i] : NULL;
 }
 
 /* How to show a character: the glyph for letters, numbers, punctuation and
@@ -1026,14 +1028,10 @@ static void q_block(const struct db *db, const char *arg)
     mms_ref bref = mms_table_ref(db->blk, b);
     /* The block's characters are one run of the char table: find its
      * start, then follow the records whose block ref is this block. */
-    uint64_t lo = 0, hi = db->nchars;
-    while (lo < hi) {
-        uint64_t mid = (lo + hi) / 2;
-        if (db->chars[mid].cp < blk->first)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    uint32_t first = blk->first;
+    uint64_t lo;
+    if (mms_cursor_seek(db->cur, MMS_SEEK_GE, &first, &lo, NULL) != 0 || lo > db->nchars)
+        lo = db->nchars;
     uint64_t end = lo;
     while (end < db->nchars && db->chars[end].block == bref)
         end++;
@@ -1231,6 +1229,11 @@ static int cmd_query(const char *path, int nargs, char **args)
         fail_mms("read", r);
         goto out;
     }
+    if ((r = mms_index_open(db.chr, "cp", &db.cp)) || (r = mms_cursor_open(db.cp, &db.cur))) {
+        fprintf(stderr, "ucd: the store has no index on char.cp; rebuild it: ucd build %s\n", path);
+        fail_mms("index char.cp", r);
+        goto out;
+    }
     /* ucd build never deletes, so every slot is live and the arrays are
      * dense; a store changed by something else is refused. */
     mms_table *all[] = { db.cat, db.scr, db.blk, db.chr, db.rng };
@@ -1268,6 +1271,7 @@ static int cmd_query(const char *path, int nargs, char **args)
     rc = 0;
 out:
     fflush(stdout);
+    mms_cursor_close(db.cur);
     if ((r = mms_close(db.s)) && rc == 0)
         rc = fail_mms("close", r);
     free(qs);

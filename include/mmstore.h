@@ -108,8 +108,10 @@ const char *mms_version(void);
     X(MMS_ERECOVER, -30916, "store needs recovery, which a read-only open cannot do") \
     X(MMS_ESCHEMA, -30917, "record layout differs from the table's")                 \
     X(MMS_ENOENT, -30918, "no such table")                                    \
-    X(MMS_EREFERENCED, -30919, "record is referred to by another record")     \
-    X(MMS_EADDR, -30920, "the store's fixed address range is not available in this process")
+    X(MMS_EREFERENCED, -30919, "record is referred to by another record")      \
+    X(MMS_EADDR, -30920, "the store's fixed address range is not available in this process") \
+    X(MMS_ENOTFOUND, -30921, "no record has this key")                        \
+    X(MMS_EUNIQUE, -30922, "a unique index already holds this key")
 
 enum {
 #define MMS__ERR_ENUM(name, code, msg) name = code,
@@ -1208,6 +1210,159 @@ int mms_table_drop(mms_store *s, const char *name);
  * MMS_ENOTXN, MMS_EINVAL (a bad name), MMS_ENOENT (no table from),
  * -EEXIST (a table called to exists). */
 int mms_table_rename(mms_store *s, const char *from, const char *to);
+
+/* ------------------------------------------------------------------------
+ * Indexes: finding records by key
+ *
+ * An index on a field of a table finds the records holding a key without
+ * a scan. Two kinds:
+ *  - hash (MMS_INDEX_HASH): exact match; one or two cache misses.
+ *  - ordered (MMS_INDEX_ORDERED): a B+tree; exact match, the first key at
+ *    or after a value, ranges in order, both directions (cursors).
+ * Either may be unique (MMS_INDEX_UNIQUE): no two live records hold the
+ * same key. One index per field. Each index is a region of its own, so a
+ * scan of the table never touches it, and it is part of the store: it
+ * changes in the same transactions as its table, and a crash leaves both
+ * as of one commit.
+ *
+ * Keys. Fields of kind i8..i64, u8..u64, f32, f64, bool, ref and chars (up
+ * to 256 bytes) can be indexed; STR and BLOB fields cannot yet
+ * (MMS_ENOTSUP): index a chars field, or keep a key field beside the
+ * string. A key is passed as a pointer to a value of the field's C type
+ * (int64_t for i64, double for f64, char[size] for chars: all size bytes,
+ * NUL-padded). Order: integers and refs by value; floats by value, with
+ * -0.0 equal to +0.0 and every NaN one key, after +infinity; bool false
+ * then true; chars by their bytes (memcmp), so "ab" < "abc" < "b". A
+ * missing value (mms_table_null_set) is indexed as its zero bytes.
+ *
+ * The index keeps itself true. However a key field was written -- an
+ * append, append_many, a delete, a null mark, a plain C store through a
+ * pointer -- the commit finds the changed records (from the pages the
+ * transaction wrote) and updates every index of the table before it
+ * writes the journal: an index never disagrees with its table in a
+ * committed state. A migration (mms_table_open) follows the field by
+ * name: a removed field's index is dropped, a changed (widened) one is
+ * rebuilt, both at the commit.
+ *
+ * Unique indexes refuse a duplicate: mms_table_append fails with
+ * MMS_EUNIQUE (mms_errdetail() names the table, field, key and the record
+ * holding it) when a live record holds the key as far as the index and
+ * the transaction's appends tell; any other duplicate (made by a plain
+ * store, append_many, or a key changed in the transaction) fails the
+ * commit with MMS_EUNIQUE, which aborts the transaction.
+ *
+ * Caveats
+ *  - Inside a write transaction an index answers as of the last commit
+ *    (or as built, for one created in the transaction): lookups return
+ *    only records whose key still matches, and miss records the
+ *    transaction gave the key. The commit brings it up to date.
+ *  - Lookups read mapped memory only: no system call, in read
+ *    transactions of any process. Outside a read transaction (in a handle
+ *    that does not write) the index may change while it is read; a
+ *    lookup then never crashes, and returns only records holding the key,
+ *    but may miss some.
+ *  - A hash index suits keys with few duplicates: when more than about
+ *    4000 records share a key, building or committing fails MMS_ENOTSUP;
+ *    use an ordered index for such a field.
+ *  - An ordered index does not merge pages emptied by deletes; dropping
+ *    and creating it again packs it.
+ * ------------------------------------------------------------------------ */
+#define MMS_INDEX_HASH 0x0u    /* exact match only */
+#define MMS_INDEX_ORDERED 0x1u /* B+tree: ranges and cursors too */
+#define MMS_INDEX_UNIQUE 0x2u  /* no two live records hold one key */
+
+/* Create an index on field of t and build it from the records (a bulk
+ * build: sorted, then written page by page; at 10^7 records a few
+ * seconds). Needs a write transaction; the index is built again from the
+ * records at commit if the transaction goes on changing the table, so the
+ * committed index is always the table's (see bench/results for the cost).
+ * Errors: MMS_ENOTXN, MMS_EINVAL (no such field, bad flags), MMS_ENOTSUP
+ * (a field of a kind that cannot be indexed; a hash index over a field
+ * with too many equal keys), -EEXIST (the field has an index already),
+ * MMS_EUNIQUE (MMS_INDEX_UNIQUE and two live records hold one key; the
+ * detail names them; nothing is created), MMS_EFULL (no region left),
+ * -ENOSPC, -ENOMEM. */
+int mms_index_create(mms_table *t, const char *field, unsigned flags);
+
+/* Drop the index on field of t (its region is deleted after the commit).
+ * Needs a write transaction. Errors: MMS_ENOTXN, MMS_ENOENT (no index on
+ * that field). Handles of the index (mms_index_open) must not be used
+ * after the commit. */
+int mms_index_drop(mms_table *t, const char *field);
+
+typedef struct mms_index mms_index;
+
+/* A handle for the index on field of t. *ix stays valid until mms_close
+ * (the same handle for the same table and field), but refers to nothing
+ * once the index is dropped (calls then fail MMS_ENOENT).
+ * Errors: MMS_EINVAL, MMS_ENOENT (no index on that field). */
+int mms_index_open(mms_table *t, const char *field, mms_index **ix);
+
+/* The indexes of a table. */
+typedef struct mms_index_info {
+    char field[48];     /* the indexed field */
+    unsigned flags;     /* MMS_INDEX_ORDERED, MMS_INDEX_UNIQUE */
+    unsigned key_kind;  /* the field's kind (enum mms_kind) */
+    uint32_t key_size;  /* its size in bytes */
+    uint32_t region;    /* the index's region */
+    uint64_t entries;   /* records in it (the table's live records) */
+    uint64_t bytes;     /* size of its region */
+} mms_index_info;
+
+/* Fill out[0..cap); *n gets the number of indexes. Errors: MMS_EINVAL,
+ * MMS_ECORRUPT (damaged descriptors). */
+int mms_indexes(mms_table *t, mms_index_info *out, size_t cap, size_t *n);
+
+/* The first record holding key into *index: for an ordered index the
+ * lowest record index, for a hash one any. Cost: a hash index, one probe
+ * (plus the record, whose key is compared); an ordered one, a descent of
+ * its B+tree. Errors: MMS_ENOTFOUND (no live record holds it), MMS_ENOENT
+ * (the index was dropped), MMS_ECORRUPT (a damaged index: mms_verify says
+ * where), MMS_EINVAL. */
+int mms_index_find(mms_index *ix, const void *key, uint64_t *index);
+
+/* Every record holding key: the first cap (for an ordered index in
+ * record order) into out, and their number into *n (which may exceed
+ * cap). 0 records is not an error. Errors: as mms_index_find, never
+ * MMS_ENOTFOUND. */
+int mms_index_find_all(mms_index *ix, const void *key, uint64_t *out, size_t cap, size_t *n);
+
+/* Number of records holding key into *n. Errors: as mms_index_find_all. */
+int mms_index_count(mms_index *ix, const void *key, uint64_t *n);
+
+/* Cursors walk an ordered index in key order (then record order). A
+ * cursor is not positioned until a seek. It reads the index as the handle
+ * sees it: valid for one read transaction (in a write handle: until the
+ * next commit or abort); past that, seek again. */
+typedef struct mms_cursor mms_cursor;
+
+enum mms_seek {
+    MMS_SEEK_FIRST, /* the first entry (key is ignored, may be NULL) */
+    MMS_SEEK_LAST,  /* the last entry */
+    MMS_SEEK_GE,    /* the first entry whose key is >= key */
+    MMS_SEEK_GT,    /* ... > key */
+    MMS_SEEK_LE,    /* the last entry whose key is <= key */
+    MMS_SEEK_LT     /* ... < key */
+};
+
+/* Errors: MMS_EINVAL, MMS_ENOTSUP (a hash index has no order), -ENOMEM.
+ * Free it with mms_cursor_close (before mms_close). */
+int mms_cursor_open(mms_index *ix, mms_cursor **c);
+
+/* Position c (enum mms_seek) and return its entry: the record index into
+ * *index and, if key is not NULL, its key (a value of the field's C type,
+ * size bytes) into key. Errors: MMS_ENOTFOUND (no such entry: the cursor
+ * is then unpositioned), MMS_ECORRUPT, MMS_EINVAL. */
+int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, void *key_out);
+
+/* Move to the next (prev: previous) entry and return it as seek does.
+ * MMS_ENOTFOUND past the end (or before the start); the cursor is then
+ * unpositioned. */
+int mms_cursor_next(mms_cursor *c, uint64_t *index, void *key_out);
+int mms_cursor_prev(mms_cursor *c, uint64_t *index, void *key_out);
+
+/* Free a cursor. mms_cursor_close(NULL) is a no-op. */
+void mms_cursor_close(mms_cursor *c);
 
 /* ------------------------------------------------------------------------
  * Strings and blobs: len bytes in the heap, followed by a NUL that is not

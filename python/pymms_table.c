@@ -685,12 +685,212 @@ static PyObject *table_repr(pymms_table *tb)
     return r;
 }
 
+/* ------------------------------------------------------------------------
+ * Finding records by key (an index of the field: mms index / create_index)
+ * ------------------------------------------------------------------------ */
+
+/* key as a value of field f's C type (through numpy and the field's dtype)
+ * into out (f->size bytes). -1 with an exception. */
+static int key_value(pymms_table *tb, const mms_schema *sc, const mms_field *f, PyObject *fname,
+                     PyObject *key, unsigned char *out)
+{
+    PyObject *dt = pymms_table_dtype_of(tb, sc);
+    PyObject *fdt = dt ? PyObject_GetItem(dt, fname) : NULL;
+    PyObject *asarray = fdt ? pymms_np_attr("asarray") : NULL;
+    PyObject *a = asarray ? PyObject_CallFunctionObjArgs(asarray, key, fdt, NULL) : NULL;
+    Py_XDECREF(fdt);
+    Py_XDECREF(asarray);
+    if (!a)
+        return -1;
+    Py_buffer b;
+    if (PyObject_GetBuffer(a, &b, PyBUF_C_CONTIGUOUS) < 0) {
+        Py_DECREF(a);
+        return -1;
+    }
+    int r = 0;
+    if ((size_t)b.len != f->size) {
+        PyErr_Format(PyExc_ValueError, "field %s: a key is one value of %u bytes", f->name,
+                     f->size);
+        r = -1;
+    } else {
+        memcpy(out, b.buf, f->size);
+    }
+    PyBuffer_Release(&b);
+    Py_DECREF(a);
+    return r;
+}
+
+/* -1, 0, 1 as two values of field f compare in an ordered index (floats:
+ * -0.0 == +0.0, NaN after +inf; chars: bytes). */
+static int key_cmp(const mms_field *f, const unsigned char *x, const unsigned char *y)
+{
+    int cls = mms_kind_class(f->kind);
+    if (cls == 'f') {
+        double a, b;
+        if (f->size == 4) {
+            float fa, fb;
+            memcpy(&fa, x, 4);
+            memcpy(&fb, y, 4);
+            a = fa, b = fb;
+        } else {
+            memcpy(&a, x, 8);
+            memcpy(&b, y, 8);
+        }
+        if (a != a || b != b)
+            return (a != a) - (b != b);
+        return a < b ? -1 : a > b;
+    }
+    if (cls == 'i') {
+        int64_t a = 0, b = 0;
+        switch (f->size) {
+        case 1: a = *(const int8_t *)x, b = *(const int8_t *)y; break;
+        case 2: { int16_t p, q; memcpy(&p, x, 2); memcpy(&q, y, 2); a = p, b = q; } break;
+        case 4: { int32_t p, q; memcpy(&p, x, 4); memcpy(&q, y, 4); a = p, b = q; } break;
+        default: memcpy(&a, x, 8); memcpy(&b, y, 8);
+        }
+        return a < b ? -1 : a > b;
+    }
+    if (cls == 'c')
+        return memcmp(x, y, f->size);
+    uint64_t a = 0, b = 0; /* unsigned, bool, ref: little-endian */
+    memcpy(&a, x, f->size < 8 ? f->size : 8);
+    memcpy(&b, y, f->size < 8 ? f->size : 8);
+    return a < b ? -1 : a > b;
+}
+
+/* An int64 numpy array of n elements, its data into *p. */
+static PyObject *index_array(size_t n, Py_buffer *b)
+{
+    PyObject *empty = pymms_np_attr("empty");
+    PyObject *a = empty ? PyObject_CallFunction(empty, "ns", (Py_ssize_t)n, "int64") : NULL;
+    Py_XDECREF(empty);
+    if (a && PyObject_GetBuffer(a, b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        Py_CLEAR(a);
+    return a;
+}
+
+PyDoc_STRVAR(find_doc,
+"find(field, key) -> int64 numpy array: the indices of the records whose field\n"
+"holds key, through the field's index (hash or ordered; mms index). Ascending\n"
+"for an ordered index. Raises the MMS_ENOENT error if the field has no index.");
+
+static PyObject *table_find(pymms_table *tb, PyObject *args)
+{
+    PyObject *fname, *key;
+    if (!PyArg_ParseTuple(args, "UO:find", &fname, &key) || pymms_table_check(tb) < 0)
+        return NULL;
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0)
+        return NULL;
+    PyObject *res = NULL;
+    const mms_schema *sc = pymms_table_schema(tb);
+    const mms_field *f = sc ? pymms_field_named(sc, fname, NULL) : NULL;
+    unsigned char k[256];
+    mms_index *ix;
+    int r;
+    if (!f || key_value(tb, sc, f, fname, key, k) < 0)
+        goto out;
+    if ((r = mms_index_open(tb->t, f->name, &ix)) != 0) {
+        pymms_raise(r, "find");
+        goto out;
+    }
+    size_t n = 0, m = 0;
+    if ((r = mms_index_find_all(ix, k, NULL, 0, &n)) != 0) {
+        pymms_raise(r, "find");
+        goto out;
+    }
+    Py_buffer b;
+    res = index_array(n, &b);
+    if (!res)
+        goto out;
+    r = mms_index_find_all(ix, k, (uint64_t *)b.buf, n, &m);
+    PyBuffer_Release(&b);
+    if (r || m != n) {
+        Py_CLEAR(res);
+        pymms_raise(r ? r : MMS_ECORRUPT, "find");
+    }
+out:
+    if (pymms_scope_exit(tb->store, own, res ? 0 : -1) < 0)
+        Py_CLEAR(res);
+    return res;
+}
+
+PyDoc_STRVAR(range_doc,
+"range(field, lo, hi) -> int64 numpy array: the indices of the records with\n"
+"lo <= field < hi, in key order (then record order), through the field's\n"
+"ordered index. lo or hi None: no bound on that side.");
+
+static PyObject *table_range(pymms_table *tb, PyObject *args)
+{
+    PyObject *fname, *lo, *hi;
+    if (!PyArg_ParseTuple(args, "UOO:range", &fname, &lo, &hi) || pymms_table_check(tb) < 0)
+        return NULL;
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0)
+        return NULL;
+    PyObject *res = NULL, *list = NULL;
+    const mms_schema *sc = pymms_table_schema(tb);
+    const mms_field *f = sc ? pymms_field_named(sc, fname, NULL) : NULL;
+    unsigned char klo[256], khi[256], cur[256];
+    mms_index *ix;
+    mms_cursor *c = NULL;
+    int r;
+    if (!f || (lo != Py_None && key_value(tb, sc, f, fname, lo, klo) < 0) ||
+        (hi != Py_None && key_value(tb, sc, f, fname, hi, khi) < 0))
+        goto out;
+    if ((r = mms_index_open(tb->t, f->name, &ix)) != 0 || (r = mms_cursor_open(ix, &c)) != 0) {
+        pymms_raise(r, "range");
+        goto out;
+    }
+    size_t cap = 1024, n = 0;
+    uint64_t *v = malloc(cap * 8), at;
+    if (!v) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    r = mms_cursor_seek(c, lo == Py_None ? MMS_SEEK_FIRST : MMS_SEEK_GE,
+                        lo == Py_None ? NULL : klo, &at, cur);
+    while (r == 0 && (hi == Py_None || key_cmp(f, cur, khi) < 0)) {
+        if (n == cap) {
+            uint64_t *nv = realloc(v, cap * 2 * 8);
+            if (!nv) {
+                free(v);
+                PyErr_NoMemory();
+                goto out;
+            }
+            v = nv, cap *= 2;
+        }
+        v[n++] = at;
+        r = mms_cursor_next(c, &at, cur);
+    }
+    if (r && r != MMS_ENOTFOUND) {
+        free(v);
+        pymms_raise(r, "range");
+        goto out;
+    }
+    Py_buffer b;
+    res = index_array(n, &b);
+    if (res) {
+        memcpy(b.buf, v, n * 8);
+        PyBuffer_Release(&b);
+    }
+    free(v);
+out:
+    mms_cursor_close(c);
+    Py_XDECREF(list);
+    if (pymms_scope_exit(tb->store, own, res ? 0 : -1) < 0)
+        Py_CLEAR(res);
+    return res;
+}
+
 static PyMethodDef table_methods[] = {
     {"array", (PyCFunction)(void (*)(void))table_array, METH_VARARGS | METH_KEYWORDS, array_doc},
     {"live", (PyCFunction)table_live, METH_NOARGS, live_doc},
     {"missing", (PyCFunction)table_missing, METH_O, missing_doc},
     {"column", (PyCFunction)table_column, METH_O, column_doc},
     {"get", (PyCFunction)table_get, METH_O, get_doc},
+    {"find", (PyCFunction)table_find, METH_VARARGS, find_doc},
+    {"range", (PyCFunction)table_range, METH_VARARGS, range_doc},
     {"str", (PyCFunction)table_str, METH_VARARGS, str_doc},
     {"ref", (PyCFunction)table_ref, METH_O, ref_doc},
     {"append", (PyCFunction)pymms_table_append, METH_O, pymms_append_doc},

@@ -104,7 +104,7 @@ int mms__hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, ui
         return MMS__CORRUPT("header: heap size %llu does not fit region 0's file of %llu bytes",
                             (unsigned long long)rt[0].size, (unsigned long long)fsize);
     for (uint32_t i = 1; i < h->nregions; i++)
-        if (rt[i].kind != MMS__RK_NONE && rt[i].kind != MMS__RK_TABLE)
+        if (rt[i].kind != MMS__RK_NONE && rt[i].kind != MMS__RK_TABLE && rt[i].kind != MMS__RK_INDEX)
             return MMS__CORRUPT("header: region %u has unknown kind %u", i, rt[i].kind);
     /* mms_root_set() refuses a root outside its region; one here is damage. */
     if (h->root != MMS_REF_NULL && (MMS_REF_REGION(h->root) >= h->nregions ||

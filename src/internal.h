@@ -22,13 +22,16 @@
  *   5  apply.c                    the apply pipeline: syncing (MMS_NOSYNC)
  *                                 and applying commits when no reader is in
  *      catalog.c str.c            the catalog of tables; strings and blobs
- *   6  table.c                    tables: records, creation, migration
- *   7  view.c                     what a handle's mappings show; rebuilding
- *   8  txn.c                      commit, abort, checkpoint
+ *   6  index.c                    hash and ordered indexes: their regions,
+ *                                 builds, upkeep at commit, lookups, verify
+ *   7  table.c                    tables: records, creation, migration
+ *   8  view.c                     what a handle's mappings show; rebuilding
+ *      lookup.c                   the index API: handles, finds, cursors
+ *   9  txn.c                      commit, abort, checkpoint
  *      read.c                     read transactions, waiting
- *   9  store.c                    open, close, refs and root, info, verify
+ *  10  store.c                    open, close, refs and root, info, verify
  *      compact.c                  giving free space back to the file system
- *  10  pmem.c                     the pointer API: malloc-shaped allocation,
+ *  11  pmem.c                     the pointer API: malloc-shaped allocation,
  *                                 the root as a pointer, the pointer scan
  *      copy.c                     hot copy into a new directory
  *
@@ -143,7 +146,7 @@ _Static_assert(offsetof(struct mms__hdr, fixed) == 336, "hdr fixed");
 _Static_assert(offsetof(struct mms__hdr, crc) == 4088, "hdr crc");
 
 /* Region table entry (pages 1..4 of region 0). */
-enum { MMS__RK_NONE = 0, MMS__RK_HEAP = 1, MMS__RK_TABLE = 2 };
+enum { MMS__RK_NONE = 0, MMS__RK_HEAP = 1, MMS__RK_TABLE = 2, MMS__RK_INDEX = 3 };
 struct mms__rent {
     uint64_t size; /* committed bytes */
     uint32_t gen;  /* file generation: file name is region-<id>-<gen> */
@@ -249,6 +252,53 @@ struct mms__fdesc {
     uint8_t dflt[32];
 };
 _Static_assert(sizeof(struct mms__fdesc) == 96, "fdesc size");
+
+/* Index descriptors (FORMAT §2.8): a heap array of nindexes of them per
+ * catalog entry. One index per field. */
+enum { MMS__IX_HASH = 1, MMS__IX_ORDERED = 2 };
+#define MMS__IX_UNIQUE 1u
+struct mms__ixdesc {
+    char field[48];      /* 0: the field's name, followed through migrations */
+    uint32_t kind;       /* 48: MMS__IX_HASH or MMS__IX_ORDERED */
+    uint32_t flags;      /* 52: MMS__IX_UNIQUE */
+    uint32_t region;     /* 56: the index's region (kind MMS__RK_INDEX) */
+    uint32_t key_kind;   /* 60: the field's kind when built */
+    uint32_t key_off;    /* 64: its offset in the record */
+    uint32_t key_size;   /* 68: its size: the key's bytes */
+    uint64_t layout_gen; /* 72: the table's layout_gen the index follows */
+    uint8_t reserved[48];
+};
+_Static_assert(sizeof(struct mms__ixdesc) == 128, "ixdesc size");
+_Static_assert(offsetof(struct mms__ixdesc, layout_gen) == 72, "ixdesc layout_gen");
+
+/* Page 0 of an index region. */
+#define MMS__IX_MAGIC 0x58444e49u /* "INDX" */
+struct mms__ixhdr {
+    uint32_t magic;      /* 0: MMS__IX_MAGIC */
+    uint32_t kind;       /* 4: MMS__IX_* */
+    uint32_t key_size;   /* 8: K */
+    uint32_t entry_size; /* 12: hash 8 + round_up(K, 8); ordered K + 8 */
+    uint64_t entries;    /* 16 */
+    uint64_t nslots;     /* 24: hash: slots, a power of 2; ordered: pages in use */
+    uint64_t root;       /* 32: ordered: the root page */
+    uint32_t depth;      /* 40: ordered: levels (1: the root is a leaf) */
+    uint32_t table;      /* 44: region of the indexed table */
+    uint8_t reserved[4096 - 48];
+};
+_Static_assert(sizeof(struct mms__ixhdr) == 4096, "ixhdr size");
+/* A page of an ordered index: a leaf (entries) or an inner node (n
+ * separators, n + 1 children). */
+#define MMS__IXP_MAGIC 0x50584449u /* "IDXP" */
+enum { MMS__IXP_LEAF = 1, MMS__IXP_INNER = 2 };
+struct mms__ixpage {
+    uint16_t type;  /* MMS__IXP_* */
+    uint16_t n;
+    uint32_t magic; /* MMS__IXP_MAGIC */
+    uint64_t next;  /* leaf: the next leaf, 0: none */
+    uint64_t prev;  /* leaf: the previous leaf, 0: none */
+    uint64_t pad;
+};
+_Static_assert(sizeof(struct mms__ixpage) == 32, "ixpage size");
 
 /* Journal header slot (two of them, at 0 and 512). */
 struct mms__jhdr {
@@ -638,6 +688,8 @@ struct mms_store {
     bool cannot_apply;         /* region files are not writable here: others apply */
     char *recbuf;              /* a record's committed bytes, at commit (txn.c) */
     struct mms__refset txn_deleted; /* records the write transaction deleted */
+    struct mms__ixtxn *ixtxn;  /* index work of the write transaction (index.c) */
+    struct mms_index *ixh;     /* index handles (lookup.c) */
     bool precommit_wrote;      /* the commit's record checks wrote to the store */
     size_t recbuf_cap;
     struct mms_table *tables; /* table handles (table.c) */
@@ -980,7 +1032,63 @@ uint32_t mms__catalog_untarget(mms_store *s, uint32_t region);
 bool mms__str_valid(const mms_store *s, mms_ref ref);
 
 /* ------------------------------------------------------------------------
- * Layer 6: table.c
+ * Layer 6: index.c -- hash and ordered indexes: their regions, bulk
+ * builds, upkeep at commit, lookups, verification. Works on catalog
+ * entries; table.c, txn.c and lookup.c call it.
+ * ------------------------------------------------------------------------ */
+#define MMS__IX_MAX_KEY 256u /* chars keys of at most this many bytes */
+/* The descriptors of entry e (NULL when it has none, or they are damaged). */
+struct mms__ixdesc *mms__ixdescs(const mms_store *s, const struct mms__tabent *e);
+/* Key bytes that compare like the values (memcmp), from a field value. */
+int mms__ix_keyable(const char *table, const struct mms__fdesc *f);
+void mms__ix_norm(unsigned kind, uint32_t size, const void *val, uint8_t *out);
+void mms__ix_denorm(unsigned kind, uint32_t size, const uint8_t *key, void *val);
+/* Create (and bulk build) the index of field f of e; drop one. */
+int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc *f,
+                   uint32_t kind, uint32_t flags);
+int mms__ix_drop(mms_store *s, struct mms__tabent *e, uint32_t k);
+/* At append: a unique index refuses rec's key if a live record holds it
+ * (as far as the index and this transaction's appends can tell). */
+int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, const char *rec);
+/* At commit (txn.c): begin (rebuild what a migration or a create needs),
+ * each changed record (old: its committed bytes, or NULL), end (unique
+ * checks). */
+int mms__ix_commit_begin(mms_store *s);
+int mms__ix_record(mms_store *s, const struct mms__tabent *e, uint64_t k, const char *old,
+                   const char *rec);
+int mms__ix_commit_end(mms_store *s);
+void mms__ix_txn_end(mms_store *s); /* commit or abort: forget the transaction's work */
+void mms__ix_free(mms_store *s);
+int mms__ix_verify(mms_store *s, const struct mms__tabent *e, char *msg, size_t cap);
+
+/* What a lookup needs of one index, resolved from the catalog. */
+struct mms__ixview {
+    uint32_t kind, flags, K, E, key_kind, key_off, rs, region;
+    int cls;            /* the key kind's class (mms_kind_class) */
+    const char *ix;     /* the index region */
+    uint64_t ix_bytes;  /* bytes of it that may be read */
+    const char *recs;   /* the table's records */
+    uint64_t count;     /* slots of the table that may be read */
+};
+int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
+                    struct mms__ixview *v);
+/* Records whose key is nkey: up to cap into out, *n all of them. */
+int mms__ix_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out, size_t cap,
+                 uint64_t *n);
+/* Ordered cursors: a position is a leaf page and an entry in it. */
+struct mms__ixpos {
+    uint64_t page;
+    int64_t pos;
+};
+enum { MMS__SEEK_FIRST, MMS__SEEK_LAST, MMS__SEEK_GE, MMS__SEEK_GT, MMS__SEEK_LE, MMS__SEEK_LT };
+int mms__ix_seek(const struct mms__ixview *v, int op, const uint8_t *nkey, struct mms__ixpos *p);
+int mms__ix_step(const struct mms__ixview *v, struct mms__ixpos *p, int dir);
+/* The entry at p: record index, and key bytes (nkey may be NULL). */
+int mms__ix_entry(const struct mms__ixview *v, const struct mms__ixpos *p, uint64_t *rec,
+                  uint8_t *nkey);
+
+/* ------------------------------------------------------------------------
+ * Layer 7: table.c
  * ------------------------------------------------------------------------ */
 /* mms__map_follow, then each table region's record size into view.unit. */
 int mms__tables_follow(mms_store *s);
@@ -1001,9 +1109,19 @@ void mms__tables_forget(mms_store *s); /* a transaction was undone */
 /* Compaction, in a write transaction: the deleted slots at the end of each
  * table leave it (*slots of them). */
 int mms__tables_trim(mms_store *s, uint64_t *slots);
+/* For lookup.c: a handle's store, its catalog entry (NULL: gone), and the
+ * entry checked for a write (a write transaction, the table exists). */
+mms_store *mms__table_store(const mms_table *t);
+struct mms__tabent *mms__table_entry(const mms_table *t);
+int mms__table_write_entry(mms_table *t, struct mms__tabent **e);
 
 /* ------------------------------------------------------------------------
- * Layer 7: view.c
+ * Layer 7: lookup.c -- index handles (the public index API)
+ * ------------------------------------------------------------------------ */
+void mms__index_handles_free(mms_store *s);
+
+/* ------------------------------------------------------------------------
+ * Layer 8: view.c
  * ------------------------------------------------------------------------ */
 /* The private pages of every region, in address order, into s->dirty:
  * every one, or (written) those not write-protected since their last write
@@ -1032,7 +1150,7 @@ int mms__view_for_writer(mms_store *s);
 int mms__view_for_reader(mms_store *s, uint64_t pinned);
 
 /* ------------------------------------------------------------------------
- * Layer 8: txn.c, read.c
+ * Layer 9: txn.c, read.c
  * ------------------------------------------------------------------------ */
 /* Take the writer lock and recover after a dead writer. */
 int mms__writer_enter(mms_store *s, bool wait);
@@ -1042,7 +1160,7 @@ int mms__writer_enter(mms_store *s, bool wait);
 int mms__checkpoint(mms_store *s, bool wait);
 
 /* ------------------------------------------------------------------------
- * Layer 9: store.c
+ * Layer 10: store.c
  * ------------------------------------------------------------------------ */
 /* Run check(s, ctx) on the latest committed state, as mms_verify does: the
  * writer lock held (no commit meanwhile), the commits readers hold back

@@ -750,10 +750,13 @@ static int check_rec(void *ctx, uint32_t type, const void *rec, const uint8_t *b
     if (type == MMS__JR_DATA) {
         const struct mms__jdata *d = rec;
         const struct mms__region *g = &c->s->reg[region];
-        /* A record for another generation of the region (a table migrated
-         * or created again since) is checked by recovery against its own
-         * file, not against this one. */
-        if (d->gen == g->gen && (d->offset > g->mapped || d->len > g->mapped - d->offset)) {
+        /* A record for a file the region no longer maps (an index dropped,
+         * a file replaced by a migration or a rebuild) was checked against
+         * that file when it was replayed or applied. */
+        if (region >= c->s->nmapped || !c->s->view.base[region] || g->gen != d->gen ||
+            mms__rtab(c->s)[region].kind == MMS__RK_NONE)
+            return 0;
+        if (d->offset > g->mapped || d->len > g->mapped - d->offset) {
             snprintf(c->msg, c->cap,
                      "journal group at offset %llu writes past the end of region %u",
                      (unsigned long long)c->group_off, region);

@@ -3,7 +3,7 @@
  * root as a pointer, and the conservative scan for pointers that point
  * nowhere valid (mms_verify_pointers).
  *
- * Layer 10, above store.c: calls store.c (refs, the root, the verify
+ * Layer 11, above store.c: calls store.c (refs, the root, the verify
  * frame), catalog.c, alloc.c, lock.c and error.c; nothing calls it. It
  * holds no state and no protocol of its own: a pointer becomes a heap ref
  * (in a fixed-mode handle that subtracts the recorded base) and the ref

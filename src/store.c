@@ -134,7 +134,9 @@ static void store_free(mms_store *s)
 {
     if (!s)
         return;
+    mms__index_handles_free(s);
     mms__tables_free(s);
+    mms__ix_free(s);
     mms__held_free(s);
     mms__map_unmap_all(s);
     mms__lock_detach(s);

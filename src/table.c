@@ -1,8 +1,8 @@
 /*
  * table.c -- typed tables: handles, records, creation, schema evolution.
  *
- * Layer 6: calls catalog.c, str.c, alloc.c, schema.c, map.c and lock.c
- * (handle checks). A table is a region of fixed-size records; its catalog
+ * Layer 7: calls index.c (unique keys at append, verify), catalog.c, str.c,
+ * alloc.c, schema.c, map.c and lock.c (handle checks). A table is a region of fixed-size records; its catalog
  * entry (catalog.c) names the region and describes the layout. Everything
  * here is ordinary transactional data: records in their region, catalog and
  * strings in the heap. Appends past a table's committed size are fresh space
@@ -619,6 +619,16 @@ static int grow_to(mms_table *t, uint64_t n)
     return 0;
 }
 
+mms_store *mms__table_store(const mms_table *t)
+{
+    return t->s;
+}
+
+struct mms__tabent *mms__table_entry(const mms_table *t)
+{
+    return ent(t);
+}
+
 static int table_write_check(const mms_table *t, struct mms__tabent **e)
 {
     if (!t)
@@ -631,6 +641,11 @@ static int table_write_check(const mms_table *t, struct mms__tabent **e)
     if (!*e)
         return mms__fail(MMS_ENOENT, "table %s is gone (its creation was aborted)", t->name);
     return 0;
+}
+
+int mms__table_write_entry(mms_table *t, struct mms__tabent **e)
+{
+    return table_write_check(t, e);
 }
 
 /* ------------------------------------------------------------------------
@@ -692,6 +707,8 @@ static int check_values(mms_store *s, const struct mms__tabent *e, uint64_t inde
 
 bool mms__table_watched(const mms_store *s, const struct mms__tabent *e)
 {
+    if (e->nindexes)
+        return true; /* its indexes follow its records */
     const struct mms__fdesc *fd = mms__fdescs(s, e);
     for (uint32_t k = 0; fd && k < e->nfields; k++)
         if (fd[k].kind == MMS_KIND_REF || mms__kind_owns_heap(fd[k].kind))
@@ -759,6 +776,16 @@ int mms_table_append(mms_table *t, const void *rec, uint64_t *index)
     /* Checked before anything changes: a refused record leaves no trace. */
     if (rec && (r = check_values(t->s, e, i, rec, NULL, false)))
         return r;
+    if (e->nindexes) {
+        char *zeros = rec ? NULL : calloc(1, e->record_size);
+        if (!rec && !zeros)
+            return -ENOMEM;
+        r = mms__ix_check_append(t->s, e, i, rec ? rec : zeros);
+        free(zeros);
+        if (r)
+            return r;
+        e = ent(t);
+    }
     if (!reuse && (r = grow_to(t, e->count + 1)))
         return r;
     e = ent(t);
@@ -1023,6 +1050,21 @@ int mms__tables_verify(mms_store *s, char *msg, size_t cap)
     const struct mms__catalog *cat = mms__catalog(s);
     if (rc || !cat)
         return rc;
+    /* Every index region is named by one index of one table. */
+    uint8_t named[MMS_MAX_REGIONS] = {0};
+    for (uint32_t i = 0; i < cat->ntables; i++) {
+        const struct mms__tabent *e = &cat->t[i];
+        if ((rc = mms__ix_verify(s, e, msg, cap)))
+            return rc;
+        const struct mms__ixdesc *d = mms__ixdescs(s, e);
+        for (uint32_t k = 0; d && k < e->nindexes; k++)
+            if (named[d[k].region]++)
+                return VFAIL("region %u is the index of two fields", d[k].region);
+    }
+    const struct mms__rent *rt = mms__rtab(s);
+    for (uint32_t id = 1; id < mms__hdr(s)->nregions; id++)
+        if (rt[id].kind == MMS__RK_INDEX && !named[id])
+            return VFAIL("region %u is an index region that no index names", id);
     for (uint32_t i = 0; i < cat->ntables; i++) {
         const struct mms__tabent *e = &cat->t[i];
         const struct mms__fdesc *fd = mms_deref(s, e->fields);

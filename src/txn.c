@@ -199,6 +199,7 @@ static void txn_end(mms_store *s)
     mms__state_to(s, MMS__ST_IDLE);
     s->dirty.n = 0;
     mms__refset_clear(&s->txn_deleted);
+    mms__ix_txn_end(s);
     if (s->flags & MMS_GUARD) {
         int r = mms__map_protect(s, false);
         if (r && !s->poisoned)
@@ -238,6 +239,7 @@ static int commit_poison(mms_store *s, int err)
     __atomic_store_n(&s->L->committing, 0, __ATOMIC_RELEASE);
     mms__held_clear(s);
     mms__refset_clear(&s->txn_deleted);
+    mms__ix_txn_end(s);
     mms__state_to(s, MMS__ST_IDLE);
     mms__writer_unlock(s);
     return err;
@@ -329,12 +331,46 @@ static int records_of_table(mms_store *s, uint32_t id, const struct mms__tabent 
             if (memcmp(s->recbuf, base + k * rs, rs) == 0)
                 continue;
             int r = mms__table_record_changed(s, e, k, s->recbuf, base + k * rs);
+            if (!r && e->nindexes)
+                r = mms__ix_record(s, e, k, s->recbuf, base + k * rs);
             if (r)
                 return r;
         }
     }
     for (uint64_t k = committed; k < e->count; k++) {
         int r = mms__table_record_changed(s, e, k, NULL, base + k * rs);
+        if (!r && e->nindexes)
+            r = mms__ix_record(s, e, k, NULL, base + k * rs);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+/* The records the transaction deleted, for the indexes of their tables
+ * (a deleted record whose bytes were zero already is on no dirty page). */
+static int deleted_records(mms_store *s)
+{
+    for (size_t i = 0; i < s->txn_deleted.cap; i++) {
+        mms_ref ref = s->txn_deleted.v[i];
+        uint32_t id = MMS_REF_REGION(ref);
+        const struct mms__tabent *e = ref ? mms__catalog_by_region(s, id) : NULL;
+        if (!e || !e->nindexes || id >= s->nmapped || !s->view.base[id])
+            continue;
+        uint64_t k = MMS_REF_SLOT(ref), rs = e->record_size;
+        if (k >= e->count)
+            continue;
+        if (s->recbuf_cap < rs) {
+            char *b = realloc(s->recbuf, rs);
+            if (!b)
+                return -ENOMEM;
+            s->recbuf = b;
+            s->recbuf_cap = rs;
+        }
+        bool was = k < s->reg[id].committed / rs;
+        if (was)
+            committed_bytes(s, id, k * rs, rs, s->recbuf);
+        int r = mms__ix_record(s, e, k, was ? s->recbuf : NULL, s->view.base[id] + k * rs);
         if (r)
             return r;
     }
@@ -343,9 +379,14 @@ static int records_of_table(mms_store *s, uint32_t id, const struct mms__tabent 
 
 /* Step 1b: records of tables that plain stores changed: their values are
  * checked (refs, strings) before anything is written, so a refusal aborts
- * the commit and leaves the store as it was. */
+ * the commit and leaves the store as it was. Then the tables' indexes
+ * follow the changed records (index.c), unique ones are checked, and
+ * what that wrote becomes part of the commit (precommit_wrote). */
 static int commit_records(mms_store *s)
 {
+    int r = mms__ix_commit_begin(s);
+    if (r)
+        return r;
     /* The dirty pages come region by region, in id order (view.c). */
     size_t i = 0;
     for (uint32_t id = 0; id < s->nmapped; id++) {
@@ -357,11 +398,14 @@ static int commit_records(mms_store *s)
         const struct mms__tabent *e = b && id ? mms__catalog_by_region(s, id) : NULL;
         if (!e || !mms__table_watched(s, e))
             continue;
-        int r = records_of_table(s, id, e, from, i);
+        r = records_of_table(s, id, e, from, i);
         if (r)
             return r;
     }
-    return mms__tables_check_deletes(s);
+    r = mms__tables_check_deletes(s);
+    if (!r)
+        r = deleted_records(s);
+    return r ? r : mms__ix_commit_end(s);
 }
 
 /* Step 2: the backlog's bound. Commits wait in the journal (and their

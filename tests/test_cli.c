@@ -14,6 +14,9 @@
  *    detail;
  *  - `mms info`: sizes in KB/MB, per table live records, deleted slots and
  *    wasted bytes, then the raw key: value lines; `--raw` only those.
+ *  - `mms index`, `mms indexes`, `mms get`, `mms dump --where`, `mms import
+ *    --index`: the same answers through an index as by a scan; get exits 1
+ *    with nothing on stdout when no record matches.
  */
 #include "test.h"
 
@@ -84,7 +87,8 @@ static int count(const char *s, const char *needle)
 
 static const char *const commands[] = {"create", "info",   "verify", "checkpoint", "readers",
                                        "tables", "schema", "import", "dump",       "drop",
-                                       "rename", "compact", "copy",  "load"};
+                                       "rename", "compact", "copy",  "load",       "get",
+                                       "index",  "indexes"};
 #define NCMD (sizeof commands / sizeof commands[0])
 
 TEST(usage_and_help)
@@ -283,6 +287,78 @@ TEST(info)
     free(person);
 }
 
+/* The same records through an index as by a scan, for each condition. */
+TEST(indexes)
+{
+    char csv[600], dir[600], *scan[64];
+    snprintf(csv, sizeof csv, "%s/ix.csv", work);
+    snprintf(dir, sizeof dir, "%s/ix.mms", work);
+    FILE *f = fopen(csv, "w");
+    ASSERT(f);
+    fprintf(f, "id,grp,score,code\n");
+    uint64_t x = 11;
+    for (int i = 0; i < 3000; i++) {
+        uint64_t r = rnd_next(&x);
+        const char *sc[] = {"nan", "-0", "0", "inf", "-inf"};
+        if (r % 50 == 0)
+            fprintf(f, "%d,%d,%s,c%d\n", i * 3, (int)(r % 13), sc[r / 50 % 5], (int)(r % 40));
+        else
+            fprintf(f, "%d,%d,%.2f,c%d\n", i * 3, (int)(r % 13), (double)(r % 1000) / 8 - 50,
+                    (int)(r % 40));
+    }
+    fclose(f);
+    ASSERT_EQ(cli("import '%s' t '%s' --schema id:i64,grp:i32,score:f64,code:chars:4 --index id:hash:unique",
+                  dir, csv), 0);
+    static const char *const where[] = {
+        "--where grp=3", "--where 'grp>=11'", "--where 'grp<1'", "--where 'grp>2' --where 'grp<=4'",
+        "--where score=0", "--where score=nan", "--where 'score>=inf'", "--where 'score<-49'",
+        "--where 'score>10' --where 'score<10.5'", "--where code=c7", "--where 'code>c38'",
+        "--where 'code<=c1'", "--where id=300", "--where 'id>=8990'", "--where grp=3 --where code=c3"};
+    enum { NW = sizeof where / sizeof where[0] };
+    for (int i = 0; i < NW; i++) {
+        ASSERT_EQ(cli("dump '%s' t %s", dir, where[i]), 0);
+        scan[i] = strdup(out);
+        ASSERT(lines(out) >= 1);
+    }
+    ASSERT_EQ(cli("index '%s' t grp", dir), 0);
+    ASSERT_EQ(cli("index '%s' t score --ordered", dir), 0);
+    ASSERT_EQ(cli("index '%s' t code --ordered", dir), 0);
+    ASSERT_EQ(cli("index '%s' t grp --ordered", dir), 1);
+    HAS(err, "already has an index on grp");
+    ASSERT_EQ(cli("index '%s' t grp --drop", dir), 0);
+    ASSERT_EQ(cli("index '%s' t grp --ordered", dir), 0);
+    ASSERT_EQ(cli("index '%s' t code --drop", dir), 0);
+    ASSERT_EQ(cli("index '%s' t code --unique", dir), 1);
+    HAS(err, "table t: unique index on code: key \"c");
+    ASSERT_EQ(cli("index '%s' t code --ordered", dir), 0);
+    ASSERT_EQ(cli("indexes '%s'", dir), 0);
+    ASSERT_EQ(lines(out), 5);
+    HAS(out, "ordered");
+    ASSERT_EQ(cli("indexes '%s' t", dir), 0);
+    ASSERT_EQ(lines(out), 5);
+    for (int i = 0; i < NW; i++) {
+        ASSERT_EQ(cli("dump '%s' t %s", dir, where[i]), 0);
+        if (strcmp(out, scan[i]) != 0)
+            FAILF("%s: through the index:\n%s\nby a scan:\n%s", where[i], out, scan[i]);
+    }
+    ASSERT_EQ(cli("get '%s' t id 300", dir), 0);
+    ASSERT_EQ(lines(out), 2);
+    HAS(out, "id,grp,score,code\n300,");
+    ASSERT_EQ(cli("get '%s' t id 301", dir), 1);
+    ASSERT_EQ(strlen(out), 0);
+    ASSERT_EQ(cli("get '%s' t grp 3", dir), 0);
+    ASSERT(strcmp(out, scan[0]) == 0);
+    ASSERT_EQ(cli("get '%s' t id abc", dir), 1);
+    HAS(err, "'abc' is not a i64 value");
+    ASSERT_EQ(cli("get '%s' t nope 1", dir), 1);
+    HAS(err, "no field 'nope'");
+    ASSERT_EQ(cli("dump '%s' t --where 'nope=1'", dir), 1);
+    ASSERT_EQ(cli("dump '%s' t --where 'grp'", dir), 1);
+    ASSERT_EQ(cli("verify '%s'", dir), 0);
+    for (int i = 0; i < NW; i++)
+        free(scan[i]);
+}
+
 int main(void)
 {
     snprintf(work, sizeof work, "%s", tpath("cli"));
@@ -293,6 +369,7 @@ int main(void)
     RUN(version);
     RUN(errors_once);
     RUN(info);
+    RUN(indexes);
     free(out);
     free(err);
     rmrf(work);

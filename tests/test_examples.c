@@ -294,6 +294,32 @@ static void readme_examples(const char *text, const struct lines *src)
     }
 }
 
+/* README.md, Finding records by key: an index on person.id, a find and a
+ * range (ids 0..99, 3 and 70 deleted). */
+static uint64_t readme_used;
+static void use(const void *rec)
+{
+    if (rec)
+        readme_used++;
+}
+
+static void readme_find(mms_store *s, mms_table *t)
+{
+    int64_t key = 42, lo = 10, hi = 19, k;
+    mms_txn_begin(s, 0);
+    mms_index_create(t, "id", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE); /* built from the records */
+    mms_txn_commit(s);
+
+    mms_index *ix;  mms_index_open(t, "id", &ix);
+    uint64_t at;    if (mms_index_find(ix, &key, &at) == 0) use(mms_table_get(t, at));
+    /* also: mms_index_find_all, mms_index_count, mms_indexes, mms_index_drop */
+    mms_cursor *c;  mms_cursor_open(ix, &c);            /* ordered indexes only */
+    for (int r = mms_cursor_seek(c, MMS_SEEK_GE, &lo, &at, &k); r == 0 && k <= hi;
+         r = mms_cursor_next(c, &at, &k))
+        use(mms_table_get(t, at));
+    mms_cursor_close(c);
+}
+
 TEST(copies)
 {
     /* The sources next to this file (CMake compiles it by its full path). */
@@ -347,6 +373,8 @@ TEST(run)
     ASSERT(MMS_TABLE_GET(t, struct person, 100) == NULL);
     ASSERT_EQ(header_deleted_scan(t), 98);
     header_default(s);
+    readme_find(s, t); /* 42, then 10..19 */
+    ASSERT_EQ(readme_used, 11);
     verify_ok(s);
     OK(mms_close(s));
     rmrf(p);

@@ -1,7 +1,8 @@
 /*
  * mms -- the mmstore command-line tool: the table of commands and the
  * dispatch to them, nothing else. The commands live in mms_admin.c,
- * mms_tables.c, mms_import.c, mms_life.c and mms_dumpall.c; what they share in tool.c (tool.h).
+ * mms_tables.c, mms_index.c, mms_import.c, mms_life.c and mms_dumpall.c; what they share in
+ * tool.c (tool.h).
  *
  *   mms                      a short usage (stderr, exit 2)
  *   mms help | --help | -h   the commands (stdout, exit 0)
@@ -21,13 +22,15 @@
 
 extern const struct tool_cmd tool_cmd_create, tool_cmd_info, tool_cmd_verify,
     tool_cmd_checkpoint, tool_cmd_readers, tool_cmd_tables, tool_cmd_schema, tool_cmd_dump,
-    tool_cmd_import, tool_cmd_drop, tool_cmd_rename, tool_cmd_compact, tool_cmd_copy, tool_cmd_load;
+    tool_cmd_import, tool_cmd_drop, tool_cmd_rename, tool_cmd_compact, tool_cmd_copy, tool_cmd_load,
+    tool_cmd_index, tool_cmd_indexes, tool_cmd_get;
 
 static const struct tool_cmd *const commands[] = {
     &tool_cmd_create, &tool_cmd_info,   &tool_cmd_verify, &tool_cmd_checkpoint,
     &tool_cmd_readers, &tool_cmd_tables, &tool_cmd_schema, &tool_cmd_import,
     &tool_cmd_dump,   &tool_cmd_drop,   &tool_cmd_rename, &tool_cmd_compact,
-    &tool_cmd_copy,   &tool_cmd_load,
+    &tool_cmd_copy,   &tool_cmd_load,   &tool_cmd_get,    &tool_cmd_index,
+    &tool_cmd_indexes,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -412,6 +412,8 @@ struct imp {
     bool dir_existed;       /* DIR was there before (maybe empty) */
     mms_store *s;
     mms_table *t;           /* NULL until the table exists */
+    const char **ix;        /* --index specs: FIELD[:hash][:unique] */
+    int nix;
     uint64_t old_slots;     /* slots of the table before this import */
     uint32_t record_size;
     char *rec;              /* a scratch record for pass 1 */
@@ -1126,6 +1128,32 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
     /* 6. */
     if (im->good && (rc = pass2(im, first, where)))
         return rc;
+    /* The indexes, in the same transaction: the rows and their indexes
+     * commit together, or neither. */
+    for (int i = 0; i < im->nix; i++) {
+        char field[64];
+        const char *spec = im->ix[i], *colon = strchr(spec, ':');
+        size_t fl = colon ? (size_t)(colon - spec) : strlen(spec);
+        unsigned flags = MMS_INDEX_ORDERED;
+        if (fl == 0 || fl >= sizeof field)
+            return tool_err("--index '%s': expected FIELD[:hash][:unique]", spec);
+        memcpy(field, spec, fl);
+        field[fl] = 0;
+        for (const char *o = colon; o && *o;) {
+            const char *next = strchr(o + 1, ':');
+            size_t ol = next ? (size_t)(next - o - 1) : strlen(o + 1);
+            if (ol == 4 && strncmp(o + 1, "hash", 4) == 0)
+                flags &= ~MMS_INDEX_ORDERED;
+            else if (ol == 6 && strncmp(o + 1, "unique", 6) == 0)
+                flags |= MMS_INDEX_UNIQUE;
+            else
+                return tool_err("--index '%s': expected FIELD[:hash][:unique]", spec);
+            o = next;
+        }
+        progress_text(&im->pg, "indexing");
+        if ((r = mms_index_create(im->t, field, flags)))
+            return tool_fail("cannot index the table in", im->dir, r);
+    }
     /* 7. */
     progress_text(&im->pg, "committing");
     if ((r = mms_txn_commit(im->s)))
@@ -1194,12 +1222,14 @@ static void summary(const struct imp *im, uint64_t imported, double seconds)
 
 static int run_import(const struct tool_cmd *cmd, int argc, char **argv)
 {
-    const char *pos[3], *spec = NULL;
+    const char *pos[3], *spec = NULL, *ix[8];
+    int nix = 0;
     bool skip_bad = false, keep_text = false;
-    const struct tool_opt opts[] = {{"schema", true, &spec, NULL},
-                                    {"skip-bad", false, NULL, &skip_bad},
-                                    {"keep-text", false, NULL, &keep_text}};
-    int rc = tool_args(cmd, argc, argv, opts, 3, pos, 3);
+    const struct tool_opt opts[] = {{"schema", true, &spec, NULL, NULL, 0},
+                                    {"skip-bad", false, NULL, &skip_bad, NULL, 0},
+                                    {"keep-text", false, NULL, &keep_text, NULL, 0},
+                                    {"index", true, ix, NULL, &nix, 8}};
+    int rc = tool_args(cmd, argc, argv, opts, 4, pos, 3);
     if (rc >= 0)
         return rc;
     size_t tl = strlen(pos[1]);
@@ -1216,6 +1246,8 @@ static int run_import(const struct tool_cmd *cmd, int argc, char **argv)
     im.table = pos[1];
     im.skip_bad = skip_bad;
     im.keep_text = keep_text;
+    im.ix = ix;
+    im.nix = nix;
     if ((rc = input_load(&im.in, pos[2]))) {
         free(decl);
         return rc;
@@ -1249,7 +1281,7 @@ out:
 }
 
 const struct tool_cmd tool_cmd_import = {
-    "import", "DIR TABLE FILE [--schema SPEC] [--skip-bad] [--keep-text]",
+    "import", "DIR TABLE FILE [--schema SPEC] [--skip-bad] [--keep-text] [--index F]...",
     "Import a CSV file ('-': standard input) into a table, in one transaction.",
     "The rows are appended to TABLE; the store and the table are created if needed.\n"
     "\n"
@@ -1258,6 +1290,10 @@ const struct tool_cmd tool_cmd_import = {
     "  --skip-bad      skip the bad rows instead of importing nothing\n"
     "  --keep-text     infer a number only from the text dump prints back (so a\n"
     "                  column with 1.50, 1e3, +7 or 007 stays text)\n"
+    "  --index FIELD[:hash][:unique]\n"
+    "                  build an index on FIELD (ordered unless :hash; see mms index)\n"
+    "                  in the same transaction; up to 8. Str fields cannot be\n"
+    "                  indexed yet: give the column a chars:N kind with --schema.\n"
     "\n"
     "The file is CSV (RFC 4180) in UTF-8. Its first row names the fields (1 to 47\n"
     "bytes, unique). Quoted values may hold commas, line breaks and \"\" for a\n"

@@ -240,13 +240,238 @@ static void field_to_text(struct obuf *o, mms_store *s, const mms_field *f, cons
     }
 }
 
+/* ------------------------------------------------------------------------
+ * Conditions (--where, mms get): FIELD op VALUE, answered through an index
+ * of the field when there is one, by a scan otherwise -- the same records,
+ * printed in record order either way.
+ * ------------------------------------------------------------------------ */
+enum { OP_EQ, OP_LT, OP_LE, OP_GT, OP_GE };
+struct cond {
+    uint32_t field;
+    int op;
+    unsigned char key[256]; /* the value in the field's C type */
+};
+#define MAX_WHERE 8
+
+/* text as a value of field f into key; false with a message if it is not one. */
+static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *key)
+{
+    size_t n = strlen(text);
+    int64_t i;
+    uint64_t u;
+    double d;
+    float x;
+    memset(key, 0, f->size <= 256 ? f->size : 256);
+    switch (mms_kind_class(f->kind)) {
+    case 'i':
+        if (!parse_i64(text, n, &i) ||
+            (f->size < 8 && (i < -(INT64_C(1) << (8 * f->size - 1)) ||
+                             i >= (INT64_C(1) << (8 * f->size - 1)))))
+            return tool_err("'%s' is not a %s value", text, mms_kind_name(f->kind)), false;
+        memcpy(key, &i, f->size); /* little-endian: the low bytes */
+        return true;
+    case 'u':
+        if (!parse_u64(text, n, &u) || (f->size < 8 && u >> (8 * f->size)))
+            return tool_err("'%s' is not a %s value", text, mms_kind_name(f->kind)), false;
+        memcpy(key, &u, f->size);
+        return true;
+    case 'f':
+        if (f->kind == MMS_KIND_F32 ? !parse_f32(text, n, &x) : !parse_f64(text, n, &d))
+            return tool_err("'%s' is not a %s value", text, mms_kind_name(f->kind)), false;
+        if (f->kind == MMS_KIND_F32)
+            memcpy(key, &x, 4);
+        else
+            memcpy(key, &d, 8);
+        return true;
+    case 'b':
+        if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0)
+            *(unsigned char *)key = 1;
+        else if (strcmp(text, "false") != 0 && strcmp(text, "0") != 0)
+            return tool_err("'%s' is not a bool value (true, false, 1, 0)", text), false;
+        return true;
+    case 'c':
+        if (n > f->size)
+            return tool_err("'%s' is longer than field %s (chars[%u])", text, f->name, f->size),
+                   false;
+        memcpy(key, text, n);
+        return true;
+    case 'r': {
+        mms_table *tt;
+        if (!parse_u64(text, n, &u) || !f->target || mms_table_find(s, f->target, &tt))
+            return tool_err("'%s' is not a record index of table %s", text,
+                            f->target ? f->target : "?"), false;
+        mms_ref r = mms_table_ref(tt, u);
+        memcpy(key, &r, 8);
+        return true;
+    }
+    default:
+        return tool_err("field %s is %s: conditions on strings and blobs are not supported yet",
+                        f->name, mms_kind_name(f->kind)), false;
+    }
+}
+
+/* FIELD op VALUE (op: = < <= > >=) into c. */
+static bool parse_cond(mms_store *s, const mms_schema *sc, const char *w, struct cond *c)
+{
+    size_t at = strcspn(w, "<>=");
+    if (!w[at] || at == 0)
+        return tool_err("--where '%s': expected FIELD=VALUE, FIELD<VALUE, FIELD<=VALUE, "
+                        "FIELD>VALUE or FIELD>=VALUE", w), false;
+    const char *v = w + at + 1;
+    c->op = w[at] == '=' ? OP_EQ : w[at] == '<' ? OP_LT : OP_GT;
+    if (w[at] != '=' && *v == '=') {
+        c->op = c->op == OP_LT ? OP_LE : OP_GE;
+        v++;
+    }
+    for (c->field = 0; c->field < sc->nfields; c->field++)
+        if (strlen(sc->fields[c->field].name) == at &&
+            strncmp(sc->fields[c->field].name, w, at) == 0)
+            break;
+    if (c->field == sc->nfields)
+        return tool_err("--where '%s': no field called '%.*s'", w, (int)at, w), false;
+    const mms_field *f = &sc->fields[c->field];
+    if (f->size > sizeof c->key)
+        return tool_err("field %s is too large for a condition", f->name), false;
+    return parse_key(s, f, v, c->key);
+}
+
+/* a <=> b, two values of field f, in the order indexes use (mmstore.h). */
+static int cmp_field(const mms_field *f, const void *a, const void *b)
+{
+    switch (mms_kind_class(f->kind)) {
+    case 'i': {
+        int64_t x = rd_int(a, f->size), y = rd_int(b, f->size);
+        return x < y ? -1 : x > y;
+    }
+    case 'u': case 'r': {
+        uint64_t x = rd_uint(a, f->size), y = rd_uint(b, f->size);
+        return x < y ? -1 : x > y;
+    }
+    case 'f': {
+        double x, y;
+        if (f->size == 4) {
+            float fx, fy;
+            memcpy(&fx, a, 4);
+            memcpy(&fy, b, 4);
+            x = fx, y = fy;
+        } else {
+            memcpy(&x, a, 8);
+            memcpy(&y, b, 8);
+        }
+        if (x != x || y != y)
+            return (x != x) - (y != y); /* NaN: one value, above all */
+        return x < y ? -1 : x > y;
+    }
+    case 'b':
+        return (*(const unsigned char *)a != 0) - (*(const unsigned char *)b != 0);
+    default:
+        return memcmp(a, b, f->size);
+    }
+}
+
+static bool cond_holds(const mms_schema *sc, const struct cond *c, const char *rec)
+{
+    const mms_field *f = &sc->fields[c->field];
+    int r = cmp_field(f, rec + f->offset, c->key);
+    switch (c->op) {
+    case OP_EQ: return r == 0;
+    case OP_LT: return r < 0;
+    case OP_LE: return r <= 0;
+    case OP_GT: return r > 0;
+    default: return r >= 0;
+    }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The records that may match, through an index of a condition's field:
+ * *rows (malloc'd, sorted) and *n, *used true; or *used false: scan. */
+static int candidates(mms_table *t, const mms_schema *sc, const struct cond *cs, int nc,
+                      uint64_t **rows, size_t *n, bool *used)
+{
+    *used = false;
+    *rows = NULL;
+    *n = 0;
+    for (int i = 0; i < nc && !*used; i++) {
+        mms_index *ix;
+        if (mms_index_open(t, sc->fields[cs[i].field].name, &ix))
+            continue;
+        size_t cap = 0, got = 0;
+        uint64_t *v = NULL;
+        int r;
+        if (cs[i].op == OP_EQ) {
+            r = mms_index_find_all(ix, cs[i].key, NULL, 0, &got);
+            if (r)
+                return r;
+            v = malloc((got ? got : 1) * sizeof *v);
+            if (!v)
+                return -ENOMEM;
+            if ((r = mms_index_find_all(ix, cs[i].key, v, got, &got))) {
+                free(v);
+                return r;
+            }
+        } else {
+            mms_cursor *c;
+            if (mms_cursor_open(ix, &c))
+                continue; /* a hash index: no ranges */
+            /* From the condition's bound (or the start) while it holds. */
+            uint64_t rec;
+            unsigned char key[256];
+            bool up = cs[i].op == OP_GT || cs[i].op == OP_GE;
+            r = up ? mms_cursor_seek(c, cs[i].op == OP_GT ? MMS_SEEK_GT : MMS_SEEK_GE, cs[i].key,
+                                     &rec, key)
+                   : mms_cursor_seek(c, MMS_SEEK_FIRST, NULL, &rec, key);
+            while (r == 0) {
+                const mms_field *f = &sc->fields[cs[i].field];
+                int cmp = cmp_field(f, key, cs[i].key);
+                if (!up && (cs[i].op == OP_LT ? cmp >= 0 : cmp > 0))
+                    break;
+                if (got == cap) {
+                    cap = cap ? cap * 2 : 1024;
+                    uint64_t *nv = realloc(v, cap * sizeof *v);
+                    if (!nv) {
+                        free(v);
+                        mms_cursor_close(c);
+                        return -ENOMEM;
+                    }
+                    v = nv;
+                }
+                v[got++] = rec;
+                r = mms_cursor_next(c, &rec, key);
+            }
+            mms_cursor_close(c);
+            if (r && r != MMS_ENOTFOUND) {
+                free(v);
+                return r;
+            }
+        }
+        qsort(v, got, sizeof *v, cmp_u64);
+        *rows = v;
+        *n = got;
+        *used = true;
+    }
+    return 0;
+}
+
+/* Print the header and the live records of t (rows: these, else all) that
+ * meet every condition, up to limit. *printed gets how many. */
+static void print_records(struct obuf *o, mms_store *s, mms_table *t, const mms_schema *sc,
+                          bool csv, const struct cond *cs, int nc, const uint64_t *rows,
+                          size_t nrows, bool use_rows, uint64_t limit, uint64_t *printed);
+
 static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
 {
-    const char *pos[2], *format = "csv", *limit_s = NULL;
+    const char *pos[2], *format = "csv", *limit_s = NULL, *where[MAX_WHERE];
+    int nwhere = 0;
     bool all = false;
-    const struct tool_opt opts[] = {{"format", true, &format, NULL},
-                                    {"limit", true, &limit_s, NULL},
-                                    {"all", false, NULL, &all}};
+    const struct tool_opt opts[] = {{"format", true, &format, NULL, NULL, 0},
+                                    {"limit", true, &limit_s, NULL, NULL, 0},
+                                    {"where", true, where, NULL, &nwhere, MAX_WHERE},
+                                    {"all", false, NULL, &all, NULL, 0}};
     int rc = tool_args(cmd, argc, argv, opts, 3, pos, 2);
     if (rc >= 0)
         return rc;
@@ -266,19 +491,44 @@ static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
     const mms_schema *sc;
     if ((rc = find_table(s, dir, pos[1], &t, &sc)))
         return close_read(dir, s, rc);
+    struct cond cs[MAX_WHERE];
+    for (int i = 0; i < nwhere; i++)
+        if (!parse_cond(s, sc, where[i], &cs[i]))
+            return close_read(dir, s, 1);
+    uint64_t *rows = NULL;
+    size_t nrows = 0;
+    bool use_rows = false;
+    int r = nwhere ? candidates(t, sc, cs, nwhere, &rows, &nrows, &use_rows) : 0;
+    if (r)
+        return close_read(dir, s, tool_fail("cannot look up in", dir, r));
     struct obuf o;
-    if (obuf_init(&o, stdout, 1 << 20))
+    if (obuf_init(&o, stdout, 1 << 20)) {
+        free(rows);
         return close_read(dir, s, tool_err("out of memory"));
+    }
+    uint64_t printed;
+    print_records(&o, s, t, sc, csv, cs, nwhere, rows, nrows, use_rows, limit, &printed);
+    free(rows);
+    rc = tool_finish_output(&o);
+    obuf_free(&o);
+    return close_read(dir, s, rc);
+}
+
+static void print_records(struct obuf *o, mms_store *s, mms_table *t, const mms_schema *sc,
+                          bool csv, const struct cond *cs, int nc, const uint64_t *rows,
+                          size_t nrows, bool use_rows, uint64_t limit, uint64_t *printed)
+{
     /* JSON keys, escaped once (at most 6 bytes per byte of a 47-byte name,
      * so keys never fills and never flushes to its NULL file). */
     struct obuf keys = {0};
     size_t *key_end = NULL;
+    *printed = 0;
     if (!csv) {
         key_end = calloc(sc->nfields, sizeof *key_end);
         if (!key_end || obuf_init(&keys, NULL, 300 * (size_t)sc->nfields + 16)) {
             free(key_end);
-            obuf_free(&o);
-            return close_read(dir, s, tool_err("out of memory"));
+            o->err = ENOMEM;
+            return;
         }
         for (uint32_t i = 0; i < sc->nfields; i++) {
             obuf_putc(&keys, i ? ',' : '{');
@@ -289,51 +539,63 @@ static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
     } else {
         for (uint32_t i = 0; i < sc->nfields; i++) {
             if (i)
-                obuf_putc(&o, ',');
-            csv_put(&o, sc->fields[i].name, strlen(sc->fields[i].name));
+                obuf_putc(o, ',');
+            csv_put(o, sc->fields[i].name, strlen(sc->fields[i].name));
         }
-        obuf_putc(&o, '\n');
+        obuf_putc(o, '\n');
     }
-    uint64_t slots = mms_table_slots(t), done = 0;
-    for (uint64_t i = 0; i < slots && done < limit && !o.err; i++) {
+    uint64_t slots = use_rows ? nrows : mms_table_slots(t), done = 0;
+    for (uint64_t j = 0; j < slots && done < limit && !o->err; j++) {
+        uint64_t i = use_rows ? rows[j] : j;
         if (!mms_table_live(t, i))
             continue;
         const char *rec = mms_table_get(t, i);
         if (!rec)
             break;
+        bool ok = true;
+        for (int c = 0; c < nc && ok; c++)
+            ok = cond_holds(sc, &cs[c], rec) && mms_table_null(t, i, cs[c].field) != 1;
+        if (!ok)
+            continue;
         for (uint32_t k = 0; k < sc->nfields; k++) {
             if (csv) {
                 if (k)
-                    obuf_putc(&o, ',');
+                    obuf_putc(o, ',');
             } else {
                 size_t from = k ? key_end[k - 1] : 0;
-                obuf_write(&o, keys.buf + from, key_end[k] - from);
+                obuf_write(o, keys.buf + from, key_end[k] - from);
             }
             /* A missing value: an empty CSV cell, a JSON null. */
             if (mms_table_null(t, i, k) == 1) {
                 if (!csv)
-                    obuf_puts(&o, "null");
+                    obuf_puts(o, "null");
                 continue;
             }
-            field_to_text(&o, s, &sc->fields[k], rec, csv);
+            field_to_text(o, s, &sc->fields[k], rec, csv);
         }
         if (!csv)
-            obuf_putc(&o, '}');
-        obuf_putc(&o, '\n');
+            obuf_putc(o, '}');
+        obuf_putc(o, '\n');
         done++;
     }
-    rc = tool_finish_output(&o);
-    obuf_free(&o);
+    *printed = done;
     obuf_free(&keys);
     free(key_end);
-    return close_read(dir, s, rc);
 }
 
 const struct tool_cmd tool_cmd_dump = {
-    "dump", "DIR TABLE [--format csv|jsonl] [--limit N] | DIR --all OUT",
+    "dump", "DIR TABLE [--format csv|jsonl] [--limit N] [--where COND]... | DIR --all OUT",
     "Print the live records of TABLE in index order, CSV by default.",
     "  --format csv|jsonl   CSV (RFC 4180) or one JSON object per line\n"
     "  --limit N            at most N records\n"
+    "  --where COND         only records where COND holds: FIELD=VALUE, FIELD<VALUE,\n"
+    "                       FIELD<=VALUE, FIELD>VALUE or FIELD>=VALUE (quote it for\n"
+    "                       the shell); up to 8, all must hold. Through an index of\n"
+    "                       the field when there is one (ranges: an ordered one), by\n"
+    "                       a scan otherwise: the same records, in record order.\n"
+    "                       Values as dump prints them (a ref: the target record's\n"
+    "                       index); floats order as in indexes (NaN above all).\n"
+    "                       A missing value meets no condition.\n"
     "  --all                the whole store into OUT ('-': standard output):\n"
     "                       every table (schema, records at their indices, missing\n"
     "                       values, strings inline, refs as [table, index]) and\n"
@@ -359,3 +621,71 @@ const struct tool_cmd tool_cmd_dump = {
     "A dump runs in one read transaction: it sees one committed state, and commits\n"
     "of other processes wait until it ends (do not leave it stopped in a pager).\n",
     run_dump};
+
+/* ------------------------------------------------------------------------
+ * mms get DIR TABLE FIELD VALUE
+ * ------------------------------------------------------------------------ */
+static int run_get(const struct tool_cmd *cmd, int argc, char **argv)
+{
+    const char *pos[4];
+    int rc = tool_args(cmd, argc, argv, NULL, 0, pos, 4);
+    if (rc >= 0)
+        return rc;
+    const char *dir = pos[0];
+    mms_store *s;
+    if ((rc = open_read(dir, &s)))
+        return rc;
+    mms_table *t;
+    const mms_schema *sc;
+    if ((rc = find_table(s, dir, pos[1], &t, &sc)))
+        return close_read(dir, s, rc);
+    struct cond c = {.op = OP_EQ};
+    for (c.field = 0; c.field < sc->nfields; c.field++)
+        if (strcmp(sc->fields[c.field].name, pos[2]) == 0)
+            break;
+    if (c.field == sc->nfields)
+        return close_read(dir, s, tool_err("%s: table %s has no field '%s'", dir, pos[1], pos[2]));
+    if (sc->fields[c.field].size > sizeof c.key || !parse_key(s, &sc->fields[c.field], pos[3], c.key))
+        return close_read(dir, s, 1);
+    uint64_t *rows = NULL;
+    size_t nrows = 0;
+    bool use_rows = false;
+    int r = candidates(t, sc, &c, 1, &rows, &nrows, &use_rows);
+    if (r)
+        return close_read(dir, s, tool_fail("cannot look up in", dir, r));
+    /* Into memory first: nothing at all on stdout when nothing matches. */
+    char *mem = NULL;
+    size_t memlen = 0;
+    FILE *mf = open_memstream(&mem, &memlen);
+    struct obuf o;
+    if (!mf || obuf_init(&o, mf, 1 << 16)) {
+        if (mf)
+            fclose(mf);
+        free(mem);
+        free(rows);
+        return close_read(dir, s, tool_err("out of memory"));
+    }
+    uint64_t printed;
+    print_records(&o, s, t, sc, true, &c, 1, rows, nrows, use_rows, UINT64_MAX, &printed);
+    free(rows);
+    obuf_flush(&o);
+    int err = o.err;
+    obuf_free(&o);
+    fclose(mf);
+    if (!printed || err) {
+        free(mem);
+        return close_read(dir, s, err ? tool_err("out of memory") : 1);
+    }
+    fwrite(mem, 1, memlen, stdout);
+    free(mem);
+    return close_read(dir, s, tool_finish_output(NULL));
+}
+
+const struct tool_cmd tool_cmd_get = {
+    "get", "DIR TABLE FIELD VALUE",
+    "Print the records of TABLE whose FIELD is VALUE (CSV); exit 1 if there is none.",
+    "Through an index of FIELD when it has one (mms index), by a scan otherwise.\n"
+    "Output as mms dump prints it: a header line, then the matching records in\n"
+    "record order. When no record matches, nothing is printed and the exit code\n"
+    "is 1. VALUE as dump prints values (a ref: the target record's index).\n",
+    run_get};

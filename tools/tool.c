@@ -74,6 +74,14 @@ int tool_usage_err(const struct tool_cmd *cmd, const char *fmt, ...)
 int tool_args(const struct tool_cmd *cmd, int argc, char **argv, const struct tool_opt *opts,
               int nopts, const char **pos, int npos)
 {
+    int got;
+    return tool_args_range(cmd, argc, argv, opts, nopts, pos, npos, npos, &got);
+}
+
+int tool_args_range(const struct tool_cmd *cmd, int argc, char **argv,
+                    const struct tool_opt *opts, int nopts, const char **pos, int min, int npos,
+                    int *got)
+{
     struct option lo[MAX_OPTS + 2];
     if (nopts > MAX_OPTS)
         return tool_usage_err(cmd, "too many options (a bug)");
@@ -119,7 +127,12 @@ int tool_args(const struct tool_cmd *cmd, int argc, char **argv, const struct to
                                   a);
         }
         const struct tool_opt *o = &opts[c - 256];
-        if (o->takes_value)
+        if (o->takes_value && o->count) {
+            if (*o->count >= o->max)
+                return tool_usage_err(cmd, "--%s may be given at most %d times", o->name,
+                                      o->max);
+            o->value[(*o->count)++] = optarg;
+        } else if (o->takes_value)
             *o->value = optarg;
         else
             *o->flag = true;
@@ -130,8 +143,9 @@ int tool_args(const struct tool_cmd *cmd, int argc, char **argv, const struct to
             return tool_usage_err(cmd, "too many arguments (from '%s' on)", argv[optind]);
         pos[k++] = argv[optind];
     }
-    if (k < npos)
+    if (k < min)
         return tool_usage_err(cmd, "too few arguments");
+    *got = k;
     return -1;
 }
 

@@ -7,7 +7,7 @@
  *
  * Layers of tools/ (each file calls only those below it):
  *   mms.c                               dispatch: the table of commands
- *   mms_admin.c mms_tables.c mms_import.c   the commands
+ *   mms_admin.c mms_tables.c mms_index.c mms_import.c   the commands
  *   mms_life.c mms_dumpall.c            drop, rename, compact, copy; dump --all, load
  *   csv.c                               CSV reading and writing, JSON strings
  *   tool.c  numfmt.c                    this header; numbers as text
@@ -55,8 +55,11 @@ int tool_usage_err(const struct tool_cmd *cmd, const char *fmt, ...)
 struct tool_opt {
     const char *name;   /* "limit", without the dashes */
     bool takes_value;
-    const char **value; /* takes_value: receives the value */
+    const char **value; /* takes_value: receives the value (with count: the
+                           values, in order, into value[0..max)) */
     bool *flag;         /* !takes_value: set to true */
+    int *count;         /* NULL, or the option may be repeated: how many */
+    int max;            /* ... at most this many times */
 };
 
 /* Parse argv[1..argc) of cmd (argv[0] is the command's name) with
@@ -66,6 +69,10 @@ struct tool_opt {
  * stdout, 2 after a usage error. */
 int tool_args(const struct tool_cmd *cmd, int argc, char **argv, const struct tool_opt *opts,
               int nopts, const char **pos, int npos);
+/* The same with min to max positional arguments; *got gets how many. */
+int tool_args_range(const struct tool_cmd *cmd, int argc, char **argv,
+                    const struct tool_opt *opts, int nopts, const char **pos, int min, int max,
+                    int *got);
 
 /* Open for inspection: read-only, or read-write once if the store needs
  * recovery (which a read-only handle cannot do). */

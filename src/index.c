@@ -1,0 +1,1797 @@
+/*
+ * index.c -- hash and ordered indexes on a field of a table.
+ *
+ * Layer 6: calls catalog.c, alloc.c, map.c and schema.c; table.c, txn.c
+ * and lookup.c call it. It owns the bytes of index regions (FORMAT §2.8)
+ * and the index descriptors of catalog entries. It must never write a
+ * table's records, and never trust an index page it reads: a damaged one
+ * gives MMS_ECORRUPT (or a miss), never a crash or a wrong record.
+ *
+ * NOTES ON THE DESIGN
+ *
+ * Keys. A key is the field's bytes turned into bytes that compare like
+ * the values under memcmp (mms__ix_norm): integers big-endian with the
+ * sign bit flipped, floats by their IEEE order (-0 is +0; every NaN is
+ * one key, above +inf), bool 0 or 1, chars as they are (NUL-padded, so
+ * "ab" < "abc"). An entry is the key followed by the record index: in an
+ * ordered index big-endian, so entries compare as (key, record) and equal
+ * keys are distinct entries; in a hash slot the record index + 1 first (0:
+ * an empty slot). Entries carry their keys: no operation on an index reads
+ * a record, so the index never depends on the table's state mid-commit.
+ * STR and BLOB keys would live in the heap; they are not indexable yet.
+ *
+ * Each index is a region of its own (kind 3), page 0 its header:
+ *  - hash: open addressing, linear probing, slots from page 1, at most 3/4
+ *    full; a removal shifts the run back (no tombstones). Growing writes
+ *    the table at twice the size into a new file of the region.
+ *  - ordered: a B+tree of 4096-byte pages. Inner pages hold n separators
+ *    (whole entries) and n + 1 children; child i holds the entries e with
+ *    sep[i-1] <= e < sep[i]. Leaves are linked both ways. Removal never
+ *    merges pages (a page may become empty and stays linked); a rebuild
+ *    packs the tree again.
+ *
+ * Upkeep (DESIGN §6a). Appends, deletes, null marks and plain stores all
+ * change records; the commit finds every changed record from the dirty
+ * pages (txn.c) with its committed bytes, and this file makes each index
+ * agree: the committed key's entry goes if the record changed or died,
+ * the new key's comes if it lives. Both steps are idempotent, so a record
+ * seen twice (a delete and a dirty page) is no harm. Unique indexes are
+ * checked after every change of the commit is in (a swap of two keys is
+ * not a duplicate), and a duplicate fails the commit, which aborts it.
+ * An index created in the transaction, or of a table it migrated, is
+ * built again from the records at commit instead: the bulk build writes a
+ * new file of the region (fresh space: synced, not journaled). So the
+ * index agrees with the table at every commit, and a crash leaves both as
+ * of one commit: index pages are ordinary pages of the store.
+ *
+ * Until its commit a transaction's changes are not in its indexes:
+ * lookups in a write transaction see the last commit's index, and return
+ * only records whose key still matches.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PG MMS__PAGE
+#define MAXDEPTH 32
+#define PROBE_MAX 4096 /* a hash run longer than this: too many equal keys */
+
+/* The transaction's index work (s->ixtxn). */
+struct pend {
+    uint64_t h;   /* hash of (index region, key) */
+    mms_ref rec;  /* ref of the record that was appended */
+};
+struct mms__ixtxn {
+    uint64_t fresh[MMS_MAX_REGIONS / 64];   /* index regions created by this txn */
+    uint64_t rebuilt[MMS_MAX_REGIONS / 64]; /* ... built again by this commit */
+    struct pend *p;                         /* appends to tables with unique indexes */
+    size_t pn, pcap;
+    struct { uint32_t region, tregion; uint64_t rec; } *chk; /* keys to check unique */
+    size_t cn, ccap;
+};
+
+static bool bit_get(const uint64_t *b, uint32_t i)
+{
+    return b[i / 64] >> (i % 64) & 1;
+}
+static void bit_set(uint64_t *b, uint32_t i)
+{
+    b[i / 64] |= UINT64_C(1) << (i % 64);
+}
+
+static struct mms__ixtxn *txn_state(mms_store *s)
+{
+    if (!s->ixtxn)
+        s->ixtxn = calloc(1, sizeof *s->ixtxn);
+    return s->ixtxn;
+}
+
+void mms__ix_txn_end(mms_store *s)
+{
+    struct mms__ixtxn *t = s->ixtxn;
+    if (!t)
+        return;
+    memset(t->fresh, 0, sizeof t->fresh);
+    memset(t->rebuilt, 0, sizeof t->rebuilt);
+    if (t->pn)
+        memset(t->p, 0, t->pcap * sizeof *t->p);
+    t->pn = 0;
+    t->cn = 0;
+}
+
+void mms__ix_free(mms_store *s)
+{
+    if (s->ixtxn) {
+        free(s->ixtxn->p);
+        free(s->ixtxn->chk);
+        free(s->ixtxn);
+    }
+    s->ixtxn = NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Keys
+ * ------------------------------------------------------------------------ */
+int mms__ix_keyable(const char *table, const struct mms__fdesc *f)
+{
+    switch (mms_kind_class(f->kind)) {
+    case 'i': case 'u': case 'f': case 'b': case 'r':
+        return 0;
+    case 'c':
+        if (f->size <= MMS__IX_MAX_KEY)
+            return 0;
+        return mms__fail(MMS_ENOTSUP, "table %s: field %s is chars[%u]; an index key is at most "
+                         "%u bytes", table, f->name, f->size, MMS__IX_MAX_KEY);
+    default:
+        return mms__fail(MMS_ENOTSUP, "table %s: field %s is %s; indexes on strings and blobs are "
+                         "not supported yet (index a chars field instead)", table, f->name,
+                         mms__kind_label(f->kind));
+    }
+}
+
+static void put_be(uint8_t *out, uint64_t v, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+static uint64_t get_be(const uint8_t *in, uint32_t n)
+{
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < n; i++)
+        v = v << 8 | in[i];
+    return v;
+}
+
+static uint64_t load_u(const void *p, uint32_t size)
+{
+    switch (size) {
+    case 1: return *(const uint8_t *)p;
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+static void store_u(void *p, uint64_t v, uint32_t size)
+{
+    switch (size) {
+    case 1: *(uint8_t *)p = (uint8_t)v; break;
+    case 2: { uint16_t w = (uint16_t)v; memcpy(p, &w, 2); break; }
+    case 4: { uint32_t w = (uint32_t)v; memcpy(p, &w, 4); break; }
+    default: memcpy(p, &v, 8);
+    }
+}
+
+void mms__ix_norm(unsigned kind, uint32_t size, const void *val, uint8_t *out)
+{
+    uint64_t v, sign;
+    switch (mms_kind_class(kind)) {
+    case 'i':
+        sign = UINT64_C(1) << (8 * size - 1);
+        put_be(out, load_u(val, size) ^ sign, size);
+        return;
+    case 'u': case 'r':
+        put_be(out, load_u(val, size), size);
+        return;
+    case 'b':
+        out[0] = *(const uint8_t *)val != 0;
+        return;
+    case 'f':
+        v = load_u(val, size);
+        sign = UINT64_C(1) << (8 * size - 1);
+        if (size == 4) {
+            float f;
+            memcpy(&f, val, 4);
+            if (f != f)
+                v = 0x7fc00000u;
+            else if (f == 0)
+                v = 0;
+        } else {
+            double d;
+            memcpy(&d, val, 8);
+            if (d != d)
+                v = UINT64_C(0x7ff8000000000000);
+            else if (d == 0)
+                v = 0;
+        }
+        v = v & sign ? ~v & (sign | (sign - 1)) : v | sign;
+        put_be(out, v, size);
+        return;
+    default: /* chars */
+        memcpy(out, val, size);
+    }
+}
+
+void mms__ix_denorm(unsigned kind, uint32_t size, const uint8_t *key, void *val)
+{
+    uint64_t v = mms_kind_class(kind) == 'c' || mms_kind_class(kind) == 'b' ? 0 : get_be(key, size);
+    uint64_t sign = size < 8 && size ? UINT64_C(1) << (8 * size - 1) : UINT64_C(1) << 63;
+    switch (mms_kind_class(kind)) {
+    case 'i':
+        store_u(val, v ^ sign, size);
+        return;
+    case 'u': case 'r':
+        store_u(val, v, size);
+        return;
+    case 'b':
+        *(uint8_t *)val = key[0];
+        return;
+    case 'f':
+        v = v & sign ? v & ~sign : ~v & (sign | (sign - 1));
+        store_u(val, v, size);
+        return;
+    default:
+        memcpy(val, key, size);
+    }
+}
+
+static inline uint64_t mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t hash_key(const uint8_t *k, uint32_t K)
+{
+    uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ K, w;
+    uint32_t i = 0;
+    for (; i + 8 <= K; i += 8) {
+        memcpy(&w, k + i, 8);
+        h = mix(h ^ w);
+    }
+    if (i < K) {
+        w = 0;
+        memcpy(&w, k + i, K - i);
+        h = mix(h ^ w);
+    }
+    return i == 0 ? mix(h) : h;
+}
+
+/* The key of a record in its index form. */
+static void rec_key(const struct mms__ixdesc *d, const char *rec, uint8_t *out)
+{
+    mms__ix_norm(d->key_kind, d->key_size, rec + d->key_off, out);
+}
+
+/* For error messages: the key as text. */
+static void key_text(unsigned kind, uint32_t K, const uint8_t *key, char *buf, size_t cap)
+{
+    union { int64_t i; uint64_t u; double d; float f; uint8_t b[8]; } v = {0};
+    char val[MMS__IX_MAX_KEY + 1];
+    switch (mms_kind_class(kind)) {
+    case 'i':
+        mms__ix_denorm(kind, K, key, &v);
+        v.i = K == 1 ? (int8_t)v.u : K == 2 ? (int16_t)v.u : K == 4 ? (int32_t)v.u : v.i;
+        snprintf(buf, cap, "%lld", (long long)v.i);
+        return;
+    case 'u': case 'r': case 'b':
+        mms__ix_denorm(kind, K, key, &v);
+        snprintf(buf, cap, "%llu", (unsigned long long)v.u);
+        return;
+    case 'f':
+        mms__ix_denorm(kind, K, key, &v);
+        snprintf(buf, cap, "%.17g", K == 4 ? (double)v.f : v.d);
+        return;
+    default:
+        memcpy(val, key, K);
+        val[K] = 0;
+        snprintf(buf, cap, "\"%s\"", val);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Descriptors
+ * ------------------------------------------------------------------------ */
+struct mms__ixdesc *mms__ixdescs(const mms_store *s, const struct mms__tabent *e)
+{
+    if (!e->nindexes || e->nindexes > MMS__MAX_FIELDS ||
+        !mms__heap_range(s, e->indexes, (uint64_t)e->nindexes * sizeof(struct mms__ixdesc), 8))
+        return NULL;
+    return mms_deref(s, e->indexes);
+}
+
+/* ------------------------------------------------------------------------
+ * Reading an index (no checks trusted: every page number and count is
+ * bounded before use).
+ * ------------------------------------------------------------------------ */
+int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
+                    struct mms__ixview *v)
+{
+    const struct mms__rent *rt = mms__rtab(s);
+    uint32_t id = d->region;
+    if (id == 0 || id >= mms__hdr(s)->nregions || id >= s->nmapped || rt[id].kind != MMS__RK_INDEX ||
+        !s->view.base[id] || s->reg[id].mapped < PG || rt[id].size < PG)
+        return MMS__CORRUPT("table %s: the index on %.47s names region %u, not an index region",
+                            e->name, d->field, id);
+    const struct mms__ixhdr *h = (const void *)s->view.base[id];
+    uint32_t K = d->key_size;
+    uint32_t E = d->kind == MMS__IX_HASH ? 8 + (uint32_t)mms__round_up(K, 8) : K + 8;
+    if (h->magic != MMS__IX_MAGIC || h->kind != d->kind || h->key_size != K ||
+        h->entry_size != E || K == 0 || K > MMS__IX_MAX_KEY)
+        return MMS__CORRUPT("table %s: the index on %.47s: its header page is damaged", e->name,
+                            d->field);
+    v->kind = d->kind;
+    v->flags = d->flags;
+    v->K = K;
+    v->E = E;
+    v->key_kind = d->key_kind;
+    v->cls = mms_kind_class(d->key_kind);
+    v->key_off = d->key_off;
+    v->region = id;
+    v->ix = s->view.base[id];
+    v->ix_bytes = s->reg[id].mapped < rt[id].size ? s->reg[id].mapped : rt[id].size;
+    if (s->state == MMS__ST_WRITE && s->reg[id].mapped > v->ix_bytes)
+        v->ix_bytes = s->reg[id].mapped; /* the writer's view may be ahead */
+    v->rs = e->record_size;
+    v->recs = e->region < s->nmapped ? s->view.base[e->region] : NULL;
+    uint64_t mapped = e->region < s->nmapped ? s->reg[e->region].mapped / e->record_size : 0;
+    v->count = e->count < mapped ? e->count : mapped;
+    if (d->key_off + K > e->record_size)
+        return MMS__CORRUPT("table %s: the index on %.47s: key outside the record", e->name,
+                            d->field);
+    return 0;
+}
+
+static const struct mms__ixhdr *vhdr(const struct mms__ixview *v)
+{
+    return (const void *)v->ix;
+}
+
+/* ---- hash ---- */
+static uint64_t slot_rec1(const char *slot)
+{
+    uint64_t r;
+    memcpy(&r, slot, 8);
+    return r;
+}
+
+/* The key of record rec in v's form (8-byte integers inline). */
+static inline void view_key(const struct mms__ixview *v, const char *rec, uint8_t *out)
+{
+    if (v->K == 8 && (v->cls == 'u' || v->cls == 'i' || v->cls == 'r')) {
+        uint64_t w;
+        memcpy(&w, rec + v->key_off, 8);
+        w = __builtin_bswap64(v->cls == 'i' ? w ^ (UINT64_C(1) << 63) : w);
+        memcpy(out, &w, 8);
+        return;
+    }
+    mms__ix_norm(v->key_kind, v->K, rec + v->key_off, out);
+}
+
+/* hash_find for 8-byte keys (K == 8, not merely E == 16: shorter keys
+ * hash over K bytes): one word compared per slot. */
+static int hash_find8(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out,
+                      size_t cap, uint64_t *n, uint64_t ns)
+{
+    const char *slots = v->ix + PG;
+    uint64_t kw;
+    memcpy(&kw, nkey, 8);
+    for (uint64_t i = hash_key(nkey, 8) & (ns - 1), k = 0; k < ns; i = (i + 1) & (ns - 1), k++) {
+        const char *sl = slots + i * 16;
+        uint64_t r1, sk;
+        memcpy(&r1, sl, 8);
+        if (!r1)
+            return 0;
+        memcpy(&sk, sl + 8, 8);
+        if (sk != kw || r1 - 1 >= v->count)
+            continue;
+        uint64_t cur;
+        view_key(v, v->recs + (r1 - 1) * v->rs, (uint8_t *)&cur);
+        if (cur != kw)
+            continue;
+        if (*n < cap)
+            out[*n] = r1 - 1;
+        ++*n;
+    }
+    return 0;
+}
+
+static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out, size_t cap,
+                     uint64_t *n)
+{
+    uint64_t ns = vhdr(v)->nslots;
+    *n = 0;
+    if (!ns || (ns & (ns - 1)) || PG + ns * v->E > v->ix_bytes || ns * v->E / v->E != ns)
+        return MMS__CORRUPT("hash index of region %u: %llu slots do not fit it", v->region,
+                            (unsigned long long)ns);
+    if (v->E == 16 && v->K == 8)
+        return hash_find8(v, nkey, out, cap, n, ns);
+    const char *slots = v->ix + PG;
+    uint8_t tmp[MMS__IX_MAX_KEY];
+    for (uint64_t i = hash_key(nkey, v->K) & (ns - 1), k = 0; k < ns; i = (i + 1) & (ns - 1), k++) {
+        const char *sl = slots + i * v->E;
+        uint64_t r1 = slot_rec1(sl);
+        if (!r1)
+            return 0;
+        if (memcmp(sl + 8, nkey, v->K) != 0 || r1 - 1 >= v->count)
+            continue;
+        /* The record still holds the key (a stale or damaged entry is no
+         * answer). */
+        view_key(v, v->recs + (r1 - 1) * v->rs, tmp);
+        if (memcmp(tmp, nkey, v->K) != 0)
+            continue;
+        if (*n < cap)
+            out[*n] = r1 - 1;
+        ++*n;
+    }
+    return 0;
+}
+
+/* ---- ordered ---- */
+static const struct mms__ixpage *vpage(const struct mms__ixview *v, uint64_t p, int type)
+{
+    if (p == 0 || p >= vhdr(v)->nslots || (p + 1) * PG > v->ix_bytes)
+        return NULL;
+    const struct mms__ixpage *pg = (const void *)(v->ix + p * PG);
+    if (pg->magic != MMS__IXP_MAGIC || (type && pg->type != type))
+        return NULL;
+    uint32_t cap = pg->type == MMS__IXP_LEAF ? (PG - 32) / v->E : (PG - 40) / (v->E + 8);
+    if ((pg->type != MMS__IXP_LEAF && pg->type != MMS__IXP_INNER) || pg->n > cap)
+        return NULL;
+    return pg;
+}
+static uint32_t leaf_cap(uint32_t E)
+{
+    return (PG - 32) / E;
+}
+static uint32_t inner_cap(uint32_t E)
+{
+    return (PG - 40) / (E + 8);
+}
+static const uint8_t *leaf_ent(const void *pg, uint32_t E, uint32_t i)
+{
+    return (const uint8_t *)pg + 32 + (size_t)i * E;
+}
+static uint64_t *inner_child(const void *pg)
+{
+    return (uint64_t *)(void *)((char *)pg + 32);
+}
+static const uint8_t *inner_sep(const void *pg, uint32_t E, uint32_t i)
+{
+    return (const uint8_t *)pg + 32 + 8 * (inner_cap(E) + 1) + (size_t)i * E;
+}
+
+/* Entries compare as their bytes; 16-byte ones (8-byte keys) as two
+ * big-endian words. */
+static inline int ent_cmp(const uint8_t *a, const uint8_t *b, uint32_t E)
+{
+    if (E == 16) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x == y) {
+            memcpy(&x, a + 8, 8);
+            memcpy(&y, b + 8, 8);
+        }
+        x = __builtin_bswap64(x);
+        y = __builtin_bswap64(y);
+        return x < y ? -1 : x > y;
+    }
+    return memcmp(a, b, E);
+}
+
+/* Separators <= ent (the child to go down). */
+static uint32_t upper_bound_sep(const void *pg, uint32_t n, uint32_t E, const uint8_t *ent)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (ent_cmp(inner_sep(pg, E, mid), ent, E) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+/* Entries < ent. */
+static uint32_t lower_bound_leaf(const void *pg, uint32_t n, uint32_t E, const uint8_t *ent)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (ent_cmp(leaf_ent(pg, E, mid), ent, E) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The leaf where ent belongs (which = 0), or the first (-1) or last (1). */
+static int descend(const struct mms__ixview *v, const uint8_t *ent, int which, uint64_t *leaf)
+{
+    const struct mms__ixhdr *h = vhdr(v);
+    uint64_t p = h->root;
+    if (h->depth == 0 || h->depth > MAXDEPTH)
+        return MMS__CORRUPT("ordered index of region %u: depth %u", v->region, h->depth);
+    for (uint32_t l = h->depth; l > 1; l--) {
+        const struct mms__ixpage *pg = vpage(v, p, MMS__IXP_INNER);
+        if (!pg)
+            return MMS__CORRUPT("ordered index of region %u: inner page %llu is damaged",
+                                v->region, (unsigned long long)p);
+        uint32_t i = which < 0 ? 0 : which > 0 ? pg->n : upper_bound_sep(pg, pg->n, v->E, ent);
+        p = inner_child(pg)[i];
+    }
+    if (!vpage(v, p, MMS__IXP_LEAF))
+        return MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged", v->region,
+                            (unsigned long long)p);
+    *leaf = p;
+    return 0;
+}
+
+/* Move p to a valid entry: forward (dir 1) from p->pos, or backward. */
+static int settle_pos(const struct mms__ixview *v, struct mms__ixpos *p, int dir)
+{
+    uint64_t guard = vhdr(v)->nslots + 1;
+    for (;;) {
+        const struct mms__ixpage *pg = vpage(v, p->page, MMS__IXP_LEAF);
+        if (!pg)
+            return MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged", v->region,
+                                (unsigned long long)p->page);
+        if (p->pos >= 0 && p->pos < pg->n)
+            return 0;
+        uint64_t to = dir > 0 ? pg->next : pg->prev;
+        if (!to) {
+            p->page = 0;
+            return MMS_ENOTFOUND;
+        }
+        if (!guard--)
+            return MMS__CORRUPT("ordered index of region %u: its leaves loop", v->region);
+        p->page = to;
+        const struct mms__ixpage *np = vpage(v, to, MMS__IXP_LEAF);
+        if (!np)
+            return MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged", v->region,
+                                (unsigned long long)to);
+        p->pos = dir > 0 ? 0 : (int64_t)np->n - 1;
+    }
+}
+
+int mms__ix_seek(const struct mms__ixview *v, int op, const uint8_t *nkey, struct mms__ixpos *p)
+{
+    uint8_t ent[MMS__IX_MAX_KEY + 8];
+    p->page = 0;
+    if (v->kind != MMS__IX_ORDERED)
+        return mms__fail(MMS_ENOTSUP, "a hash index has no order: cursors need an ordered index");
+    if (nkey) {
+        memcpy(ent, nkey, v->K);
+        /* GE, LT: from (key, 0); GT, LE: past (key, every record). */
+        memset(ent + v->K, op == MMS__SEEK_GE || op == MMS__SEEK_LT ? 0 : 0xff, 8);
+    }
+    int which = op == MMS__SEEK_FIRST ? -1 : op == MMS__SEEK_LAST ? 1 : 0;
+    int r = descend(v, ent, which, &p->page);
+    if (r)
+        return r;
+    const struct mms__ixpage *pg = vpage(v, p->page, MMS__IXP_LEAF);
+    if (op == MMS__SEEK_FIRST) {
+        p->pos = 0;
+        return settle_pos(v, p, 1);
+    }
+    if (op == MMS__SEEK_LAST) {
+        p->pos = (int64_t)pg->n - 1;
+        return settle_pos(v, p, -1);
+    }
+    p->pos = lower_bound_leaf(pg, pg->n, v->E, ent);
+    if (op == MMS__SEEK_GE || op == MMS__SEEK_GT)
+        return settle_pos(v, p, 1);
+    /* LT, LE: the entry before the first one at or past ent. */
+    p->pos--;
+    return settle_pos(v, p, -1);
+}
+
+int mms__ix_step(const struct mms__ixview *v, struct mms__ixpos *p, int dir)
+{
+    if (!p->page)
+        return MMS_ENOTFOUND;
+    p->pos += dir > 0 ? 1 : -1;
+    return settle_pos(v, p, dir);
+}
+
+int mms__ix_entry(const struct mms__ixview *v, const struct mms__ixpos *p, uint64_t *rec,
+                  uint8_t *nkey)
+{
+    const struct mms__ixpage *pg = p->page ? vpage(v, p->page, MMS__IXP_LEAF) : NULL;
+    if (!pg || p->pos < 0 || p->pos >= pg->n)
+        return pg || !p->page ? MMS_ENOTFOUND
+                              : MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged",
+                                             v->region, (unsigned long long)p->page);
+    const uint8_t *e = leaf_ent(pg, v->E, (uint32_t)p->pos);
+    uint64_t r = get_be(e + v->K, 8);
+    if (r >= v->count)
+        return MMS__CORRUPT("ordered index of region %u: record %llu is past the table's end",
+                            v->region, (unsigned long long)r);
+    if (rec)
+        *rec = r;
+    if (nkey)
+        memcpy(nkey, e, v->K);
+    return 0;
+}
+
+static int ordered_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out,
+                        size_t cap, uint64_t *n)
+{
+    struct mms__ixpos p;
+    uint8_t k[MMS__IX_MAX_KEY], tmp[MMS__IX_MAX_KEY];
+    *n = 0;
+    int r = mms__ix_seek(v, MMS__SEEK_GE, nkey, &p);
+    while (!r) {
+        uint64_t rec;
+        if ((r = mms__ix_entry(v, &p, &rec, k)))
+            break;
+        if (memcmp(k, nkey, v->K) != 0)
+            return 0;
+        view_key(v, v->recs + rec * v->rs, tmp);
+        if (memcmp(tmp, nkey, v->K) == 0) {
+            if (*n < cap)
+                out[*n] = rec;
+            ++*n;
+        }
+        r = mms__ix_step(v, &p, 1);
+    }
+    return r == MMS_ENOTFOUND ? 0 : r;
+}
+
+int mms__ix_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out, size_t cap,
+                 uint64_t *n)
+{
+    return v->kind == MMS__IX_HASH ? hash_find(v, nkey, out, cap, n)
+                                   : ordered_find(v, nkey, out, cap, n);
+}
+
+/* ------------------------------------------------------------------------
+ * Writing an index (the writer, inside a write transaction)
+ * ------------------------------------------------------------------------ */
+struct ix {
+    mms_store *s;
+    const struct mms__tabent *e;
+    struct mms__ixdesc *d;
+    uint32_t id, K, E;
+    char *base;
+};
+
+static struct mms__ixhdr *ihdr(const struct ix *x)
+{
+    return (struct mms__ixhdr *)(void *)x->base;
+}
+
+static int ix_open(mms_store *s, const struct mms__tabent *e, struct mms__ixdesc *d, struct ix *x)
+{
+    struct mms__ixview v;
+    int r = mms__ixview_get(s, e, d, &v);
+    if (r)
+        return r;
+    x->s = s;
+    x->e = e;
+    x->d = d;
+    x->id = d->region;
+    x->K = v.K;
+    x->E = v.E;
+    x->base = s->view.base[x->id];
+    return 0;
+}
+
+static void ix_view(const struct ix *x, struct mms__ixview *v)
+{
+    mms__ixview_get(x->s, x->e, x->d, v);
+    v->ix_bytes = x->s->reg[x->id].mapped;
+}
+
+/* Make the region hold bytes (fresh space past the committed size). */
+static int ix_size(struct ix *x, uint64_t bytes)
+{
+    int r = mms__map_grow(x->s, x->id, bytes);
+    if (r)
+        return r;
+    mms__rtab(x->s)[x->id].size = bytes;
+    x->s->tab_epoch++; /* lookup handles' views of the region are stale */
+    return 0;
+}
+
+/* ---- hash ---- */
+static char *hslot(const struct ix *x, uint64_t i)
+{
+    return x->base + PG + i * x->E;
+}
+
+/* Place entry (key, rec) in a table of ns slots at base (no duplicates
+ * check). MMS_ENOTSUP when the run is too long. */
+static int hash_place(char *slots, uint64_t ns, uint32_t E, uint32_t K, const uint8_t *key,
+                      uint64_t rec)
+{
+    uint64_t i = hash_key(key, K) & (ns - 1);
+    for (uint32_t k = 0; slot_rec1(slots + i * E); k++) {
+        if (k > PROBE_MAX)
+            return MMS_ENOTSUP;
+        i = (i + 1) & (ns - 1);
+    }
+    uint64_t r1 = rec + 1;
+    memcpy(slots + i * E, &r1, 8);
+    memset(slots + i * E + 8, 0, E - 8);
+    memcpy(slots + i * E + 8, key, K);
+    return 0;
+}
+
+static int too_many_equal(const struct ix *x)
+{
+    return mms__fail(MMS_ENOTSUP, "table %s: the hash index on %.47s: too many records share a "
+                     "key (use an ordered index for such a field)", x->e->name, x->d->field);
+}
+
+static uint64_t hash_slots_for(uint64_t n)
+{
+    uint64_t ns = 64;
+    while (ns * 3 / 4 < n + 1)
+        ns *= 2;
+    return ns;
+}
+
+/* The slot holding (key, rec), or UINT64_MAX. */
+static uint64_t hash_lookup(const struct ix *x, const uint8_t *key, uint64_t rec)
+{
+    uint64_t ns = ihdr(x)->nslots;
+    for (uint64_t i = hash_key(key, x->K) & (ns - 1), k = 0; k < ns; i = (i + 1) & (ns - 1), k++) {
+        const char *sl = hslot(x, i);
+        uint64_t r1 = slot_rec1(sl);
+        if (!r1)
+            break;
+        if (r1 == rec + 1 && memcmp(sl + 8, key, x->K) == 0)
+            return i;
+    }
+    return UINT64_MAX;
+}
+
+static int hash_rebuild(struct ix *x, uint64_t ns);
+
+static int hash_insert(struct ix *x, const uint8_t *key, uint64_t rec, bool *did)
+{
+    *did = false;
+    if (hash_lookup(x, key, rec) != UINT64_MAX)
+        return 0;
+    struct mms__ixhdr *h = ihdr(x);
+    if ((h->entries + 1) * 4 > h->nslots * 3) {
+        int r = hash_rebuild(x, h->nslots * 2);
+        if (r)
+            return r;
+        h = ihdr(x);
+    }
+    if (hash_place(x->base + PG, h->nslots, x->E, x->K, key, rec))
+        return too_many_equal(x);
+    h->entries++;
+    *did = true;
+    return 0;
+}
+
+/* Backward-shift deletion: the run after the hole moves up where it may. */
+static void hash_remove(struct ix *x, const uint8_t *key, uint64_t rec, bool *did)
+{
+    uint64_t i = hash_lookup(x, key, rec);
+    *did = i != UINT64_MAX;
+    if (!*did)
+        return;
+    struct mms__ixhdr *h = ihdr(x);
+    uint64_t mask = h->nslots - 1;
+    for (uint64_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+        char *sj = hslot(x, j);
+        if (!slot_rec1(sj))
+            break;
+        uint64_t home = hash_key((const uint8_t *)sj + 8, x->K) & mask;
+        /* sj may move to i if its home is not in (i, j]. */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays)
+            continue;
+        memcpy(hslot(x, i), sj, x->E);
+        i = j;
+    }
+    memset(hslot(x, i), 0, x->E);
+    h->entries--;
+}
+
+/* ---- ordered ---- */
+static struct mms__ixpage *wpage(const struct ix *x, uint64_t p)
+{
+    return (struct mms__ixpage *)(void *)(x->base + p * PG);
+}
+static uint8_t *wleaf_ent(struct mms__ixpage *pg, uint32_t E, uint32_t i)
+{
+    return (uint8_t *)pg + 32 + (size_t)i * E;
+}
+static uint8_t *winner_sep(struct mms__ixpage *pg, uint32_t E, uint32_t i)
+{
+    return (uint8_t *)pg + 32 + 8 * (inner_cap(E) + 1) + (size_t)i * E;
+}
+
+static int page_new(struct ix *x, int type, uint64_t *out)
+{
+    struct mms__ixhdr *h = ihdr(x);
+    uint64_t p = h->nslots;
+    int r = ix_size(x, (p + 1) * PG);
+    if (r)
+        return r;
+    h = ihdr(x);
+    h->nslots = p + 1;
+    struct mms__ixpage *pg = wpage(x, p);
+    memset(pg, 0, PG);
+    pg->type = (uint16_t)type;
+    pg->magic = MMS__IXP_MAGIC;
+    *out = p;
+    return 0;
+}
+
+static void ent_make(uint8_t *ent, const uint8_t *key, uint32_t K, uint64_t rec)
+{
+    memcpy(ent, key, K);
+    put_be(ent + K, rec, 8);
+}
+
+/* The path from the root to ent's leaf: page and child taken per level. */
+struct path {
+    uint64_t page[MAXDEPTH];
+    uint32_t child[MAXDEPTH];
+    uint32_t depth;
+};
+
+static int bt_path(struct ix *x, const uint8_t *ent, struct path *pa)
+{
+    struct mms__ixview v;
+    ix_view(x, &v);
+    const struct mms__ixhdr *h = ihdr(x);
+    if (h->depth == 0 || h->depth > MAXDEPTH)
+        return MMS__CORRUPT("table %s: the index on %.47s: depth %u", x->e->name, x->d->field,
+                            h->depth);
+    uint64_t p = h->root;
+    pa->depth = h->depth;
+    for (uint32_t l = h->depth; l > 1; l--) {
+        const struct mms__ixpage *pg = vpage(&v, p, MMS__IXP_INNER);
+        if (!pg)
+            return MMS__CORRUPT("table %s: the index on %.47s: page %llu is damaged", x->e->name,
+                                x->d->field, (unsigned long long)p);
+        uint32_t i = upper_bound_sep(pg, pg->n, x->E, ent);
+        pa->page[l - 1] = p;
+        pa->child[l - 1] = i;
+        p = inner_child(pg)[i];
+    }
+    if (!vpage(&v, p, MMS__IXP_LEAF))
+        return MMS__CORRUPT("table %s: the index on %.47s: leaf %llu is damaged", x->e->name,
+                            x->d->field, (unsigned long long)p);
+    pa->page[0] = p;
+    return 0;
+}
+
+/* Insert separator sep with right child q into inner page p at child
+ * position i (sep becomes sep[i], q child[i + 1]); split upward as needed. */
+static int bt_insert_inner(struct ix *x, struct path *pa, uint32_t level, const uint8_t *sep,
+                           uint64_t q)
+{
+    uint32_t E = x->E, cap = inner_cap(E);
+    uint8_t up[MMS__IX_MAX_KEY + 8];
+    memcpy(up, sep, E);
+    for (;; level++) {
+        if (level >= pa->depth) {
+            /* The root split: a new root over the two halves. */
+            if (pa->depth >= MAXDEPTH)
+                return mms__fail(MMS_EFULL, "table %s: the index on %.47s is too deep",
+                                 x->e->name, x->d->field);
+            uint64_t root;
+            int r = page_new(x, MMS__IXP_INNER, &root);
+            if (r)
+                return r;
+            struct mms__ixhdr *h = ihdr(x);
+            struct mms__ixpage *rp = wpage(x, root);
+            inner_child(rp)[0] = h->root;
+            inner_child(rp)[1] = q;
+            memcpy(winner_sep(rp, E, 0), up, E);
+            rp->n = 1;
+            h->root = root;
+            h->depth++;
+            return 0;
+        }
+        uint64_t p = pa->page[level];
+        uint32_t i = pa->child[level];
+        struct mms__ixpage *pg = wpage(x, p);
+        uint32_t n = pg->n;
+        if (n < cap) {
+            memmove(winner_sep(pg, E, i + 1), winner_sep(pg, E, i), (size_t)(n - i) * E);
+            memcpy(winner_sep(pg, E, i), up, E);
+            uint64_t *ch = inner_child(pg);
+            memmove(ch + i + 2, ch + i + 1, (size_t)(n - i) * 8);
+            ch[i + 1] = q;
+            pg->n = (uint16_t)(n + 1);
+            return 0;
+        }
+        /* Split: n + 1 separators and n + 2 children in scratch. */
+        uint8_t *seps = malloc((size_t)(n + 1) * E);
+        uint64_t *ch = malloc((size_t)(n + 2) * 8);
+        if (!seps || !ch) {
+            free(seps);
+            free(ch);
+            return -ENOMEM;
+        }
+        memcpy(seps, winner_sep(pg, E, 0), (size_t)i * E);
+        memcpy(seps + (size_t)i * E, up, E);
+        memcpy(seps + (size_t)(i + 1) * E, winner_sep(pg, E, i), (size_t)(n - i) * E);
+        memcpy(ch, inner_child(pg), (size_t)(i + 1) * 8);
+        ch[i + 1] = q;
+        memcpy(ch + i + 2, inner_child(pg) + i + 1, (size_t)(n - i) * 8);
+        uint64_t nq;
+        int r = page_new(x, MMS__IXP_INNER, &nq);
+        if (r) {
+            free(seps);
+            free(ch);
+            return r;
+        }
+        pg = wpage(x, p);
+        struct mms__ixpage *qp = wpage(x, nq);
+        uint32_t total = n + 1, left = total / 2; /* seps: [0, left) stay, left goes up */
+        memcpy(winner_sep(pg, E, 0), seps, (size_t)left * E);
+        memcpy(inner_child(pg), ch, (size_t)(left + 1) * 8);
+        pg->n = (uint16_t)left;
+        uint32_t right = total - left - 1;
+        memcpy(winner_sep(qp, E, 0), seps + (size_t)(left + 1) * E, (size_t)right * E);
+        memcpy(inner_child(qp), ch + left + 1, (size_t)(right + 1) * 8);
+        qp->n = (uint16_t)right;
+        memcpy(up, seps + (size_t)left * E, E);
+        q = nq;
+        free(seps);
+        free(ch);
+    }
+}
+
+static int bt_insert(struct ix *x, const uint8_t *ent, bool *did)
+{
+    struct path pa;
+    *did = false;
+    int r = bt_path(x, ent, &pa);
+    if (r)
+        return r;
+    uint32_t E = x->E, cap = leaf_cap(E);
+    struct mms__ixpage *pg = wpage(x, pa.page[0]);
+    uint32_t n = pg->n, i = lower_bound_leaf(pg, n, E, ent);
+    if (i < n && memcmp(wleaf_ent(pg, E, i), ent, E) == 0)
+        return 0;
+    *did = true;
+    if (n < cap) {
+        memmove(wleaf_ent(pg, E, i + 1), wleaf_ent(pg, E, i), (size_t)(n - i) * E);
+        memcpy(wleaf_ent(pg, E, i), ent, E);
+        pg->n = (uint16_t)(n + 1);
+        ihdr(x)->entries++;
+        return 0;
+    }
+    uint64_t q;
+    if ((r = page_new(x, MMS__IXP_LEAF, &q)))
+        return r;
+    pg = wpage(x, pa.page[0]);
+    struct mms__ixpage *qp = wpage(x, q);
+    /* Link q after pg. */
+    qp->next = pg->next;
+    qp->prev = pa.page[0];
+    if (pg->next)
+        wpage(x, pg->next)->prev = q;
+    pg->next = q;
+    uint32_t left = (n + 1) / 2;
+    if (i < left) {
+        memcpy(wleaf_ent(qp, E, 0), wleaf_ent(pg, E, left - 1), (size_t)(n - left + 1) * E);
+        memmove(wleaf_ent(pg, E, i + 1), wleaf_ent(pg, E, i), (size_t)(left - 1 - i) * E);
+        memcpy(wleaf_ent(pg, E, i), ent, E);
+    } else {
+        uint32_t j = i - left;
+        memcpy(wleaf_ent(qp, E, 0), wleaf_ent(pg, E, left), (size_t)j * E);
+        memcpy(wleaf_ent(qp, E, j), ent, E);
+        memcpy(wleaf_ent(qp, E, j + 1), wleaf_ent(pg, E, i), (size_t)(n - i) * E);
+    }
+    pg->n = (uint16_t)left;
+    qp->n = (uint16_t)(n + 1 - left);
+    ihdr(x)->entries++;
+    uint8_t sep[MMS__IX_MAX_KEY + 8];
+    memcpy(sep, wleaf_ent(qp, E, 0), E);
+    return bt_insert_inner(x, &pa, 1, sep, q);
+}
+
+static int bt_remove(struct ix *x, const uint8_t *ent, bool *did)
+{
+    struct path pa;
+    *did = false;
+    int r = bt_path(x, ent, &pa);
+    if (r)
+        return r;
+    struct mms__ixpage *pg = wpage(x, pa.page[0]);
+    uint32_t n = pg->n, i = lower_bound_leaf(pg, n, x->E, ent);
+    if (i >= n || memcmp(wleaf_ent(pg, x->E, i), ent, x->E) != 0)
+        return 0;
+    memmove(wleaf_ent(pg, x->E, i), wleaf_ent(pg, x->E, i + 1), (size_t)(n - i - 1) * x->E);
+    pg->n = (uint16_t)(n - 1);
+    ihdr(x)->entries--;
+    *did = true;
+    return 0;
+}
+
+static int ix_insert(struct ix *x, const uint8_t *key, uint64_t rec, bool *did)
+{
+    if (x->d->kind == MMS__IX_HASH)
+        return hash_insert(x, key, rec, did);
+    uint8_t ent[MMS__IX_MAX_KEY + 8];
+    ent_make(ent, key, x->K, rec);
+    return bt_insert(x, ent, did);
+}
+
+static int ix_remove(struct ix *x, const uint8_t *key, uint64_t rec, bool *did)
+{
+    if (x->d->kind == MMS__IX_HASH) {
+        hash_remove(x, key, rec, did);
+        return 0;
+    }
+    uint8_t ent[MMS__IX_MAX_KEY + 8];
+    ent_make(ent, key, x->K, rec);
+    return bt_remove(x, ent, did);
+}
+
+/* ------------------------------------------------------------------------
+ * Bulk build: the live records' entries, sorted (ordered) or placed
+ * (hash), written into a new file of the region: fresh space, synced at
+ * commit, never journaled.
+ * ------------------------------------------------------------------------ */
+struct sorter {
+    uint32_t E;
+};
+
+/* Entries as (key, rec) byte strings, in record order. */
+static int collect(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
+                   uint32_t E, uint8_t **out, uint64_t *n)
+{
+    const char *base = s->view.base[e->region];
+    uint64_t live = e->live <= e->count ? e->live : e->count;
+    uint8_t *buf = malloc((size_t)(live ? live : 1) * E);
+    if (!buf)
+        return -ENOMEM;
+    uint64_t k = 0;
+    for (uint64_t i = 0; i < e->count && k < live; i++) {
+        if (!mms__catalog_live(s, e, i))
+            continue;
+        rec_key(d, base + i * e->record_size, buf + k * E);
+        put_be(buf + k * E + d->key_size, i, 8);
+        k++;
+    }
+    *out = buf;
+    *n = k;
+    return 0;
+}
+
+/* LSD radix sort of n entries of E bytes by their first K bytes (the
+ * key). Stable, and the entries come in record order: equal keys stay
+ * ordered by record, so the entries end up ordered by all their bytes. */
+static int sort_entries(uint8_t *a, uint64_t n, uint32_t E, uint32_t K)
+{
+    if (n < 2)
+        return 0;
+    uint8_t *b = malloc((size_t)n * E), *src = a, *dst = b;
+    if (!b)
+        return -ENOMEM;
+    uint64_t cnt[256];
+    for (int byte = (int)K - 1; byte >= 0; byte--) {
+        memset(cnt, 0, sizeof cnt);
+        for (uint64_t i = 0; i < n; i++)
+            cnt[src[i * E + (uint32_t)byte]]++;
+        if (cnt[src[(uint32_t)byte]] == n)
+            continue; /* every entry has this byte: nothing moves */
+        uint64_t sum = 0;
+        for (int c = 0; c < 256; c++) {
+            uint64_t t = cnt[c];
+            cnt[c] = sum;
+            sum += t;
+        }
+        for (uint64_t i = 0; i < n; i++)
+            memcpy(dst + cnt[src[i * E + (uint32_t)byte]]++ * E, src + i * E, E);
+        uint8_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, (size_t)n * E);
+    free(b);
+    return 0;
+}
+
+/* A new file for the region (generation up if it has one), mapped in its
+ * reservation as fresh space of bytes. */
+static int region_fresh(mms_store *s, uint32_t id, bool exists, uint64_t bytes)
+{
+    struct mms__rent *rt = mms__rtab(s);
+    uint32_t gen = exists ? rt[id].gen + 1 : (id < mms__hdr(s)->nregions ? rt[id].gen + 1 : 0);
+    int r = mms__region_new(s, id, gen, bytes);
+    if (r)
+        return r;
+    rt = mms__rtab(s);
+    rt[id].gen = gen;
+    rt[id].kind = MMS__RK_INDEX;
+    rt[id].size = 0;
+    if (id >= mms__hdr(s)->nregions)
+        mms__hdr(s)->nregions = id + 1;
+    r = mms__map_grow(s, id, bytes);
+    if (r)
+        return r;
+    rt[id].size = bytes;
+    return 0;
+}
+
+static int too_many_dups(const struct mms__tabent *e, const struct mms__ixdesc *d,
+                         const uint8_t *a, uint32_t E)
+{
+    char kt[MMS__IX_MAX_KEY + 8];
+    key_text(d->key_kind, d->key_size, a, kt, sizeof kt);
+    return mms__fail(MMS_EUNIQUE, "table %s: unique index on %.47s: key %s is held by records "
+                     "%llu and %llu", e->name, d->field, kt,
+                     (unsigned long long)get_be(a + d->key_size, 8),
+                     (unsigned long long)get_be(a + E + d->key_size, 8));
+}
+
+static void hdr_init(struct mms__ixhdr *h, const struct mms__ixdesc *d, uint32_t E, uint32_t table)
+{
+    memset(h, 0, sizeof *h);
+    h->magic = MMS__IX_MAGIC;
+    h->kind = d->kind;
+    h->key_size = d->key_size;
+    h->entry_size = E;
+    h->table = table;
+}
+
+static int build_hash(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
+                      bool exists, const uint8_t *a, uint64_t n, uint32_t SE)
+{
+    uint32_t K = d->key_size, E = 8 + (uint32_t)mms__round_up(K, 8);
+    uint64_t ns = hash_slots_for(n);
+    int r = region_fresh(s, d->region, exists, PG + ns * E);
+    if (r)
+        return r;
+    char *base = s->view.base[d->region];
+    memset(base, 0, PG + ns * E); /* fresh space may hold an aborted attempt */
+    hdr_init((struct mms__ixhdr *)(void *)base, d, E, e->region);
+    for (uint64_t i = 0; i < n; i++)
+        if (hash_place(base + PG, ns, E, K, a + i * SE, get_be(a + i * SE + K, 8)))
+            return mms__fail(MMS_ENOTSUP, "table %s: the hash index on %.47s: too many records "
+                             "share a key (use an ordered index for such a field)", e->name,
+                             d->field);
+    struct mms__ixhdr *h = (void *)base;
+    h->entries = n;
+    h->nslots = ns;
+    return 0;
+}
+
+static int build_ordered(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
+                         bool exists, const uint8_t *a, uint64_t n)
+{
+    uint32_t E = d->key_size + 8, lc = leaf_cap(E), ic = inner_cap(E);
+    uint64_t leaves = n ? (n + lc - 1) / lc : 1, pages = 1 + leaves, level = leaves;
+    uint32_t depth = 1;
+    while (level > 1) {
+        level = (level + ic) / (ic + 1);
+        pages += level;
+        depth++;
+    }
+    int r = region_fresh(s, d->region, exists, pages * PG);
+    if (r)
+        return r;
+    char *base = s->view.base[d->region];
+    hdr_init((struct mms__ixhdr *)(void *)base, d, E, e->region);
+    /* Leaves 1..leaves; each level's first entries (their minimums) kept
+     * as indices into a. */
+    uint64_t *mins = malloc((size_t)leaves * 8);
+    if (!mins)
+        return -ENOMEM;
+    for (uint64_t j = 0; j < leaves; j++) {
+        struct mms__ixpage *pg = (void *)(base + (1 + j) * PG);
+        memset(pg, 0, PG);
+        pg->type = MMS__IXP_LEAF;
+        pg->magic = MMS__IXP_MAGIC;
+        uint64_t from = j * lc, cnt = n - from < lc ? n - from : lc;
+        if (!n)
+            cnt = 0;
+        memcpy((char *)pg + 32, a + from * E, (size_t)cnt * E);
+        pg->n = (uint16_t)cnt;
+        pg->prev = j ? j : 0;
+        pg->next = j + 1 < leaves ? j + 2 : 0;
+        mins[j] = from;
+    }
+    uint64_t first = 1, count = leaves, next = 1 + leaves;
+    while (count > 1) {
+        uint64_t nodes = (count + ic) / (ic + 1);
+        for (uint64_t k = 0; k < nodes; k++) {
+            struct mms__ixpage *pg = (void *)(base + (next + k) * PG);
+            memset(pg, 0, PG);
+            pg->type = MMS__IXP_INNER;
+            pg->magic = MMS__IXP_MAGIC;
+            uint64_t c0 = k * (ic + 1), cn = count - c0 < ic + 1 ? count - c0 : ic + 1;
+            for (uint64_t c = 0; c < cn; c++) {
+                inner_child(pg)[c] = first + c0 + c;
+                if (c)
+                    memcpy(winner_sep(pg, E, (uint32_t)(c - 1)), a + mins[c0 + c] * E, E);
+            }
+            pg->n = (uint16_t)(cn - 1);
+            mins[k] = mins[c0];
+        }
+        first = next;
+        next += nodes;
+        count = nodes;
+    }
+    free(mins);
+    struct mms__ixhdr *h = (void *)base;
+    h->entries = n;
+    h->nslots = pages;
+    h->root = first;
+    h->depth = depth;
+    return 0;
+}
+
+/* Build index d of e from the live records. exists: the region has a file
+ * (a rebuild writes the next generation). */
+static int build(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d, bool exists)
+{
+    uint32_t SE = d->key_size + 8;
+    uint8_t *a;
+    uint64_t n;
+    int r = collect(s, e, d, SE, &a, &n);
+    if (r)
+        return r;
+    if (d->kind == MMS__IX_ORDERED || (d->flags & MMS__IX_UNIQUE))
+        r = sort_entries(a, n, SE, d->key_size);
+    if (!r && (d->flags & MMS__IX_UNIQUE))
+        for (uint64_t i = 1; i < n && !r; i++)
+            if (memcmp(a + (i - 1) * SE, a + i * SE, d->key_size) == 0)
+                r = too_many_dups(e, d, a + (i - 1) * SE, SE);
+    if (!r)
+        r = d->kind == MMS__IX_HASH ? build_hash(s, e, d, exists, a, n, SE)
+                                    : build_ordered(s, e, d, exists, a, n);
+    free(a);
+    s->tab_epoch++;
+    return r;
+}
+
+/* Grow a hash index to ns slots: rebuilt into the next file generation. */
+static int hash_rebuild(struct ix *x, uint64_t ns)
+{
+    struct mms__ixhdr *h = ihdr(x);
+    uint64_t old_ns = h->nslots, n = h->entries;
+    uint32_t K = x->K, SE = K + 8;
+    uint8_t *a = malloc((size_t)(n ? n : 1) * SE);
+    if (!a)
+        return -ENOMEM;
+    uint64_t k = 0;
+    for (uint64_t i = 0; i < old_ns && k < n; i++) {
+        const char *sl = hslot(x, i);
+        uint64_t r1 = slot_rec1(sl);
+        if (!r1)
+            continue;
+        memcpy(a + k * SE, sl + 8, K);
+        put_be(a + k * SE + K, r1 - 1, 8);
+        k++;
+    }
+    (void)ns;
+    int r = build_hash(x->s, x->e, x->d, true, a, k, SE);
+    free(a);
+    x->base = x->s->view.base[x->id];
+    x->s->tab_epoch++;
+    return r;
+}
+
+/* ------------------------------------------------------------------------
+ * Create and drop (in a write transaction)
+ * ------------------------------------------------------------------------ */
+static uint32_t free_region(const mms_store *s)
+{
+    const struct mms__hdr *h = mms__hdr(s);
+    const struct mms__rent *rt = mms__rtab(s);
+    uint32_t id = 1;
+    while (id < MMS_MAX_REGIONS && id < h->nregions && rt[id].kind != MMS__RK_NONE)
+        id++;
+    return id;
+}
+
+static struct mms__ixtxn *fresh_mark(mms_store *s, uint32_t id)
+{
+    struct mms__ixtxn *t = txn_state(s);
+    if (t)
+        bit_set(t->fresh, id);
+    return t;
+}
+
+int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc *f,
+                   uint32_t kind, uint32_t flags)
+{
+    int r = mms__ix_keyable(e->name, f);
+    if (r)
+        return r;
+    const struct mms__ixdesc *old = mms__ixdescs(s, e);
+    if (e->nindexes && !old)
+        return MMS__CORRUPT("table %s: its index descriptors are not in the heap", e->name);
+    for (uint32_t k = 0; k < e->nindexes; k++)
+        if (strncmp(old[k].field, f->name, sizeof old[k].field) == 0)
+            return mms__fail(-EEXIST, "table %s already has an index on %s", e->name, f->name);
+    uint32_t id = free_region(s);
+    if (id >= MMS_MAX_REGIONS)
+        return mms__fail(MMS_EFULL, "a store holds at most %u tables and indexes",
+                         MMS_MAX_REGIONS - 1);
+    if (!txn_state(s))
+        return -ENOMEM;
+    /* The descriptors, one longer. Everything that can fail comes before
+     * the catalog entry changes. */
+    mms_ref arr = e->indexes;
+    size_t had = (size_t)e->nindexes * sizeof(struct mms__ixdesc);
+    uint32_t region = e->region;
+    if ((r = mms_realloc(s, &arr, had + sizeof(struct mms__ixdesc))))
+        return r;
+    e = mms__catalog_by_region(s, region);
+    struct mms__ixdesc *d = (struct mms__ixdesc *)mms_deref(s, arr) + e->nindexes;
+    memset(d, 0, sizeof *d);
+    snprintf(d->field, sizeof d->field, "%s", f->name);
+    d->kind = kind;
+    d->flags = flags;
+    d->region = id;
+    d->key_kind = f->kind;
+    d->key_off = f->offset;
+    d->key_size = f->size;
+    d->layout_gen = e->layout_gen;
+    uint32_t had_regions = mms__hdr(s)->nregions;
+    r = build(s, e, d, false);
+    if (r) {
+        /* Nothing of it stays: the region's file goes, the descriptors
+         * shrink back (the realloc'd array is kept, with its old count). */
+        if (s->view.base[id])
+            mms__map_unmap_region(s, id);
+        mms__region_unlink(s, id, mms__rtab(s)[id].gen);
+        struct mms__rent *rt = mms__rtab(s);
+        rt[id].kind = MMS__RK_NONE;
+        rt[id].size = 0;
+        mms__hdr(s)->nregions = had_regions;
+        e->indexes = arr;
+        return r;
+    }
+    e->indexes = arr;
+    e->nindexes++;
+    fresh_mark(s, id);
+    s->tab_epoch++;
+    return 0;
+}
+
+static void region_release(mms_store *s, uint32_t id)
+{
+    struct mms__rent *rt = mms__rtab(s);
+    rt[id].kind = MMS__RK_NONE;
+    rt[id].size = 0;
+    /* The file stays until the checkpoint after the commit (gc); an abort
+     * maps it back. */
+}
+
+int mms__ix_drop(mms_store *s, struct mms__tabent *e, uint32_t k)
+{
+    struct mms__ixdesc *d = mms__ixdescs(s, e);
+    if (!d || k >= e->nindexes)
+        return mms__fail(MMS_ENOENT, "table %s: no such index", e->name);
+    region_release(s, d[k].region);
+    memmove(&d[k], &d[k + 1], (e->nindexes - k - 1) * sizeof *d);
+    e->nindexes--;
+    if (!e->nindexes) {
+        mms_ref arr = e->indexes;
+        e->indexes = 0;
+        int r = mms_free(s, arr);
+        if (r)
+            return r;
+    }
+    s->tab_epoch++;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Appends to tables with unique indexes (table.c, before the append)
+ * ------------------------------------------------------------------------ */
+static uint64_t pend_hash(uint32_t region, const uint8_t *key, uint32_t K)
+{
+    uint64_t h = mix(hash_key(key, K) ^ region);
+    return h ? h : 1;
+}
+
+static int pend_add(struct mms__ixtxn *t, uint64_t h, mms_ref rec)
+{
+    if ((t->pn + 1) * 2 > t->pcap) {
+        size_t cap = t->pcap ? t->pcap * 2 : 256;
+        struct pend *p = calloc(cap, sizeof *p);
+        if (!p)
+            return -ENOMEM;
+        for (size_t i = 0; i < t->pcap; i++) {
+            if (!t->p[i].h)
+                continue;
+            size_t j = t->p[i].h & (cap - 1);
+            while (p[j].h)
+                j = (j + 1) & (cap - 1);
+            p[j] = t->p[i];
+        }
+        free(t->p);
+        t->p = p;
+        t->pcap = cap;
+    }
+    size_t j = h & (t->pcap - 1);
+    while (t->p[j].h)
+        j = (j + 1) & (t->pcap - 1);
+    t->p[j].h = h;
+    t->p[j].rec = rec;
+    t->pn++;
+    return 0;
+}
+
+/* Does live record j (not i) hold key now? */
+static bool holds(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
+                  uint64_t j, uint64_t i, const uint8_t *key)
+{
+    uint8_t cur[MMS__IX_MAX_KEY];
+    if (j == i || !mms__catalog_live(s, e, j))
+        return false;
+    rec_key(d, s->view.base[e->region] + j * e->record_size, cur);
+    return memcmp(cur, key, d->key_size) == 0;
+}
+
+int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, const char *rec)
+{
+    struct mms__ixdesc *d = mms__ixdescs(s, e);
+    struct mms__ixtxn *t = NULL;
+    for (uint32_t k = 0; d && k < e->nindexes; k++) {
+        if (!(d[k].flags & MMS__IX_UNIQUE) || d[k].layout_gen != e->layout_gen)
+            continue;
+        if (!t && !(t = txn_state(s)))
+            return -ENOMEM;
+        uint8_t key[MMS__IX_MAX_KEY];
+        rec_key(&d[k], rec, key);
+        uint64_t dup = UINT64_MAX;
+        /* In the index (as of the last commit, or as built in this
+         * transaction)... */
+        struct mms__ixview v;
+        uint64_t found[8], n = 0;
+        if (mms__ixview_get(s, e, &d[k], &v) == 0 && mms__ix_find(&v, key, found, 8, &n) == 0)
+            for (uint64_t m = 0; m < n && m < 8 && dup == UINT64_MAX; m++)
+                if (holds(s, e, &d[k], found[m], i, key))
+                    dup = found[m];
+        /* ... or appended by this transaction. */
+        uint64_t h = pend_hash(d[k].region, key, d[k].key_size);
+        for (size_t j = t->pcap ? h & (t->pcap - 1) : 0; t->pcap && t->p[j].h && dup == UINT64_MAX;
+             j = (j + 1) & (t->pcap - 1))
+            if (t->p[j].h == h && MMS_REF_REGION(t->p[j].rec) == e->region &&
+                holds(s, e, &d[k], MMS_REF_SLOT(t->p[j].rec), i, key))
+                dup = MMS_REF_SLOT(t->p[j].rec);
+        if (dup != UINT64_MAX) {
+            char kt[MMS__IX_MAX_KEY + 8];
+            key_text(d[k].key_kind, d[k].key_size, key, kt, sizeof kt);
+            return mms__fail(MMS_EUNIQUE, "table %s: unique index on %.47s: key %s is held by "
+                             "record %llu", e->name, d[k].field, kt, (unsigned long long)dup);
+        }
+    }
+    /* Noted for the next appends of this transaction. */
+    for (uint32_t k = 0; t && d && k < e->nindexes; k++) {
+        if (!(d[k].flags & MMS__IX_UNIQUE))
+            continue;
+        uint8_t key[MMS__IX_MAX_KEY];
+        rec_key(&d[k], rec, key);
+        int r = pend_add(t, pend_hash(d[k].region, key, d[k].key_size),
+                         MMS_REF_MAKE(e->region, i));
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Upkeep at commit (NOTES)
+ * ------------------------------------------------------------------------ */
+/* Field named name of e, or NULL. */
+static const struct mms__fdesc *field_named(const mms_store *s, const struct mms__tabent *e,
+                                            const char *name)
+{
+    const struct mms__fdesc *fd = mms__fdescs(s, e);
+    for (uint32_t k = 0; fd && k < e->nfields; k++)
+        if (strncmp(fd[k].name, name, sizeof fd[k].name) == 0)
+            return &fd[k];
+    return NULL;
+}
+
+int mms__ix_commit_begin(mms_store *s)
+{
+    struct mms__catalog *cat = mms__catalog(s);
+    struct mms__ixtxn *t = s->ixtxn;
+    if (t) {
+        memset(t->rebuilt, 0, sizeof t->rebuilt);
+        t->cn = 0;
+    }
+    for (uint32_t n = 0; cat && n < cat->ntables; n++) {
+        struct mms__tabent *e = &cat->t[n];
+        struct mms__ixdesc *d = mms__ixdescs(s, e);
+        for (uint32_t k = 0; d && k < e->nindexes; k++) {
+            bool fresh = t && bit_get(t->fresh, d[k].region);
+            if (!fresh && d[k].layout_gen == e->layout_gen)
+                continue;
+            if (!t && !(t = txn_state(s)))
+                return -ENOMEM;
+            /* A migration: the field followed by name; gone, or of a kind
+             * no index takes, the index goes with it. */
+            const struct mms__fdesc *f = field_named(s, e, d[k].field);
+            if (!f || mms__ix_keyable(e->name, f)) {
+                mms__detail_clear();
+                int r = mms__ix_drop(s, e, k);
+                if (r)
+                    return r;
+                d = mms__ixdescs(s, e);
+                k--;
+                s->precommit_wrote = true;
+                continue;
+            }
+            d[k].key_kind = f->kind;
+            d[k].key_off = f->offset;
+            d[k].key_size = f->size;
+            d[k].layout_gen = e->layout_gen;
+            int r = build(s, e, &d[k], true);
+            if (r)
+                return r;
+            bit_set(t->rebuilt, d[k].region);
+            s->precommit_wrote = true;
+        }
+    }
+    return 0;
+}
+
+static int check_later(struct mms__ixtxn *t, uint32_t region, uint32_t tregion, uint64_t rec)
+{
+    if (t->cn == t->ccap) {
+        size_t cap = t->ccap ? t->ccap * 2 : 64;
+        void *c = realloc(t->chk, cap * sizeof *t->chk);
+        if (!c)
+            return -ENOMEM;
+        t->chk = c;
+        t->ccap = cap;
+    }
+    t->chk[t->cn].region = region;
+    t->chk[t->cn].tregion = tregion;
+    t->chk[t->cn].rec = rec;
+    t->cn++;
+    return 0;
+}
+
+int mms__ix_record(mms_store *s, const struct mms__tabent *e, uint64_t k, const char *old,
+                   const char *rec)
+{
+    struct mms__ixdesc *d = mms__ixdescs(s, e);
+    struct mms__ixtxn *t = txn_state(s);
+    if (!t)
+        return -ENOMEM;
+    bool live = mms__catalog_live(s, e, k);
+    for (uint32_t j = 0; d && j < e->nindexes; j++) {
+        if (bit_get(t->rebuilt, d[j].region))
+            continue;
+        struct ix x;
+        int r = ix_open(s, e, &d[j], &x);
+        if (r)
+            return r;
+        uint8_t ok[MMS__IX_MAX_KEY], nk[MMS__IX_MAX_KEY];
+        bool did = false, same = false;
+        rec_key(&d[j], rec, nk);
+        if (old) {
+            rec_key(&d[j], old, ok);
+            same = memcmp(ok, nk, x.K) == 0;
+            if (!live || !same) {
+                if ((r = ix_remove(&x, ok, k, &did)))
+                    return r;
+                s->precommit_wrote |= did;
+            }
+        }
+        if (live) {
+            if ((r = ix_insert(&x, nk, k, &did)))
+                return r;
+            s->precommit_wrote |= did;
+            if (did && (d[j].flags & MMS__IX_UNIQUE) && (r = check_later(t, d[j].region,
+                                                                         e->region, k)))
+                return r;
+        }
+    }
+    return 0;
+}
+
+int mms__ix_commit_end(mms_store *s)
+{
+    struct mms__ixtxn *t = s->ixtxn;
+    if (s->precommit_wrote)
+        s->tab_epoch++; /* the indexes changed under the lookup handles */
+    for (size_t i = 0; t && i < t->cn; i++) {
+        const struct mms__tabent *e = mms__catalog_by_region(s, t->chk[i].tregion);
+        struct mms__ixdesc *d = e ? mms__ixdescs(s, e) : NULL;
+        uint32_t k = 0;
+        while (d && k < e->nindexes && d[k].region != t->chk[i].region)
+            k++;
+        if (!d || k == e->nindexes)
+            continue;
+        struct mms__ixview v;
+        int r = mms__ixview_get(s, e, &d[k], &v);
+        if (r)
+            return r;
+        v.ix_bytes = s->reg[v.region].mapped;
+        uint8_t key[MMS__IX_MAX_KEY];
+        rec_key(&d[k], v.recs + t->chk[i].rec * v.rs, key);
+        uint64_t found[2], n;
+        if ((r = mms__ix_find(&v, key, found, 2, &n)))
+            return r;
+        if (n > 1) {
+            char kt[MMS__IX_MAX_KEY + 8];
+            key_text(d[k].key_kind, d[k].key_size, key, kt, sizeof kt);
+            return mms__fail(MMS_EUNIQUE, "table %s: unique index on %.47s: key %s is held by "
+                             "records %llu and %llu", e->name, d[k].field, kt,
+                             (unsigned long long)found[0], (unsigned long long)found[1]);
+        }
+    }
+    if (t)
+        t->cn = 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Verification: each index entry by entry against its table.
+ * ------------------------------------------------------------------------ */
+#define VFAIL(...) (snprintf(msg, cap, __VA_ARGS__), MMS_ECORRUPT)
+
+struct vwalk {
+    const struct mms__ixview *v;
+    uint64_t entries, leaves, last_leaf;
+    uint8_t prev[MMS__IX_MAX_KEY + 8];
+    bool any;
+};
+
+/* The subtree at p (level l) holds entries in [lo, hi) (NULL: unbounded). */
+static int vtree(struct vwalk *w, uint64_t p, uint32_t l, const uint8_t *lo, const uint8_t *hi,
+                 char *msg, size_t cap)
+{
+    const struct mms__ixview *v = w->v;
+    const struct mms__ixpage *pg = vpage(v, p, l == 1 ? MMS__IXP_LEAF : MMS__IXP_INNER);
+    if (!pg)
+        return VFAIL("page %llu (level %u) is damaged", (unsigned long long)p, l);
+    if (l == 1) {
+        if (pg->prev != w->last_leaf)
+            return VFAIL("leaf %llu: its previous link is %llu, not %llu", (unsigned long long)p,
+                         (unsigned long long)pg->prev, (unsigned long long)w->last_leaf);
+        w->last_leaf = p;
+        w->leaves++;
+        for (uint32_t i = 0; i < pg->n; i++) {
+            const uint8_t *e = leaf_ent(pg, v->E, i);
+            if ((lo && memcmp(e, lo, v->E) < 0) || (hi && memcmp(e, hi, v->E) >= 0))
+                return VFAIL("leaf %llu: entry %u is outside its parent's bounds",
+                             (unsigned long long)p, i);
+            if (w->any && memcmp(w->prev, e, v->E) >= 0)
+                return VFAIL("leaf %llu: entry %u is out of order", (unsigned long long)p, i);
+            memcpy(w->prev, e, v->E);
+            w->any = true;
+            w->entries++;
+        }
+        return 0;
+    }
+    for (uint32_t i = 0; i <= pg->n; i++) {
+        const uint8_t *clo = i ? inner_sep(pg, v->E, i - 1) : lo;
+        const uint8_t *chi = i < pg->n ? inner_sep(pg, v->E, i) : hi;
+        if (clo && chi && memcmp(clo, chi, v->E) >= 0)
+            return VFAIL("page %llu: separators out of order", (unsigned long long)p);
+        int r = vtree(w, inner_child(pg)[i], l - 1, clo, chi, msg, cap);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
+                      char *msg, size_t cap)
+{
+    struct mms__ixview v;
+    if (mms__ixview_get(s, e, d, &v))
+        return VFAIL("%s", mms_errdetail());
+    const struct mms__ixhdr *h = vhdr(&v);
+    const struct mms__fdesc *f = field_named(s, e, d->field);
+    if (!f || f->kind != d->key_kind || f->offset != d->key_off || f->size != d->key_size ||
+        d->layout_gen != e->layout_gen)
+        return VFAIL("its field is not the table's field of that name");
+    if (h->table != e->region)
+        return VFAIL("its header names table region %u", h->table);
+    if (d->kind != MMS__IX_HASH && d->kind != MMS__IX_ORDERED)
+        return VFAIL("unknown kind %u", d->kind);
+    if (h->entries != e->live)
+        return VFAIL("%llu entries for %llu live records", (unsigned long long)h->entries,
+                     (unsigned long long)e->live);
+    uint8_t key[MMS__IX_MAX_KEY];
+    if (d->kind == MMS__IX_ORDERED) {
+        if (h->nslots * PG > mms__rtab(s)[d->region].size)
+            return VFAIL("%llu pages in a region of %llu bytes", (unsigned long long)h->nslots,
+                         (unsigned long long)mms__rtab(s)[d->region].size);
+        struct vwalk w = {.v = &v};
+        if (h->depth == 0 || h->depth > MAXDEPTH)
+            return VFAIL("depth %u", h->depth);
+        int r = vtree(&w, h->root, h->depth, NULL, NULL, msg, cap);
+        if (r)
+            return r;
+        if (w.entries != h->entries)
+            return VFAIL("its leaves hold %llu entries, its header says %llu",
+                         (unsigned long long)w.entries, (unsigned long long)h->entries);
+        /* Every entry is a live record holding its key; they are distinct
+         * and as many as the live records: every live record is in it. */
+        struct mms__ixpos p;
+        uint64_t seen = 0;
+        r = mms__ix_seek(&v, MMS__SEEK_FIRST, NULL, &p);
+        while (!r) {
+            uint64_t rec;
+            uint8_t k[MMS__IX_MAX_KEY];
+            if ((r = mms__ix_entry(&v, &p, &rec, k)))
+                break;
+            if (!mms__catalog_live(s, e, rec))
+                return VFAIL("entry for record %llu, which is not live", (unsigned long long)rec);
+            rec_key(d, v.recs + rec * v.rs, key);
+            if (memcmp(key, k, v.K) != 0)
+                return VFAIL("record %llu: the index holds another key than the record",
+                             (unsigned long long)rec);
+            seen++;
+            r = mms__ix_step(&v, &p, 1);
+        }
+        if (r != MMS_ENOTFOUND)
+            return VFAIL("%s", mms_errdetail());
+        if (seen != h->entries)
+            return VFAIL("its leaf chain holds %llu entries, its tree %llu",
+                         (unsigned long long)seen, (unsigned long long)h->entries);
+        return 0;
+    }
+    uint64_t ns = h->nslots;
+    if (!ns || (ns & (ns - 1)) || PG + ns * v.E > mms__rtab(s)[d->region].size)
+        return VFAIL("%llu slots do not fit its region", (unsigned long long)ns);
+    uint64_t used = 0;
+    for (uint64_t i = 0; i < ns; i++) {
+        const char *sl = v.ix + PG + i * v.E;
+        uint64_t r1 = slot_rec1(sl);
+        if (!r1)
+            continue;
+        used++;
+        if (!mms__catalog_live(s, e, r1 - 1))
+            return VFAIL("slot %llu: record %llu is not live", (unsigned long long)i,
+                         (unsigned long long)(r1 - 1));
+        rec_key(d, v.recs + (r1 - 1) * v.rs, key);
+        if (memcmp(key, sl + 8, v.K) != 0)
+            return VFAIL("slot %llu: record %llu holds another key", (unsigned long long)i,
+                         (unsigned long long)(r1 - 1));
+        /* Reachable: no empty slot between its home and it. */
+        for (uint64_t j = hash_key(key, v.K) & (ns - 1); j != i; j = (j + 1) & (ns - 1))
+            if (!slot_rec1(v.ix + PG + j * v.E))
+                return VFAIL("slot %llu: an empty slot cuts it off from its home",
+                             (unsigned long long)i);
+    }
+    if (used != h->entries)
+        return VFAIL("%llu slots in use, its header says %llu entries", (unsigned long long)used,
+                     (unsigned long long)h->entries);
+    /* Distinct: each live record is found under its own key. */
+    struct ix x = {.s = s, .e = e, .d = (struct mms__ixdesc *)d, .id = d->region, .K = v.K,
+                   .E = v.E, .base = (char *)v.ix};
+    for (uint64_t i = 0; i < e->count; i++) {
+        if (!mms__catalog_live(s, e, i))
+            continue;
+        rec_key(d, v.recs + i * v.rs, key);
+        if (hash_lookup(&x, key, i) == UINT64_MAX)
+            return VFAIL("record %llu is not in it", (unsigned long long)i);
+    }
+    return 0;
+}
+
+int mms__ix_verify(mms_store *s, const struct mms__tabent *e, char *msg, size_t cap)
+{
+    if (!e->nindexes)
+        return e->indexes ? VFAIL("table %s: an index array but no indexes", e->name) : 0;
+    const struct mms__ixdesc *d = mms__ixdescs(s, e);
+    if (!d)
+        return VFAIL("table %s: its index descriptors are not in the heap", e->name);
+    for (uint32_t k = 0; k < e->nindexes; k++) {
+        if (!memchr(d[k].field, 0, sizeof d[k].field))
+            return VFAIL("table %s: index %u: its field name is not terminated", e->name, k);
+        for (uint32_t j = 0; j < k; j++)
+            if (d[j].region == d[k].region || strcmp(d[j].field, d[k].field) == 0)
+                return VFAIL("table %s: indexes %u and %u share a region or a field", e->name,
+                             j, k);
+        char sub[400];
+        int r = verify_one(s, e, &d[k], sub, sizeof sub);
+        if (r)
+            return VFAIL("table %s: index on %s: %s", e->name, d[k].field, sub);
+    }
+    return 0;
+}

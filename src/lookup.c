@@ -1,0 +1,334 @@
+/*
+ * lookup.c -- the public face of indexes: create, drop, handles, finds,
+ * cursors.
+ *
+ * Layer 7: calls table.c (a handle's catalog entry), index.c (everything
+ * about an index's bytes) and lock.c (handle checks). It keeps, per index
+ * handle, what a lookup needs resolved from the catalog (struct
+ * mms__ixview) while the handle's table epoch stays, so a hash lookup is
+ * a compare of the epoch, a hash and a probe -- no walk through the
+ * header, catalog and descriptors. It must never write the store outside
+ * mms_index_create and mms_index_drop.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mms_index {
+    mms_store *s;
+    mms_table *t;
+    char field[48];
+    struct mms_index *next;
+    uint64_t epoch; /* the view below is valid while s->tab_epoch equals it */
+    struct mms__ixview v;
+};
+
+_Static_assert((int)MMS_SEEK_FIRST == MMS__SEEK_FIRST && (int)MMS_SEEK_LAST == MMS__SEEK_LAST &&
+               (int)MMS_SEEK_GE == MMS__SEEK_GE && (int)MMS_SEEK_GT == MMS__SEEK_GT &&
+               (int)MMS_SEEK_LE == MMS__SEEK_LE && (int)MMS_SEEK_LT == MMS__SEEK_LT, "seek ops");
+
+struct mms_cursor {
+    mms_index *ix;
+    struct mms__ixpos p;
+};
+
+/* The descriptor of field's index in e, or NULL. */
+static struct mms__ixdesc *desc_of(mms_store *s, const struct mms__tabent *e, const char *field)
+{
+    struct mms__ixdesc *d = mms__ixdescs(s, e);
+    for (uint32_t k = 0; d && k < e->nindexes; k++)
+        if (strncmp(d[k].field, field, sizeof d[k].field) == 0)
+            return &d[k];
+    return NULL;
+}
+
+static const struct mms__fdesc *field_of(mms_store *s, const struct mms__tabent *e,
+                                         const char *field)
+{
+    const struct mms__fdesc *fd = mms__fdescs(s, e);
+    for (uint32_t k = 0; fd && k < e->nfields; k++)
+        if (strncmp(fd[k].name, field, sizeof fd[k].name) == 0)
+            return &fd[k];
+    return NULL;
+}
+
+int mms_index_create(mms_table *t, const char *field, unsigned flags)
+{
+    struct mms__tabent *e;
+    if (!t || !field || (flags & ~(MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE)))
+        return mms__fail(MMS_EINVAL, "mms_index_create: bad arguments");
+    int r = mms__table_write_entry(t, &e);
+    if (r)
+        return r;
+    mms_store *s = mms__table_store(t);
+    const struct mms__fdesc *f = field_of(s, e, field);
+    if (!f)
+        return mms__fail(MMS_EINVAL, "table %s has no field %s", e->name, field);
+    return mms__ix_create(s, e, f, flags & MMS_INDEX_ORDERED ? MMS__IX_ORDERED : MMS__IX_HASH,
+                          flags & MMS_INDEX_UNIQUE ? MMS__IX_UNIQUE : 0);
+}
+
+int mms_index_drop(mms_table *t, const char *field)
+{
+    struct mms__tabent *e;
+    if (!t || !field)
+        return mms__fail(MMS_EINVAL, "mms_index_drop: bad arguments");
+    int r = mms__table_write_entry(t, &e);
+    if (r)
+        return r;
+    mms_store *s = mms__table_store(t);
+    struct mms__ixdesc *d = desc_of(s, e, field);
+    if (!d)
+        return mms__fail(MMS_ENOENT, "table %s has no index on %s", e->name, field);
+    return mms__ix_drop(s, e, (uint32_t)(d - mms__ixdescs(s, e)));
+}
+
+int mms_index_open(mms_table *t, const char *field, mms_index **ix)
+{
+    if (!t || !field || !ix)
+        return mms__fail(MMS_EINVAL, "mms_index_open: bad arguments");
+    *ix = NULL;
+    mms_store *s = mms__table_store(t);
+    int r = mms__check_handle(s);
+    if (r)
+        return r;
+    const struct mms__tabent *e = mms__table_entry(t);
+    if (!e)
+        return mms__fail(MMS_ENOENT, "table %s is gone", mms_table_name(t));
+    if (!desc_of(s, e, field))
+        return mms__fail(MMS_ENOENT, "table %s has no index on %s", e->name, field);
+    for (mms_index *h = s->ixh; h; h = h->next)
+        if (h->t == t && strcmp(h->field, field) == 0) {
+            *ix = h;
+            return 0;
+        }
+    mms_index *h = calloc(1, sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    h->s = s;
+    h->t = t;
+    snprintf(h->field, sizeof h->field, "%s", field);
+    h->epoch = UINT64_MAX;
+    h->next = s->ixh;
+    s->ixh = h;
+    *ix = h;
+    return 0;
+}
+
+void mms__index_handles_free(mms_store *s)
+{
+    for (mms_index *h = s->ixh, *n; h; h = n) {
+        n = h->next;
+        free(h);
+    }
+    s->ixh = NULL;
+}
+
+int mms_indexes(mms_table *t, mms_index_info *out, size_t cap, size_t *n)
+{
+    if (!t || !n || (cap && !out))
+        return mms__fail(MMS_EINVAL, "mms_indexes: bad arguments");
+    mms_store *s = mms__table_store(t);
+    const struct mms__tabent *e = mms__table_entry(t);
+    *n = 0;
+    if (!e)
+        return mms__fail(MMS_ENOENT, "table %s is gone", mms_table_name(t));
+    const struct mms__ixdesc *d = mms__ixdescs(s, e);
+    if (e->nindexes && !d)
+        return MMS__CORRUPT("table %s: its index descriptors are not in the heap", e->name);
+    for (uint32_t k = 0; k < e->nindexes && k < cap; k++) {
+        mms_index_info *o = &out[k];
+        memset(o, 0, sizeof *o);
+        memcpy(o->field, d[k].field, sizeof o->field);
+        o->field[sizeof o->field - 1] = 0;
+        o->flags = (d[k].kind == MMS__IX_ORDERED ? MMS_INDEX_ORDERED : 0) |
+                   (d[k].flags & MMS__IX_UNIQUE ? MMS_INDEX_UNIQUE : 0);
+        o->key_kind = d[k].key_kind;
+        o->key_size = d[k].key_size;
+        o->region = d[k].region;
+        struct mms__ixview v;
+        if (mms__ixview_get(s, e, &d[k], &v) == 0) {
+            o->entries = ((const struct mms__ixhdr *)(const void *)v.ix)->entries;
+            o->bytes = mms__rtab(s)[d[k].region].size;
+        }
+    }
+    *n = e->nindexes;
+    return 0;
+}
+
+/* A key in the index's form (8-byte integers inline: the hot path). */
+static inline void norm(const struct mms__ixview *v, const void *key, uint8_t *out)
+{
+    if (v->K == 8 && (v->cls == 'u' || v->cls == 'i' || v->cls == 'r')) {
+        uint64_t w;
+        memcpy(&w, key, 8);
+        w = __builtin_bswap64(v->cls == 'i' ? w ^ (UINT64_C(1) << 63) : w);
+        memcpy(out, &w, 8);
+        return;
+    }
+    mms__ix_norm(v->key_kind, v->K, key, out);
+}
+
+/* The handle's view of its index, resolved again when the epoch moved. */
+static int resolve(mms_index *ix, const struct mms__ixview **out)
+{
+    if (!ix)
+        return mms__fail(MMS_EINVAL, "index handle is NULL");
+    mms_store *s = ix->s;
+    if (ix->epoch == s->tab_epoch) {
+        *out = &ix->v;
+        return 0;
+    }
+    const struct mms__tabent *e = mms__table_entry(ix->t);
+    if (!e)
+        return mms__fail(MMS_ENOENT, "table %s is gone", mms_table_name(ix->t));
+    const struct mms__ixdesc *d = desc_of(s, e, ix->field);
+    if (!d)
+        return mms__fail(MMS_ENOENT, "table %s has no index on %s (any more)", e->name,
+                         ix->field);
+    int r = mms__ixview_get(s, e, d, &ix->v);
+    if (r)
+        return r;
+    ix->epoch = s->tab_epoch;
+    *out = &ix->v;
+    return 0;
+}
+
+int mms_index_find_all(mms_index *ix, const void *key, uint64_t *out, size_t cap, size_t *n)
+{
+    const struct mms__ixview *v;
+    if (!key || !n || (cap && !out))
+        return mms__fail(MMS_EINVAL, "mms_index_find_all: bad arguments");
+    int r = resolve(ix, &v);
+    if (r)
+        return r;
+    uint8_t nk[MMS__IX_MAX_KEY];
+    norm(v, key, nk);
+    uint64_t m = 0;
+    r = mms__ix_find(v, nk, out, cap, &m);
+    *n = (size_t)m;
+    return r;
+}
+
+int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
+{
+    const struct mms__ixview *v;
+    if (!key || !index)
+        return mms__fail(MMS_EINVAL, "mms_index_find: bad arguments");
+    int r = resolve(ix, &v);
+    if (r)
+        return r;
+    uint8_t nk[MMS__IX_MAX_KEY];
+    norm(v, key, nk);
+    uint64_t m = 0;
+    if (v->kind == MMS__IX_ORDERED) {
+        /* The first entry at or after the key is the lowest record. */
+        struct mms__ixpos p;
+        uint8_t k[MMS__IX_MAX_KEY];
+        r = mms__ix_seek(v, MMS__SEEK_GE, nk, &p);
+        while (!r && !(r = mms__ix_entry(v, &p, index, k)) && memcmp(k, nk, v->K) == 0) {
+            uint8_t cur[MMS__IX_MAX_KEY];
+            norm(v, v->recs + *index * v->rs + v->key_off, cur);
+            if (memcmp(cur, nk, v->K) == 0)
+                return 0;
+            r = mms__ix_step(v, &p, 1);
+        }
+        return r ? r : MMS_ENOTFOUND;
+    }
+    r = mms__ix_find(v, nk, index, 1, &m);
+    return r ? r : m ? 0 : MMS_ENOTFOUND;
+}
+
+int mms_index_count(mms_index *ix, const void *key, uint64_t *n)
+{
+    size_t m = 0;
+    if (!n)
+        return mms__fail(MMS_EINVAL, "mms_index_count: n is NULL");
+    int r = mms_index_find_all(ix, key, NULL, 0, &m);
+    *n = m;
+    return r;
+}
+
+int mms_cursor_open(mms_index *ix, mms_cursor **c)
+{
+    const struct mms__ixview *v;
+    if (!c)
+        return mms__fail(MMS_EINVAL, "mms_cursor_open: c is NULL");
+    *c = NULL;
+    int r = resolve(ix, &v);
+    if (r)
+        return r;
+    if (v->kind != MMS__IX_ORDERED)
+        return mms__fail(MMS_ENOTSUP, "the index on %s is a hash index: cursors need an "
+                         "ordered one", ix->field);
+    mms_cursor *k = calloc(1, sizeof *k);
+    if (!k)
+        return -ENOMEM;
+    k->ix = ix;
+    *c = k;
+    return 0;
+}
+
+static int cursor_out(mms_cursor *c, const struct mms__ixview *v, int r, uint64_t *index,
+                      void *key_out)
+{
+    uint8_t nk[MMS__IX_MAX_KEY];
+    uint64_t rec;
+    if (!r)
+        r = mms__ix_entry(v, &c->p, &rec, nk);
+    if (r) {
+        c->p.page = 0;
+        return r;
+    }
+    if (index)
+        *index = rec;
+    if (key_out)
+        mms__ix_denorm(v->key_kind, v->K, nk, key_out);
+    return 0;
+}
+
+int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, void *key_out)
+{
+    const struct mms__ixview *v;
+    if (!c || op < MMS_SEEK_FIRST || op > MMS_SEEK_LT ||
+        (!key && op != MMS_SEEK_FIRST && op != MMS_SEEK_LAST))
+        return mms__fail(MMS_EINVAL, "mms_cursor_seek: bad arguments");
+    int r = resolve(c->ix, &v);
+    if (r)
+        return r;
+    uint8_t nk[MMS__IX_MAX_KEY];
+    if (key)
+        norm(v, key, nk);
+    /* enum mms_seek and MMS__SEEK_* are the same list. */
+    r = mms__ix_seek(v, op, key ? nk : NULL, &c->p);
+    return cursor_out(c, v, r, index, key_out);
+}
+
+static int cursor_step(mms_cursor *c, int dir, uint64_t *index, void *key_out)
+{
+    const struct mms__ixview *v;
+    if (!c)
+        return mms__fail(MMS_EINVAL, "cursor is NULL");
+    int r = resolve(c->ix, &v);
+    if (r)
+        return r;
+    return cursor_out(c, v, mms__ix_step(v, &c->p, dir), index, key_out);
+}
+
+int mms_cursor_next(mms_cursor *c, uint64_t *index, void *key_out)
+{
+    return cursor_step(c, 1, index, key_out);
+}
+
+int mms_cursor_prev(mms_cursor *c, uint64_t *index, void *key_out)
+{
+    return cursor_step(c, -1, index, key_out);
+}
+
+void mms_cursor_close(mms_cursor *c)
+{
+    free(c);
+}
