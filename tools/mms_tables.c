@@ -472,9 +472,11 @@ static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
                                     {"limit", true, &limit_s, NULL, NULL, 0},
                                     {"where", true, where, NULL, &nwhere, MAX_WHERE},
                                     {"all", false, NULL, &all, NULL, 0}};
-    int rc = tool_args(cmd, argc, argv, opts, 3, pos, 2);
+    int rc = tool_args(cmd, argc, argv, opts, 4, pos, 2);
     if (rc >= 0)
         return rc;
+    if (all && nwhere)
+        return tool_usage_err(cmd, "--where filters one table's records, not --all");
     if (all) /* DIR OUT: the whole store (mms_dumpall.c) */
         return tool_dump_all(pos[0], pos[1]);
     bool csv = strcmp(format, "csv") == 0;
