@@ -626,9 +626,8 @@ static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
 #define WP_CHUNK ((uint64_t)256 << 10)
 #define WP_RESET 4096u
 
-static void protect_run(mms_store *s, char *start, char *end)
+static void protect_run(mms_store *s, uint32_t id, char *start, char *end)
 {
-    uint32_t id = mms__page_region(s, start);
     char *base = s->view.base[id], *lim = base + s->reg[id].priv;
     char *c0 = base + ((uint64_t)(start - base) & ~(WP_CHUNK - 1));
     char *c1 = base + mms__round_up((uint64_t)(end - base), WP_CHUNK);
@@ -663,11 +662,13 @@ static void protect_unchanged(mms_store *s)
             i++;
             continue;
         }
+        uint32_t id = mms__page_region(s, v->page[i]);
+        char *lim = s->view.base[id] + s->reg[id].priv; /* a run stays in its region */
         size_t j = i + 1;
         while (j < v->n && v->page[j] == v->page[j - 1] + MMS__PAGE && v->changed[j] == 2 &&
-               mms__page_region(s, v->page[j]) == mms__page_region(s, v->page[i]))
+               v->page[j] < lim)
             j++;
-        protect_run(s, v->page[i], v->page[j - 1] + MMS__PAGE);
+        protect_run(s, id, v->page[i], v->page[j - 1] + MMS__PAGE);
         i = j;
     }
 }
