@@ -16,6 +16,8 @@
  *    (exit 0); garbage after the last commit is ignored (exit 0); garbage in
  *    that commit loses it, reported (exit 1); a missing journal leaves the
  *    region files as they are;
+ *  - a root that is a heap object with a list hanging from it: dropped and
+ *    reported by default, copied with --follow-refs;
  *  - a corrupt header or an unreadable catalog: a clear message, exit 2, no
  *    DEST; DEST that exists: refused, exit 2, untouched; --dry-run writes
  *    nothing.
@@ -564,6 +566,51 @@ TEST(dest_exists_and_dry_run)
     ASSERT_EQ(cli("recover '%s' --bogus", trial), 2);
 }
 
+/* A root that is a heap object: a list of three nodes hangs from it. */
+TEST(root_heap_object)
+{
+    rmrf(trial);
+    rmrf(dest);
+    mms_store *s = open_flags(trial, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    mms_ref root, next = 0;
+    for (uint64_t v = 3; v >= 1; v--) {
+        mms_ref n;
+        OK(mms_alloc(s, 16, &n));
+        uint64_t *w = mms_deref(s, n);
+        w[0] = next;
+        w[1] = v;
+        next = n;
+    }
+    OK(mms_alloc(s, 16, &root));
+    uint64_t *w = mms_deref(s, root);
+    w[0] = 3; /* the length */
+    w[1] = next;
+    OK(mms_root_set(s, root));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    /* By default it is dropped, and the report says what hangs from it. */
+    ASSERT_EQ(recover_trial(), 1);
+    ASSERT(strstr(out, "drop root value=0x"));
+    ASSERT(strstr(out, "4 objects (64 bytes) are reachable"));
+    s = open_flags(dest, MMS_RDONLY);
+    ASSERT_EQ(mms_root(s), 0);
+    OK(mms_close(s));
+    /* --follow-refs copies the list with its refs made DEST's. */
+    rmrf(dest);
+    ASSERT_EQ(cli("recover '%s' --out '%s' --follow-refs", trial, dest), 0);
+    ASSERT(strstr(out, "info root value=0x"));
+    s = open_flags(dest, MMS_RDONLY);
+    verify_ok(s);
+    const uint64_t *r = mms_deref(s, mms_root(s));
+    ASSERT_EQ(r[0], 3);
+    uint64_t v = 1;
+    for (mms_ref n = r[1]; n; n = ((const uint64_t *)mms_deref(s, n))[0], v++)
+        ASSERT_EQ(((const uint64_t *)mms_deref(s, n))[1], v);
+    ASSERT_EQ(v, 4);
+    OK(mms_close(s));
+}
+
 int main(void)
 {
     snprintf(work, sizeof work, "%s", tpath("recwork"));
@@ -581,6 +628,7 @@ int main(void)
     RUN(corrupt_header);
     RUN(unreadable_catalog);
     RUN(dest_exists_and_dry_run);
+    RUN(root_heap_object);
     rmrf(good);
     rmrf(trial);
     rmrf(dest);

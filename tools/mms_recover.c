@@ -25,12 +25,22 @@
  *     record dropped by 2 clears the refs to it, and nothing cascades).
  *     Integers, floats, chars and bools have no invalid values: they are
  *     kept as they are (a flipped bit in them cannot be detected).
- *  4. The root is kept if it is a kept record, a string, or any heap
- *     allocation (copied as bytes: refs inside it are not followed, their
- *     targets are not salvaged); otherwise it is dropped.
- *  5. Heap objects that neither a record nor the root names cannot be
- *     found: they are not salvaged (a store keeping its data in tables
- *     loses nothing by this).
+ *  4. The root is kept if it is a kept record or a string. A root that is
+ *     another heap object (a struct with refs to more objects) cannot be
+ *     moved into a new store faithfully: DEST's allocations land at other
+ *     offsets, so the refs inside must be rewritten, and nothing tells a
+ *     ref from an integer that happens to equal one (counter_list's own
+ *     list length does). So by default it is dropped, the report counting
+ *     what is reachable from it. With --follow-refs it is copied with every
+ *     object reachable from it: each word that is a live allocation's ref
+ *     (the allocation headers check, salvage.c NOTES 3) is followed and made
+ *     the copy's ref in DEST, each word that is a kept record's ref made
+ *     DEST's (conservative, as mms verify --pointers); the report counts the
+ *     words rewritten, and words that look like heap refs and name no live
+ *     allocation (left as they are). Raw pointers (MMS_FIXED stores) are
+ *     never followed.
+ *  5. Heap objects that neither a record nor the root reaches cannot be
+ *     found: they are not salvaged (the library would not find them either).
  *  6. Indexes are rebuilt from the salvaged records; one that cannot be (a
  *     unique index and a duplicate key) is reported and left out.
  *
@@ -75,7 +85,7 @@ struct rec {
     struct sv_store st;
     struct rtab *tab; /* one per source table (the unreadable ones have src->bad) */
     mms_store *s;     /* DEST being built, NULL in a dry run */
-    bool dry;
+    bool dry, follow;
     uint64_t losses;  /* drop and clear lines */
     uint64_t kept, dropped, cleared;
     /* A run of dropped slots with one reason, printed as one line. */
@@ -411,8 +421,174 @@ static int records_fill(struct rec *R, struct rtab *rt, uint8_t *rec)
 }
 
 /* ------------------------------------------------------------------------
- * The root (policy 4)
+ * The root and the heap objects reachable from it (policy 4)
  * ------------------------------------------------------------------------ */
+/* Old heap ref -> DEST's ref, open addressing (0 is never a key). */
+struct refmap {
+    uint64_t *key, *val;
+    size_t cap, n;
+};
+
+static uint64_t *refmap_slot(struct refmap *m, uint64_t k)
+{
+    size_t i = (size_t)((k * UINT64_C(0x9e3779b97f4a7c15)) >> 20) & (m->cap - 1);
+    while (m->key[i] && m->key[i] != k)
+        i = (i + 1) & (m->cap - 1);
+    return &m->key[i];
+}
+
+static int refmap_put(struct refmap *m, uint64_t k, uint64_t v)
+{
+    if (2 * (m->n + 1) > m->cap) {
+        struct refmap g = {NULL, NULL, m->cap ? 2 * m->cap : 1024, 0};
+        g.key = calloc(g.cap, 8);
+        g.val = calloc(g.cap, 8);
+        if (!g.key || !g.val) {
+            free(g.key);
+            free(g.val);
+            return -1;
+        }
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->key[i])
+                refmap_put(&g, m->key[i], m->val[i]);
+        free(m->key);
+        free(m->val);
+        *m = g;
+    }
+    uint64_t *slot = refmap_slot(m, k);
+    m->n += *slot == 0;
+    *slot = k;
+    m->val[slot - m->key] = v;
+    return 0;
+}
+
+static const uint64_t *refmap_get(struct refmap *m, uint64_t k)
+{
+    if (!m->cap)
+        return NULL;
+    uint64_t *slot = refmap_slot(m, k);
+    return *slot ? &m->val[slot - m->key] : NULL;
+}
+
+struct graph {
+    bool copy; /* into DEST, or only count */
+    struct refmap map;
+    uint64_t *queue; /* old refs, in the order they were found */
+    size_t nq, capq;
+    uint64_t bytes, rewritten, records, dangling;
+};
+
+/* Word w of a heap object: a heap ref to copy (1), a ref to a kept record
+ * (2, *to its ref in DEST), or neither (0). Conservative, as mms verify
+ * --pointers: an integer that equals a live allocation's ref is taken for
+ * one. */
+static int word_kind(struct rec *R, uint64_t w, mms_ref *to)
+{
+    uint64_t usable;
+    if (!w)
+        return 0;
+    if (MMS_REF_REGION(w) == 0)
+        return sv_alloc(&R->st, w, &usable) ? 0 : 1;
+    struct rtab *tt = rtab_of(R, MMS_REF_REGION(w));
+    if (!tt || MMS_REF_SLOT(w) >= tt->src->count || tt->state[MMS_REF_SLOT(w)] != SLOT_KEPT)
+        return 0;
+    *to = tt->t ? mms_table_ref(tt->t, MMS_REF_SLOT(w)) : w;
+    return 2;
+}
+
+/* Copy object v (not yet in the map) into DEST, queue it. */
+static int graph_add(struct rec *R, struct graph *G, mms_ref v)
+{
+    uint64_t usable;
+    sv_alloc(&R->st, v, &usable);
+    mms_ref to = v;
+    if (G->copy) {
+        int r = mms_alloc(R->s, (size_t)usable, &to);
+        if (r)
+            return tool_fail("cannot allocate in", "the new store", r);
+        memcpy(mms_deref(R->s, to), R->st.heap + MMS_REF_SLOT(v), (size_t)usable);
+    }
+    if (refmap_put(&G->map, v, to))
+        return tool_err("out of memory");
+    if (G->nq == G->capq) {
+        G->capq = G->capq ? 2 * G->capq : 1024;
+        uint64_t *q = realloc(G->queue, G->capq * sizeof *q);
+        if (!q)
+            return tool_err("out of memory");
+        G->queue = q;
+    }
+    G->queue[G->nq++] = v;
+    G->bytes += usable;
+    return 0;
+}
+
+/* Every object reachable from root through heap refs, copied; then their
+ * ref words rewritten to the copies' (and to DEST's record refs). */
+static int graph_copy(struct rec *R, mms_ref root, bool copy, mms_ref *to)
+{
+    struct graph G = {0};
+    G.copy = copy && R->s;
+    int rc = graph_add(R, &G, root);
+    for (size_t i = 0; !rc && i < G.nq; i++) {
+        uint64_t usable;
+        sv_alloc(&R->st, G.queue[i], &usable);
+        const uint8_t *p = R->st.heap + MMS_REF_SLOT(G.queue[i]);
+        for (uint64_t o = 0; !rc && o + 8 <= usable; o += 8) {
+            uint64_t w;
+            mms_ref rto;
+            memcpy(&w, p + o, 8);
+            int k = word_kind(R, w, &rto);
+            if (k == 1 && !refmap_get(&G.map, w))
+                rc = graph_add(R, &G, w);
+            else if (k == 0 && MMS_REF_REGION(w) == 0 && w >= 36864 && w < R->st.heap_size &&
+                     w % 16 == 0)
+                G.dangling++;
+        }
+    }
+    for (size_t i = 0; !rc && i < G.nq; i++) {
+        uint64_t usable;
+        sv_alloc(&R->st, G.queue[i], &usable);
+        uint8_t *q = G.copy ? mms_deref(R->s, *refmap_get(&G.map, G.queue[i])) : NULL;
+        const uint8_t *p = R->st.heap + MMS_REF_SLOT(G.queue[i]);
+        for (uint64_t o = 0; o + 8 <= usable; o += 8) {
+            uint64_t w;
+            mms_ref rto = 0;
+            memcpy(&w, p + o, 8);
+            int k = word_kind(R, w, &rto);
+            if (k == 1)
+                rto = *refmap_get(&G.map, w);
+            if (k)
+                G.rewritten += k == 1, G.records += k == 2;
+            if (k && q)
+                memcpy(q + o, &rto, 8);
+        }
+    }
+    if (!rc && !copy) {
+        say(R, "drop", "root", "value=0x%llx -- a heap object: %zu object%s (%llu bytes) are "
+            "reachable from it through words that look like refs (%llu heap, %llu record), "
+            "which cannot be told from integers: not copied (--follow-refs copies them, "
+            "rewriting those words)", (unsigned long long)root, G.nq, G.nq == 1 ? "" : "s",
+            (unsigned long long)G.bytes, (unsigned long long)G.rewritten,
+            (unsigned long long)G.records);
+    } else if (!rc) {
+        *to = *refmap_get(&G.map, root);
+        say(R, "info", "root", "value=0x%llx -- a heap object: %zu object%s (%llu bytes) "
+            "reachable from it through %llu heap refs and %llu record refs, copied with those "
+            "refs made DEST's (--follow-refs: a word that equals a live allocation's ref is "
+            "taken for one)",
+            (unsigned long long)root, G.nq, G.nq == 1 ? "" : "s", (unsigned long long)G.bytes,
+            (unsigned long long)G.rewritten, (unsigned long long)G.records);
+        if (G.dangling)
+            say(R, "info", "root", "-- %llu word%s of those objects look like heap refs but "
+                "name no live allocation (integers, or refs to damaged objects): left as they "
+                "are", (unsigned long long)G.dangling, G.dangling == 1 ? "" : "s");
+    }
+    free(G.map.key);
+    free(G.map.val);
+    free(G.queue);
+    return rc;
+}
+
 static int root_salvage(struct rec *R)
 {
     mms_ref v = R->st.root, to = 0;
@@ -435,20 +611,19 @@ static int root_salvage(struct rec *R)
         }
     } else if (!sv_str(&R->st, v, &p, &len)) {
         r = R->s ? mms_str_new(R->s, p, (size_t)len, &to) : 0;
+        if (r)
+            return tool_fail("cannot store a string in", "the new store", r);
         say(R, "info", "root", "value=0x%llx -- a string of %llu bytes, kept",
             (unsigned long long)v, (unsigned long long)len);
     } else if (!(why = sv_alloc(&R->st, v, &len))) {
-        r = R->s ? mms_alloc(R->s, (size_t)len, &to) : 0;
-        if (!r && R->s)
-            memcpy(mms_deref(R->s, to), R->st.heap + MMS_REF_SLOT(v), (size_t)len);
-        say(R, "info", "root", "value=0x%llx -- a heap object of %llu bytes, copied as bytes: "
-            "refs inside it are not followed", (unsigned long long)v, (unsigned long long)len);
+        if (graph_copy(R, v, R->follow, &to))
+            return 1;
     }
     if (why)
         say(R, "drop", "root", "value=0x%llx -- %s", (unsigned long long)v, why);
-    if (!r && R->s && to)
-        r = mms_root_set(R->s, to);
-    return r ? tool_fail("cannot set the root of", "the new store", r) : 0;
+    if (R->s && to && (r = mms_root_set(R->s, to)))
+        return tool_fail("cannot set the root of", "the new store", r);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -642,7 +817,7 @@ static bool store_in_use(const char *dir)
     return busy;
 }
 
-static int recover(const char *dir, const char *dest, bool dry)
+static int recover(const char *dir, const char *dest, bool dry, bool follow)
 {
     struct stat sb;
     if (!dry && lstat(dest, &sb) == 0) {
@@ -658,6 +833,7 @@ static int recover(const char *dir, const char *dest, bool dry)
     struct rec R;
     memset(&R, 0, sizeof R);
     R.dry = dry;
+    R.follow = follow;
     char why[600] = "";
     printf("info source -- %s\n", dir);
     int rc = sv_open(&R.st, dir, sv_note, &R, why, sizeof why);
@@ -719,9 +895,11 @@ static int recover(const char *dir, const char *dest, bool dry)
 static int run_recover(const struct tool_cmd *cmd, int argc, char **argv)
 {
     const char *dir, *out = NULL;
-    bool dry = false;
-    const struct tool_opt opts[] = {{"out", true, &out, NULL}, {"dry-run", false, NULL, &dry}};
-    int rc = tool_args(cmd, argc, argv, opts, 2, &dir, 1);
+    bool dry = false, follow = false;
+    const struct tool_opt opts[] = {{"out", true, &out, NULL},
+                                    {"dry-run", false, NULL, &dry},
+                                    {"follow-refs", false, NULL, &follow}};
+    int rc = tool_args(cmd, argc, argv, opts, 3, &dir, 1);
     if (rc >= 0)
         return rc;
     char dest[4096];
@@ -733,11 +911,11 @@ static int run_recover(const struct tool_cmd *cmd, int argc, char **argv)
             n--;
         snprintf(dest, sizeof dest, "%.*s.recovered", (int)n, dir);
     }
-    return recover(dir, dest, dry);
+    return recover(dir, dest, dry, follow);
 }
 
 const struct tool_cmd tool_cmd_recover = {
-    "recover", "DIR [--out DEST] [--dry-run]",
+    "recover", "DIR [--out DEST] [--dry-run] [--follow-refs]",
     "Salvage a damaged store into a new one, DEST, and report what was lost.",
     "For stores damaged by causes outside the library: a disk that corrupts, a\n"
     "hand edit, a truncated file, a lost journal. DIR is never written. Its files\n"
@@ -750,7 +928,8 @@ const struct tool_cmd tool_cmd_recover = {
     "A table whose catalog entry is damaged is dropped; a record that cannot be\n"
     "proved live (past the end of a truncated file) is dropped and its slot stays\n"
     "deleted; a ref, string or blob value that does not check out is cleared (set\n"
-    "to null) and its record kept.\n"
+    "to null) and its record kept. A root that is a record or a string is kept;\n"
+    "one that is another heap object is dropped unless --follow-refs.\n"
     "\n"
     "Output, one line per finding: CLASS SUBJECT [key=value ...] -- text, CLASS\n"
     "being info, drop or clear; per table a line of counts; then dest, verify and\n"
@@ -760,5 +939,9 @@ const struct tool_cmd tool_cmd_recover = {
     "\n"
     "  --out DEST   where to write the salvaged store (default DIR.recovered);\n"
     "               it must not exist\n"
-    "  --dry-run    read and report only: write nothing\n",
+    "  --dry-run    read and report only: write nothing\n"
+    "  --follow-refs  copy a root heap object with every object reachable from it,\n"
+    "               taking each word that equals a live allocation's ref for a ref\n"
+    "               and rewriting it to the copy's (an integer that happens to\n"
+    "               equal one is rewritten too; the report counts them)\n",
     run_recover};

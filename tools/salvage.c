@@ -221,8 +221,9 @@ static int jgroup_parse(struct journal *J, uint64_t off, uint32_t seed, uint64_t
         for (uint64_t i = off; i < off + 16 && zero; i++)
             zero = j[i] == 0;
         snprintf(J->stop, sizeof J->stop,
-                 zero ? "zero bytes follow" : "the bytes that follow are not a commit group of "
-                                              "txn %llu (stale or damaged)",
+                 zero ? "zero bytes follow"
+                      : "the bytes that follow are not a commit group of txn %llu (groups "
+                        "of an earlier checkpoint, or damage)",
                  (unsigned long long)txn);
         return 0;
     }
