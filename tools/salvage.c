@@ -824,8 +824,8 @@ static void table_read(struct sv_store *st, struct sv_table *t, const uint8_t *e
         TBAD("record size %u, %u fields", t->record_size, t->nfields);
         return;
     }
-    if (t->count > MMS_SLOT_MASK || t->count * t->record_size != st->rt[id].size ||
-        t->live > t->count) {
+    if (t->count > MMS_SLOT_MASK || st->rt[id].size % t->record_size ||
+        t->count != st->rt[id].size / t->record_size || t->live > t->count) {
         TBAD("%llu records (%llu live) of %u bytes in a region of %llu",
              (unsigned long long)t->count, (unsigned long long)t->live, t->record_size,
              (unsigned long long)st->rt[id].size);
