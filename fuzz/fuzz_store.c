@@ -5,6 +5,11 @@
  * The input is a store directory in the compact form of image.h. Each run
  * unpacks it into the same scratch directory (emptied first) and then:
  *
+ *   0. The salvage reader of `mms recover` (tools/salvage.c), which reads
+ *      damaged stores without the library: sv_open (the journal replayed
+ *      into private pages), then every check it makes of what it found --
+ *      each table's slots, their REF, STR and BLOB values, missing-value
+ *      marks, the root (up to 4096 records a table).
  *   1. mms_open read-only. If it opens: mms_verify, the read path (below),
  *      close. (A journal to replay gives MMS_ERECOVER: fine.)
  *   2. mms_open read-write, which recovers (replays the journal, then
@@ -48,6 +53,7 @@
 
 #include "image.h"
 #include "internal.h" /* the header and journal layouts and mms__crc32c, to fix checksums */
+#include "salvage.h"  /* tools/: mms recover's reader of damaged stores */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -394,6 +400,45 @@ static void write_txn(mms_store *s)
 
 static int verbose = -1, sound_only;
 
+/* Step 0: the salvage reader over the same files, before the library's
+ * recovery changes them. */
+static void salvage_read(void)
+{
+    struct sv_store st;
+    char why[600];
+    uint64_t n = 0, usable;
+    const char *p;
+    if (sv_open(&st, store, NULL, NULL, why, sizeof why) == 0) {
+        for (uint32_t i = 0; i < st.ntables; i++) {
+            const struct sv_table *t = &st.t[i];
+            if (t->bad)
+                continue;
+            for (uint64_t k = 0; k < t->readable && k < 4096; k++) {
+                const uint8_t *rec = t->recs + k * t->record_size;
+                n += t->tomb_ok ? (uint64_t)sv_deleted(t, k) : rec[0];
+                for (uint32_t f = 0; f < t->nfields; f++) {
+                    mms_ref v;
+                    n += sv_null(t, f, k);
+                    if (t->f[f].kind != MMS_KIND_REF && t->f[f].kind != MMS_KIND_STR &&
+                        t->f[f].kind != MMS_KIND_BLOB)
+                        continue;
+                    memcpy(&v, rec + t->f[f].offset, 8);
+                    if (t->f[f].kind == MMS_KIND_REF) {
+                        const struct sv_table *tt = sv_table_of(&st, t->f[f].target);
+                        n += tt && MMS_REF_SLOT(v) < tt->readable;
+                    } else if (v && !sv_str(&st, v, &p, &usable) && usable) {
+                        n += (uint8_t)p[0] + (uint8_t)p[usable - 1];
+                    }
+                }
+            }
+        }
+        if (st.root && !sv_alloc(&st, st.root, &usable))
+            n += st.heap[MMS_REF_SLOT(st.root) + usable - 1];
+    }
+    sv_close(&st);
+    sink += n;
+}
+
 /* With MMS_FUZZ_VERBOSE=1: what became of the input. */
 static void say(const char *step, int r, const char *msg)
 {
@@ -434,6 +479,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     setup_dirs();
     clear_store();
     unpack(data, size);
+    salvage_read();
     open_and_read(MMS_RDONLY, "read-only open");
     open_and_read(0, "read-write open");
     return 0;

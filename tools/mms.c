@@ -23,14 +23,14 @@
 extern const struct tool_cmd tool_cmd_create, tool_cmd_info, tool_cmd_verify,
     tool_cmd_checkpoint, tool_cmd_readers, tool_cmd_tables, tool_cmd_schema, tool_cmd_dump,
     tool_cmd_import, tool_cmd_drop, tool_cmd_rename, tool_cmd_compact, tool_cmd_copy, tool_cmd_load,
-    tool_cmd_index, tool_cmd_indexes, tool_cmd_get;
+    tool_cmd_index, tool_cmd_indexes, tool_cmd_get, tool_cmd_recover;
 
 static const struct tool_cmd *const commands[] = {
     &tool_cmd_create, &tool_cmd_info,   &tool_cmd_verify, &tool_cmd_checkpoint,
     &tool_cmd_readers, &tool_cmd_tables, &tool_cmd_schema, &tool_cmd_import,
     &tool_cmd_dump,   &tool_cmd_drop,   &tool_cmd_rename, &tool_cmd_compact,
     &tool_cmd_copy,   &tool_cmd_load,   &tool_cmd_get,    &tool_cmd_index,
-    &tool_cmd_indexes,
+    &tool_cmd_indexes, &tool_cmd_recover,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -9,9 +9,12 @@
  *   mms.c                               dispatch: the table of commands
  *   mms_admin.c mms_tables.c mms_index.c mms_import.c   the commands
  *   mms_life.c mms_dumpall.c            drop, rename, compact, copy; dump --all, load
+ *   mms_recover.c                       recover: salvage a damaged store
+ *     salvage.c                         ... reading one without the library
  *   csv.c                               CSV reading and writing, JSON strings
  *   tool.c  numfmt.c                    this header; numbers as text
- * The tool uses only the public API (include/mmstore.h).
+ * The tool uses only the public API (include/mmstore.h); salvage.c reads a
+ * damaged store's files directly, as doc/FORMAT.md describes them.
  */
 #ifndef MMS_TOOLLIB_H
 #define MMS_TOOLLIB_H
