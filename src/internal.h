@@ -551,7 +551,8 @@ int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, bool wr
                        mms__run_fn fn, void *ctx);
 /* Write protection that the kernel lifts on the next write (os.c NOTES):
  * a descriptor (or -errno where the kernel cannot), then register chunk
- * and protect [start, start + len) inside it; forget unregisters. */
+ * (NULL: it is registered already) and protect [start, start + len) inside
+ * it; forget unregisters. */
 int mms__os_wp_open(void);
 int mms__os_wp_protect(int ufd, char *chunk, uint64_t chunk_len, char *start, uint64_t len);
 int mms__os_wp_forget(int ufd, char *start, uint64_t len);
@@ -599,6 +600,8 @@ struct mms__region {
     char *fview;        /* whole file, shared and writable (write handles) */
     uint64_t fview_len;
     uint64_t mapseq;    /* which mapping of [0, priv): new each time it is mapped */
+    uint64_t *wp_reg;   /* chunks registered for write protection (txn.c), a bit each */
+    uint64_t wp_reg_words, wp_reg_seq; /* its size; the mapseq it is valid for */
 };
 
 /*
@@ -641,7 +644,7 @@ struct mms_store {
     int dirfd, jfd, lockfd, dirty_fd;
     int wp_fd;          /* write protection of held pages (os.c, txn.c), -1: none */
     uint64_t mapseq;    /* the last mapseq given to a region's mapping (map.c) */
-    uint64_t wp_chunks; /* chunks registered for write protection since the last reset */
+    uint64_t wp_chunks; /* distinct chunks registered for write protection since the last reset */
     bool trim_now;      /* settle: protected pages the files now have go back (txn.c) */
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
     unsigned dirty_backend;

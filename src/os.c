@@ -787,7 +787,7 @@ int mms__os_wp_protect(int ufd, char *chunk, uint64_t chunk_len, char *start, ui
 {
     struct mms__uffd_register g = {
         .range = {(uint64_t)(uintptr_t)chunk, chunk_len}, .mode = MMS__UFFDIO_REGISTER_MODE_WP};
-    if (ioctl(ufd, MMS__UFFDIO_REGISTER, &g) < 0)
+    if (chunk && ioctl(ufd, MMS__UFFDIO_REGISTER, &g) < 0)
         return -errno;
     struct mms__uffd_wp w = {.range = {(uint64_t)(uintptr_t)start, len},
                              .mode = MMS__UFFDIO_WRITEPROTECT_MODE_WP};

@@ -626,16 +626,55 @@ static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
 #define WP_CHUNK ((uint64_t)256 << 10)
 #define WP_RESET 4096u
 
+/* Whether the chunks [c0, c1) of region id are registered in this mapping
+ * (with mark: record that they now are). Only whole chunks inside the
+ * private range count: the part of a chunk past it becomes another mapping
+ * when the region grows (map.c), and is registered again. */
+static bool chunks_registered(mms_store *s, uint32_t id, uint64_t c0, uint64_t c1, bool mark)
+{
+    struct mms__region *g = &s->reg[id];
+    if (g->wp_reg_seq != g->mapseq) {
+        if (g->wp_reg)
+            memset(g->wp_reg, 0, g->wp_reg_words * 8);
+        g->wp_reg_seq = g->mapseq;
+    }
+    uint64_t last = c1 / WP_CHUNK; /* the chunks wholly inside [c0, c1) */
+    if (mark && last > g->wp_reg_words * 64) {
+        uint64_t words = (last + 63) / 64 * 2;
+        uint64_t *w = realloc(g->wp_reg, words * 8);
+        if (!w)
+            return false; /* registered again next time */
+        memset(w + g->wp_reg_words, 0, (words - g->wp_reg_words) * 8);
+        g->wp_reg = w;
+        g->wp_reg_words = words;
+    }
+    for (uint64_t k = c0 / WP_CHUNK; k < last; k++) {
+        uint64_t bit = UINT64_C(1) << (k % 64);
+        if (mark) {
+            if (!(g->wp_reg[k / 64] & bit))
+                s->wp_chunks++;
+            g->wp_reg[k / 64] |= bit;
+        } else if (k / 64 >= g->wp_reg_words || !(g->wp_reg[k / 64] & bit))
+            return false;
+    }
+    return !mark || c1 % WP_CHUNK == 0;
+}
+
 static void protect_run(mms_store *s, uint32_t id, char *start, char *end)
 {
     char *base = s->view.base[id], *lim = base + s->reg[id].priv;
-    char *c0 = base + ((uint64_t)(start - base) & ~(WP_CHUNK - 1));
-    char *c1 = base + mms__round_up((uint64_t)(end - base), WP_CHUNK);
-    if (c1 > lim)
-        c1 = lim;
-    bool ok = mms__os_wp_protect(s->wp_fd, c0, (uint64_t)(c1 - c0), start,
+    uint64_t c0 = (uint64_t)(start - base) & ~(WP_CHUNK - 1);
+    uint64_t c1 = mms__round_up((uint64_t)(end - base), WP_CHUNK);
+    if (c1 > (uint64_t)(lim - base))
+        c1 = (uint64_t)(lim - base);
+    /* A chunk is registered once per mapping: registering again costs a
+     * system call that takes the address space's lock for writing. */
+    bool whole = c1 % WP_CHUNK == 0;
+    bool known = whole && chunks_registered(s, id, c0, c1, false);
+    bool ok = mms__os_wp_protect(s->wp_fd, known ? NULL : base + c0, c1 - c0, start,
                                  (uint64_t)(end - start)) == 0;
-    s->wp_chunks += (uint64_t)(c1 - c0) / WP_CHUNK + 1;
+    if (ok && !known)
+        chunks_registered(s, id, c0, c1, true);
     for (char *p = start; p < end; p += MMS__PAGE) {
         struct mms__held *h = mms__held_find(s, p);
         if (h) {
@@ -654,6 +693,8 @@ static void protect_unchanged(mms_store *s)
         for (uint32_t id = 0; id < s->nmapped; id++)
             if (s->view.base[id] && s->reg[id].priv)
                 mms__os_wp_forget(s->wp_fd, s->view.base[id], s->reg[id].priv);
+        for (uint32_t id = 0; id < s->nmapped; id++)
+            s->reg[id].wp_reg_seq = 0; /* nothing is registered any more */
         s->wp_chunks = 0;
         return;
     }
