@@ -77,6 +77,32 @@ static int reserve(mms_store *s)
     return 0;
 }
 
+/* Shadows come and go with every commit of a backlog: up to SHADOW_POOL
+ * freed ones are kept for the next, so that a commit does not pay malloc's
+ * page faults (fresh memory) and trims for its copies. */
+#define SHADOW_POOL 256u
+
+static void *shadow_get(mms_store *s)
+{
+    void *p = s->shadow_pool;
+    if (!p)
+        return aligned_alloc(MMS__PAGE, MMS__PAGE);
+    memcpy(&s->shadow_pool, p, sizeof(void *));
+    s->shadow_pool_n--;
+    return p;
+}
+
+static void shadow_put(mms_store *s, void *p)
+{
+    if (s->shadow_pool_n >= SHADOW_POOL) {
+        free(p);
+        return;
+    }
+    memcpy(p, &s->shadow_pool, sizeof(void *));
+    s->shadow_pool = p;
+    s->shadow_pool_n++;
+}
+
 int mms__held_set(mms_store *s, char *page, uint32_t gen, uint64_t txn, bool shadow)
 {
     struct mms__held *h = mms__held_find(s, page);
@@ -93,7 +119,7 @@ int mms__held_set(mms_store *s, char *page, uint32_t gen, uint64_t txn, bool sha
     h->txn = txn;
     if (shadow) {
         if (!h->shadow) {
-            h->shadow = aligned_alloc(MMS__PAGE, MMS__PAGE);
+            h->shadow = shadow_get(s);
             if (!h->shadow)
                 return -ENOMEM;
             s->shadow_pages++;
@@ -131,7 +157,7 @@ void mms__held_sweep(mms_store *s, bool (*keep)(mms_store *s, struct mms__held *
         if (drop)
             mms__os_drop(e.page, MMS__PAGE);
         if (e.shadow) {
-            free(e.shadow);
+            shadow_put(s, e.shadow);
             s->shadow_pages--;
         }
     }
@@ -140,7 +166,7 @@ void mms__held_sweep(mms_store *s, bool (*keep)(mms_store *s, struct mms__held *
 void mms__held_unshadow(mms_store *s, struct mms__held *h)
 {
     if (h->shadow) {
-        free(h->shadow);
+        shadow_put(s, h->shadow);
         h->shadow = NULL;
         s->shadow_pages--;
     }
@@ -160,6 +186,12 @@ void mms__held_clear(mms_store *s)
 void mms__held_free(mms_store *s)
 {
     mms__held_clear(s);
+    while (s->shadow_pool) {
+        void *p = s->shadow_pool;
+        memcpy(&s->shadow_pool, p, sizeof(void *));
+        free(p);
+    }
+    s->shadow_pool_n = 0;
     free(s->held);
     free(s->held_spare);
     s->held = s->held_spare = NULL;

@@ -685,6 +685,8 @@ struct mms_store {
     struct mms__held *held, *held_spare;
     size_t held_n, held_cap;   /* entries in use; slots (a power of 2) */
     uint64_t shadow_pages;     /* entries with a shadow */
+    void *shadow_pool;         /* freed shadows kept for reuse, a list through their first word */
+    uint32_t shadow_pool_n;
     uint64_t max_backlog;      /* shadow bytes past which a commit waits (or fails) */
     uint64_t sync_ns;          /* MMS_NOSYNC: sync the journal when a commit is this old */
     uint64_t reader_limit_ns;  /* a reader inside longer holds the store back (0: off) */
