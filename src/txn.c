@@ -777,9 +777,10 @@ static int commit_settle(mms_store *s, struct commit *c)
     s->trim_now = false;
     mms__held_sweep(s, keep_after_commit, &st, false);
     protect_unchanged(s);
-    if (s->trim_now)
+    if (s->trim_now) {
         mms__view_trim(s); /* one madvise per gap between held pages */
-    else
+        s->since_trim = 0;  /* a trim: commit_trim counts its gap from here */
+    } else
         commit_trim(s, c);
     s->seen = st.txn;
     c->st.apply_ns = lap(c);
