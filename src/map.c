@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Region files grow in multiples of this (a new table's file starts at it). */
@@ -262,6 +263,7 @@ void mms__map_unmap_region(mms_store *s, uint32_t id)
     mms__os_close(g->fd);
     s->view.base[id] = NULL;
     s->view.unit[id] = 0;
+    free(g->wp_reg);
     memset(g, 0, sizeof *g);
     g->fd = -1;
 }

@@ -143,8 +143,6 @@ static void store_free(mms_store *s)
     mms__os_close(s->jfd);
     mms__os_close(s->dirty_fd);
     mms__os_close(s->wp_fd);
-    for (uint32_t id = 0; id < MMS_MAX_REGIONS; id++)
-        free(s->reg[id].wp_reg);
     mms__os_close(s->dirfd);
     free(s->segmap);
     free(s->dirty.page);
