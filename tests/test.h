@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +141,47 @@ static inline int run_tool(const char *args, char *out, size_t cap)
             ;
     }
     int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+/* A whole file, NUL-terminated and malloc'd. */
+static inline char *file_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        FAILF("cannot read %s: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (!b || fread(b, 1, (size_t)n, f) != (size_t)n)
+        FAILF("cannot read %s", path);
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+/* Run `mms ARGS` (fmt, ap) with stdout and stderr apart, through files in
+ * dir: returns its exit status (128 + signal if it died); *out and *err get
+ * what it wrote (malloc'd; what they held is freed). */
+static inline int run_tool_split(const char *dir, char **out, char **err, const char *fmt,
+                                 va_list ap)
+{
+    const char *t = getenv("MMS_TOOL");
+    if (!t)
+        FAILF("MMS_TOOL is not set (run under ctest)");
+    char args[2000], cmd[4000], o[600], e[600];
+    vsnprintf(args, sizeof args, fmt, ap);
+    snprintf(o, sizeof o, "%s/out", dir);
+    snprintf(e, sizeof e, "%s/err", dir);
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", t, args, o, e);
+    int st = system(cmd);
+    if (st == -1)
+        FAILF("system %s", cmd);
+    free(*out);
+    free(*err);
+    *out = file_text(o);
+    *err = file_text(e);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 

@@ -24,43 +24,17 @@
 
 static char work[512];
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        FAILF("cannot read %s", path);
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return strdup(buf);
-}
-
 static char *out, *err; /* the last command's stdout and stderr */
 
 /* Run `mms ARGS`; returns its exit status (128 + signal if it died). */
 static int cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int cli(const char *fmt, ...)
 {
-    const char *t = getenv("MMS_TOOL");
-    if (!t)
-        FAILF("MMS_TOOL is not set (run under ctest)");
-    char args[2000], cmd[4000], o[600], e[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int st = run_tool_split(work, &out, &err, fmt, ap);
     va_end(ap);
-    snprintf(o, sizeof o, "%s/out", work);
-    snprintf(e, sizeof e, "%s/err", work);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", t, args, o, e);
-    int st = system(cmd);
-    if (st == -1)
-        FAILF("system %s", cmd);
-    free(out);
-    free(err);
-    out = slurp(o);
-    err = slurp(e);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    return st;
 }
 
 static int lines(const char *s)

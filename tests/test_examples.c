@@ -139,21 +139,6 @@ mms_close(s);
 /* ------------------------------------------------------------------------
  * Checking the copies
  * ------------------------------------------------------------------------ */
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        FAILF("cannot read %s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    ASSERT(b && fread(b, 1, (size_t)n, f) == (size_t)n);
-    b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 /* The line without leading and trailing blanks, inner runs of blanks as
  * one space, into out. */
 static void squeeze(const char *p, size_t n, char *out, size_t cap)
@@ -328,14 +313,14 @@ TEST(copies)
     ASSERT(slash != NULL);
     snprintf(dir, sizeof dir, "%.*s/..", (int)(slash - f), f);
     static struct lines src;
-    char *self = read_file(f);
+    char *self = file_text(f);
     source_lines(self, &src);
     snprintf(path, sizeof path, "%s/include/mmstore.h", dir);
-    char *h = read_file(path);
+    char *h = file_text(path);
     header_examples(h, &src);
     int in_header = examples_checked;
     snprintf(path, sizeof path, "%s/README.md", dir);
-    char *r = read_file(path);
+    char *r = file_text(path);
     readme_examples(r, &src);
     fprintf(stderr, "   %d examples in the header, %d in the README, all copied here\n",
             in_header, examples_checked - in_header);

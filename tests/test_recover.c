@@ -138,47 +138,17 @@ static void copy_good(void)
     sh("cp -a '%s' '%s'", good, trial);
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        FAILF("cannot read %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (!b || fread(b, 1, (size_t)n, f) != (size_t)n)
-        FAILF("cannot read %s", path);
-    b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 static char *out, *err; /* the last command's stdout and stderr */
 
 /* Run `mms ARGS`; returns its exit status. */
 static int cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int cli(const char *fmt, ...)
 {
-    const char *t = getenv("MMS_TOOL");
-    if (!t)
-        FAILF("MMS_TOOL is not set (run under ctest)");
-    char args[2000], cmd[4000], o[600], e[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int st = run_tool_split(work, &out, &err, fmt, ap);
     va_end(ap);
-    snprintf(o, sizeof o, "%s/out", work);
-    snprintf(e, sizeof e, "%s/err", work);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", t, args, o, e);
-    int st = system(cmd);
-    if (st == -1)
-        FAILF("system %s", cmd);
-    free(out);
-    free(err);
-    out = slurp(o);
-    err = slurp(e);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    return st;
 }
 
 static int recover_trial(void)
@@ -214,7 +184,7 @@ static char *dump_of(const char *dir)
     int rc = cli("dump '%s' --all '%s'", dir, file);
     if (rc)
         FAILF("mms dump %s --all: exit %d: %s", dir, rc, err);
-    return slurp(file);
+    return file_text(file);
 }
 
 /* A checksum of every file of dir (the source must not change). */
@@ -223,7 +193,7 @@ static char *sums_of(const char *dir)
     char file[600];
     snprintf(file, sizeof file, "%s/sums", work);
     sh("cd '%s' && ls | grep -v '^lock$' | xargs md5sum > '%s'", dir, file);
-    return slurp(file);
+    return file_text(file);
 }
 
 /* The file of table name's region in trial, and its record size. */
@@ -555,7 +525,7 @@ TEST(dest_exists_and_dry_run)
     ASSERT_EQ(count(out, "\n"), 0);
     char p[700];
     snprintf(p, sizeof p, "%s/file", dest);
-    char *keep = slurp(p);
+    char *keep = file_text(p);
     ASSERT(strcmp(keep, "mine\n") == 0);
     free(keep);
     rmrf(dest);
