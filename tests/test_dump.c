@@ -10,9 +10,20 @@
  *               object: dump -> load -> dump is byte for byte the same, and
  *               the loaded store equals the first record by record (same
  *               indices, same refs) and verifies.
- *  2. ucd       The same on the Unicode store that examples/ucd builds.
- *  3. bad       A dump cut short, a damaged line, an existing DIR, a full
- *               disk: refused, no DIR left; `mms load` killed (SIGKILL)
+ *  2. graph     A root object graph: the root is a raw heap object holding
+ *               refs to other heap objects (raw small, large and huge ones,
+ *               strings not owned by any record, objects in slabs of 2
+ *               pages, among freed space) and to table records, in tables
+ *               whose region ids the load must keep (a dropped table's
+ *               region is free, an index holds another, and the tables
+ *               load in another order than they were made). dump -> load
+ *               -> dump is byte for byte the same, and in the loaded store
+ *               every ref in the graph leads to the same bytes.
+ *  3. ucd       The same on the Unicode store that examples/ucd builds.
+ *  4. bad       A dump cut short, a damaged line, a heap object that
+ *               cannot be placed (a size no allocation has, two at one
+ *               place), an existing DIR, a full disk: refused, no DIR
+ *               left; `mms load` killed (SIGKILL)
  *               before its rename: no DIR.
  */
 #include "table_world.h"
@@ -259,6 +270,144 @@ TEST(test_kinds)
     rmrf(path);
 }
 
+struct node {
+    int64_t v;
+    mms_ref leaf; /* leaf */
+    mms_ref name;
+};
+static const mms_field node_fields[] = {MMS_F_I64(struct node, v),
+                                        MMS_F_REF(struct node, leaf, "leaf"),
+                                        MMS_F_STR(struct node, name)};
+static const mms_schema node_schema = MMS_SCHEMA(struct node, node_fields);
+struct leaf {
+    int32_t x;
+};
+static const mms_field leaf_fields[] = {MMS_F_I32(struct leaf, x)};
+static const mms_schema leaf_schema = MMS_SCHEMA(struct leaf, leaf_fields);
+
+/* The root object: refs to everything else. */
+struct graph {
+    mms_ref node5, leaf7, text, big, huge, slabbed[8];
+    uint64_t magic;
+};
+#define GRAPH_MAGIC UINT64_C(0x4752415048)
+static const char graph_text[] = "a string of nobody's record, \xff";
+#define BIG_BYTES 10000
+#define HUGE_BYTES (5u << 20)
+
+static void fill(char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)(i * 31 + seed);
+}
+
+static void build_graph(const char *path)
+{
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *tmp, *nodes, *leaves;
+    OK(mms_txn_begin(s, 0));
+    /* Regions: tmp 1 (dropped below), leaf 2, an index 3, node 4: a load
+     * must leave 1 and 3 free (it makes no index). */
+    OK(mms_table_open(s, "tmp", &leaf_schema, MMS_TABLE_CREATE, &tmp));
+    OK(mms_table_open(s, "leaf", &leaf_schema, MMS_TABLE_CREATE, &leaves));
+    OK(mms_index_create(leaves, "x", 0));
+    OK(mms_table_open(s, "node", &node_schema, MMS_TABLE_CREATE, &nodes));
+    OK(mms_table_drop(s, "tmp"));
+    ASSERT_EQ(table_region(leaves), 2);
+    ASSERT_EQ(table_region(nodes), 4);
+    for (int i = 0; i < 10; i++) {
+        struct leaf l = {i * 100};
+        OK(mms_table_append(leaves, &l, NULL));
+    }
+    /* Interleaved: record strings, heap objects kept, heap objects freed. */
+    mms_ref keep[40], drop[40];
+    for (int i = 0; i < 40; i++) {
+        struct node n = {i, mms_table_ref(leaves, (uint64_t)i % 10), 0};
+        char name[32];
+        snprintf(name, sizeof name, "node %d", i);
+        OK(mms_str_new(s, name, strlen(name), &n.name));
+        OK(mms_table_append(nodes, &n, NULL));
+        OK(mms_alloc(s, i % 2 ? 1000 : 40 + (size_t)i, &keep[i])); /* 1000: slabs of 2 pages */
+        fill(mms_deref(s, keep[i]), i % 2 ? 1000 : 40 + (size_t)i, (unsigned)i);
+        OK(mms_alloc(s, 1000, &drop[i]));
+    }
+    for (int i = 0; i < 40; i++)
+        OK(mms_free(s, drop[i]));
+    for (uint64_t i = 3; i < 40; i += 4)
+        OK(mms_table_delete(nodes, i));
+    mms_ref groot;
+    OK(mms_zalloc(s, sizeof(struct graph), &groot));
+    struct graph *g = mms_deref(s, groot);
+    g->magic = GRAPH_MAGIC;
+    g->node5 = mms_table_ref(nodes, 5);
+    g->leaf7 = mms_table_ref(leaves, 7);
+    OK(mms_str_new(s, graph_text, sizeof graph_text - 1, &g->text));
+    OK(mms_alloc(s, BIG_BYTES, &g->big));
+    fill(mms_deref(s, g->big), BIG_BYTES, 7);
+    OK(mms_alloc(s, HUGE_BYTES, &g->huge));
+    fill(mms_deref(s, g->huge), HUGE_BYTES, 9);
+    for (int k = 0; k < 8; k++)
+        g->slabbed[k] = keep[5 * k + 1];
+    OK(mms_root_set(s, groot));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    OK(mms_close(s));
+}
+
+/* Every ref of the graph leads to the same bytes in the loaded store. */
+static void graph_same(const char *a, const char *b)
+{
+    mms_store *s = open_flags(a, MMS_RDONLY), *t = open_flags(b, MMS_RDONLY);
+    ASSERT_EQ(mms_root(s), mms_root(t));
+    const struct graph *g = mms_deref(t, mms_root(t));
+    ASSERT_EQ(g->magic, GRAPH_MAGIC);
+    const struct node *n = mms_rec(t, g->node5);
+    ASSERT_EQ(n->v, 5);
+    ASSERT_EQ(((const struct leaf *)mms_rec(t, n->leaf))->x, 500);
+    ASSERT_EQ(((const struct leaf *)mms_rec(t, g->leaf7))->x, 700);
+    size_t len;
+    const char *text = mms_str_get(t, g->text, &len);
+    ASSERT(text);
+    ASSERT_EQ(len, sizeof graph_text - 1);
+    ASSERT_EQ(memcmp(text, graph_text, len), 0);
+    mms_ref objs[10] = {g->big, g->huge};
+    memcpy(objs + 2, g->slabbed, sizeof g->slabbed);
+    for (int k = 0; k < 10; k++) {
+        size_t za, zb;
+        OK(mms_alloc_size(s, objs[k], &za));
+        OK(mms_alloc_size(t, objs[k], &zb));
+        ASSERT_EQ(za, zb);
+        ASSERT_EQ(memcmp(mms_deref(s, objs[k]), mms_deref(t, objs[k]), za), 0);
+    }
+    mms_table *x;
+    OK(mms_table_find(t, "node", &x));
+    ASSERT_EQ(table_region(x), 4);
+    OK(mms_table_find(t, "leaf", &x));
+    ASSERT_EQ(table_region(x), 2);
+    ASSERT_EQ(mms_table_find(t, "tmp", &x), MMS_ENOENT);
+    OK(mms_close(s));
+    OK(mms_close(t));
+}
+
+TEST(test_graph)
+{
+    char path[512], dump[600], dest[512], args[1600], out[4096];
+    snprintf(path, sizeof path, "%s", tpath("dump-graph"));
+    snprintf(dest, sizeof dest, "%s", tpath("dump-graph-dest"));
+    snprintf(dump, sizeof dump, "%s.dump", path);
+    build_graph(path);
+    round_trip(path, "a root object graph");
+    snprintf(args, sizeof args, "dump '%s' --all '%s'", path, dump);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "load '%s' '%s'", dump, dest);
+    if (run_tool(args, out, sizeof out) != 0)
+        FAILF("load: %s", out);
+    graph_same(path, dest);
+    unlink(dump);
+    rmrf(dest);
+    rmrf(path);
+}
+
 TEST(test_ucd)
 {
     const char *tool = getenv("MMS_TOOL");
@@ -295,6 +444,25 @@ TEST(test_bad)
     ASSERT_EQ(run_tool(args, out, sizeof out), 1);
     ASSERT(mentions(out, "50"));
     ASSERT(access(dest, F_OK) != 0);
+    /* The root's heap object (line 2) with bytes that are not its size, in
+     * a slab it cannot be in, at a place no slot starts, twice. */
+    static const struct {
+        const char *sed, *says;
+    } heap_bad[] = {
+        {"2s/\"size\":112/\"size\":113/", "size"},
+        {"2s/\"size\":112,\"slab\":[0-9]*/\"size\":112,\"slab\":4096/", "slot"},
+        {"2s/\"heap\":\\([0-9]*\\)/\"heap\":\\10/", "slot"},
+        {"2p", "order"},
+        {"2s/\"bytes\":{\"hex\":\"abab/\"bytes\":{\"hex\":\"/", "size"},
+    };
+    for (size_t k = 0; k < sizeof heap_bad / sizeof heap_bad[0]; k++) {
+        snprintf(cmd, sizeof cmd, "sed '%s' '%s' > '%s'", heap_bad[k].sed, dump, bad);
+        ASSERT_EQ(system(cmd), 0);
+        ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+        if (!mentions(out, heap_bad[k].says))
+            FAILF("sed %s: %s", heap_bad[k].sed, out);
+        ASSERT(access(dest, F_OK) != 0);
+    }
     /* A full disk while loading (the nth preallocation fails): an error
      * that says so, no DIR, no temporary directory. */
     int full = 0;
@@ -346,6 +514,7 @@ int main(void)
 {
     table_test_begin("test_dump");
     RUN(test_kinds);
+    RUN(test_graph);
     RUN(test_ucd);
     RUN(test_bad);
     return table_test_end();
