@@ -6,10 +6,11 @@
  *               infinities, -0, chars with bytes after a NUL), strings in
  *               many scripts and with invalid UTF-8, blobs, missing values,
  *               refs within a table and across tables, deleted records
- *               (also at the end of a table), and a root that is a heap
- *               object: dump -> load -> dump is byte for byte the same, and
- *               the loaded store equals the first record by record (same
- *               indices, same refs) and verifies.
+ *               (also at the end of a table), hash and ordered indexes,
+ *               and a root that is a heap object: dump -> load -> dump is
+ *               byte for byte the same, and the loaded store equals the
+ *               first record by record (same indices, same refs, same
+ *               indexes) and verifies.
  *  2. graph     A root object graph: the root is a raw heap object holding
  *               refs to other heap objects (raw small, large and huge ones,
  *               strings not owned by any record, objects in slabs of 2
@@ -137,6 +138,8 @@ static void build(const char *path)
         if (mms_table_live(ev, i))
             OK(mms_table_delete(ev, i));
     OK(mms_table_delete(tg, 19));
+    OK(mms_index_create(tg, "n", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
+    OK(mms_index_create(ev, "a32", MMS_INDEX_HASH));
     for (uint64_t i = 0; i < NEVERY; i++) {
         struct every *e = mms_table_get(ev, i);
         if (mms_table_live(ev, i) && e->other == mms_table_ref(tg, 19))
@@ -172,6 +175,16 @@ static void same_stores(const char *a, const char *b)
         ASSERT_EQ(mms_table_count(x), mms_table_count(y));
         const mms_schema *sx = mms_table_schema(x), *sy = mms_table_schema(y);
         ASSERT_EQ(mms_schema_same(sx, sy, NULL, 0), 1);
+        mms_index_info xa[8], xb[8];
+        size_t nxa, nxb;
+        OK(mms_indexes(x, xa, 8, &nxa));
+        OK(mms_indexes(y, xb, 8, &nxb));
+        ASSERT_EQ(nxa, nxb);
+        for (size_t k = 0; k < nxa; k++) {
+            ASSERT_EQ(strcmp(xa[k].field, xb[k].field), 0);
+            ASSERT_EQ(xa[k].flags, xb[k].flags);
+            ASSERT_EQ(xa[k].entries, xb[k].entries);
+        }
         for (uint64_t r = 0; r < mms_table_slots(x); r++) {
             ASSERT_EQ(mms_table_live(x, r), mms_table_live(y, r));
             if (!mms_table_live(x, r))

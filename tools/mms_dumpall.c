@@ -250,7 +250,32 @@ static int dump_table(struct obuf *o, mms_store *s, const struct tabs *tb, size_
         }
         obuf_putc(o, '}');
     }
-    obuf_puts(o, "]}\n");
+    obuf_putc(o, ']');
+    /* Its indexes, by field (a load builds them again). */
+    size_t nix = 0;
+    int ir = mms_indexes(t, NULL, 0, &nix);
+    mms_index_info *ix = ir || !nix ? NULL : calloc(nix, sizeof *ix);
+    if (!ir && nix && !ix)
+        return tool_err("out of memory");
+    if (!ir && nix)
+        ir = mms_indexes(t, ix, nix, &nix);
+    if (ir) {
+        free(ix);
+        return tool_fail("cannot list the indexes of", tb->info[i].name, ir);
+    }
+    if (nix)
+        obuf_puts(o, ",\"indexes\":[");
+    for (size_t k = 0; k < nix; k++) {
+        obuf_puts(o, k ? ",{\"field\":" : "{\"field\":");
+        json_put_string(o, ix[k].field, strlen(ix[k].field));
+        obuf_puts(o, ix[k].flags & MMS_INDEX_ORDERED ? ",\"ordered\":true"
+                                                     : ",\"ordered\":false");
+        obuf_puts(o, ix[k].flags & MMS_INDEX_UNIQUE ? ",\"unique\":true}" : ",\"unique\":false}");
+    }
+    if (nix)
+        obuf_putc(o, ']');
+    free(ix);
+    obuf_puts(o, "}\n");
     uint64_t slots = mms_table_slots(t);
     for (uint64_t r = 0; r < slots && !o->err; r++) {
         if (!mms_table_live(t, r))
@@ -735,6 +760,9 @@ struct ltab {
     char (*target)[64];
     uint64_t slots; /* as the dump says */
     uint64_t next;  /* slots appended so far */
+    char (*ixfield)[48]; /* its indexes: field and mms_index_create flags */
+    unsigned *ixflags;
+    size_t nix;
 };
 
 /* A table made only to take a region id, so that the next table gets the
@@ -966,6 +994,26 @@ static int load_table(struct load *l, const struct jv *v)
     tb->sc.nfields = (uint32_t)n;
     tb->sc.fields = tb->f;
     tb->slots = slots;
+    const struct jv *ixs = jget(v, "indexes");
+    if (ixs && (ixs->t != J_ARR || ixs->n > n))
+        return lerr(l, "bad indexes in table ", tb->name);
+    if (ixs && ixs->n) {
+        tb->ixfield = calloc(ixs->n, sizeof *tb->ixfield);
+        tb->ixflags = calloc(ixs->n, sizeof *tb->ixflags);
+        if (!tb->ixfield || !tb->ixflags)
+            return tool_err("out of memory");
+        for (size_t k = 0; k < ixs->n; k++) {
+            const struct jv *x = &ixs->kid[k], *fn = jget(x, "field"), *ord = jget(x, "ordered"),
+                            *uni = jget(x, "unique");
+            if (!fn || fn->t != J_STR || fn->n == 0 || fn->n > 47 || !ord || ord->t != J_BOOL ||
+                !uni || uni->t != J_BOOL)
+                return lerr(l, "a bad index in table ", tb->name);
+            snprintf(tb->ixfield[k], sizeof tb->ixfield[k], "%s", fn->s);
+            tb->ixflags[k] = (ord->b ? MMS_INDEX_ORDERED : MMS_INDEX_HASH) |
+                             (uni->b ? MMS_INDEX_UNIQUE : 0);
+            tb->nix++;
+        }
+    }
     uint64_t region = 0;
     const struct jv *rv = jget(v, "region");
     if (rv && (!jnum_u64(rv, &region) || region == 0 || region >= MMS_MAX_REGIONS))
@@ -1269,6 +1317,16 @@ static int load_lines(struct load *l, FILE *f)
         if (r)
             rc = tool_fail("cannot delete a slot of", l->tab[l->gaps[g] >> 48].name, r);
     }
+    /* The indexes, built from the records as they now are. */
+    for (size_t t = 0; !rc && t < l->ntab; t++)
+        for (size_t k = 0; !rc && k < l->tab[t].nix; k++) {
+            int r = mms_index_create(l->tab[t].t, l->tab[t].ixfield[k], l->tab[t].ixflags[k]);
+            if (r) {
+                char what[200];
+                snprintf(what, sizeof what, "%s.%s", l->tab[t].name, l->tab[t].ixfield[k]);
+                rc = tool_fail("cannot build the index on", what, r);
+            }
+        }
     return rc ? rc : drop_pads(l);
 }
 
@@ -1307,6 +1365,8 @@ int tool_load(const char *file, const char *dir)
         free(l.tab[i].f);
         free(l.tab[i].fname);
         free(l.tab[i].target);
+        free(l.tab[i].ixfield);
+        free(l.tab[i].ixflags);
     }
     free(l.tab);
     free(l.heap);
@@ -1349,8 +1409,8 @@ const struct tool_cmd tool_cmd_load = {
     "load", "FILE DIR", "Make a new store DIR from a whole-store dump (mms dump DIR --all OUT).",
     "The dump's heap objects (each at its own heap offset), tables (each in its\n"
     "own region), records (at the same indices), missing values, strings and\n"
-    "root, in one transaction: refs stay valid, in records and inside heap\n"
-    "objects. Built beside DIR and renamed into place: a failure or a crash\n"
+    "root, then its indexes, in one transaction: refs stay valid, in records\n"
+    "and inside heap objects. Built beside DIR and renamed into place: a failure or a crash\n"
     "leaves no DIR. The way across byte orders, ABIs and format versions: dump\n"
     "with the old library or machine, load with the new one (the bytes of heap\n"
     "objects other than strings are the application's to convert). FILE '-' is\n"
