@@ -540,6 +540,7 @@ TEST(test_bad)
         {"2s/\"size\":112,\"slab\":[0-9]*/\"size\":112,\"slab\":4096/", "slot"},
         {"2s/\"heap\":\\([0-9]*\\)/\"heap\":\\10/", "slot"},
         {"2p", "order"},
+        {"2d", "heap object"},
         {"2s/\"bytes\":{\"hex\":\"abab/\"bytes\":{\"hex\":\"/", "size"},
     };
     for (size_t k = 0; k < sizeof heap_bad / sizeof heap_bad[0]; k++) {

@@ -776,6 +776,7 @@ struct lpad {
 struct load {
     mms_store *s;
     uint64_t version;
+    uint64_t heap_objects; /* as the header says (version 2) */
     uint64_t *heap; /* offsets of the heap objects placed, increasing */
     size_t nheap, heapcap;
     struct lpad *pad;
@@ -1282,6 +1283,8 @@ static int load_lines(struct load *l, FILE *f)
             if (!jnum_u64(jget(&v, "mmstore_dump"), &u) || u < 1 || u > DUMP_VERSION)
                 rc = lerr(l, "not an mms dump of version 1 or 2 (mms dump DIR --all OUT)", NULL);
             l->version = u;
+            if (!rc && u >= 2 && !jnum_u64(jget(&v, "heap_objects"), &l->heap_objects))
+                rc = lerr(l, "a header without heap_objects", NULL);
             header = true;
         } else if (jget(&v, "i")) {
             rc = load_record(l, &v);
@@ -1300,6 +1303,9 @@ static int load_lines(struct load *l, FILE *f)
         } else if (jget(&v, "end")) {
             if (!jnum_u64(jget(&v, "records"), &u) || u != l->records)
                 rc = lerr(l, "the dump's record count does not match its records", NULL);
+            else if (l->nheap != l->heap_objects)
+                rc = lerr(l, "the dump's heap object count does not match its heap objects",
+                          NULL);
             end = true;
         } else {
             rc = lerr(l, "a line of no known kind", NULL);
