@@ -1416,9 +1416,9 @@ const struct tool_cmd tool_cmd_load = {
     "The dump's heap objects (each at its own heap offset), tables (each in its\n"
     "own region), records (at the same indices), missing values, strings and\n"
     "root, then its indexes, in one transaction: refs stay valid, in records\n"
-    "and inside heap objects. Built beside DIR and renamed into place: a failure or a crash\n"
-    "leaves no DIR. The way across byte orders, ABIs and format versions: dump\n"
-    "with the old library or machine, load with the new one (the bytes of heap\n"
-    "objects other than strings are the application's to convert). FILE '-' is\n"
-    "standard input. doc/FORMAT.md §6 is the format.\n",
+    "and inside heap objects. Built beside DIR and renamed into place: a\n"
+    "failure or a crash leaves no DIR. The way across byte orders, ABIs and\n"
+    "format versions: dump with the old library or machine, load with the new\n"
+    "one (the bytes of heap objects other than strings are the application's\n"
+    "to convert). FILE '-' is standard input. doc/FORMAT.md §6 is the format.\n",
     run_load};
