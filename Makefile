@@ -121,6 +121,8 @@ bench:
 	python3 bench/run.py --build $(BUILD) --data $(BUILD)/bench-data
 	@echo "== finding records by key, 10^7 records (bench/results/index.md)"
 	bench/keyed.sh $(BUILD) $(BUILD)/bench-data/keyed | tee $(BUILD)/bench-keyed.jsonl
+	@echo "== hot copy and compaction, a 1 GB store (bench/results/copy.md)"
+	bench/copy.sh $(BUILD) $(BUILD)/bench-data/copy | tee $(BUILD)/bench-copy.md
 
 # The same at small sizes, under a minute, to check the harness (results in
 # $(BUILD)/bench-quick, not committed).
@@ -129,6 +131,7 @@ bench-quick:
 	$(call configure,$(BUILD),RelWithDebInfo)
 	$(call build,$(BUILD),release with the peers' harnesses)
 	python3 bench/run.py --quick --build $(BUILD) --data $(BUILD)/bench-data --out $(BUILD)/bench-quick
+	bench/copy.sh --quick $(BUILD) $(BUILD)/bench-data/copy | tee $(BUILD)/bench-quick/copy.md
 
 # Power-loss soak (tests/test_power.c): thousands of simulated power cuts
 # (MMS_SOAK=10 is ten times make test's). Not part of make test.

@@ -9,14 +9,20 @@
  *     copy_bench copy DIR DEST       the same commits in a child process while
  *                                    this one runs mms_copy(DIR, DEST): the
  *                                    copy's time and the child's longest commit
+ *     copy_bench delete DIR tail|every
+ *                                    delete half the records in one commit:
+ *                                    the second half (the table's end) or
+ *                                    every other one (before mms compact DIR)
  *
  * Compare with `cp -r DIR X` of the closed store (and `sync -f X/region-1-0`:
- * mms_copy syncs what it wrote). README.md, "A store's life", has the numbers.
+ * mms_copy syncs what it wrote). bench/copy.sh runs it all (make bench);
+ * README.md, "A store's life", has the numbers.
  */
 #define _GNU_SOURCE
 #include <mmstore.h>
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +145,26 @@ int main(int argc, char **argv)
                (unsigned long long)st.txn, (unsigned long long)during, worst * 1e3);
         return 0;
     }
-    fprintf(stderr, "usage: copy_bench make DIR NRECORDS | write DIR | copy DIR DEST\n");
+    if (argc == 4 && strcmp(argv[1], "delete") == 0 &&
+        (strcmp(argv[3], "tail") == 0 || strcmp(argv[3], "every") == 0)) {
+        mms_store *s;
+        mms_table *t;
+        CK(mms_open(argv[2], NULL, &s));
+        CK(mms_txn_begin(s, 0));
+        CK(mms_table_find(s, "r", &t));
+        uint64_t n = mms_table_slots(t), gone = 0;
+        bool tail = strcmp(argv[3], "tail") == 0;
+        double a = now();
+        for (uint64_t i = tail ? n / 2 : 1; i < n; i += tail ? 1 : 2, gone++)
+            CK(mms_table_delete(t, i));
+        CK(mms_txn_commit(s));
+        CK(mms_close(s));
+        printf("deleted %llu of %llu records (%s) in %.2f s\n", (unsigned long long)gone,
+               (unsigned long long)n, tail ? "the second half" : "every other one",
+               now() - a);
+        return 0;
+    }
+    fprintf(stderr, "usage: copy_bench make DIR NRECORDS | write DIR | copy DIR DEST | "
+                    "delete DIR tail|every\n");
     return 2;
 }

@@ -516,6 +516,46 @@ mms_ref mms_root(const mms_store *s);
 int mms_root_set(mms_store *s, mms_ref ref);
 
 /* ------------------------------------------------------------------------
+ * The application's heap objects: what a whole-store dump writes besides
+ * the tables (`mms dump DIR --all`), and how its load puts them back where
+ * they were, so that refs stored inside them stay valid.
+ * ------------------------------------------------------------------------ */
+typedef struct mms_heap_obj {
+    mms_ref ref;   /* the start of a live heap allocation */
+    uint64_t size; /* its usable size (as mms_alloc_size) */
+    uint64_t slab; /* objects of up to 2048 bytes: the heap offset of the
+                      slab they are cut from (how the allocator laid them
+                      out, for mms_heap_place); 0 for larger ones */
+} mms_heap_obj;
+
+/* Every live heap allocation the application owns, in heap order: all but
+ * the library's own (the catalog and what tables keep in the heap: field
+ * descriptors, deletion and null bitmaps, index descriptors) and the
+ * strings and blobs that the STR and BLOB fields of live records own.
+ * Inside a read or write transaction it is one committed state (or the
+ * transaction's own). *objs is malloc'd (free() it), *n its length. Takes
+ * time in proportion to the heap and the records of tables with STR or
+ * BLOB fields. Errors: MMS_EINVAL, MMS_ECORRUPT (a damaged heap or catalog:
+ * mms_verify says more), -ENOMEM. */
+int mms_heap_objects(mms_store *s, mms_heap_obj **objs, size_t *n);
+
+/* Allocate o->size bytes exactly at o->ref, laid out as o->slab says (an
+ * object of mms_heap_objects() in another store). Made for a heap that
+ * holds nothing else yet -- a new store, before any table is created --
+ * with objects placed in increasing ref order; the bytes are not set
+ * (write them through mms_deref()). Errors: MMS_ENOTXN, MMS_ERDONLY,
+ * MMS_EINVAL (no allocation of that size can start there: another
+ * allocator's layout), MMS_EBADREF (the place is taken), MMS_EFULL,
+ * -ENOSPC. */
+int mms_heap_place(mms_store *s, const mms_heap_obj *o);
+
+/* As mms_heap_place(), and the object becomes a string (or blob) of the
+ * len bytes at bytes, as mms_str_new() makes one (the rest of its usable
+ * size zero). Errors: as mms_heap_place(); MMS_EINVAL if o->size has no
+ * room for len + 9 bytes. */
+int mms_heap_place_str(mms_store *s, const mms_heap_obj *o, const void *bytes, size_t len);
+
+/* ------------------------------------------------------------------------
  * Fixed-address mode and the pointer API
  *
  * With MMS_FIXED a store's regions are mapped at addresses recorded in the

@@ -520,6 +520,29 @@ static int segment_new(mms_store *s)
 /* ------------------------------------------------------------------------
  * Allocation
  * ------------------------------------------------------------------------ */
+/* Make pages [pg, pg + geom[c].pages), taken from the spans, an empty slab
+ * of class c on its class's list. */
+static void slab_init(mms_store *s, uint32_t pg, unsigned c)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    set_desc(D(s, pg), MMS__D_SLAB_HEAD, (uint8_t)c, geom[c].pages);
+    for (uint32_t i = 1; i < geom[c].pages; i++)
+        set_desc(D(s, pg + i), MMS__D_SLAB_CONT, (uint8_t)c, i);
+    struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, pg);
+    unsigned n = geom[c].nslots, words = (n + 63) / 64;
+    sl->cls = (uint16_t)c;
+    sl->nslots = (uint16_t)n;
+    sl->nfree = (uint16_t)n;
+    sl->first = geom[c].first;
+    sl->hint = 0;
+    sl->magic = MMS__SLAB_MAGIC;
+    memset(sl->bitmap, 0, words * 8);
+    if (n % 64) /* bits past the last slot read as used */
+        sl->bitmap[words - 1] = ~UINT64_C(0) << (n % 64);
+    h->free_bytes += (uint64_t)n * class_size[c];
+    list_push(s, &h->class_head[c], D, pg);
+}
+
 static int alloc_small(mms_store *s, unsigned c, uint64_t *off)
 {
     struct mms__hdr *h = mms__hdr(s);
@@ -528,22 +551,7 @@ static int alloc_small(mms_store *s, unsigned c, uint64_t *off)
         int r = span_alloc(s, geom[c].pages, &pg);
         if (r)
             return r;
-        set_desc(D(s, pg), MMS__D_SLAB_HEAD, (uint8_t)c, geom[c].pages);
-        for (uint32_t i = 1; i < geom[c].pages; i++)
-            set_desc(D(s, pg + i), MMS__D_SLAB_CONT, (uint8_t)c, i);
-        struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, pg);
-        unsigned n = geom[c].nslots, words = (n + 63) / 64;
-        sl->cls = (uint16_t)c;
-        sl->nslots = (uint16_t)n;
-        sl->nfree = (uint16_t)n;
-        sl->first = geom[c].first;
-        sl->hint = 0;
-        sl->magic = MMS__SLAB_MAGIC;
-        memset(sl->bitmap, 0, words * 8);
-        if (n % 64) /* bits past the last slot read as used */
-            sl->bitmap[words - 1] = ~UINT64_C(0) << (n % 64);
-        h->free_bytes += (uint64_t)n * class_size[c];
-        list_push(s, &h->class_head[c], D, pg);
+        slab_init(s, pg, c);
     }
     struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, pg);
     unsigned words = (sl->nslots + 63u) / 64u;
@@ -885,6 +893,173 @@ int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
     free_loc(s, &l);
     *ref = MMS_REF_MAKE(0, off);
     return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Placing an allocation at a chosen offset: how a load (mms_heap_place)
+ * puts the heap objects of a dump back where they were, so that the refs
+ * stored inside them stay valid. Made for a heap that holds nothing else
+ * yet, objects placed in increasing offset order: the place must be free
+ * pages of a normal segment (the heap grows by normal segments to reach
+ * it) or, for a huge allocation, the end of the heap. A small object also
+ * names its slab's first page: in a slab of 2 or more pages one offset can
+ * be a slot of slabs that start on different pages.
+ * ------------------------------------------------------------------------ */
+
+/* The head of the free span that holds page pg, or 0. Free spans are
+ * runs of FREE_CONT pages behind a FREE_HEAD, inside one segment. */
+static uint32_t span_head_of(const mms_store *s, uint32_t pg)
+{
+    uint32_t seg = pg / MMS__SEG_PAGES, lo = seg * MMS__SEG_PAGES + meta_pages(seg);
+    for (uint32_t p = pg; p >= lo; p--) {
+        const struct mms__desc *d = D(s, p);
+        if (d->kind == MMS__D_FREE_HEAD)
+            return p + d->len > pg ? p : 0;
+        if (d->kind != MMS__D_FREE_CONT || p == lo)
+            return 0;
+    }
+    return 0;
+}
+
+/* Take pages [pg, pg+n) out of the free span that holds them all; the
+ * caller marks them. */
+static int span_take_at(mms_store *s, uint32_t pg, uint32_t n)
+{
+    uint32_t head = span_head_of(s, pg);
+    if (!head || head + D(s, head)->len < pg + n)
+        return mms__fail(MMS_EBADREF, "heap pages %u..%u are not free", pg, pg + n - 1);
+    uint32_t len = D(s, head)->len;
+    uint16_t flags = D(s, head)->flags;
+    if (flags & MMS__DF_HOLES) {
+        int r = holes_fill(s, (uint64_t)pg * MMS__PAGE, (uint64_t)n * MMS__PAGE);
+        if (r)
+            return r;
+    }
+    span_unlink(s, head);
+    if (pg > head)
+        span_make_free(s, head, pg - head, false, flags);
+    if (head + len > pg + n)
+        span_make_free(s, pg + n, head + len - (pg + n), false, flags);
+    mms__hdr(s)->free_bytes -= (uint64_t)n * MMS__PAGE;
+    return 0;
+}
+
+/* Grow the heap by normal segments until segment seg exists. */
+static int extend_normal_to(mms_store *s, uint32_t seg)
+{
+    while (nsegs(s) <= seg) {
+        uint32_t u;
+        int r = heap_extend(s, 1, &u);
+        if (r)
+            return r;
+        segment_init_normal(s, u, 0);
+    }
+    return 0;
+}
+
+static int place_small(mms_store *s, uint64_t off, unsigned c, uint64_t slab)
+{
+    uint32_t seg = (uint32_t)(off >> MMS__SEG_SHIFT), pg = (uint32_t)(slab / MMS__PAGE);
+    uint64_t rel = off - slab;
+    if (slab % MMS__PAGE || slab > off || (slab >> MMS__SEG_SHIFT) != seg ||
+        pg % MMS__SEG_PAGES < meta_pages(seg) ||
+        pg % MMS__SEG_PAGES + geom[c].pages > MMS__SEG_PAGES || rel < geom[c].first ||
+        (rel - geom[c].first) % class_size[c] ||
+        (rel - geom[c].first) / class_size[c] >= geom[c].nslots)
+        return mms__fail(MMS_EINVAL, "heap offset %llu is no slot of a slab of %u-byte objects "
+                         "at %llu", (unsigned long long)off, class_size[c],
+                         (unsigned long long)slab);
+    int r = extend_normal_to(s, seg);
+    if (r)
+        return r;
+    if (seg_desc(s, seg)->kind != MMS__S_NORMAL)
+        return mms__fail(MMS_EBADREF, "heap offset %llu is in a huge allocation or free units",
+                         (unsigned long long)off);
+    const struct mms__desc *d = D(s, pg);
+    if (d->kind != MMS__D_SLAB_HEAD || d->cls != c) {
+        if ((r = span_take_at(s, pg, geom[c].pages)))
+            return r;
+        slab_init(s, pg, c);
+    }
+    struct mms__hdr *h = mms__hdr(s);
+    struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, pg);
+    unsigned slot = (unsigned)((rel - geom[c].first) / class_size[c]);
+    if (sl->bitmap[slot / 64] >> (slot % 64) & 1)
+        return mms__fail(MMS_EBADREF, "heap offset %llu is taken", (unsigned long long)off);
+    sl->bitmap[slot / 64] |= UINT64_C(1) << (slot % 64);
+    if (--sl->nfree == 0)
+        list_remove(s, &h->class_head[c], D, pg);
+    h->live_bytes += class_size[c];
+    h->live_count++;
+    h->free_bytes -= class_size[c];
+    return 0;
+}
+
+int mms__heap_place(mms_store *s, uint64_t off, uint64_t usable, uint64_t slab)
+{
+    tables();
+    struct mms__hdr *h = mms__hdr(s);
+    uint32_t seg = (uint32_t)(off >> MMS__SEG_SHIFT);
+    if (off % 16 || off < MMS__HDR_BYTES || (off >> MMS__PAGE_SHIFT) >= UINT32_MAX ||
+        usable == 0)
+        return mms__fail(MMS_EINVAL, "no heap object can be at offset %llu with %llu bytes",
+                         (unsigned long long)off, (unsigned long long)usable);
+    if (usable <= MMS__MAX_SMALL) {
+        unsigned c = size_class[(usable + 15) / 16];
+        if (class_size[c] != usable)
+            return mms__fail(MMS_EINVAL, "%llu bytes is not the size of a slab slot",
+                             (unsigned long long)usable);
+        return place_small(s, off, c, slab);
+    }
+    if (usable <= (uint64_t)MAX_SPAN * MMS__PAGE) {
+        uint32_t n = (uint32_t)(usable / MMS__PAGE), pg = (uint32_t)(off / MMS__PAGE);
+        if (usable % MMS__PAGE || off % MMS__PAGE || pg % MMS__SEG_PAGES < meta_pages(seg) ||
+            pg % MMS__SEG_PAGES + n > MMS__SEG_PAGES)
+            return mms__fail(MMS_EINVAL, "no run of %u pages can start at heap offset %llu", n,
+                             (unsigned long long)off);
+        int r = extend_normal_to(s, seg);
+        if (r)
+            return r;
+        if (seg_desc(s, seg)->kind != MMS__S_NORMAL)
+            return mms__fail(MMS_EBADREF, "heap offset %llu is in a huge allocation or free "
+                             "units", (unsigned long long)off);
+        if ((r = span_take_at(s, pg, n)))
+            return r;
+        set_desc(D(s, pg), MMS__D_LARGE_HEAD, 0, n);
+        for (uint32_t i = 1; i < n; i++)
+            set_desc(D(s, pg + i), MMS__D_LARGE_CONT, 0, 0);
+        h->live_bytes += usable;
+        h->live_count++;
+        return 0;
+    }
+    uint64_t k = (usable + MMS__PAGE) >> MMS__SEG_SHIFT;
+    if ((usable + MMS__PAGE) % MMS__SEG || off != ((uint64_t)seg << MMS__SEG_SHIFT) + MMS__PAGE ||
+        seg == 0 || k > UINT32_MAX / 2)
+        return mms__fail(MMS_EINVAL, "no huge allocation of %llu bytes can be at heap offset "
+                         "%llu", (unsigned long long)usable, (unsigned long long)off);
+    if (seg < nsegs(s))
+        return mms__fail(MMS_EBADREF, "heap offset %llu: a huge allocation goes only past the "
+                         "end of the heap", (unsigned long long)off);
+    uint32_t u;
+    int r = extend_normal_to(s, seg - 1);
+    if (!r)
+        r = heap_extend(s, (uint32_t)k, &u);
+    if (r)
+        return r;
+    assert(u == seg);
+    set_desc(seg_desc(s, u), MMS__S_HUGE, 0, (uint32_t)k);
+    h->live_bytes += usable;
+    h->live_count++;
+    return 0;
+}
+
+int mms__heap_slab_of(const mms_store *s, mms_ref ref, uint64_t *slab)
+{
+    struct loc l;
+    int r = locate(s, ref, &l);
+    if (!r)
+        *slab = l.kind == LOC_SMALL ? (uint64_t)l.pg * MMS__PAGE : 0;
+    return r;
 }
 
 /* ------------------------------------------------------------------------

@@ -24,6 +24,8 @@
  *      catalog.c str.c            the catalog of tables; strings and blobs
  *   6  index.c                    hash and ordered indexes: their regions,
  *                                 builds, upkeep at commit, lookups, verify
+ *      heapobj.c                  the application's heap objects: listing
+ *                                 them, placing them (dump and load)
  *   7  table.c                    tables: records, creation, migration
  *   8  view.c                     what a handle's mappings show; rebuilding
  *      lookup.c                   the index API: handles, finds, cursors
@@ -969,6 +971,16 @@ int mms__heap_each(const mms_store *s, int (*fn)(void *ctx, uint64_t off, uint64
                    void *ctx);
 int mms__heap_find(const mms_store *s, uint64_t off, uint64_t *start, uint64_t *usable,
                    const char **what);
+/* For a load (heapobj.c): allocate usable bytes (a size the allocator
+ * gives: a slab slot, whole pages, or huge units) exactly at heap offset
+ * off, in the slab whose first page is at heap offset slab (small sizes
+ * only); the place must be free pages of a normal segment, or the end of
+ * the heap for a huge allocation (the heap grows as needed). MMS_EINVAL:
+ * no allocation of that size can be there; MMS_EBADREF: the place is
+ * taken. slab_of: the slab offset of the live allocation ref, 0 for one
+ * that is not in a slab. */
+int mms__heap_place(mms_store *s, uint64_t off, uint64_t usable, uint64_t slab);
+int mms__heap_slab_of(const mms_store *s, mms_ref ref, uint64_t *slab);
 /* Compaction (compact.c, copy.c). free_runs: fn for each byte range of
  * the heap whose content means nothing and may be given back to the file
  * system -- every page of a free span, every page of a free unit run but
@@ -1033,6 +1045,9 @@ int mms__catalog_verify(const mms_store *s, char *msg, size_t cap);
  * tables a new layout_gen (returns how many fields). */
 void mms__catalog_remove(mms_store *s, int idx);
 uint32_t mms__catalog_untarget(mms_store *s, uint32_t region);
+/* Write a string of len bytes (tagged length, bytes, NUL) at p, which has
+ * room for len + 9 bytes (mms_str_new, and a load's mms_heap_place_str). */
+void mms__str_write(char *p, const void *bytes, size_t len);
 /* Does ref name a whole string or blob of this store's heap? */
 bool mms__str_valid(const mms_store *s, mms_ref ref);
 

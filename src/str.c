@@ -26,13 +26,17 @@ int mms_str_new(mms_store *s, const void *bytes, size_t len, mms_ref *ref)
     int r = mms_alloc(s, len + 9, ref);
     if (r)
         return r;
-    char *p = mms_deref(s, *ref);
+    mms__str_write(mms_deref(s, *ref), bytes, len);
+    return 0;
+}
+
+void mms__str_write(char *p, const void *bytes, size_t len)
+{
     uint64_t n = (uint64_t)len | STR_TAG << STR_LEN_BITS;
     memcpy(p, &n, 8);
     if (len)
         memcpy(p + 8, bytes, len);
     p[8 + len] = 0;
-    return 0;
 }
 
 const char *mms_str_get(const mms_store *s, mms_ref ref, size_t *len)

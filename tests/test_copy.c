@@ -4,9 +4,11 @@
  *  1. hot       A writer process commits continuously, keeping two
  *               invariants (the balances of acct always sum to the same;
  *               log holds one record, with a string, per transfer, and
- *               meta counts them); this process copies the store again and
- *               again, from a read-write and from a read-only handle, plain
- *               and compacted. Every copy opens, verifies, holds both
+ *               meta counts them), and a reader process reads all the
+ *               while, checking them in every read transaction (and that
+ *               the count never goes back); this process copies the store
+ *               again and again, from a read-write and from a read-only
+ *               handle, plain and compacted. Every copy opens, verifies, holds both
  *               invariants, and the copies move forward. Refused: an
  *               existing destination, the store itself, inside a
  *               transaction; --force replaces a store.
@@ -91,6 +93,42 @@ static void writer(const char *path)
     }
 }
 
+/* A reader process: read transactions back to back until killed, each
+ * checking the writer's invariants in the state it pins; *reads counts
+ * them (in memory shared with the parent). A broken invariant aborts it. */
+static void reader(const char *path, volatile uint64_t *reads)
+{
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    int64_t last = -1;
+    for (;;) {
+        mms_table *a, *l, *m;
+        OK(mms_read_begin(s));
+        OK(mms_table_find(s, "acct", &a));
+        OK(mms_table_find(s, "log", &l));
+        OK(mms_table_find(s, "meta", &m));
+        int64_t sum = 0;
+        for (uint64_t i = 0; i < NACCT; i++)
+            sum += MMS_TABLE_GET(a, struct acct, i)->balance;
+        ASSERT_EQ(sum, (int64_t)NACCT * START);
+        int64_t n = MMS_TABLE_GET(m, struct acct, 0)->balance;
+        ASSERT(n >= last);
+        ASSERT(mms_table_count(l) <= (uint64_t)n);
+        /* The newest log record's note: one letter repeated. */
+        uint64_t slots = mms_table_slots(l);
+        if (slots && mms_table_live(l, slots - 1)) {
+            size_t len;
+            const char *note = mms_str_get(s, MMS_TABLE_GET(l, struct logrec, slots - 1)->note,
+                                           &len);
+            ASSERT(note);
+            for (size_t c = 1; c < len; c++)
+                ASSERT_EQ(note[c], note[0]);
+        }
+        last = n;
+        OK(mms_read_end(s));
+        __atomic_add_fetch(reads, 1, __ATOMIC_RELAXED);
+    }
+}
+
 /* The invariants, in the copy at path; returns the transfers it holds. */
 static int64_t check_copy(const char *path)
 {
@@ -172,11 +210,22 @@ TEST(test_hot)
         writer(path);
         _exit(0);
     }
+    volatile uint64_t *reads = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT(reads != MAP_FAILED);
+    pid_t rpid = fork();
+    ASSERT(rpid >= 0);
+    if (rpid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        reader(path, reads);
+        _exit(0);
+    }
     mms_store *rw = sopen(path, 0), *ro = open_flags(path, MMS_RDONLY);
     char dest[512];
     int64_t last = -1;
     for (int k = 0; k < 8; k++) {
         CTX("copy %d", k);
+        uint64_t reads0 = *reads;
         /* Let the writer move on first. */
         int64_t before = transfers(rw);
         AWAIT(transfers(rw) > before + 20, pid, 120, "the writer made no progress");
@@ -191,6 +240,8 @@ TEST(test_hot)
                 (unsigned long long)st.bytes_copied, st.read_ns / 1e6);
         ASSERT(n > last);
         last = n;
+        /* The reader is alive and reading (a broken invariant ends it). */
+        AWAIT(*reads > reads0, rpid, 120, "the reader made no progress");
         if (k < 7)
             rmrf(dest); /* the next copy goes to a name tpath clears anyway */
     }
@@ -214,8 +265,14 @@ TEST(test_hot)
     snprintf(args, sizeof args, "copy '%s' '%s' --force --compact", path, d);
     ASSERT_EQ(run_tool(args, out, sizeof out), 0);
     check_copy(d);
-    kill(pid, SIGKILL);
     int wst;
+    ASSERT_EQ(waitpid(rpid, &wst, WNOHANG), 0); /* still reading */
+    fprintf(stderr, "   the reader: %llu read transactions, every one sound\n",
+            (unsigned long long)*reads);
+    kill(rpid, SIGKILL);
+    ASSERT_EQ(waitpid(rpid, &wst, 0), rpid);
+    munmap((void *)reads, 4096);
+    kill(pid, SIGKILL);
     ASSERT_EQ(waitpid(pid, &wst, 0), pid);
     OK(mms_close(ro));
     OK(mms_close(rw));

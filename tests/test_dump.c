@@ -6,13 +6,31 @@
  *               infinities, -0, chars with bytes after a NUL), strings in
  *               many scripts and with invalid UTF-8, blobs, missing values,
  *               refs within a table and across tables, deleted records
- *               (also at the end of a table), and a root that is a heap
- *               object: dump -> load -> dump is byte for byte the same, and
- *               the loaded store equals the first record by record (same
- *               indices, same refs) and verifies.
- *  2. ucd       The same on the Unicode store that examples/ucd builds.
- *  3. bad       A dump cut short, a damaged line, an existing DIR, a full
- *               disk: refused, no DIR left; `mms load` killed (SIGKILL)
+ *               (also at the end of a table), hash and ordered indexes,
+ *               and a root that is a heap object: dump -> load -> dump is
+ *               byte for byte the same, and the loaded store equals the
+ *               first record by record (same indices, same refs, same
+ *               indexes) and verifies.
+ *  2. graph     A root object graph: the root is a raw heap object holding
+ *               refs to other heap objects (raw small, large and huge ones,
+ *               strings not owned by any record, objects in slabs of 2
+ *               pages, among freed space) and to table records, in tables
+ *               whose region ids the load must keep (a dropped table's
+ *               region is free, an index holds another, and the tables
+ *               load in another order than they were made). dump -> load
+ *               -> dump is byte for byte the same, and in the loaded store
+ *               every ref in the graph leads to the same bytes.
+ *  3. place     mms_heap_objects and mms_heap_place through the API: the
+ *               objects of one store placed into a new one land at the same
+ *               refs with the same sizes and the heap verifies; refused: a
+ *               place taken, a size no allocation has, a slab that cannot
+ *               hold the offset, a huge object inside the heap, no
+ *               transaction.
+ *  4. ucd       The same on the Unicode store that examples/ucd builds.
+ *  5. bad       A dump cut short, a damaged line, a heap object that
+ *               cannot be placed (a size no allocation has, two at one
+ *               place), an existing DIR, a full disk: refused, no DIR
+ *               left; `mms load` killed (SIGKILL)
  *               before its rename: no DIR.
  */
 #include "table_world.h"
@@ -126,6 +144,8 @@ static void build(const char *path)
         if (mms_table_live(ev, i))
             OK(mms_table_delete(ev, i));
     OK(mms_table_delete(tg, 19));
+    OK(mms_index_create(tg, "n", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
+    OK(mms_index_create(ev, "a32", MMS_INDEX_HASH));
     for (uint64_t i = 0; i < NEVERY; i++) {
         struct every *e = mms_table_get(ev, i);
         if (mms_table_live(ev, i) && e->other == mms_table_ref(tg, 19))
@@ -161,6 +181,16 @@ static void same_stores(const char *a, const char *b)
         ASSERT_EQ(mms_table_count(x), mms_table_count(y));
         const mms_schema *sx = mms_table_schema(x), *sy = mms_table_schema(y);
         ASSERT_EQ(mms_schema_same(sx, sy, NULL, 0), 1);
+        mms_index_info xa[8], xb[8];
+        size_t nxa, nxb;
+        OK(mms_indexes(x, xa, 8, &nxa));
+        OK(mms_indexes(y, xb, 8, &nxb));
+        ASSERT_EQ(nxa, nxb);
+        for (size_t k = 0; k < nxa; k++) {
+            ASSERT_EQ(strcmp(xa[k].field, xb[k].field), 0);
+            ASSERT_EQ(xa[k].flags, xb[k].flags);
+            ASSERT_EQ(xa[k].entries, xb[k].entries);
+        }
         for (uint64_t r = 0; r < mms_table_slots(x); r++) {
             ASSERT_EQ(mms_table_live(x, r), mms_table_live(y, r));
             if (!mms_table_live(x, r))
@@ -259,6 +289,212 @@ TEST(test_kinds)
     rmrf(path);
 }
 
+struct node {
+    int64_t v;
+    mms_ref leaf; /* leaf */
+    mms_ref name;
+};
+static const mms_field node_fields[] = {MMS_F_I64(struct node, v),
+                                        MMS_F_REF(struct node, leaf, "leaf"),
+                                        MMS_F_STR(struct node, name)};
+static const mms_schema node_schema = MMS_SCHEMA(struct node, node_fields);
+struct leaf {
+    int32_t x;
+};
+static const mms_field leaf_fields[] = {MMS_F_I32(struct leaf, x)};
+static const mms_schema leaf_schema = MMS_SCHEMA(struct leaf, leaf_fields);
+
+/* The root object: refs to everything else. */
+struct graph {
+    mms_ref node5, leaf7, text, big, huge, slabbed[8];
+    uint64_t magic;
+};
+#define GRAPH_MAGIC UINT64_C(0x4752415048)
+static const char graph_text[] = "a string of nobody's record, \xff";
+#define BIG_BYTES 10000
+#define HUGE_BYTES (5u << 20)
+
+static void fill(char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)(i * 31 + seed);
+}
+
+static void build_graph(const char *path)
+{
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *tmp, *nodes, *leaves;
+    OK(mms_txn_begin(s, 0));
+    /* Regions: tmp 1 (dropped below), leaf 2, an index 3, node 4: a load
+     * must leave 1 and 3 free (it makes no index). */
+    OK(mms_table_open(s, "tmp", &leaf_schema, MMS_TABLE_CREATE, &tmp));
+    OK(mms_table_open(s, "leaf", &leaf_schema, MMS_TABLE_CREATE, &leaves));
+    OK(mms_index_create(leaves, "x", 0));
+    OK(mms_table_open(s, "node", &node_schema, MMS_TABLE_CREATE, &nodes));
+    OK(mms_table_drop(s, "tmp"));
+    ASSERT_EQ(table_region(leaves), 2);
+    ASSERT_EQ(table_region(nodes), 4);
+    for (int i = 0; i < 10; i++) {
+        struct leaf l = {i * 100};
+        OK(mms_table_append(leaves, &l, NULL));
+    }
+    /* Interleaved: record strings, heap objects kept, heap objects freed. */
+    mms_ref keep[40], drop[40];
+    for (int i = 0; i < 40; i++) {
+        struct node n = {i, mms_table_ref(leaves, (uint64_t)i % 10), 0};
+        char name[32];
+        snprintf(name, sizeof name, "node %d", i);
+        OK(mms_str_new(s, name, strlen(name), &n.name));
+        OK(mms_table_append(nodes, &n, NULL));
+        OK(mms_alloc(s, i % 2 ? 1000 : 40 + (size_t)i, &keep[i])); /* 1000: slabs of 2 pages */
+        fill(mms_deref(s, keep[i]), i % 2 ? 1000 : 40 + (size_t)i, (unsigned)i);
+        OK(mms_alloc(s, 1000, &drop[i]));
+    }
+    for (int i = 0; i < 40; i++)
+        OK(mms_free(s, drop[i]));
+    for (uint64_t i = 3; i < 40; i += 4)
+        OK(mms_table_delete(nodes, i));
+    mms_ref groot;
+    OK(mms_zalloc(s, sizeof(struct graph), &groot));
+    struct graph *g = mms_deref(s, groot);
+    g->magic = GRAPH_MAGIC;
+    g->node5 = mms_table_ref(nodes, 5);
+    g->leaf7 = mms_table_ref(leaves, 7);
+    OK(mms_str_new(s, graph_text, sizeof graph_text - 1, &g->text));
+    OK(mms_alloc(s, BIG_BYTES, &g->big));
+    fill(mms_deref(s, g->big), BIG_BYTES, 7);
+    OK(mms_alloc(s, HUGE_BYTES, &g->huge));
+    fill(mms_deref(s, g->huge), HUGE_BYTES, 9);
+    for (int k = 0; k < 8; k++)
+        g->slabbed[k] = keep[5 * k + 1];
+    OK(mms_root_set(s, groot));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    OK(mms_close(s));
+}
+
+/* Every ref of the graph leads to the same bytes in the loaded store. */
+static void graph_same(const char *a, const char *b)
+{
+    mms_store *s = open_flags(a, MMS_RDONLY), *t = open_flags(b, MMS_RDONLY);
+    ASSERT_EQ(mms_root(s), mms_root(t));
+    const struct graph *g = mms_deref(t, mms_root(t));
+    ASSERT_EQ(g->magic, GRAPH_MAGIC);
+    const struct node *n = mms_rec(t, g->node5);
+    ASSERT_EQ(n->v, 5);
+    ASSERT_EQ(((const struct leaf *)mms_rec(t, n->leaf))->x, 500);
+    ASSERT_EQ(((const struct leaf *)mms_rec(t, g->leaf7))->x, 700);
+    size_t len;
+    const char *text = mms_str_get(t, g->text, &len);
+    ASSERT(text);
+    ASSERT_EQ(len, sizeof graph_text - 1);
+    ASSERT_EQ(memcmp(text, graph_text, len), 0);
+    mms_ref objs[10] = {g->big, g->huge};
+    memcpy(objs + 2, g->slabbed, sizeof g->slabbed);
+    for (int k = 0; k < 10; k++) {
+        size_t za, zb;
+        OK(mms_alloc_size(s, objs[k], &za));
+        OK(mms_alloc_size(t, objs[k], &zb));
+        ASSERT_EQ(za, zb);
+        ASSERT_EQ(memcmp(mms_deref(s, objs[k]), mms_deref(t, objs[k]), za), 0);
+    }
+    mms_table *x;
+    OK(mms_table_find(t, "node", &x));
+    ASSERT_EQ(table_region(x), 4);
+    OK(mms_table_find(t, "leaf", &x));
+    ASSERT_EQ(table_region(x), 2);
+    ASSERT_EQ(mms_table_find(t, "tmp", &x), MMS_ENOENT);
+    OK(mms_close(s));
+    OK(mms_close(t));
+}
+
+TEST(test_graph)
+{
+    char path[512], dump[600], dest[512], args[1600], out[4096];
+    snprintf(path, sizeof path, "%s", tpath("dump-graph"));
+    snprintf(dest, sizeof dest, "%s", tpath("dump-graph-dest"));
+    snprintf(dump, sizeof dump, "%s.dump", path);
+    build_graph(path);
+    round_trip(path, "a root object graph");
+    snprintf(args, sizeof args, "dump '%s' --all '%s'", path, dump);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "load '%s' '%s'", dump, dest);
+    if (run_tool(args, out, sizeof out) != 0)
+        FAILF("load: %s", out);
+    graph_same(path, dest);
+    unlink(dump);
+    rmrf(dest);
+    rmrf(path);
+}
+
+TEST(test_place)
+{
+    char path[512], dest[512];
+    snprintf(path, sizeof path, "%s", tpath("dump-place"));
+    snprintf(dest, sizeof dest, "%s", tpath("dump-place-dest"));
+    build_graph(path);
+    mms_store *s = open_flags(path, MMS_RDONLY), *t = sopen(dest, MMS_CREATE);
+    mms_heap_obj *h;
+    size_t n;
+    OK(mms_read_begin(s));
+    OK(mms_heap_objects(s, &h, &n));
+    OK(mms_read_end(s));
+    /* The graph's objects: the root, 40 kept, a string, a large and a huge
+     * one; none of the catalog's, none of the records' strings. */
+    ASSERT_EQ(n, 44);
+    bool small = false, large = false, huge = false;
+    FAILS(mms_heap_place(t, &h[0]), MMS_ENOTXN);
+    OK(mms_txn_begin(t, 0));
+    for (size_t i = 0; i < n; i++) {
+        small |= h[i].slab != 0;
+        large |= !h[i].slab && h[i].size < (4u << 20);
+        huge |= h[i].size > (4u << 20);
+        OK(mms_heap_place(t, &h[i]));
+        size_t z;
+        OK(mms_alloc_size(t, h[i].ref, &z));
+        ASSERT_EQ(z, h[i].size);
+        memcpy(mms_deref(t, h[i].ref), mms_deref(s, h[i].ref), z);
+    }
+    ASSERT(small && large && huge);
+    /* Taken, a size that is no allocation's, a slab that cannot hold the
+     * offset, a huge object inside the heap. */
+    FAILS(mms_heap_place(t, &h[0]), MMS_EBADREF);
+    mms_heap_obj bad = h[0];
+    bad.size = 17;
+    FAILS(mms_heap_place(t, &bad), MMS_EINVAL);
+    bad = h[0];
+    bad.slab += 4096 * 8;
+    FAILS(mms_heap_place(t, &bad), MMS_EINVAL);
+    bad = h[n - 1];
+    for (size_t i = 0; i < n; i++)
+        if (h[i].size > (4u << 20))
+            bad = h[i];
+    ASSERT(bad.size > (4u << 20));
+    FAILS(mms_heap_place(t, &bad), MMS_EBADREF);
+    bad.ref = MMS_REF_MAKE(0, 4096 * 1024 + 16);
+    FAILS(mms_heap_place(t, &bad), MMS_EINVAL);
+    OK(mms_root_set(t, mms_root(s)));
+    OK(mms_txn_commit(t));
+    verify_ok(t);
+    /* The new store lists the same objects, byte for byte. */
+    mms_heap_obj *h2;
+    size_t n2;
+    OK(mms_heap_objects(t, &h2, &n2));
+    ASSERT_EQ(n2, n);
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_EQ(h2[i].ref, h[i].ref);
+        ASSERT_EQ(h2[i].size, h[i].size);
+        ASSERT_EQ(h2[i].slab, h[i].slab);
+        ASSERT_EQ(memcmp(mms_deref(t, h[i].ref), mms_deref(s, h[i].ref), h[i].size), 0);
+    }
+    free(h);
+    free(h2);
+    OK(mms_close(s));
+    OK(mms_close(t));
+    rmrf(dest);
+    rmrf(path);
+}
+
 TEST(test_ucd)
 {
     const char *tool = getenv("MMS_TOOL");
@@ -295,6 +531,26 @@ TEST(test_bad)
     ASSERT_EQ(run_tool(args, out, sizeof out), 1);
     ASSERT(mentions(out, "50"));
     ASSERT(access(dest, F_OK) != 0);
+    /* The root's heap object (line 2) with bytes that are not its size, in
+     * a slab it cannot be in, at a place no slot starts, twice. */
+    static const struct {
+        const char *sed, *says;
+    } heap_bad[] = {
+        {"2s/\"size\":112/\"size\":113/", "size"},
+        {"2s/\"size\":112,\"slab\":[0-9]*/\"size\":112,\"slab\":4096/", "slot"},
+        {"2s/\"heap\":\\([0-9]*\\)/\"heap\":\\10/", "slot"},
+        {"2p", "order"},
+        {"2d", "heap object"},
+        {"2s/\"bytes\":{\"hex\":\"abab/\"bytes\":{\"hex\":\"/", "size"},
+    };
+    for (size_t k = 0; k < sizeof heap_bad / sizeof heap_bad[0]; k++) {
+        snprintf(cmd, sizeof cmd, "sed '%s' '%s' > '%s'", heap_bad[k].sed, dump, bad);
+        ASSERT_EQ(system(cmd), 0);
+        ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+        if (!mentions(out, heap_bad[k].says))
+            FAILF("sed %s: %s", heap_bad[k].sed, out);
+        ASSERT(access(dest, F_OK) != 0);
+    }
     /* A full disk while loading (the nth preallocation fails): an error
      * that says so, no DIR, no temporary directory. */
     int full = 0;
@@ -346,6 +602,8 @@ int main(void)
 {
     table_test_begin("test_dump");
     RUN(test_kinds);
+    RUN(test_graph);
+    RUN(test_place);
     RUN(test_ucd);
     RUN(test_bad);
     return table_test_end();

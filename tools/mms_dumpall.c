@@ -1,9 +1,13 @@
 /*
  * mms_dumpall.c -- the whole store as text and back: `mms dump DIR --all
  * OUT` and `mms load FILE DIR`, in the JSON-lines format of doc/FORMAT.md
- * §6. The path across byte orders, ABIs and format versions: nothing in
- * the text depends on either (no region ids, no heap offsets, no raw
- * integers). Public API only.
+ * §6. The path across byte orders, ABIs and format versions: tables,
+ * records, strings and refs into tables are text that depends on neither.
+ * The application's own heap objects (mms_heap_objects) are opaque bytes
+ * that may hold refs, so they keep their heap offsets (a load places each
+ * where it was) and tables keep their region ids: the refs inside those
+ * bytes stay valid. Their bytes are the application's to convert. Public
+ * API only.
  *
  * The dump runs in one read transaction (one committed state). The load
  * builds the store in DIR.mms-load-PID beside DIR, in one write
@@ -25,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DUMP_VERSION 1
+#define DUMP_VERSION 2
 
 /* ------------------------------------------------------------------------
  * Dump
@@ -221,6 +225,8 @@ static int dump_table(struct obuf *o, mms_store *s, const struct tabs *tb, size_
     char num[NUMFMT_MAX];
     obuf_puts(o, "{\"table\":");
     json_put_string(o, tb->info[i].name, strlen(tb->info[i].name));
+    obuf_puts(o, ",\"region\":");
+    obuf_write(o, num, fmt_u64(tb->info[i].region, num));
     obuf_puts(o, ",\"record_size\":");
     obuf_write(o, num, fmt_u64(sc->record_size, num));
     obuf_puts(o, ",\"slots\":");
@@ -244,7 +250,32 @@ static int dump_table(struct obuf *o, mms_store *s, const struct tabs *tb, size_
         }
         obuf_putc(o, '}');
     }
-    obuf_puts(o, "]}\n");
+    obuf_putc(o, ']');
+    /* Its indexes, by field (a load builds them again). */
+    size_t nix = 0;
+    int ir = mms_indexes(t, NULL, 0, &nix);
+    mms_index_info *ix = ir || !nix ? NULL : calloc(nix, sizeof *ix);
+    if (!ir && nix && !ix)
+        return tool_err("out of memory");
+    if (!ir && nix)
+        ir = mms_indexes(t, ix, nix, &nix);
+    if (ir) {
+        free(ix);
+        return tool_fail("cannot list the indexes of", tb->info[i].name, ir);
+    }
+    if (nix)
+        obuf_puts(o, ",\"indexes\":[");
+    for (size_t k = 0; k < nix; k++) {
+        obuf_puts(o, k ? ",{\"field\":" : "{\"field\":");
+        json_put_string(o, ix[k].field, strlen(ix[k].field));
+        obuf_puts(o, ix[k].flags & MMS_INDEX_ORDERED ? ",\"ordered\":true"
+                                                     : ",\"ordered\":false");
+        obuf_puts(o, ix[k].flags & MMS_INDEX_UNIQUE ? ",\"unique\":true}" : ",\"unique\":false}");
+    }
+    if (nix)
+        obuf_putc(o, ']');
+    free(ix);
+    obuf_puts(o, "}\n");
     uint64_t slots = mms_table_slots(t);
     for (uint64_t r = 0; r < slots && !o->err; r++) {
         if (!mms_table_live(t, r))
@@ -283,14 +314,62 @@ static int dump_table(struct obuf *o, mms_store *s, const struct tabs *tb, size_
     return 0;
 }
 
-/* The root: none, a record, a string, or other heap bytes. */
-static int dump_root(struct obuf *o, mms_store *s, const struct tabs *tb)
+/* The application's heap objects, in heap order: a string (or blob) as
+ * its bytes, anything else as all of its usable bytes. */
+static void dump_heap(struct obuf *o, mms_store *s, const mms_heap_obj *h, size_t n)
+{
+    char num[NUMFMT_MAX];
+    for (size_t i = 0; i < n && !o->err; i++) {
+        obuf_puts(o, "{\"heap\":");
+        obuf_write(o, num, fmt_u64(MMS_REF_SLOT(h[i].ref), num));
+        obuf_puts(o, ",\"size\":");
+        obuf_write(o, num, fmt_u64(h[i].size, num));
+        if (h[i].slab) {
+            obuf_puts(o, ",\"slab\":");
+            obuf_write(o, num, fmt_u64(h[i].slab, num));
+        }
+        size_t len;
+        const char *b = mms_str_get(s, h[i].ref, &len);
+        if (b) {
+            obuf_puts(o, ",\"str\":");
+            put_bytes(o, b, len);
+        } else {
+            obuf_puts(o, ",\"bytes\":");
+            put_hexobj(o, mms_deref(s, h[i].ref), h[i].size);
+        }
+        obuf_puts(o, "}\n");
+    }
+}
+
+static bool heap_has(const mms_heap_obj *h, size_t n, mms_ref ref)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h[mid].ref == ref)
+            return true;
+        if (h[mid].ref < ref)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* The root: none, a record, a heap object of the dump, or (a string or
+ * bytes the tables own) a copy. */
+static int dump_root(struct obuf *o, mms_store *s, const struct tabs *tb, const mms_heap_obj *h,
+                     size_t nh)
 {
     mms_ref root = mms_root(s);
     char num[NUMFMT_MAX];
     obuf_puts(o, "{\"root\":");
     if (!root) {
         obuf_puts(o, "null");
+    } else if (MMS_REF_REGION(root) == 0 && heap_has(h, nh, root)) {
+        obuf_puts(o, "{\"heap\":");
+        obuf_write(o, num, fmt_u64(MMS_REF_SLOT(root), num));
+        obuf_putc(o, '}');
     } else if (MMS_REF_REGION(root) != 0) {
         const char *tn = table_of_ref(tb, root);
         if (!tn)
@@ -335,7 +414,8 @@ int tool_dump_all(const char *dir, const char *out)
     }
     struct obuf o;
     struct tabs tb = {0};
-    size_t *order = NULL;
+    size_t *order = NULL, nheap = 0;
+    mms_heap_obj *heap = NULL;
     uint64_t records = 0;
     int rc = obuf_init(&o, f, 1 << 20) ? tool_err("out of memory") : 0;
     if (!rc && (r = mms_read_begin(s)))
@@ -353,18 +433,25 @@ int tool_dump_all(const char *dir, const char *out)
             rc = tool_fail("cannot open a table of", dir, r);
     if (!rc)
         rc = table_order(s, &tb, order);
+    if (!rc && (r = mms_heap_objects(s, &heap, &nheap)))
+        rc = tool_fail("cannot list the heap objects of", dir, r);
     if (!rc) {
         char num[NUMFMT_MAX];
         obuf_puts(&o, "{\"mmstore_dump\":");
         obuf_write(&o, num, fmt_u64(DUMP_VERSION, num));
         obuf_puts(&o, ",\"tables\":");
         obuf_write(&o, num, fmt_u64(tb.n, num));
+        obuf_puts(&o, ",\"heap_objects\":");
+        obuf_write(&o, num, fmt_u64(nheap, num));
         obuf_puts(&o, "}\n");
+        /* First, so that a load places them into a heap that holds
+         * nothing else yet. */
+        dump_heap(&o, s, heap, nheap);
     }
     for (size_t k = 0; !rc && k < tb.n; k++)
         rc = dump_table(&o, s, &tb, order[k], &records);
     if (!rc)
-        rc = dump_root(&o, s, &tb);
+        rc = dump_root(&o, s, &tb, heap, nheap);
     if (!rc) {
         char num[NUMFMT_MAX];
         obuf_puts(&o, "{\"end\":true,\"records\":");
@@ -383,6 +470,7 @@ int tool_dump_all(const char *dir, const char *out)
     free(tb.info);
     free(tb.t);
     free(order);
+    free(heap);
     r = mms_close(s);
     if (!rc && r)
         rc = tool_fail("cannot close", dir, r);
@@ -672,10 +760,27 @@ struct ltab {
     char (*target)[64];
     uint64_t slots; /* as the dump says */
     uint64_t next;  /* slots appended so far */
+    char (*ixfield)[48]; /* its indexes: field and mms_index_create flags */
+    unsigned *ixflags;
+    size_t nix;
+};
+
+/* A table made only to take a region id, so that the next table gets the
+ * one the dump says; dropped before the commit. */
+struct lpad {
+    char name[64];
+    uint32_t region;
+    bool dropped;
 };
 
 struct load {
     mms_store *s;
+    uint64_t version;
+    uint64_t heap_objects; /* as the header says (version 2) */
+    uint64_t *heap; /* offsets of the heap objects placed, increasing */
+    size_t nheap, heapcap;
+    struct lpad *pad;
+    size_t npad, padcap;
     struct ltab *tab;
     size_t ntab, cap;
     uint64_t *gaps; /* (table << 48 | slot) of zero records appended for deleted slots */
@@ -716,6 +821,126 @@ static int fill_gaps(struct load *l, struct ltab *tb, uint64_t n)
         }
         l->gaps[l->ngaps++] = (uint64_t)(tb - l->tab) << 48 | got;
     }
+    return 0;
+}
+
+/* Is region id taken by a table (or pad) made so far? */
+static bool region_used(const struct load *l, uint32_t id)
+{
+    for (size_t i = 0; i < l->ntab; i++)
+        if (l->tab[i].t && MMS_REF_REGION(mms_table_ref(l->tab[i].t, 0)) == id)
+            return true;
+    for (size_t i = 0; i < l->npad; i++)
+        if (!l->pad[i].dropped && l->pad[i].region == id)
+            return true;
+    return false;
+}
+
+/* Make the lowest free region id the one the dump gives the next table
+ * (mms_table_open takes the lowest free id): pad tables take the ids
+ * below it, and a pad that holds it leaves. The refs that heap objects
+ * hold into tables name them by region id. */
+static int region_take(struct load *l, uint32_t want)
+{
+    static const mms_field pad_field[] = {{"pad", MMS_KIND_U8, 0, 1, NULL, NULL}};
+    static const mms_schema pad_schema = {1, 1, pad_field};
+    for (;;) {
+        uint32_t next = 1;
+        while (region_used(l, next))
+            next++;
+        if (next == want)
+            return 0;
+        if (next > want) {
+            size_t p = 0;
+            while (p < l->npad && (l->pad[p].dropped || l->pad[p].region != want))
+                p++;
+            if (p == l->npad)
+                return lerr(l, "two tables in one region", NULL);
+            int r = mms_table_drop(l->s, l->pad[p].name);
+            if (r)
+                return tool_fail("cannot drop the pad table", l->pad[p].name, r);
+            l->pad[p].dropped = true;
+            continue;
+        }
+        if (l->npad == l->padcap) {
+            l->padcap = l->padcap ? 2 * l->padcap : 16;
+            struct lpad *np = realloc(l->pad, l->padcap * sizeof *np);
+            if (!np)
+                return tool_err("out of memory");
+            l->pad = np;
+        }
+        struct lpad *pd = &l->pad[l->npad];
+        snprintf(pd->name, sizeof pd->name, "mms-load-pad-%u", next);
+        pd->region = next;
+        pd->dropped = false;
+        mms_table *t;
+        int r = mms_table_open(l->s, pd->name, &pad_schema, MMS_TABLE_CREATE, &t);
+        if (r)
+            return tool_fail("cannot create the pad table", pd->name, r);
+        l->npad++;
+        if (MMS_REF_REGION(mms_table_ref(t, 0)) != next)
+            return lerr(l, "the library put a pad table in another region: ", pd->name);
+    }
+}
+
+static int drop_pads(struct load *l)
+{
+    for (size_t i = 0; i < l->npad; i++) {
+        if (l->pad[i].dropped)
+            continue;
+        int r = mms_table_drop(l->s, l->pad[i].name);
+        if (r)
+            return tool_fail("cannot drop the pad table", l->pad[i].name, r);
+        l->pad[i].dropped = true;
+    }
+    return 0;
+}
+
+/* One heap object, placed at its offset (they come before the tables, in
+ * increasing order, into a heap that holds nothing else). */
+static int load_heap(struct load *l, const struct jv *v)
+{
+    mms_heap_obj h = {0};
+    uint64_t off;
+    const struct jv *str = jget(v, "str"), *bytes = jget(v, "bytes"), *slab = jget(v, "slab");
+    if (l->ntab)
+        return lerr(l, "a heap object after the tables", NULL);
+    if (!jnum_u64(jget(v, "heap"), &off) || off == 0 || off > MMS_SLOT_MASK ||
+        !jnum_u64(jget(v, "size"), &h.size) || (slab && !jnum_u64(slab, &h.slab)) ||
+        (!str == !bytes))
+        return lerr(l, "a heap object without offset, size, or one of str and bytes", NULL);
+    if (l->nheap && off <= l->heap[l->nheap - 1])
+        return lerr(l, "heap objects out of order", NULL);
+    h.ref = MMS_REF_MAKE(0, off);
+    const char *b;
+    size_t len;
+    char *own = NULL;
+    if (!jbytes(str ? str : bytes, &b, &len, &own))
+        return lerr(l, "bad bytes of a heap object", NULL);
+    int r;
+    if (str) {
+        r = mms_heap_place_str(l->s, &h, b, len);
+    } else if (len != h.size) {
+        free(own);
+        return lerr(l, "a heap object whose bytes are not its size", NULL);
+    } else if (!(r = mms_heap_place(l->s, &h))) {
+        memcpy(mms_deref(l->s, h.ref), b, len);
+    }
+    free(own);
+    if (r) {
+        char what[400];
+        snprintf(what, sizeof what, "%llu: %s (%s)", (unsigned long long)off, mms_strerror(r),
+                 mms_errdetail());
+        return lerr(l, "cannot place the heap object at ", what);
+    }
+    if (l->nheap == l->heapcap) {
+        l->heapcap = l->heapcap ? 2 * l->heapcap : 256;
+        uint64_t *nh = realloc(l->heap, l->heapcap * sizeof *nh);
+        if (!nh)
+            return tool_err("out of memory");
+        l->heap = nh;
+    }
+    l->heap[l->nheap++] = off;
     return 0;
 }
 
@@ -770,9 +995,40 @@ static int load_table(struct load *l, const struct jv *v)
     tb->sc.nfields = (uint32_t)n;
     tb->sc.fields = tb->f;
     tb->slots = slots;
-    int r = mms_table_open(l->s, tb->name, &tb->sc, MMS_TABLE_CREATE, &tb->t);
+    const struct jv *ixs = jget(v, "indexes");
+    if (ixs && (ixs->t != J_ARR || ixs->n > n))
+        return lerr(l, "bad indexes in table ", tb->name);
+    if (ixs && ixs->n) {
+        tb->ixfield = calloc(ixs->n, sizeof *tb->ixfield);
+        tb->ixflags = calloc(ixs->n, sizeof *tb->ixflags);
+        if (!tb->ixfield || !tb->ixflags)
+            return tool_err("out of memory");
+        for (size_t k = 0; k < ixs->n; k++) {
+            const struct jv *x = &ixs->kid[k], *fn = jget(x, "field"), *ord = jget(x, "ordered"),
+                            *uni = jget(x, "unique");
+            if (!fn || fn->t != J_STR || fn->n == 0 || fn->n > 47 || !ord || ord->t != J_BOOL ||
+                !uni || uni->t != J_BOOL)
+                return lerr(l, "a bad index in table ", tb->name);
+            snprintf(tb->ixfield[k], sizeof tb->ixfield[k], "%s", fn->s);
+            tb->ixflags[k] = (ord->b ? MMS_INDEX_ORDERED : MMS_INDEX_HASH) |
+                             (uni->b ? MMS_INDEX_UNIQUE : 0);
+            tb->nix++;
+        }
+    }
+    uint64_t region = 0;
+    const struct jv *rv = jget(v, "region");
+    if (rv && (!jnum_u64(rv, &region) || region == 0 || region >= MMS_MAX_REGIONS))
+        return lerr(l, "a bad region id for table ", tb->name);
+    if (!rv && l->version >= 2)
+        return lerr(l, "no region id for table ", tb->name);
+    int r = region ? region_take(l, (uint32_t)region) : 0;
+    if (r)
+        return r;
+    r = mms_table_open(l->s, tb->name, &tb->sc, MMS_TABLE_CREATE, &tb->t);
     if (r)
         return tool_fail("cannot create the table", tb->name, r);
+    if (region && MMS_REF_REGION(mms_table_ref(tb->t, 0)) != region)
+        return lerr(l, "the library put table in another region: ", tb->name);
     free(l->rec);
     l->rec = calloc(1, rs);
     return l->rec ? 0 : tool_err("out of memory");
@@ -933,11 +1189,27 @@ static int load_root(struct load *l, const struct jv *v)
     int r = 0;
     if (!rv || rv->t == J_NULL)
         return 0;
-    const struct jv *rec = jget(rv, "record"), *str = jget(rv, "str"), *bytes = jget(rv, "bytes");
+    const struct jv *rec = jget(rv, "record"), *str = jget(rv, "str"), *bytes = jget(rv, "bytes"),
+                    *heap = jget(rv, "heap");
     const char *b;
     size_t len;
     char *own = NULL;
-    if (rec) {
+    if (heap) {
+        uint64_t off;
+        size_t lo = 0, hi = l->nheap;
+        if (!jnum_u64(heap, &off))
+            return lerr(l, "a bad root heap offset", NULL);
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (l->heap[mid] < off)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == l->nheap || l->heap[lo] != off)
+            return lerr(l, "the root names no heap object of the dump", NULL);
+        ref = MMS_REF_MAKE(0, off);
+    } else if (rec) {
         uint64_t i;
         struct ltab *tt = rec->t == J_ARR && rec->n == 2 && rec->kid[0].t == J_STR
                               ? ltab_named(l, rec->kid[0].s) : NULL;
@@ -1008,11 +1280,16 @@ static int load_lines(struct load *l, FILE *f)
         }
         uint64_t u;
         if (!header) {
-            if (!jnum_u64(jget(&v, "mmstore_dump"), &u) || u != DUMP_VERSION)
-                rc = lerr(l, "not an mms dump of version 1 (mms dump DIR --all OUT)", NULL);
+            if (!jnum_u64(jget(&v, "mmstore_dump"), &u) || u < 1 || u > DUMP_VERSION)
+                rc = lerr(l, "not an mms dump of version 1 or 2 (mms dump DIR --all OUT)", NULL);
+            l->version = u;
+            if (!rc && u >= 2 && !jnum_u64(jget(&v, "heap_objects"), &l->heap_objects))
+                rc = lerr(l, "a header without heap_objects", NULL);
             header = true;
         } else if (jget(&v, "i")) {
             rc = load_record(l, &v);
+        } else if (jget(&v, "heap")) {
+            rc = load_heap(l, &v);
         } else if (jget(&v, "table")) {
             if (l->ntab)
                 rc = fill_gaps(l, &l->tab[l->ntab - 1], l->tab[l->ntab - 1].slots);
@@ -1026,6 +1303,9 @@ static int load_lines(struct load *l, FILE *f)
         } else if (jget(&v, "end")) {
             if (!jnum_u64(jget(&v, "records"), &u) || u != l->records)
                 rc = lerr(l, "the dump's record count does not match its records", NULL);
+            else if (l->nheap != l->heap_objects)
+                rc = lerr(l, "the dump's heap object count does not match its heap objects",
+                          NULL);
             end = true;
         } else {
             rc = lerr(l, "a line of no known kind", NULL);
@@ -1043,7 +1323,17 @@ static int load_lines(struct load *l, FILE *f)
         if (r)
             rc = tool_fail("cannot delete a slot of", l->tab[l->gaps[g] >> 48].name, r);
     }
-    return rc;
+    /* The indexes, built from the records as they now are. */
+    for (size_t t = 0; !rc && t < l->ntab; t++)
+        for (size_t k = 0; !rc && k < l->tab[t].nix; k++) {
+            int r = mms_index_create(l->tab[t].t, l->tab[t].ixfield[k], l->tab[t].ixflags[k]);
+            if (r) {
+                char what[200];
+                snprintf(what, sizeof what, "%s.%s", l->tab[t].name, l->tab[t].ixfield[k]);
+                rc = tool_fail("cannot build the index on", what, r);
+            }
+        }
+    return rc ? rc : drop_pads(l);
 }
 
 int tool_load(const char *file, const char *dir)
@@ -1081,8 +1371,12 @@ int tool_load(const char *file, const char *dir)
         free(l.tab[i].f);
         free(l.tab[i].fname);
         free(l.tab[i].target);
+        free(l.tab[i].ixfield);
+        free(l.tab[i].ixflags);
     }
     free(l.tab);
+    free(l.heap);
+    free(l.pad);
     free(l.gaps);
     free(l.rec);
     if (!rc) {
@@ -1119,9 +1413,12 @@ static int run_load(const struct tool_cmd *cmd, int argc, char **argv)
 
 const struct tool_cmd tool_cmd_load = {
     "load", "FILE DIR", "Make a new store DIR from a whole-store dump (mms dump DIR --all OUT).",
-    "The dump's tables, records (at the same indices: refs stay valid), missing\n"
-    "values, strings and root, in one transaction, built beside DIR and renamed\n"
-    "into place: a failure or a crash leaves no DIR. The way across byte orders,\n"
-    "ABIs and format versions: dump with the old library or machine, load with\n"
-    "the new one. FILE '-' is standard input. doc/FORMAT.md §6 is the format.\n",
+    "The dump's heap objects (each at its own heap offset), tables (each in its\n"
+    "own region), records (at the same indices), missing values, strings and\n"
+    "root, then its indexes, in one transaction: refs stay valid, in records\n"
+    "and inside heap objects. Built beside DIR and renamed into place: a\n"
+    "failure or a crash leaves no DIR. The way across byte orders, ABIs and\n"
+    "format versions: dump with the old library or machine, load with the new\n"
+    "one (the bytes of heap objects other than strings are the application's\n"
+    "to convert). FILE '-' is standard input. doc/FORMAT.md §6 is the format.\n",
     run_load};
