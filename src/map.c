@@ -70,13 +70,14 @@ int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, 
     return 0;
 }
 
-/* Size of region id's file, checked against its committed size. A partial
+/* Size of region id's file (measured unless *fsize is already not 0),
+ * checked against its committed size. A partial
  * page past the committed size is fresh space a failed fallocate (ext4
  * keeps the blocks it got, at its block size) or a crash before the file
  * was cut back may have left: it is ignored. */
 static int file_size(int fd, uint32_t id, uint64_t committed, uint64_t *fsize)
 {
-    int r = mms__os_fsize(fd, fsize);
+    int r = *fsize ? 0 : mms__os_fsize(fd, fsize);
     if (r)
         return r;
     if (*fsize < committed)
@@ -180,7 +181,8 @@ static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, u
     return 0;
 }
 
-int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed)
+int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed,
+                    uint64_t fsize)
 {
     struct mms__region *g = &s->reg[id];
     /* The handle owns fd from here on, whatever happens. */
@@ -189,7 +191,7 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
         s->reg[k].fd = -1;
     if (id >= s->nmapped)
         s->nmapped = id + 1;
-    uint64_t fsize, reserve = 0;
+    uint64_t reserve = 0;
     char *base = NULL;
     int r = file_size(fd, id, committed, &fsize);
     if (!r)
@@ -202,7 +204,10 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
     g->committed = committed;
     s->view.base[id] = base;
     s->view.unit[id] = id ? 0 : 1; /* a table's: set by table.c */
-    mms__os_nohuge(base, reserve);
+    /* Only a handle that may write has anonymous (copy-on-write) pages; a
+     * read-only one maps files shared and read-only, and is spared the call. */
+    if (!(s->flags & MMS_RDONLY))
+        mms__os_nohuge(base, reserve);
     return map_file(s, id, fsize);
 }
 
@@ -229,7 +234,7 @@ int mms__map_fixed_default(uint64_t heap, uint64_t *base)
 int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed)
 {
     struct mms__region *g = &s->reg[id];
-    uint64_t fsize;
+    uint64_t fsize = 0; /* measured by file_size */
     int r = file_size(fd, id, committed, &fsize);
     if (!r && fsize > g->reserve)
         r = mms__fail(MMS_EFULL, "region %u's new file is larger than this handle's "
@@ -386,7 +391,7 @@ int mms__map_follow(mms_store *s)
             if (r)
                 return r;
             r = s->view.base[id] ? mms__map_replace(s, id, fd, rt[id].gen, rt[id].size)
-                                 : mms__map_region(s, id, fd, rt[id].gen, rt[id].size);
+                                 : mms__map_region(s, id, fd, rt[id].gen, rt[id].size, 0);
             if (r)
                 return r;
             continue;
@@ -478,7 +483,7 @@ int mms__region_new(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes)
     if (r)
         return r;
     return s->view.base[id] ? mms__map_replace(s, id, fd, gen, 0)
-                            : mms__map_region(s, id, fd, gen, 0);
+                            : mms__map_region(s, id, fd, gen, 0, 0);
 }
 
 struct gc {
