@@ -237,6 +237,17 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * stored in it stay valid. With MMS_CREATE, a new store records them. See
  * "Fixed-address mode and the pointer API" below. */
 #define MMS_FIXED 0x0080u
+/* No read-ahead on tables (LMDB's MDB_NORDAHEAD): a table's mapping is
+ * advised MADV_RANDOM, so a page fault reads that one page from the disk
+ * instead of the kernel's read-around window (read_ahead_kb; 8 MiB on some
+ * disks). For random lookups into a store larger than the page cache holds,
+ * or a cold process that needs a few records: a cold open's first answer
+ * reads a few pages instead of megabytes. It makes a cold full scan of a
+ * table read page by page, many times slower (bench/results: "Cold open").
+ * Warm pages (in the page cache) cost the same either way. The store's
+ * header and catalog (region 0) are read without read-ahead whatever the
+ * flag says; the flag belongs to the handle, not to the store. */
+#define MMS_NORDAHEAD 0x0100u
 
 /* How commits find the pages a transaction wrote. */
 enum mms_dirty_backend {

@@ -536,6 +536,9 @@ int mms__os_protect(void *addr, uint64_t len, bool writable);
 int mms__os_msync(void *addr, uint64_t len);
 int mms__os_drop(void *addr, uint64_t len); /* MADV_DONTNEED */
 int mms__os_nohuge(void *addr, uint64_t len);
+/* MADV_RANDOM: a fault reads its page, not the read-around window (a hint:
+ * failure is harmless). */
+int mms__os_no_readahead(void *addr, uint64_t len);
 void mms__os_random(void *buf, size_t len);
 uint64_t mms__os_now_ns(void);  /* wall clock */
 uint64_t mms__os_mono_ns(void); /* monotonic clock */
@@ -645,6 +648,7 @@ struct mms_store {
     uint64_t wp_chunks; /* chunks registered for write protection since the last reset */
     bool trim_now;      /* settle: protected pages the files now have go back (txn.c) */
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
+    bool heap_random;      /* region 0 is mapped MADV_RANDOM (map.c, map_advise) */
     unsigned dirty_backend;
     uint64_t grow_step, checkpoint_bytes, reserve;
     struct mms__fixed fixed; /* the layout the store records (all 0: none): the

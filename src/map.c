@@ -91,6 +91,23 @@ static int file_size(int fd, uint32_t id, uint64_t committed, uint64_t *fsize)
     return 0;
 }
 
+/* Read-ahead advice for a new piece of region id's user view (mmstore.h,
+ * MMS_NORDAHEAD). A fault on a file page the page cache lacks reads the
+ * kernel's read-around window with it (read_ahead_kb: 8 MiB on the disks we
+ * measured). Region 0 (header, catalog, heap) is read by following refs,
+ * not in order: a cold open faulted 4 MiB of it in to read a few catalog
+ * pages. With MMS_RDAHEAD_HEAP=1 in the environment it keeps the kernel's
+ * default (to measure the difference: bench/run.py, "Cold open"). A
+ * table is scanned in order as often as it is probed, so the kernel's
+ * default stays unless the handle asked for MMS_NORDAHEAD. A mapping
+ * replaced by MAP_FIXED loses its advice: every mapping of the view
+ * passes here. */
+static void map_advise(const mms_store *s, uint32_t id, char *addr, uint64_t len)
+{
+    if (len && (id == 0 ? s->heap_random : (s->flags & MMS_NORDAHEAD) != 0))
+        mms__os_no_readahead(addr, len);
+}
+
 /* Map fd[0, fsize) at region id's base: the user view (private committed
  * part and shared fresh part in a write handle, all shared and read-only
  * in a read-only one) and the file view. */
@@ -105,11 +122,15 @@ static int map_file(mms_store *s, uint32_t id, uint64_t fsize)
     if (s->flags & MMS_RDONLY) {
         g->priv = 0;
         r = mms__os_map_fixed(base, fsize, g->fd, 0, true, false);
+        if (!r)
+            map_advise(s, id, base, fsize);
     } else {
         g->priv = mms__round_up(g->committed, MMS__PAGE);
         r = mms__os_map_fixed(base, g->priv, g->fd, 0, false, w);
         if (!r)
             r = mms__os_map_fixed(base + g->priv, fsize - g->priv, g->fd, g->priv, true, w);
+        if (!r)
+            map_advise(s, id, base, fsize);
         if (!r && fsize)
             r = mms__os_map(g->fd, fsize, true, &g->fview);
         if (!r)
@@ -320,6 +341,7 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
                           view_writable(s));
     if (r)
         return mms__fail(r, "cannot map grown region %u: %s", id, mms_strerror(r));
+    map_advise(s, id, base + g->mapped, want - g->mapped);
     char *fv;
     r = g->fview ? mms__os_remap(g->fview, g->fview_len, want, &fv) : mms__os_map(g->fd, want, true, &fv);
     if (r) {
@@ -344,6 +366,7 @@ int mms__map_commit(mms_store *s, uint32_t id)
                               view_writable(s));
     if (r)
         return mms__fail(r, "cannot remap region %u: %s", id, mms_strerror(r));
+    map_advise(s, id, s->view.base[id] + g->priv, np - g->priv);
     g->priv = np;
     return 0;
 }
@@ -414,6 +437,8 @@ int mms__map_follow(mms_store *s)
                                  (unsigned long long)fsize, (unsigned long long)g->reserve);
             r = mms__os_map_fixed(s->view.base[id] + g->mapped, fsize - g->mapped, g->fd, g->mapped,
                                   true, write && view_writable(s));
+            if (!r)
+                map_advise(s, id, s->view.base[id] + g->mapped, fsize - g->mapped);
             if (!r && write) {
                 char *fv;
                 r = g->fview ? mms__os_remap(g->fview, g->fview_len, fsize, &fv)

@@ -295,7 +295,7 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     if (!path || !out || !*path)
         return mms__fail(MMS_EINVAL, "mms_open: path and out are required");
     const unsigned known = MMS_CREATE | MMS_EXCL | MMS_RDONLY | MMS_NOSYNC | MMS_GUARD |
-                           MMS_NOGUARD | MMS_BACKLOG_ERROR | MMS_FIXED;
+                           MMS_NOGUARD | MMS_BACKLOG_ERROR | MMS_FIXED | MMS_NORDAHEAD;
     if (o->flags & ~known)
         return mms__fail(MMS_EINVAL, "mms_open: unknown flags 0x%x", o->flags & ~known);
     if (o->base && !(o->flags & MMS_FIXED))
@@ -316,6 +316,8 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     s->slot = UINT32_MAX;
     mms__registry_init(s);
     s->flags = env_flags(o->flags);
+    const char *ra = getenv("MMS_RDAHEAD_HEAP"); /* 1: the kernel's read-around on region 0 */
+    s->heap_random = !(ra && strcmp(ra, "1") == 0);
     s->reserve = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : 0; /* 0: map.c's defaults */
     s->grow_step = o->grow_step ? o->grow_step : (uint64_t)64 << 10;
     s->checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes : (uint64_t)64 << 20;
