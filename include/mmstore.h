@@ -327,6 +327,20 @@ int mms_open(const char *path, const mms_options *o, mms_store **out);
  * its error having been returned by the call that failed. */
 int mms_close(mms_store *s);
 
+/* Give back this process's memory for the store's pages that the file
+ * already holds: the page-table entries of every shared mapping of the
+ * handle (in a write handle, the fresh space past the committed size:
+ * records appended and objects allocated there by this transaction; in a
+ * read-only handle, all of every region). The pages stay in the page cache,
+ * dirty ones are still written at commit, and the next access maps them
+ * again (a minor fault): no data, no pointer and no transaction is changed.
+ * The private pages of a write handle (what it changed in committed data,
+ * the pages it holds) stay. A bulk load calls it every few megabytes to
+ * keep its resident memory flat however large the input (`mms import`
+ * does); a reader that scanned a large store, to let its RSS go. Safe at
+ * any time, inside a transaction or not. Errors: MMS_EINVAL, MMS_EFORK. */
+int mms_release_memory(mms_store *s);
+
 /* ------------------------------------------------------------------------
  * Write transactions
  *

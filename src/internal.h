@@ -775,6 +775,8 @@ void mms__region_gc(mms_store *s, const struct mms__rent *rt, uint32_t nregions)
 /* fdatasync every region file of the store directory. */
 int mms__region_sync_all(mms_store *s);
 
+/* mms_release_memory(): unmap the pages of the shared mappings. */
+void mms__map_release(mms_store *s);
 /* Map region id's file fd (the handle owns fd from here on); fsize: the
  * file's size if the caller measured it just now, else 0. */
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed,

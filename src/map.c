@@ -371,6 +371,25 @@ int mms__map_commit(mms_store *s, uint32_t id)
     return 0;
 }
 
+/* mms_release_memory: drop the page-table entries of the shared mappings
+ * (MADV_DONTNEED). On a shared file mapping that only unmaps: the pages
+ * stay in the page cache, a dirty one stays dirty (Invariant 1 still syncs
+ * it: msync of a range syncs the file's range, mapped or not), and the
+ * next access maps the file's bytes again. Never on [0, priv) of a write
+ * handle: there it would discard copy-on-write pages (an abort). */
+void mms__map_release(mms_store *s)
+{
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        struct mms__region *g = &s->reg[id];
+        if (!s->view.base[id])
+            continue;
+        if (g->mapped > g->priv)
+            mms__os_drop(s->view.base[id] + g->priv, g->mapped - g->priv);
+        if (g->fview && g->fview_len)
+            mms__os_drop(g->fview, g->fview_len);
+    }
+}
+
 int mms__map_protect(mms_store *s, bool writable)
 {
     for (uint32_t id = 0; id < s->nmapped; id++) {

@@ -459,6 +459,16 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     return 0;
 }
 
+int mms_release_memory(mms_store *s)
+{
+    if (!s)
+        return mms__fail(MMS_EINVAL, "mms_release_memory: NULL handle");
+    if (mms__forked(s))
+        return mms__check_fork(s);
+    mms__map_release(s);
+    return 0;
+}
+
 int mms_close(mms_store *s)
 {
     if (!s)
