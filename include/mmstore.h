@@ -244,9 +244,11 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * or a cold process that needs a few records: a cold open's first answer
  * reads a few pages instead of megabytes. It makes a cold full scan of a
  * table read page by page, many times slower (bench/results: "Cold open").
- * Warm pages (in the page cache) cost the same either way. The store's
- * header and catalog (region 0) are read without read-ahead whatever the
- * flag says; the flag belongs to the handle, not to the store. */
+ * Warm pages (in the page cache) cost the same either way. Whatever the
+ * flag says, mms_open reads the store's header and catalog (region 0)
+ * without read-ahead, then gives region 0 the kernel's default back (a cold
+ * scan of strings reads the heap in order). The flag belongs to the
+ * handle, not to the store. */
 #define MMS_NORDAHEAD 0x0100u
 
 /* How commits find the pages a transaction wrote. */

@@ -539,6 +539,7 @@ int mms__os_nohuge(void *addr, uint64_t len);
 /* MADV_RANDOM: a fault reads its page, not the read-around window (a hint:
  * failure is harmless). */
 int mms__os_no_readahead(void *addr, uint64_t len);
+int mms__os_readahead_default(void *addr, uint64_t len); /* MADV_NORMAL */
 void mms__os_random(void *buf, size_t len);
 uint64_t mms__os_now_ns(void);  /* wall clock */
 uint64_t mms__os_mono_ns(void); /* monotonic clock */
@@ -648,7 +649,8 @@ struct mms_store {
     uint64_t wp_chunks; /* chunks registered for write protection since the last reset */
     bool trim_now;      /* settle: protected pages the files now have go back (txn.c) */
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
-    bool heap_random;      /* region 0 is mapped MADV_RANDOM (map.c, map_advise) */
+    bool heap_random;      /* region 0 is read without read-ahead while opening (map.c) */
+    bool opening;          /* inside mms_open, until the regions are mapped */
     unsigned dirty_backend;
     uint64_t grow_step, checkpoint_bytes, reserve;
     struct mms__fixed fixed; /* the layout the store records (all 0: none): the
@@ -777,6 +779,8 @@ int mms__region_sync_all(mms_store *s);
 
 /* mms_release_memory(): unmap the pages of the shared mappings. */
 void mms__map_release(mms_store *s);
+/* The end of mms_open: region 0 gets the kernel's read-ahead back. */
+void mms__map_opened(mms_store *s);
 /* Map region id's file fd (the handle owns fd from here on); fsize: the
  * file's size if the caller measured it just now, else 0. */
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed,

@@ -94,18 +94,27 @@ static int file_size(int fd, uint32_t id, uint64_t committed, uint64_t *fsize)
 /* Read-ahead advice for a new piece of region id's user view (mmstore.h,
  * MMS_NORDAHEAD). A fault on a file page the page cache lacks reads the
  * kernel's read-around window with it (read_ahead_kb: 8 MiB on the disks we
- * measured). Region 0 (header, catalog, heap) is read by following refs,
- * not in order: a cold open faulted 4 MiB of it in to read a few catalog
- * pages. With MMS_RDAHEAD_HEAP=1 in the environment it keeps the kernel's
- * default (to measure the difference: bench/run.py, "Cold open"). A
- * table is scanned in order as often as it is probed, so the kernel's
- * default stays unless the handle asked for MMS_NORDAHEAD. A mapping
- * replaced by MAP_FIXED loses its advice: every mapping of the view
- * passes here. */
+ * measured). While a handle opens (s->opening), region 0 is read for its
+ * header and catalog, a few pages: without advice a cold open read all of a
+ * 4 MiB region 0 for them. After the open, region 0 gets the kernel's
+ * default back (mms__map_opened): strings are allocated in row order, and a
+ * cold scan of a string column reads the heap in order -- page by page it
+ * was ~40x slower (bench/results: "Open + full scan", nordahead). Tables
+ * keep the default unless the handle asked for MMS_NORDAHEAD. With
+ * MMS_RDAHEAD_HEAP=1 in the environment the open does not advise region 0
+ * (to measure the difference). A mapping replaced by MAP_FIXED loses its
+ * advice: every mapping of the view passes here. */
 static void map_advise(const mms_store *s, uint32_t id, char *addr, uint64_t len)
 {
-    if (len && (id == 0 ? s->heap_random : (s->flags & MMS_NORDAHEAD) != 0))
+    if (len && (id == 0 ? s->opening && s->heap_random : (s->flags & MMS_NORDAHEAD) != 0))
         mms__os_no_readahead(addr, len);
+}
+
+void mms__map_opened(mms_store *s)
+{
+    if (s->opening && s->heap_random && s->nmapped && s->view.base[0])
+        mms__os_readahead_default(s->view.base[0], s->reg[0].mapped);
+    s->opening = false;
 }
 
 /* Map fd[0, fsize) at region id's base: the user view (private committed

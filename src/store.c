@@ -286,6 +286,7 @@ static int map_pinned(mms_store *s, const mms_options *o)
     r = mms__map_region(s, 0, fd, 0, b.rt[0].size, fsize); /* measured just now */
     if (!r)
         r = mms__tables_follow(s); /* the tables */
+    mms__map_opened(s); /* the catalog is read: region 0 gets read-ahead back */
     return r;
 }
 
@@ -316,8 +317,9 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     s->slot = UINT32_MAX;
     mms__registry_init(s);
     s->flags = env_flags(o->flags);
-    const char *ra = getenv("MMS_RDAHEAD_HEAP"); /* 1: the kernel's read-around on region 0 */
+    const char *ra = getenv("MMS_RDAHEAD_HEAP"); /* 1: no advice on region 0 while opening */
     s->heap_random = !(ra && strcmp(ra, "1") == 0);
+    s->opening = true;
     s->reserve = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : 0; /* 0: map.c's defaults */
     s->grow_step = o->grow_step ? o->grow_step : (uint64_t)64 << 10;
     s->checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes : (uint64_t)64 << 20;
