@@ -31,8 +31,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # their harness was not built (their library is missing).
 FULL = {
     "open": {"sizes": [100000, 1000000, 10000000], "unit": "us", "per": "run",
-             "systems": [("mmstore", "durable"), ("lmdb", "default"), ("sqlite", "wal"),
+             "systems": [("mmstore", "durable"), ("mmstore", "nordahead"), ("lmdb", "default"),
+                         ("lmdb", "nordahead"), ("sqlite", "wal"),
                          ("array", "flat"), ("array", "csv")]},
+    # The other cold case: open, then read every record (sum of one field).
+    "openscan": {"sizes": [1000000], "unit": "ms", "per": "run",
+                 "systems": [("mmstore", "durable"), ("mmstore", "nordahead"),
+                             ("lmdb", "default"), ("lmdb", "nordahead"), ("sqlite", "wal")]},
+    # mms import and sqlite3's .import of one generated CSV file (size: MB of
+    # CSV); run here, not by a harness: peak RSS (wait4) and time per run.
+    "import": {"sizes": [144], "unit": "MB", "per": "run",
+               "systems": [("mmstore", "mms import"), ("sqlite", "sqlite3 .import")]},
     "get": {"sizes": [10000000], "unit": "ns", "per": "op",
             "systems": [("mmstore", "durable"), ("lmdb", "default"), ("sqlite", "wal"),
                         ("array", "malloc")]},
@@ -56,7 +65,7 @@ FULL = {
             "units": {"ipc_reader": "ns"}},
 }
 SCALE = {"ns": 1e9, "us": 1e6, "ms": 1e3, "s": 1.0}
-QUICK_SIZES = {"open": [10000, 100000], "get": [100000], "scan": [100000], "load": [100000],
+QUICK_SIZES = {"open": [10000, 100000], "openscan": [100000], "import": [8], "get": [100000], "scan": [100000], "load": [100000],
                "commit": [10000], "alloc": [20], "commit_size": [1, 16], "ipc": [10000]}
 
 
@@ -147,6 +156,10 @@ def main():
         if only and workload not in only:
             continue
         sizes = QUICK_SIZES[workload] if args.quick else spec["sizes"]
+        if workload == "import":
+            for n in sizes:
+                rows.extend(import_rows(args, spec, n))
+            continue
         for n in sizes:
             answers = {}
             for system, variant in spec["systems"]:
@@ -157,7 +170,8 @@ def main():
                                      answer="", note="not built (library missing)"))
                     continue
                 data = os.path.join(args.data, "%s-%s-%s-%d" % (workload, system, variant, n))
-                modes = ["warm", "cold"] if workload == "open" and cold else ["warm"]
+                modes = (["warm", "cold"] if workload in ("open", "openscan") and cold
+                         else ["warm"])
                 timeout = 3600
                 print("%s n=%d %s/%s ..." % (workload, n, system, variant), file=sys.stderr,
                       flush=True)
@@ -170,7 +184,7 @@ def main():
                                          note="unsupported: " + res))
                         continue
                     for mode in modes:
-                        if workload == "open":  # one untimed run warms the cache
+                        if workload in ("open", "openscan"):  # one untimed run warms the cache
                             run_harness(exe, "run", workload, n, data, variant, timeout)
                         per_variant = {}
                         for _ in range(args.runs):
@@ -210,6 +224,101 @@ def main():
     write(args.out, mach, rows, args.quick, cold)
 
 
+def csv_generate(path, mb):
+    """A CSV file of about mb MB: an integer id, two strings, two floats, an
+    integer (the shape of the 144 MB file issue 14 measured). The same bytes
+    for the same size."""
+    import random
+    rnd = random.Random(14)
+    cities = ["Berlin", "Paris", "Lisbon", "Oslo", "Rome", "Madrid", "Vienna", "Prague",
+              "Dublin", "Athens"]
+    size, i, want = 0, 0, mb * 1000000
+    with open(path, "w") as f:
+        f.write("id,name,city,price,qty,score\n")
+        while size < want:
+            line = "%d,user_%08x_%s,%s,%.2f,%d,%.6f\n" % (
+                i, rnd.getrandbits(32), "x" * rnd.randint(0, 12), rnd.choice(cities),
+                rnd.random() * 1000, rnd.randint(0, 10 ** 6), rnd.random())
+            f.write(line)
+            size += len(line)
+            i += 1
+    return i
+
+
+def run_rss(cmd, cwd):
+    """Run cmd; (seconds, peak RSS in MB of that process alone, stdout).
+    Through /usr/bin/time when it is there: a child forked by Python starts
+    with Python's peak RSS as its own (the kernel keeps the larger at exec),
+    one forked by time(1) with time's few hundred KB."""
+    timer = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+    full = ([timer, "-f", "MMS_MAXRSS_KB %M"] + cmd) if timer else cmd
+    t = datetime.datetime.now()
+    p = subprocess.Popen(full, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = p.stdout.read()
+    err = p.stderr.read().decode()
+    _, status, ru = os.wait4(p.pid, 0)
+    secs = (datetime.datetime.now() - t).total_seconds()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError("%s failed: %s" % (" ".join(cmd), err[-300:]))
+    kb = [l.split()[1] for l in err.splitlines() if l.startswith("MMS_MAXRSS_KB ")]
+    return secs, (float(kb[-1]) if kb else ru.ru_maxrss) / 1024.0, out.decode()
+
+
+def import_rows(args, spec, n):
+    """Peak RSS and time of importing an n MB CSV file into a new store
+    (`mms import`) and a new SQLite file (`sqlite3 FILE ".import --csv"`);
+    the answer is the number of rows each holds after."""
+    rows = []
+    data = os.path.join(args.data, "import-%d" % n)
+    shutil.rmtree(data, ignore_errors=True)
+    os.makedirs(data)
+    csv_path = os.path.join(data, "in.csv")
+    nrows = csv_generate(csv_path, n)
+    tools = {"mmstore": os.path.join(args.build, "mms"), "sqlite": shutil.which("sqlite3")}
+    for system, variant in spec["systems"]:
+        exe = tools[system]
+        print("import n=%d MB %s ..." % (n, system), file=sys.stderr, flush=True)
+        if not exe or not os.path.exists(exe):
+            rows.append(dict(group="import", workload="import_rss", size=n, system=system,
+                             variant=variant, unit="MB", median=None, runs=0, answer="",
+                             note="not built / not installed"))
+            continue
+        rss, secs, answer = [], [], ""
+        try:
+            for _ in range(args.runs):
+                target = os.path.join(data, "out")
+                shutil.rmtree(target, ignore_errors=True)
+                if os.path.exists(target + ".db"):
+                    os.remove(target + ".db")
+                if system == "mmstore":
+                    cmd = [exe, "import", target, "t", csv_path]
+                else:
+                    cmd = [exe, target + ".db", ".import --csv %s t" % csv_path]
+                t, m, _ = run_rss(cmd, data)
+                secs.append(t)
+                rss.append(m)
+                if system == "mmstore":
+                    out = subprocess.run([exe, "info", target], capture_output=True,
+                                         text=True).stdout
+                    answer = str(nrows) if ("%d" % nrows) in out.replace(",", "") else "?"
+                else:
+                    out = subprocess.run([exe, target + ".db", "SELECT count(*) FROM t"],
+                                         capture_output=True, text=True).stdout.strip()
+                    answer = out
+        except RuntimeError as e:
+            rows.append(dict(group="import", workload="import_rss", size=n, system=system,
+                             variant=variant, unit="MB", median=None, runs=0, answer="",
+                             note="failed: %s" % str(e)[:200]))
+            continue
+        for w, unit, vals in (("import_rss", "MB", rss), ("import_time", "s", secs)):
+            rows.append(dict(group="import", workload=w, size=n, system=system,
+                             variant=variant, unit=unit, median=statistics.median(vals),
+                             min=min(vals), max=max(vals), runs=len(vals), answer=answer,
+                             note=""))
+    shutil.rmtree(data, ignore_errors=True)
+    return rows
+
+
 # ---------------------------------------------------------------------------
 # Results a person reads: latest.md and the plots
 #
@@ -220,8 +329,8 @@ def main():
 # where the workload has one; a cold-cache row with a cold-cache row.
 # ---------------------------------------------------------------------------
 SCALE_RATE = {"Mrec/s": 1.0}
-UNIT_MD = {"ns": "ns", "us": "µs", "ms": "ms", "s": "s", "Mrec/s": "M records/s"}
-UNIT_PLOT = {"ns": "ns", "us": "us", "ms": "ms", "s": "s", "Mrec/s": "M records/s"}
+UNIT_MD = {"ns": "ns", "us": "µs", "ms": "ms", "s": "s", "Mrec/s": "M records/s", "MB": "MB"}
+UNIT_PLOT = {"ns": "ns", "us": "us", "ms": "ms", "s": "s", "Mrec/s": "M records/s", "MB": "MB"}
 SYSTEM_NAME = {"mmstore": "mmstore", "lmdb": "LMDB", "sqlite": "SQLite",
                "pmemobj": "libpmemobj", "boost": "Boost.Interprocess",
                "array": "reference"}
@@ -267,6 +376,25 @@ SECTIONS = [
          match=lambda r: r["workload"] == "open",
          what="A fresh process opens the store and reads one record. Warm: the files are in "
               "the page cache; cold: the caches were dropped before each run."),
+    dict(key="openscan", title="Open + full scan", unit="ms", size="records in the store "
+         "(64 bytes each)", sizefmt=records, lower=True,
+         match=lambda r: r["workload"] == "openscan",
+         what="A fresh process opens the store and sums one field of every record (the "
+              "other cold case: the open measures the first answer). nordahead: "
+              "MMS_NORDAHEAD / MDB_NORDAHEAD, no read-ahead on the table (on the open "
+              "too); the default lets the kernel read around each fault. The store's "
+              "header and catalog are read without read-ahead in both."),
+    dict(key="import", title="CSV import: peak memory", unit="MB",
+         size="MB of CSV", sizefmt=lambda n: "%d MB CSV" % n, lower=True,
+         match=lambda r: r["workload"] == "import_rss",
+         what="Peak resident memory (the process's maximum RSS, from time(1)) of importing a "
+              "generated CSV file (6 columns: integers, floats, strings) into a new store "
+              "with `mms import` and into a new SQLite file with the sqlite3 shell's "
+              "`.import --csv`. It must not grow with the file."),
+    dict(key="import_time", title="CSV import: time", unit="s",
+         size="MB of CSV", sizefmt=lambda n: "%d MB CSV" % n, lower=True,
+         match=lambda r: r["workload"] == "import_time",
+         what="Wall time of the same imports (the store's commit and SQLite's are durable)."),
     dict(key="get", title="Random get by position", unit="ns", size="records in the store",
          sizefmt=records, lower=True, match=lambda r: r["workload"] == "get",
          what="Time per get, 10^7 gets of pseudo-random records. By position: record i of "
@@ -345,9 +473,11 @@ def mmstore_match(rows, r):
     """The mmstore row r is compared with, or None."""
     same = [m for m in rows if m["system"] == "mmstore" and m["workload"] == r["workload"]
             and m["size"] == r["size"] and m["median"] is not None and is_cold(m) == is_cold(r)]
+    base = lambda x: x["variant"].replace(" (cold)", "")
+    exact = [m for m in same if base(m) == base(r)]  # nordahead with nordahead
     want = [m for m in same if durability(m) == durability(r)]
     fallback = [m for m in same if durability(m) == "durable"]
-    return (want or fallback or [None])[0]
+    return (exact or want or fallback or [None])[0]
 
 
 def speedup(rows, r, lower_is_better):
@@ -499,11 +629,11 @@ def plots(out, sec, srows, all_rows):
     big = max(r["size"] for r in pts)
     size = sec["sizefmt"](big)
     charts = []  # (name, title, rows)
-    if sec["key"] == "open":
+    if sec["key"] in ("open", "openscan"):
         for cold_cache in (False, True):
             rs = [r for r in pts if r["size"] == big and is_cold(r) == cold_cache]
-            charts.append(("open-%s" % ("cold" if cold_cache else "warm"),
-                           "Open + first answer, %s, cache %s" % (
+            charts.append(("%s-%s" % (sec["key"], "cold" if cold_cache else "warm"),
+                           "%s, %s, cache %s" % (sec["title"],
                                size, "cold" if cold_cache else "warm"), rs))
     elif sec["key"] == "commit":
         for d, what in (("durable", "durable"), ("nosync", "not synced")):

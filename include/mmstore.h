@@ -237,6 +237,19 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * stored in it stay valid. With MMS_CREATE, a new store records them. See
  * "Fixed-address mode and the pointer API" below. */
 #define MMS_FIXED 0x0080u
+/* No read-ahead on tables (LMDB's MDB_NORDAHEAD): a table's mapping is
+ * advised MADV_RANDOM, so a page fault reads that one page from the disk
+ * instead of the kernel's read-around window (read_ahead_kb; 8 MiB on some
+ * disks). For random lookups into a store larger than the page cache holds,
+ * or a cold process that needs a few records: a cold open's first answer
+ * reads a few pages instead of megabytes. It makes a cold full scan of a
+ * table read page by page, many times slower (bench/results: "Cold open").
+ * Warm pages (in the page cache) cost the same either way. Whatever the
+ * flag says, mms_open reads the store's header and catalog (region 0)
+ * without read-ahead, then gives region 0 the kernel's default back (a cold
+ * scan of strings reads the heap in order). The flag belongs to the
+ * handle, not to the store. */
+#define MMS_NORDAHEAD 0x0100u
 
 /* How commits find the pages a transaction wrote. */
 enum mms_dirty_backend {
@@ -315,6 +328,20 @@ int mms_open(const char *path, const mms_options *o, mms_store **out);
  * regardless); a handle already poisoned skips the checkpoint and returns 0,
  * its error having been returned by the call that failed. */
 int mms_close(mms_store *s);
+
+/* Give back this process's memory for the store's pages that the file
+ * already holds: the page-table entries of every shared mapping of the
+ * handle (in a write handle, the fresh space past the committed size:
+ * records appended and objects allocated there by this transaction; in a
+ * read-only handle, all of every region). The pages stay in the page cache,
+ * dirty ones are still written at commit, and the next access maps them
+ * again (a minor fault): no data, no pointer and no transaction is changed.
+ * The private pages of a write handle (what it changed in committed data,
+ * the pages it holds) stay. A bulk load calls it every few megabytes to
+ * keep its resident memory flat however large the input (`mms import`
+ * does); a reader that scanned a large store, to let its RSS go. Safe at
+ * any time, inside a transaction or not. Errors: MMS_EINVAL, MMS_EFORK. */
+int mms_release_memory(mms_store *s);
 
 /* ------------------------------------------------------------------------
  * Write transactions

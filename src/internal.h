@@ -538,6 +538,10 @@ int mms__os_protect(void *addr, uint64_t len, bool writable);
 int mms__os_msync(void *addr, uint64_t len);
 int mms__os_drop(void *addr, uint64_t len); /* MADV_DONTNEED */
 int mms__os_nohuge(void *addr, uint64_t len);
+/* MADV_RANDOM: a fault reads its page, not the read-around window (a hint:
+ * failure is harmless). */
+int mms__os_no_readahead(void *addr, uint64_t len);
+int mms__os_readahead_default(void *addr, uint64_t len); /* MADV_NORMAL */
 void mms__os_random(void *buf, size_t len);
 uint64_t mms__os_now_ns(void);  /* wall clock */
 uint64_t mms__os_mono_ns(void); /* monotonic clock */
@@ -640,15 +644,18 @@ struct mms__pagevec {
 
 struct mms_store {
     struct mms__view view; /* must be first: mms_deref() reads it */
-    struct mms__region reg[MMS_MAX_REGIONS];
     uint32_t nmapped;      /* regions with a mapping (ids below this) */
     char *path;
     int dirfd, jfd, lockfd, dirty_fd;
+    int hdr_fd;         /* region-0-0, opened once by mms_open for all its steps
+                           (store.c), -1 once region 0 is mapped (map.c owns it) */
     int wp_fd;          /* write protection of held pages (os.c, txn.c), -1: none */
     uint64_t mapseq;    /* the last mapseq given to a region's mapping (map.c) */
     uint64_t wp_chunks; /* distinct chunks registered for write protection since the last reset */
     bool trim_now;      /* settle: protected pages the files now have go back (txn.c) */
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
+    bool heap_random;      /* region 0 is read without read-ahead while opening (map.c) */
+    bool opening;          /* inside mms_open, until the regions are mapped */
     unsigned dirty_backend;
     uint64_t grow_step, checkpoint_bytes, reserve;
     struct mms__fixed fixed; /* the layout the store records (all 0: none): the
@@ -709,6 +716,10 @@ struct mms_store {
     size_t jbuf_len, jbuf_cap;
     uint64_t jg_written; /* bytes of the group being built already written */
     uint32_t jg_crc, jg_nrec;
+    /* Last: the fields above share a page with reg[0..47], so opening a
+     * small store touches one page of the handle fewer (each first touch of
+     * an anonymous page is a fault). */
+    struct mms__region reg[MMS_MAX_REGIONS];
 };
 
 static inline struct mms__hdr *mms__hdr(const mms_store *s)
@@ -773,7 +784,14 @@ void mms__region_gc(mms_store *s, const struct mms__rent *rt, uint32_t nregions)
 /* fdatasync every region file of the store directory. */
 int mms__region_sync_all(mms_store *s);
 
-int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed);
+/* mms_release_memory(): unmap the pages of the shared mappings. */
+void mms__map_release(mms_store *s);
+/* The end of mms_open: region 0 gets the kernel's read-ahead back. */
+void mms__map_opened(mms_store *s);
+/* Map region id's file fd (the handle owns fd from here on); fsize: the
+ * file's size if the caller measured it just now, else 0. */
+int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed,
+                    uint64_t fsize);
 /* A new fixed-mode store's default base: the first of 32 TiB, 36 TiB, ...
  * 76 TiB where this process can reserve the heap's range (heap bytes). */
 int mms__map_fixed_default(uint64_t heap, uint64_t *base);
@@ -904,7 +922,8 @@ int mms__journal_each(mms_store *s, struct mms__apos *pos, uint64_t upto, mms__j
                       int (*group_end)(void *ctx, uint64_t txn), void *ctx);
 /* Recovery: sync the journal, then replay every valid group of the epoch
  * into the region files and sync them. *replayed gets the number of groups
- * applied; *last_txn the txn id they reach. */
+ * applied; *last_txn the txn id they reach. Called right after
+ * mms__journal_load (whose measure of the journal size it uses). */
 int mms__journal_recover(mms_store *s, uint64_t pre_txn, bool can_write, uint64_t *replayed,
                          uint64_t *last_txn);
 /* Checkpoint step 2: a new epoch. */

@@ -310,9 +310,11 @@ static int group_records(const uint8_t *j, const struct group *g, rec_fn fn, voi
     return 0;
 }
 
+/* *size: the journal's size if the caller knows it (recovery, just after
+ * mms__journal_load measured it), else 0: measured here. */
 static int journal_map(mms_store *s, uint8_t **j, uint64_t *size)
 {
-    int r = mms__os_fsize(s->jfd, size);
+    int r = *size ? 0 : mms__os_fsize(s->jfd, size);
     if (r)
         return r;
     *j = NULL;
@@ -543,7 +545,7 @@ int mms__journal_recover(mms_store *s, uint64_t pre_txn, bool can_write, uint64_
     if (s->J->start_txn == UINT64_MAX)
         return 0; /* another store's journal: ignored */
     uint8_t *j;
-    uint64_t size;
+    uint64_t size = s->J->alloc; /* measured by mms__journal_load, just before */
     int r = journal_map(s, &j, &size);
     if (r)
         return r;
@@ -792,6 +794,7 @@ int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *ms
     *bytes = 0;
     if (s->J->start_txn == UINT64_MAX)
         return 0;
+    size = 0;
     int r = journal_map(s, &j, &size);
     if (r)
         return r;

@@ -71,13 +71,14 @@ int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, 
     return 0;
 }
 
-/* Size of region id's file, checked against its committed size. A partial
+/* Size of region id's file (measured unless *fsize is already not 0),
+ * checked against its committed size. A partial
  * page past the committed size is fresh space a failed fallocate (ext4
  * keeps the blocks it got, at its block size) or a crash before the file
  * was cut back may have left: it is ignored. */
 static int file_size(int fd, uint32_t id, uint64_t committed, uint64_t *fsize)
 {
-    int r = mms__os_fsize(fd, fsize);
+    int r = *fsize ? 0 : mms__os_fsize(fd, fsize);
     if (r)
         return r;
     if (*fsize < committed)
@@ -89,6 +90,32 @@ static int file_size(int fd, uint32_t id, uint64_t committed, uint64_t *fsize)
         return MMS__CORRUPT("region %u file size %llu is not a multiple of the page size", id,
                             (unsigned long long)*fsize);
     return 0;
+}
+
+/* Read-ahead advice for a new piece of region id's user view (mmstore.h,
+ * MMS_NORDAHEAD). A fault on a file page the page cache lacks reads the
+ * kernel's read-around window with it (read_ahead_kb: 8 MiB on the disks we
+ * measured). While a handle opens (s->opening), region 0 is read for its
+ * header and catalog, a few pages: without advice a cold open read all of a
+ * 4 MiB region 0 for them. After the open, region 0 gets the kernel's
+ * default back (mms__map_opened): strings are allocated in row order, and a
+ * cold scan of a string column reads the heap in order -- page by page it
+ * was ~40x slower (bench/results: "Open + full scan", nordahead). Tables
+ * keep the default unless the handle asked for MMS_NORDAHEAD. With
+ * MMS_RDAHEAD_HEAP=1 in the environment the open does not advise region 0
+ * (to measure the difference). A mapping replaced by MAP_FIXED loses its
+ * advice: every mapping of the view passes here. */
+static void map_advise(const mms_store *s, uint32_t id, char *addr, uint64_t len)
+{
+    if (len && (id == 0 ? s->opening && s->heap_random : (s->flags & MMS_NORDAHEAD) != 0))
+        mms__os_no_readahead(addr, len);
+}
+
+void mms__map_opened(mms_store *s)
+{
+    if (s->opening && s->heap_random && s->nmapped && s->view.base[0])
+        mms__os_readahead_default(s->view.base[0], s->reg[0].mapped);
+    s->opening = false;
 }
 
 /* Map fd[0, fsize) at region id's base: the user view (private committed
@@ -105,11 +132,15 @@ static int map_file(mms_store *s, uint32_t id, uint64_t fsize)
     if (s->flags & MMS_RDONLY) {
         g->priv = 0;
         r = mms__os_map_fixed(base, fsize, g->fd, 0, true, false);
+        if (!r)
+            map_advise(s, id, base, fsize);
     } else {
         g->priv = mms__round_up(g->committed, MMS__PAGE);
         r = mms__os_map_fixed(base, g->priv, g->fd, 0, false, w);
         if (!r)
             r = mms__os_map_fixed(base + g->priv, fsize - g->priv, g->fd, g->priv, true, w);
+        if (!r)
+            map_advise(s, id, base, fsize);
         if (!r && fsize)
             r = mms__os_map(g->fd, fsize, true, &g->fview);
         if (!r)
@@ -181,7 +212,8 @@ static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, u
     return 0;
 }
 
-int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed)
+int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed,
+                    uint64_t fsize)
 {
     struct mms__region *g = &s->reg[id];
     /* The handle owns fd from here on, whatever happens. */
@@ -190,7 +222,7 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
         s->reg[k].fd = -1;
     if (id >= s->nmapped)
         s->nmapped = id + 1;
-    uint64_t fsize, reserve = 0;
+    uint64_t reserve = 0;
     char *base = NULL;
     int r = file_size(fd, id, committed, &fsize);
     if (!r)
@@ -203,7 +235,10 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
     g->committed = committed;
     s->view.base[id] = base;
     s->view.unit[id] = id ? 0 : 1; /* a table's: set by table.c */
-    mms__os_nohuge(base, reserve);
+    /* Only a handle that may write has anonymous (copy-on-write) pages; a
+     * read-only one maps files shared and read-only, and is spared the call. */
+    if (!(s->flags & MMS_RDONLY))
+        mms__os_nohuge(base, reserve);
     return map_file(s, id, fsize);
 }
 
@@ -230,7 +265,7 @@ int mms__map_fixed_default(uint64_t heap, uint64_t *base)
 int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed)
 {
     struct mms__region *g = &s->reg[id];
-    uint64_t fsize;
+    uint64_t fsize = 0; /* measured by file_size */
     int r = file_size(fd, id, committed, &fsize);
     if (!r && fsize > g->reserve)
         r = mms__fail(MMS_EFULL, "region %u's new file is larger than this handle's "
@@ -317,6 +352,7 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
                           view_writable(s));
     if (r)
         return mms__fail(r, "cannot map grown region %u: %s", id, mms_strerror(r));
+    map_advise(s, id, base + g->mapped, want - g->mapped);
     char *fv;
     r = g->fview ? mms__os_remap(g->fview, g->fview_len, want, &fv) : mms__os_map(g->fd, want, true, &fv);
     if (r) {
@@ -341,8 +377,28 @@ int mms__map_commit(mms_store *s, uint32_t id)
                               view_writable(s));
     if (r)
         return mms__fail(r, "cannot remap region %u: %s", id, mms_strerror(r));
+    map_advise(s, id, s->view.base[id] + g->priv, np - g->priv);
     g->priv = np;
     return 0;
+}
+
+/* mms_release_memory: drop the page-table entries of the shared mappings
+ * (MADV_DONTNEED). On a shared file mapping that only unmaps: the pages
+ * stay in the page cache, a dirty one stays dirty (Invariant 1 still syncs
+ * it: msync of a range syncs the file's range, mapped or not), and the
+ * next access maps the file's bytes again. Never on [0, priv) of a write
+ * handle: there it would discard copy-on-write pages (an abort). */
+void mms__map_release(mms_store *s)
+{
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        struct mms__region *g = &s->reg[id];
+        if (!s->view.base[id])
+            continue;
+        if (g->mapped > g->priv)
+            mms__os_drop(s->view.base[id] + g->priv, g->mapped - g->priv);
+        if (g->fview && g->fview_len)
+            mms__os_drop(g->fview, g->fview_len);
+    }
 }
 
 int mms__map_protect(mms_store *s, bool writable)
@@ -388,7 +444,7 @@ int mms__map_follow(mms_store *s)
             if (r)
                 return r;
             r = s->view.base[id] ? mms__map_replace(s, id, fd, rt[id].gen, rt[id].size)
-                                 : mms__map_region(s, id, fd, rt[id].gen, rt[id].size);
+                                 : mms__map_region(s, id, fd, rt[id].gen, rt[id].size, 0);
             if (r)
                 return r;
             continue;
@@ -411,6 +467,8 @@ int mms__map_follow(mms_store *s)
                                  (unsigned long long)fsize, (unsigned long long)g->reserve);
             r = mms__os_map_fixed(s->view.base[id] + g->mapped, fsize - g->mapped, g->fd, g->mapped,
                                   true, write && view_writable(s));
+            if (!r)
+                map_advise(s, id, s->view.base[id] + g->mapped, fsize - g->mapped);
             if (!r && write) {
                 char *fv;
                 r = g->fview ? mms__os_remap(g->fview, g->fview_len, fsize, &fv)
@@ -480,7 +538,7 @@ int mms__region_new(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes)
     if (r)
         return r;
     return s->view.base[id] ? mms__map_replace(s, id, fd, gen, 0)
-                            : mms__map_region(s, id, fd, gen, 0);
+                            : mms__map_region(s, id, fd, gen, 0, 0);
 }
 
 struct gc {

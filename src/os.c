@@ -543,6 +543,16 @@ int mms__os_nohuge(void *addr, uint64_t len)
     return madvise(addr, len, MADV_NOHUGEPAGE) < 0 ? -errno : 0;
 }
 
+int mms__os_no_readahead(void *addr, uint64_t len)
+{
+    return madvise(addr, len, MADV_RANDOM) < 0 ? -errno : 0;
+}
+
+int mms__os_readahead_default(void *addr, uint64_t len)
+{
+    return madvise(addr, len, MADV_NORMAL) < 0 ? -errno : 0;
+}
+
 void mms__os_random(void *buf, size_t len)
 {
     char *p = buf;

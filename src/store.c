@@ -143,6 +143,7 @@ static void store_free(mms_store *s)
     mms__os_close(s->jfd);
     mms__os_close(s->dirty_fd);
     mms__os_close(s->wp_fd);
+    mms__os_close(s->hdr_fd);
     mms__os_close(s->dirfd);
     free(s->segmap);
     free(s->dirty.page);
@@ -154,24 +155,49 @@ static void store_free(mms_store *s)
     mms__os_unmap(s, sizeof *s);
 }
 
-static bool has_store(const mms_store *s)
+/* Open region-0-0 into s->hdr_fd (for writing in a handle that may
+ * write: the same descriptor is mapped later). Returns 0, -ENOENT if the
+ * directory holds no store (yet), or another error. Opening mms_open does
+ * once: every later step of the open reads the header through this one
+ * descriptor (region 0 is never replaced once created, so opening it before
+ * the lock is taken names the same file as after). */
+static int hdr_open(mms_store *s)
 {
-    return mms__os_stat(s->dirfd, "region-0-0", NULL) == 0;
+    if (s->hdr_fd >= 0)
+        return 0;
+    int r = mms__os_openat(s->dirfd, "region-0-0", (s->flags & MMS_RDONLY) ? O_RDONLY : O_RDWR, 0);
+    if (r == -ENOENT)
+        return r; /* no message: the callers say what it means */
+    if (r < 0)
+        return mms__fail(r, "cannot open region file region-0-0: %s", mms_strerror(r));
+    s->hdr_fd = r;
+    return 0;
+}
+
+static int no_store(const mms_store *s)
+{
+    return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
 }
 
 /* The first handle: recover the store and (re)initialise the lock file. */
 static int open_alone(mms_store *s, const mms_options *o, bool exists)
 {
-    if (!exists) /* looked at before the lock; another process may have created it */
-        exists = has_store(s);
-    int r;
+    int r = 0;
+    if (!exists) { /* looked at before the lock; another process may have created it */
+        r = hdr_open(s);
+        exists = r == 0;
+        if (r && r != -ENOENT)
+            return r;
+    }
     if (!exists) {
         if (!(o->flags & MMS_CREATE))
-            return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
+            return no_store(s);
         struct mms__fixed fixed;
         r = store_fixed_layout(o, &fixed);
         if (!r)
             r = store_create_files(s, &fixed);
+        if (!r)
+            r = hdr_open(s);
         if (r)
             return r;
     } else if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL)) {
@@ -179,10 +205,7 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists)
     }
     struct mms__hdrbuf b;
     uint64_t fsize;
-    int fd;
-    r = mms__region_open_file(s, 0, 0, false, false, &fd);
-    if (r)
-        return r;
+    int fd = s->hdr_fd;
     r = mms__hdr_read(fd, &b, &fsize);
     if (!r) {
         mms__lock_init(s->L, b.h.uuid);
@@ -191,7 +214,6 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists)
     }
     if (!r)
         r = mms__recover_at(s, fd, &b, fsize);
-    mms__os_close(fd);
     if (r)
         return r;
     __atomic_store_n(&s->L->init_done, 1, __ATOMIC_RELEASE);
@@ -204,18 +226,16 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists)
 enum { OPEN_RETRY = 1 };
 static int open_shared(mms_store *s, const mms_options *o, bool exists)
 {
-    if (!exists && !has_store(s))
-        return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
+    int r = exists ? 0 : hdr_open(s);
+    if (r == -ENOENT)
+        return no_store(s);
+    if (r)
+        return r;
     if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL))
         return mms__fail(-EEXIST, "%s already holds a store", s->path);
     struct mms__hdrbuf b;
     uint64_t fsize;
-    int fd;
-    int r = mms__region_open_file(s, 0, 0, false, false, &fd);
-    if (!r) {
-        r = mms__hdr_read(fd, &b, &fsize);
-        mms__os_close(fd);
-    }
+    r = mms__hdr_read(s->hdr_fd, &b, &fsize);
     if (r)
         return r;
     if (!mms__lock_valid(s->L, b.h.uuid)) {
@@ -251,11 +271,9 @@ static int map_pinned(mms_store *s, const mms_options *o)
 {
     struct mms__hdrbuf b;
     uint64_t fsize;
-    int fd;
-    int r = mms__region_open_file(s, 0, 0, false, !(s->flags & MMS_RDONLY), &fd);
-    if (r)
-        return r;
-    r = mms__hdr_read(fd, &b, &fsize);
+    int fd = s->hdr_fd; /* opened by open_dir or open_lock, for writing if we may */
+    s->hdr_fd = -1;     /* closed below or owned by the mapping */
+    int r = mms__hdr_read(fd, &b, &fsize);
     if (!r)
         r = mms__hdr_check_full(&b.h, b.rt, fsize);
     if (!r)
@@ -265,9 +283,10 @@ static int map_pinned(mms_store *s, const mms_options *o)
         return r;
     }
     memcpy(s->hdr_fixed, &b.h, sizeof s->hdr_fixed);
-    r = mms__map_region(s, 0, fd, 0, b.rt[0].size);
+    r = mms__map_region(s, 0, fd, 0, b.rt[0].size, fsize); /* measured just now */
     if (!r)
         r = mms__tables_follow(s); /* the tables */
+    mms__map_opened(s); /* the catalog is read: region 0 gets read-ahead back */
     return r;
 }
 
@@ -277,7 +296,7 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     if (!path || !out || !*path)
         return mms__fail(MMS_EINVAL, "mms_open: path and out are required");
     const unsigned known = MMS_CREATE | MMS_EXCL | MMS_RDONLY | MMS_NOSYNC | MMS_GUARD |
-                           MMS_NOGUARD | MMS_BACKLOG_ERROR | MMS_FIXED;
+                           MMS_NOGUARD | MMS_BACKLOG_ERROR | MMS_FIXED | MMS_NORDAHEAD;
     if (o->flags & ~known)
         return mms__fail(MMS_EINVAL, "mms_open: unknown flags 0x%x", o->flags & ~known);
     if (o->base && !(o->flags & MMS_FIXED))
@@ -294,10 +313,13 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     mms_store *s;
     if (mms__os_anon(sizeof *s, (char **)&s))
         return -ENOMEM;
-    s->dirfd = s->jfd = s->lockfd = s->dirty_fd = s->wp_fd = -1;
+    s->dirfd = s->jfd = s->lockfd = s->dirty_fd = s->wp_fd = s->hdr_fd = -1;
     s->slot = UINT32_MAX;
     mms__registry_init(s);
     s->flags = env_flags(o->flags);
+    const char *ra = getenv("MMS_RDAHEAD_HEAP"); /* 1: no advice on region 0 while opening */
+    s->heap_random = !(ra && strcmp(ra, "1") == 0);
+    s->opening = true;
     s->reserve = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : 0; /* 0: map.c's defaults */
     s->grow_step = o->grow_step ? o->grow_step : (uint64_t)64 << 10;
     s->checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes : (uint64_t)64 << 20;
@@ -315,30 +337,34 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
 }
 
 /* The store's directory, made if it is missing and MMS_CREATE says so;
- * *exists: whether it holds a store. */
+ * *exists: whether it holds a store (then region 0 is open in s->hdr_fd).
+ * Opened first and looked at only on failure: a warm open pays for no
+ * stat. */
 static int open_dir(mms_store *s, const mms_options *o, bool *exists)
 {
     const char *path = s->path;
-    bool is_dir;
-    int r = mms__os_stat(AT_FDCWD, path, &is_dir);
+    int r = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
     if (r == -ENOENT && (o->flags & MMS_CREATE)) {
         r = mms__os_mkdir(path);
         if (r && r != -EEXIST)
             return mms__fail(r, "cannot create %s: %s", path, mms_strerror(r));
-        r = mms__os_stat(AT_FDCWD, path, &is_dir);
+        r = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
     }
-    if (r)
+    if (r == -ENOTDIR) {
+        bool is_dir = true;
+        if (mms__os_stat(AT_FDCWD, path, &is_dir) == 0 && !is_dir)
+            return mms__fail(-ENOTDIR, "%s is not a directory (a store is a directory)", path);
+    }
+    if (r == -ENOENT)
         return mms__fail(r, "%s: %s", path, mms_strerror(r));
-    if (!is_dir)
-        return mms__fail(-ENOTDIR, "%s is not a directory (a store is a directory)", path);
-    r = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
     if (r < 0)
         return mms__fail(r, "cannot open %s: %s", path, mms_strerror(r));
     s->dirfd = r;
-    *exists = has_store(s);
-    if (!*exists && !(o->flags & MMS_CREATE))
-        return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", path);
-    return 0;
+    r = hdr_open(s);
+    *exists = r == 0;
+    if (r == -ENOENT && !(o->flags & MMS_CREATE))
+        return no_store(s);
+    return r == -ENOENT ? 0 : r;
 }
 
 /* A place in the lock file, a recovered store, a reader slot. */
@@ -432,6 +458,16 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     }
     mms__registry_add(s);
     *out = s;
+    return 0;
+}
+
+int mms_release_memory(mms_store *s)
+{
+    if (!s)
+        return mms__fail(MMS_EINVAL, "mms_release_memory: NULL handle");
+    if (mms__forked(s))
+        return mms__check_fork(s);
+    mms__map_release(s);
     return 0;
 }
 

@@ -337,12 +337,18 @@ static int records_of_table(mms_store *s, uint32_t id, const struct mms__tabent 
                 return r;
         }
     }
+    /* Appended records are read (and their strings) from fresh space: every
+     * 8 MiB of them the pages go back (mms_release_memory), or a bulk load
+     * that kept its memory flat would map all it wrote here, at once. */
+    uint64_t release_every = ((uint64_t)8 << 20) / rs + 1;
     for (uint64_t k = committed; k < e->count; k++) {
         int r = mms__table_record_changed(s, e, k, NULL, base + k * rs);
         if (!r && e->nindexes)
             r = mms__ix_record(s, e, k, NULL, base + k * rs);
         if (r)
             return r;
+        if ((k - committed) % release_every == release_every - 1)
+            mms__map_release(s);
     }
     return 0;
 }

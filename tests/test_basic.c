@@ -80,10 +80,54 @@ TEST(empty_commit_is_noop)
     rmrf(p);
 }
 
+/* mms_release_memory() changes no byte: not the fresh space written in
+ * the transaction, not a committed object changed in it (a private page),
+ * not what a read-only handle maps. */
+TEST(release_memory_keeps_data)
+{
+    const char *p = tpath("release");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    mms_ref small, big;
+    OK(mms_zalloc(s, 64, &small));
+    OK(mms_root_set(s, small));
+    OK(mms_txn_commit(s));
+
+    const size_t n = (size_t)12 << 20; /* past region 0's first 4 MiB: fresh space */
+    OK(mms_txn_begin(s, 0));
+    memset(mms_deref(s, small), 5, 64);
+    OK(mms_alloc(s, n, &big));
+    unsigned char *b = mms_deref(s, big);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(i * 7 + 1);
+    *(mms_ref *)mms_deref(s, small) = big;
+    OK(mms_release_memory(s));
+    for (size_t i = 0; i < n; i += 4093)
+        ASSERT_EQ(b[i], (unsigned char)(i * 7 + 1));
+    ASSERT_EQ(*(mms_ref *)mms_deref(s, small), big);
+    OK(mms_txn_commit(s));
+    OK(mms_release_memory(s));
+    ASSERT_EQ(b[n - 1], (unsigned char)((n - 1) * 7 + 1));
+    verify_ok(s);
+    OK(mms_close(s));
+
+    s = open_flags(p, MMS_RDONLY | MMS_NORDAHEAD); /* advice changes no byte either */
+    b = mms_deref(s, big);
+    ASSERT_EQ(b[12345], (unsigned char)(12345 * 7 + 1));
+    OK(mms_release_memory(s));
+    for (size_t i = 0; i < n; i += 4093)
+        ASSERT_EQ(b[i], (unsigned char)(i * 7 + 1));
+    ASSERT_EQ(*(mms_ref *)mms_deref(s, mms_root(s)), big);
+    ASSERT_EQ(mms_release_memory(NULL), MMS_EINVAL);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(void)
 {
     RUN(create_commit_reopen);
     RUN(abort_discards);
     RUN(empty_commit_is_noop);
+    RUN(release_memory_keeps_data);
     return 0;
 }

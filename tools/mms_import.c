@@ -16,11 +16,18 @@
  *     --schema it infers each column's kind from the good rows' non-empty
  *     values (infer()), and counts each column's empty and absent cells.
  *  4. Any bad row without --skip-bad: abort, exit 1, nothing imported.
- *  5. The table is created if needed, and all good rows are appended with
- *     one mms_table_append_many(): fresh space, not journaled.
- *  6. Pass 2 reads the rows again and fills the records in place, skipping
- *     the rows pass 1 found bad (by their ordinal, so the two passes cannot
- *     disagree); strings go to the heap with mms_str_new().
+ *  5. The table is created if needed.
+ *  6. Pass 2 reads the rows again, appends the good ones at the end of the
+ *     table in chunks of about 4 MB (mms_table_append_many(): fresh space,
+ *     not journaled; never a reused slot, so the chunks are contiguous) and
+ *     fills the records in place, skipping the rows pass 1 found bad (by
+ *     their ordinal, so the two passes cannot disagree); strings go to the
+ *     heap with mms_str_new().
+ *
+ * Memory does not grow with the file (MEMORY below): both passes give back
+ * the input pages behind them, and pass 2 the store's fresh pages it filled
+ * (mms_release_memory()), every RELEASE_BYTES of input. Only input from a
+ * pipe is held in memory whole.
  *  7. Commit. A crash (SIGKILL included) at any point before the commit
  *     record is durable leaves the store as it was; after, all rows.
  *
@@ -28,6 +35,7 @@
  * the store outside the transaction.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise(MADV_DONTNEED): posix_madvise's does nothing on Linux */
 #include "csv.h"
 #include "numfmt.h"
 
@@ -44,6 +52,8 @@
 #include <unistd.h>
 
 #define MAX_REPORTED 1000     /* bad rows listed one by one */
+#define RELEASE_BYTES (8u << 20) /* MEMORY: input read between two releases */
+#define CHUNK_BYTES (4u << 20)   /* records appended at a time in pass 2 */
 #define MAX_CHARS (16u << 20) /* chars:N: at most this N */
 #define MAX_COLUMNS 65535u    /* the catalog counts fields in 16 bits; the
                                  library may allow fewer (it says so) */
@@ -152,6 +162,22 @@ static int input_load(struct input *in, const char *path)
     in->buf = m;
     in->len = n;
     return 0;
+}
+
+/* MEMORY. A page of the mapped input counts in the process's resident
+ * memory until it is unmapped, so a pass over a 144 MB file held 144 MB.
+ * The bytes before upto (a row boundary: no field of the current row
+ * points there) are not read again in this pass: their page-table entries
+ * go (MADV_DONTNEED on a private read-only file mapping never written:
+ * the pages stay in the page cache, a later read maps them again). */
+static void input_release(struct input *in, size_t upto)
+{
+    if (!in->map)
+        return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    upto -= upto % page;
+    if (upto)
+        madvise(in->map, upto, MADV_DONTNEED);
 }
 
 static void input_free(struct input *in)
@@ -800,11 +826,16 @@ static int pass1(struct imp *im)
     char why[256];
     uint64_t ordinal = 0;
     int r;
+    size_t released = 0;
     progress_phase(&im->pg);
     while ((r = csv_next(rd)) == 1) {
         uint64_t o = ordinal++;
         if ((o & 4095) == 0)
             progress_show(&im->pg, "checking", rd->pos, o, false);
+        if (rd->row_start - released >= RELEASE_BYTES) {
+            input_release(&im->in, rd->row_start);
+            released = rd->row_start;
+        }
         if (rd->blank && im->ncols > 1)
             continue;
         const char *bad = row_problem(im, why, sizeof why);
@@ -834,21 +865,56 @@ static int pass1(struct imp *im)
     if (r < 0)
         return tool_err("%s: out of memory", im->in.name);
     progress_show(&im->pg, "checking", rd->pos, ordinal, true);
+    input_release(&im->in, im->in.len);
     return 0;
 }
 
-static int pass2(struct imp *im, uint64_t first, char *where)
+/* The record of good row k (MEMORY: appended a chunk at a time; the
+ * chunks follow each other, append_many never reuses a slot). */
+static int record_for(struct imp *im, uint64_t k, uint64_t *first, char **where,
+                      uint64_t *left, char **rec)
+{
+    if (*left == 0) {
+        uint64_t n = CHUNK_BYTES / im->record_size ? CHUNK_BYTES / im->record_size : 1;
+        if (n > im->good - k)
+            n = im->good - k;
+        uint64_t at;
+        void *w;
+        int r = mms_table_append_many(im->t, n, &at, &w);
+        if (r)
+            return tool_fail("cannot append to a table of", im->dir, r);
+        if (k == 0)
+            *first = at;
+        else if (at != *first + k)
+            return tool_err("the table in %s grew elsewhere during the import", im->dir);
+        *where = w;
+        *left = n;
+    }
+    *rec = *where;
+    *where += im->record_size;
+    (*left)--;
+    return 0;
+}
+
+static int pass2(struct imp *im)
 {
     struct csv_reader *rd = &im->rd;
     rewind_reader(im);
     char why[256];
-    uint64_t ordinal = 0, k = 0;
+    uint64_t ordinal = 0, k = 0, first = 0, left = 0;
+    char *where = NULL;
+    size_t released = 0;
     int r;
     progress_phase(&im->pg);
     while ((r = csv_next(rd)) == 1) {
         uint64_t o = ordinal++;
         if ((o & 4095) == 0)
             progress_show(&im->pg, "importing", rd->pos, k, false);
+        if (rd->row_start - released >= RELEASE_BYTES) {
+            input_release(&im->in, rd->row_start);
+            mms_release_memory(im->s); /* the records and strings filled so far */
+            released = rd->row_start;
+        }
         if (is_bad(im, o))
             continue;
         if (rd->blank && im->ncols > 1)
@@ -856,7 +922,10 @@ static int pass2(struct imp *im, uint64_t first, char *where)
         if (k == im->good || rd->err || rd->nf > im->ncols)
             return tool_err("%s:%llu: the file changed while it was imported", im->in.name,
                             (unsigned long long)rd->row_line);
-        char *rec = where + k * im->record_size;
+        char *rec = NULL;
+        int rc = record_for(im, k, &first, &where, &left, &rec);
+        if (rc)
+            return rc;
         im->index = first + k;
         for (size_t i = 0; i < im->ncols; i++) {
             if (i >= rd->nf) { /* a short row */
@@ -877,6 +946,8 @@ static int pass2(struct imp *im, uint64_t first, char *where)
     if (k != im->good)
         return tool_err("%s: the file changed while it was imported", im->in.name);
     progress_show(&im->pg, "importing", rd->pos, k, true);
+    input_release(&im->in, im->in.len);
+    mms_release_memory(im->s);
     return 0;
 }
 
@@ -1121,12 +1192,8 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
         im->t = t;
     }
     free(fields);
-    uint64_t first = 0;
-    void *where = NULL;
-    if (im->good && (r = mms_table_append_many(im->t, im->good, &first, &where)))
-        return tool_fail("cannot append to a table of", im->dir, r);
     /* 6. */
-    if (im->good && (rc = pass2(im, first, where)))
+    if (im->good && (rc = pass2(im)))
         return rc;
     /* The indexes, in the same transaction: the rows and their indexes
      * commit together, or neither. */
