@@ -1113,9 +1113,10 @@ int mms_table_live(const mms_table *t, uint64_t i);
  * Whoever maps the file later (any process) maps those folios 2 MiB at a
  * time. Why: the first access to every 4 KiB mapping has a cost of its own
  * (a page fault, and on virtual machines a second-level translation);
- * measured on a 2-CPU KVM guest, first-touching 80 MB of cached 4 KiB
- * pages took 38 ms and of 2 MiB folios as long as a warm pass (5 ms,
- * bench/results/python.md). It cannot change pages already cached in
+ * measured on a 2-CPU KVM guest, a first pass over 80 MB of cached 4 KiB
+ * pages took 40 to 80 ms more than a warm pass, over 2 MiB folios about
+ * nothing more (bench/results/python.md). MADV_POPULATE_READ, which maps
+ * without faults, did not shorten it: the cost is per new 4 KiB mapping. It cannot change pages already cached in
  * smaller folios: those keep their size until they leave the page cache.
  *
  * Errors: MMS_EINVAL (p NULL or an unknown advice), MMS_ENOTSUP (the system

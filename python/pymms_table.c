@@ -337,8 +337,8 @@ static PyObject *records_array(pymms_table *tb, int writable, int huge)
 "huge=True asks the kernel to read the table's pages that are not yet in the\n"  \
 "page cache in 2 MiB folios, which this and every later view (any process)\n"  \
 "then maps 2 MiB at a time: a scan of the whole table no longer pays a first-\n" \
-"touch cost per 4 KiB page (on the benchmark VM 80 MB: 38 ms of 4 KiB pages,\n"  \
-"against 5 ms in 2 MiB folios). It costs one system call and reads nothing.\n"   \
+"touch cost per 4 KiB page (on the benchmark VM 40-80 ms more than a warm\n"   \
+"pass over 80 MB of 4 KiB pages). It costs one system call and reads nothing.\n" \
 "Pages cached in smaller folios keep their size until they leave the cache.\n"   \
 "Not the default: a cold read of one record then reads 2 MiB, and commits\n"    \
 "into a 2 MiB folio may write all of it back; use it for tables scanned\n"      \
