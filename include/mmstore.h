@@ -1116,8 +1116,9 @@ int mms_table_live(const mms_table *t, uint64_t i);
  * measured on a 2-CPU KVM guest, a first pass over 80 MB of cached 4 KiB
  * pages took 40 to 80 ms more than a warm pass, over 2 MiB folios about
  * nothing more (bench/results/python.md). MADV_POPULATE_READ, which maps
- * without faults, did not shorten it: the cost is per new 4 KiB mapping. It cannot change pages already cached in
- * smaller folios: those keep their size until they leave the page cache.
+ * without faults, did not shorten it: the cost is per new 4 KiB mapping.
+ * The hint cannot change pages already cached in smaller folios: those keep
+ * their size until they leave the page cache.
  *
  * Errors: MMS_EINVAL (p NULL or an unknown advice), MMS_ENOTSUP (the system
  * has no such hint: no THP, not Linux), -ENOMEM (part of the range is not

@@ -560,10 +560,11 @@ int mms_advise(const void *p, uint64_t len, unsigned advice)
 #ifdef MADV_HUGEPAGE
     if (madvise((void *)lo, hi - lo, MADV_HUGEPAGE) == 0)
         return 0;
+    int e = errno;
     /* EINVAL: a kernel built without transparent huge pages. */
-    return errno == EINVAL && access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0
-               ? MMS_ENOTSUP
-               : -errno;
+    if (e == EINVAL && access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0)
+        return MMS_ENOTSUP;
+    return -e;
 #else
     (void)lo;
     (void)hi;
