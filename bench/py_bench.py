@@ -7,13 +7,14 @@ gets at a column of numbers (issue 12).
 
 The data: N float64 values (numpy's default_rng(12)), as a table of N
 records with one f64 field in an mmstore store, a CSV file, a pickled
-ndarray, a pickled DataFrame, an .npy file and an SQLite table t(x REAL).
-Building them is not timed (and is skipped when --data already holds them
-for this N) -- except the two stores, written anew by every run so that
-the page cache holds them in a known state: x.mms as Table.extend and its
-commit left it (mostly 4 KiB folios), xh.mms the same data dropped from
-the cache and read back once, untimed, through column("x", huge=True)
-(2 MiB folios; see mms_advise in include/mmstore.h).
+ndarray, a pickled DataFrame, an .npy file and an SQLite table t(x
+REAL). Building them is not timed (and is skipped when --data already
+holds them for this N) -- except the two stores, written anew by every
+run so that the page cache holds them in a known state: x.mms as
+Table.extend and its commit left it (folios of 4 KiB to 2 MiB: about
+half of it in 2 MiB ones, the rest smaller), xh.mms the same data
+dropped from the cache and read back once, untimed, through column("x",
+huge=True) (2 MiB folios; see mms_advise in include/mmstore.h).
 
 What is timed, each measurement in a fresh interpreter (a subprocess), the
 page cache warm, medians of --runs runs taken in turn:
@@ -27,7 +28,7 @@ page cache warm, medians of --runs runs taken in turn:
    (with huge=True, its madvise included). Two mmstore rows: xh.mms with
    column("x", huge=True), and x.mms with column("x").
 1b. The first pass over the column after a paging hint (none,
-   MADV_POPULATE_READ, MADV_WILLNEED) with x.mms's 4 KiB folios, and with
+   MADV_POPULATE_READ, MADV_WILLNEED) with x.mms's folios as the writer left them, and with
    xh.mms's 2 MiB ones: page faults and times.
 2. The mean itself, over the mapped column against an in-memory copy of
    the same values in the same process (both warm, best of 5): the limit.
@@ -257,7 +258,7 @@ def evict(path):
 def prepare_stores(data, n):
     """The two stores, written anew on every run of the benchmark so that the
     state of their page cache is known: x.mms as Table.extend and its commit
-    left it (4 KiB folios, mostly), xh.mms the same data dropped from the
+    left it (about half in 2 MiB folios, the rest smaller), xh.mms the same data dropped from the
     cache and read back once, untimed, through column("x", huge=True)
     (2 MiB folios): a data set written earlier and read by a new process."""
     x = np.random.default_rng(12).random(n)
@@ -412,7 +413,7 @@ def main():
         "line xh.mms read in through `huge=True`. Minor page faults counted by getrusage.\n")
     out("| hint before the first pass | hint | faults | first pass | faults | warm pass |")
     out("|---|---:|---:|---:|---:|---:|")
-    names = {"none": "none (4 KiB folios, fault-around)",
+    names = {"none": "none (the writer's folios; fault-around)",
              "populate": "MADV_POPULATE_READ over the column",
              "willneed": "MADV_WILLNEED over the column",
              "huge": "none, the cache in 2 MiB folios (`huge=True`)"}
@@ -435,7 +436,7 @@ def main():
     out("Same process, same values, both warm, best of 5 each; median over the runs.\n")
     out("| column | mean over the mapped column | over an in-memory copy (the limit) | ratio |")
     out("|---|---:|---:|---:|")
-    for key, what in (("mmstore", "`huge=True`, 2 MiB folios"), ("mmstore_4k", "4 KiB folios")):
+    for key, what in (("mmstore", "`huge=True`, 2 MiB folios"), ("mmstore_4k", "the writer's folios")):
         warm, limit = med(key, "warm_mean"), med(key, "limit_mean")
         out(f"| {what} | {fmt_s(warm)} | {fmt_s(limit)} | {warm / limit:.2f}× |")
     out("")
