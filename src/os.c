@@ -553,6 +553,35 @@ int mms__os_readahead_default(void *addr, uint64_t len)
     return madvise(addr, len, MADV_NORMAL) < 0 ? -errno : 0;
 }
 
+/* The public paging hint (mmstore.h): here because only this file calls
+ * the kernel. Not a fault-injection point: a hint that fails changes no
+ * data. */
+int mms_advise(const void *p, uint64_t len, unsigned advice)
+{
+    if (!p || advice != MMS_ADVISE_HUGE)
+        return MMS_EINVAL;
+    if (len == 0)
+        return 0;
+    uintptr_t lo = (uintptr_t)p & ~(uintptr_t)(MMS__PAGE - 1);
+    uintptr_t end = (uintptr_t)p + (uintptr_t)len;
+    if (end < (uintptr_t)p)
+        return MMS_EINVAL;
+    uintptr_t hi = (end + MMS__PAGE - 1) & ~(uintptr_t)(MMS__PAGE - 1);
+#ifdef MADV_HUGEPAGE
+    if (madvise((void *)lo, hi - lo, MADV_HUGEPAGE) == 0)
+        return 0;
+    int e = errno;
+    /* EINVAL: a kernel built without transparent huge pages. */
+    if (e == EINVAL && access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0)
+        return MMS_ENOTSUP;
+    return -e;
+#else
+    (void)lo;
+    (void)hi;
+    return MMS_ENOTSUP;
+#endif
+}
+
 void mms__os_random(void *buf, size_t len)
 {
     char *p = buf;

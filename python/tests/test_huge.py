@@ -1,0 +1,133 @@
+"""array(huge=True) and column(name, huge=True): the 2 MiB paging hint
+(mms_advise in mmstore.h). A hint changes how pages are mapped, never what
+they hold: the same values, the same read-only protection, the same
+lifetimes (R3-R5 of python/pymms.h), and the handle keeps working (its
+later transactions grow and remap the region the hint split)."""
+import gc
+import os
+
+import numpy as np
+import pytest
+
+import mmstore
+from conftest import run_py
+
+N = 1 << 19            # 8 MiB of records (x i64, y f64): several 2 MiB extents
+
+
+def filled(path, n=N):
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i64"), ("y", "f64"), ("name", "str")])
+        t.extend({"x": np.arange(n), "y": np.arange(n) * 0.5})
+    return s, t
+
+
+def vm_flags(addr):
+    """The VmFlags of the mapping holding addr (None if not found)."""
+    cur = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                lo, hi = (int(v, 16) for v in head.split("-"))
+                cur = lo <= addr < hi
+            elif cur and line.startswith("VmFlags:"):
+                return line.split()[1:]
+    return None
+
+
+def handles(path):
+    with mmstore.open(path, readonly=True) as o:
+        return o.info()["handles"] - 1
+
+
+def test_same_values_and_readonly(path):
+    s, t = filled(path)
+    s.close()
+    s = mmstore.open(path, readonly=True)
+    t = s.table("t")
+    with s.read():
+        plain_a, plain_x = t.array(), t.column("x")
+        a, x, y = t.array(huge=True), t.column("x", huge=True), t.column(name="y", huge=1)
+        assert t.column("name", huge=True) == [None] * N     # str fields: a list, as before
+    assert np.array_equal(a, plain_a) and np.array_equal(x, plain_x)
+    assert np.array_equal(y, np.arange(N) * 0.5) and x.sum() == N * (N - 1) // 2
+    for v in (a, x, y, a["y"][::3]):
+        assert not v.flags.writeable
+        with pytest.raises(ValueError):
+            v.flags.writeable = True
+        with pytest.raises(ValueError):
+            v[0] = 1
+    with pytest.raises(TypeError):
+        t.column()
+    with pytest.raises(TypeError):
+        t.column("x", hugepages=True)
+    with pytest.raises(KeyError):
+        t.column("nope", huge=True)
+    if os.path.isdir("/sys/kernel/mm/transparent_hugepage"):
+        # The hint is on the records' mapping (Linux's "hg" flag).
+        assert "hg" in vm_flags(x.__array_interface__["data"][0])
+    # Another process reads the same values, hint or not.
+    code = """
+        import sys, mmstore
+        with mmstore.open(sys.argv[1], readonly=True) as r:
+            t = r.table("t")
+            with r.read():
+                print(float(t.column("y", huge=True).sum()), int(t.column("x")[-1]))
+    """
+    assert run_py(code, path).stdout.split() == [str(float(y.sum())), str(N - 1)]
+    s.close()
+
+
+def test_lifetimes_after_close(path):
+    s, t = filled(path)
+    with s.read():
+        x = t.column("x", huge=True)
+        a = t.array(huge=True)
+    s.close()
+    assert handles(path) == 1, "the views keep the handle"
+    assert x[-1] == N - 1 and a["y"][-1] == (N - 1) * 0.5
+    del a
+    gc.collect()
+    assert handles(path) == 1 and int(x[12345]) == 12345
+    del x
+    gc.collect()
+    assert handles(path) == 0, "the last view closes the handle"
+
+
+def test_write_handle_keeps_working(path):
+    s, t = filled(path)
+    with s.read():
+        before = t.column("y", huge=True)
+    with s.write():
+        w = t.array(writable=True, huge=True)
+        w["x"][7] = -7
+        # Growth past the hinted range: the region grows and is remapped.
+        t.extend({"x": np.arange(N, 2 * N), "y": np.arange(N, 2 * N) * 0.5})
+    with s.write():
+        t.append({"x": 1})
+        with pytest.raises(BufferError):        # R5 holds with the hint too
+            t.array(writable=True, huge=True)
+    with pytest.raises(mmstore.Error):          # outside a write transaction
+        t.array(writable=True, huge=True)
+    with s.read():
+        x = t.column("x", huge=True)
+        assert len(x) == 2 * N + 1 and x[7] == -7 and x[2 * N - 1] == 2 * N - 1
+        assert np.array_equal(before, t.column("y")[:N])
+    s.verify()
+    del w, x, before
+    s.close()
+    with mmstore.open(path, readonly=True) as r:
+        r.verify()
+        assert r.table("t").column("x", huge=True)[7] == -7
+
+
+def test_empty_table(path):
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.create_table("e", [("v", "f64")])
+    with s.read():
+        e = s.table("e")
+        assert len(e.array(huge=True)) == 0 and len(e.column("v", huge=True)) == 0
+    s.close()
