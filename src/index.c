@@ -329,6 +329,9 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
     v->recs = e->region < s->nmapped ? s->view.base[e->region] : NULL;
     uint64_t mapped = e->region < s->nmapped ? s->reg[e->region].mapped / e->record_size : 0;
     v->count = e->count < mapped ? e->count : mapped;
+    v->max_slots = (v->ix_bytes - PG) / E;
+    v->lcap = (PG - 32) / E;
+    v->icap = (PG - 40) / (E + 8);
     if (d->key_off + K > e->record_size)
         return MMS__CORRUPT("table %s: the index on %.47s: key outside the record", e->name,
                             d->field);
@@ -394,7 +397,7 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
 {
     uint64_t ns = vhdr(v)->nslots;
     *n = 0;
-    if (!ns || (ns & (ns - 1)) || PG + ns * v->E > v->ix_bytes || ns * v->E / v->E != ns)
+    if (!ns || (ns & (ns - 1)) || ns > v->max_slots)
         return MMS__CORRUPT("hash index of region %u: %llu slots do not fit it", v->region,
                             (unsigned long long)ns);
     if (v->E == 16 && v->K == 8)
@@ -418,6 +421,60 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
         ++*n;
     }
     return 0;
+}
+
+/* mms_index_find on a hash index wants any one record, so the probe stops
+ * at the first live match instead of running on to the end of the run
+ * (hash_find counts them all: at 3/4 load most of a probe is past the
+ * match, and its length is what the branch predictor cannot guess). A
+ * slot is 16 bytes for 8-byte keys and the slots start on a page, so a
+ * probe mostly reads one cache line, then the record's (whose key is
+ * compared: a stale or damaged entry is no answer). */
+int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec)
+{
+    uint64_t ns = vhdr(v)->nslots;
+    if (!ns || (ns & (ns - 1)) || ns > v->max_slots)
+        return MMS__CORRUPT("hash index of region %u: %llu slots do not fit it", v->region,
+                            (unsigned long long)ns);
+    const char *slots = v->ix + PG;
+    uint64_t mask = ns - 1;
+    if (v->E == 16 && v->K == 8) {
+        uint64_t kw;
+        memcpy(&kw, nkey, 8);
+        uint64_t i = hash_key(nkey, 8) & mask;
+        for (uint64_t k = 0; k < ns; k++, i = (i + 1) & mask) {
+            const char *sl = slots + i * 16;
+            uint64_t r1, sk, cur;
+            memcpy(&r1, sl, 8);
+            if (!r1)
+                return MMS_ENOTFOUND;
+            memcpy(&sk, sl + 8, 8);
+            if (sk != kw || r1 - 1 >= v->count)
+                continue;
+            view_key(v, v->recs + (r1 - 1) * v->rs, (uint8_t *)&cur);
+            if (cur == kw) {
+                *rec = r1 - 1;
+                return 0;
+            }
+        }
+        return MMS_ENOTFOUND;
+    }
+    uint8_t tmp[MMS__IX_MAX_KEY];
+    uint64_t i = hash_key(nkey, v->K) & mask;
+    for (uint64_t k = 0; k < ns; k++, i = (i + 1) & mask) {
+        const char *sl = slots + i * v->E;
+        uint64_t r1 = slot_rec1(sl);
+        if (!r1)
+            return MMS_ENOTFOUND;
+        if (memcmp(sl + 8, nkey, v->K) != 0 || r1 - 1 >= v->count)
+            continue;
+        view_key(v, v->recs + (r1 - 1) * v->rs, tmp);
+        if (memcmp(tmp, nkey, v->K) == 0) {
+            *rec = r1 - 1;
+            return 0;
+        }
+    }
+    return MMS_ENOTFOUND;
 }
 
 /* ---- ordered ---- */

@@ -1069,12 +1069,17 @@ struct mms__ixview {
     uint64_t ix_bytes;  /* bytes of it that may be read */
     const char *recs;   /* the table's records */
     uint64_t count;     /* slots of the table that may be read */
+    uint64_t max_slots; /* hash: slots that fit in ix_bytes (no division per find) */
+    uint32_t lcap, icap; /* ordered: entries of a leaf, separators of an inner page */
 };
 int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                     struct mms__ixview *v);
 /* Records whose key is nkey: up to cap into out, *n all of them. */
 int mms__ix_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out, size_t cap,
                  uint64_t *n);
+/* One live record whose key is nkey (a hash index: the first in probe
+ * order). MMS_ENOTFOUND when none. */
+int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec);
 /* Ordered cursors: a position is a leaf page and an entry in it. */
 struct mms__ixpos {
     uint64_t page;

@@ -223,7 +223,6 @@ int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
         return r;
     uint8_t nk[MMS__IX_MAX_KEY];
     norm(v, key, nk);
-    uint64_t m = 0;
     if (v->kind == MMS__IX_ORDERED) {
         /* The first entry at or after the key is the lowest record. */
         struct mms__ixpos p;
@@ -238,8 +237,7 @@ int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
         }
         return r ? r : MMS_ENOTFOUND;
     }
-    r = mms__ix_find(v, nk, index, 1, &m);
-    return r ? r : m ? 0 : MMS_ENOTFOUND;
+    return mms__ix_hash_first(v, nk, index);
 }
 
 int mms_index_count(mms_index *ix, const void *key, uint64_t *n)
