@@ -485,7 +485,7 @@ static const struct mms__ixpage *vpage(const struct mms__ixview *v, uint64_t p, 
     const struct mms__ixpage *pg = (const void *)(v->ix + p * PG);
     if (pg->magic != MMS__IXP_MAGIC || (type && pg->type != type))
         return NULL;
-    uint32_t cap = pg->type == MMS__IXP_LEAF ? (PG - 32) / v->E : (PG - 40) / (v->E + 8);
+    uint32_t cap = pg->type == MMS__IXP_LEAF ? v->lcap : v->icap;
     if ((pg->type != MMS__IXP_LEAF && pg->type != MMS__IXP_INNER) || pg->n > cap)
         return NULL;
     return pg;
@@ -664,6 +664,45 @@ int mms__ix_entry(const struct mms__ixview *v, const struct mms__ixpos *p, uint6
     if (nkey)
         memcpy(nkey, e, v->K);
     return 0;
+}
+
+void mms__ix_touch(const struct mms__ixview *v)
+{
+    /* A volatile read each: the compiler may not drop the loop, and the
+     * bytes read do not matter. */
+    for (uint64_t off = 0; off < v->ix_bytes; off += PG)
+        (void)*(const volatile char *)(v->ix + off);
+}
+
+/* Records read through a cursor are at random places in the table, each a
+ * cache miss (and, cold, a TLB miss) the reader would wait for one after
+ * the other; entries up to MMS__IX_AHEAD on are in the leaf already, so
+ * their records are fetched ahead, and the misses overlap. A prefetch never
+ * faults; a damaged entry or page is skipped (mms__ix_entry reports it). */
+void mms__ix_prefetch(const struct mms__ixview *v, const struct mms__ixpos *p, int dir,
+                      uint32_t from, uint32_t to)
+{
+    const struct mms__ixpage *pg = p->page ? vpage(v, p->page, MMS__IXP_LEAF) : NULL;
+    if (!pg || !v->recs)
+        return;
+    for (uint32_t d = from; d <= to; d++) {
+        int64_t i = p->pos + (dir > 0 ? (int64_t)d : -(int64_t)d);
+        const struct mms__ixpage *q = pg;
+        if (i >= pg->n) {
+            q = vpage(v, pg->next, MMS__IXP_LEAF);
+            i -= pg->n;
+        } else if (i < 0) {
+            q = vpage(v, pg->prev, MMS__IXP_LEAF);
+            i += q ? q->n : 0;
+        }
+        if (!q || i < 0 || i >= q->n)
+            return;
+        uint64_t r;
+        memcpy(&r, leaf_ent(q, v->E, (uint32_t)i) + v->K, 8);
+        r = __builtin_bswap64(r);
+        if (r < v->count)
+            __builtin_prefetch(v->recs + r * v->rs);
+    }
 }
 
 static int ordered_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out,

@@ -1088,6 +1088,13 @@ struct mms__ixpos {
 enum { MMS__SEEK_FIRST, MMS__SEEK_LAST, MMS__SEEK_GE, MMS__SEEK_GT, MMS__SEEK_LE, MMS__SEEK_LT };
 int mms__ix_seek(const struct mms__ixview *v, int op, const uint8_t *nkey, struct mms__ixpos *p);
 int mms__ix_step(const struct mms__ixview *v, struct mms__ixpos *p, int dir);
+/* Read one byte of every page of the index's mapping (mms_index_warm). */
+void mms__ix_touch(const struct mms__ixview *v);
+/* Prefetch the records of the entries from to to steps from p in
+ * direction dir (a cursor's next records; no error, no fault). */
+#define MMS__IX_AHEAD 8
+void mms__ix_prefetch(const struct mms__ixview *v, const struct mms__ixpos *p, int dir,
+                      uint32_t from, uint32_t to);
 /* The entry at p: record index, and key bytes (nkey may be NULL). */
 int mms__ix_entry(const struct mms__ixview *v, const struct mms__ixpos *p, uint64_t *rec,
                   uint8_t *nkey);

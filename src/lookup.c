@@ -250,6 +250,16 @@ int mms_index_count(mms_index *ix, const void *key, uint64_t *n)
     return r;
 }
 
+int mms_index_warm(mms_index *ix)
+{
+    const struct mms__ixview *v;
+    int r = resolve(ix, &v);
+    if (r)
+        return r;
+    mms__ix_touch(v);
+    return 0;
+}
+
 int mms_cursor_open(mms_index *ix, mms_cursor **c)
 {
     const struct mms__ixview *v;
@@ -302,6 +312,9 @@ int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, voi
         norm(v, key, nk);
     /* enum mms_seek and MMS__SEEK_* are the same list. */
     r = mms__ix_seek(v, op, key ? nk : NULL, &c->p);
+    if (!r) /* a seek usually starts a scan: its first records are wanted soon */
+        mms__ix_prefetch(v, &c->p, op == MMS_SEEK_LAST || op == MMS_SEEK_LE ||
+                         op == MMS_SEEK_LT ? -1 : 1, 1, MMS__IX_AHEAD);
     return cursor_out(c, v, r, index, key_out);
 }
 
@@ -313,7 +326,10 @@ static int cursor_step(mms_cursor *c, int dir, uint64_t *index, void *key_out)
     int r = resolve(c->ix, &v);
     if (r)
         return r;
-    return cursor_out(c, v, mms__ix_step(v, &c->p, dir), index, key_out);
+    r = mms__ix_step(v, &c->p, dir);
+    if (!r)
+        mms__ix_prefetch(v, &c->p, dir, MMS__IX_AHEAD, MMS__IX_AHEAD);
+    return cursor_out(c, v, r, index, key_out);
 }
 
 int mms_cursor_next(mms_cursor *c, uint64_t *index, void *key_out)
