@@ -346,6 +346,13 @@ static int keyed(int prep, const char *w, uint64_t n, const char *dir, char *ans
     CHECK(mms_index_open(tb, "a", &ix));
     uint64_t sum = 0, ops;
     double t;
+    char wvar[64];
+    if (bench_warm()) {
+        CHECK(mms_index_warm(ix));
+        bench_touch(mms_table_get(tb, 0), (size_t)n * sizeof(struct bench_rec));
+        snprintf(wvar, sizeof wvar, "%s-warm", variant);
+        variant = wvar;
+    }
     if (strcmp(w, "keyget") == 0) {
         ops = BENCH_KEYGETS;
         t = bench_now();
