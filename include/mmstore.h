@@ -1327,6 +1327,16 @@ int mms_index_find(mms_index *ix, const void *key, uint64_t *index);
  * MMS_ENOTFOUND. */
 int mms_index_find_all(mms_index *ix, const void *key, uint64_t *out, size_t cap, size_t *n);
 
+/* mms_index_find for n keys at once (keys: n values of the field's C type,
+ * one after the other): index[i] gets a record holding keys[i] (as
+ * mms_index_find would), or UINT64_MAX when none does; *found (if not
+ * NULL) the number found. On a hash index the probes of a batch are
+ * started together, so their cache misses overlap instead of following one
+ * another: use it when the keys are known ahead (a join, a list of ids).
+ * Errors: as mms_index_find, never MMS_ENOTFOUND. */
+int mms_index_find_many(mms_index *ix, const void *keys, size_t n, uint64_t *index,
+                        size_t *found);
+
 /* Number of records holding key into *n. Errors: as mms_index_find_all. */
 int mms_index_count(mms_index *ix, const void *key, uint64_t *n);
 

@@ -477,6 +477,60 @@ int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_
     return MMS_ENOTFOUND;
 }
 
+/* A batch of 8-byte keys: every home slot is asked for first, then each
+ * probe runs (its line on the way or there), then every candidate record
+ * is asked for, then each is compared. One wait for a batch's slots and one
+ * for its records, where single finds wait twice per key. A candidate
+ * whose record no longer holds the key goes the slow way (hash_first:
+ * there may be another entry for the key further on). */
+int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size_t n,
+                        uint64_t *rec)
+{
+    uint64_t ns = vhdr(v)->nslots;
+    if (!(v->E == 16 && v->K == 8 && (v->cls == 'u' || v->cls == 'i' || v->cls == 'r')))
+        return 1;
+    if (!ns || (ns & (ns - 1)) || ns > v->max_slots)
+        return MMS__CORRUPT("hash index of region %u: %llu slots do not fit it", v->region,
+                            (unsigned long long)ns);
+    const char *slots = v->ix + PG;
+    uint64_t mask = ns - 1, home[MMS__IX_BATCH];
+    assert(n <= MMS__IX_BATCH);
+    for (size_t j = 0; j < n; j++) {
+        home[j] = hash_key((const uint8_t *)&nkeys[j], 8) & mask;
+        __builtin_prefetch(slots + home[j] * 16);
+    }
+    for (size_t j = 0; j < n; j++) {
+        rec[j] = UINT64_MAX;
+        uint64_t i = home[j];
+        for (uint64_t k = 0; k < ns; k++, i = (i + 1) & mask) {
+            uint64_t r1, sk;
+            memcpy(&r1, slots + i * 16, 8);
+            if (!r1)
+                break;
+            memcpy(&sk, slots + i * 16 + 8, 8);
+            if (sk == nkeys[j] && r1 - 1 < v->count) {
+                rec[j] = r1 - 1;
+                __builtin_prefetch(v->recs + (r1 - 1) * v->rs + v->key_off);
+                break;
+            }
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        uint64_t cur;
+        if (rec[j] == UINT64_MAX)
+            continue;
+        view_key(v, v->recs + rec[j] * v->rs, (uint8_t *)&cur);
+        if (cur == nkeys[j])
+            continue;
+        int r = mms__ix_hash_first(v, (const uint8_t *)&nkeys[j], &rec[j]);
+        if (r == MMS_ENOTFOUND)
+            rec[j] = UINT64_MAX;
+        else if (r)
+            return r;
+    }
+    return 0;
+}
+
 /* ---- ordered ---- */
 static const struct mms__ixpage *vpage(const struct mms__ixview *v, uint64_t p, int type)
 {

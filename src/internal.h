@@ -1080,6 +1080,11 @@ int mms__ix_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out
 /* One live record whose key is nkey (a hash index: the first in probe
  * order). MMS_ENOTFOUND when none. */
 int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec);
+/* Hash index, 8-byte integer keys: up to MMS__IX_BATCH keys (normalized)
+ * at once, rec[i] = the record or UINT64_MAX. 1: not that kind of index. */
+#define MMS__IX_BATCH 16
+int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size_t n,
+                        uint64_t *rec);
 /* Ordered cursors: a position is a leaf page and an entry in it. */
 struct mms__ixpos {
     uint64_t page;

@@ -240,6 +240,47 @@ int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
     return mms__ix_hash_first(v, nk, index);
 }
 
+int mms_index_find_many(mms_index *ix, const void *keys, size_t n, uint64_t *index,
+                        size_t *found)
+{
+    const struct mms__ixview *v;
+    if ((n && (!keys || !index)))
+        return mms__fail(MMS_EINVAL, "mms_index_find_many: bad arguments");
+    int r = resolve(ix, &v);
+    if (r)
+        return r;
+    size_t got = 0;
+    const char *k = keys;
+    for (size_t at = 0; at < n;) {
+        size_t m = n - at < MMS__IX_BATCH ? n - at : MMS__IX_BATCH;
+        uint64_t nk[MMS__IX_BATCH];
+        r = 1;
+        if (v->kind == MMS__IX_HASH && v->K == 8) {
+            for (size_t j = 0; j < m; j++)
+                norm(v, k + (at + j) * 8, (uint8_t *)&nk[j]);
+            r = mms__ix_hash_batch8(v, nk, m, index + at);
+        }
+        if (r == 1) { /* one by one */
+            for (size_t j = 0; j < m; j++) {
+                r = mms_index_find(ix, k + (at + j) * v->K, &index[at + j]);
+                if (r == MMS_ENOTFOUND)
+                    index[at + j] = UINT64_MAX;
+                else if (r)
+                    return r;
+            }
+            r = 0;
+        }
+        if (r)
+            return r;
+        for (size_t j = 0; j < m; j++)
+            got += index[at + j] != UINT64_MAX;
+        at += m;
+    }
+    if (found)
+        *found = got;
+    return 0;
+}
+
 int mms_index_count(mms_index *ix, const void *key, uint64_t *n)
 {
     size_t m = 0;
