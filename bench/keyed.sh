@@ -7,6 +7,7 @@
 # ranges run cold (a fresh process, nothing of the store touched yet) and,
 # for mmstore and LMDB, warm as well (every page touched first, untimed:
 # BENCH_WARM); the in-memory hash table is always warm (it built itself).
+# keybatch: the keyget keys 16 at a time (mms_index_find_many).
 # bench/results/index.md was made from its output.
 set -e
 B=${1:?build dir}; D=${2:?data dir}; N=${3:-${BENCH_N:-10000000}}
@@ -26,7 +27,7 @@ run() { # system variant workload... (the workloads share one prepared store)
 }
 run array default keyget
 run array default ixbuild
-run mmstore hash keyget keyget:warm
+run mmstore hash keyget keyget:warm keybatch keybatch:warm
 run mmstore ordered keyget range keyget:warm range:warm
 run lmdb default keyget range keyget:warm range:warm
 run sqlite pk keyget range
