@@ -244,7 +244,7 @@ int mms_index_find_many(mms_index *ix, const void *keys, size_t n, uint64_t *ind
                         size_t *found)
 {
     const struct mms__ixview *v;
-    if ((n && (!keys || !index)))
+    if (n && (!keys || !index))
         return mms__fail(MMS_EINVAL, "mms_index_find_many: bad arguments");
     int r = resolve(ix, &v);
     if (r)
