@@ -47,6 +47,15 @@
  * Until its commit a transaction's changes are not in its indexes:
  * lookups in a write transaction see the last commit's index, and return
  * only records whose key still matches.
+ *
+ * Reading fast (bench/results/index.md). A lookup's cost is its cache
+ * misses, taken one after the other: a hash find is a slot and the record
+ * (its key compared: the caller reads that line next anyway), so it stops
+ * at the first live match; a batch (mms__ix_hash_batch8) asks for all its
+ * slots, then all its records, before it waits; a descent asks for the
+ * lines of a page's first binary-search steps together; a cursor fetches
+ * the records of the entries ahead of it. Prefetches never fault and
+ * never decide an answer: every answer is read and checked as before.
  */
 #include "internal.h"
 
