@@ -3,7 +3,11 @@
 # key (BENCH_KEYGETS lookups), range scan of BENCH_RANGE_LEN consecutive keys,
 # index build, a plain store to the key field and a commit. Each system is
 # prepared once (untimed) and then timed; one JSON line per run
-# (bench/common.h bench_result). N (records) defaults to 10^7.
+# (bench/common.h bench_result). N (records) defaults to 10^7. Gets and
+# ranges run cold (a fresh process, nothing of the store touched yet) and,
+# for mmstore and LMDB, warm as well (every page touched first, untimed:
+# BENCH_WARM); the in-memory hash table is always warm (it built itself).
+# keybatch: the keyget keys 16 at a time (mms_index_find_many).
 # bench/results/index.md was made from its output.
 set -e
 B=${1:?build dir}; D=${2:?data dir}; N=${3:-${BENCH_N:-10000000}}
@@ -13,16 +17,19 @@ run() { # system variant workload... (the workloads share one prepared store)
     dir="$D/$sys-$var"
     rm -rf "$dir"; mkdir -p "$dir"
     "$B/bench_$sys" prepare "$1" "$N" "$dir" "$var" >/dev/null
-    for w in "$@"; do
-        "$B/bench_$sys" run "$w" "$N" "$dir" "$var" || true
+    for w in "$@"; do # WORKLOAD:warm: the same, after touching every page
+        case $w in
+        *:warm) BENCH_WARM=1 "$B/bench_$sys" run "${w%:warm}" "$N" "$dir" "$var" || true ;;
+        *) "$B/bench_$sys" run "$w" "$N" "$dir" "$var" || true ;;
+        esac
     done
     rm -rf "$dir"
 }
 run array default keyget
 run array default ixbuild
-run mmstore hash keyget
-run mmstore ordered keyget range
-run lmdb default keyget range
+run mmstore hash keyget keyget:warm keybatch keybatch:warm
+run mmstore ordered keyget range keyget:warm range:warm
+run lmdb default keyget range keyget:warm range:warm
 run sqlite pk keyget range
 run sqlite secondary keyget range
 run mmstore hash ixbuild

@@ -47,6 +47,15 @@
  * Until its commit a transaction's changes are not in its indexes:
  * lookups in a write transaction see the last commit's index, and return
  * only records whose key still matches.
+ *
+ * Reading fast (bench/results/index.md). A lookup's cost is its cache
+ * misses, taken one after the other: a hash find is a slot and the record
+ * (its key compared: the caller reads that line next anyway), so it stops
+ * at the first live match; a batch (mms__ix_hash_batch8) asks for all its
+ * slots, then all its records, before it waits; a descent asks for the
+ * lines of a page's first binary-search steps together; a cursor fetches
+ * the records of the entries ahead of it. Prefetches never fault and
+ * never decide an answer: every answer is read and checked as before.
  */
 #include "internal.h"
 
@@ -329,6 +338,9 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
     v->recs = e->region < s->nmapped ? s->view.base[e->region] : NULL;
     uint64_t mapped = e->region < s->nmapped ? s->reg[e->region].mapped / e->record_size : 0;
     v->count = e->count < mapped ? e->count : mapped;
+    v->max_slots = (v->ix_bytes - PG) / E;
+    v->lcap = (PG - 32) / E;
+    v->icap = (PG - 40) / (E + 8);
     if (d->key_off + K > e->record_size)
         return MMS__CORRUPT("table %s: the index on %.47s: key outside the record", e->name,
                             d->field);
@@ -394,7 +406,7 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
 {
     uint64_t ns = vhdr(v)->nslots;
     *n = 0;
-    if (!ns || (ns & (ns - 1)) || PG + ns * v->E > v->ix_bytes || ns * v->E / v->E != ns)
+    if (!ns || (ns & (ns - 1)) || ns > v->max_slots)
         return MMS__CORRUPT("hash index of region %u: %llu slots do not fit it", v->region,
                             (unsigned long long)ns);
     if (v->E == 16 && v->K == 8)
@@ -420,6 +432,114 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
     return 0;
 }
 
+/* mms_index_find on a hash index wants any one record, so the probe stops
+ * at the first live match instead of running on to the end of the run
+ * (hash_find counts them all: at 3/4 load most of a probe is past the
+ * match, and its length is what the branch predictor cannot guess). A
+ * slot is 16 bytes for 8-byte keys and the slots start on a page, so a
+ * probe mostly reads one cache line, then the record's (whose key is
+ * compared: a stale or damaged entry is no answer). */
+int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec)
+{
+    uint64_t ns = vhdr(v)->nslots;
+    if (!ns || (ns & (ns - 1)) || ns > v->max_slots)
+        return MMS__CORRUPT("hash index of region %u: %llu slots do not fit it", v->region,
+                            (unsigned long long)ns);
+    const char *slots = v->ix + PG;
+    uint64_t mask = ns - 1;
+    if (v->E == 16 && v->K == 8) {
+        uint64_t kw;
+        memcpy(&kw, nkey, 8);
+        uint64_t i = hash_key(nkey, 8) & mask;
+        for (uint64_t k = 0; k < ns; k++, i = (i + 1) & mask) {
+            const char *sl = slots + i * 16;
+            uint64_t r1, sk, cur;
+            memcpy(&r1, sl, 8);
+            if (!r1)
+                return MMS_ENOTFOUND;
+            memcpy(&sk, sl + 8, 8);
+            if (sk != kw || r1 - 1 >= v->count)
+                continue;
+            view_key(v, v->recs + (r1 - 1) * v->rs, (uint8_t *)&cur);
+            if (cur == kw) {
+                *rec = r1 - 1;
+                return 0;
+            }
+        }
+        return MMS_ENOTFOUND;
+    }
+    uint8_t tmp[MMS__IX_MAX_KEY];
+    uint64_t i = hash_key(nkey, v->K) & mask;
+    for (uint64_t k = 0; k < ns; k++, i = (i + 1) & mask) {
+        const char *sl = slots + i * v->E;
+        uint64_t r1 = slot_rec1(sl);
+        if (!r1)
+            return MMS_ENOTFOUND;
+        if (memcmp(sl + 8, nkey, v->K) != 0 || r1 - 1 >= v->count)
+            continue;
+        view_key(v, v->recs + (r1 - 1) * v->rs, tmp);
+        if (memcmp(tmp, nkey, v->K) == 0) {
+            *rec = r1 - 1;
+            return 0;
+        }
+    }
+    return MMS_ENOTFOUND;
+}
+
+/* A batch of 8-byte keys: every home slot is asked for first, then each
+ * probe runs (its line on the way or there), then every candidate record
+ * is asked for, then each is compared. One wait for a batch's slots and one
+ * for its records, where single finds wait twice per key. A candidate
+ * whose record no longer holds the key goes the slow way (hash_first:
+ * there may be another entry for the key further on). */
+int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size_t n,
+                        uint64_t *rec)
+{
+    uint64_t ns = vhdr(v)->nslots;
+    if (!(v->E == 16 && v->K == 8 && (v->cls == 'u' || v->cls == 'i' || v->cls == 'r')))
+        return 1;
+    if (!ns || (ns & (ns - 1)) || ns > v->max_slots)
+        return MMS__CORRUPT("hash index of region %u: %llu slots do not fit it", v->region,
+                            (unsigned long long)ns);
+    const char *slots = v->ix + PG;
+    uint64_t mask = ns - 1, home[MMS__IX_BATCH];
+    assert(n <= MMS__IX_BATCH);
+    for (size_t j = 0; j < n; j++) {
+        home[j] = hash_key((const uint8_t *)&nkeys[j], 8) & mask;
+        __builtin_prefetch(slots + home[j] * 16);
+    }
+    for (size_t j = 0; j < n; j++) {
+        rec[j] = UINT64_MAX;
+        uint64_t i = home[j];
+        for (uint64_t k = 0; k < ns; k++, i = (i + 1) & mask) {
+            uint64_t r1, sk;
+            memcpy(&r1, slots + i * 16, 8);
+            if (!r1)
+                break;
+            memcpy(&sk, slots + i * 16 + 8, 8);
+            if (sk == nkeys[j] && r1 - 1 < v->count) {
+                rec[j] = r1 - 1;
+                __builtin_prefetch(v->recs + (r1 - 1) * v->rs + v->key_off);
+                break;
+            }
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        uint64_t cur;
+        if (rec[j] == UINT64_MAX)
+            continue;
+        view_key(v, v->recs + rec[j] * v->rs, (uint8_t *)&cur);
+        if (cur == nkeys[j])
+            continue;
+        int r = mms__ix_hash_first(v, (const uint8_t *)&nkeys[j], &rec[j]);
+        if (r == MMS_ENOTFOUND)
+            rec[j] = UINT64_MAX;
+        else if (r)
+            return r;
+    }
+    return 0;
+}
+
 /* ---- ordered ---- */
 static const struct mms__ixpage *vpage(const struct mms__ixview *v, uint64_t p, int type)
 {
@@ -428,7 +548,7 @@ static const struct mms__ixpage *vpage(const struct mms__ixview *v, uint64_t p, 
     const struct mms__ixpage *pg = (const void *)(v->ix + p * PG);
     if (pg->magic != MMS__IXP_MAGIC || (type && pg->type != type))
         return NULL;
-    uint32_t cap = pg->type == MMS__IXP_LEAF ? (PG - 32) / v->E : (PG - 40) / (v->E + 8);
+    uint32_t cap = pg->type == MMS__IXP_LEAF ? v->lcap : v->icap;
     if ((pg->type != MMS__IXP_LEAF && pg->type != MMS__IXP_INNER) || pg->n > cap)
         return NULL;
     return pg;
@@ -500,6 +620,16 @@ static uint32_t lower_bound_leaf(const void *pg, uint32_t n, uint32_t E, const u
     return lo;
 }
 
+/* A binary search over a page waits for a new cache line at each of its
+ * first steps (entries are 4 to a line), one after the other. The lines
+ * of its first three steps are asked for together instead: one wait for
+ * three. */
+static inline void prefetch_search(const uint8_t *a, uint32_t n, uint32_t E)
+{
+    for (uint32_t k = 1; k < 8; k++)
+        __builtin_prefetch(a + (size_t)(n * k / 8) * E);
+}
+
 /* The leaf where ent belongs (which = 0), or the first (-1) or last (1). */
 static int descend(const struct mms__ixview *v, const uint8_t *ent, int which, uint64_t *leaf)
 {
@@ -512,6 +642,8 @@ static int descend(const struct mms__ixview *v, const uint8_t *ent, int which, u
         if (!pg)
             return MMS__CORRUPT("ordered index of region %u: inner page %llu is damaged",
                                 v->region, (unsigned long long)p);
+        if (!which)
+            prefetch_search(inner_sep(pg, v->E, 0), pg->n, v->E);
         uint32_t i = which < 0 ? 0 : which > 0 ? pg->n : upper_bound_sep(pg, pg->n, v->E, ent);
         p = inner_child(pg)[i];
     }
@@ -573,6 +705,7 @@ int mms__ix_seek(const struct mms__ixview *v, int op, const uint8_t *nkey, struc
         p->pos = (int64_t)pg->n - 1;
         return settle_pos(v, p, -1);
     }
+    prefetch_search(leaf_ent(pg, v->E, 0), pg->n, v->E);
     p->pos = lower_bound_leaf(pg, pg->n, v->E, ent);
     if (op == MMS__SEEK_GE || op == MMS__SEEK_GT)
         return settle_pos(v, p, 1);
@@ -607,6 +740,45 @@ int mms__ix_entry(const struct mms__ixview *v, const struct mms__ixpos *p, uint6
     if (nkey)
         memcpy(nkey, e, v->K);
     return 0;
+}
+
+void mms__ix_touch(const struct mms__ixview *v)
+{
+    /* A volatile read each: the compiler may not drop the loop, and the
+     * bytes read do not matter. */
+    for (uint64_t off = 0; off < v->ix_bytes; off += PG)
+        (void)*(const volatile char *)(v->ix + off);
+}
+
+/* Records read through a cursor are at random places in the table, each a
+ * cache miss (and, cold, a TLB miss) the reader would wait for one after
+ * the other; entries up to MMS__IX_AHEAD on are in the leaf already, so
+ * their records are fetched ahead, and the misses overlap. A prefetch never
+ * faults; a damaged entry or page is skipped (mms__ix_entry reports it). */
+void mms__ix_prefetch(const struct mms__ixview *v, const struct mms__ixpos *p, int dir,
+                      uint32_t from, uint32_t to)
+{
+    const struct mms__ixpage *pg = p->page ? vpage(v, p->page, MMS__IXP_LEAF) : NULL;
+    if (!pg || !v->recs)
+        return;
+    for (uint32_t d = from; d <= to; d++) {
+        int64_t i = p->pos + (dir > 0 ? (int64_t)d : -(int64_t)d);
+        const struct mms__ixpage *q = pg;
+        if (i >= pg->n) {
+            q = vpage(v, pg->next, MMS__IXP_LEAF);
+            i -= pg->n;
+        } else if (i < 0) {
+            q = vpage(v, pg->prev, MMS__IXP_LEAF);
+            i += q ? q->n : 0;
+        }
+        if (!q || i < 0 || i >= q->n)
+            return;
+        uint64_t r;
+        memcpy(&r, leaf_ent(q, v->E, (uint32_t)i) + v->K, 8);
+        r = __builtin_bswap64(r);
+        if (r < v->count)
+            __builtin_prefetch(v->recs + r * v->rs);
+    }
 }
 
 static int ordered_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out,

@@ -1108,12 +1108,22 @@ struct mms__ixview {
     uint64_t ix_bytes;  /* bytes of it that may be read */
     const char *recs;   /* the table's records */
     uint64_t count;     /* slots of the table that may be read */
+    uint64_t max_slots; /* hash: slots that fit in ix_bytes (no division per find) */
+    uint32_t lcap, icap; /* ordered: entries of a leaf, separators of an inner page */
 };
 int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                     struct mms__ixview *v);
 /* Records whose key is nkey: up to cap into out, *n all of them. */
 int mms__ix_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out, size_t cap,
                  uint64_t *n);
+/* One live record whose key is nkey (a hash index: the first in probe
+ * order). MMS_ENOTFOUND when none. */
+int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec);
+/* Hash index, 8-byte integer keys: up to MMS__IX_BATCH keys (normalized)
+ * at once, rec[i] = the record or UINT64_MAX. 1: not that kind of index. */
+#define MMS__IX_BATCH 16
+int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size_t n,
+                        uint64_t *rec);
 /* Ordered cursors: a position is a leaf page and an entry in it. */
 struct mms__ixpos {
     uint64_t page;
@@ -1122,6 +1132,13 @@ struct mms__ixpos {
 enum { MMS__SEEK_FIRST, MMS__SEEK_LAST, MMS__SEEK_GE, MMS__SEEK_GT, MMS__SEEK_LE, MMS__SEEK_LT };
 int mms__ix_seek(const struct mms__ixview *v, int op, const uint8_t *nkey, struct mms__ixpos *p);
 int mms__ix_step(const struct mms__ixview *v, struct mms__ixpos *p, int dir);
+/* Read one byte of every page of the index's mapping (mms_index_warm). */
+void mms__ix_touch(const struct mms__ixview *v);
+/* Prefetch the records of the entries from to to steps from p in
+ * direction dir (a cursor's next records; no error, no fault). */
+#define MMS__IX_AHEAD 8
+void mms__ix_prefetch(const struct mms__ixview *v, const struct mms__ixpos *p, int dir,
+                      uint32_t from, uint32_t to);
 /* The entry at p: record index, and key bytes (nkey may be NULL). */
 int mms__ix_entry(const struct mms__ixview *v, const struct mms__ixpos *p, uint64_t *rec,
                   uint8_t *nkey);

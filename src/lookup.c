@@ -223,7 +223,6 @@ int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
         return r;
     uint8_t nk[MMS__IX_MAX_KEY];
     norm(v, key, nk);
-    uint64_t m = 0;
     if (v->kind == MMS__IX_ORDERED) {
         /* The first entry at or after the key is the lowest record. */
         struct mms__ixpos p;
@@ -238,8 +237,48 @@ int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
         }
         return r ? r : MMS_ENOTFOUND;
     }
-    r = mms__ix_find(v, nk, index, 1, &m);
-    return r ? r : m ? 0 : MMS_ENOTFOUND;
+    return mms__ix_hash_first(v, nk, index);
+}
+
+int mms_index_find_many(mms_index *ix, const void *keys, size_t n, uint64_t *index,
+                        size_t *found)
+{
+    const struct mms__ixview *v;
+    if (n && (!keys || !index))
+        return mms__fail(MMS_EINVAL, "mms_index_find_many: bad arguments");
+    int r = resolve(ix, &v);
+    if (r)
+        return r;
+    size_t got = 0;
+    const char *k = keys;
+    for (size_t at = 0; at < n;) {
+        size_t m = n - at < MMS__IX_BATCH ? n - at : MMS__IX_BATCH;
+        uint64_t nk[MMS__IX_BATCH];
+        r = 1;
+        if (v->kind == MMS__IX_HASH && v->K == 8) {
+            for (size_t j = 0; j < m; j++)
+                norm(v, k + (at + j) * 8, (uint8_t *)&nk[j]);
+            r = mms__ix_hash_batch8(v, nk, m, index + at);
+        }
+        if (r == 1) { /* one by one */
+            for (size_t j = 0; j < m; j++) {
+                r = mms_index_find(ix, k + (at + j) * v->K, &index[at + j]);
+                if (r == MMS_ENOTFOUND)
+                    index[at + j] = UINT64_MAX;
+                else if (r)
+                    return r;
+            }
+            r = 0;
+        }
+        if (r)
+            return r;
+        for (size_t j = 0; j < m; j++)
+            got += index[at + j] != UINT64_MAX;
+        at += m;
+    }
+    if (found)
+        *found = got;
+    return 0;
 }
 
 int mms_index_count(mms_index *ix, const void *key, uint64_t *n)
@@ -250,6 +289,16 @@ int mms_index_count(mms_index *ix, const void *key, uint64_t *n)
     int r = mms_index_find_all(ix, key, NULL, 0, &m);
     *n = m;
     return r;
+}
+
+int mms_index_warm(mms_index *ix)
+{
+    const struct mms__ixview *v;
+    int r = resolve(ix, &v);
+    if (r)
+        return r;
+    mms__ix_touch(v);
+    return 0;
 }
 
 int mms_cursor_open(mms_index *ix, mms_cursor **c)
@@ -304,6 +353,9 @@ int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, voi
         norm(v, key, nk);
     /* enum mms_seek and MMS__SEEK_* are the same list. */
     r = mms__ix_seek(v, op, key ? nk : NULL, &c->p);
+    if (!r) /* a seek usually starts a scan: its first records are wanted soon */
+        mms__ix_prefetch(v, &c->p, op == MMS_SEEK_LAST || op == MMS_SEEK_LE ||
+                         op == MMS_SEEK_LT ? -1 : 1, 1, MMS__IX_AHEAD);
     return cursor_out(c, v, r, index, key_out);
 }
 
@@ -315,7 +367,10 @@ static int cursor_step(mms_cursor *c, int dir, uint64_t *index, void *key_out)
     int r = resolve(c->ix, &v);
     if (r)
         return r;
-    return cursor_out(c, v, mms__ix_step(v, &c->p, dir), index, key_out);
+    r = mms__ix_step(v, &c->p, dir);
+    if (!r)
+        mms__ix_prefetch(v, &c->p, dir, MMS__IX_AHEAD, MMS__IX_AHEAD);
+    return cursor_out(c, v, r, index, key_out);
 }
 
 int mms_cursor_next(mms_cursor *c, uint64_t *index, void *key_out)
