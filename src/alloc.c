@@ -543,6 +543,19 @@ static void slab_init(mms_store *s, uint32_t pg, unsigned c)
     list_push(s, &h->class_head[c], D, pg);
 }
 
+/* Slot slot of the slab at page pg (class c) becomes used: its bit, the
+ * slab's free count (off the class's list when full), the heap's counts. */
+static void slot_take(mms_store *s, struct mms__slab *sl, unsigned c, uint32_t pg, unsigned slot)
+{
+    struct mms__hdr *h = mms__hdr(s);
+    sl->bitmap[slot / 64] |= UINT64_C(1) << (slot % 64);
+    if (--sl->nfree == 0)
+        list_remove(s, &h->class_head[c], D, pg);
+    h->live_bytes += class_size[c];
+    h->live_count++;
+    h->free_bytes -= class_size[c];
+}
+
 static int alloc_small(mms_store *s, unsigned c, uint64_t *off)
 {
     struct mms__hdr *h = mms__hdr(s);
@@ -563,13 +576,8 @@ static int alloc_small(mms_store *s, unsigned c, uint64_t *off)
     if (sl->bitmap[w] == ~UINT64_C(0))
         return MMS__CORRUPT("heap: slab at page %u counts free slots but has none", pg);
     unsigned bit = (unsigned)__builtin_ctzll(~sl->bitmap[w]);
-    sl->bitmap[w] |= UINT64_C(1) << bit;
     sl->hint = w;
-    if (--sl->nfree == 0)
-        list_remove(s, &h->class_head[c], D, pg);
-    h->live_bytes += class_size[c];
-    h->live_count++;
-    h->free_bytes -= class_size[c];
+    slot_take(s, sl, c, pg, w * 64 + bit);
     *off = (uint64_t)pg * MMS__PAGE + sl->first + (uint64_t)(w * 64 + bit) * class_size[c];
     return 0;
 }
@@ -981,17 +989,11 @@ static int place_small(mms_store *s, uint64_t off, unsigned c, uint64_t slab)
             return r;
         slab_init(s, pg, c);
     }
-    struct mms__hdr *h = mms__hdr(s);
     struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, pg);
     unsigned slot = (unsigned)((rel - geom[c].first) / class_size[c]);
     if (sl->bitmap[slot / 64] >> (slot % 64) & 1)
         return mms__fail(MMS_EBADREF, "heap offset %llu is taken", (unsigned long long)off);
-    sl->bitmap[slot / 64] |= UINT64_C(1) << (slot % 64);
-    if (--sl->nfree == 0)
-        list_remove(s, &h->class_head[c], D, pg);
-    h->live_bytes += class_size[c];
-    h->live_count++;
-    h->free_bytes -= class_size[c];
+    slot_take(s, sl, c, pg, slot);
     return 0;
 }
 

@@ -93,6 +93,21 @@ static void writer(const char *path)
     }
 }
 
+/* Inside a read transaction: the balances sum to what they started at;
+ * returns the transfers made (meta's counter), *log the log table. */
+static int64_t balances_ok(mms_store *s, mms_table **log)
+{
+    mms_table *a, *m;
+    OK(mms_table_find(s, "acct", &a));
+    OK(mms_table_find(s, "log", log));
+    OK(mms_table_find(s, "meta", &m));
+    int64_t sum = 0;
+    for (uint64_t i = 0; i < NACCT; i++)
+        sum += MMS_TABLE_GET(a, struct acct, i)->balance;
+    ASSERT_EQ(sum, (int64_t)NACCT * START);
+    return MMS_TABLE_GET(m, struct acct, 0)->balance;
+}
+
 /* A reader process: read transactions back to back until killed, each
  * checking the writer's invariants in the state it pins; *reads counts
  * them (in memory shared with the parent). A broken invariant aborts it. */
@@ -101,16 +116,9 @@ static void reader(const char *path, volatile uint64_t *reads)
     mms_store *s = open_flags(path, MMS_RDONLY);
     int64_t last = -1;
     for (;;) {
-        mms_table *a, *l, *m;
+        mms_table *l;
         OK(mms_read_begin(s));
-        OK(mms_table_find(s, "acct", &a));
-        OK(mms_table_find(s, "log", &l));
-        OK(mms_table_find(s, "meta", &m));
-        int64_t sum = 0;
-        for (uint64_t i = 0; i < NACCT; i++)
-            sum += MMS_TABLE_GET(a, struct acct, i)->balance;
-        ASSERT_EQ(sum, (int64_t)NACCT * START);
-        int64_t n = MMS_TABLE_GET(m, struct acct, 0)->balance;
+        int64_t n = balances_ok(s, &l);
         ASSERT(n >= last);
         ASSERT(mms_table_count(l) <= (uint64_t)n);
         /* The newest log record's note: one letter repeated. */
@@ -135,16 +143,9 @@ static int64_t check_copy(const char *path)
     CTX("checking the copy %s", path);
     mms_store *s = open_flags(path, 0);
     verify_ok(s);
-    mms_table *a, *l, *m;
+    mms_table *l;
     OK(mms_read_begin(s));
-    OK(mms_table_find(s, "acct", &a));
-    OK(mms_table_find(s, "log", &l));
-    OK(mms_table_find(s, "meta", &m));
-    int64_t sum = 0;
-    for (uint64_t i = 0; i < NACCT; i++)
-        sum += MMS_TABLE_GET(a, struct acct, i)->balance;
-    ASSERT_EQ(sum, (int64_t)NACCT * START);
-    int64_t n = MMS_TABLE_GET(m, struct acct, 0)->balance;
+    int64_t n = balances_ok(s, &l);
     /* The log keeps some of the transfers (all of them until the first
      * trim), each with its note: one letter repeated. */
     uint64_t live = mms_table_count(l);
