@@ -19,7 +19,6 @@
 #include "tool.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -1235,22 +1234,6 @@ static int load_root(struct load *l, const struct jv *v)
     return r ? tool_fail("cannot set the root of", "the new store", r) : 0;
 }
 
-static int unlink_all(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return errno == ENOENT ? 0 : -errno;
-    char p[4200];
-    for (struct dirent *de; (de = readdir(d));) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    return rmdir(dir) == 0 ? 0 : -errno;
-}
-
 static int fsync_path(const char *p)
 {
     int fd = open(p, O_RDONLY | O_DIRECTORY);
@@ -1346,7 +1329,7 @@ int tool_load(const char *file, const char *dir)
         return tool_err("cannot read %s: %s", file, strerror(errno));
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.mms-load-%d", dir, (int)getpid());
-    unlink_all(tmp);
+    tool_rm_dir(tmp);
     struct load l = {0};
     mms_options o;
     mms_options_init(&o);
@@ -1395,7 +1378,7 @@ int tool_load(const char *file, const char *dir)
         fsync_path(slash ? parent : ".");
     }
     if (rc)
-        unlink_all(tmp);
+        tool_rm_dir(tmp);
     else
         printf("%s: loaded %zu tables, %llu records\n", dir, l.ntab,
                (unsigned long long)l.records);

@@ -59,7 +59,6 @@
 #include "salvage.h"
 #include "tool.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -662,22 +661,6 @@ static void indexes_build(struct rec *R)
 /* ------------------------------------------------------------------------
  * DEST: built beside it and renamed into place
  * ------------------------------------------------------------------------ */
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    char p[4200];
-    for (struct dirent *de; (de = readdir(d));) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static void sync_dir(const char *p)
 {
     int fd = open(p, O_RDONLY | O_DIRECTORY);
@@ -859,10 +842,10 @@ static int recover(const char *dir, const char *dest, bool dry, bool follow)
         if (!rc)
             indexes_build(&R);
     } else {
-        rm_tree(tmp);
+        tool_rm_dir(tmp);
         rc = dest_build(&R, tmp, dest);
         if (rc)
-            rm_tree(tmp);
+            tool_rm_dir(tmp);
     }
     if (!rc) {
         tables_report(&R);

@@ -13,11 +13,13 @@
 #define _GNU_SOURCE /* getopt_long */
 #include "tool.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *const tool_prog = "mms";
 
@@ -257,4 +259,20 @@ int tool_finish_output(struct obuf *o)
     if (err)
         return tool_err("cannot write the output: %s", strerror(err));
     return 0;
+}
+
+int tool_rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    char p[4200];
+    for (struct dirent *de; (de = readdir(d));) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    return rmdir(dir) == 0 ? 0 : -errno;
 }

@@ -44,6 +44,10 @@ void tool_help(const struct tool_cmd *cmd, FILE *f);
 /* "mms: message" on stderr; returns 1 (the exit code). */
 int tool_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Remove dir and the files in it (one level: what a store directory
+ * holds); 0 or -errno. */
+int tool_rm_dir(const char *dir);
+
 /* "mms: WHAT DIR: why" on stderr, one line: the message of err, and
  * mms_errdetail() when it says more than the message (not both when the
  * detail repeats it). Returns 1. */
