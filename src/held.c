@@ -186,12 +186,8 @@ void mms__held_clear(mms_store *s)
 void mms__held_free(mms_store *s)
 {
     mms__held_clear(s);
-    while (s->shadow_pool) {
-        void *p = s->shadow_pool;
-        memcpy(&s->shadow_pool, p, sizeof(void *));
-        free(p);
-    }
-    s->shadow_pool_n = 0;
+    while (s->shadow_pool)
+        free(shadow_get(s));
     free(s->held);
     free(s->held_spare);
     s->held = s->held_spare = NULL;

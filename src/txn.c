@@ -632,11 +632,9 @@ static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
 #define WP_CHUNK ((uint64_t)256 << 10)
 #define WP_RESET 4096u
 
-/* Whether the chunks [c0, c1) of region id are registered in this mapping
- * (with mark: record that they now are). Only whole chunks inside the
- * private range count: the part of a chunk past it becomes another mapping
- * when the region grows (map.c), and is registered again. */
-static bool chunks_registered(mms_store *s, uint32_t id, uint64_t c0, uint64_t c1, bool mark)
+/* The chunks of region id registered in its current mapping, a bit each
+ * (a new mapping of the region starts with none). */
+static struct mms__region *reg_chunks(mms_store *s, uint32_t id)
 {
     struct mms__region *g = &s->reg[id];
     if (g->wp_reg_seq != g->mapseq) {
@@ -644,26 +642,44 @@ static bool chunks_registered(mms_store *s, uint32_t id, uint64_t c0, uint64_t c
             memset(g->wp_reg, 0, g->wp_reg_words * 8);
         g->wp_reg_seq = g->mapseq;
     }
-    uint64_t last = c1 / WP_CHUNK; /* the chunks wholly inside [c0, c1) */
-    if (mark && last > g->wp_reg_words * 64) {
+    return g;
+}
+
+/* Whether every chunk of [c0, c1) is registered. Only whole chunks inside
+ * the private range are ever recorded: the part of a chunk past it becomes
+ * another mapping when the region grows (map.c), and is registered again. */
+static bool chunks_known(mms_store *s, uint32_t id, uint64_t c0, uint64_t c1)
+{
+    const struct mms__region *g = reg_chunks(s, id);
+    if (c1 % WP_CHUNK)
+        return false;
+    for (uint64_t k = c0 / WP_CHUNK; k < c1 / WP_CHUNK; k++)
+        if (k / 64 >= g->wp_reg_words || !(g->wp_reg[k / 64] >> (k % 64) & 1))
+            return false;
+    return true;
+}
+
+/* Record that the whole chunks of [c0, c1) are registered (no memory: they
+ * are registered again next time). */
+static void chunks_mark(mms_store *s, uint32_t id, uint64_t c0, uint64_t c1)
+{
+    struct mms__region *g = reg_chunks(s, id);
+    uint64_t last = c1 / WP_CHUNK;
+    if (last > g->wp_reg_words * 64) {
         uint64_t words = (last + 63) / 64 * 2;
         uint64_t *w = realloc(g->wp_reg, words * 8);
         if (!w)
-            return false; /* registered again next time */
+            return;
         memset(w + g->wp_reg_words, 0, (words - g->wp_reg_words) * 8);
         g->wp_reg = w;
         g->wp_reg_words = words;
     }
     for (uint64_t k = c0 / WP_CHUNK; k < last; k++) {
         uint64_t bit = UINT64_C(1) << (k % 64);
-        if (mark) {
-            if (!(g->wp_reg[k / 64] & bit))
-                s->wp_chunks++;
-            g->wp_reg[k / 64] |= bit;
-        } else if (k / 64 >= g->wp_reg_words || !(g->wp_reg[k / 64] & bit))
-            return false;
+        if (!(g->wp_reg[k / 64] & bit))
+            s->wp_chunks++;
+        g->wp_reg[k / 64] |= bit;
     }
-    return !mark || c1 % WP_CHUNK == 0;
 }
 
 static void protect_run(mms_store *s, uint32_t id, char *start, char *end)
@@ -675,12 +691,11 @@ static void protect_run(mms_store *s, uint32_t id, char *start, char *end)
         c1 = (uint64_t)(lim - base);
     /* A chunk is registered once per mapping: registering again costs a
      * system call that takes the address space's lock for writing. */
-    bool whole = c1 % WP_CHUNK == 0;
-    bool known = whole && chunks_registered(s, id, c0, c1, false);
+    bool known = chunks_known(s, id, c0, c1);
     bool ok = mms__os_wp_protect(s->wp_fd, known ? NULL : base + c0, c1 - c0, start,
                                  (uint64_t)(end - start)) == 0;
     if (ok && !known)
-        chunks_registered(s, id, c0, c1, true);
+        chunks_mark(s, id, c0, c1);
     for (char *p = start; p < end; p += MMS__PAGE) {
         struct mms__held *h = mms__held_find(s, p);
         if (h) {
