@@ -42,6 +42,10 @@ FULL = {
     # CSV); run here, not by a harness: peak RSS (wait4) and time per run.
     "import": {"sizes": [144], "unit": "MB", "per": "run",
                "systems": [("mmstore", "mms import"), ("sqlite", "sqlite3 .import")]},
+    # Bytes on disk (allocated blocks of every file) of a store holding n
+    # records of 64 bytes, made by each harness's "open" prepare step.
+    "disk": {"sizes": [2, 100000, 1000000, 10000000], "unit": "MB", "per": "run",
+             "systems": [("mmstore", "durable"), ("lmdb", "default"), ("sqlite", "wal")]},
     "get": {"sizes": [10000000], "unit": "ns", "per": "op",
             "systems": [("mmstore", "durable"), ("lmdb", "default"), ("sqlite", "wal"),
                         ("array", "malloc")]},
@@ -65,7 +69,7 @@ FULL = {
             "units": {"ipc_reader": "ns"}},
 }
 SCALE = {"ns": 1e9, "us": 1e6, "ms": 1e3, "s": 1.0}
-QUICK_SIZES = {"open": [10000, 100000], "openscan": [100000], "import": [8], "get": [100000], "scan": [100000], "load": [100000],
+QUICK_SIZES = {"open": [10000, 100000], "openscan": [100000], "import": [8], "disk": [2, 10000], "get": [100000], "scan": [100000], "load": [100000],
                "commit": [10000], "alloc": [20], "commit_size": [1, 16], "ipc": [10000]}
 
 
@@ -145,6 +149,7 @@ def main():
         return
     if args.runs <= 0:
         args.runs = 1 if args.quick else 5
+    args.build = os.path.abspath(args.build)  # the import runs the tool from its data dir
     os.makedirs(args.data, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
     mach = machine()
@@ -156,9 +161,9 @@ def main():
         if only and workload not in only:
             continue
         sizes = QUICK_SIZES[workload] if args.quick else spec["sizes"]
-        if workload == "import":
+        if workload in ("import", "disk"):
             for n in sizes:
-                rows.extend(import_rows(args, spec, n))
+                rows.extend((import_rows if workload == "import" else disk_rows)(args, spec, n))
             continue
         for n in sizes:
             answers = {}
@@ -264,6 +269,44 @@ def run_rss(cmd, cwd):
     return secs, (float(kb[-1]) if kb else ru.ru_maxrss) / 1024.0, out.decode()
 
 
+def disk_bytes(path):
+    """Bytes allocated on disk (st_blocks) by the file or every file under path."""
+    if os.path.isfile(path):
+        return os.stat(path).st_blocks * 512
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            total += os.lstat(os.path.join(root, f)).st_blocks * 512
+    return total
+
+
+def disk_rows(args, spec, n):
+    """Size on disk of a store of n records of 64 bytes, each system's store
+    made by its harness ("prepare open"), closed, nothing else running."""
+    rows = []
+    for system, variant in spec["systems"]:
+        exe = os.path.join(args.build, "bench_" + system)
+        row = dict(group="disk", workload="disk", size=n, system=system, variant=variant,
+                   unit="MB", median=None, runs=0, answer="", note="")
+        data = os.path.join(args.data, "disk-%s-%s-%d" % (system, variant, n))
+        print("disk n=%d %s/%s ..." % (n, system, variant), file=sys.stderr, flush=True)
+        if not os.path.exists(exe):
+            row["note"] = "not built (library missing)"
+            rows.append(row)
+            continue
+        try:
+            run_harness(exe, "prepare", "open", n, data, variant, 3600)
+            mb = disk_bytes(data) / 1e6
+            row.update(median=mb, min=mb, max=mb, runs=1,
+                       note="live data %s MB" % num(n * 64 / 1e6))
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            row["note"] = "failed: %s" % str(e)[:200]
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+        rows.append(row)
+    return rows
+
+
 def import_rows(args, spec, n):
     """Peak RSS and time of importing an n MB CSV file into a new store
     (`mms import`) and a new SQLite file (`sqlite3 FILE ".import --csv"`);
@@ -283,7 +326,7 @@ def import_rows(args, spec, n):
                              variant=variant, unit="MB", median=None, runs=0, answer="",
                              note="not built / not installed"))
             continue
-        rss, secs, answer = [], [], ""
+        rss, secs, answer, size = [], [], "", None
         try:
             for _ in range(args.runs):
                 target = os.path.join(data, "out")
@@ -297,6 +340,7 @@ def import_rows(args, spec, n):
                 t, m, _ = run_rss(cmd, data)
                 secs.append(t)
                 rss.append(m)
+                size = disk_bytes(target if system == "mmstore" else target + ".db") / 1e6
                 if system == "mmstore":
                     out = subprocess.run([exe, "info", target], capture_output=True,
                                          text=True).stdout
@@ -315,6 +359,9 @@ def import_rows(args, spec, n):
                              variant=variant, unit=unit, median=statistics.median(vals),
                              min=min(vals), max=max(vals), runs=len(vals), answer=answer,
                              note=""))
+        rows.append(dict(group="import", workload="import_disk", size=n, system=system,
+                         variant=variant, unit="MB", median=size, min=size, max=size, runs=1,
+                         answer=answer, note="CSV file %s MB" % num(os.path.getsize(csv_path) / 1e6)))
     shutil.rmtree(data, ignore_errors=True)
     return rows
 
@@ -395,6 +442,18 @@ SECTIONS = [
          size="MB of CSV", sizefmt=lambda n: "%d MB CSV" % n, lower=True,
          match=lambda r: r["workload"] == "import_time",
          what="Wall time of the same imports (the store's commit and SQLite's are durable)."),
+    dict(key="import_disk", title="CSV import: size on disk", unit="MB",
+         size="MB of CSV", sizefmt=lambda n: "%d MB CSV" % n, lower=True,
+         match=lambda r: r["workload"] == "import_disk", words=("smaller", "larger"),
+         what="Bytes allocated on disk (st_blocks) by the store the import made: every file "
+              "of the mmstore directory (regions, journal, lock file) against SQLite's "
+              "database file."),
+    dict(key="disk", title="Size on disk", unit="MB", size="records in the store "
+         "(64 bytes each)", sizefmt=records, lower=True,
+         match=lambda r: r["workload"] == "disk", words=("smaller", "larger"),
+         what="Bytes allocated on disk (st_blocks, every file) by a store of n records of 64 "
+              "bytes made by each system's harness and closed; the note gives the live "
+              "data (n x 64 bytes)."),
     dict(key="get", title="Random get by position", unit="ns", size="records in the store",
          sizefmt=records, lower=True, match=lambda r: r["workload"] == "get",
          what="Time per get, 10^7 gets of pseudo-random records. By position: record i of "
@@ -490,11 +549,11 @@ def speedup(rows, r, lower_is_better):
     return f, m["variant"].replace(" (cold)", "")
 
 
-def speedup_text(f, variant):
+def speedup_text(f, variant, words=("faster", "slower")):
     if f is None:
         return ""
     what = "same" if 1 / 1.02 < f < 1.02 else (
-        "%s× faster" % num(f) if f > 1 else "%s× slower" % num(1 / f))
+        "%s× %s" % (num(f), words[0]) if f > 1 else "%s× %s" % (num(1 / f), words[1]))
     return what if variant == "durable" else "%s (vs %s)" % (what, variant)
 
 
@@ -568,7 +627,7 @@ def section_table(sec, rows, all_rows):
             variant = "%s: %s" % (r["workload"].split("_", 1)[-1], variant)
         m = mmstore_match(all_rows, r)
         answer = r["answer"]
-        if m is not None and r is not m and answer == m["answer"]:
+        if m is not None and r is not m and answer and answer == m["answer"]:
             answer = "same"
         elif answer and len(answer) > 22:
             answer = answer[:20] + "…"
@@ -578,7 +637,8 @@ def section_table(sec, rows, all_rows):
             name = "**mmstore**"
         lines.append("| %s | %s | %s | %s | %s | %d | %s | %s | %s |" % (
             sec["sizefmt"](r["size"]), name, variant, num(med), spread, r["runs"],
-            speedup_text(f, against), answer, r["note"]))
+            speedup_text(f, against, sec.get("words", ("faster", "slower"))), answer,
+            r["note"]))
     return lines
 
 
@@ -586,10 +646,10 @@ def write_report(out, mach, rows, quick, cold):
     lines = ["# mmstore benchmarks%s" % (" (quick sizes)" if quick else ""), "",
              "Produced by `bench/run.py%s` (`make bench%s`). Every figure is the median of "
              "the runs counted, each run a fresh process; the spread is the fastest and the "
-             "slowest run. \"mmstore vs this\" says how many times faster (or slower) mmstore "
-             "is than that row, compared with mmstore's matching variant: durable with "
-             "durable, not synced (nosync, SQLite's OFF, the malloc'd array) with nosync, "
-             "cold cache with cold cache. \"same\" in the answer column: that system "
+             "slowest run. \"mmstore vs this\" says how many times faster (or slower; for "
+             "sizes on disk, smaller or larger) mmstore is than that row, compared with "
+             "mmstore's matching variant: durable with durable, not synced (nosync, SQLite's "
+             "OFF, the malloc'd array) with nosync, cold cache with cold cache. \"same\" in the answer column: that system "
              "computed the same answer as mmstore."
              % (" --quick" if quick else "", "-quick" if quick else ""), "",
              "| machine | |", "|---|---|"]
