@@ -649,8 +649,8 @@ def write_report(out, mach, rows, quick, cold):
              "slowest run. \"mmstore vs this\" says how many times faster (or slower; for "
              "sizes on disk, smaller or larger) mmstore is than that row, compared with "
              "mmstore's matching variant: durable with durable, not synced (nosync, SQLite's "
-             "OFF, the malloc'd array) with nosync, cold cache with cold cache. \"same\" in the answer column: that system "
-             "computed the same answer as mmstore."
+             "OFF, the malloc'd array) with nosync, cold cache with cold cache. \"same\" "
+             "in the answer column: that system computed the same answer as mmstore."
              % (" --quick" if quick else "", "-quick" if quick else ""), "",
              "| machine | |", "|---|---|"]
     for k in ("date", "cpu", "memory", "kernel", "filesystem", "compiler", "cold-cache runs"):
