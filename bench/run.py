@@ -69,7 +69,8 @@ FULL = {
             "units": {"ipc_reader": "ns"}},
 }
 SCALE = {"ns": 1e9, "us": 1e6, "ms": 1e3, "s": 1.0}
-QUICK_SIZES = {"open": [10000, 100000], "openscan": [100000], "import": [8], "disk": [2, 10000], "get": [100000], "scan": [100000], "load": [100000],
+QUICK_SIZES = {"open": [10000, 100000], "openscan": [100000], "import": [8], "disk": [2, 10000],
+               "get": [100000], "scan": [100000], "load": [100000],
                "commit": [10000], "alloc": [20], "commit_size": [1, 16], "ipc": [10000]}
 
 
@@ -361,7 +362,8 @@ def import_rows(args, spec, n):
                              note=""))
         rows.append(dict(group="import", workload="import_disk", size=n, system=system,
                          variant=variant, unit="MB", median=size, min=size, max=size, runs=1,
-                         answer=answer, note="CSV file %s MB" % num(os.path.getsize(csv_path) / 1e6)))
+                         answer=answer,
+                         note="CSV file %s MB" % num(os.path.getsize(csv_path) / 1e6)))
     shutil.rmtree(data, ignore_errors=True)
     return rows
 
