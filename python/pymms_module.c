@@ -26,7 +26,7 @@ PyDoc_STRVAR(module_doc,
 "        with s.read():                      # one consistent state\n"
 "            print(t.column('x').mean())     # a view of the mapped file, no copy\n"
 "\n"
-"open(path, create=False, readonly=False, nosync=False) -> Store\n"
+"open(path, create=False, readonly=False, nosync=False, huge=True) -> Store\n"
 "\n"
 "Store: close(), info(), tables(), verify(), checkpoint(), table(name),\n"
 "  read() and write() (transactions, as context managers), create_table(name,\n"
@@ -265,7 +265,7 @@ static PyObject *absolute_path(PyObject *fspath)
 }
 
 PyDoc_STRVAR(open_doc,
-"open(path, create=False, readonly=False, nosync=False) -> Store\n"
+"open(path, create=False, readonly=False, nosync=False, huge=True) -> Store\n"
 "\n"
 "Open the store in directory path (create it with create=True). readonly maps\n"
 "it read-only (write transactions raise RdonlyError). nosync: commits survive\n"
@@ -274,16 +274,23 @@ PyDoc_STRVAR(open_doc,
 "Write handles are opened without the guard (MMS_NOGUARD), so a stray store\n"
 "through an old writable array never kills the interpreter; if MMS_GUARD=1 in\n"
 "the environment turns it on anyway, writable arrays are refused.\n"
+"huge (write handles): the fresh space where tables grow (append, extend,\n"
+"import_csv) is advised 2 MiB pages, so the page cache holds what this handle\n"
+"appends in 2 MiB folios and every later view of it (any process) maps them\n"
+"2 MiB at a time: the first scan of a table just written costs what a warm one\n"
+"does. huge=False (MMS_NOHUGE) keeps 4 KiB-page advice: sparse one-record\n"
+"updates then dirty less for the next checkpoint to write back. MMS_HUGE=0|1\n"
+"in the environment wins over it (mmstore.h, MMS_NOHUGE).\n"
 "A Store is a context manager: `with mmstore.open(p) as s:` closes it.");
 
 static PyObject *mod_open(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"path", "create", "readonly", "nosync", NULL};
+    static char *kwlist[] = {"path", "create", "readonly", "nosync", "huge", NULL};
     PyObject *fspath = NULL;
-    int create = 0, readonly = 0, nosync = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|ppp:open", kwlist, PyUnicode_FSConverter,
-                                     &fspath, &create, &readonly, &nosync))
+    int create = 0, readonly = 0, nosync = 0, huge = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|pppp:open", kwlist, PyUnicode_FSConverter,
+                                     &fspath, &create, &readonly, &nosync, &huge))
         return NULL;
     if (create && readonly) {
         Py_DECREF(fspath);
@@ -298,7 +305,7 @@ static PyObject *mod_open(PyObject *self, PyObject *args, PyObject *kw)
     mms_options o;
     mms_options_init(&o);
     o.flags = MMS_NOGUARD | (create ? MMS_CREATE : 0) | (readonly ? MMS_RDONLY : 0) |
-              (nosync ? MMS_NOSYNC : 0);
+              (nosync ? MMS_NOSYNC : 0) | (huge ? 0 : MMS_NOHUGE);
     mms_store *s = NULL;
     int r;
     const char *p = PyBytes_AS_STRING(fspath);

@@ -538,6 +538,9 @@ int mms__os_protect(void *addr, uint64_t len, bool writable);
 int mms__os_msync(void *addr, uint64_t len);
 int mms__os_drop(void *addr, uint64_t len); /* MADV_DONTNEED */
 int mms__os_nohuge(void *addr, uint64_t len);
+/* MADV_HUGEPAGE: pages the range brings into the page cache come as 2 MiB
+ * folios (mms_advise). -EINVAL: the kernel has no transparent huge pages. */
+int mms__os_huge(void *addr, uint64_t len);
 /* MADV_RANDOM: a fault reads its page, not the read-around window (a hint:
  * failure is harmless). */
 int mms__os_no_readahead(void *addr, uint64_t len);
