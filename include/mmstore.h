@@ -250,22 +250,25 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * scan of strings reads the heap in order). The flag belongs to the
  * handle, not to the store. */
 #define MMS_NORDAHEAD 0x0100u
-/* Tables' fresh space in 4 KiB pages. By default a write handle advises the
- * fresh space of every table (where appends, Table.extend and imports
- * write) MADV_HUGEPAGE (mms_advise, MMS_ADVISE_HUGE), so that the page
- * cache holds what it appends in 2 MiB folios, and every process that
- * later maps the table maps them 2 MiB at a time: the first scan of a
- * table just written no longer pays for each new 4 KiB mapping (on a
- * 2-CPU VM, 35 ms more than a warm pass over 80 MB; bench/results/
- * python.md), and bulk appends and their commit are faster. The heap and
- * indexes are never advised. The cost: a store into committed records
- * makes the whole folio holding them dirty (commits apply through a shared
- * mapping), so a checkpoint after sparse one-record updates writes back up
- * to 2 MiB per folio touched instead of 4 KiB (the kernel's read-ahead
- * makes folios of up to 2 MiB anyway: about 1.5x more than without the
- * hint, measured). MMS_NOHUGE turns the hint off for this handle's
- * appends; MMS_HUGE=0|1 in the environment wins over the flag. Pages
- * already in the page cache keep their size either way. */
+/* Bulk appends without the 2 MiB hint. By default a write handle gives
+ * the fresh space that an append of at least 2 MiB to a table is about to
+ * write (mms_table_append_many: Python's Table.extend, mms import, the
+ * recovery tools), widened to whole 2 MiB, the hint MMS_ADVISE_HUGE
+ * (mms_advise) before writing it: the page cache then holds those records
+ * in 2 MiB folios, and every process that maps them later maps them 2 MiB
+ * at a time. The first scan of a table just loaded no longer pays for each
+ * new 4 KiB mapping (on a 2-CPU VM, 35 ms more than a warm pass over 80
+ * MB; bench/results/python.md), and the bulk append and its commit are
+ * faster. Smaller appends, the heap and indexes are never advised: a store
+ * into fresh space of a clean 2 MiB folio dirties all of it, so a durable
+ * one-record append there would write back 2 MiB. The cost that stays: a
+ * one-record update of bulk-loaded records dirties the folio holding them,
+ * and the next checkpoint writes all of it back (the kernel's read-ahead
+ * makes folios up to 2 MiB without the hint too: 1.15x more bytes than
+ * without it for sparse updates of a 10^7-record table, measured).
+ * MMS_NOHUGE turns the hint off for this handle; MMS_HUGE=0|1 in the
+ * environment wins over the flag. Pages already in the page cache keep
+ * their size either way. */
 #define MMS_NOHUGE 0x0200u
 
 /* How commits find the pages a transaction wrote. */

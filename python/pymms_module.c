@@ -274,13 +274,13 @@ PyDoc_STRVAR(open_doc,
 "Write handles are opened without the guard (MMS_NOGUARD), so a stray store\n"
 "through an old writable array never kills the interpreter; if MMS_GUARD=1 in\n"
 "the environment turns it on anyway, writable arrays are refused.\n"
-"huge (write handles): the fresh space where tables grow (append, extend,\n"
-"import_csv) is advised 2 MiB pages, so the page cache holds what this handle\n"
-"appends in 2 MiB folios and every later view of it (any process) maps them\n"
-"2 MiB at a time: the first scan of a table just written costs what a warm one\n"
-"does. huge=False (MMS_NOHUGE) keeps 4 KiB-page advice: sparse one-record\n"
-"updates then dirty less for the next checkpoint to write back. MMS_HUGE=0|1\n"
-"in the environment wins over it (mmstore.h, MMS_NOHUGE).\n"
+"huge (write handles): extend() of at least 2 MiB (and import_csv) writes its\n"
+"records into pages advised 2 MiB, so the page cache holds them in 2 MiB folios\n"
+"and every later view of them (any process) maps them 2 MiB at a time: the\n"
+"first scan of a table just loaded costs about what a warm one does. huge=False\n"
+"(MMS_NOHUGE) leaves the kernel's folios: sparse one-record updates of loaded\n"
+"records then dirty a little less for the next checkpoint to write back.\n"
+"MMS_HUGE=0|1 in the environment wins over it (mmstore.h, MMS_NOHUGE).\n"
 "A Store is a context manager: `with mmstore.open(p) as s:` closes it.");
 
 static PyObject *mod_open(PyObject *self, PyObject *args, PyObject *kw)

@@ -111,33 +111,38 @@ static void map_advise(const mms_store *s, uint32_t id, char *addr, uint64_t len
         mms__os_no_readahead(addr, len);
 }
 
-/* Huge-page advice for a new piece of a write handle's fresh space
- * (mmstore.h, MMS_NOHUGE): a table's fresh space is advised MADV_HUGEPAGE,
- * so that the pages its appends fault in enter the page cache as 2 MiB
- * folios (zeroed, not read: fresh space is preallocated and unwritten).
- * Every later mapping of them, the writer's own private one after the
- * commit and every reader's in any process, then maps them 2 MiB at a time:
- * a first pass over 80 MB of 4 KiB mappings cost 35 ms more than a warm
- * pass on our VM, over 2 MiB ones about nothing (bench/results/python.md),
- * and Table.extend of 10^7 rows and its commit ran 1.6x and 2x faster.
- * Only tables (their fresh space is appended in row order), never the heap
- * (allocator metadata and strings take small random stores) nor indexes.
- * The cost: a store to one record of a 2 MiB folio through a shared
- * mapping (how commits apply) makes the whole folio dirty, so the next
- * checkpoint writes back 2 MiB for it (mmstore.h).
+/* Bulk appends in 2 MiB folios (mmstore.h, MMS_NOHUGE): the fresh space
+ * [off, off + len) of table region id that an append of at least 2 MiB
+ * is about to write, widened to whole 2 MiB (within the fresh shared part
+ * of the mapping), is advised MADV_HUGEPAGE before the append's first store
+ * faults it in, so that the page cache holds those pages in 2 MiB folios
+ * (zeroed, not read: fresh space is preallocated and unwritten). Every
+ * later mapping of them -- the writer's own private one after the commit,
+ * every reader's in any process -- then maps them 2 MiB at a time: on our
+ * VM a first pass over 80 MB of 4 KiB mappings cost 35 ms more than a warm
+ * pass, over 2 MiB ones about nothing, and Table.extend of 10^7 rows and
+ * its commit ran 1.6x and 2x faster (bench/results/python.md).
  *
- * The advice covers all of the fresh space, [priv, end), not only the
- * piece just mapped: a region being created is not in the region table
- * yet, so its first piece is mapped without it, and a fault there reads
- * around it -- megabytes of 4 KiB folios ahead of the appends -- unless
- * the growth that follows advises it too. */
-static void fresh_advise(const mms_store *s, uint32_t id, uint64_t end)
+ * Not all fresh space: a store through a shared mapping into a clean 2 MiB
+ * folio makes all of it dirty, so a durable one-record append into fresh
+ * space in 2 MiB folios wrote back 2 MiB per new page (records of 4 KiB:
+ * 2 MiB a commit, 3x slower, against 20 KiB). Small appends keep the
+ * kernel's folios; only the last 2 MiB of a bulk append are so costly for
+ * the small appends that follow it. Widened to 2 MiB because a fault in an
+ * unadvised neighbour reads around it, making megabytes of small folios
+ * ahead of the append. */
+void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len)
 {
+    const uint64_t huge = (uint64_t)2 << 20;
     const struct mms__region *g = &s->reg[id];
-    if (end <= g->priv || id == 0 || (s->flags & (MMS_RDONLY | MMS_NOHUGE)) ||
-        id >= mms__hdr(s)->nregions || mms__rtab(s)[id].kind != MMS__RK_TABLE)
+    if (len < huge || (s->flags & (MMS_RDONLY | MMS_NOHUGE)) || off > g->mapped ||
+        len > g->mapped - off)
         return;
-    mms__os_huge(s->view.base[id] + g->priv, end - g->priv); /* a hint: harmless if refused */
+    uint64_t lo = off - off % huge, hi = mms__round_up(off + len, huge);
+    lo = lo < g->priv ? g->priv : lo;
+    hi = hi > g->mapped ? g->mapped : hi;
+    if (lo < hi)
+        mms__os_huge(s->view.base[id] + lo, hi - lo); /* a hint: harmless if refused */
 }
 
 void mms__map_opened(mms_store *s)
@@ -170,8 +175,6 @@ static int map_file(mms_store *s, uint32_t id, uint64_t fsize)
             r = mms__os_map_fixed(base + g->priv, fsize - g->priv, g->fd, g->priv, true, w);
         if (!r)
             map_advise(s, id, base, fsize);
-        if (!r)
-            fresh_advise(s, id, fsize);
         if (!r && fsize)
             r = mms__os_map(g->fd, fsize, true, &g->fview);
         if (!r)
@@ -384,7 +387,6 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     if (r)
         return mms__fail(r, "cannot map grown region %u: %s", id, mms_strerror(r));
     map_advise(s, id, base + g->mapped, want - g->mapped);
-    fresh_advise(s, id, want);
     char *fv;
     r = g->fview ? mms__os_remap(g->fview, g->fview_len, want, &fv) : mms__os_map(g->fd, want, true, &fv);
     if (r) {
@@ -501,8 +503,6 @@ int mms__map_follow(mms_store *s)
                                   true, write && view_writable(s));
             if (!r)
                 map_advise(s, id, s->view.base[id] + g->mapped, fsize - g->mapped);
-            if (!r)
-                fresh_advise(s, id, fsize);
             if (!r && write) {
                 char *fv;
                 r = g->fview ? mms__os_remap(g->fview, g->fview_len, fsize, &fv)
