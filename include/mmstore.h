@@ -1205,18 +1205,23 @@ int mms_table_live(const mms_table *t, uint64_t i);
  * nothing more (bench/results/python.md). MADV_POPULATE_READ, which maps
  * without faults, did not shorten it: the cost is per new 4 KiB mapping.
  * The hint cannot change pages already cached in smaller folios: those keep
- * their size until they leave the page cache.
+ * their size until they leave the page cache. A write handle already gives
+ * it to what bulk appends write (MMS_NOHUGE), so a table just loaded is in
+ * 2 MiB folios; this call is for data read in from the disk.
  *
  * Errors: MMS_EINVAL (p NULL or an unknown advice), MMS_ENOTSUP (the system
  * has no such hint: no THP, not Linux), -ENOMEM (part of the range is not
  * mapped), -EINVAL (the kernel refused the hint).
  *
  * Caveats
- *  - A cold read of one record then reads up to 2 MiB from the disk, and a
- *    store into a 2 MiB folio through a shared mapping (how commits apply)
- *    can dirty, and write back, the whole folio on file systems that track
- *    dirt per folio. Use it for data scanned whole, not for random access
- *    to a store bigger than memory nor for tables updated in place. */
+ *  - A cold read of one record then reads up to 2 MiB from the disk (with
+ *    MMS_NORDAHEAD too), and a store into a 2 MiB folio through a shared
+ *    mapping (how commits apply, and how fresh space is written) dirties,
+ *    and writes back, the whole folio on ext4: a durable one-record append
+ *    into fresh space in 2 MiB folios wrote 2 MiB per commit (4 KiB
+ *    records; 20 KiB without), which is why write handles advise only bulk
+ *    appends. Use it for data scanned whole, not for random access to a
+ *    store bigger than memory nor for tables updated in place. */
 #define MMS_ADVISE_HUGE 1u
 int mms_advise(const void *p, uint64_t len, unsigned advice);
 
