@@ -121,16 +121,18 @@ static void map_advise(const mms_store *s, uint32_t id, char *addr, uint64_t len
  * every reader's in any process -- then maps them 2 MiB at a time: on our
  * VM a first pass over 80 MB of 4 KiB mappings cost 35 ms more than a warm
  * pass, over 2 MiB ones about nothing, and Table.extend of 10^7 rows and
- * its commit ran 1.6x and 2x faster (bench/results/python.md).
+ * its commit ran 2.7x and 1.8x faster (bench/results/python.md).
  *
  * Not all fresh space: a store through a shared mapping into a clean 2 MiB
  * folio makes all of it dirty, so a durable one-record append into fresh
  * space in 2 MiB folios wrote back 2 MiB per new page (records of 4 KiB:
- * 2 MiB a commit, 3x slower, against 20 KiB). Small appends keep the
- * kernel's folios; only the last 2 MiB of a bulk append are so costly for
- * the small appends that follow it. Widened to 2 MiB because a fault in an
+ * 2 MiB a commit against 20 KiB; bench/results/huge_cost.md). Small
+ * appends keep the kernel's folios. Widened to 2 MiB because a fault in an
  * unadvised neighbour reads around it, making megabytes of small folios
- * ahead of the append. */
+ * ahead of the append. The partly filled last 2 MiB of a bulk append would
+ * cost the small appends that fill it so; after an extend they did not
+ * (the file then ends about where the append does, and no 2 MiB folio is
+ * made past the end of a file). */
 void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len)
 {
     const uint64_t huge = (uint64_t)2 << 20;
