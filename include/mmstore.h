@@ -266,9 +266,9 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * and the next checkpoint writes all of it back (the kernel's read-ahead
  * makes folios up to 2 MiB without the hint too: sparse one-record updates
  * of a 10^7-record table wrote 1.15x to 1.33x the bytes they wrote without
- * it, bench/results/huge_cost.md). MMS_NOHUGE turns the hint off for this handle; MMS_HUGE=0|1 in the
- * environment wins over the flag. Pages already in the page cache keep
- * their size either way. */
+ * it, bench/results/huge_cost.md). MMS_NOHUGE turns the hint off for this
+ * handle; MMS_HUGE=0|1 in the environment wins over the flag. Pages already
+ * in the page cache keep their size either way. */
 #define MMS_NOHUGE 0x0200u
 
 /* How commits find the pages a transaction wrote. */
