@@ -9,12 +9,14 @@ The data: N float64 values (numpy's default_rng(12)), as a table of N
 records with one f64 field in an mmstore store, a CSV file, a pickled
 ndarray, a pickled DataFrame, an .npy file and an SQLite table t(x
 REAL). Building them is not timed (and is skipped when --data already
-holds them for this N) -- except the two stores, written anew by every
+holds them for this N) -- except the three stores, written anew by every
 run so that the page cache holds them in a known state: x.mms as
-Table.extend and its commit left it (folios of 4 KiB to 2 MiB: about
-half of it in 2 MiB ones, the rest smaller), xh.mms the same data
-dropped from the cache and read back once, untimed, through column("x",
-huge=True) (2 MiB folios; see mms_advise in include/mmstore.h).
+Table.extend and its commit left it by default (the extend's pages
+advised 2 MiB: 2 MiB folios; MMS_NOHUGE in include/mmstore.h), x4k.mms
+the same written with open(huge=False) (the kernel's folios, 4 KiB to 2
+MiB: about half of it in 2 MiB ones, the rest smaller), xh.mms written
+as x4k.mms, dropped from the cache and read back once, untimed, through
+column("x", huge=True) (2 MiB folios; see mms_advise).
 
 What is timed, each measurement in a fresh interpreter (a subprocess), the
 page cache warm, medians of --runs runs taken in turn:
@@ -25,16 +27,19 @@ page cache warm, medians of --runs runs taken in turn:
    that every row counts only its own work); `import mmstore` is shown on
    its own line. For mmstore the open + view part is shown too: open the
    store, find the table, begin a read transaction, take the column view
-   (with huge=True, its madvise included). Two mmstore rows: xh.mms with
-   column("x", huge=True), and x.mms with column("x").
+   (with huge=True, its madvise included). Three mmstore rows: x.mms with
+   column("x") (the default), x4k.mms with column("x"), and xh.mms with
+   column("x", huge=True).
 1b. The first pass over the column after a paging hint (none,
-   MADV_POPULATE_READ, MADV_WILLNEED) with x.mms's folios as the writer left them, and with
-   xh.mms's 2 MiB ones: page faults and times.
+   MADV_POPULATE_READ, MADV_WILLNEED) with x4k.mms's folios as the writer
+   left them, and with no hint over x.mms's and xh.mms's 2 MiB ones: page
+   faults and times.
 2. The mean itself, over the mapped column against an in-memory copy of
    the same values in the same process (both warm, best of 5): the limit.
 3. Appending N rows: Table.extend from a numpy array (one write
    transaction; the durable commit shown apart) against numpy copying the
-   same array into new memory (np.copy) and into memory already touched.
+   same array into new memory (np.copy) and into memory already touched; and
+   the same Table.extend in a handle opened with huge=False.
 
 Results go to --out (Markdown, with the command line and the machine).
 Nothing here is part of `make test`.
@@ -87,17 +92,20 @@ print(json.dumps({"s": t3 - t1, "cpu": c3 - c1, "open_view": t2 - t1, "open_view
                   "warm_mean": warm, "limit_mean": limit, "pmd_kb": pmd}))
 """
 
-# The first pass over the column as the writer left the page cache (x.mms),
-# after a paging hint over its bytes (argv[3]): none, MADV_POPULATE_READ
-# (maps every page without a fault each) or MADV_WILLNEED; and over the
-# store read in through huge=True (xh.mms). Minor faults counted.
+# The first pass over the column as a writer opened with huge=False left
+# the page cache (x4k.mms), after a paging hint over its bytes (argv[3]):
+# none, MADV_POPULATE_READ (maps every page without a fault each) or
+# MADV_WILLNEED; and, with no hint, over the store as the default writer
+# left it (x.mms) and read in through huge=True (xh.mms). Minor faults
+# counted.
 TOUCH = """
 import sys, time, json, ctypes, resource
 import numpy as np, mmstore
 how = sys.argv[3]
 libc = ctypes.CDLL(None, use_errno=True)
 libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-s = mmstore.open(sys.argv[1] + ("/xh.mms" if how == "huge" else "/x.mms"), readonly=True)
+s = mmstore.open(sys.argv[1] + {"huge": "/xh.mms", "default": "/x.mms"}.get(how, "/x4k.mms"),
+                 readonly=True)
 t = s.table("t")
 with s.read():
     x = t.column("x", huge=how == "huge")
@@ -119,8 +127,9 @@ print(json.dumps({"s": t2 - t0, "advise": t1 - t0, "first": t2 - t1, "warm": t3 
 """
 
 CHILD = {
-    "mmstore": MMSTORE.replace("STORE", "xh.mms").replace("HUGE", ", huge=True"),
-    "mmstore_4k": MMSTORE.replace("STORE", "x.mms").replace("HUGE", ""),
+    "mmstore": MMSTORE.replace("STORE", "x.mms").replace("HUGE", ""),
+    "mmstore_4k": MMSTORE.replace("STORE", "x4k.mms").replace("HUGE", ""),
+    "mmstore_huge": MMSTORE.replace("STORE", "xh.mms").replace("HUGE", ", huge=True"),
     "npy_mmap": """
 import sys, time, json
 import numpy as np
@@ -179,7 +188,7 @@ n = int(sys.argv[2])
 x = np.random.default_rng(12).random(n)
 path = sys.argv[1] + "/extend.mms"
 shutil.rmtree(path, ignore_errors=True)
-s = mmstore.open(path, create=True)
+s = mmstore.open(path, create=True, huge=HUGE)
 with s.write():
     t = s.create_table("t", [("x", "f64")])
 tx = s.write()
@@ -204,10 +213,13 @@ print(json.dumps({"s": t1 - t0, "commit": t2 - t1, "copy_new": t4 - t3, "copy_wa
                   "mean": float(x.mean())}))
 """,
 }
+CHILD["extend_4k"] = CHILD["extend"].replace("HUGE", "False")
+CHILD["extend"] = CHILD["extend"].replace("HUGE", "True")
 
 ROWS = [  # (key, what the row is), the order of the table
-    ("mmstore", "mmstore: open, table, read transaction, column(huge=True), mean"),
-    ("mmstore_4k", "mmstore as above, column() over the cache as the writer left it"),
+    ("mmstore", "mmstore: open, table, read transaction, column(), mean"),
+    ("mmstore_4k", "mmstore as above, the store written with open(huge=False)"),
+    ("mmstore_huge", "mmstore as above, that store dropped from the cache and read back through column(huge=True)"),
     ("npy_mmap", 'numpy.load(".npy", mmap_mode="r") + mean'),
     ("npy_load", 'numpy.load(".npy") into memory + mean'),
     ("pickle_array", "pickle.load of the ndarray + mean"),
@@ -223,7 +235,7 @@ def child_env():
     return env
 
 
-TOUCHES = ("none", "populate", "willneed", "huge")
+TOUCHES = ("none", "populate", "willneed", "default", "huge")
 
 
 def run_child(key, data, n):
@@ -236,10 +248,10 @@ def run_child(key, data, n):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def write_store(path, x):
+def write_store(path, x, huge=True):
     import mmstore
     shutil.rmtree(path, ignore_errors=True)
-    with mmstore.open(path, create=True) as s:
+    with mmstore.open(path, create=True, huge=huge) as s:
         with s.write():
             s.create_table("t", [("x", "f64")]).extend({"x": x})
 
@@ -256,14 +268,17 @@ def evict(path):
 
 
 def prepare_stores(data, n):
-    """The two stores, written anew on every run of the benchmark so that the
-    state of their page cache is known: x.mms as Table.extend and its commit
-    left it (about half in 2 MiB folios, the rest smaller), xh.mms the same data dropped from the
-    cache and read back once, untimed, through column("x", huge=True)
-    (2 MiB folios): a data set written earlier and read by a new process."""
+    """The three stores, written anew on every run of the benchmark so that
+    the state of their page cache is known: x.mms as Table.extend and its
+    commit left it (2 MiB folios), x4k.mms the same written with
+    open(huge=False) (about half in 2 MiB folios, the rest smaller), xh.mms
+    written so, dropped from the cache and read back once, untimed, through
+    column("x", huge=True) (2 MiB folios): a data set written earlier and
+    read by a new process."""
     x = np.random.default_rng(12).random(n)
     write_store(os.path.join(data, "x.mms"), x)
-    write_store(os.path.join(data, "xh.mms"), x)
+    write_store(os.path.join(data, "x4k.mms"), x, huge=False)
+    write_store(os.path.join(data, "xh.mms"), x, huge=False)
     evict(os.path.join(data, "xh.mms"))
     code = ("import sys, mmstore\n"
             "with mmstore.open(sys.argv[1], readonly=True) as s, s.read():\n"
@@ -393,8 +408,9 @@ def main():
         pmd = statistics.median(v["pmd_kb"] for v in res[key]) / 1024
         return ov, warm, touch, pmd
 
-    for key, what in (("mmstore", "`column(\"x\", huge=True)` row (the cache read in through it)"),
-                      ("mmstore_4k", "`column(\"x\")` row (the cache as the writer left it)")):
+    for key, what in (("mmstore", "default row (`column(\"x\")`, the cache as the writer left it)"),
+                      ("mmstore_4k", "`huge=False` writer's row (the kernel's folios)"),
+                      ("mmstore_huge", "`column(\"x\", huge=True)` row (the cache read in through it)")):
         ov, warm, touch, pmd = where(key)
         out(f"Where the {what}'s time goes: open + table + read transaction + column view "
             f"**{fmt_s(ov)}** (runs: {', '.join(fmt_s(v['open_view']) for v in res[key])}; "
@@ -409,14 +425,16 @@ def main():
         f"{fmt_s(med('mmstore', 'import'))}.\n")
     out("## What the first touch costs, and what does not help\n")
     out("The first pass (`x.mean()`) over the column just viewed, in a fresh interpreter, "
-        "after a paging hint over its bytes; x.mms as the writer left the cache, the last "
-        "line xh.mms read in through `huge=True`. Minor page faults counted by getrusage.\n")
+        "after a paging hint over its bytes; the first three lines x4k.mms as a writer opened "
+        "with `huge=False` left the cache, the last two x.mms as the default writer left it "
+        "and xh.mms read in through `huge=True`. Minor page faults counted by getrusage.\n")
     out("| hint before the first pass | hint | faults | first pass | faults | warm pass |")
     out("|---|---:|---:|---:|---:|---:|")
-    names = {"none": "none (the writer's folios; fault-around)",
+    names = {"none": "none (the `huge=False` writer's folios; fault-around)",
              "populate": "MADV_POPULATE_READ over the column",
              "willneed": "MADV_WILLNEED over the column",
-             "huge": "none, the cache in 2 MiB folios (`huge=True`)"}
+             "default": "none, the default writer's 2 MiB folios",
+             "huge": "none, the cache read in 2 MiB folios (`huge=True`)"}
     for h in TOUCHES:
         k = f"touch:{h}"
         out(f"| {names[h]} | {fmt_s(med(k, 'advise'))} | {med(k, 'advise_faults'):.0f} | "
@@ -429,14 +447,17 @@ def main():
         "makes on first access; anonymous 4 KiB memory behaves the same, anonymous huge pages "
         "do not. Only mappings of 2 MiB avoid it, and the kernel makes those of page-cache "
         "folios of 2 MiB (ext4 on Linux 6.18 has large folios), which it creates when the "
-        "pages are read in through a mapping with MADV_HUGEPAGE: `huge=True`. MAP_POPULATE "
+        "pages enter the cache through a mapping with MADV_HUGEPAGE: written by a bulk "
+        "append (the default writer) or read in through `huge=True`. MAP_POPULATE "
         "is MADV_POPULATE_READ at mmap time; `MADV_COLLAPSE` of cached file pages fails "
         "(EINVAL: the kernel lacks CONFIG_READ_ONLY_THP_FOR_FS).\n")
     out("## The mean itself: mapped column against an in-memory array\n")
     out("Same process, same values, both warm, best of 5 each; median over the runs.\n")
     out("| column | mean over the mapped column | over an in-memory copy (the limit) | ratio |")
     out("|---|---:|---:|---:|")
-    for key, what in (("mmstore", "`huge=True`, 2 MiB folios"), ("mmstore_4k", "the writer's folios")):
+    for key, what in (("mmstore", "the default writer's 2 MiB folios"),
+                      ("mmstore_4k", "the `huge=False` writer's folios"),
+                      ("mmstore_huge", "read in through `huge=True`, 2 MiB folios")):
         warm, limit = med(key, "warm_mean"), med(key, "limit_mean")
         out(f"| {what} | {fmt_s(warm)} | {fmt_s(limit)} | {warm / limit:.2f}× |")
     out("")
@@ -447,12 +468,18 @@ def main():
     out("|---|---:|---:|")
     out(f"| `Table.extend` (in the transaction) | {fmt_s(ext)} | {a.n / ext / 1e6:.1f} M |")
     out(f"| its durable commit | {fmt_s(com)} | |")
+    e4, c4 = med("extend_4k"), med("extend_4k", "commit")
+    out(f"| `Table.extend`, handle opened with `huge=False` | {fmt_s(e4)} | "
+        f"{a.n / e4 / 1e6:.1f} M |")
+    out(f"| its durable commit | {fmt_s(c4)} | |")
     out(f"| `np.copy` into new memory | {fmt_s(cnew)} | {a.n / cnew / 1e6:.1f} M |")
     out(f"| copy into memory already touched (memcpy) | {fmt_s(cwarm)} | "
         f"{a.n / cwarm / 1e6:.1f} M |\n")
     out("`extend` writes into fresh space of the table's region file: page-cache pages "
-        "allocated and faulted in 4 KiB at a time, zeroed by `mms_table_append_many`, then "
-        "filled by the copy; `np.copy` writes into anonymous memory backed by huge pages.\n")
+        "zeroed by `mms_table_append_many`, then filled by the copy; by default that space "
+        "is advised 2 MiB pages first, so it is faulted in 2 MiB at a time (with "
+        "`huge=False` 4 KiB to 2 MiB at a time, as the kernel's read-around makes them); "
+        "`np.copy` writes into anonymous memory backed by huge pages.\n")
     def goals(key):
         t = med(key)
         ov = med(key, "open_view")
@@ -471,12 +498,14 @@ def main():
         ]
 
     out("## The goals of issue 12\n")
-    out("| goal | `column(\"x\", huge=True)`, cache read in through it | met | "
-        "`column(\"x\")`, cache as the writer left it | met |")
-    out("|---|---:|---|---:|---|")
-    for (g, ok, v), (_, ok4, v4) in zip(goals("mmstore"), goals("mmstore_4k")):
-        yes = lambda b: "yes" if b else "**no**"
-        out(f"| {g} | {v} | {yes(ok)} | {v4} | {yes(ok4)} |")
+    out("| goal | `column(\"x\")`, the default writer's cache | met | "
+        "`column(\"x\")`, a `huge=False` writer's cache | met | "
+        "`column(\"x\", huge=True)`, cache read in through it | met |")
+    out("|---|---:|---|---:|---|---:|---|")
+    yes = lambda b: "yes" if b else "**no**"
+    for (g, ok, v), (_, ok4, v4), (_, okh, vh) in zip(goals("mmstore"), goals("mmstore_4k"),
+                                                       goals("mmstore_huge")):
+        out(f"| {g} | {v} | {yes(ok)} | {v4} | {yes(ok4)} | {vh} | {yes(okh)} |")
     out("")
     out("Raw results (seconds), one object per run:\n")
     out("```")

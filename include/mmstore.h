@@ -250,6 +250,26 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * scan of strings reads the heap in order). The flag belongs to the
  * handle, not to the store. */
 #define MMS_NORDAHEAD 0x0100u
+/* Bulk appends without the 2 MiB hint. By default a write handle gives
+ * the fresh space that an append of at least 2 MiB to a table is about to
+ * write (mms_table_append_many: Python's Table.extend, mms import, the
+ * recovery tools), widened to whole 2 MiB, the hint MMS_ADVISE_HUGE
+ * (mms_advise) before writing it: the page cache then holds those records
+ * in 2 MiB folios, and every process that maps them later maps them 2 MiB
+ * at a time. The first scan of a table just loaded no longer pays for each
+ * new 4 KiB mapping (on a 2-CPU VM 35 to 65 ms more than a warm pass over
+ * 80 MB, against 4 to 11 ms in 2 MiB folios; bench/results/python.md), and
+ * the bulk append and its commit are faster. Smaller appends, the heap and indexes are never advised: a store
+ * into fresh space of a clean 2 MiB folio dirties all of it, so a durable
+ * one-record append there would write back 2 MiB. The cost that stays: a
+ * one-record update of bulk-loaded records dirties the folio holding them,
+ * and the next checkpoint writes all of it back (the kernel's read-ahead
+ * makes folios up to 2 MiB without the hint too: sparse one-record updates
+ * of a 10^7-record table wrote 1.15x to 1.33x the bytes they wrote without
+ * it, bench/results/huge_cost.md). MMS_NOHUGE turns the hint off for this
+ * handle; MMS_HUGE=0|1 in the environment wins over the flag. Pages already
+ * in the page cache keep their size either way. */
+#define MMS_NOHUGE 0x0200u
 
 /* How commits find the pages a transaction wrote. */
 enum mms_dirty_backend {
@@ -1185,18 +1205,23 @@ int mms_table_live(const mms_table *t, uint64_t i);
  * nothing more (bench/results/python.md). MADV_POPULATE_READ, which maps
  * without faults, did not shorten it: the cost is per new 4 KiB mapping.
  * The hint cannot change pages already cached in smaller folios: those keep
- * their size until they leave the page cache.
+ * their size until they leave the page cache. A write handle already gives
+ * it to what bulk appends write (MMS_NOHUGE), so a table just loaded is in
+ * 2 MiB folios; this call is for data read in from the disk.
  *
  * Errors: MMS_EINVAL (p NULL or an unknown advice), MMS_ENOTSUP (the system
  * has no such hint: no THP, not Linux), -ENOMEM (part of the range is not
  * mapped), -EINVAL (the kernel refused the hint).
  *
  * Caveats
- *  - A cold read of one record then reads up to 2 MiB from the disk, and a
- *    store into a 2 MiB folio through a shared mapping (how commits apply)
- *    can dirty, and write back, the whole folio on file systems that track
- *    dirt per folio. Use it for data scanned whole, not for random access
- *    to a store bigger than memory nor for tables updated in place. */
+ *  - A cold read of one record then reads up to 2 MiB from the disk (with
+ *    MMS_NORDAHEAD too), and a store into a 2 MiB folio through a shared
+ *    mapping (how commits apply, and how fresh space is written) dirties,
+ *    and writes back, the whole folio on ext4: a durable one-record append
+ *    into fresh space in 2 MiB folios wrote 2 MiB per commit (4 KiB
+ *    records; 20 KiB without), which is why write handles advise only bulk
+ *    appends. Use it for data scanned whole, not for random access to a
+ *    store bigger than memory nor for tables updated in place. */
 #define MMS_ADVISE_HUGE 1u
 int mms_advise(const void *p, uint64_t len, unsigned advice);
 

@@ -26,7 +26,7 @@ PyDoc_STRVAR(module_doc,
 "        with s.read():                      # one consistent state\n"
 "            print(t.column('x').mean())     # a view of the mapped file, no copy\n"
 "\n"
-"open(path, create=False, readonly=False, nosync=False) -> Store\n"
+"open(path, create=False, readonly=False, nosync=False, huge=True) -> Store\n"
 "\n"
 "Store: close(), info(), tables(), verify(), checkpoint(), table(name),\n"
 "  read() and write() (transactions, as context managers), create_table(name,\n"
@@ -60,13 +60,15 @@ PyDoc_STRVAR(module_doc,
 "  table that the transaction appended to (the new records are fresh space\n"
 "  until the commit), and migrating a table that has live arrays.\n"
 "\n"
-"Scans of whole tables: column(name, huge=True) and array(huge=True) ask the\n"
-"kernel to read the table's pages into the page cache as 2 MiB folios, which\n"
-"every later view maps 2 MiB at a time. A whole-column mean then no longer\n"
-"pays a first touch per 4 KiB page (on the benchmark's VM 40-80 ms more than\n"
-"a warm pass over 80 MB). It reads nothing, costs one system call, and cannot\n"
-"resize pages already cached; not the default because a cold read of one\n"
-"record then reads 2 MiB (see help(Table.column)).\n"
+"Scans of whole tables: a view maps page-cache folios of 2 MiB 2 MiB at a\n"
+"time, and then a whole-column mean no longer pays a first touch per 4 KiB\n"
+"page (on the benchmark's VM 35-80 ms more than a warm pass over 80 MB).\n"
+"extend() of 2 MiB or more (and import_csv) writes its records in 2 MiB\n"
+"folios by default (see open(), huge). For a table read in from the disk,\n"
+"column(name, huge=True) and array(huge=True) ask the kernel to read its\n"
+"pages as 2 MiB folios: one system call, nothing read, pages already cached\n"
+"keep their size; not the default because a cold read of one record then\n"
+"reads 2 MiB (see help(Table.column)).\n"
 "\n"
 "Threads: a Store is used by one thread at a time. A call from another thread\n"
 "while one is blocked in a call, or inside a transaction, raises BusyError.\n"
@@ -265,7 +267,7 @@ static PyObject *absolute_path(PyObject *fspath)
 }
 
 PyDoc_STRVAR(open_doc,
-"open(path, create=False, readonly=False, nosync=False) -> Store\n"
+"open(path, create=False, readonly=False, nosync=False, huge=True) -> Store\n"
 "\n"
 "Open the store in directory path (create it with create=True). readonly maps\n"
 "it read-only (write transactions raise RdonlyError). nosync: commits survive\n"
@@ -274,16 +276,24 @@ PyDoc_STRVAR(open_doc,
 "Write handles are opened without the guard (MMS_NOGUARD), so a stray store\n"
 "through an old writable array never kills the interpreter; if MMS_GUARD=1 in\n"
 "the environment turns it on anyway, writable arrays are refused.\n"
+"huge (write handles): extend() of at least 2 MiB writes its records into\n"
+"pages advised 2 MiB (so does import_csv's mms import unless MMS_HUGE=0), so\n"
+"the page cache holds them in 2 MiB folios and every later view of them (any\n"
+"process) maps them 2 MiB at a time: the first scan of a table just loaded\n"
+"costs about what a warm one does. huge=False\n"
+"(MMS_NOHUGE) leaves the kernel's folios: sparse one-record updates of loaded\n"
+"records then dirty a little less for the next checkpoint to write back.\n"
+"MMS_HUGE=0|1 in the environment wins over it (mmstore.h, MMS_NOHUGE).\n"
 "A Store is a context manager: `with mmstore.open(p) as s:` closes it.");
 
 static PyObject *mod_open(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"path", "create", "readonly", "nosync", NULL};
+    static char *kwlist[] = {"path", "create", "readonly", "nosync", "huge", NULL};
     PyObject *fspath = NULL;
-    int create = 0, readonly = 0, nosync = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|ppp:open", kwlist, PyUnicode_FSConverter,
-                                     &fspath, &create, &readonly, &nosync))
+    int create = 0, readonly = 0, nosync = 0, huge = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|pppp:open", kwlist, PyUnicode_FSConverter,
+                                     &fspath, &create, &readonly, &nosync, &huge))
         return NULL;
     if (create && readonly) {
         Py_DECREF(fspath);
@@ -298,7 +308,7 @@ static PyObject *mod_open(PyObject *self, PyObject *args, PyObject *kw)
     mms_options o;
     mms_options_init(&o);
     o.flags = MMS_NOGUARD | (create ? MMS_CREATE : 0) | (readonly ? MMS_RDONLY : 0) |
-              (nosync ? MMS_NOSYNC : 0);
+              (nosync ? MMS_NOSYNC : 0) | (huge ? 0 : MMS_NOHUGE);
     mms_store *s = NULL;
     int r;
     const char *p = PyBytes_AS_STRING(fspath);

@@ -340,9 +340,11 @@ static PyObject *records_array(pymms_table *tb, int writable, int huge)
 "touch cost per 4 KiB page (on the benchmark VM 40-80 ms more than a warm\n"   \
 "pass over 80 MB of 4 KiB pages). It costs one system call and reads nothing.\n" \
 "Pages cached in smaller folios keep their size until they leave the cache.\n"   \
-"Not the default: a cold read of one record then reads 2 MiB, and commits\n"    \
-"into a 2 MiB folio may write all of it back; use it for tables scanned\n"      \
-"whole (mms_advise in mmstore.h)."
+"A table just loaded by extend() or import_csv() needs no hint: a write\n"     \
+"handle writes bulk appends in 2 MiB folios already (open(huge=True), the\n"  \
+"default). Not the default here: a cold read of one record then reads 2 MiB,\n" \
+"and commits into a 2 MiB folio write all of it back; use it for tables\n"     \
+"scanned whole (mms_advise in mmstore.h)."
 
 PyDoc_STRVAR(array_doc,
 "array(writable=False, huge=False) -> numpy structured array of every slot\n"

@@ -538,6 +538,9 @@ int mms__os_protect(void *addr, uint64_t len, bool writable);
 int mms__os_msync(void *addr, uint64_t len);
 int mms__os_drop(void *addr, uint64_t len); /* MADV_DONTNEED */
 int mms__os_nohuge(void *addr, uint64_t len);
+/* MADV_HUGEPAGE: pages the range brings into the page cache come as 2 MiB
+ * folios (mms_advise). -EINVAL: the kernel has no transparent huge pages. */
+int mms__os_huge(void *addr, uint64_t len);
 /* MADV_RANDOM: a fault reads its page, not the read-around window (a hint:
  * failure is harmless). */
 int mms__os_no_readahead(void *addr, uint64_t len);
@@ -800,6 +803,9 @@ int mms__map_fixed_default(uint64_t heap, uint64_t *base);
 int mms__map_grow(mms_store *s, uint32_t id, uint64_t need);
 /* After a commit: [priv, round_up(committed)) becomes private. */
 int mms__map_commit(mms_store *s, uint32_t id);
+/* Advise the fresh space a bulk append of table region id is about to
+ * write, [off, off + len), 2 MiB pages (map.c; MMS_NOHUGE). */
+void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len);
 int mms__map_protect(mms_store *s, bool writable);
 void mms__map_unmap_all(mms_store *s);
 /* Make the mappings match the header: regions that appeared (open and

@@ -543,6 +543,17 @@ int mms__os_nohuge(void *addr, uint64_t len)
     return madvise(addr, len, MADV_NOHUGEPAGE) < 0 ? -errno : 0;
 }
 
+int mms__os_huge(void *addr, uint64_t len)
+{
+#ifdef MADV_HUGEPAGE
+    return madvise(addr, len, MADV_HUGEPAGE) < 0 ? -errno : 0;
+#else
+    (void)addr;
+    (void)len;
+    return -EINVAL;
+#endif
+}
+
 int mms__os_no_readahead(void *addr, uint64_t len)
 {
     return madvise(addr, len, MADV_RANDOM) < 0 ? -errno : 0;
@@ -568,13 +579,11 @@ int mms_advise(const void *p, uint64_t len, unsigned advice)
         return MMS_EINVAL;
     uintptr_t hi = (end + MMS__PAGE - 1) & ~(uintptr_t)(MMS__PAGE - 1);
 #ifdef MADV_HUGEPAGE
-    if (madvise((void *)lo, hi - lo, MADV_HUGEPAGE) == 0)
-        return 0;
-    int e = errno;
+    int r = mms__os_huge((void *)lo, hi - lo);
     /* EINVAL: a kernel built without transparent huge pages. */
-    if (e == EINVAL && access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0)
+    if (r == -EINVAL && access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0)
         return MMS_ENOTSUP;
-    return -e;
+    return r;
 #else
     (void)lo;
     (void)hi;

@@ -117,6 +117,11 @@ static unsigned env_flags(unsigned flags)
         flags &= ~MMS_GUARD;
     if (flags & MMS_RDONLY)
         flags &= ~MMS_GUARD; /* read-only mappings refuse stores anyway */
+    const char *h = getenv("MMS_HUGE"); /* as MMS_GUARD: wins over MMS_NOHUGE */
+    if (h && *h == '1')
+        flags &= ~MMS_NOHUGE;
+    if (h && *h == '0')
+        flags |= MMS_NOHUGE;
     return flags;
 }
 
@@ -296,7 +301,8 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     if (!path || !out || !*path)
         return mms__fail(MMS_EINVAL, "mms_open: path and out are required");
     const unsigned known = MMS_CREATE | MMS_EXCL | MMS_RDONLY | MMS_NOSYNC | MMS_GUARD |
-                           MMS_NOGUARD | MMS_BACKLOG_ERROR | MMS_FIXED | MMS_NORDAHEAD;
+                           MMS_NOGUARD | MMS_BACKLOG_ERROR | MMS_FIXED | MMS_NORDAHEAD |
+                           MMS_NOHUGE;
     if (o->flags & ~known)
         return mms__fail(MMS_EINVAL, "mms_open: unknown flags 0x%x", o->flags & ~known);
     if (o->base && !(o->flags & MMS_FIXED))

@@ -818,6 +818,7 @@ int mms_table_append_many(mms_table *t, uint64_t n, uint64_t *first, void **wher
         return r;
     e = ent(t);
     /* Fresh space may hold the bytes of an aborted transaction. */
+    mms__map_fresh_huge(t->s, t->region, i * e->record_size, n * e->record_size);
     memset(rec_at(t, e, i), 0, n * e->record_size);
     e->live += n;
     *first = i;

@@ -438,10 +438,106 @@ TEST(test_limits)
             (now_us() - t0) / 1e6);
 }
 
+/* The VmFlags of the mapping holding p: 1 if it has "hg" (MADV_HUGEPAGE),
+ * 0 if not; -1 if p is in no mapping. */
+static int vm_huge(const void *p)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    ASSERT(f);
+    char line[1024];
+    int in = 0, res = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+            in = lo <= (uintptr_t)p && (uintptr_t)p < hi;
+        else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            res = strstr(line, " hg") != NULL;
+            break;
+        }
+    }
+    fclose(f);
+    return res;
+}
+
+struct f8 {
+    double x;
+};
+static const mms_field f8_fields[] = {MMS_F_F64(struct f8, x)};
+static const mms_schema f8_schema = MMS_SCHEMA(struct f8, f8_fields);
+
+/* Append n records in a new store opened with flags (MMS_HUGE set to env,
+ * or unset if NULL); 1 if the records' pages were advised 2 MiB pages
+ * when the append wrote them, 0 if not. The values read back either way. */
+static int bulk_advised(const char *path, unsigned flags, const char *env, uint64_t n)
+{
+    if (env)
+        ASSERT(setenv("MMS_HUGE", env, 1) == 0);
+    else
+        ASSERT(unsetenv("MMS_HUGE") == 0);
+    rmrf(path);
+    mms_store *s = open_flags(path, MMS_CREATE | flags);
+    ASSERT(unsetenv("MMS_HUGE") == 0);
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "x", &f8_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    uint64_t first;
+    void *where;
+    OK(mms_table_append_many(t, n, &first, &where));
+    struct f8 *r = where;
+    int head = vm_huge(r), tail = vm_huge(r + n - 1);
+    ASSERT(head >= 0 && head == tail);
+    for (uint64_t i = 0; i < n; i++)
+        r[i].x = (double)i;
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    s = open_flags(path, MMS_RDONLY);
+    OK(mms_table_find(s, "x", &t));
+    OK(mms_read_begin(s));
+    ASSERT_EQ(mms_table_count(t), n);
+    const struct f8 *a = mms_table_array(t);
+    ASSERT(a[0].x == 0 && a[n / 2].x == (double)(n / 2) && a[n - 1].x == (double)(n - 1));
+    ASSERT_EQ(vm_huge(a), 0); /* a read-only handle advises nothing */
+    mms_read_end(s);
+    verify_ok(s);
+    OK(mms_close(s));
+    return head;
+}
+
+/* MMS_NOHUGE: by default a bulk append of 2 MiB or more writes pages
+ * advised 2 MiB (so that the page cache holds them in 2 MiB folios); a
+ * smaller one does not; MMS_NOHUGE turns it off, MMS_HUGE=0|1 in the
+ * environment wins over the flag. The advice itself is checked (the "hg"
+ * flag of the mapping), never a timing or the folio sizes (the file
+ * system of the test directory decides those). */
+static void test_bulk_huge(void)
+{
+    if (access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0) {
+        fprintf(stderr, "   no transparent huge pages: skipped\n");
+        return;
+    }
+    const char *path = tpath("bulk_huge");
+    const char *saved = getenv("MMS_HUGE");
+    char keep[16] = "";
+    if (saved)
+        snprintf(keep, sizeof keep, "%s", saved);
+    const uint64_t big = (3u << 20) / sizeof(struct f8), small = (1u << 20) / sizeof(struct f8);
+    ASSERT_EQ(bulk_advised(path, 0, NULL, big), 1);
+    ASSERT_EQ(bulk_advised(path, 0, NULL, small), 0);
+    ASSERT_EQ(bulk_advised(path, MMS_NOHUGE, NULL, big), 0);
+    ASSERT_EQ(bulk_advised(path, 0, "0", big), 0);
+    ASSERT_EQ(bulk_advised(path, MMS_NOHUGE, "1", big), 1);
+    if (saved)
+        ASSERT(setenv("MMS_HUGE", keep, 1) == 0);
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_table_unit");
     RUN(test_bad);
     RUN(test_limits);
+    RUN(test_bulk_huge);
     return table_test_end();
 }

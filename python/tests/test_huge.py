@@ -131,3 +131,81 @@ def test_empty_table(path):
         e = s.table("e")
         assert len(e.array(huge=True)) == 0 and len(e.column("v", huge=True)) == 0
     s.close()
+
+
+# ---------------------------------------------------------------------------
+# The writer's default (MMS_NOHUGE off): the fresh space an extend of at
+# least 2 MiB writes is advised 2 MiB pages (widened to whole 2 MiB), so the
+# page cache holds what it appended in 2 MiB folios. Smaller appends are not
+# advised; open(huge=False) and MMS_HUGE=0 turn it off, MMS_HUGE=1 wins over
+# huge=False; read-only handles advise nothing. Checked on the advice itself (the "hg" VmFlag
+# of the mapping), not on timings nor folio sizes (which depend on the file
+# system holding the test directory).
+# ---------------------------------------------------------------------------
+FRESH = """
+import sys, mmstore, numpy as np
+sys.path.insert(0, sys.argv[2])
+from test_huge import fresh_flags
+kw = eval(sys.argv[3])
+n = kw.pop("n", 300000)                                # 2.4 MB: past one 2 MiB folio
+s = mmstore.open(sys.argv[1], **kw)
+if not s.readonly:
+    with s.write():
+        t = s.create_table("t", [("x", "f64")]) if "t" not in s.tables() else s.table("t")
+        t.extend({"x": np.arange(n) * 1.0})
+print(" ".join(fresh_flags(s)))
+"""
+
+
+def fresh_flags(s):
+    """["table:hg"] if the mapping of the page past the table's last record
+    (its fresh space) is advised 2 MiB pages, else ["table:-"]."""
+    t = s.table("t")
+    with s.read():
+        x = t.column("x")
+        end = x.__array_interface__["data"][0] + x.nbytes
+    flags = vm_flags((end + 4095) & ~4095)
+    assert flags is not None and "rd" in flags, f"no file mapping past the records: {flags}"
+    return ["table:" + ("hg" if "hg" in flags else "-")]
+
+
+def fresh(path, env=None, **kw):
+    import subprocess
+    import sys
+    import textwrap
+    from conftest import child_env
+    e = child_env()
+    e.pop("MMS_HUGE", None)
+    e.update(env or {})
+    p = subprocess.run([sys.executable, "-c", textwrap.dedent(FRESH), path,
+                        os.path.dirname(os.path.abspath(__file__)), repr(kw)],
+                       capture_output=True, text=True, timeout=60, env=e)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.split()
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel/mm/transparent_hugepage"),
+                    reason="no transparent huge pages: the advice does not exist")
+def test_writer_fresh_space_advice(tmp_path):
+    d = str(tmp_path)
+    # The default: advised, in a new table and appending to one.
+    assert fresh(d + "/a.mms", create=True)[0] == "table:hg"
+    assert fresh(d + "/a.mms")[0] == "table:hg"
+    # Appends under 2 MiB are not.
+    assert fresh(d + "/e.mms", create=True, n=200000)[0] == "table:-"
+    # Off: open(huge=False), and MMS_HUGE=0 in the environment.
+    assert fresh(d + "/b.mms", create=True, huge=False)[0] == "table:-"
+    assert fresh(d + "/a.mms", huge=False)[0] == "table:-"
+    assert fresh(d + "/c.mms", env={"MMS_HUGE": "0"}, create=True)[0] == "table:-"
+    # The environment wins over the flag, either way.
+    assert fresh(d + "/d.mms", env={"MMS_HUGE": "1"}, create=True, huge=False)[0] == "table:hg"
+    # A read-only handle is not advised (its views take huge=True for that).
+    assert fresh(d + "/a.mms", readonly=True)[0] == "table:-"
+    # The data is the same whichever way it was written.
+    for name in "abcde":
+        with mmstore.open(f"{d}/{name}.mms", readonly=True) as r:
+            with r.read():
+                x = r.table("t").column("x")
+                assert len(x) % 100000 == 0 and x[199999] == 199999.0
+                del x
+            r.verify()
