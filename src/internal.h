@@ -63,6 +63,8 @@
 #define MMS__HDR_PAGES 5                       /* page 0 + 4 pages of region table */
 #define MMS__HDR_BYTES (MMS__HDR_PAGES * MMS__PAGE)
 #define MMS__DESC_PAGES 4                      /* 1024 descriptors of 16 bytes */
+/* Region files grow in multiples of this; a new one (region 0 too) is this long. */
+#define MMS__GROW_ALIGN ((uint64_t)64 << 10)
 #define MMS__NCLASS 24
 #define MMS__NBIN 22
 #define MMS__MAX_SMALL 2048u

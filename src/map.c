@@ -40,8 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Region files grow in multiples of this (a new table's file starts at it). */
-#define GROW_ALIGN ((uint64_t)64 << 10)
 #define GROW_CAP ((uint64_t)256 << 20)
 
 static bool view_writable(const mms_store *s)
@@ -317,7 +315,7 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     uint64_t cap = s->grow_step > GROW_CAP ? s->grow_step : GROW_CAP;
     uint64_t step = g->mapped / 8 > s->grow_step ? g->mapped / 8 : s->grow_step;
     step = step > cap ? cap : step;
-    uint64_t want = mms__round_up(g->mapped + step > need ? g->mapped + step : need, GROW_ALIGN);
+    uint64_t want = mms__round_up(g->mapped + step > need ? g->mapped + step : need, MMS__GROW_ALIGN);
     if (want > g->reserve)
         want = g->reserve;
     /* Another handle may have grown the file further (in a transaction it
@@ -332,11 +330,11 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     /* Preallocate, so that the disk filling up is this error and never a
      * SIGBUS when a store touches a hole. */
     r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
-    if (r && want > mms__round_up(need, GROW_ALIGN)) {
+    if (r && want > mms__round_up(need, MMS__GROW_ALIGN)) {
         /* A failed fallocate may keep the blocks it got and extend the file
          * over them (ext4 does): give them back before asking for less. */
         mms__os_ftruncate(g->fd, had);
-        want = mms__round_up(need, GROW_ALIGN) < g->reserve ? mms__round_up(need, GROW_ALIGN) : need;
+        want = mms__round_up(need, MMS__GROW_ALIGN) < g->reserve ? mms__round_up(need, MMS__GROW_ALIGN) : need;
         r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
     }
     if (r) {
@@ -514,7 +512,7 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
         return r;
     s->dir_dirty = true;
     /* Preallocated: the disk filling up is this error, never a SIGBUS. */
-    r = mms__os_fallocate(*fd, 0, mms__round_up(bytes ? bytes : 1, GROW_ALIGN));
+    r = mms__os_fallocate(*fd, 0, mms__round_up(bytes ? bytes : 1, MMS__GROW_ALIGN));
     if (r) {
         mms__os_close(*fd);
         *fd = -1;

@@ -39,9 +39,9 @@ static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
     if (r < 0)
         return mms__fail(r, "cannot create region 0: %s", mms_strerror(r));
     fd = r;
-    r = mms__os_fallocate(fd, 0, MMS__SEG);
+    r = mms__os_fallocate(fd, 0, MMS__GROW_ALIGN);
     if (!r)
-        r = mms__os_map(fd, MMS__SEG, true, &m);
+        r = mms__os_map(fd, MMS__GROW_ALIGN, true, &m);
     if (r) {
         r = mms__fail(r, "cannot create region 0: %s", mms_strerror(r));
         goto out;
@@ -52,7 +52,7 @@ static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
     h->fixed = *fixed;
     mms__heap_init(s);
     h->crc = mms__hdr_crc(h, mms__rtab(s));
-    r = mms__os_msync(m, MMS__SEG);
+    r = mms__os_msync(m, MMS__GROW_ALIGN);
     struct mms__jstate *keep = s->J, tmp; /* the lock file is initialised after */
     s->J = &tmp;
     if (!r)
@@ -68,7 +68,7 @@ static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
         r = mms__fail(r, "cannot create the store: %s", mms_strerror(r));
 out:
     s->view.base[0] = NULL;
-    mms__os_unmap(m, MMS__SEG);
+    mms__os_unmap(m, MMS__GROW_ALIGN);
     mms__os_close(fd);
     mms__os_close(s->jfd);
     s->jfd = -1;
@@ -611,7 +611,10 @@ int mms_info_get(const mms_store *s, mms_info *info)
     }
     info->journal_bytes = s->J->end - MMS__JDATA;
     info->heap_used = h->live_bytes;
-    info->heap_free = h->free_bytes;
+    /* The free pages past the heap's top (alloc.c NOTES) are not in the
+     * file yet: not counted. */
+    uint64_t top = mms__rtab(s)[0].size;
+    info->heap_free = h->free_bytes - (mms__round_up(top, MMS__SEG) - top);
     info->heap_objects = h->live_count;
     info->dirty_backend = s->dirty_backend;
     info->guard = !!(s->flags & MMS_GUARD);
