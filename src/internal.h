@@ -416,7 +416,9 @@ struct mms__lock {
     uint32_t committing;     /* a writer is between writing its group and counting it */
     uint32_t syncing;        /* mms__owner_id of a handle syncing the journal */
     uint64_t unsynced_ns;    /* CLOCK_MONOTONIC of the oldest commit not synced, 0: none */
-    uint32_t pad0[2];
+    uint32_t space_left;     /* a region file grew past its committed size since the
+                                space was last given back (recover.c) */
+    uint32_t pad0;
     uint8_t pad1[72];
     struct mms__rslot slot[MMS__NSLOTS];
 };
@@ -658,6 +660,7 @@ struct mms_store {
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
     bool heap_random;      /* region 0 is read without read-ahead while opening (map.c) */
     bool opening;          /* inside mms_open, until the regions are mapped */
+    bool alone;            /* holds byte 0 of the lock file exclusively (lock.c) */
     unsigned dirty_backend;
     uint64_t grow_step, checkpoint_bytes, reserve;
     struct mms__fixed fixed; /* the layout the store records (all 0: none): the
@@ -800,6 +803,15 @@ int mms__map_fixed_default(uint64_t heap, uint64_t *base);
 /* Make sure region id's file is at least need bytes, growing it by a step
  * and mapping the new part (shared: it is fresh space). */
 int mms__map_grow(mms_store *s, uint32_t id, uint64_t need);
+/* Giving back file space (recover.c): what of a region file of committed
+ * bytes is kept -- the committed size and one growth step. */
+uint64_t mms__map_keep(const mms_store *s, uint64_t committed);
+/* Cut region id (generation gen, committed bytes) to what is kept: through
+ * fd if it is not -1 (its size fsize), else opening it; and, if this handle
+ * maps it further, its mappings first. Only while no other handle has the
+ * store open (lock.c, alone). *cut adds the bytes given back. */
+int mms__map_trim(mms_store *s, uint32_t id, uint32_t gen, uint64_t committed, int fd,
+                  uint64_t fsize, uint64_t *cut);
 /* After a commit: [priv, round_up(committed)) becomes private. */
 int mms__map_commit(mms_store *s, uint32_t id);
 int mms__map_protect(mms_store *s, bool writable);
@@ -871,6 +883,8 @@ bool mms__pinned_by_me(const mms_store *s); /* this thread pins a handle of s's 
  * opening it until mms__lock_shared (MMS_EBUSY, naming their pids, when
  * others have it open). */
 int mms__lock_alone(mms_store *s);
+/* The same without a message: true when this handle is alone now. */
+bool mms__lock_alone_try(mms_store *s);
 void mms__lock_shared(mms_store *s);
 /* Common argument checks: 0 or an error. */
 int mms__check_handle(const mms_store *s);
@@ -1018,9 +1032,16 @@ int mms__heap_compact(mms_store *s, uint64_t *trimmed);
  * ------------------------------------------------------------------------ */
 /* Replay the journal, checkpoint, publish: with region 0 open as fd and its
  * header read into b. */
-int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize);
+int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t *fsize);
 /* The same after a dead writer, with the writer lock held. */
 int mms__recover_live(mms_store *s);
+/* Give back the file space past each region's committed size and its
+ * growth step that transactions which aborted or died left (recover.c):
+ * at the first open (before, with the store's header in b and region 0
+ * open as fd), and at a checkpoint with the writer lock (after). */
+int mms__space_give_back_at_open(mms_store *s, int fd, const struct mms__hdrbuf *b,
+                                 uint64_t fsize, bool all);
+int mms__space_give_back(mms_store *s);
 
 /* ------------------------------------------------------------------------
  * Layer 5: apply.c -- the apply pipeline (its NOTES)

@@ -759,11 +759,20 @@ bool mms__writer_held(const mms_store *s)
  * hold. Granted only when no other handle has the store open; while it
  * is held, openers wait for byte 0 and so none can map a region file.
  * ------------------------------------------------------------------------ */
+bool mms__lock_alone_try(mms_store *s)
+{
+    if (s->alone)
+        return true;
+    s->alone = !s->L_private && mms__os_ofd_lock(s->lockfd, 0, F_WRLCK, false) == 0;
+    return s->alone;
+}
+
 int mms__lock_alone(mms_store *s)
 {
     if (s->L_private)
         return mms__fail(MMS_ERDONLY, "this process cannot write the store's lock file");
     int r = mms__os_ofd_lock(s->lockfd, 0, F_WRLCK, false);
+    s->alone = r == 0;
     if (r != MMS_EBUSY)
         return r ? mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r)) : 0;
     char pids[96] = "";
@@ -783,4 +792,5 @@ void mms__lock_shared(mms_store *s)
 {
     if (!s->L_private)
         mms__os_ofd_lock(s->lockfd, 0, F_RDLCK, false); /* a downgrade never waits */
+    s->alone = false;
 }

@@ -12,6 +12,21 @@
  * Recovery (journal.c NOTES): replay every valid commit group in order
  * (Invariant 4), check that the header then names the journal's last txn,
  * finish with a checkpoint (Invariant 5) and publish that txn.
+ *
+ * Giving space back. A transaction grows region files past their committed
+ * sizes, preallocated (map.c); if it aborts, or its process dies, that
+ * space stays in the files. It goes back -- each file cut to its committed
+ * size and one growth step (mms__map_keep) -- when no other handle has the
+ * store open, because every handle maps a region file as long as it was
+ * and a cut under its mapping would make its next touch there a SIGBUS:
+ * at the first open (no mapping exists yet), and at a checkpoint of a
+ * handle that is alone (it takes byte 0 of the lock file, so no handle can
+ * open meanwhile, and cuts its own mappings first). The lock file's
+ * space_left says whether any handle grew a file since the space was last
+ * given back, so neither pays for looking at the files when none grew: a
+ * first open looks at region 0 always (it has its size already), at the
+ * tables only then. Cutting only bytes past the committed size, after
+ * the journal was replayed, changes nothing a commit or a replay needs.
  */
 #include "internal.h"
 
@@ -31,8 +46,9 @@ static void pipeline_reset(struct mms__lock *L, const struct mms__jstate *J, uin
 }
 
 /* Recovery, with region 0 open as fd and its header read into b. */
-int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize)
+int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t *fsizep)
 {
+    uint64_t fsize = *fsizep;
     const struct mms__hdr *h = &b->h;
     uint64_t replayed, last;
     int r = mms__journal_load(s, h->uuid);
@@ -62,6 +78,7 @@ int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize)
     }
     if (!r)
         pipeline_reset(s->L, s->J, h->txn_id);
+    *fsizep = fsize;
     return r;
 }
 
@@ -77,8 +94,62 @@ static int recover(mms_store *s)
         return r;
     r = mms__hdr_read(fd, &b, &fsize);
     if (!r)
-        r = mms__recover_at(s, fd, &b, fsize);
+        r = mms__recover_at(s, fd, &b, &fsize);
     mms__os_close(fd);
+    return r;
+}
+
+int mms__space_give_back_at_open(mms_store *s, int fd, const struct mms__hdrbuf *b,
+                                 uint64_t fsize, bool all)
+{
+    const struct mms__hdr *h = &b->h;
+    uint64_t cut = 0;
+    s->alone = true; /* the first handle: byte 0 is ours (lock.c) */
+    int r = mms__map_trim(s, 0, 0, b->rt[0].size, fd, fsize, &cut);
+    for (uint32_t id = 1; !r && all && id < h->nregions && id < MMS_MAX_REGIONS; id++)
+        if (b->rt[id].kind != MMS__RK_NONE) {
+            r = mms__map_trim(s, id, b->rt[id].gen, b->rt[id].size, -1, 0, &cut);
+            if (r == -ENOENT) { /* mms_verify and the open say what is missing */
+                mms__detail_clear();
+                r = 0;
+            }
+        }
+    s->alone = false;
+    return r;
+}
+
+int mms__space_give_back(mms_store *s)
+{
+    assert(mms__writer_held_by(s));
+    if (s->L_private || !__atomic_load_n(&s->L->space_left, __ATOMIC_RELAXED))
+        return 0;
+    bool was_alone = s->alone;
+    if (!mms__lock_alone_try(s))
+        return 0; /* others have it open: the last one to checkpoint does it */
+    const struct mms__hdr *h = mms__hdr(s);
+    const struct mms__rent *rt = mms__rtab(s);
+    uint64_t cut = 0;
+    int r = 0;
+    __atomic_store_n(&s->L->space_left, 0, __ATOMIC_RELAXED);
+    for (uint32_t id = 0; !r && id < h->nregions && id < MMS_MAX_REGIONS; id++) {
+        if (rt[id].kind == MMS__RK_NONE)
+            continue;
+        struct mms__region *g = id < s->nmapped ? &s->reg[id] : NULL;
+        bool mine = g && s->view.base[id] && g->gen == rt[id].gen;
+        uint64_t fsize = 0;
+        if (mine)
+            r = mms__os_fsize(g->fd, &fsize);
+        if (!r)
+            r = mms__map_trim(s, id, rt[id].gen, rt[id].size, mine ? g->fd : -1, fsize, &cut);
+        if (r == -ENOENT) {
+            mms__detail_clear();
+            r = 0;
+        }
+    }
+    if (r)
+        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
+    if (!was_alone)
+        mms__lock_shared(s);
     return r;
 }
 

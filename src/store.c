@@ -206,14 +206,20 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists)
     struct mms__hdrbuf b;
     uint64_t fsize;
     int fd = s->hdr_fd;
+    bool space_left = true; /* did the last handles leave space to give back? */
     r = mms__hdr_read(fd, &b, &fsize);
     if (!r) {
+        space_left = !mms__lock_valid(s->L, b.h.uuid) || s->L->space_left;
         mms__lock_init(s->L, b.h.uuid);
         s->J = &s->L->j;
         r = mms__journal_open(s);
     }
     if (!r)
-        r = mms__recover_at(s, fd, &b, fsize);
+        r = mms__recover_at(s, fd, &b, &fsize);
+    if (!r && !(s->flags & MMS_RDONLY))
+        r = mms__space_give_back_at_open(s, fd, &b, fsize, space_left);
+    else if (!r)
+        s->L->space_left = space_left; /* for a handle that may write */
     if (r)
         return r;
     __atomic_store_n(&s->L->init_done, 1, __ATOMIC_RELEASE);
@@ -492,7 +498,8 @@ int mms_close(mms_store *s)
         /* Checkpoint when no other writer is busy and no reader holds
          * commits back: a store left alone has an empty journal. */
         if (!(s->flags & MMS_RDONLY) && !s->poisoned && s->L && s->J &&
-            s->J->end > MMS__JDATA && mms__writer_enter(s, false) == 0) {
+            (s->J->end > MMS__JDATA || __atomic_load_n(&s->L->space_left, __ATOMIC_RELAXED)) &&
+            mms__writer_enter(s, false) == 0) {
             int r2 = mms__checkpoint(s, false);
             if (r2) /* the shared journal state may be behind the file */
                 __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
