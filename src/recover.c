@@ -115,6 +115,10 @@ int mms__space_give_back_at_open(mms_store *s, int fd, const struct mms__hdrbuf 
             }
         }
     s->alone = false;
+    /* The files of tables such a transaction created: nobody else could
+     * be creating one now, and the journal (replayed) names none. */
+    if (!r && all)
+        mms__region_gc(s, b->rt, h->nregions);
     return r;
 }
 
@@ -148,6 +152,8 @@ int mms__space_give_back(mms_store *s)
     }
     if (r)
         __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
+    else if (s->J->end == MMS__JDATA) /* as at the first open */
+        mms__region_gc(s, rt, h->nregions);
     if (!was_alone)
         mms__lock_shared(s);
     return r;
