@@ -122,13 +122,40 @@ int mms__hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, ui
     return 0;
 }
 
-int mms__hdr_read(int fd, struct mms__hdrbuf *b, uint64_t *fsize)
+/* Region 0's size, at least a header's: *fsize. */
+static int hdr_size(int fd, uint64_t *fsize)
 {
     int r = mms__os_fsize(fd, fsize);
     if (!r && *fsize < MMS__HDR_BYTES)
         r = *fsize < 8 ? mms__fail(MMS_ENOTSTORE, "region 0 is too short to be a store")
                        : MMS__CORRUPT("region 0 is %llu bytes, shorter than its header",
                                       (unsigned long long)*fsize);
+    return r;
+}
+
+int mms__hdr_map(int fd, const struct mms__hdrbuf **b, uint64_t *fsize)
+{
+    char *m = NULL;
+    int r = hdr_size(fd, fsize);
+    if (!r && (r = mms__os_map(fd, MMS__HDR_BYTES, false, &m)))
+        r = mms__fail(r, "cannot map region 0's header: %s", mms_strerror(r));
+    if (!r && (r = mms__hdr_check_static((const struct mms__hdr *)(void *)m, *fsize))) {
+        mms__os_unmap(m, MMS__HDR_BYTES);
+        m = NULL;
+    }
+    *b = (const struct mms__hdrbuf *)(void *)m;
+    return r;
+}
+
+void mms__hdr_unmap(const struct mms__hdrbuf *b)
+{
+    if (b)
+        mms__os_unmap((void *)(uintptr_t)b, MMS__HDR_BYTES);
+}
+
+int mms__hdr_read(int fd, struct mms__hdrbuf *b, uint64_t *fsize)
+{
+    int r = hdr_size(fd, fsize);
     /* The header page and the region table entries in use: the rest of the
      * buffer is left alone (fewer bytes copied and, in a new process, fewer
      * stack pages touched; each first touch is a page fault). */

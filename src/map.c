@@ -501,8 +501,10 @@ int mms__map_follow(mms_store *s)
                 return r;
             continue;
         }
-        uint64_t fsize;
-        r = mms__os_fsize(g->fd, &fsize);
+        /* Mapped as far as it is committed: nothing to map (what the file
+         * has past that is another handle's fresh space), no fstat. */
+        uint64_t fsize = g->mapped;
+        r = rt[id].size <= g->mapped ? 0 : mms__os_fsize(g->fd, &fsize);
         if (r)
             return r;
         fsize -= fsize % MMS__PAGE;

@@ -46,7 +46,7 @@ static void pipeline_reset(struct mms__lock *L, const struct mms__jstate *J, uin
 }
 
 /* Recovery, with region 0 open as fd and its header read into b. */
-int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t *fsizep)
+int mms__recover_at(mms_store *s, int fd, const struct mms__hdrbuf *b, uint64_t *fsizep)
 {
     uint64_t fsize = *fsizep;
     const struct mms__hdr *h = &b->h;
@@ -54,8 +54,10 @@ int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t *fsize
     int r = mms__journal_load(s, h->uuid);
     if (!r)
         r = mms__journal_recover(s, h->txn_id, s->jfd_rw, &replayed, &last);
+    if (!r && replayed) /* b is a mapping: it shows what the replay wrote */
+        r = mms__os_fsize(fd, &fsize);
     if (!r && replayed)
-        r = mms__hdr_read(fd, b, &fsize);
+        r = mms__hdr_check_static(h, fsize);
     if (!r)
         r = mms__hdr_check_full(h, b->rt, fsize);
     if (!r && s->J->start_txn != UINT64_MAX && h->txn_id != last)
@@ -84,7 +86,7 @@ int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t *fsize
 
 static int recover(mms_store *s)
 {
-    struct mms__hdrbuf b;
+    const struct mms__hdrbuf *b = NULL;
     int fd;
     uint64_t fsize;
     int r = mms__region_open_file(s, 0, 0, false, false, &fd);
@@ -92,20 +94,23 @@ static int recover(mms_store *s)
         return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
     if (r)
         return r;
-    r = mms__hdr_read(fd, &b, &fsize);
+    r = mms__hdr_map(fd, &b, &fsize);
     if (!r)
-        r = mms__recover_at(s, fd, &b, &fsize);
+        r = mms__recover_at(s, fd, b, &fsize);
+    mms__hdr_unmap(b);
     mms__os_close(fd);
     return r;
 }
 
 int mms__space_give_back_at_open(mms_store *s, int fd, const struct mms__hdrbuf *b,
-                                 uint64_t fsize, bool all)
+                                 uint64_t *fsize, bool all)
 {
     const struct mms__hdr *h = &b->h;
     uint64_t cut = 0;
     s->alone = true; /* the first handle: byte 0 is ours (lock.c) */
-    int r = mms__map_trim(s, 0, 0, b->rt[0].size, fd, fsize, &cut);
+    int r = mms__map_trim(s, 0, 0, b->rt[0].size, fd, *fsize, &cut);
+    if (!r && cut)
+        *fsize = mms__map_keep(s, b->rt[0].size);
     for (uint32_t id = 1; !r && all && id < h->nregions && id < MMS_MAX_REGIONS; id++)
         if (b->rt[id].kind != MMS__RK_NONE) {
             r = mms__map_trim(s, id, b->rt[id].gen, b->rt[id].size, -1, 0, &cut);

@@ -179,8 +179,20 @@ static int no_store(const mms_store *s)
     return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
 }
 
+/* The header, mapped once by open_alone or open_shared (mms__hdr_map),
+ * read by map_pinned once the published state is pinned, unmapped by
+ * mms_open. Region 0's size as the first handle measured it (after
+ * recovery, for txn) is still right if nothing was published since: then
+ * map_pinned does not measure it again (a warm open pays for every system
+ * call). Open_shared's measure is not kept: made without a pin. */
+struct open_hdr {
+    const struct mms__hdrbuf *b;
+    uint64_t fsize, txn;
+    bool fsize_ok;
+};
+
 /* The first handle: recover the store and (re)initialise the lock file. */
-static int open_alone(mms_store *s, const mms_options *o, bool exists)
+static int open_alone(mms_store *s, const mms_options *o, bool exists, struct open_hdr *oh)
 {
     int r = 0;
     if (!exists) { /* looked at before the lock; another process may have created it */
@@ -203,25 +215,30 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists)
     } else if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL)) {
         return mms__fail(-EEXIST, "%s already holds a store", s->path);
     }
-    struct mms__hdrbuf b;
+    const struct mms__hdrbuf *b;
     uint64_t fsize;
     int fd = s->hdr_fd;
     bool space_left = true; /* did the last handles leave space to give back? */
-    r = mms__hdr_read(fd, &b, &fsize);
+    mms__hdr_unmap(oh->b); /* an open_shared that must try again mapped it */
+    r = mms__hdr_map(fd, &oh->b, &fsize);
+    b = oh->b;
     if (!r) {
-        space_left = !mms__lock_valid(s->L, b.h.uuid) || s->L->space_left;
-        mms__lock_init(s->L, b.h.uuid);
+        space_left = !mms__lock_valid(s->L, b->h.uuid) || s->L->space_left;
+        mms__lock_init(s->L, b->h.uuid);
         s->J = &s->L->j;
         r = mms__journal_open(s);
     }
     if (!r)
-        r = mms__recover_at(s, fd, &b, &fsize);
+        r = mms__recover_at(s, fd, b, &fsize);
     if (!r && !(s->flags & MMS_RDONLY))
-        r = mms__space_give_back_at_open(s, fd, &b, fsize, space_left);
+        r = mms__space_give_back_at_open(s, fd, b, &fsize, space_left);
     else if (!r)
         s->L->space_left = space_left; /* for a handle that may write */
     if (r)
         return r;
+    oh->fsize = fsize;
+    oh->txn = b->h.txn_id;
+    oh->fsize_ok = true;
     __atomic_store_n(&s->L->init_done, 1, __ATOMIC_RELEASE);
     if (!s->L_private)
         r = mms__os_ofd_lock(s->lockfd, 0, F_RDLCK, false); /* atomic downgrade */
@@ -230,7 +247,7 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists)
 
 /* Other handles have it open: the lock file is theirs and ours. */
 enum { OPEN_RETRY = 1 };
-static int open_shared(mms_store *s, const mms_options *o, bool exists)
+static int open_shared(mms_store *s, const mms_options *o, bool exists, struct open_hdr *oh)
 {
     int r = exists ? 0 : hdr_open(s);
     if (r == -ENOENT)
@@ -239,12 +256,10 @@ static int open_shared(mms_store *s, const mms_options *o, bool exists)
         return r;
     if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL))
         return mms__fail(-EEXIST, "%s already holds a store", s->path);
-    struct mms__hdrbuf b;
     uint64_t fsize;
-    r = mms__hdr_read(s->hdr_fd, &b, &fsize);
-    if (r)
+    if (!oh->b && (r = mms__hdr_map(s->hdr_fd, &oh->b, &fsize)))
         return r;
-    if (!mms__lock_valid(s->L, b.h.uuid)) {
+    if (!mms__lock_valid(s->L, oh->b->h.uuid)) { /* the uuid never changes */
         if (__atomic_load_n(&s->L->init_done, __ATOMIC_ACQUIRE) == 0 &&
             s->L->magic == MMS__LMAGIC)
             return OPEN_RETRY; /* the handle that was initialising it failed */
@@ -272,24 +287,28 @@ static int fixed_take(mms_store *s, const mms_options *o, const struct mms__hdr 
     return 0;
 }
 
-/* With the published state pinned: read the header, map the regions. */
-static int map_pinned(mms_store *s, const mms_options *o)
+/* With the published state (txn) pinned: read the header (unless the
+ * first handle's read is of that state), map the regions. */
+static int map_pinned(mms_store *s, const mms_options *o, struct open_hdr *oh, uint64_t txn)
 {
-    struct mms__hdrbuf b;
-    uint64_t fsize;
     int fd = s->hdr_fd; /* opened by open_dir or open_lock, for writing if we may */
     s->hdr_fd = -1;     /* closed below or owned by the mapping */
-    int r = mms__hdr_read(fd, &b, &fsize);
+    int r = 0;
+    if (!oh->b)
+        r = mms__hdr_map(fd, &oh->b, &oh->fsize);
+    else if (!oh->fsize_ok || oh->txn != txn)
+        r = mms__os_fsize(fd, &oh->fsize);
+    const struct mms__hdrbuf *b = oh->b;
     if (!r)
-        r = mms__hdr_check_full(&b.h, b.rt, fsize);
+        r = mms__hdr_check_full(&b->h, b->rt, oh->fsize);
     if (!r)
-        r = fixed_take(s, o, &b.h);
+        r = fixed_take(s, o, &b->h);
     if (r) {
         mms__os_close(fd);
         return r;
     }
-    memcpy(s->hdr_fixed, &b.h, sizeof s->hdr_fixed);
-    r = mms__map_region(s, 0, fd, 0, b.rt[0].size, fsize); /* measured just now */
+    memcpy(s->hdr_fixed, &b->h, sizeof s->hdr_fixed);
+    r = mms__map_region(s, 0, fd, 0, b->rt[0].size, oh->fsize); /* measured already */
     if (!r)
         r = mms__tables_follow(s); /* the tables */
     mms__map_opened(s); /* the catalog is read: region 0 gets read-ahead back */
@@ -314,8 +333,10 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     if (mms__os_page_size() != MMS__PAGE)
         return mms__fail(MMS_ENOTSUP, "the system page size is %ld; mmstore needs 4096",
                          mms__os_page_size());
-    /* 70 KB, mostly the region array: mapped, not calloc'd, so that only
-     * the pages in use are ever touched (reg[i] is valid for i < nmapped). */
+    /* 100 KB, mostly the region array and the view: mapped, not calloc'd,
+     * so that only the pages in use are ever touched (reg[i] is valid for
+     * i < nmapped). calloc clears it all: 23 more faults in a new process,
+     * measured. */
     mms_store *s;
     if (mms__os_anon(sizeof *s, (char **)&s))
         return -ENOMEM;
@@ -374,14 +395,14 @@ static int open_dir(mms_store *s, const mms_options *o, bool *exists)
 }
 
 /* A place in the lock file, a recovered store, a reader slot. */
-static int open_lock(mms_store *s, const mms_options *o, bool exists)
+static int open_lock(mms_store *s, const mms_options *o, bool exists, struct open_hdr *oh)
 {
     bool alone = false;
     int r;
     for (int attempt = 0;; attempt++) {
         r = mms__lock_attach(s, &alone);
         if (!r)
-            r = alone ? open_alone(s, o, exists) : open_shared(s, o, exists);
+            r = alone ? open_alone(s, o, exists, oh) : open_shared(s, o, exists, oh);
         if (r != OPEN_RETRY || attempt == 10)
             break;
         mms__lock_detach(s);
@@ -397,17 +418,17 @@ static int open_lock(mms_store *s, const mms_options *o, bool exists)
 }
 
 /* The mappings, of the state published now. */
-static int open_map(mms_store *s, const mms_options *o)
+static int open_map(mms_store *s, const mms_options *o, struct open_hdr *oh)
 {
     if (s->L_private) {
         s->seen = s->L->published;
-        return map_pinned(s, o);
+        return map_pinned(s, o, oh, s->seen);
     }
     uint64_t txn;
     int r = mms__pin(s, &txn, mms__pin_stuck, s);
     if (r)
         return r;
-    r = map_pinned(s, o);
+    r = map_pinned(s, o, oh, txn);
     s->seen = txn;
     mms__unpin(s);
     return r;
@@ -447,15 +468,17 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
         return mms__fail(MMS_EINVAL, "mms_open: path and out are required");
     mms_store *s = NULL;
     bool exists = false;
+    struct open_hdr oh = {NULL, 0, 0, false};
     int r = open_new_handle(path, o, &s);
     if (!r)
         r = open_dir(s, o, &exists);
     if (!r)
-        r = open_lock(s, o, exists);
+        r = open_lock(s, o, exists, &oh);
     if (!r)
-        r = open_map(s, o);
+        r = open_map(s, o, &oh);
     if (!r)
         r = open_writer(s, o);
+    mms__hdr_unmap(oh.b);
     if (r) {
         if (s && s->L && !s->L_private && s->slot != UINT32_MAX)
             mms__slot_release(s);
