@@ -1049,7 +1049,7 @@ int mms__recover_live(mms_store *s);
  * open as fd), and at a checkpoint with the writer lock (after). */
 int mms__space_give_back_at_open(mms_store *s, int fd, const struct mms__hdrbuf *b,
                                  uint64_t *fsize, bool all);
-int mms__space_give_back(mms_store *s);
+int mms__space_give_back(mms_store *s); /* best effort: returns 0 */
 
 /* ------------------------------------------------------------------------
  * Layer 5: apply.c -- the apply pipeline (its NOTES)

@@ -124,7 +124,12 @@ int mms__space_give_back_at_open(mms_store *s, int fd, const struct mms__hdrbuf 
      * be creating one now, and the journal (replayed) names none. */
     if (!r && all)
         mms__region_gc(s, b->rt, h->nregions);
-    return r;
+    /* Best effort (as at a checkpoint): a later checkpoint tries again. */
+    if (r) {
+        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
+        mms__detail_clear();
+    }
+    return 0;
 }
 
 int mms__space_give_back(mms_store *s)
@@ -155,13 +160,18 @@ int mms__space_give_back(mms_store *s)
             r = 0;
         }
     }
-    if (r)
+    /* Best effort, like the deletion of old files: a failure leaves a file
+     * longer than it needs to be, and consistent (mms__map_trim cuts a
+     * mapping before its file), so the checkpoint stands. */
+    if (r) {
         __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
-    else if (s->J->end == MMS__JDATA) /* as at the first open */
+        mms__detail_clear();
+    } else if (s->J->end == MMS__JDATA) { /* as at the first open */
         mms__region_gc(s, rt, h->nregions);
+    }
     if (!was_alone)
         mms__lock_shared(s);
-    return r;
+    return 0;
 }
 
 /* Holding the writer lock: repair what a dead writer left. */
