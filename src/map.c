@@ -330,11 +330,12 @@ int mms__map_trim(mms_store *s, uint32_t id, uint32_t gen, uint64_t committed, i
     uint64_t keep = mms__map_keep(s, committed);
     struct mms__region *g = id < s->nmapped && s->view.base[id] && s->reg[id].gen == gen
                                 ? &s->reg[id] : NULL;
+    if (g && g->priv > keep) /* never under this handle's committed pages */
+        keep = g->priv;
     if (!r && fsize > keep && g && g->mapped > keep) {
         /* Nothing past the committed size means anything, and no other
          * handle maps the file (alone); this handle's mapping of it goes
          * first, so that no page of it is past the end of the file. */
-        assert(g->priv <= keep);
         char *fv = NULL;
         r = g->fview ? mms__os_remap(g->fview, g->fview_len, keep, &fv) : 0;
         if (!r) {

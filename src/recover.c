@@ -140,10 +140,14 @@ int mms__space_give_back(mms_store *s)
     bool was_alone = s->alone;
     if (!mms__lock_alone_try(s))
         return 0; /* others have it open: the last one to checkpoint does it */
-    const struct mms__hdr *h = mms__hdr(s);
-    const struct mms__rent *rt = mms__rtab(s);
-    uint64_t cut = 0;
-    int r = 0;
+    /* The committed sizes as the files have them (the journal is empty:
+     * they hold the last commit), not as this handle's view may still
+     * show them: another handle may have committed since. */
+    const struct mms__hdrbuf *b = NULL;
+    uint64_t cut = 0, size0;
+    int r = mms__hdr_map(s->reg[0].fd, &b, &size0);
+    const struct mms__hdr *h = b ? &b->h : NULL;
+    const struct mms__rent *rt = b ? b->rt : NULL;
     __atomic_store_n(&s->L->space_left, 0, __ATOMIC_RELAXED);
     for (uint32_t id = 0; !r && id < h->nregions && id < MMS_MAX_REGIONS; id++) {
         if (rt[id].kind == MMS__RK_NONE)
@@ -169,6 +173,7 @@ int mms__space_give_back(mms_store *s)
     } else if (s->J->end == MMS__JDATA) { /* as at the first open */
         mms__region_gc(s, rt, h->nregions);
     }
+    mms__hdr_unmap(b);
     if (!was_alone)
         mms__lock_shared(s);
     return 0;

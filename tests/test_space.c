@@ -180,6 +180,29 @@ TEST(aborted_txn)
     rmrf(p);
 }
 
+/* A checkpoint that gives space back goes by the committed sizes in the
+ * files, not by its handle's view, which may be older: what another handle
+ * committed (and grew the files for) stays. */
+TEST(stale_view)
+{
+    const char *p = tpath("space-stale");
+    small_store(p);
+    mms_store *a = open_flags(p, 0);
+    mms_store *b = open_flags(p, 0);
+    big_txn(b);
+    OK(mms_txn_commit(b));
+    OK(mms_close(b)); /* not alone: gives nothing back */
+    OK(mms_checkpoint(a)); /* alone now, its view of before b's commit */
+    OK(mms_close(a));
+    mms_store *s = open_flags(p, 0);
+    verify_ok(s);
+    mms_table *t;
+    OK(mms_table_open(s, "t", &schema, 0, &t));
+    ASSERT_EQ(mms_table_count(t), 1000 + (32 * MIB) / sizeof(struct rec));
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 /* A version-2 store: heap of whole units. Made from a new store by hand:
  * the heap's top moved to the end of segment 0, the version set to 2. */
 TEST(version2_store)
@@ -223,6 +246,7 @@ int main(void)
     RUN(new_store_small);
     RUN(killed_txn);
     RUN(aborted_txn);
+    RUN(stale_view);
     RUN(version2_store);
     return table_test_end();
 }
