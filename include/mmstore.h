@@ -83,7 +83,7 @@ extern "C" {
 const char *mms_version(void);
 
 /* Version of the on-disk format this library reads and writes. */
-#define MMS_FORMAT_VERSION 2
+#define MMS_FORMAT_VERSION 3
 
 /* ------------------------------------------------------------------------
  * Errors. One table defines every code, its name and its message.

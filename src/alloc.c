@@ -25,6 +25,16 @@
  * so free() checks that a ref names the start of a live allocation and
  * refuses anything else (MMS_EBADREF) without touching the heap.
  *
+ * The top. The heap's size (region 0's committed size) is where its
+ * bytes end; since format version 3 it is any whole number of pages, so
+ * the last segment may be partial: its descriptors exist (they are at its
+ * start), and a free span at its end may reach past the top. Whoever takes
+ * pages (span_alloc, span_take_at, units_take, heap_extend) first moves the
+ * top over them (heap_cover), so every page in use is below it and region
+ * 0's file grows with what is used, not in units: a new store is its
+ * header and descriptors, 36 KiB. A version-2 store keeps a top of whole
+ * units, which is what version-2 libraries read.
+ *
  * Every page of a span carries its kind (head or continuation); the last
  * page of a free span also carries the distance to its head, so freeing
  * merges with both neighbours in O(1).
@@ -124,9 +134,10 @@ static inline uint64_t heap_top(const mms_store *s)
 {
     return mms__rtab(s)[0].size;
 }
+/* Units the heap reaches into: the last may be partial (NOTES). */
 static inline uint32_t nsegs(const mms_store *s)
 {
-    return (uint32_t)(heap_top(s) >> MMS__SEG_SHIFT);
+    return (uint32_t)((heap_top(s) + MMS__SEG - 1) >> MMS__SEG_SHIFT);
 }
 static inline uint32_t meta_pages(uint32_t seg)
 {
@@ -273,6 +284,24 @@ static int segmap_grow(mms_store *s, uint32_t n)
     return 0;
 }
 
+/* The heap reaches at least end bytes (NOTES: the top). Region 0's file
+ * grows with it, in map.c's steps, preallocated. A version-2 store keeps
+ * its top a whole number of units, as version-2 libraries require. A
+ * failure changes nothing. */
+static int heap_cover(mms_store *s, uint64_t end)
+{
+    if (end <= heap_top(s))
+        return 0;
+    end = mms__round_up(end, mms__hdr(s)->version < 3 ? MMS__SEG : MMS__PAGE);
+    if ((end >> MMS__PAGE_SHIFT) > UINT32_MAX)
+        return mms__fail(MMS_EFULL, "the heap cannot pass 16 TiB");
+    int r = mms__map_grow(s, 0, end);
+    if (r)
+        return r;
+    mms__rtab(s)[0].size = end;
+    return segmap_grow(s, nsegs(s));
+}
+
 /* ------------------------------------------------------------------------
  * Spans
  * ------------------------------------------------------------------------ */
@@ -361,9 +390,9 @@ static int span_alloc(mms_store *s, uint32_t n, uint32_t *out)
                 uint32_t len = D(s, pg)->len;
                 uint16_t flags = D(s, pg)->flags;
                 if (len >= n) {
-                    int r = flags & MMS__DF_HOLES
-                                ? holes_fill(s, (uint64_t)pg * MMS__PAGE, (uint64_t)n * MMS__PAGE)
-                                : 0;
+                    int r = heap_cover(s, (uint64_t)(pg + n) * MMS__PAGE);
+                    if (!r && (flags & MMS__DF_HOLES))
+                        r = holes_fill(s, (uint64_t)pg * MMS__PAGE, (uint64_t)n * MMS__PAGE);
                     if (r)
                         return r;
                     span_unlink(s, pg);
@@ -402,20 +431,17 @@ static void segment_init_normal(mms_store *s, uint32_t seg, uint16_t flags)
     span_make_free(s, first, MMS__SEG_PAGES - meta, true, flags);
 }
 
-/* Grow the heap by units at its end. *seg gets the first new segment id. */
-static int heap_extend(mms_store *s, uint32_t units, uint32_t *seg)
+/* Add units at the heap's end, the first bytes of them in the heap (the
+ * descriptors of a normal segment, all of a huge one). *seg gets the first
+ * new segment id. */
+static int heap_extend(mms_store *s, uint64_t bytes, uint32_t *seg)
 {
-    uint64_t top = heap_top(s);
-    uint64_t want = top + ((uint64_t)units << MMS__SEG_SHIFT);
-    if ((want >> MMS__PAGE_SHIFT) > UINT32_MAX)
-        return mms__fail(MMS_EFULL, "the heap cannot pass 16 TiB");
-    int r = mms__map_grow(s, 0, want);
+    uint32_t u = nsegs(s);
+    int r = heap_cover(s, ((uint64_t)u << MMS__SEG_SHIFT) + bytes);
     if (r)
         return r;
-    *seg = (uint32_t)(top >> MMS__SEG_SHIFT);
-    mms__rtab(s)[0].size = want;
-    segmap_grow(s, (uint32_t)(want >> MMS__SEG_SHIFT));
-    segmap_set(s, *seg, true);
+    *seg = u;
+    segmap_set(s, u, true);
     return 0;
 }
 
@@ -432,7 +458,10 @@ static int units_take(mms_store *s, uint32_t k, uint64_t fill, uint32_t *out, ui
             continue;
         uint32_t len = d->len;
         *flags = d->flags;
-        int r = (d->flags & MMS__DF_HOLES) ? holes_fill(s, (uint64_t)u << MMS__SEG_SHIFT, fill) : 0;
+        /* A run that ends the heap may reach past its top. */
+        int r = heap_cover(s, ((uint64_t)u << MMS__SEG_SHIFT) + fill);
+        if (!r && (d->flags & MMS__DF_HOLES))
+            r = holes_fill(s, (uint64_t)u << MMS__SEG_SHIFT, fill);
         if (r)
             return r;
         list_remove(s, &h->free_units, seg_node, u);
@@ -509,7 +538,7 @@ static int segment_new(mms_store *s)
     int r = units_take(s, 1, (uint64_t)MMS__DESC_PAGES * MMS__PAGE, &seg, &flags);
     if (!r && !seg) {
         flags = 0;
-        r = heap_extend(s, 1, &seg);
+        r = heap_extend(s, (uint64_t)MMS__DESC_PAGES * MMS__PAGE, &seg);
     }
     if (r)
         return r;
@@ -614,7 +643,7 @@ static int alloc_huge(mms_store *s, uint64_t size, uint64_t *off)
         r = units_take(s, k, fill, &u, &flags);
     }
     if (!r && !u)
-        r = heap_extend(s, k, &u);
+        r = heap_extend(s, fill, &u);
     if (r)
         return r;
     set_desc(seg_desc(s, u), MMS__S_HUGE, 0, k);
@@ -877,6 +906,8 @@ int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
             struct mms__hdr *h = mms__hdr(s);
             uint32_t flen = D(s, nx)->len, take = need - l.n;
             uint16_t flags = D(s, nx)->flags;
+            if ((r = heap_cover(s, (uint64_t)(nx + take) * MMS__PAGE)))
+                return r;
             if ((flags & MMS__DF_HOLES) &&
                 (r = holes_fill(s, (uint64_t)nx * MMS__PAGE, (uint64_t)take * MMS__PAGE)))
                 return r;
@@ -938,11 +969,11 @@ static int span_take_at(mms_store *s, uint32_t pg, uint32_t n)
         return mms__fail(MMS_EBADREF, "heap pages %u..%u are not free", pg, pg + n - 1);
     uint32_t len = D(s, head)->len;
     uint16_t flags = D(s, head)->flags;
-    if (flags & MMS__DF_HOLES) {
-        int r = holes_fill(s, (uint64_t)pg * MMS__PAGE, (uint64_t)n * MMS__PAGE);
-        if (r)
-            return r;
-    }
+    int r = heap_cover(s, (uint64_t)(pg + n) * MMS__PAGE);
+    if (!r && (flags & MMS__DF_HOLES))
+        r = holes_fill(s, (uint64_t)pg * MMS__PAGE, (uint64_t)n * MMS__PAGE);
+    if (r)
+        return r;
     span_unlink(s, head);
     if (pg > head)
         span_make_free(s, head, pg - head, false, flags);
@@ -957,7 +988,7 @@ static int extend_normal_to(mms_store *s, uint32_t seg)
 {
     while (nsegs(s) <= seg) {
         uint32_t u;
-        int r = heap_extend(s, 1, &u);
+        int r = heap_extend(s, (uint64_t)meta_pages(nsegs(s)) * MMS__PAGE, &u);
         if (r)
             return r;
         segment_init_normal(s, u, 0);
@@ -1045,7 +1076,7 @@ int mms__heap_place(mms_store *s, uint64_t off, uint64_t usable, uint64_t slab)
     uint32_t u;
     int r = extend_normal_to(s, seg - 1);
     if (!r)
-        r = heap_extend(s, (uint32_t)k, &u);
+        r = heap_extend(s, k << MMS__SEG_SHIFT, &u);
     if (r)
         return r;
     assert(u == seg);
@@ -1072,7 +1103,8 @@ void mms__heap_init(mms_store *s)
     tables();
     struct mms__hdr *h = mms__hdr(s);
     h->nclass = MMS__NCLASS;
-    mms__rtab(s)[0].size = MMS__SEG;
+    /* The header and the descriptors: the first allocation grows it. */
+    mms__rtab(s)[0].size = (uint64_t)meta_pages(0) * MMS__PAGE;
     segment_init_normal(s, 0, 0);
 }
 
@@ -1159,6 +1191,8 @@ static int verify_segment(const mms_store *s, uint32_t u, struct hwalk *w, char 
                 return VFAIL("heap: free span at page %u has a bad tail", pg);
             w->freeb += (uint64_t)len * MMS__PAGE;
             w->bin_count[bin_of(len)]++;
+        } else if ((uint64_t)(pg + len) * MMS__PAGE > heap_top(s)) {
+            return VFAIL("heap: the allocation at page %u ends past the heap's end", pg);
         } else if (d->kind == MMS__D_LARGE_HEAD) {
             w->live += (uint64_t)len * MMS__PAGE;
             w->count++;
@@ -1186,6 +1220,8 @@ static int verify_walk(const mms_store *s, struct hwalk *w, char *msg, size_t ca
                 return VFAIL("heap: segment %u has length %u units, past the heap end", u,
                              d0->len);
             if (d0->kind == MMS__S_HUGE) {
+                if ((uint64_t)(u + d0->len) << MMS__SEG_SHIFT > heap_top(s))
+                    return VFAIL("heap: huge segment %u ends past the heap's end", u);
                 w->live += ((uint64_t)d0->len << MMS__SEG_SHIFT) - MMS__PAGE;
                 w->count++;
             } else {
@@ -1197,6 +1233,8 @@ static int verify_walk(const mms_store *s, struct hwalk *w, char *msg, size_t ca
         }
         if (d0->kind != MMS__S_NORMAL || d0->len != 1)
             return VFAIL("heap: segment %u has an unknown kind %u", u, d0->kind);
+        if (((uint64_t)u << MMS__SEG_SHIFT) + (uint64_t)meta_pages(u) * MMS__PAGE > heap_top(s))
+            return VFAIL("heap: segment %u's descriptors end past the heap's end", u);
         int r = verify_segment(s, u, w, msg, cap);
         if (r)
             return r;
@@ -1275,8 +1313,9 @@ int mms__heap_verify(const mms_store *s, char *msg, size_t cap)
     tables();
     const struct mms__hdr *h = mms__hdr(s);
     uint64_t top = heap_top(s);
-    if (top % MMS__SEG || top == 0)
-        return VFAIL("heap size %llu is not a whole number of segments", (unsigned long long)top);
+    if (top % (h->version < 3 ? MMS__SEG : MMS__PAGE) || top < (uint64_t)meta_pages(0) * MMS__PAGE)
+        return VFAIL("heap size %llu is not a whole number of %s", (unsigned long long)top,
+                     h->version < 3 ? "segments" : "pages past the header");
     if (top > s->reg[0].mapped)
         return VFAIL("heap size %llu is past the end of the region file (%llu)",
                      (unsigned long long)top, (unsigned long long)s->reg[0].mapped);
@@ -1443,6 +1482,16 @@ int mms__heap_find(const mms_store *s, uint64_t off, uint64_t *start, uint64_t *
  * Compaction (compact.c, copy.c): the free space that can go back to the
  * file system, and the heap's free tail.
  * ------------------------------------------------------------------------ */
+/* fn for the part of [off, off + len) below the heap's top. */
+static int run_in_heap(const mms_store *s, mms__free_run_fn fn, void *ctx, uint64_t off,
+                       uint64_t len, uint16_t flags)
+{
+    uint64_t top = heap_top(s);
+    if (off >= top)
+        return 0;
+    return fn(ctx, off, len < top - off ? len : top - off, flags);
+}
+
 int mms__heap_free_runs(const mms_store *s, mms__free_run_fn fn, void *ctx)
 {
     tables();
@@ -1459,8 +1508,8 @@ int mms__heap_free_runs(const mms_store *s, mms__free_run_fn fn, void *ctx)
             /* Every unit but its first page: descriptors of runs that a
              * later split or merge makes are written there. */
             for (uint32_t v = u; v < u + len && !r; v++)
-                r = fn(ctx, ((uint64_t)v << MMS__SEG_SHIFT) + MMS__PAGE, MMS__SEG - MMS__PAGE,
-                       d0->flags);
+                r = run_in_heap(s, fn, ctx, ((uint64_t)v << MMS__SEG_SHIFT) + MMS__PAGE,
+                                MMS__SEG - MMS__PAGE, d0->flags);
         } else if (d0->kind == MMS__S_NORMAL) {
             for (uint32_t i = meta_pages(u); i < MMS__SEG_PAGES && !r;) {
                 const struct mms__desc *d = &d0[i];
@@ -1468,8 +1517,8 @@ int mms__heap_free_runs(const mms_store *s, mms__free_run_fn fn, void *ctx)
                     return MMS__CORRUPT("heap: span at page %u has length %u, past its segment",
                                         (unsigned)(u * MMS__SEG_PAGES + i), d->len);
                 if (d->kind == MMS__D_FREE_HEAD)
-                    r = fn(ctx, ((uint64_t)u * MMS__SEG_PAGES + i) * MMS__PAGE,
-                           (uint64_t)d->len * MMS__PAGE, d->flags);
+                    r = run_in_heap(s, fn, ctx, ((uint64_t)u * MMS__SEG_PAGES + i) * MMS__PAGE,
+                                    (uint64_t)d->len * MMS__PAGE, d->flags);
                 i += d->len;
             }
         }
@@ -1523,6 +1572,26 @@ int mms__heap_compact(mms_store *s, uint64_t *trimmed)
         *trimmed = (uint64_t)d->len << MMS__SEG_SHIFT;
         mms__rtab(s)[0].size = (uint64_t)u << MMS__SEG_SHIFT;
         mms__heap_forget(s);
+        u = last_segment(s);
+        d = seg_desc(s, u);
+    }
+    /* A normal segment that ends the heap ends it where its last
+     * allocation does (NOTES: the top); not in a version-2 store. */
+    if (d->kind == MMS__S_NORMAL && h->version >= 3) {
+        uint64_t end = ((uint64_t)u << MMS__SEG_SHIFT) + (uint64_t)meta_pages(u) * MMS__PAGE;
+        for (uint32_t i = meta_pages(u); i < MMS__SEG_PAGES;) {
+            uint32_t len = d[i].len;
+            if (len == 0 || len > MMS__SEG_PAGES - i)
+                break; /* damaged: mms_verify says so */
+            if (d[i].kind != MMS__D_FREE_HEAD)
+                end = ((uint64_t)u * MMS__SEG_PAGES + i + len) * MMS__PAGE;
+            i += len;
+        }
+        if (end < heap_top(s)) {
+            *trimmed += heap_top(s) - end;
+            mms__rtab(s)[0].size = end;
+            mms__heap_forget(s);
+        }
     }
     /* Every free span and run left is about to be given back (NOTES). */
     return mms__heap_free_runs(s, flag_holes, s);

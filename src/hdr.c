@@ -61,6 +61,13 @@ const char *mms__fixed_bad(const struct mms__fixed *f)
     return NULL;
 }
 
+/* The smallest heap of a store of h's version (doc/FORMAT.md 2): one
+ * segment in version 2; the header and segment 0's descriptors since. */
+static uint64_t heap_least(const struct mms__hdr *h)
+{
+    return h->version < 3 ? MMS__SEG : (uint64_t)(MMS__HDR_PAGES + MMS__DESC_PAGES) * MMS__PAGE;
+}
+
 /* The fields that never change after creation: a torn apply cannot damage
  * them, so they are checked before recovery. */
 int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size)
@@ -69,9 +76,9 @@ int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size)
         return mms__fail(MMS_EBYTEORDER, "the store was written on a machine of the other byte order");
     if (h->magic != MMS__MAGIC)
         return mms__fail(MMS_ENOTSTORE, "region 0 does not start with the mmstore magic");
-    if (h->version != MMS_FORMAT_VERSION)
-        return mms__fail(MMS_EVERSION, "the store has format version %u; this library reads %u",
-                         h->version, MMS_FORMAT_VERSION);
+    if (h->version < 2 || h->version > MMS_FORMAT_VERSION)
+        return mms__fail(MMS_EVERSION, "the store has format version %u; this library reads 2 "
+                         "to %u", h->version, MMS_FORMAT_VERSION);
     struct mms__abi mine;
     abi_mine(&mine);
     if (memcmp(&h->abi, &mine, sizeof mine) != 0 || h->page_size != MMS__PAGE ||
@@ -79,9 +86,9 @@ int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size)
         return mms__fail(MMS_EABI, "the store's ABI fingerprint (page size %u, ref %u bits, "
                          "slot %u bits) differs from this library's",
                          h->page_size, h->abi.ref_bits, h->abi.slot_bits);
-    if (file_size < MMS__SEG)
-        return MMS__CORRUPT("region 0 is %llu bytes, shorter than one segment",
-                            (unsigned long long)file_size);
+    if (file_size < heap_least(h))
+        return MMS__CORRUPT("region 0 is %llu bytes, shorter than the least heap (%llu)",
+                            (unsigned long long)file_size, (unsigned long long)heap_least(h));
     const char *why = mms__fixed_bad(&h->fixed);
     if (why)
         return MMS__CORRUPT("header: fixed addresses (base 0x%llx, heap %llu, table %llu "
@@ -100,7 +107,8 @@ int mms__hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, ui
         return MMS__CORRUPT("header checksum mismatch");
     if (rt[0].kind != MMS__RK_HEAP || rt[0].gen != 0)
         return MMS__CORRUPT("header: region 0 is not the heap");
-    if (rt[0].size < MMS__SEG || rt[0].size % MMS__SEG || rt[0].size > fsize)
+    if (rt[0].size < heap_least(h) || rt[0].size % (h->version < 3 ? MMS__SEG : MMS__PAGE) ||
+        rt[0].size > fsize)
         return MMS__CORRUPT("header: heap size %llu does not fit region 0's file of %llu bytes",
                             (unsigned long long)rt[0].size, (unsigned long long)fsize);
     for (uint32_t i = 1; i < h->nregions; i++)
@@ -114,13 +122,40 @@ int mms__hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, ui
     return 0;
 }
 
-int mms__hdr_read(int fd, struct mms__hdrbuf *b, uint64_t *fsize)
+/* Region 0's size, at least a header's: *fsize. */
+static int hdr_size(int fd, uint64_t *fsize)
 {
     int r = mms__os_fsize(fd, fsize);
     if (!r && *fsize < MMS__HDR_BYTES)
         r = *fsize < 8 ? mms__fail(MMS_ENOTSTORE, "region 0 is too short to be a store")
                        : MMS__CORRUPT("region 0 is %llu bytes, shorter than its header",
                                       (unsigned long long)*fsize);
+    return r;
+}
+
+int mms__hdr_map(int fd, const struct mms__hdrbuf **b, uint64_t *fsize)
+{
+    char *m = NULL;
+    int r = hdr_size(fd, fsize);
+    if (!r && (r = mms__os_map(fd, MMS__HDR_BYTES, false, &m)))
+        r = mms__fail(r, "cannot map region 0's header: %s", mms_strerror(r));
+    if (!r && (r = mms__hdr_check_static((const struct mms__hdr *)(void *)m, *fsize))) {
+        mms__os_unmap(m, MMS__HDR_BYTES);
+        m = NULL;
+    }
+    *b = (const struct mms__hdrbuf *)(void *)m;
+    return r;
+}
+
+void mms__hdr_unmap(const struct mms__hdrbuf *b)
+{
+    if (b)
+        mms__os_unmap((void *)(uintptr_t)b, MMS__HDR_BYTES);
+}
+
+int mms__hdr_read(int fd, struct mms__hdrbuf *b, uint64_t *fsize)
+{
+    int r = hdr_size(fd, fsize);
     /* The header page and the region table entries in use: the rest of the
      * buffer is left alone (fewer bytes copied and, in a new process, fewer
      * stack pages touched; each first touch is a page fault). */

@@ -63,6 +63,8 @@
 #define MMS__HDR_PAGES 5                       /* page 0 + 4 pages of region table */
 #define MMS__HDR_BYTES (MMS__HDR_PAGES * MMS__PAGE)
 #define MMS__DESC_PAGES 4                      /* 1024 descriptors of 16 bytes */
+/* Region files grow in multiples of this; a new one (region 0 too) is this long. */
+#define MMS__GROW_ALIGN ((uint64_t)64 << 10)
 #define MMS__NCLASS 24
 #define MMS__NBIN 22
 #define MMS__MAX_SMALL 2048u
@@ -414,7 +416,9 @@ struct mms__lock {
     uint32_t committing;     /* a writer is between writing its group and counting it */
     uint32_t syncing;        /* mms__owner_id of a handle syncing the journal */
     uint64_t unsynced_ns;    /* CLOCK_MONOTONIC of the oldest commit not synced, 0: none */
-    uint32_t pad0[2];
+    uint32_t space_left;     /* a region file grew past its committed size since the
+                                space was last given back (recover.c) */
+    uint32_t pad0;
     uint8_t pad1[72];
     struct mms__rslot slot[MMS__NSLOTS];
 };
@@ -528,8 +532,9 @@ int mms__os_reserve_at(void *addr, uint64_t len);
 int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool shared, bool writable);
 /* Map fd[0,len) shared read-write anywhere. */
 int mms__os_map(int fd, uint64_t len, bool writable, char **out);
-/* len bytes of zeroed private memory, anywhere (free with mms__os_unmap). */
-int mms__os_anon(uint64_t len, char **out);
+/* len bytes of zeroed private memory, anywhere (free with mms__os_unmap);
+ * the first populate bytes are made at once, not at their first touch. */
+int mms__os_anon(uint64_t len, uint64_t populate, char **out);
 int mms__os_remap(char *old, uint64_t oldlen, uint64_t newlen, char **out);
 int mms__os_unmap(void *addr, uint64_t len);
 /* Give back len bytes at addr to the reservation (PROT_NONE, no file). */
@@ -659,6 +664,7 @@ struct mms_store {
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
     bool heap_random;      /* region 0 is read without read-ahead while opening (map.c) */
     bool opening;          /* inside mms_open, until the regions are mapped */
+    bool alone;            /* holds byte 0 of the lock file exclusively (lock.c) */
     unsigned dirty_backend;
     uint64_t grow_step, checkpoint_bytes, reserve;
     struct mms__fixed fixed; /* the layout the store records (all 0: none): the
@@ -801,6 +807,15 @@ int mms__map_fixed_default(uint64_t heap, uint64_t *base);
 /* Make sure region id's file is at least need bytes, growing it by a step
  * and mapping the new part (shared: it is fresh space). */
 int mms__map_grow(mms_store *s, uint32_t id, uint64_t need);
+/* Giving back file space (recover.c): what of a region file of committed
+ * bytes is kept -- the committed size and one growth step. */
+uint64_t mms__map_keep(const mms_store *s, uint64_t committed);
+/* Cut region id (generation gen, committed bytes) to what is kept: through
+ * fd if it is not -1 (its size fsize), else opening it; and, if this handle
+ * maps it further, its mappings first. Only while no other handle has the
+ * store open (lock.c, alone). *cut adds the bytes given back. */
+int mms__map_trim(mms_store *s, uint32_t id, uint32_t gen, uint64_t committed, int fd,
+                  uint64_t fsize, uint64_t *cut);
 /* After a commit: [priv, round_up(committed)) becomes private. */
 int mms__map_commit(mms_store *s, uint32_t id);
 /* Advise the fresh space a bulk append of table region id is about to
@@ -875,6 +890,8 @@ bool mms__pinned_by_me(const mms_store *s); /* this thread pins a handle of s's 
  * opening it until mms__lock_shared (MMS_EBUSY, naming their pids, when
  * others have it open). */
 int mms__lock_alone(mms_store *s);
+/* The same without a message: true when this handle is alone now. */
+bool mms__lock_alone_try(mms_store *s);
 void mms__lock_shared(mms_store *s);
 /* Common argument checks: 0 or an error. */
 int mms__check_handle(const mms_store *s);
@@ -900,6 +917,13 @@ int mms__hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, ui
 /* Read and check (statically) the header and the region table entries in
  * use; *fsize gets region 0's file size. */
 int mms__hdr_read(int fd, struct mms__hdrbuf *b, uint64_t *fsize);
+/* The same through a read-only shared mapping of the header pages (an
+ * open: a copy would be 8 KB of fresh stack, two or three page faults of
+ * ~15 us here; the mapping reads the page cache). *b follows the file
+ * (its checks hold while nobody applies commits: alone, or pinned).
+ * mms__hdr_unmap(NULL) is a no-op. */
+int mms__hdr_map(int fd, const struct mms__hdrbuf **b, uint64_t *fsize);
+void mms__hdr_unmap(const struct mms__hdrbuf *b);
 
 /* ------------------------------------------------------------------------
  * Layer 3: journal.c
@@ -1022,9 +1046,16 @@ int mms__heap_compact(mms_store *s, uint64_t *trimmed);
  * ------------------------------------------------------------------------ */
 /* Replay the journal, checkpoint, publish: with region 0 open as fd and its
  * header read into b. */
-int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize);
+int mms__recover_at(mms_store *s, int fd, const struct mms__hdrbuf *b, uint64_t *fsize);
 /* The same after a dead writer, with the writer lock held. */
 int mms__recover_live(mms_store *s);
+/* Give back the file space past each region's committed size and its
+ * growth step that transactions which aborted or died left (recover.c):
+ * at the first open (before, with the store's header in b and region 0
+ * open as fd), and at a checkpoint with the writer lock (after). */
+int mms__space_give_back_at_open(mms_store *s, int fd, const struct mms__hdrbuf *b,
+                                 uint64_t *fsize, bool all);
+int mms__space_give_back(mms_store *s); /* best effort: returns 0 */
 
 /* ------------------------------------------------------------------------
  * Layer 5: apply.c -- the apply pipeline (its NOTES)

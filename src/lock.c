@@ -118,7 +118,7 @@ uint32_t mms__my_tid(void)
  * copies do not keep the parent's locks alive after the parent is gone.
  * ------------------------------------------------------------------------ */
 static unsigned long fork_gen;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static bool atfork_done; /* set under open_lock */
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static mms_store *open_list;
 
@@ -144,15 +144,18 @@ static void on_fork_child(void)
     fork_gen++;
     mms__os_after_fork();
 }
-static void atfork_init(void)
-{
-    pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
-}
-
-/* A new handle belongs to this process as it is now (before any fork). */
+/* A new handle belongs to this process as it is now (before any fork).
+ * The fork handlers are registered by the first handle, under the mutex
+ * rather than with pthread_once, whose first call is a futex system call. */
 void mms__registry_init(mms_store *s)
 {
-    pthread_once(&atfork_once, atfork_init);
+    if (!__atomic_load_n(&atfork_done, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&open_lock);
+        if (!atfork_done)
+            pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+        __atomic_store_n(&atfork_done, true, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&open_lock);
+    }
     s->fork_gen = fork_gen;
 }
 
@@ -759,11 +762,20 @@ bool mms__writer_held(const mms_store *s)
  * hold. Granted only when no other handle has the store open; while it
  * is held, openers wait for byte 0 and so none can map a region file.
  * ------------------------------------------------------------------------ */
+bool mms__lock_alone_try(mms_store *s)
+{
+    if (s->alone)
+        return true;
+    s->alone = !s->L_private && mms__os_ofd_lock(s->lockfd, 0, F_WRLCK, false) == 0;
+    return s->alone;
+}
+
 int mms__lock_alone(mms_store *s)
 {
     if (s->L_private)
         return mms__fail(MMS_ERDONLY, "this process cannot write the store's lock file");
     int r = mms__os_ofd_lock(s->lockfd, 0, F_WRLCK, false);
+    s->alone = r == 0;
     if (r != MMS_EBUSY)
         return r ? mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r)) : 0;
     char pids[96] = "";
@@ -783,4 +795,5 @@ void mms__lock_shared(mms_store *s)
 {
     if (!s->L_private)
         mms__os_ofd_lock(s->lockfd, 0, F_RDLCK, false); /* a downgrade never waits */
+    s->alone = false;
 }

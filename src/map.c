@@ -40,8 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Region files grow in multiples of this (a new table's file starts at it). */
-#define GROW_ALIGN ((uint64_t)64 << 10)
 #define GROW_CAP ((uint64_t)256 << 20)
 
 static bool view_writable(const mms_store *s)
@@ -339,6 +337,63 @@ void mms__map_unmap_region(mms_store *s, uint32_t id)
     g->fd = -1;
 }
 
+/* The step by which a region of size bytes grows: an eighth of it (a
+ * store stays within 1.125x its data), at least grow_step (64 KiB), at
+ * most 256 MiB (or grow_step if larger). */
+static uint64_t grow_step_at(const mms_store *s, uint64_t size)
+{
+    uint64_t cap = s->grow_step > GROW_CAP ? s->grow_step : GROW_CAP;
+    uint64_t step = size / 8 > s->grow_step ? size / 8 : s->grow_step;
+    return step > cap ? cap : step;
+}
+
+uint64_t mms__map_keep(const mms_store *s, uint64_t committed)
+{
+    return mms__round_up(committed + grow_step_at(s, committed), MMS__GROW_ALIGN);
+}
+
+int mms__map_trim(mms_store *s, uint32_t id, uint32_t gen, uint64_t committed, int fd,
+                  uint64_t fsize, uint64_t *cut)
+{
+    assert(s->alone);
+    bool own = fd < 0;
+    int r = 0;
+    if (own) {
+        r = mms__region_open_file(s, id, gen, false, true, &fd);
+        if (!r)
+            r = mms__os_fsize(fd, &fsize);
+    }
+    uint64_t keep = mms__map_keep(s, committed);
+    struct mms__region *g = id < s->nmapped && s->view.base[id] && s->reg[id].gen == gen
+                                ? &s->reg[id] : NULL;
+    if (g && g->priv > keep) /* never under this handle's committed pages */
+        keep = g->priv;
+    if (!r && fsize > keep && g && g->mapped > keep) {
+        /* Nothing past the committed size means anything, and no other
+         * handle maps the file (alone); this handle's mapping of it goes
+         * first, so that no page of it is past the end of the file. */
+        char *fv = NULL;
+        r = g->fview ? mms__os_remap(g->fview, g->fview_len, keep, &fv) : 0;
+        if (!r) {
+            mms__os_unmap_to_reserve(s->view.base[id] + keep, g->mapped - keep);
+            g->fview = fv;
+            g->fview_len = keep;
+            g->mapped = keep;
+        }
+    }
+    if (!r && fsize > keep) {
+        r = mms__os_ftruncate(fd, keep);
+        if (!r)
+            *cut += fsize - keep;
+    }
+    if (own)
+        mms__os_close(fd);
+    if (r)
+        return mms__fail(r, "cannot give back the space past region %u's committed size: %s",
+                         id, mms_strerror(r));
+    return 0;
+}
+
 int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
 {
     assert(id < s->nmapped && s->view.base[id] && !(s->flags & MMS_RDONLY));
@@ -348,12 +403,8 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     if (need > g->reserve)
         return mms__fail(MMS_EFULL, "region %u needs %llu bytes, its reservation is %llu", id,
                          (unsigned long long)need, (unsigned long long)g->reserve);
-    /* An eighth of the region (a store stays within 1.125x its data), at
-     * least grow_step (64 KiB), at most 256 MiB (or grow_step if larger). */
-    uint64_t cap = s->grow_step > GROW_CAP ? s->grow_step : GROW_CAP;
-    uint64_t step = g->mapped / 8 > s->grow_step ? g->mapped / 8 : s->grow_step;
-    step = step > cap ? cap : step;
-    uint64_t want = mms__round_up(g->mapped + step > need ? g->mapped + step : need, GROW_ALIGN);
+    uint64_t step = grow_step_at(s, g->mapped);
+    uint64_t want = mms__round_up(g->mapped + step > need ? g->mapped + step : need, MMS__GROW_ALIGN);
     if (want > g->reserve)
         want = g->reserve;
     /* Another handle may have grown the file further (in a transaction it
@@ -368,11 +419,11 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     /* Preallocate, so that the disk filling up is this error and never a
      * SIGBUS when a store touches a hole. */
     r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
-    if (r && want > mms__round_up(need, GROW_ALIGN)) {
+    if (r && want > mms__round_up(need, MMS__GROW_ALIGN)) {
         /* A failed fallocate may keep the blocks it got and extend the file
          * over them (ext4 does): give them back before asking for less. */
         mms__os_ftruncate(g->fd, had);
-        want = mms__round_up(need, GROW_ALIGN) < g->reserve ? mms__round_up(need, GROW_ALIGN) : need;
+        want = mms__round_up(need, MMS__GROW_ALIGN) < g->reserve ? mms__round_up(need, MMS__GROW_ALIGN) : need;
         r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
     }
     if (r) {
@@ -398,6 +449,8 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     g->fview = fv;
     g->fview_len = want;
     g->mapped = want;
+    if (s->L) /* what is not committed goes back at a checkpoint (recover.c) */
+        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -485,8 +538,10 @@ int mms__map_follow(mms_store *s)
                 return r;
             continue;
         }
-        uint64_t fsize;
-        r = mms__os_fsize(g->fd, &fsize);
+        /* Mapped as far as it is committed: nothing to map (what the file
+         * has past that is another handle's fresh space), no fstat. */
+        uint64_t fsize = g->mapped;
+        r = rt[id].size <= g->mapped ? 0 : mms__os_fsize(g->fd, &fsize);
         if (r)
             return r;
         fsize -= fsize % MMS__PAGE;
@@ -550,7 +605,7 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
         return r;
     s->dir_dirty = true;
     /* Preallocated: the disk filling up is this error, never a SIGBUS. */
-    r = mms__os_fallocate(*fd, 0, mms__round_up(bytes ? bytes : 1, GROW_ALIGN));
+    r = mms__os_fallocate(*fd, 0, mms__round_up(bytes ? bytes : 1, MMS__GROW_ALIGN));
     if (r) {
         mms__os_close(*fd);
         *fd = -1;

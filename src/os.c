@@ -470,11 +470,17 @@ int mms__os_map(int fd, uint64_t len, bool writable, char **out)
 /* Zeroed anonymous memory, touched only where it is used (a calloc of the
  * same size clears every page, and in a new process each first touch is a
  * page fault). Not a fault-injection point: calloc was not one either. */
-int mms__os_anon(uint64_t len, char **out)
+int mms__os_anon(uint64_t len, uint64_t populate, char **out)
 {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return -errno;
+#ifdef MADV_POPULATE_WRITE
+    /* One call makes the pages: ~7 us a page against ~13 us a fault on
+     * our VMs. Best effort (Linux 5.14 and later). */
+    if (populate)
+        madvise(p, populate < len ? populate : len, MADV_POPULATE_WRITE);
+#endif
     *out = p;
     return 0;
 }

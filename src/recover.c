@@ -12,6 +12,21 @@
  * Recovery (journal.c NOTES): replay every valid commit group in order
  * (Invariant 4), check that the header then names the journal's last txn,
  * finish with a checkpoint (Invariant 5) and publish that txn.
+ *
+ * Giving space back. A transaction grows region files past their committed
+ * sizes, preallocated (map.c); if it aborts, or its process dies, that
+ * space stays in the files. It goes back -- each file cut to its committed
+ * size and one growth step (mms__map_keep) -- when no other handle has the
+ * store open, because every handle maps a region file as long as it was
+ * and a cut under its mapping would make its next touch there a SIGBUS:
+ * at the first open (no mapping exists yet), and at a checkpoint of a
+ * handle that is alone (it takes byte 0 of the lock file, so no handle can
+ * open meanwhile, and cuts its own mappings first). The lock file's
+ * space_left says whether any handle grew a file since the space was last
+ * given back, so neither pays for looking at the files when none grew: a
+ * first open looks at region 0 always (it has its size already), at the
+ * tables only then. Cutting only bytes past the committed size, after
+ * the journal was replayed, changes nothing a commit or a replay needs.
  */
 #include "internal.h"
 
@@ -31,15 +46,18 @@ static void pipeline_reset(struct mms__lock *L, const struct mms__jstate *J, uin
 }
 
 /* Recovery, with region 0 open as fd and its header read into b. */
-int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize)
+int mms__recover_at(mms_store *s, int fd, const struct mms__hdrbuf *b, uint64_t *fsizep)
 {
+    uint64_t fsize = *fsizep;
     const struct mms__hdr *h = &b->h;
     uint64_t replayed, last;
     int r = mms__journal_load(s, h->uuid);
     if (!r)
         r = mms__journal_recover(s, h->txn_id, s->jfd_rw, &replayed, &last);
+    if (!r && replayed) /* b is a mapping: it shows what the replay wrote */
+        r = mms__os_fsize(fd, &fsize);
     if (!r && replayed)
-        r = mms__hdr_read(fd, b, &fsize);
+        r = mms__hdr_check_static(h, fsize);
     if (!r)
         r = mms__hdr_check_full(h, b->rt, fsize);
     if (!r && s->J->start_txn != UINT64_MAX && h->txn_id != last)
@@ -62,12 +80,13 @@ int mms__recover_at(mms_store *s, int fd, struct mms__hdrbuf *b, uint64_t fsize)
     }
     if (!r)
         pipeline_reset(s->L, s->J, h->txn_id);
+    *fsizep = fsize;
     return r;
 }
 
 static int recover(mms_store *s)
 {
-    struct mms__hdrbuf b;
+    const struct mms__hdrbuf *b = NULL;
     int fd;
     uint64_t fsize;
     int r = mms__region_open_file(s, 0, 0, false, false, &fd);
@@ -75,11 +94,89 @@ static int recover(mms_store *s)
         return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
     if (r)
         return r;
-    r = mms__hdr_read(fd, &b, &fsize);
+    r = mms__hdr_map(fd, &b, &fsize);
     if (!r)
-        r = mms__recover_at(s, fd, &b, fsize);
+        r = mms__recover_at(s, fd, b, &fsize);
+    mms__hdr_unmap(b);
     mms__os_close(fd);
     return r;
+}
+
+int mms__space_give_back_at_open(mms_store *s, int fd, const struct mms__hdrbuf *b,
+                                 uint64_t *fsize, bool all)
+{
+    const struct mms__hdr *h = &b->h;
+    uint64_t cut = 0;
+    s->alone = true; /* the first handle: byte 0 is ours (lock.c) */
+    int r = mms__map_trim(s, 0, 0, b->rt[0].size, fd, *fsize, &cut);
+    if (!r && cut)
+        *fsize = mms__map_keep(s, b->rt[0].size);
+    for (uint32_t id = 1; !r && all && id < h->nregions && id < MMS_MAX_REGIONS; id++)
+        if (b->rt[id].kind != MMS__RK_NONE) {
+            r = mms__map_trim(s, id, b->rt[id].gen, b->rt[id].size, -1, 0, &cut);
+            if (r == -ENOENT) { /* mms_verify and the open say what is missing */
+                mms__detail_clear();
+                r = 0;
+            }
+        }
+    s->alone = false;
+    /* The files of tables such a transaction created: nobody else could
+     * be creating one now, and the journal (replayed) names none. */
+    if (!r && all)
+        mms__region_gc(s, b->rt, h->nregions);
+    /* Best effort (as at a checkpoint): a later checkpoint tries again. */
+    if (r) {
+        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
+        mms__detail_clear();
+    }
+    return 0;
+}
+
+int mms__space_give_back(mms_store *s)
+{
+    assert(mms__writer_held_by(s));
+    if (s->L_private || !__atomic_load_n(&s->L->space_left, __ATOMIC_RELAXED))
+        return 0;
+    bool was_alone = s->alone;
+    if (!mms__lock_alone_try(s))
+        return 0; /* others have it open: the last one to checkpoint does it */
+    /* The committed sizes as the files have them (the journal is empty:
+     * they hold the last commit), not as this handle's view may still
+     * show them: another handle may have committed since. */
+    const struct mms__hdrbuf *b = NULL;
+    uint64_t cut = 0, size0;
+    int r = mms__hdr_map(s->reg[0].fd, &b, &size0);
+    const struct mms__hdr *h = b ? &b->h : NULL;
+    const struct mms__rent *rt = b ? b->rt : NULL;
+    __atomic_store_n(&s->L->space_left, 0, __ATOMIC_RELAXED);
+    for (uint32_t id = 0; !r && id < h->nregions && id < MMS_MAX_REGIONS; id++) {
+        if (rt[id].kind == MMS__RK_NONE)
+            continue;
+        struct mms__region *g = id < s->nmapped ? &s->reg[id] : NULL;
+        bool mine = g && s->view.base[id] && g->gen == rt[id].gen;
+        uint64_t fsize = 0;
+        if (mine)
+            r = mms__os_fsize(g->fd, &fsize);
+        if (!r)
+            r = mms__map_trim(s, id, rt[id].gen, rt[id].size, mine ? g->fd : -1, fsize, &cut);
+        if (r == -ENOENT) {
+            mms__detail_clear();
+            r = 0;
+        }
+    }
+    /* Best effort, like the deletion of old files: a failure leaves a file
+     * longer than it needs to be, and consistent (mms__map_trim cuts a
+     * mapping before its file), so the checkpoint stands. */
+    if (r) {
+        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
+        mms__detail_clear();
+    } else if (s->J->end == MMS__JDATA) { /* as at the first open */
+        mms__region_gc(s, rt, h->nregions);
+    }
+    mms__hdr_unmap(b);
+    if (!was_alone)
+        mms__lock_shared(s);
+    return 0;
 }
 
 /* Holding the writer lock: repair what a dead writer left. */

@@ -39,9 +39,9 @@ static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
     if (r < 0)
         return mms__fail(r, "cannot create region 0: %s", mms_strerror(r));
     fd = r;
-    r = mms__os_fallocate(fd, 0, MMS__SEG);
+    r = mms__os_fallocate(fd, 0, MMS__GROW_ALIGN);
     if (!r)
-        r = mms__os_map(fd, MMS__SEG, true, &m);
+        r = mms__os_map(fd, MMS__GROW_ALIGN, true, &m);
     if (r) {
         r = mms__fail(r, "cannot create region 0: %s", mms_strerror(r));
         goto out;
@@ -52,7 +52,7 @@ static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
     h->fixed = *fixed;
     mms__heap_init(s);
     h->crc = mms__hdr_crc(h, mms__rtab(s));
-    r = mms__os_msync(m, MMS__SEG);
+    r = mms__os_msync(m, MMS__GROW_ALIGN);
     struct mms__jstate *keep = s->J, tmp; /* the lock file is initialised after */
     s->J = &tmp;
     if (!r)
@@ -68,7 +68,7 @@ static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
         r = mms__fail(r, "cannot create the store: %s", mms_strerror(r));
 out:
     s->view.base[0] = NULL;
-    mms__os_unmap(m, MMS__SEG);
+    mms__os_unmap(m, MMS__GROW_ALIGN);
     mms__os_close(fd);
     mms__os_close(s->jfd);
     s->jfd = -1;
@@ -184,8 +184,20 @@ static int no_store(const mms_store *s)
     return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
 }
 
+/* The header, mapped once by open_alone or open_shared (mms__hdr_map),
+ * read by map_pinned once the published state is pinned, unmapped by
+ * mms_open. Region 0's size as the first handle measured it (after
+ * recovery, for txn) is still right if nothing was published since: then
+ * map_pinned does not measure it again (a warm open pays for every system
+ * call). Open_shared's measure is not kept: made without a pin. */
+struct open_hdr {
+    const struct mms__hdrbuf *b;
+    uint64_t fsize, txn;
+    bool fsize_ok;
+};
+
 /* The first handle: recover the store and (re)initialise the lock file. */
-static int open_alone(mms_store *s, const mms_options *o, bool exists)
+static int open_alone(mms_store *s, const mms_options *o, bool exists, struct open_hdr *oh)
 {
     int r = 0;
     if (!exists) { /* looked at before the lock; another process may have created it */
@@ -208,19 +220,30 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists)
     } else if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL)) {
         return mms__fail(-EEXIST, "%s already holds a store", s->path);
     }
-    struct mms__hdrbuf b;
+    const struct mms__hdrbuf *b;
     uint64_t fsize;
     int fd = s->hdr_fd;
-    r = mms__hdr_read(fd, &b, &fsize);
+    bool space_left = true; /* did the last handles leave space to give back? */
+    mms__hdr_unmap(oh->b); /* an open_shared that must try again mapped it */
+    r = mms__hdr_map(fd, &oh->b, &fsize);
+    b = oh->b;
     if (!r) {
-        mms__lock_init(s->L, b.h.uuid);
+        space_left = !mms__lock_valid(s->L, b->h.uuid) || s->L->space_left;
+        mms__lock_init(s->L, b->h.uuid);
         s->J = &s->L->j;
         r = mms__journal_open(s);
     }
     if (!r)
-        r = mms__recover_at(s, fd, &b, fsize);
+        r = mms__recover_at(s, fd, b, &fsize);
+    if (!r && !(s->flags & MMS_RDONLY))
+        r = mms__space_give_back_at_open(s, fd, b, &fsize, space_left);
+    else if (!r)
+        s->L->space_left = space_left; /* for a handle that may write */
     if (r)
         return r;
+    oh->fsize = fsize;
+    oh->txn = b->h.txn_id;
+    oh->fsize_ok = true;
     __atomic_store_n(&s->L->init_done, 1, __ATOMIC_RELEASE);
     if (!s->L_private)
         r = mms__os_ofd_lock(s->lockfd, 0, F_RDLCK, false); /* atomic downgrade */
@@ -229,7 +252,7 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists)
 
 /* Other handles have it open: the lock file is theirs and ours. */
 enum { OPEN_RETRY = 1 };
-static int open_shared(mms_store *s, const mms_options *o, bool exists)
+static int open_shared(mms_store *s, const mms_options *o, bool exists, struct open_hdr *oh)
 {
     int r = exists ? 0 : hdr_open(s);
     if (r == -ENOENT)
@@ -238,12 +261,10 @@ static int open_shared(mms_store *s, const mms_options *o, bool exists)
         return r;
     if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL))
         return mms__fail(-EEXIST, "%s already holds a store", s->path);
-    struct mms__hdrbuf b;
     uint64_t fsize;
-    r = mms__hdr_read(s->hdr_fd, &b, &fsize);
-    if (r)
+    if (!oh->b && (r = mms__hdr_map(s->hdr_fd, &oh->b, &fsize)))
         return r;
-    if (!mms__lock_valid(s->L, b.h.uuid)) {
+    if (!mms__lock_valid(s->L, oh->b->h.uuid)) { /* the uuid never changes */
         if (__atomic_load_n(&s->L->init_done, __ATOMIC_ACQUIRE) == 0 &&
             s->L->magic == MMS__LMAGIC)
             return OPEN_RETRY; /* the handle that was initialising it failed */
@@ -271,24 +292,28 @@ static int fixed_take(mms_store *s, const mms_options *o, const struct mms__hdr 
     return 0;
 }
 
-/* With the published state pinned: read the header, map the regions. */
-static int map_pinned(mms_store *s, const mms_options *o)
+/* With the published state (txn) pinned: read the header (unless the
+ * first handle's read is of that state), map the regions. */
+static int map_pinned(mms_store *s, const mms_options *o, struct open_hdr *oh, uint64_t txn)
 {
-    struct mms__hdrbuf b;
-    uint64_t fsize;
     int fd = s->hdr_fd; /* opened by open_dir or open_lock, for writing if we may */
     s->hdr_fd = -1;     /* closed below or owned by the mapping */
-    int r = mms__hdr_read(fd, &b, &fsize);
+    int r = 0;
+    if (!oh->b)
+        r = mms__hdr_map(fd, &oh->b, &oh->fsize);
+    else if (!oh->fsize_ok || oh->txn != txn)
+        r = mms__os_fsize(fd, &oh->fsize);
+    const struct mms__hdrbuf *b = oh->b;
     if (!r)
-        r = mms__hdr_check_full(&b.h, b.rt, fsize);
+        r = mms__hdr_check_full(&b->h, b->rt, oh->fsize);
     if (!r)
-        r = fixed_take(s, o, &b.h);
+        r = fixed_take(s, o, &b->h);
     if (r) {
         mms__os_close(fd);
         return r;
     }
-    memcpy(s->hdr_fixed, &b.h, sizeof s->hdr_fixed);
-    r = mms__map_region(s, 0, fd, 0, b.rt[0].size, fsize); /* measured just now */
+    memcpy(s->hdr_fixed, &b->h, sizeof s->hdr_fixed);
+    r = mms__map_region(s, 0, fd, 0, b->rt[0].size, oh->fsize); /* measured already */
     if (!r)
         r = mms__tables_follow(s); /* the tables */
     mms__map_opened(s); /* the catalog is read: region 0 gets read-ahead back */
@@ -314,10 +339,13 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     if (mms__os_page_size() != MMS__PAGE)
         return mms__fail(MMS_ENOTSUP, "the system page size is %ld; mmstore needs 4096",
                          mms__os_page_size());
-    /* 70 KB, mostly the region array: mapped, not calloc'd, so that only
-     * the pages in use are ever touched (reg[i] is valid for i < nmapped). */
+    /* 100 KB, mostly the region array and the view: mapped, not calloc'd,
+     * so that only the pages in use are ever touched (reg[i] is valid for
+     * i < nmapped). calloc clears it all: 23 more faults in a new process,
+     * measured. Every open touches its first 4 pages (the view's base[0]
+     * and unit[0], the fields and reg[0]): made at once. */
     mms_store *s;
-    if (mms__os_anon(sizeof *s, (char **)&s))
+    if (mms__os_anon(sizeof *s, offsetof(mms_store, reg[2]), (char **)&s))
         return -ENOMEM;
     s->dirfd = s->jfd = s->lockfd = s->dirty_fd = s->wp_fd = s->hdr_fd = -1;
     s->slot = UINT32_MAX;
@@ -374,14 +402,14 @@ static int open_dir(mms_store *s, const mms_options *o, bool *exists)
 }
 
 /* A place in the lock file, a recovered store, a reader slot. */
-static int open_lock(mms_store *s, const mms_options *o, bool exists)
+static int open_lock(mms_store *s, const mms_options *o, bool exists, struct open_hdr *oh)
 {
     bool alone = false;
     int r;
     for (int attempt = 0;; attempt++) {
         r = mms__lock_attach(s, &alone);
         if (!r)
-            r = alone ? open_alone(s, o, exists) : open_shared(s, o, exists);
+            r = alone ? open_alone(s, o, exists, oh) : open_shared(s, o, exists, oh);
         if (r != OPEN_RETRY || attempt == 10)
             break;
         mms__lock_detach(s);
@@ -397,17 +425,17 @@ static int open_lock(mms_store *s, const mms_options *o, bool exists)
 }
 
 /* The mappings, of the state published now. */
-static int open_map(mms_store *s, const mms_options *o)
+static int open_map(mms_store *s, const mms_options *o, struct open_hdr *oh)
 {
     if (s->L_private) {
         s->seen = s->L->published;
-        return map_pinned(s, o);
+        return map_pinned(s, o, oh, s->seen);
     }
     uint64_t txn;
     int r = mms__pin(s, &txn, mms__pin_stuck, s);
     if (r)
         return r;
-    r = map_pinned(s, o);
+    r = map_pinned(s, o, oh, txn);
     s->seen = txn;
     mms__unpin(s);
     return r;
@@ -447,15 +475,17 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
         return mms__fail(MMS_EINVAL, "mms_open: path and out are required");
     mms_store *s = NULL;
     bool exists = false;
+    struct open_hdr oh = {NULL, 0, 0, false};
     int r = open_new_handle(path, o, &s);
     if (!r)
         r = open_dir(s, o, &exists);
     if (!r)
-        r = open_lock(s, o, exists);
+        r = open_lock(s, o, exists, &oh);
     if (!r)
-        r = open_map(s, o);
+        r = open_map(s, o, &oh);
     if (!r)
         r = open_writer(s, o);
+    mms__hdr_unmap(oh.b);
     if (r) {
         if (s && s->L && !s->L_private && s->slot != UINT32_MAX)
             mms__slot_release(s);
@@ -498,7 +528,8 @@ int mms_close(mms_store *s)
         /* Checkpoint when no other writer is busy and no reader holds
          * commits back: a store left alone has an empty journal. */
         if (!(s->flags & MMS_RDONLY) && !s->poisoned && s->L && s->J &&
-            s->J->end > MMS__JDATA && mms__writer_enter(s, false) == 0) {
+            (s->J->end > MMS__JDATA || __atomic_load_n(&s->L->space_left, __ATOMIC_RELAXED)) &&
+            mms__writer_enter(s, false) == 0) {
             int r2 = mms__checkpoint(s, false);
             if (r2) /* the shared journal state may be behind the file */
                 __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
@@ -617,7 +648,10 @@ int mms_info_get(const mms_store *s, mms_info *info)
     }
     info->journal_bytes = s->J->end - MMS__JDATA;
     info->heap_used = h->live_bytes;
-    info->heap_free = h->free_bytes;
+    /* The free pages past the heap's top (alloc.c NOTES) are not in the
+     * file yet: not counted. */
+    uint64_t top = mms__rtab(s)[0].size;
+    info->heap_free = h->free_bytes - (mms__round_up(top, MMS__SEG) - top);
     info->heap_objects = h->live_count;
     info->dirty_backend = s->dirty_backend;
     info->guard = !!(s->flags & MMS_GUARD);

@@ -885,7 +885,7 @@ int mms__checkpoint(mms_store *s, bool wait)
     assert(mms__writer_held_by(s));
     struct mms__lock *L = s->L;
     if (s->J->end == MMS__JDATA)
-        return 0;
+        return mms__space_give_back(s);
     /* Everything applied first: the checkpoint syncs the files at the last
      * commit. Readers holding commits back: wait for them, or skip. */
     int r = wait ? mms__apply_all(s) : mms__apply_try(s);
@@ -906,7 +906,7 @@ int mms__checkpoint(mms_store *s, bool wait)
     /* No journal record names an old region file any more: delete those
      * the header (as the files have it) does not name. */
     gc_files(s);
-    return 0;
+    return mms__space_give_back(s); /* what aborted or dead transactions left */
 }
 
 int mms_checkpoint(mms_store *s)

@@ -1091,7 +1091,7 @@ TEST(store_header)
     hdr_edit("byte-swapped magic", 0, &v64, 8, MMS_EBYTEORDER);
     v32 = MMS_FORMAT_VERSION + 1;
     hdr_edit("a newer version", offsetof(struct mms__hdr, version), &v32, 4, MMS_EVERSION);
-    v32 = MMS_FORMAT_VERSION - 1;
+    v32 = 1; /* version 2 is still read (format 2) */
     hdr_edit("an older version", offsetof(struct mms__hdr, version), &v32, 4, MMS_EVERSION);
     v32 = 0;
     hdr_edit("version 0", offsetof(struct mms__hdr, version), &v32, 4, MMS_EVERSION);
@@ -1139,7 +1139,11 @@ TEST(store_header)
                 char what[80];
                 snprintf(what, sizeof what, "bit %u of region-0-0 byte %llu", bit,
                          (unsigned long long)off);
-                open_fails(trial, want, what);
+                /* Version 3 with bit 0 flipped is version 2, which is read:
+                 * its heap is whole units, this one is not. */
+                bool v2 = off == offsetof(struct mms__hdr, version) && bit == 0 &&
+                          MMS_FORMAT_VERSION == 3;
+                open_fails(trial, v2 ? MMS_ECORRUPT : want, what);
                 by_code[-(want - MMS_ECORRUPT)]++;
             }
             restore(trial, "region-0-0", &imgB.reg, off, 1);

@@ -44,7 +44,7 @@
 #define PAGE 4096u
 #define UNIT ((uint64_t)4 << 20)
 #define HDR_MAGIC UINT64_C(0x3145524f54534d4d)
-#define HDR_VERSION 2u
+#define HDR_VERSION 3u /* reads 2 too: a heap of whole units */
 #define HDR_CRC_OFF 4088u
 #define RTAB_OFF 4096u
 #define SEG0_DESC 20480u /* descriptors of segment 0 */
@@ -467,8 +467,8 @@ static int hdr_static(const struct sv_view *v0, char *why, size_t cap)
     if (magic != HDR_MAGIC)
         return WHY("%s", "region-0-0 does not start with the mmstore magic: the header page is "
                    "damaged, and it names every region and the catalog");
-    if (g32(h, 8) != HDR_VERSION)
-        return WHY("the store has format version %u; this tool reads %u", g32(h, 8),
+    if (g32(h, 8) < 2 || g32(h, 8) > HDR_VERSION)
+        return WHY("the store has format version %u; this tool reads 2 to %u", g32(h, 8),
                    HDR_VERSION);
     static const uint8_t abi[8] = {1, 64, 48, 12, 22, 0, 0, 0};
     uint16_t one = 1;
@@ -500,8 +500,11 @@ static int hdr_full(struct sv_store *st, const uint8_t *h, uint64_t fsize, char 
         st->rt[i].gen = g32(h, RTAB_OFF + 16 * i + 8);
         st->rt[i].kind = g32(h, RTAB_OFF + 16 * i + 12);
     }
-    if (st->rt[0].kind != RK_HEAP || st->rt[0].gen != 0 || st->rt[0].size < UNIT ||
-        st->rt[0].size % UNIT)
+    /* FORMAT 2: whole units in version 2; since, whole pages past the
+     * header and segment 0's descriptors. */
+    bool v2 = g32(h, 8) == 2;
+    if (st->rt[0].kind != RK_HEAP || st->rt[0].gen != 0 ||
+        st->rt[0].size < (v2 ? UNIT : SEG0_DESC + 4 * PAGE) || st->rt[0].size % (v2 ? UNIT : PAGE))
         return WHY("the store header's region table is damaged (region 0: kind %u, %llu "
                    "bytes)", st->rt[0].kind, (unsigned long long)st->rt[0].size);
     st->heap = h;
@@ -525,7 +528,7 @@ static bool heap_has(const struct sv_store *st, uint64_t off, uint64_t len)
 /* Walk the segments from unit 0 by their lengths (FORMAT §2.3). */
 static int heap_walk(struct sv_store *st)
 {
-    st->nunits = (uint32_t)(st->heap_size / UNIT);
+    st->nunits = (uint32_t)((st->heap_size + UNIT - 1) / UNIT); /* the last may be partial */
     st->unit_kind = calloc(st->nunits, 1);
     st->unit_seg = calloc(st->nunits, sizeof *st->unit_seg);
     st->unit_len = calloc(st->nunits, sizeof *st->unit_len);
