@@ -324,6 +324,7 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
                             d->field);
     v->kind = d->kind;
     v->flags = d->flags;
+    v->check = true;
     v->K = K;
     v->E = E;
     v->key_kind = d->key_kind;
@@ -390,8 +391,9 @@ static int hash_find8(const struct mms__ixview *v, const uint8_t *nkey, uint64_t
         memcpy(&sk, sl + 8, 8);
         if (sk != kw || r1 - 1 >= v->count)
             continue;
-        uint64_t cur;
-        view_key(v, v->recs + (r1 - 1) * v->rs, (uint8_t *)&cur);
+        uint64_t cur = kw;
+        if (v->check)
+            view_key(v, v->recs + (r1 - 1) * v->rs, (uint8_t *)&cur);
         if (cur != kw)
             continue;
         if (*n < cap)
@@ -420,11 +422,12 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
             return 0;
         if (memcmp(sl + 8, nkey, v->K) != 0 || r1 - 1 >= v->count)
             continue;
-        /* The record still holds the key (a stale or damaged entry is no
-         * answer). */
-        view_key(v, v->recs + (r1 - 1) * v->rs, tmp);
-        if (memcmp(tmp, nkey, v->K) != 0)
-            continue;
+        /* The record still holds the key (a stale entry is no answer). */
+        if (v->check) {
+            view_key(v, v->recs + (r1 - 1) * v->rs, tmp);
+            if (memcmp(tmp, nkey, v->K) != 0)
+                continue;
+        }
         if (*n < cap)
             out[*n] = r1 - 1;
         ++*n;
@@ -437,8 +440,9 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
  * (hash_find counts them all: at 3/4 load most of a probe is past the
  * match, and its length is what the branch predictor cannot guess). A
  * slot is 16 bytes for 8-byte keys and the slots start on a page, so a
- * probe mostly reads one cache line, then the record's (whose key is
- * compared: a stale or damaged entry is no answer). */
+ * probe mostly reads one cache line. In a read transaction that line is
+ * the whole lookup: the slot holds the key, and table and index are of one
+ * commit. Elsewhere (v->check) the record's key is compared too. */
 int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec)
 {
     uint64_t ns = vhdr(v)->nslots;
@@ -453,14 +457,15 @@ int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_
         uint64_t i = hash_key(nkey, 8) & mask;
         for (uint64_t k = 0; k < ns; k++, i = (i + 1) & mask) {
             const char *sl = slots + i * 16;
-            uint64_t r1, sk, cur;
+            uint64_t r1, sk, cur = kw;
             memcpy(&r1, sl, 8);
             if (!r1)
                 return MMS_ENOTFOUND;
             memcpy(&sk, sl + 8, 8);
             if (sk != kw || r1 - 1 >= v->count)
                 continue;
-            view_key(v, v->recs + (r1 - 1) * v->rs, (uint8_t *)&cur);
+            if (v->check)
+                view_key(v, v->recs + (r1 - 1) * v->rs, (uint8_t *)&cur);
             if (cur == kw) {
                 *rec = r1 - 1;
                 return 0;
@@ -477,21 +482,23 @@ int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_
             return MMS_ENOTFOUND;
         if (memcmp(sl + 8, nkey, v->K) != 0 || r1 - 1 >= v->count)
             continue;
-        view_key(v, v->recs + (r1 - 1) * v->rs, tmp);
-        if (memcmp(tmp, nkey, v->K) == 0) {
-            *rec = r1 - 1;
-            return 0;
+        if (v->check) {
+            view_key(v, v->recs + (r1 - 1) * v->rs, tmp);
+            if (memcmp(tmp, nkey, v->K) != 0)
+                continue;
         }
+        *rec = r1 - 1;
+        return 0;
     }
     return MMS_ENOTFOUND;
 }
 
 /* A batch of 8-byte keys: every home slot is asked for first, then each
  * probe runs (its line on the way or there), then every candidate record
- * is asked for, then each is compared. One wait for a batch's slots and one
- * for its records, where single finds wait twice per key. A candidate
- * whose record no longer holds the key goes the slow way (hash_first:
- * there may be another entry for the key further on). */
+ * is asked for (the caller reads it next), then, with v->check, each is
+ * compared. One wait for a batch's slots, where single finds wait once per
+ * key. A candidate whose record no longer holds the key goes the slow way
+ * (hash_first: there may be another entry for the key further on). */
 int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size_t n,
                         uint64_t *rec)
 {
@@ -524,7 +531,7 @@ int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size
             }
         }
     }
-    for (size_t j = 0; j < n; j++) {
+    for (size_t j = 0; j < n && v->check; j++) {
         uint64_t cur;
         if (rec[j] == UINT64_MAX)
             continue;

@@ -1110,6 +1110,8 @@ struct mms__ixview {
     uint64_t count;     /* slots of the table that may be read */
     uint64_t max_slots; /* hash: slots that fit in ix_bytes (no division per find) */
     uint32_t lcap, icap; /* ordered: entries of a leaf, separators of an inner page */
+    bool check;          /* compare the record's key with an entry's (not in a read
+                          * transaction, where table and index are one commit) */
 };
 int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                     struct mms__ixview *v);
