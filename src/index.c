@@ -1293,8 +1293,8 @@ static int region_fresh(mms_store *s, uint32_t id, bool exists, uint64_t bytes)
      * on a VM, fewer first-touch costs for lookups at random places; left
      * to the kernel, 20-85% of a 256 MB hash index came out so). A store
      * to it at commit may dirty a whole folio: at 10^7 keys the keycommit
-     * workload measured no difference (bench/results/index.md). Only a
-     * hint: no error. */
+     * workload was not slower (bench/results/index.md). Only a hint: no
+     * error. */
     (void)mms_advise(s->view.base[id], bytes, MMS_ADVISE_HUGE);
     rt[id].size = bytes;
     return 0;
