@@ -1386,7 +1386,12 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  *    but may miss some.
  *  - A hash index suits keys with few duplicates: when more than about
  *    4000 records share a key, building or committing fails MMS_ENOTSUP;
- *    use an ordered index for such a field.
+ *    use an ordered index for such a field. It holds records below
+ *    2^40 - 1 (MMS_ENOTSUP past them). In a read transaction a hash
+ *    lookup reads the index only: its slots hold the key and a checked
+ *    record index, so no record is read to confirm it.
+ *  - A hash index written before its slots had checks (format version 0)
+ *    fails MMS_EVERSION; drop it and create it again (doc/FORMAT.md §2.8).
  *  - An ordered index does not merge pages emptied by deletes; dropping
  *    and creating it again packs it.
  * ------------------------------------------------------------------------ */

@@ -277,6 +277,7 @@ _Static_assert(offsetof(struct mms__ixdesc, layout_gen) == 72, "ixdesc layout_ge
 
 /* Page 0 of an index region. */
 #define MMS__IX_MAGIC 0x58444e49u /* "INDX" */
+#define MMS__IX_VERSION 1u        /* hash slots with checks (FORMAT §2.8) */
 struct mms__ixhdr {
     uint32_t magic;      /* 0: MMS__IX_MAGIC */
     uint32_t kind;       /* 4: MMS__IX_* */
@@ -287,7 +288,8 @@ struct mms__ixhdr {
     uint64_t root;       /* 32: ordered: the root page */
     uint32_t depth;      /* 40: ordered: levels (1: the root is a leaf) */
     uint32_t table;      /* 44: region of the indexed table */
-    uint8_t reserved[4096 - 48];
+    uint32_t version;    /* 48: MMS__IX_VERSION (0: hash slots without checks) */
+    uint8_t reserved[4096 - 52];
 };
 _Static_assert(sizeof(struct mms__ixhdr) == 4096, "ixhdr size");
 /* A page of an ordered index: a leaf (entries) or an inner node (n
@@ -1147,6 +1149,8 @@ struct mms__ixview {
     uint64_t count;     /* slots of the table that may be read */
     uint64_t max_slots; /* hash: slots that fit in ix_bytes (no division per find) */
     uint32_t lcap, icap; /* ordered: entries of a leaf, separators of an inner page */
+    bool check;          /* hash: compare the record's key with a slot's (not in a
+                          * read transaction, where table and index are one commit) */
 };
 int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                     struct mms__ixview *v);

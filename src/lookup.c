@@ -178,6 +178,10 @@ static int resolve(mms_index *ix, const struct mms__ixview **out)
     if (!ix)
         return mms__fail(MMS_EINVAL, "index handle is NULL");
     mms_store *s = ix->s;
+    /* A read transaction sees table and index of one commit: a hash slot's
+     * key (its record index checked) is its record's. A writer's records
+     * may have changed since. */
+    ix->v.check = s->state != MMS__ST_READ;
     if (ix->epoch == s->tab_epoch) {
         *out = &ix->v;
         return 0;
@@ -192,6 +196,7 @@ static int resolve(mms_index *ix, const struct mms__ixview **out)
     int r = mms__ixview_get(s, e, d, &ix->v);
     if (r)
         return r;
+    ix->v.check = s->state != MMS__ST_READ;
     ix->epoch = s->tab_epoch;
     *out = &ix->v;
     return 0;
@@ -229,7 +234,7 @@ int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
         uint8_t k[MMS__IX_MAX_KEY];
         r = mms__ix_seek(v, MMS__SEEK_GE, nk, &p);
         while (!r && !(r = mms__ix_entry(v, &p, index, k)) && memcmp(k, nk, v->K) == 0) {
-            uint8_t cur[MMS__IX_MAX_KEY];
+            uint8_t cur[MMS__IX_MAX_KEY]; /* leaf entries have no check: compare */
             norm(v, v->recs + *index * v->rs + v->key_off, cur);
             if (memcmp(cur, nk, v->K) == 0)
                 return 0;

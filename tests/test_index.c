@@ -476,7 +476,12 @@ TEST(model)
             OK(mms_txn_commit(s));
             free(before.r);
         }
-        check(t, &m);
+        if (step % 2) { /* in a read transaction: lookups trust the slots */
+            OK(mms_read_begin(s));
+            check(t, &m);
+            mms_read_end(s);
+        } else
+            check(t, &m);
         if (getenv("IXDEBUG")) {
             fprintf(stderr, "step %u layout %d\n", step, m.layout);
             verify_ok(s);
@@ -780,6 +785,141 @@ TEST(corrupt)
     rmrf(p);
 }
 
+/* The file of an index's region (its one generation), opened for writing. */
+static int ix_file(const char *p, const mms_index_info *ii)
+{
+    int fd = -1;
+    for (unsigned gen = 0; gen < 10 && fd < 0; gen++) {
+        char f[600];
+        snprintf(f, sizeof f, "%s/region-%u-%u", p, ii->region, gen);
+        fd = open(f, O_RDWR);
+    }
+    ASSERT(fd >= 0);
+    return fd;
+}
+
+/* The offset of the hash slot holding key (K bytes in index form), or -1. */
+static off_t slot_of(int fd, uint64_t bytes, const void *key, uint32_t K)
+{
+    char sl[16];
+    for (off_t at = 4096; at + 16 <= (off_t)bytes; at += 16) {
+        ASSERT_EQ(pread(fd, sl, 16, at), 16);
+        uint64_t w;
+        memcpy(&w, sl, 8);
+        if (w && memcmp(sl + 8, key, K) == 0)
+            return at;
+    }
+    return -1;
+}
+
+/* A hash slot's record index is checked against its key (FORMAT §2.8): a
+ * lookup in a read transaction, which takes the slot for the answer
+ * without reading the record, never follows a damaged one to another
+ * record, by the 8-byte path (k) or the general one (v, 4 bytes); verify
+ * reports it. An index header of the format before checks is refused with
+ * MMS_EVERSION until it is dropped and created again. */
+TEST(slot_checks)
+{
+    const char *p = tpath("ixslot");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    mms_table *t;
+    enum { N = 3000 };
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "kv", &kv_schema, MMS_TABLE_CREATE, &t));
+    for (int i = 0; i < N; i++)
+        OK(mms_table_append(t, &(struct kv){i * 7, i, 0}, NULL));
+    OK(mms_index_create(t, "k", 0));
+    OK(mms_index_create(t, "v", MMS_INDEX_UNIQUE));
+    OK(mms_txn_commit(s));
+    mms_index_info info[2];
+    size_t n;
+    OK(mms_indexes(t, info, 2, &n));
+    ASSERT_EQ(n, 2);
+    OK(mms_close(s));
+    char msg[256];
+    for (int f = 0; f < 2; f++) {
+        const mms_index_info *ii = &info[f];
+        int fd = ix_file(p, ii);
+        for (int round = 0; round < 20; round++) {
+            int32_t i = (int32_t)(rnd() % N);
+            uint64_t k8 = __builtin_bswap64((uint64_t)(i * 7) ^ (UINT64_C(1) << 63));
+            uint32_t k4 = __builtin_bswap32((uint32_t)i ^ (UINT32_C(1) << 31));
+            off_t at = slot_of(fd, ii->bytes, f ? (void *)&k4 : (void *)&k8, f ? 4 : 8);
+            ASSERT(at > 0);
+            uint64_t w, bad;
+            ASSERT_EQ(pread(fd, &w, 8, at), 8);
+            ASSERT_EQ(w & ((UINT64_C(1) << 40) - 1), (uint64_t)i + 1);
+            /* Another record (its index, or a bit of the check, flipped). */
+            bad = w ^ (round % 2 ? UINT64_C(1) << (rnd() % 12) : UINT64_C(1) << (40 + rnd() % 24));
+            ASSERT_EQ(pwrite(fd, &bad, 8, at), 8);
+            s = open_flags(p, 0);
+            OK(mms_table_find(s, "kv", &t));
+            FAILS(mms_verify(s, msg, sizeof msg), MMS_ECORRUPT);
+            ASSERT(strstr(msg, "check") != NULL);
+            mms_index *ix;
+            OK(mms_index_open(t, ii->field, &ix));
+            OK(mms_read_begin(s));
+            int64_t key64 = i * 7;
+            int32_t key32 = i;
+            uint64_t rec, many[2];
+            FAILS(mms_index_find(ix, f ? (void *)&key32 : (void *)&key64, &rec), MMS_ENOTFOUND);
+            OK(mms_index_find_all(ix, f ? (void *)&key32 : (void *)&key64, many, 2, &n));
+            ASSERT_EQ(n, 0);
+            OK(mms_index_find_many(ix, f ? (void *)&key32 : (void *)&key64, 1, many, &n));
+            ASSERT_EQ(n, 0);
+            ASSERT_EQ(many[0], UINT64_MAX);
+            /* The others are found. */
+            key64 = ((i + 1) % N) * 7;
+            key32 = (i + 1) % N;
+            OK(mms_index_find(ix, f ? (void *)&key32 : (void *)&key64, &rec));
+            ASSERT_EQ(rec, (uint64_t)((i + 1) % N));
+            mms_read_end(s);
+            OK(mms_close(s));
+            ASSERT_EQ(pwrite(fd, &w, 8, at), 8);
+        }
+        close(fd);
+    }
+    s = open_flags(p, 0);
+    verify_ok(s);
+    OK(mms_close(s));
+
+    /* A hash index of version 0 (the header's word at 48). */
+    int fd = ix_file(p, &info[0]);
+    uint32_t v0 = 0, v;
+    ASSERT_EQ(pread(fd, &v, 4, offsetof(struct mms__ixhdr, version)), 4);
+    ASSERT_EQ(v, MMS__IX_VERSION);
+    ASSERT_EQ(pwrite(fd, &v0, 4, offsetof(struct mms__ixhdr, version)), 4);
+    close(fd);
+    s = open_flags(p, 0);
+    OK(mms_table_find(s, "kv", &t));
+    FAILS(mms_verify(s, msg, sizeof msg), MMS_ECORRUPT);
+    ASSERT(strstr(msg, "format version 0") != NULL);
+    mms_index *ix;
+    OK(mms_index_open(t, "k", &ix));
+    int64_t key = 70;
+    uint64_t rec;
+    OK(mms_read_begin(s));
+    FAILS(mms_index_find(ix, &key, &rec), MMS_EVERSION);
+    mms_read_end(s);
+    /* A commit that changes a key cannot keep it: it fails, and aborts. */
+    OK(mms_txn_begin(s, 0));
+    MMS_TABLE_GET(t, struct kv, 10)->k = -1;
+    FAILS(mms_txn_commit(s), MMS_EVERSION);
+    ASSERT_EQ(MMS_TABLE_GET(t, struct kv, 10)->k, 70);
+    /* Dropped and created again, it is of this version. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_index_drop(t, "k"));
+    OK(mms_index_create(t, "k", 0));
+    OK(mms_txn_commit(s));
+    OK(mms_read_begin(s));
+    OK(mms_index_find(ix, &key, &rec));
+    ASSERT_EQ(rec, 10);
+    mms_read_end(s);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 /* ------------------------------------------------------------------------
  * Processes: SIGKILL during a bulk build and during commits that change
  * keys; a reader looking up while a writer changes keys.
@@ -1021,6 +1161,7 @@ int main(int argc, char **argv)
     RUN(model);
     RUN(large);
     RUN(corrupt);
+    RUN(slot_checks);
     RUN(crash);
     RUN(reader);
     return 0;
