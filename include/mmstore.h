@@ -259,10 +259,12 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * at a time. The first scan of a table just loaded no longer pays for each
  * new 4 KiB mapping (on a 2-CPU VM 35 to 65 ms more than a warm pass over
  * 80 MB, against 4 to 11 ms in 2 MiB folios; bench/results/python.md), and
- * the bulk append and its commit are faster. Smaller appends, the heap and indexes are never advised: a store
- * into fresh space of a clean 2 MiB folio dirties all of it, so a durable
- * one-record append there would write back 2 MiB. The cost that stays: a
- * one-record update of bulk-loaded records dirties the folio holding them,
+ * the bulk append and its commit are faster. The bulk build of an index
+ * of at least 2 MiB (mms_index_create) is advised the same way (lookups
+ * then map it 2 MiB at a time). Smaller appends and the heap are never
+ * advised: a store into fresh space of a clean 2 MiB folio dirties all of
+ * it, so a durable one-record append there would write back 2 MiB. The
+ * cost that stays: a one-record update of bulk-loaded records dirties the folio holding them,
  * and the next checkpoint writes all of it back (the kernel's read-ahead
  * makes folios up to 2 MiB without the hint too: sparse one-record updates
  * of a 10^7-record table wrote 1.15x to 1.33x the bytes they wrote without

@@ -1294,8 +1294,9 @@ static int region_fresh(mms_store *s, uint32_t id, bool exists, uint64_t bytes)
      * to the kernel, 20-85% of a 256 MB hash index came out so). A store
      * to it at commit may dirty a whole folio: at 10^7 keys the keycommit
      * workload was not slower (bench/results/index.md). Only a hint: no
-     * error. */
-    (void)mms_advise(s->view.base[id], bytes, MMS_ADVISE_HUGE);
+     * error; as for a table's bulk append, not under 2 MiB nor with
+     * MMS_NOHUGE (map.c). */
+    mms__map_fresh_huge(s, id, 0, bytes);
     rt[id].size = bytes;
     return 0;
 }
