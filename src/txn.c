@@ -629,7 +629,7 @@ static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
  * every commit. Registration goes by aligned chunks of WP_CHUNK bytes (it
  * turns off the kernel's fault-around there); past WP_RESET chunks and
  * with no page protected any more, all of it is undone. */
-#define WP_CHUNK ((uint64_t)256 << 10)
+#define WP_CHUNK ((uint64_t)2 << 20)
 #define WP_RESET 4096u
 
 /* The chunks of region id registered in its current mapping, a bit each
@@ -705,18 +705,28 @@ static void protect_run(mms_store *s, uint32_t id, char *start, char *end)
     }
 }
 
+/* Undo every registration (which clears the pages' protection, and the
+ * markers protected pages leave in the page tables when dropped). Only
+ * with no shadow held: no page needs protection then. */
+static void wp_reset(mms_store *s)
+{
+    for (uint32_t id = 0; id < s->nmapped; id++)
+        if (s->view.base[id] && s->reg[id].priv)
+            mms__os_wp_forget(s->wp_fd, s->view.base[id], s->reg[id].priv);
+    for (uint32_t id = 0; id < s->nmapped; id++)
+        s->reg[id].wp_reg_seq = 0; /* nothing is registered any more */
+    s->wp_chunks = 0;
+    for (size_t i = 0; i < s->held_cap; i++)
+        s->held[i].wp = false;
+}
+
 static void protect_unchanged(mms_store *s)
 {
     const struct mms__pagevec *v = &s->dirty;
     if (s->wp_fd < 0)
         return;
     if (s->wp_chunks > WP_RESET && s->shadow_pages == 0) {
-        for (uint32_t id = 0; id < s->nmapped; id++)
-            if (s->view.base[id] && s->reg[id].priv)
-                mms__os_wp_forget(s->wp_fd, s->view.base[id], s->reg[id].priv);
-        for (uint32_t id = 0; id < s->nmapped; id++)
-            s->reg[id].wp_reg_seq = 0; /* nothing is registered any more */
-        s->wp_chunks = 0;
+        wp_reset(s);
         return;
     }
     for (size_t i = 0; i < v->n;) {
@@ -741,8 +751,20 @@ static void protect_unchanged(mms_store *s)
  * (their content is the file's), keeping the held pages: reads fault them
  * back, ~1 us a page. A writer that reads them back at once would pay that
  * at every commit, so the gap between two trims doubles each time the pages
- * came back before the next, and shrinks back when they did not. */
+ * came back before the next, and shrinks back when they did not.
+ *
+ * A write-protected page dropped leaves a marker in its page table, which
+ * keeps the table: with no shadow held, the protection goes first, so that
+ * the kernel can free the tables the drop empties (CONFIG_PT_RECLAIM). */
 #define TRIM_GAP_MAX 4096u
+
+static void trim(mms_store *s)
+{
+    if (s->wp_fd >= 0 && s->wp_chunks && s->shadow_pages == 0)
+        wp_reset(s);
+    mms__view_trim(s);
+    s->since_trim = 0;
+}
 
 static void commit_trim(mms_store *s, const struct commit *c)
 {
@@ -753,8 +775,7 @@ static void commit_trim(mms_store *s, const struct commit *c)
         s->trim_gap = s->trim_gap * 2 > TRIM_GAP_MAX ? TRIM_GAP_MAX : s->trim_gap * 2;
     else
         s->trim_gap = s->trim_gap / 2 ? s->trim_gap / 2 : 1;
-    s->since_trim = 0;
-    mms__view_trim(s);
+    trim(s);
 }
 
 /* Step 7: the new committed sizes (grown space becomes private), the pages
@@ -798,10 +819,9 @@ static int commit_settle(mms_store *s, struct commit *c)
     s->trim_now = false;
     mms__held_sweep(s, keep_after_commit, &st, false);
     protect_unchanged(s);
-    if (s->trim_now) {
-        mms__view_trim(s); /* one madvise per gap between held pages */
-        s->since_trim = 0;  /* a trim: commit_trim counts its gap from here */
-    } else
+    if (s->trim_now)
+        trim(s); /* the held pages the files now have go back, with the others */
+    else
         commit_trim(s, c);
     s->seen = st.txn;
     c->st.apply_ns = lap(c);
