@@ -558,10 +558,10 @@ int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, bool wr
 /* Write protection that the kernel lifts on the next write (os.c NOTES):
  * a descriptor (or -errno where the kernel cannot), then register chunk
  * (NULL: it is registered already) and protect [start, start + len) inside
- * it; forget unregisters. */
+ * it; unprotect lifts it from a registered range. */
 int mms__os_wp_open(void);
 int mms__os_wp_protect(int ufd, char *chunk, uint64_t chunk_len, char *start, uint64_t len);
-int mms__os_wp_forget(int ufd, char *start, uint64_t len);
+int mms__os_wp_unprotect(int ufd, char *start, uint64_t len);
 
 /* A store's life (os.c, its last section). fill: allocate the blocks of
  * [off, off+len) of a file, holes included, keeping data and size
@@ -651,7 +651,7 @@ struct mms_store {
                            (store.c), -1 once region 0 is mapped (map.c owns it) */
     int wp_fd;          /* write protection of held pages (os.c, txn.c), -1: none */
     uint64_t mapseq;    /* the last mapseq given to a region's mapping (map.c) */
-    uint64_t wp_chunks; /* distinct chunks registered for write protection since the last reset */
+    bool wp_protected;  /* pages were write-protected since the last lift (txn.c) */
     bool trim_now;      /* settle: protected pages the files now have go back (txn.c) */
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
     bool heap_random;      /* region 0 is read without read-ahead while opening (map.c) */

@@ -627,10 +627,13 @@ static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
  * of pages waiting for readers or for MMS_NOSYNC's sync. Pages changed by
  * this commit are not: a page written at every commit would fault at
  * every commit. Registration goes by aligned chunks of WP_CHUNK bytes (it
- * turns off the kernel's fault-around there); past WP_RESET chunks and
- * with no page protected any more, all of it is undone. */
+ * turns off the kernel's fault-around there) and lasts as long as the
+ * mapping: Linux refuses to unregister a regular file's mapping
+ * (UFFDIO_UNREGISTER checks it as if it were not in asynchronous mode).
+ * A chunk is one page table (2 MiB, aligned: regions are reserved with
+ * that alignment), so that the pieces the registration cuts the mapping
+ * into cover whole tables, which an madvise can then free. */
 #define WP_CHUNK ((uint64_t)2 << 20)
-#define WP_RESET 4096u
 
 /* The chunks of region id registered in its current mapping, a bit each
  * (a new mapping of the region starts with none). */
@@ -675,10 +678,7 @@ static void chunks_mark(mms_store *s, uint32_t id, uint64_t c0, uint64_t c1)
         g->wp_reg_words = words;
     }
     for (uint64_t k = c0 / WP_CHUNK; k < last; k++) {
-        uint64_t bit = UINT64_C(1) << (k % 64);
-        if (!(g->wp_reg[k / 64] & bit))
-            s->wp_chunks++;
-        g->wp_reg[k / 64] |= bit;
+        g->wp_reg[k / 64] |= UINT64_C(1) << (k % 64);
     }
 }
 
@@ -696,6 +696,7 @@ static void protect_run(mms_store *s, uint32_t id, char *start, char *end)
                                  (uint64_t)(end - start)) == 0;
     if (ok && !known)
         chunks_mark(s, id, c0, c1);
+    s->wp_protected |= ok;
     for (char *p = start; p < end; p += MMS__PAGE) {
         struct mms__held *h = mms__held_find(s, p);
         if (h) {
@@ -705,17 +706,29 @@ static void protect_run(mms_store *s, uint32_t id, char *start, char *end)
     }
 }
 
-/* Undo every registration (which clears the pages' protection, and the
- * markers protected pages leave in the page tables when dropped). Only
- * with no shadow held: no page needs protection then. */
-static void wp_reset(mms_store *s)
+/* Lift the protection of every registered chunk (and the markers that
+ * protected pages leave in their page tables when dropped, which keep the
+ * tables: the kernel frees a table a drop empties, CONFIG_PT_RECLAIM, and
+ * every scan walks the tables there are). Only with no shadow held: no
+ * page needs protection then. */
+static void wp_lift(mms_store *s)
 {
-    for (uint32_t id = 0; id < s->nmapped; id++)
-        if (s->view.base[id] && s->reg[id].priv)
-            mms__os_wp_forget(s->wp_fd, s->view.base[id], s->reg[id].priv);
-    for (uint32_t id = 0; id < s->nmapped; id++)
-        s->reg[id].wp_reg_seq = 0; /* nothing is registered any more */
-    s->wp_chunks = 0;
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        const struct mms__region *g = reg_chunks(s, id);
+        uint64_t n = g->wp_reg_words * 64;
+        for (uint64_t k = 0; k < n;) {
+            if (!(g->wp_reg[k / 64] >> (k % 64) & 1)) {
+                k++;
+                continue;
+            }
+            uint64_t j = k + 1;
+            while (j < n && (g->wp_reg[j / 64] >> (j % 64) & 1))
+                j++;
+            mms__os_wp_unprotect(s->wp_fd, s->view.base[id] + k * WP_CHUNK, (j - k) * WP_CHUNK);
+            k = j;
+        }
+    }
+    s->wp_protected = false;
     for (size_t i = 0; i < s->held_cap; i++)
         s->held[i].wp = false;
 }
@@ -725,10 +738,6 @@ static void protect_unchanged(mms_store *s)
     const struct mms__pagevec *v = &s->dirty;
     if (s->wp_fd < 0)
         return;
-    if (s->wp_chunks > WP_RESET && s->shadow_pages == 0) {
-        wp_reset(s);
-        return;
-    }
     for (size_t i = 0; i < v->n;) {
         if (v->changed[i] != 2) {
             i++;
@@ -760,8 +769,8 @@ static void protect_unchanged(mms_store *s)
 
 static void trim(mms_store *s)
 {
-    if (s->wp_fd >= 0 && s->wp_chunks && s->shadow_pages == 0)
-        wp_reset(s);
+    if (s->wp_protected && s->shadow_pages == 0)
+        wp_lift(s);
     mms__view_trim(s);
     s->since_trim = 0;
 }
