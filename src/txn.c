@@ -807,11 +807,18 @@ static int commit_settle(mms_store *s, struct commit *c)
     for (size_t i = 0; i < s->dirty.n; i++)
         c->nchanged += s->dirty.changed[i];
     bool keep = !c->applied || c->nchanged <= s->keep_pages;
+    /* The sweep below looks at every entry; it has work outside this
+     * commit's pages only when commits reached the files (shadows go) or a
+     * mapping was replaced (its pages are not private any more). Otherwise
+     * this commit's pages are all that changes: it costs what it touched. */
+    bool sweep = st.published != s->held_pub || s->mapseq != s->held_mapseq;
     for (size_t i = 0; i < s->dirty.n; i++) {
         char *p = s->dirty.page[i];
         uint32_t id = mms__page_region(s, p);
         struct mms__held *h = mms__held_find(s, p);
         bool hold = s->dirty.changed[i] ? keep : h && h->shadow && h->txn > st.published;
+        if (!hold && h && !sweep)
+            mms__held_remove(s, h);
         int r = 0;
         if (hold && s->dirty.changed[i])
             r = mms__held_set(s, p, s->reg[id].gen, st.txn, !c->applied);
@@ -826,7 +833,11 @@ static int commit_settle(mms_store *s, struct commit *c)
     }
     mms__dirty_drop(s, 1);
     s->trim_now = false;
-    mms__held_sweep(s, keep_after_commit, &st, false);
+    if (sweep) {
+        mms__held_sweep(s, keep_after_commit, &st, false);
+        s->held_pub = st.published;
+        s->held_mapseq = s->mapseq;
+    }
     protect_unchanged(s);
     if (s->trim_now)
         trim(s); /* the held pages the files now have go back, with the others */
