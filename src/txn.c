@@ -630,9 +630,10 @@ static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
  * turns off the kernel's fault-around there) and lasts as long as the
  * mapping: Linux refuses to unregister a regular file's mapping
  * (UFFDIO_UNREGISTER checks it as if it were not in asynchronous mode).
- * A chunk is one page table (2 MiB, aligned: regions are reserved with
- * that alignment), so that the pieces the registration cuts the mapping
- * into cover whole tables, which an madvise can then free. */
+ * A chunk is 2 MiB, one page table where the region's base is so aligned
+ * (the kernel aligns large reservations so; fixed mode's bases are), so
+ * that the pieces the registration cuts the mapping into cover whole
+ * tables, which an madvise can then free. */
 #define WP_CHUNK ((uint64_t)2 << 20)
 
 /* The chunks of region id registered in its current mapping, a bit each
