@@ -163,6 +163,23 @@ void mms__held_sweep(mms_store *s, bool (*keep)(mms_store *s, struct mms__held *
     }
 }
 
+void mms__held_remove(mms_store *s, struct mms__held *h)
+{
+    mms__held_unshadow(s, h);
+    /* Linear probing: the entries after the hole that it would hide move
+     * back into it (no tombstones). */
+    size_t mask = s->held_cap - 1, i = (size_t)(h - s->held);
+    for (size_t j = (i + 1) & mask; s->held[j].page; j = (j + 1) & mask) {
+        size_t home = slot_of(s, s->held[j].page);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            s->held[i] = s->held[j];
+            i = j;
+        }
+    }
+    memset(&s->held[i], 0, sizeof s->held[i]);
+    s->held_n--;
+}
+
 void mms__held_unshadow(mms_store *s, struct mms__held *h)
 {
     if (h->shadow) {

@@ -363,7 +363,7 @@ _Static_assert(offsetof(struct mms__jcommit, crc) == 24, "jcommit crc");
  * open; never durable, never trusted across that boundary.
  * ------------------------------------------------------------------------ */
 #define MMS__LMAGIC UINT64_C(0x314b434f4c534d4d) /* bytes "MMSLOCK1" */
-#define MMS__LVERSION 2u
+#define MMS__LVERSION 3u
 #define MMS__NSLOTS 256u
 
 /* Journal state: where the next group goes. Owned by the writer lock. */
@@ -418,10 +418,12 @@ struct mms__lock {
     uint32_t committing;     /* a writer is between writing its group and counting it */
     uint32_t syncing;        /* mms__owner_id of a handle syncing the journal */
     uint64_t unsynced_ns;    /* CLOCK_MONOTONIC of the oldest commit not synced, 0: none */
+    uint32_t writer;         /* futex word: mms__owner_id of the writer lock's holder, 0: free */
+    uint32_t writer_waiters; /* handles waiting for the writer lock */
     uint32_t space_left;     /* a region file grew past its committed size since the
                                 space was last given back (recover.c) */
     uint32_t pad0;
-    uint8_t pad1[72];
+    uint8_t pad1[64];
     struct mms__rslot slot[MMS__NSLOTS];
 };
 _Static_assert(sizeof(struct mms__jstate) == 48, "jstate size");
@@ -432,6 +434,8 @@ _Static_assert(offsetof(struct mms__lock, j) == 80, "lock j");
 _Static_assert(offsetof(struct mms__lock, committed) == 128, "lock committed");
 _Static_assert(offsetof(struct mms__lock, gate_owner) == 156, "lock gate_owner");
 _Static_assert(offsetof(struct mms__lock, unsynced_ns) == 168, "lock unsynced_ns");
+_Static_assert(offsetof(struct mms__lock, writer) == 176, "lock writer");
+_Static_assert(offsetof(struct mms__lock, space_left) == 184, "lock space_left");
 _Static_assert(offsetof(struct mms__lock, slot) == 256, "lock slot");
 _Static_assert(sizeof(struct mms__lock) == 256 + 64 * MMS__NSLOTS, "lock size");
 
@@ -568,10 +572,10 @@ int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, bool wr
 /* Write protection that the kernel lifts on the next write (os.c NOTES):
  * a descriptor (or -errno where the kernel cannot), then register chunk
  * (NULL: it is registered already) and protect [start, start + len) inside
- * it; forget unregisters. */
+ * it; unprotect lifts it from a registered range. */
 int mms__os_wp_open(void);
 int mms__os_wp_protect(int ufd, char *chunk, uint64_t chunk_len, char *start, uint64_t len);
-int mms__os_wp_forget(int ufd, char *start, uint64_t len);
+int mms__os_wp_unprotect(int ufd, char *start, uint64_t len);
 
 /* A store's life (os.c, its last section). fill: allocate the blocks of
  * [off, off+len) of a file, holes included, keeping data and size
@@ -661,7 +665,7 @@ struct mms_store {
                            (store.c), -1 once region 0 is mapped (map.c owns it) */
     int wp_fd;          /* write protection of held pages (os.c, txn.c), -1: none */
     uint64_t mapseq;    /* the last mapseq given to a region's mapping (map.c) */
-    uint64_t wp_chunks; /* distinct chunks registered for write protection since the last reset */
+    bool wp_protected;  /* pages were write-protected since the last lift (txn.c) */
     bool trim_now;      /* settle: protected pages the files now have go back (txn.c) */
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
     bool heap_random;      /* region 0 is read without read-ahead while opening (map.c) */
@@ -705,6 +709,7 @@ struct mms_store {
     struct mms__held *held, *held_spare;
     size_t held_n, held_cap;   /* entries in use; slots (a power of 2) */
     uint64_t shadow_pages;     /* entries with a shadow */
+    uint64_t held_pub, held_mapseq; /* published and mapseq at the last sweep (txn.c) */
     void *shadow_pool;         /* freed shadows kept for reuse, a list through their first word */
     uint32_t shadow_pool_n;
     uint64_t max_backlog;      /* shadow bytes past which a commit waits (or fails) */
@@ -994,6 +999,7 @@ struct mms__held *mms__held_find(const mms_store *s, const char *page);
  * content now, or without one (freed if it had one). */
 int mms__held_set(mms_store *s, char *page, uint32_t gen, uint64_t txn, bool shadow);
 void mms__held_unshadow(mms_store *s, struct mms__held *h);
+void mms__held_remove(mms_store *s, struct mms__held *h); /* h: from held_find, gone after */
 /* Keep the entries keep() says to (it may change the entry it is given,
  * not the table); the others lose their shadow and, if drop, their private
  * page. Never fails: the table swaps with a preallocated spare. */

@@ -20,8 +20,9 @@
  *
  *     byte 0       shared while the handle is open (exclusive while the
  *                  first handle initialises the file)
- *     byte 1       exclusive while the handle holds the writer lock
  *     byte 2 + i   exclusive while the handle owns reader slot i
+ *
+ * (Byte 1 was the writer lock until lock file version 3; see below.)
  *
  * The kernel drops these when the handle closes or its process dies, in
  * any PID namespace, however it dies; F_OFD_GETLK tells anyone whether a
@@ -35,7 +36,15 @@
  * out an initialiser; if they then find the file uninitialised (the
  * initialiser failed), they try again.
  *
- * Writer lock (byte 1). writer_active is set by the holder once it has the
+ * Writer lock: a futex word, `writer`, holding the owner id of the handle
+ * that has it (its slot and the slot's claim count, mms__owner_id), taken
+ * and given back with an atomic operation: no system call while nobody
+ * else wants it (a commit took two fcntl calls when it was byte 1, several
+ * microseconds each on a virtual machine). Whether the holder is alive is
+ * a probe of its slot's byte, as for the gate; a waiter that finds it dead
+ * takes the word over. Waiters count themselves in writer_waiters and
+ * sleep on the word; the holder wakes them when it lets go, if any.
+ * writer_active is set by the holder once it has the
  * lock and cleared just before it lets go; a new holder that finds it set
  * knows the last one died holding it, maybe inside a commit, and recovers
  * from the journal first (recover_needed stays set until a recovery
@@ -74,8 +83,8 @@
  *
  * Dead processes. A writer waiting for a pinned slot probes the slot's byte
  * every WAIT_SLICE; a free byte means the owner is gone, and its slot is
- * cleared. A reader waiting at a closed gate probes byte 1: free means the
- * writer died while applying; the reader takes the writer lock and recovers
+ * cleared. A reader waiting at a closed gate probes the writer: dead means
+ * it died while applying; the reader takes the writer lock and recovers
  * (when it can write the files) so that nobody waits for ever.
  */
 #include "internal.h"
@@ -491,7 +500,7 @@ int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void
         if ((__atomic_load_n(&L->committing, __ATOMIC_ACQUIRE) ||
              __atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE)) &&
             !mms__writer_held_by(s) &&
-            (__atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE) || !byte_held(s, 1))) {
+            (__atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE) || !mms__writer_held(s))) {
             mms__unpin(s);
             int r = stuck(ctx, MMS__STUCK_WRITER);
             if (r)
@@ -714,8 +723,22 @@ int mms__wait_change(struct mms__lock *L, uint64_t txn, int64_t timeout_ms, uint
 }
 
 /* ------------------------------------------------------------------------
- * Writer lock (byte 1)
+ * Writer lock (the word `writer`, NOTES)
  * ------------------------------------------------------------------------ */
+/* Take the word: free, or held by a handle that is gone. 0 or the holder. */
+static uint32_t writer_take(mms_store *s)
+{
+    uint32_t o = 0, me = mms__owner_id(s);
+    if (__atomic_compare_exchange_n(&s->L->writer, &o, me, false, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_ACQUIRE))
+        return 0;
+    if (o != me && !mms__owner_alive(s, o) &&
+        __atomic_compare_exchange_n(&s->L->writer, &o, me, false, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_ACQUIRE))
+        return 0;
+    return o ? o : UINT32_MAX;
+}
+
 int mms__writer_lock(mms_store *s, bool wait)
 {
     struct mms__lock *L = s->L;
@@ -726,11 +749,19 @@ int mms__writer_lock(mms_store *s, bool wait)
         return mms__fail(MMS_ETXN, "this thread is inside a read transaction on this store; "
                          "waiting for the writer lock could wait for ever");
     /* A private lock file (read-only file system) has no one to exclude. */
-    int r = s->L_private ? 0 : mms__os_ofd_lock(s->lockfd, 1, F_WRLCK, wait);
-    if (r == MMS_EBUSY)
-        return mms__fail(MMS_EBUSY, "another writer holds the store (pid %u)", L->writer_pid);
-    if (r)
-        return mms__fail(r, "cannot take the writer lock: %s", mms_strerror(r));
+    for (uint32_t o; !s->L_private && (o = writer_take(s)) != 0;) {
+        if (o == mms__owner_id(s))
+            return mms__fail(MMS_EBUSY, "this handle holds the writer lock already");
+        if (!wait)
+            return mms__fail(MMS_EBUSY, "another writer holds the store (pid %u)",
+                             L->writer_pid);
+        /* Sleep until it lets go, waking now and then to see whether it
+         * is still alive. */
+        __atomic_add_fetch(&L->writer_waiters, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&L->writer, __ATOMIC_SEQ_CST) == o)
+            mms__os_futex_wait(&L->writer, o, WAIT_SLICE_NS);
+        __atomic_sub_fetch(&L->writer_waiters, 1, __ATOMIC_SEQ_CST);
+    }
     if (__atomic_load_n(&L->writer_active, __ATOMIC_ACQUIRE)) {
         /* The last writer died holding the lock: whatever it was doing,
          * recovery from the journal repairs it. */
@@ -748,13 +779,17 @@ void mms__writer_unlock(mms_store *s)
     L->writer_pid = 0;
     s->writer_tid = 0;
     __atomic_store_n(&L->writer_active, 0, __ATOMIC_RELEASE);
-    if (!s->L_private)
-        mms__os_ofd_lock(s->lockfd, 1, F_UNLCK, false);
+    if (s->L_private)
+        return;
+    __atomic_store_n(&L->writer, 0, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&L->writer_waiters, __ATOMIC_SEQ_CST))
+        mms__os_futex_wake(&L->writer);
 }
 
 bool mms__writer_held(const mms_store *s)
 {
-    return byte_held(s, 1);
+    uint32_t o = __atomic_load_n(&s->L->writer, __ATOMIC_ACQUIRE);
+    return o && mms__owner_alive(s, o);
 }
 
 /* ------------------------------------------------------------------------

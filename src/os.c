@@ -813,7 +813,6 @@ struct mms__uffd_wp {
 };
 #define MMS__UFFDIO_API _IOWR(MMS__UFFD_API, 0x3F, struct mms__uffd_api)
 #define MMS__UFFDIO_REGISTER _IOWR(MMS__UFFD_API, 0x00, struct mms__uffd_register)
-#define MMS__UFFDIO_UNREGISTER _IOR(MMS__UFFD_API, 0x01, struct mms__uffd_range)
 #define MMS__UFFDIO_WRITEPROTECT _IOWR(MMS__UFFD_API, 0x06, struct mms__uffd_wp)
 #define MMS__UFFDIO_REGISTER_MODE_WP (1ull << 1)
 #define MMS__UFFDIO_WRITEPROTECT_MODE_WP (1ull << 0)
@@ -848,10 +847,10 @@ int mms__os_wp_protect(int ufd, char *chunk, uint64_t chunk_len, char *start, ui
     return ioctl(ufd, MMS__UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
 }
 
-int mms__os_wp_forget(int ufd, char *start, uint64_t len)
+int mms__os_wp_unprotect(int ufd, char *start, uint64_t len)
 {
-    struct mms__uffd_range r = {(uint64_t)(uintptr_t)start, len};
-    return ioctl(ufd, MMS__UFFDIO_UNREGISTER, &r) < 0 ? -errno : 0;
+    struct mms__uffd_wp w = {.range = {(uint64_t)(uintptr_t)start, len}, .mode = 0};
+    return ioctl(ufd, MMS__UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
 }
 
 /* ------------------------------------------------------------------------

@@ -627,10 +627,14 @@ static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
  * of pages waiting for readers or for MMS_NOSYNC's sync. Pages changed by
  * this commit are not: a page written at every commit would fault at
  * every commit. Registration goes by aligned chunks of WP_CHUNK bytes (it
- * turns off the kernel's fault-around there); past WP_RESET chunks and
- * with no page protected any more, all of it is undone. */
-#define WP_CHUNK ((uint64_t)256 << 10)
-#define WP_RESET 4096u
+ * turns off the kernel's fault-around there) and lasts as long as the
+ * mapping: Linux refuses to unregister a regular file's mapping
+ * (UFFDIO_UNREGISTER checks it as if it were not in asynchronous mode).
+ * A chunk is 2 MiB, one page table where the region's base is so aligned
+ * (the kernel aligns large reservations so; fixed mode's bases are), so
+ * that the pieces the registration cuts the mapping into cover whole
+ * tables, which an madvise can then free. */
+#define WP_CHUNK ((uint64_t)2 << 20)
 
 /* The chunks of region id registered in its current mapping, a bit each
  * (a new mapping of the region starts with none). */
@@ -675,10 +679,7 @@ static void chunks_mark(mms_store *s, uint32_t id, uint64_t c0, uint64_t c1)
         g->wp_reg_words = words;
     }
     for (uint64_t k = c0 / WP_CHUNK; k < last; k++) {
-        uint64_t bit = UINT64_C(1) << (k % 64);
-        if (!(g->wp_reg[k / 64] & bit))
-            s->wp_chunks++;
-        g->wp_reg[k / 64] |= bit;
+        g->wp_reg[k / 64] |= UINT64_C(1) << (k % 64);
     }
 }
 
@@ -696,6 +697,7 @@ static void protect_run(mms_store *s, uint32_t id, char *start, char *end)
                                  (uint64_t)(end - start)) == 0;
     if (ok && !known)
         chunks_mark(s, id, c0, c1);
+    s->wp_protected |= ok;
     for (char *p = start; p < end; p += MMS__PAGE) {
         struct mms__held *h = mms__held_find(s, p);
         if (h) {
@@ -705,20 +707,38 @@ static void protect_run(mms_store *s, uint32_t id, char *start, char *end)
     }
 }
 
+/* Lift the protection of every registered chunk (and the markers that
+ * protected pages leave in their page tables when dropped, which keep the
+ * tables: the kernel frees a table a drop empties, CONFIG_PT_RECLAIM, and
+ * every scan walks the tables there are). Only with no shadow held: no
+ * page needs protection then. */
+static void wp_lift(mms_store *s)
+{
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        const struct mms__region *g = reg_chunks(s, id);
+        uint64_t n = g->wp_reg_words * 64;
+        for (uint64_t k = 0; k < n;) {
+            if (!(g->wp_reg[k / 64] >> (k % 64) & 1)) {
+                k++;
+                continue;
+            }
+            uint64_t j = k + 1;
+            while (j < n && (g->wp_reg[j / 64] >> (j % 64) & 1))
+                j++;
+            mms__os_wp_unprotect(s->wp_fd, s->view.base[id] + k * WP_CHUNK, (j - k) * WP_CHUNK);
+            k = j;
+        }
+    }
+    s->wp_protected = false;
+    for (size_t i = 0; i < s->held_cap; i++)
+        s->held[i].wp = false;
+}
+
 static void protect_unchanged(mms_store *s)
 {
     const struct mms__pagevec *v = &s->dirty;
     if (s->wp_fd < 0)
         return;
-    if (s->wp_chunks > WP_RESET && s->shadow_pages == 0) {
-        for (uint32_t id = 0; id < s->nmapped; id++)
-            if (s->view.base[id] && s->reg[id].priv)
-                mms__os_wp_forget(s->wp_fd, s->view.base[id], s->reg[id].priv);
-        for (uint32_t id = 0; id < s->nmapped; id++)
-            s->reg[id].wp_reg_seq = 0; /* nothing is registered any more */
-        s->wp_chunks = 0;
-        return;
-    }
     for (size_t i = 0; i < v->n;) {
         if (v->changed[i] != 2) {
             i++;
@@ -741,8 +761,20 @@ static void protect_unchanged(mms_store *s)
  * (their content is the file's), keeping the held pages: reads fault them
  * back, ~1 us a page. A writer that reads them back at once would pay that
  * at every commit, so the gap between two trims doubles each time the pages
- * came back before the next, and shrinks back when they did not. */
+ * came back before the next, and shrinks back when they did not.
+ *
+ * A write-protected page dropped leaves a marker in its page table, which
+ * keeps the table: with no shadow held, the protection goes first, so that
+ * the kernel can free the tables the drop empties (CONFIG_PT_RECLAIM). */
 #define TRIM_GAP_MAX 4096u
+
+static void trim(mms_store *s)
+{
+    if (s->wp_protected && s->shadow_pages == 0)
+        wp_lift(s);
+    mms__view_trim(s);
+    s->since_trim = 0;
+}
 
 static void commit_trim(mms_store *s, const struct commit *c)
 {
@@ -753,8 +785,7 @@ static void commit_trim(mms_store *s, const struct commit *c)
         s->trim_gap = s->trim_gap * 2 > TRIM_GAP_MAX ? TRIM_GAP_MAX : s->trim_gap * 2;
     else
         s->trim_gap = s->trim_gap / 2 ? s->trim_gap / 2 : 1;
-    s->since_trim = 0;
-    mms__view_trim(s);
+    trim(s);
 }
 
 /* Step 7: the new committed sizes (grown space becomes private), the pages
@@ -777,11 +808,18 @@ static int commit_settle(mms_store *s, struct commit *c)
     for (size_t i = 0; i < s->dirty.n; i++)
         c->nchanged += s->dirty.changed[i];
     bool keep = !c->applied || c->nchanged <= s->keep_pages;
+    /* The sweep below looks at every entry; it has work outside this
+     * commit's pages only when commits reached the files (shadows go) or a
+     * mapping was replaced (its pages are not private any more). Otherwise
+     * this commit's pages are all that changes: it costs what it touched. */
+    bool sweep = st.published != s->held_pub || s->mapseq != s->held_mapseq;
     for (size_t i = 0; i < s->dirty.n; i++) {
         char *p = s->dirty.page[i];
         uint32_t id = mms__page_region(s, p);
         struct mms__held *h = mms__held_find(s, p);
         bool hold = s->dirty.changed[i] ? keep : h && h->shadow && h->txn > st.published;
+        if (!hold && h && !sweep)
+            mms__held_remove(s, h);
         int r = 0;
         if (hold && s->dirty.changed[i])
             r = mms__held_set(s, p, s->reg[id].gen, st.txn, !c->applied);
@@ -796,12 +834,15 @@ static int commit_settle(mms_store *s, struct commit *c)
     }
     mms__dirty_drop(s, 1);
     s->trim_now = false;
-    mms__held_sweep(s, keep_after_commit, &st, false);
+    if (sweep) {
+        mms__held_sweep(s, keep_after_commit, &st, false);
+        s->held_pub = st.published;
+        s->held_mapseq = s->mapseq;
+    }
     protect_unchanged(s);
-    if (s->trim_now) {
-        mms__view_trim(s); /* one madvise per gap between held pages */
-        s->since_trim = 0;  /* a trim: commit_trim counts its gap from here */
-    } else
+    if (s->trim_now)
+        trim(s); /* the held pages the files now have go back, with the others */
+    else
         commit_trim(s, c);
     s->seen = st.txn;
     c->st.apply_ns = lap(c);
