@@ -976,7 +976,8 @@ static struct {
     unsigned long apply_recovered_by_readers, synced_published_early, kept, lost;
     unsigned long reads, commits, aborts, grows, region_grew, ckpts, erecover, full_checks;
     unsigned long latest, latest_timeouts, holds;
-    unsigned long stale_cleared, tool_runs, reader_died_recovering, writer_died_recovering;
+    unsigned long stale_cleared, tool_runs, reader_died_recovering, writer_died_recovering,
+        writer_died_applying_early;
 } ss;
 
 struct rkid {
@@ -1176,7 +1177,23 @@ static void writer_ended(struct stress *S, int st, int killed_by_us)
             FAILF("writer %d died at recover.group at '%s' (started %llu)", (int)S->wpid,
                   where_name[where % W_N], (unsigned long long)GET(w->started));
         ss.writer_died_recovering++;
+        /* If it died in a later recovery, it may have committed first:
+         * the next writer starts where it left off (never mid-commit). */
+        if (GET(w->started))
+            S->lo = S->hi = cd;
         S->wpid = 0;
+        return;
+    }
+    if (!killed_by_us && S->plan == PLAN_APPLY && !GET(w->started) &&
+        (where == W_OPEN || where == W_OPS)) {
+        /* apply.group in its mms_open or first mms_txn_begin: it died
+         * applying durable commits an earlier writer left (any handle
+         * applies them). Nothing of its own was committed; the readers
+         * must get past the gate it left closed, and the next writer must
+         * still find [lo, hi]. */
+        ss.writer_died_applying_early++;
+        S->wpid = 0;
+        readers_progress(S, 2, "after a writer died applying before its first transaction");
         return;
     }
     S->need_recovery = S->plan != PLAN_APPLY || killed_by_us;
@@ -1506,7 +1523,8 @@ TEST(stress)
             "   writers: %lu; random kills %lu (ops %lu, commit %lu, abort %lu, idle %lu, "
             "checkpoint %lu; a commit in flight kept %lu, lost %lu); died at commit.apply %lu "
             "(recovered by the readers %lu), at commit.journal_synced %lu (published before "
-            "the next writer: %lu); died recovering: readers %lu, writers %lu; tool runs %lu\n",
+            "the next writer: %lu); died recovering: readers %lu, writers %lu; writers died "
+            "applying before their first transaction %lu; tool runs %lu\n",
             (now_us() - t0) / 1e6, ss.reads, ss.commits, ss.aborts, ss.grows, ss.region_grew,
             ss.ckpts, (unsigned long long)c, ss.reader_spawns, ss.reader_kills, ss.kills_in_read,
             ss.kills_opening, ss.reclaimed, ss.stale_cleared, ss.erecover, ss.full_checks,
@@ -1514,7 +1532,7 @@ TEST(stress)
             ss.wkill_where[W_ABORT], ss.wkill_where[W_IDLE], ss.wkill_where[W_CKPT], ss.kept,
             ss.lost, ss.crash_apply, ss.apply_recovered_by_readers, ss.crash_synced,
             ss.synced_published_early, ss.reader_died_recovering, ss.writer_died_recovering,
-            ss.tool_runs);
+            ss.writer_died_applying_early, ss.tool_runs);
     /* Worth something only if it got there. */
     ASSERT_GE(ss.reads, MIN_READS);
     ASSERT_GE(ss.commits, MIN_COMMITS);
