@@ -701,18 +701,26 @@ TEST(large)
     rmrf(p);
 }
 
+/* A new store at p inside a write transaction, its table kv holding n
+ * records: key i * 7, value i % vmod (i when vmod is 0). */
+static mms_store *kv_begin(const char *p, int n, int vmod, mms_table **t)
+{
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "kv", &kv_schema, MMS_TABLE_CREATE, t));
+    for (int i = 0; i < n; i++)
+        OK(mms_table_append(*t, &(struct kv){i * 7, vmod ? i % vmod : i, 0}, NULL));
+    return s;
+}
+
 /* Damaged index pages: verify says so; lookups never crash and never
  * return a record that does not hold the key. */
 TEST(corrupt)
 {
     const char *p = tpath("ixbad");
-    mms_store *s = open_flags(p, MMS_CREATE);
     mms_table *t;
     enum { N = 5000 };
-    OK(mms_txn_begin(s, 0));
-    OK(mms_table_open(s, "kv", &kv_schema, MMS_TABLE_CREATE, &t));
-    for (int i = 0; i < N; i++)
-        OK(mms_table_append(t, &(struct kv){i * 7, i % 50, 0}, NULL));
+    mms_store *s = kv_begin(p, N, 50, &t);
     OK(mms_index_create(t, "k", MMS_INDEX_ORDERED));
     OK(mms_index_create(t, "v", 0));
     OK(mms_txn_commit(s));
@@ -821,13 +829,9 @@ static off_t slot_of(int fd, uint64_t bytes, const void *key, uint32_t K)
 TEST(slot_checks)
 {
     const char *p = tpath("ixslot");
-    mms_store *s = open_flags(p, MMS_CREATE);
     mms_table *t;
     enum { N = 3000 };
-    OK(mms_txn_begin(s, 0));
-    OK(mms_table_open(s, "kv", &kv_schema, MMS_TABLE_CREATE, &t));
-    for (int i = 0; i < N; i++)
-        OK(mms_table_append(t, &(struct kv){i * 7, i, 0}, NULL));
+    mms_store *s = kv_begin(p, N, 0, &t);
     OK(mms_index_create(t, "k", 0));
     OK(mms_index_create(t, "v", MMS_INDEX_UNIQUE));
     OK(mms_txn_commit(s));
