@@ -102,33 +102,58 @@ static int recover(mms_store *s)
     return r;
 }
 
+/* Cut the files of regions first.. of rt (n entries) to what is kept; a
+ * region this handle maps is measured through its own fd. A missing file
+ * is not an error here (mms_verify and the open say what is missing). */
+static int trim_regions(mms_store *s, const struct mms__rent *rt, uint32_t n, uint32_t first,
+                        uint64_t *cut)
+{
+    int r = 0;
+    for (uint32_t id = first; !r && id < n && id < MMS_MAX_REGIONS; id++) {
+        if (rt[id].kind == MMS__RK_NONE)
+            continue;
+        struct mms__region *g = id < s->nmapped ? &s->reg[id] : NULL;
+        bool mine = g && s->view.base[id] && g->gen == rt[id].gen;
+        uint64_t fsize = 0;
+        if (mine)
+            r = mms__os_fsize(g->fd, &fsize);
+        if (!r)
+            r = mms__map_trim(s, id, rt[id].gen, rt[id].size, mine ? g->fd : -1, fsize, cut);
+        if (r == -ENOENT) {
+            mms__detail_clear();
+            r = 0;
+        }
+    }
+    return r;
+}
+
+/* Best effort: a failure (r) leaves a file longer than it needs to be, and
+ * consistent (mms__map_trim cuts a mapping before its file); a later
+ * checkpoint tries again. Without one, and if gc, the files of tables an
+ * aborted or dead transaction created go: nobody else could be creating
+ * one now, and the journal names none. */
+static void give_back_end(mms_store *s, int r, const struct mms__rent *rt, uint32_t n, bool gc)
+{
+    if (r) {
+        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
+        mms__detail_clear();
+    } else if (gc) {
+        mms__region_gc(s, rt, n);
+    }
+}
+
 int mms__space_give_back_at_open(mms_store *s, int fd, const struct mms__hdrbuf *b,
                                  uint64_t *fsize, bool all)
 {
-    const struct mms__hdr *h = &b->h;
     uint64_t cut = 0;
     s->alone = true; /* the first handle: byte 0 is ours (lock.c) */
     int r = mms__map_trim(s, 0, 0, b->rt[0].size, fd, *fsize, &cut);
     if (!r && cut)
         *fsize = mms__map_keep(s, b->rt[0].size);
-    for (uint32_t id = 1; !r && all && id < h->nregions && id < MMS_MAX_REGIONS; id++)
-        if (b->rt[id].kind != MMS__RK_NONE) {
-            r = mms__map_trim(s, id, b->rt[id].gen, b->rt[id].size, -1, 0, &cut);
-            if (r == -ENOENT) { /* mms_verify and the open say what is missing */
-                mms__detail_clear();
-                r = 0;
-            }
-        }
-    s->alone = false;
-    /* The files of tables such a transaction created: nobody else could
-     * be creating one now, and the journal (replayed) names none. */
     if (!r && all)
-        mms__region_gc(s, b->rt, h->nregions);
-    /* Best effort (as at a checkpoint): a later checkpoint tries again. */
-    if (r) {
-        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
-        mms__detail_clear();
-    }
+        r = trim_regions(s, b->rt, b->h.nregions, 1, &cut);
+    s->alone = false;
+    give_back_end(s, r, b->rt, b->h.nregions, all); /* the journal was replayed */
     return 0;
 }
 
@@ -146,33 +171,10 @@ int mms__space_give_back(mms_store *s)
     const struct mms__hdrbuf *b = NULL;
     uint64_t cut = 0, size0;
     int r = mms__hdr_map(s->reg[0].fd, &b, &size0);
-    const struct mms__hdr *h = b ? &b->h : NULL;
-    const struct mms__rent *rt = b ? b->rt : NULL;
     __atomic_store_n(&s->L->space_left, 0, __ATOMIC_RELAXED);
-    for (uint32_t id = 0; !r && id < h->nregions && id < MMS_MAX_REGIONS; id++) {
-        if (rt[id].kind == MMS__RK_NONE)
-            continue;
-        struct mms__region *g = id < s->nmapped ? &s->reg[id] : NULL;
-        bool mine = g && s->view.base[id] && g->gen == rt[id].gen;
-        uint64_t fsize = 0;
-        if (mine)
-            r = mms__os_fsize(g->fd, &fsize);
-        if (!r)
-            r = mms__map_trim(s, id, rt[id].gen, rt[id].size, mine ? g->fd : -1, fsize, &cut);
-        if (r == -ENOENT) {
-            mms__detail_clear();
-            r = 0;
-        }
-    }
-    /* Best effort, like the deletion of old files: a failure leaves a file
-     * longer than it needs to be, and consistent (mms__map_trim cuts a
-     * mapping before its file), so the checkpoint stands. */
-    if (r) {
-        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
-        mms__detail_clear();
-    } else if (s->J->end == MMS__JDATA) { /* as at the first open */
-        mms__region_gc(s, rt, h->nregions);
-    }
+    if (!r)
+        r = trim_regions(s, b->rt, b->h.nregions, 0, &cut);
+    give_back_end(s, r, b ? b->rt : NULL, b ? b->h.nregions : 0, s->J->end == MMS__JDATA);
     mms__hdr_unmap(b);
     if (!was_alone)
         mms__lock_shared(s);
