@@ -546,6 +546,15 @@ int mms__os_unmap(void *addr, uint64_t len);
 /* Give back len bytes at addr to the reservation (PROT_NONE, no file). */
 int mms__os_unmap_to_reserve(void *addr, uint64_t len);
 int mms__os_protect(void *addr, uint64_t len, bool writable);
+/* Memory protection keys (x86 pku; elsewhere they fail: -ENOSYS, -ENOSPC,
+ * -EINVAL). Rights are the calling thread's (PKRU), PKEY_DISABLE_* bits. */
+#define MMS__PKEY_NOACCESS 0x1u
+#define MMS__PKEY_NOWRITE 0x2u
+int mms__os_pkey_alloc(unsigned rights); /* the key, or -errno */
+void mms__os_pkey_free(int key);
+int mms__os_pkey_tag(void *addr, uint64_t len, int key); /* rw pages of key */
+unsigned mms__os_pkey_get(int key);
+void mms__os_pkey_set(int key, unsigned rights);
 int mms__os_msync(void *addr, uint64_t len);
 int mms__os_drop(void *addr, uint64_t len); /* MADV_DONTNEED */
 int mms__os_nohuge(void *addr, uint64_t len);
@@ -668,6 +677,7 @@ struct mms_store {
     bool wp_protected;  /* pages were write-protected since the last lift (txn.c) */
     bool trim_now;      /* settle: protected pages the files now have go back (txn.c) */
     unsigned flags;        /* open flags, with MMS_GUARD resolved */
+    int guard_key;         /* the guard's protection key, 0: none (guard.c) */
     bool heap_random;      /* region 0 is read without read-ahead while opening (map.c) */
     bool opening;          /* inside mms_open, until the regions are mapped */
     bool alone;            /* holds byte 0 of the lock file exclusively (lock.c) */
@@ -829,6 +839,26 @@ int mms__map_commit(mms_store *s, uint32_t id);
  * write, [off, off + len), 2 MiB pages (map.c; MMS_NOHUGE). */
 void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len);
 int mms__map_protect(mms_store *s, bool writable);
+
+/* The guard (guard.c NOTES): stores outside a write transaction fault.
+ * guard_flags resolves MMS_GUARD / MMS_NOGUARD / MMS_GUARD_MPROTECT, the
+ * build type and the environment (MMS_GUARD=0|1|mprotect) into s->flags'
+ * wishes; guard_open, before the first mapping, takes a protection key or
+ * settles for mprotect or nothing; guard_close gives the key back after
+ * the last mapping is gone. */
+unsigned mms__guard_flags(unsigned flags);
+void mms__guard_open(mms_store *s);
+void mms__guard_close(mms_store *s);
+/* enum mms_guard_kind of the handle. */
+unsigned mms__guard_kind(const mms_store *s);
+/* Tag a new mapping of the writer's view with the key (no-op without). */
+int mms__guard_tag(const mms_store *s, void *addr, uint64_t len);
+/* Key guard: this thread may write (or no longer) through the handle's
+ * mappings. One PKRU write. */
+void mms__guard_rights(const mms_store *s, bool writable);
+/* Any call on the handle: this thread gets what the handle's state allows
+ * (read; and write inside a write transaction); nothing is taken away. */
+void mms__guard_enter(const mms_store *s);
 void mms__map_unmap_all(mms_store *s);
 /* Make the mappings match the header: regions that appeared (open and
  * map), disappeared (unmap), changed file generation (map the new file in

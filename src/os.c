@@ -1031,3 +1031,72 @@ int mms__os_file_id(int dirfd, const char *name, uint64_t id[2])
     id[1] = (uint64_t)st.st_ino;
     return 0;
 }
+
+/* ------------------------------------------------------------------------
+ * Memory protection keys (guard.c): x86 `pku`, Linux >= 4.9, glibc >= 2.27
+ *
+ * A key tags mappings (pkey_mprotect); each thread's PKRU register says
+ * what that thread may do to pages of each key, and writing it is one
+ * unprivileged instruction (glibc's pkey_set), no system call. Elsewhere
+ * (another CPU, an older glibc) every call here fails with -ENOSYS or
+ * -ENOSPC and guard.c falls back. Not fault-injection points: a failed
+ * pkey_alloc is the common case (no pku) and is tested as such.
+ * ------------------------------------------------------------------------ */
+#if defined(__x86_64__) && defined(PKEY_DISABLE_WRITE)
+int mms__os_pkey_alloc(unsigned rights)
+{
+    int k = pkey_alloc(0, rights);
+    return k < 0 ? -errno : k;
+}
+
+void mms__os_pkey_free(int key)
+{
+    pkey_free(key);
+}
+
+int mms__os_pkey_tag(void *addr, uint64_t len, int key)
+{
+    if (len == 0)
+        return 0;
+    return pkey_mprotect(addr, len, PROT_READ | PROT_WRITE, key) < 0 ? -errno : 0;
+}
+
+unsigned mms__os_pkey_get(int key)
+{
+    int v = pkey_get(key);
+    return v < 0 ? MMS__PKEY_NOACCESS | MMS__PKEY_NOWRITE : (unsigned)v;
+}
+
+void mms__os_pkey_set(int key, unsigned rights)
+{
+    pkey_set(key, rights);
+}
+#else
+int mms__os_pkey_alloc(unsigned rights)
+{
+    (void)rights;
+    return -ENOSYS;
+}
+
+void mms__os_pkey_free(int key)
+{
+    (void)key;
+}
+
+int mms__os_pkey_tag(void *addr, uint64_t len, int key)
+{
+    (void)addr, (void)len, (void)key;
+    return -ENOSYS;
+}
+
+unsigned mms__os_pkey_get(int key)
+{
+    (void)key;
+    return MMS__PKEY_NOACCESS | MMS__PKEY_NOWRITE;
+}
+
+void mms__os_pkey_set(int key, unsigned rights)
+{
+    (void)key, (void)rights;
+}
+#endif
