@@ -48,9 +48,19 @@
  *    the store is the same in every process and after every restart (see
  *    "Fixed-address mode and the pointer API").
  *  - Outside a write transaction the mapped data must not be written. With
- *    the guard (MMS_GUARD, on by default in debug builds) such a store faults
- *    at once (SIGSEGV). Without it the stray store is not detected: it becomes
- *    part of the next transaction, or is discarded by its abort.
+ *    the guard (MMS_GUARD) such a store faults at once (SIGSEGV). The guard
+ *    is on by default where the CPU has memory protection keys (x86 `pku`;
+ *    release builds included) and in debug builds; see MMS_GUARD. Without
+ *    it the stray store is not detected: it becomes part of the next
+ *    transaction, or is discarded by its abort.
+ *  - With the key guard (mms_info.guard_kind == MMS_GUARD_KIND_PKEY) rights
+ *    are per thread: only the thread inside the write transaction may write;
+ *    other threads fault (SEGV_PKUERR). A thread that existed before the
+ *    handle was opened, and any signal handler, may not even read the
+ *    handle's data until that thread makes a call on the handle (any mms_
+ *    function that takes it, e.g. mms_info_get). A transaction begun on
+ *    one thread and committed on another leaves the first thread able to
+ *    write until it next ends a transaction on the handle.
  *  - MMS_NOSYNC is durable against process crashes only; see its comment.
  *  - A handle is not usable in a child after fork(): calls return MMS_EFORK.
  *  - A store may be open in any number of handles, in one process or many;
@@ -221,13 +231,26 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * sync_ms late, or later if no handle of the store makes a call meanwhile
  * (mms_read_begin_latest asks for it at once). */
 #define MMS_NOSYNC 0x0008u
-/* Guard: outside a write transaction the mapped data is read-only, so a stray
- * store faults at once. Costs two mprotect() calls per transaction (about
- * 0.2 ms on a large store). On by default in builds without NDEBUG;
- * MMS_NOGUARD turns it off; the environment variable MMS_GUARD=0|1 wins
- * over both. */
+/* Guard: outside a write transaction the mapped data refuses stores, so a
+ * stray store faults at once (SIGSEGV). Two ways, chosen at open
+ * (mms_info.guard_kind says which):
+ *  - a memory protection key (MMS_GUARD_KIND_PKEY), where the CPU has them
+ *    (x86 `pku`, Linux >= 4.9) and the process has one left (15 at most;
+ *    each write handle takes one until it closes): the mappings are tagged
+ *    once, and a transaction costs two writes of a CPU register, whatever
+ *    the store's size. Rights are per thread (see Caveats).
+ *  - mprotect() (MMS_GUARD_KIND_MPROTECT): two calls per transaction over
+ *    every mapping (about 0.5 ms each on our machines).
+ * Defaults: the key guard where a key can be had, in every build; else the
+ * mprotect guard in builds without NDEBUG and no guard in release builds.
+ * MMS_GUARD asks for a guard: the key, else mprotect. MMS_GUARD_MPROTECT
+ * asks for the mprotect guard even where keys work. MMS_NOGUARD turns it
+ * off. The environment variable MMS_GUARD=0|1|mprotect wins over the flags
+ * (0: off, 1: as MMS_GUARD, mprotect: as MMS_GUARD_MPROTECT). Read-only
+ * handles map read-only and take no key. */
 #define MMS_GUARD 0x0010u
-#define MMS_NOGUARD 0x0020u /* turn the guard off even in debug builds */
+#define MMS_NOGUARD 0x0020u /* turn the guard off (keys and debug builds too) */
+#define MMS_GUARD_MPROTECT 0x0400u /* the mprotect guard, even with keys */
 /* When the commits that readers hold back reach max_backlog, mms_txn_commit
  * fails with MMS_EBUSY (the transaction stays open: commit again later, or
  * abort) instead of waiting for those readers to leave. */
@@ -274,6 +297,13 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
 #define MMS_NOHUGE 0x0200u
 
 /* How commits find the pages a transaction wrote. */
+/* Which guard a handle has (mms_info.guard_kind; see MMS_GUARD). */
+enum mms_guard_kind {
+    MMS_GUARD_KIND_NONE = 0,     /* stray stores are not caught */
+    MMS_GUARD_KIND_MPROTECT = 1, /* mprotect() at every begin and end */
+    MMS_GUARD_KIND_PKEY = 2      /* a protection key: one register write */
+};
+
 enum mms_dirty_backend {
     MMS_DIRTY_AUTO = 0,    /* PAGEMAP_SCAN if the kernel has it, else pagemap */
     MMS_DIRTY_SCAN = 1,    /* PAGEMAP_SCAN ioctl (Linux >= 6.7) */
@@ -324,7 +354,7 @@ void mms_options_init(mms_options *o);
  * complete are applied, a torn last record is discarded. o may be NULL
  * (defaults, no create).
  *
- * The environment variables MMS_GUARD=0|1 and MMS_DIRTY=scan|pagemap
+ * The environment variables MMS_GUARD=0|1|mprotect and MMS_DIRTY=scan|pagemap
  * override the guard and the backend (used by the tests), and
  * MMS_KEEP_PAGES=N sets how many changed private pages a commit keeps
  * mapped for the next transaction instead of dropping them (default 64;
@@ -789,6 +819,7 @@ typedef struct mms_info {
      * backlog (Linux >= 6.7 with userfaultfd; MMS_WP=0 in the environment
      * turns it off). 0: every held page is compared at every commit. */
     int held_protected;
+    unsigned guard_kind;      /* enum mms_guard_kind (guard is 1 unless NONE) */
 } mms_info;
 
 /* Fill *info. Errors: MMS_EINVAL, MMS_EFORK. */

@@ -2,7 +2,8 @@
  * lock.c -- the lock file (writer lock, reader slots, publication) and the
  * process's registry of open handles.
  *
- * Layer 2: calls only os.c (and error.c). It owns every byte of the lock
+ * Layer 2: calls only os.c (and error.c, and guard.c's per-thread hook in
+ * mms__check_handle). It owns every byte of the lock
  * file and every OFD lock on it, and knows, for this process, which handles
  * are open, which thread pins or writes through each, and whether a handle
  * survived a fork. It must never touch region files, the journal or a
@@ -235,6 +236,7 @@ int mms__check_handle(const mms_store *s)
     if (s->poisoned)
         return mms__fail(MMS_EPOISONED, "an earlier I/O failure (%s) poisoned this handle",
                          mms_strerror(s->poisoned));
+    mms__guard_enter(s); /* guard.c G2: this thread may read (and write in a txn) */
     return 0;
 }
 

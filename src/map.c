@@ -1,7 +1,8 @@
 /*
  * map.c -- region files and the mappings of a handle's regions.
  *
- * Layer 2: calls only os.c (and error.c). It creates, opens, maps, grows
+ * Layer 2: calls only os.c (and error.c; guard.c tags what it maps). It
+ * creates, opens, maps, grows
  * and deletes region files; it never writes their contents (commits apply
  * through the file view, journal.c and recover.c through the files) and
  * never reads the catalog: what a region holds (heap or records of some
@@ -46,7 +47,17 @@ static bool view_writable(const mms_store *s)
 {
     if (s->flags & MMS_RDONLY)
         return false;
-    return !(s->flags & MMS_GUARD) || s->state == MMS__ST_WRITE;
+    /* The key guard maps read-write: PKRU refuses the stores (guard.c). */
+    return !(s->flags & MMS_GUARD) || s->guard_key || s->state == MMS__ST_WRITE;
+}
+
+/* A mapping of the writer's view, tagged with the guard's key if it has
+ * one (guard.c G4). */
+static int map_view(mms_store *s, char *addr, uint64_t len, int fd, uint64_t off, bool shared,
+                    bool writable)
+{
+    int r = mms__os_map_fixed(addr, len, fd, off, shared, writable);
+    return r ? r : mms__guard_tag(s, addr, len);
 }
 
 static void region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen)
@@ -170,9 +181,9 @@ static int map_file(mms_store *s, uint32_t id, uint64_t fsize)
             map_advise(s, id, base, fsize);
     } else {
         g->priv = mms__round_up(g->committed, MMS__PAGE);
-        r = mms__os_map_fixed(base, g->priv, g->fd, 0, false, w);
+        r = map_view(s, base, g->priv, g->fd, 0, false, w);
         if (!r)
-            r = mms__os_map_fixed(base + g->priv, fsize - g->priv, g->fd, g->priv, true, w);
+            r = map_view(s, base + g->priv, fsize - g->priv, g->fd, g->priv, true, w);
         if (!r)
             map_advise(s, id, base, fsize);
         if (!r && fsize)
@@ -435,8 +446,8 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
                          (unsigned long long)want, mms_strerror(r));
     }
     char *base = s->view.base[id];
-    r = mms__os_map_fixed(base + g->mapped, want - g->mapped, g->fd, g->mapped, true,
-                          view_writable(s));
+    r = map_view(s, base + g->mapped, want - g->mapped, g->fd, g->mapped, true,
+                 view_writable(s));
     if (r)
         return mms__fail(r, "cannot map grown region %u: %s", id, mms_strerror(r));
     map_advise(s, id, base + g->mapped, want - g->mapped);
@@ -462,8 +473,8 @@ int mms__map_commit(mms_store *s, uint32_t id)
         return 0;
     /* The fresh pages the transaction wrote are in the page cache, so the
      * private mapping that replaces the shared one shows the same bytes. */
-    int r = mms__os_map_fixed(s->view.base[id] + g->priv, np - g->priv, g->fd, g->priv, false,
-                              view_writable(s));
+    int r = map_view(s, s->view.base[id] + g->priv, np - g->priv, g->fd, g->priv, false,
+                     view_writable(s));
     if (r)
         return mms__fail(r, "cannot remap region %u: %s", id, mms_strerror(r));
     map_advise(s, id, s->view.base[id] + g->priv, np - g->priv);
@@ -492,6 +503,10 @@ void mms__map_release(mms_store *s)
 
 int mms__map_protect(mms_store *s, bool writable)
 {
+    if (s->guard_key) { /* one PKRU write, this thread only (guard.c G1) */
+        mms__guard_rights(s, writable);
+        return 0;
+    }
     for (uint32_t id = 0; id < s->nmapped; id++) {
         if (!s->view.base[id])
             continue;
@@ -556,8 +571,8 @@ int mms__map_follow(mms_store *s)
                 return mms__fail(MMS_EFULL, "region %u grew to %llu bytes, past this handle's "
                                  "reservation of %llu; reopen it with a larger reserve", id,
                                  (unsigned long long)fsize, (unsigned long long)g->reserve);
-            r = mms__os_map_fixed(s->view.base[id] + g->mapped, fsize - g->mapped, g->fd, g->mapped,
-                                  true, write && view_writable(s));
+            r = map_view(s, s->view.base[id] + g->mapped, fsize - g->mapped, g->fd, g->mapped,
+                         true, write && view_writable(s));
             if (!r)
                 map_advise(s, id, s->view.base[id] + g->mapped, fsize - g->mapped);
             if (!r && write) {

@@ -104,19 +104,7 @@ void mms_options_init(mms_options *o)
 
 static unsigned env_flags(unsigned flags)
 {
-    const char *g = getenv("MMS_GUARD");
-#ifndef NDEBUG
-    flags |= MMS_GUARD;
-#endif
-    if (flags & MMS_NOGUARD)
-        flags &= ~MMS_GUARD;
-    /* The environment wins over the flags (the tests force the guard on). */
-    if (g && *g == '1')
-        flags |= MMS_GUARD;
-    if (g && *g == '0')
-        flags &= ~MMS_GUARD;
-    if (flags & MMS_RDONLY)
-        flags &= ~MMS_GUARD; /* read-only mappings refuse stores anyway */
+    flags = mms__guard_flags(flags); /* the environment wins (guard.c) */
     const char *h = getenv("MMS_HUGE"); /* as MMS_GUARD: wins over MMS_NOHUGE */
     if (h && *h == '1')
         flags &= ~MMS_NOHUGE;
@@ -144,6 +132,7 @@ static void store_free(mms_store *s)
     mms__ix_free(s);
     mms__held_free(s);
     mms__map_unmap_all(s);
+    mms__guard_close(s); /* guard.c G5: after the last mapping */
     mms__lock_detach(s);
     mms__os_close(s->jfd);
     mms__os_close(s->dirty_fd);
@@ -327,7 +316,7 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
         return mms__fail(MMS_EINVAL, "mms_open: path and out are required");
     const unsigned known = MMS_CREATE | MMS_EXCL | MMS_RDONLY | MMS_NOSYNC | MMS_GUARD |
                            MMS_NOGUARD | MMS_BACKLOG_ERROR | MMS_FIXED | MMS_NORDAHEAD |
-                           MMS_NOHUGE;
+                           MMS_NOHUGE | MMS_GUARD_MPROTECT;
     if (o->flags & ~known)
         return mms__fail(MMS_EINVAL, "mms_open: unknown flags 0x%x", o->flags & ~known);
     if (o->base && !(o->flags & MMS_FIXED))
@@ -351,6 +340,7 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     s->slot = UINT32_MAX;
     mms__registry_init(s);
     s->flags = env_flags(o->flags);
+    mms__guard_open(s); /* before the first mapping: it may be tagged */
     const char *ra = getenv("MMS_RDAHEAD_HEAP"); /* 1: no advice on region 0 while opening */
     s->heap_random = !(ra && strcmp(ra, "1") == 0);
     s->opening = true;
@@ -655,6 +645,7 @@ int mms_info_get(const mms_store *s, mms_info *info)
     info->heap_objects = h->live_count;
     info->dirty_backend = s->dirty_backend;
     info->guard = !!(s->flags & MMS_GUARD);
+    info->guard_kind = mms__guard_kind(s);
     const struct mms__lock *L = s->L;
     /* A dead process's pid stays in the file until someone takes over; the
      * kernel's locks say who is really there. */
