@@ -1,0 +1,568 @@
+/*
+ * test_guard.c -- the guard (guard.c NOTES, mmstore.h MMS_GUARD): which
+ * guard a handle gets from the flags, the environment, the build and the
+ * CPU; that a stray store faults with each (SEGV_ACCERR from mprotect,
+ * SEGV_PKUERR from a protection key) and joins the next transaction
+ * without; that rights are per thread with a key (another thread cannot
+ * write during a transaction, a transaction may commit on another thread);
+ * that keys are given back at close and that running out of them falls
+ * back.
+ *
+ * Where the CPU has no `pku` (pkey_alloc fails) the key cases check the
+ * fallback instead; under tests/pkey_qemu.sh (TCG, -cpu max) they run for
+ * real. Each stray store runs in a child process. The environment is
+ * pinned per case (ctest sets MMS_GUARD=1).
+ */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/resource.h>
+
+#ifndef SEGV_PKUERR
+#define SEGV_PKUERR 4
+#endif
+
+struct counter {
+    uint64_t n;
+};
+
+static bool g_pkeys; /* this CPU and kernel give out protection keys */
+#ifdef NDEBUG
+static const bool g_debug = false;
+#else
+static const bool g_debug = true;
+#endif
+
+static void set_env(const char *k, const char *v)
+{
+    if (v)
+        setenv(k, v, 1);
+    else
+        unsetenv(k);
+}
+
+/* Probe the CPU without the library: can this process get a key? */
+static bool probe_pkeys(void)
+{
+#if defined(__x86_64__) && defined(PKEY_DISABLE_WRITE)
+    int k = pkey_alloc(0, PKEY_DISABLE_ACCESS); /* as Linux starts a thread */
+    if (k > 0) {
+        pkey_free(k);
+        return true;
+    }
+#endif
+    return false;
+}
+
+static unsigned kind_of(const mms_store *s)
+{
+    mms_info in;
+    OK(mms_info_get(s, &in));
+    ASSERT_EQ(in.guard, in.guard_kind != MMS_GUARD_KIND_NONE);
+    return in.guard_kind;
+}
+
+static mms_store *store_with_counter(const char *p, unsigned flags)
+{
+    mms_store *s = open_flags(p, MMS_CREATE | flags);
+    mms_ref r;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_zalloc(s, sizeof(struct counter), &r));
+    MMS_AT(s, struct counter, r)->n = 1;
+    OK(mms_root_set(s, r));
+    OK(mms_txn_commit(s));
+    return s;
+}
+
+static volatile uint64_t *counter_in(mms_store *s)
+{
+    return &MMS_AT(s, struct counter, mms_root(s))->n;
+}
+
+static uint64_t counter_of(const char *p)
+{
+    set_env("MMS_GUARD", "0");
+    mms_store *s = open_flags(p, 0);
+    uint64_t n = *counter_in(s);
+    verify_ok(s);
+    OK(mms_close(s));
+    return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Children that may die: a SIGSEGV exits with 100 + its si_code. The
+ * handler runs with the kernel's initial PKRU (no access to any key), so
+ * it touches nothing of the store.
+ * ------------------------------------------------------------------------ */
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)uc;
+    _exit(100 + si->si_code);
+}
+
+static void child_catch_segv(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    struct rlimit rl = {0, 0};
+    setrlimit(RLIMIT_CORE, &rl);
+}
+
+/* Run fn(arg) in a child; its exit status (0: returned normally). */
+static int in_child(void (*fn)(const void *), const void *arg)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        FAILF("fork: %s", strerror(errno));
+    if (pid == 0) {
+        child_catch_segv();
+        fn(arg);
+        _exit(0);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            FAILF("waitpid: %s", strerror(errno));
+    if (!WIFEXITED(st))
+        FAILF("the child died of signal %d", WTERMSIG(st));
+    return WEXITSTATUS(st);
+}
+
+/* What a stray store must do under a guard of this kind. */
+static int stray_outcome(unsigned kind)
+{
+    return kind == MMS_GUARD_KIND_PKEY       ? 100 + SEGV_PKUERR
+           : kind == MMS_GUARD_KIND_MPROTECT ? 100 + SEGV_ACCERR
+                                             : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Which guard
+ * ------------------------------------------------------------------------ */
+static unsigned kind_with(const char *p, unsigned flags, const char *env)
+{
+    set_env("MMS_GUARD", env);
+    mms_store *s = open_flags(p, flags);
+    unsigned k = kind_of(s);
+    OK(mms_close(s));
+    return k;
+}
+
+/* mmstore.h MMS_GUARD: the key where one can be had; else mprotect when
+ * asked for (the flag, MMS_GUARD=1, a debug build), else none. */
+TEST(which_guard)
+{
+    const char *p = tpath("which");
+    OK(mms_close(open_flags(p, MMS_CREATE)));
+    const unsigned key_or_mp = g_pkeys ? MMS_GUARD_KIND_PKEY : MMS_GUARD_KIND_MPROTECT;
+    const unsigned dflt = g_pkeys ? MMS_GUARD_KIND_PKEY
+                          : g_debug ? MMS_GUARD_KIND_MPROTECT
+                                    : MMS_GUARD_KIND_NONE;
+    const struct {
+        unsigned flags;
+        const char *env;
+        unsigned want;
+    } cases[] = {
+        {0, NULL, dflt},
+        {MMS_GUARD, NULL, key_or_mp},
+        {MMS_NOGUARD, NULL, MMS_GUARD_KIND_NONE},
+        {MMS_GUARD_MPROTECT, NULL, MMS_GUARD_KIND_MPROTECT},
+        {MMS_GUARD | MMS_GUARD_MPROTECT, NULL, MMS_GUARD_KIND_MPROTECT},
+        {MMS_NOGUARD | MMS_GUARD_MPROTECT, NULL, MMS_GUARD_KIND_NONE},
+        {0, "1", key_or_mp},
+        {0, "0", MMS_GUARD_KIND_NONE},
+        {0, "mprotect", MMS_GUARD_KIND_MPROTECT},
+        {MMS_GUARD, "0", MMS_GUARD_KIND_NONE},
+        {MMS_NOGUARD, "1", key_or_mp},            /* the environment wins */
+        {MMS_NOGUARD, "mprotect", MMS_GUARD_KIND_MPROTECT},
+        {MMS_GUARD_MPROTECT, "1", key_or_mp},
+        {MMS_GUARD_MPROTECT, "0", MMS_GUARD_KIND_NONE},
+        {MMS_RDONLY, NULL, MMS_GUARD_KIND_NONE}, /* mapped read-only: no key */
+        {MMS_RDONLY | MMS_GUARD, "1", MMS_GUARD_KIND_NONE},
+        {MMS_RDONLY, "mprotect", MMS_GUARD_KIND_NONE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned k = kind_with(p, cases[i].flags, cases[i].env);
+        if (k != cases[i].want)
+            FAILF("flags 0x%x, MMS_GUARD=%s: guard kind %u, expected %u", cases[i].flags,
+                  cases[i].env ? cases[i].env : "(unset)", k, cases[i].want);
+    }
+    rmrf(p);
+}
+
+/* ------------------------------------------------------------------------
+ * Stray stores
+ * ------------------------------------------------------------------------ */
+enum stray_case { S_AFTER_OPEN, S_AFTER_COMMIT, S_AFTER_ABORT, S_GROWN, S_INSIDE, S_NCASES };
+
+struct stray_arg {
+    const char *p;
+    unsigned flags;
+    const char *env;
+    enum stray_case c;
+};
+
+static void stray_child(const void *arg_)
+{
+    const struct stray_arg *a = arg_;
+    set_env("MMS_GUARD", a->env);
+    mms_store *s = open_flags(a->p, a->flags);
+    volatile uint64_t *target = counter_in(s);
+    mms_ref x;
+    switch (a->c) {
+    case S_AFTER_OPEN:
+    case S_NCASES:
+        break;
+    case S_AFTER_COMMIT:
+        OK(mms_txn_begin(s, 0));
+        *target = 100; /* inside: works */
+        OK(mms_txn_commit(s));
+        break;
+    case S_AFTER_ABORT:
+        OK(mms_txn_begin(s, 0));
+        *target = 200;
+        OK(mms_txn_abort(s));
+        break;
+    case S_GROWN: /* space a commit mapped (growth, then the private remap) */
+        OK(mms_txn_begin(s, 0));
+        OK(mms_alloc(s, (uint64_t)8 << 20, &x));
+        target = mms_deref(s, x);
+        *target = 400;
+        *counter_in(s) = 100;
+        OK(mms_txn_commit(s));
+        break;
+    case S_INSIDE: /* never stray: must not fault */
+        OK(mms_txn_begin(s, 0));
+        *target = 100;
+        OK(mms_txn_commit(s));
+        OK(mms_txn_begin(s, 0));
+        *target = 0xbad;
+        OK(mms_txn_abort(s));
+        OK(mms_close(s));
+        return;
+    }
+    *target = 0xbad; /* stray */
+    /* Without a guard it joins the next transaction. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+}
+
+static void strays(unsigned flags, const char *env, unsigned want_kind)
+{
+    const char *p = tpath("stray");
+    set_env("MMS_GUARD", "0");
+    OK(mms_close(store_with_counter(p, 0)));
+    ASSERT_EQ(kind_with(p, flags, env), want_kind);
+    for (int c = 0; c < S_NCASES; c++) {
+        struct stray_arg a = {p, flags, env, (enum stray_case)c};
+        int got = in_child(stray_child, &a);
+        int want = c == S_INSIDE ? 0 : stray_outcome(want_kind);
+        if (got != want)
+            FAILF("guard kind %u, case %d: the child exited %d, expected %d", want_kind, c, got,
+                  want);
+        uint64_t n = counter_of(p);
+        if (c == S_INSIDE)
+            ASSERT_EQ(n, 100);
+        else if (want_kind == MMS_GUARD_KIND_NONE && c != S_GROWN)
+            ASSERT_EQ(n, 0xbad); /* the stray store was committed */
+        else if (want_kind != MMS_GUARD_KIND_NONE)
+            ASSERT_EQ(n, c == S_AFTER_OPEN || c == S_AFTER_ABORT ? 1 : 100);
+        /* reset */
+        set_env("MMS_GUARD", "0");
+        mms_store *s = open_flags(p, 0);
+        OK(mms_txn_begin(s, 0));
+        *counter_in(s) = 1;
+        OK(mms_txn_commit(s));
+        OK(mms_close(s));
+    }
+    rmrf(p);
+}
+
+TEST(stray_store_mprotect)
+{
+    strays(MMS_GUARD_MPROTECT, NULL, MMS_GUARD_KIND_MPROTECT);
+    strays(0, "mprotect", MMS_GUARD_KIND_MPROTECT);
+}
+
+TEST(stray_store_none)
+{
+    strays(MMS_NOGUARD, NULL, MMS_GUARD_KIND_NONE);
+    strays(MMS_GUARD, "0", MMS_GUARD_KIND_NONE);
+}
+
+/* The default and MMS_GUARD: the key where there is one, else the
+ * fallback, exactly as before keys. */
+TEST(stray_store_default)
+{
+    strays(MMS_GUARD, NULL, g_pkeys ? MMS_GUARD_KIND_PKEY : MMS_GUARD_KIND_MPROTECT);
+    strays(0, NULL,
+           g_pkeys   ? MMS_GUARD_KIND_PKEY
+           : g_debug ? MMS_GUARD_KIND_MPROTECT
+                     : MMS_GUARD_KIND_NONE);
+}
+
+/* ------------------------------------------------------------------------
+ * Threads
+ * ------------------------------------------------------------------------ */
+struct thr {
+    mms_store *s;
+    uint64_t value;
+    int r;
+    bool call_first;
+    int go;
+};
+
+static void *commit_thread(void *arg_)
+{
+    struct thr *t = arg_;
+    *counter_in(t->s) = t->value; /* the transaction began on another thread */
+    t->r = mms_txn_commit(t->s);
+    return NULL;
+}
+
+static void *store_thread(void *arg_)
+{
+    struct thr *t = arg_;
+    while (!__atomic_load_n(&t->go, __ATOMIC_ACQUIRE))
+        usleep(1000);
+    if (t->call_first) {
+        mms_info in;
+        t->r = mms_info_get(t->s, &in); /* guard.c G2 */
+    }
+    t->value = *counter_in(t->s);
+    *counter_in(t->s) = 77;
+    return NULL;
+}
+
+struct kind_arg {
+    const char *p;
+    unsigned flags;
+};
+
+/* mmstore.h: "a transaction may begin on one thread and commit on
+ * another". The committing thread writes, and the library writes at
+ * commit (guard.c G2); afterwards that thread's stray store faults. */
+static void other_thread_commits_child(const void *arg_)
+{
+    const struct kind_arg *a = arg_;
+    set_env("MMS_GUARD", NULL);
+    mms_store *s = open_flags(a->p, a->flags);
+    OK(mms_txn_begin(s, 0));
+    struct thr t = {s, 55, -1, false, 1};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, commit_thread, &t), 0);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    OK(t.r);
+    ASSERT_EQ(*counter_in(s), 55);
+    /* Another transaction on this thread; the stray store after it, on a
+     * thread of its own. */
+    OK(mms_txn_begin(s, 0));
+    *counter_in(s) = 56;
+    OK(mms_txn_commit(s));
+    t.call_first = true;
+    ASSERT_EQ(pthread_create(&th, NULL, store_thread, &t), 0);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    _exit(3); /* the store above did not fault */
+}
+
+/* During a transaction on one thread, another thread may read but not
+ * write (keys only: mprotect is the whole process's). */
+static void other_thread_writes_child(const void *arg_)
+{
+    const struct kind_arg *a = arg_;
+    set_env("MMS_GUARD", NULL);
+    mms_store *s = open_flags(a->p, a->flags);
+    /* The thread starts before the transaction: one started inside it
+     * would inherit this thread's rights (guard.c G3). */
+    struct thr t = {s, 0, -1, true, 0};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, store_thread, &t), 0);
+    OK(mms_txn_begin(s, 0));
+    *counter_in(s) = 66;
+    __atomic_store_n(&t.go, 1, __ATOMIC_RELEASE);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    _exit(3);
+}
+
+static void *early_thread(void *arg_)
+{
+    struct thr *t = arg_;
+    while (!__atomic_load_n(&t->s, __ATOMIC_ACQUIRE))
+        usleep(1000);
+    if (t->call_first) {
+        mms_info in;
+        t->r = mms_info_get(t->s, &in);
+    }
+    t->value = *counter_in(t->s); /* a read */
+    return NULL;
+}
+
+/* mmstore.h Caveats: a thread that existed before the open reads the data
+ * once it has made a call on the handle; before, with a key, it cannot. */
+static void early_thread_child(const void *arg_)
+{
+    const struct kind_arg *a = arg_;
+    bool call = a->flags & 1u;
+    set_env("MMS_GUARD", NULL);
+    struct thr t = {NULL, 0, -1, call, 1};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, early_thread, &t), 0);
+    mms_store *s = open_flags(a->p, a->flags & ~1u);
+    __atomic_store_n(&t.s, s, __ATOMIC_RELEASE);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    ASSERT_EQ(t.value, *counter_in(s));
+    if (call)
+        OK(t.r);
+    OK(mms_close(s));
+}
+
+TEST(threads)
+{
+    const char *p = tpath("threads");
+    set_env("MMS_GUARD", "0");
+    OK(mms_close(store_with_counter(p, 0)));
+    const unsigned kinds[] = {MMS_GUARD_MPROTECT, MMS_GUARD, MMS_NOGUARD};
+    for (size_t i = 0; i < 3; i++) {
+        struct kind_arg a = {p, kinds[i]};
+        set_env("MMS_GUARD", NULL);
+        unsigned kind = kind_with(p, kinds[i], NULL);
+        int got = in_child(other_thread_commits_child, &a);
+        if (got != (kind == MMS_GUARD_KIND_NONE ? 3 : stray_outcome(kind)))
+            FAILF("guard kind %u: commit on another thread, then a stray store: exit %d", kind,
+                  got);
+        ASSERT_EQ(counter_of(p), 56); /* the stray store was never committed */
+        got = in_child(other_thread_writes_child, &a);
+        if (got != (kind == MMS_GUARD_KIND_PKEY ? 100 + SEGV_PKUERR : 3))
+            FAILF("guard kind %u: another thread's store during a transaction: exit %d", kind,
+                  got);
+        a.flags = kinds[i] | 1u;
+        ASSERT_EQ(in_child(early_thread_child, &a), 0);
+        a.flags = kinds[i];
+        got = in_child(early_thread_child, &a);
+        if (got != (kind == MMS_GUARD_KIND_PKEY ? 100 + SEGV_PKUERR : 0))
+            FAILF("guard kind %u: a thread older than the handle reads: exit %d", kind, got);
+    }
+    rmrf(p);
+}
+
+/* ------------------------------------------------------------------------
+ * Several handles: keys are one per handle, given back at close; when
+ * they run out the handle falls back; two write handles of one thread
+ * follow each other's commits (view.c writes the view outside a
+ * transaction, guard.c G1).
+ * ------------------------------------------------------------------------ */
+TEST(many_handles)
+{
+    const char *p = tpath("many");
+    set_env("MMS_GUARD", "0");
+    OK(mms_close(store_with_counter(p, 0)));
+    set_env("MMS_GUARD", NULL);
+    /* In turn: every one gets a key (the last one's came back). */
+    for (int i = 0; i < 40; i++)
+        ASSERT_EQ(kind_with(p, MMS_GUARD, NULL),
+                  g_pkeys ? MMS_GUARD_KIND_PKEY : MMS_GUARD_KIND_MPROTECT);
+    /* At once: 20 handles, more than a process has keys. */
+    enum { N = 20 };
+    const unsigned nokey_dflt = g_debug ? MMS_GUARD_KIND_MPROTECT : MMS_GUARD_KIND_NONE;
+    for (int asked = 0; asked < 2; asked++) {
+        mms_store *h[N];
+        int keys = 0;
+        for (int i = 0; i < N; i++) {
+            h[i] = open_flags(p, asked ? MMS_GUARD : 0);
+            unsigned k = kind_of(h[i]);
+            if (k == MMS_GUARD_KIND_PKEY)
+                keys++;
+            else
+                ASSERT_EQ(k, asked ? MMS_GUARD_KIND_MPROTECT : nokey_dflt);
+        }
+        if (g_pkeys)
+            ASSERT(keys >= 1 && keys < N);
+        else
+            ASSERT_EQ(keys, 0);
+        /* Each writes in turn, and sees what the one before wrote. */
+        for (int i = 0; i < N; i++) {
+            OK(mms_txn_begin(h[i], 0));
+            ASSERT_EQ(*counter_in(h[i]), (uint64_t)(i ? 1000 + i - 1 : 1));
+            *counter_in(h[i]) = 1000 + (uint64_t)i;
+            OK(mms_txn_commit(h[i]));
+        }
+        for (int i = 0; i < N; i++)
+            OK(mms_close(h[i]));
+        set_env("MMS_GUARD", "0");
+        mms_store *s = open_flags(p, 0);
+        OK(mms_txn_begin(s, 0));
+        *counter_in(s) = 1;
+        OK(mms_txn_commit(s));
+        OK(mms_close(s));
+        set_env("MMS_GUARD", NULL);
+    }
+    rmrf(p);
+}
+
+static void two_writers_child(const void *arg_)
+{
+    const struct kind_arg *a = arg_;
+    set_env("MMS_GUARD", NULL);
+    mms_store *h1 = open_flags(a->p, a->flags), *h2 = open_flags(a->p, a->flags);
+    for (uint64_t i = 0; i < 20; i++) {
+        mms_store *w = i % 2 ? h2 : h1;
+        OK(mms_txn_begin(w, 0));
+        ASSERT_EQ(*counter_in(w), i + 1);
+        *counter_in(w) = i + 2;
+        OK(mms_txn_commit(w));
+    }
+    /* h2 follows h1's last commit when it reads: then a stray store. */
+    OK(mms_read_begin(h2));
+    ASSERT_EQ(*counter_in(h2), 21);
+    OK(mms_read_end(h2));
+    *counter_in(h2) = 0xbad;
+    _exit(3);
+}
+
+TEST(two_writers_one_thread)
+{
+    const char *p = tpath("two");
+    set_env("MMS_GUARD", "0");
+    OK(mms_close(store_with_counter(p, 0)));
+    const unsigned kinds[] = {MMS_GUARD_MPROTECT, MMS_GUARD, MMS_NOGUARD};
+    for (size_t i = 0; i < 3; i++) {
+        struct kind_arg a = {p, kinds[i]};
+        set_env("MMS_GUARD", NULL);
+        unsigned kind = kind_with(p, kinds[i], NULL);
+        int got = in_child(two_writers_child, &a);
+        if (got != (kind == MMS_GUARD_KIND_NONE ? 3 : stray_outcome(kind)))
+            FAILF("guard kind %u: two writers, then a stray store: exit %d", kind, got);
+        ASSERT_EQ(counter_of(p), 21);
+        set_env("MMS_GUARD", "0");
+        mms_store *s = open_flags(p, 0);
+        OK(mms_txn_begin(s, 0));
+        *counter_in(s) = 1;
+        OK(mms_txn_commit(s));
+        OK(mms_close(s));
+    }
+    rmrf(p);
+}
+
+int main(void)
+{
+    g_pkeys = probe_pkeys();
+    fprintf(stderr, "protection keys: %s; %s build\n", g_pkeys ? "yes" : "no (fallback)",
+            g_debug ? "debug" : "release");
+    RUN(which_guard);
+    RUN(stray_store_mprotect);
+    RUN(stray_store_none);
+    RUN(stray_store_default);
+    RUN(threads);
+    RUN(many_handles);
+    RUN(two_writers_one_thread);
+    fprintf(stderr, "test_guard: ok (keys %s)\n", g_pkeys ? "tested" : "absent: fallback tested");
+    return 0;
+}
