@@ -57,10 +57,14 @@
  *    are per thread: only the thread inside the write transaction may write;
  *    other threads fault (SEGV_PKUERR). A thread that existed before the
  *    handle was opened, and any signal handler, may not even read the
- *    handle's data until that thread makes a call on the handle (any mms_
- *    function that takes it, e.g. mms_info_get). A transaction begun on
- *    one thread and committed on another leaves the first thread able to
- *    write until it next ends a transaction on the handle.
+ *    handle's data until that thread calls mms_info_get() on the handle or
+ *    begins a transaction on it (a thread created after the open may read
+ *    at once; one created inside a write transaction may write in it too).
+ *    A transaction may move to another thread: that thread may store
+ *    through pointers after its first call that needs the transaction
+ *    (mms_alloc, a table write, ...; mms_txn_commit and mms_txn_abort work
+ *    at once), and the first thread stays able to write until it next
+ *    ends a transaction on the handle.
  *  - MMS_NOSYNC is durable against process crashes only; see its comment.
  *  - A handle is not usable in a child after fork(): calls return MMS_EFORK.
  *  - A store may be open in any number of handles, in one process or many;

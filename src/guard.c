@@ -44,16 +44,21 @@
  *       thread: txn_begin gives them, txn_end takes them; the library's
  *       own writes outside a write transaction (view.c's replay into the
  *       view) are bracketed the same way, in the thread that makes them.
- *   G2. Every call on the handle (mms__check_handle) gives the calling
- *       thread what the handle's state allows -- read; read and write in
- *       a write transaction -- and never takes anything away (the call may
- *       be inside a G1 bracket). So a transaction begun on one thread may
- *       commit or abort on another (mmstore.h allows it): the library's
- *       writes at commit (diff, trim, held pages, the index, the header)
- *       and at abort (shadows put back) run with rights in that thread.
- *       The thread that began keeps write rights until it next begins
- *       and ends a transaction on the handle: moving a transaction
- *       between threads weakens the guard for the first one.
+ *   G2. Calls on the handle give the calling thread rights and never take
+ *       any away (the call may be inside a G1 bracket): every call that
+ *       checks the handle (mms__check_handle) and mms_info_get give read
+ *       rights; inside a write transaction, the calls that need it
+ *       (mms__check_write: allocation, tables, indexes ...) and
+ *       mms_txn_commit / mms_txn_abort give write rights too. So a
+ *       transaction begun on one thread may go on, commit or abort on
+ *       another (mmstore.h allows it): the library's writes at commit
+ *       (diff, trim, held pages, the index, the header) and at abort
+ *       (shadows put back) run with rights in that thread. A thread that
+ *       only looks (mms_info_get, a read) gets no write rights, even
+ *       during another thread's transaction. The thread that began keeps
+ *       write rights until it next begins and ends a transaction on the
+ *       handle: moving a transaction between threads weakens the guard
+ *       for the first one.
  *   G3. Linux gives a thread that existed before the key was allocated,
  *       and every signal handler, no access to it at all (its initial
  *       PKRU): such a thread reads the handle's data only after a call on
@@ -145,14 +150,14 @@ void mms__guard_rights(const mms_store *s, bool writable)
         mms__os_pkey_set(s->guard_key, writable ? 0 : MMS__PKEY_NOWRITE);
 }
 
-void mms__guard_enter(const mms_store *s)
+void mms__guard_enter(const mms_store *s, bool write)
 {
     /* G2: only ever more rights, so a call inside a G1 bracket keeps it. */
     if (!s->guard_key)
         return;
     unsigned have = mms__os_pkey_get(s->guard_key);
     unsigned want = have;
-    if (s->state == MMS__ST_WRITE)
+    if (write && s->state == MMS__ST_WRITE)
         want = 0;
     else if (have & MMS__PKEY_NOACCESS)
         want = MMS__PKEY_NOWRITE;

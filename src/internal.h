@@ -856,9 +856,9 @@ int mms__guard_tag(const mms_store *s, void *addr, uint64_t len);
 /* Key guard: this thread may write (or no longer) through the handle's
  * mappings. One PKRU write. */
 void mms__guard_rights(const mms_store *s, bool writable);
-/* Any call on the handle: this thread gets what the handle's state allows
- * (read; and write inside a write transaction); nothing is taken away. */
-void mms__guard_enter(const mms_store *s);
+/* A call on the handle: this thread may read, and with write, inside a
+ * write transaction, write; nothing is taken away (guard.c G2). */
+void mms__guard_enter(const mms_store *s, bool write);
 void mms__map_unmap_all(mms_store *s);
 /* Make the mappings match the header: regions that appeared (open and
  * map), disappeared (unmap), changed file generation (map the new file in

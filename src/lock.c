@@ -236,7 +236,7 @@ int mms__check_handle(const mms_store *s)
     if (s->poisoned)
         return mms__fail(MMS_EPOISONED, "an earlier I/O failure (%s) poisoned this handle",
                          mms_strerror(s->poisoned));
-    mms__guard_enter(s); /* guard.c G2: this thread may read (and write in a txn) */
+    mms__guard_enter(s, false); /* guard.c G2: this thread may read */
     return 0;
 }
 
@@ -248,6 +248,7 @@ int mms__check_write(const mms_store *s)
     if (s->state != MMS__ST_WRITE)
         return mms__fail((s->flags & MMS_RDONLY) ? MMS_ERDONLY : MMS_ENOTXN,
                          "this needs a write transaction");
+    mms__guard_enter(s, true); /* guard.c G2: and write */
     return 0;
 }
 

@@ -627,6 +627,7 @@ int mms_info_get(const mms_store *s, mms_info *info)
         return mms__fail(MMS_EINVAL, "mms_info_get: NULL argument");
     if (mms__forked(s))
         return mms__check_fork(s);
+    mms__guard_enter(s, false); /* guard.c G2: a thread may read once it asked */
     memset(info, 0, sizeof *info);
     const struct mms__hdr *h = mms__hdr(s);
     info->format_version = h->version;

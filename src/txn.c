@@ -215,6 +215,7 @@ int mms_txn_abort(mms_store *s)
         return r;
     if (s->state != MMS__ST_WRITE)
         return mms__fail(MMS_ENOTXN, "no write transaction to abort");
+    mms__guard_enter(s, true); /* guard.c G2: undo writes from this thread */
     undo(s);
     txn_end(s);
     return 0;
@@ -859,6 +860,7 @@ int mms_txn_commit(mms_store *s)
         return r;
     if (s->state != MMS__ST_WRITE)
         return mms__fail(MMS_ENOTXN, "no write transaction to commit");
+    mms__guard_enter(s, true); /* guard.c G2: commit writes from this thread */
     struct commit c = {.t0 = mms__os_mono_ns()};
     c.lap = c.t0;
     bool any;
