@@ -12,7 +12,8 @@
 # migration, two handles following each other). Each runs with
 # MMS_GUARD=1 (the key guard where the guest has pku), as ctest runs them.
 # Then guard_cost measures a small transaction with each guard, A/B/C
-# interleaved (TCG timings are only relative). Prints one line per test:
+# interleaved (TCG timings are only relative; GUARD_COST="MB ROUNDS TXNS",
+# default "64 5 100"). Prints one line per test:
 #   QEMU-RESULT <test> <exit status>
 # and exits non-zero if the guest had no pku or any test failed.
 set -eu
@@ -63,7 +64,7 @@ for t in $tests; do
     grep -h "protection keys" /tmp/\$t.log || true
     rm -rf /tmp/t
 done
-mkdir -p /tmp/c && /t/guard_cost /tmp/c \${GUARD_COST_MB:-64} 5 100
+mkdir -p /tmp/c && /t/guard_cost /tmp/c ${GUARD_COST:-64 5 100}
 echo QEMU-DONE
 poweroff -f
 INIT
