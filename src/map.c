@@ -57,7 +57,9 @@ static int map_view(mms_store *s, char *addr, uint64_t len, int fd, uint64_t off
                     bool writable)
 {
     int r = mms__os_map_fixed(addr, len, fd, off, shared, writable);
-    return r ? r : mms__guard_tag(s, addr, len);
+    if (!r && (r = mms__guard_tag(s, addr, len)))
+        mms__os_protect(addr, len, false); /* never writable without the key */
+    return r;
 }
 
 static void region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen)
