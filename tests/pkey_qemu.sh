@@ -13,7 +13,8 @@
 # MMS_GUARD=1 (the key guard where the guest has pku), as ctest runs them.
 # Then guard_cost measures a small transaction with each guard, A/B/C
 # interleaved (TCG timings are only relative; GUARD_COST="MB ROUNDS TXNS",
-# default "64 5 100"). Prints one line per test:
+# default "64 5 100"; three stores of MB must fit the guest's 600 MB
+# tmpfs). Prints one line per test and one for guard_cost:
 #   QEMU-RESULT <test> <exit status>
 # and exits non-zero if the guest had no pku or any test failed.
 set -eu
@@ -65,6 +66,7 @@ for t in $tests; do
     rm -rf /tmp/t
 done
 mkdir -p /tmp/c && /t/guard_cost /tmp/c ${GUARD_COST:-64 5 100}
+echo "QEMU-RESULT guard_cost \$?"
 echo QEMU-DONE
 poweroff -f
 INIT
