@@ -78,6 +78,8 @@ static int diff_page(mms_store *s, uint32_t id, uint64_t off, const char *mine, 
     const uint64_t *b = (const uint64_t *)(const void *)base;
     enum { W = MMS__PAGE / 8 };
     *changed = false;
+    if (memcmp(mine, base, MMS__PAGE) == 0)
+        return 0; /* most pages a commit compares are held ones nothing changed */
     for (unsigned i = 0; i < W;) {
         if (a[i] == b[i]) {
             i++;
