@@ -467,6 +467,11 @@ int mms__map_commit(mms_store *s, uint32_t id)
     if (r)
         return mms__fail(r, "cannot remap region %u: %s", id, mms_strerror(r));
     map_advise(s, id, s->view.base[id] + g->priv, np - g->priv);
+    /* A chunk registered for write protection up to the old end of the
+     * private part (txn.c) is not past it: the new mapping is not. */
+    uint64_t k = g->priv / MMS__WP_CHUNK;
+    if (g->priv % MMS__WP_CHUNK && k / 64 < g->wp_reg_words)
+        g->wp_reg[k / 64] &= ~(UINT64_C(1) << (k % 64));
     g->priv = np;
     return 0;
 }
