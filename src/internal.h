@@ -833,6 +833,10 @@ int mms__map_trim(mms_store *s, uint32_t id, uint32_t gen, uint64_t committed, i
                   uint64_t fsize, uint64_t *cut);
 /* After a commit: [priv, round_up(committed)) becomes private. */
 int mms__map_commit(mms_store *s, uint32_t id);
+/* Map [off, off + len) of region id's private part anew from its file: the
+ * kernel frees the page tables there. Only where no private page is left
+ * (txn.c trims). */
+int mms__map_renew(mms_store *s, uint32_t id, uint64_t off, uint64_t len);
 /* Advise the fresh space a bulk append of table region id is about to
  * write, [off, off + len), 2 MiB pages (map.c; MMS_NOHUGE). */
 void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len);
