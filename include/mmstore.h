@@ -803,7 +803,8 @@ typedef struct mms_info {
         uint64_t apply_ns;      /* copying pages into the region files, remapping */
         uint64_t total_ns;      /* the whole mms_txn_commit() call */
         uint64_t pages_dirty;   /* private pages found written (with held_protected:
-                                   since the last commit; else every private page) */
+                                   since the last commit, and a few held pages that
+                                   wait to be protected; else every private page) */
         uint64_t pages_changed; /* of which differed from the file */
         uint64_t journal_bytes; /* size of the journal group */
         uint64_t backlog;       /* commits not yet applied when it returned
@@ -818,10 +819,12 @@ typedef struct mms_info {
     uint64_t fixed_table_reserve; /* each table's */
     int fixed;
     /* 1: between commits, the pages this handle holds for commits not yet
-     * applied are write-protected, and the kernel tells the next commit
-     * which of them were written, so a commit costs what it wrote, not the
-     * backlog (Linux >= 6.7 with userfaultfd; MMS_WP=0 in the environment
-     * turns it off). 0: every held page is compared at every commit. */
+     * applied are write-protected (in batches: up to 7 may wait a few
+     * commits unprotected, and are compared at each), and the kernel tells
+     * the next commit which of them were written, so a commit costs what it
+     * wrote, not the backlog (Linux >= 6.7 with userfaultfd; MMS_WP=0 in
+     * the environment turns it off). 0: every held page is compared at
+     * every commit. */
     int held_protected;
     unsigned guard_kind;      /* enum mms_guard_kind (guard is 1 unless NONE) */
 } mms_info;

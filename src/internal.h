@@ -579,12 +579,16 @@ int mms__os_dirty_open(unsigned backend, int *fd, unsigned *chosen);
 int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, bool written,
                        mms__run_fn fn, void *ctx);
 /* Write protection that the kernel lifts on the next write (os.c NOTES):
- * a descriptor (or -errno where the kernel cannot), then register chunk
- * (NULL: it is registered already) and protect [start, start + len) inside
- * it; unprotect lifts it from a registered range. */
+ * a descriptor (or -errno where the kernel cannot); register a range for
+ * it (nothing protected yet); unprotect lifts it from a registered range.
+ * dirty_protect (scan backend only) reports to fn, and write-protects in
+ * the same call, the pages of [start, end) a scan for written pages would
+ * report, in registered ranges only: pages elsewhere are neither reported
+ * nor protected. */
 int mms__os_wp_open(void);
-int mms__os_wp_protect(int ufd, char *chunk, uint64_t chunk_len, char *start, uint64_t len);
+int mms__os_wp_register(int ufd, char *start, uint64_t len);
 int mms__os_wp_unprotect(int ufd, char *start, uint64_t len);
+int mms__os_dirty_protect(int fd, char *start, char *end, mms__run_fn fn, void *ctx);
 
 /* A store's life (os.c, its last section). fill: allocate the blocks of
  * [off, off+len) of a file, holes included, keeping data and size
@@ -619,6 +623,8 @@ int mms__os_file_id(int dirfd, const char *name, uint64_t id[2]);
 /* ------------------------------------------------------------------------
  * The handle
  * ------------------------------------------------------------------------ */
+#define MMS__WP_CHUNK ((uint64_t)2 << 20)
+
 struct mms__region {
     int fd;             /* -1 if not open */
     uint32_t gen;
@@ -629,7 +635,9 @@ struct mms__region {
     char *fview;        /* whole file, shared and writable (write handles) */
     uint64_t fview_len;
     uint64_t mapseq;    /* which mapping of [0, priv): new each time it is mapped */
-    uint64_t *wp_reg;   /* chunks registered for write protection (txn.c), a bit each */
+    uint64_t *wp_reg;   /* chunks of MMS__WP_CHUNK registered for write protection
+                           (txn.c), a bit each; the last one, partly private, as far
+                           as priv (map.c forgets it when priv moves) */
     uint64_t wp_reg_words, wp_reg_seq; /* its size; the mapseq it is valid for */
 };
 
@@ -835,6 +843,10 @@ int mms__map_trim(mms_store *s, uint32_t id, uint32_t gen, uint64_t committed, i
                   uint64_t fsize, uint64_t *cut);
 /* After a commit: [priv, round_up(committed)) becomes private. */
 int mms__map_commit(mms_store *s, uint32_t id);
+/* Map [off, off + len) of region id's private part anew from its file: the
+ * kernel frees the page tables there. Only where no private page is left
+ * (txn.c trims). */
+int mms__map_renew(mms_store *s, uint32_t id, uint64_t off, uint64_t len);
 /* Advise the fresh space a bulk append of table region id is about to
  * write, [off, off + len), 2 MiB pages (map.c; MMS_NOHUGE). */
 void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len);

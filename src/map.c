@@ -480,7 +480,35 @@ int mms__map_commit(mms_store *s, uint32_t id)
     if (r)
         return mms__fail(r, "cannot remap region %u: %s", id, mms_strerror(r));
     map_advise(s, id, s->view.base[id] + g->priv, np - g->priv);
+    /* A chunk registered for write protection up to the old end of the
+     * private part (txn.c) is not past it: the new mapping is not. */
+    uint64_t k = g->priv / MMS__WP_CHUNK;
+    if (g->priv % MMS__WP_CHUNK && k / 64 < g->wp_reg_words)
+        g->wp_reg[k / 64] &= ~(UINT64_C(1) << (k % 64));
     g->priv = np;
+    return 0;
+}
+
+/* The scan of every commit walks the page tables of the private part
+ * (txn.c): emptied by a trim, a table of page tables stays, and with it
+ * ~8 us a GiB of walking at every commit (bench/commit_cost). A mapping
+ * replaced over a whole 1 GiB-aligned span takes them with it. What was
+ * registered for write protection there is not any more (txn.c registers
+ * it again), and the advice of the reservation and of map_advise are given
+ * again. */
+int mms__map_renew(mms_store *s, uint32_t id, uint64_t off, uint64_t len)
+{
+    struct mms__region *g = &s->reg[id];
+    assert(off + len <= g->priv);
+    char *at = s->view.base[id] + off;
+    int r = mms__os_map_fixed(at, len, g->fd, off, false, view_writable(s));
+    if (r)
+        return mms__fail(r, "cannot map region %u anew: %s", id, mms_strerror(r));
+    mms__os_nohuge(at, len);
+    map_advise(s, id, at, len);
+    for (uint64_t k = off / MMS__WP_CHUNK; k < (off + len + MMS__WP_CHUNK - 1) / MMS__WP_CHUNK &&
+                                           k / 64 < g->wp_reg_words; k++)
+        g->wp_reg[k / 64] &= ~(UINT64_C(1) << (k % 64));
     return 0;
 }
 

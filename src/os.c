@@ -661,14 +661,21 @@ struct mms__pm_scan_arg {
 #define MMS__PAGE_IS_SWAPPED (1u << 4)
 
 #define MMS__PAGE_IS_WRITTEN (1u << 1)
+#define MMS__PM_SCAN_WP_MATCHING (1u << 0)
 
-static int scan_range(int fd, char *start, char *end, bool written, mms__run_fn fn, void *ctx)
+/* wp: write-protect the pages reported, atomically with reporting them
+ * (PM_SCAN_WP_MATCHING). The kernel then leaves out every range not
+ * registered for asynchronous write protection: a scan that must see every
+ * written page never asks for it. */
+static int scan_range(int fd, char *start, char *end, bool written, bool wp, mms__run_fn fn,
+                      void *ctx)
 {
     struct mms__page_region vec[128];
     uint64_t at = (uint64_t)(uintptr_t)start;
     while (at < (uint64_t)(uintptr_t)end) {
         struct mms__pm_scan_arg a = {
             .size = sizeof a,
+            .flags = wp ? MMS__PM_SCAN_WP_MATCHING : 0,
             .start = at,
             .end = (uint64_t)(uintptr_t)end,
             .vec = (uint64_t)(uintptr_t)vec,
@@ -770,8 +777,15 @@ int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, bool wr
     if (start >= end)
         return 0;
     if (backend == MMS_DIRTY_SCAN)
-        return scan_range(fd, start, end, written, fn, ctx);
+        return scan_range(fd, start, end, written, false, fn, ctx);
     return pagemap_range(fd, start, end, fn, ctx);
+}
+
+int mms__os_dirty_protect(int fd, char *start, char *end, mms__run_fn fn, void *ctx)
+{
+    if (start >= end)
+        return 0;
+    return scan_range(fd, start, end, true, true, fn, ctx);
 }
 
 /* ------------------------------------------------------------------------
@@ -836,15 +850,11 @@ int mms__os_wp_open(void)
 #endif
 }
 
-int mms__os_wp_protect(int ufd, char *chunk, uint64_t chunk_len, char *start, uint64_t len)
+int mms__os_wp_register(int ufd, char *start, uint64_t len)
 {
     struct mms__uffd_register g = {
-        .range = {(uint64_t)(uintptr_t)chunk, chunk_len}, .mode = MMS__UFFDIO_REGISTER_MODE_WP};
-    if (chunk && ioctl(ufd, MMS__UFFDIO_REGISTER, &g) < 0)
-        return -errno;
-    struct mms__uffd_wp w = {.range = {(uint64_t)(uintptr_t)start, len},
-                             .mode = MMS__UFFDIO_WRITEPROTECT_MODE_WP};
-    return ioctl(ufd, MMS__UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
+        .range = {(uint64_t)(uintptr_t)start, len}, .mode = MMS__UFFDIO_REGISTER_MODE_WP};
+    return ioctl(ufd, MMS__UFFDIO_REGISTER, &g) < 0 ? -errno : 0;
 }
 
 int mms__os_wp_unprotect(int ufd, char *start, uint64_t len)

@@ -14,8 +14,8 @@
  *
  *   1. Detect: ask the kernel which private pages exist (the dirty pages:
  *      those the transaction wrote, and those the handle held), leaving
- *      out held pages write-protected since the last commit that nothing
- *      wrote (protect_unchanged, below). Each is compared with its
+ *      out held pages write-protected since an earlier commit that nothing
+ *      wrote (protect_held, below). Each is compared with its
  *      committed content -- its shadow if it has one (held.c), else the
  *      file's. Nothing differs and nothing grew: the
  *      transaction commits nothing.
@@ -78,6 +78,8 @@ static int diff_page(mms_store *s, uint32_t id, uint64_t off, const char *mine, 
     const uint64_t *b = (const uint64_t *)(const void *)base;
     enum { W = MMS__PAGE / 8 };
     *changed = false;
+    if (memcmp(mine, base, MMS__PAGE) == 0)
+        return 0; /* most pages a commit compares are held ones nothing changed */
     for (unsigned i = 0; i < W;) {
         if (a[i] == b[i]) {
             i++;
@@ -603,7 +605,10 @@ struct settle {
  * commit did not see go: either no longer private (a mapping was
  * replaced), or write-protected and unchanged -- those stay while they
  * hold a commit the files lack, and otherwise go back to the file, which
- * has their content. */
+ * has their content. (Keeping those as well, up to 16 MiB, spared no
+ * fault -- a write to a protected page faults as dearly as a
+ * copy-on-write one on our VMs -- and doubled the scan of every commit,
+ * which walks their page-table entries: bench/results/issue14.md.) */
 static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
 {
     const struct settle *st = ctx;
@@ -622,12 +627,11 @@ static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
     return false;
 }
 
-/* Held pages this commit diffed and found unchanged are write-protected,
- * so that the next commits leave them out of their scan until something
- * writes them (os.c): a commit then costs what it wrote, not the backlog
- * of pages waiting for readers or for MMS_NOSYNC's sync. Pages changed by
- * this commit are not: a page written at every commit would fault at
- * every commit. Registration goes by aligned chunks of WP_CHUNK bytes (it
+/* Held pages are write-protected (in batches, protect_held below), so that
+ * the next commits leave them out of their scan until something writes
+ * them (os.c): a commit then costs what it wrote, not the backlog of pages
+ * waiting for readers or for MMS_NOSYNC's sync. Registration goes by
+ * aligned chunks of WP_CHUNK bytes (it
  * turns off the kernel's fault-around there) and lasts as long as the
  * mapping: Linux refuses to unregister a regular file's mapping
  * (UFFDIO_UNREGISTER checks it as if it were not in asynchronous mode).
@@ -635,7 +639,7 @@ static bool keep_after_commit(mms_store *s, struct mms__held *h, void *ctx)
  * (the kernel aligns large reservations so; fixed mode's bases are), so
  * that the pieces the registration cuts the mapping into cover whole
  * tables, which an madvise can then free. */
-#define WP_CHUNK ((uint64_t)2 << 20)
+#define WP_CHUNK MMS__WP_CHUNK
 
 /* The chunks of region id registered in its current mapping, a bit each
  * (a new mapping of the region starts with none). */
@@ -650,26 +654,25 @@ static struct mms__region *reg_chunks(mms_store *s, uint32_t id)
     return g;
 }
 
-/* Whether every chunk of [c0, c1) is registered. Only whole chunks inside
- * the private range are ever recorded: the part of a chunk past it becomes
- * another mapping when the region grows (map.c), and is registered again. */
+/* Whether every chunk of [c0, c1) is registered. The last chunk of the
+ * private range may be registered as far as its end only: the part past it
+ * becomes another mapping when the region grows, and mms__map_commit then
+ * forgets the chunk, so that it is registered again. */
 static bool chunks_known(mms_store *s, uint32_t id, uint64_t c0, uint64_t c1)
 {
     const struct mms__region *g = reg_chunks(s, id);
-    if (c1 % WP_CHUNK)
-        return false;
-    for (uint64_t k = c0 / WP_CHUNK; k < c1 / WP_CHUNK; k++)
+    for (uint64_t k = c0 / WP_CHUNK; k < (c1 + WP_CHUNK - 1) / WP_CHUNK; k++)
         if (k / 64 >= g->wp_reg_words || !(g->wp_reg[k / 64] >> (k % 64) & 1))
             return false;
     return true;
 }
 
-/* Record that the whole chunks of [c0, c1) are registered (no memory: they
- * are registered again next time). */
+/* Record that the chunks of [c0, c1) are registered, the last one as far
+ * as c1 (no memory: they are registered again next time). */
 static void chunks_mark(mms_store *s, uint32_t id, uint64_t c0, uint64_t c1)
 {
     struct mms__region *g = reg_chunks(s, id);
-    uint64_t last = c1 / WP_CHUNK;
+    uint64_t last = (c1 + WP_CHUNK - 1) / WP_CHUNK;
     if (last > g->wp_reg_words * 64) {
         uint64_t words = (last + 63) / 64 * 2;
         uint64_t *w = realloc(g->wp_reg, words * 8);
@@ -681,30 +684,6 @@ static void chunks_mark(mms_store *s, uint32_t id, uint64_t c0, uint64_t c1)
     }
     for (uint64_t k = c0 / WP_CHUNK; k < last; k++) {
         g->wp_reg[k / 64] |= UINT64_C(1) << (k % 64);
-    }
-}
-
-static void protect_run(mms_store *s, uint32_t id, char *start, char *end)
-{
-    char *base = s->view.base[id], *lim = base + s->reg[id].priv;
-    uint64_t c0 = (uint64_t)(start - base) & ~(WP_CHUNK - 1);
-    uint64_t c1 = mms__round_up((uint64_t)(end - base), WP_CHUNK);
-    if (c1 > (uint64_t)(lim - base))
-        c1 = (uint64_t)(lim - base);
-    /* A chunk is registered once per mapping: registering again costs a
-     * system call that takes the address space's lock for writing. */
-    bool known = chunks_known(s, id, c0, c1);
-    bool ok = mms__os_wp_protect(s->wp_fd, known ? NULL : base + c0, c1 - c0, start,
-                                 (uint64_t)(end - start)) == 0;
-    if (ok && !known)
-        chunks_mark(s, id, c0, c1);
-    s->wp_protected |= ok;
-    for (char *p = start; p < end; p += MMS__PAGE) {
-        struct mms__held *h = mms__held_find(s, p);
-        if (h) {
-            h->wp = ok;
-            h->mapseq = s->reg[id].mapseq;
-        }
     }
 }
 
@@ -726,7 +705,10 @@ static void wp_lift(mms_store *s)
             uint64_t j = k + 1;
             while (j < n && (g->wp_reg[j / 64] >> (j % 64) & 1))
                 j++;
-            mms__os_wp_unprotect(s->wp_fd, s->view.base[id] + k * WP_CHUNK, (j - k) * WP_CHUNK);
+            uint64_t end = j * WP_CHUNK < g->priv ? j * WP_CHUNK : g->priv;
+            if (end > k * WP_CHUNK)
+                mms__os_wp_unprotect(s->wp_fd, s->view.base[id] + k * WP_CHUNK,
+                                     end - k * WP_CHUNK);
             k = j;
         }
     }
@@ -735,23 +717,108 @@ static void wp_lift(mms_store *s)
         s->held[i].wp = false;
 }
 
-static void protect_unchanged(mms_store *s)
+/* Register the whole chunks around [start, end) of region id, once per
+ * mapping: registering again costs a system call that takes the address
+ * space's lock for writing. Returns whether they are registered. A
+ * failure leaves the pages unprotected, and so reported by every scan:
+ * safe. */
+static bool register_run(mms_store *s, uint32_t id, char *start, char *end)
+{
+    char *base = s->view.base[id], *lim = base + s->reg[id].priv;
+    uint64_t c0 = (uint64_t)(start - base) & ~(WP_CHUNK - 1);
+    uint64_t c1 = mms__round_up((uint64_t)(end - base), WP_CHUNK);
+    if (c1 > (uint64_t)(lim - base))
+        c1 = (uint64_t)(lim - base);
+    if (chunks_known(s, id, c0, c1))
+        return true;
+    if (mms__os_wp_register(s->wp_fd, base + c0, c1 - c0) != 0)
+        return false;
+    chunks_mark(s, id, c0, c1);
+    return true;
+}
+
+struct protected {
+    mms_store *s;
+    uint32_t id;
+};
+
+/* The pages the protecting scan reported (and protected): held ones are
+ * marked so; any other page -- none is expected, every page written since
+ * the scan of this commit having been dropped or held -- gets its
+ * protection lifted at once, so that the next scan still reports it. */
+static int protected_run(void *ctx, char *start, char *end)
+{
+    struct protected *pc = ctx;
+    mms_store *s = pc->s;
+    for (char *p = start; p < end; p += MMS__PAGE) {
+        struct mms__held *h = mms__held_find(s, p);
+        if (h) {
+            h->wp = true;
+            h->mapseq = s->reg[pc->id].mapseq;
+        } else {
+            mms__os_wp_unprotect(s->wp_fd, p, MMS__PAGE);
+        }
+    }
+    s->wp_protected |= start < end;
+    return 0;
+}
+
+/* Held pages not write-protected are reported, and compared, at every
+ * commit; held pages protected cost nothing until written. The pages that
+ * need it are those with a shadow (the backlog: MMS_NOSYNC's commits until
+ * the sync, commits readers hold back), which may stay for thousands of
+ * commits. Protecting costs a system call and a TLB flush: on our VMs a
+ * call for one page cost ~17 us, and the flushes were a quarter of a
+ * NOSYNC commit when every commit protected the page the last one changed.
+ * So pages wait unprotected, compared at each commit, until WP_BATCH of
+ * them have a shadow; then one scan per region protects every written page
+ * there at once, ~0.4 us a page (os.c: the kernel protects what it
+ * reports, in registered chunks only). A page written at every commit
+ * (the header's, which the scan leaves out) so stays unprotected and never
+ * faults; one written now and then takes one fault when written again after
+ * a batch protected it (bench/results/issue14.md). */
+#define WP_BATCH 8
+
+static void protect_held(mms_store *s)
 {
     const struct mms__pagevec *v = &s->dirty;
     if (s->wp_fd < 0)
         return;
-    for (size_t i = 0; i < v->n;) {
-        if (v->changed[i] != 2) {
+    size_t waiting = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const struct mms__held *h = v->changed[i] != 1 ? mms__held_find(s, v->page[i]) : NULL;
+        waiting += h && h->shadow;
+    }
+    if (waiting < WP_BATCH)
+        return;
+    /* The pages come region by region (view.c): each region's runs are
+     * registered, then one scan protects the region. */
+    uint32_t cur = UINT32_MAX;
+    bool any = false;
+    for (size_t i = 0; i <= v->n;) {
+        if (i < v->n && v->changed[i] == 1) {
             i++;
             continue;
         }
-        uint32_t id = mms__page_region(s, v->page[i]);
+        uint32_t id = i < v->n ? mms__page_region(s, v->page[i]) : UINT32_MAX;
+        if (id != cur && any) {
+            /* Not the header page: every commit writes it (its stamp). */
+            char *b = s->view.base[cur] + (cur == 0 ? MMS__PAGE : 0);
+            struct protected pc = {s, cur};
+            mms__os_dirty_protect(s->dirty_fd, b, s->view.base[cur] + s->reg[cur].priv,
+                                  protected_run, &pc);
+        }
+        if (i == v->n)
+            break;
+        if (id != cur)
+            any = false;
+        cur = id;
         char *lim = s->view.base[id] + s->reg[id].priv; /* a run stays in its region */
         size_t j = i + 1;
-        while (j < v->n && v->page[j] == v->page[j - 1] + MMS__PAGE && v->changed[j] == 2 &&
+        while (j < v->n && v->page[j] == v->page[j - 1] + MMS__PAGE && v->changed[j] != 1 &&
                v->page[j] < lim)
             j++;
-        protect_run(s, id, v->page[i], v->page[j - 1] + MMS__PAGE);
+        any |= register_run(s, id, v->page[i], v->page[j - 1] + MMS__PAGE);
         i = j;
     }
 }
@@ -769,11 +836,48 @@ static void protect_unchanged(mms_store *s)
  * the kernel can free the tables the drop empties (CONFIG_PT_RECLAIM). */
 #define TRIM_GAP_MAX 4096u
 
+/* After a trim, the 1 GiB-aligned spans of a private part where no page is
+ * held are mapped anew (map.c): their page tables go, and the scans of the
+ * next commits skip them at the top of the tree instead of walking 512
+ * empty entries a GiB (~8 us a GiB). A failure leaves the handle
+ * poisoned: the mapping may have a hole. */
+#define SPAN ((uint64_t)1 << 30)
+
+static void renew_spans(mms_store *s)
+{
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        uintptr_t b = (uintptr_t)s->view.base[id];
+        uintptr_t a0 = (b + SPAN - 1) & ~(uintptr_t)(SPAN - 1), end = b + s->reg[id].priv;
+        if (!b || a0 >= end || end - a0 < SPAN)
+            continue;
+        uint64_t n = (end - a0) / SPAN;
+        uint64_t *held = calloc(n / 64 + 1, 8);
+        if (!held)
+            return;
+        for (size_t i = 0; i < s->held_cap; i++) {
+            uintptr_t p = (uintptr_t)s->held[i].page;
+            if (p >= a0 && p < a0 + n * SPAN)
+                held[(p - a0) / SPAN / 64] |= UINT64_C(1) << ((p - a0) / SPAN % 64);
+        }
+        for (uint64_t k = 0; k < n; k++) {
+            if (held[k / 64] >> (k % 64) & 1)
+                continue;
+            int r = mms__map_renew(s, id, a0 + k * SPAN - b, SPAN);
+            if (r && !s->poisoned)
+                s->poisoned = r;
+            if (r)
+                break;
+        }
+        free(held);
+    }
+}
+
 static void trim(mms_store *s)
 {
     if (s->wp_protected && s->shadow_pages == 0)
         wp_lift(s);
     mms__view_trim(s);
+    renew_spans(s);
     s->since_trim = 0;
 }
 
@@ -830,7 +934,7 @@ static int commit_settle(mms_store *s, struct commit *c)
             h->mark = st.mark;
             h->wp = false; /* it was written (or never protected) */
         }
-        /* 1: drop it; 2: hold it, protected (unchanged, with a shadow) */
+        /* 1: drop it; 0: hold it (changed); 2: hold it (unchanged) */
         s->dirty.changed[i] = !hold ? 1 : s->dirty.changed[i] ? 0 : 2;
     }
     mms__dirty_drop(s, 1);
@@ -840,7 +944,7 @@ static int commit_settle(mms_store *s, struct commit *c)
         s->held_pub = st.published;
         s->held_mapseq = s->mapseq;
     }
-    protect_unchanged(s);
+    protect_held(s);
     if (s->trim_now)
         trim(s); /* the held pages the files now have go back, with the others */
     else
@@ -870,7 +974,7 @@ int mms_txn_commit(mms_store *s)
     if (!any) {
         commit_trim(s, &c); /* s->dirty: every page marked 0, kept */
         txn_end(s);
-        return 0;
+        return s->poisoned;
     }
     s->precommit_wrote = false;
     r = commit_records(s);

@@ -1434,6 +1434,59 @@ TEST(dirty_backends)
     rmrf(p);
 }
 
+/* A trim maps the 1 GiB-aligned spans of a private part that hold no page
+ * anew (txn.c renew_spans): trims at every commit (MMS_TRIM_SCAN_NS=0)
+ * over a 3.5 GiB object written a word per GiB at a time, by durable and
+ * NOSYNC commits (whose pages are held with shadows) and an abort; every
+ * word reads back as committed, before and after reopening. */
+TEST(trim_renews_empty_spans)
+{
+    const char *p = tpath("renew");
+    const uint64_t G = (uint64_t)1 << 30, size = 7 * (G / 2), words = size / 8;
+    const char *was = getenv("MMS_TRIM_SCAN_NS");
+    char *saved = was ? strdup(was) : NULL;
+    setenv("MMS_TRIM_SCAN_NS", "0", 1);
+    for (int nosync = 0; nosync < 2; nosync++) {
+        mms_store *s = open_flags(p, MMS_CREATE | (nosync ? MMS_NOSYNC : 0));
+        mms_ref r;
+        OK(mms_txn_begin(s, 0));
+        OK(mms_alloc(s, size, &r));
+        OK(mms_root_set(s, r));
+        OK(mms_txn_commit(s));
+        uint64_t model[4] = {0};
+        for (int t = 0; t < 24; t++) {
+            int k = (t * 5 + t / 4) % 4;
+            uint64_t at = (k * G + (uint64_t)t * 4096 * 3 + 8) / 8 % words;
+            OK(mms_txn_begin(s, 0));
+            uint64_t *a = mms_ptr(s, mms_root(s));
+            for (int j = 0; j < 4; j++)
+                ASSERT_EQ(a[(j * G + 64) / 8 % words], model[j]);
+            a[at] = 1000 + (uint64_t)t;
+            a[(k * G + 64) / 8 % words] = 2000 + (uint64_t)t;
+            if (t % 5 == 4) {
+                OK(mms_txn_abort(s));
+                continue;
+            }
+            OK(mms_txn_commit(s));
+            model[k] = 2000 + (uint64_t)t;
+            ASSERT_EQ(((uint64_t *)mms_ptr(s, mms_root(s)))[at], 1000 + (uint64_t)t);
+        }
+        OK(mms_close(s));
+        s = open_flags(p, 0);
+        const uint64_t *a = mms_ptr(s, mms_root(s));
+        for (int j = 0; j < 4; j++)
+            ASSERT_EQ(a[(j * G + 64) / 8 % words], model[j]);
+        verify_ok(s);
+        OK(mms_close(s));
+        rmrf(p);
+    }
+    if (saved)
+        setenv("MMS_TRIM_SCAN_NS", saved, 1);
+    else
+        unsetenv("MMS_TRIM_SCAN_NS");
+    free(saved);
+}
+
 /* ------------------------------------------------------------------------
  * The mms tool
  * ------------------------------------------------------------------------ */
@@ -1560,6 +1613,7 @@ int main(void)
     RUN(reservation_full);
     RUN(error_names_and_messages);
     RUN(dirty_backends);
+    RUN(trim_renews_empty_spans);
     RUN(cli);
     /* Last, each on its own: cases that found the library departing from
      * mmstore.h (reported with the test), so that one does not hide the
