@@ -247,7 +247,8 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * Warm pages (in the page cache) cost the same either way. Whatever the
  * flag says, mms_open reads the store's header and catalog (region 0)
  * without read-ahead, then gives region 0 the kernel's default back (a cold
- * scan of strings reads the heap in order). The flag belongs to the
+ * scan of strings reads the heap in order); a region 0 of at most 256 KiB
+ * is read whole instead, one read. The flag belongs to the
  * handle, not to the store. */
 #define MMS_NORDAHEAD 0x0100u
 /* Bulk appends without the 2 MiB hint. By default a write handle gives

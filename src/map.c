@@ -90,12 +90,24 @@ static int file_size(int fd, uint32_t id, uint64_t committed, uint64_t *fsize)
     return 0;
 }
 
+/* Region 0 no larger than this is read whole by a cold open's first fault
+ * (the read-around window is larger): fewer reads than the pages the open
+ * touches one by one, and a warm open is spared two madvise calls. */
+#define HEAP_READ_WHOLE ((uint64_t)256 << 10)
+
+/* Is a region 0 of size bytes advised while the handle opens (map_advise)? */
+static bool heap_advised(const mms_store *s, uint64_t size)
+{
+    return s->opening && s->heap_random && size > HEAP_READ_WHOLE;
+}
+
 /* Read-ahead advice for a new piece of region id's user view (mmstore.h,
  * MMS_NORDAHEAD). A fault on a file page the page cache lacks reads the
  * kernel's read-around window with it (read_ahead_kb: 8 MiB on the disks we
  * measured). While a handle opens (s->opening), region 0 is read for its
  * header and catalog, a few pages: without advice a cold open read all of a
- * 4 MiB region 0 for them. After the open, region 0 gets the kernel's
+ * 4 MiB region 0 for them (a small one is read whole: HEAP_READ_WHOLE).
+ * After the open, region 0 gets the kernel's
  * default back (mms__map_opened): strings are allocated in row order, and a
  * cold scan of a string column reads the heap in order -- page by page it
  * was ~40x slower (bench/results: "Open + full scan", nordahead). Tables
@@ -105,7 +117,7 @@ static int file_size(int fd, uint32_t id, uint64_t committed, uint64_t *fsize)
  * advice: every mapping of the view passes here. */
 static void map_advise(const mms_store *s, uint32_t id, char *addr, uint64_t len)
 {
-    if (len && (id == 0 ? s->opening && s->heap_random : (s->flags & MMS_NORDAHEAD) != 0))
+    if (len && (id == 0 ? heap_advised(s, s->reg[0].mapped) : (s->flags & MMS_NORDAHEAD) != 0))
         mms__os_no_readahead(addr, len);
 }
 
@@ -147,7 +159,7 @@ void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len)
 
 void mms__map_opened(mms_store *s)
 {
-    if (s->opening && s->heap_random && s->nmapped && s->view.base[0])
+    if (s->nmapped && s->view.base[0] && heap_advised(s, s->reg[0].mapped))
         mms__os_readahead_default(s->view.base[0], s->reg[0].mapped);
     s->opening = false;
 }
