@@ -288,7 +288,10 @@ typedef struct mms_options {
                                   size at open; less when the process runs out
                                   of address space). 0: 256 GiB for the heap,
                                   64 GiB per table, or twice the size at open
-                                  if that is more. MMS_FIXED: used only when
+                                  if that is more (an open reserves the first
+                                  table's 64 GiB with the heap's, in one call,
+                                  even before the store has a table).
+                                  MMS_FIXED: used only when
                                   the store is created, then recorded in it:
                                   the heap's, and a quarter of it per table
                                   (0: 256 GiB and 64 GiB); every later open
