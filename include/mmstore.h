@@ -274,7 +274,8 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * Warm pages (in the page cache) cost the same either way. Whatever the
  * flag says, mms_open reads the store's header and catalog (region 0)
  * without read-ahead, then gives region 0 the kernel's default back (a cold
- * scan of strings reads the heap in order). The flag belongs to the
+ * scan of strings reads the heap in order); a region 0 of at most 256 KiB
+ * is read whole instead, one read. The flag belongs to the
  * handle, not to the store. */
 #define MMS_NORDAHEAD 0x0100u
 /* Bulk appends without the 2 MiB hint. By default a write handle gives
@@ -321,7 +322,10 @@ typedef struct mms_options {
                                   size at open; less when the process runs out
                                   of address space). 0: 256 GiB for the heap,
                                   64 GiB per table, or twice the size at open
-                                  if that is more. MMS_FIXED: used only when
+                                  if that is more (an open reserves the first
+                                  table's 64 GiB with the heap's, in one call,
+                                  even before the store has a table).
+                                  MMS_FIXED: used only when
                                   the store is created, then recorded in it:
                                   the heap's, and a quarter of it per table
                                   (0: 256 GiB and 64 GiB); every later open

@@ -2,7 +2,8 @@
  * hdr.c -- the store header: reading it from region 0's file, checking it,
  * its checksum, and formatting it for a new store.
  *
- * Layer 3: calls os.c and crc32c.c. The header (page 0 of region 0) and the
+ * Layer 3: calls os.c, map.c (an open's early mapping of region 0) and
+ * crc32c.c. The header (page 0 of region 0) and the
  * region table after it are ordinary transactional data once the store is
  * mapped; this file only reads them through a file descriptor (before any
  * mapping exists, and in recovery) and judges what it read. It must never
@@ -144,6 +145,18 @@ int mms__hdr_map(int fd, const struct mms__hdrbuf **b, uint64_t *fsize)
         m = NULL;
     }
     *b = (const struct mms__hdrbuf *)(void *)m;
+    return r;
+}
+
+int mms__hdr_map_region0(mms_store *s, int fd, const struct mms__hdrbuf **b, uint64_t *fsize)
+{
+    const char *m = NULL;
+    int r = hdr_size(fd, fsize);
+    if (!r)
+        r = mms__map_early0(s, fd, *fsize, &m);
+    if (!r)
+        r = mms__hdr_check_static((const struct mms__hdr *)(const void *)m, *fsize);
+    *b = (const struct mms__hdrbuf *)(const void *)m; /* given back by map.c, checked or not */
     return r;
 }
 

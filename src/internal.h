@@ -528,7 +528,6 @@ int mms__os_ofd_probe(int fd, int byte);
 int mms__os_futex_wait(uint32_t *word, uint32_t expect, int64_t timeout_ns);
 void mms__os_futex_wake(uint32_t *word);
 uint32_t mms__os_pid(void);
-uint32_t mms__os_tid(void);
 /* Reserve len bytes of address space (PROT_NONE). */
 int mms__os_reserve(uint64_t len, char **out);
 /* The same at addr exactly (MAP_FIXED_NOREPLACE): -EEXIST if anything of
@@ -743,6 +742,10 @@ struct mms_store {
     struct mms_table *tables; /* table handles (table.c) */
     bool dir_dirty;        /* a region file was created in this transaction */
     uint8_t hdr_fixed[40]; /* header bytes that never change (magic .. uuid) */
+    /* An open's early mapping of region 0, until mms__map_region adopts it,
+     * and the room reserved after it for a table (map.c, mms__map_early0). */
+    char *early0, *spare;
+    uint64_t early0_reserve, early0_mapped, spare_len;
     struct mms_commit_stats stats;
     /* commit scratch */
     struct mms__pagevec dirty;
@@ -822,6 +825,13 @@ int mms__region_sync_all(mms_store *s);
 void mms__map_release(mms_store *s);
 /* The end of mms_open: region 0 gets the kernel's read-ahead back. */
 void mms__map_opened(mms_store *s);
+/* An open without MMS_FIXED: reserve region 0's range (and room after it
+ * for the first table) and map its file of fsize bytes, read-only and
+ * shared, at its start: *out, where the header is read. mms__map_region
+ * adopts it for region 0; mms__map_early_drop gives back what is not
+ * adopted or used (mms_close, a failed open). */
+int mms__map_early0(mms_store *s, int fd, uint64_t fsize, const char **out);
+void mms__map_early_drop(mms_store *s);
 /* Map region id's file fd (the handle owns fd from here on); fsize: the
  * file's size if the caller measured it just now, else 0. */
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed,
@@ -967,12 +977,16 @@ int mms__hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, ui
  * use; *fsize gets region 0's file size. */
 int mms__hdr_read(int fd, struct mms__hdrbuf *b, uint64_t *fsize);
 /* The same through a read-only shared mapping of the header pages (an
- * open: a copy would be 8 KB of fresh stack, two or three page faults of
+ * open with MMS_FIXED, recovery, a checkpoint's giving back: a copy would be 8 KB of fresh stack, two or three page faults of
  * ~15 us here; the mapping reads the page cache). *b follows the file
  * (its checks hold while nobody applies commits: alone, or pinned).
  * mms__hdr_unmap(NULL) is a no-op. */
 int mms__hdr_map(int fd, const struct mms__hdrbuf **b, uint64_t *fsize);
 void mms__hdr_unmap(const struct mms__hdrbuf *b);
+/* The same through region 0's own early mapping (an open without
+ * MMS_FIXED: mms__map_early0), which stays the handle's, mapped or given
+ * back by map.c: never mms__hdr_unmap'ed. */
+int mms__hdr_map_region0(mms_store *s, int fd, const struct mms__hdrbuf **b, uint64_t *fsize);
 
 /* ------------------------------------------------------------------------
  * Layer 3: journal.c

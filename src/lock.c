@@ -102,14 +102,17 @@
 #define GATE_PATIENCE_NS 10000000  /* optimistic gate closing, then hold it */
 #define SLOT_BYTE(i) (2 + (int)(i))
 
+/* The calling thread's number, unique in its process and never 0: what a
+ * pin and a writer lock are told apart by (the process registry below).
+ * Not the kernel's thread id: gettid is a system call, and every process's
+ * first read transaction paid for it. A forked child's thread keeps its
+ * number, still unique there (the counter came along). */
 static uint32_t my_tid(void)
 {
-    static __thread uint32_t tid, tid_pid;
-    uint32_t pid = mms__os_pid();
-    if (tid_pid != pid) { /* first call on this thread, or a forked child */
-        tid = mms__os_tid();
-        tid_pid = pid;
-    }
+    static __thread uint32_t tid;
+    static uint32_t next;
+    while (!tid)
+        tid = __atomic_add_fetch(&next, 1, __ATOMIC_RELAXED);
     return tid;
 }
 
@@ -319,6 +322,11 @@ int mms__lock_attach(mms_store *s, bool *alone)
     if (r)
         return r;
     s->L = (struct mms__lock *)(void *)m;
+    /* The first handle rewrites the file's first page (mms__lock_init):
+     * touched first by a write that changes nothing, it faults once, not
+     * for a read and then again for the write. */
+    if (*alone)
+        __atomic_fetch_add(&s->L->init_done, 0, __ATOMIC_RELAXED);
     return 0;
 }
 

@@ -62,9 +62,28 @@ static int map_view(mms_store *s, char *addr, uint64_t len, int fd, uint64_t off
     return r;
 }
 
+static char *put_u32(char *p, uint32_t v)
+{
+    char digits[10];
+    int n = 0;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n)
+        *p++ = digits[--n];
+    return p;
+}
+
+/* "region-<id>-<gen>" (doc/FORMAT.md 1), at most 29 bytes. Not snprintf:
+ * an open names a file per region, and snprintf's first call in a process
+ * faults in three pages of the C library's code. */
 static void region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen)
 {
-    snprintf(name, MMS__REGION_NAME, "region-%u-%u", id, gen);
+    _Static_assert(MMS__REGION_NAME >= sizeof "region-4294967295-4294967295", "name");
+    memcpy(name, "region-", 7);
+    char *p = put_u32(name + 7, id);
+    *p++ = '-';
+    *put_u32(p, gen) = 0;
 }
 
 int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write,
@@ -103,12 +122,24 @@ static int file_size(int fd, uint32_t id, uint64_t committed, uint64_t *fsize)
     return 0;
 }
 
+/* Region 0 no larger than this is read whole by a cold open's first fault
+ * (the read-around window is larger): fewer reads than the pages the open
+ * touches one by one, and a warm open is spared two madvise calls. */
+#define HEAP_READ_WHOLE ((uint64_t)256 << 10)
+
+/* Is a region 0 of size bytes advised while the handle opens (map_advise)? */
+static bool heap_advised(const mms_store *s, uint64_t size)
+{
+    return s->opening && s->heap_random && size > HEAP_READ_WHOLE;
+}
+
 /* Read-ahead advice for a new piece of region id's user view (mmstore.h,
  * MMS_NORDAHEAD). A fault on a file page the page cache lacks reads the
  * kernel's read-around window with it (read_ahead_kb: 8 MiB on the disks we
  * measured). While a handle opens (s->opening), region 0 is read for its
  * header and catalog, a few pages: without advice a cold open read all of a
- * 4 MiB region 0 for them. After the open, region 0 gets the kernel's
+ * 4 MiB region 0 for them (a small one is read whole: HEAP_READ_WHOLE).
+ * After the open, region 0 gets the kernel's
  * default back (mms__map_opened): strings are allocated in row order, and a
  * cold scan of a string column reads the heap in order -- page by page it
  * was ~40x slower (bench/results: "Open + full scan", nordahead). Tables
@@ -118,7 +149,7 @@ static int file_size(int fd, uint32_t id, uint64_t committed, uint64_t *fsize)
  * advice: every mapping of the view passes here. */
 static void map_advise(const mms_store *s, uint32_t id, char *addr, uint64_t len)
 {
-    if (len && (id == 0 ? s->opening && s->heap_random : (s->flags & MMS_NORDAHEAD) != 0))
+    if (len && (id == 0 ? heap_advised(s, s->reg[0].mapped) : (s->flags & MMS_NORDAHEAD) != 0))
         mms__os_no_readahead(addr, len);
 }
 
@@ -160,15 +191,16 @@ void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len)
 
 void mms__map_opened(mms_store *s)
 {
-    if (s->opening && s->heap_random && s->nmapped && s->view.base[0])
+    if (s->nmapped && s->view.base[0] && heap_advised(s, s->reg[0].mapped))
         mms__os_readahead_default(s->view.base[0], s->reg[0].mapped);
     s->opening = false;
 }
 
 /* Map fd[0, fsize) at region id's base: the user view (private committed
  * part and shared fresh part in a write handle, all shared and read-only
- * in a read-only one) and the file view. */
-static int map_file(mms_store *s, uint32_t id, uint64_t fsize)
+ * in a read-only one) and the file view. kept: a read-only handle's view
+ * is there already (region 0 mapped early, advised then). */
+static int map_file(mms_store *s, uint32_t id, uint64_t fsize, bool kept)
 {
     struct mms__region *g = &s->reg[id];
     char *base = s->view.base[id];
@@ -178,8 +210,8 @@ static int map_file(mms_store *s, uint32_t id, uint64_t fsize)
     g->mapseq = ++s->mapseq; /* pages protected in the old mapping are gone */
     if (s->flags & MMS_RDONLY) {
         g->priv = 0;
-        r = mms__os_map_fixed(base, fsize, g->fd, 0, true, false);
-        if (!r)
+        r = kept ? 0 : mms__os_map_fixed(base, fsize, g->fd, 0, true, false);
+        if (!r && !kept)
             map_advise(s, id, base, fsize);
     } else {
         g->priv = mms__round_up(g->committed, MMS__PAGE);
@@ -228,7 +260,7 @@ static int reserve_fixed(mms_store *s, uint32_t id, uint64_t fsize, char **base,
 /* Anywhere the kernel likes, as much as the options say -- or, in a store
  * with a fixed layout, as much as that gives the region, so that the
  * store can always be opened fixed again. */
-static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, uint64_t *out)
+static uint64_t reserve_len(const mms_store *s, uint32_t id, uint64_t fsize)
 {
     /* The default: 256 GiB for the heap, 64 GiB per table, so that the
      * most regions a store can have (1024) fit in the 128 TiB of address
@@ -242,6 +274,20 @@ static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, u
         reserve = mms__fixed_len(&s->fixed, id);
     if (reserve < fsize)
         reserve = mms__round_up(fsize, MMS__SEG);
+    return reserve;
+}
+
+static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, uint64_t *out)
+{
+    uint64_t reserve = reserve_len(s, id, fsize);
+    /* The room an open reserved after region 0 (mms__map_early0). */
+    if (id && s->spare && !s->fixed.base && reserve <= s->spare_len) {
+        *base = s->spare;
+        *out = s->spare_len;
+        s->spare = NULL;
+        s->spare_len = 0;
+        return 0;
+    }
     int r = mms__os_reserve(reserve, base);
     /* Out of address space (a large reserve option, many regions): less,
      * down to the file's size; growing past a reservation fails with
@@ -259,6 +305,84 @@ static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, u
     return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Region 0 before its header is read (an open without MMS_FIXED).
+ *
+ * An open reads the header through region 0's own mapping: the region's
+ * reservation comes first, its file is mapped read-only and shared at the
+ * start of it (what a read-only handle's view of it is), and the same call
+ * reserves room for the first table right after it (s->spare, 64 GiB:
+ * what a table's reservation is without a reserve option). A warm
+ * read-only open of a one-table store so reserves once and maps region 0
+ * once; it used to map the header on its own, unmap it again and reserve
+ * per region, three system calls more. A store with a fixed layout
+ * (which says where its regions go) gives both back when the header says
+ * so (early0_adopt); so does a handle that closes with the spare unused.
+ * ------------------------------------------------------------------------ */
+int mms__map_early0(mms_store *s, int fd, uint64_t fsize, const char **out)
+{
+    assert(!(s->flags & MMS_FIXED) && !s->early0 && !s->spare);
+    uint64_t reserve = reserve_len(s, 0, fsize);
+    uint64_t spare = s->reserve ? 0 : reserve_len(s, 1, 0); /* a reserve option is exact */
+    char *base;
+    int r = mms__os_reserve(reserve + spare, &base);
+    if (r == -ENOMEM) { /* short of address space: the heap's alone, less if need be */
+        spare = 0;
+        r = reserve_any(s, 0, fsize, &base, &reserve);
+    }
+    if (r)
+        return r;
+    r = mms__os_map_fixed(base, fsize, fd, 0, true, false);
+    if (r) {
+        mms__os_unmap(base, reserve + spare);
+        return mms__fail(r, "cannot map region 0: %s", mms_strerror(r));
+    }
+    if (heap_advised(s, fsize))
+        mms__os_no_readahead(base, fsize);
+    s->early0 = base;
+    s->early0_reserve = reserve;
+    s->early0_mapped = fsize;
+    s->spare = spare ? base + reserve : NULL;
+    s->spare_len = spare;
+    *out = base;
+    return 0;
+}
+
+void mms__map_early_drop(mms_store *s)
+{
+    /* One munmap for both while they are one range (a failed open): a
+     * munmap is one of the dearest calls here (~60 us). */
+    if (s->early0 && s->spare == s->early0 + s->early0_reserve) {
+        mms__os_unmap(s->early0, s->early0_reserve + s->spare_len);
+    } else {
+        if (s->early0)
+            mms__os_unmap(s->early0, s->early0_reserve);
+        if (s->spare)
+            mms__os_unmap(s->spare, s->spare_len);
+    }
+    s->early0 = s->spare = NULL;
+    s->early0_reserve = s->early0_mapped = s->spare_len = 0;
+}
+
+/* Region 0's reservation and mapping from mms__map_early0, for its file of
+ * fsize bytes now (recovery or another handle may have changed it since):
+ * *kept if a read-only handle's view is there whole already; a page mapped
+ * past fsize goes back to the reservation. */
+static int early0_adopt(mms_store *s, uint64_t fsize, char **base, uint64_t *reserve, bool *kept)
+{
+    uint64_t had = mms__round_up(s->early0_mapped, MMS__PAGE);
+    if (s->fixed.base || fsize > s->early0_reserve) {
+        mms__map_early_drop(s); /* the layout's reservation (or a larger one) instead */
+        return reserve_any(s, 0, fsize, base, reserve);
+    }
+    *base = s->early0;
+    *reserve = s->early0_reserve;
+    s->early0 = NULL;
+    s->early0_reserve = s->early0_mapped = 0;
+    *kept = (s->flags & MMS_RDONLY) && had == fsize;
+    return had > fsize ? mms__os_unmap_to_reserve(*base + fsize, had - fsize) : 0;
+}
+
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed,
                     uint64_t fsize)
 {
@@ -271,8 +395,11 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
         s->nmapped = id + 1;
     uint64_t reserve = 0;
     char *base = NULL;
+    bool kept = false;
     int r = file_size(fd, id, committed, &fsize);
-    if (!r)
+    if (!r && id == 0 && s->early0)
+        r = early0_adopt(s, fsize, &base, &reserve, &kept);
+    else if (!r)
         r = (s->flags & MMS_FIXED) ? reserve_fixed(s, id, fsize, &base, &reserve)
                                    : reserve_any(s, id, fsize, &base, &reserve);
     if (r)
@@ -286,7 +413,7 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
      * read-only one maps files shared and read-only, and is spared the call. */
     if (!(s->flags & MMS_RDONLY))
         mms__os_nohuge(base, reserve);
-    return map_file(s, id, fsize);
+    return map_file(s, id, fsize, kept);
 }
 
 /* Candidates 4 TiB apart (the default heap and 60 default tables), from 32
@@ -332,7 +459,7 @@ int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t c
     g->fd = fd;
     g->gen = gen;
     g->committed = committed;
-    return map_file(s, id, fsize);
+    return map_file(s, id, fsize, false);
 }
 
 void mms__map_unmap_region(mms_store *s, uint32_t id)
@@ -501,7 +628,7 @@ int mms__map_renew(mms_store *s, uint32_t id, uint64_t off, uint64_t len)
     struct mms__region *g = &s->reg[id];
     assert(off + len <= g->priv);
     char *at = s->view.base[id] + off;
-    int r = mms__os_map_fixed(at, len, g->fd, off, false, view_writable(s));
+    int r = map_view(s, at, len, g->fd, off, false, view_writable(s)); /* guard.c G4 */
     if (r)
         return mms__fail(r, "cannot map region %u anew: %s", id, mms_strerror(r));
     mms__os_nohuge(at, len);

@@ -354,11 +354,6 @@ uint32_t mms__os_pid(void)
     return p;
 }
 
-uint32_t mms__os_tid(void)
-{
-    return (uint32_t)syscall(SYS_gettid);
-}
-
 int mms__os_unlinkat(int dirfd, const char *name)
 {
     return unlinkat(dirfd, name, 0) < 0 ? -errno : 0;

@@ -132,6 +132,7 @@ static void store_free(mms_store *s)
     mms__ix_free(s);
     mms__held_free(s);
     mms__map_unmap_all(s);
+    mms__map_early_drop(s);
     mms__guard_close(s); /* guard.c G5: after the last mapping */
     mms__lock_detach(s);
     mms__os_close(s->jfd);
@@ -183,7 +184,31 @@ struct open_hdr {
     const struct mms__hdrbuf *b;
     uint64_t fsize, txn;
     bool fsize_ok;
+    bool early; /* b is region 0's early mapping (map.c's to give back) */
 };
+
+/* Without MMS_FIXED the header is read through region 0's own mapping,
+ * made early (mms__map_early0) and kept by map_pinned: one mapping of
+ * region 0 and one reservation for it and the first table, where a
+ * separate mapping of the header was made and unmapped again. With
+ * MMS_FIXED the header says where region 0 goes: it is read first. */
+static int open_hdr_map(mms_store *s, int fd, struct open_hdr *oh, uint64_t *fsize)
+{
+    if (s->flags & MMS_FIXED)
+        return mms__hdr_map(fd, &oh->b, fsize);
+    oh->early = true;
+    return mms__hdr_map_region0(s, fd, &oh->b, fsize);
+}
+
+static void open_hdr_unmap(mms_store *s, struct open_hdr *oh)
+{
+    if (oh->early && s->early0) /* not adopted by map_pinned (yet): with the spare */
+        mms__map_early_drop(s);
+    else if (!oh->early)
+        mms__hdr_unmap(oh->b);
+    oh->b = NULL;
+    oh->early = false;
+}
 
 /* The first handle: recover the store and (re)initialise the lock file. */
 static int open_alone(mms_store *s, const mms_options *o, bool exists, struct open_hdr *oh)
@@ -213,8 +238,8 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists, struct op
     uint64_t fsize;
     int fd = s->hdr_fd;
     bool space_left = true; /* did the last handles leave space to give back? */
-    mms__hdr_unmap(oh->b); /* an open_shared that must try again mapped it */
-    r = mms__hdr_map(fd, &oh->b, &fsize);
+    open_hdr_unmap(s, oh); /* an open_shared that must try again mapped it */
+    r = open_hdr_map(s, fd, oh, &fsize);
     b = oh->b;
     if (!r) {
         space_left = !mms__lock_valid(s->L, b->h.uuid) || s->L->space_left;
@@ -251,7 +276,7 @@ static int open_shared(mms_store *s, const mms_options *o, bool exists, struct o
     if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL))
         return mms__fail(-EEXIST, "%s already holds a store", s->path);
     uint64_t fsize;
-    if (!oh->b && (r = mms__hdr_map(s->hdr_fd, &oh->b, &fsize)))
+    if (!oh->b && (r = open_hdr_map(s, s->hdr_fd, oh, &fsize)))
         return r;
     if (!mms__lock_valid(s->L, oh->b->h.uuid)) { /* the uuid never changes */
         if (__atomic_load_n(&s->L->init_done, __ATOMIC_ACQUIRE) == 0 &&
@@ -289,7 +314,7 @@ static int map_pinned(mms_store *s, const mms_options *o, struct open_hdr *oh, u
     s->hdr_fd = -1;     /* closed below or owned by the mapping */
     int r = 0;
     if (!oh->b)
-        r = mms__hdr_map(fd, &oh->b, &oh->fsize);
+        r = open_hdr_map(s, fd, oh, &oh->fsize);
     else if (!oh->fsize_ok || oh->txn != txn)
         r = mms__os_fsize(fd, &oh->fsize);
     const struct mms__hdrbuf *b = oh->b;
@@ -465,7 +490,7 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
         return mms__fail(MMS_EINVAL, "mms_open: path and out are required");
     mms_store *s = NULL;
     bool exists = false;
-    struct open_hdr oh = {NULL, 0, 0, false};
+    struct open_hdr oh = {NULL, 0, 0, false, false};
     int r = open_new_handle(path, o, &s);
     if (!r)
         r = open_dir(s, o, &exists);
@@ -475,7 +500,7 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
         r = open_map(s, o, &oh);
     if (!r)
         r = open_writer(s, o);
-    mms__hdr_unmap(oh.b);
+    open_hdr_unmap(s, &oh);
     if (r) {
         if (s && s->L && !s->L_private && s->slot != UINT32_MAX)
             mms__slot_release(s);
