@@ -1487,8 +1487,12 @@ int mms_indexes(mms_table *t, mms_index_info *out, size_t cap, size_t *n);
 
 /* The first record holding key into *index: for an ordered index the
  * lowest record index, for a hash one any. Cost: a hash index, one probe
- * (plus the record, whose key is compared); an ordered one, a descent of
- * its B+tree. Errors: MMS_ENOTFOUND (no live record holds it), MMS_ENOENT
+ * (in a read transaction the slot alone; elsewhere the record's key is
+ * compared too); an ordered one, a descent of its B+tree. A hash index on
+ * an 8-byte integer or ref field takes the shortest path (a few dozen
+ * instructions besides the probe's cache miss), which matters because
+ * gets at random keys overlap their misses only as far as the CPU can
+ * keep several in flight. Errors: MMS_ENOTFOUND (no live record holds it), MMS_ENOENT
  * (the index was dropped), MMS_ECORRUPT (a damaged index: mms_verify says
  * where), MMS_EINVAL. */
 int mms_index_find(mms_index *ix, const void *key, uint64_t *index);

@@ -23,6 +23,8 @@ struct mms_index {
     char field[48];
     struct mms_index *next;
     uint64_t epoch; /* the view below is valid while s->tab_epoch equals it */
+    bool hash8;     /* with the view: a hash index of 8-byte integer keys */
+    uint64_t flip;  /* with hash8: the bit a key flips before its byte swap (norm) */
     struct mms__ixview v;
 };
 
@@ -172,8 +174,11 @@ static inline void norm(const struct mms__ixview *v, const void *key, uint8_t *o
     mms__ix_norm(v->key_kind, v->K, key, out);
 }
 
-/* The handle's view of its index, resolved again when the epoch moved. */
-static int resolve(mms_index *ix, const struct mms__ixview **out)
+static int resolve_again(mms_index *ix, const struct mms__ixview **out);
+
+/* The handle's view of its index, resolved again when the epoch moved.
+ * Inline: it is on every find's path (see mms__ix_hash_first). */
+static inline int resolve(mms_index *ix, const struct mms__ixview **out)
 {
     if (!ix)
         return mms__fail(MMS_EINVAL, "index handle is NULL");
@@ -182,10 +187,16 @@ static int resolve(mms_index *ix, const struct mms__ixview **out)
      * key (its record index checked) is its record's. A writer's records
      * may have changed since. */
     ix->v.check = s->state != MMS__ST_READ;
-    if (ix->epoch == s->tab_epoch) {
+    if (__builtin_expect(ix->epoch == s->tab_epoch, 1)) {
         *out = &ix->v;
         return 0;
     }
+    return resolve_again(ix, out);
+}
+
+static int resolve_again(mms_index *ix, const struct mms__ixview **out)
+{
+    mms_store *s = ix->s;
     const struct mms__tabent *e = mms__table_entry(ix->t);
     if (!e)
         return mms__fail(MMS_ENOENT, "table %s is gone", mms_table_name(ix->t));
@@ -197,6 +208,9 @@ static int resolve(mms_index *ix, const struct mms__ixview **out)
     if (r)
         return r;
     ix->v.check = s->state != MMS__ST_READ;
+    ix->hash8 = ix->v.kind == MMS__IX_HASH && ix->v.K == 8 &&
+                (ix->v.cls == 'u' || ix->v.cls == 'i' || ix->v.cls == 'r');
+    ix->flip = ix->v.cls == 'i' ? UINT64_C(1) << 63 : 0;
     ix->epoch = s->tab_epoch;
     *out = &ix->v;
     return 0;
@@ -218,7 +232,44 @@ int mms_index_find_all(mms_index *ix, const void *key, uint64_t *out, size_t cap
     return r;
 }
 
+/* The first entry at or after the key is the lowest record. Not inlined:
+ * its buffers would make every hash find set up a large frame. */
+__attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, const uint8_t *nk, uint64_t *index)
+{
+    struct mms__ixpos p;
+    uint8_t k[MMS__IX_MAX_KEY];
+    int r = mms__ix_seek(v, MMS__SEEK_GE, nk, &p);
+    while (!r && !(r = mms__ix_entry(v, &p, index, k)) && memcmp(k, nk, v->K) == 0) {
+        uint8_t cur[MMS__IX_MAX_KEY]; /* leaf entries have no check: compare */
+        norm(v, v->recs + *index * v->rs + v->key_off, cur);
+        if (memcmp(cur, nk, v->K) == 0)
+            return 0;
+        r = mms__ix_step(v, &p, 1);
+    }
+    return r ? r : MMS_ENOTFOUND;
+}
+
+static int find_any(mms_index *ix, const void *key, uint64_t *index);
+
+/* A get of an 8-byte key through a hash index whose view is current is a
+ * few instructions here and a probe in index.c: gets at random keys
+ * overlap their cache misses only as far as the CPU can keep several gets
+ * in flight at once, so the instructions of one get are what limits them
+ * (bench/results/index.md: 100 no-ops added to a get cost ~30%). Every
+ * other find (another key, a stale view, bad arguments) takes find_any. */
 int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
+{
+    if (__builtin_expect(ix && key && index && ix->hash8 && ix->epoch == ix->s->tab_epoch, 1)) {
+        uint64_t w; /* norm, for these keys */
+        memcpy(&w, key, 8);
+        w = __builtin_bswap64(w ^ ix->flip);
+        ix->v.check = ix->s->state != MMS__ST_READ; /* as resolve */
+        return mms__ix_hash_first(&ix->v, (const uint8_t *)&w, index);
+    }
+    return find_any(ix, key, index);
+}
+
+static int find_any(mms_index *ix, const void *key, uint64_t *index)
 {
     const struct mms__ixview *v;
     if (!key || !index)
@@ -228,22 +279,11 @@ int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
         return r;
     uint8_t nk[MMS__IX_MAX_KEY];
     norm(v, key, nk);
-    if (v->kind == MMS__IX_ORDERED) {
-        /* The first entry at or after the key is the lowest record. */
-        struct mms__ixpos p;
-        uint8_t k[MMS__IX_MAX_KEY];
-        r = mms__ix_seek(v, MMS__SEEK_GE, nk, &p);
-        while (!r && !(r = mms__ix_entry(v, &p, index, k)) && memcmp(k, nk, v->K) == 0) {
-            uint8_t cur[MMS__IX_MAX_KEY]; /* leaf entries have no check: compare */
-            norm(v, v->recs + *index * v->rs + v->key_off, cur);
-            if (memcmp(cur, nk, v->K) == 0)
-                return 0;
-            r = mms__ix_step(v, &p, 1);
-        }
-        return r ? r : MMS_ENOTFOUND;
-    }
+    if (v->kind == MMS__IX_ORDERED)
+        return ordered_first(v, nk, index);
     return mms__ix_hash_first(v, nk, index);
 }
+
 
 int mms_index_find_many(mms_index *ix, const void *keys, size_t n, uint64_t *index,
                         size_t *found)

@@ -924,6 +924,122 @@ TEST(slot_checks)
     rmrf(p);
 }
 
+/* mms_index_find of an 8-byte integer key through a hash index (the short
+ * path of lookup.c and index.c) against the general one: unsigned keys
+ * with the top bit set, negative signed keys, refs, and a 4-byte key (the
+ * general path), in a read transaction, a write transaction and outside
+ * both; absent keys; and one handle kept while its field's index changes
+ * from hash to ordered and back (the handle's view, and whether the short
+ * path applies, follow the change). */
+struct k8 {
+    uint64_t u;
+    int64_t i;
+    mms_ref r;
+    uint32_t w;
+    uint32_t pad;
+};
+static const mms_field k8_fields[] = {MMS_F_U64(struct k8, u), MMS_F_I64(struct k8, i),
+                                      MMS_F_REF(struct k8, r, "k8"), MMS_F_U32(struct k8, w)};
+static const mms_schema k8_schema = MMS_SCHEMA(struct k8, k8_fields);
+
+static mms_table *k8_t; /* refs are to its records (past its end: absent keys) */
+
+static struct k8 k8_rec(uint64_t j)
+{
+    struct k8 x = {0};
+    x.u = (j * UINT64_C(0x9e3779b97f4a7c15)) | (j % 2 ? UINT64_C(1) << 63 : 0);
+    x.i = (int64_t)(j * 7919) * (j % 3 ? -1 : 1) - 1;
+    x.r = mms_table_ref(k8_t, j);
+    x.w = (uint32_t)(j * 2654435761u);
+    return x;
+}
+
+static void k8_check(mms_table *t, uint64_t n, const char *const *fields, int nf)
+{
+    for (int f = 0; f < nf; f++) {
+        mms_index *ix;
+        OK(mms_index_open(t, fields[f], &ix));
+        for (uint64_t j = 0; j < n; j++) {
+            struct k8 x = k8_rec(j);
+            const void *key = f == 0 ? (void *)&x.u : f == 1 ? (void *)&x.i : f == 2 ?
+                              (void *)&x.r : (void *)&x.w;
+            uint64_t rec = UINT64_MAX, all[2];
+            size_t m;
+            OK(mms_index_find(ix, key, &rec));
+            ASSERT_EQ(rec, j);
+            OK(mms_index_find_all(ix, key, all, 2, &m));
+            ASSERT_EQ(m, 1);
+            ASSERT_EQ(all[0], j);
+            /* Absent: the key of a record past the table. */
+            x = k8_rec(n + j);
+            FAILS(mms_index_find(ix, key, &rec), MMS_ENOTFOUND);
+        }
+        FAILS(mms_index_find(ix, NULL, &(uint64_t){0}), MMS_EINVAL);
+        FAILS(mms_index_find(NULL, &(uint64_t){0}, &(uint64_t){0}), MMS_EINVAL);
+    }
+}
+
+TEST(find_short_path)
+{
+    const char *p = tpath("ixshort");
+    static const char *const fields[] = {"u", "i", "r", "w"};
+    enum { N = 5000 };
+    mms_store *s = open_flags(p, MMS_CREATE);
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "k8", &k8_schema, MMS_TABLE_CREATE, &t));
+    k8_t = t;
+    for (uint64_t j = 0; j < N; j++)
+        OK(mms_table_append(t, &(struct k8){0}, NULL));
+    for (uint64_t j = 0; j < N; j++)
+        *MMS_TABLE_GET(t, struct k8, j) = k8_rec(j);
+    for (int f = 0; f < 4; f++)
+        OK(mms_index_create(t, fields[f], 0));
+    OK(mms_txn_commit(s));
+    k8_check(t, N, fields, 4); /* outside a transaction */
+    OK(mms_read_begin(s));
+    k8_check(t, N, fields, 4);
+    mms_read_end(s);
+    OK(mms_txn_begin(s, 0));
+    k8_check(t, N, fields, 4);
+    /* A key changed in this transaction: found under its new key only. */
+    mms_index *ix;
+    OK(mms_index_open(t, "u", &ix));
+    uint64_t old = MMS_TABLE_GET(t, struct k8, 17)->u, now = 5, rec;
+    MMS_TABLE_GET(t, struct k8, 17)->u = now;
+    FAILS(mms_index_find(ix, &old, &rec), MMS_ENOTFOUND);
+    OK(mms_txn_commit(s));
+    OK(mms_read_begin(s));
+    OK(mms_index_find(ix, &now, &rec));
+    ASSERT_EQ(rec, 17);
+    FAILS(mms_index_find(ix, &old, &rec), MMS_ENOTFOUND);
+    mms_read_end(s);
+    /* The same handle while the index on u becomes ordered, then hash. */
+    for (int round = 0; round < 2; round++) {
+        OK(mms_txn_begin(s, 0));
+        OK(mms_index_drop(t, "u"));
+        OK(mms_index_create(t, "u", round == 0 ? MMS_INDEX_ORDERED : 0));
+        MMS_TABLE_GET(t, struct k8, 17)->u = old;
+        OK(mms_txn_commit(s));
+        OK(mms_read_begin(s));
+        k8_check(t, N, fields, 1);
+        mms_cursor *c;
+        if (round == 0) {
+            OK(mms_cursor_open(ix, &c));
+            mms_cursor_close(c);
+        } else {
+            FAILS(mms_cursor_open(ix, &c), MMS_ENOTSUP);
+        }
+        mms_read_end(s);
+        OK(mms_txn_begin(s, 0));
+        MMS_TABLE_GET(t, struct k8, 17)->u = now;
+        OK(mms_txn_commit(s));
+    }
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 /* ------------------------------------------------------------------------
  * Processes: SIGKILL during a bulk build and during commits that change
  * keys; a reader looking up while a writer changes keys.
@@ -1166,6 +1282,7 @@ int main(int argc, char **argv)
     RUN(large);
     RUN(corrupt);
     RUN(slot_checks);
+    RUN(find_short_path);
     RUN(crash);
     RUN(reader);
     return 0;
