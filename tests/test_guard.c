@@ -143,6 +143,28 @@ static int stray_outcome(unsigned kind)
                                              : 0;
 }
 
+/* The three guards a handle can ask for. */
+static const unsigned g_asked[] = {MMS_GUARD_MPROTECT, MMS_GUARD, MMS_NOGUARD};
+
+/* Sets the counter back to 1, through a handle without a guard. */
+static void reset_counter(const char *p)
+{
+    set_env("MMS_GUARD", "0");
+    mms_store *s = open_flags(p, 0);
+    OK(mms_txn_begin(s, 0));
+    *counter_in(s) = 1;
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+}
+
+/* A child that ends with a stray store must have died of it under a guard,
+ * or exited 3 (it returned from the store) without one. */
+static void expect_stray(unsigned kind, int got, const char *what)
+{
+    if (got != (kind == MMS_GUARD_KIND_NONE ? 3 : stray_outcome(kind)))
+        FAILF("guard kind %u: %s, then a stray store: exit %d", kind, what, got);
+}
+
 /* ------------------------------------------------------------------------
  * Which guard
  * ------------------------------------------------------------------------ */
@@ -200,7 +222,16 @@ TEST(which_guard)
 /* ------------------------------------------------------------------------
  * Stray stores
  * ------------------------------------------------------------------------ */
-enum stray_case { S_AFTER_OPEN, S_AFTER_COMMIT, S_AFTER_ABORT, S_GROWN, S_INSIDE, S_NCASES };
+enum stray_case {
+    S_AFTER_OPEN,    /* before any transaction */
+    S_AFTER_COMMIT,  /* into a page the last commit wrote */
+    S_AFTER_ABORT,   /* after an abort */
+    S_FRESH_ABORTED, /* into fresh space an aborted transaction allocated */
+    S_GROWN,         /* into space a commit grew the region by */
+    S_RDONLY,        /* a read-only handle: mapped read-only, whatever the guard */
+    S_INSIDE,        /* never stray: must not fault */
+    S_NCASES
+};
 
 struct stray_arg {
     const char *p;
@@ -213,11 +244,12 @@ static void stray_child(const void *arg_)
 {
     const struct stray_arg *a = arg_;
     set_env("MMS_GUARD", a->env);
-    mms_store *s = open_flags(a->p, a->flags);
+    mms_store *s = open_flags(a->p, a->c == S_RDONLY ? a->flags | MMS_RDONLY : a->flags);
     volatile uint64_t *target = counter_in(s);
     mms_ref x;
     switch (a->c) {
     case S_AFTER_OPEN:
+    case S_RDONLY:
     case S_NCASES:
         break;
     case S_AFTER_COMMIT:
@@ -228,6 +260,13 @@ static void stray_child(const void *arg_)
     case S_AFTER_ABORT:
         OK(mms_txn_begin(s, 0));
         *target = 200;
+        OK(mms_txn_abort(s));
+        break;
+    case S_FRESH_ABORTED:
+        OK(mms_txn_begin(s, 0));
+        OK(mms_alloc(s, (uint64_t)8 << 20, &x));
+        target = mms_deref(s, x);
+        *target = 300;
         OK(mms_txn_abort(s));
         break;
     case S_GROWN: /* space a commit mapped (growth, then the private remap) */
@@ -264,24 +303,21 @@ static void strays(unsigned flags, const char *env, unsigned want_kind)
     for (int c = 0; c < S_NCASES; c++) {
         struct stray_arg a = {p, flags, env, (enum stray_case)c};
         int got = in_child(stray_child, &a);
-        int want = c == S_INSIDE ? 0 : stray_outcome(want_kind);
+        int want = c == S_INSIDE   ? 0
+                   : c == S_RDONLY ? stray_outcome(MMS_GUARD_KIND_MPROTECT)
+                                   : stray_outcome(want_kind);
         if (got != want)
             FAILF("guard kind %u, case %d: the child exited %d, expected %d", want_kind, c, got,
                   want);
         uint64_t n = counter_of(p);
+        bool on_counter = c != S_GROWN && c != S_FRESH_ABORTED && c != S_RDONLY;
         if (c == S_INSIDE)
             ASSERT_EQ(n, 100);
-        else if (want_kind == MMS_GUARD_KIND_NONE && c != S_GROWN)
+        else if (want_kind == MMS_GUARD_KIND_NONE && on_counter)
             ASSERT_EQ(n, 0xbad); /* the stray store was committed */
-        else if (want_kind != MMS_GUARD_KIND_NONE)
-            ASSERT_EQ(n, c == S_AFTER_OPEN || c == S_AFTER_ABORT ? 1 : 100);
-        /* reset */
-        set_env("MMS_GUARD", "0");
-        mms_store *s = open_flags(p, 0);
-        OK(mms_txn_begin(s, 0));
-        *counter_in(s) = 1;
-        OK(mms_txn_commit(s));
-        OK(mms_close(s));
+        else if (want_kind != MMS_GUARD_KIND_NONE || !on_counter)
+            ASSERT_EQ(n, c == S_AFTER_COMMIT || c == S_GROWN ? 100 : 1);
+        reset_counter(p);
     }
     rmrf(p);
 }
@@ -432,23 +468,19 @@ TEST(threads)
     const char *p = tpath("threads");
     set_env("MMS_GUARD", "0");
     OK(mms_close(store_with_counter(p, 0)));
-    const unsigned kinds[] = {MMS_GUARD_MPROTECT, MMS_GUARD, MMS_NOGUARD};
     for (size_t i = 0; i < 3; i++) {
-        struct kind_arg a = {p, kinds[i]};
+        struct kind_arg a = {p, g_asked[i]};
         set_env("MMS_GUARD", NULL);
-        unsigned kind = kind_with(p, kinds[i], NULL);
-        int got = in_child(other_thread_commits_child, &a);
-        if (got != (kind == MMS_GUARD_KIND_NONE ? 3 : stray_outcome(kind)))
-            FAILF("guard kind %u: commit on another thread, then a stray store: exit %d", kind,
-                  got);
+        unsigned kind = kind_with(p, g_asked[i], NULL);
+        expect_stray(kind, in_child(other_thread_commits_child, &a), "commit on another thread");
         ASSERT_EQ(counter_of(p), 55); /* the stray store was never committed */
-        got = in_child(other_thread_writes_child, &a);
+        int got = in_child(other_thread_writes_child, &a);
         if (got != (kind == MMS_GUARD_KIND_PKEY ? 100 + SEGV_PKUERR : 3))
             FAILF("guard kind %u: another thread's store during a transaction: exit %d", kind,
                   got);
-        a.flags = kinds[i] | 1u;
+        a.flags = g_asked[i] | 1u;
         ASSERT_EQ(in_child(early_thread_child, &a), 0);
-        a.flags = kinds[i];
+        a.flags = g_asked[i];
         got = in_child(early_thread_child, &a);
         if (got != (kind == MMS_GUARD_KIND_PKEY ? 100 + SEGV_PKUERR : 0))
             FAILF("guard kind %u: a thread older than the handle reads: exit %d", kind, got);
@@ -499,12 +531,7 @@ TEST(many_handles)
         }
         for (int i = 0; i < N; i++)
             OK(mms_close(h[i]));
-        set_env("MMS_GUARD", "0");
-        mms_store *s = open_flags(p, 0);
-        OK(mms_txn_begin(s, 0));
-        *counter_in(s) = 1;
-        OK(mms_txn_commit(s));
-        OK(mms_close(s));
+        reset_counter(p);
         set_env("MMS_GUARD", NULL);
     }
     rmrf(p);
@@ -535,21 +562,13 @@ TEST(two_writers_one_thread)
     const char *p = tpath("two");
     set_env("MMS_GUARD", "0");
     OK(mms_close(store_with_counter(p, 0)));
-    const unsigned kinds[] = {MMS_GUARD_MPROTECT, MMS_GUARD, MMS_NOGUARD};
     for (size_t i = 0; i < 3; i++) {
-        struct kind_arg a = {p, kinds[i]};
+        struct kind_arg a = {p, g_asked[i]};
         set_env("MMS_GUARD", NULL);
-        unsigned kind = kind_with(p, kinds[i], NULL);
-        int got = in_child(two_writers_child, &a);
-        if (got != (kind == MMS_GUARD_KIND_NONE ? 3 : stray_outcome(kind)))
-            FAILF("guard kind %u: two writers, then a stray store: exit %d", kind, got);
+        unsigned kind = kind_with(p, g_asked[i], NULL);
+        expect_stray(kind, in_child(two_writers_child, &a), "two writers");
         ASSERT_EQ(counter_of(p), 21);
-        set_env("MMS_GUARD", "0");
-        mms_store *s = open_flags(p, 0);
-        OK(mms_txn_begin(s, 0));
-        *counter_in(s) = 1;
-        OK(mms_txn_commit(s));
-        OK(mms_close(s));
+        reset_counter(p);
     }
     rmrf(p);
 }

@@ -3,9 +3,9 @@
  * documented in include/mmstore.h.
  *
  * Covered: commit/abort/empty commit and txn ids; many pages and fresh space
- * in one transaction; nested and out-of-transaction misuse; the guard (a
- * stray store crashes a child with SIGSEGV) and how MMS_GUARD/MMS_NOGUARD
- * and the environment combine; handles used after fork(); one open per
+ * in one transaction; nested and out-of-transaction misuse; stray stores
+ * without the guard (test_guard.c tests each guard: which one a handle
+ * gets, and that its stray stores fault); handles used after fork(); one open per
  * process and per writer (MMS_EBUSY), read-only handles; bad arguments to
  * open/ptr/ref_of/root_set; error names and messages; both dirty-page
  * backends; the mms tool's exit codes and output; raw pointers across
@@ -871,83 +871,6 @@ TEST(fork_child_reopens_after_close)
 /* ------------------------------------------------------------------------
  * The guard
  * ------------------------------------------------------------------------ */
-enum guard_case {
-    G_AFTER_OPEN,     /* a store before any transaction */
-    G_AFTER_COMMIT,   /* into a page the last commit wrote */
-    G_AFTER_ABORT,    /* after an abort */
-    G_FRESH_ABORTED,  /* into fresh space an aborted transaction allocated */
-    G_AFTER_GROWTH,   /* into space a commit grew the region by */
-    G_RDONLY,         /* a read-only handle (mapped read-only) */
-    G_NCASES
-};
-
-/* Child: open with the guard, do case c, then make a stray store. Returns
- * only if the store did not fault. */
-static void guard_child(const char *p, enum guard_case c)
-{
-    child_default_segv();
-    mms_store *s = open_flags(p, c == G_RDONLY ? MMS_RDONLY : MMS_GUARD);
-    mms_info in;
-    info_of(s, &in);
-    if (c != G_RDONLY)
-        ASSERT_EQ(in.guard, 1);
-    volatile uint64_t *target = &MMS_AT(s, struct counter, mms_root(s))->n;
-    mms_ref x;
-    switch (c) {
-    case G_AFTER_OPEN:
-    case G_RDONLY:
-    case G_NCASES:
-        break;
-    case G_AFTER_COMMIT:
-        /* Inside a transaction the same store works. */
-        OK(mms_txn_begin(s, 0));
-        *target = 100;
-        OK(mms_txn_commit(s));
-        break;
-    case G_AFTER_ABORT:
-        OK(mms_txn_begin(s, 0));
-        *target = 200;
-        OK(mms_txn_abort(s));
-        break;
-    case G_FRESH_ABORTED:
-        OK(mms_txn_begin(s, 0));
-        OK(mms_alloc(s, 8 * MIB, &x));
-        target = mms_deref(s, x);
-        *target = 300;
-        OK(mms_txn_abort(s));
-        break;
-    case G_AFTER_GROWTH:
-        OK(mms_txn_begin(s, 0));
-        OK(mms_alloc(s, 8 * MIB, &x));
-        target = mms_deref(s, x);
-        *target = 400;
-        OK(mms_txn_commit(s));
-        break;
-    }
-    *target = 0xbad; /* must fault */
-}
-
-TEST(guard_stray_store_faults)
-{
-    static const char *const names[G_NCASES] = {"after open", "after commit", "after abort",
-                                                "fresh space of an aborted txn",
-                                                "space a commit grew", "read-only handle"};
-    const char *p = tpath("guard");
-    OK(mms_close(store_with_counter(p, MMS_GUARD)));
-    for (int c = 0; c < G_NCASES; c++) {
-        pid_t pid = fork_child();
-        if (pid == 0) {
-            guard_child(p, (enum guard_case)c);
-            fprintf(stderr, "stray store %s did not fault\n", names[c]);
-            _exit(3);
-        }
-        expect_child_segv(pid, names[c]);
-        /* Only what the child committed is in the store. */
-        ASSERT_EQ(counter_of(p), c >= G_AFTER_COMMIT ? 100 : 1);
-    }
-    rmrf(p);
-}
-
 /* Without the guard a stray store does not fault; it becomes part of the
  * next transaction, or is discarded by its abort. */
 TEST(no_guard_stray_store_joins_next_txn)
@@ -978,59 +901,6 @@ TEST(no_guard_stray_store_joins_next_txn)
     expect_child_ok(pid, "stray stores without the guard");
     ASSERT_EQ(counter_of(p), 8);
     rmrf(p);
-}
-
-static int guard_with(const char *p, unsigned flags, const char *env)
-{
-    set_env("MMS_GUARD", env);
-    mms_store *s = open_flags(p, flags);
-    mms_info in;
-    info_of(s, &in);
-    OK(mms_close(s));
-    set_env("MMS_GUARD", "1");
-    return in.guard;
-}
-
-/* How the MMS_GUARD/MMS_NOGUARD flags, the build type and the environment
- * variable MMS_GUARD=0|1 combine. mmstore.h: the flags set it (MMS_GUARD on
- * by default without NDEBUG, MMS_NOGUARD "off even in debug builds"), and
- * "the environment variables MMS_GUARD=0|1 ... override the guard". */
-TEST(guard_flags_and_environment)
-{
-    const char *p = tpath("guardenv");
-    OK(mms_close(open_flags(p, MMS_CREATE)));
-#ifdef NDEBUG
-    int dflt = 0;
-#else
-    int dflt = 1;
-#endif
-    /* Where the CPU has protection keys the key guard is on by default in
-     * every build (test_guard tests which guard). */
-    mms_store *s = open_flags(p, MMS_GUARD);
-    mms_info in;
-    info_of(s, &in);
-    OK(mms_close(s));
-    if (in.guard_kind == MMS_GUARD_KIND_PKEY)
-        dflt = 1;
-    ASSERT_EQ(guard_with(p, 0, NULL), dflt);
-    ASSERT_EQ(guard_with(p, MMS_GUARD, NULL), 1);
-    ASSERT_EQ(guard_with(p, MMS_NOGUARD, NULL), 0);
-    ASSERT_EQ(guard_with(p, 0, "1"), 1);
-    ASSERT_EQ(guard_with(p, 0, "0"), 0);
-    ASSERT_EQ(guard_with(p, MMS_GUARD, "0"), 0);
-    rmrf(p);
-}
-
-/* The one combination where mmstore.h and store.c env_flags() disagree:
- * MMS_NOGUARD with MMS_GUARD=1 in the environment. The header says the
- * environment overrides; the code lets the flag win. */
-TEST(guard_env_overrides_noguard)
-{
-    const char *p = tpath("guardenv2");
-    OK(mms_close(open_flags(p, MMS_CREATE)));
-    int g = guard_with(p, MMS_NOGUARD, "1");
-    rmrf(p);
-    ASSERT_EQ(g, 1);
 }
 
 /* ------------------------------------------------------------------------
@@ -1603,9 +1473,7 @@ int main(void)
     RUN(pointers_survive_growth);
     RUN(misuse_outside_and_nested);
     RUN(fork_child_gets_efork);
-    RUN(guard_stray_store_faults);
     RUN(no_guard_stray_store_joins_next_txn);
-    RUN(guard_flags_and_environment);
     RUN(open_twice_in_one_process);
     RUN(other_process_busy_and_readers_share);
     RUN(bad_open_arguments);
@@ -1620,7 +1488,6 @@ int main(void)
      * others. */
     int failed = 0;
     failed += RUN_ISOLATED(nothing_changed_commits_nothing);
-    failed += RUN_ISOLATED(guard_env_overrides_noguard);
     failed += RUN_ISOLATED(fork_child_reopens_after_close);
     if (failed) {
         fprintf(stderr, "test_txn: %d case(s) failed (%.1f s)\n", failed, (now_us() - t0) / 1e6);
