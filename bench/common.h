@@ -132,6 +132,19 @@ static inline double bench_now(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+static inline int bench_cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* The median of n timings (sorts them). */
+static inline double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    return v[n / 2];
+}
+
 /* One result line: what the driver (bench/run.py) reads. */
 static inline void bench_result(const char *system, const char *variant, const char *workload,
                                 uint64_t n, uint64_t ops, double seconds, const char *answer)

@@ -14,23 +14,12 @@
 #define _GNU_SOURCE
 #include <mmstore.h>
 
+#include "../../bench/common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void die(const char *what, int r)
 {
@@ -82,28 +71,26 @@ int main(int argc, char **argv)
     for (int round = 0; round < rounds; round++)
         for (int k0 = 0; k0 < 3; k0++) {
             int k = (k0 + round) % 3; /* the order rotates */
-            double t0 = now_us(), tc = 0;
+            double t0 = (bench_now() * 1e6), tc = 0;
             for (int i = 0; i < txns; i++) {
                 int r = mms_txn_begin(s[k], 0);
                 if (r)
                     die("begin", r);
                 *word[k] += 1;
-                double c0 = now_us();
+                double c0 = (bench_now() * 1e6);
                 if ((r = mms_txn_commit(s[k])))
                     die("commit", r);
-                tc += now_us() - c0;
+                tc += (bench_now() * 1e6) - c0;
             }
-            txn_us[k][round] = (now_us() - t0) / txns;
+            txn_us[k][round] = ((bench_now() * 1e6) - t0) / txns;
             commit_us[k][round] = tc / txns;
         }
     printf("guard_cost: %llu MB populated, %d rounds x %d transactions, MMS_NOSYNC\n",
            (unsigned long long)mb, rounds, txns);
     printf("%-10s %-6s %14s %14s\n", "asked", "kind", "txn_us(med)", "commit_us(med)");
     for (int k = 0; k < 3; k++) {
-        qsort(txn_us[k], (size_t)rounds, sizeof(double), cmp_double);
-        qsort(commit_us[k], (size_t)rounds, sizeof(double), cmp_double);
-        printf("%-10s %-6u %14.1f %14.1f\n", names[k], kind[k], txn_us[k][rounds / 2],
-               commit_us[k][rounds / 2]);
+        printf("%-10s %-6u %14.1f %14.1f\n", names[k], kind[k], bench_median(txn_us[k], rounds),
+               bench_median(commit_us[k], rounds));
         mms_close(s[k]);
     }
     return 0;
