@@ -5,7 +5,9 @@
  * model after every commit and abort; unique violations by each path;
  * key order of floats, chars and signed integers; SIGKILL during a bulk
  * build and during commits that change keys; a reader process looking up
- * while a writer changes keys; damaged index pages.
+ * while a writer changes keys; damaged index pages. Covering hash indexes
+ * (a copy of one more field in each slot) in the model, the crashes and the
+ * reader, and on their own (TEST(covering)).
  */
 #include "test.h"
 
@@ -140,6 +142,10 @@ enum { F_ID, F_SCORE, F_TAG, F_GRP, F_FLAG, NF };
 static const char *fname[NF] = {"id", "score", "tag", "grp", "flag"};
 static const unsigned fflags[NF] = {MMS_INDEX_UNIQUE, MMS_INDEX_ORDERED, MMS_INDEX_ORDERED, 0,
                                     MMS_INDEX_ORDERED};
+/* The hash indexes cover a field: id's covers grp (widened within 8 bytes
+ * by the migration: still covered), grp's covers flag (removed by it: the
+ * index covers nothing after). */
+static const int fcover[NF] = {F_GRP, -1, -1, F_FLAG, -1};
 static int kcmp(int f, const struct mrec *a, const struct mrec *b)
 {
     switch (f) {
@@ -242,6 +248,17 @@ static void check(mms_table *t, const struct model *m)
                 ASSERT_EQ(one, ord[a]);
             else /* a hash find stops at the first live match: one of them */
                 ASSERT(bsearch(&one, got, n, 8, cmp_u64) != NULL);
+            /* The covered value: the record's (the slot's copy in a read
+             * transaction). */
+            int cf = fcover[f];
+            char val[8], want[8];
+            if (cf >= 0 && cf < nfields(m)) {
+                OK(mms_index_find_covered(ix, kb, &one, val));
+                ASSERT(bsearch(&one, got, n, 8, cmp_u64) != NULL);
+                size_t csz = cf == F_FLAG ? 1 : m->layout == 1 ? 4 : 8;
+                ASSERT(memcmp(val, key_of(m, cf, &m->r[one], want), csz) == 0);
+            } else if (cf >= 0)
+                FAILS(mms_index_find_covered(ix, kb, &one, val), MMS_ENOTSUP);
             memcpy(many + nmany++ * ksz, kb, ksz);
             a = b;
         }
@@ -360,7 +377,8 @@ TEST(model)
         m.r[at] = o;
     }
     for (int f = 0; f < NF; f++)
-        OK(mms_index_create(t, fname[f], fflags[f]));
+        OK(mms_index_create_covering(t, fname[f], fflags[f],
+                                     fcover[f] >= 0 ? fname[fcover[f]] : NULL));
     check(t, &m); /* built in the transaction */
     OK(mms_txn_commit(s));
     check(t, &m);
@@ -1343,6 +1361,11 @@ static void crash_check(const char *p, bool want_index)
         OK(mms_index_count(hv, &rec->v, &(uint64_t){0}));
         OK(mms_index_find_all(hv, &rec->v, NULL, 0, &n));
         ASSERT(n >= 1);
+        int64_t kc;
+        OK(mms_read_begin(s)); /* the slot's copy of k */
+        OK(mms_index_find_covered(hv, &rec->v, &at, &kc));
+        ASSERT_EQ(kc, MMS_TABLE_GET(t, struct kv, at)->k);
+        mms_read_end(s);
     }
     OK(mms_close(s));
 }
@@ -1357,7 +1380,7 @@ static void child_work(const char *p, const char *mode)
         PUB(SH->opened, 1);
         OK(mms_txn_begin(s, 0));
         OK(mms_index_create(t, "k", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
-        OK(mms_index_create(t, "v", 0));
+        OK(mms_index_create_covering(t, "v", 0, "k"));
         OK(mms_txn_commit(s));
         INC(SH->commits);
         _exit(0);
@@ -1387,12 +1410,13 @@ static void child_work(const char *p, const char *mode)
         }
     }
     /* reader: in read transactions, every record found by its key is the
-     * record holding it, and holds it alone (no torn view). */
+     * record holding it, and holds it alone; the copy of k the index on v
+     * holds is the k of the record it names (no torn view). */
     PUB(SH->opened, 1);
-    mms_index *hk;
+    mms_index *hk, *hv;
     while (!GET(SH->done)) {
         OK(mms_read_begin(s));
-        if (mms_index_open(t, "k", &hk) == 0) {
+        if (mms_index_open(t, "k", &hk) == 0 && mms_index_open(t, "v", &hv) == 0) {
             uint64_t slots = mms_table_slots(t);
             for (int q = 0; q < 200 && slots; q++) {
                 uint64_t i = rnd_next(&x) % slots, at;
@@ -1406,6 +1430,14 @@ static void child_work(const char *p, const char *mode)
                     snprintf(SH->why, sizeof SH->why, "record %llu key %lld: find %d at %llu, "
                              "count %d %zu", (unsigned long long)i, (long long)r->k, fr,
                              (unsigned long long)at, cr, n);
+                    INC(SH->bad);
+                }
+                int64_t kc = 0;
+                fr = mms_index_find_covered(hv, &r->v, &at, &kc);
+                if (fr || at >= slots || MMS_TABLE_GET(t, struct kv, at)->v != r->v ||
+                    MMS_TABLE_GET(t, struct kv, at)->k != kc) {
+                    snprintf(SH->why, sizeof SH->why, "v %d: covered find %d at %llu, copy of k "
+                             "%lld", r->v, fr, (unsigned long long)at, (long long)kc);
                     INC(SH->bad);
                 }
             }
@@ -1427,7 +1459,7 @@ static void kv_fill(const char *p, bool index)
         OK(mms_table_append(t, &(struct kv){i, i % 1000, 0}, NULL));
     if (index) {
         OK(mms_index_create(t, "k", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
-        OK(mms_index_create(t, "v", 0));
+        OK(mms_index_create_covering(t, "v", 0, "k"));
     }
     OK(mms_txn_commit(s));
     OK(mms_close(s));
