@@ -509,6 +509,19 @@ static inline int hash_first8(const struct mms__ixview *v, uint64_t ns, const ui
 static int hash_first_any(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
                           uint64_t *rec, const char **slot) __attribute__((noinline));
 
+/* C bytes of a covered value: the usual sizes without a call to memcpy
+ * (an eighth of a covered get's instructions, under cachegrind). */
+static inline void copy_value(void *dst, const char *src, uint32_t C)
+{
+    switch (C) {
+    case 8: memcpy(dst, src, 8); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 2: memcpy(dst, src, 2); break;
+    case 1: memcpy(dst, src, 1); break;
+    default: memcpy(dst, src, C);
+    }
+}
+
 static inline bool slots_fit(const struct mms__ixview *v, uint64_t ns)
 {
     return ns && !(ns & (ns - 1)) && ns <= v->max_slots;
@@ -537,7 +550,7 @@ int mms__ix_hash_cover(const struct mms__ixview *v, const uint8_t *nkey, uint64_
     const char *sl;
     int r = hash_first_any(v, ns, nkey, rec, &sl);
     if (!r)
-        memcpy(value, v->check ? v->recs + *rec * v->rs + v->cover_off : sl + v->E - 8, v->C);
+        copy_value(value, v->check ? v->recs + *rec * v->rs + v->cover_off : sl + v->E - 8, v->C);
     return r;
 }
 
@@ -594,10 +607,8 @@ static inline int hash_first8(const struct mms__ixview *v, uint64_t ns, const ui
         if (sk == nk && !((w ^ h ^ r1 * UINT64_C(0x9e3779b97f4a7c15)) >> 40) &&
             r1 - 1 < v->count) {
             *rec = r1 - 1;
-            if (value && v->C == 8)
-                memcpy(value, sl + 16, 8);
-            else if (value)
-                memcpy(value, sl + 16, v->C);
+            if (value)
+                copy_value(value, sl + 16, v->C);
             return 0;
         }
     }

@@ -312,12 +312,8 @@ int mms_index_find_covered(mms_index *ix, const void *key, uint64_t *index, void
 {
     const struct mms__ixview *v;
     uint64_t rec, w;
-    if (__builtin_expect(value && short_key(ix, key, &w) && ix->v.C, 1)) {
-        int r = mms__ix_hash_cover(&ix->v, (const uint8_t *)&w, &rec, value);
-        if (index && !r)
-            *index = rec;
-        return r;
-    }
+    if (__builtin_expect(value && short_key(ix, key, &w) && ix->v.C, 1))
+        return mms__ix_hash_cover(&ix->v, (const uint8_t *)&w, index ? index : &rec, value);
     if (!key || !value)
         return mms__fail(MMS_EINVAL, "mms_index_find_covered: bad arguments");
     int r = resolve(ix, &v);
@@ -327,10 +323,7 @@ int mms_index_find_covered(mms_index *ix, const void *key, uint64_t *index, void
         return mms__fail(MMS_ENOTSUP, "the index on %s covers no field", ix->field);
     uint8_t nk[MMS__IX_MAX_KEY];
     norm(v, key, nk);
-    r = mms__ix_hash_cover(v, nk, &rec, value);
-    if (index && !r)
-        *index = rec;
-    return r;
+    return mms__ix_hash_cover(v, nk, index ? index : &rec, value);
 }
 
 int mms_index_find_many(mms_index *ix, const void *keys, size_t n, uint64_t *index,
