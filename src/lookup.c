@@ -8,7 +8,7 @@
  * mms__ixview) while the handle's table epoch stays, so a hash lookup is
  * a compare of the epoch, a hash and a probe -- no walk through the
  * header, catalog and descriptors. It must never write the store outside
- * mms_index_create and mms_index_drop.
+ * mms_index_create(_covering) and mms_index_drop.
  */
 #include "internal.h"
 
