@@ -7,7 +7,9 @@
 # ranges run cold (a fresh process, nothing of the store touched yet) and,
 # for mmstore and LMDB, warm as well (every page touched first, untimed:
 # BENCH_WARM); the in-memory hash table is always warm (it built itself).
-# keybatch: the keyget keys 16 at a time (mms_index_find_many).
+# keybatch: the keyget keys 16 at a time (mms_index_find_many). Variant
+# hash-cover (and the in-memory table's cover): the index covers b, and a
+# get reads b from the slot (mms_index_find_covered), not the record.
 # bench/results/index.md was made from its output.
 set -e
 B=${1:?build dir}; D=${2:?data dir}; N=${3:-${BENCH_N:-10000000}}
@@ -26,8 +28,10 @@ run() { # system variant workload... (the workloads share one prepared store)
     rm -rf "$dir"
 }
 run array default keyget
+run array cover keyget
 run array default ixbuild
 run mmstore hash keyget keyget:warm keybatch keybatch:warm
+run mmstore hash-cover keyget keyget:warm
 run mmstore ordered keyget range keyget:warm range:warm
 run lmdb default keyget range keyget:warm range:warm
 run sqlite pk keyget range

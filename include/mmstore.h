@@ -1456,6 +1456,22 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  * -ENOSPC, -ENOMEM. */
 int mms_index_create(mms_table *t, const char *field, unsigned flags);
 
+/* mms_index_create of a hash index that also covers the field cover: each
+ * slot holds a copy of the record's cover value beside the key, so
+ * mms_index_find_covered answers with one cache miss (the slot) where a
+ * find and a read of the record take two. cover: an integer, float, bool,
+ * ref or chars field of at most 8 bytes (may be field itself); NULL is
+ * mms_index_create. A slot is 8 bytes longer (24 for an 8-byte key). The
+ * copies are kept true by every path that keeps the keys true (appends,
+ * deletes, plain stores to the cover field, aborts, recovery). A migration
+ * follows cover by name like field; when it removes cover, or makes it
+ * wider than 8 bytes or of a kind not covered, the index keeps its key and
+ * covers nothing from that commit on (mms_indexes shows it; finds covered
+ * fail MMS_ENOTSUP). Errors: as mms_index_create; MMS_EINVAL (no field
+ * cover), MMS_ENOTSUP (MMS_INDEX_ORDERED: ordered indexes cover nothing;
+ * cover of another kind or wider than 8 bytes). */
+int mms_index_create_covering(mms_table *t, const char *field, unsigned flags, const char *cover);
+
 /* Drop the index on field of t (its region is deleted after the commit).
  * Needs a write transaction. Errors: MMS_ENOTXN, MMS_ENOENT (no index on
  * that field). Handles of the index (mms_index_open) must not be used
@@ -1479,6 +1495,9 @@ typedef struct mms_index_info {
     uint32_t region;    /* the index's region */
     uint64_t entries;   /* records in it (the table's live records) */
     uint64_t bytes;     /* size of its region */
+    char cover[48];     /* the covered field ("" none: mms_index_create_covering) */
+    unsigned cover_kind; /* its kind (enum mms_kind) */
+    uint32_t cover_size; /* its size in bytes, 1..8 (0: none) */
 } mms_index_info;
 
 /* Fill out[0..cap); *n gets the number of indexes. Errors: MMS_EINVAL,
@@ -1502,6 +1521,17 @@ int mms_index_find(mms_index *ix, const void *key, uint64_t *index);
  * cap). 0 records is not an error. Errors: as mms_index_find, never
  * MMS_ENOTFOUND. */
 int mms_index_find_all(mms_index *ix, const void *key, uint64_t *out, size_t cap, size_t *n);
+
+/* mms_index_find on a covering hash index (mms_index_create_covering)
+ * that also gives the record's value of the covered field: its size bytes,
+ * as the field's C type, into value; *index (index may be NULL) as
+ * mms_index_find. In a read transaction the value is the slot's copy (of
+ * the same commit as the record, so equal to the record's field) and the
+ * record is not read: one cache miss for a get of an 8-byte integer or ref
+ * key. Elsewhere the record is read (its key compared, as mms_index_find)
+ * and the value is the record's field as it is now. Errors: as
+ * mms_index_find; MMS_ENOTSUP (the index covers no field). */
+int mms_index_find_covered(mms_index *ix, const void *key, uint64_t *index, void *value);
 
 /* mms_index_find for n keys at once (keys: n values of the field's C type,
  * one after the other): index[i] gets a record holding keys[i] (as

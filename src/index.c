@@ -143,6 +143,34 @@ int mms__ix_keyable(const char *table, const struct mms__fdesc *f)
     }
 }
 
+/* A covered field (FORMAT §2.8): a value of at most 8 bytes copied as it
+ * is into each slot of a hash index. */
+int mms__ix_coverable(const char *table, const struct mms__fdesc *f)
+{
+    switch (mms_kind_class(f->kind)) {
+    case 'i': case 'u': case 'f': case 'b': case 'r':
+        return 0;
+    case 'c':
+        if (f->size <= 8)
+            return 0;
+        return mms__fail(MMS_ENOTSUP, "table %s: field %s is chars[%u]; an index covers a field "
+                         "of at most 8 bytes", table, f->name, f->size);
+    default:
+        return mms__fail(MMS_ENOTSUP, "table %s: field %s is %s; an index covers integers, "
+                         "floats, bools, refs and chars of at most 8 bytes", table, f->name,
+                         mms__kind_label(f->kind));
+    }
+}
+
+/* The covered value of a record (its C bytes at field) as a slot holds it:
+ * zero-padded to 8 bytes. */
+static const uint8_t *cover_copy(const char *field, uint32_t C, uint8_t out[8])
+{
+    memset(out, 0, 8);
+    memcpy(out, field, C);
+    return out;
+}
+
 static void put_be(uint8_t *out, uint64_t v, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
@@ -319,20 +347,30 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
                             e->name, d->field, id);
     const struct mms__ixhdr *h = (const void *)s->view.base[id];
     uint32_t K = d->key_size;
-    uint32_t E = d->kind == MMS__IX_HASH ? 8 + (uint32_t)mms__round_up(K, 8) : K + 8;
+    bool hash = d->kind == MMS__IX_HASH, covers = hash && h->version == MMS__IX_VERSION_COVER;
+    uint32_t C = covers ? h->cover_size : 0;
+    uint32_t E = hash ? 8 + (uint32_t)mms__round_up(K, 8) + (covers ? 8 : 0) : K + 8;
     if (h->magic != MMS__IX_MAGIC || h->kind != d->kind || h->key_size != K ||
         h->entry_size != E || K == 0 || K > MMS__IX_MAX_KEY)
         return MMS__CORRUPT("table %s: the index on %.47s: its header page is damaged", e->name,
                             d->field);
-    if (d->kind == MMS__IX_HASH && h->version != MMS__IX_VERSION)
+    if (hash && h->version != MMS__IX_VERSION && !covers)
         return mms__fail(MMS_EVERSION, "table %s: the hash index on %.47s has format version %u, "
-                         "this library reads %u: drop it and create it again", e->name, d->field,
-                         h->version, MMS__IX_VERSION);
+                         "this library reads %u and %u: drop it and create it again", e->name,
+                         d->field, h->version, MMS__IX_VERSION, MMS__IX_VERSION_COVER);
+    /* Version 2 slots hold copies of the field the descriptor names;
+     * version 1 slots of none. */
+    if (covers != (d->cover[0] != 0) ||
+        (covers && (C == 0 || C > 8 || (uint64_t)h->cover_off + C > e->record_size)))
+        return MMS__CORRUPT("table %s: the index on %.47s: its covered field is damaged",
+                            e->name, d->field);
     v->kind = d->kind;
     v->flags = d->flags;
     v->check = true;
     v->K = K;
     v->E = E;
+    v->C = C;
+    v->cover_off = covers ? h->cover_off : 0;
     v->key_kind = d->key_kind;
     v->cls = mms_kind_class(d->key_kind);
     v->key_off = d->key_off;
@@ -399,7 +437,7 @@ static inline uint64_t slot_match(const struct mms__ixview *v, const char *sl, u
                                   uint64_t h, const uint8_t *nkey)
 {
     uint64_t r1 = w & SLOT_REC;
-    if (v->E == 16 && v->K == 8) {
+    if (v->K == 8) {
         uint64_t sk, cur;
         memcpy(&sk, sl + 8, 8);
         memcpy(&cur, nkey, 8);
@@ -457,28 +495,67 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
  * at the first live match instead of running on to the end of the run
  * (hash_find counts them all: at 3/4 load most of a probe is past the
  * match, and its length is what the branch predictor cannot guess). A
- * slot is 16 bytes for 8-byte keys and the slots start on a page, so a
- * probe mostly reads one cache line. In a read transaction that line is
- * the whole lookup: the slot holds the key and its checked record index,
- * and table and index are of one commit; the record is not read (its
- * cache miss, waited for before the next get could start, was half the
- * time of a get: bench/results/index.md). Elsewhere (v->check) the
- * record's key is compared too. */
-static inline int hash_first16(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
-                               uint64_t *rec);
+ * slot is 16 bytes for 8-byte keys (24 with a covered value) and the slots
+ * start on a page, so a probe mostly reads one cache line. In a read
+ * transaction that line is the whole lookup: the slot holds the key and
+ * its checked record index (and the covered value), and table and index
+ * are of one commit; the record is not read (its cache miss, waited for
+ * before the next get could start, was half the time of a get:
+ * bench/results/index.md). Elsewhere (v->check) the record's key is
+ * compared too. */
+static inline int hash_first8(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
+                              uint64_t *rec, uint32_t E, void *value)
+    __attribute__((always_inline));
 static int hash_first_any(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
-                          uint64_t *rec) __attribute__((noinline));
+                          uint64_t *rec, const char **slot) __attribute__((noinline));
+
+/* C bytes of a covered value: the usual sizes without a call to memcpy
+ * (an eighth of a covered get's instructions, under cachegrind). */
+static inline void copy_value(void *dst, const char *src, uint32_t C)
+{
+    switch (C) {
+    case 8: memcpy(dst, src, 8); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 2: memcpy(dst, src, 2); break;
+    case 1: memcpy(dst, src, 1); break;
+    default: memcpy(dst, src, C);
+    }
+}
+
+static inline bool slots_fit(const struct mms__ixview *v, uint64_t ns)
+{
+    return ns && !(ns & (ns - 1)) && ns <= v->max_slots;
+}
 
 int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec)
 {
     uint64_t ns = vhdr(v)->nslots;
-    if (v->E == 16 && v->K == 8 && !v->check && ns && !(ns & (ns - 1)) && ns <= v->max_slots)
-        return hash_first16(v, ns, nkey, rec);
-    return hash_first_any(v, ns, nkey, rec);
+    if (v->K == 8 && !v->check && slots_fit(v, ns))
+        return v->E == 16 ? hash_first8(v, ns, nkey, rec, 16, NULL)
+                          : hash_first8(v, ns, nkey, rec, 24, NULL);
+    return hash_first_any(v, ns, nkey, rec, NULL);
+}
+
+/* The covered value is the slot's copy where the slot is the answer (a
+ * read transaction), the record's own field where the record is read
+ * anyway (v->check: the transaction may have changed it since the last
+ * commit, and the record is what the caller would read). */
+int mms__ix_hash_cover(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec,
+                       void *value)
+{
+    uint64_t ns = vhdr(v)->nslots;
+    assert(v->C);
+    if (v->K == 8 && !v->check && slots_fit(v, ns))
+        return hash_first8(v, ns, nkey, rec, 24, value);
+    const char *sl;
+    int r = hash_first_any(v, ns, nkey, rec, &sl);
+    if (!r)
+        copy_value(value, v->check ? v->recs + *rec * v->rs + v->cover_off : sl + v->E - 8, v->C);
+    return r;
 }
 
 static int hash_first_any(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
-                          uint64_t *rec)
+                          uint64_t *rec, const char **slot)
 {
     uint64_t mask = ns - 1;
     uint64_t h = v->K == 8 ? hash_key(nkey, 8) : hash_key(nkey, v->K); /* 8 unrolled */
@@ -491,23 +568,27 @@ static int hash_first_any(const struct mms__ixview *v, uint64_t ns, const uint8_
         uint64_t w = slot_w(sl);
         if (!w)
             return MMS_ENOTFOUND;
-        if ((*rec = slot_match(v, sl, w, h, nkey)) != UINT64_MAX)
+        if ((*rec = slot_match(v, sl, w, h, nkey)) != UINT64_MAX) {
+            if (slot)
+                *slot = sl;
             return 0;
+        }
     }
     return MMS_ENOTFOUND;
 }
 
-/* The read transaction's find of an 8-byte key (16-byte slots), the same
- * answer as the loop above by fewer instructions: a get's slot miss and
- * its caller's record miss overlap with the next get's only while the CPU
- * can keep both gets in flight (its reorder window, a few hundred
- * instructions), so every instruction of the path counts. Measured on
- * 10^7 keys, the same mapped files, one process: the general loop (calls
- * to slot_match, the check branch, hash_key's loop) took 2-3x the time of
- * the same probe written inline (bench/results/index.md). ns is checked by
- * the caller (slots_ok). */
-static inline int hash_first16(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
-                               uint64_t *rec)
+/* The read transaction's find of an 8-byte key (E: 16-byte slots, or 24
+ * with the covered value, copied into value), the same answer as the loop
+ * above by fewer instructions: a get's slot miss and its caller's record
+ * miss overlap with the next get's only while the CPU can keep both gets
+ * in flight (its reorder window, a few hundred instructions), so every
+ * instruction of the path counts. Measured on 10^7 keys, the same mapped
+ * files, one process: the general loop (calls to slot_match, the check
+ * branch, hash_key's loop) took 2-3x the time of the same probe written
+ * inline (bench/results/index.md). E is a constant at each call; ns is
+ * checked by the caller (slots_fit). */
+static inline int hash_first8(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
+                              uint64_t *rec, uint32_t E, void *value)
 {
     uint64_t nk, mask = ns - 1;
     memcpy(&nk, nkey, 8);
@@ -515,8 +596,9 @@ static inline int hash_first16(const struct mms__ixview *v, uint64_t ns, const u
     const char *slots = v->ix + PG;
     for (uint64_t i = h & mask, k = 0; k < ns; i = (i + 1) & mask, k++) {
         uint64_t w, sk;
-        memcpy(&w, slots + i * 16, 8);
-        memcpy(&sk, slots + i * 16 + 8, 8);
+        const char *sl = slots + i * E;
+        memcpy(&w, sl, 8);
+        memcpy(&sk, sl + 8, 8);
         if (!w)
             return MMS_ENOTFOUND;
         uint64_t r1 = w & SLOT_REC;
@@ -525,6 +607,8 @@ static inline int hash_first16(const struct mms__ixview *v, uint64_t ns, const u
         if (sk == nk && !((w ^ h ^ r1 * UINT64_C(0x9e3779b97f4a7c15)) >> 40) &&
             r1 - 1 < v->count) {
             *rec = r1 - 1;
+            if (value)
+                copy_value(value, sl + 16, v->C);
             return 0;
         }
     }
@@ -541,7 +625,8 @@ int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size
                         uint64_t *rec)
 {
     uint64_t ns = vhdr(v)->nslots;
-    if (!(v->E == 16 && v->K == 8 && (v->cls == 'u' || v->cls == 'i' || v->cls == 'r')))
+    uint32_t E = v->E;
+    if (!(v->K == 8 && (v->cls == 'u' || v->cls == 'i' || v->cls == 'r')))
         return 1;
     int r = slots_ok(v, ns);
     if (r)
@@ -551,17 +636,17 @@ int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size
     assert(n <= MMS__IX_BATCH);
     for (size_t j = 0; j < n; j++) {
         h[j] = hash_key((const uint8_t *)&nkeys[j], 8);
-        __builtin_prefetch(slots + (h[j] & mask) * 16);
+        __builtin_prefetch(slots + (h[j] & mask) * E);
     }
     for (size_t j = 0; j < n; j++) {
         rec[j] = UINT64_MAX;
         uint64_t i = h[j] & mask;
         for (uint64_t k = 0; k < ns; k++, i = (i + 1) & mask) {
             uint64_t w, sk, r1;
-            memcpy(&w, slots + i * 16, 8);
+            memcpy(&w, slots + i * E, 8);
             if (!w)
                 break;
-            memcpy(&sk, slots + i * 16 + 8, 8);
+            memcpy(&sk, slots + i * E + 8, 8);
             r1 = w & SLOT_REC;
             if (sk == nkeys[j] && w == slot_word(h[j], r1) && r1 - 1 < v->count) {
                 rec[j] = r1 - 1;
@@ -865,13 +950,31 @@ struct ix {
     mms_store *s;
     const struct mms__tabent *e;
     struct mms__ixdesc *d;
-    uint32_t id, K, E;
+    uint32_t id, K, E, C, cover_off; /* C: covered bytes (0: none) */
     char *base;
+    bool moving; /* a record's entry moves to another key (ix_record): */
+    int delta;   /* ... the change of the count of entries, not yet written */
+};
+
+
+/* A covered field as an index is built with it (size 0: none). */
+struct cover {
+    uint32_t kind, off, size;
 };
 
 static struct mms__ixhdr *ihdr(const struct ix *x)
 {
     return (struct mms__ixhdr *)(void *)x->base;
+}
+
+/* d entries more in x: written to the header at once, or while an entry
+ * moves summed in x->delta (ix_record writes it if it is not 0). */
+static void count_entries(struct ix *x, int d)
+{
+    if (x->moving)
+        x->delta += d;
+    else
+        ihdr(x)->entries += (uint64_t)(int64_t)d;
 }
 
 static int ix_open(mms_store *s, const struct mms__tabent *e, struct mms__ixdesc *d, struct ix *x)
@@ -886,7 +989,11 @@ static int ix_open(mms_store *s, const struct mms__tabent *e, struct mms__ixdesc
     x->id = d->region;
     x->K = v.K;
     x->E = v.E;
+    x->C = v.C;
+    x->cover_off = v.cover_off;
     x->base = s->view.base[x->id];
+    x->moving = false;
+    x->delta = 0;
     return 0;
 }
 
@@ -914,9 +1021,10 @@ static char *hslot(const struct ix *x, uint64_t i)
 }
 
 /* Place entry (key, rec) in a table of ns slots at base (no duplicates
- * check). MMS_ENOTSUP when the run is too long. */
+ * check), with the covered value cover (8 bytes, in the slot's last 8;
+ * NULL: the slots cover nothing). MMS_ENOTSUP when the run is too long. */
 static int hash_place(char *slots, uint64_t ns, uint32_t E, uint32_t K, const uint8_t *key,
-                      uint64_t rec)
+                      uint64_t rec, const uint8_t *cover)
 {
     uint64_t h = hash_key(key, K), i = h & (ns - 1);
     for (uint32_t k = 0; slot_w(slots + i * E); k++) {
@@ -928,6 +1036,8 @@ static int hash_place(char *slots, uint64_t ns, uint32_t E, uint32_t K, const ui
     memcpy(slots + i * E, &w, 8);
     memset(slots + i * E + 8, 0, E - 8);
     memcpy(slots + i * E + 8, key, K);
+    if (cover)
+        memcpy(slots + i * E + E - 8, cover, 8);
     return 0;
 }
 
@@ -968,13 +1078,23 @@ static uint64_t hash_lookup(const struct ix *x, const uint8_t *key, uint64_t rec
 
 static int hash_rebuild(struct ix *x, uint64_t ns);
 
-static int hash_insert(struct ix *x, const uint8_t *key, uint64_t rec, bool *did)
+/* Insert (key, rec), or where it is already, bring its covered value up
+ * to date (cover: as hash_place). */
+static int hash_insert(struct ix *x, const uint8_t *key, uint64_t rec, const uint8_t *cover,
+                       bool *did)
 {
     *did = false;
     if (rec + 1 > SLOT_REC)
         return too_many_records(x->e, x->d);
-    if (hash_lookup(x, key, rec) != UINT64_MAX)
+    uint64_t at = hash_lookup(x, key, rec);
+    if (at != UINT64_MAX) {
+        char *copy = hslot(x, at) + x->E - 8;
+        if (cover && memcmp(copy, cover, 8) != 0) {
+            memcpy(copy, cover, 8);
+            *did = true;
+        }
         return 0;
+    }
     struct mms__ixhdr *h = ihdr(x);
     if ((h->entries + 1) * 4 > h->nslots * 3) {
         int r = hash_rebuild(x, h->nslots * 2);
@@ -982,9 +1102,9 @@ static int hash_insert(struct ix *x, const uint8_t *key, uint64_t rec, bool *did
             return r;
         h = ihdr(x);
     }
-    if (hash_place(x->base + PG, h->nslots, x->E, x->K, key, rec))
+    if (hash_place(x->base + PG, h->nslots, x->E, x->K, key, rec, cover))
         return too_many_equal(x);
-    h->entries++;
+    count_entries(x, 1);
     *did = true;
     return 0;
 }
@@ -1011,7 +1131,7 @@ static void hash_remove(struct ix *x, const uint8_t *key, uint64_t rec, bool *di
         i = j;
     }
     memset(hslot(x, i), 0, x->E);
-    h->entries--;
+    count_entries(x, -1);
 }
 
 /* ---- ordered ---- */
@@ -1181,7 +1301,7 @@ static int bt_insert(struct ix *x, const uint8_t *ent, bool *did)
         memmove(wleaf_ent(pg, E, i + 1), wleaf_ent(pg, E, i), (size_t)(n - i) * E);
         memcpy(wleaf_ent(pg, E, i), ent, E);
         pg->n = (uint16_t)(n + 1);
-        ihdr(x)->entries++;
+        count_entries(x, 1);
         return 0;
     }
     uint64_t q;
@@ -1208,7 +1328,7 @@ static int bt_insert(struct ix *x, const uint8_t *ent, bool *did)
     }
     pg->n = (uint16_t)left;
     qp->n = (uint16_t)(n + 1 - left);
-    ihdr(x)->entries++;
+    count_entries(x, 1);
     uint8_t sep[MMS__IX_MAX_KEY + 8];
     memcpy(sep, wleaf_ent(qp, E, 0), E);
     return bt_insert_inner(x, &pa, 1, sep, q);
@@ -1227,15 +1347,16 @@ static int bt_remove(struct ix *x, const uint8_t *ent, bool *did)
         return 0;
     memmove(wleaf_ent(pg, x->E, i), wleaf_ent(pg, x->E, i + 1), (size_t)(n - i - 1) * x->E);
     pg->n = (uint16_t)(n - 1);
-    ihdr(x)->entries--;
+    count_entries(x, -1);
     *did = true;
     return 0;
 }
 
-static int ix_insert(struct ix *x, const uint8_t *key, uint64_t rec, bool *did)
+static int ix_insert(struct ix *x, const uint8_t *key, uint64_t rec, const uint8_t *cover,
+                     bool *did)
 {
     if (x->d->kind == MMS__IX_HASH)
-        return hash_insert(x, key, rec, did);
+        return hash_insert(x, key, rec, cover, did);
     uint8_t ent[MMS__IX_MAX_KEY + 8];
     ent_make(ent, key, x->K, rec);
     return bt_insert(x, ent, did);
@@ -1261,9 +1382,10 @@ struct sorter {
     uint32_t E;
 };
 
-/* Entries as (key, rec) byte strings, in record order. */
+/* Entries as (key, rec) byte strings, in record order; with a covered
+ * field, (key, rec, covered value as a slot holds it). */
 static int collect(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
-                   uint32_t E, uint8_t **out, uint64_t *n)
+                   const struct cover *cov, uint32_t E, uint8_t **out, uint64_t *n)
 {
     const char *base = s->view.base[e->region];
     uint64_t live = e->live <= e->count ? e->live : e->count;
@@ -1276,6 +1398,9 @@ static int collect(mms_store *s, const struct mms__tabent *e, const struct mms__
             continue;
         rec_key(d, base + i * e->record_size, buf + k * E);
         put_be(buf + k * E + d->key_size, i, 8);
+        if (cov->size)
+            cover_copy(base + i * e->record_size + cov->off, cov->size,
+                       buf + k * E + d->key_size + 8);
         k++;
     }
     *out = buf;
@@ -1360,7 +1485,8 @@ static int too_many_dups(const struct mms__tabent *e, const struct mms__ixdesc *
                      (unsigned long long)get_be(a + E + d->key_size, 8));
 }
 
-static void hdr_init(struct mms__ixhdr *h, const struct mms__ixdesc *d, uint32_t E, uint32_t table)
+static void hdr_init(struct mms__ixhdr *h, const struct mms__ixdesc *d, uint32_t E, uint32_t table,
+                     const struct cover *cov)
 {
     memset(h, 0, sizeof *h);
     h->magic = MMS__IX_MAGIC;
@@ -1368,13 +1494,20 @@ static void hdr_init(struct mms__ixhdr *h, const struct mms__ixdesc *d, uint32_t
     h->key_size = d->key_size;
     h->entry_size = E;
     h->table = table;
-    h->version = MMS__IX_VERSION;
+    /* Version 1 where it is enough: a library that knows no covered
+     * values still reads and keeps such an index; a covering one it
+     * refuses (MMS_EVERSION) rather than leave its copies stale. */
+    h->version = cov->size ? MMS__IX_VERSION_COVER : MMS__IX_VERSION;
+    h->cover_kind = cov->kind;
+    h->cover_off = cov->off;
+    h->cover_size = cov->size;
 }
 
 static int build_hash(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
-                      bool exists, const uint8_t *a, uint64_t n, uint32_t SE)
+                      const struct cover *cov, bool exists, const uint8_t *a, uint64_t n,
+                      uint32_t SE)
 {
-    uint32_t K = d->key_size, E = 8 + (uint32_t)mms__round_up(K, 8);
+    uint32_t K = d->key_size, E = 8 + (uint32_t)mms__round_up(K, 8) + (cov->size ? 8 : 0);
     uint64_t ns = hash_slots_for(n);
     if (e->count >= SLOT_REC)
         return too_many_records(e, d);
@@ -1383,9 +1516,10 @@ static int build_hash(mms_store *s, const struct mms__tabent *e, const struct mm
         return r;
     char *base = s->view.base[d->region];
     memset(base, 0, PG + ns * E); /* fresh space may hold an aborted attempt */
-    hdr_init((struct mms__ixhdr *)(void *)base, d, E, e->region);
+    hdr_init((struct mms__ixhdr *)(void *)base, d, E, e->region, cov);
     for (uint64_t i = 0; i < n; i++)
-        if (hash_place(base + PG, ns, E, K, a + i * SE, get_be(a + i * SE + K, 8)))
+        if (hash_place(base + PG, ns, E, K, a + i * SE, get_be(a + i * SE + K, 8),
+                       cov->size ? a + i * SE + K + 8 : NULL))
             return mms__fail(MMS_ENOTSUP, "table %s: the hash index on %.47s: too many records "
                              "share a key (use an ordered index for such a field)", e->name,
                              d->field);
@@ -1410,7 +1544,8 @@ static int build_ordered(mms_store *s, const struct mms__tabent *e, const struct
     if (r)
         return r;
     char *base = s->view.base[d->region];
-    hdr_init((struct mms__ixhdr *)(void *)base, d, E, e->region);
+    const struct cover none = {0};
+    hdr_init((struct mms__ixhdr *)(void *)base, d, E, e->region, &none);
     /* Leaves 1..leaves; each level's first entries (their minimums) kept
      * as indices into a. */
     uint64_t *mins = malloc((size_t)leaves * 8);
@@ -1460,14 +1595,16 @@ static int build_ordered(mms_store *s, const struct mms__tabent *e, const struct
     return 0;
 }
 
-/* Build index d of e from the live records. exists: the region has a file
- * (a rebuild writes the next generation). */
-static int build(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d, bool exists)
+/* Build index d of e from the live records (a hash one covering cov).
+ * exists: the region has a file (a rebuild writes the next generation). */
+static int build(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
+                 const struct cover *cov, bool exists)
 {
-    uint32_t SE = d->key_size + 8;
+    uint32_t SE = d->key_size + 8 + (cov->size ? 8 : 0);
     uint8_t *a;
     uint64_t n;
-    int r = collect(s, e, d, SE, &a, &n);
+    assert(d->kind == MMS__IX_HASH || !cov->size);
+    int r = collect(s, e, d, cov, SE, &a, &n);
     if (r)
         return r;
     if (d->kind == MMS__IX_ORDERED || (d->flags & MMS__IX_UNIQUE))
@@ -1477,7 +1614,7 @@ static int build(mms_store *s, const struct mms__tabent *e, const struct mms__ix
             if (memcmp(a + (i - 1) * SE, a + i * SE, d->key_size) == 0)
                 r = too_many_dups(e, d, a + (i - 1) * SE, SE);
     if (!r)
-        r = d->kind == MMS__IX_HASH ? build_hash(s, e, d, exists, a, n, SE)
+        r = d->kind == MMS__IX_HASH ? build_hash(s, e, d, cov, exists, a, n, SE)
                                     : build_ordered(s, e, d, exists, a, n);
     free(a);
     s->tab_epoch++;
@@ -1489,7 +1626,8 @@ static int hash_rebuild(struct ix *x, uint64_t ns)
 {
     struct mms__ixhdr *h = ihdr(x);
     uint64_t old_ns = h->nslots, n = h->entries;
-    uint32_t K = x->K, SE = K + 8;
+    const struct cover cov = {h->cover_kind, h->cover_off, x->C};
+    uint32_t K = x->K, SE = K + 8 + (x->C ? 8 : 0);
     uint8_t *a = malloc((size_t)(n ? n : 1) * SE);
     if (!a)
         return -ENOMEM;
@@ -1501,10 +1639,12 @@ static int hash_rebuild(struct ix *x, uint64_t ns)
             continue;
         memcpy(a + k * SE, sl + 8, K);
         put_be(a + k * SE + K, r1 - 1, 8);
+        if (x->C)
+            memcpy(a + k * SE + K + 8, sl + x->E - 8, 8);
         k++;
     }
     (void)ns;
-    int r = build_hash(x->s, x->e, x->d, true, a, k, SE);
+    int r = build_hash(x->s, x->e, x->d, &cov, true, a, k, SE);
     free(a);
     x->base = x->s->view.base[x->id];
     x->s->tab_epoch++;
@@ -1533,11 +1673,17 @@ static struct mms__ixtxn *fresh_mark(mms_store *s, uint32_t id)
 }
 
 int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc *f,
-                   uint32_t kind, uint32_t flags)
+                   uint32_t kind, uint32_t flags, const struct mms__fdesc *cf)
 {
     int r = mms__ix_keyable(e->name, f);
     if (r)
         return r;
+    if (cf && kind != MMS__IX_HASH)
+        return mms__fail(MMS_ENOTSUP, "table %s: an index covering %s must be a hash index "
+                         "(ordered indexes cover no field)", e->name, cf->name);
+    if (cf && (r = mms__ix_coverable(e->name, cf)))
+        return r;
+    const struct cover cov = {cf ? cf->kind : 0, cf ? cf->offset : 0, cf ? cf->size : 0};
     const struct mms__ixdesc *old = mms__ixdescs(s, e);
     if (e->nindexes && !old)
         return MMS__CORRUPT("table %s: its index descriptors are not in the heap", e->name);
@@ -1568,8 +1714,10 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
     d->key_off = f->offset;
     d->key_size = f->size;
     d->layout_gen = e->layout_gen;
+    if (cf)
+        snprintf(d->cover, sizeof d->cover, "%s", cf->name);
     uint32_t had_regions = mms__hdr(s)->nregions;
-    r = build(s, e, d, false);
+    r = build(s, e, d, &cov, false);
     if (r) {
         /* Nothing of it stays: the region's file goes, the descriptors
          * shrink back (the realloc'd array is kept, with its old count). */
@@ -1762,7 +1910,16 @@ int mms__ix_commit_begin(mms_store *s)
             d[k].key_off = f->offset;
             d[k].key_size = f->size;
             d[k].layout_gen = e->layout_gen;
-            int r = build(s, e, &d[k], true);
+            /* The covered field too; gone, or grown past 8 bytes, the
+             * index keeps its key and drops the copy. */
+            struct cover cov = {0};
+            const struct mms__fdesc *cf = d[k].cover[0] ? field_named(s, e, d[k].cover) : NULL;
+            if (cf && !mms__ix_coverable(e->name, cf))
+                cov = (struct cover){cf->kind, cf->offset, cf->size};
+            else
+                memset(d[k].cover, 0, sizeof d[k].cover);
+            mms__detail_clear();
+            int r = build(s, e, &d[k], &cov, true);
             if (r)
                 return r;
             bit_set(t->rebuilt, d[k].region);
@@ -1804,26 +1961,37 @@ int mms__ix_record(mms_store *s, const struct mms__tabent *e, uint64_t k, const 
         int r = ix_open(s, e, &d[j], &x);
         if (r)
             return r;
-        uint8_t ok[MMS__IX_MAX_KEY], nk[MMS__IX_MAX_KEY];
-        bool did = false, same = false;
+        uint8_t ok[MMS__IX_MAX_KEY], nk[MMS__IX_MAX_KEY], cv[8];
+        bool did = false;
         rec_key(&d[j], rec, nk);
-        if (old) {
+        if (old)
             rec_key(&d[j], old, ok);
-            same = memcmp(ok, nk, x.K) == 0;
-            if (!live || !same) {
-                if ((r = ix_remove(&x, ok, k, &did)))
-                    return r;
-                s->precommit_wrote |= did;
-            }
-        }
+        /* A live record whose key changed: its entry moves, inserted under
+         * the new key before it leaves the old one, so that a hash index
+         * grown by the insert is built from every entry. The count of
+         * entries stays the same and is left alone: a commit that changes
+         * one key then dirties no header page (one page fault, one page
+         * diffed, journaled and applied fewer; commit cost, index.md). */
+        x.moving = old && live && memcmp(ok, nk, x.K) != 0;
+        x.delta = 0;
+        /* A record whose key stays may have a new covered value: the
+         * insert finds its entry and brings the copy up to date. */
+        const uint8_t *cover = x.C ? cover_copy(rec + x.cover_off, x.C, cv) : NULL;
         if (live) {
-            if ((r = ix_insert(&x, nk, k, &did)))
+            if ((r = ix_insert(&x, nk, k, cover, &did)))
                 return r;
             s->precommit_wrote |= did;
             if (did && (d[j].flags & MMS__IX_UNIQUE) && (r = check_later(t, d[j].region,
                                                                          e->region, k)))
                 return r;
         }
+        if (old && (!live || x.moving)) {
+            if ((r = ix_remove(&x, ok, k, &did)))
+                return r;
+            s->precommit_wrote |= did;
+        }
+        if (x.delta) /* the old entry was not there (a record seen twice) */
+            ihdr(&x)->entries += (uint64_t)(int64_t)x.delta;
     }
     return 0;
 }
@@ -1926,6 +2094,9 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
     if (!f || f->kind != d->key_kind || f->offset != d->key_off || f->size != d->key_size ||
         d->layout_gen != e->layout_gen)
         return VFAIL("its field is not the table's field of that name");
+    const struct mms__fdesc *cf = v.C ? field_named(s, e, d->cover) : NULL;
+    if (v.C && (!cf || cf->kind != h->cover_kind || cf->offset != v.cover_off || cf->size != v.C))
+        return VFAIL("its covered field is not the table's field %.47s", d->cover);
     if (h->table != e->region)
         return VFAIL("its header names table region %u", h->table);
     if (d->kind != MMS__IX_HASH && d->kind != MMS__IX_ORDERED)
@@ -1993,6 +2164,11 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
         if (memcmp(key, sl + 8, v.K) != 0)
             return VFAIL("slot %llu: record %llu holds another key", (unsigned long long)i,
                          (unsigned long long)(r1 - 1));
+        uint8_t cv[8];
+        if (v.C && memcmp(sl + v.E - 8, cover_copy(v.recs + (r1 - 1) * v.rs + v.cover_off, v.C,
+                                                   cv), 8) != 0)
+            return VFAIL("slot %llu: its copy of %.47s is not record %llu's", (unsigned long long)i,
+                         d->cover, (unsigned long long)(r1 - 1));
         /* Reachable: no empty slot between its home and it. */
         for (uint64_t j = hash_key(key, v.K) & (ns - 1); j != i; j = (j + 1) & (ns - 1))
             if (!slot_w(v.ix + PG + j * v.E))
@@ -2004,7 +2180,7 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
                      (unsigned long long)h->entries);
     /* Distinct: each live record is found under its own key. */
     struct ix x = {.s = s, .e = e, .d = (struct mms__ixdesc *)d, .id = d->region, .K = v.K,
-                   .E = v.E, .base = (char *)v.ix};
+                   .E = v.E, .C = v.C, .cover_off = v.cover_off, .base = (char *)v.ix};
     for (uint64_t i = 0; i < e->count; i++) {
         if (!mms__catalog_live(s, e, i))
             continue;

@@ -270,14 +270,17 @@ struct mms__ixdesc {
     uint32_t key_off;    /* 64: its offset in the record */
     uint32_t key_size;   /* 68: its size: the key's bytes */
     uint64_t layout_gen; /* 72: the table's layout_gen the index follows */
-    uint8_t reserved[48];
+    char cover[48];      /* 80: hash: the covered field's name ("" none), followed
+                          * by name through migrations like field */
 };
 _Static_assert(sizeof(struct mms__ixdesc) == 128, "ixdesc size");
 _Static_assert(offsetof(struct mms__ixdesc, layout_gen) == 72, "ixdesc layout_gen");
+_Static_assert(offsetof(struct mms__ixdesc, cover) == 80, "ixdesc cover");
 
 /* Page 0 of an index region. */
 #define MMS__IX_MAGIC 0x58444e49u /* "INDX" */
 #define MMS__IX_VERSION 1u        /* hash slots with checks (FORMAT §2.8) */
+#define MMS__IX_VERSION_COVER 2u  /* ... and a covered value (cover_size != 0) */
 struct mms__ixhdr {
     uint32_t magic;      /* 0: MMS__IX_MAGIC */
     uint32_t kind;       /* 4: MMS__IX_* */
@@ -288,8 +291,12 @@ struct mms__ixhdr {
     uint64_t root;       /* 32: ordered: the root page */
     uint32_t depth;      /* 40: ordered: levels (1: the root is a leaf) */
     uint32_t table;      /* 44: region of the indexed table */
-    uint32_t version;    /* 48: MMS__IX_VERSION (0: hash slots without checks) */
-    uint8_t reserved[4096 - 52];
+    uint32_t version;    /* 48: MMS__IX_VERSION (0: hash slots without checks),
+                          * MMS__IX_VERSION_COVER for a covering hash index */
+    uint32_t cover_kind; /* 52: version 2: the covered field's kind when built */
+    uint32_t cover_off;  /* 56: ... its offset in the record */
+    uint32_t cover_size; /* 60: ... its size, 1..8 (0: covers nothing) */
+    uint8_t reserved[4096 - 64];
 };
 _Static_assert(sizeof(struct mms__ixhdr) == 4096, "ixhdr size");
 /* A page of an ordered index: a leaf (entries) or an inner node (n
@@ -1179,13 +1186,16 @@ bool mms__str_valid(const mms_store *s, mms_ref ref);
 #define MMS__IX_MAX_KEY 256u /* chars keys of at most this many bytes */
 /* The descriptors of entry e (NULL when it has none, or they are damaged). */
 struct mms__ixdesc *mms__ixdescs(const mms_store *s, const struct mms__tabent *e);
-/* Key bytes that compare like the values (memcmp), from a field value. */
+/* May f be an index's key; its covered field (0, or MMS_ENOTSUP)? */
 int mms__ix_keyable(const char *table, const struct mms__fdesc *f);
+int mms__ix_coverable(const char *table, const struct mms__fdesc *f);
+/* Key bytes that compare like the values (memcmp), from a field value. */
 void mms__ix_norm(unsigned kind, uint32_t size, const void *val, uint8_t *out);
 void mms__ix_denorm(unsigned kind, uint32_t size, const uint8_t *key, void *val);
-/* Create (and bulk build) the index of field f of e; drop one. */
+/* Create (and bulk build) the index of field f of e (a hash one covering
+ * field cf, or NULL); drop one. */
 int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc *f,
-                   uint32_t kind, uint32_t flags);
+                   uint32_t kind, uint32_t flags, const struct mms__fdesc *cf);
 int mms__ix_drop(mms_store *s, struct mms__tabent *e, uint32_t k);
 /* At append: a unique index refuses rec's key if a live record holds it
  * (as far as the index and this transaction's appends can tell). */
@@ -1204,6 +1214,7 @@ int mms__ix_verify(mms_store *s, const struct mms__tabent *e, char *msg, size_t 
 /* What a lookup needs of one index, resolved from the catalog. */
 struct mms__ixview {
     uint32_t kind, flags, K, E, key_kind, key_off, rs, region;
+    uint32_t C, cover_off; /* covering hash: the covered field's size (0: none), offset */
     int cls;            /* the key kind's class (mms_kind_class) */
     const char *ix;     /* the index region */
     uint64_t ix_bytes;  /* bytes of it that may be read */
@@ -1222,6 +1233,11 @@ int mms__ix_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out
 /* One live record whose key is nkey (a hash index: the first in probe
  * order). MMS_ENOTFOUND when none. */
 int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec);
+/* The same on a covering hash index, and the covered value (v->C bytes)
+ * into value: the slot's copy in a read transaction, the record's
+ * elsewhere (v->check). */
+int mms__ix_hash_cover(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec,
+                       void *value);
 /* Hash index, 8-byte integer keys: up to MMS__IX_BATCH keys (normalized)
  * at once, rec[i] = the record or UINT64_MAX. 1: not that kind of index. */
 #define MMS__IX_BATCH 16

@@ -8,7 +8,7 @@
  * mms__ixview) while the handle's table epoch stays, so a hash lookup is
  * a compare of the epoch, a hash and a probe -- no walk through the
  * header, catalog and descriptors. It must never write the store outside
- * mms_index_create and mms_index_drop.
+ * mms_index_create(_covering) and mms_index_drop.
  */
 #include "internal.h"
 
@@ -59,6 +59,11 @@ static const struct mms__fdesc *field_of(mms_store *s, const struct mms__tabent 
 
 int mms_index_create(mms_table *t, const char *field, unsigned flags)
 {
+    return mms_index_create_covering(t, field, flags, NULL);
+}
+
+int mms_index_create_covering(mms_table *t, const char *field, unsigned flags, const char *cover)
+{
     struct mms__tabent *e;
     if (!t || !field || (flags & ~(MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE)))
         return mms__fail(MMS_EINVAL, "mms_index_create: bad arguments");
@@ -69,8 +74,11 @@ int mms_index_create(mms_table *t, const char *field, unsigned flags)
     const struct mms__fdesc *f = field_of(s, e, field);
     if (!f)
         return mms__fail(MMS_EINVAL, "table %s has no field %s", e->name, field);
+    const struct mms__fdesc *cf = cover ? field_of(s, e, cover) : NULL;
+    if (cover && !cf)
+        return mms__fail(MMS_EINVAL, "table %s has no field %s to cover", e->name, cover);
     return mms__ix_create(s, e, f, flags & MMS_INDEX_ORDERED ? MMS__IX_ORDERED : MMS__IX_HASH,
-                          flags & MMS_INDEX_UNIQUE ? MMS__IX_UNIQUE : 0);
+                          flags & MMS_INDEX_UNIQUE ? MMS__IX_UNIQUE : 0, cf);
 }
 
 int mms_index_drop(mms_table *t, const char *field)
@@ -155,6 +163,12 @@ int mms_indexes(mms_table *t, mms_index_info *out, size_t cap, size_t *n)
         if (mms__ixview_get(s, e, &d[k], &v) == 0) {
             o->entries = ((const struct mms__ixhdr *)(const void *)v.ix)->entries;
             o->bytes = mms__rtab(s)[d[k].region].size;
+            if (v.C) {
+                memcpy(o->cover, d[k].cover, sizeof o->cover);
+                o->cover[sizeof o->cover - 1] = 0;
+                o->cover_kind = ((const struct mms__ixhdr *)(const void *)v.ix)->cover_kind;
+                o->cover_size = v.C;
+            }
         }
     }
     *n = e->nindexes;
@@ -251,6 +265,18 @@ __attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, 
 
 static int find_any(mms_index *ix, const void *key, uint64_t *index);
 
+/* The short path's key (norm, for these keys) when ix is a hash index of
+ * 8-byte integer keys whose view is current; false: the long way. */
+static inline bool short_key(mms_index *ix, const void *key, uint64_t *w)
+{
+    if (!(ix && key && ix->hash8 && ix->epoch == ix->s->tab_epoch))
+        return false;
+    memcpy(w, key, 8);
+    *w = __builtin_bswap64(*w ^ ix->flip);
+    ix->v.check = ix->s->state != MMS__ST_READ; /* as resolve */
+    return true;
+}
+
 /* A get of an 8-byte key through a hash index whose view is current is a
  * few instructions here and a probe in index.c: gets at random keys
  * overlap their cache misses only as far as the CPU can keep several gets
@@ -259,13 +285,9 @@ static int find_any(mms_index *ix, const void *key, uint64_t *index);
  * other find (another key, a stale view, bad arguments) takes find_any. */
 int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
 {
-    if (__builtin_expect(ix && key && index && ix->hash8 && ix->epoch == ix->s->tab_epoch, 1)) {
-        uint64_t w; /* norm, for these keys */
-        memcpy(&w, key, 8);
-        w = __builtin_bswap64(w ^ ix->flip);
-        ix->v.check = ix->s->state != MMS__ST_READ; /* as resolve */
+    uint64_t w;
+    if (__builtin_expect(index && short_key(ix, key, &w), 1))
         return mms__ix_hash_first(&ix->v, (const uint8_t *)&w, index);
-    }
     return find_any(ix, key, index);
 }
 
@@ -284,6 +306,25 @@ static int find_any(mms_index *ix, const void *key, uint64_t *index)
     return mms__ix_hash_first(v, nk, index);
 }
 
+/* The covered get: as mms_index_find, its short path (an 8-byte key, a
+ * current view) reading one slot in a read transaction. */
+int mms_index_find_covered(mms_index *ix, const void *key, uint64_t *index, void *value)
+{
+    const struct mms__ixview *v;
+    uint64_t rec, w;
+    if (__builtin_expect(value && short_key(ix, key, &w) && ix->v.C, 1))
+        return mms__ix_hash_cover(&ix->v, (const uint8_t *)&w, index ? index : &rec, value);
+    if (!key || !value)
+        return mms__fail(MMS_EINVAL, "mms_index_find_covered: bad arguments");
+    int r = resolve(ix, &v);
+    if (r)
+        return r;
+    if (!v->C)
+        return mms__fail(MMS_ENOTSUP, "the index on %s covers no field", ix->field);
+    uint8_t nk[MMS__IX_MAX_KEY];
+    norm(v, key, nk);
+    return mms__ix_hash_cover(v, nk, index ? index : &rec, value);
+}
 
 int mms_index_find_many(mms_index *ix, const void *keys, size_t n, uint64_t *index,
                         size_t *found)

@@ -329,6 +329,16 @@ TEST(indexes)
     ASSERT_EQ(cli("dump '%s' t --where 'nope=1'", dir), 1);
     ASSERT_EQ(cli("dump '%s' t --where 'grp'", dir), 1);
     ASSERT_EQ(cli("verify '%s'", dir), 0);
+    /* A covering hash index: listed with its covered field. */
+    ASSERT_EQ(cli("index '%s' t id --drop", dir), 0);
+    ASSERT_EQ(cli("index '%s' t id --cover code --ordered", dir), 1);
+    HAS(err, "must be a hash index");
+    ASSERT_EQ(cli("index '%s' t id --unique --cover score", dir), 0);
+    ASSERT_EQ(cli("indexes '%s' t", dir), 0);
+    HAS(out, "covers");
+    HAS(out, "hash    yes    i64            3000");
+    ASSERT(strstr(out, " score\n") != NULL);
+    ASSERT_EQ(cli("verify '%s'", dir), 0);
     for (int i = 0; i < NW; i++)
         free(scan[i]);
 }

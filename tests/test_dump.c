@@ -145,7 +145,7 @@ static void build(const char *path)
             OK(mms_table_delete(ev, i));
     OK(mms_table_delete(tg, 19));
     OK(mms_index_create(tg, "n", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
-    OK(mms_index_create(ev, "a32", MMS_INDEX_HASH));
+    OK(mms_index_create_covering(ev, "a32", MMS_INDEX_HASH, "f64")); /* kept by a load */
     for (uint64_t i = 0; i < NEVERY; i++) {
         struct every *e = mms_table_get(ev, i);
         if (mms_table_live(ev, i) && e->other == mms_table_ref(tg, 19))
@@ -189,6 +189,7 @@ static void same_stores(const char *a, const char *b)
         for (size_t k = 0; k < nxa; k++) {
             ASSERT_EQ(strcmp(xa[k].field, xb[k].field), 0);
             ASSERT_EQ(xa[k].flags, xb[k].flags);
+            ASSERT_EQ(strcmp(xa[k].cover, xb[k].cover), 0);
             ASSERT_EQ(xa[k].entries, xb[k].entries);
         }
         for (uint64_t r = 0; r < mms_table_slots(x); r++) {

@@ -5,7 +5,9 @@
  * model after every commit and abort; unique violations by each path;
  * key order of floats, chars and signed integers; SIGKILL during a bulk
  * build and during commits that change keys; a reader process looking up
- * while a writer changes keys; damaged index pages.
+ * while a writer changes keys; damaged index pages. Covering hash indexes
+ * (a copy of one more field in each slot) in the model, the crashes and the
+ * reader, and on their own (TEST(covering)).
  */
 #include "test.h"
 
@@ -140,6 +142,10 @@ enum { F_ID, F_SCORE, F_TAG, F_GRP, F_FLAG, NF };
 static const char *fname[NF] = {"id", "score", "tag", "grp", "flag"};
 static const unsigned fflags[NF] = {MMS_INDEX_UNIQUE, MMS_INDEX_ORDERED, MMS_INDEX_ORDERED, 0,
                                     MMS_INDEX_ORDERED};
+/* The hash indexes cover a field: id's covers grp (widened within 8 bytes
+ * by the migration: still covered), grp's covers flag (removed by it: the
+ * index covers nothing after). */
+static const int fcover[NF] = {F_GRP, -1, -1, F_FLAG, -1};
 static int kcmp(int f, const struct mrec *a, const struct mrec *b)
 {
     switch (f) {
@@ -242,6 +248,17 @@ static void check(mms_table *t, const struct model *m)
                 ASSERT_EQ(one, ord[a]);
             else /* a hash find stops at the first live match: one of them */
                 ASSERT(bsearch(&one, got, n, 8, cmp_u64) != NULL);
+            /* The covered value: the record's (the slot's copy in a read
+             * transaction). */
+            int cf = fcover[f];
+            char val[8], want[8];
+            if (cf >= 0 && cf < nfields(m)) {
+                OK(mms_index_find_covered(ix, kb, &one, val));
+                ASSERT(bsearch(&one, got, n, 8, cmp_u64) != NULL);
+                size_t csz = cf == F_FLAG ? 1 : m->layout == 1 ? 4 : 8;
+                ASSERT(memcmp(val, key_of(m, cf, &m->r[one], want), csz) == 0);
+            } else if (cf >= 0)
+                FAILS(mms_index_find_covered(ix, kb, &one, val), MMS_ENOTSUP);
             memcpy(many + nmany++ * ksz, kb, ksz);
             a = b;
         }
@@ -360,7 +377,8 @@ TEST(model)
         m.r[at] = o;
     }
     for (int f = 0; f < NF; f++)
-        OK(mms_index_create(t, fname[f], fflags[f]));
+        OK(mms_index_create_covering(t, fname[f], fflags[f],
+                                     fcover[f] >= 0 ? fname[fcover[f]] : NULL));
     check(t, &m); /* built in the transaction */
     OK(mms_txn_commit(s));
     check(t, &m);
@@ -806,11 +824,12 @@ static int ix_file(const char *p, const mms_index_info *ii)
     return fd;
 }
 
-/* The offset of the hash slot holding key (K bytes in index form), or -1. */
-static off_t slot_of(int fd, uint64_t bytes, const void *key, uint32_t K)
+/* The offset of the hash slot (E bytes) holding key (K bytes in index
+ * form), or -1. */
+static off_t slot_of(int fd, uint64_t bytes, const void *key, uint32_t K, uint32_t E)
 {
     char sl[16];
-    for (off_t at = 4096; at + 16 <= (off_t)bytes; at += 16) {
+    for (off_t at = 4096; at + E <= (off_t)bytes; at += E) {
         ASSERT_EQ(pread(fd, sl, 16, at), 16);
         uint64_t w;
         memcpy(&w, sl, 8);
@@ -848,7 +867,7 @@ TEST(slot_checks)
             int32_t i = (int32_t)(rnd() % N);
             uint64_t k8 = __builtin_bswap64((uint64_t)(i * 7) ^ (UINT64_C(1) << 63));
             uint32_t k4 = __builtin_bswap32((uint32_t)i ^ (UINT32_C(1) << 31));
-            off_t at = slot_of(fd, ii->bytes, f ? (void *)&k4 : (void *)&k8, f ? 4 : 8);
+            off_t at = slot_of(fd, ii->bytes, f ? (void *)&k4 : (void *)&k8, f ? 4 : 8, 16);
             ASSERT(at > 0);
             uint64_t w, bad;
             ASSERT_EQ(pread(fd, &w, 8, at), 8);
@@ -920,6 +939,269 @@ TEST(slot_checks)
     ASSERT_EQ(rec, 10);
     mms_read_end(s);
     verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+/* ------------------------------------------------------------------------
+ * Covering hash indexes (mms_index_create_covering): the copy of the
+ * covered field in each slot, after every kind of change, an abort, a
+ * reopen, growth and a migration that widens one covered field within 8
+ * bytes and another past them; verify finds a damaged copy.
+ * ------------------------------------------------------------------------ */
+struct cv1 {
+    int64_t k;
+    uint32_t u;
+    int32_t b;
+    char c[8];
+    char name[12];
+    uint32_t pad;
+};
+static const mms_field cv1_fields[] = {MMS_F_I64(struct cv1, k), MMS_F_U32(struct cv1, u),
+                                       MMS_F_I32(struct cv1, b), MMS_F_CHARS(struct cv1, c),
+                                       MMS_F_CHARS(struct cv1, name)};
+static const mms_schema cv1_schema = MMS_SCHEMA(struct cv1, cv1_fields);
+/* b widened to i64 (still covered), c to chars[16] (no longer coverable). */
+struct cv2 {
+    int64_t k;
+    uint32_t u;
+    uint32_t pad;
+    int64_t b;
+    char c[16];
+    char name[12];
+    uint32_t pad2;
+};
+static const mms_field cv2_fields[] = {MMS_F_I64(struct cv2, k), MMS_F_U32(struct cv2, u),
+                                       MMS_F_I64(struct cv2, b), MMS_F_CHARS(struct cv2, c),
+                                       MMS_F_CHARS(struct cv2, name)};
+static const mms_schema cv2_schema = MMS_SCHEMA(struct cv2, cv2_fields);
+
+struct cvm {
+    int64_t k, b;
+    uint32_t u;
+    char c[16];
+    bool live;
+};
+enum { CVMAX = 4000 };
+static struct cvm cvm[CVMAX];
+static uint64_t cvn;
+static int cv_layout;
+
+static void cv_put(mms_table *t, uint64_t i)
+{
+    if (cv_layout == 1) {
+        struct cv1 *r = MMS_TABLE_GET(t, struct cv1, i);
+        r->k = cvm[i].k, r->u = cvm[i].u, r->b = (int32_t)cvm[i].b;
+        memcpy(r->c, cvm[i].c, 8);
+    } else {
+        struct cv2 *r = MMS_TABLE_GET(t, struct cv2, i);
+        r->k = cvm[i].k, r->u = cvm[i].u, r->b = cvm[i].b;
+        memcpy(r->c, cvm[i].c, 16);
+    }
+}
+
+static void cv_new(uint64_t i)
+{
+    ASSERT_LT(i, CVMAX);
+    memset(&cvm[i], 0, sizeof cvm[i]);
+    cvm[i].k = (int64_t)(i * 11) - 500;
+    cvm[i].u = (uint32_t)(i * 3 + 1);
+    cvm[i].b = (int64_t)(rnd() % 100000) - 50000;
+    snprintf(cvm[i].c, 8, "c%llu", (unsigned long long)(rnd() % 99999));
+    cvm[i].live = true;
+    if (i >= cvn)
+        cvn = i + 1;
+}
+
+/* Every live record is found by k with its b, and by u with its c (while
+ * c is covered); an absent key is not found. */
+static void cv_check(mms_table *t)
+{
+    mms_index *ixk, *ixu;
+    OK(mms_index_open(t, "k", &ixk));
+    OK(mms_index_open(t, "u", &ixu));
+    ASSERT_EQ(mms_table_slots(t), cvn);
+    for (uint64_t i = 0; i < cvn; i++) {
+        ASSERT_EQ(mms_table_live(t, i), cvm[i].live);
+        if (!cvm[i].live)
+            continue;
+        uint64_t at = UINT64_MAX;
+        int64_t b8 = 0;
+        int32_t b4 = 0;
+        OK(mms_index_find_covered(ixk, &cvm[i].k, &at, cv_layout == 1 ? (void *)&b4 : &b8));
+        ASSERT_EQ(at, i);
+        ASSERT_EQ(cv_layout == 1 ? b4 : b8, cvm[i].b);
+        char c[8];
+        if (cv_layout == 1) {
+            OK(mms_index_find_covered(ixu, &cvm[i].u, NULL, c));
+            ASSERT(memcmp(c, cvm[i].c, 8) == 0);
+        } else {
+            FAILS(mms_index_find_covered(ixu, &cvm[i].u, &at, c), MMS_ENOTSUP);
+            OK(mms_index_find(ixu, &cvm[i].u, &at));
+            ASSERT_EQ(at, i);
+        }
+    }
+    int64_t absent = -501;
+    FAILS(mms_index_find_covered(ixk, &absent, &(uint64_t){0}, &absent), MMS_ENOTFOUND);
+}
+
+/* cv_check in a read transaction (slots alone), then outside one (records
+ * read), and verify. */
+static void cv_check_all(mms_store *s, mms_table *t)
+{
+    OK(mms_read_begin(s));
+    cv_check(t);
+    mms_read_end(s);
+    cv_check(t);
+    verify_ok(s);
+}
+
+TEST(covering)
+{
+    rng = 31;
+    const char *p = tpath("ixcover");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    mms_table *t;
+    cvn = 0;
+    cv_layout = 1;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "t", &cv1_schema, MMS_TABLE_CREATE, &t));
+    for (uint64_t i = 0; i < 100; i++) {
+        OK(mms_table_append(t, &(struct cv1){0}, NULL));
+        cv_new(i);
+        cv_put(t, i);
+    }
+    FAILS(mms_index_create_covering(t, "k", MMS_INDEX_ORDERED, "b"), MMS_ENOTSUP);
+    ASSERT(strstr(mms_errdetail(), "must be a hash index"));
+    FAILS(mms_index_create_covering(t, "k", 0, "name"), MMS_ENOTSUP);
+    ASSERT(strstr(mms_errdetail(), "at most 8 bytes"));
+    FAILS(mms_index_create_covering(t, "k", 0, "nope"), MMS_EINVAL);
+    OK(mms_index_create_covering(t, "k", MMS_INDEX_UNIQUE, "b"));
+    OK(mms_index_create_covering(t, "u", 0, "c"));
+    cv_check(t); /* built in the transaction */
+    OK(mms_txn_commit(s));
+    cv_check_all(s, t);
+    mms_index_info ii[2];
+    size_t n;
+    OK(mms_indexes(t, ii, 2, &n));
+    ASSERT_EQ(n, 2);
+    ASSERT(strcmp(ii[0].cover, "b") == 0);
+    ASSERT_EQ(ii[0].cover_kind, MMS_KIND_I32);
+    ASSERT_EQ(ii[0].cover_size, 4);
+    ASSERT(strcmp(ii[1].cover, "c") == 0);
+    ASSERT_EQ(ii[1].cover_size, 8);
+
+    /* Every path that changes records, in one commit. */
+    OK(mms_txn_begin(s, 0));
+    uint64_t at, first;
+    OK(mms_table_append(t, &(struct cv1){0}, &at)); /* append */
+    cv_new(at);
+    cv_put(t, at);
+    void *where;
+    OK(mms_table_append_many(t, 3, &first, &where)); /* append_many, filled in place */
+    for (uint64_t j = first; j < first + 3; j++) {
+        cv_new(j);
+        cv_put(t, j);
+    }
+    OK(mms_table_delete(t, 7)); /* delete */
+    cvm[7].live = false;
+    for (uint64_t i = 10; i < 20; i++) { /* plain stores to the covered field only */
+        cvm[i].b = -(int64_t)i * 1000;
+        cv_put(t, i);
+    }
+    for (uint64_t i = 20; i < 23; i++) { /* to the key and the covered field */
+        cvm[i].k += 100000;
+        cvm[i].b = 777;
+        cv_put(t, i);
+    }
+    memcpy(cvm[30].c, "zz", 3); /* to c */
+    cv_put(t, 30);
+    /* Inside the transaction the value is the record's (key unchanged). */
+    int32_t b4;
+    mms_index *ixk;
+    OK(mms_index_open(t, "k", &ixk));
+    FAILS(mms_index_find_covered(ixk, &cvm[12].k, &at, NULL), MMS_EINVAL);
+    OK(mms_index_find_covered(ixk, &cvm[12].k, &at, &b4));
+    ASSERT_EQ(at, 12);
+    ASSERT_EQ(b4, -12000);
+    OK(mms_txn_commit(s));
+    cv_check_all(s, t);
+
+    /* Growth: the hash index is rebuilt at twice the size mid-commit. */
+    OK(mms_txn_begin(s, 0));
+    for (int j = 0; j < 1500; j++) {
+        OK(mms_table_append(t, &(struct cv1){0}, &at));
+        cv_new(at);
+        cv_put(t, at);
+    }
+    for (uint64_t i = 40; i < 60; i++) {
+        cvm[i].b = 4242;
+        cv_put(t, i);
+    }
+    OK(mms_txn_commit(s));
+    cv_check_all(s, t);
+
+    /* An abort leaves the copies as they were. */
+    OK(mms_txn_begin(s, 0));
+    for (uint64_t i = 0; i < cvn; i += 3)
+        if (cvm[i].live)
+            MMS_TABLE_GET(t, struct cv1, i)->b = 99;
+    OK(mms_table_delete(t, 50));
+    OK(mms_txn_abort(s));
+    cv_check_all(s, t);
+
+    /* A reopen reads the same copies. */
+    OK(mms_close(s));
+    s = open_flags(p, 0);
+    OK(mms_table_open(s, "t", &cv1_schema, 0, &t));
+    cv_check_all(s, t);
+
+    /* A damaged copy: verify names it; restored, verify is content. */
+    OK(mms_indexes(t, ii, 2, &n));
+    OK(mms_close(s));
+    int fd = ix_file(p, &ii[0]);
+    uint64_t nk = __builtin_bswap64((uint64_t)cvm[33].k ^ (UINT64_C(1) << 63));
+    off_t sl = slot_of(fd, ii[0].bytes, &nk, 8, 24);
+    ASSERT(sl > 0);
+    int32_t save, junk;
+    ASSERT_EQ(pread(fd, &save, 4, sl + 16), 4);
+    ASSERT_EQ(save, cvm[33].b);
+    junk = save ^ 0x100;
+    ASSERT_EQ(pwrite(fd, &junk, 4, sl + 16), 4);
+    s = open_flags(p, 0);
+    char msg[256];
+    FAILS(mms_verify(s, msg, sizeof msg), MMS_ECORRUPT);
+    ASSERT(strstr(msg, "copy of b"));
+    OK(mms_close(s));
+    ASSERT_EQ(pwrite(fd, &save, 4, sl + 16), 4);
+    close(fd);
+    s = open_flags(p, 0);
+    verify_ok(s);
+
+    /* A migration: b widened to i64 stays covered (rebuilt), c widened
+     * past 8 bytes: the index on u keeps its keys and drops the copy. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "t", &cv2_schema, 0, &t));
+    cv_layout = 2;
+    OK(mms_txn_commit(s));
+    cv_check_all(s, t);
+    OK(mms_indexes(t, ii, 2, &n));
+    ASSERT(strcmp(ii[0].cover, "b") == 0);
+    ASSERT_EQ(ii[0].cover_kind, MMS_KIND_I64);
+    ASSERT_EQ(ii[0].cover_size, 8);
+    ASSERT_EQ(ii[1].cover[0], 0);
+    ASSERT_EQ(ii[1].cover_size, 0);
+    OK(mms_txn_begin(s, 0));
+    for (uint64_t i = 60; i < 70; i++) {
+        cvm[i].b = (int64_t)i << 40; /* wider than the old i32 */
+        cv_put(t, i);
+    }
+    OK(mms_txn_commit(s));
+    cv_check_all(s, t);
+    OK(mms_close(s));
+    s = open_flags(p, 0);
+    OK(mms_table_open(s, "t", &cv2_schema, 0, &t));
+    cv_check_all(s, t);
     OK(mms_close(s));
     rmrf(p);
 }
@@ -1079,6 +1361,11 @@ static void crash_check(const char *p, bool want_index)
         OK(mms_index_count(hv, &rec->v, &(uint64_t){0}));
         OK(mms_index_find_all(hv, &rec->v, NULL, 0, &n));
         ASSERT(n >= 1);
+        int64_t kc;
+        OK(mms_read_begin(s)); /* the slot's copy of k */
+        OK(mms_index_find_covered(hv, &rec->v, &at, &kc));
+        ASSERT_EQ(kc, MMS_TABLE_GET(t, struct kv, at)->k);
+        mms_read_end(s);
     }
     OK(mms_close(s));
 }
@@ -1093,7 +1380,7 @@ static void child_work(const char *p, const char *mode)
         PUB(SH->opened, 1);
         OK(mms_txn_begin(s, 0));
         OK(mms_index_create(t, "k", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
-        OK(mms_index_create(t, "v", 0));
+        OK(mms_index_create_covering(t, "v", 0, "k"));
         OK(mms_txn_commit(s));
         INC(SH->commits);
         _exit(0);
@@ -1123,12 +1410,13 @@ static void child_work(const char *p, const char *mode)
         }
     }
     /* reader: in read transactions, every record found by its key is the
-     * record holding it, and holds it alone (no torn view). */
+     * record holding it, and holds it alone; the copy of k the index on v
+     * holds is the k of the record it names (no torn view). */
     PUB(SH->opened, 1);
-    mms_index *hk;
+    mms_index *hk, *hv;
     while (!GET(SH->done)) {
         OK(mms_read_begin(s));
-        if (mms_index_open(t, "k", &hk) == 0) {
+        if (mms_index_open(t, "k", &hk) == 0 && mms_index_open(t, "v", &hv) == 0) {
             uint64_t slots = mms_table_slots(t);
             for (int q = 0; q < 200 && slots; q++) {
                 uint64_t i = rnd_next(&x) % slots, at;
@@ -1142,6 +1430,14 @@ static void child_work(const char *p, const char *mode)
                     snprintf(SH->why, sizeof SH->why, "record %llu key %lld: find %d at %llu, "
                              "count %d %zu", (unsigned long long)i, (long long)r->k, fr,
                              (unsigned long long)at, cr, n);
+                    INC(SH->bad);
+                }
+                int64_t kc = 0;
+                fr = mms_index_find_covered(hv, &r->v, &at, &kc);
+                if (fr || at >= slots || MMS_TABLE_GET(t, struct kv, at)->v != r->v ||
+                    MMS_TABLE_GET(t, struct kv, at)->k != kc) {
+                    snprintf(SH->why, sizeof SH->why, "v %d: covered find %d at %llu, copy of k "
+                             "%lld", r->v, fr, (unsigned long long)at, (long long)kc);
                     INC(SH->bad);
                 }
             }
@@ -1163,7 +1459,7 @@ static void kv_fill(const char *p, bool index)
         OK(mms_table_append(t, &(struct kv){i, i % 1000, 0}, NULL));
     if (index) {
         OK(mms_index_create(t, "k", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
-        OK(mms_index_create(t, "v", 0));
+        OK(mms_index_create_covering(t, "v", 0, "k"));
     }
     OK(mms_txn_commit(s));
     OK(mms_close(s));
@@ -1282,6 +1578,7 @@ int main(int argc, char **argv)
     RUN(large);
     RUN(corrupt);
     RUN(slot_checks);
+    RUN(covering);
     RUN(find_short_path);
     RUN(crash);
     RUN(reader);

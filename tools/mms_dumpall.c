@@ -269,7 +269,12 @@ static int dump_table(struct obuf *o, mms_store *s, const struct tabs *tb, size_
         json_put_string(o, ix[k].field, strlen(ix[k].field));
         obuf_puts(o, ix[k].flags & MMS_INDEX_ORDERED ? ",\"ordered\":true"
                                                      : ",\"ordered\":false");
-        obuf_puts(o, ix[k].flags & MMS_INDEX_UNIQUE ? ",\"unique\":true}" : ",\"unique\":false}");
+        obuf_puts(o, ix[k].flags & MMS_INDEX_UNIQUE ? ",\"unique\":true" : ",\"unique\":false");
+        if (ix[k].cover[0]) {
+            obuf_puts(o, ",\"cover\":");
+            json_put_string(o, ix[k].cover, strlen(ix[k].cover));
+        }
+        obuf_putc(o, '}');
     }
     if (nix)
         obuf_putc(o, ']');
@@ -759,8 +764,9 @@ struct ltab {
     char (*target)[64];
     uint64_t slots; /* as the dump says */
     uint64_t next;  /* slots appended so far */
-    char (*ixfield)[48]; /* its indexes: field and mms_index_create flags */
+    char (*ixfield)[48]; /* its indexes: field, mms_index_create flags, */
     unsigned *ixflags;
+    char (*ixcover)[48]; /* ... the covered field ("" none) */
     size_t nix;
 };
 
@@ -1000,15 +1006,19 @@ static int load_table(struct load *l, const struct jv *v)
     if (ixs && ixs->n) {
         tb->ixfield = calloc(ixs->n, sizeof *tb->ixfield);
         tb->ixflags = calloc(ixs->n, sizeof *tb->ixflags);
-        if (!tb->ixfield || !tb->ixflags)
+        tb->ixcover = calloc(ixs->n, sizeof *tb->ixcover);
+        if (!tb->ixfield || !tb->ixflags || !tb->ixcover)
             return tool_err("out of memory");
         for (size_t k = 0; k < ixs->n; k++) {
             const struct jv *x = &ixs->kid[k], *fn = jget(x, "field"), *ord = jget(x, "ordered"),
-                            *uni = jget(x, "unique");
+                            *uni = jget(x, "unique"), *cov = jget(x, "cover");
             if (!fn || fn->t != J_STR || fn->n == 0 || fn->n > 47 || !ord || ord->t != J_BOOL ||
-                !uni || uni->t != J_BOOL)
+                !uni || uni->t != J_BOOL ||
+                (cov && (cov->t != J_STR || cov->n == 0 || cov->n > 47)))
                 return lerr(l, "a bad index in table ", tb->name);
             snprintf(tb->ixfield[k], sizeof tb->ixfield[k], "%s", fn->s);
+            if (cov)
+                snprintf(tb->ixcover[k], sizeof tb->ixcover[k], "%s", cov->s);
             tb->ixflags[k] = (ord->b ? MMS_INDEX_ORDERED : MMS_INDEX_HASH) |
                              (uni->b ? MMS_INDEX_UNIQUE : 0);
             tb->nix++;
@@ -1309,7 +1319,9 @@ static int load_lines(struct load *l, FILE *f)
     /* The indexes, built from the records as they now are. */
     for (size_t t = 0; !rc && t < l->ntab; t++)
         for (size_t k = 0; !rc && k < l->tab[t].nix; k++) {
-            int r = mms_index_create(l->tab[t].t, l->tab[t].ixfield[k], l->tab[t].ixflags[k]);
+            int r = mms_index_create_covering(l->tab[t].t, l->tab[t].ixfield[k],
+                                              l->tab[t].ixflags[k],
+                                              l->tab[t].ixcover[k][0] ? l->tab[t].ixcover[k] : NULL);
             if (r) {
                 char what[200];
                 snprintf(what, sizeof what, "%s.%s", l->tab[t].name, l->tab[t].ixfield[k]);
@@ -1356,6 +1368,7 @@ int tool_load(const char *file, const char *dir)
         free(l.tab[i].target);
         free(l.tab[i].ixfield);
         free(l.tab[i].ixflags);
+        free(l.tab[i].ixcover);
     }
     free(l.tab);
     free(l.heap);

@@ -9,20 +9,21 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------------
- * mms index DIR TABLE FIELD [--unique] [--ordered] [--drop]
+ * mms index DIR TABLE FIELD [--unique] [--ordered] [--cover FIELD2] [--drop]
  * ------------------------------------------------------------------------ */
 static int run_index(const struct tool_cmd *cmd, int argc, char **argv)
 {
-    const char *pos[3];
+    const char *pos[3], *cover = NULL;
     bool unique = false, ordered = false, drop = false;
     const struct tool_opt opts[] = {{"unique", false, NULL, &unique, NULL, 0},
                                     {"ordered", false, NULL, &ordered, NULL, 0},
+                                    {"cover", true, &cover, NULL, NULL, 0},
                                     {"drop", false, NULL, &drop, NULL, 0}};
-    int rc = tool_args(cmd, argc, argv, opts, 3, pos, 3);
+    int rc = tool_args(cmd, argc, argv, opts, 4, pos, 3);
     if (rc >= 0)
         return rc;
-    if (drop && (unique || ordered))
-        return tool_usage_err(cmd, "--drop takes neither --unique nor --ordered");
+    if (drop && (unique || ordered || cover))
+        return tool_usage_err(cmd, "--drop takes neither --unique, --ordered nor --cover");
     const char *dir = pos[0];
     mms_store *s;
     int r = mms_open(dir, NULL, &s);
@@ -34,8 +35,9 @@ static int run_index(const struct tool_cmd *cmd, int argc, char **argv)
         r = mms_table_find(s, pos[1], &t);
     if (!r)
         r = drop ? mms_index_drop(t, pos[2])
-                 : mms_index_create(t, pos[2], (unique ? MMS_INDEX_UNIQUE : 0) |
-                                                   (ordered ? MMS_INDEX_ORDERED : 0));
+                 : mms_index_create_covering(t, pos[2], (unique ? MMS_INDEX_UNIQUE : 0) |
+                                                            (ordered ? MMS_INDEX_ORDERED : 0),
+                                             cover);
     if (!r)
         r = mms_txn_commit(s);
     else if (r != MMS_ETXN)
@@ -50,12 +52,15 @@ static int run_index(const struct tool_cmd *cmd, int argc, char **argv)
 }
 
 const struct tool_cmd tool_cmd_index = {
-    "index", "DIR TABLE FIELD [--unique] [--ordered] [--drop]",
+    "index", "DIR TABLE FIELD [--unique] [--ordered] [--cover FIELD2] [--drop]",
     "Create an index on a field of TABLE (a hash one unless --ordered), or drop it.",
     "  --ordered   a B+tree: exact match and ranges (dump --where 'F>=A'); without\n"
     "              it a hash index: exact match only, faster\n"
     "  --unique    no two records may hold one key: refused now if two do, and by\n"
     "              every later append or commit that would make two\n"
+    "  --cover F2  (hash only) keep a copy of field F2 (at most 8 bytes: integer,\n"
+    "              float, bool, ref, chars) in each slot: a get of F2 by key reads\n"
+    "              the index alone (mms_index_find_covered)\n"
     "  --drop      drop the field's index instead\n"
     "\n"
     "The index is built from the records in one transaction (a bulk build) and\n"
@@ -85,17 +90,18 @@ static int list_table(mms_store *s, const char *dir, const char *name, bool *hea
         return tool_fail("cannot list the indexes of", dir, r);
     }
     if (!*header) {
-        printf("%-16s %-16s %-7s %-6s %-6s %12s %10s\n", "table", "field", "kind", "unique",
-               "key", "entries", "size");
+        printf("%-16s %-16s %-7s %-6s %-6s %12s %10s  %s\n", "table", "field", "kind", "unique",
+               "key", "entries", "size", "covers");
         *header = true;
     }
     for (size_t i = 0; i < n; i++) {
         char b[16];
-        printf("%-16s %-16s %-7s %-6s %-6s %12llu %10s\n", name, ii[i].field,
+        printf("%-16s %-16s %-7s %-6s %-6s %12llu %10s  %s\n", name, ii[i].field,
                ii[i].flags & MMS_INDEX_ORDERED ? "ordered" : "hash",
                ii[i].flags & MMS_INDEX_UNIQUE ? "yes" : "no",
                mms_kind_name(ii[i].key_kind) ? mms_kind_name(ii[i].key_kind) : "?",
-               (unsigned long long)ii[i].entries, tool_bytes(ii[i].bytes, b));
+               (unsigned long long)ii[i].entries, tool_bytes(ii[i].bytes, b),
+               ii[i].cover[0] ? ii[i].cover : "-");
     }
     free(ii);
     return 0;
@@ -131,8 +137,8 @@ static int run_indexes(const struct tool_cmd *cmd, int argc, char **argv)
         free(ti);
     }
     if (!header && !rc)
-        printf("%-16s %-16s %-7s %-6s %-6s %12s %10s\n", "table", "field", "kind", "unique",
-               "key", "entries", "size");
+        printf("%-16s %-16s %-7s %-6s %-6s %12s %10s  %s\n", "table", "field", "kind", "unique",
+               "key", "entries", "size", "covers");
     mms_read_end(s);
     if (!rc)
         rc = tool_finish_output(NULL);
@@ -144,5 +150,6 @@ const struct tool_cmd tool_cmd_indexes = {
     "indexes", "DIR [TABLE]",
     "List the indexes (of every table, or of TABLE): field, kind, entries, size.",
     "kind: hash or ordered; entries: the records in it (the table's live records);\n"
-    "size: its region's committed bytes.\n",
+    "size: its region's committed bytes; covers: the field a hash index keeps a\n"
+    "copy of in each slot (mms index --cover), - none.\n",
     run_indexes};
