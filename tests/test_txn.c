@@ -54,14 +54,6 @@ static void info_of(const mms_store *s, mms_info *in)
     OK(mms_info_get(s, in));
 }
 
-static void set_env(const char *k, const char *v)
-{
-    if (v)
-        setenv(k, v, 1);
-    else
-        unsetenv(k);
-}
-
 static pid_t fork_child(void)
 {
     fflush(stdout);
@@ -86,15 +78,6 @@ static void expect_child_ok(pid_t pid, const char *what)
     int st = wait_status(pid);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         FAILF("%s: the child %s %d", what, WIFEXITED(st) ? "exited with" : "died of signal",
-              WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-}
-
-static void expect_child_segv(pid_t pid, const char *what)
-{
-    int st = wait_status(pid);
-    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV)
-        FAILF("%s: expected the child to die of SIGSEGV; it %s %d", what,
-              WIFEXITED(st) ? "exited with" : "died of signal",
               WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 }
 
