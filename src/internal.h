@@ -623,6 +623,10 @@ int mms__os_file_id(int dirfd, const char *name, uint64_t id[2]);
  * The handle
  * ------------------------------------------------------------------------ */
 #define MMS__WP_CHUNK ((uint64_t)2 << 20)
+/* What one table of page tables maps (x86-64, 4 KiB pages): a trim maps
+ * anew the spans of a private part that hold no page (txn.c), and
+ * reservations of a span or more start on a span's boundary (map.c). */
+#define MMS__SPAN ((uint64_t)1 << 30)
 
 struct mms__region {
     int fd;             /* -1 if not open */

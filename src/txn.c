@@ -836,31 +836,56 @@ static void protect_held(mms_store *s)
  * the kernel can free the tables the drop empties (CONFIG_PT_RECLAIM). */
 #define TRIM_GAP_MAX 4096u
 
-/* After a trim, the 1 GiB-aligned spans of a private part where no page is
- * held are mapped anew (map.c): their page tables go, and the scans of the
- * next commits skip them at the top of the tree instead of walking 512
- * empty entries a GiB (~8 us a GiB). A failure leaves the handle
- * poisoned: the mapping may have a hole. */
-#define SPAN ((uint64_t)1 << 30)
+/* After a trim, the 1 GiB-aligned spans of a private part where no page
+ * holds a commit the files lack (shadowed, not published) are mapped anew (map.c):
+ * their page tables go, and the scans of the next commits skip them at the
+ * top of the tree instead of walking 512 empty entries a GiB (~8 us a
+ * GiB). The other held pages there go with the old mapping: the file has
+ * their content, and they were kept only to spare a copy-on-write fault
+ * (one fault after a trim, against 8 us at every commit: the header's
+ * page, which every commit writes, kept the first span's tables). A
+ * failure leaves the handle poisoned: the mapping may have a hole. */
+#define SPAN MMS__SPAN
+
+struct spans {
+    uintptr_t a0;    /* the first whole span of the private part */
+    uint64_t n;      /* how many */
+    uint64_t *busy;  /* a bit a span: it holds a page of a commit the files lack */
+};
+
+static bool span_busy(const struct spans *sp, uintptr_t p)
+{
+    uint64_t k = (p - sp->a0) / SPAN;
+    return p < sp->a0 || k >= sp->n || (sp->busy[k / 64] >> (k % 64) & 1);
+}
+
+static bool keep_outside_renewed(mms_store *s, struct mms__held *h, void *ctx)
+{
+    (void)s;
+    return span_busy(ctx, (uintptr_t)h->page);
+}
 
 static void renew_spans(mms_store *s)
 {
+    uint64_t published = __atomic_load_n(&s->L->published, __ATOMIC_ACQUIRE);
     for (uint32_t id = 0; id < s->nmapped; id++) {
         uintptr_t b = (uintptr_t)s->view.base[id];
         uintptr_t a0 = (b + SPAN - 1) & ~(uintptr_t)(SPAN - 1), end = b + s->reg[id].priv;
         if (!b || a0 >= end || end - a0 < SPAN)
             continue;
-        uint64_t n = (end - a0) / SPAN;
-        uint64_t *held = calloc(n / 64 + 1, 8);
-        if (!held)
+        struct spans sp = {a0, (end - a0) / SPAN, NULL};
+        sp.busy = calloc(sp.n / 64 + 1, 8);
+        if (!sp.busy)
             return;
         for (size_t i = 0; i < s->held_cap; i++) {
-            uintptr_t p = (uintptr_t)s->held[i].page;
-            if (p >= a0 && p < a0 + n * SPAN)
-                held[(p - a0) / SPAN / 64] |= UINT64_C(1) << ((p - a0) / SPAN % 64);
+            const struct mms__held *h = &s->held[i];
+            uintptr_t p = (uintptr_t)h->page;
+            if (h->shadow && h->txn > published && p >= a0 && p < a0 + sp.n * SPAN)
+                sp.busy[(p - a0) / SPAN / 64] |= UINT64_C(1) << ((p - a0) / SPAN % 64);
         }
-        for (uint64_t k = 0; k < n; k++) {
-            if (held[k / 64] >> (k % 64) & 1)
+        mms__held_sweep(s, keep_outside_renewed, &sp, false); /* the renewal drops them */
+        for (uint64_t k = 0; k < sp.n; k++) {
+            if (span_busy(&sp, a0 + k * SPAN))
                 continue;
             int r = mms__map_renew(s, id, a0 + k * SPAN - b, SPAN);
             if (r && !s->poisoned)
@@ -868,7 +893,7 @@ static void renew_spans(mms_store *s)
             if (r)
                 break;
         }
-        free(held);
+        free(sp.busy);
     }
 }
 
