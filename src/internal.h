@@ -722,7 +722,8 @@ struct mms_store {
     unsigned keep_pages;   /* changed private pages kept after a commit */
     uint32_t trim_gap;     /* commits to leave between two trims (txn.c) */
     uint32_t since_trim;   /* commits since the last trim */
-    uint64_t trim_scan_ns; /* a scan this slow trims (40 us; MMS_TRIM_SCAN_NS) */
+    uint64_t trim_scan_ns; /* two scans in a row this slow trim (40 us; MMS_TRIM_SCAN_NS) */
+    bool scan_slow;        /* the last commit's scan took trim_scan_ns or more */
     /* Pages this handle keeps private between transactions (held.c): the
      * changed pages it keeps (keep_pages) and, while commits are not yet
      * applied to the region files, every page they changed, with a shadow

@@ -825,9 +825,9 @@ static void protect_held(mms_store *s)
 
 /* Pages the writer only read stay in its page tables, and the scan of the
  * next commit walks them all: after a read of 1 GB, every commit paid
- * milliseconds (bench/commit_cost). When a scan was that slow, drop them
- * (their content is the file's), keeping the held pages: reads fault them
- * back, ~1 us a page. A writer that reads them back at once would pay that
+ * milliseconds (bench/commit_cost). When scans are that slow (two in a
+ * row), drop them (their content is the file's), keeping the held pages:
+ * reads fault them back, ~1 us a page. A writer that reads them back at once would pay that
  * at every commit, so the gap between two trims doubles each time the pages
  * came back before the next, and shrinks back when they did not.
  *
@@ -906,10 +906,18 @@ static void trim(mms_store *s)
     s->since_trim = 0;
 }
 
+/* Two slow scans in a row trim: a mapping full of pages makes every scan
+ * slow, while one slow scan alone is as often the writer losing its core
+ * for a moment. On a busy machine (load 3 on our 2 cores) single slow
+ * scans trimmed 67-188 times in 10^4 NOSYNC commits, each trim ~300
+ * madvise calls (one per gap between held pages), a fifth of the commits'
+ * time (perf record; bench/results/issue14.md, "Branch span"). */
 static void commit_trim(mms_store *s, const struct commit *c)
 {
     s->since_trim++;
-    if (c->st.detect_ns < s->trim_scan_ns || s->since_trim < s->trim_gap)
+    bool slow = c->st.detect_ns >= s->trim_scan_ns, again = slow && s->scan_slow;
+    s->scan_slow = slow;
+    if (!again || s->since_trim < s->trim_gap)
         return;
     if (s->since_trim <= 2 * s->trim_gap)
         s->trim_gap = s->trim_gap * 2 > TRIM_GAP_MAX ? TRIM_GAP_MAX : s->trim_gap * 2;
