@@ -792,17 +792,19 @@ static void protect_held(mms_store *s)
     if (waiting < WP_BATCH)
         return;
     /* The pages come region by region (view.c): each region's runs are
-     * registered, then one scan protects the region. */
+     * registered, then one scan protects the region. Not the header page:
+     * every commit writes it (its stamp); a region 0 with no other page
+     * waiting is not scanned (in a commit to a table, every other batch's
+     * scan found nothing). */
     uint32_t cur = UINT32_MAX;
     bool any = false;
     for (size_t i = 0; i <= v->n;) {
-        if (i < v->n && v->changed[i] == 1) {
+        if (i < v->n && (v->changed[i] == 1 || v->page[i] == s->view.base[0])) {
             i++;
             continue;
         }
         uint32_t id = i < v->n ? mms__page_region(s, v->page[i]) : UINT32_MAX;
         if (id != cur && any) {
-            /* Not the header page: every commit writes it (its stamp). */
             char *b = s->view.base[cur] + (cur == 0 ? MMS__PAGE : 0);
             struct protected pc = {s, cur};
             mms__os_dirty_protect(s->dirty_fd, b, s->view.base[cur] + s->reg[cur].priv,
@@ -827,9 +829,10 @@ static void protect_held(mms_store *s)
  * next commit walks them all: after a read of 1 GB, every commit paid
  * milliseconds (bench/commit_cost). When scans are that slow (two in a
  * row), drop them (their content is the file's), keeping the held pages:
- * reads fault them back, ~1 us a page. A writer that reads them back at once would pay that
- * at every commit, so the gap between two trims doubles each time the pages
- * came back before the next, and shrinks back when they did not.
+ * reads fault them back, ~1 us a page. A writer that reads them back at
+ * once would pay that at every commit, so the gap between two trims
+ * doubles each time the pages came back before the next, and shrinks back
+ * when they did not.
  *
  * A write-protected page dropped leaves a marker in its page table, which
  * keeps the table: with no shadow held, the protection goes first, so that
