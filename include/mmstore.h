@@ -324,7 +324,11 @@ typedef struct mms_options {
                                   64 GiB per table, or twice the size at open
                                   if that is more (an open reserves the first
                                   table's 64 GiB with the heap's, in one call,
-                                  even before the store has a table).
+                                  even before the store has a table). A
+                                  range of 1 GiB or more starts on a 1 GiB
+                                  boundary (so that commits can skip the GiBs
+                                  nothing touched); without the option it
+                                  keeps the slack, up to 1 GiB more.
                                   MMS_FIXED: used only when
                                   the store is created, then recorded in it:
                                   the heap's, and a quarter of it per table

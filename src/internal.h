@@ -630,6 +630,10 @@ int mms__os_file_id(int dirfd, const char *name, uint64_t id[2]);
  * The handle
  * ------------------------------------------------------------------------ */
 #define MMS__WP_CHUNK ((uint64_t)2 << 20)
+/* What one table of page tables maps (x86-64, 4 KiB pages): a trim maps
+ * anew the spans of a private part that hold no page (txn.c), and
+ * reservations of a span or more start on a span's boundary (map.c). */
+#define MMS__SPAN ((uint64_t)1 << 30)
 
 struct mms__region {
     int fd;             /* -1 if not open */
@@ -725,7 +729,8 @@ struct mms_store {
     unsigned keep_pages;   /* changed private pages kept after a commit */
     uint32_t trim_gap;     /* commits to leave between two trims (txn.c) */
     uint32_t since_trim;   /* commits since the last trim */
-    uint64_t trim_scan_ns; /* a scan this slow trims (40 us; MMS_TRIM_SCAN_NS) */
+    uint64_t trim_scan_ns; /* two scans in a row this slow trim (40 us; MMS_TRIM_SCAN_NS) */
+    bool scan_slow;        /* the last commit's scan took trim_scan_ns or more */
     /* Pages this handle keeps private between transactions (held.c): the
      * changed pages it keeps (keep_pages) and, while commits are not yet
      * applied to the region files, every page they changed, with a shadow

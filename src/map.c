@@ -277,6 +277,36 @@ static uint64_t reserve_len(const mms_store *s, uint32_t id, uint64_t fsize)
     return reserve;
 }
 
+/* A reservation of len bytes; one of a span (1 GiB) or more starts on a
+ * span's boundary. The scan of every commit walks the page tables of the
+ * private parts (txn.c), and a trim frees them only by mapping whole
+ * spans anew (mms__map_renew): a region whose start is only 2 MiB-aligned
+ * (what the kernel gives a large mapping) covers no whole span until it
+ * is 2 GiB, so its tables stayed. The slack before the boundary goes back
+ * (one munmap of a range never touched, ~3 us here); the slack after it
+ * stays in the reservation, room to grow, unless the length is the
+ * user's (exact): then it goes too. *out: the bytes reserved at *base. */
+static int reserve_spans(const mms_store *s, uint64_t len, char **base, uint64_t *out)
+{
+    if (len < MMS__SPAN) {
+        *out = len;
+        return mms__os_reserve(len, base);
+    }
+    char *p;
+    int r = mms__os_reserve(len + MMS__SPAN, &p);
+    if (r)
+        return r;
+    uint64_t head = mms__round_up((uint64_t)(uintptr_t)p, MMS__SPAN) - (uint64_t)(uintptr_t)p;
+    mms__os_unmap(p, head);
+    *base = p + head;
+    *out = len + MMS__SPAN - head;
+    if (s->reserve && *out > len) {
+        mms__os_unmap(*base + len, *out - len);
+        *out = len;
+    }
+    return 0;
+}
+
 static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, uint64_t *out)
 {
     uint64_t reserve = reserve_len(s, id, fsize);
@@ -288,7 +318,7 @@ static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, u
         s->spare_len = 0;
         return 0;
     }
-    int r = mms__os_reserve(reserve, base);
+    int r = reserve_spans(s, reserve, base, out);
     /* Out of address space (a large reserve option, many regions): less,
      * down to the file's size; growing past a reservation fails with
      * MMS_EFULL. */
@@ -297,11 +327,11 @@ static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, u
         uint64_t less = mms__round_up(reserve / 4, MMS__SEG);
         reserve = less > least ? less : least;
         r = mms__os_reserve(reserve, base);
+        *out = reserve;
     }
     if (r)
         return mms__fail(r, "cannot reserve %llu bytes of address space for region %u",
                          (unsigned long long)reserve, id);
-    *out = reserve;
     return 0;
 }
 
@@ -325,7 +355,10 @@ int mms__map_early0(mms_store *s, int fd, uint64_t fsize, const char **out)
     uint64_t reserve = reserve_len(s, 0, fsize);
     uint64_t spare = s->reserve ? 0 : reserve_len(s, 1, 0); /* a reserve option is exact */
     char *base;
-    int r = mms__os_reserve(reserve + spare, &base);
+    uint64_t got;
+    int r = reserve_spans(s, reserve + spare, &base, &got);
+    if (!r && spare)
+        spare = got - reserve; /* the slack past a span's boundary: the table's */
     if (r == -ENOMEM) { /* short of address space: the heap's alone, less if need be */
         spare = 0;
         r = reserve_any(s, 0, fsize, &base, &reserve);

@@ -792,17 +792,19 @@ static void protect_held(mms_store *s)
     if (waiting < WP_BATCH)
         return;
     /* The pages come region by region (view.c): each region's runs are
-     * registered, then one scan protects the region. */
+     * registered, then one scan protects the region. Not the header page:
+     * every commit writes it (its stamp); a region 0 with no other page
+     * waiting is not scanned (in a commit to a table, every other batch's
+     * scan found nothing). */
     uint32_t cur = UINT32_MAX;
     bool any = false;
     for (size_t i = 0; i <= v->n;) {
-        if (i < v->n && v->changed[i] == 1) {
+        if (i < v->n && (v->changed[i] == 1 || v->page[i] == s->view.base[0])) {
             i++;
             continue;
         }
         uint32_t id = i < v->n ? mms__page_region(s, v->page[i]) : UINT32_MAX;
         if (id != cur && any) {
-            /* Not the header page: every commit writes it (its stamp). */
             char *b = s->view.base[cur] + (cur == 0 ? MMS__PAGE : 0);
             struct protected pc = {s, cur};
             mms__os_dirty_protect(s->dirty_fd, b, s->view.base[cur] + s->reg[cur].priv,
@@ -825,42 +827,68 @@ static void protect_held(mms_store *s)
 
 /* Pages the writer only read stay in its page tables, and the scan of the
  * next commit walks them all: after a read of 1 GB, every commit paid
- * milliseconds (bench/commit_cost). When a scan was that slow, drop them
- * (their content is the file's), keeping the held pages: reads fault them
- * back, ~1 us a page. A writer that reads them back at once would pay that
- * at every commit, so the gap between two trims doubles each time the pages
- * came back before the next, and shrinks back when they did not.
+ * milliseconds (bench/commit_cost). When scans are that slow (two in a
+ * row), drop them (their content is the file's), keeping the held pages:
+ * reads fault them back, ~1 us a page. A writer that reads them back at
+ * once would pay that at every commit, so the gap between two trims
+ * doubles each time the pages came back before the next, and shrinks back
+ * when they did not.
  *
  * A write-protected page dropped leaves a marker in its page table, which
  * keeps the table: with no shadow held, the protection goes first, so that
  * the kernel can free the tables the drop empties (CONFIG_PT_RECLAIM). */
 #define TRIM_GAP_MAX 4096u
 
-/* After a trim, the 1 GiB-aligned spans of a private part where no page is
- * held are mapped anew (map.c): their page tables go, and the scans of the
- * next commits skip them at the top of the tree instead of walking 512
- * empty entries a GiB (~8 us a GiB). A failure leaves the handle
- * poisoned: the mapping may have a hole. */
-#define SPAN ((uint64_t)1 << 30)
+/* After a trim, the 1 GiB-aligned spans of a private part where no page
+ * holds a commit the files lack (shadowed, not published) are mapped anew (map.c):
+ * their page tables go, and the scans of the next commits skip them at the
+ * top of the tree instead of walking 512 empty entries a GiB (~8 us a
+ * GiB). The other held pages there go with the old mapping: the file has
+ * their content, and they were kept only to spare a copy-on-write fault
+ * (one fault after a trim, against 8 us at every commit: the header's
+ * page, which every commit writes, kept the first span's tables). A
+ * failure leaves the handle poisoned: the mapping may have a hole. */
+#define SPAN MMS__SPAN
+
+struct spans {
+    uintptr_t a0;    /* the first whole span of the private part */
+    uint64_t n;      /* how many */
+    uint64_t *busy;  /* a bit a span: it holds a page of a commit the files lack */
+};
+
+static bool span_busy(const struct spans *sp, uintptr_t p)
+{
+    uint64_t k = (p - sp->a0) / SPAN;
+    return p < sp->a0 || k >= sp->n || (sp->busy[k / 64] >> (k % 64) & 1);
+}
+
+static bool keep_outside_renewed(mms_store *s, struct mms__held *h, void *ctx)
+{
+    (void)s;
+    return span_busy(ctx, (uintptr_t)h->page);
+}
 
 static void renew_spans(mms_store *s)
 {
+    uint64_t published = __atomic_load_n(&s->L->published, __ATOMIC_ACQUIRE);
     for (uint32_t id = 0; id < s->nmapped; id++) {
         uintptr_t b = (uintptr_t)s->view.base[id];
         uintptr_t a0 = (b + SPAN - 1) & ~(uintptr_t)(SPAN - 1), end = b + s->reg[id].priv;
         if (!b || a0 >= end || end - a0 < SPAN)
             continue;
-        uint64_t n = (end - a0) / SPAN;
-        uint64_t *held = calloc(n / 64 + 1, 8);
-        if (!held)
+        struct spans sp = {a0, (end - a0) / SPAN, NULL};
+        sp.busy = calloc(sp.n / 64 + 1, 8);
+        if (!sp.busy)
             return;
         for (size_t i = 0; i < s->held_cap; i++) {
-            uintptr_t p = (uintptr_t)s->held[i].page;
-            if (p >= a0 && p < a0 + n * SPAN)
-                held[(p - a0) / SPAN / 64] |= UINT64_C(1) << ((p - a0) / SPAN % 64);
+            const struct mms__held *h = &s->held[i];
+            uintptr_t p = (uintptr_t)h->page;
+            if (h->shadow && h->txn > published && p >= a0 && p < a0 + sp.n * SPAN)
+                sp.busy[(p - a0) / SPAN / 64] |= UINT64_C(1) << ((p - a0) / SPAN % 64);
         }
-        for (uint64_t k = 0; k < n; k++) {
-            if (held[k / 64] >> (k % 64) & 1)
+        mms__held_sweep(s, keep_outside_renewed, &sp, false); /* the renewal drops them */
+        for (uint64_t k = 0; k < sp.n; k++) {
+            if (span_busy(&sp, a0 + k * SPAN))
                 continue;
             int r = mms__map_renew(s, id, a0 + k * SPAN - b, SPAN);
             if (r && !s->poisoned)
@@ -868,7 +896,7 @@ static void renew_spans(mms_store *s)
             if (r)
                 break;
         }
-        free(held);
+        free(sp.busy);
     }
 }
 
@@ -881,10 +909,18 @@ static void trim(mms_store *s)
     s->since_trim = 0;
 }
 
+/* Two slow scans in a row trim: a mapping full of pages makes every scan
+ * slow, while one slow scan alone is as often the writer losing its core
+ * for a moment. On a busy machine (load 3 on our 2 cores) single slow
+ * scans trimmed 67-188 times in 10^4 NOSYNC commits, each trim ~300
+ * madvise calls (one per gap between held pages), a fifth of the commits'
+ * time (perf record; bench/results/issue14.md, "Branch span"). */
 static void commit_trim(mms_store *s, const struct commit *c)
 {
     s->since_trim++;
-    if (c->st.detect_ns < s->trim_scan_ns || s->since_trim < s->trim_gap)
+    bool slow = c->st.detect_ns >= s->trim_scan_ns, again = slow && s->scan_slow;
+    s->scan_slow = slow;
+    if (!again || s->since_trim < s->trim_gap)
         return;
     if (s->since_trim <= 2 * s->trim_gap)
         s->trim_gap = s->trim_gap * 2 > TRIM_GAP_MAX ? TRIM_GAP_MAX : s->trim_gap * 2;

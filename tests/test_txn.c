@@ -1287,6 +1287,52 @@ TEST(dirty_backends)
     rmrf(p);
 }
 
+/* Reservations of a GiB or more start on a GiB boundary (map.c
+ * reserve_spans), so that the spans a trim maps anew (renew_spans) cover
+ * a region from its start: region 0's, the first table's (reserved with
+ * it) and the next table's, at creation and at a later open, by default
+ * and with a reserve option of 2 GiB. */
+TEST(reservations_start_on_a_span)
+{
+    const char *p = tpath("spanalign");
+    const uintptr_t G = (uintptr_t)1 << 30;
+    struct rec { uint64_t a; };
+    static const mms_field fields[] = {MMS_F_U64(struct rec, a)};
+    static const mms_schema schema = MMS_SCHEMA(struct rec, fields);
+    for (int opt = 0; opt < 2; opt++) {
+        for (int pass = 0; pass < 2; pass++) {
+            mms_options o;
+            mms_options_init(&o);
+            o.flags = pass ? 0 : MMS_CREATE;
+            o.reserve = opt ? 2 * (uint64_t)G : 0;
+            mms_store *s = NULL;
+            OK(mms_open(p, &o, &s));
+            OK(mms_txn_begin(s, 0));
+            mms_ref r = mms_root(s);
+            if (!pass) {
+                OK(mms_alloc(s, 64, &r));
+                OK(mms_root_set(s, r));
+            }
+            mms_table *t1, *t2;
+            unsigned tf = pass ? 0 : MMS_TABLE_CREATE;
+            OK(mms_table_open(s, "one", &schema, tf, &t1));
+            OK(mms_table_open(s, "two", &schema, tf, &t2));
+            if (!pass) {
+                struct rec x = {1};
+                OK(mms_table_append(t1, &x, NULL));
+                OK(mms_table_append(t2, &x, NULL));
+            }
+            OK(mms_txn_commit(s));
+            uintptr_t heap = (uintptr_t)mms_deref(s, r) - (uintptr_t)MMS_REF_SLOT(r);
+            ASSERT_EQ(heap % G, 0);
+            ASSERT_EQ((uintptr_t)mms_table_array(t1) % G, 0);
+            ASSERT_EQ((uintptr_t)mms_table_array(t2) % G, 0);
+            OK(mms_close(s));
+        }
+        rmrf(p);
+    }
+}
+
 /* A trim maps the 1 GiB-aligned spans of a private part that hold no page
  * anew (txn.c renew_spans): trims at every commit (MMS_TRIM_SCAN_NS=0)
  * over a 3.5 GiB object written a word per GiB at a time, by durable and
@@ -1464,6 +1510,7 @@ int main(void)
     RUN(reservation_full);
     RUN(error_names_and_messages);
     RUN(dirty_backends);
+    RUN(reservations_start_on_a_span);
     RUN(trim_renews_empty_spans);
     RUN(cli);
     /* Last, each on its own: cases that found the library departing from
