@@ -1010,6 +1010,11 @@ int mms_txn_commit(mms_store *s)
     if (!any) {
         commit_trim(s, &c); /* s->dirty: every page marked 0, kept */
         txn_end(s);
+        /* Nothing to commit, yet the writer's commit is where a due sync is
+         * found (MMS_NOSYNC in mmstore.h): the commits before it become
+         * durable and reach the files, as after a commit that wrote. */
+        if (!s->poisoned && (s->flags & MMS_NOSYNC) && mms__sync_due(s))
+            return mms__apply_try(s);
         return s->poisoned;
     }
     s->precommit_wrote = false;

@@ -886,6 +886,39 @@ TEST(no_guard_stray_store_joins_next_txn)
     rmrf(p);
 }
 
+/* MMS_NOSYNC, mmstore.h: the journal is synced once the oldest unsynced
+ * commit is sync_ms old, by the first handle that finds it so, "the
+ * writer's next commit" -- an empty one too: the commits before it become
+ * durable and reach the files (a reader of another handle sees them). */
+TEST(nosync_empty_commit_syncs_when_due)
+{
+    const char *p = tpath("nosyncdue");
+    OK(mms_close(store_with_counter(p, 0)));
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_NOSYNC;
+    o.sync_ms = 200; /* long enough that the commit itself never finds it due */
+    mms_store *s;
+    OK(mms_open(p, &o, &s));
+    OK(mms_txn_begin(s, 0));
+    MMS_AT(s, struct counter, mms_root(s))->n = 2;
+    OK(mms_txn_commit(s));
+    mms_info in;
+    info_of(s, &in);
+    ASSERT_EQ(in.committed_txn, 2);
+    usleep(300000); /* the commit is now older than sync_ms */
+    info_of(s, &in);
+    ASSERT_EQ(in.durable_txn, 1); /* nothing has synced it yet */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_txn_commit(s)); /* empty */
+    info_of(s, &in);
+    ASSERT_EQ(in.durable_txn, 2);
+    ASSERT_EQ(in.published_txn, 2);
+    OK(mms_close(s));
+    ASSERT_EQ(counter_of(p), 2);
+    rmrf(p);
+}
+
 /* ------------------------------------------------------------------------
  * Opening: one handle per process, one writer, read-only handles
  * ------------------------------------------------------------------------ */
@@ -1503,6 +1536,7 @@ int main(void)
     RUN(misuse_outside_and_nested);
     RUN(fork_child_gets_efork);
     RUN(no_guard_stray_store_joins_next_txn);
+    RUN(nosync_empty_commit_syncs_when_due);
     RUN(open_twice_in_one_process);
     RUN(other_process_busy_and_readers_share);
     RUN(bad_open_arguments);
