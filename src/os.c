@@ -201,26 +201,34 @@ int mms__os_mkdir(const char *path)
     return mkdir(path, 0777) < 0 ? -errno : 0;
 }
 
-int mms__os_pread(int fd, void *buf, size_t len, uint64_t off)
+int mms__os_pread_upto(int fd, void *buf, size_t len, uint64_t off, size_t *got)
 {
     int r = fault_hit(MMS__OP_PREAD);
     if (r)
         return r;
     char *p = buf;
-    while (len > 0) {
-        ssize_t n = pread(fd, p, len, (off_t)off);
+    *got = 0;
+    while (*got < len) {
+        ssize_t n = pread(fd, p + *got, len - *got, (off_t)(off + *got));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
         }
         if (n == 0)
-            return -EIO; /* short file: callers check sizes first */
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
+            break; /* the end of the file */
+        *got += (size_t)n;
     }
     return 0;
+}
+
+int mms__os_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t got;
+    int r = mms__os_pread_upto(fd, buf, len, off, &got);
+    if (!r && got < len)
+        r = -EIO; /* short file: callers check sizes first */
+    return r;
 }
 
 int mms__os_pwrite(int fd, const void *buf, size_t len, uint64_t off)
