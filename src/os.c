@@ -636,9 +636,16 @@ uint64_t mms__os_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* On x86 Linux the page size is 4 KiB, always: no need to ask. Asking
+ * costs every new process a page fault (sysconf reads a page of the C
+ * library's data that nothing else on a warm open touches), ~20 us here. */
 long mms__os_page_size(void)
 {
+#if defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
+    return 4096;
+#else
     return sysconf(_SC_PAGESIZE);
+#endif
 }
 
 /* ------------------------------------------------------------------------
