@@ -540,6 +540,9 @@ int mms__os_reserve_at(void *addr, uint64_t len);
 int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool shared, bool writable);
 /* Map fd[0,len) shared read-write anywhere. */
 int mms__os_map(int fd, uint64_t len, bool writable, char **out);
+/* The same, read-write, with every page of it mapped at once (a few pages:
+ * one call instead of a fault per page first read). */
+int mms__os_map_populated(int fd, uint64_t len, char **out);
 /* len bytes of zeroed private memory, anywhere (free with mms__os_unmap);
  * the first populate bytes are made at once, not at their first touch. */
 int mms__os_anon(uint64_t len, uint64_t populate, char **out);

@@ -458,16 +458,26 @@ int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool share
     return 0;
 }
 
-int mms__os_map(int fd, uint64_t len, bool writable, char **out)
+static int map_shared(int fd, uint64_t len, bool writable, int flags, char **out)
 {
     int r = fault_hit(MMS__OP_MMAP);
     if (r)
         return r;
-    void *p = mmap(NULL, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+    void *p = mmap(NULL, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | flags, fd, 0);
     if (p == MAP_FAILED)
         return -errno;
     *out = p;
     return 0;
+}
+
+int mms__os_map(int fd, uint64_t len, bool writable, char **out)
+{
+    return map_shared(fd, len, writable, 0, out);
+}
+
+int mms__os_map_populated(int fd, uint64_t len, char **out)
+{
+    return map_shared(fd, len, true, MAP_POPULATE, out);
 }
 
 /* Zeroed anonymous memory, touched only where it is used (a calloc of the
