@@ -376,7 +376,8 @@ _Static_assert(offsetof(struct mms__jcommit, crc) == 24, "jcommit crc");
 /* Journal state: where the next group goes. Owned by the writer lock. */
 struct mms__jstate {
     uint64_t end;       /* offset of the next group */
-    uint64_t alloc;     /* bytes of journal file written (zeros past end) */
+    uint64_t alloc;     /* bytes of journal file written (zeros past end); 0: not
+                           measured yet (journal.c, journal_alloc) */
     uint64_t seq;       /* checkpoint sequence of the current header slot */
     uint64_t start_txn; /* txn of the last checkpoint; UINT64_MAX: a foreign journal */
     uint32_t salt, last_crc;
@@ -515,7 +516,9 @@ int mms__os_open(const char *path, int flags, int mode);
 int mms__os_openat(int dirfd, const char *name, int flags, int mode);
 int mms__os_close(int fd);
 int mms__os_mkdir(const char *path);
-int mms__os_pread(int fd, void *buf, size_t len, uint64_t off);
+int mms__os_pread(int fd, void *buf, size_t len, uint64_t off); /* all of it, or -EIO */
+/* As much as the file has of [off, off + len): *got bytes (fewer at its end). */
+int mms__os_pread_upto(int fd, void *buf, size_t len, uint64_t off, size_t *got);
 int mms__os_pwrite(int fd, const void *buf, size_t len, uint64_t off);
 int mms__os_fdatasync(int fd);
 int mms__os_fsync(int fd);
@@ -544,6 +547,9 @@ int mms__os_reserve_at(void *addr, uint64_t len);
 int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool shared, bool writable);
 /* Map fd[0,len) shared read-write anywhere. */
 int mms__os_map(int fd, uint64_t len, bool writable, char **out);
+/* The same, read-write, with every page of it mapped at once (a few pages:
+ * one call instead of a fault per page first read). */
+int mms__os_map_populated(int fd, uint64_t len, char **out);
 /* len bytes of zeroed private memory, anywhere (free with mms__os_unmap);
  * the first populate bytes are made at once, not at their first touch. */
 int mms__os_anon(uint64_t len, uint64_t populate, char **out);
@@ -1005,7 +1011,9 @@ int mms__hdr_map_region0(mms_store *s, int fd, const struct mms__hdrbuf **b, uin
  * ------------------------------------------------------------------------ */
 int mms__journal_create(mms_store *s, const uint8_t uuid[16]);
 int mms__journal_open(mms_store *s);
-int mms__journal_load(mms_store *s, const uint8_t uuid[16]);
+/* Read the header slots into s->J with one read, which also says whether
+ * a group follows (*groups: recovery has something to replay). */
+int mms__journal_load(mms_store *s, const uint8_t uuid[16], bool *groups);
 /* Where applying stands: the group of txn + 1 starts at offset off, its
  * CRC seed is crc (the salt for the first group of an epoch). */
 struct mms__apos {
@@ -1028,9 +1036,9 @@ int mms__journal_each(mms_store *s, struct mms__apos *pos, uint64_t upto, mms__j
 /* Recovery: sync the journal, then replay every valid group of the epoch
  * into the region files and sync them. *replayed gets the number of groups
  * applied; *last_txn the txn id they reach. Called right after
- * mms__journal_load (whose measure of the journal size it uses). */
-int mms__journal_recover(mms_store *s, uint64_t pre_txn, bool can_write, uint64_t *replayed,
-                         uint64_t *last_txn);
+ * mms__journal_load, with what it said of the groups. */
+int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_write,
+                         uint64_t *replayed, uint64_t *last_txn);
 /* Checkpoint step 2: a new epoch. */
 int mms__journal_reset(mms_store *s, const uint8_t uuid[16], uint64_t start_txn);
 /* Build and write a commit group: begin, data..., size..., commit. */

@@ -95,11 +95,26 @@ static uint32_t new_salt(uint32_t old)
     return salt;
 }
 
+/* The journal file's size, s->J->alloc: 0 until someone needs it (an open
+ * reads the header without measuring the file; a new journal is empty), so
+ * measured then. */
+static int journal_alloc(mms_store *s)
+{
+    uint64_t size;
+    int r = s->J->alloc ? 0 : mms__os_fsize(s->jfd, &size);
+    if (!r && !s->J->alloc)
+        s->J->alloc = size;
+    return r;
+}
+
 /* Write zeros up to end, so commits overwrite written blocks (the cheapest
  * fdatasync) and a full disk shows up here, before any group is written. */
 static int journal_reserve(mms_store *s, uint64_t end)
 {
     static const char zeros[1 << 16];
+    int r = journal_alloc(s);
+    if (r)
+        return r;
     if (end <= s->J->alloc)
         return 0;
     uint64_t step = s->J->alloc / 4 < JGROW_MIN ? JGROW_MIN : s->J->alloc / 4 > JGROW ? JGROW
@@ -108,7 +123,7 @@ static int journal_reserve(mms_store *s, uint64_t end)
     uint64_t want = mms__round_up(end > s->J->alloc + step ? end : s->J->alloc + step, step);
     for (uint64_t at = s->J->alloc; at < want;) {
         size_t n = want - at < sizeof zeros ? (size_t)(want - at) : sizeof zeros;
-        int r = mms__os_pwrite(s->jfd, zeros, n, at);
+        r = mms__os_pwrite(s->jfd, zeros, n, at);
         if (r) {
             mms__os_ftruncate(s->jfd, s->J->alloc);
             return mms__fail(r, "cannot extend the journal: %s", mms_strerror(r));
@@ -161,20 +176,22 @@ int mms__journal_open(mms_store *s)
 }
 
 /* Read the header slots into s->J (recovery, journal.c's NOTES). A journal
- * naming another store gets start_txn UINT64_MAX: it is never replayed. */
-int mms__journal_load(mms_store *s, const uint8_t uuid[16])
+ * naming another store gets start_txn UINT64_MAX: it is never replayed.
+ * One read takes both slots and the start of the first group: usually the
+ * journal holds none (a checkpoint emptied it), and then nothing more is
+ * read, nor the file measured (s->J->alloc: journal_alloc). A file shorter
+ * than its header is damage, told by the read coming back short. */
+int mms__journal_load(mms_store *s, const uint8_t uuid[16], bool *groups)
 {
-    uint64_t size;
-    int r = mms__os_fsize(s->jfd, &size);
-    if (r)
-        return r;
-    if (size < MMS__JDATA)
-        return MMS__CORRUPT("the journal is %llu bytes, shorter than its header",
-                            (unsigned long long)size);
-    char buf[2 * MMS__JSLOT];
-    r = mms__os_pread(s->jfd, buf, sizeof buf, 0);
+    char buf[MMS__JDATA + sizeof(struct mms__jbegin)];
+    size_t got;
+    *groups = false;
+    int r = mms__os_pread_upto(s->jfd, buf, sizeof buf, 0, &got);
     if (r)
         return mms__fail(r, "cannot read the journal header: %s", mms_strerror(r));
+    if (got < MMS__JDATA)
+        return MMS__CORRUPT("the journal is %llu bytes, shorter than its header",
+                            (unsigned long long)got);
     const struct mms__jhdr *a = (const void *)buf, *b = (const void *)(buf + MMS__JSLOT);
     bool va = slot_valid(a), vb = slot_valid(b);
     if (!va && !vb)
@@ -187,9 +204,15 @@ int mms__journal_load(mms_store *s, const uint8_t uuid[16])
     s->J->start_txn = h->start_txn;
     s->J->last_crc = h->salt;
     s->J->end = MMS__JDATA;
-    s->J->alloc = size;
-    if (memcmp(h->uuid, uuid, 16) != 0)
+    s->J->alloc = got < sizeof buf ? got : 0; /* the file ends there, or: not measured */
+    if (memcmp(h->uuid, uuid, 16) != 0) {
         s->J->start_txn = UINT64_MAX; /* Invariant 5: another store's journal */
+        return 0;
+    }
+    struct mms__jbegin first;
+    memcpy(&first, buf + MMS__JDATA, sizeof first);
+    *groups = got == sizeof buf && first.type == MMS__JR_BEGIN &&
+              first.txn_id == s->J->start_txn + 1;
     return 0;
 }
 
@@ -310,11 +333,11 @@ static int group_records(const uint8_t *j, const struct group *g, rec_fn fn, voi
     return 0;
 }
 
-/* *size: the journal's size if the caller knows it (recovery, just after
- * mms__journal_load measured it), else 0: measured here. */
+/* The journal mapped whole into *j (*size bytes), or *j NULL if it holds
+ * no group. */
 static int journal_map(mms_store *s, uint8_t **j, uint64_t *size)
 {
-    int r = *size ? 0 : mms__os_fsize(s->jfd, size);
+    int r = mms__os_fsize(s->jfd, size);
     if (r)
         return r;
     *j = NULL;
@@ -537,16 +560,16 @@ int mms__journal_each(mms_store *s, struct mms__apos *pos, uint64_t upto, mms__j
     return r;
 }
 
-int mms__journal_recover(mms_store *s, uint64_t pre_txn, bool can_write, uint64_t *replayed,
-                         uint64_t *last_txn)
+int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_write,
+                         uint64_t *replayed, uint64_t *last_txn)
 {
     *replayed = 0;
     *last_txn = pre_txn;
     if (s->J->start_txn == UINT64_MAX)
         return 0; /* another store's journal: ignored */
-    uint8_t *j;
-    uint64_t size = s->J->alloc; /* measured by mms__journal_load, just before */
-    int r = journal_map(s, &j, &size);
+    uint8_t *j = NULL;
+    uint64_t size = 0;
+    int r = groups ? journal_map(s, &j, &size) : 0;
     if (r)
         return r;
     uint64_t end, n;
@@ -617,7 +640,7 @@ int mms__journal_reset(mms_store *s, const uint8_t uuid[16], uint64_t start_txn)
     s->J->last_crc = salt;
     /* A huge transaction may have left a huge journal; give the space back. */
     uint64_t keep = MMS__JDATA + mms__round_up(s->checkpoint_bytes, JGROW);
-    if (s->J->alloc > 2 * keep && mms__os_ftruncate(s->jfd, keep) == 0)
+    if (journal_alloc(s) == 0 && s->J->alloc > 2 * keep && mms__os_ftruncate(s->jfd, keep) == 0)
         s->J->alloc = keep;
     return 0;
 }
@@ -794,7 +817,6 @@ int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *ms
     *bytes = 0;
     if (s->J->start_txn == UINT64_MAX)
         return 0;
-    size = 0;
     int r = journal_map(s, &j, &size);
     if (r)
         return r;
@@ -853,9 +875,10 @@ int mms__journal_write_new(int dirfd, const uint8_t uuid[16], uint64_t start_txn
 int mms__journal_shrink(mms_store *s)
 {
     assert(s->jfd_rw && s->J->end == MMS__JDATA);
-    if (s->J->alloc <= JGROW)
-        return 0;
-    int r = mms__os_ftruncate(s->jfd, JGROW);
+    int r = journal_alloc(s);
+    if (r || s->J->alloc <= JGROW)
+        return r;
+    r = mms__os_ftruncate(s->jfd, JGROW);
     if (r)
         return mms__fail(r, "cannot shorten the journal: %s", mms_strerror(r));
     s->J->alloc = JGROW;

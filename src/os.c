@@ -201,26 +201,34 @@ int mms__os_mkdir(const char *path)
     return mkdir(path, 0777) < 0 ? -errno : 0;
 }
 
-int mms__os_pread(int fd, void *buf, size_t len, uint64_t off)
+int mms__os_pread_upto(int fd, void *buf, size_t len, uint64_t off, size_t *got)
 {
     int r = fault_hit(MMS__OP_PREAD);
     if (r)
         return r;
     char *p = buf;
-    while (len > 0) {
-        ssize_t n = pread(fd, p, len, (off_t)off);
+    *got = 0;
+    while (*got < len) {
+        ssize_t n = pread(fd, p + *got, len - *got, (off_t)(off + *got));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
         }
         if (n == 0)
-            return -EIO; /* short file: callers check sizes first */
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
+            break; /* the end of the file */
+        *got += (size_t)n;
     }
     return 0;
+}
+
+int mms__os_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t got;
+    int r = mms__os_pread_upto(fd, buf, len, off, &got);
+    if (!r && got < len)
+        r = -EIO; /* short file: callers check sizes first */
+    return r;
 }
 
 int mms__os_pwrite(int fd, const void *buf, size_t len, uint64_t off)
@@ -450,16 +458,26 @@ int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool share
     return 0;
 }
 
-int mms__os_map(int fd, uint64_t len, bool writable, char **out)
+static int map_shared(int fd, uint64_t len, bool writable, int flags, char **out)
 {
     int r = fault_hit(MMS__OP_MMAP);
     if (r)
         return r;
-    void *p = mmap(NULL, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+    void *p = mmap(NULL, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | flags, fd, 0);
     if (p == MAP_FAILED)
         return -errno;
     *out = p;
     return 0;
+}
+
+int mms__os_map(int fd, uint64_t len, bool writable, char **out)
+{
+    return map_shared(fd, len, writable, 0, out);
+}
+
+int mms__os_map_populated(int fd, uint64_t len, char **out)
+{
+    return map_shared(fd, len, true, MAP_POPULATE, out);
 }
 
 /* Zeroed anonymous memory, touched only where it is used (a calloc of the
@@ -628,9 +646,16 @@ uint64_t mms__os_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* On x86 Linux the page size is 4 KiB, always: no need to ask. Asking
+ * costs every new process a page fault (sysconf reads a page of the C
+ * library's data that nothing else on a warm open touches), ~20 us here. */
 long mms__os_page_size(void)
 {
+#if defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
+    return 4096;
+#else
     return sysconf(_SC_PAGESIZE);
+#endif
 }
 
 /* ------------------------------------------------------------------------

@@ -51,9 +51,10 @@ int mms__recover_at(mms_store *s, int fd, const struct mms__hdrbuf *b, uint64_t 
     uint64_t fsize = *fsizep;
     const struct mms__hdr *h = &b->h;
     uint64_t replayed, last;
-    int r = mms__journal_load(s, h->uuid);
+    bool groups;
+    int r = mms__journal_load(s, h->uuid, &groups);
     if (!r)
-        r = mms__journal_recover(s, h->txn_id, s->jfd_rw, &replayed, &last);
+        r = mms__journal_recover(s, groups, h->txn_id, s->jfd_rw, &replayed, &last);
     if (!r && replayed) /* b is a mapping: it shows what the replay wrote */
         r = mms__os_fsize(fd, &fsize);
     if (!r && replayed)

@@ -209,7 +209,11 @@ static int handle_for(mms_store *s, int idx, mms_table **out)
     t->s = s;
     t->idx = (uint32_t)idx;
     t->region = e->region;
-    snprintf(t->name, sizeof t->name, "%s", e->name);
+    /* Not snprintf: its first call in a process faults in two pages of the
+     * C library's code (the first mms_table_find of a new process paid
+     * for them). The name is terminated: mms__entry_check said so. */
+    _Static_assert(sizeof t->name == sizeof e->name, "a table handle's name is an entry's");
+    memcpy(t->name, e->name, sizeof t->name);
     t->schema_gen = UINT64_MAX;
     t->view_epoch = UINT64_MAX;
     t->next = s->tables;
