@@ -150,7 +150,9 @@ def main():
         return
     if args.runs <= 0:
         args.runs = 1 if args.quick else 5
-    args.build = os.path.abspath(args.build)  # the import runs the tool from its data dir
+    # The import runs the tool and sqlite3 from its data dir: paths absolute.
+    args.build = os.path.abspath(args.build)
+    args.data = os.path.abspath(args.data)
     os.makedirs(args.data, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
     mach = machine()
