@@ -42,9 +42,13 @@ done
 cc -O2 -I"$here/include" "$here/tests/pkey_qemu/guard_cost.c" "$build/libmmstore.a" \
     -lpthread -o "$root/t/guard_cost"
 cp "$build/mms" "$root/bin/mms"
+# GNU cp: test_crash copies stores with --sparse=always, which busybox lacks;
+# and dash as /bin/sh, since busybox's shell runs its own applets first.
+cp "$(command -v cp)" "$root/bin/cp"
+rm -f "$root/bin/sh" && cp "$(command -v dash)" "$root/bin/sh"
 for t in $tests; do cp "$build/tests/$t" "$root/t/"; done
 # The shared libraries they need, at the paths the loader looks for.
-for f in "$root/bin/busybox" "$root/bin/mms" "$root"/t/*; do
+for f in "$root/bin/busybox" "$root/bin/mms" "$root/bin/cp" "$root/bin/sh" "$root"/t/*; do
     ldd "$f" 2>/dev/null | grep -o '/[^ ]*' || true
 done | sort -u | while read -r lib; do
     mkdir -p "$root$(dirname "$lib")"
