@@ -627,6 +627,15 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     return 0;
 }
 
+/* The chunks of [off, end) of region g are no longer registered for write
+ * protection (txn.c registers them again): their mapping was replaced. */
+static void wp_forget(struct mms__region *g, uint64_t off, uint64_t end)
+{
+    for (uint64_t k = off / MMS__WP_CHUNK; k < (end + MMS__WP_CHUNK - 1) / MMS__WP_CHUNK &&
+                                           k / 64 < g->wp_reg_words; k++)
+        g->wp_reg[k / 64] &= ~(UINT64_C(1) << (k % 64));
+}
+
 int mms__map_commit(mms_store *s, uint32_t id)
 {
     struct mms__region *g = &s->reg[id];
@@ -642,9 +651,8 @@ int mms__map_commit(mms_store *s, uint32_t id)
     map_advise(s, id, s->view.base[id] + g->priv, np - g->priv);
     /* A chunk registered for write protection up to the old end of the
      * private part (txn.c) is not past it: the new mapping is not. */
-    uint64_t k = g->priv / MMS__WP_CHUNK;
-    if (g->priv % MMS__WP_CHUNK && k / 64 < g->wp_reg_words)
-        g->wp_reg[k / 64] &= ~(UINT64_C(1) << (k % 64));
+    if (g->priv % MMS__WP_CHUNK)
+        wp_forget(g, g->priv, g->priv + 1);
     g->priv = np;
     return 0;
 }
@@ -666,9 +674,7 @@ int mms__map_renew(mms_store *s, uint32_t id, uint64_t off, uint64_t len)
         return mms__fail(r, "cannot map region %u anew: %s", id, mms_strerror(r));
     mms__os_nohuge(at, len);
     map_advise(s, id, at, len);
-    for (uint64_t k = off / MMS__WP_CHUNK; k < (off + len + MMS__WP_CHUNK - 1) / MMS__WP_CHUNK &&
-                                           k / 64 < g->wp_reg_words; k++)
-        g->wp_reg[k / 64] &= ~(UINT64_C(1) << (k % 64));
+    wp_forget(g, off, off + len);
     return 0;
 }
 
