@@ -856,10 +856,16 @@ struct spans {
     uint64_t *busy;  /* a bit a span: it holds a page of a commit the files lack */
 };
 
+/* The span p is in (sp->n or more: none of them). */
+static uint64_t span_of(const struct spans *sp, uintptr_t p)
+{
+    return p < sp->a0 ? UINT64_MAX : (p - sp->a0) / SPAN;
+}
+
 static bool span_busy(const struct spans *sp, uintptr_t p)
 {
-    uint64_t k = (p - sp->a0) / SPAN;
-    return p < sp->a0 || k >= sp->n || (sp->busy[k / 64] >> (k % 64) & 1);
+    uint64_t k = span_of(sp, p);
+    return k >= sp->n || (sp->busy[k / 64] >> (k % 64) & 1);
 }
 
 static bool keep_outside_renewed(mms_store *s, struct mms__held *h, void *ctx)
@@ -882,9 +888,9 @@ static void renew_spans(mms_store *s)
             return;
         for (size_t i = 0; i < s->held_cap; i++) {
             const struct mms__held *h = &s->held[i];
-            uintptr_t p = (uintptr_t)h->page;
-            if (h->shadow && h->txn > published && p >= a0 && p < a0 + sp.n * SPAN)
-                sp.busy[(p - a0) / SPAN / 64] |= UINT64_C(1) << ((p - a0) / SPAN % 64);
+            uint64_t k = span_of(&sp, (uintptr_t)h->page);
+            if (h->shadow && h->txn > published && k < sp.n)
+                sp.busy[k / 64] |= UINT64_C(1) << (k % 64);
         }
         mms__held_sweep(s, keep_outside_renewed, &sp, false); /* the renewal drops them */
         for (uint64_t k = 0; k < sp.n; k++) {
