@@ -13,7 +13,7 @@
  * real. Each stray store runs in a child process. The environment is
  * pinned per case (ctest sets MMS_GUARD=1).
  */
-#include "test.h"
+#include "counter.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -22,10 +22,6 @@
 #ifndef SEGV_PKUERR
 #define SEGV_PKUERR 4
 #endif
-
-struct counter {
-    uint64_t n;
-};
 
 static bool g_pkeys; /* this CPU and kernel give out protection keys */
 #ifdef NDEBUG
@@ -61,18 +57,6 @@ static unsigned kind_of(const mms_store *s)
     OK(mms_info_get(s, &in));
     ASSERT_EQ(in.guard, in.guard_kind != MMS_GUARD_KIND_NONE);
     return in.guard_kind;
-}
-
-static mms_store *store_with_counter(const char *p, unsigned flags)
-{
-    mms_store *s = open_flags(p, MMS_CREATE | flags);
-    mms_ref r;
-    OK(mms_txn_begin(s, 0));
-    OK(mms_zalloc(s, sizeof(struct counter), &r));
-    MMS_AT(s, struct counter, r)->n = 1;
-    OK(mms_root_set(s, r));
-    OK(mms_txn_commit(s));
-    return s;
 }
 
 static volatile uint64_t *counter_in(mms_store *s)
@@ -398,37 +382,39 @@ struct kind_arg {
  * another". The thread that takes it over (one that existed before the
  * transaction) writes, and the library writes at its commit (guard.c G2);
  * afterwards that thread's stray store faults. */
-static void other_thread_commits_child(const void *arg_)
+/* In a child: a thread running fn is started, then this thread opens a
+ * transaction on a->p (storing 66 first if asked) and lets fn go. The
+ * thread starts before the transaction: one started inside it would
+ * inherit this thread's rights (guard.c G3). The child exits 3 when fn
+ * comes back: its stray store did not fault. */
+static void thread_in_txn(const struct kind_arg *a, struct thr *t, void *(*fn)(void *),
+                          bool store)
 {
-    const struct kind_arg *a = arg_;
     set_env("MMS_GUARD", NULL);
     mms_store *s = open_flags(a->p, a->flags);
-    struct thr t = {s, 55, -1, false, 0};
+    t->s = s;
     pthread_t th;
-    ASSERT_EQ(pthread_create(&th, NULL, commit_thread, &t), 0);
+    ASSERT_EQ(pthread_create(&th, NULL, fn, t), 0);
     OK(mms_txn_begin(s, 0));
-    __atomic_store_n(&t.go, 1, __ATOMIC_RELEASE);
+    if (store)
+        *counter_in(s) = 66;
+    __atomic_store_n(&t->go, 1, __ATOMIC_RELEASE);
     ASSERT_EQ(pthread_join(th, NULL), 0);
-    _exit(3); /* the stray store did not fault */
+    _exit(3);
+}
+
+static void other_thread_commits_child(const void *arg_)
+{
+    struct thr t = {NULL, 55, -1, false, 0};
+    thread_in_txn(arg_, &t, commit_thread, false);
 }
 
 /* During a transaction on one thread, another thread may read but not
  * write (keys only: mprotect is the whole process's). */
 static void other_thread_writes_child(const void *arg_)
 {
-    const struct kind_arg *a = arg_;
-    set_env("MMS_GUARD", NULL);
-    mms_store *s = open_flags(a->p, a->flags);
-    /* The thread starts before the transaction: one started inside it
-     * would inherit this thread's rights (guard.c G3). */
-    struct thr t = {s, 0, -1, true, 0};
-    pthread_t th;
-    ASSERT_EQ(pthread_create(&th, NULL, store_thread, &t), 0);
-    OK(mms_txn_begin(s, 0));
-    *counter_in(s) = 66;
-    __atomic_store_n(&t.go, 1, __ATOMIC_RELEASE);
-    ASSERT_EQ(pthread_join(th, NULL), 0);
-    _exit(3);
+    struct thr t = {NULL, 0, -1, true, 0};
+    thread_in_txn(arg_, &t, store_thread, true);
 }
 
 static void *early_thread(void *arg_)

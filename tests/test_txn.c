@@ -17,7 +17,7 @@
  * result does not depend on how the program is launched; cases that need
  * another environment set it and put it back.
  */
-#include "test.h"
+#include "counter.h"
 
 #include "internal.h" /* only to damage a store on purpose (cli) */
 
@@ -146,25 +146,6 @@ static void write_file(const char *path, const char *text)
     FILE *f = fopen(path, "w");
     if (!f || fputs(text, f) < 0 || fclose(f) != 0)
         FAILF("cannot write %s", path);
-}
-
-struct counter {
-    uint64_t n;
-    mms_ref other;
-};
-
-/* A fresh store whose root is a struct counter with n = 1 (txn 1). */
-static mms_store *store_with_counter(const char *p, unsigned flags)
-{
-    mms_store *s = open_flags(p, MMS_CREATE | flags);
-    mms_ref r;
-    OK(mms_txn_begin(s, 0));
-    OK(mms_zalloc(s, sizeof(struct counter), &r));
-    MMS_AT(s, struct counter, r)->n = 1;
-    OK(mms_root_set(s, r));
-    OK(mms_txn_commit(s));
-    ASSERT_EQ(mms_txn_id(s), 1);
-    return s;
 }
 
 /* The counter's committed value (read-write: the open recovers a store a
