@@ -100,9 +100,11 @@ static uint32_t new_salt(uint32_t old)
  * measured then. */
 static int journal_alloc(mms_store *s)
 {
+    if (s->J->alloc)
+        return 0;
     uint64_t size;
-    int r = s->J->alloc ? 0 : mms__os_fsize(s->jfd, &size);
-    if (!r && !s->J->alloc)
+    int r = mms__os_fsize(s->jfd, &size);
+    if (!r)
         s->J->alloc = size;
     return r;
 }
