@@ -339,6 +339,22 @@ TEST(indexes)
     HAS(out, "hash    yes    i64            3000");
     ASSERT(strstr(out, " score\n") != NULL);
     ASSERT_EQ(cli("verify '%s'", dir), 0);
+    /* The same covering index built by import; bad covers refused. */
+    char dir2[600];
+    snprintf(dir2, sizeof dir2, "%s/where-cover", work);
+    ASSERT_EQ(cli("import '%s' t '%s' --schema id:i64,grp:i32,score:f64,code:chars:4 "
+                  "--index id:hash:unique:cover=score",
+                  dir2, csv),
+              0);
+    ASSERT_EQ(cli("indexes '%s' t", dir2), 0);
+    HAS(out, "hash    yes    i64            3000");
+    ASSERT(strstr(out, " score\n") != NULL);
+    ASSERT_EQ(cli("verify '%s'", dir2), 0);
+    ASSERT_EQ(cli("import '%s' u '%s' --index id:hash:cover=", dir2, csv), 1);
+    HAS(err, "expected FIELD[:hash][:unique][:cover=F2]");
+    ASSERT_EQ(cli("import '%s' u '%s' --index id:hash:cover=nope", dir2, csv), 1);
+    HAS(err, "no field nope to cover");
+    ASSERT_EQ(cli("get '%s' u id 300", dir2), 1);
     for (int i = 0; i < NW; i++)
         free(scan[i]);
 }

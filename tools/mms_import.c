@@ -55,6 +55,7 @@
 #define RELEASE_BYTES (8u << 20) /* MEMORY: input read between two releases */
 #define CHUNK_BYTES (4u << 20)   /* records appended at a time in pass 2 */
 #define MAX_CHARS (16u << 20) /* chars:N: at most this N */
+#define INDEX_SPEC "FIELD[:hash][:unique][:cover=F2]" /* an --index argument */
 #define MAX_COLUMNS 65535u    /* the catalog counts fields in 16 bits; the
                                  library may allow fewer (it says so) */
 
@@ -1198,12 +1199,12 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
     /* The indexes, in the same transaction: the rows and their indexes
      * commit together, or neither. */
     for (int i = 0; i < im->nix; i++) {
-        char field[64];
+        char field[64], cover[64] = "";
         const char *spec = im->ix[i], *colon = strchr(spec, ':');
         size_t fl = colon ? (size_t)(colon - spec) : strlen(spec);
         unsigned flags = MMS_INDEX_ORDERED;
         if (fl == 0 || fl >= sizeof field)
-            return tool_err("--index '%s': expected FIELD[:hash][:unique]", spec);
+            return tool_err("--index '%s': expected " INDEX_SPEC, spec);
         memcpy(field, spec, fl);
         field[fl] = 0;
         for (const char *o = colon; o && *o;) {
@@ -1213,12 +1214,14 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
                 flags &= ~MMS_INDEX_ORDERED;
             else if (ol == 6 && strncmp(o + 1, "unique", 6) == 0)
                 flags |= MMS_INDEX_UNIQUE;
+            else if (ol > 6 && ol - 6 < sizeof cover && strncmp(o + 1, "cover=", 6) == 0)
+                snprintf(cover, sizeof cover, "%.*s", (int)(ol - 6), o + 7);
             else
-                return tool_err("--index '%s': expected FIELD[:hash][:unique]", spec);
+                return tool_err("--index '%s': expected " INDEX_SPEC, spec);
             o = next;
         }
         progress_text(&im->pg, "indexing");
-        if ((r = mms_index_create(im->t, field, flags)))
+        if ((r = mms_index_create_covering(im->t, field, flags, cover[0] ? cover : NULL)))
             return tool_fail("cannot index the table in", im->dir, r);
     }
     /* 7. */
@@ -1357,9 +1360,10 @@ const struct tool_cmd tool_cmd_import = {
     "  --skip-bad      skip the bad rows instead of importing nothing\n"
     "  --keep-text     infer a number only from the text dump prints back (so a\n"
     "                  column with 1.50, 1e3, +7 or 007 stays text)\n"
-    "  --index FIELD[:hash][:unique]\n"
+    "  --index " INDEX_SPEC "\n"
     "                  build an index on FIELD (ordered unless :hash; see mms index)\n"
-    "                  in the same transaction; up to 8. Str fields cannot be\n"
+    "                  in the same transaction; up to 8. :cover=F2 copies field F2\n"
+    "                  into the index (mms index --cover). Str fields cannot be\n"
     "                  indexed yet: give the column a chars:N kind with --schema.\n"
     "\n"
     "The file is CSV (RFC 4180) in UTF-8. Its first row names the fields (1 to 47\n"
