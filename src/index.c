@@ -583,9 +583,10 @@ int mms__ix_hash_get8(const struct mms__ixview *v, uint64_t nk, uint64_t *rec, v
 int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec)
 {
     uint64_t nk;
-    memcpy(&nk, nkey, 8);
-    if (v->K == 8 && !v->check && v->mask)
+    if (v->K == 8 && !v->check && v->mask) {
+        memcpy(&nk, nkey, 8);
         return mms__ix_hash_get8(v, nk, rec, NULL);
+    }
     return hash_first_any(v, vhdr(v)->nslots, nkey, rec, NULL);
 }
 
@@ -597,10 +598,11 @@ int mms__ix_hash_cover(const struct mms__ixview *v, const uint8_t *nkey, uint64_
                        void *value)
 {
     uint64_t nk;
-    memcpy(&nk, nkey, 8);
     assert(v->C);
-    if (v->K == 8 && !v->check && v->mask)
+    if (v->K == 8 && !v->check && v->mask) {
+        memcpy(&nk, nkey, 8);
         return mms__ix_hash_get8(v, nk, rec, value);
+    }
     const char *sl;
     int r = hash_first_any(v, vhdr(v)->nslots, nkey, rec, &sl);
     if (!r)
