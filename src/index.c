@@ -332,6 +332,12 @@ struct mms__ixdesc *mms__ixdescs(const mms_store *s, const struct mms__tabent *e
     return mms_deref(s, e->indexes);
 }
 
+/* A hash index's nslots fits the view's region (a power of 2). */
+static inline bool slots_fit(const struct mms__ixview *v, uint64_t ns)
+{
+    return ns && !(ns & (ns - 1)) && ns <= v->max_slots;
+}
+
 /* ------------------------------------------------------------------------
  * Reading an index (no checks trusted: every page number and count is
  * bounded before use).
@@ -386,6 +392,9 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
     v->max_slots = (v->ix_bytes - PG) / E;
     v->lcap = (PG - 32) / E;
     v->icap = (PG - 40) / (E + 8);
+    /* A hash index's slots as of this view, checked once here: a read
+     * transaction's finds take them as they are (mms__ix_hash_get8). */
+    v->mask = hash && slots_fit(v, h->nslots) ? h->nslots - 1 : 0;
     if (d->key_off + K > e->record_size)
         return MMS__CORRUPT("table %s: the index on %.47s: key outside the record", e->name,
                             d->field);
@@ -460,7 +469,7 @@ static inline uint64_t slot_match(const struct mms__ixview *v, const char *sl, u
 
 static int slots_ok(const struct mms__ixview *v, uint64_t ns)
 {
-    if (!ns || (ns & (ns - 1)) || ns > v->max_slots)
+    if (!slots_fit(v, ns))
         return MMS__CORRUPT("hash index of region %u: %llu slots do not fit it", v->region,
                             (unsigned long long)ns);
     return 0;
@@ -491,6 +500,29 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
     return 0;
 }
 
+static int hash_first_any(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
+                          uint64_t *rec, const char **slot) __attribute__((noinline));
+
+/* C bytes of a covered value, 0: the usual sizes without a call to memcpy
+ * (an eighth of a covered get's instructions, under cachegrind), the others
+ * by a tail call (no registers saved around a call on probe8's path). */
+static __attribute__((noinline)) int copy_other(void *dst, const char *src, uint32_t C)
+{
+    memcpy(dst, src, C);
+    return 0;
+}
+
+static inline int copy_value(void *dst, const char *src, uint32_t C)
+{
+    switch (C) {
+    case 8: memcpy(dst, src, 8); return 0;
+    case 4: memcpy(dst, src, 4); return 0;
+    case 2: memcpy(dst, src, 2); return 0;
+    case 1: memcpy(dst, src, 1); return 0;
+    default: return copy_other(dst, src, C);
+    }
+}
+
 /* mms_index_find on a hash index wants any one record, so the probe stops
  * at the first live match instead of running on to the end of the run
  * (hash_find counts them all: at 3/4 load most of a probe is past the
@@ -502,38 +534,60 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
  * are of one commit; the record is not read (its cache miss, waited for
  * before the next get could start, was half the time of a get:
  * bench/results/index.md). Elsewhere (v->check) the record's key is
- * compared too. */
-static inline int hash_first8(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
-                              uint64_t *rec, uint32_t E, void *value)
-    __attribute__((always_inline));
-static int hash_first_any(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
-                          uint64_t *rec, const char **slot) __attribute__((noinline));
-
-/* C bytes of a covered value: the usual sizes without a call to memcpy
- * (an eighth of a covered get's instructions, under cachegrind). */
-static inline void copy_value(void *dst, const char *src, uint32_t C)
+ * compared too (hash_first_any).
+ *
+ * probe8 is that read transaction's find of an 8-byte key, the same
+ * answer as hash_first_any by fewer instructions: a get's slot miss
+ * overlaps with the next get's only while the CPU can keep both gets in
+ * flight (its reorder window, a few hundred instructions), so every
+ * instruction of the path counts. Measured on 10^7 keys, the same mapped
+ * files, one process: the general loop (calls to slot_match, the check
+ * branch, hash_key's loop) took 2-3x the time of the same probe written
+ * inline; the public call around this probe, with the header's nslots
+ * read and checked at every find, the key passed through memory and
+ * callee-saved registers spilled, 1.5x (bench/results/index.md). E is a
+ * constant at each call; v->mask was checked against the region when the
+ * view was made. */
+static inline __attribute__((always_inline)) int probe8(const struct mms__ixview *v, uint64_t nk,
+                                                        uint64_t *rec, uint32_t E, void *value)
 {
-    switch (C) {
-    case 8: memcpy(dst, src, 8); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 2: memcpy(dst, src, 2); break;
-    case 1: memcpy(dst, src, 1); break;
-    default: memcpy(dst, src, C);
+    const char *slots = v->ix + PG;
+    uint64_t mask = v->mask, h = hash_key((const uint8_t *)&nk, 8);
+    /* j - h counts the slots probed, j & mask is the slot: one register. */
+    for (uint64_t j = h; j - h <= mask; j++) {
+        uint64_t w, sk;
+        const char *sl = slots + (j & mask) * E;
+        memcpy(&w, sl, 8);
+        memcpy(&sk, sl + 8, 8);
+        if (!w)
+            return MMS_ENOTFOUND;
+        uint64_t r1 = w & SLOT_REC;
+        /* slot_match: the key, the check (w == slot_word(h, r1): the same
+         * top 24 bits) and the record within the table. */
+        if (sk == nk && !((w ^ h ^ r1 * UINT64_C(0x9e3779b97f4a7c15)) >> 40) &&
+            r1 - 1 < v->count) {
+            if (rec)
+                *rec = r1 - 1;
+            return value ? copy_value(value, sl + 16, v->C) : 0;
+        }
     }
+    return MMS_ENOTFOUND;
 }
 
-static inline bool slots_fit(const struct mms__ixview *v, uint64_t ns)
+int mms__ix_hash_get8(const struct mms__ixview *v, uint64_t nk, uint64_t *rec, void *value)
 {
-    return ns && !(ns & (ns - 1)) && ns <= v->max_slots;
+    assert(v->K == 8 && v->mask && (v->E == 24 || !value));
+    return v->E == 16 ? probe8(v, nk, rec, 16, NULL) : probe8(v, nk, rec, 24, value);
 }
 
 int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec)
 {
-    uint64_t ns = vhdr(v)->nslots;
-    if (v->K == 8 && !v->check && slots_fit(v, ns))
-        return v->E == 16 ? hash_first8(v, ns, nkey, rec, 16, NULL)
-                          : hash_first8(v, ns, nkey, rec, 24, NULL);
-    return hash_first_any(v, ns, nkey, rec, NULL);
+    uint64_t nk;
+    if (v->K == 8 && !v->check && v->mask) {
+        memcpy(&nk, nkey, 8);
+        return mms__ix_hash_get8(v, nk, rec, NULL);
+    }
+    return hash_first_any(v, vhdr(v)->nslots, nkey, rec, NULL);
 }
 
 /* The covered value is the slot's copy where the slot is the answer (a
@@ -543,12 +597,14 @@ int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_
 int mms__ix_hash_cover(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec,
                        void *value)
 {
-    uint64_t ns = vhdr(v)->nslots;
+    uint64_t nk;
     assert(v->C);
-    if (v->K == 8 && !v->check && slots_fit(v, ns))
-        return hash_first8(v, ns, nkey, rec, 24, value);
+    if (v->K == 8 && !v->check && v->mask) {
+        memcpy(&nk, nkey, 8);
+        return mms__ix_hash_get8(v, nk, rec, value);
+    }
     const char *sl;
-    int r = hash_first_any(v, ns, nkey, rec, &sl);
+    int r = hash_first_any(v, vhdr(v)->nslots, nkey, rec, &sl);
     if (!r)
         copy_value(value, v->check ? v->recs + *rec * v->rs + v->cover_off : sl + v->E - 8, v->C);
     return r;
@@ -571,44 +627,6 @@ static int hash_first_any(const struct mms__ixview *v, uint64_t ns, const uint8_
         if ((*rec = slot_match(v, sl, w, h, nkey)) != UINT64_MAX) {
             if (slot)
                 *slot = sl;
-            return 0;
-        }
-    }
-    return MMS_ENOTFOUND;
-}
-
-/* The read transaction's find of an 8-byte key (E: 16-byte slots, or 24
- * with the covered value, copied into value), the same answer as the loop
- * above by fewer instructions: a get's slot miss and its caller's record
- * miss overlap with the next get's only while the CPU can keep both gets
- * in flight (its reorder window, a few hundred instructions), so every
- * instruction of the path counts. Measured on 10^7 keys, the same mapped
- * files, one process: the general loop (calls to slot_match, the check
- * branch, hash_key's loop) took 2-3x the time of the same probe written
- * inline (bench/results/index.md). E is a constant at each call; ns is
- * checked by the caller (slots_fit). */
-static inline int hash_first8(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
-                              uint64_t *rec, uint32_t E, void *value)
-{
-    uint64_t nk, mask = ns - 1;
-    memcpy(&nk, nkey, 8);
-    uint64_t h = hash_key(nkey, 8);
-    const char *slots = v->ix + PG;
-    for (uint64_t i = h & mask, k = 0; k < ns; i = (i + 1) & mask, k++) {
-        uint64_t w, sk;
-        const char *sl = slots + i * E;
-        memcpy(&w, sl, 8);
-        memcpy(&sk, sl + 8, 8);
-        if (!w)
-            return MMS_ENOTFOUND;
-        uint64_t r1 = w & SLOT_REC;
-        /* slot_match: the key, the check (w == slot_word(h, r1): the same
-         * top 24 bits) and the record within the table. */
-        if (sk == nk && !((w ^ h ^ r1 * UINT64_C(0x9e3779b97f4a7c15)) >> 40) &&
-            r1 - 1 < v->count) {
-            *rec = r1 - 1;
-            if (value)
-                copy_value(value, sl + 16, v->C);
             return 0;
         }
     }

@@ -1234,6 +1234,7 @@ struct mms__ixview {
     const char *recs;   /* the table's records */
     uint64_t count;     /* slots of the table that may be read */
     uint64_t max_slots; /* hash: slots that fit in ix_bytes (no division per find) */
+    uint64_t mask;      /* hash: the header's nslots - 1 when it fits ix_bytes, else 0 */
     uint32_t lcap, icap; /* ordered: entries of a leaf, separators of an inner page */
     bool check;          /* hash: compare the record's key with a slot's (not in a
                           * read transaction, where table and index are one commit) */
@@ -1251,6 +1252,11 @@ int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_
  * elsewhere (v->check). */
 int mms__ix_hash_cover(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec,
                        void *value);
+/* Either of the two above as in a read transaction (the slot is the
+ * answer: the caller knows the handle is in one), for an 8-byte key nk
+ * (normalized, by value) when v->mask is not 0: the short path of a get.
+ * rec may be NULL; value NULL or v->C bytes (a covering index). */
+int mms__ix_hash_get8(const struct mms__ixview *v, uint64_t nk, uint64_t *rec, void *value);
 /* Hash index, 8-byte integer keys: up to MMS__IX_BATCH keys (normalized)
  * at once, rec[i] = the record or UINT64_MAX. 1: not that kind of index. */
 #define MMS__IX_BATCH 16

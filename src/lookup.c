@@ -23,8 +23,9 @@ struct mms_index {
     char field[48];
     struct mms_index *next;
     uint64_t epoch; /* the view below is valid while s->tab_epoch equals it */
-    bool hash8;     /* with the view: a hash index of 8-byte integer keys */
-    uint64_t flip;  /* with hash8: the bit a key flips before its byte swap (norm) */
+    uint64_t epoch8; /* = epoch when the view is of a hash index of 8-byte integer
+                      * keys whose slots fit (v.mask), else UINT64_MAX: short_key */
+    uint64_t flip;  /* with epoch8: the bit a key flips before its byte swap (norm) */
     struct mms__ixview v;
 };
 
@@ -222,10 +223,11 @@ static int resolve_again(mms_index *ix, const struct mms__ixview **out)
     if (r)
         return r;
     ix->v.check = s->state != MMS__ST_READ;
-    ix->hash8 = ix->v.kind == MMS__IX_HASH && ix->v.K == 8 &&
-                (ix->v.cls == 'u' || ix->v.cls == 'i' || ix->v.cls == 'r');
+    bool hash8 = ix->v.kind == MMS__IX_HASH && ix->v.K == 8 && ix->v.mask &&
+                 (ix->v.cls == 'u' || ix->v.cls == 'i' || ix->v.cls == 'r');
     ix->flip = ix->v.cls == 'i' ? UINT64_C(1) << 63 : 0;
     ix->epoch = s->tab_epoch;
+    ix->epoch8 = hash8 ? s->tab_epoch : UINT64_MAX;
     *out = &ix->v;
     return 0;
 }
@@ -263,31 +265,38 @@ __attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, 
     return r ? r : MMS_ENOTFOUND;
 }
 
-static int find_any(mms_index *ix, const void *key, uint64_t *index);
+/* The long ways, out of line: inlined, their frames and saved registers
+ * would be set up on every short get. */
+static int find_any(mms_index *ix, const void *key, uint64_t *index) __attribute__((noinline));
+static int covered_any(mms_index *ix, const void *key, uint64_t *index, void *value)
+    __attribute__((noinline));
 
 /* The short path's key (norm, for these keys) when ix is a hash index of
- * 8-byte integer keys whose view is current; false: the long way. */
+ * 8-byte integer keys whose view is current and the handle is in a read
+ * transaction (where the slot is the answer: mms__ix_hash_get8); false:
+ * the long way. */
 static inline bool short_key(mms_index *ix, const void *key, uint64_t *w)
 {
-    if (!(ix && key && ix->hash8 && ix->epoch == ix->s->tab_epoch))
+    if (!(ix && key && ix->epoch8 == ix->s->tab_epoch && ix->s->state == MMS__ST_READ))
         return false;
     memcpy(w, key, 8);
     *w = __builtin_bswap64(*w ^ ix->flip);
-    ix->v.check = ix->s->state != MMS__ST_READ; /* as resolve */
     return true;
 }
 
-/* A get of an 8-byte key through a hash index whose view is current is a
- * few instructions here and a probe in index.c: gets at random keys
- * overlap their cache misses only as far as the CPU can keep several gets
- * in flight at once, so the instructions of one get are what limits them
- * (bench/results/index.md: 100 no-ops added to a get cost ~30%). Every
- * other find (another key, a stale view, bad arguments) takes find_any. */
+/* A get of an 8-byte key through a hash index in a read transaction is a
+ * few checks here and one probe in index.c, the key passed by value: gets
+ * at random keys overlap their cache misses only as far as the CPU can
+ * keep several gets in flight at once, so the instructions of one get are
+ * what limits them (bench/results/index.md: 100 no-ops added to a get
+ * cost ~30%; this path's checks and calls, 1.5x the probe alone). Every
+ * other find (another key, a stale view, a write transaction, bad
+ * arguments) takes find_any. */
 int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
 {
     uint64_t w;
     if (__builtin_expect(index && short_key(ix, key, &w), 1))
-        return mms__ix_hash_first(&ix->v, (const uint8_t *)&w, index);
+        return mms__ix_hash_get8(&ix->v, w, index, NULL);
     return find_any(ix, key, index);
 }
 
@@ -307,13 +316,19 @@ static int find_any(mms_index *ix, const void *key, uint64_t *index)
 }
 
 /* The covered get: as mms_index_find, its short path (an 8-byte key, a
- * current view) reading one slot in a read transaction. */
+ * current view, a read transaction) reading one slot. */
 int mms_index_find_covered(mms_index *ix, const void *key, uint64_t *index, void *value)
 {
-    const struct mms__ixview *v;
-    uint64_t rec, w;
+    uint64_t w;
     if (__builtin_expect(value && short_key(ix, key, &w) && ix->v.C, 1))
-        return mms__ix_hash_cover(&ix->v, (const uint8_t *)&w, index ? index : &rec, value);
+        return mms__ix_hash_get8(&ix->v, w, index, value);
+    return covered_any(ix, key, index, value);
+}
+
+static int covered_any(mms_index *ix, const void *key, uint64_t *index, void *value)
+{
+    const struct mms__ixview *v;
+    uint64_t rec;
     if (!key || !value)
         return mms__fail(MMS_EINVAL, "mms_index_find_covered: bad arguments");
     int r = resolve(ix, &v);

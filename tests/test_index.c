@@ -1261,6 +1261,53 @@ static void k8_check(mms_table *t, uint64_t n, const char *const *fields, int nf
     }
 }
 
+/* A hash index header whose slot count does not fit its region (not a
+ * power of 2, or more slots than the region holds): every find reports
+ * it, the short path of a read transaction (which takes the count checked
+ * once, when the view is made) too, and none reads past the region. */
+TEST(slot_count_checked)
+{
+    const char *p = tpath("ixcount");
+    mms_table *t;
+    enum { N = 3000 };
+    mms_store *s = kv_begin(p, N, 0, &t);
+    OK(mms_index_create_covering(t, "k", 0, "v"));
+    OK(mms_txn_commit(s));
+    mms_index_info ii;
+    size_t n;
+    OK(mms_indexes(t, &ii, 1, &n));
+    OK(mms_close(s));
+    int fd = ix_file(p, &ii);
+    uint64_t ns;
+    ASSERT_EQ(pread(fd, &ns, 8, offsetof(struct mms__ixhdr, nslots)), 8);
+    const uint64_t bad[] = {ns * 2, ns + 1, ns - 1, 0};
+    for (size_t b = 0; b <= sizeof bad / sizeof bad[0]; b++) {
+        uint64_t w = b < sizeof bad / sizeof bad[0] ? bad[b] : ns;
+        ASSERT_EQ(pwrite(fd, &w, 8, offsetof(struct mms__ixhdr, nslots)), 8);
+        s = open_flags(p, MMS_RDONLY);
+        OK(mms_table_find(s, "kv", &t));
+        mms_index *ix;
+        OK(mms_index_open(t, "k", &ix));
+        OK(mms_read_begin(s));
+        int64_t key = 70;
+        uint64_t rec = UINT64_MAX;
+        int32_t v = -1;
+        if (w == ns) {
+            OK(mms_index_find(ix, &key, &rec));
+            ASSERT_EQ(rec, 10);
+            OK(mms_index_find_covered(ix, &key, &rec, &v));
+            ASSERT_EQ(v, 10);
+        } else {
+            FAILS(mms_index_find(ix, &key, &rec), MMS_ECORRUPT);
+            FAILS(mms_index_find_covered(ix, &key, &rec, &v), MMS_ECORRUPT);
+        }
+        mms_read_end(s);
+        OK(mms_close(s));
+    }
+    close(fd);
+    rmrf(p);
+}
+
 TEST(find_short_path)
 {
     const char *p = tpath("ixshort");
@@ -1579,6 +1626,7 @@ int main(int argc, char **argv)
     RUN(corrupt);
     RUN(slot_checks);
     RUN(covering);
+    RUN(slot_count_checked);
     RUN(find_short_path);
     RUN(crash);
     RUN(reader);
