@@ -600,9 +600,10 @@ int mms__os_dirty_scan(int fd, unsigned backend, char *start, char *end, unsigne
  * a descriptor (or -errno where the kernel cannot); register a range for
  * it (nothing protected yet); unprotect lifts it from a registered range.
  * dirty_protect (scan backend only) reports to fn, and write-protects in
- * the same call, the pages of [start, end) a scan for written pages would
- * report, in registered ranges only: pages elsewhere are neither reported
- * nor protected. */
+ * the same call, the pages of [start, end) a MMS__SCAN_WRITTEN_FAST scan
+ * would report (pages read from the file and never protected included), in
+ * registered ranges only: pages elsewhere are neither reported nor
+ * protected. */
 int mms__os_wp_open(void);
 int mms__os_wp_register(int ufd, char *start, uint64_t len);
 int mms__os_wp_unprotect(int ufd, char *start, uint64_t len);

@@ -814,7 +814,7 @@ int mms__os_dirty_protect(int fd, char *start, char *end, mms__run_fn fn, void *
 {
     if (start >= end)
         return 0;
-    return scan_range(fd, start, end, MMS__SCAN_WRITTEN, true, fn, ctx);
+    return scan_range(fd, start, end, MMS__SCAN_WRITTEN_FAST, true, fn, ctx);
 }
 
 /* ------------------------------------------------------------------------
