@@ -783,8 +783,12 @@ static int protected_run(void *ctx, char *start, char *end)
  * reports, in registered chunks only). A page written at every commit
  * (the header's, which the scan leaves out) so stays unprotected and never
  * faults; one written now and then takes one fault when written again after
- * a batch protected it (bench/results/issue14.md). */
-#define WP_BATCH 8
+ * a batch protected it (bench/results/issue14.md). A batch costs ~100-200
+ * us in a NOSYNC commit loop here (its flushes make the next accesses
+ * fault into the hypervisor), a page waiting ~0.15 us a commit (reported,
+ * compared with its shadow): 32 took 14% less CPU than 8 in 10^4 commits,
+ * 64 more (the compares; bench/results/issue14.md, 2026-12-06 05:50). */
+#define WP_BATCH 32
 
 static void protect_held(mms_store *s)
 {
