@@ -64,9 +64,10 @@ int mms__dirty_push_front(mms_store *s, char *page)
  * ~9 ns for each present page: with the hundreds a MMS_NOSYNC backlog
  * holds protected, most of a small commit's scan (bench/results/issue14.md).
  * But it also reports pages read from the file and never protected, which
- * a commit then compares, finds unchanged and drops (and a reader of them
- * faults in again). So a region is scanned fast only where it pays and is
- * safe:
+ * a commit would compare, find unchanged and drop (and a reader of them
+ * would fault in again); a fast scan that reports one is thrown away and
+ * the region scanned slowly. So a region is scanned fast only where it
+ * pays and is safe:
  *
  *   - some pages are protected (s->wp_protected): otherwise both scans
  *     cost the same;
