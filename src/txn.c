@@ -743,19 +743,26 @@ struct protected {
 };
 
 /* The pages the protecting scan reported (and protected): held ones are
- * marked so; any other page -- none is expected, every page written since
- * the scan of this commit having been dropped or held -- gets its
- * protection lifted at once, so that the next scan still reports it. */
+ * marked so. The scan does not tell file pages from copies (os.c: the
+ * look-up that would, over every present page, cost more than the batch's
+ * protection), so the others are pages read from the file, now protected
+ * too, which is harmless (a write faults and is seen), or a page written
+ * and neither held nor dropped -- none is expected, every page written
+ * since the scan of this commit having been dropped or held: one whose
+ * content is not the file's gets its protection lifted at once, so that
+ * the next scan still reports it. */
 static int protected_run(void *ctx, char *start, char *end)
 {
     struct protected *pc = ctx;
     mms_store *s = pc->s;
+    const struct mms__region *g = &s->reg[pc->id];
     for (char *p = start; p < end; p += MMS__PAGE) {
         struct mms__held *h = mms__held_find(s, p);
+        uint64_t off = (uint64_t)(p - s->view.base[pc->id]);
         if (h) {
             h->wp = true;
-            h->mapseq = s->reg[pc->id].mapseq;
-        } else {
+            h->mapseq = g->mapseq;
+        } else if (off + MMS__PAGE > g->fview_len || memcmp(p, g->fview + off, MMS__PAGE) != 0) {
             mms__os_wp_unprotect(s->wp_fd, p, MMS__PAGE);
         }
     }
@@ -776,8 +783,12 @@ static int protected_run(void *ctx, char *start, char *end)
  * reports, in registered chunks only). A page written at every commit
  * (the header's, which the scan leaves out) so stays unprotected and never
  * faults; one written now and then takes one fault when written again after
- * a batch protected it (bench/results/issue14.md). */
-#define WP_BATCH 8
+ * a batch protected it (bench/results/issue14.md). A batch costs ~100-200
+ * us in a NOSYNC commit loop here (its flushes make the next accesses
+ * fault into the hypervisor), a page waiting ~0.15 us a commit (reported,
+ * compared with its shadow): 32 took 14% less CPU than 8 in 10^4 commits,
+ * 64 more (the compares; bench/results/issue14.md, 2026-12-06 05:50). */
+#define WP_BATCH 32
 
 static void protect_held(mms_store *s)
 {

@@ -59,27 +59,101 @@ int mms__dirty_push_front(mms_store *s, char *page)
     return 0;
 }
 
+/* A fast scan (MMS__SCAN_WRITTEN_FAST, os.c) costs what the written pages
+ * cost, however many protected pages the region holds; the slow one also
+ * ~9 ns for each present page: with the hundreds a MMS_NOSYNC backlog
+ * holds protected, most of a small commit's scan (bench/results/issue14.md).
+ * But it also reports pages read from the file and never protected, which
+ * a commit would compare, find unchanged and drop (and a reader of them
+ * would fault in again); a fast scan that reports one is thrown away and
+ * the region scanned slowly. So a region is scanned fast only where it
+ * pays and is safe:
+ *
+ *   - some pages are protected (s->wp_protected): otherwise both scans
+ *     cost the same;
+ *   - no mapping was replaced since the held pages were last swept
+ *     (s->held_mapseq): a held page is then a private copy for sure, never
+ *     the file's page under a held address, which a commit would diff
+ *     against its shadow as if the transaction had written it;
+ *   - its last fast scans found no page read from the file (a page no
+ *     held entry covers, equal to the file's): after one, the region is
+ *     scanned slowly for fast_gap commits, a gap that doubles with each
+ *     miss (up to FAST_GAP_MAX) and halves with each clean fast scan;
+ *   - the fast scan reports at most FAST_MAX pages; past that (a large
+ *     transaction, or many pages read) the region is scanned again slowly.
+ *
+ * Either way no written page is missed: the fast scan reports a superset. */
+#define FAST_MAX 256
+#define FAST_GAP_MAX 4096u
+
+struct collect {
+    struct mms__pagevec *v;
+    size_t cap; /* stop past this many pages (SIZE_MAX: never) */
+};
+
 static int collect_run(void *ctx, char *start, char *end)
 {
-    struct mms__pagevec *v = ctx;
+    struct collect *c = ctx;
     for (char *p = start; p < end; p += MMS__PAGE) {
-        int r = pagevec_push(v, p);
+        if (c->v->n >= c->cap)
+            return 1; /* not an error: the caller scans slowly instead */
+        int r = pagevec_push(c->v, p);
         if (r)
             return r;
     }
     return 0;
 }
 
+/* Pages of the fast scan of region id, from index from on, that no held
+ * entry covers and that equal the file's: read, not written. */
+static bool read_pages_reported(mms_store *s, uint32_t id, size_t from)
+{
+    const struct mms__region *g = &s->reg[id];
+    for (size_t i = from; i < s->dirty.n; i++) {
+        char *p = s->dirty.page[i];
+        uint64_t off = (uint64_t)(p - s->view.base[id]);
+        if (off + MMS__PAGE > g->fview_len)
+            return true; /* cannot tell: scan slowly */
+        if (!mms__held_find(s, p) && memcmp(p, g->fview + off, MMS__PAGE) == 0)
+            return true;
+    }
+    return false;
+}
+
 int mms__dirty_collect(mms_store *s, bool written)
 {
     written = written && s->wp_fd >= 0;
+    bool fast_ok = written && s->wp_protected && s->mapseq == s->held_mapseq &&
+                   s->dirty_backend == MMS_DIRTY_SCAN;
     s->dirty.n = 0;
     for (uint32_t id = 0; id < s->nmapped; id++) {
+        struct mms__region *g = &s->reg[id];
         char *b = s->view.base[id];
-        if (!b || !s->reg[id].priv)
+        if (!b || !g->priv)
             continue;
-        int r = mms__os_dirty_scan(s->dirty_fd, s->dirty_backend, b, b + s->reg[id].priv,
-                                   written, collect_run, &s->dirty);
+        size_t from = s->dirty.n;
+        bool fast = fast_ok && g->fast_off == 0 && g->fview;
+        if (fast_ok && g->fast_off)
+            g->fast_off--;
+        struct collect c = {&s->dirty, fast ? from + FAST_MAX : SIZE_MAX};
+        int r = mms__os_dirty_scan(s->dirty_fd, s->dirty_backend, b, b + g->priv,
+                                   fast ? MMS__SCAN_WRITTEN_FAST
+                                        : written ? MMS__SCAN_WRITTEN : MMS__SCAN_PRIVATE,
+                                   collect_run, &c);
+        if (fast && (r == 1 || (!r && read_pages_reported(s, id, from)))) {
+            if (r == 0) { /* a miss: slow scans for a while */
+                g->fast_gap = g->fast_gap ? g->fast_gap * 2 : 16;
+                if (g->fast_gap > FAST_GAP_MAX)
+                    g->fast_gap = FAST_GAP_MAX;
+                g->fast_off = g->fast_gap;
+            }
+            s->dirty.n = from;
+            c.cap = SIZE_MAX;
+            r = mms__os_dirty_scan(s->dirty_fd, s->dirty_backend, b, b + g->priv,
+                                   MMS__SCAN_WRITTEN, collect_run, &c);
+        } else if (fast && !r) {
+            g->fast_gap /= 2;
+        }
         if (r)
             return r;
     }

@@ -900,6 +900,119 @@ TEST(nosync_empty_commit_syncs_when_due)
     rmrf(p);
 }
 
+/* MMS_NOSYNC commits hold their pages write-protected until the sync, and
+ * then a commit's scan leaves out the kernel's look-up of each present page
+ * (view.c: MMS__SCAN_WRITTEN_FAST), which also reports pages read from the
+ * file. None of that may lose or invent a write: a process that commits
+ * (writes to protected held pages, to fresh pages, to more pages than a
+ * fast scan takes, after reading every page of the object) and then dies
+ * leaves exactly the model, and reading changes nothing. */
+enum { FAST_PAGES = 1024 };
+struct fast_page {
+    uint64_t w;
+    char pad[4096 - 8];
+};
+static const mms_field fast_fields[] = {MMS_F_U64(struct fast_page, w)};
+static const mms_schema fast_schema = MMS_SCHEMA(struct fast_page, fast_fields);
+
+static uint64_t fast_model(uint64_t k, int upto)
+{
+    uint64_t v = 0; /* record (page) k after commits [0, upto) of fast_commits */
+    for (int t = 0; t < upto; t++) {
+        if (t < 64 && (uint64_t)(t * 37) % FAST_PAGES == k)
+            v = (uint64_t)t + 1;
+        if (t == 64 && k < 300)
+            v = 3000 + k;
+        if (t == 65 && (k == 3 * 37 || k == 777))
+            v = k == 777 ? 2000 : 1000;
+    }
+    return v;
+}
+
+static uint64_t *fast_word(mms_table *t, uint64_t k)
+{
+    return &((struct fast_page *)mms_table_get(t, k))->w;
+}
+
+/* Commits [0, 66) to a table of one-page records: 64 one-page commits, one
+ * that writes 300 pages (more than a fast scan takes), one that reads every
+ * page and writes two (one held and protected); after the last two, a
+ * transaction that reads and commits nothing. */
+static void fast_commits(mms_store *s, mms_table *tb)
+{
+    for (int t = 0; t < 66; t++) {
+        OK(mms_txn_begin(s, 0));
+        uint64_t sum = 0;
+        if (t < 64)
+            *fast_word(tb, (uint64_t)(t * 37) % FAST_PAGES) = (uint64_t)t + 1;
+        if (t == 64)
+            for (uint64_t k = 0; k < 300; k++)
+                *fast_word(tb, k) = 3000 + k;
+        if (t == 65) {
+            for (uint64_t k = 0; k < FAST_PAGES; k++)
+                sum += *fast_word(tb, k);
+            *fast_word(tb, 3 * 37) = 1000;
+            *fast_word(tb, 777) = 2000;
+        }
+        OK(mms_txn_commit(s));
+        mms_info in;
+        info_of(s, &in);
+        ASSERT_EQ(in.last_commit.pages_changed, t == 64 ? 301 : t == 65 ? 3 : 2);
+        if (t < 64)
+            continue;
+        OK(mms_txn_begin(s, 0));
+        for (uint64_t k = 0; k < FAST_PAGES; k += 7)
+            sum += *fast_word(tb, k);
+        uint64_t before = in.committed_txn;
+        OK(mms_txn_commit(s));
+        info_of(s, &in);
+        ASSERT_EQ(in.committed_txn, before);
+        (void)sum;
+    }
+}
+
+static void fast_check(mms_store *s, int upto)
+{
+    mms_table *tb;
+    OK(mms_table_find(s, "pages", &tb));
+    for (uint64_t k = 0; k < FAST_PAGES; k++)
+        ASSERT_EQ(*fast_word(tb, k), fast_model(k, upto));
+}
+
+TEST(nosync_fast_scan_sees_every_write)
+{
+    const char *p = tpath("fastscan");
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE | MMS_NOSYNC;
+    o.sync_ms = 600000; /* no sync: the 64 commits' pages stay held */
+    mms_store *s;
+    OK(mms_open(p, &o, &s));
+    mms_table *tb;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "pages", &fast_schema, MMS_TABLE_CREATE, &tb));
+    uint64_t first;
+    OK(mms_table_append_many(tb, FAST_PAGES, &first, NULL));
+    ASSERT_EQ(first, 0);
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    o.flags = MMS_NOSYNC;
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        OK(mms_open(p, &o, &s));
+        OK(mms_table_find(s, "pages", &tb));
+        fast_commits(s, tb);
+        fast_check(s, 66);
+        _exit(0); /* a process crash: no close, no sync */
+    }
+    expect_child_ok(pid, "commits then a crash");
+    s = open_flags(p, 0);
+    fast_check(s, 66);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 /* ------------------------------------------------------------------------
  * Opening: one handle per process, one writer, read-only handles
  * ------------------------------------------------------------------------ */
@@ -1518,6 +1631,7 @@ int main(void)
     RUN(fork_child_gets_efork);
     RUN(no_guard_stray_store_joins_next_txn);
     RUN(nosync_empty_commit_syncs_when_due);
+    RUN(nosync_fast_scan_sees_every_write);
     RUN(open_twice_in_one_process);
     RUN(other_process_busy_and_readers_share);
     RUN(bad_open_arguments);
