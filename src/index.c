@@ -803,35 +803,41 @@ static int descend(const struct mms__ixview *v, const uint8_t *ent, int which, u
     return 0;
 }
 
+/* p no longer names an entry (r: why). */
+static int unposition(struct mms__ixpos *p, int r)
+{
+    p->page = 0;
+    p->n = 0;
+    return r;
+}
+
 /* Move p to a valid entry: forward (dir 1) from p->pos, or backward; its
  * page's entries and count into p (checked here once a page: a step
- * within it trusts them). */
+ * within it trusts them). An error unpositions p. */
 static int settle_pos(const struct mms__ixview *v, struct mms__ixpos *p, int dir)
 {
     uint64_t guard = vhdr(v)->nslots + 1;
     for (;;) {
         const struct mms__ixpage *pg = vpage(v, p->page, MMS__IXP_LEAF);
         if (!pg)
-            return MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged", v->region,
-                                (unsigned long long)p->page);
+            return unposition(p, MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged",
+                                              v->region, (unsigned long long)p->page));
         if (p->pos >= 0 && p->pos < pg->n) {
             p->ents = leaf_ent(pg, v->E, 0);
             p->n = pg->n;
             return 0;
         }
         uint64_t to = dir > 0 ? pg->next : pg->prev;
-        if (!to) {
-            p->page = 0;
-            p->n = 0;
-            return MMS_ENOTFOUND;
-        }
+        if (!to)
+            return unposition(p, MMS_ENOTFOUND);
         if (!guard--)
-            return MMS__CORRUPT("ordered index of region %u: its leaves loop", v->region);
+            return unposition(p, MMS__CORRUPT("ordered index of region %u: its leaves loop",
+                                              v->region));
         p->page = to;
         const struct mms__ixpage *np = vpage(v, to, MMS__IXP_LEAF);
         if (!np)
-            return MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged", v->region,
-                                (unsigned long long)to);
+            return unposition(p, MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged",
+                                              v->region, (unsigned long long)to));
         p->pos = dir > 0 ? 0 : (int64_t)np->n - 1;
     }
 }
@@ -885,7 +891,7 @@ static __attribute__((noinline)) int rec_past_end(const struct mms__ixview *v, u
 }
 
 /* The entry at p (a position within its page): its record, checked to be
- * in the table, and where its key is. */
+ * in the table, and where its key is (rec, key may be NULL). */
 static inline int entry_at(const struct mms__ixview *v, const struct mms__ixpos *p, uint64_t *rec,
                            const uint8_t **key)
 {
@@ -893,7 +899,8 @@ static inline int entry_at(const struct mms__ixview *v, const struct mms__ixpos 
     uint64_t r = ent_rec(e, v->K);
     if (__builtin_expect(r >= v->count, 0))
         return rec_past_end(v, r);
-    *rec = r;
+    if (rec)
+        *rec = r;
     if (key)
         *key = e;
     return 0;
@@ -907,14 +914,23 @@ int mms__ix_entry(const struct mms__ixview *v, const struct mms__ixpos *p, uint6
     return entry_at(v, p, rec, key);
 }
 
-void mms__ix_entry_cover(const struct mms__ixview *v, const struct mms__ixpos *p, uint64_t rec,
-                         void *value)
+int mms__ix_entry_cover(const struct mms__ixview *v, const struct mms__ixpos *p, void *value)
 {
-    assert(v->LC && p->page && (uint64_t)p->pos < p->n && rec < v->count);
+    uint64_t rec = 0;
+    assert(v->LC);
+    if ((uint64_t)p->pos >= p->n) /* n is 0 without a position */
+        return MMS_ENOTFOUND;
+    const char *e = (const char *)p->ents + (size_t)p->pos * v->E;
+    if (!v->check) { /* the copy is of the record's commit */
+        copy_value(value, e + v->L, v->LC);
+        return 0;
+    }
     /* As a covering hash index's get (mms__ix_hash_cover): a writer's
      * transaction may have changed the record since the last commit. */
-    copy_value(value, v->check ? v->recs + rec * v->rs + v->cover_off
-                               : (const char *)p->ents + (size_t)p->pos * v->E + v->L, v->LC);
+    int r = entry_at(v, p, &rec, NULL);
+    if (!r)
+        copy_value(value, v->recs + rec * v->rs + v->cover_off, v->LC);
+    return r;
 }
 
 void mms__ix_touch(const struct mms__ixview *v)
@@ -979,12 +995,13 @@ static __attribute__((noinline)) int next_page(const struct mms__ixview *v, stru
     if (r)
         return r;
     prefetch_recs(v, p, dir, ahead, ahead);
-    return entry_at(v, p, rec, key);
+    r = entry_at(v, p, rec, key);
+    return r ? unposition(p, r) : 0;
 }
 
 /* A step within a page (most steps) is a compare and the entry's bytes,
  * no page header read: the page was checked when p came to it
- * (settle_pos), and p->n is 0 when p->page is. */
+ * (settle_pos), and p->n is 0 when p->page is. An error unpositions p. */
 int mms__ix_next(const struct mms__ixview *v, struct mms__ixpos *p, int dir, uint32_t ahead,
                  uint64_t *rec, const uint8_t **key)
 {
@@ -1002,7 +1019,8 @@ int mms__ix_next(const struct mms__ixview *v, struct mms__ixpos *p, int dir, uin
             prefetch_beyond(v, p, j);
         }
     }
-    return entry_at(v, p, rec, key);
+    int r = entry_at(v, p, rec, key);
+    return r ? unposition(p, r) : 0;
 }
 
 static int ordered_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out,
@@ -2239,7 +2257,7 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
                              (unsigned long long)rec);
             uint8_t cv[8], copy[8] = {0};
             if (C) {
-                mms__ix_entry_cover(&v, &p, rec, copy);
+                mms__ix_entry_cover(&v, &p, copy);
                 if (memcmp(copy, cover_copy(v.recs + rec * v.rs + v.cover_off, C, cv), 8) != 0)
                     return VFAIL("record %llu: its entry's copy of %.47s is not the record's",
                                  (unsigned long long)rec, d->cover);

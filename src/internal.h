@@ -1287,14 +1287,15 @@ void mms__ix_prefetch(const struct mms__ixview *v, const struct mms__ixpos *p, i
 int mms__ix_entry(const struct mms__ixview *v, const struct mms__ixpos *p, uint64_t *rec,
                   const uint8_t **key);
 /* Step p to the next entry (dir 1) or the previous (-1) and read it as
- * mms__ix_entry; ahead (0: none): prefetch the record that many entries
- * further on. MMS_ENOTFOUND past the end (p is then unpositioned). */
+ * mms__ix_entry (rec may be NULL); ahead (0: none): prefetch the record
+ * that many entries further on. MMS_ENOTFOUND past the end; an error
+ * unpositions p. */
 int mms__ix_next(const struct mms__ixview *v, struct mms__ixpos *p, int dir, uint32_t ahead,
                  uint64_t *rec, const uint8_t **key);
-/* The covered value (v->LC bytes) of the entry at p, record rec: the
- * entry's copy in a read transaction, the record's field elsewhere. */
-void mms__ix_entry_cover(const struct mms__ixview *v, const struct mms__ixpos *p, uint64_t rec,
-                         void *value);
+/* The covered value (v->LC bytes) of the entry at p: the entry's copy in
+ * a read transaction, the record's field elsewhere (v->check).
+ * MMS_ENOTFOUND: p is no position. */
+int mms__ix_entry_cover(const struct mms__ixview *v, const struct mms__ixpos *p, void *value);
 
 /* ------------------------------------------------------------------------
  * Layer 7: table.c

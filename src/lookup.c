@@ -410,16 +410,21 @@ int mms_cursor_open(mms_index *ix, mms_cursor **c)
     return 0;
 }
 
-/* The cursor's view of its index; a position found in an older view is
- * found again in this one, or lost (mms__ix_recheck). */
-static int cursor_view(mms_cursor *c, const struct mms__ixview **v)
+/* cursor_view when the handle's view moved since the cursor's position
+ * was found: found again in this one, or lost (mms__ix_recheck). */
+static __attribute__((noinline)) void cursor_moved(mms_cursor *c, const struct mms__ixview *v)
+{
+    c->epoch = c->ix->epoch;
+    mms__ix_recheck(v, &c->p);
+}
+
+/* The cursor's view of its index. */
+static inline int cursor_view(mms_cursor *c, const struct mms__ixview **v)
 {
     int r = resolve(c->ix, v);
-    if (r || c->epoch == c->ix->epoch)
-        return r;
-    c->epoch = c->ix->epoch;
-    mms__ix_recheck(*v, &c->p);
-    return 0;
+    if (__builtin_expect(!r && c->epoch != c->ix->epoch, 0))
+        cursor_moved(c, *v);
+    return r;
 }
 
 /* Records read through a cursor are at random places in the table: the
@@ -431,28 +436,11 @@ static uint32_t cursor_ahead(const mms_cursor *c)
     return c->covered ? 0 : MMS__IX_AHEAD;
 }
 
-/* The entry the seek or step gave (r: its answer) out; an error
- * unpositions the cursor. */
-static int cursor_out(mms_cursor *c, const struct mms__ixview *v, int r, uint64_t rec,
-                      const uint8_t *key, uint64_t *index, void *key_out)
-{
-    if (r) {
-        c->p.page = 0;
-        c->p.n = 0;
-        return r;
-    }
-    if (index)
-        *index = rec;
-    if (key_out)
-        mms__ix_denorm(v->key_kind, v->K, key, key_out);
-    return 0;
-}
-
 int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, void *key_out)
 {
     const struct mms__ixview *v;
-    const uint8_t *k = NULL;
-    uint64_t rec = 0;
+    const uint8_t *k;
+    uint64_t rec;
     if (!c || op < MMS_SEEK_FIRST || op > MMS_SEEK_LT ||
         (!key && op != MMS_SEEK_FIRST && op != MMS_SEEK_LAST))
         return mms__fail(MMS_EINVAL, "mms_cursor_seek: bad arguments");
@@ -464,25 +452,40 @@ int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, voi
         norm(v, key, nk);
     /* enum mms_seek and MMS__SEEK_* are the same list. */
     r = mms__ix_seek(v, op, key ? nk : NULL, &c->p);
-    if (!r && cursor_ahead(c)) /* a seek usually starts a scan: its first records are wanted soon */
+    if (r)
+        return r;
+    if (cursor_ahead(c)) /* a seek usually starts a scan: its first records are wanted soon */
         mms__ix_prefetch(v, &c->p, op == MMS_SEEK_LAST || op == MMS_SEEK_LE || op == MMS_SEEK_LT
                                    ? -1 : 1, 1, cursor_ahead(c));
-    if (!r)
-        r = mms__ix_entry(v, &c->p, &rec, &k);
-    return cursor_out(c, v, r, rec, k, index, key_out);
+    if ((r = mms__ix_entry(v, &c->p, &rec, &k))) {
+        c->p.page = 0; /* a damaged entry: no position (mms__ixpos) */
+        c->p.n = 0;
+        return r;
+    }
+    if (index)
+        *index = rec;
+    if (key_out)
+        mms__ix_denorm(v->key_kind, v->K, k, key_out);
+    return 0;
 }
 
+/* A step without key_out is a call of mms__ix_next, the cursor's
+ * position updated in place. */
 static int cursor_step(mms_cursor *c, int dir, uint64_t *index, void *key_out)
 {
     const struct mms__ixview *v;
-    const uint8_t *k = NULL;
-    uint64_t rec = 0;
+    const uint8_t *k;
     if (!c)
         return mms__fail(MMS_EINVAL, "cursor is NULL");
     int r = cursor_view(c, &v);
+    if (r)
+        return r;
+    if (!key_out)
+        return mms__ix_next(v, &c->p, dir, cursor_ahead(c), index, NULL);
+    r = mms__ix_next(v, &c->p, dir, cursor_ahead(c), index, &k);
     if (!r)
-        r = mms__ix_next(v, &c->p, dir, cursor_ahead(c), &rec, &k);
-    return cursor_out(c, v, r, rec, k, index, key_out);
+        mms__ix_denorm(v->key_kind, v->K, k, key_out);
+    return r;
 }
 
 int mms_cursor_next(mms_cursor *c, uint64_t *index, void *key_out)
@@ -498,7 +501,6 @@ int mms_cursor_prev(mms_cursor *c, uint64_t *index, void *key_out)
 int mms_cursor_covered(mms_cursor *c, void *value)
 {
     const struct mms__ixview *v;
-    uint64_t rec;
     if (!c || !value)
         return mms__fail(MMS_EINVAL, "mms_cursor_covered: bad arguments");
     int r = cursor_view(c, &v);
@@ -506,11 +508,8 @@ int mms_cursor_covered(mms_cursor *c, void *value)
         return r;
     if (!v->LC)
         return mms__fail(MMS_ENOTSUP, "the index on %s covers no field", c->ix->field);
-    if ((r = mms__ix_entry(v, &c->p, &rec, NULL)))
-        return r;
     c->covered = true;
-    mms__ix_entry_cover(v, &c->p, rec, value);
-    return 0;
+    return mms__ix_entry_cover(v, &c->p, value);
 }
 
 void mms_cursor_close(mms_cursor *c)
