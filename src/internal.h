@@ -270,8 +270,8 @@ struct mms__ixdesc {
     uint32_t key_off;    /* 64: its offset in the record */
     uint32_t key_size;   /* 68: its size: the key's bytes */
     uint64_t layout_gen; /* 72: the table's layout_gen the index follows */
-    char cover[48];      /* 80: hash: the covered field's name ("" none), followed
-                          * by name through migrations like field */
+    char cover[48];      /* 80: the covered field's name ("" none), followed by
+                          * name through migrations like field */
 };
 _Static_assert(sizeof(struct mms__ixdesc) == 128, "ixdesc size");
 _Static_assert(offsetof(struct mms__ixdesc, layout_gen) == 72, "ixdesc layout_gen");
@@ -280,19 +280,19 @@ _Static_assert(offsetof(struct mms__ixdesc, cover) == 80, "ixdesc cover");
 /* Page 0 of an index region. */
 #define MMS__IX_MAGIC 0x58444e49u /* "INDX" */
 #define MMS__IX_VERSION 1u        /* hash slots with checks (FORMAT §2.8) */
-#define MMS__IX_VERSION_COVER 2u  /* ... and a covered value (cover_size != 0) */
+#define MMS__IX_VERSION_COVER 2u  /* ... and a covered value in slots or leaf entries */
 struct mms__ixhdr {
     uint32_t magic;      /* 0: MMS__IX_MAGIC */
     uint32_t kind;       /* 4: MMS__IX_* */
     uint32_t key_size;   /* 8: K */
-    uint32_t entry_size; /* 12: hash 8 + round_up(K, 8); ordered K + 8 */
+    uint32_t entry_size; /* 12: hash 8 + round_up(K, 8); ordered K + 8; + 8 covering */
     uint64_t entries;    /* 16 */
     uint64_t nslots;     /* 24: hash: slots, a power of 2; ordered: pages in use */
     uint64_t root;       /* 32: ordered: the root page */
     uint32_t depth;      /* 40: ordered: levels (1: the root is a leaf) */
     uint32_t table;      /* 44: region of the indexed table */
     uint32_t version;    /* 48: MMS__IX_VERSION (0: hash slots without checks),
-                          * MMS__IX_VERSION_COVER for a covering hash index */
+                          * MMS__IX_VERSION_COVER for a covering index */
     uint32_t cover_kind; /* 52: version 2: the covered field's kind when built */
     uint32_t cover_off;  /* 56: ... its offset in the record */
     uint32_t cover_size; /* 60: ... its size, 1..8 (0: covers nothing) */
