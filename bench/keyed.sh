@@ -9,7 +9,9 @@
 # BENCH_WARM); the in-memory hash table is always warm (it built itself).
 # keybatch: the keyget keys 16 at a time (mms_index_find_many). Variant
 # hash-cover (and the in-memory table's cover): the index covers b, and a
-# get reads b from the slot (mms_index_find_covered), not the record.
+# get reads b from the slot (mms_index_find_covered), not the record;
+# ordered-cover: the ordered index covers b, and a range reads b from the
+# leaf entries (mms_cursor_covered), as LMDB's cursor reads its leaves.
 # bench/results/index.md was made from its output.
 set -e
 B=${1:?build dir}; D=${2:?data dir}; N=${3:-${BENCH_N:-10000000}}
@@ -33,6 +35,7 @@ run array default ixbuild
 run mmstore hash keyget keyget:warm keybatch keybatch:warm
 run mmstore hash-cover keyget keyget:warm
 run mmstore ordered keyget range keyget:warm range:warm
+run mmstore ordered-cover range range:warm
 run lmdb default keyget range keyget:warm range:warm
 run sqlite pk keyget range
 run sqlite secondary keyget range

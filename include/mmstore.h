@@ -1460,20 +1460,26 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  * -ENOSPC, -ENOMEM. */
 int mms_index_create(mms_table *t, const char *field, unsigned flags);
 
-/* mms_index_create of a hash index that also covers the field cover: each
- * slot holds a copy of the record's cover value beside the key, so
- * mms_index_find_covered answers with one cache miss (the slot) where a
- * find and a read of the record take two. cover: an integer, float, bool,
- * ref or chars field of at most 8 bytes (may be field itself); NULL is
- * mms_index_create. A slot is 8 bytes longer (24 for an 8-byte key). The
- * copies are kept true by every path that keeps the keys true (appends,
- * deletes, plain stores to the cover field, aborts, recovery). A migration
- * follows cover by name like field; when it removes cover, or makes it
- * wider than 8 bytes or of a kind not covered, the index keeps its key and
- * covers nothing from that commit on (mms_indexes shows it; finds covered
- * fail MMS_ENOTSUP). Errors: as mms_index_create; MMS_EINVAL (no field
- * cover), MMS_ENOTSUP (MMS_INDEX_ORDERED: ordered indexes cover nothing;
- * cover of another kind or wider than 8 bytes). */
+/* mms_index_create of an index that also covers the field cover: each
+ * entry holds a copy of the record's cover value beside the key, so a
+ * reader gets the value without reading the record. A hash index's slot
+ * holds it: mms_index_find_covered answers with one cache miss (the slot)
+ * where a find and a read of the record take two. An ordered index's leaf
+ * entries hold it: a cursor reads it with mms_cursor_covered, and a range
+ * of n keys reads n entries packed in a few leaf pages instead of n
+ * records at random places in the table (mms_index_find_covered takes
+ * hash indexes only: MMS_ENOTSUP on an ordered one). cover: an integer,
+ * float, bool, ref or chars field of at most 8 bytes (may be field
+ * itself); NULL is mms_index_create. An entry is 8 bytes longer (hash
+ * slots 24 bytes, ordered entries 24 for an 8-byte key). The copies are
+ * kept true by every path that keeps the keys true (appends, deletes,
+ * plain stores to the cover field, aborts, recovery). A migration follows
+ * cover by name like field; when it removes cover, or makes it wider than
+ * 8 bytes or of a kind not covered, the index keeps its key and covers
+ * nothing from that commit on (mms_indexes shows it; covered finds and
+ * mms_cursor_covered fail MMS_ENOTSUP). Errors: as mms_index_create;
+ * MMS_EINVAL (no field cover), MMS_ENOTSUP (cover of another kind or
+ * wider than 8 bytes). */
 int mms_index_create_covering(mms_table *t, const char *field, unsigned flags, const char *cover);
 
 /* Drop the index on field of t (its region is deleted after the commit).
@@ -1591,6 +1597,18 @@ int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, voi
  * unpositioned. */
 int mms_cursor_next(mms_cursor *c, uint64_t *index, void *key_out);
 int mms_cursor_prev(mms_cursor *c, uint64_t *index, void *key_out);
+
+/* The covered value of the entry c is at (after a seek, next or prev that
+ * returned 0), on an index that covers a field (mms_index_create_covering
+ * with MMS_INDEX_ORDERED): its size bytes, as the field's C type, into
+ * value. In a read transaction the value is the entry's copy (of the same
+ * commit as the record, so equal to the record's field) and the record is
+ * not read; elsewhere it is the record's field as it is now. Once it is
+ * called, the cursor stops fetching the records of the entries ahead of
+ * it into the cache (which it does for a reader of records). Errors:
+ * MMS_ENOTSUP (the index covers no field), MMS_ENOTFOUND (c is not
+ * positioned), MMS_EINVAL. */
+int mms_cursor_covered(mms_cursor *c, void *value);
 
 /* Free a cursor. mms_cursor_close(NULL) is a no-op. */
 void mms_cursor_close(mms_cursor *c);

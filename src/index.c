@@ -18,7 +18,9 @@
  * keys are distinct entries; in a hash slot a word of the record index + 1
  * and a check (0: an empty slot; slot_word), then the key. Entries carry
  * their keys: no operation on an index reads a record, so the index never
- * depends on the table's state mid-commit.
+ * depends on the table's state mid-commit. A covering index's slots and
+ * leaf entries also carry a copy of one more field (up to 8 bytes), kept
+ * true by the same upkeep as the keys.
  * STR and BLOB keys would live in the heap; they are not indexable yet.
  *
  * Each index is a region of its own (kind 3), page 0 its header:
@@ -26,8 +28,8 @@
  *    full; a removal shifts the run back (no tombstones). Growing writes
  *    the table at twice the size into a new file of the region.
  *  - ordered: a B+tree of 4096-byte pages. Inner pages hold n separators
- *    (whole entries) and n + 1 children; child i holds the entries e with
- *    sep[i-1] <= e < sep[i]. Leaves are linked both ways. Removal never
+ *    (whole entries, less a covered copy) and n + 1 children; child i holds
+ *    the entries e with sep[i-1] <= e < sep[i]. Leaves are linked both ways. Removal never
  *    merges pages (a page may become empty and stays linked); a rebuild
  *    packs the tree again.
  *
@@ -56,7 +58,9 @@
  * it stops at the first live match; a batch (mms__ix_hash_batch8) asks for
  * all its slots before it waits; a descent asks for the
  * lines of a page's first binary-search steps together; a cursor fetches
- * the records of the entries ahead of it. Prefetches never fault and
+ * the records of the entries ahead of it (unless its reader takes covered
+ * values), and a step within a leaf reads the entry alone (the leaf was
+ * checked when the cursor came to it). Prefetches never fault and
  * never decide an answer: every answer is read and checked as before.
  */
 #include "internal.h"
@@ -144,7 +148,7 @@ int mms__ix_keyable(const char *table, const struct mms__fdesc *f)
 }
 
 /* A covered field (FORMAT §2.8): a value of at most 8 bytes copied as it
- * is into each slot of a hash index. */
+ * is into each slot of a hash index, each leaf entry of an ordered one. */
 int mms__ix_coverable(const char *table, const struct mms__fdesc *f)
 {
     switch (mms_kind_class(f->kind)) {
@@ -353,9 +357,9 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
                             e->name, d->field, id);
     const struct mms__ixhdr *h = (const void *)s->view.base[id];
     uint32_t K = d->key_size;
-    bool hash = d->kind == MMS__IX_HASH, covers = hash && h->version == MMS__IX_VERSION_COVER;
+    bool hash = d->kind == MMS__IX_HASH, covers = h->version == MMS__IX_VERSION_COVER;
     uint32_t C = covers ? h->cover_size : 0;
-    uint32_t E = hash ? 8 + (uint32_t)mms__round_up(K, 8) + (covers ? 8 : 0) : K + 8;
+    uint32_t E = (hash ? 8 + (uint32_t)mms__round_up(K, 8) : K + 8) + (covers ? 8 : 0);
     if (h->magic != MMS__IX_MAGIC || h->kind != d->kind || h->key_size != K ||
         h->entry_size != E || K == 0 || K > MMS__IX_MAX_KEY)
         return MMS__CORRUPT("table %s: the index on %.47s: its header page is damaged", e->name,
@@ -364,8 +368,9 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
         return mms__fail(MMS_EVERSION, "table %s: the hash index on %.47s has format version %u, "
                          "this library reads %u and %u: drop it and create it again", e->name,
                          d->field, h->version, MMS__IX_VERSION, MMS__IX_VERSION_COVER);
-    /* Version 2 slots hold copies of the field the descriptor names;
-     * version 1 slots of none. */
+    /* Version 2 slots (leaf entries) hold copies of the field the
+     * descriptor names; version 1 ones of none (ordered: any version but
+     * 2, FORMAT §2.8). */
     if (covers != (d->cover[0] != 0) ||
         (covers && (C == 0 || C > 8 || (uint64_t)h->cover_off + C > e->record_size)))
         return MMS__CORRUPT("table %s: the index on %.47s: its covered field is damaged",
@@ -375,7 +380,9 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
     v->check = true;
     v->K = K;
     v->E = E;
-    v->C = C;
+    v->C = hash ? C : 0;
+    v->LC = hash ? 0 : C;
+    v->L = K + 8;
     v->cover_off = covers ? h->cover_off : 0;
     v->key_kind = d->key_kind;
     v->cls = mms_kind_class(d->key_kind);
@@ -391,7 +398,7 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
     v->count = e->count < mapped ? e->count : mapped;
     v->max_slots = (v->ix_bytes - PG) / E;
     v->lcap = (PG - 32) / E;
-    v->icap = (PG - 40) / (E + 8);
+    v->icap = (PG - 40) / (v->L + 8);
     /* A hash index's slots as of this view, checked once here: a read
      * transaction's finds take them as they are (mms__ix_hash_get8). */
     v->mask = hash && slots_fit(v, h->nslots) ? h->nslots - 1 : 0;
@@ -702,13 +709,15 @@ static const struct mms__ixpage *vpage(const struct mms__ixview *v, uint64_t p, 
         return NULL;
     return pg;
 }
+/* Leaves hold entries of E bytes: the L compared (key, record), then in
+ * a covering index the covered copy; inner pages separators of L bytes. */
 static uint32_t leaf_cap(uint32_t E)
 {
     return (PG - 32) / E;
 }
-static uint32_t inner_cap(uint32_t E)
+static uint32_t inner_cap(uint32_t L)
 {
-    return (PG - 40) / (E + 8);
+    return (PG - 40) / (L + 8);
 }
 static const uint8_t *leaf_ent(const void *pg, uint32_t E, uint32_t i)
 {
@@ -718,16 +727,24 @@ static uint64_t *inner_child(const void *pg)
 {
     return (uint64_t *)(void *)((char *)pg + 32);
 }
-static const uint8_t *inner_sep(const void *pg, uint32_t E, uint32_t i)
+static const uint8_t *inner_sep(const void *pg, uint32_t L, uint32_t i)
 {
-    return (const uint8_t *)pg + 32 + 8 * (inner_cap(E) + 1) + (size_t)i * E;
+    return (const uint8_t *)pg + 32 + 8 * (inner_cap(L) + 1) + (size_t)i * L;
 }
 
-/* Entries compare as their bytes; 16-byte ones (8-byte keys) as two
- * big-endian words. */
-static inline int ent_cmp(const uint8_t *a, const uint8_t *b, uint32_t E)
+/* The record index of an entry (big-endian after the K key bytes). */
+static inline uint64_t ent_rec(const uint8_t *e, uint32_t K)
 {
-    if (E == 16) {
+    uint64_t r;
+    memcpy(&r, e + K, 8);
+    return __builtin_bswap64(r);
+}
+
+/* Entries compare as their first L bytes; 16 (8-byte keys) as two
+ * big-endian words. */
+static inline int ent_cmp(const uint8_t *a, const uint8_t *b, uint32_t L)
+{
+    if (L == 16) {
         uint64_t x, y;
         memcpy(&x, a, 8);
         memcpy(&y, b, 8);
@@ -739,16 +756,16 @@ static inline int ent_cmp(const uint8_t *a, const uint8_t *b, uint32_t E)
         y = __builtin_bswap64(y);
         return x < y ? -1 : x > y;
     }
-    return memcmp(a, b, E);
+    return memcmp(a, b, L);
 }
 
 /* Separators <= ent (the child to go down). */
-static uint32_t upper_bound_sep(const void *pg, uint32_t n, uint32_t E, const uint8_t *ent)
+static uint32_t upper_bound_sep(const void *pg, uint32_t n, uint32_t L, const uint8_t *ent)
 {
     uint32_t lo = 0, hi = n;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (ent_cmp(inner_sep(pg, E, mid), ent, E) <= 0)
+        if (ent_cmp(inner_sep(pg, L, mid), ent, L) <= 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -756,12 +773,13 @@ static uint32_t upper_bound_sep(const void *pg, uint32_t n, uint32_t E, const ui
     return lo;
 }
 /* Entries < ent. */
-static uint32_t lower_bound_leaf(const void *pg, uint32_t n, uint32_t E, const uint8_t *ent)
+static uint32_t lower_bound_leaf(const void *pg, uint32_t n, uint32_t E, uint32_t L,
+                                 const uint8_t *ent)
 {
     uint32_t lo = 0, hi = n;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (ent_cmp(leaf_ent(pg, E, mid), ent, E) < 0)
+        if (ent_cmp(leaf_ent(pg, E, mid), ent, L) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -792,8 +810,8 @@ static int descend(const struct mms__ixview *v, const uint8_t *ent, int which, u
             return MMS__CORRUPT("ordered index of region %u: inner page %llu is damaged",
                                 v->region, (unsigned long long)p);
         if (!which)
-            prefetch_search(inner_sep(pg, v->E, 0), pg->n, v->E);
-        uint32_t i = which < 0 ? 0 : which > 0 ? pg->n : upper_bound_sep(pg, pg->n, v->E, ent);
+            prefetch_search(inner_sep(pg, v->L, 0), pg->n, v->L);
+        uint32_t i = which < 0 ? 0 : which > 0 ? pg->n : upper_bound_sep(pg, pg->n, v->L, ent);
         p = inner_child(pg)[i];
     }
     if (!vpage(v, p, MMS__IXP_LEAF))
@@ -803,29 +821,41 @@ static int descend(const struct mms__ixview *v, const uint8_t *ent, int which, u
     return 0;
 }
 
-/* Move p to a valid entry: forward (dir 1) from p->pos, or backward. */
+/* p no longer names an entry (r: why). */
+static int unposition(struct mms__ixpos *p, int r)
+{
+    p->page = 0;
+    p->n = 0;
+    return r;
+}
+
+/* Move p to a valid entry: forward (dir 1) from p->pos, or backward; its
+ * page's entries and count into p (checked here once a page: a step
+ * within it trusts them). An error unpositions p. */
 static int settle_pos(const struct mms__ixview *v, struct mms__ixpos *p, int dir)
 {
     uint64_t guard = vhdr(v)->nslots + 1;
     for (;;) {
         const struct mms__ixpage *pg = vpage(v, p->page, MMS__IXP_LEAF);
         if (!pg)
-            return MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged", v->region,
-                                (unsigned long long)p->page);
-        if (p->pos >= 0 && p->pos < pg->n)
+            return unposition(p, MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged",
+                                              v->region, (unsigned long long)p->page));
+        if (p->pos >= 0 && p->pos < pg->n) {
+            p->ents = leaf_ent(pg, v->E, 0);
+            p->n = pg->n;
             return 0;
-        uint64_t to = dir > 0 ? pg->next : pg->prev;
-        if (!to) {
-            p->page = 0;
-            return MMS_ENOTFOUND;
         }
+        uint64_t to = dir > 0 ? pg->next : pg->prev;
+        if (!to)
+            return unposition(p, MMS_ENOTFOUND);
         if (!guard--)
-            return MMS__CORRUPT("ordered index of region %u: its leaves loop", v->region);
+            return unposition(p, MMS__CORRUPT("ordered index of region %u: its leaves loop",
+                                              v->region));
         p->page = to;
         const struct mms__ixpage *np = vpage(v, to, MMS__IXP_LEAF);
         if (!np)
-            return MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged", v->region,
-                                (unsigned long long)to);
+            return unposition(p, MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged",
+                                              v->region, (unsigned long long)to));
         p->pos = dir > 0 ? 0 : (int64_t)np->n - 1;
     }
 }
@@ -834,6 +864,7 @@ int mms__ix_seek(const struct mms__ixview *v, int op, const uint8_t *nkey, struc
 {
     uint8_t ent[MMS__IX_MAX_KEY + 8];
     p->page = 0;
+    p->n = 0;
     if (v->kind != MMS__IX_ORDERED)
         return mms__fail(MMS_ENOTSUP, "a hash index has no order: cursors need an ordered index");
     if (nkey) {
@@ -855,7 +886,7 @@ int mms__ix_seek(const struct mms__ixview *v, int op, const uint8_t *nkey, struc
         return settle_pos(v, p, -1);
     }
     prefetch_search(leaf_ent(pg, v->E, 0), pg->n, v->E);
-    p->pos = lower_bound_leaf(pg, pg->n, v->E, ent);
+    p->pos = lower_bound_leaf(pg, pg->n, v->E, v->L, ent);
     if (op == MMS__SEEK_GE || op == MMS__SEEK_GT)
         return settle_pos(v, p, 1);
     /* LT, LE: the entry before the first one at or past ent. */
@@ -863,32 +894,61 @@ int mms__ix_seek(const struct mms__ixview *v, int op, const uint8_t *nkey, struc
     return settle_pos(v, p, -1);
 }
 
-int mms__ix_step(const struct mms__ixview *v, struct mms__ixpos *p, int dir)
+void mms__ix_recheck(const struct mms__ixview *v, struct mms__ixpos *p)
 {
-    if (!p->page)
-        return MMS_ENOTFOUND;
-    p->pos += dir > 0 ? 1 : -1;
-    return settle_pos(v, p, dir);
+    const struct mms__ixpage *pg = p->page ? vpage(v, p->page, MMS__IXP_LEAF) : NULL;
+    p->page = pg ? p->page : 0;
+    p->ents = pg ? leaf_ent(pg, v->E, 0) : NULL;
+    p->n = pg ? pg->n : 0;
+}
+
+static __attribute__((noinline)) int rec_past_end(const struct mms__ixview *v, uint64_t r)
+{
+    return MMS__CORRUPT("ordered index of region %u: record %llu is past the table's end",
+                        v->region, (unsigned long long)r);
+}
+
+/* The entry at p (a position within its page): its record, checked to be
+ * in the table, and where its key is (rec, key may be NULL). */
+static inline int entry_at(const struct mms__ixview *v, const struct mms__ixpos *p, uint64_t *rec,
+                           const uint8_t **key)
+{
+    const uint8_t *e = p->ents + (size_t)p->pos * v->E;
+    uint64_t r = ent_rec(e, v->K);
+    if (__builtin_expect(r >= v->count, 0))
+        return rec_past_end(v, r);
+    if (rec)
+        *rec = r;
+    if (key)
+        *key = e;
+    return 0;
 }
 
 int mms__ix_entry(const struct mms__ixview *v, const struct mms__ixpos *p, uint64_t *rec,
-                  uint8_t *nkey)
+                  const uint8_t **key)
 {
-    const struct mms__ixpage *pg = p->page ? vpage(v, p->page, MMS__IXP_LEAF) : NULL;
-    if (!pg || p->pos < 0 || p->pos >= pg->n)
-        return pg || !p->page ? MMS_ENOTFOUND
-                              : MMS__CORRUPT("ordered index of region %u: leaf %llu is damaged",
-                                             v->region, (unsigned long long)p->page);
-    const uint8_t *e = leaf_ent(pg, v->E, (uint32_t)p->pos);
-    uint64_t r = get_be(e + v->K, 8);
-    if (r >= v->count)
-        return MMS__CORRUPT("ordered index of region %u: record %llu is past the table's end",
-                            v->region, (unsigned long long)r);
-    if (rec)
-        *rec = r;
-    if (nkey)
-        memcpy(nkey, e, v->K);
-    return 0;
+    if (!p->page || (uint64_t)p->pos >= p->n)
+        return MMS_ENOTFOUND;
+    return entry_at(v, p, rec, key);
+}
+
+int mms__ix_entry_cover(const struct mms__ixview *v, const struct mms__ixpos *p, void *value)
+{
+    uint64_t rec = 0;
+    assert(v->LC);
+    if ((uint64_t)p->pos >= p->n) /* n is 0 without a position */
+        return MMS_ENOTFOUND;
+    const char *e = (const char *)p->ents + (size_t)p->pos * v->E;
+    if (!v->check) { /* the copy is of the record's commit */
+        copy_value(value, e + v->L, v->LC);
+        return 0;
+    }
+    /* As a covering hash index's get (mms__ix_hash_cover): a writer's
+     * transaction may have changed the record since the last commit. */
+    int r = entry_at(v, p, &rec, NULL);
+    if (!r)
+        copy_value(value, v->recs + rec * v->rs + v->cover_off, v->LC);
+    return r;
 }
 
 void mms__ix_touch(const struct mms__ixview *v)
@@ -899,48 +959,98 @@ void mms__ix_touch(const struct mms__ixview *v)
         (void)*(const volatile char *)(v->ix + off);
 }
 
+/* Fetch the record of entry i of p's page, i past it: of the next page
+ * (or the previous). Not inline: once a page. */
+static __attribute__((noipa)) void prefetch_beyond(const struct mms__ixview *v,
+                                                      const struct mms__ixpos *p, int64_t i)
+{
+    const struct mms__ixpage *pg = vpage(v, p->page, MMS__IXP_LEAF), *q;
+    q = pg ? vpage(v, i > 0 ? pg->next : pg->prev, MMS__IXP_LEAF) : NULL;
+    i += i > 0 ? -(int64_t)p->n : q ? q->n : 0;
+    if (!q || i < 0 || i >= q->n)
+        return;
+    uint64_t r = ent_rec(leaf_ent(q, v->E, (uint32_t)i), v->K);
+    if (r < v->count)
+        __builtin_prefetch(v->recs + r * v->rs);
+}
+
 /* Records read through a cursor are at random places in the table, each a
  * cache miss (and, cold, a TLB miss) the reader would wait for one after
  * the other; entries up to MMS__IX_AHEAD on are in the leaf already, so
  * their records are fetched ahead, and the misses overlap. A prefetch never
  * faults; a damaged entry or page is skipped (mms__ix_entry reports it). */
-void mms__ix_prefetch(const struct mms__ixview *v, const struct mms__ixpos *p, int dir,
-                      uint32_t from, uint32_t to)
+static inline void prefetch_recs(const struct mms__ixview *v, const struct mms__ixpos *p, int dir,
+                                 uint32_t from, uint32_t to)
 {
-    const struct mms__ixpage *pg = p->page ? vpage(v, p->page, MMS__IXP_LEAF) : NULL;
-    if (!pg || !v->recs)
+    if (!p->page || !v->recs || !from)
         return;
     for (uint32_t d = from; d <= to; d++) {
         int64_t i = p->pos + (dir > 0 ? (int64_t)d : -(int64_t)d);
-        const struct mms__ixpage *q = pg;
-        if (i >= pg->n) {
-            q = vpage(v, pg->next, MMS__IXP_LEAF);
-            i -= pg->n;
-        } else if (i < 0) {
-            q = vpage(v, pg->prev, MMS__IXP_LEAF);
-            i += q ? q->n : 0;
+        if ((uint64_t)i >= p->n) {
+            prefetch_beyond(v, p, i);
+            continue;
         }
-        if (!q || i < 0 || i >= q->n)
-            return;
-        uint64_t r;
-        memcpy(&r, leaf_ent(q, v->E, (uint32_t)i) + v->K, 8);
-        r = __builtin_bswap64(r);
+        uint64_t r = ent_rec(p->ents + (size_t)i * v->E, v->K);
         if (r < v->count)
             __builtin_prefetch(v->recs + r * v->rs);
     }
+}
+
+void mms__ix_prefetch(const struct mms__ixview *v, const struct mms__ixpos *p, int dir,
+                      uint32_t from, uint32_t to)
+{
+    prefetch_recs(v, p, dir, from, to);
+}
+
+/* mms__ix_next onto another page. */
+static __attribute__((noinline)) int next_page(const struct mms__ixview *v, struct mms__ixpos *p,
+                                               int dir, uint32_t ahead, uint64_t *rec,
+                                               const uint8_t **key)
+{
+    if (!p->page)
+        return MMS_ENOTFOUND;
+    int r = settle_pos(v, p, dir);
+    if (r)
+        return r;
+    prefetch_recs(v, p, dir, ahead, ahead);
+    r = entry_at(v, p, rec, key);
+    return r ? unposition(p, r) : 0;
+}
+
+/* A step within a page (most steps) is a compare and the entry's bytes,
+ * no page header read: the page was checked when p came to it
+ * (settle_pos), and p->n is 0 when p->page is. An error unpositions p. */
+int mms__ix_next(const struct mms__ixview *v, struct mms__ixpos *p, int dir, uint32_t ahead,
+                 uint64_t *rec, const uint8_t **key)
+{
+    int64_t i = p->pos + (dir > 0 ? 1 : -1);
+    p->pos = i;
+    if (__builtin_expect((uint64_t)i >= p->n, 0))
+        return next_page(v, p, dir, ahead, rec, key);
+    if (ahead) {
+        int64_t j = i + (dir > 0 ? (int64_t)ahead : -(int64_t)ahead);
+        if ((uint64_t)j < p->n) {
+            uint64_t r = ent_rec(p->ents + (size_t)j * v->E, v->K);
+            if (r < v->count)
+                __builtin_prefetch(v->recs + r * v->rs);
+        } else {
+            prefetch_beyond(v, p, j);
+        }
+    }
+    int r = entry_at(v, p, rec, key);
+    return r ? unposition(p, r) : 0;
 }
 
 static int ordered_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out,
                         size_t cap, uint64_t *n)
 {
     struct mms__ixpos p;
-    uint8_t k[MMS__IX_MAX_KEY], tmp[MMS__IX_MAX_KEY];
+    uint8_t tmp[MMS__IX_MAX_KEY];
+    const uint8_t *k;
+    uint64_t rec;
     *n = 0;
     int r = mms__ix_seek(v, MMS__SEEK_GE, nkey, &p);
-    while (!r) {
-        uint64_t rec;
-        if ((r = mms__ix_entry(v, &p, &rec, k)))
-            break;
+    for (r = r ? r : mms__ix_entry(v, &p, &rec, &k); !r; r = mms__ix_next(v, &p, 1, 0, &rec, &k)) {
         if (memcmp(k, nkey, v->K) != 0)
             return 0;
         view_key(v, v->recs + rec * v->rs, tmp);
@@ -949,7 +1059,6 @@ static int ordered_find(const struct mms__ixview *v, const uint8_t *nkey, uint64
                 out[*n] = rec;
             ++*n;
         }
-        r = mms__ix_step(v, &p, 1);
     }
     return r == MMS_ENOTFOUND ? 0 : r;
 }
@@ -968,7 +1077,7 @@ struct ix {
     mms_store *s;
     const struct mms__tabent *e;
     struct mms__ixdesc *d;
-    uint32_t id, K, E, C, cover_off; /* C: covered bytes (0: none) */
+    uint32_t id, K, E, L, C, cover_off; /* L: ordered, compared bytes; C: covered (0: none) */
     char *base;
     bool moving; /* a record's entry moves to another key (ix_record): */
     int delta;   /* ... the change of the count of entries, not yet written */
@@ -1007,7 +1116,8 @@ static int ix_open(mms_store *s, const struct mms__tabent *e, struct mms__ixdesc
     x->id = d->region;
     x->K = v.K;
     x->E = v.E;
-    x->C = v.C;
+    x->L = v.L;
+    x->C = v.C | v.LC; /* one of them is 0 */
     x->cover_off = v.cover_off;
     x->base = s->view.base[x->id];
     x->moving = false;
@@ -1161,9 +1271,9 @@ static uint8_t *wleaf_ent(struct mms__ixpage *pg, uint32_t E, uint32_t i)
 {
     return (uint8_t *)pg + 32 + (size_t)i * E;
 }
-static uint8_t *winner_sep(struct mms__ixpage *pg, uint32_t E, uint32_t i)
+static uint8_t *winner_sep(struct mms__ixpage *pg, uint32_t L, uint32_t i)
 {
-    return (uint8_t *)pg + 32 + 8 * (inner_cap(E) + 1) + (size_t)i * E;
+    return (uint8_t *)pg + 32 + 8 * (inner_cap(L) + 1) + (size_t)i * L;
 }
 
 static int page_new(struct ix *x, int type, uint64_t *out)
@@ -1183,10 +1293,15 @@ static int page_new(struct ix *x, int type, uint64_t *out)
     return 0;
 }
 
-static void ent_make(uint8_t *ent, const uint8_t *key, uint32_t K, uint64_t rec)
+/* An entry: (key, rec), and in a covering index the copy (8 bytes as a
+ * slot holds them: cover_copy). */
+static void ent_make(uint8_t *ent, const uint8_t *key, uint32_t K, uint64_t rec,
+                     const uint8_t *cover)
 {
     memcpy(ent, key, K);
     put_be(ent + K, rec, 8);
+    if (cover)
+        memcpy(ent + K + 8, cover, 8);
 }
 
 /* The path from the root to ent's leaf: page and child taken per level. */
@@ -1211,7 +1326,7 @@ static int bt_path(struct ix *x, const uint8_t *ent, struct path *pa)
         if (!pg)
             return MMS__CORRUPT("table %s: the index on %.47s: page %llu is damaged", x->e->name,
                                 x->d->field, (unsigned long long)p);
-        uint32_t i = upper_bound_sep(pg, pg->n, x->E, ent);
+        uint32_t i = upper_bound_sep(pg, pg->n, x->L, ent);
         pa->page[l - 1] = p;
         pa->child[l - 1] = i;
         p = inner_child(pg)[i];
@@ -1228,9 +1343,9 @@ static int bt_path(struct ix *x, const uint8_t *ent, struct path *pa)
 static int bt_insert_inner(struct ix *x, struct path *pa, uint32_t level, const uint8_t *sep,
                            uint64_t q)
 {
-    uint32_t E = x->E, cap = inner_cap(E);
+    uint32_t L = x->L, cap = inner_cap(L);
     uint8_t up[MMS__IX_MAX_KEY + 8];
-    memcpy(up, sep, E);
+    memcpy(up, sep, L);
     for (;; level++) {
         if (level >= pa->depth) {
             /* The root split: a new root over the two halves. */
@@ -1245,7 +1360,7 @@ static int bt_insert_inner(struct ix *x, struct path *pa, uint32_t level, const 
             struct mms__ixpage *rp = wpage(x, root);
             inner_child(rp)[0] = h->root;
             inner_child(rp)[1] = q;
-            memcpy(winner_sep(rp, E, 0), up, E);
+            memcpy(winner_sep(rp, L, 0), up, L);
             rp->n = 1;
             h->root = root;
             h->depth++;
@@ -1256,8 +1371,8 @@ static int bt_insert_inner(struct ix *x, struct path *pa, uint32_t level, const 
         struct mms__ixpage *pg = wpage(x, p);
         uint32_t n = pg->n;
         if (n < cap) {
-            memmove(winner_sep(pg, E, i + 1), winner_sep(pg, E, i), (size_t)(n - i) * E);
-            memcpy(winner_sep(pg, E, i), up, E);
+            memmove(winner_sep(pg, L, i + 1), winner_sep(pg, L, i), (size_t)(n - i) * L);
+            memcpy(winner_sep(pg, L, i), up, L);
             uint64_t *ch = inner_child(pg);
             memmove(ch + i + 2, ch + i + 1, (size_t)(n - i) * 8);
             ch[i + 1] = q;
@@ -1265,16 +1380,16 @@ static int bt_insert_inner(struct ix *x, struct path *pa, uint32_t level, const 
             return 0;
         }
         /* Split: n + 1 separators and n + 2 children in scratch. */
-        uint8_t *seps = malloc((size_t)(n + 1) * E);
+        uint8_t *seps = malloc((size_t)(n + 1) * L);
         uint64_t *ch = malloc((size_t)(n + 2) * 8);
         if (!seps || !ch) {
             free(seps);
             free(ch);
             return -ENOMEM;
         }
-        memcpy(seps, winner_sep(pg, E, 0), (size_t)i * E);
-        memcpy(seps + (size_t)i * E, up, E);
-        memcpy(seps + (size_t)(i + 1) * E, winner_sep(pg, E, i), (size_t)(n - i) * E);
+        memcpy(seps, winner_sep(pg, L, 0), (size_t)i * L);
+        memcpy(seps + (size_t)i * L, up, L);
+        memcpy(seps + (size_t)(i + 1) * L, winner_sep(pg, L, i), (size_t)(n - i) * L);
         memcpy(ch, inner_child(pg), (size_t)(i + 1) * 8);
         ch[i + 1] = q;
         memcpy(ch + i + 2, inner_child(pg) + i + 1, (size_t)(n - i) * 8);
@@ -1288,20 +1403,22 @@ static int bt_insert_inner(struct ix *x, struct path *pa, uint32_t level, const 
         pg = wpage(x, p);
         struct mms__ixpage *qp = wpage(x, nq);
         uint32_t total = n + 1, left = total / 2; /* seps: [0, left) stay, left goes up */
-        memcpy(winner_sep(pg, E, 0), seps, (size_t)left * E);
+        memcpy(winner_sep(pg, L, 0), seps, (size_t)left * L);
         memcpy(inner_child(pg), ch, (size_t)(left + 1) * 8);
         pg->n = (uint16_t)left;
         uint32_t right = total - left - 1;
-        memcpy(winner_sep(qp, E, 0), seps + (size_t)(left + 1) * E, (size_t)right * E);
+        memcpy(winner_sep(qp, L, 0), seps + (size_t)(left + 1) * L, (size_t)right * L);
         memcpy(inner_child(qp), ch + left + 1, (size_t)(right + 1) * 8);
         qp->n = (uint16_t)right;
-        memcpy(up, seps + (size_t)left * E, E);
+        memcpy(up, seps + (size_t)left * L, L);
         q = nq;
         free(seps);
         free(ch);
     }
 }
 
+/* Insert ent, or where (key, rec) is already, bring its covered copy up
+ * to date (as hash_insert). */
 static int bt_insert(struct ix *x, const uint8_t *ent, bool *did)
 {
     struct path pa;
@@ -1309,11 +1426,17 @@ static int bt_insert(struct ix *x, const uint8_t *ent, bool *did)
     int r = bt_path(x, ent, &pa);
     if (r)
         return r;
-    uint32_t E = x->E, cap = leaf_cap(E);
+    uint32_t E = x->E, L = x->L, cap = leaf_cap(E);
     struct mms__ixpage *pg = wpage(x, pa.page[0]);
-    uint32_t n = pg->n, i = lower_bound_leaf(pg, n, E, ent);
-    if (i < n && memcmp(wleaf_ent(pg, E, i), ent, E) == 0)
+    uint32_t n = pg->n, i = lower_bound_leaf(pg, n, E, L, ent);
+    if (i < n && memcmp(wleaf_ent(pg, E, i), ent, L) == 0) {
+        uint8_t *copy = wleaf_ent(pg, E, i) + L;
+        if (E > L && memcmp(copy, ent + L, E - L) != 0) {
+            memcpy(copy, ent + L, E - L);
+            *did = true;
+        }
         return 0;
+    }
     *did = true;
     if (n < cap) {
         memmove(wleaf_ent(pg, E, i + 1), wleaf_ent(pg, E, i), (size_t)(n - i) * E);
@@ -1348,7 +1471,7 @@ static int bt_insert(struct ix *x, const uint8_t *ent, bool *did)
     qp->n = (uint16_t)(n + 1 - left);
     count_entries(x, 1);
     uint8_t sep[MMS__IX_MAX_KEY + 8];
-    memcpy(sep, wleaf_ent(qp, E, 0), E);
+    memcpy(sep, wleaf_ent(qp, E, 0), L);
     return bt_insert_inner(x, &pa, 1, sep, q);
 }
 
@@ -1360,8 +1483,8 @@ static int bt_remove(struct ix *x, const uint8_t *ent, bool *did)
     if (r)
         return r;
     struct mms__ixpage *pg = wpage(x, pa.page[0]);
-    uint32_t n = pg->n, i = lower_bound_leaf(pg, n, x->E, ent);
-    if (i >= n || memcmp(wleaf_ent(pg, x->E, i), ent, x->E) != 0)
+    uint32_t n = pg->n, i = lower_bound_leaf(pg, n, x->E, x->L, ent);
+    if (i >= n || memcmp(wleaf_ent(pg, x->E, i), ent, x->L) != 0)
         return 0;
     memmove(wleaf_ent(pg, x->E, i), wleaf_ent(pg, x->E, i + 1), (size_t)(n - i - 1) * x->E);
     pg->n = (uint16_t)(n - 1);
@@ -1375,8 +1498,8 @@ static int ix_insert(struct ix *x, const uint8_t *key, uint64_t rec, const uint8
 {
     if (x->d->kind == MMS__IX_HASH)
         return hash_insert(x, key, rec, cover, did);
-    uint8_t ent[MMS__IX_MAX_KEY + 8];
-    ent_make(ent, key, x->K, rec);
+    uint8_t ent[MMS__IX_MAX_KEY + 16];
+    ent_make(ent, key, x->K, rec, cover);
     return bt_insert(x, ent, did);
 }
 
@@ -1387,7 +1510,7 @@ static int ix_remove(struct ix *x, const uint8_t *key, uint64_t rec, bool *did)
         return 0;
     }
     uint8_t ent[MMS__IX_MAX_KEY + 8];
-    ent_make(ent, key, x->K, rec);
+    ent_make(ent, key, x->K, rec, NULL);
     return bt_remove(x, ent, did);
 }
 
@@ -1547,10 +1670,12 @@ static int build_hash(mms_store *s, const struct mms__tabent *e, const struct mm
     return 0;
 }
 
+/* The tree over the n sorted entries of a (E bytes each: as leaves hold
+ * them), leaves packed. */
 static int build_ordered(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
-                         bool exists, const uint8_t *a, uint64_t n)
+                         const struct cover *cov, bool exists, const uint8_t *a, uint64_t n)
 {
-    uint32_t E = d->key_size + 8, lc = leaf_cap(E), ic = inner_cap(E);
+    uint32_t L = d->key_size + 8, E = L + (cov->size ? 8 : 0), lc = leaf_cap(E), ic = inner_cap(L);
     uint64_t leaves = n ? (n + lc - 1) / lc : 1, pages = 1 + leaves, level = leaves;
     uint32_t depth = 1;
     while (level > 1) {
@@ -1562,8 +1687,7 @@ static int build_ordered(mms_store *s, const struct mms__tabent *e, const struct
     if (r)
         return r;
     char *base = s->view.base[d->region];
-    const struct cover none = {0};
-    hdr_init((struct mms__ixhdr *)(void *)base, d, E, e->region, &none);
+    hdr_init((struct mms__ixhdr *)(void *)base, d, E, e->region, cov);
     /* Leaves 1..leaves; each level's first entries (their minimums) kept
      * as indices into a. */
     uint64_t *mins = malloc((size_t)leaves * 8);
@@ -1595,7 +1719,7 @@ static int build_ordered(mms_store *s, const struct mms__tabent *e, const struct
             for (uint64_t c = 0; c < cn; c++) {
                 inner_child(pg)[c] = first + c0 + c;
                 if (c)
-                    memcpy(winner_sep(pg, E, (uint32_t)(c - 1)), a + mins[c0 + c] * E, E);
+                    memcpy(winner_sep(pg, L, (uint32_t)(c - 1)), a + mins[c0 + c] * E, L);
             }
             pg->n = (uint16_t)(cn - 1);
             mins[k] = mins[c0];
@@ -1613,7 +1737,7 @@ static int build_ordered(mms_store *s, const struct mms__tabent *e, const struct
     return 0;
 }
 
-/* Build index d of e from the live records (a hash one covering cov).
+/* Build index d of e from the live records (covering cov).
  * exists: the region has a file (a rebuild writes the next generation). */
 static int build(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                  const struct cover *cov, bool exists)
@@ -1621,7 +1745,6 @@ static int build(mms_store *s, const struct mms__tabent *e, const struct mms__ix
     uint32_t SE = d->key_size + 8 + (cov->size ? 8 : 0);
     uint8_t *a;
     uint64_t n;
-    assert(d->kind == MMS__IX_HASH || !cov->size);
     int r = collect(s, e, d, cov, SE, &a, &n);
     if (r)
         return r;
@@ -1633,7 +1756,7 @@ static int build(mms_store *s, const struct mms__tabent *e, const struct mms__ix
                 r = too_many_dups(e, d, a + (i - 1) * SE, SE);
     if (!r)
         r = d->kind == MMS__IX_HASH ? build_hash(s, e, d, cov, exists, a, n, SE)
-                                    : build_ordered(s, e, d, exists, a, n);
+                                    : build_ordered(s, e, d, cov, exists, a, n);
     free(a);
     s->tab_epoch++;
     return r;
@@ -1696,9 +1819,6 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
     int r = mms__ix_keyable(e->name, f);
     if (r)
         return r;
-    if (cf && kind != MMS__IX_HASH)
-        return mms__fail(MMS_ENOTSUP, "table %s: an index covering %s must be a hash index "
-                         "(ordered indexes cover no field)", e->name, cf->name);
     if (cf && (r = mms__ix_coverable(e->name, cf)))
         return r;
     const struct cover cov = {cf ? cf->kind : 0, cf ? cf->offset : 0, cf ? cf->size : 0};
@@ -2078,21 +2198,21 @@ static int vtree(struct vwalk *w, uint64_t p, uint32_t l, const uint8_t *lo, con
         w->leaves++;
         for (uint32_t i = 0; i < pg->n; i++) {
             const uint8_t *e = leaf_ent(pg, v->E, i);
-            if ((lo && memcmp(e, lo, v->E) < 0) || (hi && memcmp(e, hi, v->E) >= 0))
+            if ((lo && memcmp(e, lo, v->L) < 0) || (hi && memcmp(e, hi, v->L) >= 0))
                 return VFAIL("leaf %llu: entry %u is outside its parent's bounds",
                              (unsigned long long)p, i);
-            if (w->any && memcmp(w->prev, e, v->E) >= 0)
+            if (w->any && memcmp(w->prev, e, v->L) >= 0)
                 return VFAIL("leaf %llu: entry %u is out of order", (unsigned long long)p, i);
-            memcpy(w->prev, e, v->E);
+            memcpy(w->prev, e, v->L);
             w->any = true;
             w->entries++;
         }
         return 0;
     }
     for (uint32_t i = 0; i <= pg->n; i++) {
-        const uint8_t *clo = i ? inner_sep(pg, v->E, i - 1) : lo;
-        const uint8_t *chi = i < pg->n ? inner_sep(pg, v->E, i) : hi;
-        if (clo && chi && memcmp(clo, chi, v->E) >= 0)
+        const uint8_t *clo = i ? inner_sep(pg, v->L, i - 1) : lo;
+        const uint8_t *chi = i < pg->n ? inner_sep(pg, v->L, i) : hi;
+        if (clo && chi && memcmp(clo, chi, v->L) >= 0)
             return VFAIL("page %llu: separators out of order", (unsigned long long)p);
         int r = vtree(w, inner_child(pg)[i], l - 1, clo, chi, msg, cap);
         if (r)
@@ -2112,8 +2232,9 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
     if (!f || f->kind != d->key_kind || f->offset != d->key_off || f->size != d->key_size ||
         d->layout_gen != e->layout_gen)
         return VFAIL("its field is not the table's field of that name");
-    const struct mms__fdesc *cf = v.C ? field_named(s, e, d->cover) : NULL;
-    if (v.C && (!cf || cf->kind != h->cover_kind || cf->offset != v.cover_off || cf->size != v.C))
+    uint32_t C = v.C | v.LC; /* one of them is 0 */
+    const struct mms__fdesc *cf = C ? field_named(s, e, d->cover) : NULL;
+    if (C && (!cf || cf->kind != h->cover_kind || cf->offset != v.cover_off || cf->size != C))
         return VFAIL("its covered field is not the table's field %.47s", d->cover);
     if (h->table != e->region)
         return VFAIL("its header names table region %u", h->table);
@@ -2140,20 +2261,26 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
          * and as many as the live records: every live record is in it. */
         struct mms__ixpos p;
         uint64_t seen = 0;
+        v.check = false; /* mms__ix_entry_cover: the entries' copies are what is checked */
+        uint64_t rec;
+        const uint8_t *k;
         r = mms__ix_seek(&v, MMS__SEEK_FIRST, NULL, &p);
-        while (!r) {
-            uint64_t rec;
-            uint8_t k[MMS__IX_MAX_KEY];
-            if ((r = mms__ix_entry(&v, &p, &rec, k)))
-                break;
+        for (r = r ? r : mms__ix_entry(&v, &p, &rec, &k); !r;
+             r = mms__ix_next(&v, &p, 1, 0, &rec, &k)) {
             if (!mms__catalog_live(s, e, rec))
                 return VFAIL("entry for record %llu, which is not live", (unsigned long long)rec);
             rec_key(d, v.recs + rec * v.rs, key);
             if (memcmp(key, k, v.K) != 0)
                 return VFAIL("record %llu: the index holds another key than the record",
                              (unsigned long long)rec);
+            uint8_t cv[8], copy[8] = {0};
+            if (C) {
+                mms__ix_entry_cover(&v, &p, copy);
+                if (memcmp(copy, cover_copy(v.recs + rec * v.rs + v.cover_off, C, cv), 8) != 0)
+                    return VFAIL("record %llu: its entry's copy of %.47s is not the record's",
+                                 (unsigned long long)rec, d->cover);
+            }
             seen++;
-            r = mms__ix_step(&v, &p, 1);
         }
         if (r != MMS_ENOTFOUND)
             return VFAIL("%s", mms_errdetail());

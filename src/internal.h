@@ -270,8 +270,8 @@ struct mms__ixdesc {
     uint32_t key_off;    /* 64: its offset in the record */
     uint32_t key_size;   /* 68: its size: the key's bytes */
     uint64_t layout_gen; /* 72: the table's layout_gen the index follows */
-    char cover[48];      /* 80: hash: the covered field's name ("" none), followed
-                          * by name through migrations like field */
+    char cover[48];      /* 80: the covered field's name ("" none), followed by
+                          * name through migrations like field */
 };
 _Static_assert(sizeof(struct mms__ixdesc) == 128, "ixdesc size");
 _Static_assert(offsetof(struct mms__ixdesc, layout_gen) == 72, "ixdesc layout_gen");
@@ -280,19 +280,19 @@ _Static_assert(offsetof(struct mms__ixdesc, cover) == 80, "ixdesc cover");
 /* Page 0 of an index region. */
 #define MMS__IX_MAGIC 0x58444e49u /* "INDX" */
 #define MMS__IX_VERSION 1u        /* hash slots with checks (FORMAT §2.8) */
-#define MMS__IX_VERSION_COVER 2u  /* ... and a covered value (cover_size != 0) */
+#define MMS__IX_VERSION_COVER 2u  /* ... and a covered value in slots or leaf entries */
 struct mms__ixhdr {
     uint32_t magic;      /* 0: MMS__IX_MAGIC */
     uint32_t kind;       /* 4: MMS__IX_* */
     uint32_t key_size;   /* 8: K */
-    uint32_t entry_size; /* 12: hash 8 + round_up(K, 8); ordered K + 8 */
+    uint32_t entry_size; /* 12: hash 8 + round_up(K, 8); ordered K + 8; + 8 covering */
     uint64_t entries;    /* 16 */
     uint64_t nslots;     /* 24: hash: slots, a power of 2; ordered: pages in use */
     uint64_t root;       /* 32: ordered: the root page */
     uint32_t depth;      /* 40: ordered: levels (1: the root is a leaf) */
     uint32_t table;      /* 44: region of the indexed table */
     uint32_t version;    /* 48: MMS__IX_VERSION (0: hash slots without checks),
-                          * MMS__IX_VERSION_COVER for a covering hash index */
+                          * MMS__IX_VERSION_COVER for a covering index */
     uint32_t cover_kind; /* 52: version 2: the covered field's kind when built */
     uint32_t cover_off;  /* 56: ... its offset in the record */
     uint32_t cover_size; /* 60: ... its size, 1..8 (0: covers nothing) */
@@ -1237,6 +1237,9 @@ int mms__ix_verify(mms_store *s, const struct mms__tabent *e, char *msg, size_t 
 struct mms__ixview {
     uint32_t kind, flags, K, E, key_kind, key_off, rs, region;
     uint32_t C, cover_off; /* covering hash: the covered field's size (0: none), offset */
+    uint32_t L;            /* ordered: bytes an entry compares on, a separator's size (K + 8) */
+    uint32_t LC;           /* ordered covering: the covered field's size, its copy at
+                            * entry + L (0: none; a hash index's is C) */
     int cls;            /* the key kind's class (mms_kind_class) */
     const char *ix;     /* the index region */
     uint64_t ix_bytes;  /* bytes of it that may be read */
@@ -1271,14 +1274,21 @@ int mms__ix_hash_get8(const struct mms__ixview *v, uint64_t nk, uint64_t *rec, v
 #define MMS__IX_BATCH 16
 int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size_t n,
                         uint64_t *rec);
-/* Ordered cursors: a position is a leaf page and an entry in it. */
+/* Ordered cursors: a position is a leaf page and an entry in it, and
+ * the page's entries and their count as found valid when the position
+ * came to the page (a step within the page reads no header). They hold
+ * for the view of the index they were found in; in another (a commit, a
+ * new read transaction, a remap) mms__ix_recheck finds them again, or
+ * (the page is no leaf any more) unpositions p. */
 struct mms__ixpos {
-    uint64_t page;
+    uint64_t page; /* 0: no position (and then n is 0) */
     int64_t pos;
+    const uint8_t *ents;
+    uint32_t n;
 };
 enum { MMS__SEEK_FIRST, MMS__SEEK_LAST, MMS__SEEK_GE, MMS__SEEK_GT, MMS__SEEK_LE, MMS__SEEK_LT };
 int mms__ix_seek(const struct mms__ixview *v, int op, const uint8_t *nkey, struct mms__ixpos *p);
-int mms__ix_step(const struct mms__ixview *v, struct mms__ixpos *p, int dir);
+void mms__ix_recheck(const struct mms__ixview *v, struct mms__ixpos *p);
 /* Read one byte of every page of the index's mapping (mms_index_warm). */
 void mms__ix_touch(const struct mms__ixview *v);
 /* Prefetch the records of the entries from to to steps from p in
@@ -1286,9 +1296,21 @@ void mms__ix_touch(const struct mms__ixview *v);
 #define MMS__IX_AHEAD 8
 void mms__ix_prefetch(const struct mms__ixview *v, const struct mms__ixpos *p, int dir,
                       uint32_t from, uint32_t to);
-/* The entry at p: record index, and key bytes (nkey may be NULL). */
+/* The entry at p (after a seek or step that returned 0): its record
+ * index, and where its key bytes are (key may be NULL; they stay as long
+ * as the view). */
 int mms__ix_entry(const struct mms__ixview *v, const struct mms__ixpos *p, uint64_t *rec,
-                  uint8_t *nkey);
+                  const uint8_t **key);
+/* Step p to the next entry (dir 1) or the previous (-1) and read it as
+ * mms__ix_entry (rec may be NULL); ahead (0: none): prefetch the record
+ * that many entries further on. MMS_ENOTFOUND past the end; an error
+ * unpositions p. */
+int mms__ix_next(const struct mms__ixview *v, struct mms__ixpos *p, int dir, uint32_t ahead,
+                 uint64_t *rec, const uint8_t **key);
+/* The covered value (v->LC bytes) of the entry at p: the entry's copy in
+ * a read transaction, the record's field elsewhere (v->check).
+ * MMS_ENOTFOUND: p is no position. */
+int mms__ix_entry_cover(const struct mms__ixview *v, const struct mms__ixpos *p, void *value);
 
 /* ------------------------------------------------------------------------
  * Layer 7: table.c

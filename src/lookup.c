@@ -36,6 +36,8 @@ _Static_assert((int)MMS_SEEK_FIRST == MMS__SEEK_FIRST && (int)MMS_SEEK_LAST == M
 struct mms_cursor {
     mms_index *ix;
     struct mms__ixpos p;
+    uint64_t epoch; /* p was found in the index's view of this epoch (cursor_view) */
+    bool covered;   /* its reader reads covered values (mms_cursor_covered), not records */
 };
 
 /* The descriptor of field's index in e, or NULL. */
@@ -164,11 +166,11 @@ int mms_indexes(mms_table *t, mms_index_info *out, size_t cap, size_t *n)
         if (mms__ixview_get(s, e, &d[k], &v) == 0) {
             o->entries = ((const struct mms__ixhdr *)(const void *)v.ix)->entries;
             o->bytes = mms__rtab(s)[d[k].region].size;
-            if (v.C) {
+            if (v.C | v.LC) { /* a hash index's, an ordered one's: one is 0 */
                 memcpy(o->cover, d[k].cover, sizeof o->cover);
                 o->cover[sizeof o->cover - 1] = 0;
                 o->cover_kind = ((const struct mms__ixhdr *)(const void *)v.ix)->cover_kind;
-                o->cover_size = v.C;
+                o->cover_size = v.C | v.LC;
             }
         }
     }
@@ -253,14 +255,14 @@ int mms_index_find_all(mms_index *ix, const void *key, uint64_t *out, size_t cap
 __attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, const uint8_t *nk, uint64_t *index)
 {
     struct mms__ixpos p;
-    uint8_t k[MMS__IX_MAX_KEY];
+    const uint8_t *k;
     int r = mms__ix_seek(v, MMS__SEEK_GE, nk, &p);
-    while (!r && !(r = mms__ix_entry(v, &p, index, k)) && memcmp(k, nk, v->K) == 0) {
+    for (r = r ? r : mms__ix_entry(v, &p, index, &k); !r && memcmp(k, nk, v->K) == 0;
+         r = mms__ix_next(v, &p, 1, 0, index, &k)) {
         uint8_t cur[MMS__IX_MAX_KEY]; /* leaf entries have no check: compare */
         norm(v, v->recs + *index * v->rs + v->key_off, cur);
         if (memcmp(cur, nk, v->K) == 0)
             return 0;
-        r = mms__ix_step(v, &p, 1);
     }
     return r ? r : MMS_ENOTFOUND;
 }
@@ -418,35 +420,46 @@ int mms_cursor_open(mms_index *ix, mms_cursor **c)
     if (!k)
         return -ENOMEM;
     k->ix = ix;
+    k->epoch = ix->epoch;
     *c = k;
     return 0;
 }
 
-static int cursor_out(mms_cursor *c, const struct mms__ixview *v, int r, uint64_t *index,
-                      void *key_out)
+/* cursor_view when the handle's view moved since the cursor's position
+ * was found: found again in this one, or lost (mms__ix_recheck). */
+static __attribute__((noinline)) void cursor_moved(mms_cursor *c, const struct mms__ixview *v)
 {
-    uint8_t nk[MMS__IX_MAX_KEY];
-    uint64_t rec;
-    if (!r)
-        r = mms__ix_entry(v, &c->p, &rec, nk);
-    if (r) {
-        c->p.page = 0;
-        return r;
-    }
-    if (index)
-        *index = rec;
-    if (key_out)
-        mms__ix_denorm(v->key_kind, v->K, nk, key_out);
-    return 0;
+    c->epoch = c->ix->epoch;
+    mms__ix_recheck(v, &c->p);
+}
+
+/* The cursor's view of its index. */
+static inline int cursor_view(mms_cursor *c, const struct mms__ixview **v)
+{
+    int r = resolve(c->ix, v);
+    if (__builtin_expect(!r && c->epoch != c->ix->epoch, 0))
+        cursor_moved(c, *v);
+    return r;
+}
+
+/* Records read through a cursor are at random places in the table: the
+ * next ones are fetched ahead (MMS__IX_AHEAD) -- unless the reader takes
+ * covered values instead, when those fetches would only compete with the
+ * leaves for the memory's time. */
+static uint32_t cursor_ahead(const mms_cursor *c)
+{
+    return c->covered ? 0 : MMS__IX_AHEAD;
 }
 
 int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, void *key_out)
 {
     const struct mms__ixview *v;
+    const uint8_t *k;
+    uint64_t rec;
     if (!c || op < MMS_SEEK_FIRST || op > MMS_SEEK_LT ||
         (!key && op != MMS_SEEK_FIRST && op != MMS_SEEK_LAST))
         return mms__fail(MMS_EINVAL, "mms_cursor_seek: bad arguments");
-    int r = resolve(c->ix, &v);
+    int r = cursor_view(c, &v);
     if (r)
         return r;
     uint8_t nk[MMS__IX_MAX_KEY];
@@ -454,24 +467,40 @@ int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, voi
         norm(v, key, nk);
     /* enum mms_seek and MMS__SEEK_* are the same list. */
     r = mms__ix_seek(v, op, key ? nk : NULL, &c->p);
-    if (!r) /* a seek usually starts a scan: its first records are wanted soon */
-        mms__ix_prefetch(v, &c->p, op == MMS_SEEK_LAST || op == MMS_SEEK_LE ||
-                         op == MMS_SEEK_LT ? -1 : 1, 1, MMS__IX_AHEAD);
-    return cursor_out(c, v, r, index, key_out);
+    if (r)
+        return r;
+    if (cursor_ahead(c)) /* a seek usually starts a scan: its first records are wanted soon */
+        mms__ix_prefetch(v, &c->p, op == MMS_SEEK_LAST || op == MMS_SEEK_LE || op == MMS_SEEK_LT
+                                   ? -1 : 1, 1, cursor_ahead(c));
+    if ((r = mms__ix_entry(v, &c->p, &rec, &k))) {
+        c->p.page = 0; /* a damaged entry: no position (mms__ixpos) */
+        c->p.n = 0;
+        return r;
+    }
+    if (index)
+        *index = rec;
+    if (key_out)
+        mms__ix_denorm(v->key_kind, v->K, k, key_out);
+    return 0;
 }
 
+/* A step without key_out is a call of mms__ix_next, the cursor's
+ * position updated in place. */
 static int cursor_step(mms_cursor *c, int dir, uint64_t *index, void *key_out)
 {
     const struct mms__ixview *v;
+    const uint8_t *k;
     if (!c)
         return mms__fail(MMS_EINVAL, "cursor is NULL");
-    int r = resolve(c->ix, &v);
+    int r = cursor_view(c, &v);
     if (r)
         return r;
-    r = mms__ix_step(v, &c->p, dir);
+    if (!key_out)
+        return mms__ix_next(v, &c->p, dir, cursor_ahead(c), index, NULL);
+    r = mms__ix_next(v, &c->p, dir, cursor_ahead(c), index, &k);
     if (!r)
-        mms__ix_prefetch(v, &c->p, dir, MMS__IX_AHEAD, MMS__IX_AHEAD);
-    return cursor_out(c, v, r, index, key_out);
+        mms__ix_denorm(v->key_kind, v->K, k, key_out);
+    return r;
 }
 
 int mms_cursor_next(mms_cursor *c, uint64_t *index, void *key_out)
@@ -482,6 +511,20 @@ int mms_cursor_next(mms_cursor *c, uint64_t *index, void *key_out)
 int mms_cursor_prev(mms_cursor *c, uint64_t *index, void *key_out)
 {
     return cursor_step(c, -1, index, key_out);
+}
+
+int mms_cursor_covered(mms_cursor *c, void *value)
+{
+    const struct mms__ixview *v;
+    if (!c || !value)
+        return mms__fail(MMS_EINVAL, "mms_cursor_covered: bad arguments");
+    int r = cursor_view(c, &v);
+    if (r)
+        return r;
+    if (!v->LC)
+        return mms__fail(MMS_ENOTSUP, "the index on %s covers no field", c->ix->field);
+    c->covered = true;
+    return mms__ix_entry_cover(v, &c->p, value);
 }
 
 void mms_cursor_close(mms_cursor *c)

@@ -5,9 +5,10 @@
  * model after every commit and abort; unique violations by each path;
  * key order of floats, chars and signed integers; SIGKILL during a bulk
  * build and during commits that change keys; a reader process looking up
- * while a writer changes keys; damaged index pages. Covering hash indexes
- * (a copy of one more field in each slot) in the model, the crashes and the
- * reader, and on their own (TEST(covering)).
+ * while a writer changes keys; damaged index pages. Covering indexes (a
+ * copy of one more field in each hash slot or ordered leaf entry) in the
+ * model, the crashes and the reader, and on their own (TEST(covering),
+ * TEST(covering_ordered)).
  */
 #include "test.h"
 
@@ -142,10 +143,11 @@ enum { F_ID, F_SCORE, F_TAG, F_GRP, F_FLAG, NF };
 static const char *fname[NF] = {"id", "score", "tag", "grp", "flag"};
 static const unsigned fflags[NF] = {MMS_INDEX_UNIQUE, MMS_INDEX_ORDERED, MMS_INDEX_ORDERED, 0,
                                     MMS_INDEX_ORDERED};
-/* The hash indexes cover a field: id's covers grp (widened within 8 bytes
- * by the migration: still covered), grp's covers flag (removed by it: the
- * index covers nothing after). */
-static const int fcover[NF] = {F_GRP, -1, -1, F_FLAG, -1};
+/* Indexes of both kinds cover a field: id's (hash) and score's (ordered)
+ * cover grp (widened within 8 bytes by the migration: still covered),
+ * grp's (hash) and tag's (ordered) cover flag (removed by it: the index
+ * covers nothing after). */
+static const int fcover[NF] = {F_GRP, F_GRP, F_FLAG, F_FLAG, -1};
 static int kcmp(int f, const struct mrec *a, const struct mrec *b)
 {
     switch (f) {
@@ -249,10 +251,12 @@ static void check(mms_table *t, const struct model *m)
             else /* a hash find stops at the first live match: one of them */
                 ASSERT(bsearch(&one, got, n, 8, cmp_u64) != NULL);
             /* The covered value: the record's (the slot's copy in a read
-             * transaction). */
+             * transaction). Ordered indexes give theirs through cursors. */
             int cf = fcover[f];
             char val[8], want[8];
-            if (cf >= 0 && cf < nfields(m)) {
+            if (fflags[f] & MMS_INDEX_ORDERED)
+                FAILS(mms_index_find_covered(ix, kb, &one, val), MMS_ENOTSUP);
+            else if (cf >= 0 && cf < nfields(m)) {
                 OK(mms_index_find_covered(ix, kb, &one, val));
                 ASSERT(bsearch(&one, got, n, 8, cmp_u64) != NULL);
                 size_t csz = cf == F_FLAG ? 1 : m->layout == 1 ? 4 : 8;
@@ -294,23 +298,39 @@ static void check(mms_table *t, const struct model *m)
         free(mres);
         if (!(fflags[f] & MMS_INDEX_ORDERED))
             continue;
-        /* The whole order, both ways. */
+        /* The whole order, both ways, with the covered values (the
+         * entries' copies in a read transaction). */
         mms_cursor *c;
         OK(mms_cursor_open(ix, &c));
         uint64_t rec, n = 0;
+        int cf = fcover[f];
+        bool covers = cf >= 0 && cf < nfields(m);
+        size_t csz = cf == F_FLAG ? 1 : m->layout == 1 ? 4 : 8;
+        char val[8], wantc[8];
         int r = mms_cursor_seek(c, MMS_SEEK_FIRST, NULL, &rec, NULL);
         while (r == 0) {
             ASSERT_LT(n, live);
             ASSERT_EQ(rec, ord[n]);
+            if (covers) {
+                OK(mms_cursor_covered(c, val));
+                ASSERT(memcmp(val, key_of(m, cf, &m->r[rec], wantc), csz) == 0);
+            } else
+                FAILS(mms_cursor_covered(c, val), MMS_ENOTSUP);
             n++;
             r = mms_cursor_next(c, &rec, NULL);
         }
         ASSERT_EQ(r, MMS_ENOTFOUND);
         ASSERT_EQ(n, live);
+        if (covers)
+            FAILS(mms_cursor_covered(c, val), MMS_ENOTFOUND); /* past the end */
         r = mms_cursor_seek(c, MMS_SEEK_LAST, NULL, &rec, NULL);
         while (r == 0) {
             ASSERT(n > 0);
             ASSERT_EQ(rec, ord[--n]);
+            if (covers) {
+                OK(mms_cursor_covered(c, val));
+                ASSERT(memcmp(val, key_of(m, cf, &m->r[rec], wantc), csz) == 0);
+            }
             r = mms_cursor_prev(c, &rec, NULL);
         }
         ASSERT_EQ(n, 0);
@@ -944,10 +964,11 @@ TEST(slot_checks)
 }
 
 /* ------------------------------------------------------------------------
- * Covering hash indexes (mms_index_create_covering): the copy of the
- * covered field in each slot, after every kind of change, an abort, a
- * reopen, growth and a migration that widens one covered field within 8
- * bytes and another past them; verify finds a damaged copy.
+ * Covering indexes (mms_index_create_covering), hash and ordered: the copy
+ * of the covered field in each hash slot or leaf entry, after every kind
+ * of change, an abort, a reopen, growth and a migration that widens one
+ * covered field within 8 bytes and another past them; verify finds a
+ * damaged copy.
  * ------------------------------------------------------------------------ */
 struct cv1 {
     int64_t k;
@@ -986,6 +1007,7 @@ enum { CVMAX = 4000 };
 static struct cvm cvm[CVMAX];
 static uint64_t cvn;
 static int cv_layout;
+static unsigned cv_kind; /* of both indexes: 0 (hash) or MMS_INDEX_ORDERED */
 
 static void cv_put(mms_table *t, uint64_t i)
 {
@@ -1013,6 +1035,54 @@ static void cv_new(uint64_t i)
         cvn = i + 1;
 }
 
+/* The record holding key (K bytes) through ix, and its covered value: a
+ * covered find of a hash index; a seek of an ordered one and the entry's
+ * value (mms_cursor_covered). */
+static int cv_find(mms_index *ix, const void *key, size_t K, uint64_t *at, void *val)
+{
+    uint64_t rec;
+    if (!(cv_kind & MMS_INDEX_ORDERED)) {
+        FAILS(mms_cursor_open(ix, &(mms_cursor *){NULL}), MMS_ENOTSUP);
+        return mms_index_find_covered(ix, key, at, val);
+    }
+    FAILS(mms_index_find_covered(ix, key, &rec, val ? val : &rec), MMS_ENOTSUP);
+    mms_cursor *c;
+    char kout[8];
+    OK(mms_cursor_open(ix, &c));
+    int r = mms_cursor_seek(c, MMS_SEEK_GE, key, at ? at : &rec, kout);
+    if (r == 0 && memcmp(kout, key, K) != 0)
+        r = MMS_ENOTFOUND;
+    if (r == 0)
+        r = mms_cursor_covered(c, val);
+    mms_cursor_close(c);
+    return r;
+}
+
+/* An ordered index on k holds each live record once, in key order, each
+ * with its b. */
+static void cv_walk(mms_index *ixk, uint64_t live)
+{
+    mms_cursor *c;
+    uint64_t rec, n = 0;
+    int64_t k, prev = INT64_MIN, b8 = 0;
+    int32_t b4 = 0;
+    OK(mms_cursor_open(ixk, &c));
+    for (int r = mms_cursor_seek(c, MMS_SEEK_FIRST, NULL, &rec, &k); r != MMS_ENOTFOUND;
+         r = mms_cursor_next(c, &rec, &k)) {
+        OK(r);
+        ASSERT_LT(rec, cvn);
+        ASSERT(cvm[rec].live);
+        ASSERT_EQ(k, cvm[rec].k);
+        ASSERT(k > prev);
+        prev = k;
+        OK(mms_cursor_covered(c, cv_layout == 1 ? (void *)&b4 : &b8));
+        ASSERT_EQ(cv_layout == 1 ? b4 : b8, cvm[rec].b);
+        n++;
+    }
+    ASSERT_EQ(n, live);
+    mms_cursor_close(c);
+}
+
 /* Every live record is found by k with its b, and by u with its c (while
  * c is covered); an absent key is not found. */
 static void cv_check(mms_table *t)
@@ -1021,28 +1091,32 @@ static void cv_check(mms_table *t)
     OK(mms_index_open(t, "k", &ixk));
     OK(mms_index_open(t, "u", &ixu));
     ASSERT_EQ(mms_table_slots(t), cvn);
+    uint64_t live = 0;
     for (uint64_t i = 0; i < cvn; i++) {
         ASSERT_EQ(mms_table_live(t, i), cvm[i].live);
         if (!cvm[i].live)
             continue;
+        live++;
         uint64_t at = UINT64_MAX;
         int64_t b8 = 0;
         int32_t b4 = 0;
-        OK(mms_index_find_covered(ixk, &cvm[i].k, &at, cv_layout == 1 ? (void *)&b4 : &b8));
+        OK(cv_find(ixk, &cvm[i].k, 8, &at, cv_layout == 1 ? (void *)&b4 : &b8));
         ASSERT_EQ(at, i);
         ASSERT_EQ(cv_layout == 1 ? b4 : b8, cvm[i].b);
         char c[8];
         if (cv_layout == 1) {
-            OK(mms_index_find_covered(ixu, &cvm[i].u, NULL, c));
+            OK(cv_find(ixu, &cvm[i].u, 4, NULL, c));
             ASSERT(memcmp(c, cvm[i].c, 8) == 0);
         } else {
-            FAILS(mms_index_find_covered(ixu, &cvm[i].u, &at, c), MMS_ENOTSUP);
+            FAILS(cv_find(ixu, &cvm[i].u, 4, &at, c), MMS_ENOTSUP);
             OK(mms_index_find(ixu, &cvm[i].u, &at));
             ASSERT_EQ(at, i);
         }
     }
     int64_t absent = -501;
-    FAILS(mms_index_find_covered(ixk, &absent, &(uint64_t){0}, &absent), MMS_ENOTFOUND);
+    FAILS(cv_find(ixk, &absent, 8, &(uint64_t){0}, &absent), MMS_ENOTFOUND);
+    if (cv_kind & MMS_INDEX_ORDERED)
+        cv_walk(ixk, live);
 }
 
 /* cv_check in a read transaction (slots alone), then outside one (records
@@ -1056,14 +1130,32 @@ static void cv_check_all(mms_store *s, mms_table *t)
     verify_ok(s);
 }
 
-TEST(covering)
+/* The offset of the leaf entry (E bytes) of an ordered index whose first
+ * L bytes are ent, or -1. */
+static off_t leaf_entry_of(int fd, uint64_t bytes, const void *ent, uint32_t L, uint32_t E)
+{
+    char pg[4096];
+    for (off_t at = 4096; at + 4096 <= (off_t)bytes; at += 4096) {
+        ASSERT_EQ(pread(fd, pg, 4096, at), 4096);
+        uint16_t type, n;
+        memcpy(&type, pg, 2);
+        memcpy(&n, pg + 2, 2);
+        for (uint32_t i = 0; type == MMS__IXP_LEAF && i < n && 32 + (i + 1) * E <= 4096; i++)
+            if (memcmp(pg + 32 + i * E, ent, L) == 0)
+                return at + 32 + i * E;
+    }
+    return -1;
+}
+
+static void covering_of(unsigned kind)
 {
     rng = 31;
-    const char *p = tpath("ixcover");
+    const char *p = tpath(kind ? "ixcoverord" : "ixcover");
     mms_store *s = open_flags(p, MMS_CREATE);
     mms_table *t;
     cvn = 0;
     cv_layout = 1;
+    cv_kind = kind;
     OK(mms_txn_begin(s, 0));
     OK(mms_table_open(s, "t", &cv1_schema, MMS_TABLE_CREATE, &t));
     for (uint64_t i = 0; i < 100; i++) {
@@ -1071,13 +1163,11 @@ TEST(covering)
         cv_new(i);
         cv_put(t, i);
     }
-    FAILS(mms_index_create_covering(t, "k", MMS_INDEX_ORDERED, "b"), MMS_ENOTSUP);
-    ASSERT(strstr(mms_errdetail(), "must be a hash index"));
-    FAILS(mms_index_create_covering(t, "k", 0, "name"), MMS_ENOTSUP);
+    FAILS(mms_index_create_covering(t, "k", kind, "name"), MMS_ENOTSUP);
     ASSERT(strstr(mms_errdetail(), "at most 8 bytes"));
-    FAILS(mms_index_create_covering(t, "k", 0, "nope"), MMS_EINVAL);
-    OK(mms_index_create_covering(t, "k", MMS_INDEX_UNIQUE, "b"));
-    OK(mms_index_create_covering(t, "u", 0, "c"));
+    FAILS(mms_index_create_covering(t, "k", kind, "nope"), MMS_EINVAL);
+    OK(mms_index_create_covering(t, "k", kind | MMS_INDEX_UNIQUE, "b"));
+    OK(mms_index_create_covering(t, "u", kind, "c"));
     cv_check(t); /* built in the transaction */
     OK(mms_txn_commit(s));
     cv_check_all(s, t);
@@ -1120,14 +1210,15 @@ TEST(covering)
     int32_t b4;
     mms_index *ixk;
     OK(mms_index_open(t, "k", &ixk));
-    FAILS(mms_index_find_covered(ixk, &cvm[12].k, &at, NULL), MMS_EINVAL);
-    OK(mms_index_find_covered(ixk, &cvm[12].k, &at, &b4));
+    FAILS(cv_find(ixk, &cvm[12].k, 8, &at, NULL), MMS_EINVAL);
+    OK(cv_find(ixk, &cvm[12].k, 8, &at, &b4));
     ASSERT_EQ(at, 12);
     ASSERT_EQ(b4, -12000);
     OK(mms_txn_commit(s));
     cv_check_all(s, t);
 
-    /* Growth: the hash index is rebuilt at twice the size mid-commit. */
+    /* Growth: mid-commit, a hash index is rebuilt at twice the size, an
+     * ordered one splits pages. */
     OK(mms_txn_begin(s, 0));
     for (int j = 0; j < 1500; j++) {
         OK(mms_table_append(t, &(struct cv1){0}, &at));
@@ -1160,8 +1251,11 @@ TEST(covering)
     OK(mms_indexes(t, ii, 2, &n));
     OK(mms_close(s));
     int fd = ix_file(p, &ii[0]);
-    uint64_t nk = __builtin_bswap64((uint64_t)cvm[33].k ^ (UINT64_C(1) << 63));
-    off_t sl = slot_of(fd, ii[0].bytes, &nk, 8, 24);
+    uint64_t ent[2] = {__builtin_bswap64((uint64_t)cvm[33].k ^ (UINT64_C(1) << 63)),
+                       __builtin_bswap64(33)};
+    /* the copy is at 16 in a hash slot (word, key) and an entry (key, record) */
+    off_t sl = kind ? leaf_entry_of(fd, ii[0].bytes, ent, 16, 24)
+                    : slot_of(fd, ii[0].bytes, ent, 8, 24);
     ASSERT(sl > 0);
     int32_t save, junk;
     ASSERT_EQ(pread(fd, &save, 4, sl + 16), 4);
@@ -1172,6 +1266,14 @@ TEST(covering)
     char msg[256];
     FAILS(mms_verify(s, msg, sizeof msg), MMS_ECORRUPT);
     ASSERT(strstr(msg, "copy of b"));
+    /* A read transaction takes the copy for the value: the damaged one. */
+    OK(mms_table_open(s, "t", &cv1_schema, 0, &t));
+    OK(mms_index_open(t, "k", &ixk));
+    OK(mms_read_begin(s));
+    OK(cv_find(ixk, &cvm[33].k, 8, &at, &b4));
+    ASSERT_EQ(at, 33);
+    ASSERT_EQ(b4, junk);
+    mms_read_end(s);
     OK(mms_close(s));
     ASSERT_EQ(pwrite(fd, &save, 4, sl + 16), 4);
     close(fd);
@@ -1204,6 +1306,16 @@ TEST(covering)
     cv_check_all(s, t);
     OK(mms_close(s));
     rmrf(p);
+}
+
+TEST(covering)
+{
+    covering_of(0);
+}
+
+TEST(covering_ordered)
+{
+    covering_of(MMS_INDEX_ORDERED);
 }
 
 /* mms_index_find of an 8-byte integer key through a hash index (the short
@@ -1397,6 +1509,8 @@ static void crash_check(const char *p, bool want_index)
     }
     OK(r);
     OK(mms_index_open(t, "v", &hv));
+    mms_cursor *c;
+    OK(mms_cursor_open(hk, &c));
     for (uint64_t i = 0; i < mms_table_slots(t); i++) {
         if (!mms_table_live(t, i))
             continue;
@@ -1409,11 +1523,17 @@ static void crash_check(const char *p, bool want_index)
         OK(mms_index_find_all(hv, &rec->v, NULL, 0, &n));
         ASSERT(n >= 1);
         int64_t kc;
-        OK(mms_read_begin(s)); /* the slot's copy of k */
+        OK(mms_read_begin(s)); /* the slot's copy of k, the entry's of v */
         OK(mms_index_find_covered(hv, &rec->v, &at, &kc));
         ASSERT_EQ(kc, MMS_TABLE_GET(t, struct kv, at)->k);
+        int32_t vc;
+        OK(mms_cursor_seek(c, MMS_SEEK_GE, &rec->k, &at, NULL));
+        ASSERT_EQ(at, i);
+        OK(mms_cursor_covered(c, &vc));
+        ASSERT_EQ(vc, rec->v);
         mms_read_end(s);
     }
+    mms_cursor_close(c);
     OK(mms_close(s));
 }
 
@@ -1426,7 +1546,7 @@ static void child_work(const char *p, const char *mode)
     if (strcmp(mode, "build") == 0) {
         PUB(SH->opened, 1);
         OK(mms_txn_begin(s, 0));
-        OK(mms_index_create(t, "k", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
+        OK(mms_index_create_covering(t, "k", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE, "v"));
         OK(mms_index_create_covering(t, "v", 0, "k"));
         OK(mms_txn_commit(s));
         INC(SH->commits);
@@ -1446,6 +1566,8 @@ static void child_work(const char *p, const char *mode)
                     OK(mms_table_delete(t, i));
                 else if (what == 1)
                     OK(mms_table_append(t, &(struct kv){key, (int32_t)(key % 1000), 0}, NULL));
+                else if (what == 2) /* a covered value alone */
+                    MMS_TABLE_GET(t, struct kv, i)->v = (int32_t)(key % 1000);
                 else {
                     struct kv *r = MMS_TABLE_GET(t, struct kv, i);
                     r->k = key; /* a plain store */
@@ -1461,9 +1583,12 @@ static void child_work(const char *p, const char *mode)
      * holds is the k of the record it names (no torn view). */
     PUB(SH->opened, 1);
     mms_index *hk, *hv;
+    mms_cursor *c = NULL;
     while (!GET(SH->done)) {
         OK(mms_read_begin(s));
         if (mms_index_open(t, "k", &hk) == 0 && mms_index_open(t, "v", &hv) == 0) {
+            if (!c)
+                OK(mms_cursor_open(hk, &c));
             uint64_t slots = mms_table_slots(t);
             for (int q = 0; q < 200 && slots; q++) {
                 uint64_t i = rnd_next(&x) % slots, at;
@@ -1487,11 +1612,21 @@ static void child_work(const char *p, const char *mode)
                              "%lld", r->v, fr, (unsigned long long)at, (long long)kc);
                     INC(SH->bad);
                 }
+                int32_t vc = 0;
+                fr = mms_cursor_seek(c, MMS_SEEK_GE, &r->k, &at, NULL);
+                cr = fr ? fr : mms_cursor_covered(c, &vc);
+                if (fr || cr || at != i || vc != r->v) {
+                    snprintf(SH->why, sizeof SH->why, "record %llu key %lld: seek %d at %llu, "
+                             "covered %d copy of v %d", (unsigned long long)i, (long long)r->k, fr,
+                             (unsigned long long)at, cr, vc);
+                    INC(SH->bad);
+                }
             }
             INC(SH->reads);
         }
         OK(mms_read_end(s));
     }
+    mms_cursor_close(c);
     OK(mms_close(s));
     _exit(0);
 }
@@ -1505,7 +1640,7 @@ static void kv_fill(const char *p, bool index)
     for (int i = 0; i < CN; i++)
         OK(mms_table_append(t, &(struct kv){i, i % 1000, 0}, NULL));
     if (index) {
-        OK(mms_index_create(t, "k", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
+        OK(mms_index_create_covering(t, "k", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE, "v"));
         OK(mms_index_create_covering(t, "v", 0, "k"));
     }
     OK(mms_txn_commit(s));
@@ -1584,7 +1719,8 @@ TEST(reader)
     mms_table *t;
     OK(mms_table_find(s, "kv", &t));
     rng = 5;
-    /* Keys change by plain stores (and swaps) while the reader looks. */
+    /* Keys and covered values change by plain stores (and swaps) while the
+     * reader looks. */
     for (uint32_t c = 0; c < 300 || GET(SH->reads) < 50; c++) {
         OK(mms_txn_begin(s, 0));
         for (int k = 0; k < 30; k++) {
@@ -1594,8 +1730,10 @@ TEST(reader)
                 int64_t tmp = a->k;
                 a->k = b->k;
                 b->k = tmp;
-            } else
+            } else if (k % 3 == 1)
                 a->k = ((int64_t)c + 1) << 32 | k;
+            else /* a value the index on k covers alone (the key of the one on v) */
+                a->v = (int32_t)((c * 31 + (uint32_t)k) % 1000);
         }
         OK(mms_txn_commit(s));
         ASSERT_EQ(GET(SH->bad), 0);
@@ -1627,6 +1765,7 @@ int main(int argc, char **argv)
     RUN(slot_checks);
     RUN(covering);
     RUN(slot_count_checked);
+    RUN(covering_ordered);
     RUN(find_short_path);
     RUN(crash);
     RUN(reader);

@@ -58,9 +58,10 @@ const struct tool_cmd tool_cmd_index = {
     "              it a hash index: exact match only, faster\n"
     "  --unique    no two records may hold one key: refused now if two do, and by\n"
     "              every later append or commit that would make two\n"
-    "  --cover F2  (hash only) keep a copy of field F2 (at most 8 bytes: integer,\n"
-    "              float, bool, ref, chars) in each slot: a get of F2 by key reads\n"
-    "              the index alone (mms_index_find_covered)\n"
+    "  --cover F2  keep a copy of field F2 (at most 8 bytes: integer, float, bool,\n"
+    "              ref, chars) in each hash slot or ordered leaf entry: a get of F2\n"
+    "              by key (mms_index_find_covered), or of F2 over a range of keys\n"
+    "              (mms_cursor_covered), reads the index alone\n"
     "  --drop      drop the field's index instead\n"
     "\n"
     "The index is built from the records in one transaction (a bulk build) and\n"
@@ -150,6 +151,6 @@ const struct tool_cmd tool_cmd_indexes = {
     "indexes", "DIR [TABLE]",
     "List the indexes (of every table, or of TABLE): field, kind, entries, size.",
     "kind: hash or ordered; entries: the records in it (the table's live records);\n"
-    "size: its region's committed bytes; covers: the field a hash index keeps a\n"
-    "copy of in each slot (mms index --cover), - none.\n",
+    "size: its region's committed bytes; covers: the field an index keeps a copy\n"
+    "of in each entry (mms index --cover), - none.\n",
     run_indexes};
