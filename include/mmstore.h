@@ -1467,8 +1467,8 @@ int mms_index_create(mms_table *t, const char *field, unsigned flags);
  * where a find and a read of the record take two. An ordered index's leaf
  * entries hold it: a cursor reads it with mms_cursor_covered, and a range
  * of n keys reads n entries packed in a few leaf pages instead of n
- * records at random places in the table (mms_index_find_covered takes
- * hash indexes only: MMS_ENOTSUP on an ordered one). cover: an integer,
+ * records at random places in the table; mms_index_find_covered on it
+ * gives the lowest record's copy. cover: an integer,
  * float, bool, ref or chars field of at most 8 bytes (may be field
  * itself); NULL is mms_index_create. An entry is 8 bytes longer (hash
  * slots 24 bytes, ordered entries 24 for an 8-byte key). The copies are
@@ -1532,14 +1532,15 @@ int mms_index_find(mms_index *ix, const void *key, uint64_t *index);
  * MMS_ENOTFOUND. */
 int mms_index_find_all(mms_index *ix, const void *key, uint64_t *out, size_t cap, size_t *n);
 
-/* mms_index_find on a covering hash index (mms_index_create_covering)
- * that also gives the record's value of the covered field: its size bytes,
- * as the field's C type, into value; *index (index may be NULL) as
- * mms_index_find. In a read transaction the value is the slot's copy (of
- * the same commit as the record, so equal to the record's field) and the
- * record is not read: one cache miss for a get of an 8-byte integer or ref
- * key. Elsewhere the record is read (its key compared, as mms_index_find)
- * and the value is the record's field as it is now. Errors: as
+/* mms_index_find on a covering index (mms_index_create_covering) that
+ * also gives the record's value of the covered field: its size bytes, as
+ * the field's C type, into value; *index (index may be NULL) as
+ * mms_index_find. In a read transaction the value is the slot's or leaf
+ * entry's copy (of the same commit as the record, so equal to the
+ * record's field) and the record is not read: for a hash index, one cache
+ * miss for a get of an 8-byte integer or ref key. Elsewhere the record is
+ * read (its key compared, as mms_index_find) and the value is the
+ * record's field as it is now. Errors: as
  * mms_index_find; MMS_ENOTSUP (the index covers no field). */
 int mms_index_find_covered(mms_index *ix, const void *key, uint64_t *index, void *value);
 

@@ -250,9 +250,11 @@ int mms_index_find_all(mms_index *ix, const void *key, uint64_t *out, size_t cap
     return r;
 }
 
-/* The first entry at or after the key is the lowest record. Not inlined:
- * its buffers would make every hash find set up a large frame. */
-__attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, const uint8_t *nk, uint64_t *index)
+/* The first entry at or after the key is the lowest record; value (NULL:
+ * none): its covered value too (mms__ix_entry_cover). Not inlined: its
+ * buffers would make every hash find set up a large frame. */
+__attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, const uint8_t *nk,
+                                                   uint64_t *index, void *value)
 {
     struct mms__ixpos p;
     const uint8_t *k;
@@ -262,7 +264,7 @@ __attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, 
         uint8_t cur[MMS__IX_MAX_KEY]; /* leaf entries have no check: compare */
         norm(v, v->recs + *index * v->rs + v->key_off, cur);
         if (memcmp(cur, nk, v->K) == 0)
-            return 0;
+            return value ? mms__ix_entry_cover(v, &p, value) : 0;
     }
     return r ? r : MMS_ENOTFOUND;
 }
@@ -313,7 +315,7 @@ static int find_any(mms_index *ix, const void *key, uint64_t *index)
     uint8_t nk[MMS__IX_MAX_KEY];
     norm(v, key, nk);
     if (v->kind == MMS__IX_ORDERED)
-        return ordered_first(v, nk, index);
+        return ordered_first(v, nk, index, NULL);
     return mms__ix_hash_first(v, nk, index);
 }
 
@@ -336,10 +338,12 @@ static int covered_any(mms_index *ix, const void *key, uint64_t *index, void *va
     int r = resolve(ix, &v);
     if (r)
         return r;
-    if (!v->C)
+    if (v->kind == MMS__IX_ORDERED ? !v->LC : !v->C)
         return mms__fail(MMS_ENOTSUP, "the index on %s covers no field", ix->field);
     uint8_t nk[MMS__IX_MAX_KEY];
     norm(v, key, nk);
+    if (v->kind == MMS__IX_ORDERED)
+        return ordered_first(v, nk, index ? index : &rec, value);
     return mms__ix_hash_cover(v, nk, index ? index : &rec, value);
 }
 

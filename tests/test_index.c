@@ -250,19 +250,20 @@ static void check(mms_table *t, const struct model *m)
                 ASSERT_EQ(one, ord[a]);
             else /* a hash find stops at the first live match: one of them */
                 ASSERT(bsearch(&one, got, n, 8, cmp_u64) != NULL);
-            /* The covered value: the record's (the slot's copy in a read
-             * transaction). Ordered indexes give theirs through cursors. */
+            /* The covered value: the record's (the entry's copy in a read
+             * transaction); an ordered index's of the lowest record. */
             int cf = fcover[f];
             char val[8], want[8];
-            if (fflags[f] & MMS_INDEX_ORDERED)
-                FAILS(mms_index_find_covered(ix, kb, &one, val), MMS_ENOTSUP);
-            else if (cf >= 0 && cf < nfields(m)) {
+            if (cf >= 0 && cf < nfields(m)) {
                 OK(mms_index_find_covered(ix, kb, &one, val));
+                if (fflags[f] & MMS_INDEX_ORDERED)
+                    ASSERT_EQ(one, ord[a]);
                 ASSERT(bsearch(&one, got, n, 8, cmp_u64) != NULL);
                 size_t csz = cf == F_FLAG ? 1 : m->layout == 1 ? 4 : 8;
                 ASSERT(memcmp(val, key_of(m, cf, &m->r[one], want), csz) == 0);
-            } else if (cf >= 0)
+            } else { /* covers nothing, or no more */
                 FAILS(mms_index_find_covered(ix, kb, &one, val), MMS_ENOTSUP);
+            }
             memcpy(many + nmany++ * ksz, kb, ksz);
             a = b;
         }
@@ -1036,8 +1037,8 @@ static void cv_new(uint64_t i)
 }
 
 /* The record holding key (K bytes) through ix, and its covered value: a
- * covered find of a hash index; a seek of an ordered one and the entry's
- * value (mms_cursor_covered). */
+ * covered find; on an ordered index it must agree with a seek and the
+ * entry's value (mms_cursor_covered). */
 static int cv_find(mms_index *ix, const void *key, size_t K, uint64_t *at, void *val)
 {
     uint64_t rec;
@@ -1045,16 +1046,25 @@ static int cv_find(mms_index *ix, const void *key, size_t K, uint64_t *at, void 
         FAILS(mms_cursor_open(ix, &(mms_cursor *){NULL}), MMS_ENOTSUP);
         return mms_index_find_covered(ix, key, at, val);
     }
-    FAILS(mms_index_find_covered(ix, key, &rec, val ? val : &rec), MMS_ENOTSUP);
+    int r = mms_index_find_covered(ix, key, at ? at : &rec, val);
+    if (!val)
+        return r;
+    uint64_t frec = UINT64_MAX, crec = UINT64_MAX;
+    char fval[8] = {0}, cval[8] = {0}, kout[8];
+    ASSERT_EQ(mms_index_find_covered(ix, key, &frec, fval), r);
     mms_cursor *c;
-    char kout[8];
     OK(mms_cursor_open(ix, &c));
-    int r = mms_cursor_seek(c, MMS_SEEK_GE, key, at ? at : &rec, kout);
-    if (r == 0 && memcmp(kout, key, K) != 0)
-        r = MMS_ENOTFOUND;
-    if (r == 0)
-        r = mms_cursor_covered(c, val);
+    int cr = mms_cursor_seek(c, MMS_SEEK_GE, key, &crec, kout);
+    if (cr == 0 && memcmp(kout, key, K) != 0)
+        cr = MMS_ENOTFOUND;
+    if (cr == 0)
+        cr = mms_cursor_covered(c, cval);
     mms_cursor_close(c);
+    ASSERT_EQ(cr, r);
+    if (r == 0) {
+        ASSERT_EQ(crec, frec);
+        ASSERT(memcmp(cval, fval, sizeof cval) == 0);
+    }
     return r;
 }
 
