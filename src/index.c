@@ -380,8 +380,7 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
     v->check = true;
     v->K = K;
     v->E = E;
-    v->C = hash ? C : 0;
-    v->LC = hash ? 0 : C;
+    v->C = C;
     v->L = K + 8;
     v->cover_off = covers ? h->cover_off : 0;
     v->key_kind = d->key_kind;
@@ -935,19 +934,19 @@ int mms__ix_entry(const struct mms__ixview *v, const struct mms__ixpos *p, uint6
 int mms__ix_entry_cover(const struct mms__ixview *v, const struct mms__ixpos *p, void *value)
 {
     uint64_t rec = 0;
-    assert(v->LC);
+    assert(v->C);
     if ((uint64_t)p->pos >= p->n) /* n is 0 without a position */
         return MMS_ENOTFOUND;
     const char *e = (const char *)p->ents + (size_t)p->pos * v->E;
     if (!v->check) { /* the copy is of the record's commit */
-        copy_value(value, e + v->L, v->LC);
+        copy_value(value, e + v->L, v->C);
         return 0;
     }
     /* As a covering hash index's get (mms__ix_hash_cover): a writer's
      * transaction may have changed the record since the last commit. */
     int r = entry_at(v, p, &rec, NULL);
     if (!r)
-        copy_value(value, v->recs + rec * v->rs + v->cover_off, v->LC);
+        copy_value(value, v->recs + rec * v->rs + v->cover_off, v->C);
     return r;
 }
 
@@ -1117,7 +1116,7 @@ static int ix_open(mms_store *s, const struct mms__tabent *e, struct mms__ixdesc
     x->K = v.K;
     x->E = v.E;
     x->L = v.L;
-    x->C = v.C | v.LC; /* one of them is 0 */
+    x->C = v.C;
     x->cover_off = v.cover_off;
     x->base = s->view.base[x->id];
     x->moving = false;
@@ -2232,7 +2231,7 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
     if (!f || f->kind != d->key_kind || f->offset != d->key_off || f->size != d->key_size ||
         d->layout_gen != e->layout_gen)
         return VFAIL("its field is not the table's field of that name");
-    uint32_t C = v.C | v.LC; /* one of them is 0 */
+    uint32_t C = v.C;
     const struct mms__fdesc *cf = C ? field_named(s, e, d->cover) : NULL;
     if (C && (!cf || cf->kind != h->cover_kind || cf->offset != v.cover_off || cf->size != C))
         return VFAIL("its covered field is not the table's field %.47s", d->cover);

@@ -1236,10 +1236,9 @@ int mms__ix_verify(mms_store *s, const struct mms__tabent *e, char *msg, size_t 
 /* What a lookup needs of one index, resolved from the catalog. */
 struct mms__ixview {
     uint32_t kind, flags, K, E, key_kind, key_off, rs, region;
-    uint32_t C, cover_off; /* covering hash: the covered field's size (0: none), offset */
+    uint32_t C, cover_off; /* covering: the covered field's size (0: none), offset in the
+                            * record; its copy is at slot + E - 8 (hash), entry + L (ordered) */
     uint32_t L;            /* ordered: bytes an entry compares on, a separator's size (K + 8) */
-    uint32_t LC;           /* ordered covering: the covered field's size, its copy at
-                            * entry + L (0: none; a hash index's is C) */
     int cls;            /* the key kind's class (mms_kind_class) */
     const char *ix;     /* the index region */
     uint64_t ix_bytes;  /* bytes of it that may be read */
@@ -1307,7 +1306,7 @@ int mms__ix_entry(const struct mms__ixview *v, const struct mms__ixpos *p, uint6
  * unpositions p. */
 int mms__ix_next(const struct mms__ixview *v, struct mms__ixpos *p, int dir, uint32_t ahead,
                  uint64_t *rec, const uint8_t **key);
-/* The covered value (v->LC bytes) of the entry at p: the entry's copy in
+/* The covered value (v->C bytes) of the entry at p: the entry's copy in
  * a read transaction, the record's field elsewhere (v->check).
  * MMS_ENOTFOUND: p is no position. */
 int mms__ix_entry_cover(const struct mms__ixview *v, const struct mms__ixpos *p, void *value);

@@ -166,11 +166,11 @@ int mms_indexes(mms_table *t, mms_index_info *out, size_t cap, size_t *n)
         if (mms__ixview_get(s, e, &d[k], &v) == 0) {
             o->entries = ((const struct mms__ixhdr *)(const void *)v.ix)->entries;
             o->bytes = mms__rtab(s)[d[k].region].size;
-            if (v.C | v.LC) { /* a hash index's, an ordered one's: one is 0 */
+            if (v.C) {
                 memcpy(o->cover, d[k].cover, sizeof o->cover);
                 o->cover[sizeof o->cover - 1] = 0;
                 o->cover_kind = ((const struct mms__ixhdr *)(const void *)v.ix)->cover_kind;
-                o->cover_size = v.C | v.LC;
+                o->cover_size = v.C;
             }
         }
     }
@@ -338,7 +338,7 @@ static int covered_any(mms_index *ix, const void *key, uint64_t *index, void *va
     int r = resolve(ix, &v);
     if (r)
         return r;
-    if (v->kind == MMS__IX_ORDERED ? !v->LC : !v->C)
+    if (!v->C)
         return mms__fail(MMS_ENOTSUP, "the index on %s covers no field", ix->field);
     uint8_t nk[MMS__IX_MAX_KEY];
     norm(v, key, nk);
@@ -525,7 +525,7 @@ int mms_cursor_covered(mms_cursor *c, void *value)
     int r = cursor_view(c, &v);
     if (r)
         return r;
-    if (!v->LC)
+    if (!v->C)
         return mms__fail(MMS_ENOTSUP, "the index on %s covers no field", c->ix->field);
     c->covered = true;
     return mms__ix_entry_cover(v, &c->p, value);
