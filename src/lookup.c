@@ -488,8 +488,8 @@ int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, voi
     return 0;
 }
 
-/* A step without key_out is a call of mms__ix_next, the cursor's
- * position updated in place. */
+/* A step is a call of mms__ix_next, the cursor's position updated in
+ * place (the key read only when key_out wants it). */
 static int cursor_step(mms_cursor *c, int dir, uint64_t *index, void *key_out)
 {
     const struct mms__ixview *v;
@@ -497,12 +497,9 @@ static int cursor_step(mms_cursor *c, int dir, uint64_t *index, void *key_out)
     if (!c)
         return mms__fail(MMS_EINVAL, "cursor is NULL");
     int r = cursor_view(c, &v);
-    if (r)
-        return r;
-    if (!key_out)
-        return mms__ix_next(v, &c->p, dir, cursor_ahead(c), index, NULL);
-    r = mms__ix_next(v, &c->p, dir, cursor_ahead(c), index, &k);
     if (!r)
+        r = mms__ix_next(v, &c->p, dir, cursor_ahead(c), index, key_out ? &k : NULL);
+    if (!r && key_out)
         mms__ix_denorm(v->key_kind, v->K, k, key_out);
     return r;
 }
