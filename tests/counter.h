@@ -12,10 +12,10 @@ struct counter {
     mms_ref other;
 };
 
-/* A fresh store whose root is a struct counter with n = 1 (txn 1). */
-static inline mms_store *store_with_counter(const char *p, unsigned flags)
+/* Give the fresh store s (no commit yet) a root struct counter with
+ * n = 1, committed as txn 1. */
+static inline void counter_root(mms_store *s)
 {
-    mms_store *s = open_flags(p, MMS_CREATE | flags);
     mms_ref r;
     OK(mms_txn_begin(s, 0));
     OK(mms_zalloc(s, sizeof(struct counter), &r));
@@ -23,6 +23,13 @@ static inline mms_store *store_with_counter(const char *p, unsigned flags)
     OK(mms_root_set(s, r));
     OK(mms_txn_commit(s));
     ASSERT_EQ(mms_txn_id(s), 1);
+}
+
+/* A fresh store whose root is a struct counter with n = 1 (txn 1). */
+static inline mms_store *store_with_counter(const char *p, unsigned flags)
+{
+    mms_store *s = open_flags(p, MMS_CREATE | flags);
+    counter_root(s);
     return s;
 }
 
