@@ -1026,16 +1026,7 @@ int mms__ix_next(const struct mms__ixview *v, struct mms__ixpos *p, int dir, uin
     p->pos = i;
     if (__builtin_expect((uint64_t)i >= p->n, 0))
         return next_page(v, p, dir, ahead, rec, key);
-    if (ahead) {
-        int64_t j = i + (dir > 0 ? (int64_t)ahead : -(int64_t)ahead);
-        if ((uint64_t)j < p->n) {
-            uint64_t r = ent_rec(p->ents + (size_t)j * v->E, v->K);
-            if (r < v->count)
-                __builtin_prefetch(v->recs + r * v->rs);
-        } else {
-            prefetch_beyond(v, p, j);
-        }
-    }
+    prefetch_recs(v, p, dir, ahead, ahead);
     int r = entry_at(v, p, rec, key);
     return r ? unposition(p, r) : 0;
 }
@@ -2231,9 +2222,8 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
     if (!f || f->kind != d->key_kind || f->offset != d->key_off || f->size != d->key_size ||
         d->layout_gen != e->layout_gen)
         return VFAIL("its field is not the table's field of that name");
-    uint32_t C = v.C;
-    const struct mms__fdesc *cf = C ? field_named(s, e, d->cover) : NULL;
-    if (C && (!cf || cf->kind != h->cover_kind || cf->offset != v.cover_off || cf->size != C))
+    const struct mms__fdesc *cf = v.C ? field_named(s, e, d->cover) : NULL;
+    if (v.C && (!cf || cf->kind != h->cover_kind || cf->offset != v.cover_off || cf->size != v.C))
         return VFAIL("its covered field is not the table's field %.47s", d->cover);
     if (h->table != e->region)
         return VFAIL("its header names table region %u", h->table);
@@ -2273,9 +2263,9 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
                 return VFAIL("record %llu: the index holds another key than the record",
                              (unsigned long long)rec);
             uint8_t cv[8], copy[8] = {0};
-            if (C) {
+            if (v.C) {
                 mms__ix_entry_cover(&v, &p, copy);
-                if (memcmp(copy, cover_copy(v.recs + rec * v.rs + v.cover_off, C, cv), 8) != 0)
+                if (memcmp(copy, cover_copy(v.recs + rec * v.rs + v.cover_off, v.C, cv), 8) != 0)
                     return VFAIL("record %llu: its entry's copy of %.47s is not the record's",
                                  (unsigned long long)rec, d->cover);
             }
