@@ -1361,6 +1361,9 @@ void mms__dirty_drop(mms_store *s, int which);
  * next scan walks only what it touches (txn.c). */
 void mms__view_trim(mms_store *s);
 uint32_t mms__page_region(const mms_store *s, const char *p); /* of a private page */
+/* Private page p of region id against the file's view of it: 1 the same
+ * bytes, 0 not, -1 cannot tell (the page lies past the view). */
+int mms__page_as_file(const mms_store *s, uint32_t id, const char *p);
 /* The committed content of private page p of region id: its shadow if it
  * has one (the file lags behind it), else the file's. */
 const char *mms__page_base(const mms_store *s, char *p, uint32_t id);

@@ -758,11 +758,10 @@ static int protected_run(void *ctx, char *start, char *end)
     const struct mms__region *g = &s->reg[pc->id];
     for (char *p = start; p < end; p += MMS__PAGE) {
         struct mms__held *h = mms__held_find(s, p);
-        uint64_t off = (uint64_t)(p - s->view.base[pc->id]);
         if (h) {
             h->wp = true;
             h->mapseq = g->mapseq;
-        } else if (off + MMS__PAGE > g->fview_len || memcmp(p, g->fview + off, MMS__PAGE) != 0) {
+        } else if (mms__page_as_file(s, pc->id, p) != 1) {
             mms__os_wp_unprotect(s->wp_fd, p, MMS__PAGE);
         }
     }

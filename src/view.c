@@ -104,17 +104,24 @@ static int collect_run(void *ctx, char *start, char *end)
     return 0;
 }
 
-/* Pages of the fast scan of region id, from index from on, that no held
- * entry covers and that equal the file's: read, not written. */
-static bool read_pages_reported(mms_store *s, uint32_t id, size_t from)
+int mms__page_as_file(const mms_store *s, uint32_t id, const char *p)
 {
     const struct mms__region *g = &s->reg[id];
+    uint64_t off = (uint64_t)(p - s->view.base[id]);
+    if (off + MMS__PAGE > g->fview_len)
+        return -1;
+    return memcmp(p, g->fview + off, MMS__PAGE) == 0;
+}
+
+/* Pages of the fast scan of region id, from index from on, that no held
+ * entry covers (a held page is a copy: written) and that equal the
+ * file's, read and not written -- or lie past the file's view, perhaps
+ * read: then the region is scanned slowly. */
+static bool read_pages_reported(mms_store *s, uint32_t id, size_t from)
+{
     for (size_t i = from; i < s->dirty.n; i++) {
         char *p = s->dirty.page[i];
-        uint64_t off = (uint64_t)(p - s->view.base[id]);
-        if (off + MMS__PAGE > g->fview_len)
-            return true; /* cannot tell: scan slowly */
-        if (!mms__held_find(s, p) && memcmp(p, g->fview + off, MMS__PAGE) == 0)
+        if (!mms__held_find(s, p) && mms__page_as_file(s, id, p) != 0)
             return true;
     }
     return false;
