@@ -327,8 +327,11 @@ typedef struct mms_options {
                                   even before the store has a table). A
                                   range of 1 GiB or more starts on a 1 GiB
                                   boundary (so that commits can skip the GiBs
-                                  nothing touched); without the option it
-                                  keeps the slack, up to 1 GiB more.
+                                  nothing touched) and keeps the alignment's
+                                  slack, 1 GiB in all: the part before the
+                                  boundary stays reserved below the region
+                                  until it is closed, the part after is room
+                                  to grow (given back with the option).
                                   MMS_FIXED: used only when
                                   the store is created, then recorded in it:
                                   the heap's, and a quarter of it per table

@@ -652,6 +652,8 @@ struct mms__region {
     int fd;             /* -1 if not open */
     uint32_t gen;
     uint64_t reserve;   /* bytes of address space at view.base[id] */
+    uint64_t lead;      /* ... and below it, the slack before a span's boundary
+                           (map.c, reserve_spans), given back with it */
     uint64_t mapped;    /* bytes of the file mapped into the user view */
     uint64_t priv;      /* [0, priv) is mapped private (write handles), page aligned */
     uint64_t committed; /* committed size as of the last commit (or open) */
@@ -772,7 +774,7 @@ struct mms_store {
     /* An open's early mapping of region 0, until mms__map_region adopts it,
      * and the room reserved after it for a table (map.c, mms__map_early0). */
     char *early0, *spare;
-    uint64_t early0_reserve, early0_mapped, spare_len;
+    uint64_t early0_reserve, early0_lead, early0_mapped, spare_len;
     struct mms_commit_stats stats;
     /* commit scratch */
     struct mms__pagevec dirty;

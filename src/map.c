@@ -282,12 +282,15 @@ static uint64_t reserve_len(const mms_store *s, uint32_t id, uint64_t fsize)
  * private parts (txn.c), and a trim frees them only by mapping whole
  * spans anew (mms__map_renew): a region whose start is only 2 MiB-aligned
  * (what the kernel gives a large mapping) covers no whole span until it
- * is 2 GiB, so its tables stayed. The slack before the boundary goes back
- * (one munmap of a range never touched, ~3 us here); the slack after it
- * stays in the reservation, room to grow, unless the length is the
- * user's (exact): then it goes too. *out: the bytes reserved at *base. */
-static int reserve_spans(const mms_store *s, uint64_t len, char **base, uint64_t *out)
+ * is 2 GiB, so its tables stayed. The slack before the boundary stays
+ * reserved, below the region (*lead bytes, given back with it: a munmap
+ * less at every open); the slack after it stays in the reservation, room
+ * to grow, unless the length is the user's (exact): then it goes. *out:
+ * the bytes reserved at *base. */
+static int reserve_spans(const mms_store *s, uint64_t len, char **base, uint64_t *out,
+                         uint64_t *lead)
 {
+    *lead = 0;
     if (len < MMS__SPAN) {
         *out = len;
         return mms__os_reserve(len, base);
@@ -297,7 +300,7 @@ static int reserve_spans(const mms_store *s, uint64_t len, char **base, uint64_t
     if (r)
         return r;
     uint64_t head = mms__round_up((uint64_t)(uintptr_t)p, MMS__SPAN) - (uint64_t)(uintptr_t)p;
-    mms__os_unmap(p, head);
+    *lead = head;
     *base = p + head;
     *out = len + MMS__SPAN - head;
     if (s->reserve && *out > len) {
@@ -307,9 +310,11 @@ static int reserve_spans(const mms_store *s, uint64_t len, char **base, uint64_t
     return 0;
 }
 
-static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, uint64_t *out)
+static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, uint64_t *out,
+                       uint64_t *lead)
 {
     uint64_t reserve = reserve_len(s, id, fsize);
+    *lead = 0;
     /* The room an open reserved after region 0 (mms__map_early0). */
     if (id && s->spare && !s->fixed.base && reserve <= s->spare_len) {
         *base = s->spare;
@@ -318,7 +323,7 @@ static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, u
         s->spare_len = 0;
         return 0;
     }
-    int r = reserve_spans(s, reserve, base, out);
+    int r = reserve_spans(s, reserve, base, out, lead);
     /* Out of address space (a large reserve option, many regions): less,
      * down to the file's size; growing past a reservation fails with
      * MMS_EFULL. */
@@ -355,25 +360,26 @@ int mms__map_early0(mms_store *s, int fd, uint64_t fsize, const char **out)
     uint64_t reserve = reserve_len(s, 0, fsize);
     uint64_t spare = s->reserve ? 0 : reserve_len(s, 1, 0); /* a reserve option is exact */
     char *base;
-    uint64_t got;
-    int r = reserve_spans(s, reserve + spare, &base, &got);
+    uint64_t got, lead;
+    int r = reserve_spans(s, reserve + spare, &base, &got, &lead);
     if (!r && spare)
         spare = got - reserve; /* the slack past a span's boundary: the table's */
     if (r == -ENOMEM) { /* short of address space: the heap's alone, less if need be */
         spare = 0;
-        r = reserve_any(s, 0, fsize, &base, &reserve);
+        r = reserve_any(s, 0, fsize, &base, &reserve, &lead);
     }
     if (r)
         return r;
     r = mms__os_map_fixed(base, fsize, fd, 0, true, false);
     if (r) {
-        mms__os_unmap(base, reserve + spare);
+        mms__os_unmap(base - lead, lead + reserve + spare);
         return mms__fail(r, "cannot map region 0: %s", mms_strerror(r));
     }
     if (heap_advised(s, fsize))
         mms__os_no_readahead(base, fsize);
     s->early0 = base;
     s->early0_reserve = reserve;
+    s->early0_lead = lead;
     s->early0_mapped = fsize;
     s->spare = spare ? base + reserve : NULL;
     s->spare_len = spare;
@@ -386,32 +392,35 @@ void mms__map_early_drop(mms_store *s)
     /* One munmap for both while they are one range (a failed open): a
      * munmap is one of the dearest calls here (~60 us). */
     if (s->early0 && s->spare == s->early0 + s->early0_reserve) {
-        mms__os_unmap(s->early0, s->early0_reserve + s->spare_len);
+        mms__os_unmap(s->early0 - s->early0_lead,
+                      s->early0_lead + s->early0_reserve + s->spare_len);
     } else {
         if (s->early0)
-            mms__os_unmap(s->early0, s->early0_reserve);
+            mms__os_unmap(s->early0 - s->early0_lead, s->early0_lead + s->early0_reserve);
         if (s->spare)
             mms__os_unmap(s->spare, s->spare_len);
     }
     s->early0 = s->spare = NULL;
-    s->early0_reserve = s->early0_mapped = s->spare_len = 0;
+    s->early0_reserve = s->early0_lead = s->early0_mapped = s->spare_len = 0;
 }
 
 /* Region 0's reservation and mapping from mms__map_early0, for its file of
  * fsize bytes now (recovery or another handle may have changed it since):
  * *kept if a read-only handle's view is there whole already; a page mapped
  * past fsize goes back to the reservation. */
-static int early0_adopt(mms_store *s, uint64_t fsize, char **base, uint64_t *reserve, bool *kept)
+static int early0_adopt(mms_store *s, uint64_t fsize, char **base, uint64_t *reserve,
+                        uint64_t *lead, bool *kept)
 {
     uint64_t had = mms__round_up(s->early0_mapped, MMS__PAGE);
     if (s->fixed.base || fsize > s->early0_reserve) {
         mms__map_early_drop(s); /* the layout's reservation (or a larger one) instead */
-        return reserve_any(s, 0, fsize, base, reserve);
+        return reserve_any(s, 0, fsize, base, reserve, lead);
     }
     *base = s->early0;
     *reserve = s->early0_reserve;
+    *lead = s->early0_lead;
     s->early0 = NULL;
-    s->early0_reserve = s->early0_mapped = 0;
+    s->early0_reserve = s->early0_lead = s->early0_mapped = 0;
     *kept = (s->flags & MMS_RDONLY) && had == fsize;
     return had > fsize ? mms__os_unmap_to_reserve(*base + fsize, had - fsize) : 0;
 }
@@ -426,19 +435,20 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
         s->reg[k].fd = -1;
     if (id >= s->nmapped)
         s->nmapped = id + 1;
-    uint64_t reserve = 0;
+    uint64_t reserve = 0, lead = 0;
     char *base = NULL;
     bool kept = false;
     int r = file_size(fd, id, committed, &fsize);
     if (!r && id == 0 && s->early0)
-        r = early0_adopt(s, fsize, &base, &reserve, &kept);
+        r = early0_adopt(s, fsize, &base, &reserve, &lead, &kept);
     else if (!r)
         r = (s->flags & MMS_FIXED) ? reserve_fixed(s, id, fsize, &base, &reserve)
-                                   : reserve_any(s, id, fsize, &base, &reserve);
+                                   : reserve_any(s, id, fsize, &base, &reserve, &lead);
     if (r)
         return r;
     g->gen = gen;
     g->reserve = reserve;
+    g->lead = lead;
     g->committed = committed;
     s->view.base[id] = base;
     s->view.unit[id] = id ? 0 : 1; /* a table's: set by table.c */
@@ -495,11 +505,11 @@ int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t c
     return map_file(s, id, fsize, false);
 }
 
-void mms__map_unmap_region(mms_store *s, uint32_t id)
+/* Everything of region id but its reservation: the file view, the file,
+ * the bookkeeping. */
+static void region_forget(mms_store *s, uint32_t id)
 {
     struct mms__region *g = &s->reg[id];
-    if (s->view.base[id])
-        mms__os_unmap(s->view.base[id], g->reserve);
     if (g->fview)
         mms__os_unmap(g->fview, g->fview_len);
     mms__os_close(g->fd);
@@ -508,6 +518,13 @@ void mms__map_unmap_region(mms_store *s, uint32_t id)
     free(g->wp_reg);
     memset(g, 0, sizeof *g);
     g->fd = -1;
+}
+
+void mms__map_unmap_region(mms_store *s, uint32_t id)
+{
+    if (s->view.base[id])
+        mms__os_unmap(s->view.base[id] - s->reg[id].lead, s->reg[id].lead + s->reg[id].reserve);
+    region_forget(s, id);
 }
 
 /* The step by which a region of size bytes grows: an eighth of it (a
@@ -713,10 +730,39 @@ int mms__map_protect(mms_store *s, bool writable)
     return 0;
 }
 
+/* Every region's reservation goes, and the spare if it is left: ranges
+ * that touch go in one munmap. Region 0 and the first table were reserved
+ * in one call (mms__map_early0); a munmap that frees page tables pays for
+ * its own TLB flush, and one call for both took ~50 us less than two
+ * (bench/results/issue14.md, "third round"). Ids in order catch the ranges
+ * that follow each other so; others go one by one. */
 void mms__map_unmap_all(mms_store *s)
 {
-    for (uint32_t id = 0; id < s->nmapped; id++)
-        mms__map_unmap_region(s, id);
+    char *lo = NULL, *hi = NULL; /* the run not given back yet */
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        char *a = s->view.base[id];
+        if (a) {
+            char *b = a + s->reg[id].reserve;
+            a -= s->reg[id].lead;
+            if (lo && (a == hi || b == lo)) {
+                lo = a < lo ? a : lo;
+                hi = b > hi ? b : hi;
+            } else {
+                if (lo)
+                    mms__os_unmap(lo, (uint64_t)(hi - lo));
+                lo = a;
+                hi = b;
+            }
+        }
+        region_forget(s, id);
+    }
+    if (lo && s->spare == hi) {
+        hi += s->spare_len;
+        s->spare = NULL;
+        s->spare_len = 0;
+    }
+    if (lo)
+        mms__os_unmap(lo, (uint64_t)(hi - lo));
     s->nmapped = 0;
 }
 
