@@ -476,12 +476,6 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
 static int hash_first_any(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
                           uint64_t *rec, const char **slot) __attribute__((noinline));
 
-int mms__ix_copy(void *dst, const void *src, uint32_t C)
-{
-    memcpy(dst, src, C);
-    return 0;
-}
-
 /* mms_index_find on a hash index wants any one record, so the probe stops
  * at the first live match instead of running on to the end of the run
  * (hash_find counts them all: at 3/4 load most of a probe is past the
