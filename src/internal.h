@@ -1317,9 +1317,10 @@ static inline uint64_t mms__ix_slot_word(uint64_t h, uint64_t r1)
  * answer as that probe, by fewer instructions: a get's slot miss overlaps
  * with the next get's only while the CPU keeps both in flight, so every
  * instruction of a get counts, and the loop keeps few values live so that
- * a get with it inline saves no registers (bench/results/index.md). v->mask
- * must not be 0: it was checked against the region when the view was made.
- * The probe stops at the first match: any one record of the key will do. */
+ * a get with it inline saves one register at most (bench/results/index.md).
+ * v->mask must not be 0: it was checked against the region when the view
+ * was made. The probe stops at the first slot of the key: any one record
+ * of the key will do. */
 static inline __attribute__((always_inline)) const char *
 mms__ix_probe8(const struct mms__ixview *v, uint64_t nk, uint32_t E, uint64_t *rec)
 {
@@ -1365,6 +1366,7 @@ static inline int mms__ix_copy_cover(void *dst, const char *src, uint32_t C)
     default: return mms__ix_copy_odd(dst, src, C);
     }
 }
+
 /* Hash index, 8-byte integer keys: up to MMS__IX_BATCH keys (normalized)
  * at once, rec[i] = the record or UINT64_MAX. 1: not that kind of index. */
 #define MMS__IX_BATCH 16
