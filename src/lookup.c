@@ -298,9 +298,9 @@ static inline bool short_key(mms_index *ix, const void *key, bool cover, uint64_
  * few checks and the probe, inline (mms__ix_probe8): gets at random keys
  * overlap their cache misses only as far as the CPU can keep several gets
  * in flight at once, so the instructions of one get are what limits them
- * (bench/results/index.md: 100 no-ops added to a get cost ~30%; a call to
- * the probe in index.c, with its saved registers, took 1.3x the probe
- * written in the caller, this path 1.1x).
+ * (bench/results/index.md: 100 no-ops added to a get cost ~30%). With the
+ * probe in index.c, a second call saving five registers, a get took 1.25x
+ * the probe written in the caller; inline, 1.2x, pinned to one vCPU.
  * Every other find (another key, a stale view, a write transaction, bad
  * arguments) takes find_any. */
 int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
