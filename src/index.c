@@ -16,9 +16,9 @@
  * "ab" < "abc"). An entry is the key followed by the record index: in an
  * ordered index big-endian, so entries compare as (key, record) and equal
  * keys are distinct entries; in a hash slot a word of the record index + 1
- * and a check (0: an empty slot; slot_word), then the key. Entries carry
- * their keys: no operation on an index reads a record, so the index never
- * depends on the table's state mid-commit. A covering index's slots and
+ * and a check (0: an empty slot; mms__ix_slot_word), then the key.
+ * Entries carry their keys: no operation on an index reads a record, so
+ * the index never depends on the table's state mid-commit. A covering index's slots and
  * leaf entries also carry a copy of one more field (up to 8 bytes), kept
  * true by the same upkeep as the keys.
  * STR and BLOB keys would live in the heap; they are not indexable yet.
@@ -270,29 +270,6 @@ void mms__ix_denorm(unsigned kind, uint32_t size, const uint8_t *key, void *val)
     }
 }
 
-static inline uint64_t mix(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t hash_key(const uint8_t *k, uint32_t K)
-{
-    uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ K, w;
-    uint32_t i = 0;
-    for (; i + 8 <= K; i += 8) {
-        memcpy(&w, k + i, 8);
-        h = mix(h ^ w);
-    }
-    if (i < K) {
-        w = 0;
-        memcpy(&w, k + i, K - i);
-        h = mix(h ^ w);
-    }
-    return i == 0 ? mix(h) : h;
-}
-
 /* The key of a record in its index form. */
 static void rec_key(const struct mms__ixdesc *d, const char *rec, uint8_t *out)
 {
@@ -399,7 +376,7 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
     v->lcap = (PG - 32) / E;
     v->icap = (PG - 40) / (v->L + 8);
     /* A hash index's slots as of this view, checked once here: a read
-     * transaction's finds take them as they are (mms__ix_hash_get8). */
+     * transaction's finds take them as they are (mms__ix_probe8). */
     v->mask = hash && slots_fit(v, h->nslots) ? h->nslots - 1 : 0;
     if (d->key_off + K > e->record_size)
         return MMS__CORRUPT("table %s: the index on %.47s: key outside the record", e->name,
@@ -413,23 +390,13 @@ static const struct mms__ixhdr *vhdr(const struct mms__ixview *v)
 }
 
 /* ---- hash ----
- * A slot's first word holds the record index + 1 in its low 40 bits (the
- * word is 0 in an empty slot) and, above them, 24 bits that check it
- * against the key's hash (slot_word). A reader in a read transaction takes
- * the slot for the answer without reading the record, so a damaged word
- * must not name another record: one whose check fails is no match. */
-#define SLOT_REC ((UINT64_C(1) << 40) - 1) /* record index + 1, at most */
-
+ * The slot format and the get's probe are in internal.h (mms__ix_probe8,
+ * "Hash slots"). */
 static uint64_t slot_w(const char *slot)
 {
     uint64_t w;
     memcpy(&w, slot, 8);
     return w;
-}
-
-static inline uint64_t slot_word(uint64_t h, uint64_t r1)
-{
-    return r1 | ((h ^ r1 * UINT64_C(0x9e3779b97f4a7c15)) >> 40 << 40);
 }
 
 /* The key of record rec in v's form (8-byte integers inline). */
@@ -451,18 +418,18 @@ static inline void view_key(const struct mms__ixview *v, const char *rec, uint8_
 static inline uint64_t slot_match(const struct mms__ixview *v, const char *sl, uint64_t w,
                                   uint64_t h, const uint8_t *nkey)
 {
-    uint64_t r1 = w & SLOT_REC;
+    uint64_t r1 = w & MMS__IX_SLOT_REC;
     if (v->K == 8) {
         uint64_t sk, cur;
         memcpy(&sk, sl + 8, 8);
         memcpy(&cur, nkey, 8);
-        if (sk != cur || w != slot_word(h, r1) || r1 - 1 >= v->count)
+        if (sk != cur || w != mms__ix_slot_word(h, r1) || r1 - 1 >= v->count)
             return UINT64_MAX;
         if (v->check)
             view_key(v, v->recs + (r1 - 1) * v->rs, (uint8_t *)&cur);
         return cur == sk ? r1 - 1 : UINT64_MAX;
     }
-    if (memcmp(sl + 8, nkey, v->K) != 0 || w != slot_word(h, r1) || r1 - 1 >= v->count)
+    if (memcmp(sl + 8, nkey, v->K) != 0 || w != mms__ix_slot_word(h, r1) || r1 - 1 >= v->count)
         return UINT64_MAX;
     if (v->check) {
         uint8_t tmp[MMS__IX_MAX_KEY];
@@ -486,7 +453,7 @@ static int slots_ok(const struct mms__ixview *v, uint64_t ns)
 static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out, size_t cap,
                      uint64_t *n)
 {
-    uint64_t ns = vhdr(v)->nslots, h = hash_key(nkey, v->K), mask = ns - 1;
+    uint64_t ns = vhdr(v)->nslots, h = mms__ix_hash(nkey, v->K), mask = ns - 1;
     *n = 0;
     int r = slots_ok(v, ns);
     if (r)
@@ -509,26 +476,6 @@ static int hash_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t 
 static int hash_first_any(const struct mms__ixview *v, uint64_t ns, const uint8_t *nkey,
                           uint64_t *rec, const char **slot) __attribute__((noinline));
 
-/* C bytes of a covered value, 0: the usual sizes without a call to memcpy
- * (an eighth of a covered get's instructions, under cachegrind), the others
- * by a tail call (no registers saved around a call on probe8's path). */
-static __attribute__((noinline)) int copy_other(void *dst, const char *src, uint32_t C)
-{
-    memcpy(dst, src, C);
-    return 0;
-}
-
-static inline int copy_value(void *dst, const char *src, uint32_t C)
-{
-    switch (C) {
-    case 8: memcpy(dst, src, 8); return 0;
-    case 4: memcpy(dst, src, 4); return 0;
-    case 2: memcpy(dst, src, 2); return 0;
-    case 1: memcpy(dst, src, 1); return 0;
-    default: return copy_other(dst, src, C);
-    }
-}
-
 /* mms_index_find on a hash index wants any one record, so the probe stops
  * at the first live match instead of running on to the end of the run
  * (hash_find counts them all: at 3/4 load most of a probe is past the
@@ -540,60 +487,28 @@ static inline int copy_value(void *dst, const char *src, uint32_t C)
  * are of one commit; the record is not read (its cache miss, waited for
  * before the next get could start, was half the time of a get:
  * bench/results/index.md). Elsewhere (v->check) the record's key is
- * compared too (hash_first_any).
- *
- * probe8 is that read transaction's find of an 8-byte key, the same
- * answer as hash_first_any by fewer instructions: a get's slot miss
- * overlaps with the next get's only while the CPU can keep both gets in
- * flight (its reorder window, a few hundred instructions), so every
- * instruction of the path counts. Measured on 10^7 keys, the same mapped
- * files, one process: the general loop (calls to slot_match, the check
- * branch, hash_key's loop) took 2-3x the time of the same probe written
- * inline; the public call around this probe, with the header's nslots
- * read and checked at every find, the key passed through memory and
- * callee-saved registers spilled, 1.5x (bench/results/index.md). E is a
- * constant at each call; v->mask was checked against the region when the
- * view was made. */
-static inline __attribute__((always_inline)) int probe8(const struct mms__ixview *v, uint64_t nk,
-                                                        uint64_t *rec, uint32_t E, void *value)
-{
-    const char *slots = v->ix + PG;
-    uint64_t mask = v->mask, h = hash_key((const uint8_t *)&nk, 8);
-    /* j - h counts the slots probed, j & mask is the slot: one register. */
-    for (uint64_t j = h; j - h <= mask; j++) {
-        uint64_t w, sk;
-        const char *sl = slots + (j & mask) * E;
-        memcpy(&w, sl, 8);
-        memcpy(&sk, sl + 8, 8);
-        if (!w)
-            return MMS_ENOTFOUND;
-        uint64_t r1 = w & SLOT_REC;
-        /* slot_match: the key, the check (w == slot_word(h, r1): the same
-         * top 24 bits) and the record within the table. */
-        if (sk == nk && !((w ^ h ^ r1 * UINT64_C(0x9e3779b97f4a7c15)) >> 40) &&
-            r1 - 1 < v->count) {
-            if (rec)
-                *rec = r1 - 1;
-            return value ? copy_value(value, sl + 16, v->C) : 0;
-        }
-    }
-    return MMS_ENOTFOUND;
-}
-
-int mms__ix_hash_get8(const struct mms__ixview *v, uint64_t nk, uint64_t *rec, void *value)
-{
-    assert(v->K == 8 && v->mask && (v->E == 24 || !value));
-    return v->E == 16 ? probe8(v, nk, rec, 16, NULL) : probe8(v, nk, rec, 24, value);
-}
-
-int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec)
+ * compared too (hash_first_any). An 8-byte key in a read transaction
+ * takes the get's own probe (mms__ix_probe8), as lookup.c's short path
+ * does inline, and the general one only past a damaged slot. */
+static int hash_slot(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec,
+                     const char **sl)
 {
     uint64_t nk;
     if (v->K == 8 && !v->check && v->mask) {
         memcpy(&nk, nkey, 8);
-        return mms__ix_hash_get8(v, nk, rec, NULL);
+        *sl = v->E == 16 ? mms__ix_probe8(v, nk, 16, rec) : mms__ix_probe8(v, nk, 24, rec);
+        if (!*sl)
+            return MMS_ENOTFOUND;
+        if (*rec != UINT64_MAX)
+            return 0;
     }
-    return hash_first_any(v, vhdr(v)->nslots, nkey, rec, NULL);
+    return hash_first_any(v, vhdr(v)->nslots, nkey, rec, sl);
+}
+
+int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec)
+{
+    const char *sl;
+    return hash_slot(v, nkey, rec, &sl);
 }
 
 /* The covered value is the slot's copy where the slot is the answer (a
@@ -603,16 +518,12 @@ int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_
 int mms__ix_hash_cover(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec,
                        void *value)
 {
-    uint64_t nk;
-    assert(v->C);
-    if (v->K == 8 && !v->check && v->mask) {
-        memcpy(&nk, nkey, 8);
-        return mms__ix_hash_get8(v, nk, rec, value);
-    }
     const char *sl;
-    int r = hash_first_any(v, vhdr(v)->nslots, nkey, rec, &sl);
+    assert(v->C);
+    int r = hash_slot(v, nkey, rec, &sl);
     if (!r)
-        copy_value(value, v->check ? v->recs + *rec * v->rs + v->cover_off : sl + v->E - 8, v->C);
+        mms__ix_copy_cover(value, v->check ? v->recs + *rec * v->rs + v->cover_off
+                                           : sl + v->E - 8, v->C);
     return r;
 }
 
@@ -620,7 +531,7 @@ static int hash_first_any(const struct mms__ixview *v, uint64_t ns, const uint8_
                           uint64_t *rec, const char **slot)
 {
     uint64_t mask = ns - 1;
-    uint64_t h = v->K == 8 ? hash_key(nkey, 8) : hash_key(nkey, v->K); /* 8 unrolled */
+    uint64_t h = v->K == 8 ? mms__ix_hash(nkey, 8) : mms__ix_hash(nkey, v->K); /* 8 unrolled */
     int r = slots_ok(v, ns);
     if (r)
         return r;
@@ -659,7 +570,7 @@ int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size
     uint64_t mask = ns - 1, h[MMS__IX_BATCH];
     assert(n <= MMS__IX_BATCH);
     for (size_t j = 0; j < n; j++) {
-        h[j] = hash_key((const uint8_t *)&nkeys[j], 8);
+        h[j] = mms__ix_hash((const uint8_t *)&nkeys[j], 8);
         __builtin_prefetch(slots + (h[j] & mask) * E);
     }
     for (size_t j = 0; j < n; j++) {
@@ -671,8 +582,8 @@ int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size
             if (!w)
                 break;
             memcpy(&sk, slots + i * E + 8, 8);
-            r1 = w & SLOT_REC;
-            if (sk == nkeys[j] && w == slot_word(h[j], r1) && r1 - 1 < v->count) {
+            r1 = w & MMS__IX_SLOT_REC;
+            if (sk == nkeys[j] && w == mms__ix_slot_word(h[j], r1) && r1 - 1 < v->count) {
                 rec[j] = r1 - 1;
                 __builtin_prefetch(v->recs + (r1 - 1) * v->rs + v->key_off);
                 break;
@@ -939,14 +850,14 @@ int mms__ix_entry_cover(const struct mms__ixview *v, const struct mms__ixpos *p,
         return MMS_ENOTFOUND;
     const char *e = (const char *)p->ents + (size_t)p->pos * v->E;
     if (!v->check) { /* the copy is of the record's commit */
-        copy_value(value, e + v->L, v->C);
+        mms__ix_copy_cover(value, e + v->L, v->C);
         return 0;
     }
     /* As a covering hash index's get (mms__ix_hash_cover): a writer's
      * transaction may have changed the record since the last commit. */
     int r = entry_at(v, p, &rec, NULL);
     if (!r)
-        copy_value(value, v->recs + rec * v->rs + v->cover_off, v->C);
+        mms__ix_copy_cover(value, v->recs + rec * v->rs + v->cover_off, v->C);
     return r;
 }
 
@@ -1144,13 +1055,13 @@ static char *hslot(const struct ix *x, uint64_t i)
 static int hash_place(char *slots, uint64_t ns, uint32_t E, uint32_t K, const uint8_t *key,
                       uint64_t rec, const uint8_t *cover)
 {
-    uint64_t h = hash_key(key, K), i = h & (ns - 1);
+    uint64_t h = mms__ix_hash(key, K), i = h & (ns - 1);
     for (uint32_t k = 0; slot_w(slots + i * E); k++) {
         if (k > PROBE_MAX)
             return MMS_ENOTSUP;
         i = (i + 1) & (ns - 1);
     }
-    uint64_t w = slot_word(h, rec + 1);
+    uint64_t w = mms__ix_slot_word(h, rec + 1);
     memcpy(slots + i * E, &w, 8);
     memset(slots + i * E + 8, 0, E - 8);
     memcpy(slots + i * E + 8, key, K);
@@ -1182,7 +1093,7 @@ static uint64_t hash_slots_for(uint64_t n)
 /* The slot holding (key, rec), or UINT64_MAX. */
 static uint64_t hash_lookup(const struct ix *x, const uint8_t *key, uint64_t rec)
 {
-    uint64_t ns = ihdr(x)->nslots, h = hash_key(key, x->K), w = slot_word(h, rec + 1);
+    uint64_t ns = ihdr(x)->nslots, h = mms__ix_hash(key, x->K), w = mms__ix_slot_word(h, rec + 1);
     for (uint64_t i = h & (ns - 1), k = 0; k < ns; i = (i + 1) & (ns - 1), k++) {
         const char *sl = hslot(x, i);
         uint64_t sw = slot_w(sl);
@@ -1202,7 +1113,7 @@ static int hash_insert(struct ix *x, const uint8_t *key, uint64_t rec, const uin
                        bool *did)
 {
     *did = false;
-    if (rec + 1 > SLOT_REC)
+    if (rec + 1 > MMS__IX_SLOT_REC)
         return too_many_records(x->e, x->d);
     uint64_t at = hash_lookup(x, key, rec);
     if (at != UINT64_MAX) {
@@ -1240,7 +1151,7 @@ static void hash_remove(struct ix *x, const uint8_t *key, uint64_t rec, bool *di
         char *sj = hslot(x, j);
         if (!slot_w(sj))
             break;
-        uint64_t home = hash_key((const uint8_t *)sj + 8, x->K) & mask;
+        uint64_t home = mms__ix_hash((const uint8_t *)sj + 8, x->K) & mask;
         /* sj may move to i if its home is not in (i, j]. */
         bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (stays)
@@ -1640,7 +1551,7 @@ static int build_hash(mms_store *s, const struct mms__tabent *e, const struct mm
 {
     uint32_t K = d->key_size, E = 8 + (uint32_t)mms__round_up(K, 8) + (cov->size ? 8 : 0);
     uint64_t ns = hash_slots_for(n);
-    if (e->count >= SLOT_REC)
+    if (e->count >= MMS__IX_SLOT_REC)
         return too_many_records(e, d);
     int r = region_fresh(s, d->region, exists, PG + ns * E);
     if (r)
@@ -1765,7 +1676,7 @@ static int hash_rebuild(struct ix *x, uint64_t ns)
     uint64_t k = 0;
     for (uint64_t i = 0; i < old_ns && k < n; i++) {
         const char *sl = hslot(x, i);
-        uint64_t r1 = slot_w(sl) & SLOT_REC;
+        uint64_t r1 = slot_w(sl) & MMS__IX_SLOT_REC;
         if (!r1)
             continue;
         memcpy(a + k * SE, sl + 8, K);
@@ -1899,7 +1810,7 @@ int mms__ix_drop(mms_store *s, struct mms__tabent *e, uint32_t k)
  * ------------------------------------------------------------------------ */
 static uint64_t pend_hash(uint32_t region, const uint8_t *key, uint32_t K)
 {
-    uint64_t h = mix(hash_key(key, K) ^ region);
+    uint64_t h = mms__ix_mix(mms__ix_hash(key, K) ^ region);
     return h ? h : 1;
 }
 
@@ -2284,11 +2195,11 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
     uint64_t used = 0;
     for (uint64_t i = 0; i < ns; i++) {
         const char *sl = v.ix + PG + i * v.E;
-        uint64_t w = slot_w(sl), r1 = w & SLOT_REC;
+        uint64_t w = slot_w(sl), r1 = w & MMS__IX_SLOT_REC;
         if (!w)
             continue;
         used++;
-        if (w != slot_word(hash_key((const uint8_t *)sl + 8, v.K), r1))
+        if (w != mms__ix_slot_word(mms__ix_hash((const uint8_t *)sl + 8, v.K), r1))
             return VFAIL("slot %llu: its check does not match its key and record",
                          (unsigned long long)i);
         if (!mms__catalog_live(s, e, r1 - 1))
@@ -2304,7 +2215,7 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
             return VFAIL("slot %llu: its copy of %.47s is not record %llu's", (unsigned long long)i,
                          d->cover, (unsigned long long)(r1 - 1));
         /* Reachable: no empty slot between its home and it. */
-        for (uint64_t j = hash_key(key, v.K) & (ns - 1); j != i; j = (j + 1) & (ns - 1))
+        for (uint64_t j = mms__ix_hash(key, v.K) & (ns - 1); j != i; j = (j + 1) & (ns - 1))
             if (!slot_w(v.ix + PG + j * v.E))
                 return VFAIL("slot %llu: an empty slot cuts it off from its home",
                              (unsigned long long)i);

@@ -48,6 +48,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "mmstore.h"
@@ -1265,11 +1266,109 @@ int mms__ix_hash_first(const struct mms__ixview *v, const uint8_t *nkey, uint64_
  * elsewhere (v->check). */
 int mms__ix_hash_cover(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec,
                        void *value);
-/* Either of the two above as in a read transaction (the slot is the
- * answer: the caller knows the handle is in one), for an 8-byte key nk
- * (normalized, by value) when v->mask is not 0: the short path of a get.
- * rec may be NULL; value NULL or v->C bytes (a covering index). */
-int mms__ix_hash_get8(const struct mms__ixview *v, uint64_t nk, uint64_t *rec, void *value);
+
+/* Hash slots (FORMAT §2.8) as a get's short path reads them. A slot's
+ * first word holds the record index + 1 in its low 40 bits (the word is 0
+ * in an empty slot) and, above them, 24 bits that check it against the
+ * key's hash (mms__ix_slot_word); the key follows, then (covering) the
+ * covered value in the slot's last 8 bytes. A reader in a read transaction
+ * takes the slot for the answer without reading the record, so a damaged
+ * word must not name another record: one whose check fails is no match.
+ * These are here, not in index.c, so that lookup.c's get is one function
+ * with the probe inline (mms_index_find_covered). */
+#define MMS__IX_SLOT_REC ((UINT64_C(1) << 40) - 1) /* record index + 1, at most */
+#define MMS__IX_GOLDEN UINT64_C(0x9e3779b97f4a7c15)
+
+static inline uint64_t mms__ix_mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* The hash of a key of K bytes in its index form (mms__ix_norm). */
+static inline uint64_t mms__ix_hash(const uint8_t *k, uint32_t K)
+{
+    uint64_t h = MMS__IX_GOLDEN ^ K, w;
+    uint32_t i = 0;
+    for (; i + 8 <= K; i += 8) {
+        memcpy(&w, k + i, 8);
+        h = mms__ix_mix(h ^ w);
+    }
+    if (i < K) {
+        w = 0;
+        memcpy(&w, k + i, K - i);
+        h = mms__ix_mix(h ^ w);
+    }
+    return i == 0 ? mms__ix_mix(h) : h;
+}
+
+/* The first word of the slot of record r1 - 1 whose key hashes to h. */
+static inline uint64_t mms__ix_slot_word(uint64_t h, uint64_t r1)
+{
+    return r1 | ((h ^ r1 * MMS__IX_GOLDEN) >> 40 << 40);
+}
+
+/* The first slot from its home that holds the 8-byte key nk (normalized,
+ * by value) in a hash index of E-byte slots (a constant at each call), or
+ * NULL: an empty slot came first (or every slot). *rec is its record as a
+ * read transaction finds it (the slot is the answer: table and index are
+ * of one commit), or UINT64_MAX when the slot fails its check (its word,
+ * or a record past the table): a damaged slot, past which only the
+ * general probe goes on (index.c, hash_first_any). Otherwise the same
+ * answer as that probe, by fewer instructions: a get's slot miss overlaps
+ * with the next get's only while the CPU keeps both in flight, so every
+ * instruction of a get counts, and the loop keeps few values live so that
+ * a get with it inline saves one register at most (bench/results/index.md).
+ * v->mask must not be 0: it was checked against the region when the view
+ * was made. The probe stops at the first slot of the key: any one record
+ * of the key will do. */
+static inline __attribute__((always_inline)) const char *
+mms__ix_probe8(const struct mms__ixview *v, uint64_t nk, uint32_t E, uint64_t *rec)
+{
+    const char *sl;
+    uint64_t h = mms__ix_hash((const uint8_t *)&nk, 8), w, sk;
+    /* j - h counts the slots probed, j & v->mask is the slot. */
+    for (uint64_t j = h;; j++) {
+        if (j - h > v->mask)
+            return NULL;
+        sl = v->ix + MMS__PAGE + (j & v->mask) * E;
+        memcpy(&w, sl, 8);
+        if (!w)
+            return NULL;
+        memcpy(&sk, sl + 8, 8);
+        if (sk == nk)
+            break;
+    }
+    /* The check (w == mms__ix_slot_word(h, r1): the same top 24 bits)
+     * and the record within the table. */
+    uint64_t r1 = w & MMS__IX_SLOT_REC;
+    *rec = !((w ^ h ^ r1 * MMS__IX_GOLDEN) >> 40) && r1 - 1 < v->count ? r1 - 1 : UINT64_MAX;
+    return sl;
+}
+
+/* A covered value of C bytes to dst: the usual sizes without a call to
+ * memcpy (an eighth of a covered get's instructions, under cachegrind),
+ * the others by a tail call to mms__ix_copy_odd (no registers saved around
+ * a call on a get's path). 0. */
+static __attribute__((noinline, unused)) int mms__ix_copy_odd(void *dst, const void *src,
+                                                              uint32_t C)
+{
+    memcpy(dst, src, C);
+    return 0;
+}
+
+static inline int mms__ix_copy_cover(void *dst, const char *src, uint32_t C)
+{
+    switch (C) {
+    case 8: memcpy(dst, src, 8); return 0;
+    case 4: memcpy(dst, src, 4); return 0;
+    case 2: memcpy(dst, src, 2); return 0;
+    case 1: memcpy(dst, src, 1); return 0;
+    default: return mms__ix_copy_odd(dst, src, C);
+    }
+}
+
 /* Hash index, 8-byte integer keys: up to MMS__IX_BATCH keys (normalized)
  * at once, rec[i] = the record or UINT64_MAX. 1: not that kind of index. */
 #define MMS__IX_BATCH 16

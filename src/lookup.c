@@ -25,6 +25,8 @@ struct mms_index {
     uint64_t epoch; /* the view below is valid while s->tab_epoch equals it */
     uint64_t epoch8; /* = epoch when the view is of a hash index of 8-byte integer
                       * keys whose slots fit (v.mask), else UINT64_MAX: short_key */
+    uint64_t epoch8c; /* = epoch8 when that index also covers a field (v.C), else
+                       * UINT64_MAX */
     uint64_t flip;  /* with epoch8: the bit a key flips before its byte swap (norm) */
     struct mms__ixview v;
 };
@@ -230,6 +232,7 @@ static int resolve_again(mms_index *ix, const struct mms__ixview **out)
     ix->flip = ix->v.cls == 'i' ? UINT64_C(1) << 63 : 0;
     ix->epoch = s->tab_epoch;
     ix->epoch8 = hash8 ? s->tab_epoch : UINT64_MAX;
+    ix->epoch8c = hash8 && ix->v.C ? s->tab_epoch : UINT64_MAX;
     *out = &ix->v;
     return 0;
 }
@@ -274,14 +277,17 @@ __attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, 
 static int find_any(mms_index *ix, const void *key, uint64_t *index) __attribute__((noinline));
 static int covered_any(mms_index *ix, const void *key, uint64_t *index, void *value)
     __attribute__((noinline));
+static int probe_on(mms_index *ix, uint64_t nk, uint64_t *index, void *value)
+    __attribute__((noinline));
 
 /* The short path's key (norm, for these keys) when ix is a hash index of
- * 8-byte integer keys whose view is current and the handle is in a read
- * transaction (where the slot is the answer: mms__ix_hash_get8); false:
- * the long way. */
-static inline bool short_key(mms_index *ix, const void *key, uint64_t *w)
+ * 8-byte integer keys (covering one: cover) whose view is current and the
+ * handle is in a read transaction (where the slot is the answer:
+ * mms__ix_probe8); false: the long way. */
+static inline bool short_key(mms_index *ix, const void *key, bool cover, uint64_t *w)
 {
-    if (!(ix && key && ix->epoch8 == ix->s->tab_epoch && ix->s->state == MMS__ST_READ))
+    if (!(ix && key && (cover ? ix->epoch8c : ix->epoch8) == ix->s->tab_epoch &&
+          ix->s->state == MMS__ST_READ))
         return false;
     memcpy(w, key, 8);
     *w = __builtin_bswap64(*w ^ ix->flip);
@@ -289,19 +295,45 @@ static inline bool short_key(mms_index *ix, const void *key, uint64_t *w)
 }
 
 /* A get of an 8-byte key through a hash index in a read transaction is a
- * few checks here and one probe in index.c, the key passed by value: gets
- * at random keys overlap their cache misses only as far as the CPU can
- * keep several gets in flight at once, so the instructions of one get are
- * what limits them (bench/results/index.md: 100 no-ops added to a get
- * cost ~30%; this path's checks and calls, 1.5x the probe alone). Every
- * other find (another key, a stale view, a write transaction, bad
+ * few checks and the probe, inline (mms__ix_probe8): gets at random keys
+ * overlap their cache misses only as far as the CPU can keep several gets
+ * in flight at once, so the instructions of one get are what limits them
+ * (bench/results/index.md: 100 no-ops added to a get cost ~30%). With the
+ * probe in index.c, a second call saving five registers, a get took 1.25x
+ * the probe written in the caller; inline, 1.2x, pinned to one vCPU.
+ * Every other find (another key, a stale view, a write transaction, bad
  * arguments) takes find_any. */
 int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
 {
-    uint64_t w;
-    if (__builtin_expect(index && short_key(ix, key, &w), 1))
-        return mms__ix_hash_get8(&ix->v, w, index, NULL);
+    uint64_t w, rec;
+    const char *sl;
+    if (__builtin_expect(index && short_key(ix, key, false, &w), 1)) {
+        sl = ix->v.E == 16 ? mms__ix_probe8(&ix->v, w, 16, &rec)
+                           : mms__ix_probe8(&ix->v, w, 24, &rec);
+        if (!sl)
+            return MMS_ENOTFOUND;
+        if (__builtin_expect(rec != UINT64_MAX, 1)) {
+            *index = rec;
+            return 0;
+        }
+        return probe_on(ix, w, index, NULL);
+    }
     return find_any(ix, key, index);
+}
+
+/* The short path's slot held the key but failed its check (a damaged
+ * index): the general probe goes on past it. The key comes normalized,
+ * by value: the short path keeps no pointer to it live. */
+static int probe_on(mms_index *ix, uint64_t nk, uint64_t *index, void *value)
+{
+    const struct mms__ixview *v;
+    uint64_t rec;
+    int r = resolve(ix, &v);
+    if (r)
+        return r;
+    if (!value)
+        return mms__ix_hash_first(v, (const uint8_t *)&nk, index);
+    return mms__ix_hash_cover(v, (const uint8_t *)&nk, index ? index : &rec, value);
 }
 
 static int find_any(mms_index *ix, const void *key, uint64_t *index)
@@ -320,12 +352,22 @@ static int find_any(mms_index *ix, const void *key, uint64_t *index)
 }
 
 /* The covered get: as mms_index_find, its short path (an 8-byte key, a
- * current view, a read transaction) reading one slot. */
+ * current view of a covering index, a read transaction) reading one slot
+ * of 24 bytes (the key, the covered value). */
 int mms_index_find_covered(mms_index *ix, const void *key, uint64_t *index, void *value)
 {
-    uint64_t w;
-    if (__builtin_expect(value && short_key(ix, key, &w) && ix->v.C, 1))
-        return mms__ix_hash_get8(&ix->v, w, index, value);
+    uint64_t w, rec;
+    const char *sl;
+    if (__builtin_expect(value && short_key(ix, key, true, &w), 1)) {
+        if (!(sl = mms__ix_probe8(&ix->v, w, 24, &rec)))
+            return MMS_ENOTFOUND;
+        if (__builtin_expect(rec != UINT64_MAX, 1)) {
+            if (index)
+                *index = rec;
+            return mms__ix_copy_cover(value, sl + 16, ix->v.C);
+        }
+        return probe_on(ix, w, index, value);
+    }
     return covered_any(ix, key, index, value);
 }
 

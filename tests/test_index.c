@@ -964,6 +964,85 @@ TEST(slot_checks)
     rmrf(p);
 }
 
+/* Two slots of one key (a hash index that is not unique), one of them
+ * damaged: a find in a read transaction goes on past the damaged one to
+ * the other, through the short path of a plain get and of a covered one
+ * (whose probe stops at the first slot holding the key and leaves the
+ * rest of the probe to the general one) as through the long ones. */
+TEST(slot_damaged_probe_goes_on)
+{
+    const char *p = tpath("ixslot2");
+    mms_table *t;
+    enum { N = 3000 };
+    mms_store *s = kv_begin(p, N, 0, &t);
+    OK(mms_table_append(t, &(struct kv){70, 12345, 0}, NULL)); /* record N: the key of 10 */
+    OK(mms_index_create_covering(t, "k", 0, "v"));
+    OK(mms_txn_commit(s));
+    mms_index_info ii;
+    size_t n;
+    OK(mms_indexes(t, &ii, 1, &n));
+    OK(mms_close(s));
+    int fd = ix_file(p, &ii);
+    const uint64_t k8 = __builtin_bswap64((uint64_t)70 ^ (UINT64_C(1) << 63));
+    off_t at[2];
+    int32_t val[2];
+    uint64_t rec[2];
+    int m = 0;
+    for (off_t o = 4096; o + 24 <= (off_t)ii.bytes && m < 2; o += 24) {
+        char sl[24];
+        uint64_t w;
+        ASSERT_EQ(pread(fd, sl, 24, o), 24);
+        memcpy(&w, sl, 8);
+        if (w && memcmp(sl + 8, &k8, 8) == 0) {
+            at[m] = o;
+            rec[m] = (w & ((UINT64_C(1) << 40) - 1)) - 1;
+            memcpy(&val[m++], sl + 16, 4);
+        }
+    }
+    ASSERT_EQ(m, 2);
+    ASSERT(rec[0] != rec[1] && (rec[0] == 10 || rec[0] == N) && (rec[1] == 10 || rec[1] == N));
+    for (int d = 0; d < 2; d++) {
+        uint64_t w, bad;
+        ASSERT_EQ(pread(fd, &w, 8, at[d]), 8);
+        for (int how = 0; how < 2; how++) { /* a bit of the check, of the record */
+            bad = w ^ (how ? UINT64_C(1) << 3 : UINT64_C(1) << 50);
+            ASSERT_EQ(pwrite(fd, &bad, 8, at[d]), 8);
+            s = open_flags(p, MMS_RDONLY);
+            OK(mms_table_find(s, "kv", &t));
+            mms_index *ix;
+            OK(mms_index_open(t, "k", &ix));
+            for (int txn = 0; txn < 2; txn++) { /* a read transaction, none */
+                if (txn == 0)
+                    OK(mms_read_begin(s));
+                for (int get = 0; get < 2; get++) { /* the first get resolves the view */
+                    int64_t key = 70;
+                    uint64_t r = UINT64_MAX, many[2];
+                    int32_t v = -1;
+                    OK(mms_index_find(ix, &key, &r));
+                    ASSERT_EQ(r, rec[1 - d]);
+                    r = UINT64_MAX;
+                    OK(mms_index_find_covered(ix, &key, &r, &v));
+                    ASSERT_EQ(r, rec[1 - d]);
+                    ASSERT_EQ(v, val[1 - d]);
+                    OK(mms_index_find_covered(ix, &key, NULL, &v));
+                    OK(mms_index_find_all(ix, &key, many, 2, &n));
+                    ASSERT_EQ(n, 1);
+                    ASSERT_EQ(many[0], rec[1 - d]);
+                }
+                if (txn == 0)
+                    mms_read_end(s);
+            }
+            OK(mms_close(s));
+        }
+        ASSERT_EQ(pwrite(fd, &w, 8, at[d]), 8);
+    }
+    close(fd);
+    s = open_flags(p, 0);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 /* ------------------------------------------------------------------------
  * Covering indexes (mms_index_create_covering), hash and ordered: the copy
  * of the covered field in each hash slot or leaf entry, after every kind
@@ -1773,6 +1852,7 @@ int main(int argc, char **argv)
     RUN(large);
     RUN(corrupt);
     RUN(slot_checks);
+    RUN(slot_damaged_probe_goes_on);
     RUN(covering);
     RUN(slot_count_checked);
     RUN(covering_ordered);
