@@ -320,7 +320,8 @@ typedef struct mms_options {
     uint64_t reserve;          /* address space reserved per region: the most a
                                   region can grow to while open (at least its
                                   size at open; less when the process runs out
-                                  of address space). 0: 256 GiB for the heap,
+                                  of address space or cannot have that much, as
+                                  under valgrind). 0: 256 GiB for the heap,
                                   64 GiB per table, or twice the size at open
                                   if that is more (an open reserves the first
                                   table's 64 GiB with the heap's, in one call,

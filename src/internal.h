@@ -539,7 +539,8 @@ int mms__os_ofd_probe(int fd, int byte);
 int mms__os_futex_wait(uint32_t *word, uint32_t expect, int64_t timeout_ns);
 void mms__os_futex_wake(uint32_t *word);
 uint32_t mms__os_pid(void);
-/* Reserve len bytes of address space (PROT_NONE). */
+/* Reserve len bytes of address space (PROT_NONE); -ENOMEM: not that much
+ * (out of it, or a length the kernel or valgrind refuses). */
 int mms__os_reserve(uint64_t len, char **out);
 /* The same at addr exactly (MAP_FIXED_NOREPLACE): -EEXIST if anything of
  * [addr, addr+len) is mapped already, which stays untouched. */

@@ -412,14 +412,18 @@ int mms__os_dir_list(int dirfd, int (*fn)(void *ctx, const char *name), void *ct
 /* ------------------------------------------------------------------------
  * Mappings
  * ------------------------------------------------------------------------ */
+/* -ENOMEM when the process cannot have len bytes of address space: out
+ * of it, or a length refused as invalid (EINVAL: valgrind refuses a
+ * reservation of hundreds of GiB so), which the callers retry smaller. */
 int mms__os_reserve(uint64_t len, char **out)
 {
     int r = fault_hit(MMS__OP_MMAP);
-    if (r)
-        return r;
-    void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        return -errno;
+    void *p = r ? MAP_FAILED
+                : mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        r = r ? r : -errno;
+        return r == -EINVAL ? -ENOMEM : r;
+    }
     *out = p;
     return 0;
 }

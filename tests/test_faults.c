@@ -1621,6 +1621,53 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
     raise(sig);
 }
 
+/* A reservation the process cannot have -- out of address space (ENOMEM),
+ * or a length refused as invalid (EINVAL: valgrind refuses hundreds of
+ * GiB so) -- is retried smaller, and the open goes on. Each mmap of an
+ * open is failed in turn: with EACCES, which nothing retries, to see that
+ * the call is made (the open fails); then with ENOMEM and with EINVAL,
+ * which must end alike. The calls that are reservations succeed with both;
+ * at least one is. */
+TEST(reservation_refused)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/reserve_refused", g_scratch_dir);
+    mms_options o = opts(MMS_CREATE, 0, 0);
+    mms_store *s = xopen(p, &o);
+    mms_ref r;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_zalloc(s, 8, &r));
+    *(uint64_t *)mms_deref(s, r) = 77;
+    OK(mms_root_set(s, r));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    static const int errs[3] = {EACCES, ENOMEM, EINVAL};
+    unsigned retried = 0;
+    for (unsigned long n = 1; n <= 12; n++) {
+        int got[3];
+        for (int e = 0; e < 3; e++) {
+            o = opts(0, 0, 0);
+            s = NULL;
+            mms__fault_arm(MMS__OP_MMAP, n, errs[e]);
+            got[e] = mms_open(p, &o, &s);
+            mms__fault_reset();
+            if (got[e] == 0) {
+                ASSERT_EQ(*(uint64_t *)mms_deref(s, mms_root(s)), 77);
+                OK(mms_txn_begin(s, 0));
+                ++*(uint64_t *)mms_deref(s, mms_root(s));
+                mms_txn_abort(s);
+                OK(mms_close(s));
+            } else {
+                ASSERT(s == NULL);
+            }
+        }
+        ASSERT_EQ(got[1] == 0, got[2] == 0);
+        retried += got[0] != 0 && got[1] == 0;
+    }
+    ASSERT(retried >= 1);
+    rmrf(p);
+}
+
 int main(void)
 {
     struct sigaction sa;
@@ -1657,6 +1704,7 @@ int main(void)
     RUN_ONE(poison_journal_sync);
     RUN_ONE(close_checkpoint_failure);
     RUN_ONE(ftruncate_failure);
+    RUN_ONE(reservation_refused);
     /* These two count their failures instead of stopping, so that every
      * file system is tried. */
     RUN_ONE(full_disk);
