@@ -845,6 +845,19 @@ static int ix_file(const char *p, const mms_index_info *ii)
     return fd;
 }
 
+/* Over kv_begin's table of store s (in its transaction): a covering hash
+ * index on k covering v, committed, the store closed; *ii describes the
+ * index, and its file comes back open for writing. */
+static int covering_ix_file(const char *p, mms_store *s, mms_table *t, mms_index_info *ii)
+{
+    size_t n;
+    OK(mms_index_create_covering(t, "k", 0, "v"));
+    OK(mms_txn_commit(s));
+    OK(mms_indexes(t, ii, 1, &n));
+    OK(mms_close(s));
+    return ix_file(p, ii);
+}
+
 /* The offset of the hash slot (E bytes) holding key (K bytes in index
  * form), or -1. */
 static off_t slot_of(int fd, uint64_t bytes, const void *key, uint32_t K, uint32_t E)
@@ -976,13 +989,9 @@ TEST(slot_damaged_probe_goes_on)
     enum { N = 3000 };
     mms_store *s = kv_begin(p, N, 0, &t);
     OK(mms_table_append(t, &(struct kv){70, 12345, 0}, NULL)); /* record N: the key of 10 */
-    OK(mms_index_create_covering(t, "k", 0, "v"));
-    OK(mms_txn_commit(s));
     mms_index_info ii;
     size_t n;
-    OK(mms_indexes(t, &ii, 1, &n));
-    OK(mms_close(s));
-    int fd = ix_file(p, &ii);
+    int fd = covering_ix_file(p, s, t, &ii);
     const uint64_t k8 = __builtin_bswap64((uint64_t)70 ^ (UINT64_C(1) << 63));
     off_t at[2];
     int32_t val[2];
@@ -1472,13 +1481,8 @@ TEST(slot_count_checked)
     mms_table *t;
     enum { N = 3000 };
     mms_store *s = kv_begin(p, N, 0, &t);
-    OK(mms_index_create_covering(t, "k", 0, "v"));
-    OK(mms_txn_commit(s));
     mms_index_info ii;
-    size_t n;
-    OK(mms_indexes(t, &ii, 1, &n));
-    OK(mms_close(s));
-    int fd = ix_file(p, &ii);
+    int fd = covering_ix_file(p, s, t, &ii);
     uint64_t ns;
     ASSERT_EQ(pread(fd, &ns, 8, offsetof(struct mms__ixhdr, nslots)), 8);
     const uint64_t bad[] = {ns * 2, ns + 1, ns - 1, 0};
