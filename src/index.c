@@ -86,6 +86,8 @@ struct mms__ixtxn {
     size_t pn, pcap;
     struct { uint32_t region, tregion; uint64_t rec; } *chk; /* keys to check unique */
     size_t cn, ccap;
+    mms_ref *reused; /* deleted slots appends took back (mms__ix_commit_end) */
+    size_t rn, rcap;
 };
 
 static bool bit_get(const uint64_t *b, uint32_t i)
@@ -115,6 +117,7 @@ void mms__ix_txn_end(mms_store *s)
         memset(t->p, 0, t->pcap * sizeof *t->p);
     t->pn = 0;
     t->cn = 0;
+    t->rn = 0;
 }
 
 void mms__ix_free(mms_store *s)
@@ -122,6 +125,7 @@ void mms__ix_free(mms_store *s)
     if (s->ixtxn) {
         free(s->ixtxn->p);
         free(s->ixtxn->chk);
+        free(s->ixtxn->reused);
         free(s->ixtxn);
     }
     s->ixtxn = NULL;
@@ -1853,6 +1857,27 @@ static bool holds(mms_store *s, const struct mms__tabent *e, const struct mms__i
     return memcmp(cur, key, d->key_size) == 0;
 }
 
+/* An append took back deleted slot ref. A deleted slot is zeros, so a
+ * record of zeros there -- or one a plain store set back to zeros --
+ * changes no byte the commit's diff could see, and yet is live now: the
+ * commit gives it its entries (mms__ix_commit_end). */
+static int note_reused(mms_store *s, mms_ref ref)
+{
+    struct mms__ixtxn *t = txn_state(s);
+    if (!t)
+        return -ENOMEM;
+    if (t->rn == t->rcap) {
+        size_t cap = t->rcap ? t->rcap * 2 : 64;
+        mms_ref *v = realloc(t->reused, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        t->reused = v;
+        t->rcap = cap;
+    }
+    t->reused[t->rn++] = ref;
+    return 0;
+}
+
 int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, const char *rec)
 {
     struct mms__ixdesc *d = mms__ixdescs(s, e);
@@ -1898,7 +1923,7 @@ int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, 
         if (r)
             return r;
     }
-    return 0;
+    return i < e->count ? note_reused(s, MMS_REF_MAKE(e->region, i)) : 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -2038,6 +2063,19 @@ int mms__ix_record(mms_store *s, const struct mms__tabent *e, uint64_t k, const 
 int mms__ix_commit_end(mms_store *s)
 {
     struct mms__ixtxn *t = s->ixtxn;
+    /* Slots appends took back (note_reused), live still: an entry the diff
+     * gave them already is found, not added again. */
+    for (size_t i = 0; t && i < t->rn; i++) {
+        uint32_t id = MMS_REF_REGION(t->reused[i]);
+        uint64_t k = MMS_REF_SLOT(t->reused[i]);
+        const struct mms__tabent *e = mms__catalog_by_region(s, id);
+        if (!e || !e->nindexes || k >= e->count || id >= s->nmapped || !s->view.base[id] ||
+            !mms__catalog_live(s, e, k))
+            continue;
+        int r = mms__ix_record(s, e, k, NULL, s->view.base[id] + k * e->record_size);
+        if (r)
+            return r;
+    }
     if (s->precommit_wrote)
         s->tab_epoch++; /* the indexes changed under the lookup handles */
     for (size_t i = 0; t && i < t->cn; i++) {
