@@ -14,8 +14,10 @@
  *      close. (A journal to replay gives MMS_ERECOVER: fine.)
  *   2. mms_open read-write, which recovers (replays the journal, then
  *      checkpoints). If it opens: mms_verify, the read path, and if verify
- *      passed, a write transaction (an allocation, a record appended to
- *      each table, a root change), commit, verify again; close.
+ *      passed, a write transaction (an allocation, a record of zeros
+ *      appended to each table, a plain store to the key of each index in a
+ *      table's middle record, a root change; the indexes read in the
+ *      transaction), commit, verify again, the indexes read again; close.
  *
  * The read path is what an application does with a store it opened: root
  * (mms_ptr, mms_alloc_size), info, readers, tables (mms_tables,
@@ -25,6 +27,20 @@
  * target table; every byte the API hands out is read. The deleted-record
  * bitmap (mms_table_deleted) is read only when verify passed: the API hands
  * out that pointer unchecked.
+ *
+ * Then each table's indexes (mms_indexes, mms_index_open; up to 8 a
+ * table), outside a transaction and in a read transaction (where a hash
+ * get of an 8-byte key takes the short path, mms__ix_probe8): for 12 keys
+ * (8 from live records, 4 arbitrary) mms_index_find, find_all, count,
+ * find_covered; find_many of them all; mms_index_warm; on an ordered index
+ * a cursor seeked every way (FIRST, LAST, GE/GT/LE/LT three keys) and
+ * stepped 16 entries forward and back, with mms_cursor_covered at each
+ * (hash: mms_cursor_open must fail). Every answer must be an error code or
+ * a record below mms_table_slots; on a store that verified (and not in
+ * the write transaction, where the index answers as of the last commit)
+ * the answers must be right too: each record's key found (that record, by
+ * a unique index), a covered value the record's field, a scan of an
+ * ordered index every live record once. A violation aborts.
  *
  * Nothing may crash, trip a sanitizer, leak, or hang; every failure must
  * be an error code. Built with libFuzzer (MMS_FUZZ=ON, clang) this is the
@@ -345,6 +361,263 @@ static void read_table(mms_store *s, const mms_table_info *ti, size_t nt, size_t
     }
 }
 
+/* ------------------------------------------------------------------------
+ * Indexes (issue 13: a damaged index is reported by verify and never
+ * crashes a lookup). Every answer must be an error code or a record of the
+ * table; on a store that verified, read where table and index are of one
+ * commit (phase IX_OUTSIDE or IX_READ), the answers must also be right:
+ * each key taken from a live record is found, a unique index finds that
+ * record, a covered value is the record's field, a scan of an ordered
+ * index meets every live record once. A violation aborts, so the fuzzer
+ * reports it.
+ * ------------------------------------------------------------------------ */
+#define MAXIX 8     /* indexes read per table */
+#define IXKEYS 12   /* keys asked of each: up to IXFROM from live records, the rest arbitrary */
+#define IXFROM 8
+#define IXSTEPS 16  /* cursor steps each way after a seek */
+#define IXKEY 264   /* a key's buffer: 256 bytes at most (MMS__IX_MAX_KEY), and slack */
+
+enum ix_phase { IX_OUTSIDE, IX_READ, IX_WRITE };
+
+static int verbose = -1, sound_only;
+static uint64_t ix_rand;  /* arbitrary keys: seeded from each input */
+static unsigned ix_found; /* answers that named a record (MMS_FUZZ_VERBOSE) */
+
+static uint64_t next_rand(void)
+{
+    ix_rand ^= ix_rand << 13;
+    ix_rand ^= ix_rand >> 7;
+    ix_rand ^= ix_rand << 17;
+    return ix_rand;
+}
+
+struct ixrun {
+    mms_table *t;
+    const mms_index_info *in;
+    const char *table;
+    int oracle; /* the answers must be right too (above) */
+    uint32_t K; /* key stride of keys[] (the descriptor's size, clamped) */
+    const mms_field *cover; /* the covered field in the schema, if it has cover_size bytes */
+    uint8_t keys[IXKEYS][IXKEY];
+    uint64_t from[IXKEYS]; /* the live record a key came from, UINT64_MAX: arbitrary */
+};
+
+static void ix_fail(const struct ixrun *x, const char *what, int r, uint64_t rec)
+{
+    fprintf(stderr, "fuzz_store: index on %s.%s: %s (returned %d, record %llu, table of "
+                    "%llu slots)\n", x->table, x->in->field, what, r, (unsigned long long)rec,
+            (unsigned long long)mms_table_slots(x->t));
+    abort();
+}
+
+/* An answer r with record rec: an error code, or a record of the table
+ * (whose bytes are then read). */
+static void ix_check(const struct ixrun *x, const char *what, int r, uint64_t rec)
+{
+    if (r > 0 || (r == 0 && rec >= mms_table_slots(x->t)))
+        ix_fail(x, what, r, rec);
+    const char *p = r == 0 ? mms_table_get(x->t, rec) : NULL;
+    if (p)
+        sink += (uint8_t)p[0];
+    ix_found += r == 0;
+}
+
+static const mms_field *field_named(const mms_schema *sc, const char *name)
+{
+    for (uint32_t f = 0; f < sc->nfields; f++)
+        if (sc->fields[f].name && strcmp(sc->fields[f].name, name) == 0 &&
+            sc->fields[f].offset <= sc->record_size &&
+            sc->fields[f].size <= sc->record_size - sc->fields[f].offset)
+            return &sc->fields[f];
+    return NULL;
+}
+
+/* The keys: those of live records spread over the table, then arbitrary
+ * bytes (all zeros once, which missing values and appended zeros hold). */
+static void ix_keys(struct ixrun *x, const mms_schema *sc)
+{
+    const mms_field *kf = field_named(sc, x->in->field);
+    uint64_t slots = mms_table_slots(x->t), step = slots / IXFROM + 1;
+    if (kf && kf->size != x->in->key_size)
+        kf = NULL;
+    for (unsigned j = 0; j < IXKEYS; j++) {
+        uint64_t i = (uint64_t)j * step;
+        const char *rec = j < IXFROM && kf && i < slots && mms_table_live(x->t, i)
+                              ? mms_table_get(x->t, i) : NULL;
+        x->from[j] = rec ? i : UINT64_MAX;
+        if (rec) {
+            memset(x->keys[j], 0, IXKEY);
+            memcpy(x->keys[j], rec + kf->offset, kf->size);
+            continue;
+        }
+        for (unsigned b = 0; b < IXKEY; b += 8) {
+            uint64_t w = j == IXKEYS - 1 ? 0 : next_rand();
+            memcpy(x->keys[j] + b, &w, 8);
+        }
+    }
+}
+
+static void ix_finds(struct ixrun *x)
+{
+    uint64_t rec, cnt, out[64], idx[IXKEYS];
+    size_t n, found;
+    uint8_t val[16];
+    bool unique = x->in->flags & MMS_INDEX_UNIQUE;
+    mms_index *ix;
+    if (mms_index_open(x->t, x->in->field, &ix) != 0)
+        return;
+    for (unsigned j = 0; j < IXKEYS; j++) {
+        const uint8_t *key = x->keys[j];
+        bool known = x->oracle && x->from[j] != UINT64_MAX;
+        int r = mms_index_find(ix, key, &rec);
+        ix_check(x, "find", r, rec);
+        if (known && (r != 0 || (unique && rec != x->from[j])))
+            ix_fail(x, "find missed a live record's key", r, x->from[j]);
+        r = mms_index_find_all(ix, key, out, 64, &n);
+        for (size_t k = 0; r == 0 && k < n && k < 64; k++)
+            ix_check(x, "find_all", r, out[k]);
+        ix_check(x, "find_all", r, 0);
+        if (known) {
+            size_t k = 0;
+            while (r == 0 && n <= 64 && k < n && out[k] != x->from[j])
+                k++;
+            if (r != 0 || n == 0 || (n <= 64 && k == n) || (unique && n != 1))
+                ix_fail(x, "find_all missed a live record's key", r, x->from[j]);
+        }
+        int rc = mms_index_count(ix, key, &cnt);
+        ix_check(x, "count", rc, 0);
+        if (known && (rc != 0 || cnt != n))
+            ix_fail(x, "count disagrees with find_all", rc, cnt);
+        memset(val, 0, sizeof val);
+        r = mms_index_find_covered(ix, key, &rec, val);
+        ix_check(x, "find_covered", r, rec);
+        if (known && x->cover && r == 0) {
+            const char *p = mms_table_get(x->t, rec);
+            if (!p || memcmp(val, p + x->cover->offset, x->cover->size) != 0)
+                ix_fail(x, "find_covered gave another value than the record's", r, rec);
+        }
+        if (known && x->cover && r != 0)
+            ix_fail(x, "find_covered missed a live record's key", r, x->from[j]);
+    }
+    /* The batch: its keys one after the other. */
+    static uint8_t batch[IXKEYS * IXKEY];
+    for (unsigned j = 0; j < IXKEYS; j++)
+        memcpy(batch + (size_t)j * x->K, x->keys[j], x->K);
+    int r = mms_index_find_many(ix, batch, IXKEYS, idx, &found);
+    for (unsigned j = 0; r == 0 && j < IXKEYS; j++) {
+        if (idx[j] != UINT64_MAX)
+            ix_check(x, "find_many", 0, idx[j]);
+        else if (x->oracle && x->from[j] != UINT64_MAX)
+            ix_fail(x, "find_many missed a live record's key", r, x->from[j]);
+    }
+    if (r > 0 || (r == 0 && found > IXKEYS))
+        ix_fail(x, "find_many", r, found);
+    ix_check(x, "warm", mms_index_warm(ix), 0);
+}
+
+/* Seek, then up to IXSTEPS steps forward; seek again, as many back (each
+ * with the covered value where the index covers). */
+static void ix_walk(struct ixrun *x, mms_cursor *c, int op, const void *key)
+{
+    uint64_t rec;
+    uint8_t kout[IXKEY], val[16];
+    for (int dir = 1; dir >= -1; dir -= 2) {
+        int r = mms_cursor_seek(c, op, key, &rec, kout);
+        ix_check(x, "cursor_seek", r, rec);
+        for (unsigned k = 0; r == 0 && k < IXSTEPS; k++) {
+            ix_check(x, "cursor_covered", mms_cursor_covered(c, val), 0);
+            r = dir > 0 ? mms_cursor_next(c, &rec, kout) : mms_cursor_prev(c, &rec, NULL);
+            ix_check(x, dir > 0 ? "cursor_next" : "cursor_prev", r, rec);
+        }
+    }
+}
+
+static void ix_cursors(struct ixrun *x)
+{
+    mms_index *ix;
+    mms_cursor *c;
+    if (mms_index_open(x->t, x->in->field, &ix) != 0)
+        return;
+    int r = mms_cursor_open(ix, &c);
+    if (r == 0 && !(x->in->flags & MMS_INDEX_ORDERED))
+        ix_fail(x, "a cursor on a hash index", r, 0);
+    if (r != 0)
+        return;
+    ix_walk(x, c, MMS_SEEK_FIRST, NULL);
+    ix_walk(x, c, MMS_SEEK_LAST, NULL);
+    for (unsigned j = 0; j < IXKEYS; j += 5)
+        for (int op = MMS_SEEK_GE; op <= MMS_SEEK_LT; op++)
+            ix_walk(x, c, op, x->keys[j]);
+    if (x->oracle) { /* every live record once */
+        uint64_t rec, seen = 0, live = mms_table_count(x->t);
+        for (r = mms_cursor_seek(c, MMS_SEEK_FIRST, NULL, &rec, NULL); r == 0 && seen <= MAXREC;
+             r = mms_cursor_next(c, &rec, NULL)) {
+            ix_check(x, "cursor scan", r, rec);
+            if (!mms_table_live(x->t, rec))
+                ix_fail(x, "a scan met a deleted record", r, rec);
+            seen++;
+        }
+        if (seen <= MAXREC && (r != MMS_ENOTFOUND || seen != live))
+            ix_fail(x, "a scan did not meet every live record once", r, seen);
+    }
+    mms_cursor_close(c);
+}
+
+/* The indexes of table name, in this phase; how many were read. */
+static size_t read_indexes(mms_store *s, const char *name, int sound, enum ix_phase phase)
+{
+    static mms_index_info in[MAXIX];
+    static struct ixrun x;
+    size_t n;
+    mms_table *t;
+    if (mms_table_find(s, name, &t) != 0 || mms_indexes(t, in, MAXIX, &n) != 0)
+        return 0;
+    const mms_schema *sc = mms_table_schema(t);
+    size_t k = 0;
+    for (; sc && k < n && k < MAXIX; k++) {
+        x.t = t;
+        x.in = &in[k];
+        x.table = name;
+        x.oracle = sound && phase != IX_WRITE;
+        x.K = in[k].key_size && in[k].key_size <= IXKEY - 8 ? in[k].key_size : 1;
+        x.cover = in[k].cover_size ? field_named(sc, in[k].cover) : NULL;
+        if (x.cover && x.cover->size != in[k].cover_size)
+            x.cover = NULL;
+        ix_keys(&x, sc);
+        ix_finds(&x);
+        ix_cursors(&x);
+    }
+    return k;
+}
+
+/* The indexes of every table, in this phase. */
+static void read_all_indexes(mms_store *s, int sound, enum ix_phase phase)
+{
+    static mms_table_info ti[MAXTAB];
+    static const char *const names[] = {"outside a transaction", "in a read transaction",
+                                        "in the write transaction"};
+    size_t nt, nix = 0;
+    if (mms_tables(s, ti, MAXTAB, &nt) != 0)
+        return;
+    ix_found = 0;
+    for (size_t k = 0; k < nt && k < MAXTAB; k++)
+        nix += read_indexes(s, ti[k].name, sound, phase);
+    if (verbose && nix)
+        fprintf(stderr, "  %zu indexes %s: %u answers named a record\n", nix, names[phase],
+                ix_found);
+}
+
+/* Outside a transaction, then in a read transaction (where a hash get
+ * takes the short path: the slot is the answer). */
+static void read_index_phases(mms_store *s, int sound)
+{
+    read_all_indexes(s, sound, IX_OUTSIDE);
+    if (mms_read_begin(s) != 0)
+        return;
+    read_all_indexes(s, sound, IX_READ);
+    mms_read_end(s);
+}
+
 static void read_path(mms_store *s, int sound)
 {
     static mms_info info;
@@ -368,6 +641,25 @@ static void read_path(mms_store *s, int sound)
         nt = MAXTAB;
     for (size_t k = 0; k < nt; k++)
         read_table(s, ti, nt, k, sound);
+    read_index_phases(s, sound);
+}
+
+/* A plain store to the key of each index of t in its middle record: the
+ * commit moves its entries (or refuses a duplicate of a unique key). */
+static void change_key(mms_table *t)
+{
+    static mms_index_info in[MAXIX];
+    size_t n;
+    const mms_schema *sc = mms_table_schema(t);
+    uint64_t i = mms_table_slots(t) / 2;
+    char *rec = mms_table_live(t, i) ? mms_table_get(t, i) : NULL;
+    if (!sc || !rec || mms_indexes(t, in, MAXIX, &n) != 0)
+        return;
+    for (size_t k = 0; k < n && k < MAXIX; k++) {
+        const mms_field *f = field_named(sc, in[k].field);
+        if (f && f->size)
+            rec[f->offset + f->size - 1] ^= 1;
+    }
 }
 
 /* A sound store takes a write transaction. */
@@ -385,9 +677,12 @@ static void write_txn(mms_store *s)
     if (mms_tables(s, ti, MAXTAB, &nt) == 0)
         for (size_t k = 0; k < nt && k < MAXTAB; k++) {
             mms_table *t;
-            if (mms_table_find(s, ti[k].name, &t) == 0)
+            if (mms_table_find(s, ti[k].name, &t) == 0) {
                 mms_table_append(t, NULL, NULL);
+                change_key(t);
+            }
         }
+    read_all_indexes(s, 1, IX_WRITE); /* as of the last commit, the appends not yet in */
     if (mms_txn_commit(s) == 0) {
         char msg[256];
         if (mms_verify(s, msg, sizeof msg) != 0) {
@@ -395,10 +690,11 @@ static void write_txn(mms_store *s)
                             "not verify: %s\n", msg);
             abort();
         }
+        read_index_phases(s, 1); /* views of the write transaction's indexes, stale now */
+    } else if (verbose) {
+        fprintf(stderr, "  commit: %s\n", mms_errdetail());
     }
 }
-
-static int verbose = -1, sound_only;
 
 /* Step 0: the salvage reader over the same files, before the library's
  * recovery changes them. */
@@ -477,6 +773,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sound_only = getenv("MMS_FUZZ_SOUND_ONLY") && *getenv("MMS_FUZZ_SOUND_ONLY") == '1';
     }
     setup_dirs();
+    ix_rand = sum_bytes(data, size < 256 ? size : 256) ^ size ^ UINT64_C(0x9e3779b97f4a7c15);
+    if (!ix_rand)
+        ix_rand = 1;
     clear_store();
     unpack(data, size);
     salvage_read();

@@ -8,8 +8,8 @@
  * that are not zero. It is a sequence of file records:
  *
  *     u8   name     low 4 bits: index into mms_fuzz_names[] (modulo its
- *                   length); bit 4: fix the checksums of this file after
- *                   writing it (below)
+ *                   length, 16); bit 4: fix the checksums of this file
+ *                   after writing it (below)
  *     u32  size     the file's size in bytes (at most MMS_FUZZ_MAX_FILE)
  *     u16  nchunk
  *     nchunk times:
@@ -39,6 +39,9 @@
 static const char *const mms_fuzz_names[] = {
     "region-0-0", "journal",    "lock",       "region-1-0", "region-1-1", "region-2-0",
     "region-2-1", "region-3-0", "region-1-2", "region-4-0", "region-0-0.tmp", "region-0-1",
+    /* the index regions of seedgen's indexes (3-6): a new index's commit
+     * writes its region's generation 1 */
+    "region-3-1", "region-4-1", "region-5-1", "region-6-1",
 };
 #define MMS_FUZZ_NNAMES (sizeof mms_fuzz_names / sizeof mms_fuzz_names[0])
 

@@ -19,6 +19,15 @@
  *               was killed at the crash point commit.journal_synced)
  *   nosync      MMS_NOSYNC commits of a writer that died
  *   epochs      two checkpoints: both journal header slots valid
+ *   indexes     a table with five indexes (regions 2-6): hash unique on an
+ *               8-byte key (the get's short path), hash covering on an
+ *               8-byte key with duplicates (the covered get's short path),
+ *               hash on a 4-byte key, ordered unique on a long chars key
+ *               (two levels: inner pages, linked leaves), ordered covering
+ *               on a float key (NaN, -0.0, duplicates); deleted records
+ *   ixjournal   indexes, then commits that change indexed keys (appends,
+ *               deletes, plain stores) left in the journal by a writer
+ *               that died
  */
 #define _GNU_SOURCE 1
 #include <dirent.h>
@@ -207,6 +216,36 @@ static const mms_field team_fields[] = {
 };
 static const mms_schema team_schema = MMS_SCHEMA(struct team, team_fields);
 
+/* Indexed (fill_indexes): tag is long so that its ordered index has
+ * several leaves under an inner page (29 entries a leaf); its bytes past
+ * the name are zeros, which the packing skips. */
+struct item {
+    int64_t id;
+    uint64_t key;
+    int32_t grp;
+    uint32_t val;
+    double score;
+    char tag[128];
+};
+static const mms_field item_fields[] = {
+    MMS_F_I64(struct item, id),   MMS_F_U64(struct item, key),   MMS_F_I32(struct item, grp),
+    MMS_F_U32(struct item, val),  MMS_F_F64(struct item, score), MMS_F_CHARS(struct item, tag),
+};
+static const mms_schema item_schema = MMS_SCHEMA(struct item, item_fields);
+#define NITEM 64
+
+static struct item item_of(unsigned i)
+{
+    struct item r = {.id = (int64_t)i * 37 - 500, .key = (uint64_t)(i / 2) * 1000003u,
+                     .grp = (int32_t)(i % 5) - 2, .val = i * 11, .score = (i % 9) * 0.5};
+    if (i == 7)
+        r.score = -0.0;
+    if (i == 8)
+        r.score = 0.0 / 0.0;
+    snprintf(r.tag, sizeof r.tag, "tag%03u", (i * 29) % 1000);
+    return r;
+}
+
 static void some_allocations(mms_store *s, unsigned salt)
 {
     static const size_t sizes[] = {1, 16, 17, 48, 100, 256, 300, 1000, 2048, 2049, 5000, 70000};
@@ -357,6 +396,67 @@ static void fill_epochs(const char *path)
     }
 }
 
+static void fill_indexes(const char *path)
+{
+    mms_store *s = open_store(path, MMS_CREATE);
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "item", &item_schema, MMS_TABLE_CREATE, &t));
+    for (unsigned i = 0; i < NITEM; i++) {
+        struct item r = item_of(i);
+        OK(mms_table_append(t, &r, NULL));
+    }
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_index_create(t, "id", MMS_INDEX_UNIQUE));
+    OK(mms_index_create_covering(t, "key", MMS_INDEX_HASH, "val"));
+    OK(mms_index_create(t, "grp", MMS_INDEX_HASH));
+    OK(mms_index_create(t, "tag", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
+    OK(mms_index_create_covering(t, "score", MMS_INDEX_ORDERED, "val"));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    for (unsigned i = 3; i < NITEM; i += 10)
+        OK(mms_table_delete(t, i));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+}
+
+/* Commits that change indexed keys every way, by a writer that dies. */
+static void fill_ixjournal(const char *path)
+{
+    fill_indexes(path);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork", -errno);
+    if (pid == 0) {
+        mms_store *s = open_store(path, 0);
+        mms_table *t;
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_open(s, "item", &item_schema, 0, &t));
+        struct item r = item_of(NITEM);
+        OK(mms_table_append(t, &r, NULL)); /* into the first deleted slot */
+        struct item *p = mms_table_get(t, 10);
+        p->id = 100000; /* plain stores to keys and a covered field */
+        p->key = 1;
+        p->val = 99;
+        p->score = 1e300;
+        memcpy(p->tag, "moved", 6);
+        OK(mms_txn_commit(s));
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_delete(t, 20));
+        OK(mms_table_delete(t, 21));
+        OK(mms_txn_commit(s));
+        _exit(0); /* no close: no checkpoint */
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "fuzz_seedgen: the index writer child ended with status 0x%x\n", st);
+        exit(1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -374,6 +474,8 @@ int main(int argc, char **argv)
     seed(argv[1], "unapplied", fill_unapplied);
     seed(argv[1], "nosync", fill_nosync);
     seed(argv[1], "epochs", fill_epochs);
+    seed(argv[1], "indexes", fill_indexes);
+    seed(argv[1], "ixjournal", fill_ixjournal);
     rmdir(tmp);
     return 0;
 }
