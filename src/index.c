@@ -274,6 +274,18 @@ void mms__ix_denorm(unsigned kind, uint32_t size, const uint8_t *key, void *val)
     }
 }
 
+/* A descriptor's key as mms__ix_norm can read it from a record of
+ * record_size bytes: a kind that can be a key, of its size (chars: up to
+ * MMS__IX_MAX_KEY bytes), inside the record. A damaged descriptor would
+ * have it shift past 64 bits or read past the key. */
+static bool key_fits(const struct mms__ixdesc *d, uint32_t record_size)
+{
+    uint32_t K = d->key_size, ks = mms_kind_size(d->key_kind);
+    int cls = mms_kind_class(d->key_kind);
+    return cls && cls != 'h' && K && (ks ? K == ks : K <= MMS__IX_MAX_KEY) &&
+           d->key_off <= record_size && K <= record_size - d->key_off;
+}
+
 /* The key of a record in its index form. */
 static void rec_key(const struct mms__ixdesc *d, const char *rec, uint8_t *out)
 {
@@ -345,6 +357,10 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
         h->entry_size != E || K == 0 || K > MMS__IX_MAX_KEY)
         return MMS__CORRUPT("table %s: the index on %.47s: its header page is damaged", e->name,
                             d->field);
+    if (!key_fits(d, e->record_size))
+        return MMS__CORRUPT("table %s: the index on %.47s: a key of kind %u, %u bytes at %u, "
+                            "in records of %u", e->name, d->field, d->key_kind, K, d->key_off,
+                            e->record_size);
     if (hash && h->version != MMS__IX_VERSION && !covers)
         return mms__fail(MMS_EVERSION, "table %s: the hash index on %.47s has format version %u, "
                          "this library reads %u and %u: drop it and create it again", e->name,
@@ -382,9 +398,6 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
     /* A hash index's slots as of this view, checked once here: a read
      * transaction's finds take them as they are (mms__ix_probe8). */
     v->mask = hash && slots_fit(v, h->nslots) ? h->nslots - 1 : 0;
-    if (d->key_off + K > e->record_size)
-        return MMS__CORRUPT("table %s: the index on %.47s: key outside the record", e->name,
-                            d->field);
     return 0;
 }
 
@@ -1883,7 +1896,8 @@ int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, 
     struct mms__ixdesc *d = mms__ixdescs(s, e);
     struct mms__ixtxn *t = NULL;
     for (uint32_t k = 0; d && k < e->nindexes; k++) {
-        if (!(d[k].flags & MMS__IX_UNIQUE) || d[k].layout_gen != e->layout_gen)
+        if (!(d[k].flags & MMS__IX_UNIQUE) || d[k].layout_gen != e->layout_gen ||
+            !key_fits(&d[k], e->record_size)) /* damaged: the commit fails (ix_open) */
             continue;
         if (!t && !(t = txn_state(s)))
             return -ENOMEM;
@@ -1914,7 +1928,7 @@ int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, 
     }
     /* Noted for the next appends of this transaction. */
     for (uint32_t k = 0; t && d && k < e->nindexes; k++) {
-        if (!(d[k].flags & MMS__IX_UNIQUE))
+        if (!(d[k].flags & MMS__IX_UNIQUE) || !key_fits(&d[k], e->record_size))
             continue;
         uint8_t key[MMS__IX_MAX_KEY];
         rec_key(&d[k], rec, key);

@@ -824,6 +824,57 @@ TEST(zeros_into_deleted_slot)
     rmrf(p);
 }
 
+/* A descriptor whose key kind is not of its key's size (found by the
+ * fuzzer's read path, crafted: chars[12] said to be i64 or f64) is damage
+ * verify reports and lookups and commits refuse; norm would have shifted
+ * past 64 bits. */
+TEST(descriptor_kind_damaged)
+{
+    const char *p = tpath("ixkind");
+    static const unsigned kinds[] = {MMS_KIND_I64, MMS_KIND_F64, MMS_KIND_STR, 0};
+    for (size_t b = 0; b < sizeof kinds / sizeof kinds[0]; b++) {
+        mms_store *s = open_flags(p, MMS_CREATE);
+        mms_table *t;
+        mms_index *ix;
+        mms_cursor *c;
+        uint64_t rec;
+        char msg[256];
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_open(s, "r", &rec1_schema, MMS_TABLE_CREATE, &t));
+        for (int i = 0; i < 10; i++) {
+            struct rec1 r = {.id = i};
+            snprintf(r.tag, sizeof r.tag, "tag%d", i);
+            OK(mms_table_append(t, &r, NULL));
+        }
+        OK(mms_index_create(t, "tag", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
+        OK(mms_txn_commit(s));
+        /* The descriptor's key_kind, in the file. */
+        const struct mms__tabent *e = mms__catalog_by_region(s, 1);
+        ASSERT(e && e->nindexes == 1);
+        uint64_t off = MMS_REF_SLOT(e->indexes) + offsetof(struct mms__ixdesc, key_kind);
+        OK(mms_close(s));
+        char f[600];
+        snprintf(f, sizeof f, "%s/region-0-0", p);
+        int fd = open(f, O_RDWR);
+        ASSERT(fd >= 0);
+        uint32_t k = kinds[b];
+        ASSERT_EQ(pwrite(fd, &k, 4, (off_t)off), 4);
+        close(fd);
+        char key[12] = "tag3";
+        s = open_flags(p, 0);
+        FAILS(mms_verify(s, msg, sizeof msg), MMS_ECORRUPT);
+        OK(mms_table_find(s, "r", &t));
+        OK(mms_index_open(t, "tag", &ix));
+        FAILS(mms_index_find(ix, key, &rec), MMS_ECORRUPT);
+        FAILS(mms_cursor_open(ix, &c), MMS_ECORRUPT);
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_append(t, &(struct rec1){.id = 10, .tag = "new"}, NULL));
+        FAILS(mms_txn_commit(s), MMS_ECORRUPT);
+        OK(mms_close(s));
+        rmrf(p);
+    }
+}
+
 /* Damaged index pages: verify says so; lookups never crash and never
  * return a record that does not hold the key. */
 TEST(corrupt)
@@ -1928,6 +1979,7 @@ int main(int argc, char **argv)
     RUN(large);
     RUN(corrupt);
     RUN(zeros_into_deleted_slot);
+    RUN(descriptor_kind_damaged);
     RUN(slot_checks);
     RUN(slot_damaged_probe_goes_on);
     RUN(covering);
