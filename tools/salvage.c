@@ -528,7 +528,12 @@ static bool heap_has(const struct sv_store *st, uint64_t off, uint64_t len)
 /* Walk the segments from unit 0 by their lengths (FORMAT §2.3). */
 static int heap_walk(struct sv_store *st)
 {
-    st->nunits = (uint32_t)((st->heap_size + UNIT - 1) / UNIT); /* the last may be partial */
+    /* The units the header claims (the last may be partial) bound the
+     * segments' lengths; only those the file holds are recorded: a
+     * damaged size claims up to 2^32 units, and their tables took 10 GB
+     * (the store fuzzer's out-of-memory stops). */
+    uint32_t claimed = (uint32_t)((st->heap_size + UNIT - 1) / UNIT);
+    st->nunits = (uint32_t)((st->heap_known + UNIT - 1) / UNIT);
     st->unit_kind = calloc(st->nunits, 1);
     st->unit_seg = calloc(st->nunits, sizeof *st->unit_seg);
     st->unit_len = calloc(st->nunits, sizeof *st->unit_len);
@@ -546,7 +551,7 @@ static int heap_walk(struct sv_store *st)
             len = g32(st->heap, d + 4);
             if (kind != S_NORMAL && kind != S_HUGE && kind != S_FREE)
                 bad = "its descriptor has an unknown kind";
-            else if (len == 0 || len > st->nunits - u || (kind == S_NORMAL && len != 1))
+            else if (len == 0 || len > claimed - u || (kind == S_NORMAL && len != 1))
                 bad = "its descriptor has a bad length";
         }
         if (bad) {
@@ -555,7 +560,7 @@ static int heap_walk(struct sv_store *st)
                  bad);
             break;
         }
-        for (uint32_t k = 0; k < len; k++) {
+        for (uint32_t k = 0; k < len && u + k < st->nunits; k++) {
             st->unit_kind[u + k] = kind;
             st->unit_seg[u + k] = u;
             st->unit_len[u + k] = len;
