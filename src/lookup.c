@@ -303,21 +303,28 @@ static inline bool short_key(mms_index *ix, const void *key, bool cover, uint64_
  * the probe written in the caller; inline, 1.2x, pinned to one vCPU.
  * Every other find (another key, a stale view, a write transaction, bad
  * arguments) takes find_any. */
+/* The short path's get of normalized key w in slots of E bytes (a
+ * constant at each call): the record to *index (if wanted), the covered
+ * value to value (if wanted); a damaged slot of the key: probe_on. */
+static inline __attribute__((always_inline)) int short_get(mms_index *ix, uint64_t w, uint32_t E,
+                                                         uint64_t *index, void *value)
+{
+    uint64_t rec;
+    const char *sl = mms__ix_probe8(&ix->v, w, E, &rec);
+    if (!sl)
+        return MMS_ENOTFOUND;
+    if (__builtin_expect(rec == UINT64_MAX, 0))
+        return probe_on(ix, w, index, value);
+    if (index)
+        *index = rec;
+    return value ? mms__ix_copy_cover(value, sl + 16, ix->v.C) : 0;
+}
+
 int mms_index_find(mms_index *ix, const void *key, uint64_t *index)
 {
-    uint64_t w, rec;
-    const char *sl;
-    if (__builtin_expect(index && short_key(ix, key, false, &w), 1)) {
-        sl = ix->v.E == 16 ? mms__ix_probe8(&ix->v, w, 16, &rec)
-                           : mms__ix_probe8(&ix->v, w, 24, &rec);
-        if (!sl)
-            return MMS_ENOTFOUND;
-        if (__builtin_expect(rec != UINT64_MAX, 1)) {
-            *index = rec;
-            return 0;
-        }
-        return probe_on(ix, w, index, NULL);
-    }
+    uint64_t w;
+    if (__builtin_expect(index && short_key(ix, key, false, &w), 1))
+        return ix->v.E == 16 ? short_get(ix, w, 16, index, NULL) : short_get(ix, w, 24, index, NULL);
     return find_any(ix, key, index);
 }
 
@@ -356,18 +363,9 @@ static int find_any(mms_index *ix, const void *key, uint64_t *index)
  * of 24 bytes (the key, the covered value). */
 int mms_index_find_covered(mms_index *ix, const void *key, uint64_t *index, void *value)
 {
-    uint64_t w, rec;
-    const char *sl;
-    if (__builtin_expect(value && short_key(ix, key, true, &w), 1)) {
-        if (!(sl = mms__ix_probe8(&ix->v, w, 24, &rec)))
-            return MMS_ENOTFOUND;
-        if (__builtin_expect(rec != UINT64_MAX, 1)) {
-            if (index)
-                *index = rec;
-            return mms__ix_copy_cover(value, sl + 16, ix->v.C);
-        }
-        return probe_on(ix, w, index, value);
-    }
+    uint64_t w;
+    if (__builtin_expect(value && short_key(ix, key, true, &w), 1))
+        return short_get(ix, w, 24, index, value);
     return covered_any(ix, key, index, value);
 }
 
