@@ -84,9 +84,15 @@ int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size)
     abi_mine(&mine);
     if (memcmp(&h->abi, &mine, sizeof mine) != 0 || h->page_size != MMS__PAGE ||
         h->hdr_pages != MMS__HDR_PAGES)
-        return mms__fail(MMS_EABI, "the store's ABI fingerprint (page size %u, ref %u bits, "
-                         "slot %u bits) differs from this library's",
-                         h->page_size, h->abi.ref_bits, h->abi.slot_bits);
+        return mms__fail(MMS_EABI, "the store's ABI fingerprint (byte order %u, ref %u bits, "
+                         "slot %u bits, page 2^%u = %u bytes, segment 2^%u, %u header pages) "
+                         "differs from this library's (%u, %u, %u, 2^%u = %u, 2^%u, %u)%s",
+                         h->abi.endian, h->abi.ref_bits, h->abi.slot_bits, h->abi.page_shift,
+                         h->page_size, h->abi.seg_shift, h->hdr_pages, mine.endian,
+                         mine.ref_bits, mine.slot_bits, mine.page_shift, MMS__PAGE,
+                         mine.seg_shift, MMS__HDR_PAGES,
+                         h->abi.pad[0] | h->abi.pad[1] | h->abi.pad[2]
+                             ? "; its padding is not zero: damage, not another build" : "");
     if (file_size < heap_least(h))
         return MMS__CORRUPT("region 0 is %llu bytes, shorter than the least heap (%llu)",
                             (unsigned long long)file_size, (unsigned long long)heap_least(h));
