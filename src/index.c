@@ -56,10 +56,13 @@
  * committed content (as_committed; liveness needs no test of its own: a
  * deleted slot is zeros, and an entry of zeros is what the upkeep takes a
  * dead slot's committed bytes for). Then create builds it, and the
- * commit's upkeep follows whatever the transaction does after. Otherwise
- * (the transaction appended, deleted or stored into the table first, or
- * made it) create writes an empty index, checks a unique one's keys, and
- * the commit builds it from the records then, as for a migration: built
+ * commit's upkeep follows whatever the transaction does after -- unless
+ * the transaction appended more records than the index holds (a table
+ * made empty, then loaded): then the commit builds it again in bulk,
+ * cheaper than inserting them one by one (outgrown). Otherwise (the
+ * transaction appended, deleted or stored into the table first, or made
+ * it) create writes an empty index, checks a unique one's keys, and the
+ * commit builds it from the records then, as for a migration: built
  * twice would be the cost of keeping an as-built copy true.
  *
  * Until its commit a transaction's changes are not in its indexes:
@@ -96,7 +99,9 @@ struct pend {
     mms_ref rec;  /* ref of the record that was appended */
 };
 struct mms__ixtxn {
-    uint64_t fresh[MMS_MAX_REGIONS / 64];   /* index regions created by this txn */
+    uint64_t fresh[MMS_MAX_REGIONS / 64];   /* index regions created by this txn,
+                                               to build at its commit */
+    uint64_t built[MMS_MAX_REGIONS / 64];   /* ... built at create (NOTES, "Create") */
     uint64_t rebuilt[MMS_MAX_REGIONS / 64]; /* ... built again by this commit */
     struct pend *p;                         /* appends to tables with unique indexes */
     size_t pn, pcap;
@@ -128,6 +133,7 @@ void mms__ix_txn_end(mms_store *s)
     if (!t)
         return;
     memset(t->fresh, 0, sizeof t->fresh);
+    memset(t->built, 0, sizeof t->built);
     memset(t->rebuilt, 0, sizeof t->rebuilt);
     if (t->pn)
         memset(t->p, 0, t->pcap * sizeof *t->p);
@@ -1866,8 +1872,7 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
     }
     e->indexes = arr;
     e->nindexes++;
-    if (!now)
-        bit_set(s->ixtxn->fresh, id);
+    bit_set(now ? s->ixtxn->built : s->ixtxn->fresh, id);
     s->tab_epoch++;
     return 0;
 }
@@ -2032,6 +2037,18 @@ static const struct mms__fdesc *field_named(const mms_store *s, const struct mms
     return NULL;
 }
 
+/* Index d, built at create, holds fewer entries than the transaction then
+ * appended records to e: the upkeep would insert them one by one, at
+ * about 3x the cost a key of a bulk build of the whole table (NOTES,
+ * "Create"; bench/results/index.md, "Built once"). */
+static bool outgrown(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d)
+{
+    uint64_t committed = s->reg[e->region].committed / e->record_size;
+    struct mms__ixview v;
+    return e->count > committed && mms__ixview_get(s, e, d, &v) == 0 &&
+           e->count - committed > vhdr(&v)->entries;
+}
+
 int mms__ix_commit_begin(mms_store *s)
 {
     struct mms__catalog *cat = mms__catalog(s);
@@ -2044,7 +2061,8 @@ int mms__ix_commit_begin(mms_store *s)
         struct mms__tabent *e = &cat->t[n];
         struct mms__ixdesc *d = mms__ixdescs(s, e);
         for (uint32_t k = 0; d && k < e->nindexes; k++) {
-            bool fresh = t && bit_get(t->fresh, d[k].region);
+            bool fresh = t && (bit_get(t->fresh, d[k].region) ||
+                               (bit_get(t->built, d[k].region) && outgrown(s, e, &d[k])));
             if (!fresh && d[k].layout_gen == e->layout_gen)
                 continue;
             if (!t && !(t = txn_state(s)))
