@@ -1457,8 +1457,10 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  * seconds). Needs a write transaction. When the transaction has not
  * changed the table before this call, the index is built here and the
  * commit keeps it true as it keeps every index (whatever the transaction
- * does after); lookups in the transaction see it as built, which is the
- * last commit's table. When the transaction did change the table first
+ * does after; if it appends more records than the index holds, as when a
+ * table made empty is then loaded, the commit builds the index again in
+ * bulk, cheaper than as many inserts); lookups in the transaction see it
+ * as built, which is the last commit's table. When the transaction did change the table first
  * (appended, deleted, stored into its records, or created or migrated
  * it, as `mms import` does), the build waits for the commit, which
  * builds it from the records then: until the commit the index is empty
