@@ -1428,7 +1428,8 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  *
  * Caveats
  *  - Inside a write transaction an index answers as of the last commit
- *    (or as built, for one created in the transaction): lookups return
+ *    (for one created in the transaction: as built by mms_index_create,
+ *    or empty until the commit builds it, see there): lookups return
  *    only records whose key still matches, and miss records the
  *    transaction gave the key. The commit brings it up to date.
  *  - Lookups read mapped memory only: no system call, in read
@@ -1451,16 +1452,27 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
 #define MMS_INDEX_ORDERED 0x1u /* B+tree: ranges and cursors too */
 #define MMS_INDEX_UNIQUE 0x2u  /* no two live records hold one key */
 
-/* Create an index on field of t and build it from the records (a bulk
+/* Create an index on field of t, built once from the records (a bulk
  * build: sorted, then written page by page; at 10^7 records a few
- * seconds). Needs a write transaction; the index is built again from the
- * records at commit if the transaction goes on changing the table, so the
- * committed index is always the table's (see bench/results for the cost).
+ * seconds). Needs a write transaction. When the transaction has not
+ * changed the table before this call, the index is built here and the
+ * commit keeps it true as it keeps every index (whatever the transaction
+ * does after; if it appends more records than the index holds, as when a
+ * table made empty is then loaded, the commit builds the index again in
+ * bulk, cheaper than as many inserts); lookups in the transaction see it
+ * as built, which is the last commit's table. When the transaction did change the table first
+ * (appended, deleted, stored into its records, or created or migrated
+ * it, as `mms import` does), the build waits for the commit, which
+ * builds it from the records then: until the commit the index is empty
+ * (lookups find nothing, and a unique index refuses at append only the
+ * keys appended after its create; any other duplicate fails the commit).
+ * Either way the committed index is the table's.
  * Errors: MMS_ENOTXN, MMS_EINVAL (no such field, bad flags), MMS_ENOTSUP
  * (a field of a kind that cannot be indexed; a hash index over a field
- * with too many equal keys), -EEXIST (the field has an index already),
- * MMS_EUNIQUE (MMS_INDEX_UNIQUE and two live records hold one key; the
- * detail names them; nothing is created), MMS_EFULL (no region left),
+ * with too many equal keys: here, or at the commit for a build that
+ * waits for it), -EEXIST (the field has an index already),
+ * MMS_EUNIQUE (MMS_INDEX_UNIQUE and two live records hold one key now;
+ * the detail names them; nothing is created), MMS_EFULL (no region left),
  * -ENOSPC, -ENOMEM. */
 int mms_index_create(mms_table *t, const char *field, unsigned flags);
 

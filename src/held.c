@@ -210,3 +210,11 @@ void mms__held_free(mms_store *s)
     s->held = s->held_spare = NULL;
     s->held_cap = 0;
 }
+
+const char *mms__page_base(const mms_store *s, char *p, uint32_t id)
+{
+    const struct mms__held *h = mms__held_find(s, p);
+    if (h && h->shadow)
+        return (const char *)h->shadow;
+    return s->reg[id].fview + (p - s->view.base[id]);
+}

@@ -41,14 +41,33 @@
  * seen twice (a delete and a dirty page) is no harm. Unique indexes are
  * checked after every change of the commit is in (a swap of two keys is
  * not a duplicate), and a duplicate fails the commit, which aborts it.
- * An index created in the transaction, or of a table it migrated, is
- * built again from the records at commit instead: the bulk build writes a
- * new file of the region (fresh space: synced, not journaled). So the
- * index agrees with the table at every commit, and a crash leaves both as
- * of one commit: index pages are ordinary pages of the store.
+ * An index of a table the transaction migrated is built again from the
+ * records at commit instead: the bulk build writes a new file of the
+ * region (fresh space: synced, not journaled). So the index agrees with
+ * the table at every commit, and a crash leaves both as of one commit:
+ * index pages are ordinary pages of the store.
+ *
+ * Create: one bulk build, now or at commit. The upkeep takes a record's
+ * committed bytes for the entry it had (below the region's committed
+ * size; none past it), so it makes true an index that was the table's as
+ * of the last commit. An index built now from the records is that when
+ * the records are the committed ones: every record lies below the
+ * committed size, and no private page of the table differs from its
+ * committed content (as_committed; liveness needs no test of its own: a
+ * deleted slot is zeros, and an entry of zeros is what the upkeep takes a
+ * dead slot's committed bytes for). Then create builds it, and the
+ * commit's upkeep follows whatever the transaction does after -- unless
+ * the transaction appended more records than the index holds (a table
+ * made empty, then loaded): then the commit builds it again in bulk,
+ * cheaper than inserting them one by one (outgrown). Otherwise (the
+ * transaction appended, deleted or stored into the table first, or made
+ * it) create writes an empty index, checks a unique one's keys, and the
+ * commit builds it from the records then, as for a migration: built
+ * twice would be the cost of keeping an as-built copy true.
  *
  * Until its commit a transaction's changes are not in its indexes:
- * lookups in a write transaction see the last commit's index, and return
+ * lookups in a write transaction see the last commit's index (one built
+ * at create: as built, or empty until the commit builds it), and return
  * only records whose key still matches.
  *
  * Reading fast (bench/results/index.md). A lookup's cost is its cache
@@ -80,7 +99,9 @@ struct pend {
     mms_ref rec;  /* ref of the record that was appended */
 };
 struct mms__ixtxn {
-    uint64_t fresh[MMS_MAX_REGIONS / 64];   /* index regions created by this txn */
+    uint64_t fresh[MMS_MAX_REGIONS / 64];   /* index regions created by this txn,
+                                               to build at its commit */
+    uint64_t built[MMS_MAX_REGIONS / 64];   /* ... built at create (NOTES, "Create") */
     uint64_t rebuilt[MMS_MAX_REGIONS / 64]; /* ... built again by this commit */
     struct pend *p;                         /* appends to tables with unique indexes */
     size_t pn, pcap;
@@ -112,6 +133,7 @@ void mms__ix_txn_end(mms_store *s)
     if (!t)
         return;
     memset(t->fresh, 0, sizeof t->fresh);
+    memset(t->built, 0, sizeof t->built);
     memset(t->rebuilt, 0, sizeof t->rebuilt);
     if (t->pn)
         memset(t->p, 0, t->pcap * sizeof *t->p);
@@ -1619,7 +1641,8 @@ static int build_ordered(mms_store *s, const struct mms__tabent *e, const struct
         uint64_t from = j * lc, cnt = n - from < lc ? n - from : lc;
         if (!n)
             cnt = 0;
-        memcpy((char *)pg + 32, a + from * E, (size_t)cnt * E);
+        if (cnt)
+            memcpy((char *)pg + 32, a + from * E, (size_t)cnt * E);
         pg->n = (uint16_t)cnt;
         pg->prev = j ? j : 0;
         pg->next = j + 1 < leaves ? j + 2 : 0;
@@ -1655,23 +1678,35 @@ static int build_ordered(mms_store *s, const struct mms__tabent *e, const struct
     return 0;
 }
 
-/* Build index d of e from the live records (covering cov).
- * exists: the region has a file (a rebuild writes the next generation). */
-static int build(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
-                 const struct cover *cov, bool exists)
+/* The entries of index d over the live records of e (SE bytes each),
+ * sorted where the index wants them so (ordered, unique); a unique
+ * index's duplicate is MMS_EUNIQUE. *a: malloc'd (free it, also after an
+ * error; left as it was when none could be). */
+static int entries_of(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
+                      const struct cover *cov, uint32_t SE, uint8_t **a, uint64_t *n)
 {
-    uint32_t SE = d->key_size + 8 + (cov->size ? 8 : 0);
-    uint8_t *a;
-    uint64_t n;
-    int r = collect(s, e, d, cov, SE, &a, &n);
+    int r = collect(s, e, d, cov, SE, a, n);
     if (r)
         return r;
     if (d->kind == MMS__IX_ORDERED || (d->flags & MMS__IX_UNIQUE))
-        r = sort_entries(a, n, SE, d->key_size);
+        r = sort_entries(*a, *n, SE, d->key_size);
     if (!r && (d->flags & MMS__IX_UNIQUE))
-        for (uint64_t i = 1; i < n && !r; i++)
-            if (memcmp(a + (i - 1) * SE, a + i * SE, d->key_size) == 0)
-                r = too_many_dups(e, d, a + (i - 1) * SE, SE);
+        for (uint64_t i = 1; i < *n && !r; i++)
+            if (memcmp(*a + (i - 1) * SE, *a + i * SE, d->key_size) == 0)
+                r = too_many_dups(e, d, *a + (i - 1) * SE, SE);
+    return r;
+}
+
+/* Build index d of e (covering cov) from the live records, or (records
+ * false) with no entries. exists: the region has a file (a rebuild writes
+ * the next generation). */
+static int build(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
+                 const struct cover *cov, bool exists, bool records)
+{
+    uint32_t SE = d->key_size + 8 + (cov->size ? 8 : 0);
+    uint8_t *a = NULL;
+    uint64_t n = 0;
+    int r = records ? entries_of(s, e, d, cov, SE, &a, &n) : 0;
     if (!r)
         r = d->kind == MMS__IX_HASH ? build_hash(s, e, d, cov, exists, a, n, SE)
                                     : build_ordered(s, e, d, cov, exists, a, n);
@@ -1723,12 +1758,40 @@ static uint32_t free_region(const mms_store *s)
     return id;
 }
 
-static struct mms__ixtxn *fresh_mark(mms_store *s, uint32_t id)
+/* Does a private page of [start, end) of region c->id differ from its
+ * committed content? (A scan's callback: 1 stops it at the first.) */
+struct unchanged {
+    mms_store *s;
+    uint32_t id;
+};
+static int page_changed(void *ctx, char *start, char *end)
 {
-    struct mms__ixtxn *t = txn_state(s);
-    if (t)
-        bit_set(t->fresh, id);
-    return t;
+    const struct unchanged *c = ctx;
+    for (char *p = start; p < end; p += PG)
+        if (memcmp(p, mms__page_base(c->s, p, c->id), PG) != 0)
+            return 1;
+    return 0;
+}
+
+/* Are e's records the committed ones (NOTES, "Create")? Every record lies
+ * below the region's committed size, and no private page of it differs
+ * from its committed content: a scan of the page tables and a compare of
+ * the pages the handle holds, not a read of the records. */
+static int as_committed(mms_store *s, const struct mms__tabent *e, bool *same)
+{
+    const struct mms__region *g = &s->reg[e->region];
+    char *b = s->view.base[e->region];
+    *same = false;
+    if (!b || !e->record_size || e->count > g->committed / e->record_size)
+        return 0;
+    struct unchanged c = {s, e->region};
+    int r = mms__os_dirty_scan(s->dirty_fd, s->dirty_backend, b, b + g->priv,
+                               MMS__SCAN_PRIVATE, page_changed, &c);
+    if (r < 0)
+        return mms__fail(r, "finding the pages of table %s the transaction wrote failed: %s",
+                         e->name, mms_strerror(r));
+    *same = r == 0;
+    return 0;
 }
 
 int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc *f,
@@ -1752,6 +1815,32 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
                          MMS_MAX_REGIONS - 1);
     if (!txn_state(s))
         return -ENOMEM;
+    struct mms__ixdesc nd = {0};
+    snprintf(nd.field, sizeof nd.field, "%s", f->name);
+    nd.kind = kind;
+    nd.flags = flags;
+    nd.region = id;
+    nd.key_kind = f->kind;
+    nd.key_off = f->offset;
+    nd.key_size = f->size;
+    nd.layout_gen = e->layout_gen;
+    if (cf)
+        snprintf(nd.cover, sizeof nd.cover, "%s", cf->name);
+    /* Built now from records that are the committed ones, the commit's
+     * upkeep brings it up to date; else built at the commit, once, and
+     * empty until then (NOTES, "Create"). A unique one's duplicate is
+     * refused here either way. */
+    bool now;
+    if ((r = as_committed(s, e, &now)))
+        return r;
+    if (!now && (flags & MMS__IX_UNIQUE)) {
+        uint8_t *a = NULL;
+        uint64_t n;
+        r = entries_of(s, e, &nd, &cov, nd.key_size + 8 + (cov.size ? 8 : 0), &a, &n);
+        free(a);
+        if (r)
+            return r;
+    }
     /* The descriptors, one longer. Everything that can fail comes before
      * the catalog entry changes. */
     mms_ref arr = e->indexes;
@@ -1761,22 +1850,13 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
         return r;
     e = mms__catalog_by_region(s, region);
     struct mms__ixdesc *d = (struct mms__ixdesc *)mms_deref(s, arr) + e->nindexes;
-    memset(d, 0, sizeof *d);
-    snprintf(d->field, sizeof d->field, "%s", f->name);
-    d->kind = kind;
-    d->flags = flags;
-    d->region = id;
-    d->key_kind = f->kind;
-    d->key_off = f->offset;
-    d->key_size = f->size;
-    d->layout_gen = e->layout_gen;
-    if (cf)
-        snprintf(d->cover, sizeof d->cover, "%s", cf->name);
+    *d = nd;
     uint32_t had_regions = mms__hdr(s)->nregions;
-    r = build(s, e, d, &cov, false);
+    r = build(s, e, d, &cov, false, now);
     if (r) {
         /* Nothing of it stays: the region's file goes, the descriptors
-         * shrink back (the realloc'd array is kept, with its old count). */
+         * shrink back (the realloc'd array is kept, with its old count;
+         * a table that had none has none: its ref is 0, FORMAT). */
         if (s->view.base[id])
             mms__map_unmap_region(s, id);
         mms__region_unlink(s, id, mms__rtab(s)[id].gen);
@@ -1784,12 +1864,15 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
         rt[id].kind = MMS__RK_NONE;
         rt[id].size = 0;
         mms__hdr(s)->nregions = had_regions;
+        if (!had && mms_free(s, arr) == 0)
+            arr = 0;
+        e = mms__catalog_by_region(s, region);
         e->indexes = arr;
         return r;
     }
     e->indexes = arr;
     e->nindexes++;
-    fresh_mark(s, id);
+    bit_set(now ? s->ixtxn->built : s->ixtxn->fresh, id);
     s->tab_epoch++;
     return 0;
 }
@@ -1905,7 +1988,7 @@ int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, 
         rec_key(&d[k], rec, key);
         uint64_t dup = UINT64_MAX;
         /* In the index (as of the last commit, or as built in this
-         * transaction)... */
+         * transaction: NOTES, "Create")... */
         struct mms__ixview v;
         uint64_t found[8], n = 0;
         if (mms__ixview_get(s, e, &d[k], &v) == 0 && mms__ix_find(&v, key, found, 8, &n) == 0)
@@ -1954,6 +2037,18 @@ static const struct mms__fdesc *field_named(const mms_store *s, const struct mms
     return NULL;
 }
 
+/* Index d, built at create, holds fewer entries than the transaction then
+ * appended records to e: the upkeep would insert them one by one, at
+ * about 3x the cost a key of a bulk build of the whole table (NOTES,
+ * "Create"; bench/results/index.md, "Built once"). */
+static bool outgrown(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d)
+{
+    uint64_t committed = s->reg[e->region].committed / e->record_size;
+    struct mms__ixview v;
+    return e->count > committed && mms__ixview_get(s, e, d, &v) == 0 &&
+           e->count - committed > vhdr(&v)->entries;
+}
+
 int mms__ix_commit_begin(mms_store *s)
 {
     struct mms__catalog *cat = mms__catalog(s);
@@ -1966,7 +2061,8 @@ int mms__ix_commit_begin(mms_store *s)
         struct mms__tabent *e = &cat->t[n];
         struct mms__ixdesc *d = mms__ixdescs(s, e);
         for (uint32_t k = 0; d && k < e->nindexes; k++) {
-            bool fresh = t && bit_get(t->fresh, d[k].region);
+            bool fresh = t && (bit_get(t->fresh, d[k].region) ||
+                               (bit_get(t->built, d[k].region) && outgrown(s, e, &d[k])));
             if (!fresh && d[k].layout_gen == e->layout_gen)
                 continue;
             if (!t && !(t = txn_state(s)))
@@ -1997,7 +2093,7 @@ int mms__ix_commit_begin(mms_store *s)
             else
                 memset(d[k].cover, 0, sizeof d[k].cover);
             mms__detail_clear();
-            int r = build(s, e, &d[k], &cov, true);
+            int r = build(s, e, &d[k], &cov, true, true);
             if (r)
                 return r;
             bit_set(t->rebuilt, d[k].region);

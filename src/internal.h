@@ -1089,6 +1089,9 @@ struct mms__held *mms__held_find(const mms_store *s, const char *page);
 int mms__held_set(mms_store *s, char *page, uint32_t gen, uint64_t txn, bool shadow);
 void mms__held_unshadow(mms_store *s, struct mms__held *h);
 void mms__held_remove(mms_store *s, struct mms__held *h); /* h: from held_find, gone after */
+/* The committed content of private page p of region id: its shadow if it
+ * has one (the file lags behind it), else the file's. */
+const char *mms__page_base(const mms_store *s, char *p, uint32_t id);
 /* Keep the entries keep() says to (it may change the entry it is given,
  * not the table); the others lose their shadow and, if drop, their private
  * page. Never fails: the table swaps with a preallocated spare. */
@@ -1466,9 +1469,6 @@ uint32_t mms__page_region(const mms_store *s, const char *p); /* of a private pa
 /* Private page p of region id against the file's view of it: 1 the same
  * bytes, 0 not, -1 cannot tell (the page lies past the view). */
 int mms__page_as_file(const mms_store *s, uint32_t id, const char *p);
-/* The committed content of private page p of region id: its shadow if it
- * has one (the file lags behind it), else the file's. */
-const char *mms__page_base(const mms_store *s, char *p, uint32_t id);
 /* Drop every private page and forget the held ones: the view becomes the
  * region files'. */
 void mms__drop_private(mms_store *s);

@@ -177,14 +177,6 @@ uint32_t mms__page_region(const mms_store *s, const char *p)
     return UINT32_MAX; /* unreachable: pages come from the private ranges */
 }
 
-const char *mms__page_base(const mms_store *s, char *p, uint32_t id)
-{
-    const struct mms__held *h = mms__held_find(s, p);
-    if (h && h->shadow)
-        return (const char *)h->shadow;
-    return s->reg[id].fview + (p - s->view.base[id]);
-}
-
 void mms__dirty_drop(mms_store *s, int which)
 {
     struct mms__pagevec *v = &s->dirty;

@@ -400,7 +400,12 @@ TEST(model)
     for (int f = 0; f < NF; f++)
         OK(mms_index_create_covering(t, fname[f], fflags[f],
                                      fcover[f] >= 0 ? fname[fcover[f]] : NULL));
-    check(t, &m); /* built in the transaction */
+    /* The table was made in this transaction: the indexes are built at
+     * its commit, and find nothing until then. */
+    mms_index *ix0;
+    uint64_t at0;
+    OK(mms_index_open(t, "id", &ix0));
+    FAILS(mms_index_find(ix0, &m.r[0].id, &at0), MMS_ENOTFOUND);
     OK(mms_txn_commit(s));
     check(t, &m);
     verify_ok(s);
@@ -822,6 +827,352 @@ TEST(zeros_into_deleted_slot)
     zeros_held(s, t, 3);
     OK(mms_close(s));
     rmrf(p);
+}
+
+/* ------------------------------------------------------------------------
+ * An index created in a transaction that changes its table before and
+ * after the create: built once (at create when the table is as committed,
+ * then kept by the commit's upkeep; else at the commit), and the table's
+ * at the commit either way.
+ * ------------------------------------------------------------------------ */
+#define CT_N 256   /* records of 16 bytes: the committed size is one page... */
+#define CT_MORE 300 /* ... so that these appended records are all fresh space */
+struct ctrec {
+    int64_t k;
+    int32_t v;
+    bool live;
+};
+static struct ctrec ct[CT_N + CT_MORE + 64];
+static uint64_t ct_n;
+
+static void ct_store_k(mms_table *t, uint64_t i, int64_t k)
+{
+    MMS_TABLE_GET(t, struct kv, i)->k = k;
+    ct[i].k = k;
+}
+static void ct_store_v(mms_table *t, uint64_t i, int32_t v)
+{
+    MMS_TABLE_GET(t, struct kv, i)->v = v;
+    ct[i].v = v;
+}
+static void ct_delete(mms_table *t, uint64_t i)
+{
+    OK(mms_table_delete(t, i));
+    ct[i].k = 0;
+    ct[i].v = 0;
+    ct[i].live = false;
+}
+static uint64_t ct_append(mms_table *t, int64_t k, int32_t v)
+{
+    uint64_t at;
+    OK(mms_table_append(t, &(struct kv){k, v, 0}, &at));
+    ct[at].k = k;
+    ct[at].v = v;
+    ct[at].live = true;
+    if (at >= ct_n)
+        ct_n = at + 1;
+    return at;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Index "k" (covering v) of t agrees with ct entry by entry: each live
+ * record found under its key with its value (in a read transaction, the
+ * index's copy), as many entries as live records, an ordered one in
+ * (key, record) order; and mms_verify agrees. */
+static void ct_check(mms_store *s, mms_table *t, unsigned flags)
+{
+    ASSERT_EQ(mms_table_slots(t), ct_n);
+    mms_index *ix;
+    OK(mms_index_open(t, "k", &ix));
+    uint64_t live = 0, out[CT_N + CT_MORE + 64];
+    /* The live keys, sorted, each once: how many records hold a key. */
+    static int64_t keys[CT_N + CT_MORE + 64];
+    size_t nkeys = 0;
+    for (uint64_t i = 0; i < ct_n; i++)
+        if (ct[i].live)
+            keys[nkeys++] = ct[i].k;
+    qsort(keys, nkeys, 8, cmp_i64);
+    for (int txn = 0; txn < 2; txn++) {
+        if (txn)
+            OK(mms_read_begin(s));
+        live = 0;
+        for (uint64_t i = 0; i < ct_n; i++) {
+            ASSERT_EQ(mms_table_live(t, i), ct[i].live);
+            if (!ct[i].live)
+                continue;
+            live++;
+            size_t n, want = 0, seen = 0;
+            const int64_t *q = bsearch(&ct[i].k, keys, nkeys, 8, cmp_i64);
+            while (q > keys && q[-1] == ct[i].k) /* any of equal keys: the first */
+                q--;
+            for (; q && q < keys + nkeys && *q == ct[i].k; q++)
+                want++;
+            OK(mms_index_find_all(ix, &ct[i].k, out, CT_N + CT_MORE + 64, &n));
+            ASSERT_EQ(n, want);
+            for (size_t j = 0; j < n; j++) {
+                ASSERT(ct[out[j]].live && ct[out[j]].k == ct[i].k);
+                seen += out[j] == i;
+            }
+            ASSERT_EQ(seen, 1);
+            uint64_t one;
+            int32_t val;
+            OK(mms_index_find_covered(ix, &ct[i].k, &one, &val));
+            ASSERT(ct[one].live && ct[one].k == ct[i].k);
+            ASSERT_EQ(val, ct[one].v);
+        }
+        if (txn)
+            OK(mms_read_end(s));
+    }
+    mms_index_info ii;
+    size_t n;
+    OK(mms_indexes(t, &ii, 1, &n));
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(ii.entries, live);
+    if (flags & MMS_INDEX_ORDERED) {
+        mms_cursor *c;
+        uint64_t rec, walked = 0, prev = 0;
+        int64_t key, prevk = INT64_MIN;
+        OK(mms_cursor_open(ix, &c));
+        for (int r = mms_cursor_seek(c, MMS_SEEK_FIRST, NULL, &rec, &key); r == 0;
+             r = mms_cursor_next(c, &rec, &key)) {
+            ASSERT(ct[rec].live && ct[rec].k == key);
+            ASSERT(key > prevk || (key == prevk && rec > prev));
+            prevk = key;
+            prev = rec;
+            walked++;
+        }
+        ASSERT_EQ(walked, live);
+        mms_cursor_close(c);
+    }
+    verify_ok(s);
+}
+
+/* Does the file of generation gen of region id exist? */
+static bool region_file(const char *p, uint32_t id, unsigned gen)
+{
+    char f[600];
+    snprintf(f, sizeof f, "%s/region-%u-%u", p, id, gen);
+    return access(f, F_OK) == 0;
+}
+
+/* kv of CT_N records (key i * 7, value i), records 10..19 deleted, all
+ * committed; the store open, no transaction. */
+static mms_store *ct_setup(const char *p, mms_table **t)
+{
+    rmrf(p);
+    mms_store *s = kv_begin(p, CT_N, 0, t);
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    memset(ct, 0, sizeof ct);
+    ct_n = CT_N;
+    for (uint64_t i = 0; i < CT_N; i++)
+        ct[i] = (struct ctrec){(int64_t)i * 7, (int32_t)i, true};
+    for (uint64_t i = 10; i < 20; i++)
+        ct_delete(*t, i);
+    OK(mms_txn_commit(s));
+    return s;
+}
+
+/* The transaction's changes to the table before the create (before 1:
+ * keys, values, a delete, an append into a deleted slot; 2: append_many
+ * past the end) or after it (0): keys, values, deletes,
+ * appends (into deleted slots too, one of zeros), append_many, a null
+ * mark of the covered field, keys changed back. */
+static void ct_changes(mms_table *t, int before, unsigned flags)
+{
+    uint64_t first;
+    void *where;
+    if (before == 1) {
+        ct_store_k(t, 1, 100001);
+        ct_store_v(t, 2, 555);
+        ct_delete(t, 3);
+        ct_append(t, 100010, 10);        /* into committed-dead slot 10 */
+        ct_store_k(t, 41, 100041);       /* changed back after the create */
+        ct_store_k(t, 42, 100042);       /* changed again after it */
+        ct_store_k(t, 43, 7);            /* a duplicate of record 1's key... */
+        ct_store_k(t, 1, 100001);
+        return;
+    }
+    if (before == 2) { /* appends past the committed size only: fresh space */
+        OK(mms_table_append_many(t, CT_MORE, &first, &where));
+        for (uint64_t j = 0; j < CT_MORE; j++) {
+            ((struct kv *)where)[j] = (struct kv){(int64_t)(100100 + j), (int32_t)j, 0};
+            ct[first + j] = (struct ctrec){(int64_t)(100100 + j), (int32_t)j, true};
+        }
+        ct_n = first + CT_MORE;
+        return;
+    }
+    if (ct_n > CT_N) { /* records appended before the create */
+        ct_store_k(t, CT_N, 300000);
+        ct_delete(t, CT_N + 1);
+        ct_store_k(t, ct_n - 2, 300001);
+        ct_delete(t, ct_n - 1);
+    }
+    ct_store_k(t, 1, 200001);            /* (changed before too, in the other case) */
+    ct_store_k(t, 42, 200042);
+    ct_store_k(t, 41, 41 * 7);
+    ct_store_k(t, 43, 43 * 7);           /* ... gone again */
+    ct_store_k(t, 20, 200020);
+    ct_store_v(t, 21, 777);
+    ct_store_k(t, 22, 200022);
+    ct_store_v(t, 22, 778);
+    ct_delete(t, 4);
+    ct_delete(t, 23);
+    uint64_t at = ct_append(t, 200030, 30); /* the lowest deleted slot */
+    ASSERT(!(at >= CT_N));
+    ct_store_k(t, 0, 200000);               /* record 0's key 0 is the zeros' */
+    OK(mms_table_append(t, NULL, &at));     /* zeros into a deleted slot */
+    ct[at] = (struct ctrec){0, 0, true};
+    OK(mms_table_append_many(t, 3, &first, &where));
+    for (uint64_t j = 0; j < 3; j++) {
+        ((struct kv *)where)[j] = (struct kv){(int64_t)(200100 + j), (int32_t)(100 + j), 0};
+        ct[first + j] = (struct ctrec){(int64_t)(200100 + j), (int32_t)(100 + j), true};
+    }
+    ct_n = first + 3;
+    OK(mms_table_null_set(t, 24, 1, 1)); /* v of record 24 missing: zeros */
+    ct[24].v = 0;
+    if (!(flags & MMS_INDEX_UNIQUE))
+        ct_store_k(t, 25, 26 * 7);       /* a duplicate key, allowed here */
+}
+
+static void create_in_txn(unsigned flags)
+{
+    const char *p = tpath("ixcreate");
+    mms_table *t;
+    for (int before = 0; before < 3; before++) {
+        /* Committed. */
+        mms_store *s = ct_setup(p, &t);
+        OK(mms_txn_begin(s, 0));
+        if (before)
+            ct_changes(t, before, flags);
+        OK(mms_index_create_covering(t, "k", flags, "v"));
+        mms_index *ix;
+        uint64_t at;
+        int64_t k5 = 35;
+        OK(mms_index_open(t, "k", &ix));
+        if (before) /* built at the commit: empty until then */
+            FAILS(mms_index_find(ix, &k5, &at), MMS_ENOTFOUND);
+        else {      /* built now: as of the last commit */
+            OK(mms_index_find(ix, &k5, &at));
+            ASSERT_EQ(at, 5);
+        }
+        ct_changes(t, 0, flags);
+        OK(mms_txn_commit(s));
+        ct_check(s, t, flags);
+        mms_index_info ii;
+        size_t n;
+        OK(mms_indexes(t, &ii, 1, &n));
+        /* One build: at create (generation 0, kept by the upkeep), or at
+         * the commit (generation 1 over create's empty one). */
+        ASSERT_EQ(region_file(p, ii.region, 1), before > 0);
+        ASSERT(region_file(p, ii.region, 0) || before);
+        OK(mms_close(s));
+        s = open_flags(p, 0);
+        OK(mms_table_find(s, "kv", &t));
+        ct_check(s, t, flags);
+        OK(mms_close(s));
+
+        /* Aborted: nothing of the index stays. */
+        s = ct_setup(p, &t);
+        OK(mms_txn_begin(s, 0));
+        if (before)
+            ct_changes(t, before, flags);
+        OK(mms_index_create_covering(t, "k", flags, "v"));
+        ct_changes(t, 0, flags);
+        OK(mms_txn_abort(s));
+        OK(mms_indexes(t, &ii, 1, &n));
+        ASSERT_EQ(n, 0);
+        FAILS(mms_index_open(t, "k", &ix), MMS_ENOENT);
+        verify_ok(s);
+        OK(mms_close(s));
+    }
+    /* A duplicate a store makes after a unique index's create fails the
+     * commit, which aborts the transaction: no index. */
+    for (int before = 0; before < 2 && (flags & MMS_INDEX_UNIQUE); before++) {
+        mms_store *s = ct_setup(p, &t);
+        OK(mms_txn_begin(s, 0));
+        if (before)
+            ct_store_k(t, 60, 1);
+        OK(mms_index_create_covering(t, "k", flags, "v"));
+        ct_store_k(t, 61, 62 * 7);
+        FAILS(mms_txn_commit(s), MMS_EUNIQUE);
+        ASSERT(strstr(mms_errdetail(), "table kv: unique index on k: key 434 is held by records"));
+        mms_index_info ii;
+        size_t n;
+        OK(mms_indexes(t, &ii, 1, &n));
+        ASSERT_EQ(n, 0);
+        ASSERT_EQ(MMS_TABLE_GET(t, struct kv, 61)->k, 61 * 7);
+        verify_ok(s);
+        /* ... and one in the records at create is refused there, whether
+         * the transaction made it or it was committed. */
+        OK(mms_txn_begin(s, 0));
+        if (before)
+            MMS_TABLE_GET(t, struct kv, 70)->k = 71 * 7;
+        if (before) {
+            FAILS(mms_index_create_covering(t, "k", flags, NULL), MMS_EUNIQUE);
+        } else { /* v of a committed record set to another's */
+            OK(mms_index_create_covering(t, "v", flags, NULL));
+            OK(mms_txn_commit(s));
+            OK(mms_txn_begin(s, 0));
+            OK(mms_index_drop(t, "v"));
+            OK(mms_txn_commit(s));
+            OK(mms_txn_begin(s, 0));
+            MMS_TABLE_GET(t, struct kv, 70)->v = 71;
+            OK(mms_txn_commit(s));
+            OK(mms_txn_begin(s, 0));
+            FAILS(mms_index_create_covering(t, "v", flags, NULL), MMS_EUNIQUE);
+        }
+        ASSERT(strstr(mms_errdetail(), "is held by records 70 and 71"));
+        OK(mms_txn_commit(s));
+        OK(mms_indexes(t, &ii, 1, &n));
+        ASSERT_EQ(n, 0);
+        verify_ok(s);
+        OK(mms_close(s));
+    }
+    /* Created on a table as committed but empty, then loaded: more records
+     * appended than the index held, so the commit builds it again in bulk
+     * instead of inserting them one by one. */
+    rmrf(p);
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "kv", &kv_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_index_create_covering(t, "k", flags, "v"));
+    memset(ct, 0, sizeof ct);
+    ct_n = 0;
+    for (uint64_t i = 0; i < CT_N; i++)
+        ct_append(t, (int64_t)i * 7, (int32_t)i);
+    ct_store_k(t, 5, 100005);
+    ct_delete(t, 6);
+    OK(mms_txn_commit(s));
+    ct_check(s, t, flags);
+    mms_index_info ii;
+    size_t n;
+    OK(mms_indexes(t, &ii, 1, &n));
+    ASSERT(region_file(p, ii.region, 1));
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+TEST(create_hash)
+{
+    create_in_txn(0);
+}
+TEST(create_hash_unique)
+{
+    create_in_txn(MMS_INDEX_UNIQUE);
+}
+TEST(create_ordered)
+{
+    create_in_txn(MMS_INDEX_ORDERED);
+}
+TEST(create_ordered_unique)
+{
+    create_in_txn(MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE);
 }
 
 /* A descriptor whose key kind is not of its key's size (found by the
@@ -1389,7 +1740,10 @@ static void covering_of(unsigned kind)
     FAILS(mms_index_create_covering(t, "k", kind, "nope"), MMS_EINVAL);
     OK(mms_index_create_covering(t, "k", kind | MMS_INDEX_UNIQUE, "b"));
     OK(mms_index_create_covering(t, "u", kind, "c"));
-    cv_check(t); /* built in the transaction */
+    mms_index *ix0; /* the table is new: built at the commit, empty till then */
+    uint64_t at0;
+    OK(mms_index_open(t, "k", &ix0));
+    FAILS(mms_index_find(ix0, &cvm[0].k, &at0), MMS_ENOTFOUND);
     OK(mms_txn_commit(s));
     cv_check_all(s, t);
     mms_index_info ii[2];
@@ -1979,6 +2333,10 @@ int main(int argc, char **argv)
     RUN(large);
     RUN(corrupt);
     RUN(zeros_into_deleted_slot);
+    RUN(create_hash);
+    RUN(create_hash_unique);
+    RUN(create_ordered);
+    RUN(create_ordered_unique);
     RUN(descriptor_kind_damaged);
     RUN(slot_checks);
     RUN(slot_damaged_probe_goes_on);
