@@ -269,7 +269,8 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * instead of the kernel's read-around window (read_ahead_kb; 8 MiB on some
  * disks). For random lookups into a store larger than the page cache holds,
  * or a cold process that needs a few records: a cold open's first answer
- * reads a few pages instead of megabytes. It makes a cold full scan of a
+ * reads a few pages instead of megabytes. Indexes then get no 2 MiB hint
+ * either (MMS_NOHUGE). It makes a cold full scan of a
  * table read page by page, many times slower (bench/results: "Cold open").
  * Warm pages (in the page cache) cost the same either way. Whatever the
  * flag says, mms_open reads the store's header and catalog (region 0)
@@ -298,7 +299,21 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * of a 10^7-record table wrote 1.15x to 1.33x the bytes they wrote without
  * it, bench/results/huge_cost.md). MMS_NOHUGE turns the hint off for this
  * handle; MMS_HUGE=0|1 in the environment wins over the flag. Pages already
- * in the page cache keep their size either way. */
+ * in the page cache keep their size either way.
+ *
+ * Indexes read back: every handle (read-only ones too) gives the mapping
+ * of an index the same hint when an index handle first uses it (one system
+ * call a mapping), so that an index that left the page cache (dropped
+ * caches, reclaim) comes back in 2 MiB folios as its build wrote it, not
+ * in the small folios random faults make: after a drop of the caches, 10^6
+ * gets at random keys of a 10^7-key covering index took 0.50 s in the
+ * process reading it back against 1.13 s, and a later process's gets ~150
+ * against ~500 ns (bench/results/index.md, "Indexes in 2 MiB folios"). The
+ * costs: a cold get reads 2 MiB of the index from the disk (not the
+ * kernel's read-around window), and a durable commit that changes a slot
+ * writes back its 2 MiB folio, as for a freshly built index. MMS_NOHUGE
+ * (MMS_HUGE=0) and MMS_NORDAHEAD turn it off: for random gets into a store
+ * bigger than the page cache, use MMS_NORDAHEAD. */
 #define MMS_NOHUGE 0x0200u
 
 /* How commits find the pages a transaction wrote. */
