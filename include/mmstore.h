@@ -306,9 +306,10 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * call a mapping), so that an index that left the page cache (dropped
  * caches, reclaim) comes back in 2 MiB folios as its build wrote it, not
  * in the small folios random faults make: after a drop of the caches, 10^6
- * gets at random keys of a 10^7-key covering index took 0.50 s in the
- * process reading it back against 1.13 s, and a later process's gets ~150
- * against ~500 ns (bench/results/index.md, "Indexes in 2 MiB folios"). The
+ * gets at random keys of a 10^7-key covering index took 0.35-0.60 s in the
+ * process reading it back against 0.89-1.43 s, and a later process's cold
+ * gets ~220 against ~810 ns, with 375 page faults against 6,296 (a loaded
+ * machine; bench/results/index.md, "Indexes in 2 MiB folios"). The
  * costs: a cold get reads 2 MiB of the index from the disk (not the
  * kernel's read-around window), and a durable commit that changes a slot
  * writes back its 2 MiB folio, as for a freshly built index. MMS_NOHUGE
