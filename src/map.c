@@ -195,9 +195,10 @@ void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len)
  * its view), so that pages of it that are not in the page cache come back
  * in 2 MiB folios, as the bulk build wrote them (mms__map_fresh_huge), and
  * are mapped 2 MiB at a time. Without it an index read back after it left
- * the page cache (a drop, reclaim) is held in small folios from then on,
- * and a get at a random key took 1.1x as long (bench/results/index.md,
- * "Indexes in 2 MiB folios"). Not with MMS_NORDAHEAD (random reads of a
+ * the page cache (a drop, reclaim) is held in small folios from then on:
+ * a later process's 10^6 cold gets at random keys took 6,296 page faults
+ * against 375, and ~3.7x the time (bench/results/index.md, "Indexes in
+ * 2 MiB folios"). Not with MMS_NORDAHEAD (random reads of a
  * store bigger than memory: a cold get would read 2 MiB) nor MMS_NOHUGE.
  * The cost a durable commit pays for it is the one a freshly built index
  * costs: a changed slot dirties, and the checkpoint writes back, its whole
