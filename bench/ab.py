@@ -3,11 +3,18 @@
 
     bench/ab.py [--rounds R] [--keep] WORKLOAD N DIR ENTRY...
 
-An ENTRY is LABEL=BINARY[:VARIANT][:warm][:store=NAME]: BINARY is a bench
-harness (bench_mmstore, bench_lmdb, ... of some build, perhaps an older one),
-run as `BINARY prepare WORKLOAD N DIR/STORE VARIANT` once (untimed) and then
-`BINARY run WORKLOAD N DIR/STORE VARIANT` in each round, in a fresh process;
-`warm` sets BENCH_WARM=1 for the run. Entries with the same store=NAME share
+An ENTRY is LABEL=BINARY[:VARIANT][:warm][:drop][:store=NAME]: BINARY is a
+bench harness (bench_mmstore, bench_lmdb, ... of some build, perhaps an older
+one), run as `BINARY prepare WORKLOAD N DIR/STORE VARIANT` once (untimed) and
+then `BINARY run WORKLOAD N DIR/STORE VARIANT` in each round, in a fresh
+process; `warm` sets BENCH_WARM=1 for the run. Without `warm` a run is cold
+in the harness's sense: the store's pages are in the page cache (the last
+run left them there), none is yet mapped by the new process. `drop` (root
+only) makes it cold after a page-cache drop: before each timed run, `sync`,
+drop the caches (/proc/sys/vm/drop_caches) and run the entry once untimed,
+so that the timed run finds the store as that build reads it back from the
+disk (in which folios: the folio sizes the untimed run's faults made).
+Entries with the same store=NAME share
 one prepared store (the first of them prepares it): old and new builds of
 mmstore measured on the very same files. Each round runs every entry once,
 the order rotating by one each round, so that a machine that slows down or
@@ -31,12 +38,16 @@ import sys
 def parse_entry(text):
     label, _, spec = text.partition("=")
     if not spec:
-        sys.exit("ab.py: an entry is LABEL=BINARY[:VARIANT][:warm][:store=NAME], not %r" % text)
+        sys.exit("ab.py: an entry is LABEL=BINARY[:VARIANT][:warm][:drop][:store=NAME], not %r"
+                 % text)
     parts = spec.split(":")
-    e = {"label": label, "binary": parts[0], "variant": "default", "warm": False, "store": label}
+    e = {"label": label, "binary": parts[0], "variant": "default", "warm": False, "drop": False,
+         "store": label}
     for p in parts[1:]:
         if p == "warm":
             e["warm"] = True
+        elif p == "drop":
+            e["drop"] = True
         elif p.startswith("store="):
             e["store"] = p[len("store="):]
         elif p:
@@ -57,6 +68,15 @@ def harness(e, phase, workload, n, path):
         sys.exit("ab.py: %s failed (exit %d): %s" % (" ".join(cmd), p.returncode,
                                                       p.stderr.strip()[-500:]))
     return p.stdout
+
+
+def drop_caches():
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError as err:
+        sys.exit("ab.py: drop: cannot drop the page cache (%s): needs root" % err)
 
 
 def result(out, cmd_label):
@@ -101,6 +121,9 @@ def main():
         k = rnd % len(entries)
         for e in entries[k:] + entries[:k]:
             path = os.path.join(a.dir, e["store"])
+            if e["drop"]:
+                drop_caches()
+                harness(e, "run", a.workload, a.n, path)
             r = result(harness(e, "run", a.workload, a.n, path), e["label"])
             ns = r["seconds"] / r["ops"] * 1e9
             per_op[e["label"]].append(ns)

@@ -269,7 +269,8 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * instead of the kernel's read-around window (read_ahead_kb; 8 MiB on some
  * disks). For random lookups into a store larger than the page cache holds,
  * or a cold process that needs a few records: a cold open's first answer
- * reads a few pages instead of megabytes. It makes a cold full scan of a
+ * reads a few pages instead of megabytes. Indexes then get no 2 MiB hint
+ * either (MMS_NOHUGE). It makes a cold full scan of a
  * table read page by page, many times slower (bench/results: "Cold open").
  * Warm pages (in the page cache) cost the same either way. Whatever the
  * flag says, mms_open reads the store's header and catalog (region 0)
@@ -298,7 +299,22 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * of a 10^7-record table wrote 1.15x to 1.33x the bytes they wrote without
  * it, bench/results/huge_cost.md). MMS_NOHUGE turns the hint off for this
  * handle; MMS_HUGE=0|1 in the environment wins over the flag. Pages already
- * in the page cache keep their size either way. */
+ * in the page cache keep their size either way.
+ *
+ * Indexes read back: every handle (read-only ones too) gives the mapping
+ * of an index the same hint when an index handle first uses it (one system
+ * call a mapping), so that an index that left the page cache (dropped
+ * caches, reclaim) comes back in 2 MiB folios as its build wrote it, not
+ * in the small folios random faults make: after a drop of the caches, 10^6
+ * gets at random keys of a 10^7-key covering index took 0.35-0.60 s in the
+ * process reading it back against 0.89-1.43 s, and a later process's cold
+ * gets ~220 against ~810 ns, with 375 page faults against 6,296 (a loaded
+ * machine; bench/results/index.md, "Indexes in 2 MiB folios"). The
+ * costs: a cold get reads 2 MiB of the index from the disk (not the
+ * kernel's read-around window), and a durable commit that changes a slot
+ * writes back its 2 MiB folio, as for a freshly built index. MMS_NOHUGE
+ * (MMS_HUGE=0) and MMS_NORDAHEAD turn it off: for random gets into a store
+ * bigger than the page cache, use MMS_NORDAHEAD. */
 #define MMS_NOHUGE 0x0200u
 
 /* How commits find the pages a transaction wrote. */
@@ -1433,7 +1449,9 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  *    only records whose key still matches, and miss records the
  *    transaction gave the key. The commit brings it up to date.
  *  - Lookups read mapped memory only: no system call, in read
- *    transactions of any process. Outside a read transaction (in a handle
+ *    transactions of any process -- but for the first lookup of a handle
+ *    (and the first after the index's mapping changed), which gives the
+ *    mapping the 2 MiB hint, one madvise (MMS_NOHUGE says when not). Outside a read transaction (in a handle
  *    that does not write) the index may change while it is read; a
  *    lookup then never crashes, and returns only records holding the key,
  *    but may miss some.
@@ -1573,7 +1591,8 @@ int mms_index_find_many(mms_index *ix, const void *keys, size_t n, uint64_t *ind
 /* Number of records holding key into *n. Errors: as mms_index_find_all. */
 int mms_index_count(mms_index *ix, const void *key, uint64_t *n);
 
-/* Read every page of the index once (no system call, nothing changes), so
+/* Read every page of the index once (nothing changes; no system call but
+ * the 2 MiB hint of a handle's first use, as for lookups), so
  * that the lookups after it do not each pay for the first touch of a page
  * of the mapping: a page fault, and on a virtual machine a shadow or nested
  * page-table fill, which is microseconds -- as much as hundreds of lookups.

@@ -189,6 +189,29 @@ void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len)
         mms__os_huge(s->view.base[id] + lo, hi - lo); /* a hint: harmless if refused */
 }
 
+/* Indexes in 2 MiB folios (mmstore.h, MMS_NOHUGE): the user view of index
+ * region id, as far as it is mapped, is advised MADV_HUGEPAGE before a
+ * lookup's first read (lookup.c calls this when an index handle resolves
+ * its view), so that pages of it that are not in the page cache come back
+ * in 2 MiB folios, as the bulk build wrote them (mms__map_fresh_huge), and
+ * are mapped 2 MiB at a time. Without it an index read back after it left
+ * the page cache (a drop, reclaim) is held in small folios from then on:
+ * a later process's 10^6 cold gets at random keys took 6,296 page faults
+ * against 375, and ~3.7x the time (bench/results/index.md, "Indexes in
+ * 2 MiB folios"). Not with MMS_NORDAHEAD (random reads of a
+ * store bigger than memory: a cold get would read 2 MiB) nor MMS_NOHUGE.
+ * The cost a durable commit pays for it is the one a freshly built index
+ * costs: a changed slot dirties, and the checkpoint writes back, its whole
+ * folio. A hint: harmless if refused. */
+void mms__map_index_huge(mms_store *s, uint32_t id)
+{
+    const struct mms__region *g = &s->reg[id];
+    if ((s->flags & (MMS_NOHUGE | MMS_NORDAHEAD)) || id >= s->nmapped || !s->view.base[id] ||
+        g->mapped < ((uint64_t)2 << 20))
+        return;
+    mms__os_huge(s->view.base[id], g->mapped);
+}
+
 void mms__map_opened(mms_store *s)
 {
     if (s->nmapped && s->view.base[0] && heap_advised(s, s->reg[0].mapped))

@@ -533,11 +533,124 @@ static void test_bulk_huge(void)
     rmrf(path);
 }
 
+struct u8rec {
+    uint64_t k;
+};
+static const mms_field u8_fields[] = {MMS_F_U64(struct u8rec, k)};
+static const mms_schema u8_schema = MMS_SCHEMA(struct u8rec, u8_fields);
+
+/* The VmFlags "hg" of the mappings of the store's index file (region 2,
+ * the one index of the one table; a write handle maps it twice, its user
+ * view and the file view that commits apply through): 1 if one of them has
+ * it, 0 if none, -1 if the file is not mapped. */
+static int index_vm_huge(const char *path)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    ASSERT(f);
+    char line[4400], want[4200];
+    snprintf(want, sizeof want, "%s/region-2-", path);
+    int res = -1;
+    while (res < 1 && fgets(line, sizeof line, f))
+        if (strstr(line, want))
+            res = vm_huge((void *)(uintptr_t)strtoull(line, NULL, 16));
+    fclose(f);
+    return res;
+}
+
+/* A handle opened with flags (MMS_HUGE set to env, or unset if NULL) on a
+ * store whose hash index is 4 MiB: 1 if the index's mapping was advised
+ * 2 MiB pages once a find used it, 0 if not. Before the find it never is
+ * (the open advises no index), and the find answers either way. */
+static int index_advised(const char *path, unsigned flags, const char *env)
+{
+    if (env)
+        ASSERT(setenv("MMS_HUGE", env, 1) == 0);
+    else
+        ASSERT(unsetenv("MMS_HUGE") == 0);
+    mms_store *s = open_flags(path, flags);
+    ASSERT(unsetenv("MMS_HUGE") == 0);
+    mms_table *t;
+    mms_index *ix;
+    uint64_t key = 77777, at = 0;
+    OK(mms_table_find(s, "u", &t));
+    ASSERT_EQ(index_vm_huge(path), 0);
+    if (flags & MMS_RDONLY)
+        OK(mms_read_begin(s));
+    OK(mms_index_open(t, "k", &ix));
+    OK(mms_index_find(ix, &key, &at));
+    ASSERT_EQ(at, 77777);
+    int res = index_vm_huge(path);
+    if (flags & MMS_RDONLY) {
+        mms_read_end(s);
+    } else {
+        /* A writer's commits keep its advised index right: record 99999
+         * takes a new key (once: a later call finds it moved already). */
+        uint64_t moved = 7000000, old = 99999;
+        if (mms_index_find(ix, &moved, &at) == MMS_ENOTFOUND) {
+            OK(mms_txn_begin(s, 0));
+            ((struct u8rec *)mms_table_get(t, 99999))->k = moved;
+            OK(mms_txn_commit(s));
+        }
+        OK(mms_index_find(ix, &moved, &at));
+        ASSERT_EQ(at, 99999);
+        ASSERT_EQ(mms_index_find(ix, &old, &at), MMS_ENOTFOUND);
+        OK(mms_read_begin(s));
+        OK(mms_index_find(ix, &moved, &at));
+        ASSERT_EQ(at, 99999);
+        mms_read_end(s);
+    }
+    OK(mms_close(s));
+    return res;
+}
+
+/* Indexes in 2 MiB pages: a handle's index mapping is advised
+ * MADV_HUGEPAGE before a lookup's first read of it (readers and writers),
+ * so that an index read back from the disk comes back in 2 MiB folios, as
+ * its bulk build wrote it; not with MMS_NORDAHEAD (random reads of a store
+ * bigger than memory), MMS_NOHUGE or MMS_HUGE=0. As test_bulk_huge, the
+ * advice is checked, not its effect. */
+static void test_index_huge(void)
+{
+    if (access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0) {
+        fprintf(stderr, "   no transparent huge pages: skipped\n");
+        return;
+    }
+    const char *path = tpath("index_huge");
+    const char *saved = getenv("MMS_HUGE");
+    char keep[16] = "";
+    if (saved)
+        snprintf(keep, sizeof keep, "%s", saved);
+    rmrf(path);
+    const uint64_t n = 100000; /* 2^18 slots of 16 bytes */
+    mms_store *s = open_flags(path, MMS_CREATE);
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "u", &u8_schema, MMS_TABLE_CREATE, &t));
+    uint64_t first;
+    void *where;
+    OK(mms_table_append_many(t, n, &first, &where));
+    for (uint64_t i = 0; i < n; i++)
+        ((struct u8rec *)where)[i].k = i;
+    OK(mms_index_create(t, "k", MMS_INDEX_HASH));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    ASSERT_EQ(index_advised(path, MMS_RDONLY, NULL), 1);
+    ASSERT_EQ(index_advised(path, 0, NULL), 1);
+    ASSERT_EQ(index_advised(path, MMS_RDONLY | MMS_NORDAHEAD, NULL), 0);
+    ASSERT_EQ(index_advised(path, MMS_RDONLY | MMS_NOHUGE, NULL), 0);
+    ASSERT_EQ(index_advised(path, MMS_RDONLY, "0"), 0);
+    ASSERT_EQ(index_advised(path, MMS_NOHUGE, NULL), 0);
+    if (saved)
+        ASSERT(setenv("MMS_HUGE", keep, 1) == 0);
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_table_unit");
     RUN(test_bad);
     RUN(test_limits);
     RUN(test_bulk_huge);
+    RUN(test_index_huge);
     return table_test_end();
 }
