@@ -302,8 +302,9 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * in the page cache keep their size either way.
  *
  * Indexes read back: every handle (read-only ones too) gives the mapping
- * of an index the same hint when an index handle first uses it (one system
- * call a mapping), so that an index that left the page cache (dropped
+ * of an index of 2 MiB or more the same hint when it maps it, at open or
+ * when the index grows (one system call a mapping; lookups make none), so
+ * that an index that left the page cache (dropped
  * caches, reclaim) comes back in 2 MiB folios as its build wrote it, not
  * in the small folios random faults make: after a drop of the caches, 10^6
  * gets at random keys of a 10^7-key covering index took 0.35-0.60 s in the
@@ -1449,9 +1450,7 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  *    only records whose key still matches, and miss records the
  *    transaction gave the key. The commit brings it up to date.
  *  - Lookups read mapped memory only: no system call, in read
- *    transactions of any process -- but for the first lookup of a handle
- *    (and the first after the index's mapping changed), which gives the
- *    mapping the 2 MiB hint, one madvise (MMS_NOHUGE says when not). Outside a read transaction (in a handle
+ *    transactions of any process. Outside a read transaction (in a handle
  *    that does not write) the index may change while it is read; a
  *    lookup then never crashes, and returns only records holding the key,
  *    but may miss some.
@@ -1591,8 +1590,7 @@ int mms_index_find_many(mms_index *ix, const void *keys, size_t n, uint64_t *ind
 /* Number of records holding key into *n. Errors: as mms_index_find_all. */
 int mms_index_count(mms_index *ix, const void *key, uint64_t *n);
 
-/* Read every page of the index once (nothing changes; no system call but
- * the 2 MiB hint of a handle's first use, as for lookups), so
+/* Read every page of the index once (no system call, nothing changes), so
  * that the lookups after it do not each pay for the first touch of a page
  * of the mapping: a page fault, and on a virtual machine a shadow or nested
  * page-table fill, which is microseconds -- as much as hundreds of lookups.

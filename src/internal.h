@@ -891,9 +891,6 @@ int mms__map_renew(mms_store *s, uint32_t id, uint64_t off, uint64_t len);
 /* Advise the fresh space a bulk append of table region id is about to
  * write, [off, off + len), 2 MiB pages (map.c; MMS_NOHUGE). */
 void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len);
-/* Index region id advised MADV_HUGEPAGE as far as it is mapped (map.c; not
- * with MMS_NOHUGE or MMS_NORDAHEAD, nor under 2 MiB). */
-void mms__map_index_huge(mms_store *s, uint32_t id);
 int mms__map_protect(mms_store *s, bool writable);
 
 /* The guard (guard.c NOTES): stores outside a write transaction fault.

@@ -28,8 +28,6 @@ struct mms_index {
     uint64_t epoch8c; /* = epoch8 when that index also covers a field (v.C), else
                        * UINT64_MAX */
     uint64_t flip;  /* with epoch8: the bit a key flips before its byte swap (norm) */
-    uint64_t huge_seq, huge_len; /* the index region's mapping (mapseq, mapped) last
-                                  * advised (mms__map_index_huge), 0 0: none yet */
     struct mms__ixview v;
 };
 
@@ -225,14 +223,6 @@ static int resolve_again(mms_index *ix, const struct mms__ixview **out)
     if (!d)
         return mms__fail(MMS_ENOENT, "table %s has no index on %s (any more)", e->name,
                          ix->field);
-    /* Before the view's first read of the region: its pages that are not
-     * in the page cache come back in 2 MiB folios (map.c). Once a mapping. */
-    if (d->region < s->nmapped && (ix->huge_seq != s->reg[d->region].mapseq ||
-                                   ix->huge_len != s->reg[d->region].mapped)) {
-        mms__map_index_huge(s, d->region);
-        ix->huge_seq = s->reg[d->region].mapseq;
-        ix->huge_len = s->reg[d->region].mapped;
-    }
     int r = mms__ixview_get(s, e, d, &ix->v);
     if (r)
         return r;

@@ -145,12 +145,29 @@ static bool heap_advised(const mms_store *s, uint64_t size)
  * was ~40x slower (bench/results: "Open + full scan", nordahead). Tables
  * keep the default unless the handle asked for MMS_NORDAHEAD. With
  * MMS_RDAHEAD_HEAP=1 in the environment the open does not advise region 0
- * (to measure the difference). A mapping replaced by MAP_FIXED loses its
- * advice: every mapping of the view passes here. */
+ * (to measure the difference).
+ *
+ * An index's mapping (2 MiB or more) is advised MADV_HUGEPAGE, in every
+ * handle unless MMS_NOHUGE or MMS_NORDAHEAD: pages of it the page cache
+ * lacks come back in 2 MiB folios, as its bulk build wrote them
+ * (region_fresh in index.c), and are mapped 2 MiB at a time. Without it an
+ * index read back after it left the page cache (a drop, reclaim) stays in
+ * small folios: a later process's 10^6 cold gets at random keys took 6,296
+ * page faults against 375, and ~3.7x the time (bench/results/index.md,
+ * "Indexes in 2 MiB folios"). One call a mapping, at open or growth, so
+ * that lookups make none. Its cost: a cold get reads 2 MiB from the disk,
+ * and a durable commit that changes a slot writes back its folio, as for
+ * a freshly built index.
+ *
+ * A mapping replaced by MAP_FIXED loses its advice: every mapping of the
+ * view passes here. */
 static void map_advise(const mms_store *s, uint32_t id, char *addr, uint64_t len)
 {
     if (len && (id == 0 ? heap_advised(s, s->reg[0].mapped) : (s->flags & MMS_NORDAHEAD) != 0))
         mms__os_no_readahead(addr, len);
+    else if (id && len >= ((uint64_t)2 << 20) && !(s->flags & MMS_NOHUGE) &&
+             id < mms__hdr(s)->nregions && mms__rtab(s)[id].kind == MMS__RK_INDEX)
+        mms__os_huge(addr, len); /* a hint: harmless if refused */
 }
 
 /* Bulk appends in 2 MiB folios (mmstore.h, MMS_NOHUGE): the fresh space
@@ -187,29 +204,6 @@ void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len)
     hi = hi > g->mapped ? g->mapped : hi;
     if (lo < hi)
         mms__os_huge(s->view.base[id] + lo, hi - lo); /* a hint: harmless if refused */
-}
-
-/* Indexes in 2 MiB folios (mmstore.h, MMS_NOHUGE): the user view of index
- * region id, as far as it is mapped, is advised MADV_HUGEPAGE before a
- * lookup's first read (lookup.c calls this when an index handle resolves
- * its view), so that pages of it that are not in the page cache come back
- * in 2 MiB folios, as the bulk build wrote them (mms__map_fresh_huge), and
- * are mapped 2 MiB at a time. Without it an index read back after it left
- * the page cache (a drop, reclaim) is held in small folios from then on:
- * a later process's 10^6 cold gets at random keys took 6,296 page faults
- * against 375, and ~3.7x the time (bench/results/index.md, "Indexes in
- * 2 MiB folios"). Not with MMS_NORDAHEAD (random reads of a
- * store bigger than memory: a cold get would read 2 MiB) nor MMS_NOHUGE.
- * The cost a durable commit pays for it is the one a freshly built index
- * costs: a changed slot dirties, and the checkpoint writes back, its whole
- * folio. A hint: harmless if refused. */
-void mms__map_index_huge(mms_store *s, uint32_t id)
-{
-    const struct mms__region *g = &s->reg[id];
-    if ((s->flags & (MMS_NOHUGE | MMS_NORDAHEAD)) || id >= s->nmapped || !s->view.base[id] ||
-        g->mapped < ((uint64_t)2 << 20))
-        return;
-    mms__os_huge(s->view.base[id], g->mapped);
 }
 
 void mms__map_opened(mms_store *s)
