@@ -909,8 +909,14 @@ void mms__ix_touch(const struct mms__ixview *v)
 }
 
 /* Fetch the record of entry i of p's page, i past it: of the next page
- * (or the previous). Not inline: once a page. */
-static __attribute__((noipa)) void prefetch_beyond(const struct mms__ixview *v,
+ * (or the previous). Not inline: once a page (gcc: nor cloned; clang knows
+ * no noipa). */
+#ifdef __clang__
+#define ONCE_A_PAGE __attribute__((noinline))
+#else
+#define ONCE_A_PAGE __attribute__((noipa))
+#endif
+static ONCE_A_PAGE void prefetch_beyond(const struct mms__ixview *v,
                                                       const struct mms__ixpos *p, int64_t i)
 {
     const struct mms__ixpage *pg = vpage(v, p->page, MMS__IXP_LEAF), *q;
