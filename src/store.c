@@ -395,8 +395,8 @@ static int open_dir(mms_store *s, const mms_options *o, bool *exists)
     int r = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
     if (r == -ENOENT && (o->flags & MMS_CREATE)) {
         r = mms__os_mkdir(path);
-        if (r && r != -EEXIST)
-            return mms__fail(r, "cannot create %s: %s", path, mms_strerror(r));
+        if (r && r != -EEXIST) /* the caller says "cannot create": the path and the cause */
+            return mms__fail(r, "%s: %s", path, mms_strerror(r));
         r = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
     }
     if (r == -ENOTDIR) {
@@ -404,10 +404,8 @@ static int open_dir(mms_store *s, const mms_options *o, bool *exists)
         if (mms__os_stat(AT_FDCWD, path, &is_dir) == 0 && !is_dir)
             return mms__fail(-ENOTDIR, "%s is not a directory (a store is a directory)", path);
     }
-    if (r == -ENOENT)
-        return mms__fail(r, "%s: %s", path, mms_strerror(r));
     if (r < 0)
-        return mms__fail(r, "cannot open %s: %s", path, mms_strerror(r));
+        return mms__fail(r, "%s: %s", path, mms_strerror(r));
     s->dirfd = r;
     r = hdr_open(s);
     *exists = r == 0;

@@ -187,6 +187,13 @@ TEST(errors_once)
     ASSERT_EQ(cli("create '%s'", dir), 1);
     ASSERT_EQ(lines(err), 1);
     ASSERT_EQ(count(err, "File exists"), 1);
+    /* create where the parent is missing: the path once, not "cannot create
+     * X: cannot create X: ..." */
+    snprintf(dir, sizeof dir, "%s/no/such/parent.mms", work);
+    ASSERT_EQ(cli("create '%s'", dir), 1);
+    ASSERT_EQ(lines(err), 1);
+    ASSERT_EQ(count(err, "parent.mms"), 1);
+    ASSERT_EQ(count(err, "No such file or directory"), 1);
 }
 
 struct rec {
@@ -364,6 +371,17 @@ TEST(indexes)
     ASSERT_EQ(cli("import '%s' u '%s' --index id:hash:cover=nope", dir2, csv), 1);
     HAS(err, "no field nope to cover");
     ASSERT_EQ(cli("get '%s' u id 300", dir2), 1);
+    /* mms drop takes the table's indexes with it (the library refuses a
+     * table with indexes), in the one transaction. */
+    ASSERT_EQ(cli("drop '%s' t", dir), 0);
+    ASSERT_EQ(cli("tables '%s'", dir), 0);
+    ASSERT(strstr(out, "\nt ") == NULL);
+    ASSERT_EQ(cli("indexes '%s'", dir), 0);
+    ASSERT_EQ(lines(out), 1);
+    ASSERT_EQ(cli("verify '%s'", dir), 0);
+    ASSERT_EQ(cli("drop '%s' t", dir), 1);
+    ASSERT_EQ(lines(err), 1);
+    HAS(err, "no table called t");
     for (int i = 0; i < NW; i++)
         free(scan[i]);
 }
