@@ -386,6 +386,39 @@ TEST(indexes)
         free(scan[i]);
 }
 
+/* A str field whose ref names no string (a damaged region file: commits
+ * refuse such refs): dump and get say so and exit 1; dump printed an empty
+ * value and exit 0 before, losing the damage from sight. */
+TEST(damaged_string)
+{
+    char csv[600], dir[600], region[700];
+    snprintf(csv, sizeof csv, "%s/str.csv", work);
+    snprintf(dir, sizeof dir, "%s/str.mms", work);
+    FILE *f = fopen(csv, "w");
+    ASSERT(f);
+    fprintf(f, "id,name\n1,ann\n2,bob\n");
+    fclose(f);
+    ASSERT_EQ(cli("import '%s' t '%s' --schema id:i64,name:str", dir, csv), 0);
+    ASSERT_EQ(cli("checkpoint '%s'", dir), 0);
+    snprintf(region, sizeof region, "%s/region-1-0", dir);
+    int fd = open(region, O_RDWR);
+    ASSERT(fd >= 0);
+    uint64_t bad = 0x2ed8e9f0;                  /* record 1's name: 16 + 8 */
+    ASSERT_EQ(pwrite(fd, &bad, 8, 24), 8);
+    close(fd);
+    ASSERT_EQ(cli("verify '%s'", dir), 1);
+    ASSERT_EQ(cli("dump '%s' t", dir), 1);
+    HAS(err, "table t record 1: field name holds no string");
+    ASSERT_EQ(lines(err), 1);
+    ASSERT_EQ(cli("dump '%s' t --format jsonl", dir), 1);
+    HAS(err, "table t record 1: field name holds no string");
+    ASSERT_EQ(cli("get '%s' t id 2", dir), 1);
+    ASSERT_EQ(strlen(out), 0);
+    HAS(err, "table t record 1: field name holds no string");
+    ASSERT_EQ(cli("get '%s' t id 1", dir), 0);
+    HAS(out, "1,ann\n");
+}
+
 int main(void)
 {
     snprintf(work, sizeof work, "%s", tpath("cli"));
@@ -397,6 +430,7 @@ int main(void)
     RUN(errors_once);
     RUN(info);
     RUN(indexes);
+    RUN(damaged_string);
     free(out);
     free(err);
     rmrf(work);
