@@ -32,6 +32,7 @@ static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
 {
     int r, fd = -1;
     char *m = NULL;
+    bool renamed = false;
     /* Leftovers of a creation that crashed are overwritten. */
     mms__os_unlinkat(s->dirfd, "journal");
     mms__os_unlinkat(s->dirfd, "region-0-0.tmp");
@@ -60,8 +61,8 @@ static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
     s->J = keep;
     if (!r)
         r = mms__os_fdatasync(s->jfd);
-    if (!r)
-        r = mms__os_renameat(s->dirfd, "region-0-0.tmp", "region-0-0");
+    if (!r && !(r = mms__os_renameat(s->dirfd, "region-0-0.tmp", "region-0-0")))
+        renamed = true;
     if (!r)
         r = mms__os_fsync(s->dirfd);
     if (r)
@@ -72,6 +73,10 @@ out:
     mms__os_close(fd);
     mms__os_close(s->jfd);
     s->jfd = -1;
+    if (r && !renamed) { /* no store: take back what it wrote (a full disk keeps no 40 KB) */
+        mms__os_unlinkat(s->dirfd, "journal");
+        mms__os_unlinkat(s->dirfd, "region-0-0.tmp");
+    }
     return r;
 }
 

@@ -194,6 +194,19 @@ TEST(errors_once)
     ASSERT_EQ(lines(err), 1);
     ASSERT_EQ(count(err, "parent.mms"), 1);
     ASSERT_EQ(count(err, "No such file or directory"), 1);
+    /* create on a full disk (the first fallocate fails): one line, and no
+     * directory left behind that holds no store */
+    snprintf(dir, sizeof dir, "%s/full.mms", work);
+    setenv("MMS_FAULT", "fallocate:1:28", 1);
+    ASSERT_EQ(cli("create '%s'", dir), 1);
+    unsetenv("MMS_FAULT");
+    if (lines(err) != 1)
+        FAILF("mms create on a full disk said:\n%s", err);
+    HAS(err, "No space left on device");
+    struct stat st;
+    ASSERT(stat(dir, &st) != 0 && errno == ENOENT);
+    ASSERT_EQ(cli("create '%s'", dir), 0);
+    ASSERT_EQ(cli("verify '%s'", dir), 0);
 }
 
 struct rec {
