@@ -430,6 +430,13 @@ TEST(damaged_string)
     HAS(err, "table t record 1: field name holds no string");
     ASSERT_EQ(cli("get '%s' t id 1", dir), 0);
     HAS(out, "1,ann\n");
+    /* dump --all refuses it too, and leaves no partial dump for a load */
+    char all[700];
+    snprintf(all, sizeof all, "%s/str.jsonl", work);
+    ASSERT_EQ(cli("dump '%s' --all '%s'", dir, all), 1);
+    HAS(err, "which is no string");
+    struct stat st;
+    ASSERT(stat(all, &st) != 0 && errno == ENOENT);
 }
 
 int main(void)
