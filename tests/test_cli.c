@@ -207,6 +207,21 @@ TEST(errors_once)
     ASSERT(stat(dir, &st) != 0 && errno == ENOENT);
     ASSERT_EQ(cli("create '%s'", dir), 0);
     ASSERT_EQ(cli("verify '%s'", dir), 0);
+    /* the same for an import that would create the store */
+    char csv[700];
+    snprintf(csv, sizeof csv, "%s/one.csv", work);
+    FILE *f = fopen(csv, "w");
+    ASSERT(f);
+    fprintf(f, "a\n1\n");
+    fclose(f);
+    snprintf(dir, sizeof dir, "%s/full-import.mms", work);
+    setenv("MMS_FAULT", "fallocate:1:28", 1);
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 1);
+    unsetenv("MMS_FAULT");
+    if (lines(err) != 1)
+        FAILF("mms import on a full disk said:\n%s", err);
+    HAS(err, "No space left on device");
+    ASSERT(stat(dir, &st) != 0 && errno == ENOENT);
 }
 
 struct rec {

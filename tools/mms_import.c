@@ -1246,6 +1246,10 @@ static int open_store(struct imp *im)
     if (r == -EEXIST) {
         o.flags = 0;
         r = mms_open(im->dir, &o, &im->s);
+    } else if (r && !im->dir_existed) { /* a full disk, say: no directory without a store */
+        tool_fail("cannot create", im->dir, r);
+        tool_remove_store(im->dir, false, "import");
+        return 1;
     }
     return r ? tool_fail("cannot open", im->dir, r) : 0;
 }
