@@ -363,6 +363,12 @@ TEST(indexes)
     HAS(err, "no field 'nope'");
     ASSERT_EQ(cli("dump '%s' t --where 'nope=1'", dir), 1);
     ASSERT_EQ(cli("dump '%s' t --where 'grp'", dir), 1);
+    /* a bad value names the condition it came from */
+    ASSERT_EQ(cli("dump '%s' t --where 'score>'", dir), 1);
+    ASSERT_EQ(lines(err), 1);
+    HAS(err, "--where 'score>': '' is not a f64 value");
+    ASSERT_EQ(cli("dump '%s' t --where 'grp==3'", dir), 1);
+    HAS(err, "--where 'grp==3': '=3' is not a i32 value");
     ASSERT_EQ(cli("verify '%s'", dir), 0);
     /* Covering indexes, hash and ordered: listed with their covered field;
      * the ordered one answers ranges as before. */

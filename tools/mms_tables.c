@@ -257,8 +257,10 @@ struct cond {
 };
 #define MAX_WHERE 8
 
-/* text as a value of field f into key; false with a message if it is not one. */
-static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *key)
+/* text as a value of field f into key; false with a message if it is not
+ * one (after ctx: "", or the --where condition it came from). */
+static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *key,
+                      const char *ctx)
 {
     size_t n = strlen(text);
     int64_t i;
@@ -271,17 +273,17 @@ static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *
         if (!parse_i64(text, n, &i) ||
             (f->size < 8 && (i < -(INT64_C(1) << (8 * f->size - 1)) ||
                              i >= (INT64_C(1) << (8 * f->size - 1)))))
-            return tool_err("'%s' is not a %s value", text, mms_kind_name(f->kind)), false;
+            return tool_err("%s'%s' is not a %s value", ctx, text, mms_kind_name(f->kind)), false;
         memcpy(key, &i, f->size); /* little-endian: the low bytes */
         return true;
     case 'u':
         if (!parse_u64(text, n, &u) || (f->size < 8 && u >> (8 * f->size)))
-            return tool_err("'%s' is not a %s value", text, mms_kind_name(f->kind)), false;
+            return tool_err("%s'%s' is not a %s value", ctx, text, mms_kind_name(f->kind)), false;
         memcpy(key, &u, f->size);
         return true;
     case 'f':
         if (f->kind == MMS_KIND_F32 ? !parse_f32(text, n, &x) : !parse_f64(text, n, &d))
-            return tool_err("'%s' is not a %s value", text, mms_kind_name(f->kind)), false;
+            return tool_err("%s'%s' is not a %s value", ctx, text, mms_kind_name(f->kind)), false;
         if (f->kind == MMS_KIND_F32)
             memcpy(key, &x, 4);
         else
@@ -291,26 +293,26 @@ static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *
         if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0)
             *(unsigned char *)key = 1;
         else if (strcmp(text, "false") != 0 && strcmp(text, "0") != 0)
-            return tool_err("'%s' is not a bool value (true, false, 1, 0)", text), false;
+            return tool_err("%s'%s' is not a bool value (true, false, 1, 0)", ctx, text), false;
         return true;
     case 'c':
         if (n > f->size)
-            return tool_err("'%s' is longer than field %s (chars[%u])", text, f->name, f->size),
-                   false;
+            return tool_err("%s'%s' is longer than field %s (chars[%u])", ctx, text, f->name,
+                            f->size), false;
         memcpy(key, text, n);
         return true;
     case 'r': {
         mms_table *tt;
         if (!parse_u64(text, n, &u) || !f->target || mms_table_find(s, f->target, &tt))
-            return tool_err("'%s' is not a record index of table %s", text,
+            return tool_err("%s'%s' is not a record index of table %s", ctx, text,
                             f->target ? f->target : "?"), false;
         mms_ref r = mms_table_ref(tt, u);
         memcpy(key, &r, 8);
         return true;
     }
     default:
-        return tool_err("field %s is %s: conditions on strings and blobs are not supported yet",
-                        f->name, mms_kind_name(f->kind)), false;
+        return tool_err("%sfield %s is %s: conditions on strings and blobs are not supported "
+                        "yet", ctx, f->name, mms_kind_name(f->kind)), false;
     }
 }
 
@@ -336,7 +338,9 @@ static bool parse_cond(mms_store *s, const mms_schema *sc, const char *w, struct
     const mms_field *f = &sc->fields[c->field];
     if (f->size > sizeof c->key)
         return tool_err("field %s is too large for a condition", f->name), false;
-    return parse_key(s, f, v, c->key);
+    char ctx[300];
+    snprintf(ctx, sizeof ctx, "--where '%.250s': ", w);
+    return parse_key(s, f, v, c->key, ctx);
 }
 
 /* a <=> b, two values of field f, in the order indexes use (mmstore.h). */
@@ -662,7 +666,7 @@ static int run_get(const struct tool_cmd *cmd, int argc, char **argv)
             break;
     if (c.field == sc->nfields)
         return close_read(dir, s, tool_err("%s: table %s has no field '%s'", dir, pos[1], pos[2]));
-    if (sc->fields[c.field].size > sizeof c.key || !parse_key(s, &sc->fields[c.field], pos[3], c.key))
+    if (sc->fields[c.field].size > sizeof c.key || !parse_key(s, &sc->fields[c.field], pos[3], c.key, ""))
         return close_read(dir, s, 1);
     uint64_t *rows = NULL;
     size_t nrows = 0;
