@@ -267,16 +267,16 @@ int tool_finish_output(struct obuf *o)
 void tool_remove_store(const char *dir, bool dir_existed, const char *cmd)
 {
     DIR *d = opendir(dir);
-    if (d) {
-        int fd = dirfd(d);
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL)
-            if (strcmp(e->d_name, "lock") == 0 || strcmp(e->d_name, "journal") == 0 ||
-                strncmp(e->d_name, "region-", 7) == 0)
-                unlinkat(fd, e->d_name, 0);
-        closedir(d);
-    }
-    if (!dir_existed && rmdir(dir) != 0 && errno != ENOENT) /* ENOENT: it never made it */
+    if (!d) /* never made (no parent, a read-only file system, ...) */
+        return;
+    int fd = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, "lock") == 0 || strcmp(e->d_name, "journal") == 0 ||
+            strncmp(e->d_name, "region-", 7) == 0)
+            unlinkat(fd, e->d_name, 0);
+    closedir(d);
+    if (!dir_existed && rmdir(dir) != 0)
         tool_err("could not remove the store %s that the failed %s created: %s", dir, cmd,
                  strerror(errno));
 }
