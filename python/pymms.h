@@ -124,7 +124,7 @@ extern PyTypeObject pymms_view_type;
  * else can fail on this thread. */
 PyObject *pymms_raise(int err, const char *what);
 /* As pymms_raise with a message of our own instead of mms_errdetail(). */
-PyObject *pymms_raise_msg(int err, const char *fmt, ...);
+PyObject *pymms_raise_msg(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The UTF-8 of a str argument (owned by o), refusing other types and
  * embedded NULs (C would see a shorter name). NULL with an exception. */
 const char *pymms_utf8(PyObject *o, const char *what);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -695,6 +696,14 @@ PyDoc_STRVAR(wait_doc,
 "timeout in seconds; TimeoutError when it passes. The GIL is released;\n"
 "Ctrl-C interrupts it. Not inside a transaction.");
 
+/* Seconds on the monotonic clock. */
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static PyObject *store_wait(pymms_store *st, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"txn", "timeout", NULL};
@@ -719,9 +728,14 @@ static PyObject *store_wait(pymms_store *st, PyObject *args, PyObject *kw)
     if (st->state != PYMMS_IDLE)
         return pymms_raise_msg(MMS_ETXN, "wait inside %s transaction would wait for ever",
                                state_name[st->state]);
-    /* Slices of at most 100 ms, so that a signal (Ctrl-C) is seen. */
+    /* Slices of at most 100 ms, so that a signal (Ctrl-C) is seen, against
+     * a deadline on the monotonic clock: subtracting each slice from the
+     * timeout left a remainder under 1 ms (0.5 - 5 * 0.1 > 0 in doubles)
+     * that became slices of 0 ms for ever, a busy loop. */
+    double deadline = left < 0 ? 0 : mono_s() + left;
     for (;;) {
-        int slice = left < 0 || left > 0.1 ? 100 : (int)(left * 1000);
+        double rest = left < 0 ? 1 : deadline - mono_s();
+        int slice = rest >= 0.1 ? 100 : rest > 0 ? (int)(rest * 1000) + 1 : 0;
         uint64_t now = 0;
         int r;
         PYMMS_BLOCKING(st, r = mms_wait(st->s, txn, slice, &now));
@@ -729,11 +743,8 @@ static PyObject *store_wait(pymms_store *st, PyObject *args, PyObject *kw)
             return PyLong_FromUnsignedLongLong(now);
         if (r != -ETIMEDOUT)
             return pymms_raise(r, "wait");
-        if (left >= 0) {
-            left -= slice / 1000.0;
-            if (left <= 0)
-                return pymms_raise_msg(-ETIMEDOUT, "wait: no commit after txn %llu", txn);
-        }
+        if (left >= 0 && mono_s() >= deadline)
+            return pymms_raise_msg(-ETIMEDOUT, "wait: no commit after txn %llu", txn);
         if (PyErr_CheckSignals() < 0)
             return NULL;
     }

@@ -67,8 +67,8 @@ int pymms_table_check(pymms_table *tb)
     if (pymms_check(tb->store) < 0)
         return -1;
     if (tb->dead) {
-        pymms_raise_msg(MMS_ENOENT, "table %U: the transaction that created it was aborted",
-                        tb->name);
+        pymms_raise_msg(MMS_ENOENT, "table %s: the transaction that created it was aborted",
+                        PyUnicode_AsUTF8(tb->name));
         return -1;
     }
     return 0;
@@ -128,8 +128,8 @@ static PyObject *heap_value(pymms_store *st, mms_ref ref, unsigned kind, PyObjec
     size_t len;
     const char *p = mms_str_get(st->s, ref, &len);
     if (!p)
-        return pymms_raise_msg(MMS_EBADREF, "table %U record %llu field %s: ref 0x%llx is not a "
-                               "string of this store", tname, (unsigned long long)i, field,
+        return pymms_raise_msg(MMS_EBADREF, "table %s record %llu field %s: ref 0x%llx is not a "
+                               "string of this store", PyUnicode_AsUTF8(tname), (unsigned long long)i, field,
                                (unsigned long long)ref);
     if (kind == MMS_KIND_BLOB)
         return PyBytes_FromStringAndSize(p, (Py_ssize_t)len);
@@ -322,7 +322,8 @@ static PyObject *records_array(pymms_table *tb, int writable, int huge)
     char *base = mms_table_array(tb->t);
     /* Every slot must be mapped (R2 makes it so; check, never assume). */
     if (slots && (!base || mms_table_get(tb->t, slots - 1) == NULL))
-        return pymms_raise_msg(MMS_ERANGE, "table %U: %llu slots but not all mapped", tb->name,
+        return pymms_raise_msg(MMS_ERANGE, "table %s: %llu slots but not all mapped",
+                               PyUnicode_AsUTF8(tb->name),
                                (unsigned long long)slots);
     if (huge && slots) {
         /* A hint: a system without it (MMS_ENOTSUP) reads the same data. */

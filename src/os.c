@@ -177,13 +177,26 @@ int mms__os_open(const char *path, int flags, int mode)
     return fd < 0 ? -errno : fd;
 }
 
+/* A store's files (region files, journal, lock) are regular files: a FIFO
+ * put in the place of one would block the open for ever, a device (a link
+ * to /dev/zero) would be read as data. So a file is opened without waiting
+ * (O_NONBLOCK: no effect on a regular file's reads, writes and mappings)
+ * and refused, MMS_ECORRUPT, unless it is a regular file. */
 int mms__os_openat(int dirfd, const char *name, int flags, int mode)
 {
     int r = fault_hit(MMS__OP_OPEN);
     if (r)
         return r;
-    int fd = openat(dirfd, name, flags | O_CLOEXEC, mode);
-    return fd < 0 ? -errno : fd;
+    bool file = !(flags & O_DIRECTORY);
+    int fd = openat(dirfd, name, flags | O_CLOEXEC | (file ? O_NONBLOCK : 0), mode);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (file && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        return mms__fail(MMS_ECORRUPT, "%s is not a regular file", name);
+    }
+    return fd;
 }
 
 int mms__os_close(int fd)

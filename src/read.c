@@ -134,12 +134,15 @@ int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
     struct mms__lock *L = s->L;
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
                                        : mms__os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    /* Until a commit after txn: also when txn is ahead of what is published
+     * (a txn this handle committed and readers still hold back, or one
+     * named in advance), not only while txn is the published one. */
     uint64_t cur = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
-    while (cur == txn) {
+    while (cur <= txn) {
         if (!s->L_private)
             apply_if_waiting(s);
         cur = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
-        if (cur != txn)
+        if (cur > txn)
             break;
         uint64_t t = mms__os_mono_ns();
         if (t >= deadline) {
@@ -153,7 +156,7 @@ int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
         uint64_t slice_ms = waiting ? s->sync_ns / 1000000u + 1 : left_ms;
         int64_t ms = slice_ms < left_ms ? (int64_t)slice_ms
                                         : (left_ms == UINT64_MAX ? -1 : (int64_t)left_ms);
-        r = mms__wait_change(L, txn, ms, &cur);
+        r = mms__wait_change(L, cur, ms, &cur);
         if (r && r != -ETIMEDOUT)
             break;
         r = 0;

@@ -32,6 +32,7 @@ static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
 {
     int r, fd = -1;
     char *m = NULL;
+    bool renamed = false;
     /* Leftovers of a creation that crashed are overwritten. */
     mms__os_unlinkat(s->dirfd, "journal");
     mms__os_unlinkat(s->dirfd, "region-0-0.tmp");
@@ -60,8 +61,8 @@ static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
     s->J = keep;
     if (!r)
         r = mms__os_fdatasync(s->jfd);
-    if (!r)
-        r = mms__os_renameat(s->dirfd, "region-0-0.tmp", "region-0-0");
+    if (!r && !(r = mms__os_renameat(s->dirfd, "region-0-0.tmp", "region-0-0")))
+        renamed = true;
     if (!r)
         r = mms__os_fsync(s->dirfd);
     if (r)
@@ -72,6 +73,10 @@ out:
     mms__os_close(fd);
     mms__os_close(s->jfd);
     s->jfd = -1;
+    if (r && !renamed) { /* no store: take back what it wrote (a full disk keeps no 40 KB) */
+        mms__os_unlinkat(s->dirfd, "journal");
+        mms__os_unlinkat(s->dirfd, "region-0-0.tmp");
+    }
     return r;
 }
 
@@ -395,8 +400,8 @@ static int open_dir(mms_store *s, const mms_options *o, bool *exists)
     int r = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
     if (r == -ENOENT && (o->flags & MMS_CREATE)) {
         r = mms__os_mkdir(path);
-        if (r && r != -EEXIST)
-            return mms__fail(r, "cannot create %s: %s", path, mms_strerror(r));
+        if (r && r != -EEXIST) /* the caller says "cannot create": the path and the cause */
+            return mms__fail(r, "%s: %s", path, mms_strerror(r));
         r = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
     }
     if (r == -ENOTDIR) {
@@ -404,10 +409,8 @@ static int open_dir(mms_store *s, const mms_options *o, bool *exists)
         if (mms__os_stat(AT_FDCWD, path, &is_dir) == 0 && !is_dir)
             return mms__fail(-ENOTDIR, "%s is not a directory (a store is a directory)", path);
     }
-    if (r == -ENOENT)
-        return mms__fail(r, "%s: %s", path, mms_strerror(r));
     if (r < 0)
-        return mms__fail(r, "cannot open %s: %s", path, mms_strerror(r));
+        return mms__fail(r, "%s: %s", path, mms_strerror(r));
     s->dirfd = r;
     r = hdr_open(s);
     *exists = r == 0;

@@ -1161,13 +1161,12 @@ static int table_free_heap(mms_store *s, const struct mms__tabent *e)
                 return r;
         }
     }
-    if (e->nulls) {
-        const mms_ref *nb = mms_deref(s, e->nulls);
-        for (uint32_t k = 0; k < e->nfields; k++) {
-            int r = nb[k] ? mms_free(s, nb[k]) : 0;
-            if (r)
-                return r;
-        }
+    /* Each field's (bitmap ref, bits) pair: the bitmap is the first word. */
+    for (uint32_t k = 0; e->nulls && k < e->nfields; k++) {
+        const struct mms__nullbits *nb = nulls_of(s, e, k);
+        int r = nb && nb->bits ? mms_free(s, nb->bits) : 0;
+        if (r)
+            return r;
     }
     int r = mms_free(s, e->nulls);
     if (!r)

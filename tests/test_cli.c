@@ -187,6 +187,41 @@ TEST(errors_once)
     ASSERT_EQ(cli("create '%s'", dir), 1);
     ASSERT_EQ(lines(err), 1);
     ASSERT_EQ(count(err, "File exists"), 1);
+    /* create where the parent is missing: the path once, not "cannot create
+     * X: cannot create X: ..." */
+    snprintf(dir, sizeof dir, "%s/no/such/parent.mms", work);
+    ASSERT_EQ(cli("create '%s'", dir), 1);
+    ASSERT_EQ(lines(err), 1);
+    ASSERT_EQ(count(err, "parent.mms"), 1);
+    ASSERT_EQ(count(err, "No such file or directory"), 1);
+    /* create on a full disk (the first fallocate fails): one line, and no
+     * directory left behind that holds no store */
+    snprintf(dir, sizeof dir, "%s/full.mms", work);
+    setenv("MMS_FAULT", "fallocate:1:28", 1);
+    ASSERT_EQ(cli("create '%s'", dir), 1);
+    unsetenv("MMS_FAULT");
+    if (lines(err) != 1)
+        FAILF("mms create on a full disk said:\n%s", err);
+    HAS(err, "No space left on device");
+    struct stat st;
+    ASSERT(stat(dir, &st) != 0 && errno == ENOENT);
+    ASSERT_EQ(cli("create '%s'", dir), 0);
+    ASSERT_EQ(cli("verify '%s'", dir), 0);
+    /* the same for an import that would create the store */
+    char csv[700];
+    snprintf(csv, sizeof csv, "%s/one.csv", work);
+    FILE *f = fopen(csv, "w");
+    ASSERT(f);
+    fprintf(f, "a\n1\n");
+    fclose(f);
+    snprintf(dir, sizeof dir, "%s/full-import.mms", work);
+    setenv("MMS_FAULT", "fallocate:1:28", 1);
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 1);
+    unsetenv("MMS_FAULT");
+    if (lines(err) != 1)
+        FAILF("mms import on a full disk said:\n%s", err);
+    HAS(err, "No space left on device");
+    ASSERT(stat(dir, &st) != 0 && errno == ENOENT);
 }
 
 struct rec {
@@ -328,6 +363,12 @@ TEST(indexes)
     HAS(err, "no field 'nope'");
     ASSERT_EQ(cli("dump '%s' t --where 'nope=1'", dir), 1);
     ASSERT_EQ(cli("dump '%s' t --where 'grp'", dir), 1);
+    /* a bad value names the condition it came from */
+    ASSERT_EQ(cli("dump '%s' t --where 'score>'", dir), 1);
+    ASSERT_EQ(lines(err), 1);
+    HAS(err, "--where 'score>': '' is not a f64 value");
+    ASSERT_EQ(cli("dump '%s' t --where 'grp==3'", dir), 1);
+    HAS(err, "--where 'grp==3': '=3' is not a i32 value");
     ASSERT_EQ(cli("verify '%s'", dir), 0);
     /* Covering indexes, hash and ordered: listed with their covered field;
      * the ordered one answers ranges as before. */
@@ -364,8 +405,59 @@ TEST(indexes)
     ASSERT_EQ(cli("import '%s' u '%s' --index id:hash:cover=nope", dir2, csv), 1);
     HAS(err, "no field nope to cover");
     ASSERT_EQ(cli("get '%s' u id 300", dir2), 1);
+    /* mms drop takes the table's indexes with it (the library refuses a
+     * table with indexes), in the one transaction. */
+    ASSERT_EQ(cli("drop '%s' t", dir), 0);
+    ASSERT_EQ(cli("tables '%s'", dir), 0);
+    ASSERT(strstr(out, "\nt ") == NULL);
+    ASSERT_EQ(cli("indexes '%s'", dir), 0);
+    ASSERT_EQ(lines(out), 1);
+    ASSERT_EQ(cli("verify '%s'", dir), 0);
+    ASSERT_EQ(cli("drop '%s' t", dir), 1);
+    ASSERT_EQ(lines(err), 1);
+    HAS(err, "no table called t");
     for (int i = 0; i < NW; i++)
         free(scan[i]);
+}
+
+/* A str field whose ref names no string (a damaged region file: commits
+ * refuse such refs): dump and get say so and exit 1; dump printed an empty
+ * value and exit 0 before, losing the damage from sight. */
+TEST(damaged_string)
+{
+    char csv[600], dir[600], region[700];
+    snprintf(csv, sizeof csv, "%s/str.csv", work);
+    snprintf(dir, sizeof dir, "%s/str.mms", work);
+    FILE *f = fopen(csv, "w");
+    ASSERT(f);
+    fprintf(f, "id,name\n1,ann\n2,bob\n");
+    fclose(f);
+    ASSERT_EQ(cli("import '%s' t '%s' --schema id:i64,name:str", dir, csv), 0);
+    ASSERT_EQ(cli("checkpoint '%s'", dir), 0);
+    snprintf(region, sizeof region, "%s/region-1-0", dir);
+    int fd = open(region, O_RDWR);
+    ASSERT(fd >= 0);
+    uint64_t bad = 0x2ed8e9f0;                  /* record 1's name: 16 + 8 */
+    ASSERT_EQ(pwrite(fd, &bad, 8, 24), 8);
+    close(fd);
+    ASSERT_EQ(cli("verify '%s'", dir), 1);
+    ASSERT_EQ(cli("dump '%s' t", dir), 1);
+    HAS(err, "table t record 1: field name holds no string");
+    ASSERT_EQ(lines(err), 1);
+    ASSERT_EQ(cli("dump '%s' t --format jsonl", dir), 1);
+    HAS(err, "table t record 1: field name holds no string");
+    ASSERT_EQ(cli("get '%s' t id 2", dir), 1);
+    ASSERT_EQ(strlen(out), 0);
+    HAS(err, "table t record 1: field name holds no string");
+    ASSERT_EQ(cli("get '%s' t id 1", dir), 0);
+    HAS(out, "1,ann\n");
+    /* dump --all refuses it too, and leaves no partial dump for a load */
+    char all[700];
+    snprintf(all, sizeof all, "%s/str.jsonl", work);
+    ASSERT_EQ(cli("dump '%s' --all '%s'", dir, all), 1);
+    HAS(err, "which is no string");
+    struct stat st;
+    ASSERT(stat(all, &st) != 0 && errno == ENOENT);
 }
 
 int main(void)
@@ -379,6 +471,7 @@ int main(void)
     RUN(errors_once);
     RUN(info);
     RUN(indexes);
+    RUN(damaged_string);
     free(out);
     free(err);
     rmrf(work);

@@ -1844,6 +1844,32 @@ TEST(root_out_of_range)
     }
 }
 
+/* A store file that is no regular file: a FIFO in its place blocked
+ * mms_open for ever (the open of a FIFO waits for a writer), a link to
+ * /dev/zero was read as data. Now each is MMS_ECORRUPT at once; an alarm
+ * turns a hang into a failure. */
+TEST(not_regular_files)
+{
+    static const char *const names[] = {"region-0-0", "journal", "lock"};
+    alarm(60);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        for (int fifo = 0; fifo < 2; fifo++) {
+            rmrf(trial);
+            image_write(&imgB, trial, SIZE_MAX);
+            char path[600], what[100];
+            snprintf(path, sizeof path, "%s/%s", trial, names[i]);
+            unlink(path);
+            if (fifo)
+                ASSERT_EQ(mkfifo(path, 0666), 0);
+            else
+                ASSERT_EQ(symlink("/dev/zero", path), 0);
+            snprintf(what, sizeof what, "%s as %s", names[i], fifo ? "a FIFO" : "/dev/zero");
+            open_fails(trial, MMS_ECORRUPT, what);
+        }
+    alarm(0);
+    rmrf(trial);
+}
+
 int main(int argc, char **argv)
 {
     char **a = child_enter(argc, argv, 5, "DIR CRASH FIRST LAST CREATE");
@@ -1862,6 +1888,7 @@ int main(int argc, char **argv)
     RUN(heap_metadata);
     RUN(lost_sectors);
     RUN(random_garbage);
+    RUN(not_regular_files);
     /* Last: these expose library bugs (see their comments). */
     RUN(heap_damage_api);
     RUN(foreign_slot_fallback);

@@ -1165,6 +1165,13 @@ static void create_too_small(const char *dir, const char *fs)
         mms_store *s = NULL;
         FAILS(mms_open(path, &o, &s), -ENOSPC);
         ASSERT(s == NULL);
+        /* what the creation wrote is taken back: no journal, no region-0-0.tmp */
+        char left[700];
+        struct stat st;
+        snprintf(left, sizeof left, "%s/journal", path);
+        ASSERT(stat(left, &st) != 0);
+        snprintf(left, sizeof left, "%s/region-0-0.tmp", path);
+        ASSERT(stat(left, &st) != 0);
     }
     mms_options ro = opts(0, MIB, 0);
     mms_store *s = NULL;

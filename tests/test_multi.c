@@ -1740,11 +1740,15 @@ TEST(notify_wait_timeout_and_misuse)
     FAILS(mms_wait(s, id, 0, &now), MMS_ETXN);
     FAILS(mms_wait(s, id, -1, &now), MMS_ETXN);
     OK(mms_read_end(s));
-    /* A txn other than the published one: at once. */
+    /* A txn before the published one: at once. */
     commit_one(s);
     FAILS(mms_wait(s, id, -1, &now), 0);
     ASSERT_EQ(now, id + 1);
     OK(mms_wait(s, 0, 0, &now));
+    ASSERT_EQ(now, id + 1);
+    /* One ahead of it: no commit after it is published, so it waits (it
+     * returned 0 at once, as for any txn but the published one). */
+    FAILS(mms_wait(s, id + 5, 30, &now), -ETIMEDOUT);
     ASSERT_EQ(now, id + 1);
     /* Blocked with no timeout in another process: a commit wakes it. */
     pid_t pid = spawn("consumer", 0, p, CONS_BLOCK, NULL);

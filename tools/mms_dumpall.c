@@ -467,10 +467,14 @@ int tool_dump_all(const char *dir, const char *out)
     if (!rc && o.err)
         rc = tool_err("cannot write %s: %s", out, strerror(o.err));
     obuf_free(&o);
+    struct stat st;
+    bool file = f != stdout && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
     if (f != stdout && fclose(f) != 0 && !rc)
         rc = tool_err("cannot write %s: %s", out, strerror(errno));
     else if (f == stdout && !rc)
         rc = tool_finish_output(NULL);
+    if (rc && file) /* no partial dump left for a load to take (a full disk, damage) */
+        unlink(out);
     free(tb.info);
     free(tb.t);
     free(order);

@@ -1233,26 +1233,6 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
     return 0;
 }
 
-/* Remove the store this import created: the files a store is made of
- * (lock, journal, region-*; doc/FORMAT.md), and the directory unless it
- * was there before (an empty directory the user made stays). */
-static void remove_store(const char *dir, bool dir_existed)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        int fd = dirfd(d);
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL)
-            if (strcmp(e->d_name, "lock") == 0 || strcmp(e->d_name, "journal") == 0 ||
-                strncmp(e->d_name, "region-", 7) == 0)
-                unlinkat(fd, e->d_name, 0);
-        closedir(d);
-    }
-    if (!dir_existed && rmdir(dir) != 0)
-        tool_err("could not remove the store %s that the failed import created: %s", dir,
-                 strerror(errno));
-}
-
 /* Open DIR, creating it if needed (and remembering that it did). */
 static int open_store(struct imp *im)
 {
@@ -1266,6 +1246,10 @@ static int open_store(struct imp *im)
     if (r == -EEXIST) {
         o.flags = 0;
         r = mms_open(im->dir, &o, &im->s);
+    } else if (r && !im->dir_existed) { /* a full disk, say: no directory without a store */
+        tool_fail("cannot create", im->dir, r);
+        tool_remove_store(im->dir, false, "import");
+        return 1;
     }
     return r ? tool_fail("cannot open", im->dir, r) : 0;
 }
@@ -1334,7 +1318,7 @@ static int run_import(const struct tool_cmd *cmd, int argc, char **argv)
     if (r && !rc)
         rc = tool_fail("cannot close", im.dir, r);
     if (rc && im.created_store)
-        remove_store(im.dir, im.dir_existed);
+        tool_remove_store(im.dir, im.dir_existed, "import");
     if (!rc) {
         summary(&im, imported, now_s() - t0);
         rc = tool_finish_output(NULL);

@@ -35,9 +35,19 @@ static int in_txn(const char *what, const char *dir, int (*fn)(mms_store *s, voi
 /* ------------------------------------------------------------------------
  * mms drop DIR TABLE
  * ------------------------------------------------------------------------ */
+/* The library refuses to drop a table that has indexes (MMS_ENOTSUP); the
+ * command drops them first, in the same transaction, since they are the
+ * table's and go with it. */
 static int drop_fn(mms_store *s, void *ctx)
 {
-    return mms_table_drop(s, ctx);
+    mms_table *t;
+    mms_index_info ii[16];
+    size_t n;
+    int r = mms_table_find(s, ctx, &t);
+    while (!r && !(r = mms_indexes(t, ii, sizeof ii / sizeof ii[0], &n)) && n > 0)
+        for (size_t i = 0; !r && i < n && i < sizeof ii / sizeof ii[0]; i++)
+            r = mms_index_drop(t, ii[i].field);
+    return r ? r : mms_table_drop(s, ctx);
 }
 
 static int run_drop(const struct tool_cmd *cmd, int argc, char **argv)
@@ -54,9 +64,10 @@ static int run_drop(const struct tool_cmd *cmd, int argc, char **argv)
 
 const struct tool_cmd tool_cmd_drop = {
     "drop", "DIR TABLE", "Drop a table: its records, strings and region go.",
-    "One write transaction. Refused while a live record of another table (or\n"
-    "the root) refers to a record of TABLE: clear those refs first. Ref fields\n"
-    "of other tables that targeted it target no table afterwards.\n",
+    "One write transaction; the table's indexes go with it. Refused while a\n"
+    "live record of another table (or the root) refers to a record of TABLE:\n"
+    "clear those refs first. Ref fields of other tables that targeted it\n"
+    "target no table afterwards.\n",
     run_drop};
 
 /* ------------------------------------------------------------------------

@@ -156,7 +156,9 @@ static uint64_t rd_uint(const char *p, uint32_t size)
 }
 
 /* One field of a record as text: CSV, or else a JSON value. */
-static void field_to_text(struct obuf *o, mms_store *s, const mms_field *f, const char *rec, bool csv)
+/* false: a str or blob field holds a ref that is no string (damage that
+ * mms verify reports): nothing printed, the caller says so. */
+static bool field_to_text(struct obuf *o, mms_store *s, const mms_field *f, const char *rec, bool csv)
 {
     const char *p = rec + f->offset;
     char t[NUMFMT_MAX];
@@ -165,11 +167,11 @@ static void field_to_text(struct obuf *o, mms_store *s, const mms_field *f, cons
     case MMS_KIND_I8: case MMS_KIND_I16: case MMS_KIND_I32: case MMS_KIND_I64:
         n = fmt_i64(rd_int(p, f->size), t);
         obuf_write(o, t, n);
-        return;
+        return true;
     case MMS_KIND_U8: case MMS_KIND_U16: case MMS_KIND_U32: case MMS_KIND_U64:
         n = fmt_u64(rd_uint(p, f->size), t);
         obuf_write(o, t, n);
-        return;
+        return true;
     case MMS_KIND_F32: case MMS_KIND_F64: {
         double d;
         if (f->kind == MMS_KIND_F32) {
@@ -185,11 +187,11 @@ static void field_to_text(struct obuf *o, mms_store *s, const mms_field *f, cons
             obuf_puts(o, "null");
         else
             obuf_write(o, t, n);
-        return;
+        return true;
     }
     case MMS_KIND_BOOL:
         obuf_puts(o, *p ? "true" : "false");
-        return;
+        return true;
     case MMS_KIND_CHARS: {
         const char *z = memchr(p, 0, f->size);
         n = z ? (size_t)(z - p) : f->size;
@@ -197,7 +199,7 @@ static void field_to_text(struct obuf *o, mms_store *s, const mms_field *f, cons
             csv_put(o, p, n);
         else
             json_put_string(o, p, n);
-        return;
+        return true;
     }
     case MMS_KIND_REF: {
         mms_ref ref;
@@ -208,17 +210,19 @@ static void field_to_text(struct obuf *o, mms_store *s, const mms_field *f, cons
         } else if (!csv) {
             obuf_puts(o, "null");
         }
-        return;
+        return true;
     }
     case MMS_KIND_STR: case MMS_KIND_BLOB: {
         mms_ref ref;
         memcpy(&ref, p, 8);
         size_t len = 0;
         const char *b = ref ? mms_str_get(s, ref, &len) : NULL;
+        if (ref && !b)
+            return false;
         if (!b) {
             if (!csv)
                 obuf_puts(o, "null");
-            return;
+            return true;
         }
         if (f->kind == MMS_KIND_BLOB) {
             if (!csv)
@@ -231,12 +235,12 @@ static void field_to_text(struct obuf *o, mms_store *s, const mms_field *f, cons
         } else {
             json_put_string(o, b, len);
         }
-        return;
+        return true;
     }
     default:
         if (!csv)
             obuf_puts(o, "null");
-        return;
+        return true;
     }
 }
 
@@ -253,8 +257,10 @@ struct cond {
 };
 #define MAX_WHERE 8
 
-/* text as a value of field f into key; false with a message if it is not one. */
-static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *key)
+/* text as a value of field f into key; false with a message if it is not
+ * one (after ctx: "", or the --where condition it came from). */
+static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *key,
+                      const char *ctx)
 {
     size_t n = strlen(text);
     int64_t i;
@@ -267,17 +273,17 @@ static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *
         if (!parse_i64(text, n, &i) ||
             (f->size < 8 && (i < -(INT64_C(1) << (8 * f->size - 1)) ||
                              i >= (INT64_C(1) << (8 * f->size - 1)))))
-            return tool_err("'%s' is not a %s value", text, mms_kind_name(f->kind)), false;
+            return tool_err("%s'%s' is not a %s value", ctx, text, mms_kind_name(f->kind)), false;
         memcpy(key, &i, f->size); /* little-endian: the low bytes */
         return true;
     case 'u':
         if (!parse_u64(text, n, &u) || (f->size < 8 && u >> (8 * f->size)))
-            return tool_err("'%s' is not a %s value", text, mms_kind_name(f->kind)), false;
+            return tool_err("%s'%s' is not a %s value", ctx, text, mms_kind_name(f->kind)), false;
         memcpy(key, &u, f->size);
         return true;
     case 'f':
         if (f->kind == MMS_KIND_F32 ? !parse_f32(text, n, &x) : !parse_f64(text, n, &d))
-            return tool_err("'%s' is not a %s value", text, mms_kind_name(f->kind)), false;
+            return tool_err("%s'%s' is not a %s value", ctx, text, mms_kind_name(f->kind)), false;
         if (f->kind == MMS_KIND_F32)
             memcpy(key, &x, 4);
         else
@@ -287,26 +293,26 @@ static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *
         if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0)
             *(unsigned char *)key = 1;
         else if (strcmp(text, "false") != 0 && strcmp(text, "0") != 0)
-            return tool_err("'%s' is not a bool value (true, false, 1, 0)", text), false;
+            return tool_err("%s'%s' is not a bool value (true, false, 1, 0)", ctx, text), false;
         return true;
     case 'c':
         if (n > f->size)
-            return tool_err("'%s' is longer than field %s (chars[%u])", text, f->name, f->size),
-                   false;
+            return tool_err("%s'%s' is longer than field %s (chars[%u])", ctx, text, f->name,
+                            f->size), false;
         memcpy(key, text, n);
         return true;
     case 'r': {
         mms_table *tt;
         if (!parse_u64(text, n, &u) || !f->target || mms_table_find(s, f->target, &tt))
-            return tool_err("'%s' is not a record index of table %s", text,
+            return tool_err("%s'%s' is not a record index of table %s", ctx, text,
                             f->target ? f->target : "?"), false;
         mms_ref r = mms_table_ref(tt, u);
         memcpy(key, &r, 8);
         return true;
     }
     default:
-        return tool_err("field %s is %s: conditions on strings and blobs are not supported yet",
-                        f->name, mms_kind_name(f->kind)), false;
+        return tool_err("%sfield %s is %s: conditions on strings and blobs are not supported "
+                        "yet", ctx, f->name, mms_kind_name(f->kind)), false;
     }
 }
 
@@ -332,7 +338,9 @@ static bool parse_cond(mms_store *s, const mms_schema *sc, const char *w, struct
     const mms_field *f = &sc->fields[c->field];
     if (f->size > sizeof c->key)
         return tool_err("field %s is too large for a condition", f->name), false;
-    return parse_key(s, f, v, c->key);
+    char ctx[300];
+    snprintf(ctx, sizeof ctx, "--where '%.250s': ", w);
+    return parse_key(s, f, v, c->key, ctx);
 }
 
 /* a <=> b, two values of field f, in the order indexes use (mmstore.h). */
@@ -458,10 +466,11 @@ static int candidates(mms_table *t, const mms_schema *sc, const struct cond *cs,
 }
 
 /* Print the header and the live records of t (rows: these, else all) that
- * meet every condition, up to limit. *printed gets how many. */
-static void print_records(struct obuf *o, mms_store *s, mms_table *t, const mms_schema *sc,
-                          bool csv, const struct cond *cs, int nc, const uint64_t *rows,
-                          size_t nrows, bool use_rows, uint64_t limit, uint64_t *printed);
+ * meet every condition, up to limit. *printed gets how many. 1 (said on
+ * stderr) at a string field that holds no string, 0 otherwise. */
+static int print_records(struct obuf *o, mms_store *s, mms_table *t, const mms_schema *sc,
+                         bool csv, const struct cond *cs, int nc, const uint64_t *rows,
+                         size_t nrows, bool use_rows, uint64_t limit, uint64_t *printed);
 
 static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
 {
@@ -509,16 +518,17 @@ static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
         return close_read(dir, s, tool_err("out of memory"));
     }
     uint64_t printed;
-    print_records(&o, s, t, sc, csv, cs, nwhere, rows, nrows, use_rows, limit, &printed);
+    int bad = print_records(&o, s, t, sc, csv, cs, nwhere, rows, nrows, use_rows, limit, &printed);
     free(rows);
     rc = tool_finish_output(&o);
+    rc = bad ? bad : rc;
     obuf_free(&o);
     return close_read(dir, s, rc);
 }
 
-static void print_records(struct obuf *o, mms_store *s, mms_table *t, const mms_schema *sc,
-                          bool csv, const struct cond *cs, int nc, const uint64_t *rows,
-                          size_t nrows, bool use_rows, uint64_t limit, uint64_t *printed)
+static int print_records(struct obuf *o, mms_store *s, mms_table *t, const mms_schema *sc,
+                         bool csv, const struct cond *cs, int nc, const uint64_t *rows,
+                         size_t nrows, bool use_rows, uint64_t limit, uint64_t *printed)
 {
     /* JSON keys, escaped once (at most 6 bytes per byte of a 47-byte name,
      * so keys never fills and never flushes to its NULL file). */
@@ -530,7 +540,7 @@ static void print_records(struct obuf *o, mms_store *s, mms_table *t, const mms_
         if (!key_end || obuf_init(&keys, NULL, 300 * (size_t)sc->nfields + 16)) {
             free(key_end);
             o->err = ENOMEM;
-            return;
+            return 0;
         }
         for (uint32_t i = 0; i < sc->nfields; i++) {
             obuf_putc(&keys, i ? ',' : '{');
@@ -547,7 +557,8 @@ static void print_records(struct obuf *o, mms_store *s, mms_table *t, const mms_
         obuf_putc(o, '\n');
     }
     uint64_t slots = use_rows ? nrows : mms_table_slots(t), done = 0;
-    for (uint64_t j = 0; j < slots && done < limit && !o->err; j++) {
+    int rc = 0;
+    for (uint64_t j = 0; j < slots && done < limit && !o->err && !rc; j++) {
         uint64_t i = use_rows ? rows[j] : j;
         if (!mms_table_live(t, i))
             continue;
@@ -573,8 +584,14 @@ static void print_records(struct obuf *o, mms_store *s, mms_table *t, const mms_
                     obuf_puts(o, "null");
                 continue;
             }
-            field_to_text(o, s, &sc->fields[k], rec, csv);
+            if (!field_to_text(o, s, &sc->fields[k], rec, csv)) {
+                rc = tool_err("table %s record %llu: field %s holds no string: run mms verify",
+                              mms_table_name(t), (unsigned long long)i, sc->fields[k].name);
+                break;
+            }
         }
+        if (rc)
+            break;
         if (!csv)
             obuf_putc(o, '}');
         obuf_putc(o, '\n');
@@ -583,6 +600,7 @@ static void print_records(struct obuf *o, mms_store *s, mms_table *t, const mms_
     *printed = done;
     obuf_free(&keys);
     free(key_end);
+    return rc;
 }
 
 const struct tool_cmd tool_cmd_dump = {
@@ -648,7 +666,7 @@ static int run_get(const struct tool_cmd *cmd, int argc, char **argv)
             break;
     if (c.field == sc->nfields)
         return close_read(dir, s, tool_err("%s: table %s has no field '%s'", dir, pos[1], pos[2]));
-    if (sc->fields[c.field].size > sizeof c.key || !parse_key(s, &sc->fields[c.field], pos[3], c.key))
+    if (sc->fields[c.field].size > sizeof c.key || !parse_key(s, &sc->fields[c.field], pos[3], c.key, ""))
         return close_read(dir, s, 1);
     uint64_t *rows = NULL;
     size_t nrows = 0;
@@ -669,15 +687,16 @@ static int run_get(const struct tool_cmd *cmd, int argc, char **argv)
         return close_read(dir, s, tool_err("out of memory"));
     }
     uint64_t printed;
-    print_records(&o, s, t, sc, true, &c, 1, rows, nrows, use_rows, UINT64_MAX, &printed);
+    int bad = print_records(&o, s, t, sc, true, &c, 1, rows, nrows, use_rows, UINT64_MAX,
+                            &printed);
     free(rows);
     obuf_flush(&o);
     int err = o.err;
     obuf_free(&o);
     fclose(mf);
-    if (!printed || err) {
+    if (!printed || err || bad) {
         free(mem);
-        return close_read(dir, s, err ? tool_err("out of memory") : 1);
+        return close_read(dir, s, err && !bad ? tool_err("out of memory") : 1);
     }
     fwrite(mem, 1, memlen, stdout);
     free(mem);

@@ -261,6 +261,26 @@ int tool_finish_output(struct obuf *o)
     return 0;
 }
 
+/* Remove a store a failed command created: the files a store is made of
+ * (lock, journal, region-*; doc/FORMAT.md), and the directory unless it
+ * was there before (an empty directory the user made stays). */
+void tool_remove_store(const char *dir, bool dir_existed, const char *cmd)
+{
+    DIR *d = opendir(dir);
+    if (!d) /* never made (no parent, a read-only file system, ...) */
+        return;
+    int fd = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, "lock") == 0 || strcmp(e->d_name, "journal") == 0 ||
+            strncmp(e->d_name, "region-", 7) == 0)
+            unlinkat(fd, e->d_name, 0);
+    closedir(d);
+    if (!dir_existed && rmdir(dir) != 0)
+        tool_err("could not remove the store %s that the failed %s created: %s", dir, cmd,
+                 strerror(errno));
+}
+
 int tool_rm_dir(const char *dir)
 {
     DIR *d = opendir(dir);

@@ -47,6 +47,9 @@ int tool_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Remove dir and the files in it (one level: what a store directory
  * holds); 0 or -errno. */
 int tool_rm_dir(const char *dir);
+/* Remove the store that a failed cmd created in dir (its lock, journal and
+ * region files; dir too unless dir_existed). */
+void tool_remove_store(const char *dir, bool dir_existed, const char *cmd);
 
 /* "mms: WHAT DIR: why" on stderr, one line: the message of err, and
  * mms_errdetail() when it says more than the message (not both when the

@@ -254,3 +254,29 @@ def test_fork_child_gets_an_error(path):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert s.table("a").get(0) == {"x": 1}
     s.close()
+
+
+def test_bad_string_ref_names_table_record_field(path):
+    """A str field holding a ref that is no string (a damaged file: commits
+    refuse such a ref) raises BadrefError naming the table, the record and
+    the field (the message was once formatted with %U by vsnprintf: garbage,
+    or a crash)."""
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("people", [("id", "i64"), ("name", "str")])
+        t.append({"id": 1, "name": "ann"})
+        t.append({"id": 2, "name": "bob"})
+    s.checkpoint()
+    s.close()
+    [region] = [f for f in os.listdir(path) if f.startswith("region-1-")]
+    with open(os.path.join(path, region), "r+b") as f:    # record 1's name: 16 + 8
+        f.seek(24)
+        f.write((0x2ed8e9f0).to_bytes(8, "little"))
+    s = mmstore.open(path, readonly=True)
+    t = s.table("people")
+    for get in (lambda: t.get(1), lambda: t.str(1, "name"), lambda: t.column("name")):
+        with pytest.raises(mmstore.BadrefError) as e:
+            get()
+        assert "table people record 1 field name: ref 0x2ed8e9f0 is not a string" in e.value.detail
+    assert t.get(0) == {"id": 1, "name": "ann"}
+    s.close()

@@ -4,6 +4,7 @@ fields, len/slots, array, live, column, get, str, ref, append, extend,
 delete, to_pandas, import_csv."""
 import math
 import os
+import time
 
 import numpy as np
 import pytest
@@ -369,6 +370,16 @@ def test_wait_timeout(path):
     with s.read():
         with pytest.raises(mmstore.TxnError):
             s.wait(1, timeout=0.01)
+    # Timeouts that are no multiple of the 100 ms slices: the remainder of
+    # 0.3 - 3 * 0.1 became 0 ms slices for ever (a busy loop, no
+    # TimeoutError); and a txn ahead of the published one waits too.
+    for tmo in (0.3, 0.25, 0.5):
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError):
+            s.wait(s.txn, timeout=tmo)
+        assert tmo <= time.monotonic() - t0 < tmo + 5
+    with pytest.raises(TimeoutError):
+        s.wait(s.txn + 10, timeout=0.05)
     s.close()
 
 
