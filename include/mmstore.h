@@ -111,17 +111,17 @@ const char *mms_version(void);
     X(MMS_EABI, -30905, "store was written with another ABI (page size, ref width)") \
     X(MMS_EBUSY, -30906, "store is in use")                                    \
     X(MMS_ETXN, -30907, "a write transaction is already active")               \
-    X(MMS_ENOTXN, -30908, "no write transaction is active")                    \
+    X(MMS_ENOTXN, -30908, "no transaction of the needed kind is active")      \
     X(MMS_ERDONLY, -30909, "store is open read-only")                          \
     X(MMS_ERANGE, -30910, "ref is outside its region")                         \
     X(MMS_EFULL, -30911, "region reached its address-space reservation")       \
     X(MMS_EPOISONED, -30912, "handle failed an I/O operation; close and reopen it") \
     X(MMS_EFORK, -30913, "handle used in a child process after fork()")        \
-    X(MMS_ENOTSUP, -30914, "not supported on this system")                     \
+    X(MMS_ENOTSUP, -30914, "operation not supported")                          \
     X(MMS_EBADREF, -30915, "ref does not name a live allocation")              \
     X(MMS_ERECOVER, -30916, "store needs recovery, which a read-only open cannot do") \
     X(MMS_ESCHEMA, -30917, "record layout differs from the table's")                 \
-    X(MMS_ENOENT, -30918, "no such table")                                    \
+    X(MMS_ENOENT, -30918, "no such table or index")                           \
     X(MMS_EREFERENCED, -30919, "record is referred to by another record")      \
     X(MMS_EADDR, -30920, "the store's fixed address range is not available in this process") \
     X(MMS_ENOTFOUND, -30921, "no record has this key")                        \
