@@ -1214,6 +1214,10 @@ TEST(descriptor_kind_damaged)
         char key[12] = "tag3";
         s = open_flags(p, 0);
         FAILS(mms_verify(s, msg, sizeof msg), MMS_ECORRUPT);
+        /* The table and index named once (not "table r: index on tag:
+         * table r: the index on tag: ..."). */
+        const char *named = strstr(msg, "table r:");
+        ASSERT(named && !strstr(named + 1, "table r:"));
         OK(mms_table_find(s, "r", &t));
         OK(mms_index_open(t, "tag", &ix));
         FAILS(mms_index_find(ix, key, &rec), MMS_ECORRUPT);
