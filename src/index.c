@@ -1963,19 +1963,27 @@ static bool holds(mms_store *s, const struct mms__tabent *e, const struct mms__i
  * record of zeros there -- or one a plain store set back to zeros --
  * changes no byte the commit's diff could see, and yet is live now: the
  * commit gives it its entries (mms__ix_commit_end). */
+/* Array v of *cap elements of size bytes, n of them used, with room for
+ * one more: v itself, or v grown (doubled, 64 at first), or NULL (no
+ * memory; v stays as it was). */
+static void *room_for_one(void *v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return v;
+    size_t c = *cap ? *cap * 2 : 64;
+    void *g = realloc(v, c * size);
+    if (g)
+        *cap = c;
+    return g;
+}
+
 static int note_reused(mms_store *s, mms_ref ref)
 {
     struct mms__ixtxn *t = txn_state(s);
-    if (!t)
+    mms_ref *v = t ? room_for_one(t->reused, &t->rcap, t->rn, sizeof *v) : NULL;
+    if (!v)
         return -ENOMEM;
-    if (t->rn == t->rcap) {
-        size_t cap = t->rcap ? t->rcap * 2 : 64;
-        mms_ref *v = realloc(t->reused, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        t->reused = v;
-        t->rcap = cap;
-    }
+    t->reused = v;
     t->reused[t->rn++] = ref;
     return 0;
 }
@@ -2111,14 +2119,10 @@ int mms__ix_commit_begin(mms_store *s)
 
 static int check_later(struct mms__ixtxn *t, uint32_t region, uint32_t tregion, uint64_t rec)
 {
-    if (t->cn == t->ccap) {
-        size_t cap = t->ccap ? t->ccap * 2 : 64;
-        void *c = realloc(t->chk, cap * sizeof *t->chk);
-        if (!c)
-            return -ENOMEM;
-        t->chk = c;
-        t->ccap = cap;
-    }
+    void *c = room_for_one(t->chk, &t->ccap, t->cn, sizeof *t->chk);
+    if (!c)
+        return -ENOMEM;
+    t->chk = c;
     t->chk[t->cn].region = region;
     t->chk[t->cn].tregion = tregion;
     t->chk[t->cn].rec = rec;
@@ -2296,6 +2300,13 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
     if (h->entries != e->live)
         return VFAIL("%llu entries for %llu live records", (unsigned long long)h->entries,
                      (unsigned long long)e->live);
+    for (size_t i = 0; i < sizeof h->reserved; i++)
+        if (h->reserved[i])
+            return VFAIL("its header's reserved byte %zu is not zero",
+                         offsetof(struct mms__ixhdr, reserved) + i);
+    if (d->kind == MMS__IX_HASH && (h->root || h->depth))
+        return VFAIL("its header holds root %llu and depth %u: zero in a hash index",
+                     (unsigned long long)h->root, h->depth);
     uint8_t key[MMS__IX_MAX_KEY];
     if (d->kind == MMS__IX_ORDERED) {
         if (h->nslots * PG > mms__rtab(s)[d->region].size)

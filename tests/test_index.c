@@ -1418,6 +1418,28 @@ TEST(slot_checks)
     verify_ok(s);
     OK(mms_close(s));
 
+    /* A header's reserved bytes, and a hash index's root, are zero
+     * (FORMAT): one that is not, verify names; put back, it is content. */
+    static const struct {
+        off_t at;
+        const char *says;
+    } zeros[] = {{64, "reserved byte 64"}, {4095, "reserved byte 4095"},
+                 {offsetof(struct mms__ixhdr, root), "root"}};
+    for (size_t z = 0; z < sizeof zeros / sizeof zeros[0]; z++) {
+        int fd = ix_file(p, &info[0]);
+        uint8_t one = 1, zero = 0;
+        ASSERT_EQ(pwrite(fd, &one, 1, zeros[z].at), 1);
+        s = open_flags(p, 0);
+        FAILS(mms_verify(s, msg, sizeof msg), MMS_ECORRUPT);
+        ASSERT(strstr(msg, zeros[z].says) != NULL);
+        OK(mms_close(s));
+        ASSERT_EQ(pwrite(fd, &zero, 1, zeros[z].at), 1);
+        close(fd);
+        s = open_flags(p, 0);
+        verify_ok(s);
+        OK(mms_close(s));
+    }
+
     /* A hash index of version 0 (the header's word at 48). */
     int fd = ix_file(p, &info[0]);
     uint32_t v0 = 0, v;
