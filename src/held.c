@@ -218,3 +218,8 @@ const char *mms__page_base(const mms_store *s, char *p, uint32_t id)
         return (const char *)h->shadow;
     return s->reg[id].fview + (p - s->view.base[id]);
 }
+
+bool mms__page_changed(const mms_store *s, char *p, uint32_t id)
+{
+    return memcmp(p, mms__page_base(s, p, id), MMS__PAGE) != 0;
+}

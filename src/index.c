@@ -1465,9 +1465,13 @@ static int ix_remove(struct ix *x, const uint8_t *key, uint64_t rec, bool *did)
  * (hash), written into a new file of the region: fresh space, synced at
  * commit, never journaled.
  * ------------------------------------------------------------------------ */
-struct sorter {
-    uint32_t E;
-};
+/* Bytes of an entry as a build collects and sorts it, and as an ordered
+ * leaf holds it: the key (K bytes), the record (8) and, covering a field
+ * (C > 0), the copy (8). */
+static inline uint32_t entry_bytes(uint32_t K, uint32_t C)
+{
+    return K + 8 + (C ? 8 : 0);
+}
 
 /* Entries as (key, rec) byte strings, in record order; with a covered
  * field, (key, rec, covered value as a slot holds it). */
@@ -1621,7 +1625,8 @@ static int build_hash(mms_store *s, const struct mms__tabent *e, const struct mm
 static int build_ordered(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                          const struct cover *cov, bool exists, const uint8_t *a, uint64_t n)
 {
-    uint32_t L = d->key_size + 8, E = L + (cov->size ? 8 : 0), lc = leaf_cap(E), ic = inner_cap(L);
+    uint32_t L = d->key_size + 8, E = entry_bytes(d->key_size, cov->size), lc = leaf_cap(E),
+             ic = inner_cap(L);
     uint64_t leaves = n ? (n + lc - 1) / lc : 1, pages = 1 + leaves, level = leaves;
     uint32_t depth = 1;
     while (level > 1) {
@@ -1709,7 +1714,7 @@ static int entries_of(mms_store *s, const struct mms__tabent *e, const struct mm
 static int build(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                  const struct cover *cov, bool exists, bool records)
 {
-    uint32_t SE = d->key_size + 8 + (cov->size ? 8 : 0);
+    uint32_t SE = entry_bytes(d->key_size, cov->size);
     uint8_t *a = NULL;
     uint64_t n = 0;
     int r = records ? entries_of(s, e, d, cov, SE, &a, &n) : 0;
@@ -1727,7 +1732,7 @@ static int hash_rebuild(struct ix *x, uint64_t ns)
     struct mms__ixhdr *h = ihdr(x);
     uint64_t old_ns = h->nslots, n = h->entries;
     const struct cover cov = {h->cover_kind, h->cover_off, x->C};
-    uint32_t K = x->K, SE = K + 8 + (x->C ? 8 : 0);
+    uint32_t K = x->K, SE = entry_bytes(K, x->C);
     uint8_t *a = malloc((size_t)(n ? n : 1) * SE);
     if (!a)
         return -ENOMEM;
@@ -1774,7 +1779,7 @@ static int page_changed(void *ctx, char *start, char *end)
 {
     const struct unchanged *c = ctx;
     for (char *p = start; p < end; p += PG)
-        if (memcmp(p, mms__page_base(c->s, p, c->id), PG) != 0)
+        if (mms__page_changed(c->s, p, c->id))
             return 1;
     return 0;
 }
@@ -1842,7 +1847,7 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
     if (!now && (flags & MMS__IX_UNIQUE)) {
         uint8_t *a = NULL;
         uint64_t n;
-        r = entries_of(s, e, &nd, &cov, nd.key_size + 8 + (cov.size ? 8 : 0), &a, &n);
+        r = entries_of(s, e, &nd, &cov, entry_bytes(nd.key_size, cov.size), &a, &n);
         free(a);
         if (r)
             return r;
@@ -1959,10 +1964,6 @@ static bool holds(mms_store *s, const struct mms__tabent *e, const struct mms__i
     return memcmp(cur, key, d->key_size) == 0;
 }
 
-/* An append took back deleted slot ref. A deleted slot is zeros, so a
- * record of zeros there -- or one a plain store set back to zeros --
- * changes no byte the commit's diff could see, and yet is live now: the
- * commit gives it its entries (mms__ix_commit_end). */
 /* Array v of *cap elements of size bytes, n of them used, with room for
  * one more: v itself, or v grown (doubled, 64 at first), or NULL (no
  * memory; v stays as it was). */
@@ -1977,6 +1978,10 @@ static void *room_for_one(void *v, size_t *cap, size_t n, size_t size)
     return g;
 }
 
+/* An append took back deleted slot ref. A deleted slot is zeros, so a
+ * record of zeros there -- or one a plain store set back to zeros --
+ * changes no byte the commit's diff could see, and yet is live now: the
+ * commit gives it its entries (mms__ix_commit_end). */
 static int note_reused(mms_store *s, mms_ref ref)
 {
     struct mms__ixtxn *t = txn_state(s);

@@ -1092,6 +1092,8 @@ void mms__held_remove(mms_store *s, struct mms__held *h); /* h: from held_find, 
 /* The committed content of private page p of region id: its shadow if it
  * has one (the file lags behind it), else the file's. */
 const char *mms__page_base(const mms_store *s, char *p, uint32_t id);
+/* Does private page p of region id differ from its committed content? */
+bool mms__page_changed(const mms_store *s, char *p, uint32_t id);
 /* Keep the entries keep() says to (it may change the entry it is given,
  * not the table); the others lose their shadow and, if drop, their private
  * page. Never fails: the table swaps with a preallocated spare. */

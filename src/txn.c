@@ -288,7 +288,7 @@ static int commit_detect(mms_store *s, struct commit *c, bool *any)
      * the first one compared does). */
     for (size_t i = 0; i < s->dirty.n && !*any; i++) {
         char *p = s->dirty.page[i];
-        *any = memcmp(p, mms__page_base(s, p, mms__page_region(s, p)), MMS__PAGE) != 0;
+        *any = mms__page_changed(s, p, mms__page_region(s, p));
     }
     return 0;
 }
