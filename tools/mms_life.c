@@ -41,12 +41,11 @@ static int in_txn(const char *what, const char *dir, int (*fn)(mms_store *s, voi
 static int drop_fn(mms_store *s, void *ctx)
 {
     mms_table *t;
-    mms_index_info ii[16];
+    mms_index_info first;
     size_t n;
     int r = mms_table_find(s, ctx, &t);
-    while (!r && !(r = mms_indexes(t, ii, sizeof ii / sizeof ii[0], &n)) && n > 0)
-        for (size_t i = 0; !r && i < n && i < sizeof ii / sizeof ii[0]; i++)
-            r = mms_index_drop(t, ii[i].field);
+    while (!r && !(r = mms_indexes(t, &first, 1, &n)) && n > 0)
+        r = mms_index_drop(t, first.field);
     return r ? r : mms_table_drop(s, ctx);
 }
 
