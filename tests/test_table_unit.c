@@ -505,6 +505,30 @@ static int bulk_advised(const char *path, unsigned flags, const char *env, uint6
     return head;
 }
 
+/* The 2 MiB tests set MMS_HUGE in turn: its value before, put back after
+ * (unset if it had none). Without transparent huge pages they skip. */
+struct huge_env {
+    bool had;
+    char keep[16];
+};
+
+static bool huge_begin(struct huge_env *h)
+{
+    if (access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0) {
+        fprintf(stderr, "   no transparent huge pages: skipped\n");
+        return false;
+    }
+    const char *v = getenv("MMS_HUGE");
+    h->had = v != NULL;
+    snprintf(h->keep, sizeof h->keep, "%s", v ? v : "");
+    return true;
+}
+
+static void huge_end(const struct huge_env *h)
+{
+    ASSERT((h->had ? setenv("MMS_HUGE", h->keep, 1) : unsetenv("MMS_HUGE")) == 0);
+}
+
 /* MMS_NOHUGE: by default a bulk append of 2 MiB or more writes pages
  * advised 2 MiB (so that the page cache holds them in 2 MiB folios); a
  * smaller one does not; MMS_NOHUGE turns it off, MMS_HUGE=0|1 in the
@@ -513,23 +537,17 @@ static int bulk_advised(const char *path, unsigned flags, const char *env, uint6
  * system of the test directory decides those). */
 static void test_bulk_huge(void)
 {
-    if (access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0) {
-        fprintf(stderr, "   no transparent huge pages: skipped\n");
+    struct huge_env env;
+    if (!huge_begin(&env))
         return;
-    }
     const char *path = tpath("bulk_huge");
-    const char *saved = getenv("MMS_HUGE");
-    char keep[16] = "";
-    if (saved)
-        snprintf(keep, sizeof keep, "%s", saved);
     const uint64_t big = (3u << 20) / sizeof(struct f8), small = (1u << 20) / sizeof(struct f8);
     ASSERT_EQ(bulk_advised(path, 0, NULL, big), 1);
     ASSERT_EQ(bulk_advised(path, 0, NULL, small), 0);
     ASSERT_EQ(bulk_advised(path, MMS_NOHUGE, NULL, big), 0);
     ASSERT_EQ(bulk_advised(path, 0, "0", big), 0);
     ASSERT_EQ(bulk_advised(path, MMS_NOHUGE, "1", big), 1);
-    if (saved)
-        ASSERT(setenv("MMS_HUGE", keep, 1) == 0);
+    huge_end(&env);
     rmrf(path);
 }
 
@@ -611,15 +629,10 @@ static int index_advised(const char *path, unsigned flags, const char *env)
  * advice is checked, not its effect. */
 static void test_index_huge(void)
 {
-    if (access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0) {
-        fprintf(stderr, "   no transparent huge pages: skipped\n");
+    struct huge_env env;
+    if (!huge_begin(&env))
         return;
-    }
     const char *path = tpath("index_huge");
-    const char *saved = getenv("MMS_HUGE");
-    char keep[16] = "";
-    if (saved)
-        snprintf(keep, sizeof keep, "%s", saved);
     rmrf(path);
     const uint64_t n = 100000; /* 2^18 slots of 16 bytes */
     mms_store *s = open_flags(path, MMS_CREATE);
@@ -640,8 +653,7 @@ static void test_index_huge(void)
     ASSERT_EQ(index_advised(path, MMS_RDONLY | MMS_NOHUGE, NULL), 0);
     ASSERT_EQ(index_advised(path, MMS_RDONLY, "0"), 0);
     ASSERT_EQ(index_advised(path, MMS_NOHUGE, NULL), 0);
-    if (saved)
-        ASSERT(setenv("MMS_HUGE", keep, 1) == 0);
+    huge_end(&env);
     rmrf(path);
 }
 
