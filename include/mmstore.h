@@ -1222,11 +1222,25 @@ typedef struct mms_table mms_table;
  * read-only handle a layout mismatch is MMS_ESCHEMA. A REF field's target
  * table must exist (or be this table).
  * *t stays valid until mms_close (the same handle for the same name); the
- * handle of a table whose creation was aborted must not be used again. */
+ * handle of a table whose creation was aborted must not be used again.
+ * The handle remembers the layout it was opened with: once another handle
+ * (another process, or another mms_open in this one) has migrated the
+ * table, mms_table_append and mms_table_append_many through this one fail
+ * MMS_ESCHEMA, since they would copy the new record size from a record of
+ * the old. Open it again with the layout the program holds (migrating
+ * back, in a write transaction), or take mms_table_find's handle. An
+ * aborted migration leaves the handle with the layout it had before. A
+ * process has one handle per table and name: the last mms_table_open or
+ * mms_table_find of it decides. Records read through it (mms_table_get,
+ * MMS_REC) are always in the stored layout: a program that shares a table
+ * with one that may migrate it compares mms_table_schema(t) (or
+ * mms_tables()' layout_gen) in each transaction. */
 int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigned flags,
                    mms_table **t);
 
-/* Open a table with whatever layout it has (tools, dumps). MMS_ENOENT. */
+/* Open a table with whatever layout it has (tools, dumps): the handle
+ * follows the stored layout, appends copy mms_table_schema(t)->record_size
+ * bytes from rec. MMS_ENOENT. */
 int mms_table_find(mms_store *s, const char *name, mms_table **t);
 
 /* The table's stored layout. Field names and targets are owned by the
@@ -1327,7 +1341,8 @@ mms_ref mms_table_ref(const mms_table *t, uint64_t i);
  * deleted slot if there is one. *index (may be NULL) gets its index. Needs
  * a write transaction. Errors: MMS_ENOTXN, MMS_EFULL, -ENOSPC, MMS_EBADREF
  * (a STR or BLOB field that is not a string of this store, a REF field
- * aimed at another table; nothing is appended). */
+ * aimed at another table; nothing is appended), MMS_ESCHEMA (the handle was
+ * opened with a layout another handle has migrated since: mms_table_open). */
 int mms_table_append(mms_table *t, const void *rec, uint64_t *index);
 
 /* Append n zeroed records at the end (no slot reuse): *first gets the

@@ -1436,7 +1436,9 @@ bool mms__table_watched(const mms_store *s, const struct mms__tabent *e);
 int mms__tables_check_deletes(mms_store *s);
 int mms__tables_verify(mms_store *s, char *msg, size_t cap);
 void mms__tables_free(mms_store *s);
-void mms__tables_forget(mms_store *s); /* a transaction was undone */
+void mms__tables_forget(mms_store *s); /* cached layouts may be stale */
+void mms__tables_undo(mms_store *s);   /* a write transaction was undone */
+void mms__tables_txn_end(mms_store *s); /* a write transaction ended */
 /* Compaction, in a write transaction: the deleted slots at the end of each
  * table leave it (*slots of them). */
 int mms__tables_trim(mms_store *s, uint64_t *slots);

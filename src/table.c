@@ -46,6 +46,14 @@ struct mms_table {
     uint32_t region;
     char name[64];
     uint64_t schema_gen; /* layout_gen the schema below was built from */
+    /* The layout the caller said it holds (pin_to): the layout_gen its last
+     * mms_table_open left, or UINT64_MAX after mms_table_find (the handle
+     * follows the stored layout). Appends copy the stored record size from
+     * the caller's record, so they refuse a table another handle migrated
+     * since (pin_check). pin_prev is the pin before the write transaction
+     * moved it (pin_moved): an undo puts it back (mms__tables_undo). */
+    uint64_t pin, pin_prev;
+    bool pin_moved;
     mms_schema schema;
     mms_field *fields;
     char (*names)[48];
@@ -149,13 +157,53 @@ static void table_free(mms_table *t)
     free(t);
 }
 
-/* A transaction was undone: its layouts may come back under the same
- * layout_gen with other fields, so every cached schema is rebuilt. */
+/* Layouts may come back under the same layout_gen with other fields (an
+ * undo, a drop, a rename): every cached schema is rebuilt. */
 void mms__tables_forget(mms_store *s)
 {
     s->tab_epoch++;
     for (mms_table *t = s->tables; t; t = t->next)
         t->schema_gen = UINT64_MAX;
+}
+
+/* A write transaction was undone: each handle's layout is the one it had
+ * before (an aborted migration leaves the handle working in the old one). */
+void mms__tables_undo(mms_store *s)
+{
+    mms__tables_forget(s);
+    for (mms_table *t = s->tables; t; t = t->next)
+        if (t->pin_moved)
+            t->pin = t->pin_prev;
+}
+
+/* A write transaction ended (committed or undone): its pins stay. */
+void mms__tables_txn_end(mms_store *s)
+{
+    for (mms_table *t = s->tables; t; t = t->next)
+        t->pin_moved = false;
+}
+
+/* The caller holds records of layout generation gen (UINT64_MAX: of
+ * whatever layout the table has). */
+static void pin_to(mms_table *t, uint64_t gen)
+{
+    if (t->s->state == MMS__ST_WRITE && !t->pin_moved) {
+        t->pin_prev = t->pin;
+        t->pin_moved = true;
+    }
+    t->pin = gen;
+}
+
+/* A record from the caller has the table's layout: not one the table had
+ * when this handle was opened with it, before another handle migrated it. */
+static int pin_check(const mms_table *t, const struct mms__tabent *e)
+{
+    if (t->pin == UINT64_MAX || t->pin == e->layout_gen)
+        return 0;
+    return mms__fail(MMS_ESCHEMA, "table %s was migrated to another record layout (%u bytes, "
+                     "%u fields) since this handle was opened with its layout; open it "
+                     "again (mms_table_open), or follow the stored layout (mms_table_find)",
+                     t->name, e->record_size, e->nfields);
 }
 
 static void tables_reindex(mms_store *s);
@@ -216,6 +264,7 @@ static int handle_for(mms_store *s, int idx, mms_table **out)
     memcpy(t->name, e->name, sizeof t->name);
     t->schema_gen = UINT64_MAX;
     t->view_epoch = UINT64_MAX;
+    t->pin = t->pin_prev = UINT64_MAX;
     t->next = s->tables;
     s->tables = t;
     *out = t;
@@ -502,7 +551,10 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
         if ((r = mms__check_write(s)))
             return r;
         s->tab_epoch++;
-        return table_create(s, name, sc, t);
+        if ((r = table_create(s, name, sc, t)))
+            return r;
+        pin_to(*t, ent(*t)->layout_gen);
+        return 0;
     }
     struct mms__tabent *e = &mms__catalog(s)->t[idx];
     mms_table *h;
@@ -512,6 +564,7 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
     if (!stored)
         return -ENOMEM;
     if (mms_schema_same(stored, sc, NULL, 0)) {
+        pin_to(h, e->layout_gen);
         *t = h;
         return 0;
     }
@@ -524,6 +577,7 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
     s->tab_epoch++;
     if ((r = table_migrate(s, h, sc)))
         return r;
+    pin_to(h, ent(h)->layout_gen);
     *t = h;
     return 0;
 }
@@ -541,7 +595,10 @@ int mms_table_find(mms_store *s, const char *name, mms_table **t)
     int idx = mms__catalog_find(s, name);
     if (idx < 0)
         return mms__fail(MMS_ENOENT, "no table called %s", name);
-    return handle_for(s, idx, t);
+    if ((r = handle_for(s, idx, t)))
+        return r;
+    pin_to(*t, UINT64_MAX);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -761,7 +818,7 @@ int mms_table_append(mms_table *t, const void *rec, uint64_t *index)
 {
     struct mms__tabent *e;
     int r = table_write_check(t, &e);
-    if (r)
+    if (r || (r = pin_check(t, e)))
         return r;
     uint64_t i = e->count;
     bool reuse = false;
@@ -813,7 +870,7 @@ int mms_table_append_many(mms_table *t, uint64_t n, uint64_t *first, void **wher
 {
     struct mms__tabent *e;
     int r = table_write_check(t, &e);
-    if (r)
+    if (r || (r = pin_check(t, e)))
         return r;
     if (!first)
         return mms__fail(MMS_EINVAL, "mms_table_append_many: first is NULL");

@@ -186,7 +186,7 @@ static void undo(mms_store *s)
     }
     s->dirty.n = 0;
     restore_shadows(s);
-    mms__tables_forget(s);
+    mms__tables_undo(s);
     s->dir_dirty = false;
     int r = mms__tables_follow(s);
     if (!r)
@@ -202,6 +202,7 @@ static void txn_end(mms_store *s)
     s->dirty.n = 0;
     mms__refset_clear(&s->txn_deleted);
     mms__ix_txn_end(s);
+    mms__tables_txn_end(s);
     if (s->flags & MMS_GUARD) {
         int r = mms__map_protect(s, false);
         if (r && !s->poisoned)

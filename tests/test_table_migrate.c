@@ -1095,10 +1095,83 @@ TEST(test_edges)
             "%.1f s\n", (now_us() - t0) / 1e6);
 }
 
+/* ========================================================================
+ * 3. A handle opened with a layout, after another handle migrated it
+ * ======================================================================== */
+static mms_field pa_fields[] = {{"a", MMS_KIND_I64, 0, 8, NULL, NULL}};
+static const mms_schema pa_schema = {8, 1, pa_fields};
+static mms_field pb_fields[] = {{"a", MMS_KIND_I64, 0, 8, NULL, NULL},
+                                {"b", MMS_KIND_I64, 8, 8, NULL, NULL}};
+static const mms_schema pb_schema = {16, 2, pb_fields};
+
+TEST(test_pin)
+{
+    const char *path = tpath("table-pin");
+    mms_store *s1 = sopen(path, MMS_CREATE), *s2;
+    mms_table *t1, *t2, *t;
+    uint64_t first;
+    void *where;
+    int64_t a = 7, ab[2] = {8, 9};
+
+    CTX("pin: opened with layout A, migrated to B by another handle");
+    OK(mms_txn_begin(s1, 0));
+    OK(mms_table_open(s1, "pin", &pa_schema, MMS_TABLE_CREATE, &t1));
+    OK(mms_table_append(t1, &a, NULL));
+    OK(mms_txn_commit(s1));
+    s2 = sopen(path, 0);
+    OK(mms_txn_begin(s2, 0));
+    OK(mms_table_open(s2, "pin", &pb_schema, 0, &t2));
+    OK(mms_table_append(t2, ab, NULL));
+    OK(mms_txn_commit(s2));
+    /* s1's program holds 8-byte records: an append would copy 16 bytes. */
+    OK(mms_txn_begin(s1, 0));
+    FAILS(mms_table_append(t1, &a, NULL), MMS_ESCHEMA);
+    FAILS(mms_table_append_many(t1, 1, &first, &where), MMS_ESCHEMA);
+    ASSERT_EQ(mms_table_count(t1), 2);
+    OK(mms_txn_abort(s1));
+
+    CTX("pin: mms_table_find follows the stored layout");
+    OK(mms_txn_begin(s1, 0));
+    OK(mms_table_find(s1, "pin", &t));
+    ASSERT(t == t1);
+    OK(mms_table_append(t1, ab, NULL));
+    OK(mms_txn_commit(s1));
+    ASSERT_EQ(mms_table_count(t1), 3);
+
+    CTX("pin: an aborted migration puts the handle's layout back");
+    OK(mms_txn_begin(s1, 0));
+    OK(mms_table_open(s1, "pin", &pa_schema, 0, &t)); /* back to A */
+    OK(mms_table_append(t1, &a, NULL));
+    OK(mms_txn_abort(s1));
+    OK(mms_txn_begin(s1, 0));
+    OK(mms_table_append(t1, ab, NULL)); /* follows B, as before the abort */
+    OK(mms_table_open(s1, "pin", &pb_schema, 0, &t));
+    OK(mms_table_append(t1, ab, NULL));
+    OK(mms_txn_commit(s1));
+    ASSERT_EQ(mms_table_count(t1), 5);
+
+    CTX("pin: reopened with the new layout");
+    OK(mms_txn_begin(s2, 0));
+    OK(mms_table_open(s2, "pin", &pa_schema, 0, &t2)); /* migrated back to A */
+    OK(mms_txn_commit(s2));
+    OK(mms_txn_begin(s1, 0));
+    FAILS(mms_table_append(t1, ab, NULL), MMS_ESCHEMA);
+    OK(mms_table_open(s1, "pin", &pa_schema, 0, &t));
+    OK(mms_table_append(t1, &a, NULL));
+    OK(mms_txn_commit(s1));
+    for (uint64_t i = 0; i < 6; i++)
+        ASSERT_EQ(*(const int64_t *)mms_table_get(t1, i), i == 0 || i == 5 ? 7 : 8);
+    verify_ok(s1);
+    OK(mms_close(s2));
+    OK(mms_close(s1));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_table_migrate");
     RUN(test_migrate);
     RUN(test_edges);
+    RUN(test_pin);
     return table_test_end();
 }
