@@ -405,8 +405,8 @@ TEST(indexes)
     ASSERT_EQ(cli("import '%s' u '%s' --index id:hash:cover=nope", dir2, csv), 1);
     HAS(err, "no field nope to cover");
     ASSERT_EQ(cli("get '%s' u id 300", dir2), 1);
-    /* mms drop takes the table's indexes with it (the library refuses a
-     * table with indexes), in the one transaction. */
+    /* mms drop takes the table's indexes with it (mms_table_drop), in the
+     * one transaction. */
     ASSERT_EQ(cli("drop '%s' t", dir), 0);
     ASSERT_EQ(cli("tables '%s'", dir), 0);
     ASSERT(strstr(out, "\nt ") == NULL);
