@@ -515,6 +515,8 @@ void mms__os_after_fork(void); /* re-read MMS_FAULT and MMS_CRASH in a child */
 
 int mms__os_open(const char *path, int flags, int mode);
 int mms__os_openat(int dirfd, const char *name, int flags, int mode);
+/* The same, and a file's size (st_size of the fstat that checked it) into *size. */
+int mms__os_openat_sized(int dirfd, const char *name, int flags, int mode, uint64_t *size);
 int mms__os_close(int fd);
 int mms__os_mkdir(const char *path);
 int mms__os_pread(int fd, void *buf, size_t len, uint64_t off); /* all of it, or -EIO */
