@@ -1225,6 +1225,9 @@ int mms__ix_coverable(const char *table, const struct mms__fdesc *f);
 /* Key bytes that compare like the values (memcmp), from a field value. */
 void mms__ix_norm(unsigned kind, uint32_t size, const void *val, uint8_t *out);
 void mms__ix_denorm(unsigned kind, uint32_t size, const uint8_t *key, void *val);
+/* Sorts of index entries so far, by bulk builds and unique checks (tests
+ * count them, as SQLite's count its sorts). */
+extern unsigned long mms__ix_sorts;
 /* Create (and bulk build) the index of field f of e (a hash one covering
  * field cf, or NULL); drop one. */
 int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc *f,
