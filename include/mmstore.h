@@ -1476,9 +1476,11 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  * seconds). Needs a write transaction. When the transaction has not
  * changed the table before this call, the index is built here and the
  * commit keeps it true as it keeps every index (whatever the transaction
- * does after; if it appends more records than the index holds, as when a
- * table made empty is then loaded, the commit builds the index again in
- * bulk, cheaper than as many inserts); lookups in the transaction see it
+ * does after; if it appends so many records that as many inserts would
+ * cost more -- to a hash index, enough to make it grow; to an ordered
+ * one, more than 1/10 of the entries it holds, or 1.5x them when the new
+ * keys all go after its own -- the commit builds the index again in
+ * bulk); lookups in the transaction see it
  * as built, which is the last commit's table. When the transaction did change the table first
  * (appended, deleted, stored into its records, or created or migrated
  * it, as `mms import` does), the build waits for the commit, which
