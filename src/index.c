@@ -1549,11 +1549,11 @@ static int collect(mms_store *s, const struct mms__tabent *e, const struct mms__
     return 0;
 }
 
+unsigned long mms__ix_sorts;
+
 /* LSD radix sort of n entries of E bytes by their first K bytes (the
  * key). Stable, and the entries come in record order: equal keys stay
  * ordered by record, so the entries end up ordered by all their bytes. */
-unsigned long mms__ix_sorts;
-
 static int sort_entries(uint8_t *a, uint64_t n, uint32_t E, uint32_t K)
 {
     __atomic_add_fetch(&mms__ix_sorts, 1, __ATOMIC_RELAXED);
