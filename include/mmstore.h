@@ -1394,8 +1394,10 @@ typedef struct mms_table_info {
 int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n);
 
 /* Drop the table called name, in the current write transaction: its
- * records, their strings and blobs and its region go; an abort brings them
- * back, a crash before the commit leaves it, after the commit it is gone.
+ * records, their strings and blobs, its indexes and the regions of both
+ * go; an abort brings them back, a crash before the commit leaves them,
+ * after the commit they are gone (the region files are deleted at the
+ * checkpoint after it, as mms_index_drop's are).
  * The delete rule holds as for mms_table_delete(): while a live record of
  * another table refers to a record of it, or the root does, the drop is
  * refused with MMS_EREFERENCED (mms_errdetail() names the first such
@@ -1404,9 +1406,9 @@ int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n);
  * then target no table (mms_table_schema() gives target ""): they can
  * only hold 0, and mms_verify() reports any other value. Table handles of
  * it (in this process) must not be used again; its name and its region id
- * may be given to a new table. Errors: MMS_ENOTXN, MMS_EINVAL (a bad
- * name), MMS_ENOENT, MMS_EREFERENCED, MMS_ENOTSUP (the table has indexes:
- * drop them first), -ENOMEM. */
+ * may be given to a new table; so may its indexes' (their mms_index
+ * handles fail MMS_ENOENT). Errors: MMS_ENOTXN, MMS_EINVAL (a bad name),
+ * MMS_ENOENT, MMS_EREFERENCED, -ENOMEM. */
 int mms_table_drop(mms_store *s, const char *name);
 
 /* Rename table from to to, in the current write transaction (an abort or
@@ -1489,9 +1491,11 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  * seconds). Needs a write transaction. When the transaction has not
  * changed the table before this call, the index is built here and the
  * commit keeps it true as it keeps every index (whatever the transaction
- * does after; if it appends more records than the index holds, as when a
- * table made empty is then loaded, the commit builds the index again in
- * bulk, cheaper than as many inserts); lookups in the transaction see it
+ * does after; if it appends so many records that as many inserts would
+ * cost more -- to a hash index, enough to make it grow; to an ordered
+ * one, more than 1/10 of the entries it holds, or 1.5x them when the new
+ * keys all go after its own -- the commit builds the index again in
+ * bulk); lookups in the transaction see it
  * as built, which is the last commit's table. When the transaction did change the table first
  * (appended, deleted, stored into its records, or created or migrated
  * it, as `mms import` does), the build waits for the commit, which

@@ -515,6 +515,8 @@ void mms__os_after_fork(void); /* re-read MMS_FAULT and MMS_CRASH in a child */
 
 int mms__os_open(const char *path, int flags, int mode);
 int mms__os_openat(int dirfd, const char *name, int flags, int mode);
+/* The same, and a file's size (st_size of the fstat that checked it) into *size. */
+int mms__os_openat_sized(int dirfd, const char *name, int flags, int mode, uint64_t *size);
 int mms__os_close(int fd);
 int mms__os_mkdir(const char *path);
 int mms__os_pread(int fd, void *buf, size_t len, uint64_t off); /* all of it, or -EIO */
@@ -1223,6 +1225,9 @@ int mms__ix_coverable(const char *table, const struct mms__fdesc *f);
 /* Key bytes that compare like the values (memcmp), from a field value. */
 void mms__ix_norm(unsigned kind, uint32_t size, const void *val, uint8_t *out);
 void mms__ix_denorm(unsigned kind, uint32_t size, const uint8_t *key, void *val);
+/* Sorts of index entries so far, by bulk builds and unique checks (tests
+ * count them, as SQLite's count its sorts). */
+extern unsigned long mms__ix_sorts;
 /* Create (and bulk build) the index of field f of e (a hash one covering
  * field cf, or NULL); drop one. */
 int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc *f,

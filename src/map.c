@@ -86,19 +86,27 @@ static void region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen)
     *put_u32(p, gen) = 0;
 }
 
-int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write,
-                          int *fd)
+/* Open region id's file of generation gen; *fsize (unless NULL) gets its
+ * size, from the fstat the open makes anyway (mms__os_openat_sized). */
+static int region_open(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write, int *fd,
+                       uint64_t *fsize)
 {
     char name[MMS__REGION_NAME];
     region_name(name, id, gen);
     int flags = write ? O_RDWR : O_RDONLY;
     if (create)
         flags |= O_CREAT | O_EXCL;
-    int r = mms__os_openat(s->dirfd, name, flags, 0666);
+    int r = mms__os_openat_sized(s->dirfd, name, flags, 0666, fsize);
     if (r < 0)
         return mms__fail(r, "cannot open region file %s: %s", name, mms_strerror(r));
     *fd = r;
     return 0;
+}
+
+int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write,
+                          int *fd)
+{
+    return region_open(s, id, gen, create, write, fd, NULL);
 }
 
 /* Size of region id's file (measured unless *fsize is already not 0),
@@ -565,11 +573,8 @@ int mms__map_trim(mms_store *s, uint32_t id, uint32_t gen, uint64_t committed, i
     assert(s->alone);
     bool own = fd < 0;
     int r = 0;
-    if (own) {
-        r = mms__region_open_file(s, id, gen, false, true, &fd);
-        if (!r)
-            r = mms__os_fsize(fd, &fsize);
-    }
+    if (own)
+        r = region_open(s, id, gen, false, true, &fd, &fsize);
     uint64_t keep = mms__map_keep(s, committed);
     struct mms__region *g = id < s->nmapped && s->view.base[id] && s->reg[id].gen == gen
                                 ? &s->reg[id] : NULL;
@@ -800,14 +805,15 @@ int mms__map_follow(mms_store *s)
         struct mms__region *g = &s->reg[id];
         int r;
         if (!s->view.base[id] || g->gen != rt[id].gen) {
-            int fd;
-            r = mms__region_open_file(s, id, rt[id].gen, false, write, &fd);
+            int fd = -1;
+            uint64_t fsize = 0;
+            r = region_open(s, id, rt[id].gen, false, write, &fd, &fsize);
             if (r == -ENOENT)
                 return MMS__CORRUPT("region %u generation %u has no file", id, rt[id].gen);
             if (r)
                 return r;
             r = s->view.base[id] ? mms__map_replace(s, id, fd, rt[id].gen, rt[id].size)
-                                 : mms__map_region(s, id, fd, rt[id].gen, rt[id].size, 0);
+                                 : mms__map_region(s, id, fd, rt[id].gen, rt[id].size, fsize);
             if (r)
                 return r;
             continue;

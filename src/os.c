@@ -181,8 +181,10 @@ int mms__os_open(const char *path, int flags, int mode)
  * put in the place of one would block the open for ever, a device (a link
  * to /dev/zero) would be read as data. So a file is opened without waiting
  * (O_NONBLOCK: no effect on a regular file's reads, writes and mappings)
- * and refused, MMS_ECORRUPT, unless it is a regular file. */
-int mms__os_openat(int dirfd, const char *name, int flags, int mode)
+ * and refused, MMS_ECORRUPT, unless it is a regular file. The fstat that
+ * says so gives its size too (a region file's, measured next: one fstat
+ * per file an open maps, not two). */
+int mms__os_openat_sized(int dirfd, const char *name, int flags, int mode, uint64_t *size)
 {
     int r = fault_hit(MMS__OP_OPEN);
     if (r)
@@ -196,7 +198,14 @@ int mms__os_openat(int dirfd, const char *name, int flags, int mode)
         close(fd);
         return mms__fail(MMS_ECORRUPT, "%s is not a regular file", name);
     }
+    if (size)
+        *size = file ? (uint64_t)st.st_size : 0;
     return fd;
+}
+
+int mms__os_openat(int dirfd, const char *name, int flags, int mode)
+{
+    return mms__os_openat_sized(dirfd, name, flags, mode, NULL);
 }
 
 int mms__os_close(int fd)

@@ -1277,8 +1277,6 @@ int mms_table_drop(mms_store *s, const char *name)
     if (idx < 0)
         return mms__fail(MMS_ENOENT, "no table called %s", name);
     struct mms__tabent *e = &mms__catalog(s)->t[idx];
-    if (e->nindexes)
-        return mms__fail(MMS_ENOTSUP, "table %s has indexes; drop them first", name);
     uint32_t id = e->region;
     /* The delete rule (mmstore.h): nothing live outside the table may
      * still refer into it. Checked first, so a refusal changes nothing. */
@@ -1290,6 +1288,11 @@ int mms_table_drop(mms_store *s, const char *name)
      * abort brings back). */
     if ((r = table_free_heap(s, e)))
         return r;
+    /* Its indexes go with it, the last first (nothing moves); their
+     * regions are freed as the table's is below. */
+    while (e->nindexes)
+        if ((r = mms__ix_drop(s, e, e->nindexes - 1)))
+            return r;
     mms__catalog_untarget(s, id);
     mms__catalog_remove(s, idx);
     /* The region is free for another table, in a new file generation; its

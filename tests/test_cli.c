@@ -58,6 +58,11 @@ static int count(const char *s, const char *needle)
         if (!strstr((s), (needle)))                                            \
             FAILF("no \"%s\" in:\n%s", (needle), (s));                         \
     } while (0)
+#define SAME(s, want)                                                          \
+    do {                                                                       \
+        if (strcmp((s), (want)) != 0)                                          \
+            FAILF("got:\n%s\nwanted:\n%s", (s), (want));                         \
+    } while (0)
 
 static const char *const commands[] = {"create", "info",   "verify", "checkpoint", "readers",
                                        "tables", "schema", "import", "dump",       "drop",
@@ -329,12 +334,18 @@ TEST(indexes)
         scan[i] = strdup(out);
         ASSERT(lines(out) >= 1);
     }
+    /* One line says what was done, as mms create and mms drop do. */
+    char line[1400];
     ASSERT_EQ(cli("index '%s' t grp", dir), 0);
+    snprintf(line, sizeof line, "%s: hash index on t.grp created (3000 entries)\n", dir);
+    SAME(out, line);
     ASSERT_EQ(cli("index '%s' t score --ordered", dir), 0);
     ASSERT_EQ(cli("index '%s' t code --ordered", dir), 0);
     ASSERT_EQ(cli("index '%s' t grp --ordered", dir), 1);
     HAS(err, "already has an index on grp");
     ASSERT_EQ(cli("index '%s' t grp --drop", dir), 0);
+    snprintf(line, sizeof line, "%s: index on t.grp dropped\n", dir);
+    SAME(out, line);
     ASSERT_EQ(cli("index '%s' t grp --ordered", dir), 0);
     ASSERT_EQ(cli("index '%s' t code --drop", dir), 0);
     ASSERT_EQ(cli("index '%s' t code --unique", dir), 1);
@@ -361,8 +372,18 @@ TEST(indexes)
     HAS(err, "'abc' is not a i64 value");
     ASSERT_EQ(cli("get '%s' t nope 1", dir), 1);
     HAS(err, "no field 'nope'");
+    /* A well-formed condition the table cannot answer (no such field, a
+     * value not of the field's kind) is a runtime error, exit 1; one that
+     * is not FIELD op VALUE is a usage error, exit 2, found before the
+     * store is opened. */
     ASSERT_EQ(cli("dump '%s' t --where 'nope=1'", dir), 1);
-    ASSERT_EQ(cli("dump '%s' t --where 'grp'", dir), 1);
+    HAS(err, "--where 'nope=1': no field called 'nope'");
+    ASSERT_EQ(cli("dump '%s' t --where 'grp'", dir), 2);
+    ASSERT_EQ(strlen(out), 0);
+    HAS(err, "--where 'grp': expected FIELD=VALUE");
+    HAS(err, "usage: ");
+    ASSERT_EQ(cli("dump '%s/nothing' t --where '>3'", dir), 2);
+    HAS(err, "--where '>3': expected FIELD=VALUE");
     /* a bad value names the condition it came from */
     ASSERT_EQ(cli("dump '%s' t --where 'score>'", dir), 1);
     ASSERT_EQ(lines(err), 1);
@@ -376,6 +397,8 @@ TEST(indexes)
     ASSERT_EQ(cli("index '%s' t id --unique --cover nope", dir), 1);
     HAS(err, "no field nope");
     ASSERT_EQ(cli("index '%s' t id --unique --cover score", dir), 0);
+    snprintf(line, sizeof line, "%s: unique hash index on t.id created (3000 entries, covers score)\n", dir);
+    SAME(out, line);
     ASSERT_EQ(cli("index '%s' t grp --drop", dir), 0);
     ASSERT_EQ(cli("index '%s' t grp --ordered --cover code", dir), 0);
     ASSERT_EQ(cli("indexes '%s' t", dir), 0);
@@ -400,13 +423,23 @@ TEST(indexes)
     HAS(out, "hash    yes    i64            3000");
     ASSERT(strstr(out, " score\n") != NULL);
     ASSERT_EQ(cli("verify '%s'", dir2), 0);
-    ASSERT_EQ(cli("import '%s' u '%s' --index id:hash:cover=", dir2, csv), 1);
-    HAS(err, "expected FIELD[:hash][:unique][:cover=F2]");
+    /* A malformed --index is a usage error (exit 2), found before the
+     * store is opened: no store is created. */
+    ASSERT_EQ(cli("import '%s' u '%s' --index id:hash:cover=", dir2, csv), 2);
+    HAS(err, "--index 'id:hash:cover=': expected FIELD[:hash][:unique][:cover=F2]");
+    HAS(err, "usage: ");
+    char dir3[600];
+    snprintf(dir3, sizeof dir3, "%s/bad-spec", work);
+    ASSERT_EQ(cli("import '%s' u '%s' --index id --index id:uniq", dir3, csv), 2);
+    HAS(err, "--index 'id:uniq': expected");
+    ASSERT(access(dir3, F_OK) != 0);
+    ASSERT_EQ(cli("import '%s' u '%s' --index :unique", dir3, csv), 2);
+    ASSERT(access(dir3, F_OK) != 0);
     ASSERT_EQ(cli("import '%s' u '%s' --index id:hash:cover=nope", dir2, csv), 1);
     HAS(err, "no field nope to cover");
     ASSERT_EQ(cli("get '%s' u id 300", dir2), 1);
-    /* mms drop takes the table's indexes with it (the library refuses a
-     * table with indexes), in the one transaction. */
+    /* mms drop takes the table's indexes with it (mms_table_drop), in the
+     * one transaction. */
     ASSERT_EQ(cli("drop '%s' t", dir), 0);
     ASSERT_EQ(cli("tables '%s'", dir), 0);
     ASSERT(strstr(out, "\nt ") == NULL);

@@ -1134,6 +1134,28 @@ static void create_in_txn(unsigned flags)
         verify_ok(s);
         OK(mms_close(s));
     }
+    /* A unique index the commit builds is sorted once: the commit takes
+     * the sort create made to check it when the records give the same
+     * entries again; after a change (a covered value) it sorts again. */
+    for (int after = 0; after < 2 && (flags & MMS_INDEX_UNIQUE); after++) {
+        mms_store *s = ct_setup(p, &t);
+        OK(mms_txn_begin(s, 0));
+        ct_changes(t, 1, flags);
+        unsigned long sorts = mms__ix_sorts;
+        OK(mms_index_create_covering(t, "k", flags, "v"));
+        ASSERT_EQ(mms__ix_sorts - sorts, 1);
+        if (after)
+            ct_store_v(t, 50, 9999);
+        OK(mms_txn_commit(s));
+        ASSERT_EQ(mms__ix_sorts - sorts, 1 + after);
+        ct_check(s, t, flags);
+        verify_ok(s);
+        OK(mms_close(s));
+        s = open_flags(p, 0);
+        OK(mms_table_find(s, "kv", &t));
+        ct_check(s, t, flags);
+        OK(mms_close(s));
+    }
     /* Created on a table as committed but empty, then loaded: more records
      * appended than the index held, so the commit builds it again in bulk
      * instead of inserting them one by one. */
@@ -1173,6 +1195,54 @@ TEST(create_ordered)
 TEST(create_ordered_unique)
 {
     create_in_txn(MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE);
+}
+
+/* An index built at create whose transaction then appends records: the
+ * commit inserts them one by one, or builds the index again in bulk when
+ * that costs less (index.c outgrown; bench/results/index.md, "Outgrown"):
+ * a hash index the inserts would grow; an ordered one past 1/10 of its
+ * entries when the keys land among its own, past 1.5x when they go after
+ * them. A bulk build sorts (ordered or unique), the inserts do not. */
+static void outgrown_case(unsigned flags, int64_t held, int64_t added, bool at_end,
+                          unsigned long bulk)
+{
+    const char *p = tpath("ixoutgrown");
+    fprintf(stderr, "   flags %u, %lld held, %lld appended %s\n", flags, (long long)held,
+            (long long)added, at_end ? "after them" : "among them");
+    rmrf(p);
+    mms_table *t;
+    mms_store *s = kv_begin(p, (int)held, 0, &t); /* keys 7 i */
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_index_create(t, "k", flags));
+    unsigned long sorts = mms__ix_sorts;
+    int64_t k = 0;
+    for (int64_t i = 0; i < added; i++) {
+        /* Among: 7 j + 3 for distinct j spread over [0, held) (7919 is prime). */
+        k = at_end ? (held + i) * 7 : (i * 7919 % held) * 7 + 3;
+        OK(mms_table_append(t, &(struct kv){k, (int32_t)i, 0}, NULL));
+    }
+    OK(mms_txn_commit(s));
+    ASSERT_EQ(mms__ix_sorts - sorts, bulk);
+    verify_ok(s);
+    mms_index *ix;
+    uint64_t at;
+    OK(mms_index_open(t, "k", &ix));
+    OK(mms_index_find(ix, &k, &at));
+    ASSERT_EQ(at, (uint64_t)(held + added - 1));
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+TEST(outgrown)
+{
+    outgrown_case(MMS_INDEX_ORDERED, 2000, 100, false, 0);
+    outgrown_case(MMS_INDEX_ORDERED, 2000, 400, false, 1);
+    outgrown_case(MMS_INDEX_ORDERED, 2000, 2000, true, 0);
+    outgrown_case(MMS_INDEX_ORDERED, 2000, 3100, true, 1);
+    /* 1000 held: 2048 slots, 1536 entries before it grows. */
+    outgrown_case(MMS_INDEX_HASH | MMS_INDEX_UNIQUE, 1000, 500, false, 0);
+    outgrown_case(MMS_INDEX_HASH | MMS_INDEX_UNIQUE, 1000, 600, false, 1);
 }
 
 /* A descriptor whose key kind is not of its key's size (found by the
@@ -2363,6 +2433,7 @@ int main(int argc, char **argv)
     RUN(create_hash_unique);
     RUN(create_ordered);
     RUN(create_ordered_unique);
+    RUN(outgrown);
     RUN(descriptor_kind_damaged);
     RUN(slot_checks);
     RUN(slot_damaged_probe_goes_on);

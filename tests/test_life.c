@@ -11,6 +11,10 @@
  *               errors; `mms rename`.
  *  3. reuse     a drop and a create in one transaction, three times: the
  *               region is reused in a new file generation, the old file goes.
+ *  4. indexed   a table's indexes (hash and ordered, unique) go with it:
+ *               an abort or a crash before the commit brings back both, a
+ *               commit takes both; their region files go at the checkpoint
+ *               as the table's does; `mms drop`.
  *
  * Compaction is test_compact's; copying, test_copy's.
  */
@@ -328,6 +332,137 @@ TEST(test_drop_nulls)
     rmrf(path);
 }
 
+/* A table with indexes: the drop takes them with it, in its transaction. */
+struct item {
+    int64_t id;
+    int64_t rank;
+};
+static const mms_field item_fields[] = {MMS_F_I64(struct item, id), MMS_F_I64(struct item, rank)};
+static const mms_schema item_schema = MMS_SCHEMA(struct item, item_fields);
+#define NITEMS 500
+
+static void make_items(mms_store *s, const char *name)
+{
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, name, &item_schema, MMS_TABLE_CREATE, &t));
+    for (int64_t i = 0; i < NITEMS; i++) {
+        struct item x = {i, 1000 - i};
+        OK(mms_table_append(t, &x, NULL));
+    }
+    OK(mms_index_create(t, "id", MMS_INDEX_HASH | MMS_INDEX_UNIQUE));
+    OK(mms_index_create(t, "rank", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
+    OK(mms_txn_commit(s));
+}
+
+/* Both indexes find each record. */
+static void check_items(mms_store *s, const char *name)
+{
+    mms_table *t;
+    mms_index *hx, *ox;
+    OK(mms_table_find(s, name, &t));
+    ASSERT_EQ(mms_table_count(t), NITEMS);
+    OK(mms_index_open(t, "id", &hx));
+    OK(mms_index_open(t, "rank", &ox));
+    for (int64_t i = 0; i < NITEMS; i += 7) {
+        uint64_t at;
+        int64_t rank = 1000 - i;
+        OK(mms_index_find(hx, &i, &at));
+        ASSERT_EQ(at, (uint64_t)i);
+        OK(mms_index_find(ox, &rank, &at));
+        ASSERT_EQ(at, (uint64_t)i);
+    }
+}
+
+TEST(test_drop_indexed)
+{
+    const char *path = tpath("life-indexed");
+    mms_store *s = sopen(path, MMS_CREATE);
+    make_items(s, "item");
+    mms_table *t;
+    OK(mms_table_find(s, "item", &t));
+    uint32_t reg[3], gen[3];
+    mms_index_info ii[2];
+    size_t n;
+    OK(mms_indexes(t, ii, 2, &n));
+    ASSERT_EQ(n, 2);
+    reg[0] = table_region(t);
+    reg[1] = ii[0].region;
+    reg[2] = ii[1].region;
+    for (int k = 0; k < 3; k++)
+        gen[k] = region_gen(s, reg[k]);
+
+    /* An abort brings the table back with its indexes, which still work
+     * and are kept up by the next transaction. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_drop(s, "item"));
+    ASSERT_EQ(ntables(s), 0);
+    OK(mms_txn_abort(s));
+    check_items(s, "item");
+    verify_ok(s);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_find(s, "item", &t));
+    struct item dup = {3, 5000};
+    FAILS(mms_table_append(t, &dup, NULL), MMS_EUNIQUE);
+    OK(mms_txn_abort(s));
+
+    /* A crash before the commit (a child that dies in it): both stay. */
+    OK(mms_close(s));
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        mms_store *c;
+        if (mms_open(path, NULL, &c) || mms_txn_begin(c, 0) || mms_table_drop(c, "item"))
+            _exit(1);
+        _exit(0);
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    s = sopen(path, 0);
+    check_items(s, "item");
+    verify_ok(s);
+
+    /* A commit takes both; their files go when the table's does; their
+     * handles find nothing. */
+    mms_index *hx;
+    OK(mms_table_find(s, "item", &t));
+    OK(mms_index_open(t, "id", &hx));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_drop(s, "item"));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    uint64_t at;
+    int64_t key = 3;
+    FAILS(mms_index_find(hx, &key, &at), MMS_ENOENT);
+    for (int k = 1; k < 3; k++)
+        ASSERT_EQ(has_region_file(path, reg[k], gen[k]), has_region_file(path, reg[0], gen[0]));
+    OK(mms_close(s));
+    s = sopen(path, 0);
+    ASSERT_EQ(ntables(s), 0);
+    FAILS(mms_table_find(s, "item", &t), MMS_ENOENT);
+    verify_ok(s);
+    OK(mms_checkpoint(s));
+    for (int k = 0; k < 3; k++)
+        ASSERT(!has_region_file(path, reg[k], gen[k]));
+    /* The name and the regions are free again. */
+    make_items(s, "item");
+    check_items(s, "item");
+    verify_ok(s);
+    OK(mms_close(s));
+
+    /* The tool. */
+    char out[2048], args[1100];
+    snprintf(args, sizeof args, "drop '%s' item", path);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    s = sopen(path, 0);
+    ASSERT_EQ(ntables(s), 0);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_life");
@@ -335,5 +470,6 @@ int main(void)
     RUN(test_rename);
     RUN(test_drop_reuse);
     RUN(test_drop_nulls);
+    RUN(test_drop_indexed);
     return table_test_end();
 }

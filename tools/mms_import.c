@@ -424,6 +424,12 @@ static void progress_clear(struct progress *pg)
 /* ------------------------------------------------------------------------
  * The import
  * ------------------------------------------------------------------------ */
+/* An --index argument, INDEX_SPEC. */
+struct ixspec {
+    char field[64], cover[64]; /* cover "": none */
+    unsigned flags;            /* MMS_INDEX_* */
+};
+
 struct imp {
     const char *dir, *table;
     struct input in;
@@ -439,7 +445,7 @@ struct imp {
     bool dir_existed;       /* DIR was there before (maybe empty) */
     mms_store *s;
     mms_table *t;           /* NULL until the table exists */
-    const char **ix;        /* --index specs: FIELD[:hash][:unique] */
+    const struct ixspec *ix; /* --index specs, parsed */
     int nix;
     uint64_t old_slots;     /* slots of the table before this import */
     uint32_t record_size;
@@ -1199,29 +1205,10 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
     /* The indexes, in the same transaction: the rows and their indexes
      * commit together, or neither. */
     for (int i = 0; i < im->nix; i++) {
-        char field[64], cover[64] = "";
-        const char *spec = im->ix[i], *colon = strchr(spec, ':');
-        size_t fl = colon ? (size_t)(colon - spec) : strlen(spec);
-        unsigned flags = MMS_INDEX_ORDERED;
-        if (fl == 0 || fl >= sizeof field)
-            return tool_err("--index '%s': expected " INDEX_SPEC, spec);
-        memcpy(field, spec, fl);
-        field[fl] = 0;
-        for (const char *o = colon; o && *o;) {
-            const char *next = strchr(o + 1, ':');
-            size_t ol = next ? (size_t)(next - o - 1) : strlen(o + 1);
-            if (ol == 4 && strncmp(o + 1, "hash", 4) == 0)
-                flags &= ~MMS_INDEX_ORDERED;
-            else if (ol == 6 && strncmp(o + 1, "unique", 6) == 0)
-                flags |= MMS_INDEX_UNIQUE;
-            else if (ol > 6 && ol - 6 < sizeof cover && strncmp(o + 1, "cover=", 6) == 0)
-                snprintf(cover, sizeof cover, "%.*s", (int)(ol - 6), o + 7);
-            else
-                return tool_err("--index '%s': expected " INDEX_SPEC, spec);
-            o = next;
-        }
+        const struct ixspec *x = &im->ix[i];
         progress_text(&im->pg, "indexing");
-        if ((r = mms_index_create_covering(im->t, field, flags, cover[0] ? cover : NULL)))
+        if ((r = mms_index_create_covering(im->t, x->field, x->flags,
+                                           x->cover[0] ? x->cover : NULL)))
             return tool_fail("cannot index the table in", im->dir, r);
     }
     /* 7. */
@@ -1274,6 +1261,33 @@ static void summary(const struct imp *im, uint64_t imported, double seconds)
     }
 }
 
+/* spec (INDEX_SPEC) into *x; a malformed one is a usage error (exit 2),
+ * found before the store is opened. */
+static int ixspec_parse(const struct tool_cmd *cmd, const char *spec, struct ixspec *x)
+{
+    const char *colon = strchr(spec, ':');
+    size_t fl = colon ? (size_t)(colon - spec) : strlen(spec);
+    memset(x, 0, sizeof *x);
+    x->flags = MMS_INDEX_ORDERED;
+    if (fl == 0 || fl >= sizeof x->field)
+        return tool_usage_err(cmd, "--index '%s': expected " INDEX_SPEC, spec);
+    memcpy(x->field, spec, fl);
+    for (const char *o = colon; o && *o;) {
+        const char *next = strchr(o + 1, ':');
+        size_t ol = next ? (size_t)(next - o - 1) : strlen(o + 1);
+        if (ol == 4 && strncmp(o + 1, "hash", 4) == 0)
+            x->flags &= ~MMS_INDEX_ORDERED;
+        else if (ol == 6 && strncmp(o + 1, "unique", 6) == 0)
+            x->flags |= MMS_INDEX_UNIQUE;
+        else if (ol > 6 && ol - 6 < sizeof x->cover && strncmp(o + 1, "cover=", 6) == 0)
+            snprintf(x->cover, sizeof x->cover, "%.*s", (int)(ol - 6), o + 7);
+        else
+            return tool_usage_err(cmd, "--index '%s': expected " INDEX_SPEC, spec);
+        o = next;
+    }
+    return -1;
+}
+
 static int run_import(const struct tool_cmd *cmd, int argc, char **argv)
 {
     const char *pos[3], *spec = NULL, *ix[8];
@@ -1289,6 +1303,10 @@ static int run_import(const struct tool_cmd *cmd, int argc, char **argv)
     size_t tl = strlen(pos[1]);
     if (tl == 0 || tl > 63)
         return tool_usage_err(cmd, "a table name is 1 to 63 bytes");
+    struct ixspec ixs[8];
+    for (int i = 0; i < nix; i++)
+        if ((rc = ixspec_parse(cmd, ix[i], &ixs[i])) >= 0)
+            return rc;
     struct decl *decl = NULL;
     size_t ndecl = 0;
     if (spec && (rc = spec_parse(spec, &decl, &ndecl)))
@@ -1300,7 +1318,7 @@ static int run_import(const struct tool_cmd *cmd, int argc, char **argv)
     im.table = pos[1];
     im.skip_bad = skip_bad;
     im.keep_text = keep_text;
-    im.ix = ix;
+    im.ix = ixs;
     im.nix = nix;
     if ((rc = input_load(&im.in, pos[2]))) {
         free(decl);

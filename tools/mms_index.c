@@ -11,6 +11,50 @@
 /* ------------------------------------------------------------------------
  * mms index DIR TABLE FIELD [--unique] [--ordered] [--cover FIELD2] [--drop]
  * ------------------------------------------------------------------------ */
+/* The indexes of t into *ii (the caller frees it), *n of them; or 1 with
+ * a message. */
+static int indexes_of(mms_table *t, const char *dir, mms_index_info **ii, size_t *n)
+{
+    int r = mms_indexes(t, NULL, 0, n);
+    if (r)
+        return tool_fail("cannot list the indexes of", dir, r);
+    if (!(*ii = calloc(*n ? *n : 1, sizeof **ii)))
+        return tool_err("out of memory");
+    if ((r = mms_indexes(t, *ii, *n, n))) {
+        free(*ii);
+        return tool_fail("cannot list the indexes of", dir, r);
+    }
+    return 0;
+}
+
+/* The line a created index gets, as mms create and mms drop say what they
+ * did: "DIR: unique hash index on T.F created (N entries, covers F2)". */
+static int say_created(mms_store *s, const char *dir, mms_table *t, const char *field)
+{
+    mms_index_info *ii;
+    size_t n;
+    int rc = mms_read_begin(s);
+    if (rc)
+        return tool_fail("cannot read", dir, rc);
+    rc = indexes_of(t, dir, &ii, &n);
+    mms_read_end(s);
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (strcmp(ii[i].field, field) != 0)
+            continue;
+        printf("%s: %s%s index on %s.%s created (%llu entr%s%s%s)\n", dir,
+               ii[i].flags & MMS_INDEX_UNIQUE ? "unique " : "",
+               ii[i].flags & MMS_INDEX_ORDERED ? "ordered" : "hash", mms_table_name(t), field,
+               (unsigned long long)ii[i].entries, ii[i].entries == 1 ? "y" : "ies",
+               ii[i].cover[0] ? ", covers " : "", ii[i].cover);
+        free(ii);
+        return 0;
+    }
+    if (!rc)
+        free(ii);
+    return rc ? rc : tool_err("%s: the index on %s.%s is not listed after its commit", dir,
+                              mms_table_name(t), field);
+}
+
 static int run_index(const struct tool_cmd *cmd, int argc, char **argv)
 {
     const char *pos[3], *cover = NULL;
@@ -47,8 +91,15 @@ static int run_index(const struct tool_cmd *cmd, int argc, char **argv)
         mms_close(s);
         return 1;
     }
+    rc = 0;
+    if (drop)
+        printf("%s: index on %s.%s dropped\n", dir, pos[1], pos[2]);
+    else
+        rc = say_created(s, dir, t, pos[2]);
     r = mms_close(s);
-    return r ? tool_fail("cannot close", dir, r) : 0;
+    if (r && !rc)
+        rc = tool_fail("cannot close", dir, r);
+    return rc ? rc : tool_finish_output(NULL);
 }
 
 const struct tool_cmd tool_cmd_index = {
@@ -65,7 +116,8 @@ const struct tool_cmd tool_cmd_index = {
     "  --drop      drop the field's index instead\n"
     "\n"
     "The index is built from the records in one transaction (a bulk build) and\n"
-    "kept true by every commit from then on, whatever changes the field.\n"
+    "kept true by every commit from then on, whatever changes the field. One line\n"
+    "on stdout says what was done (created: its kind and entries).\n"
     "Fields of kind str and blob cannot be indexed yet.\n",
     run_index};
 
@@ -80,16 +132,10 @@ static int list_table(mms_store *s, const char *dir, const char *name, bool *hea
         return tool_err("%s: no table called '%s'", dir, name);
     if (r)
         return tool_fail("cannot open a table of", dir, r);
-    size_t n = 0;
-    if ((r = mms_indexes(t, NULL, 0, &n)))
-        return tool_fail("cannot list the indexes of", dir, r);
-    mms_index_info *ii = calloc(n ? n : 1, sizeof *ii);
-    if (!ii)
-        return tool_err("out of memory");
-    if ((r = mms_indexes(t, ii, n, &n))) {
-        free(ii);
-        return tool_fail("cannot list the indexes of", dir, r);
-    }
+    mms_index_info *ii;
+    size_t n;
+    if ((r = indexes_of(t, dir, &ii, &n)))
+        return r;
     if (!*header) {
         printf("%-16s %-16s %-7s %-6s %-6s %12s %10s  %s\n", "table", "field", "kind", "unique",
                "key", "entries", "size", "covers");

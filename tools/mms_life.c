@@ -35,18 +35,10 @@ static int in_txn(const char *what, const char *dir, int (*fn)(mms_store *s, voi
 /* ------------------------------------------------------------------------
  * mms drop DIR TABLE
  * ------------------------------------------------------------------------ */
-/* The library refuses to drop a table that has indexes (MMS_ENOTSUP); the
- * command drops them first, in the same transaction, since they are the
- * table's and go with it. */
+/* The table's indexes go with it (mms_table_drop). */
 static int drop_fn(mms_store *s, void *ctx)
 {
-    mms_table *t;
-    mms_index_info first;
-    size_t n;
-    int r = mms_table_find(s, ctx, &t);
-    while (!r && !(r = mms_indexes(t, &first, 1, &n)) && n > 0)
-        r = mms_index_drop(t, first.field);
-    return r ? r : mms_table_drop(s, ctx);
+    return mms_table_drop(s, ctx);
 }
 
 static int run_drop(const struct tool_cmd *cmd, int argc, char **argv)

@@ -316,19 +316,31 @@ static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *
     }
 }
 
-/* FIELD op VALUE (op: = < <= > >=) into c. */
+/* The shape of w, FIELD op VALUE (op: = < <= > >=): the length of FIELD
+ * into *at, op into c->op, VALUE into *v; false if w has no such shape.
+ * It needs no store: a malformed --where is a usage error. */
+static bool cond_shape(const char *w, struct cond *c, size_t *at, const char **v)
+{
+    *at = strcspn(w, "<>=");
+    if (!w[*at] || *at == 0)
+        return false;
+    *v = w + *at + 1;
+    c->op = w[*at] == '=' ? OP_EQ : w[*at] == '<' ? OP_LT : OP_GT;
+    if (w[*at] != '=' && **v == '=') {
+        c->op = c->op == OP_LT ? OP_LE : OP_GE;
+        (*v)++;
+    }
+    return true;
+}
+
+/* w, of the shape cond_shape checked, against the table's layout sc into
+ * c: its field must be one of sc's, its value one of that field's (else a
+ * message, and false: exit 1, a condition the table cannot answer). */
 static bool parse_cond(mms_store *s, const mms_schema *sc, const char *w, struct cond *c)
 {
-    size_t at = strcspn(w, "<>=");
-    if (!w[at] || at == 0)
-        return tool_err("--where '%s': expected FIELD=VALUE, FIELD<VALUE, FIELD<=VALUE, "
-                        "FIELD>VALUE or FIELD>=VALUE", w), false;
-    const char *v = w + at + 1;
-    c->op = w[at] == '=' ? OP_EQ : w[at] == '<' ? OP_LT : OP_GT;
-    if (w[at] != '=' && *v == '=') {
-        c->op = c->op == OP_LT ? OP_LE : OP_GE;
-        v++;
-    }
+    size_t at;
+    const char *v;
+    cond_shape(w, c, &at, &v);
     for (c->field = 0; c->field < sc->nfields; c->field++)
         if (strlen(sc->fields[c->field].name) == at &&
             strncmp(sc->fields[c->field].name, w, at) == 0)
@@ -494,6 +506,14 @@ static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
     uint64_t limit = UINT64_MAX;
     if (limit_s && !parse_u64(limit_s, strlen(limit_s), &limit))
         return tool_usage_err(cmd, "--limit needs a number of records, not '%s'", limit_s);
+    struct cond cs[MAX_WHERE];
+    for (int i = 0; i < nwhere; i++) {
+        size_t at;
+        const char *v;
+        if (!cond_shape(where[i], &cs[i], &at, &v))
+            return tool_usage_err(cmd, "--where '%s': expected FIELD=VALUE, FIELD<VALUE, "
+                                  "FIELD<=VALUE, FIELD>VALUE or FIELD>=VALUE", where[i]);
+    }
     const char *dir = pos[0];
     mms_store *s;
     if ((rc = open_read(dir, &s)))
@@ -502,7 +522,6 @@ static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
     const mms_schema *sc;
     if ((rc = find_table(s, dir, pos[1], &t, &sc)))
         return close_read(dir, s, rc);
-    struct cond cs[MAX_WHERE];
     for (int i = 0; i < nwhere; i++)
         if (!parse_cond(s, sc, where[i], &cs[i]))
             return close_read(dir, s, 1);
