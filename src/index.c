@@ -64,11 +64,7 @@
  * transaction appended, deleted or stored into the table first, or made
  * it) create writes an empty index, checks a unique one's keys, and the
  * commit builds it from the records then, as for a migration: built
- * twice would be the cost of keeping an as-built copy true. The check
- * sorts the entries; the commit's build takes that sort when it collects
- * the very same entries again (struct checked: nothing changed a key, a
- * covered value or a record's liveness since), so a unique index made by
- * `mms import --index F:unique` is sorted once.
+ * twice would be the cost of keeping an as-built copy true.
  *
  * Until its commit a transaction's changes are not in its indexes:
  * lookups in a write transaction see the last commit's index (one built
@@ -114,50 +110,7 @@ struct mms__ixtxn {
     size_t cn, ccap;
     mms_ref *reused; /* deleted slots appends took back (mms__ix_commit_end) */
     size_t rn, rcap;
-    struct checked *ck; /* unique indexes create checked, for their commit's build */
 };
-
-/* The entries a unique index's create collected and checked, for the
- * commit that builds it (NOTES, "Create"): in record order as collected,
- * and sorted. When the commit collects the same bytes again, their sort
- * is the sorted ones: the build takes them instead of sorting again. */
-struct checked {
-    struct checked *next;
-    uint32_t region, key_size, SE;
-    uint64_t n;
-    uint8_t *in_order, *sorted;
-};
-
-static void checked_free(struct checked *c)
-{
-    if (c) {
-        free(c->in_order);
-        free(c->sorted);
-        free(c);
-    }
-}
-
-/* Index region's checked entries, out of the list (the caller frees
- * them), or NULL. */
-static struct checked *checked_take(struct mms__ixtxn *t, uint32_t region)
-{
-    for (struct checked **p = t ? &t->ck : NULL; p && *p; p = &(*p)->next)
-        if ((*p)->region == region) {
-            struct checked *c = *p;
-            *p = c->next;
-            return c;
-        }
-    return NULL;
-}
-
-static void checked_clear(struct mms__ixtxn *t)
-{
-    for (struct checked *c = t->ck, *n; c; c = n) {
-        n = c->next;
-        checked_free(c);
-    }
-    t->ck = NULL;
-}
 
 static bool bit_get(const uint64_t *b, uint32_t i)
 {
@@ -188,7 +141,6 @@ void mms__ix_txn_end(mms_store *s)
     t->pn = 0;
     t->cn = 0;
     t->rn = 0;
-    checked_clear(t);
 }
 
 void mms__ix_free(mms_store *s)
@@ -197,7 +149,6 @@ void mms__ix_free(mms_store *s)
         free(s->ixtxn->p);
         free(s->ixtxn->chk);
         free(s->ixtxn->reused);
-        checked_clear(s->ixtxn);
         free(s->ixtxn);
     }
     s->ixtxn = NULL;
@@ -1556,7 +1507,6 @@ unsigned long mms__ix_sorts;
  * ordered by record, so the entries end up ordered by all their bytes. */
 static int sort_entries(uint8_t *a, uint64_t n, uint32_t E, uint32_t K)
 {
-    __atomic_add_fetch(&mms__ix_sorts, 1, __ATOMIC_RELAXED);
     if (n < 2)
         return 0;
     uint8_t *b = malloc((size_t)n * E), *src = a, *dst = b;
@@ -1742,69 +1692,23 @@ static int build_ordered(mms_store *s, const struct mms__tabent *e, const struct
     return 0;
 }
 
-/* The n collected entries a of index d (SE bytes each), sorted where
- * the index wants them so (ordered, unique); a unique index's duplicate
- * is MMS_EUNIQUE. */
-static int sort_checked(const struct mms__tabent *e, const struct mms__ixdesc *d, uint8_t *a,
-                        uint64_t n, uint32_t SE)
-{
-    int r = 0;
-    if (d->kind == MMS__IX_ORDERED || (d->flags & MMS__IX_UNIQUE))
-        r = sort_entries(a, n, SE, d->key_size);
-    if (!r && (d->flags & MMS__IX_UNIQUE))
-        for (uint64_t i = 1; i < n && !r; i++)
-            if (memcmp(a + (i - 1) * SE, a + i * SE, d->key_size) == 0)
-                r = too_many_dups(e, d, a + (i - 1) * SE, SE);
-    return r;
-}
-
-/* The entries of index d over the live records of e (SE bytes each), as
- * sort_checked leaves them: sorted by create's check when the records
- * give the very bytes it collected (checked), else sorted here. *a:
- * malloc'd (free it, also after an error; left as it was when none
- * could be). */
+/* The entries of index d over the live records of e (SE bytes each),
+ * sorted where the index wants them so (ordered, unique); a unique
+ * index's duplicate is MMS_EUNIQUE. *a: malloc'd (free it, also after an
+ * error; left as it was when none could be). */
 static int entries_of(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                       const struct cover *cov, uint32_t SE, uint8_t **a, uint64_t *n)
 {
     int r = collect(s, e, d, cov, SE, a, n);
-    struct checked *c = checked_take(s->ixtxn, d->region);
-    if (!r && c && c->n == *n && c->SE == SE && c->key_size == d->key_size &&
-        memcmp(c->in_order, *a, (size_t)*n * SE) == 0) {
-        free(*a);
-        *a = c->sorted;
-        c->sorted = NULL;
-    } else if (!r) {
-        r = sort_checked(e, d, *a, *n, SE);
-    }
-    checked_free(c);
-    return r;
-}
-
-/* Check that no two live records of e hold one key of unique index d
- * (MMS_EUNIQUE), for an index the commit builds: what was checked is
- * kept for that build (struct checked; without the memory to keep it,
- * the build sorts again). */
-static int check_unique(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
-                        const struct cover *cov)
-{
-    struct checked *c = calloc(1, sizeof *c);
-    if (!c)
-        return -ENOMEM;
-    c->region = d->region;
-    c->key_size = d->key_size;
-    c->SE = entry_bytes(d->key_size, cov->size);
-    int r = collect(s, e, d, cov, c->SE, &c->sorted, &c->n);
-    if (!r && (c->in_order = malloc((size_t)(c->n ? c->n : 1) * c->SE)))
-        memcpy(c->in_order, c->sorted, (size_t)c->n * c->SE);
-    if (!r)
-        r = sort_checked(e, d, c->sorted, c->n, c->SE);
-    if (r || !c->in_order) {
-        checked_free(c);
+    if (r)
         return r;
-    }
-    c->next = s->ixtxn->ck;
-    s->ixtxn->ck = c;
-    return 0;
+    if (d->kind == MMS__IX_ORDERED || (d->flags & MMS__IX_UNIQUE))
+        r = sort_entries(*a, *n, SE, d->key_size);
+    if (!r && (d->flags & MMS__IX_UNIQUE))
+        for (uint64_t i = 1; i < *n && !r; i++)
+            if (memcmp(*a + (i - 1) * SE, *a + i * SE, d->key_size) == 0)
+                r = too_many_dups(e, d, *a + (i - 1) * SE, SE);
+    return r;
 }
 
 /* Build index d of e (covering cov) from the live records, or (records
@@ -1943,8 +1847,14 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
     bool now;
     if ((r = as_committed(s, e, &now)))
         return r;
-    if (!now && (flags & MMS__IX_UNIQUE) && (r = check_unique(s, e, &nd, &cov)))
-        return r;
+    if (!now && (flags & MMS__IX_UNIQUE)) {
+        uint8_t *a = NULL;
+        uint64_t n;
+        r = entries_of(s, e, &nd, &cov, entry_bytes(nd.key_size, cov.size), &a, &n);
+        free(a);
+        if (r)
+            return r;
+    }
     /* The descriptors, one longer. Everything that can fail comes before
      * the catalog entry changes. */
     mms_ref arr = e->indexes;
@@ -1964,7 +1874,6 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
         if (s->view.base[id])
             mms__map_unmap_region(s, id);
         mms__region_unlink(s, id, mms__rtab(s)[id].gen);
-        checked_free(checked_take(s->ixtxn, id));
         struct mms__rent *rt = mms__rtab(s);
         rt[id].kind = MMS__RK_NONE;
         rt[id].size = 0;
@@ -1984,7 +1893,6 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
 
 static void region_release(mms_store *s, uint32_t id)
 {
-    checked_free(checked_take(s->ixtxn, id));
     struct mms__rent *rt = mms__rtab(s);
     rt[id].kind = MMS__RK_NONE;
     rt[id].size = 0;

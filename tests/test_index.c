@@ -1134,28 +1134,6 @@ static void create_in_txn(unsigned flags)
         verify_ok(s);
         OK(mms_close(s));
     }
-    /* A unique index the commit builds is sorted once: the commit takes
-     * the sort create made to check it when the records give the same
-     * entries again; after a change (a covered value) it sorts again. */
-    for (int after = 0; after < 2 && (flags & MMS_INDEX_UNIQUE); after++) {
-        mms_store *s = ct_setup(p, &t);
-        OK(mms_txn_begin(s, 0));
-        ct_changes(t, 1, flags);
-        unsigned long sorts = mms__ix_sorts;
-        OK(mms_index_create_covering(t, "k", flags, "v"));
-        ASSERT_EQ(mms__ix_sorts - sorts, 1);
-        if (after)
-            ct_store_v(t, 50, 9999);
-        OK(mms_txn_commit(s));
-        ASSERT_EQ(mms__ix_sorts - sorts, 1 + after);
-        ct_check(s, t, flags);
-        verify_ok(s);
-        OK(mms_close(s));
-        s = open_flags(p, 0);
-        OK(mms_table_find(s, "kv", &t));
-        ct_check(s, t, flags);
-        OK(mms_close(s));
-    }
     /* Created on a table as committed but empty, then loaded: more records
      * appended than the index held, so the commit builds it again in bulk
      * instead of inserting them one by one. */
