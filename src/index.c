@@ -64,7 +64,11 @@
  * transaction appended, deleted or stored into the table first, or made
  * it) create writes an empty index, checks a unique one's keys, and the
  * commit builds it from the records then, as for a migration: built
- * twice would be the cost of keeping an as-built copy true.
+ * twice would be the cost of keeping an as-built copy true. A unique
+ * one's keys are sorted twice then (the check, the build): keeping the
+ * check's sort for the build saved 5% of `mms import --index F:unique`'s
+ * instructions, but kept two copies of the entries through the
+ * transaction (1.5x its peak memory), so it is not done.
  *
  * Until its commit a transaction's changes are not in its indexes:
  * lookups in a write transaction see the last commit's index (one built
@@ -1507,6 +1511,7 @@ unsigned long mms__ix_sorts;
  * ordered by record, so the entries end up ordered by all their bytes. */
 static int sort_entries(uint8_t *a, uint64_t n, uint32_t E, uint32_t K)
 {
+    __atomic_add_fetch(&mms__ix_sorts, 1, __ATOMIC_RELAXED);
     if (n < 2)
         return 0;
     uint8_t *b = malloc((size_t)n * E), *src = a, *dst = b;

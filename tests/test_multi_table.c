@@ -257,7 +257,9 @@ TEST(test_reader)
     only_region_file(path, id, gen0 + 1);
     pipe_send(wfd, 'M');
     ASSERT_EQ(pipe_recv(rfd, "writer"), 'f');
-    /* The second handle sees the new layout in its next transaction. */
+    /* The second handle sees the new layout in its next transaction; it
+     * was opened with the old one, so its appends wait for it to be opened
+     * with the new (a record of the old is smaller). */
     OK(mms_txn_begin(h2, 0));
     schema_same(mms_table_schema(tb2), &rb2_schema, "tb (second writer handle)");
     ASSERT_EQ(((struct rb2 *)mms_table_get(tb2, 5))->k, 5);
@@ -267,6 +269,9 @@ TEST(test_reader)
     nr.k = NB;
     nr.self = mms_table_ref(tb2, 0);
     uint64_t idx;
+    FAILS(mms_table_append(tb2, &nr, &idx), MMS_ESCHEMA);
+    OK(mms_table_open(h2, "tb", &rb2_schema, 0, &t));
+    ASSERT(t == tb2);
     OK(mms_table_append(tb2, &nr, &idx));
     ASSERT_EQ(idx, NB);
     OK(mms_txn_commit(h2));
