@@ -460,6 +460,34 @@ TEST(damaged_string)
     ASSERT(stat(all, &st) != 0 && errno == ENOENT);
 }
 
+/* A negative VALUE is a value, not an option: `mms get DIR t x -5` once
+ * said "unknown option -5" (and "-1" for -108, getopt's first letter). */
+TEST(negative_values)
+{
+    char csv[600], dir[600];
+    snprintf(csv, sizeof csv, "%s/neg.csv", work);
+    snprintf(dir, sizeof dir, "%s/neg.mms", work);
+    FILE *f = fopen(csv, "w");
+    ASSERT(f);
+    fprintf(f, "a,x\n-128,-inf\n-108,-0.5\n5,1\n");
+    fclose(f);
+    ASSERT_EQ(cli("import '%s' t '%s' --schema a:i8,x:f64", dir, csv), 0);
+    ASSERT_EQ(cli("get '%s' t a -108", dir), 0);
+    ASSERT_EQ(strcmp(out, "a,x\n-108,-0.5\n"), 0);
+    ASSERT_EQ(cli("get '%s' t a -128", dir), 0);
+    ASSERT_EQ(cli("get '%s' t x -inf", dir), 0);
+    ASSERT_EQ(strcmp(out, "a,x\n-128,-inf\n"), 0);
+    ASSERT_EQ(cli("get '%s' t x -.5", dir), 0);
+    ASSERT_EQ(cli("get '%s' t a -7", dir), 1); /* no record */
+    ASSERT_EQ(strlen(err), 0);
+    ASSERT_EQ(cli("get '%s' t a -7 -8", dir), 2);
+    HAS(err, "too many arguments (from '-8' on)");
+    ASSERT_EQ(cli("get '%s' t a -x", dir), 2);
+    HAS(err, "unknown option -x");
+    ASSERT_EQ(cli("dump '%s' t --limit -1", dir), 2);
+    HAS(err, "not '-1'");
+}
+
 int main(void)
 {
     snprintf(work, sizeof work, "%s", tpath("cli"));
@@ -472,6 +500,7 @@ int main(void)
     RUN(info);
     RUN(indexes);
     RUN(damaged_string);
+    RUN(negative_values);
     free(out);
     free(err);
     rmrf(work);
