@@ -1454,9 +1454,13 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  *    that does not write) the index may change while it is read; a
  *    lookup then never crashes, and returns only records holding the key,
  *    but may miss some.
- *  - A hash index suits keys with few duplicates: when more than about
- *    4000 records share a key, building or committing fails MMS_ENOTSUP;
- *    use an ordered index for such a field. It holds records below
+ *  - A hash index suits keys with few duplicates: the records of a key
+ *    take adjacent slots, and when such a run, with the runs of other
+ *    keys it runs into, passes 4096 slots, building or committing fails
+ *    MMS_ENOTSUP. One key held by more than about 4000 records does it,
+ *    and so may a few keys held by a thousand or more each (3 keys of
+ *    2500 records, 10 of 1000 did; 20 of 500 did not): use an ordered
+ *    index for such a field. It holds records below
  *    2^40 - 1 (MMS_ENOTSUP past them). In a read transaction a hash
  *    lookup reads the index only: its slots hold the key and a checked
  *    record index, so no record is read to confirm it.
