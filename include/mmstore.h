@@ -1222,7 +1222,14 @@ typedef struct mms_table mms_table;
  * read-only handle a layout mismatch is MMS_ESCHEMA. A REF field's target
  * table must exist (or be this table).
  * *t stays valid until mms_close (the same handle for the same name); the
- * handle of a table whose creation was aborted must not be used again. */
+ * handle of a table whose creation was aborted must not be used again.
+ * The handle follows the stored layout, not the one it was opened with:
+ * after another handle (or process) migrated the table, this handle's
+ * records, appends (which copy mms_table_schema(t)->record_size bytes
+ * from rec) and field numbers are of the new layout from its next
+ * transaction on. Nothing refuses a record of the old one: a program
+ * that shares a table with one that may migrate it compares
+ * mms_table_schema(t) (or mms_tables()' layout_gen) in each transaction. */
 int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigned flags,
                    mms_table **t);
 
