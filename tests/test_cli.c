@@ -488,6 +488,25 @@ TEST(negative_values)
     HAS(err, "not '-1'");
 }
 
+/* A field wider than a condition's 256 bytes: `mms get` failed silently,
+ * as if no record matched (exit 1, nothing on stderr). */
+TEST(get_wide_field)
+{
+    char csv[600], dir[600];
+    snprintf(csv, sizeof csv, "%s/wide.csv", work);
+    snprintf(dir, sizeof dir, "%s/wide.mms", work);
+    FILE *f = fopen(csv, "w");
+    ASSERT(f);
+    fprintf(f, "a\n1\n");
+    fclose(f);
+    ASSERT_EQ(cli("import '%s' t '%s' --schema a:chars:300", dir, csv), 0);
+    ASSERT_EQ(cli("get '%s' t a 1", dir), 1);
+    ASSERT_EQ(strlen(out), 0);
+    HAS(err, "field a is too large for a condition");
+    ASSERT_EQ(cli("dump '%s' t --where a=1", dir), 1);
+    HAS(err, "field a is too large for a condition");
+}
+
 int main(void)
 {
     snprintf(work, sizeof work, "%s", tpath("cli"));
@@ -501,6 +520,7 @@ int main(void)
     RUN(indexes);
     RUN(damaged_string);
     RUN(negative_values);
+    RUN(get_wide_field);
     free(out);
     free(err);
     rmrf(work);

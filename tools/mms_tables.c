@@ -257,8 +257,9 @@ struct cond {
 };
 #define MAX_WHERE 8
 
-/* text as a value of field f into key; false with a message if it is not
- * one (after ctx: "", or the --where condition it came from). */
+/* text as a value of field f into key (struct cond's, 256 bytes); false
+ * with a message if it is not one (after ctx: "", or the --where
+ * condition it came from). */
 static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *key,
                       const char *ctx)
 {
@@ -267,7 +268,10 @@ static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *
     uint64_t u;
     double d;
     float x;
-    memset(key, 0, f->size <= 256 ? f->size : 256);
+    if (f->size > sizeof ((struct cond *)0)->key)
+        return tool_err("%sfield %s is too large for a condition (%u bytes, at most %zu)", ctx,
+                        f->name, f->size, sizeof ((struct cond *)0)->key), false;
+    memset(key, 0, f->size);
     switch (mms_kind_class(f->kind)) {
     case 'i':
         if (!parse_i64(text, n, &i) ||
@@ -336,8 +340,6 @@ static bool parse_cond(mms_store *s, const mms_schema *sc, const char *w, struct
     if (c->field == sc->nfields)
         return tool_err("--where '%s': no field called '%.*s'", w, (int)at, w), false;
     const mms_field *f = &sc->fields[c->field];
-    if (f->size > sizeof c->key)
-        return tool_err("field %s is too large for a condition", f->name), false;
     char ctx[300];
     snprintf(ctx, sizeof ctx, "--where '%.250s': ", w);
     return parse_key(s, f, v, c->key, ctx);
@@ -666,7 +668,7 @@ static int run_get(const struct tool_cmd *cmd, int argc, char **argv)
             break;
     if (c.field == sc->nfields)
         return close_read(dir, s, tool_err("%s: table %s has no field '%s'", dir, pos[1], pos[2]));
-    if (sc->fields[c.field].size > sizeof c.key || !parse_key(s, &sc->fields[c.field], pos[3], c.key, ""))
+    if (!parse_key(s, &sc->fields[c.field], pos[3], c.key, ""))
         return close_read(dir, s, 1);
     uint64_t *rows = NULL;
     size_t nrows = 0;
