@@ -306,6 +306,8 @@ static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *
         memcpy(key, text, n);
         return true;
     case 'r': {
+        if (n == 0) /* no record, as dump prints it */
+            return true;
         mms_table *tt;
         if (!parse_u64(text, n, &u) || !f->target || mms_table_find(s, f->target, &tt))
             return tool_err("%s'%s' is not a record index of table %s", ctx, text,
@@ -616,7 +618,8 @@ const struct tool_cmd tool_cmd_dump = {
     "                       the field when there is one (ranges: an ordered one), by\n"
     "                       a scan otherwise: the same records, in record order.\n"
     "                       Values as dump prints them (a ref: the target record's\n"
-    "                       index); floats order as in indexes (NaN above all).\n"
+    "                       index, empty for none); floats order as in indexes\n"
+    "                       (NaN above all).\n"
     "                       A missing value meets no condition.\n"
     "  --all                the whole store into OUT ('-': standard output):\n"
     "                       every table (schema, region, indexes, records at their\n"
@@ -711,5 +714,6 @@ const struct tool_cmd tool_cmd_get = {
     "Through an index of FIELD when it has one (mms index), by a scan otherwise.\n"
     "Output as mms dump prints it: a header line, then the matching records in\n"
     "record order. When no record matches, nothing is printed and the exit code\n"
-    "is 1. VALUE as dump prints values (a ref: the target record's index).\n",
+    "is 1. VALUE as dump prints values (a ref: the target record's index, or\n"
+    "'' for records that refer to none).\n",
     run_get};
