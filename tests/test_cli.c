@@ -521,6 +521,49 @@ TEST(get_wide_field)
     HAS(err, "field a is too large for a condition");
 }
 
+/* A command that must wait for another process's write transaction says
+ * so, naming it, instead of hanging without a word. */
+TEST(waits_aloud)
+{
+    char csv[600], dir[600];
+    snprintf(csv, sizeof csv, "%s/wait.csv", work);
+    snprintf(dir, sizeof dir, "%s/wait.mms", work);
+    FILE *f = fopen(csv, "w");
+    ASSERT(f);
+    fprintf(f, "a\n1\n");
+    fclose(f);
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) { /* a writer that takes its time */
+        mms_store *s;
+        if (mms_open(dir, NULL, &s) || mms_txn_begin(s, 0))
+            _exit(1);
+        char c = 'w';
+        if (write(ready[1], &c, 1) != 1)
+            _exit(1);
+        sleep_us(600000);
+        mms_txn_abort(s);
+        mms_close(s);
+        _exit(0);
+    }
+    char c;
+    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    close(ready[1]);
+    char want[64];
+    snprintf(want, sizeof want, "(pid %d); waiting", (int)pid);
+    ASSERT_EQ(cli("index '%s' t a", dir), 0);
+    HAS(err, want);
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ASSERT_EQ(cli("index '%s' t a --drop", dir), 0); /* nobody in the way: silent */
+    ASSERT_EQ(strlen(err), 0);
+}
+
 int main(void)
 {
     snprintf(work, sizeof work, "%s", tpath("cli"));
@@ -535,6 +578,7 @@ int main(void)
     RUN(damaged_string);
     RUN(negative_values);
     RUN(get_wide_field);
+    RUN(waits_aloud);
     free(out);
     free(err);
     rmrf(work);

@@ -191,6 +191,16 @@ int tool_args_range(const struct tool_cmd *cmd, int argc, char **argv,
     return r;
 }
 
+int tool_txn_begin(mms_store *s, const char *dir)
+{
+    int r = mms_txn_begin(s, MMS_TXN_NOWAIT);
+    if (r != MMS_EBUSY)
+        return r;
+    fprintf(stderr, "%s: %s: %s; waiting for it to end its transaction\n", tool_prog, dir,
+            mms_errdetail());
+    return mms_txn_begin(s, 0);
+}
+
 /* Open for inspection: read-only when possible; a store that needs
  * recovery is opened read-write once, which recovers it. */
 int tool_open_inspect(const char *dir, mms_store **s)
