@@ -132,6 +132,8 @@ TEST(usage_errors)
         {"import DIR t", "too few arguments"},
         {"import DIR t f.csv --schema", "--schema needs a value"},
         {"import DIR t f.csv --schema a", "--schema: 'a' is not NAME:KIND"},
+        {"create DIR --fixed --reserve -5", "--reserve wants a number, not '-5'"},
+        {"create DIR --fixed --base ' 4194304'", "--base wants a number, not ' 4194304'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = cli("%s", bad[i].args);
