@@ -246,6 +246,7 @@ static int run_verify(const struct tool_cmd *cmd, int argc, char **argv)
         return tool_fail("cannot open", dir, r);
     char msg[512], scan[512] = "";
     uint64_t found = 0;
+    tool_note_writer(s, dir);
     r = mms_verify(s, msg, sizeof msg);
     if (!r && pointers) {
         r = mms_verify_pointers(s, scan, sizeof scan, &found);
@@ -294,6 +295,7 @@ static int run_checkpoint(const struct tool_cmd *cmd, int argc, char **argv)
     int r = mms_open(dir, NULL, &s);
     if (r)
         return tool_fail("cannot open", dir, r);
+    tool_note_writer(s, dir);
     r = mms_checkpoint(s);
     int r2 = mms_close(s);
     if (r || r2)

@@ -191,13 +191,20 @@ int tool_args_range(const struct tool_cmd *cmd, int argc, char **argv,
     return r;
 }
 
+void tool_note_writer(mms_store *s, const char *dir)
+{
+    static mms_info in; /* 16 KB: not on the stack */
+    if (mms_info_get(s, &in) == 0 && in.writer_pid && in.writer_pid != (uint32_t)getpid())
+        fprintf(stderr, "%s: %s: another process writes to the store (pid %u); waiting for it "
+                "to end its transaction\n", tool_prog, dir, (unsigned)in.writer_pid);
+}
+
 int tool_txn_begin(mms_store *s, const char *dir)
 {
     int r = mms_txn_begin(s, MMS_TXN_NOWAIT);
     if (r != MMS_EBUSY)
         return r;
-    fprintf(stderr, "%s: %s: %s; waiting for it to end its transaction\n", tool_prog, dir,
-            mms_errdetail());
+    tool_note_writer(s, dir);
     return mms_txn_begin(s, 0);
 }
 

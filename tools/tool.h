@@ -88,6 +88,10 @@ int tool_args_range(const struct tool_cmd *cmd, int argc, char **argv,
  * says so on stderr first -- naming its pid -- and then waits for it as
  * the library does, so that a command never waits without a word. */
 int tool_txn_begin(mms_store *s, const char *dir);
+/* The same word before a call that takes the writer lock inside the
+ * library (mms_verify, mms_checkpoint): said when another process holds
+ * it now. */
+void tool_note_writer(mms_store *s, const char *dir);
 
 /* Open for inspection: read-only, or read-write once if the store needs
  * recovery (which a read-only handle cannot do). */
