@@ -1226,8 +1226,8 @@ typedef struct mms_table mms_table;
  * The handle follows the stored layout, not the one it was opened with:
  * after another handle (or process) migrated the table, this handle's
  * records, appends (which copy mms_table_schema(t)->record_size bytes
- * from rec) and field numbers are of the new layout from its next
- * transaction on. Nothing refuses a record of the old one: a program
+ * from rec), field numbers and index keys (a widened field's key is read
+ * at its new size) are of the new layout from its next transaction on. Nothing refuses a record of the old one: a program
  * that shares a table with one that may migrate it compares
  * mms_table_schema(t) (or mms_tables()' layout_gen) in each transaction. */
 int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigned flags,
