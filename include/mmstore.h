@@ -110,7 +110,7 @@ const char *mms_version(void);
     X(MMS_EBYTEORDER, -30904, "store was written with another byte order")     \
     X(MMS_EABI, -30905, "store was written with another ABI (page size, ref width)") \
     X(MMS_EBUSY, -30906, "store is in use")                                    \
-    X(MMS_ETXN, -30907, "a write transaction is already active")               \
+    X(MMS_ETXN, -30907, "a transaction is already active")                     \
     X(MMS_ENOTXN, -30908, "no transaction of the needed kind is active")      \
     X(MMS_ERDONLY, -30909, "store is open read-only")                          \
     X(MMS_ERANGE, -30910, "ref is outside its region")                         \
@@ -1232,9 +1232,10 @@ typedef struct mms_table mms_table;
  * aborted migration leaves the handle with the layout it had before. A
  * process has one handle per table and name: the last mms_table_open or
  * mms_table_find of it decides. Records read through it (mms_table_get,
- * MMS_REC) are always in the stored layout: a program that shares a table
- * with one that may migrate it compares mms_table_schema(t) (or
- * mms_tables()' layout_gen) in each transaction. */
+ * MMS_REC), field numbers and index keys (a widened field's key is read at
+ * its new size) are of the stored layout from the next transaction on: a
+ * program that shares a table with one that may migrate it compares
+ * mms_table_schema(t) (or mms_tables()' layout_gen) in each transaction. */
 int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigned flags,
                    mms_table **t);
 
@@ -1471,9 +1472,13 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  *    that does not write) the index may change while it is read; a
  *    lookup then never crashes, and returns only records holding the key,
  *    but may miss some.
- *  - A hash index suits keys with few duplicates: when more than about
- *    4000 records share a key, building or committing fails MMS_ENOTSUP;
- *    use an ordered index for such a field. It holds records below
+ *  - A hash index suits keys with few duplicates: the records of a key
+ *    take adjacent slots, and when such a run, with the runs of other
+ *    keys it runs into, passes 4096 slots, building or committing fails
+ *    MMS_ENOTSUP. One key held by more than about 4000 records does it,
+ *    and so may a few keys held by a thousand or more each (3 keys of
+ *    2500 records, 10 of 1000 did; 20 of 500 did not): use an ordered
+ *    index for such a field. It holds records below
  *    2^40 - 1 (MMS_ENOTSUP past them). In a read transaction a hash
  *    lookup reads the index only: its slots hold the key and a checked
  *    record index, so no record is read to confirm it.

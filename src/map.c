@@ -353,11 +353,23 @@ static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, u
      * down to the file's size; growing past a reservation fails with
      * MMS_EFULL. */
     uint64_t least = mms__round_up(fsize ? fsize : 1, MMS__SEG);
+    bool short_of_space = r == -ENOMEM;
     while (r == -ENOMEM && reserve > least) {
         uint64_t less = mms__round_up(reserve / 4, MMS__SEG);
         reserve = less > least ? less : least;
         r = mms__os_reserve(reserve, base);
         *out = reserve;
+    }
+    /* What fitted may be most of what is left (the first fit of 256 MiB
+     * under a 300 MiB ulimit -v): keep a quarter of it, so that the
+     * regions mapped after this one find room too. Taking it all made
+     * the open of a five-region store fail at its fourth region under
+     * limits a smaller one passed. */
+    if (!r && short_of_space && reserve > least) {
+        uint64_t keep = mms__round_up(reserve / 4, MMS__SEG);
+        keep = keep > least ? keep : least;
+        mms__os_unmap(*base + keep, reserve - keep);
+        reserve = *out = keep;
     }
     if (r)
         return mms__fail(r, "cannot reserve %llu bytes of address space for region %u",

@@ -700,7 +700,7 @@ static int table_write_check(const mms_table *t, struct mms__tabent **e)
     t->s->tab_epoch++; /* the caller changes the entry */
     *e = ent(t);
     if (!*e)
-        return mms__fail(MMS_ENOENT, "table %s is gone (its creation was aborted)", t->name);
+        return mms__fail(MMS_ENOENT, "table %s is gone (dropped, or its creation was aborted)", t->name);
     return 0;
 }
 

@@ -52,6 +52,7 @@
 #include <stdbool.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/statvfs.h>
 
 /* ------------------------------------------------------------------------
@@ -1675,6 +1676,79 @@ TEST(reservation_refused)
     rmrf(p);
 }
 
+/* Under a limit on address space (ulimit -v) every region still gets
+ * room: a region whose default reservation does not fit keeps a quarter
+ * of what fits. It took all of it (256 MiB of a 300 MiB limit for the
+ * heap), so that the open of a five-region store failed at its fourth
+ * region under limits that a smaller one passed. Each limit is tried in a
+ * child (RLIMIT_AS is the process's); sanitizers reserve terabytes, so
+ * they skip it. */
+TEST(address_space_limit)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    return;
+#endif
+#endif
+    char p[600];
+    snprintf(p, sizeof p, "%s/aslimit", g_scratch_dir);
+    mms_options o = opts(MMS_CREATE, 0, 0);
+    mms_store *s = xopen(p, &o);
+    struct one { int64_t v; };
+    static const mms_field f[] = {MMS_F_I64(struct one, v)};
+    static const mms_schema sc = MMS_SCHEMA(struct one, f);
+    OK(mms_txn_begin(s, 0));
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "t%d", i);
+        mms_table *t;
+        OK(mms_table_open(s, name, &sc, MMS_TABLE_CREATE, &t));
+        struct one r = {i};
+        OK(mms_table_append(t, &r, NULL));
+    }
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    long base_kb = 0;
+    FILE *st = fopen("/proc/self/status", "r");
+    ASSERT(st);
+    char line[256];
+    while (fgets(line, sizeof line, st))
+        if (strncmp(line, "VmSize:", 7) == 0)
+            base_kb = atol(line + 7);
+    fclose(st);
+    ASSERT(base_kb > 0);
+    int failed = 0;
+    for (long mb = 40; mb <= 600; mb += 10) {
+        pid_t c = fork();
+        ASSERT(c >= 0);
+        if (c == 0) {
+            struct rlimit rl = {((rlim_t)base_kb << 10) + ((rlim_t)mb << 20), RLIM_INFINITY};
+            if (setrlimit(RLIMIT_AS, &rl) != 0)
+                _exit(3);
+            for (int ro = 0; ro < 2; ro++) {
+                mms_options oo = opts(ro ? MMS_RDONLY : 0, 0, 0);
+                mms_store *q = NULL;
+                int r = mms_open(p, &oo, &q);
+                if (r) {
+                    fprintf(stderr, "limit VmSize + %ld MiB%s: %s: %s\n", mb,
+                            ro ? " (read-only)" : "", mms_strerror(r), mms_errdetail());
+                    _exit(1);
+                }
+                mms_close(q);
+            }
+            _exit(0);
+        }
+        int wst;
+        ASSERT_EQ(waitpid(c, &wst, 0), c);
+        ASSERT(WIFEXITED(wst) && WEXITSTATUS(wst) != 3);
+        failed += WEXITSTATUS(wst) != 0;
+    }
+    ASSERT_EQ(failed, 0);
+    rmrf(p);
+}
+
 int main(void)
 {
     struct sigaction sa;
@@ -1712,6 +1786,7 @@ int main(void)
     RUN_ONE(close_checkpoint_failure);
     RUN_ONE(ftruncate_failure);
     RUN_ONE(reservation_refused);
+    RUN_ONE(address_space_limit);
     /* These two count their failures instead of stopping, so that every
      * file system is tried. */
     RUN_ONE(full_disk);

@@ -137,6 +137,12 @@ TEST(test_drop)
     OK(mms_table_drop(s, "node"));
     OK(mms_txn_commit(s));
     verify_ok(s);
+    /* The dropped table's handle refuses, saying why (it blamed an
+     * aborted creation). */
+    OK(mms_txn_begin(s, 0));
+    FAILS(mms_table_append(n, NULL, NULL), MMS_ENOENT);
+    ASSERT(strstr(mms_errdetail(), "dropped") != NULL);
+    OK(mms_txn_abort(s));
     /* Every string of node went: only what edge and the catalog own stay. */
     ASSERT_LE(heap_objects(s) + NNODES, h0);
     OK(mms_close(s));

@@ -692,6 +692,13 @@ TEST(misuse_outside_and_nested)
     OK(mms_txn_abort(s));
     FAILS(mms_txn_abort(s), MMS_ENOTXN);
     FAILS(mms_txn_commit(s), MMS_ENOTXN);
+    /* MMS_ETXN for a read transaction in the way too: its message must
+     * not claim a write transaction (it did). */
+    OK(mms_read_begin(s));
+    FAILS(mms_read_begin(s), MMS_ETXN);
+    FAILS(mms_txn_begin(s, 0), MMS_ETXN);
+    ASSERT(strstr(mms_strerror(MMS_ETXN), "write") == NULL);
+    OK(mms_read_end(s));
     OK(mms_close(s));
     ASSERT_EQ(counter_of(p), 3);
     rmrf(p);

@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "tool.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +16,15 @@
 /* ------------------------------------------------------------------------
  * mms create DIR [--fixed [--base ADDR] [--reserve BYTES]]
  * ------------------------------------------------------------------------ */
-/* A number of the command line (decimal, 0x hex), or a usage error. */
+/* A number of the command line (decimal, 0x hex), or a usage error.
+ * strtoull alone took "-5" (and " 5") for 2^64 - 5. */
 static int create_number(const struct tool_cmd *cmd, const char *name, const char *text,
                          uint64_t *out)
 {
     char *end;
     errno = 0;
     *out = text ? strtoull(text, &end, 0) : 0;
-    if (text && (errno || end == text || *end))
+    if (text && (errno || end == text || *end || !isdigit((unsigned char)text[0])))
         return tool_usage_err(cmd, "--%s wants a number, not '%s'", name, text);
     return -1;
 }
@@ -244,6 +246,7 @@ static int run_verify(const struct tool_cmd *cmd, int argc, char **argv)
         return tool_fail("cannot open", dir, r);
     char msg[512], scan[512] = "";
     uint64_t found = 0;
+    tool_note_writer(s, dir);
     r = mms_verify(s, msg, sizeof msg);
     if (!r && pointers) {
         r = mms_verify_pointers(s, scan, sizeof scan, &found);
@@ -292,6 +295,7 @@ static int run_checkpoint(const struct tool_cmd *cmd, int argc, char **argv)
     int r = mms_open(dir, NULL, &s);
     if (r)
         return tool_fail("cannot open", dir, r);
+    tool_note_writer(s, dir);
     r = mms_checkpoint(s);
     int r2 = mms_close(s);
     if (r || r2)

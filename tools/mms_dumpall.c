@@ -657,6 +657,9 @@ static bool jvalue(struct jparse *j, struct jv *v, int depth)
                 if (!k || (c == '{' && !keys))
                     return j->err = "out of memory", false;
             }
+            /* Zero before the key: a bad key still counts the member
+             * (its key is freed), and jv_free walks its value too. */
+            memset(&v->kid[v->n], 0, sizeof v->kid[v->n]);
             if (c == '{') {
                 ws(j);
                 size_t kl;

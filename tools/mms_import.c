@@ -1116,7 +1116,7 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
     int rc, r;
     /* 2. The transaction first: the layout read below is the one the rows
      * are appended to. */
-    if ((r = mms_txn_begin(im->s, 0)))
+    if ((r = tool_txn_begin(im->s, im->dir)))
         return tool_fail("cannot begin a transaction on", im->dir, r);
     mms_table *t = NULL;
     const mms_schema *stored = NULL;

@@ -74,7 +74,7 @@ static int run_index(const struct tool_cmd *cmd, int argc, char **argv)
     if (r)
         return tool_fail("cannot open", dir, r);
     mms_table *t;
-    r = mms_txn_begin(s, 0);
+    r = tool_txn_begin(s, dir);
     if (!r)
         r = mms_table_find(s, pos[1], &t);
     if (!r)

@@ -18,7 +18,7 @@ static int in_txn(const char *what, const char *dir, int (*fn)(mms_store *s, voi
     int r = mms_open(dir, NULL, &s);
     if (r)
         return tool_fail("cannot open", dir, r);
-    r = mms_txn_begin(s, 0);
+    r = tool_txn_begin(s, dir);
     if (!r && (r = fn(s, ctx)))
         mms_txn_abort(s);
     else if (!r)

@@ -257,8 +257,9 @@ struct cond {
 };
 #define MAX_WHERE 8
 
-/* text as a value of field f into key; false with a message if it is not
- * one (after ctx: "", or the --where condition it came from). */
+/* text as a value of field f into key (struct cond's, 256 bytes); false
+ * with a message if it is not one (after ctx: "", or the --where
+ * condition it came from). */
 static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *key,
                       const char *ctx)
 {
@@ -267,7 +268,10 @@ static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *
     uint64_t u;
     double d;
     float x;
-    memset(key, 0, f->size <= 256 ? f->size : 256);
+    if (f->size > sizeof ((struct cond *)0)->key)
+        return tool_err("%sfield %s is too large for a condition (%u bytes, at most %zu)", ctx,
+                        f->name, f->size, sizeof ((struct cond *)0)->key), false;
+    memset(key, 0, f->size);
     switch (mms_kind_class(f->kind)) {
     case 'i':
         if (!parse_i64(text, n, &i) ||
@@ -302,6 +306,8 @@ static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *
         memcpy(key, text, n);
         return true;
     case 'r': {
+        if (n == 0) /* no record, as dump prints it */
+            return true;
         mms_table *tt;
         if (!parse_u64(text, n, &u) || !f->target || mms_table_find(s, f->target, &tt))
             return tool_err("%s'%s' is not a record index of table %s", ctx, text,
@@ -348,8 +354,6 @@ static bool parse_cond(mms_store *s, const mms_schema *sc, const char *w, struct
     if (c->field == sc->nfields)
         return tool_err("--where '%s': no field called '%.*s'", w, (int)at, w), false;
     const mms_field *f = &sc->fields[c->field];
-    if (f->size > sizeof c->key)
-        return tool_err("field %s is too large for a condition", f->name), false;
     char ctx[300];
     snprintf(ctx, sizeof ctx, "--where '%.250s': ", w);
     return parse_key(s, f, v, c->key, ctx);
@@ -633,7 +637,8 @@ const struct tool_cmd tool_cmd_dump = {
     "                       the field when there is one (ranges: an ordered one), by\n"
     "                       a scan otherwise: the same records, in record order.\n"
     "                       Values as dump prints them (a ref: the target record's\n"
-    "                       index); floats order as in indexes (NaN above all).\n"
+    "                       index, empty for none); floats order as in indexes\n"
+    "                       (NaN above all).\n"
     "                       A missing value meets no condition.\n"
     "  --all                the whole store into OUT ('-': standard output):\n"
     "                       every table (schema, region, indexes, records at their\n"
@@ -685,7 +690,7 @@ static int run_get(const struct tool_cmd *cmd, int argc, char **argv)
             break;
     if (c.field == sc->nfields)
         return close_read(dir, s, tool_err("%s: table %s has no field '%s'", dir, pos[1], pos[2]));
-    if (sc->fields[c.field].size > sizeof c.key || !parse_key(s, &sc->fields[c.field], pos[3], c.key, ""))
+    if (!parse_key(s, &sc->fields[c.field], pos[3], c.key, ""))
         return close_read(dir, s, 1);
     uint64_t *rows = NULL;
     size_t nrows = 0;
@@ -728,5 +733,6 @@ const struct tool_cmd tool_cmd_get = {
     "Through an index of FIELD when it has one (mms index), by a scan otherwise.\n"
     "Output as mms dump prints it: a header line, then the matching records in\n"
     "record order. When no record matches, nothing is printed and the exit code\n"
-    "is 1. VALUE as dump prints values (a ref: the target record's index).\n",
+    "is 1. VALUE as dump prints values (a ref: the target record's index, or\n"
+    "'' for records that refer to none).\n",
     run_get};

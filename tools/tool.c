@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 const char *const tool_prog = "mms";
@@ -80,9 +81,32 @@ int tool_args(const struct tool_cmd *cmd, int argc, char **argv, const struct to
     return tool_args_range(cmd, argc, argv, opts, nopts, pos, npos, npos, &got);
 }
 
-int tool_args_range(const struct tool_cmd *cmd, int argc, char **argv,
-                    const struct tool_opt *opts, int nopts, const char **pos, int min, int npos,
-                    int *got)
+/* A negative number ("-5", "-0.5", "-inf", "-nan"): a value, never an
+ * option (`mms get DIR t x -5`, `--where` values). No command has a short
+ * option but -h. */
+static bool negative_number(const char *a)
+{
+    if (a[0] != '-')
+        return false;
+    if ((a[1] >= '0' && a[1] <= '9') || (a[1] == '.' && a[2] >= '0' && a[2] <= '9'))
+        return true;
+    return strcasecmp(a + 1, "inf") == 0 || strcasecmp(a + 1, "infinity") == 0 ||
+           strcasecmp(a + 1, "nan") == 0;
+}
+
+/* The argument getopt_long gave (a word of words, or inside one) as the
+ * user wrote it: words hides the '-' of negative numbers from getopt. */
+static const char *as_written(char **words, char **argv, int argc, const char *arg)
+{
+    for (int i = 1; i < argc; i++)
+        if (arg == words[i])
+            return argv[i];
+    return arg;
+}
+
+static int parse_args(const struct tool_cmd *cmd, int argc, char **argv, char **words,
+                      const struct tool_opt *opts, int nopts, const char **pos, int min,
+                      int npos, int *got)
 {
     struct option lo[MAX_OPTS + 2];
     if (nopts > MAX_OPTS)
@@ -103,7 +127,9 @@ int tool_args_range(const struct tool_cmd *cmd, int argc, char **argv,
     int c, k = 0;
     /* A leading '-' in optstring: positional arguments come back as 1, in
      * order, so options may stand anywhere. */
-    while ((c = getopt_long(argc, argv, "-:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, words, "-:h", lo, NULL)) != -1) {
+        if (optarg)
+            optarg = (char *)as_written(words, argv, argc, optarg);
         if (c == 'h') { /* -h inside a group of short options */
             tool_help(cmd, stdout);
             return tool_finish_output(NULL);
@@ -149,6 +175,37 @@ int tool_args_range(const struct tool_cmd *cmd, int argc, char **argv,
         return tool_usage_err(cmd, "too few arguments");
     *got = k;
     return -1;
+}
+
+int tool_args_range(const struct tool_cmd *cmd, int argc, char **argv,
+                    const struct tool_opt *opts, int nopts, const char **pos, int min, int npos,
+                    int *got)
+{
+    char **words = malloc(((size_t)argc + 1) * sizeof *words);
+    if (!words)
+        return tool_err("out of memory");
+    for (int i = 0; i <= argc; i++)
+        words[i] = argv[i] && i > 0 && negative_number(argv[i]) ? argv[i] + 1 : argv[i];
+    int r = parse_args(cmd, argc, argv, words, opts, nopts, pos, min, npos, got);
+    free(words);
+    return r;
+}
+
+void tool_note_writer(mms_store *s, const char *dir)
+{
+    static mms_info in; /* 16 KB: not on the stack */
+    if (mms_info_get(s, &in) == 0 && in.writer_pid && in.writer_pid != (uint32_t)getpid())
+        fprintf(stderr, "%s: %s: another process writes to the store (pid %u); waiting for it "
+                "to end its transaction\n", tool_prog, dir, (unsigned)in.writer_pid);
+}
+
+int tool_txn_begin(mms_store *s, const char *dir)
+{
+    int r = mms_txn_begin(s, MMS_TXN_NOWAIT);
+    if (r != MMS_EBUSY)
+        return r;
+    tool_note_writer(s, dir);
+    return mms_txn_begin(s, 0);
 }
 
 /* Open for inspection: read-only when possible; a store that needs

@@ -84,6 +84,15 @@ int tool_args_range(const struct tool_cmd *cmd, int argc, char **argv,
                     const struct tool_opt *opts, int nopts, const char **pos, int min, int max,
                     int *got);
 
+/* mms_txn_begin on s (the store in dir). When another process writes,
+ * says so on stderr first -- naming its pid -- and then waits for it as
+ * the library does, so that a command never waits without a word. */
+int tool_txn_begin(mms_store *s, const char *dir);
+/* The same word before a call that takes the writer lock inside the
+ * library (mms_verify, mms_checkpoint): said when another process holds
+ * it now. */
+void tool_note_writer(mms_store *s, const char *dir);
+
 /* Open for inspection: read-only, or read-write once if the store needs
  * recovery (which a read-only handle cannot do). */
 int tool_open_inspect(const char *dir, mms_store **s);
