@@ -1120,10 +1120,13 @@ static int hash_place(char *slots, uint64_t ns, uint32_t E, uint32_t K, const ui
     return 0;
 }
 
-static int too_many_equal(const struct ix *x)
+/* A run of slots past the probe's bound: the records of one key, or of
+ * a few keys whose runs meet (mmstore.h). */
+static int too_long_run(const struct mms__tabent *e, const struct mms__ixdesc *d)
 {
     return mms__fail(MMS_ENOTSUP, "table %s: the hash index on %.47s: too many records share a "
-                     "key (use an ordered index for such a field)", x->e->name, x->d->field);
+                     "key, or a few keys whose slots run into each other (use an ordered "
+                     "index for such a field)", e->name, d->field);
 }
 
 static int too_many_records(const struct mms__tabent *e, const struct mms__ixdesc *d)
@@ -1182,7 +1185,7 @@ static int hash_insert(struct ix *x, const uint8_t *key, uint64_t rec, const uin
         h = ihdr(x);
     }
     if (hash_place(x->base + PG, h->nslots, x->E, x->K, key, rec, cover))
-        return too_many_equal(x);
+        return too_long_run(x->e, x->d);
     count_entries(x, 1);
     *did = true;
     return 0;
@@ -1619,9 +1622,7 @@ static int build_hash(mms_store *s, const struct mms__tabent *e, const struct mm
     for (uint64_t i = 0; i < n; i++)
         if (hash_place(base + PG, ns, E, K, a + i * SE, get_be(a + i * SE + K, 8),
                        cov->size ? a + i * SE + K + 8 : NULL))
-            return mms__fail(MMS_ENOTSUP, "table %s: the hash index on %.47s: too many records "
-                             "share a key (use an ordered index for such a field)", e->name,
-                             d->field);
+            return too_long_run(e, d);
     struct mms__ixhdr *h = (void *)base;
     h->entries = n;
     h->nslots = ns;
