@@ -215,6 +215,12 @@ int pymms_index_arg(PyObject *o, uint64_t slots, uint64_t *out);
 
 /* ---- pymms_write.c: append, delete, extend ---------------------------------- */
 
+/* An index key for field f (a lookup, not a record): v converted and
+ * checked as append converts a value of f, f->size bytes into out (cap
+ * bytes; a field wider, or a str or blob one, has no keys). A wrong type
+ * raises TypeError, a value f cannot hold ValueError, both naming f. */
+int pymms_put_key(pymms_store *st, const mms_field *f, PyObject *v, unsigned char *out,
+                  size_t cap);
 PyObject *pymms_table_append(pymms_table *tb, PyObject *rec);
 PyObject *pymms_table_delete(pymms_table *tb, PyObject *i);
 PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns);

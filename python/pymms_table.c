@@ -716,37 +716,6 @@ static PyObject *table_repr(pymms_table *tb)
  * Finding records by key (an index of the field: mms index / create_index)
  * ------------------------------------------------------------------------ */
 
-/* key as a value of field f's C type (through numpy and the field's dtype)
- * into out (f->size bytes). -1 with an exception. */
-static int key_value(pymms_table *tb, const mms_schema *sc, const mms_field *f, PyObject *fname,
-                     PyObject *key, unsigned char *out)
-{
-    PyObject *dt = pymms_table_dtype_of(tb, sc);
-    PyObject *fdt = dt ? PyObject_GetItem(dt, fname) : NULL;
-    PyObject *asarray = fdt ? pymms_np_attr("asarray") : NULL;
-    PyObject *a = asarray ? PyObject_CallFunctionObjArgs(asarray, key, fdt, NULL) : NULL;
-    Py_XDECREF(fdt);
-    Py_XDECREF(asarray);
-    if (!a)
-        return -1;
-    Py_buffer b;
-    if (PyObject_GetBuffer(a, &b, PyBUF_C_CONTIGUOUS) < 0) {
-        Py_DECREF(a);
-        return -1;
-    }
-    int r = 0;
-    if ((size_t)b.len != f->size) {
-        PyErr_Format(PyExc_ValueError, "field %s: a key is one value of %u bytes", f->name,
-                     f->size);
-        r = -1;
-    } else {
-        memcpy(out, b.buf, f->size);
-    }
-    PyBuffer_Release(&b);
-    Py_DECREF(a);
-    return r;
-}
-
 /* -1, 0, 1 as two values of field f compare in an ordered index (floats:
  * -0.0 == +0.0, NaN after +inf; chars: bytes). */
 static int key_cmp(const mms_field *f, const unsigned char *x, const unsigned char *y)
@@ -799,7 +768,9 @@ static PyObject *index_array(size_t n, Py_buffer *b)
 PyDoc_STRVAR(find_doc,
 "find(field, key) -> int64 numpy array: the indices of the records whose field\n"
 "holds key, through the field's index (hash or ordered; mms index). Ascending\n"
-"for an ordered index. Raises the MMS_ENOENT error if the field has no index.");
+"for an ordered index. Raises the MMS_ENOENT error if the field has no index.\n"
+"key is converted as append() converts a value of the field: TypeError for a\n"
+"key of the wrong type, ValueError for one the field cannot hold.");
 
 static PyObject *table_find(pymms_table *tb, PyObject *args)
 {
@@ -812,15 +783,17 @@ static PyObject *table_find(pymms_table *tb, PyObject *args)
     PyObject *res = NULL;
     const mms_schema *sc = pymms_table_schema(tb);
     const mms_field *f = sc ? pymms_field_named(sc, fname, NULL) : NULL;
-    unsigned char k[256];
+    unsigned char k[256]; /* chars keys are at most 256 bytes (mmstore.h) */
     mms_index *ix;
     int r;
-    if (!f || key_value(tb, sc, f, fname, key, k) < 0)
+    if (!f)
         goto out;
     if ((r = mms_index_open(tb->t, f->name, &ix)) != 0) {
         pymms_raise(r, "find");
         goto out;
     }
+    if (pymms_put_key(tb->store, f, key, k, sizeof k) < 0)
+        goto out;
     size_t n = 0, m = 0;
     if ((r = mms_index_find_all(ix, k, NULL, 0, &n)) != 0) {
         pymms_raise(r, "find");
@@ -845,7 +818,8 @@ out:
 PyDoc_STRVAR(range_doc,
 "range(field, lo, hi) -> int64 numpy array: the indices of the records with\n"
 "lo <= field < hi, in key order (then record order), through the field's\n"
-"ordered index. lo or hi None: no bound on that side.");
+"ordered index. lo or hi None: no bound on that side; each other bound is\n"
+"converted as a key of find() is.");
 
 static PyObject *table_range(pymms_table *tb, PyObject *args)
 {
@@ -862,13 +836,15 @@ static PyObject *table_range(pymms_table *tb, PyObject *args)
     mms_index *ix;
     mms_cursor *c = NULL;
     int r;
-    if (!f || (lo != Py_None && key_value(tb, sc, f, fname, lo, klo) < 0) ||
-        (hi != Py_None && key_value(tb, sc, f, fname, hi, khi) < 0))
+    if (!f)
         goto out;
     if ((r = mms_index_open(tb->t, f->name, &ix)) != 0 || (r = mms_cursor_open(ix, &c)) != 0) {
         pymms_raise(r, "range");
         goto out;
     }
+    if ((lo != Py_None && pymms_put_key(tb->store, f, lo, klo, sizeof klo) < 0) ||
+        (hi != Py_None && pymms_put_key(tb->store, f, hi, khi, sizeof khi) < 0))
+        goto out;
     size_t cap = 1024, n = 0;
     uint64_t *v = malloc(cap * 8), at;
     if (!v) {

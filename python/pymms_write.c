@@ -11,6 +11,7 @@
  */
 #include "pymms.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ static int int_bounds(unsigned kind, long long *lo, unsigned long long *hi)
 
 static int put_int(const mms_field *f, PyObject *v, char *dst)
 {
-    if (PyFloat_Check(v) || PyUnicode_Check(v) || PyBytes_Check(v)) {
+    if (!PyIndex_Check(v)) {
         PyErr_Format(PyExc_TypeError, "field %s is %s: a %.100s is not an integer", f->name,
                      pymms_kind_name(f->kind), Py_TYPE(v)->tp_name);
         return -1;
@@ -200,6 +201,10 @@ static int put_value(pymms_store *st, const mms_field *f, PyObject *v, char *rec
             return -1;
         if (f->kind == MMS_KIND_F32) {
             float x = (float)d;
+            if (isinf(x) && !isinf(d)) { /* not the infinity it would become */
+                PyErr_Format(PyExc_ValueError, "field %s is f32: %R is out of range", f->name, v);
+                return -1;
+            }
             memcpy(dst, &x, 4);
         } else {
             memcpy(dst, &d, 8);
@@ -249,6 +254,20 @@ static int put_value(pymms_store *st, const mms_field *f, PyObject *v, char *rec
     default:
         return put_int(f, v, dst);
     }
+}
+
+int pymms_put_key(pymms_store *st, const mms_field *f, PyObject *v, unsigned char *out,
+                  size_t cap)
+{
+    if (pymms_kind_is_heap(f->kind) || f->size > cap) {
+        PyErr_Format(PyExc_TypeError, "field %s is %s: it has no keys (not indexable)", f->name,
+                     pymms_kind_name(f->kind));
+        return -1;
+    }
+    mms_field at0 = *f;
+    at0.offset = 0;
+    mms_ref owned; /* stays 0: not a heap kind */
+    return put_value(st, &at0, v, (char *)out, &owned);
 }
 
 const char pymms_append_doc[] = PyDoc_STR(
