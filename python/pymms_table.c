@@ -10,6 +10,7 @@
  */
 #include "pymms.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,40 +409,42 @@ PyDoc_STRVAR(missing_doc,
 "missing(name) -> bool numpy array, one per slot: True where the record's value\n"
 "of field name is missing (SQL NULL; mms_table_null). get() gives None for it.");
 
+/* Field k's missing marks, one bool per slot (inside a transaction); *any
+ * (if given) receives whether one is set. */
+static PyObject *null_mask(pymms_table *tb, uint32_t k, int *any)
+{
+    uint64_t slots = mms_table_slots(tb->t), nbits = 0;
+    const uint64_t *bits = mms_table_nulls(tb->t, k, &nbits);
+    PyObject *m = pymms_np_call("zeros", "(Ks)", (unsigned long long)slots, "?");
+    int set = 0;
+    Py_buffer b;
+    if (m && bits) {
+        if (PyObject_GetBuffer(m, &b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
+        unsigned char *p = b.buf;
+        for (uint64_t i = 0; i < slots && i < nbits; i++)
+            set |= p[i] = bits[i / 64] >> (i % 64) & 1;
+        PyBuffer_Release(&b);
+    }
+    if (any)
+        *any = set;
+    return m;
+}
+
 static PyObject *table_missing(pymms_table *tb, PyObject *name)
 {
     if (pymms_table_check(tb) < 0)
         return NULL;
-    const mms_schema *sc = pymms_table_schema(tb);
-    const char *fn = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
-    if (!sc || !fn) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "missing(name): name is a str");
-        return NULL;
-    }
-    uint32_t k = 0;
-    while (k < sc->nfields && strcmp(sc->fields[k].name, fn) != 0)
-        k++;
-    if (k == sc->nfields)
-        return PyErr_Format(PyExc_KeyError, "table %U has no field %s", tb->name, fn);
     int own;
     if (pymms_scope_enter(tb->store, &own) < 0)
         return NULL;
-    uint64_t slots = mms_table_slots(tb->t), nbits = 0;
-    const uint64_t *bits = mms_table_nulls(tb->t, k, &nbits);
-    PyObject *zeros = pymms_np_attr("zeros"), *m = NULL;
-    if (zeros)
-        m = PyObject_CallFunction(zeros, "Ks", (unsigned long long)slots, "?");
-    Py_XDECREF(zeros);
-    Py_buffer b;
-    if (m && bits && PyObject_GetBuffer(m, &b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) == 0) {
-        unsigned char *p = b.buf;
-        for (uint64_t i = 0; i < slots && i < nbits; i++)
-            p[i] = bits[i / 64] >> (i % 64) & 1;
-        PyBuffer_Release(&b);
-    } else if (m && bits) {
-        Py_CLEAR(m);
-    }
+    PyObject *m = NULL;
+    uint32_t k;
+    const mms_schema *sc = pymms_table_schema(tb);
+    if (sc && pymms_field_named(sc, name, &k))
+        m = null_mask(tb, k, NULL);
     if (pymms_scope_exit(tb->store, own, m ? 0 : -1) < 0)
         Py_CLEAR(m);
     return m;
@@ -538,10 +541,47 @@ static Py_ssize_t table_len(pymms_table *tb)
 PyDoc_STRVAR(to_pandas_doc,
 "to_pandas() -> pandas.DataFrame of the live records (a copy), indexed by\n"
 "record index. chars and str become str, blob bytes, refs the target record's\n"
-"index (int64, -1 for none). Needs pandas.");
+"index (int64, -1 for none). A missing value (missing()) is NaN in a float\n"
+"column, None in a string one, and <NA> in an integer, bool or ref one, which\n"
+"then has pandas' nullable dtype (Int16, UInt64, boolean, ...). Needs pandas.");
 
-static PyObject *pandas_columns(pymms_table *tb, const mms_schema *sc, PyObject *mask,
-                                PyObject *arr)
+/* col, field f's values of the live records (a list or a numpy array, a
+ * copy), with the missing ones (miss: a bool per live record) as pandas
+ * shows them: None in a list, NaN in a float array, <NA> in a nullable
+ * integer or boolean array. Steals col. */
+static PyObject *missing_as_pandas(PyObject *pd, const mms_field *f, PyObject *col,
+                                   PyObject *miss)
+{
+    PyObject *res = NULL;
+    if (PyList_Check(col)) {
+        Py_buffer b;
+        if (PyObject_GetBuffer(miss, &b, PyBUF_C_CONTIGUOUS) == 0) {
+            const unsigned char *p = b.buf;
+            for (Py_ssize_t i = 0; i < b.len && i < PyList_GET_SIZE(col); i++)
+                if (p[i])
+                    PyList_SetItem(col, i, Py_NewRef(Py_None));
+            PyBuffer_Release(&b);
+            res = Py_NewRef(col);
+        }
+    } else if (f->kind == MMS_KIND_F32 || f->kind == MMS_KIND_F64) {
+        PyObject *nan = PyFloat_FromDouble(NAN);
+        if (nan && PyObject_SetItem(col, miss, nan) == 0)
+            res = Py_NewRef(col);
+        Py_XDECREF(nan);
+    } else {
+        PyObject *arrays = PyObject_GetAttrString(pd, "arrays");
+        if (arrays)
+            res = PyObject_CallMethod(arrays, f->kind == MMS_KIND_BOOL ? "BooleanArray"
+                                                                        : "IntegerArray",
+                                      "OO", col, miss);
+        Py_XDECREF(arrays);
+    }
+    Py_DECREF(col);
+    return res;
+}
+
+static PyObject *pandas_columns(pymms_table *tb, PyObject *pd, const mms_schema *sc,
+                                PyObject *mask, PyObject *arr)
 {
     PyObject *data = PyDict_New();
     uint64_t slots = mms_table_slots(tb->t);
@@ -582,6 +622,16 @@ static PyObject *pandas_columns(pymms_table *tb, const mms_schema *sc, PyObject 
             col = view ? PyObject_GetItem(view, mask) : NULL; /* a copy */
             Py_XDECREF(view);
         }
+        int any = 0;
+        PyObject *miss = col ? null_mask(tb, k, &any) : NULL;
+        if (!miss) {
+            Py_CLEAR(col);
+        } else if (any) {
+            PyObject *live_miss = PyObject_GetItem(miss, mask);
+            col = live_miss ? missing_as_pandas(pd, f, col, live_miss) : (Py_DECREF(col), NULL);
+            Py_XDECREF(live_miss);
+        }
+        Py_XDECREF(miss);
         if (!col || PyDict_SetItem(data, name, col) < 0)
             Py_CLEAR(data);
         Py_XDECREF(col);
@@ -608,7 +658,7 @@ static PyObject *table_to_pandas(pymms_table *tb, PyObject *unused)
     if (!sc || !(mask = live_mask(tb)) || !(index = pymms_np_call("flatnonzero", "(O)", mask)))
         goto out;
     /* A temporary array, dead before this returns: R4 does not apply. */
-    if (!(arr = records_array(tb, 0, 0)) || !(data = pandas_columns(tb, sc, mask, arr)))
+    if (!(arr = records_array(tb, 0, 0)) || !(data = pandas_columns(tb, pd, sc, mask, arr)))
         goto out;
     Py_CLEAR(arr);
     PyObject *names = PyList_New(sc->nfields);

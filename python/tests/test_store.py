@@ -424,3 +424,34 @@ def test_missing_values_from_csv(path, tmp_path, mms_tool):
     out = subprocess.run([mms_tool, "dump", path, "t"], check=True, capture_output=True,
                          text=True).stdout
     assert out.splitlines()[2:] == [",3,b", "4,,"]
+
+
+def test_to_pandas_missing_values(path, tmp_path, mms_tool):
+    # to_pandas showed a missing value as the zero its bytes hold (x of
+    # record 1 was 0, y of record 2 0.0): now NaN in a float column, <NA>
+    # in an int or bool one (pandas' nullable dtypes), None in a string one.
+    pd = pytest.importorskip("pandas")
+    import subprocess
+    csv = tmp_path / "a.csv"
+    csv.write_text("x,y,z,c,b\n1,2.5,a,q,true\n,3,b,,false\n4\n7,1,,r,\n")
+    subprocess.run([mms_tool, "import", path, "t", str(csv), "--schema",
+                    "x:i16,y:f32,z:str,c:chars:4,b:bool"], check=True, stdout=subprocess.DEVNULL)
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.table("t").delete(0)
+    df = s.table("t").to_pandas()
+    assert list(df.index) == [1, 2, 3]
+    assert df["x"].isna().tolist() == [True, False, False]
+    assert str(df["x"].dtype) == "Int16" and df.loc[2, "x"] == 4
+    assert df["y"].dtype == np.float32 and df["y"].isna().tolist() == [False, True, False]
+    # (an empty cell of a str or chars column is the empty string; a short
+    # row's missing ones are missing)
+    assert df["z"].tolist() == ["b", None, ""]
+    assert df["c"].tolist() == ["", None, "r"]
+    assert str(df["b"].dtype) == "boolean" and df["b"].isna().tolist() == [False, True, True]
+    # without missing values a column keeps its numpy dtype
+    assert s.table("t").get(3)["x"] == 7
+    with s.write():
+        s.table("t").delete(1)
+    assert s.table("t").to_pandas()["x"].dtype == np.int16
+    s.close()
