@@ -275,7 +275,8 @@ const char pymms_append_doc[] = PyDoc_STR(
 "missing fields are zero / None) in a write transaction and return its index\n"
 "(a deleted slot is reused). Values: ints, floats, bools; str or bytes for\n"
 "chars (at most size bytes) and str; bytes for blob; (table, index), a ref\n"
-"int or None for ref.");
+"int or None for ref. None for a number, bool or chars field marks the value\n"
+"missing (missing(), as get() shows it); for str, blob and ref it is none.");
 
 PyObject *pymms_table_append(pymms_table *tb, PyObject *rec)
 {
@@ -291,8 +292,9 @@ PyObject *pymms_table_append(pymms_table *tb, PyObject *rec)
         return NULL;
     char *buf = calloc(1, sc->record_size);
     mms_ref *owned = calloc(sc->nfields, sizeof *owned);
+    unsigned char *missing = calloc(sc->nfields, 1);
     PyObject *res = NULL;
-    if (!buf || !owned) {
+    if (!buf || !owned || !missing) {
         PyErr_NoMemory();
         goto out;
     }
@@ -301,7 +303,11 @@ PyObject *pymms_table_append(pymms_table *tb, PyObject *rec)
     while (PyDict_Next(rec, &pos, &key, &value)) {
         uint32_t k;
         const mms_field *f = pymms_field_named(sc, key, &k);
-        if (!f || put_value(st, f, value, buf, &owned[k]) < 0)
+        if (!f)
+            goto out;
+        if (value == Py_None && !pymms_kind_is_heap(f->kind) && f->kind != MMS_KIND_REF)
+            missing[k] = 1; /* marked once the record is there; its bytes stay 0 */
+        else if (put_value(st, f, value, buf, &owned[k]) < 0)
             goto out;
     }
     uint64_t before = mms_table_slots(tb->t), idx;
@@ -312,6 +318,14 @@ PyObject *pymms_table_append(pymms_table *tb, PyObject *rec)
     }
     if (idx >= before)
         tb->appended = st->serial;
+    for (uint32_t k = 0; k < sc->nfields && !r; k++)
+        if (missing[k] && (r = mms_table_null_set(tb->t, idx, k, 1)) != 0) {
+            pymms_raise(r, "append: marking a value missing");
+            if (mms_table_delete(tb->t, idx) != 0) /* the record goes as it came */
+                st->doomed = 1;
+            memset(owned, 0, sc->nfields * sizeof *owned); /* freed with it */
+            goto out;
+        }
     memset(owned, 0, sc->nfields * sizeof *owned); /* the record owns them now */
     res = PyLong_FromUnsignedLongLong(idx);
 out:
@@ -320,6 +334,7 @@ out:
             if (owned[k])
                 mms_free(st->s, owned[k]);
     free(owned);
+    free(missing);
     free(buf);
     return res;
 }

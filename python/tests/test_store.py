@@ -189,7 +189,8 @@ def test_append_values_checked(path):
         ({"nope": 1}, KeyError), ({1: 1}, TypeError), ({"age": 256}, ValueError),
         ({"age": -1}, ValueError), ({"small": 128}, ValueError), ({"big": 2**64}, ValueError),
         ({"id": 2**63}, ValueError), ({"id": 1.5}, TypeError), ({"id": "1"}, TypeError),
-        ({"score": "x"}, TypeError), ({"score": None}, TypeError), ({"ok": 2}, ValueError),
+        ({"score": "x"}, TypeError), ({"score": "1"}, TypeError), ({"ok": 2}, ValueError),
+        ({"f": 1e39}, ValueError), ({"f": -3.5e38}, ValueError),
         ({"tag": "123456789"}, ValueError), ({"tag": 5}, TypeError), ({"name": b"x"}, TypeError),
         ({"name": 5}, TypeError), ({"photo": "text"}, TypeError),
         ({"photo": np.uint64(5)}, TypeError),
@@ -454,4 +455,29 @@ def test_to_pandas_missing_values(path, tmp_path, mms_tool):
     with s.write():
         s.table("t").delete(1)
     assert s.table("t").to_pandas()["x"].dtype == np.int16
+    s.close()
+
+
+def test_append_none_marks_missing(path, tmp_path, mms_tool):
+    # get() gives None for a missing value, and append refused it back
+    # ("'NoneType' object cannot be interpreted as an integer", naming no
+    # field): a record read with get() could not be appended again.
+    import subprocess
+    csv = tmp_path / "a.csv"
+    csv.write_text("x,y,c,b,s\n1,2.5,q,true,a\n,,,,\n")
+    subprocess.run([mms_tool, "import", path, "t", str(csv), "--schema",
+                    "x:i16,y:f32,c:chars:4,b:bool,s:str"], check=True, stdout=subprocess.DEVNULL)
+    s = mmstore.open(path)
+    t = s.table("t")
+    rec = t.get(1)
+    assert rec["x"] is None and rec["y"] is None and rec["b"] is None
+    with s.write():
+        assert t.append(rec) == 2
+        assert t.append({"x": None, "y": 1.0}) == 3
+    assert t.get(2) == rec
+    assert t.get(3)["x"] is None and t.get(3)["y"] == 1.0 and t.get(3)["b"] is False
+    assert t.missing("x").tolist() == [False, True, True, True]
+    assert t.missing("y").tolist() == [False, True, True, False]
+    assert t.missing("b").tolist() == [False, True, True, False]
+    s.verify()
     s.close()
