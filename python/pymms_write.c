@@ -11,6 +11,7 @@
  */
 #include "pymms.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,6 +388,27 @@ static int take_buffer(struct column *c, PyObject *src, Py_ssize_t n, size_t siz
     return 0;
 }
 
+/* Did the cast of float column a to f32 (cont) make a finite value
+ * infinite? 1, 0, or -1 with an exception. */
+static int f32_overflow(PyObject *a, PyObject *cont)
+{
+    Py_buffer b;
+    if (PyObject_GetBuffer(cont, &b, PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    Py_ssize_t ninf = 0;
+    for (const float *p = b.buf, *e = p + b.len / 4; p < e; p++)
+        ninf += isinf(*p) != 0;
+    PyBuffer_Release(&b);
+    if (!ninf)
+        return 0;
+    PyObject *inf = pymms_np_call("isinf", "(O)", a);
+    PyObject *cnt = inf ? pymms_np_call("count_nonzero", "(O)", inf) : NULL;
+    Py_ssize_t was = cnt ? PyNumber_AsSsize_t(cnt, NULL) : -1;
+    Py_XDECREF(inf);
+    Py_XDECREF(cnt);
+    return was < 0 && PyErr_Occurred() ? -1 : was != ninf;
+}
+
 /* A numeric or bool column: numpy converts, after checking that nothing is
  * lost beyond what a same-kind cast loses (a float into an int field is a
  * TypeError, an out-of-range int a ValueError). */
@@ -399,7 +421,7 @@ static int prep_number(struct column *c, PyObject *col, Py_ssize_t n)
     if (!a)
         return -1;
     char k = pymms_dtype_kind(a);
-    int ok = k == 'b' || k == 'i' || k == 'u' ||
+    int ok = k == 'b' || k == 'i' || k == 'u' || n == 0 || /* [] is float64: no value */
              (k == 'f' && (f->kind == MMS_KIND_F32 || f->kind == MMS_KIND_F64));
     if (!k || !ok) {
         if (k)
@@ -456,7 +478,14 @@ static int prep_number(struct column *c, PyObject *col, Py_ssize_t n)
         }
     }
     PyObject *cont = pymms_np_call("ascontiguousarray", "(Os)", a, fmt);
+    int ovf = cont && f->kind == MMS_KIND_F32 && k == 'f' ? f32_overflow(a, cont) : 0;
     Py_DECREF(a);
+    if (ovf) {
+        if (ovf > 0)
+            PyErr_Format(PyExc_ValueError, "column %s is f32: values past its range (%g) do "
+                         "not fit", f->name, (double)FLT_MAX);
+        Py_CLEAR(cont);
+    }
     if (!cont)
         return -1;
     return take_buffer(c, cont, n, f->size);
@@ -690,7 +719,8 @@ const char pymms_extend_doc[] = PyDoc_STR(
 "return the index of the first. columns: a dict field name -> numpy array or\n"
 "sequence (all of one length; missing fields are zero), or a numpy structured\n"
 "array (fields by name). Numbers go through numpy with checks (a float into an\n"
-"int field is a TypeError, an int out of range a ValueError); chars take bytes\n"
+"int field is a TypeError, an int out of range or a float past f32's range a\n"
+"ValueError); chars take bytes\n"
 "or str; str/blob take str/bytes/None; ref takes (table, index), None, or an\n"
 "integer array of refs (table.ref(i), or another ref column). Everything is\n"
 "checked before the first record is appended; the records are appended in one\n"

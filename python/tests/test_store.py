@@ -258,6 +258,7 @@ def test_extend_columns(path):
     s.close()
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_extend_refuses_bad_input_whole(path):
     s = mmstore.open(path, create=True)
     city, person = make_people(s)
@@ -278,12 +279,18 @@ def test_extend_refuses_bad_input_whole(path):
         ({"city": np.array([city.ref(3)], dtype=np.uint64)}, ValueError),
         ({"city": np.array([1.0])}, TypeError), ({"city": [("person", 0)]}, ValueError),
         ({"id": 5}, TypeError), ([1, 2], TypeError), (np.arange(3), TypeError),
+        # a float past f32's range became inf (with numpy's RuntimeWarning only)
+        ({"f": [1.0, 1e39]}, ValueError), ({"f": np.array([-3.5e38])}, ValueError),
     ]
     with s.write():
         for cols, exc in bad:
             with pytest.raises(exc):
                 person.extend(cols)
             assert person.slots == 3, f"{cols!r} appended records before failing"
+        # no values: nothing to refuse ([] is a float64 array for numpy)
+        assert person.extend({"id": [], "name": [], "tag": []}) == 3
+        assert person.extend({"f": [np.inf, -np.inf, np.nan, 3.4e38]}) == 3
+    assert person.slots == 7 and np.isinf(person.column("f")[3:5]).all()
     s.verify()
     s.close()
 
