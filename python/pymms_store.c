@@ -951,13 +951,17 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
         goto out;
     if (schema != Py_None && !(spec = pymms_spec_string(schema)))
         goto out;
+    /* The file, not the tool's '-' for standard input (ours, inherited). */
+    if (PyBytes_AS_STRING(csv)[0] == '-') {
+        PyObject *dotted = PyBytes_FromFormat("./%s", PyBytes_AS_STRING(csv));
+        if (!dotted)
+            goto out;
+        Py_SETREF(csv, dotted);
+    }
     char *argv[10];
     int k = 0;
     argv[k++] = PyBytes_AS_STRING(tool);
     argv[k++] = "import";
-    argv[k++] = PyBytes_AS_STRING(pathb);
-    argv[k++] = (char *)tname;
-    argv[k++] = PyBytes_AS_STRING(csv);
     if (spec) {
         argv[k++] = "--schema";
         argv[k++] = (char *)PyUnicode_AsUTF8(spec);
@@ -966,6 +970,10 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     }
     if (skip_bad)
         argv[k++] = "--skip-bad";
+    argv[k++] = "--"; /* a table name or path that begins with '-' is not an option */
+    argv[k++] = PyBytes_AS_STRING(pathb);
+    argv[k++] = (char *)tname;
+    argv[k++] = PyBytes_AS_STRING(csv);
     argv[k] = NULL;
     enum { OUT_CAP = 1 << 16 };
     char *text = malloc(OUT_CAP);

@@ -488,3 +488,24 @@ def test_append_none_marks_missing(path, tmp_path, mms_tool):
     assert t.missing("b").tolist() == [False, True, True, False]
     s.verify()
     s.close()
+
+
+def test_import_csv_names_beginning_with_a_dash(path, tmp_path, mms_tool, monkeypatch):
+    # The file "-" was the tool's standard input (the interpreter's,
+    # inherited: an import that waits for a terminal), and a table or file
+    # name beginning with '-' was taken for an option.
+    monkeypatch.chdir(tmp_path)
+    for name in ("-", "--skip-bad"):
+        (tmp_path / name).write_text("a,b\n1,2\n")
+    s = mmstore.open(path, create=True)
+    saved, nothing = os.dup(0), os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nothing, 0)  # were it read, it is empty: no wait
+    try:
+        assert len(s.import_csv("-", "dash")) == 1
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(nothing)
+    assert len(s.import_csv("--skip-bad", "-t", schema="a:i8,b:i8")) == 1
+    assert s.table("-t").get(0) == {"a": 1, "b": 2}
+    s.close()
