@@ -368,11 +368,32 @@ PyObject *pymms_table_delete(pymms_table *tb, PyObject *arg)
  * ------------------------------------------------------------------------ */
 struct column {
     const mms_field *f;
+    uint32_t index;    /* of f in the schema */
     PyObject *src;     /* fixed-size kinds: a contiguous array/bytes of n items */
     Py_buffer buf;
     int have_buf;
     PyObject *items;   /* str/blob: a list of bytes or None */
+    char *missing;     /* numbers, bool, chars: n flags, 1 = None (missing), or NULL */
 };
+
+/* None, or pandas' NA (a nullable column's missing value; its type's name
+ * is "NAType", without the module). */
+static int is_missing(PyObject *v)
+{
+    const char *name = Py_TYPE(v)->tp_name, *dot = strrchr(name, '.');
+    return v == Py_None || strcmp(dot ? dot + 1 : name, "NAType") == 0;
+}
+
+/* Item i of a column is missing: note it (n flags, allocated on the first). */
+static int note_missing(struct column *c, Py_ssize_t i, Py_ssize_t n)
+{
+    if (!c->missing && !(c->missing = calloc((size_t)n, 1))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    c->missing[i] = 1;
+    return 0;
+}
 
 static int take_buffer(struct column *c, PyObject *src, Py_ssize_t n, size_t size)
 {
@@ -421,6 +442,24 @@ static int prep_number(struct column *c, PyObject *col, Py_ssize_t n)
     if (!a)
         return -1;
     char k = pymms_dtype_kind(a);
+    if (k == 'O' && pymms_int_attr(a, "ndim") == 1) {
+        /* None or pandas' NA among the values: those are missing, 0 here. */
+        PyObject *seq = PySequence_Fast(a, "a column must be a sequence");
+        PyObject *vals = seq ? PyList_New(PySequence_Fast_GET_SIZE(seq)) : NULL;
+        for (Py_ssize_t i = 0; vals && i < PyList_GET_SIZE(vals); i++) {
+            PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
+            if (is_missing(v) && note_missing(c, i, n) < 0)
+                Py_CLEAR(vals);
+            else if (vals)
+                PyList_SET_ITEM(vals, i, is_missing(v) ? PyLong_FromLong(0) : Py_NewRef(v));
+        }
+        Py_XDECREF(seq);
+        Py_SETREF(a, vals ? pymms_np_call("asarray", "(O)", vals) : NULL);
+        Py_XDECREF(vals);
+        if (!a)
+            return -1;
+        k = pymms_dtype_kind(a);
+    }
     int ok = k == 'b' || k == 'i' || k == 'u' || n == 0 || /* [] is float64: no value */
              (k == 'f' && (f->kind == MMS_KIND_F32 || f->kind == MMS_KIND_F64));
     if (!k || !ok) {
@@ -518,7 +557,14 @@ static int prep_items(pymms_store *st, struct column *c, PyObject *col, Py_ssize
     at0.offset = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         mms_ref owned;
-        if (put_value(st, &at0, PySequence_Fast_GET_ITEM(seq, i), p + i * f->size, &owned) < 0) {
+        PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
+        if (f->kind != MMS_KIND_REF && is_missing(v)) {
+            if (note_missing(c, i, n) < 0) {
+                Py_DECREF(seq);
+                Py_DECREF(out);
+                return -1;
+            }
+        } else if (put_value(st, &at0, v, p + i * f->size, &owned) < 0) {
             Py_DECREF(seq);
             Py_DECREF(out);
             return -1;
@@ -658,6 +704,7 @@ static void column_free(struct column *c)
         PyBuffer_Release(&c->buf);
     Py_XDECREF(c->src);
     Py_XDECREF(c->items);
+    free(c->missing);
 }
 
 /* Copy n items of size bytes into records of rs bytes. */
@@ -720,8 +767,9 @@ const char pymms_extend_doc[] = PyDoc_STR(
 "sequence (all of one length; missing fields are zero), or a numpy structured\n"
 "array (fields by name). Numbers go through numpy with checks (a float into an\n"
 "int field is a TypeError, an int out of range or a float past f32's range a\n"
-"ValueError); chars take bytes\n"
-"or str; str/blob take str/bytes/None; ref takes (table, index), None, or an\n"
+"ValueError); chars take bytes or str; None (or pandas' NA) in a number, bool\n"
+"or chars column marks that value missing (missing()), as in append(); str/blob\n"
+"take str/bytes/None; ref takes (table, index), None, or an\n"
 "integer array of refs (table.ref(i), or another ref column). Everything is\n"
 "checked before the first record is appended; the records are appended in one\n"
 "block of fresh space and filled by strided copies with the GIL released. If\n"
@@ -764,7 +812,8 @@ PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns)
     PyObject *key, *value;
     Py_ssize_t pos = 0;
     while (PyDict_Next(dict, &pos, &key, &value)) {
-        const mms_field *f = pymms_field_named(sc, key, NULL);
+        uint32_t index;
+        const mms_field *f = pymms_field_named(sc, key, &index);
         if (!f)
             goto out;
         Py_ssize_t len = PyObject_Length(value);
@@ -783,6 +832,7 @@ PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns)
         }
         n = len;
         cols[ncols].f = f;
+        cols[ncols].index = index;
         if (prep_column(st, &cols[ncols++], value, n) < 0)
             goto out;
     }
@@ -820,6 +870,14 @@ PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns)
             memcpy((char *)where + (size_t)i * sc->record_size + c->f->offset, &ref, 8);
         }
     }
+    for (uint32_t k = 0; k < ncols; k++)
+        for (Py_ssize_t i = 0; cols[k].missing && i < n; i++)
+            if (cols[k].missing[i] &&
+                (r = mms_table_null_set(tb->t, first + (uint64_t)i, cols[k].index, 1)) != 0) {
+                st->doomed = 1; /* records without their marks: never commit */
+                pymms_raise(r, "extend: marking a value missing (the transaction will abort)");
+                goto out;
+            }
     res = PyLong_FromUnsignedLongLong(first);
 out:
     for (uint32_t k = 0; k < ncols; k++)

@@ -269,7 +269,7 @@ def test_extend_refuses_bad_input_whole(path):
         ({"age": [1, 300]}, ValueError),                   # out of range
         ({"age": np.array([-1], dtype=np.int8)}, ValueError),
         ({"ok": [0, 2]}, ValueError),
-        ({"id": ["1"]}, TypeError), ({"id": [None]}, TypeError),
+        ({"id": ["1"]}, TypeError), ({"id": [None, "1"]}, TypeError),
         ({"id": np.zeros((2, 2))}, TypeError), ({"score": np.zeros((2, 2))}, ValueError),
         ({"tag": ["123456789"]}, ValueError),
         ({"tag": np.array([b"123456789"])}, ValueError),
@@ -508,4 +508,31 @@ def test_import_csv_names_beginning_with_a_dash(path, tmp_path, mms_tool, monkey
         os.close(nothing)
     assert len(s.import_csv("--skip-bad", "-t", schema="a:i8,b:i8")) == 1
     assert s.table("-t").get(0) == {"a": 1, "b": 2}
+    s.close()
+
+
+def test_extend_none_marks_missing(path):
+    # extend refused None in a number column (dtype kind 'O'), so a
+    # DataFrame from to_pandas() with <NA> in it could not be loaded back.
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i16"), ("y", "f64"), ("b", "bool"), ("c", "chars", 3),
+                                 ("s", "str")])
+        t.extend({"x": [1, None, 3], "y": [None, 2.5, np.nan], "b": [True, None, False],
+                  "c": ["ab", "c", None], "s": ["p", None, "r"]})
+    assert t.get(1) == {"x": None, "y": 2.5, "b": None, "c": "c", "s": None}
+    assert t.missing("x").tolist() == [False, True, False]
+    assert t.missing("y").tolist() == [True, False, False]  # NaN is a value
+    assert t.missing("c").tolist() == [False, False, True]
+    df = t.to_pandas()
+    with s.write():
+        first = t.extend({name: df[name] for name in df.columns})
+    assert first == 3
+    # a missing float is NaN in pandas, and comes back as the value NaN
+    assert [t.get(i) == t.get(i + 3) for i in range(3)] == [False, True, False]
+    assert t.get(3)["y"] != t.get(3)["y"] and t.get(4) == t.get(1)
+    assert t.missing("x").tolist() == [False, True, False] * 2
+    assert t.missing("b").tolist() == [False, True, False] * 2
+    s.verify()
     s.close()
