@@ -12,7 +12,11 @@
  *     another thread is inside a blocking call on the Store (one that runs
  *     with the GIL released), or while the Store is inside a transaction
  *     that another thread began, raises BusyError. Everything else is
- *     serialised by the GIL.
+ *     serialised by the GIL. So does a call (close() included) made by
+ *     Python code that a call on the Store runs while it converts its
+ *     arguments (a value's __index__, __float__, __array__, __len__, ...;
+ *     PYMMS_CONVERTING): the outer call holds pointers into the handle, its
+ *     schemas and tables, that a close or a migration would free.
  *
  *  R2 Consistency. Every read runs inside a read or write transaction:
  *     inside the caller's, or in one of its own (begun and ended around the
@@ -79,6 +83,7 @@ typedef struct pymms_store {
     enum pymms_state state;
     unsigned long owner;   /* thread that began the current transaction (R1) */
     unsigned long busy;    /* thread inside a call with the GIL released (R1) */
+    int converting;        /* a call is converting its arguments (R1) */
     uint64_t serial;       /* write transactions begun through this Store */
     int doomed;            /* the write transaction holds partial work: abort it */
     int tainted;           /* writable views outlived a write transaction (R5) */
@@ -168,6 +173,16 @@ static inline unsigned long pymms_me(void)
         stmt;                                                                  \
         Py_END_ALLOW_THREADS                                                   \
         (st)->busy = 0;                                                        \
+    } while (0)
+
+/* Run stmt, a conversion of the caller's Python values that may run Python
+ * code, with calls on the Store refused meanwhile (R1). stmt must not jump
+ * out. */
+#define PYMMS_CONVERTING(st, stmt)                                             \
+    do {                                                                       \
+        (st)->converting++;                                                    \
+        stmt;                                                                  \
+        (st)->converting--;                                                    \
     } while (0)
 
 /* ---- pymms_schema.c: kinds, layouts, specs, numpy helpers ---------------- */

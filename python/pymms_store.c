@@ -31,8 +31,20 @@ static const char *const state_name[] = {"no", "a read", "a write"};
 /* ------------------------------------------------------------------------
  * R1: who may call
  * ------------------------------------------------------------------------ */
+/* R1: Python code run by a call's conversion of its arguments calls back. */
+static int reentered(pymms_store *st)
+{
+    if (!st->converting)
+        return 0;
+    pymms_raise_msg(MMS_EBUSY, "a call on this Store was converting a value (its __index__, "
+                               "__float__, __array__, ...) and that called the Store again");
+    return -1;
+}
+
 int pymms_check(pymms_store *st)
 {
+    if (reentered(st) < 0)
+        return -1;
     if (st->closed || !st->s || !st->tables) {
         PyErr_SetString(PyExc_ValueError, "the store is closed");
         return -1;
@@ -374,6 +386,7 @@ PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guar
     st->state = PYMMS_IDLE;
     st->owner = 0;
     st->busy = 0;
+    st->converting = 0;
     st->serial = 0;
     st->doomed = 0;
     st->tainted = 0;
@@ -410,6 +423,8 @@ PyDoc_STRVAR(close_doc,
 static PyObject *store_close(pymms_store *st, PyObject *unused)
 {
     (void)unused;
+    if (reentered(st) < 0)
+        return NULL;
     if (st->closed || !st->s)
         Py_RETURN_NONE;
     unsigned long me = pymms_me();

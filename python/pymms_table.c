@@ -196,7 +196,10 @@ static PyObject *table_get(pymms_table *tb, PyObject *arg)
     PyObject *d = NULL;
     uint64_t i;
     const mms_schema *sc = pymms_table_schema(tb);
-    if (!sc || pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0)
+    int bad = !sc;
+    if (sc)
+        PYMMS_CONVERTING(tb->store, bad = pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0);
+    if (bad)
         goto out;
     const char *rec = mms_table_get(tb->t, i);
     if (!rec || !mms_table_live(tb->t, i)) {
@@ -234,7 +237,10 @@ static PyObject *table_str(pymms_table *tb, PyObject *args)
     uint64_t i;
     const mms_schema *sc = pymms_table_schema(tb);
     const mms_field *f = sc ? pymms_field_named(sc, fname, NULL) : NULL;
-    if (!f || pymms_index_arg(iarg, mms_table_slots(tb->t), &i) < 0)
+    int bad = !f;
+    if (f)
+        PYMMS_CONVERTING(tb->store, bad = pymms_index_arg(iarg, mms_table_slots(tb->t), &i) < 0);
+    if (bad)
         goto out;
     if (!pymms_kind_is_heap(f->kind)) {
         PyErr_Format(PyExc_TypeError, "field %s is a %s, not a str or blob", f->name,
@@ -263,7 +269,8 @@ static PyObject *table_ref(pymms_table *tb, PyObject *arg)
 {
     if (pymms_table_check(tb) < 0)
         return NULL;
-    unsigned long long i = PyLong_AsUnsignedLongLong(arg);
+    unsigned long long i;
+    PYMMS_CONVERTING(tb->store, i = PyLong_AsUnsignedLongLong(arg));
     if (i == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
     if (i > MMS_SLOT_MASK) {
@@ -842,7 +849,9 @@ static PyObject *table_find(pymms_table *tb, PyObject *args)
         pymms_raise(r, "find");
         goto out;
     }
-    if (pymms_put_key(tb->store, f, key, k, sizeof k) < 0)
+    int bad;
+    PYMMS_CONVERTING(tb->store, bad = pymms_put_key(tb->store, f, key, k, sizeof k) < 0);
+    if (bad)
         goto out;
     size_t n = 0, m = 0;
     if ((r = mms_index_find_all(ix, k, NULL, 0, &n)) != 0) {
@@ -892,8 +901,11 @@ static PyObject *table_range(pymms_table *tb, PyObject *args)
         pymms_raise(r, "range");
         goto out;
     }
-    if ((lo != Py_None && pymms_put_key(tb->store, f, lo, klo, sizeof klo) < 0) ||
-        (hi != Py_None && pymms_put_key(tb->store, f, hi, khi, sizeof khi) < 0))
+    int bad;
+    PYMMS_CONVERTING(tb->store,
+                     bad = (lo != Py_None && pymms_put_key(tb->store, f, lo, klo, sizeof klo) < 0) ||
+                           (hi != Py_None && pymms_put_key(tb->store, f, hi, khi, sizeof khi) < 0));
+    if (bad)
         goto out;
     size_t cap = 1024, n = 0;
     uint64_t *v = malloc(cap * 8), at;

@@ -271,6 +271,29 @@ int pymms_put_key(pymms_store *st, const mms_field *f, PyObject *v, unsigned cha
     return put_value(st, &at0, v, (char *)out, &owned);
 }
 
+/* The values of dict rec into record buf: 0, or -1 with an exception.
+ * Strings made go to owned[field], None marks into missing[field]. */
+static int put_record(pymms_store *st, const mms_schema *sc, PyObject *rec, char *buf,
+                      mms_ref *owned, unsigned char *missing)
+{
+    /* A copy: a conversion's Python code could change the caller's. */
+    PyObject *key, *value, *copy = PyDict_Copy(rec);
+    Py_ssize_t pos = 0;
+    int r = copy ? 0 : -1;
+    while (!r && PyDict_Next(copy, &pos, &key, &value)) {
+        uint32_t k;
+        const mms_field *f = pymms_field_named(sc, key, &k);
+        if (!f)
+            r = -1;
+        else if (value == Py_None && !pymms_kind_is_heap(f->kind) && f->kind != MMS_KIND_REF)
+            missing[k] = 1; /* marked once the record is there; its bytes stay 0 */
+        else if (put_value(st, f, value, buf, &owned[k]) < 0)
+            r = -1;
+    }
+    Py_XDECREF(copy);
+    return r;
+}
+
 const char pymms_append_doc[] = PyDoc_STR(
 "append(record) -> int: add one record from a dict (field name -> value;\n"
 "missing fields are zero / None) in a write transaction and return its index\n"
@@ -299,18 +322,10 @@ PyObject *pymms_table_append(pymms_table *tb, PyObject *rec)
         PyErr_NoMemory();
         goto out;
     }
-    PyObject *key, *value;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(rec, &pos, &key, &value)) {
-        uint32_t k;
-        const mms_field *f = pymms_field_named(sc, key, &k);
-        if (!f)
-            goto out;
-        if (value == Py_None && !pymms_kind_is_heap(f->kind) && f->kind != MMS_KIND_REF)
-            missing[k] = 1; /* marked once the record is there; its bytes stay 0 */
-        else if (put_value(st, f, value, buf, &owned[k]) < 0)
-            goto out;
-    }
+    int bad = 0;
+    PYMMS_CONVERTING(st, bad = put_record(st, sc, rec, buf, owned, missing));
+    if (bad)
+        goto out;
     uint64_t before = mms_table_slots(tb->t), idx;
     int r = mms_table_append(tb->t, buf, &idx);
     if (r) {
@@ -350,7 +365,9 @@ PyObject *pymms_table_delete(pymms_table *tb, PyObject *arg)
     if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "delete") < 0)
         return NULL;
     uint64_t i;
-    if (pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0)
+    int bad;
+    PYMMS_CONVERTING(tb->store, bad = pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0);
+    if (bad)
         return NULL;
     if (!mms_table_live(tb->t, i)) {
         PyErr_Format(PyExc_IndexError, "table %U: record %llu is already deleted", tb->name,
@@ -761,6 +778,65 @@ static PyObject *struct_columns(PyObject *arr, PyObject *names)
     return d;
 }
 
+/* extend's columns (a dict, or a structured array's fields into a new dict,
+ * *dictp) checked and converted into cols[0..*ncols), all of *np values.
+ * 0, or -1 with an exception. */
+static int prep_columns(pymms_store *st, const mms_schema *sc, PyObject *columns,
+                        struct column *cols, uint32_t *ncols, Py_ssize_t *np, PyObject **dictp)
+{
+    PyObject *dict;
+    if (PyDict_Check(columns)) {
+        /* A copy: a conversion's Python code could change the caller's. */
+        if (!(*dictp = dict = PyDict_Copy(columns)))
+            return -1;
+    } else {
+        PyObject *dt = PyObject_GetAttrString(columns, "dtype");
+        PyObject *names = dt ? PyObject_GetAttrString(dt, "names") : NULL;
+        Py_XDECREF(dt);
+        if (!names || names == Py_None) {
+            PyErr_Clear();
+            Py_XDECREF(names);
+            PyErr_Format(PyExc_TypeError, "extend takes a dict of columns or a numpy structured "
+                         "array, not %.100s", Py_TYPE(columns)->tp_name);
+            return -1;
+        }
+        *dictp = dict = struct_columns(columns, names);
+        Py_DECREF(names);
+        if (!dict)
+            return -1;
+    }
+    Py_ssize_t n = -1;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(dict, &pos, &key, &value)) {
+        uint32_t index;
+        const mms_field *f = pymms_field_named(sc, key, &index);
+        if (!f)
+            return -1;
+        Py_ssize_t len = PyObject_Length(value);
+        if (len < 0) {
+            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "column %s: a %.100s has no length", f->name,
+                             Py_TYPE(value)->tp_name);
+            }
+            return -1;
+        }
+        if (n >= 0 && len != n) {
+            PyErr_Format(PyExc_ValueError, "columns differ in length: %s has %zd values, "
+                         "another %zd", f->name, len, n);
+            return -1;
+        }
+        n = len;
+        cols[*ncols].f = f;
+        cols[*ncols].index = index;
+        if (prep_column(st, &cols[(*ncols)++], value, n) < 0)
+            return -1;
+    }
+    *np = n;
+    return 0;
+}
+
 const char pymms_extend_doc[] = PyDoc_STR(
 "extend(columns) -> int: append len(column) records in a write transaction and\n"
 "return the index of the first. columns: a dict field name -> numpy array or\n"
@@ -789,53 +865,12 @@ PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns)
     uint32_t ncols = 0;
     if (!cols)
         return PyErr_NoMemory();
-    if (PyDict_Check(columns)) {
-        dict = Py_NewRef(columns);
-    } else {
-        PyObject *dt = PyObject_GetAttrString(columns, "dtype");
-        PyObject *names = dt ? PyObject_GetAttrString(dt, "names") : NULL;
-        Py_XDECREF(dt);
-        if (!names || names == Py_None) {
-            PyErr_Clear();
-            Py_XDECREF(names);
-            PyErr_Format(PyExc_TypeError, "extend takes a dict of columns or a numpy structured "
-                         "array, not %.100s", Py_TYPE(columns)->tp_name);
-            goto out;
-        }
-        dict = struct_columns(columns, names);
-        Py_DECREF(names);
-        if (!dict)
-            goto out;
-    }
     /* Check and convert everything before appending anything. */
     Py_ssize_t n = -1;
-    PyObject *key, *value;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(dict, &pos, &key, &value)) {
-        uint32_t index;
-        const mms_field *f = pymms_field_named(sc, key, &index);
-        if (!f)
-            goto out;
-        Py_ssize_t len = PyObject_Length(value);
-        if (len < 0) {
-            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
-                PyErr_Clear();
-                PyErr_Format(PyExc_TypeError, "column %s: a %.100s has no length", f->name,
-                             Py_TYPE(value)->tp_name);
-            }
-            goto out;
-        }
-        if (n >= 0 && len != n) {
-            PyErr_Format(PyExc_ValueError, "columns differ in length: %s has %zd values, "
-                         "another %zd", f->name, len, n);
-            goto out;
-        }
-        n = len;
-        cols[ncols].f = f;
-        cols[ncols].index = index;
-        if (prep_column(st, &cols[ncols++], value, n) < 0)
-            goto out;
-    }
+    int bad;
+    PYMMS_CONVERTING(st, bad = prep_columns(st, sc, columns, cols, &ncols, &n, &dict) < 0);
+    if (bad)
+        goto out;
     uint64_t first = mms_table_slots(tb->t);
     if (n <= 0) {
         res = PyLong_FromUnsignedLongLong(first);

@@ -280,3 +280,60 @@ def test_bad_string_ref_names_table_record_field(path):
         assert "table people record 1 field name: ref 0x2ed8e9f0 is not a string" in e.value.detail
     assert t.get(0) == {"id": 1, "name": "ann"}
     s.close()
+
+
+def test_conversions_that_call_the_store_back(path, mms_tool):
+    # A value's __index__ / __array__ / __len__ runs Python code while the
+    # call converting it holds pointers into the handle: a close() from
+    # there freed the handle under it (heap-use-after-free: a field named
+    # '' of kind '?', then a crash), a delete or migration could free what
+    # it used. Now such a call back raises BusyError, and nothing is lost.
+    import subprocess
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i64"), ("s", "str")])
+        t.extend({"x": [1, 2, 3], "s": ["a", "b", "c"]})
+    s.close()
+    subprocess.run([mms_tool, "index", path, "t", "x", "--ordered"], check=True,
+                   capture_output=True)
+    s = mmstore.open(path)
+    t = s.table("t")
+
+    class CallsBack:
+        def __init__(self, action):
+            self.action = action
+
+        def __index__(self):
+            self.action()
+            return 1
+
+        def __len__(self):
+            self.action()
+            return 1
+
+        def __iter__(self):
+            self.action()
+            return iter([self])
+
+        def __array__(self, dtype=None):
+            self.action()
+            return np.array([1])
+
+    calls = {
+        "append": lambda v: t.append({"x": v}),
+        "extend": lambda v: t.extend({"x": v}),
+        "get": t.get, "str": lambda v: t.str(v, "s"), "delete": t.delete,
+        "find": lambda v: t.find("x", v), "range": lambda v: t.range("x", None, v),
+        "create_table": lambda v: s.create_table("u", v),
+    }
+    actions = [s.close, lambda: t.delete(0), lambda: s.create_table("t", [("x", "i64")])]
+    for name, call in calls.items():
+        for action in actions:
+            with pytest.raises(mmstore.BusyError, match="converting"):
+                with s.write():
+                    call(CallsBack(action))
+            assert not s.closed, name
+    assert [t.get(i) for i in range(3)] == [{"x": 1, "s": "a"}, {"x": 2, "s": "b"},
+                                            {"x": 3, "s": "c"}]
+    s.verify()
+    s.close()
