@@ -964,7 +964,9 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     const char *tname = pymms_utf8(name, "a table name");
     if (!tname || !(tool = find_tool()) || !PyUnicode_FSConverter(st->path, &pathb))
         goto out;
-    if (schema != Py_None && !(spec = pymms_spec_string(schema)))
+    if (schema != Py_None)
+        PYMMS_CONVERTING(st, spec = pymms_spec_string(schema));
+    if (schema != Py_None && !spec)
         goto out;
     /* The file, not the tool's '-' for standard input (ours, inherited). */
     if (PyBytes_AS_STRING(csv)[0] == '-') {
