@@ -16,7 +16,10 @@
  *     Python code that a call on the Store runs while it converts its
  *     arguments (a value's __index__, __float__, __array__, __len__, ...;
  *     PYMMS_CONVERTING): the outer call holds pointers into the handle, its
- *     schemas and tables, that a close or a migration would free.
+ *     schemas and tables, that a close or a migration would free. And
+ *     close() made by Python code that runs inside a call (a __del__ that
+ *     the garbage collector runs when the call allocates) raises
+ *     BusyError: calls that read or write the store are counted (calls).
  *
  *  R2 Consistency. Every read runs inside a read or write transaction:
  *     inside the caller's, or in one of its own (begun and ended around the
@@ -84,6 +87,7 @@ typedef struct pymms_store {
     unsigned long owner;   /* thread that began the current transaction (R1) */
     unsigned long busy;    /* thread inside a call with the GIL released (R1) */
     int converting;        /* a call is converting its arguments (R1) */
+    int calls;             /* calls using the handle under way (R1: no close) */
     uint64_t serial;       /* write transactions begun through this Store */
     int doomed;            /* the write transaction holds partial work: abort it */
     int tainted;           /* writable views outlived a write transaction (R5) */
@@ -229,6 +233,10 @@ int pymms_table_check(pymms_table *tb);
 int pymms_index_arg(PyObject *o, uint64_t slots, uint64_t *out);
 
 /* ---- pymms_write.c: append, delete, extend ---------------------------------- */
+
+/* fn(tb, arg), counted in tb's Store's calls (R1) while it runs. */
+PyObject *pymms_in_call(pymms_table *tb, PyObject *(*fn)(pymms_table *, PyObject *),
+                        PyObject *arg);
 
 /* An index key for field f (a lookup, not a record): v converted and
  * checked as append converts a value of f, f->size bytes into out (cap

@@ -31,19 +31,25 @@ static const char *const state_name[] = {"no", "a read", "a write"};
 /* ------------------------------------------------------------------------
  * R1: who may call
  * ------------------------------------------------------------------------ */
-/* R1: Python code run by a call's conversion of its arguments calls back. */
-static int reentered(pymms_store *st)
+/* R1: Python code run by a call's conversion of its arguments calls back;
+ * closing: or by Python code run inside any call. */
+static int reentered(pymms_store *st, int closing)
 {
-    if (!st->converting)
+    if (st->converting)
+        pymms_raise_msg(MMS_EBUSY, "a call on this Store was converting a value (its "
+                                   "__index__, __float__, __array__, ...) and that called the "
+                                   "Store again");
+    else if (closing && st->calls)
+        pymms_raise_msg(MMS_EBUSY, "close() from Python code that runs inside a call on this "
+                                   "Store (a __del__ run by the garbage collector?)");
+    else
         return 0;
-    pymms_raise_msg(MMS_EBUSY, "a call on this Store was converting a value (its __index__, "
-                               "__float__, __array__, ...) and that called the Store again");
     return -1;
 }
 
 int pymms_check(pymms_store *st)
 {
-    if (reentered(st) < 0)
+    if (reentered(st, 0) < 0)
         return -1;
     if (st->closed || !st->s || !st->tables) {
         PyErr_SetString(PyExc_ValueError, "the store is closed");
@@ -125,16 +131,18 @@ static int read_end(pymms_store *st)
 int pymms_scope_enter(pymms_store *st, int *own)
 {
     *own = 0;
-    if (st->state != PYMMS_IDLE)
-        return 0; /* the caller's (pymms_check made sure it is this thread's) */
-    if (read_begin(st) < 0)
-        return -1;
-    *own = 1;
+    if (st->state == PYMMS_IDLE) {
+        if (read_begin(st) < 0)
+            return -1;
+        *own = 1;
+    } /* else the caller's (pymms_check made sure it is this thread's) */
+    st->calls++;
     return 0;
 }
 
 int pymms_scope_exit(pymms_store *st, int own, int rc)
 {
+    st->calls--;
     if (!own || st->state != PYMMS_READ)
         return rc;
     if (rc < 0) {
@@ -387,6 +395,7 @@ PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guar
     st->owner = 0;
     st->busy = 0;
     st->converting = 0;
+    st->calls = 0;
     st->serial = 0;
     st->doomed = 0;
     st->tainted = 0;
@@ -423,7 +432,7 @@ PyDoc_STRVAR(close_doc,
 static PyObject *store_close(pymms_store *st, PyObject *unused)
 {
     (void)unused;
-    if (reentered(st) < 0)
+    if (reentered(st, 1) < 0)
         return NULL;
     if (st->closed || !st->s)
         Py_RETURN_NONE;
@@ -555,7 +564,10 @@ static PyObject *store_create_table(pymms_store *st, PyObject *args)
         return NULL;
     if (pymms_check(st) < 0 || pymms_need_write(st, "create_table") < 0)
         return NULL;
-    return pymms_create_table(st, name, spec);
+    st->calls++;
+    PyObject *t = pymms_create_table(st, name, spec);
+    st->calls--;
+    return t;
 }
 
 PyDoc_STRVAR(tables_doc, "tables() -> list of the table names, in catalog order.");

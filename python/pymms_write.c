@@ -271,6 +271,19 @@ int pymms_put_key(pymms_store *st, const mms_field *f, PyObject *v, unsigned cha
     return put_value(st, &at0, v, (char *)out, &owned);
 }
 
+PyObject *pymms_in_call(pymms_table *tb, PyObject *(*fn)(pymms_table *, PyObject *),
+                        PyObject *arg)
+{
+    if (pymms_table_check(tb) < 0)
+        return NULL;
+    pymms_store *st = (pymms_store *)Py_NewRef((PyObject *)tb->store);
+    st->calls++;
+    PyObject *res = fn(tb, arg);
+    st->calls--;
+    Py_DECREF(st);
+    return res;
+}
+
 /* The values of dict rec into record buf: 0, or -1 with an exception.
  * Strings made go to owned[field], None marks into missing[field]. */
 static int put_record(pymms_store *st, const mms_schema *sc, PyObject *rec, char *buf,
@@ -302,7 +315,7 @@ const char pymms_append_doc[] = PyDoc_STR(
 "int or None for ref. None for a number, bool or chars field marks the value\n"
 "missing (missing(), as get() shows it); for str, blob and ref it is none.");
 
-PyObject *pymms_table_append(pymms_table *tb, PyObject *rec)
+static PyObject *append_in(pymms_table *tb, PyObject *rec)
 {
     if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "append") < 0)
         return NULL;
@@ -360,7 +373,7 @@ const char pymms_delete_doc[] = PyDoc_STR(
 "bytes zeroed, its slot reused by a later append). IndexError if i is out of\n"
 "range or already deleted.");
 
-PyObject *pymms_table_delete(pymms_table *tb, PyObject *arg)
+static PyObject *delete_in(pymms_table *tb, PyObject *arg)
 {
     if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "delete") < 0)
         return NULL;
@@ -852,7 +865,7 @@ const char pymms_extend_doc[] = PyDoc_STR(
 "the heap fills up while strings are stored, the transaction is doomed: it\n"
 "aborts at the end of the with block.");
 
-PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns)
+static PyObject *extend_in(pymms_table *tb, PyObject *columns)
 {
     if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "extend") < 0)
         return NULL;
@@ -922,3 +935,18 @@ out:
     return res;
 }
 
+
+PyObject *pymms_table_append(pymms_table *tb, PyObject *rec)
+{
+    return pymms_in_call(tb, append_in, rec);
+}
+
+PyObject *pymms_table_delete(pymms_table *tb, PyObject *arg)
+{
+    return pymms_in_call(tb, delete_in, arg);
+}
+
+PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns)
+{
+    return pymms_in_call(tb, extend_in, columns);
+}

@@ -340,3 +340,46 @@ def test_conversions_that_call_the_store_back(path, mms_tool):
                                             {"x": 3, "s": "c"}]
     s.verify()
     s.close()
+
+
+def test_close_from_a_del_inside_a_call(path):
+    # A __del__ that closes the Store, run by the garbage collector while a
+    # call on it allocates, closed the handle under the call
+    # (heap-use-after-free in get under ASan). Now that close() raises
+    # BusyError (ignored in __del__, as Python does), and the call finishes.
+    import gc
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i64")] + [(f"f{i}", "str") for i in range(20)])
+        t.extend({"x": [1, 2], **{f"f{i}": ["abc", "d"] for i in range(20)}})
+    s.close()
+    refused, want = [], {"x": 2, **{f"f{i}": "d" for i in range(20)}}
+    old = gc.get_threshold()
+    try:
+        for k in range(1, 20):
+            s = mmstore.open(path)
+            t = s.table("t")
+            inside = [False]
+
+            class Closer:
+                def __del__(self, s=s, inside=inside):
+                    try:
+                        s.close()
+                    except mmstore.BusyError:
+                        refused.append(inside[0])
+
+            gc.collect()
+            a = Closer()
+            a.me = a
+            del a
+            gc.set_threshold(k, 1, 1)  # collect at the call's k-th allocation
+            inside[0] = True
+            got = t.get(1) if not s.closed else want
+            inside[0] = False
+            gc.set_threshold(*old)
+            gc.collect()
+            assert got == want
+            s.close()
+    finally:
+        gc.set_threshold(*old)
+    assert refused and all(refused)  # some collections ran inside get
