@@ -110,7 +110,7 @@ const char *mms_version(void);
     X(MMS_EBYTEORDER, -30904, "store was written with another byte order")     \
     X(MMS_EABI, -30905, "store was written with another ABI (page size, ref width)") \
     X(MMS_EBUSY, -30906, "store is in use")                                    \
-    X(MMS_ETXN, -30907, "a write transaction is already active")               \
+    X(MMS_ETXN, -30907, "a transaction in progress is in the way")             \
     X(MMS_ENOTXN, -30908, "no transaction of the needed kind is active")      \
     X(MMS_ERDONLY, -30909, "store is open read-only")                          \
     X(MMS_ERANGE, -30910, "ref is outside its region")                         \
