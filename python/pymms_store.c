@@ -432,13 +432,13 @@ PyDoc_STRVAR(close_doc,
 static PyObject *store_close(pymms_store *st, PyObject *unused)
 {
     (void)unused;
-    if (reentered(st, 1) < 0)
-        return NULL;
     if (st->closed || !st->s)
         Py_RETURN_NONE;
     unsigned long me = pymms_me();
     if ((st->busy && st->busy != me) || (st->state != PYMMS_IDLE && st->owner != me))
         return pymms_raise_msg(MMS_EBUSY, "close: another thread is using this Store");
+    if (reentered(st, 1) < 0)
+        return NULL;
     if (st->state == PYMMS_WRITE)
         write_end(st, 0), PyErr_Clear();
     else if (st->state == PYMMS_READ)
