@@ -12,7 +12,14 @@
  *     another thread is inside a blocking call on the Store (one that runs
  *     with the GIL released), or while the Store is inside a transaction
  *     that another thread began, raises BusyError. Everything else is
- *     serialised by the GIL.
+ *     serialised by the GIL. So does a call (close() included) made by
+ *     Python code that a call on the Store runs while it converts its
+ *     arguments (a value's __index__, __float__, __array__, __len__, ...;
+ *     PYMMS_CONVERTING): the outer call holds pointers into the handle, its
+ *     schemas and tables, that a close or a migration would free. And
+ *     close() made by Python code that runs inside a call (a __del__ that
+ *     the garbage collector runs when the call allocates) raises
+ *     BusyError: calls that read or write the store are counted (calls).
  *
  *  R2 Consistency. Every read runs inside a read or write transaction:
  *     inside the caller's, or in one of its own (begun and ended around the
@@ -79,6 +86,8 @@ typedef struct pymms_store {
     enum pymms_state state;
     unsigned long owner;   /* thread that began the current transaction (R1) */
     unsigned long busy;    /* thread inside a call with the GIL released (R1) */
+    int converting;        /* a call is converting its arguments (R1) */
+    int calls;             /* calls using the handle under way (R1: no close) */
     uint64_t serial;       /* write transactions begun through this Store */
     int doomed;            /* the write transaction holds partial work: abort it */
     int tainted;           /* writable views outlived a write transaction (R5) */
@@ -170,6 +179,16 @@ static inline unsigned long pymms_me(void)
         (st)->busy = 0;                                                        \
     } while (0)
 
+/* Run stmt, a conversion of the caller's Python values that may run Python
+ * code, with calls on the Store refused meanwhile (R1). stmt must not jump
+ * out. */
+#define PYMMS_CONVERTING(st, stmt)                                             \
+    do {                                                                       \
+        (st)->converting++;                                                    \
+        stmt;                                                                  \
+        (st)->converting--;                                                    \
+    } while (0)
+
 /* ---- pymms_schema.c: kinds, layouts, specs, numpy helpers ---------------- */
 
 const char *pymms_kind_name(unsigned kind); /* as `mms import --schema` spells it */
@@ -215,6 +234,16 @@ int pymms_index_arg(PyObject *o, uint64_t slots, uint64_t *out);
 
 /* ---- pymms_write.c: append, delete, extend ---------------------------------- */
 
+/* fn(tb, arg), counted in tb's Store's calls (R1) while it runs. */
+PyObject *pymms_in_call(pymms_table *tb, PyObject *(*fn)(pymms_table *, PyObject *),
+                        PyObject *arg);
+
+/* An index key for field f (a lookup, not a record): v converted and
+ * checked as append converts a value of f, f->size bytes into out (cap
+ * bytes; a field wider, or a str or blob one, has no keys). A wrong type
+ * raises TypeError, a value f cannot hold ValueError, both naming f. */
+int pymms_put_key(pymms_store *st, const mms_field *f, PyObject *v, unsigned char *out,
+                  size_t cap);
 PyObject *pymms_table_append(pymms_table *tb, PyObject *rec);
 PyObject *pymms_table_delete(pymms_table *tb, PyObject *i);
 PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns);

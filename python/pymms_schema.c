@@ -674,7 +674,9 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
     if (!cname)
         return NULL;
     struct spec sp;
-    if (spec_parse(&sp, specobj) < 0) {
+    int bad;
+    PYMMS_CONVERTING(st, bad = spec_parse(&sp, specobj) < 0);
+    if (bad) {
         spec_free(&sp);
         return NULL;
     }

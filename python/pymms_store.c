@@ -31,8 +31,26 @@ static const char *const state_name[] = {"no", "a read", "a write"};
 /* ------------------------------------------------------------------------
  * R1: who may call
  * ------------------------------------------------------------------------ */
+/* R1: Python code run by a call's conversion of its arguments calls back;
+ * closing: or by Python code run inside any call. */
+static int reentered(pymms_store *st, int closing)
+{
+    if (st->converting)
+        pymms_raise_msg(MMS_EBUSY, "a call on this Store was converting a value (its "
+                                   "__index__, __float__, __array__, ...) and that called the "
+                                   "Store again");
+    else if (closing && st->calls)
+        pymms_raise_msg(MMS_EBUSY, "close() from Python code that runs inside a call on this "
+                                   "Store (a __del__ run by the garbage collector?)");
+    else
+        return 0;
+    return -1;
+}
+
 int pymms_check(pymms_store *st)
 {
+    if (reentered(st, 0) < 0)
+        return -1;
     if (st->closed || !st->s || !st->tables) {
         PyErr_SetString(PyExc_ValueError, "the store is closed");
         return -1;
@@ -113,16 +131,18 @@ static int read_end(pymms_store *st)
 int pymms_scope_enter(pymms_store *st, int *own)
 {
     *own = 0;
-    if (st->state != PYMMS_IDLE)
-        return 0; /* the caller's (pymms_check made sure it is this thread's) */
-    if (read_begin(st) < 0)
-        return -1;
-    *own = 1;
+    if (st->state == PYMMS_IDLE) {
+        if (read_begin(st) < 0)
+            return -1;
+        *own = 1;
+    } /* else the caller's (pymms_check made sure it is this thread's) */
+    st->calls++;
     return 0;
 }
 
 int pymms_scope_exit(pymms_store *st, int own, int rc)
 {
+    st->calls--;
     if (!own || st->state != PYMMS_READ)
         return rc;
     if (rc < 0) {
@@ -374,6 +394,8 @@ PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guar
     st->state = PYMMS_IDLE;
     st->owner = 0;
     st->busy = 0;
+    st->converting = 0;
+    st->calls = 0;
     st->serial = 0;
     st->doomed = 0;
     st->tainted = 0;
@@ -415,6 +437,8 @@ static PyObject *store_close(pymms_store *st, PyObject *unused)
     unsigned long me = pymms_me();
     if ((st->busy && st->busy != me) || (st->state != PYMMS_IDLE && st->owner != me))
         return pymms_raise_msg(MMS_EBUSY, "close: another thread is using this Store");
+    if (reentered(st, 1) < 0)
+        return NULL;
     if (st->state == PYMMS_WRITE)
         write_end(st, 0), PyErr_Clear();
     else if (st->state == PYMMS_READ)
@@ -540,7 +564,10 @@ static PyObject *store_create_table(pymms_store *st, PyObject *args)
         return NULL;
     if (pymms_check(st) < 0 || pymms_need_write(st, "create_table") < 0)
         return NULL;
-    return pymms_create_table(st, name, spec);
+    st->calls++;
+    PyObject *t = pymms_create_table(st, name, spec);
+    st->calls--;
+    return t;
 }
 
 PyDoc_STRVAR(tables_doc, "tables() -> list of the table names, in catalog order.");
@@ -949,15 +976,21 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     const char *tname = pymms_utf8(name, "a table name");
     if (!tname || !(tool = find_tool()) || !PyUnicode_FSConverter(st->path, &pathb))
         goto out;
-    if (schema != Py_None && !(spec = pymms_spec_string(schema)))
+    if (schema != Py_None)
+        PYMMS_CONVERTING(st, spec = pymms_spec_string(schema));
+    if (schema != Py_None && !spec)
         goto out;
+    /* The file, not the tool's '-' for standard input (ours, inherited). */
+    if (PyBytes_AS_STRING(csv)[0] == '-') {
+        PyObject *dotted = PyBytes_FromFormat("./%s", PyBytes_AS_STRING(csv));
+        if (!dotted)
+            goto out;
+        Py_SETREF(csv, dotted);
+    }
     char *argv[10];
     int k = 0;
     argv[k++] = PyBytes_AS_STRING(tool);
     argv[k++] = "import";
-    argv[k++] = PyBytes_AS_STRING(pathb);
-    argv[k++] = (char *)tname;
-    argv[k++] = PyBytes_AS_STRING(csv);
     if (spec) {
         argv[k++] = "--schema";
         argv[k++] = (char *)PyUnicode_AsUTF8(spec);
@@ -966,6 +999,10 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     }
     if (skip_bad)
         argv[k++] = "--skip-bad";
+    argv[k++] = "--"; /* a table name or path that begins with '-' is not an option */
+    argv[k++] = PyBytes_AS_STRING(pathb);
+    argv[k++] = (char *)tname;
+    argv[k++] = PyBytes_AS_STRING(csv);
     argv[k] = NULL;
     enum { OUT_CAP = 1 << 16 };
     char *text = malloc(OUT_CAP);

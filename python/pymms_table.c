@@ -10,6 +10,7 @@
  */
 #include "pymms.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,7 +196,10 @@ static PyObject *table_get(pymms_table *tb, PyObject *arg)
     PyObject *d = NULL;
     uint64_t i;
     const mms_schema *sc = pymms_table_schema(tb);
-    if (!sc || pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0)
+    int bad = !sc;
+    if (sc)
+        PYMMS_CONVERTING(tb->store, bad = pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0);
+    if (bad)
         goto out;
     const char *rec = mms_table_get(tb->t, i);
     if (!rec || !mms_table_live(tb->t, i)) {
@@ -233,7 +237,10 @@ static PyObject *table_str(pymms_table *tb, PyObject *args)
     uint64_t i;
     const mms_schema *sc = pymms_table_schema(tb);
     const mms_field *f = sc ? pymms_field_named(sc, fname, NULL) : NULL;
-    if (!f || pymms_index_arg(iarg, mms_table_slots(tb->t), &i) < 0)
+    int bad = !f;
+    if (f)
+        PYMMS_CONVERTING(tb->store, bad = pymms_index_arg(iarg, mms_table_slots(tb->t), &i) < 0);
+    if (bad)
         goto out;
     if (!pymms_kind_is_heap(f->kind)) {
         PyErr_Format(PyExc_TypeError, "field %s is a %s, not a str or blob", f->name,
@@ -262,7 +269,8 @@ static PyObject *table_ref(pymms_table *tb, PyObject *arg)
 {
     if (pymms_table_check(tb) < 0)
         return NULL;
-    unsigned long long i = PyLong_AsUnsignedLongLong(arg);
+    unsigned long long i;
+    PYMMS_CONVERTING(tb->store, i = PyLong_AsUnsignedLongLong(arg));
     if (i == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
     if (i > MMS_SLOT_MASK) {
@@ -408,40 +416,42 @@ PyDoc_STRVAR(missing_doc,
 "missing(name) -> bool numpy array, one per slot: True where the record's value\n"
 "of field name is missing (SQL NULL; mms_table_null). get() gives None for it.");
 
+/* Field k's missing marks, one bool per slot (inside a transaction); *any
+ * (if given) receives whether one is set. */
+static PyObject *null_mask(pymms_table *tb, uint32_t k, int *any)
+{
+    uint64_t slots = mms_table_slots(tb->t), nbits = 0;
+    const uint64_t *bits = mms_table_nulls(tb->t, k, &nbits);
+    PyObject *m = pymms_np_call("zeros", "(Ks)", (unsigned long long)slots, "?");
+    int set = 0;
+    Py_buffer b;
+    if (m && bits) {
+        if (PyObject_GetBuffer(m, &b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
+        unsigned char *p = b.buf;
+        for (uint64_t i = 0; i < slots && i < nbits; i++)
+            set |= p[i] = bits[i / 64] >> (i % 64) & 1;
+        PyBuffer_Release(&b);
+    }
+    if (any)
+        *any = set;
+    return m;
+}
+
 static PyObject *table_missing(pymms_table *tb, PyObject *name)
 {
     if (pymms_table_check(tb) < 0)
         return NULL;
-    const mms_schema *sc = pymms_table_schema(tb);
-    const char *fn = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
-    if (!sc || !fn) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "missing(name): name is a str");
-        return NULL;
-    }
-    uint32_t k = 0;
-    while (k < sc->nfields && strcmp(sc->fields[k].name, fn) != 0)
-        k++;
-    if (k == sc->nfields)
-        return PyErr_Format(PyExc_KeyError, "table %U has no field %s", tb->name, fn);
     int own;
     if (pymms_scope_enter(tb->store, &own) < 0)
         return NULL;
-    uint64_t slots = mms_table_slots(tb->t), nbits = 0;
-    const uint64_t *bits = mms_table_nulls(tb->t, k, &nbits);
-    PyObject *zeros = pymms_np_attr("zeros"), *m = NULL;
-    if (zeros)
-        m = PyObject_CallFunction(zeros, "Ks", (unsigned long long)slots, "?");
-    Py_XDECREF(zeros);
-    Py_buffer b;
-    if (m && bits && PyObject_GetBuffer(m, &b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) == 0) {
-        unsigned char *p = b.buf;
-        for (uint64_t i = 0; i < slots && i < nbits; i++)
-            p[i] = bits[i / 64] >> (i % 64) & 1;
-        PyBuffer_Release(&b);
-    } else if (m && bits) {
-        Py_CLEAR(m);
-    }
+    PyObject *m = NULL;
+    uint32_t k;
+    const mms_schema *sc = pymms_table_schema(tb);
+    if (sc && pymms_field_named(sc, name, &k))
+        m = null_mask(tb, k, NULL);
     if (pymms_scope_exit(tb->store, own, m ? 0 : -1) < 0)
         Py_CLEAR(m);
     return m;
@@ -538,10 +548,47 @@ static Py_ssize_t table_len(pymms_table *tb)
 PyDoc_STRVAR(to_pandas_doc,
 "to_pandas() -> pandas.DataFrame of the live records (a copy), indexed by\n"
 "record index. chars and str become str, blob bytes, refs the target record's\n"
-"index (int64, -1 for none). Needs pandas.");
+"index (int64, -1 for none). A missing value (missing()) is NaN in a float\n"
+"column, None in a string one, and <NA> in an integer, bool or ref one, which\n"
+"then has pandas' nullable dtype (Int16, UInt64, boolean, ...). Needs pandas.");
 
-static PyObject *pandas_columns(pymms_table *tb, const mms_schema *sc, PyObject *mask,
-                                PyObject *arr)
+/* col, field f's values of the live records (a list or a numpy array, a
+ * copy), with the missing ones (miss: a bool per live record) as pandas
+ * shows them: None in a list, NaN in a float array, <NA> in a nullable
+ * integer or boolean array. Steals col. */
+static PyObject *missing_as_pandas(PyObject *pd, const mms_field *f, PyObject *col,
+                                   PyObject *miss)
+{
+    PyObject *res = NULL;
+    if (PyList_Check(col)) {
+        Py_buffer b;
+        if (PyObject_GetBuffer(miss, &b, PyBUF_C_CONTIGUOUS) == 0) {
+            const unsigned char *p = b.buf;
+            for (Py_ssize_t i = 0; i < b.len && i < PyList_GET_SIZE(col); i++)
+                if (p[i])
+                    PyList_SetItem(col, i, Py_NewRef(Py_None));
+            PyBuffer_Release(&b);
+            res = Py_NewRef(col);
+        }
+    } else if (f->kind == MMS_KIND_F32 || f->kind == MMS_KIND_F64) {
+        PyObject *nan = PyFloat_FromDouble(NAN);
+        if (nan && PyObject_SetItem(col, miss, nan) == 0)
+            res = Py_NewRef(col);
+        Py_XDECREF(nan);
+    } else {
+        PyObject *arrays = PyObject_GetAttrString(pd, "arrays");
+        if (arrays)
+            res = PyObject_CallMethod(arrays, f->kind == MMS_KIND_BOOL ? "BooleanArray"
+                                                                        : "IntegerArray",
+                                      "OO", col, miss);
+        Py_XDECREF(arrays);
+    }
+    Py_DECREF(col);
+    return res;
+}
+
+static PyObject *pandas_columns(pymms_table *tb, PyObject *pd, const mms_schema *sc,
+                                PyObject *mask, PyObject *arr)
 {
     PyObject *data = PyDict_New();
     uint64_t slots = mms_table_slots(tb->t);
@@ -582,6 +629,16 @@ static PyObject *pandas_columns(pymms_table *tb, const mms_schema *sc, PyObject 
             col = view ? PyObject_GetItem(view, mask) : NULL; /* a copy */
             Py_XDECREF(view);
         }
+        int any = 0;
+        PyObject *miss = col ? null_mask(tb, k, &any) : NULL;
+        if (!miss) {
+            Py_CLEAR(col);
+        } else if (any) {
+            PyObject *live_miss = PyObject_GetItem(miss, mask);
+            col = live_miss ? missing_as_pandas(pd, f, col, live_miss) : (Py_DECREF(col), NULL);
+            Py_XDECREF(live_miss);
+        }
+        Py_XDECREF(miss);
         if (!col || PyDict_SetItem(data, name, col) < 0)
             Py_CLEAR(data);
         Py_XDECREF(col);
@@ -608,7 +665,7 @@ static PyObject *table_to_pandas(pymms_table *tb, PyObject *unused)
     if (!sc || !(mask = live_mask(tb)) || !(index = pymms_np_call("flatnonzero", "(O)", mask)))
         goto out;
     /* A temporary array, dead before this returns: R4 does not apply. */
-    if (!(arr = records_array(tb, 0, 0)) || !(data = pandas_columns(tb, sc, mask, arr)))
+    if (!(arr = records_array(tb, 0, 0)) || !(data = pandas_columns(tb, pd, sc, mask, arr)))
         goto out;
     Py_CLEAR(arr);
     PyObject *names = PyList_New(sc->nfields);
@@ -716,37 +773,6 @@ static PyObject *table_repr(pymms_table *tb)
  * Finding records by key (an index of the field: mms index / create_index)
  * ------------------------------------------------------------------------ */
 
-/* key as a value of field f's C type (through numpy and the field's dtype)
- * into out (f->size bytes). -1 with an exception. */
-static int key_value(pymms_table *tb, const mms_schema *sc, const mms_field *f, PyObject *fname,
-                     PyObject *key, unsigned char *out)
-{
-    PyObject *dt = pymms_table_dtype_of(tb, sc);
-    PyObject *fdt = dt ? PyObject_GetItem(dt, fname) : NULL;
-    PyObject *asarray = fdt ? pymms_np_attr("asarray") : NULL;
-    PyObject *a = asarray ? PyObject_CallFunctionObjArgs(asarray, key, fdt, NULL) : NULL;
-    Py_XDECREF(fdt);
-    Py_XDECREF(asarray);
-    if (!a)
-        return -1;
-    Py_buffer b;
-    if (PyObject_GetBuffer(a, &b, PyBUF_C_CONTIGUOUS) < 0) {
-        Py_DECREF(a);
-        return -1;
-    }
-    int r = 0;
-    if ((size_t)b.len != f->size) {
-        PyErr_Format(PyExc_ValueError, "field %s: a key is one value of %u bytes", f->name,
-                     f->size);
-        r = -1;
-    } else {
-        memcpy(out, b.buf, f->size);
-    }
-    PyBuffer_Release(&b);
-    Py_DECREF(a);
-    return r;
-}
-
 /* -1, 0, 1 as two values of field f compare in an ordered index (floats:
  * -0.0 == +0.0, NaN after +inf; chars: bytes). */
 static int key_cmp(const mms_field *f, const unsigned char *x, const unsigned char *y)
@@ -799,7 +825,9 @@ static PyObject *index_array(size_t n, Py_buffer *b)
 PyDoc_STRVAR(find_doc,
 "find(field, key) -> int64 numpy array: the indices of the records whose field\n"
 "holds key, through the field's index (hash or ordered; mms index). Ascending\n"
-"for an ordered index. Raises the MMS_ENOENT error if the field has no index.");
+"for an ordered index. Raises the MMS_ENOENT error if the field has no index.\n"
+"key is converted as append() converts a value of the field: TypeError for a\n"
+"key of the wrong type, ValueError for one the field cannot hold.");
 
 static PyObject *table_find(pymms_table *tb, PyObject *args)
 {
@@ -812,15 +840,19 @@ static PyObject *table_find(pymms_table *tb, PyObject *args)
     PyObject *res = NULL;
     const mms_schema *sc = pymms_table_schema(tb);
     const mms_field *f = sc ? pymms_field_named(sc, fname, NULL) : NULL;
-    unsigned char k[256];
+    unsigned char k[256]; /* chars keys are at most 256 bytes (mmstore.h) */
     mms_index *ix;
     int r;
-    if (!f || key_value(tb, sc, f, fname, key, k) < 0)
+    if (!f)
         goto out;
     if ((r = mms_index_open(tb->t, f->name, &ix)) != 0) {
         pymms_raise(r, "find");
         goto out;
     }
+    int bad;
+    PYMMS_CONVERTING(tb->store, bad = pymms_put_key(tb->store, f, key, k, sizeof k) < 0);
+    if (bad)
+        goto out;
     size_t n = 0, m = 0;
     if ((r = mms_index_find_all(ix, k, NULL, 0, &n)) != 0) {
         pymms_raise(r, "find");
@@ -845,7 +877,8 @@ out:
 PyDoc_STRVAR(range_doc,
 "range(field, lo, hi) -> int64 numpy array: the indices of the records with\n"
 "lo <= field < hi, in key order (then record order), through the field's\n"
-"ordered index. lo or hi None: no bound on that side.");
+"ordered index. lo or hi None: no bound on that side; each other bound is\n"
+"converted as a key of find() is.");
 
 static PyObject *table_range(pymms_table *tb, PyObject *args)
 {
@@ -862,13 +895,18 @@ static PyObject *table_range(pymms_table *tb, PyObject *args)
     mms_index *ix;
     mms_cursor *c = NULL;
     int r;
-    if (!f || (lo != Py_None && key_value(tb, sc, f, fname, lo, klo) < 0) ||
-        (hi != Py_None && key_value(tb, sc, f, fname, hi, khi) < 0))
+    if (!f)
         goto out;
     if ((r = mms_index_open(tb->t, f->name, &ix)) != 0 || (r = mms_cursor_open(ix, &c)) != 0) {
         pymms_raise(r, "range");
         goto out;
     }
+    int bad;
+    PYMMS_CONVERTING(tb->store,
+                     bad = (lo != Py_None && pymms_put_key(tb->store, f, lo, klo, sizeof klo) < 0) ||
+                           (hi != Py_None && pymms_put_key(tb->store, f, hi, khi, sizeof khi) < 0));
+    if (bad)
+        goto out;
     size_t cap = 1024, n = 0;
     uint64_t *v = malloc(cap * 8), at;
     if (!v) {

@@ -11,6 +11,8 @@
  */
 #include "pymms.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +39,7 @@ static int int_bounds(unsigned kind, long long *lo, unsigned long long *hi)
 
 static int put_int(const mms_field *f, PyObject *v, char *dst)
 {
-    if (PyFloat_Check(v) || PyUnicode_Check(v) || PyBytes_Check(v)) {
+    if (!PyIndex_Check(v)) {
         PyErr_Format(PyExc_TypeError, "field %s is %s: a %.100s is not an integer", f->name,
                      pymms_kind_name(f->kind), Py_TYPE(v)->tp_name);
         return -1;
@@ -200,6 +202,10 @@ static int put_value(pymms_store *st, const mms_field *f, PyObject *v, char *rec
             return -1;
         if (f->kind == MMS_KIND_F32) {
             float x = (float)d;
+            if (isinf(x) && !isinf(d)) { /* not the infinity it would become */
+                PyErr_Format(PyExc_ValueError, "field %s is f32: %R is out of range", f->name, v);
+                return -1;
+            }
             memcpy(dst, &x, 4);
         } else {
             memcpy(dst, &d, 8);
@@ -251,14 +257,65 @@ static int put_value(pymms_store *st, const mms_field *f, PyObject *v, char *rec
     }
 }
 
+int pymms_put_key(pymms_store *st, const mms_field *f, PyObject *v, unsigned char *out,
+                  size_t cap)
+{
+    if (pymms_kind_is_heap(f->kind) || f->size > cap) {
+        PyErr_Format(PyExc_TypeError, "field %s is %s: it has no keys (not indexable)", f->name,
+                     pymms_kind_name(f->kind));
+        return -1;
+    }
+    mms_field at0 = *f;
+    at0.offset = 0;
+    mms_ref owned; /* stays 0: not a heap kind */
+    return put_value(st, &at0, v, (char *)out, &owned);
+}
+
+PyObject *pymms_in_call(pymms_table *tb, PyObject *(*fn)(pymms_table *, PyObject *),
+                        PyObject *arg)
+{
+    if (pymms_table_check(tb) < 0)
+        return NULL;
+    pymms_store *st = (pymms_store *)Py_NewRef((PyObject *)tb->store);
+    st->calls++;
+    PyObject *res = fn(tb, arg);
+    st->calls--;
+    Py_DECREF(st);
+    return res;
+}
+
+/* The values of dict rec into record buf: 0, or -1 with an exception.
+ * Strings made go to owned[field], None marks into missing[field]. */
+static int put_record(pymms_store *st, const mms_schema *sc, PyObject *rec, char *buf,
+                      mms_ref *owned, unsigned char *missing)
+{
+    /* A copy: a conversion's Python code could change the caller's. */
+    PyObject *key, *value, *copy = PyDict_Copy(rec);
+    Py_ssize_t pos = 0;
+    int r = copy ? 0 : -1;
+    while (!r && PyDict_Next(copy, &pos, &key, &value)) {
+        uint32_t k;
+        const mms_field *f = pymms_field_named(sc, key, &k);
+        if (!f)
+            r = -1;
+        else if (value == Py_None && !pymms_kind_is_heap(f->kind) && f->kind != MMS_KIND_REF)
+            missing[k] = 1; /* marked once the record is there; its bytes stay 0 */
+        else if (put_value(st, f, value, buf, &owned[k]) < 0)
+            r = -1;
+    }
+    Py_XDECREF(copy);
+    return r;
+}
+
 const char pymms_append_doc[] = PyDoc_STR(
 "append(record) -> int: add one record from a dict (field name -> value;\n"
 "missing fields are zero / None) in a write transaction and return its index\n"
 "(a deleted slot is reused). Values: ints, floats, bools; str or bytes for\n"
 "chars (at most size bytes) and str; bytes for blob; (table, index), a ref\n"
-"int or None for ref.");
+"int or None for ref. None for a number, bool or chars field marks the value\n"
+"missing (missing(), as get() shows it); for str, blob and ref it is none.");
 
-PyObject *pymms_table_append(pymms_table *tb, PyObject *rec)
+static PyObject *append_in(pymms_table *tb, PyObject *rec)
 {
     if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "append") < 0)
         return NULL;
@@ -272,19 +329,16 @@ PyObject *pymms_table_append(pymms_table *tb, PyObject *rec)
         return NULL;
     char *buf = calloc(1, sc->record_size);
     mms_ref *owned = calloc(sc->nfields, sizeof *owned);
+    unsigned char *missing = calloc(sc->nfields, 1);
     PyObject *res = NULL;
-    if (!buf || !owned) {
+    if (!buf || !owned || !missing) {
         PyErr_NoMemory();
         goto out;
     }
-    PyObject *key, *value;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(rec, &pos, &key, &value)) {
-        uint32_t k;
-        const mms_field *f = pymms_field_named(sc, key, &k);
-        if (!f || put_value(st, f, value, buf, &owned[k]) < 0)
-            goto out;
-    }
+    int bad = 0;
+    PYMMS_CONVERTING(st, bad = put_record(st, sc, rec, buf, owned, missing));
+    if (bad)
+        goto out;
     uint64_t before = mms_table_slots(tb->t), idx;
     int r = mms_table_append(tb->t, buf, &idx);
     if (r) {
@@ -293,6 +347,14 @@ PyObject *pymms_table_append(pymms_table *tb, PyObject *rec)
     }
     if (idx >= before)
         tb->appended = st->serial;
+    for (uint32_t k = 0; k < sc->nfields && !r; k++)
+        if (missing[k] && (r = mms_table_null_set(tb->t, idx, k, 1)) != 0) {
+            pymms_raise(r, "append: marking a value missing");
+            if (mms_table_delete(tb->t, idx) != 0) /* the record goes as it came */
+                st->doomed = 1;
+            memset(owned, 0, sc->nfields * sizeof *owned); /* freed with it */
+            goto out;
+        }
     memset(owned, 0, sc->nfields * sizeof *owned); /* the record owns them now */
     res = PyLong_FromUnsignedLongLong(idx);
 out:
@@ -301,6 +363,7 @@ out:
             if (owned[k])
                 mms_free(st->s, owned[k]);
     free(owned);
+    free(missing);
     free(buf);
     return res;
 }
@@ -310,12 +373,14 @@ const char pymms_delete_doc[] = PyDoc_STR(
 "bytes zeroed, its slot reused by a later append). IndexError if i is out of\n"
 "range or already deleted.");
 
-PyObject *pymms_table_delete(pymms_table *tb, PyObject *arg)
+static PyObject *delete_in(pymms_table *tb, PyObject *arg)
 {
     if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "delete") < 0)
         return NULL;
     uint64_t i;
-    if (pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0)
+    int bad;
+    PYMMS_CONVERTING(tb->store, bad = pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0);
+    if (bad)
         return NULL;
     if (!mms_table_live(tb->t, i)) {
         PyErr_Format(PyExc_IndexError, "table %U: record %llu is already deleted", tb->name,
@@ -333,11 +398,32 @@ PyObject *pymms_table_delete(pymms_table *tb, PyObject *arg)
  * ------------------------------------------------------------------------ */
 struct column {
     const mms_field *f;
+    uint32_t index;    /* of f in the schema */
     PyObject *src;     /* fixed-size kinds: a contiguous array/bytes of n items */
     Py_buffer buf;
     int have_buf;
     PyObject *items;   /* str/blob: a list of bytes or None */
+    char *missing;     /* numbers, bool, chars: n flags, 1 = None (missing), or NULL */
 };
+
+/* None, or pandas' NA (a nullable column's missing value; its type's name
+ * is "NAType", without the module). */
+static int is_missing(PyObject *v)
+{
+    const char *name = Py_TYPE(v)->tp_name, *dot = strrchr(name, '.');
+    return v == Py_None || strcmp(dot ? dot + 1 : name, "NAType") == 0;
+}
+
+/* Item i of a column is missing: note it (n flags, allocated on the first). */
+static int note_missing(struct column *c, Py_ssize_t i, Py_ssize_t n)
+{
+    if (!c->missing && !(c->missing = calloc((size_t)n, 1))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    c->missing[i] = 1;
+    return 0;
+}
 
 static int take_buffer(struct column *c, PyObject *src, Py_ssize_t n, size_t size)
 {
@@ -353,6 +439,27 @@ static int take_buffer(struct column *c, PyObject *src, Py_ssize_t n, size_t siz
     return 0;
 }
 
+/* Did the cast of float column a to f32 (cont) make a finite value
+ * infinite? 1, 0, or -1 with an exception. */
+static int f32_overflow(PyObject *a, PyObject *cont)
+{
+    Py_buffer b;
+    if (PyObject_GetBuffer(cont, &b, PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    Py_ssize_t ninf = 0;
+    for (const float *p = b.buf, *e = p + b.len / 4; p < e; p++)
+        ninf += isinf(*p) != 0;
+    PyBuffer_Release(&b);
+    if (!ninf)
+        return 0;
+    PyObject *inf = pymms_np_call("isinf", "(O)", a);
+    PyObject *cnt = inf ? pymms_np_call("count_nonzero", "(O)", inf) : NULL;
+    Py_ssize_t was = cnt ? PyNumber_AsSsize_t(cnt, NULL) : -1;
+    Py_XDECREF(inf);
+    Py_XDECREF(cnt);
+    return was < 0 && PyErr_Occurred() ? -1 : was != ninf;
+}
+
 /* A numeric or bool column: numpy converts, after checking that nothing is
  * lost beyond what a same-kind cast loses (a float into an int field is a
  * TypeError, an out-of-range int a ValueError). */
@@ -365,7 +472,25 @@ static int prep_number(struct column *c, PyObject *col, Py_ssize_t n)
     if (!a)
         return -1;
     char k = pymms_dtype_kind(a);
-    int ok = k == 'b' || k == 'i' || k == 'u' ||
+    if (k == 'O' && pymms_int_attr(a, "ndim") == 1) {
+        /* None or pandas' NA among the values: those are missing, 0 here. */
+        PyObject *seq = PySequence_Fast(a, "a column must be a sequence");
+        PyObject *vals = seq ? PyList_New(PySequence_Fast_GET_SIZE(seq)) : NULL;
+        for (Py_ssize_t i = 0; vals && i < PyList_GET_SIZE(vals); i++) {
+            PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
+            if (is_missing(v) && note_missing(c, i, n) < 0)
+                Py_CLEAR(vals);
+            else if (vals)
+                PyList_SET_ITEM(vals, i, is_missing(v) ? PyLong_FromLong(0) : Py_NewRef(v));
+        }
+        Py_XDECREF(seq);
+        Py_SETREF(a, vals ? pymms_np_call("asarray", "(O)", vals) : NULL);
+        Py_XDECREF(vals);
+        if (!a)
+            return -1;
+        k = pymms_dtype_kind(a);
+    }
+    int ok = k == 'b' || k == 'i' || k == 'u' || n == 0 || /* [] is float64: no value */
              (k == 'f' && (f->kind == MMS_KIND_F32 || f->kind == MMS_KIND_F64));
     if (!k || !ok) {
         if (k)
@@ -422,7 +547,14 @@ static int prep_number(struct column *c, PyObject *col, Py_ssize_t n)
         }
     }
     PyObject *cont = pymms_np_call("ascontiguousarray", "(Os)", a, fmt);
+    int ovf = cont && f->kind == MMS_KIND_F32 && k == 'f' ? f32_overflow(a, cont) : 0;
     Py_DECREF(a);
+    if (ovf) {
+        if (ovf > 0)
+            PyErr_Format(PyExc_ValueError, "column %s is f32: values past its range (%g) do "
+                         "not fit", f->name, (double)FLT_MAX);
+        Py_CLEAR(cont);
+    }
     if (!cont)
         return -1;
     return take_buffer(c, cont, n, f->size);
@@ -455,7 +587,14 @@ static int prep_items(pymms_store *st, struct column *c, PyObject *col, Py_ssize
     at0.offset = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         mms_ref owned;
-        if (put_value(st, &at0, PySequence_Fast_GET_ITEM(seq, i), p + i * f->size, &owned) < 0) {
+        PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
+        if (f->kind != MMS_KIND_REF && is_missing(v)) {
+            if (note_missing(c, i, n) < 0) {
+                Py_DECREF(seq);
+                Py_DECREF(out);
+                return -1;
+            }
+        } else if (put_value(st, &at0, v, p + i * f->size, &owned) < 0) {
             Py_DECREF(seq);
             Py_DECREF(out);
             return -1;
@@ -595,6 +734,7 @@ static void column_free(struct column *c)
         PyBuffer_Release(&c->buf);
     Py_XDECREF(c->src);
     Py_XDECREF(c->items);
+    free(c->missing);
 }
 
 /* Copy n items of size bytes into records of rs bytes. */
@@ -651,20 +791,81 @@ static PyObject *struct_columns(PyObject *arr, PyObject *names)
     return d;
 }
 
+/* extend's columns (a dict, or a structured array's fields into a new dict,
+ * *dictp) checked and converted into cols[0..*ncols), all of *np values.
+ * 0, or -1 with an exception. */
+static int prep_columns(pymms_store *st, const mms_schema *sc, PyObject *columns,
+                        struct column *cols, uint32_t *ncols, Py_ssize_t *np, PyObject **dictp)
+{
+    PyObject *dict;
+    if (PyDict_Check(columns)) {
+        /* A copy: a conversion's Python code could change the caller's. */
+        if (!(*dictp = dict = PyDict_Copy(columns)))
+            return -1;
+    } else {
+        PyObject *dt = PyObject_GetAttrString(columns, "dtype");
+        PyObject *names = dt ? PyObject_GetAttrString(dt, "names") : NULL;
+        Py_XDECREF(dt);
+        if (!names || names == Py_None) {
+            PyErr_Clear();
+            Py_XDECREF(names);
+            PyErr_Format(PyExc_TypeError, "extend takes a dict of columns or a numpy structured "
+                         "array, not %.100s", Py_TYPE(columns)->tp_name);
+            return -1;
+        }
+        *dictp = dict = struct_columns(columns, names);
+        Py_DECREF(names);
+        if (!dict)
+            return -1;
+    }
+    Py_ssize_t n = -1;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(dict, &pos, &key, &value)) {
+        uint32_t index;
+        const mms_field *f = pymms_field_named(sc, key, &index);
+        if (!f)
+            return -1;
+        Py_ssize_t len = PyObject_Length(value);
+        if (len < 0) {
+            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "column %s: a %.100s has no length", f->name,
+                             Py_TYPE(value)->tp_name);
+            }
+            return -1;
+        }
+        if (n >= 0 && len != n) {
+            PyErr_Format(PyExc_ValueError, "columns differ in length: %s has %zd values, "
+                         "another %zd", f->name, len, n);
+            return -1;
+        }
+        n = len;
+        cols[*ncols].f = f;
+        cols[*ncols].index = index;
+        if (prep_column(st, &cols[(*ncols)++], value, n) < 0)
+            return -1;
+    }
+    *np = n;
+    return 0;
+}
+
 const char pymms_extend_doc[] = PyDoc_STR(
 "extend(columns) -> int: append len(column) records in a write transaction and\n"
 "return the index of the first. columns: a dict field name -> numpy array or\n"
 "sequence (all of one length; missing fields are zero), or a numpy structured\n"
 "array (fields by name). Numbers go through numpy with checks (a float into an\n"
-"int field is a TypeError, an int out of range a ValueError); chars take bytes\n"
-"or str; str/blob take str/bytes/None; ref takes (table, index), None, or an\n"
+"int field is a TypeError, an int out of range or a float past f32's range a\n"
+"ValueError); chars take bytes or str; None (or pandas' NA) in a number, bool\n"
+"or chars column marks that value missing (missing()), as in append(); str/blob\n"
+"take str/bytes/None; ref takes (table, index), None, or an\n"
 "integer array of refs (table.ref(i), or another ref column). Everything is\n"
 "checked before the first record is appended; the records are appended in one\n"
 "block of fresh space and filled by strided copies with the GIL released. If\n"
 "the heap fills up while strings are stored, the transaction is doomed: it\n"
 "aborts at the end of the with block.");
 
-PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns)
+static PyObject *extend_in(pymms_table *tb, PyObject *columns)
 {
     if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "extend") < 0)
         return NULL;
@@ -677,51 +878,12 @@ PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns)
     uint32_t ncols = 0;
     if (!cols)
         return PyErr_NoMemory();
-    if (PyDict_Check(columns)) {
-        dict = Py_NewRef(columns);
-    } else {
-        PyObject *dt = PyObject_GetAttrString(columns, "dtype");
-        PyObject *names = dt ? PyObject_GetAttrString(dt, "names") : NULL;
-        Py_XDECREF(dt);
-        if (!names || names == Py_None) {
-            PyErr_Clear();
-            Py_XDECREF(names);
-            PyErr_Format(PyExc_TypeError, "extend takes a dict of columns or a numpy structured "
-                         "array, not %.100s", Py_TYPE(columns)->tp_name);
-            goto out;
-        }
-        dict = struct_columns(columns, names);
-        Py_DECREF(names);
-        if (!dict)
-            goto out;
-    }
     /* Check and convert everything before appending anything. */
     Py_ssize_t n = -1;
-    PyObject *key, *value;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(dict, &pos, &key, &value)) {
-        const mms_field *f = pymms_field_named(sc, key, NULL);
-        if (!f)
-            goto out;
-        Py_ssize_t len = PyObject_Length(value);
-        if (len < 0) {
-            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
-                PyErr_Clear();
-                PyErr_Format(PyExc_TypeError, "column %s: a %.100s has no length", f->name,
-                             Py_TYPE(value)->tp_name);
-            }
-            goto out;
-        }
-        if (n >= 0 && len != n) {
-            PyErr_Format(PyExc_ValueError, "columns differ in length: %s has %zd values, "
-                         "another %zd", f->name, len, n);
-            goto out;
-        }
-        n = len;
-        cols[ncols].f = f;
-        if (prep_column(st, &cols[ncols++], value, n) < 0)
-            goto out;
-    }
+    int bad;
+    PYMMS_CONVERTING(st, bad = prep_columns(st, sc, columns, cols, &ncols, &n, &dict) < 0);
+    if (bad)
+        goto out;
     uint64_t first = mms_table_slots(tb->t);
     if (n <= 0) {
         res = PyLong_FromUnsignedLongLong(first);
@@ -756,6 +918,14 @@ PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns)
             memcpy((char *)where + (size_t)i * sc->record_size + c->f->offset, &ref, 8);
         }
     }
+    for (uint32_t k = 0; k < ncols; k++)
+        for (Py_ssize_t i = 0; cols[k].missing && i < n; i++)
+            if (cols[k].missing[i] &&
+                (r = mms_table_null_set(tb->t, first + (uint64_t)i, cols[k].index, 1)) != 0) {
+                st->doomed = 1; /* records without their marks: never commit */
+                pymms_raise(r, "extend: marking a value missing (the transaction will abort)");
+                goto out;
+            }
     res = PyLong_FromUnsignedLongLong(first);
 out:
     for (uint32_t k = 0; k < ncols; k++)
@@ -765,3 +935,18 @@ out:
     return res;
 }
 
+
+PyObject *pymms_table_append(pymms_table *tb, PyObject *rec)
+{
+    return pymms_in_call(tb, append_in, rec);
+}
+
+PyObject *pymms_table_delete(pymms_table *tb, PyObject *arg)
+{
+    return pymms_in_call(tb, delete_in, arg);
+}
+
+PyObject *pymms_table_extend(pymms_table *tb, PyObject *columns)
+{
+    return pymms_in_call(tb, extend_in, columns);
+}

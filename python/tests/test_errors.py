@@ -280,3 +280,106 @@ def test_bad_string_ref_names_table_record_field(path):
         assert "table people record 1 field name: ref 0x2ed8e9f0 is not a string" in e.value.detail
     assert t.get(0) == {"id": 1, "name": "ann"}
     s.close()
+
+
+def test_conversions_that_call_the_store_back(path, mms_tool):
+    # A value's __index__ / __array__ / __len__ runs Python code while the
+    # call converting it holds pointers into the handle: a close() from
+    # there freed the handle under it (heap-use-after-free: a field named
+    # '' of kind '?', then a crash), a delete or migration could free what
+    # it used. Now such a call back raises BusyError, and nothing is lost.
+    import contextlib
+    import subprocess
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i64"), ("s", "str")])
+        t.extend({"x": [1, 2, 3], "s": ["a", "b", "c"]})
+    s.close()
+    subprocess.run([mms_tool, "index", path, "t", "x", "--ordered"], check=True,
+                   capture_output=True)
+    s = mmstore.open(path)
+    t = s.table("t")
+
+    class CallsBack:
+        def __init__(self, action):
+            self.action = action
+
+        def __index__(self):
+            self.action()
+            return 1
+
+        def __len__(self):
+            self.action()
+            return 1
+
+        def __iter__(self):
+            self.action()
+            return iter([self])
+
+        def __array__(self, dtype=None):
+            self.action()
+            return np.array([1])
+
+    calls = {
+        "append": lambda v: t.append({"x": v}),
+        "extend": lambda v: t.extend({"x": v}),
+        "get": t.get, "str": lambda v: t.str(v, "s"), "delete": t.delete,
+        "find": lambda v: t.find("x", v), "range": lambda v: t.range("x", None, v),
+        "create_table": lambda v: s.create_table("u", v),
+        "import_csv": lambda v: s.import_csv(os.devnull, "u", schema=v),
+    }
+    actions = [s.close, lambda: t.delete(0), lambda: s.create_table("t", [("x", "i64")])]
+    for name, call in calls.items():
+        for action in actions:
+            txn = contextlib.nullcontext() if name == "import_csv" else s.write()
+            with pytest.raises(mmstore.BusyError, match="converting"):
+                with txn:
+                    call(CallsBack(action))
+            assert not s.closed, name
+    assert [t.get(i) for i in range(3)] == [{"x": 1, "s": "a"}, {"x": 2, "s": "b"},
+                                            {"x": 3, "s": "c"}]
+    s.verify()
+    s.close()
+
+
+def test_close_from_a_del_inside_a_call(path):
+    # A __del__ that closes the Store, run by the garbage collector while a
+    # call on it allocates, closed the handle under the call
+    # (heap-use-after-free in get under ASan). Now that close() raises
+    # BusyError (ignored in __del__, as Python does), and the call finishes.
+    import gc
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i64")] + [(f"f{i}", "str") for i in range(20)])
+        t.extend({"x": [1, 2], **{f"f{i}": ["abc", "d"] for i in range(20)}})
+    s.close()
+    refused, want = [], {"x": 2, **{f"f{i}": "d" for i in range(20)}}
+    old = gc.get_threshold()
+    try:
+        for k in range(1, 20):
+            s = mmstore.open(path)
+            t = s.table("t")
+            inside = [False]
+
+            class Closer:
+                def __del__(self, s=s, inside=inside):
+                    try:
+                        s.close()
+                    except mmstore.BusyError:
+                        refused.append(inside[0])
+
+            gc.collect()
+            a = Closer()
+            a.me = a
+            del a
+            gc.set_threshold(k, 1, 1)  # collect at the call's k-th allocation
+            inside[0] = True
+            got = t.get(1) if not s.closed else want
+            inside[0] = False
+            gc.set_threshold(*old)
+            gc.collect()
+            assert got == want
+            s.close()
+    finally:
+        gc.set_threshold(*old)
+    assert refused and all(refused)  # some collections ran inside get

@@ -59,3 +59,48 @@ def test_no_index(path, mms_tool):
         with pytest.raises(mmstore.Error):
             t.range("k", 0, 1)  # a hash index has no order
     s.close()
+
+
+def test_keys_are_checked_like_appended_values(path, mms_tool):
+    # Keys went through numpy.asarray(key, field dtype), which wraps
+    # out-of-range ints (find("b", 300) found the records holding 44),
+    # truncates floats and chars (find("b", 1.5) found 1) and parses str
+    # ('1' found 1, 'yes' found True). A key is now converted as append
+    # converts a value: a wrong type or a value the field cannot hold raises,
+    # naming the field.
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("b", "i8"), ("u", "u16"), ("x", "f32"), ("ok", "bool"),
+                                 ("c", "chars", 4), ("s", "str")])
+        t.extend({"b": [1, 44, -1], "u": [1, 2, 65535], "x": [1.0, float("inf"), 0.0],
+                  "ok": [True, False, True], "c": [b"abcd", b"a", "é".encode()],
+                  "s": ["x", "y", "z"]})
+    s.close()
+    for f in ("b", "u", "x", "ok", "c"):
+        subprocess.run([mms_tool, "index", path, "t", f, "--ordered"], check=True,
+                       capture_output=True)
+    s = mmstore.open(path)
+    t = s.table("t")
+    with s.read():
+        for f, key in (("b", 300), ("b", -129), ("u", -1), ("u", 65536), ("x", 1e300),
+                       ("ok", 2), ("c", b"abcde")):
+            with pytest.raises(ValueError, match=f"field {f}"):
+                t.find(f, key)
+        for f, key in (("b", 1.5), ("b", "1"), ("b", None), ("ok", "yes"), ("x", "1"),
+                       ("c", 4)):
+            with pytest.raises(TypeError, match=f"field {f}"):
+                t.find(f, key)
+        with pytest.raises(ValueError, match="field b"):
+            t.range("b", 0, 1000)
+        with pytest.raises(TypeError, match="field b"):
+            t.range("b", 0.5, None)
+        # what fits is found as before; chars take str as UTF-8
+        assert t.find("b", np.int64(44)).tolist() == [1]
+        assert t.find("ok", True).tolist() == [0, 2] and t.find("ok", 0).tolist() == [1]
+        assert t.find("x", 1).tolist() == [0] and t.find("x", float("inf")).tolist() == [1]
+        assert t.find("c", "é").tolist() == [2] and t.find("c", b"abcd").tolist() == [0]
+        assert t.range("u", 2, None).tolist() == [1, 2]
+        # a field without an index says so before looking at the key
+        with pytest.raises(mmstore.Error, match="s"):
+            t.find("s", "x")
+    s.close()

@@ -189,7 +189,8 @@ def test_append_values_checked(path):
         ({"nope": 1}, KeyError), ({1: 1}, TypeError), ({"age": 256}, ValueError),
         ({"age": -1}, ValueError), ({"small": 128}, ValueError), ({"big": 2**64}, ValueError),
         ({"id": 2**63}, ValueError), ({"id": 1.5}, TypeError), ({"id": "1"}, TypeError),
-        ({"score": "x"}, TypeError), ({"score": None}, TypeError), ({"ok": 2}, ValueError),
+        ({"score": "x"}, TypeError), ({"score": "1"}, TypeError), ({"ok": 2}, ValueError),
+        ({"f": 1e39}, ValueError), ({"f": -3.5e38}, ValueError),
         ({"tag": "123456789"}, ValueError), ({"tag": 5}, TypeError), ({"name": b"x"}, TypeError),
         ({"name": 5}, TypeError), ({"photo": "text"}, TypeError),
         ({"photo": np.uint64(5)}, TypeError),
@@ -257,6 +258,7 @@ def test_extend_columns(path):
     s.close()
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_extend_refuses_bad_input_whole(path):
     s = mmstore.open(path, create=True)
     city, person = make_people(s)
@@ -267,7 +269,7 @@ def test_extend_refuses_bad_input_whole(path):
         ({"age": [1, 300]}, ValueError),                   # out of range
         ({"age": np.array([-1], dtype=np.int8)}, ValueError),
         ({"ok": [0, 2]}, ValueError),
-        ({"id": ["1"]}, TypeError), ({"id": [None]}, TypeError),
+        ({"id": ["1"]}, TypeError), ({"id": [None, "1"]}, TypeError),
         ({"id": np.zeros((2, 2))}, TypeError), ({"score": np.zeros((2, 2))}, ValueError),
         ({"tag": ["123456789"]}, ValueError),
         ({"tag": np.array([b"123456789"])}, ValueError),
@@ -277,12 +279,18 @@ def test_extend_refuses_bad_input_whole(path):
         ({"city": np.array([city.ref(3)], dtype=np.uint64)}, ValueError),
         ({"city": np.array([1.0])}, TypeError), ({"city": [("person", 0)]}, ValueError),
         ({"id": 5}, TypeError), ([1, 2], TypeError), (np.arange(3), TypeError),
+        # a float past f32's range became inf (with numpy's RuntimeWarning only)
+        ({"f": [1.0, 1e39]}, ValueError), ({"f": np.array([-3.5e38])}, ValueError),
     ]
     with s.write():
         for cols, exc in bad:
             with pytest.raises(exc):
                 person.extend(cols)
             assert person.slots == 3, f"{cols!r} appended records before failing"
+        # no values: nothing to refuse ([] is a float64 array for numpy)
+        assert person.extend({"id": [], "name": [], "tag": []}) == 3
+        assert person.extend({"f": [np.inf, -np.inf, np.nan, 3.4e38]}) == 3
+    assert person.slots == 7 and np.isinf(person.column("f")[3:5]).all()
     s.verify()
     s.close()
 
@@ -424,3 +432,107 @@ def test_missing_values_from_csv(path, tmp_path, mms_tool):
     out = subprocess.run([mms_tool, "dump", path, "t"], check=True, capture_output=True,
                          text=True).stdout
     assert out.splitlines()[2:] == [",3,b", "4,,"]
+
+
+def test_to_pandas_missing_values(path, tmp_path, mms_tool):
+    # to_pandas showed a missing value as the zero its bytes hold (x of
+    # record 1 was 0, y of record 2 0.0): now NaN in a float column, <NA>
+    # in an int or bool one (pandas' nullable dtypes), None in a string one.
+    pd = pytest.importorskip("pandas")
+    import subprocess
+    csv = tmp_path / "a.csv"
+    csv.write_text("x,y,z,c,b\n1,2.5,a,q,true\n,3,b,,false\n4\n7,1,,r,\n")
+    subprocess.run([mms_tool, "import", path, "t", str(csv), "--schema",
+                    "x:i16,y:f32,z:str,c:chars:4,b:bool"], check=True, stdout=subprocess.DEVNULL)
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.table("t").delete(0)
+    df = s.table("t").to_pandas()
+    assert list(df.index) == [1, 2, 3]
+    assert df["x"].isna().tolist() == [True, False, False]
+    assert str(df["x"].dtype) == "Int16" and df.loc[2, "x"] == 4
+    assert df["y"].dtype == np.float32 and df["y"].isna().tolist() == [False, True, False]
+    # (an empty cell of a str or chars column is the empty string; a short
+    # row's missing ones are missing)
+    assert df["z"].tolist() == ["b", None, ""]
+    assert df["c"].tolist() == ["", None, "r"]
+    assert str(df["b"].dtype) == "boolean" and df["b"].isna().tolist() == [False, True, True]
+    # without missing values a column keeps its numpy dtype
+    assert s.table("t").get(3)["x"] == 7
+    with s.write():
+        s.table("t").delete(1)
+    assert s.table("t").to_pandas()["x"].dtype == np.int16
+    s.close()
+
+
+def test_append_none_marks_missing(path, tmp_path, mms_tool):
+    # get() gives None for a missing value, and append refused it back
+    # ("'NoneType' object cannot be interpreted as an integer", naming no
+    # field): a record read with get() could not be appended again.
+    import subprocess
+    csv = tmp_path / "a.csv"
+    csv.write_text("x,y,c,b,s\n1,2.5,q,true,a\n,,,,\n")
+    subprocess.run([mms_tool, "import", path, "t", str(csv), "--schema",
+                    "x:i16,y:f32,c:chars:4,b:bool,s:str"], check=True, stdout=subprocess.DEVNULL)
+    s = mmstore.open(path)
+    t = s.table("t")
+    rec = t.get(1)
+    assert rec["x"] is None and rec["y"] is None and rec["b"] is None
+    with s.write():
+        assert t.append(rec) == 2
+        assert t.append({"x": None, "y": 1.0}) == 3
+    assert t.get(2) == rec
+    assert t.get(3)["x"] is None and t.get(3)["y"] == 1.0 and t.get(3)["b"] is False
+    assert t.missing("x").tolist() == [False, True, True, True]
+    assert t.missing("y").tolist() == [False, True, True, False]
+    assert t.missing("b").tolist() == [False, True, True, False]
+    s.verify()
+    s.close()
+
+
+def test_import_csv_names_beginning_with_a_dash(path, tmp_path, mms_tool, monkeypatch):
+    # The file "-" was the tool's standard input (the interpreter's,
+    # inherited: an import that waits for a terminal), and a table or file
+    # name beginning with '-' was taken for an option.
+    monkeypatch.chdir(tmp_path)
+    for name in ("-", "--skip-bad"):
+        (tmp_path / name).write_text("a,b\n1,2\n")
+    s = mmstore.open(path, create=True)
+    saved, nothing = os.dup(0), os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nothing, 0)  # were it read, it is empty: no wait
+    try:
+        assert len(s.import_csv("-", "dash")) == 1
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(nothing)
+    assert len(s.import_csv("--skip-bad", "-t", schema="a:i8,b:i8")) == 1
+    assert s.table("-t").get(0) == {"a": 1, "b": 2}
+    s.close()
+
+
+def test_extend_none_marks_missing(path):
+    # extend refused None in a number column (dtype kind 'O'), so a
+    # DataFrame from to_pandas() with <NA> in it could not be loaded back.
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i16"), ("y", "f64"), ("b", "bool"), ("c", "chars", 3),
+                                 ("s", "str")])
+        t.extend({"x": [1, None, 3], "y": [None, 2.5, np.nan], "b": [True, None, False],
+                  "c": ["ab", "c", None], "s": ["p", None, "r"]})
+    assert t.get(1) == {"x": None, "y": 2.5, "b": None, "c": "c", "s": None}
+    assert t.missing("x").tolist() == [False, True, False]
+    assert t.missing("y").tolist() == [True, False, False]  # NaN is a value
+    assert t.missing("c").tolist() == [False, False, True]
+    df = t.to_pandas()
+    with s.write():
+        first = t.extend({name: df[name] for name in df.columns})
+    assert first == 3
+    # a missing float is NaN in pandas, and comes back as the value NaN
+    assert [t.get(i) == t.get(i + 3) for i in range(3)] == [False, True, False]
+    assert t.get(3)["y"] != t.get(3)["y"] and t.get(4) == t.get(1)
+    assert t.missing("x").tolist() == [False, True, False] * 2
+    assert t.missing("b").tolist() == [False, True, False] * 2
+    s.verify()
+    s.close()
