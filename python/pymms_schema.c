@@ -701,7 +701,13 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
             goto out;
         }
     }
+    /* A Table builds its records from the stored layout in each
+     * transaction: its handle follows that layout (mms_table_find), not
+     * the one opened here, so appends go on after another handle migrated
+     * the table. */
     int r = mms_table_open(st->s, cname, &sc, MMS_TABLE_CREATE, &t);
+    if (!r)
+        r = mms_table_find(st->s, cname, &t);
     if (r) {
         pymms_raise(r, exists ? "create_table (migrating)" : "create_table");
         goto out;

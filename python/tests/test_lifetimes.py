@@ -247,3 +247,22 @@ def test_views_in_a_read_transaction_do_not_change(path):
         b = t.column("x")
         assert (b == before + 1).all()
     s.close()
+
+
+def test_table_follows_another_handles_migration(path):
+    # A Table builds its records from the stored layout in each
+    # transaction, so appends go on after another handle migrated it (the
+    # C handle follows the stored layout; one pinned to the layout
+    # create_table gave would refuse them with SchemaError).
+    s, t = filled(path, n=3)
+    o = mmstore.open(path)
+    with o.write():
+        o.create_table("t", [("x", "i64"), ("y", "f64"), ("z", "i32")])
+    o.close()
+    with s.write():
+        t.append({"x": 10, "y": 2.5, "z": 7})
+        t.extend({"x": np.array([11]), "z": np.array([8], dtype=np.int32)})
+    assert t.get(3) == {"x": 10, "y": 2.5, "z": 7}
+    assert t.get(4)["z"] == 8 and t.get(0)["z"] == 0
+    s.verify()
+    s.close()
