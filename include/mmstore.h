@@ -1025,7 +1025,12 @@ int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st)
  * Opening a table whose stored layout differs migrates it (in the write
  * transaction; see mms_table_open). Strings and blobs live in the heap
  * (mms_str_new); a record's STR and BLOB fields own theirs: deleting the
- * record frees them.
+ * record frees them. So one string belongs to one record: a record copied
+ * whole into another (mms_table_append(t, mms_table_get(t, i), ..), a
+ * memcpy between records) shares its strings, and the first delete of
+ * either frees them under the other, which mms_verify() then reports.
+ * Nothing refuses such a copy yet: give the copy strings of its own
+ * (mms_str_new of mms_str_get's bytes).
  * ------------------------------------------------------------------------ */
 /* The field kinds, one table (like the error table): X(a, NAME, value,
  * "name", size in bytes (0: any, for chars), class). Class: 'i' signed
