@@ -1232,7 +1232,8 @@ typedef struct mms_table mms_table;
  * (another process, or another mms_open in this one) has migrated the
  * table, mms_table_append and mms_table_append_many through this one fail
  * MMS_ESCHEMA, since they would copy the new record size from a record of
- * the old. Open it again with the layout the program holds (migrating
+ * the old, and so do finds and cursors of its indexes (a key or covered
+ * value of a widened field would be read or written at its new size). Open it again with the layout the program holds (migrating
  * back, in a write transaction), or take mms_table_find's handle. An
  * aborted migration leaves the handle with the layout it had before. A
  * process has one handle per table and name: the last mms_table_open or
@@ -1585,7 +1586,8 @@ int mms_indexes(mms_table *t, mms_index_info *out, size_t cap, size_t *n);
  * gets at random keys overlap their misses only as far as the CPU can
  * keep several in flight. Errors: MMS_ENOTFOUND (no live record holds it), MMS_ENOENT
  * (the index was dropped), MMS_ECORRUPT (a damaged index: mms_verify says
- * where), MMS_EINVAL. */
+ * where), MMS_ESCHEMA (the table handle was opened with a layout another
+ * handle has migrated since: mms_table_open), MMS_EINVAL. */
 int mms_index_find(mms_index *ix, const void *key, uint64_t *index);
 
 /* Every record holding key: the first cap (for an ordered index in

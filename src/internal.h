@@ -1451,6 +1451,9 @@ int mms__tables_trim(mms_store *s, uint64_t *slots);
  * entry checked for a write (a write transaction, the table exists). */
 mms_store *mms__table_store(const mms_table *t);
 struct mms__tabent *mms__table_entry(const mms_table *t);
+/* MMS_ESCHEMA when t was opened with a layout e (its entry) no longer has:
+ * the caller's records, keys and values are of the old one. */
+int mms__table_pin_check(const mms_table *t, const struct mms__tabent *e);
 int mms__table_write_entry(mms_table *t, struct mms__tabent **e);
 
 /* ------------------------------------------------------------------------

@@ -219,12 +219,18 @@ static int resolve_again(mms_index *ix, const struct mms__ixview **out)
     const struct mms__tabent *e = mms__table_entry(ix->t);
     if (!e)
         return mms__fail(MMS_ENOENT, "table %s is gone", mms_table_name(ix->t));
+    /* Keys and covered values are of the field's stored size: a program
+     * holding the old layout's would have them read or written past their
+     * end. A migration moves the epoch, so the check is here, off the
+     * path of a find whose view holds. */
+    int r = mms__table_pin_check(ix->t, e);
+    if (r)
+        return r;
     const struct mms__ixdesc *d = desc_of(s, e, ix->field);
     if (!d)
         return mms__fail(MMS_ENOENT, "table %s has no index on %s (any more)", e->name,
                          ix->field);
-    int r = mms__ixview_get(s, e, d, &ix->v);
-    if (r)
+    if ((r = mms__ixview_get(s, e, d, &ix->v)))
         return r;
     ix->v.check = s->state != MMS__ST_READ;
     bool hash8 = ix->v.kind == MMS__IX_HASH && ix->v.K == 8 && ix->v.mask &&

@@ -194,9 +194,10 @@ static void pin_to(mms_table *t, uint64_t gen)
     t->pin = gen;
 }
 
-/* A record from the caller has the table's layout: not one the table had
- * when this handle was opened with it, before another handle migrated it. */
-static int pin_check(const mms_table *t, const struct mms__tabent *e)
+/* A record (or a key, a covered value) from the caller has the table's
+ * layout: not one the table had when this handle was opened with it,
+ * before another handle migrated it. */
+int mms__table_pin_check(const mms_table *t, const struct mms__tabent *e)
 {
     if (t->pin == UINT64_MAX || t->pin == e->layout_gen)
         return 0;
@@ -818,7 +819,7 @@ int mms_table_append(mms_table *t, const void *rec, uint64_t *index)
 {
     struct mms__tabent *e;
     int r = table_write_check(t, &e);
-    if (r || (r = pin_check(t, e)))
+    if (r || (r = mms__table_pin_check(t, e)))
         return r;
     uint64_t i = e->count;
     bool reuse = false;
@@ -870,7 +871,7 @@ int mms_table_append_many(mms_table *t, uint64_t n, uint64_t *first, void **wher
 {
     struct mms__tabent *e;
     int r = table_write_check(t, &e);
-    if (r || (r = pin_check(t, e)))
+    if (r || (r = mms__table_pin_check(t, e)))
         return r;
     if (!first)
         return mms__fail(MMS_EINVAL, "mms_table_append_many: first is NULL");

@@ -1103,6 +1103,12 @@ static const mms_schema pa_schema = {8, 1, pa_fields};
 static mms_field pb_fields[] = {{"a", MMS_KIND_I64, 0, 8, NULL, NULL},
                                 {"b", MMS_KIND_I64, 8, 8, NULL, NULL}};
 static const mms_schema pb_schema = {16, 2, pb_fields};
+static mms_field pk1_fields[] = {{"k", MMS_KIND_I32, 0, 4, NULL, NULL},
+                                 {"v", MMS_KIND_I32, 4, 4, NULL, NULL}};
+static const mms_schema pk1_schema = {8, 2, pk1_fields};
+static mms_field pk2_fields[] = {{"k", MMS_KIND_I64, 0, 8, NULL, NULL},
+                                 {"v", MMS_KIND_I64, 8, 8, NULL, NULL}};
+static const mms_schema pk2_schema = {16, 2, pk2_fields};
 
 TEST(test_pin)
 {
@@ -1161,6 +1167,41 @@ TEST(test_pin)
     OK(mms_txn_commit(s1));
     for (uint64_t i = 0; i < 6; i++)
         ASSERT_EQ(*(const int64_t *)mms_table_get(t1, i), i == 0 || i == 5 ? 7 : 8);
+    verify_ok(s1);
+
+    /* An index's keys and covered values are the field's size: after k
+     * and v are widened by the other handle, a find with the old 4-byte
+     * key (8 bytes read) or value (8 bytes written) is refused. */
+    CTX("pin: finds through an index after a widening by another handle");
+    mms_index *ix;
+    int32_t k32 = 5, v32 = -1;
+    int64_t k64 = 5, v64 = -1;
+    uint64_t at;
+    OK(mms_txn_begin(s1, 0));
+    OK(mms_table_open(s1, "pk", &pk1_schema, MMS_TABLE_CREATE, &t1));
+    for (int32_t i = 0; i < 10; i++) {
+        int32_t r[2] = {i, i * 10};
+        OK(mms_table_append(t1, r, NULL));
+    }
+    OK(mms_index_create_covering(t1, "k", 0, "v"));
+    OK(mms_txn_commit(s1));
+    OK(mms_index_open(t1, "k", &ix));
+    OK(mms_read_begin(s1));
+    OK(mms_index_find_covered(ix, &k32, &at, &v32));
+    ASSERT_EQ(at, 5);
+    ASSERT_EQ(v32, 50);
+    OK(mms_read_end(s1));
+    OK(mms_txn_begin(s2, 0));
+    OK(mms_table_open(s2, "pk", &pk2_schema, 0, &t2));
+    OK(mms_txn_commit(s2));
+    OK(mms_read_begin(s1));
+    FAILS(mms_index_find(ix, &k32, &at), MMS_ESCHEMA);
+    FAILS(mms_index_find_covered(ix, &k32, &at, &v32), MMS_ESCHEMA);
+    OK(mms_table_open(s1, "pk", &pk2_schema, 0, &t));
+    OK(mms_index_find_covered(ix, &k64, &at, &v64));
+    ASSERT_EQ(at, 5);
+    ASSERT_EQ(v64, 50);
+    OK(mms_read_end(s1));
     verify_ok(s1);
     OK(mms_close(s2));
     OK(mms_close(s1));
