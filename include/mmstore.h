@@ -114,7 +114,7 @@ const char *mms_version(void);
     X(MMS_ENOTXN, -30908, "no transaction of the needed kind is active")      \
     X(MMS_ERDONLY, -30909, "store is open read-only")                          \
     X(MMS_ERANGE, -30910, "ref is outside its region")                         \
-    X(MMS_EFULL, -30911, "region reached its address-space reservation")       \
+    X(MMS_EFULL, -30911, "store is full: a region reached its reservation, or no region is left") \
     X(MMS_EPOISONED, -30912, "handle failed an I/O operation; close and reopen it") \
     X(MMS_EFORK, -30913, "handle used in a child process after fork()")        \
     X(MMS_ENOTSUP, -30914, "operation not supported")                          \

@@ -340,7 +340,8 @@ static int table_create(mms_store *s, const char *name, const mms_schema *sc, mm
     while (id < MMS_MAX_REGIONS && id < h->nregions && rt[id].kind != MMS__RK_NONE)
         id++;
     if (id >= MMS_MAX_REGIONS)
-        return mms__fail(MMS_EFULL, "a store holds at most %u tables", MMS_MAX_REGIONS - 1);
+        return mms__fail(MMS_EFULL, "a store holds at most %u tables and indexes",
+                         MMS_MAX_REGIONS - 1);
     /* Everything that can fail comes first, and is undone if a later step
      * fails; the header and the catalog change last, when nothing can: a
      * failed create leaves the transaction as it was. */
