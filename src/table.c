@@ -877,7 +877,10 @@ int mms_table_append_many(mms_table *t, uint64_t n, uint64_t *first, void **wher
     if (!first)
         return mms__fail(MMS_EINVAL, "mms_table_append_many: first is NULL");
     uint64_t i = e->count;
-    if (n && (r = grow_to(t, e->count + n)))
+    if (n > MMS_SLOT_MASK - i) /* i + n would pass the slots, or wrap */
+        return mms__fail(MMS_EFULL, "table %s cannot hold %llu more records", t->name,
+                         (unsigned long long)n);
+    if (n && (r = grow_to(t, i + n)))
         return r;
     e = ent(t);
     /* Fresh space may hold the bytes of an aborted transaction. */

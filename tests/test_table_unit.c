@@ -266,6 +266,12 @@ TEST(test_bad)
     FAILS(mms_table_delete(NULL, 0), MMS_EINVAL);
     OK(mms_table_append_many(tok, 0, &first, NULL));
     ASSERT_EQ(first, 3);
+    /* Counts whose sum with the 3 slots wraps: refused, nothing written
+     * (UINT64_MAX grew the table to 2 slots and zeroed 2^64 - 1 records). */
+    FAILS(mms_table_append_many(tok, UINT64_MAX, &first, NULL), MMS_EFULL);
+    FAILS(mms_table_append_many(tok, UINT64_MAX - 2, &first, NULL), MMS_EFULL);
+    FAILS(mms_table_append_many(tok, MMS_SLOT_MASK, &first, NULL), MMS_EFULL);
+    ASSERT_EQ(mms_table_slots(tok), 3);
     OK(mms_txn_commit(s));
     ASSERT_EQ(mms_table_count(tok), 2);
     ASSERT_EQ(mms_table_slots(tok), 3);
