@@ -114,7 +114,7 @@ const char *mms_version(void);
     X(MMS_ENOTXN, -30908, "no transaction of the needed kind is active")      \
     X(MMS_ERDONLY, -30909, "store is open read-only")                          \
     X(MMS_ERANGE, -30910, "ref is outside its region")                         \
-    X(MMS_EFULL, -30911, "region reached its address-space reservation")       \
+    X(MMS_EFULL, -30911, "store is full: a region reached its reservation, or no region is left") \
     X(MMS_EPOISONED, -30912, "handle failed an I/O operation; close and reopen it") \
     X(MMS_EFORK, -30913, "handle used in a child process after fork()")        \
     X(MMS_ENOTSUP, -30914, "operation not supported")                          \
@@ -696,6 +696,10 @@ int mms_heap_place_str(mms_store *s, const mms_heap_obj *o, const void *bytes, s
  *    T = H / 4 (64 GiB by default). A store with n tables takes H + n * T
  *    of address space while it is open (256 GiB + 64 GiB per table by
  *    default), and the next table's range must be free when it is created.
+ *    An index is a region too, with a range of T. With the defaults, from
+ *    a base of 32 TiB region ~850 reaches the programs near 85 TiB, where
+ *    ASLR moves them each run: such a store opens in some runs and fails
+ *    MMS_EADDR in others. Many tables and indexes want a smaller reserve.
  *  - base = the base option (a multiple of 4 MiB, base + H at most 128
  *    TiB), by default the first of 32 TiB, 36 TiB, ..., 76 TiB
  *    (0x200000000000 + k * 0x40000000000) whose heap range the creating

@@ -87,6 +87,9 @@ static int store_fixed_layout(const mms_options *o, struct mms__fixed *f)
     memset(f, 0, sizeof *f);
     if (!(o->flags & MMS_FIXED))
         return 0;
+    if (o->reserve > MMS__ADDR_END) /* and rounding it up cannot wrap to 0 */
+        return mms__fail(MMS_EINVAL, "mms_open: fixed layout: reserve %llu is more than the "
+                         "address space (128 TiB)", (unsigned long long)o->reserve);
     f->heap = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : (uint64_t)256 << 30;
     f->table = mms__round_up(f->heap / 4, MMS__SEG);
     f->base = o->base;

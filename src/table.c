@@ -340,7 +340,8 @@ static int table_create(mms_store *s, const char *name, const mms_schema *sc, mm
     while (id < MMS_MAX_REGIONS && id < h->nregions && rt[id].kind != MMS__RK_NONE)
         id++;
     if (id >= MMS_MAX_REGIONS)
-        return mms__fail(MMS_EFULL, "a store holds at most %u tables", MMS_MAX_REGIONS - 1);
+        return mms__fail(MMS_EFULL, "a store holds at most %u tables and indexes",
+                         MMS_MAX_REGIONS - 1);
     /* Everything that can fail comes first, and is undone if a later step
      * fails; the header and the catalog change last, when nothing can: a
      * failed create leaves the transaction as it was. */
@@ -876,7 +877,10 @@ int mms_table_append_many(mms_table *t, uint64_t n, uint64_t *first, void **wher
     if (!first)
         return mms__fail(MMS_EINVAL, "mms_table_append_many: first is NULL");
     uint64_t i = e->count;
-    if (n && (r = grow_to(t, e->count + n)))
+    if (n > MMS_SLOT_MASK - i) /* i + n would pass the slots, or wrap */
+        return mms__fail(MMS_EFULL, "table %s cannot hold %llu more records", t->name,
+                         (unsigned long long)n);
+    if (n && (r = grow_to(t, i + n)))
         return r;
     e = ent(t);
     /* Fresh space may hold the bytes of an aborted transaction. */

@@ -422,22 +422,39 @@ static int commit_records(mms_store *s)
  * pages in this handle's shadows) while readers hold them back; past
  * max_backlog the commit waits for those readers, or, with
  * MMS_BACKLOG_ERROR, fails with MMS_EBUSY and the transaction stays open. */
+static bool backlog_over(mms_store *s)
+{
+    struct mms__lock *L = s->L;
+    if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) >=
+        __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE))
+        return false;
+    uint64_t held = (s->shadow_pages + s->dirty.n) * MMS__PAGE;
+    uint64_t journal = s->J->end - MMS__JDATA;
+    return held > s->max_backlog || journal > 4 * s->checkpoint_bytes + s->max_backlog;
+}
+
 static int commit_bound(mms_store *s, struct commit *c)
 {
     (void)c;
-    struct mms__lock *L = s->L;
-    uint64_t pub = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
-    if (pub >= __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE))
+    if (!backlog_over(s))
         return 0;
-    uint64_t held = (s->shadow_pages + s->dirty.n) * MMS__PAGE;
-    uint64_t journal = s->J->end - MMS__JDATA;
-    if (held <= s->max_backlog && journal <= 4 * s->checkpoint_bytes + s->max_backlog)
-        return 0;
-    if (s->flags & MMS_BACKLOG_ERROR)
+    if (s->flags & MMS_BACKLOG_ERROR) {
+        /* What no reader holds back goes first: MMS_NOSYNC commits that
+         * wait for their sync only are synced, and applied if no reader
+         * is inside -- else a writer alone would fail for ever. */
+        int r = mms__make_durable(s);
+        if (!r)
+            r = mms__apply_try(s);
+        if (r || !backlog_over(s))
+            return r;
+        struct mms__lock *L = s->L;
         return mms__fail(MMS_EBUSY, "%llu commits wait for readers to leave (%llu KB held "
                          "back, the bound is %llu KB); the transaction is still open",
-                         (unsigned long long)(__atomic_load_n(&L->committed, __ATOMIC_ACQUIRE) - pub),
-                         (unsigned long long)(held >> 10), (unsigned long long)(s->max_backlog >> 10));
+                         (unsigned long long)(__atomic_load_n(&L->committed, __ATOMIC_ACQUIRE) -
+                                              __atomic_load_n(&L->published, __ATOMIC_ACQUIRE)),
+                         (unsigned long long)((s->shadow_pages + s->dirty.n) * MMS__PAGE >> 10),
+                         (unsigned long long)(s->max_backlog >> 10));
+    }
     if (mms__pinned_by_me(s))
         return mms__fail(MMS_ETXN, "the backlog is at its bound and this thread is inside a "
                          "read transaction on this store: it would wait for itself");

@@ -333,6 +333,35 @@ TEST(bound)
     rmrf(p);
 }
 
+/* MMS_NOSYNC | MMS_BACKLOG_ERROR with no reader at all: the commits that
+ * wait are waiting for their sync, not for a reader, so a commit past the
+ * bound syncs them and goes on. (It failed MMS_EBUSY, "commits wait for
+ * readers to leave", at every retry for ever: the due sync is made past
+ * the bound's check.) */
+TEST(bound_nosync_alone)
+{
+    const char *p = tpath("bl4");
+    mms_store *w = setup(p);
+    OK(mms_close(w));
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_NOSYNC | MMS_BACKLOG_ERROR;
+    o.max_backlog = 4096;
+    OK(mms_open(p, &o, &w));
+    mms_ref big;
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, 1 << 20, &big));
+    OK(mms_txn_commit(w));
+    for (uint64_t k = 0; k < 20; k++) {
+        OK(mms_txn_begin(w, 0));
+        memset((char *)mms_deref(w, big) + k * 4096 * 4, (int)k + 1, 4096 * 4);
+        OK(mms_txn_commit(w));
+    }
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+}
+
 /* A writer killed with a backlog: the next open gives every commit it made.
  * A reader killed inside: its slot goes, the backlog drains. */
 static int child_writer(const char *path, uint64_t n)
@@ -450,6 +479,7 @@ int main(int argc, char **argv)
     RUN(commits_never_wait);
     RUN(wait_with_backlog);
     RUN(bound);
+    RUN(bound_nosync_alone);
     RUN(kills);
     RUN(held_pages_protected);
     return 0;

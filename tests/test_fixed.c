@@ -453,6 +453,15 @@ TEST(modes)
     o.base = 127 * TIB;
     o.reserve = 2 * TIB;
     FAILS(mms_open(pb, &o, &s), MMS_EINVAL);
+    /* A reserve so large that rounding it up to 4 MiB wraps to 0: refused
+     * for its size, not taken for "no bytes" nor for the default. */
+    o.base = 0;
+    o.reserve = UINT64_MAX;
+    FAILS(mms_open(pb, &o, &s), MMS_EINVAL);
+    ASSERT(strstr(mms_errdetail(), "128 TiB") != NULL);
+    o.base = 40 * TIB;
+    FAILS(mms_open(pb, &o, &s), MMS_EINVAL);
+    ASSERT(strstr(mms_errdetail(), "128 TiB") != NULL);
     /* A base and reserve given: recorded and used. */
     o.base = 40 * TIB;
     o.reserve = (uint64_t)1 << 30;

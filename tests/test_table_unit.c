@@ -266,6 +266,12 @@ TEST(test_bad)
     FAILS(mms_table_delete(NULL, 0), MMS_EINVAL);
     OK(mms_table_append_many(tok, 0, &first, NULL));
     ASSERT_EQ(first, 3);
+    /* Counts whose sum with the 3 slots wraps: refused, nothing written
+     * (UINT64_MAX grew the table to 2 slots and zeroed 2^64 - 1 records). */
+    FAILS(mms_table_append_many(tok, UINT64_MAX, &first, NULL), MMS_EFULL);
+    FAILS(mms_table_append_many(tok, UINT64_MAX - 2, &first, NULL), MMS_EFULL);
+    FAILS(mms_table_append_many(tok, MMS_SLOT_MASK, &first, NULL), MMS_EFULL);
+    ASSERT_EQ(mms_table_slots(tok), 3);
     OK(mms_txn_commit(s));
     ASSERT_EQ(mms_table_count(tok), 2);
     ASSERT_EQ(mms_table_slots(tok), 3);
@@ -433,6 +439,19 @@ TEST(test_limits)
         verify_ok(s);
         OK(mms_close(s));
     }
+    /* An index takes a region too: a table dropped for one, the next
+     * create is refused naming both (it said "at most 1023 tables" with
+     * 1022 of them). */
+    CTX("limits: an index in the last region");
+    s = sopen(path, 0);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_drop(s, "t0001"));
+    OK(mms_table_find(s, "t0000", &t));
+    OK(mms_index_create(t, "a", MMS_INDEX_ORDERED));
+    FAILS(mms_table_open(s, "one-too-many", &r2_schema, MMS_TABLE_CREATE, &t), MMS_EFULL);
+    ASSERT(strstr(mms_errdetail(), "tables and indexes") != NULL);
+    OK(mms_txn_abort(s));
+    OK(mms_close(s));
     rmrf(path);
     fprintf(stderr, "   %u tables, %u failed creates left no trace; %.1f s\n", made, refused,
             (now_us() - t0) / 1e6);

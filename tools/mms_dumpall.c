@@ -447,6 +447,15 @@ int tool_dump_all(const char *dir, const char *out)
         obuf_write(&o, num, fmt_u64(tb.n, num));
         obuf_puts(&o, ",\"heap_objects\":");
         obuf_write(&o, num, fmt_u64(nheap, num));
+        mms_info in;
+        if (mms_info_get(s, &in) == 0 && in.fixed_base) {
+            /* A fixed-address store loads at its base, so that the
+             * pointers in its heap objects still lead where they did. */
+            obuf_puts(&o, ",\"fixed_base\":");
+            obuf_write(&o, num, fmt_u64(in.fixed_base, num));
+            obuf_puts(&o, ",\"fixed_reserve\":");
+            obuf_write(&o, num, fmt_u64(in.fixed_heap_reserve, num));
+        }
         obuf_puts(&o, "}\n");
         /* First, so that a load places them into a heap that holds
          * nothing else yet. */
@@ -786,6 +795,7 @@ struct lpad {
 };
 
 struct load {
+    const char *path; /* the store made, at the header */
     mms_store *s;
     uint64_t version;
     uint64_t heap_objects; /* as the header says (version 2) */
@@ -1261,7 +1271,29 @@ static int fsync_path(const char *p)
     return r;
 }
 
-/* The lines of f into the open store l->s, in its one write transaction. */
+/* The new store l->path, fixed at the dump's base if its store was, and
+ * its one write transaction. */
+static int load_create(struct load *l, const struct jv *header)
+{
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE | MMS_EXCL;
+    const struct jv *fb = jget(header, "fixed_base");
+    if (fb) {
+        o.flags |= MMS_FIXED;
+        if (!jnum_u64(fb, &o.base) || !jnum_u64(jget(header, "fixed_reserve"), &o.reserve))
+            return lerr(l, "a header with a bad fixed_base or fixed_reserve", NULL);
+    }
+    int r = mms_open(l->path, &o, &l->s);
+    if (r)
+        return tool_fail("cannot create", l->path, r);
+    if ((r = mms_txn_begin(l->s, 0)))
+        return tool_fail("cannot write", l->path, r);
+    return 0;
+}
+
+/* The lines of f into a new store (load_create, at the header), in its
+ * one write transaction. */
 static int load_lines(struct load *l, FILE *f)
 {
     char *line = NULL;
@@ -1285,6 +1317,8 @@ static int load_lines(struct load *l, FILE *f)
             l->version = u;
             if (!rc && u >= 2 && !jnum_u64(jget(&v, "heap_objects"), &l->heap_objects))
                 rc = lerr(l, "a header without heap_objects", NULL);
+            if (!rc)
+                rc = load_create(l, &v);
             header = true;
         } else if (jget(&v, "i")) {
             rc = load_record(l, &v);
@@ -1349,17 +1383,9 @@ int tool_load(const char *file, const char *dir)
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.mms-load-%d", dir, (int)getpid());
     tool_rm_dir(tmp);
-    struct load l = {0};
-    mms_options o;
-    mms_options_init(&o);
-    o.flags = MMS_CREATE | MMS_EXCL;
-    int r = mms_open(tmp, &o, &l.s), rc = 0;
-    if (r)
-        rc = tool_fail("cannot create", tmp, r);
-    if (!rc && (r = mms_txn_begin(l.s, 0)))
-        rc = tool_fail("cannot write", tmp, r);
-    if (!rc) {
-        rc = load_lines(&l, f);
+    struct load l = {.path = tmp};
+    int r, rc = load_lines(&l, f);
+    if (l.s) {
         if (!rc && (r = mms_txn_commit(l.s)))
             rc = tool_fail("cannot commit the load into", tmp, r);
         else if (rc)
@@ -1423,5 +1449,7 @@ const struct tool_cmd tool_cmd_load = {
     "failure or a crash leaves no DIR. The way across byte orders, ABIs and\n"
     "format versions: dump with the old library or machine, load with the new\n"
     "one (the bytes of heap objects other than strings are the application's\n"
-    "to convert). FILE '-' is standard input. doc/FORMAT.md §6 is the format.\n",
+    "to convert). A fixed-address store loads fixed, at its base, so its\n"
+    "pointers stay valid. FILE '-' is standard input. doc/FORMAT.md §6 is the\n"
+    "format.\n",
     run_load};
