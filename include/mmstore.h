@@ -356,9 +356,10 @@ typedef struct mms_options {
                                   (0: 256 GiB and 64 GiB); every later open
                                   of that store, fixed or not, reserves the
                                   recorded lengths */
-    uint64_t grow_step;        /* least growth of a region file; 0 = 64 KiB. A region
-                                  grows by an eighth of its size, at least this, at
-                                  most 256 MiB (or this, if larger) */
+    uint64_t grow_step;        /* least growth of a region file; 0 = 64 KiB, at most
+                                  1 TiB (MMS_EINVAL). A region grows by an eighth of
+                                  its size, at least this, at most 256 MiB (or this,
+                                  if larger) */
     uint64_t checkpoint_bytes; /* checkpoint when the journal passes this;
                                   0 = 64 MiB */
     unsigned dirty;            /* enum mms_dirty_backend */

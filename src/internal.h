@@ -66,6 +66,7 @@
 #define MMS__DESC_PAGES 4                      /* 1024 descriptors of 16 bytes */
 /* Region files grow in multiples of this; a new one (region 0 too) is this long. */
 #define MMS__GROW_ALIGN ((uint64_t)64 << 10)
+#define MMS__GROW_STEP_MAX ((uint64_t)1 << 40) /* mms_options.grow_step: 1 TiB */
 #define MMS__NCLASS 24
 #define MMS__NBIN 22
 #define MMS__MAX_SMALL 2048u

@@ -358,6 +358,9 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
         return mms__fail(MMS_EINVAL, "mms_open: MMS_CREATE with MMS_RDONLY");
     if (o->dirty > MMS_DIRTY_PAGEMAP)
         return mms__fail(MMS_EINVAL, "mms_open: unknown dirty backend %u", o->dirty);
+    if (o->grow_step > MMS__GROW_STEP_MAX) /* a region's size plus it must not wrap */
+        return mms__fail(MMS_EINVAL, "mms_open: a grow_step of %llu bytes is past 1 TiB",
+                         (unsigned long long)o->grow_step);
     if (mms__os_page_size() != MMS__PAGE)
         return mms__fail(MMS_ENOTSUP, "the system page size is %ld; mmstore needs 4096",
                          mms__os_page_size());

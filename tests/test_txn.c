@@ -1194,6 +1194,12 @@ TEST(bad_open_arguments)
     o.dirty = 3;
     FAILS(mms_open(p, &o, &s), MMS_EINVAL);
     ASSERT(s == NULL);
+    o.dirty = 0;
+    o.grow_step = UINT64_MAX - 4095; /* wrapped a region's size: grew by the default */
+    FAILS(mms_open(p, &o, &s), MMS_EINVAL);
+    o.grow_step = (UINT64_C(1) << 40) + 1;
+    FAILS(mms_open(p, &o, &s), MMS_EINVAL);
+    o.grow_step = 0;
     struct stat st;
     ASSERT(stat(p, &st) < 0); /* refused opens created nothing */
 
