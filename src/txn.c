@@ -422,15 +422,21 @@ static int commit_records(mms_store *s)
  * pages in this handle's shadows) while readers hold them back; past
  * max_backlog the commit waits for those readers, or, with
  * MMS_BACKLOG_ERROR, fails with MMS_EBUSY and the transaction stays open. */
+/* Bytes of pages this handle holds back for commits readers still see. */
+static uint64_t backlog_held(const mms_store *s)
+{
+    return (s->shadow_pages + s->dirty.n) * MMS__PAGE;
+}
+
 static bool backlog_over(mms_store *s)
 {
     struct mms__lock *L = s->L;
     if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) >=
         __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE))
         return false;
-    uint64_t held = (s->shadow_pages + s->dirty.n) * MMS__PAGE;
     uint64_t journal = s->J->end - MMS__JDATA;
-    return held > s->max_backlog || journal > 4 * s->checkpoint_bytes + s->max_backlog;
+    return backlog_held(s) > s->max_backlog ||
+           journal > 4 * s->checkpoint_bytes + s->max_backlog;
 }
 
 static int commit_bound(mms_store *s, struct commit *c)
@@ -452,7 +458,7 @@ static int commit_bound(mms_store *s, struct commit *c)
                          "back, the bound is %llu KB); the transaction is still open",
                          (unsigned long long)(__atomic_load_n(&L->committed, __ATOMIC_ACQUIRE) -
                                               __atomic_load_n(&L->published, __ATOMIC_ACQUIRE)),
-                         (unsigned long long)((s->shadow_pages + s->dirty.n) * MMS__PAGE >> 10),
+                         (unsigned long long)(backlog_held(s) >> 10),
                          (unsigned long long)(s->max_backlog >> 10));
     }
     if (mms__pinned_by_me(s))
