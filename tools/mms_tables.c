@@ -253,6 +253,8 @@ enum { OP_EQ, OP_LT, OP_LE, OP_GT, OP_GE };
 struct cond {
     uint32_t field;
     int op;
+    size_t name_len;        /* FIELD's length in the condition's text (cond_shape) */
+    const char *value;      /* VALUE's text in it */
     unsigned char key[256]; /* the value in the field's C type */
 };
 #define MAX_WHERE 8
@@ -322,31 +324,30 @@ static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *
     }
 }
 
-/* The shape of w, FIELD op VALUE (op: = < <= > >=): the length of FIELD
- * into *at, op into c->op, VALUE into *v; false if w has no such shape.
- * It needs no store: a malformed --where is a usage error. */
-static bool cond_shape(const char *w, struct cond *c, size_t *at, const char **v)
+/* The shape of w, FIELD op VALUE (op: = < <= > >=), into c: FIELD's
+ * length, op and VALUE; false if w has no such shape. It needs no store:
+ * a malformed --where is a usage error. */
+static bool cond_shape(const char *w, struct cond *c)
 {
-    *at = strcspn(w, "<>=");
-    if (!w[*at] || *at == 0)
+    size_t at = strcspn(w, "<>=");
+    if (!w[at] || at == 0)
         return false;
-    *v = w + *at + 1;
-    c->op = w[*at] == '=' ? OP_EQ : w[*at] == '<' ? OP_LT : OP_GT;
-    if (w[*at] != '=' && **v == '=') {
+    c->name_len = at;
+    c->value = w + at + 1;
+    c->op = w[at] == '=' ? OP_EQ : w[at] == '<' ? OP_LT : OP_GT;
+    if (w[at] != '=' && *c->value == '=') {
         c->op = c->op == OP_LT ? OP_LE : OP_GE;
-        (*v)++;
+        c->value++;
     }
     return true;
 }
 
-/* w, of the shape cond_shape checked, against the table's layout sc into
- * c: its field must be one of sc's, its value one of that field's (else a
+/* w, whose shape cond_shape put into c, against the table's layout sc: its
+ * field must be one of sc's, its value one of that field's (else a
  * message, and false: exit 1, a condition the table cannot answer). */
 static bool parse_cond(mms_store *s, const mms_schema *sc, const char *w, struct cond *c)
 {
-    size_t at;
-    const char *v;
-    cond_shape(w, c, &at, &v);
+    size_t at = c->name_len;
     for (c->field = 0; c->field < sc->nfields; c->field++)
         if (strlen(sc->fields[c->field].name) == at &&
             strncmp(sc->fields[c->field].name, w, at) == 0)
@@ -356,7 +357,7 @@ static bool parse_cond(mms_store *s, const mms_schema *sc, const char *w, struct
     const mms_field *f = &sc->fields[c->field];
     char ctx[300];
     snprintf(ctx, sizeof ctx, "--where '%.250s': ", w);
-    return parse_key(s, f, v, c->key, ctx);
+    return parse_key(s, f, c->value, c->key, ctx);
 }
 
 /* a <=> b, two values of field f, in the order indexes use (mmstore.h). */
@@ -511,13 +512,10 @@ static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
     if (limit_s && !parse_u64(limit_s, strlen(limit_s), &limit))
         return tool_usage_err(cmd, "--limit needs a number of records, not '%s'", limit_s);
     struct cond cs[MAX_WHERE];
-    for (int i = 0; i < nwhere; i++) {
-        size_t at;
-        const char *v;
-        if (!cond_shape(where[i], &cs[i], &at, &v))
+    for (int i = 0; i < nwhere; i++)
+        if (!cond_shape(where[i], &cs[i]))
             return tool_usage_err(cmd, "--where '%s': expected FIELD=VALUE, FIELD<VALUE, "
                                   "FIELD<=VALUE, FIELD>VALUE or FIELD>=VALUE", where[i]);
-    }
     const char *dir = pos[0];
     mms_store *s;
     if ((rc = open_read(dir, &s)))
