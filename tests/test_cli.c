@@ -37,6 +37,15 @@ static int cli(const char *fmt, ...)
     return st;
 }
 
+/* A small input file (a CSV) at path holding text. */
+static void put_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ASSERT(f);
+    fputs(text, f);
+    ASSERT_EQ(fclose(f), 0);
+}
+
 static int lines(const char *s)
 {
     int n = 0;
@@ -217,10 +226,7 @@ TEST(errors_once)
     /* the same for an import that would create the store */
     char csv[700];
     snprintf(csv, sizeof csv, "%s/one.csv", work);
-    FILE *f = fopen(csv, "w");
-    ASSERT(f);
-    fprintf(f, "a\n1\n");
-    fclose(f);
+    put_text(csv, "a\n1\n");
     snprintf(dir, sizeof dir, "%s/full-import.mms", work);
     setenv("MMS_FAULT", "fallocate:1:28", 1);
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 1);
@@ -463,10 +469,7 @@ TEST(damaged_string)
     char csv[600], dir[600], region[700];
     snprintf(csv, sizeof csv, "%s/str.csv", work);
     snprintf(dir, sizeof dir, "%s/str.mms", work);
-    FILE *f = fopen(csv, "w");
-    ASSERT(f);
-    fprintf(f, "id,name\n1,ann\n2,bob\n");
-    fclose(f);
+    put_text(csv, "id,name\n1,ann\n2,bob\n");
     ASSERT_EQ(cli("import '%s' t '%s' --schema id:i64,name:str", dir, csv), 0);
     ASSERT_EQ(cli("checkpoint '%s'", dir), 0);
     snprintf(region, sizeof region, "%s/region-1-0", dir);
@@ -502,10 +505,7 @@ TEST(negative_values)
     char csv[600], dir[600];
     snprintf(csv, sizeof csv, "%s/neg.csv", work);
     snprintf(dir, sizeof dir, "%s/neg.mms", work);
-    FILE *f = fopen(csv, "w");
-    ASSERT(f);
-    fprintf(f, "a,x\n-128,-inf\n-108,-0.5\n5,1\n");
-    fclose(f);
+    put_text(csv, "a,x\n-128,-inf\n-108,-0.5\n5,1\n");
     ASSERT_EQ(cli("import '%s' t '%s' --schema a:i8,x:f64", dir, csv), 0);
     ASSERT_EQ(cli("get '%s' t a -108", dir), 0);
     ASSERT_EQ(strcmp(out, "a,x\n-108,-0.5\n"), 0);
@@ -524,10 +524,7 @@ TEST(negative_values)
     /* A ref that names no record: empty, as dump prints it (get refused
      * '' as not a record index). */
     snprintf(csv, sizeof csv, "%s/negref.csv", work);
-    f = fopen(csv, "w");
-    ASSERT(f);
-    fprintf(f, "r\n1\n\n0\n");
-    fclose(f);
+    put_text(csv, "r\n1\n\n0\n");
     ASSERT_EQ(cli("import '%s' u '%s' --schema r:ref:t", dir, csv), 0);
     ASSERT_EQ(cli("get '%s' u r ''", dir), 0);
     ASSERT_EQ(strcmp(out, "r\n\n"), 0);
@@ -544,10 +541,7 @@ TEST(get_wide_field)
     char csv[600], dir[600];
     snprintf(csv, sizeof csv, "%s/wide.csv", work);
     snprintf(dir, sizeof dir, "%s/wide.mms", work);
-    FILE *f = fopen(csv, "w");
-    ASSERT(f);
-    fprintf(f, "a\n1\n");
-    fclose(f);
+    put_text(csv, "a\n1\n");
     ASSERT_EQ(cli("import '%s' t '%s' --schema a:chars:300", dir, csv), 0);
     ASSERT_EQ(cli("get '%s' t a 1", dir), 1);
     ASSERT_EQ(strlen(out), 0);
@@ -563,10 +557,7 @@ TEST(waits_aloud)
     char csv[600], dir[600];
     snprintf(csv, sizeof csv, "%s/wait.csv", work);
     snprintf(dir, sizeof dir, "%s/wait.mms", work);
-    FILE *f = fopen(csv, "w");
-    ASSERT(f);
-    fprintf(f, "a\n1\n");
-    fclose(f);
+    put_text(csv, "a\n1\n");
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
     int ready[2];
     ASSERT_EQ(pipe(ready), 0);
