@@ -586,7 +586,9 @@ TEST(test_bad)
     ASSERT_EQ(run_tool(args, out, sizeof out), 1);
     ASSERT(mentions(out, "short"));
     ASSERT(access(dest, F_OK) != 0);
-    snprintf(cmd, sizeof cmd, "sed '50s/\"v\":\\[/\"v\":[xx/' '%s' > '%s'", dump, bad);
+    snprintf(cmd, sizeof cmd,
+             "sed '50s/^\\({\"i\":[0-9]*,\"v\":\\[\\([^,]*,\\)\\{9\\}-*[0-9]\\)/\\1\\x00\\x00\\x00\\x002/' '%s' > '%s'",
+             dump, bad);
     ASSERT_EQ(system(cmd), 0);
     ASSERT_EQ(run_tool(args, out, sizeof out), 1);
     ASSERT(mentions(out, "50"));
@@ -611,6 +613,19 @@ TEST(test_bad)
         ASSERT(access(dest, F_OK) != 0);
     }
     unsetenv("GLIBC_TUNABLES");
+    /* NUL bytes inside a number: the reader took them for part of it (the
+     * strchr of its characters matched the terminator), so the number's
+     * length ran past its copy's end, and parsing read past the copy
+     * (heap-buffer-overflow under ASan; found by fuzzing mms load). */
+    snprintf(cmd, sizeof cmd,
+             "sed '50s/^\\({\"i\":[0-9]*,\"v\":\\[\\([^,]*,\\)\\{9\\}-*[0-9]\\)/\\1\\x00\\x00\\x00\\x002/' "
+             "'%s' > '%s'",
+             dump, bad);
+    ASSERT_EQ(system(cmd), 0);
+    int nul_rc = run_tool(args, out, sizeof out);
+    if (nul_rc != 1 || !mentions(out, "not a JSON object"))
+        FAILF("load with NULs in a number: exit %d: %s", nul_rc, out);
+    ASSERT(access(dest, F_OK) != 0);
     /* The root's heap object (line 2) with bytes that are not its size, in
      * a slab it cannot be in, at a place no slot starts, twice. */
     static const struct {

@@ -707,7 +707,7 @@ static bool jvalue(struct jparse *j, struct jv *v, int depth)
         return true;
     }
     const char *q = j->p;
-    while (q < j->end && (isdigit((unsigned char)*q) || strchr("+-.eE", *q)))
+    while (q < j->end && *q && (isdigit((unsigned char)*q) || strchr("+-.eE", *q)))
         q++;
     if (q == j->p)
         return j->err = "an unexpected character", false;
