@@ -21,7 +21,7 @@ SETUP      = scripts/setup.sh
 MAKEFLAGS += --no-print-directory
 
 .PHONY: all build asan-build test check test-release asan demo demo-counter ucd-data \
-        bench bench-quick install clean setup soak-power fuzz
+        bench bench-quick install clean setup soak-power fuzz fuzz-text
 
 all: build
 
@@ -152,6 +152,17 @@ fuzz:
 	$(FUZZ_BUILD)/fuzz/fuzz_store -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=4096 \
 	  -max_len=65536 -artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_BUILD)/corpus \
 	  $(FUZZ_BUILD)/seeds fuzz/corpus
+
+# The same over the tool's text inputs (fuzz/fuzz_text.c: mms load's dumps,
+# mms import's CSV); fuzz/corpus-text replays under make test.
+fuzz-text:
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DMMS_FUZZ=ON -DMMS_TESTS=OFF \
+	  -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-g -O1" $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_text
+	mkdir -p $(FUZZ_BUILD)/corpus-text $(FUZZ_BUILD)/artifacts-text $(FUZZ_BUILD)/tmp
+	MMS_TEST_TMP=$(abspath $(FUZZ_BUILD))/tmp $(FUZZ_BUILD)/fuzz/fuzz_text -max_total_time=$(FUZZ_TIME) \
+	  -timeout=20 -rss_limit_mb=4096 -close_fd_mask=2 -artifact_prefix=$(FUZZ_BUILD)/artifacts-text/ \
+	  $(FUZZ_BUILD)/corpus-text fuzz/corpus-text
 
 install:
 	$(call configure,$(BUILD),RelWithDebInfo,-DCMAKE_INSTALL_PREFIX=$(PREFIX))
