@@ -1036,6 +1036,20 @@ int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st)
  * either frees them under the other, which mms_verify() then reports.
  * Nothing refuses such a copy yet: give the copy strings of its own
  * (mms_str_new of mms_str_get's bytes).
+ *
+ * Names. A table's name is 1 to 63 bytes, a field's 1 to 47, and a new one
+ * keeps one rule: UTF-8 with no control character (bytes 0x00-0x1f, 0x7f)
+ * and no '/', and it does not start with '-'. So a name is one line of
+ * `mms` output, one CSV header cell, one JSON string, one Python str and one
+ * argument of a command line (spaces and punctuation are allowed: quote
+ * them in a shell). Creating a table (its name and its fields' names),
+ * renaming one (the new name) and a migration that adds a field (the new
+ * field's name) refuse a name that breaks it with MMS_EINVAL, the detail
+ * saying what breaks it. Names already in a store are not checked: a store
+ * made before the rule (any NUL-terminated bytes) opens, verifies and is
+ * read; its tables are found, opened with their stored layout and migrated
+ * by the names they have, and mms_table_rename gives one a name that keeps
+ * the rule (`mms rename DIR -- -OLD NEW`: "--" ends the options).
  * ------------------------------------------------------------------------ */
 /* The field kinds, one table (like the error table): X(a, NAME, value,
  * "name", size in bytes (0: any, for chars), class). Class: 'i' signed
@@ -1081,7 +1095,7 @@ uint32_t mms_kind_size(unsigned kind);
 int mms_kind_class(unsigned kind);
 
 typedef struct mms_field {
-    const char *name;   /* 1 to 47 bytes */
+    const char *name;   /* 1 to 47 bytes, by the name rule ("Names") */
     unsigned kind;      /* enum mms_kind */
     uint32_t offset;
     uint32_t size;
@@ -1210,7 +1224,8 @@ typedef struct mms_table mms_table;
 
 #define MMS_TABLE_CREATE 0x1u /* create the table if it does not exist */
 
-/* Open the table called name (1 to 63 bytes) with the record layout sc.
+/* Open the table called name (1 to 63 bytes; a new one keeps the name rule,
+ * "Names" above) with the record layout sc.
  *
  * - It does not exist: with MMS_TABLE_CREATE it is created (in the current
  *   write transaction), otherwise MMS_ENOENT.
@@ -1428,7 +1443,8 @@ int mms_table_drop(mms_store *s, const char *name);
  * process's table handles are unchanged (mms_table_name() gives the new
  * name); handles of other processes find the table again by its new name
  * with mms_table_find(). Renaming to the same name does nothing. Errors:
- * MMS_ENOTXN, MMS_EINVAL (a bad name), MMS_ENOENT (no table from),
+ * MMS_ENOTXN, MMS_EINVAL (from is not 1 to 63 bytes; to breaks the name
+ * rule, "Names" above: from need not keep it), MMS_ENOENT (no table from),
  * -EEXIST (a table called to exists). */
 int mms_table_rename(mms_store *s, const char *from, const char *to);
 

@@ -212,6 +212,8 @@ _Static_assert(sizeof(struct mms__slab) == 16, "slab size");
 /* The catalog: a heap object the store header points to (hdr->catalog). */
 #define MMS__CAT_MAGIC 0x4c544143u /* "CATL" */
 #define MMS__MAX_FIELDS MMS_MAX_FIELDS
+#define MMS__NAME_MAX 63u       /* a table's name, without its NUL (catalog entry) */
+#define MMS__FIELD_NAME_MAX 47u /* a field's name, without its NUL (field descriptor) */
 #define MMS__MAX_RECORD MMS_MAX_RECORD
 struct mms__tabent {
     char name[64];       /* NUL-terminated, 1..63 bytes */
@@ -818,6 +820,12 @@ bool mms__kind_owns_heap(unsigned kind);    /* STR and BLOB */
  * overlapping another; REF fields name a target (whether it exists is the
  * catalog's question). MMS_EINVAL with a detail naming table otherwise. */
 int mms__schema_check(const char *table, const mms_schema *sc);
+/* The name rule (mmstore.h, "Names") for a new table name; for the fields
+ * of sc, those not in stored (NULL: all of them). Names already in a store
+ * are not checked: a store made before the rule opens, and its tables can
+ * be renamed. MMS_EINVAL with a detail saying what breaks the rule. */
+int mms__name_check(const char *name);
+int mms__schema_names_check(const char *table, const mms_schema *sc, const mms_schema *stored);
 
 /* Migration: how one field of the new layout gets its value. */
 enum { MMS__CV_ZERO, MMS__CV_DEFAULT, MMS__CV_COPY, MMS__CV_INT, MMS__CV_INT_F64,
