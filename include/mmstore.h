@@ -652,6 +652,35 @@ typedef struct mms_heap_obj {
  * mms_verify says more), -ENOMEM. */
 int mms_heap_objects(mms_store *s, mms_heap_obj **objs, size_t *n);
 
+/* What mms_verify_heap() finds. Neither count is damage (mms_verify()
+ * passes such a store): unreachable objects are a leak, space nothing will
+ * give back (mms_compact() keeps them: they are live allocations); a shared
+ * string is a record copied whole, whose first delete frees it under the
+ * other (mms_verify() then fails: see "Tables"). */
+typedef struct mms_heap_check {
+    uint64_t objects;           /* the application's objects (mms_heap_objects) */
+    uint64_t unreachable;       /* of them, those that nothing refers to */
+    uint64_t unreachable_bytes; /* their usable bytes */
+    mms_ref first_unreachable;  /* the first of them in heap order; 0: none */
+    uint64_t shared;            /* STR/BLOB fields of live records that hold a
+                                   string or blob another field holds too */
+    mms_ref first_shared;       /* one such string or blob; 0: none */
+} mms_heap_check;
+
+/* Look for leaks and shared strings, as of the latest commit (framed as
+ * mms_verify is: not inside a transaction, MMS_ETXN). An application object
+ * (mms_heap_objects) is reachable when the root, an i64 or u64 field of a
+ * live record, or a word (8 bytes, aligned) of a reachable object names a
+ * byte of it, as a heap ref or as a pointer (mms_pmalloc): a conservative
+ * walk, like a garbage collector's stack scan, so a number that looks like
+ * a ref keeps an object reachable (a leak can be missed, never invented),
+ * but a ref kept only elsewhere (in a chars field, a string, a blob, outside
+ * the store) is not seen: such objects are counted unreachable. Takes time
+ * in proportion to the heap and to the records of tables with STR, BLOB,
+ * i64 or u64 fields. Errors: MMS_EINVAL, MMS_ETXN, MMS_ECORRUPT (what
+ * mms_verify reports), -ENOMEM. `mms verify` prints what it finds. */
+int mms_verify_heap(mms_store *s, mms_heap_check *out);
+
 /* Allocate o->size bytes exactly at o->ref, laid out as o->slab says (an
  * object of mms_heap_objects() in another store). Made for a heap that
  * holds nothing else yet -- a new store, before any table is created --

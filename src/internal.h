@@ -1143,6 +1143,8 @@ int mms__heap_find(const mms_store *s, uint64_t off, uint64_t *start, uint64_t *
  * that is not in a slab. */
 int mms__heap_place(mms_store *s, uint64_t off, uint64_t usable, uint64_t slab);
 int mms__heap_slab_of(const mms_store *s, mms_ref ref, uint64_t *slab);
+/* heapobj.c: mms_verify_heap's count, on the state s shows. */
+int mms__heap_reach(const mms_store *s, mms_heap_check *hc);
 /* Compaction (compact.c, copy.c). free_runs: fn for each byte range of
  * the heap whose content means nothing and may be given back to the file
  * system -- every page of a free span, every page of a free unit run but
