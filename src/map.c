@@ -650,25 +650,19 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
         want = mms__round_up(need, MMS__GROW_ALIGN) < g->reserve ? mms__round_up(need, MMS__GROW_ALIGN) : need;
         r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
     }
-    if (r) {
-        /* Nothing past what the file had is mapped by anyone or committed,
-         * so cutting back to it is safe; it frees the space and keeps whole
-         * pages. */
-        mms__os_ftruncate(g->fd, had);
-        return mms__fail(r, "cannot grow region %u to %llu bytes: %s", id,
-                         (unsigned long long)want, mms_strerror(r));
-    }
+    if (r)
+        goto cut_back;
     char *base = s->view.base[id];
     r = map_view(s, base + g->mapped, want - g->mapped, g->fd, g->mapped, true,
                  view_writable(s));
     if (r)
-        return mms__fail(r, "cannot map grown region %u: %s", id, mms_strerror(r));
+        goto cut_back;
     map_advise(s, id, base + g->mapped, want - g->mapped);
     char *fv;
     r = g->fview ? mms__os_remap(g->fview, g->fview_len, want, &fv) : mms__os_map(g->fd, want, true, &fv);
     if (r) {
         mms__os_unmap_to_reserve(base + g->mapped, want - g->mapped);
-        return mms__fail(r, "cannot map grown region %u: %s", id, mms_strerror(r));
+        goto cut_back;
     }
     g->fview = fv;
     g->fview_len = want;
@@ -676,6 +670,14 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     if (s->L) /* what is not committed goes back at a checkpoint (recover.c) */
         __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     return 0;
+cut_back:
+    /* Nothing past what the file had is mapped by anyone or committed, so
+     * cutting back to it is safe; it frees the space and keeps whole pages.
+     * (Space a failed mapping left was kept for good: nothing marked it
+     * space_left, so no checkpoint nor open gave it back.) */
+    mms__os_ftruncate(g->fd, had);
+    return mms__fail(r, "cannot grow region %u to %llu bytes: %s", id, (unsigned long long)want,
+                     mms_strerror(r));
 }
 
 /* The chunks of [off, end) of region g are no longer registered for write
