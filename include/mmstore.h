@@ -67,6 +67,16 @@
  *    ends a transaction on the handle.
  *  - MMS_NOSYNC is durable against process crashes only; see its comment.
  *  - A handle is not usable in a child after fork(): calls return MMS_EFORK.
+ *  - A handle keeps a file descriptor open for each region file it maps
+ *    (the heap, each table, each index; for a moment two for a region a
+ *    migration or an index rebuild moves to a new file) and up to five more
+ *    (the directory, the lock file, the journal, /proc/self/pagemap, a
+ *    userfaultfd). So RLIMIT_NOFILE bounds the tables and indexes a process
+ *    can have open: past it a call fails with -EMFILE, and mms_strerror()
+ *    and the detail say so and name the limit to raise (ulimit -n). A
+ *    checkpoint needs no descriptor beyond those it keeps, save one for
+ *    each region file it does not map (an old file a migration replaced,
+ *    until that checkpoint deletes it).
  *  - A store may be open in any number of handles, in one process or many;
  *    each handle has its own mappings and reader slot (at most 256 handles
  *    per store). Write transactions take a writer lock: one at a time. The

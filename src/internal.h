@@ -521,6 +521,8 @@ int mms__os_openat(int dirfd, const char *name, int flags, int mode);
 /* The same, and a file's size (st_size of the fstat that checked it) into *size. */
 int mms__os_openat_sized(int dirfd, const char *name, int flags, int mode, uint64_t *size);
 int mms__os_close(int fd);
+/* How many descriptors the process may have open (RLIMIT_NOFILE, soft). */
+uint64_t mms__os_fd_limit(void);
 int mms__os_mkdir(const char *path);
 int mms__os_pread(int fd, void *buf, size_t len, uint64_t off); /* all of it, or -EIO */
 /* As much as the file has of [off, off + len): *got bytes (fewer at its end). */
