@@ -1090,6 +1090,10 @@ int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st)
  * by the names they have, and mms_table_rename gives one a name that keeps
  * the rule (`mms rename DIR -- -OLD NEW`: "--" ends the options).
  * ------------------------------------------------------------------------ */
+/* NULL when name keeps the name rule and is 1 to max bytes (63 for a
+ * table, 47 for a field), else what breaks it ("starts with '-'", ...). */
+const char *mms_name_fault(const char *name, size_t max);
+
 /* The field kinds, one table (like the error table): X(a, NAME, value,
  * "name", size in bytes (0: any, for chars), class). Class: 'i' signed
  * integer, 'u' unsigned integer, 'f' floating point, 'b' bool, 'c' chars,

@@ -119,6 +119,12 @@ static const char *name_fault(const char *name, size_t max, size_t *at)
 
 #define NAME_RULE "UTF-8 with no control character and no '/', not starting with '-'"
 
+const char *mms_name_fault(const char *name, size_t max)
+{
+    size_t at;
+    return name_fault(name, max, &at);
+}
+
 int mms__name_check(const char *name)
 {
     size_t at;
