@@ -67,6 +67,16 @@
  *    ends a transaction on the handle.
  *  - MMS_NOSYNC is durable against process crashes only; see its comment.
  *  - A handle is not usable in a child after fork(): calls return MMS_EFORK.
+ *  - A handle keeps a file descriptor open for each region file it maps
+ *    (the heap, each table, each index; for a moment two for a region a
+ *    migration or an index rebuild moves to a new file) and up to five more
+ *    (the directory, the lock file, the journal, /proc/self/pagemap, a
+ *    userfaultfd). So RLIMIT_NOFILE bounds the tables and indexes a process
+ *    can have open: past it a call fails with -EMFILE, and mms_strerror()
+ *    and the detail say so and name the limit to raise (ulimit -n). A
+ *    checkpoint needs no descriptor beyond those it keeps, save one for
+ *    each region file it does not map (an old file a migration replaced,
+ *    until that checkpoint deletes it).
  *  - A store may be open in any number of handles, in one process or many;
  *    each handle has its own mappings and reader slot (at most 256 handles
  *    per store). Write transactions take a writer lock: one at a time. The
@@ -652,6 +662,35 @@ typedef struct mms_heap_obj {
  * mms_verify says more), -ENOMEM. */
 int mms_heap_objects(mms_store *s, mms_heap_obj **objs, size_t *n);
 
+/* What mms_verify_heap() finds. Neither count is damage (mms_verify()
+ * passes such a store): unreachable objects are a leak, space nothing will
+ * give back (mms_compact() keeps them: they are live allocations); a shared
+ * string is a record copied whole, whose first delete frees it under the
+ * other (mms_verify() then fails: see "Tables"). */
+typedef struct mms_heap_check {
+    uint64_t objects;           /* the application's objects (mms_heap_objects) */
+    uint64_t unreachable;       /* of them, those that nothing refers to */
+    uint64_t unreachable_bytes; /* their usable bytes */
+    mms_ref first_unreachable;  /* the first of them in heap order; 0: none */
+    uint64_t shared;            /* STR/BLOB fields of live records that hold a
+                                   string or blob another field holds too */
+    mms_ref first_shared;       /* one such string or blob; 0: none */
+} mms_heap_check;
+
+/* Look for leaks and shared strings, as of the latest commit (framed as
+ * mms_verify is: not inside a transaction, MMS_ETXN). An application object
+ * (mms_heap_objects) is reachable when the root, an i64 or u64 field of a
+ * live record, or a word (8 bytes, aligned) of a reachable object names a
+ * byte of it, as a heap ref or as a pointer (mms_pmalloc): a conservative
+ * walk, like a garbage collector's stack scan, so a number that looks like
+ * a ref keeps an object reachable (a leak can be missed, never invented),
+ * but a ref kept only elsewhere (in a chars field, a string, a blob, outside
+ * the store) is not seen: such objects are counted unreachable. Takes time
+ * in proportion to the heap and to the records of tables with STR, BLOB,
+ * i64 or u64 fields. Errors: MMS_EINVAL, MMS_ETXN, MMS_ECORRUPT (what
+ * mms_verify reports), -ENOMEM. `mms verify` prints what it finds. */
+int mms_verify_heap(mms_store *s, mms_heap_check *out);
+
 /* Allocate o->size bytes exactly at o->ref, laid out as o->slab says (an
  * object of mms_heap_objects() in another store). Made for a heap that
  * holds nothing else yet -- a new store, before any table is created --
@@ -1036,7 +1075,25 @@ int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st)
  * either frees them under the other, which mms_verify() then reports.
  * Nothing refuses such a copy yet: give the copy strings of its own
  * (mms_str_new of mms_str_get's bytes).
+ *
+ * Names. A table's name is 1 to 63 bytes, a field's 1 to 47, and a new one
+ * keeps one rule: UTF-8 with no control character (bytes 0x00-0x1f, 0x7f)
+ * and no '/', and it does not start with '-'. So a name is one line of
+ * `mms` output, one CSV header cell, one JSON string, one Python str and one
+ * argument of a command line (spaces and punctuation are allowed: quote
+ * them in a shell). Creating a table (its name and its fields' names),
+ * renaming one (the new name) and a migration that adds a field (the new
+ * field's name) refuse a name that breaks it with MMS_EINVAL, the detail
+ * saying what breaks it. Names already in a store are not checked: a store
+ * made before the rule (any NUL-terminated bytes) opens, verifies and is
+ * read; its tables are found, opened with their stored layout and migrated
+ * by the names they have, and mms_table_rename gives one a name that keeps
+ * the rule (`mms rename DIR -- -OLD NEW`: "--" ends the options).
  * ------------------------------------------------------------------------ */
+/* NULL when name keeps the name rule and is 1 to max bytes (63 for a
+ * table, 47 for a field), else what breaks it ("starts with '-'", ...). */
+const char *mms_name_fault(const char *name, size_t max);
+
 /* The field kinds, one table (like the error table): X(a, NAME, value,
  * "name", size in bytes (0: any, for chars), class). Class: 'i' signed
  * integer, 'u' unsigned integer, 'f' floating point, 'b' bool, 'c' chars,
@@ -1081,7 +1138,7 @@ uint32_t mms_kind_size(unsigned kind);
 int mms_kind_class(unsigned kind);
 
 typedef struct mms_field {
-    const char *name;   /* 1 to 47 bytes */
+    const char *name;   /* 1 to 47 bytes, by the name rule ("Names") */
     unsigned kind;      /* enum mms_kind */
     uint32_t offset;
     uint32_t size;
@@ -1210,7 +1267,8 @@ typedef struct mms_table mms_table;
 
 #define MMS_TABLE_CREATE 0x1u /* create the table if it does not exist */
 
-/* Open the table called name (1 to 63 bytes) with the record layout sc.
+/* Open the table called name (1 to 63 bytes; a new one keeps the name rule,
+ * "Names" above) with the record layout sc.
  *
  * - It does not exist: with MMS_TABLE_CREATE it is created (in the current
  *   write transaction), otherwise MMS_ENOENT.
@@ -1428,7 +1486,8 @@ int mms_table_drop(mms_store *s, const char *name);
  * process's table handles are unchanged (mms_table_name() gives the new
  * name); handles of other processes find the table again by its new name
  * with mms_table_find(). Renaming to the same name does nothing. Errors:
- * MMS_ENOTXN, MMS_EINVAL (a bad name), MMS_ENOENT (no table from),
+ * MMS_ENOTXN, MMS_EINVAL (from is not 1 to 63 bytes; to breaks the name
+ * rule, "Names" above: from need not keep it), MMS_ENOENT (no table from),
  * -EEXIST (a table called to exists). */
 int mms_table_rename(mms_store *s, const char *from, const char *to);
 

@@ -263,21 +263,26 @@ out:
 }
 
 PyDoc_STRVAR(ref_doc,
-"ref(i) -> int: the ref of record i (region << 48 | i), as a ref field holds it.");
+"ref(i) -> int: the ref of record i (region << 48 | i), as a ref field holds it.\n"
+"Negative i counts from the end; IndexError if out of range, like get(i) (a\n"
+"deleted record's ref is given: storing it in a ref field fails at commit).");
 
 static PyObject *table_ref(pymms_table *tb, PyObject *arg)
 {
     if (pymms_table_check(tb) < 0)
         return NULL;
-    unsigned long long i;
-    PYMMS_CONVERTING(tb->store, i = PyLong_AsUnsignedLongLong(arg));
-    if (i == (unsigned long long)-1 && PyErr_Occurred())
+    int own;
+    if (pymms_scope_enter(tb->store, &own) < 0)
         return NULL;
-    if (i > MMS_SLOT_MASK) {
-        PyErr_SetString(PyExc_IndexError, "ref: index past 2**48");
-        return NULL;
-    }
-    return PyLong_FromUnsignedLongLong(mms_table_ref(tb->t, i));
+    uint64_t i;
+    int bad;
+    PyObject *res = NULL;
+    PYMMS_CONVERTING(tb->store, bad = pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0);
+    if (!bad)
+        res = PyLong_FromUnsignedLongLong(mms_table_ref(tb->t, i));
+    if (pymms_scope_exit(tb->store, own, res ? 0 : -1) < 0)
+        Py_CLEAR(res);
+    return res;
 }
 
 /* R4, R5: may this table be viewed now? */

@@ -8,6 +8,7 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,10 @@ const char *mms_strerror(int err)
     default:
         break;
     }
+    /* Not a leak: a handle keeps every region file it maps open (map.c). */
+    if (err == -EMFILE)
+        return "Too many open files (a store handle keeps each of its region files open, one "
+               "per table and index: raise RLIMIT_NOFILE, ulimit -n)";
     if (err < 0 && err > -4096)
         return strerror(-err);
     return "unknown error";

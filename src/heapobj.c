@@ -20,8 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every heap allocation the catalog and the records own, into *own. */
-static int owned_refs(const mms_store *s, struct mms__refset *own)
+/* Every heap allocation the catalog and the records own, into *own; with
+ * hc, the record fields that hold a string or blob another field holds too
+ * counted there (mms_heap_check.shared). */
+static int owned_refs(const mms_store *s, struct mms__refset *own, mms_heap_check *hc)
 {
     struct mms__catalog *cat;
     int r = mms__catalog_get(s, &cat);
@@ -56,6 +58,8 @@ static int owned_refs(const mms_store *s, struct mms__refset *own)
                     continue;
                 mms_ref v;
                 memcpy(&v, base + i * e->record_size + fd[k].offset, 8);
+                if (hc && v && mms__refset_has(own, v) && !hc->shared++)
+                    hc->first_shared = v;
                 if ((r = mms__refset_add(own, v)))
                     return r;
             }
@@ -91,6 +95,24 @@ static int collect_one(void *ctx, uint64_t off, uint64_t usable)
     return mms__heap_slab_of(c->s, ref, &o->slab);
 }
 
+/* The application's heap objects into c (heap order); hc as owned_refs. */
+static int app_objects(const mms_store *s, struct collect *c, mms_heap_check *hc)
+{
+    struct mms__refset own = {0};
+    char msg[256];
+    int r = mms__heap_verify(s, msg, sizeof msg);
+    if (r)
+        r = MMS__CORRUPT("heap: %s", msg);
+    if (!r)
+        r = owned_refs(s, &own, hc);
+    c->own = &own;
+    if (!r)
+        r = mms__heap_each(s, collect_one, c);
+    c->own = NULL;
+    mms__refset_free(&own);
+    return r == -ENOMEM ? mms__fail(r, "the heap's objects: out of memory") : r;
+}
+
 int mms_heap_objects(mms_store *s, mms_heap_obj **objs, size_t *n)
 {
     int r = mms__check_handle(s);
@@ -100,20 +122,10 @@ int mms_heap_objects(mms_store *s, mms_heap_obj **objs, size_t *n)
         return mms__fail(MMS_EINVAL, "mms_heap_objects: objs or n is NULL");
     *objs = NULL;
     *n = 0;
-    struct mms__refset own = {0};
-    struct collect c = {s, &own, NULL, 0, 0};
-    char msg[256];
-    r = mms__heap_verify(s, msg, sizeof msg);
-    if (r)
-        r = MMS__CORRUPT("heap: %s", msg);
-    if (!r)
-        r = owned_refs(s, &own);
-    if (!r)
-        r = mms__heap_each(s, collect_one, &c);
-    mms__refset_free(&own);
-    if (r) {
+    struct collect c = {s, NULL, NULL, 0, 0};
+    if ((r = app_objects(s, &c, NULL))) {
         free(c.v);
-        return r == -ENOMEM ? mms__fail(r, "mms_heap_objects: out of memory") : r;
+        return r;
     }
     *objs = c.v;
     *n = c.n;
@@ -142,4 +154,122 @@ int mms_heap_place_str(mms_store *s, const mms_heap_obj *o, const void *bytes, s
     mms__str_write(p, bytes, len);
     memset(p + 9 + len, 0, o->size - 9 - len);
     return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Reachability (mms_verify_heap): which of the application's objects
+ * nothing refers to.
+ *
+ * The walk is conservative, as a garbage collector's scan of a C stack: the
+ * roots are the header's root and every i64/u64 field of every live record;
+ * an object is reached when a root or a word (8 bytes, aligned) of a reached
+ * object names a byte of it, as a heap ref (region 0: the offset itself) or
+ * as a pointer (the heap's recorded fixed base, or this handle's mapping,
+ * plus the offset). A word that only looks like a ref keeps an object
+ * reached (no false leak), and nothing else can: a ref kept anywhere else
+ * (a chars field, inside a string or blob, a file) is not seen.
+ * ------------------------------------------------------------------------ */
+struct reach {
+    const mms_store *s;
+    const mms_heap_obj *v; /* the application's objects, in heap order */
+    size_t n;
+    uint8_t *seen;
+    size_t *stack, depth;
+    uint64_t base[2]; /* pointer bases: fixed (0: none) and this handle's */
+};
+
+/* The object holding heap offset off, or n. */
+static size_t obj_at(const struct reach *w, uint64_t off)
+{
+    size_t lo = 0, hi = w->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (MMS_REF_SLOT(w->v[mid].ref) <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || off - MMS_REF_SLOT(w->v[lo - 1].ref) >= w->v[lo - 1].size)
+        return w->n;
+    return lo - 1;
+}
+
+static void reach_one(struct reach *w, uint64_t off)
+{
+    size_t i = obj_at(w, off);
+    if (i < w->n && !w->seen[i]) {
+        w->seen[i] = 1;
+        w->stack[w->depth++] = i;
+    }
+}
+
+static void reach_word(struct reach *w, uint64_t word)
+{
+    uint64_t top = mms__rtab(w->s)[0].size;
+    if (word && MMS_REF_REGION(word) == 0 && word < top)
+        reach_one(w, word);
+    for (int k = 0; k < 2; k++)
+        if (w->base[k] && word >= w->base[k] && word - w->base[k] < top)
+            reach_one(w, word - w->base[k]);
+}
+
+/* The roots: the header's root and the i64/u64 fields of live records. */
+static void reach_roots(struct reach *w)
+{
+    const mms_store *s = w->s;
+    reach_word(w, mms__hdr(s)->root);
+    struct mms__catalog *cat = mms__catalog(s);
+    for (uint32_t t = 0; cat && t < cat->ntables; t++) {
+        const struct mms__tabent *e = &cat->t[t];
+        const struct mms__fdesc *fd = mms__fdescs(s, e);
+        const char *base = s->view.base[e->region];
+        for (uint32_t k = 0; fd && k < e->nfields; k++) {
+            if (fd[k].kind != MMS_KIND_I64 && fd[k].kind != MMS_KIND_U64)
+                continue;
+            for (uint64_t i = 0; i < e->count; i++) {
+                uint64_t v;
+                memcpy(&v, base + i * e->record_size + fd[k].offset, 8);
+                if (v && mms__catalog_live(s, e, i))
+                    reach_word(w, v);
+            }
+        }
+    }
+}
+
+int mms__heap_reach(const mms_store *s, mms_heap_check *hc)
+{
+    memset(hc, 0, sizeof *hc);
+    struct collect c = {s, NULL, NULL, 0, 0};
+    int r = app_objects(s, &c, hc);
+    struct reach w = {s, c.v, c.n, NULL, NULL, 0,
+                      {s->fixed.base, (uintptr_t)s->view.base[0]}};
+    hc->objects = c.n;
+    if (!r && c.n) {
+        w.seen = calloc(c.n, 1);
+        w.stack = malloc(c.n * sizeof *w.stack);
+        if (!w.seen || !w.stack)
+            r = mms__fail(-ENOMEM, "mms_verify_heap: out of memory");
+    }
+    if (!r && c.n) {
+        reach_roots(&w);
+        while (w.depth) {
+            const mms_heap_obj *o = &w.v[w.stack[--w.depth]];
+            const char *p = mms_deref(s, o->ref);
+            for (uint64_t at = 0; at + 8 <= o->size; at += 8) {
+                uint64_t word;
+                memcpy(&word, p + at, 8);
+                reach_word(&w, word);
+            }
+        }
+        for (size_t i = 0; i < c.n; i++)
+            if (!w.seen[i]) {
+                if (!hc->unreachable++)
+                    hc->first_unreachable = c.v[i].ref;
+                hc->unreachable_bytes += c.v[i].size;
+            }
+    }
+    free(w.seen);
+    free(w.stack);
+    free(c.v);
+    return r;
 }

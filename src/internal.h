@@ -212,6 +212,8 @@ _Static_assert(sizeof(struct mms__slab) == 16, "slab size");
 /* The catalog: a heap object the store header points to (hdr->catalog). */
 #define MMS__CAT_MAGIC 0x4c544143u /* "CATL" */
 #define MMS__MAX_FIELDS MMS_MAX_FIELDS
+#define MMS__NAME_MAX 63u       /* a table's name, without its NUL (catalog entry) */
+#define MMS__FIELD_NAME_MAX 47u /* a field's name, without its NUL (field descriptor) */
 #define MMS__MAX_RECORD MMS_MAX_RECORD
 struct mms__tabent {
     char name[64];       /* NUL-terminated, 1..63 bytes */
@@ -519,6 +521,8 @@ int mms__os_openat(int dirfd, const char *name, int flags, int mode);
 /* The same, and a file's size (st_size of the fstat that checked it) into *size. */
 int mms__os_openat_sized(int dirfd, const char *name, int flags, int mode, uint64_t *size);
 int mms__os_close(int fd);
+/* How many descriptors the process may have open (RLIMIT_NOFILE, soft). */
+uint64_t mms__os_fd_limit(void);
 int mms__os_mkdir(const char *path);
 int mms__os_pread(int fd, void *buf, size_t len, uint64_t off); /* all of it, or -EIO */
 /* As much as the file has of [off, off + len): *got bytes (fewer at its end). */
@@ -818,6 +822,12 @@ bool mms__kind_owns_heap(unsigned kind);    /* STR and BLOB */
  * overlapping another; REF fields name a target (whether it exists is the
  * catalog's question). MMS_EINVAL with a detail naming table otherwise. */
 int mms__schema_check(const char *table, const mms_schema *sc);
+/* The name rule (mmstore.h, "Names") for a new table name; for the fields
+ * of sc, those not in stored (NULL: all of them). Names already in a store
+ * are not checked: a store made before the rule opens, and its tables can
+ * be renamed. MMS_EINVAL with a detail saying what breaks the rule. */
+int mms__name_check(const char *name);
+int mms__schema_names_check(const char *table, const mms_schema *sc, const mms_schema *stored);
 
 /* Migration: how one field of the new layout gets its value. */
 enum { MMS__CV_ZERO, MMS__CV_DEFAULT, MMS__CV_COPY, MMS__CV_INT, MMS__CV_INT_F64,
@@ -1135,6 +1145,8 @@ int mms__heap_find(const mms_store *s, uint64_t off, uint64_t *start, uint64_t *
  * that is not in a slab. */
 int mms__heap_place(mms_store *s, uint64_t off, uint64_t usable, uint64_t slab);
 int mms__heap_slab_of(const mms_store *s, mms_ref ref, uint64_t *slab);
+/* heapobj.c: mms_verify_heap's count, on the state s shows. */
+int mms__heap_reach(const mms_store *s, mms_heap_check *hc);
 /* Compaction (compact.c, copy.c). free_runs: fn for each byte range of
  * the heap whose content means nothing and may be given back to the file
  * system -- every page of a free span, every page of a free unit run but

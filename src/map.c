@@ -97,6 +97,16 @@ static int region_open(mms_store *s, uint32_t id, uint32_t gen, bool create, boo
     if (create)
         flags |= O_CREAT | O_EXCL;
     int r = mms__os_openat_sized(s->dirfd, name, flags, 0666, fsize);
+    if (r == -EMFILE) {
+        /* Not a leak: a handle keeps every region file it maps open (to
+         * grow, sync and cut it), so RLIMIT_NOFILE bounds its tables. */
+        uint32_t held = 0;
+        for (uint32_t k = 0; k < s->nmapped; k++)
+            held += s->reg[k].fd >= 0;
+        return mms__fail(r, "cannot open region file %s: %s: this handle keeps %u open (and up "
+                         "to 5 other descriptors), and the process may have %llu", name,
+                         mms_strerror(r), held, (unsigned long long)mms__os_fd_limit());
+    }
     if (r < 0)
         return mms__fail(r, "cannot open region file %s: %s", name, mms_strerror(r));
     *fd = r;
@@ -650,25 +660,19 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
         want = mms__round_up(need, MMS__GROW_ALIGN) < g->reserve ? mms__round_up(need, MMS__GROW_ALIGN) : need;
         r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
     }
-    if (r) {
-        /* Nothing past what the file had is mapped by anyone or committed,
-         * so cutting back to it is safe; it frees the space and keeps whole
-         * pages. */
-        mms__os_ftruncate(g->fd, had);
-        return mms__fail(r, "cannot grow region %u to %llu bytes: %s", id,
-                         (unsigned long long)want, mms_strerror(r));
-    }
+    if (r)
+        goto cut_back;
     char *base = s->view.base[id];
     r = map_view(s, base + g->mapped, want - g->mapped, g->fd, g->mapped, true,
                  view_writable(s));
     if (r)
-        return mms__fail(r, "cannot map grown region %u: %s", id, mms_strerror(r));
+        goto cut_back;
     map_advise(s, id, base + g->mapped, want - g->mapped);
     char *fv;
     r = g->fview ? mms__os_remap(g->fview, g->fview_len, want, &fv) : mms__os_map(g->fd, want, true, &fv);
     if (r) {
         mms__os_unmap_to_reserve(base + g->mapped, want - g->mapped);
-        return mms__fail(r, "cannot map grown region %u: %s", id, mms_strerror(r));
+        goto cut_back;
     }
     g->fview = fv;
     g->fview_len = want;
@@ -676,6 +680,14 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     if (s->L) /* what is not committed goes back at a checkpoint (recover.c) */
         __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     return 0;
+cut_back:
+    /* Nothing past what the file had is mapped by anyone or committed, so
+     * cutting back to it is safe; it frees the space and keeps whole pages.
+     * (Space a failed mapping left was kept for good: nothing marked it
+     * space_left, so no checkpoint nor open gave it back.) */
+    mms__os_ftruncate(g->fd, had);
+    return mms__fail(r, "cannot grow region %u to %llu bytes: %s", id, (unsigned long long)want,
+                     mms_strerror(r));
 }
 
 /* The chunks of [off, end) of region g are no longer registered for write
@@ -961,11 +973,17 @@ static int sync_region_file(void *ctx, const char *name)
     char tail;
     if (sscanf(name, "region-%u-%u%c", &id, &gen, &tail) != 2)
         return 0;
-    int fd = mms__os_openat(sf->s->dirfd, name, O_RDONLY, 0);
+    /* A file this handle keeps open is synced through its descriptor: one
+     * open and close fewer each, and no descriptor more than the listing's
+     * (under a low RLIMIT_NOFILE the checkpoint failed here). */
+    const mms_store *s = sf->s;
+    bool held = id < s->nmapped && s->reg[id].fd >= 0 && s->reg[id].gen == gen;
+    int fd = held ? s->reg[id].fd : mms__os_openat(s->dirfd, name, O_RDONLY, 0);
     if (fd == -ENOENT)
         return 0; /* deleted meanwhile (after a checkpoint): nothing to keep */
     int r = fd < 0 ? fd : mms__os_fdatasync(fd);
-    mms__os_close(fd);
+    if (!held)
+        mms__os_close(fd);
     if (r && !sf->err)
         sf->err = r;
     return 0;

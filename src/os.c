@@ -19,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <linux/futex.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -201,6 +202,12 @@ int mms__os_openat_sized(int dirfd, const char *name, int flags, int mode, uint6
     if (size)
         *size = file ? (uint64_t)st.st_size : 0;
     return fd;
+}
+
+uint64_t mms__os_fd_limit(void)
+{
+    struct rlimit rl;
+    return getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (uint64_t)rl.rlim_cur : 0;
 }
 
 int mms__os_openat(int dirfd, const char *name, int flags, int mode)
@@ -410,12 +417,44 @@ int mms__os_stat(int dirfd, const char *name, bool *is_dir)
     return 0;
 }
 
+/* Out of descriptors (EMFILE): list through dirfd itself, whose offset is
+ * rewound first (the library opens files at a directory's descriptor, it
+ * never reads it otherwise), so that a checkpoint needs no descriptor for
+ * its listing under a low RLIMIT_NOFILE. */
+static int dir_list_in_place(int dirfd, int (*fn)(void *ctx, const char *name), void *ctx)
+{
+    if (lseek(dirfd, 0, SEEK_SET) < 0)
+        return -errno;
+    _Alignas(8) char buf[4096];
+    for (;;) {
+        long n = syscall(SYS_getdents64, dirfd, buf, sizeof buf);
+        if (n <= 0)
+            return n < 0 ? -errno : 0;
+        for (long off = 0; off < n;) {
+            struct { /* linux_dirent64 */
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *de = (void *)(buf + off);
+            int r = strcmp(de->name, ".") != 0 && strcmp(de->name, "..") != 0
+                        ? fn(ctx, de->name) : 0;
+            if (r)
+                return r;
+            off += de->reclen;
+        }
+    }
+}
+
 int mms__os_dir_list(int dirfd, int (*fn)(void *ctx, const char *name), void *ctx)
 {
     int r = fault_hit(MMS__OP_READDIR);
     if (r)
         return r;
     int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 && errno == EMFILE)
+        return dir_list_in_place(dirfd, fn, ctx);
     if (fd < 0)
         return -errno;
     DIR *d = fdopendir(fd);

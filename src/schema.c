@@ -74,6 +74,82 @@ bool mms__kind_owns_heap(unsigned kind)
 /* ------------------------------------------------------------------------
  * Checks
  * ------------------------------------------------------------------------ */
+static const mms_field *field_named(const mms_schema *sc, const char *name);
+
+/* The name rule (mmstore.h, "Names"): a table's or a field's name is 1 to
+ * max bytes of UTF-8 with no control character (0x00-0x1f, 0x7f) and no '/',
+ * and it does not start with '-'. Such a name is one line of text, one CSV
+ * header cell, one JSON string and one argument of the mms tool. NULL when
+ * name keeps the rule, or what breaks it. */
+static const char *name_fault(const char *name, size_t max, size_t *at)
+{
+    size_t n = name ? strlen(name) : 0;
+    *at = 0;
+    if (n == 0 || n > max)
+        return "is empty or too long";
+    if (name[0] == '-')
+        return "starts with '-'";
+    const unsigned char *p = (const unsigned char *)name;
+    for (size_t i = 0; i < n; i++) {
+        *at = i;
+        if (p[i] < 0x20 || p[i] == 0x7f)
+            return "holds a control character";
+        if (p[i] == '/')
+            return "holds a '/'";
+        if (p[i] < 0x80)
+            continue;
+        /* A UTF-8 sequence: a lead byte, then 1 to 3 continuation bytes; no
+         * overlong form, no surrogate, nothing past U+10FFFF. */
+        unsigned len = p[i] >= 0xf0 ? 4 : p[i] >= 0xe0 ? 3 : 2;
+        uint32_t cp = p[i] & (0x7f >> len);
+        if (p[i] < 0xc2 || p[i] > 0xf4 || i + len > n)
+            return "is not UTF-8";
+        for (unsigned k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return "is not UTF-8";
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return "is not UTF-8";
+        i += len - 1;
+    }
+    return NULL;
+}
+
+#define NAME_RULE "UTF-8 with no control character and no '/', not starting with '-'"
+
+const char *mms_name_fault(const char *name, size_t max)
+{
+    size_t at;
+    return name_fault(name, max, &at);
+}
+
+int mms__name_check(const char *name)
+{
+    size_t at;
+    const char *fault = name_fault(name, MMS__NAME_MAX, &at);
+    if (!fault)
+        return 0;
+    return mms__fail(MMS_EINVAL, "a table name that %s (byte %zu): a table name is 1 to %u "
+                     "bytes of " NAME_RULE, fault, at, MMS__NAME_MAX);
+}
+
+int mms__schema_names_check(const char *table, const mms_schema *sc, const mms_schema *stored)
+{
+    for (uint32_t i = 0; i < sc->nfields; i++) {
+        const char *name = sc->fields[i].name;
+        size_t at;
+        const char *fault = name_fault(name, MMS__FIELD_NAME_MAX, &at);
+        if (!fault || (stored && field_named(stored, name)))
+            continue;
+        return mms__fail(MMS_EINVAL, "table %s: field %u has a name that %s (byte %zu): a "
+                         "field name is 1 to %u bytes of " NAME_RULE, table, i, fault, at,
+                         MMS__FIELD_NAME_MAX);
+    }
+    return 0;
+}
+
 int mms__schema_check(const char *table, const mms_schema *sc)
 {
     if (!sc || !sc->fields || sc->nfields == 0 || sc->nfields > MMS__MAX_FIELDS)

@@ -797,6 +797,19 @@ int mms_verify(mms_store *s, char *msg, size_t cap)
     return mms__at_latest(s, "mms_verify", verify_pinned, &vm);
 }
 
+static int verify_heap_pinned(mms_store *s, void *ctx)
+{
+    return mms__heap_reach(s, ctx);
+}
+
+int mms_verify_heap(mms_store *s, mms_heap_check *out)
+{
+    if (!out)
+        return mms__fail(MMS_EINVAL, "mms_verify_heap: out is NULL");
+    memset(out, 0, sizeof *out);
+    return mms__at_latest(s, "mms_verify_heap", verify_heap_pinned, out);
+}
+
 /* In a fixed-mode handle every region is where the layout says. */
 static int verify_fixed(const mms_store *s, char *msg, size_t cap)
 {

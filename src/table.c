@@ -550,7 +550,8 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
     if (idx < 0) {
         if (!(flags & MMS_TABLE_CREATE))
             return mms__fail(MMS_ENOENT, "no table called %s", name);
-        if ((r = mms__check_write(s)))
+        if ((r = mms__check_write(s)) || (r = mms__name_check(name)) ||
+            (r = mms__schema_names_check(name, sc, NULL)))
             return r;
         s->tab_epoch++;
         if ((r = table_create(s, name, sc, t)))
@@ -576,6 +577,8 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
                          e->record_size, e->nfields,
                          s->flags & MMS_RDONLY ? "a read-only handle cannot migrate it"
                                                : "migrating it needs a write transaction");
+    if ((r = mms__schema_names_check(name, sc, stored)))
+        return r;
     s->tab_epoch++;
     if ((r = table_migrate(s, h, sc)))
         return r;
@@ -1314,7 +1317,7 @@ int mms_table_drop(mms_store *s, const char *name)
 int mms_table_rename(mms_store *s, const char *from, const char *to)
 {
     int r = mms__check_write(s);
-    if (r || (r = name_check(from)) || (r = name_check(to)))
+    if (r || (r = name_check(from)) || (r = mms__name_check(to)))
         return r;
     int idx = mms__catalog_find(s, from);
     if (idx < 0)

@@ -670,11 +670,97 @@ static void sync_dir(const char *p)
     }
 }
 
+/* ------------------------------------------------------------------------
+ * Names (mmstore.h, "Names"): DEST is made through mms_table_open, which
+ * refuses a new name that breaks the name rule, as a store made before the
+ * rule may hold. Such a name is mended: each byte that breaks the rule
+ * becomes '_' (every non-ASCII byte, if the name is not UTF-8), and a
+ * suffix keeps it unique; an info line says so.
+ * ------------------------------------------------------------------------ */
+/* name, printable on one line: bytes that are not printable ASCII as \xNN. */
+static const char *name_shown(const char *name, char out[4 * 64 + 1])
+{
+    char *o = out;
+    for (const unsigned char *p = (const unsigned char *)name; *p && o < out + 4 * 63; p++)
+        o += *p < 0x20 || *p >= 0x7f || *p == '\\' ? sprintf(o, "\\x%02x", *p)
+                                                  : sprintf(o, "%c", *p);
+    *o = 0;
+    return out;
+}
+
+/* Mend name (cap bytes, at most max of them) so that it keeps the rule and
+ * taken(ctx, candidate) is false; true if it changed. */
+static bool name_mend(char *name, size_t cap, size_t max,
+                      bool (*taken)(const void *ctx, const char *name), const void *ctx)
+{
+    if (!mms_name_fault(name, max))
+        return false;
+    char base[64];
+    snprintf(base, sizeof base, "%s", name);
+    if (base[0] == '-')
+        base[0] = '_';
+    for (char *p = base; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '/')
+            *p = '_';
+    for (char *p = base; mms_name_fault(base, max) && *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '_';
+    base[max - 8] = 0; /* room for a suffix */
+    snprintf(name, cap, "%s", base);
+    for (unsigned k = 2; taken(ctx, name); k++)
+        snprintf(name, cap, "%s_%u", base, k);
+    return true;
+}
+
+static bool table_taken(const void *ctx, const char *name)
+{
+    const struct sv_store *st = ctx;
+    unsigned n = 0;
+    for (uint32_t i = 0; i < st->ntables; i++)
+        n += strcmp(st->t[i].name, name) == 0;
+    return n > 1; /* the one being mended is among them */
+}
+
+static bool field_taken(const void *ctx, const char *name)
+{
+    const struct sv_table *t = ctx;
+    unsigned n = 0;
+    for (uint32_t k = 0; k < t->nfields; k++)
+        n += strcmp(t->f[k].name, name) == 0;
+    return n > 1;
+}
+
+static void names_mend(struct rec *R)
+{
+    char old[64], shown[4 * 64 + 1];
+    for (uint32_t i = 0; i < R->st.ntables; i++) {
+        struct sv_table *t = &R->st.t[i];
+        if (t->bad)
+            continue;
+        snprintf(old, sizeof old, "%s", t->name);
+        if (name_mend(t->name, sizeof t->name, 63, table_taken, &R->st))
+            say(R, "info", "table", "name=%s -- renamed %s: the name breaks the name rule (%s)",
+                name_shown(old, shown), t->name, mms_name_fault(old, 63));
+        for (uint32_t k = 0; k < t->nfields; k++) {
+            struct sv_field *f = &t->f[k];
+            snprintf(old, sizeof old, "%s", f->name);
+            if (!name_mend(f->name, sizeof f->name, 47, field_taken, t))
+                continue;
+            say(R, "info", "field", "table=%s field=%s -- renamed %s: the name breaks the name "
+                "rule (%s)", t->name, name_shown(old, shown), f->name, mms_name_fault(old, 47));
+            for (uint32_t x = 0; x < t->nix; x++)
+                if (strcmp(t->ix[x].field, old) == 0)
+                    snprintf(t->ix[x].field, sizeof t->ix[x].field, "%s", f->name);
+        }
+    }
+}
+
 /* Everything between the source's reading and DEST's commit. */
 static int salvage_all(struct rec *R)
 {
     uint32_t n = R->st.ntables;
     uint32_t maxrec = 1;
+    names_mend(R);
     for (uint32_t i = 0; i < n; i++) {
         R->tab[i].src = &R->st.t[i];
         if (R->st.t[i].bad) {

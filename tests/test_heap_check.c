@@ -1,0 +1,196 @@
+/* mms_verify_heap and `mms verify`'s warnings: heap objects that nothing
+ * refers to (a leak) and string fields that share one string (a record
+ * copied whole) are counted, and neither fails mms_verify. */
+#include "test.h"
+
+#include <string.h>
+
+struct rec {
+    int64_t id;
+    uint64_t handle; /* an application's heap ref, kept as a number */
+    mms_ref name;
+};
+static const mms_field fields[] = {MMS_F_I64(struct rec, id), MMS_F_U64(struct rec, handle),
+                                   MMS_F_STR(struct rec, name)};
+static const mms_schema schema = MMS_SCHEMA(struct rec, fields);
+
+static mms_heap_check check(mms_store *s)
+{
+    mms_heap_check hc;
+    OK(mms_verify_heap(s, &hc));
+    verify_ok(s); /* a warning is not damage */
+    return hc;
+}
+
+static mms_table *people(mms_store *s)
+{
+    mms_table *t;
+    OK(mms_table_open(s, "people", &schema, MMS_TABLE_CREATE, &t));
+    return t;
+}
+
+static void append_named(mms_table *t, mms_store *s, int64_t id, const char *name)
+{
+    struct rec r = {id, 0, 0};
+    OK(mms_str_new(s, name, strlen(name), &r.name));
+    OK(mms_table_append(t, &r, NULL));
+}
+
+TEST(clean_store_has_no_warning)
+{
+    const char *p = tpath("hc-clean");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    mms_heap_check hc = check(s);
+    ASSERT_EQ(hc.objects, 0u);
+    OK(mms_txn_begin(s, 0));
+    mms_table *t = people(s);
+    for (int i = 0; i < 100; i++)
+        append_named(t, s, i, i % 2 ? "odd" : "even");
+    OK(mms_table_delete(t, 7));
+    OK(mms_txn_commit(s));
+    hc = check(s);
+    ASSERT_EQ(hc.objects, 0u);
+    ASSERT_EQ(hc.unreachable, 0u);
+    ASSERT_EQ(hc.shared, 0u);
+    OK(mms_txn_begin(s, 0));
+    FAILS(mms_verify_heap(s, &hc), MMS_ETXN);
+    OK(mms_txn_abort(s));
+    OK(mms_close(s));
+}
+
+/* A string made and never stored, and one whose field was overwritten
+ * without mms_free (mms_str_set frees; a plain store does not). */
+TEST(leaks_are_counted)
+{
+    const char *p = tpath("hc-leak");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    mms_table *t = people(s);
+    append_named(t, s, 1, "ann");
+    mms_ref lost;
+    OK(mms_str_new(s, "never stored", 12, &lost));
+    OK(mms_txn_commit(s));
+    mms_heap_check hc = check(s);
+    ASSERT_EQ(hc.objects, 1u);
+    ASSERT_EQ(hc.unreachable, 1u);
+    ASSERT_EQ(hc.first_unreachable, lost);
+    size_t usable;
+    OK(mms_alloc_size(s, lost, &usable));
+    ASSERT_EQ(hc.unreachable_bytes, (uint64_t)usable);
+
+    OK(mms_txn_begin(s, 0));
+    struct rec *r = mms_table_get(t, 0);
+    mms_ref old = r->name;
+    OK(mms_str_new(s, "bo", 2, &r->name)); /* "ann" is not freed */
+    OK(mms_txn_commit(s));
+    hc = check(s);
+    ASSERT_EQ(hc.unreachable, 2u);
+    ASSERT_EQ(hc.first_unreachable, lost < old ? lost : old);
+
+    /* Freeing them ends the leak. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, lost));
+    OK(mms_free(s, old));
+    OK(mms_txn_commit(s));
+    hc = check(s);
+    ASSERT_EQ(hc.objects, 0u);
+    ASSERT_EQ(hc.unreachable, 0u);
+    OK(mms_close(s));
+}
+
+/* What the application keeps is reached: the root, a graph of objects from
+ * it (by ref and by pointer), an object whose ref a u64 field holds. */
+TEST(reachable_objects_are_not_leaks)
+{
+    const char *p = tpath("hc-reach");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    mms_table *t = people(s);
+    mms_ref a, b, c, d, e;
+    OK(mms_zalloc(s, 64, &a));
+    OK(mms_zalloc(s, 5000, &b)); /* a page run */
+    OK(mms_zalloc(s, 32, &c));
+    OK(mms_zalloc(s, 16, &d));
+    OK(mms_str_new(s, "kept by a number field", 22, &e));
+    OK(mms_root_set(s, a));
+    ((mms_ref *)mms_deref(s, a))[3] = b;                      /* a ref */
+    ((void **)mms_deref(s, b))[600] = (char *)mms_deref(s, c) + 8; /* a pointer, inside c */
+    struct rec r = {1, e, 0};
+    OK(mms_table_append(t, &r, NULL));
+    OK(mms_txn_commit(s));
+    mms_heap_check hc = check(s);
+    ASSERT_EQ(hc.objects, 5u);
+    ASSERT_EQ(hc.unreachable, 1u); /* d only */
+    ASSERT_EQ(hc.first_unreachable, d);
+
+    /* Cut the chain: b and c are lost with it. */
+    OK(mms_txn_begin(s, 0));
+    ((mms_ref *)mms_deref(s, a))[3] = 0;
+    OK(mms_txn_commit(s));
+    hc = check(s);
+    ASSERT_EQ(hc.unreachable, 3u);
+    /* A deleted record keeps nothing. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_delete(t, 0));
+    OK(mms_txn_commit(s));
+    hc = check(s);
+    ASSERT_EQ(hc.unreachable, 4u);
+    OK(mms_close(s));
+}
+
+/* A record copied whole shares its string: counted, not damage -- until a
+ * delete frees it under the other, which mms_verify reports. */
+TEST(shared_strings_are_counted)
+{
+    const char *p = tpath("hc-shared");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    mms_table *t = people(s);
+    append_named(t, s, 1, "ann");
+    append_named(t, s, 2, "bo");
+    OK(mms_table_append(t, mms_table_get(t, 0), NULL));
+    OK(mms_txn_commit(s));
+    mms_heap_check hc = check(s);
+    ASSERT_EQ(hc.shared, 1u);
+    ASSERT_EQ(hc.first_shared, ((struct rec *)mms_table_get(t, 0))->name);
+    ASSERT_EQ(hc.unreachable, 0u);
+    OK(mms_close(s));
+}
+
+/* The tool prints one warning line per finding; exit 0 (sound), 2 with
+ * --strict. */
+TEST(tool_warns)
+{
+    const char *p = tpath("hc-tool");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    mms_table *t = people(s);
+    append_named(t, s, 1, "ann");
+    char cmd[700], out[4096];
+    OK(mms_txn_commit(s));
+    snprintf(cmd, sizeof cmd, "verify %s", p);
+    ASSERT_EQ(run_tool(cmd, out, sizeof out), 0);
+    ASSERT(strstr(out, "warning") == NULL);
+    OK(mms_txn_begin(s, 0));
+    mms_ref lost;
+    OK(mms_str_new(s, "lost", 4, &lost));
+    OK(mms_table_append(t, mms_table_get(t, 0), NULL));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    ASSERT_EQ(run_tool(cmd, out, sizeof out), 0);
+    if (!strstr(out, ": ok\n") || !strstr(out, "warning unreachable objects=1 bytes=") ||
+        !strstr(out, "warning shared fields=1 "))
+        FAILF("mms verify said:\n%s", out);
+    snprintf(cmd, sizeof cmd, "verify --strict %s", p);
+    ASSERT_EQ(run_tool(cmd, out, sizeof out), 2);
+}
+
+int main(void)
+{
+    RUN(clean_store_has_no_warning);
+    RUN(leaks_are_counted);
+    RUN(reachable_objects_are_not_leaks);
+    RUN(shared_strings_are_counted);
+    RUN(tool_warns);
+    return 0;
+}
