@@ -574,6 +574,17 @@ typedef struct mms_reader_info {
  * (which may exceed cap). Errors: MMS_EINVAL, MMS_EFORK. */
 int mms_readers(mms_store *s, mms_reader_info *out, size_t cap, size_t *n);
 
+/* The same for the store in the directory path, without opening it: no
+ * handle, so no reader slot of its own -- it works when all 256 slots are
+ * taken (mms_open then fails with MMS_EBUSY naming the pids that hold
+ * them), and it never recovers or writes anything. holding_back uses the
+ * default reader_limit_ms (1000 ms). A store that no handle has open has
+ * no slots in use (those its dead processes left are wiped by the next
+ * open). Errors: MMS_EINVAL,
+ * MMS_ENOTSTORE, MMS_EBUSY (a lock file of an incompatible version is in
+ * use), -errno. */
+int mms_readers_path(const char *path, mms_reader_info *out, size_t cap, size_t *n);
+
 /* Free the slots of processes that died (also done automatically when a
  * writer waits for one, or when slots run out). *cleared may be NULL. */
 int mms_readers_clear_stale(mms_store *s, unsigned *cleared);
