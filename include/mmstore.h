@@ -999,7 +999,10 @@ typedef struct mms_copy_stats {
  * of dead processes. An existing dest is refused with -EEXIST unless
  * flags has MMS_COPY_FORCE, which replaces it atomically where the kernel
  * can (renameat2 RENAME_EXCHANGE) -- and only if it is an empty directory
- * or holds a store, never the store being copied (MMS_EINVAL).
+ * or holds a store, never the store being copied (MMS_EINVAL), nor a store
+ * that a handle has open (MMS_EBUSY: that handle would go on committing
+ * into the removed directory). dest may not be inside the source's
+ * directory (MMS_EINVAL).
  * MMS_COPY_COMPACT compacts the copy before it is renamed (mms_compact():
  * free heap pages are not kept, deleted records at the ends of tables and
  * free space at the end of the heap leave them).
@@ -1008,7 +1011,7 @@ typedef struct mms_copy_stats {
  * tar only while no process has it open; while it is open, use this.
  *
  * st (may be NULL) receives what was done. Not inside a transaction of
- * this handle (MMS_ETXN). Errors: MMS_EINVAL, MMS_ETXN, -EEXIST, MMS_ECORRUPT
+ * this handle (MMS_ETXN). Errors: MMS_EINVAL, MMS_ETXN, -EEXIST, MMS_EBUSY, MMS_ECORRUPT
  * (a region file shorter than its committed size), -ENOSPC and -errno (the
  * temporary directory is removed; the source is never touched), and the
  * errors of mms_read_begin(). */

@@ -481,6 +481,23 @@ int mms__lock_peek(int dirfd, const struct mms__lock **out, int *lockfd)
     return 0;
 }
 
+int mms__lock_dir_exclusive(int dirfd, int *lockfd)
+{
+    *lockfd = -1;
+    int fd = mms__os_openat(dirfd, "lock", O_RDWR, 0);
+    if (fd == -ENOENT)
+        return 0; /* never opened: and openers wait for us to be done with dirfd */
+    if (fd < 0)
+        return fd;
+    int r = mms__os_ofd_lock(fd, 0, F_WRLCK, false);
+    if (r) {
+        mms__os_close(fd);
+        return r;
+    }
+    *lockfd = fd;
+    return 0;
+}
+
 void mms__lock_unpeek(const struct mms__lock *L, int lockfd)
 {
     if (L)
