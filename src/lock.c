@@ -371,22 +371,25 @@ static void slot_reset(struct mms__rslot *sl, uint32_t pid)
     __atomic_store_n(&sl->pid, pid, __ATOMIC_RELEASE);
 }
 
-/* Every slot is owned by a live handle (mms__slot_claim took over the dead
- * ones): say whose, the processes with the most handles first, so that the
- * one that leaks handles stands out. */
-static int slots_full(const struct mms__lock *L)
+/* The live handles in slots other than s's, by process, the processes
+ * with the most first (one that leaks handles stands out), into who:
+ * "pid 12: 200, pid 13: 56, ..." (at most four); returns how many. */
+static uint32_t slot_owners(const mms_store *s, char *who, size_t cap)
 {
-    uint32_t pid[MMS__NSLOTS], count[MMS__NSLOTS], n = 0;
+    uint32_t pid[MMS__NSLOTS], count[MMS__NSLOTS], n = 0, handles = 0;
     for (uint32_t i = 0; i < MMS__NSLOTS; i++) {
-        uint32_t p = __atomic_load_n(&L->slot[i].pid, __ATOMIC_ACQUIRE), k = 0;
+        uint32_t p = __atomic_load_n(&s->L->slot[i].pid, __ATOMIC_ACQUIRE), k = 0;
+        if (i == s->slot || !p || !mms__slot_alive(s, i))
+            continue;
         while (k < n && pid[k] != p)
             k++;
         if (k == n)
             pid[n] = p, count[n++] = 0;
         count[k]++;
+        handles++;
     }
-    char who[160] = "";
     size_t len = 0;
+    who[0] = 0;
     for (uint32_t shown = 0; shown < 4 && shown < n; shown++) {
         uint32_t best = shown;
         for (uint32_t k = shown + 1; k < n; k++)
@@ -395,12 +398,12 @@ static int slots_full(const struct mms__lock *L)
         uint32_t tp = pid[shown], tc = count[shown];
         pid[shown] = pid[best], count[shown] = count[best];
         pid[best] = tp, count[best] = tc;
-        len += (size_t)snprintf(who + len, sizeof who - len, "%spid %u: %u", len ? ", " : "",
+        len += (size_t)snprintf(who + len, cap - len, "%spid %u: %u", len ? ", " : "",
                                 pid[shown], count[shown]);
     }
-    return mms__fail(MMS_EBUSY, "all %u reader slots are taken by open handles (%s%s); each "
-                     "handle holds one until it is closed (mms readers lists them)",
-                     MMS__NSLOTS, who, n > 4 ? ", ..." : "");
+    if (n > 4)
+        snprintf(who + len, cap - len, ", ...");
+    return handles;
 }
 
 int mms__slot_claim(mms_store *s)
@@ -421,7 +424,11 @@ int mms__slot_claim(mms_store *s)
             s->slot = i;
             return 0;
         }
-    return slots_full(L);
+    char who[160];
+    slot_owners(s, who, sizeof who);
+    return mms__fail(MMS_EBUSY, "all %u reader slots are taken by open handles (%s); each "
+                     "handle holds one until it is closed (mms readers lists them)",
+                     MMS__NSLOTS, who);
 }
 
 void mms__slot_release(mms_store *s)
@@ -927,17 +934,10 @@ int mms__lock_alone(mms_store *s)
     s->alone = r == 0;
     if (r != MMS_EBUSY)
         return r ? mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r)) : 0;
-    char pids[96] = "";
-    size_t n = 0, k = 0;
-    for (uint32_t i = 0; i < MMS__NSLOTS; i++) {
-        uint32_t pid = __atomic_load_n(&s->L->slot[i].pid, __ATOMIC_ACQUIRE);
-        if (i == s->slot || !pid || !mms__slot_alive(s, i))
-            continue;
-        if (n++ < 4)
-            k += (size_t)snprintf(pids + k, sizeof pids - k, "%s%u", k ? ", " : "", pid);
-    }
-    return mms__fail(MMS_EBUSY, "%zu other handle%s ha%s the store open (pid %s%s)", n,
-                     n == 1 ? "" : "s", n == 1 ? "s" : "ve", pids, n > 4 ? ", ..." : "");
+    char who[160];
+    uint32_t n = slot_owners(s, who, sizeof who);
+    return mms__fail(MMS_EBUSY, "%u other handle%s ha%s the store open (%s)", n,
+                     n == 1 ? "" : "s", n == 1 ? "s" : "ve", who);
 }
 
 void mms__lock_shared(mms_store *s)
