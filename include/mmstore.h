@@ -505,12 +505,17 @@ uint64_t mms_txn_id(const mms_store *s);
  *    the commits made before it was called.
  *  - What it costs the writer: each page changed by a commit that waits is
  *    kept in the writing handle, with a copy (its shadow): at most
- *    max_backlog bytes (64 MiB by default). At that bound the next commit
- *    waits for the readers inside to leave -- new ones wait too, so that
- *    overlapping readers cannot starve it -- then applies the backlog; or,
- *    with MMS_BACKLOG_ERROR, fails with MMS_EBUSY. The journal also keeps
- *    every waiting commit (no checkpoint empties it meanwhile). A commit
- *    costs what it changed, plus a compare per page kept back.
+ *    max_backlog bytes (64 MiB by default) -- or, if the first commit to
+ *    wait changed more than that, its pages: the bound is checked when a
+ *    commit would join commits that wait already, so a commit is never
+ *    refused for its size alone. A commit that would take the backlog
+ *    past the bound waits for the readers inside to leave -- new ones wait
+ *    too, so that overlapping readers cannot starve it -- then applies the
+ *    backlog; or, with MMS_BACKLOG_ERROR, fails with MMS_EBUSY. The
+ *    journal also keeps every waiting commit (no checkpoint empties it
+ *    meanwhile); the same happens when it passes 4 x checkpoint_bytes +
+ *    max_backlog. A commit costs what it changed, plus a compare per page
+ *    kept back.
  *  - A read transaction may wait while commits are being applied (a copy
  *    of what they changed), never for a writer's transaction or its sync.
  *  - A write handle's own read transactions show its latest commit when it

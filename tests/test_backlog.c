@@ -333,6 +333,46 @@ TEST(bound)
     rmrf(p);
 }
 
+/* The bound as documented: the first commit to wait is held back whole,
+ * however large (a commit is never refused for its size alone); the next
+ * one that would pass max_backlog is refused, and the message says how
+ * much waits, this commit's share and the bound. (It said "1 commits
+ * wait ... (1608 KB held back, the bound is 1024 KB)", counting this
+ * commit's pages as held back, and the manual promised "at most
+ * max_backlog bytes" while 4 MiB were held with a 1 MiB bound.) */
+TEST(bound_first_commit)
+{
+    const char *p = tpath("bl5");
+    mms_store *w = setup(p);
+    OK(mms_close(w));
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_BACKLOG_ERROR;
+    o.max_backlog = 64 * 4096;
+    OK(mms_open(p, &o, &w));
+    mms_ref big;
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, 2 << 20, &big));
+    OK(mms_txn_commit(w));
+    pid_t pid = spawn_reader(p, 0);
+    OK(mms_txn_begin(w, 0));
+    memset(mms_deref(w, big), 1, 128 * 4096); /* twice the bound */
+    OK(mms_txn_commit(w));
+    ASSERT_GE(info(w)->backlog_bytes, 128 * 4096);
+    OK(mms_txn_begin(w, 0));
+    memset((char *)mms_deref(w, big) + 200 * 4096, 2, 4096);
+    FAILS(mms_txn_commit(w), MMS_EBUSY);
+    const char *d = mms_errdetail();
+    if (!strstr(d, "1 commit waits for readers") || !strstr(d, "max_backlog, 256 KB") ||
+        !strstr(d, "this commit's 8 KB"))
+        FAILF("the refusal does not say what waits, this commit's share and the bound: %s", d);
+    OK(mms_txn_abort(w));
+    reader_leaves(pid);
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+}
+
 /* MMS_NOSYNC | MMS_BACKLOG_ERROR with no reader at all: the commits that
  * wait are waiting for their sync, not for a reader, so a commit past the
  * bound syncs them and goes on. (It failed MMS_EBUSY, "commits wait for
@@ -479,6 +519,7 @@ int main(int argc, char **argv)
     RUN(commits_never_wait);
     RUN(wait_with_backlog);
     RUN(bound);
+    RUN(bound_first_commit);
     RUN(bound_nosync_alone);
     RUN(kills);
     RUN(held_pages_protected);
