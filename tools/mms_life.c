@@ -142,6 +142,7 @@ static int run_copy(const struct tool_cmd *cmd, int argc, char **argv)
     mms_options o;
     mms_options_init(&o);
     o.flags = MMS_RDONLY; /* a reader is all a copy needs */
+    tool_note_readers(pos[0]);
     int r = mms_open(pos[0], &o, &s);
     if (r)
         return tool_fail("cannot open", pos[0], r);
