@@ -469,15 +469,16 @@ int mms__lock_peek(int dirfd, const struct mms__lock **out, int *lockfd)
     if (!r && size >= want)
         r = mms__os_map(fd, want, false, &m);
     const struct mms__lock *L = (const struct mms__lock *)(void *)m;
-    bool valid = L && L->magic == MMS__LMAGIC && L->version == MMS__LVERSION &&
-                 L->size == sizeof *L && L->nslots == MMS__NSLOTS &&
-                 __atomic_load_n(&L->init_done, __ATOMIC_ACQUIRE) == 1;
+    bool ours = L && L->magic == MMS__LMAGIC && L->version == MMS__LVERSION &&
+                L->size == sizeof *L && L->nslots == MMS__NSLOTS;
     /* Byte 0 is held by every open handle: free, the slots are leftovers
-     * that the next open wipes. */
+     * that the next open wipes. Ours but not initialised: the first
+     * opener is initialising it (recovering the store): nothing to list
+     * yet. */
     bool open = !r && fd_byte_held(fd, 0);
-    if (open && !valid)
+    if (open && !ours)
         r = mms__fail(MMS_EBUSY, "the lock file is in use by an incompatible version of mmstore");
-    if (r || !valid || !open) {
+    if (r || !open || !ours || __atomic_load_n(&L->init_done, __ATOMIC_ACQUIRE) != 1) {
         if (m)
             mms__os_unmap(m, want);
         mms__os_close(fd);
