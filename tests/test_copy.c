@@ -263,6 +263,8 @@ TEST(test_hot)
     char out[2048], args[1300];
     snprintf(args, sizeof args, "copy '%s' '%s'", path, d);
     ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+    if (!mentions(out, "--force") || mentions(out, "MMS_COPY_FORCE"))
+        FAILF("`mms copy` to an existing DEST names the C flag, not --force:\n%s", out);
     snprintf(args, sizeof args, "copy '%s' '%s' --force --compact", path, d);
     ASSERT_EQ(run_tool(args, out, sizeof out), 0);
     check_copy(d);

@@ -7,6 +7,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "tool.h"
 
+#include <errno.h>
+
 #include <stdbool.h>
 #include <string.h>
 
@@ -149,6 +151,9 @@ static int run_copy(const struct tool_cmd *cmd, int argc, char **argv)
     mms_copy_stats st;
     r = mms_copy(s, pos[1], (compact ? MMS_COPY_COMPACT : 0) | (force ? MMS_COPY_FORCE : 0), &st);
     int r2 = mms_close(s);
+    if (r == -EEXIST && !force) /* the library's words name its flag, MMS_COPY_FORCE */
+        return tool_err("cannot copy %s: %s exists (--force replaces a store or an empty "
+                        "directory there)", pos[0], pos[1]);
     if (r)
         return tool_fail("cannot copy", pos[0], r);
     if (r2)
