@@ -515,12 +515,19 @@ uint64_t mms_txn_id(const mms_store *s);
  *    the commits made before it was called.
  *  - What it costs the writer: each page changed by a commit that waits is
  *    kept in the writing handle, with a copy (its shadow): at most
- *    max_backlog bytes (64 MiB by default). At that bound the next commit
- *    waits for the readers inside to leave -- new ones wait too, so that
- *    overlapping readers cannot starve it -- then applies the backlog; or,
- *    with MMS_BACKLOG_ERROR, fails with MMS_EBUSY. The journal also keeps
- *    every waiting commit (no checkpoint empties it meanwhile). A commit
- *    costs what it changed, plus a compare per page kept back.
+ *    max_backlog bytes (64 MiB by default) -- or, if the first commit to
+ *    wait changed more than that, its pages: the bound is checked when a
+ *    commit would join commits that wait already, so a commit is never
+ *    refused for its size alone. A commit that would take the backlog
+ *    past the bound waits for the readers inside to leave -- new ones wait
+ *    too, so that overlapping readers cannot starve it -- then applies the
+ *    backlog; or, with MMS_BACKLOG_ERROR, fails with MMS_EBUSY. The
+ *    journal also keeps every waiting commit (no checkpoint empties it
+ *    meanwhile); the same happens when it passes 4 x checkpoint_bytes +
+ *    max_backlog. A commit costs what it changed, plus a compare per page
+ *    kept back. If the writer dies while it waits at the bound, the next
+ *    handle that begins takes its wait over: new readers still wait until
+ *    the readers inside have left.
  *  - A read transaction may wait while commits are being applied (a copy
  *    of what they changed), never for a writer's transaction or its sync.
  *  - A write handle's own read transactions show its latest commit when it
@@ -583,6 +590,17 @@ typedef struct mms_reader_info {
 /* Fill out[0..cap) with the slots in use; *n receives how many there are
  * (which may exceed cap). Errors: MMS_EINVAL, MMS_EFORK. */
 int mms_readers(mms_store *s, mms_reader_info *out, size_t cap, size_t *n);
+
+/* The same for the store in the directory path, without opening it: no
+ * handle, so no reader slot of its own -- it works when all 256 slots are
+ * taken (mms_open then fails with MMS_EBUSY naming the pids that hold
+ * them), and it never recovers or writes anything. holding_back uses the
+ * default reader_limit_ms (1000 ms). A store that no handle has open has
+ * no slots in use (those its dead processes left are wiped by the next
+ * open). Errors: MMS_EINVAL,
+ * MMS_ENOTSTORE, MMS_EBUSY (a lock file of an incompatible version is in
+ * use), -errno. */
+int mms_readers_path(const char *path, mms_reader_info *out, size_t cap, size_t *n);
 
 /* Free the slots of processes that died (also done automatically when a
  * writer waits for one, or when slots run out). *cleared may be NULL. */
@@ -1027,7 +1045,10 @@ typedef struct mms_copy_stats {
  * of dead processes. An existing dest is refused with -EEXIST unless
  * flags has MMS_COPY_FORCE, which replaces it atomically where the kernel
  * can (renameat2 RENAME_EXCHANGE) -- and only if it is an empty directory
- * or holds a store, never the store being copied (MMS_EINVAL).
+ * or holds a store, never the store being copied (MMS_EINVAL), nor a store
+ * that a handle has open (MMS_EBUSY: that handle would go on committing
+ * into the removed directory). dest may not be inside the source's
+ * directory (MMS_EINVAL).
  * MMS_COPY_COMPACT compacts the copy before it is renamed (mms_compact():
  * free heap pages are not kept, deleted records at the ends of tables and
  * free space at the end of the heap leave them).
@@ -1036,7 +1057,7 @@ typedef struct mms_copy_stats {
  * tar only while no process has it open; while it is open, use this.
  *
  * st (may be NULL) receives what was done. Not inside a transaction of
- * this handle (MMS_ETXN). Errors: MMS_EINVAL, MMS_ETXN, -EEXIST, MMS_ECORRUPT
+ * this handle (MMS_ETXN). Errors: MMS_EINVAL, MMS_ETXN, -EEXIST, MMS_EBUSY, MMS_ECORRUPT
  * (a region file shorter than its committed size), -ENOSPC and -errno (the
  * temporary directory is removed; the source is never touched), and the
  * errors of mms_read_begin(). */

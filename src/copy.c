@@ -108,22 +108,45 @@ static int any_name(void *ctx, const char *name)
     return 1;
 }
 
+/* A store that a handle has open is never replaced: that handle would go
+ * on committing into the old directory, removed -- commits that return 0
+ * and are lost. Byte 0 of its lock file, exclusively, in *lockfd: held
+ * while it is replaced, openers wait (one that opened the directory
+ * before the exchange then finds it gone). */
+static int dest_unused(int pfd, const char *base, const char *dest, int *lockfd)
+{
+    *lockfd = -1;
+    int fd = mms__os_openat(pfd, base, O_RDONLY | O_DIRECTORY, 0);
+    int r = fd < 0 ? fd : mms__lock_dir_exclusive(fd, lockfd);
+    mms__os_close(fd);
+    if (r == MMS_EBUSY)
+        return mms__fail(MMS_EBUSY, "%s holds a store that is open (mms readers lists its "
+                         "handles): not replaced", dest);
+    return r ? mms__fail(r, "cannot lock %s: %s", dest, mms_strerror(r)) : 0;
+}
+
 static int check_replaceable(int pfd, const char *base, const char *dest)
 {
     int fd = mms__os_openat(pfd, base, O_RDONLY | O_DIRECTORY, 0);
     if (fd < 0)
         return mms__fail(fd == -ENOTDIR ? -EEXIST : fd, "%s exists and is not a directory",
                          dest);
-    bool is_dir = false;
+    bool is_dir = false, store = false;
     int r = mms__os_stat(fd, "region-0-0", &is_dir);
     if (r == -ENOENT)
         r = mms__os_dir_list(fd, any_name, NULL) == 0 ? 0 : -ENOTEMPTY;
     else if (!r && is_dir)
         r = -ENOTEMPTY;
+    else
+        store = !r;
     mms__os_close(fd);
-    return r ? mms__fail(r == -ENOTEMPTY ? -EEXIST : r,
-                         "%s exists and holds something else than a store: not replaced", dest)
-             : 0;
+    if (r)
+        return mms__fail(r == -ENOTEMPTY ? -EEXIST : r,
+                         "%s exists and holds something else than a store: not replaced", dest);
+    int lk = -1;
+    r = store ? dest_unused(pfd, base, dest, &lk) : 0; /* fail before the copy, not after */
+    mms__os_close(lk);
+    return r;
 }
 
 /* ------------------------------------------------------------------------
@@ -291,6 +314,9 @@ static int copy_into(mms_store *s, const char *dest, const char *parent, int pfd
     if (mms__os_stat(pfd, base, &is_dir) == 0) {
         if (!(flags & MMS_COPY_FORCE))
             return mms__fail(-EEXIST, "%s exists (appeared during the copy)", dest);
+        int lk;
+        if ((r = dest_unused(pfd, base, dest, &lk)))
+            return r;
         r = mms__os_exchange(pfd, tmp, base);
         if (r == MMS_ENOTSUP) {
             char old[320];
@@ -303,6 +329,7 @@ static int copy_into(mms_store *s, const char *dest, const char *parent, int pfd
         } else if (!r) {
             remove_store_dir(pfd, tmp); /* the old destination */
         }
+        mms__os_close(lk);
     } else {
         r = mms__os_renameat(pfd, tmp, base);
     }
@@ -330,14 +357,16 @@ int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st)
     if ((r = dest_split(dest, base, sizeof base, parent, &pfd)))
         return r;
     bool is_dir;
-    uint64_t a[2], b[2];
-    if (mms__os_stat(pfd, base, &is_dir) == 0) {
+    uint64_t a[2], b[2], c[2];
+    bool ids = mms__os_file_id(s->dirfd, ".", b) == 0;
+    if (ids && mms__os_file_id(pfd, ".", c) == 0 && c[0] == b[0] && c[1] == b[1])
+        r = mms__fail(MMS_EINVAL, "%s is inside the store being copied", dest);
+    else if (mms__os_stat(pfd, base, &is_dir) == 0) {
         if (!(flags & MMS_COPY_FORCE))
             r = mms__fail(-EEXIST, "%s exists (MMS_COPY_FORCE replaces a store there)", dest);
         else if (!is_dir)
             r = mms__fail(-EEXIST, "%s exists and is not a directory", dest);
-        else if (mms__os_file_id(pfd, base, a) == 0 && mms__os_file_id(s->dirfd, ".", b) == 0 &&
-                 a[0] == b[0] && a[1] == b[1])
+        else if (ids && mms__os_file_id(pfd, base, a) == 0 && a[0] == b[0] && a[1] == b[1])
             r = mms__fail(MMS_EINVAL, "%s is the store being copied", dest);
         else
             r = check_replaceable(pfd, base, dest);

@@ -949,6 +949,18 @@ void mms__lock_detach(mms_store *s);
 int mms__slot_claim(mms_store *s);
 void mms__slot_release(mms_store *s);
 bool mms__slot_alive(const mms_store *s, uint32_t i);
+/* Is slot i owned, asked through lockfd (an fd of the lock file)? */
+bool mms__slot_held(int lockfd, uint32_t i);
+/* The lock file of the store directory dirfd, mapped read-only, with no
+ * place in it (mms_readers_path): *L is NULL when no handle has the store
+ * open. Give it back with mms__lock_unpeek. */
+int mms__lock_peek(int dirfd, const struct mms__lock **L, int *lockfd);
+void mms__lock_unpeek(const struct mms__lock *L, int lockfd);
+/* Byte 0 of the lock file of the store directory dirfd, exclusively (in
+ * *lockfd, -1 if there is no lock file): no handle has that store open,
+ * and openers wait until *lockfd is closed. MMS_EBUSY if a handle has it
+ * open. */
+int mms__lock_dir_exclusive(int dirfd, int *lockfd);
 void mms__slots_reclaim(mms_store *s, unsigned *n);
 /* Pin the published state (*txn) in this handle's slot. stuck(ctx, why) is
  * called when the reader cannot go on by itself (MMS__STUCK_*); 0 from it

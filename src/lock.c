@@ -348,10 +348,15 @@ void mms__lock_detach(mms_store *s)
 
 /* Is byte held by another open file description? (Our own locks never
  * conflict with us, so callers never ask about their own bytes.) */
+static bool fd_byte_held(int lockfd, int byte)
+{
+    int r = mms__os_ofd_probe(lockfd, byte);
+    return r != 0; /* an error counts as held: never reclaim on doubt */
+}
+
 static bool byte_held(const mms_store *s, int byte)
 {
-    int r = mms__os_ofd_probe(s->lockfd, byte);
-    return r != 0; /* an error counts as held: never reclaim on doubt */
+    return fd_byte_held(s->lockfd, byte);
 }
 
 /* ------------------------------------------------------------------------
@@ -364,6 +369,41 @@ static void slot_reset(struct mms__rslot *sl, uint32_t pid)
     sl->since_ns = 0;
     sl->tid = 0;
     __atomic_store_n(&sl->pid, pid, __ATOMIC_RELEASE);
+}
+
+/* The live handles in slots other than s's, by process, the processes
+ * with the most first (one that leaks handles stands out), into who:
+ * "pid 12: 200, pid 13: 56, ..." (at most four); returns how many. */
+static uint32_t slot_owners(const mms_store *s, char *who, size_t cap)
+{
+    uint32_t pid[MMS__NSLOTS], count[MMS__NSLOTS], n = 0, handles = 0;
+    for (uint32_t i = 0; i < MMS__NSLOTS; i++) {
+        uint32_t p = __atomic_load_n(&s->L->slot[i].pid, __ATOMIC_ACQUIRE), k = 0;
+        if (i == s->slot || !p || !mms__slot_alive(s, i))
+            continue;
+        while (k < n && pid[k] != p)
+            k++;
+        if (k == n)
+            pid[n] = p, count[n++] = 0;
+        count[k]++;
+        handles++;
+    }
+    size_t len = 0;
+    who[0] = 0;
+    for (uint32_t shown = 0; shown < 4 && shown < n; shown++) {
+        uint32_t best = shown;
+        for (uint32_t k = shown + 1; k < n; k++)
+            if (count[k] > count[best])
+                best = k;
+        uint32_t tp = pid[shown], tc = count[shown];
+        pid[shown] = pid[best], count[shown] = count[best];
+        pid[best] = tp, count[best] = tc;
+        len += (size_t)snprintf(who + len, cap - len, "%spid %u: %u", len ? ", " : "",
+                                pid[shown], count[shown]);
+    }
+    if (n > 4)
+        snprintf(who + len, cap - len, ", ...");
+    return handles;
 }
 
 int mms__slot_claim(mms_store *s)
@@ -384,7 +424,11 @@ int mms__slot_claim(mms_store *s)
             s->slot = i;
             return 0;
         }
-    return mms__fail(MMS_EBUSY, "all %u reader slots are in use", MMS__NSLOTS);
+    char who[160];
+    slot_owners(s, who, sizeof who);
+    return mms__fail(MMS_EBUSY, "all %u reader slots are taken by open handles (%s); each "
+                     "handle holds one until it is closed (mms readers lists them)",
+                     MMS__NSLOTS, who);
 }
 
 void mms__slot_release(mms_store *s)
@@ -403,6 +447,70 @@ void mms__slot_release(mms_store *s)
 bool mms__slot_alive(const mms_store *s, uint32_t i)
 {
     return i == s->slot || byte_held(s, SLOT_BYTE(i));
+}
+
+bool mms__slot_held(int lockfd, uint32_t i)
+{
+    return fd_byte_held(lockfd, SLOT_BYTE(i));
+}
+
+int mms__lock_peek(int dirfd, const struct mms__lock **out, int *lockfd)
+{
+    *out = NULL;
+    *lockfd = -1;
+    int fd = mms__os_openat(dirfd, "lock", O_RDONLY, 0);
+    if (fd == -ENOENT)
+        return 0; /* never opened: no handle */
+    if (fd < 0)
+        return mms__fail(fd, "cannot open the lock file: %s", mms_strerror(fd));
+    uint64_t want = mms__round_up(sizeof(struct mms__lock), MMS__PAGE), size;
+    char *m = NULL;
+    int r = mms__os_fsize(fd, &size);
+    if (!r && size >= want)
+        r = mms__os_map(fd, want, false, &m);
+    const struct mms__lock *L = (const struct mms__lock *)(void *)m;
+    bool ours = L && L->magic == MMS__LMAGIC && L->version == MMS__LVERSION &&
+                L->size == sizeof *L && L->nslots == MMS__NSLOTS;
+    /* Byte 0 is held by every open handle: free, the slots are leftovers
+     * that the next open wipes. Ours but not initialised: the first
+     * opener is initialising it (recovering the store): nothing to list
+     * yet. */
+    bool open = !r && fd_byte_held(fd, 0);
+    if (open && !ours)
+        r = mms__fail(MMS_EBUSY, "the lock file is in use by an incompatible version of mmstore");
+    if (r || !open || !ours || __atomic_load_n(&L->init_done, __ATOMIC_ACQUIRE) != 1) {
+        if (m)
+            mms__os_unmap(m, want);
+        mms__os_close(fd);
+        return r;
+    }
+    *out = L;
+    *lockfd = fd;
+    return 0;
+}
+
+int mms__lock_dir_exclusive(int dirfd, int *lockfd)
+{
+    *lockfd = -1;
+    int fd = mms__os_openat(dirfd, "lock", O_RDWR, 0);
+    if (fd == -ENOENT)
+        return 0; /* never opened: and openers wait for us to be done with dirfd */
+    if (fd < 0)
+        return fd;
+    int r = mms__os_ofd_lock(fd, 0, F_WRLCK, false);
+    if (r) {
+        mms__os_close(fd);
+        return r;
+    }
+    *lockfd = fd;
+    return 0;
+}
+
+void mms__lock_unpeek(const struct mms__lock *L, int lockfd)
+{
+    if (L)
+        mms__os_unmap((void *)(uintptr_t)L, mms__round_up(sizeof *L, MMS__PAGE));
+    mms__os_close(lockfd);
 }
 
 /* Clear slot i if its owner is gone. To take it over we take its byte,
@@ -827,17 +935,10 @@ int mms__lock_alone(mms_store *s)
     s->alone = r == 0;
     if (r != MMS_EBUSY)
         return r ? mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r)) : 0;
-    char pids[96] = "";
-    size_t n = 0, k = 0;
-    for (uint32_t i = 0; i < MMS__NSLOTS; i++) {
-        uint32_t pid = __atomic_load_n(&s->L->slot[i].pid, __ATOMIC_ACQUIRE);
-        if (i == s->slot || !pid || !mms__slot_alive(s, i))
-            continue;
-        if (n++ < 4)
-            k += (size_t)snprintf(pids + k, sizeof pids - k, "%s%u", k ? ", " : "", pid);
-    }
-    return mms__fail(MMS_EBUSY, "%zu other handle%s ha%s the store open (pid %s%s)", n,
-                     n == 1 ? "" : "s", n == 1 ? "s" : "ve", pids, n > 4 ? ", ..." : "");
+    char who[160];
+    uint32_t n = slot_owners(s, who, sizeof who);
+    return mms__fail(MMS_EBUSY, "%u other handle%s ha%s the store open (%s)", n,
+                     n == 1 ? "" : "s", n == 1 ? "s" : "ve", who);
 }
 
 void mms__lock_shared(mms_store *s)

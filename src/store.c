@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define READER_LIMIT_MS 1000 /* mms_options.reader_limit_ms when 0 */
+
 /* ------------------------------------------------------------------------
  * Create
  * ------------------------------------------------------------------------ */
@@ -177,9 +179,9 @@ static int hdr_open(mms_store *s)
     return 0;
 }
 
-static int no_store(const mms_store *s)
+static int no_store(const char *path)
 {
-    return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", s->path);
+    return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", path);
 }
 
 /* The header, mapped once by open_alone or open_shared (mms__hdr_map),
@@ -230,7 +232,7 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists, struct op
     }
     if (!exists) {
         if (!(o->flags & MMS_CREATE))
-            return no_store(s);
+            return no_store(s->path);
         struct mms__fixed fixed;
         r = store_fixed_layout(o, &fixed);
         if (!r)
@@ -278,7 +280,7 @@ static int open_shared(mms_store *s, const mms_options *o, bool exists, struct o
 {
     int r = exists ? 0 : hdr_open(s);
     if (r == -ENOENT)
-        return no_store(s);
+        return no_store(s->path);
     if (r)
         return r;
     if ((o->flags & MMS_CREATE) && (o->flags & MMS_EXCL))
@@ -385,7 +387,8 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     s->checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes : (uint64_t)64 << 20;
     s->max_backlog = o->max_backlog ? o->max_backlog : (uint64_t)64 << 20;
     s->sync_ns = (uint64_t)(o->sync_ms ? o->sync_ms : 100) * 1000000u;
-    s->reader_limit_ns = (uint64_t)(o->reader_limit_ms ? o->reader_limit_ms : 1000) * 1000000u;
+    s->reader_limit_ns =
+        (uint64_t)(o->reader_limit_ms ? o->reader_limit_ms : READER_LIMIT_MS) * 1000000u;
     const char *keep = getenv("MMS_KEEP_PAGES");
     s->keep_pages = keep ? (unsigned)strtoul(keep, NULL, 10) : 64;
     s->trim_gap = 1;
@@ -421,7 +424,7 @@ static int open_dir(mms_store *s, const mms_options *o, bool *exists)
     r = hdr_open(s);
     *exists = r == 0;
     if (r == -ENOENT && !(o->flags & MMS_CREATE))
-        return no_store(s);
+        return no_store(s->path);
     return r == -ENOENT ? 0 : r;
 }
 
@@ -645,14 +648,14 @@ uint64_t mms_txn_id(const mms_store *s)
  * Inspection
  * ------------------------------------------------------------------------ */
 /* A reader inside for longer than reader_limit_ms while commits wait. */
-static bool holding_back(const mms_store *s, const struct mms__rslot *sl, uint64_t now)
+static bool holding_back(const struct mms__lock *L, const struct mms__rslot *sl,
+                         uint64_t limit_ns, uint64_t now)
 {
-    const struct mms__lock *L = s->L;
     uint64_t since = sl->since_ns;
     return __atomic_load_n(&sl->active, __ATOMIC_ACQUIRE) &&
            __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE) >
                __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) &&
-           now > since && now - since > s->reader_limit_ns;
+           now > since && now - since > limit_ns;
 }
 
 int mms_info_get(const mms_store *s, mms_info *info)
@@ -697,7 +700,7 @@ int mms_info_get(const mms_store *s, mms_info *info)
         if (pid && mms__slot_alive(s, i)) {
             info->handles++;
             info->active_readers += __atomic_load_n(&L->slot[i].active, __ATOMIC_ACQUIRE) != 0;
-            info->readers_holding_back += holding_back(s, &L->slot[i], now);
+            info->readers_holding_back += holding_back(L, &L->slot[i], s->reader_limit_ns, now);
         }
     }
     info->last_commit = s->stats;
@@ -708,16 +711,15 @@ int mms_info_get(const mms_store *s, mms_info *info)
     return 0;
 }
 
-int mms_readers(mms_store *s, mms_reader_info *out, size_t cap, size_t *n)
+/* The slots in use of lock file L into out[0..cap); how many there are.
+ * own: the asking handle's slot (UINT32_MAX: none), alive without a probe. */
+static size_t readers_fill(const struct mms__lock *L, int lockfd, uint32_t own, uint64_t limit_ns,
+                           mms_reader_info *out, size_t cap)
 {
-    if (!s || !n || (cap && !out))
-        return mms__fail(MMS_EINVAL, "mms_readers: NULL argument");
-    if (mms__forked(s))
-        return mms__check_fork(s);
     size_t k = 0;
     uint64_t now = mms__os_mono_ns();
-    for (uint32_t i = 0; i < MMS__NSLOTS && !s->L_private; i++) {
-        const struct mms__rslot *sl = &s->L->slot[i];
+    for (uint32_t i = 0; i < MMS__NSLOTS; i++) {
+        const struct mms__rslot *sl = &L->slot[i];
         uint32_t pid = __atomic_load_n(&sl->pid, __ATOMIC_ACQUIRE);
         if (pid == 0)
             continue;
@@ -727,15 +729,48 @@ int mms_readers(mms_store *s, mms_reader_info *out, size_t cap, size_t *n)
             r->active = __atomic_load_n(&sl->active, __ATOMIC_ACQUIRE) != 0;
             r->txn = sl->txn;
             r->age_ns = r->active && now > sl->since_ns ? now - sl->since_ns : 0;
-            r->alive = mms__slot_alive(s, i);
-            uint64_t c = __atomic_load_n(&s->L->committed, __ATOMIC_ACQUIRE);
+            r->alive = i == own || mms__slot_held(lockfd, i);
+            uint64_t c = __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
             r->behind = r->active && c > r->txn ? c - r->txn : 0;
-            r->holding_back = holding_back(s, sl, now);
+            r->holding_back = holding_back(L, sl, limit_ns, now);
         }
         k++;
     }
-    *n = k;
+    return k;
+}
+
+int mms_readers(mms_store *s, mms_reader_info *out, size_t cap, size_t *n)
+{
+    if (!s || !n || (cap && !out))
+        return mms__fail(MMS_EINVAL, "mms_readers: NULL argument");
+    if (mms__forked(s))
+        return mms__check_fork(s);
+    *n = s->L_private ? 0 : readers_fill(s->L, s->lockfd, s->slot, s->reader_limit_ns, out, cap);
     return 0;
+}
+
+int mms_readers_path(const char *path, mms_reader_info *out, size_t cap, size_t *n)
+{
+    mms__detail_clear();
+    if (!path || !n || (cap && !out))
+        return mms__fail(MMS_EINVAL, "mms_readers_path: NULL argument");
+    *n = 0;
+    int dfd = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
+    if (dfd < 0)
+        return mms__fail(dfd, "%s: %s", path, mms_strerror(dfd));
+    bool is_dir;
+    int r = mms__os_stat(dfd, "region-0-0", &is_dir);
+    if (r == -ENOENT)
+        r = no_store(path);
+    const struct mms__lock *L = NULL;
+    int lfd = -1;
+    if (!r)
+        r = mms__lock_peek(dfd, &L, &lfd);
+    if (!r && L)
+        *n = readers_fill(L, lfd, UINT32_MAX, (uint64_t)READER_LIMIT_MS * 1000000u, out, cap);
+    mms__lock_unpeek(L, lfd);
+    mms__os_close(dfd);
+    return r;
 }
 
 int mms_readers_clear_stale(mms_store *s, unsigned *cleared)

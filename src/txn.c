@@ -61,6 +61,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -454,12 +455,20 @@ static int commit_bound(mms_store *s, struct commit *c)
         if (r || !backlog_over(s))
             return r;
         struct mms__lock *L = s->L;
-        return mms__fail(MMS_EBUSY, "%llu commits wait for readers to leave (%llu KB held "
-                         "back, the bound is %llu KB); the transaction is still open",
-                         (unsigned long long)(__atomic_load_n(&L->committed, __ATOMIC_ACQUIRE) -
-                                              __atomic_load_n(&L->published, __ATOMIC_ACQUIRE)),
-                         (unsigned long long)(backlog_held(s) >> 10),
-                         (unsigned long long)(s->max_backlog >> 10));
+        uint64_t n = __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE) -
+                     __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
+        char why[160];
+        if (backlog_held(s) > s->max_backlog)
+            snprintf(why, sizeof why, "they hold %llu KB, and this commit's %llu KB would pass "
+                     "max_backlog, %llu KB", (unsigned long long)(s->shadow_pages * MMS__PAGE >> 10),
+                     (unsigned long long)(s->dirty.n * MMS__PAGE >> 10),
+                     (unsigned long long)(s->max_backlog >> 10));
+        else
+            snprintf(why, sizeof why, "the journal that keeps them holds %llu KB, past 4 x "
+                     "checkpoint_bytes + max_backlog", (unsigned long long)((s->J->end - MMS__JDATA) >> 10));
+        return mms__fail(MMS_EBUSY, "%llu commit%s wait%s for readers to leave (%s); the "
+                         "transaction is still open", (unsigned long long)n, n == 1 ? "" : "s",
+                         n == 1 ? "s" : "", why);
     }
     if (mms__pinned_by_me(s))
         return mms__fail(MMS_ETXN, "the backlog is at its bound and this thread is inside a "

@@ -333,6 +333,125 @@ TEST(bound)
     rmrf(p);
 }
 
+/* The bound as documented: the first commit to wait is held back whole,
+ * however large (a commit is never refused for its size alone); the next
+ * one that would pass max_backlog is refused, and the message says how
+ * much waits, this commit's share and the bound. (It said "1 commits
+ * wait ... (1608 KB held back, the bound is 1024 KB)", counting this
+ * commit's pages as held back, and the manual promised "at most
+ * max_backlog bytes" while 4 MiB were held with a 1 MiB bound.) */
+TEST(bound_first_commit)
+{
+    const char *p = tpath("bl5");
+    mms_store *w = setup(p);
+    OK(mms_close(w));
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_BACKLOG_ERROR;
+    o.max_backlog = 64 * 4096;
+    OK(mms_open(p, &o, &w));
+    mms_ref big;
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, 2 << 20, &big));
+    OK(mms_txn_commit(w));
+    pid_t pid = spawn_reader(p, 0);
+    OK(mms_txn_begin(w, 0));
+    memset(mms_deref(w, big), 1, 128 * 4096); /* twice the bound */
+    OK(mms_txn_commit(w));
+    ASSERT_GE(info(w)->backlog_bytes, 128 * 4096);
+    OK(mms_txn_begin(w, 0));
+    memset((char *)mms_deref(w, big) + 200 * 4096, 2, 4096);
+    FAILS(mms_txn_commit(w), MMS_EBUSY);
+    const char *d = mms_errdetail();
+    if (!strstr(d, "1 commit waits for readers") || !strstr(d, "max_backlog, 256 KB") ||
+        !strstr(d, "this commit's 8 KB"))
+        FAILF("the refusal does not say what waits, this commit's share and the bound: %s", d);
+    OK(mms_txn_abort(w));
+    reader_leaves(pid);
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+}
+
+/* The diagnostics while a writer waits at its bound for a reader that
+ * stays inside: every open waits too (new readers wait, so that readers
+ * cannot starve the writer), so `mms info` waited silently for as long as
+ * the reader stayed -- for ever, for a stuck one -- and so did `mms
+ * readers`, the command that would name it. Now `mms readers` reads the
+ * lock file without opening the store and answers at once, and `mms info`
+ * says on stderr which reader it waits for before it waits. */
+struct commit_arg {
+    mms_store *w;
+    mms_ref big;
+    int done;
+};
+
+static void *commit_past_bound(void *arg)
+{
+    struct commit_arg *c = arg;
+    OK(mms_txn_begin(c->w, 0));
+    memset(mms_deref(c->w, c->big), 3, 80 * 4096);
+    OK(mms_txn_commit(c->w)); /* waits for the reader */
+    PUB(c->done, 1);
+    return NULL;
+}
+
+static void *leave_after_2s(void *arg)
+{
+    (void)arg;
+    sleep_us(2000000);
+    PUB(sh->leave, 1);
+    return NULL;
+}
+
+TEST(tools_at_bound)
+{
+    const char *p = tpath("bl6");
+    mms_store *w = setup(p);
+    OK(mms_close(w));
+    mms_options o;
+    mms_options_init(&o);
+    o.max_backlog = 64 * 4096;
+    OK(mms_open(p, &o, &w));
+    struct commit_arg c = {w, 0, 0};
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, 1 << 20, &c.big));
+    OK(mms_txn_commit(w));
+    pid_t pid = spawn_reader(p, 0);
+    OK(mms_txn_begin(w, 0));
+    memset(mms_deref(w, c.big), 2, 16 * 4096);
+    OK(mms_txn_commit(w)); /* held back */
+    sleep_us(1100000); /* the reader is now inside longer than reader_limit_ms */
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, commit_past_bound, &c), 0);
+    AWAIT(info(w)->published_txn < info(w)->committed_txn, pid, 60, "no commit held back");
+    /* The reader leaves in 2 s whatever happens (the tools wait for that
+     * if they wait at all): `mms readers` must answer before. */
+    pthread_t leaver;
+    ASSERT_EQ(pthread_create(&leaver, NULL, leave_after_2s, NULL), 0);
+    char args[700], out[8192];
+    snprintf(args, sizeof args, "readers '%s'", p);
+    int st = run_tool(args, out, sizeof out);
+    if (st != 0 || !strstr(out, "HOLDING BACK") || GET(sh->leave))
+        FAILF("`mms readers` while the writer waits at its bound exited %d%s:\n%s", st,
+              GET(sh->leave) ? ", after the reader left" : "", out);
+    ASSERT(!GET(c.done));
+    snprintf(args, sizeof args, "info '%s'", p);
+    st = run_tool(args, out, sizeof out); /* waits until the reader leaves */
+    char want[64];
+    snprintf(want, sizeof want, "pid %d has been inside a read transaction", (int)pid);
+    if (st != 0 || !strstr(out, want))
+        FAILF("`mms info` while the writer waits at its bound did not name the reader (pid "
+              "%d), exit %d:\n%s", (int)pid, st, out);
+    ASSERT_EQ(pthread_join(leaver, NULL), 0);
+    reader_leaves(pid);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    ASSERT(GET(c.done));
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+}
+
 /* MMS_NOSYNC | MMS_BACKLOG_ERROR with no reader at all: the commits that
  * wait are waiting for their sync, not for a reader, so a commit past the
  * bound syncs them and goes on. (It failed MMS_EBUSY, "commits wait for
@@ -479,6 +598,8 @@ int main(int argc, char **argv)
     RUN(commits_never_wait);
     RUN(wait_with_backlog);
     RUN(bound);
+    RUN(bound_first_commit);
+    RUN(tools_at_bound);
     RUN(bound_nosync_alone);
     RUN(kills);
     RUN(held_pages_protected);

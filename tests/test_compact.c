@@ -273,7 +273,8 @@ TEST(test_give_back)
     rmrf(path);
 }
 
-/* A child that holds the store open until its parent goes or kills it. */
+/* A child that holds the store open, in two handles, until its parent
+ * goes or kills it. */
 static pid_t holder(const char *path)
 {
     int p[2];
@@ -283,8 +284,8 @@ static pid_t holder(const char *path)
     if (pid == 0) {
         close(p[0]);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        mms_store *s;
-        if (mms_open(path, NULL, &s) != 0)
+        mms_store *s, *s2;
+        if (mms_open(path, NULL, &s) != 0 || mms_open(path, NULL, &s2) != 0)
             _exit(3);
         if (write(p[1], "x", 1) != 1)
             _exit(4);
@@ -309,8 +310,9 @@ TEST(test_busy)
     s = sopen(path, 0);
     mms_compact_stats st;
     FAILS(mms_compact(s, &st), MMS_EBUSY);
+    /* Its pid once, with its count of handles (it said "pid 12, 12"). */
     char pidtext[32];
-    snprintf(pidtext, sizeof pidtext, "%d", (int)pid);
+    snprintf(pidtext, sizeof pidtext, "pid %d: 2)", (int)pid);
     ASSERT(mentions(mms_errdetail(), pidtext));
     ASSERT(st.disk_before > 0);
     /* The handle goes on as before. */

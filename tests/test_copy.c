@@ -263,6 +263,8 @@ TEST(test_hot)
     char out[2048], args[1300];
     snprintf(args, sizeof args, "copy '%s' '%s'", path, d);
     ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+    if (!mentions(out, "--force") || mentions(out, "MMS_COPY_FORCE"))
+        FAILF("`mms copy` to an existing DEST names the C flag, not --force:\n%s", out);
     snprintf(args, sizeof args, "copy '%s' '%s' --force --compact", path, d);
     ASSERT_EQ(run_tool(args, out, sizeof out), 0);
     check_copy(d);
@@ -367,11 +369,71 @@ TEST(test_enospc)
     rmrf(path);
 }
 
+/* --force never replaces a store that a handle has open -- in another
+ * process, or this one: that handle would go on committing into the old
+ * directory, removed (commits that return 0 and are lost). Before, the
+ * copy replaced it and a commit made through the open handle afterwards
+ * was gone at the next open. Nor does a copy go inside the source's
+ * directory (it made a store inside the store). */
+TEST(test_force_open)
+{
+    char path[512], dest[512];
+    snprintf(path, sizeof path, "%s", tpath("copy-fsrc"));
+    snprintf(dest, sizeof dest, "%s", tpath("copy-fdest"));
+    make_store(path);
+    mms_store *s = sopen(path, 0);
+    OK(mms_copy(s, dest, 0, NULL));
+    mms_store *d = sopen(dest, 0);
+    FAILS(mms_copy(s, dest, MMS_COPY_FORCE, NULL), MMS_EBUSY);
+    ASSERT(mentions(mms_errdetail(), "open"));
+    ASSERT_EQ(leftovers(dest), 0);
+    /* The handle's commit is in the store at dest. */
+    mms_table *m;
+    OK(mms_txn_begin(d, 0));
+    OK(mms_table_find(d, "meta", &m));
+    MMS_TABLE_GET(m, struct acct, 0)->balance = 4242;
+    OK(mms_txn_commit(d));
+    OK(mms_close(d));
+    d = sopen(dest, MMS_RDONLY);
+    OK(mms_read_begin(d));
+    OK(mms_table_find(d, "meta", &m));
+    ASSERT_EQ(MMS_TABLE_GET(m, struct acct, 0)->balance, 4242);
+    OK(mms_read_end(d));
+    /* Another process's handle: the tool says so, exit 1. */
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char args[1300], out[2048];
+        snprintf(args, sizeof args, "copy '%s' '%s' --force", path, dest);
+        int st = run_tool(args, out, sizeof out);
+        if (st != 1 || !strstr(out, "open"))
+            FAILF("`mms %s` exited %d:\n%s", args, st, out);
+        _exit(0);
+    }
+    int wst;
+    ASSERT_EQ(waitpid(pid, &wst, 0), pid);
+    ASSERT(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+    OK(mms_close(d));
+    /* Closed: replaced. */
+    OK(mms_copy(s, dest, MMS_COPY_FORCE, NULL));
+    check_copy(dest);
+    /* Inside the source's directory. */
+    char inside[600];
+    snprintf(inside, sizeof inside, "%s/sub", path);
+    FAILS(mms_copy(s, inside, 0, NULL), MMS_EINVAL);
+    ASSERT(!exists(inside));
+    OK(mms_close(s));
+    rmrf(dest);
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_copy");
     RUN(test_hot);
     RUN(test_kill);
     RUN(test_enospc);
+    RUN(test_force_open);
     return table_test_end();
 }

@@ -329,6 +329,8 @@ const struct tool_cmd tool_cmd_checkpoint = {
 /* ------------------------------------------------------------------------
  * mms readers DIR [--clear-stale]
  * ------------------------------------------------------------------------ */
+/* Listed from the lock file without a handle (mms_readers_path): it works
+ * when every reader slot is taken, which is when it is needed most. */
 static int run_readers(const struct tool_cmd *cmd, int argc, char **argv)
 {
     const char *dir;
@@ -337,40 +339,34 @@ static int run_readers(const struct tool_cmd *cmd, int argc, char **argv)
     int rc = tool_args(cmd, argc, argv, opts, 1, &dir, 1);
     if (rc >= 0)
         return rc;
-    mms_store *s;
-    mms_options o;
-    mms_options_init(&o);
-    o.flags = MMS_RDONLY;
-    int r = mms_open(dir, &o, &s);
-    if (r)
-        return tool_fail("cannot open", dir, r);
     if (clear) {
-        unsigned n;
+        mms_store *s;
+        mms_options o;
+        mms_options_init(&o);
+        o.flags = MMS_RDONLY;
+        unsigned n = 0;
+        int r = mms_open(dir, &o, &s);
+        if (r)
+            return tool_fail("cannot open", dir, r);
         r = mms_readers_clear_stale(s, &n);
-        if (r) {
-            mms_close(s);
-            return tool_fail("cannot clear stale readers of", dir, r);
-        }
+        int r2 = mms_close(s);
+        if (r || r2)
+            return tool_fail("cannot clear stale readers of", dir, r ? r : r2);
         printf("cleared: %u\n", n);
     }
     mms_reader_info rd[256];
     size_t n;
-    r = mms_readers(s, rd, sizeof rd / sizeof rd[0], &n);
-    if (r) {
-        mms_close(s);
+    int r = mms_readers_path(dir, rd, sizeof rd / sizeof rd[0], &n);
+    if (r)
         return tool_fail("cannot list readers of", dir, r);
-    }
-    /* This command's own handle is one of them. */
     printf("%-8s %-6s %-7s %-10s %-12s %s\n", "pid", "alive", "reading", "txn", "age_ms",
            "behind");
     for (size_t i = 0; i < n && i < sizeof rd / sizeof rd[0]; i++)
-        printf("%-8u %-6s %-7s %-10llu %-12.3f %llu%s%s\n", rd[i].pid, rd[i].alive ? "yes" : "no",
+        printf("%-8u %-6s %-7s %-10llu %-12.3f %llu%s\n", rd[i].pid, rd[i].alive ? "yes" : "no",
                rd[i].active ? "yes" : "no", (unsigned long long)rd[i].txn,
                rd[i].age_ns / 1e6, (unsigned long long)rd[i].behind,
-               rd[i].holding_back ? "  HOLDING BACK the store" : "",
-               rd[i].pid == (uint32_t)getpid() ? "  (this command)" : "");
-    r = mms_close(s);
-    return r ? tool_fail("cannot close", dir, r) : tool_finish_output(NULL);
+               rd[i].holding_back ? "  HOLDING BACK the store" : "");
+    return tool_finish_output(NULL);
 }
 
 const struct tool_cmd tool_cmd_readers = {
@@ -381,7 +377,8 @@ const struct tool_cmd tool_cmd_readers = {
     "pinned (commits wait in the journal while it is inside: new readers do not\n"
     "see them until it leaves). A reader inside for longer than the store's\n"
     "reader_limit_ms (1 s by default) while commits wait is marked HOLDING BACK.\n"
-    "This command's own handle is one of them.\n"
+    "It reads the store's lock file without opening the store, so it works when\n"
+    "all 256 handles a store can have are open (and `mms info` cannot open it).\n"
     "\n"
     "  --clear-stale   first free the slots of processes that died\n",
     run_readers};

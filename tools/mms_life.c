@@ -7,6 +7,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "tool.h"
 
+#include <errno.h>
+
 #include <stdbool.h>
 #include <string.h>
 
@@ -142,12 +144,16 @@ static int run_copy(const struct tool_cmd *cmd, int argc, char **argv)
     mms_options o;
     mms_options_init(&o);
     o.flags = MMS_RDONLY; /* a reader is all a copy needs */
+    tool_note_readers(pos[0]);
     int r = mms_open(pos[0], &o, &s);
     if (r)
         return tool_fail("cannot open", pos[0], r);
     mms_copy_stats st;
     r = mms_copy(s, pos[1], (compact ? MMS_COPY_COMPACT : 0) | (force ? MMS_COPY_FORCE : 0), &st);
     int r2 = mms_close(s);
+    if (r == -EEXIST && !force) /* the library's words name its flag, MMS_COPY_FORCE */
+        return tool_err("cannot copy %s: %s exists (--force replaces a store or an empty "
+                        "directory there)", pos[0], pos[1]);
     if (r)
         return tool_fail("cannot copy", pos[0], r);
     if (r2)

@@ -208,10 +208,28 @@ int tool_txn_begin(mms_store *s, const char *dir)
     return mms_txn_begin(s, 0);
 }
 
+void tool_note_readers(const char *dir)
+{
+    static mms_reader_info rd[256]; /* 12 KB: not on the stack */
+    size_t n;
+    if (mms_readers_path(dir, rd, 256, &n) != 0)
+        return;
+    for (size_t i = 0; i < n && i < 256; i++)
+        if (rd[i].holding_back) {
+            fprintf(stderr, "%s: %s: pid %u has been inside a read transaction for %.1f s, "
+                    "holding %llu commits back; while a writer waits for it (its backlog is "
+                    "full), opening the store waits too (mms readers %s)\n", tool_prog, dir,
+                    (unsigned)rd[i].pid, rd[i].age_ns / 1e9, (unsigned long long)rd[i].behind,
+                    dir);
+            return;
+        }
+}
+
 /* Open for inspection: read-only when possible; a store that needs
  * recovery is opened read-write once, which recovers it. */
 int tool_open_inspect(const char *dir, mms_store **s)
 {
+    tool_note_readers(dir);
     mms_options o;
     mms_options_init(&o);
     o.flags = MMS_RDONLY;

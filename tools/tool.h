@@ -92,6 +92,10 @@ int tool_txn_begin(mms_store *s, const char *dir);
  * library (mms_verify, mms_checkpoint): said when another process holds
  * it now. */
 void tool_note_writer(mms_store *s, const char *dir);
+/* Before an open: say on stderr if a reader holds commits back, since a
+ * writer waiting for it at its backlog bound makes every open wait too
+ * (mmstore.h, read transactions) -- rather than hang silently. */
+void tool_note_readers(const char *dir);
 
 /* Open for inspection: read-only, or read-write once if the store needs
  * recovery (which a read-only handle cannot do). */
