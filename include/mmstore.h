@@ -1088,7 +1088,8 @@ typedef struct mms_field {
     const char *target; /* MMS_KIND_REF: the table its records are in */
     const void *dflt;   /* the value (size bytes, at most 32) that records
                            created before this field was added get;
-                           NULL: zeros */
+                           NULL: zeros (a STR or BLOB field's: NULL or a
+                           null ref, MMS_EINVAL otherwise) */
 } mms_field;
 
 typedef struct mms_schema {

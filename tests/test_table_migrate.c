@@ -1208,11 +1208,57 @@ TEST(test_pin)
     rmrf(path);
 }
 
+/* A STR or BLOB field added with a default: the default would be one
+ * string's ref in every record, and the first delete would free it under
+ * the others (the migration and its commit took it, and verify failed
+ * after a delete: seen before the fix). Refused, and nothing changes; a
+ * null default is the same as none. */
+TEST(test_string_default)
+{
+    const char *path = tpath("table-strdflt");
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *t, *t2;
+    struct sd1 { int64_t a; };
+    static const mms_field sd1_fields[] = {MMS_F_I64(struct sd1, a)};
+    static const mms_schema sd1 = MMS_SCHEMA(struct sd1, sd1_fields);
+    struct sd2 { int64_t a; mms_ref s; };
+    mms_ref shared, null = 0;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "sd", &sd1, MMS_TABLE_CREATE, &t));
+    for (int64_t i = 0; i < 3; i++)
+        OK(mms_table_append(t, &(struct sd1){i}, NULL));
+    OK(mms_str_new(s, "shared", 6, &shared));
+    OK(mms_txn_commit(s));
+    for (unsigned kind = MMS_KIND_STR; kind <= MMS_KIND_BLOB; kind++) {
+        mms_field f[] = {MMS_F_I64(struct sd2, a), MMS_F_WITH_DEFAULT(struct sd2, s, kind, &shared)};
+        mms_schema sd2 = MMS_SCHEMA(struct sd2, f);
+        OK(mms_txn_begin(s, 0));
+        FAILS(mms_table_open(s, "sd", &sd2, 0, &t2), MMS_EINVAL);
+        ASSERT(strstr(mms_errdetail(), "default can only be null") != NULL);
+        FAILS(mms_table_open(s, "sd-new", &sd2, MMS_TABLE_CREATE, &t2), MMS_EINVAL);
+        schema_same(mms_table_schema(t), &sd1, "sd");
+        OK(mms_txn_commit(s));
+    }
+    mms_field f[] = {MMS_F_I64(struct sd2, a), MMS_F_WITH_DEFAULT(struct sd2, s, MMS_KIND_STR, &null)};
+    mms_schema sd2 = MMS_SCHEMA(struct sd2, f);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "sd", &sd2, 0, &t2));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    ASSERT_EQ(MMS_TABLE_GET(t2, struct sd2, 1)->s, 0);
+    OK(mms_table_delete(t2, 0));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_table_migrate");
     RUN(test_migrate);
     RUN(test_edges);
     RUN(test_pin);
+    RUN(test_string_default);
     return table_test_end();
 }
