@@ -411,10 +411,17 @@ static int migrate_plan(mms_store *s, mms_table *t, const struct mms__tabent *e,
         if (p->op >= 0 && f->kind == MMS_KIND_REF &&
             o->target != target_region(s, t->name, t->region, f))
             p->op = -1;
-        if (p->op < 0 && wl < sizeof why - 1)
-            wl += (size_t)snprintf(why + wl, sizeof why - wl, "%s%s %s[%u] -> %s[%u]",
+        if (p->op < 0 && wl < sizeof why - 1) {
+            /* Another target is the difference of two refs of one size. */
+            const struct mms__tabent *ot = o->kind == MMS_KIND_REF
+                                               ? mms__catalog_by_region(s, o->target) : NULL;
+            wl += (size_t)snprintf(why + wl, sizeof why - wl, "%s%s %s[%u]%s%s -> %s[%u]%s%s",
                                    wl ? "; " : "", f->name, mms__kind_label(o->kind), o->size,
-                                   mms__kind_label(f->kind), f->size);
+                                   ot ? " to " : "", ot ? ot->name : "",
+                                   mms__kind_label(f->kind), f->size,
+                                   f->kind == MMS_KIND_REF ? " to " : "",
+                                   f->kind == MMS_KIND_REF ? f->target : "");
+        }
     }
     if (wl)
         return mms__fail(MMS_ESCHEMA, "table %s: changes that could lose data: %s", t->name, why);

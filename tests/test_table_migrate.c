@@ -523,9 +523,17 @@ static void p2_refuse(const struct change *ch, int nch, int add, int keep, const
     ASSERT(t == NULL);
     if (!detail[0])
         FAILF("%s: MMS_ESCHEMA with an empty mms_errdetail()", what);
-    for (int c = 0; c < nch; c++)
+    for (int c = 0; c < nch; c++) {
         if (!mentions(detail, ch[c].field))
             FAILF("%s: mms_errdetail() does not name field %s: \"%s\"", what, ch[c].field, detail);
+        /* Another target is the only difference of two refs: it is named
+         * (the detail was "dept ref[8] -> ref[8]"). */
+        char to[80];
+        snprintf(to, sizeof to, "-> ref[8] to %s", ch[c].target ? ch[c].target : "");
+        if (ch[c].target && !strstr(detail, to))
+            FAILF("%s: mms_errdetail() does not name target %s: \"%s\"", what, ch[c].target,
+                  detail);
+    }
     /* Untouched: layout, data, heap, region file generation, no new file. */
     ASSERT_EQ(region_gen(W->s, P2.emp_region), gen0);
     ASSERT(!has_region_file(P2.path, P2.emp_region, gen0 + 1));
