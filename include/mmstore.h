@@ -1227,7 +1227,8 @@ typedef struct mms_table mms_table;
  *   addresses but see the new layout. A change that could lose data
  *   (narrowing, another kind, another REF target) is refused with
  *   MMS_ESCHEMA and mms_errdetail() lists the differences; the table is
- *   untouched. A crash before the commit leaves the old layout; after it,
+ *   untouched. So is lengthening an indexed chars field past an index
+ *   key's 256 bytes (drop the index first). A crash before the commit leaves the old layout; after it,
  *   the new one.
  * Creating or migrating needs a write transaction (MMS_ENOTXN); on a
  * read-only handle a layout mismatch is MMS_ESCHEMA. A REF field's target
@@ -1464,7 +1465,8 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  * writes the journal: an index never disagrees with its table in a
  * committed state. A migration (mms_table_open) follows the field by
  * name: a removed field's index is dropped, a changed (widened) one is
- * rebuilt, both at the commit.
+ * rebuilt, both at the commit (a chars key lengthened past 256 bytes is
+ * refused, MMS_ESCHEMA: mms_table_open).
  *
  * Unique indexes refuse a duplicate: mms_table_append fails with
  * MMS_EUNIQUE (mms_errdetail() names the table, field, key and the record
