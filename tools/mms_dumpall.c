@@ -866,7 +866,47 @@ static uint32_t lowest_free(const struct load *l)
     return next;
 }
 
-/* A pad table called PREFIX-ID, in region id (the lowest free one). */
+/* Is name a table's of the dump read so far (the one being made too), or
+ * a pad's? A table may be called anything, a pad's name too. */
+static bool name_taken(const struct load *l, const char *name)
+{
+    for (size_t i = 0; i < l->ntab; i++)
+        if (strcmp(l->tab[i].name, name) == 0)
+            return true;
+    for (size_t i = 0; i < l->npad; i++)
+        if (!l->pad[i].dropped && strcmp(l->pad[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* base, or base~1, base~2 ...: the first name not taken, into name. */
+static void name_free(const struct load *l, const char *base, char name[64])
+{
+    snprintf(name, 64, "%s", base);
+    for (unsigned k = 1; name_taken(l, name); k++)
+        snprintf(name, 64, "%.48s~%u", base, k);
+}
+
+/* A table of the dump that a pad made before it has the name of: the pad
+ * moves out of its way, renamed (its region stays). */
+static int pad_rename_away(struct load *l, const char *name)
+{
+    for (size_t i = 0; i < l->npad; i++) {
+        struct lpad *pd = &l->pad[i];
+        if (pd->dropped || strcmp(pd->name, name) != 0)
+            continue;
+        char to[64];
+        name_free(l, name, to);
+        int r = mms_table_rename(l->s, pd->name, to);
+        if (r)
+            return tool_fail("cannot rename the pad table", pd->name, r);
+        snprintf(pd->name, sizeof pd->name, "%s", to);
+    }
+    return 0;
+}
+
+/* A pad table called PREFIX-ID (or so: name_free), in region id (the
+ * lowest free one). */
 static int pad_add(struct load *l, uint32_t id, const char *prefix)
 {
     static const mms_field pad_field[] = {{"pad", MMS_KIND_U8, 0, 1, NULL, NULL}};
@@ -879,7 +919,9 @@ static int pad_add(struct load *l, uint32_t id, const char *prefix)
         l->pad = np;
     }
     struct lpad *pd = &l->pad[l->npad];
-    snprintf(pd->name, sizeof pd->name, "%s-%u", prefix, id);
+    char base[64];
+    snprintf(base, sizeof base, "%s-%u", prefix, id);
+    name_free(l, base, pd->name);
     pd->region = id;
     pd->dropped = false;
     mms_table *t;
@@ -1084,6 +1126,8 @@ static int load_table(struct load *l, const struct jv *v)
             r = gone_pad(l, (uint32_t)region, tb->target[k]);
     if (!r && region)
         r = region_take(l, (uint32_t)region);
+    if (!r)
+        r = pad_rename_away(l, tb->name);
     if (r)
         return r;
     r = mms_table_open(l->s, tb->name, &tb->sc, MMS_TABLE_CREATE, &tb->t);
