@@ -2473,6 +2473,26 @@ TEST(write_txn_lookups)
     WALK_IS(ik, MMS_SEEK_LT, &k42, -1, "35@5 28@4 14@2 7@1");
     WALK_IS(ik, MMS_SEEK_GT, &k42, 1, "49@7");
     OK(mms_txn_commit(s));
+    /* A hash index of 8-byte keys: finds of many keys take a batched
+     * probe, which checked the key and not the liveness either. */
+    mms_table *th;
+    mms_index *ih;
+    int64_t hk[2] = {0, 7};
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "kh", &kv_schema, MMS_TABLE_CREATE, &th));
+    OK(mms_table_append(th, &(struct kv){0, 0, 0}, NULL));
+    OK(mms_table_append(th, &(struct kv){7, 1, 0}, NULL));
+    OK(mms_index_create(th, "k", MMS_INDEX_HASH));
+    OK(mms_txn_commit(s));
+    OK(mms_index_open(th, "k", &ih));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_delete(th, 0));
+    OK(mms_index_find_many(ih, hk, 2, many, &m));
+    ASSERT_EQ(m, 1);
+    ASSERT_EQ(many[0], UINT64_MAX);
+    ASSERT_EQ(many[1], 1);
+    FAILS(mms_index_find(ih, &hk[0], &at), MMS_ENOTFOUND);
+    OK(mms_txn_commit(s));
     /* Committed, the index is the table's: read and write views agree. */
     for (int txn = 0; txn < 2; txn++) {
         if (txn)
