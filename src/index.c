@@ -460,16 +460,11 @@ static inline void view_key(const struct mms__ixview *v, const char *rec, uint8_
     mms__ix_norm(v->key_kind, v->K, rec + v->key_off, out);
 }
 
-static inline bool view_live(const struct mms__ixview *v, uint64_t rec)
-{
-    return rec >= v->tomb_bits || !(v->tomb[rec / 64] >> (rec % 64) & 1);
-}
-
 bool mms__ix_holds(const struct mms__ixview *v, uint64_t rec, const uint8_t *nkey)
 {
     uint8_t cur[MMS__IX_MAX_KEY];
     view_key(v, v->recs + rec * v->rs, cur);
-    return memcmp(cur, nkey, v->K) == 0 && (!v->check || view_live(v, rec));
+    return memcmp(cur, nkey, v->K) == 0 && (!v->check || mms__ix_live(v, rec));
 }
 
 /* The record slot sl (whose word is w) names for nkey (hash h), or
@@ -487,7 +482,7 @@ static inline uint64_t slot_match(const struct mms__ixview *v, const char *sl, u
             return UINT64_MAX;
         if (v->check)
             view_key(v, v->recs + (r1 - 1) * v->rs, (uint8_t *)&cur);
-        return cur == sk && (!v->check || view_live(v, r1 - 1)) ? r1 - 1 : UINT64_MAX;
+        return cur == sk && (!v->check || mms__ix_live(v, r1 - 1)) ? r1 - 1 : UINT64_MAX;
     }
     if (memcmp(sl + 8, nkey, v->K) != 0 || w != mms__ix_slot_word(h, r1) || r1 - 1 >= v->count)
         return UINT64_MAX;
@@ -649,7 +644,7 @@ int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size
         if (rec[j] == UINT64_MAX)
             continue;
         view_key(v, v->recs + rec[j] * v->rs, (uint8_t *)&cur);
-        if (cur == nkeys[j] && view_live(v, rec[j]))
+        if (cur == nkeys[j] && mms__ix_live(v, rec[j]))
             continue;
         r = mms__ix_hash_first(v, (const uint8_t *)&nkeys[j], &rec[j]);
         if (r == MMS_ENOTFOUND)

@@ -1270,6 +1270,11 @@ struct mms__ixview {
 };
 int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                     struct mms__ixview *v);
+/* Is record rec live as of v (its deleted-record bitmap)? */
+static inline bool mms__ix_live(const struct mms__ixview *v, uint64_t rec)
+{
+    return rec >= v->tomb_bits || !(v->tomb[rec / 64] >> (rec % 64) & 1);
+}
 /* Does record rec hold the normalized key nkey, and (v->check) is it live?
  * Where table and index may be of different commits (v->check), an entry
  * answers only for a record that does: a record the transaction deleted is

@@ -270,7 +270,9 @@ __attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, 
     int r = mms__ix_seek(v, MMS__SEEK_GE, nk, &p);
     for (r = r ? r : mms__ix_entry(v, &p, index, &k); !r && memcmp(k, nk, v->K) == 0;
          r = mms__ix_next(v, &p, 1, 0, index, &k)) {
-        if (mms__ix_holds(v, *index, nk)) /* leaf entries have no check: compare */
+        uint8_t cur[MMS__IX_MAX_KEY]; /* leaf entries have no check: compare */
+        norm(v, v->recs + *index * v->rs + v->key_off, cur);
+        if (memcmp(cur, nk, v->K) == 0 && (!v->check || mms__ix_live(v, *index)))
             return value ? mms__ix_entry_cover(v, &p, value) : 0;
     }
     return r ? r : MMS_ENOTFOUND;
