@@ -1166,7 +1166,8 @@ typedef struct mms_field {
     const char *target; /* MMS_KIND_REF: the table its records are in */
     const void *dflt;   /* the value (size bytes, at most 32) that records
                            created before this field was added get;
-                           NULL: zeros */
+                           NULL: zeros (a STR or BLOB field's: NULL or a
+                           null ref, MMS_EINVAL otherwise) */
 } mms_field;
 
 typedef struct mms_schema {
@@ -1305,7 +1306,8 @@ typedef struct mms_table mms_table;
  *   addresses but see the new layout. A change that could lose data
  *   (narrowing, another kind, another REF target) is refused with
  *   MMS_ESCHEMA and mms_errdetail() lists the differences; the table is
- *   untouched. A crash before the commit leaves the old layout; after it,
+ *   untouched. So is lengthening an indexed chars field past an index
+ *   key's 256 bytes (drop the index first). A crash before the commit leaves the old layout; after it,
  *   the new one.
  * Creating or migrating needs a write transaction (MMS_ENOTXN); on a
  * read-only handle a layout mismatch is MMS_ESCHEMA. A REF field's target
@@ -1543,7 +1545,8 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  * writes the journal: an index never disagrees with its table in a
  * committed state. A migration (mms_table_open) follows the field by
  * name: a removed field's index is dropped, a changed (widened) one is
- * rebuilt, both at the commit.
+ * rebuilt, both at the commit (a chars key lengthened past 256 bytes is
+ * refused, MMS_ESCHEMA: mms_table_open).
  *
  * Unique indexes refuse a duplicate: mms_table_append fails with
  * MMS_EUNIQUE (mms_errdetail() names the table, field, key and the record
@@ -1738,7 +1741,8 @@ int mms_cursor_open(mms_index *ix, mms_cursor **c);
 
 /* Position c (enum mms_seek) and return its entry: the record index into
  * *index and, if key is not NULL, its key (a value of the field's C type,
- * size bytes) into key. Errors: MMS_ENOTFOUND (no such entry: the cursor
+ * size bytes) into key, as the index holds it: a float key -0.0 comes back
+ * as +0.0 and every NaN as the one quiet NaN (they are one key). Errors: MMS_ENOTFOUND (no such entry: the cursor
  * is then unpositioned), MMS_ECORRUPT, MMS_EINVAL. */
 int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, void *key_out);
 

@@ -417,6 +417,10 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
         v->ix_bytes = s->reg[id].mapped; /* the writer's view may be ahead */
     v->rs = e->record_size;
     v->recs = e->region < s->nmapped ? s->view.base[e->region] : NULL;
+    /* A damaged bitmap (mms_verify says so) is taken for none. */
+    bool tomb = e->tomb_bits % 64 == 0 && mms__heap_range(s, e->tomb, e->tomb_bits / 8, 8);
+    v->tomb = tomb ? mms_deref(s, e->tomb) : NULL;
+    v->tomb_bits = tomb ? e->tomb_bits : 0;
     uint64_t mapped = e->region < s->nmapped ? s->reg[e->region].mapped / e->record_size : 0;
     v->count = e->count < mapped ? e->count : mapped;
     v->max_slots = (v->ix_bytes - PG) / E;
@@ -456,9 +460,16 @@ static inline void view_key(const struct mms__ixview *v, const char *rec, uint8_
     mms__ix_norm(v->key_kind, v->K, rec + v->key_off, out);
 }
 
+bool mms__ix_holds(const struct mms__ixview *v, uint64_t rec, const uint8_t *nkey)
+{
+    uint8_t cur[MMS__IX_MAX_KEY];
+    view_key(v, v->recs + rec * v->rs, cur);
+    return memcmp(cur, nkey, v->K) == 0 && (!v->check || mms__ix_live(v, rec));
+}
+
 /* The record slot sl (whose word is w) names for nkey (hash h), or
  * UINT64_MAX: another key, a failed check, a record past the table, or
- * (v->check) a record whose key is no longer nkey. */
+ * (v->check) a record that no longer holds nkey (mms__ix_holds). */
 static inline uint64_t slot_match(const struct mms__ixview *v, const char *sl, uint64_t w,
                                   uint64_t h, const uint8_t *nkey)
 {
@@ -471,17 +482,11 @@ static inline uint64_t slot_match(const struct mms__ixview *v, const char *sl, u
             return UINT64_MAX;
         if (v->check)
             view_key(v, v->recs + (r1 - 1) * v->rs, (uint8_t *)&cur);
-        return cur == sk ? r1 - 1 : UINT64_MAX;
+        return cur == sk && (!v->check || mms__ix_live(v, r1 - 1)) ? r1 - 1 : UINT64_MAX;
     }
     if (memcmp(sl + 8, nkey, v->K) != 0 || w != mms__ix_slot_word(h, r1) || r1 - 1 >= v->count)
         return UINT64_MAX;
-    if (v->check) {
-        uint8_t tmp[MMS__IX_MAX_KEY];
-        view_key(v, v->recs + (r1 - 1) * v->rs, tmp);
-        if (memcmp(tmp, nkey, v->K) != 0)
-            return UINT64_MAX;
-    }
-    return r1 - 1;
+    return !v->check || mms__ix_holds(v, r1 - 1, nkey) ? r1 - 1 : UINT64_MAX;
 }
 
 static int slots_ok(const struct mms__ixview *v, uint64_t ns)
@@ -639,7 +644,7 @@ int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size
         if (rec[j] == UINT64_MAX)
             continue;
         view_key(v, v->recs + rec[j] * v->rs, (uint8_t *)&cur);
-        if (cur == nkeys[j])
+        if (cur == nkeys[j] && mms__ix_live(v, rec[j]))
             continue;
         r = mms__ix_hash_first(v, (const uint8_t *)&nkeys[j], &rec[j]);
         if (r == MMS_ENOTFOUND)
@@ -996,7 +1001,6 @@ static int ordered_find(const struct mms__ixview *v, const uint8_t *nkey, uint64
                         size_t cap, uint64_t *n)
 {
     struct mms__ixpos p;
-    uint8_t tmp[MMS__IX_MAX_KEY];
     const uint8_t *k;
     uint64_t rec;
     *n = 0;
@@ -1004,8 +1008,7 @@ static int ordered_find(const struct mms__ixview *v, const uint8_t *nkey, uint64
     for (r = r ? r : mms__ix_entry(v, &p, &rec, &k); !r; r = mms__ix_next(v, &p, 1, 0, &rec, &k)) {
         if (memcmp(k, nkey, v->K) != 0)
             return 0;
-        view_key(v, v->recs + rec * v->rs, tmp);
-        if (memcmp(tmp, nkey, v->K) == 0) {
+        if (mms__ix_holds(v, rec, nkey)) {
             if (*n < cap)
                 out[*n] = rec;
             ++*n;

@@ -1286,11 +1286,24 @@ struct mms__ixview {
     uint64_t max_slots; /* hash: slots that fit in ix_bytes (no division per find) */
     uint64_t mask;      /* hash: the header's nslots - 1 when it fits ix_bytes, else 0 */
     uint32_t lcap, icap; /* ordered: entries of a leaf, separators of an inner page */
-    bool check;          /* hash: compare the record's key with a slot's (not in a
-                          * read transaction, where table and index are one commit) */
+    bool check;          /* compare the record's key with an entry's, and take only
+                          * live records (not in a read transaction, where table and
+                          * index are one commit): mms__ix_holds */
+    const uint64_t *tomb; /* the table's deleted-record bitmap as of this view (the */
+    uint64_t tomb_bits;   /* epoch moves at every delete): bits; past them, live */
 };
 int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                     struct mms__ixview *v);
+/* Is record rec live as of v (its deleted-record bitmap)? */
+static inline bool mms__ix_live(const struct mms__ixview *v, uint64_t rec)
+{
+    return rec >= v->tomb_bits || !(v->tomb[rec / 64] >> (rec % 64) & 1);
+}
+/* Does record rec hold the normalized key nkey, and (v->check) is it live?
+ * Where table and index may be of different commits (v->check), an entry
+ * answers only for a record that does: a record the transaction deleted is
+ * zeros, which is the key of zero bytes. */
+bool mms__ix_holds(const struct mms__ixview *v, uint64_t rec, const uint8_t *nkey);
 /* Records whose key is nkey: up to cap into out, *n all of them. */
 int mms__ix_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out, size_t cap,
                  uint64_t *n);

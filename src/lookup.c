@@ -272,7 +272,7 @@ __attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, 
          r = mms__ix_next(v, &p, 1, 0, index, &k)) {
         uint8_t cur[MMS__IX_MAX_KEY]; /* leaf entries have no check: compare */
         norm(v, v->recs + *index * v->rs + v->key_off, cur);
-        if (memcmp(cur, nk, v->K) == 0)
+        if (memcmp(cur, nk, v->K) == 0 && (!v->check || mms__ix_live(v, *index)))
             return value ? mms__ix_entry_cover(v, &p, value) : 0;
     }
     return r ? r : MMS_ENOTFOUND;
@@ -501,6 +501,29 @@ static uint32_t cursor_ahead(const mms_cursor *c)
     return c->covered ? 0 : MMS__IX_AHEAD;
 }
 
+/* Where table and index may be of different commits (v->check: a write
+ * transaction, or a handle outside a read transaction), a cursor steps
+ * past the entries whose records no longer hold their keys -- changed or
+ * deleted since the last commit -- as finds do (mms__ix_holds): the next
+ * entry in direction dir that answers. */
+static __attribute__((noinline)) int cursor_on(mms_cursor *c, const struct mms__ixview *v,
+                                               int dir, uint64_t *index, void *key_out)
+{
+    const uint8_t *k;
+    uint64_t rec;
+    int r;
+    do
+        r = mms__ix_next(v, &c->p, dir, cursor_ahead(c), &rec, &k);
+    while (!r && !mms__ix_holds(v, rec, k));
+    if (r)
+        return r;
+    if (index)
+        *index = rec;
+    if (key_out)
+        mms__ix_denorm(v->key_kind, v->K, k, key_out);
+    return 0;
+}
+
 int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, void *key_out)
 {
     const struct mms__ixview *v;
@@ -527,6 +550,9 @@ int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, voi
         c->p.n = 0;
         return r;
     }
+    if (v->check && !mms__ix_holds(v, rec, k))
+        return cursor_on(c, v, op == MMS_SEEK_LAST || op == MMS_SEEK_LE || op == MMS_SEEK_LT
+                               ? -1 : 1, index, key_out);
     if (index)
         *index = rec;
     if (key_out)
@@ -535,7 +561,8 @@ int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, voi
 }
 
 /* A step is a call of mms__ix_next, the cursor's position updated in
- * place (the key read only when key_out wants it). */
+ * place (the key read only when key_out wants it, or the step checks
+ * it: cursor_on). */
 static int cursor_step(mms_cursor *c, int dir, uint64_t *index, void *key_out)
 {
     const struct mms__ixview *v;
@@ -543,8 +570,11 @@ static int cursor_step(mms_cursor *c, int dir, uint64_t *index, void *key_out)
     if (!c)
         return mms__fail(MMS_EINVAL, "cursor is NULL");
     int r = cursor_view(c, &v);
-    if (!r)
-        r = mms__ix_next(v, &c->p, dir, cursor_ahead(c), index, key_out ? &k : NULL);
+    if (r)
+        return r;
+    if (__builtin_expect(v->check, 0))
+        return cursor_on(c, v, dir, index, key_out);
+    r = mms__ix_next(v, &c->p, dir, cursor_ahead(c), index, key_out ? &k : NULL);
     if (!r && key_out)
         mms__ix_denorm(v->key_kind, v->K, k, key_out);
     return r;

@@ -74,6 +74,8 @@ bool mms__kind_owns_heap(unsigned kind)
 /* ------------------------------------------------------------------------
  * Checks
  * ------------------------------------------------------------------------ */
+static const char zeros8[8];
+
 static const mms_field *field_named(const mms_schema *sc, const char *name);
 
 /* The name rule (mmstore.h, "Names"): a table's or a field's name is 1 to
@@ -177,6 +179,12 @@ int mms__schema_check(const char *table, const mms_schema *sc)
         if (f->dflt && f->size > 32)
             return mms__fail(MMS_EINVAL, "table %s: field %s: defaults are for fields of up "
                              "to 32 bytes", table, f->name);
+        /* A string's ref as the default would be one string in every
+         * record: the first delete would free it under the others. */
+        if (f->dflt && mms__kind_owns_heap(f->kind) && memcmp(f->dflt, zeros8, 8) != 0)
+            return mms__fail(MMS_EINVAL, "table %s: field %s: a %s field's default can only be "
+                             "null (one string would be shared by every record)", table,
+                             f->name, mms_kind_name(f->kind));
         if (f->kind == MMS_KIND_REF && (!f->target || !*f->target))
             return mms__fail(MMS_EINVAL, "table %s: ref field %s names no target table",
                              table, f->name);

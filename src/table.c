@@ -411,13 +411,34 @@ static int migrate_plan(mms_store *s, mms_table *t, const struct mms__tabent *e,
         if (p->op >= 0 && f->kind == MMS_KIND_REF &&
             o->target != target_region(s, t->name, t->region, f))
             p->op = -1;
-        if (p->op < 0 && wl < sizeof why - 1)
-            wl += (size_t)snprintf(why + wl, sizeof why - wl, "%s%s %s[%u] -> %s[%u]",
+        if (p->op < 0 && wl < sizeof why - 1) {
+            /* Another target is the difference of two refs of one size. */
+            const struct mms__tabent *ot = o->kind == MMS_KIND_REF
+                                               ? mms__catalog_by_region(s, o->target) : NULL;
+            wl += (size_t)snprintf(why + wl, sizeof why - wl, "%s%s %s[%u]%s%s -> %s[%u]%s%s",
                                    wl ? "; " : "", f->name, mms__kind_label(o->kind), o->size,
-                                   mms__kind_label(f->kind), f->size);
+                                   ot ? " to " : "", ot ? ot->name : "",
+                                   mms__kind_label(f->kind), f->size,
+                                   f->kind == MMS_KIND_REF ? " to " : "",
+                                   f->kind == MMS_KIND_REF ? f->target : "");
+        }
     }
     if (wl)
         return mms__fail(MMS_ESCHEMA, "table %s: changes that could lose data: %s", t->name, why);
+    /* An index follows its field (rebuilt at the commit), unless the
+     * field grew past what a key may be (only chars can, of the changes
+     * above): then the index, and a unique one's rule, would go without a
+     * word. */
+    const struct mms__ixdesc *d = mms__ixdescs(s, e);
+    for (uint32_t k = 0; d && k < e->nindexes; k++)
+        for (uint32_t i = 0; i < sc->nfields; i++) {
+            const mms_field *f = &sc->fields[i];
+            if (strncmp(f->name, d[k].field, sizeof d[k].field) == 0 &&
+                f->kind == MMS_KIND_CHARS && f->size > MMS__IX_MAX_KEY)
+                return mms__fail(MMS_ESCHEMA, "table %s: field %s -> chars[%u] has an index, "
+                                 "whose keys are at most %u bytes: drop the index first",
+                                 t->name, f->name, f->size, MMS__IX_MAX_KEY);
+        }
     return 0;
 }
 

@@ -2393,6 +2393,121 @@ TEST(reader)
     rmrf(p);
 }
 
+/* The records index ix's cursor gives from seek op at key (NULL: none),
+ * stepping by dir, as "k@rec k@rec ..." into out. */
+static void cursor_walk(mms_index *ix, int op, const int64_t *key, int dir, char *out, size_t cap)
+{
+    mms_cursor *c;
+    uint64_t at;
+    int64_t k;
+    size_t n = 0;
+    out[0] = 0;
+    OK(mms_cursor_open(ix, &c));
+    int r = mms_cursor_seek(c, op, key, &at, &k);
+    for (; r == 0 && n < cap; r = dir > 0 ? mms_cursor_next(c, &at, &k) : mms_cursor_prev(c, &at, &k))
+        n += (size_t)snprintf(out + n, cap - n, "%s%lld@%llu", n ? " " : "", (long long)k,
+                              (unsigned long long)at);
+    ASSERT_EQ(r, MMS_ENOTFOUND);
+    mms_cursor_close(c);
+}
+
+#define WALK_IS(ix, op, key, dir, want)                                        \
+    do {                                                                       \
+        char got_[512];                                                        \
+        cursor_walk(ix, op, key, dir, got_, sizeof got_);                      \
+        if (strcmp(got_, want) != 0)                                           \
+            FAILF("cursor %s %s: got \"%s\", want \"%s\"", #op, #dir, got_, want); \
+    } while (0)
+
+/* Inside a write transaction an index answers as of the last commit, but
+ * never with a record that no longer holds the key: not one whose key the
+ * transaction changed, nor one it deleted -- whose slot is zeros, the key
+ * 0 (finds of key 0 gave the deleted record), nor through a cursor
+ * (which gave both). Seen failing before the fix. */
+TEST(write_txn_lookups)
+{
+    const char *p = tpath("ixwtxn");
+    mms_table *t;
+    mms_index *ik, *iv;
+    uint64_t at, n, many[3];
+    size_t m;
+    int32_t cv;
+    mms_store *s = kv_begin(p, 8, 0, &t); /* keys 0, 7, ..., 49; v = 0..7 */
+    OK(mms_index_create_covering(t, "k", MMS_INDEX_ORDERED, "v"));
+    OK(mms_index_create(t, "v", MMS_INDEX_HASH | MMS_INDEX_UNIQUE));
+    OK(mms_txn_commit(s));
+    OK(mms_index_open(t, "k", &ik));
+    OK(mms_index_open(t, "v", &iv));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_delete(t, 0));                /* k 0, v 0: its slot is zeros */
+    MMS_TABLE_GET(t, struct kv, 3)->k = 22;    /* k 21 -> 22 */
+    MMS_TABLE_GET(t, struct kv, 4)->v = 40;    /* v 4 -> 40 */
+    OK(mms_table_delete(t, 6));                /* k 42, v 6 */
+    int64_t k0 = 0, k21 = 21, k42 = 42, k28 = 28, keys[3] = {0, 21, 14};
+    int32_t v0 = 0, v4 = 4, v6 = 6;
+    FAILS(mms_index_find(ik, &k0, &at), MMS_ENOTFOUND);
+    FAILS(mms_index_find(iv, &v0, &at), MMS_ENOTFOUND);
+    FAILS(mms_index_find_covered(ik, &k0, &at, &cv), MMS_ENOTFOUND);
+    OK(mms_index_count(ik, &k0, &n));
+    ASSERT_EQ(n, 0);
+    OK(mms_index_find_all(iv, &v0, &at, 1, &m));
+    ASSERT_EQ(m, 0);
+    FAILS(mms_index_find(ik, &k21, &at), MMS_ENOTFOUND);
+    FAILS(mms_index_find(iv, &v4, &at), MMS_ENOTFOUND);
+    FAILS(mms_index_find(ik, &k42, &at), MMS_ENOTFOUND);
+    FAILS(mms_index_find(iv, &v6, &at), MMS_ENOTFOUND);
+    OK(mms_index_find_many(ik, keys, 3, many, &m));
+    ASSERT_EQ(m, 1);
+    ASSERT_EQ(many[0], UINT64_MAX);
+    ASSERT_EQ(many[2], 2);
+    OK(mms_index_find_covered(ik, &k28, &at, &cv)); /* the record's v, as it is now */
+    ASSERT_EQ(at, 4);
+    ASSERT_EQ(cv, 40);
+    /* Cursors skip them too, at a seek and at each step, both ways. */
+    WALK_IS(ik, MMS_SEEK_FIRST, NULL, 1, "7@1 14@2 28@4 35@5 49@7");
+    WALK_IS(ik, MMS_SEEK_LAST, NULL, -1, "49@7 35@5 28@4 14@2 7@1");
+    WALK_IS(ik, MMS_SEEK_GE, &k0, 1, "7@1 14@2 28@4 35@5 49@7");
+    WALK_IS(ik, MMS_SEEK_LE, &k0, -1, "");
+    WALK_IS(ik, MMS_SEEK_GE, &k21, 1, "28@4 35@5 49@7");
+    WALK_IS(ik, MMS_SEEK_LE, &k21, -1, "14@2 7@1");
+    WALK_IS(ik, MMS_SEEK_LT, &k42, -1, "35@5 28@4 14@2 7@1");
+    WALK_IS(ik, MMS_SEEK_GT, &k42, 1, "49@7");
+    OK(mms_txn_commit(s));
+    /* A hash index of 8-byte keys: finds of many keys take a batched
+     * probe, which checked the key and not the liveness either. */
+    mms_table *th;
+    mms_index *ih;
+    int64_t hk[2] = {0, 7};
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "kh", &kv_schema, MMS_TABLE_CREATE, &th));
+    OK(mms_table_append(th, &(struct kv){0, 0, 0}, NULL));
+    OK(mms_table_append(th, &(struct kv){7, 1, 0}, NULL));
+    OK(mms_index_create(th, "k", MMS_INDEX_HASH));
+    OK(mms_txn_commit(s));
+    OK(mms_index_open(th, "k", &ih));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_delete(th, 0));
+    OK(mms_index_find_many(ih, hk, 2, many, &m));
+    ASSERT_EQ(m, 1);
+    ASSERT_EQ(many[0], UINT64_MAX);
+    ASSERT_EQ(many[1], 1);
+    FAILS(mms_index_find(ih, &hk[0], &at), MMS_ENOTFOUND);
+    OK(mms_txn_commit(s));
+    /* Committed, the index is the table's: read and write views agree. */
+    for (int txn = 0; txn < 2; txn++) {
+        if (txn)
+            OK(mms_read_begin(s));
+        WALK_IS(ik, MMS_SEEK_FIRST, NULL, 1, "7@1 14@2 22@3 28@4 35@5 49@7");
+        FAILS(mms_index_find(ik, &k0, &at), MMS_ENOTFOUND);
+        FAILS(mms_index_find(iv, &v0, &at), MMS_ENOTFOUND);
+        if (txn)
+            OK(mms_read_end(s));
+    }
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(int argc, char **argv)
 {
     char **a = child_enter(argc, argv, 2, "MODE PATH");
@@ -2407,6 +2522,7 @@ int main(int argc, char **argv)
     RUN(large);
     RUN(corrupt);
     RUN(zeros_into_deleted_slot);
+    RUN(write_txn_lookups);
     RUN(create_hash);
     RUN(create_hash_unique);
     RUN(create_ordered);

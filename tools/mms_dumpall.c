@@ -858,18 +858,106 @@ static bool region_used(const struct load *l, uint32_t id)
     return false;
 }
 
+static uint32_t lowest_free(const struct load *l)
+{
+    uint32_t next = 1;
+    while (region_used(l, next))
+        next++;
+    return next;
+}
+
+/* Is name a table's of the dump read so far (the one being made too), or
+ * a pad's? A table may be called anything, a pad's name too. */
+static bool name_taken(const struct load *l, const char *name)
+{
+    for (size_t i = 0; i < l->ntab; i++)
+        if (strcmp(l->tab[i].name, name) == 0)
+            return true;
+    for (size_t i = 0; i < l->npad; i++)
+        if (!l->pad[i].dropped && strcmp(l->pad[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* base, or base~1, base~2 ...: the first name not taken, into name. */
+static void name_free(const struct load *l, const char *base, char name[64])
+{
+    snprintf(name, 64, "%s", base);
+    for (unsigned k = 1; name_taken(l, name); k++)
+        snprintf(name, 64, "%.48s~%u", base, k);
+}
+
+/* A table of the dump that a pad made before it has the name of: the pad
+ * moves out of its way, renamed (its region stays). */
+static int pad_rename_away(struct load *l, const char *name)
+{
+    for (size_t i = 0; i < l->npad; i++) {
+        struct lpad *pd = &l->pad[i];
+        if (pd->dropped || strcmp(pd->name, name) != 0)
+            continue;
+        char to[64];
+        name_free(l, name, to);
+        int r = mms_table_rename(l->s, pd->name, to);
+        if (r)
+            return tool_fail("cannot rename the pad table", pd->name, r);
+        snprintf(pd->name, sizeof pd->name, "%s", to);
+    }
+    return 0;
+}
+
+/* A pad table called PREFIX-ID (or so: name_free), in region id (the
+ * lowest free one). */
+static int pad_add(struct load *l, uint32_t id, const char *prefix)
+{
+    static const mms_field pad_field[] = {{"pad", MMS_KIND_U8, 0, 1, NULL, NULL}};
+    static const mms_schema pad_schema = {1, 1, pad_field};
+    if (l->npad == l->padcap) {
+        l->padcap = l->padcap ? 2 * l->padcap : 16;
+        struct lpad *np = realloc(l->pad, l->padcap * sizeof *np);
+        if (!np)
+            return tool_err("out of memory");
+        l->pad = np;
+    }
+    struct lpad *pd = &l->pad[l->npad];
+    char base[64];
+    snprintf(base, sizeof base, "%s-%u", prefix, id);
+    name_free(l, base, pd->name);
+    pd->region = id;
+    pd->dropped = false;
+    mms_table *t;
+    int r = mms_table_open(l->s, pd->name, &pad_schema, MMS_TABLE_CREATE, &t);
+    if (r)
+        return tool_fail("cannot create the pad table", pd->name, r);
+    l->npad++;
+    if (MMS_REF_REGION(mms_table_ref(t, 0)) != id)
+        return lerr(l, "the library put a pad table in another region: ", pd->name);
+    return 0;
+}
+
+/* A ref field whose target table was dropped (target "", doc/FORMAT.md
+ * §6) is made with a pad for its target, into *name: the pad leaves
+ * before the commit like the others, and the field then targets no table,
+ * as in the dumped store. The pad must not take the region id want (0:
+ * any) that its table is to get: a pad takes that one first, and
+ * region_take drops it. */
+static int gone_pad(struct load *l, uint32_t want, char name[64])
+{
+    int r = lowest_free(l) == want ? pad_add(l, want, "mms-load-pad") : 0;
+    if (!r)
+        r = pad_add(l, lowest_free(l), "mms-load-gone");
+    if (!r)
+        snprintf(name, 64, "%s", l->pad[l->npad - 1].name);
+    return r;
+}
+
 /* Make the lowest free region id the one the dump gives the next table
  * (mms_table_open takes the lowest free id): pad tables take the ids
  * below it, and a pad that holds it leaves. The refs that heap objects
  * hold into tables name them by region id. */
 static int region_take(struct load *l, uint32_t want)
 {
-    static const mms_field pad_field[] = {{"pad", MMS_KIND_U8, 0, 1, NULL, NULL}};
-    static const mms_schema pad_schema = {1, 1, pad_field};
     for (;;) {
-        uint32_t next = 1;
-        while (region_used(l, next))
-            next++;
+        uint32_t next = lowest_free(l);
         if (next == want)
             return 0;
         if (next > want) {
@@ -884,24 +972,9 @@ static int region_take(struct load *l, uint32_t want)
             l->pad[p].dropped = true;
             continue;
         }
-        if (l->npad == l->padcap) {
-            l->padcap = l->padcap ? 2 * l->padcap : 16;
-            struct lpad *np = realloc(l->pad, l->padcap * sizeof *np);
-            if (!np)
-                return tool_err("out of memory");
-            l->pad = np;
-        }
-        struct lpad *pd = &l->pad[l->npad];
-        snprintf(pd->name, sizeof pd->name, "mms-load-pad-%u", next);
-        pd->region = next;
-        pd->dropped = false;
-        mms_table *t;
-        int r = mms_table_open(l->s, pd->name, &pad_schema, MMS_TABLE_CREATE, &t);
+        int r = pad_add(l, next, "mms-load-pad");
         if (r)
-            return tool_fail("cannot create the pad table", pd->name, r);
-        l->npad++;
-        if (MMS_REF_REGION(mms_table_ref(t, 0)) != next)
-            return lerr(l, "the library put a pad table in another region: ", pd->name);
+            return r;
     }
 }
 
@@ -1047,7 +1120,14 @@ static int load_table(struct load *l, const struct jv *v)
         return lerr(l, "a bad region id for table ", tb->name);
     if (!rv && l->version >= 2)
         return lerr(l, "no region id for table ", tb->name);
-    int r = region ? region_take(l, (uint32_t)region) : 0;
+    int r = 0;
+    for (size_t k = 0; k < n && !r; k++)
+        if (tb->f[k].kind == MMS_KIND_REF && !tb->target[k][0])
+            r = gone_pad(l, (uint32_t)region, tb->target[k]);
+    if (!r && region)
+        r = region_take(l, (uint32_t)region);
+    if (!r)
+        r = pad_rename_away(l, tb->name);
     if (r)
         return r;
     r = mms_table_open(l->s, tb->name, &tb->sc, MMS_TABLE_CREATE, &tb->t);

@@ -459,6 +459,8 @@ struct imp {
     uint64_t index;         /* pass 2: index of the record being filled */
     uint64_t self_max;      /* largest ref into this table past old_slots, +1 */
     uint64_t self_line;     /* its line */
+    uint64_t bad_at;        /* good rows before the first bad one, and its line */
+    uint64_t bad_line;
     struct progress pg;
 };
 
@@ -857,6 +859,10 @@ static int pass1(struct imp *im)
         }
         if (bad) {
             report_bad(im, rd->row_line, bad);
+            if (!im->nbad) {
+                im->bad_at = im->good;
+                im->bad_line = rd->row_line;
+            }
             if (add_bad(im, o))
                 return 1;
             continue;
@@ -1167,6 +1173,18 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
         return tool_err("%s: %zu bad row%s; nothing imported (--skip-bad skips them)",
                         im->in.name, im->nbad, im->nbad == 1 ? "" : "s");
     }
+    /* A ref into this import's own rows names a record index: a skipped
+     * row moves the rows after it up, and such a ref would name another
+     * record than the file's row. */
+    if (im->nbad && im->self_max > im->old_slots + im->bad_at) {
+        free(fields);
+        progress_clear(&im->pg);
+        return tool_err("%s:%llu: a ref to record %llu of table %s, at or past the bad row of "
+                        "line %llu: skipping it would move that record; nothing imported",
+                        im->in.name, (unsigned long long)im->self_line,
+                        (unsigned long long)(im->self_max - 1), im->table,
+                        (unsigned long long)im->bad_line);
+    }
     if (im->self_max > im->old_slots + im->good) {
         free(fields);
         progress_clear(&im->pg);
@@ -1380,10 +1398,12 @@ const struct tool_cmd tool_cmd_import = {
     "form (1e3 as 1000, 1.50 as 1.5, 007 as 7); --keep-text keeps such a column\n"
     "as text. --schema kinds: i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 bool\n"
     "(true/false) str chars:N (at most N bytes, no NUL) blob (hex) ref:TABLE (a\n"
-    "record index of TABLE; empty for none). Fields are laid out in column order,\n"
-    "each at an offset aligned to its size, as in a C struct. An existing table\n"
-    "gets the rows appended: its stored layout gives the kinds (columns matched\n"
-    "to fields by name, all of them present); a --schema must equal it.\n"
+    "record index of TABLE; empty for none; into TABLE's own new rows, none at or\n"
+    "past a row --skip-bad skips, which would move them). Fields are laid out in\n"
+    "column order, each at an offset aligned to its size, as in a C struct. An\n"
+    "existing table gets the rows appended: its stored layout gives the kinds\n"
+    "(columns matched to fields by name, all of them present); a --schema must\n"
+    "equal it.\n"
     "\n"
     "Missing values. A row with fewer fields than the header has missing values\n"
     "in the columns it does not reach; an empty cell of a number or bool column is\n"
