@@ -268,23 +268,33 @@ static void *leave_later(void *arg)
     return NULL;
 }
 
+/* A store at p whose writer (returned) has a backlog bound of 64 pages
+ * (flags: MMS_BACKLOG_ERROR or 0) and a committed object of size bytes
+ * (*big), and a reader inside, spawned after that commit (*pid). */
+static mms_store *bounded(const char *p, unsigned flags, size_t size, mms_ref *big, pid_t *pid)
+{
+    mms_store *w = setup(p);
+    OK(mms_close(w));
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = flags;
+    o.max_backlog = 64 * 4096;
+    OK(mms_open(p, &o, &w));
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, size, big));
+    OK(mms_txn_commit(w));
+    *pid = spawn_reader(p, 0);
+    return w;
+}
+
 /* The bound: MMS_BACKLOG_ERROR fails the commit and keeps the transaction;
  * the default waits for the readers inside. */
 TEST(bound)
 {
     const char *p = tpath("bl3");
-    mms_store *w = setup(p);
-    OK(mms_close(w));
-    mms_options o;
-    mms_options_init(&o);
-    o.flags = MMS_BACKLOG_ERROR;
-    o.max_backlog = 64 * 4096;
-    OK(mms_open(p, &o, &w));
     mms_ref big;
-    OK(mms_txn_begin(w, 0));
-    OK(mms_zalloc(w, 2 << 20, &big));
-    OK(mms_txn_commit(w));
-    pid_t pid = spawn_reader(p, 0);
+    pid_t pid;
+    mms_store *w = bounded(p, MMS_BACKLOG_ERROR, 2 << 20, &big, &pid);
     int refused = 0;
     uint64_t k;
     for (k = 0; k < 200 && !refused; k++) {
@@ -309,7 +319,9 @@ TEST(bound)
     OK(mms_close(w));
     /* The default: the commit at the bound waits for the reader, which
      * leaves a moment later (told by a thread); every commit succeeds. */
-    o.flags = 0;
+    mms_options o;
+    mms_options_init(&o);
+    o.max_backlog = 64 * 4096;
     OK(mms_open(p, &o, &w));
     pid = spawn_reader(p, 0);
     pthread_t th;
@@ -343,18 +355,9 @@ TEST(bound)
 TEST(bound_first_commit)
 {
     const char *p = tpath("bl5");
-    mms_store *w = setup(p);
-    OK(mms_close(w));
-    mms_options o;
-    mms_options_init(&o);
-    o.flags = MMS_BACKLOG_ERROR;
-    o.max_backlog = 64 * 4096;
-    OK(mms_open(p, &o, &w));
     mms_ref big;
-    OK(mms_txn_begin(w, 0));
-    OK(mms_zalloc(w, 2 << 20, &big));
-    OK(mms_txn_commit(w));
-    pid_t pid = spawn_reader(p, 0);
+    pid_t pid;
+    mms_store *w = bounded(p, MMS_BACKLOG_ERROR, 2 << 20, &big, &pid);
     OK(mms_txn_begin(w, 0));
     memset(mms_deref(w, big), 1, 128 * 4096); /* twice the bound */
     OK(mms_txn_commit(w));
@@ -407,17 +410,10 @@ static void *leave_after_2s(void *arg)
 TEST(tools_at_bound)
 {
     const char *p = tpath("bl6");
-    mms_store *w = setup(p);
-    OK(mms_close(w));
-    mms_options o;
-    mms_options_init(&o);
-    o.max_backlog = 64 * 4096;
-    OK(mms_open(p, &o, &w));
-    struct commit_arg c = {w, 0, 0};
-    OK(mms_txn_begin(w, 0));
-    OK(mms_zalloc(w, 1 << 20, &c.big));
-    OK(mms_txn_commit(w));
-    pid_t pid = spawn_reader(p, 0);
+    mms_ref big;
+    pid_t pid;
+    mms_store *w = bounded(p, 0, 1 << 20, &big, &pid);
+    struct commit_arg c = {w, big, 0};
     OK(mms_txn_begin(w, 0));
     memset(mms_deref(w, c.big), 2, 16 * 4096);
     OK(mms_txn_commit(w)); /* held back */
