@@ -38,8 +38,11 @@
  */
 #include "table_world.h"
 
+#include <glob.h>
 #include <libgen.h>
 #include <math.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 struct every {
     int8_t a8;
@@ -610,6 +613,46 @@ TEST(test_place)
     rmrf(path);
 }
 
+/* A dump that fails part-way leaves the file at OUT as it was: it is
+ * written beside OUT and renamed over it once whole. (It truncated OUT at
+ * the start and removed it at the failure: a nightly dump to one name
+ * lost the night before's when the disk filled.) The failure here is the
+ * file size limit (RLIMIT_FSIZE, SIGXFSZ ignored: EFBIG). */
+TEST(test_failed_keeps_out)
+{
+    char path[512], dump[600], args[1600], out[4096];
+    snprintf(path, sizeof path, "%s", tpath("dump-keep"));
+    build(path);
+    snprintf(dump, sizeof dump, "%s.dump", path);
+    FILE *f = fopen(dump, "w");
+    ASSERT(f && fputs("an earlier dump\n", f) >= 0 && fclose(f) == 0);
+    snprintf(args, sizeof args, "dump '%s' --all '%s'", path, dump);
+    struct rlimit old, lim;
+    ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 4096;
+    signal(SIGXFSZ, SIG_IGN);
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = run_tool(args, out, sizeof out);
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    if (rc != 1 || !mentions(out, "cannot write"))
+        FAILF("dump past the size limit: exit %d: %s", rc, out);
+    char *text = file_text(dump);
+    ASSERT_EQ(strcmp(text, "an earlier dump\n"), 0);
+    free(text);
+    char pattern[700];
+    glob_t g;
+    snprintf(pattern, sizeof pattern, "%s.mms-dump-*", dump);
+    ASSERT_EQ(glob(pattern, 0, NULL, &g), GLOB_NOMATCH);
+    /* Whole, it replaces the earlier file. */
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    text = file_text(dump);
+    ASSERT_EQ(strncmp(text, "{\"mmstore_dump\"", 15), 0);
+    free(text);
+    ASSERT_EQ(glob(pattern, 0, NULL, &g), GLOB_NOMATCH);
+}
+
 TEST(test_ucd)
 {
     const char *tool = getenv("MMS_TOOL");
@@ -758,5 +801,6 @@ int main(void)
     RUN(test_fixed);
     RUN(test_ucd);
     RUN(test_bad);
+    RUN(test_failed_keeps_out);
     return table_test_end();
 }

@@ -411,10 +411,21 @@ int tool_dump_all(const char *dir, const char *out)
     int r = tool_open_inspect(dir, &s);
     if (r)
         return tool_fail("cannot open", dir, r);
-    FILE *f = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
+    /* A regular file is written beside out and renamed over it only once
+     * whole and synced: a dump that fails (a full disk, damage) leaves no
+     * partial dump for a load to take, and an earlier dump at out as it
+     * was. Standard output, a pipe or a device is written directly. */
+    char tmp[4200] = "";
+    struct stat st;
+    FILE *f = stdout;
+    if (strcmp(out, "-") != 0) {
+        if (stat(out, &st) != 0 || S_ISREG(st.st_mode))
+            snprintf(tmp, sizeof tmp, "%s.mms-dump-%d", out, (int)getpid());
+        f = fopen(tmp[0] ? tmp : out, "w");
+    }
     if (!f) {
         mms_close(s);
-        return tool_err("cannot write %s: %s", out, strerror(errno));
+        return tool_err("cannot write %s: %s", tmp[0] ? tmp : out, strerror(errno));
     }
     struct obuf o;
     struct tabs tb = {0};
@@ -476,14 +487,16 @@ int tool_dump_all(const char *dir, const char *out)
     if (!rc && o.err)
         rc = tool_err("cannot write %s: %s", out, strerror(o.err));
     obuf_free(&o);
-    struct stat st;
-    bool file = f != stdout && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+    if (!rc && tmp[0] && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+        rc = tool_err("cannot write %s: %s", tmp, strerror(errno));
     if (f != stdout && fclose(f) != 0 && !rc)
         rc = tool_err("cannot write %s: %s", out, strerror(errno));
     else if (f == stdout && !rc)
         rc = tool_finish_output(NULL);
-    if (rc && file) /* no partial dump left for a load to take (a full disk, damage) */
-        unlink(out);
+    if (!rc && tmp[0] && rename(tmp, out) != 0)
+        rc = tool_err("cannot rename %s to %s: %s", tmp, out, strerror(errno));
+    if (rc && tmp[0])
+        unlink(tmp);
     free(tb.info);
     free(tb.t);
     free(order);
