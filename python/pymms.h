@@ -151,7 +151,9 @@ PyObject *pymms_np_attr(const char *name);
 
 /* R1 and "not closed": 0, or -1 with an exception. */
 int pymms_check(pymms_store *st);
-/* R2: begin a read transaction of our own if the caller is in none.
+/* R2: begin a read transaction of our own if the caller is in none,
+ * after checking R1 and "not closed" again (Python code may have run
+ * since the caller's pymms_check).
  * *own receives whether one was begun. 0 or -1 (exception set). */
 int pymms_scope_enter(pymms_store *st, int *own);
 /* End it (if own). Returns rc, or -1 if ending failed and rc was 0. */

@@ -47,10 +47,9 @@ static int reentered(pymms_store *st, int closing)
     return -1;
 }
 
-int pymms_check(pymms_store *st)
+/* R1 without the conversion check: open, and this thread's to use. */
+static int usable(pymms_store *st)
 {
-    if (reentered(st, 0) < 0)
-        return -1;
     if (st->closed || !st->s || !st->tables) {
         PyErr_SetString(PyExc_ValueError, "the store is closed");
         return -1;
@@ -67,6 +66,11 @@ int pymms_check(pymms_store *st)
         return -1;
     }
     return 0;
+}
+
+int pymms_check(pymms_store *st)
+{
+    return reentered(st, 0) < 0 ? -1 : usable(st);
 }
 
 int pymms_need_write(pymms_store *st, const char *what)
@@ -131,11 +135,16 @@ static int read_end(pymms_store *st)
 int pymms_scope_enter(pymms_store *st, int *own)
 {
     *own = 0;
+    /* R1 again: Python code run since the caller's pymms_check (importing
+     * pandas, a str subclass's __hash__) can switch threads, and another
+     * thread may have closed the Store or begun a transaction meanwhile. */
+    if (usable(st) < 0)
+        return -1;
     if (st->state == PYMMS_IDLE) {
         if (read_begin(st) < 0)
             return -1;
         *own = 1;
-    } /* else the caller's (pymms_check made sure it is this thread's) */
+    } /* else the caller's (usable() made sure it is this thread's) */
     st->calls++;
     return 0;
 }

@@ -383,3 +383,73 @@ def test_close_from_a_del_inside_a_call(path):
     finally:
         gc.set_threshold(*old)
     assert refused and all(refused)  # some collections ran inside get
+
+
+def test_other_thread_during_the_pandas_import(path):
+    # to_pandas checked the Store (R1), then imported pandas, then began its
+    # read transaction: Python code that another thread ran during the
+    # import could close the Store (to_pandas then called mms_read_begin on
+    # a NULL handle: InvalError "handle is NULL") or begin a read
+    # transaction, which to_pandas then took for its own caller's and read
+    # inside, unowned (R1, R2). A finder that runs when pandas is imported
+    # makes the other thread act at that moment; a child process, so that
+    # pandas is not imported yet.
+    pytest.importorskip("pandas")
+    out = run_py("""
+        import sys, threading
+        import numpy as np
+        import mmstore
+        s = mmstore.open(sys.argv[1], create=True)
+        with s.write():
+            t = s.create_table("t", [("a", "i64")])
+            t.extend({"a": np.arange(5)})
+        mode = sys.argv[2]
+        inside, done = threading.Event(), threading.Event()
+        def other():
+            if mode == "close":
+                s.close()
+                inside.set()
+            else:
+                with s.read():
+                    inside.set()
+                    done.wait(10)
+        class Hook:
+            def find_spec(self, name, *args):
+                if name == "pandas":
+                    threading.Thread(target=other).start()
+                    inside.wait(10)
+                return None
+        sys.meta_path.insert(0, Hook())
+        try:
+            t.to_pandas()
+            print("no error")
+        except Exception as e:
+            print(type(e).__name__, e)
+        done.set()
+        """, path, "close")
+    assert out.stdout.startswith("ValueError the store is closed"), out.stdout
+    out = run_py("""
+        import sys, threading
+        import mmstore
+        s = mmstore.open(sys.argv[1])
+        t = s.table("t")
+        inside, done = threading.Event(), threading.Event()
+        def other():
+            with s.read():
+                inside.set()
+                done.wait(10)
+        class Hook:
+            def find_spec(self, name, *args):
+                if name == "pandas":
+                    threading.Thread(target=other).start()
+                    inside.wait(10)
+                return None
+        sys.meta_path.insert(0, Hook())
+        try:
+            t.to_pandas()
+            print("no error")
+        except Exception as e:
+            print(type(e).__name__, e)
+        done.set()
+        """, path)
+    assert out.stdout.startswith("BusyError"), out.stdout
