@@ -460,6 +460,40 @@ static int f32_overflow(PyObject *a, PyObject *cont)
     return was < 0 && PyErr_Occurred() ? -1 : was != ninf;
 }
 
+/* numpy types Python ints that no one integer dtype holds as float64
+ * (np.asarray([2**64 - 1, 0]): uint64 and int64 promote to float), which an
+ * integer field refuses: a u64 column from a list, or from to_pandas()'s
+ * UInt64 column with <NA> (ints past u64 stay objects). When every value
+ * of vals is an integer, they are converted one by one as append()
+ * converts them: 1 and the column's bytes taken, or -1 with ValueError for
+ * one out of range. 0 (nothing taken) when one is not an integer: the
+ * float or object dtype stands. */
+static int take_ints(struct column *c, PyObject *vals, Py_ssize_t n)
+{
+    size_t size = pymms_kind_size(c->f->kind);
+    PyObject *it = PyObject_GetIter(vals), *v;
+    PyObject *bytes = it ? PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)size) : NULL;
+    Py_ssize_t i = 0;
+    int rc = bytes ? 1 : -1;
+    while (rc > 0 && (v = PyIter_Next(it))) {
+        if (!PyIndex_Check(v) || i >= n)
+            rc = 0;
+        else if (put_int(c->f, v, PyBytes_AS_STRING(bytes) + i++ * size) < 0)
+            rc = -1;
+        Py_DECREF(v);
+    }
+    if (PyErr_Occurred())
+        rc = -1;
+    else if (rc > 0 && i != n)
+        rc = 0;
+    Py_XDECREF(it);
+    if (rc <= 0) {
+        Py_XDECREF(bytes);
+        return rc;
+    }
+    return take_buffer(c, bytes, n, size) < 0 ? -1 : 1;
+}
+
 /* A numeric or bool column: numpy converts, after checking that nothing is
  * lost beyond what a same-kind cast loses (a float into an int field is a
  * TypeError, an out-of-range int a ValueError). */
@@ -472,6 +506,13 @@ static int prep_number(struct column *c, PyObject *col, Py_ssize_t n)
     if (!a)
         return -1;
     char k = pymms_dtype_kind(a);
+    if (k == 'f' && pymms_kind_is_int(f->kind) && !pymms_is_ndarray(col)) {
+        int r = take_ints(c, col, n);
+        if (r) {
+            Py_DECREF(a);
+            return r < 0 ? -1 : 0;
+        }
+    }
     if (k == 'O' && pymms_int_attr(a, "ndim") == 1) {
         /* None or pandas' NA among the values: those are missing, 0 here. */
         PyObject *seq = PySequence_Fast(a, "a column must be a sequence");
@@ -485,10 +526,13 @@ static int prep_number(struct column *c, PyObject *col, Py_ssize_t n)
         }
         Py_XDECREF(seq);
         Py_SETREF(a, vals ? pymms_np_call("asarray", "(O)", vals) : NULL);
+        k = a ? pymms_dtype_kind(a) : 0;
+        int r = (k == 'f' || k == 'O') && pymms_kind_is_int(f->kind) ? take_ints(c, vals, n) : 0;
         Py_XDECREF(vals);
-        if (!a)
-            return -1;
-        k = pymms_dtype_kind(a);
+        if (!a || r) {
+            Py_XDECREF(a);
+            return r > 0 ? 0 : -1;
+        }
     }
     int ok = k == 'b' || k == 'i' || k == 'u' || n == 0 || /* [] is float64: no value */
              (k == 'f' && (f->kind == MMS_KIND_F32 || f->kind == MMS_KIND_F64));

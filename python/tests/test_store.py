@@ -580,3 +580,37 @@ def test_extend_none_marks_missing(path):
     assert t.missing("b").tolist() == [False, True, False] * 2
     s.verify()
     s.close()
+
+
+def test_extend_u64_beyond_i64(path):
+    # numpy types a list of ints that mixes values past i64's range with
+    # others as float64 (np.asarray([2**64 - 1, 0])), so extend refused a u64
+    # column given as a list, or as to_pandas()'s UInt64 column with <NA>,
+    # with "cannot take values of dtype kind 'f'": to_pandas() did not load
+    # back. Such values are now converted as append() converts them.
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("u", "u64"), ("i", "i8")])
+        t2 = s.create_table("t2", [("u", "u64"), ("i", "i8")])
+    with s.write():
+        assert t.extend({"u": [2**64 - 1, 0]}) == 0
+        assert t.extend({"u": pd.array([2**64 - 1, None, 3], dtype="UInt64"), "i": [1, 2, 3]}) == 2
+        with pytest.raises(ValueError, match="-1 is out of range"):
+            t.extend({"u": [2**64 - 1, -1]})
+        with pytest.raises(ValueError, match="out of range"):
+            t.extend({"u": [2**64 - 1, 2**64]})
+        with pytest.raises(ValueError, match="out of range"):
+            t.extend({"i": [2**64 - 1, 0]})
+        with pytest.raises(TypeError, match="kind 'f'"):
+            t.extend({"u": [2**64 - 1, 0.5]})
+        with pytest.raises(TypeError, match="kind 'f'"):
+            t.extend({"u": np.array([1.0])})
+    assert list(t.column("u")) == [2**64 - 1, 0, 2**64 - 1, 0, 3]
+    assert list(t.missing("u")) == [False, False, False, True, False]
+    df = t.to_pandas()
+    with s.write():
+        t2.extend({k: df[k] for k in df})
+    assert t2.to_pandas().equals(df)
+    s.verify()
+    s.close()
