@@ -736,7 +736,23 @@ static int prep_heap(struct column *c, PyObject *col, Py_ssize_t n)
     return c->items ? 0 : -1;
 }
 
-static int prep_column(pymms_store *st, struct column *c, PyObject *col, Py_ssize_t n)
+/* A numpy masked array as a list with None for each masked value, so that
+ * those are missing (or no string, no ref) as None is; numpy's own
+ * conversions would store the values under the mask. New reference: col
+ * itself when it is not a masked array. */
+static PyObject *unmasked(PyObject *col)
+{
+    PyObject *ma = pymms_np_attr("ma");
+    PyObject *is = ma ? PyObject_CallMethod(ma, "isMaskedArray", "O", col) : NULL;
+    int masked = is ? PyObject_IsTrue(is) : -1;
+    Py_XDECREF(ma);
+    Py_XDECREF(is);
+    if (masked < 0)
+        return NULL;
+    return masked ? PyObject_CallMethod(col, "tolist", NULL) : Py_NewRef(col);
+}
+
+static int prep_unmasked(pymms_store *st, struct column *c, PyObject *col, Py_ssize_t n)
 {
     unsigned k = c->f->kind;
     if (pymms_kind_is_heap(k))
@@ -770,6 +786,14 @@ static int prep_column(pymms_store *st, struct column *c, PyObject *col, Py_ssiz
         return prep_items(st, c, col, n);
     }
     return prep_number(c, col, n);
+}
+
+static int prep_column(pymms_store *st, struct column *c, PyObject *col, Py_ssize_t n)
+{
+    PyObject *plain = unmasked(col);
+    int r = plain ? prep_unmasked(st, c, plain, n) : -1;
+    Py_XDECREF(plain);
+    return r;
 }
 
 static void column_free(struct column *c)
@@ -901,7 +925,8 @@ const char pymms_extend_doc[] = PyDoc_STR(
 "array (fields by name). Numbers go through numpy with checks (a float into an\n"
 "int field is a TypeError, an int out of range or a float past f32's range a\n"
 "ValueError); chars take bytes or str; None (or pandas' NA) in a number, bool\n"
-"or chars column marks that value missing (missing()), as in append(); str/blob\n"
+"or chars column marks that value missing (missing()), as in append(), and so\n"
+"does a masked value of a numpy masked array (None in other columns); str/blob\n"
 "take str/bytes/None; ref takes (table, index), None, or an\n"
 "integer array of refs (table.ref(i), or another ref column). Everything is\n"
 "checked before the first record is appended; the records are appended in one\n"

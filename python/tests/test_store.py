@@ -614,3 +614,28 @@ def test_extend_u64_beyond_i64(path):
     assert t2.to_pandas().equals(df)
     s.verify()
     s.close()
+
+
+def test_extend_masked_arrays(path):
+    # A numpy masked array's masked values were stored as the values under
+    # the mask (numpy's conversion ignores the mask): now they are missing,
+    # as None is, in every kind of column, and in a masked structured array.
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("i", "i64"), ("f", "f32"), ("c", "chars", 4),
+                                 ("s", "str"), ("b", "bool")])
+    m = [0, 1, 0]
+    with s.write():
+        t.extend({"i": np.ma.masked_array([1, 2, 3], mask=m),
+                  "f": np.ma.masked_array([1., 2., 3.], mask=m),
+                  "c": np.ma.masked_array([b"a", b"b", b"c"], mask=m),
+                  "s": np.ma.masked_array(["x", "y", "z"], mask=m),
+                  "b": np.ma.masked_array([True, True, False], mask=m)})
+        t.extend(np.ma.masked_array(np.array([(5, 6.0)], dtype=[("i", "i8"), ("f", "f4")]),
+                                    mask=[(True, False)]))
+    assert t.get(0) == {"i": 1, "f": 1.0, "c": "a", "s": "x", "b": True}
+    assert t.get(1) == {"i": None, "f": None, "c": None, "s": None, "b": None}
+    assert t.get(2) == {"i": 3, "f": 3.0, "c": "c", "s": "z", "b": False}
+    assert t.get(3)["i"] is None and t.get(3)["f"] == 6.0
+    s.verify()
+    s.close()
