@@ -894,8 +894,9 @@ static PyObject *find_tool(void)
     return PyBytes_FromString("mms"); /* posix_spawnp searches PATH */
 }
 
-/* Run argv, collecting its stdout and stderr (at most 64 KiB kept). */
-static int run_tool(char *const *argv, int *status, char *out, size_t cap, int *spawn_err)
+/* Start argv with its stdout and stderr into a pipe: 0 with *pid and *fd
+ * (the pipe's read end), or -1 with *spawn_err. */
+static int spawn_tool(char *const *argv, pid_t *pid, int *fd, int *spawn_err)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
@@ -921,8 +922,7 @@ static int run_tool(char *const *argv, int *status, char *out, size_t cap, int *
             envp[k++] = environ[i];
     envp[k++] = "MMS_PROGRESS=0";
     envp[k] = NULL;
-    pid_t pid;
-    int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp);
+    int r = posix_spawnp(pid, argv[0], &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     free(envp);
     close(fds[1]);
@@ -930,11 +930,32 @@ static int run_tool(char *const *argv, int *status, char *out, size_t cap, int *
         close(fds[0]);
         return *spawn_err = r, -1;
     }
+    *fd = fds[0];
+    return 0;
+}
+
+/* Collect the tool's output (at most cap - 1 bytes kept) until it exits;
+ * its wait status into *status. The GIL is released while it runs; a
+ * signal that interrupts the wait runs Python's handlers, and one that
+ * raises (KeyboardInterrupt) stops the tool with SIGINT -- its transaction
+ * then is not committed, unless it had been -- and is returned (-1) once
+ * the tool is gone. */
+static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, char *out, size_t cap)
+{
     size_t n = 0;
+    int interrupted = 0;
     for (;;) {
         char buf[4096];
-        ssize_t got = read(fds[0], buf, sizeof buf);
-        if (got < 0 && errno == EINTR)
+        ssize_t got;
+        int e;
+        /* Handlers first: a signal that came before the read interrupts
+         * nothing. */
+        if (!interrupted && PyErr_CheckSignals() < 0) {
+            interrupted = 1;
+            kill(pid, SIGINT);
+        }
+        PYMMS_BLOCKING(st, got = read(fd, buf, sizeof buf); e = errno);
+        if (got < 0 && e == EINTR)
             continue;
         if (got <= 0)
             break;
@@ -943,10 +964,10 @@ static int run_tool(char *const *argv, int *status, char *out, size_t cap, int *
         n += take;
     }
     out[n] = 0;
-    close(fds[0]);
-    while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-        ;
-    return 0;
+    close(fd);
+    int r;
+    PYMMS_BLOCKING(st, while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR));
+    return interrupted ? -1 : 0;
 }
 
 PyDoc_STRVAR(import_csv_doc,
@@ -959,7 +980,8 @@ PyDoc_STRVAR(import_csv_doc,
 "gives the kinds instead: a create_table spec or the tool's string\n"
 "('name:str,age:i32'). Bad rows raise Error listing them (skip_bad=True skips\n"
 "them). Not inside a transaction of this Store: the tool writes through a\n"
-"handle of its own.");
+"handle of its own. Ctrl-C (KeyboardInterrupt) stops the tool: nothing is\n"
+"imported, unless it had committed already.");
 
 static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
 {
@@ -1019,11 +1041,14 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
         PyErr_NoMemory();
         goto out;
     }
-    int status = 0, spawn_err = 0, r;
-    PYMMS_BLOCKING(st, r = run_tool(argv, &status, text, OUT_CAP, &spawn_err));
+    int status = 0, spawn_err = 0, fd, r;
+    pid_t pid;
+    PYMMS_BLOCKING(st, r = spawn_tool(argv, &pid, &fd, &spawn_err));
     if (r < 0) {
         pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
                         argv[0]);
+    } else if (collect_tool(st, pid, fd, &status, text, OUT_CAP) < 0) {
+        /* KeyboardInterrupt (or what a handler raised) is the exception. */
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         /* The tool says what was wrong (bad rows with their lines). */
         size_t n = strlen(text);

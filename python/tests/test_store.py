@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import mmstore
+from conftest import run_py
 
 
 def make_people(s):
@@ -639,3 +640,40 @@ def test_extend_masked_arrays(path):
     assert t.get(3)["i"] is None and t.get(3)["f"] == 6.0
     s.verify()
     s.close()
+
+
+def test_import_csv_interrupted(path, tmp_path, mms_tool):
+    # Ctrl-C during import_csv: the wait for the tool retried on EINTR, so
+    # KeyboardInterrupt came only once the tool had finished and committed
+    # (an interrupt sent to this process alone, as Jupyter's is, left the
+    # import running: rerun, it imported the rows twice), and never while
+    # the tool waited for more input. Now the tool is stopped with SIGINT and
+    # nothing is imported. The CSV is a FIFO kept open, so the tool is
+    # still reading when the signal comes.
+    fifo = str(tmp_path / "rows.csv")
+    os.mkfifo(fifo)
+    out = run_py("""
+        import os, signal, sys, threading, time
+        import mmstore
+        path, fifo = sys.argv[1], sys.argv[2]
+        s = mmstore.open(path, create=True)
+        def feed():
+            w = open(fifo, "w")
+            w.write("a,b\\n1,x\\n2,y\\n")
+            w.flush()
+            time.sleep(0.2)  # the tool reads; not needed for the result
+            os.kill(os.getpid(), signal.SIGINT)
+            done.wait(30)
+            w.close()
+        done = threading.Event()
+        threading.Thread(target=feed).start()
+        try:
+            s.import_csv(fifo, "rows")
+            print("imported")
+        except KeyboardInterrupt:
+            print("interrupted")
+        done.set()
+        print(s.tables())
+        s.verify()
+        """, path, fifo, timeout=30)
+    assert out.stdout.split("\n")[:2] == ["interrupted", "[]"], out.stdout
