@@ -723,7 +723,7 @@ static int prep_heap(struct column *c, PyObject *col, Py_ssize_t n)
     c->items = PyList_New(n);
     for (Py_ssize_t i = 0; c->items && i < n; i++) {
         PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
-        PyObject *b = v == Py_None ? Py_NewRef(Py_None)
+        PyObject *b = is_missing(v) ? Py_NewRef(Py_None) /* pandas' string dtype has NA */
                                    : value_bytes(f, v, f->kind == MMS_KIND_STR,
                                                  f->kind == MMS_KIND_BLOB);
         if (!b) {
@@ -927,7 +927,7 @@ const char pymms_extend_doc[] = PyDoc_STR(
 "ValueError); chars take bytes or str; None (or pandas' NA) in a number, bool\n"
 "or chars column marks that value missing (missing()), as in append(), and so\n"
 "does a masked value of a numpy masked array (None in other columns); str/blob\n"
-"take str/bytes/None; ref takes (table, index), None, or an\n"
+"take str/bytes/None (or NA: no string); ref takes (table, index), None, or an\n"
 "integer array of refs (table.ref(i), or another ref column). Everything is\n"
 "checked before the first record is appended; the records are appended in one\n"
 "block of fresh space and filled by strided copies with the GIL released. If\n"

@@ -677,3 +677,18 @@ def test_import_csv_interrupted(path, tmp_path, mms_tool):
         s.verify()
         """, path, fifo, timeout=30)
     assert out.stdout.split("\n")[:2] == ["interrupted", "[]"], out.stdout
+
+
+def test_extend_pandas_string_dtype(path):
+    # pandas' own string dtype marks a missing value with NA, which extend
+    # refused in a str column ("takes str or None, not NAType") although it
+    # takes NA as missing in every other kind: NA is now no string, as None.
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("s", "str"), ("b", "blob")])
+    with s.write():
+        t.extend({"s": pd.array(["a", None, "c"], dtype="string"), "b": [b"x", pd.NA, None]})
+    assert t.column("s") == ["a", None, "c"] and t.column("b") == [b"x", None, None]
+    s.verify()
+    s.close()
