@@ -894,6 +894,12 @@ static int prep_columns(pymms_store *st, const mms_schema *sc, PyObject *columns
         const mms_field *f = pymms_field_named(sc, key, &index);
         if (!f)
             return -1;
+        if (PyUnicode_Check(value) || PyBytes_Check(value) || PyByteArray_Check(value)) {
+            /* One value, not a column of its characters (or bytes). */
+            PyErr_Format(PyExc_TypeError, "column %s: a %.100s is one value, not a column "
+                         "(a list of them: [value])", f->name, Py_TYPE(value)->tp_name);
+            return -1;
+        }
         Py_ssize_t len = PyObject_Length(value);
         if (len < 0) {
             if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {

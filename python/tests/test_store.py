@@ -692,3 +692,20 @@ def test_extend_pandas_string_dtype(path):
     assert t.column("s") == ["a", None, "c"] and t.column("b") == [b"x", None, None]
     s.verify()
     s.close()
+
+
+def test_extend_refuses_a_string_as_a_column(path):
+    # extend({"name": "Ann"}) appended three records, "A", "n", "n" (a str
+    # is a sequence of its characters; bytes of its byte values into a
+    # number column): a str, bytes or bytearray is one value, not a column.
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("s", "str"), ("c", "chars", 4), ("b", "blob"), ("u", "u8")])
+    with s.write():
+        for col, value in (("s", "Ann"), ("c", "Ann"), ("c", b"Ann"), ("b", b"Ann"),
+                           ("u", b"\x01\x02"), ("u", bytearray(b"\x01"))):
+            with pytest.raises(TypeError, match="one value, not a column"):
+                t.extend({col: value})
+        t.extend({"s": ["Ann"], "b": [b"Ann"]})
+    assert t.slots == 1 and t.get(0)["s"] == "Ann"
+    s.close()
