@@ -272,7 +272,7 @@ __attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, 
          r = mms__ix_next(v, &p, 1, 0, index, &k)) {
         uint8_t cur[MMS__IX_MAX_KEY]; /* leaf entries have no check: compare */
         norm(v, v->recs + *index * v->rs + v->key_off, cur);
-        if (memcmp(cur, nk, v->K) == 0 && (!v->check || mms__ix_live(v, *index)))
+        if (memcmp(cur, nk, v->K) == 0 && (!v->check || mms__ix_held(v, *index)))
             return value ? mms__ix_entry_cover(v, &p, value) : 0;
     }
     return r ? r : MMS_ENOTFOUND;
