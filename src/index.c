@@ -473,13 +473,11 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
     v->tomb = tomb ? mms_deref(s, e->tomb) : NULL;
     v->tomb_bits = tomb ? e->tomb_bits : 0;
     v->nulls = key_nulls(s, e, d, &v->null_bits);
-    /* Built before missing keys lost their entries, it may hold some where
-     * the field has missing values: the next commit builds it again
-     * (mms__ix_commit_begin); until then it is not read. */
-    if (!(h->flags & MMS__IXH_NO_MISSING) && v->nulls)
-        return mms__fail(MMS_EVERSION, "table %s: the index on %.47s was written when a missing "
-                         "value had its zero bytes' entry; the next commit that writes "
-                         "builds it again", e->name, d->field);
+    /* Written before missing keys lost their entries, it may hold some
+     * where the field has missing values: until the next commit builds it
+     * again (mms__ix_commit_begin), its answers are checked against the
+     * records, as a writer's are. */
+    v->stale = !(h->flags & MMS__IXH_NO_MISSING) && v->nulls;
     uint64_t mapped = e->region < s->nmapped ? s->reg[e->region].mapped / e->record_size : 0;
     v->count = e->count < mapped ? e->count : mapped;
     v->max_slots = (v->ix_bytes - PG) / E;
@@ -2079,12 +2077,12 @@ int mms__ix_note_mark(mms_store *s, const struct mms__tabent *e, uint64_t i)
     return e->nindexes ? note_touched(s, MMS_REF_MAKE(e->region, i)) : 0;
 }
 
-/* A key of zero bytes: the value of a record appended to be marked
- * missing next (mms_table_null_set), which has no entry then. */
-static bool zero_key(const uint8_t *key, uint32_t K)
+/* Does rec hold zeros in index d's field: the value of a record appended
+ * to be marked missing next (mms_table_null_set), which has no entry then? */
+static bool zeros_in(const struct mms__ixdesc *d, const char *rec)
 {
-    for (uint32_t i = 0; i < K; i++)
-        if (key[i])
+    for (uint32_t i = 0; i < d->key_size; i++)
+        if (rec[d->key_off + i])
             return false;
     return true;
 }
@@ -2099,10 +2097,10 @@ int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, 
             continue;
         if (!t && !(t = txn_state(s)))
             return -ENOMEM;
+        if (zeros_in(&d[k], rec))
+            continue; /* the commit checks it, if it is not marked missing by then */
         uint8_t key[MMS__IX_MAX_KEY];
         rec_key(&d[k], rec, key);
-        if (zero_key(key, d[k].key_size))
-            continue; /* the commit checks it, if it is not marked missing by then */
         uint64_t dup = UINT64_MAX;
         /* In the index (as of the last commit, or as built in this
          * transaction: NOTES, "Create")... */
@@ -2128,12 +2126,11 @@ int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, 
     }
     /* Noted for the next appends of this transaction. */
     for (uint32_t k = 0; t && d && k < e->nindexes; k++) {
-        if (!(d[k].flags & MMS__IX_UNIQUE) || !key_fits(&d[k], e->record_size))
+        if (!(d[k].flags & MMS__IX_UNIQUE) || !key_fits(&d[k], e->record_size) ||
+            zeros_in(&d[k], rec))
             continue;
         uint8_t key[MMS__IX_MAX_KEY];
         rec_key(&d[k], rec, key);
-        if (zero_key(key, d[k].key_size))
-            continue;
         int r = pend_add(t, pend_hash(d[k].region, key, d[k].key_size),
                          MMS_REF_MAKE(e->region, i));
         if (r)
@@ -2446,7 +2443,10 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
         return VFAIL("its header names table region %u", h->table);
     if (d->kind != MMS__IX_HASH && d->kind != MMS__IX_ORDERED)
         return VFAIL("unknown kind %u", d->kind);
-    /* An entry for each live record whose key is not missing. */
+    /* An entry for each live record whose key is not missing (in an index
+     * written before, for each live record: v.stale). */
+    if (v.stale)
+        v.nulls = NULL, v.null_bits = 0;
     uint64_t keyed = 0;
     for (uint64_t i = 0; i < e->count; i++)
         keyed += mms__catalog_live(s, e, i) && !bit_in(v.nulls, v.null_bits, i);

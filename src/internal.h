@@ -1303,6 +1303,8 @@ struct mms__ixview {
     uint64_t tomb_bits;   /* epoch moves at every delete): bits; past them, live */
     const uint64_t *nulls; /* the key field's missing-value bitmap, the same way (the */
     uint64_t null_bits;    /* epoch moves at every mark): bits; past them, not missing */
+    bool stale;            /* written before missing keys lost their entries, on a
+                            * field with missing values: lookups check (v->check) */
 };
 int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                     struct mms__ixview *v);
