@@ -23,6 +23,18 @@
  * true by the same upkeep as the keys.
  * STR and BLOB keys would live in the heap; they are not indexable yet.
  *
+ * Missing keys. A record whose key field is missing (its bit in the
+ * field's null bitmap, table.c) has no entry: the index holds the live
+ * records whose key is not missing, so no read path tests a null bitmap
+ * where table and index are of one commit (the read transaction's short
+ * get is unchanged); a checked lookup (mms__ix_held) tests it beside the
+ * deleted bit. A mark or an unmark changes no byte the commit's diff sees
+ * when the value was zeros: table.c notes the record (mms__ix_note_mark)
+ * and the commit gives it the entry its mark says. An index an older
+ * library wrote (no MMS__IXH_NO_MISSING) held missing keys under their
+ * zero bytes: on a field with a null bitmap it is read checked (stale)
+ * until the next commit that writes builds it again (held_missing).
+ *
  * Each index is a region of its own (kind 3), page 0 its header:
  *  - hash: open addressing, linear probing, slots from page 1, at most 3/4
  *    full; a removal shifts the run back (no tombstones). Growing writes
@@ -36,9 +48,10 @@
  * Upkeep (DESIGN §6a). Appends, deletes, null marks and plain stores all
  * change records; the commit finds every changed record from the dirty
  * pages (txn.c) with its committed bytes, and this file makes each index
- * agree: the committed key's entry goes if the record changed or died,
- * the new key's comes if it lives. Both steps are idempotent, so a record
- * seen twice (a delete and a dirty page) is no harm. Unique indexes are
+ * agree: the committed key's entry goes if the record changed, died or
+ * its key is missing, the new key's comes if it lives with a key. Both
+ * steps are idempotent, so a record seen twice (a delete and a dirty
+ * page, a dirty page and a mark) is no harm. Unique indexes are
  * checked after every change of the commit is in (a swap of two keys is
  * not a duplicate), and a duplicate fails the commit, which aborts it.
  * An index of a table the transaction migrated is built again from the
