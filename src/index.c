@@ -400,10 +400,14 @@ static const struct mms__fdesc *field_named(const mms_store *s, const struct mms
 }
 
 /* The missing-value bitmap of index d's field (*nbits its bits; NULL and 0
- * when none: no key is missing). */
+ * when none: no key is missing). A table that never had a missing value
+ * pays one test (the commit's upkeep asks once a changed record). */
 static const uint64_t *key_nulls(const mms_store *s, const struct mms__tabent *e,
                                  const struct mms__ixdesc *d, uint64_t *nbits)
 {
+    *nbits = 0;
+    if (!e->nulls)
+        return NULL;
     const struct mms__fdesc *f = field_named(s, e, d->field);
     const struct mms__nullbits *nb =
         f ? mms__nulls_of(s, e, (uint32_t)(f - mms__fdescs(s, e))) : NULL;
