@@ -2089,9 +2089,14 @@ static int note_touched(mms_store *s, mms_ref ref)
     return 0;
 }
 
-int mms__ix_note_mark(mms_store *s, const struct mms__tabent *e, uint64_t i)
+int mms__ix_note_mark(mms_store *s, const struct mms__tabent *e, uint64_t i, uint32_t field)
 {
-    return e->nindexes ? note_touched(s, MMS_REF_MAKE(e->region, i)) : 0;
+    const struct mms__ixdesc *d = mms__ixdescs(s, e);
+    const struct mms__fdesc *fd = mms__fdescs(s, e);
+    for (uint32_t k = 0; d && fd && field < e->nfields && k < e->nindexes; k++)
+        if (strncmp(d[k].field, fd[field].name, sizeof d[k].field) == 0)
+            return note_touched(s, MMS_REF_MAKE(e->region, i));
+    return 0;
 }
 
 /* Does rec hold zeros in index d's field: the value of a record appended

@@ -1267,10 +1267,11 @@ int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, 
 /* Field k's missing-value bitmap pair of e (FORMAT §2.7), or NULL when e
  * has none (or it is damaged). */
 struct mms__nullbits *mms__nulls_of(const mms_store *s, const struct mms__tabent *e, uint32_t k);
-/* Record i's missing-value mark of a field changed (mms_table_null_set):
- * the commit gives it the entries its mark says (a mark changes no byte
- * the commit's diff could see when the value was zeros already). */
-int mms__ix_note_mark(mms_store *s, const struct mms__tabent *e, uint64_t i);
+/* Record i's missing-value mark of field (its number) changed
+ * (mms_table_null_set): when an index is on it, the commit gives the
+ * record the entry its mark says (a mark changes no byte the commit's
+ * diff could see when the value was zeros already). */
+int mms__ix_note_mark(mms_store *s, const struct mms__tabent *e, uint64_t i, uint32_t field);
 /* At commit (txn.c): begin (rebuild what a migration or a create needs),
  * each changed record (old: its committed bytes, or NULL), end (unique
  * checks). */

@@ -1021,7 +1021,7 @@ int mms_table_null_set(mms_table *t, uint64_t i, uint32_t field, int null)
                          (unsigned long long)i);
     /* A missing key has no entry in the field's index: the commit makes
      * it so, or gives the key its entry again. */
-    if ((r = mms__ix_note_mark(t->s, e, i)))
+    if ((r = mms__ix_note_mark(t->s, e, i, field)))
         return r;
     if (!null) {
         struct mms__nullbits *nb = mms__nulls_of(t->s, e, field);

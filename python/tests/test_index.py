@@ -132,3 +132,7 @@ def test_missing_keys_are_not_found(path, mms_tool, ordered):
             assert t.range("k", None, None).tolist() == [0, 1]
             assert t.range("k", 0, 1).tolist() == [0]
     s.close()
+    # the tool answers alike through the index
+    out = subprocess.run([mms_tool, "get", path, "t", "k", "0"], check=True,
+                         capture_output=True, text=True).stdout
+    assert out.splitlines() == ["k,x", "0,1"]
