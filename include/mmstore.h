@@ -1523,7 +1523,8 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  *  - ordered (MMS_INDEX_ORDERED): a B+tree; exact match, the first key at
  *    or after a value, ranges in order, both directions (cursors).
  * Either may be unique (MMS_INDEX_UNIQUE): no two live records hold the
- * same key. One index per field. Each index is a region of its own, so a
+ * same key (records whose key is missing are not in it: any number of
+ * them may be). One index per field. Each index is a region of its own, so a
  * scan of the table never touches it, and it is part of the store: it
  * changes in the same transactions as its table, and a crash leaves both
  * as of one commit.
@@ -1535,8 +1536,17 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  * (int64_t for i64, double for f64, char[size] for chars: all size bytes,
  * NUL-padded). Order: integers and refs by value; floats by value, with
  * -0.0 equal to +0.0 and every NaN one key, after +infinity; bool false
- * then true; chars by their bytes (memcmp), so "ab" < "abc" < "b". A
- * missing value (mms_table_null_set) is indexed as its zero bytes.
+ * then true; chars by their bytes (memcmp), so "ab" < "abc" < "b".
+ *
+ * A record whose key field is missing (mms_table_null_set; `mms import`'s
+ * empty cell) is not in the index, as SQL's NULL is in no equality or range:
+ * finds, counts, covered finds and cursors never give it -- a find of key 0
+ * gives the records holding the value 0, not those whose value is missing --
+ * and a unique index takes any number of them. Marking a key missing takes
+ * its record out at the commit, clearing the mark puts it back under the
+ * field's value then (zeros, unless a plain store wrote one: a plain store
+ * keeps the mark, and the record stays out). To find the records whose
+ * value is missing, scan mms_table_nulls().
  *
  * The index keeps itself true. However a key field was written -- an
  * append, append_many, a delete, a null mark, a plain C store through a
@@ -1552,8 +1562,10 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  * MMS_EUNIQUE (mms_errdetail() names the table, field, key and the record
  * holding it) when a live record holds the key as far as the index and
  * the transaction's appends tell; any other duplicate (made by a plain
- * store, append_many, or a key changed in the transaction) fails the
- * commit with MMS_EUNIQUE, which aborts the transaction.
+ * store, append_many, a key changed or a missing mark cleared in the
+ * transaction, or an append of a key of zero bytes, which append leaves
+ * to the commit as it may be marked missing next) fails the commit with
+ * MMS_EUNIQUE, which aborts the transaction.
  *
  * Caveats
  *  - Inside a write transaction an index answers as of the last commit
@@ -1578,6 +1590,12 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  *    record index, so no record is read to confirm it.
  *  - A hash index written before its slots had checks (format version 0)
  *    fails MMS_EVERSION; drop it and create it again (doc/FORMAT.md §2.8).
+ *  - An index written before missing keys were left out (before
+ *    2026-12-06) holds them under their zero bytes. On a field with a
+ *    missing-value bitmap its answers are checked against the records (as
+ *    in a write transaction: the short hash get is not taken) until the
+ *    next commit that writes to the store, which builds it again; one on a
+ *    field without is as this rule wants, and is marked by that commit.
  *  - An ordered index does not merge pages emptied by deletes; dropping
  *    and creating it again packs it.
  * ------------------------------------------------------------------------ */
@@ -1654,7 +1672,8 @@ typedef struct mms_index_info {
     unsigned key_kind;  /* the field's kind (enum mms_kind) */
     uint32_t key_size;  /* its size in bytes */
     uint32_t region;    /* the index's region */
-    uint64_t entries;   /* records in it (the table's live records) */
+    uint64_t entries;   /* records in it (the table's live records, less those
+                           whose key is missing) */
     uint64_t bytes;     /* size of its region */
     char cover[48];     /* the covered field ("" none: mms_index_create_covering) */
     unsigned cover_kind; /* its kind (enum mms_kind) */

@@ -23,6 +23,18 @@
  * true by the same upkeep as the keys.
  * STR and BLOB keys would live in the heap; they are not indexable yet.
  *
+ * Missing keys. A record whose key field is missing (its bit in the
+ * field's null bitmap, table.c) has no entry: the index holds the live
+ * records whose key is not missing, so no read path tests a null bitmap
+ * where table and index are of one commit (the read transaction's short
+ * get is unchanged); a checked lookup (mms__ix_held) tests it beside the
+ * deleted bit. A mark or an unmark changes no byte the commit's diff sees
+ * when the value was zeros: table.c notes the record (mms__ix_note_mark)
+ * and the commit gives it the entry its mark says. An index an older
+ * library wrote (no MMS__IXH_NO_MISSING) held missing keys under their
+ * zero bytes: on a field with a null bitmap it is read checked (stale)
+ * until the next commit that writes builds it again (held_missing).
+ *
  * Each index is a region of its own (kind 3), page 0 its header:
  *  - hash: open addressing, linear probing, slots from page 1, at most 3/4
  *    full; a removal shifts the run back (no tombstones). Growing writes
@@ -36,9 +48,10 @@
  * Upkeep (DESIGN §6a). Appends, deletes, null marks and plain stores all
  * change records; the commit finds every changed record from the dirty
  * pages (txn.c) with its committed bytes, and this file makes each index
- * agree: the committed key's entry goes if the record changed or died,
- * the new key's comes if it lives. Both steps are idempotent, so a record
- * seen twice (a delete and a dirty page) is no harm. Unique indexes are
+ * agree: the committed key's entry goes if the record changed, died or
+ * its key is missing, the new key's comes if it lives with a key. Both
+ * steps are idempotent, so a record seen twice (a delete and a dirty
+ * page, a dirty page and a mark) is no harm. Unique indexes are
  * checked after every change of the commit is in (a swap of two keys is
  * not a duplicate), and a duplicate fails the commit, which aborts it.
  * An index of a table the transaction migrated is built again from the
@@ -112,8 +125,8 @@ struct mms__ixtxn {
     size_t pn, pcap;
     struct { uint32_t region, tregion; uint64_t rec; } *chk; /* keys to check unique */
     size_t cn, ccap;
-    mms_ref *reused; /* deleted slots appends took back (mms__ix_commit_end) */
-    size_t rn, rcap;
+    mms_ref *touched; /* records whose entries the diff may not see (note_touched) */
+    size_t tn, tcap;
 };
 
 static bool bit_get(const uint64_t *b, uint32_t i)
@@ -144,7 +157,7 @@ void mms__ix_txn_end(mms_store *s)
         memset(t->p, 0, t->pcap * sizeof *t->p);
     t->pn = 0;
     t->cn = 0;
-    t->rn = 0;
+    t->tn = 0;
 }
 
 void mms__ix_free(mms_store *s)
@@ -152,7 +165,7 @@ void mms__ix_free(mms_store *s)
     if (s->ixtxn) {
         free(s->ixtxn->p);
         free(s->ixtxn->chk);
-        free(s->ixtxn->reused);
+        free(s->ixtxn->touched);
         free(s->ixtxn);
     }
     s->ixtxn = NULL;
@@ -362,20 +375,75 @@ static inline bool slots_fit(const struct mms__ixview *v, uint64_t ns)
     return ns && !(ns & (ns - 1)) && ns <= v->max_slots;
 }
 
+/* Missing values (FORMAT §2.7): the bitmaps are table.c's to write; an
+ * index reads them, as the key's record has no entry when it is missing. */
+struct mms__nullbits *mms__nulls_of(const mms_store *s, const struct mms__tabent *e, uint32_t k)
+{
+    if (!e->nulls || k >= e->nfields ||
+        !mms__heap_range(s, e->nulls, (uint64_t)e->nfields * sizeof(struct mms__nullbits), 8))
+        return NULL;
+    struct mms__nullbits *nb = (struct mms__nullbits *)mms_deref(s, e->nulls) + k;
+    if (nb->bits && (nb->nbits % 64 || !mms__heap_range(s, nb->bits, nb->nbits / 8, 8)))
+        return NULL;
+    return nb;
+}
+
+/* Field named name of e, or NULL. */
+static const struct mms__fdesc *field_named(const mms_store *s, const struct mms__tabent *e,
+                                            const char *name)
+{
+    const struct mms__fdesc *fd = mms__fdescs(s, e);
+    for (uint32_t k = 0; fd && k < e->nfields; k++)
+        if (strncmp(fd[k].name, name, sizeof fd[k].name) == 0)
+            return &fd[k];
+    return NULL;
+}
+
+/* The missing-value bitmap of index d's field (*nbits its bits; NULL and 0
+ * when none: no key is missing). A table that never had a missing value
+ * pays one test (the commit's upkeep asks once a changed record). */
+static const uint64_t *key_nulls(const mms_store *s, const struct mms__tabent *e,
+                                 const struct mms__ixdesc *d, uint64_t *nbits)
+{
+    *nbits = 0;
+    if (!e->nulls)
+        return NULL;
+    const struct mms__fdesc *f = field_named(s, e, d->field);
+    const struct mms__nullbits *nb =
+        f ? mms__nulls_of(s, e, (uint32_t)(f - mms__fdescs(s, e))) : NULL;
+    *nbits = nb && nb->bits ? nb->nbits : 0;
+    return *nbits ? mms_deref(s, nb->bits) : NULL;
+}
+
+static bool bit_in(const uint64_t *b, uint64_t nbits, uint64_t i)
+{
+    return i < nbits && (b[i / 64] >> (i % 64) & 1);
+}
+
 /* ------------------------------------------------------------------------
  * Reading an index (no checks trusted: every page number and count is
  * bounded before use).
  * ------------------------------------------------------------------------ */
-int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
-                    struct mms__ixview *v)
+/* The header page of index d, or NULL when d names no index region. */
+static struct mms__ixhdr *hdr_of(const mms_store *s, const struct mms__ixdesc *d)
 {
     const struct mms__rent *rt = mms__rtab(s);
     uint32_t id = d->region;
     if (id == 0 || id >= mms__hdr(s)->nregions || id >= s->nmapped || rt[id].kind != MMS__RK_INDEX ||
         !s->view.base[id] || s->reg[id].mapped < PG || rt[id].size < PG)
+        return NULL;
+    return (struct mms__ixhdr *)(void *)s->view.base[id];
+}
+
+int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
+                    struct mms__ixview *v)
+{
+    const struct mms__rent *rt = mms__rtab(s);
+    uint32_t id = d->region;
+    const struct mms__ixhdr *h = hdr_of(s, d);
+    if (!h)
         return MMS__CORRUPT("table %s: the index on %.47s names region %u, not an index region",
                             e->name, d->field, id);
-    const struct mms__ixhdr *h = (const void *)s->view.base[id];
     uint32_t K = d->key_size;
     bool hash = d->kind == MMS__IX_HASH, covers = h->version == MMS__IX_VERSION_COVER;
     uint32_t C = covers ? h->cover_size : 0;
@@ -421,6 +489,12 @@ int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struc
     bool tomb = e->tomb_bits % 64 == 0 && mms__heap_range(s, e->tomb, e->tomb_bits / 8, 8);
     v->tomb = tomb ? mms_deref(s, e->tomb) : NULL;
     v->tomb_bits = tomb ? e->tomb_bits : 0;
+    v->nulls = key_nulls(s, e, d, &v->null_bits);
+    /* Written before missing keys lost their entries, it may hold some
+     * where the field has missing values: until the next commit builds it
+     * again (mms__ix_commit_begin), its answers are checked against the
+     * records, as a writer's are. */
+    v->stale = !(h->flags & MMS__IXH_NO_MISSING) && v->nulls;
     uint64_t mapped = e->region < s->nmapped ? s->reg[e->region].mapped / e->record_size : 0;
     v->count = e->count < mapped ? e->count : mapped;
     v->max_slots = (v->ix_bytes - PG) / E;
@@ -464,7 +538,7 @@ bool mms__ix_holds(const struct mms__ixview *v, uint64_t rec, const uint8_t *nke
 {
     uint8_t cur[MMS__IX_MAX_KEY];
     view_key(v, v->recs + rec * v->rs, cur);
-    return memcmp(cur, nkey, v->K) == 0 && (!v->check || mms__ix_live(v, rec));
+    return memcmp(cur, nkey, v->K) == 0 && (!v->check || mms__ix_held(v, rec));
 }
 
 /* The record slot sl (whose word is w) names for nkey (hash h), or
@@ -482,7 +556,7 @@ static inline uint64_t slot_match(const struct mms__ixview *v, const char *sl, u
             return UINT64_MAX;
         if (v->check)
             view_key(v, v->recs + (r1 - 1) * v->rs, (uint8_t *)&cur);
-        return cur == sk && (!v->check || mms__ix_live(v, r1 - 1)) ? r1 - 1 : UINT64_MAX;
+        return cur == sk && (!v->check || mms__ix_held(v, r1 - 1)) ? r1 - 1 : UINT64_MAX;
     }
     if (memcmp(sl + 8, nkey, v->K) != 0 || w != mms__ix_slot_word(h, r1) || r1 - 1 >= v->count)
         return UINT64_MAX;
@@ -644,7 +718,7 @@ int mms__ix_hash_batch8(const struct mms__ixview *v, const uint64_t *nkeys, size
         if (rec[j] == UINT64_MAX)
             continue;
         view_key(v, v->recs + rec[j] * v->rs, (uint8_t *)&cur);
-        if (cur == nkeys[j] && mms__ix_live(v, rec[j]))
+        if (cur == nkeys[j] && mms__ix_held(v, rec[j]))
             continue;
         r = mms__ix_hash_first(v, (const uint8_t *)&nkeys[j], &rec[j]);
         if (r == MMS_ENOTFOUND)
@@ -1035,6 +1109,8 @@ struct ix {
     char *base;
     bool moving; /* a record's entry moves to another key (ix_record): */
     int delta;   /* ... the change of the count of entries, not yet written */
+    const uint64_t *nulls; /* the key field's missing-value bitmap (mms__ixview) */
+    uint64_t null_bits;
 };
 
 
@@ -1076,6 +1152,8 @@ static int ix_open(mms_store *s, const struct mms__tabent *e, struct mms__ixdesc
     x->base = s->view.base[x->id];
     x->moving = false;
     x->delta = 0;
+    x->nulls = v.nulls;
+    x->null_bits = v.null_bits;
     return 0;
 }
 
@@ -1484,8 +1562,9 @@ static inline uint32_t entry_bytes(uint32_t K, uint32_t C)
     return K + 8 + (C ? 8 : 0);
 }
 
-/* Entries as (key, rec) byte strings, in record order; with a covered
- * field, (key, rec, covered value as a slot holds it). */
+/* Entries as (key, rec) byte strings, in record order, of the live records
+ * whose key is not missing; with a covered field, (key, rec, covered value
+ * as a slot holds it). */
 static int collect(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                    const struct cover *cov, uint32_t E, uint8_t **out, uint64_t *n)
 {
@@ -1494,9 +1573,10 @@ static int collect(mms_store *s, const struct mms__tabent *e, const struct mms__
     uint8_t *buf = malloc((size_t)(live ? live : 1) * E);
     if (!buf)
         return -ENOMEM;
-    uint64_t k = 0;
+    uint64_t k = 0, nbits;
+    const uint64_t *nulls = key_nulls(s, e, d, &nbits);
     for (uint64_t i = 0; i < e->count && k < live; i++) {
-        if (!mms__catalog_live(s, e, i))
+        if (!mms__catalog_live(s, e, i) || bit_in(nulls, nbits, i))
             continue;
         rec_key(d, base + i * e->record_size, buf + k * E);
         put_be(buf + k * E + d->key_size, i, 8);
@@ -1606,6 +1686,7 @@ static void hdr_init(struct mms__ixhdr *h, const struct mms__ixdesc *d, uint32_t
     h->cover_kind = cov->kind;
     h->cover_off = cov->off;
     h->cover_size = cov->size;
+    h->flags = MMS__IXH_NO_MISSING;
 }
 
 static int build_hash(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
@@ -1965,12 +2046,14 @@ static int pend_add(struct mms__ixtxn *t, uint64_t h, mms_ref rec)
     return 0;
 }
 
-/* Does live record j (not i) hold key now? */
+/* Does live record j (not i) hold key now (not missing)? */
 static bool holds(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                   uint64_t j, uint64_t i, const uint8_t *key)
 {
     uint8_t cur[MMS__IX_MAX_KEY];
-    if (j == i || !mms__catalog_live(s, e, j))
+    uint64_t nbits;
+    const uint64_t *nulls = key_nulls(s, e, d, &nbits);
+    if (j == i || !mms__catalog_live(s, e, j) || bit_in(nulls, nbits, j))
         return false;
     rec_key(d, s->view.base[e->region] + j * e->record_size, cur);
     return memcmp(cur, key, d->key_size) == 0;
@@ -1990,19 +2073,40 @@ static void *room_for_one(void *v, size_t *cap, size_t n, size_t size)
     return g;
 }
 
-/* An append took back deleted slot ref. A deleted slot is zeros, so a
- * record of zeros there -- or one a plain store set back to zeros --
- * changes no byte the commit's diff could see, and yet is live now: the
- * commit gives it its entries (mms__ix_commit_end). */
-static int note_reused(mms_store *s, mms_ref ref)
+/* Record ref may want other entries than the commit's diff can see: an
+ * append took back its deleted slot (zeros, and a record of zeros there --
+ * or one a plain store set back to zeros -- changes no byte, and yet is
+ * live now), or its key was marked missing or unmarked (a value of zeros
+ * stays so). The commit gives it the entries it wants (mms__ix_commit_end). */
+static int note_touched(mms_store *s, mms_ref ref)
 {
     struct mms__ixtxn *t = txn_state(s);
-    mms_ref *v = t ? room_for_one(t->reused, &t->rcap, t->rn, sizeof *v) : NULL;
+    mms_ref *v = t ? room_for_one(t->touched, &t->tcap, t->tn, sizeof *v) : NULL;
     if (!v)
         return -ENOMEM;
-    t->reused = v;
-    t->reused[t->rn++] = ref;
+    t->touched = v;
+    t->touched[t->tn++] = ref;
     return 0;
+}
+
+int mms__ix_note_mark(mms_store *s, const struct mms__tabent *e, uint64_t i, uint32_t field)
+{
+    const struct mms__ixdesc *d = mms__ixdescs(s, e);
+    const struct mms__fdesc *fd = mms__fdescs(s, e);
+    for (uint32_t k = 0; d && fd && field < e->nfields && k < e->nindexes; k++)
+        if (strncmp(d[k].field, fd[field].name, sizeof d[k].field) == 0)
+            return note_touched(s, MMS_REF_MAKE(e->region, i));
+    return 0;
+}
+
+/* Does rec hold zeros in index d's field: the value of a record appended
+ * to be marked missing next (mms_table_null_set), which has no entry then? */
+static bool zeros_in(const struct mms__ixdesc *d, const char *rec)
+{
+    for (uint32_t i = 0; i < d->key_size; i++)
+        if (rec[d->key_off + i])
+            return false;
+    return true;
 }
 
 int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, const char *rec)
@@ -2015,6 +2119,8 @@ int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, 
             continue;
         if (!t && !(t = txn_state(s)))
             return -ENOMEM;
+        if (zeros_in(&d[k], rec))
+            continue; /* the commit checks it, if it is not marked missing by then */
         uint8_t key[MMS__IX_MAX_KEY];
         rec_key(&d[k], rec, key);
         uint64_t dup = UINT64_MAX;
@@ -2042,7 +2148,8 @@ int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, 
     }
     /* Noted for the next appends of this transaction. */
     for (uint32_t k = 0; t && d && k < e->nindexes; k++) {
-        if (!(d[k].flags & MMS__IX_UNIQUE) || !key_fits(&d[k], e->record_size))
+        if (!(d[k].flags & MMS__IX_UNIQUE) || !key_fits(&d[k], e->record_size) ||
+            zeros_in(&d[k], rec))
             continue;
         uint8_t key[MMS__IX_MAX_KEY];
         rec_key(&d[k], rec, key);
@@ -2051,23 +2158,12 @@ int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, 
         if (r)
             return r;
     }
-    return i < e->count ? note_reused(s, MMS_REF_MAKE(e->region, i)) : 0;
+    return i < e->count ? note_touched(s, MMS_REF_MAKE(e->region, i)) : 0;
 }
 
 /* ------------------------------------------------------------------------
  * Upkeep at commit (NOTES)
  * ------------------------------------------------------------------------ */
-/* Field named name of e, or NULL. */
-static const struct mms__fdesc *field_named(const mms_store *s, const struct mms__tabent *e,
-                                            const char *name)
-{
-    const struct mms__fdesc *fd = mms__fdescs(s, e);
-    for (uint32_t k = 0; fd && k < e->nfields; k++)
-        if (strncmp(fd[k].name, name, sizeof fd[k].name) == 0)
-            return &fd[k];
-    return NULL;
-}
-
 /* Do the keys of the records appended past committed go after every key
  * of ordered index v (an id or a time that grows)? Asked of up to 64 of
  * them, evenly spread: 7 in 8 of those asked is a yes. */
@@ -2110,6 +2206,25 @@ static bool outgrown(mms_store *s, const struct mms__tabent *e, const struct mms
     return appends_at_end(s, e, d, &v, committed) ? added * 2 > held * 3 : added * 10 > held;
 }
 
+/* Index d was written before missing keys lost their entries
+ * (MMS__IXH_NO_MISSING): where its field has no missing value it is as
+ * this rule wants, and says so from this commit on; where it has some, it
+ * may give them entries: true, and the commit builds it again. */
+static bool held_missing(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d)
+{
+    struct mms__ixhdr *h = hdr_of(s, d);
+    if (!h || (h->flags & MMS__IXH_NO_MISSING))
+        return false;
+    uint64_t nbits;
+    const uint64_t *nulls = key_nulls(s, e, d, &nbits);
+    for (uint64_t w = 0; w < nbits / 64; w++)
+        if (nulls[w])
+            return true;
+    h->flags |= MMS__IXH_NO_MISSING;
+    s->precommit_wrote = true;
+    return false;
+}
+
 int mms__ix_commit_begin(mms_store *s)
 {
     struct mms__catalog *cat = mms__catalog(s);
@@ -2122,8 +2237,9 @@ int mms__ix_commit_begin(mms_store *s)
         struct mms__tabent *e = &cat->t[n];
         struct mms__ixdesc *d = mms__ixdescs(s, e);
         for (uint32_t k = 0; d && k < e->nindexes; k++) {
-            bool fresh = t && (bit_get(t->fresh, d[k].region) ||
-                               (bit_get(t->built, d[k].region) && outgrown(s, e, &d[k])));
+            bool fresh = (t && (bit_get(t->fresh, d[k].region) ||
+                               (bit_get(t->built, d[k].region) && outgrown(s, e, &d[k])))) ||
+                         held_missing(s, e, &d[k]);
             if (!fresh && d[k].layout_gen == e->layout_gen)
                 continue;
             if (!t && !(t = txn_state(s)))
@@ -2192,6 +2308,8 @@ int mms__ix_record(mms_store *s, const struct mms__tabent *e, uint64_t k, const 
         int r = ix_open(s, e, &d[j], &x);
         if (r)
             return r;
+        /* A record whose key is missing has no entry (the old one goes). */
+        bool in = live && !bit_in(x.nulls, x.null_bits, k);
         uint8_t ok[MMS__IX_MAX_KEY], nk[MMS__IX_MAX_KEY], cv[8];
         bool did = false;
         rec_key(&d[j], rec, nk);
@@ -2203,12 +2321,12 @@ int mms__ix_record(mms_store *s, const struct mms__tabent *e, uint64_t k, const 
          * entries stays the same and is left alone: a commit that changes
          * one key then dirties no header page (one page fault, one page
          * diffed, journaled and applied fewer; commit cost, index.md). */
-        x.moving = old && live && memcmp(ok, nk, x.K) != 0;
+        x.moving = old && in && memcmp(ok, nk, x.K) != 0;
         x.delta = 0;
         /* A record whose key stays may have a new covered value: the
          * insert finds its entry and brings the copy up to date. */
         const uint8_t *cover = x.C ? cover_copy(rec + x.cover_off, x.C, cv) : NULL;
-        if (live) {
+        if (in) {
             if ((r = ix_insert(&x, nk, k, cover, &did)))
                 return r;
             s->precommit_wrote |= did;
@@ -2216,7 +2334,7 @@ int mms__ix_record(mms_store *s, const struct mms__tabent *e, uint64_t k, const 
                                                                          e->region, k)))
                 return r;
         }
-        if (old && (!live || x.moving)) {
+        if (old && (!in || x.moving)) {
             if ((r = ix_remove(&x, ok, k, &did)))
                 return r;
             s->precommit_wrote |= did;
@@ -2230,16 +2348,19 @@ int mms__ix_record(mms_store *s, const struct mms__tabent *e, uint64_t k, const 
 int mms__ix_commit_end(mms_store *s)
 {
     struct mms__ixtxn *t = s->ixtxn;
-    /* Slots appends took back (note_reused), live still: an entry the diff
-     * gave them already is found, not added again. */
-    for (size_t i = 0; t && i < t->rn; i++) {
-        uint32_t id = MMS_REF_REGION(t->reused[i]);
-        uint64_t k = MMS_REF_SLOT(t->reused[i]);
+    /* Records noted (note_touched), live still, taken as they are for
+     * their committed bytes too: an entry of their key goes when it is
+     * missing, comes when it is not; one the diff gave or took already is
+     * found (or missed), not changed again. */
+    for (size_t i = 0; t && i < t->tn; i++) {
+        uint32_t id = MMS_REF_REGION(t->touched[i]);
+        uint64_t k = MMS_REF_SLOT(t->touched[i]);
         const struct mms__tabent *e = mms__catalog_by_region(s, id);
         if (!e || !e->nindexes || k >= e->count || id >= s->nmapped || !s->view.base[id] ||
             !mms__catalog_live(s, e, k))
             continue;
-        int r = mms__ix_record(s, e, k, NULL, s->view.base[id] + k * e->record_size);
+        const char *rec = s->view.base[id] + k * e->record_size;
+        int r = mms__ix_record(s, e, k, rec, rec);
         if (r)
             return r;
     }
@@ -2344,9 +2465,18 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
         return VFAIL("its header names table region %u", h->table);
     if (d->kind != MMS__IX_HASH && d->kind != MMS__IX_ORDERED)
         return VFAIL("unknown kind %u", d->kind);
-    if (h->entries != e->live)
-        return VFAIL("%llu entries for %llu live records", (unsigned long long)h->entries,
-                     (unsigned long long)e->live);
+    /* An entry for each live record whose key is not missing (in an index
+     * written before, for each live record: v.stale). */
+    if (v.stale)
+        v.nulls = NULL, v.null_bits = 0;
+    uint64_t keyed = 0;
+    for (uint64_t i = 0; i < e->count; i++)
+        keyed += mms__catalog_live(s, e, i) && !bit_in(v.nulls, v.null_bits, i);
+    if (h->entries != keyed)
+        return VFAIL("%llu entries for %llu live records with a key", (unsigned long long)h->entries,
+                     (unsigned long long)keyed);
+    if (h->flags & ~MMS__IXH_NO_MISSING)
+        return VFAIL("its header holds unknown flags 0x%x", h->flags);
     for (size_t i = 0; i < sizeof h->reserved; i++)
         if (h->reserved[i])
             return VFAIL("its header's reserved byte %zu is not zero",
@@ -2368,8 +2498,8 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
         if (w.entries != h->entries)
             return VFAIL("its leaves hold %llu entries, its header says %llu",
                          (unsigned long long)w.entries, (unsigned long long)h->entries);
-        /* Every entry is a live record holding its key; they are distinct
-         * and as many as the live records: every live record is in it. */
+        /* Every entry is a live record holding its key (not missing); they
+         * are distinct and as many as those records: each is in it. */
         struct mms__ixpos p;
         uint64_t seen = 0;
         v.check = false; /* mms__ix_entry_cover: the entries' copies are what is checked */
@@ -2380,6 +2510,9 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
              r = mms__ix_next(&v, &p, 1, 0, &rec, &k)) {
             if (!mms__catalog_live(s, e, rec))
                 return VFAIL("entry for record %llu, which is not live", (unsigned long long)rec);
+            if (bit_in(v.nulls, v.null_bits, rec))
+                return VFAIL("entry for record %llu, whose key is missing",
+                             (unsigned long long)rec);
             rec_key(d, v.recs + rec * v.rs, key);
             if (memcmp(key, k, v.K) != 0)
                 return VFAIL("record %llu: the index holds another key than the record",
@@ -2416,6 +2549,9 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
         if (!mms__catalog_live(s, e, r1 - 1))
             return VFAIL("slot %llu: record %llu is not live", (unsigned long long)i,
                          (unsigned long long)(r1 - 1));
+        if (bit_in(v.nulls, v.null_bits, r1 - 1))
+            return VFAIL("slot %llu: record %llu's key is missing", (unsigned long long)i,
+                         (unsigned long long)(r1 - 1));
         rec_key(d, v.recs + (r1 - 1) * v.rs, key);
         if (memcmp(key, sl + 8, v.K) != 0)
             return VFAIL("slot %llu: record %llu holds another key", (unsigned long long)i,
@@ -2434,11 +2570,11 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
     if (used != h->entries)
         return VFAIL("%llu slots in use, its header says %llu entries", (unsigned long long)used,
                      (unsigned long long)h->entries);
-    /* Distinct: each live record is found under its own key. */
+    /* Distinct: each live record with a key is found under it. */
     struct ix x = {.s = s, .e = e, .d = (struct mms__ixdesc *)d, .id = d->region, .K = v.K,
                    .E = v.E, .C = v.C, .cover_off = v.cover_off, .base = (char *)v.ix};
     for (uint64_t i = 0; i < e->count; i++) {
-        if (!mms__catalog_live(s, e, i))
+        if (!mms__catalog_live(s, e, i) || bit_in(v.nulls, v.null_bits, i))
             continue;
         rec_key(d, v.recs + i * v.rs, key);
         if (hash_lookup(&x, key, i) == UINT64_MAX)

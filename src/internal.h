@@ -285,6 +285,8 @@ _Static_assert(offsetof(struct mms__ixdesc, cover) == 80, "ixdesc cover");
 #define MMS__IX_MAGIC 0x58444e49u /* "INDX" */
 #define MMS__IX_VERSION 1u        /* hash slots with checks (FORMAT §2.8) */
 #define MMS__IX_VERSION_COVER 2u  /* ... and a covered value in slots or leaf entries */
+#define MMS__IXH_NO_MISSING 1u    /* header flags: records whose key is missing have no
+                                   * entry (0: they had their zero bytes', before 2026-12-06) */
 struct mms__ixhdr {
     uint32_t magic;      /* 0: MMS__IX_MAGIC */
     uint32_t kind;       /* 4: MMS__IX_* */
@@ -300,7 +302,8 @@ struct mms__ixhdr {
     uint32_t cover_kind; /* 52: version 2: the covered field's kind when built */
     uint32_t cover_off;  /* 56: ... its offset in the record */
     uint32_t cover_size; /* 60: ... its size, 1..8 (0: covers nothing) */
-    uint8_t reserved[4096 - 64];
+    uint32_t flags;      /* 64: MMS__IXH_* */
+    uint8_t reserved[4096 - 68];
 };
 _Static_assert(sizeof(struct mms__ixhdr) == 4096, "ixhdr size");
 /* A page of an ordered index: a leaf (entries) or an inner node (n
@@ -1261,6 +1264,14 @@ int mms__ix_drop(mms_store *s, struct mms__tabent *e, uint32_t k);
 /* At append: a unique index refuses rec's key if a live record holds it
  * (as far as the index and this transaction's appends can tell). */
 int mms__ix_check_append(mms_store *s, const struct mms__tabent *e, uint64_t i, const char *rec);
+/* Field k's missing-value bitmap pair of e (FORMAT §2.7), or NULL when e
+ * has none (or it is damaged). */
+struct mms__nullbits *mms__nulls_of(const mms_store *s, const struct mms__tabent *e, uint32_t k);
+/* Record i's missing-value mark of field (its number) changed
+ * (mms_table_null_set): when an index is on it, the commit gives the
+ * record the entry its mark says (a mark changes no byte the commit's
+ * diff could see when the value was zeros already). */
+int mms__ix_note_mark(mms_store *s, const struct mms__tabent *e, uint64_t i, uint32_t field);
 /* At commit (txn.c): begin (rebuild what a migration or a create needs),
  * each changed record (old: its committed bytes, or NULL), end (unique
  * checks). */
@@ -1291,18 +1302,25 @@ struct mms__ixview {
                           * index are one commit): mms__ix_holds */
     const uint64_t *tomb; /* the table's deleted-record bitmap as of this view (the */
     uint64_t tomb_bits;   /* epoch moves at every delete): bits; past them, live */
+    const uint64_t *nulls; /* the key field's missing-value bitmap, the same way (the */
+    uint64_t null_bits;    /* epoch moves at every mark): bits; past them, not missing */
+    bool stale;            /* written before missing keys lost their entries, on a
+                            * field with missing values: lookups check (v->check) */
 };
 int mms__ixview_get(const mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                     struct mms__ixview *v);
-/* Is record rec live as of v (its deleted-record bitmap)? */
-static inline bool mms__ix_live(const struct mms__ixview *v, uint64_t rec)
+/* Has record rec an entry as of v: live (its deleted-record bitmap) and its
+ * key not missing (the field's missing-value bitmap)? */
+static inline bool mms__ix_held(const struct mms__ixview *v, uint64_t rec)
 {
-    return rec >= v->tomb_bits || !(v->tomb[rec / 64] >> (rec % 64) & 1);
+    return (rec >= v->tomb_bits || !(v->tomb[rec / 64] >> (rec % 64) & 1)) &&
+           (rec >= v->null_bits || !(v->nulls[rec / 64] >> (rec % 64) & 1));
 }
-/* Does record rec hold the normalized key nkey, and (v->check) is it live?
- * Where table and index may be of different commits (v->check), an entry
- * answers only for a record that does: a record the transaction deleted is
- * zeros, which is the key of zero bytes. */
+/* Does record rec hold the normalized key nkey, and (v->check) is it held
+ * (mms__ix_held)? Where table and index may be of different commits
+ * (v->check), an entry answers only for a record that does: a record the
+ * transaction deleted, or whose key it marked missing, is zeros there,
+ * which is the key of zero bytes. */
 bool mms__ix_holds(const struct mms__ixview *v, uint64_t rec, const uint8_t *nkey);
 /* Records whose key is nkey: up to cap into out, *n all of them. */
 int mms__ix_find(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *out, size_t cap,

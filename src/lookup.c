@@ -204,8 +204,8 @@ static inline int resolve(mms_index *ix, const struct mms__ixview **out)
     mms_store *s = ix->s;
     /* A read transaction sees table and index of one commit: a hash slot's
      * key (its record index checked) is its record's. A writer's records
-     * may have changed since. */
-    ix->v.check = s->state != MMS__ST_READ;
+     * may have changed since; a stale index may hold missing keys. */
+    ix->v.check = s->state != MMS__ST_READ || ix->v.stale;
     if (__builtin_expect(ix->epoch == s->tab_epoch, 1)) {
         *out = &ix->v;
         return 0;
@@ -232,8 +232,8 @@ static int resolve_again(mms_index *ix, const struct mms__ixview **out)
                          ix->field);
     if ((r = mms__ixview_get(s, e, d, &ix->v)))
         return r;
-    ix->v.check = s->state != MMS__ST_READ;
-    bool hash8 = ix->v.kind == MMS__IX_HASH && ix->v.K == 8 && ix->v.mask &&
+    ix->v.check = s->state != MMS__ST_READ || ix->v.stale;
+    bool hash8 = ix->v.kind == MMS__IX_HASH && ix->v.K == 8 && ix->v.mask && !ix->v.stale &&
                  (ix->v.cls == 'u' || ix->v.cls == 'i' || ix->v.cls == 'r');
     ix->flip = ix->v.cls == 'i' ? UINT64_C(1) << 63 : 0;
     ix->epoch = s->tab_epoch;
@@ -272,7 +272,7 @@ __attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, 
          r = mms__ix_next(v, &p, 1, 0, index, &k)) {
         uint8_t cur[MMS__IX_MAX_KEY]; /* leaf entries have no check: compare */
         norm(v, v->recs + *index * v->rs + v->key_off, cur);
-        if (memcmp(cur, nk, v->K) == 0 && (!v->check || mms__ix_live(v, *index)))
+        if (memcmp(cur, nk, v->K) == 0 && (!v->check || mms__ix_held(v, *index)))
             return value ? mms__ix_entry_cover(v, &p, value) : 0;
     }
     return r ? r : MMS_ENOTFOUND;

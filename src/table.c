@@ -377,7 +377,6 @@ static int table_create(mms_store *s, const char *name, const mms_schema *sc, mm
     return handle_for(s, idx, t);
 }
 
-static struct mms__nullbits *nulls_of(mms_store *s, const struct mms__tabent *e, uint32_t k);
 static int migrate_nulls(mms_store *s, struct mms__tabent *e, const struct mms__fdesc *old,
                          uint32_t nold, const mms_schema *sc);
 
@@ -923,21 +922,10 @@ int mms_table_append_many(mms_table *t, uint64_t n, uint64_t *first, void **wher
  * (bitmap ref, bits) pair per field; slots at or past a field's bits are
  * not null, so tables that never had a missing value pay nothing.
  * ------------------------------------------------------------------------ */
-/* The pair of field k, or NULL if the table has none (or it is damaged). */
-static struct mms__nullbits *nulls_of(mms_store *s, const struct mms__tabent *e, uint32_t k)
-{
-    if (!e->nulls || k >= e->nfields ||
-        !mms__heap_range(s, e->nulls, (uint64_t)e->nfields * sizeof(struct mms__nullbits), 8))
-        return NULL;
-    struct mms__nullbits *nb = (struct mms__nullbits *)mms_deref(s, e->nulls) + k;
-    if (nb->bits && (nb->nbits % 64 || !mms__heap_range(s, nb->bits, nb->nbits / 8, 8)))
-        return NULL;
-    return nb;
-}
 
 static bool null_bit(mms_store *s, const struct mms__tabent *e, uint32_t k, uint64_t i)
 {
-    const struct mms__nullbits *nb = nulls_of(s, e, k);
+    const struct mms__nullbits *nb = mms__nulls_of(s, e, k);
     if (!nb || !nb->bits || i >= nb->nbits)
         return false;
     const uint64_t *b = mms_deref(s, nb->bits);
@@ -948,7 +936,7 @@ static bool null_bit(mms_store *s, const struct mms__tabent *e, uint32_t k, uint
 static void nulls_clear(mms_table *t, const struct mms__tabent *e, uint64_t i)
 {
     for (uint32_t k = 0; e->nulls && k < e->nfields; k++) {
-        struct mms__nullbits *nb = nulls_of(t->s, e, k);
+        struct mms__nullbits *nb = mms__nulls_of(t->s, e, k);
         if (nb && nb->bits && i < nb->nbits)
             ((uint64_t *)mms_deref(t->s, nb->bits))[i / 64] &= ~(UINT64_C(1) << (i % 64));
     }
@@ -966,7 +954,7 @@ static int nulls_grow(mms_table *t, uint32_t k, uint64_t i, struct mms__nullbits
         e = ent(t);
         e->nulls = a;
     }
-    struct mms__nullbits *nb = nulls_of(t->s, e, k);
+    struct mms__nullbits *nb = mms__nulls_of(t->s, e, k);
     if (!nb)
         return MMS__CORRUPT("table %s: its null bitmaps are damaged", t->name);
     if (i >= nb->nbits) {
@@ -980,7 +968,7 @@ static int nulls_grow(mms_table *t, uint32_t k, uint64_t i, struct mms__nullbits
         if ((r = mms_realloc(t->s, &m, bits / 8)))
             return r;
         e = ent(t);
-        nb = nulls_of(t->s, e, k);
+        nb = mms__nulls_of(t->s, e, k);
         memset((char *)mms_deref(t->s, m) + had, 0, bits / 8 - had);
         nb->bits = m;
         nb->nbits = bits;
@@ -1003,7 +991,7 @@ static int migrate_nulls(mms_store *s, struct mms__tabent *e, const struct mms__
         return r;
     struct mms__nullbits *to = mms_deref(s, a);
     for (uint32_t k = 0; k < nold; k++) {
-        struct mms__nullbits *nb = nulls_of(s, e, k);
+        struct mms__nullbits *nb = mms__nulls_of(s, e, k);
         if (!nb || !nb->bits)
             continue;
         uint32_t j = 0;
@@ -1031,8 +1019,12 @@ int mms_table_null_set(mms_table *t, uint64_t i, uint32_t field, int null)
     if (!mms__catalog_live(t->s, e, i))
         return mms__fail(MMS_ERANGE, "table %s has no live record %llu", t->name,
                          (unsigned long long)i);
+    /* A missing key has no entry in the field's index: the commit makes
+     * it so, or gives the key its entry again. */
+    if ((r = mms__ix_note_mark(t->s, e, i, field)))
+        return r;
     if (!null) {
-        struct mms__nullbits *nb = nulls_of(t->s, e, field);
+        struct mms__nullbits *nb = mms__nulls_of(t->s, e, field);
         if (nb && nb->bits && i < nb->nbits)
             ((uint64_t *)mms_deref(t->s, nb->bits))[i / 64] &= ~(UINT64_C(1) << (i % 64));
         return 0;
@@ -1070,7 +1062,7 @@ int mms_table_null(const mms_table *t, uint64_t i, uint32_t field)
 const uint64_t *mms_table_nulls(const mms_table *t, uint32_t field, uint64_t *nbits)
 {
     const struct mms__tabent *e = t ? ent(t) : NULL;
-    const struct mms__nullbits *nb = e ? nulls_of(t->s, e, field) : NULL;
+    const struct mms__nullbits *nb = e ? mms__nulls_of(t->s, e, field) : NULL;
     if (nbits)
         *nbits = nb && nb->bits ? nb->nbits : 0;
     return nb && nb->bits ? mms_deref(t->s, nb->bits) : NULL;
@@ -1249,7 +1241,7 @@ static int table_free_heap(mms_store *s, const struct mms__tabent *e)
     }
     /* Each field's (bitmap ref, bits) pair: the bitmap is the first word. */
     for (uint32_t k = 0; e->nulls && k < e->nfields; k++) {
-        const struct mms__nullbits *nb = nulls_of(s, e, k);
+        const struct mms__nullbits *nb = mms__nulls_of(s, e, k);
         int r = nb && nb->bits ? mms_free(s, nb->bits) : 0;
         if (r)
             return r;

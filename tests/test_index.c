@@ -50,6 +50,7 @@ struct mrec {
     int64_t grp;
     uint8_t flag;
     bool live;
+    bool idnull, gnull; /* id, grp missing: the record is not in their indexes */
 };
 struct model {
     struct mrec *r;
@@ -198,6 +199,12 @@ static int cmp_entry(const void *a, const void *b)
     return c ? c : x < y ? -1 : x > y;
 }
 
+/* Has record r an entry in the index of field f (live, key not missing)? */
+static bool held(int f, const struct mrec *r)
+{
+    return r->live && !(f == F_ID && r->idnull) && !(f == F_GRP && r->gnull);
+}
+
 /* Every index of t agrees with the model, and the table too. */
 static void check(mms_table *t, const struct model *m)
 {
@@ -213,6 +220,8 @@ static void check(mms_table *t, const struct model *m)
         ASSERT_EQ(got.id, m->r[i].id);
         ASSERT(memcmp(got.tag, m->r[i].tag, 12) == 0);
         ASSERT_EQ(got.grp, m->r[i].grp);
+        ASSERT_EQ(mms_table_null(t, i, 0), m->r[i].idnull);
+        ASSERT_EQ(mms_table_null(t, i, 3), m->r[i].gnull);
     }
     ASSERT_EQ(mms_table_count(t), live);
     uint64_t *ord = malloc((live + 1) * 8), *got = malloc((live + 1) * 8);
@@ -220,26 +229,36 @@ static void check(mms_table *t, const struct model *m)
     for (int f = 0; f < nfields(m); f++) {
         mms_index *ix;
         OK(mms_index_open(t, fname[f], &ix));
-        OK(mms_index_warm(ix)); /* reads only: the checks below see no change */
-        /* Each live record is found under its key, with all its peers. */
-        size_t ksz = f == F_TAG ? 12 : f == F_FLAG ? 1 : f == F_GRP && m->layout == 1 ? 4 : 8;
-        char *many = malloc((live + 1) * ksz);
-        uint64_t *mres = malloc((live + 1) * 8), nmany = 0;
-        ASSERT(many && mres);
-        uint64_t k = 0;
+        /* The key of zero bytes: a missing key's value, not its key. */
+        struct mrec zero;
+        memset(&zero, 0, sizeof zero);
+        char zk[16];
+        size_t nz = 0, zn;
         for (uint64_t i = 0; i < m->n; i++)
-            if (m->r[i].live)
-                ord[k++] = i;
+            nz += held(f, &m->r[i]) && kcmp(f, &m->r[i], &zero) == 0;
+        OK(mms_index_find_all(ix, key_of(m, f, &zero, zk), got, live, &zn));
+        ASSERT_EQ(zn, nz);
+        OK(mms_index_warm(ix)); /* reads only: the checks below see no change */
+        /* Each record it holds (live, key not missing) is found under its
+         * key, with all its peers. */
+        uint64_t nin = 0;
+        for (uint64_t i = 0; i < m->n; i++)
+            if (held(f, &m->r[i]))
+                ord[nin++] = i;
+        size_t ksz = f == F_TAG ? 12 : f == F_FLAG ? 1 : f == F_GRP && m->layout == 1 ? 4 : 8;
+        char *many = malloc((nin + 1) * ksz);
+        uint64_t *mres = malloc((nin + 1) * 8), nmany = 0;
+        ASSERT(many && mres);
         sort_m = m;
         sort_f = f;
-        qsort(ord, live, 8, cmp_entry);
-        for (uint64_t a = 0; a < live;) {
+        qsort(ord, nin, 8, cmp_entry);
+        for (uint64_t a = 0; a < nin;) {
             uint64_t b = a;
-            while (b < live && kcmp(f, &m->r[ord[a]], &m->r[ord[b]]) == 0)
+            while (b < nin && kcmp(f, &m->r[ord[a]], &m->r[ord[b]]) == 0)
                 b++;
             char kb[16];
             size_t n;
-            OK(mms_index_find_all(ix, key_of(m, f, &m->r[ord[a]], kb), got, live, &n));
+            OK(mms_index_find_all(ix, key_of(m, f, &m->r[ord[a]], kb), got, nin, &n));
             ASSERT_EQ(n, b - a);
             qsort(got, n, 8, cmp_u64);
             for (uint64_t j = a; j < b; j++)
@@ -248,7 +267,7 @@ static void check(mms_table *t, const struct model *m)
             OK(mms_index_find(ix, kb, &one));
             if (fflags[f] & MMS_INDEX_ORDERED)
                 ASSERT_EQ(one, ord[a]);
-            else /* a hash find stops at the first live match: one of them */
+            else /* a hash find stops at the first nin match: one of them */
                 ASSERT(bsearch(&one, got, n, 8, cmp_u64) != NULL);
             /* The covered value: the record's (the entry's copy in a read
              * transaction); an ordered index's of the lowest record. */
@@ -280,7 +299,7 @@ static void check(mms_table *t, const struct model *m)
             FAILS(mms_index_find(ix, key_of(m, f, &absent, kb), &one), MMS_ENOTFOUND);
         }
         /* The same keys in one batch (and the absent one last): each answer
-         * a live record holding its key. */
+         * a nin record holding its key. */
         size_t groups = nmany, found = 0;
         char kab[16];
         if (f != F_FLAG)
@@ -290,7 +309,7 @@ static void check(mms_table *t, const struct model *m)
         for (uint64_t j = 0; j < groups; j++) {
             char kb2[16];
             ASSERT_LT(mres[j], m->n);
-            ASSERT(m->r[mres[j]].live);
+            ASSERT(held(f, &m->r[mres[j]]));
             ASSERT(memcmp(key_of(m, f, &m->r[mres[j]], kb2), many + j * ksz, ksz) == 0);
         }
         if (nmany > groups)
@@ -310,7 +329,7 @@ static void check(mms_table *t, const struct model *m)
         char val[8], wantc[8];
         int r = mms_cursor_seek(c, MMS_SEEK_FIRST, NULL, &rec, NULL);
         while (r == 0) {
-            ASSERT_LT(n, live);
+            ASSERT_LT(n, nin);
             ASSERT_EQ(rec, ord[n]);
             if (covers) {
                 OK(mms_cursor_covered(c, val));
@@ -321,7 +340,7 @@ static void check(mms_table *t, const struct model *m)
             r = mms_cursor_next(c, &rec, NULL);
         }
         ASSERT_EQ(r, MMS_ENOTFOUND);
-        ASSERT_EQ(n, live);
+        ASSERT_EQ(n, nin);
         if (covers)
             FAILS(mms_cursor_covered(c, val), MMS_ENOTFOUND); /* past the end */
         r = mms_cursor_seek(c, MMS_SEEK_LAST, NULL, &rec, NULL);
@@ -336,7 +355,7 @@ static void check(mms_table *t, const struct model *m)
         }
         ASSERT_EQ(n, 0);
         /* Seeks from random keys agree with the model. */
-        for (int q = 0; q < 20 && live; q++) {
+        for (int q = 0; q < 20 && nin; q++) {
             struct mrec probe;
             rnd_rec(&probe, 0);
             char kb[16], kout[16];
@@ -344,7 +363,7 @@ static void check(mms_table *t, const struct model *m)
             r = mms_cursor_seek(c, op, key_of(m, f, &probe, kb), &rec, kout);
             /* the model's answer: first (GE/GT) or last (LE/LT) entry */
             int64_t want = -1;
-            for (uint64_t j = 0; j < live; j++) {
+            for (uint64_t j = 0; j < nin; j++) {
                 int cmpv = kcmp(f, &m->r[ord[j]], &probe);
                 bool ok = op == MMS_SEEK_GE ? cmpv >= 0 : op == MMS_SEEK_GT ? cmpv > 0
                         : op == MMS_SEEK_LE ? cmpv <= 0 : cmpv < 0;
@@ -482,6 +501,8 @@ TEST(model)
                         }
                     }
                     rec_write(&m, mms_table_get(t, i), &o);
+                    o.idnull = m.r[i].idnull; /* a plain store keeps the marks */
+                    o.gnull = m.r[i].gnull;
                     m.r[i] = o;
                 }
             } else if (what < 94) {               /* a plain store that duplicates an id */
@@ -493,8 +514,17 @@ TEST(model)
                 }
             } else {                              /* a missing value: zero bytes */
                 if (m.n && m.r[i].live) {
-                    OK(mms_table_null_set(t, i, 3, 1)); /* grp, field 3 in both layouts */
-                    m.r[i].grp = 0;
+                    /* grp (field 3 in both layouts) or id (field 0), marked
+                     * (zeroed) or unmarked (the value stays) */
+                    bool id = rnd() % 3 == 0, mark = rnd() % 3 != 0;
+                    OK(mms_table_null_set(t, i, id ? 0 : 3, mark));
+                    if (id) {
+                        m.r[i].idnull = mark;
+                        m.r[i].id = mark ? 0 : m.r[i].id;
+                    } else {
+                        m.r[i].gnull = mark;
+                        m.r[i].grp = mark ? 0 : m.r[i].grp;
+                    }
                 }
             }
         }
@@ -503,7 +533,7 @@ TEST(model)
         bool dups = false;
         for (uint64_t a = 0; a < m.n && !dups; a++)
             for (uint64_t b = a + 1; b < m.n && m.r[a].live && !dups; b++)
-                dups = m.r[b].live && m.r[b].id == m.r[a].id;
+                dups = held(F_ID, &m.r[a]) && held(F_ID, &m.r[b]) && m.r[b].id == m.r[a].id;
         (void)expect_fail;
         unsigned end = (unsigned)(rnd() % 10);
         if (end == 0 || dups) {
@@ -1466,12 +1496,13 @@ TEST(slot_checks)
     verify_ok(s);
     OK(mms_close(s));
 
-    /* A header's reserved bytes, and a hash index's root, are zero
-     * (FORMAT): one that is not, verify names; put back, it is content. */
+    /* A header's reserved bytes, flags it does not know, and a hash
+     * index's root, are zero (FORMAT): one that is not, verify names; put
+     * back, it is content. */
     static const struct {
         off_t at;
         const char *says;
-    } zeros[] = {{64, "reserved byte 64"}, {4095, "reserved byte 4095"},
+    } zeros[] = {{65, "unknown flags"}, {68, "reserved byte 68"}, {4095, "reserved byte 4095"},
                  {offsetof(struct mms__ixhdr, root), "root"}};
     for (size_t z = 0; z < sizeof zeros / sizeof zeros[0]; z++) {
         int fd = ix_file(p, &info[0]);
@@ -2508,6 +2539,194 @@ TEST(write_txn_lookups)
     rmrf(p);
 }
 
+/* The records of key k (int64) ix finds: find_all, and the count, as
+ * "rec rec ..." in record order. */
+static void found_of(mms_index *ix, int64_t k, char *out, size_t cap)
+{
+    uint64_t recs[16];
+    size_t n, len = 0;
+    OK(mms_index_find_all(ix, &k, recs, 16, &n));
+    ASSERT_LT(n, 17);
+    qsort(recs, n, 8, cmp_u64);
+    out[0] = 0;
+    for (size_t j = 0; j < n; j++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%llu", j ? " " : "",
+                                (unsigned long long)recs[j]);
+}
+#define FOUND_IS(ix, k, want)                                                  \
+    do {                                                                       \
+        char got_[256];                                                        \
+        found_of(ix, k, got_, sizeof got_);                                    \
+        if (strcmp(got_, want) != 0)                                           \
+            FAILF("find_all %lld: got \"%s\", want \"%s\"", (long long)(k), got_, want); \
+    } while (0)
+
+/* A record whose key is missing (mms_table_null_set) is not in the index:
+ * finds, counts and cursors for key 0 never give it (they gave it: a
+ * missing value was indexed as its zero bytes), and a unique index takes
+ * any number of missing keys (it refused the second). Kept true by the
+ * bulk build and by the commit's upkeep when a mark is set or cleared --
+ * also where the field's bytes do not change (0 marked missing, a mark
+ * cleared on 0) -- and in a write transaction's lookups. Seen failing
+ * before the fix. */
+TEST(missing_keys)
+{
+    const char *p = tpath("ixmissing");
+    mms_table *t;
+    mms_index *ik, *iv;
+    uint64_t at;
+    int64_t zero = 0;
+    mms_store *s = kv_begin(p, 6, 0, &t); /* keys 0, 7, ..., 35; v = 0..5 */
+    OK(mms_table_null_set(t, 2, 0, 1));   /* k of 2 and 4 missing */
+    OK(mms_table_null_set(t, 4, 0, 1));
+    OK(mms_table_null_set(t, 3, 1, 1));   /* v of 3 missing: v 0 is record 0's */
+    OK(mms_index_create(t, "k", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE)); /* built at commit */
+    OK(mms_index_create(t, "v", MMS_INDEX_HASH | MMS_INDEX_UNIQUE));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    OK(mms_index_open(t, "k", &ik));
+    OK(mms_index_open(t, "v", &iv));
+    OK(mms_read_begin(s));
+    FOUND_IS(ik, 0, "0");
+    FOUND_IS(iv, 0, "0");
+    WALK_IS(ik, MMS_SEEK_FIRST, NULL, 1, "0@0 7@1 21@3 35@5");
+    WALK_IS(ik, MMS_SEEK_LE, &zero, -1, "0@0");
+    OK(mms_index_find(ik, &zero, &at));
+    ASSERT_EQ(at, 0);
+    OK(mms_read_end(s));
+    /* The incremental path: a mark on a key of 0 (no byte changes), on a
+     * key of 7 (its bytes zeroed), and an append marked missing. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_null_set(t, 0, 0, 1));
+    OK(mms_table_null_set(t, 1, 0, 1));
+    OK(mms_table_null_set(t, 0, 1, 1));
+    OK(mms_table_append(t, &(struct kv){0, 6, 0}, &at));
+    OK(mms_table_null_set(t, at, 0, 1));
+    /* In the transaction the index answers as of the last commit, but not
+     * with a record whose key is now missing. */
+    FOUND_IS(ik, 0, "");
+    FOUND_IS(iv, 0, "");
+    FOUND_IS(ik, 7, "");
+    WALK_IS(ik, MMS_SEEK_FIRST, NULL, 1, "21@3 35@5");
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    FOUND_IS(ik, 0, "");
+    FOUND_IS(ik, 7, "");
+    FOUND_IS(iv, 0, "");
+    FOUND_IS(iv, 6, "6");
+    WALK_IS(ik, MMS_SEEK_FIRST, NULL, 1, "21@3 35@5");
+    /* Clearing a mark puts the key (its zero bytes) back, and a unique
+     * index sees it then: two of them fail the commit. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_null_set(t, 2, 0, 0));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    FOUND_IS(ik, 0, "2");
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_null_set(t, 4, 0, 0));
+    FAILS(mms_txn_commit(s), MMS_EUNIQUE);
+    verify_ok(s);
+    FOUND_IS(ik, 0, "2");
+    /* An append of zeros to be marked missing next (as Python's append of
+     * None does): the unique check waits for the commit, which takes it
+     * marked, and refuses it unmarked. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_append(t, &(struct kv){0, 7, 0}, &at));
+    OK(mms_table_null_set(t, at, 0, 1));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    FOUND_IS(ik, 0, "2");
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_append(t, &(struct kv){0, 8, 0}, &at));
+    FAILS(mms_txn_commit(s), MMS_EUNIQUE);
+    verify_ok(s);
+    /* A delete of a record whose key is missing, a plain store into one
+     * (still missing: the mark stays), and a rebuild by a migration. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_delete(t, 4));
+    ((struct kv *)mms_table_get(t, 0))->k = 99;
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    FOUND_IS(ik, 99, "");
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_null_set(t, 0, 0, 0)); /* 99 again */
+    OK(mms_txn_commit(s));
+    FOUND_IS(ik, 99, "0");
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+/* An index written before missing keys lost their entries (header flags
+ * 0) holds a missing key under its zero bytes: where its field has missing
+ * values its answers are checked against the records (as a writer's are)
+ * until the next commit that writes builds it again; where it has none it
+ * is read as it is, and that commit marks it. verify takes either rule. */
+TEST(missing_keys_old_index)
+{
+    const char *p = tpath("ixmissold");
+    mms_table *t;
+    mms_index *ik, *iv;
+    mms_index_info info[2];
+    size_t n;
+    uint64_t at, nb, recs[4];
+    int64_t zero = 0;
+    int32_t v1 = 1;
+    mms_store *s = kv_begin(p, 4, 0, &t); /* keys 0, 7, 14, 21 */
+    OK(mms_table_null_set(t, 0, 0, 1));   /* k's bitmap, no mark left */
+    OK(mms_table_null_set(t, 0, 0, 0));
+    OK(mms_index_create(t, "k", MMS_INDEX_ORDERED));
+    OK(mms_index_create(t, "v", MMS_INDEX_HASH));
+    OK(mms_txn_commit(s));
+    /* Record 0's k (0) marked missing as an older library left it: the
+     * bit set by a plain store into the bitmap, its entry under 0 kept. */
+    OK(mms_txn_begin(s, 0));
+    uint64_t *bits = (uint64_t *)(uintptr_t)mms_table_nulls(t, 0, &nb);
+    ASSERT(bits && nb);
+    bits[0] |= 1;
+    OK(mms_txn_commit(s));
+    OK(mms_indexes(t, info, 2, &n));
+    ASSERT_EQ(n, 2);
+    OK(mms_close(s));
+    uint32_t flags = 0;
+    for (int j = 0; j < 2; j++) {
+        int fd = ix_file(p, &info[j]);
+        ASSERT_EQ(pwrite(fd, &flags, 4, offsetof(struct mms__ixhdr, flags)), 4);
+        close(fd);
+    }
+    s = open_flags(p, 0);
+    verify_ok(s);
+    OK(mms_table_open(s, "kv", &kv_schema, 0, &t));
+    OK(mms_index_open(t, "k", &ik));
+    OK(mms_index_open(t, "v", &iv));
+    OK(mms_read_begin(s));
+    ASSERT_EQ(mms_table_null(t, 0, 0), 1);
+    FAILS(mms_index_find(ik, &zero, &at), MMS_ENOTFOUND);
+    OK(mms_index_find_all(ik, &zero, recs, 4, &n));
+    ASSERT_EQ(n, 0);
+    WALK_IS(ik, MMS_SEEK_FIRST, NULL, 1, "7@1 14@2 21@3");
+    OK(mms_index_find(iv, &v1, &at));
+    ASSERT_EQ(at, 1);
+    mms_read_end(s);
+    OK(mms_txn_begin(s, 0)); /* a commit that writes */
+    OK(mms_table_append(t, &(struct kv){28, 4, 0}, NULL));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    FAILS(mms_index_find(ik, &zero, &at), MMS_ENOTFOUND);
+    WALK_IS(ik, MMS_SEEK_FIRST, NULL, 1, "7@1 14@2 21@3 28@4");
+    OK(mms_index_find(iv, &v1, &at));
+    OK(mms_indexes(t, info, 2, &n));
+    ASSERT_EQ(info[0].entries, 4);
+    OK(mms_close(s)); /* applied to the region files */
+    for (int j = 0; j < 2; j++) {
+        int fd = ix_file(p, &info[j]);
+        ASSERT_EQ(pread(fd, &flags, 4, offsetof(struct mms__ixhdr, flags)), 4);
+        ASSERT_EQ(flags, MMS__IXH_NO_MISSING);
+        close(fd);
+    }
+    rmrf(p);
+}
+
 int main(int argc, char **argv)
 {
     char **a = child_enter(argc, argv, 2, "MODE PATH");
@@ -2523,6 +2742,8 @@ int main(int argc, char **argv)
     RUN(corrupt);
     RUN(zeros_into_deleted_slot);
     RUN(write_txn_lookups);
+    RUN(missing_keys);
+    RUN(missing_keys_old_index);
     RUN(create_hash);
     RUN(create_hash_unique);
     RUN(create_ordered);

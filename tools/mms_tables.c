@@ -734,5 +734,6 @@ const struct tool_cmd tool_cmd_get = {
     "Output as mms dump prints it: a header line, then the matching records in\n"
     "record order. When no record matches, nothing is printed and the exit code\n"
     "is 1. VALUE as dump prints values (a ref: the target record's index, or\n"
-    "'' for records that refer to none).\n",
+    "'' for records that refer to none). A record whose FIELD is missing matches\n"
+    "no VALUE (not 0 either), with or without an index.\n",
     run_get};

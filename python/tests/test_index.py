@@ -104,3 +104,35 @@ def test_keys_are_checked_like_appended_values(path, mms_tool):
         with pytest.raises(mmstore.Error, match="s"):
             t.find("s", "x")
     s.close()
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+def test_missing_keys_are_not_found(path, mms_tool, ordered):
+    # A missing value (None) was indexed as its zero bytes: find("k", 0)
+    # gave the records whose k is missing, range() gave them among the
+    # zeros, and a unique index refused the second append of None. A record
+    # whose key is missing is in no index now, as in the C API.
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("k", "i64"), ("x", "f64")])
+        t.append({"k": 0, "x": 1.0})
+        t.append({"k": 5, "x": 2.0})
+    s.close()
+    cmd = [mms_tool, "index", path, "t", "k", "--unique"] + (["--ordered"] if ordered else [])
+    subprocess.run(cmd, check=True, capture_output=True)
+    s = mmstore.open(path)
+    t = s.table("t")
+    with s.write():
+        t.append({"k": None, "x": 3.0})
+        t.append({"k": None, "x": 4.0})  # any number of missing keys
+    with s.read():
+        assert t.find("k", 0).tolist() == [0]
+        assert sorted(t.find("k", 5).tolist()) == [1]
+        if ordered:
+            assert t.range("k", None, None).tolist() == [0, 1]
+            assert t.range("k", 0, 1).tolist() == [0]
+    s.close()
+    # the tool answers alike through the index
+    out = subprocess.run([mms_tool, "get", path, "t", "k", "0"], check=True,
+                         capture_output=True, text=True).stdout
+    assert out.splitlines() == ["k,x", "0,1"]
