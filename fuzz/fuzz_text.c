@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern const struct tool_cmd tool_cmd_import, tool_cmd_dump, tool_cmd_load;
@@ -44,6 +45,16 @@ static void paths(void)
     int pid = (int)getpid();
     if (!tmp || !*tmp)
         tmp = "/tmp";
+    char dir[4096]; /* MMS_TEST_TMP may not exist yet: made as mkdir -p does */
+    snprintf(dir, sizeof dir, "%s", tmp);
+    for (char *q = dir + 1;; q++)
+        if (*q == '/' || !*q) {
+            char c = *q;
+            *q = 0;
+            mkdir(dir, 0755);
+            if (!(*q = c))
+                break;
+        }
     snprintf(dir_a, sizeof dir_a, "%s/fuzz-text-%d.a", tmp, pid);
     snprintf(dir_b, sizeof dir_b, "%s/fuzz-text-%d.b", tmp, pid);
     snprintf(input, sizeof input, "%s/fuzz-text-%d.in", tmp, pid);
