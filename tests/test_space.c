@@ -181,17 +181,19 @@ TEST(aborted_txn)
     rmrf(p);
 }
 
-/* A bulk append of 2 GiB (the report: an aborted one of 64 GiB left 65 GB)
+/* A bulk append of 256 MiB (the report: an aborted one of 64 GiB left 65 GB)
  * that is aborted, and one whose growth fails after the file was extended
  * (the mapping fails: ENOMEM, as a very large one may): each leaves at most
  * one growth step on disk after the checkpoint. The second left its 2 GiB
  * for good: nothing marked it as space to give back, so neither the
- * checkpoint nor the next open cut the file. */
+ * checkpoint nor the next open cut the file (2 GiB in the first version
+ * of this test: the size changes nothing but the time the test takes). */
+#define BULK ((uint64_t)256 << 20)
 TEST(aborted_bulk_append)
 {
     const char *p = tpath("space-bulk");
     small_store(p);
-    uint64_t before = regions_disk(p), n = ((uint64_t)2 << 30) / sizeof(struct rec);
+    uint64_t before = regions_disk(p), n = BULK / sizeof(struct rec);
     mms_store *s = open_flags(p, 0);
     mms_table *t;
     uint64_t first;
@@ -200,11 +202,11 @@ TEST(aborted_bulk_append)
     OK(mms_table_open(s, "t", &schema, 0, &t));
     OK(mms_table_append_many(t, n, &first, &where));
     memset(where, 7, MIB);
-    ASSERT(regions_disk(p) > before + ((uint64_t)2 << 30) - MIB); /* preallocated */
+    ASSERT(regions_disk(p) > before + BULK - MIB); /* preallocated */
     OK(mms_txn_abort(s));
     OK(mms_checkpoint(s));
     uint64_t after = regions_disk(p);
-    fprintf(stderr, "   aborted 2 GiB: %llu bytes on disk after the checkpoint, %llu before\n",
+    fprintf(stderr, "   aborted 256 MiB: %llu bytes on disk after the checkpoint, %llu before\n",
             (unsigned long long)after, (unsigned long long)before);
     ASSERT(after <= before + 256 * 1024);
     for (unsigned long nth = 1; nth <= 2; nth++) {
