@@ -1122,13 +1122,20 @@ TEST(store_header)
     v64 = MMS__SEG * 2;
     hdr_edit("region 0 size doubled", MMS__PAGE, &v64, 8, MMS_ECORRUPT);
 
-    /* Every bit of page 0 and of region table entry 0, one at a time, in
-     * place (a refused open writes nothing; each flip is undone). */
+    /* Every bit of page 0's fields, its CRC and pad and region table entry
+     * 0, one at a time, in place (a refused open writes nothing; each flip
+     * is undone). Of the reserved bytes, which only the CRC covers, one bit
+     * each, the bit moving with the byte: a CRC32C finds every single-bit
+     * error, and all 8 bits of 3728 zero bytes cost 26,000 opens. */
     image_write(&imgB, trial, SIZE_MAX);
     unsigned long flips = 0, pad = 0, by_code[6] = {0};
+    const uint64_t res_lo = offsetof(struct mms__hdr, reserved),
+                   res_hi = offsetof(struct mms__hdr, crc);
     for (uint64_t off = 0; off < MMS__PAGE + sizeof(struct mms__rent); off++) {
         int want = off < MMS__PAGE ? expect_hdr_flip(off) : MMS_ECORRUPT;
-        for (unsigned bit = 0; bit < 8; bit++) {
+        bool one = off >= res_lo && off < res_hi;
+        unsigned b0 = one ? (unsigned)(off % 8) : 0, b1 = one ? b0 + 1 : 8;
+        for (unsigned bit = b0; bit < b1; bit++) {
             flip_bit(trial, "region-0-0", &imgB.reg, off, bit);
             if (want == 0) {
                 mms_store *s = open_ok(trial);
@@ -1150,7 +1157,7 @@ TEST(store_header)
             flips++;
         }
     }
-    ASSERT_EQ(flips, 8 * (MMS__PAGE + sizeof(struct mms__rent)));
+    ASSERT_EQ(flips, 8 * (MMS__PAGE + sizeof(struct mms__rent)) - 7 * (res_hi - res_lo));
     /* Region table entries past nregions are not part of the store. */
     unsigned long unused = 0;
     for (uint64_t off = MMS__PAGE + sizeof(struct mms__rent); off < 2 * MMS__PAGE; off += 97) {
