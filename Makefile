@@ -21,7 +21,7 @@ SETUP      = scripts/setup.sh
 MAKEFLAGS += --no-print-directory
 
 .PHONY: all build asan-build test check test-release asan demo demo-counter ucd-data \
-        bench bench-quick install clean setup soak-power fuzz fuzz-text
+        bench bench-quick install clean setup soak soak-power fuzz fuzz-text
 
 all: build
 
@@ -138,6 +138,14 @@ bench-quick:
 soak-power: build
 	cd $(BUILD)/tests && MMS_SOAK=$${MMS_SOAK:-10} MMS_GUARD=1 \
 	  MMS_TEST_TMP=$(CURDIR)/$(BUILD)/tests/tmp ./test_power
+
+# Process soak (tests/test_crash.c, tests/test_multi.c): MMS_SOAK times make
+# test's random kills, crash points, races and stress (the sanitizer build of
+# make test runs half of some of them, tests/test.h). Not part of make test.
+soak: build
+	cd $(BUILD)/tests && for t in test_crash test_multi; do \
+	  MMS_SOAK=$${MMS_SOAK:-10} MMS_GUARD=1 MMS_TEST_TMP=$(CURDIR)/$(BUILD)/tests/tmp \
+	  MMS_TOOL=$(CURDIR)/$(BUILD)/mms ./$$t || exit 1; done
 
 # libFuzzer (clang) with ASan + UBSan over store images (fuzz/). New inputs
 # go to $(FUZZ_BUILD)/corpus; fuzz/corpus replays under make test.

@@ -28,6 +28,21 @@
 
 #include <mmstore.h>
 
+/* SANITIZED: this is the ASan + UBSan build. Tests that repeat one path
+ * many times (random kills, races, power cuts) run fewer rounds there: that
+ * build looks for memory errors on the same paths, and the release build runs
+ * every round. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 #define FAILF(...)                                                             \
     do {                                                                       \
         fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                        \

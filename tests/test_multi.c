@@ -14,7 +14,7 @@
  *
  * CASES
  *  stress            one writer and four readers (three read-write handles,
- *                    one read-only) for STRESS_S seconds (up to 3x longer on
+ *                    one read-only) for STRESS_S seconds (up to 5x longer on
  *                    a slow machine, until the minimum coverage asserted at
  *                    the end is reached). Readers check the
  *                    invariant in every read transaction, and that a commit
@@ -91,26 +91,16 @@
  * through the shared page. Children end with _exit().
  *
  * MMS_SEED=S reruns a seed (kill timing still varies); MMS_SOAK=N multiplies
- * the durations and counts; `test_multi CASE...` runs only those cases. Nothing is timed except mms_wait's timeout
- * bounds; the counts printed are asserted to show that the interesting
- * states were reached.
+ * the durations and counts (the sanitizer build halves slot_claim_race's,
+ * test.h); `test_multi CASE...` runs only those cases.
+ * Nothing is timed except mms_wait's timeout bounds; the counts printed are
+ * asserted to show that the interesting states were reached.
  */
 #include "test.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 #define MIB ((uint64_t)1 << 20)
 #define MMS_NSLOTS_TEST 256 /* reader slots of a store (mmstore.h: 256 handles) */
@@ -2273,7 +2263,7 @@ TEST(slot_claim_race)
     mms_store *s = open_flags(p, MMS_RDONLY);
     pid_t cl = spawn("clearer", 0, p, 0, NULL);
     AWAIT(GET(sh->p[0].reads) > 10, cl, HANG_S, "the clearer does not run");
-    unsigned n = 400 * soak, i;
+    unsigned n = 400 * soak / (SANITIZED ? 2 : 1), i;
     pid_t lost = 0;
     for (i = 0; i < n && !lost; i++) {
         memset(&sh->p[1], 0, sizeof sh->p[1]);
@@ -2315,7 +2305,7 @@ TEST(slot_claim_race)
         }
     }
     /* The same in one process that opens and closes in a tight loop. */
-    unsigned ncycle = 4000 * soak;
+    unsigned ncycle = 4000 * soak / (SANITIZED ? 2 : 1);
     uint64_t cycled = 0, cycle_lost = 0;
     if (!lost) {
         fflush(NULL);

@@ -67,13 +67,6 @@ static const struct {
     {NULL, NULL},
 };
 
-/* MMS_TEST_SANITIZED: the ASan + UBSan build (tests/CMakeLists.txt). */
-#ifdef MMS_TEST_SANITIZED
-#define SANITIZED 1
-#else
-#define SANITIZED 0
-#endif
-
 /* ------------------------------------------------------------------------
  * The store's data
  * ------------------------------------------------------------------------ */
