@@ -14,7 +14,8 @@
  * Cases with a fixed seed each (printed; MMS_SEED=n overrides it); each case
  * runs in a child process so that one failing case does not hide the others.
  * MMS_SOAK=1 makes the random cases ten times longer, MMS_SOAK=n (n > 1) n
- * times (MMS_SOAK=1: about three minutes in a release build).
+ * times (MMS_SOAK=1: about three minutes in a release build); the sanitizer
+ * build runs them half as long.
  */
 #include "test.h"
 
@@ -575,6 +576,8 @@ static void random_run(const char *name, uint64_t fixed_seed, int ntxn, uint64_t
     uint64_t rng = case_seed(fixed_seed);
     if (soak)
         ntxn *= soak;
+    else if (SANITIZED)
+        ntxn /= 2; /* test.h */
     const char *p = tpath(name);
     mms_store *s = open_flags(p, MMS_CREATE);
     struct model cur = {0}, committed = {0};

@@ -1603,7 +1603,7 @@ static int garbage_child(int64_t expect, bool must_fail, uint64_t want_txn, cons
 TEST(random_garbage)
 {
     double t0 = now_us();
-    const int seeds = 4, per_seed = 150;
+    const int seeds = SANITIZED ? 2 : 4, per_seed = 150; /* test.h */
     unsigned long trials = 0, opened = 0, exact = 0, cli = 0;
     size_t most = imgA.reg.len;
     const size_t lens[] = {imgA.jrn.len, imgB.reg.len, imgB.jrn.len};
