@@ -137,6 +137,15 @@ PyObject *pymms_raise_msg(int err, const char *fmt, ...) __attribute__((format(p
 /* The UTF-8 of a str argument (owned by o), refusing other types and
  * embedded NULs (C would see a shorter name). NULL with an exception. */
 const char *pymms_utf8(PyObject *o, const char *what);
+/* Is iv (an int) in lo..hi (lo >= INT64_MIN, hi <= UINT64_MAX)? 1 with its
+ * bits in *out (lo < 0: two's complement), 0 if not, -1 with an exception. */
+int pymms_long_in(PyObject *iv, long long lo, unsigned long long hi, unsigned long long *out);
+/* An integer argument in lo..hi (lo >= INT64_MIN, hi <= UINT64_MAX) into
+ * *out (lo < 0: the bits of the signed value). Not an integer (no
+ * __index__): TypeError; out of the range: ValueError naming what and the
+ * range, never OverflowError. 0, or -1 with the exception. */
+int pymms_int_arg(PyObject *o, const char *what, long long lo, unsigned long long hi,
+                  unsigned long long *out);
 /* The Error subclass of an MMS_E* code (borrowed), or the base Error. */
 PyObject *pymms_error_class(int err);
 extern PyObject *pymms_Error;

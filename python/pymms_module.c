@@ -166,6 +166,44 @@ const char *pymms_utf8(PyObject *o, const char *what)
     return p;
 }
 
+int pymms_long_in(PyObject *iv, long long lo, unsigned long long hi, unsigned long long *out)
+{
+    int ovf = 0;
+    long long s = PyLong_AsLongLongAndOverflow(iv, &ovf);
+    if (s == -1 && PyErr_Occurred())
+        return -1;
+    if (ovf < 0)
+        return 0;
+    if (ovf > 0) { /* past INT64_MAX: an unsigned bound may still hold it */
+        unsigned long long u = PyLong_AsUnsignedLongLong(iv);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        return u <= hi ? (*out = u, 1) : 0;
+    }
+    if (s < lo || (s >= 0 && (unsigned long long)s > hi))
+        return 0;
+    *out = (unsigned long long)s;
+    return 1;
+}
+
+int pymms_int_arg(PyObject *o, const char *what, long long lo, unsigned long long hi,
+                  unsigned long long *out)
+{
+    PyObject *iv = PyNumber_Index(o); /* TypeError for a float, a str, ... */
+    int in = iv ? pymms_long_in(iv, lo, hi, out) : -1;
+    Py_XDECREF(iv);
+    if (in == 0) {
+        if (lo == 0 && hi == UINT64_MAX)
+            PyErr_Format(PyExc_ValueError, "%s must be an int from 0 to 2**64-1, not %R", what, o);
+        else
+            PyErr_Format(PyExc_ValueError, "%s must be an int from %lld to %llu, not %R", what,
+                         lo, hi, o);
+    }
+    return in > 0 ? 0 : -1;
+}
+
 /* "MMS_ECORRUPT" -> "CorruptError". */
 static void class_name(const char *cname, char *out, size_t cap)
 {

@@ -414,10 +414,13 @@ static int spec_field(struct spec *sp, PyObject *item, mms_field *f)
             goto out;
     }
     if (arg) {
-        if (f->kind == MMS_KIND_CHARS && PyLong_Check(arg)) {
-            long v = PyLong_AsLong(arg);
-            if (v <= 0 || v > (long)MMS_MAX_RECORD) {
-                if (!PyErr_Occurred())
+        if (f->kind == MMS_KIND_CHARS && PyIndex_Check(arg)) {
+            PyObject *iv = PyNumber_Index(arg);
+            unsigned long long v;
+            int in = iv ? pymms_long_in(iv, 1, MMS_MAX_RECORD, &v) : -1;
+            Py_XDECREF(iv);
+            if (in <= 0) {
+                if (in == 0)
                     PyErr_Format(PyExc_ValueError, "field %s: chars size %R is not in 1..%u",
                                  f->name, arg, MMS_MAX_RECORD);
                 goto out;

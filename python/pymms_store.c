@@ -746,16 +746,18 @@ static PyObject *store_wait(pymms_store *st, PyObject *args, PyObject *kw)
     PyObject *txnobj, *timeout = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:wait", kwlist, &txnobj, &timeout))
         return NULL;
-    unsigned long long txn = PyLong_AsUnsignedLongLong(txnobj); /* checked, unlike "K" */
-    if (txn == (unsigned long long)-1 && PyErr_Occurred())
+    unsigned long long txn;
+    if (pymms_int_arg(txnobj, "wait: txn", 0, UINT64_MAX, &txn) < 0)
         return NULL;
     double left = -1;
     if (timeout != Py_None) {
         left = PyFloat_AsDouble(timeout);
-        if (left == -1 && PyErr_Occurred())
+        if (left == -1 && PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_OverflowError))
             return NULL;
-        if (!(left >= 0)) {
-            PyErr_SetString(PyExc_ValueError, "wait: timeout must be None or >= 0 seconds");
+        if (!(left >= 0) || PyErr_Occurred()) { /* an int past a double's range too */
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "wait: timeout must be None or a number of seconds "
+                         ">= 0, not %.100R", timeout);
             return NULL;
         }
     }
@@ -829,8 +831,8 @@ PyDoc_STRVAR(string_doc,
 
 static PyObject *store_string(pymms_store *st, PyObject *arg)
 {
-    unsigned long long ref = PyLong_AsUnsignedLongLong(arg);
-    if (ref == (unsigned long long)-1 && PyErr_Occurred())
+    unsigned long long ref;
+    if (pymms_int_arg(arg, "string: ref", 0, UINT64_MAX, &ref) < 0)
         return NULL;
     if (pymms_check(st) < 0)
         return NULL;

@@ -50,33 +50,13 @@ static int put_int(const mms_field *f, PyObject *v, char *dst)
     long long lo;
     unsigned long long hi, u = 0;
     int_bounds(f->kind, &lo, &hi);
-    int ovf = 0, bad;
-    long long s = PyLong_AsLongLongAndOverflow(iv, &ovf);
-    if (s == -1 && PyErr_Occurred()) {
-        Py_DECREF(iv);
-        return -1;
-    }
-    if (ovf < 0) {
-        bad = 1;
-    } else if (ovf > 0) { /* past INT64_MAX: a u64 may still hold it */
-        u = PyLong_AsUnsignedLongLong(iv);
-        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
-            PyErr_Clear();
-            bad = 1;
-        } else {
-            bad = u > hi;
-        }
-    } else {
-        bad = s < lo || (s >= 0 && (unsigned long long)s > hi);
-        u = (unsigned long long)s;
-    }
-    if (bad) {
+    int in = pymms_long_in(iv, lo, hi, &u);
+    if (in == 0)
         PyErr_Format(PyExc_ValueError, "field %s is %s: %R is out of range", f->name,
                      pymms_kind_name(f->kind), iv);
-        Py_DECREF(iv);
-        return -1;
-    }
     Py_DECREF(iv);
+    if (in <= 0)
+        return -1;
     switch (pymms_kind_size(f->kind)) {
     case 1: { uint8_t x = (uint8_t)u; memcpy(dst, &x, 1); break; }
     case 2: { uint16_t x = (uint16_t)u; memcpy(dst, &x, 2); break; }
@@ -131,11 +111,12 @@ static int put_ref(pymms_store *st, const mms_field *f, PyObject *v, uint64_t *o
     PyObject *iv = PyNumber_Index(v);
     if (!iv)
         return -1;
-    unsigned long long r = PyLong_AsUnsignedLongLong(iv);
+    unsigned long long r = 0;
+    int in = pymms_long_in(iv, 0, UINT64_MAX, &r);
     Py_DECREF(iv);
-    if (r == (unsigned long long)-1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "ref field %s: %R is not a ref", f->name, v);
+    if (in <= 0) {
+        if (in == 0)
+            PyErr_Format(PyExc_ValueError, "ref field %s: %R is not a ref", f->name, v);
         return -1;
     }
     if (r && (MMS_REF_REGION(r) != region || MMS_REF_SLOT(r) >= slots)) {

@@ -236,6 +236,42 @@ def test_names_with_nul_are_refused(path):
     s.close()
 
 
+def test_integer_arguments_out_of_range_raise_value_error(path):
+    # wait(-1), string(-1), wait(0, timeout=10**400) and a chars size of
+    # 2**70 raised OverflowError from the C conversions (OverflowError is an
+    # ArithmeticError, not the ValueError every other bad value raises):
+    # each now says what is allowed. A value of the wrong type stays a
+    # TypeError.
+    s = mmstore.open(path, create=True)
+    for call, allowed in ((lambda v: s.wait(v, timeout=0), "txn must be an int from 0 to 2"),
+                          (s.string, "ref must be an int from 0 to 2")):
+        for v in (-1, -2**70, 2**64, 2**100):
+            with pytest.raises(ValueError, match=re.escape(allowed)) as e:
+                call(v)
+            assert not isinstance(e.value, OverflowError) and str(v) in str(e.value)
+        with pytest.raises(TypeError):
+            call(1.5)
+    for tmo in (-1, -0.5, -10**400, 10**400, float("nan")):
+        with pytest.raises(ValueError, match="timeout must be None or a number of seconds") as e:
+            s.wait(0, timeout=tmo)
+        assert not isinstance(e.value, OverflowError)
+    with pytest.raises(TypeError):
+        s.wait(0, timeout="1")
+    with s.write():
+        for size in (-1, 0, 2**24 + 1, 2**70, -2**70):
+            with pytest.raises(ValueError, match="chars size .* is not in 1..") as e:
+                s.create_table("c", [("c", "chars", size)])
+            assert not isinstance(e.value, OverflowError)
+        t = s.create_table("c", [("c", "chars", np.int32(3))])  # any integer type
+        assert t.fields[0].size == 3
+        t.append({"c": b"abc"})
+    # Record indices were right already: IndexError, as a list raises it.
+    for i in (-2, 1, 2**64, -2**70):
+        with pytest.raises(IndexError):
+            t.get(i)
+    s.close()
+
+
 def test_fork_child_gets_an_error(path):
     s = mmstore.open(path, create=True)
     with s.write():

@@ -364,7 +364,7 @@ def test_string_and_root(path):
     assert s.string(ref) == "Oslo"
     with pytest.raises(mmstore.BadrefError):
         s.string(ref + 1)
-    with pytest.raises(OverflowError):
+    with pytest.raises(ValueError, match=r"0 to 2\*\*64-1"):
         s.string(-1)
     s.close()
 
