@@ -147,11 +147,16 @@ static PyObject *value_bytes(const mms_field *f, PyObject *v, int allow_str, int
     if (allow_bytes && bytes_like(v))
         return PyBytes_FromObject(v);
     PyErr_Clear(); /* from bytes_like */
-    PyErr_Format(PyExc_TypeError, "field %s is %s: it takes %s, not %.100s", f->name,
-                 pymms_kind_name(f->kind),
-                 allow_str && allow_bytes ? "str or bytes" : allow_str ? "str or None"
-                                                                       : "bytes or None",
-                 Py_TYPE(v)->tp_name);
+    const char *takes = allow_str && allow_bytes ? "str or bytes" : allow_str ? "str or None"
+                                                                              : "bytes or None";
+    if (PyFloat_Check(v)) /* say which float is refused: NaN is not */
+        PyErr_Format(PyExc_TypeError, "field %s is %s: it takes %s (in extend also NaN, "
+                     "pandas' missing value: %s), not float %R", f->name,
+                     pymms_kind_name(f->kind), takes,
+                     f->kind == MMS_KIND_CHARS ? "missing" : "no string", v);
+    else
+        PyErr_Format(PyExc_TypeError, "field %s is %s: it takes %s, not %.100s", f->name,
+                     pymms_kind_name(f->kind), takes, Py_TYPE(v)->tp_name);
     return NULL;
 }
 
@@ -395,6 +400,19 @@ static int is_missing(PyObject *v)
     return v == Py_None || strcmp(dot ? dot + 1 : name, "NAType") == 0;
 }
 
+/* A missing value in a column of field f: is_missing(), or for a text
+ * field (str, blob, chars) a float NaN, which is how pandas keeps a missing
+ * value in an object column (read_csv, a reindex, .where()). A NaN is a
+ * number in a number field; any other float in a text field is refused
+ * (value_bytes). */
+static int missing_in_column(const mms_field *f, PyObject *v)
+{
+    if (is_missing(v))
+        return 1;
+    int text = pymms_kind_is_heap(f->kind) || f->kind == MMS_KIND_CHARS;
+    return text && PyFloat_Check(v) && isnan(PyFloat_AS_DOUBLE(v));
+}
+
 /* Item i of a column is missing: note it (n flags, allocated on the first). */
 static int note_missing(struct column *c, Py_ssize_t i, Py_ssize_t n)
 {
@@ -613,7 +631,7 @@ static int prep_items(pymms_store *st, struct column *c, PyObject *col, Py_ssize
     for (Py_ssize_t i = 0; i < n; i++) {
         mms_ref owned;
         PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
-        if (f->kind != MMS_KIND_REF && is_missing(v)) {
+        if (f->kind != MMS_KIND_REF && missing_in_column(f, v)) {
             if (note_missing(c, i, n) < 0) {
                 Py_DECREF(seq);
                 Py_DECREF(out);
@@ -704,7 +722,7 @@ static int prep_heap(struct column *c, PyObject *col, Py_ssize_t n)
     c->items = PyList_New(n);
     for (Py_ssize_t i = 0; c->items && i < n; i++) {
         PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
-        PyObject *b = is_missing(v) ? Py_NewRef(Py_None) /* pandas' string dtype has NA */
+        PyObject *b = missing_in_column(f, v) ? Py_NewRef(Py_None) /* no string */
                                    : value_bytes(f, v, f->kind == MMS_KIND_STR,
                                                  f->kind == MMS_KIND_BLOB);
         if (!b) {

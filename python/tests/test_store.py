@@ -694,6 +694,32 @@ def test_extend_pandas_string_dtype(path):
     s.close()
 
 
+def test_extend_nan_in_an_object_column_is_no_string(path):
+    # pandas keeps a missing string of an object column as float NaN
+    # (read_csv, DataFrame({"s": ["a", None]}) after a concat, .where(...)),
+    # which extend refused ("takes str or None, not float"): NaN there is no
+    # string, as None and NA are; any other float is still refused.
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("s", "str"), ("b", "blob"), ("c", "chars", 4)])
+    df = pd.DataFrame({"s": ["a", float("nan"), "c"], "b": [b"x", None, np.nan],
+                       "c": [np.nan, "yy", "z"]})
+    assert df["s"].dtype == object
+    with s.write():
+        t.extend({"s": df["s"], "b": df["b"].values, "c": df["c"]})
+    assert t.column("s") == ["a", None, "c"] and t.column("b") == [b"x", None, None]
+    assert t.missing("c").tolist() == [True, False, False]
+    assert t.get(1) == {"s": None, "b": None, "c": "yy"} and t.get(0)["c"] is None
+    with s.write():
+        for col, bad in (("s", 1.5), ("s", float("inf")), ("b", 0.0), ("c", 2.0)):
+            with pytest.raises(TypeError, match=f"field {col} .*NaN.*not float"):
+                t.extend({col: ["ok" if col != "b" else b"ok", bad]})
+    assert t.slots == 3
+    s.verify()
+    s.close()
+
+
 def test_extend_refuses_a_string_as_a_column(path):
     # extend({"name": "Ann"}) appended three records, "A", "n", "n" (a str
     # is a sequence of its characters; bytes of its byte values into a
