@@ -939,9 +939,11 @@ static int spawn_tool(char *const *argv, pid_t *pid, int *fd, int *spawn_err)
 /* Collect the tool's output (at most cap - 1 bytes kept) until it exits;
  * its wait status into *status. The GIL is released while it runs; a
  * signal that interrupts the wait runs Python's handlers, and one that
- * raises (KeyboardInterrupt) stops the tool with SIGINT -- its transaction
- * then is not committed, unless it had been -- and is returned (-1) once
- * the tool is gone. */
+ * raises (KeyboardInterrupt) stops the tool with SIGINT and is returned
+ * (-1) once the tool is gone. A signal that came during the last read or
+ * the wait for the tool's exit is handled here too, after it: an exception
+ * it raises belongs to this call, which can then say whether the import
+ * committed (import_note), rather than to the caller's next line. */
 static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, char *out, size_t cap)
 {
     size_t n = 0;
@@ -969,7 +971,35 @@ static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, char *o
     close(fd);
     int r;
     PYMMS_BLOCKING(st, while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR));
+    if (!interrupted && PyErr_CheckSignals() < 0)
+        interrupted = 1;
     return interrupted ? -1 : 0;
+}
+
+/* The exception import_csv raises (KeyboardInterrupt, or what a signal
+ * handler raised) says whether the import committed: .imported and a
+ * note (table NULL: not known yet, nothing imported). The tool's exit
+ * status is the truth (mms_import.c, step 7): 0 all rows, death by the
+ * SIGINT sent to stop it none. */
+static void import_note(int committed, PyObject *table)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    PyObject *note = !table ? PyUnicode_FromString("import_csv: nothing was imported")
+                     : PyUnicode_FromFormat(committed ? "import_csv: the import into table %S "
+                                                        "had committed: every row is in it"
+                                                      : "import_csv: nothing was imported "
+                                                        "into table %S",
+                                            table);
+    PyObject *added = NULL;
+    if (v && note && PyObject_SetAttrString(v, "imported", committed ? Py_True : Py_False) == 0)
+        added = PyObject_CallMethod(v, "add_note", "O", note);
+    if (!added)
+        PyErr_Clear(); /* the exception stands without its note */
+    Py_XDECREF(added);
+    Py_XDECREF(note);
+    PyErr_Restore(t, v, tb);
 }
 
 PyDoc_STRVAR(import_csv_doc,
@@ -982,8 +1012,13 @@ PyDoc_STRVAR(import_csv_doc,
 "gives the kinds instead: a create_table spec or the tool's string\n"
 "('name:str,age:i32'). Bad rows raise Error listing them (skip_bad=True skips\n"
 "them). Not inside a transaction of this Store: the tool writes through a\n"
-"handle of its own. Ctrl-C (KeyboardInterrupt) stops the tool: nothing is\n"
-"imported, unless it had committed already.");
+"handle of its own.\n\n"
+"Ctrl-C (KeyboardInterrupt) stops the tool and is raised once it is gone,\n"
+"with .imported: False, nothing was imported (the tool had not begun its\n"
+"commit); True, every row was (its commit had begun: it is not cut short).\n"
+"So: it returned, or raised KeyboardInterrupt with .imported True: every\n"
+"row; it raised anything else: nothing. (A KeyboardInterrupt without\n"
+".imported came after it had returned or raised.)");
 
 static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
 {
@@ -991,9 +1026,13 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     PyObject *csv = NULL, *name, *schema = Py_None;
     int skip_bad = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O&U|Op:import_csv", kwlist,
-                                     PyUnicode_FSConverter, &csv, &name, &schema, &skip_bad))
+                                     PyUnicode_FSConverter, &csv, &name, &schema, &skip_bad)) {
+        if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) /* from a path's __fspath__ */
+            import_note(0, NULL);
         return NULL;
+    }
     PyObject *tool = NULL, *spec = NULL, *pathb = NULL, *res = NULL;
+    int committed = 0, stopped = 0;
     if (pymms_check(st) < 0)
         goto out;
     if (st->state != PYMMS_IDLE) {
@@ -1049,15 +1088,25 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     if (r < 0) {
         pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
                         argv[0]);
-    } else if (collect_tool(st, pid, fd, &status, text, OUT_CAP) < 0) {
-        /* KeyboardInterrupt (or what a handler raised) is the exception. */
-    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    } else if ((stopped = collect_tool(st, pid, fd, &status, text, OUT_CAP) < 0),
+               committed = WIFEXITED(status) && WEXITSTATUS(status) == 0, stopped) {
+        /* KeyboardInterrupt (or what a handler raised): noted below. */
+    } else if (!committed) {
         /* The tool says what was wrong (bad rows with their lines). */
         size_t n = strlen(text);
         while (n && text[n - 1] == '\n')
             text[--n] = 0;
-        PyObject *msg = PyUnicode_FromFormat("import_csv: %s exited with %d:\n%s", argv[0],
-                                             WIFEXITED(status) ? WEXITSTATUS(status) : -1, text);
+        char how[160];
+        if (WIFEXITED(status))
+            snprintf(how, sizeof how, "exited with %d", WEXITSTATUS(status));
+        else if (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM ||
+                 WTERMSIG(status) == SIGHUP)
+            snprintf(how, sizeof how, "was stopped by signal %d before its commit: nothing was "
+                     "imported", WTERMSIG(status));
+        else
+            snprintf(how, sizeof how, "was killed by signal %d: the rows are imported only if "
+                     "its commit had become durable (look at the table)", WTERMSIG(status));
+        PyObject *msg = PyUnicode_FromFormat("import_csv: %s %s:\n%s", argv[0], how, text);
         PyObject *exc = msg ? PyObject_CallOneArg(pymms_Error, msg) : NULL;
         if (exc && PyObject_SetAttrString(exc, "detail", msg) == 0)
             PyErr_SetObject(pymms_Error, exc);
@@ -1068,6 +1117,10 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     }
     free(text);
 out:
+    /* Every KeyboardInterrupt it raises says what it did, one from Python
+     * code run before the tool started (nothing) too. */
+    if (stopped || (!res && PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)))
+        import_note(committed, name);
     Py_XDECREF(csv);
     Py_XDECREF(tool);
     Py_XDECREF(spec);

@@ -2,15 +2,20 @@
 tables, verify, checkpoint, create_table in its three spellings, dtype and
 fields, len/slots, array, live, column, get, str, ref, append, extend,
 delete, to_pandas, import_csv."""
+import json
 import math
 import os
+import shutil
+import subprocess
+import sys
+import textwrap
 import time
 
 import numpy as np
 import pytest
 
 import mmstore
-from conftest import run_py
+from conftest import child_env, run_py
 
 
 def make_people(s):
@@ -670,13 +675,128 @@ def test_import_csv_interrupted(path, tmp_path, mms_tool):
         try:
             s.import_csv(fifo, "rows")
             print("imported")
-        except KeyboardInterrupt:
-            print("interrupted")
+        except KeyboardInterrupt as e:
+            print("interrupted", e.imported, e.__notes__)
         done.set()
         print(s.tables())
         s.verify()
         """, path, fifo, timeout=30)
-    assert out.stdout.split("\n")[:2] == ["interrupted", "[]"], out.stdout
+    assert out.stdout.split("\n")[:2] == [
+        "interrupted False ['import_csv: nothing was imported into table rows']", "[]"], out.stdout
+
+
+def write_csv(p, n):
+    with open(p, "w") as f:
+        f.write("a,b,c\n")
+        f.writelines(f"{i},{i / 2},name{i % 97}\n" for i in range(n))
+    return str(p)
+
+
+def test_import_csv_ctrl_c_at_any_point(path, tmp_path, mms_tool):
+    # Ctrl-C from a terminal reaches this process and the tool (one process
+    # group), at any point of import_csv. It raised KeyboardInterrupt when
+    # the tool had committed too (the tool died in its checkpoint, or of the
+    # SIGINT sent to stop it after its commit), saying nothing of it; or,
+    # when the tool died of the terminal's SIGINT before this process saw
+    # it, mmstore.Error "exited with -1" for an import that had committed.
+    # Now the tool ignores it while it commits and exits 0 after, and the
+    # KeyboardInterrupt says which: .imported. The signal comes from a timer
+    # at 24 points spread over an import's time, and past it. One without
+    # .imported came before the call (the path's __fspath__, run inside it,
+    # had not run yet) or after it.
+    n = 20000
+    csv = write_csv(tmp_path / "rows.csv", n)
+    code = textwrap.dedent("""
+        import json, os, signal, sys, threading, time
+        import mmstore
+        path, csv, n, k = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        s = mmstore.open(path, create=True)
+        t0 = time.monotonic()
+        s.import_csv(csv, "warm")
+        took = time.monotonic() - t0
+        class Path:  # marks the call as begun, from inside it
+            def __fspath__(self):
+                entered.append(1)
+                return csv
+        seen = []
+        for i in range(k):
+            name = f"t{i}"
+            timer = threading.Timer(took * 1.3 * i / k, os.killpg, (0, signal.SIGINT))
+            got, entered = "returned", []
+            try:
+                try:
+                    timer.start()
+                    s.import_csv(Path(), name)
+                finally:
+                    timer.join()
+                    time.sleep(0.002)  # the handler runs here, if not before
+            except KeyboardInterrupt as e:
+                got = getattr(e, "imported", "after" if entered else "before")
+            except mmstore.Error as e:
+                got = "error: " + str(e)
+            rows = len(s.table(name)) if name in s.tables() else 0
+            seen.append([got, rows])
+        s.verify()
+        with s.write(nowait=True):  # no writer left behind
+            pass
+        print(json.dumps(seen))
+        """)
+    p = subprocess.run([sys.executable, "-c", code, path, csv, str(n), "24"], capture_output=True,
+                       text=True, timeout=120, env=child_env(), start_new_session=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    seen = json.loads(p.stdout)
+    for got, rows in seen:
+        # Returned, or a KeyboardInterrupt that came after it returned, or
+        # one that says so: every row. One that says not: none.
+        assert rows == (n if got in ("returned", "after", True) else 0), seen
+    assert {False, True} & {got for got, _ in seen}, seen  # some hit the import
+
+
+def tool_wrapper(tmp_path, body):
+    """An MMS_TOOL that runs the real tool as body says ($TOOL, "$@")."""
+    w = tmp_path / "mms-wrapper"
+    w.write_text("#!/bin/sh\nTOOL=\"$REAL_MMS_TOOL\"\n" + body)
+    w.chmod(0o755)
+    return str(w)
+
+
+def test_import_csv_tool_stopped_in_its_commit(path, tmp_path, mms_tool, monkeypatch):
+    # The tool gets SIGINT at each of its fdatasync and msync calls (strace
+    # injects it), and so in its commit: it died there with the commit
+    # durable, and import_csv raised "mms exited with -1" for rows that
+    # were imported. Now the tool finishes the commit and exits 0.
+    if not shutil.which("strace"):
+        pytest.skip("no strace")
+    csv = write_csv(tmp_path / "rows.csv", 2000)
+    monkeypatch.setenv("REAL_MMS_TOOL", mms_tool)
+    monkeypatch.setenv("MMS_TOOL", tool_wrapper(tmp_path, (
+        'exec strace -f -qq -o /dev/null -e trace=fdatasync,msync '
+        '-e inject=fdatasync,msync:signal=INT "$TOOL" "$@"\n')))
+    s = mmstore.open(path, create=True)
+    probe = subprocess.run(["strace", "-qq", "-o", "/dev/null", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("strace cannot trace here: " + probe.stderr.decode())
+    t = s.import_csv(csv, "t")
+    assert len(t) == 2000
+    s.verify()
+    s.close()
+
+
+def test_import_csv_interrupt_after_the_commit(path, tmp_path, mms_tool, monkeypatch):
+    # Ctrl-C that this process sees once the tool has committed (a tool
+    # that then, as mms import does now, keeps on to its exit 0): the
+    # KeyboardInterrupt said nothing of the rows, which were imported.
+    csv = write_csv(tmp_path / "rows.csv", 100)
+    monkeypatch.setenv("REAL_MMS_TOOL", mms_tool)
+    monkeypatch.setenv("MMS_TOOL", tool_wrapper(tmp_path, (
+        '"$TOOL" "$@" || exit\ntrap "" INT\nkill -INT $PPID\nsleep 0.2\n')))
+    s = mmstore.open(path, create=True)
+    with pytest.raises(KeyboardInterrupt) as e:
+        s.import_csv(csv, "t")
+    assert e.value.imported is True and "had committed" in e.value.__notes__[0]
+    assert len(s.table("t")) == 100
+    s.verify()
+    s.close()
 
 
 def test_extend_pandas_string_dtype(path):
