@@ -210,6 +210,10 @@ int pymms_kind_is_heap(unsigned kind);      /* str and blob: refs to heap string
 void pymms_kind_format(const mms_field *f, char *out, size_t cap);
 /* A str from C text (UTF-8, surrogateescape: never fails on bad bytes). */
 PyObject *pymms_str_of(const char *s);
+/* A chars value as a str: its size bytes less the NUL padding at the end,
+ * as numpy's "S" dtype shows them (a NUL inside stays: the index compares
+ * every byte, and append() takes the str back to the same bytes). */
+PyObject *pymms_chars_of(const char *p, uint32_t size);
 /* The Field struct sequence type, made at module init. */
 extern PyTypeObject *pymms_field_type;
 int pymms_table_init_types(PyObject *module);

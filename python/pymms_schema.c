@@ -116,6 +116,13 @@ PyObject *pymms_str_of(const char *s)
     return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "surrogateescape");
 }
 
+PyObject *pymms_chars_of(const char *p, uint32_t size)
+{
+    while (size && !p[size - 1])
+        size--;
+    return PyUnicode_DecodeUTF8(p, (Py_ssize_t)size, "surrogateescape");
+}
+
 PyObject *pymms_make_fields(const mms_schema *sc)
 {
     PyObject *t = PyTuple_New(sc->nfields);

@@ -156,8 +156,7 @@ static PyObject *field_value(pymms_table *tb, const mms_field *f, const char *re
     case MMS_KIND_F32: return PyFloat_FromDouble(v.f32);
     case MMS_KIND_F64: return PyFloat_FromDouble(v.f64);
     case MMS_KIND_BOOL: return PyBool_FromLong(v.u8 != 0);
-    case MMS_KIND_CHARS: return PyUnicode_DecodeUTF8(p, (Py_ssize_t)strnlen(p, f->size),
-                                                     "surrogateescape");
+    case MMS_KIND_CHARS: return pymms_chars_of(p, f->size);
     case MMS_KIND_REF: {
         if (!v.u64)
             Py_RETURN_NONE;
@@ -615,7 +614,7 @@ static PyObject *pandas_columns(pymms_table *tb, PyObject *pd, const mms_schema 
                 const char *p = base + i * sc->record_size + f->offset;
                 PyObject *v;
                 if (f->kind == MMS_KIND_CHARS) {
-                    v = PyUnicode_DecodeUTF8(p, (Py_ssize_t)strnlen(p, f->size), "surrogateescape");
+                    v = pymms_chars_of(p, f->size);
                 } else {
                     uint64_t r;
                     memcpy(&r, p, 8);

@@ -855,3 +855,40 @@ def test_extend_refuses_a_string_as_a_column(path):
         t.extend({"s": ["Ann"], "b": [b"Ann"]})
     assert t.slots == 1 and t.get(0)["s"] == "Ann"
     s.close()
+
+
+def test_text_with_nuls_and_non_ascii_round_trips(path, mms_tool):
+    # A chars value with a NUL inside (b"a\0b") came back from get() and
+    # to_pandas() cut at the NUL ('a'), though the array showed b"a\0b",
+    # find() compares every byte (find("c", "a") did not find the record
+    # get() showed as 'a') and append(get(i)) stored another value. Now
+    # only the NUL padding at the end goes, as numpy's "S" dtype does. str
+    # and blob values keep NULs and non-ASCII text whole.
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    vals = ["a\0b", "\0", "", "é\0日本", "emoji \U0001f389", "\udcff raw byte"]
+    raw = [v.encode("utf-8", "surrogateescape") for v in vals]
+    with s.write():
+        t = s.create_table("tåble", [("s", "str"), ("b", "blob"), ("c", "chars", 12)])
+        t.extend({"s": vals, "b": raw, "c": raw})
+    want_c = [v.rstrip("\0") for v in vals]
+    assert t.column("s") == vals and t.column("b") == raw
+    assert [t.get(i)["c"] for i in range(len(vals))] == want_c
+    assert [t.str(i, "s") for i in range(len(vals))] == vals
+    assert t.to_pandas()["c"].tolist() == want_c
+    with s.read():
+        assert t.array()["c"].tolist() == [r.rstrip(b"\0") for r in raw]
+    with s.write():
+        for i in range(len(vals)):
+            t.append(t.get(i))
+    with s.read():
+        a = t.array()
+        assert a["c"][: len(vals)].tolist() == a["c"][len(vals):].tolist()
+    s.close()
+    subprocess.run([mms_tool, "index", path, "tåble", "c"], check=True, capture_output=True)
+    s = mmstore.open(path)
+    t = s.table("tåble")
+    assert t.find("c", "a\0b").tolist() == [0, 6] and t.find("c", "a").tolist() == []
+    assert t.find("c", "é\0日本").tolist() == [3, 9]
+    s.verify()
+    s.close()
