@@ -134,6 +134,9 @@ extern PyTypeObject pymms_view_type;
 PyObject *pymms_raise(int err, const char *what);
 /* As pymms_raise with a message of our own instead of mms_errdetail(). */
 PyObject *pymms_raise_msg(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ValueError with a message made by C's printf: PyErr_Format knows no
+ * %llx, %g, ... (it copies the rest of the format as it is). */
+void pymms_value_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The UTF-8 of a str argument (owned by o), refusing other types and
  * embedded NULs (C would see a shorter name). NULL with an exception. */
 const char *pymms_utf8(PyObject *o, const char *what);

@@ -151,6 +151,16 @@ PyObject *pymms_raise_msg(int err, const char *fmt, ...)
     return raise_with(err, msg, detail);
 }
 
+void pymms_value_error(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    PyErr_SetString(PyExc_ValueError, msg);
+}
+
 const char *pymms_utf8(PyObject *o, const char *what)
 {
     if (!PyUnicode_Check(o)) {

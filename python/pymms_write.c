@@ -120,9 +120,8 @@ static int put_ref(pymms_store *st, const mms_field *f, PyObject *v, uint64_t *o
         return -1;
     }
     if (r && (MMS_REF_REGION(r) != region || MMS_REF_SLOT(r) >= slots)) {
-        PyErr_Format(PyExc_ValueError, "ref field %s: 0x%llx is not a ref to a record of table "
-                     "%s (use %s.ref(index) or (table, index))", f->name, r, f->target,
-                     f->target);
+        pymms_value_error("ref field %s: 0x%llx is not a ref to a record of table %s (use "
+                          "%s.ref(index) or (table, index))", f->name, r, f->target, f->target);
         return -1;
     }
     *out = r;
@@ -594,8 +593,8 @@ static int prep_number(struct column *c, PyObject *col, Py_ssize_t n)
     Py_DECREF(a);
     if (ovf) {
         if (ovf > 0)
-            PyErr_Format(PyExc_ValueError, "column %s is f32: values past its range (%g) do "
-                         "not fit", f->name, (double)FLT_MAX);
+            pymms_value_error("column %s is f32: values past its range (%g) do not fit",
+                              f->name, (double)FLT_MAX);
         Py_CLEAR(cont);
     }
     if (!cont)
@@ -700,8 +699,8 @@ static int prep_ref_array(pymms_store *st, struct column *c, PyObject *a, Py_ssi
     const uint64_t *r = c->buf.buf;
     for (Py_ssize_t i = 0; i < n; i++)
         if (r[i] && (MMS_REF_REGION(r[i]) != region || MMS_REF_SLOT(r[i]) >= slots)) {
-            PyErr_Format(PyExc_ValueError, "column %s: value %zd (0x%llx) is not a ref to a "
-                         "record of table %s", f->name, i, (unsigned long long)r[i], f->target);
+            pymms_value_error("column %s: value %zd (0x%llx) is not a ref to a record of "
+                              "table %s", f->name, i, (unsigned long long)r[i], f->target);
             return -1;
         }
     return 0;

@@ -467,3 +467,27 @@ def test_other_thread_during_the_pandas_import(path):
     assert out.stdout.startswith("ValueError the store is closed"), out.stdout
     out = run_py(script, path, "read")
     assert out.stdout.startswith("BusyError"), out.stdout
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_messages_with_hex_refs_and_floats_are_formatted(path):
+    # PyErr_Format knows no %llx nor %g: a bad ref said "0x%llx is not a ref
+    # to a record of table %s (use %s.ref(index) ...)", unformatted, and the
+    # f32 overflow "(%g)". Now they name the ref, the table and the limit.
+    s = mmstore.open(path, create=True)
+    with s.write():
+        o = s.create_table("o", [("v", "i32")])
+        o.append({"v": 1})
+        t = s.create_table("t", [("r", "ref", "o"), ("f", "f32")])
+        bad = o.ref(0) + 5
+        with pytest.raises(ValueError) as e:
+            t.append({"r": bad})
+        assert str(e.value) == (f"ref field r: {bad:#x} is not a ref to a record of table o "
+                                "(use o.ref(index) or (table, index))")
+        with pytest.raises(ValueError) as e:
+            t.extend({"r": np.array([o.ref(0), bad], dtype=np.uint64)})
+        assert str(e.value) == f"column r: value 1 ({bad:#x}) is not a ref to a record of table o"
+        with pytest.raises(ValueError) as e:
+            t.extend({"f": np.array([1e300])})
+        assert "past its range (3.40282e+38)" in str(e.value) and "%" not in str(e.value)
+    s.close()
