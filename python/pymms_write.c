@@ -269,6 +269,14 @@ PyObject *pymms_in_call(pymms_table *tb, PyObject *(*fn)(pymms_table *, PyObject
     return res;
 }
 
+/* None, or pandas' NA (a nullable column's missing value; its type's name
+ * is "NAType", without the module). */
+static int is_missing(PyObject *v)
+{
+    const char *name = Py_TYPE(v)->tp_name, *dot = strrchr(name, '.');
+    return v == Py_None || strcmp(dot ? dot + 1 : name, "NAType") == 0;
+}
+
 /* The values of dict rec into record buf: 0, or -1 with an exception.
  * Strings made go to owned[field], None marks into missing[field]. */
 static int put_record(pymms_store *st, const mms_schema *sc, PyObject *rec, char *buf,
@@ -283,9 +291,9 @@ static int put_record(pymms_store *st, const mms_schema *sc, PyObject *rec, char
         const mms_field *f = pymms_field_named(sc, key, &k);
         if (!f)
             r = -1;
-        else if (value == Py_None && !pymms_kind_is_heap(f->kind) && f->kind != MMS_KIND_REF)
+        else if (is_missing(value) && !pymms_kind_is_heap(f->kind) && f->kind != MMS_KIND_REF)
             missing[k] = 1; /* marked once the record is there; its bytes stay 0 */
-        else if (put_value(st, f, value, buf, &owned[k]) < 0)
+        else if (put_value(st, f, is_missing(value) ? Py_None : value, buf, &owned[k]) < 0)
             r = -1;
     }
     Py_XDECREF(copy);
@@ -298,7 +306,8 @@ const char pymms_append_doc[] = PyDoc_STR(
 "(a deleted slot is reused). Values: ints, floats, bools; str or bytes for\n"
 "chars (at most size bytes) and str; bytes for blob; (table, index), a ref\n"
 "int or None for ref. None for a number, bool or chars field marks the value\n"
-"missing (missing(), as get() shows it); for str, blob and ref it is none.");
+"missing (missing(), as get() shows it); for str, blob and ref it is none.\n"
+"pandas' NA is None.");
 
 static PyObject *append_in(pymms_table *tb, PyObject *rec)
 {
@@ -390,14 +399,6 @@ struct column {
     PyObject *items;   /* str/blob: a list of bytes or None */
     char *missing;     /* numbers, bool, chars: n flags, 1 = None (missing), or NULL */
 };
-
-/* None, or pandas' NA (a nullable column's missing value; its type's name
- * is "NAType", without the module). */
-static int is_missing(PyObject *v)
-{
-    const char *name = Py_TYPE(v)->tp_name, *dot = strrchr(name, '.');
-    return v == Py_None || strcmp(dot ? dot + 1 : name, "NAType") == 0;
-}
 
 /* A missing value in a column of field f: is_missing(), or for a text
  * field (str, blob, chars) a float NaN, which is how pandas keeps a missing
@@ -868,6 +869,16 @@ static int prep_columns(pymms_store *st, const mms_schema *sc, PyObject *columns
         /* A copy: a conversion's Python code could change the caller's. */
         if (!(*dictp = dict = PyDict_Copy(columns)))
             return -1;
+    } else if (PyObject_HasAttrString(columns, "columns") &&
+               PyObject_HasAttrString(columns, "items")) {
+        /* A pandas DataFrame: its columns by name, in row order. */
+        PyObject *items = PyObject_CallMethod(columns, "items", NULL);
+        if (!(*dictp = dict = items ? PyDict_New() : NULL) ||
+            PyDict_MergeFromSeq2(dict, items, 1) < 0) {
+            Py_XDECREF(items);
+            return -1;
+        }
+        Py_DECREF(items);
     } else {
         PyObject *dt = PyObject_GetAttrString(columns, "dtype");
         PyObject *names = dt ? PyObject_GetAttrString(dt, "names") : NULL;
@@ -875,8 +886,8 @@ static int prep_columns(pymms_store *st, const mms_schema *sc, PyObject *columns
         if (!names || names == Py_None) {
             PyErr_Clear();
             Py_XDECREF(names);
-            PyErr_Format(PyExc_TypeError, "extend takes a dict of columns or a numpy structured "
-                         "array, not %.100s", Py_TYPE(columns)->tp_name);
+            PyErr_Format(PyExc_TypeError, "extend takes a dict of columns, a pandas DataFrame "
+                         "or a numpy structured array, not %.100s", Py_TYPE(columns)->tp_name);
             return -1;
         }
         *dictp = dict = struct_columns(columns, names);
@@ -925,13 +936,14 @@ static int prep_columns(pymms_store *st, const mms_schema *sc, PyObject *columns
 const char pymms_extend_doc[] = PyDoc_STR(
 "extend(columns) -> int: append len(column) records in a write transaction and\n"
 "return the index of the first. columns: a dict field name -> numpy array or\n"
-"sequence (all of one length; missing fields are zero), or a numpy structured\n"
-"array (fields by name). Numbers go through numpy with checks (a float into an\n"
+"sequence (all of one length; missing fields are zero), a pandas DataFrame\n"
+"(columns by name, rows in order) or a numpy structured array (fields by\n"
+"name). Numbers go through numpy with checks (a float into an\n"
 "int field is a TypeError, an int out of range or a float past f32's range a\n"
 "ValueError); chars take bytes or str; None (or pandas' NA) in a number, bool\n"
 "or chars column marks that value missing (missing()), as in append(), and so\n"
 "does a masked value of a numpy masked array (None in other columns); str/blob\n"
-"take str/bytes/None (or NA: no string); ref takes (table, index), None, or an\n"
+"take str/bytes/None (or NA, or NaN: no string; NaN is missing in chars too); ref takes (table, index), None, or an\n"
 "integer array of refs (table.ref(i), or another ref column). Everything is\n"
 "checked before the first record is appended; the records are appended in one\n"
 "block of fresh space and filled by strided copies with the GIL released. If\n"

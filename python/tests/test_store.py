@@ -892,3 +892,38 @@ def test_text_with_nuls_and_non_ascii_round_trips(path, mms_tool):
     assert t.find("c", "é\0日本").tolist() == [3, 9]
     s.verify()
     s.close()
+
+
+def test_a_dataframe_loads_back(path):
+    # extend refused a DataFrame ("takes a dict of columns or a numpy
+    # structured array, not DataFrame"), to_pandas()'s own result included,
+    # and append() refused pandas' NA, which df.to_dict("records") gives
+    # for a missing value of a nullable column ("a NAType is not an
+    # integer"). Both load back now, missing values still missing.
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    spec = [("x", "f64"), ("n", "i32"), ("u", "u64"), ("b", "bool"), ("s", "str"),
+            ("c", "chars", 3), ("bl", "blob")]
+    with s.write():
+        t = s.create_table("t", spec)
+        t.append({"x": 1.5, "n": None, "u": 2**64 - 1, "b": True, "s": "a", "c": "ab",
+                  "bl": b"\0"})
+        t.append({"x": None, "n": 3, "u": None, "b": None, "s": None, "c": None, "bl": None})
+    want = [t.get(0), t.get(1)]
+    df = t.to_pandas()
+    with s.write():
+        t.extend(df)
+        for rec in df.to_dict("records"):
+            t.append(rec)
+    got = [t.get(i) for i in range(6)]
+    # A missing float is NaN in the DataFrame, which is a value of a float
+    # field: it comes back a NaN, not missing.
+    assert all(math.isnan(g.pop("x")) for g in got[3::2]) and got[1]["x"] is None
+    del got[1]["x"], want[1]["x"]
+    assert got == want * 3
+    assert t.missing("n").tolist() == [True, False] * 3
+    assert t.missing("x").tolist() == [False, True, False, False, False, False]
+    with pytest.raises(TypeError, match="a pandas DataFrame"):
+        with s.write():
+            t.extend(df["x"])
+    s.close()
