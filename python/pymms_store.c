@@ -1128,10 +1128,21 @@ out:
     return res;
 }
 
+/* pickle, copy.copy, multiprocessing: refused with what to do instead
+ * (the default said only "cannot pickle 'mmstore.Store' object"). */
+static PyObject *store_reduce(pymms_store *st, PyObject *unused)
+{
+    (void)unused;
+    return PyErr_Format(PyExc_TypeError, "an mmstore.Store cannot be pickled or copied: it is "
+                        "this process's handle of the mapped store; pass its path (%R) and "
+                        "mmstore.open() it in the other process", st->path);
+}
+
 /* ------------------------------------------------------------------------
  * The type
  * ------------------------------------------------------------------------ */
 static PyMethodDef store_methods[] = {
+    {"__reduce__", (PyCFunction)store_reduce, METH_NOARGS, NULL},
     {"close", (PyCFunction)store_close, METH_NOARGS, close_doc},
     {"__enter__", (PyCFunction)store_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)store_exit, METH_VARARGS, NULL},

@@ -491,3 +491,24 @@ def test_messages_with_hex_refs_and_floats_are_formatted(path):
             t.extend({"f": np.array([1e300])})
         assert "past its range (3.40282e+38)" in str(e.value) and "%" not in str(e.value)
     s.close()
+
+
+def test_pickling_or_copying_a_handle_says_what_to_do(path):
+    # pickle.dumps(store), copy.copy(table) -- a multiprocessing Pool's
+    # arguments -- said only "cannot pickle 'mmstore.Store' object". Now
+    # the TypeError says to pass the path (and table name) and reopen.
+    import copy
+    import pickle
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "f64")])
+        t.append({"x": 1.0})
+    for obj, what in ((s, "pass its path"), (t, "the table's name ('t')")):
+        for fn in (pickle.dumps, copy.copy, copy.deepcopy):
+            with pytest.raises(TypeError, match=re.escape(what)) as e:
+                fn(obj)
+            assert "mmstore.open" in str(e.value) and repr(s.path) in str(e.value)
+    # What they hold can be pickled: a copy of the data.
+    assert pickle.loads(pickle.dumps(t.column("x"))).tolist() == [1.0]
+    assert pickle.loads(pickle.dumps(t.fields)) == t.fields
+    s.close()
