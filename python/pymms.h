@@ -40,7 +40,9 @@
  *     table. Two cases would break that and are refused (BufferError): a
  *     view of a table created or migrated in the current write transaction
  *     (an abort unmaps or replaces its region), and a migration of a table
- *     that has live views.
+ *     that has live views -- through any Store of this process open on the
+ *     same store directory (the other handle maps the new file in place of
+ *     the old at its next transaction: a read past its end faulted).
  *
  *  R5 Writable views. A writable view is made only inside a write
  *     transaction, on a handle opened without the guard (MMS_NOGUARD: a
@@ -72,6 +74,7 @@
 #include <mmstore.h>
 
 #include <stdint.h>
+#include <sys/types.h>
 
 enum pymms_state { PYMMS_IDLE = 0, PYMMS_READ, PYMMS_WRITE };
 
@@ -93,6 +96,9 @@ typedef struct pymms_store {
     int tainted;           /* writable views outlived a write transaction (R5) */
     Py_ssize_t nviews;     /* Views alive (R3) */
     Py_ssize_t nwviews;    /* of which writable (R5) */
+    dev_t dev;             /* the store's directory, or ino 0 if unknown (R4) */
+    ino_t ino;
+    struct pymms_store *next; /* the process's Stores not deallocated yet (R4) */
 } pymms_store;
 
 typedef struct pymms_table {
@@ -172,6 +178,9 @@ int pymms_scope_enter(pymms_store *st, int *own);
 int pymms_scope_exit(pymms_store *st, int own, int rc);
 /* In a write transaction of this thread? 0, or -1 with NotxnError. */
 int pymms_need_write(pymms_store *st, const char *what);
+/* Views of table name alive in the other Stores of this process open on
+ * st's store directory (R4). */
+Py_ssize_t pymms_views_elsewhere(pymms_store *st, PyObject *name);
 /* Close the C handle now (R3); with the GIL released. Returns the error. */
 int pymms_store_release(pymms_store *st);
 /* The Table object for name (cached), or NULL with KeyError. Reads in R2. */

@@ -9,6 +9,8 @@
  */
 #include "pymms.h"
 
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -296,7 +298,8 @@ PyObject *pymms_np_attr(const char *name)
 /* ------------------------------------------------------------------------
  * open()
  * ------------------------------------------------------------------------ */
-PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guard);
+PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guard, dev_t dev,
+                          ino_t ino);
 
 /* The absolute form of path (bytes), without resolving links. */
 static PyObject *absolute_path(PyObject *fspath)
@@ -361,8 +364,11 @@ static PyObject *mod_open(PyObject *self, PyObject *args, PyObject *kw)
     mms_store *s = NULL;
     int r;
     const char *p = PyBytes_AS_STRING(fspath);
+    struct stat dir = {0}; /* which store it is, whatever path names it (R4) */
     Py_BEGIN_ALLOW_THREADS
     r = mms_open(p, &o, &s);
+    if (!r && stat(p, &dir) != 0)
+        dir.st_ino = 0;
     Py_END_ALLOW_THREADS
     if (r) {
         char what[300];
@@ -383,7 +389,7 @@ static PyObject *mod_open(PyObject *self, PyObject *args, PyObject *kw)
             guard = 1; /* cannot tell: assume the worst */
         free(info);
     }
-    PyObject *st = pymms_store_new(s, abspath, o.flags, guard);
+    PyObject *st = pymms_store_new(s, abspath, o.flags, guard, dir.st_dev, dir.st_ino);
     Py_DECREF(abspath);
     return st;
 }

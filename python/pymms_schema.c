@@ -704,10 +704,12 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
             goto out;
         }
         /* R4: a migration replaces the region's file under its arrays. */
-        if (old->nviews > 0) {
+        Py_ssize_t here = old->nviews, elsewhere = pymms_views_elsewhere(st, name);
+        if (here + elsewhere > 0) {
             PyErr_Format(PyExc_BufferError, "create_table: migrating table %U to a new layout "
-                         "while %zd arrays over it are alive; delete them first", name,
-                         old->nviews);
+                         "while %zd arrays over it are alive%s; delete them first", name,
+                         here + elsewhere, elsewhere ? " (taken through another Store of "
+                         "this process open on this store)" : "");
             goto out;
         }
     }

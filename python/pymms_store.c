@@ -387,7 +387,27 @@ static PyObject *store_write(pymms_store *st, PyObject *args, PyObject *kw)
 /* ------------------------------------------------------------------------
  * Opening and closing (R3)
  * ------------------------------------------------------------------------ */
-PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guard)
+/* Every Store of this process until it is deallocated (R4). The GIL
+ * guards it. */
+static pymms_store *all_stores;
+
+Py_ssize_t pymms_views_elsewhere(pymms_store *st, PyObject *name)
+{
+    Py_ssize_t n = 0;
+    for (pymms_store *o = all_stores; o && st->ino; o = o->next) {
+        if (o == st || o->ino != st->ino || o->dev != st->dev || !o->tables)
+            continue;
+        PyObject *tb = PyDict_GetItemWithError(o->tables, name); /* borrowed */
+        if (tb)
+            n += ((pymms_table *)tb)->nviews;
+        else
+            PyErr_Clear(); /* a str key: nothing can fail */
+    }
+    return n;
+}
+
+PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guard, dev_t dev,
+                          ino_t ino)
 {
     pymms_store *st = PyObject_GC_New(pymms_store, &pymms_store_type);
     if (!st) {
@@ -410,6 +430,10 @@ PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guar
     st->tainted = 0;
     st->nviews = 0;
     st->nwviews = 0;
+    st->dev = dev;
+    st->ino = ino;
+    st->next = all_stores;
+    all_stores = st;
     PyObject_GC_Track(st);
     if (!st->tables) {
         Py_DECREF(st);
@@ -494,6 +518,11 @@ static int store_clear(pymms_store *st)
 static void store_dealloc(pymms_store *st)
 {
     PyObject_GC_UnTrack(st);
+    for (pymms_store **p = &all_stores; *p; p = &(*p)->next)
+        if (*p == st) {
+            *p = st->next;
+            break;
+        }
     if (st->s) {
         /* No View is alive (each holds the Store); mms_close aborts a
          * transaction left open. */
