@@ -62,7 +62,9 @@
  *  R6 Blocking. The GIL is released around every call that can wait for
  *     the disk or for another process: open, close, transaction begin,
  *     commit and abort, read begin, wait, checkpoint, verify, the bulk copy
- *     of extend, and the import subprocess.
+ *     of extend, and the import subprocess. Waits that last as long as
+ *     another process wants (a write transaction's begin, wait, the
+ *     import) run Python's signal handlers at least every 100 ms.
  */
 #ifndef PYMMS_H
 #define PYMMS_H

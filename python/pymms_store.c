@@ -28,6 +28,10 @@ extern char **environ;
 
 static const char *const state_name[] = {"no", "a read", "a write"};
 
+/* Every Store of this process until it is deallocated (R4, R6). The GIL
+ * guards it. */
+static pymms_store *all_stores;
+
 /* ------------------------------------------------------------------------
  * R1: who may call
  * ------------------------------------------------------------------------ */
@@ -87,6 +91,42 @@ int pymms_need_write(pymms_store *st, const char *what)
 /* ------------------------------------------------------------------------
  * Transactions
  * ------------------------------------------------------------------------ */
+/* R6: mms_txn_begin, waiting for another writer, with Ctrl-C heard. The
+ * C wait sleeps until the writer lets go and retries when a signal
+ * interrupts it, so a notebook stuck behind another process's long
+ * transaction could not be interrupted. This tries MMS_TXN_NOWAIT and, while
+ * another writer holds the store, waits for its commit (mms_wait, slices of
+ * 100 ms, woken by the commit) and runs the signal handlers between tries.
+ * The refusals the C wait makes at once (this thread is inside a
+ * transaction on another handle of the store: waiting would wait for
+ * itself) come from mms_txn_begin itself, which does not wait then.
+ * Returns the C error, or 1 with the exception a handler raised. */
+static int writer_begin(pymms_store *st, unsigned flags)
+{
+    int r, refused = 0;
+    unsigned long me = pymms_me();
+    for (pymms_store *o = all_stores; o; o = o->next)
+        refused |= o != st && o->s && st->ino && o->ino == st->ino && o->dev == st->dev &&
+                   o->state != PYMMS_IDLE && o->owner == me;
+    if (refused) {
+        PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, 0));
+        return r;
+    }
+    uint64_t seen = mms_txn_id(st->s);
+    for (;;) {
+        PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, MMS_TXN_NOWAIT));
+        if (r != MMS_EBUSY || (flags & MMS_TXN_NOWAIT))
+            return r;
+        uint64_t now = seen;
+        PYMMS_BLOCKING(st, r = mms_wait(st->s, seen, 100, &now));
+        if (r != 0 && r != -ETIMEDOUT)
+            return r;
+        seen = now > seen ? now : seen;
+        if (PyErr_CheckSignals() < 0)
+            return 1;
+    }
+}
+
 /* R5: writable views outlived a write transaction, so stores through them
  * may sit in private pages; drop every private page before a transaction
  * begins. The count is read before the discard: if no writable view is
@@ -94,10 +134,13 @@ int pymms_need_write(pymms_store *st, const char *what)
 static int discard_stray(pymms_store *st)
 {
     Py_ssize_t left = st->nwviews;
-    int r;
-    PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, 0); if (!r) r = mms_txn_abort(st->s));
+    int r = writer_begin(st, 0);
+    if (!r)
+        PYMMS_BLOCKING(st, r = mms_txn_abort(st->s));
     if (r) {
-        pymms_raise(r, "discarding stores made through writable arrays after their transaction");
+        if (r != 1)
+            pymms_raise(r, "discarding stores made through writable arrays after their "
+                           "transaction");
         return -1;
     }
     if (left == 0)
@@ -171,10 +214,10 @@ static int write_begin(pymms_store *st, unsigned flags)
 {
     if (st->tainted && discard_stray(st) < 0)
         return -1;
-    int r;
-    PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, flags));
+    int r = writer_begin(st, flags);
     if (r) {
-        pymms_raise(r, "write transaction");
+        if (r != 1)
+            pymms_raise(r, "write transaction");
         return -1;
     }
     st->state = PYMMS_WRITE;
@@ -370,8 +413,8 @@ PyDoc_STRVAR(write_doc,
 "write(nowait=False) -> context manager: a write transaction.\n\n"
 "It commits when the block ends normally (atomic, and durable unless nosync)\n"
 "and aborts when it ends with an exception. One writer at a time per store:\n"
-"this waits for another writer (with the GIL released), or raises BusyError\n"
-"with nowait=True.");
+"this waits for another writer (with the GIL released; Ctrl-C interrupts\n"
+"it), or raises BusyError with nowait=True.");
 
 static PyObject *store_write(pymms_store *st, PyObject *args, PyObject *kw)
 {
@@ -387,10 +430,6 @@ static PyObject *store_write(pymms_store *st, PyObject *args, PyObject *kw)
 /* ------------------------------------------------------------------------
  * Opening and closing (R3)
  * ------------------------------------------------------------------------ */
-/* Every Store of this process until it is deallocated (R4). The GIL
- * guards it. */
-static pymms_store *all_stores;
-
 Py_ssize_t pymms_views_elsewhere(pymms_store *st, PyObject *name)
 {
     Py_ssize_t n = 0;
