@@ -153,6 +153,17 @@ PyObject *pymms_raise_msg(int err, const char *fmt, ...)
     return raise_with(err, msg, detail);
 }
 
+void pymms_outcome(PyObject *exc, const char *attr, int done, PyObject *note)
+{
+    PyObject *t, *v, *tb, *added = NULL;
+    PyErr_Fetch(&t, &v, &tb); /* the exception being raised, if any, stays */
+    if (exc && note && PyObject_SetAttrString(exc, attr, done ? Py_True : Py_False) == 0)
+        added = PyObject_CallMethod(exc, "add_note", "O", note);
+    Py_XDECREF(added);
+    Py_XDECREF(note);
+    PyErr_Restore(t, v, tb); /* and a failure above is dropped */
+}
+
 void pymms_value_error(const char *fmt, ...)
 {
     char msg[1024];

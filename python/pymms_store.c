@@ -361,6 +361,22 @@ static PyObject *txn_exit(pymms_txn *x, PyObject *args)
     int r = x->write ? write_end(st, type == Py_None) : read_end(st);
     if (r < 0)
         return NULL;
+    /* A Ctrl-C in a write block aborts it; one during the commit comes
+     * after it (the C commit is not interrupted), here rather than on the
+     * caller's next line: either way the KeyboardInterrupt says which
+     * (.committed). */
+    if (x->write && PyErr_GivenExceptionMatches(type, PyExc_KeyboardInterrupt))
+        pymms_outcome(value, "committed", 0,
+                      PyUnicode_FromString("mmstore: the write transaction was aborted"));
+    if (x->write && type == Py_None && PyErr_CheckSignals() < 0) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        pymms_outcome(ev, "committed", 1,
+                      PyUnicode_FromString("mmstore: the write transaction had committed"));
+        PyErr_Restore(et, ev, etb);
+        return NULL;
+    }
     Py_RETURN_FALSE;
 }
 
@@ -412,7 +428,9 @@ static PyObject *store_read(pymms_store *st, PyObject *unused)
 PyDoc_STRVAR(write_doc,
 "write(nowait=False) -> context manager: a write transaction.\n\n"
 "It commits when the block ends normally (atomic, and durable unless nosync)\n"
-"and aborts when it ends with an exception. One writer at a time per store:\n"
+"and aborts when it ends with an exception. A KeyboardInterrupt out of the\n"
+"block has .committed: False if it came inside (aborted), True if it came\n"
+"while the commit ran (which it does not stop). One writer at a time per store:\n"
 "this waits for another writer (with the GIL released; Ctrl-C interrupts\n"
 "it), or raises BusyError with nowait=True.");
 
@@ -1060,13 +1078,7 @@ static void import_note(int committed, PyObject *table)
                                                       : "import_csv: nothing was imported "
                                                         "into table %S",
                                             table);
-    PyObject *added = NULL;
-    if (v && note && PyObject_SetAttrString(v, "imported", committed ? Py_True : Py_False) == 0)
-        added = PyObject_CallMethod(v, "add_note", "O", note);
-    if (!added)
-        PyErr_Clear(); /* the exception stands without its note */
-    Py_XDECREF(added);
-    Py_XDECREF(note);
+    pymms_outcome(v, "imported", committed, note);
     PyErr_Restore(t, v, tb);
 }
 

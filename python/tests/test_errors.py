@@ -3,6 +3,7 @@ against include/mmstore.h), carry code, name and detail, and system errors
 are OSError subclasses. No input crashes the interpreter: a fuzz run in a
 child process calls everything with wrong types, huge and negative
 indices, on closed stores and from the wrong thread."""
+import json
 import os
 import re
 import threading
@@ -549,3 +550,48 @@ def test_ctrl_c_while_waiting_for_another_writer(path):
         """, path, timeout=60)
     assert out.stdout.split("\n")[:2] == ["interrupted True", "1 True"], out.stdout
     s.close()
+
+
+def test_ctrl_c_in_a_write_block_says_whether_it_committed(path):
+    # A Ctrl-C while the commit of `with s.write():` ran (the GIL released,
+    # the C commit not interruptible) came as a KeyboardInterrupt on the
+    # line after the block, as one inside the block does, which aborts:
+    # committed or not, the caller could not tell. Now the one __exit__
+    # sees says .committed (and a note). The signal comes from a timer at
+    # 30 points spread over a transaction's time (a durable commit: fsync).
+    out = run_py("""
+        import json, os, signal, sys, threading, time
+        import mmstore
+        s = mmstore.open(sys.argv[1], create=True)
+        with s.write():
+            t = s.create_table("t", [("x", "i64")])
+        t0 = time.monotonic()
+        for i in range(5):
+            with s.write():
+                t.append({"x": -1})
+        took = (time.monotonic() - t0) / 5
+        seen = []
+        for i in range(30):
+            timer = threading.Timer(took * 3 * i / 30, os.kill, (os.getpid(), signal.SIGINT))
+            state, got = [], "done"
+            try:
+                try:
+                    timer.start()
+                    with s.write():
+                        state.append("in")
+                        t.append({"x": i})
+                        time.sleep(took)  # as long in the block as in the commit
+                    state.append("out")
+                finally:
+                    timer.join()
+                    time.sleep(0.002)
+            except KeyboardInterrupt as e:
+                got = getattr(e, "committed", "after" if state else "before")
+            with s.read():
+                seen.append([got, int((t.column("x") == i).sum())])
+        print(json.dumps(seen))
+        """, path, timeout=120)
+    seen = json.loads(out.stdout)
+    for got, n in seen:
+        assert n == (1 if got in ("done", "after", True) else 0), seen
+    assert False in {got for got, _ in seen}, seen  # some came inside the block
