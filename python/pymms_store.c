@@ -122,7 +122,10 @@ static int writer_begin(pymms_store *st, unsigned flags)
         if (r != 0 && r != -ETIMEDOUT)
             return r;
         seen = now > seen ? now : seen;
-        if (PyErr_CheckSignals() < 0)
+        st->busy = me; /* R1: other threads stay out while a handler runs */
+        int sig = PyErr_CheckSignals();
+        st->busy = 0;
+        if (sig < 0)
             return 1;
     }
 }
