@@ -158,9 +158,12 @@ int pymms_long_in(PyObject *iv, long long lo, unsigned long long hi, unsigned lo
 int pymms_int_arg(PyObject *o, const char *what, long long lo, unsigned long long hi,
                   unsigned long long *out);
 /* Tell on exception exc whether what was interrupted happened: attr
- * (True/False) and a note (PEP 678; steals note, NULL allowed). Any
- * exception already set stays; none is raised. */
+ * (done 1 True, 0 False, -1 None: not known yet) and a note (PEP 678;
+ * steals note, NULL allowed). Any exception already set stays; none is
+ * raised. */
 void pymms_outcome(PyObject *exc, const char *attr, int done, PyObject *note);
+/* The same on the exception being raised (set). */
+void pymms_outcome_raised(const char *attr, int done, PyObject *note);
 /* The Error subclass of an MMS_E* code (borrowed), or the base Error. */
 PyObject *pymms_error_class(int err);
 extern PyObject *pymms_Error;

@@ -157,11 +157,21 @@ void pymms_outcome(PyObject *exc, const char *attr, int done, PyObject *note)
 {
     PyObject *t, *v, *tb, *added = NULL;
     PyErr_Fetch(&t, &v, &tb); /* the exception being raised, if any, stays */
-    if (exc && note && PyObject_SetAttrString(exc, attr, done ? Py_True : Py_False) == 0)
+    PyObject *flag = done < 0 ? Py_None : done ? Py_True : Py_False;
+    if (exc && note && PyObject_SetAttrString(exc, attr, flag) == 0)
         added = PyObject_CallMethod(exc, "add_note", "O", note);
     Py_XDECREF(added);
     Py_XDECREF(note);
     PyErr_Restore(t, v, tb); /* and a failure above is dropped */
+}
+
+void pymms_outcome_raised(const char *attr, int done, PyObject *note)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    pymms_outcome(v, attr, done, note);
+    PyErr_Restore(t, v, tb);
 }
 
 void pymms_value_error(const char *fmt, ...)

@@ -303,6 +303,19 @@ static int write_end(pymms_store *st, int commit)
     }
     if (r) {
         pymms_raise(r, what);
+        if (commit) {
+            /* mmstore.h, mms_txn_commit: a failure writing the journal
+             * aborts; one syncing or applying it poisons the handle, and
+             * the next open decides whether the transaction committed. */
+            int p;
+            PYMMS_BLOCKING(st, p = mms_read_begin(st->s); if (!p) mms_read_end(st->s));
+            pymms_outcome_raised("committed", p == MMS_EPOISONED ? -1 : 0, PyUnicode_FromString(
+                p == MMS_EPOISONED ? "mmstore: whether the transaction committed is decided "
+                                     "when the store is opened again (close this Store and "
+                                     "open it: its handle is poisoned)"
+                                   : "mmstore: the transaction was aborted, nothing of it "
+                                     "was applied"));
+        }
         return -1;
     }
     return 0;
@@ -372,12 +385,8 @@ static PyObject *txn_exit(pymms_txn *x, PyObject *args)
         pymms_outcome(value, "committed", 0,
                       PyUnicode_FromString("mmstore: the write transaction was aborted"));
     if (x->write && type == Py_None && PyErr_CheckSignals() < 0) {
-        PyObject *et, *ev, *etb;
-        PyErr_Fetch(&et, &ev, &etb);
-        PyErr_NormalizeException(&et, &ev, &etb);
-        pymms_outcome(ev, "committed", 1,
-                      PyUnicode_FromString("mmstore: the write transaction had committed"));
-        PyErr_Restore(et, ev, etb);
+        pymms_outcome_raised("committed", 1, PyUnicode_FromString("mmstore: the write "
+                                                                  "transaction had committed"));
         return NULL;
     }
     Py_RETURN_FALSE;
@@ -1072,17 +1081,13 @@ static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, char *o
  * SIGINT sent to stop it none. */
 static void import_note(int committed, PyObject *table)
 {
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
     PyObject *note = !table ? PyUnicode_FromString("import_csv: nothing was imported")
                      : PyUnicode_FromFormat(committed ? "import_csv: the import into table %S "
                                                         "had committed: every row is in it"
                                                       : "import_csv: nothing was imported "
                                                         "into table %S",
                                             table);
-    pymms_outcome(v, "imported", committed, note);
-    PyErr_Restore(t, v, tb);
+    pymms_outcome_raised("imported", committed, note);
 }
 
 PyDoc_STRVAR(import_csv_doc,

@@ -595,3 +595,50 @@ def test_ctrl_c_in_a_write_block_says_whether_it_committed(path):
     for got, n in seen:
         assert n == (1 if got in ("done", "after", True) else 0), seen
     assert False in {got for got, _ in seen}, seen  # some came inside the block
+
+
+def test_a_failed_commit_says_whether_it_may_have_committed(path):
+    # A commit whose journal sync failed raised "commit: Input/output
+    # error: cannot sync the journal" and nothing more, yet the next open
+    # replayed the transaction (mmstore.h: the handle is poisoned, the next
+    # open decides). The exception now says so (.committed None and a
+    # note); a commit that failed writing the journal says it was aborted.
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.create_table("t", [("x", "i64")])
+    s.close()
+    out = run_py("""
+        import os, sys
+        import mmstore
+        s = mmstore.open(sys.argv[1])
+        try:
+            with s.write():
+                s.table("t").append({"x": 1})
+            print("committed")
+        except OSError as e:
+            print(e.errno, e.committed, e.__notes__)
+        os._exit(0)  # as a crash: the next open decides
+        """, path, env={"MMS_FAULT": "fsync:1:5"})
+    assert out.stdout.splitlines() == [
+        "5 None ['mmstore: whether the transaction committed is decided when the store is "
+        "opened again (close this Store and open it: its handle is poisoned)']"], out.stdout
+    s = mmstore.open(path)
+    assert len(s.table("t")) in (0, 1)
+    s.verify()
+    s.close()
+    out = run_py("""
+        import sys
+        import mmstore
+        s = mmstore.open(sys.argv[1])
+        n = len(s.table("t"))
+        try:
+            with s.write():
+                s.table("t").append({"x": 1})
+        except OSError as e:
+            print(e.errno, e.committed, e.__notes__)
+        with s.write():  # the handle stays usable
+            s.table("t").append({"x": 2})
+        print(len(s.table("t")) - n)
+        """, path, env={"MMS_FAULT": "pwrite:1:28"})
+    assert out.stdout.splitlines() == [
+        "28 False ['mmstore: the transaction was aborted, nothing of it was applied']", "1"]
