@@ -927,3 +927,36 @@ def test_a_dataframe_loads_back(path):
         with s.write():
             t.extend(df["x"])
     s.close()
+
+
+def test_import_csv_tool_close_failing_after_its_commit(path, tmp_path, mms_tool, monkeypatch):
+    # mms import exited 1 when closing the store failed after its commit
+    # (the checkpoint's fsync): import_csv raised mmstore.Error "cannot
+    # close" for rows that were imported (and the tool removed a store it
+    # had created, rows and all). Now that is a warning and exit 0. The
+    # tool's Nth fsync fails, for each N that an import makes; a failure in
+    # the commit itself is mmstore.h's (the next open decides) and is left
+    # out.
+    csv = write_csv(tmp_path / "rows.csv", 2000)
+    monkeypatch.setenv("REAL_MMS_TOOL", mms_tool)
+    seen = []
+    for n in range(1, 9):
+        monkeypatch.setenv("MMS_TOOL", tool_wrapper(
+            tmp_path, f'MMS_FAULT=fsync:{n}:5 exec "$TOOL" "$@"\n'))
+        p = f"{path}{n}"
+        s = mmstore.open(p, create=True)
+        try:
+            s.import_csv(csv, "t")
+            got = "returned"
+        except mmstore.Error as e:
+            got = str(e)
+        s.close()
+        s = mmstore.open(p)
+        rows = len(s.table("t")) if "t" in s.tables() else 0
+        s.verify()
+        s.close()
+        if "cannot commit" not in got:
+            seen.append((n, got, rows))
+    assert any("warning" in got or got == "returned" for _, got, _ in seen)
+    for n, got, rows in seen:
+        assert rows == (2000 if got == "returned" else 0), seen
