@@ -95,8 +95,9 @@ int pymms_need_write(pymms_store *st, const char *what)
  * C wait sleeps until the writer lets go and retries when a signal
  * interrupts it, so a notebook stuck behind another process's long
  * transaction could not be interrupted. This tries MMS_TXN_NOWAIT and, while
- * another writer holds the store, waits for its commit (mms_wait, slices of
- * 100 ms, woken by the commit) and runs the signal handlers between tries.
+ * another writer holds the store, waits for its commit (mms_wait, woken by
+ * the commit; slices of 1 ms after one, doubling to 100 ms) and runs the
+ * signal handlers between tries.
  * The refusals the C wait makes at once (this thread is inside a
  * transaction on another handle of the store: waiting would wait for
  * itself) come from mms_txn_begin itself, which does not wait then.
@@ -113,14 +114,17 @@ static int writer_begin(pymms_store *st, unsigned flags)
         return r;
     }
     uint64_t seen = mms_txn_id(st->s);
-    for (;;) {
+    for (int slice = 1;;) {
         PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, MMS_TXN_NOWAIT));
         if (r != MMS_EBUSY || (flags & MMS_TXN_NOWAIT))
             return r;
         uint64_t now = seen;
-        PYMMS_BLOCKING(st, r = mms_wait(st->s, seen, 100, &now));
+        PYMMS_BLOCKING(st, r = mms_wait(st->s, seen, slice, &now));
         if (r != 0 && r != -ETIMEDOUT)
             return r;
+        /* A commit is published before its writer lets go of the lock:
+         * try again soon after one, then less and less often. */
+        slice = r == 0 ? 1 : slice < 50 ? slice * 2 : 100;
         seen = now > seen ? now : seen;
         st->busy = me; /* R1: other threads stay out while a handler runs */
         int sig = PyErr_CheckSignals();
