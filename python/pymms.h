@@ -40,7 +40,9 @@
  *     table. Two cases would break that and are refused (BufferError): a
  *     view of a table created or migrated in the current write transaction
  *     (an abort unmaps or replaces its region), and a migration of a table
- *     that has live views.
+ *     that has live views -- through any Store of this process open on the
+ *     same store directory (the other handle maps the new file in place of
+ *     the old at its next transaction: a read past its end faulted).
  *
  *  R5 Writable views. A writable view is made only inside a write
  *     transaction, on a handle opened without the guard (MMS_NOGUARD: a
@@ -60,7 +62,9 @@
  *  R6 Blocking. The GIL is released around every call that can wait for
  *     the disk or for another process: open, close, transaction begin,
  *     commit and abort, read begin, wait, checkpoint, verify, the bulk copy
- *     of extend, and the import subprocess.
+ *     of extend, and the import subprocess. Waits that last as long as
+ *     another process wants (a write transaction's begin, wait, the
+ *     import) run Python's signal handlers at least every 100 ms.
  */
 #ifndef PYMMS_H
 #define PYMMS_H
@@ -72,6 +76,7 @@
 #include <mmstore.h>
 
 #include <stdint.h>
+#include <sys/types.h>
 
 enum pymms_state { PYMMS_IDLE = 0, PYMMS_READ, PYMMS_WRITE };
 
@@ -93,6 +98,9 @@ typedef struct pymms_store {
     int tainted;           /* writable views outlived a write transaction (R5) */
     Py_ssize_t nviews;     /* Views alive (R3) */
     Py_ssize_t nwviews;    /* of which writable (R5) */
+    dev_t dev;             /* the store's directory, or ino 0 if unknown (R4) */
+    ino_t ino;
+    struct pymms_store *next; /* the process's Stores not deallocated yet (R4) */
 } pymms_store;
 
 typedef struct pymms_table {
@@ -134,9 +142,28 @@ extern PyTypeObject pymms_view_type;
 PyObject *pymms_raise(int err, const char *what);
 /* As pymms_raise with a message of our own instead of mms_errdetail(). */
 PyObject *pymms_raise_msg(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ValueError with a message made by C's printf: PyErr_Format knows no
+ * %llx, %g, ... (it copies the rest of the format as it is). */
+void pymms_value_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The UTF-8 of a str argument (owned by o), refusing other types and
  * embedded NULs (C would see a shorter name). NULL with an exception. */
 const char *pymms_utf8(PyObject *o, const char *what);
+/* Is iv (an int) in lo..hi (lo >= INT64_MIN, hi <= UINT64_MAX)? 1 with its
+ * bits in *out (lo < 0: two's complement), 0 if not, -1 with an exception. */
+int pymms_long_in(PyObject *iv, long long lo, unsigned long long hi, unsigned long long *out);
+/* An integer argument in lo..hi (lo >= INT64_MIN, hi <= UINT64_MAX) into
+ * *out (lo < 0: the bits of the signed value). Not an integer (no
+ * __index__): TypeError; out of the range: ValueError naming what and the
+ * range, never OverflowError. 0, or -1 with the exception. */
+int pymms_int_arg(PyObject *o, const char *what, long long lo, unsigned long long hi,
+                  unsigned long long *out);
+/* Tell on exception exc whether what was interrupted happened: attr
+ * (done 1 True, 0 False, -1 None: not known yet) and a note (PEP 678;
+ * steals note, NULL allowed). Any exception already set stays; none is
+ * raised. */
+void pymms_outcome(PyObject *exc, const char *attr, int done, PyObject *note);
+/* The same on the exception being raised (set). */
+void pymms_outcome_raised(const char *attr, int done, PyObject *note);
 /* The Error subclass of an MMS_E* code (borrowed), or the base Error. */
 PyObject *pymms_error_class(int err);
 extern PyObject *pymms_Error;
@@ -160,6 +187,9 @@ int pymms_scope_enter(pymms_store *st, int *own);
 int pymms_scope_exit(pymms_store *st, int own, int rc);
 /* In a write transaction of this thread? 0, or -1 with NotxnError. */
 int pymms_need_write(pymms_store *st, const char *what);
+/* Views of table name alive in the other Stores of this process open on
+ * st's store directory (R4). */
+Py_ssize_t pymms_views_elsewhere(pymms_store *st, PyObject *name);
 /* Close the C handle now (R3); with the GIL released. Returns the error. */
 int pymms_store_release(pymms_store *st);
 /* The Table object for name (cached), or NULL with KeyError. Reads in R2. */
@@ -201,6 +231,10 @@ int pymms_kind_is_heap(unsigned kind);      /* str and blob: refs to heap string
 void pymms_kind_format(const mms_field *f, char *out, size_t cap);
 /* A str from C text (UTF-8, surrogateescape: never fails on bad bytes). */
 PyObject *pymms_str_of(const char *s);
+/* A chars value as a str: its size bytes less the NUL padding at the end,
+ * as numpy's "S" dtype shows them (a NUL inside stays: the index compares
+ * every byte, and append() takes the str back to the same bytes). */
+PyObject *pymms_chars_of(const char *p, uint32_t size);
 /* The Field struct sequence type, made at module init. */
 extern PyTypeObject *pymms_field_type;
 int pymms_table_init_types(PyObject *module);

@@ -9,6 +9,8 @@
  */
 #include "pymms.h"
 
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -151,6 +153,37 @@ PyObject *pymms_raise_msg(int err, const char *fmt, ...)
     return raise_with(err, msg, detail);
 }
 
+void pymms_outcome(PyObject *exc, const char *attr, int done, PyObject *note)
+{
+    PyObject *t, *v, *tb, *added = NULL;
+    PyErr_Fetch(&t, &v, &tb); /* the exception being raised, if any, stays */
+    PyObject *flag = done < 0 ? Py_None : done ? Py_True : Py_False;
+    if (exc && note && PyObject_SetAttrString(exc, attr, flag) == 0)
+        added = PyObject_CallMethod(exc, "add_note", "O", note);
+    Py_XDECREF(added);
+    Py_XDECREF(note);
+    PyErr_Restore(t, v, tb); /* and a failure above is dropped */
+}
+
+void pymms_outcome_raised(const char *attr, int done, PyObject *note)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    pymms_outcome(v, attr, done, note);
+    PyErr_Restore(t, v, tb);
+}
+
+void pymms_value_error(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    PyErr_SetString(PyExc_ValueError, msg);
+}
+
 const char *pymms_utf8(PyObject *o, const char *what)
 {
     if (!PyUnicode_Check(o)) {
@@ -164,6 +197,44 @@ const char *pymms_utf8(PyObject *o, const char *what)
         return NULL;
     }
     return p;
+}
+
+int pymms_long_in(PyObject *iv, long long lo, unsigned long long hi, unsigned long long *out)
+{
+    int ovf = 0;
+    long long s = PyLong_AsLongLongAndOverflow(iv, &ovf);
+    if (s == -1 && PyErr_Occurred())
+        return -1;
+    if (ovf < 0)
+        return 0;
+    if (ovf > 0) { /* past INT64_MAX: an unsigned bound may still hold it */
+        unsigned long long u = PyLong_AsUnsignedLongLong(iv);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        return u <= hi ? (*out = u, 1) : 0;
+    }
+    if (s < lo || (s >= 0 && (unsigned long long)s > hi))
+        return 0;
+    *out = (unsigned long long)s;
+    return 1;
+}
+
+int pymms_int_arg(PyObject *o, const char *what, long long lo, unsigned long long hi,
+                  unsigned long long *out)
+{
+    PyObject *iv = PyNumber_Index(o); /* TypeError for a float, a str, ... */
+    int in = iv ? pymms_long_in(iv, lo, hi, out) : -1;
+    Py_XDECREF(iv);
+    if (in == 0) {
+        if (lo == 0 && hi == UINT64_MAX)
+            PyErr_Format(PyExc_ValueError, "%s must be an int from 0 to 2**64-1, not %R", what, o);
+        else
+            PyErr_Format(PyExc_ValueError, "%s must be an int from %lld to %llu, not %R", what,
+                         lo, hi, o);
+    }
+    return in > 0 ? 0 : -1;
 }
 
 /* "MMS_ECORRUPT" -> "CorruptError". */
@@ -248,7 +319,8 @@ PyObject *pymms_np_attr(const char *name)
 /* ------------------------------------------------------------------------
  * open()
  * ------------------------------------------------------------------------ */
-PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guard);
+PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guard, dev_t dev,
+                          ino_t ino);
 
 /* The absolute form of path (bytes), without resolving links. */
 static PyObject *absolute_path(PyObject *fspath)
@@ -313,8 +385,11 @@ static PyObject *mod_open(PyObject *self, PyObject *args, PyObject *kw)
     mms_store *s = NULL;
     int r;
     const char *p = PyBytes_AS_STRING(fspath);
+    struct stat dir = {0}; /* which store it is, whatever path names it (R4) */
     Py_BEGIN_ALLOW_THREADS
     r = mms_open(p, &o, &s);
+    if (!r && stat(p, &dir) != 0)
+        dir.st_ino = 0;
     Py_END_ALLOW_THREADS
     if (r) {
         char what[300];
@@ -335,7 +410,7 @@ static PyObject *mod_open(PyObject *self, PyObject *args, PyObject *kw)
             guard = 1; /* cannot tell: assume the worst */
         free(info);
     }
-    PyObject *st = pymms_store_new(s, abspath, o.flags, guard);
+    PyObject *st = pymms_store_new(s, abspath, o.flags, guard, dir.st_dev, dir.st_ino);
     Py_DECREF(abspath);
     return st;
 }

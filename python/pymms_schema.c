@@ -116,6 +116,13 @@ PyObject *pymms_str_of(const char *s)
     return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "surrogateescape");
 }
 
+PyObject *pymms_chars_of(const char *p, uint32_t size)
+{
+    while (size && !p[size - 1])
+        size--;
+    return PyUnicode_DecodeUTF8(p, (Py_ssize_t)size, "surrogateescape");
+}
+
 PyObject *pymms_make_fields(const mms_schema *sc)
 {
     PyObject *t = PyTuple_New(sc->nfields);
@@ -414,10 +421,13 @@ static int spec_field(struct spec *sp, PyObject *item, mms_field *f)
             goto out;
     }
     if (arg) {
-        if (f->kind == MMS_KIND_CHARS && PyLong_Check(arg)) {
-            long v = PyLong_AsLong(arg);
-            if (v <= 0 || v > (long)MMS_MAX_RECORD) {
-                if (!PyErr_Occurred())
+        if (f->kind == MMS_KIND_CHARS && PyIndex_Check(arg)) {
+            PyObject *iv = PyNumber_Index(arg);
+            unsigned long long v;
+            int in = iv ? pymms_long_in(iv, 1, MMS_MAX_RECORD, &v) : -1;
+            Py_XDECREF(iv);
+            if (in <= 0) {
+                if (in == 0)
                     PyErr_Format(PyExc_ValueError, "field %s: chars size %R is not in 1..%u",
                                  f->name, arg, MMS_MAX_RECORD);
                 goto out;
@@ -694,10 +704,12 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
             goto out;
         }
         /* R4: a migration replaces the region's file under its arrays. */
-        if (old->nviews > 0) {
+        Py_ssize_t here = old->nviews, elsewhere = pymms_views_elsewhere(st, name);
+        if (here + elsewhere > 0) {
             PyErr_Format(PyExc_BufferError, "create_table: migrating table %U to a new layout "
-                         "while %zd arrays over it are alive; delete them first", name,
-                         old->nviews);
+                         "while %zd arrays over it are alive%s; delete them first", name,
+                         here + elsewhere, elsewhere ? " (taken through another Store of "
+                         "this process open on this store)" : "");
             goto out;
         }
     }

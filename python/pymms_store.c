@@ -28,6 +28,10 @@ extern char **environ;
 
 static const char *const state_name[] = {"no", "a read", "a write"};
 
+/* Every Store of this process until it is deallocated (R4, R6). The GIL
+ * guards it. */
+static pymms_store *all_stores;
+
 /* ------------------------------------------------------------------------
  * R1: who may call
  * ------------------------------------------------------------------------ */
@@ -87,6 +91,49 @@ int pymms_need_write(pymms_store *st, const char *what)
 /* ------------------------------------------------------------------------
  * Transactions
  * ------------------------------------------------------------------------ */
+/* R6: mms_txn_begin, waiting for another writer, with Ctrl-C heard. The
+ * C wait sleeps until the writer lets go and retries when a signal
+ * interrupts it, so a notebook stuck behind another process's long
+ * transaction could not be interrupted. This tries MMS_TXN_NOWAIT and, while
+ * another writer holds the store, waits for its commit (mms_wait, woken by
+ * the commit; slices of 1 ms after one, doubling to 100 ms) and runs the
+ * signal handlers between tries.
+ * The refusals the C wait makes at once (this thread is inside a
+ * transaction on another handle of the store: waiting would wait for
+ * itself) come from mms_txn_begin itself, which does not wait then.
+ * Returns the C error, or 1 with the exception a handler raised. */
+static int writer_begin(pymms_store *st, unsigned flags)
+{
+    int r, refused = 0;
+    unsigned long me = pymms_me();
+    for (pymms_store *o = all_stores; o; o = o->next)
+        refused |= o != st && o->s && st->ino && o->ino == st->ino && o->dev == st->dev &&
+                   o->state != PYMMS_IDLE && o->owner == me;
+    if (refused) {
+        PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, 0));
+        return r;
+    }
+    uint64_t seen = mms_txn_id(st->s);
+    for (int slice = 1;;) {
+        PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, MMS_TXN_NOWAIT));
+        if (r != MMS_EBUSY || (flags & MMS_TXN_NOWAIT))
+            return r;
+        uint64_t now = seen;
+        PYMMS_BLOCKING(st, r = mms_wait(st->s, seen, slice, &now));
+        if (r != 0 && r != -ETIMEDOUT)
+            return r;
+        /* A commit is published before its writer lets go of the lock:
+         * try again soon after one, then less and less often. */
+        slice = r == 0 ? 1 : slice < 50 ? slice * 2 : 100;
+        seen = now > seen ? now : seen;
+        st->busy = me; /* R1: other threads stay out while a handler runs */
+        int sig = PyErr_CheckSignals();
+        st->busy = 0;
+        if (sig < 0)
+            return 1;
+    }
+}
+
 /* R5: writable views outlived a write transaction, so stores through them
  * may sit in private pages; drop every private page before a transaction
  * begins. The count is read before the discard: if no writable view is
@@ -94,10 +141,13 @@ int pymms_need_write(pymms_store *st, const char *what)
 static int discard_stray(pymms_store *st)
 {
     Py_ssize_t left = st->nwviews;
-    int r;
-    PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, 0); if (!r) r = mms_txn_abort(st->s));
+    int r = writer_begin(st, 0);
+    if (!r)
+        PYMMS_BLOCKING(st, r = mms_txn_abort(st->s));
     if (r) {
-        pymms_raise(r, "discarding stores made through writable arrays after their transaction");
+        if (r != 1)
+            pymms_raise(r, "discarding stores made through writable arrays after their "
+                           "transaction");
         return -1;
     }
     if (left == 0)
@@ -171,10 +221,10 @@ static int write_begin(pymms_store *st, unsigned flags)
 {
     if (st->tainted && discard_stray(st) < 0)
         return -1;
-    int r;
-    PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, flags));
+    int r = writer_begin(st, flags);
     if (r) {
-        pymms_raise(r, "write transaction");
+        if (r != 1)
+            pymms_raise(r, "write transaction");
         return -1;
     }
     st->state = PYMMS_WRITE;
@@ -257,6 +307,19 @@ static int write_end(pymms_store *st, int commit)
     }
     if (r) {
         pymms_raise(r, what);
+        if (commit) {
+            /* mmstore.h, mms_txn_commit: a failure writing the journal
+             * aborts; one syncing or applying it poisons the handle, and
+             * the next open decides whether the transaction committed. */
+            int p;
+            PYMMS_BLOCKING(st, p = mms_read_begin(st->s); if (!p) mms_read_end(st->s));
+            pymms_outcome_raised("committed", p == MMS_EPOISONED ? -1 : 0, PyUnicode_FromString(
+                p == MMS_EPOISONED ? "mmstore: whether the transaction committed is decided "
+                                     "when the store is opened again (close this Store and "
+                                     "open it: its handle is poisoned)"
+                                   : "mmstore: the transaction was aborted, nothing of it "
+                                     "was applied"));
+        }
         return -1;
     }
     return 0;
@@ -318,6 +381,18 @@ static PyObject *txn_exit(pymms_txn *x, PyObject *args)
     int r = x->write ? write_end(st, type == Py_None) : read_end(st);
     if (r < 0)
         return NULL;
+    /* A Ctrl-C in a write block aborts it; one during the commit comes
+     * after it (the C commit is not interrupted), here rather than on the
+     * caller's next line: either way the KeyboardInterrupt says which
+     * (.committed). */
+    if (x->write && PyErr_GivenExceptionMatches(type, PyExc_KeyboardInterrupt))
+        pymms_outcome(value, "committed", 0,
+                      PyUnicode_FromString("mmstore: the write transaction was aborted"));
+    if (x->write && type == Py_None && PyErr_CheckSignals() < 0) {
+        pymms_outcome_raised("committed", 1, PyUnicode_FromString("mmstore: the write "
+                                                                  "transaction had committed"));
+        return NULL;
+    }
     Py_RETURN_FALSE;
 }
 
@@ -369,9 +444,11 @@ static PyObject *store_read(pymms_store *st, PyObject *unused)
 PyDoc_STRVAR(write_doc,
 "write(nowait=False) -> context manager: a write transaction.\n\n"
 "It commits when the block ends normally (atomic, and durable unless nosync)\n"
-"and aborts when it ends with an exception. One writer at a time per store:\n"
-"this waits for another writer (with the GIL released), or raises BusyError\n"
-"with nowait=True.");
+"and aborts when it ends with an exception. A KeyboardInterrupt out of the\n"
+"block has .committed: False if it came inside (aborted), True if it came\n"
+"while the commit ran (which it does not stop). One writer at a time per store:\n"
+"this waits for another writer (with the GIL released; Ctrl-C interrupts\n"
+"it), or raises BusyError with nowait=True.");
 
 static PyObject *store_write(pymms_store *st, PyObject *args, PyObject *kw)
 {
@@ -387,7 +464,23 @@ static PyObject *store_write(pymms_store *st, PyObject *args, PyObject *kw)
 /* ------------------------------------------------------------------------
  * Opening and closing (R3)
  * ------------------------------------------------------------------------ */
-PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guard)
+Py_ssize_t pymms_views_elsewhere(pymms_store *st, PyObject *name)
+{
+    Py_ssize_t n = 0;
+    for (pymms_store *o = all_stores; o && st->ino; o = o->next) {
+        if (o == st || o->ino != st->ino || o->dev != st->dev || !o->tables)
+            continue;
+        PyObject *tb = PyDict_GetItemWithError(o->tables, name); /* borrowed */
+        if (tb)
+            n += ((pymms_table *)tb)->nviews;
+        else
+            PyErr_Clear(); /* a str key: nothing can fail */
+    }
+    return n;
+}
+
+PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guard, dev_t dev,
+                          ino_t ino)
 {
     pymms_store *st = PyObject_GC_New(pymms_store, &pymms_store_type);
     if (!st) {
@@ -410,6 +503,10 @@ PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guar
     st->tainted = 0;
     st->nviews = 0;
     st->nwviews = 0;
+    st->dev = dev;
+    st->ino = ino;
+    st->next = all_stores;
+    all_stores = st;
     PyObject_GC_Track(st);
     if (!st->tables) {
         Py_DECREF(st);
@@ -494,6 +591,11 @@ static int store_clear(pymms_store *st)
 static void store_dealloc(pymms_store *st)
 {
     PyObject_GC_UnTrack(st);
+    for (pymms_store **p = &all_stores; *p; p = &(*p)->next)
+        if (*p == st) {
+            *p = st->next;
+            break;
+        }
     if (st->s) {
         /* No View is alive (each holds the Store); mms_close aborts a
          * transaction left open. */
@@ -746,16 +848,18 @@ static PyObject *store_wait(pymms_store *st, PyObject *args, PyObject *kw)
     PyObject *txnobj, *timeout = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:wait", kwlist, &txnobj, &timeout))
         return NULL;
-    unsigned long long txn = PyLong_AsUnsignedLongLong(txnobj); /* checked, unlike "K" */
-    if (txn == (unsigned long long)-1 && PyErr_Occurred())
+    unsigned long long txn;
+    if (pymms_int_arg(txnobj, "wait: txn", 0, UINT64_MAX, &txn) < 0)
         return NULL;
     double left = -1;
     if (timeout != Py_None) {
         left = PyFloat_AsDouble(timeout);
-        if (left == -1 && PyErr_Occurred())
+        if (left == -1 && PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_OverflowError))
             return NULL;
-        if (!(left >= 0)) {
-            PyErr_SetString(PyExc_ValueError, "wait: timeout must be None or >= 0 seconds");
+        if (!(left >= 0) || PyErr_Occurred()) { /* an int past a double's range too */
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "wait: timeout must be None or a number of seconds "
+                         ">= 0, not %.100R", timeout);
             return NULL;
         }
     }
@@ -829,8 +933,8 @@ PyDoc_STRVAR(string_doc,
 
 static PyObject *store_string(pymms_store *st, PyObject *arg)
 {
-    unsigned long long ref = PyLong_AsUnsignedLongLong(arg);
-    if (ref == (unsigned long long)-1 && PyErr_Occurred())
+    unsigned long long ref;
+    if (pymms_int_arg(arg, "string: ref", 0, UINT64_MAX, &ref) < 0)
         return NULL;
     if (pymms_check(st) < 0)
         return NULL;
@@ -937,9 +1041,11 @@ static int spawn_tool(char *const *argv, pid_t *pid, int *fd, int *spawn_err)
 /* Collect the tool's output (at most cap - 1 bytes kept) until it exits;
  * its wait status into *status. The GIL is released while it runs; a
  * signal that interrupts the wait runs Python's handlers, and one that
- * raises (KeyboardInterrupt) stops the tool with SIGINT -- its transaction
- * then is not committed, unless it had been -- and is returned (-1) once
- * the tool is gone. */
+ * raises (KeyboardInterrupt) stops the tool with SIGINT and is returned
+ * (-1) once the tool is gone. A signal that came during the last read or
+ * the wait for the tool's exit is handled here too, after it: an exception
+ * it raises belongs to this call, which can then say whether the import
+ * committed (import_note), rather than to the caller's next line. */
 static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, char *out, size_t cap)
 {
     size_t n = 0;
@@ -967,7 +1073,25 @@ static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, char *o
     close(fd);
     int r;
     PYMMS_BLOCKING(st, while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR));
+    if (!interrupted && PyErr_CheckSignals() < 0)
+        interrupted = 1;
     return interrupted ? -1 : 0;
+}
+
+/* The exception import_csv raises (KeyboardInterrupt, or what a signal
+ * handler raised) says whether the import committed: .imported and a
+ * note (table NULL: not known yet, nothing imported). The tool's exit
+ * status is the truth (mms_import.c, step 7): 0 all rows, death by the
+ * SIGINT sent to stop it none. */
+static void import_note(int committed, PyObject *table)
+{
+    PyObject *note = !table ? PyUnicode_FromString("import_csv: nothing was imported")
+                     : PyUnicode_FromFormat(committed ? "import_csv: the import into table %S "
+                                                        "had committed: every row is in it"
+                                                      : "import_csv: nothing was imported "
+                                                        "into table %S",
+                                            table);
+    pymms_outcome_raised("imported", committed, note);
 }
 
 PyDoc_STRVAR(import_csv_doc,
@@ -980,8 +1104,13 @@ PyDoc_STRVAR(import_csv_doc,
 "gives the kinds instead: a create_table spec or the tool's string\n"
 "('name:str,age:i32'). Bad rows raise Error listing them (skip_bad=True skips\n"
 "them). Not inside a transaction of this Store: the tool writes through a\n"
-"handle of its own. Ctrl-C (KeyboardInterrupt) stops the tool: nothing is\n"
-"imported, unless it had committed already.");
+"handle of its own.\n\n"
+"Ctrl-C (KeyboardInterrupt) stops the tool and is raised once it is gone,\n"
+"with .imported: False, nothing was imported (the tool had not begun its\n"
+"commit); True, every row was (its commit had begun: it is not cut short).\n"
+"So: it returned, or raised KeyboardInterrupt with .imported True: every\n"
+"row; it raised anything else: nothing. (A KeyboardInterrupt without\n"
+".imported came after it had returned or raised.)");
 
 static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
 {
@@ -989,9 +1118,13 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     PyObject *csv = NULL, *name, *schema = Py_None;
     int skip_bad = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O&U|Op:import_csv", kwlist,
-                                     PyUnicode_FSConverter, &csv, &name, &schema, &skip_bad))
+                                     PyUnicode_FSConverter, &csv, &name, &schema, &skip_bad)) {
+        if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) /* from a path's __fspath__ */
+            import_note(0, NULL);
         return NULL;
+    }
     PyObject *tool = NULL, *spec = NULL, *pathb = NULL, *res = NULL;
+    int committed = 0, stopped = 0;
     if (pymms_check(st) < 0)
         goto out;
     if (st->state != PYMMS_IDLE) {
@@ -1047,15 +1180,25 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     if (r < 0) {
         pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
                         argv[0]);
-    } else if (collect_tool(st, pid, fd, &status, text, OUT_CAP) < 0) {
-        /* KeyboardInterrupt (or what a handler raised) is the exception. */
-    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    } else if ((stopped = collect_tool(st, pid, fd, &status, text, OUT_CAP) < 0),
+               committed = WIFEXITED(status) && WEXITSTATUS(status) == 0, stopped) {
+        /* KeyboardInterrupt (or what a handler raised): noted below. */
+    } else if (!committed) {
         /* The tool says what was wrong (bad rows with their lines). */
         size_t n = strlen(text);
         while (n && text[n - 1] == '\n')
             text[--n] = 0;
-        PyObject *msg = PyUnicode_FromFormat("import_csv: %s exited with %d:\n%s", argv[0],
-                                             WIFEXITED(status) ? WEXITSTATUS(status) : -1, text);
+        char how[160];
+        if (WIFEXITED(status))
+            snprintf(how, sizeof how, "exited with %d", WEXITSTATUS(status));
+        else if (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM ||
+                 WTERMSIG(status) == SIGHUP)
+            snprintf(how, sizeof how, "was stopped by signal %d before its commit: nothing was "
+                     "imported", WTERMSIG(status));
+        else
+            snprintf(how, sizeof how, "was killed by signal %d: the rows are imported only if "
+                     "its commit had become durable (look at the table)", WTERMSIG(status));
+        PyObject *msg = PyUnicode_FromFormat("import_csv: %s %s:\n%s", argv[0], how, text);
         PyObject *exc = msg ? PyObject_CallOneArg(pymms_Error, msg) : NULL;
         if (exc && PyObject_SetAttrString(exc, "detail", msg) == 0)
             PyErr_SetObject(pymms_Error, exc);
@@ -1066,6 +1209,10 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     }
     free(text);
 out:
+    /* Every KeyboardInterrupt it raises says what it did, one from Python
+     * code run before the tool started (nothing) too. */
+    if (stopped || (!res && PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)))
+        import_note(committed, name);
     Py_XDECREF(csv);
     Py_XDECREF(tool);
     Py_XDECREF(spec);
@@ -1073,10 +1220,21 @@ out:
     return res;
 }
 
+/* pickle, copy.copy, multiprocessing: refused with what to do instead
+ * (the default said only "cannot pickle 'mmstore.Store' object"). */
+static PyObject *store_reduce(pymms_store *st, PyObject *unused)
+{
+    (void)unused;
+    return PyErr_Format(PyExc_TypeError, "an mmstore.Store cannot be pickled or copied: it is "
+                        "this process's handle of the mapped store; pass its path (%R) and "
+                        "mmstore.open() it in the other process", st->path);
+}
+
 /* ------------------------------------------------------------------------
  * The type
  * ------------------------------------------------------------------------ */
 static PyMethodDef store_methods[] = {
+    {"__reduce__", (PyCFunction)store_reduce, METH_NOARGS, NULL},
     {"close", (PyCFunction)store_close, METH_NOARGS, close_doc},
     {"__enter__", (PyCFunction)store_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)store_exit, METH_VARARGS, NULL},

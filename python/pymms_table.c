@@ -156,8 +156,7 @@ static PyObject *field_value(pymms_table *tb, const mms_field *f, const char *re
     case MMS_KIND_F32: return PyFloat_FromDouble(v.f32);
     case MMS_KIND_F64: return PyFloat_FromDouble(v.f64);
     case MMS_KIND_BOOL: return PyBool_FromLong(v.u8 != 0);
-    case MMS_KIND_CHARS: return PyUnicode_DecodeUTF8(p, (Py_ssize_t)strnlen(p, f->size),
-                                                     "surrogateescape");
+    case MMS_KIND_CHARS: return pymms_chars_of(p, f->size);
     case MMS_KIND_REF: {
         if (!v.u64)
             Py_RETURN_NONE;
@@ -615,7 +614,7 @@ static PyObject *pandas_columns(pymms_table *tb, PyObject *pd, const mms_schema 
                 const char *p = base + i * sc->record_size + f->offset;
                 PyObject *v;
                 if (f->kind == MMS_KIND_CHARS) {
-                    v = PyUnicode_DecodeUTF8(p, (Py_ssize_t)strnlen(p, f->size), "surrogateescape");
+                    v = pymms_chars_of(p, f->size);
                 } else {
                     uint64_t r;
                     memcpy(&r, p, 8);
@@ -832,7 +831,9 @@ PyDoc_STRVAR(find_doc,
 "holds key, through the field's index (hash or ordered; mms index). Ascending\n"
 "for an ordered index. Raises the MMS_ENOENT error if the field has no index.\n"
 "key is converted as append() converts a value of the field: TypeError for a\n"
-"key of the wrong type, ValueError for one the field cannot hold.");
+"key of the wrong type, ValueError for one the field cannot hold. Inside a\n"
+"write transaction the index answers as of the last commit: records the\n"
+"transaction appended or gave the key are found once it commits.");
 
 static PyObject *table_find(pymms_table *tb, PyObject *args)
 {
@@ -953,7 +954,19 @@ out:
     return res;
 }
 
+/* As Store.__reduce__: refused, saying what to do instead. */
+static PyObject *table_reduce(pymms_table *tb, PyObject *unused)
+{
+    (void)unused;
+    return PyErr_Format(PyExc_TypeError, "an mmstore.Table cannot be pickled or copied: it "
+                        "lives in its Store's handle; pass the store's path (%R) and the table's "
+                        "name (%R), mmstore.open(path).table(name) in the other process, or "
+                        "pickle a copy of its data (to_pandas(), array().copy())",
+                        tb->store ? tb->store->path : Py_None, tb->name);
+}
+
 static PyMethodDef table_methods[] = {
+    {"__reduce__", (PyCFunction)table_reduce, METH_NOARGS, NULL},
     {"array", (PyCFunction)(void (*)(void))table_array, METH_VARARGS | METH_KEYWORDS, array_doc},
     {"live", (PyCFunction)table_live, METH_NOARGS, live_doc},
     {"missing", (PyCFunction)table_missing, METH_O, missing_doc},

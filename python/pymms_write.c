@@ -50,33 +50,13 @@ static int put_int(const mms_field *f, PyObject *v, char *dst)
     long long lo;
     unsigned long long hi, u = 0;
     int_bounds(f->kind, &lo, &hi);
-    int ovf = 0, bad;
-    long long s = PyLong_AsLongLongAndOverflow(iv, &ovf);
-    if (s == -1 && PyErr_Occurred()) {
-        Py_DECREF(iv);
-        return -1;
-    }
-    if (ovf < 0) {
-        bad = 1;
-    } else if (ovf > 0) { /* past INT64_MAX: a u64 may still hold it */
-        u = PyLong_AsUnsignedLongLong(iv);
-        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
-            PyErr_Clear();
-            bad = 1;
-        } else {
-            bad = u > hi;
-        }
-    } else {
-        bad = s < lo || (s >= 0 && (unsigned long long)s > hi);
-        u = (unsigned long long)s;
-    }
-    if (bad) {
+    int in = pymms_long_in(iv, lo, hi, &u);
+    if (in == 0)
         PyErr_Format(PyExc_ValueError, "field %s is %s: %R is out of range", f->name,
                      pymms_kind_name(f->kind), iv);
-        Py_DECREF(iv);
-        return -1;
-    }
     Py_DECREF(iv);
+    if (in <= 0)
+        return -1;
     switch (pymms_kind_size(f->kind)) {
     case 1: { uint8_t x = (uint8_t)u; memcpy(dst, &x, 1); break; }
     case 2: { uint16_t x = (uint16_t)u; memcpy(dst, &x, 2); break; }
@@ -131,17 +111,17 @@ static int put_ref(pymms_store *st, const mms_field *f, PyObject *v, uint64_t *o
     PyObject *iv = PyNumber_Index(v);
     if (!iv)
         return -1;
-    unsigned long long r = PyLong_AsUnsignedLongLong(iv);
+    unsigned long long r = 0;
+    int in = pymms_long_in(iv, 0, UINT64_MAX, &r);
     Py_DECREF(iv);
-    if (r == (unsigned long long)-1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "ref field %s: %R is not a ref", f->name, v);
+    if (in <= 0) {
+        if (in == 0)
+            PyErr_Format(PyExc_ValueError, "ref field %s: %R is not a ref", f->name, v);
         return -1;
     }
     if (r && (MMS_REF_REGION(r) != region || MMS_REF_SLOT(r) >= slots)) {
-        PyErr_Format(PyExc_ValueError, "ref field %s: 0x%llx is not a ref to a record of table "
-                     "%s (use %s.ref(index) or (table, index))", f->name, r, f->target,
-                     f->target);
+        pymms_value_error("ref field %s: 0x%llx is not a ref to a record of table %s (use "
+                          "%s.ref(index) or (table, index))", f->name, r, f->target, f->target);
         return -1;
     }
     *out = r;
@@ -166,11 +146,16 @@ static PyObject *value_bytes(const mms_field *f, PyObject *v, int allow_str, int
     if (allow_bytes && bytes_like(v))
         return PyBytes_FromObject(v);
     PyErr_Clear(); /* from bytes_like */
-    PyErr_Format(PyExc_TypeError, "field %s is %s: it takes %s, not %.100s", f->name,
-                 pymms_kind_name(f->kind),
-                 allow_str && allow_bytes ? "str or bytes" : allow_str ? "str or None"
-                                                                       : "bytes or None",
-                 Py_TYPE(v)->tp_name);
+    const char *takes = allow_str && allow_bytes ? "str or bytes" : allow_str ? "str or None"
+                                                                              : "bytes or None";
+    if (PyFloat_Check(v)) /* say which float is refused: NaN is not */
+        PyErr_Format(PyExc_TypeError, "field %s is %s: it takes %s (in extend also NaN, "
+                     "pandas' missing value: %s), not float %R", f->name,
+                     pymms_kind_name(f->kind), takes,
+                     f->kind == MMS_KIND_CHARS ? "missing" : "no string", v);
+    else
+        PyErr_Format(PyExc_TypeError, "field %s is %s: it takes %s, not %.100s", f->name,
+                     pymms_kind_name(f->kind), takes, Py_TYPE(v)->tp_name);
     return NULL;
 }
 
@@ -284,6 +269,14 @@ PyObject *pymms_in_call(pymms_table *tb, PyObject *(*fn)(pymms_table *, PyObject
     return res;
 }
 
+/* None, or pandas' NA (a nullable column's missing value; its type's name
+ * is "NAType", without the module). */
+static int is_missing(PyObject *v)
+{
+    const char *name = Py_TYPE(v)->tp_name, *dot = strrchr(name, '.');
+    return v == Py_None || strcmp(dot ? dot + 1 : name, "NAType") == 0;
+}
+
 /* The values of dict rec into record buf: 0, or -1 with an exception.
  * Strings made go to owned[field], None marks into missing[field]. */
 static int put_record(pymms_store *st, const mms_schema *sc, PyObject *rec, char *buf,
@@ -298,9 +291,9 @@ static int put_record(pymms_store *st, const mms_schema *sc, PyObject *rec, char
         const mms_field *f = pymms_field_named(sc, key, &k);
         if (!f)
             r = -1;
-        else if (value == Py_None && !pymms_kind_is_heap(f->kind) && f->kind != MMS_KIND_REF)
+        else if (is_missing(value) && !pymms_kind_is_heap(f->kind) && f->kind != MMS_KIND_REF)
             missing[k] = 1; /* marked once the record is there; its bytes stay 0 */
-        else if (put_value(st, f, value, buf, &owned[k]) < 0)
+        else if (put_value(st, f, is_missing(value) ? Py_None : value, buf, &owned[k]) < 0)
             r = -1;
     }
     Py_XDECREF(copy);
@@ -313,7 +306,8 @@ const char pymms_append_doc[] = PyDoc_STR(
 "(a deleted slot is reused). Values: ints, floats, bools; str or bytes for\n"
 "chars (at most size bytes) and str; bytes for blob; (table, index), a ref\n"
 "int or None for ref. None for a number, bool or chars field marks the value\n"
-"missing (missing(), as get() shows it); for str, blob and ref it is none.");
+"missing (missing(), as get() shows it); for str, blob and ref it is none.\n"
+"pandas' NA is None.");
 
 static PyObject *append_in(pymms_table *tb, PyObject *rec)
 {
@@ -406,12 +400,17 @@ struct column {
     char *missing;     /* numbers, bool, chars: n flags, 1 = None (missing), or NULL */
 };
 
-/* None, or pandas' NA (a nullable column's missing value; its type's name
- * is "NAType", without the module). */
-static int is_missing(PyObject *v)
+/* A missing value in a column of field f: is_missing(), or for a text
+ * field (str, blob, chars) a float NaN, which is how pandas keeps a missing
+ * value in an object column (read_csv, a reindex, .where()). A NaN is a
+ * number in a number field; any other float in a text field is refused
+ * (value_bytes). */
+static int missing_in_column(const mms_field *f, PyObject *v)
 {
-    const char *name = Py_TYPE(v)->tp_name, *dot = strrchr(name, '.');
-    return v == Py_None || strcmp(dot ? dot + 1 : name, "NAType") == 0;
+    if (is_missing(v))
+        return 1;
+    int text = pymms_kind_is_heap(f->kind) || f->kind == MMS_KIND_CHARS;
+    return text && PyFloat_Check(v) && isnan(PyFloat_AS_DOUBLE(v));
 }
 
 /* Item i of a column is missing: note it (n flags, allocated on the first). */
@@ -595,8 +594,8 @@ static int prep_number(struct column *c, PyObject *col, Py_ssize_t n)
     Py_DECREF(a);
     if (ovf) {
         if (ovf > 0)
-            PyErr_Format(PyExc_ValueError, "column %s is f32: values past its range (%g) do "
-                         "not fit", f->name, (double)FLT_MAX);
+            pymms_value_error("column %s is f32: values past its range (%g) do not fit",
+                              f->name, (double)FLT_MAX);
         Py_CLEAR(cont);
     }
     if (!cont)
@@ -632,7 +631,7 @@ static int prep_items(pymms_store *st, struct column *c, PyObject *col, Py_ssize
     for (Py_ssize_t i = 0; i < n; i++) {
         mms_ref owned;
         PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
-        if (f->kind != MMS_KIND_REF && is_missing(v)) {
+        if (f->kind != MMS_KIND_REF && missing_in_column(f, v)) {
             if (note_missing(c, i, n) < 0) {
                 Py_DECREF(seq);
                 Py_DECREF(out);
@@ -701,8 +700,8 @@ static int prep_ref_array(pymms_store *st, struct column *c, PyObject *a, Py_ssi
     const uint64_t *r = c->buf.buf;
     for (Py_ssize_t i = 0; i < n; i++)
         if (r[i] && (MMS_REF_REGION(r[i]) != region || MMS_REF_SLOT(r[i]) >= slots)) {
-            PyErr_Format(PyExc_ValueError, "column %s: value %zd (0x%llx) is not a ref to a "
-                         "record of table %s", f->name, i, (unsigned long long)r[i], f->target);
+            pymms_value_error("column %s: value %zd (0x%llx) is not a ref to a record of "
+                              "table %s", f->name, i, (unsigned long long)r[i], f->target);
             return -1;
         }
     return 0;
@@ -723,7 +722,7 @@ static int prep_heap(struct column *c, PyObject *col, Py_ssize_t n)
     c->items = PyList_New(n);
     for (Py_ssize_t i = 0; c->items && i < n; i++) {
         PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
-        PyObject *b = is_missing(v) ? Py_NewRef(Py_None) /* pandas' string dtype has NA */
+        PyObject *b = missing_in_column(f, v) ? Py_NewRef(Py_None) /* no string */
                                    : value_bytes(f, v, f->kind == MMS_KIND_STR,
                                                  f->kind == MMS_KIND_BLOB);
         if (!b) {
@@ -870,6 +869,16 @@ static int prep_columns(pymms_store *st, const mms_schema *sc, PyObject *columns
         /* A copy: a conversion's Python code could change the caller's. */
         if (!(*dictp = dict = PyDict_Copy(columns)))
             return -1;
+    } else if (PyObject_HasAttrString(columns, "columns") &&
+               PyObject_HasAttrString(columns, "items")) {
+        /* A pandas DataFrame: its columns by name, in row order. */
+        PyObject *items = PyObject_CallMethod(columns, "items", NULL);
+        if (!(*dictp = dict = items ? PyDict_New() : NULL) ||
+            PyDict_MergeFromSeq2(dict, items, 1) < 0) {
+            Py_XDECREF(items);
+            return -1;
+        }
+        Py_DECREF(items);
     } else {
         PyObject *dt = PyObject_GetAttrString(columns, "dtype");
         PyObject *names = dt ? PyObject_GetAttrString(dt, "names") : NULL;
@@ -877,8 +886,8 @@ static int prep_columns(pymms_store *st, const mms_schema *sc, PyObject *columns
         if (!names || names == Py_None) {
             PyErr_Clear();
             Py_XDECREF(names);
-            PyErr_Format(PyExc_TypeError, "extend takes a dict of columns or a numpy structured "
-                         "array, not %.100s", Py_TYPE(columns)->tp_name);
+            PyErr_Format(PyExc_TypeError, "extend takes a dict of columns, a pandas DataFrame "
+                         "or a numpy structured array, not %.100s", Py_TYPE(columns)->tp_name);
             return -1;
         }
         *dictp = dict = struct_columns(columns, names);
@@ -927,13 +936,14 @@ static int prep_columns(pymms_store *st, const mms_schema *sc, PyObject *columns
 const char pymms_extend_doc[] = PyDoc_STR(
 "extend(columns) -> int: append len(column) records in a write transaction and\n"
 "return the index of the first. columns: a dict field name -> numpy array or\n"
-"sequence (all of one length; missing fields are zero), or a numpy structured\n"
-"array (fields by name). Numbers go through numpy with checks (a float into an\n"
+"sequence (all of one length; missing fields are zero), a pandas DataFrame\n"
+"(columns by name, rows in order) or a numpy structured array (fields by\n"
+"name). Numbers go through numpy with checks (a float into an\n"
 "int field is a TypeError, an int out of range or a float past f32's range a\n"
 "ValueError); chars take bytes or str; None (or pandas' NA) in a number, bool\n"
 "or chars column marks that value missing (missing()), as in append(), and so\n"
 "does a masked value of a numpy masked array (None in other columns); str/blob\n"
-"take str/bytes/None (or NA: no string); ref takes (table, index), None, or an\n"
+"take str/bytes/None (or NA, or NaN: no string; NaN is missing in chars too); ref takes (table, index), None, or an\n"
 "integer array of refs (table.ref(i), or another ref column). Everything is\n"
 "checked before the first record is appended; the records are appended in one\n"
 "block of fresh space and filled by strided copies with the GIL released. If\n"

@@ -25,17 +25,19 @@ def mms_tool():
     return tool
 
 
-def child_env():
+def child_env(extra=None):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env.update(extra or {})
     return env
 
 
-def run_py(code, *args, timeout=60, check=True):
-    """Run code in a new interpreter; return its stdout. With check, a
-    non-zero exit (a crash is a negative one) fails the test."""
+def run_py(code, *args, timeout=60, check=True, env=None):
+    """Run code in a new interpreter (env: variables to add); return its
+    stdout. With check, a non-zero exit (a crash is a negative one) fails
+    the test."""
     p = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                       capture_output=True, text=True, timeout=timeout, env=child_env())
+                       capture_output=True, text=True, timeout=timeout, env=child_env(env))
     if check:
         assert p.returncode == 0, f"child exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
     return p

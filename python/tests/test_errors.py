@@ -3,6 +3,7 @@ against include/mmstore.h), carry code, name and detail, and system errors
 are OSError subclasses. No input crashes the interpreter: a fuzz run in a
 child process calls everything with wrong types, huge and negative
 indices, on closed stores and from the wrong thread."""
+import json
 import os
 import re
 import threading
@@ -236,6 +237,42 @@ def test_names_with_nul_are_refused(path):
     s.close()
 
 
+def test_integer_arguments_out_of_range_raise_value_error(path):
+    # wait(-1), string(-1), wait(0, timeout=10**400) and a chars size of
+    # 2**70 raised OverflowError from the C conversions (OverflowError is an
+    # ArithmeticError, not the ValueError every other bad value raises):
+    # each now says what is allowed. A value of the wrong type stays a
+    # TypeError.
+    s = mmstore.open(path, create=True)
+    for call, allowed in ((lambda v: s.wait(v, timeout=0), "txn must be an int from 0 to 2"),
+                          (s.string, "ref must be an int from 0 to 2")):
+        for v in (-1, -2**70, 2**64, 2**100):
+            with pytest.raises(ValueError, match=re.escape(allowed)) as e:
+                call(v)
+            assert not isinstance(e.value, OverflowError) and str(v) in str(e.value)
+        with pytest.raises(TypeError):
+            call(1.5)
+    for tmo in (-1, -0.5, -10**400, 10**400, float("nan")):
+        with pytest.raises(ValueError, match="timeout must be None or a number of seconds") as e:
+            s.wait(0, timeout=tmo)
+        assert not isinstance(e.value, OverflowError)
+    with pytest.raises(TypeError):
+        s.wait(0, timeout="1")
+    with s.write():
+        for size in (-1, 0, 2**24 + 1, 2**70, -2**70):
+            with pytest.raises(ValueError, match="chars size .* is not in 1..") as e:
+                s.create_table("c", [("c", "chars", size)])
+            assert not isinstance(e.value, OverflowError)
+        t = s.create_table("c", [("c", "chars", np.int32(3))])  # any integer type
+        assert t.fields[0].size == 3
+        t.append({"c": b"abc"})
+    # Record indices were right already: IndexError, as a list raises it.
+    for i in (-2, 1, 2**64, -2**70):
+        with pytest.raises(IndexError):
+            t.get(i)
+    s.close()
+
+
 def test_fork_child_gets_an_error(path):
     s = mmstore.open(path, create=True)
     with s.write():
@@ -431,3 +468,177 @@ def test_other_thread_during_the_pandas_import(path):
     assert out.stdout.startswith("ValueError the store is closed"), out.stdout
     out = run_py(script, path, "read")
     assert out.stdout.startswith("BusyError"), out.stdout
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_messages_with_hex_refs_and_floats_are_formatted(path):
+    # PyErr_Format knows no %llx nor %g: a bad ref said "0x%llx is not a ref
+    # to a record of table %s (use %s.ref(index) ...)", unformatted, and the
+    # f32 overflow "(%g)". Now they name the ref, the table and the limit.
+    s = mmstore.open(path, create=True)
+    with s.write():
+        o = s.create_table("o", [("v", "i32")])
+        o.append({"v": 1})
+        t = s.create_table("t", [("r", "ref", "o"), ("f", "f32")])
+        bad = o.ref(0) + 5
+        with pytest.raises(ValueError) as e:
+            t.append({"r": bad})
+        assert str(e.value) == (f"ref field r: {bad:#x} is not a ref to a record of table o "
+                                "(use o.ref(index) or (table, index))")
+        with pytest.raises(ValueError) as e:
+            t.extend({"r": np.array([o.ref(0), bad], dtype=np.uint64)})
+        assert str(e.value) == f"column r: value 1 ({bad:#x}) is not a ref to a record of table o"
+        with pytest.raises(ValueError) as e:
+            t.extend({"f": np.array([1e300])})
+        assert "past its range (3.40282e+38)" in str(e.value) and "%" not in str(e.value)
+    s.close()
+
+
+def test_pickling_or_copying_a_handle_says_what_to_do(path):
+    # pickle.dumps(store), copy.copy(table) -- a multiprocessing Pool's
+    # arguments -- said only "cannot pickle 'mmstore.Store' object". Now
+    # the TypeError says to pass the path (and table name) and reopen.
+    import copy
+    import pickle
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "f64")])
+        t.append({"x": 1.0})
+    for obj, what in ((s, "pass its path"), (t, "the table's name ('t')")):
+        for fn in (pickle.dumps, copy.copy, copy.deepcopy):
+            with pytest.raises(TypeError, match=re.escape(what)) as e:
+                fn(obj)
+            assert "mmstore.open" in str(e.value) and repr(s.path) in str(e.value)
+    # What they hold can be pickled: a copy of the data.
+    assert pickle.loads(pickle.dumps(t.column("x"))).tolist() == [1.0]
+    assert pickle.loads(pickle.dumps(t.fields)) == t.fields
+    s.close()
+
+
+def test_ctrl_c_while_waiting_for_another_writer(path):
+    # with s.write(): waited for another process's write transaction in
+    # mms_txn_begin, which sleeps again when a signal interrupts it: Ctrl-C
+    # did nothing until that writer let go (for ever, for a writer that
+    # does not). Now KeyboardInterrupt comes while it waits, the block is
+    # never entered, and the Store stays usable. The other writer lets go
+    # after 20 s; the old module entered the block then.
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.create_table("t", [("x", "i64")])
+    out = run_py("""
+        import os, signal, subprocess, sys, threading
+        import mmstore
+        path = sys.argv[1]
+        holder = subprocess.Popen([sys.executable, "-c", "\\n".join([
+            "import mmstore, sys, time",
+            "s = mmstore.open(sys.argv[1])",
+            "w = s.write(); w.__enter__(); print('holding', flush=True); time.sleep(20)"]),
+            path], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline() == "holding\\n"
+        s = mmstore.open(path)
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            with s.write():
+                print("entered")
+        except KeyboardInterrupt:
+            print("interrupted", s.info()["writer_pid"] == holder.pid)
+        holder.kill()
+        holder.wait()
+        with s.write():  # the dead writer's lock is taken over
+            s.table("t").append({"x": 1})
+        print(len(s.table("t")), repr(s).endswith("txn 2>"))
+        """, path, timeout=60)
+    assert out.stdout.split("\n")[:2] == ["interrupted True", "1 True"], out.stdout
+    s.close()
+
+
+def test_ctrl_c_in_a_write_block_says_whether_it_committed(path):
+    # A Ctrl-C while the commit of `with s.write():` ran (the GIL released,
+    # the C commit not interruptible) came as a KeyboardInterrupt on the
+    # line after the block, as one inside the block does, which aborts:
+    # committed or not, the caller could not tell. Now the one __exit__
+    # sees says .committed (and a note). The signal comes from a timer at
+    # 30 points spread over a transaction's time (a durable commit: fsync).
+    out = run_py("""
+        import json, os, signal, sys, threading, time
+        import mmstore
+        s = mmstore.open(sys.argv[1], create=True)
+        with s.write():
+            t = s.create_table("t", [("x", "i64")])
+        t0 = time.monotonic()
+        for i in range(5):
+            with s.write():
+                t.append({"x": -1})
+        took = (time.monotonic() - t0) / 5
+        seen = []
+        for i in range(30):
+            timer = threading.Timer(took * 3 * i / 30, os.kill, (os.getpid(), signal.SIGINT))
+            state, got = [], "done"
+            try:
+                try:
+                    timer.start()
+                    with s.write():
+                        state.append("in")
+                        t.append({"x": i})
+                        time.sleep(took)  # as long in the block as in the commit
+                    state.append("out")
+                finally:
+                    timer.join()
+                    time.sleep(0.002)
+            except KeyboardInterrupt as e:
+                got = getattr(e, "committed", "after" if state else "before")
+            with s.read():
+                seen.append([got, int((t.column("x") == i).sum())])
+        print(json.dumps(seen))
+        """, path, timeout=120)
+    seen = json.loads(out.stdout)
+    for got, n in seen:
+        assert n == (1 if got in ("done", "after", True) else 0), seen
+    assert False in {got for got, _ in seen}, seen  # some came inside the block
+
+
+def test_a_failed_commit_says_whether_it_may_have_committed(path):
+    # A commit whose journal sync failed raised "commit: Input/output
+    # error: cannot sync the journal" and nothing more, yet the next open
+    # replayed the transaction (mmstore.h: the handle is poisoned, the next
+    # open decides). The exception now says so (.committed None and a
+    # note); a commit that failed writing the journal says it was aborted.
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.create_table("t", [("x", "i64")])
+    s.close()
+    out = run_py("""
+        import os, sys
+        import mmstore
+        s = mmstore.open(sys.argv[1])
+        try:
+            with s.write():
+                s.table("t").append({"x": 1})
+            print("committed")
+        except OSError as e:
+            print(e.errno, e.committed, e.__notes__)
+        os._exit(0)  # as a crash: the next open decides
+        """, path, env={"MMS_FAULT": "fsync:1:5"})
+    assert out.stdout.splitlines() == [
+        "5 None ['mmstore: whether the transaction committed is decided when the store is "
+        "opened again (close this Store and open it: its handle is poisoned)']"], out.stdout
+    s = mmstore.open(path)
+    assert len(s.table("t")) in (0, 1)
+    s.verify()
+    s.close()
+    out = run_py("""
+        import sys
+        import mmstore
+        s = mmstore.open(sys.argv[1])
+        n = len(s.table("t"))
+        try:
+            with s.write():
+                s.table("t").append({"x": 1})
+        except OSError as e:
+            print(e.errno, e.committed, e.__notes__)
+        with s.write():  # the handle stays usable
+            s.table("t").append({"x": 2})
+        print(len(s.table("t")) - n)
+        """, path, env={"MMS_FAULT": "pwrite:1:28"})
+    assert out.stdout.splitlines() == [
+        "28 False ['mmstore: the transaction was aborted, nothing of it was applied']", "1"]

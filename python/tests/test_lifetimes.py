@@ -233,6 +233,51 @@ def test_migration_and_views(path):
     s.close()
 
 
+def test_migration_through_another_store_of_this_process(path, tmp_path):
+    # Opening a store twice in one process (a notebook cell run again)
+    # and migrating a table through the second Store while an array taken
+    # through the first lived: the first handle mapped the new, smaller
+    # file in place of the old at its next transaction, and reading the
+    # array past its end killed the interpreter (SIGSEGV). The migration is
+    # refused now, whatever path names the store, as it is through the
+    # Store that holds the arrays.
+    code = """
+        import gc, os, sys
+        import numpy as np
+        import mmstore
+        path, link = sys.argv[1], sys.argv[2]
+        s = mmstore.open(path, create=True)
+        with s.write():
+            s.create_table("t", [("a", "f64"), ("b", "f64"), ("c", "f64"), ("d", "f64")]).extend(
+                {"a": np.arange(100000.0)})
+        x = s.table("t").column("a")
+        os.symlink(path, link)
+        for other in (mmstore.open(path), mmstore.open(link)):
+            try:
+                with other.write():
+                    other.create_table("t", [("a", "f64")])
+                print("migrated")
+            except BufferError as e:
+                print("refused:", e)
+            with s.read():
+                print(x[-1], s.table("t").column("b")[0])
+            other.close()
+        s.close()
+        print(x.sum())
+        del x
+        gc.collect()
+        with mmstore.open(link) as other:
+            with other.write():
+                other.create_table("t", [("a", "f64")])
+            print([f.name for f in other.table("t").fields])
+        """
+    out = run_py(code, path, tmp_path / "link.mms").stdout.splitlines()
+    refused = ("refused: create_table: migrating table t to a new layout while 1 arrays over "
+               "it are alive (taken through another Store of this process open on this store); "
+               "delete them first")
+    assert out == [refused, "99999.0 0.0", refused, "99999.0 0.0", "4999950000.0", "['a']"]
+
+
 def test_views_in_a_read_transaction_do_not_change(path):
     s, t = filled(path)
     with s.read():

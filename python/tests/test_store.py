@@ -2,15 +2,20 @@
 tables, verify, checkpoint, create_table in its three spellings, dtype and
 fields, len/slots, array, live, column, get, str, ref, append, extend,
 delete, to_pandas, import_csv."""
+import json
 import math
 import os
+import shutil
+import subprocess
+import sys
+import textwrap
 import time
 
 import numpy as np
 import pytest
 
 import mmstore
-from conftest import run_py
+from conftest import child_env, run_py
 
 
 def make_people(s):
@@ -364,7 +369,7 @@ def test_string_and_root(path):
     assert s.string(ref) == "Oslo"
     with pytest.raises(mmstore.BadrefError):
         s.string(ref + 1)
-    with pytest.raises(OverflowError):
+    with pytest.raises(ValueError, match=r"0 to 2\*\*64-1"):
         s.string(-1)
     s.close()
 
@@ -670,13 +675,128 @@ def test_import_csv_interrupted(path, tmp_path, mms_tool):
         try:
             s.import_csv(fifo, "rows")
             print("imported")
-        except KeyboardInterrupt:
-            print("interrupted")
+        except KeyboardInterrupt as e:
+            print("interrupted", e.imported, e.__notes__)
         done.set()
         print(s.tables())
         s.verify()
         """, path, fifo, timeout=30)
-    assert out.stdout.split("\n")[:2] == ["interrupted", "[]"], out.stdout
+    assert out.stdout.split("\n")[:2] == [
+        "interrupted False ['import_csv: nothing was imported into table rows']", "[]"], out.stdout
+
+
+def write_csv(p, n):
+    with open(p, "w") as f:
+        f.write("a,b,c\n")
+        f.writelines(f"{i},{i / 2},name{i % 97}\n" for i in range(n))
+    return str(p)
+
+
+def test_import_csv_ctrl_c_at_any_point(path, tmp_path, mms_tool):
+    # Ctrl-C from a terminal reaches this process and the tool (one process
+    # group), at any point of import_csv. It raised KeyboardInterrupt when
+    # the tool had committed too (the tool died in its checkpoint, or of the
+    # SIGINT sent to stop it after its commit), saying nothing of it; or,
+    # when the tool died of the terminal's SIGINT before this process saw
+    # it, mmstore.Error "exited with -1" for an import that had committed.
+    # Now the tool ignores it while it commits and exits 0 after, and the
+    # KeyboardInterrupt says which: .imported. The signal comes from a timer
+    # at 24 points spread over an import's time, and past it. One without
+    # .imported came before the call (the path's __fspath__, run inside it,
+    # had not run yet) or after it.
+    n = 20000
+    csv = write_csv(tmp_path / "rows.csv", n)
+    code = textwrap.dedent("""
+        import json, os, signal, sys, threading, time
+        import mmstore
+        path, csv, n, k = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        s = mmstore.open(path, create=True)
+        t0 = time.monotonic()
+        s.import_csv(csv, "warm")
+        took = time.monotonic() - t0
+        class Path:  # marks the call as begun, from inside it
+            def __fspath__(self):
+                entered.append(1)
+                return csv
+        seen = []
+        for i in range(k):
+            name = f"t{i}"
+            timer = threading.Timer(took * 1.3 * i / k, os.killpg, (0, signal.SIGINT))
+            got, entered = "returned", []
+            try:
+                try:
+                    timer.start()
+                    s.import_csv(Path(), name)
+                finally:
+                    timer.join()
+                    time.sleep(0.002)  # the handler runs here, if not before
+            except KeyboardInterrupt as e:
+                got = getattr(e, "imported", "after" if entered else "before")
+            except mmstore.Error as e:
+                got = "error: " + str(e)
+            rows = len(s.table(name)) if name in s.tables() else 0
+            seen.append([got, rows])
+        s.verify()
+        with s.write(nowait=True):  # no writer left behind
+            pass
+        print(json.dumps(seen))
+        """)
+    p = subprocess.run([sys.executable, "-c", code, path, csv, str(n), "24"], capture_output=True,
+                       text=True, timeout=120, env=child_env(), start_new_session=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    seen = json.loads(p.stdout)
+    for got, rows in seen:
+        # Returned, or a KeyboardInterrupt that came after it returned, or
+        # one that says so: every row. One that says not: none.
+        assert rows == (n if got in ("returned", "after", True) else 0), seen
+    assert {False, True} & {got for got, _ in seen}, seen  # some hit the import
+
+
+def tool_wrapper(tmp_path, body):
+    """An MMS_TOOL that runs the real tool as body says ($TOOL, "$@")."""
+    w = tmp_path / "mms-wrapper"
+    w.write_text("#!/bin/sh\nTOOL=\"$REAL_MMS_TOOL\"\n" + body)
+    w.chmod(0o755)
+    return str(w)
+
+
+def test_import_csv_tool_stopped_in_its_commit(path, tmp_path, mms_tool, monkeypatch):
+    # The tool gets SIGINT at each of its fdatasync and msync calls (strace
+    # injects it), and so in its commit: it died there with the commit
+    # durable, and import_csv raised "mms exited with -1" for rows that
+    # were imported. Now the tool finishes the commit and exits 0.
+    if not shutil.which("strace"):
+        pytest.skip("no strace")
+    csv = write_csv(tmp_path / "rows.csv", 2000)
+    monkeypatch.setenv("REAL_MMS_TOOL", mms_tool)
+    monkeypatch.setenv("MMS_TOOL", tool_wrapper(tmp_path, (
+        'exec strace -f -qq -o /dev/null -e trace=fdatasync,msync '
+        '-e inject=fdatasync,msync:signal=INT "$TOOL" "$@"\n')))
+    s = mmstore.open(path, create=True)
+    probe = subprocess.run(["strace", "-qq", "-o", "/dev/null", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("strace cannot trace here: " + probe.stderr.decode())
+    t = s.import_csv(csv, "t")
+    assert len(t) == 2000
+    s.verify()
+    s.close()
+
+
+def test_import_csv_interrupt_after_the_commit(path, tmp_path, mms_tool, monkeypatch):
+    # Ctrl-C that this process sees once the tool has committed (a tool
+    # that then, as mms import does now, keeps on to its exit 0): the
+    # KeyboardInterrupt said nothing of the rows, which were imported.
+    csv = write_csv(tmp_path / "rows.csv", 100)
+    monkeypatch.setenv("REAL_MMS_TOOL", mms_tool)
+    monkeypatch.setenv("MMS_TOOL", tool_wrapper(tmp_path, (
+        '"$TOOL" "$@" || exit\ntrap "" INT\nkill -INT $PPID\nsleep 0.2\n')))
+    s = mmstore.open(path, create=True)
+    with pytest.raises(KeyboardInterrupt) as e:
+        s.import_csv(csv, "t")
+    assert e.value.imported is True and "had committed" in e.value.__notes__[0]
+    assert len(s.table("t")) == 100
+    s.verify()
+    s.close()
 
 
 def test_extend_pandas_string_dtype(path):
@@ -690,6 +810,32 @@ def test_extend_pandas_string_dtype(path):
     with s.write():
         t.extend({"s": pd.array(["a", None, "c"], dtype="string"), "b": [b"x", pd.NA, None]})
     assert t.column("s") == ["a", None, "c"] and t.column("b") == [b"x", None, None]
+    s.verify()
+    s.close()
+
+
+def test_extend_nan_in_an_object_column_is_no_string(path):
+    # pandas keeps a missing string of an object column as float NaN
+    # (read_csv, DataFrame({"s": ["a", None]}) after a concat, .where(...)),
+    # which extend refused ("takes str or None, not float"): NaN there is no
+    # string, as None and NA are; any other float is still refused.
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("s", "str"), ("b", "blob"), ("c", "chars", 4)])
+    df = pd.DataFrame({"s": ["a", float("nan"), "c"], "b": [b"x", None, np.nan],
+                       "c": [np.nan, "yy", "z"]})
+    assert df["s"].dtype == object
+    with s.write():
+        t.extend({"s": df["s"], "b": df["b"].values, "c": df["c"]})
+    assert t.column("s") == ["a", None, "c"] and t.column("b") == [b"x", None, None]
+    assert t.missing("c").tolist() == [True, False, False]
+    assert t.get(1) == {"s": None, "b": None, "c": "yy"} and t.get(0)["c"] is None
+    with s.write():
+        for col, bad in (("s", 1.5), ("s", float("inf")), ("b", 0.0), ("c", 2.0)):
+            with pytest.raises(TypeError, match=f"field {col} .*NaN.*not float"):
+                t.extend({col: ["ok" if col != "b" else b"ok", bad]})
+    assert t.slots == 3
     s.verify()
     s.close()
 
@@ -709,3 +855,108 @@ def test_extend_refuses_a_string_as_a_column(path):
         t.extend({"s": ["Ann"], "b": [b"Ann"]})
     assert t.slots == 1 and t.get(0)["s"] == "Ann"
     s.close()
+
+
+def test_text_with_nuls_and_non_ascii_round_trips(path, mms_tool):
+    # A chars value with a NUL inside (b"a\0b") came back from get() and
+    # to_pandas() cut at the NUL ('a'), though the array showed b"a\0b",
+    # find() compares every byte (find("c", "a") did not find the record
+    # get() showed as 'a') and append(get(i)) stored another value. Now
+    # only the NUL padding at the end goes, as numpy's "S" dtype does. str
+    # and blob values keep NULs and non-ASCII text whole.
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    vals = ["a\0b", "\0", "", "é\0日本", "emoji \U0001f389", "\udcff raw byte"]
+    raw = [v.encode("utf-8", "surrogateescape") for v in vals]
+    with s.write():
+        t = s.create_table("tåble", [("s", "str"), ("b", "blob"), ("c", "chars", 12)])
+        t.extend({"s": vals, "b": raw, "c": raw})
+    want_c = [v.rstrip("\0") for v in vals]
+    assert t.column("s") == vals and t.column("b") == raw
+    assert [t.get(i)["c"] for i in range(len(vals))] == want_c
+    assert [t.str(i, "s") for i in range(len(vals))] == vals
+    assert t.to_pandas()["c"].tolist() == want_c
+    with s.read():
+        assert t.array()["c"].tolist() == [r.rstrip(b"\0") for r in raw]
+    with s.write():
+        for i in range(len(vals)):
+            t.append(t.get(i))
+    with s.read():
+        a = t.array()
+        assert a["c"][: len(vals)].tolist() == a["c"][len(vals):].tolist()
+    s.close()
+    subprocess.run([mms_tool, "index", path, "tåble", "c"], check=True, capture_output=True)
+    s = mmstore.open(path)
+    t = s.table("tåble")
+    assert t.find("c", "a\0b").tolist() == [0, 6] and t.find("c", "a").tolist() == []
+    assert t.find("c", "é\0日本").tolist() == [3, 9]
+    s.verify()
+    s.close()
+
+
+def test_a_dataframe_loads_back(path):
+    # extend refused a DataFrame ("takes a dict of columns or a numpy
+    # structured array, not DataFrame"), to_pandas()'s own result included,
+    # and append() refused pandas' NA, which df.to_dict("records") gives
+    # for a missing value of a nullable column ("a NAType is not an
+    # integer"). Both load back now, missing values still missing.
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    spec = [("x", "f64"), ("n", "i32"), ("u", "u64"), ("b", "bool"), ("s", "str"),
+            ("c", "chars", 3), ("bl", "blob")]
+    with s.write():
+        t = s.create_table("t", spec)
+        t.append({"x": 1.5, "n": None, "u": 2**64 - 1, "b": True, "s": "a", "c": "ab",
+                  "bl": b"\0"})
+        t.append({"x": None, "n": 3, "u": None, "b": None, "s": None, "c": None, "bl": None})
+    want = [t.get(0), t.get(1)]
+    df = t.to_pandas()
+    with s.write():
+        t.extend(df)
+        for rec in df.to_dict("records"):
+            t.append(rec)
+    got = [t.get(i) for i in range(6)]
+    # A missing float is NaN in the DataFrame, which is a value of a float
+    # field: it comes back a NaN, not missing.
+    assert all(math.isnan(g.pop("x")) for g in got[3::2]) and got[1]["x"] is None
+    del got[1]["x"], want[1]["x"]
+    assert got == want * 3
+    assert t.missing("n").tolist() == [True, False] * 3
+    assert t.missing("x").tolist() == [False, True, False, False, False, False]
+    with pytest.raises(TypeError, match="a pandas DataFrame"):
+        with s.write():
+            t.extend(df["x"])
+    s.close()
+
+
+def test_import_csv_tool_close_failing_after_its_commit(path, tmp_path, mms_tool, monkeypatch):
+    # mms import exited 1 when closing the store failed after its commit
+    # (the checkpoint's fsync): import_csv raised mmstore.Error "cannot
+    # close" for rows that were imported (and the tool removed a store it
+    # had created, rows and all). Now that is a warning and exit 0. The
+    # tool's Nth fsync fails, for each N that an import makes; a failure in
+    # the commit itself is mmstore.h's (the next open decides) and is left
+    # out.
+    csv = write_csv(tmp_path / "rows.csv", 2000)
+    monkeypatch.setenv("REAL_MMS_TOOL", mms_tool)
+    seen = []
+    for n in range(1, 9):
+        monkeypatch.setenv("MMS_TOOL", tool_wrapper(
+            tmp_path, f'MMS_FAULT=fsync:{n}:5 exec "$TOOL" "$@"\n'))
+        p = f"{path}{n}"
+        s = mmstore.open(p, create=True)
+        try:
+            s.import_csv(csv, "t")
+            got = "returned"
+        except mmstore.Error as e:
+            got = str(e)
+        s.close()
+        s = mmstore.open(p)
+        rows = len(s.table("t")) if "t" in s.tables() else 0
+        s.verify()
+        s.close()
+        if "cannot commit" not in got:
+            seen.append((n, got, rows))
+    assert any("warning" in got or got == "returned" for _, got, _ in seen)
+    for n, got, rows in seen:
+        assert rows == (2000 if got == "returned" else 0), seen
