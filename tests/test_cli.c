@@ -76,7 +76,7 @@ static int count(const char *s, const char *needle)
 static const char *const commands[] = {"create", "info",   "verify", "checkpoint", "readers",
                                        "tables", "schema", "import", "dump",       "drop",
                                        "rename", "compact", "copy",  "load",       "get",
-                                       "index",  "indexes"};
+                                       "index",  "indexes", "recover"};
 #define NCMD (sizeof commands / sizeof commands[0])
 
 TEST(usage_and_help)
@@ -135,7 +135,8 @@ TEST(usage_errors)
     } bad[] = {
         {"dump DIR t --bogus", "unknown option --bogus"},
         {"dump DIR t --bogus=1", "unknown option --bogus"},
-        {"dump DIR t -x", "unknown option -x"},
+        {"dump DIR t -x", "unknown option -x (an argument that starts with '-' goes after --)"},
+        {"rename DIR t -x", "unknown option -x (an argument that starts with '-' goes after --)"},
         {"dump DIR t --limit", "--limit needs a value"},
         {"dump DIR t --format xml", "--format is csv or jsonl"},
         {"readers DIR --clear-stale=1", "--clear-stale takes no value"},
@@ -181,6 +182,19 @@ TEST(version)
     snprintf(want, sizeof want, "mmstore library %s,", mms_version());
     HAS(v, want);
     free(v);
+    /* `mms version --help` is help, as `mms CMD --help` is for every
+     * command (it printed the version); an extra argument is a usage
+     * error (it was ignored). */
+    ASSERT_EQ(cli("help version"), 0);
+    char *h = strdup(out);
+    ASSERT_EQ(cli("version --help"), 0);
+    SAME(out, h);
+    ASSERT_EQ(cli("version -h"), 0);
+    SAME(out, h);
+    free(h);
+    ASSERT_EQ(cli("version x"), 2);
+    ASSERT_EQ(strlen(out), 0);
+    HAS(err, "version takes no arguments (from 'x' on)");
 }
 
 TEST(errors_once)
@@ -235,6 +249,14 @@ TEST(errors_once)
         FAILF("mms import on a full disk said:\n%s", err);
     HAS(err, "No space left on device");
     ASSERT(stat(dir, &st) != 0 && errno == ENOENT);
+    /* recover of a directory that cannot be read: exit 2, the reason on
+     * stderr, and the 'fatal store' line its help names on stdout */
+    snprintf(dir, sizeof dir, "%s/nope.mms", work);
+    ASSERT_EQ(cli("recover '%s'", dir), 2);
+    HAS(out, "fatal store -- ");
+    HAS(err, "No such file or directory");
+    ASSERT_EQ(cli("help recover"), 0);
+    HAS(out, "'fatal store -- REASON'");
 }
 
 struct rec {
@@ -377,7 +399,7 @@ TEST(indexes)
     ASSERT_EQ(cli("get '%s' t grp 3", dir), 0);
     ASSERT(strcmp(out, scan[0]) == 0);
     ASSERT_EQ(cli("get '%s' t id abc", dir), 1);
-    HAS(err, "'abc' is not a i64 value");
+    HAS(err, "t.id: 'abc' is not a i64 value"); /* which field's value it is */
     ASSERT_EQ(cli("get '%s' t nope 1", dir), 1);
     HAS(err, "no field 'nope'");
     /* A well-formed condition the table cannot answer (no such field, a
