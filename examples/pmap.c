@@ -7,8 +7,9 @@
  *     pmap STORE get KEY       print KEY's counter
  *     pmap STORE del KEY       remove KEY
  *     pmap STORE count FILE    count the words of FILE (- for stdin)
- *     pmap STORE fill N        N random keys, a commit every 1000 (kill it
- *                              at any moment: the map is the last commit's)
+ *     pmap STORE fill [N]      N (default 100000) random keys, a commit every
+ *                              1000 (kill it at any moment: the map is the
+ *                              last commit's)
  *     pmap STORE check         check the map, print its size
  *     pmap STORE top [K]       the K (default 10) largest counters
  *
