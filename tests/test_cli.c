@@ -328,6 +328,19 @@ TEST(info)
         ASSERT(colon && colon < strchr(p, '\n') && colon[1] == ' ' && *p != ' ');
     }
     ASSERT(strcmp(raw_part, out) == 0);
+    /* Every raw key is named by `mms help info` (region_N_ for each region;
+     * committed_txn, durable_txn and readers_holding_back were missing). */
+    char *raw = strdup(out);
+    ASSERT_EQ(cli("help info"), 0);
+    for (const char *p = raw; *p; p = strchr(p, '\n') + 1) {
+        char key[64];
+        ASSERT(sscanf(p, "%63[^:]", key) == 1);
+        if (strncmp(key, "region_", 7) == 0 && key[7] >= '0' && key[7] <= '9')
+            snprintf(key, sizeof key, "region_N_%s", strchr(key + 7, '_') + 1);
+        if (!strstr(out, key))
+            FAILF("mms help info does not name the raw key %s:\n%s", key, out);
+    }
+    free(raw);
     free(person);
 }
 
