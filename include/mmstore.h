@@ -611,7 +611,9 @@ int mms_readers_clear_stale(mms_store *s, unsigned *cleared);
 
 /* Checkpoint: sync every region file and empty the journal. Happens by
  * itself when the journal passes checkpoint_bytes and at close.
- * Errors: MMS_ETXN (inside a write transaction), MMS_ERDONLY, -errno. */
+ * Errors: MMS_ETXN (inside a write or read transaction of this handle, or
+ * this thread is inside a read transaction on another handle of the store:
+ * it would wait for itself), MMS_ERDONLY, -errno. */
 int mms_checkpoint(mms_store *s);
 
 /* ------------------------------------------------------------------------
