@@ -606,9 +606,30 @@ TEST(waits_aloud)
             char c = 'w';
             if (mms_txn_begin(s, 0) || write(ready[1], &c, 1) != 1)
                 _exit(1);
+            /* Hold it until the tool has opened the store (its handle
+             * shows in the reader slots), then long enough for it to
+             * reach the writer lock: a fixed 0.6 s was too short for the
+             * ASan tool to start on a loaded machine. */
+            for (int tries = 0; tries < 200; tries++) {
+                mms_reader_info r[8];
+                size_t n = 0, i = 0;
+                if (mms_readers(s, r, 8, &n) == 0)
+                    while (i < n && i < 8 && (r[i].pid == (uint32_t)getpid() || !r[i].alive))
+                        i++;
+                if (i < n && i < 8)
+                    break;
+                sleep_us(50000);
+            }
             sleep_us(600000);
             mms_txn_abort(s);
-            sleep_us(100000);
+            /* The tool's handle goes before the next round looks for it. */
+            for (int tries = 0; tries < 200; tries++) {
+                mms_reader_info r[8];
+                size_t n = 0;
+                if (mms_readers(s, r, 8, &n) == 0 && n <= 1)
+                    break;
+                sleep_us(50000);
+            }
         }
         mms_close(s);
         _exit(0);
