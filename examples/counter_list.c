@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 struct app {        /* the root object */
@@ -35,7 +36,12 @@ static double now_us(void)
 
 static int die(const char *what, int err)
 {
-    fprintf(stderr, "counter_list: %s: %s (%s)\n", what, mms_strerror(err), mms_errdetail());
+    /* The detail says what went wrong, often with the message in it. */
+    const char *m = mms_strerror(err), *d = mms_errdetail();
+    if (!*d || strstr(d, m))
+        fprintf(stderr, "counter_list: %s: %s\n", what, *d ? d : m);
+    else
+        fprintf(stderr, "counter_list: %s: %s (%s)\n", what, m, d);
     return 1;
 }
 
@@ -45,9 +51,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: counter_list STORE.mms [NODES]\n");
         return 2;
     }
-    long nodes = argc == 3 ? strtol(argv[2], NULL, 10) : 100000;
-    if (nodes < 0) {
-        fprintf(stderr, "counter_list: NODES must be >= 0\n");
+    char *end = NULL;
+    long nodes = argc == 3 ? strtol(argv[2], &end, 10) : 100000;
+    if (nodes < 0 || (end && (end == argv[2] || *end))) {
+        fprintf(stderr, "counter_list: NODES is a number >= 0, not '%s'\n", argv[2]);
         return 2;
     }
 

@@ -7,8 +7,9 @@
  *     pmap STORE get KEY       print KEY's counter
  *     pmap STORE del KEY       remove KEY
  *     pmap STORE count FILE    count the words of FILE (- for stdin)
- *     pmap STORE fill N        N random keys, a commit every 1000 (kill it
- *                              at any moment: the map is the last commit's)
+ *     pmap STORE fill [N]      N (default 100000) random keys, a commit every
+ *                              1000 (kill it at any moment: the map is the
+ *                              last commit's)
  *     pmap STORE check         check the map, print its size
  *     pmap STORE top [K]       the K (default 10) largest counters
  *
@@ -43,7 +44,12 @@ static void store_free(void *s, void *p)
 
 static int die(const char *what, int err)
 {
-    fprintf(stderr, "pmap: %s: %s (%s)\n", what, mms_strerror(err), mms_errdetail());
+    /* The detail says what went wrong, often with the message in it. */
+    const char *m = mms_strerror(err), *d = mms_errdetail();
+    if (!*d || strstr(d, m))
+        fprintf(stderr, "pmap: %s: %s\n", what, *d ? d : m);
+    else
+        fprintf(stderr, "pmap: %s: %s (%s)\n", what, m, d);
     exit(1);
 }
 
@@ -128,14 +134,46 @@ static void top(const struct pmap *m, uint64_t k)
     free(all);
 }
 
+/* The commands: name, arguments (required, at most), and whether the
+ * optional last one is a number. */
+static const struct {
+    const char *name;
+    int min, max, number;
+} commands[] = {{"put", 1, 2, 1},   {"get", 1, 1, 0},  {"del", 1, 1, 0}, {"count", 1, 1, 0},
+                {"fill", 0, 1, 1},  {"check", 0, 0, 0}, {"top", 0, 1, 1}};
+
+static int usage(const char *why, const char *what)
+{
+    if (why)
+        fprintf(stderr, "pmap: %s%s\n", why, what);
+    fprintf(stderr, "usage: pmap STORE put KEY [N] | get KEY | del KEY | count FILE | "
+                    "fill [N] | check | top [K]\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: pmap STORE put KEY [N] | get KEY | del KEY | count FILE | "
-                        "fill N | check | top [K]\n");
-        return 2;
-    }
+    if (argc < 3)
+        return usage(NULL, NULL);
     const char *cmd = argv[2], *arg = argc > 3 ? argv[3] : NULL;
+    /* Checked before the store is opened (a write command creates it). */
+    size_t c = 0, nc = sizeof commands / sizeof commands[0];
+    while (c < nc && strcmp(commands[c].name, cmd) != 0)
+        c++;
+    if (c == nc)
+        return usage("unknown command ", cmd);
+    if (argc - 3 < commands[c].min)
+        return usage("missing argument of ", cmd);
+    if (argc - 3 > commands[c].max)
+        return usage("too many arguments for ", cmd);
+    uint64_t num = 0; /* the number, if given */
+    if (commands[c].number && argc - 3 == commands[c].max) {
+        char *end;
+        const char *t = argv[argc - 1];
+        num = strtoull(t, &end, 10);
+        if (end == t || *end || *t == '-')
+            return usage("not a number: ", t);
+    }
     int writes = strcmp(cmd, "get") != 0 && strcmp(cmd, "check") != 0 && strcmp(cmd, "top") != 0;
     mms_options o;
     mms_options_init(&o);
@@ -143,26 +181,23 @@ int main(int argc, char **argv)
     mms_store *s;
     int r = mms_open(argv[1], &o, &s);
     if (r)
-        die(argv[1], r);
+        die("cannot open the store", r);
     struct pmap_mem mem = {store_alloc, store_calloc, store_free, s};
     if (strcmp(cmd, "fill") == 0) {
-        fill(s, &mem, arg ? strtoull(arg, NULL, 10) : 100000);
+        fill(s, &mem, arg ? num : 100000);
     } else if (writes) {
         if ((r = mms_txn_begin(s, 0)))
             die("begin", r);
         struct pmap *m = the_map(s, &mem, 1);
-        if (strcmp(cmd, "put") == 0 && arg) {
-            add(m, &mem, arg, strlen(arg), argc > 4 ? strtoull(argv[4], NULL, 10) : 1);
-        } else if (strcmp(cmd, "del") == 0 && arg) {
+        if (strcmp(cmd, "put") == 0) {
+            add(m, &mem, arg, strlen(arg), argc > 4 ? num : 1);
+        } else if (strcmp(cmd, "del") == 0) {
             printf("%s\n", pmap_del(m, &mem, arg, strlen(arg)) ? "deleted" : "not there");
-        } else if (strcmp(cmd, "count") == 0 && arg) {
+        } else { /* count */
             FILE *f = strcmp(arg, "-") == 0 ? stdin : fopen(arg, "r");
             if (!f)
                 die(arg, -errno);
             count_words(m, &mem, f);
-        } else {
-            fprintf(stderr, "pmap: unknown command %s\n", cmd);
-            return 2;
         }
         if ((r = mms_txn_commit(s)))
             die("commit", r);
@@ -175,7 +210,7 @@ int main(int argc, char **argv)
         uint64_t bad;
         if (!m) {
             printf("empty\n");
-        } else if (strcmp(cmd, "get") == 0 && arg) {
+        } else if (strcmp(cmd, "get") == 0) {
             const uint64_t *v = pmap_get(m, arg, strlen(arg));
             if (v)
                 printf("%s %" PRIu64 "\n", arg, *v);
@@ -188,11 +223,8 @@ int main(int argc, char **argv)
             }
             printf("ok: %" PRIu64 " keys in %" PRIu64 " buckets, txn %" PRIu64 "\n", m->count,
                    m->nbuckets, mms_txn_id(s));
-        } else if (strcmp(cmd, "top") == 0) {
-            top(m, arg ? strtoull(arg, NULL, 10) : 10);
-        } else {
-            fprintf(stderr, "pmap: unknown command %s\n", cmd);
-            return 2;
+        } else { /* top */
+            top(m, arg ? num : 10);
         }
         mms_read_end(s);
     }

@@ -46,7 +46,12 @@ static uint64_t now_ns(void)
 
 static int die(const char *what, int err)
 {
-    fprintf(stderr, "pubsub: %s: %s (%s)\n", what, mms_strerror(err), mms_errdetail());
+    /* The detail says what went wrong, often with the message in it. */
+    const char *m = mms_strerror(err), *d = mms_errdetail();
+    if (!*d || strstr(d, m))
+        fprintf(stderr, "pubsub: %s: %s\n", what, *d ? d : m);
+    else
+        fprintf(stderr, "pubsub: %s: %s (%s)\n", what, m, d);
     return 1;
 }
 
@@ -155,11 +160,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: pubsub STORE.mms produce COUNT [BATCH] | consume COUNT\n");
         return 2;
     }
-    uint64_t count = strtoull(argv[3], NULL, 10);
-    if (strcmp(argv[2], "produce") == 0)
-        return produce(argv[1], count, argc > 4 ? strtoull(argv[4], NULL, 10) : 100);
-    if (strcmp(argv[2], "consume") == 0)
-        return consume(argv[1], count);
-    fprintf(stderr, "pubsub: unknown mode '%s'\n", argv[2]);
-    return 2;
+    int produces = strcmp(argv[2], "produce") == 0;
+    if (!produces && strcmp(argv[2], "consume") != 0) {
+        fprintf(stderr, "pubsub: unknown mode '%s' (produce or consume)\n", argv[2]);
+        return 2;
+    }
+    if (argc > (produces ? 5 : 4)) {
+        fprintf(stderr, "pubsub: too many arguments (from '%s' on)\n", argv[produces ? 5 : 4]);
+        return 2;
+    }
+    /* COUNT, and BATCH: records per commit, at least 1. */
+    uint64_t n[2] = {0, 100};
+    for (int i = 3; i < argc; i++) {
+        char *end;
+        n[i - 3] = strtoull(argv[i], &end, 10);
+        if (end == argv[i] || *end || argv[i][0] == '-' || (i == 4 && n[1] == 0)) {
+            fprintf(stderr, "pubsub: %s is a number%s, not '%s'\n", i == 3 ? "COUNT" : "BATCH",
+                    i == 3 ? "" : " >= 1", argv[i]);
+            return 2;
+        }
+    }
+    return produces ? produce(argv[1], n[0], n[1]) : consume(argv[1], n[0]);
 }

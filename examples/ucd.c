@@ -153,10 +153,11 @@ static double now_us(void)
 
 static int fail_mms(const char *what, int err)
 {
-    fprintf(stderr, "ucd: %s: %s", what, mms_strerror(err));
-    if (*mms_errdetail())
-        fprintf(stderr, " (%s)", mms_errdetail());
-    fprintf(stderr, "\n");
+    const char *d = mms_errdetail();
+    if (strstr(d, mms_strerror(err))) /* the detail holds the message already */
+        fprintf(stderr, "ucd: %s: %s\n", what, d);
+    else
+        fprintf(stderr, "ucd: %s: %s (%s)\n", what, mms_strerror(err), d);
     return 1;
 }
 
@@ -781,7 +782,7 @@ static int cmd_build(const char *path, const char *dir)
         if (r == -EEXIST)
             fprintf(stderr, "ucd: %s exists; remove it to build it again\n", path);
         else
-            fail_mms(path, r);
+            fail_mms("cannot open the store", r);
         return 1;
     }
     if ((r = mms_txn_begin(ps.s, 0))) {
@@ -1211,7 +1212,7 @@ static int cmd_query(const char *path, int nargs, char **args)
     int rc = 1, r;
     double t0 = now_us();
     if ((r = mms_open(path, &o, &db.s))) {
-        fail_mms(path, r);
+        fail_mms("cannot open the store", r);
         if (r == -ENOENT)
             fprintf(stderr, "ucd: build it first: ucd build %s\n", path);
         goto out;

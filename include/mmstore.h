@@ -234,8 +234,11 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
 #define MMS_RDONLY 0x0004u  /* map read-only; write transactions fail MMS_ERDONLY */
 /* Commits do not wait for the disk: a commit survives a crash of the process
  * (the kernel still has it); a power loss or kernel crash may lose the
- * commits of the last sync interval (sync_ms, 100 ms by default), never
- * consistency: the store opens at an earlier commit, whole. (LMDB's
+ * commits since the journal was last synced, never consistency: the store
+ * opens at an earlier commit, whole. While handles of the store make calls
+ * that is the last sync interval (sync_ms, 100 ms by default); nothing
+ * syncs in the background, so a writer that goes idle leaves its last
+ * commits unsynced until a call (mms_checkpoint() before going idle). (LMDB's
  * MDB_NOSYNC and SQLite's synchronous=OFF may corrupt the database instead.)
  * The journal is synced once the oldest unsynced commit is sync_ms old, by
  * the first handle that finds it so -- the writer's next commit, a reader
@@ -608,7 +611,9 @@ int mms_readers_clear_stale(mms_store *s, unsigned *cleared);
 
 /* Checkpoint: sync every region file and empty the journal. Happens by
  * itself when the journal passes checkpoint_bytes and at close.
- * Errors: MMS_ETXN (inside a write transaction), MMS_ERDONLY, -errno. */
+ * Errors: MMS_ETXN (inside a write or read transaction of this handle, or
+ * this thread is inside a read transaction on another handle of the store:
+ * it would wait for itself), MMS_ERDONLY, -errno. */
 int mms_checkpoint(mms_store *s);
 
 /* ------------------------------------------------------------------------

@@ -76,7 +76,7 @@ static int count(const char *s, const char *needle)
 static const char *const commands[] = {"create", "info",   "verify", "checkpoint", "readers",
                                        "tables", "schema", "import", "dump",       "drop",
                                        "rename", "compact", "copy",  "load",       "get",
-                                       "index",  "indexes"};
+                                       "index",  "indexes", "recover"};
 #define NCMD (sizeof commands / sizeof commands[0])
 
 TEST(usage_and_help)
@@ -135,7 +135,8 @@ TEST(usage_errors)
     } bad[] = {
         {"dump DIR t --bogus", "unknown option --bogus"},
         {"dump DIR t --bogus=1", "unknown option --bogus"},
-        {"dump DIR t -x", "unknown option -x"},
+        {"dump DIR t -x", "unknown option -x (an argument that starts with '-' goes after --)"},
+        {"rename DIR t -x", "unknown option -x (an argument that starts with '-' goes after --)"},
         {"dump DIR t --limit", "--limit needs a value"},
         {"dump DIR t --format xml", "--format is csv or jsonl"},
         {"readers DIR --clear-stale=1", "--clear-stale takes no value"},
@@ -181,6 +182,19 @@ TEST(version)
     snprintf(want, sizeof want, "mmstore library %s,", mms_version());
     HAS(v, want);
     free(v);
+    /* `mms version --help` is help, as `mms CMD --help` is for every
+     * command (it printed the version); an extra argument is a usage
+     * error (it was ignored). */
+    ASSERT_EQ(cli("help version"), 0);
+    char *h = strdup(out);
+    ASSERT_EQ(cli("version --help"), 0);
+    SAME(out, h);
+    ASSERT_EQ(cli("version -h"), 0);
+    SAME(out, h);
+    free(h);
+    ASSERT_EQ(cli("version x"), 2);
+    ASSERT_EQ(strlen(out), 0);
+    HAS(err, "version takes no arguments (from 'x' on)");
 }
 
 TEST(errors_once)
@@ -235,6 +249,14 @@ TEST(errors_once)
         FAILF("mms import on a full disk said:\n%s", err);
     HAS(err, "No space left on device");
     ASSERT(stat(dir, &st) != 0 && errno == ENOENT);
+    /* recover of a directory that cannot be read: exit 2, the reason on
+     * stderr, and the 'fatal store' line its help names on stdout */
+    snprintf(dir, sizeof dir, "%s/nope.mms", work);
+    ASSERT_EQ(cli("recover '%s'", dir), 2);
+    HAS(out, "fatal store -- ");
+    HAS(err, "No such file or directory");
+    ASSERT_EQ(cli("help recover"), 0);
+    HAS(out, "'fatal store -- REASON'");
 }
 
 struct rec {
@@ -306,6 +328,19 @@ TEST(info)
         ASSERT(colon && colon < strchr(p, '\n') && colon[1] == ' ' && *p != ' ');
     }
     ASSERT(strcmp(raw_part, out) == 0);
+    /* Every raw key is named by `mms help info` (region_N_ for each region;
+     * committed_txn, durable_txn and readers_holding_back were missing). */
+    char *raw = strdup(out);
+    ASSERT_EQ(cli("help info"), 0);
+    for (const char *p = raw; *p; p = strchr(p, '\n') + 1) {
+        char key[64];
+        ASSERT(sscanf(p, "%63[^:]", key) == 1);
+        if (strncmp(key, "region_", 7) == 0 && key[7] >= '0' && key[7] <= '9')
+            snprintf(key, sizeof key, "region_N_%s", strchr(key + 7, '_') + 1);
+        if (!strstr(out, key))
+            FAILF("mms help info does not name the raw key %s:\n%s", key, out);
+    }
+    free(raw);
     free(person);
 }
 
@@ -377,7 +412,7 @@ TEST(indexes)
     ASSERT_EQ(cli("get '%s' t grp 3", dir), 0);
     ASSERT(strcmp(out, scan[0]) == 0);
     ASSERT_EQ(cli("get '%s' t id abc", dir), 1);
-    HAS(err, "'abc' is not a i64 value");
+    HAS(err, "t.id: 'abc' is not a i64 value"); /* which field's value it is */
     ASSERT_EQ(cli("get '%s' t nope 1", dir), 1);
     HAS(err, "no field 'nope'");
     /* A well-formed condition the table cannot answer (no such field, a
@@ -571,9 +606,30 @@ TEST(waits_aloud)
             char c = 'w';
             if (mms_txn_begin(s, 0) || write(ready[1], &c, 1) != 1)
                 _exit(1);
+            /* Hold it until the tool has opened the store (its handle
+             * shows in the reader slots), then long enough for it to
+             * reach the writer lock: a fixed 0.6 s was too short for the
+             * ASan tool to start on a loaded machine. */
+            for (int tries = 0; tries < 200; tries++) {
+                mms_reader_info r[8];
+                size_t n = 0, i = 0;
+                if (mms_readers(s, r, 8, &n) == 0)
+                    while (i < n && i < 8 && (r[i].pid == (uint32_t)getpid() || !r[i].alive))
+                        i++;
+                if (i < n && i < 8)
+                    break;
+                sleep_us(50000);
+            }
             sleep_us(600000);
             mms_txn_abort(s);
-            sleep_us(100000);
+            /* The tool's handle goes before the next round looks for it. */
+            for (int tries = 0; tries < 200; tries++) {
+                mms_reader_info r[8];
+                size_t n = 0;
+                if (mms_readers(s, r, 8, &n) == 0 && n <= 1)
+                    break;
+                sleep_us(50000);
+            }
         }
         mms_close(s);
         _exit(0);

@@ -406,10 +406,82 @@ TEST(run)
     rmrf(d);
 }
 
+/* ------------------------------------------------------------------------
+ * The example programs (built next to the mms tool) given wrong arguments:
+ * exit 2 and a line that says what is wrong, before any store is made.
+ * ------------------------------------------------------------------------ */
+static char prog_err[4096];
+
+/* Run the example `name` with args in dir; its stderr goes to prog_err. */
+static int run_example(const char *dir, const char *name, const char *args)
+{
+    const char *tool = getenv("MMS_TOOL");
+    if (!tool)
+        FAILF("MMS_TOOL is not set (run under ctest)");
+    const char *slash = strrchr(tool, '/');
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%.*s/%s' %s 2>&1 >/dev/null </dev/null", dir,
+             slash ? (int)(slash - tool) : 1, slash ? tool : ".", name, args);
+    FILE *f = popen(cmd, "r");
+    ASSERT(f != NULL);
+    size_t n = fread(prog_err, 1, sizeof prog_err - 1, f);
+    prog_err[n] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+TEST(wrong_arguments)
+{
+    static const struct {
+        const char *prog, *args, *says;
+    } bad[] = {
+        /* pmap created the store, then said "unknown command" */
+        {"pmap", "s.mms bogus", "pmap: unknown command bogus"},
+        /* "unknown command get": the KEY was missing */
+        {"pmap", "s.mms get", "pmap: missing argument of get"},
+        {"pmap", "s.mms put", "pmap: missing argument of put"},
+        {"pmap", "s.mms check x", "pmap: too many arguments for check"},
+        /* numbers were read with strtoull: "abc" filled 0 keys, exit 0 */
+        {"pmap", "s.mms fill abc", "pmap: not a number: abc"},
+        {"pmap", "s.mms put k x", "pmap: not a number: x"},
+        {"pmap", "s.mms top -1", "pmap: not a number: -1"},
+        /* BATCH 0 committed empty transactions for ever */
+        {"pubsub", "s.mms produce 10 0", "pubsub: BATCH is a number >= 1, not '0'"},
+        {"pubsub", "s.mms produce ten", "pubsub: COUNT is a number, not 'ten'"},
+        {"pubsub", "s.mms consume 5 6", "pubsub: too many arguments (from '6' on)"},
+        {"pubsub", "s.mms publish 5", "pubsub: unknown mode 'publish' (produce or consume)"},
+        /* "abc" was 0 nodes, exit 0 */
+        {"counter_list", "s.mms abc", "counter_list: NODES is a number >= 0, not 'abc'"},
+        {"counter_list", "s.mms -5", "counter_list: NODES is a number >= 0, not '-5'"},
+    };
+    const char *d = tpath("wrong-args");
+    ASSERT_EQ(mkdir(d, 0777), 0);
+    char store[700];
+    snprintf(store, sizeof store, "%s/s.mms", d);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = run_example(d, bad[i].prog, bad[i].args);
+        if (rc != 2 || !strstr(prog_err, bad[i].says))
+            FAILF("%s %s: exit %d, said:\n%s\nwanted exit 2 and: %s", bad[i].prog, bad[i].args,
+                  rc, prog_err, bad[i].says);
+        struct stat st;
+        if (stat(store, &st) == 0)
+            FAILF("%s %s made a store", bad[i].prog, bad[i].args);
+    }
+    /* An error is said once: the path not twice, no empty "()". */
+    ASSERT_EQ(run_example(d, "pmap", "nope.mms get k"), 1);
+    if (strcmp(prog_err, "pmap: cannot open the store: nope.mms: No such file or directory\n"))
+        FAILF("pmap on a missing store said:\n%s", prog_err);
+    ASSERT_EQ(run_example(d, "ucd", "query nope.mms"), 1);
+    if (!strstr(prog_err, "ucd: cannot open the store: nope.mms: No such file or directory\n"))
+        FAILF("ucd on a missing store said:\n%s", prog_err);
+    rmrf(d);
+}
+
 int main(void)
 {
     RUN(copies);
     RUN(run);
+    RUN(wrong_arguments);
     printf("examples ok\n");
     return 0;
 }

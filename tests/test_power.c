@@ -10,7 +10,8 @@
  *     before the cut, no newer than the one in flight;
  *   - MMS_NOSYNC: any committed state, no older than the last checkpoint
  *     that returned and no newer than the commit in flight.
- * Then one more transaction must commit on it.
+ * Then one more transaction must commit on it, and (a sample of the images)
+ * `mms verify` must pass.
  *
  * THE WORKLOAD moves money. A table "acct" of records {id, balance, note}
  * and a heap root {pot, a list of coins (heap objects of 24 bytes to 3 MiB,
@@ -821,6 +822,15 @@ out:
     r = mms_close(s);
     if (r)
         failure(sc, note, "mms_close: %s (%s)", mms_strerror(r), mms_errdetail());
+    /* What a user runs after a power cut: `mms verify` (the library's
+     * verify and the heap walk), on the first image of each scenario and
+     * every 128th after it (a process each: kept to a few per run). */
+    if (!r && sc->images % 128 == 1) {
+        char args[700], said[1024];
+        snprintf(args, sizeof args, "verify '%s'", dir);
+        if (run_tool(args, said, sizeof said) != 0)
+            failure(sc, note, "mms verify: %s", said);
+    }
     return 0;
 }
 

@@ -96,8 +96,17 @@ int main(int argc, char **argv)
     const char *name = argv[1];
     if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
         return help(argc, argv);
-    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0)
+    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
+        /* `mms version --help` is help, as for every command. */
+        if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))
+            return help(3, (char *[]){argv[0], "help", "version", NULL});
+        if (argc > 2) {
+            tool_err("version takes no arguments (from '%s' on); usage: %s version", argv[2],
+                     tool_prog);
+            return 2;
+        }
         return version();
+    }
     const struct tool_cmd *c = find_command(name);
     if (!c) {
         tool_err("unknown command '%s'", name);

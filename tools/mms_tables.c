@@ -690,7 +690,9 @@ static int run_get(const struct tool_cmd *cmd, int argc, char **argv)
             break;
     if (c.field == sc->nfields)
         return close_read(dir, s, tool_err("%s: table %s has no field '%s'", dir, pos[1], pos[2]));
-    if (!parse_key(s, &sc->fields[c.field], pos[3], c.key, ""))
+    char ctx[300];
+    snprintf(ctx, sizeof ctx, "%s.%s: ", pos[1], pos[2]);
+    if (!parse_key(s, &sc->fields[c.field], pos[3], c.key, ctx))
         return close_read(dir, s, 1);
     uint64_t *rows = NULL;
     size_t nrows = 0;

@@ -148,11 +148,13 @@ static int parse_args(const struct tool_cmd *cmd, int argc, char **argv, char **
                 return tool_usage_err(cmd, "--%s takes no value", opts[optopt - 256].name);
             if (optopt == 'h' && a[1] == '-')
                 return tool_usage_err(cmd, "--help takes no value");
+            /* A name that starts with '-' (`mms rename DIR -- -OLD NEW`). */
+            const char *hint = " (an argument that starts with '-' goes after --)";
             if (optopt && optopt != '?')
-                return tool_usage_err(cmd, "unknown option -%c", optopt);
+                return tool_usage_err(cmd, "unknown option -%c%s", optopt, hint);
             const char *eq = strchr(a, '=');
-            return tool_usage_err(cmd, "unknown option %.*s", eq ? (int)(eq - a) : (int)strlen(a),
-                                  a);
+            return tool_usage_err(cmd, "unknown option %.*s%s",
+                                  eq ? (int)(eq - a) : (int)strlen(a), a, hint);
         }
         const struct tool_opt *o = &opts[c - 256];
         if (o->takes_value && o->count) {
