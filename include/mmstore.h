@@ -525,9 +525,12 @@ uint64_t mms_txn_id(const mms_store *s);
  *    journal also keeps every waiting commit (no checkpoint empties it
  *    meanwhile); the same happens when it passes 4 x checkpoint_bytes +
  *    max_backlog. A commit costs what it changed, plus a compare per page
- *    kept back. If the writer dies while it waits at the bound, the next
- *    handle that begins takes its wait over: new readers still wait until
- *    the readers inside have left.
+ *    kept back. If the writer dies while it waits at the bound, a new
+ *    reader waiting for it finds it dead (within about 10 ms) and goes on,
+ *    seeing the state the readers inside see (the dead writer had applied
+ *    nothing). The next writer gets every commit the dead one made: its
+ *    mms_txn_begin recovers them from the journal, which waits, as the
+ *    bound did, for the readers inside to leave (new readers wait then).
  *  - A read transaction may wait while commits are being applied (a copy
  *    of what they changed), never for a writer's transaction or its sync.
  *  - A write handle's own read transactions show its latest commit when it
