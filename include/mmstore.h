@@ -1694,7 +1694,9 @@ int mms_indexes(mms_table *t, mms_index_info *out, size_t cap, size_t *n);
  * an 8-byte integer or ref field takes the shortest path (a few dozen
  * instructions besides the probe's cache miss), which matters because
  * gets at random keys overlap their misses only as far as the CPU can
- * keep several in flight. Errors: MMS_ENOTFOUND (no live record holds it), MMS_ENOENT
+ * keep several in flight. On any error, MMS_ENOTFOUND included, *index is
+ * left as it was, for both kinds, in and out of a transaction.
+ * Errors: MMS_ENOTFOUND (no live record holds it), MMS_ENOENT
  * (the index was dropped), MMS_ECORRUPT (a damaged index: mms_verify says
  * where), MMS_ESCHEMA (the table handle was opened with a layout another
  * handle has migrated since: mms_table_open), MMS_EINVAL. */
@@ -1714,7 +1716,8 @@ int mms_index_find_all(mms_index *ix, const void *key, uint64_t *out, size_t cap
  * record's field) and the record is not read: for a hash index, one cache
  * miss for a get of an 8-byte integer or ref key. Elsewhere the record is
  * read (its key compared, as mms_index_find) and the value is the
- * record's field as it is now. Errors: as
+ * record's field as it is now. On any error, value and *index are left
+ * as they were. Errors: as
  * mms_index_find; MMS_ENOTSUP (the index covers no field). */
 int mms_index_find_covered(mms_index *ix, const void *key, uint64_t *index, void *value);
 

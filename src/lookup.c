@@ -278,6 +278,17 @@ __attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, 
     return r ? r : MMS_ENOTFOUND;
 }
 
+/* The end of every find but the short path's: the record found (r 0) to
+ * *index (if wanted); a miss or an error leaves *index as it was, as the
+ * short path does (mms_index_find): the long ways look at entries and
+ * slots of other keys on their way, and must not leave one there. */
+static inline int answer(int r, uint64_t rec, uint64_t *index)
+{
+    if (!r && index)
+        *index = rec;
+    return r;
+}
+
 /* The long ways, out of line: inlined, their frames and saved registers
  * would be set up on every short get. */
 static int find_any(mms_index *ix, const void *key, uint64_t *index) __attribute__((noinline));
@@ -344,9 +355,9 @@ static int probe_on(mms_index *ix, uint64_t nk, uint64_t *index, void *value)
     int r = resolve(ix, &v);
     if (r)
         return r;
-    if (!value)
-        return mms__ix_hash_first(v, (const uint8_t *)&nk, index);
-    return mms__ix_hash_cover(v, (const uint8_t *)&nk, index ? index : &rec, value);
+    r = value ? mms__ix_hash_cover(v, (const uint8_t *)&nk, &rec, value)
+              : mms__ix_hash_first(v, (const uint8_t *)&nk, &rec);
+    return answer(r, rec, index);
 }
 
 static int find_any(mms_index *ix, const void *key, uint64_t *index)
@@ -358,10 +369,11 @@ static int find_any(mms_index *ix, const void *key, uint64_t *index)
     if (r)
         return r;
     uint8_t nk[MMS__IX_MAX_KEY];
+    uint64_t rec;
     norm(v, key, nk);
-    if (v->kind == MMS__IX_ORDERED)
-        return ordered_first(v, nk, index, NULL);
-    return mms__ix_hash_first(v, nk, index);
+    r = v->kind == MMS__IX_ORDERED ? ordered_first(v, nk, &rec, NULL)
+                                   : mms__ix_hash_first(v, nk, &rec);
+    return answer(r, rec, index);
 }
 
 /* The covered get: as mms_index_find, its short path (an 8-byte key, a
@@ -388,9 +400,9 @@ static int covered_any(mms_index *ix, const void *key, uint64_t *index, void *va
         return mms__fail(MMS_ENOTSUP, "the index on %s covers no field", ix->field);
     uint8_t nk[MMS__IX_MAX_KEY];
     norm(v, key, nk);
-    if (v->kind == MMS__IX_ORDERED)
-        return ordered_first(v, nk, index ? index : &rec, value);
-    return mms__ix_hash_cover(v, nk, index ? index : &rec, value);
+    r = v->kind == MMS__IX_ORDERED ? ordered_first(v, nk, &rec, value)
+                                   : mms__ix_hash_cover(v, nk, &rec, value);
+    return answer(r, rec, index);
 }
 
 int mms_index_find_many(mms_index *ix, const void *keys, size_t n, uint64_t *index,
