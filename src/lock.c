@@ -589,10 +589,13 @@ bool mms__gate_abandoned(const mms_store *s)
 }
 
 /* The holder of the gate may write the files from now on (NOTES, Dead
- * processes): the readers are out. */
+ * processes): the readers are out. Only a handle that finds the holder
+ * dead reads the word, and a dead process's stores are all visible: the
+ * fence only keeps the compiler from moving a file write above it. */
 static void gate_touch(struct mms__lock *L)
 {
-    __atomic_store_n(&L->gate_untouched, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&L->gate_untouched, 0, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
 /* The gate's holder o is dead. If it had written nothing (NOTES, Dead

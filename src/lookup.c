@@ -260,33 +260,29 @@ int mms_index_find_all(mms_index *ix, const void *key, uint64_t *out, size_t cap
 }
 
 /* The first entry at or after the key is the lowest record; value (NULL:
- * none): its covered value too (mms__ix_entry_cover). Not inlined: its
- * buffers would make every hash find set up a large frame. */
+ * none): its covered value too (mms__ix_entry_cover). *index is written
+ * only when it is found (a miss leaves it, as a hash find does: the walk
+ * passes entries of other keys). Not inlined: its buffers would make
+ * every hash find set up a large frame. */
 __attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, const uint8_t *nk,
                                                    uint64_t *index, void *value)
 {
     struct mms__ixpos p;
     const uint8_t *k;
+    uint64_t at;
     int r = mms__ix_seek(v, MMS__SEEK_GE, nk, &p);
-    for (r = r ? r : mms__ix_entry(v, &p, index, &k); !r && memcmp(k, nk, v->K) == 0;
-         r = mms__ix_next(v, &p, 1, 0, index, &k)) {
+    for (r = r ? r : mms__ix_entry(v, &p, &at, &k); !r && memcmp(k, nk, v->K) == 0;
+         r = mms__ix_next(v, &p, 1, 0, &at, &k)) {
         uint8_t cur[MMS__IX_MAX_KEY]; /* leaf entries have no check: compare */
-        norm(v, v->recs + *index * v->rs + v->key_off, cur);
-        if (memcmp(cur, nk, v->K) == 0 && (!v->check || mms__ix_held(v, *index)))
-            return value ? mms__ix_entry_cover(v, &p, value) : 0;
+        norm(v, v->recs + at * v->rs + v->key_off, cur);
+        if (memcmp(cur, nk, v->K) == 0 && (!v->check || mms__ix_held(v, at))) {
+            r = value ? mms__ix_entry_cover(v, &p, value) : 0;
+            if (!r)
+                *index = at;
+            return r;
+        }
     }
     return r ? r : MMS_ENOTFOUND;
-}
-
-/* The end of every find but the short path's: the record found (r 0) to
- * *index (if wanted); a miss or an error leaves *index as it was, as the
- * short path does (mms_index_find): the long ways look at entries and
- * slots of other keys on their way, and must not leave one there. */
-static inline int answer(int r, uint64_t rec, uint64_t *index)
-{
-    if (!r && index)
-        *index = rec;
-    return r;
 }
 
 /* The long ways, out of line: inlined, their frames and saved registers
@@ -355,9 +351,9 @@ static int probe_on(mms_index *ix, uint64_t nk, uint64_t *index, void *value)
     int r = resolve(ix, &v);
     if (r)
         return r;
-    r = value ? mms__ix_hash_cover(v, (const uint8_t *)&nk, &rec, value)
-              : mms__ix_hash_first(v, (const uint8_t *)&nk, &rec);
-    return answer(r, rec, index);
+    if (!value)
+        return mms__ix_hash_first(v, (const uint8_t *)&nk, index);
+    return mms__ix_hash_cover(v, (const uint8_t *)&nk, index ? index : &rec, value);
 }
 
 static int find_any(mms_index *ix, const void *key, uint64_t *index)
@@ -369,11 +365,10 @@ static int find_any(mms_index *ix, const void *key, uint64_t *index)
     if (r)
         return r;
     uint8_t nk[MMS__IX_MAX_KEY];
-    uint64_t rec;
     norm(v, key, nk);
-    r = v->kind == MMS__IX_ORDERED ? ordered_first(v, nk, &rec, NULL)
-                                   : mms__ix_hash_first(v, nk, &rec);
-    return answer(r, rec, index);
+    if (v->kind == MMS__IX_ORDERED)
+        return ordered_first(v, nk, index, NULL);
+    return mms__ix_hash_first(v, nk, index);
 }
 
 /* The covered get: as mms_index_find, its short path (an 8-byte key, a
@@ -400,9 +395,9 @@ static int covered_any(mms_index *ix, const void *key, uint64_t *index, void *va
         return mms__fail(MMS_ENOTSUP, "the index on %s covers no field", ix->field);
     uint8_t nk[MMS__IX_MAX_KEY];
     norm(v, key, nk);
-    r = v->kind == MMS__IX_ORDERED ? ordered_first(v, nk, &rec, value)
-                                   : mms__ix_hash_cover(v, nk, &rec, value);
-    return answer(r, rec, index);
+    if (v->kind == MMS__IX_ORDERED)
+        return ordered_first(v, nk, index ? index : &rec, value);
+    return mms__ix_hash_cover(v, nk, index ? index : &rec, value);
 }
 
 int mms_index_find_many(mms_index *ix, const void *keys, size_t n, uint64_t *index,
