@@ -528,9 +528,12 @@ uint64_t mms_txn_id(const mms_store *s);
  *    journal also keeps every waiting commit (no checkpoint empties it
  *    meanwhile); the same happens when it passes 4 x checkpoint_bytes +
  *    max_backlog. A commit costs what it changed, plus a compare per page
- *    kept back. If the writer dies while it waits at the bound, the next
- *    handle that begins takes its wait over: new readers still wait until
- *    the readers inside have left.
+ *    kept back. If the writer dies while it waits at the bound, a new
+ *    reader waiting for it finds it dead (within about 10 ms) and goes on,
+ *    seeing the state the readers inside see (the dead writer had applied
+ *    nothing). The next writer gets every commit the dead one made: its
+ *    mms_txn_begin recovers them from the journal, which waits, as the
+ *    bound did, for the readers inside to leave (new readers wait then).
  *  - A read transaction may wait while commits are being applied (a copy
  *    of what they changed), never for a writer's transaction or its sync.
  *  - A write handle's own read transactions show its latest commit when it
@@ -1696,7 +1699,9 @@ int mms_indexes(mms_table *t, mms_index_info *out, size_t cap, size_t *n);
  * an 8-byte integer or ref field takes the shortest path (a few dozen
  * instructions besides the probe's cache miss), which matters because
  * gets at random keys overlap their misses only as far as the CPU can
- * keep several in flight. Errors: MMS_ENOTFOUND (no live record holds it), MMS_ENOENT
+ * keep several in flight. On any error, MMS_ENOTFOUND included, *index is
+ * left as it was, for both kinds, in and out of a transaction.
+ * Errors: MMS_ENOTFOUND (no live record holds it), MMS_ENOENT
  * (the index was dropped), MMS_ECORRUPT (a damaged index: mms_verify says
  * where), MMS_ESCHEMA (the table handle was opened with a layout another
  * handle has migrated since: mms_table_open), MMS_EINVAL. */
@@ -1716,7 +1721,8 @@ int mms_index_find_all(mms_index *ix, const void *key, uint64_t *out, size_t cap
  * record's field) and the record is not read: for a hash index, one cache
  * miss for a get of an 8-byte integer or ref key. Elsewhere the record is
  * read (its key compared, as mms_index_find) and the value is the
- * record's field as it is now. Errors: as
+ * record's field as it is now. On any error, value and *index are left
+ * as they were. Errors: as
  * mms_index_find; MMS_ENOTSUP (the index covers no field). */
 int mms_index_find_covered(mms_index *ix, const void *key, uint64_t *index, void *value);
 

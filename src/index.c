@@ -612,18 +612,21 @@ static int hash_first_any(const struct mms__ixview *v, uint64_t ns, const uint8_
  * bench/results/index.md). Elsewhere (v->check) the record's key is
  * compared too (hash_first_any). An 8-byte key in a read transaction
  * takes the get's own probe (mms__ix_probe8), as lookup.c's short path
- * does inline, and the general one only past a damaged slot. */
+ * does inline, and the general one only past a damaged slot. *rec is
+ * written only when the key is found: a miss leaves it (mms_index_find). */
 static int hash_slot(const struct mms__ixview *v, const uint8_t *nkey, uint64_t *rec,
                      const char **sl)
 {
-    uint64_t nk;
+    uint64_t nk, r8;
     if (v->K == 8 && !v->check && v->mask) {
         memcpy(&nk, nkey, 8);
-        *sl = v->E == 16 ? mms__ix_probe8(v, nk, 16, rec) : mms__ix_probe8(v, nk, 24, rec);
+        *sl = v->E == 16 ? mms__ix_probe8(v, nk, 16, &r8) : mms__ix_probe8(v, nk, 24, &r8);
         if (!*sl)
             return MMS_ENOTFOUND;
-        if (*rec != UINT64_MAX)
+        if (r8 != UINT64_MAX) {
+            *rec = r8;
             return 0;
+        }
     }
     return hash_first_any(v, vhdr(v)->nslots, nkey, rec, sl);
 }
@@ -661,10 +664,11 @@ static int hash_first_any(const struct mms__ixview *v, uint64_t ns, const uint8_
     const char *slots = v->ix + PG;
     for (uint64_t i = h & mask, k = 0; k < ns; i = (i + 1) & mask, k++) {
         const char *sl = slots + i * v->E;
-        uint64_t w = slot_w(sl);
+        uint64_t w = slot_w(sl), m;
         if (!w)
             return MMS_ENOTFOUND;
-        if ((*rec = slot_match(v, sl, w, h, nkey)) != UINT64_MAX) {
+        if ((m = slot_match(v, sl, w, h, nkey)) != UINT64_MAX) {
+            *rec = m;
             if (slot)
                 *slot = sl;
             return 0;

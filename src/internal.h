@@ -437,7 +437,8 @@ struct mms__lock {
     uint32_t writer_waiters; /* handles waiting for the writer lock */
     uint32_t space_left;     /* a region file grew past its committed size since the
                                 space was last given back (recover.c) */
-    uint32_t pad0;
+    uint32_t gate_untouched; /* gate_owner while that holder has written no file yet
+                                (it waits for readers to leave, lock.c), else stale */
     uint8_t pad1[64];
     struct mms__rslot slot[MMS__NSLOTS];
 };

@@ -84,9 +84,21 @@
  *
  * Dead processes. A writer waiting for a pinned slot probes the slot's byte
  * every WAIT_SLICE; a free byte means the owner is gone, and its slot is
- * cleared. A reader waiting at a closed gate probes the writer: dead means
- * it died while applying; the reader takes the writer lock and recovers
- * (when it can write the files) so that nobody waits for ever.
+ * cleared. A reader waiting at a closed gate probes the gate's holder every
+ * WAIT_SLICE. The holder says, in gate_untouched, whether it has written
+ * nothing yet: it names itself there when it takes the gate and clears
+ * it before it may write a file (the gate is then its own and no reader
+ * is inside: gate_try's success, the end of mms__gate_close). So a holder
+ * that died still naming itself there died waiting for readers to leave
+ * (a writer at its backlog bound): the files hold the published state,
+ * whole, and whoever finds it dead opens the gate again -- a reader goes
+ * on at once, without waiting for the readers inside, and the next writer
+ * does it when it takes the lock the dead one held. A holder that died
+ * after that may have left the files half applied: the reader finishes
+ * its work (takes the writer lock and recovers, or applies), when it can
+ * write the files, so that nobody waits for ever. (A library that does not
+ * know gate_untouched never names itself there: its dead gate is always
+ * finished, never just opened.)
  */
 #include "internal.h"
 
@@ -570,15 +582,52 @@ bool mms__owner_alive(const mms_store *s, uint32_t id)
     return (claims | (i + 1)) == id && byte_held(s, SLOT_BYTE(i));
 }
 
-/* Is the handle holding the gate alive? */
-static bool gate_owner_alive(const mms_store *s)
-{
-    return mms__owner_alive(s, __atomic_load_n(&s->L->gate_owner, __ATOMIC_ACQUIRE));
-}
-
 bool mms__gate_abandoned(const mms_store *s)
 {
-    return (__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1) && !gate_owner_alive(s);
+    return (__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1) &&
+           !mms__owner_alive(s, __atomic_load_n(&s->L->gate_owner, __ATOMIC_ACQUIRE));
+}
+
+/* The holder of the gate may write the files from now on (NOTES, Dead
+ * processes): the readers are out. Only a handle that finds the holder
+ * dead reads the word, and a dead process's stores are all visible: the
+ * fence only keeps the compiler from moving a file write above it. */
+static void gate_touch(struct mms__lock *L)
+{
+    __atomic_store_n(&L->gate_untouched, 0, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+/* The gate's holder o is dead. If it had written nothing (NOTES, Dead
+ * processes), open the gate: true, also when another handle took the gate
+ * over from o first. False: o may have written, its work needs finishing. */
+static bool gate_reopen_untouched(mms_store *s, uint32_t o)
+{
+    struct mms__lock *L = s->L;
+    if (__atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != o)
+        return false;
+    if (__atomic_compare_exchange_n(&L->gate_owner, &o, mms__owner_id(s), false,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED); /* it was waiting */
+        mms__gate_reopen(L);
+    }
+    return true;
+}
+
+/* Wait (one WAIT_SLICE at most) for the gate, closed at g, to change. 0, or
+ * the holder if it died holding it and its work needs finishing. */
+static uint32_t gate_wait(mms_store *s, uint32_t g)
+{
+    struct mms__lock *L = s->L;
+    __atomic_add_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
+    int r = __atomic_load_n(&L->gate, __ATOMIC_SEQ_CST) == g
+                ? mms__os_futex_wait(&L->gate, g, WAIT_SLICE_NS)
+                : 0;
+    __atomic_sub_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
+    if (r != -ETIMEDOUT || __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) != g)
+        return 0;
+    uint32_t o = __atomic_load_n(&L->gate_owner, __ATOMIC_ACQUIRE);
+    return mms__owner_alive(s, o) || gate_reopen_untouched(s, o) ? 0 : o;
 }
 
 int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void *ctx)
@@ -594,14 +643,8 @@ int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void
             if (mms__pinned_by_me(s))
                 return mms__fail(MMS_ETXN, "this thread is inside a read transaction on "
                                  "another handle of the store, and an apply waits for it");
-            __atomic_add_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
-            int r = __atomic_load_n(&L->gate, __ATOMIC_SEQ_CST) == g
-                        ? mms__os_futex_wait(&L->gate, g, WAIT_SLICE_NS)
-                        : 0;
-            __atomic_sub_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
-            if (r == -ETIMEDOUT && __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) == g &&
-                !gate_owner_alive(s)) {
-                r = stuck(ctx, MMS__STUCK_APPLIER); /* it died while applying */
+            if (gate_wait(s, g)) {
+                int r = stuck(ctx, MMS__STUCK_APPLIER); /* it died while applying */
                 if (r)
                     return r;
             }
@@ -670,7 +713,9 @@ static bool gate_take(mms_store *s)
         !__atomic_compare_exchange_n(&L->gate, &g, g + 1, false, __ATOMIC_SEQ_CST,
                                      __ATOMIC_RELAXED))
         return false;
-    __atomic_store_n(&L->gate_owner, mms__owner_id(s), __ATOMIC_RELEASE);
+    uint32_t me = mms__owner_id(s);
+    __atomic_store_n(&L->gate_owner, me, __ATOMIC_RELEASE);
+    __atomic_store_n(&L->gate_untouched, me, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     return true;
 }
@@ -714,6 +759,7 @@ int mms__gate_try(mms_store *s)
             return 0;
         }
     }
+    gate_touch(s->L);
     return 1;
 }
 /* Wait once for slot i to leave its read transaction: until it is woken
@@ -755,18 +801,10 @@ static void gate_acquire(mms_store *s)
         uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE);
         if (!(g & 1))
             continue;
-        __atomic_add_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
-        int r = __atomic_load_n(&L->gate, __ATOMIC_SEQ_CST) == g
-                    ? mms__os_futex_wait(&L->gate, g, WAIT_SLICE_NS)
-                    : 0;
-        __atomic_sub_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
-        if (r == -ETIMEDOUT && __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) == g &&
-            !gate_owner_alive(s)) {
-            uint32_t o = __atomic_load_n(&L->gate_owner, __ATOMIC_ACQUIRE);
-            if (__atomic_compare_exchange_n(&L->gate_owner, &o, mms__owner_id(s), false,
-                                            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
-                return;
-        }
+        uint32_t o = gate_wait(s, g);
+        if (o && __atomic_compare_exchange_n(&L->gate_owner, &o, mms__owner_id(s), false,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+            return;
     }
 }
 
@@ -791,6 +829,7 @@ int mms__gate_close(mms_store *s)
         if (mms__os_mono_ns() >= until ||
             (last != UINT32_MAX && (i != last || ends != last_ends))) {
             /* Patience is over: hold the gate and wait for everyone inside. */
+            mms__crashpoint("gate.hold");
             for (; i != UINT32_MAX; i = first_pinned(s, i + 1))
                 slot_wait(s, i);
             break;
@@ -803,6 +842,7 @@ int mms__gate_close(mms_store *s)
         slot_wait_once(s, i);
     }
     __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED);
+    gate_touch(L);
     return 0;
 }
 
@@ -886,8 +926,13 @@ int mms__writer_lock(mms_store *s, bool wait)
     }
     if (__atomic_load_n(&L->writer_active, __ATOMIC_ACQUIRE)) {
         /* The last writer died holding the lock: whatever it was doing,
-         * recovery from the journal repairs it. */
+         * recovery from the journal repairs it. If it died waiting for
+         * readers at its backlog bound, the gate it closed has nothing to
+         * repair: open it (NOTES, Dead processes). */
         __atomic_store_n(&L->recover_needed, 1, __ATOMIC_RELEASE);
+        uint32_t o = __atomic_load_n(&L->gate_owner, __ATOMIC_ACQUIRE);
+        if ((__atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) & 1) && !mms__owner_alive(s, o))
+            gate_reopen_untouched(s, o);
     }
     __atomic_store_n(&L->writer_active, 1, __ATOMIC_RELEASE);
     L->writer_pid = mms__os_pid();

@@ -260,20 +260,27 @@ int mms_index_find_all(mms_index *ix, const void *key, uint64_t *out, size_t cap
 }
 
 /* The first entry at or after the key is the lowest record; value (NULL:
- * none): its covered value too (mms__ix_entry_cover). Not inlined: its
- * buffers would make every hash find set up a large frame. */
+ * none): its covered value too (mms__ix_entry_cover). *index is written
+ * only when it is found (a miss leaves it, as a hash find does: the walk
+ * passes entries of other keys). Not inlined: its buffers would make
+ * every hash find set up a large frame. */
 __attribute__((noinline)) static int ordered_first(const struct mms__ixview *v, const uint8_t *nk,
                                                    uint64_t *index, void *value)
 {
     struct mms__ixpos p;
     const uint8_t *k;
+    uint64_t at;
     int r = mms__ix_seek(v, MMS__SEEK_GE, nk, &p);
-    for (r = r ? r : mms__ix_entry(v, &p, index, &k); !r && memcmp(k, nk, v->K) == 0;
-         r = mms__ix_next(v, &p, 1, 0, index, &k)) {
+    for (r = r ? r : mms__ix_entry(v, &p, &at, &k); !r && memcmp(k, nk, v->K) == 0;
+         r = mms__ix_next(v, &p, 1, 0, &at, &k)) {
         uint8_t cur[MMS__IX_MAX_KEY]; /* leaf entries have no check: compare */
-        norm(v, v->recs + *index * v->rs + v->key_off, cur);
-        if (memcmp(cur, nk, v->K) == 0 && (!v->check || mms__ix_held(v, *index)))
-            return value ? mms__ix_entry_cover(v, &p, value) : 0;
+        norm(v, v->recs + at * v->rs + v->key_off, cur);
+        if (memcmp(cur, nk, v->K) == 0 && (!v->check || mms__ix_held(v, at))) {
+            r = value ? mms__ix_entry_cover(v, &p, value) : 0;
+            if (!r)
+                *index = at;
+            return r;
+        }
     }
     return r ? r : MMS_ENOTFOUND;
 }

@@ -11,7 +11,9 @@
  * and leaves the transaction open; the default waits for the reader. A
  * writer killed with a backlog: recovery gives every commit it made. A
  * reader killed inside: its slot is reclaimed and the backlog drains
- * without anyone else's help. No timing is asserted: only orders.
+ * without anyone else's help. A writer killed while it waits at its bound
+ * (the gate closed): a new reader goes on at once, the next writer recovers
+ * every commit. No timing is asserted: only orders.
  */
 #include "test.h"
 
@@ -36,6 +38,7 @@ struct root {
 /* Shared with the children. */
 static struct shared {
     uint64_t go, inside, seen_counter, seen_slots, leave, left, ok, killme;
+    uint64_t big, late_began; /* gate_kill */
     char msg[256];
 } *sh;
 
@@ -520,6 +523,95 @@ TEST(kills)
     rmrf(p);
 }
 
+/* gate_kill's writer: commits that each set the counter to k and fill page
+ * k - 1 of the big object (sh->big) with k, with a backlog bound of 64
+ * pages, until one waits at the bound with the gate closed (a reader is
+ * inside), where the crash point gate.hold kills it. */
+enum { GATE_PAGES = 256, GATE_BIG = GATE_PAGES * 4096 };
+static int child_bound_writer(const char *path)
+{
+    mms_options o;
+    mms_options_init(&o);
+    o.max_backlog = 64 * 4096;
+    mms_store *s = NULL;
+    OK(mms_open(path, &o, &s));
+    for (uint64_t k = 1; k < GATE_PAGES; k++) {
+        OK(mms_txn_begin(s, 0));
+        MMS_AT(s, struct root, mms_root(s))->counter = k;
+        memset((char *)mms_deref(s, GET(sh->big)) + (k - 1) * 4096, (int)k, 4096);
+        OK(mms_txn_commit(s));
+        PUB(sh->ok, k);
+    }
+    return 0; /* never at the bound: the parent says so */
+}
+
+/* gate_kill's new reader: a whole commit (the counter and every page of the
+ * big object agree), reported in sh. */
+static int child_late_reader(const char *path)
+{
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    OK(mms_read_begin(s));
+    uint64_t c = counter_of(s);
+    const unsigned char *b = mms_deref(s, GET(sh->big));
+    for (size_t i = 0; i < GATE_BIG; i++)
+        if (b[i] != (i / 4096 < c ? (unsigned char)(i / 4096 + 1) : 0)) {
+            snprintf(sh->msg, sizeof sh->msg, "torn view: counter %llu, byte %zu of the big "
+                     "object is %u", (unsigned long long)c, i, b[i]);
+            PUB(sh->ok, 0);
+            break;
+        }
+    PUB(sh->seen_counter, c);
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+    PUB(sh->late_began, 1);
+    return 0;
+}
+
+/* A writer killed while it waits at its backlog bound, holding the gate
+ * closed for the reader inside: a new reader does not wait for that reader
+ * to leave (it waited until then: qa4mp's gatekill), it sees the state the
+ * reader pinned, whole; the next writer gets every commit the dead one
+ * made. */
+TEST(gate_kill)
+{
+    const char *p = tpath("bl6");
+    mms_store *w = setup(p);
+    mms_ref big;
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, GATE_BIG, &big));
+    OK(mms_txn_commit(w));
+    OK(mms_close(w));
+    pid_t rd = spawn_reader(p, 0);
+    PUB(sh->big, big);
+    pid_t wr = child_spawn((const char *[]){"boundwriter", p, "0", NULL},
+                           (const char *[]){"MMS_CRASH", "gate.hold:1", NULL});
+    int st;
+    if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
+        FAILF("the writer ended with %s, not killed at the bound", child_status(st));
+    uint64_t made = GET(sh->ok);
+    ASSERT_GE(made, 1);
+    pid_t late = child_spawn((const char *[]){"latereader", p, "0", NULL}, NULL);
+    if (!child_end(late, 30, &st))
+        FAILF("a new reader still waits at the gate of the writer that died at its bound, "
+              "30 s later");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || GET(sh->ok) != made)
+        FAILF("the new reader ended with %s: %s", child_status(st), sh->msg);
+    ASSERT(GET(sh->late_began));
+    ASSERT_EQ(GET(sh->seen_counter), 0); /* the state the reader inside pinned */
+    ASSERT(!GET(sh->left));               /* ... which is still inside */
+    reader_leaves(rd);
+    /* The next writer recovers every commit the dead one made. */
+    w = open_flags(p, 0);
+    OK(mms_txn_begin(w, 0));
+    ASSERT_EQ(counter_of(w), made);
+    ASSERT_EQ(((unsigned char *)mms_deref(w, big))[made * 4096 - 1], (unsigned char)made);
+    mms_txn_abort(w);
+    ASSERT_EQ(info(w)->published_txn, info(w)->committed_txn);
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+}
+
 /* A long backlog (MMS_NOSYNC, no sync due) of commits that each store into
  * a random page of a 1 MiB object, with aborts between them (some writing
  * pages held for the backlog): after every commit and abort the view is
@@ -588,6 +680,10 @@ int main(int argc, char **argv)
         sh = child_page(sizeof *sh);
         if (strcmp(a[0], "reader") == 0)
             return child_reader(a[1], atoi(a[2]));
+        if (strcmp(a[0], "boundwriter") == 0)
+            return child_bound_writer(a[1]);
+        if (strcmp(a[0], "latereader") == 0)
+            return child_late_reader(a[1]);
         return child_writer(a[1], strtoull(a[2], NULL, 10));
     }
     sh = child_page(sizeof *sh);
@@ -598,6 +694,7 @@ int main(int argc, char **argv)
     RUN(tools_at_bound);
     RUN(bound_nosync_alone);
     RUN(kills);
+    RUN(gate_kill);
     RUN(held_pages_protected);
     return 0;
 }

@@ -2539,6 +2539,47 @@ TEST(write_txn_lookups)
     rmrf(p);
 }
 
+/* A find that misses leaves *index (and a covered find's value) as it was,
+ * for both kinds, in a read and in a write transaction (mmstore.h,
+ * mms_index_find). An ordered find left the record of the next key there,
+ * a hash find in a write transaction UINT64_MAX when it had passed a slot
+ * of another key; seen failing before the fix. */
+TEST(find_miss_keeps_index)
+{
+    const unsigned kinds[2] = {MMS_INDEX_HASH, MMS_INDEX_ORDERED};
+    for (int kind = 0; kind < 2; kind++) {
+        const char *p = tpath("ixmiss");
+        mms_table *t;
+        mms_index *ik;
+        mms_store *s = kv_begin(p, 1000, 0, &t); /* keys 0, 7, ..., 6993 */
+        OK(mms_index_create_covering(t, "k", kinds[kind], "v"));
+        OK(mms_txn_commit(s));
+        OK(mms_index_open(t, "k", &ik));
+        for (int txn = 0; txn < 2; txn++) {
+            OK(txn ? mms_txn_begin(s, 0) : mms_read_begin(s));
+            for (int64_t k = -3; k < 7010; k++) {
+                if (k % 7 == 0 && k >= 0 && k < 7000)
+                    continue;
+                uint64_t at = 0xfeedu;
+                int32_t cv = -77;
+                if (mms_index_find(ik, &k, &at) != MMS_ENOTFOUND || at != 0xfeedu ||
+                    mms_index_find_covered(ik, &k, &at, &cv) != MMS_ENOTFOUND ||
+                    at != 0xfeedu || cv != -77)
+                    FAILF("%s index, %s transaction: a find of %lld that misses left "
+                          "*index %llu, value %d",
+                          kind ? "ordered" : "hash", txn ? "write" : "read", (long long)k,
+                          (unsigned long long)at, cv);
+            }
+            if (txn)
+                mms_txn_abort(s);
+            else
+                OK(mms_read_end(s));
+        }
+        OK(mms_close(s));
+        rmrf(p);
+    }
+}
+
 /* The records of key k (int64) ix finds: find_all, and the count, as
  * "rec rec ..." in record order. */
 static void found_of(mms_index *ix, int64_t k, char *out, size_t cap)
@@ -2742,6 +2783,7 @@ int main(int argc, char **argv)
     RUN(corrupt);
     RUN(zeros_into_deleted_slot);
     RUN(write_txn_lookups);
+    RUN(find_miss_keeps_index);
     RUN(missing_keys);
     RUN(missing_keys_old_index);
     RUN(create_hash);
