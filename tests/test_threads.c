@@ -6,8 +6,9 @@
  * write transactions of several threads take turns; handles open and close
  * while others write and read; a reader keeps its state while the writer
  * closes; the per-thread checks of lock.c (a read transaction, a writer
- * lock of this thread through another handle) see this thread only; the
- * failure detail is per thread.
+ * lock of this thread through another handle) see this thread only;
+ * copies to one destination do not collide; the failure detail is per
+ * thread.
  *
  * The same program runs as test_threads_tsan, built with the library under
  * ThreadSanitizer (tests/CMakeLists.txt): any data race in the library
@@ -382,6 +383,60 @@ TEST(per_thread_checks)
 }
 
 /* ------------------------------------------------------------------------
+ * Two threads copy the store to one destination at once (MMS_COPY_FORCE):
+ * each copy is whole. Their temporary directories were one name (dest +
+ * ".mms-copy-" + pid): each removed the other's (copies failed -ENOENT,
+ * "cannot create the journal") and one could rename the other's half into
+ * place.
+ * ------------------------------------------------------------------------ */
+struct copy_arg {
+    const char *p, *dest;
+    int failed;
+    char why[200];
+};
+
+static void *copy_main(void *arg)
+{
+    struct copy_arg *c = arg;
+    mms_store *s = open_flags(c->p, MMS_RDONLY);
+    for (int i = 0; i < 12; i++) {
+        int r = mms_copy(s, c->dest, MMS_COPY_FORCE, NULL);
+        if (r && !c->failed++)
+            snprintf(c->why, sizeof c->why, "%s: %s", mms_strerror(r), mms_errdetail());
+    }
+    OK(mms_close(s));
+    return NULL;
+}
+
+TEST(copies_to_one_dest)
+{
+    char p[600], dest[600];
+    snprintf(p, sizeof p, "%s", tpath("thr-copy"));
+    snprintf(dest, sizeof dest, "%s", tpath("thr-copy-dest"));
+    make_store(p);
+    rmrf(dest);
+    mms_store *s = open_flags(p, 0);
+    OK(mms_txn_begin(s, 0));
+    mms_ref r;
+    OK(mms_alloc(s, (uint64_t)2 << 20, &r));
+    memset(mms_deref(s, r), 0x5a, (size_t)2 << 20);
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    struct copy_arg c[2] = {{p, dest, 0, ""}, {p, dest, 0, ""}};
+    pthread_t a = start(copy_main, &c[0]), b = start(copy_main, &c[1]);
+    join(a);
+    join(b);
+    for (int i = 0; i < 2; i++)
+        if (c[i].failed)
+            FAILF("thread %d: %d of 12 copies failed, the first: %s", i, c[i].failed, c[i].why);
+    s = open_flags(dest, 0);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(dest);
+    rmrf(p);
+}
+
+/* ------------------------------------------------------------------------
  * mms_errdetail() and mms_last_error() are the calling thread's.
  * ------------------------------------------------------------------------ */
 struct err_arg {
@@ -422,6 +477,7 @@ int main(void)
     RUN(writers_take_turns);
     RUN(reader_outlives_writer);
     RUN(per_thread_checks);
+    RUN(copies_to_one_dest);
     RUN(errors_per_thread);
     printf("threads ok\n");
     return 0;
