@@ -8,12 +8,13 @@
  * closes; the per-thread checks of lock.c (a read transaction, a writer
  * lock of this thread through another handle) see this thread only;
  * copies to one destination do not collide; the failure detail is per
- * thread.
+ * thread; several threads may make the process's first calls at once.
  *
  * The same program runs as test_threads_tsan, built with the library under
  * ThreadSanitizer (tests/CMakeLists.txt): any data race in the library
  * fails it. It found lock.c's pin_tid and writer_tid, written by a handle's
- * thread and read by every thread that began a transaction.
+ * thread and read by every thread that began a transaction, and the
+ * once-per-process flags of crc32c.c and os.c (first_calls).
  */
 #include "test.h"
 
@@ -67,6 +68,47 @@ static void make_store(const char *p)
     OK(mms_index_create(t, "val", MMS_INDEX_HASH));
     OK(mms_txn_commit(s));
     OK(mms_close(s));
+}
+
+/* ------------------------------------------------------------------------
+ * The process's first calls into the library, made by several threads at
+ * once (each creates a store of its own and commits): the library's
+ * once-per-process decisions (crc32c.c's CRC instruction or table, os.c's
+ * MMS_FAULT and MMS_CRASH) were plain flags written by whichever thread
+ * came first. Must run first in the program.
+ * ------------------------------------------------------------------------ */
+struct first_arg {
+    char p[600];
+    int *go;
+};
+
+static void *first_main(void *arg)
+{
+    struct first_arg *f = arg;
+    while (!__atomic_load_n(f->go, __ATOMIC_ACQUIRE))
+        sched_yield();
+    make_store(f->p);
+    mms_store *s = open_flags(f->p, 0);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(f->p);
+    return NULL;
+}
+
+TEST(first_calls)
+{
+    enum { N = 3 };
+    struct first_arg f[N];
+    pthread_t th[N];
+    int go = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(f[i].p, sizeof f[i].p, "%s-%d", tpath("thr-first"), i);
+        f[i].go = &go;
+        th[i] = start(first_main, &f[i]);
+    }
+    __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < N; i++)
+        join(th[i]);
 }
 
 /* ------------------------------------------------------------------------
@@ -473,6 +515,7 @@ TEST(errors_per_thread)
 
 int main(void)
 {
+    RUN(first_calls);
     RUN(readers_while_writing);
     RUN(writers_take_turns);
     RUN(reader_outlives_writer);
