@@ -1047,7 +1047,8 @@ typedef struct mms_copy_stats {
  * is as sparse as the source (holes are not copied).
  *
  * The copy is written into a temporary directory beside dest (dest's name
- * + ".mms-copy-" + pid), synced, and renamed to dest: a crash leaves dest
+ * + ".mms-copy-" + pid + "-" + a count of the process's copies, so that
+ * threads may copy to one dest at once), synced, and renamed to dest: a crash leaves dest
  * absent (or, with MMS_COPY_FORCE, the store that was there), never half a
  * store; a later copy to the same dest removes the temporary directories
  * of dead processes. An existing dest is refused with -EEXIST unless

@@ -91,8 +91,10 @@ static int remove_stale(void *ctx, const char *name)
     size_t n = strlen(st->base);
     unsigned long pid;
     char tail;
-    if (strncmp(name, st->base, n) != 0 || strncmp(name + n, TMP_TAG, strlen(TMP_TAG)) != 0 ||
-        sscanf(name + n + strlen(TMP_TAG), "%lu%c", &pid, &tail) != 1)
+    if (strncmp(name, st->base, n) != 0 || strncmp(name + n, TMP_TAG, strlen(TMP_TAG)) != 0)
+        return 0;
+    int got = sscanf(name + n + strlen(TMP_TAG), "%lu%c", &pid, &tail);
+    if (got != 1 && !(got == 2 && tail == '-')) /* PID, or PID-N since copies in threads */
         return 0;
     if (pid == mms__os_pid() || mms__os_pid_alive((uint32_t)pid))
         return 0; /* ours, or its process lives: another copy is running */
@@ -251,7 +253,7 @@ static int dest_split(const char *dest, char *base, size_t cap, char parent[4096
     char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
     if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-        strlen(name) + strlen(TMP_TAG) + 12 >= cap)
+        strlen(name) + strlen(TMP_TAG) + 24 >= cap)
         return mms__fail(MMS_EINVAL, "bad destination name %s", dest);
     snprintf(base, cap, "%s", name);
     if (slash == path)
@@ -374,8 +376,13 @@ int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st)
     if (!r) {
         struct stale sl = {pfd, base};
         mms__os_dir_list(pfd, remove_stale, &sl);
-        snprintf(tmp, sizeof tmp, "%s%s%u", base, TMP_TAG, (unsigned)mms__os_pid());
-        remove_store_dir(pfd, tmp); /* an earlier failed copy of this process */
+        /* PID-N, N this process's count of copies: two threads copying to
+         * one dest each had the other remove its temporary directory (and
+         * could rename the other's half-written one into place). */
+        static unsigned copies;
+        snprintf(tmp, sizeof tmp, "%s%s%u-%u", base, TMP_TAG, (unsigned)mms__os_pid(),
+                 __atomic_add_fetch(&copies, 1, __ATOMIC_RELAXED));
+        remove_store_dir(pfd, tmp); /* a dead process's of the same pid */
         char tpath[4500];
         snprintf(tpath, sizeof tpath, "%s%s", parent, tmp);
         r = mms__os_mkdir(tpath);

@@ -7,6 +7,7 @@
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <string.h>
 
 static uint32_t table[8][256];
@@ -73,22 +74,30 @@ static int have_hw(void)
 }
 #endif
 
-/* 0 = not decided, 1 = hardware, 2 = table. Racing first calls decide the
- * same way, so a plain flag is enough. */
+/* 0 = not decided, 1 = hardware, 2 = table. Decided once: threads whose
+ * first calls raced wrote the flag (and the table) at once, a data race
+ * (ThreadSanitizer, test_threads first_calls). */
 static int mode;
+static pthread_once_t mode_once = PTHREAD_ONCE_INIT;
+
+static void mode_decide(void)
+{
+    int m = 1;
+    if (!have_hw()) {
+        table_init();
+        m = 2;
+    }
+    __atomic_store_n(&mode, m, __ATOMIC_RELEASE);
+}
 
 uint32_t mms__crc32c(uint32_t crc, const void *buf, size_t len)
 {
-    if (mode == 0) {
-        if (have_hw()) {
-            mode = 1;
-        } else {
-            table_init();
-            __atomic_store_n(&mode, 2, __ATOMIC_RELEASE);
-        }
+    int m = __atomic_load_n(&mode, __ATOMIC_ACQUIRE);
+    if (m == 0) {
+        pthread_once(&mode_once, mode_decide);
+        m = __atomic_load_n(&mode, __ATOMIC_ACQUIRE);
     }
     crc = ~crc;
-    crc = __atomic_load_n(&mode, __ATOMIC_ACQUIRE) == 1 ? crc_hw(crc, buf, len)
-                                                        : crc_sw(crc, buf, len);
+    crc = m == 1 ? crc_hw(crc, buf, len) : crc_sw(crc, buf, len);
     return ~crc;
 }

@@ -884,9 +884,10 @@ void mms__map_early_drop(mms_store *s);
  * file's size if the caller measured it just now, else 0. */
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed,
                     uint64_t fsize);
-/* A new fixed-mode store's default base: the first of 32 TiB, 36 TiB, ...
- * 76 TiB where this process can reserve the heap's range (heap bytes). */
-int mms__map_fixed_default(uint64_t heap, uint64_t *base);
+/* A new fixed-mode store's base: *base if this process can reserve the
+ * heap's range (heap bytes) there (else MMS_EADDR), or when *base is 0 the
+ * first of 32 TiB, 36 TiB, ... 76 TiB where it can. */
+int mms__map_fixed_base(uint64_t heap, uint64_t *base);
 /* Make sure region id's file is at least need bytes, growing it by a step
  * and mapping the new part (shared: it is fresh space). */
 int mms__map_grow(mms_store *s, uint32_t id, uint64_t need);

@@ -141,6 +141,11 @@ uint32_t mms__my_tid(void)
  * another handle (either would make it wait for itself, lock.c); and, in a
  * forked child, which lock-file descriptors to close, so that the child's
  * copies do not keep the parent's locks alive after the parent is gone.
+ * A handle's pin_tid and writer_tid are written by the thread using it and
+ * read here by any thread (only to compare with its own number, so a stale
+ * value is harmless): atomic, relaxed, so that this is no data race
+ * (ThreadSanitizer reported it wherever threads use handles of one store;
+ * test_threads_tsan).
  * ------------------------------------------------------------------------ */
 static unsigned long fork_gen;
 static bool atfork_done; /* set under open_lock */
@@ -226,7 +231,7 @@ bool mms__pinned_by_me(const mms_store *s)
     bool yes = false;
     pthread_mutex_lock(&open_lock);
     for (const mms_store *h = open_list; h && !yes; h = h->next_open)
-        yes = h->pin_tid == tid && same_store(h, s);
+        yes = __atomic_load_n(&h->pin_tid, __ATOMIC_RELAXED) == tid && same_store(h, s);
     pthread_mutex_unlock(&open_lock);
     return yes;
 }
@@ -237,7 +242,8 @@ static bool writing_in_thread(const mms_store *s)
     bool yes = false;
     pthread_mutex_lock(&open_lock);
     for (const mms_store *h = open_list; h && !yes; h = h->next_open)
-        yes = h != s && h->writer_tid == tid && same_store(h, s);
+        yes = h != s && __atomic_load_n(&h->writer_tid, __ATOMIC_RELAXED) == tid &&
+              same_store(h, s);
     pthread_mutex_unlock(&open_lock);
     return yes;
 }
@@ -676,7 +682,7 @@ int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void
         sl->txn = *txn;
         sl->tid = my_tid();
         sl->since_ns = mms__os_mono_ns();
-        s->pin_tid = sl->tid;
+        __atomic_store_n(&s->pin_tid, sl->tid, __ATOMIC_RELAXED); /* read by other threads */
         return 0;
     }
 }
@@ -685,7 +691,7 @@ void mms__unpin(mms_store *s)
 {
     struct mms__lock *L = s->L;
     struct mms__rslot *sl = &L->slot[s->slot];
-    s->pin_tid = 0;
+    __atomic_store_n(&s->pin_tid, 0, __ATOMIC_RELAXED);
     __atomic_add_fetch(&sl->ends, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&sl->active, 0, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -936,7 +942,7 @@ int mms__writer_lock(mms_store *s, bool wait)
     }
     __atomic_store_n(&L->writer_active, 1, __ATOMIC_RELEASE);
     L->writer_pid = mms__os_pid();
-    s->writer_tid = my_tid();
+    __atomic_store_n(&s->writer_tid, my_tid(), __ATOMIC_RELAXED); /* read by other threads */
     return 0;
 }
 
@@ -944,7 +950,7 @@ void mms__writer_unlock(mms_store *s)
 {
     struct mms__lock *L = s->L;
     L->writer_pid = 0;
-    s->writer_tid = 0;
+    __atomic_store_n(&s->writer_tid, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&L->writer_active, 0, __ATOMIC_RELEASE);
     if (s->L_private)
         return;

@@ -506,17 +506,38 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
     return map_file(s, id, fsize, kept);
 }
 
-/* Candidates 4 TiB apart (the default heap and 60 default tables), from 32
- * TiB, well above where the kernel puts nothing of its own choosing (see
- * mmstore.h, "Fixed-address mode"), up to 76 TiB, below the programs of
- * 85 TiB. The probe makes a store created while another fixed-mode store
- * is open land past it. */
-#define TIB ((uint64_t)1 << 40)
-int mms__map_fixed_default(uint64_t heap, uint64_t *base)
+/* Whether this process can reserve [at, at + len) now: a reservation,
+ * given back at once (*err: why not). */
+static bool fixed_free(uint64_t at, uint64_t len, int *err)
 {
+    *err = mms__os_reserve_at((void *)(uintptr_t)at, len);
+    if (*err == 0)
+        mms__os_unmap((void *)(uintptr_t)at, len);
+    return *err == 0;
+}
+
+/* A new store's base (mmstore.h, "Fixed-address mode"). One asked for is
+ * tried before any file is made: a create that failed at its first
+ * mapping left a store recorded there, which refused every create at
+ * another base (MMS_EADDR: "recorded at ..., not at the base asked for").
+ * Else the candidates 4 TiB apart (the default heap and 60 default
+ * tables), from 32 TiB, well above where the kernel puts nothing of its own
+ * choosing, up to 76 TiB, below the programs of 85 TiB. The probe makes a
+ * store created while another fixed-mode store is open land past it. */
+#define TIB ((uint64_t)1 << 40)
+int mms__map_fixed_base(uint64_t heap, uint64_t *base)
+{
+    int r;
+    if (*base) {
+        if (fixed_free(*base, heap, &r))
+            return 0;
+        return mms__fail(MMS_EADDR, "region 0's fixed range [0x%llx, 0x%llx) %s",
+                         (unsigned long long)*base, (unsigned long long)(*base + heap),
+                         r == -EEXIST ? "is in use in this process (another mapping there)"
+                                      : mms_strerror(r));
+    }
     for (uint64_t at = 32 * TIB; at <= 76 * TIB && heap <= MMS__ADDR_END - at; at += 4 * TIB) {
-        if (mms__os_reserve_at((void *)(uintptr_t)at, heap) == 0) {
-            mms__os_unmap((void *)(uintptr_t)at, heap);
+        if (fixed_free(at, heap, &r)) {
             *base = at;
             return 0;
         }

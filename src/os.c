@@ -44,7 +44,7 @@ static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
 void mms__fault_arm(enum mms__op op, unsigned long nth, int err)
 {
     pthread_mutex_lock(&fault_lock);
-    fault.env_done = 1;
+    __atomic_store_n(&fault.env_done, 1, __ATOMIC_RELEASE);
     fault.nth[op] = nth;
     fault.count[op] = 0;
     fault.err[op] = err;
@@ -56,16 +56,19 @@ void mms__fault_reset(void)
     pthread_mutex_lock(&fault_lock);
     memset(fault.nth, 0, sizeof fault.nth);
     memset(fault.count, 0, sizeof fault.count);
-    fault.env_done = 1;
+    __atomic_store_n(&fault.env_done, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&fault_lock);
 }
 
+/* Under fault_lock. env_done is set last (release): fault_hit reads it
+ * without the lock, and then the table. */
 static void fault_env(void)
 {
     const char *e = getenv("MMS_FAULT");
-    fault.env_done = 1;
-    if (!e)
+    if (!e) {
+        __atomic_store_n(&fault.env_done, 1, __ATOMIC_RELEASE);
         return;
+    }
     char buf[256];
     snprintf(buf, sizeof buf, "%s", e);
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
@@ -81,6 +84,7 @@ static void fault_env(void)
                 fault.err[i] = err;
             }
     }
+    __atomic_store_n(&fault.env_done, 1, __ATOMIC_RELEASE);
 }
 
 /* 0, or the injected -errno for this call of op. */
@@ -139,30 +143,35 @@ void mms__os_after_fork(void)
     crash.init = 0;
 }
 
+/* Under fault_lock; init is set last (release), as fault_env's env_done:
+ * the first crash points of several threads raced here. */
 static void crash_env(void)
 {
     const char *e = getenv("MMS_CRASH");
     char buf[300];
-    crash.init = 1;
     crash.n = 0;
-    if (!e)
-        return;
-    snprintf(buf, sizeof buf, "%s", e);
+    snprintf(buf, sizeof buf, "%s", e ? e : "");
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && crash.n < MAX_CRASH;
          tok = strtok_r(NULL, ",", &save))
         if (sscanf(tok, "%63[^:]:%lu", crash.p[crash.n].name, &crash.p[crash.n].nth) == 2) {
             crash.p[crash.n].count = 0;
             crash.n++;
         }
+    __atomic_store_n(&crash.init, 1, __ATOMIC_RELEASE);
 }
 
 void mms__crashpoint(const char *name)
 {
     io_event(MMS__IO_POINT, -1, NULL, 0, 0, name);
-    if (crash.init == 0)
-        crash_env();
+    if (!__atomic_load_n(&crash.init, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&fault_lock);
+        if (!crash.init)
+            crash_env();
+        pthread_mutex_unlock(&fault_lock);
+    }
     for (int i = 0; i < crash.n; i++)
-        if (strcmp(name, crash.p[i].name) == 0 && ++crash.p[i].count == crash.p[i].nth)
+        if (strcmp(name, crash.p[i].name) == 0 &&
+            __atomic_add_fetch(&crash.p[i].count, 1, __ATOMIC_RELAXED) == crash.p[i].nth)
             raise(SIGKILL);
 }
 

@@ -95,12 +95,12 @@ static int store_fixed_layout(const mms_options *o, struct mms__fixed *f)
     f->heap = o->reserve ? mms__round_up(o->reserve, MMS__SEG) : (uint64_t)256 << 30;
     f->table = mms__round_up(f->heap / 4, MMS__SEG);
     f->base = o->base;
-    int r = f->base ? 0 : mms__map_fixed_default(f->heap, &f->base);
-    const char *why = r ? NULL : mms__fixed_bad(f);
+    /* A default base (4 TiB steps, the heap fits below the end) is good. */
+    const char *why = f->base ? mms__fixed_bad(f) : NULL;
     if (why)
         return mms__fail(MMS_EINVAL, "mms_open: fixed layout (base 0x%llx, reserve %llu): %s",
                          (unsigned long long)f->base, (unsigned long long)f->heap, why);
-    return r;
+    return mms__map_fixed_base(f->heap, &f->base); /* before any file is made */
 }
 
 /* ------------------------------------------------------------------------

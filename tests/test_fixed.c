@@ -554,6 +554,36 @@ TEST(addr_in_use)
     rmrf(p2);
 }
 
+/* A create at a base whose range is in use fails before it makes a store:
+ * one left behind, recorded there, refused every create at another base
+ * ("recorded at 0x2c0000000000, not at the base asked for"). */
+TEST(create_in_use)
+{
+    const char *p = tpath("fixed-create-inuse");
+    uint64_t at = 44 * TIB, len = (uint64_t)64 << 20;
+    char *m = map_at(at + len / 2, 4096);
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE | MMS_FIXED;
+    o.base = at;
+    o.reserve = len;
+    mms_store *s;
+    FAILS(mms_open(p, &o, &s), MMS_EADDR);
+    ASSERT(strstr(mms_errdetail(), "[0x2c0000000000, 0x2c0004000000) is in use") != NULL);
+    o.flags = 0; /* no store was made */
+    o.base = 0;
+    FAILS(mms_open(p, &o, &s), MMS_ENOTSTORE);
+    o.flags = MMS_CREATE | MMS_FIXED;
+    o.base = at + 4 * TIB;
+    OK(mms_open(p, &o, &s));
+    mms_info in;
+    OK(mms_info_get(s, &in));
+    ASSERT_EQ(in.fixed_base, at + 4 * TIB);
+    OK(mms_close(s));
+    ASSERT_EQ(munmap(m, 4096), 0);
+    rmrf(p);
+}
+
 /* ------------------------------------------------------------------------
  * growth
  * ------------------------------------------------------------------------ */
@@ -990,6 +1020,7 @@ int main(int argc, char **argv)
     RUN(api);
     RUN(modes);
     RUN(addr_in_use);
+    RUN(create_in_use);
     RUN(growth);
     RUN(pointers);
     RUN(multi);

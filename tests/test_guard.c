@@ -330,6 +330,155 @@ TEST(stray_store_default)
 }
 
 /* ------------------------------------------------------------------------
+ * Stray stores into every kind of mapping a write handle makes (guard.c
+ * G4: each is protected, or tagged with the key): a table's, an index's,
+ * each after growth, a table's new file after a migration, regions that
+ * another handle's commit grew and this one mapped when it followed, and
+ * the view inside a read transaction of a write handle.
+ * ------------------------------------------------------------------------ */
+struct rec2 {
+    uint64_t key, val;
+};
+static const mms_field rec2_fields[] = {MMS_F_U64(struct rec2, key), MMS_F_U64(struct rec2, val)};
+static const mms_schema rec2_schema = MMS_SCHEMA(struct rec2, rec2_fields);
+struct rec3 {
+    uint64_t key, val, extra;
+};
+static const mms_field rec3_fields[] = {MMS_F_U64(struct rec3, key), MMS_F_U64(struct rec3, val),
+                                        MMS_F_U64(struct rec3, extra)};
+static const mms_schema rec3_schema = MMS_SCHEMA(struct rec3, rec3_fields);
+
+enum region_case {
+    R_TABLE,        /* a record the last commit appended */
+    R_TABLE_GROWN,  /* the last record of 4 MB a commit appended */
+    R_INDEX,        /* a page of the ordered index */
+    R_INDEX_GROWN,  /* the last page of the index after those appends */
+    R_MIGRATED,     /* a record of the table's new file */
+    R_FOLLOWED,     /* the table another handle grew, mapped here when followed */
+    R_FOLLOWED_HEAP, /* the heap, the same way */
+    R_READ_TXN,     /* inside a read transaction of this write handle */
+    R_NCASES
+};
+
+/* Appends n records {i, 2i} through t in one transaction of s. */
+static uint64_t append_recs(mms_store *s, mms_table *t, uint64_t n)
+{
+    uint64_t first;
+    void *where;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_append_many(t, n, &first, &where));
+    for (uint64_t i = 0; i < n; i++)
+        ((struct rec2 *)where)[i] = (struct rec2){first + i, 2 * (first + i)};
+    OK(mms_txn_commit(s));
+    return first + n - 1;
+}
+
+/* The last byte of the ordered index's region. */
+static volatile char *index_end(mms_store *s, mms_table *t)
+{
+    mms_index_info ii;
+    size_t n;
+    OK(mms_indexes(t, &ii, 1, &n));
+    ASSERT_EQ(n, 1);
+    return (char *)mms_deref(s, MMS_REF_MAKE(ii.region, 0)) + ii.bytes - 1;
+}
+
+static void region_child(const void *arg_)
+{
+    const struct stray_arg *a = arg_;
+    set_env("MMS_GUARD", a->env);
+    mms_store *s = open_flags(a->p, a->flags);
+    mms_table *t;
+    OK(mms_table_open(s, "rec", &rec2_schema, 0, &t));
+    volatile char *target = NULL;
+    uint64_t last;
+    switch ((enum region_case)a->c) {
+    case R_TABLE:
+        target = mms_table_get(t, append_recs(s, t, 1));
+        break;
+    case R_TABLE_GROWN:
+        target = mms_table_get(t, append_recs(s, t, 250000));
+        break;
+    case R_INDEX:
+        target = index_end(s, t);
+        break;
+    case R_INDEX_GROWN:
+        append_recs(s, t, 250000);
+        target = index_end(s, t);
+        break;
+    case R_MIGRATED: {
+        mms_table *t3;
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_open(s, "rec", &rec3_schema, 0, &t3));
+        OK(mms_txn_commit(s));
+        target = mms_table_get(t3, 0);
+        break;
+    }
+    case R_FOLLOWED:
+    case R_FOLLOWED_HEAP: {
+        mms_store *o = open_flags(a->p, a->flags);
+        mms_table *to;
+        mms_ref big;
+        OK(mms_table_open(o, "rec", &rec2_schema, 0, &to));
+        OK(mms_txn_begin(o, 0));
+        OK(mms_zalloc(o, (uint64_t)8 << 20, &big));
+        OK(mms_txn_commit(o));
+        last = append_recs(o, to, 250000);
+        OK(mms_close(o));
+        OK(mms_read_begin(s)); /* this handle maps what grew */
+        ASSERT_EQ(MMS_TABLE_GET(t, struct rec2, last)->val, 2 * last);
+        OK(mms_read_end(s));
+        if ((enum region_case)a->c == R_FOLLOWED)
+            target = mms_table_get(t, last);
+        else
+            target = (char *)mms_deref(s, big) + ((8 << 20) - 1);
+        break;
+    }
+    case R_READ_TXN:
+        OK(mms_read_begin(s));
+        target = mms_table_get(t, 0);
+        break;
+    case R_NCASES:
+        break;
+    }
+    *target = 0x5a; /* stray */
+    _exit(3);
+}
+
+TEST(stray_regions)
+{
+    const char *p = tpath("regions");
+    set_env("MMS_GUARD", "0");
+    mms_store *s = store_with_counter(p, 0);
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "rec", &rec2_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_txn_commit(s));
+    append_recs(s, t, 1000);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_index_create(t, "key", MMS_INDEX_ORDERED));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    char copy[600];
+    snprintf(copy, sizeof copy, "%s-copy", p);
+    for (size_t i = 0; i < 3; i++) {
+        set_env("MMS_GUARD", NULL);
+        unsigned kind = kind_with(p, g_asked[i], NULL);
+        for (int c = 0; c < R_NCASES; c++) {
+            char cmd[1300];
+            snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", copy, p, copy);
+            ASSERT_EQ(system(cmd), 0);
+            struct stray_arg a = {copy, g_asked[i], NULL, (enum stray_case)c};
+            int got = in_child(region_child, &a);
+            if (got != (kind == MMS_GUARD_KIND_NONE ? 3 : stray_outcome(kind)))
+                FAILF("guard kind %u, region case %d: the child exited %d", kind, c, got);
+        }
+    }
+    rmrf(copy);
+    rmrf(p);
+}
+
+/* ------------------------------------------------------------------------
  * Threads
  * ------------------------------------------------------------------------ */
 struct thr {
@@ -568,6 +717,7 @@ int main(void)
     RUN(stray_store_mprotect);
     RUN(stray_store_none);
     RUN(stray_store_default);
+    RUN(stray_regions);
     RUN(threads);
     RUN(many_handles);
     RUN(two_writers_one_thread);
