@@ -1328,11 +1328,13 @@ typedef struct mms_table mms_table;
  * table, mms_table_append and mms_table_append_many through this one fail
  * MMS_ESCHEMA, since they would copy the new record size from a record of
  * the old, and so do finds and cursors of its indexes (a key or covered
- * value of a widened field would be read or written at its new size). Open it again with the layout the program holds (migrating
- * back, in a write transaction), or take mms_table_find's handle. An
- * aborted migration leaves the handle with the layout it had before. A
- * process has one handle per table and name: the last mms_table_open or
- * mms_table_find of it decides. Records read through it (mms_table_get,
+ * value of a widened field would be read or written at its new size).
+ * Open it again with the layout the program holds (migrating back, in a
+ * write transaction), or take mms_table_find's handle. An aborted
+ * migration leaves the handle with the layout it had before. A store
+ * handle has one table handle per table name (two mms_open of one store
+ * have two): the last mms_table_open or mms_table_find of it through that
+ * store handle decides. Records read through it (mms_table_get,
  * MMS_REC), field numbers and index keys (a widened field's key is read at
  * its new size) are of the stored layout from the next transaction on: a
  * program that shares a table with one that may migrate it compares
