@@ -313,7 +313,15 @@ static int copy_into(mms_store *s, const char *dest, const char *parent, int pfd
         return r;
     /* Into place. */
     bool is_dir;
-    if (mms__os_stat(pfd, base, &is_dir) == 0) {
+    for (int tries = 0;; tries++) {
+        if (mms__os_stat(pfd, base, &is_dir) != 0) {
+            r = mms__os_renameat(pfd, tmp, base);
+            /* Another copy (a thread's, a process's) moved its directory
+             * there since the look: it is found there now. */
+            if ((r == -ENOTEMPTY || r == -EEXIST) && tries < 3)
+                continue;
+            break;
+        }
         if (!(flags & MMS_COPY_FORCE))
             return mms__fail(-EEXIST, "%s exists (appeared during the copy)", dest);
         int lk;
@@ -332,8 +340,7 @@ static int copy_into(mms_store *s, const char *dest, const char *parent, int pfd
             remove_store_dir(pfd, tmp); /* the old destination */
         }
         mms__os_close(lk);
-    } else {
-        r = mms__os_renameat(pfd, tmp, base);
+        break;
     }
     mms__crashpoint("copy.renamed");
     if (!r)
