@@ -115,6 +115,16 @@ struct mms__fdesc *mms__fdescs(const mms_store *s, const struct mms__tabent *e)
     return mms_deref(s, e->fields);
 }
 
+const struct mms__fdesc *mms__fdesc_named(const mms_store *s, const struct mms__tabent *e,
+                                          const char *name)
+{
+    const struct mms__fdesc *fd = mms__fdescs(s, e);
+    for (uint32_t k = 0; fd && k < e->nfields; k++)
+        if (strncmp(fd[k].name, name, sizeof fd[k].name) == 0)
+            return &fd[k];
+    return NULL;
+}
+
 bool mms__catalog_live(const mms_store *s, const struct mms__tabent *e, uint64_t i)
 {
     if (i >= e->count)

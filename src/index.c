@@ -369,6 +369,16 @@ struct mms__ixdesc *mms__ixdescs(const mms_store *s, const struct mms__tabent *e
     return mms_deref(s, e->indexes);
 }
 
+struct mms__ixdesc *mms__ixdesc_named(const mms_store *s, const struct mms__tabent *e,
+                                      const char *field)
+{
+    struct mms__ixdesc *d = mms__ixdescs(s, e);
+    for (uint32_t k = 0; d && k < e->nindexes; k++)
+        if (strncmp(d[k].field, field, sizeof d[k].field) == 0)
+            return &d[k];
+    return NULL;
+}
+
 /* A hash index's nslots fits the view's region (a power of 2). */
 static inline bool slots_fit(const struct mms__ixview *v, uint64_t ns)
 {
@@ -388,17 +398,6 @@ struct mms__nullbits *mms__nulls_of(const mms_store *s, const struct mms__tabent
     return nb;
 }
 
-/* Field named name of e, or NULL. */
-static const struct mms__fdesc *field_named(const mms_store *s, const struct mms__tabent *e,
-                                            const char *name)
-{
-    const struct mms__fdesc *fd = mms__fdescs(s, e);
-    for (uint32_t k = 0; fd && k < e->nfields; k++)
-        if (strncmp(fd[k].name, name, sizeof fd[k].name) == 0)
-            return &fd[k];
-    return NULL;
-}
-
 /* The missing-value bitmap of index d's field (*nbits its bits; NULL and 0
  * when none: no key is missing). A table that never had a missing value
  * pays one test (the commit's upkeep asks once a changed record). */
@@ -408,7 +407,7 @@ static const uint64_t *key_nulls(const mms_store *s, const struct mms__tabent *e
     *nbits = 0;
     if (!e->nulls)
         return NULL;
-    const struct mms__fdesc *f = field_named(s, e, d->field);
+    const struct mms__fdesc *f = mms__fdesc_named(s, e, d->field);
     const struct mms__nullbits *nb =
         f ? mms__nulls_of(s, e, (uint32_t)(f - mms__fdescs(s, e))) : NULL;
     *nbits = nb && nb->bits ? nb->nbits : 0;
@@ -2095,11 +2094,9 @@ static int note_touched(mms_store *s, mms_ref ref)
 
 int mms__ix_note_mark(mms_store *s, const struct mms__tabent *e, uint64_t i, uint32_t field)
 {
-    const struct mms__ixdesc *d = mms__ixdescs(s, e);
     const struct mms__fdesc *fd = mms__fdescs(s, e);
-    for (uint32_t k = 0; d && fd && field < e->nfields && k < e->nindexes; k++)
-        if (strncmp(d[k].field, fd[field].name, sizeof d[k].field) == 0)
-            return note_touched(s, MMS_REF_MAKE(e->region, i));
+    if (fd && field < e->nfields && mms__ixdesc_named(s, e, fd[field].name))
+        return note_touched(s, MMS_REF_MAKE(e->region, i));
     return 0;
 }
 
@@ -2250,7 +2247,7 @@ int mms__ix_commit_begin(mms_store *s)
                 return -ENOMEM;
             /* A migration: the field followed by name; gone, or of a kind
              * no index takes, the index goes with it. */
-            const struct mms__fdesc *f = field_named(s, e, d[k].field);
+            const struct mms__fdesc *f = mms__fdesc_named(s, e, d[k].field);
             if (!f || mms__ix_keyable(e->name, f)) {
                 mms__detail_clear();
                 int r = mms__ix_drop(s, e, k);
@@ -2268,7 +2265,7 @@ int mms__ix_commit_begin(mms_store *s)
             /* The covered field too; gone, or grown past 8 bytes, the
              * index keeps its key and drops the copy. */
             struct cover cov = {0};
-            const struct mms__fdesc *cf = d[k].cover[0] ? field_named(s, e, d[k].cover) : NULL;
+            const struct mms__fdesc *cf = d[k].cover[0] ? mms__fdesc_named(s, e, d[k].cover) : NULL;
             if (cf && !mms__ix_coverable(e->name, cf))
                 cov = (struct cover){cf->kind, cf->offset, cf->size};
             else
@@ -2458,11 +2455,11 @@ static int verify_one(mms_store *s, const struct mms__tabent *e, const struct mm
                       struct mms__ixview v, char *msg, size_t cap)
 {
     const struct mms__ixhdr *h = vhdr(&v);
-    const struct mms__fdesc *f = field_named(s, e, d->field);
+    const struct mms__fdesc *f = mms__fdesc_named(s, e, d->field);
     if (!f || f->kind != d->key_kind || f->offset != d->key_off || f->size != d->key_size ||
         d->layout_gen != e->layout_gen)
         return VFAIL("its field is not the table's field of that name");
-    const struct mms__fdesc *cf = v.C ? field_named(s, e, d->cover) : NULL;
+    const struct mms__fdesc *cf = v.C ? mms__fdesc_named(s, e, d->cover) : NULL;
     if (v.C && (!cf || cf->kind != h->cover_kind || cf->offset != v.cover_off || cf->size != v.C))
         return VFAIL("its covered field is not the table's field %.47s", d->cover);
     if (h->table != e->region)

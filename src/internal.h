@@ -1225,6 +1225,9 @@ bool mms__heap_range(const mms_store *s, mms_ref ref, uint64_t len, uint64_t ali
 int mms__catalog_find(const mms_store *s, const char *name); /* entry index or -1 */
 struct mms__tabent *mms__catalog_by_region(const mms_store *s, uint32_t region);
 struct mms__fdesc *mms__fdescs(const mms_store *s, const struct mms__tabent *e);
+/* The field of e named name (a field descriptor's name, NUL-padded), or NULL. */
+const struct mms__fdesc *mms__fdesc_named(const mms_store *s, const struct mms__tabent *e,
+                                          const char *name);
 /* Is slot i of e's table a live record? */
 bool mms__catalog_live(const mms_store *s, const struct mms__tabent *e, uint64_t i);
 /* A new zeroed entry (the catalog is created or grown as needed). */
@@ -1249,6 +1252,9 @@ bool mms__str_valid(const mms_store *s, mms_ref ref);
 #define MMS__IX_MAX_KEY 256u /* chars keys of at most this many bytes */
 /* The descriptors of entry e (NULL when it has none, or they are damaged). */
 struct mms__ixdesc *mms__ixdescs(const mms_store *s, const struct mms__tabent *e);
+/* The descriptor of the index on field in e, or NULL. */
+struct mms__ixdesc *mms__ixdesc_named(const mms_store *s, const struct mms__tabent *e,
+                                      const char *field);
 /* May f be an index's key; its covered field (0, or MMS_ENOTSUP)? */
 int mms__ix_keyable(const char *table, const struct mms__fdesc *f);
 int mms__ix_coverable(const char *table, const struct mms__fdesc *f);

@@ -42,26 +42,6 @@ struct mms_cursor {
     bool covered;   /* its reader reads covered values (mms_cursor_covered), not records */
 };
 
-/* The descriptor of field's index in e, or NULL. */
-static struct mms__ixdesc *desc_of(mms_store *s, const struct mms__tabent *e, const char *field)
-{
-    struct mms__ixdesc *d = mms__ixdescs(s, e);
-    for (uint32_t k = 0; d && k < e->nindexes; k++)
-        if (strncmp(d[k].field, field, sizeof d[k].field) == 0)
-            return &d[k];
-    return NULL;
-}
-
-static const struct mms__fdesc *field_of(mms_store *s, const struct mms__tabent *e,
-                                         const char *field)
-{
-    const struct mms__fdesc *fd = mms__fdescs(s, e);
-    for (uint32_t k = 0; fd && k < e->nfields; k++)
-        if (strncmp(fd[k].name, field, sizeof fd[k].name) == 0)
-            return &fd[k];
-    return NULL;
-}
-
 int mms_index_create(mms_table *t, const char *field, unsigned flags)
 {
     return mms_index_create_covering(t, field, flags, NULL);
@@ -76,10 +56,10 @@ int mms_index_create_covering(mms_table *t, const char *field, unsigned flags, c
     if (r)
         return r;
     mms_store *s = mms__table_store(t);
-    const struct mms__fdesc *f = field_of(s, e, field);
+    const struct mms__fdesc *f = mms__fdesc_named(s, e, field);
     if (!f)
         return mms__fail(MMS_EINVAL, "table %s has no field %s", e->name, field);
-    const struct mms__fdesc *cf = cover ? field_of(s, e, cover) : NULL;
+    const struct mms__fdesc *cf = cover ? mms__fdesc_named(s, e, cover) : NULL;
     if (cover && !cf)
         return mms__fail(MMS_EINVAL, "table %s has no field %s to cover", e->name, cover);
     return mms__ix_create(s, e, f, flags & MMS_INDEX_ORDERED ? MMS__IX_ORDERED : MMS__IX_HASH,
@@ -95,7 +75,7 @@ int mms_index_drop(mms_table *t, const char *field)
     if (r)
         return r;
     mms_store *s = mms__table_store(t);
-    struct mms__ixdesc *d = desc_of(s, e, field);
+    struct mms__ixdesc *d = mms__ixdesc_named(s, e, field);
     if (!d)
         return mms__fail(MMS_ENOENT, "table %s has no index on %s", e->name, field);
     return mms__ix_drop(s, e, (uint32_t)(d - mms__ixdescs(s, e)));
@@ -113,7 +93,7 @@ int mms_index_open(mms_table *t, const char *field, mms_index **ix)
     const struct mms__tabent *e = mms__table_entry(t);
     if (!e)
         return mms__fail(MMS_ENOENT, "table %s is gone", mms_table_name(t));
-    if (!desc_of(s, e, field))
+    if (!mms__ixdesc_named(s, e, field))
         return mms__fail(MMS_ENOENT, "table %s has no index on %s", e->name, field);
     for (mms_index *h = s->ixh; h; h = h->next)
         if (h->t == t && strcmp(h->field, field) == 0) {
@@ -226,7 +206,7 @@ static int resolve_again(mms_index *ix, const struct mms__ixview **out)
     int r = mms__table_pin_check(ix->t, e);
     if (r)
         return r;
-    const struct mms__ixdesc *d = desc_of(s, e, ix->field);
+    const struct mms__ixdesc *d = mms__ixdesc_named(s, e, ix->field);
     if (!d)
         return mms__fail(MMS_ENOENT, "table %s has no index on %s (any more)", e->name,
                          ix->field);
