@@ -15,6 +15,15 @@ struct rec {
 static const mms_field fields[] = {MMS_F_I64(struct rec, id), MMS_F_STR(struct rec, label)};
 static const mms_schema schema = MMS_SCHEMA(struct rec, fields);
 
+/* The same with a field added: the migrations. */
+struct rec2 {
+    int64_t id;
+    mms_ref label;
+    int64_t more;
+};
+static const mms_field fields2[] = {MMS_F_I64(struct rec2, id), MMS_F_STR(struct rec2, label),
+                                    MMS_F_I64(struct rec2, more)};
+
 /* Names that break the rule, each with what breaks it. */
 static const char *const bad_names[] = {
     "",            /* empty */
@@ -87,13 +96,7 @@ TEST(field_names)
     }
     OK(mms_table_open(s, "t", &schema, MMS_TABLE_CREATE, &t));
     /* A migration that adds a field with a bad name is refused too. */
-    struct rec2 {
-        int64_t id;
-        mms_ref label;
-        int64_t more;
-    };
-    mms_field f3[3] = {MMS_F_I64(struct rec2, id), MMS_F_STR(struct rec2, label),
-                       MMS_F_I64(struct rec2, more)};
+    mms_field f3[3] = {fields2[0], fields2[1], fields2[2]};
     f3[2].name = "more\r";
     mms_schema sc3 = {sizeof(struct rec2), 3, f3};
     fails_einval_saying(mms_table_open(s, "t", &sc3, 0, &t), "field 2 has a name that holds a "
@@ -143,13 +146,7 @@ TEST(old_store_bad_names)
     mms_schema sc = {sizeof(struct rec), 2, f};
     OK(mms_table_open(s, "-bad\nname", &sc, 0, &t));
     /* A migration keeps the old field and adds a good one. */
-    struct rec2 {
-        int64_t id;
-        mms_ref label;
-        int64_t more;
-    };
-    mms_field f3[3] = {MMS_F_I64(struct rec2, id), MMS_F_STR(struct rec2, label),
-                       MMS_F_I64(struct rec2, more)};
+    mms_field f3[3] = {fields2[0], fields2[1], fields2[2]};
     f3[1].name = "la/bel";
     mms_schema sc3 = {sizeof(struct rec2), 3, f3};
     OK(mms_table_open(s, "-bad\nname", &sc3, 0, &t));

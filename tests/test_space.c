@@ -125,6 +125,29 @@ static void check_given_back(const char *p, uint64_t limit)
     ASSERT(disk <= limit);
 }
 
+/* A checkpoint through s gives back what an aborted or failed growth took:
+ * the region files end within one growth step of before. */
+static void checkpoint_gives_back(mms_store *s, const char *p, uint64_t before,
+                                  const char *what)
+{
+    OK(mms_checkpoint(s));
+    uint64_t after = regions_disk(p);
+    fprintf(stderr, "   %s: %llu bytes on disk after the checkpoint, %llu before\n", what,
+            (unsigned long long)after, (unsigned long long)before);
+    ASSERT(after <= before + 256 * 1024);
+}
+
+/* The store is whole through s and opened again; then it goes. */
+static void close_whole(mms_store *s, const char *p)
+{
+    verify_ok(s);
+    OK(mms_close(s));
+    s = open_flags(p, 0);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 TEST(killed_txn)
 {
     const char *p = tpath("space-killed");
@@ -164,21 +187,12 @@ TEST(aborted_txn)
     ASSERT(regions_disk(p) > before + 64 * MIB);
     verify_ok(other);
     OK(mms_close(other));
-    OK(mms_checkpoint(s));
-    uint64_t after = regions_disk(p);
-    fprintf(stderr, "   aborted: %llu bytes on disk after the checkpoint, %llu before\n",
-            (unsigned long long)after, (unsigned long long)before);
-    ASSERT(after <= before + 256 * 1024);
+    checkpoint_gives_back(s, p, before, "aborted");
     /* The handle's mappings were cut with the files: growing again works
      * (a store into a page past the end of a file would be a SIGBUS). */
     big_txn(s);
     OK(mms_txn_commit(s));
-    verify_ok(s);
-    OK(mms_close(s));
-    s = open_flags(p, 0);
-    verify_ok(s);
-    OK(mms_close(s));
-    rmrf(p);
+    close_whole(s, p);
 }
 
 /* A bulk append of 256 MiB (the report: an aborted one of 64 GiB left 65 GB)
@@ -204,11 +218,7 @@ TEST(aborted_bulk_append)
     memset(where, 7, MIB);
     ASSERT(regions_disk(p) > before + BULK - MIB); /* preallocated */
     OK(mms_txn_abort(s));
-    OK(mms_checkpoint(s));
-    uint64_t after = regions_disk(p);
-    fprintf(stderr, "   aborted 256 MiB: %llu bytes on disk after the checkpoint, %llu before\n",
-            (unsigned long long)after, (unsigned long long)before);
-    ASSERT(after <= before + 256 * 1024);
+    checkpoint_gives_back(s, p, before, "aborted 256 MiB");
     for (unsigned long nth = 1; nth <= 2; nth++) {
         OK(mms_txn_begin(s, 0));
         OK(mms_table_open(s, "t", &schema, 0, &t));
@@ -216,13 +226,12 @@ TEST(aborted_bulk_append)
         FAILS(mms_table_append_many(t, n, &first, &where), -ENOMEM);
         mms__fault_reset();
         uint64_t failed = regions_disk(p);
+        ASSERT(failed <= before + 256 * 1024); /* cut back at once */
         OK(mms_txn_abort(s));
-        OK(mms_checkpoint(s));
-        after = regions_disk(p);
-        fprintf(stderr, "   mapping %lu failed: %llu bytes on disk, %llu after the "
-                "checkpoint\n", nth, (unsigned long long)failed, (unsigned long long)after);
-        ASSERT(failed <= before + 256 * 1024);
-        ASSERT(after <= before + 256 * 1024);
+        char what[64];
+        snprintf(what, sizeof what, "mapping %lu failed (%llu bytes on disk then)", nth,
+                 (unsigned long long)failed);
+        checkpoint_gives_back(s, p, before, what);
     }
     /* Growing again works, and the store is whole. */
     OK(mms_txn_begin(s, 0));
@@ -230,12 +239,7 @@ TEST(aborted_bulk_append)
     OK(mms_table_append_many(t, 100000, &first, &where));
     memset(where, 9, 100000 * sizeof(struct rec));
     OK(mms_txn_commit(s));
-    verify_ok(s);
-    OK(mms_close(s));
-    s = open_flags(p, 0);
-    verify_ok(s);
-    OK(mms_close(s));
-    rmrf(p);
+    close_whole(s, p);
 }
 
 /* A checkpoint that gives space back goes by the committed sizes in the
