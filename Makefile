@@ -133,19 +133,21 @@ bench-quick:
 	python3 bench/run.py --quick --build $(BUILD) --data $(BUILD)/bench-data --out $(BUILD)/bench-quick
 	bench/copy.sh --quick $(BUILD) $(BUILD)/bench-data/copy | tee $(BUILD)/bench-quick/copy.md
 
-# Power-loss soak (tests/test_power.c): thousands of simulated power cuts
-# (MMS_SOAK=10 is ten times make test's). Not part of make test.
-soak-power: build
-	cd $(BUILD)/tests && MMS_SOAK=$${MMS_SOAK:-10} MMS_GUARD=1 \
-	  MMS_TEST_TMP=$(CURDIR)/$(BUILD)/tests/tmp ./test_power
-
-# Process soak (tests/test_crash.c, tests/test_multi.c): MMS_SOAK times make
-# test's random kills, crash points, races and stress (the sanitizer build of
-# make test runs half of some of them, tests/test.h). Not part of make test.
-soak: build
-	cd $(BUILD)/tests && for t in test_crash test_multi; do \
+# Soaks: the release build's tests $(1), MMS_SOAK times (10) the work make
+# test gives them (the sanitizer build of make test runs less of some,
+# tests/test.h). Not part of make test.
+soak_run = cd $(BUILD)/tests && for t in $(1); do \
 	  MMS_SOAK=$${MMS_SOAK:-10} MMS_GUARD=1 MMS_TEST_TMP=$(CURDIR)/$(BUILD)/tests/tmp \
 	  MMS_TOOL=$(CURDIR)/$(BUILD)/mms ./$$t || exit 1; done
+
+# Power-loss soak (tests/test_power.c): thousands of simulated power cuts.
+soak-power: build
+	$(call soak_run,test_power)
+
+# Process soak (tests/test_crash.c, tests/test_multi.c): random kills, crash
+# points, races and stress.
+soak: build
+	$(call soak_run,test_crash test_multi)
 
 # libFuzzer (clang) with ASan + UBSan over store images (fuzz/). New inputs
 # go to $(FUZZ_BUILD)/corpus; fuzz/corpus replays under make test.
