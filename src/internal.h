@@ -45,6 +45,7 @@
 
 #define _GNU_SOURCE 1
 #include <assert.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -547,6 +548,15 @@ int mms__os_stat(int dirfd, const char *name, bool *is_dir);
 int mms__os_dir_list(int dirfd, int (*fn)(void *ctx, const char *name), void *ctx);
 int mms__os_ofd_lock(int fd, int byte, int type, bool wait);
 int mms__os_ofd_probe(int fd, int byte);
+/* A thread of the library (os.c says what it is spared): fn(arg) runs in
+ * it. *t must stay in place until mms__os_thread_join returns. */
+struct mms__os_thread {
+    void (*fn)(void *arg);
+    void *arg;
+    pthread_t id;
+};
+int mms__os_thread_start(struct mms__os_thread *t);
+void mms__os_thread_join(struct mms__os_thread *t);
 int mms__os_futex_wait(uint32_t *word, uint32_t expect, int64_t timeout_ns);
 void mms__os_futex_wake(uint32_t *word);
 uint32_t mms__os_pid(void);
@@ -773,6 +783,11 @@ struct mms_store {
     uint32_t shadow_pool_n;
     uint64_t max_backlog;      /* shadow bytes past which a commit waits (or fails) */
     uint64_t sync_ns;          /* MMS_NOSYNC: sync the journal when a commit is this old */
+    /* MMS_NOSYNC's background syncer (apply.c NOTES, S1-S5) */
+    struct mms__os_thread syncer;
+    uint32_t syncer_word;      /* futex word: MMS__SYNCER_STOP | MMS__SYNCER_IDLE */
+    int syncer_err;            /* a background sync's failure no call has reported */
+    bool syncer_on;            /* the thread runs (in the process that opened the handle) */
     uint64_t reader_limit_ns;  /* a reader inside longer holds the store back (0: off) */
     bool cannot_apply;         /* region files are not writable here: others apply */
     char *recbuf;              /* a record's committed bytes, at commit (txn.c) */
@@ -1194,10 +1209,22 @@ int mms__space_give_back(mms_store *s); /* best effort: returns 0 */
 /* ------------------------------------------------------------------------
  * Layer 5: apply.c -- the apply pipeline (its NOTES)
  * ------------------------------------------------------------------------ */
-bool mms__sync_due(const mms_store *s); /* MMS_NOSYNC: the oldest unsynced commit is old */
-/* Make every commit written so far durable (sync fresh data, the journal).
- * Any handle may; one at a time. */
+/* MMS_NOSYNC: the oldest unsynced commit is old, or a background sync of
+ * this handle failed and no call has reported it yet. */
+bool mms__sync_due(const mms_store *s);
+/* Make every commit written so far durable (sync the journal). Any handle
+ * may; one at a time. First reports a failed background sync of the
+ * handle, if one waits to be reported (S4). */
 int mms__make_durable(mms_store *s);
+/* MMS_NOSYNC's background syncer (S1-S5): start it (before the handle's
+ * first NOSYNC commit point; once); count a commit (after it set
+ * L->committed: marks it unsynced, wakes the syncer if it sleeps with
+ * nothing to do); stop it (close, before the journal is closed). */
+int mms__syncer_start(mms_store *s);
+void mms__syncer_count(mms_store *s);
+void mms__syncer_stop(mms_store *s);
+#define MMS__SYNCER_STOP 1u
+#define MMS__SYNCER_IDLE 2u
 /* Apply the durable commits not yet published, if no reader is inside
  * (syncing first when a sync is due). Never waits. */
 int mms__apply_try(mms_store *s);

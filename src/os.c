@@ -112,18 +112,38 @@ static struct {
     } p[MAX_CRASH];
 } crash;
 
-/* The power-loss simulation's hook (tests only; NULL otherwise). */
+/* The power-loss simulation's hook (tests only; NULL otherwise). With a
+ * hook installed, a file operation and its events are one step under
+ * io_lock: the hook's model is told of each sync together with what it
+ * covered, even while another thread (apply.c's background syncer) writes
+ * or syncs, and the hook itself (tests/powersim.c) runs in one thread at a
+ * time. Without one, io_hold costs the load of the hook it makes anyway. */
 static mms__io_hook_fn io_hook;
+static pthread_mutex_t io_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static mms__io_hook_fn io_hold(void)
+{
+    mms__io_hook_fn fn = __atomic_load_n(&io_hook, __ATOMIC_ACQUIRE);
+    if (fn)
+        pthread_mutex_lock(&io_lock);
+    return fn;
+}
+
+static void io_release(mms__io_hook_fn held)
+{
+    if (held)
+        pthread_mutex_unlock(&io_lock);
+}
 
 void mms__os_io_hook(mms__io_hook_fn fn)
 {
     __atomic_store_n(&io_hook, fn, __ATOMIC_RELEASE);
 }
 
-static void io_event(enum mms__io_event ev, int fd, const void *addr, uint64_t off, uint64_t len,
-                     const char *point)
+/* fn: what io_hold returned (the hook, held, or NULL). */
+static void io_event(mms__io_hook_fn fn, enum mms__io_event ev, int fd, const void *addr,
+                     uint64_t off, uint64_t len, const char *point)
 {
-    mms__io_hook_fn fn = __atomic_load_n(&io_hook, __ATOMIC_ACQUIRE);
     if (fn)
         fn(ev, fd, addr, off, len, point);
 }
@@ -138,6 +158,10 @@ static uint32_t pid_cached;
 
 void mms__os_after_fork(void)
 {
+    /* The child is single-threaded: a lock another thread of the parent
+     * held at the fork (the background syncer syncing) is free here. */
+    fault_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    io_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
     pid_cached = 0;
     fault.env_done = 0; /* armed faults stay armed; the environment adds */
     crash.init = 0;
@@ -162,7 +186,9 @@ static void crash_env(void)
 
 void mms__crashpoint(const char *name)
 {
-    io_event(MMS__IO_POINT, -1, NULL, 0, 0, name);
+    mms__io_hook_fn held = io_hold();
+    io_event(held, MMS__IO_POINT, -1, NULL, 0, 0, name);
+    io_release(held);
     if (!__atomic_load_n(&crash.init, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&fault_lock);
         if (!crash.init)
@@ -274,20 +300,23 @@ int mms__os_pwrite(int fd, const void *buf, size_t len, uint64_t off)
     int r = fault_hit(MMS__OP_PWRITE);
     if (r)
         return r;
-    io_event(MMS__IO_WRITE, fd, NULL, off, len, NULL);
+    mms__io_hook_fn held = io_hold();
+    io_event(held, MMS__IO_WRITE, fd, NULL, off, len, NULL);
     const char *p = buf;
     while (len > 0) {
         ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
+            r = -errno;
+            break;
         }
         p += n;
         len -= (size_t)n;
         off += (uint64_t)n;
     }
-    return 0;
+    io_release(held);
+    return r;
 }
 
 int mms__os_fdatasync(int fd)
@@ -295,11 +324,14 @@ int mms__os_fdatasync(int fd)
     int r = fault_hit(MMS__OP_FSYNC);
     if (r)
         return r;
-    io_event(MMS__IO_WRITE, fd, NULL, 0, 0, "fdatasync");
+    mms__io_hook_fn held = io_hold();
+    io_event(held, MMS__IO_WRITE, fd, NULL, 0, 0, "fdatasync");
     if (fdatasync(fd) < 0)
-        return -errno;
-    io_event(MMS__IO_SYNC_FD, fd, NULL, 0, 0, NULL);
-    return 0;
+        r = -errno;
+    else
+        io_event(held, MMS__IO_SYNC_FD, fd, NULL, 0, 0, NULL);
+    io_release(held);
+    return r;
 }
 
 int mms__os_fsync(int fd)
@@ -307,11 +339,14 @@ int mms__os_fsync(int fd)
     int r = fault_hit(MMS__OP_FSYNC);
     if (r)
         return r;
-    io_event(MMS__IO_WRITE, fd, NULL, 0, 0, "fsync");
+    mms__io_hook_fn held = io_hold();
+    io_event(held, MMS__IO_WRITE, fd, NULL, 0, 0, "fsync");
     if (fsync(fd) < 0)
-        return -errno;
-    io_event(MMS__IO_SYNC_FD, fd, NULL, 0, 0, NULL);
-    return 0;
+        r = -errno;
+    else
+        io_event(held, MMS__IO_SYNC_FD, fd, NULL, 0, 0, NULL);
+    io_release(held);
+    return r;
 }
 
 int mms__os_fallocate(int fd, uint64_t off, uint64_t len)
@@ -388,6 +423,56 @@ int mms__os_futex_wait(uint32_t *word, uint32_t expect, int64_t timeout_ns)
 void mms__os_futex_wake(uint32_t *word)
 {
     syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * The library's own threads (apply.c's background syncer)
+ *
+ * Such a thread must never run an application's signal handler (every
+ * signal is blocked in it: it inherits the mask set around its creation),
+ * costs little memory (a small stack), and must never be able to touch a
+ * guarded mapping (guard.c G3): it starts with no rights to any protection
+ * key, whatever rights the creating thread had (a thread inherits its
+ * creator's PKRU, and one created inside a write transaction could write).
+ * ------------------------------------------------------------------------ */
+static bool pkeys_used; /* a protection key was allocated in this process */
+
+static void *thread_main(void *arg)
+{
+    struct mms__os_thread *t = arg;
+#if defined(__x86_64__) && defined(PKEY_DISABLE_WRITE)
+    if (__atomic_load_n(&pkeys_used, __ATOMIC_RELAXED))
+        for (int k = 1; k < 16; k++)
+            pkey_set(k, PKEY_DISABLE_ACCESS);
+#endif
+    t->fn(t->arg);
+    return NULL;
+}
+
+int mms__os_thread_start(struct mms__os_thread *t)
+{
+    pthread_attr_t a;
+    sigset_t all, old;
+    int r = pthread_attr_init(&a);
+    if (r)
+        return -r;
+    /* 128 KiB, of which glibc takes the static TLS (~33 KiB: the dirty
+     * page scan's buffer below): a sync and an error message (mms__fail)
+     * need a few KiB, the sanitizers' runtimes some more. Untouched pages
+     * cost nothing. */
+    r = pthread_attr_setstacksize(&a, (size_t)128 << 10);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (!r)
+        r = pthread_create(&t->id, &a, thread_main, t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&a);
+    return -r;
+}
+
+void mms__os_thread_join(struct mms__os_thread *t)
+{
+    pthread_join(t->id, NULL);
 }
 
 uint32_t mms__os_pid(void)
@@ -617,11 +702,14 @@ int mms__os_msync(void *addr, uint64_t len)
         return r;
     if (len == 0)
         return 0;
-    io_event(MMS__IO_WRITE, -1, addr, 0, len, "msync");
+    mms__io_hook_fn held = io_hold();
+    io_event(held, MMS__IO_WRITE, -1, addr, 0, len, "msync");
     if (msync(addr, len, MS_SYNC) < 0)
-        return -errno;
-    io_event(MMS__IO_SYNC_RANGE, -1, addr, 0, len, NULL);
-    return 0;
+        r = -errno;
+    else
+        io_event(held, MMS__IO_SYNC_RANGE, -1, addr, 0, len, NULL);
+    io_release(held);
+    return r;
 }
 
 int mms__os_drop(void *addr, uint64_t len)
@@ -997,9 +1085,12 @@ int mms__os_punch(int fd, uint64_t off, uint64_t len)
         return r;
     if (len == 0)
         return 0;
-    io_event(MMS__IO_WRITE, fd, NULL, off, len, NULL);
-    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0
-               ? -errno : 0;
+    mms__io_hook_fn held = io_hold();
+    io_event(held, MMS__IO_WRITE, fd, NULL, off, len, NULL);
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0)
+        r = -errno;
+    io_release(held);
+    return r;
 }
 
 static int seek_next(int fd, uint64_t off, uint64_t end, int whence, uint64_t *next)
@@ -1038,7 +1129,10 @@ int mms__os_copy(int fd_in, int fd_out, uint64_t off, uint64_t len)
     int r = fault_hit(MMS__OP_COPY);
     if (r)
         return r;
-    io_event(MMS__IO_WRITE, fd_out, NULL, off, len, NULL);
+    /* The destination is not a simulated store: the event alone. */
+    mms__io_hook_fn held = io_hold();
+    io_event(held, MMS__IO_WRITE, fd_out, NULL, off, len, NULL);
+    io_release(held);
     bool fallback = false;
     while (len > 0 && !fallback) {
         loff_t in = (loff_t)off, out = (loff_t)off;
@@ -1159,7 +1253,10 @@ int mms__os_file_id(int dirfd, const char *name, uint64_t id[2])
 int mms__os_pkey_alloc(unsigned rights)
 {
     int k = pkey_alloc(0, rights);
-    return k < 0 ? -errno : k;
+    if (k < 0)
+        return -errno;
+    __atomic_store_n(&pkeys_used, true, __ATOMIC_RELAXED);
+    return k;
 }
 
 void mms__os_pkey_free(int key)
