@@ -32,16 +32,78 @@
  * In MMS_NOSYNC a sync is one fdatasync of the journal: fresh data (grown
  * regions, new files) was synced by its commit, before its group was
  * written (Invariant 1, txn.c), as in the default mode.
+ *
+ * THE BACKGROUND SYNCER (MMS_NOSYNC). A handle's calls sync when they find
+ * the oldest unsynced commit (L->unsynced_ns) sync_ms old; a writer that
+ * commits and then makes no call would leave its last commits exposed to
+ * a power cut for as long as it stays idle. So each write handle that
+ * commits in MMS_NOSYNC has a thread that sleeps until unsynced_ns +
+ * sync_ms and syncs (journal_sync, the same step as a call's, under the
+ * same `syncing` word: the handles and processes of a store take turns).
+ * A thread per handle, not per process or store: it needs the handle's
+ * journal descriptor and reader slot (its owner id for `syncing`), and the
+ * handle's close can stop it before closing them. The rules:
+ *
+ *   S1. unsynced_ns is 0 only if every commit counted (L->committed) is
+ *       durable, or the commit that counted itself last is about to set
+ *       it: a commit stores committed, then reads unsynced_ns and sets it
+ *       if 0 (mms__syncer_count); a sync that clears it reads committed
+ *       again after the clear, and sets it back if a commit came (sequentially
+ *       consistent, so one of the two sees the other: unsynced_settle).
+ *   S2. No periodic wakeups: with nothing unsynced the thread sets IDLE in
+ *       its futex word, looks at unsynced_ns once more, and sleeps without
+ *       a timeout; the commit that sets unsynced_ns from 0 wakes it if
+ *       IDLE is set -- at most one futex wake per sync interval, none on
+ *       the other commits (they find unsynced_ns set, or IDLE clear).
+ *   S3. It touches no mapped store data (only the lock file, the journal's
+ *       descriptor and its handle's constant fields), blocks every signal
+ *       and has no protection-key rights (os.c); it applies nothing --
+ *       publishing stays with the handles' calls (mms_wait looks every
+ *       sync_ms).
+ *   S4. A failed sync is not lost: the thread keeps the first error in
+ *       syncer_err and makes the handle's next sync due (mms__sync_due);
+ *       the next call that syncs (a commit, mms_checkpoint, mms_close, a
+ *       write transaction following another writer,
+ *       mms_read_begin_latest) reports it as its own failed sync
+ *       (mms__make_durable) -- a commit is then poisoned, as after a failed
+ *       foreground sync. unsynced_ns stays set, so the sync is retried;
+ *       after a failure, or while another handle syncs, not before
+ *       sync_ms has passed again (a failing disk is not hammered).
+ *   S5. Lifetime: started before the handle's first NOSYNC commit point
+ *       (a failure to start fails that commit, nothing written);
+ *       stopped and joined by mms_close before the journal descriptor is
+ *       closed (nothing else closes or replaces s->jfd while the handle
+ *       lives). A forked child has no thread: its handle is dead
+ *       (MMS_EFORK) and its close frees memory only, joins nothing.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <string.h>
 
-bool mms__sync_due(const mms_store *s)
+/* The oldest unsynced commit is sync_ms old. */
+static bool sync_old(const mms_store *s)
 {
     uint64_t t = __atomic_load_n(&s->L->unsynced_ns, __ATOMIC_ACQUIRE);
     return t && mms__os_mono_ns() - t >= s->sync_ns;
+}
+
+bool mms__sync_due(const mms_store *s)
+{
+    /* S4: a failure of the background syncer waits to be reported. */
+    return __atomic_load_n(&s->syncer_err, __ATOMIC_RELAXED) || sync_old(s);
+}
+
+/* S1, the sync's side: every commit up to upto is durable. */
+static void unsynced_settle(struct mms__lock *L, uint64_t upto)
+{
+    if (__atomic_load_n(&L->committed, __ATOMIC_SEQ_CST) <= upto) {
+        __atomic_store_n(&L->unsynced_ns, 0, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&L->committed, __ATOMIC_SEQ_CST) <= upto)
+            return;
+    }
+    /* Commits after upto are younger than now. */
+    __atomic_store_n(&L->unsynced_ns, mms__os_mono_ns(), __ATOMIC_SEQ_CST);
 }
 
 /* Take the right to sync: no other handle is syncing, or the one that was
@@ -59,33 +121,133 @@ static bool sync_take(mms_store *s)
     return false;
 }
 
-int mms__make_durable(mms_store *s)
+/* Sync the journal past every commit counted so far: 0 when they are
+ * durable, or when another handle is syncing (*busy: it counts what it
+ * synced), or -errno. */
+static int journal_sync(mms_store *s, bool *busy)
 {
     struct mms__lock *L = s->L;
-    if (s->L_private || __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) >=
-                            __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE))
+    *busy = false;
+    uint64_t d = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
+    if (s->L_private)
         return 0;
-    if (!sync_take(s))
-        return 0; /* another handle is syncing; it counts what it synced */
+    if (d >= __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE)) {
+        /* S1: a commit may have set unsynced_ns just after the sync that
+         * covered it cleared it; left so, the syncer would wake for it. */
+        if (__atomic_load_n(&L->unsynced_ns, __ATOMIC_ACQUIRE))
+            unsynced_settle(L, d);
+        return 0;
+    }
+    if (!sync_take(s)) {
+        *busy = true;
+        return 0;
+    }
     uint64_t upto = __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
-    int r = 0;
-    r = mms__os_fdatasync(s->jfd);
+    int r = mms__os_fdatasync(s->jfd);
     if (!r) {
-        uint64_t d = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
+        d = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
         while (d < upto && !__atomic_compare_exchange_n(&L->durable, &d, upto, false,
                                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             ;
-        /* Commits after upto are younger than now. */
-        __atomic_store_n(&L->unsynced_ns,
-                         __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE) > upto
-                             ? mms__os_mono_ns() : 0,
-                         __ATOMIC_RELEASE);
+        unsynced_settle(L, upto);
     }
     __atomic_store_n(&L->syncing, 0, __ATOMIC_RELEASE);
     if (r)
         return mms__fail(r, "cannot sync the journal: %s", mms_strerror(r));
     mms__crashpoint("apply.synced");
     return 0;
+}
+
+int mms__make_durable(mms_store *s)
+{
+    /* S4: the first call that syncs reports the syncer's failure. */
+    int e = __atomic_load_n(&s->syncer_err, __ATOMIC_RELAXED)
+                ? __atomic_exchange_n(&s->syncer_err, 0, __ATOMIC_ACQ_REL) : 0;
+    if (e)
+        return mms__fail(e, "cannot sync the journal (in the background, %u ms after a "
+                         "commit): %s", (unsigned)(s->sync_ns / 1000000u), mms_strerror(e));
+    bool busy;
+    return journal_sync(s, &busy);
+}
+
+/* ------------------------------------------------------------------------
+ * The background syncer (NOTES: S1-S5)
+ * ------------------------------------------------------------------------ */
+static void syncer_main(void *arg)
+{
+    mms_store *s = arg;
+    struct mms__lock *L = s->L;
+    uint64_t not_before = 0; /* S4: after a failure, or another handle's sync */
+    for (;;) {
+        uint32_t w = __atomic_load_n(&s->syncer_word, __ATOMIC_SEQ_CST);
+        if (w & MMS__SYNCER_STOP)
+            return;
+        uint64_t t = __atomic_load_n(&L->unsynced_ns, __ATOMIC_SEQ_CST);
+        if (!t) { /* S2 */
+            w = __atomic_or_fetch(&s->syncer_word, MMS__SYNCER_IDLE, __ATOMIC_SEQ_CST);
+            if (!(w & MMS__SYNCER_STOP) && !__atomic_load_n(&L->unsynced_ns, __ATOMIC_SEQ_CST))
+                mms__os_futex_wait(&s->syncer_word, w, -1);
+            __atomic_and_fetch(&s->syncer_word, ~MMS__SYNCER_IDLE, __ATOMIC_SEQ_CST);
+            continue;
+        }
+        uint64_t due = t + s->sync_ns, now = mms__os_mono_ns();
+        if (due < not_before)
+            due = not_before;
+        if (now < due) {
+            mms__os_futex_wait(&s->syncer_word, w, (int64_t)(due - now));
+            continue;
+        }
+        bool busy;
+        int r = journal_sync(s, &busy);
+        if (r) {
+            int none = 0;
+            __atomic_compare_exchange_n(&s->syncer_err, &none, r, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED);
+            mms__detail_clear(); /* this thread's; the report makes its own */
+        }
+        if (r || busy)
+            not_before = mms__os_mono_ns() + s->sync_ns;
+    }
+}
+
+int mms__syncer_start(mms_store *s)
+{
+    if (s->syncer_on)
+        return 0;
+    s->syncer.fn = syncer_main;
+    s->syncer.arg = s;
+    __atomic_store_n(&s->syncer_word, 0, __ATOMIC_RELAXED);
+    int r = mms__os_thread_start(&s->syncer);
+    if (r)
+        return mms__fail(r, "cannot start the thread that syncs MMS_NOSYNC commits in the "
+                         "background: %s", mms_strerror(r));
+    s->syncer_on = true;
+    return 0;
+}
+
+void mms__syncer_count(mms_store *s)
+{
+    /* S1, the commit's side (it stored L->committed, sequentially
+     * consistent), and S2. */
+    struct mms__lock *L = s->L;
+    if (__atomic_load_n(&L->unsynced_ns, __ATOMIC_SEQ_CST))
+        return;
+    __atomic_store_n(&L->unsynced_ns, mms__os_mono_ns(), __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&s->syncer_word, __ATOMIC_SEQ_CST) & MMS__SYNCER_IDLE) {
+        __atomic_and_fetch(&s->syncer_word, ~MMS__SYNCER_IDLE, __ATOMIC_SEQ_CST);
+        mms__os_futex_wake(&s->syncer_word);
+    }
+}
+
+void mms__syncer_stop(mms_store *s)
+{
+    /* S5: called in the process that started it (close checks fork). */
+    if (!s->syncer_on)
+        return;
+    __atomic_or_fetch(&s->syncer_word, MMS__SYNCER_STOP, __ATOMIC_SEQ_CST);
+    mms__os_futex_wake(&s->syncer_word);
+    mms__os_thread_join(&s->syncer);
+    s->syncer_on = false;
 }
 
 int mms__apply_locked(mms_store *s, const char *point)
@@ -119,7 +281,11 @@ int mms__apply_try(mms_store *s)
     struct mms__lock *L = s->L;
     if (s->L_private || !s->jfd_rw || s->cannot_apply)
         return 0;
-    int r = mms__sync_due(s) ? mms__make_durable(s) : 0;
+    /* Not mms__make_durable: the readers' calls that come here drop
+     * errors, and a background sync's failure waits for a call that
+     * reports it (S4). */
+    bool busy;
+    int r = sync_old(s) ? journal_sync(s, &busy) : 0;
     if (r)
         return r;
     if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) >=

@@ -541,6 +541,9 @@ int mms_close(mms_store *s)
     int r = 0;
     if (!mms__forked(s)) {
         int was_poisoned = s->poisoned;
+        /* First: the syncer uses the journal and the reader slot
+         * (apply.c S5); what it left unsynced is synced just below. */
+        mms__syncer_stop(s);
         if (s->state == MMS__ST_WRITE)
             r = mms_txn_abort(s);
         if (s->state == MMS__ST_READ)

@@ -579,12 +579,14 @@ static int commit_durable(mms_store *s, struct commit *c)
     if (r)
         return r;
     mms__crashpoint("commit.journal_synced");
-    __atomic_store_n(&L->committed, txn, __ATOMIC_RELEASE);
+    /* Sequentially consistent: apply.c S1 (a sync clearing unsynced_ns
+     * reads committed after the clear). */
+    __atomic_store_n(&L->committed, txn, __ATOMIC_SEQ_CST);
     if (!(s->flags & MMS_NOSYNC)) {
         __atomic_store_n(&L->durable, txn, __ATOMIC_RELEASE);
         __atomic_store_n(&L->unsynced_ns, 0, __ATOMIC_RELEASE);
-    } else if (!__atomic_load_n(&L->unsynced_ns, __ATOMIC_ACQUIRE)) {
-        __atomic_store_n(&L->unsynced_ns, mms__os_mono_ns(), __ATOMIC_RELEASE);
+    } else {
+        mms__syncer_count(s);
     }
     __atomic_store_n(&L->committing, 0, __ATOMIC_RELEASE);
     if ((s->flags & MMS_NOSYNC) && mms__sync_due(s))
@@ -1060,10 +1062,13 @@ int mms_txn_commit(mms_store *s)
         commit_trim(s, &c); /* s->dirty: every page marked 0, kept */
         txn_end(s);
         /* Nothing to commit, yet the writer's commit is where a due sync is
-         * found (MMS_NOSYNC in mmstore.h): the commits before it become
-         * durable and reach the files, as after a commit that wrote. */
-        if (!s->poisoned && (s->flags & MMS_NOSYNC) && mms__sync_due(s))
-            return mms__apply_try(s);
+         * found, or a failed background sync reported (MMS_NOSYNC in
+         * mmstore.h; apply.c S4): the commits before it become durable
+         * and reach the files, as after a commit that wrote. */
+        if (!s->poisoned && (s->flags & MMS_NOSYNC)) {
+            r = mms__sync_due(s) ? mms__make_durable(s) : 0;
+            return r ? r : mms__apply_try(s);
+        }
         return s->poisoned;
     }
     s->precommit_wrote = false;
@@ -1077,6 +1082,8 @@ int mms_txn_commit(mms_store *s)
     r = commit_bound(s, &c);
     if (r == MMS_EBUSY)
         return r; /* MMS_BACKLOG_ERROR: the transaction stays open */
+    if (!r && (s->flags & MMS_NOSYNC))
+        r = mms__syncer_start(s); /* apply.c S5: before the commit point */
     if (!r)
         r = commit_stamp(s);
     if (!r)
