@@ -4,7 +4,13 @@
  *
  * It hangs off the library's I/O hook (mms__os_io_hook) and never calls
  * the library: it runs inside the library's system calls, with its locks
- * held. Its own I/O goes straight to the kernel (an open and close of a
+ * held. Two threads of the library may make events (MMS_NOSYNC's
+ * background syncer beside the application's): os.c calls the hook under
+ * its io_lock, and `lock` here keeps psim_pause and the API from reading
+ * or changing the state while a hook runs (a cut taken in the syncer is
+ * whole before the test looks at the images). While paused, no cut is
+ * taken, yet a sync of a store file still makes its durable image: the
+ * syncer keeps syncing while the test checks images. Its own I/O goes straight to the kernel (an open and close of a
  * store file cannot drop the library's locks: they are open-file-
  * description locks). Any failure of its own is a broken test setup: it
  * aborts with a message.
@@ -27,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +71,8 @@ static struct {
     uint64_t seq, ncuts, nimages;
     uint64_t sync_ns, cut_ns; /* time spent keeping durable images, and cutting */
 } P;
+/* Recursive: busy, under it, keeps the hook from entering itself. */
+static pthread_mutex_t lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 static uint64_t mono_ns(void)
 {
@@ -735,8 +744,11 @@ static void cut(const struct psim_event *ev, int nvar, const char *note)
 static void hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off, uint64_t len,
                  const char *point)
 {
-    if (P.paused || P.busy)
+    pthread_mutex_lock(&lock);
+    if (P.busy || (P.paused && ev != MMS__IO_SYNC_FD)) {
+        pthread_mutex_unlock(&lock);
         return;
+    }
     int saved = errno;
     uint64_t t0 = mono_ns();
     P.busy = 1;
@@ -792,7 +804,7 @@ static void hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off, 
     }
     e.seq = ++P.seq;
     e.file = name;
-    if (P.policy) {
+    if (P.policy && !P.paused) {
         char note[1024];
         note[0] = 0;
         int nvar = P.policy(&e, note, sizeof note);
@@ -807,6 +819,7 @@ static void hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off, 
 out:
     P.busy = 0;
     errno = saved;
+    pthread_mutex_unlock(&lock);
 }
 
 /* ------------------------------------------------------------------------
@@ -854,11 +867,14 @@ void psim_hook(psim_policy_fn fn)
 
 void psim_pause(int on)
 {
+    pthread_mutex_lock(&lock);
     P.paused = on;
+    pthread_mutex_unlock(&lock);
 }
 
 void psim_after_fork(uint64_t seed)
 {
+    lock = (pthread_mutex_t)PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
     P.rng = seed;
     P.seq = 0;
     P.ncuts = P.nimages = 0;

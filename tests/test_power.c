@@ -36,6 +36,10 @@
  *                     before syncing it (issue 10, bug 1)
  *   nosync            the workload with MMS_NOSYNC, cuts at random events
  *                     (issue 10, bug 3)
+ *   nosync-idle       MMS_NOSYNC commits, then the writer makes no call
+ *                     until its commits are durable (mms_info, which never
+ *                     syncs, says so; 20 s at most), then a cut: it must
+ *                     find them (the background syncer, apply.c S2)
  *
  * KNOWN FAILING: the scenarios in known_failing[] below fail on the library
  * of today; their failures are printed and counted but do not fail the
@@ -643,6 +647,7 @@ struct scen {
     const char *name, *what;
     int nosync;        /* the workload runs with MMS_NOSYNC */
     int kill;          /* KILL_*: recovery scenarios */
+    int idle;          /* cut only at the idle writer's point (nosync-idle) */
     unsigned one_in;   /* cut at an event with probability 1/one_in (1: every event) */
     unsigned nvar;     /* variants per cut */
     const char *bug;   /* known failing: the bug it shows (NULL: must pass) */
@@ -687,6 +692,7 @@ static void count_kind(struct scen *sc, const char *msg)
 }
 
 static struct scen *cutting; /* the scenario taking cuts now; NULL: none */
+#define IDLE_POINT "test.idle_cut"
 static uint64_t policy_rng;
 static int verbose;
 
@@ -706,6 +712,8 @@ static int policy(const struct psim_event *ev, char *note, size_t cap)
     struct scen *sc = cutting;
     /* Directory syncs and msyncs of fresh space are rare: always cut there. */
     int rare = ev->kind == PSIM_SYNC_DIR || ev->kind == PSIM_SYNC_RANGE;
+    if (sc && sc->idle && (ev->kind != PSIM_POINT || strcmp(ev->point, IDLE_POINT) != 0))
+        return 0;
     if (!sc || (!rare && sc->one_in > 1 && rnd_next(&policy_rng) % sc->one_in))
         return 0;
     snprintf(note, cap, "scenario=%s mode=%s acked=%llu hi=%llu floor=%llu", sc->name,
@@ -787,8 +795,8 @@ static int check_image(void *ctx, const char *dir, const char *note)
         goto out;
     }
     if (nosync && t < floor_) {
-        failure(sc, note, "opened at txn %llu, older than the last completed checkpoint %llu",
-                (unsigned long long)t, floor_);
+        failure(sc, note, "opened at txn %llu, older than the last completed checkpoint, or the "
+                "last commit of an idle writer, %llu", (unsigned long long)t, floor_);
         goto out;
     }
     if (t > hi) {
@@ -942,6 +950,40 @@ static void run_loop(struct scen *sc, unsigned ncommits)
     rmrf(w.path);
 }
 
+/* MMS_NOSYNC commits, then no call but mms_info until they are durable,
+ * then a cut: the nosync-idle scenario. Before the background syncer
+ * nothing synced them: every round waited the 20 s and every image lost
+ * them. */
+static void run_idle(struct scen *sc, unsigned rounds)
+{
+    char work[400];
+    struct wl w = wl_start(sc, work, sizeof work);
+    psim_hook(policy);
+    for (unsigned round = 0; round < rounds; round++) {
+        wl_open(&w);
+        unsigned n = 1 + (unsigned)pick(&w, 3);
+        for (unsigned i = 0; i < n; i++)
+            wl_txn(&w);
+        mms_info in;
+        /* A functional deadline, not a timing: sync_ms is 100 ms. */
+        for (int i = 0; i < 2000; i++) {
+            OK(mms_info_get(w.s, &in));
+            if (in.durable_txn == in.committed_txn)
+                break;
+            usleep(10000);
+        }
+        sh->floor = in.committed_txn;
+        cutting = sc;
+        mms__crashpoint(IDLE_POINT);
+        cutting = NULL;
+        wl_close(&w);
+        check_pending();
+    }
+    psim_hook(NULL);
+    rmrf(work);
+    rmrf(w.path);
+}
+
 /* A writer child killed in a commit, then recovery under cuts: the
  * recover-* scenarios. */
 static void run_recover(struct scen *sc, unsigned rounds)
@@ -1029,6 +1071,8 @@ int main(void)
         {.name = "recover-unsynced", .what = "recovery of a group written, not synced",
          .kill = KILL_UNSYNCED, .one_in = 2, .nvar = nv},
         {.name = "nosync", .what = "commits, MMS_NOSYNC", .nosync = 1, .one_in = 5, .nvar = nv},
+        {.name = "nosync-idle", .what = "MMS_NOSYNC commits, then idle", .nosync = 1,
+         .idle = 1, .one_in = 1, .nvar = nv},
     };
     int n = (int)(sizeof all / sizeof all[0]);
     checks = (struct checkctx){all, n};
@@ -1042,6 +1086,8 @@ int main(void)
         double t = now_us();
         if (sc->kill)
             run_recover(sc, 3 * scale);
+        else if (sc->idle)
+            run_idle(sc, scale);
         else
             run_loop(sc, 50 * scale);
         double sync_s, cut_s;
