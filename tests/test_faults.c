@@ -38,7 +38,8 @@
  *      tmpfs, and ext4 loop images (1 KiB and 4 KiB blocks) if mkfs.ext4
  *      and loop devices work; region_tail_not_page_aligned reproduces what
  *      ext4 leaves after a failed growth without needing either;
- *   4. poisoning by a failed journal sync;
+ *   4. poisoning by a failed journal sync, also the background syncer's
+ *      (MMS_NOSYNC: reported by the next commit, or by close);
  *   5. failures in mms_close()'s checkpoint; ftruncate failures.
  *
  * FAULTS_ONLY=<case> runs one case (debugging).
@@ -924,6 +925,10 @@ TEST(sweep_nosync)
         {MMS__OP_PWRITE, ENOSPC}, {MMS__OP_FSYNC, EIO}, {MMS__OP_MMAP, ENOMEM},
         {MMS__OP_MPROTECT, ENOMEM}, {MMS__OP_FALLOCATE, ENOSPC}};
     mms_options o = opts(MMS_NOSYNC, MIB, 0);
+    /* The background syncer never fires (apply.c S2): the sweep counts the
+     * scenario's own calls, not a thread's that runs when it will.
+     * poison_background_sync injects into the syncer. */
+    o.sync_ms = 600000;
     for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
         struct sweep_stats st;
         sweep("nosync", V_MAIN, &o, plan[i].op, plan[i].err, 1, &st);
@@ -1489,6 +1494,60 @@ TEST(poison_journal_sync)
     g_ctx[0] = 0;
 }
 
+/* MMS_NOSYNC: the background syncer's failed sync (apply.c S4) is not
+ * lost. The handle's next call that syncs reports it as its own failed
+ * sync would be: the next commit (then poisoned), or mms_close. No commit
+ * is lost: the process did not crash, and the syncer retries. */
+static void wait_syncer_error(mms_store *s)
+{
+    /* A functional deadline (sync_ms is 20 ms), not a timing. */
+    for (int i = 0; i < 2000 && !__atomic_load_n(&s->syncer_err, __ATOMIC_ACQUIRE); i++)
+        usleep(10000);
+    ASSERT(__atomic_load_n(&s->syncer_err, __ATOMIC_ACQUIRE) != 0);
+}
+
+TEST(poison_background_sync)
+{
+    static const int errs[] = {EIO, ENOSPC};
+    mms_options o = opts(MMS_NOSYNC, MIB, 0);
+    o.sync_ms = 20;
+    for (size_t e = 0; e < 2; e++)
+        for (int by_close = 0; by_close < 2; by_close++) {
+            snprintf(g_ctx, sizeof g_ctx, "[background sync: -%s, reported by %s]\n",
+                     errno_name(errs[e]), by_close ? "close" : "the next commit");
+            copy_store(g_tmpl, g_work);
+            mms_store *s = xopen(g_work, &o);
+            struct model m, m2;
+            OK(mms_txn_begin(s, 0));
+            OK(txn_small(s, &g_fix, &m, 3));
+            /* A small NOSYNC commit syncs nothing itself: the first sync
+             * after it is the syncer's. */
+            mms__fault_arm(MMS__OP_FSYNC, 1, errs[e]);
+            OK(mms_txn_commit(s));
+            wait_syncer_error(s);
+            mms__fault_reset();
+            const struct model *al[] = {&m, &m2};
+            int nal = 1;
+            if (by_close) {
+                FAILS(mms_close(s), -errs[e]);
+            } else {
+                OK(mms_txn_begin(s, 0));
+                OK(txn_small(s, &m, &m2, 4));
+                FAILS(mms_txn_commit(s), -errs[e]);
+                expect_poisoned(s);
+                int rc = mms_close(s);
+                if (rc != 0 && rc != MMS_EPOISONED)
+                    FAILF("mms_close of a poisoned handle: %d %s", rc, mms_strerror(rc));
+                nal = 2; /* the second commit was written before its report */
+            }
+            const struct model *got = reopen_check(g_work, &o, al, nal);
+            fprintf(stderr, "   background sync failed -%s, reported by %s; reopen has txn %llu\n",
+                    errno_name(errs[e]), by_close ? "mms_close" : "the next commit",
+                    (unsigned long long)got->txn);
+        }
+    g_ctx[0] = 0;
+}
+
 /* ------------------------------------------------------------------------
  * Case 5: mms_close()'s checkpoint fails; ftruncate fails
  * ------------------------------------------------------------------------ */
@@ -1783,6 +1842,7 @@ int main(void)
     RUN_ONE(sweep_create);
     RUN_ONE(growth_failure_in_txn);
     RUN_ONE(poison_journal_sync);
+    RUN_ONE(poison_background_sync);
     RUN_ONE(close_checkpoint_failure);
     RUN_ONE(ftruncate_failure);
     RUN_ONE(reservation_refused);

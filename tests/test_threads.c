@@ -8,7 +8,9 @@
  * closes; the per-thread checks of lock.c (a read transaction, a writer
  * lock of this thread through another handle) see this thread only;
  * copies to one destination do not collide; the failure detail is per
- * thread; several threads may make the process's first calls at once.
+ * thread; several threads may make the process's first calls at once;
+ * MMS_NOSYNC's background syncer runs beside them, stops at close, is
+ * not in a forked child.
  *
  * The same program runs as test_threads_tsan, built with the library under
  * ThreadSanitizer (tests/CMakeLists.txt): any data race in the library
@@ -513,6 +515,137 @@ TEST(errors_per_thread)
     ASSERT_EQ(e[1].bad, 0);
 }
 
+/* ------------------------------------------------------------------------
+ * MMS_NOSYNC's background syncer (apply.c S1-S5): a thread of the
+ * library's beside the application's. A writer that commits (with pauses,
+ * so that the syncer sleeps, wakes and syncs between commits) while a
+ * reader of another handle begins and ends read transactions (its calls
+ * sync and apply too: they race the syncer for `syncing`); then no call
+ * but mms_info until every commit is durable. Handles closed right after
+ * their commit (the syncer joined mid-sleep), many times; a forked child
+ * closing its copy of a handle whose syncer runs in the parent.
+ * ------------------------------------------------------------------------ */
+static mms_store *open_nosync(const char *p, unsigned sync_ms)
+{
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_NOSYNC;
+    o.sync_ms = sync_ms;
+    mms_store *s;
+    OK(mms_open(p, &o, &s));
+    return s;
+}
+
+static void commit_pair(mms_store *s)
+{
+    OK(mms_txn_begin(s, 0));
+    struct pair *q = pair_in(s);
+    q->a++;
+    q->b++;
+    OK(mms_txn_commit(s));
+}
+
+/* No call but mms_info (it never syncs) until every commit is durable: a
+ * functional deadline (20 s), not a timing. */
+static void wait_durable(mms_store *s)
+{
+    mms_info in;
+    for (int i = 0; i < 2000; i++) {
+        OK(mms_info_get(s, &in));
+        if (in.durable_txn == in.committed_txn)
+            return;
+        usleep(10000);
+    }
+    FAILF("20 s after the last commit: durable txn %llu, committed %llu",
+          (unsigned long long)in.durable_txn, (unsigned long long)in.committed_txn);
+}
+
+struct sync_reader {
+    const char *p;
+    int *stop;
+    unsigned reads;
+};
+
+static void *sync_reader_main(void *arg)
+{
+    struct sync_reader *r = arg;
+    mms_store *s = open_flags(r->p, 0);
+    while (!__atomic_load_n(r->stop, __ATOMIC_ACQUIRE)) {
+        OK(mms_read_begin(s));
+        const struct pair *q = pair_in(s);
+        ASSERT_EQ(q->a, q->b);
+        OK(mms_read_end(s));
+        r->reads++;
+        usleep(500);
+    }
+    OK(mms_close(s));
+    return NULL;
+}
+
+TEST(nosync_background_sync)
+{
+    const char *p = tpath("thr-bgsync");
+    make_store(p);
+    int stop = 0;
+    struct sync_reader rd = {p, &stop, 0};
+    pthread_t th = start(sync_reader_main, &rd);
+    mms_store *s = open_nosync(p, 2);
+    for (int i = 0; i < 60; i++) {
+        commit_pair(s);
+        usleep(i % 10 == 9 ? 8000 : 300); /* now and then idle past sync_ms */
+    }
+    wait_durable(s);
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+    join(th);
+    ASSERT_LT(0, rd.reads);
+    OK(mms_close(s));
+    s = open_flags(p, 0);
+    ASSERT_EQ(pair_in(s)->a, 60);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+TEST(nosync_close_after_commit)
+{
+    const char *p = tpath("thr-bgclose");
+    make_store(p);
+    for (int i = 0; i < 40; i++) {
+        mms_store *s = open_nosync(p, i % 2 ? 1 : 100); /* syncing, or asleep */
+        commit_pair(s);
+        OK(mms_close(s));
+    }
+    mms_store *s = open_flags(p, 0);
+    ASSERT_EQ(pair_in(s)->a, 40);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+TEST(nosync_fork_child_closes)
+{
+    const char *p = tpath("thr-bgfork");
+    make_store(p);
+    mms_store *s = open_nosync(p, 5);
+    commit_pair(s); /* the syncer runs */
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        /* No syncer here: close frees memory only (MMS_EFORK or 0). */
+        int r = mms_close(s);
+        _exit(r == 0 || r == MMS_EFORK ? 0 : 1);
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    commit_pair(s); /* the parent's syncer still works */
+    wait_durable(s);
+    OK(mms_close(s));
+    s = open_flags(p, 0);
+    ASSERT_EQ(pair_in(s)->a, 2);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(void)
 {
     RUN(first_calls);
@@ -522,6 +655,9 @@ int main(void)
     RUN(per_thread_checks);
     RUN(copies_to_one_dest);
     RUN(errors_per_thread);
+    RUN(nosync_background_sync);
+    RUN(nosync_close_after_commit);
+    RUN(nosync_fork_child_closes);
     printf("threads ok\n");
     return 0;
 }
