@@ -83,7 +83,9 @@
  *    lock belongs to the handle: a transaction may begin on one thread and
  *    commit on another.
  *  - Threads: a handle is used by one thread at a time. For threads that
- *    read while another writes, give each its own handle.
+ *    read while another writes, give each its own handle. The library
+ *    starts one thread of its own per write handle that commits with
+ *    MMS_NOSYNC (the background sync, see MMS_NOSYNC); none otherwise.
  *  - Truncating or rewriting region files behind an open handle's back makes
  *    accesses fault (SIGBUS); the library cannot prevent that.
  */
@@ -235,18 +237,26 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
 /* Commits do not wait for the disk: a commit survives a crash of the process
  * (the kernel still has it); a power loss or kernel crash may lose the
  * commits since the journal was last synced, never consistency: the store
- * opens at an earlier commit, whole. While handles of the store make calls
- * that is the last sync interval (sync_ms, 100 ms by default); nothing
- * syncs in the background, so a writer that goes idle leaves its last
- * commits unsynced until a call (mms_checkpoint() before going idle). (LMDB's
- * MDB_NOSYNC and SQLite's synchronous=OFF may corrupt the database instead.)
- * The journal is synced once the oldest unsynced commit is sync_ms old, by
- * the first handle that finds it so -- the writer's next commit, a reader
- * beginning or ending a read transaction, mms_wait -- and at checkpoints
- * and close. A commit reaches the region files, and so readers of other
- * handles, only after that sync (Invariant 3): they may see it up to
- * sync_ms late, or later if no handle of the store makes a call meanwhile
- * (mms_read_begin_latest asks for it at once). */
+ * opens at an earlier commit, whole: the commits of about the last sync
+ * interval (sync_ms, 100 ms by default). (LMDB's MDB_NOSYNC and SQLite's
+ * synchronous=OFF may corrupt the database instead.) The journal is synced
+ * once the oldest unsynced commit is sync_ms old: in the background, by a
+ * thread of the write handle, so also when no call follows the commit; and
+ * by the first handle that finds it so -- the writer's next commit, a
+ * reader beginning or ending a read transaction, mms_wait -- and at
+ * checkpoints and close. The thread starts at the handle's first MMS_NOSYNC
+ * commit (if it cannot, that commit fails and writes nothing) and
+ * mms_close stops it; it blocks every signal, sleeps without waking while
+ * nothing is unsynced and never touches the store's mapped data. A
+ * background sync that fails is retried, not before sync_ms has passed
+ * again, and its error is returned by the handle's next call that syncs:
+ * the next commit (the handle is then poisoned, as after its own failed
+ * sync), mms_checkpoint or mms_close. A commit reaches the region files,
+ * and so readers of other handles, only after its sync (Invariant 3), at
+ * the next call that applies (a commit, a read transaction's begin or end;
+ * mms_wait looks every sync_ms): they may see it about sync_ms late, later
+ * if no handle of the store makes such a call (mms_read_begin_latest asks
+ * for it at once). */
 #define MMS_NOSYNC 0x0008u
 /* Guard: outside a write transaction the mapped data refuses stores, so a
  * stray store faults at once (SIGSEGV). Two ways, chosen at open
@@ -380,9 +390,10 @@ typedef struct mms_options {
                                   that readers hold back before a commit waits
                                   for them (or fails, MMS_BACKLOG_ERROR); 0 =
                                   64 MiB. See "Read transactions" below. */
-    unsigned sync_ms;          /* MMS_NOSYNC: sync the journal (making commits
-                                  visible to other processes) once the oldest
-                                  unsynced commit is this old; 0 = 100 ms */
+    unsigned sync_ms;          /* MMS_NOSYNC: sync the journal (in the
+                                  background too; making commits visible to
+                                  other processes) once the oldest unsynced
+                                  commit is this old; 0 = 100 ms */
     unsigned reader_limit_ms;  /* report a reader inside for longer than this
                                   that holds commits back (mms_readers,
                                   mms_info); 0 = 1000 ms */
