@@ -606,8 +606,20 @@ static int commit_apply(mms_store *s, struct commit *c)
     struct mms__lock *L = s->L;
     uint64_t txn = mms__hdr(s)->txn_id;
     assert(s->dirty.n > 0 && s->dirty.page[0] == s->view.base[0]);
-    if (__atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) < txn || !mms__gate_try(s))
-        return 0; /* held back: it waits in the journal */
+    uint64_t durable = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
+    if (durable < txn) {
+        /* MMS_NOSYNC, held back: it waits in the journal. The commits a
+         * sync made durable since the last apply -- the background
+         * syncer's (apply.c), which leaves applying to the calls -- go to
+         * the files now: else a writer whose syncs the syncer takes would
+         * apply only when one of its commits found a sync due, and hold
+         * the pages of every commit in between. */
+        if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) < durable && mms__gate_try(s))
+            return mms__apply_locked(s, "commit.apply");
+        return 0;
+    }
+    if (!mms__gate_try(s))
+        return 0; /* readers inside: it waits in the journal */
     if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) != txn - 1) {
         int r = mms__apply_locked(s, "commit.apply");
         c->applied = r == 0 && __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) >= txn;

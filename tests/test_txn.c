@@ -908,6 +908,40 @@ TEST(nosync_empty_commit_publishes_synced)
     rmrf(p);
 }
 
+/* MMS_NOSYNC: a commit applies what the background syncer made durable
+ * since (txn.c commit_apply): the writer's own commits reach the files at
+ * its next commit, not only when one of its commits finds a sync due. */
+TEST(nosync_commit_applies_synced)
+{
+    const char *p = tpath("nosyncapply");
+    OK(mms_close(store_with_counter(p, 0)));
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_NOSYNC;
+    o.sync_ms = 200;
+    mms_store *s;
+    OK(mms_open(p, &o, &s));
+    mms_info in;
+    for (uint64_t n = 2; n <= 3; n++) {
+        OK(mms_txn_begin(s, 0));
+        MMS_AT(s, struct counter, mms_root(s))->n = n;
+        OK(mms_txn_commit(s));
+        for (int i = 0; i < 2000; i++) { /* 20 s: a functional deadline */
+            info_of(s, &in);
+            if (in.durable_txn == n)
+                break;
+            usleep(10000);
+        }
+        ASSERT_EQ(in.durable_txn, n);
+        /* The commit before this one was synced before it began: it
+         * applied that one (the syncer applies nothing). */
+        ASSERT_EQ(in.published_txn, n - 1);
+    }
+    OK(mms_close(s));
+    ASSERT_EQ(counter_of(p), 3);
+    rmrf(p);
+}
+
 /* MMS_NOSYNC commits hold their pages write-protected until the sync, and
  * then a commit's scan leaves out the kernel's look-up of each present page
  * (view.c: MMS__SCAN_WRITTEN_FAST), which also reports pages read from the
@@ -1704,6 +1738,7 @@ int main(void)
     RUN(fork_child_gets_efork);
     RUN(no_guard_stray_store_joins_next_txn);
     RUN(nosync_empty_commit_publishes_synced);
+    RUN(nosync_commit_applies_synced);
     RUN(nosync_fast_scan_sees_every_write);
     RUN(open_twice_in_one_process);
     RUN(other_process_busy_and_readers_share);
