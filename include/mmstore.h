@@ -241,7 +241,8 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * interval (sync_ms, 100 ms by default). (LMDB's MDB_NOSYNC and SQLite's
  * synchronous=OFF may corrupt the database instead.) The journal is synced
  * once the oldest unsynced commit is sync_ms old: in the background, by a
- * thread of the write handle, so also when no call follows the commit; and
+ * thread of the write handle, so also when no call follows the commit (at
+ * 1.25 x sync_ms: a busy writer's next commit syncs first); and
  * by the first handle that finds it so -- the writer's next commit, a
  * reader beginning or ending a read transaction, mms_wait -- and at
  * checkpoints and close. The thread starts at the handle's first MMS_NOSYNC

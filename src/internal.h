@@ -783,7 +783,7 @@ struct mms_store {
     uint32_t shadow_pool_n;
     uint64_t max_backlog;      /* shadow bytes past which a commit waits (or fails) */
     uint64_t sync_ns;          /* MMS_NOSYNC: sync the journal when a commit is this old */
-    /* MMS_NOSYNC's background syncer (apply.c NOTES, S1-S5) */
+    /* MMS_NOSYNC's background syncer (apply.c NOTES, S1-S6) */
     struct mms__os_thread syncer;
     uint32_t syncer_word;      /* futex word: MMS__SYNCER_STOP | MMS__SYNCER_IDLE */
     int syncer_err;            /* a background sync's failure no call has reported */
@@ -1216,7 +1216,7 @@ bool mms__sync_due(const mms_store *s);
  * may; one at a time. First reports a failed background sync of the
  * handle, if one waits to be reported (S4). */
 int mms__make_durable(mms_store *s);
-/* MMS_NOSYNC's background syncer (S1-S5): start it (before the handle's
+/* MMS_NOSYNC's background syncer (S1-S6): start it (before the handle's
  * first NOSYNC commit point; once); count a commit (after it set
  * L->committed: marks it unsynced, wakes the syncer if it sleeps with
  * nothing to do); stop it (close, before the journal is closed). */
