@@ -815,6 +815,13 @@ int mms__tables_check_deletes(mms_store *s)
     if (!s->txn_deleted.n)
         return 0;
     const struct mms__catalog *cat = mms__catalog(s);
+    mms_ref root = mms__hdr(s)->root;
+    if (root && MMS_REF_REGION(root) && mms__refset_has(&s->txn_deleted, root)) {
+        const struct mms__tabent *te = mms__catalog_by_region(s, MMS_REF_REGION(root));
+        return mms__fail(MMS_EREFERENCED, "the root refers to record %llu of table %s, which "
+                         "the transaction deleted", (unsigned long long)MMS_REF_SLOT(root),
+                         te ? te->name : "?");
+    }
     for (uint32_t n = 0; cat && n < cat->ntables; n++) {
         const struct mms__tabent *e = &cat->t[n];
         const struct mms__fdesc *fd = mms__fdescs(s, e);
