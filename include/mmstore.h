@@ -432,8 +432,12 @@ void mms_options_init(mms_options *o);
  * MMS_EINVAL. On error *out is NULL. */
 int mms_open(const char *path, const mms_options *o, mms_store **out);
 
-/* Close: aborts an active write transaction, checkpoints, unmaps. Every
- * pointer into the store becomes invalid. mms_close(NULL) is a no-op.
+/* Close: aborts an active write transaction, ends an active read
+ * transaction, checkpoints, unmaps. Every pointer into the store becomes
+ * invalid, and so do s and the table and index handles it gave (they are
+ * freed: a call with one afterwards is a use after free, which no error
+ * code can report); close the cursors first (mms_cursor_close).
+ * mms_close(NULL) is a no-op.
  * Returns the first error met while closing (the handle is freed
  * regardless); a handle already poisoned skips the checkpoint and returns 0,
  * its error having been returned by the call that failed. */

@@ -35,13 +35,14 @@ cat >"$tmp/use.c" <<'EOF'
 #ifdef __cplusplus
 #define NIL nullptr
 #else
+#include <stdbool.h>
 #define NIL NULL
 #endif
 
 struct rec {
     int8_t i8; int16_t i16; int32_t i32; int64_t i64;
     uint8_t u8; uint16_t u16; uint32_t u32; uint64_t u64;
-    float f32; double f64; uint8_t ok; char tag[12];
+    float f32; double f64; uint8_t ok; bool flag; char tag[12];
     mms_ref next; mms_ref name; mms_ref blob; int32_t added;
 };
 static const int32_t added_default = 18;
@@ -49,7 +50,8 @@ static const mms_field rec_fields[] = {
     MMS_F_I8(struct rec, i8),   MMS_F_I16(struct rec, i16), MMS_F_I32(struct rec, i32),
     MMS_F_I64(struct rec, i64), MMS_F_U8(struct rec, u8),   MMS_F_U16(struct rec, u16),
     MMS_F_U32(struct rec, u32), MMS_F_U64(struct rec, u64), MMS_F_F32(struct rec, f32),
-    MMS_F_F64(struct rec, f64), MMS_F_BOOL(struct rec, ok), MMS_F_CHARS(struct rec, tag),
+    MMS_F_F64(struct rec, f64), MMS_F_BOOL(struct rec, ok), MMS_F_BOOL(struct rec, flag),
+    MMS_F_CHARS(struct rec, tag),
     MMS_F_REF(struct rec, next, "rec"), MMS_F_STR(struct rec, name), MMS_F_BLOB(struct rec, blob),
     MMS_F_WITH_DEFAULT(struct rec, added, MMS_KIND_I32, &added_default),
 };
