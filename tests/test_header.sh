@@ -6,7 +6,8 @@
 #     -pedantic -Werror and the strict warnings projects turn on
 #     (-Wconversion, -Wcast-qual; in C++ -Wold-style-cast and
 #     -Wzero-as-null-pointer-constant: the header's casts were C casts and
-#     its null pointers 0 and NULL, which failed those);
+#     its null pointers 0 and NULL, which failed those); the public
+#     structs have one layout in C and in C++;
 #  2. `cmake --install BUILD --prefix P`: the installed mmstore.pc names P
 #     (it named the prefix configured before, so pkg-config pointed at
 #     files that were not there), and with DESTDIR the final prefix; the
@@ -113,6 +114,31 @@ for c in "$cxx" g++ clang++; do
     done
 done
 [ "$compiled" -ge 4 ] || fail "only $compiled compilations ran"
+
+# The public structs have one layout in C and in C++ (a library built in C
+# fills what a C++ program reads): their sizes and the offsets of their
+# last members, printed by both.
+cat >"$tmp/layout.c" <<'EOF'
+#include <mmstore.h>
+#include <stdio.h>
+#define L(T, m) printf("%s %zu %s %zu\n", #T, sizeof(T), #m, offsetof(T, m));
+int main(void)
+{
+    L(mms_options, base) L(mms_reader_info, holding_back) L(mms_heap_obj, slab)
+    L(mms_heap_check, first_shared) L(mms_info, guard_kind) L(mms_info, last_commit)
+    L(mms_compact_stats, truncated) L(mms_copy_stats, read_ns) L(mms_field, dflt)
+    L(mms_schema, fields) L(mms_table_info, layout_gen) L(mms_index_info, cover_size)
+    L(struct mms__view, unit)
+    return 0;
+}
+EOF
+cp "$tmp/layout.c" "$tmp/layout.cpp"
+"$cc" -std=c99 -I"$src/include" -o "$tmp/layout_c" "$tmp/layout.c" || fail "layout.c"
+"$cxx" -std=c++11 -I"$src/include" -o "$tmp/layout_cxx" "$tmp/layout.cpp" || fail "layout.cpp"
+"$tmp/layout_c" >"$tmp/layout_c.txt"
+"$tmp/layout_cxx" >"$tmp/layout_cxx.txt"
+cmp -s "$tmp/layout_c.txt" "$tmp/layout_cxx.txt" ||
+    fail "a public struct is laid out differently in C and C++: $(diff "$tmp/layout_c.txt" "$tmp/layout_cxx.txt" | head -4)"
 
 # 2. Installed under a prefix given at install time, and into a DESTDIR.
 cmake --install "$build" --prefix "$tmp/p" >"$tmp/install.log" 2>&1 ||
