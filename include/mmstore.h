@@ -359,8 +359,8 @@ enum mms_dirty_backend {
 typedef struct mms_options {
     unsigned flags;            /* MMS_CREATE, MMS_RDONLY, ... */
     uint64_t reserve;          /* address space reserved per region: the most a
-                                  region can grow to while open (at least its
-                                  size at open; less when the process runs out
+                                  region can grow to while open (rounded up to
+                                  4 MiB; at least its size at open; less when the process runs out
                                   of address space or cannot have that much, as
                                   under valgrind). 0: 256 GiB for the heap,
                                   64 GiB per table, or twice the size at open
