@@ -673,10 +673,14 @@ int mms_alloc_size(const mms_store *s, mms_ref ref, size_t *size);
 mms_ref mms_root(const mms_store *s);
 
 /* ref: MMS_REF_NULL, a heap ref naming the start of a live allocation, or a
- * ref to a record of a table. Errors: MMS_ENOTXN, MMS_ERANGE (ref outside
- * its region), MMS_EBADREF (a heap ref that is not the start of a live
- * allocation: the store header, allocator pages, freed space, the middle
- * of an object). */
+ * ref to a live record of a table. Errors: MMS_ENOTXN, MMS_ERANGE (ref
+ * outside its region; in a table's region, not a live record; in an
+ * index's, which has no records), MMS_EBADREF (a heap ref that is not the
+ * start of a live allocation: the store header, allocator pages, freed
+ * space, the middle of an object). The commit keeps the rule: one that
+ * frees the root's heap object (mms_free, a mms_realloc that moves it,
+ * mms_pfree) fails MMS_EBADREF, one that deletes its record
+ * MMS_EREFERENCED, and aborts -- unless the root was set again. */
 int mms_root_set(mms_store *s, mms_ref ref);
 
 /* ------------------------------------------------------------------------

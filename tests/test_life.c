@@ -18,7 +18,8 @@
  *  5. root      the root names a live record or a heap object: mms_root_set
  *               refuses an index's region, a record past the table's end
  *               and a deleted record; a commit that deletes the root's
- *               record fails MMS_EREFERENCED, as for a ref field.
+ *               record fails MMS_EREFERENCED, as for a ref field, and one
+ *               that frees the root's heap object MMS_EBADREF.
  *
  * Compaction is test_compact's; copying, test_copy's.
  */
@@ -536,6 +537,42 @@ TEST(test_root_rule)
     FAILS(mms_txn_commit(s), MMS_EREFERENCED);
     ASSERT_EQ(mms_root(s), mms_table_ref(n, 299));
     ASSERT(mms_table_live(n, 299));
+    verify_ok(s);
+
+    /* A heap root freed (mms_free, a mms_realloc that moves it, mms_pfree)
+     * fails the commit the same way, unless the root is set again: it was
+     * committed, naming free space (mms_verify said nothing), and the next
+     * allocation there became the root. */
+    mms_ref h;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_zalloc(s, 64, &h));
+    OK(mms_root_set(s, h));
+    OK(mms_txn_commit(s));
+    for (int how = 0; how < 3; how++) {
+        OK(mms_txn_begin(s, 0));
+        mms_ref moved = h;
+        if (how == 0)
+            OK(mms_free(s, h));
+        else if (how == 1)
+            OK(mms_realloc(s, &moved, 1 << 16));
+        else
+            mms_pfree(s, mms_deref(s, h));
+        if (how == 1)
+            ASSERT_NE(moved, h);
+        FAILS(mms_txn_commit(s), MMS_EBADREF);
+        ASSERT(mentions(mms_errdetail(), "root"));
+        ASSERT_EQ(mms_root(s), h);
+        verify_ok(s);
+    }
+    OK(mms_txn_begin(s, 0));
+    mms_ref moved = h;
+    OK(mms_realloc(s, &moved, 1 << 16));
+    OK(mms_root_set(s, moved));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, moved));
+    OK(mms_root_set(s, 0));
+    OK(mms_txn_commit(s));
     verify_ok(s);
     OK(mms_close(s));
     rmrf(path);
