@@ -1462,7 +1462,13 @@ mms_ref mms_table_ref(const mms_table *t, uint64_t i);
  * unseen. The commit's cost: the records it changed, plus, when it deleted
  * records of a table others refer to, a scan of the REF fields aimed at it.
  * mms_table_drop() keeps the rule too: it refuses to drop a table that
- * live records of others still refer to. */
+ * live records of others still refer to.
+ * Not checked: a string or blob that a live record holds, freed with
+ * mms_free() (or moved by mms_realloc(), or mms_pfree()) while the record
+ * does not change -- the commit sees no changed record, and mms_verify()
+ * then reports the record. Let a record's string go through the record:
+ * mms_str_set() on the field, mms_table_null_set(), mms_table_delete(),
+ * or a plain store of another ref into the field (then free the old one). */
 
 /* Append one record, a copy of rec (NULL: zeros), reusing the lowest
  * deleted slot if there is one. *index (may be NULL) gets its index. Needs
