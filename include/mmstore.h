@@ -1216,7 +1216,8 @@ typedef struct mms_schema {
 /* Is field m of T a signed integer (signed char, short, int, long, long
  * long), an unsigned one, a float, a double? Plain char and bool are
  * neither signed nor unsigned here. C11 asks _Generic; C++ a traits
- * template (below, outside extern "C"); C99 with GCC or Clang
+ * template (below, in extern "C++", so that it keeps C++ linkage inside
+ * this header's extern "C" and a program's own); C99 with GCC or Clang
  * __builtin_types_compatible_p; any other C99 compiler checks sizes only. */
 #if defined(__cplusplus)
 #define MMS__TRAIT(T, m, what) (mms__field_traits<decltype(MMS__MEMBER(T, m))>::what)
@@ -1225,7 +1226,7 @@ typedef struct mms_schema {
 #define MMS__NOT_SIGNED(T, m) (!MMS__TRAIT(T, m, sint))
 #define MMS__IS_F32(T, m) MMS__TRAIT(T, m, f32)
 #define MMS__IS_F64(T, m) MMS__TRAIT(T, m, f64)
-} /* extern "C": a template cannot have C linkage */
+extern "C++" { /* a template cannot have C linkage */
 template <typename U> struct mms__field_traits { enum { sint = 0, uint = 0, f32 = 0, f64 = 0 }; };
 template <typename U> struct mms__field_traits<const U> : mms__field_traits<U> {};
 template <typename U> struct mms__field_traits<volatile U> : mms__field_traits<U> {};
@@ -1245,7 +1246,7 @@ MMS__TRAITS(unsigned long long, 0, 1, 0, 0)
 MMS__TRAITS(float, 0, 0, 1, 0)
 MMS__TRAITS(double, 0, 0, 0, 1)
 #undef MMS__TRAITS
-extern "C" {
+} /* extern "C++" */
 #elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 #define MMS__SIGNED(T, m)                                                      \
     _Generic(MMS__MEMBER(T, m), signed char: 1, short: 1, int: 1, long: 1, long long: 1, default: 0)

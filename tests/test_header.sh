@@ -6,7 +6,8 @@
 #     -pedantic -Werror and the strict warnings projects turn on
 #     (-Wconversion, -Wcast-qual; in C++ -Wold-style-cast and
 #     -Wzero-as-null-pointer-constant: the header's casts were C casts and
-#     its null pointers 0 and NULL, which failed those); the public
+#     its null pointers 0 and NULL, which failed those), also inside
+#     extern "C" { } (its templates then had C linkage: an error); the public
 #     structs have one layout in C and in C++;
 #  2. `cmake --install BUILD --prefix P`: the installed mmstore.pc names P
 #     (it named the prefix configured before, so pkg-config pointed at
@@ -29,8 +30,15 @@ fail() { echo "test_header: $*" >&2; exit 1; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
 cat >"$tmp/use.c" <<'EOF'
-/* Every macro of mmstore.h, in a program that also runs. */
+/* Every macro of mmstore.h, in a program that also runs. MMS_WRAP: C++
+ * that includes it inside extern "C" { }, as C headers often are. */
+#ifdef MMS_WRAP
+extern "C" {
+#endif
 #include <mmstore.h>
+#ifdef MMS_WRAP
+}
+#endif
 #include <stdio.h>
 #include <string.h>
 #ifdef __cplusplus
@@ -107,10 +115,12 @@ done
 for c in "$cxx" g++ clang++; do
     have "$c" || continue
     for std in c++11 c++17; do
-        # shellcheck disable=SC2086
-        "$c" -std=$std $cxxwarn -I"$src/include" -fsyntax-only "$tmp/use.cpp" ||
-            fail "$c -std=$std: the header or its macros do not compile cleanly"
-        compiled=$((compiled + 1))
+        for wrap in "" -DMMS_WRAP; do
+            # shellcheck disable=SC2086
+            "$c" -std=$std $cxxwarn $wrap -I"$src/include" -fsyntax-only "$tmp/use.cpp" ||
+                fail "$c -std=$std $wrap: the header or its macros do not compile cleanly"
+            compiled=$((compiled + 1))
+        done
     done
 done
 [ "$compiled" -ge 4 ] || fail "only $compiled compilations ran"
