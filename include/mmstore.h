@@ -476,7 +476,10 @@ int mms_release_memory(mms_store *s);
  * waiting one does. If the last writer died, even inside
  * a commit, this recovers the store from the journal first. The handle then
  * sees every commit published so far.
- * Errors: MMS_ETXN (a read or write transaction is active on this handle),
+ * Errors: MMS_ETXN (a read or write transaction is active on this handle;
+ * or, without MMS_TXN_NOWAIT, this thread is inside a read transaction on
+ * another handle of the store -- even when no writer holds the lock:
+ * waiting could wait for ever, see "Read transactions"),
  * MMS_EBUSY (MMS_TXN_NOWAIT, or this thread writes through another handle of
  * the store), MMS_ERDONLY, MMS_EPOISONED, MMS_EFORK, MMS_EINVAL (flags). */
 int mms_txn_begin(mms_store *s, unsigned flags);
