@@ -172,13 +172,24 @@ int mms_last_error(void);
  * ------------------------------------------------------------------------ */
 typedef uint64_t mms_ref;
 
-#define MMS_REF_NULL ((mms_ref)0)
+/* The header's casts and null pointers: C++'s own forms in C++, so that a
+ * C++ program built with -Wold-style-cast or -Wzero-as-null-pointer-constant
+ * (and -Werror) can include it and use every macro. */
+#ifdef __cplusplus
+#define MMS__CAST(T, e) (static_cast<T>(e))
+#define MMS__NULLPTR nullptr
+#else
+#define MMS__CAST(T, e) ((T)(e))
+#define MMS__NULLPTR NULL
+#endif
+
+#define MMS_REF_NULL MMS__CAST(mms_ref, 0)
 #define MMS_SLOT_BITS 48
 #define MMS_SLOT_MASK ((UINT64_C(1) << MMS_SLOT_BITS) - 1)
 #define MMS_REF_MAKE(region, slot)                                             \
-    (((mms_ref)(region) << MMS_SLOT_BITS) | ((mms_ref)(slot) & MMS_SLOT_MASK))
-#define MMS_REF_REGION(r) ((unsigned)((mms_ref)(r) >> MMS_SLOT_BITS))
-#define MMS_REF_SLOT(r) ((uint64_t)((mms_ref)(r) & MMS_SLOT_MASK))
+    ((MMS__CAST(mms_ref, region) << MMS_SLOT_BITS) | (MMS__CAST(mms_ref, slot) & MMS_SLOT_MASK))
+#define MMS_REF_REGION(r) MMS__CAST(unsigned, MMS__CAST(mms_ref, r) >> MMS_SLOT_BITS)
+#define MMS_REF_SLOT(r) MMS__CAST(uint64_t, MMS__CAST(mms_ref, r) & MMS_SLOT_MASK)
 
 /* Largest number of regions in a store (format limit). */
 #define MMS_MAX_REGIONS 1024
@@ -200,23 +211,23 @@ struct mms__view {
  * checked version. The pointer stays valid while the handle is open. */
 static inline void *mms_deref(const mms_store *s, mms_ref r)
 {
-    return ((const struct mms__view *)(const void *)s)->base[r >> MMS_SLOT_BITS] +
+    return MMS__CAST(const struct mms__view *, MMS__CAST(const void *, s))->base[r >> MMS_SLOT_BITS] +
            (r & MMS_SLOT_MASK);
 }
 
 /* Typed convenience: MMS_AT(s, struct node, r)->next. */
-#define MMS_AT(s, type, r) ((type *)mms_deref((s), (r)))
+#define MMS_AT(s, type, r) MMS__CAST(type *, mms_deref((s), (r)))
 
 /* Pointer for a ref to a table record (region = the table, slot = the
  * record's index): two loads, a multiply and an add, no checks. Also right
  * for heap refs (their unit is 1). */
 static inline void *mms_rec(const mms_store *s, mms_ref r)
 {
-    const struct mms__view *v = (const struct mms__view *)(const void *)s;
-    unsigned id = (unsigned)(r >> MMS_SLOT_BITS);
+    const struct mms__view *v = MMS__CAST(const struct mms__view *, MMS__CAST(const void *, s));
+    unsigned id = MMS__CAST(unsigned, r >> MMS_SLOT_BITS);
     return v->base[id] + (r & MMS_SLOT_MASK) * v->unit[id];
 }
-#define MMS_REC(s, type, r) ((type *)mms_rec((s), (r)))
+#define MMS_REC(s, type, r) MMS__CAST(type *, mms_rec((s), (r)))
 
 /* Checked deref: NULL when r is null, names a region that does not exist, or
  * points past the region's current size (then mms_errdetail() says which). */
@@ -359,8 +370,8 @@ enum mms_dirty_backend {
 typedef struct mms_options {
     unsigned flags;            /* MMS_CREATE, MMS_RDONLY, ... */
     uint64_t reserve;          /* address space reserved per region: the most a
-                                  region can grow to while open (at least its
-                                  size at open; less when the process runs out
+                                  region can grow to while open (rounded up to
+                                  4 MiB; at least its size at open; less when the process runs out
                                   of address space or cannot have that much, as
                                   under valgrind). 0: 256 GiB for the heap,
                                   64 GiB per table, or twice the size at open
@@ -433,8 +444,12 @@ void mms_options_init(mms_options *o);
  * MMS_EINVAL. On error *out is NULL. */
 int mms_open(const char *path, const mms_options *o, mms_store **out);
 
-/* Close: aborts an active write transaction, checkpoints, unmaps. Every
- * pointer into the store becomes invalid. mms_close(NULL) is a no-op.
+/* Close: aborts an active write transaction, ends an active read
+ * transaction, checkpoints, unmaps. Every pointer into the store becomes
+ * invalid, and so do s and the table and index handles it gave (they are
+ * freed: a call with one afterwards is a use after free, which no error
+ * code can report); close the cursors first (mms_cursor_close).
+ * mms_close(NULL) is a no-op.
  * Returns the first error met while closing (the handle is freed
  * regardless); a handle already poisoned skips the checkpoint and returns 0,
  * its error having been returned by the call that failed. */
@@ -473,7 +488,10 @@ int mms_release_memory(mms_store *s);
  * waiting one does. If the last writer died, even inside
  * a commit, this recovers the store from the journal first. The handle then
  * sees every commit published so far.
- * Errors: MMS_ETXN (a read or write transaction is active on this handle),
+ * Errors: MMS_ETXN (a read or write transaction is active on this handle;
+ * or, without MMS_TXN_NOWAIT, this thread is inside a read transaction on
+ * another handle of the store -- even when no writer holds the lock:
+ * waiting could wait for ever, see "Read transactions"),
  * MMS_EBUSY (MMS_TXN_NOWAIT, or this thread writes through another handle of
  * the store), MMS_ERDONLY, MMS_EPOISONED, MMS_EFORK, MMS_EINVAL (flags). */
 int mms_txn_begin(mms_store *s, unsigned flags);
@@ -670,10 +688,14 @@ int mms_alloc_size(const mms_store *s, mms_ref ref, size_t *size);
 mms_ref mms_root(const mms_store *s);
 
 /* ref: MMS_REF_NULL, a heap ref naming the start of a live allocation, or a
- * ref to a record of a table. Errors: MMS_ENOTXN, MMS_ERANGE (ref outside
- * its region), MMS_EBADREF (a heap ref that is not the start of a live
- * allocation: the store header, allocator pages, freed space, the middle
- * of an object). */
+ * ref to a live record of a table. Errors: MMS_ENOTXN, MMS_ERANGE (ref
+ * outside its region; in a table's region, not a live record; in an
+ * index's, which has no records), MMS_EBADREF (a heap ref that is not the
+ * start of a live allocation: the store header, allocator pages, freed
+ * space, the middle of an object). The commit keeps the rule: one that
+ * frees the root's heap object (mms_free, a mms_realloc that moves it,
+ * mms_pfree) fails MMS_EBADREF, one that deletes its record
+ * MMS_EREFERENCED, and aborts -- unless the root was set again. */
 int mms_root_set(mms_store *s, mms_ref ref);
 
 /* ------------------------------------------------------------------------
@@ -1200,22 +1222,26 @@ typedef struct mms_schema {
 #define MMS_MAX_FIELDS 1024u
 #define MMS_MAX_RECORD (16u << 20)
 
-#define MMS__MSIZE(T, m) sizeof(((T *)0)->m)
+/* Member m of a T that is not there: for sizeof, decltype and _Generic
+ * (not in parentheses: decltype((x.m)) would be a reference type). */
+#define MMS__MEMBER(T, m) MMS__CAST(T *, MMS__NULLPTR)->m
+#define MMS__MSIZE(T, m) sizeof(MMS__MEMBER(T, m))
 /* 0, or a compile-time error when cond is false. */
 #define MMS__CHECK0(cond) (0 * sizeof(char[(cond) ? 1 : -1]))
 /* Is field m of T a signed integer (signed char, short, int, long, long
  * long), an unsigned one, a float, a double? Plain char and bool are
  * neither signed nor unsigned here. C11 asks _Generic; C++ a traits
- * template (below, outside extern "C"); C99 with GCC or Clang
+ * template (below, in extern "C++", so that it keeps C++ linkage inside
+ * this header's extern "C" and a program's own); C99 with GCC or Clang
  * __builtin_types_compatible_p; any other C99 compiler checks sizes only. */
 #if defined(__cplusplus)
-#define MMS__TRAIT(T, m, what) (mms__field_traits<decltype(((T *)0)->m)>::what)
+#define MMS__TRAIT(T, m, what) (mms__field_traits<decltype(MMS__MEMBER(T, m))>::what)
 #define MMS__SIGNED(T, m) MMS__TRAIT(T, m, sint)
 #define MMS__UNSIGNED(T, m) MMS__TRAIT(T, m, uint)
 #define MMS__NOT_SIGNED(T, m) (!MMS__TRAIT(T, m, sint))
 #define MMS__IS_F32(T, m) MMS__TRAIT(T, m, f32)
 #define MMS__IS_F64(T, m) MMS__TRAIT(T, m, f64)
-} /* extern "C": a template cannot have C linkage */
+extern "C++" { /* a template cannot have C linkage */
 template <typename U> struct mms__field_traits { enum { sint = 0, uint = 0, f32 = 0, f64 = 0 }; };
 template <typename U> struct mms__field_traits<const U> : mms__field_traits<U> {};
 template <typename U> struct mms__field_traits<volatile U> : mms__field_traits<U> {};
@@ -1235,18 +1261,18 @@ MMS__TRAITS(unsigned long long, 0, 1, 0, 0)
 MMS__TRAITS(float, 0, 0, 1, 0)
 MMS__TRAITS(double, 0, 0, 0, 1)
 #undef MMS__TRAITS
-extern "C" {
+} /* extern "C++" */
 #elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 #define MMS__SIGNED(T, m)                                                      \
-    _Generic(((T *)0)->m, signed char: 1, short: 1, int: 1, long: 1, long long: 1, default: 0)
+    _Generic(MMS__MEMBER(T, m), signed char: 1, short: 1, int: 1, long: 1, long long: 1, default: 0)
 #define MMS__UNSIGNED(T, m)                                                    \
-    _Generic(((T *)0)->m, unsigned char: 1, unsigned short: 1, unsigned: 1,     \
+    _Generic(MMS__MEMBER(T, m), unsigned char: 1, unsigned short: 1, unsigned: 1,     \
              unsigned long: 1, unsigned long long: 1, default: 0)
 #define MMS__NOT_SIGNED(T, m) (!MMS__SIGNED(T, m))
-#define MMS__IS_F32(T, m) _Generic(((T *)0)->m, float: 1, default: 0)
-#define MMS__IS_F64(T, m) _Generic(((T *)0)->m, double: 1, default: 0)
+#define MMS__IS_F32(T, m) _Generic(MMS__MEMBER(T, m), float: 1, default: 0)
+#define MMS__IS_F64(T, m) _Generic(MMS__MEMBER(T, m), double: 1, default: 0)
 #elif defined(__GNUC__)
-#define MMS__IS(T, m, U) __builtin_types_compatible_p(__typeof__(((T *)0)->m), U)
+#define MMS__IS(T, m, U) __builtin_types_compatible_p(__typeof__(MMS__MEMBER(T, m)), U)
 #define MMS__SIGNED(T, m)                                                      \
     (MMS__IS(T, m, signed char) || MMS__IS(T, m, short) || MMS__IS(T, m, int) ||  \
      MMS__IS(T, m, long) || MMS__IS(T, m, long long))
@@ -1265,37 +1291,38 @@ extern "C" {
 #define MMS__IS_F64(T, m) 1
 #endif
 #define MMS__F(T, m, kind, ok, target, dflt)                                   \
-    { #m, kind, (uint32_t)(offsetof(T, m) + MMS__CHECK0(ok)), (uint32_t)MMS__MSIZE(T, m), target, dflt }
-#define MMS_F_I8(T, m) MMS__F(T, m, MMS_KIND_I8, MMS__MSIZE(T, m) == 1 && MMS__SIGNED(T, m), NULL, NULL)
-#define MMS_F_I16(T, m) MMS__F(T, m, MMS_KIND_I16, MMS__MSIZE(T, m) == 2 && MMS__SIGNED(T, m), NULL, NULL)
-#define MMS_F_I32(T, m) MMS__F(T, m, MMS_KIND_I32, MMS__MSIZE(T, m) == 4 && MMS__SIGNED(T, m), NULL, NULL)
-#define MMS_F_I64(T, m) MMS__F(T, m, MMS_KIND_I64, MMS__MSIZE(T, m) == 8 && MMS__SIGNED(T, m), NULL, NULL)
-#define MMS_F_U8(T, m) MMS__F(T, m, MMS_KIND_U8, MMS__MSIZE(T, m) == 1 && MMS__UNSIGNED(T, m), NULL, NULL)
-#define MMS_F_U16(T, m) MMS__F(T, m, MMS_KIND_U16, MMS__MSIZE(T, m) == 2 && MMS__UNSIGNED(T, m), NULL, NULL)
-#define MMS_F_U32(T, m) MMS__F(T, m, MMS_KIND_U32, MMS__MSIZE(T, m) == 4 && MMS__UNSIGNED(T, m), NULL, NULL)
-#define MMS_F_U64(T, m) MMS__F(T, m, MMS_KIND_U64, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), NULL, NULL)
-#define MMS_F_F32(T, m) MMS__F(T, m, MMS_KIND_F32, MMS__IS_F32(T, m), NULL, NULL)
-#define MMS_F_F64(T, m) MMS__F(T, m, MMS_KIND_F64, MMS__IS_F64(T, m), NULL, NULL)
+    { #m, kind, MMS__CAST(uint32_t, offsetof(T, m) + MMS__CHECK0(ok)),                \
+      MMS__CAST(uint32_t, MMS__MSIZE(T, m)), target, dflt }
+#define MMS_F_I8(T, m) MMS__F(T, m, MMS_KIND_I8, MMS__MSIZE(T, m) == 1 && MMS__SIGNED(T, m), MMS__NULLPTR, MMS__NULLPTR)
+#define MMS_F_I16(T, m) MMS__F(T, m, MMS_KIND_I16, MMS__MSIZE(T, m) == 2 && MMS__SIGNED(T, m), MMS__NULLPTR, MMS__NULLPTR)
+#define MMS_F_I32(T, m) MMS__F(T, m, MMS_KIND_I32, MMS__MSIZE(T, m) == 4 && MMS__SIGNED(T, m), MMS__NULLPTR, MMS__NULLPTR)
+#define MMS_F_I64(T, m) MMS__F(T, m, MMS_KIND_I64, MMS__MSIZE(T, m) == 8 && MMS__SIGNED(T, m), MMS__NULLPTR, MMS__NULLPTR)
+#define MMS_F_U8(T, m) MMS__F(T, m, MMS_KIND_U8, MMS__MSIZE(T, m) == 1 && MMS__UNSIGNED(T, m), MMS__NULLPTR, MMS__NULLPTR)
+#define MMS_F_U16(T, m) MMS__F(T, m, MMS_KIND_U16, MMS__MSIZE(T, m) == 2 && MMS__UNSIGNED(T, m), MMS__NULLPTR, MMS__NULLPTR)
+#define MMS_F_U32(T, m) MMS__F(T, m, MMS_KIND_U32, MMS__MSIZE(T, m) == 4 && MMS__UNSIGNED(T, m), MMS__NULLPTR, MMS__NULLPTR)
+#define MMS_F_U64(T, m) MMS__F(T, m, MMS_KIND_U64, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), MMS__NULLPTR, MMS__NULLPTR)
+#define MMS_F_F32(T, m) MMS__F(T, m, MMS_KIND_F32, MMS__IS_F32(T, m), MMS__NULLPTR, MMS__NULLPTR)
+#define MMS_F_F64(T, m) MMS__F(T, m, MMS_KIND_F64, MMS__IS_F64(T, m), MMS__NULLPTR, MMS__NULLPTR)
 #define MMS_F_BOOL(T, m)                                                       \
-    MMS__F(T, m, MMS_KIND_BOOL, MMS__MSIZE(T, m) == 1 && MMS__NOT_SIGNED(T, m), NULL, NULL)
-#define MMS_F_CHARS(T, m) MMS__F(T, m, MMS_KIND_CHARS, MMS__MSIZE(T, m) >= 1, NULL, NULL)
+    MMS__F(T, m, MMS_KIND_BOOL, MMS__MSIZE(T, m) == 1 && MMS__NOT_SIGNED(T, m), MMS__NULLPTR, MMS__NULLPTR)
+#define MMS_F_CHARS(T, m) MMS__F(T, m, MMS_KIND_CHARS, MMS__MSIZE(T, m) >= 1, MMS__NULLPTR, MMS__NULLPTR)
 #define MMS_F_REF(T, m, table)                                                 \
-    MMS__F(T, m, MMS_KIND_REF, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), table, NULL)
+    MMS__F(T, m, MMS_KIND_REF, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), table, MMS__NULLPTR)
 #define MMS_F_STR(T, m)                                                        \
-    MMS__F(T, m, MMS_KIND_STR, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), NULL, NULL)
+    MMS__F(T, m, MMS_KIND_STR, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), MMS__NULLPTR, MMS__NULLPTR)
 #define MMS_F_BLOB(T, m)                                                       \
-    MMS__F(T, m, MMS_KIND_BLOB, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), NULL, NULL)
+    MMS__F(T, m, MMS_KIND_BLOB, MMS__MSIZE(T, m) == 8 && MMS__UNSIGNED(T, m), MMS__NULLPTR, MMS__NULLPTR)
 /* A field with a default for the records that existed before it was added
  * (checked for size, not signedness):
  *     static const int32_t adult = 18;
  *     static const mms_field age_field =
  *         MMS_F_WITH_DEFAULT(struct person, age, MMS_KIND_I32, &adult); */
-#define MMS__KSIZE_X(k, N, v, name, size, cls) (k) == v ? (uint32_t)(size) :
+#define MMS__KSIZE_X(k, N, v, name, size, cls) (k) == v ? MMS__CAST(uint32_t, size) :
 #define MMS__KSIZE(k) (MMS_KINDS(MMS__KSIZE_X, k) 0u)
 #define MMS_F_WITH_DEFAULT(T, m, kind, dflt)                                   \
-    MMS__F(T, m, kind, MMS__KSIZE(kind) == 0 || MMS__MSIZE(T, m) == MMS__KSIZE(kind), NULL, dflt)
+    MMS__F(T, m, kind, MMS__KSIZE(kind) == 0 || MMS__MSIZE(T, m) == MMS__KSIZE(kind), MMS__NULLPTR, dflt)
 #define MMS_SCHEMA(T, fields)                                                  \
-    { (uint32_t)sizeof(T), (uint32_t)(sizeof(fields) / sizeof((fields)[0])), fields }
+    { MMS__CAST(uint32_t, sizeof(T)), MMS__CAST(uint32_t, sizeof(fields) / sizeof((fields)[0])), fields }
 
 /* Do a and b describe the same record layout: the same record size and the
  * same fields by name (in any order), each with the same kind, offset, size
@@ -1383,7 +1410,7 @@ void *mms_table_get(const mms_table *t, uint64_t i);
  * describes (the one given to MMS_SCHEMA).
  *     struct person *p = MMS_TABLE_GET(t, struct person, 0);
  *     if (p) p->score += 1; */
-#define MMS_TABLE_GET(t, type, i) ((type *)mms_table_get((t), (i)))
+#define MMS_TABLE_GET(t, type, i) MMS__CAST(type *, mms_table_get((t), (i)))
 
 /* 1 if record i is live, 0 if deleted or out of range. */
 int mms_table_live(const mms_table *t, uint64_t i);
@@ -1451,7 +1478,13 @@ mms_ref mms_table_ref(const mms_table *t, uint64_t i);
  * unseen. The commit's cost: the records it changed, plus, when it deleted
  * records of a table others refer to, a scan of the REF fields aimed at it.
  * mms_table_drop() keeps the rule too: it refuses to drop a table that
- * live records of others still refer to. */
+ * live records of others still refer to.
+ * Not checked: a string or blob that a live record holds, freed with
+ * mms_free() (or moved by mms_realloc(), or mms_pfree()) while the record
+ * does not change -- the commit sees no changed record, and mms_verify()
+ * then reports the record. Let a record's string go through the record:
+ * mms_str_set() on the field, mms_table_null_set(), mms_table_delete(),
+ * or a plain store of another ref into the field (then free the old one). */
 
 /* Append one record, a copy of rec (NULL: zeros), reusing the lowest
  * deleted slot if there is one. *index (may be NULL) gets its index. Needs

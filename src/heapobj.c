@@ -137,16 +137,21 @@ int mms_heap_place(mms_store *s, const mms_heap_obj *o)
     int r = mms__check_write(s);
     if (r)
         return r;
-    if (!o || MMS_REF_REGION(o->ref) != 0)
-        return mms__fail(MMS_EINVAL, "mms_heap_place: not a heap ref");
+    if (!o)
+        return mms__fail(MMS_EINVAL, "mms_heap_place: the object is NULL");
+    if (MMS_REF_REGION(o->ref) != 0)
+        return mms__fail(MMS_EINVAL, "mms_heap_place: ref 0x%llx is in region %u, not the heap",
+                         (unsigned long long)o->ref, MMS_REF_REGION(o->ref));
     return mms__heap_place(s, MMS_REF_SLOT(o->ref), o->size, o->slab);
 }
 
 int mms_heap_place_str(mms_store *s, const mms_heap_obj *o, const void *bytes, size_t len)
 {
-    if (!o || (len && !bytes) || len > o->size || o->size - len < 9)
-        return mms__fail(MMS_EINVAL, "mms_heap_place_str: %zu bytes of string do not fit %llu",
-                         len, o ? (unsigned long long)o->size : 0ull);
+    if (!o || (len && !bytes))
+        return mms__fail(MMS_EINVAL, "mms_heap_place_str: %s is NULL", o ? "bytes" : "the object");
+    if (len > o->size || o->size - len < 9)
+        return mms__fail(MMS_EINVAL, "mms_heap_place_str: %zu bytes of string (and 9 of its "
+                         "header) do not fit %llu", len, (unsigned long long)o->size);
     int r = mms_heap_place(s, o);
     if (r)
         return r;

@@ -1527,8 +1527,9 @@ int mms__table_record_changed(mms_store *s, const struct mms__tabent *e, uint64_
                               const char *old, const char *rec);
 /* Does a commit need to look at this table's changed records? */
 bool mms__table_watched(const mms_store *s, const struct mms__tabent *e);
-/* At commit: no live record refers to one the transaction deleted
- * (MMS_EREFERENCED otherwise: the commit is refused). */
+/* At commit: no live record and not the root refers to one the
+ * transaction deleted (MMS_EREFERENCED otherwise: the commit is refused),
+ * and a heap root is still the start of a live allocation (MMS_EBADREF). */
 int mms__tables_check_deletes(mms_store *s);
 int mms__tables_verify(mms_store *s, char *msg, size_t cap);
 void mms__tables_free(mms_store *s);

@@ -751,24 +751,30 @@ int mms__os_readahead_default(void *addr, uint64_t len)
 int mms_advise(const void *p, uint64_t len, unsigned advice)
 {
     if (!p || advice != MMS_ADVISE_HUGE)
-        return MMS_EINVAL;
+        return mms__fail(MMS_EINVAL, "mms_advise: %s", !p ? "p is NULL" : "unknown advice");
     if (len == 0)
         return 0;
     uintptr_t lo = (uintptr_t)p & ~(uintptr_t)(MMS__PAGE - 1);
     uintptr_t end = (uintptr_t)p + (uintptr_t)len;
-    if (end < (uintptr_t)p)
-        return MMS_EINVAL;
+    if (end < (uintptr_t)p || end > UINTPTR_MAX - MMS__PAGE)
+        return mms__fail(MMS_EINVAL, "mms_advise: %llu bytes at %p run past the address space",
+                         (unsigned long long)len, p);
     uintptr_t hi = (end + MMS__PAGE - 1) & ~(uintptr_t)(MMS__PAGE - 1);
 #ifdef MADV_HUGEPAGE
     int r = mms__os_huge((void *)lo, hi - lo);
     /* EINVAL: a kernel built without transparent huge pages. */
     if (r == -EINVAL && access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0)
-        return MMS_ENOTSUP;
-    return r;
+        r = MMS_ENOTSUP;
+    if (r)
+        return mms__fail(r, "mms_advise: MADV_HUGEPAGE on %llu bytes at %p: %s",
+                         (unsigned long long)(hi - lo), (void *)lo,
+                         r == MMS_ENOTSUP ? "the kernel has no transparent huge pages"
+                                          : strerror(-r));
+    return 0;
 #else
     (void)lo;
     (void)hi;
-    return MMS_ENOTSUP;
+    return mms__fail(MMS_ENOTSUP, "mms_advise: this system has no MADV_HUGEPAGE");
 #endif
 }
 

@@ -638,6 +638,19 @@ int mms_root_set(mms_store *s, mms_ref ref)
         mms__alloc_usable(s, ref, &usable) != 0)
         return mms__fail(MMS_EBADREF, "root ref 0x%llx is not the start of a live allocation",
                          (unsigned long long)ref);
+    /* Elsewhere a live record of a table (mms_verify's rule): not an
+     * index's slot, nor a record past the end or deleted. The commit
+     * keeps it so (mms__tables_check_deletes). */
+    if (ref != MMS_REF_NULL && MMS_REF_REGION(ref) != 0) {
+        const struct mms__tabent *e = mms__catalog_by_region(s, MMS_REF_REGION(ref));
+        if (!e)
+            return mms__fail(MMS_ERANGE, "root ref 0x%llx: region %u is no table",
+                             (unsigned long long)ref, MMS_REF_REGION(ref));
+        if (!mms__catalog_live(s, e, MMS_REF_SLOT(ref)))
+            return mms__fail(MMS_ERANGE, "root ref 0x%llx: table %s has no live record %llu",
+                             (unsigned long long)ref, e->name,
+                             (unsigned long long)MMS_REF_SLOT(ref));
+    }
     mms__hdr(s)->root = ref;
     return 0;
 }

@@ -812,9 +812,24 @@ int mms__table_record_changed(mms_store *s, const struct mms__tabent *e, uint64_
 
 int mms__tables_check_deletes(mms_store *s)
 {
+    /* The root keeps mms_root_set's rule too: a heap root names the start
+     * of a live allocation, whatever the transaction freed (one O(1)
+     * look at the allocator's descriptors). */
+    mms_ref root = mms__hdr(s)->root;
+    uint64_t usable;
+    if (root && !MMS_REF_REGION(root) && mms__alloc_usable(s, root, &usable) != 0)
+        return mms__fail(MMS_EBADREF, "the root (0x%llx) names heap space the transaction "
+                         "freed: set the root again (mms_root_set) before the commit",
+                         (unsigned long long)root);
     if (!s->txn_deleted.n)
         return 0;
     const struct mms__catalog *cat = mms__catalog(s);
+    if (root && MMS_REF_REGION(root) && mms__refset_has(&s->txn_deleted, root)) {
+        const struct mms__tabent *te = mms__catalog_by_region(s, MMS_REF_REGION(root));
+        return mms__fail(MMS_EREFERENCED, "the root refers to record %llu of table %s, which "
+                         "the transaction deleted", (unsigned long long)MMS_REF_SLOT(root),
+                         te ? te->name : "?");
+    }
     for (uint32_t n = 0; cat && n < cat->ntables; n++) {
         const struct mms__tabent *e = &cat->t[n];
         const struct mms__fdesc *fd = mms__fdescs(s, e);
@@ -1388,11 +1403,16 @@ int mms__tables_trim(mms_store *s, uint64_t *slots)
     return 0;
 }
 
-/* The root names a heap object, or a record of a table: then a live one. */
+/* The root names a heap object (the start of a live allocation), or a
+ * record of a table: then a live one. */
 static int verify_root(const mms_store *s, char *msg, size_t cap)
 {
     mms_ref root = mms__hdr(s)->root;
     uint32_t id = MMS_REF_REGION(root);
+    uint64_t usable;
+    if (root && id == 0 && mms__alloc_usable(s, root, &usable) != 0)
+        return VFAIL("the root (0x%llx) is not the start of a live heap allocation: a "
+                     "dangling ref", (unsigned long long)root);
     if (!root || id == 0)
         return 0;
     const struct mms__tabent *e = mms__catalog_by_region(s, id);

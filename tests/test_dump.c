@@ -591,6 +591,20 @@ TEST(test_place)
     FAILS(mms_heap_place(t, &bad), MMS_EBADREF);
     bad.ref = MMS_REF_MAKE(0, 4096 * 1024 + 16);
     FAILS(mms_heap_place(t, &bad), MMS_EINVAL);
+    /* Bad arguments, each named by the detail (a NULL object was "not a
+     * heap ref", NULL bytes "5 bytes of string do not fit 64"). */
+    FAILS(mms_heap_place(t, NULL), MMS_EINVAL);
+    ASSERT(strstr(mms_errdetail(), "NULL"));
+    bad.ref = MMS_REF_MAKE(3, 4096);
+    FAILS(mms_heap_place(t, &bad), MMS_EINVAL);
+    ASSERT(strstr(mms_errdetail(), "region 3"));
+    FAILS(mms_heap_place_str(t, NULL, "x", 1), MMS_EINVAL);
+    ASSERT(strstr(mms_errdetail(), "NULL"));
+    bad = h[0];
+    FAILS(mms_heap_place_str(t, &bad, NULL, 5), MMS_EINVAL);
+    ASSERT(strstr(mms_errdetail(), "bytes is NULL"));
+    FAILS(mms_heap_place_str(t, &bad, "x", bad.size), MMS_EINVAL);
+    ASSERT(strstr(mms_errdetail(), "do not fit"));
     OK(mms_root_set(t, mms_root(s)));
     OK(mms_txn_commit(t));
     verify_ok(t);

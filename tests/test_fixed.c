@@ -821,6 +821,23 @@ TEST(crash)
     rmrf(p);
 }
 
+/* Write root into the closed store's header at path, with the header's
+ * CRC: what damage (or a library without the commit's root check) left. */
+static void set_root_on_disk(const char *path, mms_ref root)
+{
+    char f[600];
+    snprintf(f, sizeof f, "%s/region-0-0", path);
+    int fd = open(f, O_RDWR);
+    ASSERT(fd >= 0);
+    static char hb[MMS__HDR_BYTES];
+    ASSERT_EQ(pread(fd, hb, sizeof hb, 0), (ssize_t)sizeof hb);
+    struct mms__hdr *h = (struct mms__hdr *)(void *)hb;
+    h->root = root;
+    h->crc = mms__hdr_crc(h, (const struct mms__rent *)(void *)(hb + MMS__PAGE));
+    ASSERT_EQ(pwrite(fd, hb, MMS__PAGE, 0), (ssize_t)MMS__PAGE);
+    close(fd);
+}
+
 /* ------------------------------------------------------------------------
  * pointers: mms_verify_pointers and mms verify --pointers
  * ------------------------------------------------------------------------ */
@@ -910,17 +927,31 @@ static void pointers_on(const char *p, unsigned flags)
     char *c = mms_pmalloc(s, 64);
     mms_ref rc;
     OK(mms_ref_of(s, c, &rc));
-    /* A root can only be set to a live allocation; freeing it afterwards,
-     * in the same transaction, leaves it dangling. */
+    OK(mms_txn_commit(s));
+    /* A root can only be set to a live allocation, and a commit that
+     * freed it afterwards is refused (it committed a dangling root). */
+    OK(mms_txn_begin(s, 0));
     OK(mms_root_set(s, rc));
     mms_pfree(s, c);
     FAILS(mms_root_set(s, rc), MMS_EBADREF);
     FAILS(mms_root_ptr_set(s, c), MMS_EBADREF);
+    FAILS(mms_txn_commit(s), MMS_EBADREF);
+    OK(mms_txn_begin(s, 0));
+    mms_pfree(s, c);
     OK(mms_txn_commit(s));
+    ASSERT_EQ(scan(s, msg, sizeof msg), 0);
+    /* So a dangling root is damage: written into the header (with its
+     * CRC), the scan reports it, and so does mms_verify. */
+    mms_ref keep = mms_root(s);
+    OK(mms_close(s));
+    set_root_on_disk(p, rc);
+    s = open_flags(p, flags);
     ASSERT_EQ(scan(s, msg, sizeof msg), 1);
     ASSERT(strstr(msg, "the root") != NULL);
+    FAILS(mms_verify(s, msg, sizeof msg), MMS_ECORRUPT);
+    ASSERT(strstr(msg, "the root") != NULL);
     OK(mms_txn_begin(s, 0));
-    OK(mms_root_ptr_set(s, h));
+    OK(mms_root_set(s, keep));
     OK(mms_txn_commit(s));
     ASSERT_EQ(scan(s, msg, sizeof msg), 0);
     OK(mms_close(s));

@@ -2768,6 +2768,143 @@ TEST(missing_keys_old_index)
     rmrf(p);
 }
 
+/* A full disk (or a failed write) on each path that writes an index: a
+ * bulk build in mms_index_create, a build the commit makes (the table
+ * changed first), and a commit that grows a hash or an ordered index.
+ * The nth fallocate (ENOSPC), pwrite (ENOSPC) or mmap (ENOMEM) fails, for
+ * n = 1, 2, ...
+ * until the step succeeds. After each failure: the error is the one
+ * injected and says what failed; the transaction is over or aborts;
+ * the store verifies, its last commit is whole (records and indexes),
+ * and a small commit goes through -- or, if the failure came after the
+ * journal was written (a pwrite or mmap while applying; never a full
+ * disk, whose space is had before), the handle is poisoned and a reopen
+ * finds one of the two states, whole. */
+enum { FD_N = 6000 };
+static int fd_step(mms_table *t, int step)
+{
+    int r;
+    uint64_t first;
+    void *where;
+    switch (step) {
+    case 0: /* bulk build now */
+        return mms_index_create(t, "grp", MMS_INDEX_HASH);
+    case 1:
+        return mms_index_create(t, "score", MMS_INDEX_ORDERED);
+    case 2: { /* the table changed first: the commit builds it */
+        struct rec1 x = {.id = (int64_t)mms_table_slots(t)};
+        snprintf(x.tag, sizeof x.tag, "a%llu", (unsigned long long)x.id);
+        if ((r = mms_table_append(t, &x, NULL)))
+            return r;
+    }
+        return mms_index_create(t, "tag", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE);
+    default: /* grow the indexes on id (hash) and score (ordered) */
+        if ((r = mms_table_append_many(t, FD_N, &first, &where)))
+            return r;
+        for (uint64_t i = 0; i < FD_N; i++) {
+            struct rec1 *x = (struct rec1 *)where + i;
+            x->id = (int64_t)(first + i);
+            x->score = (double)(first + i) / 2;
+            x->grp = (int32_t)((first + i) % 1000);
+            snprintf(x->tag, sizeof x->tag, "k%llu", (unsigned long long)(first + i));
+        }
+        return 0;
+    }
+}
+
+static void fd_check(mms_store *s, uint64_t slots)
+{
+    mms_table *t;
+    mms_index *ix;
+    OK(mms_table_find(s, "t", &t));
+    ASSERT_EQ(mms_table_slots(t), slots);
+    verify_ok(s); /* every index against the table */
+    OK(mms_index_open(t, "id", &ix));
+    int64_t last = (int64_t)slots - 1;
+    uint64_t at;
+    OK(mms_index_find(ix, &last, &at));
+    ASSERT_EQ(at, slots - 1);
+}
+
+TEST(full_disk_index)
+{
+    static const struct {
+        enum mms__op op;
+        int err;
+    } inj[] = {{MMS__OP_FALLOCATE, ENOSPC}, {MMS__OP_PWRITE, ENOSPC}, {MMS__OP_MMAP, ENOMEM}};
+    const char *p = tpath("ixfull");
+    unsigned failures = 0, poisoned = 0;
+    for (size_t k = 0; k < sizeof inj / sizeof inj[0]; k++) {
+        for (int step = 0; step < 4; step++) {
+            rmrf(p);
+            mms_store *s = open_flags(p, MMS_CREATE);
+            mms_table *t;
+            OK(mms_txn_begin(s, 0));
+            OK(mms_table_open(s, "t", &rec1_schema, MMS_TABLE_CREATE, &t));
+            OK(fd_step(t, 3));
+            OK(mms_index_create(t, "id", MMS_INDEX_HASH));
+            if (step == 3)
+                OK(mms_index_create(t, "score", MMS_INDEX_ORDERED));
+            OK(mms_txn_commit(s));
+            uint64_t slots = mms_table_slots(t);
+            for (unsigned long nth = 1;; nth++) {
+                ASSERT_LT(nth, 200);
+                OK(mms_txn_begin(s, 0));
+                mms__fault_arm(inj[k].op, nth, inj[k].err);
+                int r = fd_step(t, step);
+                int where = 0;
+                if (!r) {
+                    where = 1;
+                    r = mms_txn_commit(s);
+                }
+                mms__fault_reset();
+                if (!r) {
+                    slots = mms_table_slots(t);
+                    fd_check(s, slots);
+                    break;
+                }
+                failures++;
+                if (r == MMS_EPOISONED || (where && mms_txn_begin(s, 0) == MMS_EPOISONED)) {
+                    /* Failed while applying a durable commit: a reopen
+                     * decides. */
+                    ASSERT(inj[k].op != MMS__OP_FALLOCATE); /* space is had first */
+                    poisoned++;
+                    mms_close(s);
+                    s = open_flags(p, 0);
+                    OK(mms_table_find(s, "t", &t));
+                    slots = mms_table_slots(t);
+                    fd_check(s, slots);
+                    continue;
+                }
+                if (r != -inj[k].err)
+                    FAILF("step %d, op %d call %lu: %d (%s) %s", step, (int)inj[k].op, nth, r,
+                          mms_strerror(r), mms_errdetail());
+                ASSERT(mms_errdetail()[0]);
+                if (where)
+                    mms_txn_abort(s); /* over already after a failed commit */
+                else
+                    OK(mms_txn_abort(s));
+                fd_check(s, slots);
+                /* Something smaller commits. */
+                OK(mms_txn_begin(s, 0));
+                struct rec1 one = {.id = (int64_t)slots, .score = -1};
+                snprintf(one.tag, sizeof one.tag, "o%llu", (unsigned long long)slots);
+                OK(mms_table_append(t, &one, NULL));
+                OK(mms_txn_commit(s));
+                slots++;
+                fd_check(s, slots);
+            }
+            OK(mms_close(s));
+            s = open_flags(p, 0);
+            fd_check(s, slots);
+            OK(mms_close(s));
+        }
+    }
+    fprintf(stderr, "   %u injected failures (%u poisoned the handle), each left a sound store\n",
+            failures, poisoned);
+    rmrf(p);
+}
+
 int main(int argc, char **argv)
 {
     char **a = child_enter(argc, argv, 2, "MODE PATH");
@@ -2800,5 +2937,6 @@ int main(int argc, char **argv)
     RUN(find_short_path);
     RUN(crash);
     RUN(reader);
+    RUN(full_disk_index);
     return 0;
 }

@@ -15,6 +15,11 @@
  *               an abort or a crash before the commit brings back both, a
  *               commit takes both; their region files go at the checkpoint
  *               as the table's does; `mms drop`.
+ *  5. root      the root names a live record or a heap object: mms_root_set
+ *               refuses an index's region, a record past the table's end
+ *               and a deleted record; a commit that deletes the root's
+ *               record fails MMS_EREFERENCED, as for a ref field, and one
+ *               that frees the root's heap object MMS_EBADREF.
  *
  * Compaction is test_compact's; copying, test_copy's.
  */
@@ -469,6 +474,110 @@ TEST(test_drop_indexed)
     rmrf(path);
 }
 
+/* The delete rule for the root (item 5). Each of these was accepted, and
+ * the committed store then failed mms_verify ("the root ... is no table",
+ * "... not a live record"). */
+TEST(test_root_rule)
+{
+    const char *path = tpath("life-root");
+    mms_store *s = sopen(path, MMS_CREATE);
+    make_world(s);
+    mms_table *n;
+    OK(mms_table_find(s, "node", &n));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_index_create(n, "id", 0));
+    OK(mms_txn_commit(s));
+    mms_index_info ii;
+    size_t k;
+    OK(mms_indexes(n, &ii, 1, &k));
+    ASSERT_EQ(k, 1);
+
+    /* Only edge 298 and 299 refer to nodes 298 and 299 (no node has
+     * them as parent): take those edges away. */
+    mms_table *e;
+    OK(mms_table_find(s, "edge", &e));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_delete(e, 298));
+    OK(mms_table_delete(e, 299));
+    OK(mms_txn_commit(s));
+
+    OK(mms_txn_begin(s, 0));
+    /* An index is no table: its slots are no records. */
+    FAILS(mms_root_set(s, MMS_REF_MAKE(ii.region, 0)), MMS_ERANGE);
+    ASSERT(mentions(mms_errdetail(), "no table"));
+    /* Past the last record, though inside the region's bytes (a record is
+     * 24 bytes: record 1000 would be byte 24000 of 300 * 24). */
+    FAILS(mms_root_set(s, mms_table_ref(n, 1000)), MMS_ERANGE);
+    ASSERT(mentions(mms_errdetail(), "1000"));
+    /* A deleted record. */
+    OK(mms_table_delete(n, 298));
+    FAILS(mms_root_set(s, mms_table_ref(n, 298)), MMS_ERANGE);
+    ASSERT(mentions(mms_errdetail(), "298"));
+    ASSERT_EQ(mms_root(s), 0);
+    OK(mms_txn_abort(s));
+
+    /* The root's record deleted after the root was set: the commit fails
+     * and aborts, as for a ref field (even if an append reuses the slot). */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_root_set(s, mms_table_ref(n, 299)));
+    OK(mms_table_delete(n, 299));
+    uint64_t at;
+    OK(mms_table_append(n, NULL, &at));
+    ASSERT_EQ(at, 299);
+    FAILS(mms_txn_commit(s), MMS_EREFERENCED);
+    ASSERT(mentions(mms_errdetail(), "root"));
+    ASSERT_EQ(mms_root(s), 0);
+    verify_ok(s);
+    /* A root set to a live record commits, and its delete is refused. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_root_set(s, mms_table_ref(n, 299)));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_delete(n, 299));
+    FAILS(mms_txn_commit(s), MMS_EREFERENCED);
+    ASSERT_EQ(mms_root(s), mms_table_ref(n, 299));
+    ASSERT(mms_table_live(n, 299));
+    verify_ok(s);
+
+    /* A heap root freed (mms_free, a mms_realloc that moves it, mms_pfree)
+     * fails the commit the same way, unless the root is set again: it was
+     * committed, naming free space (mms_verify said nothing), and the next
+     * allocation there became the root. */
+    mms_ref h;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_zalloc(s, 64, &h));
+    OK(mms_root_set(s, h));
+    OK(mms_txn_commit(s));
+    for (int how = 0; how < 3; how++) {
+        OK(mms_txn_begin(s, 0));
+        mms_ref moved = h;
+        if (how == 0)
+            OK(mms_free(s, h));
+        else if (how == 1)
+            OK(mms_realloc(s, &moved, 1 << 16));
+        else
+            mms_pfree(s, mms_deref(s, h));
+        if (how == 1)
+            ASSERT_NE(moved, h);
+        FAILS(mms_txn_commit(s), MMS_EBADREF);
+        ASSERT(mentions(mms_errdetail(), "root"));
+        ASSERT_EQ(mms_root(s), h);
+        verify_ok(s);
+    }
+    OK(mms_txn_begin(s, 0));
+    mms_ref moved = h;
+    OK(mms_realloc(s, &moved, 1 << 16));
+    OK(mms_root_set(s, moved));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, moved));
+    OK(mms_root_set(s, 0));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_life");
@@ -477,5 +586,6 @@ int main(void)
     RUN(test_drop_reuse);
     RUN(test_drop_nulls);
     RUN(test_drop_indexed);
+    RUN(test_root_rule);
     return table_test_end();
 }

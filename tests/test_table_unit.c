@@ -570,6 +570,44 @@ static void test_bulk_huge(void)
     rmrf(path);
 }
 
+/* mms_advise's errors, each with a detail (they had none: mms_errdetail()
+ * said what an earlier call had failed on), and the hint itself. */
+TEST(test_advise)
+{
+    const char *path = tpath("advise");
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "f8", &f8_schema, MMS_TABLE_CREATE, &t));
+    void *where;
+    uint64_t first;
+    OK(mms_table_append_many(t, 4096, &first, &where));
+    OK(mms_txn_commit(s));
+    const char *a = mms_table_array(t);
+    FAILS(mms_advise(NULL, 10, MMS_ADVISE_HUGE), MMS_EINVAL);
+    ASSERT(mentions(mms_errdetail(), "NULL"));
+    FAILS(mms_advise(a, 10, 7), MMS_EINVAL);
+    ASSERT(mentions(mms_errdetail(), "advice"));
+    FAILS(mms_advise(a, UINT64_MAX, MMS_ADVISE_HUGE), MMS_EINVAL);
+    ASSERT(mentions(mms_errdetail(), "address space"));
+    OK(mms_advise(a, 0, MMS_ADVISE_HUGE));
+    /* A range that is not mapped: the kernel's -ENOMEM, said so. */
+    char *gone = mmap(NULL, 8192, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT(gone != MAP_FAILED);
+    munmap(gone, 8192);
+    int r = mms_advise(gone, 8192, MMS_ADVISE_HUGE);
+    if (r != MMS_ENOTSUP) {
+        FAILS(r, -ENOMEM);
+        ASSERT(mentions(mms_errdetail(), "MADV_HUGEPAGE"));
+    }
+    r = mms_advise(a, 4096 * sizeof(struct f8), MMS_ADVISE_HUGE);
+    ASSERT(r == 0 || r == MMS_ENOTSUP);
+    if (r == 0)
+        ASSERT_EQ(vm_huge(a), 1);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 struct u8rec {
     uint64_t k;
 };
@@ -683,5 +721,6 @@ int main(void)
     RUN(test_limits);
     RUN(test_bulk_huge);
     RUN(test_index_huge);
+    RUN(test_advise);
     return table_test_end();
 }
