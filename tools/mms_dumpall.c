@@ -11,7 +11,8 @@
  *
  * The dump runs in one read transaction (one committed state). The load
  * builds the store in DIR.mms-load-PID beside DIR, in one write
- * transaction, closes it and renames it to DIR: a crash leaves no DIR.
+ * transaction, closes it and renames it to DIR: a crash leaves no DIR
+ * (and a DIR.mms-load-PID, which the next load into DIR removes).
  */
 #define _GNU_SOURCE
 #include "csv.h"
@@ -419,13 +420,15 @@ int tool_dump_all(const char *dir, const char *out)
     struct stat st;
     FILE *f = stdout;
     if (strcmp(out, "-") != 0) {
-        if (stat(out, &st) != 0 || S_ISREG(st.st_mode))
+        if (stat(out, &st) != 0 || S_ISREG(st.st_mode)) {
+            tool_remove_stale(out, ".mms-dump-"); /* dumps to out that were killed */
             snprintf(tmp, sizeof tmp, "%s.mms-dump-%d", out, (int)getpid());
+        }
         f = fopen(tmp[0] ? tmp : out, "w");
     }
     if (!f) {
         mms_close(s);
-        return tool_err("cannot write %s: %s", tmp[0] ? tmp : out, strerror(errno));
+        return tool_err("cannot write %s: %s", out, strerror(errno));
     }
     struct obuf o;
     struct tabs tb = {0};
@@ -1474,6 +1477,7 @@ int tool_load(const char *file, const char *dir)
     if (!f)
         return tool_err("cannot read %s: %s", file, strerror(errno));
     char tmp[4200];
+    tool_remove_stale(dir, ".mms-load-"); /* loads into dir that were killed */
     snprintf(tmp, sizeof tmp, "%s.mms-load-%d", dir, (int)getpid());
     tool_rm_dir(tmp);
     struct load l = {.path = tmp};
