@@ -251,6 +251,11 @@ TEST(test_hot)
     FAILS(mms_copy(rw, d, 0, NULL), -EEXIST);
     ASSERT(mentions(mms_errdetail(), "exists"));
     FAILS(mms_copy(rw, path, MMS_COPY_FORCE, NULL), MMS_EINVAL);
+    /* Without the flag too, the store itself: the detail said "exists
+     * (MMS_COPY_FORCE replaces a store there)", and the flag then refused
+     * (`mms copy DIR DIR` said "--force replaces"; seen before the fix). */
+    FAILS(mms_copy(rw, path, 0, NULL), MMS_EINVAL);
+    ASSERT(mentions(mms_errdetail(), "the store being copied"));
     FAILS(mms_copy(rw, d, 0x80, NULL), MMS_EINVAL);
     OK(mms_read_begin(rw));
     FAILS(mms_copy(rw, d, MMS_COPY_FORCE, NULL), MMS_ETXN);
