@@ -989,7 +989,8 @@ typedef struct mms_compact_stats {
     uint64_t slots_trimmed; /* deleted records that left the ends of tables */
     uint64_t heap_trimmed;  /* bytes of free units that left the heap's end */
     uint64_t punched;       /* bytes of free heap pages given back (holes) */
-    uint64_t truncated;     /* bytes cut from the ends of files */
+    uint64_t truncated;     /* bytes the files' lengths lost: cut from their ends
+                               (the journal's too), or old files deleted */
 } mms_compact_stats;
 
 /* Compaction in place: give the store's free space back to the file system
