@@ -1326,7 +1326,8 @@ typedef struct mms_table mms_table;
  * handle of a table whose creation was aborted must not be used again.
  * The handle remembers the layout it was opened with: once another handle
  * (another process, or another mms_open in this one) has migrated the
- * table (or dropped it and created another of that name), mms_table_append and mms_table_append_many through this one fail
+ * table (or dropped it and created another of that name),
+ * mms_table_append and mms_table_append_many through this one fail
  * MMS_ESCHEMA, since they would copy the new record size from a record of
  * the old, and so do finds and cursors of its indexes (a key or covered
  * value of a widened field would be read or written at its new size).
