@@ -324,8 +324,10 @@ static int copy_into(mms_store *s, const char *dest, const char *parent, int pfd
         }
         if (!(flags & MMS_COPY_FORCE))
             return mms__fail(-EEXIST, "%s exists (appeared during the copy)", dest);
+        /* What appeared is looked at as what was there before: a store or
+         * an empty directory, or it stays. */
         int lk;
-        if ((r = dest_unused(pfd, base, dest, &lk)))
+        if ((r = check_replaceable(pfd, base, dest)) || (r = dest_unused(pfd, base, dest, &lk)))
             return r;
         r = mms__os_exchange(pfd, tmp, base);
         if (r == MMS_ENOTSUP) {
