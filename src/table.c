@@ -44,6 +44,10 @@ struct mms_table {
     mms_store *s;
     uint32_t idx;        /* catalog entry */
     uint32_t region;
+    /* The generation of the region's file when the handle last found its
+     * entry (tables_reindex), UINT32_MAX after an undo: a table renamed by
+     * another handle is found by its region in that file. */
+    uint32_t rgen;
     char name[64];
     uint64_t schema_id; /* layout_id the schema below was built from */
     /* The layout the caller said it holds (pin_to): the layout_id its last
@@ -183,9 +187,11 @@ void mms__tables_forget(mms_store *s)
 void mms__tables_undo(mms_store *s)
 {
     mms__tables_forget(s);
-    for (mms_table *t = s->tables; t; t = t->next)
+    for (mms_table *t = s->tables; t; t = t->next) {
         if (t->pin_moved)
             t->pin = t->pin_prev;
+        t->rgen = UINT32_MAX; /* an undone rename (and migration) is found back */
+    }
 }
 
 /* A write transaction ended (committed or undone): its pins stay. */
@@ -260,6 +266,7 @@ static int handle_for(mms_store *s, int idx, mms_table **out)
         if (strcmp(t->name, e->name) == 0) {
             t->idx = (uint32_t)idx;
             t->region = e->region;
+            t->rgen = mms__rtab(s)[e->region].gen;
             t->view_epoch = UINT64_MAX;
             *out = t;
             return 0;
@@ -270,6 +277,7 @@ static int handle_for(mms_store *s, int idx, mms_table **out)
     t->s = s;
     t->idx = (uint32_t)idx;
     t->region = e->region;
+    t->rgen = mms__rtab(s)[e->region].gen;
     /* Not snprintf: its first call in a process faults in two pages of the
      * C library's code (the first mms_table_find of a new process paid
      * for them). The name is terminated: mms__entry_check said so. */
@@ -1213,21 +1221,31 @@ int mms__tables_verify(mms_store *s, char *msg, size_t cap)
 static void tables_reindex(mms_store *s)
 {
     const struct mms__catalog *cat = mms__catalog(s);
+    const struct mms__rent *rt = mms__rtab(s);
+    uint32_t nregions = mms__hdr(s)->nregions;
     for (mms_table *t = s->tables; t; t = t->next) {
         const struct mms__tabent *e = cat && t->idx < cat->ntables ? &cat->t[t->idx] : NULL;
-        if (e && e->region == t->region && strcmp(e->name, t->name) == 0)
+        uint32_t gen = t->region < nregions ? rt[t->region].gen : UINT32_MAX - 1;
+        if (e && e->region == t->region && strcmp(e->name, t->name) == 0) {
+            t->rgen = gen; /* a migration's new file */
             continue;
+        }
         t->idx = UINT32_MAX;
         for (uint32_t i = 0; cat && i < cat->ntables; i++)
             if (cat->t[i].region == t->region && strcmp(cat->t[i].name, t->name) == 0)
                 t->idx = i;
         /* Not by name: renamed (by another handle, or a rename of this one
-         * was aborted). A table's region is its own while it lives. */
+         * was aborted). A table's region is its own while it lives, and a
+         * rename keeps its file; another table in the region (the table was
+         * dropped and the region taken by a create, which writes a file of
+         * a new generation) is not this one: the handle's table is gone. */
         for (uint32_t i = 0; cat && t->idx == UINT32_MAX && i < cat->ntables; i++)
-            if (cat->t[i].region == t->region) {
+            if (cat->t[i].region == t->region && (t->rgen == UINT32_MAX || t->rgen == gen)) {
                 t->idx = i;
                 snprintf(t->name, sizeof t->name, "%s", cat->t[i].name);
             }
+        if (t->idx != UINT32_MAX)
+            t->rgen = gen;
         t->view_epoch = UINT64_MAX;
     }
 }
