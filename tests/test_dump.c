@@ -697,6 +697,34 @@ TEST(test_stale_temps)
     rmrf(path);
 }
 
+/* DIR/ loads into DIR (it failed: "cannot create DIR/.mms-load-PID"),
+ * and an empty DIR or OUT is a usage error before any work (a load or
+ * dump into '' did all of it, then failed to rename: "cannot rename
+ * .mms-load-PID to : No such file or directory"; seen before the fix). */
+TEST(test_load_args)
+{
+    char path[512], dump[600], load[600], args[1600], out[4096];
+    snprintf(path, sizeof path, "%s", tpath("dump-args"));
+    build(path);
+    snprintf(dump, sizeof dump, "%s.dump", path);
+    snprintf(load, sizeof load, "%s.loaded", path);
+    snprintf(args, sizeof args, "dump '%s' --all '%s'", path, dump);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "load '%s' '%s//'", dump, load);
+    if (run_tool(args, out, sizeof out) != 0)
+        FAILF("load into DIR//: %s", out);
+    mms_store *s = sopen(load, 0);
+    verify_ok(s);
+    OK(mms_close(s));
+    snprintf(args, sizeof args, "load '%s' ''", dump);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 2);
+    snprintf(args, sizeof args, "dump '%s' --all ''", path);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 2);
+    unlink(dump);
+    rmrf(load);
+    rmrf(path);
+}
+
 TEST(test_ucd)
 {
     const char *tool = getenv("MMS_TOOL");
@@ -847,5 +875,6 @@ int main(void)
     RUN(test_bad);
     RUN(test_failed_keeps_out);
     RUN(test_stale_temps);
+    RUN(test_load_args);
     return table_test_end();
 }

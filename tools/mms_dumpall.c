@@ -1468,8 +1468,17 @@ static int load_lines(struct load *l, FILE *f)
     return rc ? rc : drop_pads(l);
 }
 
-int tool_load(const char *file, const char *dir)
+int tool_load(const char *file, const char *path)
 {
+    /* DIR/ (a shell's completion) is DIR: the store is built beside it. */
+    char dir[4096];
+    size_t dn = strlen(path);
+    while (dn > 1 && path[dn - 1] == '/')
+        dn--;
+    if (dn >= sizeof dir)
+        return tool_err("%s: the path is too long", path);
+    memcpy(dir, path, dn);
+    dir[dn] = 0;
     struct stat st;
     if (stat(dir, &st) == 0)
         return tool_err("%s exists: load makes a new store", dir);
@@ -1534,6 +1543,8 @@ static int run_load(const struct tool_cmd *cmd, int argc, char **argv)
     int rc = tool_args(cmd, argc, argv, NULL, 0, pos, 2);
     if (rc >= 0)
         return rc;
+    if (!pos[0][0] || !pos[1][0]) /* it loaded everything, then failed to rename */
+        return tool_usage_err(cmd, "FILE and DIR are not empty");
     return tool_load(pos[0], pos[1]);
 }
 
