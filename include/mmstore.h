@@ -1513,7 +1513,10 @@ int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n);
  * only hold 0, and mms_verify() reports any other value. Table handles of
  * it (in this process) must not be used again; its name and its region id
  * may be given to a new table; so may its indexes' (their mms_index
- * handles fail MMS_ENOENT). Errors: MMS_ENOTXN, MMS_EINVAL (a bad name),
+ * handles fail MMS_ENOENT). Other processes' handles of it find it gone
+ * from their next transaction (count 0, appends MMS_ENOENT), also when a
+ * new table took its region; one given its name is found again by name
+ * (mms_table_find, mms_table_open). Errors: MMS_ENOTXN, MMS_EINVAL (a bad name),
  * MMS_ENOENT, MMS_EREFERENCED, -ENOMEM. */
 int mms_table_drop(mms_store *s, const char *name);
 
