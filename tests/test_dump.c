@@ -720,6 +720,24 @@ TEST(test_load_args)
     ASSERT_EQ(run_tool(args, out, sizeof out), 2);
     snprintf(args, sizeof args, "dump '%s' --all ''", path);
     ASSERT_EQ(run_tool(args, out, sizeof out), 2);
+    /* OUT a link to a file: the file gets the dump, the link stays (it
+     * became a file of its own, the linked file as it was; seen before
+     * the fix). */
+    char link[700];
+    snprintf(link, sizeof link, "%s.link", dump);
+    unlink(link);
+    FILE *f = fopen(dump, "w");
+    ASSERT(f && fputs("an earlier dump\n", f) >= 0 && fclose(f) == 0);
+    ASSERT_EQ(symlink(dump, link), 0);
+    snprintf(args, sizeof args, "dump '%s' --all '%s'", path, link);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    struct stat st;
+    ASSERT_EQ(lstat(link, &st), 0);
+    ASSERT(S_ISLNK(st.st_mode));
+    char *text = file_text(dump);
+    ASSERT_EQ(strncmp(text, "{\"mmstore_dump\"", 15), 0);
+    free(text);
+    unlink(link);
     unlink(dump);
     rmrf(load);
     rmrf(path);

@@ -416,9 +416,14 @@ int tool_dump_all(const char *dir, const char *out)
      * whole and synced: a dump that fails (a full disk, damage) leaves no
      * partial dump for a load to take, and an earlier dump at out as it
      * was. Standard output, a pipe or a device is written directly. */
-    char tmp[4200] = "";
+    char tmp[4200] = "", *target = NULL;
     struct stat st;
     FILE *f = stdout;
+    /* A link to a file: the file is replaced, not the link (renaming over
+     * the link made it a file of its own, the linked file as it was). */
+    if (strcmp(out, "-") != 0 && lstat(out, &st) == 0 && S_ISLNK(st.st_mode) &&
+        stat(out, &st) == 0 && S_ISREG(st.st_mode) && (target = realpath(out, NULL)))
+        out = target;
     if (strcmp(out, "-") != 0) {
         if (stat(out, &st) != 0 || S_ISREG(st.st_mode)) {
             tool_remove_stale(out, ".mms-dump-"); /* dumps to out that were killed */
@@ -427,8 +432,10 @@ int tool_dump_all(const char *dir, const char *out)
         f = fopen(tmp[0] ? tmp : out, "w");
     }
     if (!f) {
+        int rc = tool_err("cannot write %s: %s", out, strerror(errno));
+        free(target);
         mms_close(s);
-        return tool_err("cannot write %s: %s", out, strerror(errno));
+        return rc;
     }
     struct obuf o;
     struct tabs tb = {0};
@@ -504,6 +511,7 @@ int tool_dump_all(const char *dir, const char *out)
     free(tb.t);
     free(order);
     free(heap);
+    free(target);
     r = mms_close(s);
     if (!rc && r)
         rc = tool_fail("cannot close", dir, r);
