@@ -1023,7 +1023,8 @@ typedef struct mms_compact_stats {
     uint64_t slots_trimmed; /* deleted records that left the ends of tables */
     uint64_t heap_trimmed;  /* bytes of free units that left the heap's end */
     uint64_t punched;       /* bytes of free heap pages given back (holes) */
-    uint64_t truncated;     /* bytes cut from the ends of files */
+    uint64_t truncated;     /* bytes the files' lengths lost: cut from their ends
+                               (the journal's too), or old files deleted */
 } mms_compact_stats;
 
 /* Compaction in place: give the store's free space back to the file system
@@ -1364,7 +1365,8 @@ typedef struct mms_table mms_table;
  * handle of a table whose creation was aborted must not be used again.
  * The handle remembers the layout it was opened with: once another handle
  * (another process, or another mms_open in this one) has migrated the
- * table, mms_table_append and mms_table_append_many through this one fail
+ * table (or dropped it and created another of that name),
+ * mms_table_append and mms_table_append_many through this one fail
  * MMS_ESCHEMA, since they would copy the new record size from a record of
  * the old, and so do finds and cursors of its indexes (a key or covered
  * value of a widened field would be read or written at its new size).
@@ -1556,7 +1558,10 @@ int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n);
  * only hold 0, and mms_verify() reports any other value. Table handles of
  * it (in this process) must not be used again; its name and its region id
  * may be given to a new table; so may its indexes' (their mms_index
- * handles fail MMS_ENOENT). Errors: MMS_ENOTXN, MMS_EINVAL (a bad name),
+ * handles fail MMS_ENOENT). Other processes' handles of it find it gone
+ * from their next transaction (count 0, appends MMS_ENOENT), also when a
+ * new table took its region; one given its name is found again by name
+ * (mms_table_find, mms_table_open). Errors: MMS_ENOTXN, MMS_EINVAL (a bad name),
  * MMS_ENOENT, MMS_EREFERENCED, -ENOMEM. */
 int mms_table_drop(mms_store *s, const char *name);
 

@@ -65,28 +65,37 @@
 #include <fcntl.h>
 #include <string.h>
 
-/* Bytes of disk the files of the store directory take. */
+/* Bytes of disk the files of the store directory take, and their
+ * lengths. */
 struct disk_sum {
     int dirfd;
     uint64_t bytes;
+    uint64_t length;
 };
 
 static int add_file(void *ctx, const char *name)
 {
     struct disk_sum *d = ctx;
     int fd = mms__os_openat(d->dirfd, name, O_RDONLY, 0);
-    uint64_t b = 0;
+    uint64_t b = 0, n = 0;
     if (fd >= 0 && mms__os_disk_bytes(fd, &b) == 0)
         d->bytes += b;
+    if (fd >= 0 && mms__os_fsize(fd, &n) == 0)
+        d->length += n;
     mms__os_close(fd);
     return 0;
 }
 
+static struct disk_sum dir_sum(int dirfd)
+{
+    struct disk_sum d = {dirfd, 0, 0};
+    mms__os_dir_list(dirfd, add_file, &d);
+    return d;
+}
+
 uint64_t mms__dir_disk_bytes(int dirfd)
 {
-    struct disk_sum d = {dirfd, 0};
-    mms__os_dir_list(dirfd, add_file, &d);
-    return d.bytes;
+    return dir_sum(dirfd).bytes;
 }
 
 /* Step 1. */
@@ -134,15 +143,13 @@ static int punch_run(void *ctx, uint64_t off, uint64_t len, uint16_t flags)
 
 /* Rule 1: region id's file cut to its committed size, then mapped again in
  * place (the old mapping is longer than the file). */
-static int region_cut(mms_store *s, uint32_t id, mms_compact_stats *st)
+static int region_cut(mms_store *s, uint32_t id)
 {
     struct mms__region *g = &s->reg[id];
     uint64_t keep = mms__round_up(mms__rtab(s)[id].size, MMS__PAGE), fsize;
     int r = mms__os_fsize(g->fd, &fsize);
     if (!r && fsize > keep) {
         r = mms__os_ftruncate(g->fd, keep);
-        if (!r)
-            st->truncated += fsize - keep;
         mms__crashpoint("compact.truncated");
     }
     if (r)
@@ -174,7 +181,7 @@ static int give_back(mms_store *s, mms_compact_stats *st)
     uint32_t n = mms__hdr(s)->nregions;
     for (uint32_t id = 0; !r && id < n && id < s->nmapped; id++)
         if (rt[id].kind != MMS__RK_NONE && s->view.base[id])
-            r = region_cut(s, id, st);
+            r = region_cut(s, id);
     return r;
 }
 
@@ -191,7 +198,8 @@ int mms_compact(mms_store *s, mms_compact_stats *st)
         return mms__fail(MMS_ERDONLY, "the store is open read-only");
     if (s->state != MMS__ST_IDLE)
         return mms__fail(MMS_ETXN, "mms_compact inside a transaction");
-    st->disk_before = mms__dir_disk_bytes(s->dirfd);
+    struct disk_sum before = dir_sum(s->dirfd);
+    st->disk_before = before.bytes;
     if ((r = mms__lock_alone(s)))
         return r;
     r = compact_commit(s, st);
@@ -200,6 +208,10 @@ int mms_compact(mms_store *s, mms_compact_stats *st)
         mms__writer_unlock(s);
     }
     mms__lock_shared(s);
-    st->disk_after = mms__dir_disk_bytes(s->dirfd);
+    /* What the files' lengths lost: the tails cut here, the journal's
+     * (mms__journal_shrink), what the checkpoint cut or deleted. */
+    struct disk_sum after = dir_sum(s->dirfd);
+    st->disk_after = after.bytes;
+    st->truncated = before.length > after.length ? before.length - after.length : 0;
     return r;
 }

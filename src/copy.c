@@ -324,8 +324,10 @@ static int copy_into(mms_store *s, const char *dest, const char *parent, int pfd
         }
         if (!(flags & MMS_COPY_FORCE))
             return mms__fail(-EEXIST, "%s exists (appeared during the copy)", dest);
+        /* What appeared is looked at as what was there before: a store or
+         * an empty directory, or it stays. */
         int lk;
-        if ((r = dest_unused(pfd, base, dest, &lk)))
+        if ((r = check_replaceable(pfd, base, dest)) || (r = dest_unused(pfd, base, dest, &lk)))
             return r;
         r = mms__os_exchange(pfd, tmp, base);
         if (r == MMS_ENOTSUP) {
@@ -371,12 +373,12 @@ int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st)
     if (ids && mms__os_file_id(pfd, ".", c) == 0 && c[0] == b[0] && c[1] == b[1])
         r = mms__fail(MMS_EINVAL, "%s is inside the store being copied", dest);
     else if (mms__os_stat(pfd, base, &is_dir) == 0) {
-        if (!(flags & MMS_COPY_FORCE))
+        if (is_dir && ids && mms__os_file_id(pfd, base, a) == 0 && a[0] == b[0] && a[1] == b[1])
+            r = mms__fail(MMS_EINVAL, "%s is the store being copied", dest);
+        else if (!(flags & MMS_COPY_FORCE))
             r = mms__fail(-EEXIST, "%s exists (MMS_COPY_FORCE replaces a store there)", dest);
         else if (!is_dir)
             r = mms__fail(-EEXIST, "%s exists and is not a directory", dest);
-        else if (ids && mms__os_file_id(pfd, base, a) == 0 && a[0] == b[0] && a[1] == b[1])
-            r = mms__fail(MMS_EINVAL, "%s is the store being copied", dest);
         else
             r = check_replaceable(pfd, base, dest);
     }

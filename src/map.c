@@ -929,6 +929,10 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
     if (r)
         return r;
     s->dir_dirty = true;
+    /* A file no commit names yet: an abort, a failed commit or a death
+     * leaves it behind, and the next give-back deletes it (recover.c). */
+    if (s->L)
+        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     /* Preallocated: the disk filling up is this error, never a SIGBUS. */
     r = mms__os_fallocate(*fd, 0, mms__round_up(bytes ? bytes : 1, MMS__GROW_ALIGN));
     if (r) {

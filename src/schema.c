@@ -170,9 +170,12 @@ int mms__schema_check(const char *table, const mms_schema *sc)
             return mms__fail(MMS_EINVAL, "table %s: field %s has unknown kind %u", table,
                              f->name, f->kind);
         uint32_t ks = mms_kind_size(f->kind);
-        if ((ks && f->size != ks) || f->size == 0)
+        if (ks && f->size != ks)
             return mms__fail(MMS_EINVAL, "table %s: field %s is %u bytes, a %s is %u", table,
                              f->name, f->size, mms_kind_name(f->kind), ks);
+        if (f->size == 0)
+            return mms__fail(MMS_EINVAL, "table %s: field %s is 0 bytes, a %s field is 1 byte "
+                             "or more", table, f->name, mms_kind_name(f->kind));
         if (f->offset > sc->record_size || f->size > sc->record_size - f->offset)
             return mms__fail(MMS_EINVAL, "table %s: field %s lies outside the record", table,
                              f->name);

@@ -44,9 +44,13 @@ struct mms_table {
     mms_store *s;
     uint32_t idx;        /* catalog entry */
     uint32_t region;
+    /* The generation of the region's file when the handle last found its
+     * entry (tables_reindex), UINT32_MAX after an undo: a table renamed by
+     * another handle is found by its region in that file. */
+    uint32_t rgen;
     char name[64];
-    uint64_t schema_gen; /* layout_gen the schema below was built from */
-    /* The layout the caller said it holds (pin_to): the layout_gen its last
+    uint64_t schema_id; /* layout_id the schema below was built from */
+    /* The layout the caller said it holds (pin_to): the layout_id its last
      * mms_table_open left, or UINT64_MAX after mms_table_find (the handle
      * follows the stored layout). Appends copy the stored record size from
      * the caller's record, so they refuse a table another handle migrated
@@ -157,13 +161,25 @@ static void table_free(mms_table *t)
     free(t);
 }
 
-/* Layouts may come back under the same layout_gen with other fields (an
- * undo, a drop, a rename): every cached schema is rebuilt. */
+/* What a handle knows a table's layout by: its region and the region's
+ * file generation. Creating a table and migrating one each write a new
+ * file, of a generation that region never had, so the pair never comes
+ * back for another layout in a committed state -- layout_gen does: a table
+ * dropped and created again under its name by another handle is at 0
+ * again (a handle kept the old table's schema, and appended through it). */
+static uint64_t layout_id(const mms_store *s, const struct mms__tabent *e)
+{
+    return (uint64_t)e->region << 32 | mms__rtab(s)[e->region].gen;
+}
+
+/* Layouts may come back under the same layout_id with other fields (an
+ * undo: its files' generations are used again, a drop, a rename): every
+ * cached schema is rebuilt. */
 void mms__tables_forget(mms_store *s)
 {
     s->tab_epoch++;
     for (mms_table *t = s->tables; t; t = t->next)
-        t->schema_gen = UINT64_MAX;
+        t->schema_id = UINT64_MAX;
 }
 
 /* A write transaction was undone: each handle's layout is the one it had
@@ -171,9 +187,11 @@ void mms__tables_forget(mms_store *s)
 void mms__tables_undo(mms_store *s)
 {
     mms__tables_forget(s);
-    for (mms_table *t = s->tables; t; t = t->next)
+    for (mms_table *t = s->tables; t; t = t->next) {
         if (t->pin_moved)
             t->pin = t->pin_prev;
+        t->rgen = UINT32_MAX; /* an undone rename (and migration) is found back */
+    }
 }
 
 /* A write transaction ended (committed or undone): its pins stay. */
@@ -183,15 +201,15 @@ void mms__tables_txn_end(mms_store *s)
         t->pin_moved = false;
 }
 
-/* The caller holds records of layout generation gen (UINT64_MAX: of
- * whatever layout the table has). */
-static void pin_to(mms_table *t, uint64_t gen)
+/* The caller holds records of the layout id (UINT64_MAX: of whatever
+ * layout the table has). */
+static void pin_to(mms_table *t, uint64_t id)
 {
     if (t->s->state == MMS__ST_WRITE && !t->pin_moved) {
         t->pin_prev = t->pin;
         t->pin_moved = true;
     }
-    t->pin = gen;
+    t->pin = id;
 }
 
 /* A record (or a key, a covered value) from the caller has the table's
@@ -199,7 +217,7 @@ static void pin_to(mms_table *t, uint64_t gen)
  * before another handle migrated it. */
 int mms__table_pin_check(const mms_table *t, const struct mms__tabent *e)
 {
-    if (t->pin == UINT64_MAX || t->pin == e->layout_gen)
+    if (t->pin == UINT64_MAX || t->pin == layout_id(t->s, e))
         return 0;
     return mms__fail(MMS_ESCHEMA, "table %s was migrated to another record layout (%u bytes, "
                      "%u fields) since this handle was opened with its layout; open it "
@@ -248,6 +266,7 @@ static int handle_for(mms_store *s, int idx, mms_table **out)
         if (strcmp(t->name, e->name) == 0) {
             t->idx = (uint32_t)idx;
             t->region = e->region;
+            t->rgen = mms__rtab(s)[e->region].gen;
             t->view_epoch = UINT64_MAX;
             *out = t;
             return 0;
@@ -258,12 +277,13 @@ static int handle_for(mms_store *s, int idx, mms_table **out)
     t->s = s;
     t->idx = (uint32_t)idx;
     t->region = e->region;
+    t->rgen = mms__rtab(s)[e->region].gen;
     /* Not snprintf: its first call in a process faults in two pages of the
      * C library's code (the first mms_table_find of a new process paid
      * for them). The name is terminated: mms__entry_check said so. */
     _Static_assert(sizeof t->name == sizeof e->name, "a table handle's name is an entry's");
     memcpy(t->name, e->name, sizeof t->name);
-    t->schema_gen = UINT64_MAX;
+    t->schema_id = UINT64_MAX;
     t->view_epoch = UINT64_MAX;
     t->pin = t->pin_prev = UINT64_MAX;
     t->next = s->tables;
@@ -277,7 +297,7 @@ const mms_schema *mms_table_schema(mms_table *t)
     const struct mms__tabent *e = t ? ent(t) : NULL;
     if (!e)
         return NULL;
-    if (t->schema_gen == e->layout_gen && t->fields)
+    if (t->schema_id == layout_id(t->s, e) && t->fields)
         return &t->schema;
     mms_field *f = calloc(e->nfields, sizeof *f);
     char (*names)[48] = calloc(e->nfields, sizeof *names);
@@ -320,7 +340,7 @@ const mms_schema *mms_table_schema(mms_table *t)
     t->schema.record_size = e->record_size;
     t->schema.nfields = e->nfields;
     t->schema.fields = f;
-    t->schema_gen = e->layout_gen;
+    t->schema_id = layout_id(t->s, e);
     return &t->schema;
 }
 
@@ -576,7 +596,7 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
         s->tab_epoch++;
         if ((r = table_create(s, name, sc, t)))
             return r;
-        pin_to(*t, ent(*t)->layout_gen);
+        pin_to(*t, layout_id(s, ent(*t)));
         return 0;
     }
     struct mms__tabent *e = &mms__catalog(s)->t[idx];
@@ -587,7 +607,7 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
     if (!stored)
         return -ENOMEM;
     if (mms_schema_same(stored, sc, NULL, 0)) {
-        pin_to(h, e->layout_gen);
+        pin_to(h, layout_id(s, e));
         *t = h;
         return 0;
     }
@@ -602,7 +622,7 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
     s->tab_epoch++;
     if ((r = table_migrate(s, h, sc)))
         return r;
-    pin_to(h, ent(h)->layout_gen);
+    pin_to(h, layout_id(s, ent(h)));
     *t = h;
     return 0;
 }
@@ -1216,21 +1236,31 @@ int mms__tables_verify(mms_store *s, char *msg, size_t cap)
 static void tables_reindex(mms_store *s)
 {
     const struct mms__catalog *cat = mms__catalog(s);
+    const struct mms__rent *rt = mms__rtab(s);
+    uint32_t nregions = mms__hdr(s)->nregions;
     for (mms_table *t = s->tables; t; t = t->next) {
         const struct mms__tabent *e = cat && t->idx < cat->ntables ? &cat->t[t->idx] : NULL;
-        if (e && e->region == t->region && strcmp(e->name, t->name) == 0)
+        uint32_t gen = t->region < nregions ? rt[t->region].gen : UINT32_MAX - 1;
+        if (e && e->region == t->region && strcmp(e->name, t->name) == 0) {
+            t->rgen = gen; /* a migration's new file */
             continue;
+        }
         t->idx = UINT32_MAX;
         for (uint32_t i = 0; cat && i < cat->ntables; i++)
             if (cat->t[i].region == t->region && strcmp(cat->t[i].name, t->name) == 0)
                 t->idx = i;
         /* Not by name: renamed (by another handle, or a rename of this one
-         * was aborted). A table's region is its own while it lives. */
+         * was aborted). A table's region is its own while it lives, and a
+         * rename keeps its file; another table in the region (the table was
+         * dropped and the region taken by a create, which writes a file of
+         * a new generation) is not this one: the handle's table is gone. */
         for (uint32_t i = 0; cat && t->idx == UINT32_MAX && i < cat->ntables; i++)
-            if (cat->t[i].region == t->region) {
+            if (cat->t[i].region == t->region && (t->rgen == UINT32_MAX || t->rgen == gen)) {
                 t->idx = i;
                 snprintf(t->name, sizeof t->name, "%s", cat->t[i].name);
             }
+        if (t->idx != UINT32_MAX)
+            t->rgen = gen;
         t->view_epoch = UINT64_MAX;
     }
 }

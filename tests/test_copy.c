@@ -251,6 +251,11 @@ TEST(test_hot)
     FAILS(mms_copy(rw, d, 0, NULL), -EEXIST);
     ASSERT(mentions(mms_errdetail(), "exists"));
     FAILS(mms_copy(rw, path, MMS_COPY_FORCE, NULL), MMS_EINVAL);
+    /* Without the flag too, the store itself: the detail said "exists
+     * (MMS_COPY_FORCE replaces a store there)", and the flag then refused
+     * (`mms copy DIR DIR` said "--force replaces"; seen before the fix). */
+    FAILS(mms_copy(rw, path, 0, NULL), MMS_EINVAL);
+    ASSERT(mentions(mms_errdetail(), "the store being copied"));
     FAILS(mms_copy(rw, d, 0x80, NULL), MMS_EINVAL);
     OK(mms_read_begin(rw));
     FAILS(mms_copy(rw, d, MMS_COPY_FORCE, NULL), MMS_ETXN);
@@ -428,6 +433,50 @@ TEST(test_force_open)
     rmrf(path);
 }
 
+/* A directory that appears at DEST while the copy is made (here at the
+ * crash point after the files are copied) is replaced by --force only if
+ * it is a store or empty, as one found before the copy: the look after the
+ * copy only asked whether a handle had it open, so a directory of the
+ * user's files was swapped out and its files deleted (seen before the
+ * fix: the copy returned 0 and keep.txt was gone). */
+static const char *appear_at;
+
+static void appear_hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off,
+                        uint64_t len, const char *point)
+{
+    (void)fd, (void)addr, (void)off, (void)len;
+    if (ev != MMS__IO_POINT || strcmp(point, "copy.copied") != 0 || !appear_at)
+        return;
+    char file[700];
+    snprintf(file, sizeof file, "%s/keep.txt", appear_at);
+    FILE *f = mkdir(appear_at, 0777) == 0 ? fopen(file, "w") : NULL;
+    if (!f || fputs("the user's\n", f) < 0 || fclose(f) != 0)
+        FAILF("cannot make %s", file);
+    appear_at = NULL;
+}
+
+TEST(test_force_appeared)
+{
+    char path[512], dest[512], keep[600];
+    snprintf(path, sizeof path, "%s", tpath("copy-asrc"));
+    snprintf(dest, sizeof dest, "%s", tpath("copy-adest"));
+    snprintf(keep, sizeof keep, "%s/keep.txt", dest);
+    make_store(path);
+    mms_store *s = sopen(path, 0);
+    appear_at = dest;
+    mms__os_io_hook(appear_hook);
+    int r = mms_copy(s, dest, MMS_COPY_FORCE, NULL);
+    mms__os_io_hook(NULL);
+    ASSERT(appear_at == NULL); /* the hook ran */
+    ASSERT(exists(keep));
+    FAILS(r, -EEXIST);
+    ASSERT(mentions(mms_errdetail(), "something else"));
+    ASSERT_EQ(leftovers(dest), 0);
+    OK(mms_close(s));
+    rmrf(dest);
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_copy");
@@ -435,5 +484,6 @@ int main(void)
     RUN(test_kill);
     RUN(test_enospc);
     RUN(test_force_open);
+    RUN(test_force_appeared);
     return table_test_end();
 }

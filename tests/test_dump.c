@@ -667,6 +667,96 @@ TEST(test_failed_keeps_out)
     ASSERT_EQ(glob(pattern, 0, NULL, &g), GLOB_NOMATCH);
 }
 
+/* What a killed dump or load leaves (OUT.mms-dump-PID, DIR.mms-load-PID:
+ * the run builds there and renames) goes at the next dump to OUT or load
+ * into DIR, once its process is gone; a live process's stays. (They stayed
+ * for good: a dump of 10^6 records killed after 0.5 s left its 40 MB;
+ * seen before the fix.) */
+TEST(test_stale_temps)
+{
+    char path[512], dump[600], load[600], args[1600], out[4096], dead[700], live[700],
+        ddir[700], name[800];
+    snprintf(path, sizeof path, "%s", tpath("dump-stale"));
+    build(path);
+    snprintf(dump, sizeof dump, "%s.dump", path);
+    snprintf(load, sizeof load, "%s.loaded", path);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    ASSERT_EQ(waitpid(pid, NULL, 0), pid); /* a pid whose process is gone */
+    snprintf(dead, sizeof dead, "%s.mms-dump-%d", dump, (int)pid);
+    snprintf(live, sizeof live, "%s.mms-dump-%d", dump, (int)getpid());
+    snprintf(ddir, sizeof ddir, "%s.mms-load-%d", load, (int)pid);
+    FILE *f = fopen(dead, "w");
+    ASSERT(f && fputs("{\"mmstore_dump\"", f) >= 0 && fclose(f) == 0);
+    f = fopen(live, "w");
+    ASSERT(f && fclose(f) == 0);
+    ASSERT_EQ(mkdir(ddir, 0777), 0);
+    snprintf(name, sizeof name, "%s/region-0-0", ddir);
+    f = fopen(name, "w");
+    ASSERT(f && fclose(f) == 0);
+    snprintf(args, sizeof args, "dump '%s' --all '%s'", path, dump);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    ASSERT(access(dead, F_OK) != 0);
+    ASSERT_EQ(access(live, F_OK), 0);
+    ASSERT_EQ(access(ddir, F_OK), 0); /* not a dump's */
+    snprintf(args, sizeof args, "load '%s' '%s'", dump, load);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    ASSERT(access(ddir, F_OK) != 0);
+    ASSERT_EQ(access(live, F_OK), 0);
+    unlink(live);
+    unlink(dump);
+    rmrf(load);
+    rmrf(path);
+}
+
+/* DIR/ loads into DIR (it failed: "cannot create DIR/.mms-load-PID"),
+ * and an empty DIR or OUT is a usage error before any work (a load or
+ * dump into '' did all of it, then failed to rename: "cannot rename
+ * .mms-load-PID to : No such file or directory"; seen before the fix). */
+TEST(test_load_args)
+{
+    char path[512], dump[600], load[600], args[1600], out[4096];
+    snprintf(path, sizeof path, "%s", tpath("dump-args"));
+    build(path);
+    snprintf(dump, sizeof dump, "%s.dump", path);
+    snprintf(load, sizeof load, "%s.loaded", path);
+    snprintf(args, sizeof args, "dump '%s' --all '%s'", path, dump);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "load '%s' '%s//'", dump, load);
+    if (run_tool(args, out, sizeof out) != 0)
+        FAILF("load into DIR//: %s", out);
+    mms_store *s = sopen(load, 0);
+    verify_ok(s);
+    OK(mms_close(s));
+    snprintf(args, sizeof args, "load '%s' ''", dump);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 2);
+    snprintf(args, sizeof args, "dump '%s' --all ''", path);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 2);
+    /* OUT a link to a file: the file gets the dump, the link stays (it
+     * became a file of its own, the linked file as it was; seen before
+     * the fix). */
+    char link[700];
+    snprintf(link, sizeof link, "%s.link", dump);
+    unlink(link);
+    FILE *f = fopen(dump, "w");
+    ASSERT(f && fputs("an earlier dump\n", f) >= 0 && fclose(f) == 0);
+    ASSERT_EQ(symlink(dump, link), 0);
+    snprintf(args, sizeof args, "dump '%s' --all '%s'", path, link);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    struct stat st;
+    ASSERT_EQ(lstat(link, &st), 0);
+    ASSERT(S_ISLNK(st.st_mode));
+    char *text = file_text(dump);
+    ASSERT_EQ(strncmp(text, "{\"mmstore_dump\"", 15), 0);
+    free(text);
+    unlink(link);
+    unlink(dump);
+    rmrf(load);
+    rmrf(path);
+}
+
 TEST(test_ucd)
 {
     const char *tool = getenv("MMS_TOOL");
@@ -816,5 +906,7 @@ int main(void)
     RUN(test_ucd);
     RUN(test_bad);
     RUN(test_failed_keeps_out);
+    RUN(test_stale_temps);
+    RUN(test_load_args);
     return table_test_end();
 }

@@ -263,6 +263,52 @@ TEST(test_rename)
     rmrf(path);
 }
 
+/* Another handle drops a table and creates another, of another name, that
+ * takes its region: a handle of the dropped table followed it as if it had
+ * been renamed (a handle follows a rename by its region), and read the new
+ * table's records -- Python's Table "t" gave {'secret': 42} of table "x"
+ * (seen before the fix). A rename by the other handle is still followed. */
+TEST(test_drop_other_handle)
+{
+    const char *path = tpath("life-drop-other");
+    mms_store *s1 = sopen(path, MMS_CREATE), *s2;
+    static const mms_field f[] = {{"a", MMS_KIND_I64, 0, 8, NULL, NULL}};
+    static const mms_schema sc = {8, 1, f};
+    mms_table *t, *r, *x;
+    int64_t v = 7;
+    OK(mms_txn_begin(s1, 0));
+    OK(mms_table_open(s1, "t", &sc, MMS_TABLE_CREATE, &t));
+    OK(mms_table_open(s1, "r", &sc, MMS_TABLE_CREATE, &r));
+    OK(mms_table_append(t, &v, NULL));
+    OK(mms_table_append(r, &v, NULL));
+    OK(mms_txn_commit(s1));
+    OK(mms_table_find(s1, "t", &t));
+    OK(mms_table_find(s1, "r", &r));
+    s2 = sopen(path, 0);
+    OK(mms_txn_begin(s2, 0));
+    OK(mms_table_drop(s2, "t"));
+    OK(mms_table_open(s2, "x", &sc, MMS_TABLE_CREATE, &x));
+    OK(mms_table_append(x, &v, NULL));
+    OK(mms_table_append(x, &v, NULL));
+    OK(mms_table_rename(s2, "r", "r2"));
+    OK(mms_txn_commit(s2));
+    ASSERT_EQ(table_region(x), table_region(t)); /* the case: its region taken */
+    OK(mms_read_begin(s1));
+    ASSERT_EQ(mms_table_count(t), 0);
+    ASSERT(mms_table_schema(t) == NULL);
+    ASSERT_EQ(strcmp(mms_table_name(t), "t"), 0);
+    ASSERT_EQ(mms_table_count(r), 1); /* renamed: followed */
+    ASSERT_EQ(strcmp(mms_table_name(r), "r2"), 0);
+    OK(mms_read_end(s1));
+    OK(mms_txn_begin(s1, 0));
+    FAILS(mms_table_append(t, &v, NULL), MMS_ENOENT);
+    OK(mms_txn_abort(s1));
+    verify_ok(s1);
+    OK(mms_close(s2));
+    OK(mms_close(s1));
+    rmrf(path);
+}
+
 /* A drop and a create in one transaction: the new table takes the freed
  * region in a new file generation; the old file goes at the checkpoint. */
 TEST(test_drop_reuse)
@@ -583,6 +629,7 @@ int main(void)
     table_test_begin("test_life");
     RUN(test_drop);
     RUN(test_rename);
+    RUN(test_drop_other_handle);
     RUN(test_drop_reuse);
     RUN(test_drop_nulls);
     RUN(test_drop_indexed);

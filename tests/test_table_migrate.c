@@ -1216,6 +1216,48 @@ TEST(test_pin)
     rmrf(path);
 }
 
+/* Another handle drops a table and creates one of the same name with
+ * another layout: layout_gen is 0 again, and a handle that had cached the
+ * old table's schema kept giving it (Python's Table its old dtype: get()
+ * read 16-byte records out of a table of 8-byte ones), and a handle
+ * opened with the old layout appended through it (seen before the fix:
+ * record_size 16, append 0). */
+TEST(test_recreated)
+{
+    const char *path = tpath("table-recreated");
+    mms_store *s1 = sopen(path, MMS_CREATE), *s2;
+    mms_table *t1, *t2;
+    int64_t ab[2] = {1, 2}, a = 3;
+    OK(mms_txn_begin(s1, 0));
+    OK(mms_table_open(s1, "rc", &pb_schema, MMS_TABLE_CREATE, &t1));
+    OK(mms_table_append(t1, ab, NULL));
+    OK(mms_txn_commit(s1));
+    ASSERT_EQ(mms_table_schema(t1)->record_size, 16);
+    s2 = sopen(path, 0);
+    OK(mms_txn_begin(s2, 0));
+    OK(mms_table_drop(s2, "rc"));
+    OK(mms_table_open(s2, "rc", &pa_schema, MMS_TABLE_CREATE, &t2));
+    OK(mms_table_append(t2, &a, NULL));
+    OK(mms_table_append(t2, &a, NULL));
+    OK(mms_txn_commit(s2));
+    OK(mms_read_begin(s1));
+    ASSERT_EQ(mms_table_count(t1), 2);
+    const mms_schema *sc = mms_table_schema(t1);
+    ASSERT_EQ(sc->record_size, 8);
+    ASSERT_EQ(sc->nfields, 1);
+    OK(mms_read_end(s1));
+    OK(mms_txn_begin(s1, 0));
+    FAILS(mms_table_append(t1, ab, NULL), MMS_ESCHEMA);
+    OK(mms_table_open(s1, "rc", &pa_schema, 0, &t1));
+    OK(mms_table_append(t1, &a, NULL));
+    OK(mms_txn_commit(s1));
+    ASSERT_EQ(mms_table_count(t1), 3);
+    verify_ok(s1);
+    OK(mms_close(s2));
+    OK(mms_close(s1));
+    rmrf(path);
+}
+
 /* A STR or BLOB field added with a default: the default would be one
  * string's ref in every record, and the first delete would free it under
  * the others (the migration and its commit took it, and verify failed
@@ -1301,13 +1343,71 @@ TEST(test_index_key_too_wide)
     rmrf(path);
 }
 
+/* The file a migration (or a create) writes is named by no commit until
+ * its transaction commits: an abort, a failed commit (a full disk: seen
+ * with a 200,000-record table on a small file system) or the process's
+ * death left it for good -- neither a checkpoint nor the next open deleted
+ * it, so a killed migration of 10^6 records left 46 MB (seen before the
+ * fix: each check below failed). Now the next give-back deletes it. */
+TEST(test_uncommitted_files)
+{
+    const char *path = tpath("table-uncommitted");
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *t, *t2;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "u", &pa_schema, MMS_TABLE_CREATE, &t));
+    for (int64_t i = 0; i < 1000; i++)
+        OK(mms_table_append(t, &i, NULL));
+    OK(mms_txn_commit(s));
+    OK(mms_checkpoint(s));
+    uint32_t id = table_region(t), gen = region_gen(s, id);
+
+    CTX("uncommitted: an aborted migration and an aborted create");
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "u", &pb_schema, 0, &t2));
+    OK(mms_table_open(s, "v", &pa_schema, MMS_TABLE_CREATE, &t2));
+    uint32_t vid = table_region(t2);
+    ASSERT(has_region_file(path, id, gen + 1));
+    ASSERT(has_region_file(path, vid, 0));
+    OK(mms_txn_abort(s));
+    OK(mms_checkpoint(s));
+    ASSERT(!has_region_file(path, id, gen + 1));
+    ASSERT(!has_region_file(path, vid, 0));
+    only_region_file(path, id, gen);
+
+    CTX("uncommitted: a migration whose process dies");
+    OK(mms_close(s));
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        s = sopen(path, 0);
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_open(s, "u", &pb_schema, 0, &t2));
+        raise(SIGKILL);
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFSIGNALED(st));
+    ASSERT(has_region_file(path, id, gen + 1));
+    s = sopen(path, 0);
+    ASSERT(!has_region_file(path, id, gen + 1));
+    only_region_file(path, id, gen);
+    OK(mms_table_open(s, "u", &pa_schema, 0, &t));
+    ASSERT_EQ(mms_table_count(t), 1000);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_table_migrate");
     RUN(test_migrate);
     RUN(test_edges);
     RUN(test_pin);
+    RUN(test_recreated);
     RUN(test_string_default);
     RUN(test_index_key_too_wide);
+    RUN(test_uncommitted_files);
     return table_test_end();
 }

@@ -198,6 +198,8 @@ TEST(test_bad)
         bad_schema(s, "ref of 4 bytes", MMS_EINVAL, 8, sz3, 1);
         const mms_field sz4[] = {{"a", MMS_KIND_CHARS, 0, 0, NULL, NULL}};
         bad_schema(s, "chars of 0 bytes", MMS_EINVAL, 8, sz4, 1);
+        /* It said "field a is 0 bytes, a chars is 0" (seen before the fix). */
+        ASSERT(strstr(mms_errdetail(), "a chars field is 1 byte or more") != NULL);
         const mms_field sz5[] = {{"a", MMS_KIND_BOOL, 0, 2, NULL, NULL}};
         bad_schema(s, "bool of 2 bytes", MMS_EINVAL, 8, sz5, 1);
         const mms_field k0[] = {{"a", 0, 0, 4, NULL, NULL}};

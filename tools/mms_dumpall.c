@@ -11,7 +11,8 @@
  *
  * The dump runs in one read transaction (one committed state). The load
  * builds the store in DIR.mms-load-PID beside DIR, in one write
- * transaction, closes it and renames it to DIR: a crash leaves no DIR.
+ * transaction, closes it and renames it to DIR: a crash leaves no DIR
+ * (and a DIR.mms-load-PID, which the next load into DIR removes).
  */
 #define _GNU_SOURCE
 #include "csv.h"
@@ -415,17 +416,26 @@ int tool_dump_all(const char *dir, const char *out)
      * whole and synced: a dump that fails (a full disk, damage) leaves no
      * partial dump for a load to take, and an earlier dump at out as it
      * was. Standard output, a pipe or a device is written directly. */
-    char tmp[4200] = "";
+    char tmp[4200] = "", *target = NULL;
     struct stat st;
     FILE *f = stdout;
+    /* A link to a file: the file is replaced, not the link (renaming over
+     * the link made it a file of its own, the linked file as it was). */
+    if (strcmp(out, "-") != 0 && lstat(out, &st) == 0 && S_ISLNK(st.st_mode) &&
+        stat(out, &st) == 0 && S_ISREG(st.st_mode) && (target = realpath(out, NULL)))
+        out = target;
     if (strcmp(out, "-") != 0) {
-        if (stat(out, &st) != 0 || S_ISREG(st.st_mode))
+        if (stat(out, &st) != 0 || S_ISREG(st.st_mode)) {
+            tool_remove_stale(out, ".mms-dump-"); /* dumps to out that were killed */
             snprintf(tmp, sizeof tmp, "%s.mms-dump-%d", out, (int)getpid());
+        }
         f = fopen(tmp[0] ? tmp : out, "w");
     }
     if (!f) {
+        int rc = tool_err("cannot write %s: %s", out, strerror(errno));
+        free(target);
         mms_close(s);
-        return tool_err("cannot write %s: %s", tmp[0] ? tmp : out, strerror(errno));
+        return rc;
     }
     struct obuf o;
     struct tabs tb = {0};
@@ -501,6 +511,7 @@ int tool_dump_all(const char *dir, const char *out)
     free(tb.t);
     free(order);
     free(heap);
+    free(target);
     r = mms_close(s);
     if (!rc && r)
         rc = tool_fail("cannot close", dir, r);
@@ -1465,8 +1476,17 @@ static int load_lines(struct load *l, FILE *f)
     return rc ? rc : drop_pads(l);
 }
 
-int tool_load(const char *file, const char *dir)
+int tool_load(const char *file, const char *path)
 {
+    /* DIR/ (a shell's completion) is DIR: the store is built beside it. */
+    char dir[4096];
+    size_t dn = strlen(path);
+    while (dn > 1 && path[dn - 1] == '/')
+        dn--;
+    if (dn >= sizeof dir)
+        return tool_err("%s: the path is too long", path);
+    memcpy(dir, path, dn);
+    dir[dn] = 0;
     struct stat st;
     if (stat(dir, &st) == 0)
         return tool_err("%s exists: load makes a new store", dir);
@@ -1474,6 +1494,7 @@ int tool_load(const char *file, const char *dir)
     if (!f)
         return tool_err("cannot read %s: %s", file, strerror(errno));
     char tmp[4200];
+    tool_remove_stale(dir, ".mms-load-"); /* loads into dir that were killed */
     snprintf(tmp, sizeof tmp, "%s.mms-load-%d", dir, (int)getpid());
     tool_rm_dir(tmp);
     struct load l = {.path = tmp};
@@ -1530,6 +1551,8 @@ static int run_load(const struct tool_cmd *cmd, int argc, char **argv)
     int rc = tool_args(cmd, argc, argv, NULL, 0, pos, 2);
     if (rc >= 0)
         return rc;
+    if (!pos[0][0] || !pos[1][0]) /* it loaded everything, then failed to rename */
+        return tool_usage_err(cmd, "FILE and DIR are not empty");
     return tool_load(pos[0], pos[1]);
 }
 

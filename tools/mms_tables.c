@@ -503,6 +503,8 @@ static int run_dump(const struct tool_cmd *cmd, int argc, char **argv)
         return rc;
     if (all && nwhere)
         return tool_usage_err(cmd, "--where filters one table's records, not --all");
+    if (all && !pos[1][0]) /* it dumped everything, then failed to rename */
+        return tool_usage_err(cmd, "OUT is a file name or '-', not empty");
     if (all) /* DIR OUT: the whole store (mms_dumpall.c) */
         return tool_dump_all(pos[0], pos[1]);
     bool csv = strcmp(format, "csv") == 0;
