@@ -68,6 +68,8 @@
  */
 #include "test.h"
 
+#include <sys/resource.h>
+
 #include "internal.h" /* struct mms__hdr: to show what an interrupted replay left */
 
 /* ------------------------------------------------------------------------
@@ -191,6 +193,19 @@ static uint64_t base_seed; /* MMS_SEED */
 
 /* What a failure report says about where we were (printed on abort()). */
 static char context[768];
+
+/* CPU seconds of this process and of its children that ended, user +
+ * system: printed with each case's wall time, to show what waits. */
+static double cpu_s(void)
+{
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    return (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec +
+                    kids.ru_stime.tv_sec) +
+           (self.ru_utime.tv_usec + self.ru_stime.tv_usec + kids.ru_utime.tv_usec +
+            kids.ru_stime.tv_usec) / 1e6;
+}
 
 static void on_abort(int sig)
 {
@@ -852,7 +867,7 @@ static void item_common(const struct phase *ph, struct item *it, uint64_t *x, un
 
 static void run_phase(struct phase *ph, unsigned pidx)
 {
-    double t0 = now_us();
+    double t0 = now_us(), c0 = cpu_s();
     snprintf(ph->path, sizeof ph->path, "%s", tpath(ph->name));
     ph->epoch = 0;
     setup_store(ph, pidx);
@@ -993,8 +1008,9 @@ static void run_phase(struct phase *ph, unsigned pidx)
                 tool_verify(ph->path, 0);
         }
     free(g);
-    fprintf(stderr, "   phase %-8s: %u children, %u stores, last one reached txn %llu, %.1f s\n",
-            ph->name, step, ph->epoch + 1, (unsigned long long)ex.lo, (now_us() - t0) / 1e6);
+    fprintf(stderr, "   phase %-8s: %u children, %u stores, last one reached txn %llu; %.1f s, "
+            "%.1f s CPU\n", ph->name, step, ph->epoch + 1, (unsigned long long)ex.lo,
+            (now_us() - t0) / 1e6, cpu_s() - c0);
     rmrf(ph->path);
 }
 
@@ -1033,7 +1049,7 @@ static int txn_moves_root(uint64_t wseed, uint64_t k)
 
 static void carry_case(int nosync)
 {
-    double t0 = now_us();
+    double t0 = now_us(), c0 = cpu_s();
     struct phase ph = {.name = nosync ? "carry_nosync" : "carry_sync", .mode = nosync};
     snprintf(ph.path, sizeof ph.path, "%s", tpath(ph.name));
     setup_store(&ph, 10 + (unsigned)nosync); /* workload txn k is store txn k + 1 */
@@ -1091,41 +1107,45 @@ static void carry_case(int nosync)
     tool_verify(ph.path, 0);
     rmrf(ph.path);
     fprintf(stderr, "   carry case %-6s: store txn %llu, replay interrupted after txn %llu, "
-            "header then said %llu; recovered; %.1f s\n", nosync ? "nosync" : "sync",
+            "header then said %llu; recovered; %.1f s, %.1f s CPU\n", nosync ? "nosync" : "sync",
             (unsigned long long)C + 1, (unsigned long long)first + 1,
-            (unsigned long long)h.txn_id, (now_us() - t0) / 1e6);
+            (unsigned long long)h.txn_id, (now_us() - t0) / 1e6, cpu_s() - c0);
 }
 
-int main(int argc, char **argv)
-{
-    char **a = child_enter(argc, argv, 7, "PATH SEED LIMIT NOSYNC GROW_STEP CKPT_BYTES PROBE");
-    if (a) {
-        struct child_args ca = {a[0], strtoull(a[1], NULL, 10), strtoull(a[4], NULL, 10),
-                                strtoull(a[5], NULL, 10), (unsigned)atoi(a[2]), atoi(a[3]),
-                                atoi(a[6])};
-        sh = child_page(sizeof *sh);
-        child_main(&ca);
-    }
-    base_seed = test_seed("test_crash", 0, &soak, "");
-    signal(SIGABRT, on_abort);
-    sh = child_page(sizeof *sh);
+/* ------------------------------------------------------------------------
+ * Cases: the three phases, the coverage they must reach together, the two
+ * carry cases. MMS_TEST_SKIP=a,b skips cases (to time one; skip coverage
+ * with any phase, its counts need all three).
+ * ------------------------------------------------------------------------ */
+static const unsigned nv_full[] = {1, 2, 3, 5, 8, 0};
+static const unsigned nv_short[] = {1, 0};
+/* The sanitizer build makes half the random kills (test.h); every crash
+ * point, chain and growing commit stays. */
+#define RK (SANITIZED ? 2 : 1)
 
-    static const unsigned nv_full[] = {1, 2, 3, 5, 8, 0};
-    static const unsigned nv_short[] = {1, 0};
-    /* The sanitizer build makes half the random kills (test.h); every
-     * crash point, chain and growing commit stays. */
-    unsigned rk = SANITIZED ? 2 : 1;
-    struct phase phases[] = {
-        {"sync", 0, 0, 110 * soak / rk, 4 * soak, 2 * soak, nv_full, 6, "", 0},
-        {"nosync", 1, 0, 110 * soak / rk, 4 * soak, 2 * soak, nv_full, 6, "", 0},
-        {"pagemap", 2, 1, 80 * soak / rk, 3 * soak, 1 * soak, nv_short, 2, "", 0},
-    };
-    double t0 = now_us();
-    for (unsigned i = 0; i < sizeof phases / sizeof phases[0]; i++)
-        run_phase(&phases[i], i);
+TEST(phase_sync)
+{
+    struct phase ph = {"sync", 0, 0, 110 * soak / RK, 4 * soak, 2 * soak, nv_full, 6, "", 0};
+    run_phase(&ph, 0);
+}
+
+TEST(phase_nosync)
+{
+    struct phase ph = {"nosync", 1, 0, 110 * soak / RK, 4 * soak, 2 * soak, nv_full, 6, "", 0};
+    run_phase(&ph, 1);
+}
+
+TEST(phase_pagemap)
+{
+    struct phase ph = {"pagemap", 2, 1, 80 * soak / RK, 3 * soak, 1 * soak, nv_short, 2, "", 0};
+    run_phase(&ph, 2);
+}
+
+/* The test is only worth something if the kills landed where it matters. */
+TEST(coverage)
+{
     snprintf(context, sizeof context, "\n  context: final coverage checks, seed %llu\n",
              (unsigned long long)base_seed);
-
     fprintf(stderr, "   random kills: %lu (", cov.random);
     for (int w = 0; w < W_N; w++)
         fprintf(stderr, "%s%s %lu", w ? ", " : "", where_name[w], cov.random_where[w]);
@@ -1146,10 +1166,9 @@ int main(int argc, char **argv)
             "`mms verify` runs: %lu (%lu recovering)\n",
             cov.chained, cov.verified, cov.tool_runs, cov.tool_recovered);
     fprintf(stderr, "   commits %lu (%lu grew the heap), aborts %lu, explicit checkpoints %lu; "
-            "backends: pagemap %lu, scan %lu; %.1f s\n", cov.commits, cov.grew, cov.aborts,
-            cov.checkpoints, cov.backend_pagemap, cov.backend_scan, (now_us() - t0) / 1e6);
+            "backends: pagemap %lu, scan %lu\n", cov.commits, cov.grew, cov.aborts,
+            cov.checkpoints, cov.backend_pagemap, cov.backend_scan);
 
-    /* The test is only worth something if the kills landed where it matters. */
     ASSERT_GE(cov.random_where[W_COMMIT], 1);
     ASSERT_GE(cov.random_where[W_OPS], 1);
     for (int p = 0; p <= NPOINTS; p++)
@@ -1160,8 +1179,37 @@ int main(int argc, char **argv)
     ASSERT_GE(cov.backend_pagemap, 1);
     ASSERT_GE(cov.tool_recovered, 1);
     ASSERT_GE(cov.aborts, 1);
+}
 
+TEST(carry_sync)
+{
     carry_case(0);
+}
+
+TEST(carry_nosync)
+{
     carry_case(1);
+}
+
+int main(int argc, char **argv)
+{
+    char **a = child_enter(argc, argv, 7, "PATH SEED LIMIT NOSYNC GROW_STEP CKPT_BYTES PROBE");
+    if (a) {
+        struct child_args ca = {a[0], strtoull(a[1], NULL, 10), strtoull(a[4], NULL, 10),
+                                strtoull(a[5], NULL, 10), (unsigned)atoi(a[2]), atoi(a[3]),
+                                atoi(a[6])};
+        sh = child_page(sizeof *sh);
+        child_main(&ca);
+    }
+    base_seed = test_seed("test_crash", 0, &soak, "");
+    signal(SIGABRT, on_abort);
+    sh = child_page(sizeof *sh);
+
+    RUN(phase_sync);
+    RUN(phase_nosync);
+    RUN(phase_pagemap);
+    RUN(coverage);
+    RUN(carry_sync);
+    RUN(carry_nosync);
     return 0;
 }
