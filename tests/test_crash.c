@@ -53,14 +53,18 @@
  *
  * Kills inside a commit that grows the heap (Invariant 1 and the SIZE
  * records) are rare by chance, so they are also aimed: a probe child runs
- * the workload on a copy of the store and reports which of its commits grew
- * the heap first; the target child, from the same state, gets MMS_CRASH at
- * that commit (the workload and the allocator are deterministic). An old
- * store's heap rarely grows any more; then a new store is started.
+ * the workload on a copy of the store (on tmpfs) and reports which of its
+ * commits grew the heap first; the target child, from the same state,
+ * gets MMS_CRASH at that commit (the workload and the allocator are
+ * deterministic). An old store's heap rarely grows any more; then a new
+ * store is started.
  *
  * Phases: default durability, MMS_NOSYNC (SIGKILL is a process crash, which
  * NOSYNC survives), and the pagemap dirty backend (MMS_DIRTY=pagemap in the
- * child) alternating both modes. MMS_SOAK=N multiplies the iteration counts
+ * child) alternating both modes. The first runs on the disk, the others on
+ * tmpfs, where a process crash leaves what it leaves on a disk and syncs
+ * cost nothing; the placement case checks that the library does the same
+ * there ("Where the stores live"). MMS_SOAK=N multiplies the iteration counts
  * (the sanitizer build makes half the random kills, test.h); MMS_SEED=S
  * reruns a seed (kill timing still varies). The coverage counts
  * printed at the end are asserted: kills must land in commits, in each crash
@@ -70,6 +74,7 @@
 
 #include <endian.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 
 #include "internal.h" /* struct mms__hdr: to show what an interrupted replay left */
 
@@ -197,9 +202,15 @@ enum { W_START, W_OPEN, W_OPS, W_ABORT, W_COMMIT, W_CHECKPOINT, W_IDLE, W_CLOSE,
 static const char *const where_name[W_N] = {"start", "open",  "ops",   "abort", "commit",
                                             "checkpoint", "idle", "close", "done"};
 
+#define NTRACE 40
 struct shared {
     uint64_t opened, start, committing, committed;
     uint64_t where, grew, backend, ncommit, nabort, nckpt, ngrew, firstgrow;
+    /* What the library did at each of the child's first NTRACE commits
+     * (mms_info's last_commit): the placement case compares them. */
+    struct trace {
+        uint64_t dirty, changed, journal, heap;
+    } trace[NTRACE];
 };
 static struct shared *sh; /* test.h's child_page() */
 static unsigned soak = 1;
@@ -221,10 +232,86 @@ static double cpu_s(void)
             kids.ru_stime.tv_usec) / 1e6;
 }
 
+/* ------------------------------------------------------------------------
+ * Where the stores live.
+ *
+ * A SIGKILL ends a process, not the machine: the page cache outlives it,
+ * so what a killed child leaves is the same whether its fdatasyncs reached
+ * a disk or returned at once. Power loss, where they matter, is
+ * test_power's (scenarios commit, recover-synced, recover-unsynced and
+ * nosync, in both modes). Here the syncs, and the writeback they wait
+ * for, took half of this test's time: 142 s on the disk, 71 s with every
+ * store on tmpfs (release build, MMS_SEED=1234). So each case says where
+ * its stores live:
+ *
+ *   disk   (MMS_TEST_TMP) phase_sync. The default mode syncs at every
+ *          commit (fresh data, then the journal), and its crash points
+ *          sit right after those syncs: this phase keeps them on the kind
+ *          of file system a store lives on, where a sync writes back pages
+ *          that the child also maps (shared fresh space, private
+ *          committed data), and the kills land around them.
+ *   tmpfs  phase_nosync, phase_pagemap, the carry cases and the probes of
+ *          run_grow. Their point is recovery: from kills in NOSYNC, with
+ *          the pagemap backend, in a replay across a carry, and the probe
+ *          only finds which commit grows the heap.
+ *
+ * tmpfs stands in for the disk only while the library does there what it
+ * does on the disk: the same fallocate'd space, the same copy-on-write
+ * pages found by PAGEMAP_SCAN and by /proc/self/pagemap (a tmpfs page is
+ * file-backed, as an ext4 one is), the same journal groups. The placement
+ * case checks that, commit by commit, in the four modes the tmpfs cases
+ * use; if it fails, the tmpfs cases must move to the disk.
+ *
+ * The tmpfs directory is MMS_CRASH_TMP, else one of this run's own in
+ * /dev/shm when it has 1 GiB free (removed at the end, and on a failure:
+ * it is memory; MMS_CRASH_TMP keeps a failed run's stores), else the disk.
+ * ------------------------------------------------------------------------ */
+static char shm_base[256]; /* "": not chosen yet */
+static bool shm_own;       /* shm_base is this run's, in /dev/shm */
+
+/* A fresh path for store name on tmpfs (see above). */
+static const char *shm_path(const char *name)
+{
+    if (!shm_base[0]) {
+        const char *e = getenv("MMS_CRASH_TMP");
+        struct statvfs v;
+        if (e && *e) {
+            snprintf(shm_base, sizeof shm_base, "%s", e);
+        } else if (statvfs("/dev/shm", &v) == 0 &&
+                   (uint64_t)v.f_bavail * v.f_frsize >= (UINT64_C(1) << 30)) {
+            snprintf(shm_base, sizeof shm_base, "/dev/shm/mms-test_crash.%d", (int)getpid());
+            shm_own = true;
+        } else {
+            return tpath(name);
+        }
+        if (mkdir(shm_base, 0777) != 0 && errno != EEXIST)
+            FAILF("cannot make %s: %s", shm_base, strerror(errno));
+    }
+    static char buf[4][512];
+    static unsigned k;
+    char *p = buf[k++ % 4];
+    snprintf(p, 512, "%s/%s.%d.mms", shm_base, name, (int)getpid());
+    rmrf(p);
+    return p;
+}
+
 static void on_abort(int sig)
 {
     (void)sig;
     ssize_t n = write(2, context, strlen(context));
+    if (shm_own) { /* async-signal-safe: fork, execv, waitpid */
+        pid_t pid = fork();
+        if (pid == 0) {
+            char *argv[] = {"rm", "-rf", shm_base, NULL};
+            execv("/bin/rm", argv);
+            _exit(127);
+        }
+        if (pid > 0)
+            waitpid(pid, NULL, 0);
+        static const char note[] = "  (the stores on tmpfs are removed; MMS_CRASH_TMP=DIR "
+                                   "keeps them)\n";
+        n = write(2, note, sizeof note - 1);
+    }
     (void)n;
     signal(SIGABRT, SIG_DFL);
     raise(SIGABRT);
@@ -398,7 +485,9 @@ static void model_build(struct model *m, uint64_t wseed, uint64_t c)
 /* ------------------------------------------------------------------------
  * Items: what one child runs, and how it ends.
  * ------------------------------------------------------------------------ */
-enum { K_RANDOM, K_CRASH, K_GROW, K_PROBE };
+/* K_PROBE and K_RUN run to their limit, K_PROBE only until a commit grows
+ * the heap (run_grow); K_RUN is the placement case's. */
+enum { K_RANDOM, K_CRASH, K_GROW, K_PROBE, K_RUN };
 
 struct item {
     int kind;
@@ -417,6 +506,7 @@ struct phase {
     const char *name;
     int mode;    /* 0 default durability, 1 NOSYNC, 2 alternate per child */
     int pagemap; /* MMS_DIRTY=pagemap in the children */
+    int shm;     /* the store lives on tmpfs ("Where the stores live") */
     unsigned nrandom, nchains, ngrow; /* ngrow: growing-commit targets per commit point */
     const unsigned *nvals; /* n values for each commit/checkpoint crash point */
     unsigned nnvals;
@@ -462,6 +552,7 @@ struct child_args {
     uint64_t wseed, grow_step, ckpt_bytes;
     unsigned limit;
     int nosync, probe; /* probe: stop after the first commit that grows the heap */
+    unsigned sync_ms;  /* mms_options.sync_ms (0: the default) */
 };
 
 static void child_main(const struct child_args *ca)
@@ -471,6 +562,7 @@ static void child_main(const struct child_args *ca)
     o.flags = ca->nosync ? MMS_NOSYNC : 0;
     o.grow_step = ca->grow_step;
     o.checkpoint_bytes = ca->ckpt_bytes;
+    o.sync_ms = ca->sync_ms;
     mms_store *s;
     PUB(sh->where, W_OPEN);
     OK(mms_open(ca->path, &o, &s));
@@ -521,6 +613,10 @@ static void child_main(const struct child_args *ca)
             PUB(sh->ngrew, GET(sh->ngrew) + GET(sh->grew));
             OK(mms_info_get(s, info));
             ASSERT_EQ(info->heap_objects, m.nlive + NFIXED);
+            if (GET(sh->ncommit) <= NTRACE)
+                sh->trace[GET(sh->ncommit) - 1] =
+                    (struct trace){info->last_commit.pages_dirty, info->last_commit.pages_changed,
+                                   info->last_commit.journal_bytes, info->region_size[0]};
             if (ca->probe && GET(sh->grew)) {
                 PUB(sh->firstgrow, GET(sh->ncommit));
                 _exit(0);
@@ -689,16 +785,24 @@ static int run_item(const struct phase *ph, const struct item *it, struct expect
     memset(sh, 0, sizeof *sh);
     /* The child is this program again, exec'd: a new process image reads
      * MMS_CRASH afresh. */
-    char a_seed[24], a_limit[24], a_nosync[24], a_grow[24], a_ckpt[24], a_probe[8];
+    char a_seed[24], a_limit[24], a_nosync[24], a_grow[24], a_ckpt[24], a_probe[8], a_sync[24];
     snprintf(a_seed, sizeof a_seed, "%llu", (unsigned long long)ph->wseed);
     snprintf(a_limit, sizeof a_limit, "%u", it->kind == K_RANDOM ? 0 : it->limit);
     snprintf(a_probe, sizeof a_probe, "%d", it->kind == K_PROBE);
+    /* K_RUN: in NOSYNC the journal is synced by checkpoints only, not
+     * also when a commit is 100 ms old, and the page tables are never
+     * trimmed, rather than after slow scans: what the library does at each
+     * commit (the held pages) must not depend on the clock. */
+    snprintf(a_sync, sizeof a_sync, "%u", it->kind == K_RUN ? 3600000u : 0u);
     snprintf(a_nosync, sizeof a_nosync, "%d", it->nosync);
     snprintf(a_grow, sizeof a_grow, "%llu", (unsigned long long)it->grow_step);
     snprintf(a_ckpt, sizeof a_ckpt, "%llu", (unsigned long long)it->ckpt_bytes);
-    const char *args[] = {ph->path, a_seed, a_limit, a_nosync, a_grow, a_ckpt, a_probe, NULL};
+    const char *args[] = {ph->path, a_seed,  a_limit, a_nosync, a_grow,
+                          a_ckpt,   a_probe, a_sync,  NULL};
+    const char *trim = it->kind == K_RUN ? "18446744073709551615" : getenv("MMS_TRIM_SCAN_NS");
     const char *env[] = {"MMS_CRASH", it->kind == K_CRASH ? it->crash : NULL,
-                         "MMS_DIRTY", it->pagemap ? "pagemap" : NULL, NULL};
+                         "MMS_DIRTY", it->pagemap ? "pagemap" : NULL,
+                         "MMS_TRIM_SCAN_NS", trim, NULL};
     pid_t pid = child_spawn(args, env);
     int st = 0;
     if (it->kind == K_RANDOM) {
@@ -750,7 +854,7 @@ static int run_item(const struct phase *ph, const struct item *it, struct expect
         }
     }
 
-    if (it->kind == K_PROBE) {
+    if (it->kind == K_PROBE || it->kind == K_RUN) {
         ASSERT(!killed);
         return 0;
     }
@@ -828,8 +932,7 @@ static bool grow_applicable(const struct item *it)
 static int run_grow(const struct phase *ph, const struct item *it, struct expect *ex)
 {
     struct phase probe = *ph;
-    snprintf(probe.path, sizeof probe.path, "%.500s.probe", ph->path);
-    rmrf(probe.path);
+    snprintf(probe.path, sizeof probe.path, "%s", shm_path("probe"));
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "cp -a --sparse=always '%s' '%s'", ph->path, probe.path);
     if (system(cmd) != 0)
@@ -877,7 +980,7 @@ static void item_common(const struct phase *ph, struct item *it, uint64_t *x, un
 static void run_phase(struct phase *ph, unsigned pidx)
 {
     double t0 = now_us(), c0 = cpu_s();
-    snprintf(ph->path, sizeof ph->path, "%s", tpath(ph->name));
+    snprintf(ph->path, sizeof ph->path, "%s", ph->shm ? shm_path(ph->name) : tpath(ph->name));
     ph->epoch = 0;
     setup_store(ph, pidx);
     uint64_t x = hash3(base_seed, pidx, 77);
@@ -1059,8 +1162,8 @@ static int txn_moves_root(uint64_t wseed, uint64_t k)
 static void carry_case(int nosync)
 {
     double t0 = now_us(), c0 = cpu_s();
-    struct phase ph = {.name = nosync ? "carry_nosync" : "carry_sync", .mode = nosync};
-    snprintf(ph.path, sizeof ph.path, "%s", tpath(ph.name));
+    struct phase ph = {.name = nosync ? "carry_nosync" : "carry_sync", .mode = nosync, .shm = 1};
+    snprintf(ph.path, sizeof ph.path, "%s", shm_path(ph.name));
     setup_store(&ph, 10 + (unsigned)nosync); /* workload txn k is store txn k + 1 */
     uint64_t C = 256, first = 0;
     for (;; C += 256) {
@@ -1134,20 +1237,79 @@ static const unsigned nv_short[] = {1, 0};
 
 TEST(phase_sync)
 {
-    struct phase ph = {"sync", 0, 0, 110 * soak / RK, 4 * soak, 2 * soak, nv_full, 6, "", 0};
+    struct phase ph = {.name = "sync", .mode = 0, .pagemap = 0, .shm = 0,
+                       .nrandom = 110 * soak / RK, .nchains = 4 * soak, .ngrow = 2 * soak,
+                       .nvals = nv_full, .nnvals = 6};
     run_phase(&ph, 0);
 }
 
 TEST(phase_nosync)
 {
-    struct phase ph = {"nosync", 1, 0, 110 * soak / RK, 4 * soak, 2 * soak, nv_full, 6, "", 0};
+    struct phase ph = {.name = "nosync", .mode = 1, .pagemap = 0, .shm = 1,
+                       .nrandom = 110 * soak / RK, .nchains = 4 * soak, .ngrow = 2 * soak,
+                       .nvals = nv_full, .nnvals = 6};
     run_phase(&ph, 1);
 }
 
 TEST(phase_pagemap)
 {
-    struct phase ph = {"pagemap", 2, 1, 80 * soak / RK, 3 * soak, 1 * soak, nv_short, 2, "", 0};
+    struct phase ph = {.name = "pagemap", .mode = 2, .pagemap = 1, .shm = 1,
+                       .nrandom = 80 * soak / RK, .nchains = 3 * soak, .ngrow = 1 * soak,
+                       .nvals = nv_short, .nnvals = 2};
     run_phase(&ph, 2);
+}
+
+/* The tmpfs cases stand in for the disk ("Where the stores live"): the
+ * same children, 40 commits with aborts, checkpoints and heap growth, run
+ * on a new store on the disk and on one on tmpfs, in each mode the tmpfs
+ * cases use; at every commit the library must have found the same dirty
+ * pages, the same changed ones, written the same journal group and grown
+ * the heap alike. */
+TEST(placement)
+{
+    __typeof__(cov) kept = cov; /* its children are not the phases' coverage */
+    for (unsigned mode = 0; mode < 4; mode++) {
+        struct item it = {.kind = K_RUN, .limit = NTRACE, .nosync = (int)(mode & 1),
+                          .pagemap = (int)(mode >> 1), .grow_step = 1 << 20,
+                          .ckpt_bytes = 256 << 10};
+        static struct trace tr[2][NTRACE];
+        uint64_t n[2], grew[2];
+        const char *dir[2] = {"disk", "tmpfs"};
+        for (int t = 0; t < 2; t++) {
+            struct phase ph = {.name = "placement", .shm = t};
+            snprintf(ph.path, sizeof ph.path, "%s", t ? shm_path(ph.name) : tpath(ph.name));
+            setup_store(&ph, 20 + mode);
+            struct expect ex = {0, 0};
+            run_item(&ph, &it, &ex);
+            n[t] = GET(sh->ncommit);
+            grew[t] = GET(sh->ngrew);
+            memcpy(tr[t], sh->trace, sizeof tr[t]);
+            ASSERT_EQ(check_store(&ph, ex), it.limit);
+            rmrf(ph.path);
+        }
+        ASSERT_EQ(n[0], NTRACE);
+        ASSERT_EQ(n[1], NTRACE);
+        for (unsigned k = 0; k < NTRACE; k++) {
+            const struct trace *a = &tr[0][k], *b = &tr[1][k];
+            if (memcmp(a, b, sizeof *a) != 0)
+                FAILF("%s, %s backend: commit %u found %llu dirty pages (%llu changed), wrote a "
+                      "%llu-byte journal group and left a %llu-byte heap on the %s; on %s: %llu "
+                      "(%llu), %llu, %llu. tmpfs does not stand in for the disk here: move the "
+                      "tmpfs cases to the disk (shm = 0)", it.nosync ? "NOSYNC" : "sync",
+                      it.pagemap ? "pagemap" : "default", k + 1, (unsigned long long)a->dirty,
+                      (unsigned long long)a->changed, (unsigned long long)a->journal,
+                      (unsigned long long)a->heap, dir[0], dir[1], (unsigned long long)b->dirty,
+                      (unsigned long long)b->changed, (unsigned long long)b->journal,
+                      (unsigned long long)b->heap);
+        }
+        ASSERT_EQ(grew[0], grew[1]);
+        ASSERT_GE(grew[0], 1);
+        fprintf(stderr, "   placement: %s, %s backend: %u commits alike on the disk and on %s "
+                "(%llu grew the heap)\n", it.nosync ? "NOSYNC" : "sync",
+                it.pagemap ? "pagemap" : "default", NTRACE, shm_base[0] ? shm_base : "the disk",
+                (unsigned long long)grew[0]);
+    }
+    cov = kept;
 }
 
 /* The test is only worth something if the kills landed where it matters. */
@@ -1202,11 +1364,12 @@ TEST(carry_nosync)
 
 int main(int argc, char **argv)
 {
-    char **a = child_enter(argc, argv, 7, "PATH SEED LIMIT NOSYNC GROW_STEP CKPT_BYTES PROBE");
+    char **a = child_enter(argc, argv, 8,
+                           "PATH SEED LIMIT NOSYNC GROW_STEP CKPT_BYTES PROBE SYNC_MS");
     if (a) {
         struct child_args ca = {a[0], strtoull(a[1], NULL, 10), strtoull(a[4], NULL, 10),
                                 strtoull(a[5], NULL, 10), (unsigned)atoi(a[2]), atoi(a[3]),
-                                atoi(a[6])};
+                                atoi(a[6]), (unsigned)atoi(a[7])};
         sh = child_page(sizeof *sh);
         child_main(&ca);
     }
@@ -1214,11 +1377,14 @@ int main(int argc, char **argv)
     signal(SIGABRT, on_abort);
     sh = child_page(sizeof *sh);
 
+    RUN(placement);
     RUN(phase_sync);
     RUN(phase_nosync);
     RUN(phase_pagemap);
     RUN(coverage);
     RUN(carry_sync);
     RUN(carry_nosync);
+    if (shm_own)
+        rmrf(shm_base);
     return 0;
 }
