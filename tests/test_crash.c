@@ -1242,32 +1242,41 @@ static void carry_case(int nosync)
  * ------------------------------------------------------------------------ */
 static const unsigned nv_full[] = {1, 2, 3, 5, 8, 0};
 static const unsigned nv_short[] = {1, 0};
-/* The sanitizer build makes half the random kills (test.h); every crash
- * point, chain and growing commit stays. */
-#define RK (SANITIZED ? 2 : 1)
+/* The phases, with their counts for MMS_SOAK=1. Where each one's store
+ * lives: "Where the stores live". */
+static const struct phase phases[] = {
+    {.name = "sync", .mode = 0, .pagemap = 0, .shm = 0, .nrandom = 110, .nchains = 4, .ngrow = 2,
+     .nvals = nv_full, .nnvals = 6},
+    {.name = "nosync", .mode = 1, .pagemap = 0, .shm = 1, .nrandom = 110, .nchains = 4,
+     .ngrow = 2, .nvals = nv_full, .nnvals = 6},
+    {.name = "pagemap", .mode = 2, .pagemap = 1, .shm = 1, .nrandom = 80, .nchains = 3,
+     .ngrow = 1, .nvals = nv_short, .nnvals = 2},
+};
+
+/* Phase i, its counts times MMS_SOAK. The sanitizer build makes half the
+ * random kills (test.h); every crash point, chain and growing commit stays. */
+static void phase(unsigned i)
+{
+    struct phase ph = phases[i];
+    ph.nrandom = ph.nrandom * soak / (SANITIZED ? 2 : 1);
+    ph.nchains *= soak;
+    ph.ngrow *= soak;
+    run_phase(&ph, i);
+}
 
 TEST(phase_sync)
 {
-    struct phase ph = {.name = "sync", .mode = 0, .pagemap = 0, .shm = 0,
-                       .nrandom = 110 * soak / RK, .nchains = 4 * soak, .ngrow = 2 * soak,
-                       .nvals = nv_full, .nnvals = 6};
-    run_phase(&ph, 0);
+    phase(0);
 }
 
 TEST(phase_nosync)
 {
-    struct phase ph = {.name = "nosync", .mode = 1, .pagemap = 0, .shm = 1,
-                       .nrandom = 110 * soak / RK, .nchains = 4 * soak, .ngrow = 2 * soak,
-                       .nvals = nv_full, .nnvals = 6};
-    run_phase(&ph, 1);
+    phase(1);
 }
 
 TEST(phase_pagemap)
 {
-    struct phase ph = {.name = "pagemap", .mode = 2, .pagemap = 1, .shm = 1,
-                       .nrandom = 80 * soak / RK, .nchains = 3 * soak, .ngrow = 1 * soak,
-                       .nvals = nv_short, .nnvals = 2};
-    run_phase(&ph, 2);
+    phase(2);
 }
 
 /* The tmpfs cases stand in for the disk ("Where the stores live"): the
