@@ -803,6 +803,11 @@ struct mms_store {
      * and the room reserved after it for a table (map.c, mms__map_early0). */
     char *early0, *spare;
     uint64_t early0_reserve, early0_lead, early0_mapped, spare_len;
+    /* A new fixed-mode store's region 0 range, reserved from the choice of
+     * its base until region 0 is mapped there (map.c, mms__map_fixed_base):
+     * two creates of one process cannot choose the same base. */
+    char *fixed_claim;
+    uint64_t fixed_claim_len;
     struct mms_commit_stats stats;
     /* commit scratch */
     struct mms__pagevec dirty;
@@ -901,8 +906,10 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
                     uint64_t fsize);
 /* A new fixed-mode store's base: *base if this process can reserve the
  * heap's range (heap bytes) there (else MMS_EADDR), or when *base is 0 the
- * first of 32 TiB, 36 TiB, ... 76 TiB where it can. */
-int mms__map_fixed_base(uint64_t heap, uint64_t *base);
+ * first of 32 TiB, 36 TiB, ... 76 TiB where it can. The range stays
+ * reserved for the handle (s->fixed_claim) until region 0 is mapped in it
+ * or the handle is freed. */
+int mms__map_fixed_base(mms_store *s, uint64_t heap, uint64_t *base);
 /* Make sure region id's file is at least need bytes, growing it by a step
  * and mapping the new part (shared: it is fresh space). */
 int mms__map_grow(mms_store *s, uint32_t id, uint64_t need);

@@ -265,6 +265,30 @@ static int map_file(mms_store *s, uint32_t id, uint64_t fsize, bool kept)
     return 0;
 }
 
+/* Whether this process can reserve [at, at + len) now (*err: why not);
+ * if it can, the handle keeps the reservation (s->fixed_claim) until
+ * reserve_fixed maps region 0 there: a probe given back at once let two
+ * threads creating stores at once choose the same base, and the second
+ * fail at its first mapping, a store left recorded there. */
+static bool fixed_claim(mms_store *s, uint64_t at, uint64_t len, int *err)
+{
+    *err = mms__os_reserve_at((void *)(uintptr_t)at, len);
+    if (*err)
+        return false;
+    s->fixed_claim = (char *)(uintptr_t)at;
+    s->fixed_claim_len = len;
+    return true;
+}
+
+/* The claim goes back unused (a failed create; a layout that differs). */
+static void fixed_unclaim(mms_store *s)
+{
+    if (s->fixed_claim)
+        mms__os_unmap(s->fixed_claim, s->fixed_claim_len);
+    s->fixed_claim = NULL;
+    s->fixed_claim_len = 0;
+}
+
 /* Fixed-address mode: region id's range of the recorded layout, exactly. */
 static int reserve_fixed(mms_store *s, uint32_t id, uint64_t fsize, char **base,
                          uint64_t *reserve)
@@ -274,6 +298,14 @@ static int reserve_fixed(mms_store *s, uint32_t id, uint64_t fsize, char **base,
         return mms__fail(MMS_EFULL, "region %u's file (%llu bytes) is larger than its fixed "
                          "range of %llu bytes", id, (unsigned long long)fsize,
                          (unsigned long long)len);
+    if (s->fixed_claim == (char *)(uintptr_t)at && s->fixed_claim_len == len) {
+        s->fixed_claim = NULL; /* reserved when the base was chosen: region 0's now */
+        s->fixed_claim_len = 0;
+        *base = (char *)(uintptr_t)at;
+        *reserve = len;
+        return 0;
+    }
+    fixed_unclaim(s);
     if (at >= MMS__ADDR_END || len > MMS__ADDR_END - at)
         return mms__fail(MMS_EADDR, "region %u's fixed range [0x%llx, 0x%llx) passes the end "
                          "of the address space: the store has too many tables for its "
@@ -506,16 +538,6 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
     return map_file(s, id, fsize, kept);
 }
 
-/* Whether this process can reserve [at, at + len) now: a reservation,
- * given back at once (*err: why not). */
-static bool fixed_free(uint64_t at, uint64_t len, int *err)
-{
-    *err = mms__os_reserve_at((void *)(uintptr_t)at, len);
-    if (*err == 0)
-        mms__os_unmap((void *)(uintptr_t)at, len);
-    return *err == 0;
-}
-
 /* A new store's base (mmstore.h, "Fixed-address mode"). One asked for is
  * tried before any file is made: a create that failed at its first
  * mapping left a store recorded there, which refused every create at
@@ -525,11 +547,12 @@ static bool fixed_free(uint64_t at, uint64_t len, int *err)
  * choosing, up to 76 TiB, below the programs of 85 TiB. The probe makes a
  * store created while another fixed-mode store is open land past it. */
 #define TIB ((uint64_t)1 << 40)
-int mms__map_fixed_base(uint64_t heap, uint64_t *base)
+int mms__map_fixed_base(mms_store *s, uint64_t heap, uint64_t *base)
 {
     int r;
+    fixed_unclaim(s);
     if (*base) {
-        if (fixed_free(*base, heap, &r))
+        if (fixed_claim(s, *base, heap, &r))
             return 0;
         return mms__fail(MMS_EADDR, "region 0's fixed range [0x%llx, 0x%llx) %s",
                          (unsigned long long)*base, (unsigned long long)(*base + heap),
@@ -537,7 +560,7 @@ int mms__map_fixed_base(uint64_t heap, uint64_t *base)
                                       : mms_strerror(r));
     }
     for (uint64_t at = 32 * TIB; at <= 76 * TIB && heap <= MMS__ADDR_END - at; at += 4 * TIB) {
-        if (fixed_free(at, heap, &r)) {
+        if (fixed_claim(s, at, heap, &r)) {
             *base = at;
             return 0;
         }
@@ -831,6 +854,7 @@ void mms__map_unmap_all(mms_store *s)
     if (lo)
         mms__os_unmap(lo, (uint64_t)(hi - lo));
     s->nmapped = 0;
+    fixed_unclaim(s);
 }
 
 int mms__map_follow(mms_store *s)

@@ -84,7 +84,7 @@ out:
 
 /* The layout a new store records (mmstore.h, "Fixed-address mode"): all
  * zero without MMS_FIXED. */
-static int store_fixed_layout(const mms_options *o, struct mms__fixed *f)
+static int store_fixed_layout(mms_store *s, const mms_options *o, struct mms__fixed *f)
 {
     memset(f, 0, sizeof *f);
     if (!(o->flags & MMS_FIXED))
@@ -100,7 +100,7 @@ static int store_fixed_layout(const mms_options *o, struct mms__fixed *f)
     if (why)
         return mms__fail(MMS_EINVAL, "mms_open: fixed layout (base 0x%llx, reserve %llu): %s",
                          (unsigned long long)f->base, (unsigned long long)f->heap, why);
-    return mms__map_fixed_base(f->heap, &f->base); /* before any file is made */
+    return mms__map_fixed_base(s, f->heap, &f->base); /* before any file is made */
 }
 
 /* ------------------------------------------------------------------------
@@ -234,7 +234,7 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists, struct op
         if (!(o->flags & MMS_CREATE))
             return no_store(s->path);
         struct mms__fixed fixed;
-        r = store_fixed_layout(o, &fixed);
+        r = store_fixed_layout(s, o, &fixed);
         if (!r)
             r = store_create_files(s, &fixed);
         if (!r)

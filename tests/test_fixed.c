@@ -26,6 +26,7 @@
  */
 #include "test.h"
 
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include "internal.h" /* mms__alloc_fit */
@@ -584,6 +585,65 @@ TEST(create_in_use)
     rmrf(p);
 }
 
+/* Two threads creating stores at the default base at once: the base each
+ * chose was probed and given back, so both chose the same one and the
+ * second failed at its first mapping (MMS_EADDR), leaving a store
+ * recorded there. Now the chosen range stays reserved until region 0 is
+ * mapped in it (map.c, fixed_claim). */
+struct create_arg {
+    pthread_barrier_t *bar;
+    const char *path;
+    int rc;
+    uint64_t base;
+};
+
+static void *create_one(void *arg)
+{
+    struct create_arg *c = arg;
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE | MMS_FIXED;
+    mms_store *s = NULL;
+    pthread_barrier_wait(c->bar);
+    c->rc = mms_open(c->path, &o, &s);
+    mms_info in;
+    if (!c->rc && !(c->rc = mms_info_get(s, &in)))
+        c->base = in.fixed_base;
+    pthread_barrier_wait(c->bar); /* both open at once: two bases */
+    if (s)
+        OK(mms_close(s));
+    return NULL;
+}
+
+TEST(creates_at_once)
+{
+    char *paths[2] = {strdup(tpath("fixed-once-a")), strdup(tpath("fixed-once-b"))};
+    for (int round = 0; round < 20; round++) {
+        pthread_barrier_t bar;
+        ASSERT_EQ(pthread_barrier_init(&bar, NULL, 2), 0);
+        struct create_arg c[2];
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++) {
+            c[i] = (struct create_arg){.bar = &bar, .path = paths[i]};
+            ASSERT_EQ(pthread_create(&th[i], NULL, create_one, &c[i]), 0);
+        }
+        for (int i = 0; i < 2; i++)
+            ASSERT_EQ(pthread_join(th[i], NULL), 0);
+        pthread_barrier_destroy(&bar);
+        for (int i = 0; i < 2; i++)
+            if (c[i].rc)
+                FAILF("round %d, create %d: %d (%s)", round, i, c[i].rc, mms_strerror(c[i].rc));
+        ASSERT(c[0].base != c[1].base);
+        for (int i = 0; i < 2; i++) { /* each opens again where it was made */
+            mms_store *s = open_fixed(paths[i], 0);
+            OK(mms_close(s));
+            rmrf(paths[i]);
+        }
+    }
+    free(paths[0]);
+    free(paths[1]);
+}
+
 /* ------------------------------------------------------------------------
  * growth
  * ------------------------------------------------------------------------ */
@@ -1052,6 +1112,7 @@ int main(int argc, char **argv)
     RUN(modes);
     RUN(addr_in_use);
     RUN(create_in_use);
+    RUN(creates_at_once);
     RUN(growth);
     RUN(pointers);
     RUN(multi);
