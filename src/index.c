@@ -1910,12 +1910,10 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
     if (cf && (r = mms__ix_coverable(e->name, cf)))
         return r;
     const struct cover cov = {cf ? cf->kind : 0, cf ? cf->offset : 0, cf ? cf->size : 0};
-    const struct mms__ixdesc *old = mms__ixdescs(s, e);
-    if (e->nindexes && !old)
+    if (e->nindexes && !mms__ixdescs(s, e))
         return MMS__CORRUPT("table %s: its index descriptors are not in the heap", e->name);
-    for (uint32_t k = 0; k < e->nindexes; k++)
-        if (strncmp(old[k].field, f->name, sizeof old[k].field) == 0)
-            return mms__fail(-EEXIST, "table %s already has an index on %s", e->name, f->name);
+    if (mms__ixdesc_named(s, e, f->name))
+        return mms__fail(-EEXIST, "table %s already has an index on %s", e->name, f->name);
     uint32_t id = free_region(s);
     if (id >= MMS_MAX_REGIONS)
         return mms__fail(MMS_EFULL, "a store holds at most %u tables and indexes",
