@@ -478,7 +478,7 @@ int mms_release_memory(mms_store *s);
  * ------------------------------------------------------------------------ */
 
 /* mms_txn_begin() flag: fail with MMS_EBUSY instead of waiting when another
- * writer holds the store. */
+ * writer holds the store (mms_txn_begin_timed with timeout_ms 0). */
 #define MMS_TXN_NOWAIT 0x1u
 
 /* Begin a write transaction. One writer at a time per store, across
@@ -487,7 +487,13 @@ int mms_release_memory(mms_store *s);
  * handle that commits and begins again at once may get it back before a
  * waiting one does. If the last writer died, even inside
  * a commit, this recovers the store from the journal first. The handle then
- * sees every commit published so far.
+ * sees every commit published so far. The wait sleeps on a futex in the
+ * lock file, woken when the writer lets go (and every 10 ms it looks
+ * whether the writer is still alive: a writer killed meanwhile lets this
+ * one in, which recovers). A signal handler that returns does not end the
+ * wait; to make one (Ctrl-C) end it, wait in slices with
+ * mms_txn_begin_timed. Same as mms_txn_begin_timed(s, flags,
+ * flags & MMS_TXN_NOWAIT ? 0 : -1).
  * Errors: MMS_ETXN (a read or write transaction is active on this handle;
  * or, without MMS_TXN_NOWAIT, this thread is inside a read transaction on
  * another handle of the store -- even when no writer holds the lock:
@@ -495,6 +501,23 @@ int mms_release_memory(mms_store *s);
  * MMS_EBUSY (MMS_TXN_NOWAIT, or this thread writes through another handle of
  * the store), MMS_ERDONLY, MMS_EPOISONED, MMS_EFORK, MMS_EINVAL (flags). */
 int mms_txn_begin(mms_store *s, unsigned flags);
+
+/* mms_txn_begin, waiting at most timeout_ms for the writer lock: negative
+ * waits for ever (mms_txn_begin(s, flags)); 0 does not wait
+ * (MMS_TXN_NOWAIT: MMS_EBUSY at once, and no MMS_ETXN for a read
+ * transaction on another handle, since it cannot wait for itself); a
+ * positive timeout waits until the lock comes or the timeout has passed,
+ * then fails with -ETIMEDOUT (never sooner: it is measured on the
+ * monotonic clock and the lock is tried once more at the end). Every rule
+ * of mms_txn_begin holds, the refusals above included, which come at once.
+ * The timeout bounds the wait for the lock; recovery after a dead writer
+ * then runs to its end (it may wait for readers inside, see "Read
+ * transactions"). A signal interrupts neither: wait in short slices (say
+ * 100 ms) and look at your flags between them, as the Python binding does
+ * for Ctrl-C. flags: 0, or MMS_TXN_NOWAIT with timeout_ms 0.
+ * Errors: those of mms_txn_begin; -ETIMEDOUT; MMS_EINVAL (unknown flags, or
+ * MMS_TXN_NOWAIT with a timeout other than 0). */
+int mms_txn_begin_timed(mms_store *s, unsigned flags, int timeout_ms);
 
 /* Commit: atomic, and durable when it returns 0 (unless MMS_NOSYNC). The
  * next transaction of this handle sees it at once. It never waits for
@@ -574,8 +597,9 @@ uint64_t mms_txn_id(const mms_store *s);
  * is flagged there and counted in mms_info().
  *
  * A thread inside a read transaction must not wait for the writer through
- * another handle of the same store: mms_txn_begin (without MMS_TXN_NOWAIT)
- * and mms_wait return MMS_ETXN then, instead of waiting for ever.
+ * another handle of the same store: mms_txn_begin (without MMS_TXN_NOWAIT),
+ * mms_txn_begin_timed (with a timeout other than 0) and mms_wait return
+ * MMS_ETXN then, instead of waiting for ever.
  *
  * Pointers stay valid across transactions; the memory they point to may
  * change between them.

@@ -44,7 +44,9 @@
  * microseconds each on a virtual machine). Whether the holder is alive is
  * a probe of its slot's byte, as for the gate; a waiter that finds it dead
  * takes the word over. Waiters count themselves in writer_waiters and
- * sleep on the word; the holder wakes them when it lets go, if any.
+ * sleep on the word; the holder wakes them when it lets go, if any. A
+ * waiter with a deadline (mms_txn_begin_timed) sleeps no later than it and
+ * then counts itself out, as any waiter does when it wakes.
  * writer_active is set by the holder once it has the
  * lock and cleared just before it lets go; a new holder that finds it set
  * knows the last one died holding it, maybe inside a commit, and recovers
@@ -907,27 +909,40 @@ static uint32_t writer_take(mms_store *s)
     return o ? o : UINT32_MAX;
 }
 
-int mms__writer_lock(mms_store *s, bool wait)
+/* Wait at most timeout_ms for the word (< 0: for ever; 0: take it or fail
+ * with MMS_EBUSY at once; past a positive timeout: -ETIMEDOUT). The wait
+ * is the futex, woken by writer_unlock; its slices (WAIT_SLICE, or what is
+ * left of the timeout) are for probing whether the holder is alive, not a
+ * poll for the word. A signal that interrupts the futex only makes the loop
+ * look again: the wait goes on until the lock comes or the deadline passes.
+ * The word is tried once more after the deadline, so that a lock let go
+ * just then is taken rather than timed out. */
+int mms__writer_lock_timed(mms_store *s, int timeout_ms)
 {
     struct mms__lock *L = s->L;
     if (writing_in_thread(s))
         return mms__fail(MMS_EBUSY, "this thread already writes to the store through another "
                          "handle");
-    if (wait && mms__pinned_by_me(s))
+    if (timeout_ms != 0 && mms__pinned_by_me(s))
         return mms__fail(MMS_ETXN, "this thread is inside a read transaction on this store; "
                          "waiting for the writer lock could wait for ever");
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                       : mms__os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     /* A private lock file (read-only file system) has no one to exclude. */
     for (uint32_t o; !s->L_private && (o = writer_take(s)) != 0;) {
         if (o == mms__owner_id(s))
             return mms__fail(MMS_EBUSY, "this handle holds the writer lock already");
-        if (!wait)
+        if (timeout_ms == 0)
             return mms__fail(MMS_EBUSY, "another writer holds the store (pid %u)",
                              L->writer_pid);
-        /* Sleep until it lets go, waking now and then to see whether it
-         * is still alive. */
+        uint64_t now = mms__os_mono_ns();
+        if (now >= deadline)
+            return mms__fail(-ETIMEDOUT, "another writer held the store for the whole %d ms "
+                             "(pid %u)", timeout_ms, L->writer_pid);
+        uint64_t slice = deadline - now < WAIT_SLICE_NS ? deadline - now : WAIT_SLICE_NS;
         __atomic_add_fetch(&L->writer_waiters, 1, __ATOMIC_SEQ_CST);
         if (__atomic_load_n(&L->writer, __ATOMIC_SEQ_CST) == o)
-            mms__os_futex_wait(&L->writer, o, WAIT_SLICE_NS);
+            mms__os_futex_wait(&L->writer, o, (int64_t)slice);
         __atomic_sub_fetch(&L->writer_waiters, 1, __ATOMIC_SEQ_CST);
     }
     if (__atomic_load_n(&L->writer_active, __ATOMIC_ACQUIRE)) {
@@ -944,6 +959,11 @@ int mms__writer_lock(mms_store *s, bool wait)
     L->writer_pid = mms__os_pid();
     __atomic_store_n(&s->writer_tid, my_tid(), __ATOMIC_RELAXED); /* read by other threads */
     return 0;
+}
+
+int mms__writer_lock(mms_store *s, bool wait)
+{
+    return mms__writer_lock_timed(s, wait ? -1 : 0);
 }
 
 void mms__writer_unlock(mms_store *s)

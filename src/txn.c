@@ -108,9 +108,9 @@ static int diff_page(mms_store *s, uint32_t id, uint64_t off, const char *mine, 
 /* ------------------------------------------------------------------------
  * Begin, abort
  * ------------------------------------------------------------------------ */
-int mms__writer_enter(mms_store *s, bool wait)
+int mms__writer_enter_timed(mms_store *s, int timeout_ms)
 {
-    int r = mms__writer_lock(s, wait);
+    int r = mms__writer_lock_timed(s, timeout_ms);
     if (r)
         return r;
     r = mms__recover_live(s);
@@ -119,20 +119,36 @@ int mms__writer_enter(mms_store *s, bool wait)
     return r;
 }
 
+int mms__writer_enter(mms_store *s, bool wait)
+{
+    return mms__writer_enter_timed(s, wait ? -1 : 0);
+}
+
 int mms_txn_begin(mms_store *s, unsigned flags)
+{
+    return mms_txn_begin_timed(s, flags, (flags & MMS_TXN_NOWAIT) ? 0 : -1);
+}
+
+/* The timeout bounds the wait for the writer lock only: the recovery after
+ * a dead writer (mms__recover_live) may wait for readers, as it always
+ * has, and is not cut short half-way. */
+int mms_txn_begin_timed(mms_store *s, unsigned flags, int timeout_ms)
 {
     int r = mms__check_handle(s);
     if (r)
         return r;
     if (flags & ~MMS_TXN_NOWAIT)
         return mms__fail(MMS_EINVAL, "mms_txn_begin: unknown flags 0x%x", flags);
+    if ((flags & MMS_TXN_NOWAIT) && timeout_ms != 0)
+        return mms__fail(MMS_EINVAL, "mms_txn_begin_timed: MMS_TXN_NOWAIT is timeout 0, "
+                         "not %d ms", timeout_ms);
     if (s->flags & MMS_RDONLY)
         return mms__fail(MMS_ERDONLY, "the store is open read-only");
     if (s->state == MMS__ST_WRITE)
         return mms__fail(MMS_ETXN, "a write transaction is already active on this handle");
     if (s->state == MMS__ST_READ)
         return mms__fail(MMS_ETXN, "this handle is inside a read transaction");
-    r = mms__writer_enter(s, !(flags & MMS_TXN_NOWAIT));
+    r = mms__writer_enter_timed(s, timeout_ms);
     if (r)
         return r;
     r = mms__view_for_writer(s);

@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 
 #define MIB ((uint64_t)1 << 20)
 
@@ -726,6 +727,7 @@ TEST(fork_child_gets_efork)
         char msg[256];
         mms_ref x;
         FAILS(mms_txn_begin(s, 0), MMS_EFORK);
+        FAILS(mms_txn_begin_timed(s, 0, 10), MMS_EFORK);
         FAILS(mms_alloc_size(s, r, &sz), MMS_EFORK);
         FAILS(mms_info_get(s, &in), MMS_EFORK);
         FAILS(mms_verify(s, msg, sizeof msg), MMS_EFORK);
@@ -1205,6 +1207,134 @@ TEST(other_process_busy_and_readers_share)
     ASSERT_EQ(run_tool(args, out, sizeof out), 0);
     OK(mms_close(s));
     s = open_flags(p, 0);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+/* mms_txn_begin_timed against a writer in another process: bad arguments,
+ * timeout 0 as MMS_TXN_NOWAIT, a timeout that passes (signals do not end
+ * it early), a writer that commits within the timeout, and one killed in
+ * its commit while we wait (we get in, and recover its durable commit).
+ * Times are asserted only from below: a timeout is never cut short. */
+TEST(timed_begin_waits_for_another_process)
+{
+    const char *p = tpath("timed");
+    OK(mms_close(store_with_counter(p, 0)));
+    int to_child[2], to_parent[2];
+    ASSERT_EQ(pipe(to_child), 0);
+    ASSERT_EQ(pipe(to_parent), 0);
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        close(to_child[1]);
+        close(to_parent[0]);
+        /* Read at this process's first crash point: its second commit
+         * dies (SIGKILL) once its journal group is durable. */
+        setenv("MMS_CRASH", "commit.journal_synced:2", 1);
+        mms_store *c = open_flags(p, 0);
+        /* Hold the lock until told, then commit n = 2 (txn 2) a little
+         * later, while the parent waits. */
+        OK(mms_txn_begin(c, 0));
+        MMS_AT(c, struct counter, mms_root(c))->n = 2;
+        chan_send(to_parent[1]);
+        chan_recv(to_child[0]);
+        sleep_us(100000);
+        OK(mms_txn_commit(c));
+        /* Then hold it again and die in the commit of n = 3, before it
+         * is applied. */
+        chan_recv(to_child[0]);
+        OK(mms_txn_begin(c, 0));
+        MMS_AT(c, struct counter, mms_root(c))->n = 3;
+        chan_send(to_parent[1]);
+        chan_recv(to_child[0]);
+        sleep_us(100000);
+        int rc = mms_txn_commit(c);
+        fprintf(stderr, "the child's commit returned %d (%s)\n", rc, mms_errdetail());
+        _exit(3);
+    }
+    close(to_child[0]);
+    close(to_parent[1]);
+    chan_recv(to_parent[0]);
+    mms_store *w = open_flags(p, 0);
+    mms_store *r = open_flags(p, MMS_RDONLY);
+
+    /* Bad arguments, and a read-only handle. */
+    FAILS(mms_txn_begin_timed(NULL, 0, 10), MMS_EINVAL);
+    FAILS(mms_txn_begin_timed(w, 0x2, 10), MMS_EINVAL);
+    FAILS(mms_txn_begin_timed(w, MMS_TXN_NOWAIT, 10), MMS_EINVAL);
+    FAILS(mms_txn_begin_timed(w, MMS_TXN_NOWAIT, -1), MMS_EINVAL);
+    FAILS(mms_txn_begin_timed(r, 0, 10), MMS_ERDONLY);
+
+    /* Timeout 0 is MMS_TXN_NOWAIT: MMS_EBUSY at once, and no MMS_ETXN for
+     * this thread's read transaction on another handle (it does not wait
+     * for itself); any other timeout is refused then, at once. */
+    FAILS(mms_txn_begin_timed(w, 0, 0), MMS_EBUSY);
+    FAILS(mms_txn_begin_timed(w, MMS_TXN_NOWAIT, 0), MMS_EBUSY);
+    OK(mms_read_begin(r));
+    FAILS(mms_txn_begin_timed(w, 0, 0), MMS_EBUSY);
+    FAILS(mms_txn_begin(w, MMS_TXN_NOWAIT), MMS_EBUSY);
+    FAILS(mms_txn_begin_timed(w, 0, 60000), MMS_ETXN);
+    FAILS(mms_txn_begin_timed(w, 0, -1), MMS_ETXN);
+    OK(mms_read_end(r));
+
+    /* A timeout that passes: -ETIMEDOUT, not before the timeout, however
+     * often signals interrupt the wait; the handle is left as it was. */
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    ASSERT_EQ(sigaction(SIGALRM, &sa, &old_sa), 0);
+    struct itimerval every = {{0, 20000}, {0, 20000}}, off = {{0, 0}, {0, 0}};
+    alarms = 0;
+    ASSERT_EQ(setitimer(ITIMER_REAL, &every, NULL), 0);
+    double t0 = now_us();
+    FAILS(mms_txn_begin_timed(w, 0, 250), -ETIMEDOUT);
+    double waited = now_us() - t0;
+    ASSERT_EQ(setitimer(ITIMER_REAL, &off, NULL), 0);
+    ASSERT_EQ(sigaction(SIGALRM, &old_sa, NULL), 0);
+    ASSERT_GE(waited, 250000);
+    ASSERT_LT(0, alarms);
+    ASSERT(strstr(mms_errdetail(), "250 ms") != NULL);
+    FAILS(mms_txn_commit(w), MMS_ENOTXN);
+    mms_info in;
+    info_of(r, &in);
+    ASSERT_EQ(in.writer_pid, pid);
+
+    /* The writer commits while we wait: we get in and see its commit. */
+    chan_send(to_child[1]);
+    OK(mms_txn_begin_timed(w, 0, 60000));
+    ASSERT_EQ(MMS_AT(w, struct counter, mms_root(w))->n, 2);
+    ASSERT_EQ(mms_txn_id(w), 2);
+    OK(mms_txn_abort(w));
+
+    /* The writer is killed in its commit while we wait: we get in, and
+     * recovery replays its durable, unapplied commit. */
+    chan_send(to_child[1]);
+    chan_recv(to_parent[0]);
+    chan_send(to_child[1]);
+    OK(mms_txn_begin_timed(w, 0, 60000));
+    int st = wait_status(pid);
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+        FAILF("the writer child %s %d, not killed in its commit",
+              WIFEXITED(st) ? "exited with" : "died of signal",
+              WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    ASSERT_EQ(MMS_AT(w, struct counter, mms_root(w))->n, 3);
+    ASSERT_EQ(mms_txn_id(w), 3);
+    MMS_AT(w, struct counter, mms_root(w))->n = 4;
+    OK(mms_txn_commit(w));
+    verify_ok(w);
+    OK(mms_close(r));
+    OK(mms_close(w));
+    close(to_child[1]);
+    close(to_parent[0]);
+    mms_store *s = open_flags(p, 0);
+    ASSERT_EQ(MMS_AT(s, struct counter, mms_root(s))->n, 4);
     OK(mms_close(s));
     rmrf(p);
 }
@@ -1742,6 +1872,7 @@ int main(void)
     RUN(nosync_fast_scan_sees_every_write);
     RUN(open_twice_in_one_process);
     RUN(other_process_busy_and_readers_share);
+    RUN(timed_begin_waits_for_another_process);
     RUN(bad_open_arguments);
     RUN(bad_refs_and_pointers);
     RUN(reservation_full);
