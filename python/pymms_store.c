@@ -91,41 +91,41 @@ int pymms_need_write(pymms_store *st, const char *what)
 /* ------------------------------------------------------------------------
  * Transactions
  * ------------------------------------------------------------------------ */
-/* R6: mms_txn_begin, waiting for another writer, with Ctrl-C heard. The
- * C wait sleeps until the writer lets go and retries when a signal
- * interrupts it, so a notebook stuck behind another process's long
- * transaction could not be interrupted. This tries MMS_TXN_NOWAIT and, while
- * another writer holds the store, waits for its commit (mms_wait, woken by
- * the commit; slices of 1 ms after one, doubling to 100 ms) and runs the
- * signal handlers between tries.
- * The refusals the C wait makes at once (this thread is inside a
- * transaction on another handle of the store: waiting would wait for
- * itself) come from mms_txn_begin itself, which does not wait then.
- * Returns the C error, or 1 with the exception a handler raised. */
-static int writer_begin(pymms_store *st, unsigned flags)
+/* Seconds on the monotonic clock. */
+static double mono_s(void)
 {
-    int r, refused = 0;
-    unsigned long me = pymms_me();
-    for (pymms_store *o = all_stores; o; o = o->next)
-        refused |= o != st && o->s && st->ino && o->ino == st->ino && o->dev == st->dev &&
-                   o->state != PYMMS_IDLE && o->owner == me;
-    if (refused) {
-        PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, 0));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* R6: begin a write transaction, waiting for another writer until `until`
+ * (a time on mono_s(); negative: for ever), with Ctrl-C heard. A signal
+ * does not end the C wait, so it waits in slices: mms_txn_begin_timed for
+ * at most 100 ms (asleep on the lock's futex, woken when the other writer
+ * lets go), then the signal handlers, then again. flags MMS_TXN_NOWAIT:
+ * one try, MMS_EBUSY if another writer holds the store. The C call makes
+ * its refusals at once (this thread is inside a transaction on another
+ * handle of the store: waiting would wait for itself), whatever the slice.
+ * Returns the C error (-ETIMEDOUT once until has passed), or 1 with the
+ * exception a handler raised. */
+static int writer_begin(pymms_store *st, unsigned flags, double until)
+{
+    int r;
+    if (flags & MMS_TXN_NOWAIT) {
+        PYMMS_BLOCKING(st, r = mms_txn_begin_timed(st->s, MMS_TXN_NOWAIT, 0));
         return r;
     }
-    uint64_t seen = mms_txn_id(st->s);
-    for (int slice = 1;;) {
-        PYMMS_BLOCKING(st, r = mms_txn_begin(st->s, MMS_TXN_NOWAIT));
-        if (r != MMS_EBUSY || (flags & MMS_TXN_NOWAIT))
+    for (;;) {
+        int slice = 100;
+        if (until >= 0) {
+            double rest = until - mono_s();
+            slice = rest >= 0.1 ? 100 : rest > 0 ? (int)(rest * 1000) + 1 : 1;
+        }
+        PYMMS_BLOCKING(st, r = mms_txn_begin_timed(st->s, 0, slice));
+        if (r != -ETIMEDOUT || (until >= 0 && mono_s() >= until))
             return r;
-        uint64_t now = seen;
-        PYMMS_BLOCKING(st, r = mms_wait(st->s, seen, slice, &now));
-        if (r != 0 && r != -ETIMEDOUT)
-            return r;
-        /* A commit is published before its writer lets go of the lock:
-         * try again soon after one, then less and less often. */
-        slice = r == 0 ? 1 : slice < 50 ? slice * 2 : 100;
-        seen = now > seen ? now : seen;
+        unsigned long me = pymms_me();
         st->busy = me; /* R1: other threads stay out while a handler runs */
         int sig = PyErr_CheckSignals();
         st->busy = 0;
@@ -136,30 +136,30 @@ static int writer_begin(pymms_store *st, unsigned flags)
 
 /* R5: writable views outlived a write transaction, so stores through them
  * may sit in private pages; drop every private page before a transaction
- * begins. The count is read before the discard: if no writable view is
- * left then, none can store after it, and the taint ends. */
-static int discard_stray(pymms_store *st)
+ * begins (waiting for the writer lock as writer_begin does). The count is
+ * read before the discard: if no writable view is left then, none can
+ * store after it, and the taint ends. Returns writer_begin's result; the
+ * C error is not raised. */
+static int discard_stray(pymms_store *st, unsigned flags, double until)
 {
     Py_ssize_t left = st->nwviews;
-    int r = writer_begin(st, 0);
+    int r = writer_begin(st, flags, until);
     if (!r)
         PYMMS_BLOCKING(st, r = mms_txn_abort(st->s));
+    if (!r && left == 0)
+        st->tainted = 0;
+    return r;
+}
+
+static int read_begin(pymms_store *st)
+{
+    int r = st->tainted ? discard_stray(st, 0, -1) : 0;
     if (r) {
         if (r != 1)
             pymms_raise(r, "discarding stores made through writable arrays after their "
                            "transaction");
         return -1;
     }
-    if (left == 0)
-        st->tainted = 0;
-    return 0;
-}
-
-static int read_begin(pymms_store *st)
-{
-    if (st->tainted && discard_stray(st) < 0)
-        return -1;
-    int r;
     PYMMS_BLOCKING(st, r = mms_read_begin(st->s));
     if (r) {
         pymms_raise(r, "read transaction");
@@ -217,14 +217,25 @@ int pymms_scope_exit(pymms_store *st, int own, int rc)
     return read_end(st) < 0 ? -1 : rc;
 }
 
-static int write_begin(pymms_store *st, unsigned flags)
+/* timeout: seconds to wait for another writer (negative: for ever). */
+static int write_begin(pymms_store *st, unsigned flags, double timeout)
 {
-    if (st->tainted && discard_stray(st) < 0)
+    double until = timeout < 0 ? -1 : mono_s() + timeout;
+    const char *what = "discarding stores made through writable arrays after their "
+                       "transaction";
+    int r = st->tainted ? discard_stray(st, flags, until) : 0;
+    if (!r) {
+        what = "write transaction";
+        r = writer_begin(st, flags, until);
+    }
+    if (r == -ETIMEDOUT) {
+        pymms_raise_msg(-ETIMEDOUT, "%s: another writer held the store for the whole "
+                                    "timeout of %g s", what, timeout);
         return -1;
-    int r = writer_begin(st, flags);
+    }
     if (r) {
         if (r != 1)
-            pymms_raise(r, "write transaction");
+            pymms_raise(r, what);
         return -1;
     }
     st->state = PYMMS_WRITE;
@@ -333,6 +344,7 @@ typedef struct {
     pymms_store *store;
     int write;
     unsigned flags;
+    double timeout;  /* write: seconds to wait for another writer, < 0 for ever */
     uint64_t serial; /* the write transaction this object began */
     int active;
 } pymms_txn;
@@ -356,7 +368,7 @@ static PyObject *txn_enter(pymms_txn *x, PyObject *unused)
     if (st->state != PYMMS_IDLE)
         return pymms_raise_msg(MMS_ETXN, "the Store is already inside %s transaction",
                                state_name[st->state]);
-    if (x->write ? write_begin(st, x->flags) : read_begin(st))
+    if (x->write ? write_begin(st, x->flags, x->timeout) : read_begin(st))
         return NULL;
     x->serial = st->serial;
     x->active = 1;
@@ -410,7 +422,7 @@ static PyTypeObject pymms_txn_type = {
     .tp_methods = txn_methods,
 };
 
-static PyObject *txn_new(pymms_store *st, int write, unsigned flags)
+static PyObject *txn_new(pymms_store *st, int write, unsigned flags, double timeout)
 {
     if (PyType_Ready(&pymms_txn_type) < 0)
         return NULL;
@@ -420,6 +432,7 @@ static PyObject *txn_new(pymms_store *st, int write, unsigned flags)
     x->store = (pymms_store *)Py_NewRef((PyObject *)st);
     x->write = write;
     x->flags = flags;
+    x->timeout = timeout;
     x->serial = 0;
     x->active = 0;
     return (PyObject *)x;
@@ -438,27 +451,55 @@ static PyObject *store_read(pymms_store *st, PyObject *unused)
     (void)unused;
     if (pymms_check(st) < 0)
         return NULL;
-    return txn_new(st, 0, 0);
+    return txn_new(st, 0, 0, -1);
 }
 
 PyDoc_STRVAR(write_doc,
-"write(nowait=False) -> context manager: a write transaction.\n\n"
+"write(nowait=False, timeout=None) -> context manager: a write transaction.\n\n"
 "It commits when the block ends normally (atomic, and durable unless nosync)\n"
 "and aborts when it ends with an exception. A KeyboardInterrupt out of the\n"
 "block has .committed: False if it came inside (aborted), True if it came\n"
 "while the commit ran (which it does not stop). One writer at a time per store:\n"
 "this waits for another writer (with the GIL released; Ctrl-C interrupts\n"
-"it), or raises BusyError with nowait=True.");
+"it) -- for ever, or at most timeout seconds (a float), then raises\n"
+"TimeoutError -- or raises BusyError with nowait=True (which is timeout=0).");
+
+/* A timeout argument: None (-1, for ever) or seconds >= 0; what names the
+ * call in the error. */
+static int timeout_arg(PyObject *timeout, const char *what, double *out)
+{
+    *out = -1;
+    if (timeout == Py_None)
+        return 0;
+    double left = PyFloat_AsDouble(timeout);
+    if (left == -1 && PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_OverflowError))
+        return -1;
+    if (!(left >= 0) || PyErr_Occurred()) { /* an int past a double's range too */
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s: timeout must be None or a number of seconds "
+                     ">= 0, not %.100R", what, timeout);
+        return -1;
+    }
+    *out = left;
+    return 0;
+}
 
 static PyObject *store_write(pymms_store *st, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"nowait", NULL};
+    static char *kwlist[] = {"nowait", "timeout", NULL};
     int nowait = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:write", kwlist, &nowait))
+    PyObject *timeout = Py_None;
+    double secs;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|pO:write", kwlist, &nowait, &timeout) ||
+        timeout_arg(timeout, "write", &secs) < 0)
         return NULL;
+    if (nowait && secs > 0) {
+        PyErr_Format(PyExc_ValueError, "write: nowait=True is timeout=0, not %.100R", timeout);
+        return NULL;
+    }
     if (pymms_check(st) < 0)
         return NULL;
-    return txn_new(st, 1, nowait ? MMS_TXN_NOWAIT : 0);
+    return txn_new(st, 1, nowait || secs == 0 ? MMS_TXN_NOWAIT : 0, secs);
 }
 
 /* ------------------------------------------------------------------------
@@ -834,14 +875,6 @@ PyDoc_STRVAR(wait_doc,
 "timeout in seconds; TimeoutError when it passes. The GIL is released;\n"
 "Ctrl-C interrupts it. Not inside a transaction.");
 
-/* Seconds on the monotonic clock. */
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static PyObject *store_wait(pymms_store *st, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"txn", "timeout", NULL};
@@ -851,18 +884,9 @@ static PyObject *store_wait(pymms_store *st, PyObject *args, PyObject *kw)
     unsigned long long txn;
     if (pymms_int_arg(txnobj, "wait: txn", 0, UINT64_MAX, &txn) < 0)
         return NULL;
-    double left = -1;
-    if (timeout != Py_None) {
-        left = PyFloat_AsDouble(timeout);
-        if (left == -1 && PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_OverflowError))
-            return NULL;
-        if (!(left >= 0) || PyErr_Occurred()) { /* an int past a double's range too */
-            PyErr_Clear();
-            PyErr_Format(PyExc_ValueError, "wait: timeout must be None or a number of seconds "
-                         ">= 0, not %.100R", timeout);
-            return NULL;
-        }
-    }
+    double left;
+    if (timeout_arg(timeout, "wait", &left) < 0)
+        return NULL;
     if (pymms_check(st) < 0)
         return NULL;
     if (st->state != PYMMS_IDLE)
