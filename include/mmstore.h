@@ -507,14 +507,16 @@ int mms_txn_begin(mms_store *s, unsigned flags);
  * (MMS_TXN_NOWAIT: MMS_EBUSY at once, and no MMS_ETXN for a read
  * transaction on another handle, since it cannot wait for itself); a
  * positive timeout waits until the lock comes or the timeout has passed,
- * then fails with -ETIMEDOUT (never sooner: it is measured on the
- * monotonic clock and the lock is tried once more at the end). Every rule
- * of mms_txn_begin holds, the refusals above included, which come at once.
- * The timeout bounds the wait for the lock; recovery after a dead writer
- * then runs to its end (it may wait for readers inside, see "Read
- * transactions"). A signal interrupts neither: wait in short slices (say
- * 100 ms) and look at your flags between them, as the Python binding does
- * for Ctrl-C. flags: 0, or MMS_TXN_NOWAIT with timeout_ms 0.
+ * then fails with -ETIMEDOUT, the handle left outside any transaction (never
+ * sooner: it is measured on the monotonic clock, and the lock is tried
+ * once more at the end). The wait is the same futex sleep, no polling, and
+ * the lock as unfair to it as to any waiter. Every rule of mms_txn_begin
+ * holds, its refusals included, which come at once. The timeout bounds
+ * the wait for the lock; recovery after a dead writer then runs to its end
+ * (it may wait for readers inside, see "Read transactions"). A signal does
+ * not end the wait early either: to stay responsive, wait in short slices
+ * (say 100 ms) and look at your flags between them, as the Python binding
+ * does for Ctrl-C. flags: 0, or MMS_TXN_NOWAIT with timeout_ms 0.
  * Errors: those of mms_txn_begin; -ETIMEDOUT; MMS_EINVAL (unknown flags, or
  * MMS_TXN_NOWAIT with a timeout other than 0). */
 int mms_txn_begin_timed(mms_store *s, unsigned flags, int timeout_ms);
