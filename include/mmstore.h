@@ -1041,6 +1041,9 @@ typedef struct mms_compact_stats {
  * store that stays open, copy it (mms_copy) and switch to the copy. While
  * it runs, other processes that open the store wait for it.
  *
+ * A pointer to a record that left a table (its file was cut) stays a
+ * readable address; it shows zeros.
+ *
  * Crash-safe at any point: a crash leaves the last committed state, with
  * more or less space given back (the first step is an ordinary commit;
  * files are only punched and cut after a checkpoint made it durable).
@@ -1352,7 +1355,10 @@ typedef struct mms_table mms_table;
  *   (i8->i16->i32->i64, u8->u16->u32->u64, unsigned to a wider signed,
  *   f32->f64, 8- to 32-bit integers to f64) and char arrays lengthened.
  *   Indices and refs do not change; pointers into the table stay valid
- *   addresses but see the new layout. A change that could lose data
+ *   addresses but see the new layout, and zeros past the table's new end
+ *   (in this handle at once, in others from their next transaction: reads
+ *   there never fault).
+ *   A change that could lose data
  *   (narrowing, another kind, another REF target) is refused with
  *   MMS_ESCHEMA and mms_errdetail() lists the differences; the table is
  *   untouched. So is lengthening an indexed chars field past an index
@@ -1561,7 +1567,12 @@ int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n);
  * handles fail MMS_ENOENT). Other processes' handles of it find it gone
  * from their next transaction (count 0, appends MMS_ENOENT), also when a
  * new table took its region; one given its name is found again by name
- * (mms_table_find, mms_table_open). Errors: MMS_ENOTXN, MMS_EINVAL (a bad name),
+ * (mms_table_find, mms_table_open). Pointers into its records stay
+ * readable addresses until mms_close, in every handle: they show zeros
+ * once the handle has followed the drop (another handle's, at its next
+ * transaction), and a new table's records once one takes the region (a
+ * handle keeps the address range of a dropped region for the next one of
+ * its id). Errors: MMS_ENOTXN, MMS_EINVAL (a bad name),
  * MMS_ENOENT, MMS_EREFERENCED, -ENOMEM. */
 int mms_table_drop(mms_store *s, const char *name);
 

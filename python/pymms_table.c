@@ -364,7 +364,10 @@ PyDoc_STRVAR(array_doc,
 "(deleted ones included: see live()), over the mapped file, no copy.\n"
 "Read-only, and it cannot be made writable. writable=True (in a write\n"
 "transaction) makes plain numpy stores part of the transaction; see\n"
-"help(mmstore) for how long each stays valid.\n"
+"help(mmstore) for how long each stays valid. After another process migrates\n"
+"the table to smaller records or drops it, an array taken before shows, from\n"
+"the next transaction on, the table's bytes now and zeros past them (never a\n"
+"crash): take a new one.\n"
 HUGE_DOC);
 
 static PyObject *table_array(pymms_table *tb, PyObject *args, PyObject *kw)
