@@ -1528,7 +1528,9 @@ int mms_table_delete(mms_table *t, uint64_t i);
 int mms_table_null_set(mms_table *t, uint64_t i, uint32_t field, int null);
 
 /* 1 if record i's field is missing, 0 if not (or i is not a live record),
- * MMS_EINVAL for a field that does not exist. */
+ * MMS_EINVAL for a field that does not exist (or t NULL), MMS_ENOENT for a
+ * table that is gone (dropped, or its creation aborted), as the other
+ * table calls. */
 int mms_table_null(const mms_table *t, uint64_t i, uint32_t field);
 
 /* For scans: the field's bitmap, bit i set = missing; slots at or past

@@ -1085,9 +1085,12 @@ int mms_table_null_set(mms_table *t, uint64_t i, uint32_t field, int null)
 
 int mms_table_null(const mms_table *t, uint64_t i, uint32_t field)
 {
-    const struct mms__tabent *e = t ? ent(t) : NULL;
+    if (!t)
+        return mms__fail(MMS_EINVAL, "table is NULL");
+    const struct mms__tabent *e = ent(t);
     if (!e)
-        return mms__fail(MMS_EINVAL, "mms_table_null: no such table");
+        return mms__fail(MMS_ENOENT, "table %s is gone (dropped, or its creation was aborted)",
+                         t->name);
     if (field >= e->nfields)
         return mms__fail(MMS_EINVAL, "table %s has %u fields; there is no field %u", t->name,
                          e->nfields, field);

@@ -13,6 +13,8 @@
  *               mms_compact cuts the table's file, when the handle
  *               migrates the table to smaller records and when it drops
  *               it; cycles of that do not add mappings.
+ *  4. gone      A dropped table's handle: mms_table_null fails as the
+ *               other calls do.
  *
  * The random model of records and strings is test_table_model's; schema
  * evolution, test_table_migrate's.
@@ -860,6 +862,27 @@ TEST(test_own_pointers)
     rmrf(path);
 }
 
+/* The handle of a dropped table fails every call as a gone table's:
+ * mms_table_null said MMS_EINVAL where the others say MMS_ENOENT. */
+TEST(test_gone_null)
+{
+    const char *path = tpath("table-gone");
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *t = wide_table(s);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_drop(s, "w"));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    int gone = mms_table_delete(t, 0);
+    ASSERT_EQ(gone, MMS_ENOENT);
+    FAILS(mms_table_null_set(t, 0, 0, 1), gone);
+    OK(mms_txn_abort(s));
+    FAILS(mms_table_null(t, 0, 0), gone);
+    FAILS(mms_table_null(NULL, 0, 0), MMS_EINVAL);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_table_unit");
@@ -869,5 +892,6 @@ int main(void)
     RUN(test_index_huge);
     RUN(test_advise);
     RUN(test_own_pointers);
+    RUN(test_gone_null);
     return table_test_end();
 }
