@@ -705,7 +705,9 @@ const uint64_t *mms_table_deleted(const mms_table *t, uint64_t *nbits)
 
 mms_ref mms_table_ref(const mms_table *t, uint64_t i)
 {
-    return t ? MMS_REF_MAKE(t->region, i) : MMS_REF_NULL;
+    /* An index a ref's slot cannot hold is no record's: masked, it named
+     * another record. */
+    return t && i <= MMS_SLOT_MASK ? MMS_REF_MAKE(t->region, i) : MMS_REF_NULL;
 }
 
 /* Grow the table's array to n slots (fresh space past the committed size

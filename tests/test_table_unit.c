@@ -14,7 +14,8 @@
  *               migrates the table to smaller records and when it drops
  *               it; cycles of that do not add mappings.
  *  4. gone      A dropped table's handle: mms_table_null fails as the
- *               other calls do.
+ *               other calls do. ref_slot: mms_table_ref of an index no
+ *               ref can hold is MMS_REF_NULL.
  *
  * The random model of records and strings is test_table_model's; schema
  * evolution, test_table_migrate's.
@@ -883,6 +884,22 @@ TEST(test_gone_null)
     rmrf(path);
 }
 
+/* An index past the 48 bits of a ref's slot is no record's ref: it was
+ * masked (2^48 gave record 0's ref). */
+TEST(test_ref_slot)
+{
+    const char *path = tpath("table-refslot");
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *t = wide_table(s);
+    ASSERT_EQ(mms_table_ref(t, 5), MMS_REF_MAKE(table_region(t), 5));
+    ASSERT_EQ(mms_table_ref(t, MMS_SLOT_MASK), MMS_REF_MAKE(table_region(t), MMS_SLOT_MASK));
+    ASSERT_EQ(mms_table_ref(t, MMS_SLOT_MASK + 1), MMS_REF_NULL);
+    ASSERT_EQ(mms_table_ref(t, UINT64_MAX), MMS_REF_NULL);
+    ASSERT_EQ(mms_table_ref(NULL, 0), MMS_REF_NULL);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_table_unit");
@@ -893,5 +910,6 @@ int main(void)
     RUN(test_advise);
     RUN(test_own_pointers);
     RUN(test_gone_null);
+    RUN(test_ref_slot);
     return table_test_end();
 }
