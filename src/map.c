@@ -10,7 +10,9 @@
  *
  * Each region gets an address range reserved at open (PROT_NONE); its file
  * is mapped at the start of that range with MAP_FIXED and grows in place, so
- * a pointer into a region stays valid for the life of the handle. Where the
+ * a pointer into a region stays valid for the life of the handle -- and
+ * readable when the mapping gets shorter or the region goes ("Retired
+ * ranges": zeros, not PROT_NONE). Where the
  * range is, the kernel decides -- except in fixed-address mode (MMS_FIXED),
  * where it is the store's recorded layout (struct mms__fixed), taken with
  * MAP_FIXED_NOREPLACE: exactly there, or MMS_EADDR; never over a mapping
