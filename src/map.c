@@ -564,9 +564,11 @@ static bool retired_adopt(mms_store *s, uint32_t id, uint64_t fsize, char **base
     struct mms__region *g = &s->reg[id];
     if (!g->retired)
         return false;
-    bool fits = s->fixed.base ? (uint64_t)(uintptr_t)g->retired == mms__fixed_addr(&s->fixed, id) &&
-                                    fsize <= g->retired_reserve
-                              : reserve_len(s, id, fsize) <= g->retired_reserve;
+    /* In fixed-address mode the region's range is its own, where it was. */
+    uint64_t at = (uint64_t)(uintptr_t)g->retired;
+    bool fits = (s->flags & MMS_FIXED) ? at == mms__fixed_addr(&s->fixed, id) &&
+                                             fsize <= g->retired_reserve
+                                       : reserve_len(s, id, fsize) <= g->retired_reserve;
     if (fits) {
         *base = g->retired;
         *reserve = g->retired_reserve;
