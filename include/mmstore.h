@@ -1067,6 +1067,9 @@ typedef struct mms_compact_stats {
  * store that stays open, copy it (mms_copy) and switch to the copy. While
  * it runs, other processes that open the store wait for it.
  *
+ * A pointer to a record that left a table (its file was cut) stays a
+ * readable address; it shows zeros.
+ *
  * Crash-safe at any point: a crash leaves the last committed state, with
  * more or less space given back (the first step is an ordinary commit;
  * files are only punched and cut after a checkpoint made it durable).
@@ -1378,7 +1381,10 @@ typedef struct mms_table mms_table;
  *   (i8->i16->i32->i64, u8->u16->u32->u64, unsigned to a wider signed,
  *   f32->f64, 8- to 32-bit integers to f64) and char arrays lengthened.
  *   Indices and refs do not change; pointers into the table stay valid
- *   addresses but see the new layout. A change that could lose data
+ *   addresses but see the new layout, and zeros past the table's new end
+ *   (in this handle at once, in others from their next transaction: reads
+ *   there never fault).
+ *   A change that could lose data
  *   (narrowing, another kind, another REF target) is refused with
  *   MMS_ESCHEMA and mms_errdetail() lists the differences; the table is
  *   untouched. So is lengthening an indexed chars field past an index
@@ -1488,7 +1494,8 @@ int mms_advise(const void *p, uint64_t len, unsigned advice);
  *             live++; */
 const uint64_t *mms_table_deleted(const mms_table *t, uint64_t *nbits);
 
-/* The ref of record i. */
+/* The ref of record i; MMS_REF_NULL if t is NULL or i is past what a ref
+ * can hold (MMS_SLOT_MASK), never the ref of another record. */
 mms_ref mms_table_ref(const mms_table *t, uint64_t i);
 
 /* What a record's ref, string and blob fields may hold, and when it is
@@ -1548,7 +1555,9 @@ int mms_table_delete(mms_table *t, uint64_t i);
 int mms_table_null_set(mms_table *t, uint64_t i, uint32_t field, int null);
 
 /* 1 if record i's field is missing, 0 if not (or i is not a live record),
- * MMS_EINVAL for a field that does not exist. */
+ * MMS_EINVAL for a field that does not exist (or t NULL), MMS_ENOENT for a
+ * table that is gone (dropped, or its creation aborted), as the other
+ * table calls. */
 int mms_table_null(const mms_table *t, uint64_t i, uint32_t field);
 
 /* For scans: the field's bitmap, bit i set = missing; slots at or past
@@ -1587,7 +1596,12 @@ int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n);
  * handles fail MMS_ENOENT). Other processes' handles of it find it gone
  * from their next transaction (count 0, appends MMS_ENOENT), also when a
  * new table took its region; one given its name is found again by name
- * (mms_table_find, mms_table_open). Errors: MMS_ENOTXN, MMS_EINVAL (a bad name),
+ * (mms_table_find, mms_table_open). Pointers into its records stay
+ * readable addresses until mms_close, in every handle: they show zeros
+ * once the handle has followed the drop (another handle's, at its next
+ * transaction), and a new table's records once one takes the region (a
+ * handle keeps the address range of a dropped region for the next one of
+ * its id). Errors: MMS_ENOTXN, MMS_EINVAL (a bad name),
  * MMS_ENOENT, MMS_EREFERENCED, -ENOMEM. */
 int mms_table_drop(mms_store *s, const char *name);
 

@@ -58,6 +58,34 @@ static void table_dealloc(pymms_table *tb)
     Py_TYPE(tb)->tp_free((PyObject *)tb);
 }
 
+/* tb->name from the C handle, which takes a table's new name when a
+ * transaction finds it renamed (by another handle: mms_table_rename). Not
+ * while another thread is inside a call on the Store (R1: that call may be
+ * the one renaming it), nor inside a call or a conversion of its arguments
+ * (R1: that call may hold tb->name), nor once the handle is closed: the
+ * last name stays. */
+static void name_sync(pymms_table *tb)
+{
+    pymms_store *st = tb->store;
+    if (!st || st->closed || !st->s || tb->dead || st->calls || st->converting ||
+        (st->busy && st->busy != pymms_me()))
+        return;
+    const char *now = mms_table_name(tb->t);
+    if (!now)
+        return;
+    const char *had = PyUnicode_AsUTF8(tb->name); /* cached in the str */
+    if (had && strcmp(now, had) == 0)
+        return;
+    PyErr_Clear(); /* a name from before the name rule may be no UTF-8 */
+    PyObject *name = pymms_str_of(now);
+    if (!name || PyUnicode_Compare(name, tb->name) == 0) {
+        Py_XDECREF(name);
+        PyErr_Clear(); /* no memory: the old name stays, better than none */
+        return;
+    }
+    Py_SETREF(tb->name, name);
+}
+
 /* R1, closed store, aborted creation. */
 int pymms_table_check(pymms_table *tb)
 {
@@ -72,6 +100,7 @@ int pymms_table_check(pymms_table *tb)
                         PyUnicode_AsUTF8(tb->name));
         return -1;
     }
+    name_sync(tb);
     return 0;
 }
 
@@ -364,7 +393,10 @@ PyDoc_STRVAR(array_doc,
 "(deleted ones included: see live()), over the mapped file, no copy.\n"
 "Read-only, and it cannot be made writable. writable=True (in a write\n"
 "transaction) makes plain numpy stores part of the transaction; see\n"
-"help(mmstore) for how long each stays valid.\n"
+"help(mmstore) for how long each stays valid. After another process migrates\n"
+"the table to smaller records or drops it, an array taken before shows, from\n"
+"the next transaction on, the table's bytes now and zeros past them (never a\n"
+"crash): take a new one.\n"
 HUGE_DOC);
 
 static PyObject *table_array(pymms_table *tb, PyObject *args, PyObject *kw)
@@ -709,6 +741,7 @@ out:
 static PyObject *table_get_name(pymms_table *tb, void *unused)
 {
     (void)unused;
+    name_sync(tb);
     return Py_NewRef(tb->name);
 }
 
@@ -755,6 +788,7 @@ static PyObject *table_get_rs(pymms_table *tb, void *u) { (void)u; return schema
 
 static PyObject *table_repr(pymms_table *tb)
 {
+    name_sync(tb);
     if (!tb->store || tb->store->closed || !tb->store->s || tb->dead ||
         (tb->store->busy && tb->store->busy != pymms_me()))
         return PyUnicode_FromFormat("<mmstore.Table %R>", tb->name);
@@ -984,7 +1018,8 @@ static PyMethodDef table_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef table_getset[] = {
-    {"name", (getter)table_get_name, NULL, "the table's name", NULL},
+    {"name", (getter)table_get_name, NULL,
+     "the table's name: its new one once a transaction saw it renamed", NULL},
     {"store", (getter)table_get_store, NULL, "the Store it belongs to", NULL},
     {"dtype", (getter)table_get_dtype, NULL,
      "numpy structured dtype of a record (explicit offsets, itemsize = record size)", NULL},

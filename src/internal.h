@@ -580,6 +580,9 @@ int mms__os_remap(char *old, uint64_t oldlen, uint64_t newlen, char **out);
 int mms__os_unmap(void *addr, uint64_t len);
 /* Give back len bytes at addr to the reservation (PROT_NONE, no file). */
 int mms__os_unmap_to_reserve(void *addr, uint64_t len);
+/* Map len bytes of zeros at addr, read-only, in place of what was there
+ * (no file; the kernel's zero page, no memory): map.c, "Retired ranges". */
+int mms__os_zeros_at(void *addr, uint64_t len);
 int mms__os_protect(void *addr, uint64_t len, bool writable);
 /* Memory protection keys (x86 pku; elsewhere they fail: -ENOSYS, -ENOSPC,
  * -EINVAL). Rights are the calling thread's (PKRU), PKEY_DISABLE_* bits. */
@@ -689,6 +692,13 @@ struct mms__region {
     uint64_t wp_reg_words, wp_reg_seq; /* its size; the mapseq it is valid for */
     uint32_t fast_off, fast_gap; /* view.c: scans left without MMS__SCAN_WRITTEN_FAST,
                                     and how many the next miss costs */
+    uint64_t readable;  /* [0, readable) reads without a fault: the file's
+                           mapping, then zeros (map.c, "Retired ranges") */
+    /* The reservation of this id's region after the region went (dropped),
+     * its old range mapped as zeros, until a region of this id takes it
+     * again or the handle closes (map.c, "Retired ranges"); NULL: none. */
+    char *retired;
+    uint64_t retired_reserve, retired_lead, retired_readable;
 };
 
 /*

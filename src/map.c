@@ -10,7 +10,9 @@
  *
  * Each region gets an address range reserved at open (PROT_NONE); its file
  * is mapped at the start of that range with MAP_FIXED and grows in place, so
- * a pointer into a region stays valid for the life of the handle. Where the
+ * a pointer into a region stays valid for the life of the handle -- and
+ * readable when the mapping gets shorter or the region goes ("Retired
+ * ranges": zeros, not PROT_NONE). Where the
  * range is, the kernel decides -- except in fixed-address mode (MMS_FIXED),
  * where it is the store's recorded layout (struct mms__fixed), taken with
  * MAP_FIXED_NOREPLACE: exactly there, or MMS_EADDR; never over a mapping
@@ -242,6 +244,7 @@ static int map_file(mms_store *s, uint32_t id, uint64_t fsize, bool kept)
     bool w = view_writable(s);
     int r;
     g->mapped = fsize;
+    g->readable = g->readable > fsize ? g->readable : fsize;
     g->mapseq = ++s->mapseq; /* pages protected in the old mapping are gone */
     if (s->flags & MMS_RDONLY) {
         g->priv = 0;
@@ -504,6 +507,81 @@ static int early0_adopt(mms_store *s, uint64_t fsize, char **base, uint64_t *res
     return had > fsize ? mms__os_unmap_to_reserve(*base + fsize, had - fsize) : 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Retired ranges
+ *
+ * A pointer into a region stays a readable address for the life of the
+ * handle (mmstore.h: mms_deref(), mms_table_array() "valid until
+ * mms_close"), and a numpy array over a table may outlive every
+ * transaction (DESIGN 6b: it never crashes the interpreter). Yet a
+ * region's mapping can get shorter under them: another handle (any
+ * process) migrates a table to smaller records or drops it, and this
+ * handle maps the new file, or none, at its next transaction; a
+ * compaction or a trim cuts a file. Nothing tells the library which
+ * pointers users still hold, so no range a region ever mapped goes back
+ * to PROT_NONE (a read there was a SIGSEGV) while the handle is open:
+ *
+ *   Z1. A range that leaves a region's mapping (past the new length of a
+ *       replaced or cut file) is mapped read-only to zeros instead: the
+ *       kernel's zero page, no file, no memory. Reads see zeros; a store
+ *       faults, as one past the mapping did. g->readable is how far the
+ *       range ever was mapped; each time the file's mapping gets shorter,
+ *       all of [new end, readable) is mapped to zeros in one call, over
+ *       the zeros of earlier times (the kernel does not always merge
+ *       adjacent ones), and growth maps the file over them (MAP_FIXED):
+ *       so the zeros past a region's file are one mapping, however often
+ *       it is migrated.
+ *   Z2. A region that goes (a dropped table or index) keeps its
+ *       reservation, its old range zeros (g->retired). The next region of
+ *       that id (a create takes the lowest free id) is mapped in it:
+ *       pointers of the old one then show the new one's bytes. A handle
+ *       holds at most one reservation per region id, as it would with the
+ *       region still there, and gives them all back at mms_close -- or one
+ *       for a larger file than it can hold (a region of more than half the
+ *       reservation, 32 GiB by default), which is then reserved anew.
+ *
+ * So what an old pointer shows is the region's bytes now: the records of
+ * a migrated table in their new layout, zeros past them, zeros for a
+ * dropped table, a new table's records once one took the region.
+ * ------------------------------------------------------------------------ */
+/* Z1: [from, readable) of region id's range, zeros. */
+static void retire(mms_store *s, uint32_t id, uint64_t from)
+{
+    const struct mms__region *g = &s->reg[id];
+    char *at = s->view.base[id] + from;
+    uint64_t len = g->readable > from ? g->readable - from : 0;
+    /* Best effort, never an error: a failure leaves the range PROT_NONE,
+     * what it was before this rule. */
+    if (len && mms__os_zeros_at(at, len))
+        mms__os_unmap_to_reserve(at, len);
+}
+
+/* Z2: region id's retired reservation, if it can hold a file of fsize
+ * bytes; else it goes back and the caller reserves as for a new region. */
+static bool retired_adopt(mms_store *s, uint32_t id, uint64_t fsize, char **base,
+                          uint64_t *reserve, uint64_t *lead)
+{
+    struct mms__region *g = &s->reg[id];
+    if (!g->retired)
+        return false;
+    /* In fixed-address mode the region's range is its own, where it was. */
+    uint64_t at = (uint64_t)(uintptr_t)g->retired;
+    bool fits = (s->flags & MMS_FIXED) ? at == mms__fixed_addr(&s->fixed, id) &&
+                                             fsize <= g->retired_reserve
+                                       : reserve_len(s, id, fsize) <= g->retired_reserve;
+    if (fits) {
+        *base = g->retired;
+        *reserve = g->retired_reserve;
+        *lead = g->retired_lead;
+        g->readable = g->retired_readable; /* the zeros are there */
+    } else {
+        mms__os_unmap(g->retired - g->retired_lead, g->retired_lead + g->retired_reserve);
+    }
+    g->retired = NULL;
+    g->retired_reserve = g->retired_lead = g->retired_readable = 0;
+    return fits;
+}
+
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed,
                     uint64_t fsize)
 {
@@ -520,7 +598,7 @@ int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t co
     int r = file_size(fd, id, committed, &fsize);
     if (!r && id == 0 && s->early0)
         r = early0_adopt(s, fsize, &base, &reserve, &lead, &kept);
-    else if (!r)
+    else if (!r && !retired_adopt(s, id, fsize, &base, &reserve, &lead))
         r = (s->flags & MMS_FIXED) ? reserve_fixed(s, id, fsize, &base, &reserve)
                                    : reserve_any(s, id, fsize, &base, &reserve, &lead);
     if (r)
@@ -582,9 +660,10 @@ int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t c
         mms__os_close(fd);
         return r;
     }
-    /* The old file leaves the reservation (which stays, so pointers into
-     * the region stay valid addresses); the new one takes its place. */
-    mms__os_unmap_to_reserve(s->view.base[id], g->mapped);
+    /* The new file takes the old one's place; what the old mapped past
+     * the new one's length reads as zeros (Z1, "Retired ranges"). */
+    if (g->mapped > fsize)
+        retire(s, id, fsize);
     if (g->fview)
         mms__os_unmap(g->fview, g->fview_len);
     g->fview = NULL;
@@ -607,15 +686,35 @@ static void region_forget(mms_store *s, uint32_t id)
     s->view.base[id] = NULL;
     s->view.unit[id] = 0;
     free(g->wp_reg);
+    char *retired = g->retired;
+    uint64_t retired_reserve = g->retired_reserve, retired_lead = g->retired_lead,
+             retired_readable = g->retired_readable;
     memset(g, 0, sizeof *g);
     g->fd = -1;
+    g->retired = retired;
+    g->retired_reserve = retired_reserve;
+    g->retired_lead = retired_lead;
+    g->retired_readable = retired_readable;
 }
 
+/* Z2 of "Retired ranges": the reservation stays, the old range reads as
+ * zeros. A region that is mapped has no retired reservation (adopted or
+ * given back when it was mapped). */
 void mms__map_unmap_region(mms_store *s, uint32_t id)
 {
-    if (s->view.base[id])
-        mms__os_unmap(s->view.base[id] - s->reg[id].lead, s->reg[id].lead + s->reg[id].reserve);
+    struct mms__region *g = &s->reg[id];
+    char *base = s->view.base[id];
+    uint64_t reserve = g->reserve, lead = g->lead, readable = g->readable;
+    assert(!base || !g->retired);
+    if (base)
+        retire(s, id, 0);
     region_forget(s, id);
+    if (base) {
+        g->retired = base;
+        g->retired_reserve = reserve;
+        g->retired_lead = lead;
+        g->retired_readable = readable;
+    }
 }
 
 /* The step by which a region of size bytes grows: an eighth of it (a
@@ -653,7 +752,7 @@ int mms__map_trim(mms_store *s, uint32_t id, uint32_t gen, uint64_t committed, i
         char *fv = NULL;
         r = g->fview ? mms__os_remap(g->fview, g->fview_len, keep, &fv) : 0;
         if (!r) {
-            mms__os_unmap_to_reserve(s->view.base[id] + keep, g->mapped - keep);
+            retire(s, id, keep); /* Z1 */
             g->fview = fv;
             g->fview_len = keep;
             g->mapped = keep;
@@ -721,6 +820,7 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     g->fview = fv;
     g->fview_len = want;
     g->mapped = want;
+    g->readable = g->readable > want ? g->readable : want;
     if (s->L) /* what is not committed goes back at a checkpoint (recover.c) */
         __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     return 0;
@@ -830,6 +930,10 @@ void mms__map_unmap_all(mms_store *s)
 {
     char *lo = NULL, *hi = NULL; /* the run not given back yet */
     for (uint32_t id = 0; id < s->nmapped; id++) {
+        struct mms__region *g = &s->reg[id];
+        if (g->retired) /* a range of its own (Z2) */
+            mms__os_unmap(g->retired - g->retired_lead, g->retired_lead + g->retired_reserve);
+        g->retired = NULL;
         char *a = s->view.base[id];
         if (a) {
             char *b = a + s->reg[id].reserve;
@@ -923,6 +1027,7 @@ int mms__map_follow(mms_store *s)
                 return mms__fail(r, "cannot map the grown region %u: %s", id, mms_strerror(r));
             }
             g->mapped = fsize;
+            g->readable = g->readable > fsize ? g->readable : fsize;
         }
         g->committed = rt[id].size;
         if (write) {

@@ -705,7 +705,9 @@ const uint64_t *mms_table_deleted(const mms_table *t, uint64_t *nbits)
 
 mms_ref mms_table_ref(const mms_table *t, uint64_t i)
 {
-    return t ? MMS_REF_MAKE(t->region, i) : MMS_REF_NULL;
+    /* An index a ref's slot cannot hold is no record's: masked, it named
+     * another record. */
+    return t && i <= MMS_SLOT_MASK ? MMS_REF_MAKE(t->region, i) : MMS_REF_NULL;
 }
 
 /* Grow the table's array to n slots (fresh space past the committed size
@@ -1085,9 +1087,12 @@ int mms_table_null_set(mms_table *t, uint64_t i, uint32_t field, int null)
 
 int mms_table_null(const mms_table *t, uint64_t i, uint32_t field)
 {
-    const struct mms__tabent *e = t ? ent(t) : NULL;
+    if (!t)
+        return mms__fail(MMS_EINVAL, "table is NULL");
+    const struct mms__tabent *e = ent(t);
     if (!e)
-        return mms__fail(MMS_EINVAL, "mms_table_null: no such table");
+        return mms__fail(MMS_ENOENT, "table %s is gone (dropped, or its creation was aborted)",
+                         t->name);
     if (field >= e->nfields)
         return mms__fail(MMS_EINVAL, "table %s has %u fields; there is no field %u", t->name,
                          e->nfields, field);

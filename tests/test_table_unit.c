@@ -9,6 +9,13 @@
  *               another layout), NULL handles, mms_tables, many tables.
  *  2. limits    1023 tables (the most) in one handle, reopened; creates
  *               that fail at each step (injected) leave no trace.
+ *  3. own       This handle's pointers into a table stay readable when
+ *               mms_compact cuts the table's file, when the handle
+ *               migrates the table to smaller records and when it drops
+ *               it; cycles of that do not add mappings.
+ *  4. gone      A dropped table's handle: mms_table_null fails as the
+ *               other calls do. ref_slot: mms_table_ref of an index no
+ *               ref can hold is MMS_REF_NULL.
  *
  * The random model of records and strings is test_table_model's; schema
  * evolution, test_table_migrate's.
@@ -716,6 +723,183 @@ static void test_index_huge(void)
     rmrf(path);
 }
 
+/* ========================================================================
+ * 3. This handle's pointers while its table shrinks and goes
+ * ======================================================================== */
+struct wide {
+    int64_t k;
+    char pad[56];
+};
+static const mms_field wide_fields[] = {MMS_F_I64(struct wide, k), MMS_F_CHARS(struct wide, pad)};
+static const mms_schema wide_schema = MMS_SCHEMA(struct wide, wide_fields);
+#define NWIDE 4000
+
+/* Lines of /proc/self/maps: the process's mappings. */
+static unsigned maps_count(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    ASSERT(f);
+    unsigned n = 0;
+    for (int c; (c = fgetc(f)) != EOF;)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Read [p, p + len) in a child process (a copy of this one's mappings):
+ * 0 if every byte is zero, 1 if not, -signal if a read faulted -- so a
+ * fault fails the check instead of ending the program. */
+static int read_in_child(const char *p, uint64_t len)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        int any = 0;
+        for (uint64_t i = 0; i < len; i++)
+            any |= ((const volatile char *)p)[i] != 0;
+        _exit(any);
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    return WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+struct narrow {
+    int64_t k;
+};
+static const mms_field narrow_fields[] = {MMS_F_I64(struct narrow, k)};
+static const mms_schema narrow_schema = MMS_SCHEMA(struct narrow, narrow_fields);
+
+/* A table "w" of NWIDE records of 64 bytes, k = i + 1. */
+static mms_table *wide_table(mms_store *s)
+{
+    mms_table *t;
+    uint64_t first;
+    void *where;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "w", &wide_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_table_append_many(t, NWIDE, &first, &where));
+    for (int64_t i = 0; i < NWIDE; i++)
+        ((struct wide *)where)[i].k = i + 1;
+    OK(mms_txn_commit(s));
+    return t;
+}
+
+TEST(test_own_pointers)
+{
+    const char *path = tpath("table-own");
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *t = wide_table(s);
+    uint64_t first;
+    void *where;
+    const uint64_t len = (uint64_t)NWIDE * sizeof(struct wide);
+    char *arr = mms_table_array(t);
+
+    /* The upper half deleted, then compacted: the table is 2000 slots and
+     * its file is cut there; a pointer to a record that left reads zeros
+     * (it faulted). */
+    CTX("own: compaction");
+    OK(mms_txn_begin(s, 0));
+    for (uint64_t i = NWIDE / 2; i < NWIDE; i++)
+        OK(mms_table_delete(t, i));
+    OK(mms_txn_commit(s));
+    mms_compact_stats cs;
+    OK(mms_compact(s, &cs));
+    ASSERT_EQ(mms_table_slots(t), NWIDE / 2);
+    ASSERT_EQ(read_in_child(arr + len / 2, len / 2), 0);
+    ASSERT_EQ(((struct wide *)arr)[NWIDE / 2 - 1].k, NWIDE / 2);
+
+    /* Migrated by this handle to 8-byte records: the old pointers see the
+     * new layout, zeros past it. */
+    CTX("own: migration to smaller records");
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "w", &narrow_schema, 0, &t));
+    OK(mms_txn_commit(s));
+    OK(mms_checkpoint(s));
+    ASSERT(mms_table_array(t) == arr);
+    ASSERT_EQ(((int64_t *)arr)[NWIDE / 2 - 1], NWIDE / 2);
+    ASSERT_EQ(read_in_child(arr + NWIDE / 2 * 8, len - NWIDE / 2 * 8), 0);
+
+    /* Dropped: readable (this handle maps the region until it next follows
+     * the header: the old bytes, or zeros). */
+    CTX("own: drop");
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_drop(s, "w"));
+    OK(mms_txn_commit(s));
+    OK(mms_checkpoint(s));
+    ASSERT_GE(read_in_child(arr, len), 0);
+
+    /* Cycles of create, migrate to smaller records and drop: the mappings
+     * of the process do not grow with them. */
+    unsigned maps[7];
+    for (int cycle = 0; cycle < 7; cycle++) {
+        CTX("own: cycle %d", cycle);
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_open(s, "w", &wide_schema, MMS_TABLE_CREATE, &t));
+        OK(mms_table_append_many(t, NWIDE / 4 * (uint64_t)(cycle % 3 + 1), &first, &where));
+        OK(mms_txn_commit(s));
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_open(s, "w", &narrow_schema, 0, &t));
+        OK(mms_txn_commit(s));
+        OK(mms_checkpoint(s));
+        ASSERT_GE(read_in_child(arr, len), 0);
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_drop(s, "w"));
+        OK(mms_txn_commit(s));
+        OK(mms_checkpoint(s));
+        ASSERT_GE(read_in_child(arr, len), 0);
+        maps[cycle] = maps_count();
+    }
+    /* Table sizes repeat every three cycles: 1 to 3 against 4 to 6. */
+    unsigned early = 0, later = 0;
+    for (int c = 1; c < 7; c++) {
+        unsigned *m = c < 4 ? &early : &later;
+        *m = maps[c] > *m ? maps[c] : *m;
+    }
+    ASSERT_LE(later, early);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
+/* The handle of a dropped table fails every call as a gone table's:
+ * mms_table_null said MMS_EINVAL where the others say MMS_ENOENT. */
+TEST(test_gone_null)
+{
+    const char *path = tpath("table-gone");
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *t = wide_table(s);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_drop(s, "w"));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    int gone = mms_table_delete(t, 0);
+    ASSERT_EQ(gone, MMS_ENOENT);
+    FAILS(mms_table_null_set(t, 0, 0, 1), gone);
+    OK(mms_txn_abort(s));
+    FAILS(mms_table_null(t, 0, 0), gone);
+    FAILS(mms_table_null(NULL, 0, 0), MMS_EINVAL);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
+/* An index past the 48 bits of a ref's slot is no record's ref: it was
+ * masked (2^48 gave record 0's ref). */
+TEST(test_ref_slot)
+{
+    const char *path = tpath("table-refslot");
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *t = wide_table(s);
+    ASSERT_EQ(mms_table_ref(t, 5), MMS_REF_MAKE(table_region(t), 5));
+    ASSERT_EQ(mms_table_ref(t, MMS_SLOT_MASK), MMS_REF_MAKE(table_region(t), MMS_SLOT_MASK));
+    ASSERT_EQ(mms_table_ref(t, MMS_SLOT_MASK + 1), MMS_REF_NULL);
+    ASSERT_EQ(mms_table_ref(t, UINT64_MAX), MMS_REF_NULL);
+    ASSERT_EQ(mms_table_ref(NULL, 0), MMS_REF_NULL);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_table_unit");
@@ -724,5 +908,8 @@ int main(void)
     RUN(test_bulk_huge);
     RUN(test_index_huge);
     RUN(test_advise);
+    RUN(test_own_pointers);
+    RUN(test_gone_null);
+    RUN(test_ref_slot);
     return table_test_end();
 }
