@@ -74,28 +74,32 @@ static int have_hw(void)
 }
 #endif
 
-/* 0 = not decided, 1 = hardware, 2 = table. Decided once: threads whose
- * first calls raced wrote the flag (and the table) at once, a data race
- * (ThreadSanitizer, test_threads first_calls). */
+/* 0 = not decided, 1 = hardware, 2 = table. The table is built once:
+ * threads whose first calls raced wrote it at once, a data race
+ * (ThreadSanitizer, test_threads first_calls). The hardware answer writes
+ * nothing but the flag, the same value from every thread, so it needs no
+ * pthread_once -- whose first call ends in a futex system call, one more in
+ * every process's mms_open. */
 static int mode;
 static pthread_once_t mode_once = PTHREAD_ONCE_INIT;
 
-static void mode_decide(void)
+static void table_decide(void)
 {
-    int m = 1;
-    if (!have_hw()) {
-        table_init();
-        m = 2;
-    }
-    __atomic_store_n(&mode, m, __ATOMIC_RELEASE);
+    table_init();
+    __atomic_store_n(&mode, 2, __ATOMIC_RELEASE);
 }
 
 uint32_t mms__crc32c(uint32_t crc, const void *buf, size_t len)
 {
     int m = __atomic_load_n(&mode, __ATOMIC_ACQUIRE);
     if (m == 0) {
-        pthread_once(&mode_once, mode_decide);
-        m = __atomic_load_n(&mode, __ATOMIC_ACQUIRE);
+        if (have_hw()) {
+            m = 1;
+            __atomic_store_n(&mode, 1, __ATOMIC_RELEASE);
+        } else {
+            pthread_once(&mode_once, table_decide);
+            m = __atomic_load_n(&mode, __ATOMIC_ACQUIRE);
+        }
     }
     crc = ~crc;
     crc = m == 1 ? crc_hw(crc, buf, len) : crc_sw(crc, buf, len);
