@@ -163,7 +163,8 @@ static inline int run_tool(const char *args, char *out, size_t cap)
     if (!tool)
         FAILF("MMS_TOOL is not set (run under ctest)");
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", tool, args);
+    if (snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", tool, args) >= (int)sizeof cmd)
+        FAILF("run_tool: the command is longer than %zu bytes: %s", sizeof cmd, args);
     FILE *f = popen(cmd, "r");
     if (!f)
         FAILF("popen %s", cmd);

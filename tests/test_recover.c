@@ -204,7 +204,7 @@ static void table_file(const char *name, char *path, size_t cap)
     size_t n;
     OK(mms_tables(s, ti, 4, &n));
     unsigned region = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && i < 4; i++)
         if (strcmp(ti[i].name, name) == 0)
             region = ti[i].region;
     ASSERT(region);
