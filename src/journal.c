@@ -596,8 +596,8 @@ int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_w
                          "%llu): a region file was replaced or lost its writes",
                          (unsigned long long)pre_txn, (unsigned long long)s->J->start_txn);
     if (!r && n > 0 && !can_write)
-        r = mms__fail(MMS_ERECOVER, "the journal holds %llu commits to replay and this process "
-                      "cannot write the store's files", (unsigned long long)n);
+        r = mms__fail(MMS_ERECOVER, "the journal holds %llu commit%s to replay and this process "
+                      "cannot write the store's files", (unsigned long long)n, n == 1 ? "" : "s");
     /* Invariant 3, in recovery too: the groups may be in the page cache
      * only (a writer died before its sync, or MMS_NOSYNC); they reach the
      * region files only once they are durable. */

@@ -240,6 +240,13 @@ int tool_open_inspect(const char *dir, mms_store **s)
     if (r == MMS_ERECOVER) {
         o.flags = 0;
         r = mms_open(dir, &o, s);
+        /* Not allowed to write (a read-only file system, the files'
+         * modes): say what the read-only open found, not only why the
+         * write open failed, which would not tell why it was tried. */
+        if (r == -EROFS || r == -EACCES || r == -EPERM) {
+            o.flags = MMS_RDONLY;
+            r = mms_open(dir, &o, s);
+        }
     }
     return r;
 }
