@@ -706,6 +706,50 @@ TEST(needs_recovery_readonly)
     SAME(out, "a\n1\n1\n");
 }
 
+/* `mms recover` reads a store's files itself (tools/salvage.c): a FIFO in
+ * the place of one (the journal, a region file, the lock file) blocked its
+ * open for ever, where the library refuses one at once. */
+TEST(recover_fifo)
+{
+    char csv[600], dir[600], cmd[2000], fifo[700], keep[800];
+    snprintf(csv, sizeof csv, "%s/fifo.csv", work);
+    snprintf(dir, sizeof dir, "%s/fifo.mms", work);
+    put_text(csv, "a\n1\n2\n");
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
+    static const struct {
+        const char *name;
+        int status;         /* of `mms recover --dry-run` */
+        const char *report; /* in its stdout */
+    } cases[] = {
+        {"lock", 0, "summary tables=1 kept=2"},
+        {"journal", 0, "journal is not a regular file"},
+        {"region-1-0", 1, "region-1-0 is not a regular file"},
+        {"region-0-0", 2, "region-0-0 is not a regular file"},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(fifo, sizeof fifo, "%s/%s", dir, cases[i].name);
+        snprintf(keep, sizeof keep, "%s.keep", fifo);
+        ASSERT_EQ(rename(fifo, keep), 0);
+        ASSERT_EQ(mkfifo(fifo, 0666), 0);
+        snprintf(cmd, sizeof cmd, "timeout 10 '%s' recover '%s' --dry-run >'%s/out' 2>&1",
+                 getenv("MMS_TOOL"), dir, work);
+        int st = system(cmd);
+        ASSERT(WIFEXITED(st));
+        free(out);
+        char o[700];
+        snprintf(o, sizeof o, "%s/out", work);
+        out = file_text(o);
+        if (WEXITSTATUS(st) == 124)
+            FAILF("mms recover with %s a FIFO: still blocked after 10 s", cases[i].name);
+        if (WEXITSTATUS(st) != cases[i].status || !strstr(out, cases[i].report))
+            FAILF("mms recover with %s a FIFO: exit %d (wanted %d), output:\n%s(wanted \"%s\")",
+                  cases[i].name, WEXITSTATUS(st), cases[i].status, out, cases[i].report);
+        ASSERT_EQ(unlink(fifo), 0);
+        ASSERT_EQ(rename(keep, fifo), 0);
+    }
+}
+
 int main(void)
 {
     snprintf(work, sizeof work, "%s", tpath("cli"));
@@ -722,6 +766,7 @@ int main(void)
     RUN(get_wide_field);
     RUN(waits_aloud);
     RUN(needs_recovery_readonly);
+    RUN(recover_fifo);
     free(out);
     free(err);
     rmrf(work);

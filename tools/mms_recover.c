@@ -877,7 +877,7 @@ static bool store_in_use(const char *dir)
 {
     char p[4200];
     snprintf(p, sizeof p, "%s/lock", dir);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO: no blocking */
     if (fd < 0)
         return false;
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};

@@ -155,10 +155,14 @@ static struct sv_view *view(struct sv_store *st, uint32_t id, uint32_t gen)
     v->gen = gen;
     char name[64];
     snprintf(name, sizeof name, "region-%u-%u", id, gen);
-    int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO in the place of the file would block the open
+     * for ever; refused as not a regular file instead. */
+    int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         v->missing = true;
+        v->absent = fd < 0 && errno == ENOENT ? "missing" : fd < 0 ? "unreadable"
+                                                                  : "not a regular file";
         if (fd >= 0)
             close(fd);
         return v;
@@ -170,6 +174,7 @@ static struct sv_view *view(struct sv_store *st, uint32_t id, uint32_t gen)
         void *m = mmap(NULL, v->fsize, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
             v->missing = true;
+            v->absent = "unreadable";
             v->fsize = 0;
         } else {
             v->base = m;
@@ -285,11 +290,17 @@ static int jgroup_parse(struct journal *J, uint64_t off, uint32_t seed, uint64_t
 static int journal_read(struct sv_store *st, const uint8_t uuid[16], struct journal *J)
 {
     memset(J, 0, sizeof *J);
-    int fd = openat(st->dirfd, "journal", O_RDONLY | O_CLOEXEC);
+    int fd = openat(st->dirfd, "journal", O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* view() */
     struct stat sb;
     if (fd < 0) {
         note(st, false, "journal", "the journal file is missing (%s): the region files are "
              "taken as they are", strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        close(fd);
+        note(st, false, "journal", "the journal is not a regular file: the region files are "
+             "taken as they are");
         return -1;
     }
     if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < J_DATA) {
@@ -355,7 +366,8 @@ static const char *jgroup_applicable(struct sv_store *st, const struct journal *
         }
         struct sv_view *v = view(st, id, gen);
         if (!v || v->missing) {
-            snprintf(buf, cap, "the file region-%u-%u it writes is missing", id, gen);
+            snprintf(buf, cap, "the file region-%u-%u it writes is %s", id, gen,
+                     v ? v->absent : "missing");
             return buf;
         }
         uint64_t end = type == JR_DATA ? g64(J->j, p + 16) + g32(J->j, p + 4) : g64(J->j, p + 16);
@@ -454,8 +466,10 @@ static uint32_t hdr_crc(const uint8_t *h, uint32_t nregions)
 /* The fields that never change: is region 0 a store this tool reads? */
 static int hdr_static(const struct sv_view *v0, char *why, size_t cap)
 {
-    if (v0->missing)
+    if (v0->missing && strcmp(v0->absent, "missing") == 0)
         return WHY("%s", "region-0-0 is missing: this is not a store (or its heap file was lost)");
+    if (v0->missing)
+        return WHY("region-0-0 is %s", v0->absent);
     if (v0->fsize < RTAB_OFF + PAGE * 4)
         return WHY("region-0-0 is %llu bytes, shorter than the store header and region table",
                    (unsigned long long)v0->fsize);
@@ -848,7 +862,7 @@ static void table_read(struct sv_store *st, struct sv_table *t, const uint8_t *e
         return;
     struct sv_view *v = view(st, id, st->rt[id].gen);
     if (!v || v->missing) {
-        TBAD("its file region-%u-%u is missing", id, st->rt[id].gen);
+        TBAD("its file region-%u-%u is %s", id, st->rt[id].gen, v ? v->absent : "missing");
         return;
     }
     t->recs = (const uint8_t *)v->base;

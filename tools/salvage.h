@@ -36,6 +36,7 @@ struct sv_view {
     char *base;     /* NULL if the file is missing or empty */
     uint64_t fsize; /* bytes of the file: nothing past them is read */
     bool missing;
+    const char *absent; /* when missing, why: "missing", "not a regular file", ... */
 };
 
 struct sv_field {
