@@ -171,6 +171,8 @@ int mms__journal_open(mms_store *s)
     if (fd < 0) {
         if (fd == -ENOENT)
             return MMS__CORRUPT("the journal file is missing");
+        if (fd == MMS_ECORRUPT)
+            return fd; /* not a regular file: the detail says so */
         return mms__fail(fd, "cannot open the journal: %s", mms_strerror(fd));
     }
     s->jfd = fd;

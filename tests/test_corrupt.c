@@ -1877,7 +1877,42 @@ TEST(not_regular_files)
                 ASSERT_EQ(symlink("/dev/zero", path), 0);
             snprintf(what, sizeof what, "%s as %s", names[i], fifo ? "a FIFO" : "/dev/zero");
             open_fails(trial, MMS_ECORRUPT, what);
+            /* The detail says which file and what is wrong with it (it
+             * said "cannot open region file region-0-0: store is corrupt"). */
+            char want[100];
+            snprintf(want, sizeof want, "%s is not a regular file", names[i]);
+            if (strcmp(names[i], "lock") == 0 && !fifo) /* refused for the link (below) */
+                snprintf(want, sizeof want, "the lock file is a symbolic link");
+            if (!strstr(mms_errdetail(), want))
+                FAILF("%s: the detail \"%s\" does not say \"%s\"", what, mms_errdetail(),
+                      want);
         }
+    /* A table's region file too. */
+    for (int fifo = 0; fifo < 2; fifo++) {
+        rmrf(trial);
+        char path[600], src[700];
+        snprintf(path, sizeof path, "%s/store", trial);
+        mkdir(trial, 0777);
+        mms_store *s;
+        OK(mms_open(path, opts(MMS_CREATE), &s));
+        mms_table *t;
+        static const mms_field f[] = {{.name = "v", .kind = MMS_KIND_U64, .offset = 0, .size = 8}};
+        mms_schema sc = {.fields = f, .nfields = 1, .record_size = 8};
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_open(s, "t", &sc, MMS_TABLE_CREATE, &t));
+        OK(mms_txn_commit(s));
+        OK(mms_close(s));
+        snprintf(src, sizeof src, "%s/region-1-0", path);
+        ASSERT_EQ(unlink(src), 0);
+        if (fifo)
+            ASSERT_EQ(mkfifo(src, 0666), 0);
+        else
+            ASSERT_EQ(symlink("/dev/zero", src), 0);
+        open_fails(path, MMS_ECORRUPT, "region-1-0 not a file");
+        if (!strstr(mms_errdetail(), "region-1-0 is not a regular file"))
+            FAILF("region-1-0 as %s: the detail \"%s\" does not say what is wrong",
+                  fifo ? "a FIFO" : "/dev/zero", mms_errdetail());
+    }
     /* A lock file that is a link to a regular file: the first open
      * rebuilds the lock file, and so wrote over the file the link names
      * (a user's file outside the store). Refused, and that file intact. */
