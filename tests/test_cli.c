@@ -750,6 +750,37 @@ TEST(recover_fifo)
     }
 }
 
+/* `mms recover .` from inside the store wrote DEST, "..recovered", into
+ * the store's own directory; --out DIR/x did the same on purpose. DEST goes
+ * beside the store (DIR.recovered, DIR resolved), never inside it. */
+TEST(recover_dest_inside)
+{
+    char csv[600], dir[600], cmd[2000], p[800];
+    snprintf(csv, sizeof csv, "%s/dot.csv", work);
+    snprintf(dir, sizeof dir, "%s/dot.mms", work);
+    put_text(csv, "a\n1\n");
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' recover . >'%s/out' 2>'%s/err'", dir,
+             getenv("MMS_TOOL"), work, work);
+    int st = system(cmd);
+    ASSERT(WIFEXITED(st));
+    snprintf(p, sizeof p, "%s/..recovered", dir);
+    struct stat sb;
+    if (stat(p, &sb) == 0)
+        FAILF("mms recover . wrote its store into the store being salvaged (%s)", p);
+    ASSERT_EQ(WEXITSTATUS(st), 0);
+    snprintf(p, sizeof p, "%s.recovered", dir);
+    ASSERT_EQ(stat(p, &sb), 0);
+    ASSERT_EQ(cli("dump '%s' t", p), 0);
+    SAME(out, "a\n1\n");
+    /* --out inside DIR: refused, nothing written. */
+    ASSERT_EQ(cli("recover '%s' --out '%s/sub'", dir, dir), 2);
+    HAS(err, "inside");
+    snprintf(p, sizeof p, "%s/sub", dir);
+    ASSERT(stat(p, &sb) != 0);
+    ASSERT_EQ(cli("verify '%s'", dir), 0);
+}
+
 int main(void)
 {
     snprintf(work, sizeof work, "%s", tpath("cli"));
@@ -767,6 +798,7 @@ int main(void)
     RUN(waits_aloud);
     RUN(needs_recovery_readonly);
     RUN(recover_fifo);
+    RUN(recover_dest_inside);
     free(out);
     free(err);
     rmrf(work);

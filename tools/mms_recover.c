@@ -61,6 +61,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -886,12 +887,39 @@ static bool store_in_use(const char *dir)
     return busy;
 }
 
+/* Is path (which need not exist) dir itself or inside it? By the real
+ * paths of dir and of path's deepest existing ancestor. */
+static bool path_inside(const char *path, const char *dir)
+{
+    char rd[PATH_MAX], up[PATH_MAX], rp[PATH_MAX];
+    if (!realpath(dir, rd))
+        return false;
+    snprintf(up, sizeof up, "%s", path);
+    for (;;) {
+        if (realpath(up, rp)) {
+            size_t n = strlen(rd);
+            return strncmp(rp, rd, n) == 0 && (rp[n] == 0 || rp[n] == '/' || n == 1);
+        }
+        char *slash = strrchr(up, '/');
+        if (!slash)
+            return realpath(".", rp) && path_inside(rp, dir);
+        if (slash == up)
+            return false;
+        *slash = 0;
+    }
+}
+
 static int recover(const char *dir, const char *dest, bool dry, bool follow)
 {
     struct stat sb;
     if (!dry && lstat(dest, &sb) == 0) {
         tool_err("%s exists: recover writes a new store (remove it or name another with --out)",
                  dest);
+        return 2;
+    }
+    if (!dry && path_inside(dest, dir)) {
+        tool_err("%s is inside the store being salvaged, %s: name a place outside it with --out",
+                 dest, dir);
         return 2;
     }
     if (store_in_use(dir)) {
@@ -971,14 +999,24 @@ static int run_recover(const struct tool_cmd *cmd, int argc, char **argv)
     int rc = tool_args(cmd, argc, argv, opts, 3, &dir, 1);
     if (rc >= 0)
         return rc;
-    char dest[4096];
+    char dest[PATH_MAX + 16];
     if (out) {
         snprintf(dest, sizeof dest, "%s", out);
     } else {
-        size_t n = strlen(dir);
-        while (n > 1 && dir[n - 1] == '/')
-            n--;
-        snprintf(dest, sizeof dest, "%.*s.recovered", (int)n, dir);
+        /* Beside DIR: by its real path when its name is not one (".",
+         * "..", "/"), whose DIR.recovered would be inside it. */
+        char name[PATH_MAX], real[PATH_MAX];
+        snprintf(name, sizeof name, "%s", dir);
+        size_t n = strlen(name);
+        while (n > 1 && name[n - 1] == '/')
+            name[--n] = 0;
+        const char *base = strrchr(name, '/');
+        base = base ? base + 1 : name;
+        const char *d = name;
+        if ((strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(name, "/") == 0) &&
+            realpath(dir, real))
+            d = real;
+        snprintf(dest, sizeof dest, "%s.recovered", d);
     }
     return recover(dir, dest, dry, follow);
 }
@@ -1004,11 +1042,12 @@ const struct tool_cmd tool_cmd_recover = {
     "being info, drop or clear; per table a line of counts; then dest, verify and\n"
     "summary lines. Exit 0: nothing lost; 1: salvaged with losses (the drop and\n"
     "clear lines); 2: nothing salvaged (the header or catalog is unreadable, DEST\n"
-    "exists), the reason on stderr. A store that cannot be read at all gives a\n"
-    "'fatal store -- REASON' line instead of the tables and the summary.\n"
+    "exists or is inside DIR), the reason on stderr. A store that cannot be read\n"
+    "at all gives a 'fatal store -- REASON' line instead of the tables and the\n"
+    "summary.\n"
     "\n"
-    "  --out DEST   where to write the salvaged store (default DIR.recovered);\n"
-    "               it must not exist\n"
+    "  --out DEST   where to write the salvaged store (default DIR.recovered,\n"
+    "               beside DIR even when DIR is '.'); it must not exist\n"
     "  --dry-run    read and report only: write nothing\n"
     "  --follow-refs  copy a root heap object with every object reachable from it,\n"
     "               taking each word that equals a live allocation's ref for a ref\n"
