@@ -417,9 +417,15 @@ static void journal_replay(struct sv_store *st, const uint8_t uuid[16], uint64_t
                  (unsigned long long)L);
             upto = 0;
         } else if (hcrc_ok && H < S) {
-            note(st, false, "journal", "the region files are at txn %llu, older than the "
-                 "journal's checkpoint (txn %llu): the journal is not replayed and the region "
-                 "files are taken as they are", (unsigned long long)H, (unsigned long long)S);
+            /* The checkpoint synced the files at txn S: they lost their
+             * writes since H (or were replaced by older ones), and the
+             * epochs that held those commits are gone. A loss. */
+            note(st, true, "journal", "the region files are at txn %llu, older than the "
+                 "journal's checkpoint (txn %llu): the commits of txns %llu..%llu are lost "
+                 "(a region file was replaced or lost its writes); the journal is not "
+                 "replayed and the region files are taken as they are",
+                 (unsigned long long)H, (unsigned long long)S, (unsigned long long)(H + 1),
+                 (unsigned long long)L);
             upto = 0;
         } else if (stop && hcrc_ok && S + upto + 1 <= H) {
             note(st, false, "journal", "the commit of txn %llu cannot be applied (%s) and the "
