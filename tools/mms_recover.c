@@ -158,6 +158,7 @@ static int plan_table(struct rec *R, struct rtab *rt)
     if (!rt->state)
         return tool_err("out of memory");
     static const char truncated[] = "past the end of its region file (truncated)";
+    static const char unreadable[] = "on a page of its region file that cannot be read";
     static const char unknown[] = "all zero bytes and the deleted-record bitmap is unreadable: "
                                   "cannot tell it from a deleted slot";
     if (t->readable < t->count)
@@ -171,6 +172,8 @@ static int plan_table(struct rec *R, struct rtab *rt)
         const uint8_t *p = t->recs + i * t->record_size;
         if (i >= t->readable) {
             slot_drop(R, rt, i, truncated);
+        } else if (sv_unreadable(p, t->record_size)) {
+            slot_drop(R, rt, i, unreadable);
         } else if (t->tomb_ok && sv_deleted(t, i)) {
             rt->state[i] = SLOT_DELETED;
             rt->deleted++;
@@ -961,6 +964,7 @@ static int recover(const char *dir, const char *dest, bool dry, bool follow)
         if (rc)
             tool_rm_dir(tmp);
     }
+    sv_bad_report(&R.st); /* pages first read while salvaging */
     if (!rc) {
         tables_report(&R);
         if (!dry) {
@@ -1035,8 +1039,10 @@ const struct tool_cmd tool_cmd_recover = {
     "A table whose catalog entry is damaged is dropped; a record that cannot be\n"
     "proved live (past the end of a truncated file) is dropped and its slot stays\n"
     "deleted; a ref, string or blob value that does not check out is cleared (set\n"
-    "to null) and its record kept. A root that is a record or a string is kept;\n"
-    "one that is another heap object is dropped unless --follow-refs.\n"
+    "to null) and its record kept. A page that cannot be read (an I/O error) is\n"
+    "read as zeros and reported; records on it are dropped. A root that is a\n"
+    "record or a string is kept; one that is another heap object is dropped\n"
+    "unless --follow-refs.\n"
     "\n"
     "Output, one line per finding: CLASS SUBJECT [key=value ...] -- text, CLASS\n"
     "being info, drop or clear; per table a line of counts; then dest, verify and\n"

@@ -113,6 +113,14 @@ int sv_open(struct sv_store *st, const char *dir, sv_note_fn note, void *ctx, ch
             size_t cap);
 void sv_close(struct sv_store *st);
 
+/* Pages of the store's files that could not be read (a SIGBUS: an I/O
+ * error, a hole on a full file system) read as zeros. sv_bad_report()
+ * reports, as losses, those found since its last call (sv_open calls it;
+ * call it again after reading records and values); sv_unreadable()
+ * whether [p, p + len) of a mapping of st touches one (reading it first). */
+void sv_bad_report(const struct sv_store *st);
+bool sv_unreadable(const void *p, uint64_t len);
+
 /* Is ref (region 0) the start of a live heap allocation whose bytes are all
  * in the file? *usable gets its usable size. Returns NULL if so, else why
  * not ("free space", "inside an allocation", ...). */
