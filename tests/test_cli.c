@@ -900,6 +900,33 @@ TEST(recover_unreadable_page)
         ASSERT_EQ(WEXITSTATUS(st), 0);
 }
 
+/* A killed `mms recover` leaves DEST.mms-recover-PID, a whole store in the
+ * making; nothing removed it (a killed load's or dump's leftovers go at
+ * the next load or dump to the same place). The next recover to DEST does. */
+TEST(recover_stale_leftover)
+{
+    char csv[600], dir[600], dest[600], stale[700], f[800];
+    snprintf(csv, sizeof csv, "%s/st.csv", work);
+    snprintf(dir, sizeof dir, "%s/st.mms", work);
+    snprintf(dest, sizeof dest, "%s/st.out", work);
+    put_text(csv, "a\n1\n");
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
+    /* A process that is gone: a child that exited. */
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+    snprintf(stale, sizeof stale, "%s.mms-recover-%d", dest, (int)pid);
+    ASSERT_EQ(mkdir(stale, 0777), 0);
+    snprintf(f, sizeof f, "%s/region-0-0", stale);
+    put_text(f, "half a store");
+    ASSERT_EQ(cli("recover '%s' --out '%s'", dir, dest), 0);
+    struct stat sb;
+    if (stat(stale, &sb) == 0)
+        FAILF("the leftover %s of a recover that was killed is still there", stale);
+}
+
 int main(void)
 {
     snprintf(work, sizeof work, "%s", tpath("cli"));
@@ -920,6 +947,7 @@ int main(void)
     RUN(recover_dest_inside);
     RUN(recover_old_region_files);
     RUN(recover_unreadable_page);
+    RUN(recover_stale_leftover);
     free(out);
     free(err);
     rmrf(work);
