@@ -927,6 +927,26 @@ TEST(recover_stale_leftover)
         FAILF("the leftover %s of a recover that was killed is still there", stale);
 }
 
+/* An empty DIR is known wrong from the command line alone: a usage error
+ * (exit 2) that says so. It reached mms_open, which said "invalid argument:
+ * mms_open: path and out are required" (exit 1); mms load already said
+ * "FILE and DIR are not empty". */
+TEST(empty_dir)
+{
+    static const char *const rest[] = {
+        "create ''",         "info ''",       "verify ''",           "checkpoint ''",
+        "readers ''",        "tables ''",     "schema '' t",         "import '' t x.csv",
+        "dump '' t",         "drop '' t",     "rename '' a b",       "compact ''",
+        "copy '' d.mms",     "get '' t f 1",  "index '' t f",        "indexes ''",
+        "recover ''",        "dump '' --all o.jsonl",
+    };
+    for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) {
+        int st = cli("%s", rest[i]);
+        if (st != 2 || !strstr(err, "DIR is empty") || out[0])
+            FAILF("mms %s: exit %d (wanted 2, \"DIR is empty\"), stderr:\n%s", rest[i], st, err);
+    }
+}
+
 int main(void)
 {
     snprintf(work, sizeof work, "%s", tpath("cli"));
@@ -948,6 +968,7 @@ int main(void)
     RUN(recover_old_region_files);
     RUN(recover_unreadable_page);
     RUN(recover_stale_leftover);
+    RUN(empty_dir);
     free(out);
     free(err);
     rmrf(work);

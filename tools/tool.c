@@ -176,6 +176,10 @@ static int parse_args(const struct tool_cmd *cmd, int argc, char **argv, char **
     }
     if (k < min)
         return tool_usage_err(cmd, "too few arguments");
+    /* Every command's first argument but load's is DIR: an empty one is
+     * known wrong from the command line alone (load checks its own). */
+    if (k > 0 && !pos[0][0] && strncmp(cmd->args, "DIR", 3) == 0)
+        return tool_usage_err(cmd, "DIR is empty");
     *got = k;
     return -1;
 }
