@@ -171,6 +171,8 @@ int mms__journal_open(mms_store *s)
     if (fd < 0) {
         if (fd == -ENOENT)
             return MMS__CORRUPT("the journal file is missing");
+        if (fd == MMS_ECORRUPT)
+            return fd; /* not a regular file: the detail says so */
         return mms__fail(fd, "cannot open the journal: %s", mms_strerror(fd));
     }
     s->jfd = fd;
@@ -308,7 +310,9 @@ static int journal_walk(mms_store *s, const uint8_t *j, uint64_t size, group_fn 
     return 0;
 }
 
-/* Each record of a valid group, in order. */
+/* Each record of a valid group, in order; bytes is a DATA record's payload
+ * (a SIZE record's gets the empty range after it: never NULL, which GCC 12
+ * -Wnonnull would see reach replay_rec's memcpy through the inlining). */
 typedef int (*rec_fn)(void *ctx, uint32_t type, const void *rec, const uint8_t *bytes);
 
 static int group_records(const uint8_t *j, const struct group *g, rec_fn fn, void *ctx)
@@ -326,7 +330,7 @@ static int group_records(const uint8_t *j, const struct group *g, rec_fn fn, voi
         } else {
             struct mms__jsize z;
             memcpy(&z, j + p, sizeof z);
-            r = fn(ctx, type, &z, NULL);
+            r = fn(ctx, type, &z, j + p + sizeof z);
             p += sizeof z;
         }
         if (r)
@@ -594,8 +598,8 @@ int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_w
                          "%llu): a region file was replaced or lost its writes",
                          (unsigned long long)pre_txn, (unsigned long long)s->J->start_txn);
     if (!r && n > 0 && !can_write)
-        r = mms__fail(MMS_ERECOVER, "the journal holds %llu commits to replay and this process "
-                      "cannot write the store's files", (unsigned long long)n);
+        r = mms__fail(MMS_ERECOVER, "the journal holds %llu commit%s to replay and this process "
+                      "cannot write the store's files", (unsigned long long)n, n == 1 ? "" : "s");
     /* Invariant 3, in recovery too: the groups may be in the page cache
      * only (a writer died before its sync, or MMS_NOSYNC); they reach the
      * region files only once they are durable. */

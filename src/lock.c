@@ -306,7 +306,12 @@ void mms__lock_init(struct mms__lock *L, const uint8_t uuid[16])
  * write the store there. */
 int mms__lock_attach(mms_store *s, bool *alone)
 {
-    int fd = mms__os_openat(s->dirfd, "lock", O_RDWR | O_CREAT, 0666);
+    /* Not through a symbolic link: the first handle rebuilds the file, and
+     * would write over a file of someone else's that the link names. */
+    int fd = mms__os_openat(s->dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0666);
+    if (fd == -ELOOP)
+        return MMS__CORRUPT("the lock file is a symbolic link; it holds no data and is "
+                            "rebuilt at every first open: remove the link");
     if (fd == -EROFS && (s->flags & MMS_RDONLY)) {
         int rfd = mms__os_openat(s->dirfd, "lock", O_RDONLY, 0);
         int held = rfd >= 0 ? mms__os_ofd_probe(rfd, 0) : 0;
@@ -321,6 +326,8 @@ int mms__lock_attach(mms_store *s, bool *alone)
         *alone = true;
         return 0;
     }
+    if (fd == MMS_ECORRUPT)
+        return fd; /* not a regular file: the detail says so */
     if (fd < 0)
         return mms__fail(fd, "cannot open the lock file: %s", mms_strerror(fd));
     s->lockfd = fd;
@@ -336,6 +343,13 @@ int mms__lock_attach(mms_store *s, bool *alone)
         r = mms__os_ftruncate(fd, want);
     else if (!r && size < want)
         r = mms__fail(MMS_EBUSY, "the lock file is in use by an incompatible version of mmstore");
+    /* Every page on disk before it is mapped: a page of a hole is a SIGBUS
+     * at its first touch when the file system is full (tmpfs: even a
+     * read). The first handle allocates what is missing (a no-op once it
+     * was); a full disk is then this error, never a signal. */
+    if (!r && *alone && (r = mms__os_fill(fd, 0, want)) != 0)
+        r = mms__fail(r, "cannot allocate the lock file's %llu bytes: %s",
+                      (unsigned long long)want, mms_strerror(r));
     /* Populated: every open reads past the first page (mms__lock_init
      * looks at every slot, a reader's slot may be on any page), a fault
      * each time (~20 us here) that the call saves. */
@@ -489,13 +503,15 @@ int mms__lock_peek(int dirfd, const struct mms__lock **out, int *lockfd)
     if (!r && size >= want)
         r = mms__os_map(fd, want, false, &m);
     const struct mms__lock *L = (const struct mms__lock *)(void *)m;
-    bool ours = L && L->magic == MMS__LMAGIC && L->version == MMS__LVERSION &&
-                L->size == sizeof *L && L->nslots == MMS__NSLOTS;
     /* Byte 0 is held by every open handle: free, the slots are leftovers
-     * that the next open wipes. Ours but not initialised: the first
-     * opener is initialising it (recovering the store): nothing to list
-     * yet. */
+     * that the next open wipes, and the file is not read at all (one left
+     * with holes is a SIGBUS at a read on a full tmpfs; an open handle's
+     * first opener gave every page its blocks). Ours but not initialised:
+     * the first opener is initialising it (recovering the store): nothing
+     * to list yet. */
     bool open = !r && fd_byte_held(fd, 0);
+    bool ours = open && L && L->magic == MMS__LMAGIC && L->version == MMS__LVERSION &&
+                L->size == sizeof *L && L->nslots == MMS__NSLOTS;
     if (open && !ours)
         r = mms__fail(MMS_EBUSY, "the lock file is in use by an incompatible version of mmstore");
     if (r || !open || !ours || __atomic_load_n(&L->init_done, __ATOMIC_ACQUIRE) != 1) {

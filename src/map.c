@@ -109,6 +109,8 @@ static int region_open(mms_store *s, uint32_t id, uint32_t gen, bool create, boo
                          "to 5 other descriptors), and the process may have %llu", name,
                          mms_strerror(r), held, (unsigned long long)mms__os_fd_limit());
     }
+    if (r == MMS_ECORRUPT)
+        return r; /* not a regular file: the detail says so */
     if (r < 0)
         return mms__fail(r, "cannot open region file %s: %s", name, mms_strerror(r));
     *fd = r;

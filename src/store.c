@@ -173,6 +173,8 @@ static int hdr_open(mms_store *s)
     int r = mms__os_openat(s->dirfd, "region-0-0", (s->flags & MMS_RDONLY) ? O_RDONLY : O_RDWR, 0);
     if (r == -ENOENT)
         return r; /* no message: the callers say what it means */
+    if (r == MMS_ECORRUPT)
+        return r; /* not a regular file: the detail says so */
     if (r < 0)
         return mms__fail(r, "cannot open region file region-0-0: %s", mms_strerror(r));
     s->hdr_fd = r;

@@ -17,10 +17,15 @@
  *  - `mms index`, `mms indexes`, `mms get`, `mms dump --where`, `mms import
  *    --index`: the same answers through an index as by a scan; get exits 1
  *    with nothing on stdout when no record matches.
+ *  - a store that needs recovery on a read-only file system: the message
+ *    says it needs recovery (needs_recovery_readonly).
  */
 #include "test.h"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <sys/mount.h>
 
 static char work[512];
 
@@ -651,6 +656,297 @@ TEST(waits_aloud)
     ASSERT_EQ(strlen(err), 0);
 }
 
+/* A store that needs recovery (a writer died after its commit was durable)
+ * on a read-only file system: the inspecting commands open it read-only,
+ * are told it needs recovery, and try read-write. That failing, the
+ * message was the write open's ("cannot open region file region-0-0:
+ * Read-only file system"), which hid why a read-only command wanted to
+ * write. Root only (a read-only bind mount in a mount namespace). */
+static int rofs_child(const char *dir)
+{
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount(dir, dir, NULL, MS_BIND, NULL) < 0 ||
+        mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
+        return 77;
+    static const char *const cmds[] = {"info", "verify", "tables", "dump"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        ASSERT_EQ(cli("%s '%s'%s", cmds[i], dir, i == 3 ? " t" : ""), 1);
+        ASSERT_EQ(strlen(out), 0);
+        ASSERT_EQ(lines(err), 1);
+        HAS(err, "recovery");
+        HAS(err, "1 commit to replay");
+    }
+    return 0;
+}
+
+TEST(needs_recovery_readonly)
+{
+    char csv[600], dir[600];
+    snprintf(csv, sizeof csv, "%s/rec.csv", work);
+    snprintf(dir, sizeof dir, "%s/rec.mms", work);
+    put_text(csv, "a\n1\n");
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
+    setenv("MMS_CRASH", "commit.journal_synced:1", 1);
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 128 + SIGKILL);
+    unsetenv("MMS_CRASH");
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0)
+        exit(geteuid() == 0 ? rofs_child(dir) : 77);
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 77)
+        fprintf(stderr, "SKIP: cannot mount the store read-only (not root)\n");
+    else
+        ASSERT_EQ(WEXITSTATUS(st), 0);
+    /* Writable again: the first command recovers it, and the second
+     * import (durable when the writer died) is there. */
+    ASSERT_EQ(cli("dump '%s' t", dir), 0);
+    SAME(out, "a\n1\n1\n");
+}
+
+/* `mms recover` reads a store's files itself (tools/salvage.c): a FIFO in
+ * the place of one (the journal, a region file, the lock file) blocked its
+ * open for ever, where the library refuses one at once. */
+TEST(recover_fifo)
+{
+    char csv[600], dir[600], cmd[2000], fifo[700], keep[800];
+    snprintf(csv, sizeof csv, "%s/fifo.csv", work);
+    snprintf(dir, sizeof dir, "%s/fifo.mms", work);
+    put_text(csv, "a\n1\n2\n");
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
+    static const struct {
+        const char *name;
+        int status;         /* of `mms recover --dry-run` */
+        const char *report; /* in its stdout */
+    } cases[] = {
+        {"lock", 0, "summary tables=1 kept=2"},
+        {"journal", 0, "journal is not a regular file"},
+        {"region-1-0", 1, "region-1-0 is not a regular file"},
+        {"region-0-0", 2, "region-0-0 is not a regular file"},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(fifo, sizeof fifo, "%s/%s", dir, cases[i].name);
+        snprintf(keep, sizeof keep, "%s.keep", fifo);
+        ASSERT_EQ(rename(fifo, keep), 0);
+        ASSERT_EQ(mkfifo(fifo, 0666), 0);
+        snprintf(cmd, sizeof cmd, "timeout 10 '%s' recover '%s' --dry-run >'%s/out' 2>&1",
+                 getenv("MMS_TOOL"), dir, work);
+        int st = system(cmd);
+        ASSERT(WIFEXITED(st));
+        free(out);
+        char o[700];
+        snprintf(o, sizeof o, "%s/out", work);
+        out = file_text(o);
+        if (WEXITSTATUS(st) == 124)
+            FAILF("mms recover with %s a FIFO: still blocked after 10 s", cases[i].name);
+        if (WEXITSTATUS(st) != cases[i].status || !strstr(out, cases[i].report))
+            FAILF("mms recover with %s a FIFO: exit %d (wanted %d), output:\n%s(wanted \"%s\")",
+                  cases[i].name, WEXITSTATUS(st), cases[i].status, out, cases[i].report);
+        ASSERT_EQ(unlink(fifo), 0);
+        ASSERT_EQ(rename(keep, fifo), 0);
+    }
+}
+
+/* `mms recover .` from inside the store wrote DEST, "..recovered", into
+ * the store's own directory; --out DIR/x did the same on purpose. DEST goes
+ * beside the store (DIR.recovered, DIR resolved), never inside it. */
+TEST(recover_dest_inside)
+{
+    char csv[600], dir[600], cmd[2000], p[800];
+    snprintf(csv, sizeof csv, "%s/dot.csv", work);
+    snprintf(dir, sizeof dir, "%s/dot.mms", work);
+    put_text(csv, "a\n1\n");
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' recover . >'%s/out' 2>'%s/err'", dir,
+             getenv("MMS_TOOL"), work, work);
+    int st = system(cmd);
+    ASSERT(WIFEXITED(st));
+    snprintf(p, sizeof p, "%s/..recovered", dir);
+    struct stat sb;
+    if (stat(p, &sb) == 0)
+        FAILF("mms recover . wrote its store into the store being salvaged (%s)", p);
+    ASSERT_EQ(WEXITSTATUS(st), 0);
+    snprintf(p, sizeof p, "%s.recovered", dir);
+    ASSERT_EQ(stat(p, &sb), 0);
+    ASSERT_EQ(cli("dump '%s' t", p), 0);
+    SAME(out, "a\n1\n");
+    /* --out inside DIR: refused, nothing written. */
+    ASSERT_EQ(cli("recover '%s' --out '%s/sub'", dir, dir), 2);
+    HAS(err, "inside");
+    snprintf(p, sizeof p, "%s/sub", dir);
+    ASSERT(stat(p, &sb) != 0);
+    ASSERT_EQ(cli("verify '%s'", dir), 0);
+}
+
+/* Copy file from to to (a whole file, small). */
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    ASSERT(a && b);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
+        ASSERT_EQ(fwrite(buf, 1, n, b), n);
+    fclose(a);
+    ASSERT_EQ(fclose(b), 0);
+}
+
+/* Region files older than the journal's checkpoint (a backup of them put
+ * back): the library refuses the store; `mms recover` took the files as
+ * they were and said "nothing lost", exit 0, though the commits since were
+ * gone. They are a loss: a drop line, exit 1. */
+TEST(recover_old_region_files)
+{
+    char csv[600], dir[600], f[700], saved[700];
+    snprintf(csv, sizeof csv, "%s/old.csv", work);
+    snprintf(dir, sizeof dir, "%s/old.mms", work);
+    put_text(csv, "a\n1\n");
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0); /* txn 1 */
+    static const char *const files[] = {"region-0-0", "region-1-0"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(f, sizeof f, "%s/%s", dir, files[i]);
+        snprintf(saved, sizeof saved, "%s/%s.txn1", work, files[i]);
+        copy_file(f, saved);
+    }
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0); /* txn 2, checkpointed at close */
+    for (int i = 0; i < 2; i++) {
+        snprintf(f, sizeof f, "%s/%s", dir, files[i]);
+        snprintf(saved, sizeof saved, "%s/%s.txn1", work, files[i]);
+        copy_file(saved, f);
+    }
+    ASSERT_EQ(cli("info '%s'", dir), 1);
+    HAS(err, "older than the last checkpoint");
+    ASSERT_EQ(cli("recover '%s' --dry-run", dir), 1);
+    HAS(out, "drop journal");
+    HAS(out, "txn 2");
+    HAS(out, "exit=1");
+}
+
+/* A page of a store file that cannot be read: mms recover maps the files,
+ * and such a page is a SIGBUS at its first touch; it died of it, salvaging
+ * nothing, the damage it exists for. Here the page is a hole of a sparse
+ * region file on a full tmpfs (an I/O error of a failing disk acts alike).
+ * Root only: a tmpfs in a mount namespace of a child. */
+static int unreadable_child(const char *dir)
+{
+    char mnt[700], copy[800], f[900];
+    snprintf(mnt, sizeof mnt, "%s.fs", dir);
+    if (mkdir(mnt, 0777) != 0 || unshare(CLONE_NEWNS) < 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("tmpfs", mnt, "tmpfs", 0, "size=512k") < 0)
+        return 77;
+    snprintf(copy, sizeof copy, "%s/s.mms", mnt);
+    ASSERT_EQ(mkdir(copy, 0777), 0);
+    static const char *const files[] = {"region-0-0", "journal", "region-1-0"};
+    for (int i = 0; i < 3; i++) {
+        char from[800];
+        snprintf(from, sizeof from, "%s/%s", dir, files[i]);
+        snprintf(f, sizeof f, "%s/%s", copy, files[i]);
+        copy_file(from, f);
+    }
+    /* Records 256.. (16 bytes each) are on page 1 of region-1-0: a hole. */
+    int fd = open(f, O_RDWR);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096), 0);
+    close(fd);
+    snprintf(f, sizeof f, "%s/fill", mnt);
+    fd = open(f, O_WRONLY | O_CREAT, 0666);
+    ASSERT(fd >= 0);
+    static char zeros[4096];
+    while (write(fd, zeros, sizeof zeros) == (ssize_t)sizeof zeros)
+        ;
+    close(fd);
+    int st = cli("recover '%s' --dry-run", copy);
+    if (st != 1)
+        FAILF("mms recover of a store with an unreadable page: exit %d, output:\n%s%s", st, out,
+              err);
+    HAS(out, "drop records table=t index=256..299 -- on a page of its region file that "
+             "cannot be read");
+    HAS(out, "drop page file=region-1-0 offset=4096");
+    HAS(out, "kept=256 dropped=44");
+    return 0;
+}
+
+TEST(recover_unreadable_page)
+{
+    char csv[600], dir[600];
+    snprintf(csv, sizeof csv, "%s/pg.csv", work);
+    snprintf(dir, sizeof dir, "%s/pg.mms", work);
+    FILE *f = fopen(csv, "w");
+    ASSERT(f);
+    fprintf(f, "a,b\n");
+    for (int i = 0; i < 300; i++)
+        fprintf(f, "%d,%d\n", i, -i);
+    ASSERT_EQ(fclose(f), 0);
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0)
+        exit(geteuid() == 0 ? unreadable_child(dir) : 77);
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    char mnt[700];
+    snprintf(mnt, sizeof mnt, "%s.fs", dir);
+    rmdir(mnt);
+    ASSERT(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 77)
+        fprintf(stderr, "SKIP: cannot mount tmpfs (not root)\n");
+    else
+        ASSERT_EQ(WEXITSTATUS(st), 0);
+}
+
+/* A killed `mms recover` leaves DEST.mms-recover-PID, a whole store in the
+ * making; nothing removed it (a killed load's or dump's leftovers go at
+ * the next load or dump to the same place). The next recover to DEST does. */
+TEST(recover_stale_leftover)
+{
+    char csv[600], dir[600], dest[600], stale[700], f[800];
+    snprintf(csv, sizeof csv, "%s/st.csv", work);
+    snprintf(dir, sizeof dir, "%s/st.mms", work);
+    snprintf(dest, sizeof dest, "%s/st.out", work);
+    put_text(csv, "a\n1\n");
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
+    /* A process that is gone: a child that exited. */
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+    snprintf(stale, sizeof stale, "%s.mms-recover-%d", dest, (int)pid);
+    ASSERT_EQ(mkdir(stale, 0777), 0);
+    snprintf(f, sizeof f, "%s/region-0-0", stale);
+    put_text(f, "half a store");
+    ASSERT_EQ(cli("recover '%s' --out '%s'", dir, dest), 0);
+    struct stat sb;
+    if (stat(stale, &sb) == 0)
+        FAILF("the leftover %s of a recover that was killed is still there", stale);
+}
+
+/* An empty DIR is known wrong from the command line alone: a usage error
+ * (exit 2) that says so. It reached mms_open, which said "invalid argument:
+ * mms_open: path and out are required" (exit 1); mms load already said
+ * "FILE and DIR are not empty". */
+TEST(empty_dir)
+{
+    static const char *const rest[] = {
+        "create ''",         "info ''",       "verify ''",           "checkpoint ''",
+        "readers ''",        "tables ''",     "schema '' t",         "import '' t x.csv",
+        "dump '' t",         "drop '' t",     "rename '' a b",       "compact ''",
+        "copy '' d.mms",     "get '' t f 1",  "index '' t f",        "indexes ''",
+        "recover ''",        "dump '' --all o.jsonl",
+    };
+    for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) {
+        int st = cli("%s", rest[i]);
+        if (st != 2 || !strstr(err, "DIR is empty") || out[0])
+            FAILF("mms %s: exit %d (wanted 2, \"DIR is empty\"), stderr:\n%s", rest[i], st, err);
+    }
+}
+
 int main(void)
 {
     snprintf(work, sizeof work, "%s", tpath("cli"));
@@ -666,6 +962,13 @@ int main(void)
     RUN(negative_values);
     RUN(get_wide_field);
     RUN(waits_aloud);
+    RUN(needs_recovery_readonly);
+    RUN(recover_fifo);
+    RUN(recover_dest_inside);
+    RUN(recover_old_region_files);
+    RUN(recover_unreadable_page);
+    RUN(recover_stale_leftover);
+    RUN(empty_dir);
     free(out);
     free(err);
     rmrf(work);

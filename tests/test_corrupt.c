@@ -35,12 +35,17 @@
  *   heap_metadata        damage only mms_verify and `mms verify` can see
  *   lost_sectors         one 512-byte journal sector lost at a time
  *   random_garbage       random bytes, each trial in a child that must exit
+ *   not_regular_files    a FIFO or a link in the place of a file
+ *   full_disk_lock       opens on a full tmpfs (root only)
  *   heap_damage_api, foreign_slot_fallback, root_out_of_range: library
  *                        bugs found by this file (see each)
  */
 #include "test.h"
 
 #include "internal.h"
+
+#include <sched.h>
+#include <sys/mount.h>
 
 #define K 6 /* txns of image A; txn K is durable but not applied */
 #define NPAY 5
@@ -1872,9 +1877,166 @@ TEST(not_regular_files)
                 ASSERT_EQ(symlink("/dev/zero", path), 0);
             snprintf(what, sizeof what, "%s as %s", names[i], fifo ? "a FIFO" : "/dev/zero");
             open_fails(trial, MMS_ECORRUPT, what);
+            /* The detail says which file and what is wrong with it (it
+             * said "cannot open region file region-0-0: store is corrupt"). */
+            char want[100];
+            snprintf(want, sizeof want, "%s is not a regular file", names[i]);
+            if (strcmp(names[i], "lock") == 0 && !fifo) /* refused for the link (below) */
+                snprintf(want, sizeof want, "the lock file is a symbolic link");
+            if (!strstr(mms_errdetail(), want))
+                FAILF("%s: the detail \"%s\" does not say \"%s\"", what, mms_errdetail(),
+                      want);
         }
+    /* A table's region file too. */
+    for (int fifo = 0; fifo < 2; fifo++) {
+        rmrf(trial);
+        char path[600], src[700];
+        snprintf(path, sizeof path, "%s/store", trial);
+        mkdir(trial, 0777);
+        mms_store *s;
+        OK(mms_open(path, opts(MMS_CREATE), &s));
+        mms_table *t;
+        static const mms_field f[] = {{.name = "v", .kind = MMS_KIND_U64, .offset = 0, .size = 8}};
+        mms_schema sc = {.fields = f, .nfields = 1, .record_size = 8};
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_open(s, "t", &sc, MMS_TABLE_CREATE, &t));
+        OK(mms_txn_commit(s));
+        OK(mms_close(s));
+        snprintf(src, sizeof src, "%s/region-1-0", path);
+        ASSERT_EQ(unlink(src), 0);
+        if (fifo)
+            ASSERT_EQ(mkfifo(src, 0666), 0);
+        else
+            ASSERT_EQ(symlink("/dev/zero", src), 0);
+        open_fails(path, MMS_ECORRUPT, "region-1-0 not a file");
+        if (!strstr(mms_errdetail(), "region-1-0 is not a regular file"))
+            FAILF("region-1-0 as %s: the detail \"%s\" does not say what is wrong",
+                  fifo ? "a FIFO" : "/dev/zero", mms_errdetail());
+    }
+    /* A lock file that is a link to a regular file: the first open
+     * rebuilds the lock file, and so wrote over the file the link names
+     * (a user's file outside the store). Refused, and that file intact. */
+    char lock[600], target[600];
+    static const char text[] = "id,name\n1,a user's file, not a lock file\n";
+    snprintf(target, sizeof target, "%s.target", trial);
+    for (int ro = 0; ro < 2; ro++) {
+        rmrf(trial);
+        image_write(&imgB, trial, SIZE_MAX);
+        int fd = open(target, O_RDWR | O_CREAT | O_TRUNC, 0666);
+        ASSERT(fd >= 0);
+        ASSERT_EQ(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+        close(fd);
+        snprintf(lock, sizeof lock, "%s/lock", trial);
+        unlink(lock);
+        ASSERT_EQ(symlink(target, lock), 0);
+        mms_store *s = NULL;
+        int r = mms_open(trial, opts(ro ? MMS_RDONLY : 0), &s);
+        struct blob t;
+        slurp(target, &t);
+        if (t.len != sizeof text - 1 || memcmp(t.b, text, t.len) != 0)
+            FAILF("lock as a link to a file (%s open): the file it names was changed "
+                  "(now %zu bytes)", ro ? "read-only" : "read-write", t.len);
+        free(t.b);
+        ASSERT_EQ(r, MMS_ECORRUPT);
+        ASSERT(strstr(mms_errdetail(), "lock file") && strstr(mms_errdetail(), "link"));
+        ASSERT(s == NULL);
+    }
+    unlink(target);
     alarm(0);
     rmrf(trial);
+}
+
+/* ------------------------------------------------------------------------
+ * A full file system (tmpfs, in a mount namespace of a child: root only).
+ * The lock file is made with ftruncate, so all but the page a handle
+ * writes first were holes; a store into a hole of a shared mapping on a
+ * full file system is a SIGBUS, and on tmpfs a read is too. So a full disk
+ * killed every open (mms_readers_path too) with SIGBUS where it must give
+ * an error: found by this test.
+ * ------------------------------------------------------------------------ */
+static int full_child(const char *mnt)
+{
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m") < 0)
+        return 77;
+    char dir[700], fill[700], lock[800];
+    snprintf(dir, sizeof dir, "%s/store", mnt);
+    snprintf(fill, sizeof fill, "%s/fill", mnt);
+    snprintf(lock, sizeof lock, "%s/lock", dir);
+    for (int kind = 0; kind < 2; kind++) {
+        /* A (txn K to replay: the open recovers it) and B; the lock file as
+         * a handle left it: its first page written, the rest holes. */
+        const struct image *im = kind ? &imgB : &imgA;
+        uint64_t want = kind ? 5 : K;
+        rmrf(dir);
+        image_write(im, dir, SIZE_MAX);
+        int fd = open(lock, O_RDWR | O_CREAT | O_TRUNC, 0666);
+        ASSERT(fd >= 0);
+        ASSERT_EQ(pwrite(fd, "MMSLOCK1", 8, 0), 8);
+        ASSERT_EQ(ftruncate(fd, 20480), 0);
+        close(fd);
+        fd = open(fill, O_RDWR | O_CREAT | O_TRUNC, 0666);
+        ASSERT(fd >= 0);
+        static char zeros[4096];
+        while (write(fd, zeros, sizeof zeros) == (ssize_t)sizeof zeros)
+            ;
+        ASSERT_EQ(errno, ENOSPC);
+        close(fd);
+        mms_reader_info rd[4];
+        size_t n;
+        ASSERT_EQ(mms_readers_path(dir, rd, 4, &n), 0);
+        for (int ro = 0; ro < 2; ro++) {
+            mms_store *s = NULL;
+            int r = mms_open(dir, opts(ro ? MMS_RDONLY : 0), &s);
+            if (r == 0) { /* possible only if nothing needed a block */
+                const char *st = state_diff(s, want);
+                if (st)
+                    FAILF("full tmpfs, image %c: %s", kind ? 'B' : 'A', st);
+                OK(mms_close(s));
+                continue;
+            }
+            if (r != -ENOSPC || !strstr(mms_errdetail(), "lock file"))
+                FAILF("full tmpfs, image %c, %s open: %d %s (%s), expected -ENOSPC naming "
+                      "the lock file", kind ? 'B' : 'A', ro ? "read-only" : "read-write", r,
+                      mms_strerror(r), mms_errdetail());
+        }
+        /* Space again: the store is whole, at its last commit. */
+        unlink(fill);
+        mms_store *s = open_ok(dir);
+        const char *st = state_diff(s, want);
+        if (st)
+            FAILF("tmpfs with space again, image %c: %s", kind ? 'B' : 'A', st);
+        OK(mms_close(s));
+    }
+    umount(mnt);
+    return 0;
+}
+
+TEST(full_disk_lock)
+{
+    char mnt[600];
+    snprintf(mnt, sizeof mnt, "%s-full", trial);
+    if (mkdir(mnt, 0777) < 0 && errno != EEXIST)
+        FAILF("mkdir %s: %s", mnt, strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0 ||
+            mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+            _exit(77);
+        exit(full_child(mnt));
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    rmdir(mnt);
+    if (WIFSIGNALED(st))
+        FAILF("on a full tmpfs the child died of signal %d (%s): a full disk must be an "
+              "error, never a signal", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    ASSERT(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 77)
+        fprintf(stderr, "SKIP: cannot mount tmpfs (not root)\n");
+    else
+        ASSERT_EQ(WEXITSTATUS(st), 0);
 }
 
 int main(int argc, char **argv)
@@ -1896,6 +2058,7 @@ int main(int argc, char **argv)
     RUN(lost_sectors);
     RUN(random_garbage);
     RUN(not_regular_files);
+    RUN(full_disk_lock);
     /* Last: these expose library bugs (see their comments). */
     RUN(heap_damage_api);
     RUN(foreign_slot_fallback);

@@ -5,7 +5,8 @@
  * How it runs:
  *  1. The input is mapped (a regular file) or read into memory (a pipe);
  *     the header row names the columns. The store is opened, created if
- *     needed (then a failed import removes it).
+ *     needed (then a failed import removes it, and so does a signal that
+ *     ends it before the commit: undo_store_now()).
  *  2. The write transaction begins before anything about the table is
  *     decided, so the layout read and the rows appended belong to one
  *     state of the store.
@@ -77,24 +78,78 @@ struct input {
     char *mem;        /* input read from a pipe, or NULL */
 };
 
-/* A mapped input file truncated by someone else while it is read faults
- * (SIGBUS). The transaction is not committed, so the store is as a crash
- * leaves it: untouched. Say so and exit 1 instead of dying by the signal. */
+/* Removing, from a signal handler, the store this import created (step
+ * 1): a SIGBUS from the input, a request to stop before the commit. Only
+ * async-signal-safe calls on names made beforehand: the files of a new
+ * store (doc/FORMAT.md 1) -- lock, journal, region-0-0 (.tmp) and the
+ * regions its table and indexes take (ids 1 to UNDO_REGIONS, generation
+ * 0) -- and the directory unless it was there before. */
+#define UNDO_REGIONS 16 /* the table and its at most 8 --index regions, and room */
+static struct {
+    volatile sig_atomic_t armed;
+    int dirfd;
+    bool dir_existed;
+    char path[4096];
+    char region[UNDO_REGIONS][24];
+} undo = {.dirfd = -1};
+
+static void undo_arm(const char *dir, bool dir_existed)
+{
+    if (strlen(dir) >= sizeof undo.path)
+        return;
+    undo.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (undo.dirfd < 0)
+        return;
+    memcpy(undo.path, dir, strlen(dir) + 1);
+    undo.dir_existed = dir_existed;
+    for (int i = 0; i < UNDO_REGIONS; i++)
+        snprintf(undo.region[i], sizeof undo.region[i], "region-%d-0", i + 1);
+    undo.armed = 1;
+}
+
+static void undo_store_now(void)
+{
+    static const char *const files[] = {"lock", "journal", "region-0-0", "region-0-0.tmp"};
+    if (!undo.armed)
+        return;
+    undo.armed = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        unlinkat(undo.dirfd, files[i], 0);
+    for (int i = 0; i < UNDO_REGIONS; i++)
+        unlinkat(undo.dirfd, undo.region[i], 0);
+    if (!undo.dir_existed)
+        rmdir(undo.path);
+}
+
+/* A mapped input file that cannot be read where it is mapped (truncated by
+ * someone else while it is read; a hole on a full file system; an I/O
+ * error) faults (SIGBUS). The transaction is not committed, so the store is
+ * as a crash leaves it: untouched; one this import created goes, as after
+ * any failure. Say so and exit 1 instead of dying by the signal. */
 static void on_sigbus(int sig)
 {
-    static const char msg[] = "mms: import: the input file shrank while it was read "
-                              "(bus error); nothing imported\n";
+    static const char msg[] = "mms: import: the input file could not be read while it was "
+                              "imported (a bus error: it shrank, or its file system failed); "
+                              "nothing imported\n";
     (void)sig;
     ssize_t k = write(2, msg, sizeof msg - 1);
     (void)k;
+    undo_store_now();
     _exit(1);
 }
 
-/* Step 7's rule for SIGINT, SIGTERM and SIGHUP: the default (death,
- * nothing imported) until the commit begins; ignored while it runs (a death
- * then could leave it durable with a status that says "killed"); after a
- * commit that succeeded, a quick exit 0 (the rows are durable: the
- * checkpoint of mms_close is the next opener's). */
+/* Step 7's rule for SIGINT, SIGTERM and SIGHUP: before the commit, death,
+ * nothing imported (and a store this import created removed first); ignored
+ * while it runs (a death then could leave it durable with a status that
+ * says "killed"); after a commit that succeeded, a quick exit 0 (the rows
+ * are durable: the checkpoint of mms_close is the next opener's). */
+static void on_stop_before_commit(int sig)
+{
+    undo_store_now();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static void on_stop_after_commit(int sig)
 {
     static const char msg[] = "mms: import: stopped after the commit: every row is imported\n";
@@ -1263,6 +1318,7 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
     /* 7. */
     progress_text(&im->pg, "committing");
     stop_signals(SIG_IGN);
+    undo.armed = 0; /* the store is the commit's now; a failure below removes it as usual */
     if ((r = mms_txn_commit(im->s)))
         return tool_fail("cannot commit the import into", im->dir, r);
     stop_signals(on_stop_after_commit);
@@ -1281,6 +1337,10 @@ static int open_store(struct imp *im)
     o.flags = MMS_CREATE | MMS_EXCL;
     int r = mms_open(im->dir, &o, &im->s);
     im->created_store = r == 0;
+    if (im->created_store) {
+        undo_arm(im->dir, im->dir_existed);
+        stop_signals(on_stop_before_commit);
+    }
     if (r == -EEXIST) {
         o.flags = 0;
         r = mms_open(im->dir, &o, &im->s);
@@ -1455,6 +1515,8 @@ const struct tool_cmd tool_cmd_import = {
     "line it starts on (the first 1000 are listed); then nothing is imported\n"
     "(exit 1), or with --skip-bad the bad rows are skipped. The import is one\n"
     "transaction: a crash or an error leaves all of the rows or none, and a\n"
-    "failed import into a store it created removes that store.\n"
+    "failed import into a store it created removes that store (so does one\n"
+    "stopped by SIGINT, SIGTERM or SIGHUP before its commit, or whose input\n"
+    "file cannot be read: it shrank, or its file system failed).\n"
     "On a terminal, progress is shown on stderr (MMS_PROGRESS=0|1 overrides).\n",
     run_import};

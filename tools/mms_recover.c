@@ -61,6 +61,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,7 @@ static int plan_table(struct rec *R, struct rtab *rt)
     if (!rt->state)
         return tool_err("out of memory");
     static const char truncated[] = "past the end of its region file (truncated)";
+    static const char unreadable[] = "on a page of its region file that cannot be read";
     static const char unknown[] = "all zero bytes and the deleted-record bitmap is unreadable: "
                                   "cannot tell it from a deleted slot";
     if (t->readable < t->count)
@@ -170,6 +172,8 @@ static int plan_table(struct rec *R, struct rtab *rt)
         const uint8_t *p = t->recs + i * t->record_size;
         if (i >= t->readable) {
             slot_drop(R, rt, i, truncated);
+        } else if (sv_unreadable(p, t->record_size)) {
+            slot_drop(R, rt, i, unreadable);
         } else if (t->tomb_ok && sv_deleted(t, i)) {
             rt->state[i] = SLOT_DELETED;
             rt->deleted++;
@@ -877,7 +881,7 @@ static bool store_in_use(const char *dir)
 {
     char p[4200];
     snprintf(p, sizeof p, "%s/lock", dir);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO: no blocking */
     if (fd < 0)
         return false;
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
@@ -886,12 +890,39 @@ static bool store_in_use(const char *dir)
     return busy;
 }
 
+/* Is path (which need not exist) dir itself or inside it? By the real
+ * paths of dir and of path's deepest existing ancestor. */
+static bool path_inside(const char *path, const char *dir)
+{
+    char rd[PATH_MAX], up[PATH_MAX], rp[PATH_MAX];
+    if (!realpath(dir, rd))
+        return false;
+    snprintf(up, sizeof up, "%s", path);
+    for (;;) {
+        if (realpath(up, rp)) {
+            size_t n = strlen(rd);
+            return strncmp(rp, rd, n) == 0 && (rp[n] == 0 || rp[n] == '/' || n == 1);
+        }
+        char *slash = strrchr(up, '/');
+        if (!slash)
+            return realpath(".", rp) && path_inside(rp, dir);
+        if (slash == up)
+            return false;
+        *slash = 0;
+    }
+}
+
 static int recover(const char *dir, const char *dest, bool dry, bool follow)
 {
     struct stat sb;
     if (!dry && lstat(dest, &sb) == 0) {
         tool_err("%s exists: recover writes a new store (remove it or name another with --out)",
                  dest);
+        return 2;
+    }
+    if (!dry && path_inside(dest, dir)) {
+        tool_err("%s is inside the store being salvaged, %s: name a place outside it with --out",
+                 dest, dir);
         return 2;
     }
     if (store_in_use(dir)) {
@@ -929,10 +960,12 @@ static int recover(const char *dir, const char *dest, bool dry, bool follow)
             indexes_build(&R);
     } else {
         tool_rm_dir(tmp);
+        tool_remove_stale(dest, ".mms-recover-"); /* recovers to dest that were killed */
         rc = dest_build(&R, tmp, dest);
         if (rc)
             tool_rm_dir(tmp);
     }
+    sv_bad_report(&R.st); /* pages first read while salvaging */
     if (!rc) {
         tables_report(&R);
         if (!dry) {
@@ -971,14 +1004,24 @@ static int run_recover(const struct tool_cmd *cmd, int argc, char **argv)
     int rc = tool_args(cmd, argc, argv, opts, 3, &dir, 1);
     if (rc >= 0)
         return rc;
-    char dest[4096];
+    char dest[PATH_MAX + 16];
     if (out) {
         snprintf(dest, sizeof dest, "%s", out);
     } else {
-        size_t n = strlen(dir);
-        while (n > 1 && dir[n - 1] == '/')
-            n--;
-        snprintf(dest, sizeof dest, "%.*s.recovered", (int)n, dir);
+        /* Beside DIR: by its real path when its name is not one (".",
+         * "..", "/"), whose DIR.recovered would be inside it. */
+        char name[PATH_MAX], real[PATH_MAX];
+        snprintf(name, sizeof name, "%s", dir);
+        size_t n = strlen(name);
+        while (n > 1 && name[n - 1] == '/')
+            name[--n] = 0;
+        const char *base = strrchr(name, '/');
+        base = base ? base + 1 : name;
+        const char *d = name;
+        if ((strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(name, "/") == 0) &&
+            realpath(dir, real))
+            d = real;
+        snprintf(dest, sizeof dest, "%s.recovered", d);
     }
     return recover(dir, dest, dry, follow);
 }
@@ -997,18 +1040,21 @@ const struct tool_cmd tool_cmd_recover = {
     "A table whose catalog entry is damaged is dropped; a record that cannot be\n"
     "proved live (past the end of a truncated file) is dropped and its slot stays\n"
     "deleted; a ref, string or blob value that does not check out is cleared (set\n"
-    "to null) and its record kept. A root that is a record or a string is kept;\n"
-    "one that is another heap object is dropped unless --follow-refs.\n"
+    "to null) and its record kept. A page that cannot be read (an I/O error) is\n"
+    "read as zeros and reported; records on it are dropped. A root that is a\n"
+    "record or a string is kept; one that is another heap object is dropped\n"
+    "unless --follow-refs.\n"
     "\n"
     "Output, one line per finding: CLASS SUBJECT [key=value ...] -- text, CLASS\n"
     "being info, drop or clear; per table a line of counts; then dest, verify and\n"
     "summary lines. Exit 0: nothing lost; 1: salvaged with losses (the drop and\n"
     "clear lines); 2: nothing salvaged (the header or catalog is unreadable, DEST\n"
-    "exists), the reason on stderr. A store that cannot be read at all gives a\n"
-    "'fatal store -- REASON' line instead of the tables and the summary.\n"
+    "exists or is inside DIR), the reason on stderr. A store that cannot be read\n"
+    "at all gives a 'fatal store -- REASON' line instead of the tables and the\n"
+    "summary.\n"
     "\n"
-    "  --out DEST   where to write the salvaged store (default DIR.recovered);\n"
-    "               it must not exist\n"
+    "  --out DEST   where to write the salvaged store (default DIR.recovered,\n"
+    "               beside DIR even when DIR is '.'); it must not exist\n"
     "  --dry-run    read and report only: write nothing\n"
     "  --follow-refs  copy a root heap object with every object reachable from it,\n"
     "               taking each word that equals a live allocation's ref for a ref\n"

@@ -32,6 +32,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,110 @@ static void note(const struct sv_store *st, bool loss, const char *subject, cons
 #define WHY(...) (snprintf(why, cap, __VA_ARGS__), -1)
 
 /* ------------------------------------------------------------------------
+ * Pages that cannot be read
+ *
+ * A page of a mapped file that cannot be read (an I/O error of a failing
+ * disk; a hole of a sparse file on a full tmpfs) is a SIGBUS at its first
+ * touch. A salvage must not die of the damage it is for: the handler puts
+ * a page of zeros in its place (the checks then find what it held damaged,
+ * or absent) and notes it; sv_bad_report() reports each such page as a
+ * loss, and sv_unreadable() tells the records on one, to be dropped. Only
+ * this file's mappings are so treated (g_maps); a SIGBUS elsewhere kills.
+ * ------------------------------------------------------------------------ */
+#define MAPS_MAX (MMS_MAX_REGIONS + 8)
+#define BAD_MAX 4096
+static struct {
+    uintptr_t lo, hi;
+    uint32_t id, gen; /* id UINT32_MAX: the journal */
+} g_maps[MAPS_MAX];
+static volatile sig_atomic_t g_nmaps;
+static struct {
+    uint32_t map;
+    uint64_t off;
+} g_bad[BAD_MAX];
+static volatile sig_atomic_t g_nbad;
+static size_t g_reported;
+
+static void maps_add(const void *p, uint64_t len, uint32_t id, uint32_t gen)
+{
+    if (g_nmaps == MAPS_MAX)
+        return; /* not expected: a SIGBUS there kills, as it did */
+    g_maps[g_nmaps].lo = (uintptr_t)p;
+    g_maps[g_nmaps].hi = (uintptr_t)p + len;
+    g_maps[g_nmaps].id = id;
+    g_maps[g_nmaps].gen = gen;
+    g_nmaps++;
+}
+
+/* Forget the mapping at p (being unmapped): its range may be reused. */
+static void maps_drop(const void *p)
+{
+    for (int i = 0; i < g_nmaps; i++)
+        if (g_maps[i].lo == (uintptr_t)p)
+            g_maps[i].lo = g_maps[i].hi = 0;
+}
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    uintptr_t a = (uintptr_t)si->si_addr, pg = a & ~(uintptr_t)(PAGE - 1);
+    for (int i = 0; i < g_nmaps; i++)
+        if (a >= g_maps[i].lo && a < g_maps[i].hi) {
+            if (g_nbad < BAD_MAX &&
+                mmap((void *)pg, PAGE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+                g_bad[g_nbad].map = (uint32_t)i;
+                g_bad[g_nbad].off = pg - g_maps[i].lo;
+                g_nbad++;
+                return; /* the access is made again, and reads zeros */
+            }
+            break;
+        }
+    signal(sig, SIG_DFL); /* not ours, or too many: the access faults again, and kills */
+}
+
+static void sigbus_catch(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+bool sv_unreadable(const void *p, uint64_t len)
+{
+    if (!len)
+        return false;
+    uintptr_t lo = (uintptr_t)p & ~(uintptr_t)(PAGE - 1), hi = (uintptr_t)p + len;
+    for (uintptr_t a = lo; a < hi; a += PAGE) /* fault in what was not read yet */
+        (void)*(const volatile uint8_t *)(a < (uintptr_t)p ? (uintptr_t)p : a);
+    for (int i = 0; i < g_nbad; i++) {
+        uintptr_t b = g_maps[g_bad[i].map].lo + g_bad[i].off;
+        if (b + PAGE > (uintptr_t)p && b < hi)
+            return true;
+    }
+    return false;
+}
+
+void sv_bad_report(const struct sv_store *st)
+{
+    for (; g_reported < (size_t)g_nbad; g_reported++) {
+        uint32_t m = g_bad[g_reported].map;
+        char subject[80];
+        if (g_maps[m].id == UINT32_MAX)
+            snprintf(subject, sizeof subject, "page file=journal offset=%llu",
+                     (unsigned long long)g_bad[g_reported].off);
+        else
+            snprintf(subject, sizeof subject, "page file=region-%u-%u offset=%llu",
+                     g_maps[m].id, g_maps[m].gen, (unsigned long long)g_bad[g_reported].off);
+        note(st, true, subject, "cannot be read (an I/O error, or a hole of a sparse file on "
+             "a full file system): read as zeros, what it held is lost");
+    }
+}
+
+/* ------------------------------------------------------------------------
  * Region files
  * ------------------------------------------------------------------------ */
 /* The view of region id, generation gen: mapped on first use. NULL only when
@@ -155,10 +260,14 @@ static struct sv_view *view(struct sv_store *st, uint32_t id, uint32_t gen)
     v->gen = gen;
     char name[64];
     snprintf(name, sizeof name, "region-%u-%u", id, gen);
-    int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO in the place of the file would block the open
+     * for ever; refused as not a regular file instead. */
+    int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         v->missing = true;
+        v->absent = fd < 0 && errno == ENOENT ? "missing" : fd < 0 ? "unreadable"
+                                                                  : "not a regular file";
         if (fd >= 0)
             close(fd);
         return v;
@@ -168,8 +277,11 @@ static struct sv_view *view(struct sv_store *st, uint32_t id, uint32_t gen)
         /* Private and writable: the journal's replay lands here, never in
          * the file. */
         void *m = mmap(NULL, v->fsize, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+        if (m != MAP_FAILED)
+            maps_add(m, v->fsize, id, gen);
         if (m == MAP_FAILED) {
             v->missing = true;
+            v->absent = "unreadable";
             v->fsize = 0;
         } else {
             v->base = m;
@@ -285,11 +397,17 @@ static int jgroup_parse(struct journal *J, uint64_t off, uint32_t seed, uint64_t
 static int journal_read(struct sv_store *st, const uint8_t uuid[16], struct journal *J)
 {
     memset(J, 0, sizeof *J);
-    int fd = openat(st->dirfd, "journal", O_RDONLY | O_CLOEXEC);
+    int fd = openat(st->dirfd, "journal", O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* view() */
     struct stat sb;
     if (fd < 0) {
         note(st, false, "journal", "the journal file is missing (%s): the region files are "
              "taken as they are", strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        close(fd);
+        note(st, false, "journal", "the journal is not a regular file: the region files are "
+             "taken as they are");
         return -1;
     }
     if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < J_DATA) {
@@ -301,6 +419,8 @@ static int journal_read(struct sv_store *st, const uint8_t uuid[16], struct jour
     J->size = (uint64_t)sb.st_size;
     void *m = mmap(NULL, J->size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
+    if (m != MAP_FAILED)
+        maps_add(m, J->size, UINT32_MAX, 0);
     if (m == MAP_FAILED) {
         note(st, false, "journal", "cannot map the journal (%s): the region files are taken as "
              "they are", strerror(errno));
@@ -355,7 +475,8 @@ static const char *jgroup_applicable(struct sv_store *st, const struct journal *
         }
         struct sv_view *v = view(st, id, gen);
         if (!v || v->missing) {
-            snprintf(buf, cap, "the file region-%u-%u it writes is missing", id, gen);
+            snprintf(buf, cap, "the file region-%u-%u it writes is %s", id, gen,
+                     v ? v->absent : "missing");
             return buf;
         }
         uint64_t end = type == JR_DATA ? g64(J->j, p + 16) + g32(J->j, p + 4) : g64(J->j, p + 16);
@@ -405,9 +526,15 @@ static void journal_replay(struct sv_store *st, const uint8_t uuid[16], uint64_t
                  (unsigned long long)L);
             upto = 0;
         } else if (hcrc_ok && H < S) {
-            note(st, false, "journal", "the region files are at txn %llu, older than the "
-                 "journal's checkpoint (txn %llu): the journal is not replayed and the region "
-                 "files are taken as they are", (unsigned long long)H, (unsigned long long)S);
+            /* The checkpoint synced the files at txn S: they lost their
+             * writes since H (or were replaced by older ones), and the
+             * epochs that held those commits are gone. A loss. */
+            note(st, true, "journal", "the region files are at txn %llu, older than the "
+                 "journal's checkpoint (txn %llu): the commits of txns %llu..%llu are lost "
+                 "(a region file was replaced or lost its writes); the journal is not "
+                 "replayed and the region files are taken as they are",
+                 (unsigned long long)H, (unsigned long long)S, (unsigned long long)(H + 1),
+                 (unsigned long long)L);
             upto = 0;
         } else if (stop && hcrc_ok && S + upto + 1 <= H) {
             note(st, false, "journal", "the commit of txn %llu cannot be applied (%s) and the "
@@ -438,7 +565,7 @@ static void journal_replay(struct sv_store *st, const uint8_t uuid[16], uint64_t
                  (unsigned long long)J.end, J.stop);
     }
     if (J.j)
-        munmap((void *)J.j, J.size);
+        maps_drop(J.j), munmap((void *)J.j, J.size);
     free(J.g);
 }
 
@@ -454,8 +581,10 @@ static uint32_t hdr_crc(const uint8_t *h, uint32_t nregions)
 /* The fields that never change: is region 0 a store this tool reads? */
 static int hdr_static(const struct sv_view *v0, char *why, size_t cap)
 {
-    if (v0->missing)
+    if (v0->missing && strcmp(v0->absent, "missing") == 0)
         return WHY("%s", "region-0-0 is missing: this is not a store (or its heap file was lost)");
+    if (v0->missing)
+        return WHY("region-0-0 is %s", v0->absent);
     if (v0->fsize < RTAB_OFF + PAGE * 4)
         return WHY("region-0-0 is %llu bytes, shorter than the store header and region table",
                    (unsigned long long)v0->fsize);
@@ -848,7 +977,7 @@ static void table_read(struct sv_store *st, struct sv_table *t, const uint8_t *e
         return;
     struct sv_view *v = view(st, id, st->rt[id].gen);
     if (!v || v->missing) {
-        TBAD("its file region-%u-%u is missing", id, st->rt[id].gen);
+        TBAD("its file region-%u-%u is %s", id, st->rt[id].gen, v ? v->absent : "missing");
         return;
     }
     t->recs = (const uint8_t *)v->base;
@@ -924,6 +1053,7 @@ int sv_open(struct sv_store *st, const char *dir, sv_note_fn fn, void *ctx, char
     st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (st->dirfd < 0)
         return WHY("cannot open %s: %s", dir, strerror(errno));
+    sigbus_catch();
     struct sv_view *v0 = view(st, 0, 0);
     if (!v0)
         return WHY("out of memory");
@@ -943,14 +1073,16 @@ int sv_open(struct sv_store *st, const char *dir, sv_note_fn fn, void *ctx, char
          st->nregions, st->nregions == 1 ? "" : "s");
     if (heap_walk(st))
         return WHY("out of memory");
-    return catalog_read(st, why, cap);
+    int r = catalog_read(st, why, cap);
+    sv_bad_report(st);
+    return r;
 }
 
 void sv_close(struct sv_store *st)
 {
     for (size_t i = 0; i < st->nv; i++)
         if (st->v[i].base)
-            munmap(st->v[i].base, st->v[i].fsize);
+            maps_drop(st->v[i].base), munmap(st->v[i].base, st->v[i].fsize);
     free(st->v);
     for (uint32_t i = 0; i < st->ntables; i++) {
         free(st->t[i].f);

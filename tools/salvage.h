@@ -36,6 +36,7 @@ struct sv_view {
     char *base;     /* NULL if the file is missing or empty */
     uint64_t fsize; /* bytes of the file: nothing past them is read */
     bool missing;
+    const char *absent; /* when missing, why: "missing", "not a regular file", ... */
 };
 
 struct sv_field {
@@ -111,6 +112,14 @@ struct sv_store {
 int sv_open(struct sv_store *st, const char *dir, sv_note_fn note, void *ctx, char *why,
             size_t cap);
 void sv_close(struct sv_store *st);
+
+/* Pages of the store's files that could not be read (a SIGBUS: an I/O
+ * error, a hole on a full file system) read as zeros. sv_bad_report()
+ * reports, as losses, those found since its last call (sv_open calls it;
+ * call it again after reading records and values); sv_unreadable()
+ * whether [p, p + len) of a mapping of st touches one (reading it first). */
+void sv_bad_report(const struct sv_store *st);
+bool sv_unreadable(const void *p, uint64_t len);
 
 /* Is ref (region 0) the start of a live heap allocation whose bytes are all
  * in the file? *usable gets its usable size. Returns NULL if so, else why

@@ -176,6 +176,10 @@ static int parse_args(const struct tool_cmd *cmd, int argc, char **argv, char **
     }
     if (k < min)
         return tool_usage_err(cmd, "too few arguments");
+    /* Every command's first argument but load's is DIR: an empty one is
+     * known wrong from the command line alone (load checks its own). */
+    if (k > 0 && !pos[0][0] && strncmp(cmd->args, "DIR", 3) == 0)
+        return tool_usage_err(cmd, "DIR is empty");
     *got = k;
     return -1;
 }
@@ -240,6 +244,13 @@ int tool_open_inspect(const char *dir, mms_store **s)
     if (r == MMS_ERECOVER) {
         o.flags = 0;
         r = mms_open(dir, &o, s);
+        /* Not allowed to write (a read-only file system, the files'
+         * modes): say what the read-only open found, not only why the
+         * write open failed, which would not tell why it was tried. */
+        if (r == -EROFS || r == -EACCES || r == -EPERM) {
+            o.flags = MMS_RDONLY;
+            r = mms_open(dir, &o, s);
+        }
     }
     return r;
 }
