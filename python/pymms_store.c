@@ -662,15 +662,42 @@ static PyObject *store_repr(pymms_store *st)
 /* ------------------------------------------------------------------------
  * Tables
  * ------------------------------------------------------------------------ */
+/* The Table of C handle t in the cache (a new reference), or NULL; the
+ * name it was cached under is dropped (one: this keeps it so). */
+static pymms_table *table_of_handle(pymms_store *st, const mms_table *t)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(st->tables, &pos, &key, &value)) {
+        pymms_table *tb = (pymms_table *)value;
+        if (tb->t == t && !tb->dead) {
+            Py_INCREF(tb);
+            if (PyDict_DelItem(st->tables, key) < 0)
+                PyErr_Clear(); /* a str key: cannot fail */
+            return tb;
+        }
+    }
+    return NULL;
+}
+
+/* The cache is keyed by name, and a name can leave its table: another
+ * handle renames the table (the C handle takes the new name at this
+ * handle's next transaction) or drops it and creates another of that
+ * name. So a hit counts only while the C handle still has that name, and a
+ * miss that mms_table_find answers with a handle a Table already holds
+ * moves that Table to the new name: one Table object per C table handle,
+ * whatever it is called (its views are counted on it, R4). */
 PyObject *pymms_store_table(pymms_store *st, PyObject *name)
 {
     const char *cname = pymms_utf8(name, "a table name");
     if (!cname)
         return NULL;
     PyObject *tb = PyDict_GetItemWithError(st->tables, name);
-    if (tb)
-        return Py_NewRef(tb);
-    if (PyErr_Occurred())
+    if (tb) {
+        const char *now = mms_table_name(((pymms_table *)tb)->t);
+        if (now && strcmp(now, cname) == 0)
+            return Py_NewRef(tb);
+    } else if (PyErr_Occurred())
         return NULL;
     int own;
     if (pymms_scope_enter(st, &own) < 0)
@@ -678,11 +705,16 @@ PyObject *pymms_store_table(pymms_store *st, PyObject *name)
     mms_table *t = NULL;
     int r = mms_table_find(st->s, cname, &t);
     PyObject *res = NULL;
-    if (r == MMS_ENOENT || r == MMS_EINVAL) /* no such name, or none can exist */
+    if (r == MMS_ENOENT || r == MMS_EINVAL) { /* no such name, or none can exist */
         PyErr_SetObject(PyExc_KeyError, name);
-    else if (r)
+        if (tb && PyDict_DelItem(st->tables, name) < 0) /* a stale name */
+            PyErr_SetObject(PyExc_KeyError, name);
+    } else if (r)
         pymms_raise(r, "table");
-    else if ((res = pymms_table_new(st, t, name)) && PyDict_SetItem(st->tables, name, res) < 0)
+    else if ((res = (PyObject *)table_of_handle(st, t))) {
+        if (PyDict_SetItem(st->tables, name, res) < 0)
+            Py_CLEAR(res);
+    } else if ((res = pymms_table_new(st, t, name)) && PyDict_SetItem(st->tables, name, res) < 0)
         Py_CLEAR(res);
     if (pymms_scope_exit(st, own, res ? 0 : -1) < 0)
         Py_CLEAR(res);
