@@ -35,15 +35,24 @@
  *     numpy.frombuffer() in a memoryview whose release() a user could call
  *     while the array still points into the mapping (pymms_view.c).
  *
- *  R4 Address ranges. A View covers memory the C handle keeps mapped until
- *     mms_close(): committed records, or fresh records of an existing
- *     table. Two cases would break that and are refused (BufferError): a
- *     view of a table created or migrated in the current write transaction
- *     (an abort unmaps or replaces its region), and a migration of a table
- *     that has live views -- through any Store of this process open on the
- *     same store directory (the other handle maps the new file in place of
- *     the old at its next transaction: a read past its end faulted).
- *
+ *  R4 Address ranges. A View's range stays readable until mms_close():
+ *     the C library never takes back a range a region mapped (src/map.c,
+ *     "Retired ranges": past a shorter file, and for a dropped region,
+ *     read-only zeros). So a read-only view never faults, whatever happens
+ *     to its table -- an abort of the transaction that created or
+ *     migrated it, a migration or a drop by any handle -- and none is
+ *     refused: afterwards it shows the region's bytes now (the new
+ *     layout's, zeros, another table's). A writable view does fault when a
+ *     store reaches those read-only zeros, so what could put them under
+ *     one while it lives is refused (BufferError): a writable view of a
+ *     table created or migrated in the current write transaction (an
+ *     abort drops the region or maps the old, shorter file back), and a
+ *     migration of a table that has live writable views -- through any
+ *     Store of this process open on the same store directory (the other
+ *     handle maps the new file at its next transaction). Another process
+ *     cannot be refused: a migration to smaller records or a drop there
+ *     makes a store through a writable view that outlived its transaction
+ *     fault (python/tests/test_refusals.py).
  *  R5 Writable views. A writable view is made only inside a write
  *     transaction, on a handle opened without the guard (MMS_NOGUARD: a
  *     stray store must not SIGSEGV the interpreter), and only over records
@@ -114,7 +123,7 @@ typedef struct pymms_table {
     uint64_t created;      /* serial of the write txn that created it, or 0 (R4) */
     uint64_t migrated;     /* serial of the write txn that migrated it, or 0 (R4) */
     uint64_t appended;     /* serial of the last write txn that appended at its end (R5) */
-    Py_ssize_t nviews;     /* Views of this table alive (R4) */
+    Py_ssize_t nwviews;    /* writable Views of this table alive (R4) */
     int dead;              /* its creation was aborted */
 } pymms_table;
 

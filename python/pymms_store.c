@@ -513,7 +513,7 @@ Py_ssize_t pymms_views_elsewhere(pymms_store *st, PyObject *name)
             continue;
         PyObject *tb = PyDict_GetItemWithError(o->tables, name); /* borrowed */
         if (tb)
-            n += ((pymms_table *)tb)->nviews;
+            n += ((pymms_table *)tb)->nwviews;
         else
             PyErr_Clear(); /* a str key: nothing can fail */
     }
@@ -686,7 +686,7 @@ static pymms_table *table_of_handle(pymms_store *st, const mms_table *t)
  * name. So a hit counts only while the C handle still has that name, and a
  * miss that mms_table_find answers with a handle a Table already holds
  * moves that Table to the new name: one Table object per C table handle,
- * whatever it is called (its views are counted on it, R4). */
+ * whatever it is called (its writable views are counted on it, R4). */
 PyObject *pymms_store_table(pymms_store *st, PyObject *name)
 {
     const char *cname = pymms_utf8(name, "a table name");
@@ -738,8 +738,8 @@ PyDoc_STRVAR(create_table_doc,
 "structured dtype (its offsets and itemsize are kept). Kinds as in C: i8 i16\n"
 "i32 i64 u8 u16 u32 u64 f32 f64 bool chars ref str blob (i8 is 8 bits).\n"
 "A table that exists with the same layout is opened; with another layout it\n"
-"is migrated (fields matched by name), which is refused while arrays over it\n"
-"are alive (BufferError).");
+"is migrated (fields matched by name), which is refused while writable arrays\n"
+"over it are alive in this process (BufferError).");
 
 static PyObject *store_create_table(pymms_store *st, PyObject *args)
 {

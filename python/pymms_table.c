@@ -30,7 +30,7 @@ PyObject *pymms_table_new(pymms_store *st, mms_table *t, PyObject *name)
     tb->dtype = NULL;
     tb->fields = NULL;
     tb->created = tb->migrated = tb->appended = 0;
-    tb->nviews = 0;
+    tb->nwviews = 0;
     tb->dead = 0;
     PyObject_GC_Track(tb);
     return (PyObject *)tb;
@@ -327,15 +327,16 @@ static int view_allowed(pymms_table *tb, int writable)
             return -1;
         }
     }
-    if (st->state == PYMMS_WRITE) {
+    if (st->state == PYMMS_WRITE && writable) {
         if (tb->created == st->serial || tb->migrated == st->serial) {
             PyErr_Format(PyExc_BufferError, "table %U was %s in this write transaction: an "
-                         "abort would unmap what an array points to; take arrays after the "
-                         "commit (extend and append work now)", tb->name,
+                         "abort would leave a writable array over read-only zeros (a store "
+                         "through it would fault); take writable arrays after the commit "
+                         "(read-only ones, extend and append work now)", tb->name,
                          tb->created == st->serial ? "created" : "migrated");
             return -1;
         }
-        if (writable && tb->appended == st->serial) {
+        if (tb->appended == st->serial) {
             PyErr_Format(PyExc_BufferError, "table %U was appended to in this write "
                          "transaction: its new records are fresh space until the commit, and a "
                          "store through the array after an abort could reach another "

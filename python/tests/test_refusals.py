@@ -1,0 +1,142 @@
+"""Rule R4 of pymms.h as it stands since the C library keeps every range a
+region ever mapped readable (src/map.c, "Retired ranges": zeros past a
+shorter file, zeros for a dropped region): a read-only array never faults,
+whatever happens to its table, so it is no longer refused; a writable one
+faults when a store reaches a range the handle re-mapped to read-only
+zeros, so what could do that while it lives is still refused. Each case
+runs in a child interpreter: a crash is its exit status, not the death of
+the test run."""
+from conftest import run_py
+
+FILL = """
+    import gc, sys
+    import numpy as np
+    import mmstore
+    path = sys.argv[1]
+    n = 100000
+    s = mmstore.open(path, create=True)
+    def four():
+        return [("a", "f64"), ("b", "f64"), ("c", "f64"), ("d", "f64")]
+    with s.write():
+        t = s.create_table("t", four())
+        t.extend({"a": np.arange(n) + 1.0, "b": np.ones(n)})
+    """
+
+
+def child(body, path):
+    p = run_py(FILL + body, path, check=False)
+    assert p.returncode == 0, f"child exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
+    return p.stdout.splitlines()
+
+
+def test_readonly_view_of_a_table_created_in_an_aborted_transaction(path):
+    # Refused (BufferError) while an abort unmapped the new region; now it
+    # reads zeros after the abort, and a new table's bytes once one takes
+    # the region, as an array of a table another process dropped does.
+    out = child("""
+    try:
+        with s.write():
+            u = s.create_table("u", [("x", "i64")])
+            u.extend({"x": np.arange(n) + 1})
+            a = u.column("x")
+            print(int(a.sum()))
+            raise KeyError("abort")
+    except KeyError:
+        pass
+    print(int(a.sum()), s.tables())
+    with s.write():
+        s.create_table("v", [("y", "i64")]).extend({"y": np.full(n, 2)})
+    a.sum()                          # v's bytes or zeros: read, never a fault
+    s.verify()
+    print("ok")
+    """, path)
+    assert out == ["5000050000", "0 ['t']", "ok"]
+
+
+def test_readonly_view_of_a_table_migrated_in_an_aborted_transaction(path):
+    out = child("""
+    try:
+        with s.write():
+            t = s.create_table("t", [("a", "f64")])   # 32-byte records to 8
+            a = t.column("a")
+            print(a[-1])
+            raise KeyError("abort")
+    except KeyError:
+        pass
+    a.sum()                          # the old layout's bytes: read, never a fault
+    with s.read():
+        print(t.dtype.names, t.column("a")[-1])
+    s.verify()
+    print("ok")
+    """, path)
+    assert out == ["100000.0", "('a', 'b', 'c', 'd') 100000.0", "ok"]
+
+
+def test_migration_under_readonly_views(path):
+    # This Store, another Store of this process: the array shows the new
+    # layout's bytes and zeros past them, as under another process's
+    # migration (test_views_remap.py).
+    out = child("""
+    with s.read():
+        x = t.column("a")
+    for other in (s, mmstore.open(path)):
+        with other.write():
+            other.create_table("t", [("a", "f64")] if other is s else four())
+        with s.read():
+            pass
+        print(x[-1], x[n // 4 - 1])
+        if other is not s:
+            other.close()
+    s.verify()
+    print("ok")
+    """, path)
+    # After shrinking to 8-byte records the old stride reads record 4i's
+    # a at i: zeros past the quarter; migrated back to 32 bytes, the old
+    # values (a kept, b-d zero).
+    assert out == ["0.0 99997.0", "100000.0 25000.0", "ok"]
+
+
+def test_writable_arrays_still_refused_where_a_store_would_fault(path):
+    # Each refusal below, when it was lifted, let a store through the
+    # writable array reach the zeros the handle maps read-only past the
+    # table's shorter file: SIGSEGV (a child run with the check removed).
+    out = child("""
+    def refused(fn):
+        try:
+            fn()
+        except BufferError as e:
+            return "refused"
+        return "done"
+    with s.write():
+        w = t.array(writable=True)
+    # 1. Migrating it (smaller records) while the writable array lives,
+    #    through this Store or another of this process.
+    for other in (s, mmstore.open(path)):
+        with other.write():
+            print(refused(lambda: other.create_table("t", [("a", "f64")])))
+        if other is not s:
+            other.close()
+    w["a"][-1] = 5.0                 # still mapped writable: no fault
+    del w
+    gc.collect()
+    # 2. A writable array of a table migrated (here: to larger records) in
+    #    this transaction: an abort maps the old, shorter file back.
+    try:
+        with s.write():
+            s.create_table("t", four() + [("e", "f64")])
+            print(refused(lambda: t.array(writable=True)))
+            raise KeyError("abort")
+    except KeyError:
+        pass
+    # 3. Of a table created in it (an abort drops its region).
+    try:
+        with s.write():
+            u = s.create_table("u", [("x", "i64")])
+            print(refused(lambda: u.array(writable=True)))
+            raise KeyError("abort")
+    except KeyError:
+        pass
+    s.verify()
+    print("ok")
+    """, path)
+    assert out == ["refused", "refused", "refused", "refused", "ok"]
