@@ -715,8 +715,12 @@ static PyObject *table_to_pandas(pymms_table *tb, PyObject *unused)
         PyList_SET_ITEM(names, k, nm);
     }
     if (names) {
+        /* copy=False: every column is a copy of our own already (never a
+         * view of the mapping); pandas' default copies a dict's arrays
+         * again, twice the frame's memory for a moment. */
         PyObject *df = PyObject_GetAttrString(pd, "DataFrame");
-        PyObject *kw = Py_BuildValue("{s:O,s:O}", "index", index, "columns", names);
+        PyObject *kw = Py_BuildValue("{s:O,s:O,s:O}", "index", index, "columns", names, "copy",
+                                     Py_False);
         PyObject *args = PyTuple_Pack(1, data);
         if (df && kw && args)
             res = PyObject_Call(df, args, kw);
