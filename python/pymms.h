@@ -107,6 +107,7 @@ typedef struct pymms_store {
     int tainted;           /* writable views outlived a write transaction (R5) */
     Py_ssize_t nviews;     /* Views alive (R3) */
     Py_ssize_t nwviews;    /* of which writable (R5) */
+    unsigned long forks;   /* pymms_forked(): the process's forks when it opened */
     dev_t dev;             /* the store's directory, or ino 0 if unknown (R4) */
     ino_t ino;
     struct pymms_store *next; /* the process's Stores not deallocated yet (R4) */
@@ -185,8 +186,12 @@ PyObject *pymms_np_attr(const char *name);
 
 /* ---- pymms_store.c: the rules -------------------------------------------- */
 
-/* R1 and "not closed": 0, or -1 with an exception. */
+/* R1, "not closed" and "not a copy in a fork child": 0, or -1 with an
+ * exception. */
 int pymms_check(pymms_store *st);
+/* Was st opened before this process was forked (it is the child's copy
+ * of the parent's Store)? */
+int pymms_forked(const pymms_store *st);
 /* R2: begin a read transaction of our own if the caller is in none,
  * after checking R1 and "not closed" again (Python code may have run
  * since the caller's pymms_check).

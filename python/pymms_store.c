@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -51,11 +52,34 @@ static int reentered(pymms_store *st, int closing)
     return -1;
 }
 
+/* Forks of this process so far, as seen in the child (pthread_atfork):
+ * a Store opened before one is the child's copy of the parent's, with the
+ * parent's transaction state, cache and handle. Its calls must not answer
+ * from those (the C library refuses the calls that reach it; reads from a
+ * copied transaction and cached Tables did not). */
+static unsigned long forks;
+
+static void fork_counted(void)
+{
+    forks++;
+}
+
+int pymms_forked(const pymms_store *st)
+{
+    return st->forks != forks;
+}
+
 /* R1 without the conversion check: open, and this thread's to use. */
 static int usable(pymms_store *st)
 {
     if (st->closed || !st->s || !st->tables) {
         PyErr_SetString(PyExc_ValueError, "the store is closed");
+        return -1;
+    }
+    if (pymms_forked(st)) {
+        pymms_raise_msg(MMS_EFORK, "this Store was opened before the process forked: a child "
+                                   "opens the store again (mmstore.open(path)) and may only "
+                                   "close() this one");
         return -1;
     }
     unsigned long me = pymms_me();
@@ -544,6 +568,10 @@ PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guar
     st->tainted = 0;
     st->nviews = 0;
     st->nwviews = 0;
+    static int counting; /* the GIL is held */
+    if (!counting && pthread_atfork(NULL, NULL, fork_counted) == 0)
+        counting = 1;
+    st->forks = forks;
     st->dev = dev;
     st->ino = ino;
     st->next = all_stores;

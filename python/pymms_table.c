@@ -795,7 +795,7 @@ static PyObject *table_repr(pymms_table *tb)
 {
     name_sync(tb);
     if (!tb->store || tb->store->closed || !tb->store->s || tb->dead ||
-        (tb->store->busy && tb->store->busy != pymms_me()))
+        pymms_forked(tb->store) || (tb->store->busy && tb->store->busy != pymms_me()))
         return PyUnicode_FromFormat("<mmstore.Table %R>", tb->name);
     if (tb->store->state != PYMMS_IDLE && tb->store->owner != pymms_me())
         return PyUnicode_FromFormat("<mmstore.Table %R>", tb->name);

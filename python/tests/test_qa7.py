@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import mmstore
+from conftest import run_py
 
 
 def test_to_pandas_copies_each_column_once(path):
@@ -34,3 +35,45 @@ def test_to_pandas_copies_each_column_once(path):
         t.array(writable=True)["x"][0] = 7.0
     assert df["x"][0] == 0.0 and t.get(0)["x"] == 7.0
     s.close()
+
+
+def test_a_forked_child_gets_fork_error_from_every_call(path):
+    # A child forked while the parent was inside a transaction inherited the
+    # Store's state: it read the parent's records and took writable arrays
+    # through the parent's handle without a word, and s.table() answered
+    # from the cache; only calls that reached the C library said ForkError.
+    # Every call on a Store opened before the fork raises it now (close()
+    # does not: it frees the child's copy). Run in a child interpreter.
+    out = run_py("""
+        import os, sys
+        import numpy as np
+        import mmstore
+        s = mmstore.open(sys.argv[1], create=True)
+        with s.write():
+            t = s.create_table("t", [("x", "i64")])
+            t.extend({"x": np.arange(10)})
+        calls = {"get": lambda: t.get(0), "len": lambda: len(t),
+                 "table": lambda: s.table("t"), "fields": lambda: t.fields,
+                 "writable": lambda: t.array(writable=True), "column": lambda: t.column("x")}
+        def child():
+            for name, call in calls.items():
+                try:
+                    call()
+                    print(name, "answered", flush=True)
+                except mmstore.ForkError:
+                    print(name, "ForkError", flush=True)
+            repr(t), repr(s)
+            s.close()
+            os._exit(0)
+        for state in ("read", "write"):
+            with getattr(s, state)():
+                pid = os.fork()
+                if pid == 0:
+                    child()
+                assert os.waitpid(pid, 0)[1] == 0
+                if state == "write":
+                    t.append({"x": 10})
+        print(len(t), s.verify())
+        """, path).stdout.splitlines()
+    assert out == [f"{n} ForkError" for n in ("get", "len", "table", "fields", "writable",
+                                               "column")] * 2 + ["11 None"]
