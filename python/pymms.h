@@ -49,7 +49,9 @@
  *     abort drops the region or maps the old, shorter file back), and a
  *     migration of a table that has live writable views -- through any
  *     Store of this process open on the same store directory (the other
- *     handle maps the new file at its next transaction). Another process
+ *     handle maps the new file at its next transaction; its views are
+ *     found by the table's region, whatever name it knows the table by).
+ *     Another process
  *     cannot be refused: a migration to smaller records or a drop there
  *     makes a store through a writable view that outlived its transaction
  *     fault (python/tests/test_refusals.py).
@@ -125,6 +127,7 @@ typedef struct pymms_table {
     uint64_t migrated;     /* serial of the write txn that migrated it, or 0 (R4) */
     uint64_t appended;     /* serial of the last write txn that appended at its end (R5) */
     Py_ssize_t nwviews;    /* writable Views of this table alive (R4) */
+    uint32_t region;       /* its region when the last writable View was made (R4) */
     int dead;              /* its creation was aborted */
 } pymms_table;
 
@@ -201,9 +204,14 @@ int pymms_scope_enter(pymms_store *st, int *own);
 int pymms_scope_exit(pymms_store *st, int own, int rc);
 /* In a write transaction of this thread? 0, or -1 with NotxnError. */
 int pymms_need_write(pymms_store *st, const char *what);
-/* Views of table name alive in the other Stores of this process open on
- * st's store directory (R4). */
-Py_ssize_t pymms_views_elsewhere(pymms_store *st, PyObject *name);
+/* The region of table name (as this handle's transaction sees it), or 0
+ * (none, or it cannot be told). */
+uint32_t pymms_region_of(pymms_store *st, const char *name);
+/* Writable views of the table in region alive in the other Stores of this
+ * process open on st's store directory (R4). By region, not by name:
+ * another process may have renamed the table, and a Store that has not
+ * begun a transaction since knows it by its old name. */
+Py_ssize_t pymms_views_elsewhere(pymms_store *st, uint32_t region);
 /* Close the C handle now (R3); with the GIL released. Returns the error. */
 int pymms_store_release(pymms_store *st);
 /* The Table object for name (cached), or NULL with KeyError. Reads in R2. */

@@ -705,7 +705,8 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
         }
         /* R4: a migration replaces the region's file under its arrays,
          * and a writable one would then store into read-only zeros. */
-        Py_ssize_t here = old->nwviews, elsewhere = pymms_views_elsewhere(st, name);
+        Py_ssize_t here = old->nwviews,
+                   elsewhere = pymms_views_elsewhere(st, pymms_region_of(st, cname));
         if (here + elsewhere > 0) {
             PyErr_Format(PyExc_BufferError, "create_table: migrating table %U to a new layout "
                          "while %zd writable arrays over it are alive%s (a store through one "

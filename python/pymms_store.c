@@ -529,17 +529,37 @@ static PyObject *store_write(pymms_store *st, PyObject *args, PyObject *kw)
 /* ------------------------------------------------------------------------
  * Opening and closing (R3)
  * ------------------------------------------------------------------------ */
-Py_ssize_t pymms_views_elsewhere(pymms_store *st, PyObject *name)
+uint32_t pymms_region_of(pymms_store *st, const char *name)
+{
+    size_t n = 0;
+    if (mms_tables(st->s, NULL, 0, &n) || !n)
+        return 0;
+    mms_table_info *ti = calloc(n, sizeof *ti);
+    if (!ti)
+        return 0;
+    size_t cap = n;
+    uint32_t region = 0;
+    if (mms_tables(st->s, ti, cap, &n) == 0)
+        for (size_t i = 0; i < n && i < cap; i++)
+            if (strcmp(ti[i].name, name) == 0) {
+                region = ti[i].region;
+                break;
+            }
+    free(ti);
+    return region;
+}
+
+Py_ssize_t pymms_views_elsewhere(pymms_store *st, uint32_t region)
 {
     Py_ssize_t n = 0;
-    for (pymms_store *o = all_stores; o && st->ino; o = o->next) {
+    for (pymms_store *o = all_stores; o && st->ino && region; o = o->next) {
         if (o == st || o->ino != st->ino || o->dev != st->dev || !o->tables)
             continue;
-        PyObject *tb = PyDict_GetItemWithError(o->tables, name); /* borrowed */
-        if (tb)
-            n += ((pymms_table *)tb)->nwviews;
-        else
-            PyErr_Clear(); /* a str key: nothing can fail */
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(o->tables, &pos, &key, &value))
+            if (((pymms_table *)value)->region == region)
+                n += ((pymms_table *)value)->nwviews;
     }
     return n;
 }

@@ -31,6 +31,7 @@ PyObject *pymms_table_new(pymms_store *st, mms_table *t, PyObject *name)
     tb->fields = NULL;
     tb->created = tb->migrated = tb->appended = 0;
     tb->nwviews = 0;
+    tb->region = 0;
     tb->dead = 0;
     PyObject_GC_Track(tb);
     return (PyObject *)tb;
@@ -344,6 +345,15 @@ static int view_allowed(pymms_table *tb, int writable)
                          "new records with extend", tb->name);
             return -1;
         }
+    }
+    /* R4: where another Store of this process finds this table's writable
+     * views, whatever it calls the table by then. In a write transaction:
+     * the catalog is current. */
+    if (writable) {
+        const char *name = mms_table_name(tb->t);
+        uint32_t region = name ? pymms_region_of(st, name) : 0;
+        if (region)
+            tb->region = region;
     }
     return 0;
 }

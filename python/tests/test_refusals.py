@@ -23,8 +23,8 @@ FILL = """
     """
 
 
-def child(body, path):
-    p = run_py(FILL + body, path, check=False)
+def child(body, *args):
+    p = run_py(FILL + body, *args, check=False)
     assert p.returncode == 0, f"child exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
     return p.stdout.splitlines()
 
@@ -140,3 +140,33 @@ def test_writable_arrays_still_refused_where_a_store_would_fault(path):
     print("ok")
     """, path)
     assert out == ["refused", "refused", "refused", "refused", "ok"]
+
+
+def test_writable_array_counted_across_a_rename(path, mms_tool):
+    # Another process renamed the table; a second Store of this process
+    # migrated it by its new name while the first Store, which had not
+    # seen the rename yet, held a writable array: the writable views were
+    # counted by name, the migration went ahead, and the store through the
+    # array killed the interpreter (SIGSEGV). They are counted by the
+    # table's region now, whatever either Store calls it.
+    out = child("""
+    import subprocess
+    with s.write():
+        w = t.array(writable=True)
+    subprocess.run([sys.argv[2], "rename", path, "t", "new"], check=True, capture_output=True)
+    o = mmstore.open(path)
+    try:
+        with o.write():
+            o.create_table("new", [("a", "f64")])
+        print("migrated")
+    except BufferError:
+        print("refused")
+    o.close()
+    with s.read():
+        pass
+    w["a"][-1] = 1.0
+    del w
+    s.verify()
+    print("ok")
+    """, path, mms_tool)
+    assert out == ["refused", "ok"]
