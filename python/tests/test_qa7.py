@@ -77,3 +77,36 @@ def test_a_forked_child_gets_fork_error_from_every_call(path):
         """, path).stdout.splitlines()
     assert out == [f"{n} ForkError" for n in ("get", "len", "table", "fields", "writable",
                                                "column")] * 2 + ["11 None"]
+
+
+def test_a_float_field_names_itself_for_a_value_it_cannot_take(path):
+    # 2**1024 raised OverflowError and [1] "must be real number, not list",
+    # neither naming the field, where every other kind says ValueError or
+    # TypeError naming it (README, Python; find keys convert the same way).
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("f", "f64"), ("g", "f32")])
+        for bad, exc in ((2**1024, ValueError), (-(2**1024), ValueError), ([1], TypeError),
+                         (object(), TypeError)):
+            for field in ("f", "g"):
+                with pytest.raises(exc, match=f"field {field} is f"):
+                    t.append({field: bad})
+        assert len(t) == 0
+        t.append({"f": 2**1023, "g": 1})
+    assert t.get(0) == {"f": float(2**1023), "g": 1.0}
+    s.close()
+
+
+def test_extend_refuses_a_frame_with_two_columns_of_one_name(path):
+    # The last of the two was taken and the other silently dropped.
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i64"), ("y", "i64")])
+        df = pd.DataFrame([[1, 2, 3]], columns=["x", "y", "x"])
+        with pytest.raises(ValueError, match="two columns called x"):
+            t.extend(df)
+        assert len(t) == 0
+        t.extend(df.iloc[:, :2])
+    assert t.get(0) == {"x": 1, "y": 2}
+    s.close()
