@@ -22,6 +22,7 @@
  * ------------------------------------------------------------------------ */
 static int int_bounds(unsigned kind, long long *lo, unsigned long long *hi)
 {
+    *lo = 0, *hi = 0; /* not an integer kind: nothing fits (and gcc -O2 sees them set) */
     switch (kind) {
     case MMS_KIND_I8: *lo = INT8_MIN, *hi = INT8_MAX; break;
     case MMS_KIND_I16: *lo = INT16_MIN, *hi = INT16_MAX; break;
