@@ -35,26 +35,31 @@
  *     numpy.frombuffer() in a memoryview whose release() a user could call
  *     while the array still points into the mapping (pymms_view.c).
  *
- *  R4 Address ranges. A View's range stays readable until mms_close():
- *     the C library never takes back a range a region mapped (src/map.c,
+ *  R4 Address ranges. A View's range stays mapped until mms_close(): the
+ *     C library never takes back a range a region mapped (src/map.c,
  *     "Retired ranges": past a shorter file, and for a dropped region,
- *     read-only zeros). So a read-only view never faults, whatever happens
- *     to its table -- an abort of the transaction that created or
- *     migrated it, a migration or a drop by any handle -- and none is
- *     refused: afterwards it shows the region's bytes now (the new
- *     layout's, zeros, another table's). A writable view does fault when a
- *     store reaches those read-only zeros, so what could put them under
- *     one while it lives is refused (BufferError): a writable view of a
- *     table created or migrated in the current write transaction (an
- *     abort drops the region or maps the old, shorter file back), and a
- *     migration of a table that has live writable views -- through any
- *     Store of this process open on the same store directory (the other
- *     handle maps the new file at its next transaction; its views are
- *     found by the table's region, whatever name it knows the table by).
- *     Another process
- *     cannot be refused: a migration to smaller records or a drop there
- *     makes a store through a writable view that outlived its transaction
- *     fault (python/tests/test_refusals.py).
+ *     zeros -- writable private ones in a write handle without the guard,
+ *     as the binding's write handles are). So no view faults, whatever
+ *     happens to its table (an abort of the transaction that created or
+ *     migrated it, a migration or a drop by any handle), and no read-only
+ *     view is refused: afterwards it shows the region's bytes now (the new
+ *     layout's, zeros, another table's). A writable view is another
+ *     matter: its stores in a later write transaction are committed to
+ *     whatever the range holds then -- the table's records in another
+ *     layout, or those of a table that took the region id. So what could
+ *     change that under a live writable view is refused (BufferError): a
+ *     writable view of a table created or migrated in the current write
+ *     transaction (an abort drops the region, whose id the next table
+ *     created takes, or maps the old layout back), and a migration of a
+ *     table that has live writable views -- through any Store of this
+ *     process open on the same store directory (the other handle maps the
+ *     new file at its next transaction; its views are found by the
+ *     table's region, whatever name it knows the table by). Another
+ *     process cannot be refused: a writable view kept past its
+ *     transaction over a table another process then migrates or drops
+ *     stores into the new layout's records (or a new table's) in this
+ *     handle's next write transaction. Delete writable views when their
+ *     transaction ends (python/tests/test_refusals.py).
  *  R5 Writable views. A writable view is made only inside a write
  *     transaction, on a handle opened without the guard (MMS_NOGUARD: a
  *     stray store must not SIGSEGV the interpreter), and only over records

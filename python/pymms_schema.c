@@ -704,13 +704,13 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
             goto out;
         }
         /* R4: a migration replaces the region's file under its arrays,
-         * and a writable one would then store into read-only zeros. */
+         * and a writable one's stores would then go into the new layout. */
         Py_ssize_t here = old->nwviews,
                    elsewhere = pymms_views_elsewhere(st, pymms_region_of(st, cname));
         if (here + elsewhere > 0) {
             PyErr_Format(PyExc_BufferError, "create_table: migrating table %U to a new layout "
-                         "while %zd writable arrays over it are alive%s (a store through one "
-                         "could then fault); delete them first", name,
+                         "while %zd writable arrays over it are alive%s (their stores would "
+                         "land in the new layout); delete them first", name,
                          here + elsewhere, elsewhere ? " (taken through another Store of "
                          "this process open on this store)" : "");
             goto out;

@@ -330,9 +330,9 @@ static int view_allowed(pymms_table *tb, int writable)
     }
     if (st->state == PYMMS_WRITE && writable) {
         if (tb->created == st->serial || tb->migrated == st->serial) {
-            PyErr_Format(PyExc_BufferError, "table %U was %s in this write transaction: an "
-                         "abort would leave a writable array over read-only zeros (a store "
-                         "through it would fault); take writable arrays after the commit "
+            PyErr_Format(PyExc_BufferError, "table %U was %s in this write transaction: after "
+                         "an abort a writable array's stores would land in the records of "
+                         "another layout or table; take writable arrays after the commit "
                          "(read-only ones, extend and append work now)", tb->name,
                          tb->created == st->serial ? "created" : "migrated");
             return -1;

@@ -240,11 +240,11 @@ def test_migration_through_another_store_of_this_process(path, tmp_path):
     # and migrating a table through the second Store while an array taken
     # through the first lived: the first handle mapped the new, smaller
     # file in place of the old at its next transaction, and reading the
-    # array past its end killed the interpreter (SIGSEGV). A read now
-    # shows zeros there (test_refusals.py), but a store through a writable
-    # array still faults: with one alive the migration is refused,
-    # whatever path names the store, as it is through the Store that
-    # holds the array.
+    # array past its end killed the interpreter (SIGSEGV). It shows zeros
+    # there now (test_refusals.py), but a store through a writable array
+    # in a later write transaction would be committed into the new layout:
+    # with one alive the migration is refused, whatever path names the
+    # store, as it is through the Store that holds the array.
     code = """
         import gc, os, sys
         import numpy as np
@@ -280,7 +280,7 @@ def test_migration_through_another_store_of_this_process(path, tmp_path):
     out = run_py(code, path, tmp_path / "link.mms").stdout.splitlines()
     refused = ("refused: create_table: migrating table t to a new layout while 1 writable "
                "arrays over it are alive (taken through another Store of this process open on "
-               "this store) (a store through one could then fault); delete them first")
+               "this store) (their stores would land in the new layout); delete them first")
     assert out == [refused, "99999.0 0.0", refused, "99999.0 0.0", "4999850002.0", "['a']"]
 
 

@@ -1,11 +1,12 @@
 """Rule R4 of pymms.h as it stands since the C library keeps every range a
-region ever mapped readable (src/map.c, "Retired ranges": zeros past a
-shorter file, zeros for a dropped region): a read-only array never faults,
-whatever happens to its table, so it is no longer refused; a writable one
-faults when a store reaches a range the handle re-mapped to read-only
-zeros, so what could do that while it lives is still refused. Each case
-runs in a child interpreter: a crash is its exit status, not the death of
-the test run."""
+region ever mapped (src/map.c, "Retired ranges": zeros past a shorter file,
+zeros for a dropped region, writable private ones in a write handle without
+the guard): no array faults, whatever happens to its table, so a read-only
+one is no longer refused; a writable one's stores in a later write
+transaction are committed to whatever the range holds then (the table in
+another layout, another table), so what could change that while it lives
+is still refused. Each case runs in a child interpreter: a crash is its
+exit status, not the death of the test run."""
 from conftest import run_py
 
 FILL = """
@@ -97,9 +98,12 @@ def test_migration_under_readonly_views(path):
 
 
 def test_writable_arrays_still_refused_where_a_store_would_fault(path):
-    # Each refusal below, when it was lifted, let a store through the
-    # writable array reach the zeros the handle maps read-only past the
-    # table's shorter file: SIGSEGV (a child run with the check removed).
+    # Each refusal below, when it was lifted (a child run with the checks
+    # removed), let a store through the writable array reach the zeros past
+    # the table's shorter file: SIGSEGV while those were read-only; now the
+    # store is taken, and one made in a later write transaction is
+    # committed into the table's new layout (as it is when another
+    # process, which cannot be refused, migrates the table).
     out = child("""
     def refused(fn):
         try:
@@ -170,3 +174,42 @@ def test_writable_array_counted_across_a_rename(path, mms_tool):
     print("ok")
     """, path, mms_tool)
     assert out == ["refused", "ok"]
+
+
+def test_writable_array_kept_past_its_transaction_survives_another_process(path, mms_tool):
+    # Another process (which no Store here can refuse) migrates the table
+    # to smaller records, or drops it; at this handle's next transaction
+    # the range past the table's new end was read-only zeros, and a store
+    # through a writable array kept from an earlier transaction killed the
+    # interpreter (SIGSEGV). Such a store is never committed (R5) and now
+    # never faults either: in a write handle without the guard the zeros
+    # are the handle's private pages, as the rest of its view is.
+    for step in ("migrate", "drop"):
+        out = child("""
+    import subprocess
+    step, tool = sys.argv[2], sys.argv[3]
+    with s.write():
+        w = t.array(writable=True)
+    if step == "drop":
+        subprocess.run([tool, "drop", path, "t"], check=True, capture_output=True)
+    else:
+        subprocess.run([sys.executable, "-c", "import mmstore, sys; s = mmstore.open(sys.argv[1]); "
+                        "w = s.write(); w.__enter__(); s.create_table('t', [('a', 'f64')]); "
+                        "w.__exit__(None, None, None); s.close()", path], check=True)
+    with s.read():
+        pass                             # this handle follows: zeros past the new end
+    w["a"][-1] = 5.0                     # past it
+    w["d"][0] = 6.0
+    print(w["a"][-1], float(w["a"][:-1].sum()))
+    del w
+    gc.collect()
+    with s.read():
+        print(s.tables(), t.slots if s.tables() else 0)
+    s.verify()
+    print("ok")
+    """, path, step, mms_tool)
+        if step == "migrate":
+            # The stores are the array's own; the table keeps its records.
+            assert out == ["5.0 1249975000.0", "['t'] 100000", "ok"], out
+        else:
+            assert out == ["5.0 0.0", "[] 0", "ok"], out
