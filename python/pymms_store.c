@@ -412,6 +412,17 @@ static PyObject *txn_exit(pymms_txn *x, PyObject *args)
     if (st->closed || !st->s || st->state != (x->write ? PYMMS_WRITE : PYMMS_READ) ||
         (x->write && st->serial != x->serial))
         Py_RETURN_FALSE;
+    if (pymms_forked(st)) {
+        /* The parent's transaction, not this child's to end: an exception
+         * leaving the block goes on as it is; a block run to its end is
+         * told that nothing of it counts. */
+        if (type != Py_None)
+            Py_RETURN_FALSE;
+        return pymms_raise_msg(MMS_EFORK, "the %s transaction belongs to the process that "
+                               "began it, not to this child of fork()%s",
+                               x->write ? "write" : "read",
+                               x->write ? ": nothing of the block is committed" : "");
+    }
     if (pymms_check(st) < 0)
         return NULL;
     int r = x->write ? write_end(st, type == Py_None) : read_end(st);
@@ -629,6 +640,17 @@ static PyObject *store_close(pymms_store *st, PyObject *unused)
     (void)unused;
     if (st->closed || !st->s)
         Py_RETURN_NONE;
+    if (pymms_forked(st)) {
+        /* A child's copy: its transaction and busy thread are the parent's
+         * (mms_close frees the copy and touches nothing shared). */
+        st->state = PYMMS_IDLE;
+        st->busy = 0;
+        st->closed = 1;
+        if (st->nviews > 0)
+            Py_RETURN_NONE;
+        int r = pymms_store_release(st);
+        return r ? pymms_raise(r, "close") : Py_NewRef(Py_None);
+    }
     unsigned long me = pymms_me();
     if ((st->busy && st->busy != me) || (st->state != PYMMS_IDLE && st->owner != me))
         return pymms_raise_msg(MMS_EBUSY, "close: another thread is using this Store");

@@ -110,3 +110,58 @@ def test_extend_refuses_a_frame_with_two_columns_of_one_name(path):
         t.extend(df.iloc[:, :2])
     assert t.get(0) == {"x": 1, "y": 2}
     s.close()
+
+
+def test_a_forked_child_leaves_the_parents_transaction_and_store_alone(path):
+    # A child forked inside the parent's `with s.write():` that left the
+    # block by an exception (sys.exit) had it replaced by ForkError from
+    # the abort, so it exited 1, not as it asked; one that ran the block to
+    # its end was told only ForkError "abort". And close() in a child forked
+    # while another thread of the parent was inside a call on the Store
+    # raised BusyError: the child could not free its copy.
+    out = run_py("""
+        import os, sys, threading, time
+        import numpy as np
+        import mmstore
+        s = mmstore.open(sys.argv[1], create=True)
+        with s.write():
+            t = s.create_table("t", [("x", "i64")])
+        def block(how):
+            pid = -1
+            try:
+                with s.write():
+                    t.append({"x": 1})
+                    pid = os.fork()
+                    if pid == 0 and how == "exit":
+                        sys.exit(3)
+                    if pid:
+                        print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+            except SystemExit as e:
+                os._exit(e.code)
+            except BaseException as e:
+                if pid:
+                    raise
+                print(type(e).__name__, str(e).split(":")[0], flush=True)
+                os._exit(9)
+            if pid == 0:
+                os._exit(0)
+        block("exit")
+        block("end")
+        # A thread blocked in s.wait() (the GIL released) while we fork.
+        th = threading.Thread(target=lambda: s.wait(s.txn + 1, timeout=2))
+        th.start()
+        time.sleep(0.3)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                s.close()
+                os._exit(0)
+            except BaseException as e:
+                print(type(e).__name__, flush=True)
+                os._exit(9)
+        print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        th.join()
+        print(len(t), s.verify())
+        """, path).stdout.splitlines()
+    assert out == ["3", "ForkError the write transaction belongs to the process that began it, "
+                   "not to this child of fork()", "9", "0", "2 None"], out
