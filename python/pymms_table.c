@@ -594,7 +594,7 @@ static Py_ssize_t table_len(pymms_table *tb)
  * ------------------------------------------------------------------------ */
 PyDoc_STRVAR(to_pandas_doc,
 "to_pandas() -> pandas.DataFrame of the live records (a copy), indexed by\n"
-"record index. chars and str become str, blob bytes, refs the target record's\n"
+"record index (a RangeIndex when none is deleted). chars and str become str, blob bytes, refs the target record's\n"
 "index (int64, -1 for none). A missing value (missing()) is NaN in a float\n"
 "column, None in a string one, and <NA> in an integer, bool or ref one, which\n"
 "then has pandas' nullable dtype (Int16, UInt64, boolean, ...). Needs pandas.");
@@ -709,7 +709,17 @@ static PyObject *table_to_pandas(pymms_table *tb, PyObject *unused)
     }
     PyObject *res = NULL, *mask = NULL, *arr = NULL, *index = NULL, *data = NULL;
     const mms_schema *sc = pymms_table_schema(tb);
-    if (!sc || !(mask = live_mask(tb)) || !(index = pymms_np_call("flatnonzero", "(O)", mask)))
+    if (!sc || !(mask = live_mask(tb)))
+        goto out;
+    /* The index is the live records' indices: 0..n-1 without a deleted
+     * one, which a RangeIndex holds in no memory (an int64 array of 10^7
+     * is 80 MB). */
+    uint64_t slots = mms_table_slots(tb->t);
+    if (mms_table_count(tb->t) == slots)
+        index = PyObject_CallMethod(pd, "RangeIndex", "K", (unsigned long long)slots);
+    else
+        index = pymms_np_call("flatnonzero", "(O)", mask);
+    if (!index)
         goto out;
     /* A temporary array, dead before this returns: R4 does not apply. */
     if (!(arr = records_array(tb, 0, 0)) || !(data = pandas_columns(tb, pd, sc, mask, arr)))

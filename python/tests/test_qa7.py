@@ -165,3 +165,25 @@ def test_a_forked_child_leaves_the_parents_transaction_and_store_alone(path):
         """, path).stdout.splitlines()
     assert out == ["3", "ForkError the write transaction belongs to the process that began it, "
                    "not to this child of fork()", "9", "0", "2 None"], out
+
+
+def test_to_pandas_of_a_table_without_deletions_has_a_range_index(path):
+    # The index (record indices) was an int64 array even when it is
+    # 0..n-1: 80 MB of a 10^7-record frame's 210 MB for nothing.
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "f64")])
+        t.extend({"x": np.arange(1000.0)})
+    df = t.to_pandas()
+    assert isinstance(df.index, pd.RangeIndex) and df.index.equals(pd.RangeIndex(1000))
+    assert df.loc[999, "x"] == 999.0
+    with s.write():
+        t.delete(5)
+    df = t.to_pandas()                           # with a hole: the live indices
+    assert not isinstance(df.index, pd.RangeIndex) and 5 not in df.index
+    assert len(df) == 999 and df.loc[6, "x"] == 6.0
+    with s.write():
+        u = s.create_table("u", [("x", "f64")])
+    assert isinstance(u.to_pandas().index, pd.RangeIndex) and len(u.to_pandas()) == 0
+    s.close()
