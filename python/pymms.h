@@ -219,6 +219,9 @@ uint32_t pymms_region_of(pymms_store *st, const char *name);
 Py_ssize_t pymms_views_elsewhere(pymms_store *st, uint32_t region);
 /* Close the C handle now (R3); with the GIL released. Returns the error. */
 int pymms_store_release(pymms_store *st);
+/* The cached Table over C handle t (a new reference; the name it was
+ * cached under is dropped: the caller caches it again), or NULL. */
+pymms_table *pymms_table_of_handle(pymms_store *st, const mms_table *t);
 /* The Table object for name (cached), or NULL with KeyError. Reads in R2. */
 PyObject *pymms_store_table(pymms_store *st, PyObject *name);
 

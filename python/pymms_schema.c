@@ -734,7 +734,17 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
         res = Py_NewRef((PyObject *)old);
         goto out;
     }
-    res = pymms_table_new(st, t, name);
+    /* Another handle dropped a table of this name that a Table here still
+     * holds: the C library gives the new one that handle (by name), and
+     * one Table per handle keeps the R4 and R5 marks in one place. */
+    pymms_table *again = pymms_table_of_handle(st, t);
+    if (again) {
+        again->migrated = 0;
+        again->layout = 0;
+        res = (PyObject *)again;
+    } else {
+        res = pymms_table_new(st, t, name);
+    }
     if (res) {
         ((pymms_table *)res)->created = st->serial;
         if (PyDict_SetItem(st->tables, name, res) < 0)

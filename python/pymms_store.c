@@ -734,7 +734,7 @@ static PyObject *store_repr(pymms_store *st)
  * ------------------------------------------------------------------------ */
 /* The Table of C handle t in the cache (a new reference), or NULL; the
  * name it was cached under is dropped (one: this keeps it so). */
-static pymms_table *table_of_handle(pymms_store *st, const mms_table *t)
+pymms_table *pymms_table_of_handle(pymms_store *st, const mms_table *t)
 {
     PyObject *key, *value;
     Py_ssize_t pos = 0;
@@ -781,7 +781,7 @@ PyObject *pymms_store_table(pymms_store *st, PyObject *name)
             PyErr_SetObject(PyExc_KeyError, name);
     } else if (r)
         pymms_raise(r, "table");
-    else if ((res = (PyObject *)table_of_handle(st, t))) {
+    else if ((res = (PyObject *)pymms_table_of_handle(st, t))) {
         if (PyDict_SetItem(st->tables, name, res) < 0)
             Py_CLEAR(res);
     } else if ((res = pymms_table_new(st, t, name)) && PyDict_SetItem(st->tables, name, res) < 0)
