@@ -35,15 +35,31 @@
  *     numpy.frombuffer() in a memoryview whose release() a user could call
  *     while the array still points into the mapping (pymms_view.c).
  *
- *  R4 Address ranges. A View covers memory the C handle keeps mapped until
- *     mms_close(): committed records, or fresh records of an existing
- *     table. Two cases would break that and are refused (BufferError): a
- *     view of a table created or migrated in the current write transaction
- *     (an abort unmaps or replaces its region), and a migration of a table
- *     that has live views -- through any Store of this process open on the
- *     same store directory (the other handle maps the new file in place of
- *     the old at its next transaction: a read past its end faulted).
- *
+ *  R4 Address ranges. A View's range stays mapped until mms_close(): the
+ *     C library never takes back a range a region mapped (src/map.c,
+ *     "Retired ranges": past a shorter file, and for a dropped region,
+ *     zeros -- writable private ones in a write handle without the guard,
+ *     as the binding's write handles are). So no view faults, whatever
+ *     happens to its table (an abort of the transaction that created or
+ *     migrated it, a migration or a drop by any handle), and no read-only
+ *     view is refused: afterwards it shows the region's bytes now (the new
+ *     layout's, zeros, another table's). A writable view is another
+ *     matter: its stores in a later write transaction are committed to
+ *     whatever the range holds then -- the table's records in another
+ *     layout, or those of a table that took the region id. So what could
+ *     change that under a live writable view is refused (BufferError): a
+ *     writable view of a table created or migrated in the current write
+ *     transaction (an abort drops the region, whose id the next table
+ *     created takes, or maps the old layout back), and a migration of a
+ *     table that has live writable views -- through any Store of this
+ *     process open on the same store directory (the other handle maps the
+ *     new file at its next transaction; its views are found by the
+ *     table's region, whatever name it knows the table by). Another
+ *     process cannot be refused: a writable view kept past its
+ *     transaction over a table another process then migrates or drops
+ *     stores into the new layout's records (or a new table's) in this
+ *     handle's next write transaction. Delete writable views when their
+ *     transaction ends (python/tests/test_refusals.py).
  *  R5 Writable views. A writable view is made only inside a write
  *     transaction, on a handle opened without the guard (MMS_NOGUARD: a
  *     stray store must not SIGSEGV the interpreter), and only over records
@@ -98,6 +114,7 @@ typedef struct pymms_store {
     int tainted;           /* writable views outlived a write transaction (R5) */
     Py_ssize_t nviews;     /* Views alive (R3) */
     Py_ssize_t nwviews;    /* of which writable (R5) */
+    unsigned long forks;   /* pymms_forked(): the process's forks when it opened */
     dev_t dev;             /* the store's directory, or ino 0 if unknown (R4) */
     ino_t ino;
     struct pymms_store *next; /* the process's Stores not deallocated yet (R4) */
@@ -114,7 +131,8 @@ typedef struct pymms_table {
     uint64_t created;      /* serial of the write txn that created it, or 0 (R4) */
     uint64_t migrated;     /* serial of the write txn that migrated it, or 0 (R4) */
     uint64_t appended;     /* serial of the last write txn that appended at its end (R5) */
-    Py_ssize_t nviews;     /* Views of this table alive (R4) */
+    Py_ssize_t nwviews;    /* writable Views of this table alive (R4) */
+    uint32_t region;       /* its region when the last writable View was made (R4) */
     int dead;              /* its creation was aborted */
 } pymms_table;
 
@@ -176,8 +194,12 @@ PyObject *pymms_np_attr(const char *name);
 
 /* ---- pymms_store.c: the rules -------------------------------------------- */
 
-/* R1 and "not closed": 0, or -1 with an exception. */
+/* R1, "not closed" and "not a copy in a fork child": 0, or -1 with an
+ * exception. */
 int pymms_check(pymms_store *st);
+/* Was st opened before this process was forked (it is the child's copy
+ * of the parent's Store)? */
+int pymms_forked(const pymms_store *st);
 /* R2: begin a read transaction of our own if the caller is in none,
  * after checking R1 and "not closed" again (Python code may have run
  * since the caller's pymms_check).
@@ -187,11 +209,19 @@ int pymms_scope_enter(pymms_store *st, int *own);
 int pymms_scope_exit(pymms_store *st, int own, int rc);
 /* In a write transaction of this thread? 0, or -1 with NotxnError. */
 int pymms_need_write(pymms_store *st, const char *what);
-/* Views of table name alive in the other Stores of this process open on
- * st's store directory (R4). */
-Py_ssize_t pymms_views_elsewhere(pymms_store *st, PyObject *name);
+/* The region of table name (as this handle's transaction sees it), or 0
+ * (none, or it cannot be told). */
+uint32_t pymms_region_of(pymms_store *st, const char *name);
+/* Writable views of the table in region alive in the other Stores of this
+ * process open on st's store directory (R4). By region, not by name:
+ * another process may have renamed the table, and a Store that has not
+ * begun a transaction since knows it by its old name. */
+Py_ssize_t pymms_views_elsewhere(pymms_store *st, uint32_t region);
 /* Close the C handle now (R3); with the GIL released. Returns the error. */
 int pymms_store_release(pymms_store *st);
+/* The cached Table over C handle t (a new reference; the name it was
+ * cached under is dropped: the caller caches it again), or NULL. */
+pymms_table *pymms_table_of_handle(pymms_store *st, const mms_table *t);
 /* The Table object for name (cached), or NULL with KeyError. Reads in R2. */
 PyObject *pymms_store_table(pymms_store *st, PyObject *name);
 

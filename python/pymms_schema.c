@@ -703,11 +703,14 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
             res = Py_NewRef((PyObject *)old);
             goto out;
         }
-        /* R4: a migration replaces the region's file under its arrays. */
-        Py_ssize_t here = old->nviews, elsewhere = pymms_views_elsewhere(st, name);
+        /* R4: a migration replaces the region's file under its arrays,
+         * and a writable one's stores would then go into the new layout. */
+        Py_ssize_t here = old->nwviews,
+                   elsewhere = pymms_views_elsewhere(st, pymms_region_of(st, cname));
         if (here + elsewhere > 0) {
             PyErr_Format(PyExc_BufferError, "create_table: migrating table %U to a new layout "
-                         "while %zd arrays over it are alive%s; delete them first", name,
+                         "while %zd writable arrays over it are alive%s (their stores would "
+                         "land in the new layout); delete them first", name,
                          here + elsewhere, elsewhere ? " (taken through another Store of "
                          "this process open on this store)" : "");
             goto out;
@@ -731,7 +734,17 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
         res = Py_NewRef((PyObject *)old);
         goto out;
     }
-    res = pymms_table_new(st, t, name);
+    /* Another handle dropped a table of this name that a Table here still
+     * holds: the C library gives the new one that handle (by name), and
+     * one Table per handle keeps the R4 and R5 marks in one place. */
+    pymms_table *again = pymms_table_of_handle(st, t);
+    if (again) {
+        again->migrated = 0;
+        again->layout = 0;
+        res = (PyObject *)again;
+    } else {
+        res = pymms_table_new(st, t, name);
+    }
     if (res) {
         ((pymms_table *)res)->created = st->serial;
         if (PyDict_SetItem(st->tables, name, res) < 0)

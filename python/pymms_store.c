@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -51,11 +52,34 @@ static int reentered(pymms_store *st, int closing)
     return -1;
 }
 
+/* Forks of this process so far, as seen in the child (pthread_atfork):
+ * a Store opened before one is the child's copy of the parent's, with the
+ * parent's transaction state, cache and handle. Its calls must not answer
+ * from those (the C library refuses the calls that reach it; reads from a
+ * copied transaction and cached Tables did not). */
+static unsigned long forks;
+
+static void fork_counted(void)
+{
+    forks++;
+}
+
+int pymms_forked(const pymms_store *st)
+{
+    return st->forks != forks;
+}
+
 /* R1 without the conversion check: open, and this thread's to use. */
 static int usable(pymms_store *st)
 {
     if (st->closed || !st->s || !st->tables) {
         PyErr_SetString(PyExc_ValueError, "the store is closed");
+        return -1;
+    }
+    if (pymms_forked(st)) {
+        pymms_raise_msg(MMS_EFORK, "this Store was opened before the process forked: a child "
+                                   "opens the store again (mmstore.open(path)) and may only "
+                                   "close() this one");
         return -1;
     }
     unsigned long me = pymms_me();
@@ -388,6 +412,17 @@ static PyObject *txn_exit(pymms_txn *x, PyObject *args)
     if (st->closed || !st->s || st->state != (x->write ? PYMMS_WRITE : PYMMS_READ) ||
         (x->write && st->serial != x->serial))
         Py_RETURN_FALSE;
+    if (pymms_forked(st)) {
+        /* The parent's transaction, not this child's to end: an exception
+         * leaving the block goes on as it is; a block run to its end is
+         * told that nothing of it counts. */
+        if (type != Py_None)
+            Py_RETURN_FALSE;
+        return pymms_raise_msg(MMS_EFORK, "the %s transaction belongs to the process that "
+                               "began it, not to this child of fork()%s",
+                               x->write ? "write" : "read",
+                               x->write ? ": nothing of the block is committed" : "");
+    }
     if (pymms_check(st) < 0)
         return NULL;
     int r = x->write ? write_end(st, type == Py_None) : read_end(st);
@@ -505,17 +540,37 @@ static PyObject *store_write(pymms_store *st, PyObject *args, PyObject *kw)
 /* ------------------------------------------------------------------------
  * Opening and closing (R3)
  * ------------------------------------------------------------------------ */
-Py_ssize_t pymms_views_elsewhere(pymms_store *st, PyObject *name)
+uint32_t pymms_region_of(pymms_store *st, const char *name)
+{
+    size_t n = 0;
+    if (mms_tables(st->s, NULL, 0, &n) || !n)
+        return 0;
+    mms_table_info *ti = calloc(n, sizeof *ti);
+    if (!ti)
+        return 0;
+    size_t cap = n;
+    uint32_t region = 0;
+    if (mms_tables(st->s, ti, cap, &n) == 0)
+        for (size_t i = 0; i < n && i < cap; i++)
+            if (strcmp(ti[i].name, name) == 0) {
+                region = ti[i].region;
+                break;
+            }
+    free(ti);
+    return region;
+}
+
+Py_ssize_t pymms_views_elsewhere(pymms_store *st, uint32_t region)
 {
     Py_ssize_t n = 0;
-    for (pymms_store *o = all_stores; o && st->ino; o = o->next) {
+    for (pymms_store *o = all_stores; o && st->ino && region; o = o->next) {
         if (o == st || o->ino != st->ino || o->dev != st->dev || !o->tables)
             continue;
-        PyObject *tb = PyDict_GetItemWithError(o->tables, name); /* borrowed */
-        if (tb)
-            n += ((pymms_table *)tb)->nviews;
-        else
-            PyErr_Clear(); /* a str key: nothing can fail */
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(o->tables, &pos, &key, &value))
+            if (((pymms_table *)value)->region == region)
+                n += ((pymms_table *)value)->nwviews;
     }
     return n;
 }
@@ -544,6 +599,10 @@ PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guar
     st->tainted = 0;
     st->nviews = 0;
     st->nwviews = 0;
+    static int counting; /* the GIL is held */
+    if (!counting && pthread_atfork(NULL, NULL, fork_counted) == 0)
+        counting = 1;
+    st->forks = forks;
     st->dev = dev;
     st->ino = ino;
     st->next = all_stores;
@@ -581,6 +640,17 @@ static PyObject *store_close(pymms_store *st, PyObject *unused)
     (void)unused;
     if (st->closed || !st->s)
         Py_RETURN_NONE;
+    if (pymms_forked(st)) {
+        /* A child's copy: its transaction and busy thread are the parent's
+         * (mms_close frees the copy and touches nothing shared). */
+        st->state = PYMMS_IDLE;
+        st->busy = 0;
+        st->closed = 1;
+        if (st->nviews > 0)
+            Py_RETURN_NONE;
+        int r = pymms_store_release(st);
+        return r ? pymms_raise(r, "close") : Py_NewRef(Py_None);
+    }
     unsigned long me = pymms_me();
     if ((st->busy && st->busy != me) || (st->state != PYMMS_IDLE && st->owner != me))
         return pymms_raise_msg(MMS_EBUSY, "close: another thread is using this Store");
@@ -662,15 +732,42 @@ static PyObject *store_repr(pymms_store *st)
 /* ------------------------------------------------------------------------
  * Tables
  * ------------------------------------------------------------------------ */
+/* The Table of C handle t in the cache (a new reference), or NULL; the
+ * name it was cached under is dropped (one: this keeps it so). */
+pymms_table *pymms_table_of_handle(pymms_store *st, const mms_table *t)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(st->tables, &pos, &key, &value)) {
+        pymms_table *tb = (pymms_table *)value;
+        if (tb->t == t && !tb->dead) {
+            Py_INCREF(tb);
+            if (PyDict_DelItem(st->tables, key) < 0)
+                PyErr_Clear(); /* a str key: cannot fail */
+            return tb;
+        }
+    }
+    return NULL;
+}
+
+/* The cache is keyed by name, and a name can leave its table: another
+ * handle renames the table (the C handle takes the new name at this
+ * handle's next transaction) or drops it and creates another of that
+ * name. So a hit counts only while the C handle still has that name, and a
+ * miss that mms_table_find answers with a handle a Table already holds
+ * moves that Table to the new name: one Table object per C table handle,
+ * whatever it is called (its writable views are counted on it, R4). */
 PyObject *pymms_store_table(pymms_store *st, PyObject *name)
 {
     const char *cname = pymms_utf8(name, "a table name");
     if (!cname)
         return NULL;
     PyObject *tb = PyDict_GetItemWithError(st->tables, name);
-    if (tb)
-        return Py_NewRef(tb);
-    if (PyErr_Occurred())
+    if (tb) {
+        const char *now = mms_table_name(((pymms_table *)tb)->t);
+        if (now && strcmp(now, cname) == 0)
+            return Py_NewRef(tb);
+    } else if (PyErr_Occurred())
         return NULL;
     int own;
     if (pymms_scope_enter(st, &own) < 0)
@@ -678,11 +775,16 @@ PyObject *pymms_store_table(pymms_store *st, PyObject *name)
     mms_table *t = NULL;
     int r = mms_table_find(st->s, cname, &t);
     PyObject *res = NULL;
-    if (r == MMS_ENOENT || r == MMS_EINVAL) /* no such name, or none can exist */
+    if (r == MMS_ENOENT || r == MMS_EINVAL) { /* no such name, or none can exist */
         PyErr_SetObject(PyExc_KeyError, name);
-    else if (r)
+        if (tb && PyDict_DelItem(st->tables, name) < 0) /* a stale name */
+            PyErr_SetObject(PyExc_KeyError, name);
+    } else if (r)
         pymms_raise(r, "table");
-    else if ((res = pymms_table_new(st, t, name)) && PyDict_SetItem(st->tables, name, res) < 0)
+    else if ((res = (PyObject *)pymms_table_of_handle(st, t))) {
+        if (PyDict_SetItem(st->tables, name, res) < 0)
+            Py_CLEAR(res);
+    } else if ((res = pymms_table_new(st, t, name)) && PyDict_SetItem(st->tables, name, res) < 0)
         Py_CLEAR(res);
     if (pymms_scope_exit(st, own, res ? 0 : -1) < 0)
         Py_CLEAR(res);
@@ -706,8 +808,8 @@ PyDoc_STRVAR(create_table_doc,
 "structured dtype (its offsets and itemsize are kept). Kinds as in C: i8 i16\n"
 "i32 i64 u8 u16 u32 u64 f32 f64 bool chars ref str blob (i8 is 8 bits).\n"
 "A table that exists with the same layout is opened; with another layout it\n"
-"is migrated (fields matched by name), which is refused while arrays over it\n"
-"are alive (BufferError).");
+"is migrated (fields matched by name), which is refused while writable arrays\n"
+"over it are alive in this process (BufferError).");
 
 static PyObject *store_create_table(pymms_store *st, PyObject *args)
 {

@@ -30,7 +30,8 @@ PyObject *pymms_table_new(pymms_store *st, mms_table *t, PyObject *name)
     tb->dtype = NULL;
     tb->fields = NULL;
     tb->created = tb->migrated = tb->appended = 0;
-    tb->nviews = 0;
+    tb->nwviews = 0;
+    tb->region = 0;
     tb->dead = 0;
     PyObject_GC_Track(tb);
     return (PyObject *)tb;
@@ -327,15 +328,16 @@ static int view_allowed(pymms_table *tb, int writable)
             return -1;
         }
     }
-    if (st->state == PYMMS_WRITE) {
+    if (st->state == PYMMS_WRITE && writable) {
         if (tb->created == st->serial || tb->migrated == st->serial) {
-            PyErr_Format(PyExc_BufferError, "table %U was %s in this write transaction: an "
-                         "abort would unmap what an array points to; take arrays after the "
-                         "commit (extend and append work now)", tb->name,
+            PyErr_Format(PyExc_BufferError, "table %U was %s in this write transaction: after "
+                         "an abort a writable array's stores would land in the records of "
+                         "another layout or table; take writable arrays after the commit "
+                         "(read-only ones, extend and append work now)", tb->name,
                          tb->created == st->serial ? "created" : "migrated");
             return -1;
         }
-        if (writable && tb->appended == st->serial) {
+        if (tb->appended == st->serial) {
             PyErr_Format(PyExc_BufferError, "table %U was appended to in this write "
                          "transaction: its new records are fresh space until the commit, and a "
                          "store through the array after an abort could reach another "
@@ -343,6 +345,15 @@ static int view_allowed(pymms_table *tb, int writable)
                          "new records with extend", tb->name);
             return -1;
         }
+    }
+    /* R4: where another Store of this process finds this table's writable
+     * views, whatever it calls the table by then. In a write transaction:
+     * the catalog is current. */
+    if (writable) {
+        const char *name = mms_table_name(tb->t);
+        uint32_t region = name ? pymms_region_of(st, name) : 0;
+        if (region)
+            tb->region = region;
     }
     return 0;
 }
@@ -583,7 +594,7 @@ static Py_ssize_t table_len(pymms_table *tb)
  * ------------------------------------------------------------------------ */
 PyDoc_STRVAR(to_pandas_doc,
 "to_pandas() -> pandas.DataFrame of the live records (a copy), indexed by\n"
-"record index. chars and str become str, blob bytes, refs the target record's\n"
+"record index (a RangeIndex when none is deleted). chars and str become str, blob bytes, refs the target record's\n"
 "index (int64, -1 for none). A missing value (missing()) is NaN in a float\n"
 "column, None in a string one, and <NA> in an integer, bool or ref one, which\n"
 "then has pandas' nullable dtype (Int16, UInt64, boolean, ...). Needs pandas.");
@@ -698,7 +709,17 @@ static PyObject *table_to_pandas(pymms_table *tb, PyObject *unused)
     }
     PyObject *res = NULL, *mask = NULL, *arr = NULL, *index = NULL, *data = NULL;
     const mms_schema *sc = pymms_table_schema(tb);
-    if (!sc || !(mask = live_mask(tb)) || !(index = pymms_np_call("flatnonzero", "(O)", mask)))
+    if (!sc || !(mask = live_mask(tb)))
+        goto out;
+    /* The index is the live records' indices: 0..n-1 without a deleted
+     * one, which a RangeIndex holds in no memory (an int64 array of 10^7
+     * is 80 MB). */
+    uint64_t slots = mms_table_slots(tb->t);
+    if (mms_table_count(tb->t) == slots)
+        index = PyObject_CallMethod(pd, "RangeIndex", "K", (unsigned long long)slots);
+    else
+        index = pymms_np_call("flatnonzero", "(O)", mask);
+    if (!index)
         goto out;
     /* A temporary array, dead before this returns: R4 does not apply. */
     if (!(arr = records_array(tb, 0, 0)) || !(data = pandas_columns(tb, pd, sc, mask, arr)))
@@ -714,8 +735,12 @@ static PyObject *table_to_pandas(pymms_table *tb, PyObject *unused)
         PyList_SET_ITEM(names, k, nm);
     }
     if (names) {
+        /* copy=False: every column is a copy of our own already (never a
+         * view of the mapping); pandas' default copies a dict's arrays
+         * again, twice the frame's memory for a moment. */
         PyObject *df = PyObject_GetAttrString(pd, "DataFrame");
-        PyObject *kw = Py_BuildValue("{s:O,s:O}", "index", index, "columns", names);
+        PyObject *kw = Py_BuildValue("{s:O,s:O,s:O}", "index", index, "columns", names, "copy",
+                                     Py_False);
         PyObject *args = PyTuple_Pack(1, data);
         if (df && kw && args)
             res = PyObject_Call(df, args, kw);
@@ -790,7 +815,7 @@ static PyObject *table_repr(pymms_table *tb)
 {
     name_sync(tb);
     if (!tb->store || tb->store->closed || !tb->store->s || tb->dead ||
-        (tb->store->busy && tb->store->busy != pymms_me()))
+        pymms_forked(tb->store) || (tb->store->busy && tb->store->busy != pymms_me()))
         return PyUnicode_FromFormat("<mmstore.Table %R>", tb->name);
     if (tb->store->state != PYMMS_IDLE && tb->store->owner != pymms_me())
         return PyUnicode_FromFormat("<mmstore.Table %R>", tb->name);

@@ -32,10 +32,11 @@ static PyBufferProcs view_as_buffer = {(getbufferproc)view_getbuffer, NULL};
 static void view_dealloc(pymms_view *v)
 {
     pymms_store *st = v->store;
-    v->table->nviews--;
     st->nviews--;
-    if (v->writable)
+    if (v->writable) {
+        v->table->nwviews--;
         st->nwviews--;
+    }
     /* R3: the Store was closed while this view lived; the handle goes with
      * the last view. An error here has nobody to go to. */
     if (st->closed && st->nviews == 0 && st->s) {
@@ -97,10 +98,11 @@ PyObject *pymms_array(pymms_table *tb, char *buf, uint64_t n, uint32_t record_si
     v->buf = buf;
     v->len = (Py_ssize_t)(n * record_size);
     v->writable = writable;
-    tb->nviews++;
     st->nviews++;
-    if (writable)
+    if (writable) {
+        tb->nwviews++;
         st->nwviews++;
+    }
     /* numpy keeps v as the array's base (see the top of this file). */
     PyObject *a = PyObject_CallFunction(frombuffer, "OOK", (PyObject *)v, dtype,
                                         (unsigned long long)n);

@@ -22,6 +22,7 @@
  * ------------------------------------------------------------------------ */
 static int int_bounds(unsigned kind, long long *lo, unsigned long long *hi)
 {
+    *lo = 0, *hi = 0; /* not an integer kind: nothing fits (and gcc -O2 sees them set) */
     switch (kind) {
     case MMS_KIND_I8: *lo = INT8_MIN, *hi = INT8_MAX; break;
     case MMS_KIND_I16: *lo = INT16_MIN, *hi = INT16_MAX; break;
@@ -183,8 +184,20 @@ static int put_value(pymms_store *st, const mms_field *f, PyObject *v, char *rec
             return -1;
         }
         double d = PyFloat_AsDouble(v);
-        if (d == -1.0 && PyErr_Occurred())
+        if (d == -1.0 && PyErr_Occurred()) {
+            /* Python's own words name no field: an int past a double's
+             * range, or no __float__ (a list, an object). */
+            if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError, "field %s is %s: %R is out of range", f->name,
+                             pymms_kind_name(f->kind), v);
+            } else if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "field %s is %s: a %.100s is not a number",
+                             f->name, pymms_kind_name(f->kind), Py_TYPE(v)->tp_name);
+            }
             return -1;
+        }
         if (f->kind == MMS_KIND_F32) {
             float x = (float)d;
             if (isinf(x) && !isinf(d)) { /* not the infinity it would become */
@@ -871,14 +884,31 @@ static int prep_columns(pymms_store *st, const mms_schema *sc, PyObject *columns
             return -1;
     } else if (PyObject_HasAttrString(columns, "columns") &&
                PyObject_HasAttrString(columns, "items")) {
-        /* A pandas DataFrame: its columns by name, in row order. */
+        /* A pandas DataFrame: its columns by name, in row order. Two of
+         * one name are refused: a dict would keep one of them. */
         PyObject *items = PyObject_CallMethod(columns, "items", NULL);
-        if (!(*dictp = dict = items ? PyDict_New() : NULL) ||
-            PyDict_MergeFromSeq2(dict, items, 1) < 0) {
-            Py_XDECREF(items);
+        PyObject *seq = items ? PySequence_List(items) : NULL;
+        Py_XDECREF(items);
+        if (!seq || !(*dictp = dict = PyDict_New())) {
+            Py_XDECREF(seq);
             return -1;
         }
-        Py_DECREF(items);
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(seq); i++) {
+            PyObject *kv = PyList_GET_ITEM(seq, i), *k, *v;
+            if (!PyArg_ParseTuple(kv, "OO;a DataFrame's items() are (name, column)", &k, &v)) {
+                Py_DECREF(seq);
+                return -1;
+            }
+            int dup = PyDict_Contains(dict, k);
+            if (dup > 0)
+                PyErr_Format(PyExc_ValueError, "extend: the DataFrame has two columns called "
+                             "%S", k);
+            if (dup != 0 || PyDict_SetItem(dict, k, v) < 0) {
+                Py_DECREF(seq);
+                return -1;
+            }
+        }
+        Py_DECREF(seq);
     } else {
         PyObject *dt = PyObject_GetAttrString(columns, "dtype");
         PyObject *names = dt ? PyObject_GetAttrString(dt, "names") : NULL;

@@ -580,9 +580,10 @@ int mms__os_remap(char *old, uint64_t oldlen, uint64_t newlen, char **out);
 int mms__os_unmap(void *addr, uint64_t len);
 /* Give back len bytes at addr to the reservation (PROT_NONE, no file). */
 int mms__os_unmap_to_reserve(void *addr, uint64_t len);
-/* Map len bytes of zeros at addr, read-only, in place of what was there
- * (no file; the kernel's zero page, no memory): map.c, "Retired ranges". */
-int mms__os_zeros_at(void *addr, uint64_t len);
+/* Map len bytes of zeros at addr in place of what was there (no file; the
+ * kernel's zero page, no memory until a store, which lands in private
+ * pages): read-only unless writable. map.c, "Retired ranges". */
+int mms__os_zeros_at(void *addr, uint64_t len, bool writable);
 int mms__os_protect(void *addr, uint64_t len, bool writable);
 /* Memory protection keys (x86 pku; elsewhere they fail: -ENOSYS, -ENOSPC,
  * -EINVAL). Rights are the calling thread's (PKRU), PKEY_DISABLE_* bits. */

@@ -526,7 +526,10 @@ static int early0_adopt(mms_store *s, uint64_t fsize, char **base, uint64_t *res
  *   Z1. A range that leaves a region's mapping (past the new length of a
  *       replaced or cut file) is mapped read-only to zeros instead: the
  *       kernel's zero page, no file, no memory. Reads see zeros; a store
- *       faults, as one past the mapping did. g->readable is how far the
+ *       faults, as one past the mapping did -- except in a write handle
+ *       without the guard, whose view takes stores outside transactions
+ *       everywhere (into private pages, never committed): there the zeros
+ *       are writable private pages too. g->readable is how far the
  *       range ever was mapped; each time the file's mapping gets shorter,
  *       all of [new end, readable) is mapped to zeros in one call, over
  *       the zeros of earlier times (the kernel does not always merge
@@ -552,9 +555,14 @@ static void retire(mms_store *s, uint32_t id, uint64_t from)
     const struct mms__region *g = &s->reg[id];
     char *at = s->view.base[id] + from;
     uint64_t len = g->readable > from ? g->readable - from : 0;
-    /* Best effort, never an error: a failure leaves the range PROT_NONE,
+    /* Writable where the whole view is writable outside transactions (a
+     * write handle without the guard, whose stores then land in private
+     * pages): a store through a pointer kept from before -- a Python
+     * writable array -- must not fault here when it does not elsewhere.
+     * Best effort, never an error: a failure leaves the range PROT_NONE,
      * what it was before this rule. */
-    if (len && mms__os_zeros_at(at, len))
+    bool writable = !(s->flags & (MMS_RDONLY | MMS_GUARD));
+    if (len && mms__os_zeros_at(at, len, writable))
         mms__os_unmap_to_reserve(at, len);
 }
 

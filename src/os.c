@@ -685,11 +685,11 @@ int mms__os_unmap_to_reserve(void *addr, uint64_t len)
     return p == MAP_FAILED ? -errno : 0;
 }
 
-int mms__os_zeros_at(void *addr, uint64_t len)
+int mms__os_zeros_at(void *addr, uint64_t len, bool writable)
 {
     if (len == 0)
         return 0;
-    void *p = mmap(addr, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+    void *p = mmap(addr, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
                    -1, 0);
     return p == MAP_FAILED ? -errno : 0;
 }

@@ -25,3 +25,55 @@ def test_name_follows_a_rename_by_another_process(path, mms_tool):
         assert t.name == "old"
     s.close()
     assert t.name == "old"              # a closed store's Table keeps its last name
+
+
+def test_table_lookup_follows_a_rename(path, mms_tool):
+    """Store.table() finds a table by the name it has now: the old name is a
+    KeyError once the handle saw the rename, and the new one gives the same
+    Table object (one object per C table, as its views count on)."""
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("old", [("x", "i64")])
+        t.append({"x": 1})
+    assert s.table("old") is t
+    subprocess.run([mms_tool, "rename", path, "old", "new"], check=True, capture_output=True)
+    with s.read():
+        assert s.table("new") is t
+        try:
+            s.table("old")
+        except KeyError:
+            pass
+        else:
+            raise AssertionError("table('old') found a renamed table")
+    assert s.table("new") is t
+    # Another table takes the old name (another handle made it): a
+    # different object.
+    with mmstore.open(path) as s2, s2.write():
+        s2.create_table("old", [("y", "i32")])
+    with s.read():
+        u = s.table("old")
+        assert u is not t and [f.name for f in u.fields] == ["y"]
+        assert s.table("new") is t and t.get(0) == {"x": 1}
+    s.close()
+
+
+def test_a_table_made_again_after_another_process_dropped_it_is_one_object(path, mms_tool):
+    # Another process dropped t; this Store made t again: the C library
+    # gives the new table the handle the old one had (by name), and the
+    # Store made a second Table object over it. The first, still held,
+    # then bypassed the refusals the second kept (created in this
+    # transaction: no writable array).
+    import pytest
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i64")])
+        t.append({"x": 1})
+    subprocess.run([mms_tool, "drop", path, "t"], check=True, capture_output=True)
+    with s.write():
+        t2 = s.create_table("t", [("y", "f64")])
+        t2.append({"y": 2.5})
+        assert t2 is t and s.table("t") is t
+        with pytest.raises(BufferError):
+            t.array(writable=True)
+    assert t.get(0) == {"y": 2.5} and [f.name for f in t.fields] == ["y"]
+    s.close()
