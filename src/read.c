@@ -82,6 +82,7 @@ int mms_read_begin_latest(mms_store *s, int timeout_ms)
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
                                        : mms__os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
+        uint32_t seq = mms__notify_seq(L);
         uint64_t pub = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
         /* A write handle whose view is the latest commit reads that. */
         bool mine = !(s->flags & MMS_RDONLY) && s->seen >= target &&
@@ -104,7 +105,7 @@ int mms_read_begin_latest(mms_store *s, int timeout_ms)
                              "inside hold them back (published: txn %llu)",
                              (unsigned long long)target, (unsigned long long)pub);
         uint64_t left_ms = (deadline - now) / 1000000u;
-        mms__wait_change(L, pub, left_ms < 10 ? (int64_t)left_ms + 1 : 10, &cur);
+        mms__wait_change(L, seq, pub, left_ms < 10 ? (int64_t)left_ms + 1 : 10, &cur);
     }
 }
 
@@ -139,6 +140,7 @@ int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
      * named in advance), not only while txn is the published one. */
     uint64_t cur = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
     while (cur <= txn) {
+        uint32_t seq = mms__notify_seq(L); /* before looking: what comes after wakes us */
         if (!s->L_private)
             apply_if_waiting(s);
         cur = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
@@ -156,7 +158,7 @@ int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
         uint64_t slice_ms = waiting ? s->sync_ns / 1000000u + 1 : left_ms;
         int64_t ms = slice_ms < left_ms ? (int64_t)slice_ms
                                         : (left_ms == UINT64_MAX ? -1 : (int64_t)left_ms);
-        r = mms__wait_change(L, cur, ms, &cur);
+        r = mms__wait_change(L, seq, cur, ms, &cur);
         if (r && r != -ETIMEDOUT)
             break;
         r = 0;

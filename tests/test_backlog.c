@@ -263,6 +263,63 @@ TEST(wait_with_backlog)
     rmrf(p);
 }
 
+struct idle_wait {
+    mms_store *s;
+    uint64_t from, now;
+    int r, asleep, done;
+};
+
+static void *idle_wait_thread(void *arg)
+{
+    struct idle_wait *iw = arg;
+    __atomic_store_n(&iw->asleep, 1, __ATOMIC_SEQ_CST);
+    iw->r = mms_wait(iw->s, iw->from, -1, &iw->now);
+    __atomic_store_n(&iw->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* A waiter already asleep in mms_wait (no timeout) when an MMS_NOSYNC
+ * commit comes, whose writer then stays idle: the background syncer syncs
+ * it, and the waiter (a handle that can apply) applies it and wakes, about
+ * sync_ms later (mmstore.h, MMS_NOSYNC and mms_wait). It slept on
+ * publications only, and nothing published: it slept for ever. */
+TEST(wait_nosync_idle_writer)
+{
+    const char *p = tpath("bl_idle");
+    mms_store *w = setup(p);
+    OK(mms_close(w));
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_NOSYNC;
+    o.sync_ms = 20;
+    OK(mms_open(p, &o, &w));
+    mms_store *ws = open_flags(p, 0);
+    struct idle_wait iw = {.s = ws, .from = mms_txn_id(ws)};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, idle_wait_thread, &iw), 0);
+    while (!__atomic_load_n(&iw.asleep, __ATOMIC_SEQ_CST))
+        sleep_us(1000);
+    sleep_us(100000); /* (it waits in the futex by now; the test holds either way) */
+    commit_counter(w, 42);
+    uint64_t txn = mms_txn_id(w);
+    /* The writer makes no call meanwhile. */
+    for (double t0 = now_us(); !__atomic_load_n(&iw.done, __ATOMIC_SEQ_CST);)
+        if (now_us() - t0 > 20e6)
+            FAILF("the waiter never saw the idle writer's commit (txn %llu)",
+                  (unsigned long long)txn);
+        else
+            sleep_us(1000);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    OK(iw.r);
+    ASSERT_EQ(iw.now, txn);
+    OK(mms_read_begin(ws));
+    ASSERT_EQ(counter_of(ws), 42);
+    OK(mms_read_end(ws));
+    OK(mms_close(ws));
+    OK(mms_close(w));
+    rmrf(p);
+}
+
 static void *leave_later(void *arg)
 {
     (void)arg;
@@ -689,6 +746,7 @@ int main(int argc, char **argv)
     sh = child_page(sizeof *sh);
     RUN(commits_never_wait);
     RUN(wait_with_backlog);
+    RUN(wait_nosync_idle_writer);
     RUN(bound);
     RUN(bound_first_commit);
     RUN(tools_at_bound);
