@@ -92,7 +92,9 @@
  *       writer's commits are durable within 1.25 x sync_ms.
  *   S7. Waiters are told (mms__notify, lock.c): a commit that leaves the
  *       journal unsynced from synced (mms__syncer_count), so that those
- *       asleep in mms_wait look every sync_ms from then on, and every sync
+ *       asleep in mms_wait look every sync_ms from then on (as they do for
+ *       the first commit the writer leaves to readers, mms__gate_try),
+ *       and every sync
  *       that advances durable, so that they apply at once what it made
  *       applicable -- the syncer applies nothing itself (S3), and an idle
  *       writer's commits are published by a waiter that can apply, about

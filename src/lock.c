@@ -760,14 +760,22 @@ int mms__gate_try(mms_store *s)
     assert(s->slot < MMS__NSLOTS && s->pin_tid == 0);
     if (!gate_take(s))
         return 0;
+    struct mms__lock *L = s->L;
     if (mms__readers_inside(s)) {
         reclaim_old_readers(s);
         if (mms__readers_inside(s)) {
-            mms__gate_reopen(s->L);
+            mms__gate_reopen(L);
+            /* The writer leaves the first commit to wait for the readers:
+             * a handle asleep in mms_wait since before it looks every
+             * sync_ms from now (read.c), so that a reader that dies inside
+             * does not leave it unpublished while the writer is idle. */
+            if (mms__writer_held_by(s) && __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) + 1 ==
+                                              __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE))
+                mms__notify(L);
             return 0;
         }
     }
-    gate_touch(s->L);
+    gate_touch(L);
     return 1;
 }
 /* Wait once for slot i to leave its read transaction: until it is woken

@@ -320,6 +320,44 @@ TEST(wait_nosync_idle_writer)
     rmrf(p);
 }
 
+/* The same with a commit held back by a reader (default durability): the
+ * waiter is asleep before the commit, the writer then stays idle, and the
+ * reader dies inside. Nobody leaves to apply: the waiter, which can, must
+ * find the dead reader and apply (mmstore.h: mms_wait looks every sync_ms
+ * while commits wait to be applied). */
+TEST(wait_reader_killed)
+{
+    const char *p = tpath("bl_rkill");
+    mms_store *w = setup(p);
+    pid_t rd = spawn_reader(p, 1);
+    mms_store *ws = open_flags(p, 0);
+    struct idle_wait iw = {.s = ws, .from = mms_txn_id(ws)};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, idle_wait_thread, &iw), 0);
+    while (!__atomic_load_n(&iw.asleep, __ATOMIC_SEQ_CST))
+        sleep_us(1000);
+    sleep_us(100000); /* (it waits in the futex by now; the test holds either way) */
+    commit_counter(w, 42);
+    uint64_t txn = mms_txn_id(w);
+    ASSERT_EQ(info(w)->published_txn, txn - 1); /* held back */
+    PUB(sh->killme, 1);
+    int st;
+    if (!child_end(rd, 60, &st) || !WIFSIGNALED(st))
+        FAILF("the reader ended with %s", child_status(st));
+    for (double t0 = now_us(); !__atomic_load_n(&iw.done, __ATOMIC_SEQ_CST);)
+        if (now_us() - t0 > 20e6)
+            FAILF("the waiter never saw the commit the dead reader held back (txn %llu)",
+                  (unsigned long long)txn);
+        else
+            sleep_us(1000);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    OK(iw.r);
+    ASSERT_EQ(iw.now, txn);
+    OK(mms_close(ws));
+    OK(mms_close(w));
+    rmrf(p);
+}
+
 static void *leave_later(void *arg)
 {
     (void)arg;
@@ -747,6 +785,7 @@ int main(int argc, char **argv)
     RUN(commits_never_wait);
     RUN(wait_with_backlog);
     RUN(wait_nosync_idle_writer);
+    RUN(wait_reader_killed);
     RUN(bound);
     RUN(bound_first_commit);
     RUN(tools_at_bound);
