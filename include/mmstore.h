@@ -437,7 +437,9 @@ void mms_options_init(mms_options *o);
  * journal; mms_errdetail() names it), MMS_EBUSY (256 handles already open,
  * or a lock file of another mmstore version in use), MMS_ERECOVER (the
  * journal must be replayed and this process cannot write the files),
- * MMS_ENOTSUP (the requested dirty backend does not exist here), MMS_EADDR
+ * MMS_ENOTSUP (the requested dirty backend does not exist here), MMS_ETXN
+ * (this thread is inside a read transaction on another handle of the store
+ * while an apply waits for the readers inside: "Read transactions"), MMS_EADDR
  * (MMS_FIXED: an address range of the store is in use in this process, or
  * base is not the store's), -errno. MMS_FIXED on a store created without
  * it, or a base (or reserve) that cannot be laid out at creation, is
@@ -601,7 +603,13 @@ uint64_t mms_txn_id(const mms_store *s);
  * A thread inside a read transaction must not wait for the writer through
  * another handle of the same store: mms_txn_begin (without MMS_TXN_NOWAIT),
  * mms_txn_begin_timed (with a timeout other than 0) and mms_wait return
- * MMS_ETXN then, instead of waiting for ever.
+ * MMS_ETXN then, instead of waiting for ever. Nor for an apply that waits
+ * for the readers inside (a writer at max_backlog, mms_checkpoint,
+ * mms_verify, mms_compact, the recovery after a dead writer), since this
+ * thread is one of them: mms_read_begin, mms_read_begin_latest and mms_open
+ * of another handle of the store return MMS_ETXN while one waits (end the
+ * read transaction, then try again). Open the handles first, and nest
+ * read transactions on two handles only where an apply cannot be waiting.
  *
  * Pointers stay valid across transactions; the memory they point to may
  * change between them.
@@ -610,8 +618,9 @@ uint64_t mms_txn_id(const mms_store *s);
 /* Pin the latest published state. If a commit is being applied, waits for
  * it; if its writer died, recovers the store first (which needs write
  * access to its files: MMS_ERECOVER otherwise). Maps regions that grew.
- * Errors: MMS_ETXN (a read or write transaction is active on this handle),
- * MMS_ERECOVER, MMS_EFULL (a region grew past this handle's reservation),
+ * Errors: MMS_ETXN (a read or write transaction is active on this handle;
+ * or this thread is inside one on another handle of the store while an
+ * apply waits for the readers inside, see above), MMS_ERECOVER, MMS_EFULL (a region grew past this handle's reservation),
  * MMS_EFORK, -errno. */
 int mms_read_begin(mms_store *s);
 
