@@ -627,8 +627,12 @@ int mms_read_begin(mms_store *s);
 /* Begin a read transaction that sees at least every commit made (by any
  * handle) before this call: wait, at most timeout_ms (negative: no limit),
  * for readers that hold commits back to leave, syncing (MMS_NOSYNC) and
- * applying them as soon as they have. Errors: those of mms_read_begin,
- * -ETIMEDOUT. */
+ * applying them as soon as they have. A handle whose process cannot write
+ * the store's files cannot apply: commits that no reader holds back any
+ * more then wait for a handle that can (the writer's next commit, a
+ * read transaction's begin or end in such a handle, its mms_wait), and a
+ * timeout says which of the two it waited for. Errors: those of
+ * mms_read_begin, -ETIMEDOUT. */
 int mms_read_begin_latest(mms_store *s, int timeout_ms);
 
 /* End it. If it was the last reader inside and commits wait to be

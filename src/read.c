@@ -72,6 +72,22 @@ int mms_read_begin(mms_store *s)
     return r ? r : read_begin(s);
 }
 
+/* Why mms_read_begin_latest timed out: readers inside hold the commits
+ * back, or nobody is inside and this handle cannot apply them (its process
+ * may not write the store's files: they wait for a handle that can). */
+static int latest_timeout(mms_store *s, uint64_t target, uint64_t pub)
+{
+    if (!mms__readers_inside(s) && (!s->jfd_rw || s->cannot_apply))
+        return mms__fail(-ETIMEDOUT, "commits up to txn %llu are not applied yet (published: "
+                         "txn %llu), and this process cannot write the store's files to apply "
+                         "them: a handle that can applies them at its next call (the writer's "
+                         "next commit, a read transaction's begin or end, mms_wait)",
+                         (unsigned long long)target, (unsigned long long)pub);
+    return mms__fail(-ETIMEDOUT, "commits up to txn %llu are not applied yet: readers inside "
+                     "hold them back (published: txn %llu)",
+                     (unsigned long long)target, (unsigned long long)pub);
+}
+
 int mms_read_begin_latest(mms_store *s, int timeout_ms)
 {
     int r = read_checks(s);
@@ -101,9 +117,7 @@ int mms_read_begin_latest(mms_store *s, int timeout_ms)
             continue;
         uint64_t now = mms__os_mono_ns(), cur;
         if (now >= deadline)
-            return mms__fail(-ETIMEDOUT, "commits up to txn %llu are not applied yet: readers "
-                             "inside hold them back (published: txn %llu)",
-                             (unsigned long long)target, (unsigned long long)pub);
+            return latest_timeout(s, target, pub);
         uint64_t left_ms = (deadline - now) / 1000000u;
         mms__wait_change(L, seq, pub, left_ms < 10 ? (int64_t)left_ms + 1 : 10, &cur);
     }

@@ -16,6 +16,7 @@
  * every commit. No timing is asserted: only orders.
  */
 #include "test.h"
+#include "internal.h" /* latest_cannot_apply: a handle that cannot write the files */
 
 #include <pthread.h>
 
@@ -354,6 +355,44 @@ TEST(wait_reader_killed)
     OK(iw.r);
     ASSERT_EQ(iw.now, txn);
     OK(mms_close(ws));
+    OK(mms_close(w));
+    rmrf(p);
+}
+
+/* mms_read_begin_latest in a handle that cannot apply (its process may
+ * not write the store's files), with nobody inside: the commits wait for
+ * a handle that can, and the timeout says so -- not that readers inside
+ * hold them back, when none is. */
+static void *commit_7(void *arg)
+{
+    commit_counter(arg, 7);
+    return NULL;
+}
+
+TEST(latest_cannot_apply)
+{
+    const char *p = tpath("bl_noapply");
+    mms_store *w = setup(p);
+    mms_store *r = open_flags(p, MMS_RDONLY);
+    r->cannot_apply = true; /* as after EACCES on a region file */
+    OK(mms_read_begin(r));
+    pthread_t th; /* another thread: this one is inside a read transaction */
+    ASSERT_EQ(pthread_create(&th, NULL, commit_7, w), 0);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    uint64_t txn = mms_txn_id(w);
+    OK(mms_read_end(r)); /* the last reader out, but it cannot apply */
+    ASSERT_EQ(info(w)->published_txn, txn - 1);
+    ASSERT_EQ(mms_read_begin_latest(r, 30), -ETIMEDOUT);
+    const char *d = mms_errdetail();
+    if (!strstr(d, "cannot write") || strstr(d, "readers inside"))
+        FAILF("mms_read_begin_latest's timeout says: %s", d);
+    ASSERT_EQ(info(w)->active_readers, 0);
+    /* A handle that can applies them: here the writer's next commit. */
+    commit_counter(w, 8);
+    OK(mms_read_begin_latest(r, 30000));
+    ASSERT_EQ(counter_of(r), 8);
+    OK(mms_read_end(r));
+    OK(mms_close(r));
     OK(mms_close(w));
     rmrf(p);
 }
@@ -786,6 +825,7 @@ int main(int argc, char **argv)
     RUN(wait_with_backlog);
     RUN(wait_nosync_idle_writer);
     RUN(wait_reader_killed);
+    RUN(latest_cannot_apply);
     RUN(bound);
     RUN(bound_first_commit);
     RUN(tools_at_bound);
