@@ -1019,6 +1019,7 @@ bool mms__owner_alive(const mms_store *s, uint32_t id);
 #define MMS__GATE_DEAD UINT32_MAX /* gate_owner of a gate left by a failed apply */
 int mms__gate_try(mms_store *s);
 bool mms__gate_abandoned(const mms_store *s); /* closed by a handle that died */
+bool mms__gate_left_dead(mms_store *s); /* ... with work to finish (lock.c) */
 int mms__gate_close(mms_store *s);
 void mms__gate_open(struct mms__lock *L, uint64_t txn);
 void mms__gate_reopen(struct mms__lock *L);

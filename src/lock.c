@@ -638,6 +638,20 @@ static uint32_t gate_wait(mms_store *s, uint32_t g)
     return mms__owner_alive(s, o) || gate_reopen_untouched(s, o) ? 0 : o;
 }
 
+/* The gate, for a handle that waits without pinning (mms_wait,
+ * mms_read_begin_latest): false while it is open or its holder lives; a
+ * dead holder that had written nothing has it opened here (NOTES, Dead
+ * processes), false too; true when a dead holder's work needs finishing
+ * (mms__pin_stuck), as a reader that begins would find. */
+bool mms__gate_left_dead(mms_store *s)
+{
+    struct mms__lock *L = s->L;
+    if (!(__atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) & 1))
+        return false;
+    uint32_t o = __atomic_load_n(&L->gate_owner, __ATOMIC_ACQUIRE);
+    return !mms__owner_alive(s, o) && !gate_reopen_untouched(s, o);
+}
+
 int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void *ctx)
 {
     assert(s->slot < MMS__NSLOTS && s->pin_tid == 0);
@@ -776,6 +790,10 @@ int mms__gate_try(mms_store *s)
         }
     }
     gate_touch(L);
+    /* Waiters asleep since before this commit look every sync_ms until it
+     * is published (read.c), so that an applier that dies in the middle
+     * of it is found and its work finished. */
+    mms__notify(L);
     return 1;
 }
 /* Wait once for slot i to leave its read transaction: until it is woken

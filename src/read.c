@@ -46,6 +46,20 @@ static void apply_if_waiting(mms_store *s)
         mms__detail_clear();
 }
 
+/* For a handle that waits without pinning: a handle died holding the gate
+ * in the middle of an apply (the files half written). Finish its work, as
+ * a reader that begins does (lock.c NOTES, Dead processes): nobody may be
+ * left to publish, and waiters would wait for ever. */
+static int rescue_dead_applier(mms_store *s)
+{
+    if (s->L_private || !mms__gate_left_dead(s))
+        return 0;
+    if (mms__pinned_by_me(s))
+        return mms__fail(MMS_ETXN, "this thread is inside a read transaction on another "
+                         "handle of the store, and a dead handle's apply must be finished");
+    return mms__pin_stuck(s, MMS__STUCK_APPLIER);
+}
+
 static int read_begin(mms_store *s)
 {
     if (s->L_private) { /* read-only file system: nothing can change */
@@ -105,6 +119,9 @@ int mms_read_begin_latest(mms_store *s, int timeout_ms)
                     s->seen == __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
         if (pub >= target || mine)
             return read_begin(s);
+        r = rescue_dead_applier(s);
+        if (r)
+            return r;
         if (__atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) < target) {
             r = mms__make_durable(s);
             if (r)
@@ -155,6 +172,8 @@ int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
     uint64_t cur = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
     while (cur <= txn) {
         uint32_t seq = mms__notify_seq(L); /* before looking: what comes after wakes us */
+        if (rescue_dead_applier(s))
+            mms__detail_clear(); /* it cannot: another handle must, wait for it */
         if (!s->L_private)
             apply_if_waiting(s);
         cur = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);

@@ -397,6 +397,58 @@ TEST(latest_cannot_apply)
     rmrf(p);
 }
 
+/* A waiter asleep in mms_wait (no timeout) since before a commit whose
+ * writer dies in the middle of applying it (the gate closed, the files
+ * half written), and nothing else happens: the waiter finishes the dead
+ * handle's apply, as a reader that begins does, and wakes with the commit
+ * (DESIGN 4: waiters wake, nothing hangs). It slept for ever: nobody
+ * published, and it never looked at the abandoned gate. Then the same for
+ * mms_read_begin_latest, which timed out. */
+TEST(wait_writer_dies_applying)
+{
+    const char *p = tpath("bl_wdies");
+    mms_store *w = setup(p);
+    uint64_t txn = mms_txn_id(w);
+    OK(mms_close(w));
+    mms_store *ws = open_flags(p, 0);
+    struct idle_wait iw = {.s = ws, .from = mms_txn_id(ws)};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, idle_wait_thread, &iw), 0);
+    while (!__atomic_load_n(&iw.asleep, __ATOMIC_SEQ_CST))
+        sleep_us(1000);
+    sleep_us(100000); /* (it waits in the futex by now; the test holds either way) */
+    memset(sh, 0, sizeof *sh);
+    pid_t wr = child_spawn((const char *[]){"writer", p, "3", NULL},
+                           (const char *[]){"MMS_CRASH", "commit.apply:1", NULL});
+    int st;
+    if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
+        FAILF("the writer ended with %s", child_status(st));
+    ASSERT_EQ(GET(sh->ok), 0); /* it died in its first commit, after the commit point */
+    for (double t0 = now_us(); !__atomic_load_n(&iw.done, __ATOMIC_SEQ_CST);)
+        if (now_us() - t0 > 20e6)
+            FAILF("the waiter never saw the commit of the writer that died applying it");
+        else
+            sleep_us(1000);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    OK(iw.r);
+    ASSERT_EQ(iw.now, txn + 1);
+    OK(mms_read_begin(ws));
+    ASSERT_EQ(counter_of(ws), 1);
+    OK(mms_read_end(ws));
+    /* mms_read_begin_latest, after the second commit's writer died so. */
+    pid_t wr2 = child_spawn((const char *[]){"writer", p, "3", NULL},
+                            (const char *[]){"MMS_CRASH", "commit.apply:1", NULL});
+    if (!child_end(wr2, 60, &st) || !WIFSIGNALED(st))
+        FAILF("the writer ended with %s", child_status(st));
+    OK(mms_read_begin_latest(ws, 20000));
+    ASSERT_EQ(mms_txn_id(ws), txn + 2);
+    ASSERT_EQ(counter_of(ws), 2); /* (setting 1 again committed nothing) */
+    OK(mms_read_end(ws));
+    verify_ok(ws);
+    OK(mms_close(ws));
+    rmrf(p);
+}
+
 static void *leave_later(void *arg)
 {
     (void)arg;
@@ -826,6 +878,7 @@ int main(int argc, char **argv)
     RUN(wait_nosync_idle_writer);
     RUN(wait_reader_killed);
     RUN(latest_cannot_apply);
+    RUN(wait_writer_dies_applying);
     RUN(bound);
     RUN(bound_first_commit);
     RUN(tools_at_bound);
