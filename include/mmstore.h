@@ -644,8 +644,10 @@ int mms_read_end(mms_store *s);
  * transaction begun now sees it (mms_txn_id() gives the txn a handle saw) --
  * or timeout_ms passes (negative: no limit). *now (may be NULL) receives
  * the published txn id. A futex in the lock file wakes it; while commits
- * wait to be applied it also looks every sync_ms whether it can apply
- * them. Returns 0, or -ETIMEDOUT, MMS_ETXN (inside a read transaction).
+ * wait to be applied (or are being applied) it also looks every sync_ms
+ * whether it can apply them, and finishes the apply of a handle that died
+ * applying, as mms_read_begin does (when its process can write the
+ * store's files; else it waits for a handle that can). Returns 0, or -ETIMEDOUT, MMS_ETXN (inside a read transaction).
  * Commits become visible in order; a consumer that lags sees the latest
  * txn, not each one in between. */
 int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now);
