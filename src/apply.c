@@ -93,10 +93,9 @@
  *   S7. Waiters are told (mms__notify, lock.c): a commit that leaves the
  *       journal unsynced from synced (mms__syncer_count), so that those
  *       asleep in mms_wait look every sync_ms from then on (as they do for
- *       the first commit the writer leaves to readers, mms__gate_try),
- *       and every sync
- *       that advances durable, so that they apply at once what it made
- *       applicable -- the syncer applies nothing itself (S3), and an idle
+ *       the first commit the writer leaves to readers, mms__gate_try), and
+ *       every sync that advances durable, so that they apply at once what
+ *       it made applicable -- the syncer applies nothing itself (S3), and an idle
  *       writer's commits are published by a waiter that can apply, about
  *       1.25 x sync_ms after them. Before, a waiter asleep when such a
  *       commit came slept until its timeout (for ever without one): it was
