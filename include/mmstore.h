@@ -530,7 +530,9 @@ int mms_txn_begin_timed(mms_store *s, unsigned flags, int timeout_ms);
  * they have left (see "Read transactions"), unless the commits they hold
  * back reach max_backlog: then this commit waits for them, or with
  * MMS_BACKLOG_ERROR fails with MMS_EBUSY leaving the transaction open.
- * A transaction that changed nothing commits nothing (txn id unchanged).
+ * A transaction that changed nothing commits nothing (txn id unchanged),
+ * but applies the commits readers held back if they have left (and in
+ * MMS_NOSYNC syncs them if a sync is due), as a commit that wrote does.
  * Errors: MMS_ENOTXN; MMS_EBUSY (above); MMS_ETXN at the bound if this
  * thread is inside a read transaction on another handle of the store (it
  * would wait for itself); MMS_ECORRUPT if the transaction overwrote fixed or

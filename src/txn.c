@@ -1100,13 +1100,14 @@ int mms_txn_commit(mms_store *s)
         txn_end(s);
         /* Nothing to commit, yet the writer's commit is where a due sync is
          * found, or a failed background sync reported (MMS_NOSYNC in
-         * mmstore.h; apply.c S4): the commits before it become durable
-         * and reach the files, as after a commit that wrote. */
-        if (!s->poisoned && (s->flags & MMS_NOSYNC)) {
-            r = mms__sync_due(s) ? mms__make_durable(s) : 0;
-            return r ? r : mms__apply_try(s);
-        }
-        return s->poisoned;
+         * mmstore.h; apply.c S4), and where commits that readers held back
+         * are applied once they have left (in either mode): the commits
+         * before it become durable and reach the files, as after a commit
+         * that wrote. */
+        if (s->poisoned)
+            return s->poisoned;
+        r = (s->flags & MMS_NOSYNC) && mms__sync_due(s) ? mms__make_durable(s) : 0;
+        return r ? r : mms__apply_try(s);
     }
     s->precommit_wrote = false;
     r = commit_records(s);
