@@ -622,8 +622,8 @@ uint64_t mms_txn_id(const mms_store *s);
  * access to its files: MMS_ERECOVER otherwise). Maps regions that grew.
  * Errors: MMS_ETXN (a read or write transaction is active on this handle;
  * or this thread is inside one on another handle of the store while an
- * apply waits for the readers inside, see above), MMS_ERECOVER, MMS_EFULL (a region grew past this handle's reservation),
- * MMS_EFORK, -errno. */
+ * apply waits for the readers inside, see above), MMS_ERECOVER, MMS_EFULL
+ * (a region grew past this handle's reservation), MMS_EFORK, -errno. */
 int mms_read_begin(mms_store *s);
 
 /* Begin a read transaction that sees at least every commit made (by any
@@ -649,7 +649,8 @@ int mms_read_end(mms_store *s);
  * wait to be applied (or are being applied) it also looks every sync_ms
  * whether it can apply them, and finishes the apply of a handle that died
  * applying, as mms_read_begin does (when its process can write the
- * store's files; else it waits for a handle that can). Returns 0, or -ETIMEDOUT, MMS_ETXN (inside a read transaction).
+ * store's files; else it waits for a handle that can). Returns 0, or
+ * -ETIMEDOUT, MMS_ETXN (inside a read transaction).
  * Commits become visible in order; a consumer that lags sees the latest
  * txn, not each one in between. */
 int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now);
