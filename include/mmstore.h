@@ -437,7 +437,9 @@ void mms_options_init(mms_options *o);
  * journal; mms_errdetail() names it), MMS_EBUSY (256 handles already open,
  * or a lock file of another mmstore version in use), MMS_ERECOVER (the
  * journal must be replayed and this process cannot write the files),
- * MMS_ENOTSUP (the requested dirty backend does not exist here), MMS_EADDR
+ * MMS_ENOTSUP (the requested dirty backend does not exist here), MMS_ETXN
+ * (this thread is inside a read transaction on another handle of the store
+ * while an apply waits for the readers inside: "Read transactions"), MMS_EADDR
  * (MMS_FIXED: an address range of the store is in use in this process, or
  * base is not the store's), -errno. MMS_FIXED on a store created without
  * it, or a base (or reserve) that cannot be laid out at creation, is
@@ -528,7 +530,9 @@ int mms_txn_begin_timed(mms_store *s, unsigned flags, int timeout_ms);
  * they have left (see "Read transactions"), unless the commits they hold
  * back reach max_backlog: then this commit waits for them, or with
  * MMS_BACKLOG_ERROR fails with MMS_EBUSY leaving the transaction open.
- * A transaction that changed nothing commits nothing (txn id unchanged).
+ * A transaction that changed nothing commits nothing (txn id unchanged),
+ * but applies the commits readers held back if they have left (and in
+ * MMS_NOSYNC syncs them if a sync is due), as a commit that wrote does.
  * Errors: MMS_ENOTXN; MMS_EBUSY (above); MMS_ETXN at the bound if this
  * thread is inside a read transaction on another handle of the store (it
  * would wait for itself); MMS_ECORRUPT if the transaction overwrote fixed or
@@ -601,7 +605,13 @@ uint64_t mms_txn_id(const mms_store *s);
  * A thread inside a read transaction must not wait for the writer through
  * another handle of the same store: mms_txn_begin (without MMS_TXN_NOWAIT),
  * mms_txn_begin_timed (with a timeout other than 0) and mms_wait return
- * MMS_ETXN then, instead of waiting for ever.
+ * MMS_ETXN then, instead of waiting for ever. Nor for an apply that waits
+ * for the readers inside (a writer at max_backlog, mms_checkpoint,
+ * mms_verify, mms_compact, the recovery after a dead writer), since this
+ * thread is one of them: mms_read_begin, mms_read_begin_latest and mms_open
+ * of another handle of the store return MMS_ETXN while one waits (end the
+ * read transaction, then try again). Open the handles first, and nest
+ * read transactions on two handles only where an apply cannot be waiting.
  *
  * Pointers stay valid across transactions; the memory they point to may
  * change between them.
@@ -610,16 +620,21 @@ uint64_t mms_txn_id(const mms_store *s);
 /* Pin the latest published state. If a commit is being applied, waits for
  * it; if its writer died, recovers the store first (which needs write
  * access to its files: MMS_ERECOVER otherwise). Maps regions that grew.
- * Errors: MMS_ETXN (a read or write transaction is active on this handle),
- * MMS_ERECOVER, MMS_EFULL (a region grew past this handle's reservation),
- * MMS_EFORK, -errno. */
+ * Errors: MMS_ETXN (a read or write transaction is active on this handle;
+ * or this thread is inside one on another handle of the store while an
+ * apply waits for the readers inside, see above), MMS_ERECOVER, MMS_EFULL
+ * (a region grew past this handle's reservation), MMS_EFORK, -errno. */
 int mms_read_begin(mms_store *s);
 
 /* Begin a read transaction that sees at least every commit made (by any
  * handle) before this call: wait, at most timeout_ms (negative: no limit),
  * for readers that hold commits back to leave, syncing (MMS_NOSYNC) and
- * applying them as soon as they have. Errors: those of mms_read_begin,
- * -ETIMEDOUT. */
+ * applying them as soon as they have. A handle whose process cannot write
+ * the store's files cannot apply: commits that no reader holds back any
+ * more then wait for a handle that can (the writer's next commit, a
+ * read transaction's begin or end in such a handle, its mms_wait), and a
+ * timeout says which of the two it waited for. Errors: those of
+ * mms_read_begin, -ETIMEDOUT. */
 int mms_read_begin_latest(mms_store *s, int timeout_ms);
 
 /* End it. If it was the last reader inside and commits wait to be
@@ -631,8 +646,11 @@ int mms_read_end(mms_store *s);
  * transaction begun now sees it (mms_txn_id() gives the txn a handle saw) --
  * or timeout_ms passes (negative: no limit). *now (may be NULL) receives
  * the published txn id. A futex in the lock file wakes it; while commits
- * wait to be applied it also looks every sync_ms whether it can apply
- * them. Returns 0, or -ETIMEDOUT, MMS_ETXN (inside a read transaction).
+ * wait to be applied (or are being applied) it also looks every sync_ms
+ * whether it can apply them, and finishes the apply of a handle that died
+ * applying, as mms_read_begin does (when its process can write the
+ * store's files; else it waits for a handle that can). Returns 0, or
+ * -ETIMEDOUT, MMS_ETXN (inside a read transaction).
  * Commits become visible in order; a consumer that lags sees the latest
  * txn, not each one in between. */
 int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now);

@@ -90,6 +90,16 @@
  *       page faults (6 runs each, bench/results/index.md "bgsync"); with
  *       the quarter interval of grace both are as before. An idle
  *       writer's commits are durable within 1.25 x sync_ms.
+ *   S7. Waiters are told (mms__notify, lock.c): a commit that leaves the
+ *       journal unsynced from synced (mms__syncer_count), so that those
+ *       asleep in mms_wait look every sync_ms from then on (as they do for
+ *       the first commit the writer leaves to readers, mms__gate_try), and
+ *       every sync that advances durable, so that they apply at once what
+ *       it made applicable -- the syncer applies nothing itself (S3), and an idle
+ *       writer's commits are published by a waiter that can apply, about
+ *       1.25 x sync_ms after them. Before, a waiter asleep when such a
+ *       commit came slept until its timeout (for ever without one): it was
+ *       woken by publications only, and nobody published.
  */
 #include "internal.h"
 
@@ -167,6 +177,8 @@ static int journal_sync(mms_store *s, bool *busy)
         unsynced_settle(L, upto);
     }
     __atomic_store_n(&L->syncing, 0, __ATOMIC_RELEASE);
+    if (!r)
+        mms__notify(L); /* S7: waiters may apply what is durable now */
     if (r)
         return mms__fail(r, "cannot sync the journal: %s", mms_strerror(r));
     mms__crashpoint("apply.synced");
@@ -186,7 +198,7 @@ int mms__make_durable(mms_store *s)
 }
 
 /* ------------------------------------------------------------------------
- * The background syncer (NOTES: S1-S6)
+ * The background syncer (NOTES: S1-S7)
  * ------------------------------------------------------------------------ */
 static void syncer_main(void *arg)
 {
@@ -252,6 +264,7 @@ void mms__syncer_count(mms_store *s)
         __atomic_and_fetch(&s->syncer_word, ~MMS__SYNCER_IDLE, __ATOMIC_SEQ_CST);
         mms__os_futex_wake(&s->syncer_word);
     }
+    mms__notify(L); /* S7: waiters look every sync_ms from now */
 }
 
 void mms__syncer_stop(mms_store *s)

@@ -416,7 +416,7 @@ struct mms__lock {
     uint32_t nslots;         /* MMS__NSLOTS */
     uint32_t init_done;      /* 1 once initialised and recovered */
     uint32_t gate;           /* futex word: odd while a handle applies commits */
-    uint32_t notify;         /* futex word: + 1 at every publication */
+    uint32_t notify;         /* futex word: + 1 at every publication (and apply.c S7) */
     uint64_t published;      /* txn id readers see: applied to the region files */
     uint32_t writer_waiting; /* an applier waits for readers to leave */
     uint32_t recover_needed; /* a writer died, or failed after its journal write */
@@ -1020,10 +1020,16 @@ bool mms__owner_alive(const mms_store *s, uint32_t id);
 #define MMS__GATE_DEAD UINT32_MAX /* gate_owner of a gate left by a failed apply */
 int mms__gate_try(mms_store *s);
 bool mms__gate_abandoned(const mms_store *s); /* closed by a handle that died */
+bool mms__gate_left_dead(mms_store *s); /* ... with work to finish (lock.c) */
 int mms__gate_close(mms_store *s);
 void mms__gate_open(struct mms__lock *L, uint64_t txn);
 void mms__gate_reopen(struct mms__lock *L);
-int mms__wait_change(struct mms__lock *L, uint64_t txn, int64_t timeout_ms, uint64_t *now);
+/* Wake the handles in mms__wait_change (notify + 1): a publication, or a
+ * change that may let one of them apply (apply.c). */
+void mms__notify(struct mms__lock *L);
+uint32_t mms__notify_seq(const struct mms__lock *L);
+int mms__wait_change(struct mms__lock *L, uint32_t seq, uint64_t txn, int64_t timeout_ms,
+                     uint64_t *now);
 /* timeout_ms < 0: for ever; 0: MMS_EBUSY at once; else -ETIMEDOUT past it.
  * mms__writer_lock(s, wait) is mms__writer_lock_timed(s, wait ? -1 : 0). */
 int mms__writer_lock_timed(mms_store *s, int timeout_ms);

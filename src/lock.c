@@ -654,6 +654,20 @@ static uint32_t gate_wait(mms_store *s, uint32_t g)
     return mms__owner_alive(s, o) || gate_reopen_untouched(s, o) ? 0 : o;
 }
 
+/* The gate, for a handle that waits without pinning (mms_wait,
+ * mms_read_begin_latest): false while it is open or its holder lives; a
+ * dead holder that had written nothing has it opened here (NOTES, Dead
+ * processes), false too; true when a dead holder's work needs finishing
+ * (mms__pin_stuck), as a reader that begins would find. */
+bool mms__gate_left_dead(mms_store *s)
+{
+    struct mms__lock *L = s->L;
+    if (!(__atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) & 1))
+        return false;
+    uint32_t o = __atomic_load_n(&L->gate_owner, __ATOMIC_ACQUIRE);
+    return !mms__owner_alive(s, o) && !gate_reopen_untouched(s, o);
+}
+
 int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void *ctx)
 {
     assert(s->slot < MMS__NSLOTS && s->pin_tid == 0);
@@ -776,14 +790,26 @@ int mms__gate_try(mms_store *s)
     assert(s->slot < MMS__NSLOTS && s->pin_tid == 0);
     if (!gate_take(s))
         return 0;
+    struct mms__lock *L = s->L;
     if (mms__readers_inside(s)) {
         reclaim_old_readers(s);
         if (mms__readers_inside(s)) {
-            mms__gate_reopen(s->L);
+            mms__gate_reopen(L);
+            /* The writer leaves the first commit to wait for the readers:
+             * a handle asleep in mms_wait since before it looks every
+             * sync_ms from now (read.c), so that a reader that dies inside
+             * does not leave it unpublished while the writer is idle. */
+            if (mms__writer_held_by(s) && __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) + 1 ==
+                                              __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE))
+                mms__notify(L);
             return 0;
         }
     }
-    gate_touch(s->L);
+    gate_touch(L);
+    /* Waiters asleep since before this commit look every sync_ms until it
+     * is published (read.c), so that an applier that dies in the middle
+     * of it is found and its work finished. */
+    mms__notify(L);
     return 1;
 }
 /* Wait once for slot i to leave its read transaction: until it is woken
@@ -875,36 +901,52 @@ void mms__gate_open(struct mms__lock *L, uint64_t txn)
     __atomic_store_n(&L->published, txn, __ATOMIC_RELEASE);
     __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED);
     mms__gate_reopen(L);
+    mms__notify(L);
+}
+
+void mms__notify(struct mms__lock *L)
+{
     __atomic_add_fetch(&L->notify, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&L->notify_waiters, __ATOMIC_SEQ_CST))
         mms__os_futex_wake(&L->notify);
 }
 
-/* Wait until the published txn differs from txn, or timeout_ms passes
- * (< 0: for ever). */
-int mms__wait_change(struct mms__lock *L, uint64_t txn, int64_t timeout_ms, uint64_t *now)
+uint32_t mms__notify_seq(const struct mms__lock *L)
+{
+    return __atomic_load_n(&L->notify, __ATOMIC_SEQ_CST);
+}
+
+/* Sleep until the published txn differs from txn (0, *now = it), or
+ * notify moves from seq (mms__notify_seq, read before the caller looked
+ * at the lock file's state) -- a publication, or an event after which a
+ * waiter may be able to apply (apply.c S7): 0 too, the caller looks again
+ * -- or timeout_ms passes (< 0: for ever; -ETIMEDOUT). Before, it slept
+ * until a publication: a waiter asleep when an MMS_NOSYNC commit came
+ * slept through its sync, and published it at its timeout, or never. */
+int mms__wait_change(struct mms__lock *L, uint32_t seq, uint64_t txn, int64_t timeout_ms,
+                     uint64_t *now)
 {
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : mms__os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
-        uint32_t n = __atomic_load_n(&L->notify, __ATOMIC_ACQUIRE);
         uint64_t p = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
-        if (p != txn) {
-            *now = p;
+        *now = p;
+        if (p != txn)
             return 0;
-        }
         uint64_t t = mms__os_mono_ns();
-        if (t >= deadline) {
-            *now = p;
+        if (t >= deadline)
             return -ETIMEDOUT;
-        }
         uint64_t left = deadline - t;
         __atomic_add_fetch(&L->notify_waiters, 1, __ATOMIC_SEQ_CST);
-        int r = __atomic_load_n(&L->notify, __ATOMIC_SEQ_CST) == n
-                    ? mms__os_futex_wait(&L->notify, n, left > INT64_MAX ? -1 : (int64_t)left)
+        int r = __atomic_load_n(&L->notify, __ATOMIC_SEQ_CST) == seq
+                    ? mms__os_futex_wait(&L->notify, seq, left > INT64_MAX ? -1 : (int64_t)left)
                     : 0;
         __atomic_sub_fetch(&L->notify_waiters, 1, __ATOMIC_SEQ_CST);
         if (r && r != -ETIMEDOUT && r != -EINTR)
             return r;
+        if (__atomic_load_n(&L->notify, __ATOMIC_ACQUIRE) != seq) {
+            *now = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
+            return 0;
+        }
     }
 }
 

@@ -46,6 +46,20 @@ static void apply_if_waiting(mms_store *s)
         mms__detail_clear();
 }
 
+/* For a handle that waits without pinning: a handle died holding the gate
+ * in the middle of an apply (the files half written). Finish its work, as
+ * a reader that begins does (lock.c NOTES, Dead processes): nobody may be
+ * left to publish, and waiters would wait for ever. */
+static int rescue_dead_applier(mms_store *s)
+{
+    if (s->L_private || !mms__gate_left_dead(s))
+        return 0;
+    if (mms__pinned_by_me(s))
+        return mms__fail(MMS_ETXN, "this thread is inside a read transaction on another "
+                         "handle of the store, and a dead handle's apply must be finished");
+    return mms__pin_stuck(s, MMS__STUCK_APPLIER);
+}
+
 static int read_begin(mms_store *s)
 {
     if (s->L_private) { /* read-only file system: nothing can change */
@@ -72,6 +86,22 @@ int mms_read_begin(mms_store *s)
     return r ? r : read_begin(s);
 }
 
+/* Why mms_read_begin_latest timed out: readers inside hold the commits
+ * back, or nobody is inside and this handle cannot apply them (its process
+ * may not write the store's files: they wait for a handle that can). */
+static int latest_timeout(mms_store *s, uint64_t target, uint64_t pub)
+{
+    if (!mms__readers_inside(s) && (!s->jfd_rw || s->cannot_apply))
+        return mms__fail(-ETIMEDOUT, "commits up to txn %llu are not applied yet (published: "
+                         "txn %llu), and this process cannot write the store's files to apply "
+                         "them: a handle that can applies them at its next call (the writer's "
+                         "next commit, a read transaction's begin or end, mms_wait)",
+                         (unsigned long long)target, (unsigned long long)pub);
+    return mms__fail(-ETIMEDOUT, "commits up to txn %llu are not applied yet: readers inside "
+                     "hold them back (published: txn %llu)",
+                     (unsigned long long)target, (unsigned long long)pub);
+}
+
 int mms_read_begin_latest(mms_store *s, int timeout_ms)
 {
     int r = read_checks(s);
@@ -82,12 +112,16 @@ int mms_read_begin_latest(mms_store *s, int timeout_ms)
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
                                        : mms__os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
+        uint32_t seq = mms__notify_seq(L);
         uint64_t pub = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
         /* A write handle whose view is the latest commit reads that. */
         bool mine = !(s->flags & MMS_RDONLY) && s->seen >= target &&
                     s->seen == __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
         if (pub >= target || mine)
             return read_begin(s);
+        r = rescue_dead_applier(s);
+        if (r)
+            return r;
         if (__atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) < target) {
             r = mms__make_durable(s);
             if (r)
@@ -100,11 +134,9 @@ int mms_read_begin_latest(mms_store *s, int timeout_ms)
             continue;
         uint64_t now = mms__os_mono_ns(), cur;
         if (now >= deadline)
-            return mms__fail(-ETIMEDOUT, "commits up to txn %llu are not applied yet: readers "
-                             "inside hold them back (published: txn %llu)",
-                             (unsigned long long)target, (unsigned long long)pub);
+            return latest_timeout(s, target, pub);
         uint64_t left_ms = (deadline - now) / 1000000u;
-        mms__wait_change(L, pub, left_ms < 10 ? (int64_t)left_ms + 1 : 10, &cur);
+        mms__wait_change(L, seq, pub, left_ms < 10 ? (int64_t)left_ms + 1 : 10, &cur);
     }
 }
 
@@ -139,6 +171,9 @@ int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
      * named in advance), not only while txn is the published one. */
     uint64_t cur = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
     while (cur <= txn) {
+        uint32_t seq = mms__notify_seq(L); /* before looking: what comes after wakes us */
+        if (rescue_dead_applier(s))
+            mms__detail_clear(); /* it cannot: another handle must, wait for it */
         if (!s->L_private)
             apply_if_waiting(s);
         cur = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
@@ -156,7 +191,7 @@ int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
         uint64_t slice_ms = waiting ? s->sync_ns / 1000000u + 1 : left_ms;
         int64_t ms = slice_ms < left_ms ? (int64_t)slice_ms
                                         : (left_ms == UINT64_MAX ? -1 : (int64_t)left_ms);
-        r = mms__wait_change(L, cur, ms, &cur);
+        r = mms__wait_change(L, seq, cur, ms, &cur);
         if (r && r != -ETIMEDOUT)
             break;
         r = 0;

@@ -439,10 +439,18 @@ static int commit_records(mms_store *s)
  * pages in this handle's shadows) while readers hold them back; past
  * max_backlog the commit waits for those readers, or, with
  * MMS_BACKLOG_ERROR, fails with MMS_EBUSY and the transaction stays open. */
-/* Bytes of pages this handle holds back for commits readers still see. */
+/* Bytes of pages this handle would hold back, with this commit's, for
+ * commits readers still see: a page written again that has a shadow
+ * already adds none (counting it twice refused commits that rewrote the
+ * waiting pages, with half the bound held; test_backlog bound_same_pages). */
 static uint64_t backlog_held(const mms_store *s)
 {
-    return (s->shadow_pages + s->dirty.n) * MMS__PAGE;
+    uint64_t n = s->shadow_pages;
+    for (size_t i = 0; i < s->dirty.n; i++) {
+        const struct mms__held *h = mms__held_find(s, s->dirty.page[i]);
+        n += !(h && h->shadow);
+    }
+    return n * MMS__PAGE;
 }
 
 static bool backlog_over(mms_store *s)
@@ -475,9 +483,10 @@ static int commit_bound(mms_store *s, struct commit *c)
                      __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
         char why[160];
         if (backlog_held(s) > s->max_backlog)
-            snprintf(why, sizeof why, "they hold %llu KB, and this commit's %llu KB would pass "
-                     "max_backlog, %llu KB", (unsigned long long)(s->shadow_pages * MMS__PAGE >> 10),
-                     (unsigned long long)(s->dirty.n * MMS__PAGE >> 10),
+            snprintf(why, sizeof why, "they hold %llu KB, and this commit's %llu KB more would "
+                     "pass max_backlog, %llu KB",
+                     (unsigned long long)(s->shadow_pages * MMS__PAGE >> 10),
+                     (unsigned long long)((backlog_held(s) - s->shadow_pages * MMS__PAGE) >> 10),
                      (unsigned long long)(s->max_backlog >> 10));
         else
             snprintf(why, sizeof why, "the journal that keeps them holds %llu KB, past 4 x "
@@ -1091,13 +1100,14 @@ int mms_txn_commit(mms_store *s)
         txn_end(s);
         /* Nothing to commit, yet the writer's commit is where a due sync is
          * found, or a failed background sync reported (MMS_NOSYNC in
-         * mmstore.h; apply.c S4): the commits before it become durable
-         * and reach the files, as after a commit that wrote. */
-        if (!s->poisoned && (s->flags & MMS_NOSYNC)) {
-            r = mms__sync_due(s) ? mms__make_durable(s) : 0;
-            return r ? r : mms__apply_try(s);
-        }
-        return s->poisoned;
+         * mmstore.h; apply.c S4), and where commits that readers held back
+         * are applied once they have left (in either mode): the commits
+         * before it become durable and reach the files, as after a commit
+         * that wrote. */
+        if (s->poisoned)
+            return s->poisoned;
+        r = (s->flags & MMS_NOSYNC) && mms__sync_due(s) ? mms__make_durable(s) : 0;
+        return r ? r : mms__apply_try(s);
     }
     s->precommit_wrote = false;
     r = commit_records(s);

@@ -16,6 +16,7 @@
  * every commit. No timing is asserted: only orders.
  */
 #include "test.h"
+#include "internal.h" /* latest_cannot_apply: a handle that cannot write the files */
 
 #include <pthread.h>
 
@@ -263,6 +264,239 @@ TEST(wait_with_backlog)
     rmrf(p);
 }
 
+struct idle_wait {
+    mms_store *s;
+    uint64_t from, now;
+    int r, asleep, done;
+};
+
+static void *idle_wait_thread(void *arg)
+{
+    struct idle_wait *iw = arg;
+    __atomic_store_n(&iw->asleep, 1, __ATOMIC_SEQ_CST);
+    iw->r = mms_wait(iw->s, iw->from, -1, &iw->now);
+    __atomic_store_n(&iw->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* A waiter already asleep in mms_wait (no timeout) when an MMS_NOSYNC
+ * commit comes, whose writer then stays idle: the background syncer syncs
+ * it, and the waiter (a handle that can apply) applies it and wakes, about
+ * sync_ms later (mmstore.h, MMS_NOSYNC and mms_wait). It slept on
+ * publications only, and nothing published: it slept for ever. */
+TEST(wait_nosync_idle_writer)
+{
+    const char *p = tpath("bl_idle");
+    mms_store *w = setup(p);
+    OK(mms_close(w));
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_NOSYNC;
+    o.sync_ms = 20;
+    OK(mms_open(p, &o, &w));
+    mms_store *ws = open_flags(p, 0);
+    struct idle_wait iw = {.s = ws, .from = mms_txn_id(ws)};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, idle_wait_thread, &iw), 0);
+    while (!__atomic_load_n(&iw.asleep, __ATOMIC_SEQ_CST))
+        sleep_us(1000);
+    sleep_us(100000); /* (it waits in the futex by now; the test holds either way) */
+    commit_counter(w, 42);
+    uint64_t txn = mms_txn_id(w);
+    /* The writer makes no call meanwhile. */
+    for (double t0 = now_us(); !__atomic_load_n(&iw.done, __ATOMIC_SEQ_CST);)
+        if (now_us() - t0 > 20e6)
+            FAILF("the waiter never saw the idle writer's commit (txn %llu)",
+                  (unsigned long long)txn);
+        else
+            sleep_us(1000);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    OK(iw.r);
+    ASSERT_EQ(iw.now, txn);
+    OK(mms_read_begin(ws));
+    ASSERT_EQ(counter_of(ws), 42);
+    OK(mms_read_end(ws));
+    OK(mms_close(ws));
+    OK(mms_close(w));
+    rmrf(p);
+}
+
+/* The same with a commit held back by a reader (default durability): the
+ * waiter is asleep before the commit, the writer then stays idle, and the
+ * reader dies inside. Nobody leaves to apply: the waiter, which can, must
+ * find the dead reader and apply (mmstore.h: mms_wait looks every sync_ms
+ * while commits wait to be applied). */
+TEST(wait_reader_killed)
+{
+    const char *p = tpath("bl_rkill");
+    mms_store *w = setup(p);
+    pid_t rd = spawn_reader(p, 1);
+    mms_store *ws = open_flags(p, 0);
+    struct idle_wait iw = {.s = ws, .from = mms_txn_id(ws)};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, idle_wait_thread, &iw), 0);
+    while (!__atomic_load_n(&iw.asleep, __ATOMIC_SEQ_CST))
+        sleep_us(1000);
+    sleep_us(100000); /* (it waits in the futex by now; the test holds either way) */
+    commit_counter(w, 42);
+    uint64_t txn = mms_txn_id(w);
+    ASSERT_EQ(info(w)->published_txn, txn - 1); /* held back */
+    PUB(sh->killme, 1);
+    int st;
+    if (!child_end(rd, 60, &st) || !WIFSIGNALED(st))
+        FAILF("the reader ended with %s", child_status(st));
+    for (double t0 = now_us(); !__atomic_load_n(&iw.done, __ATOMIC_SEQ_CST);)
+        if (now_us() - t0 > 20e6)
+            FAILF("the waiter never saw the commit the dead reader held back (txn %llu)",
+                  (unsigned long long)txn);
+        else
+            sleep_us(1000);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    OK(iw.r);
+    ASSERT_EQ(iw.now, txn);
+    OK(mms_close(ws));
+    OK(mms_close(w));
+    rmrf(p);
+}
+
+/* mms_read_begin_latest in a handle that cannot apply (its process may
+ * not write the store's files), with nobody inside: the commits wait for
+ * a handle that can, and the timeout says so -- not that readers inside
+ * hold them back, when none is. */
+static void *commit_7(void *arg)
+{
+    commit_counter(arg, 7);
+    return NULL;
+}
+
+TEST(latest_cannot_apply)
+{
+    const char *p = tpath("bl_noapply");
+    mms_store *w = setup(p);
+    mms_store *r = open_flags(p, MMS_RDONLY);
+    r->cannot_apply = true; /* as after EACCES on a region file */
+    OK(mms_read_begin(r));
+    pthread_t th; /* another thread: this one is inside a read transaction */
+    ASSERT_EQ(pthread_create(&th, NULL, commit_7, w), 0);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    uint64_t txn = mms_txn_id(w);
+    OK(mms_read_end(r)); /* the last reader out, but it cannot apply */
+    ASSERT_EQ(info(w)->published_txn, txn - 1);
+    ASSERT_EQ(mms_read_begin_latest(r, 30), -ETIMEDOUT);
+    const char *d = mms_errdetail();
+    if (!strstr(d, "cannot write") || strstr(d, "readers inside"))
+        FAILF("mms_read_begin_latest's timeout says: %s", d);
+    ASSERT_EQ(info(w)->active_readers, 0);
+    /* A handle that can applies them: here the writer's next commit, an
+     * empty one too (it did only in MMS_NOSYNC). */
+    OK(mms_txn_begin(w, 0));
+    OK(mms_txn_commit(w));
+    ASSERT_EQ(info(w)->committed_txn, txn); /* it committed nothing */
+    ASSERT_EQ(info(w)->published_txn, txn);
+    OK(mms_read_begin_latest(r, 30000));
+    ASSERT_EQ(counter_of(r), 7);
+    OK(mms_read_end(r));
+    OK(mms_close(r));
+    OK(mms_close(w));
+    rmrf(p);
+}
+
+/* A waiter asleep in mms_wait (no timeout) since before a commit whose
+ * writer dies in the middle of applying it (the gate closed, the files
+ * half written), and nothing else happens: the waiter finishes the dead
+ * handle's apply, as a reader that begins does, and wakes with the commit
+ * (DESIGN 4: waiters wake, nothing hangs). It slept for ever: nobody
+ * published, and it never looked at the abandoned gate. Then the same for
+ * mms_read_begin_latest, which timed out. */
+TEST(wait_writer_dies_applying)
+{
+    const char *p = tpath("bl_wdies");
+    mms_store *w = setup(p);
+    uint64_t txn = mms_txn_id(w);
+    OK(mms_close(w));
+    mms_store *ws = open_flags(p, 0);
+    struct idle_wait iw = {.s = ws, .from = mms_txn_id(ws)};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, idle_wait_thread, &iw), 0);
+    while (!__atomic_load_n(&iw.asleep, __ATOMIC_SEQ_CST))
+        sleep_us(1000);
+    sleep_us(100000); /* (it waits in the futex by now; the test holds either way) */
+    memset(sh, 0, sizeof *sh);
+    pid_t wr = child_spawn((const char *[]){"writer", p, "3", NULL},
+                           (const char *[]){"MMS_CRASH", "commit.apply:1", NULL});
+    int st;
+    if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
+        FAILF("the writer ended with %s", child_status(st));
+    ASSERT_EQ(GET(sh->ok), 0); /* it died in its first commit, after the commit point */
+    for (double t0 = now_us(); !__atomic_load_n(&iw.done, __ATOMIC_SEQ_CST);)
+        if (now_us() - t0 > 20e6)
+            FAILF("the waiter never saw the commit of the writer that died applying it");
+        else
+            sleep_us(1000);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    OK(iw.r);
+    ASSERT_EQ(iw.now, txn + 1);
+    OK(mms_read_begin(ws));
+    ASSERT_EQ(counter_of(ws), 1);
+    OK(mms_read_end(ws));
+    /* mms_read_begin_latest, after the second commit's writer died so. */
+    pid_t wr2 = child_spawn((const char *[]){"writer", p, "3", NULL},
+                            (const char *[]){"MMS_CRASH", "commit.apply:1", NULL});
+    if (!child_end(wr2, 60, &st) || !WIFSIGNALED(st))
+        FAILF("the writer ended with %s", child_status(st));
+    OK(mms_read_begin_latest(ws, 20000));
+    ASSERT_EQ(mms_txn_id(ws), txn + 2);
+    ASSERT_EQ(counter_of(ws), 2); /* (setting 1 again committed nothing) */
+    OK(mms_read_end(ws));
+    verify_ok(ws);
+    OK(mms_close(ws));
+    rmrf(p);
+}
+
+/* The bound counts what the backlog holds: commits that change again the
+ * pages that wait already add nothing to it (their shadows exist). It
+ * counted every page the commit wrote on top of the shadows, so that a
+ * writer changing the same 10 pages over and over was refused at a bound
+ * of 16 (MMS_EBUSY; without MMS_BACKLOG_ERROR it waited for the reader)
+ * with 11 pages held. */
+TEST(bound_same_pages)
+{
+    const char *p = tpath("bl_same");
+    mms_store *w = setup(p);
+    OK(mms_close(w));
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_BACKLOG_ERROR;
+    o.max_backlog = 16 * 4096;
+    OK(mms_open(p, &o, &w));
+    mms_ref big;
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, 10 * 4096, &big));
+    OK(mms_txn_commit(w));
+    pid_t pid = spawn_reader(p, 0);
+    for (int k = 1; k <= 20; k++) {
+        OK(mms_txn_begin(w, 0));
+        char *b = mms_deref(w, big);
+        for (int pg = 0; pg < 10; pg++)
+            b[pg * 4096 + 8] = (char)k;
+        int r = mms_txn_commit(w);
+        if (r)
+            FAILF("commit %d over the same 10 pages: %s (%s); the backlog holds %llu KB", k,
+                  mms_strerror(r), mms_errdetail(),
+                  (unsigned long long)(info(w)->backlog_bytes >> 10));
+        ASSERT_LE(info(w)->backlog_bytes, o.max_backlog);
+    }
+    ASSERT(info(w)->published_txn < info(w)->committed_txn); /* all of it waited */
+    reader_leaves(pid);
+    OK(mms_read_begin_latest(w, 30000));
+    for (int pg = 0; pg < 10; pg++)
+        ASSERT_EQ(((char *)mms_deref(w, big))[pg * 4096 + 8], 20);
+    OK(mms_read_end(w));
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+}
+
 static void *leave_later(void *arg)
 {
     (void)arg;
@@ -370,7 +604,7 @@ TEST(bound_first_commit)
     FAILS(mms_txn_commit(w), MMS_EBUSY);
     const char *d = mms_errdetail();
     if (!strstr(d, "1 commit waits for readers") || !strstr(d, "max_backlog, 256 KB") ||
-        !strstr(d, "this commit's 8 KB"))
+        !strstr(d, "this commit's 4 KB more")) /* its page: the header page has a shadow */
         FAILF("the refusal does not say what waits, this commit's share and the bound: %s", d);
     OK(mms_txn_abort(w));
     reader_leaves(pid);
@@ -689,8 +923,13 @@ int main(int argc, char **argv)
     sh = child_page(sizeof *sh);
     RUN(commits_never_wait);
     RUN(wait_with_backlog);
+    RUN(wait_nosync_idle_writer);
+    RUN(wait_reader_killed);
+    RUN(latest_cannot_apply);
+    RUN(wait_writer_dies_applying);
     RUN(bound);
     RUN(bound_first_commit);
+    RUN(bound_same_pages);
     RUN(tools_at_bound);
     RUN(bound_nosync_alone);
     RUN(kills);
