@@ -1641,11 +1641,12 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  *    but may miss some.
  *  - A hash index suits keys with few duplicates: the records of a key
  *    take adjacent slots, and when such a run, with the runs of other
- *    keys it runs into, passes 4096 slots, building or committing fails
- *    MMS_ENOTSUP. One key held by more than about 4000 records does it,
- *    and so may a few keys held by a thousand or more each (3 keys of
- *    2500 records, 10 of 1000 did; 20 of 500 did not): use an ordered
- *    index for such a field. It holds records below
+ *    keys it runs into, passes 4096 slots, the index spreads the runs
+ *    over twice the slots, up to 8 times what its entries need; past
+ *    that, building or committing fails MMS_ENOTSUP. One key held by
+ *    more than about 4000 records does it (10 keys of 3000 records, 100
+ *    of 2000 did not; 10 of 4000 did): use an ordered index for such a
+ *    field. It holds records below
  *    2^40 - 1 (MMS_ENOTSUP past them). In a read transaction a hash
  *    lookup reads the index only: its slots hold the key and a checked
  *    record index, so no record is read to confirm it.

@@ -1253,6 +1253,55 @@ TEST(outgrown)
     outgrown_case(MMS_INDEX_HASH | MMS_INDEX_UNIQUE, 1000, 600, false, 1);
 }
 
+/* A hash index on a field of a hundred keys held by a few hundred records
+ * each (a status, a country) is built and kept: the runs of equal keys
+ * meet at 3/4 load, and a run past the probe's bound made create (100
+ * keys of 200 records) and commits that append more fail MMS_ENOTSUP,
+ * which mmstore.h promised only for keys held by a thousand or more. The
+ * index spreads such runs over more slots instead. One key held by 5000
+ * records is still refused. Seen failing before the fix. */
+TEST(hash_runs_spread)
+{
+    const char *p = tpath("ixruns");
+    rmrf(p);
+    mms_table *t;
+    mms_index *ix;
+    uint64_t n;
+    mms_store *s = kv_begin(p, 0, 0, &t);
+    for (int i = 0; i < 20000; i++) /* k: 100 keys, 200 records each */
+        OK(mms_table_append(t, &(struct kv){i % 100, i, 0}, NULL));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_index_create(t, "k", 0));
+    OK(mms_txn_commit(s));
+    OK(mms_index_open(t, "k", &ix));
+    for (int64_t k = 0; k < 100; k++) {
+        OK(mms_index_count(ix, &k, &n));
+        ASSERT_EQ(n, 200);
+    }
+    /* The commit's inserts: 200 more records of 20 of the keys. */
+    OK(mms_txn_begin(s, 0));
+    for (int i = 0; i < 4000; i++)
+        OK(mms_table_append(t, &(struct kv){i % 20, i, 0}, NULL));
+    OK(mms_txn_commit(s));
+    for (int64_t k = 0; k < 100; k++) {
+        OK(mms_index_count(ix, &k, &n));
+        ASSERT_EQ(n, k < 20 ? 400 : 200);
+    }
+    verify_ok(s);
+    /* One key of 5000 records cannot be spread. */
+    OK(mms_txn_begin(s, 0));
+    for (int i = 0; i < 5000; i++)
+        OK(mms_table_append(t, &(struct kv){100 + i, -1, 0}, NULL));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    ASSERT_EQ(mms_index_create(t, "v", 0), MMS_ENOTSUP);
+    OK(mms_txn_abort(s));
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 /* A descriptor whose key kind is not of its key's size (found by the
  * fuzzer's read path, crafted: chars[12] said to be i64 or f64) is damage
  * verify reports and lookups and commits refuse; norm would have shifted
@@ -2928,6 +2977,7 @@ int main(int argc, char **argv)
     RUN(create_ordered);
     RUN(create_ordered_unique);
     RUN(outgrown);
+    RUN(hash_runs_spread);
     RUN(descriptor_kind_damaged);
     RUN(slot_checks);
     RUN(slot_damaged_probe_goes_on);
