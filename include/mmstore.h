@@ -1807,7 +1807,11 @@ int mms_index_warm(mms_index *ix);
 /* Cursors walk an ordered index in key order (then record order). A
  * cursor is not positioned until a seek. It reads the index as the handle
  * sees it: valid for one read transaction (in a write handle: until the
- * next commit or abort); past that, seek again. */
+ * next commit or abort); past that, seek again. A step (next, prev,
+ * mms_cursor_covered) from a position found before the handle saw another
+ * commit fails MMS_ENOTXN and unpositions the cursor (the index may have
+ * changed around it); a later transaction that sees the same commit keeps
+ * the position. */
 typedef struct mms_cursor mms_cursor;
 
 enum mms_seek {
@@ -1832,7 +1836,8 @@ int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, voi
 
 /* Move to the next (prev: previous) entry and return it as seek does.
  * MMS_ENOTFOUND past the end (or before the start); the cursor is then
- * unpositioned. */
+ * unpositioned. MMS_ENOTXN: positioned before the handle saw another
+ * commit (above); seek again. */
 int mms_cursor_next(mms_cursor *c, uint64_t *index, void *key_out);
 int mms_cursor_prev(mms_cursor *c, uint64_t *index, void *key_out);
 

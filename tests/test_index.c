@@ -2499,6 +2499,57 @@ static void cursor_walk(mms_index *ix, int op, const int64_t *key, int dir, char
             FAILF("cursor %s %s: got \"%s\", want \"%s\"", #op, #dir, got_, want); \
     } while (0)
 
+/* A cursor's position is of the state its seek saw (mmstore.h: valid for
+ * one read transaction, in a write handle until the next commit). A step
+ * after the handle saw another commit gave an entry of the new index at
+ * the old place, or a silent end of the range (MMS_ENOTFOUND) where the
+ * range went on; it fails MMS_ENOTXN now, and a seek starts it again. A
+ * later transaction that sees the same commit, or appends within a write
+ * transaction, keep the position. Seen failing before the fix. */
+TEST(cursor_stale)
+{
+    const char *p = tpath("ixstale");
+    rmrf(p);
+    mms_table *t;
+    mms_index *ix;
+    mms_cursor *c;
+    uint64_t at;
+    int64_t k = 3500, got;
+    mms_store *s = kv_begin(p, 1000, 0, &t); /* keys 7 i */
+    OK(mms_index_create(t, "k", MMS_INDEX_ORDERED));
+    OK(mms_txn_commit(s));
+    OK(mms_index_open(t, "k", &ix));
+    OK(mms_cursor_open(ix, &c));
+    OK(mms_read_begin(s));
+    OK(mms_cursor_seek(c, MMS_SEEK_GE, &k, &at, &got));
+    ASSERT_EQ(at, 500);
+    OK(mms_read_end(s));
+    OK(mms_read_begin(s)); /* the same commit: the position holds */
+    OK(mms_cursor_next(c, &at, &got));
+    ASSERT_EQ(at, 501);
+    OK(mms_read_end(s));
+    OK(mms_txn_begin(s, 0)); /* appends in the transaction keep it too */
+    for (int i = 0; i < 600; i++)
+        OK(mms_table_append(t, &(struct kv){-i, 0, 0}, NULL));
+    OK(mms_cursor_next(c, &at, &got));
+    ASSERT_EQ(at, 502);
+    for (uint64_t i = 0; i < 1000; i += 2)
+        OK(mms_table_delete(t, i));
+    OK(mms_txn_commit(s));
+    OK(mms_read_begin(s));
+    ASSERT_EQ(mms_cursor_next(c, &at, &got), MMS_ENOTXN);
+    ASSERT_EQ(mms_cursor_prev(c, &at, &got), MMS_ENOTFOUND); /* no position now */
+    OK(mms_cursor_seek(c, MMS_SEEK_GE, &k, &at, &got));
+    ASSERT_EQ(at, 501);
+    OK(mms_cursor_next(c, &at, &got));
+    ASSERT_EQ(at, 503);
+    OK(mms_read_end(s));
+    mms_cursor_close(c);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 /* Inside a write transaction an index answers as of the last commit, but
  * never with a record that no longer holds the key: not one whose key the
  * transaction changed, nor one it deleted -- whose slot is zeros, the key
@@ -2969,6 +3020,7 @@ int main(int argc, char **argv)
     RUN(corrupt);
     RUN(zeros_into_deleted_slot);
     RUN(write_txn_lookups);
+    RUN(cursor_stale);
     RUN(find_miss_keeps_index);
     RUN(missing_keys);
     RUN(missing_keys_old_index);
