@@ -38,7 +38,9 @@
  * Each index is a region of its own (kind 3), page 0 its header:
  *  - hash: open addressing, linear probing, slots from page 1, at most 3/4
  *    full; a removal shifts the run back (no tombstones). Growing writes
- *    the table at twice the size into a new file of the region.
+ *    the table at twice the size into a new file of the region; so does
+ *    a run past PROBE_MAX (equal keys take adjacent slots), up to
+ *    SPREAD_MAX times the slots the entries need.
  *  - ordered: a B+tree of 4096-byte pages. Inner pages hold n separators
  *    (whole entries, less a covered copy) and n + 1 children; child i holds
  *    the entries e with sep[i-1] <= e < sep[i]. Leaves are linked both ways. Removal never
@@ -109,7 +111,8 @@
 
 #define PG MMS__PAGE
 #define MAXDEPTH 32
-#define PROBE_MAX 4096 /* a hash run longer than this: too many equal keys */
+#define PROBE_MAX 4096 /* a hash run longer than this: spread (SPREAD_MAX), or too many
+                        * equal keys */
 
 /* The transaction's index work (s->ixtxn). */
 struct pend {
@@ -1734,6 +1737,7 @@ static int build_hash(mms_store *s, const struct mms__tabent *e, const struct mm
         ns *= 2;
         if ((r = mms__map_grow(s, d->region, PG + ns * E)))
             return r;
+        mms__map_fresh_huge(s, d->region, 0, PG + ns * E); /* as region_fresh */
         mms__rtab(s)[d->region].size = PG + ns * E;
     }
     struct mms__ixhdr *h = (void *)base;
