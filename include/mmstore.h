@@ -1699,11 +1699,12 @@ int mms_table_rename(mms_store *s, const char *from, const char *to);
  *    but may miss some.
  *  - A hash index suits keys with few duplicates: the records of a key
  *    take adjacent slots, and when such a run, with the runs of other
- *    keys it runs into, passes 4096 slots, building or committing fails
- *    MMS_ENOTSUP. One key held by more than about 4000 records does it,
- *    and so may a few keys held by a thousand or more each (3 keys of
- *    2500 records, 10 of 1000 did; 20 of 500 did not): use an ordered
- *    index for such a field. It holds records below
+ *    keys it runs into, passes 4096 slots, the index spreads the runs
+ *    over twice the slots, up to 8 times what its entries need; past
+ *    that, building or committing fails MMS_ENOTSUP. One key held by
+ *    more than about 4000 records does it (10 keys of 3000 records, 100
+ *    of 2000 did not; 10 of 4000 did): use an ordered index for such a
+ *    field. It holds records below
  *    2^40 - 1 (MMS_ENOTSUP past them). In a read transaction a hash
  *    lookup reads the index only: its slots hold the key and a checked
  *    record index, so no record is read to confirm it.
@@ -1864,7 +1865,11 @@ int mms_index_warm(mms_index *ix);
 /* Cursors walk an ordered index in key order (then record order). A
  * cursor is not positioned until a seek. It reads the index as the handle
  * sees it: valid for one read transaction (in a write handle: until the
- * next commit or abort); past that, seek again. */
+ * next commit or abort); past that, seek again. A step (next, prev,
+ * mms_cursor_covered) from a position found before the handle saw another
+ * commit fails MMS_ENOTXN and unpositions the cursor (the index may have
+ * changed around it); a later transaction that sees the same commit keeps
+ * the position. */
 typedef struct mms_cursor mms_cursor;
 
 enum mms_seek {
@@ -1889,7 +1894,8 @@ int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, voi
 
 /* Move to the next (prev: previous) entry and return it as seek does.
  * MMS_ENOTFOUND past the end (or before the start); the cursor is then
- * unpositioned. */
+ * unpositioned. MMS_ENOTXN: positioned before the handle saw another
+ * commit (above); seek again. */
 int mms_cursor_next(mms_cursor *c, uint64_t *index, void *key_out);
 int mms_cursor_prev(mms_cursor *c, uint64_t *index, void *key_out);
 

@@ -38,7 +38,9 @@
  * Each index is a region of its own (kind 3), page 0 its header:
  *  - hash: open addressing, linear probing, slots from page 1, at most 3/4
  *    full; a removal shifts the run back (no tombstones). Growing writes
- *    the table at twice the size into a new file of the region.
+ *    the table at twice the size into a new file of the region; so does
+ *    a run past PROBE_MAX (equal keys take adjacent slots), up to
+ *    SPREAD_MAX times the slots the entries need.
  *  - ordered: a B+tree of 4096-byte pages. Inner pages hold n separators
  *    (whole entries, less a covered copy) and n + 1 children; child i holds
  *    the entries e with sep[i-1] <= e < sep[i]. Leaves are linked both ways. Removal never
@@ -109,7 +111,8 @@
 
 #define PG MMS__PAGE
 #define MAXDEPTH 32
-#define PROBE_MAX 4096 /* a hash run longer than this: too many equal keys */
+#define PROBE_MAX 4096 /* a hash run longer than this: spread (SPREAD_MAX), or too many
+                        * equal keys */
 
 /* The transaction's index work (s->ixtxn). */
 struct pend {
@@ -1227,6 +1230,13 @@ static uint64_t hash_slots_for(uint64_t n)
     return ns;
 }
 
+/* Equal keys take adjacent slots, so at 3/4 load the runs of a hundred
+ * keys held by 200 records each meet past PROBE_MAX (they did at 20000
+ * records). A build whose run passes it tries again at twice the slots,
+ * up to SPREAD_MAX times what the entries need; past that a run is one
+ * key's (or a few keys', each held by thousands): MMS_ENOTSUP. */
+#define SPREAD_MAX 8
+
 /* The slot holding (key, rec), or UINT64_MAX. */
 static uint64_t hash_lookup(const struct ix *x, const uint8_t *key, uint64_t rec)
 {
@@ -1268,8 +1278,15 @@ static int hash_insert(struct ix *x, const uint8_t *key, uint64_t rec, const uin
             return r;
         h = ihdr(x);
     }
-    if (hash_place(x->base + PG, h->nslots, x->E, x->K, key, rec, cover))
-        return too_long_run(x->e, x->d);
+    while (hash_place(x->base + PG, h->nslots, x->E, x->K, key, rec, cover)) {
+        /* A run too long: spread the runs over twice the slots (SPREAD_MAX). */
+        if (h->nslots >= hash_slots_for(h->entries + 1) * SPREAD_MAX)
+            return too_long_run(x->e, x->d);
+        int r = hash_rebuild(x, h->nslots * 2);
+        if (r)
+            return r;
+        h = ihdr(x);
+    }
     count_entries(x, 1);
     *did = true;
     return 0;
@@ -1692,24 +1709,37 @@ static void hdr_init(struct mms__ixhdr *h, const struct mms__ixdesc *d, uint32_t
     h->flags = MMS__IXH_NO_MISSING;
 }
 
+/* ns: at least these slots (a rebuild's; 0: what n entries need). */
 static int build_hash(mms_store *s, const struct mms__tabent *e, const struct mms__ixdesc *d,
                       const struct cover *cov, bool exists, const uint8_t *a, uint64_t n,
-                      uint32_t SE)
+                      uint32_t SE, uint64_t ns)
 {
     uint32_t K = d->key_size, E = 8 + (uint32_t)mms__round_up(K, 8) + (cov->size ? 8 : 0);
-    uint64_t ns = hash_slots_for(n);
+    uint64_t need = hash_slots_for(n);
+    ns = ns > need ? ns : need;
     if (e->count >= MMS__IX_SLOT_REC)
         return too_many_records(e, d);
     int r = region_fresh(s, d->region, exists, PG + ns * E);
     if (r)
         return r;
-    char *base = s->view.base[d->region];
-    memset(base, 0, PG + ns * E); /* fresh space may hold an aborted attempt */
-    hdr_init((struct mms__ixhdr *)(void *)base, d, E, e->region, cov);
-    for (uint64_t i = 0; i < n; i++)
-        if (hash_place(base + PG, ns, E, K, a + i * SE, get_be(a + i * SE + K, 8),
-                       cov->size ? a + i * SE + K + 8 : NULL))
+    char *base;
+    for (uint64_t i = 0;; i = 0) {
+        base = s->view.base[d->region];
+        memset(base, 0, PG + ns * E); /* fresh space may hold an aborted attempt */
+        hdr_init((struct mms__ixhdr *)(void *)base, d, E, e->region, cov);
+        while (i < n && !hash_place(base + PG, ns, E, K, a + i * SE, get_be(a + i * SE + K, 8),
+                                    cov->size ? a + i * SE + K + 8 : NULL))
+            i++;
+        if (i == n)
+            break;
+        if (ns >= need * SPREAD_MAX) /* a run too long: spread them, or refuse */
             return too_long_run(e, d);
+        ns *= 2;
+        if ((r = mms__map_grow(s, d->region, PG + ns * E)))
+            return r;
+        mms__map_fresh_huge(s, d->region, 0, PG + ns * E); /* as region_fresh */
+        mms__rtab(s)[d->region].size = PG + ns * E;
+    }
     struct mms__ixhdr *h = (void *)base;
     h->entries = n;
     h->nslots = ns;
@@ -1815,7 +1845,7 @@ static int build(mms_store *s, const struct mms__tabent *e, const struct mms__ix
     uint64_t n = 0;
     int r = records ? entries_of(s, e, d, cov, SE, &a, &n) : 0;
     if (!r)
-        r = d->kind == MMS__IX_HASH ? build_hash(s, e, d, cov, exists, a, n, SE)
+        r = d->kind == MMS__IX_HASH ? build_hash(s, e, d, cov, exists, a, n, SE, 0)
                                     : build_ordered(s, e, d, cov, exists, a, n);
     free(a);
     s->tab_epoch++;
@@ -1844,8 +1874,7 @@ static int hash_rebuild(struct ix *x, uint64_t ns)
             memcpy(a + k * SE + K + 8, sl + x->E - 8, 8);
         k++;
     }
-    (void)ns;
-    int r = build_hash(x->s, x->e, x->d, &cov, true, a, k, SE);
+    int r = build_hash(x->s, x->e, x->d, &cov, true, a, k, SE, ns);
     free(a);
     x->base = x->s->view.base[x->id];
     x->s->tab_epoch++;

@@ -39,6 +39,8 @@ struct mms_cursor {
     mms_index *ix;
     struct mms__ixpos p;
     uint64_t epoch; /* p was found in the index's view of this epoch (cursor_view) */
+    uint64_t seen;  /* ... of the commit the handle saw then (s->seen): a step after
+                     * the handle saw another one would go on from a stale place */
     bool covered;   /* its reader reads covered values (mms_cursor_covered), not records */
 };
 
@@ -458,24 +460,42 @@ int mms_cursor_open(mms_index *ix, mms_cursor **c)
         return -ENOMEM;
     k->ix = ix;
     k->epoch = ix->epoch;
+    k->seen = ix->s->seen;
     *c = k;
     return 0;
 }
 
 /* cursor_view when the handle's view moved since the cursor's position
- * was found: found again in this one, or lost (mms__ix_recheck). */
-static __attribute__((noinline)) void cursor_moved(mms_cursor *c, const struct mms__ixview *v)
+ * was found: within the transaction that found it (appends remapped the
+ * table, an index grew) it is found again in this one, or lost
+ * (mms__ix_recheck). Once the handle sees another commit, the index may
+ * have changed around it: its page split or emptied, its entries moved.
+ * A step from there would give entries of the new index from an old
+ * place (skipping some, or a false end of a range), so it fails, and the
+ * cursor is unpositioned (mmstore.h: seek again). Only a moved view can
+ * see another commit (mms__tables_follow moves the epoch), so a step
+ * within a page pays nothing for the check. */
+static __attribute__((noinline)) int cursor_moved(mms_cursor *c, const struct mms__ixview *v)
 {
+    mms_store *s = c->ix->s;
     c->epoch = c->ix->epoch;
+    if (c->p.page && c->seen != s->seen) {
+        c->p.page = 0;
+        c->p.n = 0;
+        return mms__fail(MMS_ENOTXN, "the cursor on %s was positioned in an earlier "
+                         "transaction (commit %llu; the handle sees %llu now): seek again",
+                         c->ix->field, (unsigned long long)c->seen, (unsigned long long)s->seen);
+    }
     mms__ix_recheck(v, &c->p);
+    return 0;
 }
 
-/* The cursor's view of its index. */
+/* The cursor's view of its index, for a step from its position. */
 static inline int cursor_view(mms_cursor *c, const struct mms__ixview **v)
 {
     int r = resolve(c->ix, v);
     if (__builtin_expect(!r && c->epoch != c->ix->epoch, 0))
-        cursor_moved(c, *v);
+        r = cursor_moved(c, *v);
     return r;
 }
 
@@ -519,9 +539,11 @@ int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, voi
     if (!c || op < MMS_SEEK_FIRST || op > MMS_SEEK_LT ||
         (!key && op != MMS_SEEK_FIRST && op != MMS_SEEK_LAST))
         return mms__fail(MMS_EINVAL, "mms_cursor_seek: bad arguments");
-    int r = cursor_view(c, &v);
+    int r = resolve(c->ix, &v); /* a seek starts afresh: no position to keep */
     if (r)
         return r;
+    c->epoch = c->ix->epoch;
+    c->seen = c->ix->s->seen;
     uint8_t nk[MMS__IX_MAX_KEY];
     if (key)
         norm(v, key, nk);

@@ -169,12 +169,19 @@ static bool keep_shadowed(mms_store *s, struct mms__held *h, void *ctx)
 }
 
 /* Held pages whose content is not their shadow's any more get it back
- * (the transaction wrote them, or a mapping was replaced under them). */
+ * (the transaction wrote them, or a mapping was replaced under them). A
+ * page of a region the transaction mapped to another file (a migration's
+ * new one, maybe smaller: the page may not be mapped at all) is left
+ * until the mappings follow the header again (undo's second call). */
 static void restore_shadows(mms_store *s)
 {
     for (size_t i = 0; i < s->held_cap; i++) {
         struct mms__held *h = &s->held[i];
-        if (h->page && h->shadow && memcmp(h->page, h->shadow, MMS__PAGE) != 0)
+        if (!h->page || !h->shadow)
+            continue;
+        uint32_t id = mms__page_region(s, h->page);
+        if (id < s->nmapped && s->reg[id].gen == h->gen &&
+            memcmp(h->page, h->shadow, MMS__PAGE) != 0)
             memcpy(h->page, h->shadow, MMS__PAGE);
     }
 }

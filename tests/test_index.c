@@ -1253,6 +1253,55 @@ TEST(outgrown)
     outgrown_case(MMS_INDEX_HASH | MMS_INDEX_UNIQUE, 1000, 600, false, 1);
 }
 
+/* A hash index on a field of a hundred keys held by a few hundred records
+ * each (a status, a country) is built and kept: the runs of equal keys
+ * meet at 3/4 load, and a run past the probe's bound made create (100
+ * keys of 200 records) and commits that append more fail MMS_ENOTSUP,
+ * which mmstore.h promised only for keys held by a thousand or more. The
+ * index spreads such runs over more slots instead. One key held by 5000
+ * records is still refused. Seen failing before the fix. */
+TEST(hash_runs_spread)
+{
+    const char *p = tpath("ixruns");
+    rmrf(p);
+    mms_table *t;
+    mms_index *ix;
+    uint64_t n;
+    mms_store *s = kv_begin(p, 0, 0, &t);
+    for (int i = 0; i < 20000; i++) /* k: 100 keys, 200 records each */
+        OK(mms_table_append(t, &(struct kv){i % 100, i, 0}, NULL));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_index_create(t, "k", 0));
+    OK(mms_txn_commit(s));
+    OK(mms_index_open(t, "k", &ix));
+    for (int64_t k = 0; k < 100; k++) {
+        OK(mms_index_count(ix, &k, &n));
+        ASSERT_EQ(n, 200);
+    }
+    /* The commit's inserts: 200 more records of 20 of the keys. */
+    OK(mms_txn_begin(s, 0));
+    for (int i = 0; i < 4000; i++)
+        OK(mms_table_append(t, &(struct kv){i % 20, i, 0}, NULL));
+    OK(mms_txn_commit(s));
+    for (int64_t k = 0; k < 100; k++) {
+        OK(mms_index_count(ix, &k, &n));
+        ASSERT_EQ(n, k < 20 ? 400 : 200);
+    }
+    verify_ok(s);
+    /* One key of 5000 records cannot be spread. */
+    OK(mms_txn_begin(s, 0));
+    for (int i = 0; i < 5000; i++)
+        OK(mms_table_append(t, &(struct kv){100 + i, -1, 0}, NULL));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    ASSERT_EQ(mms_index_create(t, "v", 0), MMS_ENOTSUP);
+    OK(mms_txn_abort(s));
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 /* A descriptor whose key kind is not of its key's size (found by the
  * fuzzer's read path, crafted: chars[12] said to be i64 or f64) is damage
  * verify reports and lookups and commits refuse; norm would have shifted
@@ -2450,6 +2499,57 @@ static void cursor_walk(mms_index *ix, int op, const int64_t *key, int dir, char
             FAILF("cursor %s %s: got \"%s\", want \"%s\"", #op, #dir, got_, want); \
     } while (0)
 
+/* A cursor's position is of the state its seek saw (mmstore.h: valid for
+ * one read transaction, in a write handle until the next commit). A step
+ * after the handle saw another commit gave an entry of the new index at
+ * the old place, or a silent end of the range (MMS_ENOTFOUND) where the
+ * range went on; it fails MMS_ENOTXN now, and a seek starts it again. A
+ * later transaction that sees the same commit, or appends within a write
+ * transaction, keep the position. Seen failing before the fix. */
+TEST(cursor_stale)
+{
+    const char *p = tpath("ixstale");
+    rmrf(p);
+    mms_table *t;
+    mms_index *ix;
+    mms_cursor *c;
+    uint64_t at;
+    int64_t k = 3500, got;
+    mms_store *s = kv_begin(p, 1000, 0, &t); /* keys 7 i */
+    OK(mms_index_create(t, "k", MMS_INDEX_ORDERED));
+    OK(mms_txn_commit(s));
+    OK(mms_index_open(t, "k", &ix));
+    OK(mms_cursor_open(ix, &c));
+    OK(mms_read_begin(s));
+    OK(mms_cursor_seek(c, MMS_SEEK_GE, &k, &at, &got));
+    ASSERT_EQ(at, 500);
+    OK(mms_read_end(s));
+    OK(mms_read_begin(s)); /* the same commit: the position holds */
+    OK(mms_cursor_next(c, &at, &got));
+    ASSERT_EQ(at, 501);
+    OK(mms_read_end(s));
+    OK(mms_txn_begin(s, 0)); /* appends in the transaction keep it too */
+    for (int i = 0; i < 600; i++)
+        OK(mms_table_append(t, &(struct kv){-i, 0, 0}, NULL));
+    OK(mms_cursor_next(c, &at, &got));
+    ASSERT_EQ(at, 502);
+    for (uint64_t i = 0; i < 1000; i += 2)
+        OK(mms_table_delete(t, i));
+    OK(mms_txn_commit(s));
+    OK(mms_read_begin(s));
+    ASSERT_EQ(mms_cursor_next(c, &at, &got), MMS_ENOTXN);
+    ASSERT_EQ(mms_cursor_prev(c, &at, &got), MMS_ENOTFOUND); /* no position now */
+    OK(mms_cursor_seek(c, MMS_SEEK_GE, &k, &at, &got));
+    ASSERT_EQ(at, 501);
+    OK(mms_cursor_next(c, &at, &got));
+    ASSERT_EQ(at, 503);
+    OK(mms_read_end(s));
+    mms_cursor_close(c);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 /* Inside a write transaction an index answers as of the last commit, but
  * never with a record that no longer holds the key: not one whose key the
  * transaction changed, nor one it deleted -- whose slot is zeros, the key
@@ -2920,6 +3020,7 @@ int main(int argc, char **argv)
     RUN(corrupt);
     RUN(zeros_into_deleted_slot);
     RUN(write_txn_lookups);
+    RUN(cursor_stale);
     RUN(find_miss_keeps_index);
     RUN(missing_keys);
     RUN(missing_keys_old_index);
@@ -2928,6 +3029,7 @@ int main(int argc, char **argv)
     RUN(create_ordered);
     RUN(create_ordered_unique);
     RUN(outgrown);
+    RUN(hash_runs_spread);
     RUN(descriptor_kind_damaged);
     RUN(slot_checks);
     RUN(slot_damaged_probe_goes_on);

@@ -1399,6 +1399,44 @@ TEST(test_uncommitted_files)
     rmrf(path);
 }
 
+/* A migration to a smaller record (a field removed) aborted while a reader
+ * holds back an earlier commit: the writer keeps that commit's pages of
+ * the table (held, with their committed copies) in the old file's
+ * mapping, past the end of the smaller new file's. The abort put the
+ * copies back before the mappings followed the header again, so it wrote
+ * to pages no longer mapped: SIGSEGV (found by a QA round on indexes: a
+ * reader looking up while the writer migrates and aborts). Seen failing
+ * before the fix. */
+TEST(test_abort_smaller_held)
+{
+    const char *path = tpath("table-abort-held");
+    mms_store *s = sopen(path, MMS_CREATE), *r;
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "u", &pb_schema, MMS_TABLE_CREATE, &t));
+    for (int64_t i = 0; i < 200000; i++)
+        OK(mms_table_append(t, (int64_t[2]){i, -i}, NULL));
+    OK(mms_txn_commit(s));
+    OK(mms_open(path, &(mms_options){.flags = MMS_RDONLY}, &r));
+    OK(mms_read_begin(r));
+    OK(mms_txn_begin(s, MMS_TXN_NOWAIT));
+    for (uint64_t i = 0; i < 200000; i += 7)
+        ((int64_t *)mms_table_get(t, i))[1] += 1;
+    OK(mms_txn_commit(s)); /* held back by r: its pages stay the writer's */
+    OK(mms_txn_begin(s, MMS_TXN_NOWAIT));
+    OK(mms_table_open(s, "u", &pa_schema, 0, &t)); /* 16 -> 8 bytes a record */
+    OK(mms_txn_abort(s));
+    OK(mms_read_end(r));
+    OK(mms_close(r));
+    OK(mms_table_open(s, "u", &pb_schema, 0, &t));
+    ASSERT_EQ(mms_table_count(t), 200000);
+    ASSERT_EQ(((int64_t *)mms_table_get(t, 199999))[1], -199999);
+    ASSERT_EQ(((int64_t *)mms_table_get(t, 199999 - 199999 % 7))[1], -(199999 - 199999 % 7) + 1);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_table_migrate");
@@ -1409,5 +1447,6 @@ int main(void)
     RUN(test_string_default);
     RUN(test_index_key_too_wide);
     RUN(test_uncommitted_files);
+    RUN(test_abort_smaller_held);
     return table_test_end();
 }

@@ -739,5 +739,8 @@ const struct tool_cmd tool_cmd_get = {
     "record order. When no record matches, nothing is printed and the exit code\n"
     "is 1. VALUE as dump prints values (a ref: the target record's index, or\n"
     "'' for records that refer to none). A record whose FIELD is missing matches\n"
-    "no VALUE (not 0 either), with or without an index.\n",
+    "no VALUE (not 0 either), with or without an index. A chars VALUE is its\n"
+    "bytes NUL-padded to the field's size, compared as an index compares keys:\n"
+    "a field a program filled with bytes after a NUL prints only up to the NUL\n"
+    "and matches no VALUE.\n",
     run_get};
