@@ -24,6 +24,24 @@
  *    header slot with a new salt, which invalidates every older group at
  *    once. A journal naming another store is ignored, never replayed.
  *
+ * A torn tail, or damage? The walk stops at the first group that fails its
+ * check. A crash mid-append leaves exactly that (a torn last group), and so
+ * does a power cut in MMS_NOSYNC (groups not yet synced, lost in any
+ * order): dropping the tail loses only commits that were never durable.
+ * Damage to a durable group that later commits follow must not be dropped
+ * so (they were acknowledged). The writer says which is which: a BEGIN
+ * record carries MMS__JB_AFTER_DURABLE when every earlier group of its
+ * epoch was durable as it was written (L->durable; always so in the
+ * default mode). Invariant 7: past the stop, a group that is valid on its
+ * own -- its CRC seeded with the crc its predecessor's COMMIT record stores
+ * (or, right after the damaged group, with that group's bytes recomputed)
+ * -- with a txn id after the stopped one and that flag proves the stopped
+ * group was durable: recovery refuses (MMS_ECORRUPT, pointing at `mms
+ * recover`) instead of dropping it and those after it. A group of an
+ * older epoch cannot pass: its txn id is at most the checkpoint's, unless
+ * a recovery dropped durable groups, which this rule forbids. Journals
+ * written without the flag (older versions) stay "torn tail".
+ *
  * The region files' own header says which txn they have reached. Recovery
  * refuses a store whose region files are ahead of the last valid group, or
  * behind the last checkpoint: either means a file was lost or damaged.
@@ -310,6 +328,61 @@ static int journal_walk(mms_store *s, const uint8_t *j, uint64_t size, group_fn 
     return 0;
 }
 
+/* Invariant 7 (NOTES): the walk stopped at off, where the group of txn
+ * txn (chain seed seed) fails its check. 1 and *g (the first such group)
+ * if a later group of this epoch, written after that one was durable,
+ * follows; 0 if nothing proves one does (a torn tail). Every group is at
+ * least a BEGIN and a COMMIT record, which bounds the txn ids a position
+ * can hold. */
+static int later_commit(const uint8_t *j, uint64_t size, uint64_t off, uint64_t txn,
+                        uint32_t seed, struct group *g)
+{
+    const uint64_t least = sizeof(struct mms__jbegin) + sizeof(struct mms__jcommit);
+    if (!j || off + least > size)
+        return 0;
+    for (uint64_t p = off + least; p + least <= size; p += 8) {
+        struct mms__jbegin b;
+        struct mms__jcommit c;
+        memcpy(&b, j + p, sizeof b);
+        if (b.type != MMS__JR_BEGIN || !(b.flags & MMS__JB_AFTER_DURABLE) || b.txn_id <= txn ||
+            b.txn_id - txn > (p - off) / least)
+            continue;
+        memcpy(&c, j + p - sizeof c, sizeof c);
+        if (c.type != MMS__JR_COMMIT || c.txn_id != b.txn_id - 1 || c.bytes < least ||
+            c.bytes > p - off + (c.txn_id == txn ? 0 : off - MMS__JDATA))
+            continue;
+        if (group_parse(j, size, p, c.crc, b.txn_id, g))
+            return 1;
+        /* Only the stopped group's crc field damaged: its bytes give the
+         * seed. */
+        if (c.txn_id == txn && c.bytes == p - off &&
+            group_parse(j, size, p,
+                        mms__crc32c(seed, j + off, c.bytes - sizeof c +
+                                                   offsetof(struct mms__jcommit, crc)),
+                        b.txn_id, g))
+            return 1;
+    }
+    return 0;
+}
+
+/* The refusal of Invariant 7: the groups from off (txn) on are lost to an
+ * open; later is the first group past the damage that proves it. */
+static int damaged_commit(const uint8_t *j, uint64_t size, uint64_t off, uint64_t txn,
+                          const struct group *later)
+{
+    struct group g = *later, n;
+    while (group_parse(j, size, g.off + g.bytes, g.crc, g.txn_id + 1, &n))
+        g = n;
+    return MMS__CORRUPT("the journal's group of txn %llu at offset %llu is damaged, and later "
+                        "durable commits follow it (txn %llu at offset %llu, up to txn %llu): "
+                        "replaying stops at the damage and would lose txns %llu to %llu; "
+                        "`mms recover` salvages the commits before it into a new store",
+                        (unsigned long long)txn, (unsigned long long)off,
+                        (unsigned long long)later->txn_id, (unsigned long long)later->off,
+                        (unsigned long long)g.txn_id, (unsigned long long)txn,
+                        (unsigned long long)g.txn_id);
+}
+
 /* Each record of a valid group, in order; bytes is a DATA record's payload
  * (a SIZE record's gets the empty range after it: never NULL, which GCC 12
  * -Wnonnull would see reach replay_rec's memcpy through the inlining). */
@@ -582,6 +655,10 @@ int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_w
     uint32_t crc;
     /* First pass: count, so a read-only open can refuse before writing. */
     r = journal_walk(s, j, j ? size : 0, NULL, NULL, &end, last_txn, &crc, &n);
+    struct group later;
+    bool damaged = !r && later_commit(j, size, end, *last_txn + 1, crc, &later);
+    if (damaged && pre_txn <= *last_txn)
+        r = damaged_commit(j, size, end, *last_txn + 1, &later);
     if (j)
         mms__os_unmap(j, size);
     /* The region files have reached pre_txn (their header says so, whatever
@@ -689,7 +766,11 @@ static int jbuf_flush(mms_store *s, size_t upto)
 void mms__jgroup_begin(mms_store *s, uint64_t txn_id)
 {
     assert(mms__writer_held_by(s) && s->jfd_rw);
-    struct mms__jbegin b = {.type = MMS__JR_BEGIN, .txn_id = txn_id};
+    /* Invariant 7: say whether every earlier group is durable. */
+    bool after_durable = __atomic_load_n(&s->L->durable, __ATOMIC_ACQUIRE) >= txn_id - 1;
+    struct mms__jbegin b = {.type = MMS__JR_BEGIN,
+                            .flags = after_durable ? MMS__JB_AFTER_DURABLE : 0,
+                            .txn_id = txn_id};
     s->jbuf_len = 0;
     s->jg_written = 0;
     s->jg_nrec = 0;

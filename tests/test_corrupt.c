@@ -29,6 +29,8 @@
  *   torn_tail            A's journal cut at every length inside group K
  *   flip_last_group      one bit of every byte of group K flipped
  *   flip_applied_group   bits of groups 1, K/2, K-1 (applied): ECORRUPT
+ *   damaged_unapplied    damage to an unapplied group that later commits
+ *                        follow: ECORRUPT naming it; to the last: torn tail
  *   journal_header       slot damage, another store's journal, short/missing
  *   region_files         region-0-0 cut, misaligned, missing
  *   store_header         every bit of page 0 and region entry 0
@@ -759,6 +761,148 @@ TEST(flip_applied_group)
             "unchecked commit pad), %lu cut lengths (stride 5) before group %d; detail: %s; "
             "%.1f s\n", flips, K / 2, K - 1, pad, cuts, K, mms_errdetail(),
             (now_us() - t0) / 1e6);
+}
+
+/* ------------------------------------------------------------------------
+ * 4a. Damage to an unapplied group that later durable commits follow
+ *     (image C: txns 1..2 applied, 3..KC held back in the journal by a
+ *     reader, then the process ends without closing). Those later commits
+ *     were acknowledged: the open must refuse, naming the journal, the
+ *     offset and the txns, never drop them silently. Damage to the last
+ *     group alone is a torn tail: state KC-1, as before.
+ * ------------------------------------------------------------------------ */
+#define KC 8 /* txns of image C; 3..KC are in the journal only */
+
+static void build_image_c(struct image *im, struct jlayout *lay)
+{
+    const char *c = tpath("corrupt-C");
+    rmrf(c);
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        mms_options o = *opts(MMS_CREATE | MMS_EXCL);
+        o.checkpoint_bytes = (uint64_t)1 << 30;
+        mms_store *s = NULL, *r = NULL;
+        OK(mms_open(c, &o, &s));
+        for (uint64_t t = 1; t <= 2; t++)
+            txn_write(s, t);
+        /* A reader in another process holds the state of txn 2. */
+        int in[2], out[2];
+        ASSERT(pipe(in) == 0 && pipe(out) == 0);
+        pid_t rd = fork();
+        ASSERT(rd >= 0);
+        char c1 = 0;
+        if (rd == 0) {
+            OK(mms_open(c, opts(MMS_RDONLY), &r));
+            OK(mms_read_begin(r));
+            ASSERT_EQ(write(in[1], "r", 1), 1);
+            ASSERT_EQ(read(out[0], &c1, 1), 1); /* until killed */
+            _exit(0);
+        }
+        ASSERT_EQ(read(in[0], &c1, 1), 1);
+        for (uint64_t t = 3; t <= KC; t++)
+            txn_write(s, t);
+        kill(rd, SIGKILL);
+        ASSERT_EQ(waitpid(rd, NULL, 0), rd);
+        _exit(0); /* no close: the commits stay in the journal */
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    image_load(im, c);
+    rmrf(c);
+    const struct mms__hdr *h = (const void *)im->reg.b;
+    ASSERT_EQ(h->txn_id, 2);
+    journal_parse(&im->jrn, -1, lay, 0, NULL);
+    ASSERT_EQ(lay->ngroups, KC);
+}
+
+/* Open must fail naming the journal, the damaged group's offset and txn,
+ * and `mms recover`; and must have written nothing. */
+static void open_refuses(const struct image *im, const struct jgroup *g, const char *what)
+{
+    open_fails(trial, MMS_ECORRUPT, what);
+    const char *d = mms_errdetail();
+    char off[64], txn[64];
+    snprintf(off, sizeof off, "offset %llu", (unsigned long long)g->off);
+    snprintf(txn, sizeof txn, "txn %llu", (unsigned long long)g->txn);
+    if (!strstr(d, "journal") || !strstr(d, off) || !strstr(d, txn) || !strstr(d, "mms recover"))
+        FAILF("%s: the detail does not name the journal, %s, %s and mms recover: %s", what, off,
+              txn, d);
+    struct blob j, r;
+    char p[600];
+    snprintf(p, sizeof p, "%s/journal", trial);
+    slurp(p, &j);
+    snprintf(p, sizeof p, "%s/region-0-0", trial);
+    slurp(p, &r);
+    ASSERT(j.len == im->jrn.len && memcmp(j.b, im->jrn.b, j.len) == 0);
+    ASSERT(r.len == im->reg.len && memcmp(r.b, im->reg.b, r.len) == 0);
+    free(j.b);
+    free(r.b);
+}
+
+TEST(damaged_unapplied)
+{
+    double t0 = now_us();
+    struct image imC;
+    struct jlayout L;
+    build_image_c(&imC, &L);
+    unsigned long refused = 0, torn = 0;
+    static char detail[600];
+    image_write(&imC, trial, SIZE_MAX);
+    mms_store *s = open_ok(trial);
+    CHECK_STATE(s, KC);
+    OK(mms_close(s));
+
+    static const uint8_t zeros[512];
+    for (int k = 3; k <= KC; k++) {
+        const struct jgroup *g = &L.g[k - 1];
+        /* A bit in the middle, a lost sector, the commit record's crc. */
+        uint64_t at[3] = {g->off + g->len / 2, (g->off + g->len / 2) & ~(uint64_t)511,
+                          g->off + g->len - 8};
+        ASSERT_GE(at[1], g->off + sizeof(struct mms__jbegin));
+        for (int how = 0; how < 3; how++) {
+            char what[120];
+            snprintf(what, sizeof what, "group %d of %d (unapplied), damage %d at %llu", k, KC,
+                     how, (unsigned long long)at[how]);
+            image_write(&imC, trial, SIZE_MAX);
+            if (how == 0)
+                flip_bit(trial, "journal", &imC.jrn, at[how], 3);
+            else if (how == 1)
+                patch(trial, "journal", at[how], zeros,
+                      at[how] + 512 <= g->off + g->len - 32 ? 512 : 8);
+            else
+                patch(trial, "journal", at[how], "\xff\xff\xff\xff", 4);
+            struct image damaged;
+            image_load(&damaged, trial);
+            if (k < KC) {
+                open_refuses(&damaged, g, what);
+                if (!refused++)
+                    snprintf(detail, sizeof detail, "%s", mms_errdetail());
+            } else {
+                /* The last group: a torn tail. */
+                s = open_ok(trial);
+                CHECK_STATE(s, KC - 1);
+                OK(mms_close(s));
+                torn++;
+            }
+            image_free(&damaged);
+        }
+    }
+    /* A cut inside an unapplied group is a torn tail too, however many
+     * groups came before it. */
+    for (int k = 3; k <= KC; k++) {
+        image_write(&imC, trial, L.g[k - 1].off + L.g[k - 1].len / 2);
+        s = open_ok(trial);
+        CHECK_STATE(s, (uint64_t)k - 1);
+        OK(mms_close(s));
+        torn++;
+    }
+    fprintf(stderr, "   image C: groups 3..%d unapplied; %lu damaged groups refused (detail: %s), "
+            "%lu torn tails recovered; %.1f s\n", KC, refused, detail, torn,
+            (now_us() - t0) / 1e6);
+    image_free(&imC);
 }
 
 /* ------------------------------------------------------------------------
@@ -2051,6 +2195,7 @@ int main(int argc, char **argv)
     RUN(torn_tail);
     RUN(flip_last_group);
     RUN(flip_applied_group);
+    RUN(damaged_unapplied);
     RUN(journal_header);
     RUN(region_files);
     RUN(store_header);
