@@ -39,6 +39,7 @@
  *   random_garbage       random bytes, each trial in a child that must exit
  *   not_regular_files    a FIFO or a link in the place of a file
  *   full_disk_lock       opens on a full tmpfs (root only)
+ *   journal_hole_full_disk  a journal hole on a full tmpfs: an error, no SIGBUS
  *   heap_damage_api, foreign_slot_fallback, root_out_of_range: library
  *                        bugs found by this file (see each)
  */
@@ -2155,6 +2156,90 @@ static int full_child(const char *mnt)
     return 0;
 }
 
+/* Image C on a full tmpfs, a page of unapplied groups a hole,
+ * and every zero page of the files a hole too (put_file writes none): a
+ * mapped hole is a SIGBUS at its first touch there, where recovery reads
+ * the journal. The open must fail with a code naming the damage. */
+static int hole_child(const char *mnt, const struct image *im, const struct jlayout *L)
+{
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=16m") < 0)
+        return 77;
+    char dir[700], fill[700], lock[800], jp[800];
+    snprintf(dir, sizeof dir, "%s/store", mnt);
+    snprintf(fill, sizeof fill, "%s/fill", mnt);
+    snprintf(lock, sizeof lock, "%s/lock", dir);
+    snprintf(jp, sizeof jp, "%s/journal", dir);
+    image_write(im, dir, SIZE_MAX);
+    /* The lock file allocated, so the open gets as far as the journal. */
+    static char zeros[20480];
+    int fd = open(lock, O_RDWR | O_CREAT | O_TRUNC, 0666);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(write(fd, zeros, sizeof zeros), (ssize_t)sizeof zeros);
+    close(fd);
+    /* The first page wholly past the applied groups; the first group it
+     * touches is the damaged one; the last group lies past it (so does
+     * the COMMIT record before it). */
+    uint64_t page = mms__round_up(L->g[2].off, MMS__PAGE);
+    const struct jgroup *g = &L->g[2];
+    while (g->off + g->len <= page)
+        g++;
+    ASSERT_GE(L->g[KC - 1].off - sizeof(struct mms__jcommit), page + MMS__PAGE);
+    fd = open(jp, O_RDWR);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)page, MMS__PAGE), 0);
+    close(fd);
+    fd = open(fill, O_RDWR | O_CREAT | O_TRUNC, 0666);
+    ASSERT(fd >= 0);
+    while (write(fd, zeros, 4096) == 4096)
+        ;
+    ASSERT_EQ(errno, ENOSPC);
+    close(fd);
+    mms_store *s = NULL;
+    int r = mms_open(dir, opts(0), &s);
+    fprintf(stderr, "   full tmpfs, a hole at journal offset %llu: %s (%s)\n",
+            (unsigned long long)page, mms_strerror(r), mms_errdetail());
+    char txn[64];
+    snprintf(txn, sizeof txn, "txn %llu", (unsigned long long)g->txn);
+    if (r != MMS_ECORRUPT || !strstr(mms_errdetail(), txn))
+        FAILF("expected MMS_ECORRUPT naming %s (the hole reads as zeros)", txn);
+    unlink(fill);
+    umount(mnt);
+    return 0;
+}
+
+TEST(journal_hole_full_disk)
+{
+    struct image imC;
+    struct jlayout L;
+    build_image_c(&imC, &L);
+    char mnt[600];
+    snprintf(mnt, sizeof mnt, "%s-hole", trial);
+    if (mkdir(mnt, 0777) < 0 && errno != EEXIST)
+        FAILF("mkdir %s: %s", mnt, strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0 ||
+            mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+            _exit(77);
+        exit(hole_child(mnt, &imC, &L));
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    rmdir(mnt);
+    image_free(&imC);
+    if (WIFSIGNALED(st))
+        FAILF("recovering a journal with a hole on a full tmpfs, the child died of signal %d "
+              "(%s): an unreadable page must be an error, never a signal", WTERMSIG(st),
+              strsignal(WTERMSIG(st)));
+    ASSERT(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 77)
+        fprintf(stderr, "SKIP: cannot mount tmpfs (not root)\n");
+    else
+        ASSERT_EQ(WEXITSTATUS(st), 0);
+}
+
 TEST(full_disk_lock)
 {
     char mnt[600];
@@ -2204,6 +2289,7 @@ int main(int argc, char **argv)
     RUN(random_garbage);
     RUN(not_regular_files);
     RUN(full_disk_lock);
+    RUN(journal_hole_full_disk);
     /* Last: these expose library bugs (see their comments). */
     RUN(heap_damage_api);
     RUN(foreign_slot_fallback);
