@@ -40,6 +40,7 @@
  *   not_regular_files    a FIFO or a link in the place of a file
  *   full_disk_lock       opens on a full tmpfs (root only)
  *   journal_hole_full_disk  a journal hole on a full tmpfs: an error, no SIGBUS
+ *   journal_read_error   each pread of an open that recovers failing: -EIO
  *   heap_damage_api, foreign_slot_fallback, root_out_of_range: library
  *                        bugs found by this file (see each)
  */
@@ -2240,6 +2241,59 @@ TEST(journal_hole_full_disk)
         ASSERT_EQ(WEXITSTATUS(st), 0);
 }
 
+/* Image C (commits to replay), the Nth pread of the open failing with EIO,
+ * for N = 1..16 (more than an open makes): each open fails with -EIO and
+ * says what it could not read, or (a read it can do without, such as the
+ * probe of the journal's first group) opens at txn KC. The read of the
+ * journal itself names it and the offsets. */
+TEST(journal_read_error)
+{
+    struct image imC;
+    struct jlayout L;
+    build_image_c(&imC, &L);
+    int journal_named = 0, failed = 0;
+    for (int nth = 1; nth <= 16; nth++) {
+        image_write(&imC, trial, SIZE_MAX);
+        unlink_in(trial, "lock");
+        int pfd[2];
+        ASSERT(pipe(pfd) == 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        ASSERT(pid >= 0);
+        if (pid == 0) {
+            char f[32];
+            snprintf(f, sizeof f, "pread:%d:%d", nth, EIO);
+            setenv("MMS_FAULT", f, 1);
+            mms_store *s = NULL;
+            int r = mms_open(trial, opts(0), &s);
+            char msg[600];
+            int n = snprintf(msg, sizeof msg, "%d %s", r,
+                             r ? mms_errdetail() : state_diff(s, KC) ? state_diff(s, KC) : "");
+            ASSERT_EQ(write(pfd[1], msg, (size_t)n), n);
+            _exit(0);
+        }
+        close(pfd[1]);
+        char msg[600] = {0};
+        ssize_t got = read(pfd[0], msg, sizeof msg - 1);
+        close(pfd[0]);
+        int st;
+        ASSERT_EQ(waitpid(pid, &st, 0), pid);
+        ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0 && got > 0);
+        int r = atoi(msg);
+        const char *detail = strchr(msg, ' ') + 1;
+        if (r == 0 && *detail)
+            FAILF("pread %d failing: opened, but not at txn %d: %s", nth, KC, detail);
+        if (r != 0 && (r != -EIO || !*detail))
+            FAILF("pread %d failing: open gave %s, expected -EIO and a detail", nth, msg);
+        failed += r != 0;
+        if (strstr(detail, "cannot read the journal between offsets") && !journal_named++)
+            fprintf(stderr, "   pread %d failing: %s\n", nth, detail);
+    }
+    ASSERT_EQ(journal_named, 1);
+    fprintf(stderr, "   16 preads made failing in turn: %d opens failed with -EIO\n", failed);
+    image_free(&imC);
+}
+
 TEST(full_disk_lock)
 {
     char mnt[600];
@@ -2290,6 +2344,7 @@ int main(int argc, char **argv)
     RUN(not_regular_files);
     RUN(full_disk_lock);
     RUN(journal_hole_full_disk);
+    RUN(journal_read_error);
     /* Last: these expose library bugs (see their comments). */
     RUN(heap_damage_api);
     RUN(foreign_slot_fallback);
