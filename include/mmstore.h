@@ -421,8 +421,11 @@ void mms_options_init(mms_options *o);
 
 /* Open (and with MMS_CREATE, create) the store in directory path. The first
  * handle to open a store runs recovery: commits whose journal records are
- * complete are applied, a torn last record is discarded. o may be NULL
- * (defaults, no create).
+ * complete are applied, a torn last record is discarded. A damaged commit
+ * that later durable commits follow is not discarded: the open fails with
+ * MMS_ECORRUPT naming it, and `mms recover` salvages the store (README,
+ * "A damaged journal is not a torn tail"). o may be NULL (defaults, no
+ * create).
  *
  * The environment variables MMS_GUARD=0|1|mprotect and MMS_DIRTY=scan|pagemap
  * override the guard and the backend (used by the tests), and

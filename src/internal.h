@@ -338,10 +338,11 @@ _Static_assert(sizeof(struct mms__jhdr) == 56, "jhdr size");
 enum { MMS__JR_BEGIN = 0x4e474542u, MMS__JR_DATA = 0x41544144u,
        MMS__JR_SIZE = 0x455a4953u, MMS__JR_COMMIT = 0x54494d43u };
 struct mms__jbegin {
-    uint32_t type; /* MMS__JR_BEGIN */
-    uint32_t pad;
+    uint32_t type;  /* MMS__JR_BEGIN */
+    uint32_t flags; /* MMS__JB_* (journal.c NOTES) */
     uint64_t txn_id;
 };
+#define MMS__JB_AFTER_DURABLE 1u /* every earlier group was durable when it was written */
 struct mms__jdata {
     uint32_t type;   /* MMS__JR_DATA */
     uint32_t len;    /* bytes that follow, padded to 8 */

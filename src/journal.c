@@ -24,9 +24,32 @@
  *    header slot with a new salt, which invalidates every older group at
  *    once. A journal naming another store is ignored, never replayed.
  *
+ * A torn tail, or damage? The walk stops at the first group that fails its
+ * check. A crash mid-append leaves exactly that (a torn last group), and so
+ * does a power cut in MMS_NOSYNC (groups not yet synced, lost in any
+ * order): dropping the tail loses only commits that were never durable.
+ * Damage to a durable group that later commits follow must not be dropped
+ * so (they were acknowledged). The writer says which is which: a BEGIN
+ * record carries MMS__JB_AFTER_DURABLE when every earlier group of its
+ * epoch was durable as it was written (L->durable; always so in the
+ * default mode). The rule: past the stop, a group that is valid on its
+ * own -- its CRC seeded with the crc its predecessor's COMMIT record stores
+ * (or, right after the damaged group, with that group's bytes recomputed)
+ * -- with a txn id after the stopped one and that flag proves the stopped
+ * group was durable: recovery refuses (MMS_ECORRUPT, pointing at `mms
+ * recover`) instead of dropping it and those after it. A group of an
+ * older epoch cannot pass: its txn id is at most the checkpoint's, unless
+ * a recovery dropped durable groups, which this rule forbids. Journals
+ * written without the flag (older versions) stay "torn tail".
+ *
  * The region files' own header says which txn they have reached. Recovery
  * refuses a store whose region files are ahead of the last valid group, or
  * behind the last checkpoint: either means a file was lost or damaged.
+ *
+ * Recovery and mms verify read the journal into memory with pread, never
+ * through a mapping: a page that cannot be read is then an error naming
+ * its offset, not a SIGBUS. Applying commits while the store is open maps
+ * it (the groups were just written, from this machine's page cache).
  *
  * Bytes read from the journal are never trusted: every length and offset is
  * checked before use, and a bad one ends the walk (torn tail) or gives
@@ -310,6 +333,62 @@ static int journal_walk(mms_store *s, const uint8_t *j, uint64_t size, group_fn 
     return 0;
 }
 
+/* Torn tail or damage (NOTES): the walk stopped at off, where the group of
+ * txn txn (chain seed seed) fails its check. 1 and *g (the first such group)
+ * if a later group of this epoch, written after that one was durable,
+ * follows; 0 if nothing proves one does (a torn tail). Every group is at
+ * least a BEGIN and a COMMIT record, which bounds the txn ids a position
+ * can hold. */
+static int later_commit(const uint8_t *j, uint64_t size, uint64_t off, uint64_t txn,
+                        uint32_t seed, struct group *g)
+{
+    const uint64_t least = sizeof(struct mms__jbegin) + sizeof(struct mms__jcommit);
+    if (!j || off + least > size)
+        return 0;
+    for (uint64_t p = off + least; p + least <= size; p += 8) {
+        struct mms__jbegin b;
+        struct mms__jcommit c;
+        memcpy(&b, j + p, sizeof b);
+        if (b.type != MMS__JR_BEGIN || !(b.flags & MMS__JB_AFTER_DURABLE) || b.txn_id <= txn ||
+            b.txn_id - txn > (p - off) / least)
+            continue;
+        memcpy(&c, j + p - sizeof c, sizeof c);
+        if (c.type != MMS__JR_COMMIT || c.txn_id != b.txn_id - 1 || c.bytes < least ||
+            c.bytes > p - off + (c.txn_id == txn ? 0 : off - MMS__JDATA))
+            continue;
+        if (group_parse(j, size, p, c.crc, b.txn_id, g))
+            return 1;
+        /* Only the stopped group's crc field damaged: its bytes give the
+         * seed. */
+        if (c.txn_id == txn && c.bytes == p - off &&
+            group_parse(j, size, p,
+                        mms__crc32c(seed, j + off, c.bytes - sizeof c +
+                                                   offsetof(struct mms__jcommit, crc)),
+                        b.txn_id, g))
+            return 1;
+    }
+    return 0;
+}
+
+/* The refusal (NOTES, torn tail or damage): the groups from off (txn) on
+ * are lost to an open; later is the first group past the damage that
+ * proves it. */
+static int damaged_commit(const uint8_t *j, uint64_t size, uint64_t off, uint64_t txn,
+                          const struct group *later)
+{
+    struct group g = *later, n;
+    while (group_parse(j, size, g.off + g.bytes, g.crc, g.txn_id + 1, &n))
+        g = n;
+    return MMS__CORRUPT("the journal's group of txn %llu at offset %llu is damaged, and later "
+                        "durable commits follow it (txn %llu at offset %llu, up to txn %llu): "
+                        "replaying stops at the damage and would lose txns %llu to %llu; "
+                        "`mms recover` salvages the commits before it into a new store",
+                        (unsigned long long)txn, (unsigned long long)off,
+                        (unsigned long long)later->txn_id, (unsigned long long)later->off,
+                        (unsigned long long)g.txn_id, (unsigned long long)txn,
+                        (unsigned long long)g.txn_id);
+}
+
 /* Each record of a valid group, in order; bytes is a DATA record's payload
  * (a SIZE record's gets the empty range after it: never NULL, which GCC 12
  * -Wnonnull would see reach replay_rec's memcpy through the inlining). */
@@ -339,9 +418,13 @@ static int group_records(const uint8_t *j, const struct group *g, rec_fn fn, voi
     return 0;
 }
 
-/* The journal mapped whole into *j (*size bytes), or *j NULL if it holds
- * no group. */
-static int journal_map(mms_store *s, uint8_t **j, uint64_t *size)
+/* The journal read whole into *j (*size bytes, malloc'ed), or *j NULL if
+ * it holds no group. Read, not mapped: recovery and mms verify are where a
+ * damaged disk shows, and a page that cannot be read is then an error
+ * naming its offset, not a SIGBUS (a mapped page of a failing disk, or a
+ * hole of a file on a full tmpfs; read(2) gives a hole as zeros). */
+#define JREAD_STEP ((size_t)1 << 20)
+static int journal_read(mms_store *s, uint8_t **j, uint64_t *size)
 {
     int r = mms__os_fsize(s->jfd, size);
     if (r)
@@ -350,16 +433,29 @@ static int journal_map(mms_store *s, uint8_t **j, uint64_t *size)
     if (*size <= MMS__JDATA)
         return 0;
     /* Usually the journal holds no group (a checkpoint emptied it): one
-     * small read says so, without mapping the preallocated file. */
+     * small read says so, without reading the preallocated file. */
     struct mms__jbegin b;
     if (*size >= MMS__JDATA + sizeof b && mms__os_pread(s->jfd, &b, sizeof b, MMS__JDATA) == 0 &&
         (b.type != MMS__JR_BEGIN || b.txn_id != s->J->start_txn + 1))
         return 0;
-    char *m;
-    r = mms__os_map(s->jfd, *size, false, &m);
-    if (r)
-        return mms__fail(r, "cannot map the journal: %s", mms_strerror(r));
-    *j = (uint8_t *)m;
+    if (*size > SIZE_MAX)
+        return mms__fail(-ENOMEM, "the journal (%llu bytes) does not fit in memory",
+                         (unsigned long long)*size);
+    uint8_t *buf = malloc((size_t)*size);
+    if (!buf)
+        return mms__fail(-ENOMEM, "recovery cannot read the journal (%llu bytes) into memory",
+                         (unsigned long long)*size);
+    for (uint64_t at = 0; at < *size; at += JREAD_STEP) {
+        size_t n = *size - at < JREAD_STEP ? (size_t)(*size - at) : JREAD_STEP;
+        r = mms__os_pread(s->jfd, buf + at, n, at);
+        if (r) {
+            free(buf);
+            return mms__fail(r, "cannot read the journal between offsets %llu and %llu: %s",
+                             (unsigned long long)at, (unsigned long long)(at + n),
+                             mms_strerror(r));
+        }
+    }
+    *j = buf;
     return 0;
 }
 
@@ -483,21 +579,11 @@ static int replay_done(struct replay *rp, int r)
     return r;
 }
 
-int mms__journal_apply(mms_store *s, struct mms__apos *pos, uint64_t upto, bool sync,
-                       const char *point)
+/* Replay the groups after pos up to txn upto from the journal's bytes j. */
+static int replay_upto(mms_store *s, const uint8_t *j, uint64_t size, struct mms__apos *pos,
+                       uint64_t upto, bool sync, const char *point)
 {
-    if (pos->txn >= upto)
-        return 0;
-    uint8_t *j;
-    uint64_t size;
-    int r = mms__os_fsize(s->jfd, &size);
-    if (r)
-        return r;
-    char *m;
-    r = mms__os_map(s->jfd, size, false, &m);
-    if (r)
-        return mms__fail(r, "cannot map the journal: %s", mms_strerror(r));
-    j = (uint8_t *)m;
+    int r = 0;
     struct replay rp = {.s = s, .sync = sync, .point = point};
     struct group g;
     while (!r && pos->txn < upto) {
@@ -513,8 +599,24 @@ int mms__journal_apply(mms_store *s, struct mms__apos *pos, uint64_t upto, bool 
             pos->txn++;
         }
     }
-    r = replay_done(&rp, r);
-    mms__os_unmap(j, size);
+    return replay_done(&rp, r);
+}
+
+int mms__journal_apply(mms_store *s, struct mms__apos *pos, uint64_t upto, bool sync,
+                       const char *point)
+{
+    if (pos->txn >= upto)
+        return 0;
+    uint64_t size;
+    int r = mms__os_fsize(s->jfd, &size);
+    if (r)
+        return r;
+    char *m;
+    r = mms__os_map(s->jfd, size, false, &m);
+    if (r)
+        return mms__fail(r, "cannot map the journal: %s", mms_strerror(r));
+    r = replay_upto(s, (const uint8_t *)m, size, pos, upto, sync, point);
+    mms__os_unmap(m, size);
     return r;
 }
 
@@ -575,15 +677,16 @@ int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_w
         return 0; /* another store's journal: ignored */
     uint8_t *j = NULL;
     uint64_t size = 0;
-    int r = groups ? journal_map(s, &j, &size) : 0;
+    int r = groups ? journal_read(s, &j, &size) : 0;
     if (r)
         return r;
     uint64_t end, n;
     uint32_t crc;
     /* First pass: count, so a read-only open can refuse before writing. */
     r = journal_walk(s, j, j ? size : 0, NULL, NULL, &end, last_txn, &crc, &n);
-    if (j)
-        mms__os_unmap(j, size);
+    struct group later;
+    if (!r && pre_txn <= *last_txn && later_commit(j, size, end, *last_txn + 1, crc, &later))
+        r = damaged_commit(j, size, end, *last_txn + 1, &later);
     /* The region files have reached pre_txn (their header says so, whatever
      * else a crash left half-applied). A checkpoint synced them at
      * start_txn; groups since then can bring them to *last_txn. Outside that
@@ -603,13 +706,15 @@ int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_w
     /* Invariant 3, in recovery too: the groups may be in the page cache
      * only (a writer died before its sync, or MMS_NOSYNC); they reach the
      * region files only once they are durable. */
-    if (r)
-        return r;
-    if (n > 0 && (r = mms__os_fdatasync(s->jfd)) != 0)
-        return mms__fail(r, "recovery cannot sync the journal: %s", mms_strerror(r));
-    struct mms__apos pos = {.off = MMS__JDATA, .txn = s->J->start_txn, .crc = s->J->salt};
-    mms__crashpoint("recover.journal_synced");
-    r = mms__journal_apply(s, &pos, *last_txn, true, "recover.group");
+    if (!r && n > 0 && (r = mms__os_fdatasync(s->jfd)) != 0)
+        r = mms__fail(r, "recovery cannot sync the journal: %s", mms_strerror(r));
+    if (!r) {
+        struct mms__apos pos = {.off = MMS__JDATA, .txn = s->J->start_txn, .crc = s->J->salt};
+        mms__crashpoint("recover.journal_synced");
+        if (n > 0)
+            r = replay_upto(s, j, size, &pos, *last_txn, true, "recover.group");
+    }
+    free(j);
     if (r)
         return r;
     *replayed = n;
@@ -689,7 +794,11 @@ static int jbuf_flush(mms_store *s, size_t upto)
 void mms__jgroup_begin(mms_store *s, uint64_t txn_id)
 {
     assert(mms__writer_held_by(s) && s->jfd_rw);
-    struct mms__jbegin b = {.type = MMS__JR_BEGIN, .txn_id = txn_id};
+    /* Torn tail or damage (NOTES): whether every earlier group is durable. */
+    bool after_durable = __atomic_load_n(&s->L->durable, __ATOMIC_ACQUIRE) >= txn_id - 1;
+    struct mms__jbegin b = {.type = MMS__JR_BEGIN,
+                            .flags = after_durable ? MMS__JB_AFTER_DURABLE : 0,
+                            .txn_id = txn_id};
     s->jbuf_len = 0;
     s->jg_written = 0;
     s->jg_nrec = 0;
@@ -823,13 +932,12 @@ int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *ms
     *bytes = 0;
     if (s->J->start_txn == UINT64_MAX)
         return 0;
-    int r = journal_map(s, &j, &size);
+    int r = journal_read(s, &j, &size);
     if (r)
         return r;
     struct jcheck c = {.s = s, .msg = msg, .cap = cap};
     r = journal_walk(s, j, j ? size : 0, msg ? check_group : NULL, &c, &end, &last, &crc, groups);
-    if (j)
-        mms__os_unmap(j, size);
+    free(j);
     if (r)
         return r;
     *bytes = end - MMS__JDATA;

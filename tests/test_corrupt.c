@@ -29,6 +29,8 @@
  *   torn_tail            A's journal cut at every length inside group K
  *   flip_last_group      one bit of every byte of group K flipped
  *   flip_applied_group   bits of groups 1, K/2, K-1 (applied): ECORRUPT
+ *   damaged_unapplied    damage to an unapplied group that later commits
+ *                        follow: ECORRUPT naming it; to the last: torn tail
  *   journal_header       slot damage, another store's journal, short/missing
  *   region_files         region-0-0 cut, misaligned, missing
  *   store_header         every bit of page 0 and region entry 0
@@ -37,6 +39,8 @@
  *   random_garbage       random bytes, each trial in a child that must exit
  *   not_regular_files    a FIFO or a link in the place of a file
  *   full_disk_lock       opens on a full tmpfs (root only)
+ *   journal_hole_full_disk  a journal hole on a full tmpfs: an error, no SIGBUS
+ *   journal_read_error   each pread of an open that recovers failing: -EIO
  *   heap_damage_api, foreign_slot_fallback, root_out_of_range: library
  *                        bugs found by this file (see each)
  */
@@ -759,6 +763,148 @@ TEST(flip_applied_group)
             "unchecked commit pad), %lu cut lengths (stride 5) before group %d; detail: %s; "
             "%.1f s\n", flips, K / 2, K - 1, pad, cuts, K, mms_errdetail(),
             (now_us() - t0) / 1e6);
+}
+
+/* ------------------------------------------------------------------------
+ * 4a. Damage to an unapplied group that later durable commits follow
+ *     (image C: txns 1..2 applied, 3..KC held back in the journal by a
+ *     reader, then the process ends without closing). Those later commits
+ *     were acknowledged: the open must refuse, naming the journal, the
+ *     offset and the txns, never drop them silently. Damage to the last
+ *     group alone is a torn tail: state KC-1, as before.
+ * ------------------------------------------------------------------------ */
+#define KC 8 /* txns of image C; 3..KC are in the journal only */
+
+static void build_image_c(struct image *im, struct jlayout *lay)
+{
+    const char *c = tpath("corrupt-C");
+    rmrf(c);
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        mms_options o = *opts(MMS_CREATE | MMS_EXCL);
+        o.checkpoint_bytes = (uint64_t)1 << 30;
+        mms_store *s = NULL, *r = NULL;
+        OK(mms_open(c, &o, &s));
+        for (uint64_t t = 1; t <= 2; t++)
+            txn_write(s, t);
+        /* A reader in another process holds the state of txn 2. */
+        int in[2], out[2];
+        ASSERT(pipe(in) == 0 && pipe(out) == 0);
+        pid_t rd = fork();
+        ASSERT(rd >= 0);
+        char c1 = 0;
+        if (rd == 0) {
+            OK(mms_open(c, opts(MMS_RDONLY), &r));
+            OK(mms_read_begin(r));
+            ASSERT_EQ(write(in[1], "r", 1), 1);
+            ASSERT_EQ(read(out[0], &c1, 1), 1); /* until killed */
+            _exit(0);
+        }
+        ASSERT_EQ(read(in[0], &c1, 1), 1);
+        for (uint64_t t = 3; t <= KC; t++)
+            txn_write(s, t);
+        kill(rd, SIGKILL);
+        ASSERT_EQ(waitpid(rd, NULL, 0), rd);
+        _exit(0); /* no close: the commits stay in the journal */
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    image_load(im, c);
+    rmrf(c);
+    const struct mms__hdr *h = (const void *)im->reg.b;
+    ASSERT_EQ(h->txn_id, 2);
+    journal_parse(&im->jrn, -1, lay, 0, NULL);
+    ASSERT_EQ(lay->ngroups, KC);
+}
+
+/* Open must fail naming the journal, the damaged group's offset and txn,
+ * and `mms recover`; and must have written nothing. */
+static void open_refuses(const struct image *im, const struct jgroup *g, const char *what)
+{
+    open_fails(trial, MMS_ECORRUPT, what);
+    const char *d = mms_errdetail();
+    char off[64], txn[64];
+    snprintf(off, sizeof off, "offset %llu", (unsigned long long)g->off);
+    snprintf(txn, sizeof txn, "txn %llu", (unsigned long long)g->txn);
+    if (!strstr(d, "journal") || !strstr(d, off) || !strstr(d, txn) || !strstr(d, "mms recover"))
+        FAILF("%s: the detail does not name the journal, %s, %s and mms recover: %s", what, off,
+              txn, d);
+    struct blob j, r;
+    char p[600];
+    snprintf(p, sizeof p, "%s/journal", trial);
+    slurp(p, &j);
+    snprintf(p, sizeof p, "%s/region-0-0", trial);
+    slurp(p, &r);
+    ASSERT(j.len == im->jrn.len && memcmp(j.b, im->jrn.b, j.len) == 0);
+    ASSERT(r.len == im->reg.len && memcmp(r.b, im->reg.b, r.len) == 0);
+    free(j.b);
+    free(r.b);
+}
+
+TEST(damaged_unapplied)
+{
+    double t0 = now_us();
+    struct image imC;
+    struct jlayout L;
+    build_image_c(&imC, &L);
+    unsigned long refused = 0, torn = 0;
+    static char detail[600];
+    image_write(&imC, trial, SIZE_MAX);
+    mms_store *s = open_ok(trial);
+    CHECK_STATE(s, KC);
+    OK(mms_close(s));
+
+    static const uint8_t zeros[512];
+    for (int k = 3; k <= KC; k++) {
+        const struct jgroup *g = &L.g[k - 1];
+        /* A bit in the middle, a lost sector, the commit record's crc. */
+        uint64_t at[3] = {g->off + g->len / 2, (g->off + g->len / 2) & ~(uint64_t)511,
+                          g->off + g->len - 8};
+        ASSERT_GE(at[1], g->off + sizeof(struct mms__jbegin));
+        for (int how = 0; how < 3; how++) {
+            char what[120];
+            snprintf(what, sizeof what, "group %d of %d (unapplied), damage %d at %llu", k, KC,
+                     how, (unsigned long long)at[how]);
+            image_write(&imC, trial, SIZE_MAX);
+            if (how == 0)
+                flip_bit(trial, "journal", &imC.jrn, at[how], 3);
+            else if (how == 1)
+                patch(trial, "journal", at[how], zeros,
+                      at[how] + 512 <= g->off + g->len - 32 ? 512 : 8);
+            else
+                patch(trial, "journal", at[how], "\xff\xff\xff\xff", 4);
+            struct image damaged;
+            image_load(&damaged, trial);
+            if (k < KC) {
+                open_refuses(&damaged, g, what);
+                if (!refused++)
+                    snprintf(detail, sizeof detail, "%s", mms_errdetail());
+            } else {
+                /* The last group: a torn tail. */
+                s = open_ok(trial);
+                CHECK_STATE(s, KC - 1);
+                OK(mms_close(s));
+                torn++;
+            }
+            image_free(&damaged);
+        }
+    }
+    /* A cut inside an unapplied group is a torn tail too, however many
+     * groups came before it. */
+    for (int k = 3; k <= KC; k++) {
+        image_write(&imC, trial, L.g[k - 1].off + L.g[k - 1].len / 2);
+        s = open_ok(trial);
+        CHECK_STATE(s, (uint64_t)k - 1);
+        OK(mms_close(s));
+        torn++;
+    }
+    fprintf(stderr, "   image C: groups 3..%d unapplied; %lu damaged groups refused (detail: %s), "
+            "%lu torn tails recovered; %.1f s\n", KC, refused, detail, torn,
+            (now_us() - t0) / 1e6);
+    image_free(&imC);
 }
 
 /* ------------------------------------------------------------------------
@@ -2011,6 +2157,143 @@ static int full_child(const char *mnt)
     return 0;
 }
 
+/* Image C on a full tmpfs, a page of unapplied groups a hole,
+ * and every zero page of the files a hole too (put_file writes none): a
+ * mapped hole is a SIGBUS at its first touch there, where recovery reads
+ * the journal. The open must fail with a code naming the damage. */
+static int hole_child(const char *mnt, const struct image *im, const struct jlayout *L)
+{
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=16m") < 0)
+        return 77;
+    char dir[700], fill[700], lock[800], jp[800];
+    snprintf(dir, sizeof dir, "%s/store", mnt);
+    snprintf(fill, sizeof fill, "%s/fill", mnt);
+    snprintf(lock, sizeof lock, "%s/lock", dir);
+    snprintf(jp, sizeof jp, "%s/journal", dir);
+    image_write(im, dir, SIZE_MAX);
+    /* The lock file allocated, so the open gets as far as the journal. */
+    static char zeros[20480];
+    int fd = open(lock, O_RDWR | O_CREAT | O_TRUNC, 0666);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(write(fd, zeros, sizeof zeros), (ssize_t)sizeof zeros);
+    close(fd);
+    /* The first page wholly past the applied groups; the first group it
+     * touches is the damaged one; the last group lies past it (so does
+     * the COMMIT record before it). */
+    uint64_t page = mms__round_up(L->g[2].off, MMS__PAGE);
+    const struct jgroup *g = &L->g[2];
+    while (g->off + g->len <= page)
+        g++;
+    ASSERT_GE(L->g[KC - 1].off - sizeof(struct mms__jcommit), page + MMS__PAGE);
+    fd = open(jp, O_RDWR);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)page, MMS__PAGE), 0);
+    close(fd);
+    fd = open(fill, O_RDWR | O_CREAT | O_TRUNC, 0666);
+    ASSERT(fd >= 0);
+    while (write(fd, zeros, 4096) == 4096)
+        ;
+    ASSERT_EQ(errno, ENOSPC);
+    close(fd);
+    mms_store *s = NULL;
+    int r = mms_open(dir, opts(0), &s);
+    fprintf(stderr, "   full tmpfs, a hole at journal offset %llu: %s (%s)\n",
+            (unsigned long long)page, mms_strerror(r), mms_errdetail());
+    char txn[64];
+    snprintf(txn, sizeof txn, "txn %llu", (unsigned long long)g->txn);
+    if (r != MMS_ECORRUPT || !strstr(mms_errdetail(), txn))
+        FAILF("expected MMS_ECORRUPT naming %s (the hole reads as zeros)", txn);
+    unlink(fill);
+    umount(mnt);
+    return 0;
+}
+
+TEST(journal_hole_full_disk)
+{
+    struct image imC;
+    struct jlayout L;
+    build_image_c(&imC, &L);
+    char mnt[600];
+    snprintf(mnt, sizeof mnt, "%s-hole", trial);
+    if (mkdir(mnt, 0777) < 0 && errno != EEXIST)
+        FAILF("mkdir %s: %s", mnt, strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0 ||
+            mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+            _exit(77);
+        exit(hole_child(mnt, &imC, &L));
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    rmdir(mnt);
+    image_free(&imC);
+    if (WIFSIGNALED(st))
+        FAILF("recovering a journal with a hole on a full tmpfs, the child died of signal %d "
+              "(%s): an unreadable page must be an error, never a signal", WTERMSIG(st),
+              strsignal(WTERMSIG(st)));
+    ASSERT(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 77)
+        fprintf(stderr, "SKIP: cannot mount tmpfs (not root)\n");
+    else
+        ASSERT_EQ(WEXITSTATUS(st), 0);
+}
+
+/* Image C (commits to replay), the Nth pread of the open failing with EIO,
+ * for N = 1..16 (more than an open makes): each open fails with -EIO and
+ * says what it could not read, or (a read it can do without, such as the
+ * probe of the journal's first group) opens at txn KC. The read of the
+ * journal itself names it and the offsets. */
+TEST(journal_read_error)
+{
+    struct image imC;
+    struct jlayout L;
+    build_image_c(&imC, &L);
+    int journal_named = 0, failed = 0;
+    for (int nth = 1; nth <= 16; nth++) {
+        image_write(&imC, trial, SIZE_MAX);
+        unlink_in(trial, "lock");
+        int pfd[2];
+        ASSERT(pipe(pfd) == 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        ASSERT(pid >= 0);
+        if (pid == 0) {
+            char f[32];
+            snprintf(f, sizeof f, "pread:%d:%d", nth, EIO);
+            setenv("MMS_FAULT", f, 1);
+            mms_store *s = NULL;
+            int r = mms_open(trial, opts(0), &s);
+            char msg[600];
+            int n = snprintf(msg, sizeof msg, "%d %s", r,
+                             r ? mms_errdetail() : state_diff(s, KC) ? state_diff(s, KC) : "");
+            ASSERT_EQ(write(pfd[1], msg, (size_t)n), n);
+            _exit(0);
+        }
+        close(pfd[1]);
+        char msg[600] = {0};
+        ssize_t got = read(pfd[0], msg, sizeof msg - 1);
+        close(pfd[0]);
+        int st;
+        ASSERT_EQ(waitpid(pid, &st, 0), pid);
+        ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0 && got > 0);
+        int r = atoi(msg);
+        const char *detail = strchr(msg, ' ') + 1;
+        if (r == 0 && *detail)
+            FAILF("pread %d failing: opened, but not at txn %d: %s", nth, KC, detail);
+        if (r != 0 && (r != -EIO || !*detail))
+            FAILF("pread %d failing: open gave %s, expected -EIO and a detail", nth, msg);
+        failed += r != 0;
+        if (strstr(detail, "cannot read the journal between offsets") && !journal_named++)
+            fprintf(stderr, "   pread %d failing: %s\n", nth, detail);
+    }
+    ASSERT_EQ(journal_named, 1);
+    fprintf(stderr, "   16 preads made failing in turn: %d opens failed with -EIO\n", failed);
+    image_free(&imC);
+}
+
 TEST(full_disk_lock)
 {
     char mnt[600];
@@ -2051,6 +2334,7 @@ int main(int argc, char **argv)
     RUN(torn_tail);
     RUN(flip_last_group);
     RUN(flip_applied_group);
+    RUN(damaged_unapplied);
     RUN(journal_header);
     RUN(region_files);
     RUN(store_header);
@@ -2059,6 +2343,8 @@ int main(int argc, char **argv)
     RUN(random_garbage);
     RUN(not_regular_files);
     RUN(full_disk_lock);
+    RUN(journal_hole_full_disk);
+    RUN(journal_read_error);
     /* Last: these expose library bugs (see their comments). */
     RUN(heap_damage_api);
     RUN(foreign_slot_fallback);
