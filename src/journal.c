@@ -418,12 +418,17 @@ static int group_records(const uint8_t *j, const struct group *g, rec_fn fn, voi
     return 0;
 }
 
-/* The journal read whole into *j (*size bytes, malloc'ed), or *j NULL if
- * it holds no group. Read, not mapped: recovery and mms verify are where a
- * damaged disk shows, and a page that cannot be read is then an error
- * naming its offset, not a SIGBUS (a mapped page of a failing disk, or a
- * hole of a file on a full tmpfs; read(2) gives a hole as zeros). */
+/* The journal read whole into *j (*size bytes), or *j NULL if it holds no
+ * group; journal_release gives it back. Read, not mapped: recovery and
+ * mms verify are where a damaged disk shows, and a page that cannot be read
+ * is then an error naming its offset, not a SIGBUS (a mapped page of a
+ * failing disk, or a hole of a file on a full tmpfs; read(2) gives a hole
+ * as zeros). Up to JREAD_MAX: the copy takes as much memory as the journal
+ * is long, and a larger journal (one transaction that rewrote more than
+ * that of existing data) is mapped read-only as before -- its pages are the
+ * page cache's, not this process's -- with the SIGBUS risk back. */
 #define JREAD_STEP ((size_t)1 << 20)
+#define JREAD_MAX ((uint64_t)256 << 20)
 static int journal_read(mms_store *s, uint8_t **j, uint64_t *size)
 {
     int r = mms__os_fsize(s->jfd, size);
@@ -438,9 +443,15 @@ static int journal_read(mms_store *s, uint8_t **j, uint64_t *size)
     if (*size >= MMS__JDATA + sizeof b && mms__os_pread(s->jfd, &b, sizeof b, MMS__JDATA) == 0 &&
         (b.type != MMS__JR_BEGIN || b.txn_id != s->J->start_txn + 1))
         return 0;
-    if (*size > SIZE_MAX)
-        return mms__fail(-ENOMEM, "the journal (%llu bytes) does not fit in memory",
-                         (unsigned long long)*size);
+    if (*size > JREAD_MAX) {
+        char *m;
+        r = mms__os_map(s->jfd, *size, false, &m);
+        if (r)
+            return mms__fail(r, "cannot map the journal (%llu bytes): %s",
+                             (unsigned long long)*size, mms_strerror(r));
+        *j = (uint8_t *)m;
+        return 0;
+    }
     uint8_t *buf = malloc((size_t)*size);
     if (!buf)
         return mms__fail(-ENOMEM, "recovery cannot read the journal (%llu bytes) into memory",
@@ -457,6 +468,14 @@ static int journal_read(mms_store *s, uint8_t **j, uint64_t *size)
     }
     *j = buf;
     return 0;
+}
+
+static void journal_release(uint8_t *j, uint64_t size)
+{
+    if (j && size > JREAD_MAX)
+        mms__os_unmap(j, size);
+    else
+        free(j);
 }
 
 /* ------------------------------------------------------------------------
@@ -714,7 +733,7 @@ int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_w
         if (n > 0)
             r = replay_upto(s, j, size, &pos, *last_txn, true, "recover.group");
     }
-    free(j);
+    journal_release(j, size);
     if (r)
         return r;
     *replayed = n;
@@ -926,7 +945,7 @@ static int check_group(void *ctx, const uint8_t *j, const struct group *g)
 int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *msg, size_t cap)
 {
     uint8_t *j;
-    uint64_t size, end, last;
+    uint64_t size, end = MMS__JDATA, last = s->J->start_txn; /* an empty journal's */
     uint32_t crc;
     *groups = 0;
     *bytes = 0;
@@ -937,7 +956,7 @@ int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *ms
         return r;
     struct jcheck c = {.s = s, .msg = msg, .cap = cap};
     r = journal_walk(s, j, j ? size : 0, msg ? check_group : NULL, &c, &end, &last, &crc, groups);
-    free(j);
+    journal_release(j, size);
     if (r)
         return r;
     *bytes = end - MMS__JDATA;

@@ -27,6 +27,8 @@
  */
 #include "test.h"
 
+#include <sys/statvfs.h>
+
 #include <stdarg.h>
 
 #include "internal.h"
@@ -520,6 +522,74 @@ TEST(journal_damaged_middle)
     ASSERT_EQ(cities_in_dest(), NCITY);
 }
 
+/* A journal longer than recovery reads into memory (journal.c JREAD_MAX,
+ * 256 MiB) is mapped instead: a child commits a table of 288 MiB, then
+ * rewrites all of it and dies at that commit's journal sync; the next open
+ * replays the 288 MiB commit from the mapped journal. In /dev/shm when it
+ * has room (the disk's writes would only make it slower). */
+struct big {
+    int64_t v;
+    char pad[4088];
+};
+static const mms_field big_fields[] = {MMS_F_I64(struct big, v)};
+static const mms_schema big_schema = MMS_SCHEMA(struct big, big_fields);
+
+TEST(journal_mapped_when_large)
+{
+    enum { N = 72 * 1024 }; /* 288 MiB of records, so more journal than that */
+    char p[600];
+    struct statvfs v;
+    if (statvfs("/dev/shm", &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize > (UINT64_C(2) << 30))
+        snprintf(p, sizeof p, "/dev/shm/mms-jmap.%d.mms", (int)getpid());
+    else
+        snprintf(p, sizeof p, "%s", tpath("jmap"));
+    rmrf(p);
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        setenv("MMS_CRASH", "commit.journal_synced:2", 1);
+        mms_store *s = open_flags(p, MMS_CREATE);
+        mms_table *t;
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_open(s, "big", &big_schema, MMS_TABLE_CREATE, &t));
+        uint64_t first;
+        OK(mms_table_append_many(t, N, &first, NULL));
+        OK(mms_txn_commit(s));
+        OK(mms_txn_begin(s, 0));
+        for (uint64_t i = 0; i < N; i++) { /* every byte: the journal holds what changed */
+            struct big *b = MMS_TABLE_GET(t, struct big, i);
+            b->v = (int64_t)i + 1;
+            memset(b->pad, 0x5a, sizeof b->pad);
+        }
+        OK(mms_txn_commit(s)); /* dies at its journal sync */
+        _exit(3);
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    char jp[700];
+    struct stat js;
+    snprintf(jp, sizeof jp, "%s/journal", p);
+    ASSERT_EQ(stat(jp, &js), 0);
+    ASSERT((uint64_t)js.st_size > (UINT64_C(256) << 20)); /* past JREAD_MAX: mapped */
+    mms_store *s = open_flags(p, 0);
+    mms_info in;
+    OK(mms_info_get(s, &in));
+    ASSERT_EQ(in.txn_id, 2);
+    mms_table *t;
+    OK(mms_table_find(s, "big", &t));
+    OK(mms_read_begin(s));
+    for (uint64_t i = 0; i < N; i += 997) {
+        ASSERT_EQ(MMS_TABLE_GET(t, struct big, i)->v, (int64_t)i + 1);
+        ASSERT_EQ(MMS_TABLE_GET(t, struct big, i)->pad[4000], 0x5a);
+    }
+    ASSERT_EQ(MMS_TABLE_GET(t, struct big, N - 1)->v, N);
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 TEST(journal_missing)
 {
     copy_good();
@@ -721,6 +791,7 @@ int main(void)
     RUN(journal_garbage_tail);
     RUN(journal_damaged_commit);
     RUN(journal_damaged_middle);
+    RUN(journal_mapped_when_large);
     RUN(journal_missing);
     RUN(corrupt_header);
     RUN(unreadable_catalog);
