@@ -1871,7 +1871,9 @@ int mms_str_new(mms_store *s, const void *bytes, size_t len, mms_ref *ref);
 const char *mms_str_get(const mms_store *s, mms_ref ref, size_t *len);
 
 /* Replace the string *field refers to (freeing the old one, if any) with
- * a new one. Errors: as mms_str_new and mms_free. */
+ * a new one. Errors: as mms_str_new and mms_free: MMS_EBADREF when *field
+ * is not null and not a live allocation (a string freed already), and
+ * then nothing changes. */
 int mms_str_set(mms_store *s, mms_ref *field, const void *bytes, size_t len);
 
 #ifdef __cplusplus
