@@ -3,6 +3,8 @@
  * copied whole) are counted, and neither fails mms_verify. */
 #include "test.h"
 
+#include "internal.h"
+
 #include <string.h>
 
 struct rec {
@@ -185,6 +187,32 @@ TEST(tool_warns)
     ASSERT_EQ(run_tool(cmd, out, sizeof out), 2);
 }
 
+/* A STR field of a damaged record may hold any 64 bits; the set of refs
+ * the records own (mms_verify_heap, mms_heap_objects) takes them all. Its
+ * map of regions covers region ids below MMS_MAX_REGIONS only: a ref
+ * naming region 0xffff set a bit 8 KiB past it. */
+TEST(refset_takes_any_ref)
+{
+    struct {
+        struct mms__refset rs;
+        uint64_t after[MMS_MAX_REGIONS]; /* where an id up to 0xffff reaches */
+    } box;
+    memset(&box, 0, sizeof box);
+    const mms_ref odd[] = {MMS_REF_MAKE(0xffff, 0x9030), MMS_REF_MAKE(MMS_MAX_REGIONS, 16),
+                           ~(mms_ref)0, MMS_REF_MAKE(3, 7)};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        OK(mms__refset_add(&box.rs, odd[i]));
+    for (size_t i = 0; i < MMS_MAX_REGIONS; i++)
+        if (box.after[i])
+            FAILF("mms__refset_add wrote past the set: word %zu after it is 0x%llx", i,
+                  (unsigned long long)box.after[i]);
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        ASSERT(mms__refset_has(&box.rs, odd[i]));
+    ASSERT(mms__refset_has_region(&box.rs, 3));
+    ASSERT(!mms__refset_has_region(&box.rs, 0xffff));
+    mms__refset_free(&box.rs);
+}
+
 int main(void)
 {
     RUN(clean_store_has_no_warning);
@@ -192,5 +220,6 @@ int main(void)
     RUN(reachable_objects_are_not_leaks);
     RUN(shared_strings_are_counted);
     RUN(tool_warns);
+    RUN(refset_takes_any_ref);
     return 0;
 }
