@@ -655,14 +655,15 @@ static int alloc_small(mms_store *s, unsigned c, uint64_t *off)
     int r;
     if (!pg && ((r = span_alloc(s, geom[c].pages, &pg)) || (r = slab_init(s, pg, c))))
         return r;
-    /* Invariant D: the list names a slab of the class, below the top. */
-    const struct mms__desc *d = node_ok(s, false, pg) ? D(s, pg) : NULL;
-    if (!d || d->kind != MMS__D_SLAB_HEAD || d->cls != c || d->len != geom[c].pages ||
-        (uint64_t)(pg + d->len) * MMS__PAGE > heap_top(s))
+    /* Invariant D: the list names pages of a normal segment below the top,
+     * holding a slab header of the class (its descriptor is not read: that
+     * would be one more cache miss per allocation; mms_verify reads it). */
+    if (!node_ok(s, false, pg) || (uint64_t)(pg + geom[c].pages) * MMS__PAGE > heap_top(s))
         return MMS__CORRUPT("heap: slab list %u names page %u, not a slab of its class", c, pg);
     struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, pg);
     unsigned words = (sl->nslots + 63u) / 64u;
-    if (sl->nfree == 0 || sl->nslots != geom[c].nslots || sl->magic != MMS__SLAB_MAGIC)
+    if (sl->nfree == 0 || sl->cls != c || sl->nslots != geom[c].nslots ||
+        sl->magic != MMS__SLAB_MAGIC)
         return MMS__CORRUPT("heap: slab at page %u on the free list of class %u is damaged", pg, c);
     unsigned w = sl->hint < words ? sl->hint : 0;
     for (unsigned i = 0; i < words && sl->bitmap[w] == ~UINT64_C(0); i++)
