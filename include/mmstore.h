@@ -676,7 +676,10 @@ int mms_zalloc(mms_store *s, size_t size, mms_ref *ref);
 /* Free an allocation. Freeing MMS_REF_NULL does nothing.
  * Errors: MMS_ENOTXN (MMS_ERDONLY), MMS_EBADREF (not the start of a live
  * allocation: a double free or a wrong ref is refused, the heap is
- * unchanged), MMS_ECORRUPT (damaged metadata). */
+ * unchanged), MMS_ECORRUPT (damaged metadata). A wrong ref that names one
+ * of the library's own heap objects (the catalog, a table's field list or
+ * bitmaps) is freed here, and the commit refuses it: MMS_EBADREF, the
+ * transaction aborted (as for a freed root, mms_root_set). */
 int mms_free(mms_store *s, mms_ref ref);
 
 /* Resize the allocation *ref to size bytes, keeping its contents up to the

@@ -839,6 +839,7 @@ static int free_loc(mms_store *s, const struct loc *l)
 {
     struct mms__hdr *h = mms__hdr(s);
     int r;
+    s->heap_frees++; /* the commit checks the library's objects (heapobj.c) */
     if (l->kind == LOC_SMALL) {
         struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, l->pg);
         unsigned c = l->cls;

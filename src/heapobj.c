@@ -162,6 +162,50 @@ int mms_heap_place_str(mms_store *s, const mms_heap_obj *o, const void *bytes, s
 }
 
 /* ------------------------------------------------------------------------
+ * The library's own objects at commit. mms_free accepts any live
+ * allocation, and the catalog and what each table keeps in the heap are
+ * live allocations too: a wrong ref (a stale one whose space the catalog
+ * now holds) frees one. The commit refuses to keep that, as it refuses a
+ * freed root (table.c), so a committed state never lacks them.
+ * ------------------------------------------------------------------------ */
+static int owned_live(mms_store *s, mms_ref ref, const char *table, const char *what)
+{
+    uint64_t usable;
+    int r = ref ? mms__alloc_usable(s, ref, &usable) : 0;
+    if (r == MMS_EBADREF)
+        return mms__fail(MMS_EBADREF, "the transaction freed heap object 0x%llx, %s%s%s: the "
+                         "library's own (a wrong ref given to mms_free?)",
+                         (unsigned long long)ref, table ? "table " : "", table ? table : "",
+                         what);
+    return r;
+}
+
+int mms__heap_owned_check(mms_store *s)
+{
+    if (s->heap_frees == s->heap_frees_checked)
+        return 0;
+    int r = owned_live(s, mms__hdr(s)->catalog, NULL, "the catalog");
+    struct mms__catalog *cat = NULL;
+    if (!r)
+        r = mms__catalog_get(s, &cat);
+    for (uint32_t t = 0; !r && cat && t < cat->ntables; t++) {
+        const struct mms__tabent *e = &cat->t[t];
+        if ((r = mms__entry_check(s, e)) ||
+            (r = owned_live(s, e->fields, e->name, "'s field list")) ||
+            (r = owned_live(s, e->tomb, e->name, "'s deleted-record bitmap")) ||
+            (r = owned_live(s, e->indexes, e->name, "'s index list")) ||
+            (r = owned_live(s, e->nulls, e->name, "'s null bitmap list")))
+            break;
+        const struct mms__nullbits *nb = e->nulls ? mms_deref(s, e->nulls) : NULL;
+        for (uint32_t k = 0; nb && !r && k < e->nfields; k++)
+            r = owned_live(s, nb[k].bits, e->name, "'s null bitmap");
+    }
+    if (!r)
+        s->heap_frees_checked = s->heap_frees;
+    return r;
+}
+
+/* ------------------------------------------------------------------------
  * Reachability (mms_verify_heap): which of the application's objects
  * nothing refers to.
  *

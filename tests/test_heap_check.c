@@ -213,6 +213,70 @@ TEST(refset_takes_any_ref)
     mms__refset_free(&box.rs);
 }
 
+/* The library's own heap objects (the catalog, a table's field list,
+ * deleted-record bitmap, null bitmaps) are live allocations too, so
+ * mms_free takes a wrong ref that names one -- a stale ref whose space
+ * the catalog now holds. The commit must refuse to keep that (MMS_EBADREF,
+ * the transaction aborted); it made the free durable, and the store then
+ * failed mms_verify for good, its next allocations landing on its tables'
+ * metadata. */
+TEST(library_objects_are_kept)
+{
+    const char *p = tpath("hc-libobjs");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    mms_table *t = people(s);
+    for (int i = 0; i < 50; i++)
+        append_named(t, s, i, "name");
+    OK(mms_table_delete(t, 3));               /* a deleted-record bitmap */
+    OK(mms_table_null_set(t, 5, 1, 1));       /* null bitmaps */
+    mms_ref app;
+    OK(mms_alloc(s, 40, &app));
+    OK(mms_root_set(s, app));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+
+    /* Every live allocation that is neither the application's nor a
+     * record's string: the library's. */
+    mms_heap_obj *objs;
+    size_t nobjs, found = 0;
+    OK(mms_heap_objects(s, &objs, &nobjs));
+    ASSERT_EQ(nobjs, 1);
+    uint64_t top = mms__rtab(s)[0].size;
+    for (uint64_t off = MMS__HDR_BYTES; off < top; off += 16) {
+        mms_ref r = MMS_REF_MAKE(0, off);
+        size_t us;
+        if (r == objs[0].ref || mms_alloc_size(s, r, &us) != 0 || mms_str_get(s, r, NULL))
+            continue;
+        found++;
+        mms_info before;
+        OK(mms_info_get(s, &before));
+        OK(mms_txn_begin(s, 0));
+        OK(mms_free(s, r));
+        uint64_t txn = mms_txn_id(s);
+        int rc = mms_txn_commit(s);
+        if (rc != MMS_EBADREF)
+            FAILF("freeing the library's object 0x%llx: the commit returned %d, expected "
+                  "MMS_EBADREF", (unsigned long long)r, rc);
+        ASSERT_EQ(mms_txn_id(s), txn);
+        FAILS(mms_txn_abort(s), MMS_ENOTXN); /* the commit aborted it */
+        verify_ok(s);
+        OK(mms_alloc_size(s, r, &us));
+    }
+    free(objs);
+    ASSERT_GE(found, 4); /* catalog, field list, bitmap, null bitmaps */
+    /* The library frees and moves its own objects as it likes. */
+    OK(mms_txn_begin(s, 0));
+    for (int i = 0; i < 2000; i++)
+        append_named(t, s, 100 + i, "more");
+    for (int i = 0; i < 2000; i += 3)
+        OK(mms_table_delete(t, (uint64_t)i));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(void)
 {
     RUN(clean_store_has_no_warning);
@@ -221,5 +285,6 @@ int main(void)
     RUN(shared_strings_are_counted);
     RUN(tool_warns);
     RUN(refset_takes_any_ref);
+    RUN(library_objects_are_kept);
     return 0;
 }
