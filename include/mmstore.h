@@ -689,7 +689,10 @@ int mms_free(mms_store *s, mms_ref ref);
 int mms_realloc(mms_store *s, mms_ref *ref, size_t size);
 
 /* Usable size of a live allocation (at least the size asked for).
- * Errors: MMS_EBADREF, MMS_ECORRUPT. Needs no transaction. */
+ * Errors: MMS_EBADREF, MMS_ECORRUPT. Needs no transaction; outside one it
+ * answers for the heap as this handle has it mapped, so an allocation in
+ * space another handle's commit added since may be MMS_EBADREF until this
+ * handle begins a transaction. */
 int mms_alloc_size(const mms_store *s, mms_ref ref, size_t *size);
 
 /* ------------------------------------------------------------------------

@@ -130,9 +130,15 @@ static inline char *hbase(const mms_store *s)
 {
     return s->view.base[0];
 }
+/* The heap's size as this handle sees it. In a write transaction it is
+ * the region's committed size (mapped before it is set: heap_cover).
+ * Outside one, other handles' commits move that size under this handle
+ * before it maps what they added: then what is mapped is the top, so no
+ * read follows the header past the mapping. */
 static inline uint64_t heap_top(const mms_store *s)
 {
-    return mms__rtab(s)[0].size;
+    uint64_t size = mms__rtab(s)[0].size;
+    return size < s->reg[0].mapped ? size : s->reg[0].mapped;
 }
 /* Units the heap reaches into: the last may be partial (NOTES). */
 static inline uint32_t nsegs(const mms_store *s)
@@ -1401,7 +1407,7 @@ int mms__heap_verify(const mms_store *s, char *msg, size_t cap)
 {
     tables();
     const struct mms__hdr *h = mms__hdr(s);
-    uint64_t top = heap_top(s);
+    uint64_t top = mms__rtab(s)[0].size;
     if (top % (h->version < 3 ? MMS__SEG : MMS__PAGE) || top < (uint64_t)meta_pages(0) * MMS__PAGE)
         return VFAIL("heap size %llu is not a whole number of %s", (unsigned long long)top,
                      h->version < 3 ? "segments" : "pages past the header");

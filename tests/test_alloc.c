@@ -1342,6 +1342,49 @@ TEST(damaged_metadata)
     }
 }
 
+/* A handle outside a transaction reads the heap as it is mapped, while
+ * another handle's commits move the heap's size in the header under it:
+ * mms_alloc_size and mms_str_get took that size and read descriptors past
+ * this handle's mapping (SIGSEGV). A ref it cannot see yet is refused; its
+ * next transaction sees it. */
+TEST(other_handle_grew_heap)
+{
+    case_seed(0);
+    const char *p = tpath("alloc-grown");
+    mms_store *a = open_flags(p, MMS_CREATE), *b = open_flags(p, 0);
+    mms_ref h1, x, h2, h3;
+    size_t us;
+    OK(mms_txn_begin(a, 0));
+    OK(mms_alloc(a, 9 * MiB, &h1));
+    OK(mms_alloc(a, 100, &x));
+    OK(mms_txn_commit(a));
+    OK(mms_txn_begin(b, 0));
+    OK(mms_alloc_size(b, h1, &us));
+    OK(mms_free(b, h1));
+    OK(mms_txn_commit(b));
+    OK(mms_txn_begin(a, 0));
+    OK(mms_alloc(a, 5 * MiB, &h2));
+    OK(mms_alloc(a, 4 * MiB, &h3));
+    OK(mms_txn_commit(a));
+    const mms_ref refs[] = {h2, h3, h3 + SEG, x};
+    for (size_t k = 0; k < NELEM(refs); k++) {
+        int r = mms_alloc_size(b, refs[k], &us);
+        if (r != 0 && r != MMS_EBADREF)
+            FAILF("mms_alloc_size(0x%" PRIx64 ") outside a transaction returned %d", refs[k], r);
+        (void)mms_str_get(b, refs[k], NULL);
+    }
+    OK(mms_txn_begin(b, 0));
+    OK(mms_alloc_size(b, h3, &us));
+    OK(mms_free(b, h3));
+    OK(mms_free(b, h2));
+    OK(mms_txn_commit(b));
+    verify_ok(a);
+    verify_ok(b);
+    OK(mms_close(a));
+    OK(mms_close(b));
+    rmrf(p);
+}
+
 /* ------------------------------------------------------------------------
  * Each case in a child process: a failing case aborts its child only.
  * ------------------------------------------------------------------------ */
@@ -1388,6 +1431,7 @@ int main(void)
     RUN_CASE(stale_ref_after_abort);
     RUN_CASE(huge_interior_any_data);
     RUN_CASE(damaged_metadata);
+    RUN_CASE(other_handle_grew_heap);
     fprintf(stderr, "%d case(s) failed; %.1f s\n", failures, (now_us() - t0) / 1e6);
     return failures ? 1 : 0;
 }
