@@ -20,6 +20,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The 8 bytes of field k of each record: fd[k] is a heap object the
+ * application can damage, so its offset is checked before every record is
+ * read there. */
+static int field_words(const struct mms__tabent *e, const struct mms__fdesc *fd, uint32_t k)
+{
+    if (e->record_size < 8 || fd[k].offset > e->record_size - 8)
+        return MMS__CORRUPT("table %s: field %u (offset %u) is past its %u-byte record", e->name,
+                            k, fd[k].offset, e->record_size);
+    return 0;
+}
+
 /* Every heap allocation the catalog and the records own, into *own; with
  * hc, the record fields that hold a string or blob another field holds too
  * counted there (mms_heap_check.shared). */
@@ -53,6 +64,8 @@ static int owned_refs(const mms_store *s, struct mms__refset *own, mms_heap_chec
         for (uint32_t k = 0; k < e->nfields; k++) {
             if (!mms__kind_owns_heap(fd[k].kind))
                 continue;
+            if ((r = field_words(e, fd, k)))
+                return r;
             for (uint64_t i = 0; i < e->count; i++) {
                 if (!mms__catalog_live(s, e, i))
                     continue;
@@ -263,7 +276,7 @@ static void reach_word(struct reach *w, uint64_t word)
 }
 
 /* The roots: the header's root and the i64/u64 fields of live records. */
-static void reach_roots(struct reach *w)
+static int reach_roots(struct reach *w)
 {
     const mms_store *s = w->s;
     reach_word(w, mms__hdr(s)->root);
@@ -275,6 +288,9 @@ static void reach_roots(struct reach *w)
         for (uint32_t k = 0; fd && k < e->nfields; k++) {
             if (fd[k].kind != MMS_KIND_I64 && fd[k].kind != MMS_KIND_U64)
                 continue;
+            int r = field_words(e, fd, k);
+            if (r)
+                return r;
             for (uint64_t i = 0; i < e->count; i++) {
                 uint64_t v;
                 memcpy(&v, base + i * e->record_size + fd[k].offset, 8);
@@ -283,6 +299,7 @@ static void reach_roots(struct reach *w)
             }
         }
     }
+    return 0;
 }
 
 int mms__heap_reach(const mms_store *s, mms_heap_check *hc)
@@ -299,8 +316,9 @@ int mms__heap_reach(const mms_store *s, mms_heap_check *hc)
         if (!w.seen || !w.stack)
             r = mms__fail(-ENOMEM, "mms_verify_heap: out of memory");
     }
+    if (!r && c.n)
+        r = reach_roots(&w);
     if (!r && c.n) {
-        reach_roots(&w);
         while (w.depth) {
             const mms_heap_obj *o = &w.v[w.stack[--w.depth]];
             const char *p = mms_deref(s, o->ref);

@@ -277,6 +277,43 @@ TEST(library_objects_are_kept)
     rmrf(p);
 }
 
+/* A damaged field list (a stray store into the catalog's heap object) may
+ * put a STR or I64 field past its record: the walks of mms_verify_heap and
+ * mms_heap_objects read 8 bytes there for every record, so they must
+ * refuse it (MMS_ECORRUPT), not read past the table's region. */
+TEST(damaged_field_offset)
+{
+    const char *p = tpath("hc-fieldoff");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    mms_table *t = people(s);
+    append_named(t, s, 1, "one");
+    mms_ref app; /* an application object: the walk reads the u64 fields */
+    OK(mms_alloc(s, 32, &app));
+    MMS_TABLE_GET(t, struct rec, 0)->handle = app;
+    OK(mms_txn_commit(s));
+    for (int k = 1; k <= 2; k++) { /* the u64 handle, the str name */
+        OK(mms_txn_begin(s, 0));
+        const struct mms__tabent *e = &mms__catalog(s)->t[0];
+        struct mms__fdesc *fd = mms__fdescs(s, e);
+        uint32_t was = fd[k].offset;
+        fd[k].offset = 1u << 30;
+        OK(mms_txn_commit(s));
+        mms_heap_check hc;
+        FAILS(mms_verify_heap(s, &hc), MMS_ECORRUPT);
+        mms_heap_obj *objs;
+        size_t n;
+        if (k == 2) /* the objects' walk reads the string fields only */
+            FAILS(mms_heap_objects(s, &objs, &n), MMS_ECORRUPT);
+        OK(mms_txn_begin(s, 0));
+        mms__fdescs(s, &mms__catalog(s)->t[0])[k].offset = was;
+        OK(mms_txn_commit(s));
+        check(s);
+    }
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(void)
 {
     RUN(clean_store_has_no_warning);
@@ -286,5 +323,6 @@ int main(void)
     RUN(tool_warns);
     RUN(refset_takes_any_ref);
     RUN(library_objects_are_kept);
+    RUN(damaged_field_offset);
     return 0;
 }
