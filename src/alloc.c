@@ -326,6 +326,8 @@ static int segmap_grow(mms_store *s, uint32_t n)
  * failure changes nothing. */
 static int heap_cover(mms_store *s, uint64_t end)
 {
+    /* A write transaction maps its committed heap: heap_top() is its size. */
+    assert(mms__rtab(s)[0].size <= s->reg[0].mapped);
     if (end <= heap_top(s))
         return 0;
     end = mms__round_up(end, mms__hdr(s)->version < 3 ? MMS__SEG : MMS__PAGE);
