@@ -703,19 +703,30 @@ int mms_checkpoint(mms_store *s);
  * 16-byte aligned. Small sizes come from size classes (16 to 2048 bytes),
  * larger ones from page runs; sizes over about 4 MiB get segments of their
  * own. Freed space is reused; an aborted transaction or a crash leaks nothing.
+ *
+ * The allocator's metadata (lists, page descriptors, slab headers) is heap
+ * bytes, so a stray store can damage it. Every call here checks what it
+ * reads of it before following it: damage it meets is MMS_ECORRUPT (with
+ * mms_errdetail() saying where), never a crash or a read or write outside
+ * the heap; mms_verify() finds all of it. A call that failed so may have
+ * changed the heap already: abort the transaction.
  * ------------------------------------------------------------------------ */
 
 /* Allocate size bytes (size 0 is taken as 1); *ref receives the ref.
  * Errors: MMS_ENOTXN (MMS_ERDONLY on a read-only handle), MMS_EINVAL, MMS_EFULL (reservation exhausted),
- * -ENOSPC (the disk is full), -ENOMEM. */
+ * -ENOSPC (the disk is full), -ENOMEM, MMS_ECORRUPT (damaged metadata). */
 int mms_alloc(mms_store *s, size_t size, mms_ref *ref);
 
 /* As mms_alloc(), and the space is zeroed. */
 int mms_zalloc(mms_store *s, size_t size, mms_ref *ref);
 
 /* Free an allocation. Freeing MMS_REF_NULL does nothing.
- * Errors: MMS_ENOTXN, MMS_EBADREF (not the start of a live allocation: a
- * double free or a wrong ref is refused, the heap is unchanged). */
+ * Errors: MMS_ENOTXN (MMS_ERDONLY), MMS_EBADREF (not the start of a live
+ * allocation: a double free or a wrong ref is refused, the heap is
+ * unchanged), MMS_ECORRUPT (damaged metadata). A wrong ref that names one
+ * of the library's own heap objects (the catalog, a table's field list or
+ * bitmaps) is freed here, and the commit refuses it: MMS_EBADREF, the
+ * transaction aborted (as for a freed root, mms_root_set). */
 int mms_free(mms_store *s, mms_ref ref);
 
 /* Resize the allocation *ref to size bytes, keeping its contents up to the
@@ -725,7 +736,10 @@ int mms_free(mms_store *s, mms_ref ref);
 int mms_realloc(mms_store *s, mms_ref *ref, size_t size);
 
 /* Usable size of a live allocation (at least the size asked for).
- * Errors: MMS_EBADREF. Needs no transaction. */
+ * Errors: MMS_EBADREF, MMS_ECORRUPT. Needs no transaction; outside one it
+ * answers for the heap as this handle has it mapped, so an allocation in
+ * space another handle's commit added since may be MMS_EBADREF until this
+ * handle begins a transaction. */
 int mms_alloc_size(const mms_store *s, mms_ref ref, size_t *size);
 
 /* ------------------------------------------------------------------------
@@ -1930,7 +1944,9 @@ int mms_str_new(mms_store *s, const void *bytes, size_t len, mms_ref *ref);
 const char *mms_str_get(const mms_store *s, mms_ref ref, size_t *len);
 
 /* Replace the string *field refers to (freeing the old one, if any) with
- * a new one. Errors: as mms_str_new and mms_free. */
+ * a new one. Errors: as mms_str_new and mms_free: MMS_EBADREF when *field
+ * is not null and not a live allocation (a string freed already), and
+ * then nothing changes. */
 int mms_str_set(mms_store *s, mms_ref *field, const void *bytes, size_t len);
 
 #ifdef __cplusplus

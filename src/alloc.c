@@ -130,9 +130,15 @@ static inline char *hbase(const mms_store *s)
 {
     return s->view.base[0];
 }
+/* The heap's size as this handle sees it. In a write transaction it is
+ * the region's committed size (mapped before it is set: heap_cover).
+ * Outside one, other handles' commits move that size under this handle
+ * before it maps what they added: then what is mapped is the top, so no
+ * read follows the header past the mapping. */
 static inline uint64_t heap_top(const mms_store *s)
 {
-    return mms__rtab(s)[0].size;
+    uint64_t size = mms__rtab(s)[0].size;
+    return size < s->reg[0].mapped ? size : s->reg[0].mapped;
 }
 /* Units the heap reaches into: the last may be partial (NOTES). */
 static inline uint32_t nsegs(const mms_store *s)
@@ -168,36 +174,66 @@ static inline void set_desc(struct mms__desc *d, uint8_t kind, uint8_t cls, uint
 
 /* ------------------------------------------------------------------------
  * Doubly linked lists through descriptors. A list is named by its head
- * field in the store header; nodes are found by get(node) (page numbers for
- * spans and slabs, segment ids for free unit runs).
+ * field in the store header; nodes are page numbers (spans and slabs) or
+ * segment ids (free unit runs: units).
+ *
+ * Invariant D (damage): a page number, segment id or length read from the
+ * heap is checked before it is followed -- a list head or link names a
+ * node of the heap, a span or run ends inside its segment or the heap, a
+ * node's neighbours name it back -- so a damaged heap gives MMS_ECORRUPT
+ * and is never read or written outside its bytes. A call that fails so may
+ * have changed the heap already: the transaction is for aborting.
  * ------------------------------------------------------------------------ */
-typedef struct mms__desc *(*node_fn)(const mms_store *s, uint32_t n);
-
-static struct mms__desc *seg_node(const mms_store *s, uint32_t n)
+static struct mms__desc *node(const mms_store *s, bool units, uint32_t n)
 {
-    return seg_desc(s, n);
+    return units ? seg_desc(s, n) : D(s, n);
 }
 
-static void list_push(const mms_store *s, uint32_t *head, node_fn get, uint32_t n)
+/* Can n be a node: a segment past segment 0, or a page of a normal
+ * segment's range past its descriptors (whose descriptor is then in the
+ * heap; a free span's own pages may lie past the top). */
+static bool node_ok(const mms_store *s, bool units, uint32_t n)
 {
-    struct mms__desc *d = get(s, n);
+    if (units)
+        return n > 0 && n < nsegs(s);
+    uint32_t u = n / MMS__SEG_PAGES;
+    return u < nsegs(s) && n % MMS__SEG_PAGES >= meta_pages(u);
+}
+
+static int bad_link(bool units, uint32_t n)
+{
+    return MMS__CORRUPT("heap: a free list's link at %s %u is damaged", units ? "segment" : "page",
+                        n);
+}
+
+static int list_push(const mms_store *s, uint32_t *head, bool units, uint32_t n)
+{
+    if (*head && !node_ok(s, units, *head))
+        return bad_link(units, *head);
+    struct mms__desc *d = node(s, units, n);
     d->prev = 0;
     d->next = *head;
     if (*head)
-        get(s, *head)->prev = n;
+        node(s, units, *head)->prev = n;
     *head = n;
+    return 0;
 }
 
-static void list_remove(const mms_store *s, uint32_t *head, node_fn get, uint32_t n)
+static int list_remove(const mms_store *s, uint32_t *head, bool units, uint32_t n)
 {
-    struct mms__desc *d = get(s, n);
-    if (d->prev)
-        get(s, d->prev)->next = d->next;
+    struct mms__desc *d = node(s, units, n);
+    uint32_t p = d->prev, x = d->next;
+    if ((p ? !node_ok(s, units, p) || node(s, units, p)->next != n : *head != n) ||
+        (x && (!node_ok(s, units, x) || node(s, units, x)->prev != n)))
+        return bad_link(units, n);
+    if (p)
+        node(s, units, p)->next = x;
     else
-        *head = d->next;
-    if (d->next)
-        get(s, d->next)->prev = d->prev;
+        *head = x;
+    if (x)
+        node(s, units, x)->prev = p;
     d->next = d->prev = 0;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -290,6 +326,8 @@ static int segmap_grow(mms_store *s, uint32_t n)
  * failure changes nothing. */
 static int heap_cover(mms_store *s, uint64_t end)
 {
+    /* A write transaction maps its committed heap: heap_top() is its size. */
+    assert(mms__rtab(s)[0].size <= s->reg[0].mapped);
     if (end <= heap_top(s))
         return 0;
     end = mms__round_up(end, mms__hdr(s)->version < 3 ? MMS__SEG : MMS__PAGE);
@@ -309,8 +347,8 @@ static int heap_cover(mms_store *s, uint64_t end)
 /* Make [pg, pg+n) one free span in its bin, with descriptor flags (HOLES
  * or 0). Pages other than the head and the tail must already be FREE_CONT
  * unless mark_all. */
-static void span_make_free(const mms_store *s, uint32_t pg, uint32_t n, bool mark_all,
-                           uint16_t flags)
+static int span_make_free(const mms_store *s, uint32_t pg, uint32_t n, bool mark_all,
+                          uint16_t flags)
 {
     struct mms__hdr *h = mms__hdr(s);
     if (mark_all)
@@ -320,7 +358,7 @@ static void span_make_free(const mms_store *s, uint32_t pg, uint32_t n, bool mar
         set_desc(D(s, pg + n - 1), MMS__D_FREE_CONT, 0, n - 1);
     set_desc(D(s, pg), MMS__D_FREE_HEAD, 0, n);
     D(s, pg)->flags = flags;
-    list_push(s, &h->bin_head[bin_of(n)], D, pg);
+    return list_push(s, &h->bin_head[bin_of(n)], false, pg);
 }
 
 /* Pages of a HOLES span or run about to be handed out: their blocks are
@@ -334,46 +372,64 @@ static int holes_fill(const mms_store *s, uint64_t off, uint64_t len)
     return 0;
 }
 
-static void span_unlink(const mms_store *s, uint32_t pg)
+/* Is pg the head of a free span that ends inside its segment (Invariant D)? */
+static bool span_ok(const mms_store *s, uint32_t pg)
 {
-    list_remove(s, &mms__hdr(s)->bin_head[bin_of(D(s, pg)->len)], D, pg);
+    if (!node_ok(s, false, pg))
+        return false;
+    const struct mms__desc *d = D(s, pg);
+    return d->kind == MMS__D_FREE_HEAD && d->len >= 1 &&
+           d->len <= MMS__SEG_PAGES - pg % MMS__SEG_PAGES;
 }
 
-/* Return [pg, pg+n) to the free spans, merging with free neighbours. */
-static void span_free(const mms_store *s, uint32_t pg, uint32_t n)
+static int span_unlink(const mms_store *s, uint32_t pg)
+{
+    if (!span_ok(s, pg))
+        return MMS__CORRUPT("heap: the free span at page %u is damaged", pg);
+    return list_remove(s, &mms__hdr(s)->bin_head[bin_of(D(s, pg)->len)], false, pg);
+}
+
+/* Return [pg, pg+n) to the free spans, merging with free neighbours. The
+ * neighbours are checked (Invariant D) before anything changes. */
+static int span_free(const mms_store *s, uint32_t pg, uint32_t n)
 {
     struct mms__hdr *h = mms__hdr(s);
     uint32_t seg = pg / MMS__SEG_PAGES;
     uint32_t lo = seg * MMS__SEG_PAGES + meta_pages(seg), hi = (seg + 1) * MMS__SEG_PAGES;
+    uint32_t right = pg + n < hi && D(s, pg + n)->kind == MMS__D_FREE_HEAD ? pg + n : 0, left = 0;
+    if (pg > lo) {
+        const struct mms__desc *p = D(s, pg - 1);
+        if (p->kind == MMS__D_FREE_HEAD)
+            left = pg - 1;
+        else if (p->kind == MMS__D_FREE_CONT && p->len && p->len <= pg - 1 - lo)
+            left = pg - 1 - p->len;
+        if (left && D(s, left)->kind != MMS__D_FREE_HEAD)
+            left = 0;
+    }
+    if ((right && !span_ok(s, right)) || (left && D(s, left)->len != pg - left))
+        return MMS__CORRUPT("heap: a free span next to pages %u..%u is damaged", pg, pg + n - 1);
+    int r;
+    if ((right && (r = span_unlink(s, right))) || (left && (r = span_unlink(s, left))))
+        return r;
     uint16_t flags = 0;
     h->free_bytes += (uint64_t)n * MMS__PAGE;
     for (uint32_t i = 0; i < n; i++)
         set_desc(D(s, pg + i), MMS__D_FREE_CONT, 0, 0);
-    if (pg + n < hi && D(s, pg + n)->kind == MMS__D_FREE_HEAD) {
-        uint32_t m = D(s, pg + n)->len;
-        flags |= D(s, pg + n)->flags;
-        span_unlink(s, pg + n);
-        set_desc(D(s, pg + n), MMS__D_FREE_CONT, 0, 0);
+    if (right) {
+        uint32_t m = D(s, right)->len;
+        flags |= D(s, right)->flags;
+        set_desc(D(s, right), MMS__D_FREE_CONT, 0, 0);
         n += m;
     }
-    if (pg > lo) {
-        struct mms__desc *p = D(s, pg - 1);
-        uint32_t head = 0;
-        if (p->kind == MMS__D_FREE_HEAD)
-            head = pg - 1;
-        else if (p->kind == MMS__D_FREE_CONT && p->len && p->len <= pg - 1 - lo)
-            head = pg - 1 - p->len;
-        if (head && D(s, head)->kind == MMS__D_FREE_HEAD) {
-            uint32_t m = D(s, head)->len;
-            flags |= D(s, head)->flags;
-            span_unlink(s, head);
-            if (m > 1)
-                set_desc(D(s, pg - 1), MMS__D_FREE_CONT, 0, 0);
-            n += m;
-            pg = head;
-        }
+    if (left) {
+        uint32_t m = D(s, left)->len;
+        flags |= D(s, left)->flags;
+        if (m > 1)
+            set_desc(D(s, pg - 1), MMS__D_FREE_CONT, 0, 0);
+        n += m;
+        pg = left;
     }
-    span_make_free(s, pg, n, false, flags);
+    return span_make_free(s, pg, n, false, flags);
 }
 
 static int segment_new(mms_store *s);
@@ -387,6 +443,9 @@ static int span_alloc(mms_store *s, uint32_t n, uint32_t *out)
         for (unsigned b = bin_of(n); b < MMS__NBIN; b++) {
             uint32_t pg = h->bin_head[b];
             for (int look = 0; pg && look < 64; look++) {
+                if (!span_ok(s, pg) || bin_of(D(s, pg)->len) != b)
+                    return MMS__CORRUPT("heap: free list %u names page %u, not a free span "
+                                        "of its size", b, pg);
                 uint32_t len = D(s, pg)->len;
                 uint16_t flags = D(s, pg)->flags;
                 if (len >= n) {
@@ -395,11 +454,10 @@ static int span_alloc(mms_store *s, uint32_t n, uint32_t *out)
                         r = holes_fill(s, (uint64_t)pg * MMS__PAGE, (uint64_t)n * MMS__PAGE);
                     if (r)
                         return r;
-                    span_unlink(s, pg);
-                    if (len > n) {
-                        /* The remainder's pages are FREE_CONT already. */
-                        span_make_free(s, pg + n, len - n, false, flags);
-                    }
+                    /* The remainder's pages are FREE_CONT already. */
+                    if ((r = span_unlink(s, pg)) ||
+                        (len > n && (r = span_make_free(s, pg + n, len - n, false, flags))))
+                        return r;
                     h->free_bytes -= (uint64_t)n * MMS__PAGE;
                     *out = pg;
                     return 0;
@@ -419,7 +477,7 @@ static int span_alloc(mms_store *s, uint32_t n, uint32_t *out)
 /* ------------------------------------------------------------------------
  * Segments and units
  * ------------------------------------------------------------------------ */
-static void segment_init_normal(mms_store *s, uint32_t seg, uint16_t flags)
+static int segment_init_normal(mms_store *s, uint32_t seg, uint16_t flags)
 {
     struct mms__desc *d = seg_desc(s, seg);
     uint32_t meta = meta_pages(seg);
@@ -428,7 +486,7 @@ static void segment_init_normal(mms_store *s, uint32_t seg, uint16_t flags)
         set_desc(&d[i], MMS__D_META, 0, 0);
     uint32_t first = seg * MMS__SEG_PAGES + meta;
     mms__hdr(s)->free_bytes += (uint64_t)(MMS__SEG_PAGES - meta) * MMS__PAGE;
-    span_make_free(s, first, MMS__SEG_PAGES - meta, true, flags);
+    return span_make_free(s, first, MMS__SEG_PAGES - meta, true, flags);
 }
 
 /* Add units at the heap's end, the first bytes of them in the heap (the
@@ -451,9 +509,13 @@ static int heap_extend(mms_store *s, uint64_t bytes, uint32_t *seg)
 static int units_take(mms_store *s, uint32_t k, uint64_t fill, uint32_t *out, uint16_t *flags)
 {
     struct mms__hdr *h = mms__hdr(s);
+    uint32_t n = nsegs(s), seen = 0;
     *out = 0;
     for (uint32_t u = h->free_units; u; u = seg_desc(s, u)->next) {
-        struct mms__desc *d = seg_desc(s, u);
+        /* Invariant D; and no more runs than units (a cycle). */
+        struct mms__desc *d = node_ok(s, true, u) ? seg_desc(s, u) : NULL;
+        if (!d || d->kind != MMS__S_FREE || d->len == 0 || d->len > n - u || ++seen > n)
+            return MMS__CORRUPT("heap: the free unit list is damaged at segment %u", u);
         if (d->len < k)
             continue;
         uint32_t len = d->len;
@@ -464,12 +526,14 @@ static int units_take(mms_store *s, uint32_t k, uint64_t fill, uint32_t *out, ui
             r = holes_fill(s, (uint64_t)u << MMS__SEG_SHIFT, fill);
         if (r)
             return r;
-        list_remove(s, &h->free_units, seg_node, u);
+        if ((r = list_remove(s, &h->free_units, true, u)))
+            return r;
         if (len > k) {
             struct mms__desc *rest = seg_desc(s, u + k);
             set_desc(rest, MMS__S_FREE, 0, len - k);
             rest->flags = *flags;
-            list_push(s, &h->free_units, seg_node, u + k);
+            if ((r = list_push(s, &h->free_units, true, u + k)))
+                return r;
             segmap_set(s, u + k, true);
         }
         h->free_bytes -= (uint64_t)k << MMS__SEG_SHIFT;
@@ -489,44 +553,49 @@ static bool segment_empty(const mms_store *s, uint32_t u)
 }
 
 /* Turn the empty normal segment u into a free unit run of one unit. */
-static void segment_release(mms_store *s, uint32_t u)
+static int segment_release(mms_store *s, uint32_t u)
 {
     struct mms__hdr *h = mms__hdr(s);
     uint16_t flags = D(s, u * MMS__SEG_PAGES + MMS__DESC_PAGES)->flags;
-    span_unlink(s, u * MMS__SEG_PAGES + MMS__DESC_PAGES);
+    int r = span_unlink(s, u * MMS__SEG_PAGES + MMS__DESC_PAGES);
+    if (r)
+        return r;
     h->free_bytes += (uint64_t)MMS__DESC_PAGES * MMS__PAGE;
     set_desc(seg_desc(s, u), MMS__S_FREE, 0, 1);
     seg_desc(s, u)->flags = flags;
-    list_push(s, &h->free_units, seg_node, u);
+    return list_push(s, &h->free_units, true, u);
 }
 
 /* Done lazily, when a huge allocation finds no fit: turn empty normal
  * segments into free units and merge adjacent free unit runs. */
-static void units_reclaim(mms_store *s)
+static int units_reclaim(mms_store *s)
 {
     struct mms__hdr *h = mms__hdr(s);
     uint32_t n = nsegs(s);
+    int r;
     for (uint32_t u = 1; u < n;) {
         struct mms__desc *d = seg_desc(s, u);
-        if (d->kind == MMS__S_NORMAL && segment_empty(s, u))
-            segment_release(s, u);
+        if (d->kind == MMS__S_NORMAL && segment_empty(s, u) && (r = segment_release(s, u)))
+            return r;
         uint32_t len = d->kind == MMS__S_NORMAL ? 1 : d->len;
         if (len == 0 || len > n - u)
-            return; /* damaged; mms_verify reports it */
+            return MMS__CORRUPT("heap: segment %u has kind %u and length %u", u, d->kind, d->len);
         while (d->kind == MMS__S_FREE && u + d->len < n) {
             uint32_t v = u + d->len;
             struct mms__desc *e = seg_desc(s, v);
-            if (e->kind == MMS__S_NORMAL && segment_empty(s, v))
-                segment_release(s, v);
+            if (e->kind == MMS__S_NORMAL && segment_empty(s, v) && (r = segment_release(s, v)))
+                return r;
             if (e->kind != MMS__S_FREE || e->len == 0 || e->len > n - v)
                 break;
-            list_remove(s, &h->free_units, seg_node, v);
+            if ((r = list_remove(s, &h->free_units, true, v)))
+                return r;
             d->len += e->len;
             d->flags |= e->flags;
             segmap_set(s, v, false);
         }
         u += d->kind == MMS__S_NORMAL ? 1 : d->len;
     }
+    return 0;
 }
 
 static int segment_new(mms_store *s)
@@ -542,8 +611,7 @@ static int segment_new(mms_store *s)
     }
     if (r)
         return r;
-    segment_init_normal(s, seg, flags & MMS__DF_HOLES);
-    return 0;
+    return segment_init_normal(s, seg, flags & MMS__DF_HOLES);
 }
 
 /* ------------------------------------------------------------------------
@@ -551,7 +619,7 @@ static int segment_new(mms_store *s)
  * ------------------------------------------------------------------------ */
 /* Make pages [pg, pg + geom[c].pages), taken from the spans, an empty slab
  * of class c on its class's list. */
-static void slab_init(mms_store *s, uint32_t pg, unsigned c)
+static int slab_init(mms_store *s, uint32_t pg, unsigned c)
 {
     struct mms__hdr *h = mms__hdr(s);
     set_desc(D(s, pg), MMS__D_SLAB_HEAD, (uint8_t)c, geom[c].pages);
@@ -569,35 +637,41 @@ static void slab_init(mms_store *s, uint32_t pg, unsigned c)
     if (n % 64) /* bits past the last slot read as used */
         sl->bitmap[words - 1] = ~UINT64_C(0) << (n % 64);
     h->free_bytes += (uint64_t)n * class_size[c];
-    list_push(s, &h->class_head[c], D, pg);
+    return list_push(s, &h->class_head[c], false, pg);
 }
 
 /* Slot slot of the slab at page pg (class c) becomes used: its bit, the
  * slab's free count (off the class's list when full), the heap's counts. */
-static void slot_take(mms_store *s, struct mms__slab *sl, unsigned c, uint32_t pg, unsigned slot)
+static int slot_take(mms_store *s, struct mms__slab *sl, unsigned c, uint32_t pg, unsigned slot)
 {
     struct mms__hdr *h = mms__hdr(s);
+    int r;
+    if (sl->nfree == 1 && (r = list_remove(s, &h->class_head[c], false, pg)))
+        return r;
     sl->bitmap[slot / 64] |= UINT64_C(1) << (slot % 64);
-    if (--sl->nfree == 0)
-        list_remove(s, &h->class_head[c], D, pg);
+    sl->nfree--;
     h->live_bytes += class_size[c];
     h->live_count++;
     h->free_bytes -= class_size[c];
+    return 0;
 }
 
 static int alloc_small(mms_store *s, unsigned c, uint64_t *off)
 {
     struct mms__hdr *h = mms__hdr(s);
     uint32_t pg = h->class_head[c];
-    if (!pg) {
-        int r = span_alloc(s, geom[c].pages, &pg);
-        if (r)
-            return r;
-        slab_init(s, pg, c);
-    }
+    int r;
+    if (!pg && ((r = span_alloc(s, geom[c].pages, &pg)) || (r = slab_init(s, pg, c))))
+        return r;
+    /* Invariant D: the list names pages of a normal segment below the top,
+     * holding a slab header of the class (its descriptor is not read: that
+     * would be one more cache miss per allocation; mms_verify reads it). */
+    if (!node_ok(s, false, pg) || (uint64_t)(pg + geom[c].pages) * MMS__PAGE > heap_top(s))
+        return MMS__CORRUPT("heap: slab list %u names page %u, not a slab of its class", c, pg);
     struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, pg);
     unsigned words = (sl->nslots + 63u) / 64u;
-    if (sl->nfree == 0 || sl->nslots != geom[c].nslots || sl->magic != MMS__SLAB_MAGIC)
+    if (sl->nfree == 0 || sl->cls != c || sl->nslots != geom[c].nslots ||
+        sl->magic != MMS__SLAB_MAGIC)
         return MMS__CORRUPT("heap: slab at page %u on the free list of class %u is damaged", pg, c);
     unsigned w = sl->hint < words ? sl->hint : 0;
     for (unsigned i = 0; i < words && sl->bitmap[w] == ~UINT64_C(0); i++)
@@ -605,8 +679,9 @@ static int alloc_small(mms_store *s, unsigned c, uint64_t *off)
     if (sl->bitmap[w] == ~UINT64_C(0))
         return MMS__CORRUPT("heap: slab at page %u counts free slots but has none", pg);
     unsigned bit = (unsigned)__builtin_ctzll(~sl->bitmap[w]);
+    if ((r = slot_take(s, sl, c, pg, w * 64 + bit)))
+        return r;
     sl->hint = w;
-    slot_take(s, sl, c, pg, w * 64 + bit);
     *off = (uint64_t)pg * MMS__PAGE + sl->first + (uint64_t)(w * 64 + bit) * class_size[c];
     return 0;
 }
@@ -638,10 +713,8 @@ static int alloc_huge(mms_store *s, uint64_t size, uint64_t *off)
     uint16_t flags;
     uint64_t fill = (uint64_t)k << MMS__SEG_SHIFT;
     int r = units_take(s, k, fill, &u, &flags);
-    if (!r && !u) {
-        units_reclaim(s);
+    if (!r && !u && !(r = units_reclaim(s)))
         r = units_take(s, k, fill, &u, &flags);
-    }
     if (!r && !u)
         r = heap_extend(s, fill, &u);
     if (r)
@@ -730,10 +803,16 @@ static int locate(const mms_store *s, mms_ref ref, struct loc *l)
                          (unsigned long long)ref);
     struct mms__desc *d0 = seg_desc(s, seg);
     l->off = off;
+    if (seg == 0 ? d0->kind != MMS__S_NORMAL
+                 : d0->kind != MMS__S_NORMAL && d0->kind != MMS__S_HUGE && d0->kind != MMS__S_FREE)
+        return MMS__CORRUPT("heap: segment %u has kind %u", seg, d0->kind);
     if (d0->kind == MMS__S_HUGE) {
         if (off != ((uint64_t)seg << MMS__SEG_SHIFT) + MMS__PAGE)
             return mms__fail(MMS_EBADREF, "ref 0x%llx is inside a huge allocation",
                              (unsigned long long)ref);
+        if (d0->len == 0 || (uint64_t)(seg + d0->len) << MMS__SEG_SHIFT > heap_top(s))
+            return MMS__CORRUPT("heap: huge segment %u has length %u units, past the heap's "
+                                "end", seg, d0->len);
         l->kind = LOC_HUGE;
         l->n = d0->len;
         l->pg = seg;
@@ -748,9 +827,10 @@ static int locate(const mms_store *s, mms_ref ref, struct loc *l)
         if (off % MMS__PAGE)
             return mms__fail(MMS_EBADREF, "ref 0x%llx is inside a large allocation",
                              (unsigned long long)ref);
-        if (d->len == 0 || d->len > MMS__SEG_PAGES - pg % MMS__SEG_PAGES)
+        if (d->len == 0 || d->len > MMS__SEG_PAGES - pg % MMS__SEG_PAGES ||
+            (uint64_t)(pg + d->len) * MMS__PAGE > heap_top(s))
             return MMS__CORRUPT("heap: large allocation at page %u has length %u, past its "
-                                "segment", pg, d->len);
+                                "segment or the heap's end", pg, d->len);
         l->kind = LOC_LARGE;
         l->pg = pg;
         l->n = d->len;
@@ -763,47 +843,61 @@ static int locate(const mms_store *s, mms_ref ref, struct loc *l)
                      (unsigned long long)ref);
 }
 
-static void free_loc(mms_store *s, const struct loc *l)
+static int free_loc(mms_store *s, const struct loc *l)
 {
     struct mms__hdr *h = mms__hdr(s);
-    h->live_count--;
+    int r;
+    s->heap_frees++; /* the commit checks the library's objects (heapobj.c) */
     if (l->kind == LOC_SMALL) {
         struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, l->pg);
         unsigned c = l->cls;
+        if (sl->nfree == 0 && (r = list_push(s, &h->class_head[c], false, l->pg)))
+            return r;
         sl->bitmap[l->slot / 64] &= ~(UINT64_C(1) << (l->slot % 64));
+        sl->nfree++;
+        h->live_count--;
         h->live_bytes -= class_size[c];
         h->free_bytes += class_size[c];
-        if (sl->nfree++ == 0)
-            list_push(s, &h->class_head[c], D, l->pg);
         /* An empty slab goes back to the spans unless it is the class's only
          * slab with room (keeps alloc/free of one object from thrashing). */
         if (sl->nfree == sl->nslots && (h->class_head[c] != l->pg || D(s, l->pg)->next)) {
-            list_remove(s, &h->class_head[c], D, l->pg);
+            if ((r = list_remove(s, &h->class_head[c], false, l->pg)))
+                return r;
             h->free_bytes -= (uint64_t)sl->nslots * class_size[c];
-            span_free(s, l->pg, geom[c].pages);
+            return span_free(s, l->pg, geom[c].pages);
         }
-        return;
+        return 0;
     }
-    h->live_bytes -= l->usable;
     if (l->kind == LOC_LARGE) {
-        span_free(s, l->pg, l->n);
-        return;
+        if ((r = span_free(s, l->pg, l->n)))
+            return r;
+        h->live_count--;
+        h->live_bytes -= l->usable;
+        return 0;
     }
     /* Huge: the units become a free run, merged with a free run after it. */
     uint32_t u = l->pg, k = l->n, n = nsegs(s);
     uint16_t flags = 0;
     if (u + k < n && seg_desc(s, u + k)->kind == MMS__S_FREE) {
         uint32_t m = seg_desc(s, u + k)->len;
+        if (m == 0 || m > n - (u + k))
+            return MMS__CORRUPT("heap: free unit run %u has length %u, past the heap's end",
+                                u + k, m);
+        if ((r = list_remove(s, &h->free_units, true, u + k)))
+            return r;
         flags = seg_desc(s, u + k)->flags;
-        list_remove(s, &h->free_units, seg_node, u + k);
         h->free_bytes -= (uint64_t)m << MMS__SEG_SHIFT;
         segmap_set(s, u + k, false);
         k += m;
     }
     set_desc(seg_desc(s, u), MMS__S_FREE, 0, k);
     seg_desc(s, u)->flags = flags;
-    list_push(s, &h->free_units, seg_node, u);
+    if ((r = list_push(s, &h->free_units, true, u)))
+        return r;
+    h->live_count--;
+    h->live_bytes -= l->usable;
     h->free_bytes += (uint64_t)k << MMS__SEG_SHIFT;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -841,8 +935,7 @@ int mms_free(mms_store *s, mms_ref ref)
     r = locate(s, ref, &l);
     if (r)
         return r;
-    free_loc(s, &l);
-    return 0;
+    return free_loc(s, &l);
 }
 
 uint64_t mms__alloc_fit(size_t size)
@@ -901,8 +994,10 @@ int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
     if (l.kind == LOC_LARGE && size > l.usable && size <= (uint64_t)MAX_SPAN * MMS__PAGE) {
         uint32_t need = (uint32_t)((size + MMS__PAGE - 1) / MMS__PAGE);
         uint32_t nx = l.pg + l.n, seg = l.pg / MMS__SEG_PAGES;
-        if (nx < (seg + 1) * MMS__SEG_PAGES && D(s, nx)->kind == MMS__D_FREE_HEAD &&
-            l.n + D(s, nx)->len >= need) {
+        bool next_free = nx < (seg + 1) * MMS__SEG_PAGES && D(s, nx)->kind == MMS__D_FREE_HEAD;
+        if (next_free && !span_ok(s, nx))
+            return MMS__CORRUPT("heap: the free span at page %u is damaged", nx);
+        if (next_free && l.n + D(s, nx)->len >= need) {
             struct mms__hdr *h = mms__hdr(s);
             uint32_t flen = D(s, nx)->len, take = need - l.n;
             uint16_t flags = D(s, nx)->flags;
@@ -911,9 +1006,9 @@ int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
             if ((flags & MMS__DF_HOLES) &&
                 (r = holes_fill(s, (uint64_t)nx * MMS__PAGE, (uint64_t)take * MMS__PAGE)))
                 return r;
-            span_unlink(s, nx);
-            if (flen > take)
-                span_make_free(s, nx + take, flen - take, false, flags);
+            if ((r = span_unlink(s, nx)) ||
+                (flen > take && (r = span_make_free(s, nx + take, flen - take, false, flags))))
+                return r;
             for (uint32_t i = 0; i < take; i++)
                 set_desc(D(s, nx + i), MMS__D_LARGE_CONT, 0, 0);
             D(s, l.pg)->len = need;
@@ -929,7 +1024,8 @@ int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
     memcpy(hbase(s) + off, hbase(s) + l.off, size < l.usable ? size : l.usable);
     /* The new block may have changed the list a slab sits in, but not the
      * old allocation itself, so l is still right. */
-    free_loc(s, &l);
+    if ((r = free_loc(s, &l)))
+        return r;
     *ref = MMS_REF_MAKE(0, off);
     return 0;
 }
@@ -965,6 +1061,8 @@ static uint32_t span_head_of(const mms_store *s, uint32_t pg)
 static int span_take_at(mms_store *s, uint32_t pg, uint32_t n)
 {
     uint32_t head = span_head_of(s, pg);
+    if (head && !span_ok(s, head))
+        return MMS__CORRUPT("heap: the free span at page %u is damaged", head);
     if (!head || head + D(s, head)->len < pg + n)
         return mms__fail(MMS_EBADREF, "heap pages %u..%u are not free", pg, pg + n - 1);
     uint32_t len = D(s, head)->len;
@@ -974,11 +1072,11 @@ static int span_take_at(mms_store *s, uint32_t pg, uint32_t n)
         r = holes_fill(s, (uint64_t)pg * MMS__PAGE, (uint64_t)n * MMS__PAGE);
     if (r)
         return r;
-    span_unlink(s, head);
-    if (pg > head)
-        span_make_free(s, head, pg - head, false, flags);
-    if (head + len > pg + n)
-        span_make_free(s, pg + n, head + len - (pg + n), false, flags);
+    if ((r = span_unlink(s, head)) ||
+        (pg > head && (r = span_make_free(s, head, pg - head, false, flags))) ||
+        (head + len > pg + n && (r = span_make_free(s, pg + n, head + len - (pg + n), false,
+                                                    flags))))
+        return r;
     mms__hdr(s)->free_bytes -= (uint64_t)n * MMS__PAGE;
     return 0;
 }
@@ -989,9 +1087,8 @@ static int extend_normal_to(mms_store *s, uint32_t seg)
     while (nsegs(s) <= seg) {
         uint32_t u;
         int r = heap_extend(s, (uint64_t)meta_pages(nsegs(s)) * MMS__PAGE, &u);
-        if (r)
+        if (r || (r = segment_init_normal(s, u, 0)))
             return r;
-        segment_init_normal(s, u, 0);
     }
     return 0;
 }
@@ -1016,16 +1113,14 @@ static int place_small(mms_store *s, uint64_t off, unsigned c, uint64_t slab)
                          (unsigned long long)off);
     const struct mms__desc *d = D(s, pg);
     if (d->kind != MMS__D_SLAB_HEAD || d->cls != c) {
-        if ((r = span_take_at(s, pg, geom[c].pages)))
+        if ((r = span_take_at(s, pg, geom[c].pages)) || (r = slab_init(s, pg, c)))
             return r;
-        slab_init(s, pg, c);
     }
     struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, pg);
     unsigned slot = (unsigned)((rel - geom[c].first) / class_size[c]);
     if (sl->bitmap[slot / 64] >> (slot % 64) & 1)
         return mms__fail(MMS_EBADREF, "heap offset %llu is taken", (unsigned long long)off);
-    slot_take(s, sl, c, pg, slot);
-    return 0;
+    return slot_take(s, sl, c, pg, slot);
 }
 
 int mms__heap_place(mms_store *s, uint64_t off, uint64_t usable, uint64_t slab)
@@ -1105,7 +1200,9 @@ void mms__heap_init(mms_store *s)
     h->nclass = MMS__NCLASS;
     /* The header and the descriptors: the first allocation grows it. */
     mms__rtab(s)[0].size = (uint64_t)meta_pages(0) * MMS__PAGE;
-    segment_init_normal(s, 0, 0);
+    int r = segment_init_normal(s, 0, 0); /* no list to meet: it cannot fail */
+    assert(r == 0);
+    (void)r;
 }
 
 /* ------------------------------------------------------------------------
@@ -1312,7 +1409,7 @@ int mms__heap_verify(const mms_store *s, char *msg, size_t cap)
 {
     tables();
     const struct mms__hdr *h = mms__hdr(s);
-    uint64_t top = heap_top(s);
+    uint64_t top = mms__rtab(s)[0].size;
     if (top % (h->version < 3 ? MMS__SEG : MMS__PAGE) || top < (uint64_t)meta_pages(0) * MMS__PAGE)
         return VFAIL("heap size %llu is not a whole number of %s", (unsigned long long)top,
                      h->version < 3 ? "segments" : "pages past the header");
@@ -1563,11 +1660,14 @@ int mms__heap_compact(mms_store *s, uint64_t *trimmed)
     *trimmed = 0;
     /* Empty normal segments become free units, adjacent runs merge: a
      * free run that ends the heap leaves it. */
-    units_reclaim(s);
+    int r = units_reclaim(s);
+    if (r)
+        return r;
     uint32_t u = last_segment(s);
     struct mms__desc *d = seg_desc(s, u);
     if (u > 0 && d->kind == MMS__S_FREE && u + d->len == nsegs(s)) {
-        list_remove(s, &h->free_units, seg_node, u);
+        if ((r = list_remove(s, &h->free_units, true, u)))
+            return r;
         h->free_bytes -= (uint64_t)d->len << MMS__SEG_SHIFT;
         *trimmed = (uint64_t)d->len << MMS__SEG_SHIFT;
         mms__rtab(s)[0].size = (uint64_t)u << MMS__SEG_SHIFT;

@@ -20,6 +20,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The 8 bytes of field k of each record: fd[k] is a heap object the
+ * application can damage, so its offset is checked before every record is
+ * read there. */
+static int field_words(const struct mms__tabent *e, const struct mms__fdesc *fd, uint32_t k)
+{
+    if (e->record_size < 8 || fd[k].offset > e->record_size - 8)
+        return MMS__CORRUPT("table %s: field %u (offset %u) is past its %u-byte record", e->name,
+                            k, fd[k].offset, e->record_size);
+    return 0;
+}
+
 /* Every heap allocation the catalog and the records own, into *own; with
  * hc, the record fields that hold a string or blob another field holds too
  * counted there (mms_heap_check.shared). */
@@ -53,6 +64,8 @@ static int owned_refs(const mms_store *s, struct mms__refset *own, mms_heap_chec
         for (uint32_t k = 0; k < e->nfields; k++) {
             if (!mms__kind_owns_heap(fd[k].kind))
                 continue;
+            if ((r = field_words(e, fd, k)))
+                return r;
             for (uint64_t i = 0; i < e->count; i++) {
                 if (!mms__catalog_live(s, e, i))
                     continue;
@@ -162,6 +175,50 @@ int mms_heap_place_str(mms_store *s, const mms_heap_obj *o, const void *bytes, s
 }
 
 /* ------------------------------------------------------------------------
+ * The library's own objects at commit. mms_free accepts any live
+ * allocation, and the catalog and what each table keeps in the heap are
+ * live allocations too: a wrong ref (a stale one whose space the catalog
+ * now holds) frees one. The commit refuses to keep that, as it refuses a
+ * freed root (table.c), so a committed state never lacks them.
+ * ------------------------------------------------------------------------ */
+static int owned_live(mms_store *s, mms_ref ref, const char *table, const char *what)
+{
+    uint64_t usable;
+    int r = ref ? mms__alloc_usable(s, ref, &usable) : 0;
+    if (r == MMS_EBADREF)
+        return mms__fail(MMS_EBADREF, "the transaction freed heap object 0x%llx, %s%s%s: the "
+                         "library's own (a wrong ref given to mms_free?)",
+                         (unsigned long long)ref, table ? "table " : "", table ? table : "",
+                         what);
+    return r;
+}
+
+int mms__heap_owned_check(mms_store *s)
+{
+    if (s->heap_frees == s->heap_frees_checked)
+        return 0;
+    int r = owned_live(s, mms__hdr(s)->catalog, NULL, "the catalog");
+    struct mms__catalog *cat = NULL;
+    if (!r)
+        r = mms__catalog_get(s, &cat);
+    for (uint32_t t = 0; !r && cat && t < cat->ntables; t++) {
+        const struct mms__tabent *e = &cat->t[t];
+        if ((r = mms__entry_check(s, e)) ||
+            (r = owned_live(s, e->fields, e->name, "'s field list")) ||
+            (r = owned_live(s, e->tomb, e->name, "'s deleted-record bitmap")) ||
+            (r = owned_live(s, e->indexes, e->name, "'s index list")) ||
+            (r = owned_live(s, e->nulls, e->name, "'s null bitmap list")))
+            break;
+        const struct mms__nullbits *nb = e->nulls ? mms_deref(s, e->nulls) : NULL;
+        for (uint32_t k = 0; nb && !r && k < e->nfields; k++)
+            r = owned_live(s, nb[k].bits, e->name, "'s null bitmap");
+    }
+    if (!r)
+        s->heap_frees_checked = s->heap_frees;
+    return r;
+}
+
+/* ------------------------------------------------------------------------
  * Reachability (mms_verify_heap): which of the application's objects
  * nothing refers to.
  *
@@ -219,7 +276,7 @@ static void reach_word(struct reach *w, uint64_t word)
 }
 
 /* The roots: the header's root and the i64/u64 fields of live records. */
-static void reach_roots(struct reach *w)
+static int reach_roots(struct reach *w)
 {
     const mms_store *s = w->s;
     reach_word(w, mms__hdr(s)->root);
@@ -231,6 +288,9 @@ static void reach_roots(struct reach *w)
         for (uint32_t k = 0; fd && k < e->nfields; k++) {
             if (fd[k].kind != MMS_KIND_I64 && fd[k].kind != MMS_KIND_U64)
                 continue;
+            int r = field_words(e, fd, k);
+            if (r)
+                return r;
             for (uint64_t i = 0; i < e->count; i++) {
                 uint64_t v;
                 memcpy(&v, base + i * e->record_size + fd[k].offset, 8);
@@ -239,6 +299,7 @@ static void reach_roots(struct reach *w)
             }
         }
     }
+    return 0;
 }
 
 int mms__heap_reach(const mms_store *s, mms_heap_check *hc)
@@ -255,8 +316,9 @@ int mms__heap_reach(const mms_store *s, mms_heap_check *hc)
         if (!w.seen || !w.stack)
             r = mms__fail(-ENOMEM, "mms_verify_heap: out of memory");
     }
+    if (!r && c.n)
+        r = reach_roots(&w);
     if (!r && c.n) {
-        reach_roots(&w);
         while (w.depth) {
             const mms_heap_obj *o = &w.v[w.stack[--w.depth]];
             const char *p = mms_deref(s, o->ref);

@@ -778,6 +778,10 @@ struct mms_store {
     uint64_t *segmap;
     uint32_t segmap_bits;  /* units covered; 0 = must be rebuilt */
     uint32_t segmap_cap;   /* in bits */
+    /* Frees by this handle (alloc.c), and their count when the library's
+     * own heap objects were last found live (heapobj.c): a commit checks
+     * them again only if something was freed since. */
+    uint64_t heap_frees, heap_frees_checked;
     unsigned keep_pages;   /* changed private pages kept after a commit */
     uint32_t trim_gap;     /* commits to leave between two trims (txn.c) */
     uint32_t since_trim;   /* commits since the last trim */
@@ -1207,6 +1211,12 @@ int mms__heap_place(mms_store *s, uint64_t off, uint64_t usable, uint64_t slab);
 int mms__heap_slab_of(const mms_store *s, mms_ref ref, uint64_t *slab);
 /* heapobj.c: mms_verify_heap's count, on the state s shows. */
 int mms__heap_reach(const mms_store *s, mms_heap_check *hc);
+/* heapobj.c, at commit: the library's own heap objects (the catalog, each
+ * table's field list, deleted-record bitmap, index list and null bitmaps)
+ * are still live allocations -- an mms_free of a wrong ref may have named
+ * one. MMS_EBADREF if not. O(1) when nothing was freed since it last
+ * passed, else O(tables + fields). */
+int mms__heap_owned_check(mms_store *s);
 /* Compaction (compact.c, copy.c). free_runs: fn for each byte range of
  * the heap whose content means nothing and may be given back to the file
  * system -- every page of a free span, every page of a free unit run but

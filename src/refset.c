@@ -62,8 +62,11 @@ int mms__refset_add(struct mms__refset *rs, mms_ref r)
         free(old);
     }
     put(rs, r);
+    /* A ref read from a damaged record may name any of 65536 region ids;
+     * only those a store can have are in the map. */
     unsigned reg = MMS_REF_REGION(r);
-    rs->regions[reg / 64] |= UINT64_C(1) << (reg % 64);
+    if (reg < MMS_MAX_REGIONS)
+        rs->regions[reg / 64] |= UINT64_C(1) << (reg % 64);
     return 0;
 }
 

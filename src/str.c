@@ -67,8 +67,15 @@ int mms_str_set(mms_store *s, mms_ref *field, const void *bytes, size_t len)
 {
     if (!field)
         return mms__fail(MMS_EINVAL, "mms_str_set: field is NULL");
+    /* The old one must be live before the new one is made: once freed,
+     * its place may be where the new one lands, and freeing "the old one"
+     * would free the new. */
+    size_t old_size;
+    int r = *field ? mms_alloc_size(s, *field, &old_size) : 0;
+    if (r)
+        return r;
     mms_ref n;
-    int r = mms_str_new(s, bytes, len, &n);
+    r = mms_str_new(s, bytes, len, &n);
     if (r)
         return r;
     if (*field && (r = mms_free(s, *field))) {

@@ -1,8 +1,8 @@
 /*
  * txn.c -- write transactions (begin, commit, abort) and checkpoints.
  *
- * Layer 8: calls view.c, table.c, apply.c, recover.c, journal.c, held.c,
- * alloc.c, map.c, lock.c and os.c. It owns the commit protocol: the order
+ * Layer 8: calls view.c, table.c, heapobj.c, apply.c, recover.c, journal.c,
+ * held.c, alloc.c, map.c, lock.c and os.c. It owns the commit protocol: the order
  * of the steps that make a transaction durable and visible, each citing its
  * invariant. It must never wait for a reader, except at the backlog's bound
  * when the application asked for that.
@@ -436,7 +436,9 @@ static int commit_records(mms_store *s)
         if (r)
             return r;
     }
-    r = mms__tables_check_deletes(s);
+    r = mms__heap_owned_check(s);
+    if (!r)
+        r = mms__tables_check_deletes(s);
     if (!r)
         r = deleted_records(s);
     return r ? r : mms__ix_commit_end(s);

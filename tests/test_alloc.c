@@ -1203,6 +1203,189 @@ TEST(huge_interior_any_data)
 }
 
 /* ------------------------------------------------------------------------
+ * Damaged allocator metadata. A stray store inside a write transaction
+ * reaches the header's list heads, the page descriptors and the slab
+ * headers (they are plain heap bytes), and the commit makes it durable.
+ * Then mms_verify() reports it, and the allocator's calls that meet it
+ * fail MMS_ECORRUPT: they never follow a damaged link or length out of
+ * the heap (a crash) nor hand out space on its word.
+ * ------------------------------------------------------------------------ */
+struct fdesc { /* doc/FORMAT.md 2.3 */
+    uint8_t kind, cls;
+    uint16_t flags;
+    uint32_t len, next, prev;
+};
+#define HDR_BYTES (5 * PAGE)
+#define FREE_UNITS_AT 104
+#define CLASS_HEAD_AT 112
+#define BIN_HEAD_AT 240
+#define NBIN 22
+#define D_FREE_HEAD 2
+#define D_LARGE_HEAD 4
+#define GARBAGE 0x7ffffff0u
+
+static struct fdesc *desc_of(mms_store *s, uint64_t pg)
+{
+    uint64_t seg = pg / 1024;
+    char *base = mms_deref(s, MMS_REF_MAKE(0, 0));
+    return (struct fdesc *)(void *)(base + seg * SEG + (seg ? 0 : HDR_BYTES)) + pg % 1024;
+}
+
+static uint32_t *hdr_u32(mms_store *s, uint64_t at)
+{
+    return (uint32_t *)mms_deref(s, MMS_REF_MAKE(0, at));
+}
+
+enum damage { BIN_HEAD, CLASS_HEAD, FREE_UNITS, SPAN_NEXT, SPAN_LEN, SPAN_KIND, RUN_LEN,
+              RUN_NEXT, HUGE_LEN, SEG0_KIND, NDAMAGE };
+static const char *const damage_name[NDAMAGE] = {
+    "free span list heads", "slab list heads", "free unit list head", "free span links",
+    "free span lengths", "free span kinds", "free unit run length", "free unit run link",
+    "huge segment length", "segment 0's kind"};
+
+static void damage_one(enum damage k)
+{
+    const char *p = tpath("alloc-damage");
+    rmrf(p);
+    mms_store *s = open_flags(p, MMS_CREATE);
+    mms_ref small, large, gap, keep, huge, gone;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_alloc(s, 100, &small));
+    OK(mms_alloc(s, 5 * PAGE, &large));
+    OK(mms_alloc(s, 7 * PAGE, &gap));
+    OK(mms_alloc(s, 3 * PAGE, &keep));
+    OK(mms_alloc(s, 6 * MiB, &huge));
+    OK(mms_alloc(s, 9 * MiB, &gone));
+    OK(mms_alloc(s, 2 * PAGE, &keep)); /* a normal segment after the freed run */
+    OK(mms_free(s, gap));
+    OK(mms_free(s, gone));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+
+    OK(mms_txn_begin(s, 0));
+    uint32_t *bins = hdr_u32(s, BIN_HEAD_AT), *classes = hdr_u32(s, CLASS_HEAD_AT);
+    uint32_t *units = hdr_u32(s, FREE_UNITS_AT);
+    ASSERT_NE(*units, 0);
+    struct fdesc *run = desc_of(s, (uint64_t)*units * 1024);
+    for (int b = 0; b < NBIN; b++) {
+        if (!bins[b])
+            continue;
+        struct fdesc *d = desc_of(s, bins[b]);
+        if (k == BIN_HEAD)
+            bins[b] = GARBAGE;
+        else if (k == SPAN_NEXT)
+            d->next = GARBAGE;
+        else if (k == SPAN_LEN)
+            d->len = GARBAGE;
+        else if (k == SPAN_KIND)
+            d->kind = D_LARGE_HEAD;
+    }
+    for (int c = 0; c < 24 && k == CLASS_HEAD; c++)
+        if (classes[c])
+            classes[c] = GARBAGE;
+    if (k == FREE_UNITS)
+        *units = GARBAGE;
+    else if (k == RUN_LEN)
+        run->len = GARBAGE;
+    else if (k == RUN_NEXT)
+        run->next = GARBAGE;
+    else if (k == HUGE_LEN)
+        desc_of(s, MMS_REF_SLOT(huge) / PAGE - 1)->len = GARBAGE;
+    else if (k == SEG0_KIND)
+        desc_of(s, 0)->kind = 17; /* a huge segment */
+    OK(mms_txn_commit(s));
+    char msg[256];
+    int r = mms_verify(s, msg, sizeof msg);
+    if (r != MMS_ECORRUPT)
+        FAILF("%s damaged: mms_verify returned %d, expected MMS_ECORRUPT", damage_name[k], r);
+
+    /* The call that meets the damage. */
+    mms_ref got = 0;
+    size_t us = 0;
+    OK(mms_txn_begin(s, 0));
+    switch (k) {
+    case CLASS_HEAD:
+        r = mms_alloc(s, 100, &got);
+        break;
+    case FREE_UNITS:
+    case RUN_LEN:
+    case RUN_NEXT:
+        r = mms_alloc(s, 9 * MiB, &got);
+        break;
+    case HUGE_LEN:
+        ASSERT(mms_str_get(s, huge, NULL) == NULL);
+        r = mms_alloc_size(s, huge, &us);
+        if (r == MMS_ECORRUPT)
+            r = mms_free(s, huge);
+        break;
+    case SEG0_KIND:
+        r = mms_free(s, small);
+        break;
+    default:
+        r = mms_alloc(s, 5 * PAGE, &got);
+        break;
+    }
+    if (r != MMS_ECORRUPT)
+        FAILF("%s damaged: the allocator returned %d (ref 0x%" PRIx64 "), expected "
+              "MMS_ECORRUPT", damage_name[k], r, got);
+    OK(mms_txn_abort(s));
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+TEST(damaged_metadata)
+{
+    case_seed(0);
+    for (int k = 0; k < NDAMAGE; k++) {
+        fprintf(stderr, "   %s\n", damage_name[k]);
+        damage_one((enum damage)k);
+    }
+}
+
+/* A handle outside a transaction reads the heap as it is mapped, while
+ * another handle's commits move the heap's size in the header under it:
+ * mms_alloc_size and mms_str_get took that size and read descriptors past
+ * this handle's mapping (SIGSEGV). A ref it cannot see yet is refused; its
+ * next transaction sees it. */
+TEST(other_handle_grew_heap)
+{
+    case_seed(0);
+    const char *p = tpath("alloc-grown");
+    mms_store *a = open_flags(p, MMS_CREATE), *b = open_flags(p, 0);
+    mms_ref h1, x, h2, h3;
+    size_t us;
+    OK(mms_txn_begin(a, 0));
+    OK(mms_alloc(a, 9 * MiB, &h1));
+    OK(mms_alloc(a, 100, &x));
+    OK(mms_txn_commit(a));
+    OK(mms_txn_begin(b, 0));
+    OK(mms_alloc_size(b, h1, &us));
+    OK(mms_free(b, h1));
+    OK(mms_txn_commit(b));
+    OK(mms_txn_begin(a, 0));
+    OK(mms_alloc(a, 5 * MiB, &h2));
+    OK(mms_alloc(a, 4 * MiB, &h3));
+    OK(mms_txn_commit(a));
+    const mms_ref refs[] = {h2, h3, h3 + SEG, x};
+    for (size_t k = 0; k < NELEM(refs); k++) {
+        int r = mms_alloc_size(b, refs[k], &us);
+        if (r != 0 && r != MMS_EBADREF)
+            FAILF("mms_alloc_size(0x%" PRIx64 ") outside a transaction returned %d", refs[k], r);
+        (void)mms_str_get(b, refs[k], NULL);
+    }
+    OK(mms_txn_begin(b, 0));
+    OK(mms_alloc_size(b, h3, &us));
+    OK(mms_free(b, h3));
+    OK(mms_free(b, h2));
+    OK(mms_txn_commit(b));
+    verify_ok(a);
+    verify_ok(b);
+    OK(mms_close(a));
+    OK(mms_close(b));
+    rmrf(p);
+}
+
+/* ------------------------------------------------------------------------
  * Each case in a child process: a failing case aborts its child only.
  * ------------------------------------------------------------------------ */
 static int failures;
@@ -1247,6 +1430,8 @@ int main(void)
     RUN_CASE(random_with_huge);
     RUN_CASE(stale_ref_after_abort);
     RUN_CASE(huge_interior_any_data);
+    RUN_CASE(damaged_metadata);
+    RUN_CASE(other_handle_grew_heap);
     fprintf(stderr, "%d case(s) failed; %.1f s\n", failures, (now_us() - t0) / 1e6);
     return failures ? 1 : 0;
 }

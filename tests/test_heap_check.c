@@ -3,6 +3,8 @@
  * copied whole) are counted, and neither fails mms_verify. */
 #include "test.h"
 
+#include "internal.h"
+
 #include <string.h>
 
 struct rec {
@@ -185,6 +187,133 @@ TEST(tool_warns)
     ASSERT_EQ(run_tool(cmd, out, sizeof out), 2);
 }
 
+/* A STR field of a damaged record may hold any 64 bits; the set of refs
+ * the records own (mms_verify_heap, mms_heap_objects) takes them all. Its
+ * map of regions covers region ids below MMS_MAX_REGIONS only: a ref
+ * naming region 0xffff set a bit 8 KiB past it. */
+TEST(refset_takes_any_ref)
+{
+    struct {
+        struct mms__refset rs;
+        uint64_t after[MMS_MAX_REGIONS]; /* where an id up to 0xffff reaches */
+    } box;
+    memset(&box, 0, sizeof box);
+    const mms_ref odd[] = {MMS_REF_MAKE(0xffff, 0x9030), MMS_REF_MAKE(MMS_MAX_REGIONS, 16),
+                           ~(mms_ref)0, MMS_REF_MAKE(3, 7)};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        OK(mms__refset_add(&box.rs, odd[i]));
+    for (size_t i = 0; i < MMS_MAX_REGIONS; i++)
+        if (box.after[i])
+            FAILF("mms__refset_add wrote past the set: word %zu after it is 0x%llx", i,
+                  (unsigned long long)box.after[i]);
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        ASSERT(mms__refset_has(&box.rs, odd[i]));
+    ASSERT(mms__refset_has_region(&box.rs, 3));
+    ASSERT(!mms__refset_has_region(&box.rs, 0xffff));
+    mms__refset_free(&box.rs);
+}
+
+/* The library's own heap objects (the catalog, a table's field list,
+ * deleted-record bitmap, null bitmaps) are live allocations too, so
+ * mms_free takes a wrong ref that names one -- a stale ref whose space
+ * the catalog now holds. The commit must refuse to keep that (MMS_EBADREF,
+ * the transaction aborted); it made the free durable, and the store then
+ * failed mms_verify for good, its next allocations landing on its tables'
+ * metadata. */
+TEST(library_objects_are_kept)
+{
+    const char *p = tpath("hc-libobjs");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    mms_table *t = people(s);
+    for (int i = 0; i < 50; i++)
+        append_named(t, s, i, "name");
+    OK(mms_table_delete(t, 3));               /* a deleted-record bitmap */
+    OK(mms_table_null_set(t, 5, 1, 1));       /* null bitmaps */
+    mms_ref app;
+    OK(mms_alloc(s, 40, &app));
+    OK(mms_root_set(s, app));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+
+    /* Every live allocation that is neither the application's nor a
+     * record's string: the library's. */
+    mms_heap_obj *objs;
+    size_t nobjs, found = 0;
+    OK(mms_heap_objects(s, &objs, &nobjs));
+    ASSERT_EQ(nobjs, 1);
+    uint64_t top = mms__rtab(s)[0].size;
+    for (uint64_t off = MMS__HDR_BYTES; off < top; off += 16) {
+        mms_ref r = MMS_REF_MAKE(0, off);
+        size_t us;
+        if (r == objs[0].ref || mms_alloc_size(s, r, &us) != 0 || mms_str_get(s, r, NULL))
+            continue;
+        found++;
+        mms_info before;
+        OK(mms_info_get(s, &before));
+        OK(mms_txn_begin(s, 0));
+        OK(mms_free(s, r));
+        uint64_t txn = mms_txn_id(s);
+        int rc = mms_txn_commit(s);
+        if (rc != MMS_EBADREF)
+            FAILF("freeing the library's object 0x%llx: the commit returned %d, expected "
+                  "MMS_EBADREF", (unsigned long long)r, rc);
+        ASSERT_EQ(mms_txn_id(s), txn);
+        FAILS(mms_txn_abort(s), MMS_ENOTXN); /* the commit aborted it */
+        verify_ok(s);
+        OK(mms_alloc_size(s, r, &us));
+    }
+    free(objs);
+    ASSERT_GE(found, 4); /* catalog, field list, bitmap, null bitmaps */
+    /* The library frees and moves its own objects as it likes. */
+    OK(mms_txn_begin(s, 0));
+    for (int i = 0; i < 2000; i++)
+        append_named(t, s, 100 + i, "more");
+    for (int i = 0; i < 2000; i += 3)
+        OK(mms_table_delete(t, (uint64_t)i));
+    OK(mms_txn_commit(s));
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+/* A damaged field list (a stray store into the catalog's heap object) may
+ * put a STR or I64 field past its record: the walks of mms_verify_heap and
+ * mms_heap_objects read 8 bytes there for every record, so they must
+ * refuse it (MMS_ECORRUPT), not read past the table's region. */
+TEST(damaged_field_offset)
+{
+    const char *p = tpath("hc-fieldoff");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    mms_table *t = people(s);
+    append_named(t, s, 1, "one");
+    mms_ref app; /* an application object: the walk reads the u64 fields */
+    OK(mms_alloc(s, 32, &app));
+    MMS_TABLE_GET(t, struct rec, 0)->handle = app;
+    OK(mms_txn_commit(s));
+    for (int k = 1; k <= 2; k++) { /* the u64 handle, the str name */
+        OK(mms_txn_begin(s, 0));
+        const struct mms__tabent *e = &mms__catalog(s)->t[0];
+        struct mms__fdesc *fd = mms__fdescs(s, e);
+        uint32_t was = fd[k].offset;
+        fd[k].offset = 1u << 30;
+        OK(mms_txn_commit(s));
+        mms_heap_check hc;
+        FAILS(mms_verify_heap(s, &hc), MMS_ECORRUPT);
+        mms_heap_obj *objs;
+        size_t n;
+        if (k == 2) /* the objects' walk reads the string fields only */
+            FAILS(mms_heap_objects(s, &objs, &n), MMS_ECORRUPT);
+        OK(mms_txn_begin(s, 0));
+        mms__fdescs(s, &mms__catalog(s)->t[0])[k].offset = was;
+        OK(mms_txn_commit(s));
+        check(s);
+    }
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(void)
 {
     RUN(clean_store_has_no_warning);
@@ -192,5 +321,8 @@ int main(void)
     RUN(reachable_objects_are_not_leaks);
     RUN(shared_strings_are_counted);
     RUN(tool_warns);
+    RUN(refset_takes_any_ref);
+    RUN(library_objects_are_kept);
+    RUN(damaged_field_offset);
     return 0;
 }
