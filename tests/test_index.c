@@ -272,7 +272,7 @@ static void check(mms_table *t, const struct model *m)
             /* The covered value: the record's (the entry's copy in a read
              * transaction); an ordered index's of the lowest record. */
             int cf = fcover[f];
-            char val[8], want[8];
+            char val[8], want[16]; /* key_of writes up to 12 bytes */
             if (cf >= 0 && cf < nfields(m)) {
                 OK(mms_index_find_covered(ix, kb, &one, val));
                 if (fflags[f] & MMS_INDEX_ORDERED)
@@ -326,7 +326,7 @@ static void check(mms_table *t, const struct model *m)
         int cf = fcover[f];
         bool covers = cf >= 0 && cf < nfields(m);
         size_t csz = cf == F_FLAG ? 1 : m->layout == 1 ? 4 : 8;
-        char val[8], wantc[8];
+        char val[8], wantc[16]; /* key_of writes up to 12 bytes */
         int r = mms_cursor_seek(c, MMS_SEEK_FIRST, NULL, &rec, NULL);
         while (r == 0) {
             ASSERT_LT(n, nin);
