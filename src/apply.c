@@ -113,6 +113,7 @@ static bool sync_old(const mms_store *s)
     return t && mms__os_mono_ns() - t >= s->sync_ns;
 }
 
+MMS__OPEN_PATH
 bool mms__sync_due(const mms_store *s)
 {
     /* S4: a failure of the background syncer waits to be reported. */

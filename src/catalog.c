@@ -25,12 +25,14 @@ static bool heap_has(const mms_store *s, uint64_t off, uint64_t len)
     return off >= MMS__HDR_BYTES && off <= top && len <= top - off;
 }
 
+MMS__OPEN_PATH
 bool mms__heap_range(const mms_store *s, mms_ref ref, uint64_t len, uint64_t align)
 {
     return MMS_REF_REGION(ref) == 0 && MMS_REF_SLOT(ref) % align == 0 &&
            heap_has(s, MMS_REF_SLOT(ref), len);
 }
 
+MMS__OPEN_PATH
 int mms__catalog_get(const mms_store *s, struct mms__catalog **out)
 {
     mms_ref c = mms__hdr(s)->catalog;
@@ -53,12 +55,14 @@ int mms__catalog_get(const mms_store *s, struct mms__catalog **out)
     return 0;
 }
 
+MMS__OPEN_PATH
 struct mms__catalog *mms__catalog(const mms_store *s)
 {
     struct mms__catalog *cat;
     return mms__catalog_get(s, &cat) == 0 ? cat : NULL;
 }
 
+MMS__OPEN_PATH
 int mms__entry_check(const mms_store *s, const struct mms__tabent *e)
 {
     const struct mms__hdr *h = mms__hdr(s);
@@ -90,6 +94,7 @@ int mms__entry_check(const mms_store *s, const struct mms__tabent *e)
     return 0;
 }
 
+MMS__OPEN_PATH
 int mms__catalog_find(const mms_store *s, const char *name)
 {
     struct mms__catalog *cat = mms__catalog(s);

@@ -64,6 +64,7 @@ static int have_hw(void)
     return __builtin_cpu_supports("sse4.2");
 }
 #else
+MMS__OPEN_PATH
 static uint32_t crc_hw(uint32_t c, const uint8_t *p, size_t n)
 {
     return crc_sw(c, p, n);
@@ -89,6 +90,7 @@ static void table_decide(void)
     __atomic_store_n(&mode, 2, __ATOMIC_RELEASE);
 }
 
+MMS__OPEN_PATH
 uint32_t mms__crc32c(uint32_t crc, const void *buf, size_t len)
 {
     int m = __atomic_load_n(&mode, __ATOMIC_ACQUIRE);

@@ -57,6 +57,7 @@ const char *mms_errdetail(void)
     return detail;
 }
 
+MMS__OPEN_PATH
 void mms__detail_clear(void)
 {
     detail[0] = 0;

@@ -79,6 +79,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+MMS__OPEN_PATH
 unsigned mms__guard_flags(unsigned flags)
 {
     const char *g = getenv("MMS_GUARD");
@@ -101,6 +102,7 @@ unsigned mms__guard_flags(unsigned flags)
     return flags;
 }
 
+MMS__OPEN_PATH
 void mms__guard_open(mms_store *s)
 {
     s->guard_key = 0;
@@ -150,6 +152,7 @@ void mms__guard_rights(const mms_store *s, bool writable)
         mms__os_pkey_set(s->guard_key, writable ? 0 : MMS__PKEY_NOWRITE);
 }
 
+MMS__OPEN_PATH
 void mms__guard_enter(const mms_store *s, bool write)
 {
     /* G2: only ever more rights, so a call inside a G1 bracket keeps it. */

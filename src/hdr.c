@@ -41,6 +41,7 @@ void mms__hdr_format(struct mms__hdr *h, struct mms__rent *rt)
     rt[0].kind = MMS__RK_HEAP;
 }
 
+MMS__OPEN_PATH
 uint32_t mms__hdr_crc(const struct mms__hdr *h, const struct mms__rent *rt)
 {
     uint32_t crc = mms__crc32c(0, h, offsetof(struct mms__hdr, crc));
@@ -48,6 +49,7 @@ uint32_t mms__hdr_crc(const struct mms__hdr *h, const struct mms__rent *rt)
     return mms__crc32c(crc, rt, n * sizeof *rt);
 }
 
+MMS__OPEN_PATH
 const char *mms__fixed_bad(const struct mms__fixed *f)
 {
     if (!f->base)
@@ -71,6 +73,7 @@ static uint64_t heap_least(const struct mms__hdr *h)
 
 /* The fields that never change after creation: a torn apply cannot damage
  * them, so they are checked before recovery. */
+MMS__OPEN_PATH
 int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size)
 {
     if (h->magic == __builtin_bswap64(MMS__MAGIC))
@@ -106,6 +109,7 @@ int mms__hdr_check_static(const struct mms__hdr *h, uint64_t file_size)
 }
 
 /* Everything else, after recovery. */
+MMS__OPEN_PATH
 int mms__hdr_check_full(const struct mms__hdr *h, const struct mms__rent *rt, uint64_t fsize)
 {
     if (h->nregions == 0 || h->nregions > MMS_MAX_REGIONS)
@@ -154,6 +158,7 @@ int mms__hdr_map(int fd, const struct mms__hdrbuf **b, uint64_t *fsize)
     return r;
 }
 
+MMS__OPEN_PATH
 int mms__hdr_map_region0(mms_store *s, int fd, const struct mms__hdrbuf **b, uint64_t *fsize)
 {
     const char *m = NULL;
@@ -166,6 +171,7 @@ int mms__hdr_map_region0(mms_store *s, int fd, const struct mms__hdrbuf **b, uin
     return r;
 }
 
+MMS__OPEN_PATH
 void mms__hdr_unmap(const struct mms__hdrbuf *b)
 {
     if (b)

@@ -458,6 +458,18 @@ _Static_assert(offsetof(struct mms__lock, slot) == 256, "lock slot");
 _Static_assert(sizeof(struct mms__lock) == 256 + 64 * MMS__NSLOTS, "lock size");
 
 /* ------------------------------------------------------------------------
+ * The open path's code
+ * ------------------------------------------------------------------------ */
+/* Marks a function that a new process runs from mms_open to its first
+ * mms_table_get. They share one section, which the linkers' default
+ * scripts place together at the start of the text (with main and the other
+ * .text.hot code): a new process's first touch of a code page is a page
+ * fault that maps the 64 KiB around it, so an open spread over the
+ * library's text paid for a fault per 64 KiB it ran in. Code only: the
+ * function's behaviour is unchanged. */
+#define MMS__OPEN_PATH __attribute__((section(".text.hot.mms_open")))
+
+/* ------------------------------------------------------------------------
  * Errors and debugging
  * ------------------------------------------------------------------------ */
 /* Record a detail message for mms_errdetail() and err for mms_last_error(),

@@ -185,6 +185,7 @@ int mms__journal_create(mms_store *s, const uint8_t uuid[16])
 /* Open the journal file: for writing if the handle may ever write it (a
  * read-only handle too, when it can: it may have to recover after a dead
  * writer), read-only otherwise. */
+MMS__OPEN_PATH
 int mms__journal_open(mms_store *s)
 {
     int fd = mms__os_openat(s->dirfd, "journal", O_RDWR, 0);
@@ -208,6 +209,7 @@ int mms__journal_open(mms_store *s)
  * journal holds none (a checkpoint emptied it), and then nothing more is
  * read, nor the file measured (s->J->alloc: journal_alloc). A file shorter
  * than its header is damage, told by the read coming back short. */
+MMS__OPEN_PATH
 int mms__journal_load(mms_store *s, const uint8_t uuid[16], bool *groups)
 {
     char buf[MMS__JDATA + sizeof(struct mms__jbegin)];
@@ -687,6 +689,7 @@ int mms__journal_each(mms_store *s, struct mms__apos *pos, uint64_t upto, mms__j
     return r;
 }
 
+MMS__OPEN_PATH
 int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_write,
                          uint64_t *replayed, uint64_t *last_txn)
 {

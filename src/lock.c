@@ -179,6 +179,7 @@ static void on_fork_child(void)
 /* A new handle belongs to this process as it is now (before any fork).
  * The fork handlers are registered by the first handle, under the mutex
  * rather than with pthread_once, whose first call is a futex system call. */
+MMS__OPEN_PATH
 void mms__registry_init(mms_store *s)
 {
     if (!__atomic_load_n(&atfork_done, __ATOMIC_ACQUIRE)) {
@@ -191,6 +192,7 @@ void mms__registry_init(mms_store *s)
     s->fork_gen = fork_gen;
 }
 
+MMS__OPEN_PATH
 void mms__registry_add(mms_store *s)
 {
     pthread_mutex_lock(&open_lock);
@@ -199,6 +201,7 @@ void mms__registry_add(mms_store *s)
     pthread_mutex_unlock(&open_lock);
 }
 
+MMS__OPEN_PATH
 bool mms__forked(const mms_store *s)
 {
     return s->fork_gen != fork_gen;
@@ -250,6 +253,7 @@ static bool writing_in_thread(const mms_store *s)
     return yes;
 }
 
+MMS__OPEN_PATH
 int mms__check_handle(const mms_store *s)
 {
     if (!s)
@@ -275,6 +279,7 @@ int mms__check_write(const mms_store *s)
     return 0;
 }
 
+MMS__OPEN_PATH
 bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16])
 {
     return L->magic == MMS__LMAGIC && L->version == MMS__LVERSION &&
@@ -283,6 +288,7 @@ bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16])
            __atomic_load_n(&L->init_done, __ATOMIC_ACQUIRE) == 1;
 }
 
+MMS__OPEN_PATH
 void mms__lock_init(struct mms__lock *L, const uint8_t uuid[16])
 {
     /* Slots that are already zero (every slot after clean closes) are not
@@ -304,6 +310,7 @@ void mms__lock_init(struct mms__lock *L, const uint8_t uuid[16])
  * the store open. A read-only handle on a read-only file system, where no
  * handle has the lock file open, keeps a private copy of it: nobody can
  * write the store there. */
+MMS__OPEN_PATH
 int mms__lock_attach(mms_store *s, bool *alone)
 {
     /* Not through a symbolic link: the first handle rebuilds the file, and
@@ -440,6 +447,7 @@ static uint32_t slot_owners(const mms_store *s, char *who, size_t cap)
     return handles;
 }
 
+MMS__OPEN_PATH
 int mms__slot_claim(mms_store *s)
 {
     struct mms__lock *L = s->L;
@@ -668,6 +676,7 @@ bool mms__gate_left_dead(mms_store *s)
     return !mms__owner_alive(s, o) && !gate_reopen_untouched(s, o);
 }
 
+MMS__OPEN_PATH
 int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void *ctx)
 {
     assert(s->slot < MMS__NSLOTS && s->pin_tid == 0);
@@ -719,6 +728,7 @@ int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void
     }
 }
 
+MMS__OPEN_PATH
 void mms__unpin(mms_store *s)
 {
     struct mms__lock *L = s->L;

@@ -79,6 +79,7 @@ static char *put_u32(char *p, uint32_t v)
 /* "region-<id>-<gen>" (doc/FORMAT.md 1), at most 29 bytes. Not snprintf:
  * an open names a file per region, and snprintf's first call in a process
  * faults in three pages of the C library's code. */
+MMS__OPEN_PATH
 static void region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen)
 {
     _Static_assert(MMS__REGION_NAME >= sizeof "region-4294967295-4294967295", "name");
@@ -90,6 +91,7 @@ static void region_name(char name[MMS__REGION_NAME], uint32_t id, uint32_t gen)
 
 /* Open region id's file of generation gen; *fsize (unless NULL) gets its
  * size, from the fstat the open makes anyway (mms__os_openat_sized). */
+MMS__OPEN_PATH
 static int region_open(mms_store *s, uint32_t id, uint32_t gen, bool create, bool write, int *fd,
                        uint64_t *fsize)
 {
@@ -183,6 +185,7 @@ static bool heap_advised(const mms_store *s, uint64_t size)
  *
  * A mapping replaced by MAP_FIXED loses its advice: every mapping of the
  * view passes here. */
+MMS__OPEN_PATH
 static void map_advise(const mms_store *s, uint32_t id, char *addr, uint64_t len)
 {
     if (len && (id == 0 ? heap_advised(s, s->reg[0].mapped) : (s->flags & MMS_NORDAHEAD) != 0))
@@ -228,6 +231,7 @@ void mms__map_fresh_huge(mms_store *s, uint32_t id, uint64_t off, uint64_t len)
         mms__os_huge(s->view.base[id] + lo, hi - lo); /* a hint: harmless if refused */
 }
 
+MMS__OPEN_PATH
 void mms__map_opened(mms_store *s)
 {
     if (s->nmapped && s->view.base[0] && heap_advised(s, s->reg[0].mapped))
@@ -239,6 +243,7 @@ void mms__map_opened(mms_store *s)
  * part and shared fresh part in a write handle, all shared and read-only
  * in a read-only one) and the file view. kept: a read-only handle's view
  * is there already (region 0 mapped early, advised then). */
+MMS__OPEN_PATH
 static int map_file(mms_store *s, uint32_t id, uint64_t fsize, bool kept)
 {
     struct mms__region *g = &s->reg[id];
@@ -382,6 +387,7 @@ static int reserve_spans(const mms_store *s, uint64_t len, char **base, uint64_t
     return 0;
 }
 
+MMS__OPEN_PATH
 static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, uint64_t *out,
                        uint64_t *lead)
 {
@@ -438,6 +444,7 @@ static int reserve_any(mms_store *s, uint32_t id, uint64_t fsize, char **base, u
  * (which says where its regions go) gives both back when the header says
  * so (early0_adopt); so does a handle that closes with the spare unused.
  * ------------------------------------------------------------------------ */
+MMS__OPEN_PATH
 int mms__map_early0(mms_store *s, int fd, uint64_t fsize, const char **out)
 {
     assert(!(s->flags & MMS_FIXED) && !s->early0 && !s->spare);
@@ -592,6 +599,7 @@ static bool retired_adopt(mms_store *s, uint32_t id, uint64_t fsize, char **base
     return fits;
 }
 
+MMS__OPEN_PATH
 int mms__map_region(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t committed,
                     uint64_t fsize)
 {
@@ -971,6 +979,7 @@ void mms__map_unmap_all(mms_store *s)
     fixed_unclaim(s);
 }
 
+MMS__OPEN_PATH
 int mms__map_follow(mms_store *s)
 {
     const struct mms__hdr *h = mms__hdr(s);

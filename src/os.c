@@ -62,6 +62,7 @@ void mms__fault_reset(void)
 
 /* Under fault_lock. env_done is set last (release): fault_hit reads it
  * without the lock, and then the table. */
+MMS__OPEN_PATH
 static void fault_env(void)
 {
     const char *e = getenv("MMS_FAULT");
@@ -169,6 +170,7 @@ void mms__os_after_fork(void)
 
 /* Under fault_lock; init is set last (release), as fault_env's env_done:
  * the first crash points of several threads raced here. */
+MMS__OPEN_PATH
 static void crash_env(void)
 {
     const char *e = getenv("MMS_CRASH");
@@ -191,6 +193,7 @@ static void crash_env(void)
     __atomic_store_n(&crash.init, 1, __ATOMIC_RELEASE);
 }
 
+MMS__OPEN_PATH
 void mms__crashpoint(const char *name)
 {
     mms__io_hook_fn held = io_hold();
@@ -211,6 +214,7 @@ void mms__crashpoint(const char *name)
 /* ------------------------------------------------------------------------
  * Files
  * ------------------------------------------------------------------------ */
+MMS__OPEN_PATH
 int mms__os_open(const char *path, int flags, int mode)
 {
     int r = fault_hit(MMS__OP_OPEN);
@@ -227,6 +231,7 @@ int mms__os_open(const char *path, int flags, int mode)
  * and refused, MMS_ECORRUPT, unless it is a regular file. The fstat that
  * says so gives its size too (a region file's, measured next: one fstat
  * per file an open maps, not two). */
+MMS__OPEN_PATH
 int mms__os_openat_sized(int dirfd, const char *name, int flags, int mode, uint64_t *size)
 {
     int r = fault_hit(MMS__OP_OPEN);
@@ -252,6 +257,7 @@ uint64_t mms__os_fd_limit(void)
     return getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (uint64_t)rl.rlim_cur : 0;
 }
 
+MMS__OPEN_PATH
 int mms__os_openat(int dirfd, const char *name, int flags, int mode)
 {
     return mms__os_openat_sized(dirfd, name, flags, mode, NULL);
@@ -272,6 +278,7 @@ int mms__os_mkdir(const char *path)
     return mkdir(path, 0777) < 0 ? -errno : 0;
 }
 
+MMS__OPEN_PATH
 int mms__os_pread_upto(int fd, void *buf, size_t len, uint64_t off, size_t *got)
 {
     int r = fault_hit(MMS__OP_PREAD);
@@ -373,6 +380,7 @@ int mms__os_ftruncate(int fd, uint64_t len)
     return ftruncate(fd, (off_t)len) < 0 ? -errno : 0;
 }
 
+MMS__OPEN_PATH
 int mms__os_fsize(int fd, uint64_t *size)
 {
     struct stat st;
@@ -386,6 +394,7 @@ int mms__os_fsize(int fd, uint64_t *size)
  * process, so two handles in one process exclude each other like two
  * processes do; released by the kernel when the last descriptor closes,
  * however the process ends. type: F_RDLCK, F_WRLCK or F_UNLCK. */
+MMS__OPEN_PATH
 int mms__os_ofd_lock(int fd, int byte, int type, bool wait)
 {
     struct flock fl = {.l_type = (short)type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
@@ -482,6 +491,7 @@ void mms__os_thread_join(struct mms__os_thread *t)
     pthread_join(t->id, NULL);
 }
 
+MMS__OPEN_PATH
 uint32_t mms__os_pid(void)
 {
     uint32_t p = __atomic_load_n(&pid_cached, __ATOMIC_RELAXED);
@@ -577,6 +587,7 @@ int mms__os_dir_list(int dirfd, int (*fn)(void *ctx, const char *name), void *ct
 /* -ENOMEM when the process cannot have len bytes of address space: out
  * of it, or a length refused as invalid (EINVAL: valgrind refuses a
  * reservation of hundreds of GiB so), which the callers retry smaller. */
+MMS__OPEN_PATH
 int mms__os_reserve(uint64_t len, char **out)
 {
     int r = fault_hit(MMS__OP_MMAP);
@@ -610,6 +621,7 @@ int mms__os_reserve_at(void *addr, uint64_t len)
     return 0;
 }
 
+MMS__OPEN_PATH
 int mms__os_map_fixed(void *addr, uint64_t len, int fd, uint64_t off, bool shared, bool writable)
 {
     int r = fault_hit(MMS__OP_MMAP);
@@ -641,6 +653,7 @@ int mms__os_map(int fd, uint64_t len, bool writable, char **out)
     return map_shared(fd, len, writable, 0, out);
 }
 
+MMS__OPEN_PATH
 int mms__os_map_populated(int fd, uint64_t len, char **out)
 {
     return map_shared(fd, len, true, MAP_POPULATE, out);
@@ -649,6 +662,7 @@ int mms__os_map_populated(int fd, uint64_t len, char **out)
 /* Zeroed anonymous memory, touched only where it is used (a calloc of the
  * same size clears every page, and in a new process each first touch is a
  * page fault). Not a fault-injection point: calloc was not one either. */
+MMS__OPEN_PATH
 int mms__os_anon(uint64_t len, uint64_t populate, char **out)
 {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -676,6 +690,7 @@ int mms__os_remap(char *old, uint64_t oldlen, uint64_t newlen, char **out)
     return 0;
 }
 
+MMS__OPEN_PATH
 int mms__os_unmap(void *addr, uint64_t len)
 {
     if (!addr || len == 0)
@@ -823,6 +838,7 @@ uint64_t mms__os_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+MMS__OPEN_PATH
 uint64_t mms__os_mono_ns(void)
 {
     struct timespec ts;
@@ -833,6 +849,7 @@ uint64_t mms__os_mono_ns(void)
 /* On x86 Linux the page size is 4 KiB, always: no need to ask. Asking
  * costs every new process a page fault (sysconf reads a page of the C
  * library's data that nothing else on a warm open touches), ~20 us here. */
+MMS__OPEN_PATH
 long mms__os_page_size(void)
 {
 #if defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
@@ -1080,6 +1097,7 @@ int mms__os_wp_unprotect(int ufd, char *start, uint64_t len)
  * A store's life: giving space back, copying files sparsely, directories
  * (compact.c, copy.c).
  * ------------------------------------------------------------------------ */
+MMS__OPEN_PATH
 int mms__os_fill(int fd, uint64_t off, uint64_t len)
 {
     int r = fault_hit(MMS__OP_FILL);

@@ -60,6 +60,7 @@ static int rescue_dead_applier(mms_store *s)
     return mms__pin_stuck(s, MMS__STUCK_APPLIER);
 }
 
+MMS__OPEN_PATH
 static int read_begin(mms_store *s)
 {
     if (s->L_private) { /* read-only file system: nothing can change */
@@ -80,6 +81,7 @@ static int read_begin(mms_store *s)
     return 0;
 }
 
+MMS__OPEN_PATH
 int mms_read_begin(mms_store *s)
 {
     int r = read_checks(s);

@@ -46,6 +46,7 @@ static void pipeline_reset(struct mms__lock *L, const struct mms__jstate *J, uin
 }
 
 /* Recovery, with region 0 open as fd and its header read into b. */
+MMS__OPEN_PATH
 int mms__recover_at(mms_store *s, int fd, const struct mms__hdrbuf *b, uint64_t *fsizep)
 {
     uint64_t fsize = *fsizep;

@@ -320,6 +320,7 @@ static int fixed_take(mms_store *s, const mms_options *o, const struct mms__hdr 
 
 /* With the published state (txn) pinned: read the header (unless the
  * first handle's read is of that state), map the regions. */
+MMS__OPEN_PATH
 static int map_pinned(mms_store *s, const mms_options *o, struct open_hdr *oh, uint64_t txn)
 {
     int fd = s->hdr_fd; /* opened by open_dir or open_lock, for writing if we may */
@@ -492,6 +493,7 @@ static int open_writer(mms_store *s, const mms_options *o)
     return s->jbuf ? 0 : -ENOMEM;
 }
 
+MMS__OPEN_PATH
 int mms_open(const char *path, const mms_options *o, mms_store **out)
 {
     mms__detail_clear();

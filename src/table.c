@@ -231,6 +231,7 @@ static void tables_reindex(mms_store *s);
  * its record size (mms_rec() multiplies by it): the catalog may have changed
  * with the header, so every cached view is stale too, and so is where each
  * handle's entry is (a drop moves entries). */
+MMS__OPEN_PATH
 int mms__tables_follow(mms_store *s)
 {
     s->tab_epoch++;
@@ -256,6 +257,7 @@ void mms__tables_free(mms_store *s)
     s->tables = NULL;
 }
 
+MMS__OPEN_PATH
 static int handle_for(mms_store *s, int idx, mms_table **out)
 {
     const struct mms__tabent *e = &mms__catalog(s)->t[idx];
@@ -627,6 +629,7 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
     return 0;
 }
 
+MMS__OPEN_PATH
 int mms_table_find(mms_store *s, const char *name, mms_table **t)
 {
     int r = mms__check_handle(s);
@@ -682,6 +685,7 @@ static void *get_slow(const mms_table *t, uint64_t i)
     return i < v->view_slots ? v->view_base + i * v->view_rs : NULL;
 }
 
+MMS__OPEN_PATH
 void *mms_table_get(const mms_table *t, uint64_t i)
 {
     if (t && t->view_epoch == t->s->tab_epoch)
@@ -1238,6 +1242,7 @@ int mms__tables_verify(mms_store *s, char *msg, size_t cap)
  * is gone -- its calls fail as those of a table whose creation was
  * aborted.
  * ------------------------------------------------------------------------ */
+MMS__OPEN_PATH
 static void tables_reindex(mms_store *s)
 {
     const struct mms__catalog *cat = mms__catalog(s);

@@ -350,6 +350,7 @@ int mms__view_for_writer(mms_store *s)
     return 0;
 }
 
+MMS__OPEN_PATH
 int mms__view_for_reader(mms_store *s, uint64_t pinned)
 {
     bool write = !(s->flags & MMS_RDONLY);
