@@ -939,8 +939,12 @@ static int scan_range(int fd, char *start, char *end, unsigned how, bool wp, mms
 
 static int pagemap_range(int fd, char *start, char *end, mms__run_fn fn, void *ctx)
 {
-    enum { N = 4096 };
-    static __thread uint64_t ent[N];
+    /* On the stack, one page: a 32 KiB __thread array was cleared (8 page
+     * faults) at the start of every process and thread that links the
+     * library, used or not; 512 entries a pread read 1 GiB of pagemap
+     * as fast as 4096 did (/proc/self/pagemap, 1 page in 16 present). */
+    enum { N = 512 };
+    uint64_t ent[N];
     uint64_t first = (uint64_t)(uintptr_t)start / MMS__PAGE;
     uint64_t last = (uint64_t)(uintptr_t)end / MMS__PAGE;
     char *run = NULL;
