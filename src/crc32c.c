@@ -44,6 +44,7 @@ static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t n)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <nmmintrin.h>
+MMS__OPEN_PATH
 __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p, size_t n)
 {
     uint64_t c64 = c;

@@ -106,6 +106,7 @@ static int store_fixed_layout(mms_store *s, const mms_options *o, struct mms__fi
 /* ------------------------------------------------------------------------
  * Open
  * ------------------------------------------------------------------------ */
+MMS__OPEN_PATH
 void mms_options_init(mms_options *o)
 {
     if (o)
