@@ -150,7 +150,7 @@ uint32_t mms__my_tid(void)
  * test_threads_tsan).
  * ------------------------------------------------------------------------ */
 static unsigned long fork_gen;
-static bool atfork_done; /* set under open_lock */
+static int atfork_done; /* set under open_lock; read and written atomically */
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static mms_store *open_list;
 
@@ -178,15 +178,19 @@ static void on_fork_child(void)
 }
 /* A new handle belongs to this process as it is now (before any fork).
  * The fork handlers are registered by the first handle, under the mutex
- * rather than with pthread_once, whose first call is a futex system call. */
+ * rather than with pthread_once, whose first call is a futex system call.
+ * atfork_done is first looked at with an atomic add of 0, a write access:
+ * in a new process that makes the first touch of the page it shares with
+ * open_lock one page fault, where a read made two (the zero page, then
+ * its copy when the mutex was taken). */
 MMS__OPEN_PATH
 void mms__registry_init(mms_store *s)
 {
-    if (!__atomic_load_n(&atfork_done, __ATOMIC_ACQUIRE)) {
+    if (!__atomic_fetch_add(&atfork_done, 0, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&open_lock);
-        if (!atfork_done)
+        if (!__atomic_load_n(&atfork_done, __ATOMIC_RELAXED))
             pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
-        __atomic_store_n(&atfork_done, true, __ATOMIC_RELEASE);
+        __atomic_store_n(&atfork_done, 1, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&open_lock);
     }
     s->fork_gen = fork_gen;
