@@ -461,12 +461,12 @@ _Static_assert(sizeof(struct mms__lock) == 256 + 64 * MMS__NSLOTS, "lock size");
  * The open path's code
  * ------------------------------------------------------------------------ */
 /* Marks a function that a new process runs from mms_open to its first
- * mms_table_get. They share one section, which the linkers' default
- * scripts place together at the start of the text (with main and the other
- * .text.hot code): a new process's first touch of a code page is a page
- * fault that maps the 64 KiB around it, so an open spread over the
- * library's text paid for a fault per 64 KiB it ran in. Code only: the
- * function's behaviour is unchanged. */
+ * mms_table_get. They share one section, which GNU ld's default script
+ * places at the start of .text, with main and other .text.hot code (lld
+ * and gold keep each object's part together, in input order): a new
+ * process's first touch of a code page is a page fault that maps the 64
+ * KiB around it, and an open spread over the library's ~200 KB of text
+ * paid for a fault per 64 KiB it ran in. Code placement only. */
 #define MMS__OPEN_PATH __attribute__((section(".text.hot.mms_open")))
 
 /* ------------------------------------------------------------------------
