@@ -851,10 +851,11 @@ int mms_heap_place_str(mms_store *s, const mms_heap_obj *o, const void *bytes, s
  * 2, ...) at base + H + (id - 1) * T, where H is the heap's reservation and
  * T each table's. A region's range is reserved when it is mapped (address
  * space only: no memory, no disk), and the region grows inside it and
- * never moves: the heap can grow to H bytes, a table to T (then MMS_EFULL).
+ * never moves: the heap can grow to H bytes, a table to T (then MMS_EFULL;
+ * a migration whose new layout would not fit fails so and changes nothing).
  * A new store created with MMS_FIXED records:
  *  - H = the reserve option rounded up to 4 MiB, 256 GiB by default, and
- *    T = H / 4 (64 GiB by default). A store with n tables takes H + n * T
+ *    T = H / 4 rounded up to 4 MiB (64 GiB by default). A store with n tables takes H + n * T
  *    of address space while it is open (256 GiB + 64 GiB per table by
  *    default), and the next table's range must be free when it is created.
  *    An index is a region too, with a range of T. With the defaults, from

@@ -663,9 +663,7 @@ int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t c
     struct mms__region *g = &s->reg[id];
     uint64_t fsize = 0; /* measured by file_size */
     int r = file_size(fd, id, committed, &fsize);
-    if (!r && fsize > g->reserve)
-        r = mms__fail(MMS_EFULL, "region %u's new file is larger than this handle's "
-                      "reservation; reopen it with a larger reserve", id);
+    assert(r || fsize <= g->reserve); /* mms__region_create_file checked */
     if (r) {
         mms__os_close(fd);
         return r;
@@ -1056,6 +1054,19 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
 {
     char name[MMS__REGION_NAME];
     region_name(name, id, gen);
+    uint64_t fbytes = mms__round_up(bytes ? bytes : 1, MMS__GROW_ALIGN);
+    /* A new file of a mapped region (a migration, a compaction) replaces it
+     * inside the region's reservation, which never moves: one that cannot
+     * fit fails here, before its caller changes the catalog or the region
+     * table (a migration that found out only in mms__map_replace left them
+     * switched, and the commit failed). */
+    if (id < s->nmapped && s->view.base[id] && fbytes > s->reg[id].reserve)
+        return mms__fail(MMS_EFULL, "region %u's new file (%llu bytes) is larger than %s of "
+                         "%llu bytes%s", id, (unsigned long long)fbytes,
+                         s->flags & MMS_FIXED ? "its fixed range" : "this handle's reservation",
+                         (unsigned long long)s->reg[id].reserve,
+                         s->flags & MMS_FIXED ? ", recorded at the store's creation"
+                                              : "; reopen it with a larger reserve");
     int r = mms__region_open_file(s, id, gen, true, true, fd);
     if (r == -EEXIST) {
         /* Left by a transaction that aborted or crashed: the header does
@@ -1073,7 +1084,7 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
     if (s->L)
         __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     /* Preallocated: the disk filling up is this error, never a SIGBUS. */
-    r = mms__os_fallocate(*fd, 0, mms__round_up(bytes ? bytes : 1, MMS__GROW_ALIGN));
+    r = mms__os_fallocate(*fd, 0, fbytes);
     if (r) {
         mms__os_close(*fd);
         *fd = -1;
