@@ -129,6 +129,20 @@ TEST(usage_and_help)
     ASSERT_EQ(cli("help version"), 0);
     ASSERT_EQ(cli("help nosuch"), 2);
     HAS(err, "no command called 'nosuch'");
+    /* help's own help is the list, as every command's --help is its help;
+     * more than one name is a usage error, not ignored. */
+    ASSERT_EQ(cli("help"), 0);
+    list = strdup(out);
+    ASSERT_EQ(cli("help help"), 0);
+    ASSERT(strcmp(out, list) == 0);
+    ASSERT_EQ(cli("help --help"), 0);
+    ASSERT(strcmp(out, list) == 0);
+    ASSERT_EQ(cli("help -h"), 0);
+    ASSERT(strcmp(out, list) == 0);
+    free(list);
+    ASSERT_EQ(cli("help info dump"), 2);
+    ASSERT_EQ(strlen(out), 0);
+    HAS(err, "help takes one command name (from 'dump' on)");
     ASSERT_EQ(cli("nosuch"), 2);
     HAS(err, "unknown command 'nosuch'");
 }

@@ -6,7 +6,8 @@
  *
  *   mms                      a short usage (stderr, exit 2)
  *   mms help | --help | -h   the commands (stdout, exit 0)
- *   mms help CMD             that command's help (stdout, exit 0)
+ *   mms help CMD             that command's help (stdout, exit 0); mms help help
+ *                            (or --help, -h) is the list
  *   mms CMD --help           the same
  *   mms version | --version  the library's version (mms_version())
  *
@@ -64,9 +65,20 @@ static int version(void)
     return tool_finish_output(NULL);
 }
 
+static bool is_help(const char *a)
+{
+    return strcmp(a, "help") == 0 || strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
 static int help(int argc, char **argv)
 {
-    if (argc < 3) {
+    if (argc > 3) {
+        tool_err("help takes one command name (from '%s' on); usage: %s help [COMMAND]",
+                 argv[3], tool_prog);
+        return 2;
+    }
+    /* `mms help help` and `mms help --help`: help's own help is the list. */
+    if (argc < 3 || is_help(argv[2])) {
         list_commands(stdout);
         return tool_finish_output(NULL);
     }
@@ -94,7 +106,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *name = argv[1];
-    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+    if (is_help(name))
         return help(argc, argv);
     if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
         /* `mms version --help` is help, as for every command. */
