@@ -76,7 +76,7 @@ static int run_create(const struct tool_cmd *cmd, int argc, char **argv)
 
 const struct tool_cmd tool_cmd_create = {
     "create", "DIR [--fixed [--base ADDR] [--reserve BYTES]]",
-    "Create an empty store in the directory DIR (which must not exist).",
+    "Create an empty store in the directory DIR (made if missing; one that holds a store is refused).",
     "  --fixed           a fixed-address store (MMS_FIXED): its regions are mapped at\n"
     "                    addresses recorded now, the same in every process that\n"
     "                    opens it with MMS_FIXED, so pointers stored in it stay valid\n"
