@@ -663,7 +663,12 @@ int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t c
     struct mms__region *g = &s->reg[id];
     uint64_t fsize = 0; /* measured by file_size */
     int r = file_size(fd, id, committed, &fsize);
-    assert(r || fsize <= g->reserve); /* mms__region_create_file checked */
+    /* A new file is checked when it is made (mms__region_create_file);
+     * this is a file found on disk larger than the range. */
+    if (!r && fsize > g->reserve)
+        r = mms__fail(MMS_EFULL, "region %u's file (%llu bytes) is larger than its "
+                      "reservation of %llu bytes", id, (unsigned long long)fsize,
+                      (unsigned long long)g->reserve);
     if (r) {
         mms__os_close(fd);
         return r;
