@@ -294,6 +294,20 @@ static void fixed_unclaim(mms_store *s)
     s->fixed_claim_len = 0;
 }
 
+/* Does region id's range of the recorded layout lie in the address space?
+ * The kernel keeps the last page below 128 TiB (x86-64's TASK_SIZE), so a
+ * range that ends at 128 TiB is no more mappable than one that passes it. */
+static int fixed_in_space(const mms_store *s, uint32_t id)
+{
+    uint64_t at = mms__fixed_addr(&s->fixed, id), len = mms__fixed_len(&s->fixed, id);
+    const uint64_t end = MMS__ADDR_END - MMS__PAGE;
+    if (at >= end || len > end - at)
+        return mms__fail(MMS_EADDR, "region %u's fixed range [0x%llx, 0x%llx) passes the end "
+                         "of the address space: the store has too many tables for its "
+                         "reservations", id, (unsigned long long)at, (unsigned long long)(at + len));
+    return 0;
+}
+
 /* Fixed-address mode: region id's range of the recorded layout, exactly. */
 static int reserve_fixed(mms_store *s, uint32_t id, uint64_t fsize, char **base,
                          uint64_t *reserve)
@@ -311,11 +325,10 @@ static int reserve_fixed(mms_store *s, uint32_t id, uint64_t fsize, char **base,
         return 0;
     }
     fixed_unclaim(s);
-    if (at >= MMS__ADDR_END || len > MMS__ADDR_END - at)
-        return mms__fail(MMS_EADDR, "region %u's fixed range [0x%llx, 0x%llx) passes the end "
-                         "of the address space: the store has too many tables for its "
-                         "reservations", id, (unsigned long long)at, (unsigned long long)(at + len));
-    int r = mms__os_reserve_at((void *)(uintptr_t)at, len);
+    int r = fixed_in_space(s, id);
+    if (r)
+        return r;
+    r = mms__os_reserve_at((void *)(uintptr_t)at, len);
     if (r == -EEXIST)
         return mms__fail(MMS_EADDR, "region %u's fixed range [0x%llx, 0x%llx) is in use in "
                          "this process (another mapping there, or another MMS_FIXED handle of "
@@ -1109,7 +1122,12 @@ void mms__region_unlink(mms_store *s, uint32_t id, uint32_t gen)
 int mms__region_new(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes)
 {
     int fd;
-    int r = mms__region_create_file(s, id, gen, bytes, &fd);
+    /* A store with a fixed layout gets no region it could not be mapped
+     * at, from a normal-mode handle either: one past the end of the address
+     * space made every later MMS_FIXED open fail. */
+    int r = s->fixed.base && !s->view.base[id] ? fixed_in_space(s, id) : 0;
+    if (!r)
+        r = mms__region_create_file(s, id, gen, bytes, &fd);
     if (r)
         return r;
     return s->view.base[id] ? mms__map_replace(s, id, fd, gen, 0)

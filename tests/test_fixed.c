@@ -776,6 +776,52 @@ TEST(migrate_full)
     rmrf(p);
 }
 
+/* A table whose fixed range would pass the end of the address space is
+ * refused in a normal-mode handle too (MMS_EADDR, nothing made), so the
+ * store still opens fixed. A normal handle used to create it: the store
+ * then failed every MMS_FIXED open ("region 2's fixed range ... passes the
+ * end of the address space"). The layout: the heap at 100 TiB, 20 TiB (clear
+ * of ASan's allocator below 100 TiB), table 1 at [120, 125) TiB (below the
+ * libraries and stacks near 128 TiB), table 2 at [125, 130) TiB. */
+TEST(table_past_end)
+{
+    const char *p = tpath("fixed-past-end");
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE | MMS_FIXED;
+    o.base = 100 * TIB;
+    o.reserve = 20 * TIB;
+    mms_store *s;
+    OK(mms_open(p, &o, &s));
+    OK(mms_close(s));
+    struct rec { uint64_t a; };
+    static const mms_field fields[] = {MMS_F_U64(struct rec, a)};
+    static const mms_schema schema = MMS_SCHEMA(struct rec, fields);
+    mms_table *t;
+    uint64_t i;
+    for (int fixed = 0; fixed < 2; fixed++) {
+        s = fixed ? open_fixed(p, 0) : open_flags(p, 0);
+        OK(mms_txn_begin(s, 0));
+        if (!fixed) {
+            OK(mms_table_open(s, "one", &schema, MMS_TABLE_CREATE, &t));
+            OK(mms_table_append(t, &(struct rec){7}, &i));
+        }
+        FAILS(mms_table_open(s, "two", &schema, MMS_TABLE_CREATE, &t), MMS_EADDR);
+        if (!strstr(mms_errdetail(), "passes the end of the address space"))
+            FAILF("detail: %s", mms_errdetail());
+        OK(mms_txn_commit(s));
+        OK(mms_close(s));
+    }
+    s = open_fixed(p, 0);
+    OK(mms_table_find(s, "one", &t));
+    ASSERT_EQ((uintptr_t)mms_table_array(t), 120 * TIB);
+    ASSERT_EQ(((struct rec *)mms_table_get(t, 0))->a, 7);
+    FAILS(mms_table_find(s, "two", &t), MMS_ENOENT);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 /* ------------------------------------------------------------------------
  * Child processes: the writer, readers, the crash workload.
  * ------------------------------------------------------------------------ */
@@ -1169,6 +1215,7 @@ int main(int argc, char **argv)
     RUN(creates_at_once);
     RUN(growth);
     RUN(migrate_full);
+    RUN(table_past_end);
     RUN(pointers);
     RUN(multi);
     RUN(crash);
