@@ -892,7 +892,9 @@ int mms_heap_place_str(mms_store *s, const mms_heap_obj *o, const void *bytes, s
  * wherever the kernel puts them, refs work as always, and the pointers in
  * it are numbers that are right only in fixed-mode handles (mms_info()
  * gives the recorded base: p - fixed_base is the heap ref of a heap
- * pointer p). It opens with MMS_FIXED again afterwards.
+ * pointer p). It opens with MMS_FIXED again afterwards: a table or index
+ * whose recorded range would pass the end of the address space is refused
+ * in either mode (MMS_EADDR), before anything is made.
  *
  * Pointers and refs mix: mms_pmalloc() and mms_alloc() share the heap and
  * its allocator; mms_ref_of(s, p, &r) is the ref of a pointer and
