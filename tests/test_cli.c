@@ -941,6 +941,44 @@ TEST(recover_stale_leftover)
         FAILF("the leftover %s of a recover that was killed is still there", stale);
 }
 
+/* Run with stdout and stderr closed, a command's files took fds 1 and 2:
+ * `mms drop DIR nosuch >&- 2>&-` wrote its error message over the header
+ * of region-0-0, opened read-write as fd 2, and the store was gone ("not
+ * an mmstore store"). The tool now holds 0-2 open before anything else
+ * (/dev/null, the wrong way round, so that a closed stdout is still a
+ * write error). */
+static int run_closed_std(const char *a, const char *b, const char *c, const char *d)
+{
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        close(1);
+        close(2);
+        execl(getenv("MMS_TOOL"), "mms", a, b, c, d, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+TEST(closed_std_fds)
+{
+    char csv[600], dir[600];
+    snprintf(csv, sizeof csv, "%s/closed.csv", work);
+    snprintf(dir, sizeof dir, "%s/closed.mms", work);
+    put_text(csv, "a,b\n1,x\n2,y\n");
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
+    ASSERT_EQ(run_closed_std("drop", dir, "nosuch", NULL), 1);
+    ASSERT_EQ(run_closed_std("rename", dir, "nosuch", "x"), 1);
+    ASSERT_EQ(run_closed_std("index", dir, "nosuch", "a"), 1);
+    ASSERT_EQ(run_closed_std("checkpoint", dir, NULL, NULL), 1); /* cannot say so */
+    ASSERT_EQ(run_closed_std("info", dir, NULL, NULL), 1);
+    ASSERT_EQ(cli("verify '%s'", dir), 0);
+    ASSERT_EQ(cli("dump '%s' t", dir), 0);
+    SAME(out, "a,b\n1,x\n2,y\n");
+}
+
 /* An empty DIR is known wrong from the command line alone: a usage error
  * (exit 2) that says so. It reached mms_open, which said "invalid argument:
  * mms_open: path and out are required" (exit 1); mms load already said
@@ -983,6 +1021,7 @@ int main(void)
     RUN(recover_unreadable_page);
     RUN(recover_stale_leftover);
     RUN(empty_dir);
+    RUN(closed_std_fds);
     free(out);
     free(err);
     rmrf(work);

@@ -13,11 +13,14 @@
  *
  * Every failure prints one line on stderr and exits non-zero (2 for a
  * usage error, 1 otherwise), never by a signal: SIGPIPE is ignored, so a
- * closed pipe is a write error like any other.
+ * closed pipe is a write error like any other. Closed standard descriptors
+ * are held first (std_fds_hold), so the store's files never get them.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "tool.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 
@@ -97,8 +100,27 @@ static int help(int argc, char **argv)
     return tool_finish_output(NULL);
 }
 
+/* Started with fd 0, 1 or 2 closed, the store's files would get them, and a
+ * message to stderr would land in one (`mms drop DIR x >&- 2>&-` wrote its
+ * error over region 0's header). Each closed one is held by /dev/null
+ * opened the wrong way round, so that writing to a closed stdout or stderr
+ * and reading a closed stdin still fail (EBADF) as before. */
+static bool std_fds_hold(void)
+{
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int held = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+        if (held != fd) /* the lowest free number: fd, unless /dev/null is missing */
+            return false;
+    }
+    return true;
+}
+
 int main(int argc, char **argv)
 {
+    if (!std_fds_hold())
+        return 1; /* with nowhere safe to say so */
     /* A closed pipe is a write error (exit 1), not a death by signal. */
     signal(SIGPIPE, SIG_IGN);
     if (argc < 2 || !*argv[1]) {
