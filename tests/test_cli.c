@@ -183,6 +183,16 @@ TEST(usage_errors)
         snprintf(want, sizeof want, "'mms help %s'", cmd);
         HAS(err, want);
     }
+    /* --base and --reserve are decimal or 0x hex: a leading 0 is not octal
+     * (strtoull's base 0 took 0104857600 for octal, stopped at the 8 and
+     * called it no number; 0400000000 it took for 64 MiB). */
+    char fx[700];
+    snprintf(fx, sizeof fx, "%s/fx.mms", work);
+    ASSERT_EQ(cli("create '%s' --fixed --base 0x3c0000000000 --reserve 0104857600", fx), 0);
+    ASSERT_EQ(cli("info '%s' --raw", fx), 0);
+    HAS(out, "\nfixed_heap_reserve: 104857600\n");
+    ASSERT_EQ(cli("create '%s'2 --fixed --reserve 0x", fx), 2);
+    HAS(err, "--reserve wants a number, not '0x'");
     /* "--" ends the options: a store may be called --x. */
     char dir[700];
     snprintf(dir, sizeof dir, "%s/--x.mms", work);
