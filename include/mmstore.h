@@ -65,6 +65,10 @@
  *    (mms_alloc, a table write, ...; mms_txn_commit and mms_txn_abort work
  *    at once), and the first thread stays able to write until it next
  *    ends a transaction on the handle.
+ *  - With the mprotect guard (MMS_GUARD_KIND_MPROTECT) rights are the
+ *    process's: while a write transaction is open every thread may write
+ *    the handle's data, and what another thread stores joins that
+ *    transaction; outside one every thread faults.
  *  - MMS_NOSYNC is durable against process crashes only; see its comment.
  *  - A handle is not usable in a child after fork(): calls return MMS_EFORK.
  *  - A handle keeps a file descriptor open for each region file it maps
