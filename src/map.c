@@ -1081,10 +1081,10 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
     if (id < s->nmapped && s->view.base[id] && fbytes > s->reg[id].reserve)
         return mms__fail(MMS_EFULL, "region %u's new file (%llu bytes) is larger than %s of "
                          "%llu bytes%s", id, (unsigned long long)fbytes,
-                         s->flags & MMS_FIXED ? "its fixed range" : "this handle's reservation",
+                         s->fixed.base ? "its fixed range" : "this handle's reservation",
                          (unsigned long long)s->reg[id].reserve,
-                         s->flags & MMS_FIXED ? ", recorded at the store's creation"
-                                              : "; reopen it with a larger reserve");
+                         s->fixed.base ? ", recorded at the store's creation"
+                                    : "; reopen it with a larger reserve");
     int r = mms__region_open_file(s, id, gen, true, true, fd);
     if (r == -EEXIST) {
         /* Left by a transaction that aborted or crashed: the header does
