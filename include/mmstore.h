@@ -65,6 +65,10 @@
  *    (mms_alloc, a table write, ...; mms_txn_commit and mms_txn_abort work
  *    at once), and the first thread stays able to write until it next
  *    ends a transaction on the handle.
+ *  - With the mprotect guard (MMS_GUARD_KIND_MPROTECT) rights are the
+ *    process's: while a write transaction is open every thread may write
+ *    the handle's data, and what another thread stores joins that
+ *    transaction; outside one every thread faults.
  *  - MMS_NOSYNC is durable against process crashes only; see its comment.
  *  - A handle is not usable in a child after fork(): calls return MMS_EFORK.
  *  - A handle keeps a file descriptor open for each region file it maps
@@ -851,10 +855,11 @@ int mms_heap_place_str(mms_store *s, const mms_heap_obj *o, const void *bytes, s
  * 2, ...) at base + H + (id - 1) * T, where H is the heap's reservation and
  * T each table's. A region's range is reserved when it is mapped (address
  * space only: no memory, no disk), and the region grows inside it and
- * never moves: the heap can grow to H bytes, a table to T (then MMS_EFULL).
+ * never moves: the heap can grow to H bytes, a table to T (then MMS_EFULL;
+ * a migration whose new layout would not fit fails so and changes nothing).
  * A new store created with MMS_FIXED records:
  *  - H = the reserve option rounded up to 4 MiB, 256 GiB by default, and
- *    T = H / 4 (64 GiB by default). A store with n tables takes H + n * T
+ *    T = H / 4 rounded up to 4 MiB (64 GiB by default). A store with n tables takes H + n * T
  *    of address space while it is open (256 GiB + 64 GiB per table by
  *    default), and the next table's range must be free when it is created.
  *    An index is a region too, with a range of T. With the defaults, from
@@ -891,7 +896,9 @@ int mms_heap_place_str(mms_store *s, const mms_heap_obj *o, const void *bytes, s
  * wherever the kernel puts them, refs work as always, and the pointers in
  * it are numbers that are right only in fixed-mode handles (mms_info()
  * gives the recorded base: p - fixed_base is the heap ref of a heap
- * pointer p). It opens with MMS_FIXED again afterwards.
+ * pointer p). It opens with MMS_FIXED again afterwards: a table or index
+ * whose recorded range would pass the end of the address space is refused
+ * in either mode (MMS_EADDR), before anything is made.
  *
  * Pointers and refs mix: mms_pmalloc() and mms_alloc() share the heap and
  * its allocator; mms_ref_of(s, p, &r) is the ref of a pointer and

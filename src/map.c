@@ -299,6 +299,20 @@ static void fixed_unclaim(mms_store *s)
     s->fixed_claim_len = 0;
 }
 
+/* Does region id's range of the recorded layout lie in the address space?
+ * The kernel keeps the last page below 128 TiB (x86-64's TASK_SIZE), so a
+ * range that ends at 128 TiB is no more mappable than one that passes it. */
+static int fixed_in_space(const mms_store *s, uint32_t id)
+{
+    uint64_t at = mms__fixed_addr(&s->fixed, id), len = mms__fixed_len(&s->fixed, id);
+    const uint64_t end = MMS__ADDR_END - MMS__PAGE;
+    if (at >= end || len > end - at)
+        return mms__fail(MMS_EADDR, "region %u's fixed range [0x%llx, 0x%llx) passes the end "
+                         "of the address space: the store has too many tables for its "
+                         "reservations", id, (unsigned long long)at, (unsigned long long)(at + len));
+    return 0;
+}
+
 /* Fixed-address mode: region id's range of the recorded layout, exactly. */
 static int reserve_fixed(mms_store *s, uint32_t id, uint64_t fsize, char **base,
                          uint64_t *reserve)
@@ -316,11 +330,10 @@ static int reserve_fixed(mms_store *s, uint32_t id, uint64_t fsize, char **base,
         return 0;
     }
     fixed_unclaim(s);
-    if (at >= MMS__ADDR_END || len > MMS__ADDR_END - at)
-        return mms__fail(MMS_EADDR, "region %u's fixed range [0x%llx, 0x%llx) passes the end "
-                         "of the address space: the store has too many tables for its "
-                         "reservations", id, (unsigned long long)at, (unsigned long long)(at + len));
-    int r = mms__os_reserve_at((void *)(uintptr_t)at, len);
+    int r = fixed_in_space(s, id);
+    if (r)
+        return r;
+    r = mms__os_reserve_at((void *)(uintptr_t)at, len);
     if (r == -EEXIST)
         return mms__fail(MMS_EADDR, "region %u's fixed range [0x%llx, 0x%llx) is in use in "
                          "this process (another mapping there, or another MMS_FIXED handle of "
@@ -671,9 +684,12 @@ int mms__map_replace(mms_store *s, uint32_t id, int fd, uint32_t gen, uint64_t c
     struct mms__region *g = &s->reg[id];
     uint64_t fsize = 0; /* measured by file_size */
     int r = file_size(fd, id, committed, &fsize);
+    /* A new file is checked when it is made (mms__region_create_file);
+     * this is a file found on disk larger than the range. */
     if (!r && fsize > g->reserve)
-        r = mms__fail(MMS_EFULL, "region %u's new file is larger than this handle's "
-                      "reservation; reopen it with a larger reserve", id);
+        r = mms__fail(MMS_EFULL, "region %u's file (%llu bytes) is larger than its "
+                      "reservation of %llu bytes", id, (unsigned long long)fsize,
+                      (unsigned long long)g->reserve);
     if (r) {
         mms__os_close(fd);
         return r;
@@ -1065,6 +1081,19 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
 {
     char name[MMS__REGION_NAME];
     region_name(name, id, gen);
+    uint64_t fbytes = mms__round_up(bytes ? bytes : 1, MMS__GROW_ALIGN);
+    /* A new file of a mapped region (a migration, a compaction) replaces it
+     * inside the region's reservation, which never moves: one that cannot
+     * fit fails here, before its caller changes the catalog or the region
+     * table (a migration that found out only in mms__map_replace left them
+     * switched, and the commit failed). */
+    if (id < s->nmapped && s->view.base[id] && fbytes > s->reg[id].reserve)
+        return mms__fail(MMS_EFULL, "region %u's new file (%llu bytes) is larger than %s of "
+                         "%llu bytes%s", id, (unsigned long long)fbytes,
+                         s->fixed.base ? "its fixed range" : "this handle's reservation",
+                         (unsigned long long)s->reg[id].reserve,
+                         s->fixed.base ? ", recorded at the store's creation"
+                                    : "; reopen it with a larger reserve");
     int r = mms__region_open_file(s, id, gen, true, true, fd);
     if (r == -EEXIST) {
         /* Left by a transaction that aborted or crashed: the header does
@@ -1082,7 +1111,7 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
     if (s->L)
         __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     /* Preallocated: the disk filling up is this error, never a SIGBUS. */
-    r = mms__os_fallocate(*fd, 0, mms__round_up(bytes ? bytes : 1, MMS__GROW_ALIGN));
+    r = mms__os_fallocate(*fd, 0, fbytes);
     if (r) {
         mms__os_close(*fd);
         *fd = -1;
@@ -1102,7 +1131,12 @@ void mms__region_unlink(mms_store *s, uint32_t id, uint32_t gen)
 int mms__region_new(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes)
 {
     int fd;
-    int r = mms__region_create_file(s, id, gen, bytes, &fd);
+    /* A store with a fixed layout gets no region it could not be mapped
+     * at, from a normal-mode handle either: one past the end of the address
+     * space made every later MMS_FIXED open fail. */
+    int r = s->fixed.base && !s->view.base[id] ? fixed_in_space(s, id) : 0;
+    if (!r)
+        r = mms__region_create_file(s, id, gen, bytes, &fd);
     if (r)
         return r;
     return s->view.base[id] ? mms__map_replace(s, id, fd, gen, 0)

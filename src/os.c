@@ -214,14 +214,27 @@ void mms__crashpoint(const char *name)
 /* ------------------------------------------------------------------------
  * Files
  * ------------------------------------------------------------------------ */
+/* A descriptor of the store is never 0, 1 or 2: in a process started with
+ * stdout or stderr closed, a message written there (the program's, the
+ * `mms` tool's) would land in a store file -- over region 0's header. */
+MMS__OPEN_PATH
+static int fd_above_std(int fd)
+{
+    if (fd < 0 || fd > 2)
+        return fd < 0 ? -errno : fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int e = errno;
+    close(fd);
+    return high < 0 ? -e : high;
+}
+
 MMS__OPEN_PATH
 int mms__os_open(const char *path, int flags, int mode)
 {
     int r = fault_hit(MMS__OP_OPEN);
     if (r)
         return r;
-    int fd = open(path, flags | O_CLOEXEC, mode);
-    return fd < 0 ? -errno : fd;
+    return fd_above_std(open(path, flags | O_CLOEXEC, mode));
 }
 
 /* A store's files (region files, journal, lock) are regular files: a FIFO
@@ -238,9 +251,9 @@ int mms__os_openat_sized(int dirfd, const char *name, int flags, int mode, uint6
     if (r)
         return r;
     bool file = !(flags & O_DIRECTORY);
-    int fd = openat(dirfd, name, flags | O_CLOEXEC | (file ? O_NONBLOCK : 0), mode);
+    int fd = fd_above_std(openat(dirfd, name, flags | O_CLOEXEC | (file ? O_NONBLOCK : 0), mode));
     if (fd < 0)
-        return -errno;
+        return fd;
     struct stat st;
     if (file && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
         close(fd);

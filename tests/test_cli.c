@@ -129,6 +129,20 @@ TEST(usage_and_help)
     ASSERT_EQ(cli("help version"), 0);
     ASSERT_EQ(cli("help nosuch"), 2);
     HAS(err, "no command called 'nosuch'");
+    /* help's own help is the list, as every command's --help is its help;
+     * more than one name is a usage error, not ignored. */
+    ASSERT_EQ(cli("help"), 0);
+    list = strdup(out);
+    ASSERT_EQ(cli("help help"), 0);
+    ASSERT(strcmp(out, list) == 0);
+    ASSERT_EQ(cli("help --help"), 0);
+    ASSERT(strcmp(out, list) == 0);
+    ASSERT_EQ(cli("help -h"), 0);
+    ASSERT(strcmp(out, list) == 0);
+    free(list);
+    ASSERT_EQ(cli("help info dump"), 2);
+    ASSERT_EQ(strlen(out), 0);
+    HAS(err, "help takes one command name (from 'dump' on)");
     ASSERT_EQ(cli("nosuch"), 2);
     HAS(err, "unknown command 'nosuch'");
 }
@@ -169,6 +183,16 @@ TEST(usage_errors)
         snprintf(want, sizeof want, "'mms help %s'", cmd);
         HAS(err, want);
     }
+    /* --base and --reserve are decimal or 0x hex: a leading 0 is not octal
+     * (strtoull's base 0 took 0104857600 for octal, stopped at the 8 and
+     * called it no number; 0400000000 it took for 64 MiB). */
+    char fx[700];
+    snprintf(fx, sizeof fx, "%s/fx.mms", work);
+    ASSERT_EQ(cli("create '%s' --fixed --base 0x3c0000000000 --reserve 0104857600", fx), 0);
+    ASSERT_EQ(cli("info '%s' --raw", fx), 0);
+    HAS(out, "\nfixed_heap_reserve: 104857600\n");
+    ASSERT_EQ(cli("create '%s'2 --fixed --reserve 0x", fx), 2);
+    HAS(err, "--reserve wants a number, not '0x'");
     /* "--" ends the options: a store may be called --x. */
     char dir[700];
     snprintf(dir, sizeof dir, "%s/--x.mms", work);
@@ -927,6 +951,64 @@ TEST(recover_stale_leftover)
         FAILF("the leftover %s of a recover that was killed is still there", stale);
 }
 
+/* Run with stdout and stderr closed, a command's files took fds 1 and 2:
+ * `mms drop DIR nosuch >&- 2>&-` wrote its error message over the header
+ * of region-0-0, opened read-write as fd 2, and the store was gone ("not
+ * an mmstore store"). The tool now holds 0-2 open before anything else
+ * (/dev/null, the wrong way round, so that a closed stdout is still a
+ * write error). */
+static int run_closed_std(const char *a, const char *b, const char *c, const char *d)
+{
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        close(1);
+        close(2);
+        execl(getenv("MMS_TOOL"), "mms", a, b, c, d, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+TEST(closed_std_fds)
+{
+    char csv[600], dir[600];
+    snprintf(csv, sizeof csv, "%s/closed.csv", work);
+    snprintf(dir, sizeof dir, "%s/closed.mms", work);
+    put_text(csv, "a,b\n1,x\n2,y\n");
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
+    ASSERT_EQ(run_closed_std("drop", dir, "nosuch", NULL), 1);
+    ASSERT_EQ(run_closed_std("rename", dir, "nosuch", "x"), 1);
+    ASSERT_EQ(run_closed_std("index", dir, "nosuch", "a"), 1);
+    ASSERT_EQ(run_closed_std("checkpoint", dir, NULL, NULL), 1); /* cannot say so */
+    ASSERT_EQ(run_closed_std("info", dir, NULL, NULL), 1);
+    ASSERT_EQ(cli("verify '%s'", dir), 0);
+    ASSERT_EQ(cli("dump '%s' t", dir), 0);
+    SAME(out, "a,b\n1,x\n2,y\n");
+    /* The library keeps its files off 0-2 too, for any program: one that
+     * writes to its closed stderr while a store is open gets EBADF. */
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        close(1);
+        close(2);
+        mms_store *s;
+        if (mms_open(dir, NULL, &s) || mms_txn_begin(s, 0))
+            _exit(3);
+        int wrote = (int)write(1, "stdout!!", 8) + (int)write(2, "stderr!!", 8);
+        if (mms_txn_commit(s) || mms_close(s))
+            _exit(4);
+        _exit(wrote == -2 ? 0 : 5);
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFEXITED(st));
+    ASSERT_EQ(WEXITSTATUS(st), 0);
+    ASSERT_EQ(cli("verify '%s'", dir), 0);
+}
+
 /* An empty DIR is known wrong from the command line alone: a usage error
  * (exit 2) that says so. It reached mms_open, which said "invalid argument:
  * mms_open: path and out are required" (exit 1); mms load already said
@@ -969,6 +1051,7 @@ int main(void)
     RUN(recover_unreadable_page);
     RUN(recover_stale_leftover);
     RUN(empty_dir);
+    RUN(closed_std_fds);
     free(out);
     free(err);
     rmrf(work);

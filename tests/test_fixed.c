@@ -722,6 +722,107 @@ TEST(growth)
     rmrf(p);
 }
 
+/* A migration whose new file does not fit the table's fixed range fails
+ * MMS_EFULL and changes nothing: the transaction goes on and commits, the
+ * table keeps its layout and records. (The catalog and the region table
+ * used to switch before the new file was found too large: the commit then
+ * failed "cannot sync new data of region 1", losing the transaction.) */
+TEST(migrate_full)
+{
+    const char *p = tpath("fixed-migrate-full");
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE | MMS_FIXED;
+    o.reserve = (uint64_t)8 << 20; /* 4 MiB per table (a quarter, at least 4 MiB) */
+    mms_store *s;
+    OK(mms_open(p, &o, &s));
+    struct rec2 { uint64_t key, val; };
+    static const mms_field f2[] = {MMS_F_U64(struct rec2, key), MMS_F_U64(struct rec2, val)};
+    static const mms_schema s2 = MMS_SCHEMA(struct rec2, f2);
+    struct rec3 { uint64_t key, val, extra; };
+    static const mms_field f3[] = {MMS_F_U64(struct rec3, key), MMS_F_U64(struct rec3, val),
+                                   MMS_F_U64(struct rec3, extra)};
+    static const mms_schema s3 = MMS_SCHEMA(struct rec3, f3);
+    const uint64_t n = 200000; /* 3.2 MB; 4.8 MB in the wider layout */
+    mms_table *t;
+    uint64_t first;
+    void *where;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "t", &s2, MMS_TABLE_CREATE, &t));
+    OK(mms_table_append_many(t, n, &first, &where));
+    for (uint64_t i = 0; i < n; i++)
+        ((struct rec2 *)where)[i] = (struct rec2){i, 2 * i};
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    uint64_t *kept = mms_pmalloc(s, sizeof *kept);
+    ASSERT(kept != NULL);
+    *kept = 77;
+    OK(mms_root_ptr_set(s, kept));
+    FAILS(mms_table_open(s, "t", &s3, MMS_TABLE_CREATE, &t), MMS_EFULL);
+    OK(mms_txn_commit(s));
+    OK(mms_table_find(s, "t", &t));
+    ASSERT_EQ(mms_table_schema(t)->record_size, sizeof(struct rec2));
+    ASSERT_EQ(mms_table_count(t), n);
+    ASSERT_EQ(((struct rec2 *)mms_table_get(t, n - 1))->val, 2 * (n - 1));
+    verify_ok(s);
+    OK(mms_close(s));
+    s = open_fixed(p, 0);
+    ASSERT_EQ(*(uint64_t *)mms_root_ptr(s), 77);
+    OK(mms_table_find(s, "t", &t));
+    ASSERT_EQ(mms_table_count(t), n);
+    ASSERT_EQ(mms_table_schema(t)->record_size, sizeof(struct rec2));
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+/* A table whose fixed range would pass the end of the address space is
+ * refused in a normal-mode handle too (MMS_EADDR, nothing made), so the
+ * store still opens fixed. A normal handle used to create it: the store
+ * then failed every MMS_FIXED open ("region 2's fixed range ... passes the
+ * end of the address space"). The layout: the heap at 104 TiB, 16 TiB (clear
+ * of ASan's allocator at 96-100 TiB and what follows it), table 1 at
+ * [120, 124) TiB (below the libraries and stacks near 128 TiB), table 2 at
+ * [124, 128) TiB, whose last page the kernel keeps. */
+TEST(table_past_end)
+{
+    const char *p = tpath("fixed-past-end");
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE | MMS_FIXED;
+    o.base = 104 * TIB;
+    o.reserve = 16 * TIB;
+    mms_store *s;
+    OK(mms_open(p, &o, &s));
+    OK(mms_close(s));
+    struct rec { uint64_t a; };
+    static const mms_field fields[] = {MMS_F_U64(struct rec, a)};
+    static const mms_schema schema = MMS_SCHEMA(struct rec, fields);
+    mms_table *t;
+    uint64_t i;
+    for (int fixed = 0; fixed < 2; fixed++) {
+        s = fixed ? open_fixed(p, 0) : open_flags(p, 0);
+        OK(mms_txn_begin(s, 0));
+        if (!fixed) {
+            OK(mms_table_open(s, "one", &schema, MMS_TABLE_CREATE, &t));
+            OK(mms_table_append(t, &(struct rec){7}, &i));
+        }
+        FAILS(mms_table_open(s, "two", &schema, MMS_TABLE_CREATE, &t), MMS_EADDR);
+        if (!strstr(mms_errdetail(), "passes the end of the address space"))
+            FAILF("detail: %s", mms_errdetail());
+        OK(mms_txn_commit(s));
+        OK(mms_close(s));
+    }
+    s = open_fixed(p, 0);
+    OK(mms_table_find(s, "one", &t));
+    ASSERT_EQ((uintptr_t)mms_table_array(t), 120 * TIB);
+    ASSERT_EQ(((struct rec *)mms_table_get(t, 0))->a, 7);
+    FAILS(mms_table_find(s, "two", &t), MMS_ENOENT);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 /* ------------------------------------------------------------------------
  * Child processes: the writer, readers, the crash workload.
  * ------------------------------------------------------------------------ */
@@ -1114,6 +1215,8 @@ int main(int argc, char **argv)
     RUN(create_in_use);
     RUN(creates_at_once);
     RUN(growth);
+    RUN(migrate_full);
+    RUN(table_past_end);
     RUN(pointers);
     RUN(multi);
     RUN(crash);

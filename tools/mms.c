@@ -6,17 +6,21 @@
  *
  *   mms                      a short usage (stderr, exit 2)
  *   mms help | --help | -h   the commands (stdout, exit 0)
- *   mms help CMD             that command's help (stdout, exit 0)
+ *   mms help CMD             that command's help (stdout, exit 0); mms help help
+ *                            (or --help, -h) is the list
  *   mms CMD --help           the same
  *   mms version | --version  the library's version (mms_version())
  *
  * Every failure prints one line on stderr and exits non-zero (2 for a
  * usage error, 1 otherwise), never by a signal: SIGPIPE is ignored, so a
- * closed pipe is a write error like any other.
+ * closed pipe is a write error like any other. Closed standard descriptors
+ * are held first (std_fds_hold), so the store's files never get them.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "tool.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 
@@ -64,9 +68,20 @@ static int version(void)
     return tool_finish_output(NULL);
 }
 
+static bool is_help(const char *a)
+{
+    return strcmp(a, "help") == 0 || strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
 static int help(int argc, char **argv)
 {
-    if (argc < 3) {
+    if (argc > 3) {
+        tool_err("help takes one command name (from '%s' on); usage: %s help [COMMAND]",
+                 argv[3], tool_prog);
+        return 2;
+    }
+    /* `mms help help` and `mms help --help`: help's own help is the list. */
+    if (argc < 3 || is_help(argv[2])) {
         list_commands(stdout);
         return tool_finish_output(NULL);
     }
@@ -85,8 +100,27 @@ static int help(int argc, char **argv)
     return tool_finish_output(NULL);
 }
 
+/* Started with fd 0, 1 or 2 closed, the store's files would get them, and a
+ * message to stderr would land in one (`mms drop DIR x >&- 2>&-` wrote its
+ * error over region 0's header). Each closed one is held by /dev/null
+ * opened the wrong way round, so that writing to a closed stdout or stderr
+ * and reading a closed stdin still fail (EBADF) as before. */
+static bool std_fds_hold(void)
+{
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int held = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+        if (held != fd) /* the lowest free number: fd, unless /dev/null is missing */
+            return false;
+    }
+    return true;
+}
+
 int main(int argc, char **argv)
 {
+    if (!std_fds_hold())
+        return 1; /* with nowhere safe to say so */
     /* A closed pipe is a write error (exit 1), not a death by signal. */
     signal(SIGPIPE, SIG_IGN);
     if (argc < 2 || !*argv[1]) {
@@ -94,7 +128,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *name = argv[1];
-    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+    if (is_help(name))
         return help(argc, argv);
     if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
         /* `mms version --help` is help, as for every command. */

@@ -17,14 +17,21 @@
  * mms create DIR [--fixed [--base ADDR] [--reserve BYTES]]
  * ------------------------------------------------------------------------ */
 /* A number of the command line (decimal, 0x hex), or a usage error.
- * strtoull alone took "-5" (and " 5") for 2^64 - 5. */
+ * strtoull alone took "-5" (and " 5") for 2^64 - 5, and with base 0 a
+ * leading 0 for octal (0400000000: 64 MiB). */
 static int create_number(const struct tool_cmd *cmd, const char *name, const char *text,
                          uint64_t *out)
 {
+    *out = 0;
+    if (!text)
+        return -1;
+    bool hex = (text[0] == '0' && (text[1] == 'x' || text[1] == 'X'));
+    const char *digits = hex ? text + 2 : text;
     char *end;
     errno = 0;
-    *out = text ? strtoull(text, &end, 0) : 0;
-    if (text && (errno || end == text || *end || !isdigit((unsigned char)text[0])))
+    *out = strtoull(digits, &end, hex ? 16 : 10);
+    if (errno || end == digits || *end || !isxdigit((unsigned char)digits[0]) ||
+        (!hex && !isdigit((unsigned char)digits[0])))
         return tool_usage_err(cmd, "--%s wants a number, not '%s'", name, text);
     return -1;
 }
@@ -76,7 +83,7 @@ static int run_create(const struct tool_cmd *cmd, int argc, char **argv)
 
 const struct tool_cmd tool_cmd_create = {
     "create", "DIR [--fixed [--base ADDR] [--reserve BYTES]]",
-    "Create an empty store in the directory DIR (which must not exist).",
+    "Create an empty store in the directory DIR (made if missing; one that holds a store is refused).",
     "  --fixed           a fixed-address store (MMS_FIXED): its regions are mapped at\n"
     "                    addresses recorded now, the same in every process that\n"
     "                    opens it with MMS_FIXED, so pointers stored in it stay valid\n"
