@@ -435,7 +435,8 @@ void mms_options_init(mms_options *o);
  * override the guard and the backend (used by the tests), and
  * MMS_KEEP_PAGES=N sets how many changed private pages a commit keeps
  * mapped for the next transaction instead of dropping them (default 64;
- * see bench/commit_cost).
+ * see bench/commit_cost). Any other value of these or of MMS_HUGE (0|1)
+ * is an error (MMS_EINVAL naming the variable), not ignored.
  *
  * Errors: MMS_EINVAL (NULL path/out, unknown flag), -ENOENT (no store and no
  * MMS_CREATE), -EEXIST (MMS_EXCL and it exists), -ENOTDIR (path is a file),

@@ -113,6 +113,41 @@ void mms_options_init(mms_options *o)
         memset(o, 0, sizeof *o);
 }
 
+/* The environment variables mmstore.h documents (mms_open, MMS_HUGE):
+ * a value outside theirs is an error, not ignored -- MMS_GUARD=on left the
+ * guard off without a word, MMS_GUARD=1abc counted as 1. Checked once per
+ * open, before they are read. */
+static bool env_one_of(const char *v, const char *values)
+{
+    size_t n = strlen(v);
+    for (const char *p = values; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && memcmp(p, v, n) == 0)
+            return true;
+        p += len + (bar != NULL);
+    }
+    return false;
+}
+
+static int env_check(void)
+{
+    static const struct {
+        const char *name, *values;
+    } vars[] = {{"MMS_GUARD", "0|1|mprotect"}, {"MMS_HUGE", "0|1"}, {"MMS_DIRTY", "scan|pagemap"}};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i].name);
+        if (v && !env_one_of(v, vars[i].values))
+            return mms__fail(MMS_EINVAL, "the environment variable %s is \"%.40s\"; it takes "
+                             "%s (or unset it)", vars[i].name, v, vars[i].values);
+    }
+    const char *k = getenv("MMS_KEEP_PAGES");
+    if (k && (!*k || strspn(k, "0123456789") != strlen(k) || strlen(k) > 6))
+        return mms__fail(MMS_EINVAL, "the environment variable MMS_KEEP_PAGES is \"%.40s\"; it "
+                         "takes a number of pages, 0 to 999999 (or unset it)", k);
+    return 0;
+}
+
 static unsigned env_flags(unsigned flags)
 {
     flags = mms__guard_flags(flags); /* the environment wins (guard.c) */
@@ -370,6 +405,9 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     if (mms__os_page_size() != MMS__PAGE)
         return mms__fail(MMS_ENOTSUP, "the system page size is %ld; mmstore needs 4096",
                          mms__os_page_size());
+    int r = env_check();
+    if (r)
+        return r;
     /* 100 KB, mostly the region array and the view: mapped, not calloc'd,
      * so that only the pages in use are ever touched (reg[i] is valid for
      * i < nmapped). calloc clears it all: 23 more faults in a new process,

@@ -306,6 +306,53 @@ static void strays(unsigned flags, const char *env, unsigned want_kind)
     rmrf(p);
 }
 
+/* The environment variables mms_open reads take only their documented
+ * values: MMS_GUARD=on left the guard off without a word, MMS_GUARD=1abc
+ * counted as 1. */
+TEST(bad_environment)
+{
+    const char *p = tpath("badenv");
+    OK(mms_close(open_flags(p, MMS_CREATE)));
+    const struct {
+        const char *name, *value;
+    } bad[] = {{"MMS_GUARD", "on"},    {"MMS_GUARD", "1abc"}, {"MMS_GUARD", ""},
+               {"MMS_HUGE", "yes"},    {"MMS_DIRTY", "uffd"}, {"MMS_KEEP_PAGES", "lots"},
+               {"MMS_KEEP_PAGES", "-1"}, {"MMS_KEEP_PAGES", ""}};
+    const char *names[] = {"MMS_GUARD", "MMS_HUGE", "MMS_DIRTY", "MMS_KEEP_PAGES"};
+    char *saved[4];
+    for (int i = 0; i < 4; i++) {
+        const char *v = getenv(names[i]);
+        saved[i] = v ? strdup(v) : NULL;
+        unsetenv(names[i]);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv(bad[i].name, bad[i].value, 1);
+        mms_options o;
+        mms_options_init(&o);
+        mms_store *s = NULL;
+        int r = mms_open(p, &o, &s);
+        if (r != MMS_EINVAL || s)
+            FAILF("%s=\"%s\": mms_open gave %d, expected MMS_EINVAL", bad[i].name, bad[i].value, r);
+        ASSERT(strstr(mms_errdetail(), bad[i].name));
+        unsetenv(bad[i].name);
+    }
+    const struct {
+        const char *name, *value;
+    } good[] = {{"MMS_GUARD", "mprotect"}, {"MMS_HUGE", "0"}, {"MMS_DIRTY", "scan"},
+                {"MMS_KEEP_PAGES", "0"}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        setenv(good[i].name, good[i].value, 1);
+        OK(mms_close(open_flags(p, 0)));
+        unsetenv(good[i].name);
+    }
+    for (int i = 0; i < 4; i++)
+        if (saved[i]) {
+            setenv(names[i], saved[i], 1);
+            free(saved[i]);
+        }
+    rmrf(p);
+}
+
 TEST(stray_store_mprotect)
 {
     strays(MMS_GUARD_MPROTECT, NULL, MMS_GUARD_KIND_MPROTECT);
@@ -714,6 +761,7 @@ int main(void)
     fprintf(stderr, "protection keys: %s; %s build\n", g_pkeys ? "yes" : "no (fallback)",
             g_debug ? "debug" : "release");
     RUN(which_guard);
+    RUN(bad_environment);
     RUN(stray_store_mprotect);
     RUN(stray_store_none);
     RUN(stray_store_default);
