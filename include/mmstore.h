@@ -436,7 +436,8 @@ void mms_options_init(mms_options *o);
  * MMS_KEEP_PAGES=N sets how many changed private pages a commit keeps
  * mapped for the next transaction instead of dropping them (default 64;
  * see bench/commit_cost). Any other value of these or of MMS_HUGE (0|1)
- * is an error (MMS_EINVAL naming the variable), not ignored.
+ * is an error (MMS_EINVAL naming the variable), not ignored; an empty one
+ * counts as unset.
  *
  * Errors: MMS_EINVAL (NULL path/out, unknown flag), -ENOENT (no store and no
  * MMS_CREATE), -EEXIST (MMS_EXCL and it exists), -ENOTDIR (path is a file),

@@ -115,8 +115,9 @@ void mms_options_init(mms_options *o)
 
 /* The environment variables mmstore.h documents (mms_open, MMS_HUGE):
  * a value outside theirs is an error, not ignored -- MMS_GUARD=on left the
- * guard off without a word, MMS_GUARD=1abc counted as 1. Checked once per
- * open, before they are read. */
+ * guard off without a word, MMS_GUARD=1abc counted as 1. An empty one is
+ * taken as unset (`MMS_GUARD= prog`). Checked once per open, before they
+ * are read. */
 static bool env_one_of(const char *v, const char *values)
 {
     size_t n = strlen(v);
@@ -137,12 +138,12 @@ static int env_check(void)
     } vars[] = {{"MMS_GUARD", "0|1|mprotect"}, {"MMS_HUGE", "0|1"}, {"MMS_DIRTY", "scan|pagemap"}};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].name);
-        if (v && !env_one_of(v, vars[i].values))
+        if (v && *v && !env_one_of(v, vars[i].values)) /* empty: as unset */
             return mms__fail(MMS_EINVAL, "the environment variable %s is \"%.40s\"; it takes "
                              "%s (or unset it)", vars[i].name, v, vars[i].values);
     }
     const char *k = getenv("MMS_KEEP_PAGES");
-    if (k && (!*k || strspn(k, "0123456789") != strlen(k) || strlen(k) > 6))
+    if (k && *k && (strspn(k, "0123456789") != strlen(k) || strlen(k) > 6))
         return mms__fail(MMS_EINVAL, "the environment variable MMS_KEEP_PAGES is \"%.40s\"; it "
                          "takes a number of pages, 0 to 999999 (or unset it)", k);
     return 0;
@@ -432,7 +433,7 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     s->reader_limit_ns =
         (uint64_t)(o->reader_limit_ms ? o->reader_limit_ms : READER_LIMIT_MS) * 1000000u;
     const char *keep = getenv("MMS_KEEP_PAGES");
-    s->keep_pages = keep ? (unsigned)strtoul(keep, NULL, 10) : 64;
+    s->keep_pages = keep && *keep ? (unsigned)strtoul(keep, NULL, 10) : 64;
     s->trim_gap = 1;
     const char *trim = getenv("MMS_TRIM_SCAN_NS"); /* tests: 0 trims at every commit */
     s->trim_scan_ns = trim ? strtoull(trim, NULL, 10) : 40000;

@@ -315,9 +315,8 @@ TEST(bad_environment)
     OK(mms_close(open_flags(p, MMS_CREATE)));
     const struct {
         const char *name, *value;
-    } bad[] = {{"MMS_GUARD", "on"},    {"MMS_GUARD", "1abc"}, {"MMS_GUARD", ""},
-               {"MMS_HUGE", "yes"},    {"MMS_DIRTY", "uffd"}, {"MMS_KEEP_PAGES", "lots"},
-               {"MMS_KEEP_PAGES", "-1"}, {"MMS_KEEP_PAGES", ""}};
+    } bad[] = {{"MMS_GUARD", "on"}, {"MMS_GUARD", "1abc"},     {"MMS_HUGE", "yes"},
+               {"MMS_DIRTY", "uffd"}, {"MMS_KEEP_PAGES", "lots"}, {"MMS_KEEP_PAGES", "-1"}};
     const char *names[] = {"MMS_GUARD", "MMS_HUGE", "MMS_DIRTY", "MMS_KEEP_PAGES"};
     char *saved[4];
     for (int i = 0; i < 4; i++) {
@@ -339,7 +338,7 @@ TEST(bad_environment)
     const struct {
         const char *name, *value;
     } good[] = {{"MMS_GUARD", "mprotect"}, {"MMS_HUGE", "0"}, {"MMS_DIRTY", "scan"},
-                {"MMS_KEEP_PAGES", "0"}};
+                {"MMS_KEEP_PAGES", "0"}, {"MMS_GUARD", ""}, {"MMS_KEEP_PAGES", ""}}; /* "": unset */
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         setenv(good[i].name, good[i].value, 1);
         OK(mms_close(open_flags(p, 0)));
