@@ -816,6 +816,8 @@ int mms_readers_path(const char *path, mms_reader_info *out, size_t cap, size_t 
         return mms__fail(MMS_EINVAL, "mms_readers_path: NULL argument");
     *n = 0;
     int dfd = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
+    if (dfd == -ENOTDIR)
+        return mms__fail(dfd, "%s is not a directory (a store is a directory)", path);
     if (dfd < 0)
         return mms__fail(dfd, "%s: %s", path, mms_strerror(dfd));
     bool is_dir;

@@ -147,6 +147,23 @@ TEST(usage_and_help)
     HAS(err, "unknown command 'nosuch'");
 }
 
+/* A regular file given as DIR: every command says a store is a directory
+ * (`mms readers` said only "Not a directory"). */
+TEST(file_as_dir)
+{
+    char f[700];
+    snprintf(f, sizeof f, "%s/plain-file", work);
+    put_text(f, "not a store\n");
+    const char *cmds[] = {"info", "readers", "tables", "verify"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        int rc = cli("%s '%s'", cmds[i], f);
+        if (rc != 1)
+            FAILF("mms %s FILE: exit %d, expected 1\n%s", cmds[i], rc, err);
+        HAS(err, "a store is a directory");
+    }
+    unlink(f);
+}
+
 TEST(usage_errors)
 {
     static const struct {
@@ -1036,6 +1053,7 @@ int main(void)
         FAILF("mkdir %s: %s", work, strerror(errno));
     RUN(usage_and_help);
     RUN(usage_errors);
+    RUN(file_as_dir);
     RUN(version);
     RUN(errors_once);
     RUN(info);
