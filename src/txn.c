@@ -1116,7 +1116,9 @@ int mms_txn_commit(mms_store *s)
         if (s->poisoned)
             return s->poisoned;
         r = (s->flags & MMS_NOSYNC) && mms__sync_due(s) ? mms__make_durable(s) : 0;
-        return r ? r : mms__apply_try(s);
+        if (r) /* as a commit that wrote is poisoned by a failed sync */
+            return s->poisoned = r;
+        return mms__apply_try(s);
     }
     s->precommit_wrote = false;
     r = commit_records(s);
