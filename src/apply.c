@@ -69,8 +69,8 @@
  *       the next call that syncs (a commit, mms_checkpoint, mms_close, a
  *       write transaction following another writer,
  *       mms_read_begin_latest) reports it as its own failed sync
- *       (mms__make_durable) -- a commit is then poisoned, as after a failed
- *       foreground sync. unsynced_ns stays set, so the sync is retried;
+ *       (mms__make_durable) -- a commit (an empty one too) or a begin is
+ *       then poisoned, as after a failed foreground sync (txn.c). unsynced_ns stays set, so the sync is retried;
  *       after a failure, or while another handle syncs, not before
  *       sync_ms has passed again (a failing disk is not hammered).
  *   S5. Lifetime: started before the handle's first NOSYNC commit point

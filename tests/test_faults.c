@@ -1512,9 +1512,10 @@ TEST(poison_background_sync)
     mms_options o = opts(MMS_NOSYNC, MIB, 0);
     o.sync_ms = 20;
     for (size_t e = 0; e < 2; e++)
-        for (int by = 0; by < 3; by++) {
+        for (int by = 0; by < 4; by++) {
             static const char *const who[] = {"the next commit", "close",
-                                              "the next commit, an empty one"};
+                                              "the next commit, an empty one",
+                                              "a begin following another writer"};
             bool by_close = by == 1;
             snprintf(g_ctx, sizeof g_ctx, "[background sync: -%s, reported by %s]\n",
                      errno_name(errs[e]), who[by]);
@@ -1533,6 +1534,20 @@ TEST(poison_background_sync)
             int nal = 1;
             if (by_close) {
                 FAILS(mms_close(s), -errs[e]);
+            } else if (by == 3) {
+                /* Another handle commits: the next begin syncs to see it,
+                 * and so reports the failure, as its own failed sync. */
+                mms_store *w2 = xopen(g_work, &o);
+                OK(mms_txn_begin(w2, 0));
+                OK(txn_small(w2, &m, &m2, 4));
+                OK(mms_txn_commit(w2));
+                OK(mms_close(w2));
+                FAILS(mms_txn_begin(s, 0), -errs[e]);
+                expect_poisoned(s);
+                int rc = mms_close(s);
+                if (rc != 0 && rc != MMS_EPOISONED)
+                    FAILF("mms_close of a poisoned handle: %d %s", rc, mms_strerror(rc));
+                nal = 2;
             } else if (by == 2) {
                 /* Nothing to commit, yet the report poisons as any commit's:
                  * the commits whose sync failed are this handle's. */
