@@ -266,8 +266,10 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * nothing is unsynced and never touches the store's mapped data. A
  * background sync that fails is retried, not before sync_ms has passed
  * again, and its error is returned by the handle's next call that syncs:
- * the next commit (the handle is then poisoned, as after its own failed
- * sync), mms_checkpoint or mms_close. A commit reaches the region files,
+ * the next commit, an empty one too, or the next mms_txn_begin after
+ * another handle committed (it syncs to see that commit) -- the handle is
+ * then poisoned, as after its own failed sync -- mms_checkpoint or
+ * mms_close. A commit reaches the region files,
  * and so readers of other handles, only after its sync (Invariant 3), at
  * the next call that applies (a commit, a read transaction's begin or end;
  * mms_wait looks every sync_ms): they may see it about sync_ms late, later
@@ -510,7 +512,10 @@ int mms_release_memory(mms_store *s);
  * another handle of the store -- even when no writer holds the lock:
  * waiting could wait for ever, see "Read transactions"),
  * MMS_EBUSY (MMS_TXN_NOWAIT, or this thread writes through another handle of
- * the store), MMS_ERDONLY, MMS_EPOISONED, MMS_EFORK, MMS_EINVAL (flags). */
+ * the store), MMS_ERDONLY, MMS_EPOISONED, MMS_EFORK, MMS_EINVAL (flags);
+ * -errno of the journal sync it makes to see another handle's commits
+ * (MMS_NOSYNC), a failed background sync's too (see MMS_NOSYNC: the
+ * handle is then poisoned). */
 int mms_txn_begin(mms_store *s, unsigned flags);
 
 /* mms_txn_begin, waiting at most timeout_ms for the writer lock: negative

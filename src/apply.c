@@ -56,9 +56,13 @@
  *       no handle to find it due.
  *   S2. No periodic wakeups: with nothing unsynced the thread sets IDLE in
  *       its futex word, looks at unsynced_ns once more, and sleeps without
- *       a timeout; the commit that sets unsynced_ns from 0 wakes it if
- *       IDLE is set -- at most one futex wake per sync interval, none on
- *       the other commits (they find unsynced_ns set, or IDLE clear).
+ *       a timeout; a commit of its handle wakes it if IDLE is set -- at
+ *       most one futex wake per sync interval, none on the other commits
+ *       (they find IDLE clear). Not only the commit that sets unsynced_ns
+ *       from 0: it may be set already with this commit not covered (a
+ *       sync that settled it for commits it did not cover, S1, by a
+ *       handle with no syncer awake, a reader's), and this syncer, asleep,
+ *       was the one to sync it.
  *   S3. It touches no mapped store data (only the lock file, the journal's
  *       descriptor and its handle's constant fields), blocks every signal
  *       and has no protection-key rights (os.c); it applies nothing --
@@ -69,8 +73,8 @@
  *       the next call that syncs (a commit, mms_checkpoint, mms_close, a
  *       write transaction following another writer,
  *       mms_read_begin_latest) reports it as its own failed sync
- *       (mms__make_durable) -- a commit is then poisoned, as after a failed
- *       foreground sync. unsynced_ns stays set, so the sync is retried;
+ *       (mms__make_durable) -- a commit (an empty one too) or a begin is
+ *       then poisoned, as after a failed foreground sync (txn.c). unsynced_ns stays set, so the sync is retried;
  *       after a failure, or while another handle syncs, not before
  *       sync_ms has passed again (a failing disk is not hammered).
  *   S5. Lifetime: started before the handle's first NOSYNC commit point
@@ -258,14 +262,17 @@ void mms__syncer_count(mms_store *s)
     /* S1, the commit's side (it stored L->committed, sequentially
      * consistent), and S2. */
     struct mms__lock *L = s->L;
-    if (__atomic_load_n(&L->unsynced_ns, __ATOMIC_SEQ_CST))
-        return;
-    __atomic_store_n(&L->unsynced_ns, mms__os_mono_ns(), __ATOMIC_SEQ_CST);
+    uint64_t t = 0;
+    bool first = __atomic_compare_exchange_n(&L->unsynced_ns, &t, mms__os_mono_ns(), false,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    /* Also when unsynced_ns was set already: the sync that set or left it
+     * may cover nothing of this commit, and no other syncer may be awake. */
     if (__atomic_load_n(&s->syncer_word, __ATOMIC_SEQ_CST) & MMS__SYNCER_IDLE) {
         __atomic_and_fetch(&s->syncer_word, ~MMS__SYNCER_IDLE, __ATOMIC_SEQ_CST);
         mms__os_futex_wake(&s->syncer_word);
     }
-    mms__notify(L); /* S7: waiters look every sync_ms from now */
+    if (first)
+        mms__notify(L); /* S7: waiters look every sync_ms from now */
 }
 
 void mms__syncer_stop(mms_store *s)

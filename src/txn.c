@@ -151,7 +151,13 @@ int mms_txn_begin_timed(mms_store *s, unsigned flags, int timeout_ms)
     r = mms__writer_enter_timed(s, timeout_ms);
     if (r)
         return r;
+    /* Following another writer, the view syncs first and so may report a
+     * failed background sync (apply.c S4): as its own failed sync, it then
+     * poisons the handle, as a commit's report does. */
+    bool bg_failed = __atomic_load_n(&s->syncer_err, __ATOMIC_ACQUIRE) != 0;
     r = mms__view_for_writer(s);
+    if (r && bg_failed && !__atomic_load_n(&s->syncer_err, __ATOMIC_ACQUIRE))
+        s->poisoned = r;
     if (!r && (s->flags & MMS_GUARD))
         r = mms__map_protect(s, true);
     if (r) {
@@ -1116,7 +1122,9 @@ int mms_txn_commit(mms_store *s)
         if (s->poisoned)
             return s->poisoned;
         r = (s->flags & MMS_NOSYNC) && mms__sync_due(s) ? mms__make_durable(s) : 0;
-        return r ? r : mms__apply_try(s);
+        if (r) /* as a commit that wrote is poisoned by a failed sync */
+            return s->poisoned = r;
+        return mms__apply_try(s);
     }
     s->precommit_wrote = false;
     r = commit_records(s);

@@ -1512,9 +1512,13 @@ TEST(poison_background_sync)
     mms_options o = opts(MMS_NOSYNC, MIB, 0);
     o.sync_ms = 20;
     for (size_t e = 0; e < 2; e++)
-        for (int by_close = 0; by_close < 2; by_close++) {
+        for (int by = 0; by < 4; by++) {
+            static const char *const who[] = {"the next commit", "close",
+                                              "the next commit, an empty one",
+                                              "a begin following another writer"};
+            bool by_close = by == 1;
             snprintf(g_ctx, sizeof g_ctx, "[background sync: -%s, reported by %s]\n",
-                     errno_name(errs[e]), by_close ? "close" : "the next commit");
+                     errno_name(errs[e]), who[by]);
             copy_store(g_tmpl, g_work);
             mms_store *s = xopen(g_work, &o);
             struct model m, m2;
@@ -1530,6 +1534,29 @@ TEST(poison_background_sync)
             int nal = 1;
             if (by_close) {
                 FAILS(mms_close(s), -errs[e]);
+            } else if (by == 3) {
+                /* Another handle commits: the next begin syncs to see it,
+                 * and so reports the failure, as its own failed sync. */
+                mms_store *w2 = xopen(g_work, &o);
+                OK(mms_txn_begin(w2, 0));
+                OK(txn_small(w2, &m, &m2, 4));
+                OK(mms_txn_commit(w2));
+                OK(mms_close(w2));
+                FAILS(mms_txn_begin(s, 0), -errs[e]);
+                expect_poisoned(s);
+                int rc = mms_close(s);
+                if (rc != 0 && rc != MMS_EPOISONED)
+                    FAILF("mms_close of a poisoned handle: %d %s", rc, mms_strerror(rc));
+                nal = 2;
+            } else if (by == 2) {
+                /* Nothing to commit, yet the report poisons as any commit's:
+                 * the commits whose sync failed are this handle's. */
+                OK(mms_txn_begin(s, 0));
+                FAILS(mms_txn_commit(s), -errs[e]);
+                expect_poisoned(s);
+                int rc = mms_close(s);
+                if (rc != 0 && rc != MMS_EPOISONED)
+                    FAILF("mms_close of a poisoned handle: %d %s", rc, mms_strerror(rc));
             } else {
                 OK(mms_txn_begin(s, 0));
                 OK(txn_small(s, &m, &m2, 4));
@@ -1542,7 +1569,7 @@ TEST(poison_background_sync)
             }
             const struct model *got = reopen_check(g_work, &o, al, nal);
             fprintf(stderr, "   background sync failed -%s, reported by %s; reopen has txn %llu\n",
-                    errno_name(errs[e]), by_close ? "mms_close" : "the next commit",
+                    errno_name(errs[e]), who[by],
                     (unsigned long long)got->txn);
         }
     g_ctx[0] = 0;

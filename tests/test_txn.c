@@ -870,6 +870,45 @@ TEST(no_guard_stray_store_joins_next_txn)
     rmrf(p);
 }
 
+
+/* MMS_NOSYNC: an idle writer's commit is synced by its background syncer
+ * (apply.c S2, S6) also when the commit found unsynced_ns already set --
+ * left so by a sync that covered everything (S1 admits the state: a
+ * commit that set it just after that sync cleared it; or a reader's sync
+ * settling commits it did not cover, another handle's commit).
+ * Before, only a commit that set unsynced_ns from 0 woke an idle syncer:
+ * this one slept on and the commit stayed unsynced while the writer was
+ * idle. A functional deadline, not a timing: sync_ms is 20 ms. */
+TEST(nosync_idle_syncer_wakes_for_every_first_commit)
+{
+    const char *p = tpath("nosync_idle_wake");
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE | MMS_NOSYNC;
+    o.sync_ms = 20;
+    mms_store *s = NULL;
+    OK(mms_open(p, &o, &s));
+    counter_root(s);
+    struct mms__lock *L = s->L;
+    /* Synced, and the syncer asleep with nothing to do. */
+    for (int i = 0; i < 2000 && (__atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) <
+                                     __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE) ||
+                                 !(__atomic_load_n(&s->syncer_word, __ATOMIC_ACQUIRE) &
+                                   MMS__SYNCER_IDLE));
+         i++)
+        usleep(10000);
+    ASSERT(__atomic_load_n(&s->syncer_word, __ATOMIC_ACQUIRE) & MMS__SYNCER_IDLE);
+    __atomic_store_n(&L->unsynced_ns, mms__os_mono_ns(), __ATOMIC_SEQ_CST);
+    OK(mms_txn_begin(s, 0));
+    MMS_AT(s, struct counter, mms_root(s))->n++;
+    OK(mms_txn_commit(s));
+    uint64_t want = mms_txn_id(s);
+    for (int i = 0; i < 2000 && __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) < want; i++)
+        usleep(10000);
+    ASSERT_EQ(__atomic_load_n(&L->durable, __ATOMIC_ACQUIRE), want);
+    OK(mms_close(s));
+}
+
 /* MMS_NOSYNC, mmstore.h: the journal is synced in the background once the
  * oldest unsynced commit is sync_ms old; a commit reaches the files (and
  * readers of other handles) at the next call of a handle that applies --
@@ -1868,6 +1907,7 @@ int main(void)
     RUN(fork_child_gets_efork);
     RUN(no_guard_stray_store_joins_next_txn);
     RUN(nosync_empty_commit_publishes_synced);
+    RUN(nosync_idle_syncer_wakes_for_every_first_commit);
     RUN(nosync_commit_applies_synced);
     RUN(nosync_fast_scan_sees_every_write);
     RUN(open_twice_in_one_process);
