@@ -264,12 +264,15 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * commit (if it cannot, that commit fails and writes nothing) and
  * mms_close stops it; it blocks every signal, sleeps without waking while
  * nothing is unsynced and never touches the store's mapped data. A
- * background sync that fails is retried, not before sync_ms has passed
- * again, and its error is returned by the handle's next call that syncs:
- * the next commit, an empty one too, or the next mms_txn_begin after
- * another handle committed (it syncs to see that commit) -- the handle is
- * then poisoned, as after its own failed sync -- mms_checkpoint or
- * mms_close. A commit reaches the region files,
+ * background sync that fails has its error returned by the handle's next
+ * call that syncs: the next commit, an empty one too (the handle is then
+ * poisoned, as after its own failed sync), mms_checkpoint or mms_close.
+ * A failed journal sync, in either mode and by any handle, is final: on
+ * Linux a second fdatasync can report success for pages the first one
+ * lost, so every later sync of the store's journal, by any handle in any
+ * process, fails with the same error (commits then fail and nothing more
+ * is published) until every handle has closed the store and it is opened
+ * again, which recovers from what the disk holds. A commit reaches the region files,
  * and so readers of other handles, only after its sync (Invariant 3), at
  * the next call that applies (a commit, a read transaction's begin or end;
  * mms_wait looks every sync_ms): they may see it about sync_ms late, later

@@ -74,9 +74,12 @@
  *       write transaction following another writer,
  *       mms_read_begin_latest) reports it as its own failed sync
  *       (mms__make_durable) -- a commit (an empty one too) or a begin is
- *       then poisoned, as after a failed foreground sync (txn.c). unsynced_ns stays set, so the sync is retried;
- *       after a failure, or while another handle syncs, not before
- *       sync_ms has passed again (a failing disk is not hammered).
+ *       then poisoned, as after a failed foreground sync (txn.c). The
+ *       sync is not retried to any effect: a failed journal sync is final
+ *       for the store (journal.c, mms__jsync: a retry on Linux can report
+ *       lost pages as synced), so every later sync fails until the store
+ *       is opened anew; the thread still waits sync_ms between tries
+ *       (after a failure, or while another handle syncs), never spins.
  *   S5. Lifetime: started before the handle's first NOSYNC commit point
  *       (a failure to start fails that commit, nothing written);
  *       stopped and joined by mms_close before the journal descriptor is
@@ -173,7 +176,7 @@ static int journal_sync(mms_store *s, bool *busy)
         return 0;
     }
     uint64_t upto = __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
-    int r = mms__os_fdatasync(s->jfd);
+    int r = mms__jsync(s); /* a failure is final: no later sync counts */
     if (!r) {
         d = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
         while (d < upto && !__atomic_compare_exchange_n(&L->durable, &d, upto, false,
@@ -185,7 +188,7 @@ static int journal_sync(mms_store *s, bool *busy)
     if (!r)
         mms__notify(L); /* S7: waiters may apply what is durable now */
     if (r)
-        return mms__fail(r, "cannot sync the journal: %s", mms_strerror(r));
+        return r; /* mms__jsync said why */
     mms__crashpoint("apply.synced");
     return 0;
 }

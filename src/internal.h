@@ -441,7 +441,9 @@ struct mms__lock {
                                 space was last given back (recover.c) */
     uint32_t gate_untouched; /* gate_owner while that holder has written no file yet
                                 (it waits for readers to leave, lock.c), else stale */
-    uint8_t pad1[64];
+    uint32_t sync_failed;    /* -errno of a failed journal sync, until the next first
+                                open: no sync after it counts (mms__jsync) */
+    uint8_t pad1[60];
     struct mms__rslot slot[MMS__NSLOTS];
 };
 _Static_assert(sizeof(struct mms__jstate) == 48, "jstate size");
@@ -454,6 +456,7 @@ _Static_assert(offsetof(struct mms__lock, gate_owner) == 156, "lock gate_owner")
 _Static_assert(offsetof(struct mms__lock, unsynced_ns) == 168, "lock unsynced_ns");
 _Static_assert(offsetof(struct mms__lock, writer) == 176, "lock writer");
 _Static_assert(offsetof(struct mms__lock, space_left) == 184, "lock space_left");
+_Static_assert(offsetof(struct mms__lock, sync_failed) == 192, "lock sync_failed");
 _Static_assert(offsetof(struct mms__lock, slot) == 256, "lock slot");
 _Static_assert(sizeof(struct mms__lock) == 256 + 64 * MMS__NSLOTS, "lock size");
 
@@ -1150,6 +1153,10 @@ int mms__jgroup_data(mms_store *s, uint32_t region, uint32_t gen, uint64_t off,
 int mms__jgroup_size(mms_store *s, uint32_t region, uint32_t gen, uint64_t size);
 int mms__jgroup_write(mms_store *s, uint64_t txn_id);
 int mms__jgroup_sync(mms_store *s);
+/* fdatasync of the journal for commits (a group, MMS_NOSYNC's syncs): a
+ * failure is sticky in the lock file (sync_failed) and every later call,
+ * of any handle, fails too until the store is opened anew. */
+int mms__jsync(mms_store *s);
 /* Walk the journal for mms_verify / mms_info. */
 int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *msg, size_t cap);
 /* A new file `journal` in directory dirfd for a copy of a store whose

@@ -888,14 +888,40 @@ int mms__jgroup_write(mms_store *s, uint64_t txn_id)
     return 0;
 }
 
+/* A failed fdatasync is final. Linux reports a failed writeback once per
+ * open file, and may have dropped the pages: a second fdatasync, by this
+ * handle or any other, can return 0 for journal groups that never reached
+ * the disk, and counting them durable would apply them to the region files
+ * (Invariant 3) with no journal to redo them after a power cut. So the
+ * first failure is kept in the lock file and every journal sync for
+ * commits fails after it, in every handle, until no handle has the store
+ * open: the next first open re-initialises the lock file and recovers
+ * from what the disk holds (the PostgreSQL "fsyncgate" lesson). */
+int mms__jsync(mms_store *s)
+{
+    struct mms__lock *L = s->L;
+    uint32_t e = L ? __atomic_load_n(&L->sync_failed, __ATOMIC_ACQUIRE) : 0;
+    if (e)
+        return mms__fail(-(int)e, "a sync of the journal failed earlier (%s): a sync now could "
+                         "report lost commits as safe; close every handle of the store and "
+                         "open it again, which recovers from what the disk holds",
+                         mms_strerror(-(int)e));
+    int r = mms__os_fdatasync(s->jfd);
+    if (r && L) {
+        uint32_t none = 0;
+        __atomic_compare_exchange_n(&L->sync_failed, &none, (uint32_t)-r, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+    }
+    if (r)
+        return mms__fail(r, "cannot sync the journal: %s", mms_strerror(r));
+    return 0;
+}
+
 int mms__jgroup_sync(mms_store *s)
 {
     if (s->flags & MMS_NOSYNC)
         return 0;
-    int r = mms__os_fdatasync(s->jfd);
-    if (r)
-        return mms__fail(r, "cannot sync the journal: %s", mms_strerror(r));
-    return 0;
+    return mms__jsync(s);
 }
 
 /* ------------------------------------------------------------------------
