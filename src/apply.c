@@ -377,7 +377,7 @@ int mms__pin_stuck(void *ctx, int why)
         __atomic_load_n(&s->L->recover_needed, __ATOMIC_ACQUIRE)) {
         if (mms__writer_held_by(s))
             return mms__recover_live(s);
-        int r = mms__writer_lock(s, false);
+        int r = mms__writer_lock_timed(s, 0);
         if (r == MMS_EBUSY) {
             /* Another handle holds it: it recovers when it takes it (or has
              * done so). Give it a moment. */

@@ -203,7 +203,7 @@ int mms_compact(mms_store *s, mms_compact_stats *st)
     if ((r = mms__lock_alone(s)))
         return r;
     r = compact_commit(s, st);
-    if (!r && !(r = mms__writer_enter(s, true))) {
+    if (!r && !(r = mms__writer_enter_timed(s, -1))) {
         r = give_back(s, st);
         mms__writer_unlock(s);
     }

@@ -1050,10 +1050,8 @@ void mms__notify(struct mms__lock *L);
 uint32_t mms__notify_seq(const struct mms__lock *L);
 int mms__wait_change(struct mms__lock *L, uint32_t seq, uint64_t txn, int64_t timeout_ms,
                      uint64_t *now);
-/* timeout_ms < 0: for ever; 0: MMS_EBUSY at once; else -ETIMEDOUT past it.
- * mms__writer_lock(s, wait) is mms__writer_lock_timed(s, wait ? -1 : 0). */
+/* timeout_ms < 0: for ever; 0: MMS_EBUSY at once; else -ETIMEDOUT past it. */
 int mms__writer_lock_timed(mms_store *s, int timeout_ms);
-int mms__writer_lock(mms_store *s, bool wait);
 void mms__writer_unlock(mms_store *s);
 bool mms__writer_held(const mms_store *s); /* by any handle, in any process */
 static inline bool mms__writer_held_by(const mms_store *s) /* by this handle */
@@ -1643,9 +1641,8 @@ int mms__view_for_reader(mms_store *s, uint64_t pinned);
  * Layer 9: txn.c, read.c
  * ------------------------------------------------------------------------ */
 /* Take the writer lock and recover after a dead writer (the timeout as in
- * mms__writer_lock_timed; wait: -1 or 0). */
+ * mms__writer_lock_timed). */
 int mms__writer_enter_timed(mms_store *s, int timeout_ms);
-int mms__writer_enter(mms_store *s, bool wait);
 /* Sync the files at the last commit and empty the journal (Invariant 5).
  * Commits not yet applied are applied first; wait: for the readers that
  * hold them back, else the checkpoint is skipped. */

@@ -1033,11 +1033,6 @@ int mms__writer_lock_timed(mms_store *s, int timeout_ms)
     return 0;
 }
 
-int mms__writer_lock(mms_store *s, bool wait)
-{
-    return mms__writer_lock_timed(s, wait ? -1 : 0);
-}
-
 void mms__writer_unlock(mms_store *s)
 {
     struct mms__lock *L = s->L;

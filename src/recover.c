@@ -187,7 +187,7 @@ int mms__space_give_back(mms_store *s)
 int mms__recover_live(mms_store *s)
 {
     assert(mms__writer_held_by(s));
-    /* A writer that died (mms__writer_lock sets recover_needed when it
+    /* A writer that died (mms__writer_lock_timed sets recover_needed when it
      * finds the last one left writer_active), a failed apply, a gate left
      * closed by a handle that died, another store's journal. */
     if (!__atomic_load_n(&s->L->recover_needed, __ATOMIC_ACQUIRE) && !mms__gate_abandoned(s) &&

@@ -119,11 +119,6 @@ int mms__writer_enter_timed(mms_store *s, int timeout_ms)
     return r;
 }
 
-int mms__writer_enter(mms_store *s, bool wait)
-{
-    return mms__writer_enter_timed(s, wait ? -1 : 0);
-}
-
 int mms_txn_begin(mms_store *s, unsigned flags)
 {
     return mms_txn_begin_timed(s, flags, (flags & MMS_TXN_NOWAIT) ? 0 : -1);
@@ -1219,7 +1214,7 @@ int mms_checkpoint(mms_store *s)
         return mms__fail(MMS_ETXN, "mms_checkpoint inside a write transaction");
     if (s->state == MMS__ST_READ)
         return mms__fail(MMS_ETXN, "mms_checkpoint inside a read transaction");
-    r = mms__writer_enter(s, true);
+    r = mms__writer_enter_timed(s, -1);
     if (r)
         return r;
     r = mms__checkpoint(s, true);
