@@ -223,6 +223,11 @@ static int no_store(const char *path)
     return mms__fail(MMS_ENOTSTORE, "%s holds no store (no region-0-0)", path);
 }
 
+static int not_a_dir(const char *path)
+{
+    return mms__fail(-ENOTDIR, "%s is not a directory (a store is a directory)", path);
+}
+
 /* The header, mapped once by open_alone or open_shared (mms__hdr_map),
  * read by map_pinned once the published state is pinned, unmapped by
  * mms_open. Region 0's size as the first handle measured it (after
@@ -459,7 +464,7 @@ static int open_dir(mms_store *s, const mms_options *o, bool *exists)
     if (r == -ENOTDIR) {
         bool is_dir = true;
         if (mms__os_stat(AT_FDCWD, path, &is_dir) == 0 && !is_dir)
-            return mms__fail(-ENOTDIR, "%s is not a directory (a store is a directory)", path);
+            return not_a_dir(path);
     }
     if (r < 0)
         return mms__fail(r, "%s: %s", path, mms_strerror(r));
@@ -603,7 +608,7 @@ int mms_close(mms_store *s)
          * commits back: a store left alone has an empty journal. */
         if (!(s->flags & MMS_RDONLY) && !s->poisoned && s->L && s->J &&
             (s->J->end > MMS__JDATA || __atomic_load_n(&s->L->space_left, __ATOMIC_RELAXED)) &&
-            mms__writer_enter(s, false) == 0) {
+            mms__writer_enter_timed(s, 0) == 0) {
             int r2 = mms__checkpoint(s, false);
             if (r2) /* the shared journal state may be behind the file */
                 __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
@@ -817,7 +822,7 @@ int mms_readers_path(const char *path, mms_reader_info *out, size_t cap, size_t 
     *n = 0;
     int dfd = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
     if (dfd == -ENOTDIR)
-        return mms__fail(dfd, "%s is not a directory (a store is a directory)", path);
+        return not_a_dir(path);
     if (dfd < 0)
         return mms__fail(dfd, "%s: %s", path, mms_strerror(dfd));
     bool is_dir;
@@ -860,7 +865,7 @@ int mms__at_latest(mms_store *s, const char *what, int (*check)(mms_store *s, vo
     /* One whole committed state, the latest, with no writer adding to the
      * journal meanwhile: commits readers hold back are applied first
      * (waiting for those readers), when this process can write the files. */
-    r = mms__writer_enter(s, true);
+    r = mms__writer_enter_timed(s, -1);
     if (r)
         return r;
     if (s->jfd_rw)
