@@ -515,13 +515,16 @@ def test_pickling_or_copying_a_handle_says_what_to_do(path):
     s.close()
 
 
-def test_ctrl_c_while_waiting_for_another_writer(path):
+@pytest.mark.parametrize("timeout", [None, 60])
+def test_ctrl_c_while_waiting_for_another_writer(path, timeout):
     # with s.write(): waited for another process's write transaction in
     # mms_txn_begin, which sleeps again when a signal interrupts it: Ctrl-C
     # did nothing until that writer let go (for ever, for a writer that
     # does not). Now KeyboardInterrupt comes while it waits, the block is
     # never entered, and the Store stays usable. The other writer lets go
-    # after 20 s; the old module entered the block then.
+    # after 20 s; the old module entered the block then. With a timeout
+    # (60 s) the C call waits in slices of at most 100 ms with the signal
+    # handlers run between them: the same.
     s = mmstore.open(path, create=True)
     with s.write():
         s.create_table("t", [("x", "i64")])
@@ -529,6 +532,7 @@ def test_ctrl_c_while_waiting_for_another_writer(path):
         import os, signal, subprocess, sys, threading
         import mmstore
         path = sys.argv[1]
+        timeout = None if sys.argv[2] == "None" else float(sys.argv[2])
         holder = subprocess.Popen([sys.executable, "-c", "\\n".join([
             "import mmstore, sys, time",
             "s = mmstore.open(sys.argv[1])",
@@ -538,16 +542,16 @@ def test_ctrl_c_while_waiting_for_another_writer(path):
         s = mmstore.open(path)
         threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
         try:
-            with s.write():
+            with s.write(timeout=timeout):
                 print("entered")
         except KeyboardInterrupt:
             print("interrupted", s.info()["writer_pid"] == holder.pid)
         holder.kill()
         holder.wait()
-        with s.write():  # the dead writer's lock is taken over
+        with s.write(timeout=timeout):  # the dead writer's lock is taken over
             s.table("t").append({"x": 1})
         print(len(s.table("t")), repr(s).endswith("txn 2>"))
-        """, path, timeout=60)
+        """, path, timeout, timeout=60)
     assert out.stdout.split("\n")[:2] == ["interrupted True", "1 True"], out.stdout
     s.close()
 

@@ -1,7 +1,8 @@
 """store.write(timeout=...): wait at most that many seconds for another
 writer (mms_txn_begin_timed), TimeoutError after; timeout=0 is nowait=True;
-the wait still ends on Ctrl-C; a writer that commits or dies meanwhile lets
-us in. Times are checked only from below: a timeout is never cut short."""
+the wait still ends on Ctrl-C (test_errors.py,
+test_ctrl_c_while_waiting_for_another_writer); a writer that commits or dies
+meanwhile lets us in. Times are checked only from below: a timeout is never cut short."""
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ import time
 import pytest
 
 import mmstore
-from conftest import child_env, run_py
+from conftest import child_env
 
 # Holds a write transaction (one appended row) until its stdin says
 # "commit" (then commits) or closes (then it is killed or aborts).
@@ -121,34 +122,3 @@ def test_bad_timeouts(path):
     assert len(s.table("t")) == 2
     s.close()
 
-
-def test_ctrl_c_while_waiting_with_a_timeout(path):
-    # The C call waits in slices of at most 100 ms with the signal handlers
-    # run between them: a KeyboardInterrupt comes while it waits, before the
-    # timeout (60 s) and before the holder lets go (20 s), and the block is
-    # never entered.
-    make(path).close()
-    out = run_py("""
-        import os, signal, subprocess, sys, threading
-        import mmstore
-        path = sys.argv[1]
-        holder = subprocess.Popen([sys.executable, "-c", "\\n".join([
-            "import mmstore, sys, time",
-            "s = mmstore.open(sys.argv[1])",
-            "w = s.write(); w.__enter__(); print('holding', flush=True); time.sleep(20)"]),
-            path], stdout=subprocess.PIPE, text=True)
-        assert holder.stdout.readline() == "holding\\n"
-        s = mmstore.open(path)
-        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
-        try:
-            with s.write(timeout=60):
-                print("entered")
-        except KeyboardInterrupt:
-            print("interrupted", s.info()["writer_pid"] == holder.pid)
-        holder.kill()
-        holder.wait()
-        with s.write(timeout=60):
-            s.table("t").append({"x": 1})
-        print(len(s.table("t")))
-        """, path, timeout=60)
-    assert out.stdout.split("\n")[:2] == ["interrupted True", "1"], out.stdout
