@@ -1008,7 +1008,8 @@ typedef struct mms_info {
     /* Where the time of this handle's last commit that wrote something went
      * (all zero before the first). */
     struct mms_commit_stats {
-        uint64_t detect_ns;     /* finding the dirty pages (kernel scan) */
+        uint64_t detect_ns;     /* finding the dirty pages (kernel scan, or the list
+                                   of commits_unscanned) */
         uint64_t journal_ns;    /* diffing them and writing the journal group */
         uint64_t sync_ns;       /* fdatasync of new data and of the journal */
         uint64_t apply_ns;      /* copying pages into the region files, remapping */
@@ -1030,7 +1031,7 @@ typedef struct mms_info {
     uint64_t fixed_table_reserve; /* each table's */
     int fixed;
     /* 1: between commits, the pages this handle holds for commits not yet
-     * applied are write-protected (in batches: up to 7 may wait a few
+     * applied are write-protected (in batches: up to 31 may wait a few
      * commits unprotected, and are compared at each), and the kernel tells
      * the next commit which of them were written, so a commit costs what it
      * wrote, not the backlog (Linux >= 6.7 with userfaultfd; MMS_WP=0 in
@@ -1038,6 +1039,16 @@ typedef struct mms_info {
      * every commit. */
     int held_protected;
     unsigned guard_kind;      /* enum mms_guard_kind (guard is 1 unless NONE) */
+    /* Commits of this handle that found their written pages without a
+     * scan of the page tables: the process took no page fault since the
+     * commit before began, so only the private pages that commit left
+     * writable can have changed, and those are compared. Such a commit
+     * costs the same in a store of any size (README, "Commit cost against
+     * store size"). Every 64th in a row scans anyway: a write that the
+     * kernel makes into this process for another one (ptrace,
+     * process_vm_writev), which faults there and not here, is committed at
+     * most that many commits later. */
+    uint64_t commits_unscanned;
 } mms_info;
 
 /* Fill *info. Errors: MMS_EINVAL, MMS_EFORK. */

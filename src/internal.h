@@ -623,6 +623,9 @@ int mms__os_readahead_default(void *addr, uint64_t len); /* MADV_NORMAL */
 void mms__os_random(void *buf, size_t len);
 uint64_t mms__os_now_ns(void);  /* wall clock */
 uint64_t mms__os_mono_ns(void); /* monotonic clock */
+/* Page faults the process took so far, every thread's (UINT64_MAX: cannot
+ * tell). */
+uint64_t mms__os_faults(void);
 long mms__os_page_size(void);
 
 /* Dirty-page detection backends (also os.c). A run is [start, end) in
@@ -842,6 +845,16 @@ struct mms_store {
     struct mms_commit_stats stats;
     /* commit scratch */
     struct mms__pagevec dirty;
+    /* Quiet commits (view.c): the pages that can change without a page
+     * fault, as the last commit left them, and the process's page-fault
+     * count when it began. */
+    struct mms__pagevec quiet;
+    uint64_t quiet_faults, quiet_mapseq;
+    bool quiet_ok;      /* quiet and quiet_faults describe the view */
+    bool quiet_spoiled; /* this commit changed pages behind the lists' back */
+    uint32_t quiet_run; /* commits in a row that took the list for a scan */
+    uint32_t quiet_gap, quiet_skip; /* commits not to count faults, after a miss */
+    uint64_t quiet_commits; /* commits that took the list (mms_info) */
     uint8_t *jbuf;
     size_t jbuf_len, jbuf_cap;
     uint64_t jg_written; /* bytes of the group being built already written */
@@ -1617,6 +1630,15 @@ void mms__index_handles_free(mms_store *s);
  * out (txn.c NOTES). */
 int mms__dirty_collect(mms_store *s, bool written);
 int mms__dirty_push_front(mms_store *s, char *page);
+/* A commit's first look for written pages (s->dirty): the scan of
+ * mms__dirty_collect(s, true), or, when no page fault happened in the
+ * process since the last commit began, the pages that last commit left
+ * writable (*quiet). mms__dirty_keep, at a commit's end, keeps those
+ * (settled: s->dirty's changed flags say which were dropped);
+ * mms__dirty_forget makes the next commit scan. */
+int mms__dirty_commit(mms_store *s, bool *quiet);
+void mms__dirty_keep(mms_store *s, bool settled);
+void mms__dirty_forget(mms_store *s);
 /* Drop (MADV_DONTNEED) runs of pages of s->dirty whose changed flag equals
  * which (or all, which < 0). */
 void mms__dirty_drop(mms_store *s, int which);

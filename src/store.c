@@ -190,6 +190,8 @@ static void store_free(mms_store *s)
     free(s->segmap);
     free(s->dirty.page);
     free(s->dirty.changed);
+    free(s->quiet.page);
+    free(s->quiet.changed);
     free(s->jbuf);
     free(s->recbuf);
     mms__refset_free(&s->txn_deleted);
@@ -759,6 +761,7 @@ int mms_info_get(const mms_store *s, mms_info *info)
     info->durable_txn = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
     info->backlog_bytes = s->shadow_pages * MMS__PAGE;
     info->held_protected = s->wp_fd >= 0;
+    info->commits_unscanned = s->quiet_commits;
     uint64_t now = mms__os_mono_ns();
     for (uint32_t i = 0; i < MMS__NSLOTS && !s->L_private; i++) {
         uint32_t pid = __atomic_load_n(&L->slot[i].pid, __ATOMIC_ACQUIRE);

@@ -195,6 +195,7 @@ static void restore_shadows(mms_store *s)
  * poisoned. */
 static void undo(mms_store *s)
 {
+    mms__dirty_forget(s);
     mms__heap_forget(s);
     if (mms__dirty_collect(s, false) == 0) {
         for (size_t i = 0; i < s->dirty.n; i++) {
@@ -295,12 +296,15 @@ static uint64_t lap(struct commit *c)
 }
 
 /* Step 1: which pages the transaction wrote, and whether it changed
- * anything at all (*any). */
-static int commit_detect(mms_store *s, struct commit *c, bool *any)
+ * anything at all (*any). The first look may find them without a scan
+ * (view.c, "Quiet commits"); a second one (after the record checks wrote)
+ * scans. */
+static int commit_detect(mms_store *s, struct commit *c, bool first, bool *any)
 {
     assert(s->state == MMS__ST_WRITE && mms__writer_held_by(s));
     const struct mms__rent *rt = mms__rtab(s);
-    int r = mms__dirty_collect(s, true);
+    bool quiet = false;
+    int r = first ? mms__dirty_commit(s, &quiet) : mms__dirty_collect(s, true);
     if (r)
         return mms__fail(r, "finding the dirty pages failed: %s", mms_strerror(r));
     c->st.detect_ns = lap(c);
@@ -845,6 +849,7 @@ static int protected_run(void *ctx, char *start, char *end)
             h->mapseq = g->mapseq;
         } else if (mms__page_as_file(s, pc->id, p) != 1) {
             mms__os_wp_unprotect(s->wp_fd, p, MMS__PAGE);
+            mms__dirty_forget(s); /* writable, on no list */
         }
     }
     s->wp_protected |= start < end;
@@ -1000,6 +1005,7 @@ static void renew_spans(mms_store *s)
 
 static void trim(mms_store *s)
 {
+    mms__dirty_forget(s); /* protections lifted, spans mapped anew */
     if (s->wp_protected && s->shadow_pages == 0)
         wp_lift(s);
     mms__view_trim(s);
@@ -1102,11 +1108,12 @@ int mms_txn_commit(mms_store *s)
     struct commit c = {.t0 = mms__os_mono_ns()};
     c.lap = c.t0;
     bool any;
-    r = commit_detect(s, &c, &any);
+    r = commit_detect(s, &c, true, &any);
     if (r)
         return commit_fail(s, r);
     if (!any) {
         commit_trim(s, &c); /* s->dirty: every page marked 0, kept */
+        mms__dirty_keep(s, false);
         txn_end(s);
         /* Nothing to commit, yet the writer's commit is where a due sync is
          * found, or a failed background sync reported (MMS_NOSYNC in
@@ -1126,7 +1133,7 @@ int mms_txn_commit(mms_store *s)
     /* What the checks changed (an index following a plain store) is part
      * of the commit too: look again. */
     if (!r && s->precommit_wrote)
-        r = commit_detect(s, &c, &any);
+        r = commit_detect(s, &c, false, &any);
     if (r)
         return commit_fail(s, r);
     r = commit_bound(s, &c);
@@ -1149,6 +1156,7 @@ int mms_txn_commit(mms_store *s)
         r = commit_settle(s, &c);
     if (r)
         return commit_poison(s, r);
+    mms__dirty_keep(s, true);
     txn_end(s);
     c.st.total_ns = mms__os_mono_ns() - c.t0;
     c.st.backlog = __atomic_load_n(&s->L->committed, __ATOMIC_ACQUIRE) -
