@@ -457,7 +457,13 @@ void mms_options_init(mms_options *o);
  * (MMS_FIXED: an address range of the store is in use in this process, or
  * base is not the store's), -errno. MMS_FIXED on a store created without
  * it, or a base (or reserve) that cannot be laid out at creation, is
- * MMS_EINVAL. On error *out is NULL. */
+ * MMS_EINVAL. On error *out is NULL.
+ *
+ * A refused create leaves nothing it made: the directory (if it made it),
+ * the lock file (if it made it) and the store's files go, whatever step
+ * failed (a bad option, a full disk, the lock file, ...); a directory or a
+ * file that was there before stays, and so does a store that another
+ * handle opened or committed to after this one made it. */
 int mms_open(const char *path, const mms_options *o, mms_store **out);
 
 /* Close: aborts an active write transaction, ends an active read
