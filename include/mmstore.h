@@ -1194,6 +1194,21 @@ typedef struct mms_copy_stats {
  * errors of mms_read_begin(). */
 int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st);
 
+/* Remove what killed runs left beside path: the entries of path's parent
+ * directory named NAME + tag + PID or NAME + tag + PID-N (NAME: path's last
+ * name; PID: decimal, no leading zero) whose process is gone -- not this
+ * process, not a live one (kill(PID, 0) fails with ESRCH). A directory goes
+ * with the files in it (one level: what a store's directory holds), a file
+ * or a symbolic link goes itself (never what the link names). mms_copy()
+ * does this with the tag ".mms-copy-" before each copy; the mms tool with
+ * ".mms-dump-", ".mms-load-" and ".mms-recover-". A PID that a new
+ * process reuses keeps its leftover until that process is gone.
+ * tag must start with ".mms-" (at most 32 bytes, no '/'). Best effort: an
+ * entry that cannot be removed stays. removed (may be NULL) receives how
+ * many went. Errors: MMS_EINVAL (no path, a bad tag or name), -errno (the
+ * parent directory cannot be read). */
+int mms_leftovers_remove(const char *path, const char *tag, unsigned *removed);
+
 /* ------------------------------------------------------------------------
  * Tables
  *

@@ -968,6 +968,48 @@ TEST(recover_stale_leftover)
         FAILF("the leftover %s of a recover that was killed is still there", stale);
 }
 
+/* A killed `mms dump --all` leaves OUT.mms-dump-PID (a file), a killed
+ * `mms load` DIR.mms-load-PID (a store in the making): the next dump to
+ * OUT, the next load into DIR removes those of dead processes and keeps a
+ * live one's (mms_leftovers_remove, the library's one mechanism). */
+TEST(dump_load_stale_leftovers)
+{
+    char csv[600], dir[600], dumpf[600], into[600], f[800];
+    char dead_dump[700], live_dump[700], dead_load[700], live_load[700];
+    snprintf(csv, sizeof csv, "%s/dl.csv", work);
+    snprintf(dir, sizeof dir, "%s/dl.mms", work);
+    snprintf(dumpf, sizeof dumpf, "%s/dl.dump", work);
+    snprintf(into, sizeof into, "%s/dl2.mms", work);
+    put_text(csv, "a\n1\n");
+    ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+    pid_t live = getpid(); /* this test: alive, and not the tool's own pid */
+    snprintf(dead_dump, sizeof dead_dump, "%s.mms-dump-%d", dumpf, (int)pid);
+    snprintf(live_dump, sizeof live_dump, "%s.mms-dump-%d", dumpf, (int)live);
+    put_text(dead_dump, "half a dump");
+    put_text(live_dump, "a dump in the making");
+    ASSERT_EQ(cli("dump '%s' --all '%s'", dir, dumpf), 0);
+    struct stat sb;
+    if (stat(dead_dump, &sb) == 0)
+        FAILF("the leftover %s of a dump that was killed is still there", dead_dump);
+    ASSERT_EQ(stat(live_dump, &sb), 0);
+    snprintf(dead_load, sizeof dead_load, "%s.mms-load-%d", into, (int)pid);
+    snprintf(live_load, sizeof live_load, "%s.mms-load-%d", into, (int)live);
+    ASSERT_EQ(mkdir(dead_load, 0777), 0);
+    ASSERT_EQ(mkdir(live_load, 0777), 0);
+    snprintf(f, sizeof f, "%s/region-0-0", dead_load);
+    put_text(f, "half a store");
+    ASSERT_EQ(cli("load '%s' '%s'", dumpf, into), 0);
+    if (stat(dead_load, &sb) == 0)
+        FAILF("the leftover %s of a load that was killed is still there", dead_load);
+    ASSERT_EQ(stat(live_load, &sb), 0);
+    ASSERT_EQ(cli("verify '%s'", into), 0);
+}
+
 /* Run with stdout and stderr closed, a command's files took fds 1 and 2:
  * `mms drop DIR nosuch >&- 2>&-` wrote its error message over the header
  * of region-0-0, opened read-write as fd 2, and the store was gone ("not
@@ -1068,6 +1110,7 @@ int main(void)
     RUN(recover_old_region_files);
     RUN(recover_unreadable_page);
     RUN(recover_stale_leftover);
+    RUN(dump_load_stale_leftovers);
     RUN(empty_dir);
     RUN(closed_std_fds);
     free(out);
