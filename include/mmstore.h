@@ -457,7 +457,13 @@ void mms_options_init(mms_options *o);
  * (MMS_FIXED: an address range of the store is in use in this process, or
  * base is not the store's), -errno. MMS_FIXED on a store created without
  * it, or a base (or reserve) that cannot be laid out at creation, is
- * MMS_EINVAL. On error *out is NULL. */
+ * MMS_EINVAL. On error *out is NULL.
+ *
+ * A refused create leaves nothing it made: the directory (if it made it),
+ * the lock file (if it made it) and the store's files go, whatever step
+ * failed (a bad option, a full disk, the lock file, ...); a directory or a
+ * file that was there before stays, and so does a store that another
+ * handle opened or committed to after this one made it. */
 int mms_open(const char *path, const mms_options *o, mms_store **out);
 
 /* Close: aborts an active write transaction, ends an active read
@@ -1198,6 +1204,21 @@ typedef struct mms_copy_stats {
  * temporary directory is removed; the source is never touched), and the
  * errors of mms_read_begin(). */
 int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st);
+
+/* Remove what killed runs left beside path: the entries of path's parent
+ * directory named NAME + tag + PID or NAME + tag + PID-N (NAME: path's last
+ * name; PID: decimal, no leading zero) whose process is gone -- not this
+ * process, not a live one (kill(PID, 0) fails with ESRCH). A directory goes
+ * with the files in it (one level: what a store's directory holds), a file
+ * or a symbolic link goes itself (never what the link names). mms_copy()
+ * does this with the tag ".mms-copy-" before each copy; the mms tool with
+ * ".mms-dump-", ".mms-load-" and ".mms-recover-". A PID that a new
+ * process reuses keeps its leftover until that process is gone.
+ * tag must start with ".mms-" (at most 32 bytes, no '/'). Best effort: an
+ * entry that cannot be removed stays. removed (may be NULL) receives how
+ * many went. Errors: MMS_EINVAL (no path, a bad tag or name), -errno (the
+ * parent directory cannot be read). */
+int mms_leftovers_remove(const char *path, const char *tag, unsigned *removed);
 
 /* ------------------------------------------------------------------------
  * Tables

@@ -69,7 +69,7 @@ static int unlink_one(void *ctx, const char *name)
  * directory holds files only). */
 static int remove_store_dir(int pfd, const char *name)
 {
-    int fd = mms__os_openat(pfd, name, O_RDONLY | O_DIRECTORY, 0);
+    int fd = mms__os_openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
     if (fd == -ENOENT)
         return 0;
     if (fd < 0)
@@ -79,26 +79,44 @@ static int remove_store_dir(int pfd, const char *name)
     return r ? r : mms__os_rmdirat(pfd, name);
 }
 
-/* Temporary directories of copies to base whose process is gone. */
+/* A leftover of a killed run beside base: base + tag + PID, or base + tag
+ * + PID-N (copies number theirs: threads may copy to one dest). Its PID,
+ * or 0 if name is no such leftover. */
+static uint32_t leftover_pid(const char *name, const char *base, const char *tag)
+{
+    size_t b = strlen(base), t = strlen(tag);
+    if (strncmp(name, base, b) != 0 || strncmp(name + b, tag, t) != 0)
+        return 0;
+    const char *p = name + b + t;
+    if (*p < '1' || *p > '9')
+        return 0;
+    uint64_t pid = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if ((pid = pid * 10 + (uint64_t)(*p - '0')) > INT32_MAX)
+            return 0;
+    if (*p == '-' && p[1] >= '0' && p[1] <= '9')
+        p += 1 + strspn(p + 1, "0123456789");
+    return *p ? 0 : (uint32_t)pid;
+}
+
 struct stale {
     int pfd;
-    const char *base;
+    const char *base, *tag;
+    unsigned removed;
 };
 
+/* One leftover whose process is gone: a directory (what a store's holds:
+ * files), or a file, or a link (the link goes, never what it names). */
 static int remove_stale(void *ctx, const char *name)
 {
     struct stale *st = ctx;
-    size_t n = strlen(st->base);
-    unsigned long pid;
-    char tail;
-    if (strncmp(name, st->base, n) != 0 || strncmp(name + n, TMP_TAG, strlen(TMP_TAG)) != 0)
-        return 0;
-    int got = sscanf(name + n + strlen(TMP_TAG), "%lu%c", &pid, &tail);
-    if (got != 1 && !(got == 2 && tail == '-')) /* PID, or PID-N since copies in threads */
-        return 0;
-    if (pid == mms__os_pid() || mms__os_pid_alive((uint32_t)pid))
-        return 0; /* ours, or its process lives: another copy is running */
-    remove_store_dir(st->pfd, name);
+    uint32_t pid = leftover_pid(name, st->base, st->tag);
+    if (!pid || pid == mms__os_pid() || mms__os_pid_alive(pid))
+        return 0; /* not one, ours, or its process lives: that run goes on */
+    int r = remove_store_dir(st->pfd, name);
+    if (r == -ENOTDIR || r == -ELOOP)
+        r = mms__os_unlinkat(st->pfd, name);
+    st->removed += r == 0;
     return 0;
 }
 
@@ -383,7 +401,7 @@ int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st)
             r = check_replaceable(pfd, base, dest);
     }
     if (!r) {
-        struct stale sl = {pfd, base};
+        struct stale sl = {pfd, base, TMP_TAG, 0};
         mms__os_dir_list(pfd, remove_stale, &sl);
         /* PID-N, N this process's count of copies: two threads copying to
          * one dest each had the other remove its temporary directory (and
@@ -410,4 +428,25 @@ int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st)
     }
     mms__os_close(pfd);
     return r;
+}
+
+int mms_leftovers_remove(const char *path, const char *tag, unsigned *removed)
+{
+    mms__detail_clear();
+    if (removed)
+        *removed = 0;
+    if (!path || !tag || strncmp(tag, ".mms-", 5) != 0 || strlen(tag) > 32 || strchr(tag, '/'))
+        return mms__fail(MMS_EINVAL, "mms_leftovers_remove: a path and a tag \".mms-...-\" "
+                         "are required");
+    char base[256], parent[4100];
+    int pfd = -1;
+    int r = dest_split(path, base, sizeof base, parent, &pfd);
+    if (r)
+        return r;
+    struct stale sl = {pfd, base, tag, 0};
+    r = mms__os_dir_list(pfd, remove_stale, &sl);
+    mms__os_close(pfd);
+    if (removed)
+        *removed = sl.removed;
+    return r ? mms__fail(r, "cannot read the directory of %s: %s", path, mms_strerror(r)) : 0;
 }

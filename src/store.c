@@ -15,7 +15,9 @@
  *
  * Creation is atomic: the journal and region-0-0.tmp are written and synced,
  * then renamed into place and the directory synced; a directory without
- * region-0-0 is not a store, whatever else it holds.
+ * region-0-0 is not a store, whatever else it holds. A create that is
+ * refused, at whatever step, takes back what it made and nothing else
+ * (create_undo).
  */
 #include "internal.h"
 
@@ -30,11 +32,11 @@
 /* ------------------------------------------------------------------------
  * Create
  * ------------------------------------------------------------------------ */
-static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
+static int store_create_files(mms_store *s, const struct mms__fixed *fixed, bool *renamed)
 {
     int r, fd = -1;
     char *m = NULL;
-    bool renamed = false;
+    *renamed = false;
     /* Leftovers of a creation that crashed are overwritten. */
     mms__os_unlinkat(s->dirfd, "journal");
     mms__os_unlinkat(s->dirfd, "region-0-0.tmp");
@@ -64,7 +66,7 @@ static int store_create_files(mms_store *s, const struct mms__fixed *fixed)
     if (!r)
         r = mms__os_fdatasync(s->jfd);
     if (!r && !(r = mms__os_renameat(s->dirfd, "region-0-0.tmp", "region-0-0")))
-        renamed = true;
+        *renamed = true; /* a failure from here on: the caller takes the store back */
     if (!r)
         r = mms__os_fsync(s->dirfd);
     if (r)
@@ -75,7 +77,7 @@ out:
     mms__os_close(fd);
     mms__os_close(s->jfd);
     s->jfd = -1;
-    if (r && !renamed) { /* no store: take back what it wrote (a full disk keeps no 40 KB) */
+    if (r && !*renamed) { /* no store: take back what it wrote (a full disk keeps no 40 KB) */
         mms__os_unlinkat(s->dirfd, "journal");
         mms__os_unlinkat(s->dirfd, "region-0-0.tmp");
     }
@@ -101,6 +103,50 @@ static int store_fixed_layout(mms_store *s, const mms_options *o, struct mms__fi
         return mms__fail(MMS_EINVAL, "mms_open: fixed layout (base 0x%llx, reserve %llu): %s",
                          (unsigned long long)f->base, (unsigned long long)f->heap, why);
     return mms__map_fixed_base(s, f->heap, &f->base); /* before any file is made */
+}
+
+/* What an open with MMS_CREATE made, so that a refused create takes it back
+ * (mmstore.h, MMS_CREATE): the directory (mkdir), the lock file (made with
+ * O_EXCL before the lock is taken: one that was there is not ours), the
+ * store (region-0-0 renamed into place, and its journal) at txn. */
+struct open_made {
+    bool dir, lock, store;
+    bool lock_init; /* the store made, the lock file then initialised at txn: */
+    uint64_t txn;   /* the lock file's committed txn then */
+};
+
+/* A refused create leaves nothing it made, and removes nothing else: not
+ * a directory or a file that was there before, nor a store another handle
+ * has open or committed to since it was made (a concurrent opener that
+ * came in after it keeps it). Byte 0 of the lock file, exclusively, says
+ * no other handle has the store open: the first handle holds it until its
+ * open is done (open_alone), and takes it back now if it let go of it. */
+static void create_undo(mms_store *s, const struct open_made *m)
+{
+    if (!m->dir && !m->lock && !m->store)
+        return;
+    if (s->lockfd >= 0 && !s->L_private && mms__os_ofd_lock(s->lockfd, 0, F_WRLCK, false) != 0)
+        return; /* open elsewhere: theirs now too */
+    bool is_dir;
+    if (s->dirfd >= 0 && m->store) {
+        if (m->lock_init && __atomic_load_n(&s->L->committed, __ATOMIC_ACQUIRE) != m->txn)
+            return; /* another handle committed to it */
+        mms__os_unlinkat(s->dirfd, "region-0-0");
+        mms__os_unlinkat(s->dirfd, "journal");
+    }
+    /* The lock file goes only with the store it was made for: a store
+     * another process made in the meantime keeps it. */
+    if (s->dirfd >= 0 && m->lock && mms__os_stat(s->dirfd, "region-0-0", &is_dir) == -ENOENT)
+        mms__os_unlinkat(s->dirfd, "lock");
+    if (!m->dir)
+        return;
+    /* The directory made, if the path still names it; not empty (another
+     * process's files): it stays. */
+    uint64_t a[2], b[2];
+    if (s->dirfd < 0 || (mms__os_file_id(s->dirfd, ".", a) == 0 &&
+                         mms__os_file_id(AT_FDCWD, s->path, b) == 0 && a[0] == b[0] &&
+                         a[1] == b[1]))
+        mms__os_rmdirat(AT_FDCWD, s->path);
 }
 
 /* ------------------------------------------------------------------------
@@ -267,7 +313,8 @@ static void open_hdr_unmap(mms_store *s, struct open_hdr *oh)
 }
 
 /* The first handle: recover the store and (re)initialise the lock file. */
-static int open_alone(mms_store *s, const mms_options *o, bool exists, struct open_hdr *oh)
+static int open_alone(mms_store *s, const mms_options *o, bool exists, struct open_hdr *oh,
+                      struct open_made *made)
 {
     int r = 0;
     if (!exists) { /* looked at before the lock; another process may have created it */
@@ -282,7 +329,7 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists, struct op
         struct mms__fixed fixed;
         r = store_fixed_layout(s, o, &fixed);
         if (!r)
-            r = store_create_files(s, &fixed);
+            r = store_create_files(s, &fixed, &made->store);
         if (!r)
             r = hdr_open(s);
         if (r)
@@ -300,6 +347,8 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists, struct op
     if (!r) {
         space_left = !mms__lock_valid(s->L, b->h.uuid) || s->L->space_left;
         mms__lock_init(s->L, b->h.uuid);
+        made->txn = __atomic_load_n(&s->L->committed, __ATOMIC_ACQUIRE);
+        made->lock_init = made->store;
         s->J = &s->L->j;
         r = mms__journal_open(s);
     }
@@ -453,7 +502,7 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
  * *exists: whether it holds a store (then region 0 is open in s->hdr_fd).
  * Opened first and looked at only on failure: a warm open pays for no
  * stat. */
-static int open_dir(mms_store *s, const mms_options *o, bool *exists)
+static int open_dir(mms_store *s, const mms_options *o, bool *exists, struct open_made *made)
 {
     const char *path = s->path;
     int r = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
@@ -461,6 +510,7 @@ static int open_dir(mms_store *s, const mms_options *o, bool *exists)
         r = mms__os_mkdir(path);
         if (r && r != -EEXIST) /* the caller says "cannot create": the path and the cause */
             return mms__fail(r, "%s: %s", path, mms_strerror(r));
+        made->dir = r == 0;
         r = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
     }
     if (r == -ENOTDIR) {
@@ -479,14 +529,22 @@ static int open_dir(mms_store *s, const mms_options *o, bool *exists)
 }
 
 /* A place in the lock file, a recovered store, a reader slot. */
-static int open_lock(mms_store *s, const mms_options *o, bool exists, struct open_hdr *oh)
+static int open_lock(mms_store *s, const mms_options *o, bool exists, struct open_hdr *oh,
+                     struct open_made *made)
 {
     bool alone = false;
     int r;
+    if (!exists && (o->flags & MMS_CREATE)) { /* is the lock file ours? (create_undo) */
+        r = mms__os_openat(s->dirfd, "lock", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0666);
+        if (r < 0 && r != -EEXIST)
+            return mms__fail(r, "cannot open the lock file: %s", mms_strerror(r));
+        made->lock = r >= 0;
+        mms__os_close(r);
+    }
     for (int attempt = 0;; attempt++) {
         r = mms__lock_attach(s, &alone);
         if (!r)
-            r = alone ? open_alone(s, o, exists, oh) : open_shared(s, o, exists, oh);
+            r = alone ? open_alone(s, o, exists, oh, made) : open_shared(s, o, exists, oh);
         if (r != OPEN_RETRY || attempt == 10)
             break;
         mms__lock_detach(s);
@@ -554,11 +612,12 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     mms_store *s = NULL;
     bool exists = false;
     struct open_hdr oh = {NULL, 0, 0, false, false};
+    struct open_made made = {false, false, false, false, 0};
     int r = open_new_handle(path, o, &s);
     if (!r)
-        r = open_dir(s, o, &exists);
+        r = open_dir(s, o, &exists, &made);
     if (!r)
-        r = open_lock(s, o, exists, &oh);
+        r = open_lock(s, o, exists, &oh, &made);
     if (!r)
         r = open_map(s, o, &oh);
     if (!r)
@@ -567,6 +626,8 @@ int mms_open(const char *path, const mms_options *o, mms_store **out)
     if (r) {
         if (s && s->L && !s->L_private && s->slot != UINT32_MAX)
             mms__slot_release(s);
+        if (s)
+            create_undo(s, &made);
         store_free(s);
         return r;
     }

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
 /* ------------------------------------------------------------------------
  * mms create DIR [--fixed [--base ADDR] [--reserve BYTES]]
@@ -55,15 +54,9 @@ static int run_create(const struct tool_cmd *cmd, int argc, char **argv)
         (rc = create_number(cmd, "reserve", reserve, &o.reserve)) >= 0)
         return rc;
     mms_store *s;
-    struct stat st;
-    bool existed = stat(dir, &st) == 0;
-    int r = mms_open(dir, &o, &s);
-    if (r) {
-        tool_fail("cannot create", dir, r);
-        if (!existed) /* a full disk, say: leave no directory that holds no store */
-            tool_remove_store(dir, false, "create");
-        return 1;
-    }
+    int r = mms_open(dir, &o, &s); /* refused: it leaves nothing it made (mmstore.h) */
+    if (r)
+        return tool_fail("cannot create", dir, r);
     mms_info in;
     r = mms_info_get(s, &in);
     if (!r)

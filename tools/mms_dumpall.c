@@ -426,7 +426,7 @@ int tool_dump_all(const char *dir, const char *out)
         out = target;
     if (strcmp(out, "-") != 0) {
         if (stat(out, &st) != 0 || S_ISREG(st.st_mode)) {
-            tool_remove_stale(out, ".mms-dump-"); /* dumps to out that were killed */
+            mms_leftovers_remove(out, ".mms-dump-", NULL); /* dumps to out that were killed */
             snprintf(tmp, sizeof tmp, "%s.mms-dump-%d", out, (int)getpid());
         }
         f = fopen(tmp[0] ? tmp : out, "w");
@@ -1494,7 +1494,7 @@ int tool_load(const char *file, const char *path)
     if (!f)
         return tool_err("cannot read %s: %s", file, strerror(errno));
     char tmp[4200];
-    tool_remove_stale(dir, ".mms-load-"); /* loads into dir that were killed */
+    mms_leftovers_remove(dir, ".mms-load-", NULL); /* loads into dir that were killed */
     snprintf(tmp, sizeof tmp, "%s.mms-load-%d", dir, (int)getpid());
     tool_rm_dir(tmp);
     struct load l = {.path = tmp};

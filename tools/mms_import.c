@@ -3,8 +3,9 @@
  * [--keep-text]`: a CSV file into a table, in one write transaction.
  *
  * How it runs:
- *  1. The input is mapped (a regular file) or read into memory (a pipe);
- *     the header row names the columns. The store is opened, created if
+ *  1. The input is mapped: a regular file, or a pipe's bytes written to a
+ *     spool file beside the store first (input_spool); the header row
+ *     names the columns. The store is opened, created if
  *     needed (then a failed import removes it, and so does a signal that
  *     ends it before the commit: undo_store_now()).
  *  2. The write transaction begins before anything about the table is
@@ -27,8 +28,8 @@
  *
  * Memory does not grow with the file (MEMORY below): both passes give back
  * the input pages behind them, and pass 2 the store's fresh pages it filled
- * (mms_release_memory()), every RELEASE_BYTES of input. Only input from a
- * pipe is held in memory whole.
+ * (mms_release_memory()), every RELEASE_BYTES of input. Input from a pipe
+ * too: it is spooled to a file and mapped, never held in memory whole.
  *  7. Commit. A crash (SIGKILL included) at any point before the commit
  *     record is durable leaves the store as it was; after, all rows. A
  *     request to stop (SIGINT: Ctrl-C, Python's import_csv; SIGTERM,
@@ -73,9 +74,8 @@ struct input {
     const char *name; /* for messages */
     const char *buf;  /* the whole input */
     size_t len;
-    void *map;        /* mapping of a regular file, or NULL */
+    void *map;        /* mapping of a regular file (or of a pipe's spool), or NULL */
     size_t maplen;
-    char *mem;        /* input read from a pipe, or NULL */
 };
 
 /* Removing, from a signal handler, the store this import created (step
@@ -170,7 +170,112 @@ static void stop_signals(void (*handler)(int))
         sigaction(sigs[i], &sa, NULL);
 }
 
-static int input_load(struct input *in, const char *path)
+/* Map [0, size) of the regular file fd as the input (fd stays the
+ * caller's to close). */
+static int input_map(struct input *in, int fd, size_t size)
+{
+    in->maplen = size;
+    in->map = mmap(NULL, in->maplen, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (in->map == MAP_FAILED) {
+        in->map = NULL;
+        return tool_err("cannot map %s: %s", in->name, strerror(errno));
+    }
+    posix_madvise(in->map, in->maplen, POSIX_MADV_SEQUENTIAL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+    in->buf = in->map;
+    in->len = in->maplen;
+    return 0;
+}
+
+/* A new file for the spool of a pipe: DIR.mms-import-PID beside the store
+ * (on the file system the rows go to, not /tmp, which may be memory), or
+ * where that cannot be made (a parent the user cannot write), in $TMPDIR.
+ * Unlinked at once: it goes when the import ends, however it ends; one
+ * that a kill left between the two calls goes at the next import beside
+ * DIR (mms_leftovers_remove). -1 and a message if neither can be made. */
+static int spool_open(const char *dir, char *where, size_t cap)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    char name[4200];
+    snprintf(name, sizeof name, "%.*s", (int)n, dir);
+    mms_leftovers_remove(name, ".mms-import-", NULL); /* imports beside DIR that were killed */
+    snprintf(name + strlen(name), sizeof name - strlen(name), ".mms-import-%d", (int)getpid());
+    int fd = open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        unlink(name);
+        snprintf(where, cap, "beside %.*s", (int)n, dir);
+        return fd;
+    }
+    int e = errno;
+    const char *t = getenv("TMPDIR");
+    char tmpl[4200];
+    snprintf(tmpl, sizeof tmpl, "%s/mms-import-XXXXXX", t && *t ? t : "/tmp");
+    fd = mkstemp(tmpl);
+    if (fd >= 0) {
+        unlink(tmpl);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        snprintf(where, cap, "in %s", t && *t ? t : "/tmp");
+        return fd;
+    }
+    tool_err("cannot make a file for the input beside %.*s (%s) nor in %s (%s)", (int)n, dir,
+             strerror(e), t && *t ? t : "/tmp", strerror(errno));
+    return -1;
+}
+
+/* A pipe or a device: its bytes are written to a spool file, which is
+ * then mapped as a regular input is (MEMORY: both passes read it, and
+ * memory stays bounded whatever the input's size; the disk holds one copy
+ * of the input until the import ends). */
+static int input_spool(struct input *in, int fd, const char *dir)
+{
+    char where[4300];
+    int sfd = spool_open(dir, where, sizeof where);
+    if (sfd < 0)
+        return 1;
+    static char chunk[1 << 20];
+    uint64_t total = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t k = read(fd, chunk, sizeof chunk);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            rc = tool_err("cannot read %s: %s", in->name, strerror(errno));
+            break;
+        }
+        if (k == 0)
+            break;
+        for (ssize_t done = 0; done < k && !rc;) {
+            ssize_t w = write(sfd, chunk + done, (size_t)(k - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                rc = tool_err("cannot keep %s %s while it is imported: %s", in->name, where,
+                              strerror(errno));
+            else
+                done += w;
+        }
+        if (rc)
+            break;
+        total += (uint64_t)k;
+    }
+    if (!rc && total > SIZE_MAX)
+        rc = tool_err("%s: too large", in->name);
+    if (!rc && total > 0)
+        rc = input_map(in, sfd, (size_t)total);
+    else if (!rc)
+        in->buf = ""; /* empty: no header, said by read_header */
+    close(sfd);
+    return rc;
+}
+
+static int input_load(struct input *in, const char *path, const char *dir)
 {
     memset(in, 0, sizeof *in);
     in->name = path;
@@ -181,74 +286,18 @@ static int input_load(struct input *in, const char *path)
     if (fd < 0)
         return tool_err("cannot open %s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        if (!std)
-            close(fd);
-        return tool_err("cannot stat %s: %s", in->name, strerror(e));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        if (!std)
-            close(fd);
-        return tool_err("%s is a directory, not a CSV file", in->name);
-    }
-    if (S_ISREG(st.st_mode) && st.st_size > 0) {
-        in->maplen = (size_t)st.st_size;
-        in->map = mmap(NULL, in->maplen, PROT_READ, MAP_PRIVATE, fd, 0);
-        int e = errno;
-        if (!std)
-            close(fd);
-        if (in->map == MAP_FAILED) {
-            in->map = NULL;
-            return tool_err("cannot map %s: %s", in->name, strerror(e));
-        }
-        posix_madvise(in->map, in->maplen, POSIX_MADV_SEQUENTIAL);
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_sigbus;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGBUS, &sa, NULL);
-        in->buf = in->map;
-        in->len = in->maplen;
-        return 0;
-    }
-    /* A pipe or a device (or a file that claims to be empty): read it. */
-    size_t cap = 1 << 16, n = 0;
-    char *m = malloc(cap);
-    for (;;) {
-        if (!m) {
-            if (!std)
-                close(fd);
-            return tool_err("%s: out of memory", in->name);
-        }
-        if (n == cap) {
-            char *b = cap <= SIZE_MAX / 2 ? realloc(m, cap * 2) : NULL;
-            if (!b)
-                free(m);
-            m = b;
-            cap *= 2;
-            continue;
-        }
-        ssize_t k = read(fd, m + n, cap - n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            int e = errno;
-            free(m);
-            if (!std)
-                close(fd);
-            return tool_err("cannot read %s: %s", in->name, strerror(e));
-        }
-        if (k == 0)
-            break;
-        n += (size_t)k;
-    }
+    int rc;
+    if (fstat(fd, &st) != 0)
+        rc = tool_err("cannot stat %s: %s", in->name, strerror(errno));
+    else if (S_ISDIR(st.st_mode))
+        rc = tool_err("%s is a directory, not a CSV file", in->name);
+    else if (S_ISREG(st.st_mode) && st.st_size > 0)
+        rc = input_map(in, fd, (size_t)st.st_size);
+    else /* a pipe or a device (or a file that claims to be empty): spooled */
+        rc = input_spool(in, fd, dir);
     if (!std)
         close(fd);
-    in->mem = m;
-    in->buf = m;
-    in->len = n;
-    return 0;
+    return rc;
 }
 
 /* MEMORY. A page of the mapped input counts in the process's resident
@@ -271,7 +320,6 @@ static void input_free(struct input *in)
 {
     if (in->map)
         munmap(in->map, in->maplen);
-    free(in->mem);
 }
 
 /* ------------------------------------------------------------------------
@@ -1344,10 +1392,8 @@ static int open_store(struct imp *im)
     if (r == -EEXIST) {
         o.flags = 0;
         r = mms_open(im->dir, &o, &im->s);
-    } else if (r && !im->dir_existed) { /* a full disk, say: no directory without a store */
-        tool_fail("cannot create", im->dir, r);
-        tool_remove_store(im->dir, false, "import");
-        return 1;
+    } else if (r && !im->dir_existed) { /* it left nothing it made (mmstore.h) */
+        return tool_fail("cannot create", im->dir, r);
     }
     return r ? tool_fail("cannot open", im->dir, r) : 0;
 }
@@ -1431,7 +1477,7 @@ static int run_import(const struct tool_cmd *cmd, int argc, char **argv)
     im.keep_text = keep_text;
     im.ix = ixs;
     im.nix = nix;
-    if ((rc = input_load(&im.in, pos[2]))) {
+    if ((rc = input_load(&im.in, pos[2], im.dir))) {
         free(decl);
         return rc;
     }
@@ -1518,5 +1564,9 @@ const struct tool_cmd tool_cmd_import = {
     "failed import into a store it created removes that store (so does one\n"
     "stopped by SIGINT, SIGTERM or SIGHUP before its commit, or whose input\n"
     "file cannot be read: it shrank, or its file system failed).\n"
+    "Standard input that is not a regular file (a pipe) is first written to a\n"
+    "file beside DIR (DIR.mms-import-PID, unlinked at once; $TMPDIR if none can be\n"
+    "made there): the disk holds a copy of the input while it is imported, memory\n"
+    "does not grow with it.\n"
     "On a terminal, progress is shown on stderr (MMS_PROGRESS=0|1 overrides).\n",
     run_import};

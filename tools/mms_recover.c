@@ -960,7 +960,7 @@ static int recover(const char *dir, const char *dest, bool dry, bool follow)
             indexes_build(&R);
     } else {
         tool_rm_dir(tmp);
-        tool_remove_stale(dest, ".mms-recover-"); /* recovers to dest that were killed */
+        mms_leftovers_remove(dest, ".mms-recover-", NULL); /* recovers to dest that were killed */
         rc = dest_build(&R, tmp, dest);
         if (rc)
             tool_rm_dir(tmp);

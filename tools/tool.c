@@ -16,7 +16,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,38 +383,4 @@ int tool_rm_dir(const char *dir)
     }
     closedir(d);
     return rmdir(dir) == 0 ? 0 : -errno;
-}
-
-void tool_remove_stale(const char *path, const char *tag)
-{
-    char parent[4200];
-    snprintf(parent, sizeof parent, "%s", path);
-    size_t n = strlen(parent);
-    while (n > 1 && parent[n - 1] == '/')
-        parent[--n] = 0;
-    char *slash = strrchr(parent, '/');
-    const char *base = slash ? slash + 1 : parent;
-    char dirname[4200];
-    snprintf(dirname, sizeof dirname, "%.*s", slash ? (int)(slash - parent) + 1 : 1,
-             slash ? parent : ".");
-    DIR *d = opendir(dirname);
-    if (!d)
-        return;
-    size_t bl = strlen(base), tl = strlen(tag);
-    char p[8500];
-    for (struct dirent *de; (de = readdir(d));) {
-        const char *pid = de->d_name + bl + tl;
-        char *end;
-        if (strncmp(de->d_name, base, bl) != 0 || strncmp(de->d_name + bl, tag, tl) != 0 ||
-            *pid < '1' || *pid > '9')
-            continue;
-        long v = strtol(pid, &end, 10);
-        if (*end || v <= 0 || v > INT32_MAX || v == (long)getpid() ||
-            kill((pid_t)v, 0) == 0 || errno != ESRCH)
-            continue; /* not ours to judge, or its process lives */
-        snprintf(p, sizeof p, "%s%s%s", dirname, slash ? "" : "/", de->d_name);
-        if (unlink(p) != 0 && (errno == EISDIR || errno == EPERM))
-            tool_rm_dir(p);
-    }
-    closedir(d);
 }

@@ -47,10 +47,6 @@ int tool_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Remove dir and the files in it (one level: what a store directory
  * holds); 0 or -errno. */
 int tool_rm_dir(const char *dir);
-/* Remove what killed runs of a command left beside path: the files and
- * store directories named PATH + tag + PID (".mms-dump-", ".mms-load-")
- * whose process is gone. Best effort. */
-void tool_remove_stale(const char *path, const char *tag);
 /* Remove the store that a failed cmd created in dir (its lock, journal and
  * region files; dir too unless dir_existed). */
 void tool_remove_store(const char *dir, bool dir_existed, const char *cmd);
