@@ -727,6 +727,9 @@ int mms_checkpoint(mms_store *s);
  * ------------------------------------------------------------------------ */
 
 /* Allocate size bytes (size 0 is taken as 1); *ref receives the ref.
+ * The space is not zeroed (mms_zalloc() does that) but for its first 8
+ * bytes: a fresh allocation is never a string (mms_str_get() NULL, a STR
+ * or BLOB field refuses it), even where a string was freed before.
  * Errors: MMS_ENOTXN (MMS_ERDONLY on a read-only handle), MMS_EINVAL, MMS_EFULL (reservation exhausted),
  * -ENOSPC (the disk is full), -ENOMEM, MMS_ECORRUPT (damaged metadata). */
 int mms_alloc(mms_store *s, size_t size, mms_ref *ref);
@@ -1957,7 +1960,9 @@ void mms_cursor_close(mms_cursor *c);
 int mms_str_new(mms_store *s, const void *bytes, size_t len, mms_ref *ref);
 
 /* Pointer to the bytes and (if len is not NULL) their length; NULL for the
- * null ref or a ref that is not a string of this store. */
+ * null ref or a ref that is not a string of this store: one mms_str_new()
+ * (or mms_str_set()) made, still live. A plain allocation (mms_alloc) is
+ * not one, even when made in a freed string's place. */
 const char *mms_str_get(const mms_store *s, mms_ref ref, size_t *len);
 
 /* Replace the string *field refers to (freeing the old one, if any) with

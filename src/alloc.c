@@ -914,6 +914,10 @@ int mms_alloc(mms_store *s, size_t size, mms_ref *ref)
     r = alloc_any(s, size, &off);
     if (r)
         return r;
+    /* A fresh allocation is never a string: its first word is zeroed, so
+     * the tag of a string that was freed here before (the bytes freed
+     * space keeps) does not make it one (str.c, doc/FORMAT.md 2.6). */
+    memset(hbase(s) + off, 0, 8);
     *ref = MMS_REF_MAKE(0, off);
     return 0;
 }
