@@ -1565,16 +1565,24 @@ mms_ref mms_table_ref(const mms_table *t, uint64_t i);
  * fails the commit (MMS_EBADREF or MMS_EREFERENCED, mms_errdetail() names
  * the table, record and field) and aborts the transaction. So a ref never
  * dangles in a committed state, and never comes to name another record
- * unseen. The commit's cost: the records it changed, plus, when it deleted
- * records of a table others refer to, a scan of the REF fields aimed at it.
+ * unseen. A string or blob a live record holds must not be freed under
+ * it: a commit that leaves a live record's STR or BLOB field naming space
+ * the transaction freed (mms_free(), mms_pfree(), mms_realloc() moving it
+ * -- even if the space was allocated again for something else) fails the
+ * same way (MMS_EBADREF naming table, record and field; the transaction
+ * aborted), whether or not the record changed. Let a record's string go
+ * through the record: mms_str_set() on the field, mms_table_null_set(),
+ * mms_table_delete(), or a plain store of another ref into the field (then
+ * free the old one). The commit's cost: the records it changed, plus, when
+ * it deleted records of a table others refer to, a scan of the REF fields
+ * aimed at it, and, when it freed a committed string that no record it
+ * changed or deleted let go (one the program keeps outside records, say),
+ * a scan of every table's STR and BLOB fields.
  * mms_table_drop() keeps the rule too: it refuses to drop a table that
  * live records of others still refer to.
- * Not checked: a string or blob that a live record holds, freed with
- * mms_free() (or moved by mms_realloc(), or mms_pfree()) while the record
- * does not change -- the commit sees no changed record, and mms_verify()
- * then reports the record. Let a record's string go through the record:
- * mms_str_set() on the field, mms_table_null_set(), mms_table_delete(),
- * or a plain store of another ref into the field (then free the old one). */
+ * Not told apart: a record's string freed, and a new string (mms_str_new)
+ * made in its place -- the record then reads the new string, as if it had
+ * been stored there; mms_str_set() never does this. */
 
 /* Append one record, a copy of rec (NULL: zeros), reusing the lowest
  * deleted slot if there is one. *index (may be NULL) gets its index. Needs

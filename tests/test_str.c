@@ -2,7 +2,7 @@
  * test_str.c -- strings and blobs as a user calls them (src/str.c):
  * mms_str_set() on a field whose string is gone; what the commit accepts
  * as the string of a STR or BLOB field: not a fresh allocation that holds
- * a freed string's bytes.
+ * a freed string's bytes, not a string freed under a live record.
  */
 #include "test.h"
 
@@ -179,9 +179,107 @@ TEST(str_stale_bytes_not_a_string)
     rmrf(p);
 }
 
+/* Bug 2: a string a live record holds, freed while the record does not
+ * change, was freed under it: the commit checked only changed records. The
+ * commit now refuses it (MMS_EBADREF naming table, record and field) and
+ * aborts, however the string went: mms_free, mms_realloc moving it, its
+ * space allocated again. Nothing committed is lost. */
+TEST(str_freed_under_live_record)
+{
+    const char *p = tpath("str-freed");
+    mms_table *t;
+    enum { N = 50 };
+    mms_store *s = nodes(p, N, &t);
+
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(t, 7)->name));
+    commit_fails(s, MMS_EBADREF, "table node record 7: str field name");
+
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(t, 8)->blob));
+    rec(t, 8)->id = 8; /* a store that changes nothing */
+    commit_fails(s, MMS_EBADREF, "table node record 8: blob field blob");
+
+    /* The record changed, but not that field. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(t, 9)->name));
+    rec(t, 9)->id = 1000;
+    commit_fails(s, MMS_EBADREF, "table node record 9: str field name");
+
+    /* Its space allocated again, for something else. */
+    OK(mms_txn_begin(s, 0));
+    mms_ref gone = rec(t, 10)->name, again = 0;
+    OK(mms_free(s, gone));
+    for (int k = 0; k < 1000 && again != gone; k++)
+        OK(mms_alloc(s, 16, &again)); /* until one takes its place */
+    ASSERT_EQ(again, gone);
+    memset(mms_deref(s, again), 0x5a, 16);
+    commit_fails(s, MMS_EBADREF, "table node record 10: str field name");
+
+    /* Moved by mms_realloc. */
+    OK(mms_txn_begin(s, 0));
+    mms_ref moved = rec(t, 11)->blob;
+    OK(mms_realloc(s, &moved, 3000));
+    ASSERT_NE(moved, rec(t, 11)->blob);
+    commit_fails(s, MMS_EBADREF, "table node record 11: blob field blob");
+
+    /* Another record let a string go, this one's is freed too. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_str_set(s, &rec(t, 12)->name, "renamed", 7));
+    OK(mms_free(s, rec(t, 13)->name));
+    commit_fails(s, MMS_EBADREF, "table node record 13: str field name");
+
+    nodes_intact(s, t, N);
+    verify_ok(s);
+
+    /* What lets a record's string go through the record is accepted. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_str_set(s, &rec(t, 1)->name, "one", 3)); /* frees the old one */
+    mms_ref old = rec(t, 2)->name, n2; /* a plain store, then the free */
+    OK(mms_str_new(s, "two", 3, &n2));
+    rec(t, 2)->name = n2;
+    OK(mms_free(s, old));
+    OK(mms_table_null_set(t, 3, 1, 1)); /* frees it */
+    OK(mms_table_delete(t, 4));         /* frees both */
+    /* Freed first, and the new string lands in its place: the field
+     * holds a string again (the same ref). */
+    old = rec(t, 5)->name;
+    OK(mms_free(s, old));
+    mms_ref miss[1000];
+    int nmiss = 0;
+    for (;;) { /* until one takes its place */
+        OK(mms_str_new(s, "five", 4, &n2));
+        if (n2 == old || nmiss == 1000)
+            break;
+        miss[nmiss++] = n2;
+    }
+    ASSERT_EQ(n2, old);
+    rec(t, 5)->name = n2;
+    while (nmiss--)
+        OK(mms_free(s, miss[nmiss]));
+    /* A string no record holds (the root's). */
+    mms_ref mine;
+    OK(mms_str_new(s, "the root's", 10, &mine));
+    OK(mms_root_set(s, mine));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_root_set(s, 0));
+    OK(mms_free(s, mine));
+    OK(mms_txn_commit(s));
+    size_t len;
+    ASSERT(memcmp(mms_str_get(s, rec(t, 1)->name, &len), "one", 3) == 0 && len == 3);
+    ASSERT(memcmp(mms_str_get(s, rec(t, 2)->name, &len), "two", 3) == 0 && len == 3);
+    ASSERT_EQ(rec(t, 3)->name, 0);
+    ASSERT(memcmp(mms_str_get(s, rec(t, 5)->name, &len), "five", 4) == 0 && len == 4);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(void)
 {
     RUN(str_set_freed_field);
     RUN(str_stale_bytes_not_a_string);
+    RUN(str_freed_under_live_record);
     return 0;
 }
