@@ -218,20 +218,28 @@ static bool committed_string(mms_store *s, mms_ref ref)
     return mms__str_tagged(mms__page_base(s, s->view.base[0] + pg, 0) + (off - pg));
 }
 
-static bool may_be_held(mms_store *s)
+/* A bit of a word for each ref the transaction freed (bit (ref / 16) %
+ * 64: heap objects are 16-byte aligned), so the scan passes over most
+ * fields without a look into txn_freed; 0 if none may be held. */
+static uint64_t may_be_held(mms_store *s)
 {
+    uint64_t bits = 0;
+    bool any = false;
     for (size_t i = 0; i < s->txn_freed.cap; i++) {
         mms_ref ref = s->txn_freed.v[i];
-        if (ref && !mms__refset_has(&s->txn_released, ref) && committed_string(s, ref) &&
-            !mms__str_valid(s, ref))
-            return true;
+        if (!ref)
+            continue;
+        bits |= UINT64_C(1) << (ref >> 4 & 63);
+        any = any || (!mms__refset_has(&s->txn_released, ref) && committed_string(s, ref) &&
+                      !mms__str_valid(s, ref));
     }
-    return false;
+    return any ? bits : 0;
 }
 
 static int records_hold_freed(mms_store *s)
 {
-    if (!may_be_held(s))
+    uint64_t bits = may_be_held(s);
+    if (!bits)
         return 0;
     const struct mms__catalog *cat = mms__catalog(s);
     for (uint32_t t = 0; cat && t < cat->ntables; t++) {
@@ -249,8 +257,8 @@ static int records_hold_freed(mms_store *s)
             for (uint64_t i = 0; i < e->count; i++) {
                 mms_ref v;
                 memcpy(&v, base + i * e->record_size + fd[k].offset, 8);
-                if (v && mms__refset_has(&s->txn_freed, v) && mms__catalog_live(s, e, i) &&
-                    !mms__str_valid(s, v))
+                if (v && (bits >> (v >> 4 & 63) & 1) && mms__refset_has(&s->txn_freed, v) &&
+                    mms__catalog_live(s, e, i) && !mms__str_valid(s, v))
                     return mms__fail(MMS_EBADREF, "table %s record %llu: %s field %s (0x%llx) "
                                      "holds a string the transaction freed (mms_free, "
                                      "mms_realloc or mms_pfree of a string a live record "

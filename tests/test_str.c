@@ -257,14 +257,20 @@ TEST(str_freed_under_live_record)
     rec(t, 5)->name = n2;
     while (nmiss--)
         OK(mms_free(s, miss[nmiss]));
-    /* A string no record holds (the root's). */
-    mms_ref mine;
+    /* Strings no record holds (the root's, and 70 in a row the program
+     * keeps elsewhere): freed, they make the commit read every field --
+     * null ones too (record 3's) -- and find no holder. */
+    mms_ref mine, own[70];
     OK(mms_str_new(s, "the root's", 10, &mine));
     OK(mms_root_set(s, mine));
+    for (int k = 0; k < 70; k++)
+        OK(mms_str_new(s, "own", 3, &own[k]));
     OK(mms_txn_commit(s));
     OK(mms_txn_begin(s, 0));
     OK(mms_root_set(s, 0));
     OK(mms_free(s, mine));
+    for (int k = 0; k < 70; k++)
+        OK(mms_free(s, own[k]));
     OK(mms_txn_commit(s));
     size_t len;
     ASSERT(memcmp(mms_str_get(s, rec(t, 1)->name, &len), "one", 3) == 0 && len == 3);
