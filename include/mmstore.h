@@ -737,10 +737,13 @@ int mms_alloc(mms_store *s, size_t size, mms_ref *ref);
 /* As mms_alloc(), and the space is zeroed. */
 int mms_zalloc(mms_store *s, size_t size, mms_ref *ref);
 
-/* Free an allocation. Freeing MMS_REF_NULL does nothing.
+/* Free an allocation. Freeing MMS_REF_NULL does nothing. Freeing a string
+ * a live record holds fails the commit (see the tables' values below).
  * Errors: MMS_ENOTXN (MMS_ERDONLY), MMS_EBADREF (not the start of a live
  * allocation: a double free or a wrong ref is refused, the heap is
- * unchanged), MMS_ECORRUPT (damaged metadata). A wrong ref that names one
+ * unchanged), -ENOMEM (the list of what the transaction freed, which the
+ * commit checks, cannot grow: the heap is unchanged), MMS_ECORRUPT
+ * (damaged metadata). A wrong ref that names one
  * of the library's own heap objects (the catalog, a table's field list or
  * bitmaps) is freed here, and the commit refuses it: MMS_EBADREF, the
  * transaction aborted (as for a freed root, mms_root_set). */

@@ -5,14 +5,14 @@
  * record holds (mms__heap_owned_check).
  *
  * Layer 6: calls catalog.c, str.c (through the catalog's field kinds),
- * alloc.c, held.c (a page's committed bytes) and refset.c. The heap holds three kinds of allocations: the
- * library's own (the catalog and what each table keeps in the heap), the
- * strings and blobs that STR and BLOB fields of live records own, and the
- * application's (mms_alloc, mms_pmalloc, mms_str_new not stored in a
- * field). A dump writes the first kind as schemas and the second inline in
- * the records; the third is opaque bytes that may hold refs, which cannot
- * be found in them, so a load puts each object back at its own offset:
- * then every ref inside one stays valid. This file tells the third kind
+ * alloc.c, held.c (a page's committed bytes) and refset.c. The heap holds
+ * three kinds of allocations: the library's own (the catalog and what each
+ * table keeps in the heap), the strings and blobs that STR and BLOB fields
+ * of live records own, and the application's (mms_alloc, mms_pmalloc,
+ * mms_str_new not stored in a field). A dump writes the first kind as
+ * schemas and the second inline in the records; the third is opaque bytes
+ * that may hold refs, which cannot be found in them, so a load puts each
+ * object back at its own offset: then every ref inside one stays valid. This file tells the third kind
  * from the others, and places them. It must never change a heap that is
  * not in a write transaction, nor place anything but at the offset asked.
  */

@@ -841,9 +841,8 @@ static int strings_released(mms_store *s, const struct mms__tabent *e, const cha
             continue;
         memcpy(&was, old + fd[k].offset, 8);
         memcpy(&now, rec + fd[k].offset, 8);
-        int r = was != now ? mms__refset_add(&s->txn_released, was) : 0;
-        if (r)
-            return r;
+        if (was != now && mms__refset_add(&s->txn_released, was))
+            return mms__fail(-ENOMEM, "commit: out of memory");
     }
     return 0;
 }
