@@ -733,6 +733,9 @@ int mms_checkpoint(mms_store *s);
  * ------------------------------------------------------------------------ */
 
 /* Allocate size bytes (size 0 is taken as 1); *ref receives the ref.
+ * The space is not zeroed (mms_zalloc() does that) but for its first 8
+ * bytes: a fresh allocation is never a string (mms_str_get() NULL, a STR
+ * or BLOB field refuses it), even where a string was freed before.
  * Errors: MMS_ENOTXN (MMS_ERDONLY on a read-only handle), MMS_EINVAL, MMS_EFULL (reservation exhausted),
  * -ENOSPC (the disk is full), -ENOMEM, MMS_ECORRUPT (damaged metadata). */
 int mms_alloc(mms_store *s, size_t size, mms_ref *ref);
@@ -740,10 +743,13 @@ int mms_alloc(mms_store *s, size_t size, mms_ref *ref);
 /* As mms_alloc(), and the space is zeroed. */
 int mms_zalloc(mms_store *s, size_t size, mms_ref *ref);
 
-/* Free an allocation. Freeing MMS_REF_NULL does nothing.
+/* Free an allocation. Freeing MMS_REF_NULL does nothing. Freeing a string
+ * a live record holds fails the commit (see the tables' values below).
  * Errors: MMS_ENOTXN (MMS_ERDONLY), MMS_EBADREF (not the start of a live
  * allocation: a double free or a wrong ref is refused, the heap is
- * unchanged), MMS_ECORRUPT (damaged metadata). A wrong ref that names one
+ * unchanged), -ENOMEM (the list of what the transaction freed, which the
+ * commit checks, cannot grow: the heap is unchanged), MMS_ECORRUPT
+ * (damaged metadata). A wrong ref that names one
  * of the library's own heap objects (the catalog, a table's field list or
  * bitmaps) is freed here, and the commit refuses it: MMS_EBADREF, the
  * transaction aborted (as for a freed root, mms_root_set). */
@@ -1594,16 +1600,24 @@ mms_ref mms_table_ref(const mms_table *t, uint64_t i);
  * fails the commit (MMS_EBADREF or MMS_EREFERENCED, mms_errdetail() names
  * the table, record and field) and aborts the transaction. So a ref never
  * dangles in a committed state, and never comes to name another record
- * unseen. The commit's cost: the records it changed, plus, when it deleted
- * records of a table others refer to, a scan of the REF fields aimed at it.
+ * unseen. A string or blob a live record holds must not be freed under
+ * it: a commit that leaves a live record's STR or BLOB field naming space
+ * the transaction freed (mms_free(), mms_pfree(), mms_realloc() moving it
+ * -- even if the space was allocated again for something else) fails the
+ * same way (MMS_EBADREF naming table, record and field; the transaction
+ * aborted), whether or not the record changed. Let a record's string go
+ * through the record: mms_str_set() on the field, mms_table_null_set(),
+ * mms_table_delete(), or a plain store of another ref into the field (then
+ * free the old one). The commit's cost: the records it changed, plus, when
+ * it deleted records of a table others refer to, a scan of the REF fields
+ * aimed at it, and, when it freed a committed string that no record it
+ * changed or deleted let go (one the program keeps outside records, say),
+ * a scan of every table's STR and BLOB fields.
  * mms_table_drop() keeps the rule too: it refuses to drop a table that
  * live records of others still refer to.
- * Not checked: a string or blob that a live record holds, freed with
- * mms_free() (or moved by mms_realloc(), or mms_pfree()) while the record
- * does not change -- the commit sees no changed record, and mms_verify()
- * then reports the record. Let a record's string go through the record:
- * mms_str_set() on the field, mms_table_null_set(), mms_table_delete(),
- * or a plain store of another ref into the field (then free the old one). */
+ * Not told apart: a record's string freed, and a new string (mms_str_new)
+ * made in its place -- the record then reads the new string, as if it had
+ * been stored there; mms_str_set() never does this. */
 
 /* Append one record, a copy of rec (NULL: zeros), reusing the lowest
  * deleted slot if there is one. *index (may be NULL) gets its index. Needs
@@ -1989,7 +2003,9 @@ void mms_cursor_close(mms_cursor *c);
 int mms_str_new(mms_store *s, const void *bytes, size_t len, mms_ref *ref);
 
 /* Pointer to the bytes and (if len is not NULL) their length; NULL for the
- * null ref or a ref that is not a string of this store. */
+ * null ref or a ref that is not a string of this store: one mms_str_new()
+ * (or mms_str_set()) made, still live. A plain allocation (mms_alloc) is
+ * not one, even when made in a freed string's place. */
 const char *mms_str_get(const mms_store *s, mms_ref ref, size_t *len);
 
 /* Replace the string *field refers to (freeing the old one, if any) with

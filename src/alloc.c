@@ -847,7 +847,6 @@ static int free_loc(mms_store *s, const struct loc *l)
 {
     struct mms__hdr *h = mms__hdr(s);
     int r;
-    s->heap_frees++; /* the commit checks the library's objects (heapobj.c) */
     if (l->kind == LOC_SMALL) {
         struct mms__slab *sl = (struct mms__slab *)(void *)page_ptr(s, l->pg);
         unsigned c = l->cls;
@@ -914,6 +913,10 @@ int mms_alloc(mms_store *s, size_t size, mms_ref *ref)
     r = alloc_any(s, size, &off);
     if (r)
         return r;
+    /* A fresh allocation is never a string: its first word is zeroed, so
+     * the tag of a string that was freed here before (the bytes freed
+     * space keeps) does not make it one (str.c, doc/FORMAT.md 2.6). */
+    memset(hbase(s) + off, 0, 8);
     *ref = MMS_REF_MAKE(0, off);
     return 0;
 }
@@ -926,6 +929,14 @@ int mms_zalloc(mms_store *s, size_t size, mms_ref *ref)
     return r;
 }
 
+/* The commit checks what the transaction freed (heapobj.c): the
+ * library's own objects, the strings live records hold. */
+static int freed_note(mms_store *s, mms_ref ref)
+{
+    int r = mms__refset_add(&s->txn_freed, ref);
+    return r ? mms__fail(r, "freeing 0x%llx: out of memory", (unsigned long long)ref) : 0;
+}
+
 int mms_free(mms_store *s, mms_ref ref)
 {
     int r = mms__check_write(s);
@@ -933,9 +944,9 @@ int mms_free(mms_store *s, mms_ref ref)
         return r;
     struct loc l;
     r = locate(s, ref, &l);
-    if (r)
-        return r;
-    return free_loc(s, &l);
+    if (!r)
+        r = freed_note(s, ref);
+    return r ? r : free_loc(s, &l);
 }
 
 uint64_t mms__alloc_fit(size_t size)
@@ -1018,7 +1029,9 @@ int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
         }
     }
     uint64_t off;
-    r = alloc_any(s, size, &off);
+    r = freed_note(s, *ref);
+    if (!r)
+        r = alloc_any(s, size, &off);
     if (r)
         return r;
     memcpy(hbase(s) + off, hbase(s) + l.off, size < l.usable ? size : l.usable);

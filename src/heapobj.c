@@ -1,16 +1,18 @@
 /*
  * heapobj.c -- the application's heap objects, for a whole-store dump and
- * its load (mms_heap_objects, mms_heap_place).
+ * its load (mms_heap_objects, mms_heap_place); and, at commit, what the
+ * transaction freed: not the library's own objects, not a string a live
+ * record holds (mms__heap_owned_check).
  *
  * Layer 6: calls catalog.c, str.c (through the catalog's field kinds),
- * alloc.c and refset.c. The heap holds three kinds of allocations: the
- * library's own (the catalog and what each table keeps in the heap), the
- * strings and blobs that STR and BLOB fields of live records own, and the
- * application's (mms_alloc, mms_pmalloc, mms_str_new not stored in a
- * field). A dump writes the first kind as schemas and the second inline in
- * the records; the third is opaque bytes that may hold refs, which cannot
- * be found in them, so a load puts each object back at its own offset:
- * then every ref inside one stays valid. This file tells the third kind
+ * alloc.c, held.c (a page's committed bytes) and refset.c. The heap holds
+ * three kinds of allocations: the library's own (the catalog and what each
+ * table keeps in the heap), the strings and blobs that STR and BLOB fields
+ * of live records own, and the application's (mms_alloc, mms_pmalloc,
+ * mms_str_new not stored in a field). A dump writes the first kind as
+ * schemas and the second inline in the records; the third is opaque bytes
+ * that may hold refs, which cannot be found in them, so a load puts each
+ * object back at its own offset: then every ref inside one stays valid. This file tells the third kind
  * from the others, and places them. It must never change a heap that is
  * not in a write transaction, nor place anything but at the offset asked.
  */
@@ -193,9 +195,86 @@ static int owned_live(mms_store *s, mms_ref ref, const char *table, const char *
     return r;
 }
 
+/* ------------------------------------------------------------------------
+ * The strings of live records at commit. A record's STR or BLOB field owns
+ * its string. The commit checks each field the transaction changed
+ * (table.c), but a string freed while its record does not change -- by
+ * mms_free, mms_realloc moving it, mms_pfree -- is on no changed record.
+ * So, of what the transaction freed: an object whose committed bytes are
+ * a string (only those can a committed record hold), that no record the
+ * transaction changed or deleted let go (txn_released), and that is not a
+ * string now, may be held still; only then is every STR and BLOB field of
+ * every live record read, and one that holds a ref the transaction freed
+ * that is no longer a string fails the commit. A field holding such a ref
+ * while a string is there again (freed, and mms_str_new made the next
+ * string in its place) cannot be told from a record given that new
+ * string: it passes.
+ * ------------------------------------------------------------------------ */
+static bool committed_string(mms_store *s, mms_ref ref)
+{
+    uint64_t off = MMS_REF_SLOT(ref), pg = off & ~(uint64_t)(MMS__PAGE - 1);
+    if (MMS_REF_REGION(ref) != 0 || off % 8 || off + 8 > s->reg[0].committed)
+        return false;
+    return mms__str_tagged(mms__page_base(s, s->view.base[0] + pg, 0) + (off - pg));
+}
+
+/* A bit of a word for each ref the transaction freed (bit (ref / 16) %
+ * 64: heap objects are 16-byte aligned), so the scan passes over most
+ * fields without a look into txn_freed; 0 if none may be held. */
+static uint64_t may_be_held(mms_store *s)
+{
+    uint64_t bits = 0;
+    bool any = false;
+    for (size_t i = 0; i < s->txn_freed.cap; i++) {
+        mms_ref ref = s->txn_freed.v[i];
+        if (!ref)
+            continue;
+        bits |= UINT64_C(1) << (ref >> 4 & 63);
+        any = any || (!mms__refset_has(&s->txn_released, ref) && committed_string(s, ref) &&
+                      !mms__str_valid(s, ref));
+    }
+    return any ? bits : 0;
+}
+
+static int records_hold_freed(mms_store *s)
+{
+    uint64_t bits = may_be_held(s);
+    if (!bits)
+        return 0;
+    const struct mms__catalog *cat = mms__catalog(s);
+    for (uint32_t t = 0; cat && t < cat->ntables; t++) {
+        const struct mms__tabent *e = &cat->t[t];
+        const struct mms__fdesc *fd = mms__fdescs(s, e);
+        if (!fd)
+            return MMS__CORRUPT("table %s: its field descriptors are damaged", e->name);
+        const char *base = s->view.base[e->region];
+        for (uint32_t k = 0; k < e->nfields; k++) {
+            if (!mms__kind_owns_heap(fd[k].kind))
+                continue;
+            int r = field_words(e, fd, k);
+            if (r)
+                return r;
+            for (uint64_t i = 0; i < e->count; i++) {
+                mms_ref v;
+                memcpy(&v, base + i * e->record_size + fd[k].offset, 8);
+                if (v && (bits >> (v >> 4 & 63) & 1) && mms__refset_has(&s->txn_freed, v) &&
+                    mms__catalog_live(s, e, i) && !mms__str_valid(s, v))
+                    return mms__fail(MMS_EBADREF, "table %s record %llu: %s field %s (0x%llx) "
+                                     "holds a string the transaction freed (mms_free, "
+                                     "mms_realloc or mms_pfree of a string a live record "
+                                     "owns): let it go through the record -- mms_str_set, "
+                                     "mms_table_null_set, mms_table_delete", e->name,
+                                     (unsigned long long)i, mms__kind_label(fd[k].kind),
+                                     fd[k].name, (unsigned long long)v);
+            }
+        }
+    }
+    return 0;
+}
+
 int mms__heap_owned_check(mms_store *s)
 {
-    if (s->heap_frees == s->heap_frees_checked)
+    if (!s->txn_freed.n)
         return 0;
     int r = owned_live(s, mms__hdr(s)->catalog, NULL, "the catalog");
     struct mms__catalog *cat = NULL;
@@ -213,9 +292,7 @@ int mms__heap_owned_check(mms_store *s)
         for (uint32_t k = 0; nb && !r && k < e->nfields; k++)
             r = owned_live(s, nb[k].bits, e->name, "'s null bitmap");
     }
-    if (!r)
-        s->heap_frees_checked = s->heap_frees;
-    return r;
+    return r ? r : records_hold_freed(s);
 }
 
 /* ------------------------------------------------------------------------

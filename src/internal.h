@@ -796,10 +796,12 @@ struct mms_store {
     uint64_t *segmap;
     uint32_t segmap_bits;  /* units covered; 0 = must be rebuilt */
     uint32_t segmap_cap;   /* in bits */
-    /* Frees by this handle (alloc.c), and their count when the library's
-     * own heap objects were last found live (heapobj.c): a commit checks
-     * them again only if something was freed since. */
-    uint64_t heap_frees, heap_frees_checked;
+    /* The heap objects the write transaction freed (alloc.c), and the
+     * strings and blobs that records it changed or deleted let go (table.c,
+     * at commit). A commit that freed nothing checks nothing more; else it
+     * checks that the library's own objects are live and that no live
+     * record holds a string it freed (heapobj.c). */
+    struct mms__refset txn_freed, txn_released;
     unsigned keep_pages;   /* changed private pages kept after a commit */
     uint32_t trim_gap;     /* commits to leave between two trims (txn.c) */
     uint32_t since_trim;   /* commits since the last trim */
@@ -1241,11 +1243,14 @@ int mms__heap_place(mms_store *s, uint64_t off, uint64_t usable, uint64_t slab);
 int mms__heap_slab_of(const mms_store *s, mms_ref ref, uint64_t *slab);
 /* heapobj.c: mms_verify_heap's count, on the state s shows. */
 int mms__heap_reach(const mms_store *s, mms_heap_check *hc);
-/* heapobj.c, at commit: the library's own heap objects (the catalog, each
- * table's field list, deleted-record bitmap, index list and null bitmaps)
- * are still live allocations -- an mms_free of a wrong ref may have named
- * one. MMS_EBADREF if not. O(1) when nothing was freed since it last
- * passed, else O(tables + fields). */
+/* heapobj.c, at commit, after the changed records were checked: the
+ * library's own heap objects (the catalog, each table's field list,
+ * deleted-record bitmap, index list and null bitmaps) are still live
+ * allocations -- an mms_free of a wrong ref may have named one -- and no
+ * live record's STR or BLOB field holds a string the transaction freed.
+ * MMS_EBADREF if not. O(1) when the transaction freed nothing, else
+ * O(tables + fields + frees), plus a scan of every STR and BLOB field when
+ * it freed a committed string that no changed record let go. */
 int mms__heap_owned_check(mms_store *s);
 /* Compaction (compact.c, copy.c). free_runs: fn for each byte range of
  * the heap whose content means nothing and may be given back to the file
@@ -1338,6 +1343,8 @@ uint32_t mms__catalog_untarget(mms_store *s, uint32_t region);
 void mms__str_write(char *p, const void *bytes, size_t len);
 /* Does ref name a whole string or blob of this store's heap? */
 bool mms__str_valid(const mms_store *s, mms_ref ref);
+/* Do the 8 bytes at p hold a string's tagged length (any length)? */
+bool mms__str_tagged(const void *p);
 
 /* ------------------------------------------------------------------------
  * Layer 6: index.c -- hash and ordered indexes: their regions, bulk

@@ -241,6 +241,8 @@ static void store_free(mms_store *s)
     free(s->jbuf);
     free(s->recbuf);
     mms__refset_free(&s->txn_deleted);
+    mms__refset_free(&s->txn_freed);
+    mms__refset_free(&s->txn_released);
     free(s->path);
     mms__os_unmap(s, sizeof *s);
 }

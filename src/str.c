@@ -86,6 +86,13 @@ int mms_str_set(mms_store *s, mms_ref *field, const void *bytes, size_t len)
     return 0;
 }
 
+bool mms__str_tagged(const void *p)
+{
+    uint64_t n;
+    memcpy(&n, p, 8);
+    return n >> STR_LEN_BITS == STR_TAG;
+}
+
 bool mms__str_valid(const mms_store *s, mms_ref ref)
 {
     return mms_str_get(s, ref, NULL) != NULL;

@@ -828,11 +828,31 @@ bool mms__table_watched(const mms_store *s, const struct mms__tabent *e)
     return false;
 }
 
+/* The strings and blobs a committed record let go (its STR or BLOB field
+ * changed, or it was deleted): when the transaction freed them, no live
+ * record need be looked for that still holds them (heapobj.c). */
+static int strings_released(mms_store *s, const struct mms__tabent *e, const char *old,
+                            const char *rec)
+{
+    const struct mms__fdesc *fd = mms__fdescs(s, e);
+    for (uint32_t k = 0; fd && k < e->nfields; k++) {
+        mms_ref was, now;
+        if (!mms__kind_owns_heap(fd[k].kind) || (uint64_t)fd[k].offset + 8 > e->record_size)
+            continue;
+        memcpy(&was, old + fd[k].offset, 8);
+        memcpy(&now, rec + fd[k].offset, 8);
+        if (was != now && mms__refset_add(&s->txn_released, was))
+            return mms__fail(-ENOMEM, "commit: out of memory");
+    }
+    return 0;
+}
+
 int mms__table_record_changed(mms_store *s, const struct mms__tabent *e, uint64_t index,
                               const char *old, const char *rec)
 {
-    if (!mms__catalog_live(s, e, index))
-        return 0; /* deleted in this transaction: nothing to check */
+    int r = old && s->txn_freed.n ? strings_released(s, e, old, rec) : 0;
+    if (r || !mms__catalog_live(s, e, index))
+        return r; /* deleted in this transaction: nothing to check */
     return check_values(s, e, index, rec, old, true);
 }
 

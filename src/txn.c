@@ -227,6 +227,8 @@ static void txn_end(mms_store *s)
     mms__state_to(s, MMS__ST_IDLE);
     s->dirty.n = 0;
     mms__refset_clear(&s->txn_deleted);
+    mms__refset_clear(&s->txn_freed);
+    mms__refset_clear(&s->txn_released);
     mms__ix_txn_end(s);
     mms__tables_txn_end(s);
     if (s->flags & MMS_GUARD) {
@@ -269,6 +271,8 @@ static int commit_poison(mms_store *s, int err)
     __atomic_store_n(&s->L->committing, 0, __ATOMIC_RELEASE);
     mms__held_clear(s);
     mms__refset_clear(&s->txn_deleted);
+    mms__refset_clear(&s->txn_freed);
+    mms__refset_clear(&s->txn_released);
     mms__ix_txn_end(s);
     mms__state_to(s, MMS__ST_IDLE);
     mms__writer_unlock(s);

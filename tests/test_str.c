@@ -1,8 +1,75 @@
 /*
  * test_str.c -- strings and blobs as a user calls them (src/str.c):
- * mms_str_set() on a field whose string is gone.
+ * mms_str_set() on a field whose string is gone; what the commit accepts
+ * as the string of a STR or BLOB field: not a fresh allocation that holds
+ * a freed string's bytes, not a string freed under a live record.
  */
 #include "test.h"
+
+struct node {
+    int64_t id;
+    mms_ref name; /* str */
+    mms_ref blob; /* blob */
+};
+static const mms_field node_fields[] = {
+    MMS_F_I64(struct node, id), MMS_F_STR(struct node, name), MMS_F_BLOB(struct node, blob)};
+static const mms_schema node_schema = MMS_SCHEMA(struct node, node_fields);
+
+/* A store with table "node" of n committed records: record i has id i, the
+ * string "name i" and the blob "blob i". */
+static mms_store *nodes(const char *p, int n, mms_table **t)
+{
+    mms_store *s = open_flags(p, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "node", &node_schema, MMS_TABLE_CREATE, t));
+    for (int i = 0; i < n; i++) {
+        char b[32];
+        struct node r = {.id = i};
+        int len = snprintf(b, sizeof b, "name %d", i);
+        OK(mms_str_new(s, b, (size_t)len, &r.name));
+        len = snprintf(b, sizeof b, "blob %d", i);
+        OK(mms_str_new(s, b, (size_t)len, &r.blob));
+        OK(mms_table_append(*t, &r, NULL));
+    }
+    OK(mms_txn_commit(s));
+    return s;
+}
+
+static struct node *rec(mms_table *t, uint64_t i)
+{
+    return (struct node *)mms_table_get(t, i);
+}
+
+/* Every record i < n as nodes() made it (no committed data lost). */
+static void nodes_intact(mms_store *s, mms_table *t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char b[32];
+        size_t len;
+        const struct node *r = rec(t, (uint64_t)i);
+        ASSERT(r && r->id == i);
+        const char *q = mms_str_get(s, r->name, &len);
+        snprintf(b, sizeof b, "name %d", i);
+        if (!q || len != strlen(b) || memcmp(q, b, len) != 0)
+            FAILF("record %d: name is not \"%s\"", i, b);
+        q = mms_str_get(s, r->blob, &len);
+        snprintf(b, sizeof b, "blob %d", i);
+        if (!q || len != strlen(b) || memcmp(q, b, len) != 0)
+            FAILF("record %d: blob is not \"%s\"", i, b);
+    }
+}
+
+/* The commit must fail with code, name what the detail mentions, and
+ * abort the transaction (as every failed commit check does). */
+static void commit_fails(mms_store *s, int code, const char *mention)
+{
+    uint64_t txn = mms_txn_id(s);
+    FAILS(mms_txn_commit(s), code);
+    if (!strstr(mms_errdetail(), mention))
+        FAILF("the detail \"%s\" does not mention \"%s\"", mms_errdetail(), mention);
+    ASSERT_EQ(mms_txn_id(s), txn);
+    FAILS(mms_txn_abort(s), MMS_ENOTXN); /* the commit aborted it */
+}
 
 /* A field whose string the program already freed (and did not clear):
  * mms_str_set() must refuse it like mms_free() refuses a double free --
@@ -37,8 +104,188 @@ TEST(str_set_freed_field)
     rmrf(p);
 }
 
+/* Bug 1: a string's tag outlived its free. mms_alloc of the same size
+ * got the freed string's place with its bytes (tag, length, NUL) still
+ * there, and mms_str_get, the append's check and the commit's check all
+ * took that plain allocation for a string. A fresh allocation is never a
+ * string, whatever the space held before: committed, or freed in the same
+ * transaction. */
+TEST(str_stale_bytes_not_a_string)
+{
+    const char *p = tpath("str-stale");
+    mms_table *t;
+    mms_store *s = nodes(p, 3, &t);
+    static const char text[] = "a string that will be freed";
+    mms_ref old;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_str_new(s, text, sizeof text - 1, &old));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, old));
+    OK(mms_txn_commit(s));
+
+    /* A plain store of the fresh allocation's ref into a committed record. */
+    OK(mms_txn_begin(s, 0));
+    mms_ref fresh;
+    OK(mms_alloc(s, sizeof text + 8, &fresh));
+    ASSERT_EQ(fresh, old); /* the freed string's place, else this tests nothing */
+    ASSERT(mms_str_get(s, fresh, NULL) == NULL);
+    mms_ref was = rec(t, 1)->name;
+    rec(t, 1)->name = fresh;
+    commit_fails(s, MMS_EBADREF, "table node record 1: str field name");
+    ASSERT_EQ(rec(t, 1)->name, was);
+
+    /* An append of it is refused at once. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_alloc(s, sizeof text + 8, &fresh));
+    ASSERT_EQ(fresh, old);
+    struct node r = {.id = 9, .blob = fresh};
+    FAILS(mms_table_append(t, &r, NULL), MMS_EBADREF);
+    OK(mms_txn_abort(s));
+
+    /* Freed and allocated again in one transaction. */
+    OK(mms_txn_begin(s, 0));
+    mms_ref tmp;
+    OK(mms_str_new(s, text, sizeof text - 1, &tmp));
+    OK(mms_free(s, tmp));
+    OK(mms_alloc(s, sizeof text + 8, &fresh));
+    ASSERT_EQ(fresh, tmp);
+    ASSERT(mms_str_get(s, fresh, NULL) == NULL);
+    rec(t, 2)->blob = fresh;
+    commit_fails(s, MMS_EBADREF, "table node record 2: blob field blob");
+
+    /* Over a large (page-run) string too. */
+    static char big[6000];
+    memset(big, 'x', sizeof big);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_str_new(s, big, sizeof big, &tmp));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, tmp));
+    OK(mms_alloc(s, sizeof big + 9, &fresh));
+    ASSERT_EQ(fresh, tmp);
+    ASSERT(mms_str_get(s, fresh, NULL) == NULL);
+    rec(t, 0)->name = fresh;
+    commit_fails(s, MMS_EBADREF, "table node record 0: str field name");
+
+    nodes_intact(s, t, 3);
+    verify_ok(s);
+    OK(mms_close(s));
+    s = open_flags(p, 0);
+    OK(mms_table_open(s, "node", &node_schema, 0, &t));
+    nodes_intact(s, t, 3);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+/* Bug 2: a string a live record holds, freed while the record does not
+ * change, was freed under it: the commit checked only changed records. The
+ * commit now refuses it (MMS_EBADREF naming table, record and field) and
+ * aborts, however the string went: mms_free, mms_realloc moving it, its
+ * space allocated again. Nothing committed is lost. */
+TEST(str_freed_under_live_record)
+{
+    const char *p = tpath("str-freed");
+    mms_table *t;
+    enum { N = 50 };
+    mms_store *s = nodes(p, N, &t);
+
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(t, 7)->name));
+    commit_fails(s, MMS_EBADREF, "table node record 7: str field name");
+
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(t, 8)->blob));
+    rec(t, 8)->id = 8; /* a store that changes nothing */
+    commit_fails(s, MMS_EBADREF, "table node record 8: blob field blob");
+
+    /* The record changed, but not that field. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(t, 9)->name));
+    rec(t, 9)->id = 1000;
+    commit_fails(s, MMS_EBADREF, "table node record 9: str field name");
+
+    /* Its space allocated again, for something else. */
+    OK(mms_txn_begin(s, 0));
+    mms_ref gone = rec(t, 10)->name, again = 0;
+    OK(mms_free(s, gone));
+    for (int k = 0; k < 1000 && again != gone; k++)
+        OK(mms_alloc(s, 16, &again)); /* until one takes its place */
+    ASSERT_EQ(again, gone);
+    memset(mms_deref(s, again), 0x5a, 16);
+    commit_fails(s, MMS_EBADREF, "table node record 10: str field name");
+
+    /* Moved by mms_realloc. */
+    OK(mms_txn_begin(s, 0));
+    mms_ref moved = rec(t, 11)->blob;
+    OK(mms_realloc(s, &moved, 3000));
+    ASSERT_NE(moved, rec(t, 11)->blob);
+    commit_fails(s, MMS_EBADREF, "table node record 11: blob field blob");
+
+    /* Another record let a string go, this one's is freed too. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_str_set(s, &rec(t, 12)->name, "renamed", 7));
+    OK(mms_free(s, rec(t, 13)->name));
+    commit_fails(s, MMS_EBADREF, "table node record 13: str field name");
+
+    nodes_intact(s, t, N);
+    verify_ok(s);
+
+    /* What lets a record's string go through the record is accepted. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_str_set(s, &rec(t, 1)->name, "one", 3)); /* frees the old one */
+    mms_ref old = rec(t, 2)->name, n2; /* a plain store, then the free */
+    OK(mms_str_new(s, "two", 3, &n2));
+    rec(t, 2)->name = n2;
+    OK(mms_free(s, old));
+    OK(mms_table_null_set(t, 3, 1, 1)); /* frees it */
+    OK(mms_table_delete(t, 4));         /* frees both */
+    /* Freed first, and the new string lands in its place: the field
+     * holds a string again (the same ref). */
+    old = rec(t, 5)->name;
+    OK(mms_free(s, old));
+    mms_ref miss[1000];
+    int nmiss = 0;
+    for (;;) { /* until one takes its place */
+        OK(mms_str_new(s, "five", 4, &n2));
+        if (n2 == old || nmiss == 1000)
+            break;
+        miss[nmiss++] = n2;
+    }
+    ASSERT_EQ(n2, old);
+    rec(t, 5)->name = n2;
+    while (nmiss--)
+        OK(mms_free(s, miss[nmiss]));
+    /* Strings no record holds (the root's, and 70 in a row the program
+     * keeps elsewhere): freed, they make the commit read every field --
+     * null ones too (record 3's) -- and find no holder. */
+    mms_ref mine, own[70];
+    OK(mms_str_new(s, "the root's", 10, &mine));
+    OK(mms_root_set(s, mine));
+    for (int k = 0; k < 70; k++)
+        OK(mms_str_new(s, "own", 3, &own[k]));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_root_set(s, 0));
+    OK(mms_free(s, mine));
+    for (int k = 0; k < 70; k++)
+        OK(mms_free(s, own[k]));
+    OK(mms_txn_commit(s));
+    size_t len;
+    ASSERT(memcmp(mms_str_get(s, rec(t, 1)->name, &len), "one", 3) == 0 && len == 3);
+    ASSERT(memcmp(mms_str_get(s, rec(t, 2)->name, &len), "two", 3) == 0 && len == 3);
+    ASSERT_EQ(rec(t, 3)->name, 0);
+    ASSERT(memcmp(mms_str_get(s, rec(t, 5)->name, &len), "five", 4) == 0 && len == 4);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(void)
 {
     RUN(str_set_freed_field);
+    RUN(str_stale_bytes_not_a_string);
+    RUN(str_freed_under_live_record);
     return 0;
 }
