@@ -173,7 +173,7 @@ int mms__dirty_collect(mms_store *s, bool written)
  * ------------------------------------------------------------------------
  * A scan walks the page tables of every private range: one page present
  * in a GiB makes it walk that GiB's 512 entries of 2 MiB, ~6 us here
- * however little the transaction wrote (bench/scan_floor.c). But in a
+ * however little the transaction wrote (bench/results/issue14_scan.c). But in a
  * private mapping of a file a page becomes writable only through a page
  * fault: a read maps the file's page read-only, the first write copies it
  * (a fault), a write to a held page that a commit write-protected faults
