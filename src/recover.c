@@ -205,6 +205,15 @@ int mms__recover_live(mms_store *s)
     int r = mms__gate_close(s);
     if (r)
         return r;
+    /* Said before the first write, whatever called for this recovery (a
+     * dead applier's gate, a foreign journal: recover_needed may be
+     * clear). Replaying from the checkpoint over files already ahead of
+     * it leaves them a mix of old and new commits until the last group;
+     * if this handle dies in between, whoever finds its gate must
+     * recover again (mms__pin_stuck), not apply from the published txn:
+     * that opened the gate over the mix (a header whose checksum did not
+     * match at the next open). */
+    __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
     r = recover(s);
     if (r) {
         __atomic_store_n(&s->L->gate_owner, MMS__GATE_DEAD, __ATOMIC_RELEASE);
