@@ -857,6 +857,7 @@ struct mms_store {
     uint32_t quiet_run; /* commits in a row that took the list for a scan */
     uint32_t quiet_gap, quiet_skip; /* commits not to count faults, after a miss */
     uint64_t quiet_commits; /* commits that took the list (mms_info) */
+    bool quiet_check;       /* MMS_CHECK_QUIET=1: scan as well, abort on a miss */
     uint8_t *jbuf;
     size_t jbuf_len, jbuf_cap;
     uint64_t jg_written; /* bytes of the group being built already written */

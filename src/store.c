@@ -493,6 +493,8 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     const char *keep = getenv("MMS_KEEP_PAGES");
     s->keep_pages = keep && *keep ? (unsigned)strtoul(keep, NULL, 10) : 64;
     s->trim_gap = 1;
+    const char *check = getenv("MMS_CHECK_QUIET"); /* tests: view.c, "Quiet commits" */
+    s->quiet_check = check && strcmp(check, "1") == 0;
     const char *trim = getenv("MMS_TRIM_SCAN_NS"); /* tests: 0 trims at every commit */
     s->trim_scan_ns = trim ? strtoull(trim, NULL, 10) : 40000;
     s->path = strdup(path);

@@ -202,9 +202,9 @@ int mms__dirty_collect(mms_store *s, bool written)
  * QUIET_GAP_MAX) and is 0 again after a quiet commit: a writer that faults
  * at every commit (a new page each time) does not pay ~1.4 us for nothing.
  *
- * MMS_CHECK_QUIET=1 in the environment (the tests) scans after each quiet
- * look as well, and aborts the process if the scan found a written page
- * the list lacks. */
+ * MMS_CHECK_QUIET=1 in the environment when the handle was opened (the
+ * tests) scans after each quiet look as well, and aborts the process if
+ * the scan found a written page the list lacks. */
 #define QUIET_MAX 64
 #define QUIET_GAP_MAX 64u
 
@@ -284,8 +284,7 @@ int mms__dirty_commit(mms_store *s, bool *quiet)
     s->dirty = s->quiet;
     s->quiet = v;
     memset(s->dirty.changed, 0, s->dirty.n);
-    const char *check = getenv("MMS_CHECK_QUIET");
-    return check && *check == '1' ? quiet_check(s) : 0;
+    return s->quiet_check ? quiet_check(s) : 0;
 }
 
 void mms__dirty_keep(mms_store *s, bool settled)
