@@ -1416,8 +1416,7 @@ static int stress_covered(void)
            ss.aborts + GET(w->aborts) >= 5 && ss.grows + GET(w->grows) >= 10 &&
            ss.region_grew + GET(w->region_grew) >= 1 && ss.kills_in_read >= MIN_KILLS_IN_READ &&
            ss.crash_apply >= MIN_CRASHES && ss.crash_synced >= MIN_CRASHES &&
-           ss.wkill_where[W_COMMIT] >= 1 && ss.reader_died_recovering >= 1 &&
-           ss.writer_died_recovering >= 1;
+           ss.wkill_where[W_COMMIT] >= 1 && ss.reader_died_recovering >= 1;
 }
 
 TEST(stress)
@@ -1586,7 +1585,10 @@ TEST(stress)
     ASSERT_GE(ss.crash_synced, MIN_CRASHES);
     ASSERT_GE(ss.wkill_where[W_COMMIT], 1);
     ASSERT_GE(ss.reader_died_recovering, 1);
-    ASSERT_GE(ss.writer_died_recovering, 1);
+    /* A writer dying while it recovers is not required here: the readers
+     * recover too and often win that race, so a loaded run can end with
+     * none (an ASan CI run, 2026-12-07: 24 readers, 0 writers, after the
+     * 5x extension); dead_recoverer makes it happen every time. */
     ASSERT_GE(ss.full_checks, 10);
     rmrf(S.path);
 }
