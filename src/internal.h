@@ -1641,10 +1641,10 @@ int mms__dirty_push_front(mms_store *s, char *page);
 /* A commit's first look for written pages (s->dirty): the scan of
  * mms__dirty_collect(s, true), or, when no page fault happened in the
  * process since the last commit began, the pages that last commit left
- * writable (*quiet). mms__dirty_keep, at a commit's end, keeps those
+ * writable (mms_info.commits_unscanned counts those). mms__dirty_keep, at a commit's end, keeps those
  * (settled: s->dirty's changed flags say which were dropped);
  * mms__dirty_forget makes the next commit scan. */
-int mms__dirty_commit(mms_store *s, bool *quiet);
+int mms__dirty_commit(mms_store *s);
 void mms__dirty_keep(mms_store *s, bool settled);
 void mms__dirty_forget(mms_store *s);
 /* Drop (MADV_DONTNEED) runs of pages of s->dirty whose changed flag equals

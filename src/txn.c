@@ -307,8 +307,7 @@ static int commit_detect(mms_store *s, struct commit *c, bool first, bool *any)
 {
     assert(s->state == MMS__ST_WRITE && mms__writer_held_by(s));
     const struct mms__rent *rt = mms__rtab(s);
-    bool quiet = false;
-    int r = first ? mms__dirty_commit(s, &quiet) : mms__dirty_collect(s, true);
+    int r = first ? mms__dirty_commit(s) : mms__dirty_collect(s, true);
     if (r)
         return mms__fail(r, "finding the dirty pages failed: %s", mms_strerror(r));
     c->st.detect_ns = lap(c);

@@ -254,20 +254,21 @@ static int quiet_check(mms_store *s)
     return r;
 }
 
-int mms__dirty_commit(mms_store *s, bool *quiet)
+int mms__dirty_commit(mms_store *s)
 {
     uint64_t f = UINT64_MAX;
     if (s->quiet_skip)
         s->quiet_skip--;
     else
         f = mms__os_faults();
-    *quiet = s->quiet_ok && f != UINT64_MAX && f == s->quiet_faults &&
-             s->mapseq == s->quiet_mapseq && s->quiet_run < QUIET_MAX;
-    bool missed = s->quiet_ok && f != UINT64_MAX && f != s->quiet_faults;
+    bool known = s->quiet_ok && f != UINT64_MAX;
+    bool quiet = known && f == s->quiet_faults && s->mapseq == s->quiet_mapseq &&
+                 s->quiet_run < QUIET_MAX;
+    bool missed = known && f != s->quiet_faults;
     s->quiet_ok = false;
     s->quiet_faults = f;
     s->quiet_spoiled = f == UINT64_MAX;
-    if (!*quiet) {
+    if (!quiet) {
         s->quiet_run = 0;
         if (missed) {
             s->quiet_gap = s->quiet_gap ? s->quiet_gap * 2 : 1;
