@@ -12,9 +12,10 @@
  * mms_str_new not stored in a field). A dump writes the first kind as
  * schemas and the second inline in the records; the third is opaque bytes
  * that may hold refs, which cannot be found in them, so a load puts each
- * object back at its own offset: then every ref inside one stays valid. This file tells the third kind
- * from the others, and places them. It must never change a heap that is
- * not in a write transaction, nor place anything but at the offset asked.
+ * object back at its own offset: then every ref inside one stays valid.
+ * This file tells the third kind from the others, and places them. It
+ * must never change a heap that is not in a write transaction, nor place
+ * anything but at the offset asked.
  */
 #include "internal.h"
 
