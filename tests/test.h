@@ -340,6 +340,19 @@ static inline char **child_enter(int argc, char **argv, int nargs, const char *u
     return argv + 3;
 }
 
+/* A pid whose process is gone: a child that exited, reaped (for the
+ * leftovers of killed runs, NAME.mms-...-PID, that only a dead PID's may
+ * be removed). */
+static inline pid_t dead_pid(void)
+{
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+    return pid;
+}
+
 /* In a child (of child_spawn() or a plain fork()): SIGKILL when the parent
  * dies; if it died already, exit at once. */
 static inline void die_with_parent(pid_t parent)

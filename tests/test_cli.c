@@ -953,12 +953,7 @@ TEST(recover_stale_leftover)
     snprintf(dest, sizeof dest, "%s/st.out", work);
     put_text(csv, "a\n1\n");
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
-    /* A process that is gone: a child that exited. */
-    pid_t pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0)
-        _exit(0);
-    ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+    pid_t pid = dead_pid(); /* a process that is gone */
     snprintf(stale, sizeof stale, "%s.mms-recover-%d", dest, (int)pid);
     ASSERT_EQ(mkdir(stale, 0777), 0);
     snprintf(f, sizeof f, "%s/region-0-0", stale);
@@ -983,11 +978,7 @@ TEST(dump_load_stale_leftovers)
     snprintf(into, sizeof into, "%s/dl2.mms", work);
     put_text(csv, "a\n1\n");
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
-    pid_t pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0)
-        _exit(0);
-    ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+    pid_t pid = dead_pid();
     pid_t live = getpid(); /* this test: alive, and not the tool's own pid */
     snprintf(dead_dump, sizeof dead_dump, "%s.mms-dump-%d", dumpf, (int)pid);
     snprintf(live_dump, sizeof live_dump, "%s.mms-dump-%d", dumpf, (int)live);
@@ -1051,11 +1042,7 @@ TEST(import_from_pipe)
     ASSERT_EQ(fclose(f), 0);
     ASSERT_EQ(cli("import '%s' t '%s' --skip-bad", viafile, csv), 0);
     /* A spool that a killed import left beside the store. */
-    pid_t pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0)
-        _exit(0);
-    ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+    pid_t pid = dead_pid();
     snprintf(stale, sizeof stale, "%s.mms-import-%d", viapipe, (int)pid);
     put_text(stale, "id\n1\n");
     ASSERT_EQ(import_piped(viapipe, "t", csv, "--skip-bad", 0), 0);

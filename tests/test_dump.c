@@ -680,11 +680,7 @@ TEST(test_stale_temps)
     build(path);
     snprintf(dump, sizeof dump, "%s.dump", path);
     snprintf(load, sizeof load, "%s.loaded", path);
-    pid_t pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0)
-        _exit(0);
-    ASSERT_EQ(waitpid(pid, NULL, 0), pid); /* a pid whose process is gone */
+    pid_t pid = dead_pid();
     snprintf(dead, sizeof dead, "%s.mms-dump-%d", dump, (int)pid);
     snprintf(live, sizeof live, "%s.mms-dump-%d", dump, (int)getpid());
     snprintf(ddir, sizeof ddir, "%s.mms-load-%d", load, (int)pid);

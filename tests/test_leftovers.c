@@ -49,17 +49,6 @@ static bool there(const char *name)
     return lstat(p, &st) == 0;
 }
 
-/* A pid whose process is gone: a child that exited, reaped. */
-static pid_t dead_pid(void)
-{
-    pid_t pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0)
-        _exit(0);
-    ASSERT_EQ(waitpid(pid, NULL, 0), pid);
-    return pid;
-}
-
 TEST(names)
 {
     snprintf(g_dir, sizeof g_dir, "%s", tpath("leftovers"));
