@@ -420,6 +420,18 @@ static int group_records(const uint8_t *j, const struct group *g, rec_fn fn, voi
     return 0;
 }
 
+/* The journal's first size bytes, mapped read-only into *j. */
+static int journal_map(mms_store *s, uint64_t size, uint8_t **j)
+{
+    char *m;
+    int r = mms__os_map(s->jfd, size, false, &m);
+    if (r)
+        return mms__fail(r, "cannot map the journal (%llu bytes): %s", (unsigned long long)size,
+                         mms_strerror(r));
+    *j = (uint8_t *)m;
+    return 0;
+}
+
 /* The journal read whole into *j (*size bytes), or *j NULL if it holds no
  * group; journal_release gives it back. Read, not mapped: recovery and
  * mms verify are where a damaged disk shows, and a page that cannot be read
@@ -445,15 +457,8 @@ static int journal_read(mms_store *s, uint8_t **j, uint64_t *size)
     if (*size >= MMS__JDATA + sizeof b && mms__os_pread(s->jfd, &b, sizeof b, MMS__JDATA) == 0 &&
         (b.type != MMS__JR_BEGIN || b.txn_id != s->J->start_txn + 1))
         return 0;
-    if (*size > JREAD_MAX) {
-        char *m;
-        r = mms__os_map(s->jfd, *size, false, &m);
-        if (r)
-            return mms__fail(r, "cannot map the journal (%llu bytes): %s",
-                             (unsigned long long)*size, mms_strerror(r));
-        *j = (uint8_t *)m;
-        return 0;
-    }
+    if (*size > JREAD_MAX)
+        return journal_map(s, *size, j);
     uint8_t *buf = malloc((size_t)*size);
     if (!buf)
         return mms__fail(-ENOMEM, "recovery cannot read the journal (%llu bytes) into memory",
@@ -632,12 +637,12 @@ int mms__journal_apply(mms_store *s, struct mms__apos *pos, uint64_t upto, bool 
     int r = mms__os_fsize(s->jfd, &size);
     if (r)
         return r;
-    char *m;
-    r = mms__os_map(s->jfd, size, false, &m);
+    uint8_t *j = NULL;
+    r = journal_map(s, size, &j);
     if (r)
-        return mms__fail(r, "cannot map the journal: %s", mms_strerror(r));
-    r = replay_upto(s, (const uint8_t *)m, size, pos, upto, sync, point);
-    mms__os_unmap(m, size);
+        return r;
+    r = replay_upto(s, j, size, pos, upto, sync, point);
+    mms__os_unmap(j, size);
     return r;
 }
 
@@ -662,12 +667,12 @@ int mms__journal_each(mms_store *s, struct mms__apos *pos, uint64_t upto, mms__j
         return 0;
     uint64_t size;
     int r = mms__os_fsize(s->jfd, &size);
-    char *m = NULL;
-    if (!r)
-        r = mms__os_map(s->jfd, size, false, &m);
     if (r)
-        return mms__fail(r, "cannot map the journal: %s", mms_strerror(r));
-    const uint8_t *j = (const uint8_t *)m;
+        return mms__fail(r, "cannot measure the journal: %s", mms_strerror(r));
+    uint8_t *j = NULL;
+    r = journal_map(s, size, &j);
+    if (r)
+        return r;
     struct each e = {fn, ctx};
     struct group g;
     while (!r && pos->txn < upto) {
@@ -685,7 +690,7 @@ int mms__journal_each(mms_store *s, struct mms__apos *pos, uint64_t upto, mms__j
             pos->txn++;
         }
     }
-    mms__os_unmap(m, size);
+    mms__os_unmap(j, size);
     return r;
 }
 
