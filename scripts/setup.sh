@@ -19,8 +19,10 @@ build="build-essential cmake pkg-config"
 demo="$build unicode-data"
 # test: tests/test_ucd parses unicode-data too; tests/test_csv checks JSON
 # lines with python3's json module; the Python binding (python/) needs the
-# headers, numpy, pytest and pandas, and its mmstore_dask module dask.
-test="$demo python3 python3-dev python3-numpy python3-pytest python3-pandas python3-dask"
+# headers, numpy, pytest and pandas, and its mmstore_dask module dask;
+# tests/test_fuse_sync mounts a FUSE file system (fuse3 for fusermount3,
+# libfuse3-dev for the library, found through pkg-config).
+test="$demo python3 python3-dev python3-numpy python3-pytest python3-pandas python3-dask fuse3 libfuse3-dev"
 case $what in
 build) want=$build ;;
 demo) want=$demo ;;
