@@ -271,8 +271,10 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * Linux a second fdatasync can report success for pages the first one
  * lost, so every later sync of the store's journal, by any handle in any
  * process, fails with the same error (commits then fail and nothing more
- * is published) until every handle has closed the store and it is opened
- * again, which recovers from what the disk holds. A commit reaches the region files,
+ * is published; a begin of either kind that must first recover a poisoned
+ * writer's commits fails with it too, as may an open) until every handle
+ * has closed the store and it is opened again, which recovers from what
+ * the disk holds. A commit reaches the region files,
  * and so readers of other handles, only after its sync (Invariant 3), at
  * the next call that applies (a commit, a read transaction's begin or end;
  * mms_wait looks every sync_ms): they may see it about sync_ms late, later

@@ -732,9 +732,12 @@ int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_w
                       "cannot write the store's files", (unsigned long long)n, n == 1 ? "" : "s");
     /* Invariant 3, in recovery too: the groups may be in the page cache
      * only (a writer died before its sync, or MMS_NOSYNC); they reach the
-     * region files only once they are durable. */
-    if (!r && n > 0 && (r = mms__os_fdatasync(s->jfd)) != 0)
-        r = mms__fail(r, "recovery cannot sync the journal: %s", mms_strerror(r));
+     * region files only once they are durable. A journal sync that failed
+     * before is final here too (mms__jsync): a recovery while handles
+     * still have the store open (after a poisoned writer) would otherwise
+     * sync again, count lost groups durable and publish them. */
+    if (!r && n > 0)
+        r = mms__jsync(s);
     if (!r) {
         struct mms__apos pos = {.off = MMS__JDATA, .txn = s->J->start_txn, .crc = s->J->salt};
         mms__crashpoint("recover.journal_synced");

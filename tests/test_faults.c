@@ -1550,20 +1550,21 @@ TEST(poison_background_sync)
                  * to see this handle's commit, and a failed journal sync is
                  * final until the store is opened anew (journal.c,
                  * mms__jsync; before, its sync succeeded, as a retry on
-                 * Linux can for pages that never reached the disk). This
-                 * handle's next commit reports the failure as its own
-                 * failed sync and is poisoned. */
+                 * Linux can for pages that never reached the disk). Nor
+                 * can this handle: the failed begin left the store to
+                 * recover, and recovery's sync of the journal fails the
+                 * same way (before, it synced again and published the
+                 * commits whose sync had failed). */
                 mms_store *w2 = xopen(g_work, &o);
                 FAILS(mms_txn_begin(w2, 0), -errs[e]);
                 int rc = mms_close(w2);
                 if (rc != 0 && rc != -errs[e])
                     FAILF("mms_close after a failed journal sync: %d %s", rc, mms_strerror(rc));
-                OK(mms_txn_begin(s, 0));
-                FAILS(mms_txn_commit(s), -errs[e]);
-                expect_poisoned(s);
+                FAILS(mms_txn_begin(s, 0), -errs[e]);
+                FAILS(mms_read_begin(s), -errs[e]);
                 rc = mms_close(s);
-                if (rc != 0 && rc != MMS_EPOISONED)
-                    FAILF("mms_close of a poisoned handle: %d %s", rc, mms_strerror(rc));
+                if (rc != 0 && rc != -errs[e] && rc != MMS_EPOISONED)
+                    FAILF("mms_close after a failed journal sync: %d %s", rc, mms_strerror(rc));
             } else if (by == 2) {
                 /* Nothing to commit, yet the report poisons as any commit's:
                  * the commits whose sync failed are this handle's. */

@@ -192,6 +192,20 @@ static void run_case(struct shared *out)
      * (a second fdatasync could report lost pages as synced). */
     control("0");
     stats(&fsyncs0, &failed0);
+    /* Nor is A's commit published to a reader: the reader's begin would
+     * recover it, and recovery's own sync must not count the group durable
+     * now (it did: the reader saw K + 1). */
+    r = mms_read_begin(b);
+    if (r == 0) {
+        uint64_t n = MMS_AT(b, struct log_root, mms_root(b))->n;
+        mms_read_end(b);
+        if (n != K)
+            FAILF("a reader after the failed sync sees %llu commits, not the %d acknowledged: "
+                  "recovery published the commit whose sync failed", (unsigned long long)n, K);
+    } else {
+        ASSERT_EQ(r, -EIO);
+        ASSERT(strstr(mms_errdetail(), "failed earlier") != NULL);
+    }
     r = commit_one(b, TAG_B);
     fprintf(stderr, "   B's write transaction, fsync working again: %d (%s)%s%s\n", r, mms_strerror(r),
             r ? ": " : "", r ? mms_errdetail() : "");
