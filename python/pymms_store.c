@@ -1053,6 +1053,25 @@ static PyObject *store_get_root(pymms_store *st, void *unused)
     return PyLong_FromUnsignedLongLong(mms_root(st->s));
 }
 
+static int store_set_root(pymms_store *st, PyObject *v, void *unused)
+{
+    (void)unused;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "root cannot be deleted: set it to 0");
+        return -1;
+    }
+    unsigned long long ref;
+    if (pymms_int_arg(v, "root", 0, UINT64_MAX, &ref) < 0 || pymms_check(st) < 0 ||
+        pymms_need_write(st, "setting root") < 0)
+        return -1;
+    int r = mms_root_set(st->s, ref);
+    if (r) {
+        pymms_raise(r, "root");
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(string_doc,
 "string(ref) -> str or None: the heap string a ref names (the store's root,\n"
 "say); None for 0. Error if ref is not a string of this store.");
@@ -1076,6 +1095,142 @@ static PyObject *store_string(pymms_store *st, PyObject *arg)
     if (pymms_scope_exit(st, own, res ? 0 : -1) < 0)
         Py_CLEAR(res);
     return res;
+}
+
+/* ------------------------------------------------------------------------
+ * The heap: the application's own objects (mms_alloc in C), as bytes.
+ * Reads copy (a bytes object outlives every transaction); writes copy in,
+ * inside a write transaction, as a C store through mms_deref would.
+ * ------------------------------------------------------------------------ */
+/* The bytes [off, off + *len) of the live allocation ref, in bounds;
+ * *len < 0 asks for the rest of it. 0, or -1 with an exception. */
+static int heap_span(pymms_store *st, const char *what, unsigned long long ref,
+                     unsigned long long off, long long *len, char **p)
+{
+    size_t usable;
+    int r = ref ? mms_alloc_size(st->s, ref, &usable) : MMS_EBADREF;
+    if (r == MMS_EBADREF) {
+        pymms_raise_msg(r, "%s: ref 0x%llx is not the start of a live heap allocation", what, ref);
+        return -1;
+    }
+    if (r) {
+        pymms_raise(r, what);
+        return -1;
+    }
+    if (off > usable || (*len >= 0 && (unsigned long long)*len > usable - off)) {
+        pymms_raise_msg(MMS_ERANGE, "%s: bytes %llu..%llu are past the object's %llu", what,
+                        off, *len >= 0 ? off + (unsigned long long)*len : off,
+                        (unsigned long long)usable);
+        return -1;
+    }
+    if (*len < 0)
+        *len = (long long)(usable - off);
+    *p = (char *)mms_deref(st->s, ref) + off;
+    return 0;
+}
+
+PyDoc_STRVAR(heap_doc,
+"heap(ref, offset=0, size=None) -> bytes: a copy of the bytes of the heap\n"
+"object ref names (made by alloc(), or by mms_alloc in C; the root, say),\n"
+"from offset, size of them (None: to the end of its usable size, which may\n"
+"be more than was asked for). Parse them with struct or numpy.frombuffer;\n"
+"refs inside are ints. Error if ref is not the start of a live heap\n"
+"allocation; RangeError (an IndexError) past its end. In a transaction or\n"
+"outside one (a read transaction of its own).");
+
+static PyObject *store_heap(pymms_store *st, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"ref", "offset", "size", NULL};
+    PyObject *oref, *ooff = NULL, *osize = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO:heap", kwlist, &oref, &ooff, &osize))
+        return NULL;
+    unsigned long long ref, off = 0, size = 0;
+    if (pymms_int_arg(oref, "heap: ref", 0, UINT64_MAX, &ref) < 0 ||
+        (ooff && pymms_int_arg(ooff, "heap: offset", 0, INT64_MAX, &off) < 0) ||
+        (osize != Py_None && pymms_int_arg(osize, "heap: size", 0, INT64_MAX, &size) < 0))
+        return NULL;
+    if (pymms_check(st) < 0)
+        return NULL;
+    int own;
+    if (pymms_scope_enter(st, &own) < 0)
+        return NULL;
+    long long len = osize == Py_None ? -1 : (long long)size;
+    char *p;
+    PyObject *res = NULL;
+    if (heap_span(st, "heap", ref, off, &len, &p) == 0)
+        res = PyBytes_FromStringAndSize(p, (Py_ssize_t)len);
+    if (pymms_scope_exit(st, own, res ? 0 : -1) < 0)
+        Py_CLEAR(res);
+    return res;
+}
+
+PyDoc_STRVAR(heap_write_doc,
+"heap_write(ref, data, offset=0): copy data (bytes or any buffer) into the\n"
+"heap object ref names, at offset; in a write transaction, whose commit\n"
+"keeps it (an abort undoes it). RangeError (an IndexError) past the\n"
+"object's usable size.");
+
+static PyObject *store_heap_write(pymms_store *st, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"ref", "data", "offset", NULL};
+    PyObject *oref, *ooff = NULL;
+    Py_buffer data;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Oy*|O:heap_write", kwlist, &oref, &data, &ooff))
+        return NULL;
+    unsigned long long ref, off = 0;
+    PyObject *res = NULL;
+    char *p;
+    long long len = data.len;
+    if (pymms_int_arg(oref, "heap_write: ref", 0, UINT64_MAX, &ref) == 0 &&
+        (!ooff || pymms_int_arg(ooff, "heap_write: offset", 0, INT64_MAX, &off) == 0) &&
+        pymms_check(st) == 0 && pymms_need_write(st, "heap_write") == 0 &&
+        heap_span(st, "heap_write", ref, off, &len, &p) == 0) {
+        memcpy(p, data.buf, (size_t)data.len);
+        res = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&data);
+    return res;
+}
+
+PyDoc_STRVAR(alloc_doc,
+"alloc(size, zero=True) -> int: a new heap object of size bytes (zeroed\n"
+"unless zero=False), its ref; in a write transaction. Keep the ref where\n"
+"you will find it again: the root, another object, an i64/u64 field.");
+
+static PyObject *store_alloc(pymms_store *st, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"size", "zero", NULL};
+    PyObject *osize;
+    int zero = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p:alloc", kwlist, &osize, &zero))
+        return NULL;
+    unsigned long long size;
+    if (pymms_int_arg(osize, "alloc: size", 1, SIZE_MAX, &size) < 0 || pymms_check(st) < 0 ||
+        pymms_need_write(st, "alloc") < 0)
+        return NULL;
+    mms_ref ref;
+    int r = zero ? mms_zalloc(st->s, (size_t)size, &ref) : mms_alloc(st->s, (size_t)size, &ref);
+    if (r)
+        return pymms_raise(r, "alloc");
+    return PyLong_FromUnsignedLongLong(ref);
+}
+
+PyDoc_STRVAR(free_doc,
+"free(ref): free the heap object ref names (0: nothing); in a write\n"
+"transaction. Error for a ref that is not the start of a live allocation\n"
+"(a double free); the commit refuses to free the root or a string a live\n"
+"record holds.");
+
+static PyObject *store_free(pymms_store *st, PyObject *arg)
+{
+    unsigned long long ref;
+    if (pymms_int_arg(arg, "free: ref", 0, UINT64_MAX, &ref) < 0 || pymms_check(st) < 0 ||
+        pymms_need_write(st, "free") < 0)
+        return NULL;
+    int r = mms_free(st->s, ref);
+    if (r)
+        return pymms_raise(r, "free");
+    Py_RETURN_NONE;
 }
 
 /* ------------------------------------------------------------------------
@@ -1374,6 +1529,11 @@ static PyMethodDef store_methods[] = {
     {"checkpoint", (PyCFunction)store_checkpoint, METH_NOARGS, checkpoint_doc},
     {"wait", (PyCFunction)(void (*)(void))store_wait, METH_VARARGS | METH_KEYWORDS, wait_doc},
     {"string", (PyCFunction)store_string, METH_O, string_doc},
+    {"heap", (PyCFunction)(void (*)(void))store_heap, METH_VARARGS | METH_KEYWORDS, heap_doc},
+    {"heap_write", (PyCFunction)(void (*)(void))store_heap_write, METH_VARARGS | METH_KEYWORDS,
+     heap_write_doc},
+    {"alloc", (PyCFunction)(void (*)(void))store_alloc, METH_VARARGS | METH_KEYWORDS, alloc_doc},
+    {"free", (PyCFunction)store_free, METH_O, free_doc},
     {"import_csv", (PyCFunction)(void (*)(void))store_import_csv, METH_VARARGS | METH_KEYWORDS,
      import_csv_doc},
     {NULL, NULL, 0, NULL}};
@@ -1383,7 +1543,8 @@ static PyGetSetDef store_getset[] = {
     {"path", (getter)store_get_path, NULL, "absolute path of the store", NULL},
     {"readonly", (getter)store_get_readonly, NULL, "opened read-only", NULL},
     {"closed", (getter)store_get_closed, NULL, "close() was called", NULL},
-    {"root", (getter)store_get_root, NULL, "the root ref of the store header (an int)", NULL},
+    {"root", (getter)store_get_root, (setter)store_set_root,
+     "the root ref of the store header (an int); set it in a write transaction", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 PyTypeObject pymms_store_type = {

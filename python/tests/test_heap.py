@@ -1,0 +1,145 @@
+"""The application's heap objects from Python: alloc, heap_write, heap,
+free and the root, across commits, aborts, reopens and another process."""
+import struct
+
+import numpy as np
+import pytest
+
+import mmstore
+from conftest import run_py
+
+NODE = struct.Struct("<QQd")  # next ref, id, value
+
+
+def build_list(s, n):
+    """A linked list of n nodes from the root; returns the refs."""
+    refs = []
+    with s.write():
+        nxt = 0
+        for i in reversed(range(n)):
+            r = s.alloc(NODE.size)
+            s.heap_write(r, NODE.pack(nxt, i, i * 0.5))
+            refs.append(r)
+            nxt = r
+        s.root = nxt
+    return list(reversed(refs))
+
+
+def walk(s):
+    out = []
+    r = s.root
+    while r:
+        nxt, i, v = NODE.unpack(s.heap(r, 0, NODE.size))
+        out.append((i, v))
+        r = nxt
+    return out
+
+
+def test_graph_survives_reopen_and_other_process(path):
+    s = mmstore.open(path, create=True)
+    build_list(s, 50)
+    assert walk(s) == [(i, i * 0.5) for i in range(50)]
+    s.close()
+    s = mmstore.open(path, readonly=True)
+    assert walk(s) == [(i, i * 0.5) for i in range(50)]
+    s.close()
+    out = run_py(f"""
+        import struct, mmstore
+        s = mmstore.open({path!r}, readonly=True)
+        r, n = s.root, 0
+        while r:
+            r, i, v = struct.unpack("<QQd", s.heap(r, 0, 24))
+            n += i
+        print(n)
+    """)
+    assert out.stdout.strip() == str(sum(range(50)))
+
+
+def test_heap_reads_whole_object_and_numpy(path):
+    s = mmstore.open(path, create=True)
+    with s.write():
+        r = s.alloc(8 * 100, zero=False)
+        s.heap_write(r, np.arange(100, dtype="<i8").tobytes())
+        s.root = r
+    whole = s.heap(r)
+    assert len(whole) >= 800  # the usable size, perhaps more than asked
+    assert (np.frombuffer(s.heap(r, 0, 800), dtype="<i8") == np.arange(100)).all()
+    assert s.heap(r, 8 * 99, 8) == struct.pack("<q", 99)
+    assert s.heap(r, len(whole), 0) == b""
+    with s.write():
+        s.heap_write(r, struct.pack("<q", -7), offset=8)
+    assert s.heap(r, 8, 8) == struct.pack("<q", -7)
+    z = None
+    with s.write():
+        z = s.alloc(64)
+    assert s.heap(z, 0, 64) == bytes(64)  # zeroed by default
+    s.close()
+
+
+def test_abort_undoes_heap_write_and_alloc(path):
+    s = mmstore.open(path, create=True)
+    refs = build_list(s, 3)
+    before = s.heap(refs[0], 0, NODE.size)
+    with pytest.raises(RuntimeError):
+        with s.write():
+            s.heap_write(refs[0], NODE.pack(0, 99, 9.0))
+            extra = s.alloc(32)
+            s.root = extra
+            assert s.heap(refs[0], 0, NODE.size) == NODE.pack(0, 99, 9.0)
+            raise RuntimeError("abort")
+    assert s.heap(refs[0], 0, NODE.size) == before
+    assert s.root == refs[0]
+    with pytest.raises(mmstore.BadrefError):
+        s.heap(extra)  # its allocation went with the abort
+    s.close()
+
+
+def test_refusals(path):
+    s = mmstore.open(path, create=True)
+    refs = build_list(s, 2)
+    with pytest.raises(mmstore.BadrefError):
+        s.heap(0)
+    with pytest.raises(mmstore.BadrefError):
+        s.heap(refs[0] + 8)  # the middle of an object
+    with pytest.raises(IndexError):
+        s.heap(refs[0], 0, 1 << 20)
+    with pytest.raises(mmstore.RangeError):
+        s.heap(refs[0], 1 << 20)
+    with pytest.raises(ValueError):
+        s.heap(refs[0], -1)
+    with pytest.raises(TypeError):
+        s.heap("x")
+    with pytest.raises(mmstore.NotxnError):
+        s.heap_write(refs[0], b"x")
+    with pytest.raises(mmstore.NotxnError):
+        s.alloc(8)
+    with pytest.raises(mmstore.NotxnError):
+        s.free(refs[1])
+    with pytest.raises(mmstore.NotxnError):
+        s.root = 0
+    with pytest.raises(AttributeError):
+        del s.root
+    with s.write():
+        with pytest.raises(IndexError):
+            s.heap_write(refs[0], bytes(1 << 20))
+        with pytest.raises(ValueError):
+            s.alloc(0)
+        s.free(refs[1])
+        with pytest.raises(mmstore.BadrefError):
+            s.free(refs[1])  # a double free is refused
+        with pytest.raises(mmstore.BadrefError):
+            s.heap(refs[1])
+        s.heap_write(refs[0], struct.pack("<Q", 0))  # unlink it
+    # Freeing the root's object fails the commit (C's rule).
+    with pytest.raises(mmstore.BadrefError):
+        with s.write():
+            s.free(s.root)
+    assert walk(s) == [(0, 0.0)]
+    s.close()
+    r = mmstore.open(path, readonly=True)
+    with pytest.raises(mmstore.RdonlyError):
+        r.alloc(8)
+    with pytest.raises(mmstore.RdonlyError):
+        r.heap_write(r.root, b"x")
+    assert r.heap(r.root, 8, 8) == struct.pack("<Q", 0)
+    r.close()
