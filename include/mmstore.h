@@ -1612,7 +1612,11 @@ mms_ref mms_table_ref(const mms_table *t, uint64_t i);
  * it deleted records of a table others refer to, a scan of the REF fields
  * aimed at it, and, when it freed a committed string that no record it
  * changed or deleted let go (one the program keeps outside records, say),
- * a scan of every table's STR and BLOB fields.
+ * a look per freed object into a count of the holders of each string that
+ * the handle keeps in memory (about 32 bytes per string; it follows the
+ * handle's own commits). Making that count scans every table's STR and
+ * BLOB fields: the first such commit of a handle pays it, and so does the
+ * next one after another handle or process committed.
  * mms_table_drop() keeps the rule too: it refuses to drop a table that
  * live records of others still refer to.
  * Not told apart: a record's string freed, and a new string (mms_str_new)
