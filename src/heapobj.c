@@ -215,8 +215,8 @@ static int owned_live(mms_store *s, mms_ref ref, const char *table, const char *
  * Looking means counting. The handle keeps, for the committed state it
  * last saw, how many live-record STR and BLOB fields hold each ref (struct
  * mms__holders: a hash of ref -> count; two fields may hold one string).
- * It is built by one scan of those fields the first time a commit needs it
- * (a handle that never frees a string a record might hold pays nothing),
+ * It is built by one scan of those fields when a commit needs it (H5; a
+ * handle that never frees a string a record might hold pays nothing),
  * and then follows each commit of this handle from what the commit visits
  * anyway: every record whose bytes changed and every appended one passes
  * through mms__heap_holders_record with its committed bytes and its new
@@ -241,6 +241,11 @@ static int owned_live(mms_store *s, mms_ref ref, const char *table, const char *
  *       record's committed bytes count when they are not zero): the build
  *       finds none, and a commit that makes one drops the counts; a build
  *       that finds one gives up, and the commit scans instead.
+ *   H5. A build costs several scans (it fills a table of every string),
+ *       so a commit that finds no counts scans as before, and only the
+ *       next one builds them, if no other handle committed in between: a
+ *       handle whose commits alternate with another's, which would drop
+ *       them at each commit (H1), keeps paying a scan, never a build.
  *
  * MMS_CHECK_HOLDERS=1 in the environment (the tests set it): each check
  * also scans, and the counts are compared with a fresh count after every
@@ -332,7 +337,8 @@ struct mms__holders {
     uint16_t tab_of[MMS_MAX_REGIONS]; /* region -> index in tab + 1; 0: none */
     int state;
     uint64_t txn;
-    bool check; /* MMS_CHECK_HOLDERS=1 */
+    uint64_t own_txn; /* the txn id of this handle's last commit (H5) */
+    bool check;       /* MMS_CHECK_HOLDERS=1 */
 };
 
 /* Heap objects are 16-byte aligned, and the strings of records made one
@@ -655,7 +661,10 @@ static void holders_settle(mms_store *s)
 void mms__heap_holders_committed(mms_store *s)
 {
     struct mms__holders *h = s->holders;
-    if (!h || h->state == H_NONE)
+    if (!h)
+        return;
+    h->own_txn = mms__hdr(s)->txn_id;
+    if (h->state == H_NONE)
         return;
     if (h->state == H_SETTLED && holders_tables(s, h) == 0) {
         h->state = H_VALID;
@@ -687,7 +696,11 @@ static int holders_answer(mms_store *s)
         h->check = check && strcmp(check, "1") == 0;
     }
     if (h->state != H_SETTLED) {
+        if (h->own_txn != mms__hdr(s)->txn_id)
+            return 2; /* H5 */
         int r = holders_build(s, h);
+        if (r == 1)
+            h->own_txn = 0; /* H4: the next look scans too */
         if (r)
             return r == 1 ? 2 : r;
     }

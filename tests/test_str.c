@@ -342,6 +342,8 @@ TEST(str_holders_follow_commits)
     enum { N = 60 };
     mms_store *s = nodes(p, N, &t);
     OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s)); /* a scan */
+    OK(mms_txn_begin(s, 0));
     OK(commit_with_app_free(s)); /* the count is made */
 
     /* Replaced by a plain store, committed; then the old one freed. */
@@ -473,6 +475,63 @@ TEST(str_holders_follow_commits)
     rmrf(p);
 }
 
+/* Tables created, migrated and dropped between commits that look for
+ * holders: the count follows the tables the catalog has. */
+TEST(str_holders_follow_tables)
+{
+    const char *p = tpath("str-holdtab");
+    mms_table *t, *u;
+    enum { N = 40 };
+    mms_store *s = nodes(p, N, &t);
+    for (int i = 0; i < 2; i++) {
+        OK(mms_txn_begin(s, 0));
+        OK(commit_with_app_free(s)); /* a scan, then the count */
+    }
+    /* A second table, its records holding strings. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "other", &node_schema, MMS_TABLE_CREATE, &u));
+    for (int i = 0; i < 5; i++) {
+        struct node r = {.id = i};
+        OK(mms_str_new(s, "other", 5, &r.name));
+        OK(mms_table_append(u, &r, NULL));
+    }
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(u, 3)->name));
+    commit_fails(s, MMS_EBADREF, "table other record 3: str field name");
+    /* Dropped: its strings go with it, held by no record. */
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_drop(s, "other"));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+    /* node migrated to a wider layout: its records hold their strings. */
+    struct wide {
+        int64_t id;
+        mms_ref name, blob;
+        int64_t extra;
+    };
+    static const mms_field wide_fields[] = {
+        MMS_F_I64(struct wide, id), MMS_F_STR(struct wide, name), MMS_F_BLOB(struct wide, blob),
+        MMS_F_I64(struct wide, extra)};
+    static const mms_schema wide_schema = MMS_SCHEMA(struct wide, wide_fields);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "node", &wide_schema, 0, &t));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, ((struct wide *)mms_table_get(t, 17))->blob));
+    commit_fails(s, MMS_EBADREF, "table node record 17: blob field blob");
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(void)
 {
     RUN(str_set_freed_field);
@@ -480,5 +539,6 @@ int main(void)
     RUN(str_freed_under_live_record);
     RUN(str_app_string_freed_each_commit);
     RUN(str_holders_follow_commits);
+    RUN(str_holders_follow_tables);
     return 0;
 }
