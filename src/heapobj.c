@@ -382,6 +382,8 @@ static int hreserve(struct mms__holders *h, size_t want)
 {
     if (4 * want <= 3 * h->cap)
         return 0;
+    if (want > (size_t)1 << 40) /* a damaged live count */
+        return -ENOMEM;
     size_t cap = h->cap ? h->cap : 1024, oldcap = h->cap;
     while (4 * want > 3 * cap)
         cap *= 2;
@@ -478,7 +480,7 @@ static int holders_tables(mms_store *s, struct mms__holders *h)
             h->tabcap = cap;
         }
         if (e->region >= MMS_MAX_REGIONS || h->tab_of[e->region])
-            return MMS__CORRUPT("table %s: region %u is another table's", e->name, e->region);
+            return 1; /* damaged: the scan says what it finds */
         h->tab[h->ntab] = (struct holder_tab){e->fields, e->layout_gen, e->count, e->region,
                                               mms__rtab(s)[e->region].gen, e->record_size,
                                               e->nfields};
@@ -508,7 +510,8 @@ static bool holders_tables_match(mms_store *s, const struct mms__holders *h)
 }
 
 /* The counts of the state s shows, from scratch into h: 1 if a record
- * that is not live holds a ref (H4: h is left empty). */
+ * that is not live holds a ref (H4) or a table is damaged (the scan says
+ * how), or -ENOMEM; h is left empty then. */
 static int holders_build(mms_store *s, struct mms__holders *h)
 {
     holders_drop(h);
@@ -527,12 +530,15 @@ static int holders_build(mms_store *s, struct mms__holders *h)
     for (uint32_t t = 0; !r && cat && t < cat->ntables; t++) {
         const struct mms__tabent *e = &cat->t[t];
         const struct mms__fdesc *fd = mms__fdescs(s, e);
-        if (!fd)
-            r = MMS__CORRUPT("table %s: its field descriptors are damaged", e->name);
+        r = fd ? 0 : 1;
         const char *base = s->view.base[e->region];
         for (uint32_t k = 0; !r && k < e->nfields; k++) {
-            if (!mms__kind_owns_heap(fd[k].kind) || (r = field_words(e, fd, k)))
+            if (!mms__kind_owns_heap(fd[k].kind))
                 continue;
+            if (e->record_size < 8 || fd[k].offset > e->record_size - 8) {
+                r = 1;
+                break;
+            }
             for (uint64_t i = 0; !r && i < e->count; i++) {
                 mms_ref v;
                 memcpy(&v, base + i * e->record_size + fd[k].offset, 8);
@@ -543,12 +549,11 @@ static int holders_build(mms_store *s, struct mms__holders *h)
             }
         }
     }
-    if (r) {
+    if (r)
         holders_drop(h);
-        return r == -ENOMEM ? mms__fail(r, "commit: out of memory") : r;
-    }
-    h->state = H_SETTLED;
-    return 0;
+    else
+        h->state = H_SETTLED;
+    return r;
 }
 
 /* MMS_CHECK_HOLDERS: the counts h keeps are a fresh count's. */
@@ -685,24 +690,26 @@ void mms__heap_holders_free(mms_store *s)
 }
 
 /* Whether a live record holds a ref the transaction freed that is not a
- * string now: 1 yes, 0 no, 2 cannot tell (H4), or an error. */
+ * string now: 1 yes, 0 no, 2 cannot tell (then the scan does). */
 static int holders_answer(mms_store *s)
 {
     struct mms__holders *h = s->holders;
     if (!h) {
         if (!(h = s->holders = calloc(1, sizeof *h)))
-            return mms__fail(-ENOMEM, "commit: out of memory");
+            return 2;
         const char *check = getenv("MMS_CHECK_HOLDERS");
         h->check = check && strcmp(check, "1") == 0;
     }
     if (h->state != H_SETTLED) {
         if (h->own_txn != mms__hdr(s)->txn_id)
             return 2; /* H5 */
-        int r = holders_build(s, h);
-        if (r == 1)
-            h->own_txn = 0; /* H4: the next look scans too */
-        if (r)
-            return r == 1 ? 2 : r;
+        /* A build that fails (H4, no memory, a damaged table) leaves
+         * the answer to the scan, which needs neither and says what it
+         * finds where it finds it; the next look scans too. */
+        if (holders_build(s, h) != 0) {
+            h->own_txn = 0;
+            return 2;
+        }
     }
     for (size_t i = 0; i < s->txn_freed.cap; i++) {
         mms_ref ref = s->txn_freed.v[i];
@@ -718,9 +725,7 @@ static int records_hold_freed(mms_store *s)
     if (!bits)
         return 0;
     int held = holders_answer(s);
-    if (held < 0)
-        return held;
-    bool check = s->holders->check;
+    bool check = s->holders && s->holders->check;
     if (held == 0 && !check)
         return 0;
     /* Held (the scan names the record), unknown, or checked. */

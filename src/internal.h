@@ -1255,9 +1255,9 @@ int mms__heap_reach(const mms_store *s, mms_heap_check *hc);
  * live record's STR or BLOB field holds a string the transaction freed.
  * MMS_EBADREF if not. O(1) when the transaction freed nothing, else
  * O(tables + fields + frees); when it freed a committed string that no
- * changed record let go, a look at the handle's count of holders (built by
- * one scan of every STR and BLOB field the first time, and again after
- * another handle's commit: heapobj.c, "The strings of live records"). */
+ * changed record let go, a look at the handle's count of holders (where
+ * there is none, a scan of every STR and BLOB field, and the next such
+ * commit builds it: heapobj.c, "The strings of live records"). */
 int mms__heap_owned_check(mms_store *s);
 /* heapobj.c, the count of holders at commit: begin (txn.c, before the
  * records are visited), one record the commit visits (table.c: old NULL
