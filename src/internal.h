@@ -802,6 +802,10 @@ struct mms_store {
      * checks that the library's own objects are live and that no live
      * record holds a string it freed (heapobj.c). */
     struct mms__refset txn_freed, txn_released;
+    /* How many live-record STR and BLOB fields hold each string, in the
+     * committed state the handle last saw (heapobj.c); NULL until a commit
+     * first needs it. */
+    struct mms__holders *holders;
     unsigned keep_pages;   /* changed private pages kept after a commit */
     uint32_t trim_gap;     /* commits to leave between two trims (txn.c) */
     uint32_t since_trim;   /* commits since the last trim */
@@ -1250,9 +1254,20 @@ int mms__heap_reach(const mms_store *s, mms_heap_check *hc);
  * allocations -- an mms_free of a wrong ref may have named one -- and no
  * live record's STR or BLOB field holds a string the transaction freed.
  * MMS_EBADREF if not. O(1) when the transaction freed nothing, else
- * O(tables + fields + frees), plus a scan of every STR and BLOB field when
- * it freed a committed string that no changed record let go. */
+ * O(tables + fields + frees); when it freed a committed string that no
+ * changed record let go, a look at the handle's count of holders (where
+ * there is none, a scan of every STR and BLOB field, and the next such
+ * commit builds it: heapobj.c, "The strings of live records"). */
 int mms__heap_owned_check(mms_store *s);
+/* heapobj.c, the count of holders at commit: begin (txn.c, before the
+ * records are visited), one record the commit visits (table.c: old NULL
+ * for an appended one), the commit done (txn.c, after the commit point),
+ * and the handle closed. */
+void mms__heap_holders_begin(mms_store *s);
+void mms__heap_holders_record(mms_store *s, const struct mms__tabent *e, uint64_t index,
+                              const char *old, const char *rec);
+void mms__heap_holders_committed(mms_store *s);
+void mms__heap_holders_free(mms_store *s);
 /* Compaction (compact.c, copy.c). free_runs: fn for each byte range of
  * the heap whose content means nothing and may be given back to the file
  * system -- every page of a free span, every page of a free unit run but

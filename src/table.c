@@ -850,6 +850,7 @@ static int strings_released(mms_store *s, const struct mms__tabent *e, const cha
 int mms__table_record_changed(mms_store *s, const struct mms__tabent *e, uint64_t index,
                               const char *old, const char *rec)
 {
+    mms__heap_holders_record(s, e, index, old, rec);
     int r = old && s->txn_freed.n ? strings_released(s, e, old, rec) : 0;
     if (r || !mms__catalog_live(s, e, index))
         return r; /* deleted in this transaction: nothing to check */

@@ -426,6 +426,7 @@ static int deleted_records(mms_store *s)
  * what that wrote becomes part of the commit (precommit_wrote). */
 static int commit_records(mms_store *s)
 {
+    mms__heap_holders_begin(s); /* heapobj.c: its counts follow the records below */
     int r = mms__ix_commit_begin(s);
     if (r)
         return r;
@@ -1159,6 +1160,7 @@ int mms_txn_commit(mms_store *s)
         r = commit_settle(s, &c);
     if (r)
         return commit_poison(s, r);
+    mms__heap_holders_committed(s);
     mms__dirty_keep(s, true);
     txn_end(s);
     c.st.total_ns = mms__os_mono_ns() - c.t0;

@@ -282,10 +282,263 @@ TEST(str_freed_under_live_record)
     rmrf(p);
 }
 
+/* A string the program keeps (under the root, in no record), freed at each
+ * commit of a store whose records hold strings: accepted every time (the
+ * commit counts holders once, then follows them), while a record's string
+ * freed in between still fails. */
+TEST(str_app_string_freed_each_commit)
+{
+    const char *p = tpath("str-appfree");
+    mms_table *t;
+    enum { N = 3000, COMMITS = 40 };
+    mms_store *s = nodes(p, N, &t);
+    for (int i = 0; i < COMMITS; i++) {
+        char b[32];
+        int len = snprintf(b, sizeof b, "mine %d", i);
+        OK(mms_txn_begin(s, 0));
+        mms_ref old = mms_root(s), mine;
+        OK(mms_str_new(s, b, (size_t)len, &mine));
+        OK(mms_root_set(s, mine));
+        if (old)
+            OK(mms_free(s, old));
+        OK(mms_txn_commit(s));
+        if (i % 10 == 5) {
+            OK(mms_txn_begin(s, 0));
+            OK(mms_free(s, rec(t, (uint64_t)(i * 7))->name));
+            commit_fails(s, MMS_EBADREF, "str field name");
+        }
+    }
+    nodes_intact(s, t, N);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+/* One transaction: a string of the program's freed (so the commit looks
+ * for holders) with whatever else the caller did, then the commit. */
+static int commit_with_app_free(mms_store *s)
+{
+    mms_ref mine;
+    int r = mms_str_new(s, "mine", 4, &mine);
+    if (!r)
+        r = mms_free(s, mine); /* not committed: no look */
+    mms_ref old = mms_root(s);
+    if (!r)
+        r = mms_str_new(s, "kept", 4, &mine);
+    if (!r)
+        r = mms_root_set(s, mine);
+    if (!r && old)
+        r = mms_free(s, old); /* committed, in no record: a look */
+    return r ? r : mms_txn_commit(s);
+}
+
+/* The count of holders follows each commit, and is counted again when it
+ * cannot: after each step below a freed string a record holds must fail
+ * and one no record holds must pass. */
+TEST(str_holders_follow_commits)
+{
+    const char *p = tpath("str-holders");
+    mms_table *t;
+    enum { N = 60 };
+    mms_store *s = nodes(p, N, &t);
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s)); /* a scan */
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s)); /* the count is made */
+
+    /* Replaced by a plain store, committed; then the old one freed. */
+    mms_ref old = rec(t, 1)->name, n1;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_str_new(s, "one", 3, &n1));
+    rec(t, 1)->name = n1;
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, old));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, n1));
+    commit_fails(s, MMS_EBADREF, "table node record 1: str field name");
+
+    /* Replaced and freed in one transaction, with a look. */
+    OK(mms_txn_begin(s, 0));
+    old = rec(t, 2)->name;
+    OK(mms_str_new(s, "two", 3, &n1));
+    rec(t, 2)->name = n1;
+    OK(mms_free(s, old));
+    OK(commit_with_app_free(s));
+
+    /* Shared by records 3 and 4; 3 lets it go; freed later: 4 holds it. */
+    mms_ref shared = rec(t, 3)->name, gone = rec(t, 4)->name;
+    OK(mms_txn_begin(s, 0));
+    rec(t, 4)->name = shared;
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, gone)); /* no record holds it now */
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_str_new(s, "three", 5, &n1));
+    rec(t, 3)->name = n1;
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, shared));
+    commit_fails(s, MMS_EBADREF, "table node record 4: str field name");
+
+    /* Deleted: the delete frees its strings; with a look in the same
+     * transaction they are no record's any more. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_delete(t, 5));
+    OK(commit_with_app_free(s));
+    /* Its slot reused by a record with a new string, which then holds it. */
+    struct node r6 = {.id = 5};
+    OK(mms_txn_begin(s, 0));
+    OK(mms_str_new(s, "five again", 10, &r6.name));
+    uint64_t at;
+    OK(mms_table_append(t, &r6, &at));
+    ASSERT_EQ(at, 5);
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, r6.name));
+    commit_fails(s, MMS_EBADREF, "table node record 5: str field name");
+
+    /* Appended records hold their strings. */
+    struct node r7 = {.id = 1000};
+    OK(mms_txn_begin(s, 0));
+    OK(mms_str_new(s, "appended", 8, &r7.name));
+    OK(mms_table_append(t, &r7, &at));
+    ASSERT_EQ(at, N);
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, r7.name));
+    commit_fails(s, MMS_EBADREF, "str field name");
+
+    /* An aborted transaction that let a string go changes no count. */
+    OK(mms_txn_begin(s, 0));
+    old = rec(t, 6)->name;
+    rec(t, 6)->name = 0;
+    OK(mms_txn_abort(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, old));
+    commit_fails(s, MMS_EBADREF, "table node record 6: str field name");
+    /* Nor does a commit that failed after its records were visited. */
+    OK(mms_txn_begin(s, 0));
+    rec(t, 7)->name = 0;
+    OK(mms_free(s, rec(t, 8)->name));
+    commit_fails(s, MMS_EBADREF, "table node record 8: str field name");
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(t, 7)->name));
+    commit_fails(s, MMS_EBADREF, "table node record 7: str field name");
+
+    /* Another handle commits between this one's commits (which left a
+     * count): it lets record 9's string go and gives record 10 record
+     * 11's. */
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+    mms_store *s2 = open_flags(p, 0);
+    mms_table *t2;
+    OK(mms_txn_begin(s2, 0));
+    OK(mms_table_find(s2, "node", &t2));
+    mms_ref nine = rec(t2, 9)->name, ten = rec(t2, 10)->name;
+    OK(mms_str_new(s2, "nine", 4, &n1));
+    rec(t2, 9)->name = n1;
+    rec(t2, 10)->name = rec(t2, 11)->name;
+    OK(mms_txn_commit(s2));
+    OK(mms_close(s2));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, nine));
+    OK(mms_free(s, ten));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(t, 9)->name));
+    commit_fails(s, MMS_EBADREF, "table node record 9: str field name");
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(t, 11)->name));
+    commit_fails(s, MMS_EBADREF, "table node record 10: str field name");
+
+    /* A delete undone by a plain store: the record is deleted, its bytes
+     * as committed (so on no record the commit visits), and its strings
+     * freed: no live record holds them. */
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    struct node r12 = *rec(t, 12);
+    OK(mms_table_delete(t, 12));
+    memcpy(mms_table_get(t, 12), &r12, sizeof r12);
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(t, 13)->name));
+    commit_fails(s, MMS_EBADREF, "table node record 13: str field name");
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
+/* Tables created, migrated and dropped between commits that look for
+ * holders: the count follows the tables the catalog has. */
+TEST(str_holders_follow_tables)
+{
+    const char *p = tpath("str-holdtab");
+    mms_table *t, *u;
+    enum { N = 40 };
+    mms_store *s = nodes(p, N, &t);
+    for (int i = 0; i < 2; i++) {
+        OK(mms_txn_begin(s, 0));
+        OK(commit_with_app_free(s)); /* a scan, then the count */
+    }
+    /* A second table, its records holding strings. */
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "other", &node_schema, MMS_TABLE_CREATE, &u));
+    for (int i = 0; i < 5; i++) {
+        struct node r = {.id = i};
+        OK(mms_str_new(s, "other", 5, &r.name));
+        OK(mms_table_append(u, &r, NULL));
+    }
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(u, 3)->name));
+    commit_fails(s, MMS_EBADREF, "table other record 3: str field name");
+    /* Dropped: its strings go with it, held by no record. */
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_drop(s, "other"));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+    /* node migrated to a wider layout: its records hold their strings. */
+    struct wide {
+        int64_t id;
+        mms_ref name, blob;
+        int64_t extra;
+    };
+    static const mms_field wide_fields[] = {
+        MMS_F_I64(struct wide, id), MMS_F_STR(struct wide, name), MMS_F_BLOB(struct wide, blob),
+        MMS_F_I64(struct wide, extra)};
+    static const mms_schema wide_schema = MMS_SCHEMA(struct wide, wide_fields);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "node", &wide_schema, 0, &t));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, ((struct wide *)mms_table_get(t, 17))->blob));
+    commit_fails(s, MMS_EBADREF, "table node record 17: blob field blob");
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(void)
 {
     RUN(str_set_freed_field);
     RUN(str_stale_bytes_not_a_string);
     RUN(str_freed_under_live_record);
+    RUN(str_app_string_freed_each_commit);
+    RUN(str_holders_follow_commits);
+    RUN(str_holders_follow_tables);
     return 0;
 }
