@@ -24,25 +24,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "common.h"
+
 struct rec {
     int64_t id;
     mms_ref name;
 };
 static const mms_field rec_fields[] = {MMS_F_I64(struct rec, id), MMS_F_STR(struct rec, name)};
 static const mms_schema rec_schema = MMS_SCHEMA(struct rec, rec_fields);
-
-static double now_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void check(int r, const char *what)
 {
@@ -60,7 +49,7 @@ static void commits(mms_store *s, int n, int do_free, double *first, double *sec
     for (int i = 0; i < n; i++) {
         char b[32];
         int len = snprintf(b, sizeof b, "mine %d", i);
-        double t = now_us();
+        double t = bench_now();
         check(mms_txn_begin(s, 0), "begin");
         mms_ref old = mms_root(s), mine;
         check(mms_str_new(s, b, (size_t)len, &mine), "str_new");
@@ -68,12 +57,11 @@ static void commits(mms_store *s, int n, int do_free, double *first, double *sec
         if (do_free && old)
             check(mms_free(s, old), "free");
         check(mms_txn_commit(s), "commit");
-        v[i] = now_us() - t;
+        v[i] = (bench_now() - t) * 1e6;
     }
     *first = v[0];
     *second = v[1];
-    qsort(v + 2, (size_t)n - 2, sizeof *v, cmp_double);
-    *med = v[2 + (n - 2) / 2];
+    *med = bench_median(v + 2, n - 2);
     free(v);
 }
 
