@@ -208,11 +208,11 @@ int mms__journal_open(mms_store *s)
  * Two reads take both slots and the start of the first group: usually the
  * journal holds none (a checkpoint emptied it), and then nothing more is
  * read, nor the file measured (s->J->alloc: journal_alloc). Not one read of
- * the 4 KiB from the first slot to the first group: that buffer, on the
- * stack, reached a page of it that nothing before had touched in a new
- * process, one page fault (~15 us here) at nearly every first open. The
- * second read starts one byte early, so that it tells a file shorter than
- * its header (damage) by coming back empty. */
+ * the 4 KiB from the first slot to the first group: that buffer reached a
+ * page of the stack that nothing had touched before in a new process, a
+ * page fault (~15 us here) at nearly every first open. The second read
+ * starts one byte early, so that it tells a file shorter than its header
+ * (damage) by coming back empty. */
 MMS__OPEN_PATH
 int mms__journal_load(mms_store *s, const uint8_t uuid[16], bool *groups)
 {
