@@ -541,6 +541,11 @@ int mms__os_open(const char *path, int flags, int mode);
 int mms__os_openat(int dirfd, const char *name, int flags, int mode);
 /* The same, and a file's size (st_size of the fstat that checked it) into *size. */
 int mms__os_openat_sized(int dirfd, const char *name, int flags, int mode, uint64_t *size);
+/* The same open without the check: the caller's own later fstat,
+ * mms__os_fsize_regular, makes it (MMS_ECORRUPT "NAME is not a regular
+ * file", as mms__os_openat) and gives the size. */
+int mms__os_openat_nostat(int dirfd, const char *name, int flags, int mode);
+int mms__os_fsize_regular(int fd, const char *name, uint64_t *size);
 int mms__os_close(int fd);
 /* How many descriptors the process may have open (RLIMIT_NOFILE, soft). */
 uint64_t mms__os_fd_limit(void);

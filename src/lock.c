@@ -319,7 +319,7 @@ int mms__lock_attach(mms_store *s, bool *alone)
 {
     /* Not through a symbolic link: the first handle rebuilds the file, and
      * would write over a file of someone else's that the link names. */
-    int fd = mms__os_openat(s->dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0666);
+    int fd = mms__os_openat_nostat(s->dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0666);
     if (fd == -ELOOP)
         return MMS__CORRUPT("the lock file is a symbolic link; it holds no data and is "
                             "rebuilt at every first open: remove the link");
@@ -337,19 +337,26 @@ int mms__lock_attach(mms_store *s, bool *alone)
         *alone = true;
         return 0;
     }
-    if (fd == MMS_ECORRUPT)
-        return fd; /* not a regular file: the detail says so */
     if (fd < 0)
         return mms__fail(fd, "cannot open the lock file: %s", mms_strerror(fd));
     s->lockfd = fd;
+    /* One fstat, after the lock is tried: whether it is a regular file
+     * (before anything else is said about it, as mms__os_openat would) and,
+     * for the first handle, its size, which nobody changes while it holds
+     * byte 0 exclusively. The others measure it again once they hold their
+     * share: an initialiser may have been setting it meanwhile. */
+    uint64_t want = mms__round_up(sizeof(struct mms__lock), MMS__PAGE), size;
     int r = mms__os_ofd_lock(fd, 0, F_WRLCK, false);
     *alone = r == 0;
+    int rs = mms__os_fsize_regular(fd, "lock", &size);
+    if (rs)
+        return rs; /* not a regular file: the detail says so */
     if (r == MMS_EBUSY) /* others have it open; this also waits out an initialiser */
         r = mms__os_ofd_lock(fd, 0, F_RDLCK, true);
     if (r)
         return mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r));
-    uint64_t want = mms__round_up(sizeof(struct mms__lock), MMS__PAGE), size;
-    r = mms__os_fsize(fd, &size);
+    if (!*alone)
+        r = mms__os_fsize(fd, &size);
     if (!r && *alone && size != want)
         r = mms__os_ftruncate(fd, want);
     else if (!r && size < want)

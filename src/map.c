@@ -130,6 +130,7 @@ int mms__region_open_file(mms_store *s, uint32_t id, uint32_t gen, bool create, 
  * page past the committed size is fresh space a failed fallocate (ext4
  * keeps the blocks it got, at its block size) or a crash before the file
  * was cut back may have left: it is ignored. */
+MMS__OPEN_PATH
 static int file_size(int fd, uint32_t id, uint64_t committed, uint64_t *fsize)
 {
     int r = *fsize ? 0 : mms__os_fsize(fd, fsize);
@@ -350,6 +351,7 @@ static int reserve_fixed(mms_store *s, uint32_t id, uint64_t fsize, char **base,
 /* Anywhere the kernel likes, as much as the options say -- or, in a store
  * with a fixed layout, as much as that gives the region, so that the
  * store can always be opened fixed again. */
+MMS__OPEN_PATH
 static uint64_t reserve_len(const mms_store *s, uint32_t id, uint64_t fsize)
 {
     /* The default: 256 GiB for the heap, 64 GiB per table, so that the
@@ -377,6 +379,7 @@ static uint64_t reserve_len(const mms_store *s, uint32_t id, uint64_t fsize)
  * less at every open); the slack after it stays in the reservation, room
  * to grow, unless the length is the user's (exact): then it goes. *out:
  * the bytes reserved at *base. */
+MMS__OPEN_PATH
 static int reserve_spans(const mms_store *s, uint64_t len, char **base, uint64_t *out,
                          uint64_t *lead)
 {

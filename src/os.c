@@ -89,6 +89,7 @@ static void fault_env(void)
 }
 
 /* 0, or the injected -errno for this call of op. */
+MMS__OPEN_PATH
 static int fault_hit(enum mms__op op)
 {
     int r = 0;
@@ -243,24 +244,46 @@ int mms__os_open(const char *path, int flags, int mode)
  * (O_NONBLOCK: no effect on a regular file's reads, writes and mappings)
  * and refused, MMS_ECORRUPT, unless it is a regular file. The fstat that
  * says so gives its size too (a region file's, measured next: one fstat
- * per file an open maps, not two). */
+ * per file an open maps, not two). A caller that must measure the file
+ * later anyway (the lock file, once it is locked) opens it with
+ * mms__os_openat_nostat and checks it with that later fstat. */
 MMS__OPEN_PATH
-int mms__os_openat_sized(int dirfd, const char *name, int flags, int mode, uint64_t *size)
+int mms__os_openat_nostat(int dirfd, const char *name, int flags, int mode)
 {
     int r = fault_hit(MMS__OP_OPEN);
     if (r)
         return r;
     bool file = !(flags & O_DIRECTORY);
-    int fd = fd_above_std(openat(dirfd, name, flags | O_CLOEXEC | (file ? O_NONBLOCK : 0), mode));
-    if (fd < 0)
-        return fd;
+    return fd_above_std(openat(dirfd, name, flags | O_CLOEXEC | (file ? O_NONBLOCK : 0), mode));
+}
+
+MMS__OPEN_PATH
+int mms__os_fsize_regular(int fd, const char *name, uint64_t *size)
+{
     struct stat st;
-    if (file && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
-        close(fd);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
         return mms__fail(MMS_ECORRUPT, "%s is not a regular file", name);
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+MMS__OPEN_PATH
+int mms__os_openat_sized(int dirfd, const char *name, int flags, int mode, uint64_t *size)
+{
+    int fd = mms__os_openat_nostat(dirfd, name, flags, mode);
+    if (fd < 0 || (flags & O_DIRECTORY)) {
+        if (size)
+            *size = 0;
+        return fd;
+    }
+    uint64_t n = 0;
+    int r = mms__os_fsize_regular(fd, name, &n);
+    if (r) {
+        close(fd);
+        return r;
     }
     if (size)
-        *size = file ? (uint64_t)st.st_size : 0;
+        *size = n;
     return fd;
 }
 

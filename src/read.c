@@ -36,6 +36,7 @@ static int read_checks(mms_store *s)
 /* Commits wait to be applied (or, in MMS_NOSYNC, to be synced): try, if
  * this handle can. Best effort: a failure leaves them for another handle
  * (and marks the store for recovery when files were half written). */
+MMS__OPEN_PATH
 static void apply_if_waiting(mms_store *s)
 {
     struct mms__lock *L = s->L;

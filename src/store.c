@@ -254,6 +254,7 @@ static void store_free(mms_store *s)
  * once: every later step of the open reads the header through this one
  * descriptor (region 0 is never replaced once created, so opening it before
  * the lock is taken names the same file as after). */
+MMS__OPEN_PATH
 static int hdr_open(mms_store *s)
 {
     if (s->hdr_fd >= 0)

@@ -76,6 +76,7 @@ struct mms_table {
 /* The table's catalog entry, or NULL when it is gone (created by a
  * transaction that aborted). Hot: every get goes through it, so it checks
  * the entry's index and region, not its name. */
+MMS__OPEN_PATH
 static struct mms__tabent *ent(const mms_table *t)
 {
     struct mms__catalog *cat = mms__catalog(t->s);

@@ -7,12 +7,30 @@
  * The program counts the library's fstat calls (it defines fstat, which
  * the statically linked library then calls) over opens of a store with 1
  * and with 6 tables: the difference is 5 tables' worth.
+ *
+ * The lock file likewise: its regular-file check and the size the first
+ * handle needs come from one fstat, made once the lock is tried (lock.c,
+ * mms__lock_attach); it was measured twice.
  */
 #include "test.h"
 
 #include <dlfcn.h>
+#include <limits.h>
+#include <unistd.h>
 
-static unsigned long nfstat;
+static unsigned long nfstat, nfstat_lock;
+
+/* Is fd the lock file of a store? (its name in /proc/self/fd) */
+static bool is_lock_file(int fd)
+{
+    char link[64], name[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, name, sizeof name - 1);
+    if (n < 5)
+        return false;
+    name[n] = 0;
+    return strcmp(name + n - 5, "/lock") == 0;
+}
 
 int fstat(int fd, struct stat *st)
 {
@@ -20,6 +38,8 @@ int fstat(int fd, struct stat *st)
     if (!real)
         real = (int (*)(int, struct stat *))dlsym(RTLD_NEXT, "fstat");
     __atomic_add_fetch(&nfstat, 1, __ATOMIC_RELAXED);
+    if (is_lock_file(fd))
+        __atomic_add_fetch(&nfstat_lock, 1, __ATOMIC_RELAXED);
     return real(fd, st);
 }
 
@@ -66,8 +86,29 @@ TEST(one_fstat_per_table_file)
     rmrf(path);
 }
 
+/* The first handle's open (the lock file made or rebuilt) and one that
+ * shares it: each fstats the lock file once while it is alone, the one
+ * that shares measures again after its wait (an initialiser may have been
+ * setting the size). */
+TEST(one_fstat_of_the_lock_file)
+{
+    const char *path = tpath("open-stat-lock");
+    mms_store *s = open_flags(path, MMS_CREATE);
+    OK(mms_close(s));
+    unsigned long before = nfstat_lock;
+    s = open_flags(path, MMS_RDONLY);
+    ASSERT_EQ(nfstat_lock - before, 1);
+    before = nfstat_lock;
+    mms_store *s2 = open_flags(path, MMS_RDONLY);
+    ASSERT_EQ(nfstat_lock - before, 2);
+    OK(mms_close(s2));
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 int main(void)
 {
     RUN(one_fstat_per_table_file);
+    RUN(one_fstat_of_the_lock_file);
     return 0;
 }
