@@ -532,6 +532,107 @@ TEST(str_holders_follow_tables)
     rmrf(p);
 }
 
+/* The bulk paths and a second handle between commits that look for
+ * holders: records filled through mms_table_append_many, a compaction
+ * that trims the table (then appended past the old end again), another
+ * handle of this process committing in between, and a migration in the
+ * transaction that frees a string a record holds. After each, a freed
+ * string a live record holds must fail the commit (a count saying 'not
+ * held' would let it pass) and one no record holds must pass. */
+TEST(str_holders_bulk_paths)
+{
+    const char *p = tpath("str-holdbulk");
+    mms_table *t;
+    enum { N = 40 };
+    mms_store *s = nodes(p, N, &t);
+    for (int i = 0; i < 2; i++) {
+        OK(mms_txn_begin(s, 0));
+        OK(commit_with_app_free(s)); /* a scan, then the count */
+    }
+    /* append_many, filled in place. */
+    uint64_t first;
+    void *where;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_append_many(t, 3, &first, &where));
+    ASSERT_EQ(first, N);
+    for (int i = 0; i < 3; i++) {
+        struct node *r = (struct node *)where + i;
+        r->id = N + i;
+        OK(mms_str_new(s, "many", 4, &r->name));
+    }
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(t, N + 1)->name));
+    commit_fails(s, MMS_EBADREF, "table node record 41: str field name");
+
+    /* Trimmed by a compaction, then appended past the old end. */
+    OK(mms_txn_begin(s, 0));
+    for (uint64_t i = N - 2; i < N + 3; i++)
+        OK(mms_table_delete(t, i));
+    OK(commit_with_app_free(s));
+    OK(mms_compact(s, NULL));
+    ASSERT_EQ(mms_table_slots(t), N - 2);
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_append_many(t, 8, &first, &where));
+    ASSERT_EQ(first, N - 2);
+    for (int i = 0; i < 8; i++) {
+        struct node *r = (struct node *)where + i;
+        r->id = 1000 + i;
+        OK(mms_str_new(s, "again", 5, &r->name));
+    }
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, rec(t, N + 4)->name));
+    commit_fails(s, MMS_EBADREF, "table node record 44: str field name");
+
+    /* Another handle of this process commits between this one's. */
+    mms_store *s2 = open_flags(p, 0);
+    mms_table *t2;
+    for (int round = 0; round < 3; round++) {
+        mms_ref n3;
+        OK(mms_txn_begin(s2, 0));
+        OK(mms_table_find(s2, "node", &t2));
+        OK(mms_str_new(s2, "from s2", 7, &n3));
+        rec(t2, 3)->name = n3;
+        OK(mms_txn_commit(s2));
+        OK(mms_txn_begin(s, 0));
+        OK(commit_with_app_free(s));
+        OK(mms_txn_begin(s, 0));
+        OK(mms_free(s, n3));
+        commit_fails(s, MMS_EBADREF, "table node record 3: str field name");
+    }
+    OK(mms_close(s2));
+
+    /* A migration and a free of a string a migrated record holds, in one
+     * transaction; then, the layout committed, again. */
+    struct wide {
+        int64_t id;
+        mms_ref name, blob;
+        int64_t extra;
+    };
+    static const mms_field wide_fields[] = {
+        MMS_F_I64(struct wide, id), MMS_F_STR(struct wide, name), MMS_F_BLOB(struct wide, blob),
+        MMS_F_I64(struct wide, extra)};
+    static const mms_schema wide_schema = MMS_SCHEMA(struct wide, wide_fields);
+    OK(mms_txn_begin(s, 0));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "node", &wide_schema, 0, &t));
+    OK(mms_free(s, ((struct wide *)mms_table_get(t, 17))->name));
+    commit_fails(s, MMS_EBADREF, "table node record 17: str field name");
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "node", &wide_schema, 0, &t));
+    OK(commit_with_app_free(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_free(s, ((struct wide *)mms_table_get(t, 18))->name));
+    commit_fails(s, MMS_EBADREF, "table node record 18: str field name");
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(void)
 {
     RUN(str_set_freed_field);
@@ -540,5 +641,6 @@ int main(void)
     RUN(str_app_string_freed_each_commit);
     RUN(str_holders_follow_commits);
     RUN(str_holders_follow_tables);
+    RUN(str_holders_bulk_paths);
     return 0;
 }
