@@ -1,5 +1,6 @@
 """The application's heap objects from Python: alloc, heap_write, heap,
 free and the root, across commits, aborts, reopens and another process."""
+import os
 import struct
 
 import numpy as np
@@ -143,3 +144,65 @@ def test_refusals(path):
         r.heap_write(r.root, b"x")
     assert r.heap(r.root, 8, 8) == struct.pack("<Q", 0)
     r.close()
+
+
+def test_bounds_near_2_63_and_misuse(path):
+    """Offsets and sizes near 2**63 are refused by the bounds check (an
+    offset plus a size that would wrap); heap_write, alloc, free and the
+    root setter refuse a read transaction; every call refuses a closed
+    Store and a forked child's copy, and the object is unchanged."""
+    s = mmstore.open(path, create=True)
+    with s.write():
+        r = s.alloc(32)
+        s.heap_write(r, bytes(range(32)))
+        s.root = r
+    big = 2**63 - 1
+    for off, size in ((big, None), (big, big), (16, big), (33, 0), (0, 33)):
+        with pytest.raises(IndexError):
+            s.heap(r, off, size)
+    for off in (2**63, -1):
+        with pytest.raises(ValueError):
+            s.heap(r, off)
+    assert s.heap(r, 32, 0) == b""
+    assert s.heap(r, 16) == bytes(range(16, 32))
+    with s.write():
+        for data, off in ((b"x", big), (b"", 33), (bytes(2), 31)):
+            with pytest.raises(IndexError):
+                s.heap_write(r, data, off)
+        s.heap_write(r, b"", 32)
+        with pytest.raises(mmstore.FullError):
+            s.alloc(2**64 - 1)
+        with pytest.raises(mmstore.BadrefError):
+            s.free(2**64 - 1)
+    with s.read():
+        with pytest.raises(mmstore.NotxnError):
+            s.heap_write(r, b"x")
+        with pytest.raises(mmstore.NotxnError):
+            s.alloc(8)
+        with pytest.raises(mmstore.NotxnError):
+            s.free(r)
+        with pytest.raises(mmstore.NotxnError):
+            s.root = 0
+        assert s.heap(r, 0, 4) == bytes(range(4))
+    pid = os.fork()
+    if pid == 0:  # the child: the copied handle refuses every call
+        code = 0
+        for call in (lambda: s.heap(r), lambda: s.free(0), lambda: s.alloc(1)):
+            try:
+                call()
+                code = 1
+            except mmstore.ForkError:
+                pass
+            except BaseException:
+                code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert s.heap(r) == bytes(range(32))
+    s.close()
+    for call in (lambda: s.heap(r), lambda: s.heap_write(r, b"x"), lambda: s.alloc(1),
+                 lambda: s.free(0)):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+    with pytest.raises(ValueError, match="closed"):
+        s.root = 0
