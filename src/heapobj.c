@@ -24,12 +24,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The 8 bytes of field k of each record: fd[k] is a heap object the
- * application can damage, so its offset is checked before every record is
- * read there. */
+/* Whether the 8 bytes of field k lie inside a record: fd[k] is a heap
+ * object the application can damage, so its offset is checked before
+ * every record is read there. */
+static bool field_word_fits(const struct mms__tabent *e, const struct mms__fdesc *fd, uint32_t k)
+{
+    return e->record_size >= 8 && fd[k].offset <= e->record_size - 8;
+}
+
+/* As field_word_fits, an error naming the table and field if not. */
 static int field_words(const struct mms__tabent *e, const struct mms__fdesc *fd, uint32_t k)
 {
-    if (e->record_size < 8 || fd[k].offset > e->record_size - 8)
+    if (!field_word_fits(e, fd, k))
         return MMS__CORRUPT("table %s: field %u (offset %u) is past its %u-byte record", e->name,
                             k, fd[k].offset, e->record_size);
     return 0;
@@ -535,8 +541,8 @@ static int holders_build(mms_store *s, struct mms__holders *h)
         for (uint32_t k = 0; !r && k < e->nfields; k++) {
             if (!mms__kind_owns_heap(fd[k].kind))
                 continue;
-            if (e->record_size < 8 || fd[k].offset > e->record_size - 8) {
-                r = 1;
+            if (!field_word_fits(e, fd, k)) {
+                r = 1; /* damaged: the scan says how */
                 break;
             }
             for (uint64_t i = 0; !r && i < e->count; i++) {
@@ -608,7 +614,7 @@ void mms__heap_holders_record(mms_store *s, const struct mms__tabent *e, uint64_
     }
     bool live = mms__catalog_live(s, e, index);
     for (uint32_t k = 0; k < e->nfields; k++) {
-        if (!mms__kind_owns_heap(fd[k].kind) || (uint64_t)fd[k].offset + 8 > e->record_size)
+        if (!mms__kind_owns_heap(fd[k].kind) || !field_word_fits(e, fd, k))
             continue;
         mms_ref was = 0, now;
         if (old)
