@@ -181,6 +181,14 @@ static inline int run_tool(const char *args, char *out, size_t cap)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
+/* Write text to path (made, or emptied first). */
+static inline void file_put(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+        FAILF("cannot write %s: %s", path, strerror(errno));
+}
+
 /* A whole file, NUL-terminated and malloc'd. */
 static inline char *file_text(const char *path)
 {

@@ -43,15 +43,6 @@ static int cli(const char *fmt, ...)
     return st;
 }
 
-/* A small input file (a CSV) at path holding text. */
-static void put_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ASSERT(f);
-    fputs(text, f);
-    ASSERT_EQ(fclose(f), 0);
-}
-
 static int lines(const char *s)
 {
     int n = 0;
@@ -154,7 +145,7 @@ TEST(file_as_dir)
 {
     char f[700];
     snprintf(f, sizeof f, "%s/plain-file", work);
-    put_text(f, "not a store\n");
+    file_put(f, "not a store\n");
     const char *cmds[] = {"info", "readers", "tables", "verify"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         int rc = cli("%s '%s'", cmds[i], f);
@@ -287,7 +278,7 @@ TEST(errors_once)
     /* the same for an import that would create the store */
     char csv[700];
     snprintf(csv, sizeof csv, "%s/one.csv", work);
-    put_text(csv, "a\n1\n");
+    file_put(csv, "a\n1\n");
     snprintf(dir, sizeof dir, "%s/full-import.mms", work);
     setenv("MMS_FAULT", "fallocate:1:28", 1);
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 1);
@@ -551,7 +542,7 @@ TEST(damaged_string)
     char csv[600], dir[600], region[700];
     snprintf(csv, sizeof csv, "%s/str.csv", work);
     snprintf(dir, sizeof dir, "%s/str.mms", work);
-    put_text(csv, "id,name\n1,ann\n2,bob\n");
+    file_put(csv, "id,name\n1,ann\n2,bob\n");
     ASSERT_EQ(cli("import '%s' t '%s' --schema id:i64,name:str", dir, csv), 0);
     ASSERT_EQ(cli("checkpoint '%s'", dir), 0);
     snprintf(region, sizeof region, "%s/region-1-0", dir);
@@ -587,7 +578,7 @@ TEST(negative_values)
     char csv[600], dir[600];
     snprintf(csv, sizeof csv, "%s/neg.csv", work);
     snprintf(dir, sizeof dir, "%s/neg.mms", work);
-    put_text(csv, "a,x\n-128,-inf\n-108,-0.5\n5,1\n");
+    file_put(csv, "a,x\n-128,-inf\n-108,-0.5\n5,1\n");
     ASSERT_EQ(cli("import '%s' t '%s' --schema a:i8,x:f64", dir, csv), 0);
     ASSERT_EQ(cli("get '%s' t a -108", dir), 0);
     ASSERT_EQ(strcmp(out, "a,x\n-108,-0.5\n"), 0);
@@ -606,7 +597,7 @@ TEST(negative_values)
     /* A ref that names no record: empty, as dump prints it (get refused
      * '' as not a record index). */
     snprintf(csv, sizeof csv, "%s/negref.csv", work);
-    put_text(csv, "r\n1\n\n0\n");
+    file_put(csv, "r\n1\n\n0\n");
     ASSERT_EQ(cli("import '%s' u '%s' --schema r:ref:t", dir, csv), 0);
     ASSERT_EQ(cli("get '%s' u r ''", dir), 0);
     ASSERT_EQ(strcmp(out, "r\n\n"), 0);
@@ -623,7 +614,7 @@ TEST(get_wide_field)
     char csv[600], dir[600];
     snprintf(csv, sizeof csv, "%s/wide.csv", work);
     snprintf(dir, sizeof dir, "%s/wide.mms", work);
-    put_text(csv, "a\n1\n");
+    file_put(csv, "a\n1\n");
     ASSERT_EQ(cli("import '%s' t '%s' --schema a:chars:300", dir, csv), 0);
     ASSERT_EQ(cli("get '%s' t a 1", dir), 1);
     ASSERT_EQ(strlen(out), 0);
@@ -639,7 +630,7 @@ TEST(waits_aloud)
     char csv[600], dir[600];
     snprintf(csv, sizeof csv, "%s/wait.csv", work);
     snprintf(dir, sizeof dir, "%s/wait.mms", work);
-    put_text(csv, "a\n1\n");
+    file_put(csv, "a\n1\n");
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
     int ready[2];
     ASSERT_EQ(pipe(ready), 0);
@@ -726,7 +717,7 @@ TEST(needs_recovery_readonly)
     char csv[600], dir[600];
     snprintf(csv, sizeof csv, "%s/rec.csv", work);
     snprintf(dir, sizeof dir, "%s/rec.mms", work);
-    put_text(csv, "a\n1\n");
+    file_put(csv, "a\n1\n");
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
     setenv("MMS_CRASH", "commit.journal_synced:1", 1);
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 128 + SIGKILL);
@@ -757,7 +748,7 @@ TEST(recover_fifo)
     char csv[600], dir[600], cmd[2000], fifo[700], keep[800];
     snprintf(csv, sizeof csv, "%s/fifo.csv", work);
     snprintf(dir, sizeof dir, "%s/fifo.mms", work);
-    put_text(csv, "a\n1\n2\n");
+    file_put(csv, "a\n1\n2\n");
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
     static const struct {
         const char *name;
@@ -801,7 +792,7 @@ TEST(recover_dest_inside)
     char csv[600], dir[600], cmd[2000], p[800];
     snprintf(csv, sizeof csv, "%s/dot.csv", work);
     snprintf(dir, sizeof dir, "%s/dot.mms", work);
-    put_text(csv, "a\n1\n");
+    file_put(csv, "a\n1\n");
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' recover . >'%s/out' 2>'%s/err'", dir,
              getenv("MMS_TOOL"), work, work);
@@ -846,7 +837,7 @@ TEST(recover_old_region_files)
     char csv[600], dir[600], f[700], saved[700];
     snprintf(csv, sizeof csv, "%s/old.csv", work);
     snprintf(dir, sizeof dir, "%s/old.mms", work);
-    put_text(csv, "a\n1\n");
+    file_put(csv, "a\n1\n");
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0); /* txn 1 */
     static const char *const files[] = {"region-0-0", "region-1-0"};
     for (int i = 0; i < 2; i++) {
@@ -951,13 +942,13 @@ TEST(recover_stale_leftover)
     snprintf(csv, sizeof csv, "%s/st.csv", work);
     snprintf(dir, sizeof dir, "%s/st.mms", work);
     snprintf(dest, sizeof dest, "%s/st.out", work);
-    put_text(csv, "a\n1\n");
+    file_put(csv, "a\n1\n");
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
     pid_t pid = dead_pid(); /* a process that is gone */
     snprintf(stale, sizeof stale, "%s.mms-recover-%d", dest, (int)pid);
     ASSERT_EQ(mkdir(stale, 0777), 0);
     snprintf(f, sizeof f, "%s/region-0-0", stale);
-    put_text(f, "half a store");
+    file_put(f, "half a store");
     ASSERT_EQ(cli("recover '%s' --out '%s'", dir, dest), 0);
     struct stat sb;
     if (stat(stale, &sb) == 0)
@@ -976,14 +967,14 @@ TEST(dump_load_stale_leftovers)
     snprintf(dir, sizeof dir, "%s/dl.mms", work);
     snprintf(dumpf, sizeof dumpf, "%s/dl.dump", work);
     snprintf(into, sizeof into, "%s/dl2.mms", work);
-    put_text(csv, "a\n1\n");
+    file_put(csv, "a\n1\n");
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
     pid_t pid = dead_pid();
     pid_t live = getpid(); /* this test: alive, and not the tool's own pid */
     snprintf(dead_dump, sizeof dead_dump, "%s.mms-dump-%d", dumpf, (int)pid);
     snprintf(live_dump, sizeof live_dump, "%s.mms-dump-%d", dumpf, (int)live);
-    put_text(dead_dump, "half a dump");
-    put_text(live_dump, "a dump in the making");
+    file_put(dead_dump, "half a dump");
+    file_put(live_dump, "a dump in the making");
     ASSERT_EQ(cli("dump '%s' --all '%s'", dir, dumpf), 0);
     struct stat sb;
     if (stat(dead_dump, &sb) == 0)
@@ -994,7 +985,7 @@ TEST(dump_load_stale_leftovers)
     ASSERT_EQ(mkdir(dead_load, 0777), 0);
     ASSERT_EQ(mkdir(live_load, 0777), 0);
     snprintf(f, sizeof f, "%s/region-0-0", dead_load);
-    put_text(f, "half a store");
+    file_put(f, "half a store");
     ASSERT_EQ(cli("load '%s' '%s'", dumpf, into), 0);
     if (stat(dead_load, &sb) == 0)
         FAILF("the leftover %s of a load that was killed is still there", dead_load);
@@ -1044,7 +1035,7 @@ TEST(import_from_pipe)
     /* A spool that a killed import left beside the store. */
     pid_t pid = dead_pid();
     snprintf(stale, sizeof stale, "%s.mms-import-%d", viapipe, (int)pid);
-    put_text(stale, "id\n1\n");
+    file_put(stale, "id\n1\n");
     ASSERT_EQ(import_piped(viapipe, "t", csv, "--skip-bad", 0), 0);
     struct stat sb;
     if (stat(stale, &sb) == 0)
@@ -1117,7 +1108,7 @@ TEST(closed_std_fds)
     char csv[600], dir[600];
     snprintf(csv, sizeof csv, "%s/closed.csv", work);
     snprintf(dir, sizeof dir, "%s/closed.mms", work);
-    put_text(csv, "a,b\n1,x\n2,y\n");
+    file_put(csv, "a,b\n1,x\n2,y\n");
     ASSERT_EQ(cli("import '%s' t '%s'", dir, csv), 0);
     ASSERT_EQ(run_closed_std("drop", dir, "nosuch", NULL), 1);
     ASSERT_EQ(run_closed_std("rename", dir, "nosuch", "x"), 1);

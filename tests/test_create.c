@@ -64,10 +64,7 @@ static void write_file(const char *dir, const char *name, const char *text)
 {
     char p[700];
     snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    ASSERT(f != NULL);
-    fputs(text, f);
-    ASSERT_EQ(fclose(f), 0);
+    file_put(p, text);
 }
 
 static mms_options create_opts(unsigned flags)

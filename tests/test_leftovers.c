@@ -23,10 +23,7 @@ static void put(const char *name, const char *text)
 {
     char p[1100];
     snprintf(p, sizeof p, "%s/%.299s", g_dir, name);
-    FILE *f = fopen(p, "w");
-    ASSERT(f != NULL);
-    fputs(text, f);
-    ASSERT_EQ(fclose(f), 0);
+    file_put(p, text);
 }
 
 static void put_dir(const char *name)

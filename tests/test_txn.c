@@ -142,13 +142,6 @@ static long long tool_value(const char *out, const char *key)
     return -1;
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-        FAILF("cannot write %s", path);
-}
-
 /* The counter's committed value (read-write: the open recovers a store a
  * crashed child left with journal groups, which MMS_RDONLY refuses). */
 static uint64_t counter_of(const char *p)
@@ -1421,7 +1414,7 @@ TEST(bad_open_arguments)
     FAILS(open_rc(deep, MMS_CREATE, &s), -ENOENT);
 
     /* A regular file: -ENOTDIR, with or without MMS_CREATE. */
-    write_file(p, "not a store\n");
+    file_put(p, "not a store\n");
     FAILS(open_rc(p, 0, &s), -ENOTDIR);
     FAILS(open_rc(p, MMS_CREATE, &s), -ENOTDIR);
     FAILS(open_rc(p, MMS_RDONLY, &s), -ENOTDIR);
@@ -1841,7 +1834,7 @@ TEST(cli)
     ASSERT(strlen(out) > 0);
     char file[700];
     snprintf(file, sizeof file, "%s.file", p);
-    write_file(file, "hello\n");
+    file_put(file, "hello\n");
     snprintf(args, sizeof args, "verify '%s'", file);
     int rc = run_tool(args, out, sizeof out);
     ASSERT_LT(rc, 128);
