@@ -512,6 +512,18 @@ struct replay {
     uint64_t group_off;
 };
 
+/* Recovery's sync of a file it replayed into: a failure names the file
+ * (the journal is kept, so the next open replays it again). */
+static int replay_sync(const struct replay *rp, int i)
+{
+    int r = mms__os_fdatasync(rp->f[i].fd);
+    if (r)
+        return mms__fail(r, "cannot sync region file region-%u-%u after replaying the journal "
+                         "into it (the journal keeps the commits): %s", rp->f[i].id,
+                         rp->f[i].gen, mms_strerror(r));
+    return 0;
+}
+
 static int replay_file(struct replay *rp, uint32_t id, uint32_t gen, int *fd, uint64_t *size)
 {
     for (int i = 0; i < rp->nf; i++)
@@ -523,7 +535,7 @@ static int replay_file(struct replay *rp, uint32_t id, uint32_t gen, int *fd, ui
     if (rp->nf == (int)(sizeof rp->f / sizeof rp->f[0])) {
         /* Evict the oldest (in recovery it was synced by nothing yet, so
          * sync it now). */
-        int r = rp->sync ? mms__os_fdatasync(rp->f[0].fd) : 0;
+        int r = rp->sync ? replay_sync(rp, 0) : 0;
         mms__os_close(rp->f[0].fd);
         if (r)
             return r;
@@ -609,7 +621,7 @@ static int replay_done(struct replay *rp, int r)
 {
     for (int i = 0; i < rp->nf; i++) {
         if (!r && rp->sync)
-            r = mms__os_fdatasync(rp->f[i].fd);
+            r = replay_sync(rp, i);
         mms__os_close(rp->f[i].fd);
     }
     rp->nf = 0;

@@ -8,10 +8,15 @@
  *   fuse_failsync BACKING CONTROL MOUNTPOINT [fuse options...]
  *
  * CONTROL is a file outside the mount, read at every fsync: its first byte
- * '1' fails the call with EIO; anything else, or no file, passes it to the
- * backing file. After every fsync the counts so far are written to
- * CONTROL.stats as "fsyncs N failed M" (one line), so a test can tell that
- * a failure it expects came from here. Writes are never dropped: the data
+ * '1' fails the call with EIO; 'r' fails it unless the file is named
+ * "journal" (the region files fail, the journal syncs); anything else, or
+ * no file, passes it to the backing file. After every fsync, and every write to a file named
+ * "journal", the counts so far are written to CONTROL.stats as "fsyncs N
+ * failed M jwrites W" (one line), so a test can tell that a failure it
+ * expects came from here. W: the writes to a journal since the first
+ * failed sync of the latest run of failed ones (a sync that fails after
+ * one that passed starts a run), so a test can tell that nothing touched
+ * the journal once a sync had failed. Writes are never dropped: the data
  * reaches the backing file, only the sync reports failure (a disk that
  * fails a flush after taking the data; a lost writeback would lose it).
  *
@@ -26,6 +31,7 @@
 #define _GNU_SOURCE 1
 #define FUSE_USE_VERSION 31
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
@@ -40,7 +46,18 @@
 static int g_back = -1;           /* the backing directory */
 static const char *g_control;     /* the control file */
 static char g_stats[4160];       /* CONTROL.stats */
-static unsigned long g_fsyncs, g_failed;
+static unsigned long g_fsyncs, g_failed, g_jwrites;
+static int g_failing; /* the last sync failed */
+/* Which backing descriptors are of a file named "journal": write gets no
+ * path (nullpath_ok), so open and create note it. */
+static unsigned char g_is_journal[65536];
+
+static void note_fd(const char *path, int fd)
+{
+    const char *base = strrchr(path, '/');
+    if (fd >= 0 && fd < (int)sizeof g_is_journal)
+        g_is_journal[fd] = strcmp(base ? base + 1 : path, "journal") == 0;
+}
 
 /* "/a/b" -> "a/b", "/" -> "." (relative to g_back). */
 static const char *rel(const char *path)
@@ -166,6 +183,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
     int fd = openat(g_back, rel(path), (fi->flags & ~O_NOFOLLOW) | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    note_fd(path, fd);
     fi->fh = (uint64_t)fd;
     return 0;
 }
@@ -175,6 +193,7 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     int fd = openat(g_back, rel(path), fi->flags | O_CREAT | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;
+    note_fd(path, fd);
     fi->fh = (uint64_t)fd;
     return 0;
 }
@@ -186,11 +205,24 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
     return n < 0 ? -errno : (int)n;
 }
 
+static void write_stats(void)
+{
+    FILE *f = fopen(g_stats, "we");
+    if (f) {
+        fprintf(f, "fsyncs %lu failed %lu jwrites %lu\n", g_fsyncs, g_failed, g_jwrites);
+        fclose(f);
+    }
+}
+
 static int fs_write(const char *path, const char *buf, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     (void)path;
     ssize_t n = pwrite((int)fi->fh, buf, size, off);
+    if (fi->fh < sizeof g_is_journal && g_is_journal[fi->fh]) {
+        g_jwrites++;
+        write_stats();
+    }
     return n < 0 ? -errno : (int)n;
 }
 
@@ -220,19 +252,20 @@ static int sync_or_fail(const char *path, int fd, int datasync)
     }
     int r;
     g_fsyncs++;
-    if (c == '1') {
+    bool journal = fd >= 0 && fd < (int)sizeof g_is_journal && g_is_journal[fd];
+    if (c == '1' || (c == 'r' && !journal)) {
+        if (!g_failing)
+            g_jwrites = 0;
+        g_failing = 1;
         g_failed++;
-        fprintf(stderr, "fuse_failsync: %s of %s fails with EIO (control file says 1)\n",
-                datasync ? "fdatasync" : "fsync", path);
+        fprintf(stderr, "fuse_failsync: %s of %s fails with EIO (control file says %c)\n",
+                datasync ? "fdatasync" : "fsync", path, c);
         r = -EIO;
     } else {
+        g_failing = 0;
         r = neg(datasync ? fdatasync(fd) : fsync(fd));
     }
-    FILE *f = fopen(g_stats, "we");
-    if (f) {
-        fprintf(f, "fsyncs %lu failed %lu\n", g_fsyncs, g_failed);
-        fclose(f);
-    }
+    write_stats();
     return r;
 }
 

@@ -14,7 +14,12 @@
  *    still fails with -EIO -- B, open before the failure, and C, opened
  *    after it (at its open or its commit) -- and the file system failed
  *    no sync for them: the error is the store's memory of the failure;
- *  - after every handle closed, the next open recovers: every commit that
+ *  - with every handle closed and syncs failing again (all of them, or
+ *    only the region files'), a fresh open fails with -EIO and writes
+ *    nothing to the journal after the failed sync (the file system counts
+ *    the journal's writes); so does the last close whose checkpoint cannot
+ *    sync the region files: the journal keeps the commits;
+ *  - once syncs work, the next open recovers: every commit that
  *    returned 0 is there, and each failed one is whole or absent ("whether
  *    the transaction committed is decided by the next open"). This file
  *    system keeps the data it was sent, so the failed commits are there
@@ -52,6 +57,7 @@ static pid_t g_daemon = -1;
 struct shared {
     uint64_t final_n;
     int nfailed;
+    int after; /* acknowledged commits after the failed ones */
     int done;
 };
 
@@ -63,18 +69,27 @@ static void control(const char *v)
     ASSERT_EQ(fclose(f), 0);
 }
 
-/* The daemon's counts: fsyncs seen, and how many it failed. */
-static void stats(unsigned long *fsyncs, unsigned long *failed)
+/* The daemon's counts: fsyncs seen, how many it failed, and (if jwrites)
+ * the writes to the journal since the latest run of failed syncs began. */
+static void stats3(unsigned long *fsyncs, unsigned long *failed, unsigned long *jwrites)
 {
     char p[700];
     snprintf(p, sizeof p, "%s.stats", g_ctl);
+    unsigned long j = 0;
     *fsyncs = *failed = 0;
     FILE *f = fopen(p, "r");
-    if (!f)
-        return;
-    if (fscanf(f, "fsyncs %lu failed %lu", fsyncs, failed) != 2)
-        *fsyncs = *failed = 0;
-    fclose(f);
+    if (f) {
+        if (fscanf(f, "fsyncs %lu failed %lu jwrites %lu", fsyncs, failed, &j) != 3)
+            *fsyncs = *failed = j = 0;
+        fclose(f);
+    }
+    if (jwrites)
+        *jwrites = j;
+}
+
+static void stats(unsigned long *fsyncs, unsigned long *failed)
+{
+    stats3(fsyncs, failed, NULL);
 }
 
 static bool mounted(const char *dir)
@@ -243,14 +258,77 @@ static void run_case(struct shared *out)
     r = mms_close(c); /* NULL if its open failed: a no-op */
     ASSERT(r == 0 || r == -EIO || r == MMS_EPOISONED);
 
-    /* Every handle closed: the next open recovers from what the disk holds
-     * and the store commits again. */
+    /* Every handle closed, and the file system fails syncs again: the
+     * open that would recover the failed commits must sync what it
+     * replays before it publishes it, so it fails with the file system's
+     * error and changes nothing (the journal keeps the groups). */
+    control("1");
+    stats(&fsyncs0, &failed0);
+    c = NULL;
+    r = mms_open(store, &o, &c);
+    fprintf(stderr, "   a fresh open while fsync fails again: %d (%s)%s%s\n", r, mms_strerror(r),
+            r ? ": " : "", r ? mms_errdetail() : "");
+    if (r == 0)
+        FAILF("the open recovered the failed commits while the file system failed every sync");
+    ASSERT_EQ(r, -EIO);
+    unsigned long jwrites;
+    stats3(&fsyncs, &failed, &jwrites);
+    ASSERT_GE(failed, failed0 + 1); /* the file system's error, not the store's memory */
+    if (jwrites)
+        FAILF("the open wrote the journal %lu time%s after a sync failed", jwrites,
+              jwrites == 1 ? "" : "s");
+
+    /* The journal syncs but the region files do not: the open makes the
+     * failed commits' groups durable, replays them into the region files,
+     * and fails on their sync, before it empties the journal (which then
+     * still holds them for the next open). */
+    control("r");
+    stats(&fsyncs0, &failed0);
+    c = NULL;
+    r = mms_open(store, &o, &c);
+    stats3(&fsyncs, &failed, &jwrites);
+    fprintf(stderr, "   a fresh open while only the region files fail to sync: %d (%s)%s%s\n", r,
+            mms_strerror(r), r ? ": " : "", r ? mms_errdetail() : "");
+    if (r == 0)
+        FAILF("the open recovered while the region files failed every sync");
+    ASSERT_EQ(r, -EIO);
+    ASSERT(strstr(mms_errdetail(), "cannot sync region file region-") != NULL);
+    ASSERT_GE(failed, failed0 + 1);
+    if (jwrites)
+        FAILF("the recovery wrote the journal %lu time%s after a region file failed to sync",
+              jwrites, jwrites == 1 ? "" : "s");
+    control("0");
+
+    /* The file system syncs: the next open recovers from what the disk
+     * holds and the store commits again. */
     a = open_flags(store, 0);
     int nfailed = check_state(a, 0);
     fprintf(stderr, "   reopened: the %d acknowledged commits, then %d failed one%s%s\n", K,
             nfailed, nfailed == 1 ? "" : "s", nfailed ? ", whole (recovery decided they committed)" : "");
     OK(commit_one(a, TAG_OK));
     ASSERT_EQ(check_state(a, 1), nfailed);
+
+    /* A checkpoint that cannot sync: the last handle's close copies the
+     * journal into the region files and syncs them before it empties the
+     * journal. With syncs failing, the close reports the error and the
+     * journal keeps the acknowledged commit for the next open. */
+    control("1");
+    stats(&fsyncs0, &failed0);
+    r = mms_close(a);
+    stats3(&fsyncs, &failed, &jwrites);
+    fprintf(stderr, "   the last close while fsync fails (its checkpoint): %d (%s), %lu failed sync%s, "
+            "%lu journal write%s after the first\n", r, mms_strerror(r), failed - failed0,
+            failed - failed0 == 1 ? "" : "s", jwrites, jwrites == 1 ? "" : "s");
+    ASSERT_EQ(r, -EIO);
+    ASSERT_GE(failed, failed0 + 1);
+    if (jwrites) /* an emptied journal would hold none of the commits the files may have lost */
+        FAILF("the checkpoint wrote the journal after the region files failed to sync");
+    control("0");
+    a = open_flags(store, 0);
+    ASSERT_EQ(check_state(a, 1), nfailed);
+    OK(commit_one(a, TAG_OK));
+    ASSERT_EQ(check_state(a, 2), nfailed);
+    out->after = 2;
     out->final_n = MMS_AT(a, struct log_root, mms_root(a))->n;
     out->nfailed = nfailed;
     OK(mms_close(a));
@@ -438,7 +516,7 @@ int main(void)
     char store[700];
     snprintf(store, sizeof store, "%s/s.mms", g_back);
     mms_store *s = open_flags(store, 0);
-    ASSERT_EQ(check_state(s, 1), sh->nfailed);
+    ASSERT_EQ(check_state(s, sh->after), sh->nfailed);
     ASSERT_EQ(MMS_AT(s, struct log_root, mms_root(s))->n, sh->final_n);
     OK(mms_close(s));
     rmrf(g_base);
