@@ -625,6 +625,10 @@ int mms__os_huge(void *addr, uint64_t len);
  * failure is harmless). */
 int mms__os_no_readahead(void *addr, uint64_t len);
 int mms__os_readahead_default(void *addr, uint64_t len); /* MADV_NORMAL */
+/* MADV_POPULATE_READ: reads the mapped range in now. -EIO: a page of it
+ * cannot be read (a touch would be a SIGBUS); -ENOTSUP: the kernel cannot
+ * say (before Linux 5.14); another error: ENOMEM, EINTR... */
+int mms__os_populate_read(const void *addr, uint64_t len);
 void mms__os_random(void *buf, size_t len);
 uint64_t mms__os_now_ns(void);  /* wall clock */
 uint64_t mms__os_mono_ns(void); /* monotonic clock */

@@ -431,7 +431,12 @@ static int group_records(const uint8_t *j, const struct group *g, rec_fn fn, voi
     return 0;
 }
 
-/* The journal's first size bytes, mapped read-only into *j. */
+/* The journal's first size bytes, mapped read-only into *j, and read in
+ * by the kernel before anything touches them: a page that cannot be read
+ * is then this error, naming where, not a SIGBUS at the touch. */
+#define JREAD_STEP ((size_t)1 << 20)
+#define JREAD_MAX ((uint64_t)256 << 20)
+#define JPOPULATE_STEP ((uint64_t)64 << 20)
 static int journal_map(mms_store *s, uint64_t size, uint8_t **j)
 {
     char *m;
@@ -439,6 +444,27 @@ static int journal_map(mms_store *s, uint64_t size, uint8_t **j)
     if (r)
         return mms__fail(r, "cannot map the journal (%llu bytes): %s", (unsigned long long)size,
                          mms_strerror(r));
+    for (uint64_t at = 0; at < size; at += JPOPULATE_STEP) {
+        uint64_t n = size - at < JPOPULATE_STEP ? size - at : JPOPULATE_STEP;
+        r = mms__os_populate_read(m + at, n);
+        if (r == -ENOTSUP) /* an old kernel: touched as it is read, as before */
+            break;
+        /* Where, to the MiB (as journal_read says it). */
+        for (uint64_t sub = at, end = at + n; r == -EIO && sub < end; sub += JREAD_STEP) {
+            uint64_t k = end - sub < JREAD_STEP ? end - sub : JREAD_STEP;
+            if (mms__os_populate_read(m + sub, k) == -EIO) {
+                at = sub;
+                n = k;
+                break;
+            }
+        }
+        if (r) {
+            mms__os_unmap(m, size);
+            return mms__fail(r, "cannot read the journal between offsets %llu and %llu: %s",
+                             (unsigned long long)at, (unsigned long long)(at + n),
+                             mms_strerror(r));
+        }
+    }
     *j = (uint8_t *)m;
     return 0;
 }
@@ -450,16 +476,26 @@ static int journal_map(mms_store *s, uint64_t size, uint8_t **j)
  * failing disk, or a hole of a file on a full tmpfs; read(2) gives a hole
  * as zeros). Up to JREAD_MAX: the copy takes as much memory as the journal
  * is long, and a larger journal (one transaction that rewrote more than
- * that of existing data) is mapped read-only as before -- its pages are the
- * page cache's, not this process's -- with the SIGBUS risk back. */
-#define JREAD_STEP ((size_t)1 << 20)
-#define JREAD_MAX ((uint64_t)256 << 20)
-static int journal_read(mms_store *s, uint8_t **j, uint64_t *size)
+ * that of existing data) is mapped read-only -- its pages are the page
+ * cache's, not this process's -- and read in at once (journal_map): an
+ * unreadable page is an error there too. What is left: a page the kernel
+ * reclaims between that read and its use, then cannot read again, is a
+ * SIGBUS; and a hole of a file on a full tmpfs is an error, not zeros.
+ * MMS_JOURNAL_READ_MAX (bytes) lowers the limit, for tests. */
+static uint64_t jread_max(void)
 {
+    const char *v = getenv("MMS_JOURNAL_READ_MAX");
+    uint64_t n = v && *v ? strtoull(v, NULL, 10) : JREAD_MAX;
+    return n < JREAD_MAX ? n : JREAD_MAX;
+}
+
+static int journal_read(mms_store *s, uint8_t **j, uint64_t *size, bool *mapped)
+{
+    *j = NULL;
+    *mapped = false;
     int r = mms__os_fsize(s->jfd, size);
     if (r)
         return r;
-    *j = NULL;
     if (*size <= MMS__JDATA)
         return 0;
     /* Usually the journal holds no group (a checkpoint emptied it): one
@@ -468,8 +504,11 @@ static int journal_read(mms_store *s, uint8_t **j, uint64_t *size)
     if (*size >= MMS__JDATA + sizeof b && mms__os_pread(s->jfd, &b, sizeof b, MMS__JDATA) == 0 &&
         (b.type != MMS__JR_BEGIN || b.txn_id != s->J->start_txn + 1))
         return 0;
-    if (*size > JREAD_MAX)
-        return journal_map(s, *size, j);
+    if (*size > jread_max()) {
+        r = journal_map(s, *size, j);
+        *mapped = r == 0;
+        return r;
+    }
     uint8_t *buf = malloc((size_t)*size);
     if (!buf)
         return mms__fail(-ENOMEM, "recovery cannot read the journal (%llu bytes) into memory",
@@ -488,9 +527,9 @@ static int journal_read(mms_store *s, uint8_t **j, uint64_t *size)
     return 0;
 }
 
-static void journal_release(uint8_t *j, uint64_t size)
+static void journal_release(uint8_t *j, uint64_t size, bool mapped)
 {
-    if (j && size > JREAD_MAX)
+    if (mapped)
         mms__os_unmap(j, size);
     else
         free(j);
@@ -727,7 +766,8 @@ int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_w
         return 0; /* another store's journal: ignored */
     uint8_t *j = NULL;
     uint64_t size = 0;
-    int r = groups ? journal_read(s, &j, &size) : 0;
+    bool mapped = false;
+    int r = groups ? journal_read(s, &j, &size, &mapped) : 0;
     if (r)
         return r;
     uint64_t end, n;
@@ -767,7 +807,7 @@ int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_w
         if (n > 0)
             r = replay_upto(s, j, size, &pos, *last_txn, true, "recover.group");
     }
-    journal_release(j, size);
+    journal_release(j, size, mapped);
     if (r)
         return r;
     *replayed = n;
@@ -1011,12 +1051,13 @@ int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *ms
     *bytes = 0;
     if (s->J->start_txn == UINT64_MAX)
         return 0;
-    int r = journal_read(s, &j, &size);
+    bool mapped;
+    int r = journal_read(s, &j, &size, &mapped);
     if (r)
         return r;
     struct jcheck c = {.s = s, .msg = msg, .cap = cap};
     r = journal_walk(s, j, j ? size : 0, msg ? check_group : NULL, &c, &end, &last, &crc, groups);
-    journal_release(j, size);
+    journal_release(j, size, mapped);
     if (r)
         return r;
     *bytes = end - MMS__JDATA;

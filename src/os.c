@@ -807,6 +807,21 @@ int mms__os_no_readahead(void *addr, uint64_t len)
     return madvise(addr, len, MADV_RANDOM) < 0 ? -errno : 0;
 }
 
+int mms__os_populate_read(const void *addr, uint64_t len)
+{
+#ifdef MADV_POPULATE_READ
+    if (madvise((void *)(uintptr_t)addr, len, MADV_POPULATE_READ) == 0)
+        return 0;
+    if (errno == EINVAL || errno == ENOSYS) /* before Linux 5.14: not known */
+        return -ENOTSUP;
+    return errno == EFAULT ? -EIO : -errno; /* EFAULT: a touch would be a SIGBUS */
+#else
+    (void)addr;
+    (void)len;
+    return -ENOTSUP;
+#endif
+}
+
 int mms__os_readahead_default(void *addr, uint64_t len)
 {
     return madvise(addr, len, MADV_NORMAL) < 0 ? -errno : 0;

@@ -16,7 +16,11 @@
  * expects came from here. W: the writes to a journal since the first
  * failed sync of the latest run of failed ones (a sync that fails after
  * one that passed starts a run), so a test can tell that nothing touched
- * the journal once a sync had failed. Writes are never dropped: the data
+ * the journal once a sync had failed.
+ *
+ * CONTROL.readfail, while it exists, holds a byte offset: a read of a file
+ * named "journal" that covers it fails with EIO (a disk that cannot read
+ * that sector; mapped, the page is a SIGBUS at its touch). Writes are never dropped: the data
  * reaches the backing file, only the sync reports failure (a disk that
  * fails a flush after taking the data; a lost writeback would lose it).
  *
@@ -198,9 +202,29 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     return 0;
 }
 
+/* Whether CONTROL.readfail names a byte in [off, off + size). */
+static bool read_fails(off_t off, size_t size)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s.readfail", g_control);
+    FILE *f = fopen(p, "re");
+    if (!f)
+        return false;
+    long long at = -1;
+    if (fscanf(f, "%lld", &at) != 1)
+        at = -1;
+    fclose(f);
+    return at >= (long long)off && at < (long long)off + (long long)size;
+}
+
 static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
     (void)path;
+    if (fi->fh < sizeof g_is_journal && g_is_journal[fi->fh] && read_fails(off, size)) {
+        fprintf(stderr, "fuse_failsync: a read of the journal at %lld (%zu bytes) fails with EIO "
+                "(the readfail file)\n", (long long)off, size);
+        return -EIO;
+    }
     ssize_t n = pread((int)fi->fh, buf, size, off);
     return n < 0 ? -errno : (int)n;
 }

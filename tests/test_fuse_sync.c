@@ -158,6 +158,85 @@ static int check_state(mms_store *s, int after)
     return nfailed;
 }
 
+/* A journal page the disk cannot read, met by the open that must replay
+ * the journal: an error naming the journal and where, never a SIGBUS --
+ * whether recovery reads the journal into memory (up to 256 MiB) or maps
+ * it (past that; MMS_JOURNAL_READ_MAX sends this small one that way). */
+#define UBLOB (1 << 20)
+struct u_root {
+    uint64_t n;
+    mms_ref blob;
+};
+
+static void unreadable_journal(void)
+{
+    char store[700], rf[700];
+    snprintf(store, sizeof store, "%s/u.mms", g_mnt);
+    snprintf(rf, sizeof rf, "%s.readfail", g_ctl);
+    mms_store *s = open_flags(store, MMS_CREATE);
+    OK(mms_txn_begin(s, 0));
+    mms_ref root, blob;
+    OK(mms_zalloc(s, sizeof(struct u_root), &root));
+    OK(mms_zalloc(s, UBLOB, &blob));
+    MMS_AT(s, struct u_root, root)->blob = blob;
+    MMS_AT(s, struct u_root, root)->n = 1;
+    memset(MMS_AT(s, uint8_t, blob), 1, UBLOB);
+    OK(mms_root_set(s, root));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+
+    /* A writer that dies after its commit: the journal keeps the group
+     * (1 MiB of records) for the next open to replay. */
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        mms_store *w = open_flags(store, 0);
+        int r = mms_txn_begin(w, 0);
+        if (!r) {
+            struct u_root *ur = MMS_AT(w, struct u_root, mms_root(w));
+            ur->n = 2;
+            memset(MMS_AT(w, uint8_t, ur->blob), 2, UBLOB);
+            r = mms_txn_commit(w);
+        }
+        _exit(r == 0 ? 0 : 1);
+    }
+    int st = 0;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    /* Past the kernel's read-ahead of the journal's first bytes (which
+     * the open reads on its own): in the group's records. */
+    file_put(rf, "790528\n");
+    mms_options o;
+    mms_options_init(&o);
+    for (int mapped = 0; mapped < 2; mapped++) {
+        if (mapped)
+            ASSERT_EQ(setenv("MMS_JOURNAL_READ_MAX", "4096", 1), 0);
+        mms_store *x = NULL;
+        int r = mms_open(store, &o, &x);
+        fprintf(stderr, "   an unreadable journal page, the journal %s: %d (%s)%s%s\n",
+                mapped ? "mapped" : "read", r, mms_strerror(r), r ? ": " : "",
+                r ? mms_errdetail() : "");
+        ASSERT(x == NULL);
+        ASSERT_EQ(r, -EIO);
+        ASSERT(strstr(mms_errdetail(), "cannot read the journal between offsets") != NULL);
+    }
+    /* The disk reads again: the commit is there (replayed through the
+     * mapping), whole. */
+    ASSERT_EQ(unlink(rf), 0);
+    s = open_flags(store, 0);
+    ASSERT_EQ(unsetenv("MMS_JOURNAL_READ_MAX"), 0);
+    verify_ok(s);
+    const struct u_root *ur = MMS_AT(s, struct u_root, mms_root(s));
+    ASSERT_EQ(ur->n, 2);
+    const uint8_t *b = MMS_AT(s, uint8_t, ur->blob);
+    for (size_t i = 0; i < UBLOB; i++)
+        if (b[i] != 2)
+            FAILF("blob byte %zu is %u after the replay, expected 2", i, b[i]);
+    OK(mms_close(s));
+}
+
 /* The case, in a child, on the mounted file system. */
 static void run_case(struct shared *out)
 {
@@ -332,6 +411,8 @@ static void run_case(struct shared *out)
     out->final_n = MMS_AT(a, struct log_root, mms_root(a))->n;
     out->nfailed = nfailed;
     OK(mms_close(a));
+    fprintf(stderr, "-- unreadable_journal\n");
+    unreadable_journal();
     out->done = 1;
 }
 
