@@ -228,8 +228,8 @@ static int owned_live(mms_store *s, mms_ref ref, const char *table, const char *
  * through mms__heap_holders_record with its committed bytes and its new
  * ones (txn.c, records_of_table; a delete zeroes its record, so it is
  * one). Then a commit's look costs one probe per freed ref. The counts are
- * thrown away, and built again when next needed, on what they do not
- * follow:
+ * thrown away (their memory freed), and built again when next needed, on
+ * what they do not follow:
  *
  *   H1. Another handle's commit: the counts name the txn id they describe
  *       (txn), and a commit that starts on another state drops them.
@@ -329,7 +329,7 @@ struct holder_tab {
 };
 
 enum {
-    H_NONE,     /* no counts (v may stay allocated, empty) */
+    H_NONE,     /* no counts (v freed) */
     H_VALID,    /* the counts of committed state txn */
     H_APPLYING, /* a commit is moving them (H2) */
     H_SETTLED,  /* that commit's new state, if it commits */
@@ -438,10 +438,13 @@ static bool hdec(struct mms__holders *h, mms_ref ref)
     return true;
 }
 
+/* The table goes too: a handle whose counts keep being dropped (H1, H5)
+ * would otherwise hold 16 bytes per slot of the last build until close. */
 static void holders_drop(struct mms__holders *h)
 {
-    if (h->n)
-        memset(h->v, 0, h->cap * sizeof *h->v);
+    free(h->v);
+    h->v = NULL;
+    h->cap = 0;
     h->n = 0;
     for (uint32_t t = 0; t < h->ntab; t++)
         h->tab_of[h->tab[t].region] = 0;
