@@ -119,6 +119,24 @@ static int commit_one(mms_store *s, uint8_t tag)
     return mms_txn_commit(s);
 }
 
+/* A new store at path: the root a log_root with n = 1, vals[0] the first
+ * acknowledged commit's, and a blob of blob_bytes, each TAG_OK. */
+static void make_log_store(const char *path, size_t blob_bytes)
+{
+    mms_store *a = open_flags(path, MMS_CREATE);
+    OK(mms_txn_begin(a, 0));
+    mms_ref root, blob;
+    OK(mms_zalloc(a, sizeof(struct log_root), &root));
+    OK(mms_zalloc(a, blob_bytes, &blob));
+    MMS_AT(a, struct log_root, root)->blob = blob;
+    MMS_AT(a, struct log_root, root)->n = 1;
+    MMS_AT(a, struct log_root, root)->vals[0] = TAG_OK * 1000 + 1;
+    memset(MMS_AT(a, uint8_t, blob), TAG_OK, blob_bytes);
+    OK(mms_root_set(a, root));
+    OK(mms_txn_commit(a));
+    OK(mms_close(a));
+}
+
 /* The failed commits in the order they were tried. Each that wrote its
  * journal group began on the state the one before left (a handle that
  * writes after a failed sync sees that commit: undecided, not undone), so
@@ -163,27 +181,12 @@ static int check_state(mms_store *s, int after)
  * whether recovery reads the journal into memory (up to 256 MiB) or maps
  * it (past that; MMS_JOURNAL_READ_MAX sends this small one that way). */
 #define UBLOB (1 << 20)
-struct u_root {
-    uint64_t n;
-    mms_ref blob;
-};
-
 static void unreadable_journal(void)
 {
     char store[700], rf[700];
     snprintf(store, sizeof store, "%s/u.mms", g_mnt);
     snprintf(rf, sizeof rf, "%s.readfail", g_ctl);
-    mms_store *s = open_flags(store, MMS_CREATE);
-    OK(mms_txn_begin(s, 0));
-    mms_ref root, blob;
-    OK(mms_zalloc(s, sizeof(struct u_root), &root));
-    OK(mms_zalloc(s, UBLOB, &blob));
-    MMS_AT(s, struct u_root, root)->blob = blob;
-    MMS_AT(s, struct u_root, root)->n = 1;
-    memset(MMS_AT(s, uint8_t, blob), 1, UBLOB);
-    OK(mms_root_set(s, root));
-    OK(mms_txn_commit(s));
-    OK(mms_close(s));
+    make_log_store(store, UBLOB);
 
     /* A writer that dies after its commit: the journal keeps the group
      * (1 MiB of records) for the next open to replay. */
@@ -194,9 +197,10 @@ static void unreadable_journal(void)
         mms_store *w = open_flags(store, 0);
         int r = mms_txn_begin(w, 0);
         if (!r) {
-            struct u_root *ur = MMS_AT(w, struct u_root, mms_root(w));
-            ur->n = 2;
-            memset(MMS_AT(w, uint8_t, ur->blob), 2, UBLOB);
+            struct log_root *lr = MMS_AT(w, struct log_root, mms_root(w));
+            lr->vals[1] = TAG_A * 1000 + 2;
+            lr->n = 2;
+            memset(MMS_AT(w, uint8_t, lr->blob), TAG_A, UBLOB);
             r = mms_txn_commit(w);
         }
         _exit(r == 0 ? 0 : 1);
@@ -225,15 +229,16 @@ static void unreadable_journal(void)
     /* The disk reads again: the commit is there (replayed through the
      * mapping), whole. */
     ASSERT_EQ(unlink(rf), 0);
-    s = open_flags(store, 0);
+    mms_store *s = open_flags(store, 0);
     ASSERT_EQ(unsetenv("MMS_JOURNAL_READ_MAX"), 0);
     verify_ok(s);
-    const struct u_root *ur = MMS_AT(s, struct u_root, mms_root(s));
-    ASSERT_EQ(ur->n, 2);
-    const uint8_t *b = MMS_AT(s, uint8_t, ur->blob);
+    const struct log_root *lr = MMS_AT(s, struct log_root, mms_root(s));
+    ASSERT_EQ(lr->n, 2);
+    ASSERT_EQ(lr->vals[1], TAG_A * 1000 + 2);
+    const uint8_t *b = MMS_AT(s, uint8_t, lr->blob);
     for (size_t i = 0; i < UBLOB; i++)
-        if (b[i] != 2)
-            FAILF("blob byte %zu is %u after the replay, expected 2", i, b[i]);
+        if (b[i] != TAG_A)
+            FAILF("blob byte %zu is 0x%x after the replay, expected 0x%x", i, b[i], TAG_A);
     OK(mms_close(s));
 }
 
@@ -246,19 +251,8 @@ static void run_case(struct shared *out)
 
     /* The library works on this file system at all: create, commit,
      * reopen (and later: recover). */
-    mms_store *a = open_flags(store, MMS_CREATE);
-    OK(mms_txn_begin(a, 0));
-    mms_ref root, blob;
-    OK(mms_zalloc(a, sizeof(struct log_root), &root));
-    OK(mms_zalloc(a, BLOB, &blob));
-    MMS_AT(a, struct log_root, root)->blob = blob;
-    MMS_AT(a, struct log_root, root)->n = 1;
-    MMS_AT(a, struct log_root, root)->vals[0] = TAG_OK * 1000 + 1;
-    memset(MMS_AT(a, uint8_t, blob), TAG_OK, BLOB);
-    OK(mms_root_set(a, root));
-    OK(mms_txn_commit(a));
-    OK(mms_close(a));
-    a = open_flags(store, 0);
+    make_log_store(store, BLOB);
+    mms_store *a = open_flags(store, 0);
     ASSERT_EQ(mms_txn_id(a), 1);
     for (int i = 2; i <= K; i++)
         OK(commit_one(a, TAG_OK));

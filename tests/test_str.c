@@ -334,6 +334,19 @@ static int commit_with_app_free(mms_store *s)
     return r ? r : mms_txn_commit(s);
 }
 
+/* nodes(), then the commits after which the handle has a count of
+ * holders: the first frees no committed string (no look), the second
+ * scans (H5: no count yet), the third makes it. */
+static mms_store *nodes_counted(const char *p, int n, mms_table **t)
+{
+    mms_store *s = nodes(p, n, t);
+    for (int i = 0; i < 3; i++) {
+        OK(mms_txn_begin(s, 0));
+        OK(commit_with_app_free(s));
+    }
+    return s;
+}
+
 /* The count of holders follows each commit, and is counted again when it
  * cannot: after each step below a freed string a record holds must fail
  * and one no record holds must pass. */
@@ -342,13 +355,7 @@ TEST(str_holders_follow_commits)
     const char *p = tpath("str-holders");
     mms_table *t;
     enum { N = 60 };
-    mms_store *s = nodes(p, N, &t);
-    OK(mms_txn_begin(s, 0));
-    OK(commit_with_app_free(s)); /* frees no committed string: no look */
-    OK(mms_txn_begin(s, 0));
-    OK(commit_with_app_free(s)); /* a scan */
-    OK(mms_txn_begin(s, 0));
-    OK(commit_with_app_free(s)); /* the count is made */
+    mms_store *s = nodes_counted(p, N, &t);
 
     /* Replaced by a plain store, committed; then the old one freed. */
     mms_ref old = rec(t, 1)->name, n1;
@@ -494,13 +501,7 @@ TEST(str_holders_dropped_memory_freed)
     const char *p = tpath("str-holders-mem");
     mms_table *t;
     enum { N = 20000 }; /* a table of 32768 slots of 16 bytes: 512 KiB */
-    mms_store *s = nodes(p, N, &t);
-    OK(mms_txn_begin(s, 0));
-    OK(commit_with_app_free(s)); /* frees no committed string: no look */
-    OK(mms_txn_begin(s, 0));
-    OK(commit_with_app_free(s)); /* a scan */
-    OK(mms_txn_begin(s, 0));
-    OK(commit_with_app_free(s)); /* the count is made */
+    mms_store *s = nodes_counted(p, N, &t);
     mms_store *s2 = open_flags(p, 0);
     OK(mms_txn_begin(s2, 0));
     OK(mms_root_set(s2, 0));
