@@ -176,6 +176,23 @@ static int check_state(mms_store *s, int after)
     return nfailed;
 }
 
+/* Mappings of store's journal this process has (/proc/self/maps): none
+ * once an open, failed or not, is done with it. */
+static int journal_maps(const char *store)
+{
+    char want[800], line[4096];
+    snprintf(want, sizeof want, "%s/journal\n", store);
+    FILE *f = fopen("/proc/self/maps", "r");
+    ASSERT(f != NULL);
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        size_t k = strlen(line), w = strlen(want);
+        n += k >= w && strcmp(line + k - w, want) == 0;
+    }
+    fclose(f);
+    return n;
+}
+
 /* A journal page the disk cannot read, met by the open that must replay
  * the journal: an error naming the journal and where, never a SIGBUS --
  * whether recovery reads the journal into memory (up to 256 MiB) or maps
@@ -225,12 +242,14 @@ static void unreadable_journal(void)
         ASSERT(x == NULL);
         ASSERT_EQ(r, -EIO);
         ASSERT(strstr(mms_errdetail(), "cannot read the journal between offsets") != NULL);
+        ASSERT_EQ(journal_maps(store), 0);
     }
     /* The disk reads again: the commit is there (replayed through the
      * mapping), whole. */
     ASSERT_EQ(unlink(rf), 0);
     mms_store *s = open_flags(store, 0);
     ASSERT_EQ(unsetenv("MMS_JOURNAL_READ_MAX"), 0);
+    ASSERT_EQ(journal_maps(store), 0);
     verify_ok(s);
     const struct log_root *lr = MMS_AT(s, struct log_root, mms_root(s));
     ASSERT_EQ(lr->n, 2);
