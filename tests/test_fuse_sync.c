@@ -300,6 +300,14 @@ static void unreadable_journal_tail(void)
     ASSERT_EQ(x, 0);
     ASSERT_EQ(MMS_AT(r, struct log_root, mms_root(r))->n, 2);
     OK(mms_read_end(r));
+    /* And that page does fail a read: the reader went on because it did
+     * not read it, not because the file system let it. */
+    int fd = open(jpath, O_RDONLY | O_CLOEXEC);
+    ASSERT(fd >= 0);
+    char c;
+    ASSERT_EQ(pread(fd, &c, 1, st.st_size - 1), -1);
+    ASSERT_EQ(errno, EIO);
+    close(fd);
     ASSERT_EQ(unlink(rf), 0);
     OK(mms_close(r));
     OK(mms_close(w));
