@@ -25,6 +25,9 @@
  *    system keeps the data it was sent, so the failed commits are there
  *    in practice; the test says what it found. The store commits again,
  *    and is the same read from the backing directory directly.
+ *  - an unreadable journal page fails recovery with -EIO naming where
+ *    (unreadable_journal), and a page no commit uses does not fail the
+ *    apply of commits from the journal (unreadable_journal_tail).
  *
  * The parent mounts, runs the case in a child (an assertion aborts the
  * child only) and unmounts whatever the child did: fusermount3 -u, then
@@ -261,8 +264,8 @@ static void unreadable_journal(void)
     OK(mms_close(s));
 }
 
-/* A journal page no commit uses (the preallocated tail, after a large
- * first commit made the journal that long), which the disk cannot read:
+/* A journal page no commit uses (the preallocated tail, after a commit
+ * that rewrote 4 MiB made the journal that long), which the disk cannot read:
  * applying commits reads their groups only, so a reader that applies the
  * backlog goes on. (Applying read the whole journal in first, as
  * recovery's large journal is: -EIO here, and 2.5 ms more for every
