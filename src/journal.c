@@ -431,9 +431,9 @@ static int group_records(const uint8_t *j, const struct group *g, rec_fn fn, voi
     return 0;
 }
 
-/* The journal's first size bytes, mapped read-only into *j, and read in
- * by the kernel before anything touches them: a page that cannot be read
- * is then this error, naming where, not a SIGBUS at the touch. */
+/* The journal's first size bytes, mapped read-only into *j. Only what is
+ * used is read: applying commits touches their groups, not the rest of a
+ * journal that a large transaction once grew. */
 #define JREAD_STEP ((size_t)1 << 20)
 #define JREAD_MAX ((uint64_t)256 << 20)
 #define JPOPULATE_STEP ((uint64_t)64 << 20)
@@ -444,9 +444,18 @@ static int journal_map(mms_store *s, uint64_t size, uint8_t **j)
     if (r)
         return mms__fail(r, "cannot map the journal (%llu bytes): %s", (unsigned long long)size,
                          mms_strerror(r));
+    *j = (uint8_t *)m;
+    return 0;
+}
+
+/* A mapped journal that recovery or mms verify reads whole (journal_read),
+ * read in by the kernel before anything touches it: a page that cannot be
+ * read is then this error, naming where, not a SIGBUS at the touch. */
+static int journal_read_in(const uint8_t *m, uint64_t size)
+{
     for (uint64_t at = 0; at < size; at += JPOPULATE_STEP) {
         uint64_t n = size - at < JPOPULATE_STEP ? size - at : JPOPULATE_STEP;
-        r = mms__os_populate_read(m + at, n);
+        int r = mms__os_populate_read(m + at, n);
         if (r == -ENOTSUP) /* an old kernel: touched as it is read, as before */
             break;
         /* Where, to the MiB (as journal_read says it). */
@@ -458,14 +467,11 @@ static int journal_map(mms_store *s, uint64_t size, uint8_t **j)
                 break;
             }
         }
-        if (r) {
-            mms__os_unmap(m, size);
+        if (r)
             return mms__fail(r, "cannot read the journal between offsets %llu and %llu: %s",
                              (unsigned long long)at, (unsigned long long)(at + n),
                              mms_strerror(r));
-        }
     }
-    *j = (uint8_t *)m;
     return 0;
 }
 
@@ -477,7 +483,7 @@ static int journal_map(mms_store *s, uint64_t size, uint8_t **j)
  * as zeros). Up to JREAD_MAX: the copy takes as much memory as the journal
  * is long, and a larger journal (one transaction that rewrote more than
  * that of existing data) is mapped read-only -- its pages are the page
- * cache's, not this process's -- and read in at once (journal_map): an
+ * cache's, not this process's -- and read in at once (journal_read_in): an
  * unreadable page is an error there too. What is left: a page the kernel
  * reclaims between that read and its use, then cannot read again, is a
  * SIGBUS; and a hole of a file on a full tmpfs is an error, not zeros.
@@ -506,6 +512,10 @@ static int journal_read(mms_store *s, uint8_t **j, uint64_t *size, bool *mapped)
         return 0;
     if (*size > jread_max()) {
         r = journal_map(s, *size, j);
+        if (!r && (r = journal_read_in(*j, *size)) != 0) {
+            mms__os_unmap(*j, *size);
+            *j = NULL;
+        }
         *mapped = r == 0;
         return r;
     }

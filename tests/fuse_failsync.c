@@ -259,6 +259,9 @@ static int fs_statfs(const char *path, struct statvfs *st)
 static int fs_release(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
+    /* Its number may come back as a directory's (opendir notes nothing). */
+    if (fi->fh < sizeof g_is_journal)
+        g_is_journal[fi->fh] = 0;
     close((int)fi->fh);
     return 0;
 }
