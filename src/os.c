@@ -814,7 +814,9 @@ int mms__os_populate_read(const void *addr, uint64_t len)
         return 0;
     if (errno == EINVAL || errno == ENOSYS) /* before Linux 5.14: not known */
         return -ENOTSUP;
-    return errno == EFAULT ? -EIO : -errno; /* EFAULT: a touch would be a SIGBUS */
+    /* EFAULT: a touch would be a SIGBUS; EHWPOISON: a page of memory
+     * failed. Either way that page cannot be read. */
+    return errno == EFAULT || errno == EHWPOISON ? -EIO : -errno;
 #else
     (void)addr;
     (void)len;
