@@ -1220,7 +1220,8 @@ int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st)
  * with the files in it (one level: what a store's directory holds), a file
  * or a symbolic link goes itself (never what the link names). mms_copy()
  * does this with the tag ".mms-copy-" before each copy; the mms tool with
- * ".mms-dump-", ".mms-load-" and ".mms-recover-". A PID that a new
+ * ".mms-dump-", ".mms-load-", ".mms-recover-" and ".mms-import-" (the
+ * spool file of an import from a pipe). A PID that a new
  * process reuses keeps its leftover until that process is gone.
  * tag must start with ".mms-" (at most 32 bytes, no '/'). Best effort: an
  * entry that cannot be removed stays. removed (may be NULL) receives how
