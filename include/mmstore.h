@@ -249,7 +249,9 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
 #define MMS_CREATE 0x0001u  /* create the store if it does not exist */
 #define MMS_EXCL 0x0002u    /* with MMS_CREATE: fail with -EEXIST if it exists */
 #define MMS_RDONLY 0x0004u  /* map read-only; write transactions fail MMS_ERDONLY */
-/* Commits do not wait for the disk: a commit survives a crash of the process
+/* Commits do not wait for the journal's sync (one that grew a region still
+ * syncs the new space first, as every commit does: fresh data is durable
+ * before the journal names it): a commit survives a crash of the process
  * (the kernel still has it); a power loss or kernel crash may lose the
  * commits since the journal was last synced, never consistency: the store
  * opens at an earlier commit, whole: the commits of about the last sync
