@@ -319,7 +319,8 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * or a cold process that needs a few records: a cold open's first answer
  * reads a few pages instead of megabytes. Indexes then get no 2 MiB hint
  * either (MMS_NOHUGE). It makes a cold full scan of a
- * table read page by page, many times slower (bench/results: "Cold open").
+ * table read page by page, many times slower (bench/results/latest.md,
+ * "Open + full scan").
  * Warm pages (in the page cache) cost the same either way. Whatever the
  * flag says, mms_open reads the store's header and catalog (region 0)
  * without read-ahead, then gives region 0 the kernel's default back (a cold
