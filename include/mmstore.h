@@ -454,7 +454,9 @@ void mms_options_init(mms_options *o);
  * MMS_ENOTSTORE (a directory without a store in it), MMS_EVERSION,
  * MMS_EBYTEORDER, MMS_EABI, MMS_ECORRUPT (a damaged header, region or
  * journal; mms_errdetail() names it), MMS_EBUSY (256 handles already open,
- * or a lock file of another mmstore version in use), MMS_ERECOVER (the
+ * a lock file of another mmstore version in use, or MMS_RDONLY on a
+ * read-only file system while other handles have the store open: alone
+ * there, such a handle keeps a private lock state), MMS_ERECOVER (the
  * journal must be replayed and this process cannot write the files),
  * MMS_ENOTSUP (the requested dirty backend does not exist here), MMS_ETXN
  * (this thread is inside a read transaction on another handle of the store
