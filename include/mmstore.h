@@ -367,7 +367,6 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * bigger than the page cache, use MMS_NORDAHEAD. */
 #define MMS_NOHUGE 0x0200u
 
-/* How commits find the pages a transaction wrote. */
 /* Which guard a handle has (mms_info.guard_kind; see MMS_GUARD). */
 enum mms_guard_kind {
     MMS_GUARD_KIND_NONE = 0,     /* stray stores are not caught */
@@ -375,6 +374,7 @@ enum mms_guard_kind {
     MMS_GUARD_KIND_PKEY = 2      /* a protection key: one register write */
 };
 
+/* How commits find the pages a transaction wrote. */
 enum mms_dirty_backend {
     MMS_DIRTY_AUTO = 0,    /* PAGEMAP_SCAN if the kernel has it, else pagemap */
     MMS_DIRTY_SCAN = 1,    /* PAGEMAP_SCAN ioctl (Linux >= 6.7) */
