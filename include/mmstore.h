@@ -249,7 +249,9 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
 #define MMS_CREATE 0x0001u  /* create the store if it does not exist */
 #define MMS_EXCL 0x0002u    /* with MMS_CREATE: fail with -EEXIST if it exists */
 #define MMS_RDONLY 0x0004u  /* map read-only; write transactions fail MMS_ERDONLY */
-/* Commits do not wait for the disk: a commit survives a crash of the process
+/* Commits do not wait for the journal's sync (one that grew a region still
+ * syncs the new space first, as every commit does: fresh data is durable
+ * before the journal names it): a commit survives a crash of the process
  * (the kernel still has it); a power loss or kernel crash may lose the
  * commits since the journal was last synced, never consistency: the store
  * opens at an earlier commit, whole: the commits of about the last sync
@@ -317,7 +319,8 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * or a cold process that needs a few records: a cold open's first answer
  * reads a few pages instead of megabytes. Indexes then get no 2 MiB hint
  * either (MMS_NOHUGE). It makes a cold full scan of a
- * table read page by page, many times slower (bench/results: "Cold open").
+ * table read page by page, many times slower (bench/results/latest.md,
+ * "Open + full scan").
  * Warm pages (in the page cache) cost the same either way. Whatever the
  * flag says, mms_open reads the store's header and catalog (region 0)
  * without read-ahead, then gives region 0 the kernel's default back (a cold
@@ -364,7 +367,6 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * bigger than the page cache, use MMS_NORDAHEAD. */
 #define MMS_NOHUGE 0x0200u
 
-/* How commits find the pages a transaction wrote. */
 /* Which guard a handle has (mms_info.guard_kind; see MMS_GUARD). */
 enum mms_guard_kind {
     MMS_GUARD_KIND_NONE = 0,     /* stray stores are not caught */
@@ -372,6 +374,7 @@ enum mms_guard_kind {
     MMS_GUARD_KIND_PKEY = 2      /* a protection key: one register write */
 };
 
+/* How commits find the pages a transaction wrote. */
 enum mms_dirty_backend {
     MMS_DIRTY_AUTO = 0,    /* PAGEMAP_SCAN if the kernel has it, else pagemap */
     MMS_DIRTY_SCAN = 1,    /* PAGEMAP_SCAN ioctl (Linux >= 6.7) */
@@ -451,7 +454,9 @@ void mms_options_init(mms_options *o);
  * MMS_ENOTSTORE (a directory without a store in it), MMS_EVERSION,
  * MMS_EBYTEORDER, MMS_EABI, MMS_ECORRUPT (a damaged header, region or
  * journal; mms_errdetail() names it), MMS_EBUSY (256 handles already open,
- * or a lock file of another mmstore version in use), MMS_ERECOVER (the
+ * a lock file of another mmstore version in use, or MMS_RDONLY on a
+ * read-only file system while other handles have the store open: alone
+ * there, such a handle keeps a private lock state), MMS_ERECOVER (the
  * journal must be replayed and this process cannot write the files),
  * MMS_ENOTSUP (the requested dirty backend does not exist here), MMS_ETXN
  * (this thread is inside a read transaction on another handle of the store
@@ -1220,7 +1225,8 @@ int mms_copy(mms_store *s, const char *dest, unsigned flags, mms_copy_stats *st)
  * with the files in it (one level: what a store's directory holds), a file
  * or a symbolic link goes itself (never what the link names). mms_copy()
  * does this with the tag ".mms-copy-" before each copy; the mms tool with
- * ".mms-dump-", ".mms-load-" and ".mms-recover-". A PID that a new
+ * ".mms-dump-", ".mms-load-", ".mms-recover-" and ".mms-import-" (the
+ * spool file of an import from a pipe). A PID that a new
  * process reuses keeps its leftover until that process is gone.
  * tag must start with ".mms-" (at most 32 bytes, no '/'). Best effort: an
  * entry that cannot be removed stays. removed (may be NULL) receives how
