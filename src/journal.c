@@ -1114,8 +1114,9 @@ int mms__journal_write_new(int dirfd, const uint8_t uuid[16], uint64_t start_txn
     return 0;
 }
 
-/* After a checkpoint (compact.c): the file back to the size a new store's
- * journal has; the next commit writes its zeros again (journal_reserve). */
+/* After a checkpoint (compact.c): the file back to one full growth step
+ * (JGROW, 4 MiB; a new store's journal is 64 KiB), when it is longer; the
+ * next commit writes its zeros again (journal_reserve). */
 int mms__journal_shrink(mms_store *s)
 {
     assert(s->jfd_rw && s->J->end == MMS__JDATA);
