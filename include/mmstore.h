@@ -237,8 +237,11 @@ static inline void *mms_rec(const mms_store *s, mms_ref r)
  * points past the region's current size (then mms_errdetail() says which). */
 void *mms_ptr(const mms_store *s, mms_ref r);
 
-/* The ref of a pointer into a mapped region of s.
- * Errors: MMS_EINVAL if p is NULL or not inside any region of s. */
+/* The ref of a pointer into a mapped region of s: in the heap the byte
+ * offset (mms_deref() goes back), in a table the index of the record p
+ * points at the start of (MMS_REC() goes back).
+ * Errors: MMS_EINVAL if p is NULL, not inside any region of s, or inside a
+ * table record but not at its start. */
 int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
 
 /* ------------------------------------------------------------------------

@@ -115,16 +115,7 @@ int mms_root_ptr_set(mms_store *s, const void *p)
     mms_ref r = MMS_REF_NULL;
     int e = mms__check_write(s);
     if (!e && p)
-        e = mms_ref_of(s, p, &r);
-    unsigned id = MMS_REF_REGION(r);
-    if (!e && id) { /* a table's ref is a record index, not a byte offset */
-        uint32_t unit = s->view.unit[id];
-        if (!unit || MMS_REF_SLOT(r) % unit)
-            e = mms__fail(MMS_EINVAL, "pointer %p is inside a record of region %u, not at its "
-                          "start", p, id);
-        else
-            r = MMS_REF_MAKE(id, MMS_REF_SLOT(r) / unit);
-    }
+        e = mms_ref_of(s, p, &r); /* a record's pointer gives its index */
     if (!e)
         e = mms_root_set(s, r);
     return e ? mms__note_error(e) : 0;

@@ -729,7 +729,12 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out)
     for (unsigned id = 0; id < s->nmapped; id++) {
         const char *b = s->view.base[id];
         if (b && c >= b && (uint64_t)(c - b) < region_size(s, id)) {
-            *out = MMS_REF_MAKE(id, (uint64_t)(c - b));
+            uint64_t off = (uint64_t)(c - b), unit = s->view.unit[id];
+            /* A table's ref is a record index, not a byte offset (MMS_REC) */
+            if (id && (!unit || off % unit))
+                return mms__fail(MMS_EINVAL, "pointer %p is inside a record of region %u, "
+                                 "not at its start", p, id);
+            *out = MMS_REF_MAKE(id, id ? off / unit : off);
             return 0;
         }
     }

@@ -15,7 +15,8 @@
  *               it; cycles of that do not add mappings.
  *  4. gone      A dropped table's handle: mms_table_null fails as the
  *               other calls do. ref_slot: mms_table_ref of an index no
- *               ref can hold is MMS_REF_NULL.
+ *               ref can hold is MMS_REF_NULL. ref_of_record: mms_ref_of
+ *               of a record's pointer is the record's ref.
  *
  * The random model of records and strings is test_table_model's; schema
  * evolution, test_table_migrate's.
@@ -900,6 +901,28 @@ TEST(test_ref_slot)
     rmrf(path);
 }
 
+/* mms_ref_of of a pointer to a record is the record's ref (its index, as
+ * MMS_REC and the commit's ref checks read it): it was the byte offset, so
+ * record 1's "ref" named record 64, and one past the last record's
+ * offset a ref the commit refused. Inside a record there is no ref. */
+TEST(test_ref_of_record)
+{
+    const char *path = tpath("table-refof");
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *t = wide_table(s);
+    mms_ref r = 0;
+    OK(mms_ref_of(s, mms_table_get(t, 1), &r));
+    ASSERT_EQ(r, mms_table_ref(t, 1));
+    ASSERT(mms_rec(s, r) == mms_table_get(t, 1));
+    OK(mms_ref_of(s, mms_table_get(t, NWIDE - 1), &r));
+    ASSERT_EQ(r, mms_table_ref(t, NWIDE - 1));
+    r = 12345;
+    FAILS(mms_ref_of(s, (char *)mms_table_get(t, 1) + 8, &r), MMS_EINVAL);
+    ASSERT_EQ(r, 12345);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_table_unit");
@@ -911,5 +934,6 @@ int main(void)
     RUN(test_own_pointers);
     RUN(test_gone_null);
     RUN(test_ref_slot);
+    RUN(test_ref_of_record);
     return table_test_end();
 }
