@@ -233,8 +233,11 @@ static inline void *mms_rec(const mms_store *s, mms_ref r)
 }
 #define MMS_REC(s, type, r) MMS__CAST(type *, mms_rec((s), (r)))
 
-/* Checked deref: NULL when r is null, names a region that does not exist, or
- * points past the region's current size (then mms_errdetail() says which). */
+/* Checked deref: mms_rec()'s pointer (for a heap ref, mms_deref()'s), or
+ * NULL when r is null, names a region that does not exist or has no
+ * records (an index), or points past the region's current size (a table
+ * ref: a record not wholly inside it); then mms_last_error() is
+ * MMS_ERANGE and mms_errdetail() says which. */
 void *mms_ptr(const mms_store *s, mms_ref r);
 
 /* The ref of a pointer into a mapped region of s: in the heap the byte

@@ -714,11 +714,14 @@ void *mms_ptr(const mms_store *s, mms_ref r)
     if (!s || r == MMS_REF_NULL)
         return NULL;
     unsigned id = MMS_REF_REGION(r);
-    if (MMS_REF_SLOT(r) >= region_size(s, id)) {
+    /* A table's slot is a record index (MMS_REC): the whole record must be
+     * inside; a region without records (an index: unit 0) has no refs. */
+    uint64_t unit = id < s->nmapped ? s->view.unit[id] : 0;
+    if (!unit || MMS_REF_SLOT(r) >= region_size(s, id) / unit) {
         mms__fail(MMS_ERANGE, "ref 0x%llx is outside region %u", (unsigned long long)r, id);
         return NULL;
     }
-    return mms_deref(s, r);
+    return mms_rec(s, r);
 }
 
 int mms_ref_of(const mms_store *s, const void *p, mms_ref *out)

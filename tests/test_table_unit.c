@@ -16,7 +16,9 @@
  *  4. gone      A dropped table's handle: mms_table_null fails as the
  *               other calls do. ref_slot: mms_table_ref of an index no
  *               ref can hold is MMS_REF_NULL. ref_of_record: mms_ref_of
- *               of a record's pointer is the record's ref.
+ *               of a record's pointer is the record's ref. ptr_record:
+ *               mms_ptr of a record's ref is the record's pointer, NULL
+ *               past the last record.
  *
  * The random model of records and strings is test_table_model's; schema
  * evolution, test_table_migrate's.
@@ -923,6 +925,26 @@ TEST(test_ref_of_record)
     rmrf(path);
 }
 
+/* mms_ptr of a table ref is the record's pointer, as mms_rec gives it:
+ * it took the slot for a byte offset, so record 1's ref gave a pointer one
+ * byte into record 0, and a ref past the last record (slot NWIDE, inside
+ * the region's bytes) a pointer instead of NULL. */
+TEST(test_ptr_record)
+{
+    const char *path = tpath("table-ptr");
+    mms_store *s = sopen(path, MMS_CREATE);
+    mms_table *t = wide_table(s);
+    ASSERT(mms_ptr(s, mms_table_ref(t, 0)) == mms_table_get(t, 0));
+    ASSERT(mms_ptr(s, mms_table_ref(t, 1)) == mms_table_get(t, 1));
+    ASSERT(mms_ptr(s, mms_table_ref(t, NWIDE - 1)) == mms_table_get(t, NWIDE - 1));
+    ASSERT(mms_ptr(s, mms_table_ref(t, NWIDE)) == NULL);
+    ASSERT_EQ(mms_last_error(), MMS_ERANGE);
+    ASSERT(mms_errdetail()[0]);
+    ASSERT(mms_ptr(s, mms_table_ref(t, MMS_SLOT_MASK)) == NULL);
+    OK(mms_close(s));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_table_unit");
@@ -935,5 +957,6 @@ int main(void)
     RUN(test_gone_null);
     RUN(test_ref_slot);
     RUN(test_ref_of_record);
+    RUN(test_ptr_record);
     return table_test_end();
 }
