@@ -510,6 +510,9 @@ int mms_release_memory(mms_store *s);
  * One write transaction at a time per handle. Between begin and
  * commit/abort, stores through pointers into the store, mms_alloc(),
  * mms_free() and mms_root_set() are part of the transaction.
+ * A call that needs a write transaction fails with MMS_ENOTXN outside one,
+ * and on a read-only handle (MMS_RDONLY, which never has one) with
+ * MMS_ERDONLY, also where its Errors list MMS_ENOTXN alone.
  * ------------------------------------------------------------------------ */
 
 /* mms_txn_begin() flag: fail with MMS_EBUSY instead of waiting when another
