@@ -1988,9 +1988,9 @@ enum mms_seek {
 int mms_cursor_open(mms_index *ix, mms_cursor **c);
 
 /* Position c (enum mms_seek) and return its entry: the record index into
- * *index and, if key is not NULL, its key (a value of the field's C type,
- * size bytes) into key, as the index holds it: a float key -0.0 comes back
- * as +0.0 and every NaN as the one quiet NaN (they are one key). Errors: MMS_ENOTFOUND (no such entry: the cursor
+ * *index (if index is not NULL) and, if key_out is not NULL, its key (a
+ * value of the field's C type, size bytes) into key_out, as the index
+ * holds it: a float key -0.0 comes back as +0.0 and every NaN as the one quiet NaN (they are one key). Errors: MMS_ENOTFOUND (no such entry: the cursor
  * is then unpositioned), MMS_ECORRUPT, MMS_EINVAL. */
 int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, void *key_out);
 
