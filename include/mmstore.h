@@ -70,7 +70,9 @@
  *    the handle's data, and what another thread stores joins that
  *    transaction; outside one every thread faults.
  *  - MMS_NOSYNC is durable against process crashes only; see its comment.
- *  - A handle is not usable in a child after fork(): calls return MMS_EFORK.
+ *  - A handle is not usable in a child after fork(): calls return MMS_EFORK
+ *    (but mms_close, which frees the child's copy of the handle, touches
+ *    nothing of the store and returns 0).
  *  - A handle keeps a file descriptor open for each region file it maps
  *    (the heap, each table, each index; for a moment two for a region a
  *    migration or an index rebuild moves to a new file) and up to five more
@@ -455,7 +457,7 @@ void mms_options_init(mms_options *o);
  * is an error (MMS_EINVAL naming the variable), not ignored; an empty one
  * counts as unset.
  *
- * Errors: MMS_EINVAL (NULL path/out, unknown flag), -ENOENT (no store and no
+ * Errors: MMS_EINVAL (NULL or empty path, NULL out, unknown flag), -ENOENT (no store and no
  * MMS_CREATE), -EEXIST (MMS_EXCL and it exists), -ENOTDIR (path is a file),
  * MMS_ENOTSTORE (a directory without a store in it), MMS_EVERSION,
  * MMS_EBYTEORDER, MMS_EABI, MMS_ECORRUPT (a damaged header, region or
