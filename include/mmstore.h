@@ -1603,8 +1603,10 @@ int mms_advise(const void *p, uint64_t len, unsigned advice);
  *             live++; */
 const uint64_t *mms_table_deleted(const mms_table *t, uint64_t *nbits);
 
-/* The ref of record i; MMS_REF_NULL if t is NULL or i is past what a ref
- * can hold (MMS_SLOT_MASK), never the ref of another record. */
+/* The ref of record i; MMS_REF_NULL if t is NULL, its table is gone
+ * (dropped, or its creation aborted: its region may be another table's)
+ * or i is past what a ref can hold (MMS_SLOT_MASK), never the ref of
+ * another record. */
 mms_ref mms_table_ref(const mms_table *t, uint64_t i);
 
 /* What a record's ref, string and blob fields may hold, and when it is

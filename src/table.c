@@ -711,8 +711,12 @@ const uint64_t *mms_table_deleted(const mms_table *t, uint64_t *nbits)
 mms_ref mms_table_ref(const mms_table *t, uint64_t i)
 {
     /* An index a ref's slot cannot hold is no record's: masked, it named
-     * another record. */
-    return t && i <= MMS_SLOT_MASK ? MMS_REF_MAKE(t->region, i) : MMS_REF_NULL;
+     * another record. So is a gone table's (ent()'s test, less the
+     * mapping's): its region may be another table's now. */
+    const struct mms__catalog *cat = t ? mms__catalog(t->s) : NULL;
+    if (!cat || i > MMS_SLOT_MASK || t->idx >= cat->ntables || cat->t[t->idx].region != t->region)
+        return MMS_REF_NULL;
+    return MMS_REF_MAKE(t->region, i);
 }
 
 /* Grow the table's array to n slots (fresh space past the committed size

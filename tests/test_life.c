@@ -284,6 +284,7 @@ TEST(test_drop_other_handle)
     OK(mms_txn_commit(s1));
     OK(mms_table_find(s1, "t", &t));
     OK(mms_table_find(s1, "r", &r));
+    uint32_t treg = table_region(t); /* now: once gone, t gives no refs */
     s2 = sopen(path, 0);
     OK(mms_txn_begin(s2, 0));
     OK(mms_table_drop(s2, "t"));
@@ -292,7 +293,7 @@ TEST(test_drop_other_handle)
     OK(mms_table_append(x, &v, NULL));
     OK(mms_table_rename(s2, "r", "r2"));
     OK(mms_txn_commit(s2));
-    ASSERT_EQ(table_region(x), table_region(t)); /* the case: its region taken */
+    ASSERT_EQ(table_region(x), treg); /* the case: its region taken */
     OK(mms_read_begin(s1));
     ASSERT_EQ(mms_table_count(t), 0);
     ASSERT(mms_table_schema(t) == NULL);

@@ -14,7 +14,7 @@
  *               migrates the table to smaller records and when it drops
  *               it; cycles of that do not add mappings.
  *  4. gone      A dropped table's handle: mms_table_null fails as the
- *               other calls do. ref_slot: mms_table_ref of an index no
+ *               other calls do, mms_table_ref gives no ref. ref_slot: mms_table_ref of an index no
  *               ref can hold is MMS_REF_NULL. ref_of_record: mms_ref_of
  *               of a record's pointer is the record's ref. ptr_record:
  *               mms_ptr of a record's ref is the record's pointer, NULL
@@ -873,6 +873,7 @@ TEST(test_gone_null)
     const char *path = tpath("table-gone");
     mms_store *s = sopen(path, MMS_CREATE);
     mms_table *t = wide_table(s);
+    uint32_t treg = table_region(t);
     OK(mms_txn_begin(s, 0));
     OK(mms_table_drop(s, "w"));
     OK(mms_txn_commit(s));
@@ -883,6 +884,17 @@ TEST(test_gone_null)
     OK(mms_txn_abort(s));
     FAILS(mms_table_null(t, 0, 0), gone);
     FAILS(mms_table_null(NULL, 0, 0), MMS_EINVAL);
+    /* Its refs are no record's: they named the records of the table that
+     * took its region next. */
+    ASSERT_EQ(mms_table_ref(t, 0), MMS_REF_NULL);
+    mms_table *n;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "n", &wide_schema, MMS_TABLE_CREATE, &n));
+    OK(mms_table_append(n, NULL, NULL));
+    OK(mms_txn_commit(s));
+    ASSERT_EQ(table_region(n), treg);
+    ASSERT_EQ(mms_table_ref(t, 0), MMS_REF_NULL);
+    ASSERT_EQ(mms_table_ref(n, 0), MMS_REF_MAKE(table_region(n), 0));
     OK(mms_close(s));
     rmrf(path);
 }
