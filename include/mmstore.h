@@ -471,8 +471,8 @@ void mms_options_init(mms_options *o);
  * while an apply waits for the readers inside: "Read transactions"), MMS_EADDR
  * (MMS_FIXED: an address range of the store is in use in this process, or
  * base is not the store's), -errno. MMS_FIXED on a store created without
- * it, or a base (or reserve) that cannot be laid out at creation, is
- * MMS_EINVAL. On error *out is NULL.
+ * it, a base (or reserve) that cannot be laid out at creation, or a base
+ * without MMS_FIXED, is MMS_EINVAL. On error *out is NULL.
  *
  * A refused create leaves nothing it made: the directory (if it made it),
  * the lock file (if it made it) and the store's files go, whatever step
