@@ -239,7 +239,7 @@ static inline void *mms_rec(const mms_store *s, mms_ref r)
  * NULL when r is null, names a region that does not exist or has no
  * records (an index), or points past the region's current size (a table
  * ref: a record not wholly inside it); then mms_last_error() is
- * MMS_ERANGE and mms_errdetail() says which. */
+ * MMS_ERANGE and mms_errdetail() says which (MMS_EINVAL if s is NULL). */
 void *mms_ptr(const mms_store *s, mms_ref r);
 
 /* The ref of a pointer into a mapped region of s: in the heap the byte

@@ -711,7 +711,11 @@ static uint64_t region_size(const mms_store *s, unsigned id)
 
 void *mms_ptr(const mms_store *s, mms_ref r)
 {
-    if (!s || r == MMS_REF_NULL)
+    if (!s) {
+        mms__fail(MMS_EINVAL, "mms_ptr: handle is NULL");
+        return NULL;
+    }
+    if (r == MMS_REF_NULL)
         return NULL;
     unsigned id = MMS_REF_REGION(r);
     /* A table's slot is a record index (MMS_REC): the whole record must be

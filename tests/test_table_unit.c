@@ -953,6 +953,9 @@ TEST(test_ptr_record)
     ASSERT_EQ(mms_last_error(), MMS_ERANGE);
     ASSERT(mms_errdetail()[0]);
     ASSERT(mms_ptr(s, mms_table_ref(t, MMS_SLOT_MASK)) == NULL);
+    /* No handle: said so, not the code of an earlier failure. */
+    ASSERT(mms_ptr(NULL, mms_table_ref(t, 0)) == NULL);
+    ASSERT_EQ(mms_last_error(), MMS_EINVAL);
     OK(mms_close(s));
     rmrf(path);
 }
