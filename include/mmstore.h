@@ -1987,7 +1987,8 @@ enum mms_seek {
     MMS_SEEK_LT     /* ... < key */
 };
 
-/* Errors: MMS_EINVAL, MMS_ENOTSUP (a hash index has no order), -ENOMEM.
+/* Errors: MMS_EINVAL, MMS_ENOTSUP (a hash index has no order), MMS_ENOENT
+ * (the index was dropped), -ENOMEM.
  * Free it with mms_cursor_close (before mms_close). */
 int mms_cursor_open(mms_index *ix, mms_cursor **c);
 
@@ -1995,7 +1996,8 @@ int mms_cursor_open(mms_index *ix, mms_cursor **c);
  * *index (if index is not NULL) and, if key_out is not NULL, its key (a
  * value of the field's C type, size bytes) into key_out, as the index
  * holds it: a float key -0.0 comes back as +0.0 and every NaN as the one quiet NaN (they are one key). Errors: MMS_ENOTFOUND (no such entry: the cursor
- * is then unpositioned), MMS_ECORRUPT, MMS_EINVAL. */
+ * is then unpositioned), MMS_ECORRUPT, MMS_EINVAL, and as mms_index_find
+ * MMS_ENOENT (the index was dropped; next and prev too) and MMS_ESCHEMA. */
 int mms_cursor_seek(mms_cursor *c, int op, const void *key, uint64_t *index, void *key_out);
 
 /* Move to the next (prev: previous) entry and return it as seek does.
