@@ -915,13 +915,18 @@ TEST(test_ref_slot)
     rmrf(path);
 }
 
-/* mms_ref_of of a pointer to a record is the record's ref (its index, as
- * MMS_REC and the commit's ref checks read it): it was the byte offset, so
- * record 1's "ref" named record 64, and one past the last record's
- * offset a ref the commit refused. Inside a record there is no ref. */
-TEST(test_ref_of_record)
+/* A record's ref and its pointer, both ways. mms_ref_of of a pointer to a
+ * record is the record's ref (its index, as MMS_REC and the commit's ref
+ * checks read it): it was the byte offset, so record 1's "ref" named record
+ * 64, and one past the last record's offset a ref the commit refused.
+ * Inside a record there is no ref. mms_ptr of a table ref is the record's
+ * pointer, as mms_rec gives it: it took the slot for a byte offset, so
+ * record 1's ref gave a pointer one byte into record 0, and a ref past the
+ * last record (slot NWIDE, inside the region's bytes) a pointer instead of
+ * NULL. */
+TEST(test_record_ref_and_pointer)
 {
-    const char *path = tpath("table-refof");
+    const char *path = tpath("table-refptr");
     mms_store *s = sopen(path, MMS_CREATE);
     mms_table *t = wide_table(s);
     mms_ref r = 0;
@@ -933,19 +938,7 @@ TEST(test_ref_of_record)
     r = 12345;
     FAILS(mms_ref_of(s, (char *)mms_table_get(t, 1) + 8, &r), MMS_EINVAL);
     ASSERT_EQ(r, 12345);
-    OK(mms_close(s));
-    rmrf(path);
-}
 
-/* mms_ptr of a table ref is the record's pointer, as mms_rec gives it:
- * it took the slot for a byte offset, so record 1's ref gave a pointer one
- * byte into record 0, and a ref past the last record (slot NWIDE, inside
- * the region's bytes) a pointer instead of NULL. */
-TEST(test_ptr_record)
-{
-    const char *path = tpath("table-ptr");
-    mms_store *s = sopen(path, MMS_CREATE);
-    mms_table *t = wide_table(s);
     ASSERT(mms_ptr(s, mms_table_ref(t, 0)) == mms_table_get(t, 0));
     ASSERT(mms_ptr(s, mms_table_ref(t, 1)) == mms_table_get(t, 1));
     ASSERT(mms_ptr(s, mms_table_ref(t, NWIDE - 1)) == mms_table_get(t, NWIDE - 1));
@@ -971,7 +964,6 @@ int main(void)
     RUN(test_own_pointers);
     RUN(test_gone_null);
     RUN(test_ref_slot);
-    RUN(test_ref_of_record);
-    RUN(test_ptr_record);
+    RUN(test_record_ref_and_pointer);
     return table_test_end();
 }
