@@ -1530,7 +1530,9 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
 int mms_table_find(mms_store *s, const char *name, mms_table **t);
 
 /* The table's stored layout. Field names and targets are owned by the
- * table handle. */
+ * table handle; a REF field's target is the name its table has now, also
+ * after another handle renamed it (seen from this handle's next
+ * transaction). */
 const mms_schema *mms_table_schema(mms_table *t);
 const char *mms_table_name(const mms_table *t);
 

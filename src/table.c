@@ -62,6 +62,9 @@ struct mms_table {
     mms_field *fields;
     char (*names)[48];
     char (*targets)[64];
+    /* s->tab_epoch when targets were named: a REF target's name changes
+     * without its layout_id when another handle renames the target table. */
+    uint64_t targets_epoch;
     struct mms_table *next;
     /* What mms_table_get() needs, copied from the catalog entry while
      * view_epoch == s->tab_epoch: a get is then a compare and a multiply,
@@ -295,13 +298,31 @@ static int handle_for(mms_store *s, int idx, mms_table **out)
     return 0;
 }
 
+/* Name each REF field's target table as the catalog calls it now, in the
+ * handle's own strings (the schema's pointers stay valid). */
+static void targets_name(mms_table *t, const struct mms__tabent *e, char (*targets)[64])
+{
+    const struct mms__fdesc *fd = mms__fdescs(t->s, e);
+    for (uint32_t i = 0; fd && i < e->nfields; i++)
+        if (fd[i].kind == MMS_KIND_REF) {
+            /* Target 0: its table was dropped; "" names no table. */
+            const struct mms__tabent *te =
+                fd[i].target ? mms__catalog_by_region(t->s, fd[i].target) : NULL;
+            snprintf(targets[i], sizeof targets[i], "%s", te ? te->name : fd[i].target ? "?" : "");
+        }
+    t->targets_epoch = t->s->tab_epoch;
+}
+
 const mms_schema *mms_table_schema(mms_table *t)
 {
     const struct mms__tabent *e = t ? ent(t) : NULL;
     if (!e)
         return NULL;
-    if (t->schema_id == layout_id(t->s, e) && t->fields)
+    if (t->schema_id == layout_id(t->s, e) && t->fields) {
+        if (t->targets_epoch != t->s->tab_epoch)
+            targets_name(t, e, t->targets);
         return &t->schema;
+    }
     mms_field *f = calloc(e->nfields, sizeof *f);
     char (*names)[48] = calloc(e->nfields, sizeof *names);
     char (*targets)[64] = calloc(e->nfields, sizeof *targets);
@@ -326,14 +347,10 @@ const mms_schema *mms_table_schema(mms_table *t)
         f[i].kind = fd[i].kind;
         f[i].offset = fd[i].offset;
         f[i].size = fd[i].size;
-        if (fd[i].kind == MMS_KIND_REF) {
-            /* Target 0: its table was dropped; "" names no table. */
-            const struct mms__tabent *te =
-                fd[i].target ? mms__catalog_by_region(t->s, fd[i].target) : NULL;
-            snprintf(targets[i], sizeof targets[i], "%s", te ? te->name : fd[i].target ? "?" : "");
+        if (fd[i].kind == MMS_KIND_REF)
             f[i].target = targets[i];
-        }
     }
+    targets_name(t, e, targets);
     free(t->fields);
     free(t->names);
     free(t->targets);

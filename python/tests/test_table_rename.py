@@ -77,3 +77,27 @@ def test_a_table_made_again_after_another_process_dropped_it_is_one_object(path,
             t.array(writable=True)
     assert t.get(0) == {"y": 2.5} and [f.name for f in t.fields] == ["y"]
     s.close()
+
+
+def test_a_ref_field_follows_a_rename_of_its_target_by_another_process(path, mms_tool):
+    """A ref field's target is the target table's name now: once another
+    process renamed the target, the referring Table's fields named the old
+    name and append/extend of a ref into it failed NoentError ("its target
+    table old is not there"), for as long as the Store was open."""
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("old", [("x", "i64")])
+        t.append({"x": 1})
+        r = s.create_table("r", [("to", "ref", "old")])
+        r.append({"to": ("old", 0)})
+    assert r.fields[0].target == "old"
+    subprocess.run([mms_tool, "rename", path, "old", "new"], check=True, capture_output=True)
+    with s.write():
+        assert r.fields[0].target == "new"
+        assert r.append({"to": ("new", 0)}) == 1
+        assert r.append({"to": t.ref(0)}) == 2
+        assert r.extend({"to": [("new", 0)]}) == 3
+        assert r.extend({"to": [t.ref(0)]}) == 4
+    assert [r.get(i)["to"] for i in range(5)] == [("new", 0)] * 5
+    s.verify()
+    s.close()
