@@ -1168,7 +1168,8 @@ PyDoc_STRVAR(heap_write_doc,
 "heap_write(ref, data, offset=0): copy data (bytes or any buffer) into the\n"
 "heap object ref names, at offset; in a write transaction, whose commit\n"
 "keeps it (an abort undoes it). RangeError (an IndexError) past the\n"
-"object's usable size.");
+"object's usable size; BadrefError for a string or blob (it changes\n"
+"through its record).");
 
 static PyObject *store_heap_write(pymms_store *st, PyObject *args, PyObject *kw)
 {
@@ -1185,8 +1186,15 @@ static PyObject *store_heap_write(pymms_store *st, PyObject *args, PyObject *kw)
         (!ooff || pymms_int_arg(ooff, "heap_write: offset", 0, INT64_MAX, &off) == 0) &&
         pymms_check(st) == 0 && pymms_need_write(st, "heap_write") == 0 &&
         heap_span(st, "heap_write", ref, off, &len, &p) == 0) {
-        memcpy(p, data.buf, (size_t)data.len);
-        res = Py_NewRef(Py_None);
+        /* A string's first bytes are its header: a store there unmakes it
+         * under the record that holds it (mms_verify: not a string). */
+        if (mms_str_get(st->s, ref, NULL))
+            pymms_raise_msg(MMS_EBADREF, "heap_write: ref 0x%llx is a string (or blob): it "
+                            "changes through its record", ref);
+        else {
+            memcpy(p, data.buf, (size_t)data.len);
+            res = Py_NewRef(Py_None);
+        }
     }
     PyBuffer_Release(&data);
     return res;

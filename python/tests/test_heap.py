@@ -206,3 +206,28 @@ def test_bounds_near_2_63_and_misuse(path):
             call()
     with pytest.raises(ValueError, match="closed"):
         s.root = 0
+
+
+def test_heap_write_refuses_a_string(path):
+    """A string (or blob) a record holds is a heap allocation whose first
+    bytes are its header: heap_write over it succeeded and committed, and the
+    record's string was gone (get raised BadrefError, verify() CorruptError).
+    Strings change through their record."""
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("s", "str"), ("b", "blob")])
+        t.append({"s": "hello", "b": b"blob"})
+    refs = [int(r) for r in t.array()[0][["s", "b"]].tolist()]
+    with s.write():
+        for ref in refs:
+            with pytest.raises(mmstore.BadrefError, match="string"):
+                s.heap_write(ref, b"\xff" * 8)
+            with pytest.raises(mmstore.BadrefError, match="string"):
+                s.heap_write(ref, b"x", 9)
+    assert t.get(0) == {"s": "hello", "b": b"blob"}
+    s.verify()
+    with s.write():                     # a plain allocation still takes it
+        ref = s.alloc(16)
+        s.heap_write(ref, b"\xff" * 8)
+    assert s.heap(ref, 0, 8) == b"\xff" * 8
+    s.close()
