@@ -76,17 +76,28 @@ struct mms_table {
     uint64_t view_rs;
 };
 
-/* The table's catalog entry, or NULL when it is gone (created by a
- * transaction that aborted). Hot: every get goes through it, so it checks
- * the entry's index and region, not its name. */
+/* The table's catalog entry, or NULL when it is gone (dropped, or
+ * created by a transaction that aborted): its region may be another
+ * table's now. Hot: every get goes through it (ent), so it checks the
+ * entry's index and region, not its name. */
+MMS__OPEN_PATH
+static inline struct mms__tabent *catalog_ent(const mms_table *t)
+{
+    struct mms__catalog *cat = mms__catalog(t->s);
+    if (!cat || t->idx >= cat->ntables || cat->t[t->idx].region != t->region)
+        return NULL;
+    return &cat->t[t->idx];
+}
+
+/* The entry of a table this handle maps (NULL also while its region is
+ * not mapped: a view behind the catalog). */
 MMS__OPEN_PATH
 static struct mms__tabent *ent(const mms_table *t)
 {
-    struct mms__catalog *cat = mms__catalog(t->s);
-    if (!cat || t->idx >= cat->ntables || cat->t[t->idx].region != t->region ||
-        t->region >= t->s->nmapped || !t->s->view.base[t->region])
+    struct mms__tabent *e = catalog_ent(t);
+    if (!e || t->region >= t->s->nmapped || !t->s->view.base[t->region])
         return NULL;
-    return &cat->t[t->idx];
+    return e;
 }
 
 static inline char *rec_at(const mms_table *t, const struct mms__tabent *e, uint64_t i)
@@ -728,10 +739,8 @@ const uint64_t *mms_table_deleted(const mms_table *t, uint64_t *nbits)
 mms_ref mms_table_ref(const mms_table *t, uint64_t i)
 {
     /* An index a ref's slot cannot hold is no record's: masked, it named
-     * another record. So is a gone table's (ent()'s test, less the
-     * mapping's): its region may be another table's now. */
-    const struct mms__catalog *cat = t ? mms__catalog(t->s) : NULL;
-    if (!cat || i > MMS_SLOT_MASK || t->idx >= cat->ntables || cat->t[t->idx].region != t->region)
+     * another record. So is a gone table's, mapped here or not. */
+    if (!t || i > MMS_SLOT_MASK || !catalog_ent(t))
         return MMS_REF_NULL;
     return MMS_REF_MAKE(t->region, i);
 }
