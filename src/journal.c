@@ -431,12 +431,13 @@ static int group_records(const uint8_t *j, const struct group *g, rec_fn fn, voi
     return 0;
 }
 
+#define JREAD_STEP ((size_t)1 << 20)          /* journal_read's reads, and its errors' unit */
+#define JREAD_MAX ((uint64_t)256 << 20)         /* past this, the journal is mapped */
+#define JPOPULATE_STEP ((uint64_t)64 << 20)     /* journal_read_in's calls */
+
 /* The journal's first size bytes, mapped read-only into *j. Only what is
  * used is read: applying commits touches their groups, not the rest of a
  * journal that a large transaction once grew. */
-#define JREAD_STEP ((size_t)1 << 20)
-#define JREAD_MAX ((uint64_t)256 << 20)
-#define JPOPULATE_STEP ((uint64_t)64 << 20)
 static int journal_map(mms_store *s, uint64_t size, uint8_t **j)
 {
     char *m;
