@@ -534,11 +534,7 @@ TEST(str_holders_follow_tables)
     const char *p = tpath("str-holdtab");
     mms_table *t, *u;
     enum { N = 40 };
-    mms_store *s = nodes(p, N, &t);
-    for (int i = 0; i < 2; i++) {
-        OK(mms_txn_begin(s, 0));
-        OK(commit_with_app_free(s)); /* a scan, then the count */
-    }
+    mms_store *s = nodes_counted(p, N, &t);
     /* A second table, its records holding strings. */
     OK(mms_txn_begin(s, 0));
     OK(mms_table_open(s, "other", &node_schema, MMS_TABLE_CREATE, &u));
@@ -596,11 +592,7 @@ TEST(str_holders_bulk_paths)
     const char *p = tpath("str-holdbulk");
     mms_table *t;
     enum { N = 40 };
-    mms_store *s = nodes(p, N, &t);
-    for (int i = 0; i < 2; i++) {
-        OK(mms_txn_begin(s, 0));
-        OK(commit_with_app_free(s)); /* a scan, then the count */
-    }
+    mms_store *s = nodes_counted(p, N, &t);
     /* append_many, filled in place. */
     uint64_t first;
     void *where;
