@@ -937,7 +937,9 @@ static int freed_note(mms_store *s, mms_ref ref)
     return r ? mms__fail(r, "freeing 0x%llx: out of memory", (unsigned long long)ref) : 0;
 }
 
-int mms_free(mms_store *s, mms_ref ref)
+/* The work of mms_free and mms_realloc (heapobj.c), for the library's
+ * own calls (internal.h). */
+int mms__free(mms_store *s, mms_ref ref)
 {
     int r = mms__check_write(s);
     if (r || ref == MMS_REF_NULL)
@@ -983,7 +985,7 @@ int mms_alloc_size(const mms_store *s, mms_ref ref, size_t *size)
     return 0;
 }
 
-int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
+int mms__realloc(mms_store *s, mms_ref *ref, size_t size)
 {
     int r = mms__check_write(s);
     if (r)
