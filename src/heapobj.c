@@ -57,8 +57,10 @@ typedef int (*lib_visit)(void *ctx, mms_ref ref, const char *table, const char *
 
 /* visit(ctx, ref, table name or NULL, what) for each of them (null refs
  * left out) until it returns non-zero, which is returned; MMS_ECORRUPT
- * for a damaged catalog. */
-static int lib_objects(const mms_store *s, lib_visit visit, void *ctx)
+ * for a damaged catalog. With entries, each catalog entry is checked
+ * whole (mms__entry_check), as a walk that goes on to its records needs;
+ * without, only what is read here: the list of null bitmaps. */
+static int lib_objects(const mms_store *s, bool entries, lib_visit visit, void *ctx)
 {
     struct mms__catalog *cat;
     int r = mms__catalog_get(s, &cat);
@@ -68,8 +70,11 @@ static int lib_objects(const mms_store *s, lib_visit visit, void *ctx)
         return r;
     for (uint32_t t = 0; t < cat->ntables; t++) {
         const struct mms__tabent *e = &cat->t[t];
-        if ((r = mms__entry_check(s, e))) /* bounds nfields and the null list */
+        if (entries && (r = mms__entry_check(s, e)))
             return r;
+        if (!entries && e->nulls && (e->nfields > MMS__MAX_FIELDS ||
+                                     !mms__heap_range(s, e->nulls, (uint64_t)e->nfields * 16, 8)))
+            return MMS__CORRUPT("table %.63s: its null bitmaps are not in the heap", e->name);
         if ((e->fields && (r = visit(ctx, e->fields, e->name, "'s field list"))) ||
             (e->tomb && (r = visit(ctx, e->tomb, e->name, "'s deleted-record bitmap"))) ||
             (e->indexes && (r = visit(ctx, e->indexes, e->name, "'s index list"))) ||
@@ -111,7 +116,7 @@ int mms_heap_library_owned(const mms_store *s, mms_ref ref)
     if (r || ref == MMS_REF_NULL || MMS_REF_REGION(ref) != 0)
         return r;
     struct lib_find f = {ref, NULL, NULL};
-    return lib_objects(s, lib_find_one, &f);
+    return lib_objects(s, false, lib_find_one, &f);
 }
 
 /* MMS_EBADREF, naming the object, if ref is one of the library's own;
@@ -119,9 +124,9 @@ int mms_heap_library_owned(const mms_store *s, mms_ref ref)
 static int lib_refuse(mms_store *s, mms_ref ref, const char *call)
 {
     struct lib_find f = {ref, NULL, NULL};
-    int r = MMS_REF_REGION(ref) == 0 ? lib_objects(s, lib_find_one, &f) : 0;
+    int r = MMS_REF_REGION(ref) == 0 ? lib_objects(s, false, lib_find_one, &f) : 0;
     if (r == 1)
-        return mms__fail(MMS_EBADREF, "%s: ref 0x%llx is %s%s%s, one of the library's own "
+        return mms__fail(MMS_EBADREF, "%s: ref 0x%llx is %s%.63s%s, one of the library's own "
                          "heap objects: only the library frees or changes it", call,
                          (unsigned long long)ref, f.table ? "table " : "",
                          f.table ? f.table : "", f.what);
@@ -174,7 +179,7 @@ static int owned_refs(const mms_store *s, struct mms__refset *own, mms_heap_chec
 {
     struct mms__catalog *cat;
     int r = mms__catalog_get(s, &cat);
-    if (r || !cat || (r = lib_objects(s, lib_add, own)))
+    if (r || !cat || (r = lib_objects(s, true, lib_add, own)))
         return r;
     for (uint32_t t = 0; t < cat->ntables; t++) {
         const struct mms__tabent *e = &cat->t[t];
@@ -869,7 +874,7 @@ int mms__heap_owned_check(mms_store *s)
      * which lib_objects would report as a damaged catalog. */
     int r = owned_live(s, mms__hdr(s)->catalog, NULL, "the catalog");
     if (!r)
-        r = lib_objects(s, owned_live, s);
+        r = lib_objects(s, true, owned_live, s);
     return r ? r : records_hold_freed(s);
 }
 

@@ -1267,7 +1267,8 @@ int mms__heap_reach(const mms_store *s, mms_heap_check *hc);
 /* heapobj.c, at commit, after the changed records were checked: the
  * library's own heap objects (the catalog, each table's field list,
  * deleted-record bitmap, index list and null bitmaps) are still live
- * allocations -- an mms_free of a wrong ref may have named one -- and no
+ * allocations -- the public calls refuse to free them, this is the net
+ * behind that -- and no
  * live record's STR or BLOB field holds a string the transaction freed.
  * MMS_EBADREF if not. O(1) when the transaction freed nothing, else
  * O(tables + fields + frees); when it freed a committed string that no
