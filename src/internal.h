@@ -1234,9 +1234,10 @@ void mms__heap_forget(mms_store *s); /* the heap changed behind the allocator's 
 /* Usable size of the live allocation that starts at ref; MMS_EBADREF (or
  * MMS_ECORRUPT) if it is not one. No handle checks: a read. */
 int mms__alloc_usable(const mms_store *s, mms_ref ref, uint64_t *usable);
-/* mms_free() and mms_realloc() for the library's own calls: the work
- * and its errors, without the refusal of the library's own objects (the
- * public functions, heapobj.c, add it). Every caller in src/ uses these:
+/* mms_free() and mms_realloc() for the library's own calls, inside a
+ * write transaction (the handle checked): the work and its errors, without
+ * the refusal of the library's own objects (the public functions,
+ * heapobj.c, add it and the handle's check). Every caller in src/ uses these:
  * the library knows what it frees, and a look at the catalog per free
  * would cost a table's drop a walk per string. */
 int mms__free(mms_store *s, mms_ref ref);
