@@ -149,6 +149,8 @@ int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
     return r ? r : mms__realloc(s, ref, size);
 }
 
+/* Here, not in str.c (layer 5): it frees a ref the application gives,
+ * through mms_free. */
 int mms_str_set(mms_store *s, mms_ref *field, const void *bytes, size_t len)
 {
     if (!field)
