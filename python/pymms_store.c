@@ -1169,7 +1169,8 @@ PyDoc_STRVAR(heap_write_doc,
 "heap object ref names, at offset; in a write transaction, whose commit\n"
 "keeps it (an abort undoes it). RangeError (an IndexError) past the\n"
 "object's usable size; BadrefError for a string or blob (it changes\n"
-"through its record).");
+"through its record) and for the library's own objects (the catalog, a\n"
+"table's field list: only the library changes them).");
 
 static PyObject *store_heap_write(pymms_store *st, PyObject *args, PyObject *kw)
 {
@@ -1187,10 +1188,19 @@ static PyObject *store_heap_write(pymms_store *st, PyObject *args, PyObject *kw)
         pymms_check(st) == 0 && pymms_need_write(st, "heap_write") == 0 &&
         heap_span(st, "heap_write", ref, off, &len, &p) == 0) {
         /* A string's first bytes are its header: a store there unmakes it
-         * under the record that holds it (mms_verify: not a string). */
+         * under the record that holds it (mms_verify: not a string). The
+         * library's own objects (the catalog, a field list) are live
+         * allocations too: a store there damages the catalog. */
+        int lib = mms_heap_library_owned(st->s, ref);
         if (mms_str_get(st->s, ref, NULL))
             pymms_raise_msg(MMS_EBADREF, "heap_write: ref 0x%llx is a string (or blob): it "
                             "changes through its record", ref);
+        else if (lib == 1)
+            pymms_raise_msg(MMS_EBADREF, "heap_write: ref 0x%llx is one of the library's own "
+                            "heap objects (the catalog, what a table keeps in the heap): "
+                            "only the library changes it", ref);
+        else if (lib < 0)
+            pymms_raise(lib, "heap_write");
         else {
             memcpy(p, data.buf, (size_t)data.len);
             res = Py_NewRef(Py_None);
@@ -1225,9 +1235,10 @@ static PyObject *store_alloc(pymms_store *st, PyObject *args, PyObject *kw)
 
 PyDoc_STRVAR(free_doc,
 "free(ref): free the heap object ref names (0: nothing); in a write\n"
-"transaction. Error for a ref that is not the start of a live allocation\n"
-"(a double free); the commit refuses to free the root or a string a live\n"
-"record holds.");
+"transaction. BadrefError for a ref that is not the start of a live\n"
+"allocation (a double free) or is one of the library's own objects (the\n"
+"catalog, a table's field list); the commit refuses to free the root or\n"
+"a string a live record holds.");
 
 static PyObject *store_free(pymms_store *st, PyObject *arg)
 {

@@ -937,13 +937,14 @@ static int freed_note(mms_store *s, mms_ref ref)
     return r ? mms__fail(r, "freeing 0x%llx: out of memory", (unsigned long long)ref) : 0;
 }
 
-int mms_free(mms_store *s, mms_ref ref)
+/* The work of mms_free and mms_realloc (heapobj.c), for the library's
+ * own calls (internal.h): inside a write transaction, the handle checked. */
+int mms__free(mms_store *s, mms_ref ref)
 {
-    int r = mms__check_write(s);
-    if (r || ref == MMS_REF_NULL)
-        return r;
+    if (ref == MMS_REF_NULL)
+        return 0;
     struct loc l;
-    r = locate(s, ref, &l);
+    int r = locate(s, ref, &l);
     if (!r)
         r = freed_note(s, ref);
     return r ? r : free_loc(s, &l);
@@ -983,11 +984,8 @@ int mms_alloc_size(const mms_store *s, mms_ref ref, size_t *size)
     return 0;
 }
 
-int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
+int mms__realloc(mms_store *s, mms_ref *ref, size_t size)
 {
-    int r = mms__check_write(s);
-    if (r)
-        return r;
     if (!ref)
         return mms__fail(MMS_EINVAL, "mms_realloc: ref is NULL");
     if (size == 0)
@@ -995,7 +993,7 @@ int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
     if (*ref == MMS_REF_NULL)
         return mms_alloc(s, size, ref);
     struct loc l;
-    r = locate(s, *ref, &l);
+    int r = locate(s, *ref, &l);
     if (r)
         return r;
     /* Keep the block when it fits and is not more than twice too big. */

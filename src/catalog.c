@@ -159,7 +159,7 @@ int mms__catalog_add(mms_store *s, struct mms__tabent **out, int *idx)
     } else if (cat->ntables == cat->cap) {
         mms_ref c = h->catalog;
         uint32_t cap = cat->cap * 2;
-        r = mms_realloc(s, &c, sizeof *cat + cap * sizeof cat->t[0]);
+        r = mms__realloc(s, &c, sizeof *cat + cap * sizeof cat->t[0]);
         if (r)
             return r;
         h->catalog = c;

@@ -1,8 +1,10 @@
 /*
  * heapobj.c -- the application's heap objects, for a whole-store dump and
- * its load (mms_heap_objects, mms_heap_place); and, at commit, what the
- * transaction freed: not the library's own objects, not a string a live
- * record holds (mms__heap_owned_check).
+ * its load (mms_heap_objects, mms_heap_place); the public calls that free
+ * or move an object by a ref the application gives (mms_free, mms_realloc,
+ * mms_str_set), which refuse the library's own (mms_heap_library_owned);
+ * and, at commit, what the transaction freed: not the library's own
+ * objects, not a string a live record holds (mms__heap_owned_check).
  *
  * Layer 6: calls catalog.c, str.c (through the catalog's field kinds),
  * alloc.c, held.c (a page's committed bytes) and refset.c. The heap holds
@@ -41,6 +43,137 @@ static int field_words(const struct mms__tabent *e, const struct mms__fdesc *fd,
     return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * The library's own heap objects: the catalog, and what each table keeps
+ * in the heap -- its field list, deleted-record bitmap, index list, the
+ * list of its null bitmaps and each of them. This is the one list of
+ * them: the dump and the reachability walk leave them out (owned_refs),
+ * the commit checks they are live (mms__heap_owned_check), and the public
+ * calls that free, move or (in a binding) write an object by a ref they
+ * are given refuse them (mms_heap_library_owned). A walk of the catalog,
+ * never of the records: tables + fields refs.
+ * ------------------------------------------------------------------------ */
+typedef int (*lib_visit)(void *ctx, mms_ref ref, const char *table, const char *what);
+
+/* visit(ctx, ref, table name or NULL, what) for each of them (null refs
+ * left out) until it returns non-zero, which is returned; MMS_ECORRUPT
+ * for a damaged catalog. With entries, each catalog entry is checked
+ * whole (mms__entry_check), as a walk that goes on to its records needs;
+ * without, only what is read here: the list of null bitmaps. */
+static int lib_objects(const mms_store *s, bool entries, lib_visit visit, void *ctx)
+{
+    struct mms__catalog *cat;
+    int r = mms__catalog_get(s, &cat);
+    if (r || !cat)
+        return r;
+    if ((r = visit(ctx, mms__hdr(s)->catalog, NULL, "the catalog")))
+        return r;
+    for (uint32_t t = 0; t < cat->ntables; t++) {
+        const struct mms__tabent *e = &cat->t[t];
+        if (entries && (r = mms__entry_check(s, e)))
+            return r;
+        if (!entries && e->nulls && (e->nfields > MMS__MAX_FIELDS ||
+                                     !mms__heap_range(s, e->nulls, (uint64_t)e->nfields * 16, 8)))
+            return MMS__CORRUPT("table %.63s: its null bitmaps are not in the heap", e->name);
+        if ((e->fields && (r = visit(ctx, e->fields, e->name, "'s field list"))) ||
+            (e->tomb && (r = visit(ctx, e->tomb, e->name, "'s deleted-record bitmap"))) ||
+            (e->indexes && (r = visit(ctx, e->indexes, e->name, "'s index list"))) ||
+            (e->nulls && (r = visit(ctx, e->nulls, e->name, "'s null bitmap list"))))
+            return r;
+        const struct mms__nullbits *nb = e->nulls ? mms_deref(s, e->nulls) : NULL;
+        for (uint32_t k = 0; nb && k < e->nfields; k++)
+            if (nb[k].bits && (r = visit(ctx, nb[k].bits, e->name, "'s null bitmap")))
+                return r;
+    }
+    return 0;
+}
+
+static int lib_add(void *ctx, mms_ref ref, const char *table, const char *what)
+{
+    (void)table;
+    (void)what;
+    return mms__refset_add(ctx, ref);
+}
+
+struct lib_find {
+    mms_ref ref;
+    const char *table, *what; /* what names it, once found */
+};
+
+static int lib_find_one(void *ctx, mms_ref ref, const char *table, const char *what)
+{
+    struct lib_find *f = ctx;
+    if (ref != f->ref)
+        return 0;
+    f->table = table;
+    f->what = what;
+    return 1;
+}
+
+int mms_heap_library_owned(const mms_store *s, mms_ref ref)
+{
+    int r = mms__check_handle(s);
+    if (r || ref == MMS_REF_NULL || MMS_REF_REGION(ref) != 0)
+        return r;
+    struct lib_find f = {ref, NULL, NULL};
+    return lib_objects(s, false, lib_find_one, &f);
+}
+
+/* MMS_EBADREF, naming the object, if ref is one of the library's own;
+ * call names the public function refusing it. */
+static int lib_refuse(mms_store *s, mms_ref ref, const char *call)
+{
+    struct lib_find f = {ref, NULL, NULL};
+    int r = MMS_REF_REGION(ref) == 0 ? lib_objects(s, false, lib_find_one, &f) : 0;
+    if (r == 1)
+        return mms__fail(MMS_EBADREF, "%s: ref 0x%llx is %s%.63s%s, one of the library's own "
+                         "heap objects: only the library frees or changes it", call,
+                         (unsigned long long)ref, f.table ? "table " : "",
+                         f.table ? f.table : "", f.what);
+    return r;
+}
+
+int mms_free(mms_store *s, mms_ref ref)
+{
+    int r = mms__check_write(s);
+    if (r || ref == MMS_REF_NULL)
+        return r;
+    return (r = lib_refuse(s, ref, "mms_free")) ? r : mms__free(s, ref);
+}
+
+int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
+{
+    int r = mms__check_write(s);
+    if (!r && ref && *ref)
+        r = lib_refuse(s, *ref, "mms_realloc");
+    return r ? r : mms__realloc(s, ref, size);
+}
+
+/* Here, not in str.c (layer 5): it frees a ref the application gives,
+ * through mms_free. */
+int mms_str_set(mms_store *s, mms_ref *field, const void *bytes, size_t len)
+{
+    if (!field)
+        return mms__fail(MMS_EINVAL, "mms_str_set: field is NULL");
+    /* The old one must be live before the new one is made: once freed,
+     * its place may be where the new one lands, and freeing "the old one"
+     * would free the new. */
+    size_t old_size;
+    int r = *field ? mms_alloc_size(s, *field, &old_size) : 0;
+    if (r)
+        return r;
+    mms_ref n;
+    r = mms_str_new(s, bytes, len, &n);
+    if (r)
+        return r;
+    if (*field && (r = mms_free(s, *field))) {
+        mms_free(s, n);
+        return r;
+    }
+    *field = n;
+    return 0;
+}
+
 /* Every heap allocation the catalog and the records own, into *own; with
  * hc, the record fields that hold a string or blob another field holds too
  * counted there (mms_heap_check.shared). */
@@ -48,28 +181,13 @@ static int owned_refs(const mms_store *s, struct mms__refset *own, mms_heap_chec
 {
     struct mms__catalog *cat;
     int r = mms__catalog_get(s, &cat);
-    if (r || !cat)
-        return r;
-    if ((r = mms__refset_add(own, mms__hdr(s)->catalog)))
+    if (r || !cat || (r = lib_objects(s, true, lib_add, own)))
         return r;
     for (uint32_t t = 0; t < cat->ntables; t++) {
         const struct mms__tabent *e = &cat->t[t];
-        if ((r = mms__entry_check(s, e)))
-            return r;
         const struct mms__fdesc *fd = mms__fdescs(s, e);
         if (!fd)
             return MMS__CORRUPT("table %s: its field descriptors are damaged", e->name);
-        if ((r = mms__refset_add(own, e->fields)) || (r = mms__refset_add(own, e->tomb)) ||
-            (r = mms__refset_add(own, e->indexes)) || (r = mms__refset_add(own, e->nulls)))
-            return r;
-        if (e->nulls) {
-            if (!mms__heap_range(s, e->nulls, (uint64_t)e->nfields * 16, 8))
-                return MMS__CORRUPT("table %s: its null bitmaps are not in the heap", e->name);
-            const struct mms__nullbits *nb = mms_deref(s, e->nulls);
-            for (uint32_t k = 0; k < e->nfields; k++)
-                if ((r = mms__refset_add(own, nb[k].bits)))
-                    return r;
-        }
         const char *base = s->view.base[e->region];
         for (uint32_t k = 0; k < e->nfields; k++) {
             if (!mms__kind_owns_heap(fd[k].kind))
@@ -185,21 +303,22 @@ int mms_heap_place_str(mms_store *s, const mms_heap_obj *o, const void *bytes, s
 }
 
 /* ------------------------------------------------------------------------
- * The library's own objects at commit. mms_free accepts any live
- * allocation, and the catalog and what each table keeps in the heap are
- * live allocations too: a wrong ref (a stale one whose space the catalog
- * now holds) frees one. The commit refuses to keep that, as it refuses a
+ * The library's own objects at commit. The catalog and what each table
+ * keeps in the heap are live allocations, which the public calls given a
+ * wrong ref (a stale one whose space the catalog now holds) refuse to free
+ * or move (lib_refuse); the library frees them through mms__free. Should
+ * one be freed all the same (a library bug, a stray store into the
+ * allocator's metadata), the commit refuses to keep that, as it refuses a
  * freed root (table.c), so a committed state never lacks them.
  * ------------------------------------------------------------------------ */
-static int owned_live(mms_store *s, mms_ref ref, const char *table, const char *what)
+static int owned_live(void *ctx, mms_ref ref, const char *table, const char *what)
 {
     uint64_t usable;
-    int r = ref ? mms__alloc_usable(s, ref, &usable) : 0;
+    int r = ref ? mms__alloc_usable(ctx, ref, &usable) : 0;
     if (r == MMS_EBADREF)
         return mms__fail(MMS_EBADREF, "the transaction freed heap object 0x%llx, %s%s%s: the "
-                         "library's own (a wrong ref given to mms_free?)",
-                         (unsigned long long)ref, table ? "table " : "", table ? table : "",
-                         what);
+                         "library's own", (unsigned long long)ref, table ? "table " : "",
+                         table ? table : "", what);
     return r;
 }
 
@@ -753,22 +872,11 @@ int mms__heap_owned_check(mms_store *s)
     holders_settle(s);
     if (!s->txn_freed.n)
         return 0;
+    /* The catalog first: freed, its bytes may be another object's now,
+     * which lib_objects would report as a damaged catalog. */
     int r = owned_live(s, mms__hdr(s)->catalog, NULL, "the catalog");
-    struct mms__catalog *cat = NULL;
     if (!r)
-        r = mms__catalog_get(s, &cat);
-    for (uint32_t t = 0; !r && cat && t < cat->ntables; t++) {
-        const struct mms__tabent *e = &cat->t[t];
-        if ((r = mms__entry_check(s, e)) ||
-            (r = owned_live(s, e->fields, e->name, "'s field list")) ||
-            (r = owned_live(s, e->tomb, e->name, "'s deleted-record bitmap")) ||
-            (r = owned_live(s, e->indexes, e->name, "'s index list")) ||
-            (r = owned_live(s, e->nulls, e->name, "'s null bitmap list")))
-            break;
-        const struct mms__nullbits *nb = e->nulls ? mms_deref(s, e->nulls) : NULL;
-        for (uint32_t k = 0; nb && !r && k < e->nfields; k++)
-            r = owned_live(s, nb[k].bits, e->name, "'s null bitmap");
-    }
+        r = lib_objects(s, true, owned_live, s);
     return r ? r : records_hold_freed(s);
 }
 

@@ -1980,7 +1980,7 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
     mms_ref arr = e->indexes;
     size_t had = (size_t)e->nindexes * sizeof(struct mms__ixdesc);
     uint32_t region = e->region;
-    if ((r = mms_realloc(s, &arr, had + sizeof(struct mms__ixdesc))))
+    if ((r = mms__realloc(s, &arr, had + sizeof(struct mms__ixdesc))))
         return r;
     e = mms__catalog_by_region(s, region);
     struct mms__ixdesc *d = (struct mms__ixdesc *)mms_deref(s, arr) + e->nindexes;
@@ -1998,7 +1998,7 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
         rt[id].kind = MMS__RK_NONE;
         rt[id].size = 0;
         mms__hdr(s)->nregions = had_regions;
-        if (!had && mms_free(s, arr) == 0)
+        if (!had && mms__free(s, arr) == 0)
             arr = 0;
         e = mms__catalog_by_region(s, region);
         e->indexes = arr;
@@ -2031,7 +2031,7 @@ int mms__ix_drop(mms_store *s, struct mms__tabent *e, uint32_t k)
     if (!e->nindexes) {
         mms_ref arr = e->indexes;
         e->indexes = 0;
-        int r = mms_free(s, arr);
+        int r = mms__free(s, arr);
         if (r)
             return r;
     }

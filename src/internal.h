@@ -1234,6 +1234,14 @@ void mms__heap_forget(mms_store *s); /* the heap changed behind the allocator's 
 /* Usable size of the live allocation that starts at ref; MMS_EBADREF (or
  * MMS_ECORRUPT) if it is not one. No handle checks: a read. */
 int mms__alloc_usable(const mms_store *s, mms_ref ref, uint64_t *usable);
+/* mms_free() and mms_realloc() for the library's own calls, inside a
+ * write transaction (the handle checked): the work and its errors, without
+ * the refusal of the library's own objects (the public functions,
+ * heapobj.c, add it and the handle's check). Every caller in src/ uses these:
+ * the library knows what it frees, and a look at the catalog per free
+ * would cost a table's drop a walk per string. */
+int mms__free(mms_store *s, mms_ref ref);
+int mms__realloc(mms_store *s, mms_ref *ref, size_t size);
 /* The usable size mms_alloc() gives an allocation of size bytes. */
 uint64_t mms__alloc_fit(size_t size);
 /* For the pointer scan (pmem.c), on a heap mms__heap_verify found sound:
@@ -1260,7 +1268,8 @@ int mms__heap_reach(const mms_store *s, mms_heap_check *hc);
 /* heapobj.c, at commit, after the changed records were checked: the
  * library's own heap objects (the catalog, each table's field list,
  * deleted-record bitmap, index list and null bitmaps) are still live
- * allocations -- an mms_free of a wrong ref may have named one -- and no
+ * allocations -- the public calls refuse to free them, this is the net
+ * behind that -- and no
  * live record's STR or BLOB field holds a string the transaction freed.
  * MMS_EBADREF if not. O(1) when the transaction freed nothing, else
  * O(tables + fields + frees); when it freed a committed string that no

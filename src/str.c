@@ -6,7 +6,9 @@
  * C string when it holds no NUL). A record's STR and BLOB fields own theirs
  * (table.c frees them with the record). Nothing here trusts a ref: a ref
  * that is not a string of this store gives NULL or an error, never a read
- * outside the heap.
+ * outside the heap. mms_str_set, which frees a ref the application gives,
+ * is in heapobj.c beside mms_free, whose refusal of the library's own
+ * objects it needs.
  */
 #include "internal.h"
 
@@ -61,29 +63,6 @@ const char *mms_str_get(const mms_store *s, mms_ref ref, size_t *len)
     if (len)
         *len = (size_t)n;
     return p + 8;
-}
-
-int mms_str_set(mms_store *s, mms_ref *field, const void *bytes, size_t len)
-{
-    if (!field)
-        return mms__fail(MMS_EINVAL, "mms_str_set: field is NULL");
-    /* The old one must be live before the new one is made: once freed,
-     * its place may be where the new one lands, and freeing "the old one"
-     * would free the new. */
-    size_t old_size;
-    int r = *field ? mms_alloc_size(s, *field, &old_size) : 0;
-    if (r)
-        return r;
-    mms_ref n;
-    r = mms_str_new(s, bytes, len, &n);
-    if (r)
-        return r;
-    if (*field && (r = mms_free(s, *field))) {
-        mms_free(s, n);
-        return r;
-    }
-    *field = n;
-    return 0;
 }
 
 bool mms__str_tagged(const void *p)

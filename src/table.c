@@ -407,7 +407,7 @@ static int table_create(mms_store *s, const char *name, const mms_schema *sc, mm
     if (!r) {
         r = mms__catalog_add(s, &e, &idx);
         if (r)
-            mms_free(s, fields);
+            mms__free(s, fields);
     }
     if (r) {
         mms__map_unmap_region(s, id);
@@ -526,7 +526,7 @@ static int migrate_free_removed(mms_store *s, mms_table *t, const struct mms__ta
         for (uint64_t i = 0; !kept && i < e->count; i++) {
             mms_ref ref;
             memcpy(&ref, rec_at(t, e, i) + old[k].offset, 8);
-            int r = ref && mms__catalog_live(s, e, i) ? mms_free(s, ref) : 0;
+            int r = ref && mms__catalog_live(s, e, i) ? mms__free(s, ref) : 0;
             if (r)
                 return r;
         }
@@ -573,12 +573,12 @@ static int table_migrate(mms_store *s, mms_table *t, const mms_schema *sc)
     e = ent(t);
     r = migrate_nulls(s, e, mms__fdescs(s, e), e->nfields, sc);
     if (r) {
-        mms_free(s, fields);
+        mms__free(s, fields);
         mms__os_close(fd);
         return r;
     }
     e = ent(t);
-    mms_free(s, e->fields);
+    mms__free(s, e->fields);
     e->fields = fields;
     e->record_size = sc->record_size;
     e->nfields = (uint16_t)sc->nfields;
@@ -1058,7 +1058,7 @@ static int nulls_grow(mms_table *t, uint32_t k, uint64_t i, struct mms__nullbits
             bits = mms__round_up(e->count, 64);
         mms_ref m = nb->bits;
         uint64_t had = nb->nbits / 8;
-        if ((r = mms_realloc(t->s, &m, bits / 8)))
+        if ((r = mms__realloc(t->s, &m, bits / 8)))
             return r;
         e = ent(t);
         nb = mms__nulls_of(t->s, e, k);
@@ -1093,9 +1093,9 @@ static int migrate_nulls(mms_store *s, struct mms__tabent *e, const struct mms__
         if (j < sc->nfields)
             to[j] = *nb;
         else
-            mms_free(s, nb->bits);
+            mms__free(s, nb->bits);
     }
-    mms_free(s, e->nulls);
+    mms__free(s, e->nulls);
     e->nulls = a;
     return 0;
 }
@@ -1129,7 +1129,7 @@ int mms_table_null_set(mms_table *t, uint64_t i, uint32_t field, int null)
     if (mms__kind_owns_heap(f->kind)) {
         mms_ref ref;
         memcpy(&ref, p, 8);
-        if (ref && mms__str_valid(t->s, ref) && (r = mms_free(t->s, ref)))
+        if (ref && mms__str_valid(t->s, ref) && (r = mms__free(t->s, ref)))
             return r;
     }
     struct mms__nullbits *nb = NULL;
@@ -1183,7 +1183,7 @@ int mms_table_delete(mms_table *t, uint64_t i)
             bits = mms__round_up(e->count, 64);
         mms_ref tomb = e->tomb;
         uint64_t had = (e->tomb_bits + 63) / 64 * 8;
-        r = mms_realloc(t->s, &tomb, bits / 8);
+        r = mms__realloc(t->s, &tomb, bits / 8);
         if (r)
             return r;
         e = ent(t);
@@ -1200,7 +1200,7 @@ int mms_table_delete(mms_table *t, uint64_t i)
              * freed: it is not the record's to free. */
             mms_ref ref;
             memcpy(&ref, p + fd[k].offset, 8);
-            if (ref && mms__str_valid(t->s, ref) && (r = mms_free(t->s, ref)))
+            if (ref && mms__str_valid(t->s, ref) && (r = mms__free(t->s, ref)))
                 return r;
         }
     nulls_clear(t, e, i);
@@ -1341,7 +1341,7 @@ static int table_free_heap(mms_store *s, const struct mms__tabent *e)
             mms_ref ref;
             memcpy(&ref, base + i * e->record_size + fd[k].offset, 8);
             int r = ref && mms__catalog_live(s, e, i) && mms__str_valid(s, ref)
-                        ? mms_free(s, ref) : 0;
+                        ? mms__free(s, ref) : 0;
             if (r)
                 return r;
         }
@@ -1349,15 +1349,15 @@ static int table_free_heap(mms_store *s, const struct mms__tabent *e)
     /* Each field's (bitmap ref, bits) pair: the bitmap is the first word. */
     for (uint32_t k = 0; e->nulls && k < e->nfields; k++) {
         const struct mms__nullbits *nb = mms__nulls_of(s, e, k);
-        int r = nb && nb->bits ? mms_free(s, nb->bits) : 0;
+        int r = nb && nb->bits ? mms__free(s, nb->bits) : 0;
         if (r)
             return r;
     }
-    int r = mms_free(s, e->nulls);
+    int r = mms__free(s, e->nulls);
     if (!r)
-        r = mms_free(s, e->tomb);
+        r = mms__free(s, e->tomb);
     if (!r)
-        r = mms_free(s, e->fields);
+        r = mms__free(s, e->fields);
     return r;
 }
 
