@@ -128,9 +128,11 @@
  * lock came after it and the reader sees the closed gate. No applier
  * writes a region file before its probe found the byte free or it holds
  * the byte, so a reader that holds the byte over an open gate reads files
- * that nobody writes. The applier's cost is one F_OFD_GETLK per apply;
+ * that nobody writes. The applier's cost is one F_OFD_GETLK per apply
+ * (2.8 us here; taking and dropping the byte would be two calls, 6.1 us);
  * it cannot be made free when no such reader exists, since such a reader
- * cannot say so in shared memory. The reader cannot count itself in
+ * cannot say so in shared memory, and only a system call reads the
+ * kernel's lock table. The reader cannot count itself in
  * gate_waiters either, so it naps (futex with a timeout) rather than
  * waits to be woken, while an applier holds the gate without the byte.
  *
@@ -445,10 +447,10 @@ int mms__lock_trust(mms_store *s, const uint8_t uuid[16])
 {
     const struct mms__lock *L = s->L;
     if (!mms__lock_valid(L, uuid))
-        return mms__fail(MMS_ERECOVER, "the lock file is not valid for this store (left by "
-                         "another version of mmstore, or a copied directory), and this "
-                         "process may not rebuild it: open the store once with a process "
-                         "that can write it");
+        return mms__fail(MMS_ERECOVER, "the lock file is not valid for this store (made by "
+                         "another version of mmstore, left by a first open that failed, or "
+                         "copied), and this process may not rebuild it: the store needs "
+                         "recovery by a process that can write it");
     /* Kept by other handles now: valid since its first opener, in this
      * boot. Else what the last handles left: from this boot, of this file. */
     if (fd_byte_held(s->lockfd, 0))

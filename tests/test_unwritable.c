@@ -5,9 +5,11 @@
  * writer may run, start later, die mid-commit or recover.
  *
  * THE INVARIANT. The root is {counter, arr}: arr is ARR_N words over
- * several pages that must all equal the counter, and the txn id is
- * counter + 1 (txn 1 holds counter 0). A read transaction that sees
- * anything else saw a torn state.
+ * several pages that must all equal the counter, and so must every record
+ * of the table "rec" (its own region file, which grows by REC_STEP records
+ * every 10th commit: 1 + counter / 10 steps); the txn id is counter + 1
+ * (txn 1 holds counter 0). A read transaction that sees anything else saw
+ * a torn state.
  *
  * Root ignores file permissions, so the readers are forked children that
  * setgid/setuid to UNPRIV first; the test skips when it does not run as
@@ -23,10 +25,18 @@
 #define UNPRIV 65534u /* nobody */
 #define ARR_N 4096u   /* 8 pages */
 
+#define REC_STEP 512u
+
 struct root {
     uint64_t counter;
     mms_ref arr;
 };
+
+struct rec {
+    uint64_t v;
+};
+static const mms_field rec_fields[] = {MMS_F_U64(struct rec, v)};
+static const mms_schema rec_schema = MMS_SCHEMA(struct rec, rec_fields);
 
 /* What the parent and its unprivileged child tell each other. */
 struct shm {
@@ -98,6 +108,17 @@ static void commit_counter(mms_store *s, uint64_t c)
     rt->counter = c;
     for (unsigned i = 0; i < ARR_N; i++)
         arr[i] = c;
+    mms_table *t;
+    OK(mms_table_open(s, "rec", &rec_schema, 0, &t));
+    uint64_t n = mms_table_count(t), first;
+    for (uint64_t i = 0; i < n; i++)
+        ((struct rec *)mms_table_get(t, i))->v = c;
+    if (c % 10 == 0) {
+        void *w;
+        OK(mms_table_append_many(t, REC_STEP, &first, &w));
+        for (unsigned i = 0; i < REC_STEP; i++)
+            ((struct rec *)w)[i].v = c;
+    }
     OK(mms_txn_commit(s));
     ASSERT_EQ(mms_txn_id(s), c + 1);
 }
@@ -112,6 +133,11 @@ static void make_store(const char *path)
     OK(mms_zalloc(s, ARR_N * sizeof(uint64_t), &a));
     MMS_AT(s, struct root, r)->arr = a;
     OK(mms_root_set(s, r));
+    mms_table *t;
+    uint64_t first;
+    void *w;
+    OK(mms_table_open(s, "rec", &rec_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_table_append_many(t, REC_STEP, &first, &w));
     OK(mms_txn_commit(s));
     ASSERT_EQ(mms_txn_id(s), 1);
     OK(mms_close(s));
@@ -131,6 +157,18 @@ static uint64_t check_whole(mms_store *s)
     if (mms_txn_id(s) != c + 1)
         FAILF("txn %llu with counter %llu", (unsigned long long)mms_txn_id(s),
               (unsigned long long)c);
+    mms_table *t;
+    OK(mms_table_open(s, "rec", &rec_schema, 0, &t));
+    uint64_t n = mms_table_count(t);
+    if (n != (1 + c / 10) * REC_STEP)
+        FAILF("torn read: %llu records at counter %llu", (unsigned long long)n,
+              (unsigned long long)c);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t v = ((const struct rec *)mms_table_get(t, i))->v;
+        if (v != c)
+            FAILF("torn read: record %llu holds %llu, counter %llu", (unsigned long long)i,
+                  (unsigned long long)v, (unsigned long long)c);
+    }
     return c;
 }
 
@@ -545,6 +583,25 @@ TEST(unslotted_untrusted_lock_file)
     child_done(unpriv(refused_child, copy));
     fprintf(stderr, "   copy: %s\n", sh->detail);
     ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+    /* Left before the system restarted: another boot id (FORMAT §5,
+     * offset 196). Not while another handle keeps the file. */
+    int fd = open(lock, O_RDWR);
+    ASSERT(fd >= 0);
+    uint8_t boot[16], other[16];
+    ASSERT_EQ(pread(fd, boot, 16, 196), 16);
+    for (int i = 0; i < 16; i++)
+        other[i] = (uint8_t)(boot[i] ^ 0x5a);
+    ASSERT_EQ(pwrite(fd, other, 16, 196), 16);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(refused_child, path));
+    fprintf(stderr, "   another boot: %s\n", sh->detail);
+    ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+    ASSERT(strstr(sh->detail, "restarted"));
+    ASSERT_EQ(pwrite(fd, boot, 16, 196), 16);
+    close(fd);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(reader_child, path));
+    ASSERT_EQ(GET(sh->last), 0);
     /* No lock file at all. */
     ASSERT_EQ(unlink(lock), 0);
     memset(sh, 0, sizeof *sh);
