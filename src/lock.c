@@ -170,13 +170,13 @@
 #define PIN_BYTE (2 + (int)MMS__NSLOTS)
 #define NAP_MAX_NS 2000000 /* an unslotted reader's longest nap at a closed gate */
 
+static bool fd_byte_held(int lockfd, int byte);
+
 /* The calling thread's number, unique in its process and never 0: what a
  * pin and a writer lock are told apart by (the process registry below).
  * Not the kernel's thread id: gettid is a system call, and every process's
  * first read transaction paid for it. A forked child's thread keeps its
  * number, still unique there (the counter came along). */
-static bool fd_byte_held(int lockfd, int byte);
-
 static uint32_t my_tid(void)
 {
     static __thread uint32_t tid;

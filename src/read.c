@@ -8,7 +8,9 @@
  * files also move the apply pipeline along (apply.c): a reader that begins
  * with nobody inside, or leaves last, applies the commits readers held
  * back. It must never take the writer lock except to recover after a dead
- * writer.
+ * writer. A handle whose process may not write the lock file (lock.c,
+ * "Readers that cannot write") only reads: it applies and recovers
+ * nothing, and it looks again now and then where others sleep until woken.
  *
  * How stale a reader's view may be: it shows the newest commit that was
  * durable at a moment when no reader was inside (and, in MMS_NOSYNC, whose

@@ -195,6 +195,7 @@ static pid_t unpriv(void (*fn)(const char *path), const char *path)
         die_with_parent(parent);
         if (setgroups(0, NULL) != 0 || setgid(UNPRIV) != 0 || setuid(UNPRIV) != 0)
             _exit(98);
+        die_with_parent(parent); /* a change of credentials cleared it */
         ASSERT_EQ(geteuid(), UNPRIV);
         fn(path);
         _exit(0);
