@@ -443,9 +443,10 @@ struct mms__lock {
                                 (it waits for readers to leave, lock.c), else stale */
     uint32_t sync_failed;    /* -errno of a failed journal sync, until the next first
                                 open: no sync after it counts (mms__jsync) */
-    uint8_t boot_id[16];     /* the system's boot id when the file was initialised,
-                                0: unknown (lock.c, Readers that cannot write) */
     uint32_t pad2;
+    uint64_t init_real_ns;   /* CLOCK_REALTIME when the file was initialised, and */
+    uint64_t init_boot_ns;   /* CLOCK_BOOTTIME: a restart since shows (lock.c, Readers
+                                that cannot write); 0: not known */
     uint64_t lock_id[2];     /* the lock file's device and inode then */
     uint8_t pad1[24];
     struct mms__rslot slot[MMS__NSLOTS];
@@ -461,7 +462,7 @@ _Static_assert(offsetof(struct mms__lock, unsynced_ns) == 168, "lock unsynced_ns
 _Static_assert(offsetof(struct mms__lock, writer) == 176, "lock writer");
 _Static_assert(offsetof(struct mms__lock, space_left) == 184, "lock space_left");
 _Static_assert(offsetof(struct mms__lock, sync_failed) == 192, "lock sync_failed");
-_Static_assert(offsetof(struct mms__lock, boot_id) == 196, "lock boot_id");
+_Static_assert(offsetof(struct mms__lock, init_real_ns) == 200, "lock init_real_ns");
 _Static_assert(offsetof(struct mms__lock, lock_id) == 216, "lock lock_id");
 _Static_assert(offsetof(struct mms__lock, slot) == 256, "lock slot");
 _Static_assert(sizeof(struct mms__lock) == 256 + 64 * MMS__NSLOTS, "lock size");
@@ -637,6 +638,7 @@ int mms__os_readahead_default(void *addr, uint64_t len); /* MADV_NORMAL */
 int mms__os_populate_read(const void *addr, uint64_t len);
 void mms__os_random(void *buf, size_t len);
 uint64_t mms__os_now_ns(void);  /* wall clock */
+uint64_t mms__os_boot_ns(void); /* since boot, suspend included (CLOCK_BOOTTIME) */
 uint64_t mms__os_mono_ns(void); /* monotonic clock */
 /* Page faults the process took so far, every thread's (UINT64_MAX: cannot
  * tell). */
@@ -699,6 +701,7 @@ bool mms__os_pid_alive(uint32_t pid); /* the process exists (or may: EPERM) */
 int mms__os_exchange(int dirfd, const char *a, const char *b);
 /* st_dev and st_ino of name (relative to dirfd; "." is dirfd itself). */
 int mms__os_file_id(int dirfd, const char *name, uint64_t id[2]);
+int mms__os_fd_id(int fd, uint64_t id[2]);
 
 /* ------------------------------------------------------------------------
  * The handle

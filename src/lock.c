@@ -146,9 +146,9 @@
  * what the last handles left, and the processes that died leave it true
  * (gate, committing, writer_active), but not a restart of the system
  * (the files may then hold a torn apply that only recovery repairs) nor
- * a copied directory: the first opener writes the boot id and the lock
- * file's own identity into it, and an unslotted reader alone trusts a
- * file that names this boot and itself. A writer that opens later is not
+ * a copied directory: the first opener writes two clocks and the lock
+ * file's own identity into it (lock_stamp), and an unslotted reader alone
+ * trusts a file of this boot and itself. A writer that opens later is not
  * alone (byte 0 is held), so it does not rebuild the file: it recovers
  * after a dead writer under the gate as always, and whatever needs
  * "alone" (compaction, giving space back, recovery at open) waits until
@@ -348,40 +348,31 @@ bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16])
            __atomic_load_n(&L->init_done, __ATOMIC_ACQUIRE) == 1;
 }
 
-/* The system's boot id (/proc/sys/kernel/random/boot_id, 32 hex digits),
- * once per process; all zero when it cannot be read. */
-static void boot_id(uint8_t out[16])
+/* Who may trust this lock file when no handle keeps it (NOTES, Readers
+ * that cannot write): this boot, this file. The boot is told by two
+ * clocks read when the file is initialised: within one boot, the wall
+ * clock and CLOCK_BOOTTIME move alike (but for steps of the wall clock);
+ * across a restart they part by at least the uptime the last boot had
+ * then, plus the time down. (The boot id in /proc costs a new process
+ * ~70 us to read, as much as the rest of a first open.) */
+#define RESTART_SLACK_NS 1000000000 /* steps of the wall clock taken as the same boot */
+
+MMS__OPEN_PATH
+static void lock_stamp(const mms_store *s, struct mms__lock *L)
 {
-    static uint8_t id[16];
-    static int known; /* 0: not read yet, 1: id, -1: unreadable */
-    if (!__atomic_load_n(&known, __ATOMIC_ACQUIRE)) {
-        uint8_t v[16] = {0};
-        char buf[64];
-        size_t got = 0, n = 0;
-        int fd = mms__os_openat(AT_FDCWD, "/proc/sys/kernel/random/boot_id", O_RDONLY, 0);
-        int r = fd < 0 ? fd : mms__os_pread_upto(fd, buf, sizeof buf, 0, &got);
-        mms__os_close(fd);
-        for (size_t i = 0; !r && i < got && n < 32; i++) {
-            char c = buf[i];
-            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-            if (d >= 0)
-                v[n / 2] = (uint8_t)(v[n / 2] << 4 | d), n++;
-        }
-        if (n == 32)
-            memcpy(id, v, 16);
-        __atomic_store_n(&known, n == 32 ? 1 : -1, __ATOMIC_RELEASE);
-        mms__detail_clear();
-    }
-    memcpy(out, id, 16);
+    L->init_real_ns = mms__os_now_ns();
+    L->init_boot_ns = mms__os_boot_ns();
+    if (mms__os_fd_id(s->lockfd, L->lock_id) != 0)
+        L->lock_id[0] = L->lock_id[1] = 0;
 }
 
-/* Who may trust this lock file when no handle keeps it (NOTES, Readers
- * that cannot write): this boot, this file. */
-static void lock_stamp(const mms_store *s, uint8_t boot[16], uint64_t id[2])
+static bool lock_same_boot(const struct mms__lock *L)
 {
-    boot_id(boot);
-    if (s->dirfd < 0 || mms__os_file_id(s->dirfd, "lock", id) != 0)
-        id[0] = id[1] = 0;
+    uint64_t real = mms__os_now_ns(), boot = mms__os_boot_ns();
+    if (!L->init_real_ns || !L->init_boot_ns || boot < L->init_boot_ns)
+        return false;
+    int64_t d = (int64_t)(real - L->init_real_ns) - (int64_t)(boot - L->init_boot_ns);
+    return d <= RESTART_SLACK_NS && d >= -RESTART_SLACK_NS;
 }
 
 MMS__OPEN_PATH
@@ -402,7 +393,7 @@ void mms__lock_init(mms_store *s, const uint8_t uuid[16])
     L->nslots = MMS__NSLOTS;
     memcpy(L->uuid, uuid, 16);
     if (!s->L_private)
-        lock_stamp(s, L->boot_id, L->lock_id);
+        lock_stamp(s, L);
 }
 
 /* A read-only handle whose process may not write the lock file (NOTES,
@@ -455,15 +446,14 @@ int mms__lock_trust(mms_store *s, const uint8_t uuid[16])
      * boot. Else what the last handles left: from this boot, of this file. */
     if (fd_byte_held(s->lockfd, 0))
         return 0;
-    uint8_t boot[16];
     uint64_t id[2];
-    static const uint8_t zero[16];
-    lock_stamp(s, boot, id);
-    if (memcmp(boot, zero, 16) == 0 || memcmp(boot, L->boot_id, 16) != 0)
-        return mms__fail(MMS_ERECOVER, "the store was last open before the system restarted "
-                         "(or its boot cannot be told), and this process may not write its "
-                         "lock file: the store needs recovery by a process that can write it");
-    if (id[1] == 0 || id[0] != L->lock_id[0] || id[1] != L->lock_id[1])
+    if (!lock_same_boot(L))
+        return mms__fail(MMS_ERECOVER, "the store was last opened before the system restarted "
+                         "(or the clock was set since, by more than a second), and this "
+                         "process may not write its lock file: the store needs recovery by a "
+                         "process that can write it");
+    if (mms__os_fd_id(s->lockfd, id) != 0 || id[1] == 0 || id[0] != L->lock_id[0] ||
+        id[1] != L->lock_id[1])
         return mms__fail(MMS_ERECOVER, "the lock file was made for another copy of the store "
                          "directory, and this process may not rebuild it: the store needs "
                          "recovery by a process that can write it");

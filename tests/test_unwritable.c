@@ -584,21 +584,25 @@ TEST(unslotted_untrusted_lock_file)
     child_done(unpriv(refused_child, copy));
     fprintf(stderr, "   copy: %s\n", sh->detail);
     ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
-    /* Left before the system restarted: another boot id (FORMAT §5,
-     * offset 196). Not while another handle keeps the file. */
+    /* Left before the system restarted (FORMAT §5: init_real_ns at 200,
+     * init_boot_ns at 208): the wall clock moved a minute more than the
+     * time since boot did, or the file was made at a later uptime than
+     * now. Not while another handle keeps the file. */
     int fd = open(lock, O_RDWR);
     ASSERT(fd >= 0);
-    uint8_t boot[16], other[16];
-    ASSERT_EQ(pread(fd, boot, 16, 196), 16);
-    for (int i = 0; i < 16; i++)
-        other[i] = (uint8_t)(boot[i] ^ 0x5a);
-    ASSERT_EQ(pwrite(fd, other, 16, 196), 16);
-    memset(sh, 0, sizeof *sh);
-    child_done(unpriv(refused_child, path));
-    fprintf(stderr, "   another boot: %s\n", sh->detail);
-    ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
-    ASSERT(strstr(sh->detail, "restarted"));
-    ASSERT_EQ(pwrite(fd, boot, 16, 196), 16);
+    uint64_t clocks[2], moved[2];
+    ASSERT_EQ(pread(fd, clocks, 16, 200), 16);
+    for (int k = 0; k < 2; k++) {
+        moved[0] = clocks[0] - (k == 0 ? UINT64_C(60000000000) : 0);
+        moved[1] = clocks[1] + (k == 1 ? UINT64_C(3600000000000000) : 0);
+        ASSERT_EQ(pwrite(fd, moved, 16, 200), 16);
+        memset(sh, 0, sizeof *sh);
+        child_done(unpriv(refused_child, path));
+        fprintf(stderr, "   another boot: %s\n", sh->detail);
+        ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+        ASSERT(strstr(sh->detail, "restarted"));
+    }
+    ASSERT_EQ(pwrite(fd, clocks, 16, 200), 16);
     close(fd);
     memset(sh, 0, sizeof *sh);
     child_done(unpriv(reader_child, path));
