@@ -266,8 +266,9 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * or not valid for the store, or, when no other handle has the store
  * open, one left before the system restarted: "the store needs recovery
  * by a process that can write it" (opening it once as its owner does).
- * mms_checkpoint, mms_verify and mms_compact need the writer lock: they
- * fail MMS_ERDONLY there. */
+ * mms_checkpoint and mms_compact need the writer lock: they fail
+ * MMS_ERDONLY there; mms_verify checks the published state (in a read
+ * transaction, the journal left out). */
 #define MMS_RDONLY 0x0004u
 /* Commits do not wait for the journal's sync (one that grew a region still
  * syncs the new space first, as every commit does: fresh data is durable
