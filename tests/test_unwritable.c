@@ -52,9 +52,10 @@ static struct shm *sh;
 
 /* The base directory of the stores: MMS_TEST_TMP if UNPRIV can reach it
  * (every directory above it searchable by others), else /tmp. */
+static char base[400];
+
 static const char *store_path(const char *name)
 {
-    static char base[400];
     const char *b = getenv("MMS_TEST_TMP");
     bool ok = b && *b && strlen(b) < 300;
     if (ok) {
@@ -644,6 +645,8 @@ int main(void)
     RUN(unslotted_reader_killed_inside);
     RUN(unslotted_after_crashed_writer);
     RUN(unslotted_untrusted_lock_file);
+    if (base[0])
+        rmrf(base);
     fprintf(stderr, "test_unwritable: ok\n");
     return 0;
 }
