@@ -256,7 +256,20 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
 /* Open flags. */
 #define MMS_CREATE 0x0001u  /* create the store if it does not exist */
 #define MMS_EXCL 0x0002u    /* with MMS_CREATE: fail with -EEXIST if it exists */
-#define MMS_RDONLY 0x0004u  /* map read-only; write transactions fail MMS_ERDONLY */
+/* Map read-only; write transactions fail MMS_ERDONLY. Also opens a store
+ * whose files this process may not write (another user's, on a writable
+ * file system), while its owner's writer runs or not: such a handle never
+ * writes the lock file either (it takes no reader slot, is not listed by
+ * mms_readers, and its read transactions hold commits back as any
+ * reader's do), and what would need a write it refuses with MMS_ERECOVER
+ * -- a writer or an apply that died half done, a lock file that is missing
+ * or not valid for the store, or, when no other handle has the store
+ * open, one left before the system restarted: "the store needs recovery
+ * by a process that can write it" (opening it once as its owner does).
+ * mms_checkpoint and mms_compact need the writer lock: they fail
+ * MMS_ERDONLY there; mms_verify checks the published state (in a read
+ * transaction, the journal left out). */
+#define MMS_RDONLY 0x0004u
 /* Commits do not wait for the journal's sync (one that grew a region still
  * syncs the new space first, as every commit does: fresh data is durable
  * before the journal names it): a commit survives a crash of the process
@@ -465,7 +478,9 @@ void mms_options_init(mms_options *o);
  * a lock file of another mmstore version in use, or MMS_RDONLY on a
  * read-only file system while other handles have the store open: alone
  * there, such a handle keeps a private lock state), MMS_ERECOVER (the
- * journal must be replayed and this process cannot write the files),
+ * journal must be replayed and this process cannot write the files, or
+ * MMS_RDONLY where this process may not write the lock file and cannot
+ * trust it: see MMS_RDONLY),
  * MMS_ENOTSUP (the requested dirty backend does not exist here), MMS_ETXN
  * (this thread is inside a read transaction on another handle of the store
  * while an apply waits for the readers inside: "Read transactions"), MMS_EADDR

@@ -162,7 +162,7 @@ static int journal_sync(mms_store *s, bool *busy)
     struct mms__lock *L = s->L;
     *busy = false;
     uint64_t d = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
-    if (s->L_private)
+    if (s->L_private || s->unslotted) /* nothing to sync, or no right to */
         return 0;
     if (d >= __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE)) {
         /* S1: a commit may have set unsynced_ns just after the sync that
@@ -297,7 +297,7 @@ int mms__apply_locked(mms_store *s, const char *point)
                             .crc = __atomic_load_n(&L->apply_crc, __ATOMIC_ACQUIRE)};
     uint64_t upto = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
     if (pos.txn >= upto) {
-        mms__gate_reopen(L);
+        mms__gate_reopen(s);
         return 0;
     }
     int r = mms__journal_apply(s, &pos, upto, false, point);
@@ -305,20 +305,20 @@ int mms__apply_locked(mms_store *s, const char *point)
         /* The files may be half applied: the gate stays closed, marked as
          * held by nobody alive, and the next handle that can recovers. */
         __atomic_store_n(&L->recover_needed, 1, __ATOMIC_RELEASE);
-        __atomic_store_n(&L->gate_owner, MMS__GATE_DEAD, __ATOMIC_RELEASE);
+        mms__gate_fail(s);
         return r;
     }
     mms__crashpoint("apply.applied");
     __atomic_store_n(&L->apply_off, pos.off, __ATOMIC_RELEASE);
     __atomic_store_n(&L->apply_crc, pos.crc, __ATOMIC_RELEASE);
-    mms__gate_open(L, pos.txn);
+    mms__gate_open(s, pos.txn);
     return 0;
 }
 
 int mms__apply_try(mms_store *s)
 {
     struct mms__lock *L = s->L;
-    if (s->L_private || !s->jfd_rw || s->cannot_apply)
+    if (s->L_private || s->unslotted || !s->jfd_rw || s->cannot_apply)
         return 0;
     /* Not mms__make_durable: the readers' calls that come here drop
      * errors, and a background sync's failure waits for a call that
@@ -341,6 +341,9 @@ int mms__apply_all(mms_store *s)
 {
     if (s->L_private)
         return 0;
+    if (s->unslotted)
+        return mms__fail(MMS_ERDONLY, "this process may not write the store's lock file, "
+                         "and so cannot apply commits");
     struct mms__lock *L = s->L;
     /* Everything durable: sync, or wait for the handle that syncs. */
     int r = 0;

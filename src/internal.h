@@ -379,7 +379,7 @@ _Static_assert(offsetof(struct mms__jcommit, crc) == 24, "jcommit crc");
  * open; never durable, never trusted across that boundary.
  * ------------------------------------------------------------------------ */
 #define MMS__LMAGIC UINT64_C(0x314b434f4c534d4d) /* bytes "MMSLOCK1" */
-#define MMS__LVERSION 3u
+#define MMS__LVERSION 4u
 #define MMS__NSLOTS 256u
 
 /* Journal state: where the next group goes. Owned by the writer lock. */
@@ -443,7 +443,12 @@ struct mms__lock {
                                 (it waits for readers to leave, lock.c), else stale */
     uint32_t sync_failed;    /* -errno of a failed journal sync, until the next first
                                 open: no sync after it counts (mms__jsync) */
-    uint8_t pad1[60];
+    uint32_t pad2;
+    uint64_t init_real_ns;   /* CLOCK_REALTIME when the file was initialised, and */
+    uint64_t init_boot_ns;   /* CLOCK_BOOTTIME: a restart since shows (lock.c, Readers
+                                that cannot write); 0: not known */
+    uint64_t lock_id[2];     /* the lock file's device and inode then */
+    uint8_t pad1[24];
     struct mms__rslot slot[MMS__NSLOTS];
 };
 _Static_assert(sizeof(struct mms__jstate) == 48, "jstate size");
@@ -457,6 +462,8 @@ _Static_assert(offsetof(struct mms__lock, unsynced_ns) == 168, "lock unsynced_ns
 _Static_assert(offsetof(struct mms__lock, writer) == 176, "lock writer");
 _Static_assert(offsetof(struct mms__lock, space_left) == 184, "lock space_left");
 _Static_assert(offsetof(struct mms__lock, sync_failed) == 192, "lock sync_failed");
+_Static_assert(offsetof(struct mms__lock, init_real_ns) == 200, "lock init_real_ns");
+_Static_assert(offsetof(struct mms__lock, lock_id) == 216, "lock lock_id");
 _Static_assert(offsetof(struct mms__lock, slot) == 256, "lock slot");
 _Static_assert(sizeof(struct mms__lock) == 256 + 64 * MMS__NSLOTS, "lock size");
 
@@ -631,6 +638,7 @@ int mms__os_readahead_default(void *addr, uint64_t len); /* MADV_NORMAL */
 int mms__os_populate_read(const void *addr, uint64_t len);
 void mms__os_random(void *buf, size_t len);
 uint64_t mms__os_now_ns(void);  /* wall clock */
+uint64_t mms__os_boot_ns(void); /* since boot, suspend included (CLOCK_BOOTTIME) */
 uint64_t mms__os_mono_ns(void); /* monotonic clock */
 /* Page faults the process took so far, every thread's (UINT64_MAX: cannot
  * tell). */
@@ -693,6 +701,7 @@ bool mms__os_pid_alive(uint32_t pid); /* the process exists (or may: EPERM) */
 int mms__os_exchange(int dirfd, const char *a, const char *b);
 /* st_dev and st_ino of name (relative to dirfd; "." is dirfd itself). */
 int mms__os_file_id(int dirfd, const char *name, uint64_t id[2]);
+int mms__os_fd_id(int fd, uint64_t id[2]);
 
 /* ------------------------------------------------------------------------
  * The handle
@@ -752,6 +761,10 @@ struct mms__region {
  *     memory only.
  *   - L_private: no lock file could be written (read-only file system): a
  *     read-only handle with a private copy of it; nothing can change.
+ *   - unslotted: a read-only handle whose process may not write the lock
+ *     file (a writable file system): it maps the file read-only, has no
+ *     reader slot, and never stores into the file (lock.c, "Readers that
+ *     cannot write"); what would need a store it refuses.
  * mms__state_to() asserts that every move is one of the arrows above.
  */
 enum { MMS__ST_IDLE = 0, MMS__ST_WRITE = 1, MMS__ST_READ = 2 };
@@ -789,6 +802,10 @@ struct mms_store {
     /* processes (lock.c) */
     struct mms__lock *L;   /* the shared lock file (or a private copy, below) */
     bool L_private;        /* no lock file could be opened (read-only file system) */
+    bool unslotted;        /* the lock file is mapped read-only: this process may not
+                              write it; no slot, pins with a kernel lock (lock.c) */
+    bool pin_byte;         /* holds the unslotted readers' byte exclusively, while it
+                              holds the gate (lock.c, mms__gate_close) */
     uint32_t slot;         /* this handle's reader slot, UINT32_MAX = none */
     uint32_t pin_tid;      /* thread inside this handle's read transaction */
     uint32_t writer_tid;   /* thread that took the writer lock through it */
@@ -1028,10 +1045,18 @@ void mms__map_unmap_region(mms_store *s, uint32_t id);
  * process's registry of open handles.
  * ------------------------------------------------------------------------ */
 bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16]);
-void mms__lock_init(struct mms__lock *L, const uint8_t uuid[16]);
+/* Initialise s->L for the store uuid (the first handle, byte 0 held
+ * exclusively), stamped with this boot and the file's identity. */
+void mms__lock_init(mms_store *s, const uint8_t uuid[16]);
 /* Open and map the lock file; *alone: no other handle has the store open
- * (then this one holds byte 0 exclusively and must initialise the file). */
+ * (then this one holds byte 0 exclusively and must initialise the file).
+ * A read-only handle whose process may not write the file gets it
+ * read-only (s->unslotted, lock.c NOTES "Readers that cannot write"), and
+ * must then call mms__lock_trust. */
 int mms__lock_attach(mms_store *s, bool *alone);
+/* An unslotted handle: may it read the store by this lock file? 0, or
+ * MMS_ERECOVER saying why not. */
+int mms__lock_trust(mms_store *s, const uint8_t uuid[16]);
 void mms__lock_detach(mms_store *s);
 int mms__slot_claim(mms_store *s);
 void mms__slot_release(mms_store *s);
@@ -1071,13 +1096,16 @@ int mms__gate_try(mms_store *s);
 bool mms__gate_abandoned(const mms_store *s); /* closed by a handle that died */
 bool mms__gate_left_dead(mms_store *s); /* ... with work to finish (lock.c) */
 int mms__gate_close(mms_store *s);
-void mms__gate_open(struct mms__lock *L, uint64_t txn);
-void mms__gate_reopen(struct mms__lock *L);
+void mms__gate_open(mms_store *s, uint64_t txn);
+void mms__gate_reopen(mms_store *s);
+/* An apply failed holding the gate: it stays closed, held by nobody
+ * (MMS__GATE_DEAD); the caller has set recover_needed. */
+void mms__gate_fail(mms_store *s);
 /* Wake the handles in mms__wait_change (notify + 1): a publication, or a
  * change that may let one of them apply (apply.c). */
 void mms__notify(struct mms__lock *L);
 uint32_t mms__notify_seq(const struct mms__lock *L);
-int mms__wait_change(struct mms__lock *L, uint32_t seq, uint64_t txn, int64_t timeout_ms,
+int mms__wait_change(mms_store *s, uint32_t seq, uint64_t txn, int64_t timeout_ms,
                      uint64_t *now);
 /* timeout_ms < 0: for ever; 0: MMS_EBUSY at once; else -ETIMEDOUT past it. */
 int mms__writer_lock_timed(mms_store *s, int timeout_ms);

@@ -22,6 +22,9 @@
  *     byte 0       shared while the handle is open (exclusive while the
  *                  first handle initialises the file)
  *     byte 2 + i   exclusive while the handle owns reader slot i
+ *     byte 258     PIN_BYTE (2 + MMS__NSLOTS): shared while a reader that
+ *                  cannot write the lock file is inside a read transaction;
+ *                  exclusive while an applier waits such readers out
  *
  * (Byte 1 was the writer lock until lock file version 3; see below.)
  *
@@ -101,6 +104,55 @@
  * write the files, so that nobody waits for ever. (A library that does not
  * know gate_untouched never names itself there: its dead gate is always
  * finished, never just opened.)
+ *
+ * Readers that cannot write (unslotted). A read-only handle whose process
+ * may not write the lock file (the store belongs to another user, on a
+ * writable file system) opens it O_RDONLY, maps it read-only and never
+ * stores into it: it has no slot (s->slot is UINT32_MAX, s->unslotted).
+ * It holds byte 0 shared like every handle (so "alone", compaction and
+ * the give-back of space keep waiting for it), and pins with a kernel
+ * lock instead of a store, shared on PIN_BYTE (F_RDLCK is allowed on a
+ * read-only descriptor, F_WRLCK is not):
+ *
+ *     unslotted reader begin               applier (gate_try, gate_close)
+ *     PIN_BYTE shared (waits out an        gate = odd          (close)
+ *       applier that holds it)             readers' slots empty (above)
+ *     g = gate                             probe PIN_BYTE: held?
+ *     if odd: drop the byte, nap, retry      try: reopen, give up (0)
+ *     read published; ... ; drop byte        close: take it exclusively
+ *                                            (waits), hold it until open
+ *
+ * The probe and the lock are the two sides of a Dekker pair through the
+ * kernel's lock table (both are serialised there, and a system call is a
+ * full barrier): either the probe sees the reader's byte, or the reader's
+ * lock came after it and the reader sees the closed gate. No applier
+ * writes a region file before its probe found the byte free or it holds
+ * the byte, so a reader that holds the byte over an open gate reads files
+ * that nobody writes. The applier's cost is one F_OFD_GETLK per apply
+ * (2.8 us here; taking and dropping the byte would be two calls, 6.1 us);
+ * it cannot be made free when no such reader exists, since such a reader
+ * cannot say so in shared memory, and only a system call reads the
+ * kernel's lock table. The reader cannot count itself in
+ * gate_waiters either, so it naps (futex with a timeout) rather than
+ * waits to be woken, while an applier holds the gate without the byte.
+ *
+ * What it cannot do it refuses (MMS_ERECOVER) instead of waiting for
+ * ever or writing: a dead writer's unfinished commit or recover_needed
+ * with no live writer to recover, a dead applier's half-applied gate. A
+ * dead holder that had written nothing (gate_untouched) leaves the files
+ * whole: it reads them, holding the byte, so that whoever takes the gate
+ * over waits for it. Its lock file must be valid for the store
+ * (mms__lock_trust): when no other handle holds byte 0, the file is
+ * what the last handles left, and the processes that died leave it true
+ * (gate, committing, writer_active), but not a restart of the system
+ * (the files may then hold a torn apply that only recovery repairs) nor
+ * a copied directory: the first opener writes two clocks and the lock
+ * file's own identity into it (lock_stamp), and an unslotted reader alone
+ * trusts a file of this boot and itself. A writer that opens later is not
+ * alone (byte 0 is held), so it does not rebuild the file: it recovers
+ * after a dead writer under the gate as always, and whatever needs
+ * "alone" (compaction, giving space back, recovery at open) waits until
+ * the unslotted reader closes.
  */
 #include "internal.h"
 
@@ -115,6 +167,10 @@
 #define WAIT_SLICE_NS 10000000     /* 10 ms between liveness probes */
 #define GATE_PATIENCE_NS 10000000  /* optimistic gate closing, then hold it */
 #define SLOT_BYTE(i) (2 + (int)(i))
+#define PIN_BYTE (2 + (int)MMS__NSLOTS)
+#define NAP_MAX_NS 2000000 /* an unslotted reader's longest nap at a closed gate */
+
+static bool fd_byte_held(int lockfd, int byte);
 
 /* The calling thread's number, unique in its process and never 0: what a
  * pin and a writer lock are told apart by (the process registry below).
@@ -292,9 +348,37 @@ bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16])
            __atomic_load_n(&L->init_done, __ATOMIC_ACQUIRE) == 1;
 }
 
+/* Who may trust this lock file when no handle keeps it (NOTES, Readers
+ * that cannot write): this boot, this file. The boot is told by two
+ * clocks read when the file is initialised: within one boot, the wall
+ * clock and CLOCK_BOOTTIME move alike (but for steps of the wall clock);
+ * across a restart they part by at least the uptime the last boot had
+ * then, plus the time down. (The boot id in /proc costs a new process
+ * ~70 us to read, as much as the rest of a first open.) */
+#define RESTART_SLACK_NS 1000000000 /* steps of the wall clock taken as the same boot */
+
 MMS__OPEN_PATH
-void mms__lock_init(struct mms__lock *L, const uint8_t uuid[16])
+static void lock_stamp(const mms_store *s, struct mms__lock *L)
 {
+    L->init_real_ns = mms__os_now_ns();
+    L->init_boot_ns = mms__os_boot_ns();
+    if (mms__os_fd_id(s->lockfd, L->lock_id) != 0)
+        L->lock_id[0] = L->lock_id[1] = 0;
+}
+
+static bool lock_same_boot(const struct mms__lock *L)
+{
+    uint64_t real = mms__os_now_ns(), boot = mms__os_boot_ns();
+    if (!L->init_real_ns || !L->init_boot_ns || boot < L->init_boot_ns)
+        return false;
+    int64_t d = (int64_t)(real - L->init_real_ns) - (int64_t)(boot - L->init_boot_ns);
+    return d <= RESTART_SLACK_NS && d >= -RESTART_SLACK_NS;
+}
+
+MMS__OPEN_PATH
+void mms__lock_init(mms_store *s, const uint8_t uuid[16])
+{
+    struct mms__lock *L = s->L;
     /* Slots that are already zero (every slot after clean closes) are not
      * written: a store into a page of the shared file is a page fault and
      * makes the page dirty, and this runs at every first open. */
@@ -308,6 +392,72 @@ void mms__lock_init(struct mms__lock *L, const uint8_t uuid[16])
     L->size = sizeof *L;
     L->nslots = MMS__NSLOTS;
     memcpy(L->uuid, uuid, 16);
+    if (!s->L_private)
+        lock_stamp(s, L);
+}
+
+/* A read-only handle whose process may not write the lock file (NOTES,
+ * Readers that cannot write): the file read-only, byte 0 shared. */
+MMS__OPEN_PATH
+static int attach_unslotted(mms_store *s)
+{
+    int fd = mms__os_openat_nostat(s->dirfd, "lock", O_RDONLY | O_NOFOLLOW, 0);
+    if (fd == -ENOENT)
+        return mms__fail(MMS_ERECOVER, "the store has no lock file, and this process may not "
+                         "make one: open the store once with a process that can write it");
+    if (fd == -ELOOP)
+        return MMS__CORRUPT("the lock file is a symbolic link; it holds no data and is "
+                            "rebuilt at every first open: remove the link");
+    if (fd < 0)
+        return mms__fail(fd, "cannot open the lock file: %s", mms_strerror(fd));
+    s->lockfd = fd;
+    s->unslotted = true;
+    uint64_t want = mms__round_up(sizeof(struct mms__lock), MMS__PAGE), size;
+    int r = mms__os_fsize_regular(fd, "lock", &size);
+    if (r)
+        return r;
+    r = mms__os_ofd_lock(fd, 0, F_RDLCK, true); /* waits out an initialiser */
+    if (!r)
+        r = mms__os_fsize(fd, &size);
+    if (r)
+        return mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r));
+    if (size < want)
+        return mms__fail(MMS_ERECOVER, "the lock file is not one of this version of mmstore, "
+                         "and this process may not rebuild it: open the store once with a "
+                         "process that can write it");
+    char *m;
+    r = mms__os_map(fd, want, false, &m);
+    if (r)
+        return r;
+    s->L = (struct mms__lock *)(void *)m;
+    return 0;
+}
+
+MMS__OPEN_PATH
+int mms__lock_trust(mms_store *s, const uint8_t uuid[16])
+{
+    const struct mms__lock *L = s->L;
+    if (!mms__lock_valid(L, uuid))
+        return mms__fail(MMS_ERECOVER, "the lock file is not valid for this store (made by "
+                         "another version of mmstore, left by a first open that failed, or "
+                         "copied), and this process may not rebuild it: the store needs "
+                         "recovery by a process that can write it");
+    /* Kept by other handles now: valid since its first opener, in this
+     * boot. Else what the last handles left: from this boot, of this file. */
+    if (fd_byte_held(s->lockfd, 0))
+        return 0;
+    uint64_t id[2];
+    if (!lock_same_boot(L))
+        return mms__fail(MMS_ERECOVER, "the store was last opened before the system restarted "
+                         "(or the clock was set since, by more than a second), and this "
+                         "process may not write its lock file: the store needs recovery by a "
+                         "process that can write it");
+    if (mms__os_fd_id(s->lockfd, id) != 0 || id[1] == 0 || id[0] != L->lock_id[0] ||
+        id[1] != L->lock_id[1])
+        return mms__fail(MMS_ERECOVER, "the lock file was made for another copy of the store "
+                         "directory, and this process may not rebuild it: the store needs "
+                         "recovery by a process that can write it");
+    return 0;
 }
 
 /* Take a place in the lock file: *alone says whether any other handle has
@@ -320,6 +470,10 @@ int mms__lock_attach(mms_store *s, bool *alone)
     /* Not through a symbolic link: the first handle rebuilds the file, and
      * would write over a file of someone else's that the link names. */
     int fd = mms__os_openat_nostat(s->dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0666);
+    if ((fd == -EACCES || fd == -EPERM) && (s->flags & MMS_RDONLY)) {
+        *alone = false; /* never initialises the file: mms__lock_trust judges it */
+        return attach_unslotted(s);
+    }
     if (fd == -ELOOP)
         return MMS__CORRUPT("the lock file is a symbolic link; it holds no data and is "
                             "rebuilt at every first open: remove the link");
@@ -337,6 +491,9 @@ int mms__lock_attach(mms_store *s, bool *alone)
         *alone = true;
         return 0;
     }
+    if (fd == -EACCES || fd == -EPERM)
+        return mms__fail(fd, "cannot open the lock file: %s (this process may not write the "
+                         "store: MMS_RDONLY reads it)", mms_strerror(fd));
     if (fd < 0)
         return mms__fail(fd, "cannot open the lock file: %s", mms_strerror(fd));
     s->lockfd = fd;
@@ -393,6 +550,8 @@ void mms__lock_detach(mms_store *s)
         mms__os_unmap(s->L, mms__round_up(sizeof(struct mms__lock), MMS__PAGE));
     s->L = NULL;
     s->L_private = false;
+    s->unslotted = false;
+    s->pin_byte = false;
     s->J = NULL;
     mms__os_close(s->lockfd); /* drops every OFD lock of this handle */
     s->lockfd = -1;
@@ -591,7 +750,7 @@ static bool slot_reclaim(mms_store *s, uint32_t i)
 void mms__slots_reclaim(mms_store *s, unsigned *n)
 {
     unsigned k = 0;
-    for (uint32_t i = 0; i < MMS__NSLOTS; i++)
+    for (uint32_t i = 0; i < MMS__NSLOTS && !s->unslotted; i++)
         k += slot_reclaim(s, i);
     if (n)
         *n = k;
@@ -652,7 +811,7 @@ static bool gate_reopen_untouched(mms_store *s, uint32_t o)
     if (__atomic_compare_exchange_n(&L->gate_owner, &o, mms__owner_id(s), false,
                                     __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
         __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED); /* it was waiting */
-        mms__gate_reopen(L);
+        mms__gate_reopen(s);
     }
     return true;
 }
@@ -684,12 +843,80 @@ bool mms__gate_left_dead(mms_store *s)
     if (!(__atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) & 1))
         return false;
     uint32_t o = __atomic_load_n(&L->gate_owner, __ATOMIC_ACQUIRE);
+    if (s->unslotted) /* it cannot open the gate: it only says */
+        return !mms__owner_alive(s, o) &&
+               __atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != o;
     return !mms__owner_alive(s, o) && !gate_reopen_untouched(s, o);
+}
+
+/* Nap while the gate is closed at g: an unslotted reader cannot count
+ * itself in gate_waiters, so nobody wakes it; *nap doubles up to
+ * NAP_MAX_NS. */
+static void unslotted_nap(struct mms__lock *L, uint32_t g, int64_t *nap)
+{
+    static uint32_t still; /* never changes: a plain sleep */
+    if (mms__os_futex_wait(&L->gate, g, *nap) == -EFAULT)
+        mms__os_futex_wait(&still, 0, *nap);
+    *nap = *nap * 2 < NAP_MAX_NS ? *nap * 2 : NAP_MAX_NS;
+}
+
+/* mms__pin for a handle that cannot write the lock file (NOTES, Readers
+ * that cannot write): PIN_BYTE shared over an open gate. It never stores
+ * into the file; what would need a store (recovery, finishing a dead
+ * applier's work) it refuses. */
+MMS__OPEN_PATH
+static int pin_unslotted(mms_store *s, uint64_t *txn)
+{
+    struct mms__lock *L = s->L;
+    int64_t nap = 50000;
+    for (;;) {
+        int r = mms__os_ofd_lock(s->lockfd, PIN_BYTE, F_RDLCK, true);
+        if (r)
+            return mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r));
+        uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_SEQ_CST);
+        const char *why = NULL;
+        bool wait = false;
+        if (g & 1) {
+            /* Closed by a live applier (which may not have probed the byte
+             * yet): wait. By a dead one: whole files if it had written
+             * nothing (whoever takes the gate over waits for our byte). */
+            uint32_t o = __atomic_load_n(&L->gate_owner, __ATOMIC_ACQUIRE);
+            if (mms__owner_alive(s, o))
+                wait = true;
+            else if (__atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != o)
+                why = "a handle died (or failed) while applying commits";
+        }
+        /* As mms__pin: a commit that a dead writer left for recovery. A
+         * live writer recovers when it takes the lock (or did). */
+        bool rn = __atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE);
+        if (!why && !wait && (rn || __atomic_load_n(&L->committing, __ATOMIC_ACQUIRE))) {
+            bool live = mms__writer_held(s);
+            if (!live)
+                why = "a writer died in the middle of a commit";
+            wait = live && rn;
+        }
+        if (!why && !wait) {
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            *txn = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
+            __atomic_store_n(&s->pin_tid, my_tid(), __ATOMIC_RELAXED); /* read by other threads */
+            return 0;
+        }
+        mms__os_ofd_lock(s->lockfd, PIN_BYTE, F_UNLCK, false);
+        if (why)
+            return mms__fail(MMS_ERECOVER, "%s: the store needs recovery by a process that can "
+                             "write it (this one may not write its lock file)", why);
+        if (mms__pinned_by_me(s))
+            return mms__fail(MMS_ETXN, "this thread is inside a read transaction on "
+                             "another handle of the store, and an apply waits for it");
+        unslotted_nap(L, g, &nap);
+    }
 }
 
 MMS__OPEN_PATH
 int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void *ctx)
 {
+    if (s->unslotted)
+        return pin_unslotted(s, txn);
     assert(s->slot < MMS__NSLOTS && s->pin_tid == 0);
     struct mms__lock *L = s->L;
     struct mms__rslot *sl = &L->slot[s->slot];
@@ -742,6 +969,11 @@ int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void
 MMS__OPEN_PATH
 void mms__unpin(mms_store *s)
 {
+    if (s->unslotted) {
+        __atomic_store_n(&s->pin_tid, 0, __ATOMIC_RELAXED);
+        mms__os_ofd_lock(s->lockfd, PIN_BYTE, F_UNLCK, false);
+        return;
+    }
     struct mms__lock *L = s->L;
     struct mms__rslot *sl = &L->slot[s->slot];
     __atomic_store_n(&s->pin_tid, 0, __ATOMIC_RELAXED);
@@ -779,17 +1011,38 @@ static bool gate_take(mms_store *s)
     return true;
 }
 
-/* Open the gate without publishing anything new. */
-void mms__gate_reopen(struct mms__lock *L)
+/* Let go of PIN_BYTE if this handle holds it (gate_close waited for
+ * unslotted readers): after the gate opened, or when an apply failed. */
+static void pin_byte_release(mms_store *s)
 {
+    if (s->pin_byte)
+        mms__os_ofd_lock(s->lockfd, PIN_BYTE, F_UNLCK, false);
+    s->pin_byte = false;
+}
+
+/* Open the gate without publishing anything new. */
+void mms__gate_reopen(mms_store *s)
+{
+    struct mms__lock *L = s->L;
     __atomic_store_n(&L->gate_owner, 0, __ATOMIC_RELEASE);
     uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_RELAXED);
     if (g & 1)
         __atomic_store_n(&L->gate, g + 1, __ATOMIC_SEQ_CST);
     /* Waiters count themselves before they check the gate (seq_cst both
-     * sides): no waiter, no system call. */
+     * sides): no waiter, no system call. Unslotted readers blocked on
+     * PIN_BYTE find the gate open once they have it. */
     if (__atomic_load_n(&L->gate_waiters, __ATOMIC_SEQ_CST))
         mms__os_futex_wake(&L->gate);
+    pin_byte_release(s);
+}
+
+/* An apply failed with the gate held: it stays closed, held by nobody
+ * alive (MMS__GATE_DEAD), and the next handle that can recovers; unslotted
+ * readers that wait for PIN_BYTE find it and refuse (MMS_ERECOVER). */
+void mms__gate_fail(mms_store *s)
+{
+    __atomic_store_n(&s->L->gate_owner, MMS__GATE_DEAD, __ATOMIC_RELEASE);
+    pin_byte_release(s);
 }
 
 /* A reader inside for long may be a process that died inside: its slot
@@ -812,19 +1065,20 @@ int mms__gate_try(mms_store *s)
     if (!gate_take(s))
         return 0;
     struct mms__lock *L = s->L;
-    if (mms__readers_inside(s)) {
+    if (mms__readers_inside(s))
         reclaim_old_readers(s);
-        if (mms__readers_inside(s)) {
-            mms__gate_reopen(L);
-            /* The writer leaves the first commit to wait for the readers:
-             * a handle asleep in mms_wait since before it looks every
-             * sync_ms from now (read.c), so that a reader that dies inside
-             * does not leave it unpublished while the writer is idle. */
-            if (mms__writer_held_by(s) && __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) + 1 ==
-                                              __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE))
-                mms__notify(L);
-            return 0;
-        }
+    /* With the gate closed: the slots, then unslotted readers' PIN_BYTE
+     * (NOTES, Readers that cannot write; one system call). */
+    if (mms__readers_inside(s) || byte_held(s, PIN_BYTE)) {
+        mms__gate_reopen(s);
+        /* The writer leaves the first commit to wait for the readers: a
+         * handle asleep in mms_wait since before it looks every sync_ms
+         * from now (read.c), so that a reader that dies inside does not
+         * leave it unpublished while the writer is idle. */
+        if (mms__writer_held_by(s) && __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) + 1 ==
+                                          __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE))
+            mms__notify(L);
+        return 0;
     }
     gate_touch(L);
     /* Waiters asleep since before this commit look every sync_ms until it
@@ -909,19 +1163,32 @@ int mms__gate_close(mms_store *s)
          * one wake-up only, then try again. */
         last = i;
         last_ends = ends;
-        mms__gate_reopen(L);
+        mms__gate_reopen(s);
         slot_wait_once(s, i);
     }
     __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED);
+    /* Unslotted readers inside (NOTES, Readers that cannot write): wait
+     * for them with the gate closed, holding their byte until it opens.
+     * Still untouched: a death here leaves whole files. */
+    if (byte_held(s, PIN_BYTE)) {
+        int r = mms__os_ofd_lock(s->lockfd, PIN_BYTE, F_WRLCK, true);
+        if (r) {
+            mms__gate_reopen(s);
+            return mms__fail(r, "cannot wait for the readers of the lock file: %s",
+                             mms_strerror(r));
+        }
+        s->pin_byte = true;
+    }
     gate_touch(L);
     return 0;
 }
 
-void mms__gate_open(struct mms__lock *L, uint64_t txn)
+void mms__gate_open(mms_store *s, uint64_t txn)
 {
+    struct mms__lock *L = s->L;
     __atomic_store_n(&L->published, txn, __ATOMIC_RELEASE);
     __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED);
-    mms__gate_reopen(L);
+    mms__gate_reopen(s);
     mms__notify(L);
 }
 
@@ -944,9 +1211,10 @@ uint32_t mms__notify_seq(const struct mms__lock *L)
  * -- or timeout_ms passes (< 0: for ever; -ETIMEDOUT). Before, it slept
  * until a publication: a waiter asleep when an MMS_NOSYNC commit came
  * slept through its sync, and published it at its timeout, or never. */
-int mms__wait_change(struct mms__lock *L, uint32_t seq, uint64_t txn, int64_t timeout_ms,
+int mms__wait_change(mms_store *s, uint32_t seq, uint64_t txn, int64_t timeout_ms,
                      uint64_t *now)
 {
+    struct mms__lock *L = s->L;
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : mms__os_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
         uint64_t p = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
@@ -957,11 +1225,17 @@ int mms__wait_change(struct mms__lock *L, uint32_t seq, uint64_t txn, int64_t ti
         if (t >= deadline)
             return -ETIMEDOUT;
         uint64_t left = deadline - t;
-        __atomic_add_fetch(&L->notify_waiters, 1, __ATOMIC_SEQ_CST);
+        /* An unslotted handle cannot count itself in notify_waiters, and
+         * so is never woken: it looks again every NAP_MAX_NS. */
+        if (s->unslotted && left > NAP_MAX_NS)
+            left = NAP_MAX_NS;
+        if (!s->unslotted)
+            __atomic_add_fetch(&L->notify_waiters, 1, __ATOMIC_SEQ_CST);
         int r = __atomic_load_n(&L->notify, __ATOMIC_SEQ_CST) == seq
                     ? mms__os_futex_wait(&L->notify, seq, left > INT64_MAX ? -1 : (int64_t)left)
                     : 0;
-        __atomic_sub_fetch(&L->notify_waiters, 1, __ATOMIC_SEQ_CST);
+        if (!s->unslotted)
+            __atomic_sub_fetch(&L->notify_waiters, 1, __ATOMIC_SEQ_CST);
         if (r && r != -ETIMEDOUT && r != -EINTR)
             return r;
         if (__atomic_load_n(&L->notify, __ATOMIC_ACQUIRE) != seq) {
@@ -999,6 +1273,9 @@ static uint32_t writer_take(mms_store *s)
 int mms__writer_lock_timed(mms_store *s, int timeout_ms)
 {
     struct mms__lock *L = s->L;
+    if (s->unslotted)
+        return mms__fail(MMS_ERDONLY, "this process may not write the store's lock file: its "
+                         "handle can only read");
     if (writing_in_thread(s))
         return mms__fail(MMS_EBUSY, "this thread already writes to the store through another "
                          "handle");
@@ -1068,13 +1345,14 @@ bool mms__lock_alone_try(mms_store *s)
 {
     if (s->alone)
         return true;
-    s->alone = !s->L_private && mms__os_ofd_lock(s->lockfd, 0, F_WRLCK, false) == 0;
+    s->alone = !s->L_private && !s->unslotted &&
+               mms__os_ofd_lock(s->lockfd, 0, F_WRLCK, false) == 0;
     return s->alone;
 }
 
 int mms__lock_alone(mms_store *s)
 {
-    if (s->L_private)
+    if (s->L_private || s->unslotted)
         return mms__fail(MMS_ERDONLY, "this process cannot write the store's lock file");
     int r = mms__os_ofd_lock(s->lockfd, 0, F_WRLCK, false);
     s->alone = r == 0;
@@ -1082,13 +1360,16 @@ int mms__lock_alone(mms_store *s)
         return r ? mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r)) : 0;
     char who[160];
     uint32_t n = slot_owners(s, who, sizeof who);
+    if (n == 0) /* byte 0 held without a slot (NOTES, Readers that cannot write) */
+        return mms__fail(MMS_EBUSY, "other handles have the store open: read-only ones of "
+                         "processes that may not write its lock file (they hold no slot)");
     return mms__fail(MMS_EBUSY, "%u other handle%s ha%s the store open (%s)", n,
                      n == 1 ? "" : "s", n == 1 ? "s" : "ve", who);
 }
 
 void mms__lock_shared(mms_store *s)
 {
-    if (!s->L_private)
+    if (!s->L_private && !s->unslotted)
         mms__os_ofd_lock(s->lockfd, 0, F_RDLCK, false); /* a downgrade never waits */
     s->alone = false;
 }

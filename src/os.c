@@ -426,6 +426,18 @@ int mms__os_fsize(int fd, uint64_t *size)
     return 0;
 }
 
+/* The device and inode of open file fd (mms__os_file_id's, by descriptor). */
+MMS__OPEN_PATH
+int mms__os_fd_id(int fd, uint64_t id[2])
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    id[0] = (uint64_t)st.st_dev;
+    id[1] = (uint64_t)st.st_ino;
+    return 0;
+}
+
 /* Open-file-description locks on one byte: owned by the open file, not the
  * process, so two handles in one process exclude each other like two
  * processes do; released by the kernel when the last descriptor closes,
@@ -888,6 +900,15 @@ uint64_t mms__os_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Since boot, suspended time included (lock.c: has the system restarted). */
+MMS__OPEN_PATH
+uint64_t mms__os_boot_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 

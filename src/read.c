@@ -8,7 +8,9 @@
  * files also move the apply pipeline along (apply.c): a reader that begins
  * with nobody inside, or leaves last, applies the commits readers held
  * back. It must never take the writer lock except to recover after a dead
- * writer.
+ * writer. A handle whose process may not write the lock file (lock.c,
+ * "Readers that cannot write") only reads: it applies and recovers
+ * nothing, and it looks again now and then where others sleep until woken.
  *
  * How stale a reader's view may be: it shows the newest commit that was
  * durable at a moment when no reader was inside (and, in MMS_NOSYNC, whose
@@ -40,6 +42,8 @@ MMS__OPEN_PATH
 static void apply_if_waiting(mms_store *s)
 {
     struct mms__lock *L = s->L;
+    if (s->unslotted) /* it may not write the lock file: it only reads */
+        return;
     if ((__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) <
              __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) ||
          mms__sync_due(s)) &&
@@ -55,6 +59,10 @@ static int rescue_dead_applier(mms_store *s)
 {
     if (s->L_private || !mms__gate_left_dead(s))
         return 0;
+    if (s->unslotted)
+        return mms__fail(MMS_ERECOVER, "a handle died while applying commits: the store "
+                         "needs recovery by a process that can write it (this one may not "
+                         "write its lock file)");
     if (mms__pinned_by_me(s))
         return mms__fail(MMS_ETXN, "this thread is inside a read transaction on another "
                          "handle of the store, and a dead handle's apply must be finished");
@@ -139,7 +147,7 @@ int mms_read_begin_latest(mms_store *s, int timeout_ms)
         if (now >= deadline)
             return latest_timeout(s, target, pub);
         uint64_t left_ms = (deadline - now) / 1000000u;
-        mms__wait_change(L, seq, pub, left_ms < 10 ? (int64_t)left_ms + 1 : 10, &cur);
+        mms__wait_change(s, seq, pub, left_ms < 10 ? (int64_t)left_ms + 1 : 10, &cur);
     }
 }
 
@@ -194,7 +202,7 @@ int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
         uint64_t slice_ms = waiting ? s->sync_ns / 1000000u + 1 : left_ms;
         int64_t ms = slice_ms < left_ms ? (int64_t)slice_ms
                                         : (left_ms == UINT64_MAX ? -1 : (int64_t)left_ms);
-        r = mms__wait_change(L, seq, cur, ms, &cur);
+        r = mms__wait_change(s, seq, cur, ms, &cur);
         if (r && r != -ETIMEDOUT)
             break;
         r = 0;

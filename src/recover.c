@@ -216,10 +216,10 @@ int mms__recover_live(mms_store *s)
     __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
     r = recover(s);
     if (r) {
-        __atomic_store_n(&s->L->gate_owner, MMS__GATE_DEAD, __ATOMIC_RELEASE);
+        mms__gate_fail(s);
         return r;
     }
     __atomic_store_n(&s->L->recover_needed, 0, __ATOMIC_RELEASE);
-    mms__gate_open(s->L, s->L->published);
+    mms__gate_open(s, s->L->published);
     return 0;
 }

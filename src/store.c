@@ -264,6 +264,9 @@ static int hdr_open(mms_store *s)
         return r; /* no message: the callers say what it means */
     if (r == MMS_ECORRUPT)
         return r; /* not a regular file: the detail says so */
+    if ((r == -EACCES || r == -EPERM) && !(s->flags & MMS_RDONLY))
+        return mms__fail(r, "cannot open region file region-0-0: %s (this process may not "
+                         "write the store: MMS_RDONLY reads it)", mms_strerror(r));
     if (r < 0)
         return mms__fail(r, "cannot open region file region-0-0: %s", mms_strerror(r));
     s->hdr_fd = r;
@@ -350,7 +353,7 @@ static int open_alone(mms_store *s, const mms_options *o, bool exists, struct op
     b = oh->b;
     if (!r) {
         space_left = !mms__lock_valid(s->L, b->h.uuid) || s->L->space_left;
-        mms__lock_init(s->L, b->h.uuid);
+        mms__lock_init(s, b->h.uuid);
         made->txn = __atomic_load_n(&s->L->committed, __ATOMIC_ACQUIRE);
         made->lock_init = made->store;
         s->J = &s->L->j;
@@ -386,6 +389,10 @@ static int open_shared(mms_store *s, const mms_options *o, bool exists, struct o
         return mms__fail(-EEXIST, "%s already holds a store", s->path);
     uint64_t fsize;
     if (!oh->b && (r = open_hdr_map(s, s->hdr_fd, oh, &fsize)))
+        return r;
+    /* A process that may not write the lock file takes it as it is, when
+     * it can trust it (lock.c, "Readers that cannot write"). */
+    if (s->unslotted && (r = mms__lock_trust(s, oh->b->h.uuid)) != 0)
         return r;
     if (!mms__lock_valid(s->L, oh->b->h.uuid)) { /* the uuid never changes */
         if (__atomic_load_n(&s->L->init_done, __ATOMIC_ACQUIRE) == 0 &&
@@ -560,7 +567,7 @@ static int open_lock(mms_store *s, const mms_options *o, bool exists, struct ope
     if (r == OPEN_RETRY)
         r = mms__fail(MMS_EBUSY, "the lock file stays uninitialised: another process keeps "
                       "failing to open the store");
-    if (!r && !s->L_private)
+    if (!r && !s->L_private && !s->unslotted)
         r = mms__slot_claim(s);
     return r;
 }
@@ -668,7 +675,8 @@ int mms_close(mms_store *s)
             mms_read_end(s);
         /* MMS_NOSYNC: what this handle committed becomes durable, so that
          * other handles may apply it. */
-        if ((s->flags & MMS_NOSYNC) && !s->poisoned && s->L && !s->L_private) {
+        if ((s->flags & MMS_NOSYNC) && !s->poisoned && s->L && !s->L_private &&
+            !s->unslotted) {
             int r2 = mms__make_durable(s);
             if (!r)
                 r = r2;
@@ -944,6 +952,17 @@ int mms__at_latest(mms_store *s, const char *what, int (*check)(mms_store *s, vo
         return r;
     if (s->state != MMS__ST_IDLE)
         return mms__fail(MMS_ETXN, "%s inside a transaction", what);
+    /* A handle that may not write the lock file cannot hold the writer
+     * off (lock.c, "Readers that cannot write"): the published state,
+     * pinned, is the one it checks. */
+    if (s->unslotted) {
+        r = mms_read_begin(s);
+        if (!r) {
+            r = check(s, ctx);
+            mms_read_end(s);
+        }
+        return r;
+    }
     /* One whole committed state, the latest, with no writer adding to the
      * journal meanwhile: commits readers hold back are applied first
      * (waiting for those readers), when this process can write the files. */
@@ -1022,7 +1041,9 @@ static int verify_pinned(mms_store *s, void *ctx)
     }
     uint64_t groups, bytes;
     r = verify_fixed(s, msg, cap);
-    if (!r)
+    /* The journal, with the writer lock: an unslotted handle has not got
+     * it, and readers never read the journal. */
+    if (!r && !s->unslotted)
         r = mms__journal_check(s, &groups, &bytes, msg, cap);
     if (!r)
         r = mms__heap_verify(s, msg, cap);

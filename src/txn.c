@@ -681,7 +681,7 @@ static int commit_apply(mms_store *s, struct commit *c)
     }
     __atomic_store_n(&L->apply_off, s->J->end, __ATOMIC_RELEASE);
     __atomic_store_n(&L->apply_crc, s->J->last_crc, __ATOMIC_RELEASE);
-    mms__gate_open(L, txn);
+    mms__gate_open(s, txn);
     c->applied = true;
     return 0;
 }

@@ -1,0 +1,652 @@
+/*
+ * test_unwritable.c -- a store whose files the reader's user may not write
+ * (lock.c NOTES, "Readers that cannot write"): owned by root, read through
+ * MMS_RDONLY by a child that dropped to an unprivileged uid, while root's
+ * writer may run, start later, die mid-commit or recover.
+ *
+ * THE INVARIANT. The root is {counter, arr}: arr is ARR_N words over
+ * several pages that must all equal the counter, and so must every record
+ * of the table "rec" (its own region file, which grows by REC_STEP records
+ * every 10th commit: 1 + counter / 10 steps); the txn id is counter + 1
+ * (txn 1 holds counter 0). A read transaction that sees anything else saw
+ * a torn state.
+ *
+ * Root ignores file permissions, so the readers are forked children that
+ * setgid/setuid to UNPRIV first; the test skips when it does not run as
+ * root. The stores live in a directory that UNPRIV may search but not
+ * write (0755, files 0644).
+ */
+#include "test.h"
+
+#include <dirent.h>
+#include <grp.h>
+#include <pthread.h>
+
+#define UNPRIV 65534u /* nobody */
+#define ARR_N 4096u   /* 8 pages */
+
+#define REC_STEP 512u
+
+struct root {
+    uint64_t counter;
+    mms_ref arr;
+};
+
+struct rec {
+    uint64_t v;
+};
+static const mms_field rec_fields[] = {MMS_F_U64(struct rec, v)};
+static const mms_schema rec_schema = MMS_SCHEMA(struct rec, rec_fields);
+
+/* What the parent and its unprivileged child tell each other. */
+struct shm {
+    int stage;          /* parent's step */
+    int child_stage;    /* child's step */
+    uint64_t c0;        /* counter the child's read transaction pinned */
+    uint64_t last;      /* last counter the child read */
+    uint64_t reads;     /* whole read transactions the child made */
+    int err;            /* an error code the child met */
+    char detail[256];   /* its mms_errdetail() */
+};
+static struct shm *sh;
+
+/* The base directory of the stores: MMS_TEST_TMP if UNPRIV can reach it
+ * (every directory above it searchable by others), else /tmp. */
+static char base[400];
+
+static const char *store_path(const char *name)
+{
+    const char *b = getenv("MMS_TEST_TMP");
+    bool ok = b && *b && strlen(b) < 300;
+    if (ok) {
+        mkdir(b, 0755);
+        char p[400];
+        snprintf(p, sizeof p, "%s", b);
+        for (char *slash = p + strlen(p); ok && slash; slash = strrchr(p, '/')) {
+            struct stat st;
+            *slash = 0;
+            const char *dir = *p ? p : "/";
+            ok = stat(dir, &st) == 0 && (st.st_mode & S_IXOTH);
+            if (!*p)
+                break;
+        }
+        struct stat st;
+        ok = ok && stat(b, &st) == 0 && (st.st_mode & S_IXOTH);
+    }
+    snprintf(base, sizeof base, "%s/unwritable.%d", ok ? b : "/tmp", (int)getpid());
+    mkdir(base, 0755);
+    ASSERT_EQ(chmod(base, 0755), 0);
+    static char path[8][500];
+    static int k;
+    char *p = path[k++ % 8];
+    snprintf(p, 500, "%s/%s.mms", base, name);
+    rmrf(p);
+    return p;
+}
+
+/* The directory and its files: readable, not writable, by others. */
+static void seal(const char *path)
+{
+    ASSERT_EQ(chmod(path, 0755), 0);
+    DIR *d = opendir(path);
+    ASSERT(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        char f[700];
+        snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+        ASSERT_EQ(chmod(f, 0644), 0);
+    }
+    closedir(d);
+}
+
+/* Commit counter c: the counter and every word of arr. */
+static void commit_counter(mms_store *s, uint64_t c)
+{
+    OK(mms_txn_begin(s, 0));
+    struct root *rt = MMS_AT(s, struct root, mms_root(s));
+    uint64_t *arr = MMS_AT(s, uint64_t, rt->arr);
+    rt->counter = c;
+    for (unsigned i = 0; i < ARR_N; i++)
+        arr[i] = c;
+    mms_table *t;
+    OK(mms_table_open(s, "rec", &rec_schema, 0, &t));
+    uint64_t n = mms_table_count(t), first;
+    for (uint64_t i = 0; i < n; i++)
+        ((struct rec *)mms_table_get(t, i))->v = c;
+    if (c % 10 == 0) {
+        void *w;
+        OK(mms_table_append_many(t, REC_STEP, &first, &w));
+        for (unsigned i = 0; i < REC_STEP; i++)
+            ((struct rec *)w)[i].v = c;
+    }
+    OK(mms_txn_commit(s));
+    ASSERT_EQ(mms_txn_id(s), c + 1);
+}
+
+/* A new store at counter 0 (txn 1), closed, sealed; its lock file exists. */
+static void make_store(const char *path)
+{
+    mms_store *s = open_flags(path, MMS_CREATE);
+    mms_ref r, a;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_zalloc(s, sizeof(struct root), &r));
+    OK(mms_zalloc(s, ARR_N * sizeof(uint64_t), &a));
+    MMS_AT(s, struct root, r)->arr = a;
+    OK(mms_root_set(s, r));
+    mms_table *t;
+    uint64_t first;
+    void *w;
+    OK(mms_table_open(s, "rec", &rec_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_table_append_many(t, REC_STEP, &first, &w));
+    OK(mms_txn_commit(s));
+    ASSERT_EQ(mms_txn_id(s), 1);
+    OK(mms_close(s));
+    seal(path);
+}
+
+/* Inside a read transaction: the counter, after checking the invariant. */
+static uint64_t check_whole(mms_store *s)
+{
+    const struct root *rt = MMS_AT(s, struct root, mms_root(s));
+    uint64_t c = rt->counter;
+    const uint64_t *arr = MMS_AT(s, uint64_t, rt->arr);
+    for (unsigned i = 0; i < ARR_N; i++)
+        if (arr[i] != c)
+            FAILF("torn read: arr[%u] = %llu, counter %llu", i, (unsigned long long)arr[i],
+                  (unsigned long long)c);
+    if (mms_txn_id(s) != c + 1)
+        FAILF("txn %llu with counter %llu", (unsigned long long)mms_txn_id(s),
+              (unsigned long long)c);
+    mms_table *t;
+    OK(mms_table_open(s, "rec", &rec_schema, 0, &t));
+    uint64_t n = mms_table_count(t);
+    if (n != (1 + c / 10) * REC_STEP)
+        FAILF("torn read: %llu records at counter %llu", (unsigned long long)n,
+              (unsigned long long)c);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t v = ((const struct rec *)mms_table_get(t, i))->v;
+        if (v != c)
+            FAILF("torn read: record %llu holds %llu, counter %llu", (unsigned long long)i,
+                  (unsigned long long)v, (unsigned long long)c);
+    }
+    return c;
+}
+
+static uint64_t read_once(mms_store *s)
+{
+    OK(mms_read_begin(s));
+    uint64_t c = check_whole(s);
+    OK(mms_read_end(s));
+    return c;
+}
+
+static mms_store *open_ro(const char *path)
+{
+    return open_flags(path, MMS_RDONLY);
+}
+
+/* Run fn(path) in a child that is UNPRIV; returns its pid. */
+static pid_t unpriv(void (*fn)(const char *path), const char *path)
+{
+    fflush(NULL);
+    pid_t parent = getpid(), pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        die_with_parent(parent);
+        if (setgroups(0, NULL) != 0 || setgid(UNPRIV) != 0 || setuid(UNPRIV) != 0)
+            _exit(98);
+        die_with_parent(parent); /* a change of credentials cleared it */
+        ASSERT_EQ(geteuid(), UNPRIV);
+        fn(path);
+        _exit(0);
+    }
+    return pid;
+}
+
+static void child_done(pid_t pid)
+{
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILF("unprivileged child: %s", child_status(st));
+}
+
+#define WAIT_FOR(cond, pid) AWAIT(cond, pid, 60, "timed out waiting for %s", #cond)
+
+/* ------------------------------------------------------------------------
+ * 1, 4, 6: alone, then a writer that opens after it; refusals; info.
+ * ------------------------------------------------------------------------ */
+static void alone_child(const char *path)
+{
+    /* Without MMS_RDONLY: the lock file cannot be opened for writing. */
+    mms_options o;
+    mms_options_init(&o);
+    mms_store *w = NULL;
+    FAILS(mms_open(path, &o, &w), -EACCES);
+    ASSERT(strstr(mms_errdetail(), "MMS_RDONLY"));
+    mms_store *s = open_ro(path);
+    ASSERT_EQ(read_once(s), 0);
+    /* Write calls fail MMS_ERDONLY; none stores into the lock file (a
+     * store there would be a SIGSEGV: it is mapped read-only). */
+    FAILS(mms_txn_begin(s, 0), MMS_ERDONLY);
+    FAILS(mms_checkpoint(s), MMS_ERDONLY);
+    verify_ok(s); /* the published state, pinned: it cannot hold a writer off */
+    mms_compact_stats cs;
+    FAILS(mms_compact(s, &cs), MMS_ERDONLY);
+    unsigned cleared = 7;
+    OK(mms_readers_clear_stale(s, &cleared));
+    ASSERT_EQ(cleared, 0);
+    mms_info info;
+    OK(mms_info_get(s, &info));
+    ASSERT_EQ(info.published_txn, 1);
+    ASSERT_EQ(info.writer_pid, 0);
+    size_t n = 99;
+    mms_reader_info ri[4];
+    OK(mms_readers(s, ri, 4, &n));
+    ASSERT_EQ(n, 0); /* no slot: it is not listed */
+    PUB(sh->child_stage, 1);
+    /* The owner's writer opens now (not alone: this handle holds byte 0)
+     * and commits. */
+    WAIT_FOR(GET(sh->stage) >= 1, getppid());
+    ASSERT_EQ(read_once(s), 20);
+    verify_ok(s);
+    OK(mms_info_get(s, &info));
+    ASSERT_EQ(info.published_txn, 21);
+    ASSERT_NE(info.writer_pid, 0); /* the parent holds the writer lock */
+    OK(mms_readers(s, ri, 4, &n));
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(ri[0].pid, getppid());
+    PUB(sh->child_stage, 2);
+    WAIT_FOR(GET(sh->stage) >= 2, getppid());
+    /* Its writer closed: alone again, the lock file as it left it. */
+    ASSERT_EQ(read_once(s), 21);
+    OK(mms_close(s));
+    /* And a new open, with nobody there. */
+    s = open_ro(path);
+    ASSERT_EQ(read_once(s), 21);
+    OK(mms_close(s));
+}
+
+TEST(unslotted_alone_then_writer)
+{
+    const char *path = store_path("alone");
+    make_store(path);
+    memset(sh, 0, sizeof *sh);
+    pid_t pid = unpriv(alone_child, path);
+    WAIT_FOR(GET(sh->child_stage) >= 1, pid);
+    mms_store *w = open_flags(path, 0);
+    for (uint64_t c = 1; c <= 20; c++)
+        commit_counter(w, c);
+    mms_info info;
+    OK(mms_info_get(w, &info));
+    ASSERT_EQ(info.published_txn, 21); /* nobody inside: applied at once */
+    /* Compaction needs the store to itself: the reader holds byte 0. */
+    mms_compact_stats cs;
+    FAILS(mms_compact(w, &cs), MMS_EBUSY);
+    OK(mms_txn_begin(w, 0)); /* the writer lock held: the child sees its pid */
+    PUB(sh->stage, 1);
+    WAIT_FOR(GET(sh->child_stage) >= 2, pid);
+    OK(mms_txn_abort(w));
+    commit_counter(w, 21);
+    OK(mms_close(w));
+    PUB(sh->stage, 2);
+    child_done(pid);
+    /* The owner opens alone again: the lock file is rebuilt, the store whole. */
+    w = open_flags(path, 0);
+    verify_ok(w);
+    OK(mms_close(w));
+}
+
+/* ------------------------------------------------------------------------
+ * 1, 2: with the owner's writer open; commits never wait for the reader,
+ * and its read transaction keeps one whole state.
+ * ------------------------------------------------------------------------ */
+static void hold_child(const char *path)
+{
+    mms_store *s = open_ro(path);
+    OK(mms_read_begin(s));
+    uint64_t c0 = check_whole(s);
+    PUB(sh->c0, c0);
+    PUB(sh->child_stage, 1);
+    /* The writer commits 50 times meanwhile: this state stays. */
+    WAIT_FOR(GET(sh->stage) >= 1, getppid());
+    ASSERT_EQ(check_whole(s), c0);
+    OK(mms_read_end(s));
+    PUB(sh->child_stage, 2);
+    /* Back to back, while the writer commits. */
+    uint64_t last = 0;
+    while (GET(sh->stage) < 2) {
+        OK(mms_read_begin(s));
+        uint64_t c = check_whole(s);
+        OK(mms_read_end(s));
+        ASSERT_GE(c, last); /* never back */
+        last = c;
+        PUB(sh->last, c);
+        if (INC(sh->reads) % 500 == 0)
+            verify_ok(s); /* while the writer commits */
+    }
+    /* The last commits wait for a handle that can apply them (the
+     * writer's mms_wait): this one waits, napping, without writing. */
+    OK(mms_read_begin_latest(s, 60000));
+    ASSERT_EQ(check_whole(s), GET(sh->c0) + 50 + 200);
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+}
+
+TEST(unslotted_reader_and_writer)
+{
+    const char *path = store_path("hold");
+    make_store(path);
+    memset(sh, 0, sizeof *sh);
+    mms_store *w = open_flags(path, 0);
+    commit_counter(w, 1);
+    pid_t pid = unpriv(hold_child, path);
+    WAIT_FOR(GET(sh->child_stage) >= 1, pid);
+    uint64_t c0 = GET(sh->c0);
+    ASSERT_EQ(c0, 1);
+    /* Counted, not timed: each commit returns while the reader stays
+     * inside (it waits for stage 1), so none waited for it; and none was
+     * published under it. */
+    for (uint64_t c = 2; c <= 51; c++)
+        commit_counter(w, c);
+    mms_info info;
+    OK(mms_info_get(w, &info));
+    ASSERT_EQ(info.committed_txn, 52);
+    ASSERT_EQ(info.published_txn, c0 + 1);
+    ASSERT_EQ(GET(sh->child_stage), 1); /* still inside */
+    PUB(sh->stage, 1);
+    WAIT_FOR(GET(sh->child_stage) >= 2, pid);
+    /* Commits and read transactions interleaved. */
+    for (uint64_t c = 52; c <= 251; c++) {
+        commit_counter(w, c);
+        if (c % 20 == 0) {
+            uint64_t r = GET(sh->reads);
+            WAIT_FOR(GET(sh->reads) > r, pid);
+        }
+    }
+    /* The last commit is published once no reader is inside. */
+    PUB(sh->stage, 2);
+    OK(mms_wait(w, 251, 60000, NULL));
+    child_done(pid);
+    fprintf(stderr, "   %llu whole read transactions beside 250 commits\n",
+            (unsigned long long)GET(sh->reads));
+    ASSERT_GE(GET(sh->reads), 10);
+    verify_ok(w);
+    OK(mms_close(w));
+}
+
+/* ------------------------------------------------------------------------
+ * An applier that must wait (a checkpoint applies the backlog with
+ * mms__gate_close): it waits for the unslotted reader, never applies
+ * under it.
+ * ------------------------------------------------------------------------ */
+struct ckpt {
+    mms_store *w;
+    int done, r;
+};
+
+static void *ckpt_main(void *arg)
+{
+    struct ckpt *k = arg;
+    k->r = mms_checkpoint(k->w);
+    PUB(k->done, 1);
+    return NULL;
+}
+
+static void linger_child(const char *path)
+{
+    mms_store *s = open_ro(path);
+    OK(mms_read_begin(s));
+    uint64_t c0 = check_whole(s);
+    PUB(sh->c0, c0);
+    PUB(sh->child_stage, 1);
+    WAIT_FOR(GET(sh->stage) >= 1, getppid()); /* the checkpoint began */
+    sleep_us(200000); /* room for a checkpoint that would not wait */
+    ASSERT_EQ(check_whole(s), c0);
+    PUB(sh->err, GET(sh->stage) >= 2 ? 1 : 0); /* it finished under us? */
+    OK(mms_read_end(s));
+    PUB(sh->child_stage, 2);
+    WAIT_FOR(GET(sh->stage) >= 2, getppid());
+    ASSERT_EQ(read_once(s), 6);
+    OK(mms_close(s));
+}
+
+TEST(unslotted_reader_checkpoint_waits)
+{
+    const char *path = store_path("ckpt");
+    make_store(path);
+    memset(sh, 0, sizeof *sh);
+    mms_store *w = open_flags(path, 0);
+    pid_t pid = unpriv(linger_child, path);
+    WAIT_FOR(GET(sh->child_stage) >= 1, pid);
+    for (uint64_t c = 1; c <= 6; c++)
+        commit_counter(w, c);
+    struct ckpt k = {w, 0, 0};
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, ckpt_main, &k), 0);
+    PUB(sh->stage, 1);
+    WAIT_FOR(GET(k.done), pid);
+    PUB(sh->stage, 2);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    OK(k.r);
+    ASSERT_EQ(GET(sh->child_stage), 2); /* it finished after the reader left */
+    ASSERT_EQ(GET(sh->err), 0);
+    mms_info info;
+    OK(mms_info_get(w, &info));
+    ASSERT_EQ(info.published_txn, 7);
+    child_done(pid);
+    OK(mms_close(w));
+}
+
+/* ------------------------------------------------------------------------
+ * 3: the reader dies inside a read transaction.
+ * ------------------------------------------------------------------------ */
+static void die_inside_child(const char *path)
+{
+    mms_store *s = open_ro(path);
+    OK(mms_read_begin(s));
+    PUB(sh->c0, check_whole(s));
+    PUB(sh->child_stage, 1);
+    for (;;)
+        pause(); /* killed here */
+}
+
+TEST(unslotted_reader_killed_inside)
+{
+    const char *path = store_path("killed");
+    make_store(path);
+    memset(sh, 0, sizeof *sh);
+    mms_store *w = open_flags(path, 0);
+    pid_t pid = unpriv(die_inside_child, path);
+    WAIT_FOR(GET(sh->child_stage) >= 1, pid);
+    commit_counter(w, 1);
+    mms_info info;
+    OK(mms_info_get(w, &info));
+    ASSERT_EQ(info.published_txn, 1); /* held back by the reader */
+    kill(pid, SIGKILL);
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    commit_counter(w, 2);
+    OK(mms_info_get(w, &info));
+    ASSERT_EQ(info.published_txn, 3); /* the kernel let go of its byte */
+    for (uint64_t c = 3; c <= 10; c++)
+        commit_counter(w, c);
+    OK(mms_info_get(w, &info));
+    ASSERT_EQ(info.published_txn, 11);
+    OK(mms_close(w));
+}
+
+/* ------------------------------------------------------------------------
+ * 5: a writer killed in the middle of a commit, then an unslotted reader:
+ * MMS_ERECOVER, never a torn read; the owner recovers, and it reads.
+ * ------------------------------------------------------------------------ */
+static void refused_child(const char *path)
+{
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_RDONLY;
+    mms_store *s = NULL;
+    int r = mms_open(path, &o, &s);
+    PUB(sh->err, r);
+    snprintf(sh->detail, sizeof sh->detail, "%s", mms_errdetail());
+    if (!r) {
+        /* Opened (the owner's handle recovered already): whole. */
+        PUB(sh->last, read_once(s));
+        OK(mms_close(s));
+    }
+}
+
+static void reader_child(const char *path)
+{
+    mms_store *s = open_ro(path);
+    PUB(sh->last, read_once(s));
+    OK(mms_close(s));
+}
+
+/* A child writer of counter c that dies at crash point `point`. */
+static void crash_writer(const char *path, uint64_t c, const char *point)
+{
+    fflush(NULL);
+    pid_t parent = getpid(), pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        die_with_parent(parent);
+        setenv("MMS_CRASH", point, 1);
+        mms_store *w = open_flags(path, 0);
+        commit_counter(w, c);
+        _exit(0); /* not reached */
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(!WIFEXITED(st) || WEXITSTATUS(st) != 0);
+}
+
+static void crash_case(const char *name, const char *point, bool owner_open)
+{
+    const char *path = store_path(name);
+    make_store(path);
+    memset(sh, 0, sizeof *sh);
+    mms_store *owner = NULL;
+    if (owner_open) {
+        owner = open_flags(path, MMS_RDONLY); /* root: a slotted reader, idle */
+        ASSERT_EQ(read_once(owner), 0);
+    }
+    {
+        mms_store *w = open_flags(path, 0);
+        commit_counter(w, 1);
+        OK(mms_close(w));
+        seal(path);
+    }
+    crash_writer(path, 2, point);
+    child_done(unpriv(refused_child, path));
+    fprintf(stderr, "   %s: %s\n", point, GET(sh->err) ? sh->detail : "opened");
+    ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+    ASSERT(strstr(sh->detail, "recovery"));
+    /* The owner recovers: at its open (alone), or its next read. */
+    mms_store *w = owner ? owner : open_flags(path, 0);
+    ASSERT_EQ(read_once(w), 2); /* the commit was durable */
+    if (!owner)
+        OK(mms_close(w));
+    seal(path);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(reader_child, path));
+    ASSERT_EQ(GET(sh->last), 2);
+    if (owner)
+        OK(mms_close(owner));
+}
+
+TEST(unslotted_after_crashed_writer)
+{
+    /* Dead in the middle of its apply: the gate closed over half-written
+     * files. Then dead after its commit point, before it counted it. */
+    crash_case("crash_apply", "commit.apply:1", false);
+    crash_case("crash_counted", "commit.journal_synced:1", false);
+    crash_case("crash_apply_open", "commit.apply:1", true);
+    crash_case("crash_counted_open", "commit.journal_synced:1", true);
+}
+
+/* ------------------------------------------------------------------------
+ * A lock file it cannot trust: missing, or of a copied directory.
+ * ------------------------------------------------------------------------ */
+TEST(unslotted_untrusted_lock_file)
+{
+    const char *path = store_path("untrusted");
+    make_store(path);
+    char lock[700], copy[700];
+    snprintf(lock, sizeof lock, "%s/lock", path);
+    /* A copied directory: its lock file names another file. */
+    snprintf(copy, sizeof copy, "%s.copy", path);
+    rmrf(copy);
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", path, copy);
+    ASSERT_EQ(system(cmd), 0);
+    seal(copy);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(refused_child, copy));
+    fprintf(stderr, "   copy: %s\n", sh->detail);
+    ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+    /* Left before the system restarted (FORMAT §5: init_real_ns at 200,
+     * init_boot_ns at 208): the wall clock moved a minute more than the
+     * time since boot did, or the file was made at a later uptime than
+     * now. Not while another handle keeps the file. */
+    int fd = open(lock, O_RDWR);
+    ASSERT(fd >= 0);
+    uint64_t clocks[2], moved[2];
+    ASSERT_EQ(pread(fd, clocks, 16, 200), 16);
+    for (int k = 0; k < 2; k++) {
+        moved[0] = clocks[0] - (k == 0 ? UINT64_C(60000000000) : 0);
+        moved[1] = clocks[1] + (k == 1 ? UINT64_C(3600000000000000) : 0);
+        ASSERT_EQ(pwrite(fd, moved, 16, 200), 16);
+        memset(sh, 0, sizeof *sh);
+        child_done(unpriv(refused_child, path));
+        fprintf(stderr, "   another boot: %s\n", sh->detail);
+        ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+        ASSERT(strstr(sh->detail, "restarted"));
+    }
+    ASSERT_EQ(pwrite(fd, clocks, 16, 200), 16);
+    close(fd);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(reader_child, path));
+    ASSERT_EQ(GET(sh->last), 0);
+    /* No lock file at all. */
+    ASSERT_EQ(unlink(lock), 0);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(refused_child, path));
+    fprintf(stderr, "   no lock file: %s\n", sh->detail);
+    ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+    /* The owner opens each once: then they read. */
+    mms_store *w = open_flags(copy, 0);
+    OK(mms_close(w));
+    w = open_flags(path, 0);
+    OK(mms_close(w));
+    seal(path);
+    seal(copy);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(reader_child, copy));
+    ASSERT_EQ(GET(sh->last), 0);
+    child_done(unpriv(reader_child, path));
+    ASSERT_EQ(GET(sh->last), 0);
+    rmrf(copy);
+}
+
+int main(void)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "SKIP: the readers drop to another uid (needs root)\n");
+        return 0;
+    }
+    umask(022);
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT(sh != MAP_FAILED);
+    RUN(unslotted_alone_then_writer);
+    RUN(unslotted_reader_and_writer);
+    RUN(unslotted_reader_checkpoint_waits);
+    RUN(unslotted_reader_killed_inside);
+    RUN(unslotted_after_crashed_writer);
+    RUN(unslotted_untrusted_lock_file);
+    if (base[0])
+        rmrf(base);
+    fprintf(stderr, "test_unwritable: ok\n");
+    return 0;
+}
