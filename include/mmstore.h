@@ -832,7 +832,8 @@ mms_ref mms_root(const mms_store *s);
  * outside its region; in a table's region, not a live record; in an
  * index's, which has no records), MMS_EBADREF (a heap ref that is not the
  * start of a live allocation: the store header, allocator pages, freed
- * space, the middle of an object). The commit keeps the rule: one that
+ * space, the middle of an object; or one of the library's own objects,
+ * mms_heap_library_owned). The commit keeps the rule: one that
  * frees the root's heap object (mms_free, a mms_realloc that moves it,
  * mms_pfree) fails MMS_EBADREF, one that deletes its record
  * MMS_EREFERENCED, and aborts -- unless the root was set again. */

@@ -265,6 +265,8 @@ TEST(library_objects_are_kept)
         FAILS(mms_realloc(s, &moved, 4 * us), MMS_EBADREF); /* would move it */
         FAILS(mms_realloc(s, &moved, us), MMS_EBADREF);     /* would keep it */
         ASSERT_EQ(moved, r);
+        FAILS(mms_root_set(s, r), MMS_EBADREF); /* it would name whatever lands there next */
+        ASSERT_EQ(mms_root(s), app);
         mms_ref field = r;
         FAILS(mms_str_set(s, &field, "x", 1), MMS_EBADREF);
         ASSERT_EQ(field, r);
