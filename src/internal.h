@@ -553,6 +553,8 @@ int mms__os_openat_sized(int dirfd, const char *name, int flags, int mode, uint6
  * file", as mms__os_openat) and gives the size. */
 int mms__os_openat_nostat(int dirfd, const char *name, int flags, int mode);
 int mms__os_fsize_regular(int fd, const char *name, uint64_t *size);
+/* The same, and the file's st_dev and st_ino into id (one fstat for both). */
+int mms__os_fsize_regular_id(int fd, const char *name, uint64_t *size, uint64_t id[2]);
 int mms__os_close(int fd);
 /* How many descriptors the process may have open (RLIMIT_NOFILE, soft). */
 uint64_t mms__os_fd_limit(void);
@@ -701,7 +703,6 @@ bool mms__os_pid_alive(uint32_t pid); /* the process exists (or may: EPERM) */
 int mms__os_exchange(int dirfd, const char *a, const char *b);
 /* st_dev and st_ino of name (relative to dirfd; "." is dirfd itself). */
 int mms__os_file_id(int dirfd, const char *name, uint64_t id[2]);
-int mms__os_fd_id(int fd, uint64_t id[2]);
 
 /* ------------------------------------------------------------------------
  * The handle
@@ -806,6 +807,7 @@ struct mms_store {
                               write it; no slot, pins with a kernel lock (lock.c) */
     bool pin_byte;         /* holds the unslotted readers' byte exclusively, while it
                               holds the gate (lock.c, mms__gate_close) */
+    uint64_t lock_fid[2];  /* the lock file's st_dev and st_ino (its attach's fstat) */
     uint32_t slot;         /* this handle's reader slot, UINT32_MAX = none */
     uint32_t pin_tid;      /* thread inside this handle's read transaction */
     uint32_t writer_tid;   /* thread that took the writer lock through it */

@@ -362,8 +362,8 @@ static void lock_stamp(const mms_store *s, struct mms__lock *L)
 {
     L->init_real_ns = mms__os_now_ns();
     L->init_boot_ns = mms__os_boot_ns();
-    if (mms__os_fd_id(s->lockfd, L->lock_id) != 0)
-        L->lock_id[0] = L->lock_id[1] = 0;
+    L->lock_id[0] = s->lock_fid[0];
+    L->lock_id[1] = s->lock_fid[1];
 }
 
 static bool lock_same_boot(const struct mms__lock *L)
@@ -413,7 +413,7 @@ static int attach_unslotted(mms_store *s)
     s->lockfd = fd;
     s->unslotted = true;
     uint64_t want = mms__round_up(sizeof(struct mms__lock), MMS__PAGE), size;
-    int r = mms__os_fsize_regular(fd, "lock", &size);
+    int r = mms__os_fsize_regular_id(fd, "lock", &size, s->lock_fid);
     if (r)
         return r;
     r = mms__os_ofd_lock(fd, 0, F_RDLCK, true); /* waits out an initialiser */
@@ -446,13 +446,13 @@ int mms__lock_trust(mms_store *s, const uint8_t uuid[16])
      * boot. Else what the last handles left: from this boot, of this file. */
     if (fd_byte_held(s->lockfd, 0))
         return 0;
-    uint64_t id[2];
+    const uint64_t *id = s->lock_fid;
     if (!lock_same_boot(L))
         return mms__fail(MMS_ERECOVER, "the store was last opened before the system restarted "
                          "(or the clock was set since, by more than a second), and this "
                          "process may not write its lock file: the store needs recovery by a "
                          "process that can write it");
-    if (mms__os_fd_id(s->lockfd, id) != 0 || id[1] == 0 || id[0] != L->lock_id[0] ||
+    if (id[1] == 0 || id[0] != L->lock_id[0] ||
         id[1] != L->lock_id[1])
         return mms__fail(MMS_ERECOVER, "the lock file was made for another copy of the store "
                          "directory, and this process may not rebuild it: the store needs "
@@ -505,7 +505,7 @@ int mms__lock_attach(mms_store *s, bool *alone)
     uint64_t want = mms__round_up(sizeof(struct mms__lock), MMS__PAGE), size;
     int r = mms__os_ofd_lock(fd, 0, F_WRLCK, false);
     *alone = r == 0;
-    int rs = mms__os_fsize_regular(fd, "lock", &size);
+    int rs = mms__os_fsize_regular_id(fd, "lock", &size, s->lock_fid);
     if (rs)
         return rs; /* not a regular file: the detail says so */
     if (r == MMS_EBUSY) /* others have it open; this also waits out an initialiser */

@@ -260,10 +260,20 @@ int mms__os_openat_nostat(int dirfd, const char *name, int flags, int mode)
 MMS__OPEN_PATH
 int mms__os_fsize_regular(int fd, const char *name, uint64_t *size)
 {
+    return mms__os_fsize_regular_id(fd, name, size, NULL);
+}
+
+MMS__OPEN_PATH
+int mms__os_fsize_regular_id(int fd, const char *name, uint64_t *size, uint64_t id[2])
+{
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
         return mms__fail(MMS_ECORRUPT, "%s is not a regular file", name);
     *size = (uint64_t)st.st_size;
+    if (id) {
+        id[0] = (uint64_t)st.st_dev;
+        id[1] = (uint64_t)st.st_ino;
+    }
     return 0;
 }
 
@@ -423,18 +433,6 @@ int mms__os_fsize(int fd, uint64_t *size)
     if (fstat(fd, &st) < 0)
         return -errno;
     *size = (uint64_t)st.st_size;
-    return 0;
-}
-
-/* The device and inode of open file fd (mms__os_file_id's, by descriptor). */
-MMS__OPEN_PATH
-int mms__os_fd_id(int fd, uint64_t id[2])
-{
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return -errno;
-    id[0] = (uint64_t)st.st_dev;
-    id[1] = (uint64_t)st.st_ino;
     return 0;
 }
 
