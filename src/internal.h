@@ -903,8 +903,9 @@ static inline void mms__state_to(mms_store *s, int to)
 const char *mms__kind_label(unsigned kind); /* mms_kind_name, or "?" */
 bool mms__kind_owns_heap(unsigned kind);    /* STR and BLOB */
 /* Every field named, of a known kind and size, inside the record, not
- * overlapping another; REF fields name a target (whether it exists is the
- * catalog's question). MMS_EINVAL with a detail naming table otherwise. */
+ * overlapping another; REF fields name a target, "" for none (whether it
+ * exists, or may be none, is the catalog's question: table.c). MMS_EINVAL
+ * with a detail naming table otherwise. */
 int mms__schema_check(const char *table, const mms_schema *sc);
 /* The name rule (mmstore.h, "Names") for a new table name; for the fields
  * of sc, those not in stored (NULL: all of them). Names already in a store
