@@ -830,9 +830,16 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
         return r;
     if (had < g->mapped)
         had = g->mapped;
+    /* What is not committed goes back at a checkpoint or an open
+     * (recover.c): said before the file grows, as a death right after the
+     * growth left it there until another handle grew a file. */
+    if (s->L)
+        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     /* Preallocate, so that the disk filling up is this error and never a
      * SIGBUS when a store touches a hole. */
     r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
+    if (!r)
+        mms__crashpoint("region.grown");
     if (r && want > mms__round_up(need, MMS__GROW_ALIGN)) {
         /* A failed fallocate may keep the blocks it got and extend the file
          * over them (ext4 does): give them back before asking for less. */
@@ -858,8 +865,6 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     g->fview_len = want;
     g->mapped = want;
     g->readable = g->readable > want ? g->readable : want;
-    if (s->L) /* what is not committed goes back at a checkpoint (recover.c) */
-        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     return 0;
 cut_back:
     /* Nothing past what the file had is mapped by anyone or committed, so
@@ -1097,7 +1102,15 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
                          (unsigned long long)s->reg[id].reserve,
                          s->fixed.base ? ", recorded at the store's creation"
                                     : "; reopen it with a larger reserve");
+    /* A file no commit names yet: an abort, a failed commit or a death
+     * leaves it behind, and the next give-back deletes it (recover.c). Said
+     * before the file exists: a death between its creation and this store
+     * left it to the next checkpoint that empties a journal. */
+    if (s->L)
+        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     int r = mms__region_open_file(s, id, gen, true, true, fd);
+    if (!r)
+        mms__crashpoint("region.created");
     if (r == -EEXIST) {
         /* Left by a transaction that aborted or crashed: the header does
          * not name it, nobody maps it. */
@@ -1109,10 +1122,6 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
     if (r)
         return r;
     s->dir_dirty = true;
-    /* A file no commit names yet: an abort, a failed commit or a death
-     * leaves it behind, and the next give-back deletes it (recover.c). */
-    if (s->L)
-        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     /* Preallocated: the disk filling up is this error, never a SIGBUS. */
     r = mms__os_fallocate(*fd, 0, fbytes);
     if (r) {

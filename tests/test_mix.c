@@ -9,6 +9,12 @@
  *                     kept, and the store then dumps and loads. A new REF
  *                     field (a new table's, or one a migration adds) still
  *                     needs a target.
+ *  2. killed_new_file A writer killed just after it created a region's new
+ *                     file (a migration, an index build, a new table)
+ *                     leaves no file the next open and close do not
+ *                     delete; one killed just after it grew a table's
+ *                     file, no space past the committed size that the
+ *                     next open does not give back.
  */
 #include "test.h"
 
@@ -183,8 +189,138 @@ TEST(ref_to_dropped)
     rmrf(path);
 }
 
-int main(void)
+struct plain1 {
+    int64_t k;
+};
+static const mms_field plain1_fields[] = {MMS_F_I64(struct plain1, k)};
+static const mms_schema plain1_schema = MMS_SCHEMA(struct plain1, plain1_fields);
+struct plain2 {
+    int64_t k;
+    int32_t z;
+};
+static const mms_field plain2_fields[] = {MMS_F_I64(struct plain2, k), MMS_F_I32(struct plain2, z)};
+static const mms_schema plain2_schema = MMS_SCHEMA(struct plain2, plain2_fields);
+
+/* The child of killed_new_file: open path, then in one transaction what
+ * makes a new region file (MMS_CRASH kills it there). */
+static void new_file_child(const char *path, const char *what)
 {
+    mms_store *s = open_flags(path, 0);
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    if (strcmp(what, "migrate") == 0) {
+        OK(mms_table_open(s, "plain", &plain2_schema, 0, &t));
+    } else if (strcmp(what, "index") == 0) {
+        OK(mms_table_find(s, "plain", &t));
+        OK(mms_index_create(t, "k", MMS_INDEX_ORDERED));
+    } else if (strcmp(what, "grow") == 0) {
+        OK(mms_table_find(s, "plain", &t));
+        uint64_t first;
+        OK(mms_table_append_many(t, 1000000, &first, NULL));
+    } else {
+        OK(mms_table_open(s, "city", &city_schema, MMS_TABLE_CREATE, &t));
+    }
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+}
+
+static unsigned region_files_in(const char *path)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -c '^region-'", path);
+    FILE *f = popen(cmd, "r");
+    unsigned n = 0;
+    ASSERT(f != NULL);
+    ASSERT_EQ(fscanf(f, "%u", &n), 1);
+    pclose(f);
+    return n;
+}
+
+TEST(killed_new_file)
+{
+    static const char *whats[] = {"migrate", "index", "table"};
+    for (int i = 0; i < 3; i++) {
+        const char *path = tpath("mix_newfile");
+        mms_store *s = open_flags(path, MMS_CREATE);
+        mms_table *t;
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_open(s, "plain", &plain1_schema, MMS_TABLE_CREATE, &t));
+        for (int64_t k = 0; k < 1000; k++) {
+            struct plain1 p = {k};
+            OK(mms_table_append(t, &p, NULL));
+        }
+        OK(mms_txn_commit(s));
+        OK(mms_close(s));
+        ASSERT_EQ(region_files_in(path), 2);
+        pid_t pid = child_spawn((const char *[]){"newfile", path, whats[i], NULL},
+                                (const char *[]){"MMS_CRASH", "region.created:1", NULL});
+        int st;
+        if (!child_end(pid, 60, &st))
+            FAILF("the child (%s) hung", whats[i]);
+        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+            FAILF("the child (%s) was not killed at region.created: status 0x%x", whats[i], st);
+        ASSERT_EQ(region_files_in(path), 3);
+        /* The next open (and its close) deletes the file no commit names. */
+        s = open_flags(path, 0);
+        verify_ok(s);
+        OK(mms_close(s));
+        if (region_files_in(path) != 2)
+            FAILF("%s: a killed writer's new file is still there after an open and a close",
+                  whats[i]);
+        rmrf(path);
+    }
+}
+
+static uint64_t file_bytes(const char *path, const char *name)
+{
+    char p[700];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", path, name);
+    ASSERT_EQ(stat(p, &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+TEST(killed_growth)
+{
+    const char *path = tpath("mix_growth");
+    mms_store *s = open_flags(path, MMS_CREATE);
+    mms_table *t;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "plain", &plain1_schema, MMS_TABLE_CREATE, &t));
+    struct plain1 p = {1};
+    OK(mms_table_append(t, &p, NULL));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    uint64_t before = file_bytes(path, "region-1-0");
+    ASSERT_LT(before, 1u << 20);
+    pid_t pid = child_spawn((const char *[]){"newfile", path, "grow", NULL},
+                            (const char *[]){"MMS_CRASH", "region.grown:1", NULL});
+    int st;
+    if (!child_end(pid, 60, &st))
+        FAILF("the child hung");
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+        FAILF("the child was not killed at region.grown: status 0x%x", st);
+    ASSERT_GE(file_bytes(path, "region-1-0"), 8000000);
+    s = open_flags(path, 0);
+    verify_ok(s);
+    OK(mms_close(s));
+    /* Cut to the committed size and one growth step (recover.c). */
+    uint64_t after = file_bytes(path, "region-1-0");
+    if (after >= 1u << 20)
+        FAILF("a killed writer's growth stays: region-1-0 is %llu bytes, it was %llu",
+              (unsigned long long)after, (unsigned long long)before);
+    rmrf(path);
+}
+
+int main(int argc, char **argv)
+{
+    char **a = child_enter(argc, argv, 3, "newfile PATH WHAT");
+    if (a) {
+        new_file_child(a[1], a[2]);
+        _exit(0);
+    }
     RUN(ref_to_dropped);
+    RUN(killed_new_file);
+    RUN(killed_growth);
     return 0;
 }
