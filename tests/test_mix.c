@@ -15,6 +15,19 @@
  *                     delete; one killed just after it grew a table's
  *                     file, no space past the committed size that the
  *                     next open does not give back.
+ *  3. chain           One table with a unique hash index on a chars key,
+ *                     an ordered index, a string, a blob and a REF into
+ *                     another table, through: changes of every kind (plain
+ *                     stores to keys, strings replaced, deletes, slot
+ *                     reuse, missing keys), a migration that widens the
+ *                     indexed key and another field, drops one, adds one
+ *                     with a default, in the transaction that renames the
+ *                     REF's target; a compaction; a hot copy while another
+ *                     process commits; a dump and a load; a drop and a
+ *                     build of both indexes. After each step the store, its
+ *                     copy and its loaded twin verify (mms_verify and `mms
+ *                     verify`) and, reopened, hold every record of a model
+ *                     and find every key. Plain, MMS_NOSYNC and MMS_FIXED.
  */
 #include "test.h"
 
@@ -312,6 +325,388 @@ TEST(killed_growth)
     rmrf(path);
 }
 
+
+/* ========================================================================
+ * 3. A chain of features
+ * ======================================================================== */
+#define CH_N 600
+#define CH_CITIES 20
+
+struct per1 {
+    char key[12];
+    int32_t score;
+    uint64_t name;
+    uint64_t data;
+    uint64_t city;
+    uint8_t flag;
+};
+static mms_field per1_fields[] = {
+    MMS_F_CHARS(struct per1, key), MMS_F_I32(struct per1, score), MMS_F_STR(struct per1, name),
+    MMS_F_BLOB(struct per1, data), MMS_F_REF(struct per1, city, "city"), MMS_F_U8(struct per1, flag)};
+static const mms_schema per1_schema = MMS_SCHEMA(struct per1, per1_fields);
+
+/* Widened key and score, flag gone, extra added, city's table renamed. */
+struct per2 {
+    char key[20];
+    int64_t score;
+    uint64_t name;
+    uint64_t data;
+    uint64_t city;
+    int64_t extra;
+};
+static const int64_t extra_default = -5;
+static const mms_field per2_fields[] = {
+    MMS_F_CHARS(struct per2, key), MMS_F_I64(struct per2, score), MMS_F_STR(struct per2, name),
+    MMS_F_BLOB(struct per2, data), MMS_F_REF(struct per2, city, "town"),
+    MMS_F_WITH_DEFAULT(struct per2, extra, MMS_KIND_I64, &extra_default)};
+static const mms_schema per2_schema = MMS_SCHEMA(struct per2, per2_fields);
+
+struct tick {
+    uint64_t n;
+};
+static const mms_field tick_fields[] = {MMS_F_U64(struct tick, n)};
+static const mms_schema tick_schema = MMS_SCHEMA(struct tick, tick_fields);
+
+/* What each person record holds. */
+struct ch_rec {
+    bool live, key_missing;
+    char key[16];
+    int64_t score;
+    char name[40];
+    uint8_t data[24];
+    uint32_t data_len;
+    int city; /* -1: none */
+    uint8_t flag;
+};
+static struct {
+    unsigned flags;
+    int ver; /* 1: per1, 2: per2 */
+    const char *cities;
+    uint64_t nkeys, x;
+    struct ch_rec r[CH_N];
+} CH;
+
+static mms_store *ch_open(const char *path, unsigned more)
+{
+    return open_flags(path, CH.flags | more);
+}
+
+static void ch_fill(struct ch_rec *c)
+{
+    memset(c, 0, sizeof *c);
+    c->live = true;
+    snprintf(c->key, sizeof c->key, "k%llu", (unsigned long long)++CH.nkeys * 7919u);
+    c->score = (int64_t)(rnd_next(&CH.x) % 30) - 10;
+    snprintf(c->name, sizeof c->name, "n%llu", (unsigned long long)rnd_next(&CH.x) % 100000u);
+    c->data_len = (uint32_t)(rnd_next(&CH.x) % sizeof c->data);
+    for (uint32_t i = 0; i < c->data_len; i++)
+        c->data[i] = (uint8_t)rnd_next(&CH.x);
+    c->city = rnd_next(&CH.x) % 4 == 0 ? -1 : (int)(rnd_next(&CH.x) % CH_CITIES);
+    c->flag = (uint8_t)rnd_next(&CH.x);
+}
+
+/* c as a record of the current layout, into rec (its strings made). */
+static void ch_record(mms_store *s, mms_table *cities, const struct ch_rec *c, void *rec)
+{
+    mms_ref name, data, city = c->city < 0 ? 0 : mms_table_ref(cities, (uint64_t)c->city);
+    OK(mms_str_new(s, c->name, strlen(c->name), &name));
+    OK(mms_str_new(s, c->data, c->data_len, &data));
+    if (CH.ver == 1) {
+        struct per1 *r = rec;
+        *r = (struct per1){.score = (int32_t)c->score, .name = name, .data = data, .city = city,
+                           .flag = c->flag};
+        memcpy(r->key, c->key, strlen(c->key));
+    } else {
+        struct per2 *r = rec;
+        *r = (struct per2){.score = c->score, .name = name, .data = data, .city = city,
+                           .extra = extra_default};
+        memcpy(r->key, c->key, strlen(c->key));
+    }
+}
+
+static mms_table *ch_people(mms_store *s)
+{
+    mms_table *t;
+    OK(mms_table_open(s, "person", CH.ver == 1 ? &per1_schema : &per2_schema, 0, &t));
+    return t;
+}
+
+/* The store at path holds the model: verified, every record, every key. */
+static void ch_check(const char *path, const char *what)
+{
+    mms_store *s = ch_open(path, 0);
+    verify_ok(s);
+    OK(mms_read_begin(s));
+    mms_table *t, *c;
+    OK(mms_table_find(s, "person", &t));
+    OK(mms_table_find(s, CH.cities, &c));
+    ASSERT_EQ(mms_table_count(c), CH_CITIES);
+    const mms_schema *sc = mms_table_schema(t);
+    char why[200];
+    if (mms_schema_same(sc, CH.ver == 1 ? &per1_schema : &per2_schema, why, sizeof why) != 1)
+        FAILF("%s: person has another layout: %s", what, why);
+    mms_index *kx, *sx;
+    OK(mms_index_open(t, "key", &kx));
+    OK(mms_index_open(t, "score", &sx));
+    uint32_t key_field = 0;
+    uint64_t live = 0, scores[30] = {0};
+    for (uint64_t i = 0; i < CH_N; i++) {
+        const struct ch_rec *m = &CH.r[i];
+        ASSERT_EQ(mms_table_live(t, i), m->live);
+        if (!m->live)
+            continue;
+        live++;
+        const char *r = mms_table_get(t, i);
+        char key[24] = {0};
+        int64_t score;
+        mms_ref name, data, city;
+        if (CH.ver == 1) {
+            const struct per1 *p = (const void *)r;
+            memcpy(key, p->key, sizeof p->key);
+            score = p->score;
+            name = p->name, data = p->data, city = p->city;
+            ASSERT_EQ(p->flag, m->flag);
+        } else {
+            const struct per2 *p = (const void *)r;
+            memcpy(key, p->key, sizeof p->key);
+            score = p->score;
+            name = p->name, data = p->data, city = p->city;
+            ASSERT_EQ(p->extra, extra_default);
+        }
+        if (strcmp(key, m->key) != 0 || score != m->score)
+            FAILF("%s: record %llu holds %s/%lld, not %s/%lld", what, (unsigned long long)i,
+                  key, (long long)score, m->key, (long long)m->score);
+        ASSERT_EQ(mms_table_null(t, i, key_field), m->key_missing);
+        size_t len;
+        const char *str = mms_str_get(s, name, &len);
+        ASSERT(str && len == strlen(m->name) && memcmp(str, m->name, len) == 0);
+        str = mms_str_get(s, data, &len);
+        ASSERT(str && len == m->data_len && memcmp(str, m->data, len) == 0);
+        ASSERT_EQ(city, m->city < 0 ? 0 : mms_table_ref(c, (uint64_t)m->city));
+        uint64_t at = UINT64_MAX;
+        int fr = mms_index_find(kx, key, &at);
+        if (m->key_missing ? fr != MMS_ENOTFOUND : fr != 0 || at != i)
+            FAILF("%s: find %s: %d at %lld, record %llu", what, key, fr, (long long)at,
+                  (unsigned long long)i);
+        scores[m->score + 10]++;
+    }
+    ASSERT_EQ(mms_table_count(t), live);
+    for (int v = 0; v < 30; v++) {
+        int64_t k64 = v - 10;
+        int32_t k32 = (int32_t)k64;
+        uint64_t n = UINT64_MAX;
+        OK(mms_index_count(sx, CH.ver == 1 ? (const void *)&k32 : (const void *)&k64, &n));
+        ASSERT_EQ(n, scores[v]);
+    }
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+    char args[700], out[2048];
+    snprintf(args, sizeof args, "verify '%s'", path);
+    if (run_tool(args, out, sizeof out))
+        FAILF("%s: mms verify: %s", what, out);
+}
+
+/* Plain stores to keys, strings replaced, deletes, appends into freed
+ * slots, keys marked missing and given back. */
+static void ch_mutate(const char *path)
+{
+    mms_store *s = ch_open(path, 0);
+    OK(mms_txn_begin(s, 0));
+    mms_table *t = ch_people(s), *c;
+    OK(mms_table_find(s, CH.cities, &c));
+    uint32_t klen = CH.ver == 1 ? 12 : 20;
+    for (uint64_t i = 0; i < CH_N; i++) {
+        struct ch_rec *m = &CH.r[i];
+        char *r = mms_table_get(t, i);
+        unsigned op = (unsigned)(rnd_next(&CH.x) % 8);
+        if (!m->live)
+            continue;
+        if (op == 0) {
+            OK(mms_table_delete(t, i));
+            m->live = false;
+        } else if (op == 1 && !m->key_missing) { /* a plain store of a new key */
+            snprintf(m->key, sizeof m->key, "k%llu", (unsigned long long)++CH.nkeys * 7919u);
+            memset(r, 0, klen);
+            memcpy(r, m->key, strlen(m->key));
+        } else if (op == 2) {
+            snprintf(m->name, sizeof m->name, "N%llu", (unsigned long long)rnd_next(&CH.x) % 1000u);
+            OK(mms_str_set(s, (mms_ref *)(r + (CH.ver == 1 ? offsetof(struct per1, name)
+                                                           : offsetof(struct per2, name))),
+                           m->name, strlen(m->name)));
+        } else if (op == 3 && !m->key_missing) {
+            OK(mms_table_null_set(t, i, 0, 1));
+            m->key_missing = true;
+            m->key[0] = 0;
+        } else if (op == 4 && m->key_missing) {
+            OK(mms_table_null_set(t, i, 0, 0));
+            m->key_missing = false;
+            snprintf(m->key, sizeof m->key, "k%llu", (unsigned long long)++CH.nkeys * 7919u);
+            memcpy(r, m->key, strlen(m->key));
+        }
+    }
+    /* Appends take the lowest free slot, freed by this transaction too. */
+    for (int n = 0; n < CH_N / 10; n++) {
+        uint64_t i = 0;
+        while (i < CH_N && CH.r[i].live)
+            i++;
+        if (i == CH_N)
+            break;
+        union {
+            struct per1 a;
+            struct per2 b;
+        } rec;
+        ch_fill(&CH.r[i]);
+        ch_record(s, c, &CH.r[i], &rec);
+        uint64_t at;
+        OK(mms_table_append(t, &rec, &at));
+        ASSERT_EQ(at, i);
+    }
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+}
+
+/* A child that commits one tick at a time into "ticks" until killed. */
+static pid_t ch_ticker(const char *path)
+{
+    pid_t parent = getpid(), pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        die_with_parent(parent);
+        mms_store *s = ch_open(path, 0);
+        mms_table *t;
+        OK(mms_table_find(s, "ticks", &t));
+        for (;;) {
+            OK(mms_txn_begin(s, 0));
+            struct tick k = {mms_table_slots(t)};
+            OK(mms_table_append(t, &k, NULL));
+            OK(mms_txn_commit(s));
+        }
+    }
+    return pid;
+}
+
+static void ch_ticks_whole(const char *path)
+{
+    mms_store *s = ch_open(path, 0);
+    mms_table *t;
+    OK(mms_read_begin(s));
+    OK(mms_table_find(s, "ticks", &t));
+    for (uint64_t i = 0; i < mms_table_count(t); i++)
+        ASSERT_EQ(MMS_TABLE_GET(t, struct tick, i)->n, i);
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+}
+
+static void chain_with(unsigned flags, uint64_t seed)
+{
+    memset(&CH, 0, sizeof CH);
+    CH.flags = flags;
+    CH.ver = 1;
+    CH.cities = "city";
+    CH.x = seed;
+    per1_fields[4].target = "city";
+    const char *path = tpath("mix_chain");
+    char copy[512], loaded[512], dump[512], args[2000], out[4096];
+    snprintf(copy, sizeof copy, "%s.copy", path);
+    snprintf(loaded, sizeof loaded, "%s.loaded", path);
+    snprintf(dump, sizeof dump, "%s.dump", path);
+
+    mms_store *s = ch_open(path, MMS_CREATE);
+    mms_table *t, *c, *k;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "city", &city_schema, MMS_TABLE_CREATE, &c));
+    for (int64_t i = 0; i < CH_CITIES; i++)
+        OK(mms_table_append(c, &(struct city){i}, NULL));
+    OK(mms_table_open(s, "person", &per1_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_table_open(s, "ticks", &tick_schema, MMS_TABLE_CREATE, &k));
+    for (int i = 0; i < CH_N; i++) {
+        struct per1 rec;
+        ch_fill(&CH.r[i]);
+        ch_record(s, c, &CH.r[i], &rec);
+        OK(mms_table_append(t, &rec, NULL));
+    }
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_index_create(t, "key", MMS_INDEX_HASH | MMS_INDEX_UNIQUE));
+    OK(mms_index_create(t, "score", MMS_INDEX_ORDERED));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    ch_check(path, "created");
+
+    ch_mutate(path);
+    ch_check(path, "changed");
+
+    /* Rename the REF's target and migrate, in one transaction. */
+    s = ch_open(path, 0);
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_rename(s, "city", "town"));
+    OK(mms_table_open(s, "person", &per2_schema, 0, &t));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    CH.ver = 2;
+    CH.cities = "town";
+    ch_check(path, "migrated");
+    ch_mutate(path);
+    ch_check(path, "changed after the migration");
+
+    s = ch_open(path, 0);
+    OK(mms_compact(s, NULL));
+    OK(mms_close(s));
+    ch_check(path, "compacted");
+
+    /* A hot copy while another process commits. */
+    pid_t w = ch_ticker(path);
+    rmrf(copy);
+    snprintf(args, sizeof args, "copy '%s' '%s'", path, copy);
+    int st = run_tool(args, out, sizeof out);
+    kill(w, SIGKILL);
+    waitpid(w, NULL, 0);
+    if (st)
+        FAILF("mms %s: %s", args, out);
+    ch_check(copy, "hot copy");
+    ch_ticks_whole(copy);
+    ch_check(path, "copied");
+
+    snprintf(args, sizeof args, "dump '%s' --all '%s'", path, dump);
+    if (run_tool(args, out, sizeof out))
+        FAILF("mms %s: %s", args, out);
+    rmrf(loaded);
+    snprintf(args, sizeof args, "load '%s' '%s'", dump, loaded);
+    if (run_tool(args, out, sizeof out))
+        FAILF("mms %s: %s", args, out);
+    ch_check(loaded, "loaded");
+    ch_ticks_whole(loaded);
+
+    s = ch_open(loaded, 0);
+    OK(mms_txn_begin(s, 0));
+    t = ch_people(s);
+    OK(mms_index_drop(t, "key"));
+    OK(mms_index_drop(t, "score"));
+    OK(mms_index_create(t, "key", MMS_INDEX_HASH | MMS_INDEX_UNIQUE));
+    OK(mms_index_create(t, "score", MMS_INDEX_ORDERED));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    ch_check(loaded, "indexes built again");
+    ch_mutate(loaded);
+    ch_check(loaded, "changed after the load");
+
+    unlink(dump);
+    rmrf(copy);
+    rmrf(loaded);
+    rmrf(path);
+}
+
+TEST(chain)
+{
+    unsigned soak;
+    uint64_t seed = test_seed("test_mix chain", 0, &soak, "");
+    for (unsigned i = 0; i < soak; i++) {
+        chain_with(0, seed + i);
+        chain_with(MMS_NOSYNC, seed + i);
+        chain_with(MMS_FIXED, seed + i);
+    }
+}
+
 int main(int argc, char **argv)
 {
     char **a = child_enter(argc, argv, 3, "newfile PATH WHAT");
@@ -322,5 +717,6 @@ int main(int argc, char **argv)
     RUN(ref_to_dropped);
     RUN(killed_new_file);
     RUN(killed_growth);
+    RUN(chain);
     return 0;
 }
