@@ -437,8 +437,9 @@ struct mms__lock {
     uint64_t unsynced_ns;    /* CLOCK_MONOTONIC of the oldest commit not synced, 0: none */
     uint32_t writer;         /* futex word: mms__owner_id of the writer lock's holder, 0: free */
     uint32_t writer_waiters; /* handles waiting for the writer lock */
-    uint32_t space_left;     /* a region file grew past its committed size since the
-                                space was last given back (recover.c) */
+    uint32_t space_left;     /* a region file grew past its committed size, or a file
+                                no commit may name stays, since the space was last
+                                given back (recover.c; mms__space_left_mark) */
     uint32_t gate_untouched; /* gate_owner while that holder has written no file yet
                                 (it waits for readers to leave, lock.c), else stale */
     uint32_t sync_failed;    /* -errno of a failed journal sync, until the next first
@@ -944,6 +945,11 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
 /* The same, mapped as fresh space (in id's reservation if it has one). */
 int mms__region_new(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes);
 void mms__region_unlink(mms_store *s, uint32_t id, uint32_t gen);
+/* Say (in the lock file) that the store's files hold what the next
+ * give-back must take (recover.c): a file or growth no commit names yet,
+ * or a region file a transaction let go (a drop). Said before the files
+ * change, so that a death right after leaves it said. */
+void mms__space_left_mark(mms_store *s);
 /* Delete region files the region table rt does not name (after a
  * checkpoint, when no journal record can name them). */
 void mms__region_gc(mms_store *s, const struct mms__rent *rt, uint32_t nregions);

@@ -830,11 +830,8 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
         return r;
     if (had < g->mapped)
         had = g->mapped;
-    /* What is not committed goes back at a checkpoint or an open
-     * (recover.c): said before the file grows, as a death right after the
-     * growth left it there until another handle grew a file. */
-    if (s->L)
-        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
+    /* What is not committed goes back at a checkpoint or an open. */
+    mms__space_left_mark(s);
     /* Preallocate, so that the disk filling up is this error and never a
      * SIGBUS when a store touches a hole. */
     r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
@@ -1103,11 +1100,8 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
                          s->fixed.base ? ", recorded at the store's creation"
                                     : "; reopen it with a larger reserve");
     /* A file no commit names yet: an abort, a failed commit or a death
-     * leaves it behind, and the next give-back deletes it (recover.c). Said
-     * before the file exists: a death between its creation and this store
-     * left it to the next checkpoint that empties a journal. */
-    if (s->L)
-        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
+     * leaves it behind, and the next give-back deletes it. */
+    mms__space_left_mark(s);
     int r = mms__region_open_file(s, id, gen, true, true, fd);
     if (!r)
         mms__crashpoint("region.created");
@@ -1131,6 +1125,16 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
         return mms__fail(r, "cannot create the file of region %u: %s", id, mms_strerror(r));
     }
     return 0;
+}
+
+/* Before the files change: a flag set after them left what a death in
+ * between made (a new file, a growth, a dropped region's file once the
+ * checkpoint had emptied the journal) to whichever handle set it next --
+ * an open and a close of the store kept it. */
+void mms__space_left_mark(mms_store *s)
+{
+    if (s->L)
+        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
 }
 
 void mms__region_unlink(mms_store *s, uint32_t id, uint32_t gen)

@@ -1451,6 +1451,7 @@ int mms_table_drop(mms_store *s, const char *name)
     struct mms__rent *rt = &mms__rtab(s)[id];
     rt->kind = MMS__RK_NONE;
     rt->size = 0;
+    mms__space_left_mark(s); /* or the give-back after a death before that */
     mms__tables_forget(s);
     tables_reindex(s);
     return 0;

@@ -226,6 +226,11 @@ static void new_file_child(const char *path, const char *what)
     } else if (strcmp(what, "index") == 0) {
         OK(mms_table_find(s, "plain", &t));
         OK(mms_index_create(t, "k", MMS_INDEX_ORDERED));
+    } else if (strcmp(what, "drop_index") == 0) {
+        OK(mms_table_find(s, "plain", &t));
+        OK(mms_index_drop(t, "k"));
+    } else if (strcmp(what, "drop_table") == 0) {
+        OK(mms_table_drop(s, "plain"));
     } else if (strcmp(what, "grow") == 0) {
         OK(mms_table_find(s, "plain", &t));
         uint64_t first;
@@ -707,6 +712,44 @@ TEST(chain)
     }
 }
 
+/* A writer killed in the checkpoint after the commit that dropped an index
+ * or a table, once the journal is empty and before the dropped region's
+ * file is deleted: the next open and close delete it. */
+TEST(killed_after_drop)
+{
+    static const char *whats[] = {"drop_index", "drop_table"};
+    for (int i = 0; i < 2; i++) {
+        const char *path = tpath("mix_dropfile");
+        mms_store *s = open_flags(path, MMS_CREATE);
+        mms_table *t;
+        OK(mms_txn_begin(s, 0));
+        OK(mms_table_open(s, "plain", &plain1_schema, MMS_TABLE_CREATE, &t));
+        for (int64_t k = 0; k < 1000; k++)
+            OK(mms_table_append(t, &(struct plain1){k}, NULL));
+        if (i == 0) /* the table dropped has none: its own file is the one */
+            OK(mms_index_create(t, "k", MMS_INDEX_HASH));
+        OK(mms_txn_commit(s));
+        OK(mms_close(s));
+        ASSERT_EQ(region_files_in(path), i == 0 ? 3 : 2);
+        pid_t pid = child_spawn((const char *[]){"newfile", path, whats[i], NULL},
+                                (const char *[]){"MMS_CRASH", "checkpoint.reset:1", NULL});
+        int st;
+        if (!child_end(pid, 60, &st))
+            FAILF("the child (%s) hung", whats[i]);
+        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+            FAILF("the child (%s) was not killed at checkpoint.reset: status 0x%x", whats[i],
+                  st);
+        s = open_flags(path, 0);
+        verify_ok(s);
+        OK(mms_close(s));
+        unsigned want = i == 0 ? 2 : 1;
+        if (region_files_in(path) != want)
+            FAILF("%s: %u region files after an open and a close, %u in use", whats[i],
+                  region_files_in(path), want);
+        rmrf(path);
+    }
+}
+
 int main(int argc, char **argv)
 {
     char **a = child_enter(argc, argv, 3, "newfile PATH WHAT");
@@ -717,6 +760,7 @@ int main(int argc, char **argv)
     RUN(ref_to_dropped);
     RUN(killed_new_file);
     RUN(killed_growth);
+    RUN(killed_after_drop);
     RUN(chain);
     return 0;
 }
