@@ -9,12 +9,14 @@
  *                     kept, and the store then dumps and loads. A new REF
  *                     field (a new table's, or one a migration adds) still
  *                     needs a target.
- *  2. killed_new_file A writer killed just after it created a region's new
- *                     file (a migration, an index build, a new table)
- *                     leaves no file the next open and close do not
- *                     delete; one killed just after it grew a table's
- *                     file, no space past the committed size that the
- *                     next open does not give back.
+ *  2. killed_*       What a killed writer leaves, the next open and close
+ *                     take: killed just after it created a region's new
+ *                     file (a migration, an index build, a new table), the
+ *                     file (killed_new_file); just after it grew a table's
+ *                     file, the space past the committed size
+ *                     (killed_growth); in the checkpoint after it dropped
+ *                     an index or a table, once the journal is empty, their
+ *                     files (killed_after_drop).
  *  3. chain           One table with a unique hash index on a chars key,
  *                     an ordered index, a string, a blob and a REF into
  *                     another table, through: changes of every kind (plain
