@@ -1539,7 +1539,10 @@ typedef struct mms_table mms_table;
  *   the new one.
  * Creating or migrating needs a write transaction (MMS_ENOTXN); on a
  * read-only handle a layout mismatch is MMS_ESCHEMA. A REF field's target
- * table must exist (or be this table).
+ * table must exist (or be this table; MMS_ENOENT), or be "" for a field
+ * whose target was dropped (mms_table_drop), as mms_table_schema() gives
+ * it: the table opens, and migrates with the field, which still targets no
+ * table; a new REF field with the target "" is MMS_EINVAL.
  * *t stays valid until mms_close (the same handle for the same name); the
  * handle of a table whose creation was aborted must not be used again.
  * The handle remembers the layout it was opened with: once another handle
@@ -1754,7 +1757,8 @@ int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n);
  * record) and nothing changes -- clear those refs first. Its own records
  * may refer to each other. REF fields of other tables that targeted it
  * then target no table (mms_table_schema() gives target ""): they can
- * only hold 0, and mms_verify() reports any other value. Table handles of
+ * only hold 0, and mms_verify() reports any other value; mms_table_open
+ * takes "" for them. Table handles of
  * it (in this process) must not be used again; its name and its region id
  * may be given to a new table; so may its indexes' (their mms_index
  * handles fail MMS_ENOENT). Other processes' handles of it find it gone

@@ -2016,8 +2016,9 @@ static void region_release(mms_store *s, uint32_t id)
     struct mms__rent *rt = mms__rtab(s);
     rt[id].kind = MMS__RK_NONE;
     rt[id].size = 0;
-    /* The file stays until the checkpoint after the commit (gc); an abort
-     * maps it back. */
+    /* The file stays until the checkpoint after the commit (gc), or the
+     * give-back after a death before that gc; an abort maps it back. */
+    mms__space_left_mark(s);
 }
 
 int mms__ix_drop(mms_store *s, struct mms__tabent *e, uint32_t k)

@@ -437,8 +437,9 @@ struct mms__lock {
     uint64_t unsynced_ns;    /* CLOCK_MONOTONIC of the oldest commit not synced, 0: none */
     uint32_t writer;         /* futex word: mms__owner_id of the writer lock's holder, 0: free */
     uint32_t writer_waiters; /* handles waiting for the writer lock */
-    uint32_t space_left;     /* a region file grew past its committed size since the
-                                space was last given back (recover.c) */
+    uint32_t space_left;     /* a region file grew past its committed size, or a file
+                                no commit may name stays, since the space was last
+                                given back (recover.c; mms__space_left_mark) */
     uint32_t gate_untouched; /* gate_owner while that holder has written no file yet
                                 (it waits for readers to leave, lock.c), else stale */
     uint32_t sync_failed;    /* -errno of a failed journal sync, until the next first
@@ -922,8 +923,9 @@ static inline void mms__state_to(mms_store *s, int to)
 const char *mms__kind_label(unsigned kind); /* mms_kind_name, or "?" */
 bool mms__kind_owns_heap(unsigned kind);    /* STR and BLOB */
 /* Every field named, of a known kind and size, inside the record, not
- * overlapping another; REF fields name a target (whether it exists is the
- * catalog's question). MMS_EINVAL with a detail naming table otherwise. */
+ * overlapping another; REF fields name a target, "" for none (whether it
+ * exists, or may be none, is the catalog's question: table.c). MMS_EINVAL
+ * with a detail naming table otherwise. */
 int mms__schema_check(const char *table, const mms_schema *sc);
 /* The name rule (mmstore.h, "Names") for a new table name; for the fields
  * of sc, those not in stored (NULL: all of them). Names already in a store
@@ -962,6 +964,11 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
 /* The same, mapped as fresh space (in id's reservation if it has one). */
 int mms__region_new(mms_store *s, uint32_t id, uint32_t gen, uint64_t bytes);
 void mms__region_unlink(mms_store *s, uint32_t id, uint32_t gen);
+/* Say (in the lock file) that the store's files hold what the next
+ * give-back must take (recover.c): a file or growth no commit names yet,
+ * or a region file a transaction let go (a drop). Said before the files
+ * change, so that a death right after leaves it said. */
+void mms__space_left_mark(mms_store *s);
 /* Delete region files the region table rt does not name (after a
  * checkpoint, when no journal record can name them). */
 void mms__region_gc(mms_store *s, const struct mms__rent *rt, uint32_t nregions);

@@ -830,9 +830,13 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
         return r;
     if (had < g->mapped)
         had = g->mapped;
+    /* What is not committed goes back at a checkpoint or an open. */
+    mms__space_left_mark(s);
     /* Preallocate, so that the disk filling up is this error and never a
      * SIGBUS when a store touches a hole. */
     r = mms__os_fallocate(g->fd, g->mapped, want - g->mapped);
+    if (!r)
+        mms__crashpoint("region.grown");
     if (r && want > mms__round_up(need, MMS__GROW_ALIGN)) {
         /* A failed fallocate may keep the blocks it got and extend the file
          * over them (ext4 does): give them back before asking for less. */
@@ -858,8 +862,6 @@ int mms__map_grow(mms_store *s, uint32_t id, uint64_t need)
     g->fview_len = want;
     g->mapped = want;
     g->readable = g->readable > want ? g->readable : want;
-    if (s->L) /* what is not committed goes back at a checkpoint (recover.c) */
-        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     return 0;
 cut_back:
     /* Nothing past what the file had is mapped by anyone or committed, so
@@ -1097,7 +1099,12 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
                          (unsigned long long)s->reg[id].reserve,
                          s->fixed.base ? ", recorded at the store's creation"
                                     : "; reopen it with a larger reserve");
+    /* A file no commit names yet: an abort, a failed commit or a death
+     * leaves it behind, and the next give-back deletes it. */
+    mms__space_left_mark(s);
     int r = mms__region_open_file(s, id, gen, true, true, fd);
+    if (!r)
+        mms__crashpoint("region.created");
     if (r == -EEXIST) {
         /* Left by a transaction that aborted or crashed: the header does
          * not name it, nobody maps it. */
@@ -1109,10 +1116,6 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
     if (r)
         return r;
     s->dir_dirty = true;
-    /* A file no commit names yet: an abort, a failed commit or a death
-     * leaves it behind, and the next give-back deletes it (recover.c). */
-    if (s->L)
-        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
     /* Preallocated: the disk filling up is this error, never a SIGBUS. */
     r = mms__os_fallocate(*fd, 0, fbytes);
     if (r) {
@@ -1122,6 +1125,16 @@ int mms__region_create_file(mms_store *s, uint32_t id, uint32_t gen, uint64_t by
         return mms__fail(r, "cannot create the file of region %u: %s", id, mms_strerror(r));
     }
     return 0;
+}
+
+/* Before the files change: a flag set after them left what a death in
+ * between made (a new file, a growth, a dropped region's file once the
+ * checkpoint had emptied the journal) to whichever handle set it next --
+ * an open and a close of the store kept it. */
+void mms__space_left_mark(mms_store *s)
+{
+    if (s->L)
+        __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
 }
 
 void mms__region_unlink(mms_store *s, uint32_t id, uint32_t gen)

@@ -188,7 +188,7 @@ int mms__schema_check(const char *table, const mms_schema *sc)
             return mms__fail(MMS_EINVAL, "table %s: field %s: a %s field's default can only be "
                              "null (one string would be shared by every record)", table,
                              f->name, mms_kind_name(f->kind));
-        if (f->kind == MMS_KIND_REF && (!f->target || !*f->target))
+        if (f->kind == MMS_KIND_REF && !f->target)
             return mms__fail(MMS_EINVAL, "table %s: ref field %s names no target table",
                              table, f->name);
         for (uint32_t j = 0; j < i; j++) {

@@ -108,22 +108,6 @@ static inline char *rec_at(const mms_table *t, const struct mms__tabent *e, uint
 /* ------------------------------------------------------------------------
  * Schema checks
  * ------------------------------------------------------------------------ */
-/* The checks of schema.c, and every REF target exists (or is this table). */
-static int schema_check(mms_store *s, const char *table, const mms_schema *sc)
-{
-    int r = mms__schema_check(table, sc);
-    if (r)
-        return r;
-    for (uint32_t i = 0; i < sc->nfields; i++) {
-        const mms_field *f = &sc->fields[i];
-        if (f->kind == MMS_KIND_REF && strcmp(f->target, table) != 0 &&
-            mms__catalog_find(s, f->target) < 0)
-            return mms__fail(MMS_ENOENT, "table %s: ref field %s targets table %s, which "
-                             "does not exist", table, f->name, f->target);
-    }
-    return 0;
-}
-
 static uint32_t target_region(mms_store *s, const char *table, uint32_t own_region,
                               const mms_field *f)
 {
@@ -142,6 +126,44 @@ static const struct mms__fdesc *fdesc_named(const struct mms__fdesc *fd, uint32_
         if (strcmp(fd[i].name, name) == 0)
             return &fd[i];
     return NULL;
+}
+
+/* Is field of table a REF that targets no table (its target was dropped,
+ * mms__catalog_untarget)? */
+static bool ref_targets_none(mms_store *s, const char *table, const char *field)
+{
+    int i = mms__catalog_find(s, table);
+    if (i < 0)
+        return false;
+    const struct mms__tabent *e = &mms__catalog(s)->t[i];
+    const struct mms__fdesc *fd = mms__fdescs(s, e);
+    const struct mms__fdesc *o = fd ? fdesc_named(fd, e->nfields, field) : NULL;
+    return o && o->kind == MMS_KIND_REF && o->target == 0;
+}
+
+/* The checks of schema.c, and every REF target exists (or is this table).
+ * The target "" names no table: only a field that targets none already may
+ * keep it, so that the layout mms_table_schema() gives (after a drop of
+ * the target) opens the table and migrates it with the field. */
+static int schema_check(mms_store *s, const char *table, const mms_schema *sc)
+{
+    int r = mms__schema_check(table, sc);
+    if (r)
+        return r;
+    for (uint32_t i = 0; i < sc->nfields; i++) {
+        const mms_field *f = &sc->fields[i];
+        if (f->kind != MMS_KIND_REF || strcmp(f->target, table) == 0)
+            continue;
+        if (!*f->target) {
+            if (!ref_targets_none(s, table, f->name))
+                return mms__fail(MMS_EINVAL, "table %s: ref field %s names no target table",
+                                 table, f->name);
+        } else if (mms__catalog_find(s, f->target) < 0) {
+            return mms__fail(MMS_ENOENT, "table %s: ref field %s targets table %s, which "
+                             "does not exist", table, f->name, f->target);
+        }
+    }
+    return 0;
 }
 
 /* Write the field descriptors of sc into a new heap array. */
@@ -1429,6 +1451,7 @@ int mms_table_drop(mms_store *s, const char *name)
     struct mms__rent *rt = &mms__rtab(s)[id];
     rt->kind = MMS__RK_NONE;
     rt->size = 0;
+    mms__space_left_mark(s); /* or the give-back after a death before that */
     mms__tables_forget(s);
     tables_reindex(s);
     return 0;

@@ -1208,6 +1208,7 @@ int mms__checkpoint(mms_store *s, bool wait)
     r = mms__journal_reset(s, s->hdr_fixed + offsetof(struct mms__hdr, uuid), txn);
     if (r)
         return r;
+    mms__crashpoint("checkpoint.reset");
     __atomic_store_n(&L->apply_off, s->J->end, __ATOMIC_RELEASE);
     __atomic_store_n(&L->apply_crc, s->J->last_crc, __ATOMIC_RELEASE);
     /* No journal record names an old region file any more: delete those
