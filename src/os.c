@@ -894,6 +894,7 @@ void mms__os_random(void *buf, size_t len)
     }
 }
 
+MMS__OPEN_PATH /* a first open stamps the lock file (lock.c) */
 uint64_t mms__os_now_ns(void)
 {
     struct timespec ts;
