@@ -201,7 +201,8 @@ static void fbuf_read(struct fbuf *b, int fd)
             break; /* shrank meanwhile */
         got += (uint64_t)r;
     }
-    memset(b->p + got, 0, round_pg(got) - got);
+    if (round_pg(got) > got) /* an empty file may have no buffer yet (b->p NULL) */
+        memset(b->p + got, 0, round_pg(got) - got);
     if (b->size > got) /* what an earlier, longer content left */
         memset(b->p + round_pg(got), 0, round_pg(b->size) - round_pg(got));
     b->size = got;
