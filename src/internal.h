@@ -579,6 +579,7 @@ int mms__os_stat(int dirfd, const char *name, bool *is_dir);
 int mms__os_dir_list(int dirfd, int (*fn)(void *ctx, const char *name), void *ctx);
 int mms__os_ofd_lock(int fd, int byte, int type, bool wait);
 int mms__os_ofd_probe(int fd, int byte);
+int mms__os_ofd_probe_range(int fd, int byte, int len); /* any byte of the range */
 /* A thread of the library (os.c says what it is spared): fn(arg) runs in
  * it. *t must stay in place until mms__os_thread_join returns. */
 struct mms__os_thread {

@@ -442,22 +442,30 @@ int mms__lock_trust(mms_store *s, const uint8_t uuid[16])
                          "another version of mmstore, left by a first open that failed, or "
                          "copied), and this process may not rebuild it: the store needs "
                          "recovery by a process that can write it");
-    /* Kept by other handles now: valid since its first opener, in this
-     * boot. Else what the last handles left: from this boot, of this file. */
-    if (fd_byte_held(s->lockfd, 0))
-        return 0;
+    /* Made in this boot, for this file: what the last handles left, or
+     * what open ones keep. */
     const uint64_t *id = s->lock_fid;
-    if (!lock_same_boot(L))
+    bool boot = lock_same_boot(L);
+    if (boot && id[1] != 0 && id[0] == L->lock_id[0] && id[1] == L->lock_id[1])
+        return 0;
+    /* Else kept by a handle that can write it (the clock was set since):
+     * valid since its first opener, in this boot. A slot's byte says so,
+     * not byte 0: every reader holds that, and one that cannot write the
+     * file holds it from its attach until it has judged the file (so two
+     * such readers of another boot's file would each trust the other). A
+     * slot's byte is taken exclusively, which needs a descriptor open for
+     * writing. (The first handle between its initialisation and its claim
+     * of a slot holds none, but has just stamped the file.) */
+    if (mms__os_ofd_probe_range(s->lockfd, SLOT_BYTE(0), (int)MMS__NSLOTS) == 1)
+        return 0; /* an error is no reason to trust */
+    if (!boot)
         return mms__fail(MMS_ERECOVER, "the store was last opened before the system restarted "
                          "(or the clock was set since, by more than a second), and this "
                          "process may not write its lock file: the store needs recovery by a "
                          "process that can write it");
-    if (id[1] == 0 || id[0] != L->lock_id[0] ||
-        id[1] != L->lock_id[1])
-        return mms__fail(MMS_ERECOVER, "the lock file was made for another copy of the store "
-                         "directory, and this process may not rebuild it: the store needs "
-                         "recovery by a process that can write it");
-    return 0;
+    return mms__fail(MMS_ERECOVER, "the lock file was made for another copy of the store "
+                     "directory, and this process may not rebuild it: the store needs "
+                     "recovery by a process that can write it");
 }
 
 /* Take a place in the lock file: *alone says whether any other handle has
