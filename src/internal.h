@@ -1065,7 +1065,7 @@ void mms__lock_init(mms_store *s, const uint8_t uuid[16]);
  * must then call mms__lock_trust. */
 int mms__lock_attach(mms_store *s, bool *alone);
 /* An unslotted handle: may it read the store by this lock file? 0, or
- * MMS_ERECOVER saying why not. */
+ * MMS_ERECOVER saying why not. uuid NULL: for any store (its attach). */
 int mms__lock_trust(mms_store *s, const uint8_t uuid[16]);
 void mms__lock_detach(mms_store *s);
 int mms__slot_claim(mms_store *s);
