@@ -263,8 +263,8 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * mms_readers, and its read transactions hold commits back as any
  * reader's do), and what would need a write it refuses with MMS_ERECOVER
  * -- a writer or an apply that died half done, a lock file that is missing
- * or not valid for the store, or, when no other handle has the store
- * open, one left before the system restarted: "the store needs recovery
+ * or not valid for the store, or, when no handle that can write it has the
+ * store open, one left before the system restarted: "the store needs recovery
  * by a process that can write it" (opening it once as its owner does).
  * mms_checkpoint and mms_compact need the writer lock: they fail
  * MMS_ERDONLY there; mms_verify checks the published state (in a read

@@ -579,6 +579,7 @@ int mms__os_stat(int dirfd, const char *name, bool *is_dir);
 int mms__os_dir_list(int dirfd, int (*fn)(void *ctx, const char *name), void *ctx);
 int mms__os_ofd_lock(int fd, int byte, int type, bool wait);
 int mms__os_ofd_probe(int fd, int byte);
+int mms__os_ofd_probe_range(int fd, int byte, int len); /* any byte of the range */
 /* A thread of the library (os.c says what it is spared): fn(arg) runs in
  * it. *t must stay in place until mms__os_thread_join returns. */
 struct mms__os_thread {
@@ -1064,7 +1065,7 @@ void mms__lock_init(mms_store *s, const uint8_t uuid[16]);
  * must then call mms__lock_trust. */
 int mms__lock_attach(mms_store *s, bool *alone);
 /* An unslotted handle: may it read the store by this lock file? 0, or
- * MMS_ERECOVER saying why not. */
+ * MMS_ERECOVER saying why not. uuid NULL: for any store (its attach). */
 int mms__lock_trust(mms_store *s, const uint8_t uuid[16]);
 void mms__lock_detach(mms_store *s);
 int mms__slot_claim(mms_store *s);

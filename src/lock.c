@@ -142,13 +142,16 @@
  * dead holder that had written nothing (gate_untouched) leaves the files
  * whole: it reads them, holding the byte, so that whoever takes the gate
  * over waits for it. Its lock file must be valid for the store
- * (mms__lock_trust): when no other handle holds byte 0, the file is
+ * (mms__lock_trust): when no slotted handle keeps it, the file is
  * what the last handles left, and the processes that died leave it true
  * (gate, committing, writer_active), but not a restart of the system
  * (the files may then hold a torn apply that only recovery repairs) nor
  * a copied directory: the first opener writes two clocks and the lock
- * file's own identity into it (lock_stamp), and an unslotted reader alone
- * trusts a file of this boot and itself. A writer that opens later is not
+ * file's own identity into it (lock_stamp), and an unslotted reader
+ * trusts a file of this boot and itself, or one whose slot bytes show a
+ * handle that can write it (byte 0 does not: unslotted readers hold it
+ * too). It judges the file before it takes byte 0, never holding that
+ * over a file it refuses. A writer that opens later is not
  * alone (byte 0 is held), so it does not rebuild the file: it recovers
  * after a dead writer under the gate as always, and whatever needs
  * "alone" (compaction, giving space back, recovery at open) waits until
@@ -416,20 +419,42 @@ static int attach_unslotted(mms_store *s)
     int r = mms__os_fsize_regular_id(fd, "lock", &size, s->lock_fid);
     if (r)
         return r;
-    r = mms__os_ofd_lock(fd, 0, F_RDLCK, true); /* waits out an initialiser */
-    if (!r)
-        r = mms__os_fsize(fd, &size);
+    /* Judged before byte 0 is taken, never while holding it: a writer's
+     * first open that finds byte 0 held is not alone, and takes the file
+     * as it is (no rebuild, no recovery); held for an instant over a file
+     * of another boot, it trusted that. Byte 0 held while the file cannot
+     * be trusted is a first handle initialising it (exclusively): wait
+     * that out, and judge the file it made. */
+    for (int tries = 0;; tries++) {
+        if (!s->L && size >= want) {
+            char *m;
+            r = mms__os_map(fd, want, false, &m);
+            if (r)
+                return r;
+            s->L = (struct mms__lock *)(void *)m;
+        }
+        r = s->L ? mms__lock_trust(s, NULL)
+                 : mms__fail(MMS_ERECOVER, "the lock file is not one of this version of "
+                             "mmstore, and this process may not rebuild it: open the store "
+                             "once with a process that can write it");
+        if (!r)
+            break;
+        if (tries == 2 || !fd_byte_held(fd, 0))
+            return r;
+        r = mms__os_ofd_lock(fd, 0, F_RDLCK, true);
+        if (!r)
+            r = mms__os_ofd_lock(fd, 0, F_UNLCK, false);
+        if (!r)
+            r = mms__os_fsize(fd, &size);
+        if (r)
+            return mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r));
+    }
+    /* Shared from now on; an initialiser that came meanwhile is waited out
+     * (and mms__lock_trust, with the store's uuid, judges its file). */
+    r = mms__os_ofd_lock(fd, 0, F_RDLCK, true);
+    mms__crashpoint("lock.unslotted_held");
     if (r)
         return mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r));
-    if (size < want)
-        return mms__fail(MMS_ERECOVER, "the lock file is not one of this version of mmstore, "
-                         "and this process may not rebuild it: open the store once with a "
-                         "process that can write it");
-    char *m;
-    r = mms__os_map(fd, want, false, &m);
-    if (r)
-        return r;
-    s->L = (struct mms__lock *)(void *)m;
     return 0;
 }
 
@@ -437,27 +462,35 @@ MMS__OPEN_PATH
 int mms__lock_trust(mms_store *s, const uint8_t uuid[16])
 {
     const struct mms__lock *L = s->L;
-    if (!mms__lock_valid(L, uuid))
+    if (!mms__lock_valid(L, uuid ? uuid : L->uuid)) /* NULL: any store's */
         return mms__fail(MMS_ERECOVER, "the lock file is not valid for this store (made by "
                          "another version of mmstore, left by a first open that failed, or "
                          "copied), and this process may not rebuild it: the store needs "
                          "recovery by a process that can write it");
-    /* Kept by other handles now: valid since its first opener, in this
-     * boot. Else what the last handles left: from this boot, of this file. */
-    if (fd_byte_held(s->lockfd, 0))
-        return 0;
+    /* Made in this boot, for this file: what the last handles left, or
+     * what open ones keep. */
     const uint64_t *id = s->lock_fid;
-    if (!lock_same_boot(L))
+    bool boot = lock_same_boot(L);
+    if (boot && id[1] != 0 && id[0] == L->lock_id[0] && id[1] == L->lock_id[1])
+        return 0;
+    /* Else kept by a handle that can write it (the clock was set since):
+     * valid since its first opener, in this boot. A slot's byte says so,
+     * not byte 0: every reader holds that, and one that cannot write the
+     * file holds it from its attach until it has judged the file (so two
+     * such readers of another boot's file would each trust the other). A
+     * slot's byte is taken exclusively, which needs a descriptor open for
+     * writing. (The first handle between its initialisation and its claim
+     * of a slot holds none, but has just stamped the file.) */
+    if (mms__os_ofd_probe_range(s->lockfd, SLOT_BYTE(0), (int)MMS__NSLOTS) == 1)
+        return 0; /* an error is no reason to trust */
+    if (!boot)
         return mms__fail(MMS_ERECOVER, "the store was last opened before the system restarted "
                          "(or the clock was set since, by more than a second), and this "
                          "process may not write its lock file: the store needs recovery by a "
                          "process that can write it");
-    if (id[1] == 0 || id[0] != L->lock_id[0] ||
-        id[1] != L->lock_id[1])
-        return mms__fail(MMS_ERECOVER, "the lock file was made for another copy of the store "
-                         "directory, and this process may not rebuild it: the store needs "
-                         "recovery by a process that can write it");
-    return 0;
+    return mms__fail(MMS_ERECOVER, "the lock file was made for another copy of the store "
+                     "directory, and this process may not rebuild it: the store needs "
+                     "recovery by a process that can write it");
 }
 
 /* Take a place in the lock file: *alone says whether any other handle has

@@ -459,7 +459,13 @@ int mms__os_ofd_lock(int fd, int byte, int type, bool wait)
  * conflict), 0 if not, or -errno. */
 int mms__os_ofd_probe(int fd, int byte)
 {
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    return mms__os_ofd_probe_range(fd, byte, 1);
+}
+
+/* The same for any byte of [byte, byte + len): one call. */
+int mms__os_ofd_probe_range(int fd, int byte, int len)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = len};
     if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
         return -errno;
     return fl.l_type != F_UNLCK;

@@ -17,6 +17,7 @@
  * write (0755, files 0644).
  */
 #include "test.h"
+#include "internal.h" /* mms__os_io_hook: a pause at a crash point */
 
 #include <dirent.h>
 #include <grp.h>
@@ -569,6 +570,40 @@ TEST(unslotted_after_crashed_writer)
 /* ------------------------------------------------------------------------
  * A lock file it cannot trust: missing, or of a copied directory.
  * ------------------------------------------------------------------------ */
+/* Byte 0 of the lock file shared, through a read-only descriptor, until
+ * the parent's stage 1: what an unslotted reader holds from its attach
+ * until it has judged the file (and any process that may read it can). */
+/* refused_child, paused where its open has taken byte 0 (crash point
+ * lock.unslotted_held) until the parent's stage 1. */
+static void pause_hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off,
+                       uint64_t len, const char *point)
+{
+    (void)fd, (void)addr, (void)off, (void)len;
+    if (ev == MMS__IO_POINT && strcmp(point, "lock.unslotted_held") == 0) {
+        PUB(sh->child_stage, 1);
+        WAIT_FOR(GET(sh->stage) >= 1, getppid());
+    }
+}
+
+static void paused_refused_child(const char *path)
+{
+    mms__os_io_hook(pause_hook);
+    refused_child(path);
+}
+
+static void byte0_child(const char *path)
+{
+    char lock[700];
+    snprintf(lock, sizeof lock, "%s/lock", path);
+    int fd = open(lock, O_RDONLY);
+    ASSERT(fd >= 0);
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    ASSERT_EQ(fcntl(fd, F_OFD_SETLK, &fl), 0);
+    PUB(sh->child_stage, 1);
+    WAIT_FOR(GET(sh->stage) >= 1, getppid());
+    close(fd);
+}
+
 TEST(unslotted_untrusted_lock_file)
 {
     const char *path = store_path("untrusted");
@@ -604,6 +639,44 @@ TEST(unslotted_untrusted_lock_file)
         ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
         ASSERT(strstr(sh->detail, "restarted"));
     }
+    /* Byte 0 held by a process that cannot write the file (another
+     * unslotted reader judging it at the same moment) says nothing about
+     * the file: still refused. */
+    memset(sh, 0, sizeof *sh);
+    pid_t holder = unpriv(byte0_child, path);
+    WAIT_FOR(GET(sh->child_stage) >= 1, holder);
+    child_done(unpriv(refused_child, path));
+    fprintf(stderr, "   another boot, byte 0 held by a reader: %s\n", sh->detail);
+    ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+    ASSERT(strstr(sh->detail, "restarted"));
+    PUB(sh->stage, 1);
+    child_done(holder);
+    /* Kept by the owner's handle (a slot's byte held) since before the
+     * clock was set: trusted. */
+    mms_store *keep = open_flags(path, 0);
+    ASSERT_EQ(pwrite(fd, moved, 16, 200), 16);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(reader_child, path));
+    ASSERT_EQ(GET(sh->last), 0);
+    OK(mms_close(keep));
+    seal(path);
+    /* A reader that will refuse the file never holds byte 0 over it: the
+     * owner's first open, meanwhile, is alone and rebuilds the file (not
+     * alone, it took the file of another boot as it was, and recovered
+     * nothing). */
+    memset(sh, 0, sizeof *sh);
+    PUB(sh->err, 1);
+    pid_t judge = unpriv(paused_refused_child, path);
+    WAIT_FOR(GET(sh->child_stage) >= 1 || GET(sh->err) != 1, judge);
+    keep = open_flags(path, 0);
+    uint64_t now[2];
+    ASSERT_EQ(pread(fd, now, 16, 200), 16);
+    PUB(sh->stage, 1);
+    child_done(judge);
+    ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+    ASSERT(now[1] != moved[1]); /* stamped again */
+    OK(mms_close(keep));
+    seal(path);
     ASSERT_EQ(pwrite(fd, clocks, 16, 200), 16);
     close(fd);
     memset(sh, 0, sizeof *sh);
