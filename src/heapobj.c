@@ -119,9 +119,7 @@ int mms_heap_library_owned(const mms_store *s, mms_ref ref)
     return lib_objects(s, false, lib_find_one, &f);
 }
 
-/* MMS_EBADREF, naming the object, if ref is one of the library's own;
- * call names the public function refusing it. */
-static int lib_refuse(mms_store *s, mms_ref ref, const char *call)
+int mms__heap_lib_refuse(mms_store *s, mms_ref ref, const char *call)
 {
     struct lib_find f = {ref, NULL, NULL};
     int r = MMS_REF_REGION(ref) == 0 ? lib_objects(s, false, lib_find_one, &f) : 0;
@@ -138,14 +136,14 @@ int mms_free(mms_store *s, mms_ref ref)
     int r = mms__check_write(s);
     if (r || ref == MMS_REF_NULL)
         return r;
-    return (r = lib_refuse(s, ref, "mms_free")) ? r : mms__free(s, ref);
+    return (r = mms__heap_lib_refuse(s, ref, "mms_free")) ? r : mms__free(s, ref);
 }
 
 int mms_realloc(mms_store *s, mms_ref *ref, size_t size)
 {
     int r = mms__check_write(s);
     if (!r && ref && *ref)
-        r = lib_refuse(s, *ref, "mms_realloc");
+        r = mms__heap_lib_refuse(s, *ref, "mms_realloc");
     return r ? r : mms__realloc(s, ref, size);
 }
 
@@ -306,10 +304,11 @@ int mms_heap_place_str(mms_store *s, const mms_heap_obj *o, const void *bytes, s
  * The library's own objects at commit. The catalog and what each table
  * keeps in the heap are live allocations, which the public calls given a
  * wrong ref (a stale one whose space the catalog now holds) refuse to free
- * or move (lib_refuse); the library frees them through mms__free. Should
- * one be freed all the same (a library bug, a stray store into the
- * allocator's metadata), the commit refuses to keep that, as it refuses a
- * freed root (table.c), so a committed state never lacks them.
+ * or move (mms__heap_lib_refuse); the library frees them through
+ * mms__free. Should one be freed all the same (a library bug, a stray
+ * store into the allocator's metadata), the commit refuses to keep that,
+ * as it refuses a freed root (table.c), so a committed state never lacks
+ * them.
  * ------------------------------------------------------------------------ */
 static int owned_live(void *ctx, mms_ref ref, const char *table, const char *what)
 {

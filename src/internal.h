@@ -1280,6 +1280,11 @@ int mms__alloc_usable(const mms_store *s, mms_ref ref, uint64_t *usable);
  * would cost a table's drop a walk per string. */
 int mms__free(mms_store *s, mms_ref ref);
 int mms__realloc(mms_store *s, mms_ref *ref, size_t size);
+/* heapobj.c: MMS_EBADREF, naming the object, if ref is one of the
+ * library's own heap objects (mms_heap_library_owned); call names the
+ * public function that refuses it. 0, or MMS_ECORRUPT for a damaged
+ * catalog. No handle check: the caller made it. */
+int mms__heap_lib_refuse(mms_store *s, mms_ref ref, const char *call);
 /* The usable size mms_alloc() gives an allocation of size bytes. */
 uint64_t mms__alloc_fit(size_t size);
 /* For the pointer scan (pmem.c), on a heap mms__heap_verify found sound:

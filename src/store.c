@@ -779,12 +779,8 @@ int mms_root_set(mms_store *s, mms_ref ref)
     /* Nor one of the library's own (the catalog, a field list): the
      * library moves and frees those, and the root would then name
      * whatever took its place. */
-    if (ref != MMS_REF_NULL && MMS_REF_REGION(ref) == 0 &&
-        (r = mms_heap_library_owned(s, ref)) != 0)
-        return r < 0 ? r
-                     : mms__fail(MMS_EBADREF, "root ref 0x%llx is one of the library's own heap "
-                                 "objects (the catalog, what a table keeps in the heap)",
-                                 (unsigned long long)ref);
+    if (ref != MMS_REF_NULL && (r = mms__heap_lib_refuse(s, ref, "mms_root_set")) != 0)
+        return r;
     /* Elsewhere a live record of a table (mms_verify's rule): not an
      * index's slot, nor a record past the end or deleted. The commit
      * keeps it so (mms__tables_check_deletes). */
