@@ -379,7 +379,7 @@ _Static_assert(offsetof(struct mms__jcommit, crc) == 24, "jcommit crc");
  * open; never durable, never trusted across that boundary.
  * ------------------------------------------------------------------------ */
 #define MMS__LMAGIC UINT64_C(0x314b434f4c534d4d) /* bytes "MMSLOCK1" */
-#define MMS__LVERSION 4u
+#define MMS__LVERSION 5u
 #define MMS__NSLOTS 256u
 
 /* Journal state: where the next group goes. Owned by the writer lock. */
@@ -416,8 +416,13 @@ struct mms__lock {
     uint8_t uuid[16];        /* the store's */
     uint32_t nslots;         /* MMS__NSLOTS */
     uint32_t init_done;      /* 1 once initialised and recovered */
-    uint32_t gate;           /* futex word: odd while a handle applies commits */
-    uint32_t notify;         /* futex word: + 1 at every publication (and apply.c S7) */
+    union { /* the gate and its holder change together, in one store (lock.c) */
+        uint64_t gate_word;
+        struct {
+            uint32_t gate;       /* futex word: odd while a handle applies commits */
+            uint32_t gate_owner; /* mms__owner_id of the handle holding the gate, 0: open */
+        };
+    };
     uint64_t published;      /* txn id readers see: applied to the region files */
     uint32_t writer_waiting; /* an applier waits for readers to leave */
     uint32_t recover_needed; /* a writer died, or failed after its journal write */
@@ -431,7 +436,7 @@ struct mms__lock {
     uint64_t durable;        /* the journal is synced up to this txn */
     uint64_t apply_off;      /* journal offset of the group after `published` */
     uint32_t apply_crc;      /* ... and its CRC seed */
-    uint32_t gate_owner;     /* mms__owner_id of the handle holding the gate */
+    uint32_t notify;         /* futex word: + 1 at every publication (and apply.c S7) */
     uint32_t committing;     /* a writer is between writing its group and counting it */
     uint32_t syncing;        /* mms__owner_id of a handle syncing the journal */
     uint64_t unsynced_ns;    /* CLOCK_MONOTONIC of the oldest commit not synced, 0: none */
@@ -458,7 +463,8 @@ _Static_assert(offsetof(struct mms__lock, published) == 48, "lock published");
 _Static_assert(offsetof(struct mms__lock, writer_active) == 68, "lock writer_active");
 _Static_assert(offsetof(struct mms__lock, j) == 80, "lock j");
 _Static_assert(offsetof(struct mms__lock, committed) == 128, "lock committed");
-_Static_assert(offsetof(struct mms__lock, gate_owner) == 156, "lock gate_owner");
+_Static_assert(offsetof(struct mms__lock, gate_owner) == 44, "lock gate_owner");
+_Static_assert(offsetof(struct mms__lock, notify) == 156, "lock notify");
 _Static_assert(offsetof(struct mms__lock, unsynced_ns) == 168, "lock unsynced_ns");
 _Static_assert(offsetof(struct mms__lock, writer) == 176, "lock writer");
 _Static_assert(offsetof(struct mms__lock, space_left) == 184, "lock space_left");

@@ -90,7 +90,9 @@
  * Dead processes. A writer waiting for a pinned slot probes the slot's byte
  * every WAIT_SLICE; a free byte means the owner is gone, and its slot is
  * cleared. A reader waiting at a closed gate probes the gate's holder every
- * WAIT_SLICE. The holder says, in gate_untouched, whether it has written
+ * WAIT_SLICE. The gate and its holder are one 64-bit word, closed with its
+ * holder's name and opened with none in one store each: a closed gate
+ * naming nobody, which no waiter could judge, never shows. The holder says, in gate_untouched, whether it has written
  * nothing yet: it names itself there when it takes the gate and clears
  * it before it may write a file (the gate is then its own and no reader
  * is inside: gate_try's success, the end of mms__gate_close). So a holder
@@ -807,7 +809,7 @@ bool mms__owner_alive(const mms_store *s, uint32_t id)
         return false;
     uint32_t i = (id & ((1u << OWNER_SLOT_BITS) - 1)) - 1;
     if (i >= MMS__NSLOTS)
-        return true; /* 0: between taking the word and naming itself: give it time */
+        return true; /* 0: nobody (an open gate, a free word): nothing to take over */
     if (i == s->slot)
         return id == mms__owner_id(s);
     /* Its byte held, by the same claim of the slot: the slot may have been
@@ -817,10 +819,44 @@ bool mms__owner_alive(const mms_store *s, uint32_t id)
     return (claims | (i + 1)) == id && byte_held(s, SLOT_BYTE(i));
 }
 
+/* The gate word (internal.h): the gate and its holder, read and changed
+ * together (NOTES, Dead processes). With two stores, a handle killed
+ * between closing the gate and naming itself, or between unnaming itself
+ * and opening it, left a closed gate naming nobody, and every reader and
+ * writer waited at it for ever (test_backlog gate_word_kill). */
+union gate_w {
+    uint64_t w;
+    struct {
+        uint32_t gate, owner;
+    } f;
+};
+_Static_assert(offsetof(struct mms__lock, gate_owner) == offsetof(struct mms__lock, gate) + 4,
+               "the gate word: gate, then its owner");
+
+MMS__OPEN_PATH
+static union gate_w gate_load(const struct mms__lock *L)
+{
+    return (union gate_w){.w = __atomic_load_n(&L->gate_word, __ATOMIC_SEQ_CST)};
+}
+
+/* Change the word from was to (gate, owner): false if it changed since. */
+static bool gate_cas(struct mms__lock *L, union gate_w was, uint32_t gate, uint32_t owner)
+{
+    union gate_w now = {.f = {gate, owner}};
+    return __atomic_compare_exchange_n(&L->gate_word, &was.w, now.w, false, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_RELAXED);
+}
+
+/* Take a closed gate (at was) over from its dead holder. */
+static bool gate_take_over(mms_store *s, union gate_w was)
+{
+    return (was.f.gate & 1) && gate_cas(s->L, was, was.f.gate, mms__owner_id(s));
+}
+
 bool mms__gate_abandoned(const mms_store *s)
 {
-    return (__atomic_load_n(&s->L->gate, __ATOMIC_ACQUIRE) & 1) &&
-           !mms__owner_alive(s, __atomic_load_n(&s->L->gate_owner, __ATOMIC_ACQUIRE));
+    union gate_w g = gate_load(s->L);
+    return (g.f.gate & 1) && !mms__owner_alive(s, g.f.owner);
 }
 
 /* The holder of the gate may write the files from now on (NOTES, Dead
@@ -836,33 +872,31 @@ static void gate_touch(struct mms__lock *L)
 /* The gate's holder o is dead. If it had written nothing (NOTES, Dead
  * processes), open the gate: true, also when another handle took the gate
  * over from o first. False: o may have written, its work needs finishing. */
-static bool gate_reopen_untouched(mms_store *s, uint32_t o)
+static bool gate_reopen_untouched(mms_store *s, union gate_w was)
 {
     struct mms__lock *L = s->L;
-    if (__atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != o)
+    if (__atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != was.f.owner)
         return false;
-    if (__atomic_compare_exchange_n(&L->gate_owner, &o, mms__owner_id(s), false,
-                                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+    if (gate_take_over(s, was)) {
         __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED); /* it was waiting */
         mms__gate_reopen(s);
     }
     return true;
 }
 
-/* Wait (one WAIT_SLICE at most) for the gate, closed at g, to change. 0, or
- * the holder if it died holding it and its work needs finishing. */
-static uint32_t gate_wait(mms_store *s, uint32_t g)
+/* Wait (one WAIT_SLICE at most) for the gate, closed at g, to change.
+ * False, or true with *dead the word if its holder died holding it and
+ * its work needs finishing. */
+static bool gate_wait(mms_store *s, uint32_t g, union gate_w *dead)
 {
     struct mms__lock *L = s->L;
     __atomic_add_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
-    int r = __atomic_load_n(&L->gate, __ATOMIC_SEQ_CST) == g
-                ? mms__os_futex_wait(&L->gate, g, WAIT_SLICE_NS)
-                : 0;
+    int r = gate_load(L).f.gate == g ? mms__os_futex_wait(&L->gate, g, WAIT_SLICE_NS) : 0;
     __atomic_sub_fetch(&L->gate_waiters, 1, __ATOMIC_SEQ_CST);
-    if (r != -ETIMEDOUT || __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) != g)
-        return 0;
-    uint32_t o = __atomic_load_n(&L->gate_owner, __ATOMIC_ACQUIRE);
-    return mms__owner_alive(s, o) || gate_reopen_untouched(s, o) ? 0 : o;
+    *dead = gate_load(L);
+    if (r != -ETIMEDOUT || dead->f.gate != g)
+        return false;
+    return !mms__owner_alive(s, dead->f.owner) && !gate_reopen_untouched(s, *dead);
 }
 
 /* The gate, for a handle that waits without pinning (mms_wait,
@@ -873,13 +907,12 @@ static uint32_t gate_wait(mms_store *s, uint32_t g)
 bool mms__gate_left_dead(mms_store *s)
 {
     struct mms__lock *L = s->L;
-    if (!(__atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) & 1))
+    union gate_w g = gate_load(L);
+    if (!(g.f.gate & 1) || mms__owner_alive(s, g.f.owner))
         return false;
-    uint32_t o = __atomic_load_n(&L->gate_owner, __ATOMIC_ACQUIRE);
     if (s->unslotted) /* it cannot open the gate: it only says */
-        return !mms__owner_alive(s, o) &&
-               __atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != o;
-    return !mms__owner_alive(s, o) && !gate_reopen_untouched(s, o);
+        return __atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != g.f.owner;
+    return !gate_reopen_untouched(s, g);
 }
 
 /* Nap while the gate is closed at g: an unslotted reader cannot count
@@ -906,14 +939,14 @@ static int pin_unslotted(mms_store *s, uint64_t *txn)
         int r = mms__os_ofd_lock(s->lockfd, PIN_BYTE, F_RDLCK, true);
         if (r)
             return mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r));
-        uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_SEQ_CST);
+        union gate_w w = gate_load(L);
+        uint32_t g = w.f.gate, o = w.f.owner;
         const char *why = NULL;
         bool wait = false;
         if (g & 1) {
             /* Closed by a live applier (which may not have probed the byte
              * yet): wait. By a dead one: whole files if it had written
              * nothing (whoever takes the gate over waits for our byte). */
-            uint32_t o = __atomic_load_n(&L->gate_owner, __ATOMIC_ACQUIRE);
             if (mms__owner_alive(s, o))
                 wait = true;
             else if (__atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != o)
@@ -954,14 +987,15 @@ int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void
     struct mms__lock *L = s->L;
     struct mms__rslot *sl = &L->slot[s->slot];
     for (;;) {
-        uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE);
+        uint32_t g = gate_load(L).f.gate;
         if (g & 1) {
             /* Waiting here while this thread pins another handle would
              * make the applier wait for us and us for it. */
             if (mms__pinned_by_me(s))
                 return mms__fail(MMS_ETXN, "this thread is inside a read transaction on "
                                  "another handle of the store, and an apply waits for it");
-            if (gate_wait(s, g)) {
+            union gate_w dead;
+            if (gate_wait(s, g, &dead)) {
                 int r = stuck(ctx, MMS__STUCK_APPLIER); /* it died while applying */
                 if (r)
                     return r;
@@ -970,7 +1004,7 @@ int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void
         }
         __atomic_store_n(&sl->active, 1, __ATOMIC_RELAXED);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        if (__atomic_load_n(&L->gate, __ATOMIC_RELAXED) != g) {
+        if (gate_load(L).f.gate != g) {
             mms__unpin(s);
             continue;
         }
@@ -1032,15 +1066,15 @@ bool mms__readers_inside(const mms_store *s)
 static bool gate_take(mms_store *s)
 {
     struct mms__lock *L = s->L;
-    uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE);
-    if ((g & 1) ||
-        !__atomic_compare_exchange_n(&L->gate, &g, g + 1, false, __ATOMIC_SEQ_CST,
-                                     __ATOMIC_RELAXED))
-        return false;
+    union gate_w g = gate_load(L);
     uint32_t me = mms__owner_id(s);
-    __atomic_store_n(&L->gate_owner, me, __ATOMIC_RELEASE);
+    if ((g.f.gate & 1) || !gate_cas(L, g, g.f.gate + 1, me))
+        return false;
+    /* A death before this store leaves an untouched gate that looks
+     * touched: its work is done again (idempotent), not lost. */
     __atomic_store_n(&L->gate_untouched, me, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    mms__crashpoint("gate.taken");
     return true;
 }
 
@@ -1057,10 +1091,10 @@ static void pin_byte_release(mms_store *s)
 void mms__gate_reopen(mms_store *s)
 {
     struct mms__lock *L = s->L;
-    __atomic_store_n(&L->gate_owner, 0, __ATOMIC_RELEASE);
-    uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_RELAXED);
-    if (g & 1)
-        __atomic_store_n(&L->gate, g + 1, __ATOMIC_SEQ_CST);
+    mms__crashpoint("gate.opening");
+    union gate_w g = gate_load(L), open = {.f = {g.f.gate + 1, 0}};
+    if (g.f.gate & 1) /* ours: nobody else changes the word meanwhile */
+        __atomic_store_n(&L->gate_word, open.w, __ATOMIC_SEQ_CST);
     /* Waiters count themselves before they check the gate (seq_cst both
      * sides): no waiter, no system call. Unslotted readers blocked on
      * PIN_BYTE find the gate open once they have it. */
@@ -1074,7 +1108,8 @@ void mms__gate_reopen(mms_store *s)
  * readers that wait for PIN_BYTE find it and refuse (MMS_ERECOVER). */
 void mms__gate_fail(mms_store *s)
 {
-    __atomic_store_n(&s->L->gate_owner, MMS__GATE_DEAD, __ATOMIC_RELEASE);
+    union gate_w g = gate_load(s->L), dead = {.f = {g.f.gate, MMS__GATE_DEAD}};
+    __atomic_store_n(&s->L->gate_word, dead.w, __ATOMIC_SEQ_CST); /* ours, as in reopen */
     pin_byte_release(s);
 }
 
@@ -1156,12 +1191,11 @@ static void gate_acquire(mms_store *s)
 {
     struct mms__lock *L = s->L;
     while (!gate_take(s)) {
-        uint32_t g = __atomic_load_n(&L->gate, __ATOMIC_ACQUIRE);
+        uint32_t g = gate_load(L).f.gate;
         if (!(g & 1))
             continue;
-        uint32_t o = gate_wait(s, g);
-        if (o && __atomic_compare_exchange_n(&L->gate_owner, &o, mms__owner_id(s), false,
-                                             __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+        union gate_w dead;
+        if (gate_wait(s, g, &dead) && gate_take_over(s, dead))
             return;
     }
 }
@@ -1340,9 +1374,9 @@ int mms__writer_lock_timed(mms_store *s, int timeout_ms)
          * readers at its backlog bound, the gate it closed has nothing to
          * repair: open it (NOTES, Dead processes). */
         __atomic_store_n(&L->recover_needed, 1, __ATOMIC_RELEASE);
-        uint32_t o = __atomic_load_n(&L->gate_owner, __ATOMIC_ACQUIRE);
-        if ((__atomic_load_n(&L->gate, __ATOMIC_ACQUIRE) & 1) && !mms__owner_alive(s, o))
-            gate_reopen_untouched(s, o);
+        union gate_w g = gate_load(L);
+        if ((g.f.gate & 1) && !mms__owner_alive(s, g.f.owner))
+            gate_reopen_untouched(s, g);
     }
     __atomic_store_n(&L->writer_active, 1, __ATOMIC_RELEASE);
     L->writer_pid = mms__os_pid();

@@ -846,6 +846,62 @@ TEST(gate_kill)
     rmrf(p);
 }
 
+/* gate_word_kill's reader: open, one read transaction, close. */
+static int child_quick_reader(const char *path)
+{
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    OK(mms_read_begin(s));
+    PUB(sh->seen_counter, counter_of(s));
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+    PUB(sh->late_began, 1);
+    return 0;
+}
+
+/* A handle killed as it takes the gate (gate.taken) or as it opens it
+ * again (gate.opening), while another handle keeps the store open (so the
+ * next opener does not rebuild the lock file): the gate is left closed by
+ * a dead holder, and a new reader and a new writer go on, with every
+ * commit made. The holder and the gate change in one store, so that no
+ * moment shows a closed gate naming nobody (a reader would wait for such a
+ * gate for ever: the stress case's "no progress at 'open'"). */
+TEST(gate_word_kill)
+{
+    const char *p = tpath("bl7");
+    static const char *const points[] = {"gate.taken:1", "gate.taken:3", "gate.opening:1",
+                                         "gate.opening:2"};
+    for (size_t k = 0; k < sizeof points / sizeof *points; k++) {
+        mms_store *w = setup(p);
+        OK(mms_close(w));
+        mms_store *keep = open_flags(p, MMS_RDONLY);
+        memset(sh, 0, sizeof *sh);
+        pid_t wr = child_spawn((const char *[]){"writer", p, "5", NULL},
+                               (const char *[]){"MMS_CRASH", points[k], NULL});
+        int st;
+        if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
+            FAILF("%s: the writer ended with %s", points[k], child_status(st));
+        uint64_t made = GET(sh->ok);
+        pid_t rd = child_spawn((const char *[]){"quickreader", p, "0", NULL}, NULL);
+        if (!child_end(rd, 30, &st))
+            FAILF("%s: a new reader still waits at the gate of the dead writer, 30 s later",
+                  points[k]);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !GET(sh->late_began))
+            FAILF("%s: the new reader ended with %s", points[k], child_status(st));
+        ASSERT_GE(GET(sh->seen_counter), made);
+        memset(sh, 0, sizeof *sh);
+        wr = child_spawn((const char *[]){"writer", p, "7", NULL}, NULL);
+        if (!child_end(wr, 30, &st) || GET(sh->ok) != 7)
+            FAILF("%s: a new writer made %llu of 7 commits (%s)", points[k],
+                  (unsigned long long)GET(sh->ok), child_status(st));
+        OK(mms_close(keep));
+        w = open_flags(p, 0);
+        ASSERT_EQ(counter_of(w), 7);
+        verify_ok(w);
+        OK(mms_close(w));
+        rmrf(p);
+    }
+}
+
 /* A long backlog (MMS_NOSYNC, no sync due) of commits that each store into
  * a random page of a 1 MiB object, with aborts between them (some writing
  * pages held for the backlog): after every commit and abort the view is
@@ -918,6 +974,8 @@ int main(int argc, char **argv)
             return child_bound_writer(a[1]);
         if (strcmp(a[0], "latereader") == 0)
             return child_late_reader(a[1]);
+        if (strcmp(a[0], "quickreader") == 0)
+            return child_quick_reader(a[1]);
         return child_writer(a[1], strtoull(a[2], NULL, 10));
     }
     sh = child_page(sizeof *sh);
@@ -934,6 +992,7 @@ int main(int argc, char **argv)
     RUN(bound_nosync_alone);
     RUN(kills);
     RUN(gate_kill);
+    RUN(gate_word_kill);
     RUN(held_pages_protected);
     return 0;
 }
