@@ -436,6 +436,11 @@ static int spec_field(struct spec *sp, PyObject *item, mms_field *f)
         } else if (f->kind == MMS_KIND_REF && PyUnicode_Check(arg)) {
             if (!(f->target = kept_utf8(sp, arg, "a ref target")))
                 goto out;
+        } else if (f->kind == MMS_KIND_REF && arg == Py_None) {
+            /* Field.target of a ref whose target table was dropped: no
+             * table, which C spells "" (accepted only for a field that
+             * targets none already). */
+            f->target = "";
         } else {
             PyErr_Format(PyExc_ValueError, "field %s: a third item is the size of chars or "
                          "the target table of ref, not %R", f->name, arg);

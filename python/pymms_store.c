@@ -803,7 +803,8 @@ static PyObject *store_table(pymms_store *st, PyObject *name)
 PyDoc_STRVAR(create_table_doc,
 "create_table(name, spec) -> Table, in a write transaction.\n\n"
 "spec: a list of (name, kind) / (name, 'chars', size) / (name, 'ref', table)\n"
-"tuples, laid out as a C struct (each field aligned to its size); a string as\n"
+"tuples, laid out as a C struct (each field aligned to its size; table None,\n"
+"as Field.target gives it, for a ref whose target table was dropped); a string as\n"
 "`mms import --schema` takes ('id:i64,name:str,tag:chars:8'); or a numpy\n"
 "structured dtype (its offsets and itemsize are kept). Kinds as in C: i8 i16\n"
 "i32 i64 u8 u16 u32 u64 f32 f64 bool chars ref str blob (i8 is 8 bits).\n"

@@ -101,3 +101,32 @@ def test_a_ref_field_follows_a_rename_of_its_target_by_another_process(path, mms
     assert [r.get(i)["to"] for i in range(5)] == [("new", 0)] * 5
     s.verify()
     s.close()
+
+
+def test_a_ref_field_whose_target_was_dropped_round_trips_its_field(path, mms_tool):
+    """Field.target is None for a ref whose target table was dropped; the
+    same spec given back to create_table opened or migrated nothing: "a
+    third item is the size of chars or the target table of ref, not None"
+    (C takes "" there, for a field that targets no table already)."""
+    import pytest
+    s = mmstore.open(path, create=True)
+    with s.write():
+        c = s.create_table("city", [("x", "i64")])
+        c.append({"x": 1})
+        p = s.create_table("person", [("id", "i64"), ("home", "ref", "city")])
+        p.append({"id": 7, "home": None})
+    s.close()
+    subprocess.run([mms_tool, "drop", path, "city"], check=True, capture_output=True)
+    s = mmstore.open(path)
+    p = s.table("person")
+    assert [(f.name, f.target) for f in p.fields] == [("id", None), ("home", None)]
+    spec = [(f.name, f.kind, f.target) if f.kind == "ref" else (f.name, f.kind)
+            for f in p.fields]
+    with s.write():
+        assert s.create_table("person", spec) is p            # the same layout: opened
+        q = s.create_table("person", spec + [("age", "i32")])  # migrated, the ref kept
+        assert q.get(0) == {"id": 7, "home": None, "age": 0}
+        with pytest.raises(mmstore.Error):                    # a new ref needs a table
+            s.create_table("other", [("r", "ref", None)])
+    assert [f.name for f in s.table("person").fields] == ["id", "home", "age"]
+    s.close()
