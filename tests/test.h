@@ -133,7 +133,8 @@ static inline const char *tpath(const char *name)
 static inline void rmrf(const char *p)
 {
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
+    if (snprintf(cmd, sizeof cmd, "rm -rf '%s'", p) >= (int)sizeof cmd)
+        FAILF("the path is too long to remove: %s", p);
     if (system(cmd) != 0)
         FAILF("cannot remove %s", p);
 }

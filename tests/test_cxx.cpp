@@ -124,7 +124,7 @@ int main()
     for (int i = 0; i < 1000; i++) {
         person p{};
         p.id = i;
-        std::snprintf(p.tag, sizeof p.tag, "t%d", i);
+        std::snprintf(p.tag, sizeof p.tag, "t%u", static_cast<unsigned>(i) % 1000u);
         p.score = i * 0.25;
         p.weight = 1.5f;
         p.ok = i % 2;
