@@ -260,7 +260,8 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * whose files this process may not write (another user's, on a writable
  * file system), while its owner's writer runs or not: such a handle never
  * writes the lock file either (it takes no reader slot, is not listed by
- * mms_readers, and its read transactions hold commits back as any
+ * mms_readers -- mms_readers_unslotted_path counts such handles -- and its
+ * read transactions hold commits back as any
  * reader's do), and what would need a write it refuses with MMS_ERECOVER
  * -- a writer or an apply that died half done, a lock file that is missing
  * or not valid for the store, or, when no handle that can write it has the
@@ -737,6 +738,17 @@ int mms_readers(mms_store *s, mms_reader_info *out, size_t cap, size_t *n);
  * MMS_ENOTSTORE, MMS_EBUSY (a lock file of an incompatible version is in
  * use), -errno. */
 int mms_readers_path(const char *path, mms_reader_info *out, size_t cap, size_t *n);
+
+/* Handles that have no reader slot, so that mms_readers and mms_info do
+ * not list or count them: those of processes that may not write the
+ * store's lock file (another user's store, opened MMS_RDONLY). *open of
+ * them have the store open, *inside of those are inside a read
+ * transaction (and hold commits back as any reader does). Counted from the
+ * kernel's lock table (/proc/locks), which names no process for them; a
+ * snapshot, as mms_readers_path is (a handle in the middle of its open may
+ * count). Errors: as mms_readers_path, and -errno when /proc/locks cannot
+ * be read. */
+int mms_readers_unslotted_path(const char *path, unsigned *open, unsigned *inside);
 
 /* Free the slots of processes that died (also done automatically when a
  * writer waits for one, or when slots run out). *cleared may be NULL. */

@@ -586,6 +586,7 @@ int mms__os_dir_list(int dirfd, int (*fn)(void *ctx, const char *name), void *ct
 int mms__os_ofd_lock(int fd, int byte, int type, bool wait);
 int mms__os_ofd_probe(int fd, int byte);
 int mms__os_ofd_probe_range(int fd, int byte, int len); /* any byte of the range */
+int mms__os_ofd_shared_count(int fd, const int *bytes, unsigned n, unsigned *counts);
 /* A thread of the library (os.c says what it is spared): fn(arg) runs in
  * it. *t must stay in place until mms__os_thread_join returns. */
 struct mms__os_thread {
@@ -1102,6 +1103,7 @@ bool mms__readers_inside(const mms_store *s); /* a slot other than ours is pinne
  * whether the handle a name names is still there. 0 names nobody. */
 uint32_t mms__owner_id(const mms_store *s);
 bool mms__owner_alive(const mms_store *s, uint32_t id);
+int mms__lock_unslotted(int lockfd, unsigned slotted, unsigned *open, unsigned *inside);
 /* The gate: odd while one handle (gate_owner) applies commits; readers do
  * not pin meanwhile. gate_try takes it only if it is open and no reader is
  * inside (1) and otherwise leaves it (0); gate_close takes it and waits for

@@ -1051,6 +1051,23 @@ void mms__unpin(mms_store *s)
         mms__os_futex_wake(&sl->active);
 }
 
+/* Handles without a slot (NOTES, Readers that cannot write), from the
+ * kernel's lock table: every handle holds byte 0 shared, so those beyond
+ * the slotted ones alive (slotted) are *open; *inside hold PIN_BYTE. A
+ * snapshot: a handle in the middle of its open counts as one. 0 or -errno
+ * (both 0). */
+int mms__lock_unslotted(int lockfd, unsigned slotted, unsigned *open, unsigned *inside)
+{
+    static const int bytes[2] = {0, PIN_BYTE};
+    unsigned c[2];
+    int r = mms__os_ofd_shared_count(lockfd, bytes, 2, c);
+    *inside = r ? 0 : c[1];
+    *open = r ? 0 : c[0] > slotted ? c[0] - slotted : 0;
+    if (*open < *inside)
+        *open = *inside; /* a handle opened between the two lines it read */
+    return r;
+}
+
 bool mms__readers_inside(const mms_store *s)
 {
     for (uint32_t i = 0; i < MMS__NSLOTS; i++)

@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -453,6 +454,41 @@ int mms__os_ofd_lock(int fd, int byte, int type, bool wait)
             return MMS_EBUSY;
         return -errno;
     }
+}
+
+/* How many shared OFD locks cover each of bytes[0..n) of the file behind
+ * fd, as the kernel's lock table lists them (/proc/locks, one line per
+ * lock held; a waiter's line, "->", is not counted): counts[i]. The table
+ * names no process for an OFD lock. 0 or -errno (no /proc). */
+int mms__os_ofd_shared_count(int fd, const int *bytes, unsigned n, unsigned *counts)
+{
+    memset(counts, 0, n * sizeof *counts);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    FILE *f = fopen("/proc/locks", "re");
+    if (!f)
+        return -errno;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        char cls[16], type[16], end[32];
+        unsigned maj, min;
+        unsigned long long ino, start;
+        /* "3: OFDLCK ADVISORY  READ -1 fe:00:10953204 258 258" (or "EOF") */
+        if (strstr(line, "->") ||
+            sscanf(line, "%*d: %15s %*s %15s %*d %x:%x:%llu %llu %31s", cls, type, &maj, &min,
+                   &ino, &start, end) != 7 ||
+            strcmp(cls, "OFDLCK") != 0 || strcmp(type, "READ") != 0 ||
+            maj != major(st.st_dev) || min != minor(st.st_dev) || ino != st.st_ino)
+            continue;
+        unsigned long long last = strcmp(end, "EOF") == 0 ? ~0ull : strtoull(end, NULL, 10);
+        for (unsigned i = 0; i < n; i++)
+            counts[i] += start <= (unsigned long long)bytes[i] &&
+                         (unsigned long long)bytes[i] <= last;
+    }
+    int e = ferror(f) ? -EIO : 0;
+    fclose(f);
+    return e;
 }
 
 /* 1 if another open file description holds byte (a write lock would

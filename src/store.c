@@ -909,12 +909,12 @@ int mms_readers(mms_store *s, mms_reader_info *out, size_t cap, size_t *n)
     return 0;
 }
 
-int mms_readers_path(const char *path, mms_reader_info *out, size_t cap, size_t *n)
+/* The lock file of the store in path, without opening the store: *L
+ * NULL when no handle has it open. mms__lock_unpeek lets go. */
+static int peek_path(const char *path, const struct mms__lock **L, int *lfd)
 {
-    mms__detail_clear();
-    if (!path || !n || (cap && !out))
-        return mms__fail(MMS_EINVAL, "mms_readers_path: NULL argument");
-    *n = 0;
+    *L = NULL;
+    *lfd = -1;
     int dfd = mms__os_open(path, O_RDONLY | O_DIRECTORY, 0);
     if (dfd == -ENOTDIR)
         return not_a_dir(path);
@@ -924,14 +924,43 @@ int mms_readers_path(const char *path, mms_reader_info *out, size_t cap, size_t 
     int r = mms__os_stat(dfd, "region-0-0", &is_dir);
     if (r == -ENOENT)
         r = no_store(path);
-    const struct mms__lock *L = NULL;
-    int lfd = -1;
     if (!r)
-        r = mms__lock_peek(dfd, &L, &lfd);
+        r = mms__lock_peek(dfd, L, lfd);
+    mms__os_close(dfd);
+    return r;
+}
+
+int mms_readers_path(const char *path, mms_reader_info *out, size_t cap, size_t *n)
+{
+    mms__detail_clear();
+    if (!path || !n || (cap && !out))
+        return mms__fail(MMS_EINVAL, "mms_readers_path: NULL argument");
+    *n = 0;
+    const struct mms__lock *L;
+    int lfd;
+    int r = peek_path(path, &L, &lfd);
     if (!r && L)
         *n = readers_fill(L, lfd, UINT32_MAX, (uint64_t)READER_LIMIT_MS * 1000000u, out, cap);
     mms__lock_unpeek(L, lfd);
-    mms__os_close(dfd);
+    return r;
+}
+
+int mms_readers_unslotted_path(const char *path, unsigned *open, unsigned *inside)
+{
+    mms__detail_clear();
+    if (!path || !open || !inside)
+        return mms__fail(MMS_EINVAL, "mms_readers_unslotted_path: NULL argument");
+    *open = *inside = 0;
+    const struct mms__lock *L;
+    int lfd;
+    int r = peek_path(path, &L, &lfd);
+    unsigned slotted = 0;
+    for (uint32_t i = 0; !r && L && i < MMS__NSLOTS; i++)
+        slotted += __atomic_load_n(&L->slot[i].pid, __ATOMIC_ACQUIRE) && mms__slot_held(lfd, i);
+    if (!r && L && (r = mms__lock_unslotted(lfd, slotted, open, inside)))
+        r = mms__fail(r, "cannot read the kernel's lock table (/proc/locks): %s",
+                      mms_strerror(r));
+    mms__lock_unpeek(L, lfd);
     return r;
 }
 

@@ -355,6 +355,22 @@ TEST(unslotted_reader_and_writer)
     OK(mms_info_get(w, &info));
     ASSERT_EQ(info.committed_txn, 52);
     ASSERT_EQ(info.published_txn, c0 + 1);
+    /* It has no slot: mms_info and mms_readers leave it out, the kernel's
+     * lock table counts it, and the tool says so. */
+    ASSERT_EQ(info.handles, 1);
+    unsigned uo = 9, ui = 9;
+    OK(mms_readers_unslotted_path(path, &uo, &ui));
+    ASSERT_EQ(uo, 1);
+    ASSERT_EQ(ui, 1);
+    char out[4096], args[600];
+    snprintf(args, sizeof args, "readers '%s'", path);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    if (!strstr(out, "and 1 handle without a slot") || !strstr(out, ", 1 inside a read"))
+        FAILF("mms readers did not count the reader without a slot:\n%s", out);
+    snprintf(args, sizeof args, "info '%s'", path);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    if (!strstr(out, "handles_without_slot: 1"))
+        FAILF("mms info did not count the reader without a slot:\n%s", out);
     ASSERT_EQ(GET(sh->child_stage), 1); /* still inside */
     PUB(sh->stage, 1);
     WAIT_FOR(GET(sh->child_stage) >= 2, pid);
@@ -370,6 +386,9 @@ TEST(unslotted_reader_and_writer)
     PUB(sh->stage, 2);
     OK(mms_wait(w, 251, 60000, NULL));
     child_done(pid);
+    OK(mms_readers_unslotted_path(path, &uo, &ui));
+    ASSERT_EQ(uo, 0);
+    ASSERT_EQ(ui, 0);
     fprintf(stderr, "   %llu whole read transactions beside 250 commits\n",
             (unsigned long long)GET(sh->reads));
     ASSERT_GE(GET(sh->reads), 10);

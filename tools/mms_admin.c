@@ -89,7 +89,7 @@ const struct tool_cmd tool_cmd_create = {
 /* ------------------------------------------------------------------------
  * mms info DIR [--raw]
  * ------------------------------------------------------------------------ */
-static void info_raw(const mms_info *in, mms_ref root)
+static void info_raw(const mms_info *in, mms_ref root, unsigned unslotted)
 {
     printf("format_version: %u\n", in->format_version);
     printf("txn_id: %llu\n", (unsigned long long)in->txn_id);
@@ -112,6 +112,7 @@ static void info_raw(const mms_info *in, mms_ref root)
     else
         printf("writer: none\n");
     printf("handles: %u\n", in->handles);
+    printf("handles_without_slot: %u\n", unslotted);
     printf("active_readers: %u\n", in->active_readers);
     if (in->fixed_base) {
         printf("fixed_base: 0x%llx\n", (unsigned long long)in->fixed_base);
@@ -123,7 +124,7 @@ static void info_raw(const mms_info *in, mms_ref root)
 /* The same figures for a person: sizes in KB/MB/GB, and per table its
  * live records, deleted slots and the bytes they waste. Every line is
  * indented, so no line reads as one of the raw "key: value" lines. */
-static int info_person(const char *dir, mms_store *s, const mms_info *in)
+static int info_person(const char *dir, mms_store *s, const mms_info *in, unsigned unslotted)
 {
     char a[16], b[16], c[16];
     uint64_t files = 0;
@@ -170,9 +171,13 @@ static int info_person(const char *dir, mms_store *s, const mms_info *in)
     char w[32] = "none";
     if (in->writer_pid)
         snprintf(w, sizeof w, "pid %u", in->writer_pid);
-    printf("  processes  writer %s; %u open handle%s (this command's included), %u inside a "
+    char u[96] = "";
+    if (unslotted)
+        snprintf(u, sizeof u, "; %u of them without a slot, of processes that may not write "
+                 "the lock file", unslotted);
+    printf("  processes  writer %s; %u open handle%s (this command's included%s), %u inside a "
            "read transaction\n",
-           w, in->handles, in->handles == 1 ? "" : "s", in->active_readers);
+           w, in->handles, in->handles == 1 ? "" : "s", u, in->active_readers);
     if (in->committed_txn > in->published_txn)
         printf("  waiting    %llu commit%s not yet applied (readers see txn %llu)%s\n",
                (unsigned long long)(in->committed_txn - in->published_txn),
@@ -197,13 +202,18 @@ static int run_info(const struct tool_cmd *cmd, int argc, char **argv)
         return tool_fail("cannot open", dir, r);
     mms_info *in = malloc(sizeof *in);
     r = in ? mms_info_get(s, in) : -ENOMEM;
+    unsigned uo = 0, ui = 0;
+    if (!r && mms_readers_unslotted_path(dir, &uo, &ui) == 0) {
+        in->handles += uo; /* mms_info counts the slots only */
+        in->active_readers += ui;
+    }
     if (!r) {
         if (!raw) {
-            rc = info_person(dir, s, in);
+            rc = info_person(dir, s, in, uo);
             printf("\n");
         }
         if (!rc)
-            info_raw(in, mms_root(s));
+            info_raw(in, mms_root(s), uo);
     }
     free(in);
     if (r) {
@@ -225,7 +235,9 @@ const struct tool_cmd tool_cmd_info = {
     "heap_objects, root, published_txn (what a new reader sees), committed_txn,\n"
     "durable_txn (behind committed_txn while MMS_NOSYNC commits wait for their\n"
     "sync), readers_holding_back, writer (a pid or none), handles,\n"
-    "active_readers, and for a store created with --fixed fixed_base,\n"
+    "handles_without_slot (of those: handles of processes that may not write the\n"
+    "lock file, counted from /proc/locks; mms readers lists no pid for them),\n"
+    "active_readers (theirs included), and for a store created with --fixed fixed_base,\n"
     "fixed_heap_reserve, fixed_table_reserve.\n"
     "\n"
     "  --raw   print only the raw lines\n",
@@ -368,6 +380,10 @@ static int run_readers(const struct tool_cmd *cmd, int argc, char **argv)
                rd[i].active ? "yes" : "no", (unsigned long long)rd[i].txn,
                rd[i].age_ns / 1e6, (unsigned long long)rd[i].behind,
                rd[i].holding_back ? "  HOLDING BACK the store" : "");
+    unsigned uo = 0, ui = 0;
+    if (mms_readers_unslotted_path(dir, &uo, &ui) == 0 && uo)
+        printf("and %u handle%s without a slot (processes that may not write the lock file: "
+               "no pid, no txn), %u inside a read transaction\n", uo, uo == 1 ? "" : "s", ui);
     return tool_finish_output(NULL);
 }
 
@@ -379,6 +395,10 @@ const struct tool_cmd tool_cmd_readers = {
     "pinned (commits wait in the journal while it is inside: new readers do not\n"
     "see them until it leaves). A reader inside for longer than the store's\n"
     "reader_limit_ms (1 s by default) while commits wait is marked HOLDING BACK.\n"
+    "Handles of processes that may not write the lock file (another user's store,\n"
+    "read with MMS_RDONLY) take no slot: a last line counts them, and those inside a\n"
+    "read transaction, from the kernel's lock table (/proc/locks), which names no\n"
+    "process for them.\n"
     "It reads the store's lock file without opening the store, so it works when\n"
     "all 256 handles a store can have are open (and `mms info` cannot open it).\n"
     "\n"
