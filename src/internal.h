@@ -848,6 +848,7 @@ struct mms_store {
     uint32_t since_trim;   /* commits since the last trim */
     uint64_t trim_scan_ns; /* two scans in a row this slow trim (40 us; MMS_TRIM_SCAN_NS) */
     bool scan_slow;        /* the last commit's scan took trim_scan_ns or more */
+    bool trim_due;         /* a trim waits for a commit that scans (txn.c) */
     /* Pages this handle keeps private between transactions (held.c): the
      * changed pages it keeps (keep_pages) and, while commits are not yet
      * applied to the region files, every page they changed, with a shadow

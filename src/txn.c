@@ -287,6 +287,7 @@ struct commit {
     uint64_t t0, lap;  /* when the commit began; when the last step ended */
     bool grew;         /* a region's size moved past what was committed */
     bool applied;      /* the commit reached the region files (step 6) */
+    bool quiet;        /* it found its pages without a scan (view.c, Quiet commits) */
     uint64_t jstart;   /* journal offset of this commit's group */
     size_t nchanged;   /* pages that differed from their committed content */
 };
@@ -307,9 +308,11 @@ static int commit_detect(mms_store *s, struct commit *c, bool first, bool *any)
 {
     assert(s->state == MMS__ST_WRITE && mms__writer_held_by(s));
     const struct mms__rent *rt = mms__rtab(s);
+    uint64_t quiet = s->quiet_commits;
     int r = first ? mms__dirty_commit(s) : mms__dirty_collect(s, true);
     if (r)
         return mms__fail(r, "finding the dirty pages failed: %s", mms_strerror(r));
+    c->quiet = first && s->quiet_commits != quiet;
     c->st.detect_ns = lap(c);
     c->st.pages_dirty = s->dirty.n;
     for (uint32_t id = 0; id < s->nmapped; id++)
@@ -1007,12 +1010,21 @@ static void renew_spans(mms_store *s)
     }
 }
 
-static void trim(mms_store *s)
+/* A trim drops every private page it does not know written. After a
+ * quiet commit (view.c) it does not know one the kernel wrote here for
+ * another process (process_vm_writev, ptrace) since the commit before:
+ * that write, which the next scan would have committed, went with the
+ * trim (test_quiet remote_write_within_64_trimming). So after such a
+ * commit the trim waits for the next commit, which scans. */
+static void trim(mms_store *s, const struct commit *c)
 {
-    mms__dirty_forget(s); /* protections lifted, spans mapped anew */
+    mms__dirty_forget(s); /* the next commit scans */
+    s->trim_due = c->quiet;
+    if (c->quiet)
+        return;
     if (s->wp_protected && s->shadow_pages == 0)
         wp_lift(s);
-    mms__view_trim(s);
+    mms__view_trim(s); /* protections lifted, spans mapped anew */
     renew_spans(s);
     s->since_trim = 0;
 }
@@ -1025,8 +1037,13 @@ static void trim(mms_store *s)
  * time (perf record; bench/results/issue14.md, "Branch span"). */
 static void commit_trim(mms_store *s, const struct commit *c)
 {
+    if (s->trim_due) {
+        trim(s, c);
+        return;
+    }
     s->since_trim++;
-    bool slow = c->st.detect_ns >= s->trim_scan_ns, again = slow && s->scan_slow;
+    /* A quiet commit's look is no scan, however long it took. */
+    bool slow = !c->quiet && c->st.detect_ns >= s->trim_scan_ns, again = slow && s->scan_slow;
     s->scan_slow = slow;
     if (!again || s->since_trim < s->trim_gap)
         return;
@@ -1034,7 +1051,7 @@ static void commit_trim(mms_store *s, const struct commit *c)
         s->trim_gap = s->trim_gap * 2 > TRIM_GAP_MAX ? TRIM_GAP_MAX : s->trim_gap * 2;
     else
         s->trim_gap = s->trim_gap / 2 ? s->trim_gap / 2 : 1;
-    trim(s);
+    trim(s, c);
 }
 
 /* Step 7: the new committed sizes (grown space becomes private), the pages
@@ -1090,7 +1107,7 @@ static int commit_settle(mms_store *s, struct commit *c)
     }
     protect_held(s);
     if (s->trim_now)
-        trim(s); /* the held pages the files now have go back, with the others */
+        trim(s, c); /* the held pages the files now have go back, with the others */
     else
         commit_trim(s, c);
     s->seen = st.txn;
