@@ -869,17 +869,34 @@ static void gate_touch(struct mms__lock *L)
     __atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
-/* The gate's holder o is dead. If it had written nothing (NOTES, Dead
- * processes), open the gate: true, also when another handle took the gate
- * over from o first. False: o may have written, its work needs finishing. */
+/* The gate was opened: wake its waiters. They count themselves before they
+ * check the gate (seq_cst both sides): no waiter, no system call.
+ * Unslotted readers blocked on PIN_BYTE find the gate open once they have
+ * it. */
+static void gate_wake(struct mms__lock *L)
+{
+    if (__atomic_load_n(&L->gate_waiters, __ATOMIC_SEQ_CST))
+        mms__os_futex_wake(&L->gate);
+}
+
+/* The gate's holder, in the word was, is dead. If it had written nothing
+ * (NOTES, Dead processes), open the gate: true, also when another handle
+ * opened it or took it over first. False: it may have written, its work
+ * needs finishing. Opened from the dead holder's word in one compare-and-
+ * swap, never taken over first: a handle killed between taking it over and
+ * opening it left a closed gate that named it and looked touched (the
+ * untouched word named the first holder), and the next reader took it
+ * over to finish work there was none of, waiting for the readers inside
+ * (test_backlog gate_reopen_kill). */
 static bool gate_reopen_untouched(mms_store *s, union gate_w was)
 {
     struct mms__lock *L = s->L;
-    if (__atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != was.f.owner)
+    if (!(was.f.gate & 1) ||
+        __atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != was.f.owner)
         return false;
-    if (gate_take_over(s, was)) {
+    if (gate_cas(L, was, was.f.gate + 1, 0)) {
         __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED); /* it was waiting */
-        mms__gate_reopen(s);
+        gate_wake(L);
     }
     return true;
 }
@@ -1095,11 +1112,7 @@ void mms__gate_reopen(mms_store *s)
     union gate_w g = gate_load(L), open = {.f = {g.f.gate + 1, 0}};
     if (g.f.gate & 1) /* ours: nobody else changes the word meanwhile */
         __atomic_store_n(&L->gate_word, open.w, __ATOMIC_SEQ_CST);
-    /* Waiters count themselves before they check the gate (seq_cst both
-     * sides): no waiter, no system call. Unslotted readers blocked on
-     * PIN_BYTE find the gate open once they have it. */
-    if (__atomic_load_n(&L->gate_waiters, __ATOMIC_SEQ_CST))
-        mms__os_futex_wake(&L->gate);
+    gate_wake(L);
     pin_byte_release(s);
 }
 

@@ -902,6 +902,60 @@ TEST(gate_word_kill)
     }
 }
 
+/* A handle that reopens the gate of a holder that died with nothing
+ * written (gate_kill's writer at its bound) is killed as it does
+ * (gate.opening), while the reader the dead writer waited for stays
+ * inside: the gate is left closed, and a second new reader goes on at
+ * once, without waiting for that reader to leave. Before, the handle took
+ * the gate over and then opened it, two stores: killed between them, it
+ * left a closed gate that named it and looked touched (gate_untouched
+ * named the writer), and the next reader took it over to finish the work
+ * and waited for the reader inside, as gate_kill's reader once did. */
+TEST(gate_reopen_kill)
+{
+    const char *p = tpath("bl8");
+    mms_store *w = setup(p);
+    mms_ref big;
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, GATE_BIG, &big));
+    OK(mms_txn_commit(w));
+    OK(mms_close(w));
+    pid_t rd = spawn_reader(p, 0);
+    PUB(sh->big, big);
+    pid_t wr = child_spawn((const char *[]){"boundwriter", p, "0", NULL},
+                           (const char *[]){"MMS_CRASH", "gate.hold:1", NULL});
+    int st;
+    if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
+        FAILF("the writer ended with %s, not killed at the bound", child_status(st));
+    uint64_t made = GET(sh->ok);
+    ASSERT_GE(made, 1);
+    pid_t late = child_spawn((const char *[]){"latereader", p, "0", NULL},
+                             (const char *[]){"MMS_CRASH", "gate.opening:1", NULL});
+    if (!child_end(late, 30, &st))
+        FAILF("a new reader still waits at the gate of the writer that died at its bound, "
+              "30 s later");
+    if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) && !(WIFEXITED(st) && !WEXITSTATUS(st)))
+        FAILF("the reader that opens the dead writer's gate ended with %s", child_status(st));
+    PUB(sh->late_began, 0);
+    late = child_spawn((const char *[]){"latereader", p, "0", NULL}, NULL);
+    if (!child_end(late, 30, &st))
+        FAILF("a second new reader waits for the reader inside, 30 s later: the gate the "
+              "first one died opening looks as if its holder had written");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || GET(sh->ok) != made)
+        FAILF("the second new reader ended with %s: %s", child_status(st), sh->msg);
+    ASSERT(GET(sh->late_began));
+    ASSERT_EQ(GET(sh->seen_counter), 0); /* the state the reader inside pinned */
+    ASSERT(!GET(sh->left));               /* ... which is still inside */
+    reader_leaves(rd);
+    w = open_flags(p, 0);
+    OK(mms_txn_begin(w, 0));
+    ASSERT_EQ(counter_of(w), made);
+    mms_txn_abort(w);
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+}
+
 /* A long backlog (MMS_NOSYNC, no sync due) of commits that each store into
  * a random page of a 1 MiB object, with aborts between them (some writing
  * pages held for the backlog): after every commit and abort the view is
@@ -993,6 +1047,7 @@ int main(int argc, char **argv)
     RUN(kills);
     RUN(gate_kill);
     RUN(gate_word_kill);
+    RUN(gate_reopen_kill);
     RUN(held_pages_protected);
     return 0;
 }
