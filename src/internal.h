@@ -1111,6 +1111,10 @@ bool mms__owner_alive(const mms_store *s, uint32_t id);
 int mms__gate_try(mms_store *s);
 bool mms__gate_abandoned(const mms_store *s); /* closed by a handle that died */
 bool mms__gate_left_dead(mms_store *s); /* ... with work to finish (lock.c) */
+/* 0, MMS__GATE_ADOPTED when it took the gate over from a handle that died
+ * after it may have written (the caller finishes that work: apply.c), or
+ * an error (the gate is not held). */
+#define MMS__GATE_ADOPTED 1
 int mms__gate_close(mms_store *s);
 void mms__gate_open(mms_store *s, uint64_t txn);
 void mms__gate_reopen(mms_store *s);

@@ -103,9 +103,11 @@
  * does it when it takes the lock the dead one held. A holder that died
  * after that may have left the files half applied: the reader finishes
  * its work (takes the writer lock and recovers, or applies), when it can
- * write the files, so that nobody waits for ever. (A library that does not
- * know gate_untouched never names itself there: its dead gate is always
- * finished, never just opened.)
+ * write the files, so that nobody waits for ever. It applies from the
+ * published txn, whose group it finds from the journal's start (apply.c):
+ * the position kept beside published may be the dead holder's next one,
+ * half stored. (A library that does not know gate_untouched never names
+ * itself there: its dead gate is always finished, never just opened.)
  *
  * Readers that cannot write (unslotted). A read-only handle whose process
  * may not write the lock file (the store belongs to another user, on a
@@ -1198,9 +1200,10 @@ static uint32_t first_pinned(const mms_store *s, uint32_t from)
 }
 
 /* Take the gate, waiting for another applier to open it, or taking it over
- * from one that died holding it (the caller then applies from the last
- * published position again: applying is idempotent, Invariant 4). */
-static void gate_acquire(mms_store *s)
+ * from one that died holding it after it may have written: true then (the
+ * caller finishes its work from the published txn: applying is idempotent,
+ * Invariant 4). */
+static bool gate_acquire(mms_store *s)
 {
     struct mms__lock *L = s->L;
     while (!gate_take(s)) {
@@ -1209,8 +1212,9 @@ static void gate_acquire(mms_store *s)
             continue;
         union gate_w dead;
         if (gate_wait(s, g, &dead) && gate_take_over(s, dead))
-            return;
+            return true;
     }
+    return false;
 }
 
 int mms__gate_close(mms_store *s)
@@ -1220,8 +1224,9 @@ int mms__gate_close(mms_store *s)
         return mms__fail(MMS_ETXN, "this handle is inside a read transaction");
     uint64_t until = mms__os_mono_ns() + GATE_PATIENCE_NS;
     uint32_t last = UINT32_MAX, last_ends = 0;
+    bool adopted = false;
     for (;;) {
-        gate_acquire(s);
+        adopted |= gate_acquire(s);
         uint32_t i = first_pinned(s, 0);
         if (i == UINT32_MAX)
             break;
@@ -1260,12 +1265,13 @@ int mms__gate_close(mms_store *s)
         s->pin_byte = true;
     }
     gate_touch(L);
-    return 0;
+    return adopted ? MMS__GATE_ADOPTED : 0;
 }
 
 void mms__gate_open(mms_store *s, uint64_t txn)
 {
     struct mms__lock *L = s->L;
+    mms__crashpoint("gate.publishing"); /* the apply position is stored, not published */
     __atomic_store_n(&L->published, txn, __ATOMIC_RELEASE);
     __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED);
     mms__gate_reopen(s);

@@ -203,7 +203,7 @@ int mms__recover_live(mms_store *s)
      * half-applied files) stays closed if recovery fails: the files may be
      * half repaired, and the next handle that can recovers. */
     int r = mms__gate_close(s);
-    if (r)
+    if (r < 0)
         return r;
     /* Said before the first write, whatever called for this recovery (a
      * dead applier's gate, a foreign journal: recover_needed may be

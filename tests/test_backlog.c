@@ -956,6 +956,73 @@ TEST(gate_reopen_kill)
     rmrf(p);
 }
 
+/* A reader that applies the backlog as it leaves is killed after it
+ * stored the new apply position (apply_off, apply_crc) and before it
+ * published it (gate.publishing), while the writer's handle stays open
+ * and idle: a new reader finishes its work and sees every commit. The
+ * position and the published txn are three words: before, the new reader
+ * applied from the new position as if it were the published txn's, found
+ * no group there and failed with MMS_ECORRUPT (the store was whole). */
+TEST(apply_position_kill)
+{
+    const char *p = tpath("bl9");
+    mms_store *w = setup(p);
+    memset(sh, 0, sizeof *sh);
+    pid_t rd = child_spawn((const char *[]){"reader", p, "0", NULL},
+                           (const char *[]){"MMS_CRASH", "gate.publishing:1", NULL});
+    AWAIT(GET(sh->inside), rd, 60, "the reader did not begin its read transaction");
+    for (uint64_t i = 1; i <= 3; i++)
+        commit_counter(w, i);
+    ASSERT_EQ(info(w)->published_txn + 3, info(w)->committed_txn);
+    PUB(sh->leave, 1);
+    int st;
+    if (!child_end(rd, 60, &st) || !WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+        FAILF("the reader ended with %s, not at gate.publishing", child_status(st));
+    memset(sh, 0, sizeof *sh);
+    pid_t q = child_spawn((const char *[]){"quickreader", p, "0", NULL}, NULL);
+    if (!child_end(q, 30, &st))
+        FAILF("a new reader still waits at the gate of the dead reader, 30 s later");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !GET(sh->late_began))
+        FAILF("the new reader ended with %s (it could not finish the dead reader's apply)",
+              child_status(st));
+    ASSERT_EQ(GET(sh->seen_counter), 3);
+    commit_counter(w, 4);
+    ASSERT_EQ(info(w)->published_txn, info(w)->committed_txn);
+    OK(mms_close(w));
+    w = open_flags(p, 0);
+    ASSERT_EQ(counter_of(w), 4);
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+    /* The writer's own apply of its commit (whole pages, txn.c), killed
+     * there, while a read-only handle keeps the lock file. */
+    static const char *const points[] = {"gate.publishing:1", "gate.publishing:3"};
+    for (size_t k = 0; k < sizeof points / sizeof *points; k++) {
+        w = setup(p);
+        OK(mms_close(w));
+        mms_store *keep = open_flags(p, MMS_RDONLY);
+        memset(sh, 0, sizeof *sh);
+        pid_t wr = child_spawn((const char *[]){"writer", p, "5", NULL},
+                               (const char *[]){"MMS_CRASH", points[k], NULL});
+        if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
+            FAILF("%s: the writer ended with %s", points[k], child_status(st));
+        uint64_t made = GET(sh->ok);
+        q = child_spawn((const char *[]){"quickreader", p, "0", NULL}, NULL);
+        if (!child_end(q, 30, &st))
+            FAILF("%s: a new reader still waits at the gate of the dead writer, 30 s later",
+                  points[k]);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !GET(sh->late_began))
+            FAILF("%s: the new reader ended with %s", points[k], child_status(st));
+        ASSERT_GE(GET(sh->seen_counter), made + 1); /* the one it died publishing too */
+        OK(mms_close(keep));
+        w = open_flags(p, 0);
+        ASSERT_EQ(counter_of(w), made + 1);
+        verify_ok(w);
+        OK(mms_close(w));
+        rmrf(p);
+    }
+}
+
 /* A long backlog (MMS_NOSYNC, no sync due) of commits that each store into
  * a random page of a 1 MiB object, with aborts between them (some writing
  * pages held for the backlog): after every commit and abort the view is
@@ -1048,6 +1115,7 @@ int main(int argc, char **argv)
     RUN(gate_kill);
     RUN(gate_word_kill);
     RUN(gate_reopen_kill);
+    RUN(apply_position_kill);
     RUN(held_pages_protected);
     return 0;
 }
