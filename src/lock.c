@@ -92,12 +92,15 @@
  * cleared. A reader waiting at a closed gate probes the gate's holder every
  * WAIT_SLICE. The gate and its holder are one 64-bit word, closed with its
  * holder's name and opened with none in one store each: a closed gate
- * naming nobody, which no waiter could judge, never shows. The holder says, in gate_untouched, whether it has written
- * nothing yet: it names itself there when it takes the gate and clears
- * it before it may write a file (the gate is then its own and no reader
- * is inside: gate_try's success, the end of mms__gate_close). So a holder
- * that died still naming itself there died waiting for readers to leave
- * (a writer at its backlog bound): the files hold the published state,
+ * naming nobody, which no waiter could judge, never shows. The gate's
+ * value also says whether its holder has written nothing yet: an open
+ * gate is 4k, closing it makes it 4k + 1 (untouched), and its holder makes
+ * it 4k + 3 (touched) before it may write a file (the gate is then its own
+ * and no reader is inside: gate_try's success, the end of
+ * mms__gate_close); opening it makes it 4k + 4. So the word a dead holder
+ * left says all there is to judge, in one load. A holder that died with
+ * its gate untouched died waiting for readers to leave (a writer at its
+ * backlog bound): the files hold the published state,
  * whole, and whoever finds it dead opens the gate again -- a reader goes
  * on at once, without waiting for the readers inside, and the next writer
  * does it when it takes the lock the dead one held. A holder that died
@@ -106,8 +109,11 @@
  * write the files, so that nobody waits for ever. It applies from the
  * published txn, whose group it finds from the journal's start (apply.c):
  * the position kept beside published may be the dead holder's next one,
- * half stored. (A library that does not know gate_untouched never names
- * itself there: its dead gate is always finished, never just opened.)
+ * half stored. (Until lock file version 6 a holder said it was untouched
+ * in a word of its own, gate_untouched, stored after it closed the gate:
+ * killed in between, it left an untouched gate that looked touched, and
+ * the next reader took it over and waited for the readers inside;
+ * test_backlog gate_close_kill.)
  *
  * Readers that cannot write (unslotted). A read-only handle whose process
  * may not write the lock file (the store belongs to another user, on a
@@ -143,7 +149,7 @@
  * What it cannot do it refuses (MMS_ERECOVER) instead of waiting for
  * ever or writing: a dead writer's unfinished commit or recover_needed
  * with no live writer to recover, a dead applier's half-applied gate. A
- * dead holder that had written nothing (gate_untouched) leaves the files
+ * dead holder that had written nothing (an untouched gate) leaves the files
  * whole: it reads them, holding the byte, so that whoever takes the gate
  * over waits for it. Its lock file must be valid for the store
  * (mms__lock_trust): when no slotted handle keeps it, the file is
@@ -849,6 +855,16 @@ static bool gate_cas(struct mms__lock *L, union gate_w was, uint32_t gate, uint3
                                        __ATOMIC_RELAXED);
 }
 
+/* The gate's value (NOTES, Dead processes): 4k open, 4k + 1 closed and
+ * untouched, 4k + 3 closed and touched. */
+#define GATE_OPENED(g) (((g) | 3u) + 1u)
+#define GATE_TOUCHED 2u
+
+static bool gate_untouched(uint32_t g)
+{
+    return (g & 3u) == 1u;
+}
+
 /* Take a closed gate (at was) over from its dead holder. */
 static bool gate_take_over(mms_store *s, union gate_w was)
 {
@@ -862,13 +878,13 @@ bool mms__gate_abandoned(const mms_store *s)
 }
 
 /* The holder of the gate may write the files from now on (NOTES, Dead
- * processes): the readers are out. Only a handle that finds the holder
- * dead reads the word, and a dead process's stores are all visible: the
- * fence only keeps the compiler from moving a file write above it. */
+ * processes): the readers are out. The word is the holder's: nobody else
+ * changes it meanwhile. Sequentially consistent, so that no file write
+ * moves above it. */
 static void gate_touch(struct mms__lock *L)
 {
-    __atomic_store_n(&L->gate_untouched, 0, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
+    union gate_w g = gate_load(L), touched = {.f = {g.f.gate | GATE_TOUCHED, g.f.owner}};
+    __atomic_store_n(&L->gate_word, touched.w, __ATOMIC_SEQ_CST);
 }
 
 /* The gate was opened: wake its waiters. They count themselves before they
@@ -886,17 +902,16 @@ static void gate_wake(struct mms__lock *L)
  * opened it or took it over first. False: it may have written, its work
  * needs finishing. Opened from the dead holder's word in one compare-and-
  * swap, never taken over first: a handle killed between taking it over and
- * opening it left a closed gate that named it and looked touched (the
- * untouched word named the first holder), and the next reader took it
+ * opening it left a closed gate that named it and looked touched (it was
+ * the first holder that had written nothing), and the next reader took it
  * over to finish work there was none of, waiting for the readers inside
  * (test_backlog gate_reopen_kill). */
 static bool gate_reopen_untouched(mms_store *s, union gate_w was)
 {
     struct mms__lock *L = s->L;
-    if (!(was.f.gate & 1) ||
-        __atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != was.f.owner)
+    if (!gate_untouched(was.f.gate))
         return false;
-    if (gate_cas(L, was, was.f.gate + 1, 0)) {
+    if (gate_cas(L, was, GATE_OPENED(was.f.gate), 0)) {
         __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED); /* it was waiting */
         gate_wake(L);
     }
@@ -930,7 +945,7 @@ bool mms__gate_left_dead(mms_store *s)
     if (!(g.f.gate & 1) || mms__owner_alive(s, g.f.owner))
         return false;
     if (s->unslotted) /* it cannot open the gate: it only says */
-        return __atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != g.f.owner;
+        return !gate_untouched(g.f.gate);
     return !gate_reopen_untouched(s, g);
 }
 
@@ -968,7 +983,7 @@ static int pin_unslotted(mms_store *s, uint64_t *txn)
              * nothing (whoever takes the gate over waits for our byte). */
             if (mms__owner_alive(s, o))
                 wait = true;
-            else if (__atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != o)
+            else if (!gate_untouched(g))
                 why = "a handle died (or failed) while applying commits";
         }
         /* As mms__pin: a commit that a dead writer left for recovery. A
@@ -1087,12 +1102,9 @@ static bool gate_take(mms_store *s)
     struct mms__lock *L = s->L;
     union gate_w g = gate_load(L);
     uint32_t me = mms__owner_id(s);
+    /* Closed, named and untouched in one compare-and-swap. */
     if ((g.f.gate & 1) || !gate_cas(L, g, g.f.gate + 1, me))
         return false;
-    /* A death before this store leaves an untouched gate that looks
-     * touched: its work is done again (idempotent), not lost. */
-    __atomic_store_n(&L->gate_untouched, me, __ATOMIC_RELEASE);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     mms__crashpoint("gate.taken");
     return true;
 }
@@ -1111,7 +1123,7 @@ void mms__gate_reopen(mms_store *s)
 {
     struct mms__lock *L = s->L;
     mms__crashpoint("gate.opening");
-    union gate_w g = gate_load(L), open = {.f = {g.f.gate + 1, 0}};
+    union gate_w g = gate_load(L), open = {.f = {GATE_OPENED(g.f.gate), 0}};
     if (g.f.gate & 1) /* ours: nobody else changes the word meanwhile */
         __atomic_store_n(&L->gate_word, open.w, __ATOMIC_SEQ_CST);
     gate_wake(L);
@@ -1123,7 +1135,7 @@ void mms__gate_reopen(mms_store *s)
  * readers that wait for PIN_BYTE find it and refuse (MMS_ERECOVER). */
 void mms__gate_fail(mms_store *s)
 {
-    union gate_w g = gate_load(s->L), dead = {.f = {g.f.gate, MMS__GATE_DEAD}};
+    union gate_w g = gate_load(s->L), dead = {.f = {g.f.gate | GATE_TOUCHED, MMS__GATE_DEAD}};
     __atomic_store_n(&s->L->gate_word, dead.w, __ATOMIC_SEQ_CST); /* ours, as in reopen */
     pin_byte_release(s);
 }

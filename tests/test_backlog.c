@@ -908,9 +908,10 @@ TEST(gate_word_kill)
  * inside: the gate is left closed, and a second new reader goes on at
  * once, without waiting for that reader to leave. Before, the handle took
  * the gate over and then opened it, two stores: killed between them, it
- * left a closed gate that named it and looked touched (gate_untouched
- * named the writer), and the next reader took it over to finish the work
- * and waited for the reader inside, as gate_kill's reader once did. */
+ * left a closed gate that named it and looked touched (gate_untouched, lock
+ * file version 5, named the writer), and the next reader took it over to
+ * finish the work and waited for the reader inside, as gate_kill's reader
+ * once did. */
 TEST(gate_reopen_kill)
 {
     const char *p = tpath("bl8");
@@ -950,6 +951,42 @@ TEST(gate_reopen_kill)
     w = open_flags(p, 0);
     OK(mms_txn_begin(w, 0));
     ASSERT_EQ(counter_of(w), made);
+    mms_txn_abort(w);
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+}
+
+/* A writer killed as it closes the gate for its commit (gate.taken, in
+ * gate_try: it has written nothing, and would have found the reader
+ * inside and opened the gate again) while a reader stays inside: a new
+ * reader goes on at once, without waiting for that reader to leave. The
+ * holder said it had written nothing (gate_untouched, lock file version
+ * 5) only after it closed the gate: killed in between, the writer left a
+ * gate that looked touched, and the new reader took it over to finish
+ * work there was none of, waiting for the reader inside. */
+TEST(gate_close_kill)
+{
+    const char *p = tpath("bl10");
+    mms_store *w = setup(p);
+    OK(mms_close(w));
+    pid_t rd = spawn_reader(p, 0);
+    pid_t wr = child_spawn((const char *[]){"writer", p, "3", NULL},
+                           (const char *[]){"MMS_CRASH", "gate.taken:1", NULL});
+    int st;
+    if (!child_end(wr, 60, &st) || !WIFSIGNALED(st) || GET(sh->ok) != 0)
+        FAILF("the writer ended with %s, not at gate.taken", child_status(st));
+    pid_t q = child_spawn((const char *[]){"quickreader", p, "0", NULL}, NULL);
+    if (!child_end(q, 30, &st))
+        FAILF("a new reader waits for the reader inside, 30 s later: the gate of the writer "
+              "that died closing it looks as if its holder had written");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !GET(sh->late_began))
+        FAILF("the new reader ended with %s", child_status(st));
+    ASSERT(!GET(sh->left)); /* the reader inside is still inside */
+    reader_leaves(rd);
+    w = open_flags(p, 0);
+    OK(mms_txn_begin(w, 0));
+    ASSERT_LE(counter_of(w), 1); /* the commit it died in may count */
     mms_txn_abort(w);
     verify_ok(w);
     OK(mms_close(w));
@@ -1115,6 +1152,7 @@ int main(int argc, char **argv)
     RUN(gate_kill);
     RUN(gate_word_kill);
     RUN(gate_reopen_kill);
+    RUN(gate_close_kill);
     RUN(apply_position_kill);
     RUN(held_pages_protected);
     return 0;
