@@ -289,7 +289,42 @@ void mms__syncer_stop(mms_store *s)
     s->syncer_on = false;
 }
 
-int mms__apply_locked(mms_store *s, const char *point)
+static int skip_rec(void *ctx, uint32_t region, uint32_t gen, uint64_t off,
+                    const uint8_t *bytes, uint32_t len)
+{
+    (void)ctx, (void)region, (void)gen, (void)off, (void)bytes, (void)len;
+    return 0;
+}
+
+static int skip_group(void *ctx, uint64_t txn)
+{
+    (void)ctx, (void)txn;
+    return 0;
+}
+
+/* Where the group after txn pos->txn starts, found by walking the groups
+ * from the start of the journal's epoch: for a handle that took the gate
+ * over from one that died applying. The lock file says it in three words
+ * (apply_off, apply_crc, published) that an apply stores one after the
+ * other, under the gate, as it ends: a death between them left a position
+ * that was not the published txn's, and the handle that finished the work
+ * applied from it, found no group there and failed with MMS_ECORRUPT
+ * over a whole store (test_backlog apply_position_kill). Nothing moves the
+ * epoch's start meanwhile: a checkpoint resets the journal only once every
+ * commit is published, which needs this gate. */
+static int apply_pos_walk(mms_store *s, struct mms__apos *pos)
+{
+    const struct mms__jstate *J = s->J;
+    if (J->start_txn == UINT64_MAX || J->start_txn > pos->txn)
+        return 0; /* another store's journal (recovery's), or a position of this epoch */
+    uint64_t upto = pos->txn;
+    *pos = (struct mms__apos){.off = MMS__JDATA, .txn = J->start_txn, .crc = J->salt};
+    return mms__journal_each(s, pos, upto, skip_rec, skip_group, NULL);
+}
+
+/* Apply what is durable, holding the gate (adopted: taken over from a
+ * handle that died applying), and open it. */
+static int apply_held(mms_store *s, const char *point, bool adopted)
 {
     struct mms__lock *L = s->L;
     struct mms__apos pos = {.off = __atomic_load_n(&L->apply_off, __ATOMIC_ACQUIRE),
@@ -300,7 +335,9 @@ int mms__apply_locked(mms_store *s, const char *point)
         mms__gate_reopen(s);
         return 0;
     }
-    int r = mms__journal_apply(s, &pos, upto, false, point);
+    int r = adopted ? apply_pos_walk(s, &pos) : 0;
+    if (!r)
+        r = mms__journal_apply(s, &pos, upto, false, point);
     if (r) {
         /* The files may be half applied: the gate stays closed, marked as
          * held by nobody alive, and the next handle that can recovers. */
@@ -313,6 +350,11 @@ int mms__apply_locked(mms_store *s, const char *point)
     __atomic_store_n(&L->apply_crc, pos.crc, __ATOMIC_RELEASE);
     mms__gate_open(s, pos.txn);
     return 0;
+}
+
+int mms__apply_locked(mms_store *s, const char *point)
+{
+    return apply_held(s, point, false);
 }
 
 int mms__apply_try(mms_store *s)
@@ -364,8 +406,8 @@ int mms__apply_all(mms_store *s)
         return mms__fail(MMS_ERECOVER, "commits wait to be applied, and this process cannot "
                          "write the store's files");
     r = mms__gate_close(s);
-    if (!r)
-        r = mms__apply_locked(s, "apply.group");
+    if (r >= 0)
+        r = apply_held(s, "apply.group", r == MMS__GATE_ADOPTED);
     return r;
 }
 
@@ -397,8 +439,8 @@ int mms__pin_stuck(void *ctx, int why)
         return mms__fail(MMS_ERECOVER, "a handle died while applying commits; finishing its "
                          "work needs write access to the store's files");
     int r = mms__gate_close(s); /* takes the dead handle's gate over */
-    if (r)
+    if (r < 0)
         return r;
     mms__crashpoint("recover.takeover");
-    return mms__apply_locked(s, "apply.group");
+    return apply_held(s, "apply.group", r == MMS__GATE_ADOPTED);
 }

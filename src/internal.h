@@ -379,7 +379,7 @@ _Static_assert(offsetof(struct mms__jcommit, crc) == 24, "jcommit crc");
  * open; never durable, never trusted across that boundary.
  * ------------------------------------------------------------------------ */
 #define MMS__LMAGIC UINT64_C(0x314b434f4c534d4d) /* bytes "MMSLOCK1" */
-#define MMS__LVERSION 5u
+#define MMS__LVERSION 6u
 #define MMS__NSLOTS 256u
 
 /* Journal state: where the next group goes. Owned by the writer lock. */
@@ -419,7 +419,8 @@ struct mms__lock {
     union { /* the gate and its holder change together, in one store (lock.c) */
         uint64_t gate_word;
         struct {
-            uint32_t gate;       /* futex word: odd while a handle applies commits */
+            uint32_t gate;       /* futex word: 4k open, 4k + 1 closed, 4k + 3 closed
+                                    by a holder that may write files (lock.c) */
             uint32_t gate_owner; /* mms__owner_id of the handle holding the gate, 0: open */
         };
     };
@@ -445,8 +446,7 @@ struct mms__lock {
     uint32_t space_left;     /* a region file grew past its committed size, or a file
                                 no commit may name stays, since the space was last
                                 given back (recover.c; mms__space_left_mark) */
-    uint32_t gate_untouched; /* gate_owner while that holder has written no file yet
-                                (it waits for readers to leave, lock.c), else stale */
+    uint32_t pad3;           /* gate_untouched until version 6: the gate's value says it */
     uint32_t sync_failed;    /* -errno of a failed journal sync, until the next first
                                 open: no sync after it counts (mms__jsync) */
     uint32_t pad2;
@@ -1114,6 +1114,10 @@ int mms__lock_unslotted(int lockfd, unsigned slotted, unsigned *open, unsigned *
 int mms__gate_try(mms_store *s);
 bool mms__gate_abandoned(const mms_store *s); /* closed by a handle that died */
 bool mms__gate_left_dead(mms_store *s); /* ... with work to finish (lock.c) */
+/* 0, MMS__GATE_ADOPTED when it took the gate over from a handle that died
+ * after it may have written (the caller finishes that work: apply.c), or
+ * an error (the gate is not held). */
+#define MMS__GATE_ADOPTED 1
 int mms__gate_close(mms_store *s);
 void mms__gate_open(mms_store *s, uint64_t txn);
 void mms__gate_reopen(mms_store *s);

@@ -92,20 +92,28 @@
  * cleared. A reader waiting at a closed gate probes the gate's holder every
  * WAIT_SLICE. The gate and its holder are one 64-bit word, closed with its
  * holder's name and opened with none in one store each: a closed gate
- * naming nobody, which no waiter could judge, never shows. The holder says, in gate_untouched, whether it has written
- * nothing yet: it names itself there when it takes the gate and clears
- * it before it may write a file (the gate is then its own and no reader
- * is inside: gate_try's success, the end of mms__gate_close). So a holder
- * that died still naming itself there died waiting for readers to leave
- * (a writer at its backlog bound): the files hold the published state,
+ * naming nobody, which no waiter could judge, never shows. The gate's
+ * value also says whether its holder has written nothing yet: an open
+ * gate is 4k, closing it makes it 4k + 1 (untouched), and its holder makes
+ * it 4k + 3 (touched) before it may write a file (the gate is then its own
+ * and no reader is inside: gate_try's success, the end of
+ * mms__gate_close); opening it makes it 4k + 4. So the word a dead holder
+ * left says all there is to judge, in one load. A holder that died with
+ * its gate untouched died waiting for readers to leave (a writer at its
+ * backlog bound): the files hold the published state,
  * whole, and whoever finds it dead opens the gate again -- a reader goes
  * on at once, without waiting for the readers inside, and the next writer
  * does it when it takes the lock the dead one held. A holder that died
  * after that may have left the files half applied: the reader finishes
  * its work (takes the writer lock and recovers, or applies), when it can
- * write the files, so that nobody waits for ever. (A library that does not
- * know gate_untouched never names itself there: its dead gate is always
- * finished, never just opened.)
+ * write the files, so that nobody waits for ever. It applies from the
+ * published txn, whose group it finds from the journal's start (apply.c):
+ * the position kept beside published may be the dead holder's next one,
+ * half stored. (Until lock file version 6 a holder said it was untouched
+ * in a word of its own, gate_untouched, stored after it closed the gate:
+ * killed in between, it left an untouched gate that looked touched, and
+ * the next reader took it over and waited for the readers inside;
+ * test_backlog gate_close_kill.)
  *
  * Readers that cannot write (unslotted). A read-only handle whose process
  * may not write the lock file (the store belongs to another user, on a
@@ -141,7 +149,7 @@
  * What it cannot do it refuses (MMS_ERECOVER) instead of waiting for
  * ever or writing: a dead writer's unfinished commit or recover_needed
  * with no live writer to recover, a dead applier's half-applied gate. A
- * dead holder that had written nothing (gate_untouched) leaves the files
+ * dead holder that had written nothing (an untouched gate) leaves the files
  * whole: it reads them, holding the byte, so that whoever takes the gate
  * over waits for it. Its lock file must be valid for the store
  * (mms__lock_trust): when no slotted handle keeps it, the file is
@@ -847,6 +855,16 @@ static bool gate_cas(struct mms__lock *L, union gate_w was, uint32_t gate, uint3
                                        __ATOMIC_RELAXED);
 }
 
+/* The gate's value (NOTES, Dead processes): 4k open, 4k + 1 closed and
+ * untouched, 4k + 3 closed and touched. */
+#define GATE_OPENED(g) (((g) | 3u) + 1u)
+#define GATE_TOUCHED 2u
+
+static bool gate_untouched(uint32_t g)
+{
+    return (g & 3u) == 1u;
+}
+
 /* Take a closed gate (at was) over from its dead holder. */
 static bool gate_take_over(mms_store *s, union gate_w was)
 {
@@ -860,26 +878,42 @@ bool mms__gate_abandoned(const mms_store *s)
 }
 
 /* The holder of the gate may write the files from now on (NOTES, Dead
- * processes): the readers are out. Only a handle that finds the holder
- * dead reads the word, and a dead process's stores are all visible: the
- * fence only keeps the compiler from moving a file write above it. */
+ * processes): the readers are out. The word is the holder's: nobody else
+ * changes it meanwhile. Sequentially consistent, so that no file write
+ * moves above it. */
 static void gate_touch(struct mms__lock *L)
 {
-    __atomic_store_n(&L->gate_untouched, 0, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
+    union gate_w g = gate_load(L), touched = {.f = {g.f.gate | GATE_TOUCHED, g.f.owner}};
+    __atomic_store_n(&L->gate_word, touched.w, __ATOMIC_SEQ_CST);
 }
 
-/* The gate's holder o is dead. If it had written nothing (NOTES, Dead
- * processes), open the gate: true, also when another handle took the gate
- * over from o first. False: o may have written, its work needs finishing. */
+/* The gate was opened: wake its waiters. They count themselves before they
+ * check the gate (seq_cst both sides): no waiter, no system call.
+ * Unslotted readers blocked on PIN_BYTE find the gate open once they have
+ * it. */
+static void gate_wake(struct mms__lock *L)
+{
+    if (__atomic_load_n(&L->gate_waiters, __ATOMIC_SEQ_CST))
+        mms__os_futex_wake(&L->gate);
+}
+
+/* The gate's holder, in the word was, is dead. If it had written nothing
+ * (NOTES, Dead processes), open the gate: true, also when another handle
+ * opened it or took it over first. False: it may have written, its work
+ * needs finishing. Opened from the dead holder's word in one compare-and-
+ * swap, never taken over first: a handle killed between taking it over and
+ * opening it left a closed gate that named it and looked touched (it was
+ * the first holder that had written nothing), and the next reader took it
+ * over to finish work there was none of, waiting for the readers inside
+ * (test_backlog gate_reopen_kill). */
 static bool gate_reopen_untouched(mms_store *s, union gate_w was)
 {
     struct mms__lock *L = s->L;
-    if (__atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != was.f.owner)
+    if (!gate_untouched(was.f.gate))
         return false;
-    if (gate_take_over(s, was)) {
+    if (gate_cas(L, was, GATE_OPENED(was.f.gate), 0)) {
         __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED); /* it was waiting */
-        mms__gate_reopen(s);
+        gate_wake(L);
     }
     return true;
 }
@@ -911,7 +945,7 @@ bool mms__gate_left_dead(mms_store *s)
     if (!(g.f.gate & 1) || mms__owner_alive(s, g.f.owner))
         return false;
     if (s->unslotted) /* it cannot open the gate: it only says */
-        return __atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != g.f.owner;
+        return !gate_untouched(g.f.gate);
     return !gate_reopen_untouched(s, g);
 }
 
@@ -949,7 +983,7 @@ static int pin_unslotted(mms_store *s, uint64_t *txn)
              * nothing (whoever takes the gate over waits for our byte). */
             if (mms__owner_alive(s, o))
                 wait = true;
-            else if (__atomic_load_n(&L->gate_untouched, __ATOMIC_ACQUIRE) != o)
+            else if (!gate_untouched(g))
                 why = "a handle died (or failed) while applying commits";
         }
         /* As mms__pin: a commit that a dead writer left for recovery. A
@@ -1085,12 +1119,9 @@ static bool gate_take(mms_store *s)
     struct mms__lock *L = s->L;
     union gate_w g = gate_load(L);
     uint32_t me = mms__owner_id(s);
+    /* Closed, named and untouched in one compare-and-swap. */
     if ((g.f.gate & 1) || !gate_cas(L, g, g.f.gate + 1, me))
         return false;
-    /* A death before this store leaves an untouched gate that looks
-     * touched: its work is done again (idempotent), not lost. */
-    __atomic_store_n(&L->gate_untouched, me, __ATOMIC_RELEASE);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     mms__crashpoint("gate.taken");
     return true;
 }
@@ -1109,14 +1140,10 @@ void mms__gate_reopen(mms_store *s)
 {
     struct mms__lock *L = s->L;
     mms__crashpoint("gate.opening");
-    union gate_w g = gate_load(L), open = {.f = {g.f.gate + 1, 0}};
+    union gate_w g = gate_load(L), open = {.f = {GATE_OPENED(g.f.gate), 0}};
     if (g.f.gate & 1) /* ours: nobody else changes the word meanwhile */
         __atomic_store_n(&L->gate_word, open.w, __ATOMIC_SEQ_CST);
-    /* Waiters count themselves before they check the gate (seq_cst both
-     * sides): no waiter, no system call. Unslotted readers blocked on
-     * PIN_BYTE find the gate open once they have it. */
-    if (__atomic_load_n(&L->gate_waiters, __ATOMIC_SEQ_CST))
-        mms__os_futex_wake(&L->gate);
+    gate_wake(L);
     pin_byte_release(s);
 }
 
@@ -1125,7 +1152,7 @@ void mms__gate_reopen(mms_store *s)
  * readers that wait for PIN_BYTE find it and refuse (MMS_ERECOVER). */
 void mms__gate_fail(mms_store *s)
 {
-    union gate_w g = gate_load(s->L), dead = {.f = {g.f.gate, MMS__GATE_DEAD}};
+    union gate_w g = gate_load(s->L), dead = {.f = {g.f.gate | GATE_TOUCHED, MMS__GATE_DEAD}};
     __atomic_store_n(&s->L->gate_word, dead.w, __ATOMIC_SEQ_CST); /* ours, as in reopen */
     pin_byte_release(s);
 }
@@ -1202,9 +1229,10 @@ static uint32_t first_pinned(const mms_store *s, uint32_t from)
 }
 
 /* Take the gate, waiting for another applier to open it, or taking it over
- * from one that died holding it (the caller then applies from the last
- * published position again: applying is idempotent, Invariant 4). */
-static void gate_acquire(mms_store *s)
+ * from one that died holding it after it may have written: true then (the
+ * caller finishes its work from the published txn: applying is idempotent,
+ * Invariant 4). */
+static bool gate_acquire(mms_store *s)
 {
     struct mms__lock *L = s->L;
     while (!gate_take(s)) {
@@ -1213,8 +1241,9 @@ static void gate_acquire(mms_store *s)
             continue;
         union gate_w dead;
         if (gate_wait(s, g, &dead) && gate_take_over(s, dead))
-            return;
+            return true;
     }
+    return false;
 }
 
 int mms__gate_close(mms_store *s)
@@ -1224,8 +1253,9 @@ int mms__gate_close(mms_store *s)
         return mms__fail(MMS_ETXN, "this handle is inside a read transaction");
     uint64_t until = mms__os_mono_ns() + GATE_PATIENCE_NS;
     uint32_t last = UINT32_MAX, last_ends = 0;
+    bool adopted = false;
     for (;;) {
-        gate_acquire(s);
+        adopted |= gate_acquire(s);
         uint32_t i = first_pinned(s, 0);
         if (i == UINT32_MAX)
             break;
@@ -1264,12 +1294,13 @@ int mms__gate_close(mms_store *s)
         s->pin_byte = true;
     }
     gate_touch(L);
-    return 0;
+    return adopted ? MMS__GATE_ADOPTED : 0;
 }
 
 void mms__gate_open(mms_store *s, uint64_t txn)
 {
     struct mms__lock *L = s->L;
+    mms__crashpoint("gate.publishing"); /* the apply position is stored, not published */
     __atomic_store_n(&L->published, txn, __ATOMIC_RELEASE);
     __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED);
     mms__gate_reopen(s);

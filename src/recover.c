@@ -173,10 +173,16 @@ int mms__space_give_back(mms_store *s)
     const struct mms__hdrbuf *b = NULL;
     uint64_t cut = 0, size0;
     int r = mms__hdr_map(s->reg[0].fd, &b, &size0);
-    __atomic_store_n(&s->L->space_left, 0, __ATOMIC_RELAXED);
+    mms__crashpoint("space.giving");
     if (!r)
         r = trim_regions(s, b->rt, b->h.nregions, 0, &cut);
     give_back_end(s, r, b ? b->rt : NULL, b ? b->h.nregions : 0, s->J->end == MMS__JDATA);
+    /* Cleared once the space is back, not before: this handle is alone
+     * (nobody else marks meanwhile), and one killed while cutting left
+     * the flag clear over space the next first open then did not give
+     * back (test_killwin give_back_kill). */
+    if (!r)
+        __atomic_store_n(&s->L->space_left, 0, __ATOMIC_RELAXED);
     mms__hdr_unmap(b);
     if (!was_alone)
         mms__lock_shared(s);
@@ -203,7 +209,7 @@ int mms__recover_live(mms_store *s)
      * half-applied files) stays closed if recovery fails: the files may be
      * half repaired, and the next handle that can recovers. */
     int r = mms__gate_close(s);
-    if (r)
+    if (r < 0)
         return r;
     /* Said before the first write, whatever called for this recovery (a
      * dead applier's gate, a foreign journal: recover_needed may be

@@ -902,6 +902,164 @@ TEST(gate_word_kill)
     }
 }
 
+/* A handle that reopens the gate of a holder that died with nothing
+ * written (gate_kill's writer at its bound) is killed as it does
+ * (gate.opening), while the reader the dead writer waited for stays
+ * inside: the gate is left closed, and a second new reader goes on at
+ * once, without waiting for that reader to leave. Before, the handle took
+ * the gate over and then opened it, two stores: killed between them, it
+ * left a closed gate that named it and looked touched (gate_untouched, lock
+ * file version 5, named the writer), and the next reader took it over to
+ * finish the work and waited for the reader inside, as gate_kill's reader
+ * once did. */
+TEST(gate_reopen_kill)
+{
+    const char *p = tpath("bl8");
+    mms_store *w = setup(p);
+    mms_ref big;
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, GATE_BIG, &big));
+    OK(mms_txn_commit(w));
+    OK(mms_close(w));
+    pid_t rd = spawn_reader(p, 0);
+    PUB(sh->big, big);
+    pid_t wr = child_spawn((const char *[]){"boundwriter", p, "0", NULL},
+                           (const char *[]){"MMS_CRASH", "gate.hold:1", NULL});
+    int st;
+    if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
+        FAILF("the writer ended with %s, not killed at the bound", child_status(st));
+    uint64_t made = GET(sh->ok);
+    ASSERT_GE(made, 1);
+    pid_t late = child_spawn((const char *[]){"latereader", p, "0", NULL},
+                             (const char *[]){"MMS_CRASH", "gate.opening:1", NULL});
+    if (!child_end(late, 30, &st))
+        FAILF("a new reader still waits at the gate of the writer that died at its bound, "
+              "30 s later");
+    if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) && !(WIFEXITED(st) && !WEXITSTATUS(st)))
+        FAILF("the reader that opens the dead writer's gate ended with %s", child_status(st));
+    PUB(sh->late_began, 0);
+    late = child_spawn((const char *[]){"latereader", p, "0", NULL}, NULL);
+    if (!child_end(late, 30, &st))
+        FAILF("a second new reader waits for the reader inside, 30 s later: the gate the "
+              "first one died opening looks as if its holder had written");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || GET(sh->ok) != made)
+        FAILF("the second new reader ended with %s: %s", child_status(st), sh->msg);
+    ASSERT(GET(sh->late_began));
+    ASSERT_EQ(GET(sh->seen_counter), 0); /* the state the reader inside pinned */
+    ASSERT(!GET(sh->left));               /* ... which is still inside */
+    reader_leaves(rd);
+    w = open_flags(p, 0);
+    OK(mms_txn_begin(w, 0));
+    ASSERT_EQ(counter_of(w), made);
+    mms_txn_abort(w);
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+}
+
+/* A writer killed as it closes the gate for its commit (gate.taken, in
+ * gate_try: it has written nothing, and would have found the reader
+ * inside and opened the gate again) while a reader stays inside: a new
+ * reader goes on at once, without waiting for that reader to leave. The
+ * holder said it had written nothing (gate_untouched, lock file version
+ * 5) only after it closed the gate: killed in between, the writer left a
+ * gate that looked touched, and the new reader took it over to finish
+ * work there was none of, waiting for the reader inside. */
+TEST(gate_close_kill)
+{
+    const char *p = tpath("bl10");
+    mms_store *w = setup(p);
+    OK(mms_close(w));
+    pid_t rd = spawn_reader(p, 0);
+    pid_t wr = child_spawn((const char *[]){"writer", p, "3", NULL},
+                           (const char *[]){"MMS_CRASH", "gate.taken:1", NULL});
+    int st;
+    if (!child_end(wr, 60, &st) || !WIFSIGNALED(st) || GET(sh->ok) != 0)
+        FAILF("the writer ended with %s, not at gate.taken", child_status(st));
+    pid_t q = child_spawn((const char *[]){"quickreader", p, "0", NULL}, NULL);
+    if (!child_end(q, 30, &st))
+        FAILF("a new reader waits for the reader inside, 30 s later: the gate of the writer "
+              "that died closing it looks as if its holder had written");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !GET(sh->late_began))
+        FAILF("the new reader ended with %s", child_status(st));
+    ASSERT(!GET(sh->left)); /* the reader inside is still inside */
+    reader_leaves(rd);
+    w = open_flags(p, 0);
+    OK(mms_txn_begin(w, 0));
+    ASSERT_LE(counter_of(w), 1); /* the commit it died in may count */
+    mms_txn_abort(w);
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+}
+
+/* A reader that applies the backlog as it leaves is killed after it
+ * stored the new apply position (apply_off, apply_crc) and before it
+ * published it (gate.publishing), while the writer's handle stays open
+ * and idle: a new reader finishes its work and sees every commit. The
+ * position and the published txn are three words: before, the new reader
+ * applied from the new position as if it were the published txn's, found
+ * no group there and failed with MMS_ECORRUPT (the store was whole). */
+TEST(apply_position_kill)
+{
+    const char *p = tpath("bl9");
+    mms_store *w = setup(p);
+    memset(sh, 0, sizeof *sh);
+    pid_t rd = child_spawn((const char *[]){"reader", p, "0", NULL},
+                           (const char *[]){"MMS_CRASH", "gate.publishing:1", NULL});
+    AWAIT(GET(sh->inside), rd, 60, "the reader did not begin its read transaction");
+    for (uint64_t i = 1; i <= 3; i++)
+        commit_counter(w, i);
+    ASSERT_EQ(info(w)->published_txn + 3, info(w)->committed_txn);
+    PUB(sh->leave, 1);
+    int st;
+    if (!child_end(rd, 60, &st) || !WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+        FAILF("the reader ended with %s, not at gate.publishing", child_status(st));
+    memset(sh, 0, sizeof *sh);
+    pid_t q = child_spawn((const char *[]){"quickreader", p, "0", NULL}, NULL);
+    if (!child_end(q, 30, &st))
+        FAILF("a new reader still waits at the gate of the dead reader, 30 s later");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !GET(sh->late_began))
+        FAILF("the new reader ended with %s (it could not finish the dead reader's apply)",
+              child_status(st));
+    ASSERT_EQ(GET(sh->seen_counter), 3);
+    commit_counter(w, 4);
+    ASSERT_EQ(info(w)->published_txn, info(w)->committed_txn);
+    OK(mms_close(w));
+    w = open_flags(p, 0);
+    ASSERT_EQ(counter_of(w), 4);
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+    /* The writer's own apply of its commit (whole pages, txn.c), killed
+     * there, while a read-only handle keeps the lock file. */
+    static const char *const points[] = {"gate.publishing:1", "gate.publishing:3"};
+    for (size_t k = 0; k < sizeof points / sizeof *points; k++) {
+        w = setup(p);
+        OK(mms_close(w));
+        mms_store *keep = open_flags(p, MMS_RDONLY);
+        memset(sh, 0, sizeof *sh);
+        pid_t wr = child_spawn((const char *[]){"writer", p, "5", NULL},
+                               (const char *[]){"MMS_CRASH", points[k], NULL});
+        if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
+            FAILF("%s: the writer ended with %s", points[k], child_status(st));
+        uint64_t made = GET(sh->ok);
+        q = child_spawn((const char *[]){"quickreader", p, "0", NULL}, NULL);
+        if (!child_end(q, 30, &st))
+            FAILF("%s: a new reader still waits at the gate of the dead writer, 30 s later",
+                  points[k]);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !GET(sh->late_began))
+            FAILF("%s: the new reader ended with %s", points[k], child_status(st));
+        ASSERT_GE(GET(sh->seen_counter), made + 1); /* the one it died publishing too */
+        OK(mms_close(keep));
+        w = open_flags(p, 0);
+        ASSERT_EQ(counter_of(w), made + 1);
+        verify_ok(w);
+        OK(mms_close(w));
+        rmrf(p);
+    }
+}
+
 /* A long backlog (MMS_NOSYNC, no sync due) of commits that each store into
  * a random page of a 1 MiB object, with aborts between them (some writing
  * pages held for the backlog): after every commit and abort the view is
@@ -993,6 +1151,9 @@ int main(int argc, char **argv)
     RUN(kills);
     RUN(gate_kill);
     RUN(gate_word_kill);
+    RUN(gate_reopen_kill);
+    RUN(gate_close_kill);
+    RUN(apply_position_kill);
     RUN(held_pages_protected);
     return 0;
 }
