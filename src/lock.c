@@ -1264,8 +1264,12 @@ int mms__gate_close(mms_store *s)
          * and wait for everyone inside when patience is over, or when this
          * is not that reader in that same transaction any more (it ended
          * and began another before we could close the gate, or others came
-         * in: overlapping readers that would never leave a gap). */
-        if (mms__os_mono_ns() >= until ||
+         * in: overlapping readers that would never leave a gap). A gate
+         * taken over from a holder that may have written is never opened
+         * before its work is done: the files may be half applied (a
+         * reader seen here is one about to see the gate closed and leave,
+         * or a dead one). */
+        if (adopted || mms__os_mono_ns() >= until ||
             (last != UINT32_MAX && (i != last || ends != last_ends))) {
             /* Patience is over: hold the gate and wait for everyone inside. */
             mms__crashpoint("gate.hold");
@@ -1283,11 +1287,14 @@ int mms__gate_close(mms_store *s)
     __atomic_store_n(&L->writer_waiting, 0, __ATOMIC_RELAXED);
     /* Unslotted readers inside (NOTES, Readers that cannot write): wait
      * for them with the gate closed, holding their byte until it opens.
-     * Still untouched: a death here leaves whole files. */
+     * Still untouched unless adopted: a death here leaves whole files. */
     if (byte_held(s, PIN_BYTE)) {
         int r = mms__os_ofd_lock(s->lockfd, PIN_BYTE, F_WRLCK, true);
         if (r) {
-            mms__gate_reopen(s);
+            if (adopted)
+                mms__gate_fail(s); /* not over half-applied files: the next recovers */
+            else
+                mms__gate_reopen(s);
             return mms__fail(r, "cannot wait for the readers of the lock file: %s",
                              mms_strerror(r));
         }
