@@ -1524,7 +1524,18 @@ TEST(stress)
     await_reclaimed(&S);
     PUB(sh->stop, 1);
     for (unsigned i = 0; i < NREADERS; i++) {
-        expect_exit0(S.rd[i].pid, HANG_S, "a reader at the end", i);
+        /* A crashy reader dies, as during the run, when its last read or
+         * its close finishes the work of one that died before it (the
+         * chains of them can leave work after the stop): it did what it
+         * was armed to do, and the checks below open the store whole. */
+        int st = wait_child(S.rd[i].pid, HANG_S, "a reader at the end");
+        if (S.rd[i].crashy && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) {
+            ss.reader_died_recovering++;
+            note_killed(&S, S.rd[i].pid);
+        } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            FAILF("a reader at the end (pid %d) ended with %s%s%s", (int)S.rd[i].pid,
+                  child_status(st), sh->p[i].msg[0] ? ": " : "", sh->p[i].msg);
+        }
         add_reader_counts(i);
     }
     int st = wait_child(S.wpid, HANG_S, "the writer at the end");
