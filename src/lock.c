@@ -883,6 +883,7 @@ bool mms__gate_abandoned(const mms_store *s)
  * moves above it. */
 static void gate_touch(struct mms__lock *L)
 {
+    mms__crashpoint("gate.touching"); /* probed, still untouched */
     union gate_w g = gate_load(L), touched = {.f = {g.f.gate | GATE_TOUCHED, g.f.owner}};
     __atomic_store_n(&L->gate_word, touched.w, __ATOMIC_SEQ_CST);
 }
@@ -980,9 +981,18 @@ static int pin_unslotted(mms_store *s, uint64_t *txn)
         if (g & 1) {
             /* Closed by a live applier (which may not have probed the byte
              * yet): wait. By a dead one: whole files if it had written
-             * nothing (whoever takes the gate over waits for our byte). */
+             * nothing (whoever takes the gate over waits for our byte).
+             * The word judged is the one loaded again after the probe:
+             * a dead holder's does not change by itself, but the one
+             * loaded before may be older than its death -- closed
+             * untouched by a holder that had probed PIN_BYTE before we
+             * took it, then touched it, wrote and died (test_killwin
+             * unslotted_judge_kill). */
+            mms__crashpoint("pin.unslotted_gate");
             if (mms__owner_alive(s, o))
                 wait = true;
+            else if (gate_load(L).w != w.w)
+                wait = true; /* it changed as we probed: judge the word it left */
             else if (!gate_untouched(g))
                 why = "a handle died (or failed) while applying commits";
         }

@@ -6,8 +6,10 @@
  * dead one's. Each case kills a child at a crash point in such a window.
  */
 #include "test.h"
+#include "internal.h" /* mms__os_io_hook: a pause at a crash point */
 
 #include <dirent.h>
+#include <grp.h>
 #include <sys/stat.h>
 
 #define MIB ((uint64_t)1 << 20)
@@ -96,14 +98,174 @@ TEST(give_back_kill)
     rmrf(p);
 }
 
+/* ------------------------------------------------------------------------
+ * unslotted_judge_kill: an unslotted reader (lock.c NOTES, Readers that
+ * cannot write) judges a closed gate from the word it loaded. Its holder
+ * may touch it, write and die between that load and the reader's probe
+ * of the holder: the word the reader holds says untouched, the files are
+ * half applied.
+ * ------------------------------------------------------------------------ */
+#define UNPRIV 65534u /* nobody */
+#define ARR_PAGES 8u
+
+struct judge_shm {
+    int h_paused;   /* the applier waits at gate.touching (gate closed, probed) */
+    int h_go;       /* ... until this */
+    int u_open;     /* the reader has its handle */
+    int u_begin;    /* ... and may begin */
+    int u_judging;  /* it holds PIN_BYTE and loaded the gate word */
+    int u_go;       /* ... until this */
+    int u_done;
+    int err;        /* what its mms_read_begin returned */
+    uint64_t torn;  /* words of the array that differ from word 0 */
+    char detail[256];
+};
+static struct judge_shm *jsh;
+static int hook_armed;
+
+static void judge_hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off,
+                       uint64_t len, const char *point)
+{
+    (void)fd, (void)addr, (void)off, (void)len;
+    if (ev != MMS__IO_POINT || !hook_armed)
+        return;
+    if (strcmp(point, "gate.touching") == 0) {
+        hook_armed = 0;
+        PUB(jsh->h_paused, 1);
+        AWAIT(GET(jsh->h_go), 0, 60, "the applier was not let go");
+    } else if (strcmp(point, "pin.unslotted_gate") == 0) {
+        hook_armed = 0;
+        PUB(jsh->u_judging, 1);
+        AWAIT(GET(jsh->u_go), 0, 60, "the reader was not let go");
+    }
+}
+
+/* The applier: a writer whose one commit writes every page of the array;
+ * it pauses where it has closed the gate and probed for unslotted
+ * readers, and dies (MMS_CRASH commit.apply:1) after the first page. */
+static int child_judge_applier(const char *path)
+{
+    mms__os_io_hook(judge_hook);
+    mms_store *s = open_flags(path, 0);
+    OK(mms_txn_begin(s, 0));
+    uint64_t *arr = MMS_AT(s, uint64_t, mms_root(s));
+    for (unsigned i = 0; i < ARR_PAGES * 512; i++)
+        arr[i] = 1;
+    hook_armed = 1;
+    OK(mms_txn_commit(s));
+    return 3; /* not reached */
+}
+
+/* The reader: unprivileged, so it has no slot. */
+static int child_judge_reader(const char *path)
+{
+    if (setgroups(0, NULL) != 0 || setgid(UNPRIV) != 0 || setuid(UNPRIV) != 0)
+        return 98;
+    die_with_parent(getppid()); /* a change of credentials cleared it */
+    mms__os_io_hook(judge_hook);
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    PUB(jsh->u_open, 1);
+    AWAIT(GET(jsh->u_begin), 0, 60, "the reader was not told to begin");
+    hook_armed = 1;
+    int r = mms_read_begin(s);
+    snprintf(jsh->detail, sizeof jsh->detail, "%s", r ? mms_errdetail() : "");
+    if (!r) {
+        const uint64_t *arr = MMS_AT(s, uint64_t, mms_root(s));
+        uint64_t torn = 0;
+        for (unsigned i = 0; i < ARR_PAGES * 512; i++)
+            torn += arr[i] != arr[0];
+        PUB(jsh->torn, torn);
+        OK(mms_read_end(s));
+    }
+    PUB(jsh->err, r);
+    PUB(jsh->u_done, 1);
+    OK(mms_close(s));
+    return 0;
+}
+
+/* The reader loads the gate word (closed, untouched: the applier waits at
+ * gate.touching), then the applier touches it, writes a page and is
+ * killed, then the reader probes the holder: dead. It judged the word it
+ * had loaded, untouched, and read the half-applied files (a torn array at
+ * the published txn). It must judge the word the dead holder left: it
+ * refuses (MMS_ERECOVER), as for any dead holder that may have written. */
+TEST(unslotted_judge_kill)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "   skipped: needs root (the reader drops to uid %u)\n", UNPRIV);
+        return;
+    }
+    char dir[300], p[400];
+    snprintf(dir, sizeof dir, "/tmp/killwin-unpriv.%d", (int)getpid());
+    rmrf(dir);
+    ASSERT_EQ(mkdir(dir, 0755), 0);
+    ASSERT_EQ(chmod(dir, 0755), 0);
+    snprintf(p, sizeof p, "%s/judge.mms", dir);
+    mms_store *s = open_flags(p, MMS_CREATE);
+    mms_ref a;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_zalloc(s, ARR_PAGES * 4096, &a));
+    OK(mms_root_set(s, a));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    ASSERT_EQ(chmod(p, 0755), 0);
+    DIR *d = opendir(p);
+    ASSERT(d != NULL);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (e->d_name[0] != '.') {
+            char f[700];
+            snprintf(f, sizeof f, "%s/%s", p, e->d_name);
+            ASSERT_EQ(chmod(f, 0644), 0);
+        }
+    closedir(d);
+    memset(jsh, 0, sizeof *jsh);
+    pid_t u = child_spawn((const char *[]){"judge_reader", p, NULL}, NULL);
+    AWAIT(GET(jsh->u_open), u, 60, "the unslotted reader did not open the store");
+    pid_t h = child_spawn((const char *[]){"judge_applier", p, NULL},
+                          (const char *[]){"MMS_CRASH", "commit.apply:1", NULL});
+    AWAIT(GET(jsh->h_paused), h, 60, "the applier did not reach gate.touching");
+    PUB(jsh->u_begin, 1);
+    AWAIT(GET(jsh->u_judging), u, 60, "the reader did not reach the closed gate");
+    PUB(jsh->h_go, 1);
+    int st;
+    if (!child_end(h, 60, &st) || !WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+        FAILF("the applier ended with %s, not at commit.apply", child_status(st));
+    PUB(jsh->u_go, 1);
+    if (!child_end(u, 60, &st) || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILF("the reader ended with %s", child_status(st));
+    fprintf(stderr, "   reader: %s%s (%llu torn words)\n", mms_strerror(GET(jsh->err)),
+            jsh->detail, (unsigned long long)GET(jsh->torn));
+    if (GET(jsh->err) != MMS_ERECOVER)
+        FAILF("the unslotted reader began over a dead holder's half-applied files: %s, "
+              "%llu of %u words torn", mms_strerror(GET(jsh->err)),
+              (unsigned long long)GET(jsh->torn), ARR_PAGES * 512);
+    /* The owner finishes the work: the commit was durable. */
+    s = open_flags(p, 0);
+    OK(mms_read_begin(s));
+    const uint64_t *arr = MMS_AT(s, uint64_t, mms_root(s));
+    for (unsigned i = 0; i < ARR_PAGES * 512; i++)
+        ASSERT_EQ(arr[i], 1);
+    OK(mms_read_end(s));
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(dir);
+}
+
 int main(int argc, char **argv)
 {
     char **a = child_enter(argc, argv, 2, "ROLE PATH");
     if (a) {
+        jsh = child_page(sizeof *jsh);
         if (strcmp(a[0], "grower") == 0)
             return child_grower(a[1]);
+        if (strcmp(a[0], "judge_applier") == 0)
+            return child_judge_applier(a[1]);
+        if (strcmp(a[0], "judge_reader") == 0)
+            return child_judge_reader(a[1]);
         return 2;
     }
+    jsh = child_page(sizeof *jsh);
     RUN(give_back_kill);
+    RUN(unslotted_judge_kill);
     return 0;
 }
