@@ -327,10 +327,19 @@ static int apply_pos_walk(mms_store *s, struct mms__apos *pos)
 static int apply_held(mms_store *s, const char *point, bool adopted)
 {
     struct mms__lock *L = s->L;
+    /* durable first: the position is then of the journal that holds the
+     * commits up to it. A checkpoint resets the journal, without the
+     * gate, once every commit is published -- as they may all be by the
+     * time a handle that saw some unpublished takes the gate -- and then
+     * stores the new position; the next commit's sync stores durable
+     * after that. Loaded before durable, the position could be the old
+     * journal's and durable a commit of the new: the apply found no group
+     * there and failed with MMS_ECORRUPT (test_killwin reset_race). */
+    uint64_t upto = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
+    mms__crashpoint("apply.position");
     struct mms__apos pos = {.off = __atomic_load_n(&L->apply_off, __ATOMIC_ACQUIRE),
                             .txn = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE),
                             .crc = __atomic_load_n(&L->apply_crc, __ATOMIC_ACQUIRE)};
-    uint64_t upto = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
     if (pos.txn >= upto) {
         mms__gate_reopen(s);
         return 0;
@@ -342,6 +351,7 @@ static int apply_held(mms_store *s, const char *point, bool adopted)
         /* The files may be half applied: the gate stays closed, marked as
          * held by nobody alive, and the next handle that can recovers. */
         __atomic_store_n(&L->recover_needed, 1, __ATOMIC_RELEASE);
+        mms__crashpoint("apply.failed");
         mms__gate_fail(s);
         return r;
     }
@@ -370,8 +380,10 @@ int mms__apply_try(mms_store *s)
     if (r)
         return r;
     if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) >=
-            __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) ||
-        !mms__gate_try(s))
+        __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE))
+        return 0;
+    mms__crashpoint("apply.trying"); /* another handle may apply them first */
+    if (!mms__gate_try(s))
         return 0;
     r = mms__apply_locked(s, "apply.group");
     if (r == -EACCES || r == -EPERM || r == -EROFS)

@@ -3,7 +3,8 @@
  * gate (test_backlog has the gate's): a process killed between two stores
  * into the lock file must leave a state the next handles judge right, so
  * that none waits for ever, takes over a live process's work, or skips a
- * dead one's. Each case kills a child at a crash point in such a window.
+ * dead one's. Each case kills a child at a crash point in such a window,
+ * or pauses one there (an I/O hook at the crash point) while others go on.
  */
 #include "test.h"
 #include "internal.h" /* mms__os_io_hook: a pause at a crash point */
@@ -119,6 +120,15 @@ struct judge_shm {
     int err;        /* what its mms_read_begin returned */
     uint64_t torn;  /* words of the array that differ from word 0 */
     char detail[256];
+    /* reset_race */
+    int r_trying;   /* the applier passed apply_try's look, before gate_try */
+    int r_go1;
+    int r_position; /* it holds the gate, between its loads of the position */
+    int r_go2;
+    int r_failed;   /* its apply failed (apply.failed) */
+    int h_inside;   /* the holder is inside a read transaction */
+    int h_leave;    /* ... until this */
+    char r_detail[256];
 };
 static struct judge_shm *jsh;
 static int hook_armed;
@@ -233,7 +243,7 @@ TEST(unslotted_judge_kill)
     PUB(jsh->u_go, 1);
     if (!child_end(u, 60, &st) || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
         FAILF("the reader ended with %s", child_status(st));
-    fprintf(stderr, "   reader: %s%s (%llu torn words)\n", mms_strerror(GET(jsh->err)),
+    fprintf(stderr, "   reader: %s: %s (%llu torn words)\n", mms_strerror(GET(jsh->err)),
             jsh->detail, (unsigned long long)GET(jsh->torn));
     if (GET(jsh->err) != MMS_ERECOVER)
         FAILF("the unslotted reader began over a dead holder's half-applied files: %s, "
@@ -251,6 +261,112 @@ TEST(unslotted_judge_kill)
     rmrf(dir);
 }
 
+/* ------------------------------------------------------------------------
+ * reset_race: an applier that loads the apply position, then (when the
+ * txns it had were all published meanwhile) a checkpoint resets the
+ * journal and a commit is made durable in the new one, then it loads
+ * durable: the position of the old journal with a durable commit of the
+ * new. It applied from there, found no group and failed with
+ * MMS_ECORRUPT, leaving the store to recovery.
+ * ------------------------------------------------------------------------ */
+static void race_hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off,
+                      uint64_t len, const char *point)
+{
+    (void)fd, (void)addr, (void)off, (void)len;
+    if (ev != MMS__IO_POINT || !hook_armed)
+        return;
+    if (strcmp(point, "apply.trying") == 0 && !GET(jsh->r_trying)) {
+        PUB(jsh->r_trying, 1);
+        AWAIT(GET(jsh->r_go1), 0, 60, "the applier was not let go (1)");
+    } else if (strcmp(point, "apply.position") == 0 && GET(jsh->r_trying) &&
+               !GET(jsh->r_position)) {
+        PUB(jsh->r_position, 1);
+        AWAIT(GET(jsh->r_go2), 0, 60, "the applier was not let go (2)");
+    } else if (strcmp(point, "apply.failed") == 0) {
+        snprintf(jsh->r_detail, sizeof jsh->r_detail, "%s", mms_errdetail());
+        PUB(jsh->r_failed, 1);
+    }
+}
+
+/* The applier: a handle that begins a read transaction with a commit
+ * waiting to be applied. */
+static int child_race_applier(const char *path)
+{
+    mms__os_io_hook(race_hook);
+    mms_store *s = open_flags(path, 0);
+    hook_armed = 1;
+    OK(mms_read_begin(s));
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+    return 0;
+}
+
+/* A reader that holds a commit back until told to leave, and applies it
+ * as it leaves (the last reader out). */
+static int child_race_holder(const char *path)
+{
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    OK(mms_read_begin(s));
+    PUB(jsh->h_inside, 1);
+    AWAIT(GET(jsh->h_leave), 0, 60, "the holder was not told to leave");
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+    return 0;
+}
+
+static void set_array(mms_store *w, uint64_t v)
+{
+    OK(mms_txn_begin(w, 0));
+    uint64_t *arr = MMS_AT(w, uint64_t, mms_root(w));
+    for (unsigned i = 0; i < ARR_PAGES * 512; i++)
+        arr[i] = v;
+    OK(mms_txn_commit(w));
+}
+
+TEST(reset_race)
+{
+    const char *p = tpath("kw3");
+    mms_store *w = open_flags(p, MMS_CREATE);
+    mms_ref a;
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, ARR_PAGES * 4096, &a));
+    OK(mms_root_set(w, a));
+    OK(mms_txn_commit(w));
+    memset(jsh, 0, sizeof *jsh);
+    pid_t holder = child_spawn((const char *[]){"race_holder", p, NULL}, NULL);
+    AWAIT(GET(jsh->h_inside), holder, 60, "the holder did not begin");
+    set_array(w, 1); /* held back by the holder */
+    pid_t pid = child_spawn((const char *[]){"race_applier", p, NULL}, NULL);
+    AWAIT(GET(jsh->r_trying), pid, 60, "the applier did not reach apply.trying");
+    PUB(jsh->h_leave, 1); /* the last reader out applies it */
+    int st;
+    if (!child_end(holder, 60, &st) || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILF("the holder ended with %s", child_status(st));
+    mms_info info;
+    OK(mms_info_get(w, &info));
+    ASSERT_EQ(info.published_txn, info.committed_txn);
+    PUB(jsh->r_go1, 1);
+    AWAIT(GET(jsh->r_position), pid, 60, "the applier did not reach apply.position");
+    OK(mms_checkpoint(w)); /* everything is published: the journal starts anew */
+    set_array(w, 2);       /* durable; it waits for the gate */
+    PUB(jsh->r_go2, 1);
+    if (!child_end(pid, 60, &st) || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILF("the applier ended with %s", child_status(st));
+    if (GET(jsh->r_failed))
+        FAILF("the applier's apply failed after a checkpoint it did not see: %s",
+              jsh->r_detail);
+    mms_store *rd = open_flags(p, MMS_RDONLY);
+    OK(mms_read_begin(rd));
+    const uint64_t *arr = MMS_AT(rd, uint64_t, mms_root(rd));
+    for (unsigned i = 0; i < ARR_PAGES * 512; i++)
+        ASSERT_EQ(arr[i], 2);
+    OK(mms_read_end(rd));
+    verify_ok(rd);
+    OK(mms_close(rd));
+    OK(mms_close(w));
+    rmrf(p);
+}
+
 int main(int argc, char **argv)
 {
     char **a = child_enter(argc, argv, 2, "ROLE PATH");
@@ -262,10 +378,15 @@ int main(int argc, char **argv)
             return child_judge_applier(a[1]);
         if (strcmp(a[0], "judge_reader") == 0)
             return child_judge_reader(a[1]);
+        if (strcmp(a[0], "race_holder") == 0)
+            return child_race_holder(a[1]);
+        if (strcmp(a[0], "race_applier") == 0)
+            return child_race_applier(a[1]);
         return 2;
     }
     jsh = child_page(sizeof *jsh);
     RUN(give_back_kill);
     RUN(unslotted_judge_kill);
+    RUN(reset_race);
     return 0;
 }
