@@ -310,8 +310,11 @@ static int skip_group(void *ctx, uint64_t txn)
  * that was not the published txn's, and the handle that finished the work
  * applied from it, found no group there and failed with MMS_ECORRUPT
  * over a whole store (test_backlog apply_position_kill). Nothing moves the
- * epoch's start meanwhile: a checkpoint resets the journal only once every
- * commit is published, which needs this gate. */
+ * epoch's start meanwhile: a checkpoint resets the journal, without the
+ * gate, only once every commit is published (a holder that died opening
+ * the gate left that too), and then the new epoch's first durable commit,
+ * loaded before this walk (apply_held), says the reset is done; it cannot
+ * reset again while that commit waits for this gate. */
 static int apply_pos_walk(mms_store *s, struct mms__apos *pos)
 {
     const struct mms__jstate *J = s->J;
