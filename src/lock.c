@@ -151,7 +151,9 @@
  * with no live writer to recover, a dead applier's half-applied gate. A
  * dead holder that had written nothing (an untouched gate) leaves the files
  * whole: it reads them, holding the byte, so that whoever takes the gate
- * over waits for it. Its lock file must be valid for the store
+ * over waits for it. It judges the word as it is after it found the holder
+ * dead, never one loaded before: a holder that probed the byte before the
+ * reader took it may touch the gate, write and die in between. Its lock file must be valid for the store
  * (mms__lock_trust): when no slotted handle keeps it, the file is
  * what the last handles left, and the processes that died leave it true
  * (gate, committing, writer_active), but not a restart of the system
