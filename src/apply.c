@@ -440,8 +440,12 @@ int mms__pin_stuck(void *ctx, int why)
         int r = mms__writer_lock_timed(s, 0);
         if (r == MMS_EBUSY) {
             /* Another handle holds it: it recovers when it takes it (or has
-             * done so). Give it a moment. */
-            mms__os_futex_wait(&s->L->gate, UINT32_MAX, 1000000);
+             * done so). Give it a moment: until the next publication, 1 ms
+             * at most. (A wait on the gate for a value it does not have,
+             * as before, returned at once: the reader spun at full CPU for
+             * as long as the writer kept its lock.) */
+            uint32_t n = mms__notify_seq(s->L);
+            mms__os_futex_wait(&s->L->notify, n, 1000000);
             return 0;
         }
         if (r)
