@@ -255,6 +255,13 @@ static void alone_child(const char *path)
     OK(mms_info_get(s, &info));
     ASSERT_EQ(info.published_txn, 21);
     ASSERT_NE(info.writer_pid, 0); /* the parent holds the writer lock */
+    /* `mms verify` as this user checks the published state without
+     * waiting for that writer: it does not say it waits. */
+    char out[4096], args[600];
+    snprintf(args, sizeof args, "verify '%s'", path);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    if (strstr(out, "waiting"))
+        FAILF("mms verify as a user who may not write the store says it waits:\n%s", out);
     OK(mms_readers(s, ri, 4, &n));
     ASSERT_EQ(n, 1);
     ASSERT_EQ(ri[0].pid, getppid());

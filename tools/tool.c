@@ -197,10 +197,26 @@ int tool_args_range(const struct tool_cmd *cmd, int argc, char **argv,
     return r;
 }
 
+/* Whether this process's handle s has a reader slot. One without (the
+ * process may not write the lock file, mmstore.h MMS_RDONLY) never waits
+ * for the writer: mms_verify checks the published state. */
+static bool handle_slotted(mms_store *s)
+{
+    static mms_reader_info rd[256]; /* 12 KB: not on the stack */
+    size_t n;
+    if (mms_readers(s, rd, 256, &n) != 0)
+        return true; /* cannot tell: say what a slotted handle would */
+    for (size_t i = 0; i < n && i < 256; i++)
+        if (rd[i].pid == (uint32_t)getpid() && rd[i].alive)
+            return true;
+    return false;
+}
+
 void tool_note_writer(mms_store *s, const char *dir)
 {
     static mms_info in; /* 16 KB: not on the stack */
-    if (mms_info_get(s, &in) == 0 && in.writer_pid && in.writer_pid != (uint32_t)getpid())
+    if (mms_info_get(s, &in) == 0 && in.writer_pid && in.writer_pid != (uint32_t)getpid() &&
+        handle_slotted(s))
         fprintf(stderr, "%s: %s: another process writes to the store (pid %u); waiting for it "
                 "to end its transaction\n", tool_prog, dir, (unsigned)in.writer_pid);
 }
