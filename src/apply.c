@@ -289,19 +289,6 @@ void mms__syncer_stop(mms_store *s)
     s->syncer_on = false;
 }
 
-static int skip_rec(void *ctx, uint32_t region, uint32_t gen, uint64_t off,
-                    const uint8_t *bytes, uint32_t len)
-{
-    (void)ctx, (void)region, (void)gen, (void)off, (void)bytes, (void)len;
-    return 0;
-}
-
-static int skip_group(void *ctx, uint64_t txn)
-{
-    (void)ctx, (void)txn;
-    return 0;
-}
-
 /* Where the group after txn pos->txn starts, found by walking the groups
  * from the start of the journal's epoch: for a handle that took the gate
  * over from one that died applying. The lock file says it in three words
@@ -322,7 +309,7 @@ static int apply_pos_walk(mms_store *s, struct mms__apos *pos)
         return 0; /* another store's journal (recovery's), or a position of this epoch */
     uint64_t upto = pos->txn;
     *pos = (struct mms__apos){.off = MMS__JDATA, .txn = J->start_txn, .crc = J->salt};
-    return mms__journal_each(s, pos, upto, skip_rec, skip_group, NULL);
+    return mms__journal_each(s, pos, upto, NULL, NULL, NULL);
 }
 
 /* Apply what is durable, holding the gate (adopted: taken over from a

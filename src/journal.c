@@ -754,8 +754,9 @@ int mms__journal_each(mms_store *s, struct mms__apos *pos, uint64_t upto, mms__j
                              (unsigned long long)(pos->txn + 1));
             break;
         }
-        r = group_records(j, &g, each_rec, &e);
-        if (!r)
+        if (fn)
+            r = group_records(j, &g, each_rec, &e);
+        if (!r && group_end)
             r = group_end(ctx, g.txn_id);
         if (!r) {
             pos->off += g.bytes;
