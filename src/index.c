@@ -2011,22 +2011,12 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
     return 0;
 }
 
-static void region_release(mms_store *s, uint32_t id)
-{
-    struct mms__rent *rt = mms__rtab(s);
-    rt[id].kind = MMS__RK_NONE;
-    rt[id].size = 0;
-    /* The file stays until the checkpoint after the commit (gc), or the
-     * give-back after a death before that gc; an abort maps it back. */
-    mms__space_left_mark(s);
-}
-
 int mms__ix_drop(mms_store *s, struct mms__tabent *e, uint32_t k)
 {
     struct mms__ixdesc *d = mms__ixdescs(s, e);
     if (!d || k >= e->nindexes)
         return mms__fail(MMS_ENOENT, "table %s: no such index", e->name);
-    region_release(s, d[k].region);
+    mms__region_release(s, d[k].region);
     memmove(&d[k], &d[k + 1], (e->nindexes - k - 1) * sizeof *d);
     e->nindexes--;
     if (!e->nindexes) {

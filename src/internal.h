@@ -978,6 +978,9 @@ void mms__region_unlink(mms_store *s, uint32_t id, uint32_t gen);
  * or a region file a transaction let go (a drop). Said before the files
  * change, so that a death right after leaves it said. */
 void mms__space_left_mark(mms_store *s);
+/* Free region id in this transaction's region table (a dropped table or
+ * index): its file stays for the gc after the commit's checkpoint. */
+void mms__region_release(mms_store *s, uint32_t id);
 /* Delete region files the region table rt does not name (after a
  * checkpoint, when no journal record can name them). */
 void mms__region_gc(mms_store *s, const struct mms__rent *rt, uint32_t nregions);
@@ -1211,7 +1214,8 @@ int mms__journal_apply(mms_store *s, struct mms__apos *pos, uint64_t upto, bool 
                        const char *point /* crash point passed before each group */);
 /* Each DATA record of the groups after pos, up to txn upto, in order, then
  * group_end after each group; pos follows. (Bytes from a checksummed group;
- * fn still checks where they go.) */
+ * fn still checks where they go.) fn and group_end NULL: only move pos past
+ * those groups, each validated. */
 typedef int (*mms__jrec_fn)(void *ctx, uint32_t region, uint32_t gen, uint64_t off,
                             const uint8_t *bytes, uint32_t len);
 int mms__journal_each(mms_store *s, struct mms__apos *pos, uint64_t upto, mms__jrec_fn fn,

@@ -1137,6 +1137,16 @@ void mms__space_left_mark(mms_store *s)
         __atomic_store_n(&s->L->space_left, 1, __ATOMIC_RELAXED);
 }
 
+void mms__region_release(mms_store *s, uint32_t id)
+{
+    struct mms__rent *rt = mms__rtab(s);
+    rt[id].kind = MMS__RK_NONE;
+    rt[id].size = 0;
+    /* The file stays until the checkpoint after the commit (gc), or the
+     * give-back after a death before that gc; an abort maps it back. */
+    mms__space_left_mark(s);
+}
+
 void mms__region_unlink(mms_store *s, uint32_t id, uint32_t gen)
 {
     char name[MMS__REGION_NAME];

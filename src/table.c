@@ -1448,10 +1448,7 @@ int mms_table_drop(mms_store *s, const char *name)
     /* The region is free for another table, in a new file generation; its
      * file is deleted after the next checkpoint, like a migrated table's
      * old one (map.c, mms__region_gc). */
-    struct mms__rent *rt = &mms__rtab(s)[id];
-    rt->kind = MMS__RK_NONE;
-    rt->size = 0;
-    mms__space_left_mark(s); /* or the give-back after a death before that */
+    mms__region_release(s, id);
     mms__tables_forget(s);
     tables_reindex(s);
     return 0;
