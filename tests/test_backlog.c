@@ -801,6 +801,28 @@ static int child_late_reader(const char *path)
     return 0;
 }
 
+/* gate_kill's start: a store with the big object, a reader inside (*rd),
+ * and child_bound_writer killed at gate.hold, waiting at its bound with the
+ * gate closed; the commits it made. */
+static uint64_t writer_killed_at_bound(const char *p, mms_ref *big, pid_t *rd)
+{
+    mms_store *w = setup(p);
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, GATE_BIG, big));
+    OK(mms_txn_commit(w));
+    OK(mms_close(w));
+    *rd = spawn_reader(p, 0);
+    PUB(sh->big, *big);
+    pid_t wr = child_spawn((const char *[]){"boundwriter", p, "0", NULL},
+                           (const char *[]){"MMS_CRASH", "gate.hold:1", NULL});
+    int st;
+    if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
+        FAILF("the writer ended with %s, not killed at the bound", child_status(st));
+    uint64_t made = GET(sh->ok);
+    ASSERT_GE(made, 1);
+    return made;
+}
+
 /* A writer killed while it waits at its backlog bound, holding the gate
  * closed for the reader inside: a new reader does not wait for that reader
  * to leave (it waited until then: qa4mp's gatekill), it sees the state the
@@ -809,21 +831,10 @@ static int child_late_reader(const char *path)
 TEST(gate_kill)
 {
     const char *p = tpath("bl6");
-    mms_store *w = setup(p);
     mms_ref big;
-    OK(mms_txn_begin(w, 0));
-    OK(mms_zalloc(w, GATE_BIG, &big));
-    OK(mms_txn_commit(w));
-    OK(mms_close(w));
-    pid_t rd = spawn_reader(p, 0);
-    PUB(sh->big, big);
-    pid_t wr = child_spawn((const char *[]){"boundwriter", p, "0", NULL},
-                           (const char *[]){"MMS_CRASH", "gate.hold:1", NULL});
+    pid_t rd;
+    uint64_t made = writer_killed_at_bound(p, &big, &rd);
     int st;
-    if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
-        FAILF("the writer ended with %s, not killed at the bound", child_status(st));
-    uint64_t made = GET(sh->ok);
-    ASSERT_GE(made, 1);
     pid_t late = child_spawn((const char *[]){"latereader", p, "0", NULL}, NULL);
     if (!child_end(late, 30, &st))
         FAILF("a new reader still waits at the gate of the writer that died at its bound, "
@@ -835,7 +846,7 @@ TEST(gate_kill)
     ASSERT(!GET(sh->left));               /* ... which is still inside */
     reader_leaves(rd);
     /* The next writer recovers every commit the dead one made. */
-    w = open_flags(p, 0);
+    mms_store *w = open_flags(p, 0);
     OK(mms_txn_begin(w, 0));
     ASSERT_EQ(counter_of(w), made);
     ASSERT_EQ(((unsigned char *)mms_deref(w, big))[made * 4096 - 1], (unsigned char)made);
@@ -915,21 +926,10 @@ TEST(gate_word_kill)
 TEST(gate_reopen_kill)
 {
     const char *p = tpath("bl8");
-    mms_store *w = setup(p);
     mms_ref big;
-    OK(mms_txn_begin(w, 0));
-    OK(mms_zalloc(w, GATE_BIG, &big));
-    OK(mms_txn_commit(w));
-    OK(mms_close(w));
-    pid_t rd = spawn_reader(p, 0);
-    PUB(sh->big, big);
-    pid_t wr = child_spawn((const char *[]){"boundwriter", p, "0", NULL},
-                           (const char *[]){"MMS_CRASH", "gate.hold:1", NULL});
+    pid_t rd;
+    uint64_t made = writer_killed_at_bound(p, &big, &rd);
     int st;
-    if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
-        FAILF("the writer ended with %s, not killed at the bound", child_status(st));
-    uint64_t made = GET(sh->ok);
-    ASSERT_GE(made, 1);
     pid_t late = child_spawn((const char *[]){"latereader", p, "0", NULL},
                              (const char *[]){"MMS_CRASH", "gate.opening:1", NULL});
     if (!child_end(late, 30, &st))
@@ -948,7 +948,7 @@ TEST(gate_reopen_kill)
     ASSERT_EQ(GET(sh->seen_counter), 0); /* the state the reader inside pinned */
     ASSERT(!GET(sh->left));               /* ... which is still inside */
     reader_leaves(rd);
-    w = open_flags(p, 0);
+    mms_store *w = open_flags(p, 0);
     OK(mms_txn_begin(w, 0));
     ASSERT_EQ(counter_of(w), made);
     mms_txn_abort(w);

@@ -199,6 +199,20 @@ static int child_judge_reader(const char *path)
  * had loaded, untouched, and read the half-applied files (a torn array at
  * the published txn). It must judge the word the dead holder left: it
  * refuses (MMS_ERECOVER), as for any dead holder that may have written. */
+/* A new handle (flags) on p reads every word of the root array as v, and
+ * the store verifies. */
+static void array_is(const char *p, unsigned flags, uint64_t v)
+{
+    mms_store *s = open_flags(p, flags);
+    OK(mms_read_begin(s));
+    const uint64_t *arr = MMS_AT(s, uint64_t, mms_root(s));
+    for (unsigned i = 0; i < ARR_PAGES * 512; i++)
+        ASSERT_EQ(arr[i], v);
+    OK(mms_read_end(s));
+    verify_ok(s);
+    OK(mms_close(s));
+}
+
 TEST(unslotted_judge_kill)
 {
     if (geteuid() != 0) {
@@ -250,14 +264,7 @@ TEST(unslotted_judge_kill)
               "%llu of %u words torn", mms_strerror(GET(jsh->err)),
               (unsigned long long)GET(jsh->torn), ARR_PAGES * 512);
     /* The owner finishes the work: the commit was durable. */
-    s = open_flags(p, 0);
-    OK(mms_read_begin(s));
-    const uint64_t *arr = MMS_AT(s, uint64_t, mms_root(s));
-    for (unsigned i = 0; i < ARR_PAGES * 512; i++)
-        ASSERT_EQ(arr[i], 1);
-    OK(mms_read_end(s));
-    verify_ok(s);
-    OK(mms_close(s));
+    array_is(p, 0, 1);
     rmrf(dir);
 }
 
@@ -355,14 +362,7 @@ TEST(reset_race)
     if (GET(jsh->r_failed))
         FAILF("the applier's apply failed after a checkpoint it did not see: %s",
               jsh->r_detail);
-    mms_store *rd = open_flags(p, MMS_RDONLY);
-    OK(mms_read_begin(rd));
-    const uint64_t *arr = MMS_AT(rd, uint64_t, mms_root(rd));
-    for (unsigned i = 0; i < ARR_PAGES * 512; i++)
-        ASSERT_EQ(arr[i], 2);
-    OK(mms_read_end(rd));
-    verify_ok(rd);
-    OK(mms_close(rd));
+    array_is(p, MMS_RDONLY, 2);
     OK(mms_close(w));
     rmrf(p);
 }

@@ -1118,6 +1118,18 @@ static void fail_on_violation(void)
                   sh->p[i].msg);
 }
 
+/* Reader i ended with status st: true, counted, if it was a crashy one
+ * that died at its crash point (recover.group or recover.takeover),
+ * finishing the work of one that died before it. */
+static bool died_recovering(struct stress *S, unsigned i, int st)
+{
+    if (!S->rd[i].crashy || !WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+        return false;
+    ss.reader_died_recovering++;
+    note_killed(S, S->rd[i].pid);
+    return true;
+}
+
 /* Readers that ended by themselves fail the test; killed ones come back. */
 static void reap_readers(struct stress *S)
 {
@@ -1125,12 +1137,9 @@ static void reap_readers(struct stress *S)
         int st;
         if (S->rd[i].pid && waitpid(S->rd[i].pid, &st, WNOHANG) == S->rd[i].pid) {
             fail_on_violation();
-            if (!S->rd[i].crashy || !WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+            if (!died_recovering(S, i, st))
                 FAILF("reader %u (pid %d) ended by itself: %s", i, (int)S->rd[i].pid,
                       child_status(st));
-            /* It died at recover.group, recovering the store. */
-            ss.reader_died_recovering++;
-            note_killed(S, S->rd[i].pid);
             add_reader_counts(i);
             spawn_reader(S, i);
             continue;
@@ -1529,13 +1538,9 @@ TEST(stress)
          * chains of them can leave work after the stop): it did what it
          * was armed to do, and the checks below open the store whole. */
         int st = wait_child(S.rd[i].pid, HANG_S, "a reader at the end");
-        if (S.rd[i].crashy && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) {
-            ss.reader_died_recovering++;
-            note_killed(&S, S.rd[i].pid);
-        } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        if (!died_recovering(&S, i, st) && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
             FAILF("a reader at the end (pid %d) ended with %s%s%s", (int)S.rd[i].pid,
                   child_status(st), sh->p[i].msg[0] ? ": " : "", sh->p[i].msg);
-        }
         add_reader_counts(i);
     }
     int st = wait_child(S.wpid, HANG_S, "the writer at the end");
