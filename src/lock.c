@@ -873,10 +873,25 @@ static bool gate_take_over(mms_store *s, union gate_w was)
     return (was.f.gate & 1) && gate_cas(s->L, was, was.f.gate, mms__owner_id(s));
 }
 
+/* Judged on the word as it is once its holder is found dead, never on one
+ * loaded before the probe: a live holder may open the gate and exit in
+ * between, and the gate, open again, looked abandoned (a writer then ran
+ * a whole recovery for nothing; test_killwin abandoned_reopened). A dead
+ * holder's word changes only when another handle takes it over or opens
+ * it: then the new word is judged. */
 bool mms__gate_abandoned(const mms_store *s)
 {
     union gate_w g = gate_load(s->L);
-    return (g.f.gate & 1) && !mms__owner_alive(s, g.f.owner);
+    while (g.f.gate & 1) {
+        mms__crashpoint("gate.judging"); /* loaded closed, holder not probed yet */
+        if (mms__owner_alive(s, g.f.owner))
+            return false;
+        union gate_w now = gate_load(s->L);
+        if (now.w == g.w)
+            return true;
+        g = now;
+    }
+    return false;
 }
 
 /* The holder of the gate may write the files from now on (NOTES, Dead

@@ -129,6 +129,13 @@ struct judge_shm {
     int h_inside;   /* the holder is inside a read transaction */
     int h_leave;    /* ... until this */
     char r_detail[256];
+    /* abandoned_reopened */
+    int a_applying; /* the holder applies, the gate closed (gate.publishing) */
+    int a_go;
+    int w_judging;  /* the writer loaded the closed gate (gate.judging) */
+    int w_go;
+    int w_open;
+    uint64_t w_journal; /* the journal's bytes once its mms_txn_begin returned */
 };
 static struct judge_shm *jsh;
 static int hook_armed;
@@ -367,6 +374,101 @@ TEST(reset_race)
     rmrf(p);
 }
 
+/* ------------------------------------------------------------------------
+ * abandoned_reopened: a writer at mms_txn_begin asks whether a handle that
+ * died left the gate closed (mms__gate_abandoned). It loaded the gate
+ * closed by a live applier, which then opened it and exited; the probe
+ * found the holder dead, and the writer recovered the whole store (a
+ * replay and a checkpoint) for a gate that was open.
+ * ------------------------------------------------------------------------ */
+static void reopened_hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off,
+                          uint64_t len, const char *point)
+{
+    (void)fd, (void)addr, (void)off, (void)len;
+    if (ev != MMS__IO_POINT || !hook_armed)
+        return;
+    if (strcmp(point, "gate.publishing") == 0) {
+        hook_armed = 0;
+        PUB(jsh->a_applying, 1);
+        AWAIT(GET(jsh->a_go), 0, 60, "the applier was not let go");
+    } else if (strcmp(point, "gate.judging") == 0) {
+        hook_armed = 0;
+        PUB(jsh->w_judging, 1);
+        AWAIT(GET(jsh->w_go), 0, 60, "the writer was not let go");
+    }
+}
+
+/* A reader that holds a commit back until told to leave, and applies it
+ * as it leaves (pausing with the gate closed), then exits. */
+static int child_reopen_holder(const char *path)
+{
+    mms__os_io_hook(reopened_hook);
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    OK(mms_read_begin(s));
+    PUB(jsh->h_inside, 1);
+    AWAIT(GET(jsh->h_leave), 0, 60, "the holder was not told to leave");
+    hook_armed = 1;
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+    return 0;
+}
+
+static int child_reopen_writer(const char *path)
+{
+    mms__os_io_hook(reopened_hook);
+    mms_store *s = open_flags(path, 0); /* before the gate closes: an open pins */
+    PUB(jsh->w_open, 1);
+    AWAIT(GET(jsh->a_applying), 0, 60, "the writer was not told to begin");
+    hook_armed = 1;
+    OK(mms_txn_begin(s, 0));
+    mms_info in;
+    OK(mms_info_get(s, &in));
+    PUB(jsh->w_journal, in.journal_bytes); /* before its close checkpoints */
+    OK(mms_txn_abort(s));
+    OK(mms_close(s));
+    return 0;
+}
+
+TEST(abandoned_reopened)
+{
+    const char *p = tpath("kw4");
+    mms_store *w = open_flags(p, MMS_CREATE);
+    mms_ref a;
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, ARR_PAGES * 4096, &a));
+    OK(mms_root_set(w, a));
+    OK(mms_txn_commit(w));
+    memset(jsh, 0, sizeof *jsh);
+    pid_t holder = child_spawn((const char *[]){"reopen_holder", p, NULL}, NULL);
+    AWAIT(GET(jsh->h_inside), holder, 60, "the holder did not begin");
+    pid_t writer = child_spawn((const char *[]){"reopen_writer", p, NULL}, NULL);
+    AWAIT(GET(jsh->w_open), writer, 60, "the writer did not open the store");
+    set_array(w, 1); /* held back by the holder */
+    mms_info before;
+    OK(mms_info_get(w, &before));
+    ASSERT(before.journal_bytes > 0); /* what a recovery's checkpoint would reset */
+    PUB(jsh->h_leave, 1);
+    AWAIT(GET(jsh->a_applying), holder, 60, "the holder did not apply");
+    AWAIT(GET(jsh->w_judging), writer, 60, "the writer did not find the gate closed");
+    PUB(jsh->a_go, 1); /* it publishes, opens the gate and exits */
+    int st;
+    if (!child_end(holder, 60, &st) || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILF("the holder ended with %s", child_status(st));
+    PUB(jsh->w_go, 1);
+    if (!child_end(writer, 60, &st) || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILF("the writer ended with %s", child_status(st));
+    uint64_t after = GET(jsh->w_journal);
+    fprintf(stderr, "   journal bytes: %llu before the writer's begin, %llu after\n",
+            (unsigned long long)before.journal_bytes, (unsigned long long)after);
+    if (after != before.journal_bytes)
+        FAILF("the writer recovered the store for a gate that its live holder had opened "
+              "(the journal went from %llu to %llu bytes)",
+              (unsigned long long)before.journal_bytes, (unsigned long long)after);
+    OK(mms_close(w));
+    array_is(p, MMS_RDONLY, 1);
+    rmrf(p);
+}
+
 int main(int argc, char **argv)
 {
     char **a = child_enter(argc, argv, 2, "ROLE PATH");
@@ -382,11 +484,16 @@ int main(int argc, char **argv)
             return child_race_holder(a[1]);
         if (strcmp(a[0], "race_applier") == 0)
             return child_race_applier(a[1]);
+        if (strcmp(a[0], "reopen_holder") == 0)
+            return child_reopen_holder(a[1]);
+        if (strcmp(a[0], "reopen_writer") == 0)
+            return child_reopen_writer(a[1]);
         return 2;
     }
     jsh = child_page(sizeof *jsh);
     RUN(give_back_kill);
     RUN(unslotted_judge_kill);
     RUN(reset_race);
+    RUN(abandoned_reopened);
     return 0;
 }
