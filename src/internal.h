@@ -454,7 +454,10 @@ struct mms__lock {
     uint64_t init_boot_ns;   /* CLOCK_BOOTTIME: a restart since shows (lock.c, Readers
                                 that cannot write); 0: not known */
     uint64_t lock_id[2];     /* the lock file's device and inode then */
-    uint8_t pad1[24];
+    uint8_t boot_id[16];     /* the kernel's boot id, kept when init_boot_ns was in the
+                                first seconds of a boot (lock.c, BOOT_ID_BELOW_NS);
+                                else, or unreadable: 0 */
+    uint8_t pad1[8];
     struct mms__rslot slot[MMS__NSLOTS];
 };
 _Static_assert(sizeof(struct mms__jstate) == 48, "jstate size");
@@ -471,6 +474,7 @@ _Static_assert(offsetof(struct mms__lock, space_left) == 184, "lock space_left")
 _Static_assert(offsetof(struct mms__lock, sync_failed) == 192, "lock sync_failed");
 _Static_assert(offsetof(struct mms__lock, init_real_ns) == 200, "lock init_real_ns");
 _Static_assert(offsetof(struct mms__lock, lock_id) == 216, "lock lock_id");
+_Static_assert(offsetof(struct mms__lock, boot_id) == 232, "lock boot_id");
 _Static_assert(offsetof(struct mms__lock, slot) == 256, "lock slot");
 _Static_assert(sizeof(struct mms__lock) == 256 + 64 * MMS__NSLOTS, "lock size");
 
@@ -650,6 +654,9 @@ int mms__os_populate_read(const void *addr, uint64_t len);
 void mms__os_random(void *buf, size_t len);
 uint64_t mms__os_now_ns(void);  /* wall clock */
 uint64_t mms__os_boot_ns(void); /* since boot, suspend included (CLOCK_BOOTTIME) */
+/* The kernel's boot id (/proc/sys/kernel/random/boot_id, parsed): 0, or
+ * -errno; -EINVAL if it is not a uuid. id is written only on success. */
+int mms__os_boot_id(uint8_t id[16]);
 uint64_t mms__os_mono_ns(void); /* monotonic clock */
 /* Page faults the process took so far, every thread's (UINT64_MAX: cannot
  * tell). */

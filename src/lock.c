@@ -158,8 +158,9 @@
  * what the last handles left, and the processes that died leave it true
  * (gate, committing, writer_active), but not a restart of the system
  * (the files may then hold a torn apply that only recovery repairs) nor
- * a copied directory: the first opener writes two clocks and the lock
- * file's own identity into it (lock_stamp), and an unslotted reader
+ * a copied directory: the first opener writes two clocks (and, in the
+ * first seconds of a boot, the boot id) and the lock file's own identity
+ * into it (lock_stamp), and an unslotted reader
  * trusts a file of this boot and itself, or one whose slot bytes show a
  * handle that can write it (byte 0 does not: unslotted readers hold it
  * too). It judges the file before it takes byte 0, never holding that
@@ -365,12 +366,38 @@ bool mms__lock_valid(const struct mms__lock *L, const uint8_t uuid[16])
 
 /* Who may trust this lock file when no handle keeps it (NOTES, Readers
  * that cannot write): this boot, this file. The boot is told by two
- * clocks read when the file is initialised: within one boot, the wall
- * clock and CLOCK_BOOTTIME move alike (but for steps of the wall clock);
- * across a restart they part by at least the uptime the last boot had
- * then, plus the time down. (The boot id in /proc costs a new process
- * ~70 us to read, as much as the rest of a first open.) */
+ * clocks read when the file is initialised, the wall clock (real) and
+ * CLOCK_BOOTTIME (boot, the uptime), and judged by how far they parted
+ * since:
+ *
+ *     d = (real_now - real_stamp) - (boot_now - boot_stamp)
+ *
+ * Within one boot d is the sum of the steps of the wall clock since the
+ * stamp (CLOCK_BOOTTIME is never set): RESTART_SLACK_NS of them are taken
+ * as the same boot. Across a restart, with the stamp taken at uptime u, t
+ * before the old system went down, and the new one counting its uptime
+ * after a time down w, d = u + t + w + c, where c is what the wall clock
+ * was set by across the restart. t and w may be nothing (a stamp just
+ * before a kexec), so only u is sure to show, and only when it is beyond
+ * the slack: a file stamped in the first second of a boot (a service
+ * started at boot) and a quick restart would pass. Stamps taken under
+ * BOOT_ID_BELOW_NS therefore also keep the kernel's boot id, and are
+ * judged by it alone; later ones by the clocks, which then tell a restart
+ * unless the wall clock went back across it by BOOT_ID_BELOW_NS -
+ * RESTART_SLACK_NS (9 s) or more, and by just the amount that brings d
+ * back within the slack. The first seconds of a boot are also when the
+ * wall clock is least right (set at its first synchronisation), and an
+ * early stamp judged by the id does not mind that step. The id is not
+ * read on the common path: it costs a new process ~70 us (the open of a
+ * /proc file), as much as the rest of a first open; only first opens in
+ * the first 10 s of a boot pay it, and readers that judge their files.
+ * It is the kernel's, the same in every container of the system (a
+ * restart of a container is no restart of the page cache); a time
+ * namespace moves CLOCK_BOOTTIME, so a stamp taken in one that began
+ * lately keeps the id too. With /proc unreadable, nothing is kept, and
+ * an early file is not trusted: "cannot tell" refuses, never trusts. */
 #define RESTART_SLACK_NS 1000000000 /* steps of the wall clock taken as the same boot */
+#define BOOT_ID_BELOW_NS 10000000000ull /* stamps at a lower uptime keep the boot id */
 
 MMS__OPEN_PATH
 static void lock_stamp(const mms_store *s, struct mms__lock *L)
@@ -379,15 +406,29 @@ static void lock_stamp(const mms_store *s, struct mms__lock *L)
     L->init_boot_ns = mms__os_boot_ns();
     L->lock_id[0] = s->lock_fid[0];
     L->lock_id[1] = s->lock_fid[1];
+    /* boot_id is 0 (mms__lock_init), and stays so if unreadable. */
+    if (L->init_boot_ns < BOOT_ID_BELOW_NS)
+        (void)mms__os_boot_id(L->boot_id);
 }
 
-static bool lock_same_boot(const struct mms__lock *L)
+enum { BOOT_OTHER, BOOT_SAME, BOOT_UNKNOWN };
+
+/* Whether the file was stamped in this boot (above): BOOT_UNKNOWN when it
+ * was stamped early and either id is missing. */
+static int lock_boot(const struct mms__lock *L)
 {
+    if (L->init_boot_ns < BOOT_ID_BELOW_NS) {
+        static const uint8_t none[16];
+        uint8_t now[16];
+        if (memcmp(L->boot_id, none, 16) == 0 || mms__os_boot_id(now) != 0)
+            return BOOT_UNKNOWN;
+        return memcmp(L->boot_id, now, 16) == 0 ? BOOT_SAME : BOOT_OTHER;
+    }
     uint64_t real = mms__os_now_ns(), boot = mms__os_boot_ns();
-    if (!L->init_real_ns || !L->init_boot_ns || boot < L->init_boot_ns)
-        return false;
+    if (!L->init_real_ns || boot < L->init_boot_ns)
+        return BOOT_OTHER;
     int64_t d = (int64_t)(real - L->init_real_ns) - (int64_t)(boot - L->init_boot_ns);
-    return d <= RESTART_SLACK_NS && d >= -RESTART_SLACK_NS;
+    return d <= RESTART_SLACK_NS && d >= -RESTART_SLACK_NS ? BOOT_SAME : BOOT_OTHER;
 }
 
 MMS__OPEN_PATH
@@ -482,8 +523,9 @@ int mms__lock_trust(mms_store *s, const uint8_t uuid[16])
     /* Made in this boot, for this file: what the last handles left, or
      * what open ones keep. */
     const uint64_t *id = s->lock_fid;
-    bool boot = lock_same_boot(L);
-    if (boot && id[1] != 0 && id[0] == L->lock_id[0] && id[1] == L->lock_id[1])
+    bool early = L->init_boot_ns < BOOT_ID_BELOW_NS;
+    int boot = lock_boot(L);
+    if (boot == BOOT_SAME && id[1] != 0 && id[0] == L->lock_id[0] && id[1] == L->lock_id[1])
         return 0;
     /* Else kept by a handle that can write it (the clock was set since):
      * valid since its first opener, in this boot. A slot's byte says so,
@@ -495,11 +537,18 @@ int mms__lock_trust(mms_store *s, const uint8_t uuid[16])
      * of a slot holds none, but has just stamped the file.) */
     if (mms__os_ofd_probe_range(s->lockfd, SLOT_BYTE(0), (int)MMS__NSLOTS) == 1)
         return 0; /* an error is no reason to trust */
-    if (!boot)
-        return mms__fail(MMS_ERECOVER, "the store was last opened before the system restarted "
-                         "(or the clock was set since, by more than a second), and this "
-                         "process may not write its lock file: the store needs recovery by a "
+    if (boot == BOOT_UNKNOWN)
+        return mms__fail(MMS_ERECOVER, "the store was last opened in the first seconds after "
+                         "the system started, and this process cannot tell whether it restarted "
+                         "since (no boot id in the lock file, or /proc/sys/kernel/random/boot_id "
+                         "unreadable) nor write the lock file: the store needs recovery by a "
                          "process that can write it");
+    if (boot == BOOT_OTHER)
+        return mms__fail(MMS_ERECOVER, "the store was last opened before the system "
+                         "restarted%s, and this process may not write its lock file: the "
+                         "store needs recovery by a process that can write it",
+                         early ? " (its lock file names another boot id)"
+                               : " (or the clock was set since, by more than a second)");
     return mms__fail(MMS_ERECOVER, "the lock file was made for another copy of the store "
                      "directory, and this process may not rebuild it: the store needs "
                      "recovery by a process that can write it");

@@ -22,6 +22,8 @@
 #include <dirent.h>
 #include <grp.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/mount.h>
 
 #define UNPRIV 65534u /* nobody */
 #define ARR_N 4096u   /* 8 pages */
@@ -187,14 +189,25 @@ static mms_store *open_ro(const char *path)
     return open_flags(path, MMS_RDONLY);
 }
 
-/* Run fn(path) in a child that is UNPRIV; returns its pid. */
-static pid_t unpriv(void (*fn)(const char *path), const char *path)
+/* In a mount namespace of its own, the calling process (single-threaded,
+ * root) finds /proc's boot id empty: as if it could not be read. */
+static bool hide_boot_id(void)
+{
+    return unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+           mount("/dev/null", "/proc/sys/kernel/random/boot_id", NULL, MS_BIND, NULL) == 0;
+}
+
+/* Run fn(path) in a child that is UNPRIV (and, if no_boot_id, cannot read
+ * the boot id); returns its pid. */
+static pid_t unpriv_in(void (*fn)(const char *path), const char *path, bool no_boot_id)
 {
     fflush(NULL);
     pid_t parent = getpid(), pid = fork();
     ASSERT(pid >= 0);
     if (pid == 0) {
         die_with_parent(parent);
+        if (no_boot_id && !hide_boot_id())
+            _exit(97);
         if (setgroups(0, NULL) != 0 || setgid(UNPRIV) != 0 || setuid(UNPRIV) != 0)
             _exit(98);
         die_with_parent(parent); /* a change of credentials cleared it */
@@ -203,6 +216,11 @@ static pid_t unpriv(void (*fn)(const char *path), const char *path)
         _exit(0);
     }
     return pid;
+}
+
+static pid_t unpriv(void (*fn)(const char *path), const char *path)
+{
+    return unpriv_in(fn, path, false);
 }
 
 static void child_done(pid_t pid)
@@ -729,6 +747,168 @@ TEST(unslotted_untrusted_lock_file)
     rmrf(copy);
 }
 
+/* ------------------------------------------------------------------------
+ * A lock file made in the first seconds after a start: across a restart
+ * its two clocks part by that uptime, the time to the restart and the
+ * time down, all of which may be under the second a step of the wall
+ * clock is allowed, so the boot id (FORMAT §5, at 232) tells the boot.
+ * ------------------------------------------------------------------------ */
+#define BOOT_ID_AT 232
+#define BOOT_ID_PROC "/proc/sys/kernel/random/boot_id"
+
+/* The kernel's boot id, parsed here (not by the library). */
+static void boot_id_now(uint8_t id[16])
+{
+    char text[64] = {0};
+    int fd = open(BOOT_ID_PROC, O_RDONLY);
+    ASSERT(fd >= 0);
+    ASSERT(read(fd, text, sizeof text - 1) >= 36);
+    close(fd);
+    int n = sscanf(text,
+                   "%2hhx%2hhx%2hhx%2hhx-%2hhx%2hhx-%2hhx%2hhx-%2hhx%2hhx-"
+                   "%2hhx%2hhx%2hhx%2hhx%2hhx%2hhx",
+                   &id[0], &id[1], &id[2], &id[3], &id[4], &id[5], &id[6], &id[7], &id[8],
+                   &id[9], &id[10], &id[11], &id[12], &id[13], &id[14], &id[15]);
+    ASSERT_EQ(n, 16);
+}
+
+/* The owner's first open (root) where CLOCK_BOOTTIME reads about a second,
+ * as a service started at boot does: in a time namespace (and, if
+ * no_boot_id, where the boot id cannot be read). 0, or 77 if this system
+ * has no time namespaces for the test. */
+static int early_owner(const char *path, bool no_boot_id)
+{
+    fflush(NULL);
+    pid_t parent = getpid(), pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        die_with_parent(parent);
+        if (no_boot_id && !hide_boot_id())
+            _exit(77);
+        struct timespec ts;
+        clock_gettime(CLOCK_BOOTTIME, &ts);
+        char off[64];
+        int len = snprintf(off, sizeof off, "%d %lld 0", CLOCK_BOOTTIME,
+                           1 - (long long)ts.tv_sec);
+        if (unshare(CLONE_NEWTIME) != 0)
+            _exit(77);
+        int fd = open("/proc/self/timens_offsets", O_WRONLY);
+        if (fd < 0 || write(fd, off, (size_t)len) != len)
+            _exit(77);
+        close(fd);
+        pid_t in = fork(); /* the namespace is its children's */
+        if (in == 0) {
+            die_with_parent(getppid());
+            clock_gettime(CLOCK_BOOTTIME, &ts);
+            ASSERT(ts.tv_sec < 4);
+            mms_store *w = open_flags(path, 0);
+            OK(mms_close(w));
+            _exit(0);
+        }
+        int st;
+        if (in < 0 || waitpid(in, &st, 0) != in)
+            _exit(1);
+        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFEXITED(st));
+    if (WEXITSTATUS(st) != 77)
+        ASSERT_EQ(WEXITSTATUS(st), 0);
+    seal(path);
+    return WEXITSTATUS(st);
+}
+
+TEST(unslotted_early_boot)
+{
+    const char *path = store_path("early");
+    make_store(path);
+    char lock[700];
+    snprintf(lock, sizeof lock, "%s/lock", path);
+    int fd = open(lock, O_RDWR);
+    ASSERT(fd >= 0);
+    uint8_t id[16], other[16], kept[16];
+    static const uint8_t zero[16];
+    boot_id_now(id);
+    memcpy(other, id, 16);
+    other[5] ^= 0x40;
+    uint64_t clocks[2], early[2];
+    ASSERT_EQ(pread(fd, clocks, 16, 200), 16);
+    /* Stamped late in a boot (as everywhere the tests run): no boot id
+     * kept, none read. */
+    ASSERT_EQ(pread(fd, kept, 16, BOOT_ID_AT), 16);
+    if (clocks[1] > UINT64_C(60000000000))
+        ASSERT(memcmp(kept, zero, 16) == 0);
+    /* Made half a second after a start, the clocks as this boot's would
+     * be (they moved alike since): the quick restart the clocks cannot
+     * tell from this boot. Without a boot id (an older mmstore's file), or
+     * with another one, it is not trusted. */
+    early[1] = 500000000;
+    early[0] = clocks[0] - (clocks[1] - early[1]);
+    ASSERT_EQ(pwrite(fd, early, 16, 200), 16);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(refused_child, path));
+    fprintf(stderr, "   early, no boot id: %s\n", GET(sh->err) ? sh->detail : "opened");
+    ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+    ASSERT(strstr(sh->detail, "cannot tell"));
+    ASSERT_EQ(pwrite(fd, other, 16, BOOT_ID_AT), 16);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(refused_child, path));
+    fprintf(stderr, "   early, another boot id: %s\n", GET(sh->err) ? sh->detail : "opened");
+    ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+    ASSERT(strstr(sh->detail, "restarted"));
+    ASSERT(!strstr(sh->detail, "cannot tell"));
+    /* This boot's id: trusted. */
+    ASSERT_EQ(pwrite(fd, id, 16, BOOT_ID_AT), 16);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(reader_child, path));
+    ASSERT_EQ(GET(sh->last), 0);
+    /* ... unless this process cannot read the boot id. */
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv_in(refused_child, path, true));
+    fprintf(stderr, "   early, boot id unreadable: %s\n", GET(sh->err) ? sh->detail : "opened");
+    ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+    ASSERT(strstr(sh->detail, "cannot tell"));
+    /* The library's own stamp, early in a boot: it keeps the boot id, and
+     * a reader trusts the file however late in the same boot it comes (its
+     * clocks are not the namespace's: they part by the whole uptime). */
+    if (early_owner(path, false) == 77) {
+        fprintf(stderr, "SKIP: no time namespaces (the stamp early in a boot)\n");
+        close(fd);
+        return;
+    }
+    ASSERT_EQ(pread(fd, early, 16, 200), 16);
+    ASSERT(early[1] < UINT64_C(4000000000));
+    ASSERT_EQ(pread(fd, kept, 16, BOOT_ID_AT), 16);
+    ASSERT(memcmp(kept, id, 16) == 0);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(reader_child, path));
+    ASSERT_EQ(GET(sh->last), 0);
+    /* Stamped where the boot id could not be read: nothing kept, not
+     * trusted. */
+    if (early_owner(path, true) == 77) {
+        fprintf(stderr, "SKIP: no mount namespaces (an unreadable boot id)\n");
+        close(fd);
+        return;
+    }
+    ASSERT_EQ(pread(fd, kept, 16, BOOT_ID_AT), 16);
+    ASSERT(memcmp(kept, zero, 16) == 0);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(refused_child, path));
+    fprintf(stderr, "   stamped early, boot id unreadable: %s\n",
+            GET(sh->err) ? sh->detail : "opened");
+    ASSERT_EQ(GET(sh->err), MMS_ERECOVER);
+    ASSERT(strstr(sh->detail, "cannot tell"));
+    /* The owner's next open, late in the boot, stamps it again: trusted. */
+    mms_store *w = open_flags(path, 0);
+    OK(mms_close(w));
+    seal(path);
+    memset(sh, 0, sizeof *sh);
+    child_done(unpriv(reader_child, path));
+    ASSERT_EQ(GET(sh->last), 0);
+    close(fd);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -744,6 +924,7 @@ int main(void)
     RUN(unslotted_reader_killed_inside);
     RUN(unslotted_after_crashed_writer);
     RUN(unslotted_untrusted_lock_file);
+    RUN(unslotted_early_boot);
     if (base[0])
         rmrf(base);
     fprintf(stderr, "test_unwritable: ok\n");
