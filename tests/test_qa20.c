@@ -5,7 +5,9 @@
  * transaction, their aborts and the regions they reuse; and the bugs the
  * pass found, each case named for it:
  *
- *   load_twice_named   a dump naming one table twice loaded as one table
+ *   load_twice_named      a dump naming one table twice loaded as one table
+ *   where_ref_gone_target `mms get`/--where on a REF field whose target was
+ *                         dropped named the target table as ""
  */
 #include "test.h"
 
@@ -467,6 +469,44 @@ TEST(load_twice_named)
     unlink(dump);
 }
 
+/* A condition on a REF field whose target table was dropped: the error
+ * named the target as an empty string ("is not a record index of table ",
+ * and nothing after it). */
+TEST(where_ref_gone_target)
+{
+    const char *p = tpath("qa20gone");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    struct g {
+        int64_t id;
+        mms_ref to;
+    };
+    static const mms_field gf[] = {MMS_F_I64(struct g, id), MMS_F_REF(struct g, to, "b")};
+    static const mms_schema gs = MMS_SCHEMA(struct g, gf);
+    mms_table *a, *b;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "b", &q3_schema, MMS_TABLE_CREATE, &b));
+    OK(mms_table_open(s, "a", &gs, MMS_TABLE_CREATE, &a));
+    struct g r = {.id = 1};
+    OK(mms_table_append(a, &r, NULL));
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_drop(s, "b"));
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    char args[800], out[2000];
+    snprintf(args, sizeof args, "get '%s' a to 1", p);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+    fprintf(stderr, "%s", out);
+    ASSERT(strstr(out, "a.to: '1': field to refers to no table (its target was dropped)"));
+    snprintf(args, sizeof args, "dump '%s' a --where 'to<1'", p);
+    ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+    ASSERT(strstr(out, "--where 'to<1': '1': field to refers to no table"));
+    snprintf(args, sizeof args, "get '%s' a to ''", p); /* the records that refer to none */
+    ASSERT_EQ(run_tool(args, out, sizeof out), 0);
+    ASSERT(strstr(out, "id,to\n1,\n"));
+    rmrf(p);
+}
+
 int main(void)
 {
     table_test_begin("test_qa20");
@@ -476,5 +516,6 @@ int main(void)
     RUN(index_drop_create_one_txn);
     RUN(index_fields_reordered);
     RUN(load_twice_named);
+    RUN(where_ref_gone_target);
     return table_test_end();
 }
