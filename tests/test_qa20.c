@@ -8,6 +8,8 @@
  *   load_twice_named      a dump naming one table twice loaded as one table
  *   where_ref_gone_target `mms get`/--where on a REF field whose target was
  *                         dropped named the target table as ""
+ *   recover_out_forms     mms recover --out DEST/ failed, --out '' built the
+ *                         store and failed to rename it
  */
 #include "test.h"
 
@@ -507,6 +509,35 @@ TEST(where_ref_gone_target)
     rmrf(p);
 }
 
+/* mms recover --out DEST/ failed ("cannot create DEST/.mms-recover-PID"),
+ * where copy and load take DEST/ as DEST; --out '' built the store and
+ * then failed to rename it to "". */
+TEST(recover_out_forms)
+{
+    const char *p = tpath("qa20rec");
+    mms_table *t;
+    mms_store *s = fill(p, &t, 10);
+    OK(mms_close(s));
+    const char *d = tpath("qa20recd");
+    char args[1400], out[4000];
+    snprintf(args, sizeof args, "recover '%s' --out '%s/'", p, d);
+    int rc = run_tool(args, out, sizeof out);
+    fprintf(stderr, "%s", out);
+    ASSERT_EQ(rc, 0);
+    ASSERT(strstr(out, "verify"));
+    s = open_flags(d, MMS_RDONLY);
+    verify_ok(s);
+    OK(mms_close(s));
+    snprintf(args, sizeof args, "recover '%s' --out ''", p);
+    rc = run_tool(args, out, sizeof out);
+    fprintf(stderr, "%s", out);
+    ASSERT_EQ(rc, 2);
+    ASSERT(strstr(out, "mms recover: DEST is empty"));
+    ASSERT(!strstr(out, "info source")); /* refused before anything is read */
+    rmrf(p);
+    rmrf(d);
+}
+
 int main(void)
 {
     table_test_begin("test_qa20");
@@ -517,5 +548,6 @@ int main(void)
     RUN(index_fields_reordered);
     RUN(load_twice_named);
     RUN(where_ref_gone_target);
+    RUN(recover_out_forms);
     return table_test_end();
 }
