@@ -51,7 +51,8 @@
  *      recovery checks that each file is as long as the SIZE records of
  *      the groups it replays say.
  *   3. Punch the flagged free runs, cut each file to its committed size
- *      (rounded up to a page), the journal to a new store's size. Only
+ *      (rounded up to a page), the journal to one growth step (4 MiB,
+ *      mms__journal_shrink; a new store's is 64 KiB) when longer. Only
  *      bytes that mean nothing in the committed state change; a crash
  *      between any two of these leaves that state, with more or less
  *      space given back. A punched page whose flag a crash lost cannot

@@ -1071,6 +1071,9 @@ static int load_table(struct load *l, const struct jv *v)
         fields->t != J_ARR || fields->n == 0 || !jnum_u64(jget(v, "record_size"), &rs) ||
         !jnum_u64(jget(v, "slots"), &slots) || rs == 0 || rs > UINT32_MAX)
         return lerr(l, "a table line without name, fields, record_size or slots", NULL);
+    /* A second table of one name would open (or migrate) the first. */
+    if (ltab_named(l, name->s))
+        return lerr(l, "a second table called ", name->s);
     if (l->ntab == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 16;
         struct ltab *t = realloc(l->tab, l->cap * sizeof *t);

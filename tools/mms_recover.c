@@ -1006,7 +1006,13 @@ static int run_recover(const struct tool_cmd *cmd, int argc, char **argv)
         return rc;
     char dest[PATH_MAX + 16];
     if (out) {
-        snprintf(dest, sizeof dest, "%s", out);
+        /* DEST/ is DEST (as for copy and load): the store is built beside it */
+        size_t n = strlen(out);
+        while (n > 1 && out[n - 1] == '/')
+            n--;
+        if (n == 0) /* it would salvage everything, then fail to rename */
+            return tool_usage_err(cmd, "DEST is empty");
+        snprintf(dest, sizeof dest, "%.*s", (int)n, out);
     } else {
         /* Beside DIR: by its real path when its name is not one (".",
          * "..", "/"), whose DIR.recovered would be inside it. */

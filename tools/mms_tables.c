@@ -311,6 +311,9 @@ static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *
         if (n == 0) /* no record, as dump prints it */
             return true;
         mms_table *tt;
+        if (f->target && !f->target[0]) /* mms_table_schema's name of a dropped target */
+            return tool_err("%s'%s': field %s refers to no table (its target was dropped), "
+                            "so only '' (no record) can match", ctx, text, f->name), false;
         if (!parse_u64(text, n, &u) || !f->target || mms_table_find(s, f->target, &tt))
             return tool_err("%s'%s' is not a record index of table %s", ctx, text,
                             f->target ? f->target : "?"), false;
