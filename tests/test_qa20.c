@@ -471,6 +471,37 @@ TEST(load_twice_named)
     unlink(dump);
 }
 
+/* A dump whose table names a slot count no table can hold (damaged: 10^12
+ * slots of 8 bytes, none live): the load appended the deleted slots one at
+ * a time, for hours, until the table's limit or a full disk said no. Now
+ * they are one append, refused at once. (The tool runs under timeout(1)
+ * only so that the old behaviour fails the case instead of hanging it.) */
+TEST(load_huge_slot_count)
+{
+    const char *p = tpath("qa20huge");
+    char dump[600], args[1400], out[2000];
+    snprintf(dump, sizeof dump, "%s.jsonl", p);
+    file_put(dump,
+             "{\"mmstore_dump\":1,\"tables\":1}\n"
+             "{\"table\":\"t\",\"record_size\":8,\"slots\":1000000000000,\"records\":0,"
+             "\"fields\":[{\"name\":\"id\",\"kind\":\"i64\",\"offset\":0,\"size\":8}]}\n"
+             "{\"root\":null}\n"
+             "{\"end\":true,\"records\":0}\n");
+    snprintf(args, sizeof args, "timeout 120 '%s' load '%s' '%s' 2>&1", getenv("MMS_TOOL"),
+             dump, p);
+    FILE *f = popen(args, "r");
+    ASSERT(f != NULL);
+    out[fread(out, 1, sizeof out - 1, f)] = 0;
+    int ws = pclose(f);
+    fprintf(stderr, "%s", out);
+    ASSERT(WIFEXITED(ws));
+    ASSERT_EQ(WEXITSTATUS(ws), 1); /* 124: still appending after 120 s */
+    ASSERT(strstr(out, "cannot append to t"));
+    struct stat st;
+    ASSERT(stat(p, &st) != 0); /* no store */
+    unlink(dump);
+}
+
 /* A condition on a REF field whose target table was dropped: the error
  * named the target as an empty string ("is not a record index of table ",
  * and nothing after it). */
@@ -547,6 +578,7 @@ int main(void)
     RUN(index_drop_create_one_txn);
     RUN(index_fields_reordered);
     RUN(load_twice_named);
+    RUN(load_huge_slot_count);
     RUN(where_ref_gone_target);
     RUN(recover_out_forms);
     return table_test_end();

@@ -818,6 +818,13 @@ struct lpad {
     bool dropped;
 };
 
+/* Slots first .. first + n - 1 of table tab were deleted in the dumped
+ * store: appended as zeros, deleted at the end. */
+struct lgap {
+    size_t tab;
+    uint64_t first, n;
+};
+
 struct load {
     const char *path; /* the store made, at the header */
     mms_store *s;
@@ -829,7 +836,7 @@ struct load {
     size_t npad, padcap;
     struct ltab *tab;
     size_t ntab, cap;
-    uint64_t *gaps; /* (table << 48 | slot) of zero records appended for deleted slots */
+    struct lgap *gaps; /* runs of zero records appended for deleted slots */
     size_t ngaps, gapcap;
     uint64_t records;
     char *rec;
@@ -850,23 +857,27 @@ static struct ltab *ltab_named(struct load *l, const char *name)
     return NULL;
 }
 
-/* Zero records up to slot n of tb, marked for deletion at the end. */
+/* Zero records up to slot n of tb, marked for deletion at the end: one
+ * run, appended at once (one at a time, a dump that names a huge slot
+ * count, damaged or of a store of mostly deleted records, appended for
+ * hours before the table's limit or a full disk said no). */
 static int fill_gaps(struct load *l, struct ltab *tb, uint64_t n)
 {
-    for (; tb->next < n; tb->next++) {
-        uint64_t got;
-        int r = mms_table_append(tb->t, NULL, &got);
-        if (r)
-            return tool_fail("cannot append to", tb->name, r);
-        if (l->ngaps == l->gapcap) {
-            l->gapcap = l->gapcap ? 2 * l->gapcap : 256;
-            uint64_t *g = realloc(l->gaps, l->gapcap * sizeof *g);
-            if (!g)
-                return tool_err("out of memory");
-            l->gaps = g;
-        }
-        l->gaps[l->ngaps++] = (uint64_t)(tb - l->tab) << 48 | got;
+    if (tb->next >= n)
+        return 0;
+    if (l->ngaps == l->gapcap) {
+        l->gapcap = l->gapcap ? 2 * l->gapcap : 16;
+        struct lgap *g = realloc(l->gaps, l->gapcap * sizeof *g);
+        if (!g)
+            return tool_err("out of memory");
+        l->gaps = g;
     }
+    uint64_t first;
+    int r = mms_table_append_many(tb->t, n - tb->next, &first, NULL);
+    if (r)
+        return tool_fail("cannot append to", tb->name, r);
+    l->gaps[l->ngaps++] = (struct lgap){(size_t)(tb - l->tab), first, n - tb->next};
+    tb->next = n;
     return 0;
 }
 
@@ -1459,11 +1470,12 @@ static int load_lines(struct load *l, FILE *f)
     if (!rc && !end)
         rc = tool_err("the dump ends early (no end line): it was cut short");
     /* The slots that were deleted in the dumped store. */
-    for (size_t g = 0; !rc && g < l->ngaps; g++) {
-        int r = mms_table_delete(l->tab[l->gaps[g] >> 48].t, l->gaps[g] & MMS_SLOT_MASK);
-        if (r)
-            rc = tool_fail("cannot delete a slot of", l->tab[l->gaps[g] >> 48].name, r);
-    }
+    for (size_t g = 0; !rc && g < l->ngaps; g++)
+        for (uint64_t i = 0; !rc && i < l->gaps[g].n; i++) {
+            int r = mms_table_delete(l->tab[l->gaps[g].tab].t, l->gaps[g].first + i);
+            if (r)
+                rc = tool_fail("cannot delete a slot of", l->tab[l->gaps[g].tab].name, r);
+        }
     /* The indexes, built from the records as they now are. */
     for (size_t t = 0; !rc && t < l->ntab; t++)
         for (size_t k = 0; !rc && k < l->tab[t].nix; k++) {
