@@ -450,7 +450,7 @@ TEST(indexes)
     ASSERT_EQ(cli("get '%s' t grp 3", dir), 0);
     ASSERT(strcmp(out, scan[0]) == 0);
     ASSERT_EQ(cli("get '%s' t id abc", dir), 1);
-    HAS(err, "t.id: 'abc' is not a i64 value"); /* which field's value it is */
+    HAS(err, "t.id: 'abc' is not an i64 value"); /* which field's value it is */
     ASSERT_EQ(cli("get '%s' t nope 1", dir), 1);
     HAS(err, "no field 'nope'");
     /* A well-formed condition the table cannot answer (no such field, a
@@ -470,7 +470,7 @@ TEST(indexes)
     ASSERT_EQ(lines(err), 1);
     HAS(err, "--where 'score>': '' is not a f64 value");
     ASSERT_EQ(cli("dump '%s' t --where 'grp==3'", dir), 1);
-    HAS(err, "--where 'grp==3': '=3' is not a i32 value");
+    HAS(err, "--where 'grp==3': '=3' is not an i32 value");
     ASSERT_EQ(cli("verify '%s'", dir), 0);
     /* Covering indexes, hash and ordered: listed with their covered field;
      * the ordered one answers ranges as before. */

@@ -259,6 +259,14 @@ struct cond {
 };
 #define MAX_WHERE 8
 
+/* "'300' is not an i8 value": the article as said (an i.., an f.., a u..). */
+static bool bad_value(const char *ctx, const char *text, const mms_field *f)
+{
+    const char *kind = mms_kind_name(f->kind);
+    tool_err("%s'%s' is not %s %s value", ctx, text, kind[0] == 'u' ? "a" : "an", kind);
+    return false;
+}
+
 /* text as a value of field f into key (struct cond's, 256 bytes); false
  * with a message if it is not one (after ctx: "", or the --where
  * condition it came from). */
@@ -279,17 +287,17 @@ static bool parse_key(mms_store *s, const mms_field *f, const char *text, void *
         if (!parse_i64(text, n, &i) ||
             (f->size < 8 && (i < -(INT64_C(1) << (8 * f->size - 1)) ||
                              i >= (INT64_C(1) << (8 * f->size - 1)))))
-            return tool_err("%s'%s' is not a %s value", ctx, text, mms_kind_name(f->kind)), false;
+            return bad_value(ctx, text, f);
         memcpy(key, &i, f->size); /* little-endian: the low bytes */
         return true;
     case 'u':
         if (!parse_u64(text, n, &u) || (f->size < 8 && u >> (8 * f->size)))
-            return tool_err("%s'%s' is not a %s value", ctx, text, mms_kind_name(f->kind)), false;
+            return bad_value(ctx, text, f);
         memcpy(key, &u, f->size);
         return true;
     case 'f':
         if (f->kind == MMS_KIND_F32 ? !parse_f32(text, n, &x) : !parse_f64(text, n, &d))
-            return tool_err("%s'%s' is not a %s value", ctx, text, mms_kind_name(f->kind)), false;
+            return bad_value(ctx, text, f);
         if (f->kind == MMS_KIND_F32)
             memcpy(key, &x, 4);
         else
