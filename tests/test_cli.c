@@ -468,7 +468,7 @@ TEST(indexes)
     /* a bad value names the condition it came from */
     ASSERT_EQ(cli("dump '%s' t --where 'score>'", dir), 1);
     ASSERT_EQ(lines(err), 1);
-    HAS(err, "--where 'score>': '' is not a f64 value");
+    HAS(err, "--where 'score>': '' is not an f64 value");
     ASSERT_EQ(cli("dump '%s' t --where 'grp==3'", dir), 1);
     HAS(err, "--where 'grp==3': '=3' is not an i32 value");
     ASSERT_EQ(cli("verify '%s'", dir), 0);
