@@ -551,7 +551,9 @@ static int spec_from_dtype(struct spec *sp, PyObject *dt, PyObject *names)
     PyObject *fields = seq ? PyObject_GetAttrString(dt, "fields") : NULL;
     Py_ssize_t itemsize = fields ? pymms_int_attr(dt, "itemsize") : -1;
     int rc = -1;
-    if (!seq || !fields || itemsize < 0)
+    /* numpy keeps itemsize in a C int: past 2 GiB it is negative, with no
+     * exception (the range check below refuses it). */
+    if (!seq || !fields || (itemsize < 0 && PyErr_Occurred()))
         goto out;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     if (n < 1 || n > (Py_ssize_t)MMS_MAX_FIELDS || itemsize < 1 ||
