@@ -762,19 +762,29 @@ PyObject *pymms_store_table(pymms_store *st, PyObject *name)
     const char *cname = pymms_utf8(name, "a table name");
     if (!cname)
         return NULL;
-    PyObject *tb = PyDict_GetItemWithError(st->tables, name);
-    if (tb) {
-        const char *now = mms_table_name(((pymms_table *)tb)->t);
-        if (now && strcmp(now, cname) == 0)
-            return Py_NewRef(tb);
-    } else if (PyErr_Occurred())
-        return NULL;
+    /* Inside a transaction: a drop by another handle is seen from this
+     * handle's next one. */
     int own;
     if (pymms_scope_enter(st, &own) < 0)
         return NULL;
+    PyObject *res = NULL;
+    pymms_table *tb = (pymms_table *)PyDict_GetItemWithError(st->tables, name);
+    if (tb) {
+        const char *now = mms_table_name(tb->t);
+        if (now && strcmp(now, cname) == 0) {
+            /* A dropped table's handle keeps its name but has no layout.
+             * It stays cached: the C library gives it to a table made
+             * again by that name, and that is then this Table again. */
+            if (mms_table_schema(tb->t))
+                res = Py_NewRef((PyObject *)tb);
+            else
+                PyErr_SetObject(PyExc_KeyError, name);
+            goto out;
+        }
+    } else if (PyErr_Occurred())
+        goto out;
     mms_table *t = NULL;
     int r = mms_table_find(st->s, cname, &t);
-    PyObject *res = NULL;
     if (r == MMS_ENOENT || r == MMS_EINVAL) { /* no such name, or none can exist */
         PyErr_SetObject(PyExc_KeyError, name);
         if (tb && PyDict_DelItem(st->tables, name) < 0) /* a stale name */
@@ -786,6 +796,7 @@ PyObject *pymms_store_table(pymms_store *st, PyObject *name)
             Py_CLEAR(res);
     } else if ((res = pymms_table_new(st, t, name)) && PyDict_SetItem(st->tables, name, res) < 0)
         Py_CLEAR(res);
+out:
     if (pymms_scope_exit(st, own, res ? 0 : -1) < 0)
         Py_CLEAR(res);
     return res;
