@@ -753,7 +753,8 @@ pymms_table *pymms_table_of_handle(pymms_store *st, const mms_table *t)
 /* The cache is keyed by name, and a name can leave its table: another
  * handle renames the table (the C handle takes the new name at this
  * handle's next transaction) or drops it and creates another of that
- * name. So a hit counts only while the C handle still has that name, and a
+ * name. So a hit counts only while the C handle still has that name and a
+ * layout (a dropped table's handle keeps its name), and a
  * miss that mms_table_find answers with a handle a Table already holds
  * moves that Table to the new name: one Table object per C table handle,
  * whatever it is called (its writable views are counted on it, R4). */
