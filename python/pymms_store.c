@@ -478,8 +478,10 @@ PyDoc_STRVAR(read_doc,
 "    with s.read():\n"
 "        a = t.array()\n\n"
 "Inside it the store shows one committed state, whole; arrays taken in it do\n"
-"not change until it ends. Commits of other processes wait for it to end, so\n"
-"keep it short.");
+"not change until it ends. Commits of other processes do not wait for it,\n"
+"but their pages wait in the writer's memory (up to its max_backlog, 64 MiB\n"
+"by default: then its next commit waits) and new read transactions see the\n"
+"pinned state until it ends, so keep it short.");
 
 static PyObject *store_read(pymms_store *st, PyObject *unused)
 {
