@@ -299,16 +299,25 @@ static int put_record(pymms_store *st, const mms_schema *sc, PyObject *rec, char
     PyObject *key, *value, *copy = PyDict_Copy(rec);
     Py_ssize_t pos = 0;
     int r = copy ? 0 : -1;
+    unsigned char *seen = copy ? calloc(sc->nfields, 1) : NULL;
+    if (copy && !seen) {
+        PyErr_NoMemory();
+        r = -1;
+    }
     while (!r && PyDict_Next(copy, &pos, &key, &value)) {
         uint32_t k;
         const mms_field *f = pymms_field_named(sc, key, &k);
         if (!f)
             r = -1;
-        else if (is_missing(value) && !pymms_kind_is_heap(f->kind) && f->kind != MMS_KIND_REF)
+        else if (seen[k]++) { /* two keys spelling one name: the first string would leak */
+            PyErr_Format(PyExc_ValueError, "append: field %s is given twice", f->name);
+            r = -1;
+        } else if (is_missing(value) && !pymms_kind_is_heap(f->kind) && f->kind != MMS_KIND_REF)
             missing[k] = 1; /* marked once the record is there; its bytes stay 0 */
         else if (put_value(st, f, is_missing(value) ? Py_None : value, buf, &owned[k]) < 0)
             r = -1;
     }
+    free(seen);
     Py_XDECREF(copy);
     return r;
 }
@@ -933,6 +942,13 @@ static int prep_columns(pymms_store *st, const mms_schema *sc, PyObject *columns
         const mms_field *f = pymms_field_named(sc, key, &index);
         if (!f)
             return -1;
+        /* One column per field (cols has one per field): two keys can
+         * spell one name (a str subclass that equals neither). */
+        for (uint32_t j = 0; j < *ncols; j++)
+            if (cols[j].index == index) {
+                PyErr_Format(PyExc_ValueError, "extend: field %s is given twice", f->name);
+                return -1;
+            }
         if (PyUnicode_Check(value) || PyBytes_Check(value) || PyByteArray_Check(value)) {
             /* One value, not a column of its characters (or bytes). */
             PyErr_Format(PyExc_TypeError, "column %s: a %.100s is one value, not a column "
