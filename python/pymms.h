@@ -284,6 +284,10 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *spec);
 PyObject *pymms_spec_string(PyObject *spec);
 /* numpy.<fn>(*args) with args built by Py_BuildValue(fmt, ...). */
 PyObject *pymms_np_call(const char *fn, const char *fmt, ...);
+/* PySequence_Fast(o, msg), but a list is copied: PySequence_Fast gives
+ * the list itself, and Python code that converting one of its items runs
+ * (an __index__) could shrink it under a loop over its items. */
+PyObject *pymms_fast_copy(PyObject *o, const char *msg);
 int pymms_is_ndarray(PyObject *o);          /* -1 with an exception */
 char pymms_kind_char(PyObject *dtype);      /* dtype.kind, 0 with an exception */
 char pymms_dtype_kind(PyObject *array);     /* array.dtype.kind */

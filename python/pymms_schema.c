@@ -250,6 +250,13 @@ PyObject *pymms_np_call(const char *fn, const char *fmt, ...)
     return r;
 }
 
+PyObject *pymms_fast_copy(PyObject *o, const char *msg)
+{
+    if (PyList_Check(o))
+        return PyList_GetSlice(o, 0, PY_SSIZE_T_MAX);
+    return PySequence_Fast(o, msg);
+}
+
 int pymms_is_ndarray(PyObject *o)
 {
     PyObject *np = pymms_numpy();
@@ -469,7 +476,7 @@ out:
 /* A list of fields laid out as a C struct. */
 static int spec_from_list(struct spec *sp, PyObject *list)
 {
-    PyObject *seq = PySequence_Fast(list, "a schema is a list of fields");
+    PyObject *seq = pymms_fast_copy(list, "a schema is a list of fields");
     if (!seq)
         return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);

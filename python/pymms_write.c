@@ -630,7 +630,7 @@ static int prep_number(struct column *c, PyObject *col, Py_ssize_t n)
 static int prep_items(pymms_store *st, struct column *c, PyObject *col, Py_ssize_t n)
 {
     const mms_field *f = c->f;
-    PyObject *seq = PySequence_Fast(col, "a column must be a sequence");
+    PyObject *seq = pymms_fast_copy(col, "a column must be a sequence");
     if (!seq)
         return -1;
     if (PySequence_Fast_GET_SIZE(seq) != n) {
@@ -732,7 +732,7 @@ static int prep_ref_array(pymms_store *st, struct column *c, PyObject *a, Py_ssi
 static int prep_heap(struct column *c, PyObject *col, Py_ssize_t n)
 {
     const mms_field *f = c->f;
-    PyObject *seq = PySequence_Fast(col, "a column must be a sequence");
+    PyObject *seq = pymms_fast_copy(col, "a column must be a sequence");
     if (!seq)
         return -1;
     if (PySequence_Fast_GET_SIZE(seq) != n) {

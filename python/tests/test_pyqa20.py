@@ -95,3 +95,60 @@ def test_append_with_a_field_named_twice_is_refused(path):
         t.append({"s": "a"})
     assert len(t) == 1 and s.info()["heap_objects"] == used + 1
     s.close()
+
+
+def test_a_column_list_emptied_by_its_own_values_does_not_crash(path):
+    # extend read a list column's items in place (PySequence_Fast gives the
+    # list itself) while converting them, which runs their Python code (a
+    # ref's __index__; the __class__ that isinstance asks a str's value):
+    # one that emptied the list made the next item a freed pointer, a
+    # segfault. The child keeps a crash out of pytest.
+    p = run_py("""
+        import sys, mmstore
+        s = mmstore.open(sys.argv[1], create=True)
+        with s.write():
+            t = s.create_table("t", [("x", "i64")])
+            t.append({"x": 1})
+            u = s.create_table("u", [("r", "ref", "t"), ("s", "str")])
+        ref0 = t.ref(0)
+        class Emptying:
+            def __index__(self):
+                col.clear()
+                return ref0
+        class Odd:
+            @property
+            def __class__(self):
+                strs.clear()
+                return Odd
+        for col, strs in (([Emptying()] + [None] * 1000, [None] * 1001),
+                          ([None] * 1001, [Odd()] + ["a"] * 1000)):
+            try:
+                with s.write():
+                    u.extend({"r": col, "s": strs})
+            except TypeError as e:
+                print("refused:", e)
+        print([u.get(0), len(u)])
+    """, path, check=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("refused:") == 1, p.stdout
+    assert p.stdout.endswith("[{'r': ('t', 0), 's': None}, 1001]\n"), p.stdout
+
+
+def test_a_schema_list_emptied_by_a_chars_size_does_not_crash(path):
+    # create_table read the spec list in place while converting its
+    # fields; a chars size's __index__ that emptied the list made the next
+    # field a freed pointer (a segfault).
+    p = run_py("""
+        import sys, mmstore
+        s = mmstore.open(sys.argv[1], create=True)
+        class Emptying:
+            def __index__(self):
+                spec.clear()
+                return 4
+        spec = [("a", "chars", Emptying())] + [("b%d" % i, "i8") for i in range(100)]
+        with s.write():
+            t = s.create_table("t", spec)
+        print(len(t.fields), t.fields[0].size)
+    """, path, check=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "101 4\n"
