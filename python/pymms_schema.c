@@ -742,7 +742,8 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
         goto out;
     }
     if (exists) {
-        old->migrated = st->serial;
+        if (pymms_mark(old, &old->migrated) < 0)
+            goto out;
         old->t = t;
         old->layout = 0;
         res = Py_NewRef((PyObject *)old);
@@ -759,11 +760,9 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
     } else {
         res = pymms_table_new(st, t, name);
     }
-    if (res) {
-        ((pymms_table *)res)->created = st->serial;
-        if (PyDict_SetItem(st->tables, name, res) < 0)
-            Py_CLEAR(res);
-    }
+    if (res && (pymms_mark((pymms_table *)res, &((pymms_table *)res)->created) < 0 ||
+                pymms_cache_put(st, name, res) < 0))
+        Py_CLEAR(res);
 out:
     Py_XDECREF((PyObject *)old);
     spec_free(&sp);

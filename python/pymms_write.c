@@ -361,8 +361,11 @@ static PyObject *append_in(pymms_table *tb, PyObject *rec)
         pymms_raise(r, "append");
         goto out;
     }
-    if (idx >= before)
-        tb->appended = st->serial;
+    if (idx >= before && pymms_mark(tb, &tb->appended) < 0) {
+        st->doomed = 1; /* a record the marks do not cover: never commit */
+        memset(owned, 0, sc->nfields * sizeof *owned); /* the record holds them */
+        goto out;
+    }
     for (uint32_t k = 0; k < sc->nfields && !r; k++)
         if (missing[k] && (r = mms_table_null_set(tb->t, idx, k, 1)) != 0) {
             pymms_raise(r, "append: marking a value missing");
@@ -1027,7 +1030,10 @@ static PyObject *extend_in(pymms_table *tb, PyObject *columns)
         pymms_raise(r, "extend");
         goto out;
     }
-    tb->appended = st->serial;
+    if (pymms_mark(tb, &tb->appended) < 0) {
+        st->doomed = 1; /* records appended and left empty: never commit */
+        goto out;
+    }
     struct fill fl = {cols, ncols, where, sc->record_size, (uint64_t)n};
     PYMMS_BLOCKING(st, fill_fixed(&fl));
     for (uint32_t k = 0; k < ncols; k++) {

@@ -152,3 +152,64 @@ def test_a_schema_list_emptied_by_a_chars_size_does_not_crash(path):
     """, path, check=False)
     assert p.returncode == 0, p.stderr
     assert p.stdout == "101 4\n"
+
+
+def test_a_store_whose_tables_were_used_closes_when_dropped(path):
+    # The Store cached its Tables and each Table held its Store: a cycle,
+    # so a Store dropped without close() after table() stayed open until
+    # the garbage collector ran, which in a notebook with numpy and pandas
+    # loaded can be never. Each held one of the store's 256 reader slots,
+    # which every process shares: a loop over `mmstore.open(p).table(t)`
+    # made other processes' opens fail with BusyError.
+    import gc
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.create_table("t", [("x", "i64")]).extend({"x": np.arange(3)})
+    watcher = mmstore.open(path, readonly=True)
+    handles = watcher.info()["handles"]
+    gc.disable()
+    try:
+        del s
+        assert watcher.info()["handles"] == handles - 1
+        for _ in range(300):        # more than the reader slots
+            assert mmstore.open(path).table("t").column("x").sum() == 3
+        t = mmstore.open(path).table("t")
+        assert watcher.info()["handles"] == handles
+        a = t.column("x")
+        del t                       # the array holds the Table, and so the Store
+        assert watcher.info()["handles"] == handles and list(a) == [0, 1, 2]
+        del a
+        assert watcher.info()["handles"] == handles - 1
+    finally:
+        gc.enable()
+    watcher.close()
+
+
+def test_marks_of_a_write_transaction_outlive_the_table_objects(path):
+    # The Store holds its Tables weakly (above), but what a write
+    # transaction marked on one (created, migrated, appended: no writable
+    # array then) must hold even when the caller kept no Table.
+    import gc
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.create_table("old", [("x", "i64")]).append({"x": 1})
+    with s.write():
+        s.create_table("new", [("x", "i64")])
+        s.create_table("old", [("x", "i64"), ("y", "f64")])
+        gc.collect()
+        for name in ("new", "old"):
+            with pytest.raises(BufferError):
+                s.table(name).array(writable=True)
+    with s.write():
+        s.table("old").append({"x": 2})
+        gc.collect()
+        with pytest.raises(BufferError):
+            s.table("old").array(writable=True)
+    with pytest.raises(RuntimeError):
+        with s.write():
+            s.create_table("gone", [("x", "i64")])
+            raise RuntimeError
+    with pytest.raises(KeyError):
+        s.table("gone")
+    assert sorted(s.tables()) == ["new", "old"] and len(s.table("old")) == 2
+    s.close()
