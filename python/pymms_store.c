@@ -275,6 +275,8 @@ static void forget_created(pymms_store *st)
 {
     PyObject *key, *value;
     Py_ssize_t pos = 0;
+    if (!st->tables || !st->pinned) /* cleared by the garbage collector */
+        return;
     PyObject *gone = PyList_New(0);
     if (!gone) {
         PyErr_Clear();
@@ -327,6 +329,8 @@ int pymms_mark(pymms_table *tb, uint64_t *mark)
     if (*mark == st->serial)
         return 0;
     *mark = st->serial;
+    if (!st->pinned) /* cleared by the garbage collector */
+        return 0;
     int in = PySequence_Contains(st->pinned, (PyObject *)tb);
     return in < 0 ? -1 : in ? 0 : PyList_Append(st->pinned, (PyObject *)tb);
 }
