@@ -653,6 +653,18 @@ PyObject *pymms_spec_string(PyObject *spec)
     PyObject *parts = PyList_New(0);
     for (uint32_t i = 0; parts && i < sp.n; i++) {
         const mms_field *f = &sp.f[i];
+        /* The tool's syntax has no quoting: "p:i8,q" of i64 would be two
+         * fields, p (i8) and q (i64). */
+        const char *odd = strpbrk(f->name, ",:") ? f->name
+                          : f->kind == MMS_KIND_REF && strpbrk(f->target, ",:") ? f->target
+                                                                                  : NULL;
+        if (odd) {
+            PyErr_Format(PyExc_ValueError, "import_csv: %s in the schema has a ',' or ':', "
+                         "which `mms import --schema` cannot spell; create the table first "
+                         "(create_table) and import into it without a schema", odd);
+            Py_CLEAR(parts);
+            break;
+        }
         PyObject *p = f->kind == MMS_KIND_CHARS ? PyUnicode_FromFormat("%s:chars:%u", f->name,
                                                                        (unsigned)f->size)
                       : f->kind == MMS_KIND_REF ? PyUnicode_FromFormat("%s:ref:%s", f->name,

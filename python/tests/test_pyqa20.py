@@ -213,3 +213,24 @@ def test_marks_of_a_write_transaction_outlive_the_table_objects(path):
         s.table("gone")
     assert sorted(s.tables()) == ["new", "old"] and len(s.table("old")) == 2
     s.close()
+
+
+def test_import_csv_schema_with_a_name_the_tool_cannot_spell(path, mms_tool, tmp_path,
+                                                            monkeypatch):
+    # import_csv passes a schema to `mms import --schema` as "name:kind,...",
+    # names as they are: a field called "p:i8,q" of kind i64 became two
+    # fields, p (i8) and q (i64), a table other than the one asked for.
+    monkeypatch.setenv("MMS_TOOL", mms_tool)
+    csv = tmp_path / "pq.csv"
+    csv.write_text("p,q\n1,2\n")
+    s = mmstore.open(path, create=True)
+    with pytest.raises(ValueError, match="p:i8,q"):
+        s.import_csv(csv, "t", schema=[("p:i8,q", "i64")])
+    assert s.tables() == []
+    # Such a name is fine in a table made first, and imports into it.
+    comma = tmp_path / "comma.csv"
+    comma.write_text('"a,b",c\n1,x\n')
+    with s.write():
+        s.create_table("u", [("a,b", "i64"), ("c", "str")])
+    assert len(s.import_csv(comma, "u")) == 1 and s.table("u").get(0) == {"a,b": 1, "c": "x"}
+    s.close()
