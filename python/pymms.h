@@ -100,7 +100,12 @@ typedef struct pymms_store {
     PyObject_HEAD
     mms_store *s;          /* NULL once mms_close() ran */
     PyObject *path;        /* str: the absolute path of the store */
-    PyObject *tables;      /* dict: name -> Table, one object per table */
+    PyObject *tables;      /* dict: name -> weakref to its Table, one object per
+                              table (weak: a Table holds its Store, and a cycle
+                              would keep a dropped Store open until the GC ran) */
+    PyObject *pinned;      /* list: the Tables the current write transaction
+                              marked (created, migrated, appended: R4, R5),
+                              kept alive until it ends so the marks stay */
     unsigned flags;        /* the MMS_* open flags */
     int closed;            /* close() was called (R3) */
     int guard;             /* the C guard is on (an environment override) */
@@ -134,6 +139,7 @@ typedef struct pymms_table {
     Py_ssize_t nwviews;    /* writable Views of this table alive (R4) */
     uint32_t region;       /* its region when the last writable View was made (R4) */
     int dead;              /* its creation was aborted */
+    PyObject *weakrefs;    /* the Store's cache holds it weakly */
 } pymms_table;
 
 /* The exporter a numpy array is built over: one range of a table's
@@ -219,6 +225,14 @@ uint32_t pymms_region_of(pymms_store *st, const char *name);
 Py_ssize_t pymms_views_elsewhere(pymms_store *st, uint32_t region);
 /* Close the C handle now (R3); with the GIL released. Returns the error. */
 int pymms_store_release(pymms_store *st);
+/* The live Table a value of st->tables names (borrowed), or NULL. */
+pymms_table *pymms_cached(PyObject *ref);
+/* Cache tb under name (a weak reference). 0, or -1 with an exception. */
+int pymms_cache_put(pymms_store *st, PyObject *name, PyObject *tb);
+/* Keep tb alive until the write transaction ends: it carries one of its
+ * marks (set *mark to st->serial; pinned once per transaction). 0, or -1
+ * with an exception. */
+int pymms_mark(pymms_table *tb, uint64_t *mark);
 /* The cached Table over C handle t (a new reference; the name it was
  * cached under is dropped: the caller caches it again), or NULL. */
 pymms_table *pymms_table_of_handle(pymms_store *st, const mms_table *t);
@@ -284,6 +298,10 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *spec);
 PyObject *pymms_spec_string(PyObject *spec);
 /* numpy.<fn>(*args) with args built by Py_BuildValue(fmt, ...). */
 PyObject *pymms_np_call(const char *fn, const char *fmt, ...);
+/* PySequence_Fast(o, msg), but a list is copied: PySequence_Fast gives
+ * the list itself, and Python code that converting one of its items runs
+ * (an __index__) could shrink it under a loop over its items. */
+PyObject *pymms_fast_copy(PyObject *o, const char *msg);
 int pymms_is_ndarray(PyObject *o);          /* -1 with an exception */
 char pymms_kind_char(PyObject *dtype);      /* dtype.kind, 0 with an exception */
 char pymms_dtype_kind(PyObject *array);     /* array.dtype.kind */

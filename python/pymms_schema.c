@@ -250,6 +250,13 @@ PyObject *pymms_np_call(const char *fn, const char *fmt, ...)
     return r;
 }
 
+PyObject *pymms_fast_copy(PyObject *o, const char *msg)
+{
+    if (PyList_Check(o))
+        return PyList_GetSlice(o, 0, PY_SSIZE_T_MAX);
+    return PySequence_Fast(o, msg);
+}
+
 int pymms_is_ndarray(PyObject *o)
 {
     PyObject *np = pymms_numpy();
@@ -469,7 +476,7 @@ out:
 /* A list of fields laid out as a C struct. */
 static int spec_from_list(struct spec *sp, PyObject *list)
 {
-    PyObject *seq = PySequence_Fast(list, "a schema is a list of fields");
+    PyObject *seq = pymms_fast_copy(list, "a schema is a list of fields");
     if (!seq)
         return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -551,7 +558,9 @@ static int spec_from_dtype(struct spec *sp, PyObject *dt, PyObject *names)
     PyObject *fields = seq ? PyObject_GetAttrString(dt, "fields") : NULL;
     Py_ssize_t itemsize = fields ? pymms_int_attr(dt, "itemsize") : -1;
     int rc = -1;
-    if (!seq || !fields || itemsize < 0)
+    /* numpy keeps itemsize in a C int: past 2 GiB it is negative, with no
+     * exception (the range check below refuses it). */
+    if (!seq || !fields || (itemsize < 0 && PyErr_Occurred()))
         goto out;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     if (n < 1 || n > (Py_ssize_t)MMS_MAX_FIELDS || itemsize < 1 ||
@@ -644,6 +653,18 @@ PyObject *pymms_spec_string(PyObject *spec)
     PyObject *parts = PyList_New(0);
     for (uint32_t i = 0; parts && i < sp.n; i++) {
         const mms_field *f = &sp.f[i];
+        /* The tool's syntax has no quoting: "p:i8,q" of i64 would be two
+         * fields, p (i8) and q (i64). */
+        const char *odd = strpbrk(f->name, ",:") ? f->name
+                          : f->kind == MMS_KIND_REF && strpbrk(f->target, ",:") ? f->target
+                                                                                  : NULL;
+        if (odd) {
+            PyErr_Format(PyExc_ValueError, "import_csv: %s in the schema has a ',' or ':', "
+                         "which `mms import --schema` cannot spell; create the table first "
+                         "(create_table) and import into it without a schema", odd);
+            Py_CLEAR(parts);
+            break;
+        }
         PyObject *p = f->kind == MMS_KIND_CHARS ? PyUnicode_FromFormat("%s:chars:%u", f->name,
                                                                        (unsigned)f->size)
                       : f->kind == MMS_KIND_REF ? PyUnicode_FromFormat("%s:ref:%s", f->name,
@@ -733,7 +754,8 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
         goto out;
     }
     if (exists) {
-        old->migrated = st->serial;
+        if (pymms_mark(old, &old->migrated) < 0)
+            goto out;
         old->t = t;
         old->layout = 0;
         res = Py_NewRef((PyObject *)old);
@@ -750,11 +772,9 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
     } else {
         res = pymms_table_new(st, t, name);
     }
-    if (res) {
-        ((pymms_table *)res)->created = st->serial;
-        if (PyDict_SetItem(st->tables, name, res) < 0)
-            Py_CLEAR(res);
-    }
+    if (res && (pymms_mark((pymms_table *)res, &((pymms_table *)res)->created) < 0 ||
+                pymms_cache_put(st, name, res) < 0))
+        Py_CLEAR(res);
 out:
     Py_XDECREF((PyObject *)old);
     spec_free(&sp);

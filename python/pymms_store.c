@@ -275,26 +275,64 @@ static void forget_created(pymms_store *st)
 {
     PyObject *key, *value;
     Py_ssize_t pos = 0;
+    if (!st->tables || !st->pinned) /* cleared by the garbage collector */
+        return;
     PyObject *gone = PyList_New(0);
     if (!gone) {
         PyErr_Clear();
         return;
     }
-    while (PyDict_Next(st->tables, &pos, &key, &value)) {
-        pymms_table *tb = (pymms_table *)value;
-        if (tb->created == st->serial) {
+    /* The transaction's marks are on the Tables it pinned. */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(st->pinned); i++) {
+        pymms_table *tb = (pymms_table *)PyList_GET_ITEM(st->pinned, i);
+        if (tb->created == st->serial)
             tb->dead = 1;
-            if (PyList_Append(gone, key) < 0)
-                PyErr_Clear();
-        }
         /* An aborted migration maps the old layout back: rebuild dtype. */
         if (tb->migrated == st->serial)
             tb->layout = 0;
+    }
+    while (PyDict_Next(st->tables, &pos, &key, &value)) {
+        pymms_table *tb = pymms_cached(value);
+        if ((!tb || tb->dead) && PyList_Append(gone, key) < 0)
+            PyErr_Clear();
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(gone); i++)
         if (PyDict_DelItem(st->tables, PyList_GET_ITEM(gone, i)) < 0)
             PyErr_Clear();
     Py_DECREF(gone);
+}
+
+/* The write transaction ended: its marks need their Tables no more. */
+static void unpin(pymms_store *st)
+{
+    if (st->pinned && PyList_SetSlice(st->pinned, 0, PY_SSIZE_T_MAX, NULL) < 0)
+        PyErr_Clear();
+}
+
+pymms_table *pymms_cached(PyObject *ref)
+{
+    PyObject *o = PyWeakref_GetObject(ref); /* borrowed; Py_None once dead */
+    return o && o != Py_None ? (pymms_table *)o : NULL;
+}
+
+int pymms_cache_put(pymms_store *st, PyObject *name, PyObject *tb)
+{
+    PyObject *w = PyWeakref_NewRef(tb, NULL);
+    int r = w ? PyDict_SetItem(st->tables, name, w) : -1;
+    Py_XDECREF(w);
+    return r;
+}
+
+int pymms_mark(pymms_table *tb, uint64_t *mark)
+{
+    pymms_store *st = tb->store;
+    if (*mark == st->serial)
+        return 0;
+    *mark = st->serial;
+    if (!st->pinned) /* cleared by the garbage collector */
+        return 0;
+    int in = PySequence_Contains(st->pinned, (PyObject *)tb);
+    return in < 0 ? -1 : in ? 0 : PyList_Append(st->pinned, (PyObject *)tb);
 }
 
 /* End the write transaction: commit it (commit != 0, and nothing in it
@@ -319,6 +357,7 @@ static int write_end(pymms_store *st, int commit)
             st->state = PYMMS_IDLE;
             st->owner = 0;
             forget_created(st);
+            unpin(st);
             if (st->nwviews > 0)
                 st->tainted = 1;
             pymms_raise_msg(MMS_ETXN, "commit refused, the transaction was aborted: %s", detail);
@@ -335,6 +374,7 @@ static int write_end(pymms_store *st, int commit)
         st->tainted = 1;
     if (!committed)
         forget_created(st);
+    unpin(st);
     if (commit && !what) {
         PyErr_SetString(pymms_Error, "the write transaction was aborted, not committed: a call "
                                      "in it failed part-way (see the exception it raised)");
@@ -478,8 +518,10 @@ PyDoc_STRVAR(read_doc,
 "    with s.read():\n"
 "        a = t.array()\n\n"
 "Inside it the store shows one committed state, whole; arrays taken in it do\n"
-"not change until it ends. Commits of other processes wait for it to end, so\n"
-"keep it short.");
+"not change until it ends. Commits of other processes do not wait for it,\n"
+"but their pages wait in the writer's memory (up to its max_backlog, 64 MiB\n"
+"by default: then its next commit waits) and new read transactions see the\n"
+"pinned state until it ends, so keep it short.");
 
 static PyObject *store_read(pymms_store *st, PyObject *unused)
 {
@@ -568,9 +610,11 @@ Py_ssize_t pymms_views_elsewhere(pymms_store *st, uint32_t region)
             continue;
         PyObject *key, *value;
         Py_ssize_t pos = 0;
-        while (PyDict_Next(o->tables, &pos, &key, &value))
-            if (((pymms_table *)value)->region == region)
-                n += ((pymms_table *)value)->nwviews;
+        while (PyDict_Next(o->tables, &pos, &key, &value)) {
+            pymms_table *tb = pymms_cached(value); /* one with views is alive */
+            if (tb && tb->region == region)
+                n += tb->nwviews;
+        }
     }
     return n;
 }
@@ -586,6 +630,7 @@ PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guar
     st->s = s;
     st->path = Py_NewRef(path);
     st->tables = PyDict_New();
+    st->pinned = PyList_New(0);
     st->flags = flags;
     st->closed = 0;
     st->guard = guard;
@@ -608,7 +653,7 @@ PyObject *pymms_store_new(mms_store *s, PyObject *path, unsigned flags, int guar
     st->next = all_stores;
     all_stores = st;
     PyObject_GC_Track(st);
-    if (!st->tables) {
+    if (!st->tables || !st->pinned) {
         Py_DECREF(st);
         return NULL;
     }
@@ -690,12 +735,14 @@ static PyObject *store_exit(pymms_store *st, PyObject *args)
 static int store_traverse(pymms_store *st, visitproc visit, void *arg)
 {
     Py_VISIT(st->tables);
+    Py_VISIT(st->pinned);
     return 0;
 }
 
 static int store_clear(pymms_store *st)
 {
     Py_CLEAR(st->tables);
+    Py_CLEAR(st->pinned);
     return 0;
 }
 
@@ -714,6 +761,7 @@ static void store_dealloc(pymms_store *st)
         (void)r;
     }
     Py_CLEAR(st->tables);
+    Py_CLEAR(st->pinned);
     Py_CLEAR(st->path);
     Py_TYPE(st)->tp_free((PyObject *)st);
 }
@@ -739,8 +787,8 @@ pymms_table *pymms_table_of_handle(pymms_store *st, const mms_table *t)
     PyObject *key, *value;
     Py_ssize_t pos = 0;
     while (PyDict_Next(st->tables, &pos, &key, &value)) {
-        pymms_table *tb = (pymms_table *)value;
-        if (tb->t == t && !tb->dead) {
+        pymms_table *tb = pymms_cached(value);
+        if (tb && tb->t == t && !tb->dead) {
             Py_INCREF(tb);
             if (PyDict_DelItem(st->tables, key) < 0)
                 PyErr_Clear(); /* a str key: cannot fail */
@@ -753,7 +801,8 @@ pymms_table *pymms_table_of_handle(pymms_store *st, const mms_table *t)
 /* The cache is keyed by name, and a name can leave its table: another
  * handle renames the table (the C handle takes the new name at this
  * handle's next transaction) or drops it and creates another of that
- * name. So a hit counts only while the C handle still has that name, and a
+ * name. So a hit counts only while the C handle still has that name and a
+ * layout (a dropped table's handle keeps its name), and a
  * miss that mms_table_find answers with a handle a Table already holds
  * moves that Table to the new name: one Table object per C table handle,
  * whatever it is called (its writable views are counted on it, R4). */
@@ -762,30 +811,42 @@ PyObject *pymms_store_table(pymms_store *st, PyObject *name)
     const char *cname = pymms_utf8(name, "a table name");
     if (!cname)
         return NULL;
-    PyObject *tb = PyDict_GetItemWithError(st->tables, name);
-    if (tb) {
-        const char *now = mms_table_name(((pymms_table *)tb)->t);
-        if (now && strcmp(now, cname) == 0)
-            return Py_NewRef(tb);
-    } else if (PyErr_Occurred())
-        return NULL;
+    /* Inside a transaction: a drop by another handle is seen from this
+     * handle's next one. */
     int own;
     if (pymms_scope_enter(st, &own) < 0)
         return NULL;
+    PyObject *res = NULL;
+    PyObject *ref = PyDict_GetItemWithError(st->tables, name);
+    pymms_table *tb = ref ? pymms_cached(ref) : NULL;
+    if (tb) {
+        const char *now = mms_table_name(tb->t);
+        if (now && strcmp(now, cname) == 0) {
+            /* A dropped table's handle keeps its name but has no layout.
+             * It stays cached: the C library gives it to a table made
+             * again by that name, and that is then this Table again. */
+            if (mms_table_schema(tb->t))
+                res = Py_NewRef((PyObject *)tb);
+            else
+                PyErr_SetObject(PyExc_KeyError, name);
+            goto out;
+        }
+    } else if (!ref && PyErr_Occurred())
+        goto out;
     mms_table *t = NULL;
     int r = mms_table_find(st->s, cname, &t);
-    PyObject *res = NULL;
     if (r == MMS_ENOENT || r == MMS_EINVAL) { /* no such name, or none can exist */
         PyErr_SetObject(PyExc_KeyError, name);
-        if (tb && PyDict_DelItem(st->tables, name) < 0) /* a stale name */
+        if (ref && PyDict_DelItem(st->tables, name) < 0) /* a stale name */
             PyErr_SetObject(PyExc_KeyError, name);
     } else if (r)
         pymms_raise(r, "table");
     else if ((res = (PyObject *)pymms_table_of_handle(st, t))) {
-        if (PyDict_SetItem(st->tables, name, res) < 0)
+        if (pymms_cache_put(st, name, res) < 0)
             Py_CLEAR(res);
-    } else if ((res = pymms_table_new(st, t, name)) && PyDict_SetItem(st->tables, name, res) < 0)
+    } else if ((res = pymms_table_new(st, t, name)) && pymms_cache_put(st, name, res) < 0)
         Py_CLEAR(res);
+out:
     if (pymms_scope_exit(st, own, res ? 0 : -1) < 0)
         Py_CLEAR(res);
     return res;

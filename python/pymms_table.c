@@ -33,6 +33,7 @@ PyObject *pymms_table_new(pymms_store *st, mms_table *t, PyObject *name)
     tb->nwviews = 0;
     tb->region = 0;
     tb->dead = 0;
+    tb->weakrefs = NULL;
     PyObject_GC_Track(tb);
     return (PyObject *)tb;
 }
@@ -52,6 +53,8 @@ static int table_clear(pymms_table *tb)
 static void table_dealloc(pymms_table *tb)
 {
     PyObject_GC_UnTrack(tb);
+    if (tb->weakrefs)
+        PyObject_ClearWeakRefs((PyObject *)tb);
     Py_CLEAR(tb->store);
     Py_CLEAR(tb->name);
     Py_CLEAR(tb->dtype);
@@ -1068,6 +1071,7 @@ PyTypeObject pymms_table_type = {
               "live records.",
     .tp_traverse = (traverseproc)table_traverse,
     .tp_clear = (inquiry)table_clear,
+    .tp_weaklistoffset = offsetof(pymms_table, weakrefs),
     .tp_methods = table_methods,
     .tp_getset = table_getset,
 };

@@ -299,16 +299,25 @@ static int put_record(pymms_store *st, const mms_schema *sc, PyObject *rec, char
     PyObject *key, *value, *copy = PyDict_Copy(rec);
     Py_ssize_t pos = 0;
     int r = copy ? 0 : -1;
+    unsigned char *seen = copy ? calloc(sc->nfields, 1) : NULL;
+    if (copy && !seen) {
+        PyErr_NoMemory();
+        r = -1;
+    }
     while (!r && PyDict_Next(copy, &pos, &key, &value)) {
         uint32_t k;
         const mms_field *f = pymms_field_named(sc, key, &k);
         if (!f)
             r = -1;
-        else if (is_missing(value) && !pymms_kind_is_heap(f->kind) && f->kind != MMS_KIND_REF)
+        else if (seen[k]++) { /* two keys spelling one name: the first string would leak */
+            PyErr_Format(PyExc_ValueError, "append: field %s is given twice", f->name);
+            r = -1;
+        } else if (is_missing(value) && !pymms_kind_is_heap(f->kind) && f->kind != MMS_KIND_REF)
             missing[k] = 1; /* marked once the record is there; its bytes stay 0 */
         else if (put_value(st, f, is_missing(value) ? Py_None : value, buf, &owned[k]) < 0)
             r = -1;
     }
+    free(seen);
     Py_XDECREF(copy);
     return r;
 }
@@ -352,8 +361,11 @@ static PyObject *append_in(pymms_table *tb, PyObject *rec)
         pymms_raise(r, "append");
         goto out;
     }
-    if (idx >= before)
-        tb->appended = st->serial;
+    if (idx >= before && pymms_mark(tb, &tb->appended) < 0) {
+        st->doomed = 1; /* a record the marks do not cover: never commit */
+        memset(owned, 0, sc->nfields * sizeof *owned); /* the record holds them */
+        goto out;
+    }
     for (uint32_t k = 0; k < sc->nfields && !r; k++)
         if (missing[k] && (r = mms_table_null_set(tb->t, idx, k, 1)) != 0) {
             pymms_raise(r, "append: marking a value missing");
@@ -621,7 +633,7 @@ static int prep_number(struct column *c, PyObject *col, Py_ssize_t n)
 static int prep_items(pymms_store *st, struct column *c, PyObject *col, Py_ssize_t n)
 {
     const mms_field *f = c->f;
-    PyObject *seq = PySequence_Fast(col, "a column must be a sequence");
+    PyObject *seq = pymms_fast_copy(col, "a column must be a sequence");
     if (!seq)
         return -1;
     if (PySequence_Fast_GET_SIZE(seq) != n) {
@@ -723,7 +735,7 @@ static int prep_ref_array(pymms_store *st, struct column *c, PyObject *a, Py_ssi
 static int prep_heap(struct column *c, PyObject *col, Py_ssize_t n)
 {
     const mms_field *f = c->f;
-    PyObject *seq = PySequence_Fast(col, "a column must be a sequence");
+    PyObject *seq = pymms_fast_copy(col, "a column must be a sequence");
     if (!seq)
         return -1;
     if (PySequence_Fast_GET_SIZE(seq) != n) {
@@ -933,6 +945,13 @@ static int prep_columns(pymms_store *st, const mms_schema *sc, PyObject *columns
         const mms_field *f = pymms_field_named(sc, key, &index);
         if (!f)
             return -1;
+        /* One column per field (cols has one per field): two keys can
+         * spell one name (a str subclass that equals neither). */
+        for (uint32_t j = 0; j < *ncols; j++)
+            if (cols[j].index == index) {
+                PyErr_Format(PyExc_ValueError, "extend: field %s is given twice", f->name);
+                return -1;
+            }
         if (PyUnicode_Check(value) || PyBytes_Check(value) || PyByteArray_Check(value)) {
             /* One value, not a column of its characters (or bytes). */
             PyErr_Format(PyExc_TypeError, "column %s: a %.100s is one value, not a column "
@@ -1011,7 +1030,10 @@ static PyObject *extend_in(pymms_table *tb, PyObject *columns)
         pymms_raise(r, "extend");
         goto out;
     }
-    tb->appended = st->serial;
+    if (pymms_mark(tb, &tb->appended) < 0) {
+        st->doomed = 1; /* records appended and left empty: never commit */
+        goto out;
+    }
     struct fill fl = {cols, ncols, where, sc->record_size, (uint64_t)n};
     PYMMS_BLOCKING(st, fill_fixed(&fl));
     for (uint32_t k = 0; k < ncols; k++) {
