@@ -1465,8 +1465,9 @@ PyDoc_STRVAR(import_csv_doc,
 "speed and infers kinds as `mms import` does (i64, f64, else str). schema\n"
 "gives the kinds instead: a create_table spec or the tool's string\n"
 "('name:str,age:i32'). Bad rows raise Error listing them (skip_bad=True skips\n"
-"them). Not inside a transaction of this Store: the tool writes through a\n"
-"handle of its own.\n\n"
+"them); a CSV that cannot be opened raises OSError (FileNotFoundError, ...).\n"
+"Not inside a transaction of this Store: the tool writes through a handle\n"
+"of its own.\n\n"
 "Ctrl-C (KeyboardInterrupt) stops the tool and is raised once it is gone,\n"
 "with .imported: False, nothing was imported (the tool had not begun its\n"
 "commit); True, every row was (its commit had begun: it is not cut short).\n"
@@ -1512,6 +1513,13 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
         if (!dotted)
             goto out;
         Py_SETREF(csv, dotted);
+    }
+    /* A file that cannot be opened is a system error (OSError: the README,
+     * Errors), not the tool's failure as a mmstore.Error. */
+    /* Not opened here: a FIFO's writer would take this open for the tool's. */
+    if (faccessat(AT_FDCWD, PyBytes_AS_STRING(csv), R_OK, AT_EACCESS) != 0) {
+        PyErr_SetFromErrnoWithFilename(PyExc_OSError, PyBytes_AS_STRING(csv));
+        goto out;
     }
     char *argv[10];
     int k = 0;

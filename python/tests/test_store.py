@@ -400,9 +400,10 @@ def test_import_csv(path, tmp_path, mms_tool):
     with s.read():
         with pytest.raises(mmstore.TxnError):
             s.import_csv(csv, "people")
-    with pytest.raises(mmstore.Error) as e:
+    with pytest.raises(FileNotFoundError) as e:
         s.import_csv(tmp_path / "missing.csv", "people")
     assert "missing.csv" in str(e.value)
+    assert len(t) == 4
     os.environ["MMS_TOOL"], tool = str(tmp_path / "no-such-tool"), os.environ["MMS_TOOL"]
     try:
         with pytest.raises(FileNotFoundError):
