@@ -34,6 +34,9 @@ const char *mms_strerror(int err)
     if (err == -EMFILE)
         return "Too many open files (a store handle keeps each of its region files open, one "
                "per table and index: raise RLIMIT_NOFILE, ulimit -n)";
+    /* The library's timeouts (mms_wait, the _timed calls): no connection. */
+    if (err == -ETIMEDOUT)
+        return "Timed out";
     if (err < 0 && err > -4096)
         return strerror(-err);
     return "unknown error";

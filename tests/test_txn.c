@@ -1563,6 +1563,8 @@ TEST(error_names_and_messages)
     }
     ASSERT(mms_strerror(-ENOSPC) != NULL);
     ASSERT(strcmp(mms_strerror(-ENOSPC), strerror(ENOSPC)) == 0);
+    /* The library's timeouts are not a network's ("Connection timed out"). */
+    ASSERT(strcmp(mms_strerror(-ETIMEDOUT), "Timed out") == 0);
     ASSERT(mms_errname(-ENOSPC) == NULL);
     ASSERT(mms_errname(0) == NULL);
     ASSERT(mms_strerror(0) != NULL);
