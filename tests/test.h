@@ -160,24 +160,37 @@ static inline void rmrf(const char *p)
 static char shm_base[256]; /* "": not chosen yet */
 static bool shm_own;       /* shm_base is this run's, in /dev/shm */
 
+/* Chooses the directory (once; false: the disk). A program whose cases run
+ * in forked children calls it first, so that the parent owns the directory
+ * and removes it, whichever child failed. */
+static inline bool shm_choose(void)
+{
+    static bool chosen, on_tmpfs;
+    if (chosen)
+        return on_tmpfs;
+    chosen = true;
+    const char *e = getenv("MMS_TEST_SHM");
+    struct statvfs v;
+    if (e && *e) {
+        snprintf(shm_base, sizeof shm_base, "%s", e);
+    } else if (statvfs("/dev/shm", &v) == 0 &&
+               (uint64_t)v.f_bavail * v.f_frsize >= (UINT64_C(1) << 30)) {
+        snprintf(shm_base, sizeof shm_base, "/dev/shm/mms-%s.%d",
+                 program_invocation_short_name, (int)getpid());
+        shm_own = true;
+    } else {
+        return false;
+    }
+    if (mkdir(shm_base, 0777) != 0 && errno != EEXIST)
+        FAILF("cannot make %s: %s", shm_base, strerror(errno));
+    on_tmpfs = true;
+    return true;
+}
+
 static inline const char *shm_tpath(const char *name)
 {
-    if (!shm_base[0]) {
-        const char *e = getenv("MMS_TEST_SHM");
-        struct statvfs v;
-        if (e && *e) {
-            snprintf(shm_base, sizeof shm_base, "%s", e);
-        } else if (statvfs("/dev/shm", &v) == 0 &&
-                   (uint64_t)v.f_bavail * v.f_frsize >= (UINT64_C(1) << 30)) {
-            snprintf(shm_base, sizeof shm_base, "/dev/shm/mms-%s.%d",
-                     program_invocation_short_name, (int)getpid());
-            shm_own = true;
-        } else {
-            return tpath(name);
-        }
-        if (mkdir(shm_base, 0777) != 0 && errno != EEXIST)
-            FAILF("cannot make %s: %s", shm_base, strerror(errno));
-    }
+    if (!shm_choose())
+        return tpath(name);
     static char buf[4][512];
     static unsigned k;
     char *p = buf[k++ % 4];
