@@ -1784,10 +1784,8 @@ TEST(notify_latest_when_lagging)
     AWAIT(GET(sh->p[0].ack) == t0 + m, pid, HANG_S, "the lagging consumer did not catch up");
     ASSERT_EQ(GET(sh->p[0].val), t0 + m);
     ASSERT_EQ(GET(sh->p[0].val2), t0 + m);
-    /* Free running; the sanitizer build runs a third of the commits (test.h:
-     * it looks for memory errors on the same path, the release build races
-     * them all). */
-    unsigned n = 1500 * soak / (SANITIZED ? 3 : 1);
+    /* Free running. */
+    unsigned n = 1500 * soak;
     for (unsigned i = 0; i < n; i++)
         commit_one(s);
     PUB(sh->p[0].val3, mms_txn_id(s));
