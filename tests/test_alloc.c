@@ -446,7 +446,7 @@ static uint64_t size_huge(uint64_t *rng)
 TEST(size_classes)
 {
     uint64_t rng = case_seed(0x5123c1a5);
-    const char *p = tpath("alloc-classes");
+    const char *p = shm_tpath("alloc-classes");
     mms_store *s = open_flags(p, MMS_CREATE);
     struct model m = {0};
     OK(mms_txn_begin(s, 0));
@@ -522,7 +522,7 @@ TEST(size_classes)
 TEST(slab_churn)
 {
     uint64_t rng = case_seed(0x51ab);
-    const char *p = tpath("alloc-slab");
+    const char *p = shm_tpath("alloc-slab");
     mms_store *s = open_flags(p, MMS_CREATE);
     struct model m = {0};
     const uint64_t sizes[] = {16, 48, 200, 1000, 2048};
@@ -592,7 +592,7 @@ static void random_run(const char *name, uint64_t fixed_seed, int ntxn, uint64_t
         ntxn *= soak;
     else if (SANITIZED)
         ntxn /= 2; /* test.h */
-    const char *p = tpath(name);
+    const char *p = shm_tpath(name);
     mms_store *s = open_random(p, MMS_CREATE);
     struct model cur = {0}, committed = {0};
     uint64_t nalloc = 0, nfree = 0, nrealloc = 0, ninplace = 0, nhuge = 0, ncommit = 0,
@@ -722,7 +722,7 @@ TEST(random_with_huge)
 TEST(realloc_cases)
 {
     uint64_t rng = case_seed(0x4ea11c);
-    const char *p = tpath("alloc-realloc");
+    const char *p = shm_tpath("alloc-realloc");
     mms_store *s = open_flags(p, MMS_CREATE);
     struct model m = {0};
     OK(mms_txn_begin(s, 0));
@@ -832,7 +832,7 @@ TEST(realloc_cases)
 TEST(reuse)
 {
     uint64_t seed = case_seed(0x4e05e);
-    const char *p = tpath("alloc-reuse");
+    const char *p = shm_tpath("alloc-reuse");
     mms_store *s = open_flags(p, MMS_CREATE);
     struct model m = {0};
     enum { NSIZES = 600 };
@@ -911,7 +911,7 @@ TEST(reuse)
 TEST(huge_reuse)
 {
     uint64_t rng = case_seed(0x4a6e);
-    const char *p = tpath("alloc-huge");
+    const char *p = shm_tpath("alloc-huge");
     mms_store *s = open_flags(p, MMS_CREATE);
     struct model m = {0};
     OK(mms_txn_begin(s, 0));
@@ -1004,7 +1004,7 @@ TEST(huge_reuse)
 TEST(bad_refs)
 {
     uint64_t rng = case_seed(0xbad4ef);
-    const char *p = tpath("alloc-badref");
+    const char *p = shm_tpath("alloc-badref");
     mms_store *s = open_flags(p, MMS_CREATE);
     struct model m = {0};
     OK(mms_txn_begin(s, 0));
@@ -1084,7 +1084,7 @@ TEST(bad_refs)
 TEST(no_txn)
 {
     uint64_t rng = case_seed(0x7);
-    const char *p = tpath("alloc-notxn");
+    const char *p = shm_tpath("alloc-notxn");
     mms_store *s = open_flags(p, MMS_CREATE);
     struct model m = {0};
     OK(mms_txn_begin(s, 0));
@@ -1126,7 +1126,7 @@ TEST(no_txn)
 TEST(stale_ref_after_abort)
 {
     uint64_t rng = case_seed(0x57a1e);
-    const char *p = tpath("alloc-stale");
+    const char *p = shm_tpath("alloc-stale");
     mms_store *s = open_flags(p, MMS_CREATE);
     struct model m = {0};
     OK(mms_txn_begin(s, 0));
@@ -1180,7 +1180,7 @@ TEST(stale_ref_after_abort)
 TEST(huge_interior_any_data)
 {
     case_seed(0);
-    const char *p = tpath("alloc-hugedata");
+    const char *p = shm_tpath("alloc-hugedata");
     mms_store *s = open_flags(p, MMS_CREATE);
     OK(mms_txn_begin(s, 0));
     mms_ref h;
@@ -1259,7 +1259,7 @@ static const char *const damage_name[NDAMAGE] = {
 
 static void damage_one(enum damage k)
 {
-    const char *p = tpath("alloc-damage");
+    const char *p = shm_tpath("alloc-damage");
     rmrf(p);
     mms_store *s = open_flags(p, MMS_CREATE);
     mms_ref small, large, gap, keep, huge, gone;
@@ -1364,7 +1364,7 @@ TEST(damaged_metadata)
 TEST(other_handle_grew_heap)
 {
     case_seed(0);
-    const char *p = tpath("alloc-grown");
+    const char *p = shm_tpath("alloc-grown");
     mms_store *a = open_flags(p, MMS_CREATE), *b = open_flags(p, 0);
     mms_ref h1, x, h2, h3;
     size_t us;
@@ -1433,6 +1433,10 @@ int main(void)
     if (e)
         soak = atoi(e) > 1 ? atoi(e) : 10;
     double t0 = now_us();
+    /* The stores live on tmpfs (test.h, "Stores on tmpfs"): the allocator
+     * is the point here, and on the disk the syncs of the commits after
+     * every few operations were half of this test's time. */
+    shm_choose();
     RUN_CASE(size_classes);
     RUN_CASE(slab_churn);
     RUN_CASE(realloc_cases);
@@ -1446,6 +1450,7 @@ int main(void)
     RUN_CASE(huge_interior_any_data);
     RUN_CASE(damaged_metadata);
     RUN_CASE(other_handle_grew_heap);
+    shm_cleanup();
     fprintf(stderr, "%d case(s) failed; %.1f s\n", failures, (now_us() - t0) / 1e6);
     return failures ? 1 : 0;
 }

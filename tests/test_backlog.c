@@ -134,7 +134,7 @@ static mms_info *info(mms_store *s)
  * it leaves; growth and a migration included. */
 TEST(commits_never_wait)
 {
-    const char *p = tpath("bl1");
+    const char *p = shm_tpath("bl1");
     mms_store *w = setup(p);
     mms_store *other = open_flags(p, MMS_RDONLY);
     pid_t pid = spawn_reader(p, 0);
@@ -234,7 +234,7 @@ static void *wait_thread(void *arg)
  * order. */
 TEST(wait_with_backlog)
 {
-    const char *p = tpath("bl2");
+    const char *p = shm_tpath("bl2");
     mms_store *w = setup(p);
     mms_store *ws = open_flags(p, MMS_RDONLY);
     struct waiter wt = {.s = ws, .from = mms_txn_id(w)};
@@ -286,7 +286,7 @@ static void *idle_wait_thread(void *arg)
  * publications only, and nothing published: it slept for ever. */
 TEST(wait_nosync_idle_writer)
 {
-    const char *p = tpath("bl_idle");
+    const char *p = shm_tpath("bl_idle");
     mms_store *w = setup(p);
     OK(mms_close(w));
     mms_options o;
@@ -328,7 +328,7 @@ TEST(wait_nosync_idle_writer)
  * while commits wait to be applied). */
 TEST(wait_reader_killed)
 {
-    const char *p = tpath("bl_rkill");
+    const char *p = shm_tpath("bl_rkill");
     mms_store *w = setup(p);
     pid_t rd = spawn_reader(p, 1);
     mms_store *ws = open_flags(p, 0);
@@ -371,7 +371,7 @@ static void *commit_7(void *arg)
 
 TEST(latest_cannot_apply)
 {
-    const char *p = tpath("bl_noapply");
+    const char *p = shm_tpath("bl_noapply");
     mms_store *w = setup(p);
     mms_store *r = open_flags(p, MMS_RDONLY);
     r->cannot_apply = true; /* as after EACCES on a region file */
@@ -410,7 +410,7 @@ TEST(latest_cannot_apply)
  * mms_read_begin_latest, which timed out. */
 TEST(wait_writer_dies_applying)
 {
-    const char *p = tpath("bl_wdies");
+    const char *p = shm_tpath("bl_wdies");
     mms_store *w = setup(p);
     uint64_t txn = mms_txn_id(w);
     OK(mms_close(w));
@@ -461,7 +461,7 @@ TEST(wait_writer_dies_applying)
  * with 11 pages held. */
 TEST(bound_same_pages)
 {
-    const char *p = tpath("bl_same");
+    const char *p = shm_tpath("bl_same");
     mms_store *w = setup(p);
     OK(mms_close(w));
     mms_options o;
@@ -528,7 +528,7 @@ static mms_store *bounded(const char *p, unsigned flags, size_t size, mms_ref *b
  * the default waits for the readers inside. */
 TEST(bound)
 {
-    const char *p = tpath("bl3");
+    const char *p = shm_tpath("bl3");
     mms_ref big;
     pid_t pid;
     mms_store *w = bounded(p, MMS_BACKLOG_ERROR, 2 << 20, &big, &pid);
@@ -591,7 +591,7 @@ TEST(bound)
  * max_backlog bytes" while 4 MiB were held with a 1 MiB bound.) */
 TEST(bound_first_commit)
 {
-    const char *p = tpath("bl5");
+    const char *p = shm_tpath("bl5");
     mms_ref big;
     pid_t pid;
     mms_store *w = bounded(p, MMS_BACKLOG_ERROR, 2 << 20, &big, &pid);
@@ -646,7 +646,7 @@ static void *leave_after_2s(void *arg)
 
 TEST(tools_at_bound)
 {
-    const char *p = tpath("bl6");
+    const char *p = shm_tpath("bl6");
     mms_ref big;
     pid_t pid;
     mms_store *w = bounded(p, 0, 1 << 20, &big, &pid);
@@ -692,7 +692,7 @@ TEST(tools_at_bound)
  * the bound's check.) */
 TEST(bound_nosync_alone)
 {
-    const char *p = tpath("bl4");
+    const char *p = shm_tpath("bl4");
     mms_store *w = setup(p);
     OK(mms_close(w));
     mms_options o;
@@ -729,7 +729,7 @@ static int child_writer(const char *path, uint64_t n)
 
 TEST(kills)
 {
-    const char *p = tpath("bl4");
+    const char *p = shm_tpath("bl4");
     mms_store *w = setup(p);
     OK(mms_close(w));
     pid_t rd = spawn_reader(p, 1);
@@ -830,7 +830,7 @@ static uint64_t writer_killed_at_bound(const char *p, mms_ref *big, pid_t *rd)
  * made. */
 TEST(gate_kill)
 {
-    const char *p = tpath("bl6");
+    const char *p = shm_tpath("bl6");
     mms_ref big;
     pid_t rd;
     uint64_t made = writer_killed_at_bound(p, &big, &rd);
@@ -878,7 +878,7 @@ static int child_quick_reader(const char *path)
  * gate for ever: the stress case's "no progress at 'open'"). */
 TEST(gate_word_kill)
 {
-    const char *p = tpath("bl7");
+    const char *p = shm_tpath("bl7");
     static const char *const points[] = {"gate.taken:1", "gate.taken:3", "gate.opening:1",
                                          "gate.opening:2"};
     for (size_t k = 0; k < sizeof points / sizeof *points; k++) {
@@ -925,7 +925,7 @@ TEST(gate_word_kill)
  * once did. */
 TEST(gate_reopen_kill)
 {
-    const char *p = tpath("bl8");
+    const char *p = shm_tpath("bl8");
     mms_ref big;
     pid_t rd;
     uint64_t made = writer_killed_at_bound(p, &big, &rd);
@@ -967,7 +967,7 @@ TEST(gate_reopen_kill)
  * work there was none of, waiting for the reader inside. */
 TEST(gate_close_kill)
 {
-    const char *p = tpath("bl10");
+    const char *p = shm_tpath("bl10");
     mms_store *w = setup(p);
     OK(mms_close(w));
     pid_t rd = spawn_reader(p, 0);
@@ -1002,7 +1002,7 @@ TEST(gate_close_kill)
  * no group there and failed with MMS_ECORRUPT (the store was whole). */
 TEST(apply_position_kill)
 {
-    const char *p = tpath("bl9");
+    const char *p = shm_tpath("bl9");
     mms_store *w = setup(p);
     memset(sh, 0, sizeof *sh);
     pid_t rd = child_spawn((const char *[]){"reader", p, "0", NULL},
@@ -1068,7 +1068,7 @@ TEST(apply_position_kill)
  * model's. */
 TEST(held_pages_protected)
 {
-    const char *p = tpath("bl5");
+    const char *p = shm_tpath("bl5");
     enum { WORDS = (1 << 20) / 8, TXNS = 600 };
     mms_options o;
     mms_options_init(&o);
@@ -1137,6 +1137,9 @@ int main(int argc, char **argv)
         return child_writer(a[1], strtoull(a[2], NULL, 10));
     }
     sh = child_page(sizeof *sh);
+    /* The stores live on tmpfs (test.h, "Stores on tmpfs"): the order in
+     * which commits reach readers is the point; kills are process crashes. */
+    signal(SIGABRT, shm_on_abort);
     RUN(commits_never_wait);
     RUN(wait_with_backlog);
     RUN(wait_nosync_idle_writer);
@@ -1155,5 +1158,6 @@ int main(int argc, char **argv)
     RUN(gate_close_kill);
     RUN(apply_position_kill);
     RUN(held_pages_protected);
+    shm_cleanup();
     return 0;
 }

@@ -74,7 +74,6 @@
 
 #include <endian.h>
 #include <sys/resource.h>
-#include <sys/statvfs.h>
 
 #include "internal.h" /* struct mms__hdr: to show what an interrupted replay left */
 
@@ -262,53 +261,17 @@ static double cpu_s(void)
  * case checks that, commit by commit, in the four modes the tmpfs cases
  * use; if it fails, the tmpfs cases must move to the disk.
  *
- * The tmpfs directory is MMS_CRASH_TMP, else one of this run's own in
- * /dev/shm when it has 1 GiB free (removed at the end, and on a failure:
- * it is memory; MMS_CRASH_TMP keeps a failed run's stores), else the disk.
+ * The tmpfs directory is test.h's shm_tpath(): MMS_TEST_SHM, else one of
+ * this run's own in /dev/shm (removed at the end, and on a failure: it is
+ * memory; MMS_TEST_SHM keeps a failed run's stores), else the disk.
  * ------------------------------------------------------------------------ */
-static char shm_base[256]; /* "": not chosen yet */
-static bool shm_own;       /* shm_base is this run's, in /dev/shm */
-
-/* A fresh path for store name on tmpfs (see above). */
-static const char *shm_path(const char *name)
-{
-    if (!shm_base[0]) {
-        const char *e = getenv("MMS_CRASH_TMP");
-        struct statvfs v;
-        if (e && *e) {
-            snprintf(shm_base, sizeof shm_base, "%s", e);
-        } else if (statvfs("/dev/shm", &v) == 0 &&
-                   (uint64_t)v.f_bavail * v.f_frsize >= (UINT64_C(1) << 30)) {
-            snprintf(shm_base, sizeof shm_base, "/dev/shm/mms-test_crash.%d", (int)getpid());
-            shm_own = true;
-        } else {
-            return tpath(name);
-        }
-        if (mkdir(shm_base, 0777) != 0 && errno != EEXIST)
-            FAILF("cannot make %s: %s", shm_base, strerror(errno));
-    }
-    static char buf[4][512];
-    static unsigned k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s.%d.mms", shm_base, name, (int)getpid());
-    rmrf(p);
-    return p;
-}
-
 static void on_abort(int sig)
 {
     (void)sig;
     ssize_t n = write(2, context, strlen(context));
-    if (shm_own) { /* async-signal-safe: fork, execv, waitpid */
-        pid_t pid = fork();
-        if (pid == 0) {
-            char *argv[] = {"rm", "-rf", shm_base, NULL};
-            execv("/bin/rm", argv);
-            _exit(127);
-        }
-        if (pid > 0)
-            waitpid(pid, NULL, 0);
-        static const char note[] = "  (the stores on tmpfs are removed; MMS_CRASH_TMP=DIR "
+    if (shm_own) {
+        shm_cleanup();
+        static const char note[] = "  (the stores on tmpfs are removed; MMS_TEST_SHM=DIR "
                                    "keeps them)\n";
         n = write(2, note, sizeof note - 1);
     }
@@ -935,7 +898,7 @@ static bool grow_applicable(const struct item *it)
 static int run_grow(const struct phase *ph, const struct item *it, struct expect *ex)
 {
     struct phase probe = *ph;
-    snprintf(probe.path, sizeof probe.path, "%s", shm_path("probe"));
+    snprintf(probe.path, sizeof probe.path, "%s", shm_tpath("probe"));
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "cp -a --sparse=always '%s' '%s'", ph->path, probe.path);
     if (system(cmd) != 0)
@@ -987,7 +950,7 @@ static void item_common(const struct phase *ph, struct item *it, uint64_t *x, un
 static void run_phase(struct phase *ph, unsigned pidx)
 {
     double t0 = now_us(), c0 = cpu_s();
-    snprintf(ph->path, sizeof ph->path, "%s", ph->shm ? shm_path(ph->name) : tpath(ph->name));
+    snprintf(ph->path, sizeof ph->path, "%s", ph->shm ? shm_tpath(ph->name) : tpath(ph->name));
     ph->epoch = 0;
     setup_store(ph, pidx);
     uint64_t x = hash3(base_seed, pidx, 77);
@@ -1174,7 +1137,7 @@ static void carry_case(int nosync)
 {
     double t0 = now_us(), c0 = cpu_s();
     struct phase ph = {.name = nosync ? "carry_nosync" : "carry_sync", .mode = nosync, .shm = 1};
-    snprintf(ph.path, sizeof ph.path, "%s", shm_path(ph.name));
+    snprintf(ph.path, sizeof ph.path, "%s", shm_tpath(ph.name));
     setup_store(&ph, 10 + (unsigned)nosync); /* workload txn k is store txn k + 1 */
     uint64_t C = 256, first = 0;
     for (;; C += 256) {
@@ -1297,7 +1260,7 @@ TEST(placement)
         const char *dir[2] = {"disk", "tmpfs"};
         for (int t = 0; t < 2; t++) {
             struct phase ph = {.name = "placement", .shm = t};
-            snprintf(ph.path, sizeof ph.path, "%s", t ? shm_path(ph.name) : tpath(ph.name));
+            snprintf(ph.path, sizeof ph.path, "%s", t ? shm_tpath(ph.name) : tpath(ph.name));
             setup_store(&ph, 20 + mode);
             struct expect ex = {0, 0};
             run_item(&ph, &it, &ex);
@@ -1404,7 +1367,6 @@ int main(int argc, char **argv)
     RUN(coverage);
     RUN(carry_sync);
     RUN(carry_nosync);
-    if (shm_own)
-        rmrf(shm_base);
+    shm_cleanup();
     return 0;
 }

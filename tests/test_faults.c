@@ -505,7 +505,7 @@ static int fault_consumed(enum mms__op op, unsigned long nth, int err)
 
 static void scratch_init(void)
 {
-    const char *d = tpath("faults-scratch");
+    const char *d = shm_tpath("faults-scratch");
     snprintf(g_scratch_dir, sizeof g_scratch_dir, "%s", d);
     if (mkdir(g_scratch_dir, 0777) < 0)
         FAILF("mkdir %s: %s", g_scratch_dir, strerror(errno));
@@ -525,8 +525,8 @@ static struct model g_absent, g_empty, g_fix;
 
 static void fixture_init(void)
 {
-    snprintf(g_tmpl, sizeof g_tmpl, "%s", tpath("faults-tmpl"));
-    snprintf(g_work, sizeof g_work, "%s", tpath("faults-work"));
+    snprintf(g_tmpl, sizeof g_tmpl, "%s", shm_tpath("faults-tmpl"));
+    snprintf(g_work, sizeof g_work, "%s", shm_tpath("faults-work"));
     g_absent.kind = M_ABSENT;
     g_empty.kind = M_EMPTY;
     fflush(NULL);
@@ -1854,6 +1854,10 @@ TEST(address_space_limit)
 
 int main(void)
 {
+    /* The stores live on tmpfs (test.h, "Stores on tmpfs"): the faults are
+     * injected, and the real full disks (case 3) are file systems of their
+     * own; on_fatal goes on to shm_on_abort. */
+    signal(SIGABRT, shm_on_abort);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fatal;
@@ -1899,6 +1903,7 @@ int main(void)
     rm_store(g_tmpl);
     close(g_scratch_fd);
     rmrf(g_scratch_dir);
+    shm_cleanup();
     fprintf(stderr, "test_faults: %.1f s%s\n", (now_us() - t0) / 1e6,
             g_failed ? ", FAILED (see above)" : "");
     return g_failed ? 1 : 0;

@@ -178,7 +178,7 @@ static void verify_pointers_ok(mms_store *s)
  * ------------------------------------------------------------------------ */
 TEST(basic)
 {
-    const char *p = tpath("fixed-basic");
+    const char *p = shm_tpath("fixed-basic");
     mms_store *s = open_fixed(p, MMS_CREATE);
     mms_info in;
     OK(mms_info_get(s, &in));
@@ -346,12 +346,12 @@ TEST(api)
 {
     /* In a fixed store, and in a normal one (pointers then valid while the
      * handle is open). */
-    const char *p = tpath("fixed-api");
+    const char *p = shm_tpath("fixed-api");
     mms_store *s = open_fixed(p, MMS_CREATE);
     api_on(s);
     OK(mms_close(s));
     rmrf(p);
-    p = tpath("fixed-api-normal");
+    p = shm_tpath("fixed-api-normal");
     s = open_flags(p, MMS_CREATE);
     mms_info in;
     OK(mms_info_get(s, &in));
@@ -370,7 +370,7 @@ TEST(api)
  * ------------------------------------------------------------------------ */
 TEST(modes)
 {
-    const char *p = tpath("fixed-modes");
+    const char *p = shm_tpath("fixed-modes");
     mms_store *s = open_fixed(p, MMS_CREATE);
     uint64_t rng = 2;
     for (int i = 0; i < 10; i++)
@@ -436,7 +436,7 @@ TEST(modes)
     FAILS(mms_open(p, &o, &s), MMS_EINVAL);
     rmrf(p);
     /* A normal store does not open fixed. */
-    const char *pn = tpath("fixed-modes-normal");
+    const char *pn = shm_tpath("fixed-modes-normal");
     s = open_flags(pn, MMS_CREATE);
     OK(mms_close(s));
     o.flags = MMS_FIXED;
@@ -447,7 +447,7 @@ TEST(modes)
     FAILS(mms_open(pn, &o, &s), MMS_EINVAL);
     rmrf(pn);
     /* Layouts that cannot be: refused at creation, nothing created. */
-    const char *pb = tpath("fixed-modes-bad");
+    const char *pb = shm_tpath("fixed-modes-bad");
     o.flags = MMS_FIXED | MMS_CREATE;
     o.base = DEFAULT_BASE + 4096;
     FAILS(mms_open(pb, &o, &s), MMS_EINVAL);
@@ -492,7 +492,7 @@ static void *map_at(uint64_t addr, size_t len)
 
 TEST(addr_in_use)
 {
-    const char *p = tpath("fixed-inuse");
+    const char *p = shm_tpath("fixed-inuse");
     mms_store *s = open_fixed(p, MMS_CREATE);
     OK(mms_close(s));
     /* A mapping of the program's in the middle of the heap's range: the
@@ -540,7 +540,7 @@ TEST(addr_in_use)
     OK(mms_close(s3));
     /* Two fixed stores in one process: the second created while the first
      * is open lands on the next default base, and both reopen together. */
-    const char *p2 = tpath("fixed-inuse-2");
+    const char *p2 = shm_tpath("fixed-inuse-2");
     s2 = open_fixed(p2, MMS_CREATE);
     mms_info in;
     OK(mms_info_get(s2, &in));
@@ -560,7 +560,7 @@ TEST(addr_in_use)
  * ("recorded at 0x2c0000000000, not at the base asked for"). */
 TEST(create_in_use)
 {
-    const char *p = tpath("fixed-create-inuse");
+    const char *p = shm_tpath("fixed-create-inuse");
     uint64_t at = 44 * TIB, len = (uint64_t)64 << 20;
     char *m = map_at(at + len / 2, 4096);
     mms_options o;
@@ -617,7 +617,7 @@ static void *create_one(void *arg)
 
 TEST(creates_at_once)
 {
-    char *paths[2] = {strdup(tpath("fixed-once-a")), strdup(tpath("fixed-once-b"))};
+    char *paths[2] = {strdup(shm_tpath("fixed-once-a")), strdup(shm_tpath("fixed-once-b"))};
     for (int round = 0; round < 20; round++) {
         pthread_barrier_t bar;
         ASSERT_EQ(pthread_barrier_init(&bar, NULL, 2), 0);
@@ -649,7 +649,7 @@ TEST(creates_at_once)
  * ------------------------------------------------------------------------ */
 TEST(growth)
 {
-    const char *p = tpath("fixed-growth");
+    const char *p = shm_tpath("fixed-growth");
     mms_options o;
     mms_options_init(&o);
     o.flags = MMS_CREATE | MMS_FIXED;
@@ -729,7 +729,7 @@ TEST(growth)
  * failed "cannot sync new data of region 1", losing the transaction.) */
 TEST(migrate_full)
 {
-    const char *p = tpath("fixed-migrate-full");
+    const char *p = shm_tpath("fixed-migrate-full");
     mms_options o;
     mms_options_init(&o);
     o.flags = MMS_CREATE | MMS_FIXED;
@@ -786,7 +786,7 @@ TEST(migrate_full)
  * [124, 128) TiB, whose last page the kernel keeps. */
 TEST(table_past_end)
 {
-    const char *p = tpath("fixed-past-end");
+    const char *p = shm_tpath("fixed-past-end");
     mms_options o;
     mms_options_init(&o);
     o.flags = MMS_CREATE | MMS_FIXED;
@@ -899,7 +899,7 @@ static void role_crash(const char *path, uint64_t seed)
 
 TEST(multi)
 {
-    const char *p = tpath("fixed-multi");
+    const char *p = shm_tpath("fixed-multi");
     struct shared *sh = child_page(sizeof *sh);
     memset(sh, 0, sizeof *sh);
     mms_store *s = open_fixed(p, MMS_CREATE);
@@ -944,7 +944,7 @@ TEST(crash)
 {
     unsigned soak;
     uint64_t seed = test_seed("test_fixed crash", 0, &soak, "");
-    const char *p = tpath("fixed-crash");
+    const char *p = shm_tpath("fixed-crash");
     struct shared *sh = child_page(sizeof *sh);
     unsigned rounds = 12 * soak;
     uint64_t txns = 0;
@@ -1125,9 +1125,9 @@ static void pointers_on(const char *p, unsigned flags)
 
 TEST(pointers)
 {
-    pointers_on(tpath("fixed-pointers"), MMS_FIXED);
+    pointers_on(shm_tpath("fixed-pointers"), MMS_FIXED);
     /* A normal store: against this handle's mappings. */
-    pointers_on(tpath("fixed-pointers-normal"), 0);
+    pointers_on(shm_tpath("fixed-pointers-normal"), 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -1156,7 +1156,7 @@ static int run_cmd(const char *cmd, char *out, size_t cap)
 
 TEST(example)
 {
-    const char *p = tpath("fixed-pmap"), *bin = example_bin();
+    const char *p = shm_tpath("fixed-pmap"), *bin = example_bin();
     char cmd[4096], out[4096];
     snprintf(cmd, sizeof cmd, "'%s' '%s' put apple 3 && '%s' '%s' put pear && '%s' '%s' get apple",
              bin, p, bin, p, bin, p);
@@ -1208,6 +1208,9 @@ int main(int argc, char **argv)
             FAILF("unknown role %s", a[0]);
         _exit(0);
     }
+    /* The stores live on tmpfs (test.h, "Stores on tmpfs"): addresses and
+     * pointers are the point; the crash case's kills are process crashes. */
+    signal(SIGABRT, shm_on_abort);
     RUN(basic);
     RUN(api);
     RUN(modes);
@@ -1221,6 +1224,7 @@ int main(int argc, char **argv)
     RUN(multi);
     RUN(crash);
     RUN(example);
+    shm_cleanup();
     printf("fixed ok\n");
     return 0;
 }

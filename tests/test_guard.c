@@ -165,7 +165,7 @@ static unsigned kind_with(const char *p, unsigned flags, const char *env)
  * asked for (the flag, MMS_GUARD=1, a debug build), else none. */
 TEST(which_guard)
 {
-    const char *p = tpath("which");
+    const char *p = shm_tpath("which");
     OK(mms_close(open_flags(p, MMS_CREATE)));
     const unsigned key_or_mp = g_pkeys ? MMS_GUARD_KIND_PKEY : MMS_GUARD_KIND_MPROTECT;
     const unsigned dflt = g_pkeys ? MMS_GUARD_KIND_PKEY
@@ -280,7 +280,7 @@ static void stray_child(const void *arg_)
 
 static void strays(unsigned flags, const char *env, unsigned want_kind)
 {
-    const char *p = tpath("stray");
+    const char *p = shm_tpath("stray");
     set_env("MMS_GUARD", "0");
     OK(mms_close(store_with_counter(p, 0)));
     ASSERT_EQ(kind_with(p, flags, env), want_kind);
@@ -311,7 +311,7 @@ static void strays(unsigned flags, const char *env, unsigned want_kind)
  * counted as 1. */
 TEST(bad_environment)
 {
-    const char *p = tpath("badenv");
+    const char *p = shm_tpath("badenv");
     OK(mms_close(open_flags(p, MMS_CREATE)));
     const struct {
         const char *name, *value;
@@ -493,7 +493,7 @@ static void region_child(const void *arg_)
 
 TEST(stray_regions)
 {
-    const char *p = tpath("regions");
+    const char *p = shm_tpath("regions");
     set_env("MMS_GUARD", "0");
     mms_store *s = store_with_counter(p, 0);
     mms_table *t;
@@ -646,7 +646,7 @@ static void early_thread_child(const void *arg_)
 
 TEST(threads)
 {
-    const char *p = tpath("threads");
+    const char *p = shm_tpath("threads");
     set_env("MMS_GUARD", "0");
     OK(mms_close(store_with_counter(p, 0)));
     for (size_t i = 0; i < 3; i++) {
@@ -677,7 +677,7 @@ TEST(threads)
  * ------------------------------------------------------------------------ */
 TEST(many_handles)
 {
-    const char *p = tpath("many");
+    const char *p = shm_tpath("many");
     set_env("MMS_GUARD", "0");
     OK(mms_close(store_with_counter(p, 0)));
     set_env("MMS_GUARD", NULL);
@@ -740,7 +740,7 @@ static void two_writers_child(const void *arg_)
 
 TEST(two_writers_one_thread)
 {
-    const char *p = tpath("two");
+    const char *p = shm_tpath("two");
     set_env("MMS_GUARD", "0");
     OK(mms_close(store_with_counter(p, 0)));
     for (size_t i = 0; i < 3; i++) {
@@ -759,6 +759,9 @@ int main(void)
     g_pkeys = probe_pkeys();
     fprintf(stderr, "protection keys: %s; %s build\n", g_pkeys ? "yes" : "no (fallback)",
             g_debug ? "debug" : "release");
+    /* The stores live on tmpfs (test.h, "Stores on tmpfs"): the guard is
+     * about the writer's mappings, not the disk. */
+    signal(SIGABRT, shm_on_abort);
     RUN(which_guard);
     RUN(bad_environment);
     RUN(stray_store_mprotect);
@@ -768,6 +771,7 @@ int main(void)
     RUN(threads);
     RUN(many_handles);
     RUN(two_writers_one_thread);
+    shm_cleanup();
     fprintf(stderr, "test_guard: ok (keys %s)\n", g_pkeys ? "tested" : "absent: fallback tested");
     return 0;
 }

@@ -400,7 +400,7 @@ TEST(model)
 {
     unsigned soak;
     rng = test_seed("test_index model", 0, &soak, "");
-    const char *p = tpath("ixmodel");
+    const char *p = shm_tpath("ixmodel");
     mms_store *s = open_flags(p, MMS_CREATE);
     struct model m = {.layout = 1};
     mms_table *t;
@@ -585,7 +585,7 @@ static const mms_schema kv_schema = MMS_SCHEMA(struct kv, kv_fields);
 
 TEST(unique_paths)
 {
-    const char *p = tpath("ixuniq");
+    const char *p = shm_tpath("ixuniq");
     mms_store *s = open_flags(p, MMS_CREATE);
     mms_table *t;
     mms_index *ix;
@@ -691,7 +691,7 @@ static const mms_schema sv_schema = MMS_SCHEMA(struct sv, sv_fields);
 
 TEST(string_keys_refused)
 {
-    const char *p = tpath("ixstr");
+    const char *p = shm_tpath("ixstr");
     mms_store *s = open_flags(p, MMS_CREATE);
     mms_table *t;
     OK(mms_txn_begin(s, 0));
@@ -708,7 +708,7 @@ TEST(string_keys_refused)
  * that empty leaves, ranges. */
 TEST(large)
 {
-    const char *p = tpath("ixlarge");
+    const char *p = shm_tpath("ixlarge");
     mms_store *s = open_flags(p, MMS_CREATE);
     mms_table *t;
     mms_index *ho, *hh;
@@ -820,7 +820,7 @@ static void zeros_held(mms_store *s, mms_table *t, uint64_t want)
  * (found by the fuzzer: seed "indexes" and a write of zeros). */
 TEST(zeros_into_deleted_slot)
 {
-    const char *p = tpath("ixzero");
+    const char *p = shm_tpath("ixzero");
     mms_table *t;
     uint64_t at;
     mms_store *s = kv_begin(p, 8, 0, &t); /* record 0 is zeros */
@@ -1072,7 +1072,7 @@ static void ct_changes(mms_table *t, int before, unsigned flags)
 
 static void create_in_txn(unsigned flags)
 {
-    const char *p = tpath("ixcreate");
+    const char *p = shm_tpath("ixcreate");
     mms_table *t;
     for (int before = 0; before < 3; before++) {
         /* Committed. */
@@ -1214,7 +1214,7 @@ TEST(create_ordered_unique)
 static void outgrown_case(unsigned flags, int64_t held, int64_t added, bool at_end,
                           unsigned long bulk)
 {
-    const char *p = tpath("ixoutgrown");
+    const char *p = shm_tpath("ixoutgrown");
     fprintf(stderr, "   flags %u, %lld held, %lld appended %s\n", flags, (long long)held,
             (long long)added, at_end ? "after them" : "among them");
     rmrf(p);
@@ -1262,7 +1262,7 @@ TEST(outgrown)
  * records is still refused. Seen failing before the fix. */
 TEST(hash_runs_spread)
 {
-    const char *p = tpath("ixruns");
+    const char *p = shm_tpath("ixruns");
     rmrf(p);
     mms_table *t;
     mms_index *ix;
@@ -1308,7 +1308,7 @@ TEST(hash_runs_spread)
  * past 64 bits. */
 TEST(descriptor_kind_damaged)
 {
-    const char *p = tpath("ixkind");
+    const char *p = shm_tpath("ixkind");
     static const unsigned kinds[] = {MMS_KIND_I64, MMS_KIND_F64, MMS_KIND_STR, 0};
     for (size_t b = 0; b < sizeof kinds / sizeof kinds[0]; b++) {
         mms_store *s = open_flags(p, MMS_CREATE);
@@ -1361,7 +1361,7 @@ TEST(descriptor_kind_damaged)
  * return a record that does not hold the key. */
 TEST(corrupt)
 {
-    const char *p = tpath("ixbad");
+    const char *p = shm_tpath("ixbad");
     mms_table *t;
     enum { N = 5000 };
     mms_store *s = kv_begin(p, N, 50, &t);
@@ -1486,7 +1486,7 @@ static off_t slot_of(int fd, uint64_t bytes, const void *key, uint32_t K, uint32
  * MMS_EVERSION until it is dropped and created again. */
 TEST(slot_checks)
 {
-    const char *p = tpath("ixslot");
+    const char *p = shm_tpath("ixslot");
     mms_table *t;
     enum { N = 3000 };
     mms_store *s = kv_begin(p, N, 0, &t);
@@ -1612,7 +1612,7 @@ TEST(slot_checks)
  * rest of the probe to the general one) as through the long ones. */
 TEST(slot_damaged_probe_goes_on)
 {
-    const char *p = tpath("ixslot2");
+    const char *p = shm_tpath("ixslot2");
     mms_table *t;
     enum { N = 3000 };
     mms_store *s = kv_begin(p, N, 0, &t);
@@ -1876,7 +1876,7 @@ static off_t leaf_entry_of(int fd, uint64_t bytes, const void *ent, uint32_t L, 
 static void covering_of(unsigned kind)
 {
     rng = 31;
-    const char *p = tpath(kind ? "ixcoverord" : "ixcover");
+    const char *p = shm_tpath(kind ? "ixcoverord" : "ixcover");
     mms_store *s = open_flags(p, MMS_CREATE);
     mms_table *t;
     cvn = 0;
@@ -2108,7 +2108,7 @@ static void k8_check(mms_table *t, uint64_t n, const char *const *fields, int nf
  * once, when the view is made) too, and none reads past the region. */
 TEST(slot_count_checked)
 {
-    const char *p = tpath("ixcount");
+    const char *p = shm_tpath("ixcount");
     mms_table *t;
     enum { N = 3000 };
     mms_store *s = kv_begin(p, N, 0, &t);
@@ -2146,7 +2146,7 @@ TEST(slot_count_checked)
 
 TEST(find_short_path)
 {
-    const char *p = tpath("ixshort");
+    const char *p = shm_tpath("ixshort");
     static const char *const fields[] = {"u", "i", "r", "w"};
     enum { N = 5000 };
     mms_store *s = open_flags(p, MMS_CREATE);
@@ -2375,7 +2375,7 @@ TEST(crash)
 {
     unsigned soak;
     rng = test_seed("test_index crash", 0, &soak, "");
-    const char *p = tpath("ixcrash");
+    const char *p = shm_tpath("ixcrash");
     SH = child_page(sizeof *SH);
     static const char *const points[] = {"commit.fresh_synced:1", "commit.journal_write:1",
                                          "commit.journal_synced:1", "commit.apply:1",
@@ -2433,7 +2433,7 @@ TEST(crash)
 
 TEST(reader)
 {
-    const char *p = tpath("ixread");
+    const char *p = shm_tpath("ixread");
     SH = child_page(sizeof *SH);
     memset(SH, 0, sizeof *SH);
     kv_fill(p, true);
@@ -2508,7 +2508,7 @@ static void cursor_walk(mms_index *ix, int op, const int64_t *key, int dir, char
  * transaction, keep the position. Seen failing before the fix. */
 TEST(cursor_stale)
 {
-    const char *p = tpath("ixstale");
+    const char *p = shm_tpath("ixstale");
     rmrf(p);
     mms_table *t;
     mms_index *ix;
@@ -2557,7 +2557,7 @@ TEST(cursor_stale)
  * (which gave both). Seen failing before the fix. */
 TEST(write_txn_lookups)
 {
-    const char *p = tpath("ixwtxn");
+    const char *p = shm_tpath("ixwtxn");
     mms_table *t;
     mms_index *ik, *iv;
     uint64_t at, n, many[3];
@@ -2648,7 +2648,7 @@ TEST(find_miss_keeps_index)
 {
     const unsigned kinds[2] = {MMS_INDEX_HASH, MMS_INDEX_ORDERED};
     for (int kind = 0; kind < 2; kind++) {
-        const char *p = tpath("ixmiss");
+        const char *p = shm_tpath("ixmiss");
         mms_table *t;
         mms_index *ik;
         mms_store *s = kv_begin(p, 1000, 0, &t); /* keys 0, 7, ..., 6993 */
@@ -2712,7 +2712,7 @@ static void found_of(mms_index *ix, int64_t k, char *out, size_t cap)
  * before the fix. */
 TEST(missing_keys)
 {
-    const char *p = tpath("ixmissing");
+    const char *p = shm_tpath("ixmissing");
     mms_table *t;
     mms_index *ik, *iv;
     uint64_t at;
@@ -2805,7 +2805,7 @@ TEST(missing_keys)
  * is read as it is, and that commit marks it. verify takes either rule. */
 TEST(missing_keys_old_index)
 {
-    const char *p = tpath("ixmissold");
+    const char *p = shm_tpath("ixmissold");
     mms_table *t;
     mms_index *ik, *iv;
     mms_index_info info[2];
@@ -2932,7 +2932,7 @@ TEST(full_disk_index)
         enum mms__op op;
         int err;
     } inj[] = {{MMS__OP_FALLOCATE, ENOSPC}, {MMS__OP_PWRITE, ENOSPC}, {MMS__OP_MMAP, ENOMEM}};
-    const char *p = tpath("ixfull");
+    const char *p = shm_tpath("ixfull");
     unsigned failures = 0, poisoned = 0;
     for (size_t k = 0; k < sizeof inj / sizeof inj[0]; k++) {
         for (int step = 0; step < 4; step++) {
@@ -3013,6 +3013,10 @@ int main(int argc, char **argv)
         child_work(a[1], a[0]);
         _exit(0);
     }
+    /* The stores live on tmpfs (test.h, "Stores on tmpfs"): the index
+     * against its model is the point; the crash case's kills are process
+     * crashes, the full disk an injected fault. */
+    signal(SIGABRT, shm_on_abort);
     RUN(unique_paths);
     RUN(string_keys_refused);
     RUN(model);
@@ -3040,5 +3044,6 @@ int main(int argc, char **argv)
     RUN(crash);
     RUN(reader);
     RUN(full_disk_index);
+    shm_cleanup();
     return 0;
 }

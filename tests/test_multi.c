@@ -1467,7 +1467,7 @@ TEST(stress)
     static struct stress S;
     memset(&S, 0, sizeof S);
     memset(sh, 0, sizeof *sh);
-    S.path = tpath("stress");
+    S.path = shm_tpath("stress");
     S.x = base_seed ^ 0x5757;
     setup_store(S.path);
     S.h = open_flags(S.path, MMS_RDONLY);
@@ -1645,7 +1645,7 @@ TEST(growth)
 {
     double t0 = now_us();
     memset(sh, 0, sizeof *sh);
-    const char *p = tpath("growth");
+    const char *p = shm_tpath("growth");
     setup_store(p);
     mms_options o;
     mms_options_init(&o);
@@ -1736,7 +1736,7 @@ static void commit_one(mms_store *s)
 TEST(notify_every_commit)
 {
     memset(sh, 0, sizeof *sh);
-    const char *p = tpath("notify1");
+    const char *p = shm_tpath("notify1");
     setup_store(p);
     mms_store *s = open_flags(p, 0);
     pid_t pid = spawn("consumer", 0, p, CONS_KEEPUP, NULL);
@@ -1762,7 +1762,7 @@ TEST(notify_every_commit)
 TEST(notify_latest_when_lagging)
 {
     memset(sh, 0, sizeof *sh);
-    const char *p = tpath("notify2");
+    const char *p = shm_tpath("notify2");
     setup_store(p);
     mms_options o;
     mms_options_init(&o);
@@ -1806,7 +1806,7 @@ TEST(notify_latest_when_lagging)
 TEST(notify_wait_timeout_and_misuse)
 {
     memset(sh, 0, sizeof *sh);
-    const char *p = tpath("notify3");
+    const char *p = shm_tpath("notify3");
     setup_store(p);
     mms_store *s = open_flags(p, 0);
     uint64_t id = mms_txn_id(s), now = 0;
@@ -1863,7 +1863,7 @@ static uint64_t counter_of(mms_store *s)
 TEST(contention)
 {
     memset(sh, 0, sizeof *sh);
-    const char *p = tpath("contend");
+    const char *p = shm_tpath("contend");
     setup_store(p);
     mms_store *s = open_flags(p, 0);
 
@@ -1969,7 +1969,7 @@ static void *thr_read(void *arg)
 TEST(fork_and_handles)
 {
     memset(sh, 0, sizeof *sh);
-    const char *p = tpath("forkh");
+    const char *p = shm_tpath("forkh");
     setup_store(p);
     mms_store *s = open_flags(p, 0);
     commit_one(s);
@@ -2136,7 +2136,7 @@ TEST(fork_and_handles)
 TEST(cli)
 {
     memset(sh, 0, sizeof *sh);
-    const char *p = tpath("cli");
+    const char *p = shm_tpath("cli");
     setup_store(p);
     mms_store *s = open_flags(p, MMS_RDONLY); /* keeps the lock file alive */
     char args[700], out[8192];
@@ -2249,7 +2249,7 @@ TEST(cli)
 TEST(slots_full)
 {
     memset(sh, 0, sizeof *sh);
-    const char *p = tpath("full");
+    const char *p = shm_tpath("full");
     setup_store(p);
     size_t n = 1;
     mms_reader_info *ri = calloc(MMS_NSLOTS_TEST, sizeof *ri);
@@ -2297,7 +2297,7 @@ TEST(slots_full)
     OK(mms_close(s));
     OK(mms_readers_path(p, ri, MMS_NSLOTS_TEST, &n));
     ASSERT_EQ(n, 0); /* closed: nobody has it open, whatever the file holds */
-    FAILS(mms_readers_path(tpath("nothing-here"), ri, 1, &n), -ENOENT);
+    FAILS(mms_readers_path(shm_tpath("nothing-here"), ri, 1, &n), -ENOENT);
     free(ri);
     rmrf(p);
 }
@@ -2331,7 +2331,7 @@ static void *thr_commit(void *arg)
 TEST(slot_claim_race)
 {
     memset(sh, 0, sizeof *sh);
-    const char *p = tpath("slotrace");
+    const char *p = shm_tpath("slotrace");
     setup_store(p);
     mms_store *s = open_flags(p, MMS_RDONLY);
     pid_t cl = spawn("clearer", 0, p, 0, NULL);
@@ -2480,7 +2480,7 @@ TEST(slot_claim_race)
 TEST(dead_recoverer)
 {
     memset(sh, 0, sizeof *sh);
-    const char *p = tpath("deadrec");
+    const char *p = shm_tpath("deadrec");
     setup_store(p); /* txn 1, checkpointed */
     mms_store *s = open_flags(p, MMS_RDONLY); /* no child opens alone (and recovers so) */
     pid_t w = spawn("holder", 0, p, 0, "recover.group:2");
@@ -2570,7 +2570,7 @@ static void dead_in_commit_one(const struct dead_commit *dc)
 {
     enum { W, R, Q, R2, K, NH };
     memset(sh, 0, sizeof *sh);
-    const char *p = tpath("deadcommit");
+    const char *p = shm_tpath("deadcommit");
     setup_store(p);
     mms_store *s = open_flags(p, MMS_RDONLY); /* no child opens alone (and recovers so) */
     pid_t h[NH];
@@ -2676,6 +2676,7 @@ static int run_isolated(const char *name, void (*fn)(void))
     ASSERT(pid >= 0);
     if (pid == 0) {
         die_with_parent(parent);
+        signal(SIGABRT, SIG_DFL); /* the parent removes the tmpfs directory */
         fn();
         fflush(stderr);
         _exit(0);
@@ -2700,6 +2701,11 @@ int main(int argc, char **argv)
     unsetenv("MMS_DIRTY");
     unsetenv("MMS_CRASH");
     sh = child_page(sizeof *sh);
+    /* The stores live on tmpfs (test.h, "Stores on tmpfs"): what processes
+     * see of each other's commits through the page cache is the point, and
+     * tmpfs shares it as the disk does; crashes here are process crashes. */
+    shm_choose();
+    signal(SIGABRT, shm_on_abort);
     /* Cases that found the library departing from its manual run isolated
      * (last), so that one does not hide the others. */
     static const struct {
@@ -2738,6 +2744,7 @@ int main(int argc, char **argv)
     }
     if (!ran)
         FAILF("no case named %s", argv[1]);
+    shm_cleanup();
     if (failed) {
         fprintf(stderr, "test_multi: %d case(s) failed (%.1f s)\n", failed, (now_us() - t0) / 1e6);
         return 1;

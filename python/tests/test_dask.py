@@ -124,12 +124,18 @@ def test_dataframe_dtypes_do_not_depend_on_the_partition(tmp_path, mms_tool):
 
 def test_other_processes_open_by_path(shards):
     # The processes scheduler pickles each task: it carries the path, and the
-    # worker process opens the store itself.
-    x = md.array(shards, "p", "x")
-    assert float(x.sum().compute(scheduler="processes", num_workers=2)) == float(
-        x.sum().compute(scheduler="sync"))
-    df = md.dataframe(shards, "p")
-    assert len(df.compute(scheduler="processes", num_workers=2)) == 15
+    # worker process opens the store itself. One pool of new interpreters
+    # (spawned, as dask's own are) for both computations: starting one is
+    # most of this test's time.
+    import concurrent.futures
+    import multiprocessing
+    with concurrent.futures.ProcessPoolExecutor(
+            2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        x = md.array(shards, "p", "x")
+        assert float(x.sum().compute(scheduler="processes", pool=pool)) == float(
+            x.sum().compute(scheduler="sync"))
+        df = md.dataframe(shards, "p")
+        assert len(df.compute(scheduler="processes", pool=pool)) == 15
 
 
 def test_bad_arguments(shards, tmp_path):

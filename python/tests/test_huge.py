@@ -142,11 +142,12 @@ def test_empty_table(path):
 # of the mapping), not on timings nor folio sizes (which depend on the file
 # system holding the test directory).
 # ---------------------------------------------------------------------------
+# The child gets vm_flags and fresh_flags as source (fresh() adds them):
+# importing them from this module imported pytest as well, most of each
+# child's start.
 FRESH = """
 import sys, mmstore, numpy as np
-sys.path.insert(0, sys.argv[2])
-from test_huge import fresh_flags
-kw = eval(sys.argv[3])
+kw = eval(sys.argv[2])
 n = kw.pop("n", 300000)                                # 2.4 MB: past one 2 MiB folio
 s = mmstore.open(sys.argv[1], **kw)
 if not s.readonly:
@@ -170,6 +171,7 @@ def fresh_flags(s):
 
 
 def fresh(path, env=None, **kw):
+    import inspect
     import subprocess
     import sys
     import textwrap
@@ -177,8 +179,8 @@ def fresh(path, env=None, **kw):
     e = child_env()
     e.pop("MMS_HUGE", None)
     e.update(env or {})
-    p = subprocess.run([sys.executable, "-c", textwrap.dedent(FRESH), path,
-                        os.path.dirname(os.path.abspath(__file__)), repr(kw)],
+    code = inspect.getsource(vm_flags) + inspect.getsource(fresh_flags) + textwrap.dedent(FRESH)
+    p = subprocess.run([sys.executable, "-c", code, path, repr(kw)],
                        capture_output=True, text=True, timeout=60, env=e)
     assert p.returncode == 0, p.stderr
     return p.stdout.split()
