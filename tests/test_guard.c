@@ -754,6 +754,32 @@ TEST(two_writers_one_thread)
     rmrf(p);
 }
 
+/* Not the guard's: test.h's tmpfs directory (shm_tpath) belongs to the
+ * process that made it. A forked child inherits shm_on_abort; a child
+ * whose case failed (FAILF: abort) removed the whole directory under its
+ * parent, which went on with stores gone (and the failing case's store,
+ * the one to look at, with them). */
+TEST(tmpfs_dir_outlives_an_aborting_child)
+{
+    const char *p = shm_tpath("childabort");
+    ASSERT_EQ(mkdir(p, 0777), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {0, 0};
+        setrlimit(RLIMIT_CORE, &rl);
+        abort(); /* as FAILF in a child */
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+    struct stat sb;
+    ASSERT_EQ(stat(p, &sb), 0);
+    rmrf(p);
+}
+
 int main(void)
 {
     g_pkeys = probe_pkeys();
@@ -771,6 +797,7 @@ int main(void)
     RUN(threads);
     RUN(many_handles);
     RUN(two_writers_one_thread);
+    RUN(tmpfs_dir_outlives_an_aborting_child);
     shm_cleanup();
     fprintf(stderr, "test_guard: ok (keys %s)\n", g_pkeys ? "tested" : "absent: fallback tested");
     return 0;
