@@ -159,6 +159,7 @@ static inline void rmrf(const char *p)
  * ------------------------------------------------------------------------ */
 static char shm_base[256]; /* "": not chosen yet */
 static bool shm_own;       /* shm_base is this run's, in /dev/shm */
+static pid_t shm_owner;    /* the process that made it: only it removes it */
 
 /* Chooses the directory (once; false: the disk). A program whose cases run
  * in forked children calls it first, so that the parent owns the directory
@@ -178,6 +179,7 @@ static inline bool shm_choose(void)
         snprintf(shm_base, sizeof shm_base, "/dev/shm/mms-%s.%d",
                  program_invocation_short_name, (int)getpid());
         shm_own = true;
+        shm_owner = getpid();
     } else {
         return false;
     }
@@ -199,11 +201,13 @@ static inline const char *shm_tpath(const char *name)
     return p;
 }
 
-/* Removes this run's own tmpfs directory, if it made one. Async-signal-safe
- * (fork, execv, waitpid): a SIGABRT handler calls it. */
+/* Removes this run's own tmpfs directory, if this process made it: a
+ * forked child (which inherits shm_on_abort) that fails leaves it to its
+ * parent, which goes on using it. Async-signal-safe (getpid, fork, execv,
+ * waitpid): a SIGABRT handler calls it. */
 static inline void shm_cleanup(void)
 {
-    if (!shm_own)
+    if (!shm_own || getpid() != shm_owner)
         return;
     pid_t pid = fork();
     if (pid == 0) {
@@ -215,8 +219,9 @@ static inline void shm_cleanup(void)
         waitpid(pid, NULL, 0);
 }
 
-/* A SIGABRT handler for a program with no children of its own that call
- * FAILF: the tmpfs directory goes, then the abort goes on. */
+/* A SIGABRT handler: in the process that made the tmpfs directory, the
+ * directory goes (not in a forked child that inherited the handler), then
+ * the abort goes on. */
 static inline void shm_on_abort(int sig)
 {
     (void)sig;
