@@ -234,3 +234,32 @@ def test_import_csv_schema_with_a_name_the_tool_cannot_spell(path, mms_tool, tmp
         s.create_table("u", [("a,b", "i64"), ("c", "str")])
     assert len(s.import_csv(comma, "u")) == 1 and s.table("u").get(0) == {"a,b": 1, "c": "x"}
     s.close()
+
+
+def test_a_write_transaction_dropped_unended_does_not_keep_its_store(path):
+    # A write transaction's object gone without its __exit__ (the only
+    # commit) left the Store inside the transaction: the Tables it marked
+    # are pinned until it ends, and each holds the Store, so a Store
+    # dropped then stayed open -- with the writer lock -- until the
+    # garbage collector ran (the README: a Store nothing holds closes at
+    # once). Nothing can commit it any more: it is aborted.
+    import gc
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.create_table("u", [("x", "i64")])
+    watcher = mmstore.open(path, readonly=True)
+    handles = watcher.info()["handles"]
+    gc.disable()
+    try:
+        x = s.write()
+        x.__enter__()
+        s.create_table("t", [("x", "i64")]).append({"x": 1})
+        del x, s
+        assert watcher.info()["handles"] == handles - 1
+    finally:
+        gc.enable()
+    s = mmstore.open(path)
+    with s.write(timeout=5):
+        assert sorted(s.tables()) == ["u"]
+    s.close()
+    watcher.close()
