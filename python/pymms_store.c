@@ -413,8 +413,24 @@ typedef struct {
     int active;
 } pymms_txn;
 
+/* A write transaction whose object is gone can never commit (only its
+ * __exit__ does): it is aborted now, as close() would, rather than leave
+ * the Store inside it, holding the writer lock -- and, through the Tables
+ * it pinned (each holds the Store), itself, until the garbage collector
+ * runs. Not from another thread, inside a call or a conversion (R1), nor
+ * in a child of fork() (the parent's). */
 static void txn_dealloc(pymms_txn *x)
 {
+    pymms_store *st = x->store;
+    if (st && x->active && x->write && !st->closed && st->s && !pymms_forked(st) &&
+        st->state == PYMMS_WRITE && st->serial == x->serial && st->owner == pymms_me() &&
+        !st->busy && !st->converting && !st->calls) {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        if (write_end(st, 0) < 0)
+            PyErr_Clear();
+        PyErr_Restore(t, v, tb);
+    }
     Py_XDECREF(x->store);
     Py_TYPE(x)->tp_free((PyObject *)x);
 }
