@@ -10,6 +10,8 @@
  *                         dropped named the target table as ""
  *   recover_out_forms     mms recover --out DEST/ failed, --out '' built the
  *                         store and failed to rename it
+ *   load_trailing_gaps_without_root  a dump without a root line loaded its
+ *                         last table without its trailing deleted slots
  */
 #include "test.h"
 
@@ -569,6 +571,35 @@ TEST(recover_out_forms)
     rmrf(d);
 }
 
+/* A dump whose last table ends in deleted slots and that has no root line
+ * (the root is optional to load): those slots were appended when the next
+ * table or the root line came, so the last table loaded short -- 1 slot of
+ * 5, and later appends took other indexes than in the dumped store. */
+TEST(load_trailing_gaps_without_root)
+{
+    const char *p = tpath("qa20noroot");
+    char dump[600], cmd[1400];
+    snprintf(dump, sizeof dump, "%s.jsonl", p);
+    file_put(dump,
+             "{\"mmstore_dump\":1,\"tables\":1}\n"
+             "{\"table\":\"t\",\"record_size\":8,\"slots\":5,\"records\":1,"
+             "\"fields\":[{\"name\":\"id\",\"kind\":\"i64\",\"offset\":0,\"size\":8}]}\n"
+             "{\"i\":0,\"v\":[7]}\n"
+             "{\"end\":true,\"records\":1}\n");
+    snprintf(cmd, sizeof cmd, "'%s' load '%s' '%s' >/dev/null", getenv("MMS_TOOL"), dump, p);
+    ASSERT_EQ(system(cmd), 0);
+    mms_store *s = open_flags(p, MMS_RDONLY);
+    mms_table *t;
+    OK(mms_read_begin(s));
+    OK(mms_table_find(s, "t", &t));
+    ASSERT_EQ(mms_table_slots(t), 5);
+    ASSERT_EQ(mms_table_count(t), 1);
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+    unlink(dump);
+    rmrf(p);
+}
+
 int main(void)
 {
     table_test_begin("test_qa20");
@@ -581,5 +612,6 @@ int main(void)
     RUN(load_huge_slot_count);
     RUN(where_ref_gone_target);
     RUN(recover_out_forms);
+    RUN(load_trailing_gaps_without_root);
     return table_test_end();
 }
