@@ -140,21 +140,28 @@ struct judge_shm {
 static struct judge_shm *jsh;
 static int hook_armed;
 
-static void judge_hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off,
+/* One pause per process: at the crash point pause_at names, publish 1 in
+ * *reached and wait for *go (once). */
+static const char *pause_point;
+static int *pause_reached, *pause_go;
+
+static void pause_hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off,
                        uint64_t len, const char *point)
 {
     (void)fd, (void)addr, (void)off, (void)len;
-    if (ev != MMS__IO_POINT || !hook_armed)
+    if (ev != MMS__IO_POINT || !pause_point || strcmp(point, pause_point) != 0)
         return;
-    if (strcmp(point, "gate.touching") == 0) {
-        hook_armed = 0;
-        PUB(jsh->h_paused, 1);
-        AWAIT(GET(jsh->h_go), 0, 60, "the applier was not let go");
-    } else if (strcmp(point, "pin.unslotted_gate") == 0) {
-        hook_armed = 0;
-        PUB(jsh->u_judging, 1);
-        AWAIT(GET(jsh->u_go), 0, 60, "the reader was not let go");
-    }
+    pause_point = NULL;
+    PUB(*pause_reached, 1);
+    AWAIT(GET(*pause_go), 0, 60, "the process paused at %s was not let go", point);
+}
+
+static void pause_at(const char *point, int *reached, int *go)
+{
+    pause_reached = reached;
+    pause_go = go;
+    mms__os_io_hook(pause_hook);
+    pause_point = point;
 }
 
 /* The applier: a writer whose one commit writes every page of the array;
@@ -162,13 +169,12 @@ static void judge_hook(enum mms__io_event ev, int fd, const void *addr, uint64_t
  * readers, and dies (MMS_CRASH commit.apply:1) after the first page. */
 static int child_judge_applier(const char *path)
 {
-    mms__os_io_hook(judge_hook);
     mms_store *s = open_flags(path, 0);
     OK(mms_txn_begin(s, 0));
     uint64_t *arr = MMS_AT(s, uint64_t, mms_root(s));
     for (unsigned i = 0; i < ARR_PAGES * 512; i++)
         arr[i] = 1;
-    hook_armed = 1;
+    pause_at("gate.touching", &jsh->h_paused, &jsh->h_go);
     OK(mms_txn_commit(s));
     return 3; /* not reached */
 }
@@ -179,11 +185,10 @@ static int child_judge_reader(const char *path)
     if (setgroups(0, NULL) != 0 || setgid(UNPRIV) != 0 || setuid(UNPRIV) != 0)
         return 98;
     die_with_parent(getppid()); /* a change of credentials cleared it */
-    mms__os_io_hook(judge_hook);
     mms_store *s = open_flags(path, MMS_RDONLY);
     PUB(jsh->u_open, 1);
     AWAIT(GET(jsh->u_begin), 0, 60, "the reader was not told to begin");
-    hook_armed = 1;
+    pause_at("pin.unslotted_gate", &jsh->u_judging, &jsh->u_go);
     int r = mms_read_begin(s);
     snprintf(jsh->detail, sizeof jsh->detail, "%s", r ? mms_errdetail() : "");
     if (!r) {
@@ -381,33 +386,15 @@ TEST(reset_race)
  * found the holder dead, and the writer recovered the whole store (a
  * replay and a checkpoint) for a gate that was open.
  * ------------------------------------------------------------------------ */
-static void reopened_hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off,
-                          uint64_t len, const char *point)
-{
-    (void)fd, (void)addr, (void)off, (void)len;
-    if (ev != MMS__IO_POINT || !hook_armed)
-        return;
-    if (strcmp(point, "gate.publishing") == 0) {
-        hook_armed = 0;
-        PUB(jsh->a_applying, 1);
-        AWAIT(GET(jsh->a_go), 0, 60, "the applier was not let go");
-    } else if (strcmp(point, "gate.judging") == 0) {
-        hook_armed = 0;
-        PUB(jsh->w_judging, 1);
-        AWAIT(GET(jsh->w_go), 0, 60, "the writer was not let go");
-    }
-}
-
 /* A reader that holds a commit back until told to leave, and applies it
  * as it leaves (pausing with the gate closed), then exits. */
 static int child_reopen_holder(const char *path)
 {
-    mms__os_io_hook(reopened_hook);
     mms_store *s = open_flags(path, MMS_RDONLY);
     OK(mms_read_begin(s));
     PUB(jsh->h_inside, 1);
     AWAIT(GET(jsh->h_leave), 0, 60, "the holder was not told to leave");
-    hook_armed = 1;
+    pause_at("gate.publishing", &jsh->a_applying, &jsh->a_go);
     OK(mms_read_end(s));
     OK(mms_close(s));
     return 0;
@@ -415,11 +402,10 @@ static int child_reopen_holder(const char *path)
 
 static int child_reopen_writer(const char *path)
 {
-    mms__os_io_hook(reopened_hook);
     mms_store *s = open_flags(path, 0); /* before the gate closes: an open pins */
     PUB(jsh->w_open, 1);
     AWAIT(GET(jsh->a_applying), 0, 60, "the writer was not told to begin");
-    hook_armed = 1;
+    pause_at("gate.judging", &jsh->w_judging, &jsh->w_go);
     OK(mms_txn_begin(s, 0));
     mms_info in;
     OK(mms_info_get(s, &in));
