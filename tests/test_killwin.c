@@ -225,6 +225,19 @@ static void array_is(const char *p, unsigned flags, uint64_t v)
     OK(mms_close(s));
 }
 
+/* A new store at p whose root is an array of ARR_PAGES zeroed pages; its
+ * write handle. */
+static mms_store *array_store(const char *p)
+{
+    mms_store *w = open_flags(p, MMS_CREATE);
+    mms_ref a;
+    OK(mms_txn_begin(w, 0));
+    OK(mms_zalloc(w, ARR_PAGES * 4096, &a));
+    OK(mms_root_set(w, a));
+    OK(mms_txn_commit(w));
+    return w;
+}
+
 TEST(unslotted_judge_kill)
 {
     if (geteuid() != 0) {
@@ -237,13 +250,7 @@ TEST(unslotted_judge_kill)
     ASSERT_EQ(mkdir(dir, 0755), 0);
     ASSERT_EQ(chmod(dir, 0755), 0);
     snprintf(p, sizeof p, "%s/judge.mms", dir);
-    mms_store *s = open_flags(p, MMS_CREATE);
-    mms_ref a;
-    OK(mms_txn_begin(s, 0));
-    OK(mms_zalloc(s, ARR_PAGES * 4096, &a));
-    OK(mms_root_set(s, a));
-    OK(mms_txn_commit(s));
-    OK(mms_close(s));
+    OK(mms_close(array_store(p)));
     ASSERT_EQ(chmod(p, 0755), 0);
     DIR *d = opendir(p);
     ASSERT(d != NULL);
@@ -345,12 +352,7 @@ static void set_array(mms_store *w, uint64_t v)
 TEST(reset_race)
 {
     const char *p = tpath("kw3");
-    mms_store *w = open_flags(p, MMS_CREATE);
-    mms_ref a;
-    OK(mms_txn_begin(w, 0));
-    OK(mms_zalloc(w, ARR_PAGES * 4096, &a));
-    OK(mms_root_set(w, a));
-    OK(mms_txn_commit(w));
+    mms_store *w = array_store(p);
     memset(jsh, 0, sizeof *jsh);
     pid_t holder = child_spawn((const char *[]){"race_holder", p, NULL}, NULL);
     AWAIT(GET(jsh->h_inside), holder, 60, "the holder did not begin");
@@ -418,12 +420,7 @@ static int child_reopen_writer(const char *path)
 TEST(abandoned_reopened)
 {
     const char *p = tpath("kw4");
-    mms_store *w = open_flags(p, MMS_CREATE);
-    mms_ref a;
-    OK(mms_txn_begin(w, 0));
-    OK(mms_zalloc(w, ARR_PAGES * 4096, &a));
-    OK(mms_root_set(w, a));
-    OK(mms_txn_commit(w));
+    mms_store *w = array_store(p);
     memset(jsh, 0, sizeof *jsh);
     pid_t holder = child_spawn((const char *[]){"reopen_holder", p, NULL}, NULL);
     AWAIT(GET(jsh->h_inside), holder, 60, "the holder did not begin");
