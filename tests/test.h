@@ -9,6 +9,7 @@
 #define MMS_TEST_H
 
 #define _GNU_SOURCE 1
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -296,6 +297,34 @@ static inline char *file_text(const char *path)
     b[n] = 0;
     fclose(f);
     return b;
+}
+
+/* Bytes on disk of dir/name (its blocks), and its size into *size (may be
+ * NULL). */
+static inline uint64_t file_disk(const char *dir, const char *name, uint64_t *size)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    struct stat st;
+    if (stat(p, &st) < 0)
+        FAILF("stat %s", p);
+    if (size)
+        *size = (uint64_t)st.st_size;
+    return (uint64_t)st.st_blocks * 512;
+}
+
+/* Bytes on disk of the region files of the store at dir. */
+static inline uint64_t regions_disk(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ASSERT(d != NULL);
+    uint64_t sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, "region-", 7) == 0)
+            sum += file_disk(dir, e->d_name, NULL);
+    closedir(d);
+    return sum;
 }
 
 /* Run `mms ARGS` (fmt, ap) with stdout and stderr apart, through files in

@@ -22,26 +22,6 @@ struct rec {
 static const mms_field fields[] = {MMS_F_I64(struct rec, id), MMS_F_CHARS(struct rec, pad)};
 static const mms_schema schema = MMS_SCHEMA(struct rec, fields);
 
-/* Bytes on disk of the region files. */
-static uint64_t regions_disk(const char *dir)
-{
-    DIR *d = opendir(dir);
-    ASSERT(d != NULL);
-    uint64_t sum = 0;
-    struct dirent *e;
-    char p[700];
-    struct stat st;
-    while ((e = readdir(d)))
-        if (strncmp(e->d_name, "region-", 7) == 0) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            if (stat(p, &st) < 0)
-                FAILF("stat %s", p);
-            sum += (uint64_t)st.st_blocks * 512;
-        }
-    closedir(d);
-    return sum;
-}
-
 /* give_back_kill's child, alone with the store: a transaction that grows
  * the table by 32 MiB aborts, and a checkpoint gives the space back. */
 static int child_grower(const char *path)

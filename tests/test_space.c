@@ -8,7 +8,6 @@
 
 #include "internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -25,32 +24,6 @@ struct rec {
 };
 static const mms_field fields[] = {MMS_F_I64(struct rec, id), MMS_F_CHARS(struct rec, pad)};
 static const mms_schema schema = MMS_SCHEMA(struct rec, fields);
-
-static uint64_t file_disk(const char *dir, const char *name, uint64_t *size)
-{
-    char p[700];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    struct stat st;
-    if (stat(p, &st) < 0)
-        FAILF("stat %s", p);
-    if (size)
-        *size = (uint64_t)st.st_size;
-    return (uint64_t)st.st_blocks * 512;
-}
-
-/* Bytes on disk of the region files. */
-static uint64_t regions_disk(const char *dir)
-{
-    DIR *d = opendir(dir);
-    ASSERT(d != NULL);
-    uint64_t sum = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strncmp(e->d_name, "region-", 7) == 0)
-            sum += file_disk(dir, e->d_name, NULL);
-    closedir(d);
-    return sum;
-}
 
 TEST(new_store_small)
 {
