@@ -55,6 +55,23 @@ static void commit_counter(mms_store *s, uint64_t v)
     OK(mms_txn_commit(s));
 }
 
+/* The counter a new handle on p finds -- in a write transaction if
+ * as_writer (its writer recovers first), else in its view at open -- once
+ * the store verifies; then p is removed. */
+static uint64_t final_counter(const char *p, bool as_writer)
+{
+    mms_store *w = open_flags(p, 0);
+    if (as_writer)
+        OK(mms_txn_begin(w, 0));
+    uint64_t c = counter_of(w);
+    if (as_writer)
+        OK(mms_txn_abort(w));
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(p);
+    return c;
+}
+
 static mms_store *setup(const char *p)
 {
     mms_store *s = open_flags(p, MMS_CREATE);
@@ -905,11 +922,7 @@ TEST(gate_word_kill)
             FAILF("%s: a new writer made %llu of 7 commits (%s)", points[k],
                   (unsigned long long)GET(sh->ok), child_status(st));
         OK(mms_close(keep));
-        w = open_flags(p, 0);
-        ASSERT_EQ(counter_of(w), 7);
-        verify_ok(w);
-        OK(mms_close(w));
-        rmrf(p);
+        ASSERT_EQ(final_counter(p, false), 7);
     }
 }
 
@@ -948,13 +961,7 @@ TEST(gate_reopen_kill)
     ASSERT_EQ(GET(sh->seen_counter), 0); /* the state the reader inside pinned */
     ASSERT(!GET(sh->left));               /* ... which is still inside */
     reader_leaves(rd);
-    mms_store *w = open_flags(p, 0);
-    OK(mms_txn_begin(w, 0));
-    ASSERT_EQ(counter_of(w), made);
-    mms_txn_abort(w);
-    verify_ok(w);
-    OK(mms_close(w));
-    rmrf(p);
+    ASSERT_EQ(final_counter(p, true), made);
 }
 
 /* A writer killed as it closes the gate for its commit (gate.taken, in
@@ -984,13 +991,7 @@ TEST(gate_close_kill)
         FAILF("the new reader ended with %s", child_status(st));
     ASSERT(!GET(sh->left)); /* the reader inside is still inside */
     reader_leaves(rd);
-    w = open_flags(p, 0);
-    OK(mms_txn_begin(w, 0));
-    ASSERT_LE(counter_of(w), 1); /* the commit it died in may count */
-    mms_txn_abort(w);
-    verify_ok(w);
-    OK(mms_close(w));
-    rmrf(p);
+    ASSERT_LE(final_counter(p, true), 1); /* the commit it died in may count */
 }
 
 /* A reader that applies the backlog as it leaves is killed after it
@@ -1026,11 +1027,7 @@ TEST(apply_position_kill)
     commit_counter(w, 4);
     ASSERT_EQ(info(w)->published_txn, info(w)->committed_txn);
     OK(mms_close(w));
-    w = open_flags(p, 0);
-    ASSERT_EQ(counter_of(w), 4);
-    verify_ok(w);
-    OK(mms_close(w));
-    rmrf(p);
+    ASSERT_EQ(final_counter(p, false), 4);
     /* The writer's own apply of its commit (whole pages, txn.c), killed
      * there, while a read-only handle keeps the lock file. */
     static const char *const points[] = {"gate.publishing:1", "gate.publishing:3"};
@@ -1052,11 +1049,7 @@ TEST(apply_position_kill)
             FAILF("%s: the new reader ended with %s", points[k], child_status(st));
         ASSERT_GE(GET(sh->seen_counter), made + 1); /* the one it died publishing too */
         OK(mms_close(keep));
-        w = open_flags(p, 0);
-        ASSERT_EQ(counter_of(w), made + 1);
-        verify_ok(w);
-        OK(mms_close(w));
-        rmrf(p);
+        ASSERT_EQ(final_counter(p, false), made + 1);
     }
 }
 
