@@ -865,13 +865,10 @@ static int fill_gaps(struct load *l, struct ltab *tb, uint64_t n)
 {
     if (tb->next >= n)
         return 0;
-    if (l->ngaps == l->gapcap) {
-        l->gapcap = l->gapcap ? 2 * l->gapcap : 16;
-        struct lgap *g = realloc(l->gaps, l->gapcap * sizeof *g);
-        if (!g)
-            return tool_err("out of memory");
-        l->gaps = g;
-    }
+    struct lgap *g = tool_room(l->gaps, l->ngaps, &l->gapcap, sizeof *g, 16);
+    if (!g)
+        return tool_err("out of memory");
+    l->gaps = g;
     uint64_t first;
     int r = mms_table_append_many(tb->t, n - tb->next, &first, NULL);
     if (r)
@@ -946,13 +943,10 @@ static int pad_add(struct load *l, uint32_t id, const char *prefix)
 {
     static const mms_field pad_field[] = {{"pad", MMS_KIND_U8, 0, 1, NULL, NULL}};
     static const mms_schema pad_schema = {1, 1, pad_field};
-    if (l->npad == l->padcap) {
-        l->padcap = l->padcap ? 2 * l->padcap : 16;
-        struct lpad *np = realloc(l->pad, l->padcap * sizeof *np);
-        if (!np)
-            return tool_err("out of memory");
-        l->pad = np;
-    }
+    struct lpad *np = tool_room(l->pad, l->npad, &l->padcap, sizeof *np, 16);
+    if (!np)
+        return tool_err("out of memory");
+    l->pad = np;
     struct lpad *pd = &l->pad[l->npad];
     char base[64];
     snprintf(base, sizeof base, "%s-%u", prefix, id);
@@ -1063,13 +1057,10 @@ static int load_heap(struct load *l, const struct jv *v)
                  mms_errdetail());
         return lerr(l, "cannot place the heap object at ", what);
     }
-    if (l->nheap == l->heapcap) {
-        l->heapcap = l->heapcap ? 2 * l->heapcap : 256;
-        uint64_t *nh = realloc(l->heap, l->heapcap * sizeof *nh);
-        if (!nh)
-            return tool_err("out of memory");
-        l->heap = nh;
-    }
+    uint64_t *nh = tool_room(l->heap, l->nheap, &l->heapcap, sizeof *nh, 256);
+    if (!nh)
+        return tool_err("out of memory");
+    l->heap = nh;
     l->heap[l->nheap++] = off;
     return 0;
 }
@@ -1085,13 +1076,10 @@ static int load_table(struct load *l, const struct jv *v)
     /* A second table of one name would open (or migrate) the first. */
     if (ltab_named(l, name->s))
         return lerr(l, "a second table called ", name->s);
-    if (l->ntab == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 16;
-        struct ltab *t = realloc(l->tab, l->cap * sizeof *t);
-        if (!t)
-            return tool_err("out of memory");
-        l->tab = t;
-    }
+    struct ltab *t = tool_room(l->tab, l->ntab, &l->cap, sizeof *t, 16);
+    if (!t)
+        return tool_err("out of memory");
+    l->tab = t;
     struct ltab *tb = &l->tab[l->ntab];
     memset(tb, 0, sizeof *tb);
     snprintf(tb->name, sizeof tb->name, "%s", name->s);

@@ -42,6 +42,17 @@ int tool_err(const char *fmt, ...)
     return 1;
 }
 
+void *tool_room(void *v, size_t n, size_t *cap, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return v;
+    size_t c = *cap ? 2 * *cap : first;
+    void *nv = realloc(v, c * elem);
+    if (nv)
+        *cap = c;
+    return nv;
+}
+
 int tool_fail(const char *what, const char *dir, int err)
 {
     const char *msg = mms_strerror(err), *d = mms_errdetail();

@@ -44,6 +44,11 @@ void tool_help(const struct tool_cmd *cmd, FILE *f);
 /* "mms: message" on stderr; returns 1 (the exit code). */
 int tool_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Room for item n of the array v of *cap items of elem bytes: v, or v
+ * grown (doubled; first items at first) with *cap updated, or NULL if out
+ * of memory (v is then untouched). */
+void *tool_room(void *v, size_t n, size_t *cap, size_t elem, size_t first);
+
 /* Remove dir and the files in it (one level: what a store directory
  * holds); 0 or -errno. */
 int tool_rm_dir(const char *dir);
