@@ -24,6 +24,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "csv.h"
+#include "tool.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -51,14 +52,10 @@ static int add_field(struct csv_reader *r, const char *p, size_t n, bool esc, si
         r->nf++; /* counted, not kept: a row of a million commas costs no memory */
         return 0;
     }
-    if (r->nf == r->fcap) {
-        size_t cap = r->fcap ? r->fcap * 2 : 16;
-        struct csv_field *f = realloc(r->f, cap * sizeof *f);
-        if (!f)
-            return -ENOMEM;
-        r->f = f;
-        r->fcap = cap;
-    }
+    struct csv_field *f = tool_room(r->f, r->nf, &r->fcap, sizeof *f, 16);
+    if (!f)
+        return -ENOMEM;
+    r->f = f;
     r->f[r->nf++] = (struct csv_field){p, n, off, esc};
     return 0;
 }

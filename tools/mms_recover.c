@@ -513,13 +513,10 @@ static int graph_add(struct rec *R, struct graph *G, mms_ref v)
     }
     if (refmap_put(&G->map, v, to))
         return tool_err("out of memory");
-    if (G->nq == G->capq) {
-        G->capq = G->capq ? 2 * G->capq : 1024;
-        uint64_t *q = realloc(G->queue, G->capq * sizeof *q);
-        if (!q)
-            return tool_err("out of memory");
-        G->queue = q;
-    }
+    uint64_t *q = tool_room(G->queue, G->nq, &G->capq, sizeof *q, 1024);
+    if (!q)
+        return tool_err("out of memory");
+    G->queue = q;
     G->queue[G->nq++] = v;
     G->bytes += usable;
     return 0;

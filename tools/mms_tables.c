@@ -466,16 +466,13 @@ static int candidates(mms_table *t, const mms_schema *sc, const struct cond *cs,
                 int cmp = cmp_field(f, key, cs[i].key);
                 if (!up && (cs[i].op == OP_LT ? cmp >= 0 : cmp > 0))
                     break;
-                if (got == cap) {
-                    cap = cap ? cap * 2 : 1024;
-                    uint64_t *nv = realloc(v, cap * sizeof *v);
-                    if (!nv) {
-                        free(v);
-                        mms_cursor_close(c);
-                        return -ENOMEM;
-                    }
-                    v = nv;
+                uint64_t *nv = tool_room(v, got, &cap, sizeof *v, 1024);
+                if (!nv) {
+                    free(v);
+                    mms_cursor_close(c);
+                    return -ENOMEM;
                 }
+                v = nv;
                 v[got++] = rec;
                 r = mms_cursor_next(c, &rec, key);
             }

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -47,6 +48,8 @@ void *tool_room(void *v, size_t n, size_t *cap, size_t elem, size_t first)
     if (n < *cap)
         return v;
     size_t c = *cap ? 2 * *cap : first;
+    if (c < *cap || c > SIZE_MAX / elem)
+        return NULL;
     void *nv = realloc(v, c * elem);
     if (nv)
         *cap = c;
