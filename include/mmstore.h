@@ -1522,7 +1522,7 @@ MMS__TRAITS(double, 0, 0, 0, 1)
  * and, for REF fields, target table? This is the comparison mms_table_open
  * makes (another layout migrates the table). Returns 1 if they do, 0 if not
  * (then why, unless NULL, gets the first difference, e.g. "field score:
- * f64 at 16, the other has f32 at 16"; NUL-terminated when cap > 0), or
+ * f64[8] at 16, the other has f32[4] at 16"; NUL-terminated when cap > 0), or
  * MMS_EINVAL for a NULL schema. */
 int mms_schema_same(const mms_schema *a, const mms_schema *b, char *why, size_t cap);
 
