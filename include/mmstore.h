@@ -534,7 +534,7 @@ int mms_release_memory(mms_store *s);
  * and on a read-only handle (MMS_RDONLY, which never has one) with
  * MMS_ERDONLY, also where its Errors list MMS_ENOTXN alone -- but for
  * mms_txn_commit and mms_txn_abort, which end one: with none to end they
- * fail MMS_ENOTXN on any handle.
+ * fail MMS_ENOTXN, on a read-only handle too.
  * ------------------------------------------------------------------------ */
 
 /* mms_txn_begin() flag: fail with MMS_EBUSY instead of waiting when another
