@@ -236,10 +236,12 @@ static inline void *mms_rec(const mms_store *s, mms_ref r)
 #define MMS_REC(s, type, r) MMS__CAST(type *, mms_rec((s), (r)))
 
 /* Checked deref: mms_rec()'s pointer (for a heap ref, mms_deref()'s), or
- * NULL when r is null, names a region that does not exist or has no
- * records (an index), or points past the region's current size (a table
- * ref: a record not wholly inside it); then mms_last_error() is
- * MMS_ERANGE and mms_errdetail() says which (MMS_EINVAL if s is NULL). */
+ * NULL. NULL for the null ref is no error (nothing is recorded:
+ * mms_last_error() keeps what it was). NULL when r names a region that
+ * does not exist or has no records (an index), or points past the
+ * region's current size (a table ref: a record not wholly inside it):
+ * then mms_last_error() is MMS_ERANGE and mms_errdetail() says which
+ * (MMS_EINVAL if s is NULL). */
 void *mms_ptr(const mms_store *s, mms_ref r);
 
 /* The ref of a pointer into a mapped region of s: in the heap the byte
@@ -530,7 +532,9 @@ int mms_release_memory(mms_store *s);
  * mms_free() and mms_root_set() are part of the transaction.
  * A call that needs a write transaction fails with MMS_ENOTXN outside one,
  * and on a read-only handle (MMS_RDONLY, which never has one) with
- * MMS_ERDONLY, also where its Errors list MMS_ENOTXN alone.
+ * MMS_ERDONLY, also where its Errors list MMS_ENOTXN alone -- but for
+ * mms_txn_commit and mms_txn_abort, which end one: with none to end they
+ * fail MMS_ENOTXN, on a read-only handle too.
  * ------------------------------------------------------------------------ */
 
 /* mms_txn_begin() flag: fail with MMS_EBUSY instead of waiting when another
@@ -1518,7 +1522,7 @@ MMS__TRAITS(double, 0, 0, 0, 1)
  * and, for REF fields, target table? This is the comparison mms_table_open
  * makes (another layout migrates the table). Returns 1 if they do, 0 if not
  * (then why, unless NULL, gets the first difference, e.g. "field score:
- * f64 at 16, the other has f32 at 16"; NUL-terminated when cap > 0), or
+ * f64[8] at 16, the other has f32[4] at 16"; NUL-terminated when cap > 0), or
  * MMS_EINVAL for a NULL schema. */
 int mms_schema_same(const mms_schema *a, const mms_schema *b, char *why, size_t cap);
 
@@ -2031,7 +2035,9 @@ int mms_index_warm(mms_index *ix);
  * mms_cursor_covered) from a position found before the handle saw another
  * commit fails MMS_ENOTXN and unpositions the cursor (the index may have
  * changed around it); a later transaction that sees the same commit keeps
- * the position. */
+ * the position, and so does one after a commit of this handle's own that
+ * changed no index and no table's catalog entry (plain stores to heap
+ * objects or to fields no index holds or covers): the index is as it was. */
 typedef struct mms_cursor mms_cursor;
 
 enum mms_seek {

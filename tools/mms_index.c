@@ -196,7 +196,8 @@ static int run_indexes(const struct tool_cmd *cmd, int argc, char **argv)
 const struct tool_cmd tool_cmd_indexes = {
     "indexes", "DIR [TABLE]",
     "List the indexes (of every table, or of TABLE): field, kind, entries, size.",
-    "kind: hash or ordered; entries: the records in it (the table's live records);\n"
+    "kind: hash or ordered; entries: the records in it (the table's live records\n"
+    "but those whose value of the field is missing: they are in no index);\n"
     "size: its region's committed bytes; covers: the field an index keeps a copy\n"
     "of in each entry (mms index --cover), - none.\n",
     run_indexes};
