@@ -24,6 +24,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#endif
 
 extern char **environ;
 
@@ -1376,6 +1381,104 @@ static PyObject *find_tool(void)
     return PyBytes_FromString("mms"); /* posix_spawnp searches PATH */
 }
 
+#ifdef __linux__
+/* The tool dies with this process (PR_SET_PDEATHSIG): an interpreter
+ * killed while the tool runs must not leave it importing on its own, or
+ * waiting for ever in open() of a FIFO whose writer died. SIGTERM, which
+ * the tool takes as a request to stop (tools/mms_import.c, step 7): before
+ * its commit it dies with nothing imported; a commit under way finishes.
+ *
+ * The child is started as posix_spawn starts one, with clone(CLONE_VM |
+ * CLONE_VFORK) on a stack of its own: no copy of this process's page
+ * tables and mappings (fork() of a process mapping a large store), no
+ * pthread_atfork handlers, and the calling thread waits until the child
+ * has exec'ed. The child runs in our memory, so it calls only
+ * async-signal-safe functions and reports a failure through err. The
+ * parent-death signal is sent when the thread that made the child ends;
+ * that thread is the one in import_csv, which does not return before the
+ * tool has exited. */
+struct tool_start {
+    char *const *argv;
+    char *const *envp;
+    int out;              /* the pipe's write end: the tool's stdout and stderr */
+    pid_t parent;         /* this process, as seen before the clone */
+    const sigset_t *mask; /* the caller's signal mask, the tool's */
+    volatile int err;     /* errno of the step that failed, 0 if execve ran */
+};
+
+static int tool_child(void *arg)
+{
+    struct tool_start *ts = arg;
+    /* Python's handlers are this process's code: the tool starts with the
+     * default ones (so it would after execve; until then a signal must not
+     * run them here). Ignored signals stay ignored, as posix_spawn leaves
+     * them, except the parent-death signal. */
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0)
+            continue;
+        if (sa.sa_handler == SIG_DFL || (sa.sa_handler == SIG_IGN && sig != SIGTERM))
+            continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        sigaction(sig, &sa, NULL);
+    }
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+        goto fail;
+    /* Did this process die before the prctl? Then the signal will not come:
+     * the child has another parent already. */
+    if (getppid() != ts->parent)
+        _exit(127);
+    for (int fd = 1; fd <= 2; fd++)
+        if (ts->out == fd ? fcntl(fd, F_SETFD, 0) != 0 : dup2(ts->out, fd) < 0)
+            goto fail;
+    sigprocmask(SIG_SETMASK, ts->mask, NULL);
+    execvpe(ts->argv[0], ts->argv, ts->envp);
+fail:
+    ts->err = errno;
+    _exit(127);
+}
+
+/* Run argv with envp, its stdout and stderr into out: 0 with *pid, or an
+ * errno. */
+static int start_tool(char *const *argv, char *const *envp, int out, pid_t *pid)
+{
+    enum { STACK = 256 << 10 }; /* execvpe builds each PATH candidate on it */
+    char *stack = mmap(NULL, STACK, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        return errno;
+    sigset_t all, mask;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &mask); /* no handler of ours runs in the child */
+    struct tool_start ts = {argv, envp, out, getpid(), &mask, 0};
+    pid_t p = clone(tool_child, stack + STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &ts);
+    int e = p < 0 ? errno : ts.err;
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    munmap(stack, STACK);
+    if (p > 0 && e) { /* it did not exec */
+        while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (!e)
+        *pid = p;
+    return e;
+}
+#else
+/* Elsewhere posix_spawn: no parent-death signal (the tool outlives a
+ * process killed while it runs). */
+static int start_tool(char *const *argv, char *const *envp, int out, pid_t *pid)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out, 1);
+    posix_spawn_file_actions_adddup2(&fa, out, 2);
+    int r = posix_spawnp(pid, argv[0], &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    return r;
+}
+#endif
+
 /* Start argv with its stdout and stderr into a pipe: 0 with *pid and *fd
  * (the pipe's read end), or -1 with *spawn_err. */
 static int spawn_tool(char *const *argv, pid_t *pid, int *fd, int *spawn_err)
@@ -1383,17 +1486,12 @@ static int spawn_tool(char *const *argv, pid_t *pid, int *fd, int *spawn_err)
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return *spawn_err = errno, -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
     /* Progress lines are for terminals; the environment is ours plus that. */
     size_t ne = 0;
     while (environ[ne])
         ne++;
     char **envp = calloc(ne + 2, sizeof *envp);
     if (!envp) {
-        posix_spawn_file_actions_destroy(&fa);
         close(fds[0]);
         close(fds[1]);
         return *spawn_err = ENOMEM, -1;
@@ -1404,8 +1502,7 @@ static int spawn_tool(char *const *argv, pid_t *pid, int *fd, int *spawn_err)
             envp[k++] = environ[i];
     envp[k++] = "MMS_PROGRESS=0";
     envp[k] = NULL;
-    int r = posix_spawnp(pid, argv[0], &fa, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
+    int r = start_tool(argv, envp, fds[1], pid);
     free(envp);
     close(fds[1]);
     if (r != 0) {
@@ -1561,7 +1658,7 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
         goto out;
     }
     int status = 0, spawn_err = 0, fd, r;
-    pid_t pid;
+    pid_t pid = 0;
     PYMMS_BLOCKING(st, r = spawn_tool(argv, &pid, &fd, &spawn_err));
     if (r < 0) {
         pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
