@@ -84,3 +84,40 @@ def test_import_csv_tool_dies_with_its_interpreter(path, mms_tool, tmp_path):
             p.wait()
         if tool is not None and _running(tool, start):
             os.kill(tool, signal.SIGKILL)
+
+
+def test_every_call_on_a_table_another_process_dropped_is_noent(path, mms_tool):
+    # get, array, column, dtype, ... raised NoentError on a Table whose
+    # table another process dropped, but len(t) said 0, live() gave an
+    # empty mask, ref(0) and delete(0) an IndexError "out of range (0
+    # slots)": a dropped table passed for an empty one.
+    import subprocess
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i64"), ("s", "str")])
+        t.append({"x": 1, "s": "a"})
+    subprocess.run([mms_tool, "drop", path, "t"], check=True, capture_output=True)
+    reads = {
+        "len": lambda: len(t), "live": t.live, "ref": lambda: t.ref(0),
+        "get": lambda: t.get(0), "str": lambda: t.str(0, "s"), "array": t.array,
+        "column": lambda: t.column("x"), "missing": lambda: t.missing("x"),
+        "dtype": lambda: t.dtype, "fields": lambda: t.fields, "slots": lambda: t.slots,
+        "find": lambda: t.find("x", 1), "range": lambda: t.range("x", 0, 2),
+    }
+    writes = {"delete": lambda: t.delete(0), "append": lambda: t.append({"x": 2}),
+              "extend": lambda: t.extend({"x": [2]})}
+    for how in ("own", "read"):
+        for name, call in reads.items():
+            with pytest.raises(mmstore.NoentError, match="dropped"):
+                if how == "read":
+                    with s.read():
+                        call()
+                else:
+                    call()
+    for name, call in writes.items():
+        with pytest.raises(mmstore.NoentError, match="dropped"):
+            with s.write():
+                call()
+    assert "dropped" in repr(t)
+    assert s.tables() == []
+    s.close()
