@@ -394,7 +394,8 @@ const char pymms_delete_doc[] = PyDoc_STR(
 
 static PyObject *delete_in(pymms_table *tb, PyObject *arg)
 {
-    if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "delete") < 0)
+    if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "delete") < 0 ||
+        pymms_table_there(tb) < 0)
         return NULL;
     uint64_t i;
     int bad;
