@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mmstore
-from conftest import popen_py
+from conftest import popen_py, run_py
 
 
 def _stat(pid):
@@ -121,3 +121,30 @@ def test_every_call_on_a_table_another_process_dropped_is_noent(path, mms_tool):
     assert "dropped" in repr(t)
     assert s.tables() == []
     s.close()
+
+
+def test_import_csv_inside_a_write_of_another_store_of_this_store_is_refused(path, mms_tool,
+                                                                            tmp_path):
+    # import_csv refused a call inside a transaction of its own Store, but
+    # not inside a write transaction this thread holds through another
+    # Store of the same store: the tool's commit then waited for the writer
+    # lock for ever, and import_csv for the tool. In a child, which a
+    # deadline (not a measure of speed) ends if it hangs.
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a\n1\n")
+    p = run_py("""
+        import sys, mmstore
+        s = mmstore.open(sys.argv[1], create=True)
+        other = mmstore.open(sys.argv[1] + "/")      # another Store, another path
+        with other.write():
+            other.create_table("u", [("x", "i64")])
+            try:
+                s.import_csv(sys.argv[2], "t")
+            except mmstore.TxnError as e:
+                print("refused:", e)
+        print(s.tables())
+        print(len(s.import_csv(sys.argv[2], "t")))   # outside it, it imports
+    """, path, csv, timeout=120, check=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("refused: ") and "another Store" in p.stdout, p.stdout
+    assert p.stdout.endswith("['u']\n1\n"), p.stdout
