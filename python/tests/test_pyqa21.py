@@ -148,3 +148,26 @@ def test_import_csv_inside_a_write_of_another_store_of_this_store_is_refused(pat
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("refused: ") and "another Store" in p.stdout, p.stdout
     assert p.stdout.endswith("['u']\n1\n"), p.stdout
+
+
+def test_a_ref_value_of_the_wrong_type_names_the_field(path):
+    # The README: a key (and a value to append) of the wrong type raises
+    # TypeError naming the field. A ref field's did for a float or a str,
+    # but a list, bytes, a dict, a (table, "x") or a (b"t", 0) gave
+    # Python's "'list' object cannot be interpreted as an integer", naming
+    # nothing.
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("x", "i64")])
+        t.append({"x": 1})
+        u = s.create_table("u", [("r", "ref", "t")])
+    for v in ([], b"t", {}, object(), 1.5, "t", ("t", "x"), ("t", 0.0), (b"t", 0), ("t",),
+              ("t", 0, 1)):
+        with pytest.raises(TypeError, match="field r"):
+            with s.write():
+                u.append({"r": v})
+        with pytest.raises(TypeError, match="field r"):
+            with s.write():
+                u.extend({"r": [v]})
+    assert len(u) == 0
+    s.close()
