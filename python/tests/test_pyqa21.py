@@ -171,3 +171,27 @@ def test_a_ref_value_of_the_wrong_type_names_the_field(path):
                 u.extend({"r": [v]})
     assert len(u) == 0
     s.close()
+
+
+def test_import_csv_of_a_store_opened_huge_false_gives_the_tool_no_huge(path, mms_tool,
+                                                                        tmp_path, monkeypatch):
+    # open(huge=False) turns off the 2 MiB advice of bulk appends, import_csv
+    # among them (README), but the tool opened its own handle with the
+    # default: it advised them. It is told now as the C library reads it,
+    # MMS_HUGE=0 (an MMS_HUGE the environment sets wins, as for the Store).
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a\n1\n")
+    seen = tmp_path / "env"
+    w = tmp_path / "mms-wrapper"
+    w.write_text('#!/bin/sh\necho "MMS_HUGE=${MMS_HUGE-unset}" >> "%s"\nexec "%s" "$@"\n'
+                 % (seen, mms_tool))
+    w.chmod(0o755)
+    monkeypatch.setenv("MMS_TOOL", str(w))
+    monkeypatch.delenv("MMS_HUGE", raising=False)
+    for i, huge in enumerate((False, True)):
+        with mmstore.open(f"{path}{i}", create=True, huge=huge) as s:
+            assert len(s.import_csv(str(csv), "t")) == 1
+    monkeypatch.setenv("MMS_HUGE", "1")
+    with mmstore.open(f"{path}2", create=True, huge=False) as s:
+        assert len(s.import_csv(str(csv), "t")) == 1
+    assert seen.read_text().split() == ["MMS_HUGE=0", "MMS_HUGE=unset", "MMS_HUGE=1"]
