@@ -1480,17 +1480,21 @@ static int start_tool(char *const *argv, char *const *envp, int out, pid_t *pid)
 #endif
 
 /* Start argv with its stdout and stderr into a pipe: 0 with *pid and *fd
- * (the pipe's read end), or -1 with *spawn_err. */
-static int spawn_tool(char *const *argv, pid_t *pid, int *fd, int *spawn_err)
+ * (the pipe's read end), or -1 with *spawn_err. nohuge: the Store was
+ * opened with MMS_NOHUGE, which the tool's handle is given as the library
+ * reads it from the environment (MMS_HUGE=0), unless MMS_HUGE is set
+ * there already: it wins over the flag, for the Store as for the tool. */
+static int spawn_tool(char *const *argv, int nohuge, pid_t *pid, int *fd, int *spawn_err)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return *spawn_err = errno, -1;
-    /* Progress lines are for terminals; the environment is ours plus that. */
+    /* Progress lines are for terminals; the environment is ours plus that
+     * (and the Store's huge=False). */
     size_t ne = 0;
     while (environ[ne])
         ne++;
-    char **envp = calloc(ne + 2, sizeof *envp);
+    char **envp = calloc(ne + 3, sizeof *envp);
     if (!envp) {
         close(fds[0]);
         close(fds[1]);
@@ -1501,6 +1505,8 @@ static int spawn_tool(char *const *argv, pid_t *pid, int *fd, int *spawn_err)
         if (strncmp(environ[i], "MMS_PROGRESS=", 13) != 0)
             envp[k++] = environ[i];
     envp[k++] = "MMS_PROGRESS=0";
+    if (nohuge && !getenv("MMS_HUGE"))
+        envp[k++] = "MMS_HUGE=0";
     envp[k] = NULL;
     int r = start_tool(argv, envp, fds[1], pid);
     free(envp);
@@ -1671,7 +1677,8 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     }
     int status = 0, spawn_err = 0, fd, r;
     pid_t pid = 0;
-    PYMMS_BLOCKING(st, r = spawn_tool(argv, &pid, &fd, &spawn_err));
+    PYMMS_BLOCKING(st, r = spawn_tool(argv, (st->flags & MMS_NOHUGE) != 0, &pid, &fd,
+                                       &spawn_err));
     if (r < 0) {
         pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
                         argv[0]);
