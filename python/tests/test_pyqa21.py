@@ -195,3 +195,27 @@ def test_import_csv_of_a_store_opened_huge_false_gives_the_tool_no_huge(path, mm
     with mmstore.open(f"{path}2", create=True, huge=False) as s:
         assert len(s.import_csv(str(csv), "t")) == 1
     assert seen.read_text().split() == ["MMS_HUGE=0", "MMS_HUGE=unset", "MMS_HUGE=1"]
+
+
+def test_to_pandas_of_no_records_keeps_text_columns_object(path):
+    # to_pandas gave str, blob and chars columns as lists, which pandas
+    # makes object columns -- but float64 ones when they are empty: a
+    # table with no live record gave float64 text columns (.str on them
+    # raised AttributeError, a concat changed dtypes).
+    pd = pytest.importorskip("pandas")
+    s = mmstore.open(path, create=True)
+    spec = [("s", "str"), ("b", "blob"), ("c", "chars", 3), ("x", "i8")]
+    with s.write():
+        t = s.create_table("t", spec)
+    want = {"s": np.dtype(object), "b": np.dtype(object), "c": np.dtype(object),
+            "x": np.dtype(np.int8)}
+    assert t.to_pandas().dtypes.to_dict() == want            # no record
+    with s.write():
+        t.append({"s": "a", "b": b"b", "c": "c"})
+    assert t.to_pandas().dtypes.to_dict() == want
+    with s.write():
+        t.delete(0)
+    df = t.to_pandas()                                        # none live
+    assert df.dtypes.to_dict() == want and len(df) == 0
+    assert list(df["s"].str.upper()) == []
+    s.close()
