@@ -706,6 +706,12 @@ static PyObject *pandas_columns(pymms_table *tb, PyObject *pd, const mms_schema 
             Py_XDECREF(live_miss);
         }
         Py_XDECREF(miss);
+        if (col && PyList_Check(col)) {
+            /* Text: an object array, which pandas keeps as it is; from a
+             * list it infers the dtype, float64 for an empty one. */
+            PyObject *a = pymms_np_call("array", "(Os)", col, "O");
+            Py_SETREF(col, a);
+        }
         if (!col || PyDict_SetItem(data, name, col) < 0)
             Py_CLEAR(data);
         Py_XDECREF(col);
