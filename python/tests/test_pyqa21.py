@@ -219,3 +219,22 @@ def test_to_pandas_of_no_records_keeps_text_columns_object(path):
     assert df.dtypes.to_dict() == want and len(df) == 0
     assert list(df["s"].str.upper()) == []
     s.close()
+
+
+def test_dask_dataframe_over_a_store_with_no_records(tmp_path):
+    # The float64 text columns of an empty to_pandas (above) failed
+    # mmstore_dask.dataframe: a shard whose table had no live record
+    # raised "field 's' has missing values it had none of".
+    pytest.importorskip("dask.dataframe")
+    import mmstore_dask
+    paths = []
+    for i, n in enumerate((2, 0)):
+        p = str(tmp_path / f"s{i}.mms")
+        paths.append(p)
+        with mmstore.open(p, create=True) as s:
+            with s.write():
+                t = s.create_table("t", [("s", "str"), ("x", "i64")])
+                for j in range(n):
+                    t.append({"s": "a", "x": j})
+    df = mmstore_dask.dataframe(paths, "t").compute(scheduler="sync")
+    assert list(df["s"]) == ["a", "a"] and list(df["x"]) == [0, 1]
