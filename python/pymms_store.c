@@ -1585,9 +1585,10 @@ PyDoc_STRVAR(import_csv_doc,
 "gives the kinds instead: a create_table spec or the tool's string\n"
 "('name:str,age:i32'). Bad rows raise Error listing them (skip_bad=True skips\n"
 "them); a CSV that cannot be opened raises OSError (FileNotFoundError, ...).\n"
-"Not inside a transaction of this Store, nor inside a write transaction\n"
-"this thread holds through another Store of the store (TxnError): the tool\n"
-"writes through a handle of its own.\n\n"
+"Not inside a transaction of this Store (TxnError), nor inside a write\n"
+"transaction this thread holds through another Store of the store\n"
+"(BusyError, as that Store's write() says): the tool writes through a\n"
+"handle of its own.\n\n"
 "Ctrl-C (KeyboardInterrupt) stops the tool and is raised once it is gone,\n"
 "with .imported: False, nothing was imported (the tool had not begun its\n"
 "commit); True, every row was (its commit had begun: it is not cut short).\n"
@@ -1626,9 +1627,9 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     for (pymms_store *o = all_stores; o && st->ino; o = o->next)
         if (o != st && o->ino == st->ino && o->dev == st->dev && !o->closed && o->s &&
             !pymms_forked(o) && o->state == PYMMS_WRITE && o->owner == pymms_me()) {
-            pymms_raise_msg(MMS_ETXN, "import_csv inside a write transaction of another Store "
-                            "of this store (%s): the tool's commit would wait for it for ever",
-                            PyUnicode_AsUTF8(o->path));
+            pymms_raise_msg(MMS_EBUSY, "import_csv: this thread already writes to the store "
+                            "through another Store (%s): the tool's commit would wait for it "
+                            "for ever", PyUnicode_AsUTF8(o->path));
             goto out;
         }
     const char *tname = pymms_utf8(name, "a table name");

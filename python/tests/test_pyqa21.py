@@ -140,7 +140,7 @@ def test_import_csv_inside_a_write_of_another_store_of_this_store_is_refused(pat
             other.create_table("u", [("x", "i64")])
             try:
                 s.import_csv(sys.argv[2], "t")
-            except mmstore.TxnError as e:
+            except mmstore.BusyError as e:
                 print("refused:", e)
         print(s.tables())
         print(len(s.import_csv(sys.argv[2], "t")))   # outside it, it imports
