@@ -238,3 +238,53 @@ def test_dask_dataframe_over_a_store_with_no_records(tmp_path):
                     t.append({"s": "a", "x": j})
     df = mmstore_dask.dataframe(paths, "t").compute(scheduler="sync")
     assert list(df["s"]) == ["a", "a"] and list(df["x"]) == [0, 1]
+
+
+def test_import_csv_returns_its_table_while_another_process_reads(path, mms_tool, tmp_path):
+    # While a read transaction of another process holds commits back, a new
+    # read transaction sees the state before them: import_csv, which looked
+    # its table up in one after the tool had committed, raised KeyError for
+    # a table it had created with every row -- "it raised anything else:
+    # none is" (README). It waits now until its commit is seen (the
+    # reader ends its transaction once the import has committed, a little
+    # later: without the wait the lookup came first).
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a\n1\n2\n")
+    s = mmstore.open(path, create=True)
+    reader = popen_py("""
+        import sys, time, mmstore
+        o = mmstore.open(sys.argv[1], readonly=True)
+        with o.read():
+            print("in", flush=True)
+            while o.info()["committed_txn"] < 1:
+                time.sleep(0.01)
+            time.sleep(1)
+        print(o.tables(), flush=True)
+    """, path)
+    try:
+        assert reader.stdout.readline() == "in\n", reader.stderr.read()
+        t = s.import_csv(str(csv), "t")
+        assert len(t) == 2 and list(t.column("a")) == [1, 2]
+        assert reader.stdout.readline() == "['t']\n"
+    finally:
+        reader.kill()
+        reader.wait()
+    s.close()
+
+
+def test_import_csv_inside_a_read_of_another_store_of_this_store_is_refused(path, mms_tool,
+                                                                           tmp_path):
+    # The same, the reader being this thread (another Store): its commit
+    # could not be seen until the read ends, which it cannot while
+    # import_csv waits. Refused before the tool runs, as the C library
+    # refuses a wait there (TxnError).
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a\n1\n")
+    s = mmstore.open(path, create=True)
+    other = mmstore.open(path)
+    with other.read():
+        with pytest.raises(mmstore.TxnError, match="another Store"):
+            s.import_csv(str(csv), "t")
+    assert s.tables() == []
+    s.close()
+    other.close()
