@@ -180,7 +180,11 @@ static int discard_stray(pymms_store *st, unsigned flags, double until)
     return r;
 }
 
-static int read_begin(pymms_store *st)
+/* Begin a read transaction (R2). latest: one that sees every commit made,
+ * by any handle, before this call (mms_read_begin_latest), waiting for
+ * the readers that hold them back in slices of 100 ms with Python's signal
+ * handlers run between them (R6); a handler that raises ends the wait. */
+static int read_begin(pymms_store *st, int latest)
 {
     int r = st->tainted ? discard_stray(st, 0, -1) : 0;
     if (r) {
@@ -189,7 +193,17 @@ static int read_begin(pymms_store *st)
                            "transaction");
         return -1;
     }
-    PYMMS_BLOCKING(st, r = mms_read_begin(st->s));
+    for (;;) {
+        PYMMS_BLOCKING(st, r = latest ? mms_read_begin_latest(st->s, 100)
+                                      : mms_read_begin(st->s));
+        if (!latest || r != -ETIMEDOUT)
+            break;
+        st->busy = pymms_me(); /* R1: other threads stay out while a handler runs */
+        int sig = PyErr_CheckSignals();
+        st->busy = 0;
+        if (sig < 0)
+            return -1;
+    }
     if (r) {
         pymms_raise(r, "read transaction");
         return -1;
@@ -220,7 +234,7 @@ int pymms_scope_enter(pymms_store *st, int *own)
     if (usable(st) < 0)
         return -1;
     if (st->state == PYMMS_IDLE) {
-        if (read_begin(st) < 0)
+        if (read_begin(st, 0) < 0)
             return -1;
         *own = 1;
     } /* else the caller's (usable() made sure it is this thread's) */
@@ -453,7 +467,7 @@ static PyObject *txn_enter(pymms_txn *x, PyObject *unused)
     if (st->state != PYMMS_IDLE)
         return pymms_raise_msg(MMS_ETXN, "the Store is already inside %s transaction",
                                state_name[st->state]);
-    if (x->write ? write_begin(st, x->flags, x->timeout) : read_begin(st))
+    if (x->write ? write_begin(st, x->flags, x->timeout) : read_begin(st, 0))
         return NULL;
     x->serial = st->serial;
     x->active = 1;
@@ -1585,15 +1599,17 @@ PyDoc_STRVAR(import_csv_doc,
 "gives the kinds instead: a create_table spec or the tool's string\n"
 "('name:str,age:i32'). Bad rows raise Error listing them (skip_bad=True skips\n"
 "them); a CSV that cannot be opened raises OSError (FileNotFoundError, ...).\n"
-"Not inside a transaction of this Store (TxnError), nor inside a write\n"
-"transaction this thread holds through another Store of the store\n"
-"(BusyError, as that Store's write() says): the tool writes through a\n"
-"handle of its own.\n\n"
+"Not inside a transaction of this Store, nor a read transaction this thread\n"
+"holds through another Store of the store (TxnError), nor a write one held so\n"
+"(BusyError, as that Store's write() says): the tool writes through a handle\n"
+"of its own, and import_csv returns once this Store sees its commit (while\n"
+"another process's read transaction holds commits back, it waits).\n\n"
 "Ctrl-C (KeyboardInterrupt) stops the tool and is raised once it is gone,\n"
 "with .imported: False, nothing was imported (the tool had not begun its\n"
 "commit); True, every row was (its commit had begun: it is not cut short).\n"
-"So: it returned, or raised KeyboardInterrupt with .imported True: every\n"
-"row; it raised anything else: nothing. (A KeyboardInterrupt without\n"
+"So: it returned, or raised with .imported True (a KeyboardInterrupt, or an\n"
+"error once the tool had committed): every row; it raised anything else:\n"
+"nothing. (A KeyboardInterrupt without\n"
 ".imported came after it had returned or raised.)");
 
 static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
@@ -1621,15 +1637,22 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
         pymms_raise_msg(MMS_ERDONLY, "import_csv: the store is open read-only");
         goto out;
     }
-    /* The tool's commit takes the writer lock: a write transaction this
-     * thread holds through another Store of the store (by any path) would
-     * never end while this thread waits for the tool. */
+    /* A transaction this thread holds through another Store of the store
+     * (by any path) cannot end while this thread waits: a write one holds
+     * the writer lock the tool's commit takes, a read one the commits that
+     * import_csv waits to see (below) -- as the C library refuses these
+     * waits, for ever otherwise. */
     for (pymms_store *o = all_stores; o && st->ino; o = o->next)
         if (o != st && o->ino == st->ino && o->dev == st->dev && !o->closed && o->s &&
-            !pymms_forked(o) && o->state == PYMMS_WRITE && o->owner == pymms_me()) {
-            pymms_raise_msg(MMS_EBUSY, "import_csv: this thread already writes to the store "
-                            "through another Store (%s): the tool's commit would wait for it "
-                            "for ever", PyUnicode_AsUTF8(o->path));
+            !pymms_forked(o) && o->state != PYMMS_IDLE && o->owner == pymms_me()) {
+            if (o->state == PYMMS_WRITE)
+                pymms_raise_msg(MMS_EBUSY, "import_csv: this thread already writes to the "
+                                "store through another Store (%s): the tool's commit would "
+                                "wait for it for ever", PyUnicode_AsUTF8(o->path));
+            else
+                pymms_raise_msg(MMS_ETXN, "import_csv inside a read transaction of another "
+                                "Store of this store (%s): the import could not be seen "
+                                "before it ends", PyUnicode_AsUTF8(o->path));
             goto out;
         }
     const char *tname = pymms_utf8(name, "a table name");
@@ -1707,14 +1730,20 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
             PyErr_SetObject(pymms_Error, exc);
         Py_XDECREF(exc);
         Py_XDECREF(msg);
-    } else {
+    } else if (read_begin(st, 1) == 0) {
+        /* The table as of the tool's commit: a read transaction begun as
+         * usual sees the state before it while a reader (any process's)
+         * holds it back, where the table it created is not. */
         res = pymms_store_table(st, name);
+        if (read_end(st) < 0)
+            Py_CLEAR(res);
     }
     free(text);
 out:
     /* Every KeyboardInterrupt it raises says what it did, one from Python
-     * code run before the tool started (nothing) too. */
-    if (stopped || (!res && PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)))
+     * code run before the tool started (nothing) too; so does any
+     * exception raised once the tool has committed. */
+    if (stopped || (!res && (committed || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))))
         import_note(committed, name);
     Py_XDECREF(csv);
     Py_XDECREF(tool);
