@@ -1730,10 +1730,12 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
             PyErr_SetObject(pymms_Error, exc);
         Py_XDECREF(exc);
         Py_XDECREF(msg);
-    } else if (read_begin(st, 1) == 0) {
+    } else if (usable(st) == 0 && read_begin(st, 1) == 0) {
         /* The table as of the tool's commit: a read transaction begun as
          * usual sees the state before it while a reader (any process's)
-         * holds it back, where the table it created is not. */
+         * holds it back, where the table it created is not. (usable: a
+         * signal handler run while the tool ran may have closed the
+         * Store.) */
         res = pymms_store_table(st, name);
         if (read_end(st) < 0)
             Py_CLEAR(res);

@@ -288,3 +288,42 @@ def test_import_csv_inside_a_read_of_another_store_of_this_store_is_refused(path
     assert s.tables() == []
     s.close()
     other.close()
+
+
+def test_import_csv_says_imported_when_it_fails_after_the_commit(path, mms_tool, tmp_path):
+    # "It raised anything else: none is" (README) -- but a Store closed by
+    # a signal handler while the tool ran made import_csv raise ValueError
+    # after the tool had committed every row, saying nothing of it. Any
+    # exception after the commit carries .imported True and its note now.
+    import threading
+    fifo = str(tmp_path / "rows.csv")
+    os.mkfifo(fifo)
+    s = mmstore.open(path, create=True)
+    closed = threading.Event()
+
+    def close_once_the_tool_runs(signum, frame):
+        if not closed.is_set() and any(fifo.encode() in _cmdline(k)
+                                       for k in _children(os.getpid())):
+            s.close()
+            closed.set()
+
+    def write_rows():
+        closed.wait()
+        with open(fifo, "w") as f:
+            f.write("a\n1\n")
+
+    old = signal.signal(signal.SIGALRM, close_once_the_tool_runs)
+    writer = threading.Thread(target=write_rows)
+    writer.start()
+    signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)
+    try:
+        with pytest.raises(ValueError, match="closed") as e:
+            s.import_csv(fifo, "t")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        closed.set()
+        writer.join()
+    assert e.value.imported is True
+    with mmstore.open(path) as s2:
+        assert len(s2.table("t")) == 1
