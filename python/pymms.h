@@ -313,6 +313,12 @@ Py_ssize_t pymms_int_attr(PyObject *o, const char *name);
 PyObject *pymms_table_new(pymms_store *st, mms_table *t, PyObject *name);
 /* R1, closed store, aborted creation: 0 or -1 with an exception. */
 int pymms_table_check(pymms_table *tb);
+/* Inside a transaction (R2): 0 while the table is there, or -1 with the
+ * NoentError of a table another handle dropped. O(1). Every call on a
+ * Table reads its layout (pymms_table_schema, which says the same) or
+ * makes this check: a dropped table's handle answers 0 records and 0
+ * slots, which must not pass for an empty table. */
+int pymms_table_there(pymms_table *tb);
 /* A Python index (negative from the end) -> slot; IndexError if out. */
 int pymms_index_arg(PyObject *o, uint64_t slots, uint64_t *out);
 

@@ -197,8 +197,9 @@ const mms_schema *pymms_table_schema(pymms_table *tb)
 {
     const mms_schema *sc = mms_table_schema(tb->t);
     if (!sc) {
-        pymms_raise_msg(MMS_ENOENT, "table %s: no layout (gone, or out of memory)",
-                        PyUnicode_AsUTF8(tb->name));
+        if (pymms_table_there(tb) == 0)
+            pymms_raise_msg(MMS_ENOENT, "table %s: no layout (out of memory, or its field "
+                            "list is damaged: verify())", PyUnicode_AsUTF8(tb->name));
         return NULL;
     }
     uint64_t h = layout_hash(sc);

@@ -24,6 +24,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#endif
 
 extern char **environ;
 
@@ -175,7 +180,11 @@ static int discard_stray(pymms_store *st, unsigned flags, double until)
     return r;
 }
 
-static int read_begin(pymms_store *st)
+/* Begin a read transaction (R2). latest: one that sees every commit made,
+ * by any handle, before this call (mms_read_begin_latest), waiting for
+ * the readers that hold them back in slices of 100 ms with Python's signal
+ * handlers run between them (R6); a handler that raises ends the wait. */
+static int read_begin(pymms_store *st, int latest)
 {
     int r = st->tainted ? discard_stray(st, 0, -1) : 0;
     if (r) {
@@ -184,7 +193,17 @@ static int read_begin(pymms_store *st)
                            "transaction");
         return -1;
     }
-    PYMMS_BLOCKING(st, r = mms_read_begin(st->s));
+    for (;;) {
+        PYMMS_BLOCKING(st, r = latest ? mms_read_begin_latest(st->s, 100)
+                                      : mms_read_begin(st->s));
+        if (!latest || r != -ETIMEDOUT)
+            break;
+        st->busy = pymms_me(); /* R1: other threads stay out while a handler runs */
+        int sig = PyErr_CheckSignals();
+        st->busy = 0;
+        if (sig < 0)
+            return -1;
+    }
     if (r) {
         pymms_raise(r, "read transaction");
         return -1;
@@ -215,7 +234,7 @@ int pymms_scope_enter(pymms_store *st, int *own)
     if (usable(st) < 0)
         return -1;
     if (st->state == PYMMS_IDLE) {
-        if (read_begin(st) < 0)
+        if (read_begin(st, 0) < 0)
             return -1;
         *own = 1;
     } /* else the caller's (usable() made sure it is this thread's) */
@@ -448,7 +467,7 @@ static PyObject *txn_enter(pymms_txn *x, PyObject *unused)
     if (st->state != PYMMS_IDLE)
         return pymms_raise_msg(MMS_ETXN, "the Store is already inside %s transaction",
                                state_name[st->state]);
-    if (x->write ? write_begin(st, x->flags, x->timeout) : read_begin(st))
+    if (x->write ? write_begin(st, x->flags, x->timeout) : read_begin(st, 0))
         return NULL;
     x->serial = st->serial;
     x->active = 1;
@@ -1376,24 +1395,121 @@ static PyObject *find_tool(void)
     return PyBytes_FromString("mms"); /* posix_spawnp searches PATH */
 }
 
+#ifdef __linux__
+/* The tool dies with this process (PR_SET_PDEATHSIG): an interpreter
+ * killed while the tool runs must not leave it importing on its own, or
+ * waiting for ever in open() of a FIFO whose writer died. SIGTERM, which
+ * the tool takes as a request to stop (tools/mms_import.c, step 7): before
+ * its commit it dies with nothing imported; a commit under way finishes.
+ *
+ * The child is started as posix_spawn starts one, with clone(CLONE_VM |
+ * CLONE_VFORK) on a stack of its own: no copy of this process's page
+ * tables and mappings (fork() of a process mapping a large store), no
+ * pthread_atfork handlers, and the calling thread waits until the child
+ * has exec'ed. The child runs in our memory, so it calls only
+ * async-signal-safe functions and reports a failure through err. The
+ * parent-death signal is sent when the thread that made the child ends;
+ * that thread is the one in import_csv, which does not return before the
+ * tool has exited. */
+struct tool_start {
+    char *const *argv;
+    char *const *envp;
+    int out;              /* the pipe's write end: the tool's stdout and stderr */
+    pid_t parent;         /* this process, as seen before the clone */
+    const sigset_t *mask; /* the caller's signal mask, the tool's */
+    volatile int err;     /* errno of the step that failed, 0 if execve ran */
+};
+
+static int tool_child(void *arg)
+{
+    struct tool_start *ts = arg;
+    /* Python's handlers are this process's code: the tool starts with the
+     * default ones (so it would after execve; until then a signal must not
+     * run them here). Ignored signals stay ignored, as posix_spawn leaves
+     * them, except the parent-death signal. */
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0)
+            continue;
+        if (sa.sa_handler == SIG_DFL || (sa.sa_handler == SIG_IGN && sig != SIGTERM))
+            continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        sigaction(sig, &sa, NULL);
+    }
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+        goto fail;
+    /* Did this process die before the prctl? Then the signal will not come:
+     * the child has another parent already. */
+    if (getppid() != ts->parent)
+        _exit(127);
+    for (int fd = 1; fd <= 2; fd++)
+        if (ts->out == fd ? fcntl(fd, F_SETFD, 0) != 0 : dup2(ts->out, fd) < 0)
+            goto fail;
+    sigprocmask(SIG_SETMASK, ts->mask, NULL);
+    execvpe(ts->argv[0], ts->argv, ts->envp);
+fail:
+    ts->err = errno;
+    _exit(127);
+}
+
+/* Run argv with envp, its stdout and stderr into out: 0 with *pid, or an
+ * errno. */
+static int start_tool(char *const *argv, char *const *envp, int out, pid_t *pid)
+{
+    enum { STACK = 256 << 10 }; /* execvpe builds each PATH candidate on it */
+    char *stack = mmap(NULL, STACK, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        return errno;
+    sigset_t all, mask;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &mask); /* no handler of ours runs in the child */
+    struct tool_start ts = {argv, envp, out, getpid(), &mask, 0};
+    pid_t p = clone(tool_child, stack + STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &ts);
+    int e = p < 0 ? errno : ts.err;
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    munmap(stack, STACK);
+    if (p > 0 && e) { /* it did not exec */
+        while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (!e)
+        *pid = p;
+    return e;
+}
+#else
+/* Elsewhere posix_spawn: no parent-death signal (the tool outlives a
+ * process killed while it runs). */
+static int start_tool(char *const *argv, char *const *envp, int out, pid_t *pid)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out, 1);
+    posix_spawn_file_actions_adddup2(&fa, out, 2);
+    int r = posix_spawnp(pid, argv[0], &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    return r;
+}
+#endif
+
 /* Start argv with its stdout and stderr into a pipe: 0 with *pid and *fd
- * (the pipe's read end), or -1 with *spawn_err. */
-static int spawn_tool(char *const *argv, pid_t *pid, int *fd, int *spawn_err)
+ * (the pipe's read end), or -1 with *spawn_err. nohuge: the Store was
+ * opened with MMS_NOHUGE, which the tool's handle is given as the library
+ * reads it from the environment (MMS_HUGE=0), unless MMS_HUGE is set
+ * there already: it wins over the flag, for the Store as for the tool. */
+static int spawn_tool(char *const *argv, int nohuge, pid_t *pid, int *fd, int *spawn_err)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return *spawn_err = errno, -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-    /* Progress lines are for terminals; the environment is ours plus that. */
+    /* Progress lines are for terminals; the environment is ours plus that
+     * (and the Store's huge=False). */
     size_t ne = 0;
     while (environ[ne])
         ne++;
-    char **envp = calloc(ne + 2, sizeof *envp);
+    char **envp = calloc(ne + 3, sizeof *envp);
     if (!envp) {
-        posix_spawn_file_actions_destroy(&fa);
         close(fds[0]);
         close(fds[1]);
         return *spawn_err = ENOMEM, -1;
@@ -1403,9 +1519,10 @@ static int spawn_tool(char *const *argv, pid_t *pid, int *fd, int *spawn_err)
         if (strncmp(environ[i], "MMS_PROGRESS=", 13) != 0)
             envp[k++] = environ[i];
     envp[k++] = "MMS_PROGRESS=0";
+    if (nohuge && !getenv("MMS_HUGE"))
+        envp[k++] = "MMS_HUGE=0";
     envp[k] = NULL;
-    int r = posix_spawnp(pid, argv[0], &fa, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
+    int r = start_tool(argv, envp, fds[1], pid);
     free(envp);
     close(fds[1]);
     if (r != 0) {
@@ -1482,13 +1599,17 @@ PyDoc_STRVAR(import_csv_doc,
 "gives the kinds instead: a create_table spec or the tool's string\n"
 "('name:str,age:i32'). Bad rows raise Error listing them (skip_bad=True skips\n"
 "them); a CSV that cannot be opened raises OSError (FileNotFoundError, ...).\n"
-"Not inside a transaction of this Store: the tool writes through a handle\n"
-"of its own.\n\n"
+"Not inside a transaction of this Store, nor a read transaction this thread\n"
+"holds through another Store of the store (TxnError), nor a write one held so\n"
+"(BusyError, as that Store's write() says): the tool writes through a handle\n"
+"of its own, and import_csv returns once this Store sees its commit (while\n"
+"another process's read transaction holds commits back, it waits).\n\n"
 "Ctrl-C (KeyboardInterrupt) stops the tool and is raised once it is gone,\n"
 "with .imported: False, nothing was imported (the tool had not begun its\n"
 "commit); True, every row was (its commit had begun: it is not cut short).\n"
-"So: it returned, or raised KeyboardInterrupt with .imported True: every\n"
-"row; it raised anything else: nothing. (A KeyboardInterrupt without\n"
+"So: it returned, or raised with .imported True (a KeyboardInterrupt, or an\n"
+"error once the tool had committed): every row; it raised anything else:\n"
+"nothing. (A KeyboardInterrupt without\n"
 ".imported came after it had returned or raised.)");
 
 static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
@@ -1516,6 +1637,24 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
         pymms_raise_msg(MMS_ERDONLY, "import_csv: the store is open read-only");
         goto out;
     }
+    /* A transaction this thread holds through another Store of the store
+     * (by any path) cannot end while this thread waits: a write one holds
+     * the writer lock the tool's commit takes, a read one the commits that
+     * import_csv waits to see (below) -- as the C library refuses these
+     * waits, for ever otherwise. */
+    for (pymms_store *o = all_stores; o && st->ino; o = o->next)
+        if (o != st && o->ino == st->ino && o->dev == st->dev && !o->closed && o->s &&
+            !pymms_forked(o) && o->state != PYMMS_IDLE && o->owner == pymms_me()) {
+            if (o->state == PYMMS_WRITE)
+                pymms_raise_msg(MMS_EBUSY, "import_csv: this thread already writes to the "
+                                "store through another Store (%s): the tool's commit would "
+                                "wait for it for ever", PyUnicode_AsUTF8(o->path));
+            else
+                pymms_raise_msg(MMS_ETXN, "import_csv inside a read transaction of another "
+                                "Store of this store (%s): the import could not be seen "
+                                "before it ends", PyUnicode_AsUTF8(o->path));
+            goto out;
+        }
     const char *tname = pymms_utf8(name, "a table name");
     if (!tname || !(tool = find_tool()) || !PyUnicode_FSConverter(st->path, &pathb))
         goto out;
@@ -1561,8 +1700,9 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
         goto out;
     }
     int status = 0, spawn_err = 0, fd, r;
-    pid_t pid;
-    PYMMS_BLOCKING(st, r = spawn_tool(argv, &pid, &fd, &spawn_err));
+    pid_t pid = 0;
+    PYMMS_BLOCKING(st, r = spawn_tool(argv, (st->flags & MMS_NOHUGE) != 0, &pid, &fd,
+                                       &spawn_err));
     if (r < 0) {
         pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
                         argv[0]);
@@ -1590,14 +1730,22 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
             PyErr_SetObject(pymms_Error, exc);
         Py_XDECREF(exc);
         Py_XDECREF(msg);
-    } else {
+    } else if (usable(st) == 0 && read_begin(st, 1) == 0) {
+        /* The table as of the tool's commit: a read transaction begun as
+         * usual sees the state before it while a reader (any process's)
+         * holds it back, where the table it created is not. (usable: a
+         * signal handler run while the tool ran may have closed the
+         * Store.) */
         res = pymms_store_table(st, name);
+        if (read_end(st) < 0)
+            Py_CLEAR(res);
     }
     free(text);
 out:
     /* Every KeyboardInterrupt it raises says what it did, one from Python
-     * code run before the tool started (nothing) too. */
-    if (stopped || (!res && PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)))
+     * code run before the tool started (nothing) too; so does any
+     * exception raised once the tool has committed. */
+    if (stopped || (!res && (committed || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))))
         import_note(committed, name);
     Py_XDECREF(csv);
     Py_XDECREF(tool);

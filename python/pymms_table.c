@@ -108,6 +108,21 @@ int pymms_table_check(pymms_table *tb)
     return 0;
 }
 
+/* mms_table_ref(t, 0) is MMS_REF_NULL exactly when the table is gone
+ * (mmstore.h): the handle's catalog entry is checked, no lookup by name,
+ * as mms_table_count checks it (which then answers 0). A table whose
+ * creation this Store aborted is tb->dead (pymms_table_check); one gone
+ * otherwise was dropped by another handle, seen from this one's next
+ * transaction. */
+int pymms_table_there(pymms_table *tb)
+{
+    if (mms_table_ref(tb->t, 0) != MMS_REF_NULL)
+        return 0;
+    pymms_raise_msg(MMS_ENOENT, "table %s was dropped (by another handle or process)",
+                    PyUnicode_AsUTF8(tb->name));
+    return -1;
+}
+
 /* Python index (negative counts from the end) -> slot, IndexError if out. */
 int pymms_index_arg(PyObject *o, uint64_t slots, uint64_t *out)
 {
@@ -307,9 +322,10 @@ static PyObject *table_ref(pymms_table *tb, PyObject *arg)
     if (pymms_scope_enter(tb->store, &own) < 0)
         return NULL;
     uint64_t i;
-    int bad;
+    int bad = pymms_table_there(tb) < 0;
     PyObject *res = NULL;
-    PYMMS_CONVERTING(tb->store, bad = pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0);
+    if (!bad)
+        PYMMS_CONVERTING(tb->store, bad = pymms_index_arg(arg, mms_table_slots(tb->t), &i) < 0);
     if (!bad)
         res = PyLong_FromUnsignedLongLong(mms_table_ref(tb->t, i));
     if (pymms_scope_exit(tb->store, own, res ? 0 : -1) < 0)
@@ -515,7 +531,7 @@ static PyObject *table_live(pymms_table *tb, PyObject *unused)
     int own;
     if (pymms_scope_enter(tb->store, &own) < 0)
         return NULL;
-    PyObject *m = live_mask(tb);
+    PyObject *m = pymms_table_there(tb) < 0 ? NULL : live_mask(tb);
     if (pymms_scope_exit(tb->store, own, m ? 0 : -1) < 0)
         Py_CLEAR(m);
     return m;
@@ -587,7 +603,8 @@ static Py_ssize_t table_len(pymms_table *tb)
     if (pymms_scope_enter(tb->store, &own) < 0)
         return -1;
     uint64_t n = mms_table_count(tb->t);
-    if (pymms_scope_exit(tb->store, own, 0) < 0)
+    int rc = !n ? pymms_table_there(tb) : 0; /* a dropped table counts 0 */
+    if (pymms_scope_exit(tb->store, own, rc) < 0)
         return -1;
     return (Py_ssize_t)n;
 }
@@ -689,6 +706,12 @@ static PyObject *pandas_columns(pymms_table *tb, PyObject *pd, const mms_schema 
             Py_XDECREF(live_miss);
         }
         Py_XDECREF(miss);
+        if (col && PyList_Check(col)) {
+            /* Text: an object array, which pandas keeps as it is; from a
+             * list it infers the dtype, float64 for an empty one. */
+            PyObject *a = pymms_np_call("array", "(Os)", col, "O");
+            Py_SETREF(col, a);
+        }
         if (!col || PyDict_SetItem(data, name, col) < 0)
             Py_CLEAR(data);
         Py_XDECREF(col);
@@ -826,10 +849,12 @@ static PyObject *table_repr(pymms_table *tb)
     if (pymms_scope_enter(tb->store, &own) < 0)
         return NULL;
     const mms_schema *sc = mms_table_schema(tb->t);
-    PyObject *r = PyUnicode_FromFormat("<mmstore.Table %R: %llu records, %llu slots of %u bytes>",
-                                       tb->name, (unsigned long long)mms_table_count(tb->t),
-                                       (unsigned long long)mms_table_slots(tb->t),
-                                       sc ? (unsigned)sc->record_size : 0u);
+    PyObject *r = mms_table_ref(tb->t, 0) == MMS_REF_NULL /* pymms_table_there */
+        ? PyUnicode_FromFormat("<mmstore.Table %R: dropped>", tb->name)
+        : PyUnicode_FromFormat("<mmstore.Table %R: %llu records, %llu slots of %u bytes>",
+                               tb->name, (unsigned long long)mms_table_count(tb->t),
+                               (unsigned long long)mms_table_slots(tb->t),
+                               sc ? (unsigned)sc->record_size : 0u);
     if (pymms_scope_exit(tb->store, own, r ? 0 : -1) < 0)
         Py_CLEAR(r);
     return r;

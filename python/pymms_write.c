@@ -88,8 +88,12 @@ static int put_ref(pymms_store *st, const mms_field *f, PyObject *v, uint64_t *o
     uint64_t region = MMS_REF_REGION(mms_table_ref(tt, 0)), slots = mms_table_slots(tt);
     if (PyTuple_Check(v)) {
         PyObject *name, *idx;
-        if (!PyArg_ParseTuple(v, "OO;a ref is (table, index), a ref int or None", &name, &idx))
+        if (PyTuple_GET_SIZE(v) != 2 || !PyUnicode_Check(name = PyTuple_GET_ITEM(v, 0)) ||
+            !PyIndex_Check(idx = PyTuple_GET_ITEM(v, 1))) {
+            PyErr_Format(PyExc_TypeError, "ref field %s takes (table name, index), a ref int "
+                         "or None, not a tuple %.200R", f->name, v);
             return -1;
+        }
         const char *n = pymms_utf8(name, "a ref's table");
         if (!n)
             return -1;
@@ -104,8 +108,8 @@ static int put_ref(pymms_store *st, const mms_field *f, PyObject *v, uint64_t *o
         *out = mms_table_ref(tt, i);
         return 0;
     }
-    if (PyFloat_Check(v) || PyUnicode_Check(v)) {
-        PyErr_Format(PyExc_TypeError, "ref field %s takes (table, index), a ref int or None, "
+    if (!PyIndex_Check(v)) { /* a float, a str, bytes, a list, ... */
+        PyErr_Format(PyExc_TypeError, "ref field %s takes (table name, index), a ref int or None, "
                      "not %.100s", f->name, Py_TYPE(v)->tp_name);
         return -1;
     }
@@ -394,7 +398,8 @@ const char pymms_delete_doc[] = PyDoc_STR(
 
 static PyObject *delete_in(pymms_table *tb, PyObject *arg)
 {
-    if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "delete") < 0)
+    if (pymms_table_check(tb) < 0 || pymms_need_write(tb->store, "delete") < 0 ||
+        pymms_table_there(tb) < 0)
         return NULL;
     uint64_t i;
     int bad;
