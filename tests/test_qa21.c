@@ -1,0 +1,413 @@
+/*
+ * test_qa21.c -- a QA pass (qa21), outside in: several processes at once
+ * (two writers racing for the lock while a third opens and closes readers,
+ * a reader that holds one read transaction across many commits, writers
+ * killed at random moments) with a counter invariant every reader checks;
+ * and the bugs the pass found, each case named for it:
+ *
+ *   replay_guard   a write handle with the mprotect guard that replayed
+ *                  commits a reader held back, into a region they had
+ *                  grown or created, crashed (SIGSEGV) in mms_txn_begin
+ */
+#include "test.h"
+
+#include <stdarg.h>
+
+#include "table_world.h"
+
+/* The state every commit keeps whole: the root's counter a, b = 3a, and
+ * the table "log" holding records n = 1..a (record i has n = i + 1), with
+ * a unique ordered index on n. */
+struct ctr {
+    uint64_t a, b;
+};
+struct logrec {
+    int64_t n;
+    int64_t sq;
+};
+static const mms_field log_fields[] = {MMS_F_I64(struct logrec, n), MMS_F_I64(struct logrec, sq)};
+static const mms_schema log_schema = MMS_SCHEMA(struct logrec, log_fields);
+
+/* What the processes share (a MAP_SHARED page made before the forks). */
+struct race {
+    uint64_t commits;  /* commits the writers saw succeed */
+    uint64_t bad;      /* states a reader saw that no commit made */
+    uint64_t reads;    /* read transactions checked */
+    uint64_t held;     /* read transactions held across >= HOLD_COMMITS commits */
+    uint64_t stop;
+    uint64_t short_holds; /* the holder's read transactions end soon */
+    char why[256];     /* the first bad state */
+};
+#define HOLD_COMMITS 40
+
+static struct race *race_page(void)
+{
+    struct race *r = mmap(NULL, sizeof *r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT(r != MAP_FAILED);
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+static void race_bad(struct race *r, const char *fmt, ...)
+{
+    if (INC(r->bad) == 1) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->why, sizeof r->why, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* Inside a read transaction of s: is what s sees a committed state?
+ * Returns its counter (0 for a store no commit has touched). */
+static uint64_t race_check(struct race *r, mms_store *s)
+{
+    mms_ref root = mms_root(s);
+    mms_table *t;
+    int rc = mms_table_find(s, "log", &t);
+    if (!root) {
+        if (rc != MMS_ENOENT)
+            race_bad(r, "no root, but the log table: %d", rc);
+        return 0;
+    }
+    struct ctr *c = mms_ptr(s, root);
+    if (!c || rc) {
+        race_bad(r, "root %#llx: %p, log table %d (%s)", (unsigned long long)root, (void *)c, rc,
+                 mms_errdetail());
+        return 0;
+    }
+    uint64_t a = c->a, b = c->b;
+    if (b != 3 * a || mms_table_count(t) != a || mms_table_slots(t) != a)
+        race_bad(r, "a %llu b %llu count %llu slots %llu", (unsigned long long)a,
+                 (unsigned long long)b, (unsigned long long)mms_table_count(t),
+                 (unsigned long long)mms_table_slots(t));
+    if (a) {
+        const struct logrec *last = mms_table_get(t, a - 1);
+        if (!last || last->n != (int64_t)a || last->sq != (int64_t)(a * a))
+            race_bad(r, "a %llu: last record %lld", (unsigned long long)a,
+                     last ? (long long)last->n : -1LL);
+        mms_index *ix;
+        uint64_t at = 0;
+        int64_t key = (int64_t)a;
+        if ((rc = mms_index_open(t, "n", &ix)) != 0 || (rc = mms_index_find(ix, &key, &at)) != 0 ||
+            at != a - 1)
+            race_bad(r, "a %llu: index finds %llu (%d %s)", (unsigned long long)a,
+                     (unsigned long long)at, rc, mms_errdetail());
+        key = (int64_t)a + 1;
+        if (rc == 0 && (rc = mms_index_find(ix, &key, &at)) != MMS_ENOTFOUND)
+            race_bad(r, "a %llu: index finds key a+1: %d", (unsigned long long)a, rc);
+    }
+    return a;
+}
+
+/* One commit: a += 1, b = 3a, one more log record. */
+static int race_commit(mms_store *s)
+{
+    int rc = mms_txn_begin(s, 0);
+    if (rc)
+        return rc;
+    mms_table *t;
+    mms_ref root = mms_root(s);
+    if (!root) {
+        if ((rc = mms_zalloc(s, sizeof(struct ctr), &root)) || (rc = mms_root_set(s, root)) ||
+            (rc = mms_table_open(s, "log", &log_schema, MMS_TABLE_CREATE, &t)) ||
+            (rc = mms_index_create(t, "n", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE)))
+            goto fail;
+    } else if ((rc = mms_table_open(s, "log", &log_schema, 0, &t)) != 0) {
+        goto fail;
+    }
+    struct ctr *c = mms_deref(s, root);
+    c->a++;
+    c->b = 3 * c->a;
+    struct logrec lr = {(int64_t)c->a, (int64_t)(c->a * c->a)};
+    if ((rc = mms_table_append(t, &lr, NULL)) != 0)
+        goto fail;
+    return mms_txn_commit(s);
+fail:
+    mms_txn_abort(s);
+    return rc;
+}
+
+static void race_writer(struct race *r, const char *p)
+{
+    mms_store *s;
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE;
+    int rc = mms_open(p, &o, &s);
+    if (rc) {
+        race_bad(r, "writer open: %s (%s)", mms_strerror(rc), mms_errdetail());
+        _exit(1);
+    }
+    while (!GET(r->stop)) {
+        if ((rc = race_commit(s)) != 0) {
+            race_bad(r, "writer commit: %s (%s)", mms_strerror(rc), mms_errdetail());
+            _exit(1);
+        }
+        INC(r->commits);
+    }
+    mms_close(s);
+    _exit(0);
+}
+
+/* Opens a handle, checks one read transaction, closes it, again. */
+static void race_opener(struct race *r, const char *p)
+{
+    while (!GET(r->stop)) {
+        mms_store *s;
+        int rc = mms_open(p, NULL, &s);
+        if (rc) {
+            race_bad(r, "reader open: %s (%s)", mms_strerror(rc), mms_errdetail());
+            _exit(1);
+        }
+        if ((rc = mms_read_begin(s)) != 0) {
+            race_bad(r, "read begin: %s (%s)", mms_strerror(rc), mms_errdetail());
+            _exit(1);
+        }
+        race_check(r, s);
+        INC(r->reads);
+        mms_read_end(s);
+        mms_close(s);
+    }
+    _exit(0);
+}
+
+/* Holds each read transaction until the writers have committed
+ * HOLD_COMMITS more times (readers never delay a commit, DESIGN 4): the
+ * state it sees must not move meanwhile. Once r->short_holds is set (while
+ * writers are killed: the next writer recovers a dead one's commits, which
+ * waits for the readers inside, mmstore.h "Read transactions"), it holds
+ * each for 20 looks a millisecond apart instead. */
+static void race_holder(struct race *r, const char *p)
+{
+    mms_store *s;
+    int rc = mms_open(p, NULL, &s);
+    if (rc) {
+        race_bad(r, "holder open: %s (%s)", mms_strerror(rc), mms_errdetail());
+        _exit(1);
+    }
+    while (!GET(r->stop)) {
+        if ((rc = mms_read_begin(s)) != 0) {
+            race_bad(r, "holder begin: %s (%s)", mms_strerror(rc), mms_errdetail());
+            _exit(1);
+        }
+        uint64_t a = race_check(r, s), c0 = GET(r->commits);
+        for (int looks = 0; !GET(r->stop); looks++) {
+            if (GET(r->short_holds) ? looks == 20 : GET(r->commits) >= c0 + HOLD_COMMITS)
+                break;
+            sleep_us(1000);
+            uint64_t a2 = race_check(r, s);
+            if (a2 != a)
+                race_bad(r, "a read transaction saw a %llu, then %llu", (unsigned long long)a,
+                         (unsigned long long)a2);
+        }
+        if (GET(r->commits) >= c0 + HOLD_COMMITS)
+            INC(r->held);
+        mms_read_end(s);
+    }
+    mms_close(s);
+    _exit(0);
+}
+
+static pid_t race_fork(struct race *r, const char *p, void (*role)(struct race *, const char *))
+{
+    fflush(NULL);
+    pid_t parent = getpid(), pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        die_with_parent(parent);
+        signal(SIGABRT, SIG_DFL);
+        role(r, p);
+        _exit(0);
+    }
+    return pid;
+}
+
+/* Two writers race for the lock, one process opens and closes readers, one
+ * holds read transactions across commits; the parent kills a writer with
+ * SIGKILL at random moments and starts another. Every state a reader sees
+ * is a committed one; the store verifies after; the counter holds every
+ * commit a writer saw succeed, and at most one more per kill (a commit
+ * whose writer died before it counted it). */
+TEST(race_kill_writers)
+{
+    const char *p = shm_tpath("qa21race");
+    struct race *r = race_page();
+    uint64_t x = seed0 ^ 0x9e3779b97f4a7c15ull;
+    pid_t w[2], opener, holder;
+    for (int i = 0; i < 2; i++)
+        w[i] = race_fork(r, p, race_writer);
+    AWAIT(GET(r->commits) > 0, w[0], 60, "no commit");
+    opener = race_fork(r, p, race_opener);
+    holder = race_fork(r, p, race_holder);
+    AWAIT(GET(r->held) >= 3, holder, 120,
+          "the holder held %llu read transactions across %d commits (%s)",
+          (unsigned long long)GET(r->held), HOLD_COMMITS, r->why);
+    PUB(r->short_holds, 1);
+    int kills = 0;
+    for (; kills < 24; kills++) {
+        sleep_us((unsigned)(rnd_next(&x) % 30000));
+        int k = (int)(rnd_next(&x) % 2), st;
+        ASSERT_EQ(kill(w[k], SIGKILL), 0);
+        ASSERT_EQ(waitpid(w[k], &st, 0), w[k]);
+        if (!WIFSIGNALED(st))
+            FAILF("writer ended before its kill: %s; %s", child_status(st), r->why);
+        w[k] = race_fork(r, p, race_writer);
+        ASSERT_EQ(GET(r->bad), 0);
+    }
+    uint64_t c0 = GET(r->commits), reads0 = GET(r->reads);
+    AWAIT(GET(r->commits) > c0 + 10 && GET(r->reads) > reads0 + 10, holder, 120,
+          "after the kills: %llu commits, %llu reads (%s)", (unsigned long long)(GET(r->commits) - c0),
+          (unsigned long long)(GET(r->reads) - reads0), r->why);
+    PUB(r->stop, 1);
+    pid_t all[4] = {w[0], w[1], opener, holder};
+    for (int i = 0; i < 4; i++) {
+        int st;
+        if (!child_end(all[i], 60, &st))
+            FAILF("child %d hung at the end", i);
+        if (!WIFEXITED(st) || WEXITSTATUS(st))
+            FAILF("child %d: %s; %s", i, child_status(st), r->why);
+    }
+    if (GET(r->bad))
+        FAILF("%llu bad states; the first: %s", (unsigned long long)GET(r->bad), r->why);
+    fprintf(stderr, "   %d kills, %llu commits, %llu reads, %llu held\n", kills,
+            (unsigned long long)GET(r->commits), (unsigned long long)GET(r->reads),
+            (unsigned long long)GET(r->held));
+    mms_store *s = open_flags(p, 0);
+    verify_ok(s);
+    OK(mms_read_begin(s));
+    uint64_t a = race_check(r, s);
+    OK(mms_read_end(s));
+    ASSERT_EQ(GET(r->bad), 0);
+    ASSERT_GE(a, GET(r->commits));
+    ASSERT_LE(a, GET(r->commits) + (uint64_t)kills);
+    OK(mms_close(s));
+    char out[4096], args[600];
+    snprintf(args, sizeof args, "verify '%s'", p);
+    int rc = run_tool(args, out, sizeof out);
+    if (rc)
+        FAILF("mms verify: %d: %s", rc, out);
+    munmap(r, sizeof *r);
+    rmrf(p);
+}
+
+/* The steps of replay_guard's children, in a shared page. */
+struct steps {
+    int inside;  /* the reader is inside its read transaction */
+    int release; /* it may end it */
+    int opened;  /* the second writer has its handle */
+    int go;      /* it may begin */
+    int began;   /* its mms_txn_begin returned: 0, or the code + 1000000 */
+};
+
+/* A write handle with the mprotect guard begins a transaction while a
+ * reader holds back commits that another handle made, one of which
+ * created a table and grew it: it replays them into its private pages
+ * (view.c), mapping the new region and the growth as it goes -- read-only,
+ * as the guard maps everything outside a write transaction, and its
+ * replay then wrote into them: SIGSEGV in mms_txn_begin. (Where the CPU
+ * has protection keys, MMS_GUARD=1 takes a key and maps read-write; the
+ * case asks for the mprotect guard.) */
+TEST(replay_guard)
+{
+    const char *p = shm_tpath("qa21replay");
+    mms_store *a = open_flags(p, MMS_CREATE);
+    mms_table *t;
+    OK(mms_txn_begin(a, 0));
+    OK(mms_table_open(a, "log", &log_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_table_append(t, NULL, NULL));
+    OK(mms_txn_commit(a));
+    OK(mms_close(a));
+    struct steps *st = mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT(st != MAP_FAILED);
+    memset(st, 0, sizeof *st);
+    fflush(NULL);
+    pid_t parent = getpid(), reader = fork();
+    ASSERT(reader >= 0);
+    if (reader == 0) {
+        die_with_parent(parent);
+        mms_store *r = open_flags(p, 0);
+        OK(mms_read_begin(r));
+        PUB(st->inside, 1);
+        while (!GET(st->release))
+            sleep_us(200);
+        OK(mms_read_end(r));
+        OK(mms_close(r));
+        _exit(0);
+    }
+    pid_t writer = fork();
+    ASSERT(writer >= 0);
+    if (writer == 0) {
+        die_with_parent(parent);
+        setenv("MMS_GUARD", "mprotect", 1);
+        mms_store *b = open_flags(p, 0);
+        PUB(st->opened, 1);
+        while (!GET(st->go))
+            sleep_us(200);
+        int rc = mms_txn_begin(b, 0);
+        PUB(st->began, rc ? rc + 1000000 : 1);
+        if (rc)
+            _exit(1);
+        mms_table *bt, *bn;
+        OK(mms_table_find(b, "log", &bt));
+        OK(mms_table_find(b, "new", &bn));
+        if (mms_table_count(bt) != 20001 || mms_table_count(bn) != 20000 ||
+            MMS_TABLE_GET(bt, struct logrec, 20000)->n != 7 ||
+            MMS_TABLE_GET(bn, struct logrec, 19999)->n != 7)
+            _exit(2);
+        OK(mms_table_append(bt, NULL, NULL));
+        OK(mms_txn_commit(b));
+        OK(mms_close(b));
+        _exit(0);
+    }
+    AWAIT(GET(st->inside) && GET(st->opened), reader, 60, "the children did not start");
+    /* Commits the reader holds back: the log grows past its mapping, a
+     * new table comes. */
+    a = open_flags(p, 0);
+    uint64_t first;
+    OK(mms_txn_begin(a, 0));
+    OK(mms_table_open(a, "log", &log_schema, 0, &t));
+    OK(mms_table_append_many(t, 20000, &first, NULL));
+    OK(mms_txn_commit(a));
+    OK(mms_txn_begin(a, 0));
+    OK(mms_table_open(a, "new", &log_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_table_append_many(t, 20000, &first, NULL));
+    OK(mms_txn_commit(a));
+    /* Stores into what the commits before made: journaled, as changed
+     * bytes of space that is committed now. */
+    OK(mms_txn_begin(a, 0));
+    MMS_TABLE_GET(t, struct logrec, 19999)->n = 7;
+    OK(mms_table_open(a, "log", &log_schema, 0, &t));
+    MMS_TABLE_GET(t, struct logrec, 20000)->n = 7;
+    OK(mms_txn_commit(a));
+    OK(mms_close(a));
+    PUB(st->go, 1);
+    int ws;
+    if (!child_end(writer, 60, &ws))
+        FAILF("the second writer hung");
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws))
+        FAILF("the second writer: %s (its begin: %d)", child_status(ws), GET(st->began));
+    PUB(st->release, 1);
+    int rs;
+    ASSERT(child_end(reader, 60, &rs));
+    ASSERT(WIFEXITED(rs) && WEXITSTATUS(rs) == 0);
+    a = open_flags(p, 0);
+    verify_ok(a);
+    OK(mms_read_begin(a));
+    OK(mms_table_find(a, "log", &t));
+    ASSERT_EQ(mms_table_count(t), 20002);
+    OK(mms_read_end(a));
+    OK(mms_close(a));
+    munmap(st, sizeof *st);
+    rmrf(p);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    table_test_begin("test_qa21");
+    RUN(replay_guard);
+    RUN(race_kill_writers);
+    return table_test_end();
+}
