@@ -11,6 +11,7 @@
  */
 #include "test.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 
 #include "table_world.h"
@@ -402,6 +403,146 @@ TEST(replay_guard)
     rmrf(p);
 }
 
+struct w1 { /* the log record widened, a field added */
+    int64_t n;
+    int64_t sq;
+    int32_t tag;
+    int32_t pad;
+};
+static const mms_field w1_fields[] = {MMS_F_I64(struct w1, n), MMS_F_I64(struct w1, sq),
+                                      MMS_F_I32(struct w1, tag)};
+static const mms_schema w1_schema = MMS_SCHEMA(struct w1, w1_fields);
+
+/* Every region file of the store's directory is the heap, a table's or an
+ * index's, in its current generation: nothing a killed process left. */
+static void no_stray_regions(const char *p, mms_store *s)
+{
+    mms_table_info ti[16];
+    size_t n = 0;
+    uint32_t regions[64];
+    int nr = 0;
+    OK(mms_read_begin(s));
+    OK(mms_tables(s, ti, 16, &n));
+    ASSERT_LE(n, 16);
+    for (size_t i = 0; i < n; i++) {
+        regions[nr++] = ti[i].region;
+        mms_table *t;
+        mms_index_info ii[8];
+        size_t ni = 0;
+        OK(mms_table_find(s, ti[i].name, &t));
+        OK(mms_indexes(t, ii, 8, &ni));
+        ASSERT_LE(ni, 8);
+        for (size_t k = 0; k < ni; k++)
+            regions[nr++] = ii[k].region;
+    }
+    OK(mms_read_end(s));
+    DIR *d = opendir(p);
+    ASSERT(d);
+    for (struct dirent *de; (de = readdir(d));) {
+        unsigned id, gen;
+        char tail;
+        if (sscanf(de->d_name, "region-%u-%u%c", &id, &gen, &tail) != 2 || id == 0)
+            continue;
+        int j = 0;
+        while (j < nr && regions[j] != id)
+            j++;
+        if (j == nr)
+            FAILF("%s: file %s belongs to no table nor index", p, de->d_name);
+        if (gen != region_gen(s, id))
+            FAILF("%s: file %s is not region %u's generation %u", p, de->d_name, id,
+                  region_gen(s, id));
+    }
+    closedir(d);
+}
+
+/* Index builds and migrations of an indexed table, killed (SIGKILL) at
+ * random moments: the store opens at a committed state, verifies, its
+ * indexes find what the table holds, and no region file is left over. */
+TEST(kill_index_build_migrate)
+{
+    const char *p = shm_tpath("qa21ixkill");
+    enum { N = 200000 };
+    mms_store *s = open_flags(p, MMS_CREATE);
+    mms_table *t;
+    uint64_t first;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "log", &log_schema, MMS_TABLE_CREATE, &t));
+    struct logrec *lr;
+    OK(mms_table_append_many(t, N, &first, (void **)&lr));
+    for (int64_t i = 0; i < N; i++)
+        lr[i] = (struct logrec){i + 1, (i * 7919) % 1000};
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    uint64_t x = seed0 ^ 0x51ed27ull;
+    for (int round = 0; round < 12; round++) {
+        fflush(NULL);
+        pid_t parent = getpid(), pid = fork();
+        ASSERT(pid >= 0);
+        if (pid == 0) {
+            die_with_parent(parent);
+            mms_store *c = open_flags(p, 0);
+            mms_table *ct;
+            for (int k = 0;; k++) {
+                OK(mms_txn_begin(c, 0));
+                const mms_schema *want = k % 2 ? &w1_schema : &log_schema;
+                OK(mms_table_open(c, "log", want, 0, &ct));
+                mms_index_info ii[4];
+                size_t ni = 0;
+                OK(mms_indexes(ct, ii, 4, &ni));
+                if (ni == 0) {
+                    OK(mms_index_create(ct, "n", MMS_INDEX_ORDERED | MMS_INDEX_UNIQUE));
+                    OK(mms_index_create(ct, "sq", MMS_INDEX_HASH));
+                } else if (k % 3 == 2) {
+                    OK(mms_index_drop(ct, "sq"));
+                    OK(mms_index_drop(ct, "n"));
+                }
+                OK(mms_txn_commit(c));
+            }
+        }
+        sleep_us((unsigned)(rnd_next(&x) % 400000));
+        int st;
+        ASSERT_EQ(kill(pid, SIGKILL), 0);
+        ASSERT_EQ(waitpid(pid, &st, 0), pid);
+        if (!WIFSIGNALED(st))
+            FAILF("round %d: the child ended before its kill: %s", round, child_status(st));
+        s = open_flags(p, 0);
+        verify_ok(s);
+        OK(mms_checkpoint(s));
+        no_stray_regions(p, s);
+        OK(mms_read_begin(s));
+        OK(mms_table_find(s, "log", &t));
+        ASSERT_EQ(mms_table_count(t), N);
+        mms_index_info ii[4];
+        size_t ni = 0;
+        OK(mms_indexes(t, ii, 4, &ni));
+        for (size_t k = 0; k < ni; k++) {
+            mms_index *ix;
+            OK(mms_index_open(t, ii[k].field, &ix));
+            ASSERT_EQ(ii[k].entries, N);
+            for (int j = 0; j < 50; j++) {
+                uint64_t i = rnd_next(&x) % N, at = UINT64_MAX, cnt = 0;
+                int64_t key = strcmp(ii[k].field, "n") == 0 ? (int64_t)i + 1 : (int64_t)((i * 7919) % 1000);
+                if (strcmp(ii[k].field, "n") == 0) {
+                    OK(mms_index_find(ix, &key, &at));
+                    ASSERT_EQ(at, i);
+                } else {
+                    OK(mms_index_count(ix, &key, &cnt));
+                    ASSERT_GE(cnt, 1);
+                }
+            }
+        }
+        OK(mms_read_end(s));
+        OK(mms_close(s));
+        fprintf(stderr, "   round %d: %zu indexes\n", round, ni);
+    }
+    char out[4096], args[600];
+    snprintf(args, sizeof args, "verify '%s'", p);
+    int rc = run_tool(args, out, sizeof out);
+    if (rc)
+        FAILF("mms verify: %d: %s", rc, out);
+    rmrf(p);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -409,5 +550,6 @@ int main(int argc, char **argv)
     table_test_begin("test_qa21");
     RUN(replay_guard);
     RUN(race_kill_writers);
+    RUN(kill_index_build_migrate);
     return table_test_end();
 }
