@@ -248,9 +248,35 @@ static pid_t race_fork(struct race *r, const char *p, void (*role)(struct race *
     return pid;
 }
 
+/* `mms copy` of the store while the writers race (and one was just
+ * killed): the copy is one committed state, and `mms readers
+ * --clear-stale` and `mms info` answer meanwhile. */
+static void race_copy(struct race *r, const char *p, int kills)
+{
+    char dest[600], args[1400], out[8192];
+    snprintf(dest, sizeof dest, "%s.copy%d", p, kills);
+    const char *cmds[] = {"copy '%s' '%s'", "readers '%s' --clear-stale", "info '%s'"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, cmds[i], p, dest);
+        int rc = run_tool(args, out, sizeof out);
+        if (rc)
+            FAILF("mms %s: %d: %s", args, rc, out);
+    }
+    mms_store *c = open_flags(dest, MMS_RDONLY);
+    verify_ok(c);
+    OK(mms_read_begin(c));
+    race_check(r, c);
+    OK(mms_read_end(c));
+    OK(mms_close(c));
+    if (GET(r->bad))
+        FAILF("the copy %s: %s", dest, r->why);
+    rmrf(dest);
+}
+
 /* Two writers race for the lock, one process opens and closes readers, one
  * holds read transactions across commits; the parent kills a writer with
- * SIGKILL at random moments and starts another. Every state a reader sees
+ * SIGKILL at random moments and starts another (and now and then the
+ * reader that opens and closes, and copies the store with `mms copy`). Every state a reader sees
  * is a committed one; the store verifies after; the counter holds every
  * commit a writer saw succeed, and at most one more per kill (a commit
  * whose writer died before it counted it). */
@@ -278,6 +304,13 @@ TEST(race_kill_writers)
         if (!WIFSIGNALED(st))
             FAILF("writer ended before its kill: %s; %s", child_status(st), r->why);
         w[k] = race_fork(r, p, race_writer);
+        if (kills % 4 == 3) { /* a reader dies too, maybe inside */
+            ASSERT_EQ(kill(opener, SIGKILL), 0);
+            ASSERT_EQ(waitpid(opener, &st, 0), opener);
+            opener = race_fork(r, p, race_opener);
+        }
+        if (kills % 6 == 5)
+            race_copy(r, p, kills);
         if (GET(r->bad))
             FAILF("kill %d: %llu bad states; the first: %s", kills,
                   (unsigned long long)GET(r->bad), r->why);
