@@ -8,6 +8,7 @@
  *   replay_guard   a write handle with the mprotect guard that replayed
  *                  commits a reader held back, into a region they had
  *                  grown or created, crashed (SIGSEGV) in mms_txn_begin
+ *   find_fails_null  a failed mms_table_find left *t as it was
  */
 #include "test.h"
 
@@ -602,12 +603,37 @@ TEST(kill_index_build_migrate)
     rmrf(p);
 }
 
+/* mms_table_find that fails left *t as it was, where mms_table_open,
+ * mms_index_open and mms_cursor_open set it NULL: a program that went on
+ * with the handle it held (here that of another table; in the case that
+ * found it, one of a handle closed since) used it, or freed memory,
+ * instead of getting MMS_EINVAL for a NULL table. */
+TEST(find_fails_null)
+{
+    const char *p = shm_tpath("qa21find");
+    mms_store *s = open_flags(p, MMS_CREATE);
+    mms_table *t, *u;
+    OK(mms_txn_begin(s, 0));
+    OK(mms_table_open(s, "log", &log_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_txn_commit(s));
+    u = t;
+    FAILS(mms_table_find(s, "nope", &u), MMS_ENOENT);
+    ASSERT(u == NULL);
+    u = t;
+    FAILS(mms_table_find(s, "", &u), MMS_EINVAL);
+    ASSERT(u == NULL);
+    FAILS(mms_table_append(u, NULL, NULL), MMS_EINVAL);
+    OK(mms_close(s));
+    rmrf(p);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
     table_test_begin("test_qa21");
     RUN(replay_guard);
+    RUN(find_fails_null);
     RUN(race_kill_writers);
     RUN(kill_index_build_migrate);
     return table_test_end();
