@@ -515,9 +515,51 @@ static void no_stray_regions(const char *p, mms_store *s)
     closedir(d);
 }
 
+/* Read transactions of 20 looks a millisecond apart, while the table is
+ * migrated and indexed by a process that is killed: each sees the table
+ * whole, and its indexes (if it has them) find its records. */
+static void ix_reader(struct race *r, const char *p)
+{
+    mms_store *s;
+    int rc = mms_open(p, NULL, &s);
+    uint64_t x = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+    if (rc) {
+        race_bad(r, "reader open: %s (%s)", mms_strerror(rc), mms_errdetail());
+        _exit(1);
+    }
+    while (!GET(r->stop)) {
+        if ((rc = mms_read_begin(s)) != 0) {
+            race_bad(r, "read begin: %s (%s)", mms_strerror(rc), mms_errdetail());
+            _exit(1);
+        }
+        mms_table *t;
+        mms_index *ix;
+        for (int look = 0; look < 20; look++) {
+            uint64_t i = rnd_next(&x) % 200000, at = 0;
+            int64_t key = (int64_t)i + 1;
+            if ((rc = mms_table_find(s, "log", &t)) != 0 || mms_table_count(t) != 200000 ||
+                ((const struct logrec *)mms_table_get(t, i))->n != key)
+                race_bad(r, "look %d: the table: %d, %llu records", look, rc,
+                         rc ? 0ULL : (unsigned long long)mms_table_count(t));
+            else if ((rc = mms_index_open(t, "n", &ix)) == 0 &&
+                     ((rc = mms_index_find(ix, &key, &at)) != 0 || at != i))
+                race_bad(r, "look %d: the index on n finds %lld at %llu (%d %s)", look,
+                         (long long)key, (unsigned long long)at, rc, mms_errdetail());
+            else if (rc && rc != MMS_ENOENT)
+                race_bad(r, "look %d: the index on n: %d %s", look, rc, mms_errdetail());
+            sleep_us(1000);
+        }
+        INC(r->reads);
+        mms_read_end(s);
+    }
+    mms_close(s);
+    _exit(0);
+}
+
 /* Index builds and migrations of an indexed table, killed (SIGKILL) at
  * random moments: the store opens at a committed state, verifies, its
- * indexes find what the table holds, and no region file is left over. */
+ * indexes find what the table holds, and no region file is left over; a
+ * reader in another process checks the same all along. */
 TEST(kill_index_build_migrate)
 {
     const char *p = shm_tpath("qa21ixkill");
@@ -534,6 +576,8 @@ TEST(kill_index_build_migrate)
     OK(mms_txn_commit(s));
     OK(mms_close(s));
     uint64_t x = seed0 ^ 0x51ed27ull;
+    struct race *rc = race_page();
+    pid_t reader = race_fork(rc, p, ix_reader);
     for (int round = 0; round < 12; round++) {
         fflush(NULL);
         pid_t parent = getpid(), pid = fork();
@@ -568,7 +612,6 @@ TEST(kill_index_build_migrate)
         s = open_flags(p, 0);
         verify_ok(s);
         OK(mms_checkpoint(s));
-        no_stray_regions(p, s);
         OK(mms_read_begin(s));
         OK(mms_table_find(s, "log", &t));
         ASSERT_EQ(mms_table_count(t), N);
@@ -595,11 +638,25 @@ TEST(kill_index_build_migrate)
         OK(mms_close(s));
         fprintf(stderr, "   round %d: %zu indexes\n", round, ni);
     }
+    PUB(rc->stop, 1);
+    int st;
+    if (!child_end(reader, 60, &st))
+        FAILF("the reader hung");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) || GET(rc->bad))
+        FAILF("the reader: %s, %llu reads; %s", child_status(st), (unsigned long long)GET(rc->reads),
+              rc->why);
+    fprintf(stderr, "   the reader checked %llu read transactions\n", (unsigned long long)GET(rc->reads));
+    munmap(rc, sizeof *rc);
+    /* What the checkpoints kept for the reader goes at the next. */
+    s = open_flags(p, 0);
+    OK(mms_checkpoint(s));
+    no_stray_regions(p, s);
+    OK(mms_close(s));
     char out[4096], args[600];
     snprintf(args, sizeof args, "verify '%s'", p);
-    int rc = run_tool(args, out, sizeof out);
-    if (rc)
-        FAILF("mms verify: %d: %s", rc, out);
+    int r = run_tool(args, out, sizeof out);
+    if (r)
+        FAILF("mms verify: %d: %s", r, out);
     rmrf(p);
 }
 
