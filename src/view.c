@@ -391,13 +391,16 @@ struct replay_view {
     bool guard;                  /* the mprotect guard opened the view for the replay */
 };
 
-/* What the view maps: changes when a follow maps a region, or more of one. */
+/* A hash of what the view maps (FNV-1a over each region's lengths): it
+ * changes when a follow maps a region, more of one, or a file anew. */
 static uint64_t view_extent(const mms_store *s)
 {
-    uint64_t n = s->nmapped + s->mapseq;
-    for (uint32_t id = 0; id < s->nmapped; id++)
-        n += s->reg[id].mapped + s->reg[id].priv;
-    return n;
+    uint64_t h = 0xcbf29ce484222325ull ^ s->mapseq;
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        h = (h ^ s->reg[id].mapped) * 0x100000001b3ull;
+        h = (h ^ s->reg[id].priv) * 0x100000001b3ull;
+    }
+    return h;
 }
 
 static int view_rec(void *ctx, uint32_t region, uint32_t gen, uint64_t off, const uint8_t *bytes,
