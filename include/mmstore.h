@@ -1583,7 +1583,8 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
 
 /* Open a table with whatever layout it has (tools, dumps): the handle
  * follows the stored layout, appends copy mms_table_schema(t)->record_size
- * bytes from rec. MMS_ENOENT. */
+ * bytes from rec. MMS_ENOENT. On failure *t is NULL (as after a failed
+ * mms_table_open, once the handle and t are valid). */
 int mms_table_find(mms_store *s, const char *name, mms_table **t);
 
 /* The table's stored layout. Field names and targets are owned by the

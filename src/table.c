@@ -687,8 +687,11 @@ int mms_table_find(mms_store *s, const char *name, mms_table **t)
     if (r)
         return r;
     struct mms__catalog *cat;
-    if (!t || (r = name_check(name)))
-        return r ? r : mms__fail(MMS_EINVAL, "mms_table_find: t is NULL");
+    if (!t)
+        return mms__fail(MMS_EINVAL, "mms_table_find: t is NULL");
+    *t = NULL; /* as mms_table_open: a failure leaves no handle to go on with */
+    if ((r = name_check(name)))
+        return r;
     if ((r = mms__catalog_get(s, &cat)))
         return r;
     int idx = mms__catalog_find(s, name);

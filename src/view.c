@@ -388,7 +388,20 @@ void mms__drop_private(mms_store *s)
 struct replay_view {
     mms_store *s;
     struct mms__pagevec touched; /* pages written, in order, with repeats */
+    bool guard;                  /* the mprotect guard opened the view for the replay */
 };
+
+/* A hash of what the view maps (FNV-1a over each region's lengths): it
+ * changes when a follow maps a region, more of one, or a file anew. */
+static uint64_t view_extent(const mms_store *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ s->mapseq;
+    for (uint32_t id = 0; id < s->nmapped; id++) {
+        h = (h ^ s->reg[id].mapped) * 0x100000001b3ull;
+        h = (h ^ s->reg[id].priv) * 0x100000001b3ull;
+    }
+    return h;
+}
 
 static int view_rec(void *ctx, uint32_t region, uint32_t gen, uint64_t off, const uint8_t *bytes,
                     uint32_t len)
@@ -418,7 +431,13 @@ static int view_group_end(void *ctx, uint64_t txn)
     struct replay_view *rv = ctx;
     (void)txn;
     /* The header is at txn now: map what it names (new regions, growth). */
-    return mms__tables_follow(rv->s);
+    uint64_t had = view_extent(rv->s);
+    int r = mms__tables_follow(rv->s);
+    /* Outside a write transaction the mprotect guard maps read-only, and
+     * the next groups may write what this one mapped: open it too. */
+    if (!r && rv->guard && view_extent(rv->s) != had)
+        r = mms__map_protect(rv->s, true);
+    return r;
 }
 
 /* With the published state P pinned and the view following the files:
@@ -429,8 +448,8 @@ static int replay_into_view(mms_store *s, uint64_t upto)
     struct mms__apos pos = {.off = __atomic_load_n(&L->apply_off, __ATOMIC_ACQUIRE),
                             .txn = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE),
                             .crc = __atomic_load_n(&L->apply_crc, __ATOMIC_ACQUIRE)};
-    struct replay_view rv = {.s = s};
     bool guard = (s->flags & MMS_GUARD) && s->state != MMS__ST_WRITE;
+    struct replay_view rv = {.s = s, .guard = guard && !s->guard_key};
     int r = guard ? mms__map_protect(s, true) : 0;
     if (!r)
         r = mms__journal_each(s, &pos, upto, view_rec, view_group_end, &rv);
