@@ -22,7 +22,9 @@
 # and exits non-zero if the guest had no pku, the handles no key, or any
 # test failed. QEMU_LOG=FILE keeps the guest's whole console (a failing
 # test's output is in it); QEMU_TEST_TIMEOUT is each test's limit in
-# seconds (default 1200).
+# seconds (default 1200); QEMU_MEM the guest's memory (default 2G: the
+# tmpfs's 600 MB are memory, and test_recover's large-journal case holds
+# 288 MiB of private pages besides; with 1G the guest's OOM killer ended it).
 # Cases that need more than the guest's 600 MB of tmpfs are skipped
 # (QEMU_SKIP overrides the list; tests/test.h MMS_TEST_SKIP).
 set -eu
@@ -96,6 +98,9 @@ if grep -qw pku /proc/cpuinfo; then echo "QEMU-PKU yes"; else echo "QEMU-PKU no"
 # The environment of every test: the key guard where there is pku (what
 # guard_kind checks), stores on the tmpfs (no /dev/shm here: MMS_TEST_SHM
 # names test.h's tmpfs directory, inside the one the test's run clears).
+# A limit of open files as a login's, not the 1024 the kernel gives init
+# (test_multi's hog opens hundreds of handles, each with its files).
+ulimit -n 65536
 export MMS_GUARD=1 MMS_TEST_TMP=/tmp/t MMS_TEST_SHM=/tmp/t/shm MMS_TOOL=/bin/mms MMS_TEST_SKIP="$skip"
 mkdir -p /tmp/t && /t/guard_kind /tmp/t/kind
 echo "QEMU-RESULT guard_kind \$?"
@@ -121,7 +126,7 @@ chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd.gz"
 
 echo "kernel $kernel; tests: $tests" >&2
-timeout "${QEMU_TIMEOUT:-3600}" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1G -nographic \
+timeout "${QEMU_TIMEOUT:-3600}" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "${QEMU_MEM:-2G}" -nographic \
     -no-reboot -kernel "$kernel" -initrd "$work/initrd.gz" \
     -append "console=ttyS0 quiet panic=-1 rdinit=/init" | tee "$log" | grep --line-buffered -E "^QEMU-|guard_cost|^(pkey|mprotect|none|asked) |protection keys|\.[ch]:[0-9]+:|^  detail:"
 grep -q "^QEMU-PKU yes" "$log" || { echo "the guest has no pku" >&2; exit 1; }
