@@ -68,13 +68,12 @@ for g in cp du sed; do cp "$(command -v $g)" "$root/bin/$g"; done
 rm -f "$root/bin/sh" && cp "$(command -v dash)" "$root/bin/sh"
 for t in $tests; do cp "$build/tests/$t" "$root/t/"; done
 # What some tests read from the host, where they look for it: test_examples
-# its own source, the header and the README (by their paths here);
-# test_dump and test_ucd the Unicode data (37 MB: only when they run).
-case " $tests " in *" test_examples "*)
-    for f in tests/test_examples.c include/mmstore.h README.md; do
-        mkdir -p "$root$here/$(dirname "$f")" && cp "$here/$f" "$root$here/$f"
-    done ;;
-esac
+# its own source, the header and the README, test_csv tests/data (by their
+# paths here); test_dump and test_ucd the Unicode data (37 MB: only when
+# they run).
+for f in tests/test_examples.c include/mmstore.h README.md tests/data; do
+    mkdir -p "$root$here/$(dirname "$f")" && cp -r "$here/$f" "$root$here/$f"
+done
 case " $tests " in *" test_dump "* | *" test_ucd "*)
     [ ! -d /usr/share/unicode ] || { mkdir -p "$root/usr/share" && cp -rL /usr/share/unicode "$root/usr/share/"; } ;;
 esac
