@@ -17,8 +17,9 @@
 # measures a small transaction with each guard, A/B/C interleaved (TCG
 # timings are only relative; GUARD_COST="MB ROUNDS TXNS", default
 # "64 5 100", 0: not run; three stores of MB must fit the tmpfs).
-# Prints one line per program:
+# Prints two lines per program:
 #   QEMU-RESULT <test> <exit status>
+#   QEMU-CASES <test> <n> run, <m> skipped
 # and exits non-zero if the guest had no pku, the handles no key, or any
 # test failed. QEMU_LOG=FILE keeps the guest's whole console (a failing
 # test's output is in it); QEMU_TEST_TIMEOUT is each test's limit in
@@ -27,6 +28,9 @@
 # 288 MiB of private pages besides; with 1G the guest's OOM killer ended it).
 # Cases that need more than the guest's 600 MB of tmpfs are skipped
 # (QEMU_SKIP overrides the list; tests/test.h MMS_TEST_SKIP).
+# Debian 12's kernel (6.1) has no PAGEMAP_SCAN (Linux >= 6.7): there the
+# library finds dirty pages through /proc/self/pagemap, so the scan and its
+# write protection of held pages do not run under a key here.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$here/build}
