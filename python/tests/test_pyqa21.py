@@ -327,3 +327,77 @@ def test_import_csv_says_imported_when_it_fails_after_the_commit(path, mms_tool,
     assert e.value.imported is True
     with mmstore.open(path) as s2:
         assert len(s2.table("t")) == 1
+
+
+def test_import_csv_store_closed_while_it_waits_to_see_its_commit(path, mms_tool, tmp_path):
+    # A signal handler run while import_csv waited (in slices) for another
+    # process's reader to let its commit be seen could close the Store: the
+    # next slice then called the C library with the handle closed, raising
+    # InvalError "handle is NULL" instead of the ValueError of a closed
+    # Store. The handler closes it at its second tick after the tool is
+    # gone: the first may come at the check right after the tool's exit,
+    # the second only in the wait.
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a\n1\n")
+    s = mmstore.open(path, create=True)
+    reader = popen_py("""
+        import sys, time, mmstore
+        o = mmstore.open(sys.argv[1], readonly=True)
+        with o.read():
+            print("in", flush=True)
+            time.sleep(120)
+    """, path)
+    ticks = []
+
+    def close_in_the_wait(signum, frame):
+        if s.closed or any(k != reader.pid for k in _children(os.getpid())):
+            return
+        if s.info()["committed_txn"] >= 1:
+            ticks.append(1)
+            if len(ticks) == 2:
+                s.close()
+
+    old = signal.signal(signal.SIGALRM, close_in_the_wait)
+    try:
+        assert reader.stdout.readline() == "in\n", reader.stderr.read()
+        signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)
+        with pytest.raises(ValueError, match="closed") as e:
+            s.import_csv(str(csv), "t")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        reader.kill()
+        reader.wait()
+    assert e.value.imported is True
+    with mmstore.open(path) as s2:
+        assert len(s2.table("t")) == 1
+
+
+def test_write_store_closed_while_it_waits_for_another_writer(path):
+    # The same wait in slices, for the writer lock: a handler that closed
+    # the Store made the next slice raise InvalError "handle is NULL".
+    s = mmstore.open(path, create=True)
+    writer = popen_py("""
+        import sys, time, mmstore
+        o = mmstore.open(sys.argv[1])
+        with o.write():
+            print("in", flush=True)
+            time.sleep(120)
+    """, path)
+
+    def close(signum, frame):
+        if not s.closed:
+            s.close()
+
+    old = signal.signal(signal.SIGALRM, close)
+    try:
+        assert writer.stdout.readline() == "in\n", writer.stderr.read()
+        signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)
+        with pytest.raises(ValueError, match="closed"):
+            with s.write():
+                pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        writer.kill()
+        writer.wait()
