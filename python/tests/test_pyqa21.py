@@ -401,3 +401,22 @@ def test_write_store_closed_while_it_waits_for_another_writer(path):
         signal.signal(signal.SIGALRM, old)
         writer.kill()
         writer.wait()
+
+
+def test_wait_store_closed_while_it_waits_for_a_commit(path):
+    # And in wait(): a handler that closed the Store made the next slice
+    # raise InvalError "handle is NULL".
+    s = mmstore.open(path, create=True)
+
+    def close(signum, frame):
+        if not s.closed:
+            s.close()
+
+    old = signal.signal(signal.SIGALRM, close)
+    signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)
+    try:
+        with pytest.raises(ValueError, match="closed"):
+            s.wait(s.txn)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
