@@ -128,6 +128,18 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* R6: between two slices of a wait, Python's signal handlers run (with
+ * other threads kept out, R1). A handler may raise, and it may close the
+ * Store (or fork): then the next slice must not call the C library with
+ * the handle closed ("handle is NULL"). 0, or -1 with the exception. */
+static int between_slices(pymms_store *st)
+{
+    st->busy = pymms_me();
+    int sig = PyErr_CheckSignals();
+    st->busy = 0;
+    return sig < 0 ? -1 : usable(st);
+}
+
 /* R6: begin a write transaction, waiting for another writer until `until`
  * (a time on mono_s(); negative: for ever), with Ctrl-C heard. A signal
  * does not end the C wait, so it waits in slices: mms_txn_begin_timed for
@@ -154,11 +166,7 @@ static int writer_begin(pymms_store *st, unsigned flags, double until)
         PYMMS_BLOCKING(st, r = mms_txn_begin_timed(st->s, 0, slice));
         if (r != -ETIMEDOUT || (until >= 0 && mono_s() >= until))
             return r;
-        unsigned long me = pymms_me();
-        st->busy = me; /* R1: other threads stay out while a handler runs */
-        int sig = PyErr_CheckSignals();
-        st->busy = 0;
-        if (sig < 0)
+        if (between_slices(st) < 0)
             return 1;
     }
 }
@@ -183,7 +191,8 @@ static int discard_stray(pymms_store *st, unsigned flags, double until)
 /* Begin a read transaction (R2). latest: one that sees every commit made,
  * by any handle, before this call (mms_read_begin_latest), waiting for
  * the readers that hold them back in slices of 100 ms with Python's signal
- * handlers run between them (R6); a handler that raises ends the wait. */
+ * handlers run between them (R6); a handler that raises, or closes the
+ * Store, ends the wait. */
 static int read_begin(pymms_store *st, int latest)
 {
     int r = st->tainted ? discard_stray(st, 0, -1) : 0;
@@ -198,10 +207,7 @@ static int read_begin(pymms_store *st, int latest)
                                       : mms_read_begin(st->s));
         if (!latest || r != -ETIMEDOUT)
             break;
-        st->busy = pymms_me(); /* R1: other threads stay out while a handler runs */
-        int sig = PyErr_CheckSignals();
-        st->busy = 0;
-        if (sig < 0)
+        if (between_slices(st) < 0)
             return -1;
     }
     if (r) {
@@ -1108,7 +1114,7 @@ static PyObject *store_wait(pymms_store *st, PyObject *args, PyObject *kw)
             return pymms_raise(r, "wait");
         if (left >= 0 && mono_s() >= deadline)
             return pymms_raise_msg(-ETIMEDOUT, "wait: no commit after txn %llu", txn);
-        if (PyErr_CheckSignals() < 0)
+        if (between_slices(st) < 0)
             return NULL;
     }
 }
