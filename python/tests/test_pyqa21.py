@@ -420,3 +420,23 @@ def test_wait_store_closed_while_it_waits_for_a_commit(path):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_import_csv_failure_is_seen_with_sigchld_ignored(path, mms_tool, tmp_path):
+    # With SIGCHLD ignored (a daemon's habit) the kernel reaps the tool
+    # itself: import_csv's waitpid failed (ECHILD), its status stayed 0,
+    # and a tool that refused a bad row and imported nothing passed for
+    # one that imported every row -- import_csv returned the Table.
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a\n1\nzz\n")
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.create_table("t", [("a", "i64")])
+    old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        with pytest.raises(mmstore.Error, match="zz|line 3"):
+            s.import_csv(str(csv), "t")
+        assert len(s.import_csv(str(csv), "t", skip_bad=True)) == 1
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+    s.close()
