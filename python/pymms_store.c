@@ -1546,8 +1546,13 @@ static int spawn_tool(char *const *argv, int nohuge, pid_t *pid, int *fd, int *s
  * (-1) once the tool is gone. A signal that came during the last read or
  * the wait for the tool's exit is handled here too, after it: an exception
  * it raises belongs to this call, which can then say whether the import
- * committed (import_note), rather than to the caller's next line. */
-static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, char *out, size_t cap)
+ * committed (import_note), rather than to the caller's next line.
+ * *wait_err: 0, or the errno of a waitpid that failed (then *status says
+ * nothing): ECHILD when this process ignores SIGCHLD (SIG_IGN or
+ * SA_NOCLDWAIT), as a daemon may, and the kernel reaped the tool, or when
+ * another thread's os.wait() took it. Its exit status is then lost. */
+static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, int *wait_err,
+                        char *out, size_t cap)
 {
     size_t n = 0;
     int interrupted = 0;
@@ -1573,7 +1578,8 @@ static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, char *o
     out[n] = 0;
     close(fd);
     int r;
-    PYMMS_BLOCKING(st, while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR));
+    PYMMS_BLOCKING(st, while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR);
+                       *wait_err = r < 0 ? errno : 0);
     if (!interrupted && PyErr_CheckSignals() < 0)
         interrupted = 1;
     return interrupted ? -1 : 0;
@@ -1583,10 +1589,15 @@ static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, char *o
  * handler raised) says whether the import committed: .imported and a
  * note (table NULL: not known yet, nothing imported). The tool's exit
  * status is the truth (mms_import.c, step 7): 0 all rows, death by the
- * SIGINT sent to stop it none. */
+ * SIGINT sent to stop it none; committed -1: it was lost (collect_tool's
+ * wait_err), .imported is None. */
 static void import_note(int committed, PyObject *table)
 {
     PyObject *note = !table ? PyUnicode_FromString("import_csv: nothing was imported")
+                     : committed < 0
+                     ? PyUnicode_FromFormat("import_csv: whether the import into table %S "
+                                            "committed is not known (the tool's exit status "
+                                            "was lost): look at the table", table)
                      : PyUnicode_FromFormat(committed ? "import_csv: the import into table %S "
                                                         "had committed: every row is in it"
                                                       : "import_csv: nothing was imported "
@@ -1616,7 +1627,8 @@ PyDoc_STRVAR(import_csv_doc,
 "So: it returned, or raised with .imported True (a KeyboardInterrupt, or an\n"
 "error once the tool had committed): every row; it raised anything else:\n"
 "nothing. (A KeyboardInterrupt without\n"
-".imported came after it had returned or raised.)");
+".imported came after it had returned or raised. In a process that ignores\n"
+"SIGCHLD the tool's exit status is lost: Error with .imported None.)");
 
 static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
 {
@@ -1705,23 +1717,27 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
         PyErr_NoMemory();
         goto out;
     }
-    int status = 0, spawn_err = 0, fd, r;
+    int status = 0, spawn_err = 0, wait_err = 0, fd, r;
     pid_t pid = 0;
     PYMMS_BLOCKING(st, r = spawn_tool(argv, (st->flags & MMS_NOHUGE) != 0, &pid, &fd,
                                        &spawn_err));
     if (r < 0) {
         pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
                         argv[0]);
-    } else if ((stopped = collect_tool(st, pid, fd, &status, text, OUT_CAP) < 0),
-               committed = WIFEXITED(status) && WEXITSTATUS(status) == 0, stopped) {
+    } else if ((stopped = collect_tool(st, pid, fd, &status, &wait_err, text, OUT_CAP) < 0),
+               committed = wait_err ? -1 : WIFEXITED(status) && WEXITSTATUS(status) == 0,
+               stopped) {
         /* KeyboardInterrupt (or what a handler raised): noted below. */
-    } else if (!committed) {
+    } else if (committed != 1) {
         /* The tool says what was wrong (bad rows with their lines). */
         size_t n = strlen(text);
         while (n && text[n - 1] == '\n')
             text[--n] = 0;
-        char how[160];
-        if (WIFEXITED(status))
+        char how[200];
+        if (wait_err)
+            snprintf(how, sizeof how, "ended, how is not known (waitpid: %s; is SIGCHLD "
+                     "ignored?)", strerror(wait_err));
+        else if (WIFEXITED(status))
             snprintf(how, sizeof how, "exited with %d", WEXITSTATUS(status));
         else if (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM ||
                  WTERMSIG(status) == SIGHUP)
