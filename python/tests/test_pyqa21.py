@@ -443,3 +443,22 @@ def test_import_csv_failure_is_seen_with_sigchld_ignored(path, mms_tool, tmp_pat
     finally:
         signal.signal(signal.SIGCHLD, old)
     s.close()
+
+
+def test_import_csv_huge_false_with_mms_huge_empty(path, mms_tool, tmp_path, monkeypatch):
+    # An empty MMS_HUGE is unset to the C library: the Store opened with
+    # huge=False had no huge advice, but import_csv, seeing the variable
+    # set, passed it on as it was instead of MMS_HUGE=0, so the tool (which
+    # also reads empty as unset) advised 2 MiB pages.
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a\n1\n")
+    seen = tmp_path / "env"
+    w = tmp_path / "mms-wrapper"
+    w.write_text('#!/bin/sh\necho "MMS_HUGE=${MMS_HUGE-unset}" >> "%s"\nexec "%s" "$@"\n'
+                 % (seen, mms_tool))
+    w.chmod(0o755)
+    monkeypatch.setenv("MMS_TOOL", str(w))
+    monkeypatch.setenv("MMS_HUGE", "")
+    with mmstore.open(path, create=True, huge=False) as s:
+        assert len(s.import_csv(str(csv), "t")) == 1
+    assert seen.read_text().split() == ["MMS_HUGE=0"]
