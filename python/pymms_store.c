@@ -1503,7 +1503,8 @@ static int start_tool(char *const *argv, char *const *envp, int out, pid_t *pid)
  * (the pipe's read end), or -1 with *spawn_err. nohuge: the Store was
  * opened with MMS_NOHUGE, which the tool's handle is given as the library
  * reads it from the environment (MMS_HUGE=0), unless MMS_HUGE is set
- * there already: it wins over the flag, for the Store as for the tool. */
+ * there already (not empty): it wins over the flag, for the Store as for
+ * the tool. */
 static int spawn_tool(char *const *argv, int nohuge, pid_t *pid, int *fd, int *spawn_err)
 {
     int fds[2];
@@ -1520,12 +1521,17 @@ static int spawn_tool(char *const *argv, int nohuge, pid_t *pid, int *fd, int *s
         close(fds[1]);
         return *spawn_err = ENOMEM, -1;
     }
+    /* An empty MMS_HUGE is unset to the library (store.c): replaced too,
+     * or the tool, finding it first, would read it as unset. */
+    const char *huge = getenv("MMS_HUGE");
+    int sethuge = nohuge && (!huge || !*huge);
     size_t k = 0;
     for (size_t i = 0; i < ne; i++)
-        if (strncmp(environ[i], "MMS_PROGRESS=", 13) != 0)
+        if (strncmp(environ[i], "MMS_PROGRESS=", 13) != 0 &&
+            !(sethuge && strncmp(environ[i], "MMS_HUGE=", 9) == 0))
             envp[k++] = environ[i];
     envp[k++] = "MMS_PROGRESS=0";
-    if (nohuge && !getenv("MMS_HUGE"))
+    if (sethuge)
         envp[k++] = "MMS_HUGE=0";
     envp[k] = NULL;
     int r = start_tool(argv, envp, fds[1], pid);
