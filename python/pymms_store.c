@@ -1398,7 +1398,7 @@ static PyObject *find_tool(void)
         PyErr_Clear();
         Py_DECREF(file);
     }
-    return PyBytes_FromString("mms"); /* posix_spawnp searches PATH */
+    return PyBytes_FromString("mms"); /* execvpe (posix_spawnp) searches PATH */
 }
 
 #ifdef __linux__
@@ -1626,7 +1626,8 @@ PyDoc_STRVAR(import_csv_doc,
 "holds through another Store of the store (TxnError), nor a write one held so\n"
 "(BusyError, as that Store's write() says): the tool writes through a handle\n"
 "of its own, and import_csv returns once this Store sees its commit (while\n"
-"another process's read transaction holds commits back, it waits).\n\n"
+"a read transaction of another process or thread holds commits back, it\n"
+"waits).\n\n"
 "Ctrl-C (KeyboardInterrupt) stops the tool and is raised once it is gone,\n"
 "with .imported: False, nothing was imported (the tool had not begun its\n"
 "commit); True, every row was (its commit had begun: it is not cut short).\n"
