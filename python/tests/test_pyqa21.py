@@ -462,3 +462,72 @@ def test_import_csv_huge_false_with_mms_huge_empty(path, mms_tool, tmp_path, mon
     with mmstore.open(path, create=True, huge=False) as s:
         assert len(s.import_csv(str(csv), "t")) == 1
     assert seen.read_text().split() == ["MMS_HUGE=0"]
+
+
+def test_import_csv_wait_does_not_move_on_to_later_commits(path, mms_tool, tmp_path):
+    # import_csv waited to see its commit in slices, each a new
+    # mms_read_begin_latest: one begun after a later commit of another
+    # process waited for that one too. Here, between two slices, the
+    # reader that held the import back ends (the import is published),
+    # another begins, and another writer commits: the next slice waited
+    # for that commit, held back by the new reader -- for ever, though
+    # the import was seen. In a child, which the deadline ends if it hangs.
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a\n1\n")
+    p = run_py("""
+        import os, signal, subprocess, sys
+        import mmstore
+        path, csv = sys.argv[1], sys.argv[2]
+        code = ("import sys, mmstore\\n"
+                "o = mmstore.open(sys.argv[1])\\n"
+                "with o.read():\\n"
+                "    print('in', flush=True)\\n"
+                "    sys.stdin.readline()\\n"
+                "print('out', flush=True)\\n"
+                "sys.stdin.readline()\\n")
+        def reader():
+            r = subprocess.Popen([sys.executable, "-u", "-c", code, path], text=True,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            assert r.stdout.readline() == "in\\n"
+            return r
+        s = mmstore.open(path, create=True)
+        r1 = reader()
+        readers = [r1]
+        ticks = []
+
+        def children():
+            kids = []
+            for d in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        t = f.read()
+                except OSError:
+                    continue
+                if int(t[t.rindex(")") + 2:].split()[1]) == os.getpid():
+                    kids.append(int(d))
+            return kids
+
+        def between_slices(signum, frame):
+            if len(ticks) == 2 or any(k not in [r.pid for r in readers]
+                                      for k in children()):
+                return
+            if s.info()["committed_txn"] >= 1:
+                ticks.append(1)
+                if len(ticks) == 2:            # in the wait, not in collect_tool
+                    r1.stdin.write("end\\n"); r1.stdin.flush()
+                    assert r1.stdout.readline() == "out\\n"   # the import is published
+                    readers.append(reader())                  # a reader from now
+                    with mmstore.open(path) as w:             # and a later commit
+                        with w.write():
+                            w.create_table("later", [("x", "i64")])
+
+        signal.signal(signal.SIGALRM, between_slices)
+        signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)
+        t = s.import_csv(csv, "t")
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        print(len(t), len(ticks))
+        for r in readers:
+            r.kill()
+    """, path, csv, timeout=60, check=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "1 2\n"
