@@ -192,7 +192,11 @@ static int discard_stray(pymms_store *st, unsigned flags, double until)
  * by any handle, before this call (mms_read_begin_latest), waiting for
  * the readers that hold them back in slices of 100 ms with Python's signal
  * handlers run between them (R6); a handler that raises, or closes the
- * Store, ends the wait. */
+ * Store, ends the wait. Each slice waits for the commits made before the
+ * call, not before the slice: one that took the commit made last when it
+ * began could wait for a commit made since (held back by a reader begun
+ * since) long after the ones this call waits for were seen. So after a
+ * slice a plain read transaction is tried, taken if it sees them. */
 static int read_begin(pymms_store *st, int latest)
 {
     int r = st->tainted ? discard_stray(st, 0, -1) : 0;
@@ -202,6 +206,21 @@ static int read_begin(pymms_store *st, int latest)
                            "transaction");
         return -1;
     }
+    uint64_t target = 0;
+    if (latest) {
+        mms_info *in = malloc(sizeof *in);
+        if (!in) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        r = mms_info_get(st->s, in);
+        target = in->committed_txn;
+        free(in);
+        if (r) {
+            pymms_raise(r, "read transaction");
+            return -1;
+        }
+    }
     for (;;) {
         PYMMS_BLOCKING(st, r = latest ? mms_read_begin_latest(st->s, 100)
                                       : mms_read_begin(st->s));
@@ -209,6 +228,10 @@ static int read_begin(pymms_store *st, int latest)
             break;
         if (between_slices(st) < 0)
             return -1;
+        PYMMS_BLOCKING(st, r = mms_read_begin(st->s));
+        if (r || mms_txn_id(st->s) >= target)
+            break;
+        mms_read_end(st->s);
     }
     if (r) {
         pymms_raise(r, "read transaction");
