@@ -128,6 +128,18 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* R6: between two slices of a wait, Python's signal handlers run (with
+ * other threads kept out, R1). A handler may raise, and it may close the
+ * Store (or fork): then the next slice must not call the C library with
+ * the handle closed ("handle is NULL"). 0, or -1 with the exception. */
+static int between_slices(pymms_store *st)
+{
+    st->busy = pymms_me();
+    int sig = PyErr_CheckSignals();
+    st->busy = 0;
+    return sig < 0 ? -1 : usable(st);
+}
+
 /* R6: begin a write transaction, waiting for another writer until `until`
  * (a time on mono_s(); negative: for ever), with Ctrl-C heard. A signal
  * does not end the C wait, so it waits in slices: mms_txn_begin_timed for
@@ -154,11 +166,7 @@ static int writer_begin(pymms_store *st, unsigned flags, double until)
         PYMMS_BLOCKING(st, r = mms_txn_begin_timed(st->s, 0, slice));
         if (r != -ETIMEDOUT || (until >= 0 && mono_s() >= until))
             return r;
-        unsigned long me = pymms_me();
-        st->busy = me; /* R1: other threads stay out while a handler runs */
-        int sig = PyErr_CheckSignals();
-        st->busy = 0;
-        if (sig < 0)
+        if (between_slices(st) < 0)
             return 1;
     }
 }
@@ -183,7 +191,12 @@ static int discard_stray(pymms_store *st, unsigned flags, double until)
 /* Begin a read transaction (R2). latest: one that sees every commit made,
  * by any handle, before this call (mms_read_begin_latest), waiting for
  * the readers that hold them back in slices of 100 ms with Python's signal
- * handlers run between them (R6); a handler that raises ends the wait. */
+ * handlers run between them (R6); a handler that raises, or closes the
+ * Store, ends the wait. Each slice waits for the commits made before the
+ * call, not before the slice: one that took the commit made last when it
+ * began could wait for a commit made since (held back by a reader begun
+ * since) long after the ones this call waits for were seen. So after a
+ * slice a plain read transaction is tried, taken if it sees them. */
 static int read_begin(pymms_store *st, int latest)
 {
     int r = st->tainted ? discard_stray(st, 0, -1) : 0;
@@ -193,16 +206,32 @@ static int read_begin(pymms_store *st, int latest)
                            "transaction");
         return -1;
     }
+    uint64_t target = 0;
+    if (latest) {
+        mms_info *in = malloc(sizeof *in);
+        if (!in) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        r = mms_info_get(st->s, in);
+        target = in->committed_txn;
+        free(in);
+        if (r) {
+            pymms_raise(r, "read transaction");
+            return -1;
+        }
+    }
     for (;;) {
         PYMMS_BLOCKING(st, r = latest ? mms_read_begin_latest(st->s, 100)
                                       : mms_read_begin(st->s));
         if (!latest || r != -ETIMEDOUT)
             break;
-        st->busy = pymms_me(); /* R1: other threads stay out while a handler runs */
-        int sig = PyErr_CheckSignals();
-        st->busy = 0;
-        if (sig < 0)
+        if (between_slices(st) < 0)
             return -1;
+        PYMMS_BLOCKING(st, r = mms_read_begin(st->s));
+        if (r || mms_txn_id(st->s) >= target)
+            break;
+        mms_read_end(st->s);
     }
     if (r) {
         pymms_raise(r, "read transaction");
@@ -1108,7 +1137,7 @@ static PyObject *store_wait(pymms_store *st, PyObject *args, PyObject *kw)
             return pymms_raise(r, "wait");
         if (left >= 0 && mono_s() >= deadline)
             return pymms_raise_msg(-ETIMEDOUT, "wait: no commit after txn %llu", txn);
-        if (PyErr_CheckSignals() < 0)
+        if (between_slices(st) < 0)
             return NULL;
     }
 }
@@ -1392,7 +1421,7 @@ static PyObject *find_tool(void)
         PyErr_Clear();
         Py_DECREF(file);
     }
-    return PyBytes_FromString("mms"); /* posix_spawnp searches PATH */
+    return PyBytes_FromString("mms"); /* execvpe (posix_spawnp) searches PATH */
 }
 
 #ifdef __linux__
@@ -1497,7 +1526,8 @@ static int start_tool(char *const *argv, char *const *envp, int out, pid_t *pid)
  * (the pipe's read end), or -1 with *spawn_err. nohuge: the Store was
  * opened with MMS_NOHUGE, which the tool's handle is given as the library
  * reads it from the environment (MMS_HUGE=0), unless MMS_HUGE is set
- * there already: it wins over the flag, for the Store as for the tool. */
+ * there already (not empty): it wins over the flag, for the Store as for
+ * the tool. */
 static int spawn_tool(char *const *argv, int nohuge, pid_t *pid, int *fd, int *spawn_err)
 {
     int fds[2];
@@ -1514,12 +1544,17 @@ static int spawn_tool(char *const *argv, int nohuge, pid_t *pid, int *fd, int *s
         close(fds[1]);
         return *spawn_err = ENOMEM, -1;
     }
+    /* An empty MMS_HUGE is unset to the library (store.c): replaced too,
+     * or the tool, finding it first, would read it as unset. */
+    const char *huge = getenv("MMS_HUGE");
+    int sethuge = nohuge && (!huge || !*huge);
     size_t k = 0;
     for (size_t i = 0; i < ne; i++)
-        if (strncmp(environ[i], "MMS_PROGRESS=", 13) != 0)
+        if (strncmp(environ[i], "MMS_PROGRESS=", 13) != 0 &&
+            !(sethuge && strncmp(environ[i], "MMS_HUGE=", 9) == 0))
             envp[k++] = environ[i];
     envp[k++] = "MMS_PROGRESS=0";
-    if (nohuge && !getenv("MMS_HUGE"))
+    if (sethuge)
         envp[k++] = "MMS_HUGE=0";
     envp[k] = NULL;
     int r = start_tool(argv, envp, fds[1], pid);
@@ -1540,8 +1575,13 @@ static int spawn_tool(char *const *argv, int nohuge, pid_t *pid, int *fd, int *s
  * (-1) once the tool is gone. A signal that came during the last read or
  * the wait for the tool's exit is handled here too, after it: an exception
  * it raises belongs to this call, which can then say whether the import
- * committed (import_note), rather than to the caller's next line. */
-static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, char *out, size_t cap)
+ * committed (import_note), rather than to the caller's next line.
+ * *wait_err: 0, or the errno of a waitpid that failed (then *status says
+ * nothing): ECHILD when this process ignores SIGCHLD (SIG_IGN or
+ * SA_NOCLDWAIT), as a daemon may, and the kernel reaped the tool, or when
+ * another thread's os.wait() took it. Its exit status is then lost. */
+static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, int *wait_err,
+                        char *out, size_t cap)
 {
     size_t n = 0;
     int interrupted = 0;
@@ -1567,7 +1607,8 @@ static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, char *o
     out[n] = 0;
     close(fd);
     int r;
-    PYMMS_BLOCKING(st, while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR));
+    PYMMS_BLOCKING(st, while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR);
+                       *wait_err = r < 0 ? errno : 0);
     if (!interrupted && PyErr_CheckSignals() < 0)
         interrupted = 1;
     return interrupted ? -1 : 0;
@@ -1577,10 +1618,15 @@ static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, char *o
  * handler raised) says whether the import committed: .imported and a
  * note (table NULL: not known yet, nothing imported). The tool's exit
  * status is the truth (mms_import.c, step 7): 0 all rows, death by the
- * SIGINT sent to stop it none. */
+ * SIGINT sent to stop it none; committed -1: it was lost (collect_tool's
+ * wait_err), .imported is None. */
 static void import_note(int committed, PyObject *table)
 {
     PyObject *note = !table ? PyUnicode_FromString("import_csv: nothing was imported")
+                     : committed < 0
+                     ? PyUnicode_FromFormat("import_csv: whether the import into table %S "
+                                            "committed is not known (the tool's exit status "
+                                            "was lost): look at the table", table)
                      : PyUnicode_FromFormat(committed ? "import_csv: the import into table %S "
                                                         "had committed: every row is in it"
                                                       : "import_csv: nothing was imported "
@@ -1603,14 +1649,16 @@ PyDoc_STRVAR(import_csv_doc,
 "holds through another Store of the store (TxnError), nor a write one held so\n"
 "(BusyError, as that Store's write() says): the tool writes through a handle\n"
 "of its own, and import_csv returns once this Store sees its commit (while\n"
-"another process's read transaction holds commits back, it waits).\n\n"
+"a read transaction of another process or thread holds commits back, it\n"
+"waits).\n\n"
 "Ctrl-C (KeyboardInterrupt) stops the tool and is raised once it is gone,\n"
 "with .imported: False, nothing was imported (the tool had not begun its\n"
 "commit); True, every row was (its commit had begun: it is not cut short).\n"
 "So: it returned, or raised with .imported True (a KeyboardInterrupt, or an\n"
 "error once the tool had committed): every row; it raised anything else:\n"
 "nothing. (A KeyboardInterrupt without\n"
-".imported came after it had returned or raised.)");
+".imported came after it had returned or raised. In a process that ignores\n"
+"SIGCHLD the tool's exit status is lost: Error with .imported None.)");
 
 static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
 {
@@ -1699,23 +1747,27 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
         PyErr_NoMemory();
         goto out;
     }
-    int status = 0, spawn_err = 0, fd, r;
+    int status = 0, spawn_err = 0, wait_err = 0, fd, r;
     pid_t pid = 0;
     PYMMS_BLOCKING(st, r = spawn_tool(argv, (st->flags & MMS_NOHUGE) != 0, &pid, &fd,
                                        &spawn_err));
     if (r < 0) {
         pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
                         argv[0]);
-    } else if ((stopped = collect_tool(st, pid, fd, &status, text, OUT_CAP) < 0),
-               committed = WIFEXITED(status) && WEXITSTATUS(status) == 0, stopped) {
+    } else if ((stopped = collect_tool(st, pid, fd, &status, &wait_err, text, OUT_CAP) < 0),
+               committed = wait_err ? -1 : WIFEXITED(status) && WEXITSTATUS(status) == 0,
+               stopped) {
         /* KeyboardInterrupt (or what a handler raised): noted below. */
-    } else if (!committed) {
+    } else if (committed != 1) {
         /* The tool says what was wrong (bad rows with their lines). */
         size_t n = strlen(text);
         while (n && text[n - 1] == '\n')
             text[--n] = 0;
-        char how[160];
-        if (WIFEXITED(status))
+        char how[200];
+        if (wait_err)
+            snprintf(how, sizeof how, "ended, how is not known (waitpid: %s; is SIGCHLD "
+                     "ignored?)", strerror(wait_err));
+        else if (WIFEXITED(status))
             snprintf(how, sizeof how, "exited with %d", WEXITSTATUS(status));
         else if (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM ||
                  WTERMSIG(status) == SIGHUP)

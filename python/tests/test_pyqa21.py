@@ -327,3 +327,207 @@ def test_import_csv_says_imported_when_it_fails_after_the_commit(path, mms_tool,
     assert e.value.imported is True
     with mmstore.open(path) as s2:
         assert len(s2.table("t")) == 1
+
+
+def test_import_csv_store_closed_while_it_waits_to_see_its_commit(path, mms_tool, tmp_path):
+    # A signal handler run while import_csv waited (in slices) for another
+    # process's reader to let its commit be seen could close the Store: the
+    # next slice then called the C library with the handle closed, raising
+    # InvalError "handle is NULL" instead of the ValueError of a closed
+    # Store. The handler closes it at its second tick after the tool is
+    # gone: the first may come at the check right after the tool's exit,
+    # the second only in the wait.
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a\n1\n")
+    s = mmstore.open(path, create=True)
+    reader = popen_py("""
+        import sys, time, mmstore
+        o = mmstore.open(sys.argv[1], readonly=True)
+        with o.read():
+            print("in", flush=True)
+            time.sleep(120)
+    """, path)
+    ticks = []
+
+    def close_in_the_wait(signum, frame):
+        if s.closed or any(k != reader.pid for k in _children(os.getpid())):
+            return
+        if s.info()["committed_txn"] >= 1:
+            ticks.append(1)
+            if len(ticks) == 2:
+                s.close()
+
+    old = signal.signal(signal.SIGALRM, close_in_the_wait)
+    try:
+        assert reader.stdout.readline() == "in\n", reader.stderr.read()
+        signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)
+        with pytest.raises(ValueError, match="closed") as e:
+            s.import_csv(str(csv), "t")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        reader.kill()
+        reader.wait()
+    assert e.value.imported is True
+    with mmstore.open(path) as s2:
+        assert len(s2.table("t")) == 1
+
+
+def test_write_store_closed_while_it_waits_for_another_writer(path):
+    # The same wait in slices, for the writer lock: a handler that closed
+    # the Store made the next slice raise InvalError "handle is NULL".
+    s = mmstore.open(path, create=True)
+    writer = popen_py("""
+        import sys, time, mmstore
+        o = mmstore.open(sys.argv[1])
+        with o.write():
+            print("in", flush=True)
+            time.sleep(120)
+    """, path)
+
+    def close(signum, frame):
+        if not s.closed:
+            s.close()
+
+    old = signal.signal(signal.SIGALRM, close)
+    try:
+        assert writer.stdout.readline() == "in\n", writer.stderr.read()
+        signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)
+        with pytest.raises(ValueError, match="closed"):
+            with s.write():
+                pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        writer.kill()
+        writer.wait()
+
+
+def test_wait_store_closed_while_it_waits_for_a_commit(path):
+    # And in wait(): a handler that closed the Store made the next slice
+    # raise InvalError "handle is NULL".
+    s = mmstore.open(path, create=True)
+
+    def close(signum, frame):
+        if not s.closed:
+            s.close()
+
+    old = signal.signal(signal.SIGALRM, close)
+    signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)
+    try:
+        with pytest.raises(ValueError, match="closed"):
+            s.wait(s.txn)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_import_csv_failure_is_seen_with_sigchld_ignored(path, mms_tool, tmp_path):
+    # With SIGCHLD ignored (a daemon's habit) the kernel reaps the tool
+    # itself: import_csv's waitpid failed (ECHILD), its status stayed 0,
+    # and a tool that refused a bad row and imported nothing passed for
+    # one that imported every row -- import_csv returned the Table. The
+    # status is lost then: it raises, with .imported None (not known).
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a\n1\nzz\n")
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("a", "i64")])
+    old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        for skip_bad, rows in ((False, 0), (True, 1)):
+            with pytest.raises(mmstore.Error, match="not known") as e:
+                s.import_csv(str(csv), "t", skip_bad=skip_bad)
+            assert e.value.imported is None
+            assert len(t) == rows
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+    s.close()
+
+
+def test_import_csv_huge_false_with_mms_huge_empty(path, mms_tool, tmp_path, monkeypatch):
+    # An empty MMS_HUGE is unset to the C library: the Store opened with
+    # huge=False had no huge advice, but import_csv, seeing the variable
+    # set, passed it on as it was instead of MMS_HUGE=0, so the tool (which
+    # also reads empty as unset) advised 2 MiB pages.
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a\n1\n")
+    seen = tmp_path / "env"
+    w = tmp_path / "mms-wrapper"
+    w.write_text('#!/bin/sh\necho "MMS_HUGE=${MMS_HUGE-unset}" >> "%s"\nexec "%s" "$@"\n'
+                 % (seen, mms_tool))
+    w.chmod(0o755)
+    monkeypatch.setenv("MMS_TOOL", str(w))
+    monkeypatch.setenv("MMS_HUGE", "")
+    with mmstore.open(path, create=True, huge=False) as s:
+        assert len(s.import_csv(str(csv), "t")) == 1
+    assert seen.read_text().split() == ["MMS_HUGE=0"]
+
+
+def test_import_csv_wait_does_not_move_on_to_later_commits(path, mms_tool, tmp_path):
+    # import_csv waited to see its commit in slices, each a new
+    # mms_read_begin_latest: one begun after a later commit of another
+    # process waited for that one too. Here, between two slices, the
+    # reader that held the import back ends (the import is published),
+    # another begins, and another writer commits: the next slice waited
+    # for that commit, held back by the new reader -- for ever, though
+    # the import was seen. In a child, which the deadline ends if it hangs.
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a\n1\n")
+    p = run_py("""
+        import os, signal, subprocess, sys
+        import mmstore
+        path, csv = sys.argv[1], sys.argv[2]
+        code = ("import sys, mmstore\\n"
+                "o = mmstore.open(sys.argv[1])\\n"
+                "with o.read():\\n"
+                "    print('in', flush=True)\\n"
+                "    sys.stdin.readline()\\n"
+                "print('out', flush=True)\\n"
+                "sys.stdin.readline()\\n")
+        def reader():
+            r = subprocess.Popen([sys.executable, "-u", "-c", code, path], text=True,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            assert r.stdout.readline() == "in\\n"
+            return r
+        s = mmstore.open(path, create=True)
+        r1 = reader()
+        readers = [r1]
+        ticks = []
+
+        def children():
+            kids = []
+            for d in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        t = f.read()
+                except OSError:
+                    continue
+                if int(t[t.rindex(")") + 2:].split()[1]) == os.getpid():
+                    kids.append(int(d))
+            return kids
+
+        def between_slices(signum, frame):
+            if len(ticks) == 2 or any(k not in [r.pid for r in readers]
+                                      for k in children()):
+                return
+            if s.info()["committed_txn"] >= 1:
+                ticks.append(1)
+                if len(ticks) == 2:            # in the wait, not in collect_tool
+                    r1.stdin.write("end\\n"); r1.stdin.flush()
+                    assert r1.stdout.readline() == "out\\n"   # the import is published
+                    readers.append(reader())                  # a reader from now
+                    with mmstore.open(path) as w:             # and a later commit
+                        with w.write():
+                            w.create_table("later", [("x", "i64")])
+
+        signal.signal(signal.SIGALRM, between_slices)
+        signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)
+        t = s.import_csv(csv, "t")
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        print(len(t), len(ticks))
+        for r in readers:
+            r.kill()
+    """, path, csv, timeout=60, check=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "1 2\n"
