@@ -127,7 +127,9 @@ TEST(test_drop)
     /* Now it goes; an abort brings it back whole. */
     OK(mms_table_drop(s, "node"));
     ASSERT_EQ(ntables(s), 1);
-    FAILS(mms_table_find(s, "node", &n), MMS_ENOENT);
+    mms_table *gone = n;
+    FAILS(mms_table_find(s, "node", &gone), MMS_ENOENT);
+    ASSERT(gone == NULL);
     ASSERT_LT(heap_objects(s), h0);
     OK(mms_txn_abort(s));
     ASSERT_EQ(ntables(s), 2);
