@@ -9,6 +9,8 @@
  *                  commits a reader held back, into a region they had
  *                  grown or created, crashed (SIGSEGV) in mms_txn_begin
  *   find_fails_null  a failed mms_table_find left *t as it was
+ *   dropped_stays_gone  a handle whose table another handle dropped took
+ *                    the next table made in its region after an abort
  */
 #include "test.h"
 
@@ -684,6 +686,44 @@ TEST(find_fails_null)
     rmrf(p);
 }
 
+/* A handle of a table another handle dropped stays gone: an abort of any
+ * write transaction on its store (which lets handles find back a rename
+ * it undid) made it take the next table created in its region. */
+TEST(dropped_stays_gone)
+{
+    const char *p = shm_tpath("qa21gone");
+    mms_store *a = open_flags(p, MMS_CREATE), *b;
+    mms_table *t, *d, *t2;
+    struct logrec r = {1, 1}, *got;
+    OK(mms_txn_begin(a, 0));
+    OK(mms_table_open(a, "log", &log_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_table_open(a, "d", &log_schema, MMS_TABLE_CREATE, &d));
+    OK(mms_table_append(t, &r, NULL));
+    OK(mms_txn_commit(a));
+    b = open_flags(p, 0);
+    OK(mms_txn_begin(b, 0));
+    OK(mms_table_drop(b, "d"));
+    OK(mms_txn_commit(b));
+    OK(mms_txn_begin(a, 0)); /* follows the drop */
+    ASSERT(mms_table_get(d, 0) == NULL);
+    OK(mms_txn_abort(a));
+    OK(mms_txn_begin(b, 0));
+    OK(mms_table_open(b, "t2", &log_schema, MMS_TABLE_CREATE, &t2));
+    r.n = 7;
+    OK(mms_table_append(t2, &r, NULL));
+    OK(mms_txn_commit(b));
+    OK(mms_read_begin(a));
+    got = mms_table_get(d, 0);
+    if (got)
+        FAILF("the dropped table's handle reads t2's record n=%lld, as '%s'", (long long)got->n,
+              mms_table_name(d));
+    ASSERT(mms_table_count(d) == 0);
+    OK(mms_read_end(a));
+    OK(mms_close(b));
+    OK(mms_close(a));
+    rmrf(p);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -691,6 +731,7 @@ int main(int argc, char **argv)
     table_test_begin("test_qa21");
     RUN(replay_guard);
     RUN(find_fails_null);
+    RUN(dropped_stays_gone);
     RUN(race_kill_writers);
     RUN(kill_index_build_migrate);
     return table_test_end();
