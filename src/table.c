@@ -46,8 +46,13 @@ struct mms_table {
     uint32_t region;
     /* The generation of the region's file when the handle last found its
      * entry (tables_reindex), UINT32_MAX after an undo: a table renamed by
-     * another handle is found by its region in that file. */
+     * another handle is found by its region in that file. Not for a handle
+     * whose table was gone before the transaction (another handle dropped
+     * it): its region may hold a new table later, which is not this one.
+     * gone_in_txn: the transaction lost the entry (a drop, or a create it
+     * undid), so the undo may bring it back. */
     uint32_t rgen;
+    bool gone_in_txn;
     char name[64];
     uint64_t schema_id; /* layout_id the schema below was built from */
     /* The layout the caller said it holds (pin_to): the layout_id its last
@@ -227,7 +232,8 @@ void mms__tables_undo(mms_store *s)
     for (mms_table *t = s->tables; t; t = t->next) {
         if (t->pin_moved)
             t->pin = t->pin_prev;
-        t->rgen = UINT32_MAX; /* an undone rename (and migration) is found back */
+        if (t->idx != UINT32_MAX || t->gone_in_txn)
+            t->rgen = UINT32_MAX; /* an undone rename (and migration) is found back */
     }
 }
 
@@ -235,7 +241,7 @@ void mms__tables_undo(mms_store *s)
 void mms__tables_txn_end(mms_store *s)
 {
     for (mms_table *t = s->tables; t; t = t->next)
-        t->pin_moved = false;
+        t->pin_moved = t->gone_in_txn = false;
 }
 
 /* The caller holds records of the layout id (UINT64_MAX: of whatever
@@ -1332,6 +1338,10 @@ static void tables_reindex(mms_store *s)
             t->rgen = gen; /* a migration's new file */
             continue;
         }
+        /* Only this handle's own transaction changes the catalog while it
+         * is in one (it holds the writer lock). */
+        if (t->idx != UINT32_MAX && s->state == MMS__ST_WRITE)
+            t->gone_in_txn = true;
         t->idx = UINT32_MAX;
         for (uint32_t i = 0; cat && i < cat->ntables; i++)
             if (cat->t[i].region == t->region && strcmp(cat->t[i].name, t->name) == 0)
