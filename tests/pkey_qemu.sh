@@ -28,9 +28,18 @@
 # 288 MiB of private pages besides; with 1G the guest's OOM killer ended it).
 # Cases that need more than the guest's 600 MB of tmpfs are skipped
 # (QEMU_SKIP overrides the list; tests/test.h MMS_TEST_SKIP).
-# Debian 12's kernel (6.1) has no PAGEMAP_SCAN (Linux >= 6.7): there the
-# library finds dirty pages through /proc/self/pagemap, so the scan and its
-# write protection of held pages do not run under a key here.
+# guard_kind also prints QEMU-DIRTY (scan: the PAGEMAP_SCAN ioctl; pagemap:
+# /proc/self/pagemap) and QEMU-WP (1: held pages write-protected through
+# userfaultfd). Debian 12's kernel (6.1) has no PAGEMAP_SCAN (Linux >= 6.7):
+# there the library finds dirty pages through /proc/self/pagemap, so the
+# scan and its write protection of held pages do not run under a key. For
+# them, boot a bookworm-backports kernel (no apt change; its serial
+# console, tmpfs, userfaultfd and pkeys are built in, no modules needed):
+#   curl -O http://deb.debian.org/debian/pool/main/l/linux/linux-image-6.12.95+deb12-amd64-unsigned_6.12.95-1~bpo12+1_amd64.deb
+#   dpkg-deb -x linux-image-*.deb /tmp/k
+#   KERNEL=/tmp/k/boot/vmlinuz-6.12.95+deb12-amd64 tests/pkey_qemu.sh
+# (the newest linux-image-6.*-amd64-unsigned in the suite's
+# main/binary-amd64/Packages.xz), and see "QEMU-DIRTY scan", "QEMU-WP 1".
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$here/build}
