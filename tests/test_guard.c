@@ -3,7 +3,8 @@
  * guard a handle gets from the flags, the environment, the build and the
  * CPU; that a stray store faults with each (SEGV_ACCERR from mprotect,
  * SEGV_PKUERR from a protection key) and joins the next transaction
- * without; that rights are per thread with a key (another thread cannot
+ * without, a page held for a reader and write-protected through
+ * userfaultfd included; that rights are per thread with a key (another thread cannot
  * write during a transaction, a transaction may commit on another thread);
  * that keys are given back at close and that running out of them falls
  * back.
@@ -16,6 +17,7 @@
 #include "counter.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/resource.h>
 
@@ -212,6 +214,8 @@ enum stray_case {
     S_AFTER_ABORT,   /* after an abort */
     S_FRESH_ABORTED, /* into fresh space an aborted transaction allocated */
     S_GROWN,         /* into space a commit grew the region by */
+    S_HELD,          /* into a page held for a reader (write-protected by
+                        userfaultfd where the kernel has PAGEMAP_SCAN) */
     S_RDONLY,        /* a read-only handle: mapped read-only, whatever the guard */
     S_INSIDE,        /* never stray: must not fault */
     S_NCASES
@@ -224,6 +228,46 @@ struct stray_arg {
     enum stray_case c;
 };
 
+/* A reader inside a read transaction on a handle of its own, on a thread
+ * of its own, until told to leave: the writer then holds the pages its
+ * commits change (their shadows), and protects them in batches. */
+struct held_reader {
+    mms_store *r;
+    pthread_t th;
+    atomic_int inside, leave;
+};
+
+static void *held_reader_run(void *arg)
+{
+    struct held_reader *h = arg;
+    OK(mms_read_begin(h->r));
+    atomic_store(&h->inside, 1);
+    while (!atomic_load(&h->leave))
+        sleep_us(1000);
+    OK(mms_read_end(h->r));
+    return NULL;
+}
+
+static void held_reader_start(struct held_reader *h, const char *p)
+{
+    h->r = open_flags(p, MMS_RDONLY);
+    atomic_init(&h->inside, 0);
+    atomic_init(&h->leave, 0);
+    if (pthread_create(&h->th, NULL, held_reader_run, h))
+        FAILF("pthread_create");
+    while (!atomic_load(&h->inside))
+        sleep_us(1000);
+}
+
+static void held_reader_leave(struct held_reader *h)
+{
+    atomic_store(&h->leave, 1);
+    pthread_join(h->th, NULL);
+    OK(mms_close(h->r));
+}
+
+#define HELD_PAGES 40 /* more than txn.c's WP_BATCH: the commit protects them */
+
 static void stray_child(const void *arg_)
 {
     const struct stray_arg *a = arg_;
@@ -231,6 +275,7 @@ static void stray_child(const void *arg_)
     mms_store *s = open_flags(a->p, a->c == S_RDONLY ? a->flags | MMS_RDONLY : a->flags);
     volatile uint64_t *target = counter_in(s);
     mms_ref x;
+    struct held_reader h;
     switch (a->c) {
     case S_AFTER_OPEN:
     case S_RDONLY:
@@ -261,6 +306,18 @@ static void stray_child(const void *arg_)
         *counter_in(s) = 100;
         OK(mms_txn_commit(s));
         break;
+    case S_HELD:
+        OK(mms_txn_begin(s, 0));
+        OK(mms_zalloc(s, (uint64_t)HELD_PAGES * 4096, &x));
+        OK(mms_txn_commit(s));
+        held_reader_start(&h, a->p);
+        OK(mms_txn_begin(s, 0));
+        for (int i = 0; i < HELD_PAGES; i++)
+            ((volatile char *)mms_deref(s, x))[i * 4096 + 8] = 1;
+        *target = 100;
+        OK(mms_txn_commit(s));
+        target = (volatile uint64_t *)((char *)mms_deref(s, x) + HELD_PAGES / 2 * 4096);
+        break;
     case S_INSIDE: /* never stray: must not fault */
         OK(mms_txn_begin(s, 0));
         *target = 100;
@@ -275,6 +332,28 @@ static void stray_child(const void *arg_)
     /* Without a guard it joins the next transaction. */
     OK(mms_txn_begin(s, 0));
     OK(mms_txn_commit(s));
+    if (a->c == S_HELD) {
+        /* That commit found the stray in a held page while the reader
+         * held it: once the reader left and the backlog is applied, a
+         * new handle reads it. Where held pages are write-protected, the
+         * commit before protected the batch, so this one found the stray
+         * through the write fault, not by comparing every held page. */
+        mms_info in;
+        OK(mms_info_get(s, &in));
+        if (in.held_protected && in.last_commit.pages_dirty >= HELD_PAGES / 2)
+            _exit(4); /* the held pages were not protected */
+        held_reader_leave(&h);
+        OK(mms_txn_begin(s, 0));
+        OK(mms_txn_commit(s));
+        OK(mms_close(s));
+        set_env("MMS_GUARD", "0");
+        s = open_flags(a->p, 0);
+        uint64_t got = *(volatile uint64_t *)((char *)mms_deref(s, x) + HELD_PAGES / 2 * 4096);
+        OK(mms_close(s));
+        if (got != 0xbad)
+            _exit(3); /* the commit lost the stray */
+        return;
+    }
     OK(mms_close(s));
 }
 
@@ -294,13 +373,13 @@ static void strays(unsigned flags, const char *env, unsigned want_kind)
             FAILF("guard kind %u, case %d: the child exited %d, expected %d", want_kind, c, got,
                   want);
         uint64_t n = counter_of(p);
-        bool on_counter = c != S_GROWN && c != S_FRESH_ABORTED && c != S_RDONLY;
+        bool on_counter = c != S_GROWN && c != S_FRESH_ABORTED && c != S_RDONLY && c != S_HELD;
         if (c == S_INSIDE)
             ASSERT_EQ(n, 100);
         else if (want_kind == MMS_GUARD_KIND_NONE && on_counter)
             ASSERT_EQ(n, 0xbad); /* the stray store was committed */
         else if (want_kind != MMS_GUARD_KIND_NONE || !on_counter)
-            ASSERT_EQ(n, c == S_AFTER_COMMIT || c == S_GROWN ? 100 : 1);
+            ASSERT_EQ(n, c == S_AFTER_COMMIT || c == S_GROWN || c == S_HELD ? 100 : 1);
         reset_counter(p);
     }
     rmrf(p);
