@@ -666,11 +666,17 @@ uint32_t pymms_region_of(pymms_store *st, const char *name)
     return region;
 }
 
+/* o is another Store of st's store (the same directory, by any path). */
+static int same_store(const pymms_store *st, const pymms_store *o)
+{
+    return o != st && st->ino && o->ino == st->ino && o->dev == st->dev;
+}
+
 Py_ssize_t pymms_views_elsewhere(pymms_store *st, uint32_t region)
 {
     Py_ssize_t n = 0;
-    for (pymms_store *o = all_stores; o && st->ino && region; o = o->next) {
-        if (o == st || o->ino != st->ino || o->dev != st->dev || !o->tables)
+    for (pymms_store *o = all_stores; o && region; o = o->next) {
+        if (!same_store(st, o) || !o->tables)
             continue;
         PyObject *key, *value;
         Py_ssize_t pos = 0;
@@ -1690,8 +1696,8 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
      * the writer lock the tool's commit takes, a read one the commits that
      * import_csv waits to see (below) -- as the C library refuses these
      * waits, for ever otherwise. */
-    for (pymms_store *o = all_stores; o && st->ino; o = o->next)
-        if (o != st && o->ino == st->ino && o->dev == st->dev && !o->closed && o->s &&
+    for (pymms_store *o = all_stores; o; o = o->next)
+        if (same_store(st, o) && !o->closed && o->s &&
             !pymms_forked(o) && o->state != PYMMS_IDLE && o->owner == pymms_me()) {
             if (o->state == PYMMS_WRITE)
                 pymms_raise_msg(MMS_EBUSY, "import_csv: this thread already writes to the "

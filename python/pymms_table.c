@@ -114,9 +114,15 @@ int pymms_table_check(pymms_table *tb)
  * creation this Store aborted is tb->dead (pymms_table_check); one gone
  * otherwise was dropped by another handle, seen from this one's next
  * transaction. */
+static int dropped(const pymms_table *tb)
+{
+    return mms_table_ref(tb->t, 0) == MMS_REF_NULL;
+}
+
+/* 0, or -1 with NoentError when the table was dropped (above). */
 int pymms_table_there(pymms_table *tb)
 {
-    if (mms_table_ref(tb->t, 0) != MMS_REF_NULL)
+    if (!dropped(tb))
         return 0;
     pymms_raise_msg(MMS_ENOENT, "table %s was dropped (by another handle or process)",
                     PyUnicode_AsUTF8(tb->name));
@@ -849,7 +855,7 @@ static PyObject *table_repr(pymms_table *tb)
     if (pymms_scope_enter(tb->store, &own) < 0)
         return NULL;
     const mms_schema *sc = mms_table_schema(tb->t);
-    PyObject *r = mms_table_ref(tb->t, 0) == MMS_REF_NULL /* pymms_table_there */
+    PyObject *r = dropped(tb)
         ? PyUnicode_FromFormat("<mmstore.Table %R: dropped>", tb->name)
         : PyUnicode_FromFormat("<mmstore.Table %R: %llu records, %llu slots of %u bytes>",
                                tb->name, (unsigned long long)mms_table_count(tb->t),
