@@ -559,12 +559,6 @@ static void ws(struct jparse *j)
         j->p++;
 }
 
-static int hexval(int c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 static bool put_utf8(char *out, size_t *n, uint32_t cp)
 {
     if (cp < 0x80) {
@@ -593,7 +587,7 @@ static bool read_u4(struct jparse *j, uint32_t *cp)
         return false;
     *cp = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval((unsigned char)j->p[i]);
+        int h = tool_hexval((unsigned char)j->p[i]);
         if (h < 0)
             return false;
         *cp = *cp << 4 | (uint32_t)h;
@@ -765,7 +759,8 @@ static bool jhex(const struct jv *v, char **out, size_t *len)
     if (!b)
         return false;
     for (size_t i = 0; i < h->n / 2; i++) {
-        int a = hexval((unsigned char)h->s[2 * i]), c = hexval((unsigned char)h->s[2 * i + 1]);
+        int a = tool_hexval((unsigned char)h->s[2 * i]);
+        int c = tool_hexval((unsigned char)h->s[2 * i + 1]);
         if (a < 0 || c < 0) {
             free(b);
             return false;

@@ -619,14 +619,6 @@ static void excerpt(const char *p, size_t n, char *out, size_t cap)
     out[k] = 0;
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 /* Reasons a value is bad; written into why. */
 static bool bad_value(const struct col *c, const char *p, size_t n, const char *what, char *why,
                       size_t cap)
@@ -758,7 +750,7 @@ static bool text_to_field(struct imp *im, struct col *c, const char *p, size_t n
             im->bytes_cap = n / 2;
         }
         for (size_t i = 0; i < n; i += 2) {
-            int hi = hexval(p[i]), lo = hexval(p[i + 1]);
+            int hi = tool_hexval(p[i]), lo = tool_hexval(p[i + 1]);
             if (hi < 0 || lo < 0)
                 return bad_value(c, p, n, "is not hex", why, cap);
             if (store)

@@ -56,6 +56,14 @@ void *tool_room(void *v, size_t n, size_t *cap, size_t elem, size_t first)
     return nv;
 }
 
+int tool_hexval(int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
 int tool_fail(const char *what, const char *dir, int err)
 {
     const char *msg = mms_strerror(err), *d = mms_errdetail();

@@ -49,6 +49,9 @@ int tool_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * of memory (v is then untouched). */
 void *tool_room(void *v, size_t n, size_t *cap, size_t elem, size_t first);
 
+/* The value of hex digit c (either case), or -1. */
+int tool_hexval(int c);
+
 /* Remove dir and the files in it (one level: what a store directory
  * holds); 0 or -errno. */
 int tool_rm_dir(const char *dir);
