@@ -94,16 +94,15 @@
 #define RUN(name)                                                              \
     do {                                                                       \
         if (test_skipped(#name)) {                                             \
-            fprintf(stderr, "-- %s: skipped (MMS_TEST_SKIP)\n", #name);        \
+            fprintf(stderr, "-- %s: skipped (MMS_TEST_SKIP/ONLY)\n", #name);        \
             break;                                                             \
         }                                                                      \
         fprintf(stderr, "-- %s\n", #name);                                     \
         name();                                                                \
     } while (0)
 
-static inline bool test_skipped(const char *name)
+static inline bool test_listed(const char *e, const char *name)
 {
-    const char *e = getenv("MMS_TEST_SKIP");
     size_t n = strlen(name);
     for (const char *q = e; q && (q = strstr(q, name)) != NULL; q += n) {
         bool starts = q == e || q[-1] == ' ' || q[-1] == ',';
@@ -112,6 +111,16 @@ static inline bool test_skipped(const char *name)
             return true;
     }
     return false;
+}
+
+/* MMS_TEST_SKIP lists cases to skip; MMS_TEST_ONLY, if set, the only ones
+ * to run (both separated by spaces or commas). */
+static inline bool test_skipped(const char *name)
+{
+    const char *only = getenv("MMS_TEST_ONLY");
+    if (only && *only && !test_listed(only, name))
+        return true;
+    return test_listed(getenv("MMS_TEST_SKIP"), name);
 }
 
 /* A fresh empty directory path for a store: $MMS_TEST_TMP/<name>.<pid>.mms */

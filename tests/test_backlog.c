@@ -733,12 +733,20 @@ TEST(bound_nosync_alone)
 
 /* A writer killed with a backlog: the next open gives every commit it made.
  * A reader killed inside: its slot goes, the backlog drains. */
-static int child_writer(const char *path, uint64_t n)
+static int child_writer(const char *path, const char *arg)
 {
-    mms_store *s = open_flags(path, 0);
+    /* "n" before the count: in MMS_NOSYNC; "w" after it: killed inside a
+     * write transaction (holding the writer lock) after the commits. */
+    mms_store *s = open_flags(path, arg[0] == 'n' ? MMS_NOSYNC : 0);
+    char *end;
+    uint64_t n = strtoull(arg + (arg[0] == 'n'), &end, 10);
     for (uint64_t i = 1; i <= n; i++) {
         commit_counter(s, i);
         PUB(sh->ok, i);
+    }
+    if (*end == 'w') {
+        OK(mms_txn_begin(s, 0));
+        MMS_AT(s, struct root, mms_root(s))->counter = 1000;
     }
     raise(SIGKILL);
     return 0;
@@ -772,6 +780,79 @@ TEST(kills)
     verify_ok(s);
     OK(mms_close(s));
     rmrf(p);
+}
+
+/* The next writer after one that died: two commits that add 1 each to the
+ * counter it finds (reported in seen_counter), then close. */
+static int child_next_writer(const char *path)
+{
+    mms_store *s = open_flags(path, 0);
+    OK(mms_txn_begin(s, 0));
+    uint64_t c = counter_of(s);
+    PUB(sh->seen_counter, c);
+    MMS_AT(s, struct root, mms_root(s))->counter = c + 1;
+    OK(mms_txn_commit(s));
+    commit_counter(s, c + 2);
+    OK(mms_close(s));
+    PUB(sh->late_began, 1);
+    return 0;
+}
+
+/* The next writer, in a child, while the reader rd stays inside: it must
+ * not wait for that reader (DESIGN §4) -- the dead writer's commits become
+ * its backlog, as another live writer's would -- and it finds made. Then
+ * the reader leaves (its state never moved), and its two commits reach
+ * everyone. */
+static void next_writer_beside(const char *p, pid_t rd, uint64_t made, const char *what)
+{
+    pid_t nw = child_spawn((const char *[]){"nextwriter", p, "0", NULL}, NULL);
+    int st;
+    if (!child_end(nw, 60, &st))
+        FAILF("%s: the next writer still waits, 60 s later, for the reader inside", what);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILF("%s: the next writer ended with %s", what, child_status(st));
+    if (GET(sh->seen_counter) != made)
+        FAILF("%s: the next writer found counter %llu, not the dead writer's %llu", what,
+              (unsigned long long)GET(sh->seen_counter), (unsigned long long)made);
+    ASSERT(!GET(sh->left)); /* the reader is still inside */
+    mms_store *s = open_flags(p, MMS_RDONLY);
+    ASSERT_EQ(info(s)->committed_txn, info(s)->published_txn + made + 2);
+    OK(mms_close(s));
+    reader_leaves(rd);
+    ASSERT_EQ(final_counter(p, false), made + 2);
+}
+
+/* A writer killed with commits the reader inside holds back -- inside a
+ * transaction after its last commit (MMS_NOSYNC too: not synced yet), between its journal write and its count, before
+ * its journal write: the next writer begins at once with every commit the
+ * journal holds (the one written but not counted too: recovery would
+ * replay it), and commits; the reader's state never moves. */
+TEST(next_writer_no_wait)
+{
+    static const struct {
+        const char *arg, *crash;
+        uint64_t made;
+    } k[] = {
+        {"40w", NULL, 40},
+        {"n40w", NULL, 40},
+        {"5", "commit.journal_synced:3", 3},
+        {"5", "commit.journal_write:3", 2},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        const char *p = shm_tpath("bl_next");
+        mms_store *w = setup(p);
+        OK(mms_close(w));
+        pid_t rd = spawn_reader(p, 0);
+        pid_t wr = child_spawn((const char *[]){"writer", p, k[i].arg, NULL},
+                               k[i].crash ? (const char *[]){"MMS_CRASH", k[i].crash, NULL}
+                                          : NULL);
+        int st;
+        if (!child_end(wr, 60, &st) || !WIFSIGNALED(st))
+            FAILF("writer %s (%s) ended with %s", k[i].arg, k[i].crash ? k[i].crash : "-",
+                  child_status(st));
+        ASSERT_GE(GET(sh->ok), k[i].made - 1);
+        next_writer_beside(p, rd, k[i].made, k[i].crash ? k[i].crash : k[i].arg);
+    }
 }
 
 /* gate_kill's writer: commits that each set the counter to k and fill page
@@ -1127,7 +1208,9 @@ int main(int argc, char **argv)
             return child_late_reader(a[1]);
         if (strcmp(a[0], "quickreader") == 0)
             return child_quick_reader(a[1]);
-        return child_writer(a[1], strtoull(a[2], NULL, 10));
+        if (strcmp(a[0], "nextwriter") == 0)
+            return child_next_writer(a[1]);
+        return child_writer(a[1], a[2]);
     }
     sh = child_page(sizeof *sh);
     /* The stores live on tmpfs (test.h, "Stores on tmpfs"): the order in
@@ -1145,6 +1228,7 @@ int main(int argc, char **argv)
     RUN(tools_at_bound);
     RUN(bound_nosync_alone);
     RUN(kills);
+    RUN(next_writer_no_wait);
     RUN(gate_kill);
     RUN(gate_word_kill);
     RUN(gate_reopen_kill);
