@@ -546,8 +546,12 @@ int mms_release_memory(mms_store *s);
  * MMS_TXN_NOWAIT fails with MMS_EBUSY). The writer lock is not fair: a
  * handle that commits and begins again at once may get it back before a
  * waiting one does. If the last writer died, even inside
- * a commit, this recovers the store from the journal first. The handle then
- * sees every commit published so far. The wait sleeps on a futex in the
+ * a commit, this takes over every commit its journal holds (the one it
+ * wrote and had not counted too) without waiting for readers: those
+ * readers hold back become this handle's backlog, as a live writer's
+ * commits would (see "Read transactions"); only a handle that died in the
+ * middle of writing the region files calls for a recovery from the journal
+ * (no reader is inside then). The handle then sees every commit made so far. The wait sleeps on a futex in the
  * lock file, woken when the writer lets go (and every 10 ms it looks
  * whether the writer is still alive: a writer killed meanwhile lets this
  * one in, which recovers). A signal handler that returns does not end the
@@ -575,8 +579,8 @@ int mms_txn_begin(mms_store *s, unsigned flags);
  * once more at the end). The wait is the same futex sleep, no polling, and
  * the lock as unfair to it as to any waiter. Every rule of mms_txn_begin
  * holds, its refusals included, which come at once. The timeout bounds
- * the wait for the lock; recovery after a dead writer then runs to its end
- * (it may wait for readers inside, see "Read transactions"). A signal does
+ * the wait for the lock; taking over from a dead writer (which waits for no
+ * reader) or a recovery then runs to its end. A signal does
  * not end the wait early either: to stay responsive, wait in short slices
  * (say 100 ms) and look at your flags between them, as the Python binding
  * does for Ctrl-C. flags: 0, or MMS_TXN_NOWAIT with timeout_ms 0.
@@ -651,9 +655,11 @@ uint64_t mms_txn_id(const mms_store *s);
  *    kept back. If the writer dies while it waits at the bound, a new
  *    reader waiting for it finds it dead (within about 10 ms) and goes on,
  *    seeing the state the readers inside see (the dead writer had applied
- *    nothing). The next writer gets every commit the dead one made: its
- *    mms_txn_begin recovers them from the journal, which waits, as the
- *    bound did, for the readers inside to leave (new readers wait then).
+ *    nothing). The next writer gets every commit the dead one made, at
+ *    once: its mms_txn_begin takes them over from the journal as its own
+ *    backlog, waiting for no reader, and they are applied when the
+ *    readers inside have left, as any waiting commit. So with a writer
+ *    killed anywhere, no reader delays the next one.
  *  - A read transaction may wait while commits are being applied (a copy
  *    of what they changed), never for a writer's transaction or its sync.
  *  - A write handle's own read transactions show its latest commit when it
@@ -668,7 +674,8 @@ uint64_t mms_txn_id(const mms_store *s);
  * mms_txn_begin_timed (with a timeout other than 0) and mms_wait return
  * MMS_ETXN then, instead of waiting for ever. Nor for an apply that waits
  * for the readers inside (a writer at max_backlog, mms_checkpoint,
- * mms_verify, mms_compact, the recovery after a dead writer), since this
+ * mms_verify, mms_compact, the recovery after a handle that died
+ * applying), since this
  * thread is one of them: mms_read_begin, mms_read_begin_latest and mms_open
  * of another handle of the store return MMS_ETXN while one waits (end the
  * read transaction, then try again). Open the handles first, and nest

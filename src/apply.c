@@ -413,17 +413,94 @@ int mms__apply_all(mms_store *s)
     return r;
 }
 
+/* A writer died (or a checkpoint failed) while the gate was open, or
+ * closed untouched: the region files are whole, at the published state --
+ * only a gate holder that touched it writes them. Nothing there needs
+ * repair, and the journal's commits after published are a backlog like any
+ * other: count them all (the dead writer's last group may be written and
+ * not counted; recovery would replay it), make them durable, and leave
+ * them to this pipeline. The next writer replays them into its own pages
+ * while readers hold them back (view.c), as after a live writer's commits,
+ * so no reader delays it (DESIGN §4); a full recovery closed the gate and
+ * waited for every reader inside -- for ever, for one that waited inside
+ * for commits. 1: a full recovery it is, the journal says something only
+ * it judges (damage, files outside the journal's range, another store's
+ * journal). */
+static int adopt(mms_store *s)
+{
+    struct mms__lock *L = s->L;
+    struct mms__jstate J;
+    uint64_t last;
+    /* The lock file's uuid: it is the store's (mms__lock_valid), and this
+     * may run inside an open, before the handle read the header. */
+    int r = mms__journal_count(s, L->uuid, &J, &last);
+    if (r)
+        return r;
+    uint64_t published = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
+    if (last < __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE) || J.start_txn > published ||
+        published > last)
+        return 1;
+    *s->J = J;
+    /* S1: counted, then unsynced_ns (as a commit does, mms__syncer_count). */
+    __atomic_store_n(&L->committed, last, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&L->committing, 0, __ATOMIC_RELEASE);
+    /* A death from here on leaves recover_needed set: the next handle
+     * counts the same groups again. */
+    mms__crashpoint("adopt.counted");
+    if (published == last) {
+        /* Nothing to apply, so no applier moves the position: the end of
+         * the journal (a checkpoint that died before storing it left the
+         * old epoch's). */
+        __atomic_store_n(&L->apply_off, J.end, __ATOMIC_RELEASE);
+        __atomic_store_n(&L->apply_crc, J.last_crc, __ATOMIC_RELEASE);
+    }
+    if (__atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) < last) {
+        mms__syncer_count(s);
+        r = mms__make_durable(s); /* Invariant 3, as recovery: a failed sync is final */
+        if (r)
+            return r;
+    }
+    __atomic_store_n(&L->recover_needed, 0, __ATOMIC_RELEASE);
+    mms__notify(L); /* readers waiting for the dead writer's commit go on */
+    return 0;
+}
+
+int mms__repair(mms_store *s)
+{
+    assert(mms__writer_held_by(s));
+    /* recover_needed: a writer that died (mms__writer_lock_timed sets it
+     * when it finds the last one left writer_active), a failed apply or
+     * checkpoint. A gate left closed by a handle that died after it may
+     * have written (one that had not is opened here): the files may be
+     * half applied, and no reader is inside. */
+    bool dead_applier = mms__gate_left_dead(s);
+    bool foreign = s->J->start_txn == UINT64_MAX;
+    if (!__atomic_load_n(&s->L->recover_needed, __ATOMIC_ACQUIRE) && !dead_applier && !foreign)
+        return 0;
+    if (!s->jfd_rw)
+        return mms__fail(MMS_ERECOVER, "a writer died; recovering needs write access to the "
+                         "store's files, which this process lacks");
+    if (!dead_applier && !foreign) {
+        int r = adopt(s);
+        if (r <= 0)
+            return r;
+    }
+    return mms__recover_live(s);
+}
+
 /* For mms__pin: a reader cannot go on because a writer died in the middle
- * of a commit (why = MMS__STUCK_WRITER: recover the store, holding the
- * writer lock), or because a handle died holding the gate (finish its
- * apply). 0 means try again. */
+ * of a commit (why = MMS__STUCK_WRITER: take over what it left, holding the
+ * writer lock, then apply it if no reader is inside, as a reader that
+ * begins does: it must not be shown the state without the dead writer's
+ * commit while nobody holds that back), or because a handle died holding
+ * the gate (finish its apply). 0 means try again. */
 int mms__pin_stuck(void *ctx, int why)
 {
     mms_store *s = ctx;
     if (why == MMS__STUCK_WRITER ||
         __atomic_load_n(&s->L->recover_needed, __ATOMIC_ACQUIRE)) {
         if (mms__writer_held_by(s))
-            return mms__recover_live(s);
+            return mms__repair(s);
         int r = mms__writer_lock_timed(s, 0);
         if (r == MMS_EBUSY) {
             /* Another handle holds it: it recovers when it takes it (or has
@@ -437,8 +514,10 @@ int mms__pin_stuck(void *ctx, int why)
         }
         if (r)
             return r;
-        r = mms__recover_live(s);
+        r = mms__repair(s);
         mms__writer_unlock(s);
+        if (!r && mms__apply_try(s) != 0)
+            mms__detail_clear(); /* as every reader's apply: the next call tries again */
         return r;
     }
     if (!s->jfd_rw)

@@ -1122,8 +1122,9 @@ int mms__lock_unslotted(int lockfd, unsigned slotted, unsigned *open, unsigned *
  * it). gate_open publishes txn; gate_reopen publishes nothing. */
 #define MMS__GATE_DEAD UINT32_MAX /* gate_owner of a gate left by a failed apply */
 int mms__gate_try(mms_store *s);
-bool mms__gate_abandoned(const mms_store *s); /* closed by a handle that died */
-bool mms__gate_left_dead(mms_store *s); /* ... with work to finish (lock.c) */
+/* Closed by a handle that died with work to finish (an untouched gate is
+ * opened: lock.c). */
+bool mms__gate_left_dead(mms_store *s);
 /* 0, MMS__GATE_ADOPTED when it took the gate over from a handle that died
  * after it may have written (the caller finishes that work: apply.c), or
  * an error (the gate is not held). */
@@ -1207,6 +1208,10 @@ int mms__journal_open(mms_store *s);
 /* Read the header slots into s->J with one read, which also says whether
  * a group follows (*groups: recovery has something to replay). */
 int mms__journal_load(mms_store *s, const uint8_t uuid[16], bool *groups);
+/* The journal as the next commit must find it, read from the file, and the
+ * txn of its last valid group; 1: only a recovery can judge it. */
+int mms__journal_count(mms_store *s, const uint8_t uuid[16], struct mms__jstate *J,
+                       uint64_t *last);
 /* Where applying stands: the group of txn + 1 starts at offset off, its
  * CRC seed is crc (the salt for the first group of an epoch). */
 struct mms__apos {
@@ -1370,7 +1375,8 @@ int mms__heap_compact(mms_store *s, uint64_t *trimmed);
 /* Replay the journal, checkpoint, publish: with region 0 open as fd and its
  * header read into b. */
 int mms__recover_at(mms_store *s, int fd, const struct mms__hdrbuf *b, uint64_t *fsize);
-/* The same after a dead writer, with the writer lock held. */
+/* The same with the writer lock held, while the store is open: after a
+ * handle died applying, or over another store's journal (mms__repair). */
 int mms__recover_live(mms_store *s);
 /* Give back the file space past each region's committed size and its
  * growth step that transactions which aborted or died left (recover.c):
@@ -1404,6 +1410,10 @@ void mms__syncer_stop(mms_store *s);
 int mms__apply_try(mms_store *s);
 /* Make everything durable and apply it, waiting for the readers inside. */
 int mms__apply_all(mms_store *s);
+/* Holding the writer lock: take over what a dead writer, a failed apply or
+ * checkpoint, or a dead applier left -- without waiting for readers, unless
+ * the files need the full recovery (mms__recover_live). */
+int mms__repair(mms_store *s);
 /* With the gate held: apply (published, durable], publish, open it.
  * point: the crash point passed before each group (crash tests). */
 int mms__apply_locked(mms_store *s, const char *point);

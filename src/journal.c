@@ -214,7 +214,8 @@ int mms__journal_open(mms_store *s)
  * starts one byte early, so that it tells a file shorter than its header
  * (damage) by coming back empty. */
 MMS__OPEN_PATH
-int mms__journal_load(mms_store *s, const uint8_t uuid[16], bool *groups)
+static int journal_load_into(mms_store *s, const uint8_t uuid[16], struct mms__jstate *J,
+                             bool *groups)
 {
     char buf[MMS__JSLOT + sizeof(struct mms__jhdr)];      /* both slots */
     char tail[1 + sizeof(struct mms__jbegin)];            /* from MMS__JDATA - 1 */
@@ -237,22 +238,28 @@ int mms__journal_load(mms_store *s, const uint8_t uuid[16], bool *groups)
         return MMS__CORRUPT("both journal header slots are damaged");
     int slot = (va && (!vb || a->seq >= b->seq)) ? 0 : 1;
     const struct mms__jhdr *h = slot ? b : a;
-    s->J->slot = slot;
-    s->J->seq = h->seq;
-    s->J->salt = h->salt;
-    s->J->start_txn = h->start_txn;
-    s->J->last_crc = h->salt;
-    s->J->end = MMS__JDATA;
-    s->J->alloc = got_tail < sizeof tail ? size : 0; /* the file ends there, or: not measured */
+    J->slot = slot;
+    J->seq = h->seq;
+    J->salt = h->salt;
+    J->start_txn = h->start_txn;
+    J->last_crc = h->salt;
+    J->end = MMS__JDATA;
+    J->alloc = got_tail < sizeof tail ? size : 0; /* the file ends there, or: not measured */
     if (memcmp(h->uuid, uuid, 16) != 0) {
-        s->J->start_txn = UINT64_MAX; /* Invariant 5: another store's journal */
+        J->start_txn = UINT64_MAX; /* Invariant 5: another store's journal */
         return 0;
     }
     struct mms__jbegin first;
     memcpy(&first, tail + 1, sizeof first);
     *groups = got_tail == sizeof tail && first.type == MMS__JR_BEGIN &&
-              first.txn_id == s->J->start_txn + 1;
+              first.txn_id == J->start_txn + 1;
     return 0;
+}
+
+MMS__OPEN_PATH
+int mms__journal_load(mms_store *s, const uint8_t uuid[16], bool *groups)
+{
+    return journal_load_into(s, uuid, s->J, groups);
 }
 
 /* ------------------------------------------------------------------------
@@ -322,11 +329,12 @@ typedef int (*group_fn)(void *ctx, const uint8_t *j, const struct group *g);
 
 /* Call fn for each valid group from the start of the epoch. *end gets the
  * offset after the last valid group, *last_txn its txn id. */
-static int journal_walk(mms_store *s, const uint8_t *j, uint64_t size, group_fn fn, void *ctx,
-                        uint64_t *end, uint64_t *last_txn, uint32_t *last_crc, uint64_t *ngroups)
+static int journal_walk(const struct mms__jstate *J, const uint8_t *j, uint64_t size, group_fn fn,
+                        void *ctx, uint64_t *end, uint64_t *last_txn, uint32_t *last_crc,
+                        uint64_t *ngroups)
 {
-    uint64_t off = MMS__JDATA, txn = s->J->start_txn, n = 0;
-    uint32_t crc = s->J->salt;
+    uint64_t off = MMS__JDATA, txn = J->start_txn, n = 0;
+    uint32_t crc = J->salt;
     struct group g;
     while (group_parse(j, size, off, crc, txn + 1, &g)) {
         if (fn) {
@@ -496,7 +504,8 @@ static uint64_t jread_max(void)
     return n < JREAD_MAX ? n : JREAD_MAX;
 }
 
-static int journal_read(mms_store *s, uint8_t **j, uint64_t *size, bool *mapped)
+static int journal_read(mms_store *s, uint64_t start_txn, uint8_t **j, uint64_t *size,
+                        bool *mapped)
 {
     *j = NULL;
     *mapped = false;
@@ -509,7 +518,7 @@ static int journal_read(mms_store *s, uint8_t **j, uint64_t *size, bool *mapped)
      * small read says so, without reading the preallocated file. */
     struct mms__jbegin b;
     if (*size >= MMS__JDATA + sizeof b && mms__os_pread(s->jfd, &b, sizeof b, MMS__JDATA) == 0 &&
-        (b.type != MMS__JR_BEGIN || b.txn_id != s->J->start_txn + 1))
+        (b.type != MMS__JR_BEGIN || b.txn_id != start_txn + 1))
         return 0;
     if (*size > jread_max()) {
         r = journal_map(s, *size, j);
@@ -779,13 +788,13 @@ int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_w
     uint8_t *j = NULL;
     uint64_t size = 0;
     bool mapped = false;
-    int r = groups ? journal_read(s, &j, &size, &mapped) : 0;
+    int r = groups ? journal_read(s, s->J->start_txn, &j, &size, &mapped) : 0;
     if (r)
         return r;
     uint64_t end, n;
     uint32_t crc;
     /* First pass: count, so a read-only open can refuse before writing. */
-    r = journal_walk(s, j, j ? size : 0, NULL, NULL, &end, last_txn, &crc, &n);
+    r = journal_walk(s->J, j, j ? size : 0, NULL, NULL, &end, last_txn, &crc, &n);
     struct group later;
     if (!r && pre_txn <= *last_txn && later_commit(j, size, end, *last_txn + 1, crc, &later))
         r = damaged_commit(j, size, end, *last_txn + 1, &later);
@@ -828,6 +837,39 @@ int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_w
     return 0;
 }
 
+/* For a handle that takes over after a writer died, the region files whole
+ * (recover.c, adopt): the journal as the next commit must find it, in *J --
+ * its header slots read again (a checkpoint may have died between writing
+ * one and storing the shared state) and its end after every valid group,
+ * the last one's txn in *last: what recovery would replay (Invariant 4),
+ * the dead writer's group that it wrote and did not count included. 1 if
+ * only a recovery can judge it: another store's journal, or damage that
+ * later durable commits follow (recovery refuses it). Reads, never writes. */
+int mms__journal_count(mms_store *s, const uint8_t uuid[16], struct mms__jstate *J,
+                       uint64_t *last)
+{
+    bool groups;
+    *J = *s->J;
+    int r = journal_load_into(s, uuid, J, &groups);
+    if (r || J->start_txn == UINT64_MAX)
+        return r ? r : 1;
+    uint8_t *j = NULL;
+    uint64_t size = 0, end, n;
+    bool mapped = false;
+    r = groups ? journal_read(s, J->start_txn, &j, &size, &mapped) : 0;
+    if (r)
+        return r;
+    uint32_t crc;
+    struct group later;
+    r = journal_walk(J, j, j ? size : 0, NULL, NULL, &end, last, &crc, &n);
+    if (!r && later_commit(j, size, end, *last + 1, crc, &later))
+        r = 1;
+    journal_release(j, size, mapped);
+    J->end = end;
+    J->last_crc = crc;
+    return r;
+}
+
 /* ------------------------------------------------------------------------
  * Checkpoint step 2 (Invariant 5): the region files are synced; start a new
  * epoch so that no group written so far can ever be replayed again.
@@ -841,6 +883,8 @@ int mms__journal_reset(mms_store *s, const uint8_t uuid[16], uint64_t start_txn)
     int r = slot_write(s, uuid, slot, s->J->seq + 1, salt, start_txn);
     if (!r)
         r = mms__os_fdatasync(s->jfd);
+    if (!r)
+        mms__crashpoint("checkpoint.slot_written"); /* the shared state is the old epoch's */
     if (r) {
         /* The slot may be on disk with a new epoch the shared journal state
          * does not know: whoever writes next must re-read the journal. */
@@ -1064,11 +1108,12 @@ int mms__journal_check(mms_store *s, uint64_t *groups, uint64_t *bytes, char *ms
     if (s->J->start_txn == UINT64_MAX)
         return 0;
     bool mapped;
-    int r = journal_read(s, &j, &size, &mapped);
+    int r = journal_read(s, s->J->start_txn, &j, &size, &mapped);
     if (r)
         return r;
     struct jcheck c = {.s = s, .msg = msg, .cap = cap};
-    r = journal_walk(s, j, j ? size : 0, msg ? check_group : NULL, &c, &end, &last, &crc, groups);
+    r = journal_walk(s->J, j, j ? size : 0, msg ? check_group : NULL, &c, &end, &last, &crc,
+                     groups);
     journal_release(j, size, mapped);
     if (r)
         return r;

@@ -52,9 +52,10 @@
  * then counts itself out, as any waiter does when it wakes.
  * writer_active is set by the holder once it has the
  * lock and cleared just before it lets go; a new holder that finds it set
- * knows the last one died holding it, maybe inside a commit, and recovers
- * from the journal first (recover_needed stays set until a recovery
- * succeeds). The lock belongs to the handle, not to a thread: a write
+ * knows the last one died holding it, maybe inside a commit, and takes
+ * over what it left first (apply.c, mms__repair: its commits become a
+ * backlog, without waiting for readers; recover_needed stays set until
+ * that succeeds). The lock belongs to the handle, not to a thread: a write
  * transaction may begin on one thread and commit on another. A thread that
  * already writes through one handle and asks for the lock through another
  * would wait for itself: the process registry (below) refuses that.
@@ -105,7 +106,7 @@
  * on at once, without waiting for the readers inside, and the next writer
  * does it when it takes the lock the dead one held. A holder that died
  * after that may have left the files half applied: the reader finishes
- * its work (takes the writer lock and recovers, or applies), when it can
+ * its work (takes the writer lock and repairs, or applies), when it can
  * write the files, so that nobody waits for ever. It applies from the
  * published txn, whose group it finds from the journal's start (apply.c):
  * the position kept beside published may be the dead holder's next one,
@@ -922,27 +923,6 @@ static bool gate_take_over(mms_store *s, union gate_w was)
     return (was.f.gate & 1) && gate_cas(s->L, was, was.f.gate, mms__owner_id(s));
 }
 
-/* Judged on the word as it is once its holder is found dead, never on one
- * loaded before the probe: a live holder may open the gate and exit in
- * between, and the gate, open again, looked abandoned (a writer then ran
- * a whole recovery for nothing; test_killwin abandoned_reopened). A dead
- * holder's word changes only when another handle takes it over or opens
- * it: then the new word is judged. */
-bool mms__gate_abandoned(const mms_store *s)
-{
-    union gate_w g = gate_load(s->L);
-    while (g.f.gate & 1) {
-        mms__crashpoint("gate.judging"); /* loaded closed, holder not probed yet */
-        if (mms__owner_alive(s, g.f.owner))
-            return false;
-        union gate_w now = gate_load(s->L);
-        if (now.w == g.w)
-            return true;
-        g = now;
-    }
-    return false;
-}
-
 /* The holder of the gate may write the files from now on (NOTES, Dead
  * processes): the readers are out. The word is the holder's: nobody else
  * changes it meanwhile. Sequentially consistent, so that no file write
@@ -1001,19 +981,34 @@ static bool gate_wait(mms_store *s, uint32_t g, union gate_w *dead)
 }
 
 /* The gate, for a handle that waits without pinning (mms_wait,
- * mms_read_begin_latest): false while it is open or its holder lives; a
- * dead holder that had written nothing has it opened here (NOTES, Dead
- * processes), false too; true when a dead holder's work needs finishing
- * (mms__pin_stuck), as a reader that begins would find. */
+ * mms_read_begin_latest) and for the writer (mms__repair): false while it
+ * is open or its holder lives; a dead holder that had written nothing has
+ * it opened here (NOTES, Dead processes), false too; true when a dead
+ * holder's work needs finishing (mms__pin_stuck), as a reader that begins
+ * would find. Judged on the word as it is once its holder is found dead,
+ * never on one loaded before the probe: a live holder may open the gate
+ * and exit in between, and the gate, open again, looked abandoned (a
+ * writer then ran a whole recovery for nothing; test_killwin
+ * abandoned_reopened). A dead holder's word changes only when another
+ * handle takes it over or opens it: then the new word is judged. */
 bool mms__gate_left_dead(mms_store *s)
 {
     struct mms__lock *L = s->L;
     union gate_w g = gate_load(L);
-    if (!(g.f.gate & 1) || mms__owner_alive(s, g.f.owner))
-        return false;
-    if (s->unslotted) /* it cannot open the gate: it only says */
-        return !gate_untouched(g.f.gate);
-    return !gate_reopen_untouched(s, g);
+    while (g.f.gate & 1) {
+        mms__crashpoint("gate.judging"); /* loaded closed, holder not probed yet */
+        if (mms__owner_alive(s, g.f.owner))
+            return false;
+        union gate_w now = gate_load(L);
+        if (now.w != g.w) {
+            g = now;
+            continue;
+        }
+        if (s->unslotted) /* it cannot open the gate: it only says */
+            return !gate_untouched(g.f.gate);
+        return !gate_reopen_untouched(s, g);
+    }
+    return false;
 }
 
 /* Nap while the gate is closed at g: an unslotted reader cannot count

@@ -1,11 +1,13 @@
 /*
  * recover.c -- bringing the region files to the last valid commit of the
- * journal: at the first open of a store, and after a writer died.
+ * journal: at the first open of a store, and after a handle died applying
+ * commits (a writer that died elsewhere leaves whole files: apply.c takes
+ * its commits over as a backlog, mms__repair).
  *
  * Layer 4: calls hdr.c, journal.c, map.c (region files), lock.c (the writer
  * lock, the gate, publication). It runs before any mapping of the state it
  * repairs exists (first open), or with the writer lock held and the gate
- * closed (after a dead writer), so no reader can see the files half
+ * closed (after a dead applier), so no reader can see the files half
  * repaired (Invariant 6). It must never run while this thread pins the
  * store: it would wait for itself.
  *
@@ -189,19 +191,11 @@ int mms__space_give_back(mms_store *s)
     return 0;
 }
 
-/* Holding the writer lock: repair what a dead writer left. */
+/* Holding the writer lock: the full recovery after a handle died applying
+ * or a journal of another store (apply.c, mms__repair, decides). */
 int mms__recover_live(mms_store *s)
 {
     assert(mms__writer_held_by(s));
-    /* A writer that died (mms__writer_lock_timed sets recover_needed when it
-     * finds the last one left writer_active), a failed apply, a gate left
-     * closed by a handle that died, another store's journal. */
-    if (!__atomic_load_n(&s->L->recover_needed, __ATOMIC_ACQUIRE) && !mms__gate_abandoned(s) &&
-        s->J->start_txn != UINT64_MAX)
-        return 0;
-    if (!s->jfd_rw)
-        return mms__fail(MMS_ERECOVER, "a writer died; recovering needs write access to the "
-                         "store's files, which this process lacks");
     if (mms__pinned_by_me(s))
         return mms__fail(MMS_ETXN, "this thread is inside a read transaction on this store, "
                          "and recovery must wait for it to end");

@@ -113,7 +113,7 @@ int mms__writer_enter_timed(mms_store *s, int timeout_ms)
     int r = mms__writer_lock_timed(s, timeout_ms);
     if (r)
         return r;
-    r = mms__recover_live(s);
+    r = mms__repair(s);
     if (r)
         mms__writer_unlock(s);
     return r;
@@ -124,9 +124,10 @@ int mms_txn_begin(mms_store *s, unsigned flags)
     return mms_txn_begin_timed(s, flags, (flags & MMS_TXN_NOWAIT) ? 0 : -1);
 }
 
-/* The timeout bounds the wait for the writer lock only: the recovery after
- * a dead writer (mms__recover_live) may wait for readers, as it always
- * has, and is not cut short half-way. */
+/* The timeout bounds the wait for the writer lock only: taking over from a
+ * dead writer (mms__repair) waits for no reader, and the full recovery
+ * after a handle that died applying (no reader is inside then) is not cut
+ * short half-way. */
 int mms_txn_begin_timed(mms_store *s, unsigned flags, int timeout_ms)
 {
     int r = mms__check_handle(s);

@@ -799,11 +799,12 @@ static int child_next_writer(const char *path)
 }
 
 /* The next writer, in a child, while the reader rd stays inside: it must
- * not wait for that reader (DESIGN §4) -- the dead writer's commits become
- * its backlog, as another live writer's would -- and it finds made. Then
+ * not wait for that reader (DESIGN §4) -- the dead writer's commits (held
+ * of them) become its backlog, as another live writer's would -- and it
+ * finds the counter at made. Then
  * the reader leaves (its state never moved), and its two commits reach
  * everyone. */
-static void next_writer_beside(const char *p, pid_t rd, uint64_t made, const char *what)
+static void next_writer_runs(const char *p, uint64_t made, const char *what)
 {
     pid_t nw = child_spawn((const char *[]){"nextwriter", p, "0", NULL}, NULL);
     int st;
@@ -815,10 +816,24 @@ static void next_writer_beside(const char *p, pid_t rd, uint64_t made, const cha
         FAILF("%s: the next writer found counter %llu, not the dead writer's %llu", what,
               (unsigned long long)GET(sh->seen_counter), (unsigned long long)made);
     ASSERT(!GET(sh->left)); /* the reader is still inside */
+}
+
+static void next_writer_beside(const char *p, pid_t rd, uint64_t made, uint64_t held,
+                               const char *what, mms_store *keep)
+{
+    next_writer_runs(p, made, what);
     mms_store *s = open_flags(p, MMS_RDONLY);
-    ASSERT_EQ(info(s)->committed_txn, info(s)->published_txn + made + 2);
+    ASSERT_EQ(info(s)->committed_txn, info(s)->published_txn + held + 2);
     OK(mms_close(s));
     reader_leaves(rd);
+    /* keep, a handle of the parent's idle since before the kill, keeps the
+     * store open: the reader applied the commits as it left, and nothing
+     * needed a recovery (which would have emptied the journal). */
+    mms_info *in = info(keep);
+    ASSERT_EQ(in->published_txn, in->committed_txn);
+    if (in->journal_bytes == 0)
+        FAILF("%s: the commits were recovered, not applied, once the reader left", what);
+    OK(mms_close(keep));
     ASSERT_EQ(final_counter(p, false), made + 2);
 }
 
@@ -842,6 +857,7 @@ TEST(next_writer_no_wait)
         const char *p = shm_tpath("bl_next");
         mms_store *w = setup(p);
         OK(mms_close(w));
+        mms_store *keep = open_flags(p, MMS_RDONLY);
         pid_t rd = spawn_reader(p, 0);
         pid_t wr = child_spawn((const char *[]){"writer", p, k[i].arg, NULL},
                                k[i].crash ? (const char *[]){"MMS_CRASH", k[i].crash, NULL}
@@ -851,7 +867,40 @@ TEST(next_writer_no_wait)
             FAILF("writer %s (%s) ended with %s", k[i].arg, k[i].crash ? k[i].crash : "-",
                   child_status(st));
         ASSERT_GE(GET(sh->ok), k[i].made - 1);
-        next_writer_beside(p, rd, k[i].made, k[i].crash ? k[i].crash : k[i].arg);
+        PUB(sh->ok, 0); /* the reader's from now on: 2 if its state moved */
+        next_writer_beside(p, rd, k[i].made, k[i].made, k[i].crash ? k[i].crash : k[i].arg,
+                           keep);
+    }
+}
+
+/* A checkpointer killed at point (MMS_CRASH), holding the writer lock. */
+static int child_checkpointer(const char *path)
+{
+    mms_store *s = open_flags(path, 0);
+    OK(mms_checkpoint(s));
+    return 1; /* not killed: the parent says so */
+}
+
+/* A checkpoint killed with a reader inside (every commit published: it
+ * holds none back), after it wrote the journal's new header slot and
+ * before the shared state said so, or before it stored the new apply
+ * position: the next writer begins at once, and its commits, held back by
+ * the reader, are applied from the new epoch when it leaves. */
+TEST(next_writer_after_checkpoint)
+{
+    static const char *const points[] = {"checkpoint.slot_written:1", "checkpoint.reset:1"};
+    for (size_t i = 0; i < sizeof points / sizeof points[0]; i++) {
+        const char *p = shm_tpath("bl_nextck");
+        mms_store *w = setup(p); /* kept open: its close would checkpoint */
+        commit_counter(w, 3);
+        pid_t rd = spawn_reader(p, 0);
+        ASSERT_EQ(GET(sh->seen_counter), 3);
+        pid_t ck = child_spawn((const char *[]){"checkpointer", p, "0", NULL},
+                               (const char *[]){"MMS_CRASH", points[i], NULL});
+        int st;
+        if (!child_end(ck, 60, &st) || !WIFSIGNALED(st))
+            FAILF("%s: the checkpointer ended with %s", points[i], child_status(st));
+        next_writer_beside(p, rd, 3, 0, points[i], w);
     }
 }
 
@@ -925,7 +974,7 @@ static uint64_t writer_killed_at_bound(const char *p, mms_ref *big, pid_t *rd)
  * closed for the reader inside: a new reader does not wait for that reader
  * to leave (it waited until then: qa4mp's gatekill), it sees the state the
  * reader pinned, whole; the next writer gets every commit the dead one
- * made. */
+ * made, without waiting for that reader either. */
 TEST(gate_kill)
 {
     const char *p = shm_tpath("bl6");
@@ -942,11 +991,14 @@ TEST(gate_kill)
     ASSERT(GET(sh->late_began));
     ASSERT_EQ(GET(sh->seen_counter), 0); /* the state the reader inside pinned */
     ASSERT(!GET(sh->left));               /* ... which is still inside */
+    /* The next writer takes every commit the dead one made over at once,
+     * the reader still inside (it waited for it until then), and commits
+     * twice. */
+    next_writer_runs(p, made, "gate_kill");
     reader_leaves(rd);
-    /* The next writer recovers every commit the dead one made. */
     mms_store *w = open_flags(p, 0);
     OK(mms_txn_begin(w, 0));
-    ASSERT_EQ(counter_of(w), made);
+    ASSERT_EQ(counter_of(w), made + 2);
     ASSERT_EQ(((unsigned char *)mms_deref(w, big))[made * 4096 - 1], (unsigned char)made);
     mms_txn_abort(w);
     ASSERT_EQ(info(w)->published_txn, info(w)->committed_txn);
@@ -1208,6 +1260,8 @@ int main(int argc, char **argv)
             return child_late_reader(a[1]);
         if (strcmp(a[0], "quickreader") == 0)
             return child_quick_reader(a[1]);
+        if (strcmp(a[0], "checkpointer") == 0)
+            return child_checkpointer(a[1]);
         if (strcmp(a[0], "nextwriter") == 0)
             return child_next_writer(a[1]);
         return child_writer(a[1], a[2]);
@@ -1229,6 +1283,7 @@ int main(int argc, char **argv)
     RUN(bound_nosync_alone);
     RUN(kills);
     RUN(next_writer_no_wait);
+    RUN(next_writer_after_checkpoint);
     RUN(gate_kill);
     RUN(gate_word_kill);
     RUN(gate_reopen_kill);

@@ -2575,7 +2575,7 @@ static void dead_in_commit_one(const struct dead_commit *dc)
     mms_store *s = open_flags(p, MMS_RDONLY); /* no child opens alone (and recovers so) */
     pid_t h[NH];
     h[W] = spawn("holder", W, p, dc->mode, dc->crash);
-    h[R] = spawn("holder", R, p, 0, "recover.group:1,recover.takeover:1");
+    h[R] = spawn("holder", R, p, 0, "adopt.counted:1,recover.group:1,recover.takeover:1");
     h[Q] = spawn("holder", Q, p, M_RDONLY, NULL);
     h[R2] = spawn("holder", R2, p, 0, NULL);
     h[K] = spawn("holder", K, p, 0, NULL);
