@@ -1057,8 +1057,8 @@ static int pin_unslotted(mms_store *s, uint64_t *txn)
             else if (!gate_untouched(g))
                 why = "a handle died (or failed) while applying commits";
         }
-        /* As mms__pin: a commit that a dead writer left for recovery. A
-         * live writer recovers when it takes the lock (or did). */
+        /* As mms__pin: a commit that a dead writer left to take over. A
+         * live writer takes it over when it takes the lock (or did). */
         bool rn = __atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE);
         if (!why && !wait && (rn || __atomic_load_n(&L->committing, __ATOMIC_ACQUIRE))) {
             bool live = mms__writer_held(s);

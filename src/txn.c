@@ -33,8 +33,8 @@
  *      record; fdatasync the journal (not in MMS_NOSYNC). The commit is
  *      durable here, and counted (L->committed). An error before this
  *      point aborts the transaction and leaves the handle usable; from here
- *      on it poisons the handle (the next writer's recovery decides, from
- *      the journal, whether the commit happened).
+ *      on it poisons the handle (the next writer decides, from the
+ *      journal, whether the commit happened: apply.c, mms__repair).
  *   6. Invariants 3 and 6: apply, if the group is durable and no reader is
  *      inside: copy the changed pages into the file view (or, behind a
  *      backlog, replay the journal) and publish. Otherwise the commit waits
@@ -263,8 +263,9 @@ static int commit_fail(mms_store *s, int err)
 }
 
 /* An error after it: the handle cannot know what is on disk any more. The
- * next writer recovers from the journal (which decides whether this commit
- * happened); so does a reader that comes first (lock.c). */
+ * next writer takes over from the journal (apply.c, mms__repair, which
+ * decides whether this commit happened); so does a reader that comes first
+ * (lock.c). */
 static int commit_poison(mms_store *s, int err)
 {
     s->poisoned = err;
@@ -577,7 +578,7 @@ static int commit_sync_fresh(mms_store *s, struct commit *c)
 /* Step 5, Invariant 2 (its first half): the group -- each dirty page's
  * changed bytes, the new region sizes, the txn id -- written to the
  * journal. From here until the commit is counted, a reader that finds
- * this writer dead recovers first (lock.c): committing says so. */
+ * this writer dead takes over first (lock.c): committing says so. */
 static int commit_journal(mms_store *s, struct commit *c)
 {
     struct mms__hdr *h = mms__hdr(s);
