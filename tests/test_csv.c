@@ -28,6 +28,9 @@
  *  - errors: missing, empty, directory and garbage input, bad names,
  *    unknown tables, usage errors; exit codes 1 and 2, never a signal, also
  *    when the reader of a dump closes the pipe;
+ *  - u64 columns: inferred when no value is negative and one is past
+ *    INT64_MAX, str past UINT64_MAX or beside a negative value; dump, get,
+ *    --where, dump --all and load exact; --schema and appends still decide;
  *  - real files (tests/data/): Debian's debian.csv with rows shorter than
  *    its header, numbers as people write them (1e3, 1.50, +7, 007, -0),
  *    ragged rows, missing values and their counts in the summary,
@@ -660,10 +663,9 @@ TEST(round_trips)
     /* Integer columns with INT64 extremes and negatives only. */
     round_trip(st, "ints", "a,b\n-9223372036854775808,9223372036854775807\n-1,0\n", NULL);
     ASSERT(strcmp(kind_of(st, "ints", "a"), "i64") == 0);
-    /* One past INT64_MAX is no int64: a float? No (not its shortest
-     * form): a string. */
+    /* One past INT64_MAX, no negative value: u64 (more in u64_columns). */
     round_trip(st, "ovf", "a\n9223372036854775808\n1\n", NULL);
-    ASSERT(strcmp(kind_of(st, "ovf", "a"), "str") == 0);
+    ASSERT(strcmp(kind_of(st, "ovf", "a"), "u64") == 0);
     /* An int too large for a double to hold exactly, among floats: str. */
     round_trip(st, "wide", "a\n0.5\n9007199254740993\n", NULL);
     ASSERT(strcmp(kind_of(st, "wide", "a"), "str") == 0);
@@ -1405,6 +1407,90 @@ TEST(real_files)
 }
 
 /* ------------------------------------------------------------------------
+ * u64 columns
+ * ------------------------------------------------------------------------ */
+/* A column of integers none negative, some past INT64_MAX, is u64; one
+ * whose every integer fits i64 stays i64. An integer that fits neither the
+ * column's integer kind nor a double exactly makes the column str, whatever
+ * the reason: a negative value beside one past INT64_MAX, a value past
+ * UINT64_MAX, one past INT64_MAX among floats. Its values dump, get, dump
+ * --all and load exactly; --schema still decides. */
+TEST(u64_columns)
+{
+    const char *st = wpath("u64.mms");
+    const char *csv = "id,n,allbig,small,neg,over,fl\n"
+                      "1,18446744073709551615,9223372036854775808,9223372036854775807,-1,"
+                      "18446744073709551616,0.5\n"
+                      "2,9223372036854775808,18446744073709551614,0,18446744073709551615,1,"
+                      "9223372036854775808\n"
+                      "3,0,10000000000000000000,7,3,2,1\n"
+                      "4,,,,,,\n";
+    import_text(st, "t", csv, NULL, 0);
+    static const struct col_summary want[] = {
+        {"id", "i64", 0}, {"n", "u64", 1}, {"allbig", "u64", 1}, {"small", "i64", 1},
+        {"neg", "str", 0}, {"over", "str", 0}, {"fl", "str", 0},
+    };
+    summary_has(OUT, want, sizeof want / sizeof want[0]);
+    ASSERT(strcmp(kind_of(st, "t", "n"), "u64") == 0);
+    ASSERT(strcmp(kind_of(st, "t", "small"), "i64") == 0);
+    ASSERT(strcmp(kind_of(st, "t", "neg"), "str") == 0);
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' t", st), 0);
+    file_is(OUT, csv);
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' t --format jsonl --limit 1", st), 0);
+    file_is(OUT, "{\"id\":1,\"n\":18446744073709551615,\"allbig\":9223372036854775808,"
+                 "\"small\":9223372036854775807,\"neg\":\"-1\",\"over\":\"18446744073709551616\","
+                 "\"fl\":\"0.5\"}\n");
+    ASSERT_EQ(tool(OUT, ERR, "get '%s' t n 18446744073709551615", st), 0);
+    file_is(OUT, "id,n,allbig,small,neg,over,fl\n"
+                 "1,18446744073709551615,9223372036854775808,9223372036854775807,-1,"
+                 "18446744073709551616,0.5\n");
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' t --where 'allbig>9223372036854775808'", st), 0);
+    ASSERT_EQ(count_of(OUT, "\n"), 3);
+    /* dump --all and load keep the kind and the values. */
+    const char *all = wpath("u64.jsonl"), *st2 = wpath("u64b.mms");
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' --all '%s'", st, all), 0);
+    ASSERT_EQ(tool(OUT, ERR, "load '%s' '%s'", all, st2), 0);
+    ASSERT(strcmp(kind_of(st2, "t", "n"), "u64") == 0);
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' t", st2), 0);
+    file_is(OUT, csv);
+    verify_store(st2);
+
+    /* Written as people write them: "+", leading zeros. --keep-text takes
+     * only dump's own form as a number. */
+    import_text(st, "nc", "a,b\n+18446744073709551615,1\n09223372036854775808,2\n", NULL, 0);
+    ASSERT(strcmp(kind_of(st, "nc", "a"), "u64") == 0);
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' nc", st), 0);
+    file_is(OUT, "a,b\n18446744073709551615,1\n9223372036854775808,2\n");
+    import_text(st, "kt", "a,b\n18446744073709551615,+1\n1,09223372036854775808\n",
+                "--keep-text", 0);
+    ASSERT(strcmp(kind_of(st, "kt", "a"), "u64") == 0);
+    ASSERT(strcmp(kind_of(st, "kt", "b"), "str") == 0);
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' kt", st), 0);
+    file_is(OUT, "a,b\n18446744073709551615,+1\n1,09223372036854775808\n");
+    /* A negative zero is a float, and a float's column cannot hold a u64
+     * value exactly: str. */
+    round_trip(st, "nz", "a\n-0\n18446744073709551615\n", NULL);
+    ASSERT(strcmp(kind_of(st, "nz", "a"), "str") == 0);
+
+    /* --schema gives the kinds instead. */
+    const char *two = "id,n\n1,18446744073709551615\n";
+    import_text(st, "s_str", two, "--schema id:i64,n:str", 0);
+    ASSERT(strcmp(kind_of(st, "s_str", "n"), "str") == 0);
+    import_text(st, "s_i64", two, "--schema id:i64,n:i64", 1);
+    file_has(ERR, "in.csv:2: bad row: field n:");
+    ASSERT_EQ(table_count(st, "s_i64"), -1);
+    /* Appending to the inferred u64 table: its layout gives the kinds. */
+    import_text(st, "nc", "a,b\n-1,3\n", NULL, 1);
+    import_text(st, "nc", "a,b\n18446744073709551614,3\n", NULL, 0);
+    import_text(st, "nc", "a,b\n5,4\n", "--schema a:u64,b:i64", 0);
+    import_text(st, "nc", "a,b\n5,4\n", "--schema a:i64,b:i64", 1);
+    ASSERT_EQ(tool(OUT, ERR, "dump '%s' nc", st), 0);
+    file_is(OUT, "a,b\n18446744073709551615,1\n9223372036854775808,2\n"
+                 "18446744073709551614,3\n5,4\n");
+    verify_store(st);
+}
+
+/* ------------------------------------------------------------------------
  * SIGKILL during large imports
  * ------------------------------------------------------------------------ */
 static pid_t spawn_import(const char *st, const char *table, const char *file)
@@ -1638,6 +1724,7 @@ int main(void)
     RUN(dump_c_tables);
     RUN(errors);
     RUN(real_files);
+    RUN(u64_columns);
     RUN(closed_pipe);
     RUN(unreadable_input);
     RUN(progress);

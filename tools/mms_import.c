@@ -333,6 +333,7 @@ struct col {
     mms_table *target_t;  /* REF: its handle (this table: set once it exists) */
     bool self;            /* REF into the table being imported */
     bool maybe_int, maybe_float; /* inference: every value so far could be one */
+    bool negative, past_i64; /* inference: an integer < 0; one > INT64_MAX (a u64) */
     uint64_t empty;       /* good rows with an empty cell here */
     uint64_t absent;      /* good rows too short to reach this column */
 };
@@ -848,32 +849,49 @@ static bool exact_in_double(int64_t v)
     return d < 9223372036854775808.0 && d >= -9223372036854775808.0 && (int64_t)d == v;
 }
 
-/* The kind of a new table's column: i64 if every value is an integer,
- * else f64 if every value is a number (and its integers are exact in a
- * double), else str. Empty cells are missing values: they do not count.
- * keep_text: only the text dump prints back (canon_*) is a number, so
- * "1.50", "+7" and "007" keep the column text. */
+/* The kind of a new table's column: i64 if every value is an integer
+ * of i64, u64 if every value is an integer of u64 and one is past
+ * INT64_MAX, else f64 if every value is a number (and its integers are
+ * exact in a double), else str. An integer that fits neither the column's
+ * integer kind nor a double exactly makes the column str: one past
+ * UINT64_MAX, or past INT64_MAX beside a negative value or a float, as
+ * one past 2^53 that a double would round. Empty cells are missing
+ * values: they do not count. keep_text: only the text dump prints back
+ * (canon_*, fmt_u64) is a number, so "1.50", "+7" and "007" keep the
+ * column text. */
 static void infer(struct col *c, const char *p, size_t n, bool keep_text)
 {
     if (n == 0 || (!c->maybe_int && !c->maybe_float))
         return;
     int64_t v;
+    uint64_t u;
     double d;
-    bool is_int, is_num;
+    bool is_int, is_u64 = false, is_num;
     if (keep_text) {
         is_int = canon_i64(p, n, &v);
-        is_num = is_int || canon_f64(p, n, &d);
+        if (!is_int && parse_u64(p, n, &u) && u > (uint64_t)INT64_MAX) {
+            char t[NUMFMT_MAX];
+            is_u64 = fmt_u64(u, t) == n && memcmp(t, p, n) == 0;
+        }
+        is_num = is_int || is_u64 || canon_f64(p, n, &d);
     } else {
         bool integer;
         is_num = number_syntax(p, n, &integer);
         bool fits = is_num && integer && parse_i64(p, n, &v);
         is_int = fits && !(v == 0 && p[0] == '-'); /* "-0" is a float: it keeps its sign */
-        if (is_num && integer && !fits)
-            is_num = false; /* past int64: text, which a double would round */
+        is_u64 = is_num && integer && !fits && parse_u64(p, n, &u); /* > INT64_MAX */
+        if (is_num && integer && !fits && !is_u64)
+            is_num = false; /* past u64 or below i64: text, which a double would round */
         else if (is_num && !is_int && !parse_f64(p, n, &d))
             is_num = false; /* past the range of a double */
     }
-    if (!is_int)
+    if (is_int && v < 0)
+        c->negative = true;
+    if (is_u64) {
+        c->past_i64 = true;
+        c->maybe_float = false; /* no float: beside one, text (a double rounds most) */
+    }
+    if (!(is_int || is_u64) || (c->negative && c->past_i64))
         c->maybe_int = false;
     if (!is_num)
         c->maybe_float = false;
@@ -1325,7 +1343,7 @@ static int run(struct imp *im, const struct decl *decl, size_t ndecl, uint64_t *
         for (size_t i = 0; i < im->ncols; i++) {
             struct col *c = &im->cols[i];
             bool any = im->good > c->empty + c->absent; /* a value to infer from */
-            c->kind = any && c->maybe_int ? MMS_KIND_I64
+            c->kind = any && c->maybe_int ? (c->past_i64 ? MMS_KIND_U64 : MMS_KIND_I64)
                       : any && c->maybe_float ? MMS_KIND_F64
                                               : MMS_KIND_STR;
             c->size = 8;
@@ -1527,18 +1545,19 @@ const struct tool_cmd tool_cmd_import = {
     "With more than one field, empty lines are skipped.\n"
     "\n"
     "Kinds. A new table's kinds are inferred per column: i64 if every value is an\n"
-    "integer, else f64 if every value is a number (1e3, 1.50, -0.5, 5.2e-05, nan,\n"
-    "inf; integers past 2^53 only if a double holds them exactly), else str. An\n"
-    "integer past the range of i64 makes its column str. Numbers dump in canonical\n"
-    "form (1e3 as 1000, 1.50 as 1.5, 007 as 7); --keep-text keeps such a column\n"
-    "as text. --schema kinds: i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 bool\n"
-    "(true/false) str chars:N (at most N bytes, no NUL) blob (hex) ref:TABLE (a\n"
-    "record index of TABLE; empty for none; into TABLE's own new rows, none at or\n"
-    "past a row --skip-bad skips, which would move them). Fields are laid out in\n"
-    "column order, each at an offset aligned to its size, as in a C struct. An\n"
-    "existing table gets the rows appended: its stored layout gives the kinds\n"
-    "(columns matched to fields by name, all of them present); a --schema must\n"
-    "equal it.\n"
+    "integer, u64 if none is negative and one is past the range of i64, else f64 if\n"
+    "every value is a number (1e3, 1.50, -0.5, 5.2e-05, nan, inf; integers past\n"
+    "2^53 only if a double holds them exactly), else str. An integer past the range\n"
+    "of u64, or past that of i64 beside a negative value or a float, makes its\n"
+    "column str. Numbers dump in canonical form (1e3 as 1000, 1.50 as 1.5, 007 as\n"
+    "7); --keep-text keeps such a column as text. --schema kinds: i8 i16 i32 i64 u8\n"
+    "u16 u32 u64 f32 f64 bool (true/false) str chars:N (at most N bytes, no NUL)\n"
+    "blob (hex) ref:TABLE (a record index of TABLE; empty for none; into TABLE's\n"
+    "own new rows, none at or past a row --skip-bad skips, which would move them).\n"
+    "Fields are laid out in column order, each at an offset aligned to its size, as\n"
+    "in a C struct. An existing table gets the rows appended: its stored layout\n"
+    "gives the kinds (columns matched to fields by name, all of them present); a\n"
+    "--schema must equal it.\n"
     "\n"
     "Missing values. A row with fewer fields than the header has missing values\n"
     "in the columns it does not reach; an empty cell of a number or bool column is\n"
