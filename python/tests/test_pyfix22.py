@@ -1,0 +1,104 @@
+"""Known problems of the binding fixed in session 22: each test failed
+before its fix."""
+import numpy as np
+import pytest
+
+import mmstore
+
+
+def test_close_inside_a_write_block_raises_at_its_end(path):
+    # close() inside `with s.write():` aborted the transaction and the
+    # block then ended quietly: its writes were lost without a word. Its
+    # end now raises TxnError (.committed False, as a failed commit says).
+    s = mmstore.open(path, create=True)
+    with s.write():
+        s.create_table("t", [("x", "i32")]).append({"x": 1})
+    t = s.table("t")
+    with pytest.raises(mmstore.TxnError, match="closed inside the write block") as e:
+        with s.write():
+            t.append({"x": 2})
+            s.close()
+    assert e.value.committed is False and "aborted" in e.value.__notes__[0]
+    assert s.closed
+    # The same through the Store's own with: its close() after that does nothing.
+    with pytest.raises(mmstore.TxnError, match="closed inside the write block"):
+        with mmstore.open(path) as s:
+            with s.write():
+                s.table("t").append({"x": 3})
+                s.close()
+    # An exception leaving the block goes on as it is: an abort is what
+    # it asked for.
+    s = mmstore.open(path)
+    with pytest.raises(ZeroDivisionError):
+        with s.write():
+            s.table("t").append({"x": 4})
+            s.close()
+            1 / 0
+    # A read block has nothing to lose: its end stays quiet.
+    s = mmstore.open(path)
+    with s.read():
+        assert len(s.table("t")) == 1
+        s.close()
+    with mmstore.open(path) as s:
+        assert len(s.table("t")) == 1       # none of the closed blocks committed
+        s.verify()
+
+
+def test_create_table_takes_the_fields_of_a_table(path):
+    # t.fields is a tuple of Field (name, kind, offset, size, target), and
+    # create_table took only (name, kind[, size or target]): copying a
+    # schema the natural way raised "a field is (name, kind[, size or
+    # target])". A Field keeps its offset, as a dtype's field does.
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", [("a", "i32"), ("c", "chars", 5), ("r", "ref", "t"),
+                                 ("s", "str"), ("b", "bool"), ("f", "f64")])
+        u = s.create_table("u", t.fields)
+        assert u.fields == t.fields and u.dtype == t.dtype
+        assert s.create_table("t", t.fields) is t       # the same layout: opened as it is
+        # Fields and then tuples: the tuples go on after the last field.
+        v = s.create_table("v", list(t.fields) + [("n", "i16")])
+        assert v.fields[:-1] == t.fields
+        assert v.fields[-1] == ("n", "i16", t.dtype.itemsize, 2, None)
+        # Offsets of a dtype's own are kept through its fields.
+        dt = np.dtype({"names": ["a", "b"], "formats": ["<i4", "<f8"], "offsets": [12, 16],
+                       "itemsize": 24})
+        d = s.create_table("d", dt)
+        d.append({"a": 7, "b": 2.5})
+        e = s.create_table("e", d.fields)
+        assert e.fields == d.fields and e.dtype == d.dtype
+        assert s.create_table("d", d.fields) is d and d.get(0) == {"a": 7, "b": 2.5}
+    with s.write():
+        # A Field that does not hold together is refused, naming the field.
+        with pytest.raises(ValueError, match="field a"):
+            s.create_table("w", [mmstore.Field(("a", "i32", 0, 8, None))])
+        with pytest.raises(ValueError, match="field a"):
+            s.create_table("w", [mmstore.Field(("a", "i32", -4, 4, None))])
+        with pytest.raises(ValueError, match="field a"):
+            s.create_table("w", [mmstore.Field(("a", "i32", 0, 4, "t"))])
+    assert sorted(s.tables()) == ["d", "e", "t", "u", "v"]
+    s.verify()
+    s.close()
+
+
+def test_oserrors_name_their_file(path, tmp_path, mms_tool, monkeypatch):
+    # open() of a missing store raised FileNotFoundError with no filename
+    # (its message said the path twice), and open("") an InvalError saying
+    # "path and out are required": os.open("") is FileNotFoundError, ''.
+    with pytest.raises(FileNotFoundError) as e:
+        mmstore.open(path)
+    assert e.value.filename == path and e.value.errno == 2
+    assert str(e.value).count(path) == 1
+    for create in (False, True):
+        with pytest.raises(FileNotFoundError) as e:
+            mmstore.open("", create=create)
+        assert e.value.filename == "" and "empty" in str(e.value)
+    # import_csv with no tool where MMS_TOOL says: the tool's path.
+    s = mmstore.open(path, create=True)
+    csv = tmp_path / "rows.csv"
+    csv.write_text("x\n1\n")
+    monkeypatch.setenv("MMS_TOOL", str(tmp_path / "no-such-tool"))
+    with pytest.raises(FileNotFoundError) as e:
+        s.import_csv(csv, "t")
+    assert e.value.filename == str(tmp_path / "no-such-tool")
+    s.close()
