@@ -512,9 +512,13 @@ static PyObject *txn_exit(pymms_txn *x, PyObject *args)
     if (!x->active)
         Py_RETURN_FALSE;
     x->active = 0;
-    /* Ended already (close() inside the block ends it). */
-    if (st->closed || !st->s || st->state != (x->write ? PYMMS_WRITE : PYMMS_READ) ||
-        (x->write && st->serial != x->serial))
+    /* close() inside the block ended its transaction: a write one can end
+     * no other way while its object is in use (write_end runs from here,
+     * from txn_dealloc, or from close). */
+    int closed_in = x->write && st->closed && st->serial == x->serial;
+    if (!closed_in && (st->closed || !st->s ||
+                       st->state != (x->write ? PYMMS_WRITE : PYMMS_READ) ||
+                       (x->write && st->serial != x->serial)))
         Py_RETURN_FALSE;
     if (pymms_forked(st)) {
         /* The parent's transaction, not this child's to end: an exception
@@ -526,6 +530,18 @@ static PyObject *txn_exit(pymms_txn *x, PyObject *args)
                                "began it, not to this child of fork()%s",
                                x->write ? "write" : "read",
                                x->write ? ": nothing of the block is committed" : "");
+    }
+    if (closed_in) {
+        /* The block ran to its end expecting a commit, and its writes are
+         * gone: say so (a read block lost nothing; an exception leaving the
+         * block asked for the abort and goes on as it is). */
+        if (type != Py_None)
+            Py_RETURN_FALSE;
+        pymms_raise_msg(MMS_ETXN, "the store was closed inside the write block: its "
+                                  "transaction was aborted, nothing of the block is committed");
+        pymms_outcome_raised("committed", 0, PyUnicode_FromString("mmstore: the transaction "
+                                                                  "was aborted by close()"));
+        return NULL;
     }
     if (pymms_check(st) < 0)
         return NULL;
@@ -598,7 +614,8 @@ static PyObject *store_read(pymms_store *st, PyObject *unused)
 PyDoc_STRVAR(write_doc,
 "write(nowait=False, timeout=None) -> context manager: a write transaction.\n\n"
 "It commits when the block ends normally (atomic, and durable unless nosync)\n"
-"and aborts when it ends with an exception. A KeyboardInterrupt out of the\n"
+"and aborts when it ends with an exception (or close() runs in it: then its\n"
+"end raises TxnError, nothing committed). A KeyboardInterrupt out of the\n"
 "block has .committed: False if it came inside (aborted), True if it came\n"
 "while the commit ran (which it does not stop). One writer at a time per store:\n"
 "this waits for another writer (with the GIL released; Ctrl-C interrupts\n"
@@ -745,7 +762,9 @@ int pymms_store_release(pymms_store *st)
 
 PyDoc_STRVAR(close_doc,
 "close(): end the Store.\n\n"
-"An active transaction is aborted (write) or ended (read). Every later call\n"
+"An active transaction is aborted (write) or ended (read); the end of a\n"
+"`with s.write():` block that close() ran in then raises TxnError, nothing of\n"
+"it committed (unless an exception is leaving the block). Every later call\n"
 "raises ValueError. Arrays taken from it stay valid: the C handle (and the\n"
 "mapping) is closed when the last of them is gone. Closing checkpoints the\n"
 "store (GIL released). Closing twice does nothing.");
