@@ -291,8 +291,9 @@ const mms_schema *pymms_table_schema(pymms_table *tb);
 PyObject *pymms_table_dtype_of(pymms_table *tb, const mms_schema *sc);
 /* The field called name; KeyError (or TypeError) if none. */
 const mms_field *pymms_field_named(const mms_schema *sc, PyObject *name, uint32_t *index);
-/* create_table: spec is a list of (name, kind[, size or target]), a
- * "name:kind,..." string or a numpy structured dtype. */
+/* create_table: spec is a list of (name, kind[, size or target]) and
+ * Fields (Table.fields, at their offsets), a "name:kind,..." string or a
+ * numpy structured dtype. */
 PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *spec);
 /* A spec as the tool's --schema string (import_csv). New reference. */
 PyObject *pymms_spec_string(PyObject *spec);
