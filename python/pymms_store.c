@@ -1416,13 +1416,40 @@ static int executable(const char *p)
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode) && access(p, X_OK) == 0;
 }
 
+/* name as execvp finds it (a name with a '/' is a path): the first
+ * executable file of that name in a directory of PATH (unset: glibc's
+ * "/bin:/usr/bin"; an empty entry is the current directory), else name
+ * itself, whose exec then fails with ENOENT. Searched here, with the GIL
+ * held, not by execvpe in the child: that reads PATH from environ, which
+ * another thread's os.environ may be changing meanwhile (tool_env). */
+static PyObject *tool_on_path(const char *name)
+{
+    if (strchr(name, '/'))
+        return PyBytes_FromString(name);
+    const char *dirs = getenv("PATH");
+    if (!dirs)
+        dirs = "/bin:/usr/bin";
+    for (const char *d = dirs;; d++) {
+        size_t len = strcspn(d, ":");
+        char p[4200];
+        int n = len ? snprintf(p, sizeof p, "%.*s/%s", (int)len, d, name)
+                    : snprintf(p, sizeof p, "%s", name);
+        if (n > 0 && (size_t)n < sizeof p && executable(p))
+            return PyBytes_FromString(p);
+        d += len;
+        if (!*d)
+            break;
+    }
+    return PyBytes_FromString(name);
+}
+
 /* The mms tool: $MMS_TOOL, then beside the module (an installed tree has
  * it in ../bin of the prefix, a build tree one directory up), then PATH. */
 static PyObject *find_tool(void)
 {
     const char *env = getenv("MMS_TOOL");
     if (env && *env)
-        return PyBytes_FromString(env);
+        return tool_on_path(env);
     PyObject *mod = PyImport_AddModule("mmstore"); /* borrowed */
     PyObject *file = mod ? PyModule_GetFilenameObject(mod) : NULL;
     PyErr_Clear();
@@ -1450,7 +1477,7 @@ static PyObject *find_tool(void)
         PyErr_Clear();
         Py_DECREF(file);
     }
-    return PyBytes_FromString("mms"); /* execvpe (posix_spawnp) searches PATH */
+    return tool_on_path("mms");
 }
 
 #ifdef __linux__
@@ -1505,7 +1532,7 @@ static int tool_child(void *arg)
         if (ts->out == fd ? fcntl(fd, F_SETFD, 0) != 0 : dup2(ts->out, fd) < 0)
             goto fail;
     sigprocmask(SIG_SETMASK, ts->mask, NULL);
-    execvpe(ts->argv[0], ts->argv, ts->envp);
+    execve(ts->argv[0], ts->argv, ts->envp); /* a path: find_tool searched PATH */
 fail:
     ts->err = errno;
     _exit(127);
@@ -1515,7 +1542,7 @@ fail:
  * errno. */
 static int start_tool(char *const *argv, char *const *envp, int out, pid_t *pid)
 {
-    enum { STACK = 256 << 10 }; /* execvpe builds each PATH candidate on it */
+    enum { STACK = 256 << 10 };
     char *stack = mmap(NULL, STACK, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED)
@@ -1545,49 +1572,60 @@ static int start_tool(char *const *argv, char *const *envp, int out, pid_t *pid)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out, 1);
     posix_spawn_file_actions_adddup2(&fa, out, 2);
-    int r = posix_spawnp(pid, argv[0], &fa, NULL, argv, envp);
+    int r = posix_spawn(pid, argv[0], &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     return r;
 }
 #endif
 
-/* Start argv with its stdout and stderr into a pipe: 0 with *pid and *fd
- * (the pipe's read end), or -1 with *spawn_err. nohuge: the Store was
- * opened with MMS_NOHUGE, which the tool's handle is given as the library
- * reads it from the environment (MMS_HUGE=0), unless MMS_HUGE is set
- * there already (not empty): it wins over the flag, for the Store as for
- * the tool. */
-static int spawn_tool(char *const *argv, int nohuge, pid_t *pid, int *fd, int *spawn_err)
+/* The tool's environment: ours less MMS_PROGRESS, plus MMS_PROGRESS=0
+ * (progress lines are for terminals) and, for nohuge (the Store was opened
+ * with MMS_NOHUGE), MMS_HUGE=0, which the tool's handle reads as that flag
+ * -- unless MMS_HUGE is set there already (not empty): it wins over the
+ * flag, for the Store as for the tool. (An empty MMS_HUGE is unset to the
+ * library, store.c: replaced too, or the tool, finding it first, would
+ * read it as unset.) Made with the GIL held: os.environ changes environ
+ * (setenv, unsetenv) under the GIL, and another thread's setenv may
+ * reallocate the array while a copy made without it reads it. The strings
+ * are copied too, into the same block (one free()). NULL if out of
+ * memory. */
+static char **tool_env(int nohuge)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        return *spawn_err = errno, -1;
-    /* Progress lines are for terminals; the environment is ours plus that
-     * (and the Store's huge=False). */
-    size_t ne = 0;
-    while (environ[ne])
-        ne++;
-    char **envp = calloc(ne + 3, sizeof *envp);
-    if (!envp) {
-        close(fds[0]);
-        close(fds[1]);
-        return *spawn_err = ENOMEM, -1;
-    }
-    /* An empty MMS_HUGE is unset to the library (store.c): replaced too,
-     * or the tool, finding it first, would read it as unset. */
     const char *huge = getenv("MMS_HUGE");
     int sethuge = nohuge && (!huge || !*huge);
+    size_t ne = 0, bytes = 0;
+    for (; environ[ne]; ne++)
+        bytes += strlen(environ[ne]) + 1;
+    char **envp = malloc((ne + 3) * sizeof *envp + bytes);
+    if (!envp)
+        return NULL;
+    char *text = (char *)(envp + ne + 3);
     size_t k = 0;
-    for (size_t i = 0; i < ne; i++)
-        if (strncmp(environ[i], "MMS_PROGRESS=", 13) != 0 &&
-            !(sethuge && strncmp(environ[i], "MMS_HUGE=", 9) == 0))
-            envp[k++] = environ[i];
+    for (size_t i = 0; i < ne; i++) {
+        if (strncmp(environ[i], "MMS_PROGRESS=", 13) == 0 ||
+            (sethuge && strncmp(environ[i], "MMS_HUGE=", 9) == 0))
+            continue;
+        size_t n = strlen(environ[i]) + 1;
+        envp[k++] = memcpy(text, environ[i], n);
+        text += n;
+    }
     envp[k++] = "MMS_PROGRESS=0";
     if (sethuge)
         envp[k++] = "MMS_HUGE=0";
     envp[k] = NULL;
+    return envp;
+}
+
+/* Start argv (argv[0] a path, find_tool's) with environment envp
+ * (tool_env), its stdout and stderr into a pipe: 0 with *pid and *fd (the
+ * pipe's read end), or -1 with *spawn_err. It reads nothing of this
+ * process's environment: it runs with the GIL released. */
+static int spawn_tool(char *const *argv, char *const *envp, pid_t *pid, int *fd, int *spawn_err)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return *spawn_err = errno, -1;
     int r = start_tool(argv, envp, fds[1], pid);
-    free(envp);
     close(fds[1]);
     if (r != 0) {
         close(fds[0]);
@@ -1771,15 +1809,17 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     argv[k++] = PyBytes_AS_STRING(csv);
     argv[k] = NULL;
     enum { OUT_CAP = 1 << 16 };
-    char *text = malloc(OUT_CAP);
+    char **envp = tool_env((st->flags & MMS_NOHUGE) != 0); /* with the GIL */
+    char *text = envp ? malloc(OUT_CAP) : NULL;
     if (!text) {
+        free(envp);
         PyErr_NoMemory();
         goto out;
     }
     int status = 0, spawn_err = 0, wait_err = 0, fd, r;
     pid_t pid = 0;
-    PYMMS_BLOCKING(st, r = spawn_tool(argv, (st->flags & MMS_NOHUGE) != 0, &pid, &fd,
-                                       &spawn_err));
+    PYMMS_BLOCKING(st, r = spawn_tool(argv, envp, &pid, &fd, &spawn_err));
+    free(envp);
     if (r < 0) {
         pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
                         argv[0]);
