@@ -1821,8 +1821,8 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     PYMMS_BLOCKING(st, r = spawn_tool(argv, envp, &pid, &fd, &spawn_err));
     free(envp);
     if (r < 0) {
-        pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
-                        argv[0]);
+        pymms_raise_file(-spawn_err, "import_csv: cannot run the mms tool (MMS_TOOL names it)",
+                         argv[0], "");
     } else if ((stopped = collect_tool(st, pid, fd, &status, &wait_err, text, OUT_CAP) < 0),
                committed = wait_err ? -1 : WIFEXITED(status) && WEXITSTATUS(status) == 0,
                stopped) {
