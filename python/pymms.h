@@ -165,8 +165,8 @@ extern PyTypeObject pymms_view_type;
  * else can fail on this thread. */
 PyObject *pymms_raise(int err, const char *what);
 /* As pymms_raise, for a call on file (a path, in the file system's
- * encoding): an errno gives an OSError whose filename is file; an MMS_E*
- * code names file in its message. detail NULL: mms_errdetail(). */
+ * encoding; NULL: none): an errno gives an OSError whose filename is file,
+ * an MMS_E* code names file in its message. detail NULL: mms_errdetail(). */
 PyObject *pymms_raise_file(int err, const char *what, const char *file, const char *detail);
 /* As pymms_raise with a message of our own instead of mms_errdetail(). */
 PyObject *pymms_raise_msg(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -148,41 +148,33 @@ static PyObject *raise_with(int err, const char *msg, const char *detail, PyObje
 
 PyObject *pymms_raise(int err, const char *what)
 {
-    /* Copy the detail first: it is this thread's, and the next failing C
-     * call overwrites it. */
-    char detail[512];
-    snprintf(detail, sizeof detail, "%s", mms_errdetail());
-    char msg[1024];
-    if (detail[0])
-        snprintf(msg, sizeof msg, "%s: %s: %s", what, mms_strerror(err), detail);
-    else
-        snprintf(msg, sizeof msg, "%s: %s", what, mms_strerror(err));
-    return raise_with(err, msg, detail, NULL);
+    return pymms_raise_file(err, what, NULL, NULL);
 }
 
 PyObject *pymms_raise_file(int err, const char *what, const char *file, const char *detail)
 {
-    char copy[512], msg[1024], echo[1024];
+    /* Copy the detail first: it is this thread's, and the next failing C
+     * call overwrites it. */
+    char copy[512], head[512], echo[1024], msg[1600];
     snprintf(copy, sizeof copy, "%s", detail ? detail : mms_errdetail());
-    if (!is_errno(err)) {
-        if (copy[0])
-            snprintf(msg, sizeof msg, "%s %s: %s: %s", what, file, mms_strerror(err), copy);
-        else
-            snprintf(msg, sizeof msg, "%s %s: %s", what, file, mms_strerror(err));
-        return raise_with(err, msg, copy, NULL);
-    }
-    /* Python's str(OSError) ends with the filename: a detail that says
-     * only "FILE: its error" would say it twice. */
-    snprintf(echo, sizeof echo, "%s: %s", file, mms_strerror(err));
-    if (copy[0] && strcmp(copy, echo) != 0)
-        snprintf(msg, sizeof msg, "%s: %s: %s", what, mms_strerror(err), copy);
+    int named = file && is_errno(err); /* the OSError's filename names it */
+    if (file && !named)
+        snprintf(head, sizeof head, "%s %s", what, file);
     else
-        snprintf(msg, sizeof msg, "%s: %s", what, mms_strerror(err));
-    PyObject *name = PyUnicode_DecodeFSDefault(file);
-    if (!name)
+        snprintf(head, sizeof head, "%s", what);
+    /* str(OSError) ends with its filename: a detail that says only "FILE:
+     * its error" would say it twice. */
+    if (named)
+        snprintf(echo, sizeof echo, "%s: %s", file, mms_strerror(err));
+    if (copy[0] && !(named && strcmp(copy, echo) == 0))
+        snprintf(msg, sizeof msg, "%s: %s: %s", head, mms_strerror(err), copy);
+    else
+        snprintf(msg, sizeof msg, "%s: %s", head, mms_strerror(err));
+    PyObject *name = named ? PyUnicode_DecodeFSDefault(file) : NULL;
+    if (named && !name)
         return NULL;
     raise_with(err, msg, copy, name);
-    Py_DECREF(name);
+    Py_XDECREF(name);
     return NULL;
 }
 
