@@ -164,6 +164,10 @@ extern PyTypeObject pymms_view_type;
  * says which call failed. Returns NULL. Read the detail before anything
  * else can fail on this thread. */
 PyObject *pymms_raise(int err, const char *what);
+/* As pymms_raise, for a call on file (a path, in the file system's
+ * encoding; NULL: none): an errno gives an OSError whose filename is file,
+ * an MMS_E* code names file in its message. detail NULL: mms_errdetail(). */
+PyObject *pymms_raise_file(int err, const char *what, const char *file, const char *detail);
 /* As pymms_raise with a message of our own instead of mms_errdetail(). */
 PyObject *pymms_raise_msg(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* ValueError with a message made by C's printf: PyErr_Format knows no
@@ -291,8 +295,9 @@ const mms_schema *pymms_table_schema(pymms_table *tb);
 PyObject *pymms_table_dtype_of(pymms_table *tb, const mms_schema *sc);
 /* The field called name; KeyError (or TypeError) if none. */
 const mms_field *pymms_field_named(const mms_schema *sc, PyObject *name, uint32_t *index);
-/* create_table: spec is a list of (name, kind[, size or target]), a
- * "name:kind,..." string or a numpy structured dtype. */
+/* create_table: spec is a list of (name, kind[, size or target]) and
+ * Fields (Table.fields, at their offsets), a "name:kind,..." string or a
+ * numpy structured dtype. */
 PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *spec);
 /* A spec as the tool's --schema string (import_csv). New reference. */
 PyObject *pymms_spec_string(PyObject *spec);

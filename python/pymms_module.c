@@ -124,13 +124,22 @@ static PyObject *raise_instance(PyObject *exc, int err, const char *name, const 
     return NULL;
 }
 
-static PyObject *raise_with(int err, const char *msg, const char *detail)
+/* Is err an errno (-errno), not an MMS_E* code? */
+static int is_errno(int err)
+{
+    return !mms_errname(err) && err < 0 && err > -4096;
+}
+
+/* file: the OSError's filename (NULL: none). */
+static PyObject *raise_with(int err, const char *msg, const char *detail, PyObject *file)
 {
     const char *name = mms_errname(err);
     PyObject *exc;
-    if (!name && err < 0 && err > -4096) {
-        /* OSError(errno, message) picks the subclass (FileNotFoundError...). */
-        exc = PyObject_CallFunction(PyExc_OSError, "is", -err, msg);
+    if (is_errno(err)) {
+        /* OSError(errno, message[, filename]) picks the subclass
+         * (FileNotFoundError...). */
+        exc = file ? PyObject_CallFunction(PyExc_OSError, "isO", -err, msg, file)
+                   : PyObject_CallFunction(PyExc_OSError, "is", -err, msg);
     } else {
         exc = PyObject_CallFunction(pymms_error_class(err), "s", msg);
     }
@@ -139,16 +148,34 @@ static PyObject *raise_with(int err, const char *msg, const char *detail)
 
 PyObject *pymms_raise(int err, const char *what)
 {
+    return pymms_raise_file(err, what, NULL, NULL);
+}
+
+PyObject *pymms_raise_file(int err, const char *what, const char *file, const char *detail)
+{
     /* Copy the detail first: it is this thread's, and the next failing C
      * call overwrites it. */
-    char detail[512];
-    snprintf(detail, sizeof detail, "%s", mms_errdetail());
-    char msg[1024];
-    if (detail[0])
-        snprintf(msg, sizeof msg, "%s: %s: %s", what, mms_strerror(err), detail);
+    char copy[512], head[512], echo[1024], msg[1600];
+    snprintf(copy, sizeof copy, "%s", detail ? detail : mms_errdetail());
+    int named = file && is_errno(err); /* the OSError's filename names it */
+    if (file && !named)
+        snprintf(head, sizeof head, "%s %s", what, file);
     else
-        snprintf(msg, sizeof msg, "%s: %s", what, mms_strerror(err));
-    return raise_with(err, msg, detail);
+        snprintf(head, sizeof head, "%s", what);
+    /* str(OSError) ends with its filename: a detail that says only "FILE:
+     * its error" would say it twice. */
+    if (named)
+        snprintf(echo, sizeof echo, "%s: %s", file, mms_strerror(err));
+    if (copy[0] && !(named && strcmp(copy, echo) == 0))
+        snprintf(msg, sizeof msg, "%s: %s: %s", head, mms_strerror(err), copy);
+    else
+        snprintf(msg, sizeof msg, "%s: %s", head, mms_strerror(err));
+    PyObject *name = named ? PyUnicode_DecodeFSDefault(file) : NULL;
+    if (named && !name)
+        return NULL;
+    raise_with(err, msg, copy, name);
+    Py_XDECREF(name);
+    return NULL;
 }
 
 PyObject *pymms_raise_msg(int err, const char *fmt, ...)
@@ -160,7 +187,7 @@ PyObject *pymms_raise_msg(int err, const char *fmt, ...)
     va_end(ap);
     char msg[1024];
     snprintf(msg, sizeof msg, "%s: %s", detail, mms_strerror(err));
-    return raise_with(err, msg, detail);
+    return raise_with(err, msg, detail, NULL);
 }
 
 void pymms_outcome(PyObject *exc, const char *attr, int done, PyObject *note)
@@ -383,6 +410,10 @@ static PyObject *mod_open(PyObject *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_ValueError, "open: create and readonly exclude each other");
         return NULL;
     }
+    if (!PyBytes_GET_SIZE(fspath)) { /* as os.open(""); mms_open: "path and out are required" */
+        Py_DECREF(fspath);
+        return pymms_raise_file(-ENOENT, "open", "", "the path is empty");
+    }
     PyObject *abspath = absolute_path(fspath);
     if (!abspath) {
         Py_DECREF(fspath);
@@ -402,11 +433,10 @@ static PyObject *mod_open(PyObject *self, PyObject *args, PyObject *kw)
         dir.st_ino = 0;
     Py_END_ALLOW_THREADS
     if (r) {
-        char what[300];
-        snprintf(what, sizeof what, "open %.280s", p);
+        pymms_raise_file(r, "open", p, NULL);
         Py_DECREF(fspath);
         Py_DECREF(abspath);
-        return pymms_raise(r, what);
+        return NULL;
     }
     Py_DECREF(fspath);
     /* The environment (MMS_GUARD=1) wins over MMS_NOGUARD; then a stray

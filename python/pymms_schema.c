@@ -373,8 +373,8 @@ static unsigned kind_of_numpy(PyObject *kindobj, unsigned *size)
 static int spec_field(struct spec *sp, PyObject *item, mms_field *f)
 {
     if (!PyTuple_Check(item) && !PyList_Check(item)) {
-        PyErr_Format(PyExc_TypeError, "a field is (name, kind[, size or target]), not %.100s",
-                     Py_TYPE(item)->tp_name);
+        PyErr_Format(PyExc_TypeError, "a field is (name, kind[, size or target]) or a "
+                     "Field, not %.100s", Py_TYPE(item)->tp_name);
         return -1;
     }
     Py_ssize_t len = PySequence_Size(item);
@@ -474,7 +474,49 @@ out:
     return rc;
 }
 
-/* A list of fields laid out as a C struct. */
+/* A Field (of Table.fields): (name, kind, offset, size, target), taken as
+ * the item (name, kind[, size or target]) its kind needs, at its own
+ * offset. One made by hand may hold anything: its size and target must be
+ * those the item gives. */
+static int spec_field_given(struct spec *sp, PyObject *fo, mms_field *f)
+{
+    PyObject *name = PyStructSequence_GetItem(fo, 0), *kind = PyStructSequence_GetItem(fo, 1),
+             *off = PyStructSequence_GetItem(fo, 2), *size = PyStructSequence_GetItem(fo, 3),
+             *target = PyStructSequence_GetItem(fo, 4); /* borrowed */
+    int chars = PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "chars") == 0;
+    int ref = PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "ref") == 0;
+    PyObject *item = chars ? PyTuple_Pack(3, name, kind, size)
+                     : ref ? PyTuple_Pack(3, name, kind, target) : PyTuple_Pack(2, name, kind);
+    int r = item ? spec_field(sp, item, f) : -1;
+    Py_XDECREF(item);
+    if (r < 0)
+        return -1;
+    char what[96];
+    unsigned long long at, bytes;
+    snprintf(what, sizeof what, "field %s: offset", f->name);
+    if (pymms_int_arg(off, what, 0, MMS_MAX_RECORD, &at) < 0)
+        return -1;
+    snprintf(what, sizeof what, "field %s: size", f->name);
+    if (pymms_int_arg(size, what, 1, MMS_MAX_RECORD, &bytes) < 0)
+        return -1;
+    if (bytes != f->size) {
+        PyErr_Format(PyExc_ValueError, "field %s: a %s field is %u bytes, not %R", f->name,
+                     pymms_kind_name(f->kind), (unsigned)f->size, size);
+        return -1;
+    }
+    if (!ref && target != Py_None) {
+        PyErr_Format(PyExc_ValueError, "field %s: only a ref field has a target, not %R",
+                     f->name, target);
+        return -1;
+    }
+    f->offset = (uint32_t)at;
+    return 0;
+}
+
+/* A list of fields laid out as a C struct: each (name, kind[, size or
+ * target]) after the one before it, aligned to its size; a Field
+ * (Table.fields) where its offset says, as a dtype's field. The record
+ * size is the smallest that holds them all, aligned as a C struct's. */
 static int spec_from_list(struct spec *sp, PyObject *list)
 {
     PyObject *seq = pymms_fast_copy(list, "a schema is a list of fields");
@@ -492,20 +534,24 @@ static int spec_from_list(struct spec *sp, PyObject *list)
         PyErr_NoMemory();
         return -1;
     }
-    uint64_t off = 0, maxalign = 1;
+    uint64_t off = 0, end = 0, maxalign = 1;
     for (Py_ssize_t i = 0; i < n; i++) {
         mms_field *f = &sp->f[i];
-        if (spec_field(sp, PySequence_Fast_GET_ITEM(seq, i), f) < 0) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        int given = PyObject_TypeCheck(item, pymms_field_type);
+        if ((given ? spec_field_given(sp, item, f) : spec_field(sp, item, f)) < 0) {
             Py_DECREF(seq);
             return -1;
         }
         uint64_t align = f->kind == MMS_KIND_CHARS ? 1 : f->size;
-        off = (off + align - 1) / align * align;
-        f->offset = (uint32_t)off;
-        off += f->size;
+        if (!given)
+            f->offset = (uint32_t)((off + align - 1) / align * align);
+        off = (uint64_t)f->offset + f->size;
+        if (off > end)
+            end = off;
         if (align > maxalign)
             maxalign = align;
-        if (off > MMS_MAX_RECORD) {
+        if (end > MMS_MAX_RECORD) {
             Py_DECREF(seq);
             PyErr_Format(PyExc_ValueError, "records would be larger than %u bytes",
                          MMS_MAX_RECORD);
@@ -514,7 +560,7 @@ static int spec_from_list(struct spec *sp, PyObject *list)
     }
     Py_DECREF(seq);
     sp->n = (uint32_t)n;
-    sp->record_size = (uint32_t)((off + maxalign - 1) / maxalign * maxalign);
+    sp->record_size = (uint32_t)((end + maxalign - 1) / maxalign * maxalign);
     return 0;
 }
 

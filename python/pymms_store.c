@@ -512,9 +512,13 @@ static PyObject *txn_exit(pymms_txn *x, PyObject *args)
     if (!x->active)
         Py_RETURN_FALSE;
     x->active = 0;
-    /* Ended already (close() inside the block ends it). */
-    if (st->closed || !st->s || st->state != (x->write ? PYMMS_WRITE : PYMMS_READ) ||
-        (x->write && st->serial != x->serial))
+    /* close() inside the block ended its transaction: a write one can end
+     * no other way while its object is in use (write_end runs from here,
+     * from txn_dealloc, or from close). */
+    int closed_in = x->write && st->closed && st->serial == x->serial;
+    if (!closed_in && (st->closed || !st->s ||
+                       st->state != (x->write ? PYMMS_WRITE : PYMMS_READ) ||
+                       (x->write && st->serial != x->serial)))
         Py_RETURN_FALSE;
     if (pymms_forked(st)) {
         /* The parent's transaction, not this child's to end: an exception
@@ -526,6 +530,18 @@ static PyObject *txn_exit(pymms_txn *x, PyObject *args)
                                "began it, not to this child of fork()%s",
                                x->write ? "write" : "read",
                                x->write ? ": nothing of the block is committed" : "");
+    }
+    if (closed_in) {
+        /* The block ran to its end expecting a commit, and its writes are
+         * gone: say so (a read block lost nothing; an exception leaving the
+         * block asked for the abort and goes on as it is). */
+        if (type != Py_None)
+            Py_RETURN_FALSE;
+        pymms_raise_msg(MMS_ETXN, "the store was closed inside the write block: its "
+                                  "transaction was aborted, nothing of the block is committed");
+        pymms_outcome_raised("committed", 0, PyUnicode_FromString("mmstore: the transaction "
+                                                                  "was aborted by close()"));
+        return NULL;
     }
     if (pymms_check(st) < 0)
         return NULL;
@@ -598,7 +614,8 @@ static PyObject *store_read(pymms_store *st, PyObject *unused)
 PyDoc_STRVAR(write_doc,
 "write(nowait=False, timeout=None) -> context manager: a write transaction.\n\n"
 "It commits when the block ends normally (atomic, and durable unless nosync)\n"
-"and aborts when it ends with an exception. A KeyboardInterrupt out of the\n"
+"and aborts when it ends with an exception (or close() runs in it: then its\n"
+"end raises TxnError, nothing committed). A KeyboardInterrupt out of the\n"
 "block has .committed: False if it came inside (aborted), True if it came\n"
 "while the commit ran (which it does not stop). One writer at a time per store:\n"
 "this waits for another writer (with the GIL released; Ctrl-C interrupts\n"
@@ -745,7 +762,9 @@ int pymms_store_release(pymms_store *st)
 
 PyDoc_STRVAR(close_doc,
 "close(): end the Store.\n\n"
-"An active transaction is aborted (write) or ended (read). Every later call\n"
+"An active transaction is aborted (write) or ended (read); the end of a\n"
+"`with s.write():` block that close() ran in then raises TxnError, nothing of\n"
+"it committed (unless an exception is leaving the block). Every later call\n"
 "raises ValueError. Arrays taken from it stay valid: the C handle (and the\n"
 "mapping) is closed when the last of them is gone. Closing checkpoints the\n"
 "store (GIL released). Closing twice does nothing.");
@@ -935,7 +954,11 @@ PyDoc_STRVAR(create_table_doc,
 "create_table(name, spec) -> Table, in a write transaction.\n\n"
 "spec: a list of (name, kind) / (name, 'chars', size) / (name, 'ref', table)\n"
 "tuples, laid out as a C struct (each field aligned to its size; table None,\n"
-"as Field.target gives it, for a ref whose target table was dropped); a string as\n"
+"as Field.target gives it, for a ref whose target table was dropped); a\n"
+"table's fields (t.fields: a Field in the list keeps its offset, so a copy of\n"
+"a table's layout is create_table(name, t.fields); tuples after one follow\n"
+"it; the record size is the smallest that holds them, aligned as a C\n"
+"struct's); a string as\n"
 "`mms import --schema` takes ('id:i64,name:str,tag:chars:8'); or a numpy\n"
 "structured dtype (its offsets and itemsize are kept). Kinds as in C: i8 i16\n"
 "i32 i64 u8 u16 u32 u64 f32 f64 bool chars ref str blob (i8 is 8 bits).\n"
@@ -1393,13 +1416,40 @@ static int executable(const char *p)
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode) && access(p, X_OK) == 0;
 }
 
+/* name as execvp finds it (a name with a '/' is a path): the first
+ * executable file of that name in a directory of PATH (unset: glibc's
+ * "/bin:/usr/bin"; an empty entry is the current directory), else name
+ * itself, whose exec then fails with ENOENT. Searched here, with the GIL
+ * held, not by execvpe in the child: that reads PATH from environ, which
+ * another thread's os.environ may be changing meanwhile (tool_env). */
+static PyObject *tool_on_path(const char *name)
+{
+    if (strchr(name, '/'))
+        return PyBytes_FromString(name);
+    const char *dirs = getenv("PATH");
+    if (!dirs)
+        dirs = "/bin:/usr/bin";
+    for (const char *d = dirs;; d++) {
+        size_t len = strcspn(d, ":");
+        char p[4200];
+        int n = len ? snprintf(p, sizeof p, "%.*s/%s", (int)len, d, name)
+                    : snprintf(p, sizeof p, "%s", name);
+        if (n > 0 && (size_t)n < sizeof p && executable(p))
+            return PyBytes_FromString(p);
+        d += len;
+        if (!*d)
+            break;
+    }
+    return PyBytes_FromString(name);
+}
+
 /* The mms tool: $MMS_TOOL, then beside the module (an installed tree has
  * it in ../bin of the prefix, a build tree one directory up), then PATH. */
 static PyObject *find_tool(void)
 {
     const char *env = getenv("MMS_TOOL");
     if (env && *env)
-        return PyBytes_FromString(env);
+        return tool_on_path(env);
     PyObject *mod = PyImport_AddModule("mmstore"); /* borrowed */
     PyObject *file = mod ? PyModule_GetFilenameObject(mod) : NULL;
     PyErr_Clear();
@@ -1427,7 +1477,7 @@ static PyObject *find_tool(void)
         PyErr_Clear();
         Py_DECREF(file);
     }
-    return PyBytes_FromString("mms"); /* execvpe (posix_spawnp) searches PATH */
+    return tool_on_path("mms");
 }
 
 #ifdef __linux__
@@ -1482,7 +1532,7 @@ static int tool_child(void *arg)
         if (ts->out == fd ? fcntl(fd, F_SETFD, 0) != 0 : dup2(ts->out, fd) < 0)
             goto fail;
     sigprocmask(SIG_SETMASK, ts->mask, NULL);
-    execvpe(ts->argv[0], ts->argv, ts->envp);
+    execve(ts->argv[0], ts->argv, ts->envp); /* a path: find_tool searched PATH */
 fail:
     ts->err = errno;
     _exit(127);
@@ -1492,7 +1542,7 @@ fail:
  * errno. */
 static int start_tool(char *const *argv, char *const *envp, int out, pid_t *pid)
 {
-    enum { STACK = 256 << 10 }; /* execvpe builds each PATH candidate on it */
+    enum { STACK = 256 << 10 };
     char *stack = mmap(NULL, STACK, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED)
@@ -1522,49 +1572,60 @@ static int start_tool(char *const *argv, char *const *envp, int out, pid_t *pid)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out, 1);
     posix_spawn_file_actions_adddup2(&fa, out, 2);
-    int r = posix_spawnp(pid, argv[0], &fa, NULL, argv, envp);
+    int r = posix_spawn(pid, argv[0], &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     return r;
 }
 #endif
 
-/* Start argv with its stdout and stderr into a pipe: 0 with *pid and *fd
- * (the pipe's read end), or -1 with *spawn_err. nohuge: the Store was
- * opened with MMS_NOHUGE, which the tool's handle is given as the library
- * reads it from the environment (MMS_HUGE=0), unless MMS_HUGE is set
- * there already (not empty): it wins over the flag, for the Store as for
- * the tool. */
-static int spawn_tool(char *const *argv, int nohuge, pid_t *pid, int *fd, int *spawn_err)
+/* The tool's environment: ours less MMS_PROGRESS, plus MMS_PROGRESS=0
+ * (progress lines are for terminals) and, for nohuge (the Store was opened
+ * with MMS_NOHUGE), MMS_HUGE=0, which the tool's handle reads as that flag
+ * -- unless MMS_HUGE is set there already (not empty): it wins over the
+ * flag, for the Store as for the tool. (An empty MMS_HUGE is unset to the
+ * library, store.c: replaced too, or the tool, finding it first, would
+ * read it as unset.) Made with the GIL held: os.environ changes environ
+ * (setenv, unsetenv) under the GIL, and another thread's setenv may
+ * reallocate the array while a copy made without it reads it. The strings
+ * are copied too, into the same block (one free()). NULL if out of
+ * memory. */
+static char **tool_env(int nohuge)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        return *spawn_err = errno, -1;
-    /* Progress lines are for terminals; the environment is ours plus that
-     * (and the Store's huge=False). */
-    size_t ne = 0;
-    while (environ[ne])
-        ne++;
-    char **envp = calloc(ne + 3, sizeof *envp);
-    if (!envp) {
-        close(fds[0]);
-        close(fds[1]);
-        return *spawn_err = ENOMEM, -1;
-    }
-    /* An empty MMS_HUGE is unset to the library (store.c): replaced too,
-     * or the tool, finding it first, would read it as unset. */
     const char *huge = getenv("MMS_HUGE");
     int sethuge = nohuge && (!huge || !*huge);
+    size_t ne = 0, bytes = 0;
+    for (; environ[ne]; ne++)
+        bytes += strlen(environ[ne]) + 1;
+    char **envp = malloc((ne + 3) * sizeof *envp + bytes);
+    if (!envp)
+        return NULL;
+    char *text = (char *)(envp + ne + 3);
     size_t k = 0;
-    for (size_t i = 0; i < ne; i++)
-        if (strncmp(environ[i], "MMS_PROGRESS=", 13) != 0 &&
-            !(sethuge && strncmp(environ[i], "MMS_HUGE=", 9) == 0))
-            envp[k++] = environ[i];
+    for (size_t i = 0; i < ne; i++) {
+        if (strncmp(environ[i], "MMS_PROGRESS=", 13) == 0 ||
+            (sethuge && strncmp(environ[i], "MMS_HUGE=", 9) == 0))
+            continue;
+        size_t n = strlen(environ[i]) + 1;
+        envp[k++] = memcpy(text, environ[i], n);
+        text += n;
+    }
     envp[k++] = "MMS_PROGRESS=0";
     if (sethuge)
         envp[k++] = "MMS_HUGE=0";
     envp[k] = NULL;
+    return envp;
+}
+
+/* Start argv (argv[0] a path, find_tool's) with environment envp
+ * (tool_env), its stdout and stderr into a pipe: 0 with *pid and *fd (the
+ * pipe's read end), or -1 with *spawn_err. It reads nothing of this
+ * process's environment: it runs with the GIL released. */
+static int spawn_tool(char *const *argv, char *const *envp, pid_t *pid, int *fd, int *spawn_err)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return *spawn_err = errno, -1;
     int r = start_tool(argv, envp, fds[1], pid);
-    free(envp);
     close(fds[1]);
     if (r != 0) {
         close(fds[0]);
@@ -1748,18 +1809,20 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     argv[k++] = PyBytes_AS_STRING(csv);
     argv[k] = NULL;
     enum { OUT_CAP = 1 << 16 };
-    char *text = malloc(OUT_CAP);
+    char **envp = tool_env((st->flags & MMS_NOHUGE) != 0); /* with the GIL */
+    char *text = envp ? malloc(OUT_CAP) : NULL;
     if (!text) {
+        free(envp);
         PyErr_NoMemory();
         goto out;
     }
     int status = 0, spawn_err = 0, wait_err = 0, fd, r;
     pid_t pid = 0;
-    PYMMS_BLOCKING(st, r = spawn_tool(argv, (st->flags & MMS_NOHUGE) != 0, &pid, &fd,
-                                       &spawn_err));
+    PYMMS_BLOCKING(st, r = spawn_tool(argv, envp, &pid, &fd, &spawn_err));
+    free(envp);
     if (r < 0) {
-        pymms_raise_msg(-spawn_err, "import_csv: cannot run %s (MMS_TOOL names the mms tool)",
-                        argv[0]);
+        pymms_raise_file(-spawn_err, "import_csv: cannot run the mms tool (MMS_TOOL names it)",
+                         argv[0], "");
     } else if ((stopped = collect_tool(st, pid, fd, &status, &wait_err, text, OUT_CAP) < 0),
                committed = wait_err ? -1 : WIFEXITED(status) && WEXITSTATUS(status) == 0,
                stopped) {

@@ -97,10 +97,12 @@ def test_transaction_misuse(path):
     with txn:
         with pytest.raises(RuntimeError):
             txn.__enter__()
-    # close() inside a with block ends the transaction; the exit is quiet.
-    with s.write():
-        t.append({"x": 1})
-        s.close()
+    # close() inside a write block aborts the transaction; its end says so
+    # (test_pyfix22.py).
+    with pytest.raises(mmstore.TxnError):
+        with s.write():
+            t.append({"x": 1})
+            s.close()
     with mmstore.open(path) as s2:
         assert len(s2.table("t")) == 0
     # A second handle of the same store in this process may write too.
