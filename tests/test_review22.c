@@ -14,6 +14,12 @@
  *     lost write-back is simulated: the region file gets back the bytes it
  *     had at the last good checkpoint (what the disk holds), as if the
  *     kernel had dropped the pages whose write-back failed.
+ *   crash_sweep: a writer killed at each crash point of the commit, apply
+ *     and checkpoint paths (two passes, both modes) with a reader inside
+ *     holding its last commits back; the next writer (in half the cases
+ *     killed first at adopt.counted) begins without waiting for the reader
+ *     and finds every acknowledged commit; the reader's state never moves;
+ *     everything is applied once it leaves, and a first open agrees.
  *   random_kills: writers (default mode and MMS_NOSYNC, some checkpointing)
  *     and readers (holding read transactions across commits), killed at
  *     random moments and at random crash points, for about 20 s. Checked
@@ -51,6 +57,7 @@ static struct shared {
     uint64_t failed;
     uint64_t commits, reads, held_across, checkpoints, begins_after_death;
     uint64_t beat[MAXKIDS];
+    uint64_t phase, inside, leave, left, seen, moved, next_seen; /* crash_sweep */
     char msg[512];
 } *sh;
 
@@ -225,6 +232,198 @@ TEST(checkpoint_sync_failed)
 }
 
 /* ------------------------------------------------------------------------
+ * crash_sweep
+ * ------------------------------------------------------------------------ */
+/* The writer: two commits and a checkpoint before the reader comes, four
+ * it holds back after, then killed inside a transaction -- or before, at
+ * its crash point. mode 1: MMS_NOSYNC. */
+static int child_sweep_writer(const char *path, int mode)
+{
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = mode ? MMS_NOSYNC : 0;
+    o.sync_ms = 5;
+    mms_store *s = NULL;
+    OK(mms_open(path, &o, &s));
+    mms_table *t = NULL;
+    for (uint64_t i = 0; i < 6; i++) {
+        if (i == 2) {
+            OK(mms_checkpoint(s));
+            PUB(sh->phase, 1);
+            while (!GET(sh->inside))
+                sleep_us(200);
+        }
+        OK(mms_txn_begin(s, 0));
+        if (!t)
+            OK(mms_table_find(s, "t", &t));
+        uint64_t c;
+        const char *why = whole(s, t, &c);
+        if (*why)
+            CFAIL("the writer began on a torn view: %s", why);
+        bump(s, t, c);
+        OK(mms_txn_commit(s));
+        amax(&sh->acked, c + 1);
+    }
+    OK(mms_txn_begin(s, 0));
+    bump(s, t, counter_of(s));
+    raise(SIGKILL);
+    return 0;
+}
+
+static int child_sweep_reader(const char *path)
+{
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    mms_table *t;
+    OK(mms_read_begin(s));
+    OK(mms_table_find(s, "t", &t));
+    uint64_t c;
+    const char *why = whole(s, t, &c);
+    if (*why)
+        CFAIL("the reader began on a torn view: %s", why);
+    PUB(sh->seen, c);
+    PUB(sh->inside, 1);
+    while (!GET(sh->leave)) {
+        uint64_t c2;
+        why = whole(s, t, &c2);
+        if (*why || c2 != c)
+            PUB(sh->moved, 1);
+        sleep_us(500);
+    }
+    OK(mms_read_end(s));
+    PUB(sh->left, 1);
+    OK(mms_close(s));
+    return 0;
+}
+
+/* The next writer: begins (at once, the reader inside), finds a whole
+ * state with every acknowledged commit, and commits twice. */
+static int child_sweep_next(const char *path)
+{
+    uint64_t acked = GET(sh->acked);
+    mms_store *s = open_flags(path, 0);
+    OK(mms_txn_begin(s, 0));
+    mms_table *t;
+    OK(mms_table_find(s, "t", &t));
+    uint64_t c;
+    const char *why = whole(s, t, &c);
+    if (*why)
+        CFAIL("the next writer began on a torn view: %s", why);
+    if (c < acked)
+        CFAIL("the next writer began at counter %llu, below the acknowledged %llu",
+              (unsigned long long)c, (unsigned long long)acked);
+    PUB(sh->next_seen, c);
+    bump(s, t, c);
+    OK(mms_txn_commit(s));
+    OK(mms_txn_begin(s, 0));
+    bump(s, t, c + 1);
+    OK(mms_txn_commit(s));
+    OK(mms_close(s));
+    return 0;
+}
+
+/* A writer killed at each crash point of the commit, apply and checkpoint
+ * paths (pass 1 or 3; default mode or MMS_NOSYNC), a reader inside
+ * holding its last commits back; the next writer (itself killed first at
+ * adopt.counted in half the cases) begins without waiting for that reader,
+ * at every acknowledged commit, whole; the reader's state never moves;
+ * once it leaves, everything is applied, and a first open finds the next
+ * writer's two commits on top. */
+TEST(crash_sweep)
+{
+    static const char *const wpoints[] = {
+        "commit.fresh_synced", "commit.journal_write", "commit.journal_synced", "commit.apply",
+        "apply.synced", "apply.position", "apply.applied", "apply.trying", "apply.group",
+        "gate.taken", "gate.touching", "gate.opening", "gate.publishing", "gate.judging",
+        "checkpoint.synced", "checkpoint.before_header", "checkpoint.slot_written",
+        "checkpoint.reset", "space.giving", "region.grown",
+    };
+    unsigned ncase = 0;
+    for (size_t i = 0; i < sizeof wpoints / sizeof wpoints[0]; i++)
+        for (int v = 0; v < 2; v++) {
+            char crash[96];
+            snprintf(crash, sizeof crash, "%s:%d", wpoints[i], v ? 3 : 1);
+            int mode = (int)((i + (size_t)v) % 2);
+            bool kill_adopter = (i / 2 + (size_t)v) % 2;
+            const char *p = shm_tpath("r22_sweep");
+            mms_store *s = setup(p);
+            OK(mms_close(s));
+            mms_store *keep = open_flags(p, MMS_RDONLY); /* no open below is a first open */
+            memset(sh, 0, sizeof *sh);
+            pid_t w = child_spawn((const char *[]){"swriter", p, mode ? "1" : "0", "0", NULL},
+                                  (const char *[]){"MMS_CRASH", crash, NULL});
+            int st;
+            bool dead = false;
+            while (!GET(sh->phase) && !dead) {
+                if (waitpid(w, &st, WNOHANG) == w)
+                    dead = true;
+                else
+                    sleep_us(200);
+            }
+            pid_t rd = child_spawn((const char *[]){"sreader", p, "0", "0", NULL}, NULL);
+            AWAIT(GET(sh->inside), rd, 60, "%s: the reader did not begin", crash);
+            if (!dead && !child_end(w, 60, &st))
+                FAILF("%s: the writer hung", crash);
+            if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+                FAILF("%s (%s): the writer ended with %s: %s", crash, mode ? "nosync" : "sync",
+                      child_status(st), sh->msg);
+            if (kill_adopter) {
+                pid_t a = child_spawn((const char *[]){"snext", p, "0", "0", NULL},
+                                      (const char *[]){"MMS_CRASH", "adopt.counted:1", NULL});
+                if (!child_end(a, 60, &st))
+                    FAILF("%s: a next writer still waits, 60 s later, with a reader inside",
+                          crash);
+                if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) &&
+                    !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+                    FAILF("%s: the next writer (adopt.counted:1) ended with %s: %s", crash,
+                          child_status(st), sh->msg);
+                if (WIFEXITED(st)) { /* it did not adopt: a second pair of commits */
+                    PUB(sh->acked, GET(sh->next_seen) + 2);
+                }
+            }
+            pid_t nw = child_spawn((const char *[]){"snext", p, "0", "0", NULL}, NULL);
+            if (!child_end(nw, 60, &st))
+                FAILF("%s (%s): the next writer still waits, 60 s later, for the reader inside",
+                      crash, mode ? "nosync" : "sync");
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                FAILF("%s (%s): the next writer ended with %s: %s", crash,
+                      mode ? "nosync" : "sync", child_status(st), sh->msg);
+            uint64_t next_seen = GET(sh->next_seen);
+            ASSERT(!GET(sh->left));
+            PUB(sh->leave, 1);
+            if (!child_end(rd, 60, &st) || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                FAILF("%s: the reader ended with %s: %s", crash, child_status(st), sh->msg);
+            if (GET(sh->moved))
+                FAILF("%s (%s): the reader's state moved inside its read transaction", crash,
+                      mode ? "nosync" : "sync");
+            mms_info *in = info(keep);
+            if (in->published_txn != in->committed_txn)
+                FAILF("%s (%s): the reader left, and txns %llu to %llu are still not applied",
+                      crash, mode ? "nosync" : "sync",
+                      (unsigned long long)in->published_txn + 1,
+                      (unsigned long long)in->committed_txn);
+            OK(mms_close(keep));
+            s = open_flags(p, 0);
+            mms_table *t;
+            OK(mms_read_begin(s));
+            OK(mms_table_find(s, "t", &t));
+            uint64_t c;
+            const char *why = whole(s, t, &c);
+            if (*why)
+                FAILF("%s: reopened: %s", crash, why);
+            OK(mms_read_end(s));
+            if (c != next_seen + 2)
+                FAILF("%s (%s): reopened at counter %llu, not the next writer's %llu", crash,
+                      mode ? "nosync" : "sync", (unsigned long long)c,
+                      (unsigned long long)next_seen + 2);
+            verify_ok(s);
+            OK(mms_close(s));
+            rmrf(p);
+            ncase++;
+        }
+    fprintf(stderr, "   %u cases\n", ncase);
+}
+
+/* ------------------------------------------------------------------------
  * random_kills
  * ------------------------------------------------------------------------ */
 static const char *const points[] = {
@@ -250,12 +449,13 @@ static int child_writer(const char *path, int k, uint64_t seed)
         o.checkpoint_bytes = 16384 + rng_next(&x) % 200000;
     mms_store *s = NULL;
     OK(mms_open(path, &o, &s));
-    mms_table *t;
-    OK(mms_table_find(s, "t", &t));
+    mms_table *t = NULL;
     while (!GET(sh->stop)) {
         PUB(sh->beat[k], GET(sh->beat[k]) + 1);
         uint64_t acked = GET(sh->acked);
         OK(mms_txn_begin(s, 0));
+        if (!t) /* inside a transaction: outside one the view may change under it */
+            OK(mms_table_find(s, "t", &t));
         uint64_t c;
         const char *why = whole(s, t, &c);
         if (*why)
@@ -290,7 +490,9 @@ static int child_reader(const char *path, int k, uint64_t seed)
     uint64_t x = seed | 1;
     mms_store *s = open_flags(path, MMS_RDONLY);
     mms_table *t;
+    OK(mms_read_begin(s)); /* outside a read transaction the view may change under it */
     OK(mms_table_find(s, "t", &t));
+    OK(mms_read_end(s));
     while (!GET(sh->stop)) {
         PUB(sh->beat[k], GET(sh->beat[k]) + 1);
         uint64_t before = GET(sh->pub_seen);
@@ -439,11 +641,18 @@ int main(int argc, char **argv)
         uint64_t seed = strtoull(a[3], NULL, 10);
         if (strcmp(a[0], "reader") == 0)
             return child_reader(a[1], k, seed);
+        if (strcmp(a[0], "swriter") == 0)
+            return child_sweep_writer(a[1], k);
+        if (strcmp(a[0], "sreader") == 0)
+            return child_sweep_reader(a[1]);
+        if (strcmp(a[0], "snext") == 0)
+            return child_sweep_next(a[1]);
         return child_writer(a[1], k, seed);
     }
     sh = child_page(sizeof *sh);
     signal(SIGABRT, shm_on_abort);
     RUN(checkpoint_sync_failed);
+    RUN(crash_sweep);
     RUN(random_kills);
     shm_cleanup();
     return 0;
