@@ -3,17 +3,9 @@
  * writer's backlog" (apply.c mms__repair / adopt), which replaced the full
  * recovery that ran whenever recover_needed was set.
  *
+ * (checkpoint_sync_failed, the bug found: test_review22_ckfail.c.)
+ *
  * Cases:
- *   checkpoint_sync_failed: a checkpoint whose sync of the region files
- *     failed sets recover_needed (txn.c mms_checkpoint). The recovery that
- *     followed wrote every commit of the journal into the files again and
- *     synced them before it emptied the journal; adoption rewrites nothing,
- *     and the next checkpoint's sync (which Linux may report as a success
- *     once the failure was reported: journal.c mms__jsync, "fsyncgate")
- *     empties the journal over files that never reached the disk. The
- *     lost write-back is simulated: the region file gets back the bytes it
- *     had at the last good checkpoint (what the disk holds), as if the
- *     kernel had dropped the pages whose write-back failed.
  *   crash_sweep: a writer killed at each crash point of the commit, apply
  *     and checkpoint paths (two passes, both modes) with a reader inside
  *     holding its last commits back; the next writer (in half the cases
@@ -33,8 +25,6 @@
  * MMS_TEST_ONLY=case runs one case; MMS_R22_SECS sets random_kills' length.
  */
 #include "test.h"
-
-#include "internal.h" /* mms__fault_arm */
 
 #define NPAGES 16
 
@@ -156,79 +146,6 @@ static void bump(mms_store *s, mms_table *t, uint64_t c)
         memcpy(big + (size_t)i * 4096, &r->counter, 8);
     struct rec x = {(int64_t)(c + 1)};
     OK(mms_table_append(t, &x, NULL));
-}
-
-/* ------------------------------------------------------------------------
- * checkpoint_sync_failed
- * ------------------------------------------------------------------------ */
-static void *slurp(const char *path, size_t *len)
-{
-    int fd = open(path, O_RDONLY);
-    ASSERT(fd >= 0);
-    struct stat st;
-    ASSERT_EQ(fstat(fd, &st), 0);
-    char *b = malloc((size_t)st.st_size + 1);
-    ASSERT(b);
-    ASSERT_EQ(pread(fd, b, (size_t)st.st_size, 0), st.st_size);
-    close(fd);
-    *len = (size_t)st.st_size;
-    return b;
-}
-
-TEST(checkpoint_sync_failed)
-{
-    const char *p = shm_tpath("r22_cksync");
-    mms_store *a = setup(p);
-    mms_table *t;
-    OK(mms_table_find(a, "t", &t));
-    OK(mms_txn_begin(a, 0));
-    bump(a, t, 0);
-    OK(mms_txn_commit(a));
-    OK(mms_checkpoint(a)); /* the files, synced, hold counter 1: the disk */
-    mms_store *keep = open_flags(p, MMS_RDONLY); /* no later open is a first open */
-    char f0[600];
-    snprintf(f0, sizeof f0, "%s/region-0-0", p);
-    size_t n0;
-    void *disk = slurp(f0, &n0);
-    OK(mms_txn_begin(a, 0));
-    bump(a, t, 1);
-    OK(mms_txn_commit(a)); /* acknowledged, applied (no reader), in the journal */
-    ASSERT_EQ(info(a)->published_txn, info(a)->committed_txn);
-    /* The checkpoint's sync of the region files fails. */
-    mms__fault_arm(MMS__OP_FSYNC, 1, EIO);
-    int r = mms_checkpoint(a);
-    mms__fault_reset();
-    ASSERT_EQ(r, -EIO);
-    /* ... and the kernel dropped the pages it could not write back: the
-     * file reads what the disk has, the last good checkpoint's state. */
-    int fd = open(f0, O_WRONLY);
-    ASSERT(fd >= 0);
-    ASSERT_EQ(pwrite(fd, disk, n0, 0), (ssize_t)n0);
-    close(fd);
-    free(disk);
-    mms_close(a); /* poisoned */
-    /* The next writer: the journal still holds counter 2. */
-    mms_store *b = open_flags(p, 0);
-    OK(mms_txn_begin(b, 0));
-    uint64_t c = counter_of(b);
-    OK(mms_txn_abort(b));
-    OK(mms_checkpoint(b)); /* its sync succeeds: the journal is emptied */
-    OK(mms_close(b));
-    OK(mms_close(keep));
-    mms_options o;
-    mms_options_init(&o);
-    b = NULL;
-    r = mms_open(p, &o, &b);
-    uint64_t after = r ? 0 : counter_of(b);
-    fprintf(stderr, "   the next writer found counter %llu; reopened after its checkpoint: "
-            "%s %llu (acknowledged: 2)\n", (unsigned long long)c, r ? mms_strerror(r) : "counter",
-            (unsigned long long)after);
-    if (c != 2 || r || after != 2)
-        FAILF("a commit acknowledged before a checkpoint whose region sync failed is lost: "
-              "the next writer took the journal over without writing it into the files "
-              "again, and its checkpoint emptied the journal");
-    OK(mms_close(b));
-    rmrf(p);
 }
 
 /* ------------------------------------------------------------------------
@@ -651,7 +568,6 @@ int main(int argc, char **argv)
     }
     sh = child_page(sizeof *sh);
     signal(SIGABRT, shm_on_abort);
-    RUN(checkpoint_sync_failed);
     RUN(crash_sweep);
     RUN(random_kills);
     shm_cleanup();
