@@ -212,6 +212,28 @@ static int child_sweep_reader(const char *path)
     return 0;
 }
 
+/* A reader that begins after a writer and the handle taking over from it
+ * died (recover_needed set, nobody holds the writer lock): it takes over
+ * itself (mms__pin_stuck) and reads a whole state, never older than the
+ * reader inside saw. */
+static int child_sweep_quick(const char *path)
+{
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    mms_table *t;
+    OK(mms_read_begin(s));
+    OK(mms_table_find(s, "t", &t));
+    uint64_t c;
+    const char *why = whole(s, t, &c);
+    if (*why)
+        CFAIL("a new reader began on a torn view: %s", why);
+    if (c < GET(sh->seen))
+        CFAIL("a new reader saw counter %llu, older than the reader inside (%llu)",
+              (unsigned long long)c, (unsigned long long)GET(sh->seen));
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+    return 0;
+}
+
 /* The next writer: begins (at once, the reader inside), finds a whole
  * state with every acknowledged commit, and commits twice. */
 static int child_sweep_next(const char *path)
@@ -295,6 +317,11 @@ TEST(crash_sweep)
                           child_status(st), sh->msg);
                 if (WIFEXITED(st)) { /* it did not adopt: a second pair of commits */
                     PUB(sh->acked, GET(sh->next_seen) + 2);
+                } else { /* a reader takes over from it */
+                    pid_t q = child_spawn((const char *[]){"squick", p, "0", "0", NULL}, NULL);
+                    if (!child_end(q, 60, &st) || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                        FAILF("%s: a new reader ended with %s: %s", crash, child_status(st),
+                              sh->msg);
                 }
             }
             pid_t nw = child_spawn((const char *[]){"snext", p, "0", "0", NULL}, NULL);
@@ -562,6 +589,8 @@ int main(int argc, char **argv)
             return child_sweep_writer(a[1], k);
         if (strcmp(a[0], "sreader") == 0)
             return child_sweep_reader(a[1]);
+        if (strcmp(a[0], "squick") == 0)
+            return child_sweep_quick(a[1]);
         if (strcmp(a[0], "snext") == 0)
             return child_sweep_next(a[1]);
         return child_writer(a[1], k, seed);
