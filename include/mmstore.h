@@ -550,8 +550,10 @@ int mms_release_memory(mms_store *s);
  * wrote and had not counted too) without waiting for readers: those
  * readers hold back become this handle's backlog, as a live writer's
  * commits would (see "Read transactions"); only a handle that died in the
- * middle of writing the region files calls for a recovery from the journal
- * (no reader is inside then). The handle then sees every commit made so far. The wait sleeps on a futex in the
+ * middle of writing the region files (no reader is inside then), or a
+ * checkpoint that could not sync them (an I/O error: the journal is written
+ * into them again, which waits for the readers inside), calls for a
+ * recovery from the journal. The handle then sees every commit made so far. The wait sleeps on a futex in the
  * lock file, woken when the writer lets go (and every 10 ms it looks
  * whether the writer is still alive: a writer killed meanwhile lets this
  * one in, which recovers). A signal handler that returns does not end the
@@ -659,7 +661,8 @@ uint64_t mms_txn_id(const mms_store *s);
  *    once: its mms_txn_begin takes them over from the journal as its own
  *    backlog, waiting for no reader, and they are applied when the
  *    readers inside have left, as any waiting commit. So with a writer
- *    killed anywhere, no reader delays the next one.
+ *    killed anywhere, no reader delays the next one (after an I/O error
+ *    syncing the region files, see mms_txn_begin, it does).
  *  - A read transaction may wait while commits are being applied (a copy
  *    of what they changed), never for a writer's transaction or its sync.
  *  - A write handle's own read transactions show its latest commit when it

@@ -340,7 +340,7 @@ static int apply_held(mms_store *s, const char *point, bool adopted)
     if (r) {
         /* The files may be half applied: the gate stays closed, marked as
          * held by nobody alive, and the next handle that can recovers. */
-        __atomic_store_n(&L->recover_needed, 1, __ATOMIC_RELEASE);
+        __atomic_fetch_or(&L->recover_needed, 1, __ATOMIC_ACQ_REL);
         mms__crashpoint("apply.failed");
         mms__gate_fail(s);
         return r;
@@ -381,15 +381,11 @@ int mms__apply_try(mms_store *s)
     return r;
 }
 
-int mms__apply_all(mms_store *s)
+/* Everything counted durable: sync, or wait for the handle that syncs (a
+ * sync, not a reader). */
+static int durable_all(mms_store *s)
 {
-    if (s->L_private)
-        return 0;
-    if (s->unslotted)
-        return mms__fail(MMS_ERDONLY, "this process may not write the store's lock file, "
-                         "and so cannot apply commits");
     struct mms__lock *L = s->L;
-    /* Everything durable: sync, or wait for the handle that syncs. */
     int r = 0;
     while (!r && __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) <
                      __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE)) {
@@ -399,6 +395,18 @@ int mms__apply_all(mms_store *s)
             mms__os_futex_wait(&L->syncing, __atomic_load_n(&L->syncing, __ATOMIC_ACQUIRE),
                                1000000);
     }
+    return r;
+}
+
+int mms__apply_all(mms_store *s)
+{
+    if (s->L_private)
+        return 0;
+    if (s->unslotted)
+        return mms__fail(MMS_ERDONLY, "this process may not write the store's lock file, "
+                         "and so cannot apply commits");
+    struct mms__lock *L = s->L;
+    int r = durable_all(s);
     if (r)
         return r;
     if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) >=
@@ -456,7 +464,10 @@ static int adopt(mms_store *s)
     }
     if (__atomic_load_n(&L->durable, __ATOMIC_ACQUIRE) < last) {
         mms__syncer_count(s);
-        r = mms__make_durable(s); /* Invariant 3, as recovery: a failed sync is final */
+        /* Invariant 3, as recovery (a failed sync is final); waiting for
+         * a handle that syncs already, so that a reader taking over
+         * applies them at once. */
+        r = durable_all(s);
         if (r)
             return r;
     }
@@ -475,12 +486,15 @@ int mms__repair(mms_store *s)
      * half applied, and no reader is inside. */
     bool dead_applier = mms__gate_left_dead(s);
     bool foreign = s->J->start_txn == UINT64_MAX;
-    if (!__atomic_load_n(&s->L->recover_needed, __ATOMIC_ACQUIRE) && !dead_applier && !foreign)
+    /* MMS__RECOVER_FULL: a checkpoint could not sync the files; adopting
+     * would let the next checkpoint empty the journal over them. */
+    uint32_t rn = __atomic_load_n(&s->L->recover_needed, __ATOMIC_ACQUIRE);
+    if (!rn && !dead_applier && !foreign)
         return 0;
     if (!s->jfd_rw)
         return mms__fail(MMS_ERECOVER, "a writer died; recovering needs write access to the "
                          "store's files, which this process lacks");
-    if (!dead_applier && !foreign) {
+    if (!dead_applier && !foreign && !(rn & MMS__RECOVER_FULL)) {
         int r = adopt(s);
         if (r <= 0)
             return r;

@@ -169,7 +169,7 @@ static int give_back(mms_store *s, mms_compact_stats *st)
     if (r) {
         /* As mms_checkpoint: the journal state may be behind the file. */
         s->poisoned = r;
-        __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
+        __atomic_fetch_or(&s->L->recover_needed, 1, __ATOMIC_ACQ_REL);
         return r;
     }
     mms__crashpoint("compact.checkpointed");

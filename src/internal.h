@@ -1410,6 +1410,13 @@ void mms__syncer_stop(mms_store *s);
 int mms__apply_try(mms_store *s);
 /* Make everything durable and apply it, waiting for the readers inside. */
 int mms__apply_all(mms_store *s);
+/* recover_needed (doc/FORMAT.md): bit 0, something to take over (a writer
+ * died, a call failed after its journal write); bit 1, by the full
+ * recovery: a sync of the region files failed, so their pages must be
+ * written from the journal again before any checkpoint empties it -- a
+ * later sync may report pages the kernel dropped as written (journal.c,
+ * mms__jsync). */
+#define MMS__RECOVER_FULL 2u
 /* Holding the writer lock: take over what a dead writer, a failed apply or
  * checkpoint, or a dead applier left -- without waiting for readers, unless
  * the files need the full recovery (mms__recover_live). */

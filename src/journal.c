@@ -889,7 +889,7 @@ int mms__journal_reset(mms_store *s, const uint8_t uuid[16], uint64_t start_txn)
         /* The slot may be on disk with a new epoch the shared journal state
          * does not know: whoever writes next must re-read the journal. */
         if (s->L)
-            __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
+            __atomic_fetch_or(&s->L->recover_needed, 1, __ATOMIC_ACQ_REL);
         return r;
     }
     s->J->slot = slot;

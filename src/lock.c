@@ -1499,7 +1499,7 @@ int mms__writer_lock_timed(mms_store *s, int timeout_ms)
          * recovery from the journal repairs it. If it died waiting for
          * readers at its backlog bound, the gate it closed has nothing to
          * repair: open it (NOTES, Dead processes). */
-        __atomic_store_n(&L->recover_needed, 1, __ATOMIC_RELEASE);
+        __atomic_fetch_or(&L->recover_needed, 1, __ATOMIC_ACQ_REL);
         union gate_w g = gate_load(L);
         if ((g.f.gate & 1) && !mms__owner_alive(s, g.f.owner))
             gate_reopen_untouched(s, g);

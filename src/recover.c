@@ -213,7 +213,7 @@ int mms__recover_live(mms_store *s)
      * recover again (mms__pin_stuck), not apply from the published txn:
      * that opened the gate over the mix (a header whose checksum did not
      * match at the next open). */
-    __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
+    __atomic_fetch_or(&s->L->recover_needed, 1, __ATOMIC_ACQ_REL);
     r = recover(s);
     if (r) {
         mms__gate_fail(s);

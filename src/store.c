@@ -688,7 +688,7 @@ int mms_close(mms_store *s)
             mms__writer_enter_timed(s, 0) == 0) {
             int r2 = mms__checkpoint(s, false);
             if (r2) /* the shared journal state may be behind the file */
-                __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
+                __atomic_fetch_or(&s->L->recover_needed, 1, __ATOMIC_ACQ_REL);
             mms__writer_unlock(s);
             if (!r)
                 r = r2;

@@ -269,7 +269,7 @@ static int commit_fail(mms_store *s, int err)
 static int commit_poison(mms_store *s, int err)
 {
     s->poisoned = err;
-    __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
+    __atomic_fetch_or(&s->L->recover_needed, 1, __ATOMIC_ACQ_REL);
     __atomic_store_n(&s->L->committing, 0, __ATOMIC_RELEASE);
     mms__held_clear(s);
     mms__refset_clear(&s->txn_deleted);
@@ -1221,8 +1221,13 @@ int mms__checkpoint(mms_store *s, bool wait)
     if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) < txn)
         return 0;
     r = mms__region_sync_all(s);
-    if (r)
+    if (r) {
+        /* A sync that failed may succeed when tried again, over pages the
+         * kernel dropped (journal.c, mms__jsync): the journal goes into the
+         * files again before anything empties it (apply.c, mms__repair). */
+        __atomic_fetch_or(&L->recover_needed, 1 | MMS__RECOVER_FULL, __ATOMIC_ACQ_REL);
         return mms__fail(r, "checkpoint cannot sync the region files: %s", mms_strerror(r));
+    }
     mms__crashpoint("checkpoint.synced");
     r = mms__journal_reset(s, s->hdr_fixed + offsetof(struct mms__hdr, uuid), txn);
     if (r)
@@ -1253,7 +1258,7 @@ int mms_checkpoint(mms_store *s)
     r = mms__checkpoint(s, true);
     if (r) {
         s->poisoned = r;
-        __atomic_store_n(&s->L->recover_needed, 1, __ATOMIC_RELEASE);
+        __atomic_fetch_or(&s->L->recover_needed, 1, __ATOMIC_ACQ_REL);
     }
     mms__writer_unlock(s);
     return r;
