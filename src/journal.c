@@ -882,7 +882,7 @@ int mms__journal_reset(mms_store *s, const uint8_t uuid[16], uint64_t start_txn)
     mms__crashpoint("checkpoint.before_header");
     int r = slot_write(s, uuid, slot, s->J->seq + 1, salt, start_txn);
     if (!r)
-        r = mms__os_fdatasync(s->jfd);
+        r = mms__jsync(s); /* final if it fails: the slot may never reach the disk */
     if (!r)
         mms__crashpoint("checkpoint.slot_written"); /* the shared state is the old epoch's */
     if (r) {
