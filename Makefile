@@ -144,10 +144,10 @@ soak_run = cd $(BUILD)/tests && for t in $(1); do \
 soak-power: build
 	$(call soak_run,test_power)
 
-# Process soak (tests/test_crash.c, tests/test_multi.c): random kills, crash
-# points, races and stress.
+# Process soak (tests/test_crash.c, tests/test_multi.c, tests/test_review22.c):
+# random kills, crash points, races and stress.
 soak: build
-	$(call soak_run,test_crash test_multi)
+	$(call soak_run,test_crash test_multi test_review22)
 
 # libFuzzer (clang) with ASan + UBSan over store images (fuzz/). New inputs
 # go to $(FUZZ_BUILD)/corpus; fuzz/corpus replays under make test.
