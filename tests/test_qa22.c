@@ -224,6 +224,9 @@ static void child_ok(pid_t pid, const char *what)
 }
 
 #define WAIT_FOR(cond, pid) AWAIT(cond, pid, HANG_S, "timed out waiting for %s", #cond)
+/* A reader's wait for the parent's next step: longer than the parent's
+ * own hang detection, so that what hung is said by the parent. */
+#define STAGE_WAIT(cond) AWAIT(cond, getppid(), 3 * HANG_S, "timed out waiting for %s", #cond)
 
 /* ------------------------------------------------------------------------
  * Children
@@ -237,12 +240,12 @@ static void reader_a(const char *path)
     OK(mms_read_begin(s));
     PUB(sh->a_first, check_whole(s));
     PUB(sh->a_stage, 1);
-    WAIT_FOR(GET(sh->stage) >= 1, getppid());
+    STAGE_WAIT(GET(sh->stage) >= 1);
     PUB(sh->a_again, check_whole(s));
     OK(mms_read_end(s));
     PUB(sh->a_after, read_once(s));
     PUB(sh->a_stage, 2);
-    WAIT_FOR(GET(sh->stage) >= 2, getppid());
+    STAGE_WAIT(GET(sh->stage) >= 2);
     OK(mms_close(s));
 }
 
@@ -496,6 +499,42 @@ TEST(unslotted_inside_then_slotted_reader_takes_over)
     rmrf(path);
 }
 
+/* A writer killed in its commit after its journal sync, before its count
+ * (the commit is made: the next writer, and any new read transaction,
+ * take it over), and no reader at all: a waiter for the commit after the
+ * last one published must see it. FAILS (after HANG_S): mms_wait takes
+ * over a dead applier's work (rescue_dead_applier) but not a dead
+ * writer's uncounted commit, so it times out one commit behind what a new
+ * read transaction shows. */
+TEST(wait_sees_dead_writers_last_commit)
+{
+    const char *path = store_path("wait");
+    make_store(path);
+    memset(sh, 0, sizeof *sh);
+    mms_store *w = open_flags(path, MMS_RDONLY); /* opened before the kill */
+    ASSERT_EQ(read_once(w), 0);
+    uint64_t made = kill_writer(path, "commit.journal_synced", 3);
+    ASSERT_EQ(made, 3);
+    uint64_t now = 0;
+    mms_info in;
+    OK(mms_info_get(w, &in));
+    ASSERT_EQ(in.published_txn, made); /* counters 1 and 2 (txn 2, 3) applied */
+    int r = mms_wait(w, made, HANG_S * 1000, &now);
+    if (r == -ETIMEDOUT) {
+        uint64_t c = read_once(w);
+        FAILF("mms_wait after txn %llu timed out (%d s) at txn %llu, where a new read "
+              "transaction then showed counter %llu (txn %llu): the dead writer's last commit",
+              (unsigned long long)made, HANG_S, (unsigned long long)now, (unsigned long long)c,
+              (unsigned long long)mms_txn_id(w));
+    }
+    OK(r);
+    ASSERT_EQ(now, made + 1);
+    ASSERT_EQ(read_once(w), made);
+    verify_ok(w);
+    OK(mms_close(w));
+    rmrf(path);
+}
+
 /* ------------------------------------------------------------------------
  * 2. The mms tool against a store whose writer was just killed, with a
  *    slotted and an unslotted reader inside.
@@ -640,7 +679,7 @@ static void rows_reader(const char *path)
         PUB(sh->last, n);
         PUB(sh->r_stage, 1);
     }
-    WAIT_FOR(GET(sh->stage) >= 2, getppid());
+    STAGE_WAIT(GET(sh->stage) >= 2);
     ASSERT_EQ(mms_table_count(t), n);
     for (uint64_t i = 0; i < n; i++)
         ASSERT_EQ(((const struct row *)mms_table_get(t, i))->k, (int64_t)i);
@@ -814,6 +853,68 @@ TEST(tool_after_writer_killed_readers_inside)
     rmrf(path);
 }
 
+/* mms verify applies the commits readers hold back first, so it waits for
+ * the readers inside (include/mmstore.h, mms_verify; README "Long
+ * readers"), and while it waits with the gate closed every new open and
+ * read transaction waits too. After a writer was killed a user runs it
+ * first; it must then say what it waits for, as the tools do for a reader
+ * that holds a writer back at its bound (tool_note_readers). FAILS: with a
+ * reader inside for less than reader_limit_ms when it starts (here a
+ * slotted one), or one without a slot, it waits in silence for as long as
+ * the reader stays. */
+static void say_case(bool unpriv_reader)
+{
+    const char *path = store_path("say");
+    make_rows(path, 100);
+    memset(sh, 0, sizeof *sh);
+    pid_t rd = child_as(unpriv_reader, rows_reader, path);
+    if (unpriv_reader)
+        WAIT_FOR(GET(sh->a_stage) >= 1, rd);
+    else
+        WAIT_FOR(GET(sh->r_stage) >= 1, rd);
+    pid_t w = child_as(false, rows_writer, path); /* 4 commits held back, killed in the 5th */
+    int st;
+    if (!child_end(w, HANG_S, &st) || !WIFSIGNALED(st))
+        FAILF("the writer ended with %s", child_status(st));
+    char args[700];
+    snprintf(args, sizeof args, "verify %s", path);
+    struct tool_run v = tool_start(false, args);
+    /* It waits with the gate closed (odd), the same word for 50 ms. */
+    for (int same = 0; same < 50;) {
+        WAIT_FOR(gate_word(path) & 1, v.pid);
+        uint32_t g = gate_word(path);
+        sleep_us(1000);
+        same = gate_word(path) == g ? same + 1 : 0;
+    }
+    static char said[8192];
+    size_t len = 0;
+    for (struct pollfd pf = {v.fd, POLLIN, 0}; len < sizeof said - 1 && poll(&pf, 1, 0) > 0;) {
+        ssize_t k = read(v.fd, said + len, sizeof said - 1 - len);
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+    }
+    said[len] = 0;
+    bool silent = !strstr(said, "read transaction") && !strstr(said, "reader");
+    PUB(sh->stage, 2);
+    child_ok(rd, "the reader");
+    static char out[8192];
+    int rc = tool_finish(v, out, sizeof out);
+    tool_hung(rc, "verify", out);
+    ASSERT_EQ(rc, 0);
+    if (silent)
+        FAILF("mms verify waited for a%s reader inside a read transaction and said nothing "
+              "while it waited (stderr so far: \"%s\"); once the reader left it said:\n%s",
+              unpriv_reader ? "n unslotted" : " slotted", said, out);
+    rmrf(path);
+}
+
+TEST(verify_says_it_waits_for_readers)
+{
+    say_case(true);
+    say_case(false);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -826,6 +927,8 @@ int main(void)
     RUN(unslotted_inside_writer_killed);
     RUN(unslotted_inside_then_slotted_reader_takes_over);
     RUN(tool_after_writer_killed_readers_inside);
+    RUN(verify_says_it_waits_for_readers);
+    RUN(wait_sees_dead_writers_last_commit);
     if (base[0])
         rmrf(base);
     fprintf(stderr, "test_qa22: ok\n");
