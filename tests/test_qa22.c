@@ -853,6 +853,92 @@ TEST(tool_after_writer_killed_readers_inside)
     rmrf(path);
 }
 
+/* Each command as the first handle after the kill (the one that takes
+ * the dead writer's uncounted commit over), with a slotted and an
+ * unslotted reader inside: it works (or compact refuses at once), none
+ * hangs, and the store ends with every row. verify waits for the readers:
+ * it is started, then they leave. */
+static void tool_first_case(const char *cmd)
+{
+    const char *path = store_path("first");
+    make_rows(path, 100);
+    memset(sh, 0, sizeof *sh);
+    pid_t r = child_as(false, rows_reader, path);
+    pid_t u = child_as(true, rows_reader, path);
+    WAIT_FOR(GET(sh->r_stage) >= 1, r);
+    WAIT_FOR(GET(sh->a_stage) >= 1, u);
+    pid_t w = child_as(false, rows_writer, path);
+    int st;
+    if (!child_end(w, HANG_S, &st) || !WIFSIGNALED(st))
+        FAILF("the writer ended with %s", child_status(st));
+    static char out[65536];
+    char csv[600], copy[600], args[1500];
+    snprintf(csv, sizeof csv, "%s.csv", path);
+    snprintf(copy, sizeof copy, "%s.copy", path);
+    int64_t rows = 350;
+    if (strcmp(cmd, "import") == 0) {
+        FILE *f = fopen(csv, "w");
+        ASSERT(f);
+        fprintf(f, "k,v\n");
+        for (int i = 350; i < 400; i++)
+            fprintf(f, "%d,%d\n", i, i);
+        ASSERT_EQ(fclose(f), 0);
+        snprintf(args, sizeof args, "import %s t %s", path, csv);
+        rows = 400;
+    } else if (strcmp(cmd, "copy") == 0) {
+        rmrf(copy);
+        snprintf(args, sizeof args, "copy %s %s", path, copy);
+    } else if (strcmp(cmd, "get") == 0) {
+        snprintf(args, sizeof args, "get %s t k 7", path);
+    } else {
+        snprintf(args, sizeof args, "%s %s", cmd, path);
+    }
+    struct tool_run t = tool_start(false, args);
+    if (strcmp(cmd, "verify") == 0)
+        PUB(sh->stage, 2); /* it waits for them */
+    int rc = tool_finish(t, out, sizeof out);
+    fprintf(stderr, "   first after the kill: mms %s -> %d\n", args, rc);
+    tool_hung(rc, cmd, out);
+    if (strcmp(cmd, "compact") == 0) {
+        ASSERT_NE(rc, 0);
+        if (!strstr(out, "in use"))
+            FAILF("mms compact did not say why:\n%s", out);
+    } else if (rc != 0) {
+        FAILF("mms %s, first after the kill:\n%s", cmd, out);
+    }
+    if (strcmp(cmd, "info") == 0)
+        ASSERT_EQ(raw_value(out, "committed_txn: "), 6);
+    if (strcmp(cmd, "copy") == 0) {
+        mms_store *c = open_flags(copy, MMS_RDONLY);
+        verify_ok(c);
+        OK(mms_close(c));
+        rmrf(copy);
+    }
+    PUB(sh->stage, 2);
+    child_ok(r, "the slotted reader");
+    child_ok(u, "the unslotted reader");
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    OK(mms_read_begin(s));
+    mms_table *tb;
+    OK(mms_table_open(s, "t", &row_schema, 0, &tb));
+    ASSERT_EQ(mms_table_count(tb), rows);
+    for (int64_t i = 0; i < rows; i++)
+        ASSERT_EQ(((const struct row *)mms_table_get(tb, (uint64_t)i))->k, i);
+    OK(mms_read_end(s));
+    verify_ok(s);
+    OK(mms_close(s));
+    unlink(csv);
+    rmrf(path);
+}
+
+TEST(tool_first_after_writer_killed)
+{
+    static const char *const cmds[] = {"info", "verify", "copy", "get", "import", "compact",
+                                       "readers"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        tool_first_case(cmds[i]);
+}
+
 /* mms verify applies the commits readers hold back first, so it waits for
  * the readers inside (include/mmstore.h, mms_verify; README "Long
  * readers"), and while it waits with the gate closed every new open and
@@ -927,6 +1013,7 @@ int main(void)
     RUN(unslotted_inside_writer_killed);
     RUN(unslotted_inside_then_slotted_reader_takes_over);
     RUN(tool_after_writer_killed_readers_inside);
+    RUN(tool_first_after_writer_killed);
     RUN(verify_says_it_waits_for_readers);
     RUN(wait_sees_dead_writers_last_commit);
     if (base[0])
