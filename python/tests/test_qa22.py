@@ -9,6 +9,10 @@ caught by 60 s subprocess timeouts (no other timing)."""
 import os
 import signal
 import subprocess
+import sys
+import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -242,4 +246,78 @@ def test_wait_in_another_process_sees_the_dead_writers_commits(path, how, crash,
         waiter.wait()
     with s.read():
         whole(s.table("t"), made)
+    s.close()
+
+
+def _seal(path):
+    os.chmod(path, 0o755)
+    for f in os.listdir(path):
+        os.chmod(os.path.join(path, f), 0o644)
+
+
+@pytest.fixture
+def open_path():
+    """A store path that other users may reach (pytest's tmp_path is not):
+    in a directory of its own under /tmp, 0755."""
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="qa22-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield os.path.join(d, "s.mms")
+    shutil.rmtree(d)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the reader drops to another uid (needs root)")
+def test_import_csv_with_an_unslotted_reader_inside_after_a_killed_writer(open_path, mms_tool):
+    # The reader may not write the store (nobody: no slot, it pins with a
+    # lock on a byte); the writer dies in its commit after its journal
+    # sync; import_csv begins at once (its tool takes the dead writer's
+    # commit over), and once the reader leaves -- it cannot apply -- the
+    # Store waiting in import_csv applies and sees its commit.
+    path = open_path
+    make(path)
+    _seal(path)
+    csv = path + ".csv"
+    with open(csv, "w") as f:
+        f.write("x\n" + "".join(f"{i}\n" for i in range(40, 60)))
+    reader = subprocess.Popen([sys.executable, "-u", "-c", textwrap.dedent("""
+        import os, sys, time, numpy as np, mmstore
+        os.setgroups([]); os.setgid(65534); os.setuid(65534)
+        o = mmstore.open(sys.argv[1], readonly=True)
+        t = o.table("t")
+        with o.read():
+            print("in", flush=True)
+            sys.stdin.readline()
+            assert len(t) == 10 and (t.column("x") == np.arange(10)).all()
+        with o.read():
+            print(len(t), flush=True)
+    """), path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=child_env())
+    s = None
+    try:
+        assert reader.stdout.readline() == "in\n", reader.stderr.read()
+        kill_py_writer(path, 3, crash="commit.journal_synced:3")
+        s = mmstore.open(path)
+        got = []
+        th = threading.Thread(target=lambda: got.append(s.import_csv(str(csv), "t")))
+        th.start()
+        # The tool commits (txn 5) while the reader stays inside.
+        with mmstore.open(path, readonly=True) as o:
+            deadline = time.monotonic() + HANG
+            while o.info()["committed_txn"] < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert o.info()["committed_txn"] == 5, "import_csv's tool did not commit"
+        reader.stdin.write("go\n")
+        reader.stdin.flush()
+        th.join(HANG)
+        assert not th.is_alive(), "import_csv still waits, 60 s after the reader left"
+        assert len(got) == 1
+        out = reader.stdout.readline()
+        assert int(out) in (10, 60), out + reader.stderr.read()
+        with s.read():
+            whole(s.table("t"), 60)
+    finally:
+        reader.kill()
+        reader.wait()
+    s.verify()
     s.close()
