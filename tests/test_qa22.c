@@ -63,6 +63,11 @@ struct shm {
     uint64_t last;    /* a one-shot reader's counter */
     int err;          /* a one-shot reader's error */
     char detail[300]; /* its mms_errdetail() */
+    int i_stage;      /* the idle unslotted reader's step */
+    int i_go;         /* the parent's word to it */
+    int i_err[2];     /* its read_begin after the kill, after the next writer */
+    uint64_t i_read;  /* what its second one read */
+    char i_detail[300];
 };
 static struct shm *sh;
 
@@ -249,6 +254,28 @@ static void reader_a(const char *path)
     OK(mms_close(s));
 }
 
+/* An unslotted handle open (idle) before the kill: a read transaction
+ * after the kill (stage 1), and after the next writer (stage 3). */
+static void reader_idle(const char *path)
+{
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    ASSERT_EQ(read_once(s), 0);
+    PUB(sh->i_stage, 1);
+    for (int k = 0; k < 2; k++) {
+        STAGE_WAIT(GET(sh->i_go) >= k + 1);
+        int r = mms_read_begin(s);
+        if (r)
+            snprintf(sh->i_detail, sizeof sh->i_detail, "%s", mms_errdetail());
+        else {
+            PUB(sh->i_read, check_whole(s));
+            OK(mms_read_end(s));
+        }
+        PUB(sh->i_err[k], r);
+        PUB(sh->i_stage, 2 + k);
+    }
+    OK(mms_close(s));
+}
+
 /* A one-shot reader: open, one read transaction, close; the error (with
  * its detail) or the counter into sh. */
 static void reader_once(const char *path)
@@ -388,9 +415,22 @@ static void unslotted_case(const char *kind, uint64_t n)
     make_store(path);
     memset(sh, 0, sizeof *sh);
     pid_t a = child_as(true, reader_a, path);
+    pid_t idle = child_as(true, reader_idle, path);
     WAIT_FOR(GET(sh->a_stage) >= 1, a);
+    WAIT_FOR(GET(sh->i_stage) >= 1, idle);
     ASSERT_EQ(GET(sh->a_first), 0);
     uint64_t made = kill_writer(path, kind, n);
+
+    /* The idle handle's next read transaction: whole, or refused. */
+    PUB(sh->i_go, 1);
+    WAIT_FOR(GET(sh->i_stage) >= 2, idle);
+    if (GET(sh->i_err[0])) {
+        fprintf(stderr, "   %s: an open unslotted handle's read_begin: %s\n", kind, sh->i_detail);
+        ASSERT_EQ(GET(sh->i_err[0]), MMS_ERECOVER);
+        ASSERT(strstr(sh->i_detail, "recovery"));
+    } else {
+        ASSERT_EQ(GET(sh->i_read), 0);
+    }
 
     /* A new unslotted reader before any writer came: the state A pinned,
      * whole, or a refusal that says the store needs recovery. */
@@ -415,6 +455,15 @@ static void unslotted_case(const char *kind, uint64_t n)
         FAILF("%s: the next writer found counter %llu, the dead writer made %llu", kind,
               (unsigned long long)GET(sh->seen), (unsigned long long)made);
     ASSERT_EQ(GET(sh->a_stage), 1); /* A stayed inside */
+
+    /* The idle handle reads again: its refusal was not for good. */
+    PUB(sh->i_go, 2);
+    WAIT_FOR(GET(sh->i_stage) >= 3, idle);
+    if (GET(sh->i_err[1]))
+        FAILF("%s: an open unslotted handle after the next writer: %s (%s)", kind,
+              mms_strerror(GET(sh->i_err[1])), sh->i_detail);
+    ASSERT(GET(sh->i_read) == 0 || GET(sh->i_read) == made + 2);
+    child_ok(idle, "the idle unslotted reader");
 
     /* New unslotted readers now: never refused, whole. */
     memset(sh->detail, 0, sizeof sh->detail);
