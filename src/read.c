@@ -69,6 +69,24 @@ static int rescue_dead_applier(mms_store *s)
     return mms__pin_stuck(s, MMS__STUCK_APPLIER);
 }
 
+/* For a handle that waits without pinning: a writer died in its commit
+ * (its group written, not counted) or left recover_needed. Take its
+ * commits over, as a reader that begins does (mms__pin): a new read
+ * transaction would show that commit, and nobody else may come to publish
+ * it. */
+static int rescue_dead_writer(mms_store *s)
+{
+    struct mms__lock *L = s->L;
+    if (s->L_private || s->unslotted || !s->jfd_rw || mms__writer_held_by(s))
+        return 0;
+    bool rn = __atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE);
+    if (!rn && !__atomic_load_n(&L->committing, __ATOMIC_ACQUIRE))
+        return 0;
+    if (!rn && mms__writer_held(s))
+        return 0; /* a live writer in its commit counts it itself */
+    return mms__pin_stuck(s, MMS__STUCK_WRITER);
+}
+
 MMS__OPEN_PATH
 static int read_begin(mms_store *s)
 {
@@ -183,7 +201,7 @@ int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)
     uint64_t cur = __atomic_load_n(&L->published, __ATOMIC_ACQUIRE);
     while (cur <= txn) {
         uint32_t seq = mms__notify_seq(L); /* before looking: what comes after wakes us */
-        if (rescue_dead_applier(s))
+        if (rescue_dead_applier(s) || rescue_dead_writer(s))
             mms__detail_clear(); /* it cannot: another handle must, wait for it */
         if (!s->L_private)
             apply_if_waiting(s);
