@@ -262,6 +262,7 @@ static int run_verify(const struct tool_cmd *cmd, int argc, char **argv)
     char msg[512], scan[512] = "";
     uint64_t found = 0;
     tool_note_writer(s, dir);
+    tool_note_held_back(s, dir);
     r = mms_verify(s, msg, sizeof msg);
     if (!r && pointers) {
         r = mms_verify_pointers(s, scan, sizeof scan, &found);

@@ -269,6 +269,24 @@ void tool_note_readers(const char *dir)
         }
 }
 
+void tool_note_held_back(mms_store *s, const char *dir)
+{
+    static mms_info in; /* 16 KB: not on the stack */
+    unsigned uo = 0, ui = 0;
+    if (mms_info_get(s, &in) != 0 || in.committed_txn <= in.published_txn)
+        return;
+    if (mms_readers_unslotted_path(dir, &uo, &ui) != 0)
+        ui = 0;
+    unsigned n = in.active_readers + ui;
+    if (n)
+        fprintf(stderr, "%s: %s: %u reader%s inside a read transaction hold%s %llu commit%s "
+                "back; they are applied first, which waits until %s (mms readers %s)\n",
+                tool_prog, dir, n, n == 1 ? "" : "s", n == 1 ? "s" : "",
+                (unsigned long long)(in.committed_txn - in.published_txn),
+                in.committed_txn - in.published_txn == 1 ? "" : "s",
+                n == 1 ? "it leaves" : "they leave", dir);
+}
+
 /* Open for inspection: read-only when possible; a store that needs
  * recovery is opened read-write once, which recovers it. */
 int tool_open_inspect(const char *dir, mms_store **s)

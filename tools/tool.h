@@ -104,6 +104,9 @@ void tool_note_writer(mms_store *s, const char *dir);
  * writer waiting for it at its backlog bound makes every open wait too
  * (mmstore.h, read transactions) -- rather than hang silently. */
 void tool_note_readers(const char *dir);
+/* Before an apply that waits for the readers inside (mms verify): say
+ * how many hold commits back, if any. */
+void tool_note_held_back(mms_store *s, const char *dir);
 
 /* Open for inspection: read-only, or read-write once if the store needs
  * recovery (which a read-only handle cannot do). */
