@@ -1122,6 +1122,12 @@ int mms__lock_unslotted(int lockfd, unsigned slotted, unsigned *open, unsigned *
  * it). gate_open publishes txn; gate_reopen publishes nothing. */
 #define MMS__GATE_DEAD UINT32_MAX /* gate_owner of a gate left by a failed apply */
 int mms__gate_try(mms_store *s);
+/* The end of every MMS_ERECOVER message of a process that may not write
+ * the store's files: what to do about it (not `mms recover`, which
+ * salvages into a new store). */
+#define MMS__NEEDS_WRITER                                                                  \
+    "the store needs recovery by a process that can write it (any open of the store by "   \
+    "its owner does it, `mms info DIR` for one)"
 /* Closed by a handle that died with work to finish (an untouched gate is
  * opened: lock.c). */
 bool mms__gate_left_dead(mms_store *s);

@@ -519,8 +519,7 @@ int mms__lock_trust(mms_store *s, const uint8_t uuid[16])
     if (!mms__lock_valid(L, uuid ? uuid : L->uuid)) /* NULL: any store's */
         return mms__fail(MMS_ERECOVER, "the lock file is not valid for this store (made by "
                          "another version of mmstore, left by a first open that failed, or "
-                         "copied), and this process may not rebuild it: the store needs "
-                         "recovery by a process that can write it");
+                         "copied), and this process may not rebuild it: " MMS__NEEDS_WRITER);
     /* Made in this boot, for this file: what the last handles left, or
      * what open ones keep. */
     const uint64_t *id = s->lock_fid;
@@ -542,17 +541,15 @@ int mms__lock_trust(mms_store *s, const uint8_t uuid[16])
         return mms__fail(MMS_ERECOVER, "the store was last opened in the first seconds after "
                          "the system started, and this process cannot tell whether it restarted "
                          "since (no boot id in the lock file, or /proc/sys/kernel/random/boot_id "
-                         "unreadable) nor write the lock file: the store needs recovery by a "
-                         "process that can write it");
+                         "unreadable) nor write the lock file: " MMS__NEEDS_WRITER);
     if (boot == BOOT_OTHER)
         return mms__fail(MMS_ERECOVER, "the store was last opened before the system "
-                         "restarted%s, and this process may not write its lock file: the "
-                         "store needs recovery by a process that can write it",
+                         "restarted%s, and this process may not write its lock file: "
+                         MMS__NEEDS_WRITER,
                          early ? " (its lock file names another boot id)"
                                : " (or the clock was set since, by more than a second)");
     return mms__fail(MMS_ERECOVER, "the lock file was made for another copy of the store "
-                     "directory, and this process may not rebuild it: the store needs "
-                     "recovery by a process that can write it");
+                     "directory, and this process may not rebuild it: " MMS__NEEDS_WRITER);
 }
 
 /* Take a place in the lock file: *alone says whether any other handle has
@@ -1074,8 +1071,8 @@ static int pin_unslotted(mms_store *s, uint64_t *txn)
         }
         mms__os_ofd_lock(s->lockfd, PIN_BYTE, F_UNLCK, false);
         if (why)
-            return mms__fail(MMS_ERECOVER, "%s: the store needs recovery by a process that can "
-                             "write it (this one may not write its lock file)", why);
+            return mms__fail(MMS_ERECOVER, "%s; this process may not write the lock file: "
+                             MMS__NEEDS_WRITER, why);
         if (mms__pinned_by_me(s))
             return mms__fail(MMS_ETXN, "this thread is inside a read transaction on "
                              "another handle of the store, and an apply waits for it");

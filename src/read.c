@@ -60,9 +60,8 @@ static int rescue_dead_applier(mms_store *s)
     if (s->L_private || !mms__gate_left_dead(s))
         return 0;
     if (s->unslotted)
-        return mms__fail(MMS_ERECOVER, "a handle died while applying commits: the store "
-                         "needs recovery by a process that can write it (this one may not "
-                         "write its lock file)");
+        return mms__fail(MMS_ERECOVER, "a handle died while applying commits; this process "
+                         "may not write the lock file: " MMS__NEEDS_WRITER);
     if (mms__pinned_by_me(s))
         return mms__fail(MMS_ETXN, "this thread is inside a read transaction on another "
                          "handle of the store, and a dead handle's apply must be finished");
