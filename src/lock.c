@@ -1550,11 +1550,20 @@ int mms__lock_alone(mms_store *s)
         return r ? mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r)) : 0;
     char who[160];
     uint32_t n = slot_owners(s, who, sizeof who);
-    if (n == 0) /* byte 0 held without a slot (NOTES, Readers that cannot write) */
+    /* Byte 0 held without a slot (NOTES, Readers that cannot write): the
+     * kernel's lock table counts them, beyond the slotted ones and us. */
+    unsigned open = 0, inside;
+    if (mms__lock_unslotted(s->lockfd, n + 1, &open, &inside) != 0)
+        open = 0;
+    if (n == 0)
         return mms__fail(MMS_EBUSY, "other handles have the store open: read-only ones of "
                          "processes that may not write its lock file (they hold no slot)");
-    return mms__fail(MMS_EBUSY, "%u other handle%s ha%s the store open (%s)", n,
-                     n == 1 ? "" : "s", n == 1 ? "s" : "ve", who);
+    char more[120] = "";
+    if (open)
+        snprintf(more, sizeof more, "; %u without a slot: read-only, of processes that may "
+                 "not write its lock file", open);
+    return mms__fail(MMS_EBUSY, "%u other handle%s ha%s the store open (%s%s)", n + open,
+                     n + open == 1 ? "" : "s", n + open == 1 ? "s" : "ve", who, more);
 }
 
 void mms__lock_shared(mms_store *s)

@@ -866,6 +866,9 @@ TEST(tool_after_writer_killed_readers_inside)
     ASSERT_NE(rc, 0);
     if (!strstr(out, "open") && !strstr(out, "busy") && !strstr(out, "Busy"))
         FAILF("mms compact did not say why:\n%s", out);
+    /* ... counting the reader without a slot beside the slotted ones */
+    if (!strstr(out, "without a slot"))
+        FAILF("mms compact left the reader without a slot out:\n%s", out);
 
     /* mms verify: applies the backlog first, so it waits for the readers
      * inside; started now, it must end once they leave. */
