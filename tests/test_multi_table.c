@@ -641,11 +641,101 @@ TEST(test_shrink)
             CYCLES, (now_us() - t0) / 1e6);
 }
 
+/* ========================================================================
+ * 4. Finding a table outside any transaction
+ * ======================================================================== */
+/* A handle that looks a table up outside a transaction, while another
+ * handle creates it or appends to it: the lookup sees one committed state,
+ * as inside a read transaction. It said "store is corrupt" for a table
+ * created since the handle last followed the catalog ("region 1 is not
+ * mapped"), and now and then while another handle's apply of an append was
+ * under way (the entry's count read after, the region's size before). */
+static void lookup_child(const char *path, int flags, int secs)
+{
+    mms_store *a = open_flags(path, flags);
+    long bad = 0, n = 0;
+    char first[300] = "";
+    for (double end = now_us() + secs * 1e6; now_us() < end; n++) {
+        mms_table *t;
+        int r = mms_table_find(a, "grow", &t);
+        if (r && !bad++)
+            snprintf(first, sizeof first, "%s: %s", mms_strerror(r), mms_errdetail());
+    }
+    if (bad)
+        FAILF("%ld of %ld lookups outside a transaction failed, the first with %s", bad, n,
+              first);
+    OK(mms_close(a));
+    _exit(0);
+}
+
+TEST(test_lookup_outside_txn)
+{
+    const char *path = tpath("mt_lookup");
+    rmrf(path);
+    mms_store *w = open_flags(path, MMS_CREATE);
+    mms_store *r = open_flags(path, MMS_RDONLY), *r2 = open_flags(path, 0);
+    /* Created after both opened: they have never followed it. */
+    OK(mms_txn_begin(w, 0));
+    mms_table *t;
+    OK(mms_table_open(w, "ta", &ra_schema, MMS_TABLE_CREATE, &t));
+    struct ra x = {41, 0};
+    OK(mms_table_append(t, &x, NULL));
+    OK(mms_txn_commit(w));
+    mms_store *hs[] = {r, r2};
+    for (int i = 0; i < 2; i++) {
+        CTX(i ? "a write handle, outside a transaction" : "a read-only handle, outside a "
+                                                          "transaction");
+        mms_table *f;
+        OK(mms_table_find(hs[i], "ta", &f));
+        ASSERT_EQ(mms_table_count(f), 1);
+        OK(mms_table_open(hs[i], "ta", &ra_schema, 0, &f));
+        OK(mms_read_begin(hs[i]));
+        ASSERT_EQ(((const struct ra *)mms_table_get(f, 0))->v, 41);
+        OK(mms_read_end(hs[i]));
+        mms_table_info info[4];
+        size_t n;
+        OK(mms_tables(hs[i], info, 4, &n));
+        ASSERT_EQ(n, 1);
+    }
+    OK(mms_close(r));
+    OK(mms_close(r2));
+    /* While another handle appends (its region grows): a read-only handle
+     * and a write handle look it up in a loop for a second each. */
+    OK(mms_txn_begin(w, 0));
+    OK(mms_table_open(w, "grow", &ra_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_txn_commit(w));
+    for (int i = 0; i < 2; i++) {
+        CTX(i ? "lookups of a write handle while another appends"
+              : "lookups of a read-only handle while another appends");
+        fflush(NULL);
+        pid_t pid = fork();
+        ASSERT(pid >= 0);
+        if (pid == 0)
+            lookup_child(path, i ? 0 : MMS_RDONLY, 1);
+        uint64_t commits = 0;
+        int st;
+        for (pid_t got; (got = waitpid(pid, &st, WNOHANG)) != pid; commits++) {
+            ASSERT_EQ(got, 0);
+            OK(mms_txn_begin(w, 0));
+            for (int k = 0; k < 200; k++)
+                OK(mms_table_append(t, &x, NULL));
+            OK(mms_txn_commit(w));
+        }
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            FAILF("the lookup child ended with %s", child_status(st));
+        fprintf(stderr, "   %s: %llu commits of 200 appends meanwhile\n",
+                i ? "write handle" : "read-only handle", (unsigned long long)commits);
+    }
+    OK(mms_close(w));
+    rmrf(path);
+}
+
 int main(void)
 {
     table_test_begin("test_multi_table");
     RUN(test_reader);
     RUN(test_reader_stress);
     RUN(test_shrink);
+    RUN(test_lookup_outside_txn);
     return table_test_end();
 }
