@@ -52,12 +52,34 @@ static void join(pthread_t th)
     ASSERT_EQ(pthread_join(th, NULL), 0);
 }
 
+/* Under ThreadSanitizer (test_threads_tsan) every mapping must fall in its
+ * application range, ~1.5 TiB at the top of the address space less what
+ * ASLR leaves above its random mmap base: one the kernel places elsewhere
+ * aborts the test ("ThreadSanitizer: mmap at bad address", once in CI).
+ * The default reservations (256 GiB for the heap, 64 GiB per table or
+ * index, per handle) of the handles open at once here can pass that;
+ * 512 MiB each is plenty for these stores, and changes nothing else. */
+static mms_store *open_t(const char *path, unsigned flags)
+{
+#ifdef __SANITIZE_THREAD__
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = flags;
+    o.reserve = (uint64_t)512 << 20;
+    mms_store *s = NULL;
+    OK(mms_open(path, &o, &s));
+    return s;
+#else
+    return open_flags(path, flags);
+#endif
+}
+
 /* A store with the pair, a table of one record {0, 0} and an ordered index
  * on key and a hash index on val. */
 static void make_store(const char *p)
 {
     rmrf(p);
-    mms_store *s = open_flags(p, MMS_CREATE);
+    mms_store *s = open_t(p, MMS_CREATE);
     OK(mms_txn_begin(s, 0));
     mms_ref r;
     OK(mms_zalloc(s, sizeof(struct pair), &r));
@@ -90,7 +112,7 @@ static void *first_main(void *arg)
     while (!__atomic_load_n(f->go, __ATOMIC_ACQUIRE))
         sched_yield();
     make_store(f->p);
-    mms_store *s = open_flags(f->p, 0);
+    mms_store *s = open_t(f->p, 0);
     verify_ok(s);
     OK(mms_close(s));
     rmrf(f->p);
@@ -127,7 +149,7 @@ struct shared {
 static void *writer_main(void *arg)
 {
     struct shared *sh = arg;
-    mms_store *s = open_flags(sh->p, 0);
+    mms_store *s = open_t(sh->p, 0);
     mms_table *t;
     OK(mms_table_open(s, "rec", &rec_schema, 0, &t));
     for (uint64_t i = 1; i <= COMMITS; i++) {
@@ -182,7 +204,7 @@ static void *reader_main(void *arg)
 {
     struct reader_arg *ra = arg;
     /* One reader read-only, one on a handle that may write. */
-    mms_store *s = open_flags(ra->sh->p, ra->i ? MMS_RDONLY : 0);
+    mms_store *s = open_t(ra->sh->p, ra->i ? MMS_RDONLY : 0);
     mms_table *t;
     mms_index *by_key, *by_val;
     mms_cursor *c;
@@ -214,7 +236,7 @@ TEST(readers_while_writing)
     join(r0);
     join(r1);
     fprintf(stderr, "   read transactions: %ld and %ld\n", sh.rounds[0], sh.rounds[1]);
-    mms_store *s = open_flags(sh.p, 0);
+    mms_store *s = open_t(sh.p, 0);
     OK(mms_read_begin(s));
     ASSERT_EQ(pair_in(s)->a, COMMITS);
     OK(mms_read_end(s));
@@ -233,12 +255,12 @@ enum { TURNS = 60, WRITERS = 3 };
 static void *turn_main(void *arg)
 {
     const char *p = arg;
-    mms_store *s = open_flags(p, 0);
+    mms_store *s = open_t(p, 0);
     for (int i = 0; i < TURNS; i++) {
         bool churn = i % 4 == 0; /* a new handle now and then */
         if (churn) {
             OK(mms_close(s));
-            s = open_flags(p, 0);
+            s = open_t(p, 0);
         }
         OK(mms_txn_begin(s, 0));
         struct pair *pr = pair_in(s);
@@ -256,7 +278,7 @@ static void *open_read_close_main(void *arg)
 {
     const char *p = arg;
     for (int i = 0; i < TURNS; i++) {
-        mms_store *s = open_flags(p, MMS_RDONLY);
+        mms_store *s = open_t(p, MMS_RDONLY);
         OK(mms_read_begin(s));
         ASSERT_EQ(pair_in(s)->a, pair_in(s)->b);
         OK(mms_read_end(s));
@@ -275,7 +297,7 @@ TEST(writers_take_turns)
     th[WRITERS] = start(open_read_close_main, (void *)p);
     for (int i = 0; i <= WRITERS; i++)
         join(th[i]);
-    mms_store *s = open_flags(p, 0);
+    mms_store *s = open_t(p, 0);
     OK(mms_read_begin(s));
     ASSERT_EQ(pair_in(s)->a, WRITERS * TURNS);
     OK(mms_read_end(s));
@@ -304,7 +326,7 @@ static void phase_wait(struct hold *h, int want)
 static void *holder_main(void *arg)
 {
     struct hold *h = arg;
-    mms_store *s = open_flags(h->p, h->flags);
+    mms_store *s = open_t(h->p, h->flags);
     OK(mms_read_begin(s));
     uint64_t before = pair_in(s)->a;
     __atomic_store_n(&h->phase, 1, __ATOMIC_RELEASE);
@@ -327,7 +349,7 @@ TEST(reader_outlives_writer)
         struct hold h = {p, ro ? MMS_RDONLY : 0, 0};
         pthread_t th = start(holder_main, &h);
         phase_wait(&h, 1);
-        mms_store *s = open_flags(p, 0);
+        mms_store *s = open_t(p, 0);
         for (int i = 0; i < 30; i++) {
             OK(mms_txn_begin(s, 0));
             pair_in(s)->a++;
@@ -338,7 +360,7 @@ TEST(reader_outlives_writer)
         __atomic_store_n(&h.phase, 2, __ATOMIC_RELEASE);
         join(th);
     }
-    mms_store *s = open_flags(p, 0);
+    mms_store *s = open_t(p, 0);
     verify_ok(s);
     OK(mms_close(s));
     rmrf(p);
@@ -360,7 +382,7 @@ struct other {
 static void *other_main(void *arg)
 {
     struct other *o = arg;
-    mms_store *s = open_flags(o->p, 0);
+    mms_store *s = open_t(o->p, 0);
     if (o->write)
         OK(mms_txn_begin(s, 0));
     else
@@ -388,7 +410,7 @@ TEST(per_thread_checks)
 {
     const char *p = tpath("thr-checks");
     make_store(p);
-    mms_store *h1 = open_flags(p, 0), *h2 = open_flags(p, 0);
+    mms_store *h1 = open_t(p, 0), *h2 = open_t(p, 0);
     /* This thread: refused, as mmstore.h says. */
     OK(mms_read_begin(h1));
     FAILS(mms_txn_begin(h2, 0), MMS_ETXN);
@@ -442,7 +464,7 @@ struct copy_arg {
 static void *copy_main(void *arg)
 {
     struct copy_arg *c = arg;
-    mms_store *s = open_flags(c->p, MMS_RDONLY);
+    mms_store *s = open_t(c->p, MMS_RDONLY);
     for (int i = 0; i < 12; i++) {
         int r = mms_copy(s, c->dest, MMS_COPY_FORCE, NULL);
         if (r && !c->failed++)
@@ -459,7 +481,7 @@ TEST(copies_to_one_dest)
     snprintf(dest, sizeof dest, "%s", tpath("thr-copy-dest"));
     make_store(p);
     rmrf(dest);
-    mms_store *s = open_flags(p, 0);
+    mms_store *s = open_t(p, 0);
     OK(mms_txn_begin(s, 0));
     mms_ref r;
     OK(mms_alloc(s, (uint64_t)2 << 20, &r));
@@ -473,7 +495,7 @@ TEST(copies_to_one_dest)
     for (int i = 0; i < 2; i++)
         if (c[i].failed)
             FAILF("thread %d: %d of 12 copies failed, the first: %s", i, c[i].failed, c[i].why);
-    s = open_flags(dest, 0);
+    s = open_t(dest, 0);
     verify_ok(s);
     OK(mms_close(s));
     rmrf(dest);
@@ -531,6 +553,9 @@ static mms_store *open_nosync(const char *p, unsigned sync_ms)
     mms_options_init(&o);
     o.flags = MMS_NOSYNC;
     o.sync_ms = sync_ms;
+#ifdef __SANITIZE_THREAD__
+    o.reserve = (uint64_t)512 << 20; /* as open_t */
+#endif
     mms_store *s;
     OK(mms_open(p, &o, &s));
     return s;
@@ -569,7 +594,7 @@ struct sync_reader {
 static void *sync_reader_main(void *arg)
 {
     struct sync_reader *r = arg;
-    mms_store *s = open_flags(r->p, 0);
+    mms_store *s = open_t(r->p, 0);
     while (!__atomic_load_n(r->stop, __ATOMIC_ACQUIRE)) {
         OK(mms_read_begin(s));
         const struct pair *q = pair_in(s);
@@ -608,7 +633,7 @@ TEST(nosync_background_sync)
     __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
     join(th);
     OK(mms_close(s));
-    s = open_flags(p, 0);
+    s = open_t(p, 0);
     ASSERT_EQ(pair_in(s)->a, 60);
     OK(mms_close(s));
     rmrf(p);
@@ -623,7 +648,7 @@ TEST(nosync_close_after_commit)
         commit_pair(s);
         OK(mms_close(s));
     }
-    mms_store *s = open_flags(p, 0);
+    mms_store *s = open_t(p, 0);
     ASSERT_EQ(pair_in(s)->a, 40);
     OK(mms_close(s));
     rmrf(p);
@@ -649,7 +674,7 @@ TEST(nosync_fork_child_closes)
     commit_pair(s); /* the parent's syncer still works */
     wait_durable(s);
     OK(mms_close(s));
-    s = open_flags(p, 0);
+    s = open_t(p, 0);
     ASSERT_EQ(pair_in(s)->a, 2);
     OK(mms_close(s));
     rmrf(p);
