@@ -1543,6 +1543,13 @@ typedef struct mms_table mms_table;
 /* Open the table called name (1 to 63 bytes; a new one keeps the name rule,
  * "Names" above) with the record layout sc.
  *
+ * Made outside any transaction, mms_table_open, mms_table_find and
+ * mms_tables run in a read transaction of their own (the published state,
+ * as mms_read_begin; its errors too): another handle's commits, tables it
+ * created since this handle last looked included, cannot change the
+ * catalog under them. (They said "store is corrupt" for a table created
+ * since, and now and then during another handle's apply.)
+ *
  * - It does not exist: with MMS_TABLE_CREATE it is created (in the current
  *   write transaction), otherwise MMS_ENOENT.
  * - It exists with the same layout (same fields by name, kind, offset, size

@@ -173,7 +173,7 @@ int mms__catalog_add(mms_store *s, struct mms__tabent **out, int *idx)
     return 0;
 }
 
-int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n)
+int mms__tables_list(mms_store *s, mms_table_info *out, size_t cap, size_t *n)
 {
     if (!s || !n || (cap && !out))
         return mms__fail(MMS_EINVAL, "mms_tables: NULL argument");

@@ -1447,6 +1447,9 @@ int mms__entry_check(const mms_store *s, const struct mms__tabent *e);
 /* ref names len bytes of the heap, aligned to align. */
 bool mms__heap_range(const mms_store *s, mms_ref ref, uint64_t len, uint64_t align);
 int mms__catalog_find(const mms_store *s, const char *name); /* entry index or -1 */
+/* mms_tables, with the state as it is (read.c pins it outside a
+ * transaction). */
+int mms__tables_list(mms_store *s, mms_table_info *out, size_t cap, size_t *n);
 struct mms__tabent *mms__catalog_by_region(const mms_store *s, uint32_t region);
 struct mms__fdesc *mms__fdescs(const mms_store *s, const struct mms__tabent *e);
 /* The field of e named name (a field descriptor's name, NUL-padded), or NULL. */
@@ -1718,6 +1721,11 @@ int mms__ix_entry_cover(const struct mms__ixview *v, const struct mms__ixpos *p,
  * ------------------------------------------------------------------------ */
 /* mms__map_follow, then each table region's record size into view.unit. */
 int mms__tables_follow(mms_store *s);
+/* mms_table_open and mms_table_find, with the state as it is (read.c pins
+ * it for a lookup outside a transaction). */
+int mms__table_open(mms_store *s, const char *name, const mms_schema *sc, unsigned flags,
+                    mms_table **t);
+int mms__table_find(mms_store *s, const char *name, mms_table **t);
 /* At commit: record index of the table in region was written by plain
  * stores (old: its committed bytes, NULL for a record appended by this
  * transaction; rec: its new bytes). Checks the values it now holds;

@@ -1,7 +1,8 @@
 /*
  * read.c -- read transactions and waiting for commits.
  *
- * Layer 8: calls view.c, apply.c and lock.c. A read transaction pins the
+ * Layer 8: calls view.c, apply.c, lock.c, and table.c and catalog.c for the
+ * lookups made outside a transaction (below). A read transaction pins the
  * published state (lock.c) and shows it, whole, until it ends (Invariant 6);
  * it never waits for a writer -- at most for an apply in progress, which
  * copies only what one commit changed. Handles that can write the store's
@@ -168,6 +169,16 @@ int mms_read_begin_latest(mms_store *s, int timeout_ms)
     }
 }
 
+static void read_end(mms_store *s, bool apply)
+{
+    mms__state_to(s, MMS__ST_IDLE);
+    if (s->L_private)
+        return;
+    mms__unpin(s);
+    if (apply)
+        apply_if_waiting(s); /* the last reader out publishes what it held back */
+}
+
 int mms_read_end(mms_store *s)
 {
     int r = mms__check_handle(s);
@@ -175,13 +186,74 @@ int mms_read_end(mms_store *s)
         return r;
     if (s->state != MMS__ST_READ)
         return mms__fail(MMS_ENOTXN, "no read transaction to end");
-    mms__state_to(s, MMS__ST_IDLE);
-    if (s->L_private)
-        return 0;
-    mms__unpin(s);
-    if (!r)
-        apply_if_waiting(s); /* the last reader out publishes what it held back */
+    read_end(s, !r);
     return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Looking tables up outside a transaction
+ * ------------------------------------------------------------------------ */
+/* Outside any transaction the files may change under a lookup -- another
+ * handle's apply writes a commit's catalog entry before its region sizes
+ * (the header page goes last) -- and a table created since this handle
+ * last followed the catalog is not mapped yet: both looked like damage
+ * ("store is corrupt"). So a lookup made outside a transaction runs in a
+ * read transaction of its own, as one the caller began; the table handles
+ * it gives stay, as from inside one. A handle that is not sound (poisoned,
+ * forked) is left to the lookup, which says so. */
+static int lookup_begin(mms_store *s, bool *own)
+{
+    *own = false;
+    if (!s || mms__check_handle(s) != 0) {
+        mms__detail_clear();
+        return 0;
+    }
+    if (s->state != MMS__ST_IDLE || s->L_private)
+        return 0;
+    int r = read_begin(s);
+    *own = r == 0;
+    return r;
+}
+
+/* r: the lookup's; a failed one keeps its detail (an apply that fails on
+ * the way out would clear it: the next call applies). */
+static int lookup_end(mms_store *s, bool own, int r)
+{
+    if (own)
+        read_end(s, r == 0);
+    return r;
+}
+
+int mms_table_find(mms_store *s, const char *name, mms_table **t)
+{
+    bool own;
+    int r = lookup_begin(s, &own);
+    if (r) {
+        if (t)
+            *t = NULL; /* as any failure of it */
+        return r;
+    }
+    return lookup_end(s, own, mms__table_find(s, name, t));
+}
+
+int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigned flags,
+                   mms_table **t)
+{
+    bool own;
+    int r = lookup_begin(s, &own);
+    if (r) {
+        if (t)
+            *t = NULL;
+        return r;
+    }
+    return lookup_end(s, own, mms__table_open(s, name, sc, flags, t));
+}
+
+int mms_tables(mms_store *s, mms_table_info *out, size_t cap, size_t *n)
+{
+    bool own;
+    int r = lookup_begin(s, &own);
+    return r ? r : lookup_end(s, own, mms__tables_list(s, out, cap, n));
 }
 
 int mms_wait(mms_store *s, uint64_t txn, int timeout_ms, uint64_t *now)

@@ -632,8 +632,8 @@ static int name_check(const char *name)
     return 0;
 }
 
-int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigned flags,
-                   mms_table **t)
+int mms__table_open(mms_store *s, const char *name, const mms_schema *sc, unsigned flags,
+                    mms_table **t)
 {
     int r = mms__check_handle(s);
     if (r)
@@ -687,7 +687,7 @@ int mms_table_open(mms_store *s, const char *name, const mms_schema *sc, unsigne
 }
 
 MMS__OPEN_PATH
-int mms_table_find(mms_store *s, const char *name, mms_table **t)
+int mms__table_find(mms_store *s, const char *name, mms_table **t)
 {
     int r = mms__check_handle(s);
     if (r)
