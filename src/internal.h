@@ -1151,6 +1151,11 @@ int mms__wait_change(mms_store *s, uint32_t seq, uint64_t txn, int64_t timeout_m
 int mms__writer_lock_timed(mms_store *s, int timeout_ms);
 void mms__writer_unlock(mms_store *s);
 bool mms__writer_held(const mms_store *s); /* by any handle, in any process */
+/* A writer died between writing its commit group and counting it, or a
+ * commit point failed (recover_needed), and this handle is not the writer:
+ * a reader must take it over first (mms__pin_stuck, MMS__STUCK_WRITER),
+ * not be shown the state without that commit. */
+bool mms__writer_left_commit(const mms_store *s);
 static inline bool mms__writer_held_by(const mms_store *s) /* by this handle */
 {
     return s->writer_tid != 0;

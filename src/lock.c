@@ -1111,15 +1111,9 @@ int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void
             continue;
         }
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        /* A writer that died between writing its commit group and counting
-         * it (or failed after its commit point) left a commit that recovery
-         * will find: this reader must not be shown the state without it
-         * (issue of the dead writer's late commit). A live writer in that
-         * window is fine: it counts and applies its commit itself. */
-        if ((__atomic_load_n(&L->committing, __ATOMIC_ACQUIRE) ||
-             __atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE)) &&
-            !mms__writer_held_by(s) &&
-            (__atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE) || !mms__writer_held(s))) {
+        /* This reader must not be shown the state without a dead writer's
+         * commit (issue of the dead writer's late commit). */
+        if (mms__writer_left_commit(s)) {
             mms__unpin(s);
             int r = stuck(ctx, MMS__STUCK_WRITER);
             if (r)
@@ -1526,6 +1520,16 @@ bool mms__writer_held(const mms_store *s)
     return o && mms__owner_alive(s, o);
 }
 
+bool mms__writer_left_commit(const mms_store *s)
+{
+    struct mms__lock *L = s->L;
+    bool rn = __atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE);
+    if (!rn && !__atomic_load_n(&L->committing, __ATOMIC_ACQUIRE))
+        return false;
+    /* A live writer in its commit counts and applies it itself. */
+    return !mms__writer_held_by(s) && (rn || !mms__writer_held(s));
+}
+
 /* ------------------------------------------------------------------------
  * Alone (compact.c): byte 0 exclusively, taken over this handle's shared
  * hold. Granted only when no other handle has the store open; while it
@@ -1550,14 +1554,14 @@ int mms__lock_alone(mms_store *s)
         return r ? mms__fail(r, "cannot lock the lock file: %s", mms_strerror(r)) : 0;
     char who[160];
     uint32_t n = slot_owners(s, who, sizeof who);
-    /* Byte 0 held without a slot (NOTES, Readers that cannot write): the
-     * kernel's lock table counts them, beyond the slotted ones and us. */
+    if (n == 0) /* byte 0 held without a slot (NOTES, Readers that cannot write) */
+        return mms__fail(MMS_EBUSY, "other handles have the store open: read-only ones of "
+                         "processes that may not write its lock file (they hold no slot)");
+    /* ... beside slotted ones: the kernel's lock table counts them, beyond
+     * those and us. */
     unsigned open = 0, inside;
     if (mms__lock_unslotted(s->lockfd, n + 1, &open, &inside) != 0)
         open = 0;
-    if (n == 0)
-        return mms__fail(MMS_EBUSY, "other handles have the store open: read-only ones of "
-                         "processes that may not write its lock file (they hold no slot)");
     char more[120] = "";
     if (open)
         snprintf(more, sizeof more, "; %u without a slot: read-only, of processes that may "

@@ -76,14 +76,8 @@ static int rescue_dead_applier(mms_store *s)
  * it. */
 static int rescue_dead_writer(mms_store *s)
 {
-    struct mms__lock *L = s->L;
-    if (s->L_private || s->unslotted || !s->jfd_rw || mms__writer_held_by(s))
+    if (s->L_private || s->unslotted || !s->jfd_rw || !mms__writer_left_commit(s))
         return 0;
-    bool rn = __atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE);
-    if (!rn && !__atomic_load_n(&L->committing, __ATOMIC_ACQUIRE))
-        return 0;
-    if (!rn && mms__writer_held(s))
-        return 0; /* a live writer in its commit counts it itself */
     return mms__pin_stuck(s, MMS__STUCK_WRITER);
 }
 
