@@ -1532,7 +1532,7 @@ static int tool_child(void *arg)
         if (ts->out == fd ? fcntl(fd, F_SETFD, 0) != 0 : dup2(ts->out, fd) < 0)
             goto fail;
     sigprocmask(SIG_SETMASK, ts->mask, NULL);
-    execve(ts->argv[0], ts->argv, ts->envp); /* a path: find_tool searched PATH */
+    execve(ts->argv[0], ts->argv, ts->envp); /* a path: tool_on_path searched PATH */
 fail:
     ts->err = errno;
     _exit(127);

@@ -838,7 +838,7 @@ int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_w
 }
 
 /* For a handle that takes over after a writer died, the region files whole
- * (recover.c, adopt): the journal as the next commit must find it, in *J --
+ * (apply.c, adopt): the journal as the next commit must find it, in *J --
  * its header slots read again (a checkpoint may have died between writing
  * one and storing the shared state) and its end after every valid group,
  * the last one's txn in *last: what recovery would replay (Invariant 4),
