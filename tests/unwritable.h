@@ -161,4 +161,25 @@ static uint64_t read_once(mms_store *s)
     return c;
 }
 
+/* The start of main: the readers drop to another uid, so root only (NULL:
+ * the test skips); the page the parent and its forked children share. */
+static void *unw_start(size_t shared)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "SKIP: the readers drop to another uid (needs root)\n");
+        return NULL;
+    }
+    umask(022);
+    void *p = mmap(NULL, shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT(p != MAP_FAILED);
+    return p;
+}
+
+/* The end of main: the stores' directory goes. */
+static void unw_finish(void)
+{
+    if (base[0])
+        rmrf(base);
+}
+
 #endif
