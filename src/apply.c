@@ -107,6 +107,44 @@
  *       1.25 x sync_ms after them. Before, a waiter asleep when such a
  *       commit came slept until its timeout (for ever without one): it was
  *       woken by publications only, and nobody published.
+ *
+ * THE PIN WATCHER. A reader that may not write the lock file (unslotted,
+ * lock.c "Readers that cannot write") holds commits back as any reader
+ * does, but cannot apply them when it leaves, as a slotted reader does: a
+ * writer that committed while it was inside and then made no call left
+ * its commits unpublished -- every reader saw the state before -- until
+ * its next call, for as long as it stayed idle. So a handle whose apply
+ * finds the gate shut by unslotted readers alone (mms__gate_try sets
+ * gate_unslotted) wakes a thread of its own that waits for them to leave
+ * and applies:
+ *
+ *   P1. It looks at the readers' byte (PIN_BYTE, one F_OFD_GETLK on the
+ *       handle's lock descriptor) every 100 us at first, every 2 ms at
+ *       most -- as often as an unslotted reader's own mms_wait looks --
+ *       while commits wait (published < committed) and the byte is held;
+ *       otherwise it sleeps on its futex word without a timeout until a
+ *       handle's apply kicks it again (MMS__PINWATCH_KICK: set, and a
+ *       wake only when it was clear). The word's KICK bit is cleared at
+ *       the start of each look, so a kick that comes after it changes the
+ *       word the thread then sleeps on and wakes it at once.
+ *   P2. It applies through a handle of its own (MMS_RDONLY, opened when
+ *       the byte is free and closed after the apply): applying uses the
+ *       journal's position, the region files' descriptors and mappings,
+ *       which the handle's own calls change meanwhile (a commit grows
+ *       regions, maps files anew). That handle takes a reader slot for
+ *       the moment (mms_readers lists it, the same pid) and never kicks a
+ *       watcher of its own.
+ *   P3. After the apply it sleeps again unless the gate was shut by a
+ *       new unslotted reader (then it goes on looking): slotted readers
+ *       apply when they leave; commits not yet durable (MMS_NOSYNC) are
+ *       the calls' business, as before (S7).
+ *   P4. Errors are dropped, as a reader's apply drops them: the next
+ *       call that applies meets and reports them.
+ *   P5. Lifetime as the syncer's (S5): started by the first kick (a
+ *       failure to start leaves the commits to the next call, as before
+ *       there was a watcher), stopped and joined by mms_close first; a
+ *       forked child has none. Every signal blocked, no protection-key
+ *       rights (os.c); it touches no mapped data of the handle it serves.
  */
 #include "internal.h"
 
@@ -180,7 +218,7 @@ static int journal_sync(mms_store *s, bool *busy)
     if (!r) {
         d = __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE);
         while (d < upto && !__atomic_compare_exchange_n(&L->durable, &d, upto, false,
-                                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                                                        __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
             ;
         unsynced_settle(L, upto);
     }
@@ -289,6 +327,89 @@ void mms__syncer_stop(mms_store *s)
     s->syncer_on = false;
 }
 
+/* ------------------------------------------------------------------------
+ * The pin watcher (NOTES: P1-P5)
+ * ------------------------------------------------------------------------ */
+#define PINWATCH_NAP_MIN_NS 100000
+#define PINWATCH_NAP_MAX_NS 2000000
+
+static __thread bool in_pinwatch; /* P2: this thread is a watcher */
+
+/* Commits wait to be published. */
+static bool commits_wait(const struct mms__lock *L)
+{
+    return __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) <
+           __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
+}
+
+/* P2: open a handle of this thread's, apply, close it; true if an
+ * unslotted reader shut the gate again. */
+static bool pinwatch_apply(const mms_store *s)
+{
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_RDONLY;
+    mms_store *h = NULL;
+    bool again = false;
+    if (mms_open(s->path, &o, &h) == 0) {
+        mms__apply_try(h); /* P4 */
+        again = h->gate_unslotted;
+        mms_close(h);
+    }
+    mms__detail_clear();
+    return again;
+}
+
+static void pinwatch_main(void *arg)
+{
+    mms_store *s = arg;
+    struct mms__lock *L = s->L;
+    in_pinwatch = true;
+    int64_t nap = PINWATCH_NAP_MIN_NS;
+    for (;;) {
+        uint32_t w = __atomic_and_fetch(&s->pinwatch_word, ~MMS__PINWATCH_KICK,
+                                        __ATOMIC_SEQ_CST); /* P1 */
+        if (w & MMS__PINWATCH_STOP)
+            return;
+        bool look = commits_wait(L) && (mms__unslotted_inside(s) || pinwatch_apply(s));
+        if (look) {
+            mms__os_futex_wait(&s->pinwatch_word, w, nap);
+            nap = nap * 2 < PINWATCH_NAP_MAX_NS ? nap * 2 : PINWATCH_NAP_MAX_NS;
+        } else {
+            nap = PINWATCH_NAP_MIN_NS;
+            mms__os_futex_wait(&s->pinwatch_word, w, -1);
+        }
+    }
+}
+
+void mms__pinwatch_kick(mms_store *s)
+{
+    if (!s->gate_unslotted || in_pinwatch)
+        return;
+    if (!s->pinwatch_on) { /* P5 */
+        s->pinwatch.fn = pinwatch_main;
+        s->pinwatch.arg = s;
+        s->pinwatch.stack = (size_t)1 << 20; /* an open and an apply */
+        __atomic_store_n(&s->pinwatch_word, 0, __ATOMIC_RELAXED);
+        if (mms__os_thread_start(&s->pinwatch) == 0)
+            s->pinwatch_on = true;
+        return;
+    }
+    if (!(__atomic_fetch_or(&s->pinwatch_word, MMS__PINWATCH_KICK, __ATOMIC_SEQ_CST) &
+          MMS__PINWATCH_KICK))
+        mms__os_futex_wake(&s->pinwatch_word);
+}
+
+void mms__pinwatch_stop(mms_store *s)
+{
+    if (!s->pinwatch_on)
+        return;
+    __atomic_or_fetch(&s->pinwatch_word, MMS__PINWATCH_STOP, __ATOMIC_SEQ_CST);
+    mms__os_futex_wake(&s->pinwatch_word);
+    mms__os_thread_join(&s->pinwatch);
+    s->pinwatch_on = false;
+}
+
 /* Where the group after txn pos->txn starts, found by walking the groups
  * from the start of the journal's epoch: for a handle that took the gate
  * over from one that died applying. The lock file says it in three words
@@ -369,16 +490,28 @@ int mms__apply_try(mms_store *s)
     int r = sync_old(s) ? journal_sync(s, &busy) : 0;
     if (r)
         return r;
-    if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) >=
-        __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE))
-        return 0;
-    mms__crashpoint("apply.trying"); /* another handle may apply them first */
-    if (!mms__gate_try(s))
-        return 0;
-    r = mms__apply_locked(s, "apply.group");
-    if (r == -EACCES || r == -EPERM || r == -EROFS)
-        s->cannot_apply = true;
-    return r;
+    /* Again after each apply: a commit that found the gate shut by it
+     * left its own apply to it (txn.c commit_apply; its durable is stored
+     * before it tries the gate, and the gate opened before durable is
+     * read again here, both sequentially consistent: one of the two sees
+     * the other). Else that commit waited for the next call of a handle
+     * that can apply -- for as long as its writer stayed idle, when this
+     * is the pin watcher (P3). */
+    uint64_t pub;
+    while ((pub = __atomic_load_n(&L->published, __ATOMIC_SEQ_CST)) <
+           __atomic_load_n(&L->durable, __ATOMIC_SEQ_CST)) {
+        mms__crashpoint("apply.trying"); /* another handle may apply them first */
+        if (!mms__gate_try(s)) {
+            mms__pinwatch_kick(s);
+            return 0;
+        }
+        r = mms__apply_locked(s, "apply.group");
+        if (r == -EACCES || r == -EPERM || r == -EROFS)
+            s->cannot_apply = true;
+        if (r || __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) <= pub)
+            return r; /* no progress: another call tries again */
+    }
+    return 0;
 }
 
 /* Everything counted durable: sync, or wait for the handle that syncs (a

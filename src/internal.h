@@ -596,6 +596,7 @@ int mms__os_ofd_shared_count(int fd, const int *bytes, unsigned n, unsigned *cou
 struct mms__os_thread {
     void (*fn)(void *arg);
     void *arg;
+    size_t stack; /* bytes of stack; 0: 128 KiB */
     pthread_t id;
 };
 int mms__os_thread_start(struct mms__os_thread *t);
@@ -873,6 +874,11 @@ struct mms_store {
     uint32_t syncer_word;      /* futex word: MMS__SYNCER_STOP | MMS__SYNCER_IDLE */
     int syncer_err;            /* a background sync's failure no call has reported */
     bool syncer_on;            /* the thread runs (in the process that opened the handle) */
+    /* The pin watcher (apply.c NOTES, P1-P5) */
+    struct mms__os_thread pinwatch;
+    uint32_t pinwatch_word;    /* futex word: MMS__PINWATCH_STOP | MMS__PINWATCH_KICK */
+    bool pinwatch_on;          /* the thread runs (in the process that opened the handle) */
+    bool gate_unslotted;       /* the last mms__gate_try found unslotted readers alone inside */
     uint64_t reader_limit_ns;  /* a reader inside longer holds the store back (0: off) */
     bool cannot_apply;         /* region files are not writable here: others apply */
     char *recbuf;              /* a record's committed bytes, at commit (txn.c) */
@@ -1109,6 +1115,7 @@ enum { MMS__STUCK_WRITER = 1, MMS__STUCK_APPLIER = 2 };
 int mms__pin(mms_store *s, uint64_t *txn, int (*stuck)(void *ctx, int why), void *ctx);
 void mms__unpin(mms_store *s);
 bool mms__readers_inside(const mms_store *s); /* a slot other than ours is pinned */
+bool mms__unslotted_inside(const mms_store *s); /* a reader without a slot is inside */
 /* A name for this handle in lock-file words (slot index and the slot's
  * claim count: a slot reclaimed from a dead owner names another owner), and
  * whether the handle a name names is still there. 0 names nobody. */
@@ -1416,6 +1423,13 @@ void mms__syncer_count(mms_store *s);
 void mms__syncer_stop(mms_store *s);
 #define MMS__SYNCER_STOP 1u
 #define MMS__SYNCER_IDLE 2u
+/* The pin watcher (P1-P5): after an mms__gate_try that failed, wake (or
+ * start) the handle's thread that applies once unslotted readers leave,
+ * if they alone shut the gate; stop it (close, first). */
+void mms__pinwatch_kick(mms_store *s);
+void mms__pinwatch_stop(mms_store *s);
+#define MMS__PINWATCH_STOP 1u
+#define MMS__PINWATCH_KICK 2u
 /* Apply the durable commits not yet published, if no reader is inside
  * (syncing first when a sync is due). Never waits. */
 int mms__apply_try(mms_store *s);

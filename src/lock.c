@@ -662,6 +662,11 @@ static bool byte_held(const mms_store *s, int byte)
     return fd_byte_held(s->lockfd, byte);
 }
 
+bool mms__unslotted_inside(const mms_store *s)
+{
+    return byte_held(s, PIN_BYTE);
+}
+
 /* ------------------------------------------------------------------------
  * Reader slots
  * ------------------------------------------------------------------------ */
@@ -1236,6 +1241,7 @@ static void reclaim_old_readers(mms_store *s)
 int mms__gate_try(mms_store *s)
 {
     assert(s->slot < MMS__NSLOTS && s->pin_tid == 0);
+    s->gate_unslotted = false;
     if (!gate_take(s))
         return 0;
     struct mms__lock *L = s->L;
@@ -1243,7 +1249,9 @@ int mms__gate_try(mms_store *s)
         reclaim_old_readers(s);
     /* With the gate closed: the slots, then unslotted readers' PIN_BYTE
      * (NOTES, Readers that cannot write; one system call). */
-    if (mms__readers_inside(s) || byte_held(s, PIN_BYTE)) {
+    bool slotted = mms__readers_inside(s);
+    s->gate_unslotted = !slotted && byte_held(s, PIN_BYTE); /* apply.c, P1 */
+    if (slotted || s->gate_unslotted) {
         mms__gate_reopen(s);
         /* The writer leaves the first commit to wait for the readers: a
          * handle asleep in mms_wait since before it looks every sync_ms

@@ -564,7 +564,7 @@ int mms__os_thread_start(struct mms__os_thread *t)
      * page scan's buffer below): a sync and an error message (mms__fail)
      * need a few KiB, the sanitizers' runtimes some more. Untouched pages
      * cost nothing. */
-    r = pthread_attr_setstacksize(&a, (size_t)128 << 10);
+    r = pthread_attr_setstacksize(&a, t->stack ? t->stack : (size_t)128 << 10);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     if (!r)

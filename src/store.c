@@ -695,6 +695,9 @@ int mms_close(mms_store *s)
         }
         if (!r && !was_poisoned)
             r = s->poisoned; /* the abort above failed to re-arm the guard */
+        /* After the last apply above (which may have started it): the pin
+         * watcher reads the lock file through the handle (apply.c P5). */
+        mms__pinwatch_stop(s);
         if (s->L && !s->L_private && s->slot != UINT32_MAX)
             mms__slot_release(s);
         mms__registry_remove(s);

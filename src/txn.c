@@ -631,7 +631,9 @@ static int commit_durable(mms_store *s, struct commit *c)
      * reads committed after the clear). */
     __atomic_store_n(&L->committed, txn, __ATOMIC_SEQ_CST);
     if (!(s->flags & MMS_NOSYNC)) {
-        __atomic_store_n(&L->durable, txn, __ATOMIC_RELEASE);
+        /* Sequentially consistent: before commit_apply tries the gate
+         * (apply.c mms__apply_try: an apply that shut it looks again). */
+        __atomic_store_n(&L->durable, txn, __ATOMIC_SEQ_CST);
         __atomic_store_n(&L->unsynced_ns, 0, __ATOMIC_RELEASE);
     } else {
         mms__syncer_count(s);
@@ -662,12 +664,17 @@ static int commit_apply(mms_store *s, struct commit *c)
          * the files now: else a writer whose syncs the syncer takes would
          * apply only when one of its commits found a sync due, and hold
          * the pages of every commit in between. */
-        if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) < durable && mms__gate_try(s))
-            return mms__apply_locked(s, "commit.apply");
+        if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) < durable) {
+            if (mms__gate_try(s))
+                return mms__apply_locked(s, "commit.apply");
+            mms__pinwatch_kick(s);
+        }
         return 0;
     }
-    if (!mms__gate_try(s))
-        return 0; /* readers inside: it waits in the journal */
+    if (!mms__gate_try(s)) {
+        mms__pinwatch_kick(s); /* readers inside: it waits in the journal */
+        return 0;
+    }
     if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) != txn - 1) {
         int r = mms__apply_locked(s, "commit.apply");
         c->applied = r == 0 && __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) >= txn;

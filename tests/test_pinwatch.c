@@ -1,0 +1,186 @@
+/*
+ * test_pinwatch.c -- commits that a reader without a slot held back are
+ * published when it leaves, while the writer makes no call (apply.c, the
+ * pin watcher, P1-P5).
+ *
+ * A reader that may not write the lock file (a child that drops to UNPRIV
+ * after the store was sealed, as test_unwritable does) cannot apply what
+ * it held back when it leaves. Before the watcher, a writer that committed
+ * while it was inside and then stayed idle left that commit unpublished
+ * until its next call: every reader saw the state before, and the
+ * reader's mms_wait for the commit timed out.
+ *
+ * Needs root; skips otherwise.
+ */
+#include "test.h"
+
+#include <grp.h>
+
+#define UNW_TAG "pinwatch"
+#define UNW_TXN_IS_COUNTER 1
+#include "unwritable.h"
+
+#define HANG_S 60
+/* The reader's wait for the idle writer's commit: long for a watcher
+ * that looks every 2 ms, short beside "never". */
+#define PUBLISH_WAIT_MS 20000
+
+struct shm {
+    int stage;       /* the parent's step */
+    int child_stage; /* the reader's step */
+    uint64_t c0;     /* what its first transaction read */
+    uint64_t seen;   /* what it read after its wait */
+    int wait_err;    /* its mms_wait's result */
+};
+static struct shm *sh;
+
+/* Run fn(path) in a forked child as UNPRIV; returns its pid. */
+static pid_t unpriv(void (*fn)(const char *path), const char *path)
+{
+    fflush(NULL);
+    pid_t parent = getpid(), pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        die_with_parent(parent);
+        if (setgroups(0, NULL) != 0 || setgid(UNPRIV) != 0 || setuid(UNPRIV) != 0)
+            _exit(98);
+        die_with_parent(parent); /* a change of credentials cleared it */
+        ASSERT_EQ(geteuid(), UNPRIV);
+        fn(path);
+        _exit(0);
+    }
+    return pid;
+}
+
+static void child_ok(pid_t pid)
+{
+    int st;
+    if (!child_end(pid, HANG_S, &st))
+        FAILF("the reader still runs %d s later (killed): it hangs", HANG_S);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILF("the reader ended with %s", child_status(st));
+}
+
+#define WAIT_FOR(cond, pid) AWAIT(cond, pid, HANG_S, "timed out waiting for %s", #cond)
+#define STAGE_WAIT(cond) AWAIT(cond, getppid(), 3 * HANG_S, "timed out waiting for %s", #cond)
+
+/* Inside one read transaction until stage 1; then waits (mms_wait: it
+ * cannot apply, it looks) for the commit made meanwhile, reads it. */
+static void holder(const char *path)
+{
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    OK(mms_read_begin(s));
+    uint64_t c0 = check_whole(s), t0 = mms_txn_id(s);
+    PUB(sh->c0, c0);
+    PUB(sh->child_stage, 1);
+    STAGE_WAIT(GET(sh->stage) >= 1);
+    ASSERT_EQ(check_whole(s), c0); /* the commit made meanwhile is not shown */
+    OK(mms_read_end(s));
+    PUB(sh->child_stage, 2);
+    int r = mms_wait(s, t0, PUBLISH_WAIT_MS, NULL); /* for a commit after t0 */
+    PUB(sh->wait_err, r);
+    PUB(sh->seen, read_once(s));
+    PUB(sh->child_stage, 3);
+    STAGE_WAIT(GET(sh->stage) >= 2);
+    OK(mms_close(s));
+}
+
+static unsigned handles(mms_store *s)
+{
+    mms_info info;
+    OK(mms_info_get(s, &info));
+    return info.handles;
+}
+
+/* idle_writer: the writer commits while the unslotted reader is inside,
+ * then makes no call at all; the reader leaves and waits for the commit. */
+TEST(idle_writer)
+{
+    const char *path = store_path("idle");
+    make_store(path);
+    memset(sh, 0, sizeof *sh);
+    mms_store *w = open_flags(path, 0);
+    commit_counter(w, 1);
+    pid_t pid = unpriv(holder, path);
+    WAIT_FOR(GET(sh->child_stage) >= 1, pid);
+    ASSERT_EQ(GET(sh->c0), 1);
+    commit_counter(w, 2); /* it waits in the journal: the reader is inside */
+    mms_info info;
+    OK(mms_info_get(w, &info));
+    ASSERT_EQ(info.committed_txn, 3);
+    ASSERT_EQ(info.published_txn, 2);
+    /* From here the writer's handle makes no call until the reader is
+     * done: only shared memory is looked at. */
+    PUB(sh->stage, 1);
+    WAIT_FOR(GET(sh->child_stage) >= 3, pid);
+    int err = GET(sh->wait_err);
+    uint64_t seen = GET(sh->seen);
+    fprintf(stderr, "   the reader left; its mms_wait: %s; it then read counter %llu "
+            "(committed: 2)\n", err ? mms_strerror(err) : "ok", (unsigned long long)seen);
+    if (err || seen != 2)
+        FAILF("a commit the unslotted reader held back was not published after it left "
+              "while the writer made no call (%s after %d ms, counter %llu)",
+              err ? mms_strerror(err) : "ok", PUBLISH_WAIT_MS, (unsigned long long)seen);
+    /* The watcher's own handle (P2) is closed after its apply. */
+    AWAIT(handles(w) == 1, pid, HANG_S, "the watcher's handle stays open: %u handles",
+          handles(w));
+    PUB(sh->stage, 2);
+    child_ok(pid);
+    OK(mms_info_get(w, &info));
+    ASSERT_EQ(info.published_txn, 3);
+    verify_ok(w);
+    OK(mms_close(w));
+}
+
+/* Inside until stage 1, then out; closes at stage 2. */
+static void lingerer(const char *path)
+{
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    OK(mms_read_begin(s));
+    PUB(sh->c0, check_whole(s));
+    PUB(sh->child_stage, 1);
+    STAGE_WAIT(GET(sh->stage) >= 1);
+    OK(mms_read_end(s));
+    PUB(sh->child_stage, 2);
+    STAGE_WAIT(GET(sh->stage) >= 2);
+    PUB(sh->seen, read_once(s));
+    PUB(sh->child_stage, 3);
+    OK(mms_close(s));
+}
+
+/* close_while_watching: the writer closes while its watcher looks (the
+ * reader still inside): the close stops it (P5) and returns; the commit
+ * stays in the journal, and the next owner's handle publishes it. */
+TEST(close_while_watching)
+{
+    const char *path = store_path("close");
+    make_store(path);
+    memset(sh, 0, sizeof *sh);
+    mms_store *w = open_flags(path, 0);
+    commit_counter(w, 1);
+    pid_t pid = unpriv(lingerer, path);
+    WAIT_FOR(GET(sh->child_stage) >= 1, pid);
+    commit_counter(w, 2);
+    commit_counter(w, 3);
+    OK(mms_close(w)); /* its checkpoint skips: a reader holds commits back */
+    PUB(sh->stage, 1);
+    WAIT_FOR(GET(sh->child_stage) >= 2, pid);
+    mms_store *o = open_flags(path, 0);
+    ASSERT_EQ(read_once(o), 3);
+    PUB(sh->stage, 2);
+    WAIT_FOR(GET(sh->child_stage) >= 3, pid);
+    ASSERT_EQ(GET(sh->seen), 3);
+    child_ok(pid);
+    verify_ok(o);
+    OK(mms_close(o));
+}
+
+int main(void)
+{
+    if (!(sh = unw_start(sizeof *sh)))
+        return 0;
+    RUN(idle_writer);
+    RUN(close_while_watching);
+    unw_finish();
+    return 0;
+}
