@@ -95,10 +95,15 @@ static PyStructSequence_Field field_members[] = {
     {"offset", "byte offset in the record"},
     {"size", "bytes"},
     {"target", "the table a ref field points into, else None"},
+    /* Not one of the tuple's items (PyStructSequence's hidden fields: an
+     * attribute, pickled with it, left out of ==, len and unpacking). */
+    {"record_size", "the record size of the table it came from (None for one made by hand): "
+                    "create_table keeps it for fields that fit in it"},
     {NULL, NULL}};
 
 static PyStructSequence_Desc field_desc = {
-    "mmstore.Field", "A field of a table's records: (name, kind, offset, size, target).",
+    "mmstore.Field", "A field of a table's records: (name, kind, offset, size, target), and "
+                     "record_size, its table's.",
     field_members, 5};
 
 PyTypeObject *pymms_field_type;
@@ -134,19 +139,20 @@ PyObject *pymms_make_fields(const mms_schema *sc)
             break;
         }
         PyTuple_SET_ITEM(t, i, fo);
-        PyObject *v[5] = {pymms_str_of(f->name), PyUnicode_FromString(pymms_kind_name(f->kind)),
+        PyObject *v[6] = {pymms_str_of(f->name), PyUnicode_FromString(pymms_kind_name(f->kind)),
                           PyLong_FromUnsignedLong(f->offset), PyLong_FromUnsignedLong(f->size),
                           f->kind == MMS_KIND_REF && f->target && f->target[0]
-                              ? pymms_str_of(f->target) : Py_NewRef(Py_None)};
-        for (int k = 0; k < 5; k++) {
+                              ? pymms_str_of(f->target) : Py_NewRef(Py_None),
+                          PyLong_FromUnsignedLong(sc->record_size)};
+        for (int k = 0; k < 6; k++) {
             if (!v[k]) {
-                for (int j = 0; j < 5; j++)
+                for (int j = 0; j < 6; j++)
                     Py_XDECREF(v[j]);
                 Py_CLEAR(t);
                 return NULL;
             }
         }
-        for (int k = 0; k < 5; k++)
+        for (int k = 0; k < 6; k++)
             PyStructSequence_SET_ITEM(fo, k, v[k]);
     }
     return t;
@@ -476,13 +482,15 @@ out:
 
 /* A Field (of Table.fields): (name, kind, offset, size, target), taken as
  * the item (name, kind[, size or target]) its kind needs, at its own
- * offset. One made by hand may hold anything: its size and target must be
+ * offset; *record_size: its table's record size (Field.record_size), 0 for
+ * none. One made by hand may hold anything: its size and target must be
  * those the item gives. */
-static int spec_field_given(struct spec *sp, PyObject *fo, mms_field *f)
+static int spec_field_given(struct spec *sp, PyObject *fo, mms_field *f, uint64_t *record_size)
 {
     PyObject *name = PyStructSequence_GetItem(fo, 0), *kind = PyStructSequence_GetItem(fo, 1),
              *off = PyStructSequence_GetItem(fo, 2), *size = PyStructSequence_GetItem(fo, 3),
-             *target = PyStructSequence_GetItem(fo, 4); /* borrowed */
+             *target = PyStructSequence_GetItem(fo, 4),
+             *rs = PyStructSequence_GetItem(fo, 5); /* borrowed; NULL if never set */
     int chars = PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "chars") == 0;
     int ref = PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "ref") == 0;
     PyObject *item = chars ? PyTuple_Pack(3, name, kind, size)
@@ -509,14 +517,23 @@ static int spec_field_given(struct spec *sp, PyObject *fo, mms_field *f)
                      f->name, target);
         return -1;
     }
+    unsigned long long carried = 0;
+    snprintf(what, sizeof what, "field %s: record_size", f->name);
+    if (rs && rs != Py_None && pymms_int_arg(rs, what, 1, MMS_MAX_RECORD, &carried) < 0)
+        return -1;
     f->offset = (uint32_t)at;
+    *record_size = carried;
     return 0;
 }
 
 /* A list of fields laid out as a C struct: each (name, kind[, size or
  * target]) after the one before it, aligned to its size; a Field
  * (Table.fields) where its offset says, as a dtype's field. The record
- * size is the smallest that holds them all, aligned as a C struct's. */
+ * size is the one the Fields carry (their table's, the largest if they
+ * came from several) when every field fits in it, so a copy of a layout
+ * keeps the source's trailing padding, or its lack of it (a packed
+ * dtype's); else the smallest that holds them all, aligned as a C
+ * struct's. */
 static int spec_from_list(struct spec *sp, PyObject *list)
 {
     PyObject *seq = pymms_fast_copy(list, "a schema is a list of fields");
@@ -534,15 +551,18 @@ static int spec_from_list(struct spec *sp, PyObject *list)
         PyErr_NoMemory();
         return -1;
     }
-    uint64_t off = 0, end = 0, maxalign = 1;
+    uint64_t off = 0, end = 0, maxalign = 1, carried = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         mms_field *f = &sp->f[i];
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
         int given = PyObject_TypeCheck(item, pymms_field_type);
-        if ((given ? spec_field_given(sp, item, f) : spec_field(sp, item, f)) < 0) {
+        uint64_t rs = 0;
+        if ((given ? spec_field_given(sp, item, f, &rs) : spec_field(sp, item, f)) < 0) {
             Py_DECREF(seq);
             return -1;
         }
+        if (rs > carried)
+            carried = rs;
         uint64_t align = f->kind == MMS_KIND_CHARS ? 1 : f->size;
         if (!given)
             f->offset = (uint32_t)((off + align - 1) / align * align);
@@ -560,7 +580,8 @@ static int spec_from_list(struct spec *sp, PyObject *list)
     }
     Py_DECREF(seq);
     sp->n = (uint32_t)n;
-    sp->record_size = (uint32_t)((end + maxalign - 1) / maxalign * maxalign);
+    sp->record_size = end <= carried ? (uint32_t)carried
+                                     : (uint32_t)((end + maxalign - 1) / maxalign * maxalign);
     return 0;
 }
 
