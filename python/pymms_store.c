@@ -760,6 +760,20 @@ int pymms_store_release(pymms_store *st)
     return r;
 }
 
+/* pymms_raise for a call on the whole store (close, checkpoint): an
+ * OSError's filename is the store's path, as open()'s is. */
+static PyObject *raise_on_store(pymms_store *st, int err, const char *what)
+{
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", mms_errdetail()); /* before anything else fails */
+    PyObject *file = NULL;
+    if (!PyUnicode_FSConverter(st->path, &file))
+        return NULL;
+    pymms_raise_file(err, what, PyBytes_AS_STRING(file), detail);
+    Py_DECREF(file);
+    return NULL;
+}
+
 PyDoc_STRVAR(close_doc,
 "close(): end the Store.\n\n"
 "An active transaction is aborted (write) or ended (read); the end of a\n"
@@ -783,7 +797,7 @@ static PyObject *store_close(pymms_store *st, PyObject *unused)
         if (st->nviews > 0)
             Py_RETURN_NONE;
         int r = pymms_store_release(st);
-        return r ? pymms_raise(r, "close") : Py_NewRef(Py_None);
+        return r ? raise_on_store(st, r, "close") : Py_NewRef(Py_None);
     }
     unsigned long me = pymms_me();
     if ((st->busy && st->busy != me) || (st->state != PYMMS_IDLE && st->owner != me))
@@ -799,7 +813,7 @@ static PyObject *store_close(pymms_store *st, PyObject *unused)
         Py_RETURN_NONE; /* R3: the last View closes the handle */
     int r = pymms_store_release(st);
     if (r)
-        return pymms_raise(r, "close");
+        return raise_on_store(st, r, "close");
     Py_RETURN_NONE;
 }
 
@@ -1123,7 +1137,7 @@ static PyObject *store_checkpoint(pymms_store *st, PyObject *unused)
     int r;
     PYMMS_BLOCKING(st, r = mms_checkpoint(st->s));
     if (r)
-        return pymms_raise(r, "checkpoint");
+        return raise_on_store(st, r, "checkpoint");
     Py_RETURN_NONE;
 }
 

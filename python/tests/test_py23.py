@@ -51,3 +51,38 @@ def test_a_copy_through_fields_keeps_the_record_size(path):
         assert c.record_size == 16
     s.verify()
     s.close()
+
+
+@pytest.mark.parametrize("call", ["checkpoint", "close"])
+def test_checkpoint_and_close_oserrors_name_the_store(tmp_path, call):
+    # An OSError from checkpoint() or close() had no filename (open's and
+    # import_csv's have theirs). The Nth fsync of a child fails (EIO), on
+    # a new store each time (a failed commit would be replayed at the next
+    # open), until one inside the call does.
+    for n in range(1, 20):
+        path = str(tmp_path / f"s{n}.mms")
+        s = mmstore.open(path, create=True)
+        with s.write():
+            s.create_table("t", [("x", "i64")])
+        s.close()
+        out = run_py(f"""
+            import os, sys
+            import mmstore
+            try:
+                s = mmstore.open(sys.argv[1])
+                with s.write():
+                    s.table("t").append({{"x": 1}})
+            except OSError:
+                print("before")
+                os._exit(0)
+            try:
+                s.{call}()
+                print("passed")
+            except OSError as e:
+                print("raised", e.errno, e.filename, s.path)
+            os._exit(0)
+            """, path, env={"MMS_FAULT": f"fsync:{n}:5"}).stdout.split()
+        if out[0] != "before":
+            break
+    assert out[0] == "raised", out
+    assert out[1:] == ["5", os.path.abspath(path), os.path.abspath(path)], out
