@@ -1436,7 +1436,8 @@ static int executable(const char *p)
  * "/bin:/usr/bin"; an empty entry is the current directory), else name
  * itself, whose exec then fails with ENOENT. Searched here, with the GIL
  * held, not by execvpe in the child: that reads PATH from environ, which
- * another thread's os.environ may be changing meanwhile (tool_env). */
+ * another thread's os.environ may be changing meanwhile (tool_env). The
+ * rest of execvp, a script without '#!' run by /bin/sh, is spawn_tool's. */
 static PyObject *tool_on_path(const char *name)
 {
     if (strchr(name, '/'))
@@ -1633,14 +1634,25 @@ static char **tool_env(int nohuge)
 
 /* Start argv (argv[0] a path, find_tool's) with environment envp
  * (tool_env), its stdout and stderr into a pipe: 0 with *pid and *fd (the
- * pipe's read end), or -1 with *spawn_err. It reads nothing of this
- * process's environment: it runs with the GIL released. */
+ * pipe's read end), or -1 with *spawn_err. A file the kernel will not
+ * execute (ENOEXEC: a script without '#!') runs with /bin/sh, as execvp
+ * runs it: "/bin/sh FILE ARGS...". It reads nothing of this process's
+ * environment: it runs with the GIL released. */
 static int spawn_tool(char *const *argv, char *const *envp, pid_t *pid, int *fd, int *spawn_err)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return *spawn_err = errno, -1;
     int r = start_tool(argv, envp, fds[1], pid);
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    char *sh[16];
+    if (r == ENOEXEC && n + 2 <= sizeof sh / sizeof sh[0]) {
+        sh[0] = "/bin/sh";
+        memcpy(sh + 1, argv, (n + 1) * sizeof *sh); /* its NULL too */
+        r = start_tool(sh, envp, fds[1], pid);
+    }
     close(fds[1]);
     if (r != 0) {
         close(fds[0]);

@@ -86,3 +86,25 @@ def test_checkpoint_and_close_oserrors_name_the_store(tmp_path, call):
             break
     assert out[0] == "raised", out
     assert out[1:] == ["5", os.path.abspath(path), os.path.abspath(path)], out
+
+
+def test_a_tool_script_without_shebang_runs_through_sh(path, tmp_path, mms_tool, monkeypatch):
+    # execvp runs a file the kernel cannot execute (ENOEXEC: a script with
+    # no '#!') with /bin/sh; tool_on_path + execve, which replaced it,
+    # raised OSError ENOEXEC instead.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    script = bindir / "mms-py23"
+    script.write_text(f'echo ran >> "{tmp_path / "ran"}"\nexec "{mms_tool}" "$@"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("MMS_TOOL", "mms-py23")
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    csv = tmp_path / "rows.csv"
+    csv.write_text("x\n1\n2\n")
+    s = mmstore.open(path, create=True)
+    assert len(s.import_csv(csv, "t")) == 2
+    assert (tmp_path / "ran").read_text() == "ran\n"
+    # And by its path.
+    monkeypatch.setenv("MMS_TOOL", str(script))
+    assert len(s.import_csv(csv, "t")) == 4
+    s.close()
