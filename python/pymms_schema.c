@@ -709,49 +709,6 @@ static int spec_parse(struct spec *sp, PyObject *spec)
     return spec_from_list(sp, spec);
 }
 
-PyObject *pymms_spec_string(PyObject *spec)
-{
-    if (PyUnicode_Check(spec))
-        return Py_NewRef(spec);
-    struct spec sp;
-    if (spec_parse(&sp, spec) < 0) {
-        spec_free(&sp);
-        return NULL;
-    }
-    PyObject *parts = PyList_New(0);
-    for (uint32_t i = 0; parts && i < sp.n; i++) {
-        const mms_field *f = &sp.f[i];
-        /* The tool's syntax has no quoting: "p:i8,q" of i64 would be two
-         * fields, p (i8) and q (i64). */
-        const char *odd = strpbrk(f->name, ",:") ? f->name
-                          : f->kind == MMS_KIND_REF && strpbrk(f->target, ",:") ? f->target
-                                                                                  : NULL;
-        if (odd) {
-            PyErr_Format(PyExc_ValueError, "import_csv: %s in the schema has a ',' or ':', "
-                         "which `mms import --schema` cannot spell; create the table first "
-                         "(create_table) and import into it without a schema", odd);
-            Py_CLEAR(parts);
-            break;
-        }
-        PyObject *p = f->kind == MMS_KIND_CHARS ? PyUnicode_FromFormat("%s:chars:%u", f->name,
-                                                                       (unsigned)f->size)
-                      : f->kind == MMS_KIND_REF ? PyUnicode_FromFormat("%s:ref:%s", f->name,
-                                                                       f->target)
-                      : PyUnicode_FromFormat("%s:%s", f->name, pymms_kind_name(f->kind));
-        if (!p || PyList_Append(parts, p) < 0)
-            Py_CLEAR(parts);
-        Py_XDECREF(p);
-    }
-    spec_free(&sp);
-    if (!parts)
-        return NULL;
-    PyObject *sep = PyUnicode_FromString(",");
-    PyObject *s = sep ? PyUnicode_Join(sep, parts) : NULL;
-    Py_XDECREF(sep);
-    Py_DECREF(parts);
-    return s;
-}
-
 /* Same layout as mms_table_open compares it: fields by name, kind, offset
  * and size (and ref target), and the record size. */
 static int same_layout(const mms_schema *a, const mms_schema *b)
@@ -772,7 +729,75 @@ static int same_layout(const mms_schema *a, const mms_schema *b)
     return 1;
 }
 
-PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
+/* The tool's --schema text of a parsed spec, or NULL (no exception) when
+ * it cannot spell a name or target (no quoting: "p:i8,q" of i64 would be
+ * two fields, p (i8) and q (i64)). */
+static PyObject *spec_text(const struct spec *sp)
+{
+    PyObject *parts = PyList_New(0);
+    for (uint32_t i = 0; parts && i < sp->n; i++) {
+        const mms_field *f = &sp->f[i];
+        if (strpbrk(f->name, ",:") || (f->kind == MMS_KIND_REF && strpbrk(f->target, ",:"))) {
+            Py_DECREF(parts);
+            return NULL;
+        }
+        PyObject *p = f->kind == MMS_KIND_CHARS ? PyUnicode_FromFormat("%s:chars:%u", f->name,
+                                                                       (unsigned)f->size)
+                      : f->kind == MMS_KIND_REF ? PyUnicode_FromFormat("%s:ref:%s", f->name,
+                                                                       f->target)
+                      : PyUnicode_FromFormat("%s:%s", f->name, pymms_kind_name(f->kind));
+        if (!p || PyList_Append(parts, p) < 0)
+            Py_CLEAR(parts);
+        Py_XDECREF(p);
+    }
+    if (!parts)
+        return NULL;
+    PyObject *sep = PyUnicode_FromString(",");
+    PyObject *s = sep ? PyUnicode_Join(sep, parts) : NULL;
+    Py_XDECREF(sep);
+    Py_DECREF(parts);
+    return s;
+}
+
+int pymms_import_schema(PyObject *spec, PyObject **fields, PyObject **text)
+{
+    *fields = *text = NULL;
+    struct spec sp, again;
+    memset(&again, 0, sizeof again);
+    if (spec_parse(&sp, spec) < 0) {
+        spec_free(&sp);
+        return -1;
+    }
+    mms_schema sc = {sp.record_size, sp.n, sp.f};
+    PyObject *t = pymms_make_fields(&sc);
+    if (!t)
+        goto fail;
+    /* The text, when the tool lays out from it the records the spec says:
+     * the tool places fields as a C struct, with no offset or record size
+     * of its own (a Field's, a dtype's). */
+    *text = spec_text(&sp);
+    if (PyErr_Occurred())
+        goto fail;
+    if (*text) {
+        int r = spec_parse(&again, *text);
+        mms_schema laid = {again.record_size, again.n, again.f};
+        if (r < 0 || !same_layout(&sc, &laid))
+            Py_CLEAR(*text);
+        PyErr_Clear(); /* a text that does not parse back is not the tool's either */
+    }
+    *fields = t;
+    spec_free(&sp);
+    spec_free(&again);
+    return 0;
+fail:
+    Py_XDECREF(t);
+    Py_CLEAR(*text);
+    spec_free(&sp);
+    spec_free(&again);
+    return -1;
+}
+
+PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj, int migrate)
 {
     const char *cname = pymms_utf8(name, "a table name");
     if (!cname)
@@ -795,6 +820,14 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
         const mms_schema *cur = mms_table_schema(t);
         if (cur && same_layout(cur, &sc)) {
             res = Py_NewRef((PyObject *)old);
+            goto out;
+        }
+        if (!migrate) {
+            char why[256] = "";
+            if (cur)
+                mms_schema_same(cur, &sc, why, sizeof why);
+            pymms_raise_msg(MMS_ESCHEMA, "table %s exists with another layout (%s)", cname,
+                            cur ? why : "unreadable");
             goto out;
         }
         /* R4: a migration replaces the region's file under its arrays,

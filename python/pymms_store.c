@@ -989,7 +989,7 @@ static PyObject *store_create_table(pymms_store *st, PyObject *args)
     if (pymms_check(st) < 0 || pymms_need_write(st, "create_table") < 0)
         return NULL;
     st->calls++;
-    PyObject *t = pymms_create_table(st, name, spec);
+    PyObject *t = pymms_create_table(st, name, spec, 1);
     st->calls--;
     return t;
 }
@@ -1708,6 +1708,37 @@ static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, int *wa
     return interrupted ? -1 : 0;
 }
 
+/* import_csv's table made first, from a schema the tool's --schema cannot
+ * spell (pymms_import_schema: fields), in a write transaction of its own;
+ * one there already must have that layout (SchemaError). The tool then
+ * imports into it with the stored layout. */
+static int import_table_first(pymms_store *st, PyObject *name, PyObject *fields)
+{
+    /* R1: the schema's conversion ran Python code, which can switch
+     * threads. */
+    if (usable(st) < 0)
+        return -1;
+    if (st->state != PYMMS_IDLE) {
+        pymms_raise_msg(MMS_ETXN, "import_csv inside %s transaction", state_name[st->state]);
+        return -1;
+    }
+    if (write_begin(st, 0, -1) < 0)
+        return -1;
+    st->calls++;
+    PyObject *t = pymms_create_table(st, name, fields, 0);
+    st->calls--;
+    if (!t) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb); /* the create's exception, not the abort's */
+        write_end(st, 0);
+        PyErr_Clear();
+        PyErr_Restore(et, ev, etb);
+        return -1;
+    }
+    Py_DECREF(t);
+    return write_end(st, 1);
+}
+
 /* The exception import_csv raises (KeyboardInterrupt, or what a signal
  * handler raised) says whether the import committed: .imported and a
  * note (table NULL: not known yet, nothing imported). The tool's exit
@@ -1737,7 +1768,10 @@ PyDoc_STRVAR(import_csv_doc,
 "beside the module, or on PATH) with the GIL released, so it parses at C\n"
 "speed and infers kinds as `mms import` does (i64, f64, else str). schema\n"
 "gives the kinds instead: a create_table spec or the tool's string\n"
-"('name:str,age:i32'). Bad rows raise Error listing them (skip_bad=True skips\n"
+"('name:str,age:i32'); a spec the string cannot say (a Field's or dtype's\n"
+"offsets, its record size, a name with ',' or ':') makes the table first, in a\n"
+"transaction of its own (it stays if the import fails; one there with another\n"
+"layout is a SchemaError), and the tool imports into it. Bad rows raise Error listing them (skip_bad=True skips\n"
 "them); a CSV that cannot be opened raises OSError (FileNotFoundError, ...).\n"
 "Not inside a transaction of this Store, nor a read transaction this thread\n"
 "holds through another Store of the store (TxnError), nor a write one held so\n"
@@ -1765,7 +1799,7 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
             import_note(0, NULL);
         return NULL;
     }
-    PyObject *tool = NULL, *spec = NULL, *pathb = NULL, *res = NULL;
+    PyObject *tool = NULL, *spec = NULL, *fields = NULL, *pathb = NULL, *res = NULL;
     int committed = 0, stopped = 0;
     if (pymms_check(st) < 0)
         goto out;
@@ -1800,10 +1834,16 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     const char *tname = pymms_utf8(name, "a table name");
     if (!tname || !(tool = find_tool()) || !PyUnicode_FSConverter(st->path, &pathb))
         goto out;
-    if (schema != Py_None)
-        PYMMS_CONVERTING(st, spec = pymms_spec_string(schema));
-    if (schema != Py_None && !spec)
-        goto out;
+    if (PyUnicode_Check(schema)) {
+        spec = Py_NewRef(schema);
+    } else if (schema != Py_None) {
+        int bad;
+        PYMMS_CONVERTING(st, bad = pymms_import_schema(schema, &fields, &spec) < 0);
+        if (bad)
+            goto out;
+        if (spec) /* the tool's --schema says it all: one transaction, the tool's */
+            Py_CLEAR(fields);
+    }
     /* The file, not the tool's '-' for standard input (ours, inherited). */
     if (PyBytes_AS_STRING(csv)[0] == '-') {
         PyObject *dotted = PyBytes_FromFormat("./%s", PyBytes_AS_STRING(csv));
@@ -1818,6 +1858,8 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
         PyErr_SetFromErrnoWithFilename(PyExc_OSError, PyBytes_AS_STRING(csv));
         goto out;
     }
+    if (fields && import_table_first(st, name, fields) < 0)
+        goto out;
     char *argv[10];
     int k = 0;
     argv[k++] = PyBytes_AS_STRING(tool);
@@ -1898,6 +1940,7 @@ out:
     Py_XDECREF(csv);
     Py_XDECREF(tool);
     Py_XDECREF(spec);
+    Py_XDECREF(fields);
     Py_XDECREF(pathb);
     return res;
 }

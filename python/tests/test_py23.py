@@ -53,6 +53,46 @@ def test_a_copy_through_fields_keeps_the_record_size(path):
     s.close()
 
 
+def test_import_csv_keeps_the_offsets_of_a_schema(path, tmp_path, mms_tool):
+    # import_csv(schema=t.fields) passed the tool a --schema string, which
+    # cannot say offsets: the table was laid out as a C struct, not as the
+    # Fields (or a dtype) said. A schema the tool cannot spell is now
+    # created first (create_table), then imported into.
+    dt = np.dtype({"names": ["a", "b"], "formats": ["<i4", "<i4"], "offsets": [8, 0],
+                   "itemsize": 24})
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a,b\n1,2\n3,4\n")
+    s = mmstore.open(path, create=True)
+    with s.write():
+        t = s.create_table("t", dt)
+    for name, schema in (("from_fields", t.fields), ("from_dtype", dt),
+                         ("from_list", list(t.fields))):
+        c = s.import_csv(csv, name, schema=schema)
+        assert c.dtype == t.dtype, (name, c.dtype, t.dtype)
+        assert c.column("a").tolist() == [1, 3] and c.column("b").tolist() == [2, 4]
+        # Again into the table it made: appended.
+        assert len(s.import_csv(csv, name, schema=schema)) == 4
+    # A table there with another layout is refused, nothing imported.
+    with s.write():
+        s.create_table("other", [("a", "i32"), ("b", "i32")])
+    with pytest.raises(mmstore.SchemaError, match="another layout"):
+        s.import_csv(csv, "other", schema=t.fields)
+    assert len(s.table("other")) == 0
+    # A schema the tool lays out the same way still goes as --schema: bad
+    # rows create no table.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,x\n")
+    with pytest.raises(mmstore.Error):
+        s.import_csv(bad, "plain", schema=[("a", "i32"), ("b", "i32")])
+    assert "plain" not in s.tables()
+    # One made first stays, empty, when the import then fails.
+    with pytest.raises(mmstore.Error):
+        s.import_csv(bad, "made_first", schema=t.fields)
+    assert len(s.table("made_first")) == 0 and s.table("made_first").dtype == t.dtype
+    s.verify()
+    s.close()
+
+
 @pytest.mark.parametrize("call", ["checkpoint", "close"])
 def test_checkpoint_and_close_oserrors_name_the_store(tmp_path, call):
     # An OSError from checkpoint() or close() had no filename (open's and
