@@ -297,10 +297,15 @@ PyObject *pymms_table_dtype_of(pymms_table *tb, const mms_schema *sc);
 const mms_field *pymms_field_named(const mms_schema *sc, PyObject *name, uint32_t *index);
 /* create_table: spec is a list of (name, kind[, size or target]) and
  * Fields (Table.fields, at their offsets), a "name:kind,..." string or a
- * numpy structured dtype. */
-PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *spec);
-/* A spec as the tool's --schema string (import_csv). New reference. */
-PyObject *pymms_spec_string(PyObject *spec);
+ * numpy structured dtype. A table of that name with another layout is
+ * migrated, or (migrate 0) refused with SchemaError. */
+PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *spec, int migrate);
+/* import_csv's schema (a spec that is not a str), parsed once as
+ * create_table lays it out: *fields, a tuple of Field (which carry the
+ * record size), and *text, the tool's --schema string, when the tool lays
+ * out from it the same records (else NULL: an offset or record size it
+ * cannot say, or a ',' or ':' in a name). 0, or -1 with an exception. */
+int pymms_import_schema(PyObject *spec, PyObject **fields, PyObject **text);
 /* numpy.<fn>(*args) with args built by Py_BuildValue(fmt, ...). */
 PyObject *pymms_np_call(const char *fn, const char *fmt, ...);
 /* PySequence_Fast(o, msg), but a list is copied: PySequence_Fast gives

@@ -95,10 +95,15 @@ static PyStructSequence_Field field_members[] = {
     {"offset", "byte offset in the record"},
     {"size", "bytes"},
     {"target", "the table a ref field points into, else None"},
+    /* Not one of the tuple's items (PyStructSequence's hidden fields: an
+     * attribute, pickled with it, left out of ==, len and unpacking). */
+    {"record_size", "the record size of the table it came from (None for one made by hand): "
+                    "create_table keeps it for fields that fit in it"},
     {NULL, NULL}};
 
 static PyStructSequence_Desc field_desc = {
-    "mmstore.Field", "A field of a table's records: (name, kind, offset, size, target).",
+    "mmstore.Field", "A field of a table's records: (name, kind, offset, size, target), and "
+                     "record_size, its table's.",
     field_members, 5};
 
 PyTypeObject *pymms_field_type;
@@ -134,19 +139,20 @@ PyObject *pymms_make_fields(const mms_schema *sc)
             break;
         }
         PyTuple_SET_ITEM(t, i, fo);
-        PyObject *v[5] = {pymms_str_of(f->name), PyUnicode_FromString(pymms_kind_name(f->kind)),
+        PyObject *v[6] = {pymms_str_of(f->name), PyUnicode_FromString(pymms_kind_name(f->kind)),
                           PyLong_FromUnsignedLong(f->offset), PyLong_FromUnsignedLong(f->size),
                           f->kind == MMS_KIND_REF && f->target && f->target[0]
-                              ? pymms_str_of(f->target) : Py_NewRef(Py_None)};
-        for (int k = 0; k < 5; k++) {
+                              ? pymms_str_of(f->target) : Py_NewRef(Py_None),
+                          PyLong_FromUnsignedLong(sc->record_size)};
+        for (int k = 0; k < 6; k++) {
             if (!v[k]) {
-                for (int j = 0; j < 5; j++)
+                for (int j = 0; j < 6; j++)
                     Py_XDECREF(v[j]);
                 Py_CLEAR(t);
                 return NULL;
             }
         }
-        for (int k = 0; k < 5; k++)
+        for (int k = 0; k < 6; k++)
             PyStructSequence_SET_ITEM(fo, k, v[k]);
     }
     return t;
@@ -476,13 +482,15 @@ out:
 
 /* A Field (of Table.fields): (name, kind, offset, size, target), taken as
  * the item (name, kind[, size or target]) its kind needs, at its own
- * offset. One made by hand may hold anything: its size and target must be
+ * offset; *record_size: its table's record size (Field.record_size), 0 for
+ * none. One made by hand may hold anything: its size and target must be
  * those the item gives. */
-static int spec_field_given(struct spec *sp, PyObject *fo, mms_field *f)
+static int spec_field_given(struct spec *sp, PyObject *fo, mms_field *f, uint64_t *record_size)
 {
     PyObject *name = PyStructSequence_GetItem(fo, 0), *kind = PyStructSequence_GetItem(fo, 1),
              *off = PyStructSequence_GetItem(fo, 2), *size = PyStructSequence_GetItem(fo, 3),
-             *target = PyStructSequence_GetItem(fo, 4); /* borrowed */
+             *target = PyStructSequence_GetItem(fo, 4),
+             *rs = PyStructSequence_GetItem(fo, 5); /* borrowed; NULL if never set */
     int chars = PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "chars") == 0;
     int ref = PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "ref") == 0;
     PyObject *item = chars ? PyTuple_Pack(3, name, kind, size)
@@ -509,14 +517,23 @@ static int spec_field_given(struct spec *sp, PyObject *fo, mms_field *f)
                      f->name, target);
         return -1;
     }
+    unsigned long long carried = 0;
+    snprintf(what, sizeof what, "field %s: record_size", f->name);
+    if (rs && rs != Py_None && pymms_int_arg(rs, what, 1, MMS_MAX_RECORD, &carried) < 0)
+        return -1;
     f->offset = (uint32_t)at;
+    *record_size = carried;
     return 0;
 }
 
 /* A list of fields laid out as a C struct: each (name, kind[, size or
  * target]) after the one before it, aligned to its size; a Field
  * (Table.fields) where its offset says, as a dtype's field. The record
- * size is the smallest that holds them all, aligned as a C struct's. */
+ * size is the one the Fields carry (their table's, the largest if they
+ * came from several) when every field fits in it, so a copy of a layout
+ * keeps the source's trailing padding, or its lack of it (a packed
+ * dtype's); else the smallest that holds them all, aligned as a C
+ * struct's. */
 static int spec_from_list(struct spec *sp, PyObject *list)
 {
     PyObject *seq = pymms_fast_copy(list, "a schema is a list of fields");
@@ -534,15 +551,18 @@ static int spec_from_list(struct spec *sp, PyObject *list)
         PyErr_NoMemory();
         return -1;
     }
-    uint64_t off = 0, end = 0, maxalign = 1;
+    uint64_t off = 0, end = 0, maxalign = 1, carried = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         mms_field *f = &sp->f[i];
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
         int given = PyObject_TypeCheck(item, pymms_field_type);
-        if ((given ? spec_field_given(sp, item, f) : spec_field(sp, item, f)) < 0) {
+        uint64_t rs = 0;
+        if ((given ? spec_field_given(sp, item, f, &rs) : spec_field(sp, item, f)) < 0) {
             Py_DECREF(seq);
             return -1;
         }
+        if (rs > carried)
+            carried = rs;
         uint64_t align = f->kind == MMS_KIND_CHARS ? 1 : f->size;
         if (!given)
             f->offset = (uint32_t)((off + align - 1) / align * align);
@@ -560,7 +580,8 @@ static int spec_from_list(struct spec *sp, PyObject *list)
     }
     Py_DECREF(seq);
     sp->n = (uint32_t)n;
-    sp->record_size = (uint32_t)((end + maxalign - 1) / maxalign * maxalign);
+    sp->record_size = end <= carried ? (uint32_t)carried
+                                     : (uint32_t)((end + maxalign - 1) / maxalign * maxalign);
     return 0;
 }
 
@@ -688,49 +709,6 @@ static int spec_parse(struct spec *sp, PyObject *spec)
     return spec_from_list(sp, spec);
 }
 
-PyObject *pymms_spec_string(PyObject *spec)
-{
-    if (PyUnicode_Check(spec))
-        return Py_NewRef(spec);
-    struct spec sp;
-    if (spec_parse(&sp, spec) < 0) {
-        spec_free(&sp);
-        return NULL;
-    }
-    PyObject *parts = PyList_New(0);
-    for (uint32_t i = 0; parts && i < sp.n; i++) {
-        const mms_field *f = &sp.f[i];
-        /* The tool's syntax has no quoting: "p:i8,q" of i64 would be two
-         * fields, p (i8) and q (i64). */
-        const char *odd = strpbrk(f->name, ",:") ? f->name
-                          : f->kind == MMS_KIND_REF && strpbrk(f->target, ",:") ? f->target
-                                                                                  : NULL;
-        if (odd) {
-            PyErr_Format(PyExc_ValueError, "import_csv: %s in the schema has a ',' or ':', "
-                         "which `mms import --schema` cannot spell; create the table first "
-                         "(create_table) and import into it without a schema", odd);
-            Py_CLEAR(parts);
-            break;
-        }
-        PyObject *p = f->kind == MMS_KIND_CHARS ? PyUnicode_FromFormat("%s:chars:%u", f->name,
-                                                                       (unsigned)f->size)
-                      : f->kind == MMS_KIND_REF ? PyUnicode_FromFormat("%s:ref:%s", f->name,
-                                                                       f->target)
-                      : PyUnicode_FromFormat("%s:%s", f->name, pymms_kind_name(f->kind));
-        if (!p || PyList_Append(parts, p) < 0)
-            Py_CLEAR(parts);
-        Py_XDECREF(p);
-    }
-    spec_free(&sp);
-    if (!parts)
-        return NULL;
-    PyObject *sep = PyUnicode_FromString(",");
-    PyObject *s = sep ? PyUnicode_Join(sep, parts) : NULL;
-    Py_XDECREF(sep);
-    Py_DECREF(parts);
-    return s;
-}
-
 /* Same layout as mms_table_open compares it: fields by name, kind, offset
  * and size (and ref target), and the record size. */
 static int same_layout(const mms_schema *a, const mms_schema *b)
@@ -751,7 +729,75 @@ static int same_layout(const mms_schema *a, const mms_schema *b)
     return 1;
 }
 
-PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
+/* The tool's --schema text of a parsed spec, or NULL (no exception) when
+ * it cannot spell a name or target (no quoting: "p:i8,q" of i64 would be
+ * two fields, p (i8) and q (i64)). */
+static PyObject *spec_text(const struct spec *sp)
+{
+    PyObject *parts = PyList_New(0);
+    for (uint32_t i = 0; parts && i < sp->n; i++) {
+        const mms_field *f = &sp->f[i];
+        if (strpbrk(f->name, ",:") || (f->kind == MMS_KIND_REF && strpbrk(f->target, ",:"))) {
+            Py_DECREF(parts);
+            return NULL;
+        }
+        PyObject *p = f->kind == MMS_KIND_CHARS ? PyUnicode_FromFormat("%s:chars:%u", f->name,
+                                                                       (unsigned)f->size)
+                      : f->kind == MMS_KIND_REF ? PyUnicode_FromFormat("%s:ref:%s", f->name,
+                                                                       f->target)
+                      : PyUnicode_FromFormat("%s:%s", f->name, pymms_kind_name(f->kind));
+        if (!p || PyList_Append(parts, p) < 0)
+            Py_CLEAR(parts);
+        Py_XDECREF(p);
+    }
+    if (!parts)
+        return NULL;
+    PyObject *sep = PyUnicode_FromString(",");
+    PyObject *s = sep ? PyUnicode_Join(sep, parts) : NULL;
+    Py_XDECREF(sep);
+    Py_DECREF(parts);
+    return s;
+}
+
+int pymms_import_schema(PyObject *spec, PyObject **fields, PyObject **text)
+{
+    *fields = *text = NULL;
+    struct spec sp, again;
+    memset(&again, 0, sizeof again);
+    if (spec_parse(&sp, spec) < 0) {
+        spec_free(&sp);
+        return -1;
+    }
+    mms_schema sc = {sp.record_size, sp.n, sp.f};
+    PyObject *t = pymms_make_fields(&sc);
+    if (!t)
+        goto fail;
+    /* The text, when the tool lays out from it the records the spec says:
+     * the tool places fields as a C struct, with no offset or record size
+     * of its own (a Field's, a dtype's). */
+    *text = spec_text(&sp);
+    if (PyErr_Occurred())
+        goto fail;
+    if (*text) {
+        int r = spec_parse(&again, *text);
+        mms_schema laid = {again.record_size, again.n, again.f};
+        if (r < 0 || !same_layout(&sc, &laid))
+            Py_CLEAR(*text);
+        PyErr_Clear(); /* a text that does not parse back is not the tool's either */
+    }
+    *fields = t;
+    spec_free(&sp);
+    spec_free(&again);
+    return 0;
+fail:
+    Py_XDECREF(t);
+    Py_CLEAR(*text);
+    spec_free(&sp);
+    spec_free(&again);
+    return -1;
+}
+
+PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj, int migrate)
 {
     const char *cname = pymms_utf8(name, "a table name");
     if (!cname)
@@ -774,6 +820,14 @@ PyObject *pymms_create_table(pymms_store *st, PyObject *name, PyObject *specobj)
         const mms_schema *cur = mms_table_schema(t);
         if (cur && same_layout(cur, &sc)) {
             res = Py_NewRef((PyObject *)old);
+            goto out;
+        }
+        if (!migrate) {
+            char why[256] = "";
+            if (cur)
+                mms_schema_same(cur, &sc, why, sizeof why);
+            pymms_raise_msg(MMS_ESCHEMA, "table %s exists with another layout (%s)", cname,
+                            cur ? why : "unreadable");
             goto out;
         }
         /* R4: a migration replaces the region's file under its arrays,

@@ -760,6 +760,20 @@ int pymms_store_release(pymms_store *st)
     return r;
 }
 
+/* pymms_raise for a call on the whole store (close, checkpoint): an
+ * OSError's filename is the store's path, as open()'s is. */
+static PyObject *raise_on_store(pymms_store *st, int err, const char *what)
+{
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", mms_errdetail()); /* before anything else fails */
+    PyObject *file = NULL;
+    if (!PyUnicode_FSConverter(st->path, &file))
+        return NULL;
+    pymms_raise_file(err, what, PyBytes_AS_STRING(file), detail);
+    Py_DECREF(file);
+    return NULL;
+}
+
 PyDoc_STRVAR(close_doc,
 "close(): end the Store.\n\n"
 "An active transaction is aborted (write) or ended (read); the end of a\n"
@@ -783,7 +797,7 @@ static PyObject *store_close(pymms_store *st, PyObject *unused)
         if (st->nviews > 0)
             Py_RETURN_NONE;
         int r = pymms_store_release(st);
-        return r ? pymms_raise(r, "close") : Py_NewRef(Py_None);
+        return r ? raise_on_store(st, r, "close") : Py_NewRef(Py_None);
     }
     unsigned long me = pymms_me();
     if ((st->busy && st->busy != me) || (st->state != PYMMS_IDLE && st->owner != me))
@@ -799,7 +813,7 @@ static PyObject *store_close(pymms_store *st, PyObject *unused)
         Py_RETURN_NONE; /* R3: the last View closes the handle */
     int r = pymms_store_release(st);
     if (r)
-        return pymms_raise(r, "close");
+        return raise_on_store(st, r, "close");
     Py_RETURN_NONE;
 }
 
@@ -955,10 +969,11 @@ PyDoc_STRVAR(create_table_doc,
 "spec: a list of (name, kind) / (name, 'chars', size) / (name, 'ref', table)\n"
 "tuples, laid out as a C struct (each field aligned to its size; table None,\n"
 "as Field.target gives it, for a ref whose target table was dropped); a\n"
-"table's fields (t.fields: a Field in the list keeps its offset, so a copy of\n"
-"a table's layout is create_table(name, t.fields); tuples after one follow\n"
-"it; the record size is the smallest that holds them, aligned as a C\n"
-"struct's); a string as\n"
+"table's fields (t.fields: a Field in the list keeps its offset, and carries\n"
+"its table's record size, Field.record_size, so a copy of a table's layout,\n"
+"padding included, is create_table(name, t.fields); tuples after one follow\n"
+"it; the record size is the Fields' when every field fits in it, else the\n"
+"smallest that holds them, aligned as a C struct's); a string as\n"
 "`mms import --schema` takes ('id:i64,name:str,tag:chars:8'); or a numpy\n"
 "structured dtype (its offsets and itemsize are kept). Kinds as in C: i8 i16\n"
 "i32 i64 u8 u16 u32 u64 f32 f64 bool chars ref str blob (i8 is 8 bits).\n"
@@ -974,7 +989,7 @@ static PyObject *store_create_table(pymms_store *st, PyObject *args)
     if (pymms_check(st) < 0 || pymms_need_write(st, "create_table") < 0)
         return NULL;
     st->calls++;
-    PyObject *t = pymms_create_table(st, name, spec);
+    PyObject *t = pymms_create_table(st, name, spec, 1);
     st->calls--;
     return t;
 }
@@ -1122,7 +1137,7 @@ static PyObject *store_checkpoint(pymms_store *st, PyObject *unused)
     int r;
     PYMMS_BLOCKING(st, r = mms_checkpoint(st->s));
     if (r)
-        return pymms_raise(r, "checkpoint");
+        return raise_on_store(st, r, "checkpoint");
     Py_RETURN_NONE;
 }
 
@@ -1421,7 +1436,8 @@ static int executable(const char *p)
  * "/bin:/usr/bin"; an empty entry is the current directory), else name
  * itself, whose exec then fails with ENOENT. Searched here, with the GIL
  * held, not by execvpe in the child: that reads PATH from environ, which
- * another thread's os.environ may be changing meanwhile (tool_env). */
+ * another thread's os.environ may be changing meanwhile (tool_env). The
+ * rest of execvp, a script without '#!' run by /bin/sh, is spawn_tool's. */
 static PyObject *tool_on_path(const char *name)
 {
     if (strchr(name, '/'))
@@ -1618,14 +1634,25 @@ static char **tool_env(int nohuge)
 
 /* Start argv (argv[0] a path, find_tool's) with environment envp
  * (tool_env), its stdout and stderr into a pipe: 0 with *pid and *fd (the
- * pipe's read end), or -1 with *spawn_err. It reads nothing of this
- * process's environment: it runs with the GIL released. */
+ * pipe's read end), or -1 with *spawn_err. A file the kernel will not
+ * execute (ENOEXEC: a script without '#!') runs with /bin/sh, as execvp
+ * runs it: "/bin/sh FILE ARGS...". It reads nothing of this process's
+ * environment: it runs with the GIL released. */
 static int spawn_tool(char *const *argv, char *const *envp, pid_t *pid, int *fd, int *spawn_err)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return *spawn_err = errno, -1;
     int r = start_tool(argv, envp, fds[1], pid);
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    char *sh[16];
+    if (r == ENOEXEC && n + 2 <= sizeof sh / sizeof sh[0]) {
+        sh[0] = "/bin/sh";
+        memcpy(sh + 1, argv, (n + 1) * sizeof *sh); /* its NULL too */
+        r = start_tool(sh, envp, fds[1], pid);
+    }
     close(fds[1]);
     if (r != 0) {
         close(fds[0]);
@@ -1681,6 +1708,37 @@ static int collect_tool(pymms_store *st, pid_t pid, int fd, int *status, int *wa
     return interrupted ? -1 : 0;
 }
 
+/* import_csv's table made first, from a schema the tool's --schema cannot
+ * spell (pymms_import_schema: fields), in a write transaction of its own;
+ * one there already must have that layout (SchemaError). The tool then
+ * imports into it with the stored layout. */
+static int import_table_first(pymms_store *st, PyObject *name, PyObject *fields)
+{
+    /* R1: the schema's conversion ran Python code, which can switch
+     * threads. */
+    if (usable(st) < 0)
+        return -1;
+    if (st->state != PYMMS_IDLE) {
+        pymms_raise_msg(MMS_ETXN, "import_csv inside %s transaction", state_name[st->state]);
+        return -1;
+    }
+    if (write_begin(st, 0, -1) < 0)
+        return -1;
+    st->calls++;
+    PyObject *t = pymms_create_table(st, name, fields, 0);
+    st->calls--;
+    if (!t) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb); /* the create's exception, not the abort's */
+        write_end(st, 0);
+        PyErr_Clear();
+        PyErr_Restore(et, ev, etb);
+        return -1;
+    }
+    Py_DECREF(t);
+    return write_end(st, 1);
+}
+
 /* The exception import_csv raises (KeyboardInterrupt, or what a signal
  * handler raised) says whether the import committed: .imported and a
  * note (table NULL: not known yet, nothing imported). The tool's exit
@@ -1710,7 +1768,10 @@ PyDoc_STRVAR(import_csv_doc,
 "beside the module, or on PATH) with the GIL released, so it parses at C\n"
 "speed and infers kinds as `mms import` does (i64, f64, else str). schema\n"
 "gives the kinds instead: a create_table spec or the tool's string\n"
-"('name:str,age:i32'). Bad rows raise Error listing them (skip_bad=True skips\n"
+"('name:str,age:i32'); a spec the string cannot say (a Field's or dtype's\n"
+"offsets, its record size, a name with ',' or ':') makes the table first, in a\n"
+"transaction of its own (it stays if the import fails; one there with another\n"
+"layout is a SchemaError), and the tool imports into it. Bad rows raise Error listing them (skip_bad=True skips\n"
 "them); a CSV that cannot be opened raises OSError (FileNotFoundError, ...).\n"
 "Not inside a transaction of this Store, nor a read transaction this thread\n"
 "holds through another Store of the store (TxnError), nor a write one held so\n"
@@ -1738,7 +1799,7 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
             import_note(0, NULL);
         return NULL;
     }
-    PyObject *tool = NULL, *spec = NULL, *pathb = NULL, *res = NULL;
+    PyObject *tool = NULL, *spec = NULL, *fields = NULL, *pathb = NULL, *res = NULL;
     int committed = 0, stopped = 0;
     if (pymms_check(st) < 0)
         goto out;
@@ -1773,10 +1834,16 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
     const char *tname = pymms_utf8(name, "a table name");
     if (!tname || !(tool = find_tool()) || !PyUnicode_FSConverter(st->path, &pathb))
         goto out;
-    if (schema != Py_None)
-        PYMMS_CONVERTING(st, spec = pymms_spec_string(schema));
-    if (schema != Py_None && !spec)
-        goto out;
+    if (PyUnicode_Check(schema)) {
+        spec = Py_NewRef(schema);
+    } else if (schema != Py_None) {
+        int bad;
+        PYMMS_CONVERTING(st, bad = pymms_import_schema(schema, &fields, &spec) < 0);
+        if (bad)
+            goto out;
+        if (spec) /* the tool's --schema says it all: one transaction, the tool's */
+            Py_CLEAR(fields);
+    }
     /* The file, not the tool's '-' for standard input (ours, inherited). */
     if (PyBytes_AS_STRING(csv)[0] == '-') {
         PyObject *dotted = PyBytes_FromFormat("./%s", PyBytes_AS_STRING(csv));
@@ -1791,6 +1858,8 @@ static PyObject *store_import_csv(pymms_store *st, PyObject *args, PyObject *kw)
         PyErr_SetFromErrnoWithFilename(PyExc_OSError, PyBytes_AS_STRING(csv));
         goto out;
     }
+    if (fields && import_table_first(st, name, fields) < 0)
+        goto out;
     char *argv[10];
     int k = 0;
     argv[k++] = PyBytes_AS_STRING(tool);
@@ -1871,6 +1940,7 @@ out:
     Py_XDECREF(csv);
     Py_XDECREF(tool);
     Py_XDECREF(spec);
+    Py_XDECREF(fields);
     Py_XDECREF(pathb);
     return res;
 }

@@ -220,13 +220,15 @@ def test_import_csv_schema_with_a_name_the_tool_cannot_spell(path, mms_tool, tmp
     # import_csv passes a schema to `mms import --schema` as "name:kind,...",
     # names as they are: a field called "p:i8,q" of kind i64 became two
     # fields, p (i8) and q (i64), a table other than the one asked for.
+    # (It was refused, ValueError; since round 23 a schema the tool cannot
+    # spell makes the table first, and the tool imports into it.)
     monkeypatch.setenv("MMS_TOOL", mms_tool)
     csv = tmp_path / "pq.csv"
-    csv.write_text("p,q\n1,2\n")
+    csv.write_text('"p:i8,q"\n1\n')
     s = mmstore.open(path, create=True)
-    with pytest.raises(ValueError, match="p:i8,q"):
-        s.import_csv(csv, "t", schema=[("p:i8,q", "i64")])
-    assert s.tables() == []
+    t = s.import_csv(csv, "t", schema=[("p:i8,q", "i64")])
+    assert [(f.name, f.kind) for f in t.fields] == [("p:i8,q", "i64")]
+    assert t.get(0) == {"p:i8,q": 1} and s.tables() == ["t"]
     # Such a name is fine in a table made first, and imports into it.
     comma = tmp_path / "comma.csv"
     comma.write_text('"a,b",c\n1,x\n')
