@@ -91,7 +91,12 @@
  *  - Threads: a handle is used by one thread at a time. For threads that
  *    read while another writes, give each its own handle. The library
  *    starts one thread of its own per write handle that commits with
- *    MMS_NOSYNC (the background sync, see MMS_NOSYNC); none otherwise.
+ *    MMS_NOSYNC (the background sync, see MMS_NOSYNC), and one per handle
+ *    whose apply found readers of another user (who may not write the
+ *    lock file, see MMS_RDONLY) alone holding commits back: it applies
+ *    them once they leave (through a handle of its own, opened for the
+ *    apply), so that an idle writer's commits are published all the
+ *    same; none otherwise.
  *  - Truncating or rewriting region files behind an open handle's back makes
  *    accesses fault (SIGBUS); the library cannot prevent that.
  */
@@ -703,8 +708,10 @@ int mms_read_begin(mms_store *s);
  * applying them as soon as they have. A handle whose process cannot write
  * the store's files cannot apply: commits that no reader holds back any
  * more then wait for a handle that can (the writer's next commit, a
- * read transaction's begin or end in such a handle, its mms_wait), and a
- * timeout says which of the two it waited for. Errors: those of
+ * read transaction's begin or end in such a handle, its mms_wait; for
+ * what such readers held back, a thread of the handle that could not
+ * apply it, within 2 ms of their leaving), and a timeout says which of
+ * the two it waited for. Errors: those of
  * mms_read_begin, -ETIMEDOUT. */
 int mms_read_begin_latest(mms_store *s, int timeout_ms);
 

@@ -146,6 +146,9 @@
  * kernel's lock table. The reader cannot count itself in
  * gate_waiters either, so it naps (futex with a timeout) rather than
  * waits to be woken, while an applier holds the gate without the byte.
+ * Nor can it apply what it held back when it leaves: an applier that
+ * gave up for the byte alone (gate_unslotted) wakes its handle's pin
+ * watcher, which applies once the byte is free (apply.c, P1-P5).
  *
  * What it cannot do it refuses (MMS_ERECOVER) instead of waiting for
  * ever or writing: a dead writer's unfinished commit or recover_needed

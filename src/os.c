@@ -530,7 +530,7 @@ void mms__os_futex_wake(uint32_t *word)
 }
 
 /* ------------------------------------------------------------------------
- * The library's own threads (apply.c's background syncer)
+ * The library's own threads (apply.c's background syncer and pin watcher)
  *
  * Such a thread must never run an application's signal handler (every
  * signal is blocked in it: it inherits the mask set around its creation),
