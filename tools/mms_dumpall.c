@@ -674,15 +674,18 @@ static bool jvalue(struct jparse *j, struct jv *v, int depth)
         }
         for (;;) {
             if (v->n == cap) {
-                cap = cap ? 2 * cap : 8;
-                struct jv *k = realloc(v->kid, cap * sizeof *k);
-                char **keys = c == '{' ? realloc(v->key, cap * sizeof *keys) : NULL;
+                /* kid and key grow together: cap moves once both have. */
+                size_t kcap = cap, keycap = cap;
+                struct jv *k = tool_room(v->kid, v->n, &kcap, sizeof *k, 8);
                 if (k)
                     v->kid = k;
+                char **keys = k && c == '{' ? tool_room(v->key, v->n, &keycap, sizeof *keys, 8)
+                                            : NULL;
                 if (keys)
                     v->key = keys;
                 if (!k || (c == '{' && !keys))
                     return j->err = "out of memory", false;
+                cap = kcap;
             }
             /* Zero before the key: a bad key still counts the member
              * (its key is freed), and jv_free walks its value too. */
