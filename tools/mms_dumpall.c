@@ -1459,7 +1459,11 @@ static int load_lines(struct load *l, FILE *f)
         rc = tool_err("cannot read the dump: %s", strerror(errno));
     if (!rc && !end)
         rc = tool_err("the dump ends early (no end line): it was cut short");
-    /* The slots that were deleted in the dumped store. */
+    /* The slots that were deleted in the dumped store, one call a slot:
+     * the API deletes one record at a time. Measured on 1M slots, half of
+     * them gaps, the deletes take a fifth to a quarter of the load, most
+     * of it the library noting each deleted ref for the commit's delete
+     * rule -- a range delete would have to keep that per run to help. */
     for (size_t g = 0; !rc && g < l->ngaps; g++)
         for (uint64_t i = 0; !rc && i < l->gaps[g].n; i++) {
             int r = mms_table_delete(l->tab[l->gaps[g].tab].t, l->gaps[g].first + i);
