@@ -777,63 +777,96 @@ int mms__journal_each(mms_store *s, struct mms__apos *pos, uint64_t upto, mms__j
     return r;
 }
 
+/* The epoch of header J, walked: what recovery and mms__journal_count
+ * both start from. */
+struct epoch {
+    uint8_t *j;       /* the journal's bytes (journal_read); NULL: no group */
+    uint64_t size;    /* ... and its size; epoch_close gives them back */
+    bool mapped;
+    uint64_t end;     /* the offset after the last valid group */
+    uint64_t last;    /* its txn id (J->start_txn if there is none) */
+    uint64_t n;       /* the valid groups */
+    uint32_t crc;     /* the last one's chained CRC (the salt if none) */
+    bool later;       /* a durable commit follows the stop: later_commit, in g */
+    struct group later_g;
+};
+
+/* 1 if J names another store's journal (start_txn UINT64_MAX: never
+ * replayed, nothing read); else the journal read (if groups: a group
+ * follows its header, as the header's read said) and walked into *E, which
+ * epoch_close releases. */
+MMS__OPEN_PATH
+static int epoch_walk(mms_store *s, const struct mms__jstate *J, bool groups, struct epoch *E)
+{
+    memset(E, 0, sizeof *E);
+    if (J->start_txn == UINT64_MAX)
+        return 1;
+    int r = groups ? journal_read(s, J->start_txn, &E->j, &E->size, &E->mapped) : 0;
+    if (r)
+        return r;
+    r = journal_walk(J, E->j, E->j ? E->size : 0, NULL, NULL, &E->end, &E->last, &E->crc, &E->n);
+    if (!r)
+        E->later = later_commit(E->j, E->size, E->end, E->last + 1, E->crc, &E->later_g);
+    return r;
+}
+
+static void epoch_close(struct epoch *E)
+{
+    journal_release(E->j, E->size, E->mapped);
+    E->j = NULL;
+}
+
 MMS__OPEN_PATH
 int mms__journal_recover(mms_store *s, bool groups, uint64_t pre_txn, bool can_write,
                          uint64_t *replayed, uint64_t *last_txn)
 {
     *replayed = 0;
     *last_txn = pre_txn;
-    if (s->J->start_txn == UINT64_MAX)
-        return 0; /* another store's journal: ignored */
-    uint8_t *j = NULL;
-    uint64_t size = 0;
-    bool mapped = false;
-    int r = groups ? journal_read(s, s->J->start_txn, &j, &size, &mapped) : 0;
-    if (r)
-        return r;
-    uint64_t end, n;
-    uint32_t crc;
+    struct epoch E;
     /* First pass: count, so a read-only open can refuse before writing. */
-    r = journal_walk(s->J, j, j ? size : 0, NULL, NULL, &end, last_txn, &crc, &n);
-    struct group later;
-    if (!r && pre_txn <= *last_txn && later_commit(j, size, end, *last_txn + 1, crc, &later))
-        r = damaged_commit(j, size, end, *last_txn + 1, &later);
+    int r = epoch_walk(s, s->J, groups, &E);
+    if (r)
+        return r == 1 ? 0 : r; /* 1: another store's journal, ignored */
+    *last_txn = E.last;
+    if (pre_txn <= E.last && E.later)
+        r = damaged_commit(E.j, E.size, E.end, E.last + 1, &E.later_g);
     /* The region files have reached pre_txn (their header says so, whatever
      * else a crash left half-applied). A checkpoint synced them at
-     * start_txn; groups since then can bring them to *last_txn. Outside that
+     * start_txn; groups since then can bring them to E.last. Outside that
      * range a file was lost, replaced or the journal damaged: replaying
      * would build a state that never existed. */
-    if (!r && pre_txn > *last_txn)
+    if (!r && pre_txn > E.last)
         r = MMS__CORRUPT("the region files are at txn %llu but the journal's valid commits end "
                          "at txn %llu (journal damaged, or a region file written by something "
-                         "else)", (unsigned long long)pre_txn, (unsigned long long)*last_txn);
+                         "else)", (unsigned long long)pre_txn, (unsigned long long)E.last);
     if (!r && pre_txn < s->J->start_txn)
         r = MMS__CORRUPT("the region files are at txn %llu, older than the last checkpoint (txn "
                          "%llu): a region file was replaced or lost its writes",
                          (unsigned long long)pre_txn, (unsigned long long)s->J->start_txn);
-    if (!r && n > 0 && !can_write)
+    if (!r && E.n > 0 && !can_write)
         r = mms__fail(MMS_ERECOVER, "the journal holds %llu commit%s to replay and this process "
-                      "cannot write the store's files", (unsigned long long)n, n == 1 ? "" : "s");
+                      "cannot write the store's files", (unsigned long long)E.n,
+                      E.n == 1 ? "" : "s");
     /* Invariant 3, in recovery too: the groups may be in the page cache
      * only (a writer died before its sync, or MMS_NOSYNC); they reach the
      * region files only once they are durable. A journal sync that failed
      * before is final here too (mms__jsync): a recovery while handles
      * still have the store open (after a poisoned writer) would otherwise
      * sync again, count lost groups durable and publish them. */
-    if (!r && n > 0)
+    if (!r && E.n > 0)
         r = mms__jsync(s);
     if (!r) {
         struct mms__apos pos = {.off = MMS__JDATA, .txn = s->J->start_txn, .crc = s->J->salt};
         mms__crashpoint("recover.journal_synced");
-        if (n > 0)
-            r = replay_upto(s, j, size, &pos, *last_txn, true, "recover.group");
+        if (E.n > 0)
+            r = replay_upto(s, E.j, E.size, &pos, E.last, true, "recover.group");
     }
-    journal_release(j, size, mapped);
+    epoch_close(&E);
     if (r)
         return r;
-    *replayed = n;
-    s->J->end = end;
-    s->J->last_crc = crc;
+    *replayed = E.n;
+    s->J->end = E.end;
+    s->J->last_crc = E.crc;
     return 0;
 }
 
@@ -851,23 +884,16 @@ int mms__journal_count(mms_store *s, const uint8_t uuid[16], struct mms__jstate 
     bool groups;
     *J = *s->J;
     int r = journal_load_into(s, uuid, J, &groups);
-    if (r || J->start_txn == UINT64_MAX)
-        return r ? r : 1;
-    uint8_t *j = NULL;
-    uint64_t size = 0, end, n;
-    bool mapped = false;
-    r = groups ? journal_read(s, J->start_txn, &j, &size, &mapped) : 0;
     if (r)
         return r;
-    uint32_t crc;
-    struct group later;
-    r = journal_walk(J, j, j ? size : 0, NULL, NULL, &end, last, &crc, &n);
-    if (!r && later_commit(j, size, end, *last + 1, crc, &later))
-        r = 1;
-    journal_release(j, size, mapped);
-    J->end = end;
-    J->last_crc = crc;
-    return r;
+    struct epoch E;
+    if ((r = epoch_walk(s, J, groups, &E)))
+        return r; /* 1: another store's journal */
+    epoch_close(&E);
+    *last = E.last;
+    J->end = E.end;
+    J->last_crc = E.crc;
+    return E.later ? 1 : 0;
 }
 
 /* ------------------------------------------------------------------------

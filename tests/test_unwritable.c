@@ -53,17 +53,30 @@ static bool hide_boot_id(void)
            mount("/dev/null", "/proc/sys/kernel/random/boot_id", NULL, MS_BIND, NULL) == 0;
 }
 
+/* fork(), as this test's children start: output flushed first; in the
+ * child, death with the parent (*parent: its pid) and, if no_boot_id, a
+ * boot id it cannot read (hide_boot_id), else _exit(no_ns). Returns as
+ * fork() does. */
+static pid_t fork_child(bool no_boot_id, int no_ns, pid_t *parent)
+{
+    fflush(NULL);
+    *parent = getpid();
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        die_with_parent(*parent);
+        if (no_boot_id && !hide_boot_id())
+            _exit(no_ns);
+    }
+    return pid;
+}
+
 /* Run fn(path) in a child that is UNPRIV (and, if no_boot_id, cannot read
  * the boot id); returns its pid. */
 static pid_t unpriv_in(void (*fn)(const char *path), const char *path, bool no_boot_id)
 {
-    fflush(NULL);
-    pid_t parent = getpid(), pid = fork();
-    ASSERT(pid >= 0);
+    pid_t parent, pid = fork_child(no_boot_id, 97, &parent);
     if (pid == 0) {
-        die_with_parent(parent);
-        if (no_boot_id && !hide_boot_id())
-            _exit(97);
         if (setgroups(0, NULL) != 0 || setgid(UNPRIV) != 0 || setuid(UNPRIV) != 0)
             _exit(98);
         die_with_parent(parent); /* a change of credentials cleared it */
@@ -634,13 +647,8 @@ static void boot_id_now(uint8_t id[16])
  * has no time namespaces for the test. */
 static int early_owner(const char *path, bool no_boot_id)
 {
-    fflush(NULL);
-    pid_t parent = getpid(), pid = fork();
-    ASSERT(pid >= 0);
+    pid_t parent, pid = fork_child(no_boot_id, 77, &parent);
     if (pid == 0) {
-        die_with_parent(parent);
-        if (no_boot_id && !hide_boot_id())
-            _exit(77);
         struct timespec ts;
         clock_gettime(CLOCK_BOOTTIME, &ts);
         char off[64];

@@ -28,6 +28,7 @@
  */
 #define _GNU_SOURCE
 #include "salvage.h"
+#include "tool.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -246,14 +247,10 @@ static struct sv_view *view(struct sv_store *st, uint32_t id, uint32_t gen)
     for (size_t i = 0; i < st->nv; i++)
         if (st->v[i].id == id && st->v[i].gen == gen)
             return &st->v[i];
-    if (st->nv == st->capv) {
-        size_t cap = st->capv ? 2 * st->capv : 16;
-        struct sv_view *v = realloc(st->v, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        st->v = v;
-        st->capv = cap;
-    }
+    struct sv_view *grown = tool_room(st->v, st->nv, &st->capv, sizeof *grown, 16);
+    if (!grown)
+        return NULL;
+    st->v = grown;
     struct sv_view *v = &st->v[st->nv++];
     memset(v, 0, sizeof *v);
     v->id = id;
@@ -305,7 +302,7 @@ struct journal {
     uint64_t start_txn;
     uint32_t salt;
     struct jgroup *g;
-    size_t ng;
+    size_t ng, capg;
     uint64_t end; /* offset after the last valid group */
     char stop[200]; /* why the walk stopped there */
     bool stop_torn; /* the stop looks like the next commit, damaged or torn */
@@ -446,12 +443,10 @@ static int journal_read(struct sv_store *st, const uint8_t uuid[16], struct jour
     uint32_t crc = J->salt;
     struct jgroup g;
     while (jgroup_parse(J, off, crc, txn + 1, &g, &crc)) {
-        if (J->ng % 64 == 0) {
-            struct jgroup *n = realloc(J->g, (J->ng + 64) * sizeof *n);
-            if (!n)
-                return -1;
-            J->g = n;
-        }
+        struct jgroup *n = tool_room(J->g, J->ng, &J->capg, sizeof *n, 64);
+        if (!n)
+            return -1;
+        J->g = n;
         J->g[J->ng++] = g;
         off += g.bytes;
         txn++;

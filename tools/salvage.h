@@ -12,8 +12,9 @@
  * from descriptors opened O_RDONLY, and the journal's commit groups are
  * replayed into those private pages only.
  *
- * Layer: called by mms_recover.c; calls only libc (and mms_kind_size of the
- * public header).
+ * Layer: called by mms_recover.c; calls only libc, tool.c's tool_room (the
+ * tool's one way of growing an array) and mms_kind_size of the public
+ * header.
  */
 #ifndef MMS_SALVAGE_H
 #define MMS_SALVAGE_H
