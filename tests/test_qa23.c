@@ -9,6 +9,14 @@
  *      ref that names one"), and the detail names the call that was made.
  *      It said "mms_free: ref ... is the catalog": the free inside
  *      mms_str_set, after it had made the new string.
+ *   2. A table handle opened with a layout (mms_table_open) whose table
+ *      another handle dropped and created again with the same layout:
+ *      appends are refused with MMS_ESCHEMA (mmstore.h, mms_table_open),
+ *      and the detail says what happened. It said the table "was migrated
+ *      to another record layout (16 bytes, 2 fields)": the layout the
+ *      handle holds. mms_table_find's handle follows the new table, as
+ *      after a migration; a new table of another name in the region is
+ *      not the handle's (MMS_ENOENT).
  */
 #include "test.h"
 
@@ -71,9 +79,66 @@ TEST(str_set_refuses_library_object_by_its_name)
     rmrf(path);
 }
 
+struct pair {
+    int64_t id;
+    int64_t n;
+};
+static const mms_field pair_fields[] = {MMS_F_I64(struct pair, id), MMS_F_I64(struct pair, n)};
+static const mms_schema pair_schema = MMS_SCHEMA(struct pair, pair_fields);
+
+/* Table "t" of one record made by a, opened by b with its layout (pinned)
+ * or by name (found); then a drops it and creates `again` (same layout). */
+static void recreate_case(const char *again, int pinned_want, int found_want)
+{
+    const char *path = tpath("qa23_recreate");
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_CREATE;
+    mms_store *a, *b, *c;
+    mms_table *t, *pinned, *found;
+    struct pair r = {1, 2};
+    OK(mms_open(path, &o, &a));
+    OK(mms_open(path, NULL, &b));
+    OK(mms_open(path, NULL, &c));
+    OK(mms_txn_begin(a, 0));
+    OK(mms_table_open(a, "t", &pair_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_table_append(t, &r, NULL));
+    OK(mms_txn_commit(a));
+    OK(mms_txn_begin(b, 0));
+    OK(mms_table_open(b, "t", &pair_schema, 0, &pinned));
+    OK(mms_txn_commit(b));
+    OK(mms_table_find(c, "t", &found));
+
+    OK(mms_txn_begin(a, 0));
+    OK(mms_table_drop(a, "t"));
+    OK(mms_table_open(a, again, &pair_schema, MMS_TABLE_CREATE, &t));
+    OK(mms_txn_commit(a));
+
+    OK(mms_txn_begin(b, 0));
+    FAILS(mms_table_append(pinned, &r, NULL), pinned_want);
+    if (pinned_want == MMS_ESCHEMA && !strstr(mms_errdetail(), "dropped and created again"))
+        FAILF("the detail does not say the table may have been created again: %s",
+              mms_errdetail());
+    OK(mms_txn_abort(b));
+    OK(mms_txn_begin(c, 0));
+    FAILS(mms_table_append(found, &r, NULL), found_want);
+    OK(mms_txn_abort(c));
+    OK(mms_close(c));
+    OK(mms_close(b));
+    OK(mms_close(a));
+    rmrf(path);
+}
+
+TEST(table_dropped_and_created_again_by_another_handle)
+{
+    recreate_case("t", MMS_ESCHEMA, 0);
+    recreate_case("w", MMS_ENOENT, MMS_ENOENT);
+}
+
 int main(void)
 {
     RUN(str_set_refuses_library_object_by_its_name);
+    RUN(table_dropped_and_created_again_by_another_handle);
     fprintf(stderr, "test_qa23: ok\n");
     return 0;
 }
