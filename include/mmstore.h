@@ -165,7 +165,10 @@ const char *mms_errname(int err);
 
 /* What exactly the last failing call of this thread found wrong, e.g.
  * "journal group at offset 8192: CRC mismatch". Empty string if nothing
- * was recorded. Thread-local storage, overwritten by the next failure. */
+ * was recorded. Thread-local storage, overwritten by the next failure
+ * that records one: MMS_ENOTFOUND (a find, seek or step of a cursor that
+ * meets no entry: an answer, on the lookup path) records none and leaves
+ * what an earlier failure recorded. */
 const char *mms_errdetail(void);
 
 /* The error code of this thread's last failure: of every failing call of

@@ -157,7 +157,9 @@ int mms_str_set(mms_store *s, mms_ref *field, const void *bytes, size_t len)
      * its place may be where the new one lands, and freeing "the old one"
      * would free the new. */
     size_t old_size;
-    int r = *field ? mms_alloc_size(s, *field, &old_size) : 0;
+    int r = mms__check_write(s);
+    if (!r && *field && !(r = mms_alloc_size(s, *field, &old_size)))
+        r = mms__heap_lib_refuse(s, *field, "mms_str_set"); /* before a string is made */
     if (r)
         return r;
     mms_ref n;

@@ -262,10 +262,12 @@ int mms__table_pin_check(const mms_table *t, const struct mms__tabent *e)
 {
     if (t->pin == UINT64_MAX || t->pin == layout_id(t->s, e))
         return 0;
-    return mms__fail(MMS_ESCHEMA, "table %s was migrated to another record layout (%u bytes, "
-                     "%u fields) since this handle was opened with its layout; open it "
-                     "again (mms_table_open), or follow the stored layout (mms_table_find)",
-                     t->name, e->record_size, e->nfields);
+    /* layout_id is the region's file: a migration writes a new one, and so
+     * does a create that took the region of a table of that name dropped. */
+    return mms__fail(MMS_ESCHEMA, "table %s is not the one this handle was opened with: "
+                     "migrated (now %u bytes, %u fields), or dropped and created again, "
+                     "since; open it again (mms_table_open), or follow the stored layout "
+                     "(mms_table_find)", t->name, e->record_size, e->nfields);
 }
 
 static void tables_reindex(mms_store *s);
