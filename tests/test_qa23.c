@@ -17,6 +17,11 @@
  *      handle holds. mms_table_find's handle follows the new table, as
  *      after a migration; a new table of another name in the region is
  *      not the handle's (MMS_ENOENT).
+ *   3. A tool command that changes a store, its report to a stdout that
+ *      cannot be written (/dev/full): the change is made and the exit
+ *      status says so (0), the lost report is a warning on stderr. It
+ *      exited 1, the status of a command that changed nothing: `mms import
+ *      ... || mms import ...` imported the rows twice.
  */
 #include "test.h"
 
@@ -135,10 +140,98 @@ TEST(table_dropped_and_created_again_by_another_handle)
     recreate_case("w", MMS_ENOENT, MMS_ENOENT);
 }
 
+/* Run `mms ARGS >/dev/full 2>ERR`: the exit status; ERR's text in err. */
+static char errf[700]; /* where tool_to_full's stderr goes */
+
+static int tool_to_full(char *err, size_t cap, const char *args)
+{
+    const char *tool = getenv("MMS_TOOL");
+    if (!tool)
+        FAILF("MMS_TOOL is not set (run under ctest)");
+    char cmd[5600];
+    snprintf(cmd, sizeof cmd, "'%s' %s >/dev/full 2>'%s'", tool, args, errf);
+    int st = system(cmd);
+    FILE *f = fopen(errf, "r");
+    size_t n = f ? fread(err, 1, cap - 1, f) : 0;
+    err[n] = 0;
+    if (f)
+        fclose(f);
+    unlink(errf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static uint64_t rows_of(const char *dir, const char *table)
+{
+    mms_store *s = open_flags(dir, MMS_RDONLY);
+    mms_table *t;
+    OK(mms_read_begin(s));
+    OK(mms_table_find(s, table, &t));
+    uint64_t n = mms_table_count(t);
+    OK(mms_read_end(s));
+    OK(mms_close(s));
+    return n;
+}
+
+TEST(changes_with_a_full_stdout)
+{
+    char dir[600], copy[600], csv[700], err[2000], args[4000];
+    snprintf(dir, sizeof dir, "%s", tpath("qa23_full"));
+    snprintf(copy, sizeof copy, "%s", tpath("qa23_full_copy"));
+    snprintf(csv, sizeof csv, "%s.csv", dir);
+    snprintf(errf, sizeof errf, "%s.err", dir);
+    file_put(csv, "k,v\n1,a\n2,b\n3,c\n");
+    /* Each: exit 0, the change made, a warning that names the lost report. */
+    struct {
+        const char *fmt;
+        const char *what;
+    } cmd[] = {
+        {"create '%s'", "create"},
+        {"import '%s' t '%s'", "import"},
+        {"index '%s' t k", "index"},
+        {"rename '%s' t u", "rename"},
+        {"copy '%s' '%s'", "copy"},
+        {"drop '%s' u", "drop"},
+        {"compact '%s'", "compact"},
+    };
+    for (size_t i = 0; i < sizeof cmd / sizeof cmd[0]; i++) {
+        if (i == 1)
+            snprintf(args, sizeof args, cmd[i].fmt, dir, csv);
+        else if (i == 4)
+            snprintf(args, sizeof args, cmd[i].fmt, dir, copy);
+        else
+            snprintf(args, sizeof args, cmd[i].fmt, dir);
+        int rc = tool_to_full(err, sizeof err, args);
+        fprintf(stderr, "   mms %s >/dev/full: exit %d, %s", cmd[i].what, rc, err);
+        if (rc != 0 || !strstr(err, "warning") || !strstr(err, "cannot be written"))
+            FAILF("mms %s, its report to a full stdout: exit %d (%s); the change is made, and "
+                  "exit 1 says it was not", cmd[i].what, rc, err);
+        if (i == 1)
+            ASSERT_EQ(rows_of(dir, "t"), 3);
+    }
+    ASSERT_EQ(rows_of(copy, "u"), 3);
+    /* The retry the README warned of: once only. */
+    snprintf(args, sizeof args, "import '%s' w '%s' >/dev/full 2>/dev/null || '%s' import '%s' w "
+             "'%s' >/dev/null", dir, csv, getenv("MMS_TOOL"), dir, csv);
+    ASSERT_EQ(tool_to_full(err, sizeof err, args), 0);
+    ASSERT_EQ(rows_of(dir, "w"), 3);
+    /* A failure still fails (exit 1), whatever stdout is. */
+    snprintf(args, sizeof args, "drop '%s' nosuch", dir);
+    int rc = tool_to_full(err, sizeof err, args);
+    if (rc != 1 || !strstr(err, "nosuch"))
+        FAILF("mms drop of a missing table: exit %d, %s", rc, err);
+    mms_store *s = open_flags(dir, MMS_RDONLY);
+    verify_ok(s);
+    OK(mms_close(s));
+    rmrf(copy);
+    rmrf(dir);
+    unlink(csv);
+}
+
 int main(void)
 {
     RUN(str_set_refuses_library_object_by_its_name);
     RUN(table_dropped_and_created_again_by_another_handle);
+    RUN(changes_with_a_full_stdout);
     fprintf(stderr, "test_qa23: ok\n");
     return 0;
 }

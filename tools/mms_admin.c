@@ -71,7 +71,7 @@ static int run_create(const struct tool_cmd *cmd, int argc, char **argv)
                (unsigned long long)in.fixed_table_reserve);
     else
         printf("created %s\n", dir);
-    return tool_finish_output(NULL);
+    return tool_finish_change();
 }
 
 const struct tool_cmd tool_cmd_create = {

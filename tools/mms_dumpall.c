@@ -1551,7 +1551,7 @@ int tool_load(const char *file, const char *path)
     else
         printf("%s: loaded %zu tables, %llu records\n", dir, l.ntab,
                (unsigned long long)l.records);
-    return rc ? rc : tool_finish_output(NULL);
+    return rc ? rc : tool_finish_change();
 }
 
 static int run_load(const struct tool_cmd *cmd, int argc, char **argv)

@@ -1510,7 +1510,7 @@ static int run_import(const struct tool_cmd *cmd, int argc, char **argv)
         tool_remove_store(im.dir, im.dir_existed, "import");
     if (!rc) {
         summary(&im, imported, now_s() - t0);
-        rc = tool_finish_output(NULL);
+        rc = tool_finish_change();
     }
 out:
     csv_reader_free(&im.rd);

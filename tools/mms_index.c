@@ -99,7 +99,7 @@ static int run_index(const struct tool_cmd *cmd, int argc, char **argv)
     r = mms_close(s);
     if (r && !rc)
         rc = tool_fail("cannot close", dir, r);
-    return rc ? rc : tool_finish_output(NULL);
+    return rc ? rc : tool_finish_change();
 }
 
 const struct tool_cmd tool_cmd_index = {

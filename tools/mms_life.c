@@ -52,7 +52,7 @@ static int run_drop(const struct tool_cmd *cmd, int argc, char **argv)
     if ((rc = in_txn("cannot drop the table of", pos[0], drop_fn, (void *)pos[1])))
         return rc;
     printf("%s: table %s dropped\n", pos[0], pos[1]);
-    return tool_finish_output(NULL);
+    return tool_finish_change();
 }
 
 const struct tool_cmd tool_cmd_drop = {
@@ -81,7 +81,7 @@ static int run_rename(const struct tool_cmd *cmd, int argc, char **argv)
     if ((rc = in_txn("cannot rename a table of", pos[0], rename_fn, (void *)(pos + 1))))
         return rc;
     printf("%s: table %s renamed %s\n", pos[0], pos[1], pos[2]);
-    return tool_finish_output(NULL);
+    return tool_finish_change();
 }
 
 const struct tool_cmd tool_cmd_rename = {
@@ -116,7 +116,7 @@ static int run_compact(const struct tool_cmd *cmd, int argc, char **argv)
            (unsigned long long)st.slots_trimmed, (unsigned long long)st.heap_trimmed);
     printf("disk_before %llu\ndisk_after %llu\n", (unsigned long long)st.disk_before,
            (unsigned long long)st.disk_after);
-    return tool_finish_output(NULL);
+    return tool_finish_change();
 }
 
 const struct tool_cmd tool_cmd_compact = {
@@ -163,7 +163,7 @@ static int run_copy(const struct tool_cmd *cmd, int argc, char **argv)
            "read transaction)\n",
            pos[0], pos[1], (unsigned long long)st.txn, (unsigned long long)st.regions,
            tool_bytes(st.bytes_copied, b), st.read_ns / 1e9);
-    return tool_finish_output(NULL);
+    return tool_finish_change();
 }
 
 const struct tool_cmd tool_cmd_copy = {

@@ -405,6 +405,16 @@ int tool_finish_output(struct obuf *o)
     return 0;
 }
 
+int tool_finish_change(void)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        int err = errno ? errno : EIO;
+        tool_err("warning: done, but its report cannot be written to the output: %s",
+                 strerror(err));
+    }
+    return 0;
+}
+
 /* Remove a store a failed command created: the files a store is made of
  * (lock, journal, region-*; doc/FORMAT.md), and the directory unless it
  * was there before (an empty directory the user made stays). */

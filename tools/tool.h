@@ -149,6 +149,12 @@ static inline void obuf_puts(struct obuf *o, const char *s)
 /* Flush o (NULL: only stdout) and stdout; a write error (a full disk, a
  * closed pipe) becomes a message and exit code 1. */
 int tool_finish_output(struct obuf *o);
+/* The end of a command that changed a store (made, imported into, dropped
+ * a table, ...): a report that cannot be written (a closed stdout, a full
+ * disk) is a warning on stderr, not a failure -- the exit status says
+ * whether the change was made, and a retry after a failure would make it
+ * twice (`mms import ... || mms import ...`). Returns 0. */
+int tool_finish_change(void);
 
 /* The whole store as JSON lines, and back (mms_dumpall.c): exit codes. */
 int tool_dump_all(const char *dir, const char *out);
