@@ -673,8 +673,10 @@ const struct tool_cmd tool_cmd_dump = {
     "canonical form (header row, minimal quoting, LF line endings) imports and\n"
     "dumps back byte for byte.\n"
     "\n"
-    "A dump runs in one read transaction: it sees one committed state, and commits\n"
-    "of other processes wait until it ends (do not leave it stopped in a pager).\n",
+    "A dump runs in one read transaction: it sees one committed state. Writers go\n"
+    "on committing meanwhile, but what they commit reaches the files, and other\n"
+    "readers, only when it ends, and a writer past its backlog bound waits for it\n"
+    "(do not leave it stopped in a pager).\n",
     run_dump};
 
 /* ------------------------------------------------------------------------
