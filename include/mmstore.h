@@ -713,7 +713,7 @@ int mms_read_begin(mms_store *s);
  * more then wait for a handle that can (the writer's next commit, a
  * read transaction's begin or end in such a handle, its mms_wait; for
  * what such readers held back, a thread of the handle that could not
- * apply it, within 2 ms of their leaving), and a timeout says which of
+ * apply it, a few ms after they leave), and a timeout says which of
  * the two it waited for. Errors: those of
  * mms_read_begin, -ETIMEDOUT. */
 int mms_read_begin_latest(mms_store *s, int timeout_ms);

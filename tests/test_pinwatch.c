@@ -31,6 +31,7 @@ struct shm {
     uint64_t c0;     /* what its first transaction read */
     uint64_t seen;   /* what it read after its wait */
     int wait_err;    /* its mms_wait's result */
+    uint64_t wait_us; /* from its read_end to the end of its mms_wait */
 };
 static struct shm *sh;
 
@@ -75,9 +76,11 @@ static void holder(const char *path)
     PUB(sh->child_stage, 1);
     STAGE_WAIT(GET(sh->stage) >= 1);
     ASSERT_EQ(check_whole(s), c0); /* the commit made meanwhile is not shown */
+    double t1 = now_us();
     OK(mms_read_end(s));
     PUB(sh->child_stage, 2);
     int r = mms_wait(s, t0, PUBLISH_WAIT_MS, NULL); /* for a commit after t0 */
+    PUB(sh->wait_us, (uint64_t)(now_us() - t1));
     PUB(sh->wait_err, r);
     PUB(sh->seen, read_once(s));
     PUB(sh->child_stage, 3);
@@ -115,8 +118,9 @@ TEST(idle_writer)
     WAIT_FOR(GET(sh->child_stage) >= 3, pid);
     int err = GET(sh->wait_err);
     uint64_t seen = GET(sh->seen);
-    fprintf(stderr, "   the reader left; its mms_wait: %s; it then read counter %llu "
-            "(committed: 2)\n", err ? mms_strerror(err) : "ok", (unsigned long long)seen);
+    fprintf(stderr, "   the reader left; its mms_wait: %s after %llu us; it then read counter "
+            "%llu (committed: 2)\n", err ? mms_strerror(err) : "ok", (unsigned long long)GET(sh->wait_us),
+            (unsigned long long)seen);
     if (err || seen != 2)
         FAILF("a commit the unslotted reader held back was not published after it left "
               "while the writer made no call (%s after %d ms, counter %llu)",
