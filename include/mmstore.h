@@ -93,8 +93,9 @@
  *    starts one thread of its own per write handle that commits with
  *    MMS_NOSYNC (the background sync, see MMS_NOSYNC), and one per handle
  *    whose apply found readers of another user (who may not write the
- *    lock file, see MMS_RDONLY) alone holding commits back: it applies
- *    them once they leave (through a handle of its own, opened for the
+ *    lock file, see MMS_RDONLY) alone holding commits back, or whose
+ *    background sync left commits unapplied: it applies them once no
+ *    such reader is inside (through a handle of its own, opened for the
  *    apply), so that an idle writer's commits are published all the
  *    same; none otherwise.
  *  - Truncating or rewriting region files behind an open handle's back makes
@@ -311,9 +312,10 @@ int mms_ref_of(const mms_store *s, const void *p, mms_ref *out);
  * the disk holds. A commit reaches the region files,
  * and so readers of other handles, only after its sync (Invariant 3), at
  * the next call that applies (a commit, a read transaction's begin or end;
- * mms_wait looks every sync_ms): they may see it about sync_ms late, later
- * if no handle of the store makes such a call (mms_read_begin_latest asks
- * for it at once). */
+ * mms_wait looks every sync_ms) or, after a background sync, through the
+ * write handle's own thread that applies (see Threads above): they may see
+ * it about 1.25 x sync_ms late (mms_read_begin_latest asks for it at
+ * once). */
 #define MMS_NOSYNC 0x0008u
 /* Guard: outside a write transaction the mapped data refuses stores, so a
  * stray store faults at once (SIGSEGV). Two ways, chosen at open

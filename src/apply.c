@@ -65,9 +65,9 @@
  *       was the one to sync it.
  *   S3. It touches no mapped store data (only the lock file, the journal's
  *       descriptor and its handle's constant fields), blocks every signal
- *       and has no protection-key rights (os.c); it applies nothing --
- *       publishing stays with the handles' calls (mms_wait looks every
- *       sync_ms).
+ *       and has no protection-key rights (os.c); it applies nothing
+ *       itself: a sync that leaves commits unpublished wakes the pin
+ *       watcher (P6), which applies them through a handle of its own.
  *   S4. A failed sync is not lost: the thread keeps the first error in
  *       syncer_err and makes the handle's next sync due (mms__sync_due);
  *       the next call that syncs (a commit, mms_checkpoint, mms_close, a
@@ -102,9 +102,10 @@
  *       asleep in mms_wait look every sync_ms from then on (as they do for
  *       the first commit the writer leaves to readers, mms__gate_try), and
  *       every sync that advances durable, so that they apply at once what
- *       it made applicable -- the syncer applies nothing itself (S3), and an idle
- *       writer's commits are published by a waiter that can apply, about
- *       1.25 x sync_ms after them. Before, a waiter asleep when such a
+ *       it made applicable -- the syncer applies nothing itself (S3); an idle
+ *       writer's commits are published about 1.25 x sync_ms after them by
+ *       a waiter that can apply, or by the pin watcher the sync wakes (P6)
+ *       -- before P6, never, while only readers that cannot apply waited. Before, a waiter asleep when such a
  *       commit came slept until its timeout (for ever without one): it was
  *       woken by publications only, and nobody published.
  *
@@ -136,15 +137,24 @@
  *       watcher of its own.
  *   P3. After the apply it sleeps again unless the gate was shut by a
  *       new unslotted reader (then it goes on looking): slotted readers
- *       apply when they leave; commits not yet durable (MMS_NOSYNC) are
- *       the calls' business, as before (S7).
+ *       apply when they leave; commits not yet durable (MMS_NOSYNC) wait
+ *       for the sync that makes them so (P6).
  *   P4. Errors are dropped, as a reader's apply drops them: the next
  *       call that applies meets and reports them.
  *   P5. Lifetime as the syncer's (S5): started by the first kick (a
  *       failure to start leaves the commits to the next call, as before
- *       there was a watcher), stopped and joined by mms_close first; a
- *       forked child has none. Every signal blocked, no protection-key
- *       rights (os.c); it touches no mapped data of the handle it serves.
+ *       there was a watcher), stopped and joined by mms_close after its
+ *       last apply; a forked child has none. Every signal blocked, no
+ *       protection-key rights (os.c); it touches no mapped data of the
+ *       handle it serves.
+ *   P6. MMS_NOSYNC: the background syncer, after a sync that leaves
+ *       durable commits unpublished (an idle writer's: its own commits
+ *       apply what a sync made durable when one is due, S6), wakes the
+ *       watcher too. A reader that cannot apply waited for them until the
+ *       writer's next call -- for ever from an idle writer, with nobody
+ *       inside -- while its mms_wait said "looks every sync_ms". The
+ *       calls and the syncer may both start it: pinwatch_on is claimed
+ *       with a compare-and-swap.
  */
 #include "internal.h"
 
@@ -246,6 +256,8 @@ int mms__make_durable(mms_store *s)
 /* ------------------------------------------------------------------------
  * The background syncer (NOTES: S1-S7)
  * ------------------------------------------------------------------------ */
+static void pinwatch_wake(mms_store *s);
+
 static void syncer_main(void *arg)
 {
     mms_store *s = arg;
@@ -272,6 +284,9 @@ static void syncer_main(void *arg)
         }
         bool busy;
         int r = journal_sync(s, &busy);
+        if (!r && !busy && __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) <
+                               __atomic_load_n(&L->durable, __ATOMIC_ACQUIRE))
+            pinwatch_wake(s); /* P6 */
         if (r) {
             int none = 0;
             __atomic_compare_exchange_n(&s->syncer_err, &none, r, false, __ATOMIC_ACQ_REL,
@@ -382,17 +397,20 @@ static void pinwatch_main(void *arg)
     }
 }
 
-void mms__pinwatch_kick(mms_store *s)
+/* Start the watcher, or wake it (P1). The handle's calls and its syncer
+ * (P6) may both: the first to claim pinwatch_on starts it. */
+static void pinwatch_wake(mms_store *s)
 {
-    if (!s->gate_unslotted || in_pinwatch)
+    if (in_pinwatch)
         return;
-    if (!s->pinwatch_on) { /* P5 */
+    uint32_t off = 0;
+    if (__atomic_compare_exchange_n(&s->pinwatch_on, &off, 1, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) { /* P5 */
         s->pinwatch.fn = pinwatch_main;
         s->pinwatch.arg = s;
         s->pinwatch.stack = (size_t)1 << 20; /* an open and an apply */
-        __atomic_store_n(&s->pinwatch_word, 0, __ATOMIC_RELAXED);
-        if (mms__os_thread_start(&s->pinwatch) == 0)
-            s->pinwatch_on = true;
+        if (mms__os_thread_start(&s->pinwatch) != 0)
+            __atomic_store_n(&s->pinwatch_on, 0, __ATOMIC_RELEASE);
         return;
     }
     if (!(__atomic_fetch_or(&s->pinwatch_word, MMS__PINWATCH_KICK, __ATOMIC_SEQ_CST) &
@@ -400,14 +418,20 @@ void mms__pinwatch_kick(mms_store *s)
         mms__os_futex_wake(&s->pinwatch_word);
 }
 
+void mms__pinwatch_kick(mms_store *s)
+{
+    if (s->gate_unslotted)
+        pinwatch_wake(s);
+}
+
 void mms__pinwatch_stop(mms_store *s)
 {
-    if (!s->pinwatch_on)
+    if (!__atomic_load_n(&s->pinwatch_on, __ATOMIC_ACQUIRE))
         return;
     __atomic_or_fetch(&s->pinwatch_word, MMS__PINWATCH_STOP, __ATOMIC_SEQ_CST);
     mms__os_futex_wake(&s->pinwatch_word);
     mms__os_thread_join(&s->pinwatch);
-    s->pinwatch_on = false;
+    __atomic_store_n(&s->pinwatch_on, 0, __ATOMIC_RELEASE);
 }
 
 /* Where the group after txn pos->txn starts, found by walking the groups

@@ -877,7 +877,7 @@ struct mms_store {
     /* The pin watcher (apply.c NOTES, P1-P5) */
     struct mms__os_thread pinwatch;
     uint32_t pinwatch_word;    /* futex word: MMS__PINWATCH_STOP | MMS__PINWATCH_KICK */
-    bool pinwatch_on;          /* the thread runs (in the process that opened the handle) */
+    uint32_t pinwatch_on;      /* 1: the thread runs (in the process that opened the handle) */
     bool gate_unslotted;       /* the last mms__gate_try found unslotted readers alone inside */
     uint64_t reader_limit_ns;  /* a reader inside longer holds the store back (0: off) */
     bool cannot_apply;         /* region files are not writable here: others apply */

@@ -136,6 +136,58 @@ TEST(idle_writer)
     OK(mms_close(w));
 }
 
+/* Not inside: reads, says so, then waits (mms_wait) for a commit after
+ * what it read. */
+static void waiter(const char *path)
+{
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    OK(mms_read_begin(s));
+    uint64_t t0 = mms_txn_id(s);
+    PUB(sh->c0, check_whole(s));
+    OK(mms_read_end(s));
+    PUB(sh->child_stage, 1);
+    double t1 = now_us();
+    int r = mms_wait(s, t0, PUBLISH_WAIT_MS, NULL);
+    PUB(sh->wait_us, (uint64_t)(now_us() - t1));
+    PUB(sh->wait_err, r);
+    PUB(sh->seen, read_once(s));
+    PUB(sh->child_stage, 3);
+    STAGE_WAIT(GET(sh->stage) >= 2);
+    OK(mms_close(s));
+}
+
+/* nosync_idle_writer (P6): an MMS_NOSYNC writer commits once and makes no
+ * call; nobody is inside; an unslotted reader waits for the commit. The
+ * background syncer makes it durable 1.25 x sync_ms later; nobody applied
+ * it (the syncer applies nothing, the reader cannot), so the reader waited
+ * until the writer's next call -- for ever. */
+TEST(nosync_idle_writer)
+{
+    const char *path = store_path("nosync");
+    make_store(path);
+    memset(sh, 0, sizeof *sh);
+    mms_store *w = open_flags(path, MMS_NOSYNC);
+    pid_t pid = unpriv(waiter, path);
+    WAIT_FOR(GET(sh->child_stage) >= 1, pid);
+    ASSERT_EQ(GET(sh->c0), 0);
+    commit_counter(w, 1); /* not durable yet: not applied */
+    /* No call on w until the reader is done. */
+    WAIT_FOR(GET(sh->child_stage) >= 3, pid);
+    int err = GET(sh->wait_err);
+    uint64_t seen = GET(sh->seen);
+    fprintf(stderr, "   the reader's mms_wait: %s after %llu us; it then read counter %llu "
+            "(committed: 1, sync_ms 100)\n", err ? mms_strerror(err) : "ok",
+            (unsigned long long)GET(sh->wait_us), (unsigned long long)seen);
+    if (err || seen != 1)
+        FAILF("an idle MMS_NOSYNC writer's commit was not published after its background "
+              "sync (%s after %d ms, counter %llu)", err ? mms_strerror(err) : "ok",
+              PUBLISH_WAIT_MS, (unsigned long long)seen);
+    PUB(sh->stage, 2);
+    child_ok(pid);
+    verify_ok(w);
+    OK(mms_close(w));
+}
+
 /* Inside until stage 1, then out; closes at stage 2. */
 static void lingerer(const char *path)
 {
@@ -185,6 +237,7 @@ int main(void)
         return 0;
     RUN(idle_writer);
     RUN(close_while_watching);
+    RUN(nosync_idle_writer);
     unw_finish();
     return 0;
 }
