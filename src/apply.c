@@ -134,7 +134,9 @@
  *       which the handle's own calls change meanwhile (a commit grows
  *       regions, maps files anew). That handle takes a reader slot for
  *       the moment (mms_readers lists it, the same pid) and never kicks a
- *       watcher of its own.
+ *       watcher of its own. Opening and closing handles is store.c's,
+ *       above this file: the handle carries store.c's function for it
+ *       (pinwatch_apply).
  *   P3. After the apply it sleeps again unless the gate was shut by a
  *       new unslotted reader (then it goes on looking): slotted readers
  *       apply when they leave; commits not yet durable (MMS_NOSYNC) wait
@@ -357,24 +359,6 @@ static bool commits_wait(const struct mms__lock *L)
            __atomic_load_n(&L->committed, __ATOMIC_ACQUIRE);
 }
 
-/* P2: open a handle of this thread's, apply, close it; true if an
- * unslotted reader shut the gate again. */
-static bool pinwatch_apply(const mms_store *s)
-{
-    mms_options o;
-    mms_options_init(&o);
-    o.flags = MMS_RDONLY;
-    mms_store *h = NULL;
-    bool again = false;
-    if (mms_open(s->path, &o, &h) == 0) {
-        mms__apply_try(h); /* P4 */
-        again = h->gate_unslotted;
-        mms_close(h);
-    }
-    mms__detail_clear();
-    return again;
-}
-
 static void pinwatch_main(void *arg)
 {
     mms_store *s = arg;
@@ -386,7 +370,7 @@ static void pinwatch_main(void *arg)
                                         __ATOMIC_SEQ_CST); /* P1 */
         if (w & MMS__PINWATCH_STOP)
             return;
-        bool look = commits_wait(L) && (mms__unslotted_inside(s) || pinwatch_apply(s));
+        bool look = commits_wait(L) && (mms__unslotted_inside(s) || s->pinwatch_apply(s));
         if (look) {
             mms__os_futex_wait(&s->pinwatch_word, w, nap);
             nap = nap * 2 < PINWATCH_NAP_MAX_NS ? nap * 2 : PINWATCH_NAP_MAX_NS;

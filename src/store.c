@@ -452,6 +452,24 @@ static int map_pinned(mms_store *s, const mms_options *o, struct open_hdr *oh, u
 }
 
 /* The arguments, and a new handle with the options applied. */
+/* The pin watcher's apply (apply.c, P2): open a handle of the watcher's
+ * own, apply, close it; true if an unslotted reader shut the gate again. */
+static bool pinwatch_apply(const mms_store *s)
+{
+    mms_options o;
+    mms_options_init(&o);
+    o.flags = MMS_RDONLY;
+    mms_store *h = NULL;
+    bool again = false;
+    if (mms_open(s->path, &o, &h) == 0) {
+        mms__apply_try(h); /* P4: errors dropped */
+        again = h->gate_unslotted;
+        mms_close(h);
+    }
+    mms__detail_clear();
+    return again;
+}
+
 static int open_new_handle(const char *path, const mms_options *o, mms_store **out)
 {
     if (!path || !out || !*path)
@@ -497,6 +515,7 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
     s->checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes : (uint64_t)64 << 20;
     s->max_backlog = o->max_backlog ? o->max_backlog : (uint64_t)64 << 20;
     s->sync_ns = (uint64_t)(o->sync_ms ? o->sync_ms : 100) * 1000000u;
+    s->pinwatch_apply = pinwatch_apply;
     s->reader_limit_ns =
         (uint64_t)(o->reader_limit_ms ? o->reader_limit_ms : READER_LIMIT_MS) * 1000000u;
     const char *keep = getenv("MMS_KEEP_PAGES");
