@@ -464,8 +464,11 @@ int mms__os_ofd_lock(int fd, int byte, int type, bool wait)
  * piece lists the seam's last lines again, or skips its first ones. (Read
  * through stdio, 1 KB at a time, it counted one unslotted reader twice
  * while 12 runs of test_unwritable ran side by side: the read after the
- * last line is such a seam too.) So a table that fits in a piece is read
- * in one; a longer one is read on from a little before the last lines
+ * last line is such a seam too.) So a piece is followed by a read on from
+ * where it ended, which finds the end if it finds nothing, or a first
+ * lock that the kernel's page had room for after the piece (that lock
+ * came after: a table that fits in a piece is read in one). Else the
+ * table is read on from a little before the last lines
  * already read -- SEAM_LINES of them, and back to one unlike the last
  * (after its number), at most SEAM_MAX bytes -- which the next piece must
  * list again, with the same line numbers; else the lines moved, and the
@@ -473,14 +476,15 @@ int mms__os_ofd_lock(int fd, int byte, int type, bool wait)
  * LOCKS_PATIENCE_NS (-EAGAIN). What passes unseen: a move by lines alike
  * over a seam inside a run of lines alike longer than SEAM_MAX (one
  * store's handles opened one after another); a piece cut short by a lock
- * whose waiters' lines do not fit in the rest of the kernel's page, whose
- * lines then move back over its end; the lines of such a lock, if they do
- * not fit after the seam's either (read on without the check). *text is
- * malloc'd, *len bytes. */
+ * whose waiters' lines do not fit in the rest of the kernel's page, when
+ * the lines then move back over its end; the lines of such a lock, if
+ * they do not fit after the seam's either (read on without the check).
+ * *text is malloc'd, *len bytes. */
 #define SEAM_LINES 4
 #define SEAM_MAX 1024
 #define SEAM_SLACK 512 /* lines before the seam's may have changed length */
 #define LOCKS_PATIENCE_NS 100000000
+#define LINE_ROOM 256 /* more than a lock's line, without waiters */
 
 /* The text of the line that starts at b + at, after its number. */
 static const char *line_body(const char *b, size_t at, size_t end, size_t *len)
@@ -524,6 +528,18 @@ static size_t seam_find(const char *d, size_t dl, const char *seam, size_t sl)
     return SIZE_MAX;
 }
 
+/* The length of the first lock's lines in d[0..dl): its own and its
+ * waiters' ("->"), at least LINE_ROOM. */
+static size_t lock_lines(const char *d, size_t dl)
+{
+    size_t at = 0;
+    do {
+        const char *nl = memchr(d + at, '\n', dl - at);
+        at = nl ? (size_t)(nl - d) + 1 : dl;
+    } while (at < dl && memmem(d + at, strcspn(d + at, "\n"), "->", 2));
+    return at > LINE_ROOM ? at : LINE_ROOM;
+}
+
 static int locks_table(char **text, size_t *len)
 {
     int fd = open("/proc/locks", O_RDONLY | O_CLOEXEC);
@@ -532,6 +548,7 @@ static int locks_table(char **text, size_t *len)
     char *b = NULL;
     size_t cap = 0, n = 0;
     uint64_t t0 = mms__os_mono_ns();
+    size_t page = (size_t)sysconf(_SC_PAGESIZE); /* the least the kernel lists in a piece */
     int r = 0;
     for (;;) {
         size_t from = seam_start(b, n), seam = n - from;
@@ -563,16 +580,20 @@ static int locks_table(char **text, size_t *len)
         size_t fresh = (size_t)got - k - seam;
         memmove(b + n, b + n + k + seam, fresh);
         n += fresh;
-        /* Is there more? Read on from where the piece ended: nothing is
-         * the end (a lock that came after the piece came after the
-         * first line was read). More is read again behind a seam --
-         * unless the piece brought nothing new (above). */
+        /* Is there more? Read on from where the piece ended. Nothing, or
+         * a first line that the kernel's page had room for after the
+         * piece, is the end: the piece ended with the table, and the line
+         * came after (it does not list a lock that came meanwhile twice).
+         * Else the piece was cut short, and what follows is read again
+         * behind a seam -- unless the piece brought nothing new (above). */
+        size_t piece = (at ? LINE_ROOM : 0) + (size_t)got; /* a line cut at at */
         got = pread(fd, b + n, cap - n, (off_t)(at + k + seam + fresh));
-        if (got <= 0) {
-            r = got < 0 && errno != EINTR ? -errno : 0;
-            if (got == 0 || r)
-                break;
+        if (got < 0 && errno != EINTR) {
+            r = -errno;
+            break;
         }
+        if (got == 0 || (got > 0 && piece + lock_lines(b + n, (size_t)got) <= page))
+            break;
         if (got > 0 && fresh == 0)
             n += (size_t)got;
         mms__crashpoint("os.locks_piece");
