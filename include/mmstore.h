@@ -769,11 +769,12 @@ int mms_readers_path(const char *path, mms_reader_info *out, size_t cap, size_t 
  * snapshot, as mms_readers_path is: a handle open (inside) all through
  * the call counts once, one that opens or closes (begins or ends)
  * meanwhile may count or not, and so may a handle in the middle of its
- * open. The kernel lists the table a page at a time, and any process's
- * lock taken or released between two pages moves its lines: such a
- * listing is read again. Errors: as mms_readers_path, -EAGAIN when the
- * listing kept moving for 100 ms, and -errno when /proc/locks cannot be
- * read. */
+ * open, or one of a process that just ended (the kernel may list its
+ * locks a moment after its parent saw it end). The kernel lists the
+ * table a page at a time, and any process's lock taken or released
+ * between two pages moves its lines: such a listing is read again.
+ * Errors: as mms_readers_path, -EAGAIN when the listing kept moving for
+ * 100 ms, and -errno when /proc/locks cannot be read. */
 int mms_readers_unslotted_path(const char *path, unsigned *open, unsigned *inside);
 
 /* Free the slots of processes that died (also done automatically when a
