@@ -771,9 +771,15 @@ int mms_readers_path(const char *path, mms_reader_info *out, size_t cap, size_t 
  * them have the store open, *inside of those are inside a read
  * transaction (and hold commits back as any reader does). Counted from the
  * kernel's lock table (/proc/locks), which names no process for them; a
- * snapshot, as mms_readers_path is (a handle in the middle of its open may
- * count). Errors: as mms_readers_path, and -errno when /proc/locks cannot
- * be read. */
+ * snapshot, as mms_readers_path is: a handle open (inside) all through
+ * the call counts once, one that opens or closes (begins or ends)
+ * meanwhile may count or not, and so may a handle in the middle of its
+ * open, or one of a process that just ended (the kernel may list its
+ * locks a moment after its parent saw it end). The kernel lists the
+ * table a page at a time, and any process's lock taken or released
+ * between two pages moves its lines: such a listing is read again.
+ * Errors: as mms_readers_path, -EAGAIN when the listing kept moving for
+ * 100 ms, and -errno when /proc/locks cannot be read. */
 int mms_readers_unslotted_path(const char *path, unsigned *open, unsigned *inside);
 
 /* Free the slots of processes that died (also done automatically when a

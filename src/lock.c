@@ -1158,8 +1158,9 @@ void mms__unpin(mms_store *s)
 /* Handles without a slot (NOTES, Readers that cannot write), from the
  * kernel's lock table: every handle holds byte 0 shared, so those beyond
  * the slotted ones alive (slotted) are *open; *inside hold PIN_BYTE. A
- * snapshot: a handle in the middle of its open counts as one. 0 or -errno
- * (both 0). */
+ * snapshot: a handle in the middle of its open counts as one. 0, -EAGAIN
+ * (the kernel's listing kept moving: os.c, locks_table) or -errno (both
+ * 0). */
 int mms__lock_unslotted(int lockfd, unsigned slotted, unsigned *open, unsigned *inside)
 {
     static const int bytes[2] = {0, PIN_BYTE};

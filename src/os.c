@@ -456,22 +456,180 @@ int mms__os_ofd_lock(int fd, int byte, int type, bool wait)
     }
 }
 
+/* The kernel's lock table (/proc/locks), each lock held all along listed
+ * once. The kernel lists it a piece at a time -- a read() gets at most a
+ * page of whole lines, listed under its lock -- and starts each piece at
+ * a line number, not at a lock: a lock taken or released meanwhile, by
+ * any process, in a line before the seam moves the lines, and the next
+ * piece lists the seam's last lines again, or skips its first ones. (Read
+ * through stdio, 1 KB at a time, it counted one unslotted reader twice
+ * while 12 runs of test_unwritable ran side by side: the read after the
+ * last line is such a seam too.) So a piece is followed by a read on from
+ * where it ended, which finds the end if it finds nothing, or a first
+ * lock that the kernel's page had room for after the piece (that lock
+ * came after: a table that fits in a piece is read in one). Else the
+ * table is read on from a little before the last lines
+ * already read -- SEAM_LINES of them, and back to one unlike the last
+ * (after its number), at most SEAM_MAX bytes -- which the next piece must
+ * list again, with the same line numbers; else the lines moved, and the
+ * table is read again from its first line, for at most
+ * LOCKS_PATIENCE_NS (-EAGAIN). What passes unseen: a move by lines alike
+ * over a seam inside a run of lines alike longer than SEAM_MAX (one
+ * store's handles opened one after another); a piece cut short by a lock
+ * whose waiters' lines do not fit in the rest of the kernel's page, when
+ * the lines then move back over its end; the lines of such a lock, if
+ * they do not fit after the seam's either (read on without the check).
+ * *text is malloc'd, *len bytes. */
+#define SEAM_LINES 4
+#define SEAM_MAX 1024
+#define SEAM_SLACK 512 /* lines before the seam's may have changed length */
+#define LOCKS_PATIENCE_NS 100000000
+#define LINE_ROOM 256 /* more than a lock's line, without waiters */
+
+/* The text of the line that starts at b + at, after its number. */
+static const char *line_body(const char *b, size_t at, size_t end, size_t *len)
+{
+    const char *c = memchr(b + at, ':', end - at);
+    const char *nl = memchr(b + at, '\n', end - at);
+    if (!c || (nl && nl < c))
+        c = b + at;
+    *len = (size_t)((nl ? nl + 1 : b + end) - c);
+    return c;
+}
+
+/* Where the seam's lines start in b[0..n). */
+static size_t seam_start(const char *b, size_t n)
+{
+    size_t from = n, lines = 0, last_len = 0;
+    const char *last = NULL;
+    bool unlike = false;
+    while (from > 0 && n - from < SEAM_MAX && (lines < SEAM_LINES || !unlike)) {
+        size_t at = from - 1;
+        while (at > 0 && b[at - 1] != '\n')
+            at--;
+        size_t len;
+        const char *body = line_body(b, at, from, &len);
+        if (!last)
+            last = body, last_len = len;
+        else if (len != last_len || memcmp(body, last, len) != 0)
+            unlike = true;
+        from = at;
+        lines++;
+    }
+    return from;
+}
+
+/* Where the seam's lines seam[0..sl) begin a line of d[0..dl), or SIZE_MAX. */
+static size_t seam_find(const char *d, size_t dl, const char *seam, size_t sl)
+{
+    for (size_t i = 0; i + sl <= dl; i++)
+        if ((i == 0 || d[i - 1] == '\n') && memcmp(d + i, seam, sl) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* The length of the first lock's lines in d[0..dl): its own and its
+ * waiters' ("->"), at least LINE_ROOM. */
+static size_t lock_lines(const char *d, size_t dl)
+{
+    size_t at = 0;
+    do {
+        const char *nl = memchr(d + at, '\n', dl - at);
+        at = nl ? (size_t)(nl - d) + 1 : dl;
+    } while (at < dl && memmem(d + at, strcspn(d + at, "\n"), "->", 2));
+    return at > LINE_ROOM ? at : LINE_ROOM;
+}
+
+static int locks_table(char **text, size_t *len)
+{
+    int fd = open("/proc/locks", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char *b = NULL;
+    size_t cap = 0, n = 0;
+    uint64_t t0 = mms__os_mono_ns();
+    size_t page = (size_t)sysconf(_SC_PAGESIZE); /* the least the kernel lists in a piece */
+    int r = 0;
+    for (;;) {
+        size_t from = seam_start(b, n), seam = n - from;
+        size_t at = from > SEAM_SLACK ? from - SEAM_SLACK : 0;
+        if (cap - n < 65536) {
+            char *nb = realloc(b, cap = 2 * cap + 65536);
+            if (!nb) {
+                r = -ENOMEM;
+                break;
+            }
+            b = nb;
+        }
+        ssize_t got = pread(fd, b + n, cap - n, (off_t)at);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            r = -errno;
+            break;
+        }
+        size_t k = seam_find(b + n, (size_t)got, b + from, seam);
+        if (k == SIZE_MAX) {
+            n = 0; /* the lines moved */
+            if (mms__os_mono_ns() - t0 > LOCKS_PATIENCE_NS) {
+                r = -EAGAIN;
+                break;
+            }
+            continue;
+        }
+        size_t fresh = (size_t)got - k - seam;
+        memmove(b + n, b + n + k + seam, fresh);
+        n += fresh;
+        /* Is there more? Read on from where the piece ended. Nothing, or
+         * a first line that the kernel's page had room for after the
+         * piece, is the end: the piece ended with the table, and the line
+         * came after (it does not list a lock that came meanwhile twice).
+         * Else the piece was cut short, and what follows is read again
+         * behind a seam -- unless the piece brought nothing new (above). */
+        size_t piece = (at ? LINE_ROOM : 0) + (size_t)got; /* a line cut at at */
+        got = pread(fd, b + n, cap - n, (off_t)(at + k + seam + fresh));
+        if (got < 0 && errno != EINTR) {
+            r = -errno;
+            break;
+        }
+        if (got == 0 || (got > 0 && piece + lock_lines(b + n, (size_t)got) <= page))
+            break;
+        if (got > 0 && fresh == 0)
+            n += (size_t)got;
+        mms__crashpoint("os.locks_piece");
+    }
+    close(fd);
+    if (r) {
+        free(b);
+        return r;
+    }
+    *text = b;
+    *len = n;
+    return 0;
+}
+
 /* How many shared OFD locks cover each of bytes[0..n) of the file behind
  * fd, as the kernel's lock table lists them (/proc/locks, one line per
- * lock held; a waiter's line, "->", is not counted): counts[i]. The table
- * names no process for an OFD lock. 0 or -errno (no /proc). */
+ * lock held, read as it was at one moment: locks_table; a waiter's line,
+ * "->", is not counted): counts[i]. The table names no process for an
+ * OFD lock. 0, -EAGAIN (the table kept moving while it was read) or
+ * -errno (no /proc). */
 int mms__os_ofd_shared_count(int fd, const int *bytes, unsigned n, unsigned *counts)
 {
     memset(counts, 0, n * sizeof *counts);
     struct stat st;
     if (fstat(fd, &st) < 0)
         return -errno;
-    FILE *f = fopen("/proc/locks", "re");
-    if (!f)
-        return -errno;
-    char line[256];
-    while (fgets(line, sizeof line, f)) {
-        char cls[16], type[16], end[32];
+    char *text = NULL;
+    size_t len = 0;
+    int r = locks_table(&text, &len);
+    if (r)
+        return r;
+    for (size_t at = 0, next; at < len; at = next) {
+        const char *nl = memchr(text + at, '\n', len - at);
+        next = nl ? (size_t)(nl - text) + 1 : len;
+        char line[256], cls[16], type[16], end[32];
+        snprintf(line, sizeof line, "%.*s", (int)(next - at), text + at);
         unsigned maj, min;
         unsigned long long ino, start;
         /* "3: OFDLCK ADVISORY  READ -1 fe:00:10953204 258 258" (or "EOF") */
@@ -486,9 +644,8 @@ int mms__os_ofd_shared_count(int fd, const int *bytes, unsigned n, unsigned *cou
             counts[i] += start <= (unsigned long long)bytes[i] &&
                          (unsigned long long)bytes[i] <= last;
     }
-    int e = ferror(f) ? -EIO : 0;
-    fclose(f);
-    return e;
+    free(text);
+    return 0;
 }
 
 /* 1 if another open file description holds byte (a write lock would
