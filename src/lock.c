@@ -1063,11 +1063,16 @@ static int pin_unslotted(mms_store *s, uint64_t *txn)
                 why = "a handle died (or failed) while applying commits";
         }
         /* As mms__pin: a commit that a dead writer left to take over. A
-         * live writer takes it over when it takes the lock (or did). */
+         * live writer takes it over when it takes the lock (or did). A
+         * writer that let go of the lock since committing was read left
+         * the word 0 (it cleared committing first), where a dead one
+         * leaves its name: that one finished its commit. */
         bool rn = __atomic_load_n(&L->recover_needed, __ATOMIC_ACQUIRE);
         if (!why && !wait && (rn || __atomic_load_n(&L->committing, __ATOMIC_ACQUIRE))) {
-            bool live = mms__writer_held(s);
-            if (!live)
+            mms__crashpoint("pin.unslotted_writer");
+            uint32_t holder = __atomic_load_n(&L->writer, __ATOMIC_ACQUIRE);
+            bool live = holder && mms__owner_alive(s, holder);
+            if (!live && (rn || holder))
                 why = "a writer died in the middle of a commit";
             wait = live && rn;
         }

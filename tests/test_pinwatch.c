@@ -16,6 +16,8 @@
 
 #include <grp.h>
 
+#include "internal.h" /* mms__os_io_hook: a pause at a crash point */
+
 #define UNW_TAG "pinwatch"
 #define UNW_TXN_IS_COUNTER 1
 #include "unwritable.h"
@@ -231,6 +233,79 @@ TEST(close_while_watching)
     OK(mms_close(o));
 }
 
+/* unslotted_begin_beside_a_commit: an unslotted reader begins while the
+ * writer is in the middle of a commit (committing set), and the writer
+ * finishes it and lets go of the lock before the reader looks at who
+ * holds it. The reader took the lock word 0 for a dead writer and refused
+ * with MMS_ERECOVER ("a writer died in the middle of a commit"), seen by
+ * test_unwritable under load (count23). lock.c pin_unslotted. */
+static bool in_commit_hook_armed;
+static pid_t beside_pid;
+
+static void commit_hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off,
+                        uint64_t len, const char *point)
+{
+    (void)fd, (void)addr, (void)off, (void)len;
+    if (ev == MMS__IO_POINT && in_commit_hook_armed && strcmp(point, "commit.journal_synced") == 0) {
+        in_commit_hook_armed = false;
+        PUB(sh->stage, 1); /* committing is set: begin now */
+        WAIT_FOR(GET(sh->child_stage) >= 1, beside_pid);
+    }
+}
+
+static void reader_hook(enum mms__io_event ev, int fd, const void *addr, uint64_t off,
+                        uint64_t len, const char *point)
+{
+    (void)fd, (void)addr, (void)off, (void)len;
+    if (ev == MMS__IO_POINT && strcmp(point, "pin.unslotted_writer") == 0 &&
+        GET(sh->child_stage) == 0) {
+        PUB(sh->child_stage, 1); /* it saw committing: let the writer finish */
+        STAGE_WAIT(GET(sh->stage) >= 2);
+    }
+}
+
+static void beside_commit_child(const char *path)
+{
+    mms_store *s = open_flags(path, MMS_RDONLY);
+    mms__os_io_hook(reader_hook);
+    STAGE_WAIT(GET(sh->stage) >= 1);
+    int r = mms_read_begin(s);
+    PUB(sh->wait_err, r);
+    if (r == 0) {
+        PUB(sh->seen, check_whole(s));
+        OK(mms_read_end(s));
+    } else {
+        fprintf(stderr, "   the reader's begin: %s (%s)\n", mms_strerror(r), mms_errdetail());
+    }
+    PUB(sh->child_stage, 3);
+    OK(mms_close(s));
+}
+
+TEST(unslotted_begin_beside_a_commit)
+{
+    const char *path = store_path("beside");
+    make_store(path);
+    memset(sh, 0, sizeof *sh);
+    mms_store *w = open_flags(path, 0);
+    pid_t pid = unpriv(beside_commit_child, path);
+    beside_pid = pid;
+    mms__os_io_hook(commit_hook);
+    in_commit_hook_armed = true;
+    commit_counter(w, 1); /* pauses at its journal sync until the reader saw it */
+    mms__os_io_hook(NULL);
+    if (GET(sh->child_stage) < 1)
+        FAILF("the reader never looked at the writer in the middle of its commit");
+    PUB(sh->stage, 2); /* the lock is free: the reader goes on */
+    WAIT_FOR(GET(sh->child_stage) >= 3, pid);
+    int err = GET(sh->wait_err);
+    if (err)
+        FAILF("an unslotted reader that began beside a live writer's commit: %s (the writer "
+              "finished and let go of the lock; it is not dead)", mms_strerror(err));
+    ASSERT(GET(sh->seen) <= 1);
+    child_ok(pid);
+    OK(mms_close(w));
+}
+
 int main(void)
 {
     if (!(sh = unw_start(sizeof *sh)))
@@ -238,6 +313,7 @@ int main(void)
     RUN(idle_writer);
     RUN(close_while_watching);
     RUN(nosync_idle_writer);
+    RUN(unslotted_begin_beside_a_commit);
     unw_finish();
     return 0;
 }
