@@ -253,9 +253,10 @@ static void overlap(unsigned flags, const char *name)
         if ((flags & MMS_NOSYNC) && !nosync_gap()) {
             /* The known gap below (nosync_commit_left_by_quick_reader):
              * commits made durable by the syncer after the watcher's last
-             * apply wait for a call. Make one. */
-            OK(mms_read_begin(w));
-            OK(mms_read_end(w));
+             * apply wait for a call that syncs and applies (a writer's
+             * mms_read_begin_latest reads its own view, publishes
+             * nothing). Make one. */
+            OK(mms_checkpoint(w));
         }
         for (int i = 0; i < 3; i++)
             expect_published(pid[i], i, c, name);
@@ -381,6 +382,36 @@ TEST(slotted_and_unslotted)
     }
     reader_quit(u, 0);
     reader_quit(sl, 2);
+    verify_ok(w);
+    OK(mms_close(w));
+}
+
+/* A slotted reader (the owner's user: a tool's read, say) and an unslotted
+ * one are both inside when the owner commits; the slotted one leaves and
+ * closes its handle, then the unslotted one leaves. The owner's commit
+ * found a slotted reader inside; the slotted reader's end found the
+ * unslotted one and kicked a watcher of its own handle, which its close
+ * stopped. The owner makes no call: the commit must be published all the
+ * same. */
+TEST(slotted_reader_closes_first)
+{
+    const char *path = store_path("slotted_closes");
+    make_store(path);
+    pid_t u = reader_start(path, 0, false);
+    mms_store *w = open_flags(path, 0);
+    uint64_t c = 0;
+    commit_counter(w, ++c);
+    for (unsigned k = 0; k < 2 * soak; k++) {
+        pid_t sl = reader_start(path, 2, true);
+        cmd(u, 0, CMD_ENTER, 0, false);
+        cmd(sl, 2, CMD_ENTER, 0, false);
+        commit_counter(w, ++c);
+        cmd(sl, 2, CMD_LEAVE, 0, false);
+        reader_quit(sl, 2);
+        cmd(u, 0, CMD_LEAVE, 0, false);
+        expect_published(u, 0, c, "the slotted reader closed, then the unslotted one left");
+    }
+    reader_quit(u, 0);
     verify_ok(w);
     OK(mms_close(w));
 }
@@ -621,6 +652,7 @@ int main(void)
     RUN(nosync_commit_left_by_quick_reader);
     RUN(unslotted_reader_killed_inside);
     RUN(slotted_and_unslotted);
+    RUN(slotted_reader_closes_first);
     RUN(close_races_watcher);
     RUN(cycles_leak_nothing);
     RUN(fork_while_watching);
