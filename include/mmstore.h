@@ -93,7 +93,7 @@
  *    starts one thread of its own per write handle that commits with
  *    MMS_NOSYNC (the background sync, see MMS_NOSYNC), and one per handle
  *    whose apply found readers of another user (who may not write the
- *    lock file, see MMS_RDONLY) alone holding commits back, or whose
+ *    lock file, see MMS_RDONLY) holding commits back, or whose
  *    background sync left commits unapplied: it applies them once no
  *    such reader is inside (through a handle of its own, opened for the
  *    apply), so that an idle writer's commits are published all the

@@ -115,9 +115,11 @@
  * writer that committed while it was inside and then made no call left
  * its commits unpublished -- every reader saw the state before -- until
  * its next call, for as long as it stayed idle. So a handle whose apply
- * finds the gate shut by unslotted readers alone (mms__gate_try sets
- * gate_unslotted) wakes a thread of its own that waits for them to leave
- * and applies:
+ * finds the gate shut with unslotted readers inside (mms__gate_try sets
+ * gate_unslotted; slotted readers may be inside too: they apply when they
+ * leave, but may leave first, and the handle whose end then found the
+ * unslotted ones may close, stopping its watcher) wakes a thread of its
+ * own that waits for them to leave and applies:
  *
  *   P1. It looks at the readers' byte (PIN_BYTE, one F_OFD_GETLK on the
  *       handle's lock descriptor) every 100 us at first, every 2 ms at
@@ -137,10 +139,10 @@
  *       watcher of its own. Opening and closing handles is store.c's,
  *       above this file: the handle carries store.c's function for it
  *       (pinwatch_apply).
- *   P3. After the apply it sleeps again unless the gate was shut by a
- *       new unslotted reader (then it goes on looking): slotted readers
- *       apply when they leave; commits not yet durable (MMS_NOSYNC) wait
- *       for the sync that makes them so (P6).
+ *   P3. After the apply it sleeps again unless the gate was shut with
+ *       a new unslotted reader inside (then it goes on looking): slotted
+ *       readers alone apply when they leave; commits not yet durable
+ *       (MMS_NOSYNC) wait for the sync that makes them so (P6).
  *   P4. Errors are dropped, as a reader's apply drops them: the next
  *       call that applies meets and reports them.
  *   P5. Lifetime as the syncer's (S5): started by the first kick (a

@@ -878,7 +878,7 @@ struct mms_store {
     struct mms__os_thread pinwatch;
     uint32_t pinwatch_word;    /* futex word: MMS__PINWATCH_STOP | MMS__PINWATCH_KICK */
     uint32_t pinwatch_on;      /* 1: the thread runs (in the process that opened the handle) */
-    bool gate_unslotted;       /* the last mms__gate_try found unslotted readers alone inside */
+    bool gate_unslotted;       /* the last mms__gate_try gave up with unslotted readers inside */
     bool (*pinwatch_apply)(const mms_store *s); /* store.c's open, apply, close (P2) */
     uint64_t reader_limit_ns;  /* a reader inside longer holds the store back (0: off) */
     bool cannot_apply;         /* region files are not writable here: others apply */

@@ -147,8 +147,9 @@
  * gate_waiters either, so it naps (futex with a timeout) rather than
  * waits to be woken, while an applier holds the gate without the byte.
  * Nor can it apply what it held back when it leaves: an applier that
- * gave up for the byte alone (gate_unslotted) wakes its handle's pin
- * watcher, which applies once the byte is free (apply.c, P1-P5).
+ * gave up and found the byte held (gate_unslotted; slotted readers may be
+ * inside too) wakes its handle's pin watcher, which applies once the byte
+ * is free (apply.c, P1-P5).
  *
  * What it cannot do it refuses (MMS_ERECOVER) instead of waiting for
  * ever or writing: a dead writer's unfinished commit or recover_needed
@@ -1259,7 +1260,10 @@ int mms__gate_try(mms_store *s)
     /* With the gate closed: the slots, then unslotted readers' PIN_BYTE
      * (NOTES, Readers that cannot write; one system call). */
     bool slotted = mms__readers_inside(s);
-    s->gate_unslotted = !slotted && byte_held(s, PIN_BYTE); /* apply.c, P1 */
+    /* apply.c, P1: also beside slotted readers, which apply when they
+     * leave but may leave first (and close) while these stay: the commit
+     * was then left to nobody (test_pwqa23 slotted_reader_closes_first). */
+    s->gate_unslotted = byte_held(s, PIN_BYTE);
     if (slotted || s->gate_unslotted) {
         mms__gate_reopen(s);
         /* The writer leaves the first commit to wait for the readers: a
