@@ -209,13 +209,6 @@ static void info(mms_store *s, uint64_t *committed, uint64_t *published)
     *published = in.published_txn;
 }
 
-/* MMS_PWQA23_NOSYNC_GAP=1: test what the known gap (below) breaks. */
-static bool nosync_gap(void)
-{
-    const char *e = getenv("MMS_PWQA23_NOSYNC_GAP");
-    return e && atoi(e) > 0;
-}
-
 /* ------------------------------------------------------------------------
  * Overlapping unslotted readers
  * ------------------------------------------------------------------------ */
@@ -250,14 +243,6 @@ static void overlap(unsigned flags, const char *name)
         PUB(sh->churn_stop, 1);
         for (int i = 0; i < 3; i++)
             cmd_done(pid[i], i);
-        if ((flags & MMS_NOSYNC) && !nosync_gap()) {
-            /* The known gap below (nosync_commit_left_by_quick_reader):
-             * commits made durable by the syncer after the watcher's last
-             * apply wait for a call that syncs and applies (a writer's
-             * mms_read_begin_latest reads its own view, publishes
-             * nothing). Make one. */
-            OK(mms_checkpoint(w));
-        }
         for (int i = 0; i < 3; i++)
             expect_published(pid[i], i, c, name);
         fprintf(stderr, "   round %u: counter %llu; reads %llu %llu %llu; published %.1f, "
@@ -289,21 +274,13 @@ TEST(overlapping_unslotted_nosync)
 /* The NOSYNC owner's last commit, made while an unslotted reader is
  * inside, not yet durable when it leaves: the syncer makes it durable in
  * the background (S5); the writer makes no call.
- *
- * KNOWN GAP (qa pwqa23), run only with MMS_PWQA23_NOSYNC_GAP=1: it is
- * never published (the reader's wait times out at counter 1). The commit
- * was not durable, so commit_apply tried no gate and kicked no watcher;
- * the syncer that makes it durable applies nothing (S3), and the only
- * other handle is the unslotted reader, which cannot apply -- P3 leaves
- * undurable commits to the calls. README ("an owner that makes no call
- * after such a commit has it published all the same") does not say
- * MMS_NOSYNC is left out. */
+ * Before P6 (apply.c) it was never published (the reader's wait timed
+ * out at counter 1): the commit was not durable, so commit_apply tried no
+ * gate and kicked no watcher; the syncer that made it durable applied
+ * nothing, and the only other handle, the unslotted reader, cannot apply.
+ * Now the syncer's sync wakes the watcher. */
 TEST(nosync_commit_left_by_quick_reader)
 {
-    if (!nosync_gap()) {
-        fprintf(stderr, "   skipped: a known gap (MMS_PWQA23_NOSYNC_GAP=1 runs it)\n");
-        return;
-    }
     const char *path = store_path("nosync_quick");
     make_store(path);
     pid_t pid = reader_start(path, 0, false);
