@@ -90,7 +90,8 @@
 #define TEST(name) static void name(void)
 /* Runs one case, unless MMS_TEST_SKIP names it (names separated by spaces
  * or commas): for a machine that cannot hold what a case needs, such as
- * tests/pkey_qemu.sh's guest with its 600 MB of tmpfs. */
+ * tests/pkey_qemu.sh's guest with its 600 MB of tmpfs. Prints the case's
+ * wall time when it ends: where make test's time goes. */
 #define RUN(name)                                                              \
     do {                                                                       \
         if (test_skipped(#name)) {                                             \
@@ -98,7 +99,9 @@
             break;                                                             \
         }                                                                      \
         fprintf(stderr, "-- %s\n", #name);                                     \
+        double t0_ = now_us();                                                 \
         name();                                                                \
+        fprintf(stderr, "-- %s: %.1f s\n", #name, (now_us() - t0_) / 1e6);     \
     } while (0)
 
 static inline bool test_listed(const char *e, const char *name)
