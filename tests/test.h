@@ -234,13 +234,24 @@ static inline void shm_cleanup(void)
 
 /* A SIGABRT handler: in the process that made the tmpfs directory, the
  * directory goes (not in a forked child that inherited the handler), then
- * the abort goes on. */
+ * the handler it replaced runs, if shm_catch_abort() kept one (such as
+ * table_world.c's, which prints the context), then the abort goes on. */
+static void (*shm_next_abort)(int);
 static inline void shm_on_abort(int sig)
 {
-    (void)sig;
     shm_cleanup();
+    if (shm_next_abort)
+        shm_next_abort(sig);
     signal(SIGABRT, SIG_DFL);
     raise(SIGABRT);
+}
+
+/* Installs shm_on_abort, after the SIGABRT handler already installed. */
+static inline void shm_catch_abort(void)
+{
+    void (*prev)(int) = signal(SIGABRT, shm_on_abort);
+    if (prev != SIG_DFL && prev != SIG_IGN && prev != SIG_ERR && prev != shm_on_abort)
+        shm_next_abort = prev;
 }
 
 static inline mms_store *open_flags(const char *path, unsigned flags)
