@@ -145,9 +145,11 @@ soak-power: build
 	$(call soak_run,test_power)
 
 # Process soak (tests/test_crash.c, tests/test_multi.c, tests/test_review22.c):
-# random kills, crash points, races and stress.
+# random kills, crash points, races and stress; and test_corrupt's random
+# garbage. make test runs less of test_crash's random kills, test_multi's
+# stress and test_corrupt's garbage than MMS_SOAK=1 would.
 soak: build
-	$(call soak_run,test_crash test_multi test_review22)
+	$(call soak_run,test_crash test_multi test_review22 test_corrupt)
 
 # libFuzzer (clang) with ASan + UBSan over store images (fuzz/). New inputs
 # go to $(FUZZ_BUILD)/corpus; fuzz/corpus replays under make test.

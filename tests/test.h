@@ -90,7 +90,8 @@
 #define TEST(name) static void name(void)
 /* Runs one case, unless MMS_TEST_SKIP names it (names separated by spaces
  * or commas): for a machine that cannot hold what a case needs, such as
- * tests/pkey_qemu.sh's guest with its 600 MB of tmpfs. */
+ * tests/pkey_qemu.sh's guest with its 600 MB of tmpfs. Prints the case's
+ * wall time when it ends: where make test's time goes. */
 #define RUN(name)                                                              \
     do {                                                                       \
         if (test_skipped(#name)) {                                             \
@@ -98,7 +99,9 @@
             break;                                                             \
         }                                                                      \
         fprintf(stderr, "-- %s\n", #name);                                     \
+        double t0_ = now_us();                                                 \
         name();                                                                \
+        fprintf(stderr, "-- %s: %.1f s\n", #name, (now_us() - t0_) / 1e6);     \
     } while (0)
 
 static inline bool test_listed(const char *e, const char *name)
@@ -231,13 +234,24 @@ static inline void shm_cleanup(void)
 
 /* A SIGABRT handler: in the process that made the tmpfs directory, the
  * directory goes (not in a forked child that inherited the handler), then
- * the abort goes on. */
+ * the handler it replaced runs, if shm_catch_abort() kept one (such as
+ * table_world.c's, which prints the context), then the abort goes on. */
+static void (*shm_next_abort)(int);
 static inline void shm_on_abort(int sig)
 {
-    (void)sig;
     shm_cleanup();
+    if (shm_next_abort)
+        shm_next_abort(sig);
     signal(SIGABRT, SIG_DFL);
     raise(SIGABRT);
+}
+
+/* Installs shm_on_abort, after the SIGABRT handler already installed. */
+static inline void shm_catch_abort(void)
+{
+    void (*prev)(int) = signal(SIGABRT, shm_on_abort);
+    if (prev != SIG_DFL && prev != SIG_IGN && prev != SIG_ERR && prev != shm_on_abort)
+        shm_next_abort = prev;
 }
 
 static inline mms_store *open_flags(const char *path, unsigned flags)

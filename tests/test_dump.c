@@ -269,7 +269,7 @@ static void round_trip(const char *src, const char *what)
     char d1[600], d2[600], args[1500], out[4096], loaded[512];
     snprintf(d1, sizeof d1, "%s.dump1", src);
     snprintf(d2, sizeof d2, "%s.dump2", src);
-    snprintf(loaded, sizeof loaded, "%s", tpath("dump-loaded"));
+    snprintf(loaded, sizeof loaded, "%s", shm_tpath("dump-loaded"));
     snprintf(args, sizeof args, "dump '%s' --all '%s'", src, d1);
     ASSERT_EQ(run_tool(args, out, sizeof out), 0);
     snprintf(args, sizeof args, "load '%s' '%s'", d1, loaded);
@@ -291,7 +291,7 @@ static void round_trip(const char *src, const char *what)
 TEST(test_kinds)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s", tpath("dump-kinds"));
+    snprintf(path, sizeof path, "%s", shm_tpath("dump-kinds"));
     build(path);
     round_trip(path, "every kind");
     rmrf(path);
@@ -430,8 +430,8 @@ static void dump_load(const char *path, const char *dump, const char *dest)
 TEST(test_graph)
 {
     char path[512], dump[600], dest[512];
-    snprintf(path, sizeof path, "%s", tpath("dump-graph"));
-    snprintf(dest, sizeof dest, "%s", tpath("dump-graph-dest"));
+    snprintf(path, sizeof path, "%s", shm_tpath("dump-graph"));
+    snprintf(dest, sizeof dest, "%s", shm_tpath("dump-graph-dest"));
     snprintf(dump, sizeof dump, "%s.dump", path);
     build_graph(path);
     round_trip(path, "a root object graph");
@@ -457,7 +457,7 @@ struct gref {
 TEST(test_gone_target)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s", tpath("dump-gone"));
+    snprintf(path, sizeof path, "%s", shm_tpath("dump-gone"));
     rmrf(path);
     mms_store *s = open_flags(path, MMS_CREATE);
     mms_table *g1, *g2, *kept, *t, *late;
@@ -505,8 +505,8 @@ struct fnode {
 TEST(test_fixed)
 {
     char path[512], dump[600], dest[512];
-    snprintf(path, sizeof path, "%s", tpath("dump-fixed"));
-    snprintf(dest, sizeof dest, "%s", tpath("dump-fixed-dest"));
+    snprintf(path, sizeof path, "%s", shm_tpath("dump-fixed"));
+    snprintf(dest, sizeof dest, "%s", shm_tpath("dump-fixed-dest"));
     snprintf(dump, sizeof dump, "%s.dump", path);
     const uint64_t base = (uint64_t)44 << 40, reserve = (uint64_t)1 << 30;
     mms_options o;
@@ -548,8 +548,8 @@ TEST(test_fixed)
 TEST(test_place)
 {
     char path[512], dest[512];
-    snprintf(path, sizeof path, "%s", tpath("dump-place"));
-    snprintf(dest, sizeof dest, "%s", tpath("dump-place-dest"));
+    snprintf(path, sizeof path, "%s", shm_tpath("dump-place"));
+    snprintf(dest, sizeof dest, "%s", shm_tpath("dump-place-dest"));
     build_graph(path);
     mms_store *s = open_flags(path, MMS_RDONLY), *t = sopen(dest, MMS_CREATE);
     mms_heap_obj *h;
@@ -635,7 +635,7 @@ TEST(test_place)
 TEST(test_failed_keeps_out)
 {
     char path[512], dump[600], args[1600], out[4096];
-    snprintf(path, sizeof path, "%s", tpath("dump-keep"));
+    snprintf(path, sizeof path, "%s", shm_tpath("dump-keep"));
     build(path);
     snprintf(dump, sizeof dump, "%s.dump", path);
     FILE *f = fopen(dump, "w");
@@ -676,7 +676,7 @@ TEST(test_stale_temps)
 {
     char path[512], dump[600], load[600], args[1600], out[4096], dead[700], live[700],
         ddir[700], name[800];
-    snprintf(path, sizeof path, "%s", tpath("dump-stale"));
+    snprintf(path, sizeof path, "%s", shm_tpath("dump-stale"));
     build(path);
     snprintf(dump, sizeof dump, "%s.dump", path);
     snprintf(load, sizeof load, "%s.loaded", path);
@@ -714,7 +714,7 @@ TEST(test_stale_temps)
 TEST(test_load_args)
 {
     char path[512], dump[600], load[600], args[1600], out[4096];
-    snprintf(path, sizeof path, "%s", tpath("dump-args"));
+    snprintf(path, sizeof path, "%s", shm_tpath("dump-args"));
     build(path);
     snprintf(dump, sizeof dump, "%s.dump", path);
     snprintf(load, sizeof load, "%s.loaded", path);
@@ -759,7 +759,7 @@ TEST(test_ucd)
     char dir[1024], ucd[1100], cmd[2400], path[512];
     snprintf(dir, sizeof dir, "%s", tool);
     snprintf(ucd, sizeof ucd, "%s/ucd", dirname(dir));
-    snprintf(path, sizeof path, "%s", tpath("dump-ucd"));
+    snprintf(path, sizeof path, "%s", shm_tpath("dump-ucd"));
     snprintf(cmd, sizeof cmd, "'%s' build '%s' /usr/share/unicode >/dev/null 2>&1", ucd, path);
     ASSERT_EQ(system(cmd), 0);
     round_trip(path, "the Unicode store");
@@ -769,8 +769,8 @@ TEST(test_ucd)
 TEST(test_bad)
 {
     char path[512], dump[600], bad[600], dest[512], args[1600], out[4096];
-    snprintf(path, sizeof path, "%s", tpath("dump-bad"));
-    snprintf(dest, sizeof dest, "%s", tpath("dump-bad-dest"));
+    snprintf(path, sizeof path, "%s", shm_tpath("dump-bad"));
+    snprintf(dest, sizeof dest, "%s", shm_tpath("dump-bad-dest"));
     build(path);
     snprintf(dump, sizeof dump, "%s.dump", path);
     snprintf(bad, sizeof bad, "%s.bad", path);
@@ -894,6 +894,11 @@ TEST(test_bad)
 int main(void)
 {
     table_test_begin("test_dump");
+    /* The stores live on tmpfs (test.h, "Stores on tmpfs"): dump and load
+     * are the point here, their failures are injected or a file size
+     * limit, and the syncs of their commits on the disk only waited. */
+    shm_choose();
+    shm_catch_abort();
     RUN(test_kinds);
     RUN(test_graph);
     RUN(test_gone_target);
@@ -904,5 +909,6 @@ int main(void)
     RUN(test_failed_keeps_out);
     RUN(test_stale_temps);
     RUN(test_load_args);
+    shm_cleanup();
     return table_test_end();
 }
