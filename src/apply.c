@@ -347,7 +347,7 @@ void mms__syncer_stop(mms_store *s)
 }
 
 /* ------------------------------------------------------------------------
- * The pin watcher (NOTES: P1-P5)
+ * The pin watcher (NOTES: P1-P6)
  * ------------------------------------------------------------------------ */
 #define PINWATCH_NAP_MIN_NS 100000
 #define PINWATCH_NAP_MAX_NS 2000000
@@ -404,10 +404,13 @@ static void pinwatch_wake(mms_store *s)
         mms__os_futex_wake(&s->pinwatch_word);
 }
 
-void mms__pinwatch_kick(mms_store *s)
+bool mms__apply_gate(mms_store *s)
 {
+    if (mms__gate_try(s))
+        return true;
     if (s->gate_unslotted)
         pinwatch_wake(s);
+    return false;
 }
 
 void mms__pinwatch_stop(mms_store *s)
@@ -511,10 +514,8 @@ int mms__apply_try(mms_store *s)
     while ((pub = __atomic_load_n(&L->published, __ATOMIC_SEQ_CST)) <
            __atomic_load_n(&L->durable, __ATOMIC_SEQ_CST)) {
         mms__crashpoint("apply.trying"); /* another handle may apply them first */
-        if (!mms__gate_try(s)) {
-            mms__pinwatch_kick(s);
+        if (!mms__apply_gate(s))
             return 0;
-        }
         r = mms__apply_locked(s, "apply.group");
         if (r == -EACCES || r == -EPERM || r == -EROFS)
             s->cannot_apply = true;

@@ -874,7 +874,7 @@ struct mms_store {
     uint32_t syncer_word;      /* futex word: MMS__SYNCER_STOP | MMS__SYNCER_IDLE */
     int syncer_err;            /* a background sync's failure no call has reported */
     bool syncer_on;            /* the thread runs (in the process that opened the handle) */
-    /* The pin watcher (apply.c NOTES, P1-P5) */
+    /* The pin watcher (apply.c NOTES, P1-P6) */
     struct mms__os_thread pinwatch;
     uint32_t pinwatch_word;    /* futex word: MMS__PINWATCH_STOP | MMS__PINWATCH_KICK */
     uint32_t pinwatch_on;      /* 1: the thread runs (in the process that opened the handle) */
@@ -1424,10 +1424,11 @@ void mms__syncer_count(mms_store *s);
 void mms__syncer_stop(mms_store *s);
 #define MMS__SYNCER_STOP 1u
 #define MMS__SYNCER_IDLE 2u
-/* The pin watcher (P1-P5): after an mms__gate_try that failed, wake (or
- * start) the handle's thread that applies once unslotted readers leave,
- * if they alone shut the gate; stop it (close, first). */
-void mms__pinwatch_kick(mms_store *s);
+/* mms__gate_try for an apply: when it gives up with unslotted readers
+ * inside, it also wakes (or starts) the handle's pin watcher, which
+ * applies once they leave (P1-P6). Stop the watcher: mms_close, after its
+ * last apply. */
+bool mms__apply_gate(mms_store *s);
 void mms__pinwatch_stop(mms_store *s);
 #define MMS__PINWATCH_STOP 1u
 #define MMS__PINWATCH_KICK 2u

@@ -149,7 +149,7 @@
  * Nor can it apply what it held back when it leaves: an applier that
  * gave up and found the byte held (gate_unslotted; slotted readers may be
  * inside too) wakes its handle's pin watcher, which applies once the byte
- * is free (apply.c, P1-P5).
+ * is free (apply.c, P1-P6).
  *
  * What it cannot do it refuses (MMS_ERECOVER) instead of waiting for
  * ever or writing: a dead writer's unfinished commit or recover_needed

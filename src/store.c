@@ -451,7 +451,6 @@ static int map_pinned(mms_store *s, const mms_options *o, struct open_hdr *oh, u
     return r;
 }
 
-/* The arguments, and a new handle with the options applied. */
 /* The pin watcher's apply (apply.c, P2): open a handle of the watcher's
  * own, apply, close it; true if an unslotted reader shut the gate again. */
 static bool pinwatch_apply(const mms_store *s)
@@ -470,6 +469,7 @@ static bool pinwatch_apply(const mms_store *s)
     return again;
 }
 
+/* The arguments, and a new handle with the options applied. */
 static int open_new_handle(const char *path, const mms_options *o, mms_store **out)
 {
     if (!path || !out || !*path)

@@ -664,17 +664,12 @@ static int commit_apply(mms_store *s, struct commit *c)
          * the files now: else a writer whose syncs the syncer takes would
          * apply only when one of its commits found a sync due, and hold
          * the pages of every commit in between. */
-        if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) < durable) {
-            if (mms__gate_try(s))
-                return mms__apply_locked(s, "commit.apply");
-            mms__pinwatch_kick(s);
-        }
+        if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) < durable && mms__apply_gate(s))
+            return mms__apply_locked(s, "commit.apply");
         return 0;
     }
-    if (!mms__gate_try(s)) {
-        mms__pinwatch_kick(s); /* readers inside: it waits in the journal */
-        return 0;
-    }
+    if (!mms__apply_gate(s))
+        return 0; /* readers inside: it waits in the journal */
     if (__atomic_load_n(&L->published, __ATOMIC_ACQUIRE) != txn - 1) {
         int r = mms__apply_locked(s, "commit.apply");
         c->applied = r == 0 && __atomic_load_n(&L->published, __ATOMIC_ACQUIRE) >= txn;
