@@ -14,7 +14,6 @@
  */
 #include "test.h"
 
-#include <grp.h>
 
 #include "internal.h" /* mms__os_io_hook: a pause at a crash point */
 
@@ -36,24 +35,6 @@ struct shm {
     uint64_t wait_us; /* from its read_end to the end of its mms_wait */
 };
 static struct shm *sh;
-
-/* Run fn(path) in a forked child as UNPRIV; returns its pid. */
-static pid_t unpriv(void (*fn)(const char *path), const char *path)
-{
-    fflush(NULL);
-    pid_t parent = getpid(), pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0) {
-        die_with_parent(parent);
-        if (setgroups(0, NULL) != 0 || setgid(UNPRIV) != 0 || setuid(UNPRIV) != 0)
-            _exit(98);
-        die_with_parent(parent); /* a change of credentials cleared it */
-        ASSERT_EQ(geteuid(), UNPRIV);
-        fn(path);
-        _exit(0);
-    }
-    return pid;
-}
 
 static void child_ok(pid_t pid)
 {
@@ -106,7 +87,7 @@ TEST(idle_writer)
     memset(sh, 0, sizeof *sh);
     mms_store *w = open_flags(path, 0);
     commit_counter(w, 1);
-    pid_t pid = unpriv(holder, path);
+    pid_t pid = unw_child(true, holder, path);
     WAIT_FOR(GET(sh->child_stage) >= 1, pid);
     ASSERT_EQ(GET(sh->c0), 1);
     commit_counter(w, 2); /* it waits in the journal: the reader is inside */
@@ -169,7 +150,7 @@ TEST(nosync_idle_writer)
     make_store(path);
     memset(sh, 0, sizeof *sh);
     mms_store *w = open_flags(path, MMS_NOSYNC);
-    pid_t pid = unpriv(waiter, path);
+    pid_t pid = unw_child(true, waiter, path);
     WAIT_FOR(GET(sh->child_stage) >= 1, pid);
     ASSERT_EQ(GET(sh->c0), 0);
     commit_counter(w, 1); /* not durable yet: not applied */
@@ -216,7 +197,7 @@ TEST(close_while_watching)
     memset(sh, 0, sizeof *sh);
     mms_store *w = open_flags(path, 0);
     commit_counter(w, 1);
-    pid_t pid = unpriv(lingerer, path);
+    pid_t pid = unw_child(true, lingerer, path);
     WAIT_FOR(GET(sh->child_stage) >= 1, pid);
     commit_counter(w, 2);
     commit_counter(w, 3);
@@ -287,7 +268,7 @@ TEST(unslotted_begin_beside_a_commit)
     make_store(path);
     memset(sh, 0, sizeof *sh);
     mms_store *w = open_flags(path, 0);
-    pid_t pid = unpriv(beside_commit_child, path);
+    pid_t pid = unw_child(true, beside_commit_child, path);
     beside_pid = pid;
     mms__os_io_hook(commit_hook);
     in_commit_hook_armed = true;

@@ -20,7 +20,6 @@
 #include "test.h"
 
 #include <dirent.h>
-#include <grp.h>
 
 #define UNW_TAG "pwqa23"
 #define UNW_TXN_IS_COUNTER 1
@@ -146,12 +145,8 @@ static pid_t reader_start(const char *path, int i, bool slotted)
     ASSERT(pid >= 0);
     if (pid == 0) {
         die_with_parent(parent);
-        if (!slotted) {
-            if (setgroups(0, NULL) != 0 || setgid(UNPRIV) != 0 || setuid(UNPRIV) != 0)
-                _exit(98);
-            die_with_parent(parent); /* a change of credentials cleared it */
-            ASSERT_EQ(geteuid(), UNPRIV);
-        }
+        if (!slotted)
+            unw_become_unpriv(parent);
         reader_main(path, i);
         _exit(0);
     }

@@ -23,7 +23,6 @@
  */
 #include "test.h"
 
-#include <grp.h>
 #include <poll.h>
 
 #define UNW_TAG "qa22"
@@ -60,31 +59,6 @@ struct shm {
     char i_detail[300];
 };
 static struct shm *sh;
-
-/* Drop to UNPRIV (in a forked child). */
-static void become_unpriv(pid_t parent)
-{
-    if (setgroups(0, NULL) != 0 || setgid(UNPRIV) != 0 || setuid(UNPRIV) != 0)
-        _exit(98);
-    die_with_parent(parent); /* a change of credentials cleared it */
-    ASSERT_EQ(geteuid(), UNPRIV);
-}
-
-/* Run fn(path) in a forked child, as UNPRIV if unpriv; returns its pid. */
-static pid_t child_as(bool unpriv, void (*fn)(const char *path), const char *path)
-{
-    fflush(NULL);
-    pid_t parent = getpid(), pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0) {
-        die_with_parent(parent);
-        if (unpriv)
-            become_unpriv(parent);
-        fn(path);
-        _exit(0);
-    }
-    return pid;
-}
 
 /* The child ends within HANG_S with exit 0; what hung or failed, in words. */
 static void child_ok(pid_t pid, const char *what)
@@ -240,7 +214,7 @@ static uint64_t kill_writer(const char *path, const char *kind, uint64_t n)
     kill_n = n;
     PUB(sh->ok, 0);
     PUB(sh->about, 0);
-    pid_t wr = child_as(false, writer_child, path);
+    pid_t wr = unw_child(false, writer_child, path);
     int st;
     if (strcmp(kind, "bound") == 0) {
         /* It waits with the gate closed (odd) for the reader's byte: the
@@ -282,8 +256,8 @@ static void unslotted_case(const char *kind, uint64_t n)
     const char *path = store_path("unslotted");
     make_store(path);
     memset(sh, 0, sizeof *sh);
-    pid_t a = child_as(true, reader_a, path);
-    pid_t idle = child_as(true, reader_idle, path);
+    pid_t a = unw_child(true, reader_a, path);
+    pid_t idle = unw_child(true, reader_idle, path);
     WAIT_FOR(GET(sh->a_stage) >= 1, a);
     WAIT_FOR(GET(sh->i_stage) >= 1, idle);
     ASSERT_EQ(GET(sh->a_first), 0);
@@ -302,7 +276,7 @@ static void unslotted_case(const char *kind, uint64_t n)
 
     /* A new unslotted reader before any writer came: the state A pinned,
      * whole, or a refusal that says the store needs recovery. */
-    pid_t b = child_as(true, reader_once, path);
+    pid_t b = unw_child(true, reader_once, path);
     child_ok(b, "a new unslotted reader after the kill");
     int err_before = GET(sh->err);
     fprintf(stderr, "   %s: new unslotted reader before the next writer: %s%s\n", kind,
@@ -317,7 +291,7 @@ static void unslotted_case(const char *kind, uint64_t n)
 
     /* The next writer: at once, with A still inside (it waits for stage
      * 1), every commit the journal holds. */
-    child_ok(child_as(false, next_writer, path), "the next writer, with an unslotted reader "
+    child_ok(unw_child(false, next_writer, path), "the next writer, with an unslotted reader "
                                                  "inside");
     if (GET(sh->seen) != made)
         FAILF("%s: the next writer found counter %llu, the dead writer made %llu", kind,
@@ -335,7 +309,7 @@ static void unslotted_case(const char *kind, uint64_t n)
 
     /* New unslotted readers now: never refused, whole. */
     memset(sh->detail, 0, sizeof sh->detail);
-    child_ok(child_as(true, reader_once, path), "a new unslotted reader after the next writer");
+    child_ok(unw_child(true, reader_once, path), "a new unslotted reader after the next writer");
     if (GET(sh->err))
         FAILF("%s: a new unslotted reader after the next writer: %s (%s)", kind,
               mms_strerror(GET(sh->err)), sh->detail);
@@ -357,7 +331,7 @@ static void unslotted_case(const char *kind, uint64_t n)
     verify_ok(s);
     OK(mms_close(s));
     seal(path);
-    child_ok(child_as(true, reader_once, path), "an unslotted reader at the end");
+    child_ok(unw_child(true, reader_once, path), "an unslotted reader at the end");
     ASSERT_EQ(GET(sh->err), 0);
     ASSERT_EQ(GET(sh->last), made + 2);
     fprintf(stderr, "   %s: made %llu, next writer +2, A read %llu after, all see %llu\n", kind,
@@ -389,16 +363,16 @@ TEST(unslotted_inside_then_slotted_reader_takes_over)
     const char *path = store_path("takeover");
     make_store(path);
     memset(sh, 0, sizeof *sh);
-    pid_t a = child_as(true, reader_a, path);
+    pid_t a = unw_child(true, reader_a, path);
     WAIT_FOR(GET(sh->a_stage) >= 1, a);
     uint64_t made = kill_writer(path, "commit.journal_synced", 7);
-    child_ok(child_as(false, slotted_once, path),
+    child_ok(unw_child(false, slotted_once, path),
              "a slotted reader after a writer killed mid-commit, an unslotted one inside");
     ASSERT_EQ(GET(sh->err), 0);
     uint64_t seen = GET(sh->last);
     ASSERT(seen == 0 || seen == made);
     /* Taken over: new unslotted readers are not refused any more. */
-    child_ok(child_as(true, reader_once, path), "a new unslotted reader after the take-over");
+    child_ok(unw_child(true, reader_once, path), "a new unslotted reader after the take-over");
     if (GET(sh->err))
         FAILF("unslotted reader after a slotted reader took over: %s (%s)",
               mms_strerror(GET(sh->err)), sh->detail);
@@ -487,7 +461,7 @@ static struct tool_run tool_start(bool unpriv, const char *args)
     if (pid == 0) {
         die_with_parent(parent);
         if (unpriv)
-            become_unpriv(parent);
+            unw_become_unpriv(parent);
         dup2(p[1], 1);
         dup2(p[1], 2);
         close(p[0]);
@@ -630,13 +604,13 @@ TEST(tool_after_writer_killed_readers_inside)
     const char *path = store_path("tool");
     make_rows(path, 100);
     memset(sh, 0, sizeof *sh);
-    pid_t r = child_as(false, rows_reader, path);
-    pid_t u = child_as(true, rows_reader, path);
+    pid_t r = unw_child(false, rows_reader, path);
+    pid_t u = unw_child(true, rows_reader, path);
     WAIT_FOR(GET(sh->r_stage) >= 1, r);
     WAIT_FOR(GET(sh->a_stage) >= 1, u);
     ASSERT_EQ(GET(sh->last), 100);
     ASSERT_EQ(GET(sh->a_first), 100);
-    pid_t w = child_as(false, rows_writer, path);
+    pid_t w = unw_child(false, rows_writer, path);
     int st;
     if (!child_end(w, HANG_S, &st) || !WIFSIGNALED(st))
         FAILF("the writer ended with %s", child_status(st));
@@ -785,11 +759,11 @@ static void tool_first_case(const char *cmd)
     const char *path = store_path("first");
     make_rows(path, 100);
     memset(sh, 0, sizeof *sh);
-    pid_t r = child_as(false, rows_reader, path);
-    pid_t u = child_as(true, rows_reader, path);
+    pid_t r = unw_child(false, rows_reader, path);
+    pid_t u = unw_child(true, rows_reader, path);
     WAIT_FOR(GET(sh->r_stage) >= 1, r);
     WAIT_FOR(GET(sh->a_stage) >= 1, u);
-    pid_t w = child_as(false, rows_writer, path);
+    pid_t w = unw_child(false, rows_writer, path);
     int st;
     if (!child_end(w, HANG_S, &st) || !WIFSIGNALED(st))
         FAILF("the writer ended with %s", child_status(st));
@@ -875,12 +849,12 @@ static void say_case(bool unpriv_reader)
     const char *path = store_path("say");
     make_rows(path, 100);
     memset(sh, 0, sizeof *sh);
-    pid_t rd = child_as(unpriv_reader, rows_reader, path);
+    pid_t rd = unw_child(unpriv_reader, rows_reader, path);
     if (unpriv_reader)
         WAIT_FOR(GET(sh->a_stage) >= 1, rd);
     else
         WAIT_FOR(GET(sh->r_stage) >= 1, rd);
-    pid_t w = child_as(false, rows_writer, path); /* 4 commits held back, killed in the 5th */
+    pid_t w = unw_child(false, rows_writer, path); /* 4 commits held back, killed in the 5th */
     int st;
     if (!child_end(w, HANG_S, &st) || !WIFSIGNALED(st))
         FAILF("the writer ended with %s", child_status(st));

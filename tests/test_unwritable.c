@@ -19,7 +19,6 @@
 #include "test.h"
 #include "internal.h" /* mms__os_io_hook: a pause at a crash point */
 
-#include <grp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -77,10 +76,7 @@ static pid_t unpriv_in(void (*fn)(const char *path), const char *path, bool no_b
 {
     pid_t parent, pid = fork_child(no_boot_id, 97, &parent);
     if (pid == 0) {
-        if (setgroups(0, NULL) != 0 || setgid(UNPRIV) != 0 || setuid(UNPRIV) != 0)
-            _exit(98);
-        die_with_parent(parent); /* a change of credentials cleared it */
-        ASSERT_EQ(geteuid(), UNPRIV);
+        unw_become_unpriv(parent);
         fn(path);
         _exit(0);
     }

@@ -11,6 +11,7 @@
 #define MMS_TEST_UNWRITABLE_H
 
 #include <dirent.h>
+#include <grp.h>
 
 #define UNPRIV 65534u /* nobody */
 #define ARR_N 4096u   /* 8 pages */
@@ -173,6 +174,31 @@ static void *unw_start(size_t shared)
     void *p = mmap(NULL, shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ASSERT(p != MAP_FAILED);
     return p;
+}
+
+/* In a forked child (of parent): become UNPRIV, or exit 98. */
+static inline void unw_become_unpriv(pid_t parent)
+{
+    if (setgroups(0, NULL) != 0 || setgid(UNPRIV) != 0 || setuid(UNPRIV) != 0)
+        _exit(98);
+    die_with_parent(parent); /* a change of credentials cleared it */
+    ASSERT_EQ(geteuid(), UNPRIV);
+}
+
+/* Run fn(path) in a forked child, as UNPRIV if unpriv; returns its pid. */
+static inline pid_t unw_child(bool unpriv, void (*fn)(const char *path), const char *path)
+{
+    fflush(NULL);
+    pid_t parent = getpid(), pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        die_with_parent(parent);
+        if (unpriv)
+            unw_become_unpriv(parent);
+        fn(path);
+        _exit(0);
+    }
+    return pid;
 }
 
 /* The end of main: the stores' directory goes. */
