@@ -529,7 +529,9 @@ enum mms__op {
     MMS__OP_MKDIR, MMS__OP_RENAME, MMS__OP_STAT, MMS__OP_READDIR,
     /* a store's life (compact.c, copy.c): allocating blocks under a range
      * that may hold holes, punching holes, copying file ranges */
-    MMS__OP_FILL, MMS__OP_PUNCH, MMS__OP_COPY, MMS__OP_COUNT
+    MMS__OP_FILL, MMS__OP_PUNCH, MMS__OP_COPY,
+    MMS__OP_LOCKS, /* reading the kernel's lock table (/proc/locks) */
+    MMS__OP_COUNT
 };
 /* Fail the nth (1-based) future call of op with -err; nth 0 disarms. */
 void mms__fault_arm(enum mms__op op, unsigned long nth, int err);

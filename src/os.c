@@ -32,7 +32,7 @@
  * ------------------------------------------------------------------------ */
 static const char *const op_names[MMS__OP_COUNT] = {
     "open", "pread", "pwrite", "fsync", "fallocate", "mmap", "msync", "mprotect",
-    "ftruncate", "mkdir", "rename", "stat", "readdir", "fill", "punch", "copy"};
+    "ftruncate", "mkdir", "rename", "stat", "readdir", "fill", "punch", "copy", "locks"};
 
 static struct {
     unsigned long nth[MMS__OP_COUNT]; /* 0 = disarmed */
@@ -542,6 +542,9 @@ static size_t lock_lines(const char *d, size_t dl)
 
 static int locks_table(char **text, size_t *len)
 {
+    int fr = fault_hit(MMS__OP_LOCKS);
+    if (fr)
+        return fr;
     int fd = open("/proc/locks", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;

@@ -89,7 +89,20 @@ const struct tool_cmd tool_cmd_create = {
 /* ------------------------------------------------------------------------
  * mms info DIR [--raw]
  * ------------------------------------------------------------------------ */
-static void info_raw(const mms_info *in, mms_ref root, unsigned unslotted)
+/* The handles without a slot are counted from the kernel's lock table,
+ * which can fail on its own (a table that kept moving, -EAGAIN): the rest
+ * of the report stands, and stderr says what it lacks. Returns err. */
+static long unslotted_warning(const char *dir, int err)
+{
+    tool_err("warning: %s: the handles without a slot (processes that may not write the "
+             "lock file) were not counted: %s", dir, mms_strerror(err));
+    return err;
+}
+
+/* unslotted < 0: the handles without a slot could not be counted (the
+ * -errno of mms_readers_unslotted_path); handles and active_readers then
+ * count the slotted ones only. */
+static void info_raw(const mms_info *in, mms_ref root, long unslotted)
 {
     printf("format_version: %u\n", in->format_version);
     printf("txn_id: %llu\n", (unsigned long long)in->txn_id);
@@ -112,7 +125,10 @@ static void info_raw(const mms_info *in, mms_ref root, unsigned unslotted)
     else
         printf("writer: none\n");
     printf("handles: %u\n", in->handles);
-    printf("handles_without_slot: %u\n", unslotted);
+    if (unslotted < 0)
+        printf("handles_without_slot: unknown\n");
+    else
+        printf("handles_without_slot: %ld\n", unslotted);
     printf("active_readers: %u\n", in->active_readers);
     if (in->fixed_base) {
         printf("fixed_base: 0x%llx\n", (unsigned long long)in->fixed_base);
@@ -124,7 +140,7 @@ static void info_raw(const mms_info *in, mms_ref root, unsigned unslotted)
 /* The same figures for a person: sizes in KB/MB/GB, and per table its
  * live records, deleted slots and the bytes they waste. Every line is
  * indented, so no line reads as one of the raw "key: value" lines. */
-static int info_person(const char *dir, mms_store *s, const mms_info *in, unsigned unslotted)
+static int info_person(const char *dir, mms_store *s, const mms_info *in, long unslotted)
 {
     char a[16], b[16], c[16];
     uint64_t files = 0;
@@ -171,9 +187,12 @@ static int info_person(const char *dir, mms_store *s, const mms_info *in, unsign
     char w[32] = "none";
     if (in->writer_pid)
         snprintf(w, sizeof w, "pid %u", in->writer_pid);
-    char u[96] = "";
-    if (unslotted)
-        snprintf(u, sizeof u, "; %u of them without a slot, of processes that may not write "
+    char u[128] = "";
+    if (unslotted < 0)
+        snprintf(u, sizeof u, "; those without a slot, of processes that may not write the "
+                 "lock file, not counted");
+    else if (unslotted)
+        snprintf(u, sizeof u, "; %ld of them without a slot, of processes that may not write "
                  "the lock file", unslotted);
     printf("  processes  writer %s; %u open handle%s (this command's included%s), %u inside a "
            "read transaction\n",
@@ -203,17 +222,24 @@ static int run_info(const struct tool_cmd *cmd, int argc, char **argv)
     mms_info *in = malloc(sizeof *in);
     r = in ? mms_info_get(s, in) : -ENOMEM;
     unsigned uo = 0, ui = 0;
-    if (!r && mms_readers_unslotted_path(dir, &uo, &ui) == 0) {
-        in->handles += uo; /* mms_info counts the slots only */
-        in->active_readers += ui;
+    long unslotted = 0;
+    if (!r) {
+        int ur = mms_readers_unslotted_path(dir, &uo, &ui);
+        if (ur)
+            unslotted = unslotted_warning(dir, ur);
+        else {
+            unslotted = uo;
+            in->handles += uo; /* mms_info counts the slots only */
+            in->active_readers += ui;
+        }
     }
     if (!r) {
         if (!raw) {
-            rc = info_person(dir, s, in, uo);
+            rc = info_person(dir, s, in, unslotted);
             printf("\n");
         }
         if (!rc)
-            info_raw(in, mms_root(s), uo);
+            info_raw(in, mms_root(s), unslotted);
     }
     free(in);
     if (r) {
@@ -236,8 +262,9 @@ const struct tool_cmd tool_cmd_info = {
     "durable_txn (behind committed_txn while MMS_NOSYNC commits wait for their\n"
     "sync), readers_holding_back, writer (a pid or none), handles,\n"
     "handles_without_slot (of those: handles of processes that may not write the\n"
-    "lock file, counted from /proc/locks; mms readers lists no pid for them),\n"
-    "active_readers (theirs included), and for a store created with --fixed fixed_base,\n"
+    "lock file, counted from /proc/locks; mms readers lists no pid for them;\n"
+    "\"unknown\" when the count failed, with a warning on stderr: handles and\n"
+    "active_readers then leave them out), active_readers (theirs included), and for a store created with --fixed fixed_base,\n"
     "fixed_heap_reserve, fixed_table_reserve.\n"
     "\n"
     "  --raw   print only the raw lines\n",
@@ -382,7 +409,10 @@ static int run_readers(const struct tool_cmd *cmd, int argc, char **argv)
                rd[i].age_ns / 1e6, (unsigned long long)rd[i].behind,
                rd[i].holding_back ? "  HOLDING BACK the store" : "");
     unsigned uo = 0, ui = 0;
-    if (mms_readers_unslotted_path(dir, &uo, &ui) == 0 && uo)
+    int ur = mms_readers_unslotted_path(dir, &uo, &ui);
+    if (ur)
+        unslotted_warning(dir, ur);
+    else if (uo)
         printf("and %u handle%s without a slot (processes that may not write the lock file: "
                "no pid, no txn), %u inside a read transaction\n", uo, uo == 1 ? "" : "s", ui);
     return tool_finish_output(NULL);
