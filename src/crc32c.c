@@ -60,10 +60,26 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8
         c = _mm_crc32_u8(c, *p++);
     return c;
 }
+/* Asked of glibc, which read the CPU's features once at the process's
+ * start. Not __builtin_cpu_supports: it links libgcc's constructor
+ * __cpu_indicator_init, which runs in every process that links this
+ * library and asks the CPU itself, ~20 CPUID instructions -- each a trap
+ * to the hypervisor in a virtual machine (~5 us on the benchmarks' VM:
+ * 100 us added to every process's start). */
+#if defined(__has_include) && __has_include(<sys/platform/x86.h>)
+#include <sys/platform/x86.h>
 static int have_hw(void)
 {
-    return __builtin_cpu_supports("sse4.2");
+    return CPU_FEATURE_ACTIVE(SSE4_2);
 }
+#else
+#include <cpuid.h>
+static int have_hw(void) /* one CPUID, at the first checksum */
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2);
+}
+#endif
 #else
 MMS__OPEN_PATH
 static uint32_t crc_hw(uint32_t c, const uint8_t *p, size_t n)
@@ -89,6 +105,15 @@ static void table_decide(void)
 {
     table_init();
     __atomic_store_n(&mode, 2, __ATOMIC_RELEASE);
+}
+
+/* Decided when the library is loaded, as libgcc's constructor did before
+ * (have_hw): the question's first call is bound lazily by ld.so, a few us
+ * that an mms_open made in the process would pay otherwise. */
+__attribute__((constructor)) static void hw_decide(void)
+{
+    if (have_hw())
+        __atomic_store_n(&mode, 1, __ATOMIC_RELEASE);
 }
 
 MMS__OPEN_PATH

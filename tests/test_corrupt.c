@@ -639,6 +639,21 @@ static void build_images(void)
 /* ------------------------------------------------------------------------
  * 1. Torn journal tail: every length from the start of group K to its end.
  * ------------------------------------------------------------------------ */
+/* The checksum every journal group and header carries: CRC-32C's check
+ * value, the same in pieces of every length (the instruction takes 8 bytes
+ * at a time, then single bytes), from the CPU's instruction where it has
+ * one, which crc32c.c decides when the library is loaded. */
+TEST(crc32c_check_value)
+{
+    ASSERT_EQ(mms__crc32c(0, "123456789", 9), 0xe3069283u);
+    for (size_t cut = 0; cut <= 9; cut++)
+        ASSERT_EQ(mms__crc32c(mms__crc32c(0, "123456789", cut), "123456789" + cut, 9 - cut),
+                  0xe3069283u);
+    ASSERT_EQ(mms__crc32c(0, "", 0), 0u);
+    static const uint8_t zeros[32];
+    ASSERT_EQ(mms__crc32c(0, zeros, 32), 0x8a9136aau); /* RFC 3720, B.4 */
+}
+
 TEST(torn_tail)
 {
     double t0 = now_us();
@@ -2340,6 +2355,7 @@ int main(int argc, char **argv)
      * of the thousands of recovering opens were a third of its time. */
     signal(SIGABRT, shm_on_abort);
     trial = shm_tpath("corrupt-trial");
+    RUN(crc32c_check_value);
     RUN(build_images);
     RUN(torn_tail);
     RUN(flip_last_group);
