@@ -844,6 +844,24 @@ TEST(test_bad)
             FAILF("sed %s: %s", heap_bad[k].sed, out);
         ASSERT(access(dest, F_OK) != 0);
     }
+    /* A name that breaks the name rule (a store keeps one from before the
+     * rule, and dumps it): refused before anything is made, the name shown
+     * with its byte escaped, and how to mend it said. */
+    static const struct {
+        const char *sed, *says;
+    } name_bad[] = {
+        {"s/\"table\":\"tag\"/\"table\":\"t\\\\u0001g\"/", "table name \"t\\x01g\""},
+        {"s/{\"name\":\"n\",/{\"name\":\"-n\",/", "field name \"-n\""},
+    };
+    for (size_t k = 0; k < sizeof name_bad / sizeof name_bad[0]; k++) {
+        snprintf(cmd, sizeof cmd, "sed '%s' '%s' > '%s'", name_bad[k].sed, dump, bad);
+        ASSERT_EQ(system(cmd), 0);
+        ASSERT_EQ(run_tool(args, out, sizeof out), 1);
+        if (!mentions(out, name_bad[k].says) || !mentions(out, "name rule") ||
+            !mentions(out, "mms rename"))
+            FAILF("sed %s: %s", name_bad[k].sed, out);
+        ASSERT(access(dest, F_OK) != 0);
+    }
     /* A full disk while loading (the nth preallocation fails): an error
      * that says so, no DIR, no temporary directory. */
     int full = 0;

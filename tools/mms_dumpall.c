@@ -847,6 +847,18 @@ static int lerr(const struct load *l, const char *fmt, const char *what)
                     what ? what : "");
 }
 
+/* A name the store it was dumped from kept from before the name rule
+ * (mmstore.h, "Names"): the library makes no table or field of it. */
+static int name_refused(const struct load *l, const char *what, const char *name, size_t max)
+{
+    char shown[4 * 64 + 1];
+    return tool_err("line %llu of the dump: the %s name \"%s\" breaks the name rule (%s): "
+                    "rename it in the store the dump came from (a table: mms rename DIR -- "
+                    "OLD NEW; mms recover DIR --out DEST mends every name) and dump that again",
+                    (unsigned long long)l->line, what, tool_name_shown(name, shown),
+                    mms_name_fault(name, max));
+}
+
 static struct ltab *ltab_named(struct load *l, const char *name)
 {
     for (size_t i = 0; i < l->ntab; i++)
@@ -1081,6 +1093,8 @@ static int load_table(struct load *l, const struct jv *v)
     struct ltab *tb = &l->tab[l->ntab];
     memset(tb, 0, sizeof *tb);
     snprintf(tb->name, sizeof tb->name, "%s", name->s);
+    if (mms_name_fault(tb->name, 63))
+        return name_refused(l, "table", tb->name, 63);
     size_t n = fields->n;
     tb->f = calloc(n, sizeof *tb->f);
     tb->fname = calloc(n, sizeof *tb->fname);
@@ -1097,6 +1111,8 @@ static int load_table(struct load *l, const struct jv *v)
             off > UINT32_MAX || size > UINT32_MAX)
             return lerr(l, "a bad field in table ", tb->name);
         snprintf(tb->fname[k], sizeof tb->fname[k], "%s", fn->s);
+        if (mms_name_fault(tb->fname[k], 47))
+            return name_refused(l, "field", tb->fname[k], 47);
         tb->f[k].name = tb->fname[k];
         tb->f[k].kind = mms_kind_from_name(kind->s);
         if (!tb->f[k].kind)

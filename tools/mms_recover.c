@@ -678,17 +678,6 @@ static void sync_dir(const char *p)
  * becomes '_' (every non-ASCII byte, if the name is not UTF-8), and a
  * suffix keeps it unique; an info line says so.
  * ------------------------------------------------------------------------ */
-/* name, printable on one line: bytes that are not printable ASCII as \xNN. */
-static const char *name_shown(const char *name, char out[4 * 64 + 1])
-{
-    char *o = out;
-    for (const unsigned char *p = (const unsigned char *)name; *p && o < out + 4 * 63; p++)
-        o += *p < 0x20 || *p >= 0x7f || *p == '\\' ? sprintf(o, "\\x%02x", *p)
-                                                  : sprintf(o, "%c", *p);
-    *o = 0;
-    return out;
-}
-
 /* Mend name (cap bytes, at most max of them) so that it keeps the rule and
  * taken(ctx, candidate) is false; true if it changed. */
 static bool name_mend(char *name, size_t cap, size_t max,
@@ -741,14 +730,14 @@ static void names_mend(struct rec *R)
         snprintf(old, sizeof old, "%s", t->name);
         if (name_mend(t->name, sizeof t->name, 63, table_taken, &R->st))
             say(R, "info", "table", "name=%s -- renamed %s: the name breaks the name rule (%s)",
-                name_shown(old, shown), t->name, mms_name_fault(old, 63));
+                tool_name_shown(old, shown), t->name, mms_name_fault(old, 63));
         for (uint32_t k = 0; k < t->nfields; k++) {
             struct sv_field *f = &t->f[k];
             snprintf(old, sizeof old, "%s", f->name);
             if (!name_mend(f->name, sizeof f->name, 47, field_taken, t))
                 continue;
             say(R, "info", "field", "table=%s field=%s -- renamed %s: the name breaks the name "
-                "rule (%s)", t->name, name_shown(old, shown), f->name, mms_name_fault(old, 47));
+                "rule (%s)", t->name, tool_name_shown(old, shown), f->name, mms_name_fault(old, 47));
             for (uint32_t x = 0; x < t->nix; x++)
                 if (strcmp(t->ix[x].field, old) == 0)
                     snprintf(t->ix[x].field, sizeof t->ix[x].field, "%s", f->name);

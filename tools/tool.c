@@ -64,6 +64,16 @@ int tool_hexval(int c)
                                   : -1;
 }
 
+const char *tool_name_shown(const char *name, char out[4 * 64 + 1])
+{
+    char *o = out;
+    for (const unsigned char *p = (const unsigned char *)name; *p && o < out + 4 * 63; p++)
+        o += *p < 0x20 || *p >= 0x7f || *p == '\\' ? sprintf(o, "\\x%02x", *p)
+                                                  : sprintf(o, "%c", *p);
+    *o = 0;
+    return out;
+}
+
 int tool_fail(const char *what, const char *dir, int err)
 {
     const char *msg = mms_strerror(err), *d = mms_errdetail();

@@ -41,6 +41,10 @@ struct tool_cmd {
 /* The command's help on f. */
 void tool_help(const struct tool_cmd *cmd, FILE *f);
 
+/* name (of a table or field, up to 63 bytes), printable on one line:
+ * bytes that are not printable ASCII, and '\\', as \xNN. Returns out. */
+const char *tool_name_shown(const char *name, char out[4 * 64 + 1]);
+
 /* "mms: message" on stderr; returns 1 (the exit code). */
 int tool_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
