@@ -156,6 +156,7 @@ int mms__catalog_add(mms_store *s, struct mms__tabent **out, int *idx)
         cat->magic = MMS__CAT_MAGIC;
         cat->cap = 8;
         h->catalog = c;
+        mms__heap_lib_changed(s);
     } else if (cat->ntables == cat->cap) {
         mms_ref c = h->catalog;
         uint32_t cap = cat->cap * 2;
@@ -163,6 +164,7 @@ int mms__catalog_add(mms_store *s, struct mms__tabent **out, int *idx)
         if (r)
             return r;
         h->catalog = c;
+        mms__heap_lib_changed(s);
         cat = mms_deref(s, c);
         memset(&cat->t[cat->cap], 0, (cap - cat->cap) * sizeof cat->t[0]);
         cat->cap = cap;
@@ -357,6 +359,7 @@ void mms__catalog_remove(mms_store *s, int idx)
     memmove(&cat->t[idx], &cat->t[idx + 1], (cat->ntables - (uint32_t)idx - 1) * sizeof cat->t[0]);
     cat->ntables--;
     memset(&cat->t[cat->ntables], 0, sizeof cat->t[0]);
+    mms__heap_lib_changed(s);
 }
 
 uint32_t mms__catalog_untarget(mms_store *s, uint32_t region)

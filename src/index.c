@@ -2002,9 +2002,11 @@ int mms__ix_create(mms_store *s, struct mms__tabent *e, const struct mms__fdesc 
             arr = 0;
         e = mms__catalog_by_region(s, region);
         e->indexes = arr;
+        mms__heap_lib_changed(s);
         return r;
     }
     e->indexes = arr;
+    mms__heap_lib_changed(s);
     e->nindexes++;
     bit_set(now ? s->ixtxn->built : s->ixtxn->fresh, id);
     s->tab_epoch++;
@@ -2022,6 +2024,7 @@ int mms__ix_drop(mms_store *s, struct mms__tabent *e, uint32_t k)
     if (!e->nindexes) {
         mms_ref arr = e->indexes;
         e->indexes = 0;
+        mms__heap_lib_changed(s);
         int r = mms__free(s, arr);
         if (r)
             return r;

@@ -849,6 +849,14 @@ struct mms_store {
      * checks that the library's own objects are live and that no live
      * record holds a string it freed (heapobj.c). */
     struct mms__refset txn_freed, txn_released;
+    /* The library's own heap objects (the catalog and what each table
+     * keeps in the heap), as the first refusal check of the write
+     * transaction found them by a walk of the catalog (heapobj.c,
+     * mms__heap_lib_refuse): a lookup, not a walk, per mms_free. Stale
+     * (lib_set_ok false) at the end of each transaction and whenever
+     * library code changes a ref to one of them (mms__heap_lib_changed). */
+    struct mms__refset lib_set;
+    bool lib_set_ok;
     /* How many live-record STR and BLOB fields hold each string, in the
      * committed state the handle last saw (heapobj.c); NULL until a commit
      * first needs it. */
@@ -1188,6 +1196,13 @@ void mms__lock_shared(mms_store *s);
 /* Common argument checks: 0 or an error. */
 int mms__check_handle(const mms_store *s);
 int mms__check_write(const mms_store *s); /* + inside a write transaction */
+/* Library code changed a ref to one of its own heap objects (the catalog,
+ * a table's field list, deleted-record bitmap, index list, null bitmaps):
+ * the set mms__heap_lib_refuse looks in is walked again. */
+static inline void mms__heap_lib_changed(mms_store *s)
+{
+    s->lib_set_ok = false;
+}
 
 /* ------------------------------------------------------------------------
  * Layer 3: hdr.c

@@ -243,6 +243,7 @@ static void store_free(mms_store *s)
     mms__refset_free(&s->txn_deleted);
     mms__refset_free(&s->txn_freed);
     mms__refset_free(&s->txn_released);
+    mms__refset_free(&s->lib_set);
     mms__heap_holders_free(s);
     free(s->path);
     mms__os_unmap(s, sizeof *s);

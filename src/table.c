@@ -449,6 +449,7 @@ static int table_create(mms_store *s, const char *name, const mms_schema *sc, mm
     e->nfields = (uint16_t)sc->nfields;
     e->record_size = sc->record_size;
     e->fields = fields;
+    mms__heap_lib_changed(s);
     rt[id].size = 0;
     rt[id].gen = gen;
     rt[id].kind = MMS__RK_TABLE;
@@ -610,6 +611,7 @@ static int table_migrate(mms_store *s, mms_table *t, const mms_schema *sc)
     e = ent(t);
     mms__free(s, e->fields);
     e->fields = fields;
+    mms__heap_lib_changed(s);
     e->record_size = sc->record_size;
     e->nfields = (uint16_t)sc->nfields;
     e->layout_gen++;
@@ -1079,6 +1081,7 @@ static int nulls_grow(mms_table *t, uint32_t k, uint64_t i, struct mms__nullbits
             return r;
         e = ent(t);
         e->nulls = a;
+        mms__heap_lib_changed(t->s);
     }
     struct mms__nullbits *nb = mms__nulls_of(t->s, e, k);
     if (!nb)
@@ -1098,6 +1101,7 @@ static int nulls_grow(mms_table *t, uint32_t k, uint64_t i, struct mms__nullbits
         memset((char *)mms_deref(t->s, m) + had, 0, bits / 8 - had);
         nb->bits = m;
         nb->nbits = bits;
+        mms__heap_lib_changed(t->s);
     }
     *out = nb;
     return 0;
@@ -1130,6 +1134,7 @@ static int migrate_nulls(mms_store *s, struct mms__tabent *e, const struct mms__
     }
     mms__free(s, e->nulls);
     e->nulls = a;
+    mms__heap_lib_changed(s);
     return 0;
 }
 
@@ -1223,6 +1228,7 @@ int mms_table_delete(mms_table *t, uint64_t i)
         memset((char *)mms_deref(t->s, tomb) + had, 0, bits / 8 - had);
         e->tomb = tomb;
         e->tomb_bits = bits;
+        mms__heap_lib_changed(t->s);
     }
     char *p = rec_at(t, e, i);
     const struct mms__fdesc *fd = mms__fdescs(t->s, e);

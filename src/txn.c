@@ -230,6 +230,7 @@ static void txn_end(mms_store *s)
     mms__refset_clear(&s->txn_deleted);
     mms__refset_clear(&s->txn_freed);
     mms__refset_clear(&s->txn_released);
+    s->lib_set_ok = false; /* the next transaction may see another catalog */
     mms__ix_txn_end(s);
     mms__tables_txn_end(s);
     if (s->flags & MMS_GUARD) {
@@ -275,6 +276,7 @@ static int commit_poison(mms_store *s, int err)
     mms__refset_clear(&s->txn_deleted);
     mms__refset_clear(&s->txn_freed);
     mms__refset_clear(&s->txn_released);
+    s->lib_set_ok = false;
     mms__ix_txn_end(s);
     mms__state_to(s, MMS__ST_IDLE);
     mms__writer_unlock(s);
