@@ -928,10 +928,15 @@ struct mms_store {
     size_t jbuf_len, jbuf_cap;
     uint64_t jg_written; /* bytes of the group being built already written */
     uint32_t jg_crc, jg_nrec;
+    /* catalog.c: where mms__catalog_by_region last found each region's
+     * table, an index into the catalog checked at every use. Lookups on a
+     * const handle fill it, hence a pointer (to cat_at_mem below). */
+    uint16_t *cat_at;
     /* Last: the fields above share a page with reg[0..47], so opening a
      * small store touches one page of the handle fewer (each first touch of
      * an anonymous page is a fault). */
     struct mms__region reg[MMS_MAX_REGIONS];
+    uint16_t cat_at_mem[MMS_MAX_REGIONS];
 };
 
 static inline struct mms__hdr *mms__hdr(const mms_store *s)

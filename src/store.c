@@ -505,6 +505,7 @@ static int open_new_handle(const char *path, const mms_options *o, mms_store **o
         return -ENOMEM;
     s->dirfd = s->jfd = s->lockfd = s->dirty_fd = s->wp_fd = s->hdr_fd = -1;
     s->slot = UINT32_MAX;
+    s->cat_at = s->cat_at_mem;
     mms__registry_init(s);
     s->flags = env_flags(o->flags);
     mms__guard_open(s); /* before the first mapping: it may be tagged */
