@@ -139,7 +139,10 @@ static bool lib_set_fresh(mms_store *s)
  * refs), then a lookup: a walk at each call made mms_free of a store
  * with 100 tables 9x as slow as with none, 30x with 500
  * (bench/free_tables.c, bench/results-free_tables.txt). Only a
- * ref the set holds is looked for by a walk again, which names it. */
+ * ref the set holds is looked for by a walk again, which names it. The
+ * walk also checks the catalog: damage a stray store made after the set
+ * was, in the same transaction, is found by the commit's walk
+ * (mms__heap_owned_check), not at this call. */
 int mms__heap_lib_refuse(mms_store *s, mms_ref ref, const char *call)
 {
     if (MMS_REF_REGION(ref) != 0)

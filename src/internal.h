@@ -932,9 +932,10 @@ struct mms_store {
      * table, an index into the catalog checked at every use. Lookups on a
      * const handle fill it, hence a pointer (to cat_at_mem below). */
     uint16_t *cat_at;
-    /* Last: the fields above share a page with reg[0..47], so opening a
-     * small store touches one page of the handle fewer (each first touch of
-     * an anonymous page is a fault). */
+    /* Here, after the fields: they share a page with reg[0..47], so opening
+     * a small store touches one page of the handle fewer (each first touch
+     * of an anonymous page is a fault). Only cat_at_mem, touched when a
+     * table is first looked up by region, comes after. */
     struct mms__region reg[MMS_MAX_REGIONS];
     uint16_t cat_at_mem[MMS_MAX_REGIONS];
 };

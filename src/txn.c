@@ -445,7 +445,9 @@ static int commit_records(mms_store *s)
         while (b && i < s->dirty.n && s->dirty.page[i] >= b &&
                s->dirty.page[i] < b + s->reg[id].priv)
             i++;
-        const struct mms__tabent *e = b && id ? mms__catalog_by_region(s, id) : NULL;
+        /* An index's region has no entry: not searched for one. */
+        const struct mms__tabent *e = b && id && mms__rtab(s)[id].kind == MMS__RK_TABLE
+                                          ? mms__catalog_by_region(s, id) : NULL;
         if (!e || !mms__table_watched(s, e))
             continue;
         r = records_of_table(s, id, e, from, i);
