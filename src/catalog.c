@@ -108,7 +108,7 @@ int mms__catalog_find(const mms_store *s, const char *name)
  * where the region's table was last found holds another region: a search
  * at each call made a commit of a store with 500 tables, which looks up
  * each region's table, 14% slower by itself, and a delete cost a search
- * (bench/commit_tables.c). Tables have a region each, so an entry that
+ * (bench/tables_cost.c). Tables have a region each, so an entry that
  * holds the region is the table's. */
 struct mms__tabent *mms__catalog_by_region(const mms_store *s, uint32_t region)
 {

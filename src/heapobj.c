@@ -138,7 +138,7 @@ static bool lib_set_fresh(mms_store *s)
  * per write transaction (and after library code changed one of their
  * refs), then a lookup: a walk at each call made mms_free of a store
  * with 100 tables 9x as slow as with none, 30x with 500
- * (bench/free_tables.c, bench/results-free_tables.txt). Only a
+ * (bench/tables_cost.c, bench/results-tables_cost.txt). Only a
  * ref the set holds is looked for by a walk again, which names it. The
  * walk also checks the catalog: damage a stray store made after the set
  * was, in the same transaction, is found by the commit's walk

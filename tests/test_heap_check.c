@@ -305,7 +305,7 @@ TEST(library_objects_are_kept)
 
 /* mms_free looks for the library's own objects in a set made by a walk
  * of the catalog at the first such look of a write transaction (a walk
- * at each call made it slower with each table: bench/free_tables.c).
+ * at each call made it slower with each table: bench/tables_cost.c).
  * What the library makes later in that transaction -- a catalog, field
  * lists, a larger catalog, a deleted-record bitmap and a larger one, null
  * bitmaps, an index list, a migrated field list -- must be refused all
