@@ -140,13 +140,8 @@ static pid_t reader_start(const char *path, int i, bool slotted)
 {
     memset(&sh->rd[i], 0, sizeof sh->rd[i]);
     sh->rd[i].hold_us = 1500;
-    fflush(NULL);
-    pid_t parent = getpid(), pid = fork();
-    ASSERT(pid >= 0);
+    pid_t pid = unw_fork(!slotted);
     if (pid == 0) {
-        die_with_parent(parent);
-        if (!slotted)
-            unw_become_unpriv(parent);
         reader_main(path, i);
         _exit(0);
     }

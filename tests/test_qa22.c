@@ -455,13 +455,8 @@ static struct tool_run tool_start(bool unpriv, const char *args)
     argv[n] = NULL;
     int p[2];
     ASSERT_EQ(pipe(p), 0);
-    fflush(NULL);
-    pid_t parent = getpid(), pid = fork();
-    ASSERT(pid >= 0);
+    pid_t pid = unw_fork(unpriv);
     if (pid == 0) {
-        die_with_parent(parent);
-        if (unpriv)
-            unw_become_unpriv(parent);
         dup2(p[1], 1);
         dup2(p[1], 2);
         close(p[0]);

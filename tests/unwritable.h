@@ -185,8 +185,9 @@ static inline void unw_become_unpriv(pid_t parent)
     ASSERT_EQ(geteuid(), UNPRIV);
 }
 
-/* Run fn(path) in a forked child, as UNPRIV if unpriv; returns its pid. */
-static inline pid_t unw_child(bool unpriv, void (*fn)(const char *path), const char *path)
+/* fork(): in the child (0 returned) it dies with its parent and is UNPRIV
+ * if unpriv; the parent gets the child's pid. */
+static inline pid_t unw_fork(bool unpriv)
 {
     fflush(NULL);
     pid_t parent = getpid(), pid = fork();
@@ -195,6 +196,15 @@ static inline pid_t unw_child(bool unpriv, void (*fn)(const char *path), const c
         die_with_parent(parent);
         if (unpriv)
             unw_become_unpriv(parent);
+    }
+    return pid;
+}
+
+/* Run fn(path) in a forked child, as UNPRIV if unpriv; returns its pid. */
+static inline pid_t unw_child(bool unpriv, void (*fn)(const char *path), const char *path)
+{
+    pid_t pid = unw_fork(unpriv);
+    if (pid == 0) {
         fn(path);
         _exit(0);
     }
