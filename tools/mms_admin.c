@@ -264,8 +264,9 @@ const struct tool_cmd tool_cmd_info = {
     "handles_without_slot (of those: handles of processes that may not write the\n"
     "lock file, counted from /proc/locks; mms readers lists no pid for them;\n"
     "\"unknown\" when the count failed, with a warning on stderr: handles and\n"
-    "active_readers then leave them out), active_readers (theirs included), and for a store created with --fixed fixed_base,\n"
-    "fixed_heap_reserve, fixed_table_reserve.\n"
+    "active_readers then leave them out), active_readers (theirs included), and\n"
+    "for a store created with --fixed fixed_base, fixed_heap_reserve,\n"
+    "fixed_table_reserve.\n"
     "\n"
     "  --raw   print only the raw lines\n",
     run_info};
